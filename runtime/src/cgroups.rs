@@ -1,0 +1,188 @@
+//! The container's cgroup, through libcgroups: created and limited before the
+//! container process runs, joined by exec'd processes, frozen for pause, removed
+//! on delete. Works on cgroup v1, v2 and the hybrid layout (v1 controllers with a
+//! controller-less cgroup2 at /sys/fs/cgroup/unified), where the v1 controllers
+//! do the limiting.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use libcgroups::common::{
+    AnyCgroupManager, CgroupConfig, CgroupManager, CgroupSetup, ControllerOpt, FreezerState,
+};
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxResources, Spec};
+
+use crate::error::{Error, Result};
+
+const ROOT: &str = "/sys/fs/cgroup";
+
+pub struct Cgroup {
+    path: PathBuf,
+    manager: AnyCgroupManager,
+}
+
+/// The cgroups path a container gets: the spec's, or `/<id>` as runc does.
+pub fn path_for(spec: &Spec, id: &str) -> PathBuf {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from(format!("/{id}")))
+}
+
+fn wrap(path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Cgroup {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    }
+}
+
+impl Cgroup {
+    pub fn open(path: &Path) -> Result<Self> {
+        if path.to_string_lossy().contains(':') {
+            return Err(Error::Invalid(format!(
+                "cgroups path {} is in systemd's slice:prefix:name form, which needs --systemd-cgroup; berth-runtime manages cgroupfs paths only",
+                path.display()
+            )));
+        }
+        let manager = libcgroups::common::create_cgroup_manager(CgroupConfig {
+            cgroup_path: path.to_path_buf(),
+            systemd_cgroup: false,
+            container_name: String::new(),
+        })
+        .map_err(|e| wrap(path, e))?;
+        Ok(Cgroup {
+            path: path.to_path_buf(),
+            manager,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn add_task(&self, pid: Pid) -> Result<()> {
+        self.manager
+            .add_task(pid)
+            .map_err(|e| wrap(&self.path, e))?;
+        if layout() == Some(Layout::Hybrid) {
+            // Keep the container visible in the unified tree as well, as runc does,
+            // so tools that walk cgroup2 (and a cgroup namespace) see it.
+            let dir = Path::new(ROOT).join("unified").join(rel(&self.path));
+            if fs::create_dir_all(&dir).is_ok() {
+                let _ = fs::write(dir.join("cgroup.procs"), pid.as_raw().to_string());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn apply(&self, resources: &LinuxResources) -> Result<()> {
+        let opt = ControllerOpt {
+            resources,
+            disable_oom_killer: resources
+                .memory()
+                .as_ref()
+                .and_then(|m| m.disable_oom_killer())
+                .unwrap_or(false),
+            oom_score_adj: None,
+            freezer_state: None,
+        };
+        self.manager.apply(&opt).map_err(|e| wrap(&self.path, e))
+    }
+
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        let state = if frozen {
+            FreezerState::Frozen
+        } else {
+            FreezerState::Thawed
+        };
+        self.manager.freeze(state).map_err(|e| wrap(&self.path, e))
+    }
+
+    pub fn pids(&self) -> Result<Vec<Pid>> {
+        self.manager.get_all_pids().map_err(|e| wrap(&self.path, e))
+    }
+
+    /// Removes the cgroup directories (killing what is left in them).
+    pub fn remove(&self) -> Result<()> {
+        self.manager.remove().map_err(|e| wrap(&self.path, e))?;
+        if layout() == Some(Layout::Hybrid) {
+            let dir = Path::new(ROOT).join("unified").join(rel(&self.path));
+            if dir.exists() {
+                let _ = fs::remove_dir(&dir);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn rel(p: &Path) -> &Path {
+    p.strip_prefix("/").unwrap_or(p)
+}
+
+/// The host's cgroup layout, detected once per process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    V1,
+    V2,
+    /// v1 controllers plus a controller-less cgroup2 at /sys/fs/cgroup/unified.
+    Hybrid,
+}
+
+pub fn layout() -> Option<Layout> {
+    static LAYOUT: std::sync::OnceLock<Option<Layout>> = std::sync::OnceLock::new();
+    *LAYOUT.get_or_init(|| match libcgroups::common::get_cgroup_setup().ok()? {
+        CgroupSetup::Legacy => Some(Layout::V1),
+        CgroupSetup::Unified => Some(Layout::V2),
+        CgroupSetup::Hybrid => Some(Layout::Hybrid),
+    })
+}
+
+/// Whether the container's cgroup is frozen, read without building a manager so
+/// that `state` and `list` stay cheap.
+pub fn is_frozen(path: &Path) -> bool {
+    match layout() {
+        Some(Layout::V2) => {
+            fs::read_to_string(Path::new(ROOT).join(rel(path)).join("cgroup.freeze"))
+                .map(|s| s.trim() == "1")
+                .unwrap_or(false)
+        }
+        Some(_) => fs::read_to_string(
+            Path::new(ROOT)
+                .join("freezer")
+                .join(rel(path))
+                .join("freezer.state"),
+        )
+        .map(|s| s.trim() == "FROZEN")
+        .unwrap_or(false),
+        None => false,
+    }
+}
+
+/// The host directory of each mounted hierarchy for this cgroup path, keyed by
+/// the hierarchy's directory name under /sys/fs/cgroup (`memory`, `unified`, …).
+/// Used to build the container's /sys/fs/cgroup without a cgroup namespace.
+pub fn hierarchy_dirs(path: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    if layout() == Some(Layout::V2) {
+        out.push((String::new(), Path::new(ROOT).join(rel(path))));
+        return out;
+    }
+    if let Ok(entries) = fs::read_dir(ROOT) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(ft) = e.file_type() else { continue };
+            if !ft.is_dir() {
+                // co-mounted controllers appear as symlinks (cpu -> cpu,cpuacct)
+                continue;
+            }
+            let dir = e.path().join(rel(path));
+            if dir.is_dir() {
+                out.push((name, dir));
+            }
+        }
+    }
+    out.sort();
+    out
+}

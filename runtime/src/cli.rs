@@ -1,0 +1,286 @@
+//! The command line, following runc's so that a shim or engine that drives runc
+//! can drive berth-runtime with the same arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::logging::LogFormat;
+
+pub const DEFAULT_ROOT: &str = "/run/berth-runtime";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "berth-runtime",
+    version,
+    about = "berth's OCI runtime: creates and runs containers from OCI bundles, with runc's command line"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOpts {
+    /// Directory for the state of containers
+    #[arg(long, global = true, default_value = DEFAULT_ROOT)]
+    pub root: PathBuf,
+    /// Write logs and errors to this file instead of stderr
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Format of the log: text or json
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log debug messages
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Manage cgroups through systemd (not supported by berth-runtime)
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a container: its process exists and waits for `start`
+    Create(CreateArgs),
+    /// Start the user process of a created container
+    Start(IdArg),
+    /// Create and start a container, and wait for it unless --detach
+    Run(RunArgs),
+    /// Print the state of a container as JSON
+    State(IdArg),
+    /// Send a signal to the container's init process (or all its processes)
+    Kill(KillArgs),
+    /// Delete a container and everything it holds
+    Delete(DeleteArgs),
+    /// Run a new process inside a running container
+    Exec(ExecArgs),
+    /// List the processes running inside a container
+    Ps(PsArgs),
+    /// List containers started under --root
+    List(ListArgs),
+    /// Print what this runtime supports, as JSON
+    Features,
+    /// Write a default config.json into a bundle
+    Spec(SpecArgs),
+    /// Freeze all processes of a container
+    Pause(IdArg),
+    /// Thaw a paused container
+    Resume(IdArg),
+    /// Change the resource limits of a running container
+    Update(UpdateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// Container id
+    pub id: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CreateArgs {
+    /// Path to the bundle directory
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Unix socket to which the pseudoterminal master is sent (SCM_RIGHTS)
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// File to write the container's process id to
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Pass N more file descriptors (3 .. 3+N-1) to the container
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Use MS_MOVE and chroot instead of pivot_root
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Do not give the container a new session keyring
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Container id
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+    /// Return once the container has started instead of waiting for it
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep the container after it exits
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Signal all processes of the container
+    #[arg(short, long)]
+    pub all: bool,
+    /// Container id
+    pub id: String,
+    /// Signal name (TERM, SIGKILL) or number
+    #[arg(default_value = "SIGTERM")]
+    pub signal: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Kill a running container first; succeed quietly if it does not exist
+    #[arg(short, long)]
+    pub force: bool,
+    /// Container id
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// JSON file with the process to run (runtime-spec `process`)
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    /// Return once the process has started
+    #[arg(short, long)]
+    pub detach: bool,
+    /// File to write the new process's id to
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Allocate a pseudoterminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Unix socket to which the pseudoterminal master is sent
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE)
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// User to run as: UID[:GID]
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Additional group ids
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability to the process
+    #[arg(short, long = "cap")]
+    pub cap: Vec<String>,
+    /// Set no_new_privileges on the process
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// Pass N more file descriptors to the process
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Container id
+    pub id: String,
+    /// Command and arguments (when --process is not given)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Output format: table or json
+    #[arg(short, long, default_value = "table")]
+    pub format: String,
+    /// Container id
+    pub id: String,
+    /// Options for ps(1)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output format: table or json
+    #[arg(short, long, default_value = "table")]
+    pub format: String,
+    /// Print only the ids
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// Directory in which to write config.json
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write a spec for a container run by an unprivileged user
+    #[arg(long = "rootless", id = "spec_rootless")]
+    pub rootless: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// JSON file with runtime-spec linux.resources, or - for stdin
+    #[arg(short, long)]
+    pub resources: Option<PathBuf>,
+    /// Memory limit in bytes
+    #[arg(long)]
+    pub memory: Option<i64>,
+    /// Memory plus swap limit in bytes
+    #[arg(long)]
+    pub memory_swap: Option<i64>,
+    /// Memory soft limit in bytes
+    #[arg(long)]
+    pub memory_reservation: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(long)]
+    pub cpu_shares: Option<u64>,
+    /// CPU CFS period in microseconds
+    #[arg(long)]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS quota in microseconds
+    #[arg(long)]
+    pub cpu_quota: Option<i64>,
+    /// CPUs allowed (cpuset), e.g. 0-1
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes allowed (cpuset)
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    /// Maximum number of processes
+    #[arg(long)]
+    pub pids_limit: Option<i64>,
+    /// Block IO weight (10-1000)
+    #[arg(long)]
+    pub blkio_weight: Option<u16>,
+    /// Container id
+    pub id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_what_containerd_passes() {
+        let cli = Cli::try_parse_from([
+            "berth-runtime", "--root", "/r", "--log", "/l.json", "--log-format", "json",
+            "create", "--bundle", "/b", "--pid-file", "/p", "--console-socket", "/s", "id1",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Command::Create(ref a) if a.id == "id1"));
+        let cli = Cli::try_parse_from(["berth-runtime", "--root", "/r", "delete", "--force", "x"]).unwrap();
+        assert!(matches!(cli.command, Command::Delete(ref a) if a.force));
+        let cli = Cli::try_parse_from(["berth-runtime", "kill", "--all", "x", "9"]).unwrap();
+        assert!(matches!(cli.command, Command::Kill(ref a) if a.all && a.signal == "9"));
+        let cli = Cli::try_parse_from([
+            "berth-runtime", "exec", "--process", "/p.json", "--detach", "--pid-file", "/p", "x",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Command::Exec(ref a) if a.detach && a.command.is_empty()));
+        let cli = Cli::try_parse_from(["berth-runtime", "exec", "x", "sh", "-c", "echo hi"]).unwrap();
+        assert!(matches!(cli.command, Command::Exec(ref a) if a.command == ["sh", "-c", "echo hi"]));
+    }
+}

@@ -1,0 +1,258 @@
+//! `create`: everything up to the point where the container's process waits for
+//! `start`. Shared with `run`, which continues in the same process.
+
+use std::fs;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use nix::sched::{CloneFlags, setns};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::stat::Mode;
+use nix::sys::wait::waitpid;
+use nix::unistd::{Pid, mkfifo};
+use oci_spec::runtime::LinuxNamespaceType;
+
+use crate::cgroups::{self, Cgroup};
+use crate::cli::{CreateArgs, GlobalOpts};
+use crate::container::{self, Container, EXEC_FIFO, State, Status};
+use crate::error::{Error, Result, SysContext};
+use crate::process::wait::Signals;
+use crate::process::{self, Forked, init};
+use crate::sync::{Channel, Msg};
+use crate::{hooks, namespaces, spec};
+
+pub fn run(g: &GlobalOpts, a: &CreateArgs) -> Result<i32> {
+    launch(g, a, false)?;
+    Ok(0)
+}
+
+/// A container created by this process, with what a foreground `run` needs.
+pub struct Launched {
+    pub container: Container,
+    pub console: Option<OwnedFd>,
+    pub signals: Option<Signals>,
+}
+
+/// Undoes a half-made container if create fails at any step.
+struct Undo {
+    dir: Option<PathBuf>,
+    cgroup: Option<Cgroup>,
+    child: Option<Pid>,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        if let Some(cg) = &self.cgroup
+            && let Err(e) = cg.remove()
+        {
+            tracing::warn!("removing cgroup after failed create: {e}");
+        }
+        if let Some(dir) = &self.dir {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl Undo {
+    fn disarm(mut self) {
+        self.dir = None;
+        self.cgroup = None;
+        self.child = None;
+    }
+}
+
+pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launched> {
+    container::validate_id(&a.id)?;
+    if g.systemd_cgroup {
+        return Err(Error::Invalid(
+            "--systemd-cgroup is not supported: berth-runtime manages cgroups through cgroupfs"
+                .into(),
+        ));
+    }
+    let bundle = fs::canonicalize(&a.bundle).map_err(|e| Error::io("bundle", &a.bundle, e))?;
+    let spec = spec::load(&bundle)?;
+    spec::validate(&spec, &bundle.join("config.json"))?;
+    let rootfs = spec::rootfs(&spec, &bundle)?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::Invalid("process is missing".into()))?;
+    let terminal = process.terminal().unwrap_or(false);
+
+    // The socket the container's pty master goes to: the caller's, or our own
+    // when we will sit in the foreground and copy the terminal ourselves.
+    let (console_child, console_parent): (Option<UnixStream>, Option<UnixStream>) =
+        match (terminal, &a.console_socket, foreground) {
+            (true, Some(p), _) => (Some(crate::console::connect(p)?), None),
+            (true, None, true) => {
+                let (x, y) = UnixStream::pair()
+                    .map_err(|e| Error::io("creating console socket pair", "", e))?;
+                (Some(x), Some(y))
+            }
+            (true, None, false) => {
+                return Err(Error::Invalid(
+                    "cannot allocate a terminal for a detached container without --console-socket"
+                        .into(),
+                ));
+            }
+            (false, Some(_), _) => {
+                return Err(Error::Invalid(
+                    "--console-socket was given but process.terminal is false".into(),
+                ));
+            }
+            (false, None, _) => (None, None),
+        };
+
+    let dir = container::make_state_dir(&g.root, &a.id)?;
+    let mut undo = Undo {
+        dir: Some(dir.clone()),
+        cgroup: None,
+        child: None,
+    };
+    let fifo = dir.join(EXEC_FIFO);
+    mkfifo(&fifo, Mode::from_bits_truncate(0o622))
+        .ctx(|| format!("creating {}", fifo.display()))?;
+
+    let cgroup_path = cgroups::path_for(&spec, &a.id);
+    let cgroup = Cgroup::open(&cgroup_path)?;
+    undo.cgroup = Some(cgroup);
+
+    let (ours, theirs) = Channel::pair()?;
+    let signals = if foreground {
+        Some(Signals::block()?)
+    } else {
+        None
+    };
+
+    // A pid namespace given by path applies to our children only: join it for
+    // the clone and return to our own right after.
+    let own_pidns = match namespaces::path_of(&spec, LinuxNamespaceType::Pid) {
+        Some(path) => {
+            let own = fs::File::open("/proc/self/ns/pid")
+                .map_err(|e| Error::io("opening", "/proc/self/ns/pid", e))?;
+            let target =
+                fs::File::open(path).map_err(|e| Error::io("opening namespace", path, e))?;
+            setns(target.as_fd(), CloneFlags::CLONE_NEWPID)
+                .ctx(|| format!("joining pid namespace {}", path.display()))?;
+            Some(own)
+        }
+        None => None,
+    };
+
+    let runtime_hooks = spec.hooks().as_ref().is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    let created = namespaces::new_flags(&spec) - CloneFlags::CLONE_NEWCGROUP;
+    let plan = init::Plan {
+        spec: &spec,
+        rootfs: rootfs.clone(),
+        fifo: fifo.clone(),
+        cgroup_path: cgroup_path.clone(),
+        console: console_child.as_ref().map(|s| s.as_raw_fd()),
+        preserve_fds: a.preserve_fds,
+        no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
+        runtime_hooks,
+        created,
+    };
+
+    let pid = match process::clone(created, false).ctx(|| "cloning the container process".into())? {
+        Forked::Child => {
+            drop(ours);
+            init::run(plan, theirs);
+        }
+        Forked::Parent(pid) => pid,
+    };
+    undo.child = Some(pid);
+    drop(theirs);
+    drop(console_child);
+    if let Some(own) = own_pidns {
+        setns(own.as_fd(), CloneFlags::CLONE_NEWPID)
+            .ctx(|| "returning to our pid namespace".into())?;
+    }
+
+    let cgroup = undo.cgroup.as_ref().expect("set above");
+    cgroup.add_task(pid)?;
+    if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        cgroup.apply(res)?;
+    }
+    if created.contains(CloneFlags::CLONE_NEWUSER) {
+        namespaces::write_id_maps(pid, &spec)?;
+    }
+
+    let mut c = Container {
+        dir: dir.clone(),
+        state: State {
+            id: a.id.clone(),
+            pid: pid.as_raw(),
+            pid_start: container::process_start_time(pid.as_raw()).unwrap_or(0),
+            bundle: bundle.clone(),
+            rootfs,
+            created: container::now_rfc3339(),
+            owner: owner_name(),
+            cgroup_path,
+            no_pivot: a.no_pivot,
+            annotations: spec.annotations().clone().unwrap_or_default(),
+            config: spec.clone(),
+        },
+    };
+    let hook_state = c.oci_state(Status::Creating).to_string();
+    ours.send(&Msg::Go(hook_state.clone()))?;
+    loop {
+        match ours.recv()? {
+            Some(Msg::RunHooks) => {
+                let h = spec.hooks().as_ref();
+                hooks::run(
+                    "prestart",
+                    h.and_then(|h| h.prestart().as_ref()),
+                    &hook_state,
+                )?;
+                hooks::run(
+                    "createRuntime",
+                    h.and_then(|h| h.create_runtime().as_ref()),
+                    &hook_state,
+                )?;
+                ours.send(&Msg::HooksDone)?;
+            }
+            Some(Msg::Ready) => break,
+            Some(Msg::Error(e)) => return Err(Error::Init(e)),
+            Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
+            None => {
+                return Err(Error::Init(
+                    "the container's process exited during setup".into(),
+                ));
+            }
+        }
+    }
+    let console = match console_parent {
+        Some(sock) => Some(crate::console::recv_fd(sock.as_raw_fd())?),
+        None => None,
+    };
+    // Its start time is only stable once it exists as its own process; refresh.
+    c.state.pid_start = container::process_start_time(pid.as_raw()).unwrap_or(0);
+    c.save()?;
+    if let Some(p) = &a.pid_file {
+        super::write_pid_file(p, pid.as_raw())?;
+    }
+    undo.disarm();
+    Ok(Launched {
+        container: c,
+        console,
+        signals,
+    })
+}
+
+fn owner_name() -> String {
+    let uid = nix::unistd::geteuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}

@@ -1,0 +1,30 @@
+use std::io::Write;
+
+use clap::Parser;
+
+use berth_runtime::cli::Cli;
+use berth_runtime::{dispatch, error, logging};
+
+fn main() {
+    let cli = Cli::parse();
+    let g = &cli.global;
+    if let Err(e) = logging::init(g.log.as_deref(), g.log_format, g.debug) {
+        eprintln!("berth-runtime: opening log {:?}: {e}", g.log);
+        std::process::exit(1);
+    }
+    let code = match dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let msg = error::chain(&e);
+            // With --log the caller (a shim) reads errors from that file, and our
+            // stderr may be the container's: write only there.
+            if g.log.is_some() {
+                logging::error(&msg);
+            } else {
+                let _ = writeln!(std::io::stderr(), "berth-runtime: {msg}");
+            }
+            1
+        }
+    };
+    std::process::exit(code);
+}
