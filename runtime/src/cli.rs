@@ -266,21 +266,45 @@ mod tests {
     #[test]
     fn parses_what_containerd_passes() {
         let cli = Cli::try_parse_from([
-            "berth-runtime", "--root", "/r", "--log", "/l.json", "--log-format", "json",
-            "create", "--bundle", "/b", "--pid-file", "/p", "--console-socket", "/s", "id1",
+            "berth-runtime",
+            "--root",
+            "/r",
+            "--log",
+            "/l.json",
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/p",
+            "--console-socket",
+            "/s",
+            "id1",
         ])
         .unwrap();
         assert!(matches!(cli.command, Command::Create(ref a) if a.id == "id1"));
-        let cli = Cli::try_parse_from(["berth-runtime", "--root", "/r", "delete", "--force", "x"]).unwrap();
+        let cli = Cli::try_parse_from(["berth-runtime", "--root", "/r", "delete", "--force", "x"])
+            .unwrap();
         assert!(matches!(cli.command, Command::Delete(ref a) if a.force));
         let cli = Cli::try_parse_from(["berth-runtime", "kill", "--all", "x", "9"]).unwrap();
         assert!(matches!(cli.command, Command::Kill(ref a) if a.all && a.signal == "9"));
         let cli = Cli::try_parse_from([
-            "berth-runtime", "exec", "--process", "/p.json", "--detach", "--pid-file", "/p", "x",
+            "berth-runtime",
+            "exec",
+            "--process",
+            "/p.json",
+            "--detach",
+            "--pid-file",
+            "/p",
+            "x",
         ])
         .unwrap();
         assert!(matches!(cli.command, Command::Exec(ref a) if a.detach && a.command.is_empty()));
-        let cli = Cli::try_parse_from(["berth-runtime", "exec", "x", "sh", "-c", "echo hi"]).unwrap();
-        assert!(matches!(cli.command, Command::Exec(ref a) if a.command == ["sh", "-c", "echo hi"]));
+        let cli =
+            Cli::try_parse_from(["berth-runtime", "exec", "x", "sh", "-c", "echo hi"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::Exec(ref a) if a.command == ["sh", "-c", "echo hi"])
+        );
     }
 }

@@ -112,3 +112,19 @@ pub fn write_id_maps(pid: nix::unistd::Pid, spec: &Spec) -> Result<()> {
     }
     Ok(())
 }
+
+/// The host uid and gid that the container's root maps to, when the container
+/// has a user namespace of its own.
+pub fn root_host_ids(spec: &Spec) -> Option<(u32, u32)> {
+    if !has(spec, LinuxNamespaceType::User) {
+        return None;
+    }
+    let linux = spec.linux().as_ref()?;
+    let find = |maps: &Option<Vec<LinuxIdMapping>>| {
+        maps.iter()
+            .flatten()
+            .find(|m| m.container_id() == 0)
+            .map(|m| m.host_id())
+    };
+    Some((find(linux.uid_mappings())?, find(linux.gid_mappings())?))
+}

@@ -243,10 +243,33 @@ fn mount_one(ctx: &Context<'_>, m: &Mount) -> Result<()> {
             mnt(None, &dest, None, flags, None)?;
         }
     } else {
+        // A tmpfs over an existing directory keeps that directory's mode, as
+        // runc does (an image's /tmp stays 1777, its /run 755).
+        let keep_mode = if typ == "tmpfs" {
+            fs::metadata(&dest).ok().map(|m| m.permissions())
+        } else {
+            None
+        };
         create_mount_point(&dest, false)?;
         let source = m.source().as_deref().unwrap_or(Path::new(typ));
-        match mount(Some(source), &dest, Some(typ), opts.flags, data) {
-            Ok(()) => {}
+        // A read-only tmpfs is made writable long enough to set its mode.
+        let ro_later = keep_mode.is_some() && opts.flags.contains(MsFlags::MS_RDONLY);
+        let first = if ro_later {
+            opts.flags - MsFlags::MS_RDONLY
+        } else {
+            opts.flags
+        };
+        match mount(Some(source), &dest, Some(typ), first, data) {
+            Ok(()) => {
+                if let Some(perm) = keep_mode {
+                    fs::set_permissions(&dest, perm)
+                        .map_err(|e| Error::io("setting mode of tmpfs", &dest, e))?;
+                }
+                if ro_later {
+                    mnt(None, &dest, None, MsFlags::MS_REMOUNT | opts.flags, data)?;
+                }
+            }
+
             // sysfs needs a network namespace of our own and mqueue an ipc
             // namespace; without them, show the host's read-only instead.
             Err(nix::errno::Errno::EPERM | nix::errno::Errno::EBUSY)

@@ -117,6 +117,15 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
     let fifo = dir.join(EXEC_FIFO);
     mkfifo(&fifo, Mode::from_bits_truncate(0o622))
         .ctx(|| format!("creating {}", fifo.display()))?;
+    if let Some((uid, gid)) = namespaces::root_host_ids(&spec) {
+        // The container's root opens the fifo from inside its user namespace.
+        nix::unistd::chown(
+            &fifo,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .ctx(|| format!("chown {}", fifo.display()))?;
+    }
 
     let cgroup_path = cgroups::path_for(&spec, &a.id);
     let cgroup = Cgroup::open(&cgroup_path)?;

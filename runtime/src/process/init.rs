@@ -183,15 +183,16 @@ fn prepare(plan: &Plan<'_>, ch: &Channel) -> Result<Prepared> {
 fn start(plan: &Plan<'_>, p: Prepared) -> Result<Infallible> {
     let spec = plan.spec;
     let path = format!("/proc/self/fd/{}", p.fifo.as_raw_fd());
+
     // Blocks until `start` opens the other end.
     let mut f = fs::OpenOptions::new()
         .write(true)
         .open(&path)
         .map_err(|e| Error::io("opening exec fifo", &path, e))?;
-    f.write_all(b"0")
-        .map_err(|e| Error::io("writing exec fifo", &path, e))?;
-    drop(f);
     drop(p.fifo);
+    // `start` returns (and runs poststart hooks) once it reads our byte, so the
+    // startContainer hooks run first; if one fails, `start` sees the fifo close
+    // empty and fails too.
     hooks::run(
         "startContainer",
         spec.hooks()
@@ -199,6 +200,9 @@ fn start(plan: &Plan<'_>, p: Prepared) -> Result<Infallible> {
             .and_then(|h| h.start_container().as_ref()),
         &p.state,
     )?;
+    f.write_all(b"0")
+        .map_err(|e| Error::io("writing exec fifo", &path, e))?;
+    drop(f);
     let process = spec
         .process()
         .as_ref()

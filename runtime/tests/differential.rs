@@ -1,0 +1,1060 @@
+//! The same bundles through berth-runtime and Debian's runc: every test expects
+//! both to show the same observable result, and checks that result.
+
+mod common;
+
+use std::fmt::Debug;
+use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Bundle, Outcome, Runtime, cgroup_dir, detached_output};
+use serde_json::json;
+
+/// Runs `f` with each runtime and insists on one answer.
+fn both<T: PartialEq + Debug>(f: impl Fn(&Runtime) -> T) -> T {
+    let [berth, runc] = Runtime::both();
+    let a = f(&berth);
+    let b = f(&runc);
+    assert_eq!(a, b, "berth-runtime (left) and runc (right) differ");
+    a
+}
+
+fn sh(script: &str) -> Bundle {
+    Bundle::new(&["sh", "-c", script])
+}
+
+fn out(o: Outcome) -> (i32, String) {
+    (o.code, o.stdout)
+}
+
+#[test]
+fn run_passes_output_stderr_and_exit_status() {
+    let r = both(|rt| {
+        let o = rt.run_bundle(&sh("echo out; echo err >&2; exit 7"), &rt.id("out"));
+        (o.code, o.stdout, o.stderr)
+    });
+    assert_eq!(r, (7, "out\n".into(), "err\n".into()));
+}
+
+#[test]
+fn exit_by_signal_is_128_plus_signal() {
+    let r = both(|rt| {
+        let b = sh("sleep 30");
+        let id = rt.id("sig");
+        b.write(&id);
+        let mut c = rt.cmd();
+        c.args(["run", "--bundle"]).arg(b.path()).arg(&id);
+        let mut child = c.stdin(Stdio::null()).spawn().unwrap();
+        assert!(rt.wait_status(&id, "running"), "{}", rt.name);
+        assert_eq!(rt.run(&["kill", &id, "KILL"]).code, 0);
+        child.wait().unwrap().code()
+    });
+    assert_eq!(r, Some(137));
+}
+
+#[test]
+fn create_start_kill_delete_lifecycle() {
+    let r = both(|rt| {
+        let b = sh("sleep 60");
+        let id = rt.id("life");
+        let pidfile = b.path().join("pid");
+        b.write(&id);
+        let mut c = rt.cmd();
+        c.args(["create", "--bundle"])
+            .arg(b.path())
+            .arg("--pid-file")
+            .arg(&pidfile)
+            .arg(&id);
+        assert_eq!(detached_output(c).code, 0);
+        let mut seen = vec![rt.status(&id)];
+        let st = rt.state(&id).unwrap();
+        let pid = fs::read_to_string(&pidfile).unwrap();
+        assert_eq!(
+            st["pid"].as_i64().unwrap().to_string(),
+            pid.trim(),
+            "{}",
+            rt.name
+        );
+        assert_eq!(st["bundle"].as_str().unwrap(), b.path().to_str().unwrap());
+        assert_eq!(st["id"].as_str().unwrap(), id);
+        assert_eq!(rt.run(&["start", &id]).code, 0);
+        seen.push(rt.status(&id));
+        seen.push(format!(
+            "start again: {}",
+            rt.run(&["start", &id]).code != 0
+        ));
+        seen.push(format!(
+            "delete running: {}",
+            rt.run(&["delete", &id]).code != 0
+        ));
+        assert_eq!(rt.run(&["kill", &id, "KILL"]).code, 0);
+        assert!(rt.wait_status(&id, "stopped"), "{}", rt.name);
+        seen.push(rt.status(&id));
+        assert_eq!(rt.run(&["delete", &id]).code, 0);
+        seen.push(rt.status(&id));
+        seen
+    });
+    assert_eq!(
+        r,
+        [
+            "created",
+            "running",
+            "start again: true",
+            "delete running: true",
+            "stopped",
+            "gone"
+        ]
+    );
+}
+
+#[test]
+fn pid_and_uts_namespaces() {
+    let r = both(|rt| {
+        let mut b = sh("echo $$; hostname");
+        b.spec["hostname"] = json!("box");
+        out(rt.run_bundle(&b, &rt.id("ns")))
+    });
+    assert_eq!(r, (0, "1\nbox\n".into()));
+    // runc 1.1 ignores domainname; the runtime spec asks for it.
+    let rt = Runtime::berth();
+    let mut b = sh("cat /proc/sys/kernel/domainname");
+    b.spec["domainname"] = json!("example.org");
+    assert_eq!(
+        out(rt.run_bundle(&b, &rt.id("dom"))),
+        (0, "example.org\n".into())
+    );
+}
+
+#[test]
+fn new_network_namespace_has_only_loopback() {
+    let r = both(|rt| out(rt.run_bundle(&sh("ls /sys/class/net"), &rt.id("net"))));
+    assert_eq!(r, (0, "lo\n".into()));
+}
+
+#[test]
+fn joins_a_network_namespace_by_path() {
+    // A process of our own holds a network namespace, as an engine's would.
+    let mut holder = Command::new("unshare")
+        .args(["--net", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    let path = format!("/proc/{}/ns/net", holder.id());
+    std::thread::sleep(Duration::from_millis(100));
+    let want = fs::read_link(&path).unwrap().to_string_lossy().into_owned();
+    let r = both(|rt| {
+        let mut b = sh("readlink /proc/self/ns/net");
+        for ns in b.spec["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "network" {
+                ns["path"] = json!(path);
+            }
+        }
+        out(rt.run_bundle(&b, &rt.id("netpath")))
+    });
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(r, (0, format!("{want}\n")));
+}
+
+#[test]
+fn user_namespace_maps_ids() {
+    let r = both(|rt| {
+        let mut b = sh("cat /proc/self/uid_map /proc/self/gid_map | tr -s ' '; id -u");
+        b.spec["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        b.spec["linux"]["uidMappings"] =
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        b.spec["linux"]["gidMappings"] =
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        out(rt.run_bundle(&b, &rt.id("userns")))
+    });
+    assert_eq!(r, (0, " 0 100000 65536\n 0 100000 65536\n0\n".into()));
+}
+
+#[test]
+fn dev_has_the_default_devices_and_links() {
+    let r = both(|rt| {
+        let b = sh(
+            "ls /dev; stat -c '%n %F %a %t:%T' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty; \
+             for l in fd stdin stdout stderr ptmx; do readlink /dev/$l; done; \
+             echo x > /dev/null && head -c 3 /dev/zero | od -An -tx1",
+        );
+        out(rt.run_bundle(&b, &rt.id("dev")))
+    });
+    assert_eq!(r.0, 0);
+    for want in [
+        "/dev/null character special file 666 1:3",
+        "/dev/tty character special file 666 5:0",
+        "/proc/self/fd\n",
+        "pts/ptmx\n",
+        " 00 00 00",
+    ] {
+        assert!(r.1.contains(want), "missing {want:?} in {}", r.1);
+    }
+}
+
+#[test]
+fn devices_from_the_spec_are_created_with_their_mode_and_owner() {
+    let r = both(|rt| {
+        let mut b = sh("stat -c '%n %F %a %u:%g %t:%T' /dev/mydev");
+        b.spec["linux"]["devices"] = json!([{"path": "/dev/mydev", "type": "c", "major": 1, "minor": 3,
+            "fileMode": 0o620, "uid": 1000, "gid": 100}]);
+        b.spec["linux"]["resources"]["devices"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}));
+        out(rt.run_bundle(&b, &rt.id("devs")))
+    });
+    assert_eq!(
+        r,
+        (
+            0,
+            "/dev/mydev character special file 620 1000:100 1:3\n".into()
+        )
+    );
+}
+
+#[test]
+fn masked_readonly_paths_and_readonly_root() {
+    let r = both(|rt| {
+        let b = sh(
+            "wc -c < /proc/timer_list; wc -c < /proc/keys; ls /sys/firmware | wc -l; \
+             (echo 1 > /proc/sys/vm/overcommit_memory) 2>/dev/null; echo sys=$?; \
+             touch /newfile 2>/dev/null; echo root=$?; \
+             touch /tmp/ok; echo tmp=$?",
+        );
+        out(rt.run_bundle(&b, &rt.id("mask")))
+    });
+    assert_eq!(r, (0, "0\n0\n0\nsys=1\nroot=1\ntmp=0\n".into()));
+}
+
+#[test]
+fn bind_mounts_with_options() {
+    let host = tempfile::tempdir().unwrap();
+    fs::write(host.path().join("file"), "from host\n").unwrap();
+    let r = both(|rt| {
+        let mut b = sh(
+            "cat /data/file; touch /data/x 2>/dev/null; echo ro=$?; cat /single; grep ' /data ' /proc/mounts | cut -d' ' -f4 | tr ',' '\\n' | grep -E '^(ro|nosuid|nodev|noexec)$'",
+        );
+        let mounts = b.spec["mounts"].as_array_mut().unwrap();
+        mounts.push(
+            json!({"destination": "/data", "type": "bind", "source": host.path(),
+            "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]}),
+        );
+        mounts.push(
+            json!({"destination": "/single", "type": "bind", "source": host.path().join("file"),
+            "options": ["bind", "ro"]}),
+        );
+        out(rt.run_bundle(&b, &rt.id("bind")))
+    });
+    assert_eq!(
+        r,
+        (
+            0,
+            "from host\nro=1\nfrom host\nro\nnosuid\nnodev\nnoexec\n".into()
+        )
+    );
+}
+
+#[test]
+fn user_groups_and_umask() {
+    let r = both(|rt| {
+        let mut b = sh("id; umask; touch /tmp/f; stat -c %a /tmp/f");
+        b.spec["process"]["user"] =
+            json!({"uid": 1000, "gid": 1000, "additionalGids": [100], "umask": 63});
+        out(rt.run_bundle(&b, &rt.id("user")))
+    });
+    assert_eq!(
+        r,
+        (
+            0,
+            "uid=1000(user) gid=1000(user) groups=100(users)\n0077\n600\n".into()
+        )
+    );
+}
+
+#[test]
+fn capability_sets_as_the_spec_says() {
+    let r = both(|rt| {
+        let mut b = sh("grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status");
+        let caps = json!(["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+        b.spec["process"]["capabilities"] = json!({"bounding": caps, "effective": caps,
+            "permitted": caps, "inheritable": caps, "ambient": ["CAP_KILL"]});
+        out(rt.run_bundle(&b, &rt.id("caps")))
+    });
+    assert_eq!(
+        r,
+        (
+            0,
+            "CapInh:\t0000000000000421\nCapPrm:\t0000000000000421\nCapEff:\t0000000000000421\nCapBnd:\t0000000000000421\nCapAmb:\t0000000000000020\n".into()
+        )
+    );
+}
+
+#[test]
+fn non_root_user_gets_only_its_capabilities() {
+    let r = both(|rt| {
+        let mut b = sh("grep -E '^Cap' /proc/self/status; true");
+        b.spec["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        out(rt.run_bundle(&b, &rt.id("capu")))
+    });
+    // Like Docker's users know it: without ambient capabilities, a non-root
+    // program keeps only the bounding set.
+    assert_eq!(
+        r,
+        (
+            0,
+            "CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t0000000020000420\nCapAmb:\t0000000000000000\n".into()
+        )
+    );
+}
+
+#[test]
+fn rlimits_and_oom_score_adj() {
+    let r = both(|rt| {
+        let mut b = sh("ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj");
+        b.spec["process"]["rlimits"] =
+            json!([{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1000}]);
+        b.spec["process"]["oomScoreAdj"] = json!(100);
+        out(rt.run_bundle(&b, &rt.id("rlim")))
+    });
+    assert_eq!(r, (0, "512\n1000\n100\n".into()));
+}
+
+#[test]
+fn sysctls_are_written_in_the_container() {
+    let r = both(|rt| {
+        let mut b = sh("cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/msgmax");
+        b.spec["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1", "kernel.msgmax": "12345"});
+        out(rt.run_bundle(&b, &rt.id("sysctl")))
+    });
+    assert_eq!(r, (0, "1\n12345\n".into()));
+}
+
+#[test]
+fn seccomp_rules_with_errno_and_argument_conditions() {
+    let r = both(|rt| {
+        let mut b = sh(
+            "kill -USR1 $$ 2>&1; echo usr1=$?; kill -0 $$; echo zero=$?; mkdir /tmp/d 2>&1; echo mkdir=$?",
+        );
+        b.spec["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [
+                {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+                 "args": [{"index": 1, "value": 10, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"},
+                {"names": ["no_such_syscall_anywhere"], "action": "SCMP_ACT_ERRNO"}
+            ]
+        });
+        out(rt.run_bundle(&b, &rt.id("seccomp")))
+    });
+    assert_eq!(r.0, 0);
+    assert!(
+        r.1.contains("Permission denied\nusr1=1\nzero=0\n"),
+        "{}",
+        r.1
+    );
+    assert!(r.1.contains("Operation not permitted\nmkdir=1"), "{}", r.1);
+}
+
+fn docker_default_seccomp(caps: &[String]) -> serde_json::Value {
+    specgen::seccomp::to_oci(
+        specgen::seccomp::DOCKER_DEFAULT,
+        &specgen::seccomp::Target {
+            go_arch: specgen::seccomp::Target::native_go_arch(),
+            caps,
+            kernel: specgen::seccomp::running_kernel(),
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn dockers_default_seccomp_profile_loads_and_blocks() {
+    let r = both(|rt| {
+        let mut results = Vec::new();
+        for profile in [false, true] {
+            let mut b =
+                sh("ls / >/dev/null && echo ls ok; unshare -U true 2>/dev/null; echo unshare=$?");
+            if profile {
+                let caps: Vec<String> = b.spec["process"]["capabilities"]["bounding"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_str().unwrap().to_string())
+                    .collect();
+                b.spec["linux"]["seccomp"] = docker_default_seccomp(&caps);
+            }
+            results.push(out(rt.run_bundle(&b, &rt.id("dockerseccomp"))));
+        }
+        results
+    });
+    assert_eq!(
+        r[0],
+        (0, "ls ok\nunshare=0\n".into()),
+        "without a profile unshare works"
+    );
+    assert_eq!(
+        r[1],
+        (0, "ls ok\nunshare=1\n".into()),
+        "Docker's profile refuses unshare"
+    );
+}
+
+#[test]
+fn no_new_privileges_is_set_only_when_asked() {
+    let r = both(|rt| {
+        let mut v = Vec::new();
+        for nnp in [false, true] {
+            let mut b = sh("grep NoNewPrivs /proc/self/status");
+            b.spec["process"]["noNewPrivileges"] = json!(nnp);
+            v.push(out(rt.run_bundle(&b, &rt.id("nnp"))).1);
+        }
+        v
+    });
+    assert_eq!(r, ["NoNewPrivs:\t0\n", "NoNewPrivs:\t1\n"]);
+}
+
+#[test]
+fn memory_limit_is_enforced_by_the_oom_killer() {
+    let r = both(|rt| {
+        let mut b = sh(
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; x=$(head -c 100000000 /dev/zero | tr '\\0' a 2>/dev/null); echo survived",
+        );
+        b.spec["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20});
+        let o = rt.run_bundle(&b, &rt.id("oom"));
+        (o.code, o.stdout)
+    });
+    assert_eq!(
+        r,
+        (137, "33554432\n".into()),
+        "the shell holding 100 MB must be OOM-killed"
+    );
+}
+
+#[test]
+fn cpu_and_pids_limits_reach_the_cgroup() {
+    let r = both(|rt| {
+        let mut b = sh("sleep 30");
+        b.spec["linux"]["resources"]["cpu"] =
+            json!({"shares": 512, "quota": 50000, "period": 100000});
+        b.spec["linux"]["resources"]["pids"] = json!({"limit": 20});
+        let id = rt.id("limits");
+        assert_eq!(rt.create(&b, &id).code, 0);
+        let read = |c: &str, f: &str| {
+            fs::read_to_string(cgroup_dir(c, &id).join(f))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        let v = vec![
+            read("cpu", "cpu.shares"),
+            read("cpu", "cpu.cfs_quota_us"),
+            read("pids", "pids.max"),
+        ];
+        rt.run(&["delete", "--force", &id]);
+        v
+    });
+    assert_eq!(r, ["512", "50000", "20"]);
+}
+
+#[test]
+fn update_changes_limits_of_a_running_container() {
+    let r = both(|rt| {
+        let mut b = sh("sleep 30");
+        b.spec["linux"]["resources"]["pids"] = json!({"limit": 20});
+        let id = rt.id("update");
+        assert_eq!(rt.create(&b, &id).code, 0);
+        assert_eq!(rt.run(&["start", &id]).code, 0);
+        let mut c = rt.cmd();
+        c.args(["update", "--resources", "-", &id])
+            .stdin(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(br#"{"pids":{"limit":33},"memory":{"limit":0}}"#)
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "{}", rt.name);
+        let v = fs::read_to_string(cgroup_dir("pids", &id).join("pids.max")).unwrap();
+        rt.run(&["delete", "--force", &id]);
+        v.trim().to_string()
+    });
+    assert_eq!(r, "33");
+}
+
+#[test]
+fn pause_and_resume() {
+    let r = both(|rt| {
+        let id = rt.id("pause");
+        let b = sh("sleep 30");
+        assert_eq!(rt.create(&b, &id).code, 0);
+        assert_eq!(rt.run(&["start", &id]).code, 0);
+        let mut v = vec![rt.run(&["pause", &id]).code.to_string(), rt.status(&id)];
+        v.push(rt.run(&["resume", &id]).code.to_string());
+        v.push(rt.status(&id));
+        rt.run(&["delete", "--force", &id]);
+        v
+    });
+    assert_eq!(r, ["0", "paused", "0", "running"]);
+}
+
+#[test]
+fn exec_runs_in_the_container() {
+    let r = both(|rt| {
+        let mut b = sh("sleep 30");
+        b.spec["hostname"] = json!("execbox");
+        let id = rt.id("exec");
+        assert_eq!(rt.create(&b, &id).code, 0);
+        assert_eq!(rt.run(&["start", &id]).code, 0);
+        let o = rt.run(&[
+            "exec",
+            "--env",
+            "X=1",
+            "--cwd",
+            "/tmp",
+            &id,
+            "sh",
+            "-c",
+            "echo $X; pwd; hostname; id -u; exit 3",
+        ]);
+        let o2 = rt.run(&["exec", "--user", "1000:1000", &id, "id"]);
+        let missing = rt.run(&["exec", &id, "nope"]);
+        rt.run(&["delete", "--force", &id]);
+        (o.code, o.stdout, o2.stdout, missing.code != 0)
+    });
+    assert_eq!(
+        r,
+        (
+            3,
+            "1\n/tmp\nexecbox\n0\n".into(),
+            "uid=1000(user) gid=1000(user)\n".into(),
+            true
+        )
+    );
+}
+
+#[test]
+fn exec_with_process_file_detached_and_pid_file() {
+    let r = both(|rt| {
+        let id = rt.id("execd");
+        let b = sh("sleep 30");
+        assert_eq!(rt.create(&b, &id).code, 0);
+        assert_eq!(rt.run(&["start", &id]).code, 0);
+        let proc_file = b.path().join("process.json");
+        fs::write(
+            &proc_file,
+            json!({"args": ["sleep", "20"], "cwd": "/", "env": ["PATH=/bin"],
+            "user": {"uid": 0, "gid": 0}})
+            .to_string(),
+        )
+        .unwrap();
+        let pidf = b.path().join("exec.pid");
+        let mut c = rt.cmd();
+        c.args(["exec", "--detach", "--process"])
+            .arg(&proc_file)
+            .arg("--pid-file")
+            .arg(&pidf)
+            .arg(&id);
+        let o = detached_output(c);
+        let pid: i32 = fs::read_to_string(&pidf).unwrap().trim().parse().unwrap();
+        let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline"))
+            .unwrap()
+            .replace('\0', " ");
+        let ps = rt.run(&["ps", "--format", "json", &id]);
+        let pids: Vec<i32> = serde_json::from_str(&ps.stdout).unwrap();
+        rt.run(&["delete", "--force", &id]);
+        (o.code == 0, cmdline, pids.contains(&pid))
+    });
+    assert_eq!(r, (true, "sleep 20 ".into(), true));
+}
+
+#[test]
+fn exec_into_a_stopped_container_is_refused() {
+    let r = both(|rt| {
+        let id = rt.id("execstop");
+        let b = sh("true");
+        assert_eq!(rt.create(&b, &id).code, 0);
+        assert_eq!(rt.run(&["start", &id]).code, 0);
+        assert!(rt.wait_status(&id, "stopped"));
+        rt.run(&["exec", &id, "true"]).code != 0
+    });
+    assert!(r);
+}
+
+#[test]
+fn kill_takes_names_and_numbers_and_refuses_unknown_signals() {
+    let r = both(|rt| {
+        let id = rt.id("kill");
+        let b = sh("trap 'exit 42' USR1; while true; do sleep 0.1; done");
+        assert_eq!(rt.create(&b, &id).code, 0);
+        assert_eq!(rt.run(&["start", &id]).code, 0);
+        std::thread::sleep(Duration::from_millis(200));
+        let bad = rt.run(&["kill", &id, "SIGNOPE"]).code != 0;
+        let usr1 = rt.run(&["kill", &id, "USR1"]).code;
+        let stopped = rt.wait_status(&id, "stopped");
+        let after = rt.run(&["kill", &id, "9"]).code != 0;
+        (bad, usr1, stopped, after)
+    });
+    assert_eq!(r, (true, 0, true, true));
+}
+
+#[test]
+fn kill_all_reaches_every_process() {
+    let r = both(|rt| {
+        let id = rt.id("killall");
+        let mut b = sh("sleep 30 & sleep 30 & wait");
+        // Without a pid namespace, only --all reaches the children.
+        b.spec["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "pid");
+        assert_eq!(rt.create(&b, &id).code, 0);
+        assert_eq!(rt.run(&["start", &id]).code, 0);
+        std::thread::sleep(Duration::from_millis(200));
+        let before: Vec<i32> =
+            serde_json::from_str(&rt.run(&["ps", "--format", "json", &id]).stdout).unwrap();
+        assert_eq!(rt.run(&["kill", "--all", &id, "KILL"]).code, 0);
+        std::thread::sleep(Duration::from_millis(200));
+        let alive = before
+            .iter()
+            .filter(|p| {
+                Path::new(&format!("/proc/{p}")).exists()
+                    && !fs::read_to_string(format!("/proc/{p}/stat"))
+                        .unwrap_or_default()
+                        .contains(") Z")
+            })
+            .count();
+        rt.run(&["delete", "--force", &id]);
+        (before.len(), alive)
+    });
+    assert_eq!(r, (3, 0));
+}
+
+#[test]
+fn hooks_run_in_order_with_state_on_stdin() {
+    let log = tempfile::tempdir().unwrap();
+    let r = both(|rt| {
+        let b = sh("echo ran");
+        let logf = log.path().join(format!("{}.log", rt.name));
+        let hook = |name: &str| {
+            json!({"path": "/bin/sh", "args": ["sh", "-c",
+                format!("read -r s; case \"$s\" in *'\"id\"'*) echo {name} ok;; *) echo {name} nostate;; esac >> {}", logf.display())]})
+        };
+        let mut b = b;
+        b.spec["hooks"] = json!({
+            "createRuntime": [hook("createRuntime")],
+            "createContainer": [hook("createContainer")],
+            "poststart": [hook("poststart")],
+            "poststop": [hook("poststop")],
+        });
+        // startContainer hooks run inside the container: the log is bind-mounted in.
+        b.spec["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/hooklog", "type": "bind",
+            "source": log.path(), "options": ["rbind"]}));
+        b.spec["hooks"]["startContainer"] = json!([{"path": "/bin/sh", "args": ["sh", "-c",
+            format!("read -r s; echo startContainer ok >> /hooklog/{}.log", rt.name)]}]);
+        let o = rt.run_bundle(&b, &rt.id("hooks"));
+        let log = fs::read_to_string(&logf).unwrap_or_default();
+        if rt.name == "berth" {
+            // The spec's order: startContainer before the program runs,
+            // poststart after (runc 1.1 lets the two race).
+            assert_eq!(
+                log,
+                "createRuntime ok\ncreateContainer ok\nstartContainer ok\npoststart ok\npoststop ok\n"
+            );
+        }
+        let mut lines: Vec<String> = log.lines().map(str::to_string).collect();
+        lines.sort();
+        (o.code, o.stdout, lines)
+    });
+    assert_eq!(
+        r,
+        (
+            0,
+            "ran\n".into(),
+            [
+                "createContainer ok",
+                "createRuntime ok",
+                "poststart ok",
+                "poststop ok",
+                "startContainer ok"
+            ]
+            .map(String::from)
+            .to_vec()
+        )
+    );
+}
+
+#[test]
+fn failing_create_hook_fails_create_and_leaves_nothing() {
+    let r = both(|rt| {
+        let mut b = sh("true");
+        b.spec["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]});
+        let id = rt.id("badhook");
+        let o = rt.create(&b, &id);
+        (
+            o.code != 0,
+            rt.status(&id),
+            cgroup_dir("memory", &id).exists(),
+        )
+    });
+    assert_eq!(r, (true, "gone".into(), false));
+}
+
+#[test]
+fn ps_lists_the_container_processes() {
+    let r = both(|rt| {
+        let id = rt.id("ps");
+        let b = sh("sleep 30");
+        assert_eq!(rt.create(&b, &id).code, 0);
+        assert_eq!(rt.run(&["start", &id]).code, 0);
+        let st = rt.state(&id).unwrap();
+        let pids: Vec<i64> =
+            serde_json::from_str(&rt.run(&["ps", "--format", "json", &id]).stdout).unwrap();
+        let table = rt.run(&["ps", &id]).stdout;
+        rt.run(&["delete", "--force", &id]);
+        (
+            pids == vec![st["pid"].as_i64().unwrap()],
+            table.lines().count(),
+            table.contains("sleep 30"),
+        )
+    });
+    assert_eq!(r, (true, 2, true));
+}
+
+#[test]
+fn list_shows_containers_in_table_and_json() {
+    let r = both(|rt| {
+        let id = rt.id("list");
+        let b = sh("sleep 30");
+        assert_eq!(rt.create(&b, &id).code, 0);
+        let json: serde_json::Value =
+            serde_json::from_str(&rt.run(&["list", "--format", "json"]).stdout).unwrap();
+        let table = rt.run(&["list"]).stdout;
+        let quiet = rt.run(&["list", "-q"]).stdout;
+        rt.run(&["delete", "--force", &id]);
+        (
+            json[0]["id"] == json!(id) && json[0]["status"] == json!("created"),
+            table.starts_with("ID") && table.contains(&id) && table.contains("created"),
+            quiet == format!("{id}\n"),
+        )
+    });
+    assert_eq!(r, (true, true, true));
+}
+
+#[test]
+fn delete_force_of_a_missing_container_succeeds_quietly() {
+    let r = both(|rt| {
+        let o = rt.run(&["delete", "--force", "never-existed"]);
+        let plain = rt.run(&["delete", "never-existed"]);
+        (o.code, o.stderr.is_empty(), plain.code != 0)
+    });
+    assert_eq!(r, (0, true, true));
+}
+
+#[test]
+fn no_pivot_runs_the_container() {
+    let r = both(|rt| {
+        let b = sh("cat /proc/self/mountinfo | wc -l >/dev/null; ls /bin/busybox");
+        let id = rt.id("nopivot");
+        b.write(&id);
+        let o: Outcome = rt
+            .cmd()
+            .args(["run", "--no-pivot", "--bundle"])
+            .arg(b.path())
+            .arg(&id)
+            .output()
+            .unwrap()
+            .into();
+        out(o)
+    });
+    assert_eq!(r, (0, "/bin/busybox\n".into()));
+}
+
+#[test]
+fn preserved_fds_reach_the_container() {
+    let r = both(|rt| {
+        let b = sh("cat <&3");
+        let id = rt.id("fds");
+        b.write(&id);
+        let file = b.path().join("payload");
+        fs::write(&file, "through fd 3\n").unwrap();
+        let f = fs::File::open(&file).unwrap();
+        let raw = f.as_raw_fd();
+        let mut c = rt.cmd();
+        c.args(["run", "--preserve-fds", "1", "--bundle"])
+            .arg(b.path())
+            .arg(&id);
+        // SAFETY (test): dup2 in the child before exec, on descriptors we own.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            c.pre_exec(move || {
+                if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        out(c.output().unwrap().into())
+    });
+    assert_eq!(r, (0, "through fd 3\n".into()));
+}
+
+#[test]
+fn no_host_descriptor_leaks_and_cwd_through_a_leaked_fd_is_refused() {
+    // CVE-2024-21626: a directory descriptor of the host, left open by the caller
+    // (not close-on-exec), must neither be visible nor usable as the cwd.
+    let hostdir = fs::File::open("/etc").unwrap();
+    let raw = hostdir.as_raw_fd();
+    let run = |rt: &Runtime, b: &Bundle, id: &str| -> Outcome {
+        b.write(id);
+        let mut c = rt.cmd();
+        c.args(["run", "--bundle"]).arg(b.path()).arg(id);
+        // SAFETY (test): dup2 in the child before exec, on descriptors we own.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            c.pre_exec(move || {
+                if libc::dup2(raw, 7) < 0 || libc::fcntl(7, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        c.output().unwrap().into()
+    };
+    let r = both(|rt| {
+        let fds = run(rt, &sh("ls /proc/self/fd"), &rt.id("leak"));
+        let mut evil = sh("pwd; ls ../../../ | head -3");
+        evil.spec["process"]["cwd"] = json!("/proc/self/fd/7");
+        let escaped = run(rt, &evil, &rt.id("cve"));
+        (
+            fds.stdout,
+            escaped.code != 0 || !escaped.stdout.contains("passwd"),
+        )
+    });
+    assert_eq!(r, ("0\n1\n2\n3\n".into(), true));
+}
+
+/// A console socket like a shim's: accepts one connection and receives the
+/// pty master over SCM_RIGHTS.
+fn console_socket(path: &Path) -> std::thread::JoinHandle<OwnedFd> {
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 256];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = nix::sys::socket::recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .unwrap();
+        for c in msg.cmsgs().unwrap() {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+                // SAFETY (test): the kernel just gave us this descriptor.
+                return unsafe { OwnedFd::from_raw_fd(fds[0]) };
+            }
+        }
+        panic!("no fd received");
+    })
+}
+
+fn read_until(master: &OwnedFd, want: &str) -> String {
+    let mut got = String::new();
+    let mut buf = [0u8; 4096];
+    for _ in 0..100 {
+        let mut p = [nix::poll::PollFd::new(
+            std::os::fd::AsFd::as_fd(master),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        if nix::poll::poll(&mut p, nix::poll::PollTimeout::from(100u16)).unwrap_or(0) > 0 {
+            match nix::unistd::read(master.as_raw_fd(), &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        if got.contains(want) {
+            break;
+        }
+    }
+    got
+}
+
+#[test]
+fn terminal_through_a_console_socket() {
+    let r = both(|rt| {
+        let mut b = sh("stty size; tty; read line; echo got:$line; sleep 1");
+        b.spec["process"]["terminal"] = json!(true);
+        b.spec["process"]["consoleSize"] = json!({"height": 33, "width": 77});
+        let id = rt.id("tty");
+        b.write(&id);
+        let sock = b.path().join("console.sock");
+        let recv = console_socket(&sock);
+        let mut c = rt.cmd();
+        c.args(["create", "--bundle"])
+            .arg(b.path())
+            .arg("--console-socket")
+            .arg(&sock)
+            .arg(&id);
+        let o = detached_output(c);
+        assert_eq!(o.code, 0, "{}: {}", rt.name, o.stderr);
+        let master = recv.join().unwrap();
+        assert_eq!(rt.run(&["start", &id]).code, 0);
+        let first = read_until(&master, "/dev/pts/0");
+        nix::unistd::write(&master, b"hello\n").unwrap();
+        let second = read_until(&master, "got:hello");
+        rt.run(&["delete", "--force", &id]);
+        (
+            first.contains("33 77") && first.contains("/dev/pts/0"),
+            second.contains("got:hello"),
+        )
+    });
+    assert_eq!(r, (true, true));
+}
+
+#[test]
+fn bad_input_fails_with_a_message_and_leaves_nothing() {
+    let [berth, runc] = Runtime::both();
+    let check = |rt: &Runtime, id: &str, o: Outcome, what: &str, strict: Option<&str>| {
+        assert_ne!(o.code, 0, "{}: {what} was accepted", rt.name);
+        if rt.name == "berth" {
+            let msg = o.stderr.trim();
+            assert_eq!(
+                msg.lines().count(),
+                1,
+                "{what}: one line expected, got {msg:?}"
+            );
+            if let Some(s) = strict {
+                assert!(msg.contains(s), "{what}: {msg:?} should mention {s:?}");
+            }
+        }
+        assert!(
+            !rt.root.path().join(id).exists(),
+            "{}: {what} left a state dir",
+            rt.name
+        );
+        assert!(
+            !cgroup_dir("memory", id).exists(),
+            "{}: {what} left a cgroup",
+            rt.name
+        );
+    };
+    for rt in [&berth, &runc] {
+        let b = sh("true");
+        let id = rt.id("bad");
+        let run_create = |b: &Bundle, id: &str| -> Outcome {
+            let mut c = rt.cmd();
+            c.args(["create", "--bundle"]).arg(b.path()).arg(id);
+            detached_output(c)
+        };
+        // no config.json
+        check(
+            rt,
+            &id,
+            run_create(&b, &id),
+            "missing config.json",
+            Some("config.json"),
+        );
+        // malformed JSON
+        fs::write(b.path().join("config.json"), "{\"ociVersion\": ").unwrap();
+        check(
+            rt,
+            &id,
+            run_create(&b, &id),
+            "malformed config.json",
+            Some("config.json"),
+        );
+        // a field of the wrong type
+        let mut bad = b.spec.clone();
+        bad["process"]["user"]["uid"] = json!("root");
+        fs::write(b.path().join("config.json"), bad.to_string()).unwrap();
+        check(
+            rt,
+            &id,
+            run_create(&b, &id),
+            "uid as a string",
+            Some("process.user.uid"),
+        );
+        // a bundle without rootfs
+        let empty = Bundle::new(&["true"]);
+        fs::remove_dir_all(empty.rootfs()).unwrap();
+        empty.write(&id);
+        check(
+            rt,
+            &id,
+            run_create(&empty, &id),
+            "missing rootfs",
+            Some("rootfs"),
+        );
+        // ids that name paths
+        for bad_id in ["a/b", "..", "../escape"] {
+            b.write(&id);
+            let mut c = rt.cmd();
+            c.args(["create", "--bundle"]).arg(b.path()).arg(bad_id);
+            let o = detached_output(c);
+            assert_ne!(o.code, 0, "{}: id {bad_id} accepted", rt.name);
+            if rt.name == "berth" {
+                assert!(o.stderr.contains("invalid container id"), "{}", o.stderr);
+            }
+        }
+        // a duplicate id: the first container must survive the second create
+        b.write(&id);
+        assert_eq!(run_create(&b, &id).code, 0, "{}", rt.name);
+        let dup = run_create(&b, &id);
+        assert_ne!(dup.code, 0, "{}: duplicate id accepted", rt.name);
+        if rt.name == "berth" {
+            assert!(dup.stderr.contains("already exists"), "{}", dup.stderr);
+        }
+        assert_eq!(
+            rt.status(&id),
+            "created",
+            "{}: the first container was harmed",
+            rt.name
+        );
+        // a signal that does not exist
+        let k = rt.run(&["kill", &id, "SIGNOPE"]);
+        assert_ne!(k.code, 0);
+        if rt.name == "berth" {
+            assert!(k.stderr.contains("unknown signal"), "{}", k.stderr);
+        }
+        rt.run(&["delete", "--force", &id]);
+    }
+}
+
+#[test]
+fn missing_program_is_reported_at_create_as_runc_words_it() {
+    // The Docker CLI maps these texts to exit status 127 / 126.
+    let [berth, runc] = Runtime::both();
+    for rt in [&berth, &runc] {
+        let id = rt.id("noprog");
+        let o = rt.create(&Bundle::new(&["no-such-program"]), &id);
+        assert_ne!(o.code, 0);
+        let id2 = rt.id("noprog2");
+        let o2 = rt.create(&Bundle::new(&["/no/such/path"]), &id2);
+        assert_ne!(o2.code, 0);
+        if rt.name == "berth" {
+            assert!(
+                o.stderr.contains("executable file not found in $PATH"),
+                "{}",
+                o.stderr
+            );
+            assert!(
+                o2.stderr.contains("no such file or directory"),
+                "{}",
+                o2.stderr
+            );
+        }
+    }
+}
