@@ -18,7 +18,11 @@ use crate::error::{Error, Result};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
-pub const OCI_VERSION: &str = "1.2.0";
+/// The runtime-spec version of what we write (state, `spec`): runc's, which
+/// every runtime and engine accepts.
+pub const OCI_VERSION: &str = "1.0.2-dev";
+/// The newest runtime-spec version whose config.json we understand.
+pub const OCI_VERSION_MAX: &str = "1.2.0";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {

@@ -144,8 +144,11 @@ pub struct Context<'a> {
     pub rootfs: &'a Path,
     pub cgroup_path: &'a Path,
     pub in_userns: bool,
-    pub new_netns: bool,
     pub new_cgroupns: bool,
+
+    /// Waits until the runtime has created the cgroup (it does so while we
+    /// make the first mounts); called before devices and cgroup mounts.
+    pub cgroup_ready: &'a dyn Fn() -> Result<()>,
 }
 
 /// Everything before pivot_root: the root is made a mount point, host mounts stop
@@ -166,17 +169,37 @@ pub fn prepare(ctx: &Context<'_>) -> Result<()> {
         None,
     )?;
 
-    let mut dev_is_bind = false;
-    for m in ctx.spec.mounts().iter().flatten() {
-        if m.destination() == Path::new("/dev") && is_bind(m) {
-            dev_is_bind = true;
-        }
+    let mounts = ctx.spec.mounts().as_deref().unwrap_or(&[]);
+    // cgroup mounts (and anything mounted inside them) go last: the runtime
+    // creates the cgroup while we make every other mount.
+    let cgroup_dests: Vec<&Path> = mounts
+        .iter()
+        .filter(|m| is_cgroup(m))
+        .map(|m| m.destination().as_path())
+        .collect();
+    let (later, now): (Vec<&Mount>, Vec<&Mount>) = mounts
+        .iter()
+        .partition(|m| cgroup_dests.iter().any(|d| m.destination().starts_with(d)));
+    for m in now {
         mount_one(ctx, m)?;
     }
+    let dev_is_bind = mounts
+        .iter()
+        .any(|m| m.destination() == Path::new("/dev") && is_bind(m));
+    // Device nodes wait for the cgroup too: while the runtime writes the device
+    // rules (deny all, then allow each), mknod may be refused.
+    (ctx.cgroup_ready)()?;
     if !dev_is_bind {
         setup_dev(ctx)?;
     }
+    for m in later {
+        mount_one(ctx, m)?;
+    }
     Ok(())
+}
+
+fn is_cgroup(m: &Mount) -> bool {
+    matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2"))
 }
 
 fn is_bind(m: &Mount) -> bool {
@@ -317,7 +340,9 @@ fn mount_one(ctx: &Context<'_>, m: &Mount) -> Result<()> {
 /// this container, bind-mounted from the host, so the container sees its own
 /// limits and usage and nothing of its neighbours.
 fn mount_cgroup(ctx: &Context<'_>, dest: &Path, opts: &MountOptions) -> Result<()> {
+    (ctx.cgroup_ready)()?;
     create_mount_point(dest, false)?;
+
     let flags = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC);
     let hierarchies = cgroups::hierarchy_dirs(ctx.cgroup_path);
     if hierarchies.len() == 1 && hierarchies[0].0.is_empty() {

@@ -14,6 +14,9 @@ pub enum Msg {
     /// Runtime → child: the cgroup and id mappings are in place, go on. Carries
     /// the state JSON the container's own hooks get on stdin.
     Go(String),
+    /// Runtime → child: the container's cgroup exists and holds the child.
+    CgroupReady,
+
     /// Child → runtime: namespaces exist; run prestart and createRuntime hooks.
     RunHooks,
     /// Runtime → child: the hooks are done.
@@ -58,8 +61,11 @@ impl Channel {
                         .map(Some)
                         .map_err(|e| Error::Invalid(format!("bad sync message: {e}")));
                 }
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(nix::errno::Errno::ECONNRESET) => return Ok(None),
+                // A peer that exits with our messages unread makes the next
+                // recv fail once with ECONNRESET, even if its own last message
+                // (often the error we want) is still queued: read on.
+                Err(nix::errno::Errno::EINTR | nix::errno::Errno::ECONNRESET) => continue,
+
                 Err(e) => return Err(Error::sys("reading sync socket", e)),
             }
         }
@@ -81,5 +87,23 @@ impl Channel {
 
     pub fn raw(&self) -> i32 {
         self.0.as_fd().as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_words_of_a_peer_that_left_our_message_unread_arrive() {
+        let (parent, child) = Channel::pair().unwrap();
+        parent.send(&Msg::CgroupReady).unwrap(); // never read by the child
+        child.send(&Msg::Error("mknod failed".into())).unwrap();
+        drop(child);
+        assert_eq!(
+            parent.recv().unwrap(),
+            Some(Msg::Error("mknod failed".into()))
+        );
+        assert_eq!(parent.recv().unwrap(), None);
     }
 }

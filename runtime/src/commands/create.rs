@@ -30,6 +30,7 @@ pub fn run(g: &GlobalOpts, a: &CreateArgs) -> Result<i32> {
 /// A container created by this process, with what a foreground `run` needs.
 pub struct Launched {
     pub container: Container,
+    pub cgroup: Option<Cgroup>,
     pub console: Option<OwnedFd>,
     pub signals: Option<Signals>,
 }
@@ -128,8 +129,6 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
     }
 
     let cgroup_path = cgroups::path_for(&spec, &a.id);
-    let cgroup = Cgroup::open(&cgroup_path)?;
-    undo.cgroup = Some(cgroup);
 
     let (ours, theirs) = Channel::pair()?;
     let signals = if foreground {
@@ -186,16 +185,11 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
             .ctx(|| "returning to our pid namespace".into())?;
     }
 
-    let cgroup = undo.cgroup.as_ref().expect("set above");
-    cgroup.add_task(pid)?;
-    if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        cgroup.apply(res)?;
-    }
     if created.contains(CloneFlags::CLONE_NEWUSER) {
         namespaces::write_id_maps(pid, &spec)?;
     }
 
-    let mut c = Container {
+    let c = Container {
         dir: dir.clone(),
         state: State {
             id: a.id.clone(),
@@ -205,7 +199,7 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
             rootfs,
             created: container::now_rfc3339(),
             owner: owner_name(),
-            cgroup_path,
+            cgroup_path: cgroup_path.clone(),
             no_pivot: a.no_pivot,
             annotations: spec.annotations().clone().unwrap_or_default(),
             config: spec.clone(),
@@ -213,6 +207,17 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
     };
     let hook_state = c.oci_state(Status::Creating).to_string();
     ours.send(&Msg::Go(hook_state.clone()))?;
+    // The child builds its root meanwhile; it waits for this only at its first
+    // cgroup mount.
+    let cgroup = undo.cgroup.insert(Cgroup::open(&c.state.cgroup_path)?);
+    cgroup.add_task(pid)?;
+    if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        cgroup.apply(res)?;
+    }
+    ours.send(&Msg::CgroupReady)?;
+    // Recorded while the child finishes its setup; until it is ready, `state`
+    // shows it as created (the fifo exists) and a failed create removes it.
+    c.save()?;
     loop {
         match ours.recv()? {
             Some(Msg::RunHooks) => {
@@ -233,9 +238,14 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
             Some(Msg::Error(e)) => return Err(Error::Init(e)),
             Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
             None => {
-                return Err(Error::Init(
-                    "the container's process exited during setup".into(),
-                ));
+                let how = match waitpid(pid, None) {
+                    Ok(ws) => format!("{ws:?}"),
+                    Err(e) => e.to_string(),
+                };
+                undo.child = None;
+                return Err(Error::Init(format!(
+                    "the container's process exited during setup ({how})"
+                )));
             }
         }
     }
@@ -243,25 +253,31 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
         Some(sock) => Some(crate::console::recv_fd(sock.as_raw_fd())?),
         None => None,
     };
-    // Its start time is only stable once it exists as its own process; refresh.
-    c.state.pid_start = container::process_start_time(pid.as_raw()).unwrap_or(0);
-    c.save()?;
     if let Some(p) = &a.pid_file {
         super::write_pid_file(p, pid.as_raw())?;
     }
+    let cgroup = undo.cgroup.take();
     undo.disarm();
     Ok(Launched {
         container: c,
+        cgroup,
         console,
         signals,
     })
 }
 
+/// The caller's user name from /etc/passwd (read directly: a statically linked
+/// runtime has no NSS), or its uid.
 fn owner_name() -> String {
-    let uid = nix::unistd::geteuid();
-    nix::unistd::User::from_uid(uid)
+    let uid = nix::unistd::geteuid().as_raw();
+    fs::read_to_string("/etc/passwd")
         .ok()
-        .flatten()
-        .map(|u| u.name)
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+            })
+        })
         .unwrap_or_else(|| uid.to_string())
 }

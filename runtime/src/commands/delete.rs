@@ -37,14 +37,14 @@ pub fn run(g: &GlobalOpts, a: &DeleteArgs) -> Result<i32> {
             });
         }
     }
-    destroy(&c)?;
+    destroy(&c, None)?;
     Ok(0)
 }
 
 /// Kills the container if it still lives, then removes its cgroup, runs the
 /// poststop hooks and removes its state.
-pub fn destroy(c: &Container) -> Result<()> {
-    let cgroup = Cgroup::open(&c.state.cgroup_path).ok();
+pub fn destroy(c: &Container, cgroup: Option<Cgroup>) -> Result<()> {
+    let cgroup = cgroup.or_else(|| Cgroup::open(&c.state.cgroup_path).ok());
     if container::process_alive(c.state.pid, c.state.pid_start) {
         if let Some(cg) = &cgroup {
             // A frozen process cannot die until thawed.

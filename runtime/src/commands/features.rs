@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::container::OCI_VERSION;
+use crate::container::OCI_VERSION_MAX;
 use crate::error::Result;
 
 pub fn run() -> Result<i32> {
@@ -17,7 +17,7 @@ pub fn run() -> Result<i32> {
         .unwrap_or_default();
     let v = json!({
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": OCI_VERSION,
+        "ociVersionMax": OCI_VERSION_MAX,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": [
             "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",

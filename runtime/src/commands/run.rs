@@ -9,8 +9,9 @@ use crate::process::wait;
 pub fn run(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
     let launched = super::create::launch(g, &a.create, !a.detach)?;
     let c = launched.container;
+    let cgroup = launched.cgroup;
     if let Err(e) = super::start::start(&c) {
-        let _ = super::delete::destroy(&c);
+        let _ = super::delete::destroy(&c, cgroup);
         return Err(e);
     }
     if a.detach {
@@ -21,7 +22,7 @@ pub fn run(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
     };
     let code = wait::supervise(c.pid(), signals, launched.console)?;
     if !a.keep {
-        super::delete::destroy(&c)?;
+        super::delete::destroy(&c, cgroup)?;
     }
     Ok(code)
 }

@@ -2,7 +2,9 @@
 //! it builds the container around itself, reports ready, waits for `start` on
 //! the exec fifo, then becomes the user's program.
 
+use std::cell::Cell;
 use std::convert::Infallible;
+
 use std::ffi::CString;
 use std::fs;
 use std::io::Write;
@@ -96,13 +98,24 @@ fn prepare(plan: &Plan<'_>, ch: &Channel) -> Result<Prepared> {
             .ctx(|| "becoming root in the user namespace (uid)".into())?;
     }
     namespaces::join_paths(spec)?;
-    if namespaces::has(spec, LinuxNamespaceType::Cgroup)
-        && namespaces::path_of(spec, LinuxNamespaceType::Cgroup).is_none()
-    {
-        // Only now that the runtime has put us in our cgroup does a new cgroup
-        // namespace get the right root.
-        unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "creating cgroup namespace".into())?;
-    }
+    // The runtime creates our cgroup while we build the root; we wait for it
+    // only where it matters: the first cgroup mount, or the end of setup.
+    let new_cgroupns = namespaces::has(spec, LinuxNamespaceType::Cgroup)
+        && namespaces::path_of(spec, LinuxNamespaceType::Cgroup).is_none();
+    let cgroup_done = Cell::new(false);
+    let cgroup_ready = || -> Result<()> {
+        if cgroup_done.get() {
+            return Ok(());
+        }
+        ch.expect(Msg::CgroupReady)?;
+        cgroup_done.set(true);
+        if new_cgroupns {
+            // Only once we are in our cgroup does a new cgroup namespace get
+            // the right root.
+            unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "creating cgroup namespace".into())?;
+        }
+        Ok(())
+    };
     setsid().ctx(|| "setsid".into())?;
     if !plan.no_new_keyring {
         join_session_keyring();
@@ -124,10 +137,11 @@ fn prepare(plan: &Plan<'_>, ch: &Channel) -> Result<Prepared> {
             rootfs: &plan.rootfs,
             cgroup_path: &plan.cgroup_path,
             in_userns,
-            new_netns: plan.created.contains(CloneFlags::CLONE_NEWNET),
             new_cgroupns: namespaces::has(spec, LinuxNamespaceType::Cgroup),
+            cgroup_ready: &cgroup_ready,
         })?;
     }
+    cgroup_ready()?;
     if plan.runtime_hooks {
         ch.send(&Msg::RunHooks)?;
         ch.expect(Msg::HooksDone)?;
