@@ -6,67 +6,13 @@
 
 use std::cell::RefCell;
 use std::fs;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-static SEQ: AtomicUsize = AtomicUsize::new(0);
-
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// A root filesystem with Debian's static busybox and its applets.
-pub fn make_rootfs(dir: &Path) {
-    let bin = dir.join("bin");
-    fs::create_dir_all(&bin).unwrap();
-    for d in [
-        "etc",
-        "tmp",
-        "proc",
-        "sys",
-        "dev",
-        "root",
-        "home/user",
-        "var",
-        "usr/bin",
-    ] {
-        fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(dir.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
-
-    let busybox = Path::new("/bin/busybox");
-    assert!(
-        busybox.exists(),
-        "tests need Debian's busybox-static at /bin/busybox (apt-get install busybox-static)"
-    );
-    fs::copy(busybox, bin.join("busybox")).unwrap();
-    let list = Command::new(busybox).arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            let _ = symlink("busybox", bin.join(applet));
-        }
-    }
-    fs::write(
-        dir.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-    )
-    .unwrap();
-    fs::write(
-        dir.join("etc/group"),
-        "root:x:0:\nusers:x:100:\nuser:x:1000:\nnogroup:x:65534:\n",
-    )
-    .unwrap();
-}
+pub use testsupport::{make_rootfs, unique};
 
 pub struct Bundle {
     pub dir: TempDir,

@@ -1,0 +1,159 @@
+//! lifecycled's configuration file (TOML), mostly its runtime table:
+//!
+//! ```toml
+//! default_runtime = "berth-runtime"
+//! cgroup_parent = "berth"
+//! [runtimes.runc]
+//! path = "/usr/sbin/runc"
+//! args = []            # extra global arguments, e.g. ["--systemd-cgroup"]
+//! ```
+//!
+//! `berth-runtime` is always in the table (the binary next to lifecycled, or
+//! on PATH), unless the file names it otherwise.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: default_runtime {name:?} is not in [runtimes]")]
+    UnknownDefault { path: PathBuf, name: String },
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeEntry {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct File {
+    default_runtime: Option<String>,
+    shim: Option<PathBuf>,
+    cgroup_parent: Option<String>,
+    #[serde(default)]
+    runtimes: BTreeMap<String, RuntimeEntry>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub default_runtime: String,
+    pub shim: PathBuf,
+    /// Containers without a cgroups path get `/<parent>/<namespace>/<id>`.
+    pub cgroup_parent: String,
+    pub runtimes: BTreeMap<String, RuntimeEntry>,
+}
+
+/// A binary next to our own, else the bare name (found on PATH).
+fn sibling(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join(name)))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// Resolves a bare command name through PATH, so errors name a real file.
+pub fn resolve(p: &Path) -> PathBuf {
+    if p.components().count() > 1 {
+        return p.to_path_buf();
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(p))
+                .find(|c| c.exists())
+        })
+        .unwrap_or_else(|| p.to_path_buf())
+}
+
+impl Config {
+    /// Reads the file if it exists; a missing default config file is fine, a
+    /// broken one is an error that names it.
+    pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
+        let file: File = match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => File::default(),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        let mut runtimes = file.runtimes;
+        runtimes
+            .entry("berth-runtime".to_string())
+            .or_insert_with(|| RuntimeEntry {
+                path: sibling("berth-runtime"),
+                args: Vec::new(),
+            });
+        for r in runtimes.values_mut() {
+            r.path = resolve(&r.path);
+        }
+        let default_runtime = file
+            .default_runtime
+            .unwrap_or_else(|| "berth-runtime".to_string());
+        if !runtimes.contains_key(&default_runtime) {
+            return Err(ConfigError::UnknownDefault {
+                path: path.to_path_buf(),
+                name: default_runtime,
+            });
+        }
+        Ok(Config {
+            default_runtime,
+            shim: resolve(&file.shim.unwrap_or_else(|| sibling("berth-shim"))),
+            cgroup_parent: file.cgroup_parent.unwrap_or_else(|| "berth".to_string()),
+            runtimes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_default_file_gives_berth_runtime() {
+        let c = Config::load(Path::new("/nonexistent/lifecycled.toml"), false).unwrap();
+        assert_eq!(c.default_runtime, "berth-runtime");
+        assert!(c.runtimes.contains_key("berth-runtime"));
+    }
+
+    #[test]
+    fn runtime_table_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "default_runtime = \"runc\"\n[runtimes.runc]\npath = \"/usr/sbin/runc\"\nargs = [\"--debug\"]\n").unwrap();
+        let c = Config::load(&p, true).unwrap();
+        assert_eq!(c.default_runtime, "runc");
+        assert_eq!(c.runtimes["runc"].args, vec!["--debug"]);
+
+        std::fs::write(&p, "default_runtime = \"nope\"\n").unwrap();
+        let e = Config::load(&p, true).unwrap_err().to_string();
+        assert!(e.contains("nope"), "{e}");
+
+        std::fs::write(&p, "[runtimes.x]\npath = 3\n").unwrap();
+        let e = Config::load(&p, true).unwrap_err().to_string();
+        assert!(e.contains("c.toml"), "{e}");
+
+        std::fs::write(&p, "bogus_key = 1\n").unwrap();
+        assert!(Config::load(&p, true).is_err());
+    }
+}

@@ -1,0 +1,21 @@
+//! berth-lifecycled: container records, tasks through shims, events, served
+//! as berth.lifecycle.v1 on a unix socket (with gRPC health and reflection).
+//! Like containerd, it is complete on its own: berth-ctr or any gRPC client
+//! can run containers with no engine.
+
+pub mod config;
+pub mod events;
+pub mod namespace;
+pub mod server;
+pub mod service;
+pub mod shimclient;
+pub mod store;
+pub mod tasks;
+
+pub fn timestamp(t: std::time::SystemTime) -> prost_types::Timestamp {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    prost_types::Timestamp {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
+}

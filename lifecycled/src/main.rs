@@ -1,0 +1,81 @@
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+
+use berth_lifecycled::config::Config;
+use berth_lifecycled::server::{Options, serve};
+
+/// berth's lifecycle daemon: containers and their tasks through one shim each,
+/// served as gRPC (berth.lifecycle.v1) on a unix socket. Containers keep
+/// running when it stops or dies; on start it finds their shims again.
+#[derive(Parser)]
+#[command(name = "berth-lifecycled", version)]
+struct Args {
+    /// Configuration file (TOML: runtime table, default runtime)
+    #[arg(long, default_value = "/etc/berth/lifecycled.toml")]
+    config: PathBuf,
+    /// Unix socket to serve on
+    #[arg(long, default_value = "/run/berth/lifecycled.sock")]
+    address: PathBuf,
+    /// Directory for state that survives reboots (container records)
+    #[arg(long, default_value = "/var/lib/berth/lifecycled")]
+    root: PathBuf,
+    /// Directory for run-time state (task directories, shim sockets)
+    #[arg(long, default_value = "/run/berth/lifecycled")]
+    state: PathBuf,
+    /// Log level: error, warn, info, debug, trace
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    // A bare level keeps the HTTP/2 and gRPC plumbing quiet; a full filter
+    // expression is taken as it is.
+    let filter = if args.log_level.contains('=') || args.log_level.contains(',') {
+        args.log_level.clone()
+    } else {
+        format!(
+            "{},h2=warn,hyper=warn,hyper_util=warn,tower=warn,tonic=warn",
+            args.log_level
+        )
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter)
+                .with_context(|| format!("--log-level {}", args.log_level))?,
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let explicit = std::env::args().any(|a| a == "--config" || a.starts_with("--config="));
+    let config = Config::load(&args.config, explicit)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let shutdown = async {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate()).expect("signal handler");
+            let mut int = signal(SignalKind::interrupt()).expect("signal handler");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::info!("stopping; containers keep running");
+        };
+        serve(
+            Options {
+                address: args.address,
+                root: args.root,
+                state: args.state,
+                config,
+                debug: args.log_level == "debug" || args.log_level == "trace",
+            },
+            shutdown,
+        )
+        .await
+    })
+}

@@ -1,0 +1,99 @@
+//! Binding the socket and serving every service, health and reflection.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use berth_proto::lifecycle::v1::{
+    containers_server::ContainersServer, events_server::EventsServer, tasks_server::TasksServer,
+    version_server::VersionServer,
+};
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+
+use crate::config::Config;
+use crate::events::Bus;
+use crate::service;
+use crate::store::Store;
+use crate::tasks::Tasks;
+
+pub struct Options {
+    pub address: PathBuf,
+    pub root: PathBuf,
+    pub state: PathBuf,
+    pub config: Config,
+    pub debug: bool,
+}
+
+fn bind(path: &Path) -> Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        anyhow::bail!(
+            "{} is in use: is another berth-lifecycled running?",
+            path.display()
+        );
+    }
+    let _ = std::fs::remove_file(path);
+    let l = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("chmod {}", path.display()))?;
+    Ok(l)
+}
+
+/// Serves until `shutdown` resolves. Containers are left running.
+pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+    for d in [&opts.root, &opts.state] {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let listener = bind(&opts.address)?;
+    let store = Arc::new(Store::open(&opts.root).context("opening the container store")?);
+    let events = Bus::default();
+    let tasks = Arc::new(Tasks::new(
+        opts.config,
+        opts.state.clone(),
+        store.clone(),
+        events.clone(),
+        opts.debug,
+    ));
+    tasks.restore().await;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<VersionServer<service::version::Service>>()
+        .await;
+    health
+        .set_serving::<ContainersServer<service::containers::Service>>()
+        .await;
+    health
+        .set_serving::<TasksServer<service::tasks::Service>>()
+        .await;
+    health
+        .set_serving::<EventsServer<service::events::Service>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(berth_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building reflection")?;
+
+    tracing::info!("serving on {}", opts.address.display());
+    let result = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(VersionServer::new(service::version::Service(tasks.clone())))
+        .add_service(ContainersServer::new(service::containers::Service {
+            store,
+            tasks: tasks.clone(),
+            events: events.clone(),
+        }))
+        .add_service(TasksServer::new(service::tasks::Service(tasks)))
+        .add_service(EventsServer::new(service::events::Service(events)))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .await
+        .context("serving");
+    let _ = std::fs::remove_file(&opts.address);
+    result
+}

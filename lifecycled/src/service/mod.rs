@@ -1,0 +1,7 @@
+//! gRPC handlers: thin, they check the request and call the layer that owns
+//! the logic.
+
+pub mod containers;
+pub mod events;
+pub mod tasks;
+pub mod version;

@@ -1,0 +1,706 @@
+//! Tasks: the running side of containers, each through its own shim. The shims
+//! outlive lifecycled; on start, lifecycled finds them again through the
+//! `address` files in its task directories and cleans up after those that died.
+//!
+//! The task map's lock is only held to look up or change an entry, never
+//! across a call to a shim: one stuck container cannot freeze the API.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use berth_proto::lifecycle::v1 as api;
+use berth_proto::lifecycle::v1::envelope::Event;
+use berth_proto::shim::v1 as shim;
+use berth_proto::types::v1 as pb;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use tonic::Status;
+
+use crate::config::Config;
+use crate::events::Bus;
+use crate::shimclient::{self, Client};
+use crate::store::{Store, StoreError};
+
+const CONNECT: Duration = Duration::from_secs(3);
+const CALL: Duration = Duration::from_secs(60);
+const RECONNECT: Duration = Duration::from_secs(2);
+
+type Key = (String, String);
+
+/// What lifecycled needs to clean up after a task whose shim is gone: which
+/// runtime, with which global arguments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    pub name: String,
+    pub path: PathBuf,
+    pub args: Vec<String>,
+}
+
+pub struct Task {
+    pub namespace: String,
+    pub id: String,
+    pub dir: PathBuf,
+    pub client: Client,
+    pub runtime: RuntimeInfo,
+}
+
+enum Slot {
+    Creating,
+    Ready(Arc<Task>),
+}
+
+pub struct Tasks {
+    cfg: Config,
+    state: PathBuf,
+    store: Arc<Store>,
+    events: Bus,
+    debug: bool,
+    map: Mutex<HashMap<Key, Slot>>,
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> Status {
+    Status::unavailable(format!("{what}: {e}"))
+}
+
+/// A shim call with a deadline; a shim that does not answer is Unavailable.
+async fn call<T>(
+    task: &Task,
+    fut: impl std::future::Future<Output = Result<tonic::Response<T>, Status>>,
+) -> Result<T, Status> {
+    match tokio::time::timeout(CALL, fut).await {
+        Ok(r) => r.map(|r| r.into_inner()),
+        Err(_) => Err(Status::unavailable(format!(
+            "the shim of task {} did not answer within {}s",
+            task.id,
+            CALL.as_secs()
+        ))),
+    }
+}
+
+pub fn read_exit(dir: &Path) -> Option<(u32, u32, SystemTime)> {
+    let data = std::fs::read(dir.join("exit")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&data).ok()?;
+    let at = v["exited_at"]
+        .as_str()
+        .and_then(|t| humantime::parse_rfc3339(t).ok())
+        .unwrap_or_else(SystemTime::now);
+    Some((v["pid"].as_u64()? as u32, v["status"].as_u64()? as u32, at))
+}
+
+impl Tasks {
+    pub fn new(cfg: Config, state: PathBuf, store: Arc<Store>, events: Bus, debug: bool) -> Tasks {
+        Tasks {
+            cfg,
+            state,
+            store,
+            events,
+            debug,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Slot>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn task_dir(&self, ns: &str, id: &str) -> PathBuf {
+        self.state.join("tasks").join(ns).join(id)
+    }
+
+    /// A short socket path (unix socket paths are limited to 108 bytes).
+    fn socket_path(&self, ns: &str, id: &str) -> PathBuf {
+        let h = sha2::Sha256::digest(format!("{ns}/{id}").as_bytes());
+        self.state
+            .join("s")
+            .join(format!("{}.sock", &hex::encode(h)[..20]))
+    }
+
+    pub fn get(&self, ns: &str, id: &str) -> Result<Arc<Task>, Status> {
+        match self.map().get(&(ns.to_string(), id.to_string())) {
+            Some(Slot::Ready(t)) => Ok(t.clone()),
+            Some(Slot::Creating) => Err(Status::failed_precondition(format!(
+                "task {id} is being created"
+            ))),
+            None => Err(Status::not_found(format!("task {id} not found"))),
+        }
+    }
+
+    pub fn has_task(&self, ns: &str, id: &str) -> bool {
+        self.map().contains_key(&(ns.to_string(), id.to_string()))
+    }
+
+    pub fn runtime_entry(&self, name: &str) -> Result<RuntimeInfo, Status> {
+        let name = if name.is_empty() {
+            &self.cfg.default_runtime
+        } else {
+            name
+        };
+        let e = self.cfg.runtimes.get(name).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "unknown runtime {name:?}: lifecycled knows {}",
+                self.cfg
+                    .runtimes
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        let mut args = e.args.clone();
+        args.push("--root".into());
+        args.push(
+            self.state
+                .join("runtime")
+                .join(name)
+                .to_string_lossy()
+                .into_owned(),
+        );
+        Ok(RuntimeInfo {
+            name: name.to_string(),
+            path: e.path.clone(),
+            args,
+        })
+    }
+
+    pub async fn create(
+        self: &Arc<Self>,
+        ns: &str,
+        id: &str,
+        stdio: pb::Stdio,
+    ) -> Result<api::CreateTaskResponse, Status> {
+        let record = self.store.get(ns, id).map_err(|e| match e {
+            StoreError::NotFound(_) => Status::not_found(format!("container {id} not found")),
+            e => Status::internal(e.to_string()),
+        })?;
+        let key = (ns.to_string(), id.to_string());
+        {
+            let mut map = self.map();
+            if map.contains_key(&key) {
+                return Err(Status::already_exists(format!("task {id} already exists")));
+            }
+            map.insert(key.clone(), Slot::Creating);
+        }
+        match self.create_inner(ns, id, &record, stdio).await {
+            Ok((task, pid)) => {
+                self.map().insert(key, Slot::Ready(task.clone()));
+                self.events.publish(
+                    ns,
+                    Event::TaskCreate(api::TaskEvent {
+                        container_id: id.to_string(),
+                        pid,
+                    }),
+                );
+                self.clone().watch(task);
+                Ok(api::CreateTaskResponse {
+                    container_id: id.to_string(),
+                    pid,
+                })
+            }
+            Err(e) => {
+                self.map().remove(&key);
+                Err(e)
+            }
+        }
+    }
+
+    async fn create_inner(
+        &self,
+        ns: &str,
+        id: &str,
+        record: &crate::store::Record,
+        stdio: pb::Stdio,
+    ) -> Result<(Arc<Task>, u32), Status> {
+        let runtime = self.runtime_entry(&record.runtime)?;
+        let mut spec: serde_json::Value = serde_json::from_str(&record.spec)
+            .map_err(|e| Status::invalid_argument(format!("container {id}: spec: {e}")))?;
+        let mounts = record.mounts();
+        if !mounts.is_empty() {
+            spec["root"]["path"] = serde_json::json!("rootfs");
+        }
+        if spec["linux"].is_object()
+            && spec["linux"]["cgroupsPath"]
+                .as_str()
+                .is_none_or(str::is_empty)
+        {
+            spec["linux"]["cgroupsPath"] =
+                serde_json::json!(format!("/{}/{ns}/{id}", self.cfg.cgroup_parent));
+        }
+        let dir = self.task_dir(ns, id);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Status::internal(format!("creating {}: {e}", dir.display())))?;
+        let write = |name: &str, data: Vec<u8>| {
+            std::fs::write(dir.join(name), data)
+                .map_err(|e| Status::internal(format!("writing {name}: {e}")))
+        };
+        write("config.json", spec.to_string().into_bytes())?;
+        write(
+            "task.json",
+            serde_json::to_vec(&runtime).unwrap_or_default(),
+        )?;
+
+        let socket = self.socket_path(ns, id);
+        let cleanup = |dir: &Path| {
+            let _ = std::fs::remove_dir_all(dir);
+        };
+        let addr = match shimclient::spawn(&self.cfg.shim, ns, id, &dir, &socket, self.debug).await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                cleanup(&dir);
+                return Err(Status::internal(format!("{e:#}")));
+            }
+        };
+        let client = match shimclient::connect(&addr, CONNECT).await {
+            Ok(c) => c,
+            Err(e) => {
+                cleanup(&dir);
+                return Err(unavailable("shim", format!("{e:#}")));
+            }
+        };
+        let task = Arc::new(Task {
+            namespace: ns.to_string(),
+            id: id.to_string(),
+            dir: dir.clone(),
+            client,
+            runtime: runtime.clone(),
+        });
+        let req = shim::CreateRequest {
+            id: id.to_string(),
+            bundle: dir.to_string_lossy().into_owned(),
+            rootfs: mounts,
+            stdio: Some(stdio),
+            runtime_path: runtime.path.to_string_lossy().into_owned(),
+            runtime_args: runtime.args.clone(),
+        };
+        let mut c = task.client.clone();
+        match call(&task, c.create(req)).await {
+            Ok(r) => Ok((task, r.pid)),
+            Err(e) => {
+                let _ = task.client.clone().shutdown(()).await;
+                cleanup(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// Follows a shim's exits; when the shim itself dies, cleans up after it.
+    fn watch(self: Arc<Self>, task: Arc<Task>) {
+        tokio::spawn(async move {
+            loop {
+                let stream = task.client.clone().events(()).await;
+                if let Ok(resp) = stream {
+                    let mut s = resp.into_inner();
+                    while let Ok(Some(ev)) = s.message().await {
+                        if ev.kind == shim::event::Kind::Exit as i32
+                            && let Some(exit) = ev.exit
+                        {
+                            self.events.publish(
+                                &task.namespace,
+                                Event::TaskExit(api::TaskExit {
+                                    container_id: task.id.clone(),
+                                    exec_id: ev.exec_id.clone(),
+                                    pid: exit.pid,
+                                    exit_status: exit.exit_status,
+                                    exited_at: exit.exited_at,
+                                }),
+                            );
+                        }
+                    }
+                }
+                // The stream ended: the task was deleted, or the shim is gone.
+                if !self.is_current(&task) {
+                    return;
+                }
+                let alive = tokio::time::timeout(RECONNECT, task.client.clone().info(()))
+                    .await
+                    .map(|r| r.is_ok())
+                    .unwrap_or(false);
+                if !alive {
+                    tracing::warn!(namespace = %task.namespace, id = %task.id, "shim died; cleaning up");
+                    self.map()
+                        .remove(&(task.namespace.clone(), task.id.clone()));
+                    self.cleanup_dead(&task.namespace, &task.id, &task.dir, Some(&task.runtime))
+                        .await;
+                    return;
+                }
+            }
+        });
+    }
+
+    fn is_current(&self, task: &Arc<Task>) -> bool {
+        matches!(
+            self.map().get(&(task.namespace.clone(), task.id.clone())),
+            Some(Slot::Ready(t)) if Arc::ptr_eq(t, task)
+        )
+    }
+
+    /// After a shim died: the runtime deletes what is left of the container,
+    /// the rootfs is unmounted, and an exit is reported with the status the
+    /// shim recorded (255 when it recorded none).
+    async fn cleanup_dead(&self, ns: &str, id: &str, dir: &Path, runtime: Option<&RuntimeInfo>) {
+        let loaded;
+        let runtime = match runtime {
+            Some(r) => Some(r),
+            None => {
+                loaded = std::fs::read(dir.join("task.json"))
+                    .ok()
+                    .and_then(|d| serde_json::from_slice::<RuntimeInfo>(&d).ok());
+                loaded.as_ref()
+            }
+        };
+        if let Some(rt) = runtime {
+            let out = tokio::process::Command::new(&rt.path)
+                .args(&rt.args)
+                .args(["delete", "--force", id])
+                .stdin(std::process::Stdio::null())
+                .output()
+                .await;
+            if let Ok(o) = out
+                && !o.status.success()
+            {
+                tracing::warn!(
+                    "{} delete --force {id}: {}",
+                    rt.path.display(),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+            }
+        }
+        let rootfs = dir.join("rootfs");
+        let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
+        let (pid, status, at) = read_exit(dir).unwrap_or((0, 255, SystemTime::now()));
+        if let Ok(addr) = std::fs::read_to_string(dir.join("address")) {
+            let _ = std::fs::remove_file(addr.trim());
+        }
+        let _ = std::fs::remove_dir_all(dir);
+        self.remove_cgroup_parents(ns);
+        self.events.publish(
+            ns,
+            Event::TaskExit(api::TaskExit {
+                container_id: id.to_string(),
+                exec_id: String::new(),
+                pid,
+                exit_status: status,
+                exited_at: Some(crate::timestamp(at)),
+            }),
+        );
+        self.events.publish(
+            ns,
+            Event::TaskDelete(api::TaskDelete {
+                container_id: id.to_string(),
+                pid,
+                exit_status: status,
+                exited_at: Some(crate::timestamp(at)),
+            }),
+        );
+    }
+
+    /// The per-namespace cgroup parents lifecycled made; removed once empty.
+    fn remove_cgroup_parents(&self, ns: &str) {
+        let parent = self.cfg.cgroup_parent.trim_matches('/');
+        let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
+            return;
+        };
+        let mut roots: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        roots.push(PathBuf::from("/sys/fs/cgroup"));
+        for root in roots {
+            let _ = std::fs::remove_dir(root.join(parent).join(ns));
+            let _ = std::fs::remove_dir(root.join(parent));
+        }
+    }
+
+    /// On start: reconnect to every shim found, in parallel; clean up after the
+    /// dead ones.
+    pub async fn restore(self: &Arc<Self>) {
+        let base = self.state.join("tasks");
+        let mut found = Vec::new();
+        for ns in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+            let ns_name = ns.file_name().to_string_lossy().into_owned();
+            for t in std::fs::read_dir(ns.path()).into_iter().flatten().flatten() {
+                found.push((
+                    ns_name.clone(),
+                    t.file_name().to_string_lossy().into_owned(),
+                    t.path(),
+                ));
+            }
+        }
+        let jobs = found.into_iter().map(|(ns, id, dir)| {
+            let this = self.clone();
+            async move { this.restore_one(ns, id, dir).await }
+        });
+        futures::future::join_all(jobs).await;
+    }
+
+    async fn restore_one(self: Arc<Self>, ns: String, id: String, dir: PathBuf) {
+        let runtime: Option<RuntimeInfo> = std::fs::read(dir.join("task.json"))
+            .ok()
+            .and_then(|d| serde_json::from_slice(&d).ok());
+        let addr = std::fs::read_to_string(dir.join("address")).ok();
+        let client = match (&addr, &runtime) {
+            (Some(a), Some(_)) => shimclient::connect(Path::new(a.trim()), RECONNECT)
+                .await
+                .ok(),
+            _ => None,
+        };
+        let client = match client {
+            Some(mut c) => match tokio::time::timeout(RECONNECT, c.info(())).await {
+                Ok(Ok(_)) => Some(c),
+                _ => None,
+            },
+            None => None,
+        };
+        let (Some(client), Some(runtime)) = (client, runtime.clone()) else {
+            tracing::warn!(namespace = %ns, id = %id, "shim gone; cleaning up");
+            self.cleanup_dead(&ns, &id, &dir, runtime.as_ref()).await;
+            return;
+        };
+        let task = Arc::new(Task {
+            namespace: ns.clone(),
+            id: id.clone(),
+            dir,
+            client,
+            runtime,
+        });
+        self.map()
+            .insert((ns.clone(), id.clone()), Slot::Ready(task.clone()));
+        self.clone().watch(task.clone());
+        // An exit while we were away is reported now, with its true status.
+        if let Ok(p) = task
+            .client
+            .clone()
+            .state(shim::ProcessRequest::default())
+            .await
+        {
+            let p = p.into_inner();
+            if p.status == pb::Status::Stopped as i32 {
+                self.events.publish(
+                    &ns,
+                    Event::TaskExit(api::TaskExit {
+                        container_id: id,
+                        exec_id: String::new(),
+                        pid: p.pid,
+                        exit_status: p.exit_status,
+                        exited_at: p.exited_at,
+                    }),
+                );
+            }
+        }
+        tracing::info!(namespace = %ns, "reconnected to shim of {}", task.id);
+    }
+
+    pub async fn start(&self, ns: &str, id: &str, exec_id: &str) -> Result<u32, Status> {
+        let t = self.get(ns, id)?;
+        let pid = call(
+            &t,
+            t.client.clone().start(shim::ProcessRequest {
+                exec_id: exec_id.to_string(),
+            }),
+        )
+        .await?
+        .pid;
+        let ev = if exec_id.is_empty() {
+            Event::TaskStart(api::TaskEvent {
+                container_id: id.to_string(),
+                pid,
+            })
+        } else {
+            Event::ExecStarted(api::ExecEvent {
+                container_id: id.to_string(),
+                exec_id: exec_id.to_string(),
+                pid,
+            })
+        };
+        self.events.publish(ns, ev);
+        Ok(pid)
+    }
+
+    pub async fn exec(&self, ns: &str, req: api::ExecRequest) -> Result<(), Status> {
+        crate::namespace::validate_id("exec", &req.exec_id)?;
+        let t = self.get(ns, &req.container_id)?;
+        call(
+            &t,
+            t.client.clone().exec(shim::ExecRequest {
+                exec_id: req.exec_id.clone(),
+                spec: req.spec,
+                stdio: req.stdio,
+            }),
+        )
+        .await?;
+        self.events.publish(
+            ns,
+            Event::ExecAdded(api::ExecEvent {
+                container_id: req.container_id,
+                exec_id: req.exec_id,
+                pid: 0,
+            }),
+        );
+        Ok(())
+    }
+
+    pub async fn kill(&self, ns: &str, req: &api::KillRequest) -> Result<(), Status> {
+        let t = self.get(ns, &req.container_id)?;
+        call(
+            &t,
+            t.client.clone().kill(shim::KillRequest {
+                exec_id: req.exec_id.clone(),
+                signal: req.signal,
+                all: req.all,
+            }),
+        )
+        .await
+    }
+
+    pub async fn delete(
+        &self,
+        ns: &str,
+        id: &str,
+        exec_id: &str,
+    ) -> Result<api::DeleteTaskResponse, Status> {
+        let t = self.get(ns, id)?;
+        let r = call(
+            &t,
+            t.client.clone().delete(shim::ProcessRequest {
+                exec_id: exec_id.to_string(),
+            }),
+        )
+        .await?;
+        if exec_id.is_empty() {
+            self.map().remove(&(ns.to_string(), id.to_string()));
+            let _ = tokio::time::timeout(RECONNECT, t.client.clone().shutdown(())).await;
+            let _ = std::fs::remove_dir_all(&t.dir);
+            self.remove_cgroup_parents(ns);
+            self.events.publish(
+                ns,
+                Event::TaskDelete(api::TaskDelete {
+                    container_id: id.to_string(),
+                    pid: r.pid,
+                    exit_status: r.exit_status,
+                    exited_at: r.exited_at,
+                }),
+            );
+        }
+        Ok(api::DeleteTaskResponse {
+            container_id: id.to_string(),
+            pid: r.pid,
+            exit_status: r.exit_status,
+            exited_at: r.exited_at,
+        })
+    }
+
+    pub async fn wait(&self, ns: &str, id: &str, exec_id: &str) -> Result<pb::Exit, Status> {
+        let t = self.get(ns, id)?;
+        // No deadline: waiting is what this call is for.
+        t.client
+            .clone()
+            .wait(shim::ProcessRequest {
+                exec_id: exec_id.to_string(),
+            })
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn state(&self, ns: &str, id: &str, exec_id: &str) -> Result<pb::Process, Status> {
+        let t = self.get(ns, id)?;
+        call(
+            &t,
+            t.client.clone().state(shim::ProcessRequest {
+                exec_id: exec_id.to_string(),
+            }),
+        )
+        .await
+    }
+
+    pub async fn list(&self, ns: &str) -> Vec<pb::Process> {
+        let tasks: Vec<Arc<Task>> = self
+            .map()
+            .iter()
+            .filter_map(|((n, _), s)| match s {
+                Slot::Ready(t) if n == ns => Some(t.clone()),
+                _ => None,
+            })
+            .collect();
+        let jobs = tasks.into_iter().map(|t| async move {
+            call(&t, t.client.clone().state(shim::ProcessRequest::default()))
+                .await
+                .unwrap_or_else(|_| pb::Process {
+                    container_id: t.id.clone(),
+                    status: pb::Status::Unknown as i32,
+                    ..Default::default()
+                })
+        });
+        let mut v = futures::future::join_all(jobs).await;
+        v.sort_by(|a, b| a.container_id.cmp(&b.container_id));
+        v
+    }
+
+    pub async fn pids(&self, ns: &str, id: &str) -> Result<Vec<pb::ProcessPid>, Status> {
+        let t = self.get(ns, id)?;
+        Ok(call(&t, t.client.clone().pids(())).await?.processes)
+    }
+
+    pub async fn stats(&self, ns: &str, id: &str) -> Result<pb::Stats, Status> {
+        let t = self.get(ns, id)?;
+        call(&t, t.client.clone().stats(())).await
+    }
+
+    pub async fn resize(&self, ns: &str, req: api::ResizePtyRequest) -> Result<(), Status> {
+        let t = self.get(ns, &req.container_id)?;
+        call(
+            &t,
+            t.client.clone().resize_pty(shim::ResizePtyRequest {
+                exec_id: req.exec_id,
+                width: req.width,
+                height: req.height,
+            }),
+        )
+        .await
+    }
+
+    pub async fn close_io(&self, ns: &str, id: &str, exec_id: &str) -> Result<(), Status> {
+        let t = self.get(ns, id)?;
+        call(
+            &t,
+            t.client.clone().close_io(shim::ProcessRequest {
+                exec_id: exec_id.to_string(),
+            }),
+        )
+        .await
+    }
+
+    pub async fn pause(&self, ns: &str, id: &str, pause: bool) -> Result<(), Status> {
+        let t = self.get(ns, id)?;
+        if pause {
+            call(&t, t.client.clone().pause(())).await?;
+        } else {
+            call(&t, t.client.clone().resume(())).await?;
+        }
+        let ev = api::TaskEvent {
+            container_id: id.to_string(),
+            pid: 0,
+        };
+        self.events.publish(
+            ns,
+            if pause {
+                Event::TaskPaused(ev)
+            } else {
+                Event::TaskResumed(ev)
+            },
+        );
+        Ok(())
+    }
+
+    pub async fn update(&self, ns: &str, id: &str, resources: Vec<u8>) -> Result<(), Status> {
+        let t = self.get(ns, id)?;
+        call(
+            &t,
+            t.client.clone().update(shim::UpdateRequest { resources }),
+        )
+        .await
+    }
+}

@@ -1,0 +1,62 @@
+//! berth-shim: one process per container. It runs the OCI runtime, is the
+//! subreaper of the container's processes, records each exit the moment it
+//! happens, holds their stdio (writing the container's json-file log and
+//! feeding attached clients without ever blocking the container), and serves
+//! berth.shim.v1 on its own unix socket.
+
+pub mod cgstats;
+pub mod io;
+pub mod launch;
+pub mod logfile;
+pub mod mount;
+pub mod process;
+pub mod reaper;
+pub mod runtime;
+pub mod server;
+pub mod service;
+pub mod task;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub id: String,
+    pub namespace: String,
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+    pub debug: bool,
+}
+
+/// The detached server: becomes a subreaper, serves until its task is deleted.
+pub fn serve(opts: Options) -> Result<()> {
+    let level = if opts.debug { "debug" } else { "warn" };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        let e = std::io::Error::last_os_error();
+        launch::report_ready(Err(format!("becoming a subreaper: {e}")));
+        return Err(e).context("becoming a subreaper");
+    }
+    // One thread: the shim waits most of its life, and a single thread keeps
+    // it small and lets runtime commands be waited for without racing the reaper.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(server::run(opts))
+}
+
+/// Seconds and nanoseconds since the epoch as a protobuf timestamp.
+pub fn timestamp(t: std::time::SystemTime) -> prost_types::Timestamp {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    prost_types::Timestamp {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
+}

@@ -1,0 +1,102 @@
+//! The shim is the subreaper of everything the runtime starts. On SIGCHLD it
+//! reaps every exited child and hands each exit to the process it belongs to.
+//! An exit can arrive before the shim knows the pid (a container that exits
+//! before its pid file is read): such exits wait here until claimed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::process::{Exit, Proc};
+
+#[derive(Default)]
+pub struct Reaper {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    watched: HashMap<i32, Watch>,
+    unclaimed: HashMap<i32, Exit>,
+}
+
+struct Watch {
+    proc: Arc<Proc>,
+    on_exit: Box<dyn Fn(Exit) + Send>,
+}
+
+pub fn exit_status(ws: WaitStatus) -> Option<(i32, u32)> {
+    match ws {
+        WaitStatus::Exited(pid, code) => Some((pid.as_raw(), code as u32)),
+        WaitStatus::Signaled(pid, sig, _) => Some((pid.as_raw(), 128 + sig as u32)),
+        _ => None,
+    }
+}
+
+impl Reaper {
+    /// Reaps every child that has exited.
+    pub fn reap(&self) {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(ws) => {
+                    if let Some((pid, status)) = exit_status(ws) {
+                        self.exited(Exit {
+                            pid,
+                            status,
+                            at: SystemTime::now(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn exited(&self, exit: Exit) {
+        let w = {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            match inner.watched.remove(&exit.pid) {
+                Some(w) => w,
+                None => {
+                    // Orphans re-parented to us (a container without a pid
+                    // namespace leaves them) are never claimed: keep few.
+                    if inner.unclaimed.len() >= 1024 {
+                        inner.unclaimed.clear();
+                    }
+                    inner.unclaimed.insert(exit.pid, exit);
+                    return;
+                }
+            }
+        };
+        (w.on_exit)(exit);
+        w.proc.set_exited(exit);
+    }
+
+    /// Starts watching `pid`; `on_exit` runs first when it exits (the shim
+    /// records the exit on disk there, before anyone is told).
+    pub fn watch(&self, pid: i32, proc: Arc<Proc>, on_exit: impl Fn(Exit) + Send + 'static) {
+        let early = {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            match inner.unclaimed.remove(&pid) {
+                Some(exit) => Some(exit),
+                None => {
+                    inner.watched.insert(
+                        pid,
+                        Watch {
+                            proc: proc.clone(),
+                            on_exit: Box::new(on_exit),
+                        },
+                    );
+                    return;
+                }
+            }
+        };
+        if let Some(exit) = early {
+            on_exit(exit);
+            proc.set_exited(exit);
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The shim's gRPC server on its unix socket, and its SIGCHLD loop.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use berth_proto::shim::v1::shim_server::ShimServer;
+use tokio::net::UnixListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_stream::wrappers::UnixListenerStream;
+
+use crate::Options;
+use crate::launch::report_ready;
+use crate::service::Service;
+use crate::task::Task;
+
+fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}
+
+pub async fn run(opts: Options) -> Result<()> {
+    let listener = match bind(&opts) {
+        Ok(l) => l,
+        Err(e) => {
+            report_ready(Err(format!("{e:#}")));
+            return Err(e);
+        }
+    };
+    let task = Arc::new(Task::new(&opts));
+
+    let mut sigchld = signal(SignalKind::child()).context("watching SIGCHLD")?;
+    let reaper = task.reaper.clone();
+    tokio::spawn(async move {
+        while sigchld.recv().await.is_some() {
+            reaper.reap();
+        }
+    });
+    // The shim is not for terminals or sessions to stop: ignore the signals a
+    // session leader's death or a stray Ctrl-C would bring.
+    for kind in [
+        SignalKind::hangup(),
+        SignalKind::interrupt(),
+        SignalKind::pipe(),
+    ] {
+        if let Ok(mut s) = signal(kind) {
+            tokio::spawn(async move { while s.recv().await.is_some() {} });
+        }
+    }
+
+    report_ready(Ok(&opts.socket.to_string_lossy()));
+    let shutdown = task.shutdown.clone();
+    let server = tonic::transport::Server::builder()
+        .add_service(ShimServer::new(Service(task)))
+        .serve_with_incoming(UnixListenerStream::new(listener));
+    tokio::select! {
+        r = server => r.context("serving")?,
+        // Clients keep streams (events) open forever; let the last answers
+        // (Shutdown's own) go out, then leave without waiting for them.
+        _ = async {
+            shutdown.notified().await;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        } => {}
+    }
+
+    let _ = std::fs::remove_file(&opts.socket);
+    let _ = std::fs::remove_file(opts.state_dir.join("address"));
+    Ok(())
+}
+
+fn bind(opts: &Options) -> Result<UnixListener> {
+    if let Some(dir) = opts.socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let _ = std::fs::remove_file(&opts.socket);
+    let listener = UnixListener::bind(&opts.socket)
+        .with_context(|| format!("binding {}", opts.socket.display()))?;
+    write_atomic(
+        &opts.state_dir.join("address"),
+        opts.socket.to_string_lossy().as_bytes(),
+    )
+    .context("writing the address file")?;
+    write_atomic(
+        &opts.state_dir.join("shim.pid"),
+        std::process::id().to_string().as_bytes(),
+    )
+    .context("writing shim.pid")?;
+    Ok(listener)
+}

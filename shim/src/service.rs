@@ -1,0 +1,211 @@
+//! berth.shim.v1 over the task: thin handlers.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use berth_proto::shim::v1 as shim;
+use berth_proto::shim::v1::shim_server::Shim;
+use berth_proto::types::v1 as pb;
+use futures::Stream;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::task::Task;
+
+pub struct Service(pub Arc<Task>);
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Shim for Service {
+    async fn info(&self, _: Request<()>) -> Result<Response<shim::InfoResponse>, Status> {
+        Ok(Response::new(self.0.info()))
+    }
+
+    async fn create(
+        &self,
+        req: Request<shim::CreateRequest>,
+    ) -> Result<Response<shim::CreateResponse>, Status> {
+        let pid = self.0.create(req.into_inner()).await?;
+        Ok(Response::new(shim::CreateResponse { pid }))
+    }
+
+    async fn start(
+        &self,
+        req: Request<shim::ProcessRequest>,
+    ) -> Result<Response<shim::StartResponse>, Status> {
+        let pid = self.0.start(&req.into_inner().exec_id).await?;
+        Ok(Response::new(shim::StartResponse { pid }))
+    }
+
+    async fn exec(&self, req: Request<shim::ExecRequest>) -> Result<Response<()>, Status> {
+        self.0.exec(req.into_inner())?;
+        Ok(Response::new(()))
+    }
+
+    async fn kill(&self, req: Request<shim::KillRequest>) -> Result<Response<()>, Status> {
+        self.0.kill(&req.into_inner())?;
+        Ok(Response::new(()))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<shim::ProcessRequest>,
+    ) -> Result<Response<shim::DeleteResponse>, Status> {
+        Ok(Response::new(
+            self.0.delete(&req.into_inner().exec_id).await?,
+        ))
+    }
+
+    async fn wait(&self, req: Request<shim::ProcessRequest>) -> Result<Response<pb::Exit>, Status> {
+        let proc = self.0.process(&req.into_inner().exec_id)?;
+        Ok(Response::new(proc.wait().await.to_pb()))
+    }
+
+    async fn state(
+        &self,
+        req: Request<shim::ProcessRequest>,
+    ) -> Result<Response<pb::Process>, Status> {
+        Ok(Response::new(self.0.state(&req.into_inner().exec_id)?))
+    }
+
+    async fn resize_pty(
+        &self,
+        req: Request<shim::ResizePtyRequest>,
+    ) -> Result<Response<()>, Status> {
+        let r = req.into_inner();
+        self.0.resize(&r.exec_id, r.width, r.height)?;
+        Ok(Response::new(()))
+    }
+
+    async fn close_io(&self, req: Request<shim::ProcessRequest>) -> Result<Response<()>, Status> {
+        let proc = self.0.process(&req.into_inner().exec_id)?;
+        proc.io.close_stdin().await;
+        Ok(Response::new(()))
+    }
+
+    async fn pids(&self, _: Request<()>) -> Result<Response<shim::PidsResponse>, Status> {
+        Ok(Response::new(shim::PidsResponse {
+            processes: self.0.pids()?,
+        }))
+    }
+
+    async fn stats(&self, _: Request<()>) -> Result<Response<pb::Stats>, Status> {
+        Ok(Response::new(self.0.stats()?))
+    }
+
+    async fn pause(&self, _: Request<()>) -> Result<Response<()>, Status> {
+        self.0.pause(true)?;
+        Ok(Response::new(()))
+    }
+
+    async fn resume(&self, _: Request<()>) -> Result<Response<()>, Status> {
+        self.0.pause(false)?;
+        Ok(Response::new(()))
+    }
+
+    async fn update(&self, req: Request<shim::UpdateRequest>) -> Result<Response<()>, Status> {
+        self.0.update(&req.into_inner().resources)?;
+        Ok(Response::new(()))
+    }
+
+    type AttachStream = BoxStream<pb::Chunk>;
+
+    async fn attach(
+        &self,
+        req: Request<Streaming<shim::AttachRequest>>,
+    ) -> Result<Response<Self::AttachStream>, Status> {
+        let mut input = req.into_inner();
+        let open = match input.message().await? {
+            Some(shim::AttachRequest {
+                kind: Some(shim::attach_request::Kind::Open(o)),
+            }) => o,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "attach must start with an open message",
+                ));
+            }
+        };
+        let proc = self.0.process(&open.exec_id)?;
+        let io = proc.io.clone();
+        // Subscribe before anything else, so no output is missed from here on.
+        let mut output = io.output.subscribe();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let want = move |c: &pb::Chunk| {
+            (c.stream == pb::chunk::Stream::Stdout as i32 && open.stdout)
+                || (c.stream == pb::chunk::Stream::Stderr as i32 && open.stderr)
+        };
+        let io_out = io.clone();
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                tokio::select! {
+                    r = output.recv() => match r {
+                        Ok(c) => {
+                            if want(&c) && tx.send(Ok(c)).await.is_err() {
+                                return;
+                            }
+                        }
+                        // A client too slow to keep up loses chunks; the
+                        // container never waits for it.
+                        Err(RecvError::Lagged(n)) => tracing::debug!("attach lagged by {n} chunks"),
+                        Err(RecvError::Closed) => return,
+                    },
+                    _ = io_out.wait_done() => {
+                        while let Ok(c) = output.try_recv() {
+                            if want(&c) && tx.send(Ok(c)).await.is_err() {
+                                return;
+                            }
+                        }
+                        return;
+                    }
+                }
+            }
+        });
+        if open.stdin {
+            let task = self.0.clone();
+            let exec_id = open.exec_id.clone();
+            tokio::spawn(async move {
+                while let Ok(Some(msg)) = input.message().await {
+                    match msg.kind {
+                        Some(shim::attach_request::Kind::Stdin(data)) => {
+                            if let Err(e) = io.write_stdin(&data).await {
+                                tracing::debug!("attach stdin: {e:#}");
+                                break;
+                            }
+                        }
+                        Some(shim::attach_request::Kind::CloseStdin(true)) => {
+                            io.close_stdin().await;
+                            break;
+                        }
+                        Some(shim::attach_request::Kind::Resize(r)) => {
+                            let _ = task.resize(&exec_id, r.width, r.height);
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type EventsStream = BoxStream<shim::Event>;
+
+    async fn events(&self, _: Request<()>) -> Result<Response<Self::EventsStream>, Status> {
+        let rx = self.0.events.subscribe();
+        let stream =
+            tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(|r| r.ok().map(Ok));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn shutdown(&self, _: Request<()>) -> Result<Response<()>, Status> {
+        if !self.0.may_shut_down() {
+            return Err(Status::failed_precondition(
+                "the task still exists: delete it before shutting the shim down",
+            ));
+        }
+        self.0.shutdown.notify_one();
+        Ok(Response::new(()))
+    }
+}
