@@ -36,10 +36,17 @@ impl Lifecycled {
             .tempdir()
             .expect("tempdir");
         let cgroup_parent = testsupport::unique("berth-it");
+        // Benchmarks point these at the static builds.
+        let shim = std::env::var_os("BERTH_SHIM")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| crate::bin("berth-shim"));
+        let runtime = std::env::var_os("BERTH_RUNTIME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| crate::bin("berth-runtime"));
         let mut toml = format!(
             "cgroup_parent = \"{cgroup_parent}\"\nshim = \"{}\"\n[runtimes.berth-runtime]\npath = \"{}\"\n[runtimes.runc]\npath = \"{}\"\n",
-            crate::bin("berth-shim").display(),
-            crate::bin("berth-runtime").display(),
+            shim.display(),
+            runtime.display(),
             crate::runc().display(),
         );
         for (name, path) in extra {

@@ -771,3 +771,32 @@ fn berth_ctr_runs_a_container_and_names_the_layer_that_failed() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_container_runs_again_right_after_its_task_is_deleted() {
+    // The old shim exits just after Delete; it must not take the new shim's
+    // socket (same id, same path) with it.
+    let l = start_lifecycled();
+    let c = l.client("default").await;
+    c.create_container("again", "", &["sh", "-c", "exit 3"], l.dir.path())
+        .await
+        .unwrap();
+    for round in 0..8 {
+        c.tasks()
+            .create(c.req(api::CreateTaskRequest {
+                container_id: "again".into(),
+                stdio: None,
+            }))
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        c.tasks().start(c.process("again", "")).await.unwrap();
+        let exit = c
+            .tasks()
+            .wait(c.process("again", ""))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(exit.exit_status, 3);
+        c.tasks().delete(c.process("again", "")).await.unwrap();
+    }
+}

@@ -260,10 +260,21 @@ impl Tasks {
         let client = match shimclient::connect(&addr, CONNECT).await {
             Ok(c) => c,
             Err(e) => {
+                // A shim we cannot reach can never be told to exit: end it.
+                if let Some(pid) = std::fs::read_to_string(dir.join("shim.pid"))
+                    .ok()
+                    .and_then(|p| p.trim().parse::<i32>().ok())
+                {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
                 cleanup(&dir);
                 return Err(unavailable("shim", format!("{e:#}")));
             }
         };
+
         let task = Arc::new(Task {
             namespace: ns.to_string(),
             id: id.to_string(),
@@ -379,7 +390,6 @@ impl Tasks {
             let _ = std::fs::remove_file(addr.trim());
         }
         let _ = std::fs::remove_dir_all(dir);
-        self.remove_cgroup_parents(ns);
         self.events.publish(
             ns,
             Event::TaskExit(api::TaskExit {
@@ -399,20 +409,6 @@ impl Tasks {
                 exited_at: Some(crate::timestamp(at)),
             }),
         );
-    }
-
-    /// The per-namespace cgroup parents lifecycled made; removed once empty.
-    fn remove_cgroup_parents(&self, ns: &str) {
-        let parent = self.cfg.cgroup_parent.trim_matches('/');
-        let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
-            return;
-        };
-        let mut roots: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-        roots.push(PathBuf::from("/sys/fs/cgroup"));
-        for root in roots {
-            let _ = std::fs::remove_dir(root.join(parent).join(ns));
-            let _ = std::fs::remove_dir(root.join(parent));
-        }
     }
 
     /// On start: reconnect to every shim found, in parallel; clean up after the
@@ -574,7 +570,6 @@ impl Tasks {
             self.map().remove(&(ns.to_string(), id.to_string()));
             let _ = tokio::time::timeout(RECONNECT, t.client.clone().shutdown(())).await;
             let _ = std::fs::remove_dir_all(&t.dir);
-            self.remove_cgroup_parents(ns);
             self.events.publish(
                 ns,
                 Event::TaskDelete(api::TaskDelete {

@@ -8,7 +8,6 @@
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
@@ -22,37 +21,40 @@ pub fn start(opts: &Options) -> Result<()> {
         .append(true)
         .open(opts.state_dir.join("shim.log"))
         .context("opening shim.log")?;
+    let null = File::open("/dev/null").context("opening /dev/null")?;
     // The server reports readiness (or its error) on this pipe.
     let (mut ready_r, ready_w) = std::io::pipe().context("creating readiness pipe")?;
-    let mut cmd = Command::new(std::env::current_exe().context("finding our own binary")?);
-    cmd.arg("serve")
-        .args(["--id", &opts.id, "--namespace", &opts.namespace])
-        .arg("--state-dir")
-        .arg(&opts.state_dir)
-        .arg("--socket")
-        .arg(&opts.socket)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(ready_w))
-        .stderr(Stdio::from(log))
-        .env("BERTH_SHIM_READY_FD", "1");
-    if opts.debug {
-        cmd.arg("--debug");
+    // A fork, not a second exec: we are single-threaded here, and the child
+    // simply goes on as the server.
+    // SAFETY: no threads exist yet; the child only calls async-signal-safe
+    // functions until it sets up its own runtime in `serve`.
+    match unsafe { nix::unistd::fork() }.context("forking the shim server")? {
+        nix::unistd::ForkResult::Child => {
+            drop(ready_r);
+            let ok = nix::unistd::setsid().is_ok()
+                && nix::unistd::dup2(null.as_raw_fd(), 0).is_ok()
+                && nix::unistd::dup2(ready_w.as_raw_fd(), 1).is_ok()
+                && nix::unistd::dup2(log.as_raw_fd(), 2).is_ok();
+            drop((null, log, ready_w));
+            if !ok {
+                std::process::exit(1);
+            }
+            let code = match crate::serve(opts.clone()) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("berth-shim: {e:#}");
+                    1
+                }
+            };
+            std::process::exit(code);
+        }
+        nix::unistd::ForkResult::Parent { .. } => {}
     }
-    // SAFETY: setsid in the child between fork and exec touches no shared state.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().context("starting the shim server")?;
-    drop(cmd);
+    drop(ready_w);
     let mut msg = String::new();
     ready_r
         .read_to_string(&mut msg)
         .context("waiting for the shim server")?;
-    let _ = child; // not waited for: it outlives us on purpose
     match msg.strip_prefix("ok ") {
         Some(addr) => {
             println!("{}", addr.trim());

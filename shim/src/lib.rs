@@ -31,10 +31,13 @@ pub struct Options {
 
 /// The detached server: becomes a subreaper, serves until its task is deleted.
 pub fn serve(opts: Options) -> Result<()> {
-    let level = if opts.debug { "debug" } else { "warn" };
+    let level = if opts.debug {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::WARN
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(level))
-        .with_ansi(false)
+        .with_max_level(level)
         .with_writer(std::io::stderr)
         .init();
     // SAFETY: prctl with integer arguments only.

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
-use berth_shim::{Options, launch, serve};
+use berth_shim::{Options, launch};
 
 const USAGE: &str =
     "usage: berth-shim start --id ID --namespace NS --state-dir DIR --socket PATH [--debug]
@@ -57,8 +57,6 @@ fn parse() -> Result<(String, Options)> {
 fn main() {
     let result = parse().and_then(|(mode, opts)| match mode.as_str() {
         "start" => launch::start(&opts),
-        // The detached server itself (what `start` runs); not for people.
-        "serve" => serve(opts),
         other => bail!("unknown mode {other:?}\n{USAGE}"),
     });
     if let Err(e) = result {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use berth_proto::shim::v1::shim_server::ShimServer;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::Options;
 use crate::launch::report_ready;
@@ -23,11 +23,15 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 pub async fn run(opts: Options) -> Result<()> {
     let listener = match bind(&opts) {
         Ok(l) => l,
+
         Err(e) => {
             report_ready(Err(format!("{e:#}")));
             return Err(e);
         }
     };
+    let socket_ino = std::fs::metadata(&opts.socket)
+        .ok()
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
     let task = Arc::new(Task::new(&opts));
 
     let mut sigchld = signal(SignalKind::child()).context("watching SIGCHLD")?;
@@ -51,11 +55,31 @@ pub async fn run(opts: Options) -> Result<()> {
 
     report_ready(Ok(&opts.socket.to_string_lossy()));
     let shutdown = task.shutdown.clone();
-    let server = tonic::transport::Server::builder()
-        .add_service(ShimServer::new(Service(task)))
-        .serve_with_incoming(UnixListenerStream::new(listener));
+    let service = ShimServer::new(Service(task));
+    // One service, served by hyper directly: no router is needed, and the
+    // shim stays small.
+    let server = async move {
+        loop {
+            let (conn, _) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("accepting: {e}");
+                    continue;
+                }
+            };
+            let svc = hyper_util::service::TowerToHyperService::new(service.clone());
+            tokio::spawn(async move {
+                let r = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(conn), svc)
+                    .await;
+                if let Err(e) = r {
+                    tracing::debug!("connection: {e}");
+                }
+            });
+        }
+    };
     tokio::select! {
-        r = server => r.context("serving")?,
+        () = server => {}
         // Clients keep streams (events) open forever; let the last answers
         // (Shutdown's own) go out, then leave without waiting for them.
         _ = async {
@@ -64,8 +88,14 @@ pub async fn run(opts: Options) -> Result<()> {
         } => {}
     }
 
-    let _ = std::fs::remove_file(&opts.socket);
-    let _ = std::fs::remove_file(opts.state_dir.join("address"));
+    // The path may already belong to a new shim for a new task of the same
+    // id: remove it only while it is still ours.
+    let ours = std::fs::metadata(&opts.socket)
+        .ok()
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    if ours.is_some() && ours == socket_ino {
+        let _ = std::fs::remove_file(&opts.socket);
+    }
     Ok(())
 }
 
