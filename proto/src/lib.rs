@@ -2,6 +2,7 @@
 //! `proto/` are the contract; nothing else crosses these process boundaries.
 
 /// Types shared by the lifecycle and shim APIs.
+#[allow(clippy::large_enum_variant)]
 pub mod types {
     pub mod v1 {
         tonic::include_proto!("berth.types.v1");
@@ -9,6 +10,7 @@ pub mod types {
 }
 
 /// engine (or berth-ctr, grpcurl) ↔ berth-lifecycled.
+#[allow(clippy::large_enum_variant)]
 pub mod lifecycle {
     pub mod v1 {
         tonic::include_proto!("berth.lifecycle.v1");
@@ -16,6 +18,7 @@ pub mod lifecycle {
 }
 
 /// berth-lifecycled ↔ berth-shim.
+#[allow(clippy::large_enum_variant)]
 pub mod shim {
     pub mod v1 {
         tonic::include_proto!("berth.shim.v1");

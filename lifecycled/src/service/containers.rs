@@ -131,9 +131,24 @@ impl Containers for Service {
     ) -> Result<Response<api::Container>, Status> {
         let ns = namespace::of(&req)?;
         let u = req.into_inner();
+        let spec = if u.spec.is_empty() {
+            None
+        } else {
+            let v: serde_json::Value = serde_json::from_slice(&u.spec).map_err(|e| {
+                Status::invalid_argument(format!("container {}: spec is not valid JSON: {e}", u.id))
+            })?;
+            Some(v.to_string())
+        };
+        let only_spec = spec.is_some() && u.labels.is_empty();
         let r = self
             .store
             .update(&ns, &u.id, |r| {
+                if let Some(s) = spec {
+                    r.spec = s;
+                }
+                if only_spec {
+                    return;
+                }
                 if !u.merge_labels {
                     r.labels.clear();
                 }

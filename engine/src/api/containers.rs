@@ -1,0 +1,978 @@
+//! /containers/…
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use berth_proto::lifecycle::v1 as api;
+use berth_proto::types::v1 as pb;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::State;
+use super::query::{self, Params, flag, flag_or};
+use super::stream::{STDERR, STDOUT, frame, hijack};
+use crate::daemon::container::{Container, Status};
+use crate::daemon::images::familiar;
+use crate::daemon::{Daemon, Entry, logs};
+use crate::error::{ApiError, Result};
+use crate::types::CreateRequest;
+
+fn rfc3339(t: Option<SystemTime>) -> String {
+    match t {
+        Some(t) => humantime::format_rfc3339_nanos(t).to_string(),
+        None => "0001-01-01T00:00:00Z".into(),
+    }
+}
+
+fn unix(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn network_mode(c: &Container) -> String {
+    match c.host_config.network_mode.as_str() {
+        "" | "default" => "bridge".into(),
+        m => m.into(),
+    }
+}
+
+/// Published ports, as `ps` and inspect show them (networking fills them in).
+fn ports(_c: &Container) -> Vec<Value> {
+    Vec::new()
+}
+
+pub fn summary(c: &Container, size: bool) -> Value {
+    let mut command = c.path.clone();
+    if !c.args.is_empty() {
+        command.push(' ');
+        command.push_str(&c.args.join(" "));
+    }
+    let image = if c.config.image.starts_with("sha256:") {
+        c.image_id.clone()
+    } else {
+        c.config.image.clone()
+    };
+    let mut v = json!({
+        "Id": c.id,
+        "Names": [format!("/{}", c.name)],
+        "Image": image,
+        "ImageID": c.image_id,
+        "Command": command,
+        "Created": unix(c.created),
+        "Ports": ports(c),
+        "Labels": c.config.labels,
+        "State": c.state.status.as_str(),
+        "Status": c.status_text(SystemTime::now()),
+        "HostConfig": {"NetworkMode": network_mode(c)},
+        "NetworkSettings": {"Networks": {network_mode(c): {"NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": ""}}},
+        "Mounts": c.mounts,
+    });
+    if size {
+        v["SizeRw"] = json!(0);
+        v["SizeRootFs"] = json!(0);
+    }
+    v
+}
+
+pub fn inspect_json(c: &Container) -> Value {
+    let s = &c.state;
+    let mut state = json!({
+        "Status": s.status.as_str(),
+        "Running": matches!(s.status, Status::Running | Status::Paused | Status::Restarting),
+        "Paused": s.status == Status::Paused,
+        "Restarting": s.status == Status::Restarting,
+        "OOMKilled": s.oom_killed,
+        "Dead": s.status == Status::Dead,
+        "Pid": s.pid,
+        "ExitCode": s.exit_code,
+        "Error": s.error,
+        "StartedAt": rfc3339(s.started_at),
+        "FinishedAt": rfc3339(s.finished_at),
+    });
+    if let Some(h) = &s.health {
+        state["Health"] =
+            json!({"Status": h.status, "FailingStreak": h.failing_streak, "Log": h.log});
+    }
+    let mut hc = serde_json::to_value(&c.host_config).unwrap_or_default();
+    if hc["NetworkMode"] == "" {
+        hc["NetworkMode"] = json!("bridge");
+    }
+    if hc["LogConfig"]["Type"] == "" {
+        hc["LogConfig"]["Type"] = json!("json-file");
+    }
+    let mut config = serde_json::to_value(&c.config).unwrap_or_default();
+    if config["Hostname"] == "" {
+        config["Hostname"] = json!(c.short_id());
+    }
+    let mode = network_mode(c);
+    json!({
+        "Id": c.id,
+        "Created": rfc3339(Some(c.created)),
+        "Path": c.path,
+        "Args": c.args,
+        "State": state,
+        "Image": c.image_id,
+        "ResolvConfPath": c.dir.join("resolv.conf"),
+        "HostnamePath": c.dir.join("hostname"),
+        "HostsPath": c.dir.join("hosts"),
+        "LogPath": c.log_path(),
+        "Name": format!("/{}", c.name),
+        "RestartCount": c.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": if c.exec_ids.is_empty() { Value::Null } else { json!(c.exec_ids) },
+        "HostConfig": hc,
+        "GraphDriver": {"Data": null, "Name": "overlay2"},
+        "Mounts": c.mounts,
+        "Config": config,
+        "NetworkSettings": {
+            "Bridge": "", "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": null,
+            "SecondaryIPv6Addresses": null, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+            "Networks": {mode: {"IPAMConfig": null, "Links": null, "Aliases": null, "NetworkID": "", "EndpointID": "",
+                "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": null}}
+        }
+    })
+}
+
+pub async fn create(s: State, Query(q): Query<Params>, body: Bytes) -> Result<Response> {
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    let req: CreateRequest = serde_path_to_error::deserialize(de).map_err(|e| {
+        let at = e.path().to_string();
+        ApiError::bad_request(if at.is_empty() || at == "." {
+            format!("invalid JSON body: {}", e.into_inner())
+        } else {
+            format!("invalid JSON body: field {at}: {}", e.into_inner())
+        })
+    })?;
+    let r = s.0.create(q.get("name").cloned(), req).await?;
+    Ok((StatusCode::CREATED, Json(r)).into_response())
+}
+
+fn matches_filters(
+    d: &Daemon,
+    c: &Container,
+    f: &query::Filters,
+    before: Option<SystemTime>,
+    since: Option<SystemTime>,
+) -> bool {
+    let any = |k: &str, check: &dyn Fn(&str) -> bool| {
+        f.get(k).is_none_or(|vals| vals.iter().any(|v| check(v)))
+    };
+    let _ = d;
+    any("id", &|v| c.id.starts_with(v))
+        && any("name", &|v| {
+            let v = v.strip_prefix('/').unwrap_or(v);
+            c.name.contains(v)
+        })
+        && any("status", &|v| c.state.status.as_str() == v)
+        && any("exited", &|v| {
+            c.state.status == Status::Exited && v.parse::<i32>().ok() == Some(c.state.exit_code)
+        })
+        && any("ancestor", &|v| {
+            let norm = crate::daemon::images::normalize(v).ok();
+            c.config.image == v
+                || Some(&c.image_ref) == norm.as_ref()
+                || familiar(&c.image_ref) == v
+                || c.image_id
+                    .trim_start_matches("sha256:")
+                    .starts_with(v.trim_start_matches("sha256:"))
+        })
+        && any("volume", &|v| {
+            c.mounts
+                .iter()
+                .any(|m| m.name == v || m.destination == v || m.source == v)
+        })
+        && any("network", &|v| network_mode(c) == v)
+        && any("health", &|v| match &c.state.health {
+            Some(h) => h.status == v,
+            None => v == "none",
+        })
+        && any("is-task", &|v| v == "false")
+        && query::labels_match(&c.config.labels, f.get("label"))
+        && before.is_none_or(|b| c.created < b)
+        && since.is_none_or(|s| c.created > s)
+}
+
+pub async fn list(s: State, Query(q): Query<Params>) -> Result<Json<Vec<Value>>> {
+    let d = s.0;
+    let f = query::filters(&q)?;
+    query::only(
+        &f,
+        &[
+            "id", "name", "label", "status", "exited", "ancestor", "before", "since", "volume",
+            "network", "health", "is-task", "publish", "expose",
+        ],
+    )?;
+    if let Some(st) = f.get("status") {
+        for v in st {
+            if ![
+                "created",
+                "restarting",
+                "running",
+                "removing",
+                "paused",
+                "exited",
+                "dead",
+            ]
+            .contains(&v.as_str())
+            {
+                return Err(ApiError::bad_request(format!(
+                    "invalid filter 'status={v}'"
+                )));
+            }
+        }
+    }
+    let mut pivots = [None, None];
+    for (i, k) in ["before", "since"].iter().enumerate() {
+        if let Some(key) = f.get(*k).and_then(|v| v.first()) {
+            pivots[i] = Some(d.find(key)?.c.lock().await.created);
+        }
+    }
+    let [before, since] = pivots;
+    let all = flag(&q, "all") || f.contains_key("status") || f.contains_key("exited");
+    let mut rows: Vec<(SystemTime, Value)> = Vec::new();
+    for e in d.all() {
+        let c = e.c.lock().await;
+        if !all && !c.is_running() {
+            continue;
+        }
+        if !matches_filters(&d, &c, &f, before, since) {
+            continue;
+        }
+        rows.push((c.created, summary(&c, flag(&q, "size"))));
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let mut out: Vec<Value> = rows.into_iter().map(|(_, v)| v).collect();
+    if let Some(n) = q
+        .get("limit")
+        .and_then(|l| l.parse::<i64>().ok())
+        .filter(|n| *n > 0)
+    {
+        out.truncate(n as usize);
+    }
+    Ok(Json(out))
+}
+
+pub async fn inspect(
+    s: State,
+    Path(id): Path<String>,
+    Query(q): Query<Params>,
+) -> Result<Json<Value>> {
+    let e = s.0.find(&id)?;
+    let c = e.c.lock().await;
+    let mut v = inspect_json(&c);
+    if flag(&q, "size") {
+        v["SizeRw"] = json!(0);
+        v["SizeRootFs"] = json!(0);
+    }
+    Ok(Json(v))
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+pub async fn start(s: State, Path(id): Path<String>) -> Result<Response> {
+    let d = s.0;
+    let e = d.find(&id)?;
+    d.start(&e).await?;
+    Ok(no_content())
+}
+
+fn timeout_param(q: &Params) -> Result<Option<i64>> {
+    match q.get("t").or_else(|| q.get("timeout")) {
+        None => Ok(None),
+        Some(t) if t.is_empty() => Ok(None),
+        Some(t) => t
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("invalid value for timeout: {t}"))),
+    }
+}
+
+pub async fn stop(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> Result<Response> {
+    let d = s.0;
+    let e = d.find(&id)?;
+    d.stop(&e, timeout_param(&q)?, q.get("signal").cloned())
+        .await?;
+    Ok(no_content())
+}
+
+pub async fn restart(
+    s: State,
+    Path(id): Path<String>,
+    Query(q): Query<Params>,
+) -> Result<Response> {
+    let d = s.0;
+    let e = d.find(&id)?;
+    d.restart(&e, timeout_param(&q)?).await?;
+    Ok(no_content())
+}
+
+pub async fn kill(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> Result<Response> {
+    let d = s.0;
+    let e = d.find(&id)?;
+    d.kill(&e, q.get("signal").map(String::as_str).unwrap_or(""))
+        .await?;
+    Ok(no_content())
+}
+
+pub async fn pause(s: State, Path(id): Path<String>) -> Result<Response> {
+    let d = s.0;
+    let e = d.find(&id)?;
+    d.pause(&e, true).await?;
+    Ok(no_content())
+}
+
+pub async fn unpause(s: State, Path(id): Path<String>) -> Result<Response> {
+    let d = s.0;
+    let e = d.find(&id)?;
+    d.pause(&e, false).await?;
+    Ok(no_content())
+}
+
+/// Answers at once (so the client knows the wait is in place before it
+/// starts the container) and writes the status when the condition is met.
+pub async fn wait(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> Result<Response> {
+    let d = s.0;
+    let e = d.find(&id)?;
+    let condition = q.get("condition").cloned().unwrap_or_default();
+    if !["", "not-running", "next-exit", "removed"].contains(&condition.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "invalid condition: \"{condition}\""
+        )));
+    }
+    let mut exits = e.exits.subscribe();
+    let seen = *exits.borrow_and_update();
+    let mut removed = e.removed.subscribe();
+    let running = e.c.lock().await.is_running();
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(1);
+    tokio::spawn(async move {
+        match condition.as_str() {
+            "removed" => {
+                while !*removed.borrow_and_update() {
+                    if removed.changed().await.is_err() {
+                        break;
+                    }
+                }
+            }
+            "next-exit" => {
+                while *exits.borrow_and_update() == seen {
+                    if exits.changed().await.is_err() {
+                        break;
+                    }
+                }
+            }
+            _ => {
+                if running {
+                    while *exits.borrow_and_update() == seen {
+                        if exits.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let c = e.c.lock().await;
+        let err = if c.state.error.is_empty() {
+            Value::Null
+        } else {
+            json!({"Message": c.state.error})
+        };
+        let body = json!({"StatusCode": c.state.exit_code, "Error": err}).to_string() + "\n";
+        let _ = tx.send(Ok(Bytes::from(body))).await;
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(ReceiverStream::new(rx)),
+    )
+        .into_response())
+}
+
+pub async fn rename(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> Result<Response> {
+    let d = s.0;
+    let e = d.find(&id)?;
+    let name = q
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("Neither old nor new names may be empty"))?;
+    d.rename(&e, name).await?;
+    Ok(no_content())
+}
+
+pub async fn update(s: State, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>> {
+    let d = s.0;
+    let e = d.find(&id)?;
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let warnings = d.update(&e, &v).await?;
+    Ok(Json(json!({"Warnings": warnings})))
+}
+
+pub async fn remove(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> Result<Response> {
+    let d = s.0;
+    let e = d.find(&id)?;
+    if flag(&q, "link") {
+        return Err(ApiError::bad_request("links are not supported"));
+    }
+    d.remove(&e, flag(&q, "force"), flag(&q, "v")).await?;
+    Ok(no_content())
+}
+
+pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
+    let d = s.0;
+    let f = query::filters(&q)?;
+    query::only(&f, &["label", "label!", "until"])?;
+    let until = f.get("until").and_then(|v| v.first()).and_then(|u| {
+        logs::parse_time(u).or_else(|| {
+            humantime::parse_duration(u)
+                .ok()
+                .and_then(|d| SystemTime::now().checked_sub(d))
+        })
+    });
+    let mut deleted = Vec::new();
+    for e in d.all() {
+        let (ok, id) = {
+            let c = e.c.lock().await;
+            let not_label = f
+                .get("label!")
+                .is_some_and(|l| !l.is_empty() && query::labels_match(&c.config.labels, Some(l)));
+            (
+                !c.is_running()
+                    && query::labels_match(&c.config.labels, f.get("label"))
+                    && !not_label
+                    && until.is_none_or(|u| c.created < u),
+                c.id.clone(),
+            )
+        };
+        if ok && d.remove(&e, false, false).await.is_ok() {
+            deleted.push(id);
+        }
+    }
+    Ok(Json(
+        json!({"ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": 0}),
+    ))
+}
+
+fn log_options(q: &Params) -> Result<logs::Options> {
+    let tail = match q.get("tail").map(String::as_str) {
+        None | Some("") | Some("all") => None,
+        Some(n) => Some(
+            n.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid value for tail: {n}")))?
+                .max(0) as usize,
+        ),
+    };
+    Ok(logs::Options {
+        stdout: flag(q, "stdout"),
+        stderr: flag(q, "stderr"),
+        since: q.get("since").and_then(|s| logs::parse_time(s)),
+        until: q.get("until").and_then(|s| logs::parse_time(s)),
+        tail,
+        follow: flag(q, "follow"),
+    })
+}
+
+fn encode_line(l: &logs::Line, tty: bool, timestamps: bool) -> Vec<u8> {
+    let mut data = Vec::new();
+    if timestamps {
+        data.extend_from_slice(l.time.as_bytes());
+        data.push(b' ');
+    }
+    data.extend_from_slice(&l.data);
+    if tty {
+        data
+    } else {
+        frame(if l.stderr { STDERR } else { STDOUT }, &data)
+    }
+}
+
+pub async fn logs(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> Result<Response> {
+    let d = s.0;
+    let e = d.find(&id)?;
+    let o = log_options(&q)?;
+    if !o.stdout && !o.stderr {
+        return Err(ApiError::bad_request(
+            "Bad parameters: you must choose at least one stream",
+        ));
+    }
+    let timestamps = flag(&q, "timestamps");
+    let (path, tty, running) = {
+        let c = e.c.lock().await;
+        (c.log_path(), c.config.tty, c.is_running())
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(64);
+    if o.follow && running {
+        let (run_tx, run_rx) = tokio::sync::watch::channel(true);
+        let mut exits = e.exits.subscribe();
+        let seen = *exits.borrow_and_update();
+        tokio::spawn(async move {
+            while *exits.borrow_and_update() == seen {
+                if exits.changed().await.is_err() {
+                    break;
+                }
+            }
+            let _ = run_tx.send(false);
+        });
+        let mut lines = logs::follow(path, o, run_rx);
+        tokio::spawn(async move {
+            while let Some(l) = lines.recv().await {
+                if tx
+                    .send(Ok(Bytes::from(encode_line(&l, tty, timestamps))))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+    } else {
+        let lines = tokio::task::spawn_blocking(move || logs::read_all(&path, &o))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        tokio::spawn(async move {
+            for l in lines {
+                if tx
+                    .send(Ok(Bytes::from(encode_line(&l, tty, timestamps))))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+    }
+    Ok((
+        [(header::CONTENT_TYPE, super::stream::content_type(tty))],
+        Body::from_stream(ReceiverStream::new(rx)),
+    )
+        .into_response())
+}
+
+/// Opens lifecycled's attach stream of the container's task, waiting for the
+/// task when the container has not started yet (`docker run` attaches first).
+async fn open_task_attach(
+    d: &Arc<Daemon>,
+    e: &Arc<Entry>,
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+    input: tokio::sync::mpsc::Receiver<api::AttachRequest>,
+) -> Result<tonic::Streaming<pb::Chunk>> {
+    let running = e.c.lock().await.is_running();
+    let ack = if running {
+        None
+    } else {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        e.attach_waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tx);
+        Some(
+            rx.await
+                .map_err(|_| ApiError::conflict("container did not start"))?,
+        )
+    };
+    let (first_tx, first_rx) = tokio::sync::mpsc::channel::<api::AttachRequest>(16);
+    first_tx
+        .send(api::AttachRequest {
+            kind: Some(api::attach_request::Kind::Open(api::AttachOpen {
+                container_id: e.id.clone(),
+                exec_id: String::new(),
+                stdin,
+                stdout,
+                stderr,
+            })),
+        })
+        .await
+        .map_err(|_| ApiError::internal("attach relay closed"))?;
+    // Forward the client's input after the open message.
+    tokio::spawn(async move {
+        let mut input = input;
+        while let Some(m) = input.recv().await {
+            if first_tx.send(m).await.is_err() {
+                break;
+            }
+        }
+    });
+    let out =
+        d.lc.tasks()
+            .attach(d.lc.req(ReceiverStream::new(first_rx)))
+            .await;
+    if let Some(ack) = ack {
+        let _ = ack.send(());
+    }
+    Ok(out?.into_inner())
+}
+
+pub async fn attach(
+    s: State,
+    Path(id): Path<String>,
+    Query(q): Query<Params>,
+    req: Request,
+) -> Result<Response> {
+    let d = s.0;
+    let e = d.find(&id)?;
+    let (tty, open_stdin) = {
+        let c = e.c.lock().await;
+        if matches!(c.state.status, Status::Removing | Status::Dead) {
+            return Err(ApiError::conflict(
+                "You cannot attach to a stopped container, start it first".to_string(),
+            ));
+        }
+        (c.config.tty, c.config.open_stdin)
+    };
+    let want_stdin = flag(&q, "stdin") && open_stdin;
+    let want_stdout = flag(&q, "stdout");
+    let want_stderr = flag(&q, "stderr");
+    let replay = flag(&q, "logs");
+    let stream = flag_or(&q, "stream", true);
+    let log_path = e.c.lock().await.log_path();
+    Ok(hijack(req, tty, move |io| async move {
+        let (mut rd, mut wr) = tokio::io::split(io);
+        if replay {
+            let o = logs::Options {
+                stdout: want_stdout,
+                stderr: want_stderr,
+                ..Default::default()
+            };
+            for l in logs::read_all(&log_path, &o) {
+                if wr.write_all(&encode_line(&l, tty, false)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if !stream {
+            let _ = wr.shutdown().await;
+            return;
+        }
+        let (in_tx, in_rx) = tokio::sync::mpsc::channel::<api::AttachRequest>(16);
+        let mut output =
+            match open_task_attach(&d, &e, want_stdin, want_stdout, want_stderr, in_rx).await {
+                Ok(o) => o,
+                Err(err) => {
+                    tracing::debug!("attach {}: {}", e.id, err.message);
+                    let _ = wr.shutdown().await;
+                    return;
+                }
+            };
+        if want_stdin {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match rd.read(&mut buf).await {
+                        Ok(0) | Err(_) => {
+                            let _ = in_tx
+                                .send(api::AttachRequest {
+                                    kind: Some(api::attach_request::Kind::CloseStdin(true)),
+                                })
+                                .await;
+                            break;
+                        }
+                        Ok(n) => {
+                            let m = api::AttachRequest {
+                                kind: Some(api::attach_request::Kind::Stdin(buf[..n].to_vec())),
+                            };
+                            if in_tx.send(m).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        while let Ok(Some(chunk)) = output.message().await {
+            let data = if tty {
+                chunk.data
+            } else {
+                let s = if chunk.stream == pb::chunk::Stream::Stderr as i32 {
+                    STDERR
+                } else {
+                    STDOUT
+                };
+                frame(s, &chunk.data)
+            };
+            if wr.write_all(&data).await.is_err() {
+                return;
+            }
+        }
+        let _ = wr.flush().await;
+        let _ = wr.shutdown().await;
+    }))
+}
+
+pub async fn resize(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> Result<Response> {
+    let d = s.0;
+    let e = d.find(&id)?;
+    let num = |k: &str| {
+        q.get(k)
+            .and_then(|v| v.parse::<u32>().ok())
+            .ok_or_else(|| ApiError::bad_request(format!("invalid {k}")))
+    };
+    let (h, w) = (num("h")?, num("w")?);
+    if !e.c.lock().await.is_running() {
+        return Err(ApiError::conflict(format!(
+            "Container {} is not running",
+            e.id
+        )));
+    }
+    d.lc.tasks()
+        .resize_pty(d.lc.req(api::ResizePtyRequest {
+            container_id: e.id.clone(),
+            exec_id: String::new(),
+            width: w,
+            height: h,
+        }))
+        .await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+pub async fn top(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> Result<Json<Value>> {
+    let d = s.0;
+    let e = d.find(&id)?;
+    if !e.c.lock().await.is_running() {
+        return Err(ApiError::conflict(format!(
+            "Container {} is not running",
+            e.id
+        )));
+    }
+    let pids: Vec<u32> =
+        d.lc.tasks()
+            .pids(d.lc.req(api::ContainerRequest { id: e.id.clone() }))
+            .await?
+            .into_inner()
+            .processes
+            .into_iter()
+            .map(|p| p.pid)
+            .collect();
+    let args = q
+        .get("ps_args")
+        .filter(|a| !a.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "-ef".into());
+    let out = tokio::process::Command::new("ps")
+        .args(args.split_whitespace())
+        .output()
+        .await
+        .map_err(|e| ApiError::internal(format!("running ps: {e}")))?;
+    if !out.status.success() {
+        return Err(ApiError::internal(format!(
+            "ps: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or("");
+    let titles: Vec<&str> = header.split_whitespace().collect();
+    let pid_col = titles
+        .iter()
+        .position(|t| *t == "PID")
+        .ok_or_else(|| ApiError::internal("Couldn't find PID field in ps output"))?;
+    let mut procs = Vec::new();
+    for l in lines {
+        let fields: Vec<&str> = l.split_whitespace().collect();
+        if fields
+            .get(pid_col)
+            .and_then(|p| p.parse::<u32>().ok())
+            .is_some_and(|p| pids.contains(&p))
+        {
+            // The last column (the command) may contain spaces.
+            let mut row: Vec<String> = fields
+                .iter()
+                .take(titles.len() - 1)
+                .map(|s| s.to_string())
+                .collect();
+            row.push(
+                fields
+                    .iter()
+                    .skip(titles.len() - 1)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+            procs.push(row);
+        }
+    }
+    Ok(Json(json!({"Titles": titles, "Processes": procs})))
+}
+
+pub async fn changes(s: State, Path(id): Path<String>) -> Result<Json<Value>> {
+    let d = s.0;
+    let e = d.find(&id)?;
+    let list =
+        d.lc.snapshots()
+            .changes(d.lc.req(api::SnapshotRequest { key: e.id.clone() }))
+            .await?
+            .into_inner()
+            .changes;
+    let v: Vec<Value> = list
+        .into_iter()
+        .map(|c| json!({"Path": c.path, "Kind": c.kind}))
+        .collect();
+    Ok(Json(if v.is_empty() { Value::Null } else { json!(v) }))
+}
+
+async fn chunk_stream(mut s: tonic::Streaming<api::Chunk>) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(16);
+    tokio::spawn(async move {
+        loop {
+            match s.message().await {
+                Ok(Some(c)) => {
+                    if tx.send(Ok(Bytes::from(c.data))).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = tx
+                        .send(Err(std::io::Error::other(e.message().to_string())))
+                        .await;
+                    return;
+                }
+            }
+        }
+    });
+    Body::from_stream(ReceiverStream::new(rx))
+}
+
+pub async fn export(s: State, Path(id): Path<String>) -> Result<Response> {
+    let d = s.0;
+    let e = d.find(&id)?;
+    let stream =
+        d.lc.snapshots()
+            .export(d.lc.req(api::SnapshotRequest { key: e.id.clone() }))
+            .await?
+            .into_inner();
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        chunk_stream(stream).await,
+    )
+        .into_response())
+}
+
+fn path_param(q: &Params) -> Result<String> {
+    q.get("path")
+        .filter(|p| !p.is_empty())
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request("Bad parameter: 'path' cannot be empty"))
+}
+
+async fn stat_header(d: &Daemon, id: &str, path: &str) -> Result<String> {
+    let st =
+        d.lc.snapshots()
+            .stat(d.lc.req(api::ArchiveRequest {
+                key: id.to_string(),
+                path: path.to_string(),
+            }))
+            .await
+            .map_err(|s| {
+                if s.code() == tonic::Code::NotFound {
+                    ApiError::not_found(format!("Could not find the file {path} in container {id}"))
+                } else {
+                    s.into()
+                }
+            })?
+            .into_inner();
+    let mtime = st
+        .mtime
+        .map(|t| UNIX_EPOCH + std::time::Duration::new(t.seconds as u64, t.nanos.max(0) as u32));
+    let v = json!({"name": st.name, "size": st.size, "mode": st.mode, "mtime": rfc3339(mtime), "linkTarget": st.link_target});
+    use base64::Engine;
+    Ok(base64::engine::general_purpose::STANDARD.encode(v.to_string()))
+}
+
+pub async fn archive_head(
+    s: State,
+    Path(id): Path<String>,
+    Query(q): Query<Params>,
+) -> Result<Response> {
+    let d = s.0;
+    let e = d.find(&id)?;
+    let path = path_param(&q)?;
+    let h = stat_header(&d, &e.id, &path).await?;
+    Ok(([("X-Docker-Container-Path-Stat", h)], ()).into_response())
+}
+
+pub async fn archive_get(
+    s: State,
+    Path(id): Path<String>,
+    Query(q): Query<Params>,
+) -> Result<Response> {
+    let d = s.0;
+    let e = d.find(&id)?;
+    let path = path_param(&q)?;
+    let h = stat_header(&d, &e.id, &path).await?;
+    let stream =
+        d.lc.snapshots()
+            .read_archive(d.lc.req(api::ArchiveRequest {
+                key: e.id.clone(),
+                path,
+            }))
+            .await?
+            .into_inner();
+    Ok((
+        [
+            ("X-Docker-Container-Path-Stat", h),
+            ("Content-Type", "application/x-tar".to_string()),
+        ],
+        chunk_stream(stream).await,
+    )
+        .into_response())
+}
+
+pub async fn archive_put(
+    s: State,
+    Path(id): Path<String>,
+    Query(q): Query<Params>,
+    body: Body,
+) -> Result<Response> {
+    use futures::StreamExt;
+    let d = s.0;
+    let e = d.find(&id)?;
+    let path = path_param(&q)?;
+    if e.c.lock().await.host_config.readonly_rootfs {
+        return Err(ApiError::forbidden("container rootfs is marked read-only"));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<api::WriteArchiveRequest>(8);
+    tx.send(api::WriteArchiveRequest {
+        kind: Some(api::write_archive_request::Kind::Target(
+            api::ArchiveRequest {
+                key: e.id.clone(),
+                path,
+            },
+        )),
+        no_overwrite_dir_non_dir: flag(&q, "noOverwriteDirNonDir"),
+    })
+    .await
+    .map_err(|_| ApiError::internal("archive relay closed"))?;
+    tokio::spawn(async move {
+        let mut body = body.into_data_stream();
+        while let Some(Ok(chunk)) = body.next().await {
+            let m = api::WriteArchiveRequest {
+                kind: Some(api::write_archive_request::Kind::Chunk(chunk.to_vec())),
+                no_overwrite_dir_non_dir: false,
+            };
+            if tx.send(m).await.is_err() {
+                break;
+            }
+        }
+    });
+    d.lc.snapshots()
+        .write_archive(d.lc.req(ReceiverStream::new(rx)))
+        .await?;
+    Ok(StatusCode::OK.into_response())
+}

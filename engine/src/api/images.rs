@@ -1,0 +1,1002 @@
+//! /images/… and /commit, over lifecycled's Images service.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use berth_proto::lifecycle::v1 as api;
+use berth_proto::types::v1 as pb;
+use serde_json::{Value, json};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::State;
+use super::query::{self, Params, flag};
+use crate::daemon::Daemon;
+use crate::daemon::images::{familiar, normalize, repository};
+use crate::error::{ApiError, Result};
+
+fn unix_of(created: &str) -> i64 {
+    humantime::parse_rfc3339_weak(created)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+struct Grouped {
+    id: String,
+    names: Vec<String>,
+    config: Value,
+    size: i64,
+    created: String,
+    digests: Vec<String>,
+    diff_ids: Vec<String>,
+}
+
+async fn grouped(d: &Daemon) -> Result<Vec<Grouped>> {
+    let list =
+        d.lc.images()
+            .list(d.lc.req(api::ListImagesRequest::default()))
+            .await?
+            .into_inner()
+            .images;
+    let mut by_id: BTreeMap<String, Grouped> = BTreeMap::new();
+    for i in list {
+        let config: Value = serde_json::from_slice(&i.config).unwrap_or_default();
+        let g = by_id
+            .entry(i.config_digest.clone())
+            .or_insert_with(|| Grouped {
+                id: i.config_digest.clone(),
+                names: Vec::new(),
+                created: config["created"].as_str().unwrap_or("").to_string(),
+                config: config.clone(),
+                size: i.size,
+                digests: Vec::new(),
+                diff_ids: i.diff_ids.clone(),
+            });
+        if let Some(t) = &i.target {
+            let rd = format!("{}@{}", familiar(repository(&i.name)), t.digest);
+            if !g.digests.contains(&rd) {
+                g.digests.push(rd);
+            }
+        }
+        if !i.name.contains('@') {
+            g.names.push(i.name);
+        }
+    }
+    Ok(by_id.into_values().collect())
+}
+
+fn summary(g: &Grouped) -> Value {
+    let tags: Vec<String> = g.names.iter().map(|n| familiar(n)).collect();
+    json!({
+        "Id": g.id,
+        "ParentId": "",
+        "RepoTags": tags,
+        "RepoDigests": g.digests,
+        "Created": unix_of(&g.created),
+        "Size": g.size,
+        "VirtualSize": g.size,
+        "SharedSize": -1,
+        "Labels": g.config["config"]["Labels"].clone(),
+        "Containers": -1,
+    })
+}
+
+pub async fn summaries(d: &Daemon) -> Result<Vec<Value>> {
+    Ok(grouped(d).await?.iter().map(summary).collect())
+}
+
+pub async fn list(s: State, Query(q): Query<Params>) -> Result<Json<Vec<Value>>> {
+    let d = s.0;
+    let f = query::filters(&q)?;
+    query::only(
+        &f,
+        &["dangling", "label", "reference", "before", "since", "until"],
+    )?;
+    let mut all = grouped(&d).await?;
+    if let Some(dang) = f.get("dangling").and_then(|v| v.first()) {
+        let want = dang == "true" || dang == "1";
+        all.retain(|g| g.names.is_empty() == want);
+    }
+    if let Some(refs) = f.get("reference") {
+        all.retain(|g| {
+            g.names.iter().any(|n| {
+                let fam = familiar(n);
+                refs.iter().any(|r| {
+                    glob(r, &fam) || glob(r, familiar(repository(n)).as_str()) || glob(r, n)
+                })
+            })
+        });
+    }
+    all.retain(|g| {
+        let labels: BTreeMap<String, String> =
+            serde_json::from_value(g.config["config"]["Labels"].clone()).unwrap_or_default();
+        query::labels_match(&labels, f.get("label"))
+    });
+    for (k, after) in [("before", false), ("since", true)] {
+        if let Some(r) = f.get(k).and_then(|v| v.first()) {
+            let pivot = d.find_image(r).await?;
+            let pivot_created = all
+                .iter()
+                .find(|g| g.id == pivot.id)
+                .map(|g| unix_of(&g.created))
+                .unwrap_or(0);
+            all.retain(|g| {
+                if after {
+                    unix_of(&g.created) > pivot_created
+                } else {
+                    unix_of(&g.created) < pivot_created
+                }
+            });
+        }
+    }
+    let mut out: Vec<(i64, Value)> = all
+        .iter()
+        .map(|g| (unix_of(&g.created), summary(g)))
+        .collect();
+    out.sort_by_key(|r| std::cmp::Reverse(r.0));
+    Ok(Json(out.into_iter().map(|(_, v)| v).collect()))
+}
+
+/// Docker's reference filter: shell-style patterns (`busy*`, `*:latest`).
+fn glob(pattern: &str, s: &str) -> bool {
+    fn m(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => m(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && m(p, &s[1..])),
+            (Some(b'?'), Some(_)) => m(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => m(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    m(pattern.as_bytes(), s.as_bytes())
+}
+
+async fn inspect(d: &Daemon, name: &str) -> Result<Value> {
+    let found = d.find_image(name).await.map_err(|e| {
+        if e.status == StatusCode::NOT_FOUND {
+            ApiError::not_found(format!("No such image: {name}"))
+        } else {
+            e
+        }
+    })?;
+    let g = grouped(d)
+        .await?
+        .into_iter()
+        .find(|g| g.id == found.id)
+        .ok_or_else(|| ApiError::not_found(format!("No such image: {name}")))?;
+    let c = &g.config;
+    Ok(json!({
+        "Id": g.id,
+        "RepoTags": g.names.iter().map(|n| familiar(n)).collect::<Vec<_>>(),
+        "RepoDigests": g.digests,
+        "Parent": "",
+        "Comment": c["comment"].as_str().unwrap_or(""),
+        "Created": g.created,
+        "Container": "",
+        "ContainerConfig": {},
+        "DockerVersion": "",
+        "Author": c["author"].as_str().unwrap_or(""),
+        "Config": c["config"],
+        "Architecture": c["architecture"],
+        "Os": c["os"],
+        "Size": g.size,
+        "VirtualSize": g.size,
+        "GraphDriver": {"Data": null, "Name": "overlay2"},
+        "RootFS": {"Type": "layers", "Layers": g.diff_ids},
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+    }))
+}
+
+async fn history(d: &Daemon, name: &str) -> Result<Value> {
+    let found = d.find_image(name).await?;
+    let g = grouped(d).await?.into_iter().find(|g| g.id == found.id);
+    let tags: Vec<String> = g
+        .as_ref()
+        .map(|g| g.names.iter().map(|n| familiar(n)).collect())
+        .unwrap_or_default();
+    let hist = found.config["history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut out: Vec<Value> = Vec::new();
+    let n = hist.len();
+    for (i, h) in hist.iter().enumerate() {
+        let newest = i + 1 == n;
+        out.push(json!({
+            "Id": if newest { found.id.clone() } else { "<missing>".to_string() },
+            "Created": unix_of(h["created"].as_str().unwrap_or("")),
+            "CreatedBy": h["created_by"].as_str().unwrap_or(""),
+            "Tags": if newest { json!(tags) } else { Value::Null },
+            "Size": 0,
+            "Comment": h["comment"].as_str().unwrap_or(""),
+        }));
+    }
+    out.reverse();
+    Ok(json!(out))
+}
+
+/// GET /images/{name}/json and /images/{name}/history (names contain '/').
+pub async fn by_name(s: State, Path(rest): Path<String>) -> Result<Json<Value>> {
+    let d = s.0;
+    if let Some(name) = rest.strip_suffix("/json") {
+        return Ok(Json(inspect(&d, name).await?));
+    }
+    if let Some(name) = rest.strip_suffix("/history") {
+        return Ok(Json(history(&d, name).await?));
+    }
+    Err(ApiError::not_found(format!(
+        "page not found: /images/{rest}"
+    )))
+}
+
+/// POST /images/{name}/tag and /images/{name}/push.
+pub async fn by_name_post(
+    s: State,
+    Path(rest): Path<String>,
+    Query(q): Query<Params>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let d = s.0;
+    if let Some(name) = rest.strip_suffix("/tag") {
+        let repo = q.get("repo").filter(|r| !r.is_empty()).ok_or_else(|| {
+            ApiError::bad_request("repository name must have at least one component")
+        })?;
+        let tag = q
+            .get("tag")
+            .filter(|t| !t.is_empty())
+            .cloned()
+            .unwrap_or_else(|| "latest".into());
+        let target = normalize(&format!("{repo}:{tag}")).map_err(ApiError::bad_request)?;
+        let src = d.find_image(name).await?;
+        d.lc.images()
+            .tag(d.lc.req(api::TagImageRequest {
+                source: src.name.clone(),
+                target: target.clone(),
+            }))
+            .await?;
+        d.events.publish(
+            "image",
+            "tag",
+            &src.id,
+            BTreeMap::from([("name".to_string(), familiar(&target))]),
+        );
+        return Ok(StatusCode::CREATED.into_response());
+    }
+    if let Some(name) = rest.strip_suffix("/push") {
+        let tag = q.get("tag").filter(|t| !t.is_empty());
+        let full = normalize(&match tag {
+            Some(t) => format!("{name}:{t}"),
+            None => name.to_string(),
+        })
+        .map_err(ApiError::bad_request)?;
+        let auth = registry_auth(&headers)?;
+        let stream =
+            d.lc.images()
+                .push(d.lc.req(api::PushRequest {
+                    name: full.clone(),
+                    reference: full.clone(),
+                    auth,
+                    registry: Some(registry_options(&d)),
+                }))
+                .await;
+        return Ok(progress_response(&d, stream, full, false));
+    }
+    Err(ApiError::not_found(format!(
+        "page not found: /images/{rest}"
+    )))
+}
+
+/// X-Registry-Auth: base64url JSON {username, password, identitytoken, registrytoken}.
+fn registry_auth(headers: &HeaderMap) -> Result<Option<pb::Auth>> {
+    use base64::Engine;
+    let Some(h) = headers
+        .get("X-Registry-Auth")
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| !h.is_empty())
+    else {
+        return Ok(None);
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(h.trim())
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim()))
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h.trim()))
+        .map_err(|_| ApiError::bad_request("invalid X-Registry-Auth header: not base64"))?;
+    if raw == b"{}" || raw.is_empty() {
+        return Ok(None);
+    }
+    let v: Value = serde_json::from_slice(&raw)
+        .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Auth header: {e}")))?;
+    let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+    Ok(Some(pb::Auth {
+        username: s("username"),
+        password: s("password"),
+        identity_token: s("identitytoken"),
+        registry_token: s("registrytoken"),
+    }))
+}
+
+fn registry_options(d: &Daemon) -> api::RegistryOptions {
+    api::RegistryOptions {
+        insecure: d.cfg.insecure_registries.clone(),
+        mirrors: d
+            .cfg
+            .registry_mirrors
+            .iter()
+            .map(|m| {
+                (
+                    "docker.io".to_string(),
+                    m.trim_start_matches("https://")
+                        .trim_start_matches("http://")
+                        .trim_end_matches('/')
+                        .to_string(),
+                )
+            })
+            .collect(),
+    }
+}
+
+fn progress_bar(current: i64, total: i64) -> String {
+    fn size(n: i64) -> String {
+        let n = n as f64;
+        if n >= 1e9 {
+            format!("{:.2}GB", n / 1e9)
+        } else if n >= 1e6 {
+            format!("{:.2}MB", n / 1e6)
+        } else if n >= 1e3 {
+            format!("{:.2}kB", n / 1e3)
+        } else {
+            format!("{n}B")
+        }
+    }
+    if total <= 0 {
+        return size(current);
+    }
+    let width = 50;
+    let filled = ((current as f64 / total as f64) * width as f64).clamp(0.0, width as f64) as usize;
+    let arrow = if filled < width { ">" } else { "" };
+    format!(
+        "[{}{}{}] {}/{}",
+        "=".repeat(filled.saturating_sub(arrow.len())),
+        arrow,
+        " ".repeat(width - filled),
+        size(current),
+        size(total)
+    )
+}
+
+/// Docker's pull/push JSON stream from lifecycled's progress.
+fn progress_response(
+    d: &Arc<Daemon>,
+    stream: std::result::Result<
+        tonic::Response<tonic::Streaming<api::PullResponse>>,
+        tonic::Status,
+    >,
+    full: String,
+    pull: bool,
+) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(64);
+    let d = d.clone();
+    tokio::spawn(async move {
+        let send = |v: Value| {
+            let tx = tx.clone();
+            async move {
+                tx.send(Ok(Bytes::from(v.to_string() + "\r\n")))
+                    .await
+                    .is_ok()
+            }
+        };
+        let fam = familiar(&full);
+        let repo_path = familiar(repository(&full));
+        let tag = full
+            .rsplit_once(':')
+            .map(|(_, t)| t.to_string())
+            .filter(|t| !t.contains('/'))
+            .unwrap_or_else(|| "latest".into());
+        let err = |m: String| json!({"errorDetail": {"message": m}, "error": m});
+        let mut s = match stream {
+            Ok(s) => s.into_inner(),
+            Err(e) => {
+                let m = e.message().to_string();
+                send(err(m)).await;
+                return;
+            }
+        };
+        if pull {
+            send(json!({"status": format!("Pulling from {repo_path}"), "id": tag})).await;
+        } else {
+            send(
+                json!({"status": format!("The push refers to repository [{}]", repository(&full))}),
+            )
+            .await;
+        }
+        loop {
+            match s.message().await {
+                Ok(Some(api::PullResponse {
+                    kind: Some(api::pull_response::Kind::Progress(p)),
+                })) => {
+                    let status = match (pull, p.action.as_str()) {
+                        (_, "resolving") => continue,
+                        (true, "waiting") => "Pulling fs layer",
+                        (true, "downloading") => "Downloading",
+                        (true, "verifying") => "Verifying Checksum",
+                        (true, "extracting") => "Extracting",
+                        (true, "complete") => "Pull complete",
+                        (true, "exists") => "Already exists",
+                        (false, "waiting") => "Waiting",
+                        (false, "pushing") => "Pushing",
+                        (false, "pushed") => "Pushed",
+                        (false, "exists") => "Layer already exists",
+                        (false, "mounted") => "Mounted from another repository",
+                        (_, other) => other,
+                    };
+                    let mut v = json!({"status": status, "id": p.id});
+                    if matches!(p.action.as_str(), "downloading" | "extracting" | "pushing") {
+                        v["progressDetail"] = json!({"current": p.current, "total": p.total});
+                        v["progress"] = json!(progress_bar(p.current, p.total));
+                    } else {
+                        v["progressDetail"] = json!({});
+                    }
+                    if !send(v).await {
+                        return;
+                    }
+                }
+                Ok(Some(api::PullResponse {
+                    kind: Some(api::pull_response::Kind::Image(i)),
+                })) => {
+                    let digest = i.target.map(|t| t.digest).unwrap_or_default();
+                    if pull {
+                        send(json!({"status": format!("Digest: {digest}")})).await;
+                        send(
+                            json!({"status": format!("Status: Downloaded newer image for {fam}")}),
+                        )
+                        .await;
+                        d.events.publish(
+                            "image",
+                            "pull",
+                            &fam,
+                            BTreeMap::from([("name".to_string(), fam.clone())]),
+                        );
+                    } else {
+                        send(json!({"status": format!("{tag}: digest: {digest} size: 0")})).await;
+                        d.events.publish(
+                            "image",
+                            "push",
+                            &fam,
+                            BTreeMap::from([("name".to_string(), fam.clone())]),
+                        );
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return,
+                Err(e) => {
+                    send(err(e.message().to_string())).await;
+                    return;
+                }
+            }
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(ReceiverStream::new(rx)),
+    )
+        .into_response()
+}
+
+/// POST /images/create: pull (fromImage) or import (fromSrc).
+pub async fn create(
+    s: State,
+    Query(q): Query<Params>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let d = s.0;
+    if let Some(src) = q.get("fromSrc").filter(|s| !s.is_empty()) {
+        if src != "-" {
+            return Err(ApiError::bad_request(
+                "importing from a URL is not supported: send the tarball in the request body (fromSrc=-)",
+            ));
+        }
+        let repo = q.get("repo").cloned().unwrap_or_default();
+        let tag = q
+            .get("tag")
+            .filter(|t| !t.is_empty())
+            .cloned()
+            .unwrap_or_else(|| "latest".into());
+        let name = if repo.is_empty() {
+            String::new()
+        } else {
+            normalize(&format!("{repo}:{tag}")).map_err(ApiError::bad_request)?
+        };
+        let changes: Vec<String> = q
+            .get("changes")
+            .map(|c| vec![c.clone()])
+            .unwrap_or_default();
+        let config = import_config(&changes, q.get("message").map(String::as_str).unwrap_or(""))?;
+        let images = import(
+            &d,
+            body,
+            api::ImportOptions {
+                rootfs_name: if name.is_empty() {
+                    "<import>".into()
+                } else {
+                    name
+                },
+                rootfs_config: config.to_string().into_bytes(),
+            },
+        )
+        .await?;
+        let id = images
+            .first()
+            .map(|i| i.config_digest.clone())
+            .unwrap_or_default();
+        d.events.publish("image", "import", &id, BTreeMap::new());
+        return Ok((
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({"status": id}).to_string() + "\r\n",
+        )
+            .into_response());
+    }
+    let image = q
+        .get("fromImage")
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| ApiError::bad_request("fromImage or fromSrc is required"))?;
+    let tag = q.get("tag").filter(|t| !t.is_empty());
+    let reference = match tag {
+        Some(t) if t.starts_with("sha256:") => format!("{image}@{t}"),
+        Some(t) => format!("{image}:{t}"),
+        None => image.clone(),
+    };
+    let full = normalize(&reference).map_err(ApiError::bad_request)?;
+    let auth = registry_auth(&headers)?;
+    let stream =
+        d.lc.images()
+            .pull(d.lc.req(api::PullRequest {
+                reference: full.clone(),
+                auth,
+                registry: Some(registry_options(&d)),
+            }))
+            .await;
+    Ok(progress_response(&d, stream, full, true))
+}
+
+/// `docker import --change 'CMD …'`: the Dockerfile instructions import allows.
+fn import_config(changes: &[String], message: &str) -> Result<Value> {
+    let mut cfg = json!({"Env": [format!("PATH={}", specgen::defaults::DEFAULT_PATH)]});
+    for change in changes.iter().flat_map(|c| c.split('\n')) {
+        let change = change.trim();
+        if change.is_empty() {
+            continue;
+        }
+        let (instr, rest) = change
+            .split_once(char::is_whitespace)
+            .unwrap_or((change, ""));
+        let rest = rest.trim();
+        let list = || -> Value {
+            serde_json::from_str::<Vec<String>>(rest)
+                .map(|v| json!(v))
+                .unwrap_or_else(|_| json!(["/bin/sh", "-c", rest]))
+        };
+        match instr.to_ascii_uppercase().as_str() {
+            "CMD" => cfg["Cmd"] = list(),
+            "ENTRYPOINT" => cfg["Entrypoint"] = list(),
+            "ENV" => {
+                let kv = rest.replacen(' ', "=", if rest.contains('=') { 0 } else { 1 });
+                if let Some(env) = cfg["Env"].as_array_mut() {
+                    env.push(json!(kv));
+                }
+            }
+            "WORKDIR" => cfg["WorkingDir"] = json!(rest),
+            "USER" => cfg["User"] = json!(rest),
+            "EXPOSE" => {
+                for p in rest.split_whitespace() {
+                    let p = if p.contains('/') {
+                        p.to_string()
+                    } else {
+                        format!("{p}/tcp")
+                    };
+                    cfg["ExposedPorts"][p] = json!({});
+                }
+            }
+            "VOLUME" => {
+                let vols: Vec<String> = serde_json::from_str(rest)
+                    .unwrap_or_else(|_| rest.split_whitespace().map(String::from).collect());
+                for v in vols {
+                    cfg["Volumes"][v] = json!({});
+                }
+            }
+            "LABEL" => {
+                for kv in rest.split_whitespace() {
+                    if let Some((k, v)) = kv.split_once('=') {
+                        cfg["Labels"][k] = json!(v.trim_matches('"'));
+                    }
+                }
+            }
+            "STOPSIGNAL" => cfg["StopSignal"] = json!(rest),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "{other} is not a valid change command"
+                )));
+            }
+        }
+    }
+    Ok(json!({"config": cfg, "comment": message}))
+}
+
+async fn import(d: &Daemon, body: Body, options: api::ImportOptions) -> Result<Vec<api::Image>> {
+    use futures::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel::<api::ImportRequest>(8);
+    tx.send(api::ImportRequest {
+        kind: Some(api::import_request::Kind::Options(options)),
+    })
+    .await
+    .map_err(|_| ApiError::internal("import relay closed"))?;
+    tokio::spawn(async move {
+        let mut body = body.into_data_stream();
+        while let Some(Ok(chunk)) = body.next().await {
+            if tx
+                .send(api::ImportRequest {
+                    kind: Some(api::import_request::Kind::Chunk(chunk.to_vec())),
+                })
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    Ok(d.lc
+        .images()
+        .import(d.lc.req(ReceiverStream::new(rx)))
+        .await?
+        .into_inner()
+        .images)
+}
+
+pub async fn load(s: State, Query(q): Query<Params>, body: Body) -> Result<Response> {
+    let d = s.0;
+    let images = import(&d, body, api::ImportOptions::default()).await?;
+    let mut out = String::new();
+    for i in &images {
+        let line = if i.name.contains('@') || i.name.is_empty() {
+            format!("Loaded image ID: {}\n", i.config_digest)
+        } else {
+            format!("Loaded image: {}\n", familiar(&i.name))
+        };
+        d.events.publish(
+            "image",
+            "load",
+            &i.config_digest,
+            BTreeMap::from([("name".to_string(), familiar(&i.name))]),
+        );
+        let _ = flag(&q, "quiet");
+        out.push_str(&json!({"stream": line}).to_string());
+        out.push_str("\r\n");
+    }
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+/// GET /images/get?names=…: a docker-save archive.
+pub async fn save(s: State, uri: axum::http::Uri) -> Result<Response> {
+    let d = s.0;
+    let mut names = Vec::new();
+    for (k, v) in url_pairs(uri.query().unwrap_or("")) {
+        if k == "names" {
+            let found = d.find_image(&v).await?;
+            // A tag given by name is saved under that name; an id saves the image's names.
+            names.push(
+                if v.contains(':') || !v.chars().all(|c| c.is_ascii_hexdigit()) {
+                    normalize(&v).unwrap_or(found.name)
+                } else {
+                    found.name
+                },
+            );
+        }
+    }
+    if names.is_empty() {
+        return Err(ApiError::bad_request("names is required"));
+    }
+    let mut stream =
+        d.lc.images()
+            .export(d.lc.req(api::ExportRequest {
+                names,
+                format: "docker".into(),
+            }))
+            .await?
+            .into_inner();
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(16);
+    tokio::spawn(async move {
+        loop {
+            match stream.message().await {
+                Ok(Some(c)) => {
+                    if tx.send(Ok(Bytes::from(c.data))).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = tx
+                        .send(Err(std::io::Error::other(e.message().to_string())))
+                        .await;
+                    return;
+                }
+            }
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        Body::from_stream(ReceiverStream::new(rx)),
+    )
+        .into_response())
+}
+
+fn url_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            Some((decode(k)?, decode(v)?))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> Option<String> {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                out.push(u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).ok()?, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+pub async fn remove(
+    s: State,
+    method: Method,
+    Path(rest): Path<String>,
+    Query(q): Query<Params>,
+) -> Result<Json<Value>> {
+    let _ = method;
+    let d = s.0;
+    let name = rest.as_str();
+    let force = flag(&q, "force");
+    let found = d.find_image(name).await?;
+    let g = grouped(&d).await?.into_iter().find(|g| g.id == found.id);
+    let tags = g.as_ref().map(|g| g.names.clone()).unwrap_or_default();
+    let by_id = found
+        .id
+        .trim_start_matches("sha256:")
+        .starts_with(name.trim_start_matches("sha256:"));
+    // Which containers use it.
+    let mut users = Vec::new();
+    for e in d.all() {
+        let c = e.c.lock().await;
+        if c.image_id == found.id {
+            users.push((c.id.clone(), c.is_running()));
+        }
+    }
+    let mut out = Vec::new();
+    let untag = |n: &String| {
+        let mut c = d.lc.images();
+        let req = d.lc.req(api::ImageRequest { name: n.clone() });
+        async move { c.delete(req).await }
+    };
+    if !by_id {
+        let full = normalize(name).map_err(ApiError::bad_request)?;
+        let last_name = tags.len() <= 1;
+        if last_name
+            && !force
+            && let Some((cid, _)) = users.first()
+        {
+            return Err(ApiError::conflict(format!(
+                "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
+                &cid[..12],
+                &found.id.trim_start_matches("sha256:")[..12]
+            )));
+        }
+        untag(&full).await?;
+        out.push(json!({"Untagged": familiar(&full)}));
+        d.events.publish(
+            "image",
+            "untag",
+            &found.id,
+            BTreeMap::from([("name".to_string(), familiar(&full))]),
+        );
+        if last_name && (users.is_empty() || force) {
+            out.push(json!({"Deleted": found.id}));
+            d.events.publish(
+                "image",
+                "delete",
+                &found.id,
+                BTreeMap::from([("name".to_string(), found.id.clone())]),
+            );
+        }
+        return Ok(Json(json!(out)));
+    }
+    if tags.len() > 1 && !force {
+        return Err(ApiError::conflict(format!(
+            "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+            &found.id.trim_start_matches("sha256:")[..12]
+        )));
+    }
+    if let Some((cid, running)) = users.first()
+        && (*running || !force)
+    {
+        let what = if *running {
+            "cannot be forced"
+        } else {
+            "must be forced"
+        };
+        return Err(ApiError::conflict(format!(
+            "conflict: unable to delete {} ({what}) - image is being used by {} container {}",
+            &found.id.trim_start_matches("sha256:")[..12],
+            if *running { "running" } else { "stopped" },
+            &cid[..12]
+        )));
+    }
+    for n in &tags {
+        untag(n).await?;
+        out.push(json!({"Untagged": familiar(n)}));
+    }
+    if let Some(g) = &g {
+        for dgst in &g.digests {
+            let _ =
+                d.lc.images()
+                    .delete(d.lc.req(api::ImageRequest {
+                        name: normalize(dgst).unwrap_or_default(),
+                    }))
+                    .await;
+        }
+    }
+    out.push(json!({"Deleted": found.id}));
+    d.events.publish(
+        "image",
+        "delete",
+        &found.id,
+        BTreeMap::from([("name".to_string(), found.id.clone())]),
+    );
+    Ok(Json(json!(out)))
+}
+
+pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
+    let d = s.0;
+    let f = query::filters(&q)?;
+    query::only(&f, &["dangling", "label", "until"])?;
+    let only_dangling = f
+        .get("dangling")
+        .and_then(|v| v.first())
+        .is_none_or(|v| v == "true" || v == "1");
+    let mut used = std::collections::BTreeSet::new();
+    for e in d.all() {
+        used.insert(e.c.lock().await.image_id.clone());
+    }
+    let mut deleted = Vec::new();
+    let mut reclaimed = 0;
+    for g in grouped(&d).await? {
+        if used.contains(&g.id) || (only_dangling && !g.names.is_empty()) {
+            continue;
+        }
+        let labels: BTreeMap<String, String> =
+            serde_json::from_value(g.config["config"]["Labels"].clone()).unwrap_or_default();
+        if !query::labels_match(&labels, f.get("label")) {
+            continue;
+        }
+        for n in &g.names {
+            if d.lc
+                .images()
+                .delete(d.lc.req(api::ImageRequest { name: n.clone() }))
+                .await
+                .is_ok()
+            {
+                deleted.push(json!({"Untagged": familiar(n)}));
+            }
+        }
+        deleted.push(json!({"Deleted": g.id}));
+        reclaimed += g.size;
+    }
+    let _ = d.lc.content_gc().await;
+    Ok(Json(
+        json!({"ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}),
+    ))
+}
+
+pub async fn commit(s: State, Query(q): Query<Params>, body: Bytes) -> Result<Response> {
+    let d = s.0;
+    let cid = q
+        .get("container")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ApiError::bad_request("container is required"))?;
+    let e = d.find(cid)?;
+    let (id, image_id, running, config) = {
+        let c = e.c.lock().await;
+        (
+            c.id.clone(),
+            c.image_id.clone(),
+            c.state.status == crate::daemon::container::Status::Running,
+            c.config.clone(),
+        )
+    };
+    let _ = image_id;
+    let mut cfg = serde_json::to_value(&config).unwrap_or_default();
+    if !body.is_empty()
+        && let Ok(Value::Object(o)) = serde_json::from_slice::<Value>(&body)
+    {
+        for (k, v) in o {
+            if !v.is_null() {
+                cfg[k] = v;
+            }
+        }
+    }
+    let changes: Vec<String> = q
+        .get("changes")
+        .map(|c| vec![c.clone()])
+        .unwrap_or_default();
+    let overlay = import_config(&changes, "")?;
+    if let Some(o) = overlay["config"].as_object() {
+        for (k, v) in o {
+            if k != "Env" || !changes.is_empty() {
+                cfg[k] = v.clone();
+            }
+        }
+    }
+    let pause = running && q.get("pause").is_none_or(|p| p != "0" && p != "false");
+    if pause {
+        let _ = d.pause(&e, true).await;
+    }
+    let repo = q.get("repo").cloned().unwrap_or_default();
+    let tag = q
+        .get("tag")
+        .filter(|t| !t.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "latest".into());
+    let name = if repo.is_empty() {
+        String::new()
+    } else {
+        normalize(&format!("{repo}:{tag}")).map_err(ApiError::bad_request)?
+    };
+    let r =
+        d.lc.images()
+            .commit(d.lc.req(api::CommitRequest {
+                container_id: id.clone(),
+                name,
+                config: json!({"config": cfg}).to_string().into_bytes(),
+                comment: q.get("comment").cloned().unwrap_or_default(),
+                author: q.get("author").cloned().unwrap_or_default(),
+            }))
+            .await;
+    if pause {
+        let _ = d.pause(&e, false).await;
+    }
+    let image = r?.into_inner();
+    d.events.publish(
+        "container",
+        "commit",
+        &id,
+        BTreeMap::from([(
+            "comment".to_string(),
+            q.get("comment").cloned().unwrap_or_default(),
+        )]),
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"Id": image.config_digest})),
+    )
+        .into_response())
+}

@@ -1,0 +1,150 @@
+//! The Docker Engine API (v1.43) over axum: versioned and unversioned paths,
+//! Docker's errors, hijacked streams.
+
+pub mod containers;
+pub mod images;
+pub mod query;
+pub mod stream;
+pub mod system;
+pub mod volumes;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+
+use crate::daemon::Daemon;
+use crate::error::ApiError;
+
+pub const API_VERSION: &str = "1.43";
+pub const MIN_API_VERSION: &str = "1.24";
+
+pub type State = axum::extract::State<Arc<Daemon>>;
+
+fn parse_version(v: &str) -> Option<(u32, u32)> {
+    let (a, b) = v.split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// `/v1.43/containers/json` → `/containers/json`, with the version kept in
+/// an extension; a version out of range is answered here.
+pub fn strip_version(mut req: Request) -> Request {
+    let path = req.uri().path().to_string();
+    if let Some(rest) = path.strip_prefix("/v")
+        && let Some((ver, tail)) = rest.split_once('/')
+        && let Some(v) = parse_version(ver)
+    {
+        let new_path = format!("/{tail}");
+        let pq = match req.uri().query() {
+            Some(q) => format!("{new_path}?{q}"),
+            None => new_path,
+        };
+        if let Ok(uri) = pq.parse::<Uri>() {
+            *req.uri_mut() = uri;
+        }
+        req.extensions_mut()
+            .insert(ClientVersion(Some((v, ver.to_string()))));
+        return req;
+    }
+    req.extensions_mut().insert(ClientVersion(None));
+    req
+}
+
+#[derive(Clone, Debug)]
+pub struct ClientVersion(pub Option<((u32, u32), String)>);
+
+async fn check_version(req: Request, next: axum::middleware::Next) -> Response {
+    if let Some(ClientVersion(Some((v, text)))) = req.extensions().get::<ClientVersion>().cloned() {
+        let max = parse_version(API_VERSION).unwrap_or((1, 43));
+        let min = parse_version(MIN_API_VERSION).unwrap_or((1, 24));
+        if v > max {
+            return ApiError::bad_request(format!(
+                "client version {text} is too new. Maximum supported API version is {API_VERSION}"
+            ))
+            .into_response();
+        }
+        if v < min {
+            return ApiError::bad_request(format!(
+                "client version {text} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
+            ))
+            .into_response();
+        }
+    }
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert("API-Version", HeaderValue::from_static(API_VERSION));
+    h.insert(
+        "Server",
+        HeaderValue::from_static(concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("OSType", HeaderValue::from_static("linux"));
+    resp
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("page not found: {}", uri.path()),
+    )
+}
+
+pub fn router(d: Arc<Daemon>) -> Router {
+    Router::new()
+        .route("/_ping", get(system::ping).head(system::ping))
+        .route("/version", get(system::version))
+        .route("/info", get(system::info))
+        .route("/events", get(system::events))
+        .route("/system/df", get(system::df))
+        .route("/containers/create", post(containers::create))
+        .route("/containers/json", get(containers::list))
+        .route("/containers/prune", post(containers::prune))
+        .route("/containers/{id}/json", get(containers::inspect))
+        .route("/containers/{id}/start", post(containers::start))
+        .route("/containers/{id}/stop", post(containers::stop))
+        .route("/containers/{id}/restart", post(containers::restart))
+        .route("/containers/{id}/kill", post(containers::kill))
+        .route("/containers/{id}/pause", post(containers::pause))
+        .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/containers/{id}/wait", post(containers::wait))
+        .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/update", post(containers::update))
+        .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/changes", get(containers::changes))
+        .route("/containers/{id}/export", get(containers::export))
+        .route(
+            "/containers/{id}/archive",
+            get(containers::archive_get)
+                .head(containers::archive_head)
+                .put(containers::archive_put),
+        )
+        .route("/containers/{id}", delete(containers::remove))
+        .route("/images/json", get(images::list))
+        .route("/images/create", post(images::create))
+        .route("/images/load", post(images::load))
+        .route("/images/get", get(images::save))
+        .route("/images/prune", post(images::prune))
+        .route(
+            "/images/{*name}",
+            get(images::by_name)
+                .post(images::by_name_post)
+                .delete(images::remove),
+        )
+        .route("/commit", post(images::commit))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(check_version))
+        .with_state(d)
+}

@@ -1,0 +1,73 @@
+//! Docker's query conventions: booleans as 1/true/0/false, and `filters` as
+//! JSON in either of its two shapes ({"k":["v"]} or {"k":{"v":true}}).
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::error::{ApiError, Result};
+
+pub type Params = HashMap<String, String>;
+
+pub fn flag(q: &Params, k: &str) -> bool {
+    matches!(
+        q.get(k).map(String::as_str),
+        Some("1" | "true" | "True" | "yes")
+    )
+}
+
+pub fn flag_or(q: &Params, k: &str, default: bool) -> bool {
+    match q.get(k).map(String::as_str) {
+        None | Some("") => default,
+        Some(v) => matches!(v, "1" | "true" | "True" | "yes"),
+    }
+}
+
+pub type Filters = BTreeMap<String, Vec<String>>;
+
+pub fn filters(q: &Params) -> Result<Filters> {
+    let Some(raw) = q.get("filters").filter(|s| !s.is_empty()) else {
+        return Ok(Filters::new());
+    };
+    let v: serde_json::Value = serde_json::from_str(raw)
+        .map_err(|e| ApiError::bad_request(format!("invalid filter: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("invalid filter: not a JSON object"))?;
+    let mut out = Filters::new();
+    for (k, vals) in obj {
+        let list: Vec<String> = match vals {
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect(),
+            serde_json::Value::Object(m) => m
+                .iter()
+                .filter(|(_, b)| b.as_bool().unwrap_or(false))
+                .map(|(s, _)| s.clone())
+                .collect(),
+            _ => return Err(ApiError::bad_request(format!("invalid filter for {k:?}"))),
+        };
+        out.insert(k.clone(), list);
+    }
+    Ok(out)
+}
+
+/// Refuses filter keys this endpoint does not know, as dockerd does.
+pub fn only(f: &Filters, allowed: &[&str]) -> Result<()> {
+    for k in f.keys() {
+        if !allowed.contains(&k.as_str()) {
+            return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
+        }
+    }
+    Ok(())
+}
+
+/// `label` filters: `key` or `key=value`; all must match.
+pub fn labels_match(labels: &BTreeMap<String, String>, wanted: Option<&Vec<String>>) -> bool {
+    wanted
+        .into_iter()
+        .flatten()
+        .all(|w| match w.split_once('=') {
+            Some((k, v)) => labels.get(k).map(String::as_str) == Some(v),
+            None => labels.contains_key(w.as_str()),
+        })
+}

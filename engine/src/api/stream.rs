@@ -1,0 +1,60 @@
+//! Docker's stream formats: the 8-byte multiplexed frame, and hijacking an
+//! HTTP connection (`Upgrade: tcp` → 101) for attach and exec.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+
+pub const STDIN: u8 = 0;
+pub const STDOUT: u8 = 1;
+pub const STDERR: u8 = 2;
+
+/// One multiplexed frame: stream, three zero bytes, big-endian length, data.
+pub fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + data.len());
+    out.push(stream);
+    out.extend_from_slice(&[0, 0, 0]);
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+pub fn content_type(tty: bool) -> &'static str {
+    if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    }
+}
+
+/// Answers 101 and hands the raw connection to `f` once hyper lets go of it.
+pub fn hijack<F, Fut>(mut req: Request, tty: bool, f: F) -> Response
+where
+    F: FnOnce(TokioIo<Upgraded>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let wants_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(up) => f(TokioIo::new(up)).await,
+            Err(e) => tracing::debug!("hijack: {e}"),
+        }
+    });
+    let mut b = Response::builder().header(header::CONTENT_TYPE, content_type(tty));
+    b = if wants_upgrade {
+        b.status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "tcp")
+    } else {
+        b.status(StatusCode::OK)
+    };
+    b.body(Body::empty()).unwrap_or_default()
+}

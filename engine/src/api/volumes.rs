@@ -1,0 +1,167 @@
+//! /volumes/…
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::State;
+use super::query::{self, Params, flag};
+use crate::daemon::Daemon;
+use crate::daemon::volumes::Volume;
+use crate::error::{ApiError, Result};
+
+pub fn to_json(d: &Daemon, v: &Volume) -> Value {
+    json!({
+        "Name": v.name,
+        "Driver": "local",
+        "Mountpoint": d.volumes.path(&v.name),
+        "CreatedAt": humantime::format_rfc3339_seconds(v.created).to_string(),
+        "Labels": v.labels,
+        "Scope": "local",
+        "Options": if v.options.is_empty() { Value::Null } else { json!(v.options) },
+    })
+}
+
+async fn users(d: &Daemon, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in d.all() {
+        let c = e.c.lock().await;
+        if c.mounts.iter().any(|m| m.typ == "volume" && m.name == name) {
+            out.push(c.id.clone());
+        }
+    }
+    out
+}
+
+pub async fn list(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
+    let d = s.0;
+    let f = query::filters(&q)?;
+    query::only(&f, &["dangling", "driver", "label", "name"])?;
+    let mut out = Vec::new();
+    for v in d.volumes.list() {
+        if let Some(names) = f.get("name")
+            && !names.iter().any(|n| v.name.contains(n.as_str()))
+        {
+            continue;
+        }
+        if let Some(dr) = f.get("driver")
+            && !dr.iter().any(|x| x == "local")
+        {
+            continue;
+        }
+        if !query::labels_match(&v.labels, f.get("label")) {
+            continue;
+        }
+        if let Some(dang) = f.get("dangling").and_then(|x| x.first()) {
+            let want = dang == "true" || dang == "1";
+            if users(&d, &v.name).await.is_empty() != want {
+                continue;
+            }
+        }
+        out.push(to_json(&d, &v));
+    }
+    Ok(Json(json!({"Volumes": out, "Warnings": null})))
+}
+
+pub async fn create(s: State, body: Bytes) -> Result<Response> {
+    let d = s.0;
+    let v: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+    };
+    if let Some(drv) = v["Driver"]
+        .as_str()
+        .filter(|d| !d.is_empty() && *d != "local")
+    {
+        return Err(ApiError::not_found(format!("plugin \"{drv}\" not found")));
+    }
+    let labels: BTreeMap<String, String> =
+        serde_json::from_value(v["Labels"].clone()).unwrap_or_default();
+    let opts: BTreeMap<String, String> =
+        serde_json::from_value(v["DriverOpts"].clone()).unwrap_or_default();
+    let (vol, created) = d.volumes.create(v["Name"].as_str(), labels, opts)?;
+    if created {
+        d.events.publish(
+            "volume",
+            "create",
+            &vol.name,
+            BTreeMap::from([("driver".to_string(), "local".to_string())]),
+        );
+    }
+    Ok((StatusCode::CREATED, Json(to_json(&d, &vol))).into_response())
+}
+
+pub async fn inspect(s: State, Path(name): Path<String>) -> Result<Json<Value>> {
+    let d = s.0;
+    let v = d
+        .volumes
+        .get(&name)
+        .ok_or_else(|| ApiError::not_found(format!("get {name}: no such volume")))?;
+    Ok(Json(to_json(&d, &v)))
+}
+
+pub async fn remove(
+    s: State,
+    Path(name): Path<String>,
+    Query(q): Query<Params>,
+) -> Result<Response> {
+    let d = s.0;
+    if d.volumes.get(&name).is_none() {
+        return Err(ApiError::not_found(format!("get {name}: no such volume")));
+    }
+    let users = users(&d, &name).await;
+    if !users.is_empty() && !flag(&q, "force") {
+        return Err(ApiError::conflict(format!(
+            "remove {name}: volume is in use - [{}]",
+            users.join(", ")
+        )));
+    }
+    d.volumes.remove(&name)?;
+    d.events.publish(
+        "volume",
+        "destroy",
+        &name,
+        BTreeMap::from([("driver".to_string(), "local".to_string())]),
+    );
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
+    let d = s.0;
+    let f = query::filters(&q)?;
+    query::only(&f, &["label", "label!", "all"])?;
+    // Docker 23+: only anonymous volumes unless all=true.
+    let all = f
+        .get("all")
+        .and_then(|v| v.first())
+        .is_some_and(|v| v == "true" || v == "1");
+    let mut deleted = Vec::new();
+    let mut reclaimed = 0;
+    for v in d.volumes.list() {
+        if !all && !v.anonymous {
+            continue;
+        }
+        if !query::labels_match(&v.labels, f.get("label")) {
+            continue;
+        }
+        if !users(&d, &v.name).await.is_empty() {
+            continue;
+        }
+        reclaimed += d.volumes.size(&v.name);
+        if d.volumes.remove(&v.name).is_ok() {
+            d.events
+                .publish("volume", "destroy", &v.name, BTreeMap::new());
+            deleted.push(v.name);
+        }
+    }
+    Ok(Json(
+        json!({"VolumesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}),
+    ))
+}

@@ -1,0 +1,191 @@
+//! daemon.json (Docker's keys where they apply) merged with berthd's flags.
+//! An unknown key or a value of the wrong type is an error that names it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeEntry {
+    pub path: String,
+    #[serde(default, rename = "runtimeArgs")]
+    pub runtime_args: Vec<String>,
+}
+
+/// The file's keys, all optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct File {
+    pub data_root: Option<PathBuf>,
+    pub exec_root: Option<PathBuf>,
+    pub hosts: Option<Vec<String>>,
+    pub debug: Option<bool>,
+    pub log_level: Option<String>,
+    pub live_restore: Option<bool>,
+    pub default_runtime: Option<String>,
+    pub runtimes: Option<BTreeMap<String, RuntimeEntry>>,
+    pub log_driver: Option<String>,
+    pub log_opts: Option<BTreeMap<String, String>>,
+    pub insecure_registries: Option<Vec<String>>,
+    pub registry_mirrors: Option<Vec<String>>,
+    pub group: Option<String>,
+    pub containerd: Option<PathBuf>,
+    pub bip: Option<String>,
+    pub default_address_pools: Option<Vec<serde_json::Value>>,
+    pub cgroup_parent: Option<String>,
+    pub default_ulimits: Option<BTreeMap<String, serde_json::Value>>,
+    pub storage_driver: Option<String>,
+    pub labels: Option<Vec<String>>,
+    pub dns: Option<Vec<String>>,
+    pub dns_search: Option<Vec<String>>,
+    pub shutdown_timeout: Option<u64>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub hosts: Vec<String>,
+    pub debug: bool,
+    pub log_level: String,
+    pub live_restore: bool,
+    pub default_runtime: String,
+    pub log_opts: BTreeMap<String, String>,
+    pub insecure_registries: Vec<String>,
+    pub registry_mirrors: Vec<String>,
+    pub group: String,
+    pub lifecycled: PathBuf,
+    pub cgroup_parent: String,
+    pub labels: Vec<String>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub shutdown_timeout: u64,
+}
+
+pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let f: File = serde_path_to_error::deserialize(de).map_err(|e| {
+        let at = e.path().to_string();
+        let inner = e.into_inner();
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: if at.is_empty() || at == "." {
+                inner.to_string()
+            } else {
+                format!("{at}: {inner}")
+            },
+        }
+    })?;
+    let bad = |message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    if let Some(d) = &f.log_driver
+        && d != "json-file"
+    {
+        return Err(bad(format!(
+            "log-driver {d:?}: only json-file is supported"
+        )));
+    }
+    for (k, v) in f.log_opts.iter().flatten() {
+        match k.as_str() {
+            "max-size" => {
+                parse_size(v).map_err(|e| bad(format!("log-opts max-size: {e}")))?;
+            }
+            "max-file" => {
+                v.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    bad(format!("log-opts max-file {v:?}: not a positive number"))
+                })?;
+            }
+            "compress" | "labels" | "env" | "tag" | "mode" => {}
+            other => return Err(bad(format!("log-opts: unknown option {other:?}"))),
+        }
+    }
+    if let Some(l) = &f.log_level
+        && !["debug", "info", "warn", "error", "fatal"].contains(&l.as_str())
+    {
+        return Err(bad(format!(
+            "log-level {l:?}: use debug, info, warn, error or fatal"
+        )));
+    }
+    if let Some(rt) = &f.default_runtime {
+        let known = rt == "berth-runtime"
+            || rt == "runc"
+            || f.runtimes.as_ref().is_some_and(|r| r.contains_key(rt));
+        if !known {
+            return Err(bad(format!(
+                "default-runtime {rt:?} is not a configured runtime"
+            )));
+        }
+    }
+    for h in f.hosts.iter().flatten() {
+        crate::hosts::parse(h).map_err(|e| bad(format!("hosts: {e}")))?;
+    }
+    Ok(f)
+}
+
+/// "10m", "1g", "512k", "4096" → bytes (Docker's units).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last().map(|c| c.to_ascii_lowercase()) {
+        Some('k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('m') => (&s[..s.len() - 1], 1 << 20),
+        Some('g') => (&s[..s.len() - 1], 1 << 30),
+        Some('b') => (&s[..s.len() - 1], 1),
+        _ => (s, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (like 10m, 1g)"))?;
+    if n < 0.0 {
+        return Err(format!("{s:?} is negative"));
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let p = Path::new("/etc/berth/daemon.json");
+        let e = parse_file(p, r#"{"data-root": "/x", "bogus": 1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let e = parse_file(p, r#"{"live-restore": "yes"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("live-restore"), "{e}");
+        let e = parse_file(p, r#"{"log-opts": {"max-size": "ten"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max-size"), "{e}");
+        let f = parse_file(p, r#"{"log-opts": {"max-size": "10m", "max-file": "3"}, "insecure-registries": ["127.0.0.1:5000"]}"#).unwrap();
+        assert_eq!(f.insecure_registries.unwrap(), vec!["127.0.0.1:5000"]);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10m").unwrap(), 10 << 20);
+        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("x").is_err());
+    }
+}

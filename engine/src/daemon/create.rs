@@ -1,0 +1,435 @@
+//! `POST /containers/create`: the image resolved, its config merged into the
+//! request as dockerd merges it, the record made in lifecycled (with a
+//! snapshot of the image) and here.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use berth_proto::lifecycle::v1 as api;
+use serde_json::Value;
+
+use super::container::{Container, State};
+use super::{Daemon, images, names};
+use crate::error::{ApiError, Result};
+use crate::types::{CreateRequest, CreateResponse, HealthConfig, StrSlice};
+
+/// An image found by name, id or id prefix.
+pub struct FoundImage {
+    pub name: String,
+    pub id: String,
+    pub config: Value,
+}
+
+impl Daemon {
+    pub async fn find_image(&self, name: &str) -> Result<FoundImage> {
+        let not_found = || ApiError::not_found(format!("No such image: {name}"));
+        let hexish = |s: &str| s.len() >= 4 && s.chars().all(|c| c.is_ascii_hexdigit());
+        let id_query = name.strip_prefix("sha256:").filter(|s| hexish(s)).or((!name
+            .contains(['/', ':'])
+            && hexish(name)
+            && name.len() >= 12)
+            .then_some(name));
+        if let Some(prefix) = id_query {
+            let list = self
+                .lc
+                .images()
+                .list(self.lc.req(api::ListImagesRequest::default()))
+                .await?
+                .into_inner()
+                .images;
+            if let Some(i) = list.into_iter().find(|i| {
+                i.config_digest
+                    .trim_start_matches("sha256:")
+                    .starts_with(prefix)
+            }) {
+                return Ok(FoundImage {
+                    name: i.name,
+                    id: i.config_digest,
+                    config: serde_json::from_slice(&i.config).unwrap_or_default(),
+                });
+            }
+            if name.starts_with("sha256:") {
+                return Err(not_found());
+            }
+        }
+        let full = images::normalize(name).map_err(ApiError::bad_request)?;
+        match self
+            .lc
+            .images()
+            .get(self.lc.req(api::ImageRequest { name: full.clone() }))
+            .await
+        {
+            Ok(r) => {
+                let i = r.into_inner();
+                Ok(FoundImage {
+                    name: i.name,
+                    id: i.config_digest,
+                    config: serde_json::from_slice(&i.config).unwrap_or_default(),
+                })
+            }
+            Err(s) if s.code() == tonic::Code::NotFound => Err(not_found()),
+            Err(s) => Err(s.into()),
+        }
+    }
+
+    pub async fn create(
+        self: &Arc<Self>,
+        name: Option<String>,
+        req: CreateRequest,
+    ) -> Result<CreateResponse> {
+        let CreateRequest {
+            mut config,
+            host_config: hc,
+            networking_config,
+        } = req;
+        if config.image.is_empty() {
+            return Err(ApiError::bad_request(
+                "config cannot be empty in order to create a container",
+            ));
+        }
+        let image = self.find_image(&config.image).await?;
+        merge_image_config(&mut config, &image.config);
+        let mut warnings = Vec::new();
+        validate_host_config(&hc, &mut warnings)?;
+
+        let (path, args) = command(&config)?;
+        let id = hex::encode(rand::random::<[u8; 32]>());
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => names::validate(&n).map_err(ApiError::bad_request)?,
+            None => {
+                let mut n = names::generate(0);
+                for retry in 1..10 {
+                    if !self.name_taken(&n) {
+                        break;
+                    }
+                    n = names::generate(retry);
+                }
+                n
+            }
+        };
+        self.reserve_name(&name, &id)?;
+        let result = self
+            .create_inner(
+                &id,
+                &name,
+                config,
+                hc,
+                networking_config,
+                &image,
+                path,
+                args,
+            )
+            .await;
+        if result.is_err() {
+            self.release_name(&name);
+            let _ = std::fs::remove_dir_all(self.containers_dir().join(&id));
+        }
+        result.map(|()| CreateResponse { id, warnings })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn create_inner(
+        self: &Arc<Self>,
+        id: &str,
+        name: &str,
+        config: crate::types::Config,
+        hc: crate::types::HostConfig,
+        networking: crate::types::NetworkingConfig,
+        image: &FoundImage,
+        path: String,
+        args: Vec<String>,
+    ) -> Result<()> {
+        let dir = self.containers_dir().join(id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
+        let runtime = if hc.runtime.is_empty() {
+            self.cfg.default_runtime.clone()
+        } else {
+            hc.runtime.clone()
+        };
+        let mut c = Container {
+            id: id.to_string(),
+            name: name.to_string(),
+            created: SystemTime::now(),
+            path,
+            args,
+            config,
+            host_config: hc,
+            networking,
+            image_id: image.id.clone(),
+            image_ref: image.name.clone(),
+            state: State::default(),
+            restart_count: 0,
+            mounts: Vec::new(),
+            runtime: runtime.clone(),
+            dir: dir.clone(),
+            exec_ids: Vec::new(),
+            anonymous_volumes: Vec::new(),
+        };
+        // Volumes are planned (and named ones made) now, so that create fails
+        // on a bad -v and inspect shows the mounts before the first start.
+        let image_volumes: Vec<String> = c.config.volumes.keys().cloned().collect();
+        let plan = super::volumes::plan(
+            &self.volumes,
+            &c.host_config.binds,
+            &c.host_config.mounts,
+            &c.host_config.tmpfs,
+            &image_volumes,
+        )?;
+        c.mounts = plan.points.clone();
+        c.anonymous_volumes = plan.anonymous.clone();
+        // A provisional spec; start builds the final one (users resolved in
+        // the image, volumes filled).
+        let spec = self
+            .spec_for(&c, 0, 0, Vec::new(), plan.oci.clone())
+            .await?;
+        let mut labels: std::collections::HashMap<String, String> = Default::default();
+        labels.insert("berth.name".into(), name.to_string());
+        let record = api::Container {
+            id: id.to_string(),
+            labels,
+            image: image.name.clone(),
+            runtime,
+            spec: spec.to_string().into_bytes(),
+            rootfs: Vec::new(),
+            snapshot_key: id.to_string(),
+            created_at: None,
+            updated_at: None,
+        };
+        self.lc
+            .containers()
+            .create(self.lc.req(api::CreateContainerRequest {
+                container: Some(record),
+            }))
+            .await?;
+        if let Err(e) = c.save() {
+            let _ = self
+                .lc
+                .containers()
+                .delete(self.lc.req(api::ContainerRequest { id: id.to_string() }))
+                .await;
+            return Err(ApiError::internal(format!("saving container {id}: {e}")));
+        }
+        self.container_event(&c, "create", &[]);
+        self.insert(c);
+        Ok(())
+    }
+}
+
+/// dockerd's merge: what the request leaves empty comes from the image.
+pub fn merge_image_config(c: &mut crate::types::Config, img: &Value) {
+    let ic = &img["config"];
+    let strs = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if c.user.is_empty() {
+        c.user = ic["User"].as_str().unwrap_or("").to_string();
+    }
+    if c.working_dir.is_empty() {
+        c.working_dir = ic["WorkingDir"].as_str().unwrap_or("").to_string();
+    }
+    // Image env first; the request's entries replace them by key.
+    let mut env = strs(&ic["Env"]);
+    for e in c.env.drain(..) {
+        let key = e.split('=').next().unwrap_or("").to_string();
+        env.retain(|x| x.split('=').next() != Some(key.as_str()));
+        env.push(e);
+    }
+    c.env = env;
+    if c.entrypoint.0.is_empty() {
+        c.entrypoint = StrSlice(strs(&ic["Entrypoint"]));
+        if c.cmd.0.is_empty() {
+            c.cmd = StrSlice(strs(&ic["Cmd"]));
+        }
+    }
+    if let Some(ports) = ic["ExposedPorts"].as_object() {
+        for k in ports.keys() {
+            c.exposed_ports
+                .entry(k.clone())
+                .or_insert_with(|| serde_json::json!({}));
+        }
+    }
+    if let Some(vols) = ic["Volumes"].as_object() {
+        for k in vols.keys() {
+            c.volumes
+                .entry(k.clone())
+                .or_insert_with(|| serde_json::json!({}));
+        }
+    }
+    if let Some(labels) = ic["Labels"].as_object() {
+        for (k, v) in labels {
+            if let Some(v) = v.as_str() {
+                c.labels.entry(k.clone()).or_insert_with(|| v.to_string());
+            }
+        }
+    }
+    if c.stop_signal.is_empty() {
+        c.stop_signal = ic["StopSignal"].as_str().unwrap_or("").to_string();
+    }
+    if c.healthcheck.is_none()
+        && let Ok(h) = serde_json::from_value::<HealthConfig>(ic["Healthcheck"].clone())
+        && !h.test.is_empty()
+    {
+        c.healthcheck = Some(h);
+    }
+    if c.on_build.is_empty() {
+        c.on_build = strs(&ic["OnBuild"]);
+    }
+    if c.shell.is_empty() {
+        c.shell = strs(&ic["Shell"]);
+    }
+}
+
+/// Path and arguments: entrypoint then cmd; `Entrypoint: [""]` clears it.
+pub fn command(c: &crate::types::Config) -> Result<(String, Vec<String>)> {
+    let mut argv: Vec<String> = c
+        .entrypoint
+        .0
+        .iter()
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect();
+    argv.extend(c.cmd.0.iter().cloned());
+    if argv.is_empty() {
+        return Err(ApiError::bad_request("No command specified"));
+    }
+    let path = argv.remove(0);
+    Ok((path, argv))
+}
+
+pub fn validate_host_config(
+    hc: &crate::types::HostConfig,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let rp = &hc.restart_policy;
+    match rp.name.as_str() {
+        "" | "no" | "always" | "unless-stopped" => {
+            if rp.maximum_retry_count != 0 {
+                return Err(ApiError::bad_request("invalid restart policy: maximum retry count can only be used with 'on-failure'".to_string()));
+            }
+        }
+        "on-failure" => {
+            if rp.maximum_retry_count < 0 {
+                return Err(ApiError::bad_request(
+                    "invalid restart policy: maximum retry count cannot be negative",
+                ));
+            }
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
+            )));
+        }
+    }
+    if hc.auto_remove && !matches!(rp.name.as_str(), "" | "no") {
+        return Err(ApiError::bad_request(
+            "conflicting options: cannot specify both --restart and --rm",
+        ));
+    }
+    if hc.memory != 0 && hc.memory < 6 * 1024 * 1024 {
+        return Err(ApiError::bad_request("Minimum memory limit allowed is 6MB"));
+    }
+    if hc.memory_swap > 0 && hc.memory > 0 && hc.memory_swap < hc.memory {
+        return Err(ApiError::bad_request(
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        ));
+    }
+    if hc.nano_cpus > 0 && (hc.cpu_period > 0 || hc.cpu_quota > 0) {
+        return Err(ApiError::bad_request(
+            "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+        ));
+    }
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get() as i64)
+        .unwrap_or(1);
+    if hc.nano_cpus > cpus * 1_000_000_000 {
+        return Err(ApiError::bad_request(format!(
+            "range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+        )));
+    }
+    match hc.log_config.typ.as_str() {
+        "" | "json-file" => {}
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "logger: no log driver named '{other}' is registered"
+            )));
+        }
+    }
+    for (k, v) in &hc.log_config.config {
+        match k.as_str() {
+            "max-size" => {
+                crate::config::parse_size(v).map_err(|e| {
+                    ApiError::bad_request(format!("invalid log option max-size: {e}"))
+                })?;
+            }
+            "max-file" => {
+                v.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    ApiError::bad_request(format!("invalid value for max-file: {v}"))
+                })?;
+            }
+            "compress" | "labels" | "env" | "tag" | "mode" | "max-buffer-size" => {}
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown log opt '{other}' for json-file log driver"
+                )));
+            }
+        }
+    }
+    match hc.network_mode.as_str() {
+        "" | "default" | "bridge" | "none" | "host" => {}
+        m if m.starts_with("container:") => {}
+        m => {
+            warnings.push(format!("network {m}: user-defined networks come with berth's networking; the container gets its own network namespace"));
+        }
+    }
+    super::spec::parse_security_opts(&hc.security_opt)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Config;
+
+    #[test]
+    fn image_config_fills_what_the_request_leaves_empty() {
+        let img = serde_json::json!({"config": {"Env": ["PATH=/bin", "A=1"], "Cmd": ["sh"], "WorkingDir": "/w", "User": "u", "Labels": {"l": "v"}}});
+        let mut c = Config {
+            env: vec!["A=2".into()],
+            ..Default::default()
+        };
+        merge_image_config(&mut c, &img);
+        assert_eq!(c.env, vec!["PATH=/bin", "A=2"]);
+        assert_eq!(c.cmd.0, vec!["sh"]);
+        assert_eq!(c.working_dir, "/w");
+        assert_eq!(c.user, "u");
+        assert_eq!(c.labels["l"], "v");
+        assert_eq!(command(&c).unwrap(), ("sh".to_string(), vec![]));
+    }
+
+    #[test]
+    fn an_entrypoint_given_drops_the_images_cmd() {
+        let img = serde_json::json!({"config": {"Cmd": ["sh"], "Entrypoint": ["/init"]}});
+        let mut c = Config {
+            entrypoint: StrSlice(vec!["echo".into()]),
+            ..Default::default()
+        };
+        merge_image_config(&mut c, &img);
+        assert_eq!(command(&c).unwrap(), ("echo".to_string(), vec![]));
+        let mut c = Config {
+            cmd: StrSlice(vec!["hi".into()]),
+            ..Default::default()
+        };
+        merge_image_config(&mut c, &img);
+        assert_eq!(
+            command(&c).unwrap(),
+            ("/init".to_string(), vec!["hi".to_string()])
+        );
+    }
+}

@@ -1,0 +1,255 @@
+//! Files the engine reads from a container's filesystem through lifecycled
+//! (never from lifecycled's directories), and the files it writes for the
+//! container itself: /etc/hostname, /etc/hosts, /etc/resolv.conf.
+
+use std::io::Read;
+use std::path::Path;
+
+use berth_proto::lifecycle::v1 as api;
+
+use super::lifecycle::Lifecycle;
+use crate::error::{ApiError, Result};
+
+/// The tar stream of `path` in the container's filesystem.
+pub async fn read_archive(lc: &Lifecycle, id: &str, path: &str) -> Result<Vec<u8>> {
+    let mut s = lc
+        .snapshots()
+        .read_archive(lc.req(api::ArchiveRequest {
+            key: id.to_string(),
+            path: path.to_string(),
+        }))
+        .await?
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(c) = s.message().await? {
+        out.extend_from_slice(&c.data);
+    }
+    Ok(out)
+}
+
+/// The contents of one regular file in the container, if it exists.
+pub async fn read_file(lc: &Lifecycle, id: &str, path: &str) -> Option<Vec<u8>> {
+    let tar = read_archive(lc, id, path).await.ok()?;
+    let mut a = tar::Archive::new(&tar[..]);
+    let mut entry = a.entries().ok()?.flatten().next()?;
+    let mut data = Vec::new();
+    entry.read_to_end(&mut data).ok()?;
+    Some(data)
+}
+
+/// Extracts the container's `path` into `dest` (a volume filled on first
+/// use with what the image has there).
+pub async fn copy_up(lc: &Lifecycle, id: &str, path: &str, dest: &Path) -> Result<()> {
+    let tar = match read_archive(lc, id, path).await {
+        Ok(t) => t,
+        Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let dest = dest.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut a = tar::Archive::new(&tar[..]);
+        a.set_preserve_permissions(true);
+        a.set_preserve_ownerships(true);
+        // The archive holds the directory itself as its first entry: strip it.
+        for e in a.entries()? {
+            let mut e = e?;
+            let p = e.path()?.into_owned();
+            let rel: std::path::PathBuf = p.components().skip(1).collect();
+            if rel.as_os_str().is_empty() {
+                continue;
+            }
+            e.unpack(dest.join(rel))?;
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::internal(format!("copying image content into volume: {e}")))
+}
+
+/// uid, gid and supplementary groups for Docker's `User` (name, uid,
+/// name:group, uid:gid), looked up in the container's /etc/passwd and
+/// /etc/group.
+pub async fn resolve_user(
+    lc: &Lifecycle,
+    id: &str,
+    user: &str,
+    group_add: &[String],
+) -> Result<(u32, u32, Vec<u32>)> {
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let numeric = |s: &str| s.parse::<u32>().ok();
+    let need_passwd = !u.is_empty() && (numeric(u).is_none() || g.is_none());
+    let passwd = if need_passwd || u.is_empty() {
+        read_file(lc, id, "/etc/passwd").await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let passwd = String::from_utf8_lossy(&passwd);
+    let entry = passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        if f.len() < 4 {
+            return None;
+        }
+        let matches = if u.is_empty() {
+            f[2] == "0"
+        } else {
+            f[0] == u || f[2] == u
+        };
+        matches.then(|| {
+            (
+                f[0].to_string(),
+                f[2].parse::<u32>().ok(),
+                f[3].parse::<u32>().ok(),
+            )
+        })
+    });
+    let (name, uid, mut gid) = match (u, entry) {
+        ("", _) => ("root".to_string(), 0, 0),
+        (_, Some((n, Some(uid), gid))) => (n, uid, gid.unwrap_or(0)),
+        (u, _) => match numeric(u) {
+            Some(uid) => (String::new(), uid, 0),
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "unable to find user {u}: no matching entries in passwd file"
+                )));
+            }
+        },
+    };
+    let group_text =
+        if g.is_some_and(|g| numeric(g).is_none()) || !name.is_empty() || !group_add.is_empty() {
+            String::from_utf8_lossy(&read_file(lc, id, "/etc/group").await.unwrap_or_default())
+                .into_owned()
+        } else {
+            String::new()
+        };
+    let groups: Vec<(String, u32, Vec<String>)> = group_text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 4).then(|| {
+                (
+                    f[0].to_string(),
+                    f[2].parse().unwrap_or(u32::MAX),
+                    f[3].split(',')
+                        .filter(|m| !m.is_empty())
+                        .map(String::from)
+                        .collect(),
+                )
+            })
+        })
+        .collect();
+    if let Some(g) = g {
+        gid = match numeric(g) {
+            Some(n) => n,
+            None => groups
+                .iter()
+                .find(|(n, _, _)| n == g)
+                .map(|(_, id, _)| *id)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
+        };
+    }
+    let mut sup: Vec<u32> = if name.is_empty() {
+        Vec::new()
+    } else {
+        groups
+            .iter()
+            .filter(|(_, _, m)| m.contains(&name))
+            .map(|(_, id, _)| *id)
+            .collect()
+    };
+    for a in group_add {
+        let id = match numeric(a) {
+            Some(n) => n,
+            None => groups
+                .iter()
+                .find(|(n, _, _)| n == a)
+                .map(|(_, id, _)| *id)
+                .ok_or_else(|| ApiError::bad_request(format!("unable to find group {a}")))?,
+        };
+        sup.push(id);
+    }
+    sup.sort_unstable();
+    sup.dedup();
+    Ok((uid, gid, sup))
+}
+
+/// Writes /etc/hostname, /etc/hosts and /etc/resolv.conf for the container
+/// into its directory; returns their OCI bind mounts.
+pub fn write_etc(
+    dir: &Path,
+    hostname: &str,
+    extra_hosts: &[String],
+    dns: &[String],
+    search: &[String],
+    options: &[String],
+    host_network: bool,
+) -> std::io::Result<Vec<serde_json::Value>> {
+    std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
+    let mut hosts = if host_network {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+        )
+    };
+    for h in extra_hosts {
+        if let Some((name, ip)) = h.split_once(':') {
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
+    }
+    std::fs::write(dir.join("hosts"), hosts)?;
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut resolv = String::new();
+    if dns.is_empty() {
+        for l in host_resolv.lines() {
+            let is_local = l.starts_with("nameserver") && (l.contains("127.") || l.contains("::1"));
+            let skip_search =
+                !search.is_empty() && (l.starts_with("search") || l.starts_with("domain"));
+            let skip_opts = !options.is_empty() && l.starts_with("options");
+            // A loopback resolver of the host is not reachable from a
+            // container's own network namespace.
+            if (is_local && !host_network) || skip_search || skip_opts {
+                continue;
+            }
+            resolv.push_str(l);
+            resolv.push('\n');
+        }
+    } else {
+        for l in host_resolv.lines() {
+            if (l.starts_with("search") && search.is_empty())
+                || (l.starts_with("options") && options.is_empty())
+            {
+                resolv.push_str(l);
+                resolv.push('\n');
+            }
+        }
+        for d in dns {
+            resolv.push_str(&format!("nameserver {d}\n"));
+        }
+    }
+    if !search.is_empty() {
+        resolv.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    if !options.is_empty() {
+        resolv.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    std::fs::write(dir.join("resolv.conf"), resolv)?;
+    Ok(["hostname", "hosts", "resolv.conf"]
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "destination": format!("/etc/{f}"),
+                "type": "bind",
+                "source": dir.join(f),
+                "options": ["rbind", "rprivate"]
+            })
+        })
+        .collect())
+}

@@ -1,0 +1,163 @@
+//! Docker's image names: normalisation (`busybox` →
+//! `docker.io/library/busybox:latest`) and the familiar form shown back.
+
+pub const DEFAULT_REGISTRY: &str = "docker.io";
+
+/// Parses and normalises a Docker image reference. Errors read like Docker's.
+pub fn normalize(name: &str) -> Result<String, String> {
+    if name.is_empty() {
+        return Err(
+            "invalid reference format: repository name must have at least one component".into(),
+        );
+    }
+    if name.chars().any(|c| c.is_ascii_uppercase()) && !name.contains('@') {
+        let repo = name.split(':').next().unwrap_or(name);
+        if repo.chars().any(|c| c.is_ascii_uppercase()) {
+            return Err("invalid reference format: repository name must be lowercase".into());
+        }
+    }
+    let (rest, digest) = match name.split_once('@') {
+        Some((r, d)) => {
+            let ok = d
+                .strip_prefix("sha256:")
+                .is_some_and(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
+                || d.strip_prefix("sha512:")
+                    .is_some_and(|h| h.len() == 128 && h.chars().all(|c| c.is_ascii_hexdigit()));
+            if !ok {
+                return Err(format!("invalid reference format: bad digest {d:?}"));
+            }
+            (r, Some(d))
+        }
+        None => (name, None),
+    };
+    // A tag is after the last ':' that comes after the last '/'.
+    let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let (repo, tag) = match rest[last_slash..].rfind(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+        None => (rest, None),
+    };
+    if let Some(t) = tag {
+        let ok = !t.is_empty()
+            && t.len() <= 128
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            && !t.starts_with(['.', '-']);
+        if !ok {
+            return Err(format!("invalid reference format: bad tag {t:?}"));
+        }
+    }
+    let mut parts: Vec<&str> = repo.split('/').collect();
+    let first = parts[0];
+    let has_domain =
+        parts.len() > 1 && (first.contains('.') || first.contains(':') || first == "localhost");
+    let domain = if has_domain {
+        parts.remove(0)
+    } else {
+        DEFAULT_REGISTRY
+    };
+    if parts.is_empty()
+        || parts.iter().any(|p| {
+            p.is_empty()
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+                || p.starts_with(['.', '_', '-'])
+                || p.ends_with(['.', '_', '-'])
+        })
+    {
+        return Err(format!("invalid reference format: {name:?}"));
+    }
+    let mut path = parts.join("/");
+    if domain == DEFAULT_REGISTRY && parts.len() == 1 {
+        path = format!("library/{path}");
+    }
+    let mut out = format!("{domain}/{path}");
+    match (tag, digest) {
+        (Some(t), _) => {
+            out.push(':');
+            out.push_str(t);
+        }
+        (None, None) => out.push_str(":latest"),
+        (None, Some(_)) => {}
+    }
+    if let Some(d) = digest {
+        out.push('@');
+        out.push_str(d);
+    }
+    Ok(out)
+}
+
+/// The name as Docker shows it: `busybox:latest`, `user/app:1`, `host:5000/x:y`.
+pub fn familiar(full: &str) -> String {
+    if let Some(rest) = full.strip_prefix("docker.io/library/") {
+        return rest.to_string();
+    }
+    if let Some(rest) = full.strip_prefix("docker.io/") {
+        return rest.to_string();
+    }
+    full.to_string()
+}
+
+/// Repository without tag or digest.
+pub fn repository(full: &str) -> &str {
+    let no_digest = full.split('@').next().unwrap_or(full);
+    let last_slash = no_digest.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match no_digest[last_slash..].rfind(':') {
+        Some(i) => &no_digest[..last_slash + i],
+        None => no_digest,
+    }
+}
+
+/// The registry host of a normalised name.
+pub fn registry(full: &str) -> &str {
+    full.split('/').next().unwrap_or(DEFAULT_REGISTRY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_like_docker() {
+        assert_eq!(
+            normalize("busybox").unwrap(),
+            "docker.io/library/busybox:latest"
+        );
+        assert_eq!(
+            normalize("busybox:1.35").unwrap(),
+            "docker.io/library/busybox:1.35"
+        );
+        assert_eq!(normalize("user/app").unwrap(), "docker.io/user/app:latest");
+        assert_eq!(
+            normalize("localhost:5000/x").unwrap(),
+            "localhost:5000/x:latest"
+        );
+        assert_eq!(
+            normalize("127.0.0.1:5000/a/b:v1").unwrap(),
+            "127.0.0.1:5000/a/b:v1"
+        );
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(
+            normalize(&format!("busybox@{d}")).unwrap(),
+            format!("docker.io/library/busybox@{d}")
+        );
+        for bad in ["", "Busybox", "a//b", "x:", "x@sha256:zz", "-a"] {
+            assert!(normalize(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn familiar_names() {
+        assert_eq!(
+            familiar("docker.io/library/busybox:latest"),
+            "busybox:latest"
+        );
+        assert_eq!(familiar("docker.io/u/a:1"), "u/a:1");
+        assert_eq!(familiar("h:5000/x:y"), "h:5000/x:y");
+        assert_eq!(repository("h:5000/x:y"), "h:5000/x");
+        assert_eq!(
+            repository("docker.io/library/busybox:latest"),
+            "docker.io/library/busybox"
+        );
+    }
+}

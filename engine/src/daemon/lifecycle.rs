@@ -1,0 +1,83 @@
+//! The engine's connection to berth-lifecycled: every call in the `berth`
+//! namespace. The engine reaches containers, images and snapshots only
+//! through this contract.
+
+use std::path::{Path, PathBuf};
+
+use berth_proto::lifecycle::v1::{
+    containers_client::ContainersClient, content_client::ContentClient,
+    events_client::EventsClient, images_client::ImagesClient, snapshots_client::SnapshotsClient,
+    tasks_client::TasksClient, version_client::VersionClient,
+};
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+use tonic::Request;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+pub const NAMESPACE: &str = "berth";
+
+#[derive(Clone)]
+pub struct Lifecycle {
+    channel: Channel,
+    pub address: PathBuf,
+}
+
+impl Lifecycle {
+    /// A lazy connection: calls fail with Unavailable while lifecycled is
+    /// down and succeed again once it is back.
+    pub fn new(address: &Path) -> Lifecycle {
+        let path = address.to_path_buf();
+        let channel =
+            Endpoint::from_static("http://[::]:50051").connect_with_connector_lazy(
+                tower::service_fn(move |_: Uri| {
+                    let path = path.clone();
+                    async move {
+                        Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?))
+                    }
+                }),
+            );
+        Lifecycle {
+            channel,
+            address: address.to_path_buf(),
+        }
+    }
+
+    pub fn req<T>(&self, msg: T) -> Request<T> {
+        let mut r = Request::new(msg);
+        r.metadata_mut().insert(
+            berth_proto::NAMESPACE_HEADER,
+            MetadataValue::from_static(NAMESPACE),
+        );
+        r
+    }
+
+    pub fn containers(&self) -> ContainersClient<Channel> {
+        ContainersClient::new(self.channel.clone())
+    }
+    pub fn tasks(&self) -> TasksClient<Channel> {
+        TasksClient::new(self.channel.clone()).max_decoding_message_size(64 << 20)
+    }
+    pub fn images(&self) -> ImagesClient<Channel> {
+        ImagesClient::new(self.channel.clone()).max_decoding_message_size(64 << 20)
+    }
+    pub fn snapshots(&self) -> SnapshotsClient<Channel> {
+        SnapshotsClient::new(self.channel.clone()).max_decoding_message_size(64 << 20)
+    }
+    pub fn events(&self) -> EventsClient<Channel> {
+        EventsClient::new(self.channel.clone())
+    }
+    pub fn content(&self) -> ContentClient<Channel> {
+        ContentClient::new(self.channel.clone())
+    }
+    /// Frees blobs and snapshots nothing refers to any more.
+    pub async fn content_gc(&self) -> Result<(), tonic::Status> {
+        self.content()
+            .garbage_collect(self.req(()))
+            .await
+            .map(|_| ())
+    }
+    pub fn version(&self) -> VersionClient<Channel> {
+        VersionClient::new(self.channel.clone())
+    }
+}

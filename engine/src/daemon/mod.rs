@@ -1,0 +1,201 @@
+//! The engine's service layer: containers, images, volumes and events over
+//! berth-lifecycled. API handlers are thin and call into this.
+
+pub mod container;
+pub mod create;
+pub mod events;
+pub mod files;
+pub mod images;
+pub mod lifecycle;
+pub mod logs;
+pub mod monitor;
+pub mod names;
+pub mod ops;
+pub mod spec;
+pub mod volumes;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::error::{ApiError, Result};
+use container::Container;
+use events::Events;
+use lifecycle::Lifecycle;
+use volumes::Volumes;
+
+/// A container and what waits on it.
+pub struct Entry {
+    pub c: tokio::sync::Mutex<Container>,
+    pub id: String,
+    /// Bumped at every exit of the container's process.
+    pub exits: watch::Sender<u64>,
+    pub removed: watch::Sender<bool>,
+    /// Clients attached before the task exists, told when it does.
+    pub attach_waiters: Mutex<Vec<tokio::sync::oneshot::Sender<tokio::sync::oneshot::Sender<()>>>>,
+}
+
+pub struct Daemon {
+    pub cfg: Config,
+    pub lc: Lifecycle,
+    pub events: Events,
+    pub volumes: Volumes,
+    entries: RwLock<HashMap<String, Arc<Entry>>>,
+    names: Mutex<HashMap<String, String>>,
+    pub started: SystemTime,
+}
+
+impl Daemon {
+    pub fn containers_dir(&self) -> PathBuf {
+        self.cfg.data_root.join("containers")
+    }
+
+    /// Loads the container records kept under the data root.
+    pub fn open(cfg: Config) -> anyhow::Result<Arc<Daemon>> {
+        let lc = Lifecycle::new(&cfg.lifecycled);
+        let volumes = Volumes::new(&cfg.data_root)?;
+        let d = Arc::new(Daemon {
+            lc,
+            volumes,
+            events: Events::default(),
+            entries: RwLock::new(HashMap::new()),
+            names: Mutex::new(HashMap::new()),
+            started: SystemTime::now(),
+            cfg,
+        });
+        let dir = d.containers_dir();
+        std::fs::create_dir_all(&dir)?;
+        for e in std::fs::read_dir(&dir)?.flatten() {
+            match Container::load(&e.path()) {
+                Ok(c) => {
+                    d.names
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(c.name.clone(), c.id.clone());
+                    d.insert(c);
+                }
+                Err(err) => {
+                    tracing::error!("skipping container record {}: {err}", e.path().display())
+                }
+            }
+        }
+        Ok(d)
+    }
+
+    fn insert(&self, c: Container) -> Arc<Entry> {
+        let e = Arc::new(Entry {
+            id: c.id.clone(),
+            c: tokio::sync::Mutex::new(c),
+            exits: watch::channel(0).0,
+            removed: watch::channel(false).0,
+            attach_waiters: Mutex::new(Vec::new()),
+        });
+        self.entries
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(e.id.clone(), e.clone());
+        e
+    }
+
+    fn forget(&self, id: &str, name: &str) {
+        self.entries
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        if names.get(name).map(String::as_str) == Some(id) {
+            names.remove(name);
+        }
+    }
+
+    pub fn all(&self) -> Vec<Arc<Entry>> {
+        self.entries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// By full id, name (with or without '/'), or unique id prefix.
+    pub fn find(&self, key: &str) -> Result<Arc<Entry>> {
+        let not_found = || ApiError::not_found(format!("No such container: {key}"));
+        if key.is_empty() {
+            return Err(not_found());
+        }
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = entries.get(key) {
+            return Ok(e.clone());
+        }
+        let name = key.strip_prefix('/').unwrap_or(key);
+        if let Some(id) = self
+            .names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            && let Some(e) = entries.get(id)
+        {
+            return Ok(e.clone());
+        }
+        let matches: Vec<&Arc<Entry>> = entries
+            .iter()
+            .filter(|(id, _)| id.starts_with(key))
+            .map(|(_, e)| e)
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(not_found()),
+            _ => Err(ApiError::bad_request(format!(
+                "multiple IDs found with provided prefix: {key}"
+            ))),
+        }
+    }
+
+    /// Claims a name for a container; 409 if another has it.
+    pub fn reserve_name(&self, name: &str, id: &str) -> Result<()> {
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(other) = names.get(name)
+            && other != id
+        {
+            return Err(ApiError::conflict(format!(
+                "Conflict. The container name \"/{name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+            )));
+        }
+        names.insert(name.to_string(), id.to_string());
+        Ok(())
+    }
+
+    pub fn release_name(&self, name: &str) {
+        self.names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
+    pub fn name_taken(&self, name: &str) -> bool {
+        self.names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(name)
+    }
+
+    /// Attributes of a container's events: image, name and its labels.
+    pub fn event_attrs(c: &Container) -> std::collections::BTreeMap<String, String> {
+        let mut a: std::collections::BTreeMap<String, String> = c.config.labels.clone();
+        a.insert("image".into(), images::familiar(&c.image_ref));
+        a.insert("name".into(), c.name.clone());
+        a
+    }
+
+    pub fn container_event(&self, c: &Container, action: &str, extra: &[(&str, String)]) {
+        let mut a = Self::event_attrs(c);
+        for (k, v) in extra {
+            a.insert(k.to_string(), v.clone());
+        }
+        self.events.publish("container", action, &c.id, a);
+    }
+}

@@ -1,0 +1,225 @@
+//! Exits and restarts. The engine learns of exits from lifecycled's event
+//! stream; after its own start (or lifecycled's), it reconciles every record
+//! with lifecycled's tasks, so an exit while the engine was down is shown
+//! truly and its restart policy applies.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use berth_proto::lifecycle::v1 as api;
+use berth_proto::lifecycle::v1::envelope::Event;
+use berth_proto::types::v1 as pb;
+
+use super::container::Status;
+use super::{Daemon, Entry};
+
+fn time_of(t: &Option<prost_types::Timestamp>) -> SystemTime {
+    match t {
+        Some(t) if t.seconds > 0 => {
+            SystemTime::UNIX_EPOCH + Duration::new(t.seconds as u64, t.nanos.max(0) as u32)
+        }
+        _ => SystemTime::now(),
+    }
+}
+
+impl Daemon {
+    /// Follows lifecycled's exits for as long as the engine runs; reconnects
+    /// and reconciles whenever the stream breaks.
+    pub fn spawn_monitor(self: &Arc<Self>) {
+        let d = self.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            let mut boot = true;
+            loop {
+                let stream =
+                    d.lc.events()
+                        .subscribe(d.lc.req(api::SubscribeRequest {
+                            filters: vec!["topic==/tasks/exit".into(), "topic==/tasks/oom".into()],
+                        }))
+                        .await;
+                match stream {
+                    Ok(s) => {
+                        backoff = Duration::from_millis(100);
+                        // Exits that happened while we were not listening.
+                        d.reconcile(boot).await;
+                        boot = false;
+                        let mut s = s.into_inner();
+                        while let Ok(Some(env)) = s.message().await {
+                            if env.namespace != super::lifecycle::NAMESPACE {
+                                continue;
+                            }
+                            match env.event {
+                                Some(Event::TaskExit(x)) if x.exec_id.is_empty() => {
+                                    d.handle_exit(
+                                        &x.container_id,
+                                        x.exit_status as i32,
+                                        time_of(&x.exited_at),
+                                    )
+                                    .await;
+                                }
+                                Some(Event::TaskOom(x)) => {
+                                    if let Ok(e) = d.find(&x.container_id) {
+                                        let mut c = e.c.lock().await;
+                                        c.state.oom_killed = true;
+                                        d.container_event(&c, "oom", &[]);
+                                        let _ = c.save();
+                                    }
+                                }
+                                _ => {}
+                            }
+                        }
+                        tracing::warn!("lost lifecycled's event stream; reconnecting");
+                    }
+                    Err(e) => tracing::debug!("lifecycled not reachable yet: {}", e.message()),
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        });
+    }
+
+    /// Brings every record in line with lifecycled: running tasks stay
+    /// running, tasks that ended are recorded as exited (and restarted by
+    /// policy), records whose task is gone are exited.
+    pub async fn reconcile(self: &Arc<Self>, boot: bool) {
+        for e in self.all() {
+            let (id, status) = {
+                let c = e.c.lock().await;
+                (c.id.clone(), c.state.status)
+            };
+            let running = matches!(
+                status,
+                Status::Running | Status::Paused | Status::Restarting
+            );
+            let task = self
+                .lc
+                .tasks()
+                .get(self.lc.req(api::ProcessRequest {
+                    container_id: id.clone(),
+                    exec_id: String::new(),
+                }))
+                .await;
+            match task {
+                Ok(p) => {
+                    let p = p.into_inner();
+                    if p.status == pb::Status::Stopped as i32 {
+                        if running {
+                            self.handle_exit(&id, p.exit_status as i32, time_of(&p.exited_at))
+                                .await;
+                        }
+                    } else if !running {
+                        let mut c = e.c.lock().await;
+                        c.state.status = if p.status == pb::Status::Paused as i32 {
+                            Status::Paused
+                        } else {
+                            Status::Running
+                        };
+                        c.state.pid = p.pid;
+                        let _ = c.save();
+                    }
+                }
+                Err(s) if s.code() == tonic::Code::NotFound => {
+                    if running {
+                        // The task vanished (its shim died, or a reboot): the
+                        // status it ended with is not known.
+                        self.handle_exit(&id, 255, SystemTime::now()).await;
+                    } else if boot && status == Status::Exited {
+                        self.apply_restart_policy_on_boot(&e).await;
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// `always` and `unless-stopped` containers come back when the engine
+    /// starts, as dockerd brings them back.
+    async fn apply_restart_policy_on_boot(self: &Arc<Self>, e: &Arc<Entry>) {
+        let restart = {
+            let c = e.c.lock().await;
+            let p = c.host_config.restart_policy.name.as_str();
+            c.state.status == Status::Exited
+                && c.state.started_at.is_some()
+                && (p == "always" || (p == "unless-stopped" && !c.state.stopped_by_user))
+        };
+        if restart {
+            let _ = self.start(e).await;
+        }
+    }
+
+    pub async fn handle_exit(self: &Arc<Self>, id: &str, code: i32, at: SystemTime) {
+        let Ok(e) = self.find(id) else { return };
+        let (restart, delay, auto_remove) = {
+            let mut c = e.c.lock().await;
+            if !c.is_running() {
+                return;
+            }
+            let ran = c
+                .state
+                .started_at
+                .and_then(|s| at.duration_since(s).ok())
+                .unwrap_or_default();
+            c.state.status = Status::Exited;
+            c.state.exit_code = code;
+            c.state.pid = 0;
+            c.state.finished_at = Some(at);
+            let _ = self
+                .lc
+                .tasks()
+                .delete(self.lc.req(api::ProcessRequest {
+                    container_id: c.id.clone(),
+                    exec_id: String::new(),
+                }))
+                .await;
+            let policy = c.host_config.restart_policy.clone();
+            let restart = !c.state.stopped_by_user
+                && match policy.name.as_str() {
+                    "always" | "unless-stopped" => true,
+                    "on-failure" => {
+                        code != 0
+                            && (policy.maximum_retry_count == 0
+                                || c.restart_count < policy.maximum_retry_count)
+                    }
+                    _ => false,
+                };
+            // Docker's back-off: 100 ms doubling per restart, reset once a
+            // run lasted 10 s.
+            if ran >= Duration::from_secs(10) {
+                c.restart_count = 0;
+            }
+            let delay =
+                Duration::from_millis(100u64.saturating_mul(1 << c.restart_count.clamp(0, 10)));
+            if restart {
+                c.restart_count += 1;
+                c.state.status = Status::Restarting;
+            }
+            let _ = c.save();
+            self.container_event(&c, "die", &[("exitCode", code.to_string())]);
+            (restart, delay, c.host_config.auto_remove)
+        };
+        e.exits.send_modify(|n| *n += 1);
+        if restart {
+            let d = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let still = e.c.lock().await.state.status == Status::Restarting;
+                if still {
+                    {
+                        let mut c = e.c.lock().await;
+                        c.state.status = Status::Exited;
+                    }
+                    if let Err(err) = d.start(&e).await {
+                        tracing::warn!("restarting {}: {}", e.id, err.message);
+                    }
+                }
+            });
+        } else if auto_remove {
+            let d = self.clone();
+            tokio::spawn(async move {
+                if let Err(err) = d.remove(&e, true, true).await {
+                    tracing::warn!("auto-removing {}: {}", e.id, err.message);
+                }
+            });
+        }
+    }
+}

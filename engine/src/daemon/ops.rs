@@ -1,0 +1,688 @@
+//! What happens to a container after create: start, stop, kill, restart,
+//! pause, wait, rename, update, remove.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use berth_proto::lifecycle::v1 as api;
+use berth_proto::types::v1 as pb;
+use serde_json::Value;
+
+use super::container::{Container, Status};
+use super::spec::{self, NetNs};
+use super::{Daemon, Entry, files, names};
+use crate::error::{ApiError, Result};
+
+const DEFAULT_STOP_TIMEOUT: i64 = 10;
+
+pub fn signal_number(s: &str) -> Result<u32> {
+    if s.is_empty() {
+        return Ok(15);
+    }
+    if let Ok(n) = s.parse::<u32>() {
+        return Ok(n);
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    <nix::sys::signal::Signal as std::str::FromStr>::from_str(&name)
+        .map(|s| s as u32)
+        .map_err(|_| ApiError::bad_request(format!("Invalid signal: {s}")))
+}
+
+fn log_opts(d: &Daemon, c: &Container) -> (u64, u32) {
+    let opt = |k: &str| {
+        c.host_config
+            .log_config
+            .config
+            .get(k)
+            .or_else(|| d.cfg.log_opts.get(k))
+            .cloned()
+    };
+    let size = opt("max-size")
+        .and_then(|v| crate::config::parse_size(&v).ok())
+        .unwrap_or(0);
+    let files = opt("max-file").and_then(|v| v.parse().ok()).unwrap_or(1);
+    (size, files)
+}
+
+impl Daemon {
+    /// The container's OCI spec for these ids and mounts.
+    pub async fn spec_for(
+        &self,
+        c: &Container,
+        uid: u32,
+        gid: u32,
+        groups: Vec<u32>,
+        mut mounts: Vec<Value>,
+    ) -> Result<Value> {
+        let hc = &c.host_config;
+        let mut ns_paths = Vec::new();
+        let netns = match hc.network_mode.as_str() {
+            "host" => NetNs::Host,
+            m if m.starts_with("container:") => {
+                let other = self.find(&m["container:".len()..])?;
+                let pid = other.c.lock().await.state.pid;
+                if pid == 0 {
+                    return Err(ApiError::conflict(format!(
+                        "cannot join network of a non running container: {}",
+                        &m["container:".len()..]
+                    )));
+                }
+                NetNs::Path(format!("/proc/{pid}/ns/net"))
+            }
+            _ => NetNs::New,
+        };
+        for (kind, mode) in [("ipc", &hc.ipc_mode), ("pid", &hc.pid_mode)] {
+            if let Some(other) = mode.strip_prefix("container:") {
+                let pid = self.find(other)?.c.lock().await.state.pid;
+                if pid == 0 {
+                    return Err(ApiError::conflict(format!(
+                        "cannot join {kind} of a non running container: {other}"
+                    )));
+                }
+                ns_paths.push((kind, format!("/proc/{pid}/ns/{kind}")));
+            }
+        }
+        let hostname = if c.config.hostname.is_empty() {
+            c.short_id().to_string()
+        } else {
+            c.config.hostname.clone()
+        };
+        let host_net = matches!(netns, NetNs::Host);
+        let dns: Vec<String> = if hc.dns.is_empty() {
+            self.cfg.dns.clone()
+        } else {
+            hc.dns.clone()
+        };
+        let search: Vec<String> = if hc.dns_search.is_empty() {
+            self.cfg.dns_search.clone()
+        } else {
+            hc.dns_search.clone()
+        };
+        let etc = files::write_etc(
+            &c.dir,
+            &hostname,
+            &hc.extra_hosts,
+            &dns,
+            &search,
+            &hc.dns_options,
+            host_net,
+        )
+        .map_err(|e| ApiError::internal(format!("writing /etc files of {}: {e}", c.id)))?;
+        // A user's own bind over one of them wins.
+        for m in etc {
+            if !mounts.iter().any(|x| x["destination"] == m["destination"]) {
+                mounts.push(m);
+            }
+        }
+        let init = if hc.init.unwrap_or(false) {
+            Some(init_binary()?)
+        } else {
+            None
+        };
+        spec::build(&spec::Input {
+            c,
+            uid,
+            gid,
+            groups,
+            mounts,
+            cgroup_parent: &self.cfg.cgroup_parent,
+            netns,
+            ns_paths,
+            init_binary: init,
+        })
+    }
+
+    pub async fn start(self: &Arc<Self>, e: &Arc<Entry>) -> Result<()> {
+        let mut c = e.c.lock().await;
+        match c.state.status {
+            Status::Running | Status::Restarting => return Err(ApiError::not_modified()),
+            Status::Paused => {
+                return Err(ApiError::conflict(
+                    "cannot start a paused container, try unpause instead".to_string(),
+                ));
+            }
+            Status::Removing | Status::Dead => {
+                return Err(ApiError::conflict(format!(
+                    "container {} is marked for removal and cannot be started",
+                    c.id
+                )));
+            }
+            _ => {}
+        }
+        // A task left from an earlier run (exited while we were away) goes first.
+        let _ = self
+            .lc
+            .tasks()
+            .delete(self.lc.req(api::ProcessRequest {
+                container_id: c.id.clone(),
+                exec_id: String::new(),
+            }))
+            .await;
+        let result = self.start_locked(e, &mut c).await;
+        if let Err(err) = &result {
+            c.state.error = err.message.clone();
+            c.state.exit_code = exit_code_for(&err.message);
+            let _ = c.save();
+        }
+        result
+    }
+
+    async fn start_locked(self: &Arc<Self>, e: &Arc<Entry>, c: &mut Container) -> Result<()> {
+        let (uid, gid, groups) =
+            files::resolve_user(&self.lc, &c.id, &c.config.user, &c.host_config.group_add).await?;
+        let image_volumes: Vec<String> = c.config.volumes.keys().cloned().collect();
+        let plan = super::volumes::plan(
+            &self.volumes,
+            &c.host_config.binds,
+            &c.host_config.mounts,
+            &c.host_config.tmpfs,
+            &image_volumes,
+        )?;
+        for (vol, dest) in &plan.copy_up {
+            files::copy_up(&self.lc, &c.id, dest, &self.volumes.path(vol)).await?;
+        }
+        c.mounts = plan.points.clone();
+        let spec = self.spec_for(c, uid, gid, groups, plan.oci).await?;
+        self.lc
+            .containers()
+            .update(self.lc.req(api::UpdateContainerRequest {
+                id: c.id.clone(),
+                spec: spec.to_string().into_bytes(),
+                ..Default::default()
+            }))
+            .await?;
+        let (max_size, max_files) = log_opts(self, c);
+        let console = &c.host_config.console_size;
+        let stdio = pb::Stdio {
+            stdin: c.config.open_stdin,
+            terminal: c.config.tty,
+            log_path: c.log_path().to_string_lossy().into_owned(),
+            log_max_size: max_size,
+            log_max_files: max_files,
+            console_height: console.first().copied().unwrap_or(0),
+            console_width: console.get(1).copied().unwrap_or(0),
+            stdin_once: c.config.stdin_once,
+        };
+        self.lc
+            .tasks()
+            .create(self.lc.req(api::CreateTaskRequest {
+                container_id: c.id.clone(),
+                stdio: Some(stdio),
+            }))
+            .await
+            .map_err(|s| {
+                ApiError::internal(format!(
+                    "failed to create task for container: {}",
+                    s.message()
+                ))
+            })?;
+        // Clients that attached before the task existed subscribe now, so
+        // nothing the process writes is missed.
+        let waiters: Vec<_> =
+            std::mem::take(&mut *e.attach_waiters.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut acks = Vec::new();
+        for w in waiters {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if w.send(tx).is_ok() {
+                acks.push(rx);
+            }
+        }
+        for a in acks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), a).await;
+        }
+        let pid = match self
+            .lc
+            .tasks()
+            .start(self.lc.req(api::ProcessRequest {
+                container_id: c.id.clone(),
+                exec_id: String::new(),
+            }))
+            .await
+        {
+            Ok(r) => r.into_inner().pid,
+            Err(s) => {
+                let _ = self
+                    .lc
+                    .tasks()
+                    .delete(self.lc.req(api::ProcessRequest {
+                        container_id: c.id.clone(),
+                        exec_id: String::new(),
+                    }))
+                    .await;
+                return Err(ApiError::internal(format!(
+                    "failed to start container: {}",
+                    s.message()
+                )));
+            }
+        };
+        c.state.status = Status::Running;
+        c.state.pid = pid;
+        c.state.started_at = Some(SystemTime::now());
+        c.state.error.clear();
+        c.state.exit_code = 0;
+        c.state.oom_killed = false;
+        c.state.stopped_by_user = false;
+        c.save().map_err(|e| ApiError::internal(e.to_string()))?;
+        self.container_event(c, "start", &[]);
+        Ok(())
+    }
+
+    /// Sends `signal` to the container's process (all of them when killing).
+    async fn signal(&self, c: &Container, signal: u32) -> Result<()> {
+        self.lc
+            .tasks()
+            .kill(self.lc.req(api::KillRequest {
+                container_id: c.id.clone(),
+                exec_id: String::new(),
+                signal,
+                all: signal == 9,
+            }))
+            .await
+            .map(|_| ())
+            .or_else(|s| {
+                if s.code() == tonic::Code::NotFound {
+                    Ok(())
+                } else {
+                    Err(s.into())
+                }
+            })
+    }
+
+    pub async fn kill(&self, e: &Arc<Entry>, signal: &str) -> Result<()> {
+        let sig = signal_number(if signal.is_empty() { "KILL" } else { signal })?;
+        let mut c = e.c.lock().await;
+        if !c.is_running() {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
+        }
+        if sig == 9 || sig == 15 {
+            c.state.stopped_by_user = true;
+            let _ = c.save();
+        }
+        if c.state.status == Status::Paused && sig == 9 {
+            let _ = self
+                .lc
+                .tasks()
+                .resume(self.lc.req(api::ContainerRequest { id: c.id.clone() }))
+                .await;
+        }
+        self.signal(&c, sig).await?;
+        self.container_event(&c, "kill", &[("signal", sig.to_string())]);
+        Ok(())
+    }
+
+    /// Waits until the exit counter moves past `seen`, or the deadline.
+    async fn wait_exit(e: &Entry, seen: u64, timeout: Option<Duration>) -> bool {
+        let mut rx = e.exits.subscribe();
+        let fut = async {
+            loop {
+                if *rx.borrow_and_update() > seen {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        match timeout {
+            Some(t) => tokio::time::timeout(t, fut).await.is_ok(),
+            None => {
+                fut.await;
+                true
+            }
+        }
+    }
+
+    pub async fn stop(
+        &self,
+        e: &Arc<Entry>,
+        timeout: Option<i64>,
+        signal: Option<String>,
+    ) -> Result<()> {
+        let (seen, sig, t) = {
+            let mut c = e.c.lock().await;
+            if !c.is_running() {
+                return Err(ApiError::not_modified());
+            }
+            c.state.stopped_by_user = true;
+            let _ = c.save();
+            let sig = signal_number(signal.as_deref().unwrap_or(&c.config.stop_signal))?;
+            let t = timeout
+                .or(c.config.stop_timeout)
+                .unwrap_or(DEFAULT_STOP_TIMEOUT);
+            if c.state.status == Status::Paused {
+                let _ = self
+                    .lc
+                    .tasks()
+                    .resume(self.lc.req(api::ContainerRequest { id: c.id.clone() }))
+                    .await;
+            }
+            let seen = *e.exits.borrow();
+            if t != 0 {
+                self.signal(&c, sig).await?;
+            }
+            (seen, sig, t)
+        };
+        let _ = sig;
+        let graceful = t < 0 || Self::wait_exit(e, seen, Some(Duration::from_secs(t as u64))).await;
+        if !graceful {
+            let c = e.c.lock().await;
+            if c.is_running() {
+                self.signal(&c, 9).await?;
+            }
+        }
+        if !Self::wait_exit(e, seen, Some(Duration::from_secs(30))).await {
+            let c = e.c.lock().await;
+            if c.is_running() {
+                return Err(ApiError::internal(format!(
+                    "container {} did not stop",
+                    c.id
+                )));
+            }
+        }
+        let c = e.c.lock().await;
+        self.container_event(&c, "stop", &[]);
+        Ok(())
+    }
+
+    pub async fn restart(self: &Arc<Self>, e: &Arc<Entry>, timeout: Option<i64>) -> Result<()> {
+        match self.stop(e, timeout, None).await {
+            Ok(()) => {}
+            Err(err) if err.status == axum::http::StatusCode::NOT_MODIFIED => {}
+            Err(err) => return Err(err),
+        }
+        self.start(e).await?;
+        let c = e.c.lock().await;
+        self.container_event(&c, "restart", &[]);
+        Ok(())
+    }
+
+    pub async fn pause(&self, e: &Arc<Entry>, pause: bool) -> Result<()> {
+        let mut c = e.c.lock().await;
+        match (pause, c.state.status) {
+            (true, Status::Running) | (false, Status::Paused) => {}
+            (true, Status::Paused) => {
+                return Err(ApiError::conflict(format!(
+                    "Container {} is already paused",
+                    c.id
+                )));
+            }
+            (false, _) => {
+                return Err(ApiError::conflict(format!(
+                    "Container {} is not paused",
+                    c.id
+                )));
+            }
+            (true, _) => {
+                return Err(ApiError::conflict(format!(
+                    "Container {} is not running",
+                    c.id
+                )));
+            }
+        }
+        let req = self.lc.req(api::ContainerRequest { id: c.id.clone() });
+        if pause {
+            self.lc.tasks().pause(req).await?;
+            c.state.status = Status::Paused;
+        } else {
+            self.lc.tasks().resume(req).await?;
+            c.state.status = Status::Running;
+        }
+        let _ = c.save();
+        self.container_event(&c, if pause { "pause" } else { "unpause" }, &[]);
+        Ok(())
+    }
+
+    /// `condition`: not-running (default), next-exit, removed.
+    pub async fn wait(&self, e: &Arc<Entry>, condition: &str) -> Result<(i32, String)> {
+        let mut removed = e.removed.subscribe();
+        let seen = *e.exits.borrow();
+        let running = e.c.lock().await.is_running();
+        match condition {
+            "" | "not-running" => {
+                if running {
+                    Self::wait_exit(e, seen, None).await;
+                }
+            }
+            "next-exit" => {
+                Self::wait_exit(e, seen, None).await;
+            }
+            "removed" => {
+                while !*removed.borrow_and_update() {
+                    if removed.changed().await.is_err() {
+                        break;
+                    }
+                }
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid condition: \"{other}\""
+                )));
+            }
+        }
+        let c = e.c.lock().await;
+        Ok((c.state.exit_code, c.state.error.clone()))
+    }
+
+    pub async fn rename(&self, e: &Arc<Entry>, new: &str) -> Result<()> {
+        let new = names::validate(new).map_err(ApiError::bad_request)?;
+        let mut c = e.c.lock().await;
+        if c.name == new {
+            return Err(ApiError::conflict(
+                "Renaming a container with the same name as its current name".to_string(),
+            ));
+        }
+        self.reserve_name(&new, &c.id)?;
+        let old = std::mem::replace(&mut c.name, new.clone());
+        if let Err(err) = c.save() {
+            c.name = old;
+            self.release_name(&new);
+            return Err(ApiError::internal(err.to_string()));
+        }
+        self.release_name(&old);
+        self.container_event(&c, "rename", &[("oldName", format!("/{old}"))]);
+        Ok(())
+    }
+
+    /// `docker update`: resources and restart policy.
+    pub async fn update(&self, e: &Arc<Entry>, body: &Value) -> Result<Vec<String>> {
+        let mut c = e.c.lock().await;
+        let mut hc = c.host_config.clone();
+        let mut resources = serde_json::json!({});
+        let int = |k: &str| body.get(k).and_then(Value::as_i64);
+        if let Some(m) = int("Memory").filter(|v| *v != 0) {
+            hc.memory = m;
+            resources["memory"]["limit"] = m.into();
+        }
+        if let Some(m) = int("MemorySwap").filter(|v| *v != 0) {
+            hc.memory_swap = m;
+            resources["memory"]["swap"] = m.into();
+        }
+        if let Some(m) = int("MemoryReservation").filter(|v| *v != 0) {
+            hc.memory_reservation = m;
+            resources["memory"]["reservation"] = m.into();
+        }
+        if let Some(v) = int("CpuShares").filter(|v| *v != 0) {
+            hc.cpu_shares = v;
+            resources["cpu"]["shares"] = v.into();
+        }
+        if let Some(v) = int("NanoCpus").filter(|v| *v != 0) {
+            hc.nano_cpus = v;
+            resources["cpu"]["period"] = 100_000.into();
+            resources["cpu"]["quota"] = (v * 100_000 / 1_000_000_000).into();
+        }
+        if let Some(v) = int("CpuQuota").filter(|v| *v != 0) {
+            hc.cpu_quota = v;
+            resources["cpu"]["quota"] = v.into();
+        }
+        if let Some(v) = int("CpuPeriod").filter(|v| *v != 0) {
+            hc.cpu_period = v;
+            resources["cpu"]["period"] = v.into();
+        }
+        if let Some(v) = body
+            .get("CpusetCpus")
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+        {
+            hc.cpuset_cpus = v.into();
+            resources["cpu"]["cpus"] = v.into();
+        }
+        if let Some(v) = int("PidsLimit").filter(|v| *v != 0) {
+            hc.pids_limit = Some(v);
+            resources["pids"]["limit"] = v.into();
+        }
+        if let Some(rp) = body.get("RestartPolicy").filter(|v| !v.is_null()) {
+            let rp: crate::types::RestartPolicy = serde_json::from_value(rp.clone())
+                .map_err(|e| ApiError::bad_request(format!("RestartPolicy: {e}")))?;
+            if !rp.name.is_empty() {
+                if hc.auto_remove && rp.name != "no" {
+                    return Err(ApiError::bad_request(
+                        "Restart policy cannot be updated because AutoRemove is enabled for the container",
+                    ));
+                }
+                hc.restart_policy = rp;
+            }
+        }
+        let mut w = Vec::new();
+        super::create::validate_host_config(&hc, &mut w)?;
+        if c.is_running() && resources.as_object().is_some_and(|o| !o.is_empty()) {
+            self.lc
+                .tasks()
+                .update(self.lc.req(api::UpdateTaskRequest {
+                    container_id: c.id.clone(),
+                    resources: resources.to_string().into_bytes(),
+                }))
+                .await
+                .map_err(|s| {
+                    ApiError::internal(format!("Cannot update container {}: {}", c.id, s.message()))
+                })?;
+        }
+        c.host_config = hc;
+        c.save().map_err(|e| ApiError::internal(e.to_string()))?;
+        self.container_event(&c, "update", &[]);
+        Ok(Vec::new())
+    }
+
+    pub async fn remove(&self, e: &Arc<Entry>, force: bool, volumes: bool) -> Result<()> {
+        {
+            let c = e.c.lock().await;
+            if c.state.status == Status::Removing {
+                return Err(ApiError::conflict(format!(
+                    "removal of container {} is already in progress",
+                    c.id
+                )));
+            }
+            if c.is_running() && !force {
+                let what = if c.state.status == Status::Paused {
+                    "paused"
+                } else {
+                    "running"
+                };
+                return Err(ApiError::conflict(format!(
+                    "You cannot remove a {what} container {}. Stop the container before attempting removal or force remove",
+                    c.id
+                )));
+            }
+        }
+        let running = e.c.lock().await.is_running();
+        if running {
+            let seen = *e.exits.borrow();
+            {
+                let mut c = e.c.lock().await;
+                c.state.stopped_by_user = true;
+                if c.state.status == Status::Paused {
+                    let _ = self
+                        .lc
+                        .tasks()
+                        .resume(self.lc.req(api::ContainerRequest { id: c.id.clone() }))
+                        .await;
+                }
+                self.signal(&c, 9).await?;
+            }
+            Self::wait_exit(e, seen, Some(Duration::from_secs(30))).await;
+        }
+        let mut c = e.c.lock().await;
+        c.state.status = Status::Removing;
+        let req = api::ProcessRequest {
+            container_id: c.id.clone(),
+            exec_id: String::new(),
+        };
+        match self.lc.tasks().delete(self.lc.req(req)).await {
+            Ok(_) => {}
+            Err(s) if s.code() == tonic::Code::NotFound => {}
+            Err(s) => {
+                c.state.status = Status::Dead;
+                return Err(ApiError::internal(format!(
+                    "cannot remove container {}: {}",
+                    c.id,
+                    s.message()
+                )));
+            }
+        }
+        match self
+            .lc
+            .containers()
+            .delete(self.lc.req(api::ContainerRequest { id: c.id.clone() }))
+            .await
+        {
+            Ok(_) => {}
+            Err(s) if s.code() == tonic::Code::NotFound => {}
+            Err(s) => {
+                c.state.status = Status::Dead;
+                let _ = c.save();
+                return Err(ApiError::internal(format!(
+                    "cannot remove container {}: {}",
+                    c.id,
+                    s.message()
+                )));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&c.dir);
+        if volumes {
+            for v in &c.anonymous_volumes {
+                let _ = self.volumes.remove(v);
+            }
+        }
+        self.forget(&c.id, &c.name);
+        self.container_event(&c, "destroy", &[]);
+        e.removed.send_replace(true);
+        Ok(())
+    }
+}
+
+/// Docker's status for a start that failed: 127 when the program is missing,
+/// 126 when it cannot be run.
+pub fn exit_code_for(message: &str) -> i32 {
+    if message.contains("executable file not found")
+        || message.contains("no such file or directory")
+    {
+        127
+    } else if message.contains("permission denied") {
+        126
+    } else {
+        128
+    }
+}
+
+/// tini, run as PID 1 for `--init`.
+fn init_binary() -> Result<std::path::PathBuf> {
+    for p in [
+        "/usr/bin/tini-static",
+        "/usr/bin/docker-init",
+        "/usr/libexec/docker/docker-init",
+    ] {
+        if std::path::Path::new(p).exists() {
+            return Ok(p.into());
+        }
+    }
+    Err(ApiError::bad_request(
+        "--init needs a static init binary: install Debian's tini (tini-static)",
+    ))
+}

@@ -1,0 +1,504 @@
+//! The OCI spec the engine builds for a container: Docker's defaults
+//! (specgen), the container's merged Config, and its HostConfig.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+use specgen::defaults;
+
+use super::container::Container;
+use crate::error::{ApiError, Result};
+
+/// Where the container's network namespace comes from.
+pub enum NetNs {
+    Host,
+    New,
+    Path(String),
+}
+
+pub struct Input<'a> {
+    pub c: &'a Container,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    /// OCI mounts for binds, volumes, tmpfs and /etc/{hostname,hosts,resolv.conf}.
+    pub mounts: Vec<Value>,
+    pub cgroup_parent: &'a str,
+    pub netns: NetNs,
+    /// Paths of namespaces shared with other containers (`ipc`, `pid`).
+    pub ns_paths: Vec<(&'static str, String)>,
+    pub init_binary: Option<std::path::PathBuf>,
+}
+
+/// `--security-opt` as parsed.
+#[derive(Default)]
+pub struct SecurityOpts {
+    pub seccomp: Option<Seccomp>,
+    pub no_new_privileges: bool,
+}
+
+pub enum Seccomp {
+    Unconfined,
+    Profile(String),
+}
+
+pub fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts> {
+    let mut s = SecurityOpts::default();
+    for o in opts {
+        let (k, v) = o.split_once(['=', ':']).unwrap_or((o.as_str(), ""));
+        match k {
+            "seccomp" if v == "unconfined" => s.seccomp = Some(Seccomp::Unconfined),
+            "seccomp" if !v.is_empty() => {
+                serde_json::from_str::<Value>(v)
+                    .map_err(|e| ApiError::bad_request(format!("invalid seccomp profile: {e}")))?;
+                s.seccomp = Some(Seccomp::Profile(v.to_string()));
+            }
+            "no-new-privileges" => {
+                s.no_new_privileges = match v {
+                    "" | "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(ApiError::bad_request(format!(
+                            "invalid --security-opt: {o:?}"
+                        )));
+                    }
+                }
+            }
+            // No AppArmor or SELinux on berth hosts: accepted and ignored, as
+            // dockerd does when those are not enabled.
+            "apparmor" | "label" => {}
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid --security-opt: {o:?}"
+                )));
+            }
+        }
+    }
+    Ok(s)
+}
+
+fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Result<Vec<String>> {
+    if privileged {
+        return Ok(defaults::ALL_CAPS.iter().map(|s| s.to_string()).collect());
+    }
+    let norm = |n: &String| -> Result<String> {
+        if n.eq_ignore_ascii_case("ALL") {
+            return Ok("ALL".into());
+        }
+        defaults::normalize_cap(n)
+            .ok_or_else(|| ApiError::bad_request(format!("unknown capability: {n:?}")))
+    };
+    let add: Vec<String> = add.iter().map(norm).collect::<Result<_>>()?;
+    let drop: Vec<String> = drop.iter().map(norm).collect::<Result<_>>()?;
+    let mut caps: BTreeSet<String> = if drop.iter().any(|d| d == "ALL") {
+        BTreeSet::new()
+    } else {
+        defaults::DEFAULT_CAPS
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    for d in &drop {
+        caps.remove(d);
+    }
+    for a in &add {
+        if a == "ALL" {
+            caps.extend(defaults::ALL_CAPS.iter().map(|s| s.to_string()));
+        } else {
+            caps.insert(a.clone());
+        }
+    }
+    Ok(caps.into_iter().collect())
+}
+
+fn rlimit_name(n: &str) -> Option<&'static str> {
+    Some(match n {
+        "core" => "RLIMIT_CORE",
+        "cpu" => "RLIMIT_CPU",
+        "data" => "RLIMIT_DATA",
+        "fsize" => "RLIMIT_FSIZE",
+        "locks" => "RLIMIT_LOCKS",
+        "memlock" => "RLIMIT_MEMLOCK",
+        "msgqueue" => "RLIMIT_MSGQUEUE",
+        "nice" => "RLIMIT_NICE",
+        "nofile" => "RLIMIT_NOFILE",
+        "nproc" => "RLIMIT_NPROC",
+        "rss" => "RLIMIT_RSS",
+        "rtprio" => "RLIMIT_RTPRIO",
+        "rttime" => "RLIMIT_RTTIME",
+        "sigpending" => "RLIMIT_SIGPENDING",
+        "stack" => "RLIMIT_STACK",
+        _ => return None,
+    })
+}
+
+/// Every character and block device of the host, for `--privileged`.
+fn host_devices() -> Vec<Value> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let mut stack = vec![std::path::PathBuf::from("/dev")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            let ft = m.file_type();
+            if ft.is_dir() {
+                let name = e.file_name();
+                if !["pts", "shm", "mqueue", ".lxc", ".udev"]
+                    .contains(&name.to_string_lossy().as_ref())
+                {
+                    stack.push(p);
+                }
+                continue;
+            }
+            let typ = if ft.is_char_device() {
+                "c"
+            } else if ft.is_block_device() {
+                "b"
+            } else {
+                continue;
+            };
+            if p == std::path::Path::new("/dev/console") {
+                continue;
+            }
+            let rdev = m.rdev();
+            out.push(json!({
+                "path": p, "type": typ,
+                "major": libc::major(rdev), "minor": libc::minor(rdev),
+                "fileMode": m.mode() & 0o777, "uid": m.uid(), "gid": m.gid()
+            }));
+        }
+    }
+    out
+}
+
+pub fn build(i: &Input<'_>) -> Result<Value> {
+    let c = i.c;
+    let hc = &c.host_config;
+    let cfg = &c.config;
+    let mut args = vec![c.path.clone()];
+    args.extend(c.args.iter().cloned());
+    if let Some(init) = &i.init_binary {
+        let _ = init;
+        args.splice(0..0, ["/sbin/docker-init".to_string(), "--".to_string()]);
+    }
+    let mut spec = defaults::spec(&args, cfg.tty);
+    let sec = parse_security_opts(&hc.security_opt)?;
+
+    // process
+    let hostname = if cfg.hostname.is_empty() {
+        c.short_id().to_string()
+    } else {
+        cfg.hostname.clone()
+    };
+    let mut env: Vec<String> = Vec::new();
+    let has = |env: &[String], k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
+    if !has(&cfg.env, "PATH") {
+        env.push(format!("PATH={}", defaults::DEFAULT_PATH));
+    }
+    if !has(&cfg.env, "HOSTNAME") && hc.uts_mode != "host" {
+        env.push(format!("HOSTNAME={hostname}"));
+    }
+    if cfg.tty && !has(&cfg.env, "TERM") {
+        env.push("TERM=xterm".into());
+    }
+    env.extend(cfg.env.iter().cloned());
+    let p = &mut spec["process"];
+    p["env"] = json!(env);
+    p["cwd"] = json!(if cfg.working_dir.is_empty() {
+        "/"
+    } else {
+        &cfg.working_dir
+    });
+    p["user"] = json!({"uid": i.uid, "gid": i.gid, "additionalGids": i.groups});
+    let caps = capabilities(hc.privileged, &hc.cap_add, &hc.cap_drop)?;
+    p["capabilities"] = json!({"bounding": caps, "effective": caps, "permitted": caps});
+    p["noNewPrivileges"] = json!(sec.no_new_privileges);
+    if hc.oom_score_adj != 0 {
+        p["oomScoreAdj"] = json!(hc.oom_score_adj);
+    }
+    let mut rlimits = Vec::new();
+    for u in &hc.ulimits {
+        let name = rlimit_name(&u.name)
+            .ok_or_else(|| ApiError::bad_request(format!("invalid ulimit type: {}", u.name)))?;
+        rlimits.push(json!({"type": name, "soft": u.soft, "hard": u.hard}));
+    }
+    if !rlimits.is_empty() {
+        p["rlimits"] = json!(rlimits);
+    }
+    if let Some(cs) = hc.console_size.get(0..2)
+        && cs[0] > 0
+        && cs[1] > 0
+    {
+        p["consoleSize"] = json!({"height": cs[0], "width": cs[1]});
+    }
+
+    if hc.uts_mode != "host" {
+        spec["hostname"] = json!(hostname);
+        if !cfg.domainname.is_empty() {
+            spec["domainname"] = json!(cfg.domainname);
+        }
+    }
+    spec["root"] = json!({"path": "rootfs", "readonly": hc.readonly_rootfs});
+
+    // mounts: Docker's defaults, /dev/shm sized, then the container's own.
+    let mut mounts: Vec<Value> = spec["mounts"].as_array().cloned().unwrap_or_default();
+    if hc.shm_size > 0 {
+        for m in mounts.iter_mut() {
+            if m["destination"] == "/dev/shm" {
+                m["options"] = json!([
+                    "nosuid",
+                    "noexec",
+                    "nodev",
+                    "mode=1777",
+                    format!("size={}", hc.shm_size)
+                ]);
+            }
+        }
+    }
+    if hc.ipc_mode == "host" {
+        mounts.retain(|m| m["destination"] != "/dev/shm" && m["destination"] != "/dev/mqueue");
+        mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "nosuid", "noexec", "nodev"]}));
+    }
+    if hc.privileged {
+        for m in mounts.iter_mut() {
+            if m["destination"] == "/sys" || m["destination"] == "/sys/fs/cgroup" {
+                let opts: Vec<Value> = m["options"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|o| o != "ro")
+                    .collect();
+                m["options"] = json!(opts);
+            }
+        }
+    }
+    // A user mount replaces a default one at the same place.
+    let user_dests: BTreeSet<String> = i
+        .mounts
+        .iter()
+        .filter_map(|m| m["destination"].as_str().map(String::from))
+        .collect();
+    mounts.retain(|m| {
+        !m["destination"]
+            .as_str()
+            .is_some_and(|d| user_dests.contains(d))
+    });
+    mounts.extend(i.mounts.iter().cloned());
+    if let Some(init) = &i.init_binary {
+        mounts.push(json!({"destination": "/sbin/docker-init", "type": "bind", "source": init, "options": ["bind", "ro"]}));
+    }
+    // Parents before children, as dockerd orders them.
+    mounts.sort_by_key(|m| {
+        m["destination"]
+            .as_str()
+            .map(|d| d.trim_end_matches('/').matches('/').count())
+            .unwrap_or(0)
+    });
+    spec["mounts"] = json!(mounts);
+
+    // linux
+    let linux = &mut spec["linux"];
+    let mut namespaces: Vec<Value> = Vec::new();
+    match &i.netns {
+        NetNs::Host => {}
+        NetNs::New => namespaces.push(json!({"type": "network"})),
+        NetNs::Path(p) => namespaces.push(json!({"type": "network", "path": p})),
+    }
+    namespaces.push(json!({"type": "mount"}));
+    if hc.uts_mode != "host" {
+        namespaces.push(json!({"type": "uts"}));
+    }
+    let shared = |kind: &str| {
+        i.ns_paths
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, p)| p.clone())
+    };
+    match (hc.pid_mode.as_str(), shared("pid")) {
+        ("host", _) => {}
+        (_, Some(p)) => namespaces.push(json!({"type": "pid", "path": p})),
+        _ => namespaces.push(json!({"type": "pid"})),
+    }
+    match (hc.ipc_mode.as_str(), shared("ipc")) {
+        ("host", _) => {}
+        (_, Some(p)) => namespaces.push(json!({"type": "ipc", "path": p})),
+        _ => namespaces.push(json!({"type": "ipc"})),
+    }
+    if hc.cgroupns_mode == "private" {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
+    linux["namespaces"] = json!(namespaces);
+    let parent = if hc.cgroup_parent.is_empty() {
+        i.cgroup_parent
+    } else {
+        &hc.cgroup_parent
+    };
+    linux["cgroupsPath"] = json!(format!("/{}/{}", parent.trim_matches('/'), c.id));
+    if !hc.sysctls.is_empty() {
+        linux["sysctl"] = json!(hc.sysctls);
+    }
+    if hc.privileged {
+        linux["maskedPaths"] = json!([]);
+        linux["readonlyPaths"] = json!([]);
+        linux["devices"] = json!(host_devices());
+        linux["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
+    } else {
+        if !hc.masked_paths.is_empty() {
+            linux["maskedPaths"] = json!(hc.masked_paths);
+        }
+        if !hc.readonly_paths.is_empty() {
+            linux["readonlyPaths"] = json!(hc.readonly_paths);
+        }
+        let mut devices = Vec::new();
+        for d in &hc.devices {
+            use std::os::unix::fs::{FileTypeExt, MetadataExt};
+            let m = std::fs::metadata(&d.path_on_host).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "error gathering device information while adding custom device {:?}: {e}",
+                    d.path_on_host
+                ))
+            })?;
+            let typ = if m.file_type().is_block_device() {
+                "b"
+            } else if m.file_type().is_char_device() {
+                "c"
+            } else {
+                return Err(ApiError::bad_request(format!(
+                    "{:?} is not a device",
+                    d.path_on_host
+                )));
+            };
+            let dest = if d.path_in_container.is_empty() {
+                &d.path_on_host
+            } else {
+                &d.path_in_container
+            };
+            let perms = if d.cgroup_permissions.is_empty() {
+                "rwm"
+            } else {
+                &d.cgroup_permissions
+            };
+            devices.push(json!({"path": dest, "type": typ, "major": libc::major(m.rdev()), "minor": libc::minor(m.rdev()), "fileMode": m.mode() & 0o777, "uid": 0, "gid": 0}));
+            if let Some(rules) = linux["resources"]["devices"].as_array_mut() {
+                rules.push(json!({"allow": true, "type": typ, "major": libc::major(m.rdev()), "minor": libc::minor(m.rdev()), "access": perms}));
+            }
+        }
+        if !devices.is_empty() {
+            linux["devices"] = json!(devices);
+        }
+    }
+
+    // resources
+    let r = &mut linux["resources"];
+    if hc.memory > 0
+        || hc.memory_reservation > 0
+        || hc.memory_swap != 0
+        || hc.oom_kill_disable.is_some()
+    {
+        let mut mem = json!({});
+        if hc.memory > 0 {
+            mem["limit"] = json!(hc.memory);
+            // Docker: swap defaults to as much again as the memory limit.
+            mem["swap"] = json!(match hc.memory_swap {
+                0 => hc.memory * 2,
+                s => s,
+            });
+        }
+        if hc.memory_reservation > 0 {
+            mem["reservation"] = json!(hc.memory_reservation);
+        }
+        if let Some(s) = hc.memory_swappiness.filter(|s| *s >= 0) {
+            mem["swappiness"] = json!(s);
+        }
+        if let Some(d) = hc.oom_kill_disable {
+            mem["disableOOMKiller"] = json!(d);
+        }
+        r["memory"] = mem;
+    }
+    let mut cpu = json!({});
+    if hc.cpu_shares > 0 {
+        cpu["shares"] = json!(hc.cpu_shares);
+    }
+    if hc.nano_cpus > 0 {
+        cpu["period"] = json!(100_000);
+        cpu["quota"] = json!(hc.nano_cpus * 100_000 / 1_000_000_000);
+    } else {
+        if hc.cpu_period > 0 {
+            cpu["period"] = json!(hc.cpu_period);
+        }
+        if hc.cpu_quota != 0 {
+            cpu["quota"] = json!(hc.cpu_quota);
+        }
+    }
+    if !hc.cpuset_cpus.is_empty() {
+        cpu["cpus"] = json!(hc.cpuset_cpus);
+    }
+    if !hc.cpuset_mems.is_empty() {
+        cpu["mems"] = json!(hc.cpuset_mems);
+    }
+    if cpu.as_object().is_some_and(|o| !o.is_empty()) {
+        r["cpu"] = cpu;
+    }
+    if let Some(p) = hc.pids_limit.filter(|p| *p > 0) {
+        r["pids"] = json!({"limit": p});
+    }
+    if hc.blkio_weight > 0 {
+        r["blockIO"] = json!({"weight": hc.blkio_weight});
+    }
+
+    // seccomp
+    let seccomp = match (hc.privileged, sec.seccomp) {
+        (true, _) | (_, Some(Seccomp::Unconfined)) => None,
+        (false, Some(Seccomp::Profile(p))) => Some(p),
+        (false, None) => Some(specgen::seccomp::DOCKER_DEFAULT.to_string()),
+    };
+    if let Some(profile) = seccomp {
+        let target = specgen::seccomp::Target {
+            go_arch: specgen::seccomp::Target::native_go_arch(),
+            caps: &caps,
+            kernel: specgen::seccomp::running_kernel(),
+        };
+        spec["linux"]["seccomp"] = specgen::seccomp::to_oci(&profile, &target)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_follow_add_and_drop() {
+        let caps = capabilities(false, &["net_admin".into()], &["CAP_CHOWN".into()]).unwrap();
+        assert!(caps.contains(&"CAP_NET_ADMIN".to_string()));
+        assert!(!caps.contains(&"CAP_CHOWN".to_string()));
+        assert_eq!(capabilities(false, &[], &["ALL".into()]).unwrap().len(), 0);
+        assert!(capabilities(false, &["NOPE".into()], &[]).is_err());
+        assert_eq!(
+            capabilities(true, &[], &[]).unwrap().len(),
+            defaults::ALL_CAPS.len()
+        );
+    }
+
+    #[test]
+    fn security_opts() {
+        assert!(
+            parse_security_opts(&["seccomp=unconfined".into()])
+                .unwrap()
+                .seccomp
+                .is_some()
+        );
+        assert!(
+            parse_security_opts(&["no-new-privileges".into()])
+                .unwrap()
+                .no_new_privileges
+        );
+        assert!(parse_security_opts(&["bogus".into()]).is_err());
+        assert!(parse_security_opts(&["seccomp={not json".into()]).is_err());
+    }
+}

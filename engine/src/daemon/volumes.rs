@@ -1,0 +1,386 @@
+//! Local named volumes under `<data-root>/volumes/<name>/_data`, and the
+//! mounts a container gets from `-v`, `--mount`, `--tmpfs` and its image's
+//! VOLUMEs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, Result};
+use crate::types::{MountPoint, MountSpec};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Volume {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
+    pub created: SystemTime,
+    pub anonymous: bool,
+}
+
+pub struct Volumes {
+    root: PathBuf,
+    lock: Mutex<()>,
+}
+
+fn valid_name(n: &str) -> bool {
+    let mut c = n.chars();
+    matches!(c.next(), Some(f) if f.is_ascii_alphanumeric())
+        && n.len() >= 2
+        && c.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+impl Volumes {
+    pub fn new(data_root: &Path) -> std::io::Result<Volumes> {
+        let root = data_root.join("volumes");
+        std::fs::create_dir_all(&root)?;
+        Ok(Volumes {
+            root,
+            lock: Mutex::new(()),
+        })
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name).join("_data")
+    }
+
+    pub fn get(&self, name: &str) -> Option<Volume> {
+        let data = std::fs::read(self.root.join(name).join("opts.json")).ok()?;
+        serde_json::from_slice(&data).ok()
+    }
+
+    pub fn list(&self) -> Vec<Volume> {
+        let mut v: Vec<Volume> = std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| self.get(&e.file_name().to_string_lossy()))
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Creates the volume, or returns the existing one of that name.
+    pub fn create(
+        &self,
+        name: Option<&str>,
+        labels: BTreeMap<String, String>,
+        options: BTreeMap<String, String>,
+    ) -> Result<(Volume, bool)> {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (name, anonymous) = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                if !valid_name(n) {
+                    return Err(ApiError::bad_request(format!(
+                        "create {n}: \"{n}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+                    )));
+                }
+                (n.to_string(), false)
+            }
+            None => (hex::encode(rand::random::<[u8; 32]>()), true),
+        };
+        if let Some(v) = self.get(&name) {
+            return Ok((v, false));
+        }
+        if !options.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "create {name}: the local driver of berth takes no options ({})",
+                options.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let dir = self.root.join(&name);
+        std::fs::create_dir_all(dir.join("_data"))
+            .map_err(|e| ApiError::internal(format!("creating volume {name}: {e}")))?;
+        let v = Volume {
+            name: name.clone(),
+            labels,
+            options,
+            created: SystemTime::now(),
+            anonymous,
+        };
+        super::container::write_atomic(
+            &dir.join("opts.json"),
+            &serde_json::to_vec(&v).unwrap_or_default(),
+        )
+        .map_err(|e| ApiError::internal(format!("creating volume {name}: {e}")))?;
+        Ok((v, true))
+    }
+
+    pub fn remove(&self, name: &str) -> Result<()> {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.get(name).is_none() {
+            return Err(ApiError::not_found(format!("get {name}: no such volume")));
+        }
+        std::fs::remove_dir_all(self.root.join(name))
+            .map_err(|e| ApiError::internal(format!("removing volume {name}: {e}")))
+    }
+
+    pub fn is_empty(&self, name: &str) -> bool {
+        std::fs::read_dir(self.path(name))
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true)
+    }
+
+    pub fn size(&self, name: &str) -> i64 {
+        fn walk(p: &Path) -> i64 {
+            let mut n = 0;
+            for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                if let Ok(m) = e.metadata() {
+                    n += if m.is_dir() {
+                        walk(&e.path())
+                    } else {
+                        m.len() as i64
+                    };
+                }
+            }
+            n
+        }
+        walk(&self.path(name))
+    }
+}
+
+/// What a container mounts, as the runtime spec wants it and as inspect
+/// shows it.
+pub struct Planned {
+    pub oci: Vec<Value>,
+    pub points: Vec<MountPoint>,
+    /// Volumes to fill from the image on first use.
+    pub copy_up: Vec<(String, String)>,
+    pub anonymous: Vec<String>,
+}
+
+fn bind_options(ro: bool, propagation: &str) -> Vec<String> {
+    let mut o = vec![
+        "rbind".to_string(),
+        if ro { "ro" } else { "rw" }.to_string(),
+    ];
+    if !propagation.is_empty() {
+        o.push(propagation.to_string());
+    }
+    o
+}
+
+/// Plans the mounts of a container from HostConfig.Binds, HostConfig.Mounts,
+/// HostConfig.Tmpfs and the image's VOLUMEs.
+pub fn plan(
+    vols: &Volumes,
+    binds: &[String],
+    mounts: &[MountSpec],
+    tmpfs: &BTreeMap<String, String>,
+    image_volumes: &[String],
+) -> Result<Planned> {
+    let mut p = Planned {
+        oci: Vec::new(),
+        points: Vec::new(),
+        copy_up: Vec::new(),
+        anonymous: Vec::new(),
+    };
+    let mut taken = std::collections::BTreeSet::new();
+    let add_volume = |p: &mut Planned,
+                      name: Option<&str>,
+                      dest: &str,
+                      ro: bool,
+                      nocopy: bool|
+     -> Result<()> {
+        let (v, _created) = vols.create(name, BTreeMap::new(), BTreeMap::new())?;
+        if v.anonymous {
+            p.anonymous.push(v.name.clone());
+        }
+        if !nocopy && vols.is_empty(&v.name) {
+            p.copy_up.push((v.name.clone(), dest.to_string()));
+        }
+        p.oci.push(json!({"destination": dest, "type": "bind", "source": vols.path(&v.name), "options": bind_options(ro, "")}));
+        p.points.push(MountPoint {
+            typ: "volume".into(),
+            name: v.name.clone(),
+            source: vols.path(&v.name).to_string_lossy().into_owned(),
+            destination: dest.to_string(),
+            driver: "local".into(),
+            mode: if ro { "ro".into() } else { String::new() },
+            rw: !ro,
+            propagation: String::new(),
+        });
+        Ok(())
+    };
+    for b in binds {
+        let parts: Vec<&str> = b.split(':').collect();
+        let (src, dst, opts) = match parts.as_slice() {
+            [d] => ("", *d, ""),
+            [s, d] => (*s, *d, ""),
+            [s, d, o] => (*s, *d, *o),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid volume specification: '{b}'"
+                )));
+            }
+        };
+        if !dst.starts_with('/') {
+            return Err(ApiError::bad_request(format!(
+                "invalid volume specification: '{b}': invalid mount config for type \"volume\": invalid mount path: '{dst}' mount path must be absolute"
+            )));
+        }
+        if !taken.insert(dst.to_string()) {
+            return Err(ApiError::bad_request(format!(
+                "Duplicate mount point: {dst}"
+            )));
+        }
+        let mut ro = false;
+        let mut propagation = "";
+        let mut nocopy = false;
+        for o in opts.split(',').filter(|o| !o.is_empty()) {
+            match o {
+                "ro" => ro = true,
+                "rw" => ro = false,
+                "z" | "Z" => {}
+                "nocopy" => nocopy = true,
+                "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" => {
+                    propagation = o
+                }
+                _ => return Err(ApiError::bad_request(format!("invalid mode: {o}"))),
+            }
+        }
+        if src.is_empty() {
+            add_volume(&mut p, None, dst, ro, nocopy)?;
+        } else if src.starts_with('/') {
+            if !Path::new(src).exists() {
+                // Docker creates a missing bind source as a directory.
+                std::fs::create_dir_all(src).map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "invalid mount config: bind source path {src}: {e}"
+                    ))
+                })?;
+            }
+            p.oci.push(json!({"destination": dst, "type": "bind", "source": src, "options": bind_options(ro, propagation)}));
+            p.points.push(MountPoint {
+                typ: "bind".into(),
+                source: src.to_string(),
+                destination: dst.to_string(),
+                mode: opts.to_string(),
+                rw: !ro,
+                propagation: if propagation.is_empty() {
+                    "rprivate".into()
+                } else {
+                    propagation.to_string()
+                },
+                ..Default::default()
+            });
+        } else {
+            add_volume(&mut p, Some(src), dst, ro, nocopy)?;
+        }
+    }
+    for m in mounts {
+        if !m.target.starts_with('/') {
+            return Err(ApiError::bad_request(format!(
+                "invalid mount config for type \"{}\": invalid mount path: '{}' mount path must be absolute",
+                m.typ, m.target
+            )));
+        }
+        if !taken.insert(m.target.clone()) {
+            return Err(ApiError::bad_request(format!(
+                "Duplicate mount point: {}",
+                m.target
+            )));
+        }
+        match m.typ.as_str() {
+            "bind" => {
+                if !Path::new(&m.source).exists() {
+                    if m.bind_options.as_ref().is_some_and(|b| b.create_mountpoint) {
+                        std::fs::create_dir_all(&m.source)
+                            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                    } else {
+                        return Err(ApiError::bad_request(format!(
+                            "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                            m.source
+                        )));
+                    }
+                }
+                let prop = m
+                    .bind_options
+                    .as_ref()
+                    .map(|b| b.propagation.as_str())
+                    .unwrap_or("");
+                p.oci.push(json!({"destination": m.target, "type": "bind", "source": m.source, "options": bind_options(m.read_only, prop)}));
+                p.points.push(MountPoint {
+                    typ: "bind".into(),
+                    source: m.source.clone(),
+                    destination: m.target.clone(),
+                    rw: !m.read_only,
+                    propagation: if prop.is_empty() {
+                        "rprivate".into()
+                    } else {
+                        prop.to_string()
+                    },
+                    ..Default::default()
+                });
+            }
+            "volume" => {
+                let nocopy = m.volume_options.as_ref().is_some_and(|v| v.no_copy);
+                let name = (!m.source.is_empty()).then_some(m.source.as_str());
+                add_volume(&mut p, name, &m.target, m.read_only, nocopy)?;
+            }
+            "tmpfs" => {
+                let mut opts = vec![
+                    "nosuid".to_string(),
+                    "nodev".to_string(),
+                    "noexec".to_string(),
+                ];
+                if let Some(t) = &m.tmpfs_options {
+                    if t.size_bytes > 0 {
+                        opts.push(format!("size={}", t.size_bytes));
+                    }
+                    if t.mode > 0 {
+                        opts.push(format!("mode={:o}", t.mode));
+                    }
+                }
+                if m.read_only {
+                    opts.push("ro".into());
+                }
+                p.oci.push(json!({"destination": m.target, "type": "tmpfs", "source": "tmpfs", "options": opts}));
+                p.points.push(MountPoint {
+                    typ: "tmpfs".into(),
+                    destination: m.target.clone(),
+                    rw: !m.read_only,
+                    ..Default::default()
+                });
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "mount type unknown: {other:?}"
+                )));
+            }
+        }
+    }
+    for (dest, opts) in tmpfs {
+        if !taken.insert(dest.clone()) {
+            return Err(ApiError::bad_request(format!(
+                "Duplicate mount point: {dest}"
+            )));
+        }
+        let mut o = vec![
+            "nosuid".to_string(),
+            "nodev".to_string(),
+            "noexec".to_string(),
+        ];
+        o.extend(opts.split(',').filter(|s| !s.is_empty()).map(String::from));
+        p.oci
+            .push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": o}));
+        p.points.push(MountPoint {
+            typ: "tmpfs".into(),
+            destination: dest.clone(),
+            rw: true,
+            ..Default::default()
+        });
+    }
+    for dest in image_volumes {
+        if taken.contains(dest) {
+            continue;
+        }
+        taken.insert(dest.clone());
+        add_volume(&mut p, None, dest, false, false)?;
+    }
+    Ok(p)
+}

@@ -1,0 +1,207 @@
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+
+use berth_engine::config::{self, Config};
+use berth_engine::daemon::Daemon;
+use berth_engine::hosts;
+
+/// berthd: the Docker Engine API (v1.43) for berth. Containers run through
+/// berth-lifecycled and outlive berthd: with live-restore (the default) a
+/// stop or a crash of berthd leaves them running.
+#[derive(Parser)]
+#[command(name = "berthd", version)]
+struct Args {
+    /// daemon.json with Docker's keys where they apply
+    #[arg(long, default_value = "/etc/berth/daemon.json")]
+    config_file: PathBuf,
+    /// Address to serve the API on (repeatable): unix:///path
+    #[arg(short = 'H', long = "host")]
+    hosts: Vec<String>,
+    /// Engine state that outlives reboots (containers, volumes)
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// Run-time state
+    #[arg(long)]
+    exec_root: Option<PathBuf>,
+    /// berth-lifecycled's socket
+    #[arg(long)]
+    lifecycled: Option<PathBuf>,
+    /// Keep containers running when berthd stops (true|false)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    live_restore: Option<bool>,
+    /// Check the configuration and exit
+    #[arg(long)]
+    validate: bool,
+    /// Debug logging
+    #[arg(short = 'D', long)]
+    debug: bool,
+    /// Log level: debug, info, warn, error, fatal
+    #[arg(short = 'l', long)]
+    log_level: Option<String>,
+    /// Group that may use the API socket
+    #[arg(short = 'G', long)]
+    group: Option<String>,
+    /// Runtime for containers that name none
+    #[arg(long)]
+    default_runtime: Option<String>,
+}
+
+fn effective(args: &Args) -> anyhow::Result<Config> {
+    let explicit =
+        std::env::args().any(|a| a == "--config-file" || a.starts_with("--config-file="));
+    let file = match std::fs::read_to_string(&args.config_file) {
+        Ok(text) => config::parse_file(&args.config_file, &text)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => config::File::default(),
+        Err(source) => {
+            return Err(config::ConfigError::Read {
+                path: args.config_file.clone(),
+                source,
+            }
+            .into());
+        }
+    };
+    if !args.hosts.is_empty() && file.hosts.as_ref().is_some_and(|h| !h.is_empty()) {
+        anyhow::bail!(
+            "the following directives are specified both as a flag and in the configuration file: hosts: (from flag: {:?}, from file: {:?})",
+            args.hosts,
+            file.hosts.unwrap_or_default()
+        );
+    }
+    let hosts = if !args.hosts.is_empty() {
+        args.hosts.clone()
+    } else {
+        file.hosts
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| vec!["unix:///run/berth/berthd.sock".into()])
+    };
+    for h in &hosts {
+        hosts::parse(h).map_err(|e| anyhow::anyhow!("-H {e}"))?;
+    }
+    let log_level = args
+        .log_level
+        .clone()
+        .or(file.log_level.clone())
+        .unwrap_or_else(|| "info".into());
+    Ok(Config {
+        data_root: args
+            .data_root
+            .clone()
+            .or(file.data_root)
+            .unwrap_or_else(|| "/var/lib/berth/engine".into()),
+        exec_root: args
+            .exec_root
+            .clone()
+            .or(file.exec_root)
+            .unwrap_or_else(|| "/run/berth/engine".into()),
+        hosts,
+        debug: args.debug || file.debug.unwrap_or(false),
+        log_level,
+        live_restore: args.live_restore.or(file.live_restore).unwrap_or(true),
+        default_runtime: args
+            .default_runtime
+            .clone()
+            .or(file.default_runtime)
+            .unwrap_or_else(|| "berth-runtime".into()),
+        log_opts: file.log_opts.unwrap_or_default(),
+        insecure_registries: file.insecure_registries.unwrap_or_default(),
+        registry_mirrors: file.registry_mirrors.unwrap_or_default(),
+        group: args
+            .group
+            .clone()
+            .or(file.group)
+            .unwrap_or_else(|| "berth".into()),
+        lifecycled: args
+            .lifecycled
+            .clone()
+            .or(file.containerd)
+            .unwrap_or_else(|| "/run/berth/lifecycled.sock".into()),
+        cgroup_parent: file.cgroup_parent.unwrap_or_else(|| "berth".into()),
+        labels: file.labels.unwrap_or_default(),
+        dns: file.dns.unwrap_or_default(),
+        dns_search: file.dns_search.unwrap_or_default(),
+        shutdown_timeout: file.shutdown_timeout.unwrap_or(15),
+    })
+}
+
+fn main() {
+    let args = Args::parse();
+    let cfg = match effective(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("berthd: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    if args.validate {
+        println!("configuration OK");
+        return;
+    }
+    if let Err(e) = run(cfg) {
+        eprintln!("berthd: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cfg: Config) -> anyhow::Result<()> {
+    let level = if cfg.debug {
+        "debug"
+    } else {
+        cfg.log_level.as_str()
+    };
+    let level = if level == "fatal" { "error" } else { level };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(format!(
+            "{level},h2=warn,hyper=warn,hyper_util=warn,tower=warn,tonic=warn"
+        ))?)
+        .with_writer(std::io::stderr)
+        .init();
+    for d in [&cfg.data_root, &cfg.exec_root] {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let hosts: Vec<hosts::Host> = cfg
+            .hosts
+            .iter()
+            .filter_map(|h| hosts::parse(h).ok())
+            .collect();
+        let live_restore = cfg.live_restore;
+        let d = Daemon::open(cfg)?;
+        d.spawn_monitor();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate()).expect("signal handler");
+            let mut int = signal(SignalKind::interrupt()).expect("signal handler");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            let _ = stop_tx.send(());
+        });
+        berth_engine::server::serve(d.clone(), hosts, async move {
+            let _ = stop_rx.await;
+        })
+        .await?;
+        if live_restore {
+            tracing::info!("stopping; live-restore leaves containers running");
+        } else {
+            tracing::info!("stopping containers (live-restore is off)");
+            let timeout = d.cfg.shutdown_timeout as i64;
+            let jobs = d.all().into_iter().map(|e| {
+                let d = d.clone();
+                async move {
+                    let _ = d.stop(&e, Some(timeout), None).await;
+                }
+            });
+            futures::future::join_all(jobs).await;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,347 @@
+//! The Docker Engine API's JSON shapes (v1.43), as the Docker CLI, docker-py
+//! and curl send and read them. Requests ignore unknown fields, as dockerd
+//! does; responses carry the fields clients read, with Docker's zero values.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+/// Docker's "strslice": a list of strings that old clients send as one string.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct StrSlice(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for StrSlice {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match Option::<Either>::deserialize(d)? {
+            None => StrSlice(Vec::new()),
+            Some(Either::One(s)) => StrSlice(vec![s]),
+            Some(Either::Many(v)) => StrSlice(v),
+        })
+    }
+}
+
+fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+pub type Map<V> = BTreeMap<String, V>;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HealthConfig {
+    #[serde(deserialize_with = "null_default")]
+    pub test: Vec<String>,
+    pub interval: i64,
+    pub timeout: i64,
+    pub retries: i64,
+    pub start_period: i64,
+    pub start_interval: i64,
+}
+
+/// `Config`: what runs, independent of the host.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Config {
+    pub hostname: String,
+    pub domainname: String,
+    pub user: String,
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "Map::is_empty"
+    )]
+    pub exposed_ports: Map<Value>,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub stdin_once: bool,
+    #[serde(deserialize_with = "null_default")]
+    pub env: Vec<String>,
+    pub cmd: StrSlice,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<HealthConfig>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub args_escaped: bool,
+    pub image: String,
+    #[serde(deserialize_with = "null_default")]
+    pub volumes: Map<Value>,
+    pub working_dir: String,
+    pub entrypoint: StrSlice,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub network_disabled: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub mac_address: String,
+    #[serde(deserialize_with = "null_default")]
+    pub on_build: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub labels: Map<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub stop_signal: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub shell: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RestartPolicy {
+    pub name: String,
+    pub maximum_retry_count: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct LogConfig {
+    #[serde(rename = "Type")]
+    pub typ: String,
+    #[serde(deserialize_with = "null_default")]
+    pub config: Map<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PortBinding {
+    pub host_ip: String,
+    pub host_port: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct BindOptions {
+    pub propagation: String,
+    pub non_recursive: bool,
+    pub create_mountpoint: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeOptions {
+    pub no_copy: bool,
+    #[serde(deserialize_with = "null_default")]
+    pub labels: Map<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TmpfsOptions {
+    pub size_bytes: i64,
+    pub mode: u32,
+}
+
+/// An entry of HostConfig.Mounts (`--mount`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MountSpec {
+    pub target: String,
+    pub source: String,
+    #[serde(rename = "Type")]
+    pub typ: String,
+    pub read_only: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub consistency: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind_options: Option<BindOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_options: Option<VolumeOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmpfs_options: Option<TmpfsOptions>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeviceMapping {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    pub cgroup_permissions: String,
+}
+
+/// `HostConfig`: how it runs on this host. Fields berth does not use are kept
+/// as they came and shown again by inspect.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostConfig {
+    #[serde(deserialize_with = "null_default")]
+    pub binds: Vec<String>,
+    pub container_i_d_file: String,
+    pub log_config: LogConfig,
+    pub network_mode: String,
+    #[serde(deserialize_with = "null_default")]
+    pub port_bindings: Map<Vec<PortBinding>>,
+    pub restart_policy: RestartPolicy,
+    pub auto_remove: bool,
+    pub volume_driver: String,
+    #[serde(deserialize_with = "null_default")]
+    pub volumes_from: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub mounts: Vec<MountSpec>,
+    #[serde(deserialize_with = "null_default")]
+    pub console_size: Vec<u32>,
+    #[serde(deserialize_with = "null_default")]
+    pub cap_add: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub cap_drop: Vec<String>,
+    pub cgroupns_mode: String,
+    #[serde(deserialize_with = "null_default")]
+    pub dns: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub dns_options: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub dns_search: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub extra_hosts: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub group_add: Vec<String>,
+    pub ipc_mode: String,
+    pub cgroup: String,
+    #[serde(deserialize_with = "null_default")]
+    pub links: Vec<String>,
+    pub oom_score_adj: i64,
+    pub pid_mode: String,
+    pub privileged: bool,
+    pub publish_all_ports: bool,
+    pub readonly_rootfs: bool,
+    #[serde(deserialize_with = "null_default")]
+    pub security_opt: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub tmpfs: Map<String>,
+    #[serde(rename = "UTSMode")]
+    pub uts_mode: String,
+    pub userns_mode: String,
+    pub shm_size: i64,
+    #[serde(deserialize_with = "null_default")]
+    pub sysctls: Map<String>,
+    pub runtime: String,
+    pub isolation: String,
+    // Resources
+    pub cpu_shares: i64,
+    pub memory: i64,
+    pub cgroup_parent: String,
+    pub blkio_weight: u16,
+    pub cpu_period: i64,
+    pub cpu_quota: i64,
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
+    #[serde(deserialize_with = "null_default")]
+    pub devices: Vec<DeviceMapping>,
+    pub memory_reservation: i64,
+    pub memory_swap: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_swappiness: Option<i64>,
+    pub nano_cpus: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_kill_disable: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+    #[serde(deserialize_with = "null_default")]
+    pub ulimits: Vec<Ulimit>,
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub masked_paths: Vec<String>,
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub readonly_paths: Vec<String>,
+    #[serde(flatten)]
+    pub other: Map<Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointSettings {
+    #[serde(deserialize_with = "null_default")]
+    pub aliases: Vec<String>,
+    #[serde(rename = "IPAMConfig", skip_serializing_if = "Option::is_none")]
+    pub ipam_config: Option<Value>,
+    #[serde(flatten)]
+    pub other: Map<Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkingConfig {
+    #[serde(deserialize_with = "null_default")]
+    pub endpoints_config: Map<EndpointSettings>,
+}
+
+/// POST /containers/create
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CreateRequest {
+    #[serde(flatten)]
+    pub config: Config,
+    pub host_config: HostConfig,
+    pub networking_config: NetworkingConfig,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateResponse {
+    pub id: String,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Port {
+    #[serde(rename = "IP", skip_serializing_if = "String::is_empty", default)]
+    pub ip: String,
+    pub private_port: u16,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub public_port: Option<u16>,
+    #[serde(rename = "Type")]
+    pub typ: String,
+}
+
+/// A mount as list and inspect show it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MountPoint {
+    #[serde(rename = "Type")]
+    pub typ: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    pub source: String,
+    pub destination: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub driver: String,
+    pub mode: String,
+    #[serde(rename = "RW")]
+    pub rw: bool,
+    pub propagation: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ErrorResponse {
+    pub message: String,
+}
