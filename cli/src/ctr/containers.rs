@@ -225,6 +225,7 @@ pub async fn run(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
                 id,
                 labels: parse_labels(&labels)?.into_iter().collect(),
                 merge_labels: true,
+                spec: Vec::new(),
             }))
             .await
             .map_err(daemon)?;

@@ -1,0 +1,359 @@
+//! The Docker Engine API client: HTTP/1.1 over the daemon's unix socket, API
+//! version negotiated with /_ping, Docker's two kinds of failure kept apart
+//! ("Cannot connect to the berth daemon …" versus "Error response from
+//! daemon: …"), and hijacked connections for attach.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::UnixStream;
+
+pub const MAX_API: &str = "1.43";
+
+#[derive(Debug)]
+pub enum Error {
+    /// Nothing answers at the host.
+    Connect {
+        host: String,
+        detail: String,
+    },
+    /// The daemon answered with an error.
+    Daemon {
+        status: u16,
+        message: String,
+    },
+    Other(anyhow::Error),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Connect { host, detail } => {
+                if detail.contains("ermission denied") {
+                    write!(
+                        f,
+                        "permission denied while trying to connect to the berth daemon socket at {host}: {detail}"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "Cannot connect to the berth daemon at {host}. Is the daemon running?"
+                    )
+                }
+            }
+            Error::Daemon { message, .. } => write!(f, "Error response from daemon: {message}"),
+            Error::Other(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<anyhow::Error> for Error {
+    fn from(e: anyhow::Error) -> Self {
+        Error::Other(e)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Clone)]
+pub struct Client {
+    pub host: String,
+    socket: PathBuf,
+    pub debug: bool,
+    version: OnceLock<String>,
+}
+
+pub type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+pub fn empty() -> Body {
+    Full::new(Bytes::new())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub fn json_body(v: &Value) -> Body {
+    Full::new(Bytes::from(v.to_string()))
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub fn bytes_body(b: Vec<u8>) -> Body {
+    Full::new(Bytes::from(b))
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+impl Client {
+    pub fn new(host: &str, debug: bool) -> Result<Client> {
+        let socket = match host.strip_prefix("unix://") {
+            Some(p) => PathBuf::from(p),
+            None => {
+                return Err(Error::Other(anyhow::anyhow!(
+                    "unsupported host {host:?}: berth speaks to unix:// hosts so far"
+                )));
+            }
+        };
+        Ok(Client {
+            host: host.to_string(),
+            socket,
+            debug,
+            version: OnceLock::new(),
+        })
+    }
+
+    async fn connection(&self) -> Result<hyper::client::conn::http1::SendRequest<Body>> {
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(|e| Error::Connect {
+                host: self.host.clone(),
+                detail: e.to_string(),
+            })?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| Error::Connect {
+                host: self.host.clone(),
+                detail: e.to_string(),
+            })?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        Ok(sender)
+    }
+
+    /// The API version both sides speak: the daemon's, capped at ours.
+    pub async fn version(&self) -> Result<String> {
+        if let Some(v) = self.version.get() {
+            return Ok(v.clone());
+        }
+        let resp = self.raw(Method::HEAD, "/_ping", empty(), &[]).await?;
+        let server = resp
+            .headers()
+            .get("API-Version")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(MAX_API)
+            .to_string();
+        let v = if version_lt(MAX_API, &server) {
+            MAX_API.to_string()
+        } else {
+            server
+        };
+        let _ = self.version.set(v.clone());
+        Ok(v)
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+        headers: &[(&str, String)],
+    ) -> Result<Response<Incoming>> {
+        let mut sender = self.connection().await?;
+        let mut b = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header("Host", "berth")
+            .header("User-Agent", concat!("berth/", env!("CARGO_PKG_VERSION")));
+        for (k, v) in headers {
+            b = b.header(*k, v);
+        }
+        let req = b.body(body).map_err(|e| Error::Other(e.into()))?;
+        if self.debug {
+            eprintln!("> {method} {path} HTTP/1.1");
+            for (k, v) in req.headers() {
+                eprintln!("> {k}: {}", v.to_str().unwrap_or("?"));
+            }
+        }
+        let resp = sender.send_request(req).await.map_err(|e| Error::Connect {
+            host: self.host.clone(),
+            detail: e.to_string(),
+        })?;
+        if self.debug {
+            eprintln!("< HTTP/1.1 {}", resp.status());
+            for (k, v) in resp.headers() {
+                eprintln!("< {k}: {}", v.to_str().unwrap_or("?"));
+            }
+        }
+        Ok(resp)
+    }
+
+    /// A request to the versioned path; daemon errors become Error::Daemon.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+        headers: &[(&str, String)],
+    ) -> Result<Response<Incoming>> {
+        let v = self.version().await?;
+        let resp = self
+            .raw(method, &format!("/v{v}{path}"), body, headers)
+            .await?;
+        if resp.status().is_client_error() || resp.status().is_server_error() {
+            let status = resp.status().as_u16();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let message = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(String::from))
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string());
+            return Err(Error::Daemon { status, message });
+        }
+        Ok(resp)
+    }
+
+    pub async fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
+        let (b, h) = match body {
+            Some(v) => (
+                json_body(v),
+                vec![("Content-Type", "application/json".to_string())],
+            ),
+            None => (empty(), vec![]),
+        };
+        let resp = self.request(method, path, b, &h).await?;
+        if resp.status() == StatusCode::NO_CONTENT || resp.status() == StatusCode::NOT_MODIFIED {
+            return Ok(Value::Null);
+        }
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| Error::Other(e.into()))?
+            .to_bytes();
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Other(anyhow::anyhow!("reading the daemon's answer: {e}")))
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        self.json(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Option<&Value>) -> Result<Value> {
+        self.json(Method::POST, path, body).await
+    }
+
+    /// Upgrades the connection (attach, exec start): the raw stream.
+    pub async fn hijack(
+        &self,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<TokioIo<hyper::upgrade::Upgraded>> {
+        let v = self.version().await?;
+        let mut h = vec![
+            ("Connection", "Upgrade".to_string()),
+            ("Upgrade", "tcp".to_string()),
+        ];
+        let b = match body {
+            Some(j) => {
+                h.push(("Content-Type", "application/json".to_string()));
+                json_body(j)
+            }
+            None => empty(),
+        };
+        let resp = self
+            .raw(Method::POST, &format!("/v{v}{path}"), b, &h)
+            .await?;
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            let status = resp.status().as_u16();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let message = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(String::from))
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string());
+            return Err(Error::Daemon { status, message });
+        }
+        let up = hyper::upgrade::on(resp)
+            .await
+            .map_err(|e| Error::Other(e.into()))?;
+        Ok(TokioIo::new(up))
+    }
+}
+
+fn version_lt(a: &str, b: &str) -> bool {
+    let p = |s: &str| -> (u32, u32) {
+        let (x, y) = s.split_once('.').unwrap_or((s, "0"));
+        (x.parse().unwrap_or(0), y.parse().unwrap_or(0))
+    };
+    p(a) < p(b)
+}
+
+/// Percent-encodes a query value.
+pub fn q(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Reads a stream of newline-separated JSON objects (pull progress, events).
+pub struct JsonLines {
+    body: Incoming,
+    buf: Vec<u8>,
+}
+
+impl JsonLines {
+    pub fn new(body: Incoming) -> Self {
+        JsonLines {
+            body,
+            buf: Vec::new(),
+        }
+    }
+
+    pub async fn next(&mut self) -> Result<Option<Value>> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                let text = String::from_utf8_lossy(&line);
+                let text = text.trim();
+                if text.is_empty() {
+                    continue;
+                }
+                return serde_json::from_str(text).map(Some).map_err(|e| {
+                    Error::Other(anyhow::anyhow!("reading the daemon's stream: {e}"))
+                });
+            }
+            match self.body.frame().await {
+                Some(Ok(f)) => {
+                    if let Ok(d) = f.into_data() {
+                        self.buf.extend_from_slice(&d);
+                    }
+                }
+                Some(Err(e)) => return Err(Error::Other(e.into())),
+                None => {
+                    if self.buf.iter().all(|b| b.is_ascii_whitespace()) {
+                        return Ok(None);
+                    }
+                    let text = String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned();
+                    return serde_json::from_str(text.trim())
+                        .map(Some)
+                        .map_err(|e| Error::Other(e.into()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! `--format`: Go templates as the Docker CLI takes them (`{{.ID}}`,
+//! `{{json .}}`, `table {{.Names}}\t{{.Status}}`), rendered with gtmpl, and
+//! tables aligned as Docker aligns them.
+
+use std::collections::HashMap;
+
+use anyhow::{Result, anyhow};
+use gtmpl::{Context, Template};
+use gtmpl_value::{FuncError, Value as G};
+use serde_json::Value;
+
+pub fn to_g(v: &Value) -> G {
+    match v {
+        Value::Null => G::Nil,
+        Value::Bool(b) => G::Bool(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                G::from(i)
+            } else if let Some(u) = n.as_u64() {
+                G::from(u)
+            } else {
+                G::from(n.as_f64().unwrap_or(0.0))
+            }
+        }
+        Value::String(s) => G::String(s.clone()),
+        Value::Array(a) => G::Array(a.iter().map(to_g).collect()),
+        Value::Object(o) => G::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), to_g(v)))
+                .collect::<HashMap<_, _>>(),
+        ),
+    }
+}
+
+fn from_g(v: &G) -> Value {
+    match v {
+        G::NoValue | G::Nil | G::Function(_) => Value::Null,
+        G::Bool(b) => Value::Bool(*b),
+        G::String(s) => Value::String(s.clone()),
+        G::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                serde_json::Number::from_f64(n.as_f64().unwrap_or(0.0))
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null)
+            }
+        }
+        G::Array(a) => Value::Array(a.iter().map(from_g).collect()),
+        G::Object(o) | G::Map(o) => {
+            let mut m: Vec<(&String, &G)> = o.iter().collect();
+            m.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(m.into_iter().map(|(k, v)| (k.clone(), from_g(v))).collect())
+        }
+    }
+}
+
+fn s(args: &[G], i: usize) -> String {
+    match args.get(i) {
+        Some(G::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => String::new(),
+    }
+}
+
+fn json(args: &[G]) -> Result<G, FuncError> {
+    Ok(G::String(
+        args.first()
+            .map(|a| from_g(a).to_string())
+            .unwrap_or_default(),
+    ))
+}
+fn join(args: &[G]) -> Result<G, FuncError> {
+    let sep = s(args, 1);
+    let items: Vec<String> = match args.first() {
+        Some(G::Array(a)) => a
+            .iter()
+            .map(|v| match v {
+                G::String(s) => s.clone(),
+                o => o.to_string(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(G::String(items.join(&sep)))
+}
+fn split(args: &[G]) -> Result<G, FuncError> {
+    Ok(G::Array(
+        s(args, 0)
+            .split(&s(args, 1))
+            .map(|p| G::String(p.to_string()))
+            .collect(),
+    ))
+}
+fn lower(args: &[G]) -> Result<G, FuncError> {
+    Ok(G::String(s(args, 0).to_lowercase()))
+}
+fn upper(args: &[G]) -> Result<G, FuncError> {
+    Ok(G::String(s(args, 0).to_uppercase()))
+}
+fn title(args: &[G]) -> Result<G, FuncError> {
+    let t = s(args, 0);
+    let mut c = t.chars();
+    Ok(G::String(match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }))
+}
+fn truncate(args: &[G]) -> Result<G, FuncError> {
+    let t = s(args, 0);
+    let n = match args.get(1) {
+        Some(G::Number(n)) => n.as_u64().unwrap_or(0) as usize,
+        _ => t.len(),
+    };
+    Ok(G::String(t.chars().take(n).collect()))
+}
+fn pad(args: &[G]) -> Result<G, FuncError> {
+    let t = s(args, 0);
+    let n = |i: usize| match args.get(i) {
+        Some(G::Number(n)) => n.as_u64().unwrap_or(0) as usize,
+        _ => 0,
+    };
+    Ok(G::String(format!(
+        "{}{}{}",
+        " ".repeat(n(1)),
+        t,
+        " ".repeat(n(2))
+    )))
+}
+
+/// A compiled `--format`. `table` templates get a header row and aligned
+/// columns, like the Docker CLI prints them.
+pub struct Format {
+    tmpl: Template,
+    table: bool,
+    header: Option<String>,
+}
+
+pub fn parse(format: &str, header_of: &dyn Fn(&str) -> String) -> Result<Format> {
+    let (table, body) = match format.strip_prefix("table") {
+        Some(rest) => (true, rest.trim_start().to_string()),
+        None => (false, format.to_string()),
+    };
+    let body = body.replace("\\t", "\t").replace("\\n", "\n");
+    let mut tmpl = Template::default();
+    tmpl.add_funcs(&[
+        ("json", json as gtmpl_value::Func),
+        ("join", join),
+        ("split", split),
+        ("lower", lower),
+        ("upper", upper),
+        ("title", title),
+        ("truncate", truncate),
+        ("pad", pad),
+    ]);
+    tmpl.parse(body.clone())
+        .map_err(|e| anyhow!("template parsing error: {e}"))?;
+    // The header: each {{.Field}} of the template named as Docker names it.
+    let header = table.then(|| {
+        let mut h = String::new();
+        let mut rest = body.as_str();
+        while let Some(i) = rest.find("{{") {
+            h.push_str(&rest[..i]);
+            let Some(j) = rest[i..].find("}}") else { break };
+            let expr = rest[i + 2..i + j].trim();
+            let field = expr
+                .trim_start_matches('.')
+                .split_whitespace()
+                .next()
+                .unwrap_or("");
+            h.push_str(&header_of(field));
+            rest = &rest[i + j + 2..];
+        }
+        h.push_str(rest);
+        h
+    });
+    Ok(Format {
+        tmpl,
+        table,
+        header,
+    })
+}
+
+impl Format {
+    pub fn render(&self, v: &Value) -> Result<String> {
+        self.tmpl
+            .render(&Context::from(to_g(v)))
+            .map_err(|e| anyhow!("template: {e}"))
+    }
+
+    /// Renders every row; aligns columns when it is a table.
+    pub fn print(&self, rows: &[Value]) -> Result<()> {
+        let mut lines = Vec::new();
+        if let Some(h) = &self.header {
+            lines.push(h.clone());
+        }
+        for r in rows {
+            lines.push(self.render(r)?);
+        }
+        if self.table {
+            print!("{}", align(&lines));
+        } else {
+            for l in lines {
+                println!("{l}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Go's tabwriter with padding 3, as the Docker CLI configures it.
+pub fn align(lines: &[String]) -> String {
+    let rows: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
+    let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let mut widths = vec![0; cols];
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 < r.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            line.push_str(c);
+            if i + 1 < r.len() {
+                line.push_str(&" ".repeat(widths[i] - c.chars().count() + 3));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Docker's column titles for template fields.
+pub fn header(field: &str) -> String {
+    match field {
+        "ID" => "CONTAINER ID".into(),
+        "RunningFor" => "CREATED".into(),
+        "CreatedSince" => "CREATED".into(),
+        "Names" => "NAMES".into(),
+        "Repository" => "REPOSITORY".into(),
+        "Mountpoint" => "MOUNTPOINT".into(),
+        "json" => String::new(),
+        f => {
+            let mut out = String::new();
+            for (i, c) in f.chars().enumerate() {
+                if i > 0
+                    && c.is_uppercase()
+                    && !f[..f.char_indices().nth(i).map(|(b, _)| b).unwrap_or(0)]
+                        .ends_with(|p: char| p.is_uppercase())
+                {
+                    out.push(' ');
+                }
+                out.push(c.to_ascii_uppercase());
+            }
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn docker_templates_render() {
+        let f = parse("{{.ID}} {{.Names}}", &header).unwrap();
+        assert_eq!(
+            f.render(&json!({"ID": "abc", "Names": "web"})).unwrap(),
+            "abc web"
+        );
+        let f = parse("{{json .Labels}}", &header).unwrap();
+        assert_eq!(
+            f.render(&json!({"Labels": {"b": "2", "a": "1"}})).unwrap(),
+            r#"{"a":"1","b":"2"}"#
+        );
+        let f = parse("{{join .Args \",\"}} {{upper .S}}", &header).unwrap();
+        assert_eq!(
+            f.render(&json!({"Args": ["a", "b"], "S": "x"})).unwrap(),
+            "a,b X"
+        );
+        let f = parse("{{.State.ExitCode}}", &header).unwrap();
+        assert_eq!(f.render(&json!({"State": {"ExitCode": 3}})).unwrap(), "3");
+        assert!(parse("{{.Unclosed", &header).is_err());
+    }
+
+    #[test]
+    fn tables_get_headers_and_alignment() {
+        let f = parse("table {{.ID}}\t{{.Status}}", &header).unwrap();
+        assert_eq!(f.header.as_deref(), Some("CONTAINER ID\tSTATUS"));
+        assert_eq!(
+            align(&["a\tbb".into(), "ccc\td".into()]),
+            "a     bb\nccc   d\n"
+        );
+    }
+}

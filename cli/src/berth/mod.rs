@@ -1,0 +1,351 @@
+//! berth: a Docker-compatible command line for berthd. Commands, flags,
+//! output formats and exit statuses follow the Docker CLI so that scripts
+//! written for `docker` work with `berth`.
+
+mod attach;
+mod client;
+mod config;
+mod containers;
+mod format;
+mod images;
+mod opts;
+mod system;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+
+use client::{Client, Error};
+use config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "A Docker-compatible client for the berth container engine",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Daemon socket to connect to (unix:///path)
+    #[arg(short = 'H', long = "host")]
+    host: Option<String>,
+    /// Name of the context to use (overrides BERTH_HOST and the current context)
+    #[arg(short = 'c', long = "context")]
+    context: Option<String>,
+    /// Location of client config files
+    #[arg(long = "config")]
+    config: Option<PathBuf>,
+    /// Print each HTTP request and response to stderr
+    #[arg(short = 'D', long = "debug")]
+    debug: bool,
+    /// Set the logging level (accepted for Docker compatibility)
+    #[arg(short = 'l', long = "log-level", default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    #[command(flatten)]
+    Container(containers::Common),
+    /// List containers
+    Ps(containers::PsArgs),
+    /// Return low-level information on containers, images or volumes
+    Inspect(system::InspectArgs),
+    /// List images
+    Images(images::ImagesArgs),
+    /// Remove one or more images
+    Rmi(images::RmiArgs),
+    #[command(flatten)]
+    Image(images::Common),
+    /// Manage containers
+    #[command(name = "container", subcommand)]
+    ContainerGroup(containers::Group),
+    /// Manage images
+    #[command(name = "image", subcommand)]
+    ImageGroup(images::Group),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(system::VolumeCmd),
+    /// Manage berth
+    #[command(subcommand)]
+    System(system::SystemCmd),
+    /// Get real time events from the server
+    Events(system::EventsArgs),
+    /// Show the berth version information
+    Version(system::FormatArg),
+    /// Display system-wide information
+    Info(system::FormatArg),
+    /// Log in to a registry
+    Login(system::LoginArgs),
+    /// Log out from a registry
+    Logout(system::LogoutArgs),
+    /// Manage contexts
+    #[command(subcommand)]
+    Context(system::ContextCmd),
+}
+
+/// What every command needs: the daemon client and the CLI's config.
+pub struct Ctx {
+    pub client: Client,
+    pub cfg: Config,
+}
+
+/// A failure that ends the command with a chosen exit status and message
+/// (an empty message prints nothing, e.g. `run` passing on the container's
+/// exit status).
+#[derive(Debug)]
+pub struct Exit {
+    pub code: i32,
+    pub message: String,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+pub fn exit_with(code: i32, message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Exit {
+        code,
+        message: message.into(),
+    })
+}
+
+pub fn main() -> ! {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+                // Docker exits 125 when it cannot even parse its flags.
+                _ => 125,
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: starting the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = rt.block_on(async move {
+        match run(cli).await {
+            Ok(code) => code,
+            Err(e) => report(&e),
+        }
+    });
+    let _ = std::io::stdout().flush();
+    // Do not wait for a blocked stdin reader thread.
+    std::process::exit(code);
+}
+
+fn report(e: &anyhow::Error) -> i32 {
+    if let Some(x) = e.downcast_ref::<Exit>() {
+        if !x.message.is_empty() {
+            eprintln!("{}", x.message);
+        }
+        return x.code;
+    }
+    if let Some(c) = e.downcast_ref::<Error>() {
+        eprintln!("{c}");
+        return 1;
+    }
+    eprintln!("{e:#}");
+    1
+}
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let dir = cli.config.clone().unwrap_or_else(config::default_dir);
+    let cfg = Config::load(&dir)?;
+    let debug = cli.debug || std::env::var("BERTH_DEBUG").is_ok_and(|v| !v.is_empty() && v != "0");
+    // Contexts are local; they never need the daemon.
+    if let Cmd::Context(c) = cli.command {
+        return system::context(&cfg, c).await;
+    }
+    let host = config::resolve_host(&cfg, cli.host.as_deref(), cli.context.as_deref())?;
+    let client = Client::new(&host, debug)?;
+    let ctx = Ctx { client, cfg };
+    match cli.command {
+        Cmd::Container(c) => containers::common(&ctx, c).await,
+        Cmd::ContainerGroup(g) => containers::group(&ctx, g).await,
+        Cmd::Ps(a) => containers::ps(&ctx, a).await,
+        Cmd::Inspect(a) => system::inspect(&ctx, a, None).await,
+        Cmd::Images(a) => images::images(&ctx, a).await,
+        Cmd::Rmi(a) => images::rmi(&ctx, a).await,
+        Cmd::Image(c) => images::common(&ctx, c).await,
+        Cmd::ImageGroup(g) => images::group(&ctx, g).await,
+        Cmd::Volume(v) => system::volume(&ctx, v).await,
+        Cmd::System(s) => system::system(&ctx, s).await,
+        Cmd::Events(a) => system::events(&ctx, a).await,
+        Cmd::Version(a) => system::version(&ctx, a).await,
+        Cmd::Info(a) => system::info(&ctx, a).await,
+        Cmd::Login(a) => system::login(&ctx, a).await,
+        Cmd::Logout(a) => system::logout(&ctx, a).await,
+        Cmd::Context(_) => unreachable!("handled above"),
+    }
+}
+
+/// Runs `f` for each name, printing the name on success and the error on
+/// failure, as Docker's multi-target commands (stop, rm, …) do; exit 1 if
+/// any failed.
+pub async fn for_each<F, Fut>(names: &[String], quiet: bool, mut f: F) -> anyhow::Result<i32>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut failed = false;
+    for n in names {
+        match f(n.clone()).await {
+            Ok(()) => {
+                if !quiet {
+                    println!("{n}");
+                }
+            }
+            Err(e) => {
+                failed = true;
+                report(&e);
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+/// Docker's (go-units) HumanDuration.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    let minutes = s / 60;
+    let hours = (s as f64 / 3600.0).round() as i64;
+    if s < 1 {
+        "Less than a second".into()
+    } else if s == 1 {
+        "1 second".into()
+    } else if s < 60 {
+        format!("{s} seconds")
+    } else if minutes == 1 {
+        "About a minute".into()
+    } else if minutes < 60 {
+        format!("{minutes} minutes")
+    } else if hours == 1 {
+        "About an hour".into()
+    } else if hours < 48 {
+        format!("{hours} hours")
+    } else if hours < 24 * 7 * 2 {
+        format!("{} days", hours / 24)
+    } else if hours < 24 * 30 * 2 {
+        format!("{} weeks", hours / 24 / 7)
+    } else if hours < 24 * 365 * 2 {
+        format!("{} months", hours / 24 / 30)
+    } else {
+        format!("{} years", hours / 24 / 365)
+    }
+}
+
+/// Docker's HumanSizeWithPrecision(size, 3): decimal units, three
+/// significant digits, trailing zeros dropped.
+pub fn human_size(size: f64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = size;
+    let mut i = 0;
+    while v >= 1000.0 && i < UNITS.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let mut s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{s}{}", UNITS[i])
+}
+
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// JSON indented as `docker inspect` prints it.
+pub fn print_json(v: &Value) -> anyhow::Result<()> {
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    serde::Serialize::serialize(v, &mut ser)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&buf)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Docker's short IDs: 12 hex digits without the algorithm.
+pub fn short_id(id: &str) -> String {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    id.chars().take(12).collect()
+}
+
+/// `--filter k=v` flags into the API's `filters` JSON.
+pub fn filters_json(filters: &[String]) -> anyhow::Result<String> {
+    let mut m: std::collections::BTreeMap<String, std::collections::BTreeMap<String, bool>> =
+        std::collections::BTreeMap::new();
+    for f in filters {
+        let Some((k, v)) = f.split_once('=') else {
+            anyhow::bail!("bad format of filter (expected name=value)");
+        };
+        m.entry(k.trim().to_lowercase())
+            .or_default()
+            .insert(v.to_string(), true);
+    }
+    Ok(serde_json::to_string(&m)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_read_like_dockers() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(5), "5 seconds");
+        assert_eq!(human_duration(70), "About a minute");
+        assert_eq!(human_duration(3600), "About an hour");
+        assert_eq!(human_duration(3 * 86400), "3 days");
+        assert_eq!(human_size(0.0), "0B");
+        assert_eq!(human_size(4_261_000.0), "4.26MB");
+        assert_eq!(human_size(1_000.0), "1kB");
+        assert_eq!(human_size(123_456_789.0), "123MB");
+        assert_eq!(human_size(12_500.0), "12.5kB");
+    }
+
+    #[test]
+    fn filters_become_the_apis_json() {
+        let j = filters_json(&["label=a=b".into(), "status=exited".into()]).unwrap();
+        assert_eq!(j, r#"{"label":{"a=b":true},"status":{"exited":true}}"#);
+        assert!(filters_json(&["nonsense".into()]).is_err());
+    }
+
+    #[test]
+    fn the_command_line_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,543 @@
+//! `run` and `create` flags, turned into the body of POST /containers/create.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde_json::{Value, json};
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ContainerOpts {
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file")]
+    pub env_file: Vec<String>,
+    /// Bind mount a volume
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container
+    #[arg(long = "mount")]
+    pub mount: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    /// Set meta data on a container
+    #[arg(short = 'l', long = "label")]
+    pub label: Vec<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Restart policy to apply when a container exits
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// Memory limit
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap")]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Number of CPUs
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    /// Add Linux capabilities
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    pub privileged: bool,
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Mount a tmpfs directory
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
+    /// Runtime to use for this container
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// Security Options
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// Logging driver for the container
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
+    /// Log driver options
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Container NIS domain name
+    #[arg(long)]
+    pub domainname: Option<String>,
+    /// Connect a container to a network
+    #[arg(long = "network", alias = "net")]
+    pub network: Option<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option")]
+    pub dns_option: Vec<String>,
+    /// Publish a container's port(s) to the host
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long)]
+    pub expose: Vec<String>,
+    /// Signal to stop the container
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container
+    #[arg(long = "stop-timeout")]
+    pub stop_timeout: Option<i64>,
+    /// Ulimit options
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Sysctl options
+    #[arg(long)]
+    pub sysctl: Vec<String>,
+    /// Size of /dev/shm
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// Tune host's OOM preferences (-1000 to 1000)
+    #[arg(long = "oom-score-adj")]
+    pub oom_score_adj: Option<i64>,
+    /// Disable OOM Killer
+    #[arg(long = "oom-kill-disable")]
+    pub oom_kill_disable: bool,
+    /// Add additional groups to join
+    #[arg(long = "group-add")]
+    pub group_add: Vec<String>,
+    /// Add a host device to the container
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// PID namespace to use
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// IPC mode to use
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// UTS namespace to use
+    #[arg(long)]
+    pub uts: Option<String>,
+    /// Cgroup namespace to use (host|private)
+    #[arg(long)]
+    pub cgroupns: Option<String>,
+    /// Command to run to check health
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<i64>,
+    /// Start period for the container to initialize before starting health-retries countdown
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
+    /// Attach to STDIN, STDOUT or STDERR
+    #[arg(short = 'a', long = "attach")]
+    pub attach: Vec<String>,
+    /// Write the container ID to the file
+    #[arg(long)]
+    pub cidfile: Option<String>,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, default_value = "missing")]
+    pub pull: String,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Suppress the pull output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Image
+    pub image: String,
+    /// Command and arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// Docker's byte units: 512k, 64m, 1g (also kb, mb, gb, b).
+pub fn bytes(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t
+        .strip_suffix('b')
+        .filter(|x| x.ends_with(|c: char| c.is_ascii_alphabetic()))
+        .unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        Some('b') => (&t[..t.len() - 1], 1),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("invalid size: '{s}'"))?;
+    Ok((n * mult as f64) as i64)
+}
+
+fn kv(list: &[String], what: &str) -> Result<BTreeMap<String, String>> {
+    list.iter()
+        .map(|s| {
+            let (k, v) = s.split_once('=').unwrap_or((s, ""));
+            if k.is_empty() {
+                bail!("invalid {what}: '{s}'");
+            }
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn duration_ns(s: &str) -> Result<i64> {
+    let d = humantime::parse_duration(s).with_context(|| format!("invalid duration: {s}"))?;
+    Ok(d.as_nanos() as i64)
+}
+
+/// `-p [ip:][hostPort:]containerPort[/proto]` → ExposedPorts and PortBindings.
+type Ports = (BTreeMap<String, Value>, BTreeMap<String, Vec<Value>>);
+
+fn ports(publish: &[String], expose: &[String]) -> Result<Ports> {
+    let mut exposed = BTreeMap::new();
+    let mut bindings: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for e in expose {
+        let (p, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+        exposed.insert(format!("{p}/{proto}"), json!({}));
+    }
+    for p in publish {
+        let (rest, proto) = p
+            .rsplit_once('/')
+            .filter(|(_, pr)| ["tcp", "udp", "sctp"].contains(pr))
+            .unwrap_or((p, "tcp"));
+        let parts: Vec<&str> = if rest.starts_with('[') {
+            // [::1]:8080:80
+            let end = rest.find(']').context("invalid IPv6 address")?;
+            let ip = &rest[1..end];
+            let tail: Vec<&str> = rest[end + 2..].split(':').collect();
+            std::iter::once(ip).chain(tail).collect()
+        } else {
+            rest.split(':').collect()
+        };
+        let (ip, host, ctr) = match parts.as_slice() {
+            [c] => ("", "", *c),
+            [h, c] => ("", *h, *c),
+            [i, h, c] => (*i, *h, *c),
+            _ => bail!("invalid publish opts format (should be name=value but got '{p}')"),
+        };
+        if ctr.is_empty() || ctr.split('-').any(|x| x.parse::<u16>().is_err()) {
+            bail!("invalid containerPort: {ctr}");
+        }
+        let key = format!("{ctr}/{proto}");
+        exposed.insert(key.clone(), json!({}));
+        bindings
+            .entry(key)
+            .or_default()
+            .push(json!({"HostIp": ip, "HostPort": host}));
+    }
+    Ok((exposed, bindings))
+}
+
+/// `--mount type=bind,source=/a,target=/b,readonly`.
+fn mount(spec: &str) -> Result<Value> {
+    let mut m = json!({"Type": "volume"});
+    for field in spec.split(',') {
+        let (k, v) = field.split_once('=').unwrap_or((field, "true"));
+        match k.to_ascii_lowercase().as_str() {
+            "type" => m["Type"] = json!(v),
+            "source" | "src" => m["Source"] = json!(v),
+            "target" | "destination" | "dst" => m["Target"] = json!(v),
+            "readonly" | "ro" => m["ReadOnly"] = json!(v == "true" || v == "1"),
+            "bind-propagation" => m["BindOptions"]["Propagation"] = json!(v),
+            "volume-nocopy" => m["VolumeOptions"]["NoCopy"] = json!(v == "true" || v == "1"),
+            "tmpfs-size" => m["TmpfsOptions"]["SizeBytes"] = json!(bytes(v)?),
+            "tmpfs-mode" => {
+                m["TmpfsOptions"]["Mode"] = json!(
+                    u32::from_str_radix(v, 8).with_context(|| format!("invalid tmpfs-mode {v}"))?
+                )
+            }
+            "consistency" => {}
+            other => bail!("unexpected key '{other}' in '{field}'"),
+        }
+    }
+    if m["Target"].is_null() {
+        bail!("invalid argument \"{spec}\" for \"--mount\" flag: target is required");
+    }
+    Ok(m)
+}
+
+fn env_file(path: &str) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("open {path}: no such file or directory"))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            if l.contains('=') {
+                l.to_string()
+            } else {
+                // A name alone takes its value from our environment, as Docker does.
+                match std::env::var(l) {
+                    Ok(v) => format!("{l}={v}"),
+                    Err(_) => l.to_string(),
+                }
+            }
+        })
+        .collect())
+}
+
+impl ContainerOpts {
+    pub fn body(&self) -> Result<Value> {
+        let mut env = Vec::new();
+        for f in &self.env_file {
+            env.extend(env_file(f)?);
+        }
+        for e in &self.env {
+            env.push(if e.contains('=') {
+                e.clone()
+            } else {
+                match std::env::var(e) {
+                    Ok(v) => format!("{e}={v}"),
+                    Err(_) => continue,
+                }
+            });
+        }
+        let (exposed, bindings) = ports(&self.publish, &self.expose)?;
+        let mut restart = json!({"Name": "no", "MaximumRetryCount": 0});
+        if !self.restart.is_empty() {
+            let (name, count) = self.restart.split_once(':').unwrap_or((&self.restart, "0"));
+            let count: i64 = count
+                .parse()
+                .context("invalid restart policy format: maximum retry count must be an integer")?;
+            restart = json!({"Name": name, "MaximumRetryCount": count});
+        }
+        let mut binds = Vec::new();
+        let mut volumes = BTreeMap::new();
+        for v in &self.volume {
+            // `-v /path` alone is an anonymous volume, declared rather than bound.
+            if v.split(':').count() == 1 {
+                volumes.insert(v.clone(), json!({}));
+            } else {
+                binds.push(v.clone());
+            }
+        }
+        let mounts: Vec<Value> = self.mount.iter().map(|m| mount(m)).collect::<Result<_>>()?;
+        let tmpfs: BTreeMap<String, String> = self
+            .tmpfs
+            .iter()
+            .map(|t| {
+                let (p, o) = t.split_once(':').unwrap_or((t, ""));
+                (p.to_string(), o.to_string())
+            })
+            .collect();
+        let ulimits: Vec<Value> = self
+            .ulimit
+            .iter()
+            .map(|u| {
+                let (name, lim) = u.split_once('=').with_context(|| format!("invalid ulimit argument: {u}"))?;
+                let (soft, hard) = lim.split_once(':').unwrap_or((lim, lim));
+                Ok(json!({"Name": name, "Soft": soft.parse::<i64>().with_context(|| format!("invalid ulimit argument: {u}"))?, "Hard": hard.parse::<i64>().with_context(|| format!("invalid ulimit argument: {u}"))?}))
+            })
+            .collect::<Result<_>>()?;
+        let devices: Vec<Value> = self
+            .device
+            .iter()
+            .map(|d| {
+                let parts: Vec<&str> = d.split(':').collect();
+                let (src, dst, perm) = match parts.as_slice() {
+                    [s] => (*s, *s, "rwm"),
+                    [s, d] if d.chars().all(|c| "rwm".contains(c)) => (*s, *s, *d),
+                    [s, d] => (*s, *d, "rwm"),
+                    [s, d, p] => (*s, *d, *p),
+                    _ => ("", "", ""),
+                };
+                json!({"PathOnHost": src, "PathInContainer": dst, "CgroupPermissions": perm})
+            })
+            .collect();
+        let mut log_config = json!({"Type": self.log_driver.clone().unwrap_or_default(), "Config": kv(&self.log_opt, "log-opt")?});
+        if log_config["Type"] == "" {
+            log_config["Type"] = json!("");
+        }
+        let mut health = Value::Null;
+        if self.no_healthcheck {
+            health = json!({"Test": ["NONE"]});
+        } else if self.health_cmd.is_some() || self.health_interval.is_some() {
+            let mut h = json!({});
+            if let Some(c) = &self.health_cmd {
+                h["Test"] = json!(["CMD-SHELL", c]);
+            }
+            if let Some(i) = &self.health_interval {
+                h["Interval"] = json!(duration_ns(i)?);
+            }
+            if let Some(i) = &self.health_timeout {
+                h["Timeout"] = json!(duration_ns(i)?);
+            }
+            if let Some(i) = &self.health_start_period {
+                h["StartPeriod"] = json!(duration_ns(i)?);
+            }
+            if let Some(r) = self.health_retries {
+                h["Retries"] = json!(r);
+            }
+            health = h;
+        }
+        let attach_all = self.attach.is_empty();
+        let attached = |s: &str| self.attach.iter().any(|a| a.eq_ignore_ascii_case(s));
+        let mut hc = json!({
+            "Binds": binds,
+            "LogConfig": log_config,
+            "NetworkMode": self.network.clone().unwrap_or_else(|| "default".into()),
+            "PortBindings": bindings,
+            "RestartPolicy": restart,
+            "Mounts": mounts,
+            "CapAdd": self.cap_add,
+            "CapDrop": self.cap_drop,
+            "Dns": self.dns,
+            "DnsSearch": self.dns_search,
+            "DnsOptions": self.dns_option,
+            "ExtraHosts": self.add_host,
+            "GroupAdd": self.group_add,
+            "Privileged": self.privileged,
+            "PublishAllPorts": self.publish_all,
+            "ReadonlyRootfs": self.read_only,
+            "SecurityOpt": self.security_opt,
+            "Tmpfs": tmpfs,
+            "Sysctls": kv(&self.sysctl, "sysctl")?,
+            "Ulimits": ulimits,
+            "Devices": devices,
+            "PidMode": self.pid.clone().unwrap_or_default(),
+            "IpcMode": self.ipc.clone().unwrap_or_default(),
+            "UTSMode": self.uts.clone().unwrap_or_default(),
+            "CgroupnsMode": self.cgroupns.clone().unwrap_or_default(),
+            "Runtime": self.runtime.clone().unwrap_or_default(),
+            "Init": if self.init { json!(true) } else { Value::Null },
+            "OomKillDisable": if self.oom_kill_disable { json!(true) } else { Value::Null },
+            "OomScoreAdj": self.oom_score_adj.unwrap_or(0),
+            "CpuShares": self.cpu_shares.unwrap_or(0),
+            "CpusetCpus": self.cpuset_cpus.clone().unwrap_or_default(),
+            "NanoCpus": self.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0),
+            "PidsLimit": self.pids_limit,
+        });
+        if let Some(m) = &self.memory {
+            hc["Memory"] = json!(bytes(m)?);
+        }
+        if let Some(m) = &self.memory_swap {
+            hc["MemorySwap"] = json!(if m == "-1" { -1 } else { bytes(m)? });
+        }
+        if let Some(m) = &self.memory_reservation {
+            hc["MemoryReservation"] = json!(bytes(m)?);
+        }
+        if let Some(s) = &self.shm_size {
+            hc["ShmSize"] = json!(bytes(s)?);
+        }
+        let entrypoint = match &self.entrypoint {
+            Some(e) if e.is_empty() => json!([""]),
+            Some(e) => json!([e]),
+            None => Value::Null,
+        };
+        let labels = kv(&self.label, "label")?;
+        let mut body = json!({
+            "Hostname": self.hostname.clone().unwrap_or_default(),
+            "Domainname": self.domainname.clone().unwrap_or_default(),
+            "User": self.user.clone().unwrap_or_default(),
+            "AttachStdin": self.interactive && (attach_all || attached("stdin")),
+            "AttachStdout": attach_all || attached("stdout"),
+            "AttachStderr": attach_all || attached("stderr"),
+            "ExposedPorts": exposed,
+            "Tty": self.tty,
+            "OpenStdin": self.interactive,
+            "StdinOnce": self.interactive,
+            "Env": env,
+            "Cmd": if self.command.is_empty() { Value::Null } else { json!(self.command) },
+            "Image": self.image,
+            "Volumes": volumes,
+            "WorkingDir": self.workdir.clone().unwrap_or_default(),
+            "Entrypoint": entrypoint,
+            "Labels": labels,
+            "StopSignal": self.stop_signal.clone().unwrap_or_default(),
+            "HostConfig": hc,
+        });
+        if let Some(t) = self.stop_timeout {
+            body["StopTimeout"] = json!(t);
+        }
+        if !health.is_null() {
+            body["Healthcheck"] = health;
+        }
+        if let Some(size) = crate::term::size().filter(|_| self.tty) {
+            body["HostConfig"]["ConsoleSize"] = json!([size.1, size.0]);
+        }
+        Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_ports_parse_like_dockers() {
+        assert_eq!(bytes("64m").unwrap(), 64 << 20);
+        assert_eq!(bytes("1g").unwrap(), 1 << 30);
+        assert_eq!(bytes("512kb").unwrap(), 512 << 10);
+        let (e, b) = ports(&["127.0.0.1:8080:80/tcp".into(), "53/udp".into()], &[]).unwrap();
+        assert!(e.contains_key("80/tcp") && e.contains_key("53/udp"));
+        assert_eq!(b["80/tcp"][0]["HostIp"], "127.0.0.1");
+        assert_eq!(b["80/tcp"][0]["HostPort"], "8080");
+        assert!(ports(&["a:b:c:d".into()], &[]).is_err());
+    }
+
+    #[test]
+    fn mounts_parse() {
+        let m = mount("type=bind,source=/a,target=/b,readonly").unwrap();
+        assert_eq!(m["Type"], "bind");
+        assert_eq!(m["ReadOnly"], true);
+        assert!(mount("type=bind,source=/a").is_err());
+    }
+}
