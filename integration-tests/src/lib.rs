@@ -4,6 +4,8 @@
 //! mounts unmounted, cgroups removed.
 
 pub mod lifecycled;
+pub mod registry;
+pub mod stack;
 
 use std::path::PathBuf;
 
@@ -31,4 +33,16 @@ pub fn runc() -> PathBuf {
         .map(PathBuf::from)
         .find(|p| p.exists())
         .expect("the tests need Debian's runc (scripts/deps installs it)")
+}
+
+/// Polls `f` until it is true or `secs` pass; whether it became true.
+pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
 }

@@ -1,11 +1,14 @@
-//! berth-lifecycled: container records, tasks through shims, events, served
+//! berth-lifecycled: images (content, records, snapshots, pull and push),
+//! container records, tasks through shims, events, served
 //! as berth.lifecycle.v1 on a unix socket (with gRPC health and reflection).
 //! Like containerd, it is complete on its own: berth-ctr or any gRPC client
 //! can run containers with no engine.
 
 pub mod config;
 pub mod events;
+pub mod images;
 pub mod namespace;
+pub mod rootfs;
 pub mod server;
 pub mod service;
 pub mod shimclient;

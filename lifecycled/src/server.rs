@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use berth_proto::lifecycle::v1::{
-    containers_server::ContainersServer, events_server::EventsServer, tasks_server::TasksServer,
-    version_server::VersionServer,
+    containers_server::ContainersServer, content_server::ContentServer,
+    events_server::EventsServer, images_server::ImagesServer, snapshots_server::SnapshotsServer,
+    tasks_server::TasksServer, version_server::VersionServer,
 };
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
@@ -43,6 +44,17 @@ fn bind(path: &Path) -> Result<UnixListener> {
     Ok(l)
 }
 
+/// Unmounts and removes what a killed lifecycled left mounted for a call.
+fn clear_scratch(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
+        if let Err(err) = std::fs::remove_dir(&p) {
+            tracing::warn!("removing {}: {err}", p.display());
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves. Containers are left running.
 pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
     for d in [&opts.root, &opts.state] {
@@ -50,11 +62,15 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
     }
     let listener = bind(&opts.address)?;
     let store = Arc::new(Store::open(&opts.root).context("opening the container store")?);
+    let images = imagestore::Store::open(&opts.root).context("opening the image store")?;
+    let scratch = opts.state.join("scratch");
+    clear_scratch(&scratch);
     let events = Bus::default();
     let tasks = Arc::new(Tasks::new(
         opts.config,
         opts.state.clone(),
         store.clone(),
+        images.clone(),
         events.clone(),
         opts.debug,
     ));
@@ -73,6 +89,15 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
     health
         .set_serving::<EventsServer<service::events::Service>>()
         .await;
+    health
+        .set_serving::<ImagesServer<service::images::Service>>()
+        .await;
+    health
+        .set_serving::<SnapshotsServer<service::snapshots::Service>>()
+        .await;
+    health
+        .set_serving::<ContentServer<service::content::Service>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(berth_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -85,10 +110,22 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
         .add_service(reflection)
         .add_service(VersionServer::new(service::version::Service(tasks.clone())))
         .add_service(ContainersServer::new(service::containers::Service {
-            store,
+            store: store.clone(),
+            images: images.clone(),
             tasks: tasks.clone(),
             events: events.clone(),
         }))
+        .add_service(ImagesServer::new(service::images::Service {
+            images: images.clone(),
+            containers: store.clone(),
+        }))
+        .add_service(SnapshotsServer::new(service::snapshots::Service {
+            images: images.clone(),
+            containers: store,
+            tasks: tasks.clone(),
+            scratch,
+        }))
+        .add_service(ContentServer::new(service::content::Service { images }))
         .add_service(TasksServer::new(service::tasks::Service(tasks)))
         .add_service(EventsServer::new(service::events::Service(events)))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)

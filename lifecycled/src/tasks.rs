@@ -55,6 +55,7 @@ pub struct Tasks {
     cfg: Config,
     state: PathBuf,
     store: Arc<Store>,
+    images: imagestore::Store,
     events: Bus,
     debug: bool,
     map: Mutex<HashMap<Key, Slot>>,
@@ -90,11 +91,19 @@ pub fn read_exit(dir: &Path) -> Option<(u32, u32, SystemTime)> {
 }
 
 impl Tasks {
-    pub fn new(cfg: Config, state: PathBuf, store: Arc<Store>, events: Bus, debug: bool) -> Tasks {
+    pub fn new(
+        cfg: Config,
+        state: PathBuf,
+        store: Arc<Store>,
+        images: imagestore::Store,
+        events: Bus,
+        debug: bool,
+    ) -> Tasks {
         Tasks {
             cfg,
             state,
             store,
+            images,
             events,
             debug,
             map: Mutex::new(HashMap::new()),
@@ -133,6 +142,37 @@ impl Tasks {
 
     pub fn has_task(&self, ns: &str, id: &str) -> bool {
         self.map().contains_key(&(ns.to_string(), id.to_string()))
+    }
+
+    /// Where the shim of a container's task mounted its rootfs.
+    pub fn rootfs_path(&self, ns: &str, id: &str) -> Option<PathBuf> {
+        self.has_task(ns, id)
+            .then(|| self.task_dir(ns, id).join("rootfs"))
+    }
+
+    /// The rootfs mounts of a container: as given, or its snapshot's.
+    fn rootfs_mounts(
+        &self,
+        ns: &str,
+        record: &crate::store::Record,
+    ) -> Result<Vec<pb::Mount>, Status> {
+        let given = record.mounts();
+        if !given.is_empty() || record.snapshot_key.is_empty() {
+            return Ok(given);
+        }
+        let mounts = self
+            .images
+            .mounts(ns, &record.snapshot_key)
+            .map_err(crate::images::status)?;
+        Ok(mounts
+            .into_iter()
+            .map(|m| pb::Mount {
+                r#type: m.r#type,
+                source: m.source,
+                target: m.target,
+                options: m.options,
+            })
+            .collect())
     }
 
     pub fn runtime_entry(&self, name: &str) -> Result<RuntimeInfo, Status> {
@@ -219,7 +259,7 @@ impl Tasks {
         let runtime = self.runtime_entry(&record.runtime)?;
         let mut spec: serde_json::Value = serde_json::from_str(&record.spec)
             .map_err(|e| Status::invalid_argument(format!("container {id}: spec: {e}")))?;
-        let mounts = record.mounts();
+        let mounts = self.rootfs_mounts(ns, record)?;
         if !mounts.is_empty() {
             spec["root"]["path"] = serde_json::json!("rootfs");
         }

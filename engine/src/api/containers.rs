@@ -49,11 +49,17 @@ fn ports(_c: &Container) -> Vec<Value> {
 }
 
 pub fn summary(c: &Container, size: bool) -> Value {
+    // As Docker writes it: arguments with a space in single quotes.
     let mut command = c.path.clone();
-    if !c.args.is_empty() {
+    for a in &c.args {
         command.push(' ');
-        command.push_str(&c.args.join(" "));
+        if a.contains(' ') {
+            command.push_str(&format!("'{a}'"));
+        } else {
+            command.push_str(a);
+        }
     }
+
     let image = if c.config.image.starts_with("sha256:") {
         c.image_id.clone()
     } else {
@@ -148,17 +154,58 @@ pub fn inspect_json(c: &Container) -> Value {
 }
 
 pub async fn create(s: State, Query(q): Query<Params>, body: Bytes) -> Result<Response> {
-    let de = &mut serde_json::Deserializer::from_slice(&body);
-    let req: CreateRequest = serde_path_to_error::deserialize(de).map_err(|e| {
-        let at = e.path().to_string();
-        ApiError::bad_request(if at.is_empty() || at == "." {
-            format!("invalid JSON body: {}", e.into_inner())
-        } else {
-            format!("invalid JSON body: field {at}: {}", e.into_inner())
-        })
-    })?;
+    let req = create_request(&body)?;
+
     let r = s.0.create(q.get("name").cloned(), req).await?;
     Ok((StatusCode::CREATED, Json(r)).into_response())
+}
+
+/// The create body, with an error that names the field at fault. The
+/// container config is flattened into the body, which hides paths from
+/// serde; its parts are read one by one to find them.
+fn create_request(body: &[u8]) -> Result<CreateRequest> {
+    fn typed<T: serde::de::DeserializeOwned>(v: &Value) -> std::result::Result<T, ApiError> {
+        serde_path_to_error::deserialize(v).map_err(|e| {
+            let at = e.path().to_string();
+            ApiError::bad_request(if at.is_empty() || at == "." {
+                format!("invalid JSON body: {}", e.into_inner())
+            } else {
+                format!("invalid JSON body: field {at}: {}", e.into_inner())
+            })
+        })
+    }
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid JSON body: expected an object",
+        ));
+    }
+    let mut config_only = v.clone();
+    if let Some(o) = config_only.as_object_mut() {
+        o.remove("HostConfig");
+        o.remove("NetworkingConfig");
+    }
+    let config: crate::types::Config = typed(&config_only)?;
+    let wrap = |k: &str| -> std::result::Result<Value, ApiError> {
+        let part = v.get(k).filter(|x| !x.is_null()).cloned();
+        Ok(json!({ k: part.unwrap_or_else(|| json!({})) }))
+    };
+
+    #[derive(serde::Deserialize, Default)]
+    #[serde(rename_all = "PascalCase", default)]
+    struct Parts {
+        host_config: crate::types::HostConfig,
+        networking_config: crate::types::NetworkingConfig,
+    }
+    let mut parts: Parts = typed(&wrap("HostConfig")?)?;
+    let n: Parts = typed(&wrap("NetworkingConfig")?)?;
+    parts.networking_config = n.networking_config;
+    Ok(CreateRequest {
+        config,
+        host_config: parts.host_config,
+        networking_config: parts.networking_config,
+    })
 }
 
 fn matches_filters(
@@ -864,6 +911,30 @@ pub async fn export(s: State, Path(id): Path<String>) -> Result<Response> {
         .into_response())
 }
 
+/// A unix st_mode as Go's os.FileMode, which Docker's stat header carries.
+fn go_file_mode(mode: u32) -> u32 {
+    let mut m = mode & 0o777;
+    m |= match mode & libc::S_IFMT {
+        libc::S_IFDIR => 1 << 31,
+        libc::S_IFLNK => 1 << 27,
+        libc::S_IFIFO => 1 << 25,
+        libc::S_IFSOCK => 1 << 24,
+        libc::S_IFBLK => 1 << 26,
+        libc::S_IFCHR => (1 << 26) | (1 << 21),
+        _ => 0,
+    };
+    if mode & libc::S_ISUID != 0 {
+        m |= 1 << 23;
+    }
+    if mode & libc::S_ISGID != 0 {
+        m |= 1 << 22;
+    }
+    if mode & libc::S_ISVTX != 0 {
+        m |= 1 << 20;
+    }
+    m
+}
+
 fn path_param(q: &Params) -> Result<String> {
     q.get("path")
         .filter(|p| !p.is_empty())
@@ -890,7 +961,7 @@ async fn stat_header(d: &Daemon, id: &str, path: &str) -> Result<String> {
     let mtime = st
         .mtime
         .map(|t| UNIX_EPOCH + std::time::Duration::new(t.seconds as u64, t.nanos.max(0) as u32));
-    let v = json!({"name": st.name, "size": st.size, "mode": st.mode, "mtime": rfc3339(mtime), "linkTarget": st.link_target});
+    let v = json!({"name": st.name, "size": st.size, "mode": go_file_mode(st.mode), "mtime": rfc3339(mtime), "linkTarget": st.link_target});
     use base64::Engine;
     Ok(base64::engine::general_purpose::STANDARD.encode(v.to_string()))
 }

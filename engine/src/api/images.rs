@@ -19,6 +19,21 @@ use crate::daemon::Daemon;
 use crate::daemon::images::{familiar, normalize, repository};
 use crate::error::{ApiError, Result};
 
+/// How lifecycled names an image only its digest names (an unnamed import
+/// or commit), as Docker's containerd image store does.
+const DANGLING: &str = "moby-dangling";
+
+/// `repo` and `tag` query parameters as one reference. The Docker CLI
+/// sends `import`'s whole reference as `repo`, with the tag in it.
+fn with_tag(repo: &str, tag: &str) -> String {
+    let last = repo.rsplit('/').next().unwrap_or(repo);
+    if repo.contains('@') || last.contains(':') {
+        repo.to_string()
+    } else {
+        format!("{repo}:{}", if tag.is_empty() { "latest" } else { tag })
+    }
+}
+
 fn unix_of(created: &str) -> i64 {
     humantime::parse_rfc3339_weak(created)
         .ok()
@@ -58,7 +73,9 @@ async fn grouped(d: &Daemon) -> Result<Vec<Grouped>> {
                 digests: Vec::new(),
                 diff_ids: i.diff_ids.clone(),
             });
-        if let Some(t) = &i.target {
+        if let Some(t) = &i.target
+            && !i.name.starts_with(DANGLING)
+        {
             let rd = format!("{}@{}", familiar(repository(&i.name)), t.digest);
             if !g.digests.contains(&rd) {
                 g.digests.push(rd);
@@ -252,7 +269,7 @@ pub async fn by_name_post(
             .filter(|t| !t.is_empty())
             .cloned()
             .unwrap_or_else(|| "latest".into());
-        let target = normalize(&format!("{repo}:{tag}")).map_err(ApiError::bad_request)?;
+        let target = normalize(&with_tag(repo, &tag)).map_err(ApiError::bad_request)?;
         let src = d.find_image(name).await?;
         d.lc.images()
             .tag(d.lc.req(api::TagImageRequest {
@@ -282,7 +299,7 @@ pub async fn by_name_post(
                     name: full.clone(),
                     reference: full.clone(),
                     auth,
-                    registry: Some(registry_options(&d)),
+                    registry: Some(registry_options(&d, &full)),
                 }))
                 .await;
         return Ok(progress_response(&d, stream, full, false));
@@ -321,9 +338,64 @@ fn registry_auth(headers: &HeaderMap) -> Result<Option<pb::Auth>> {
     }))
 }
 
-fn registry_options(d: &Daemon) -> api::RegistryOptions {
+/// The host[:port] of a full reference.
+fn registry_host(full: &str) -> &str {
+    full.split('/').next().unwrap_or(full)
+}
+
+/// Whether a registry is reached over plain HTTP: listed by name in
+/// insecure-registries, inside one of its CIDRs, or on loopback (127.0.0.0/8
+/// and ::1 are insecure by default in Docker too).
+fn insecure(host: &str, configured: &[String]) -> bool {
+    if configured.iter().any(|c| c == host) {
+        return true;
+    }
+    let bare = match host.rsplit_once(':') {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let bare = bare.trim_start_matches('[').trim_end_matches(']');
+    if bare == "localhost" {
+        return true;
+    }
+    let Ok(ip) = bare.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    if ip.is_loopback() {
+        return true;
+    }
+    configured.iter().any(|c| {
+        let Some((net, bits)) = c.split_once('/') else {
+            return false;
+        };
+        match (net.parse::<std::net::IpAddr>(), bits.parse::<u32>(), ip) {
+            (Ok(std::net::IpAddr::V4(n)), Ok(b), std::net::IpAddr::V4(a)) if b <= 32 => {
+                let mask = if b == 0 { 0 } else { u32::MAX << (32 - b) };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (Ok(std::net::IpAddr::V6(n)), Ok(b), std::net::IpAddr::V6(a)) if b <= 128 => {
+                let mask = if b == 0 { 0 } else { u128::MAX << (128 - b) };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    })
+}
+
+fn registry_options(d: &Daemon, full: &str) -> api::RegistryOptions {
+    let host = registry_host(full);
+    let mut hosts: Vec<String> = d
+        .cfg
+        .insecure_registries
+        .iter()
+        .filter(|r| !r.contains('/'))
+        .cloned()
+        .collect();
+    if insecure(host, &d.cfg.insecure_registries) && !hosts.iter().any(|h| h == host) {
+        hosts.push(host.to_string());
+    }
     api::RegistryOptions {
-        insecure: d.cfg.insecure_registries.clone(),
+        insecure: hosts,
         mirrors: d
             .cfg
             .registry_mirrors
@@ -426,6 +498,7 @@ fn progress_response(
                         (true, "downloading") => "Downloading",
                         (true, "verifying") => "Verifying Checksum",
                         (true, "extracting") => "Extracting",
+                        (true, "downloaded") => "Download complete",
                         (true, "complete") => "Pull complete",
                         (true, "exists") => "Already exists",
                         (false, "waiting") => "Waiting",
@@ -511,7 +584,7 @@ pub async fn create(
         let name = if repo.is_empty() {
             String::new()
         } else {
-            normalize(&format!("{repo}:{tag}")).map_err(ApiError::bad_request)?
+            normalize(&with_tag(&repo, &tag)).map_err(ApiError::bad_request)?
         };
         let changes: Vec<String> = q
             .get("changes")
@@ -523,7 +596,7 @@ pub async fn create(
             body,
             api::ImportOptions {
                 rootfs_name: if name.is_empty() {
-                    "<import>".into()
+                    DANGLING.into()
                 } else {
                     name
                 },
@@ -559,7 +632,7 @@ pub async fn create(
             .pull(d.lc.req(api::PullRequest {
                 reference: full.clone(),
                 auth,
-                registry: Some(registry_options(&d)),
+                registry: Some(registry_options(&d, &full)),
             }))
             .await;
     Ok(progress_response(&d, stream, full, true))
@@ -969,7 +1042,7 @@ pub async fn commit(s: State, Query(q): Query<Params>, body: Bytes) -> Result<Re
     let name = if repo.is_empty() {
         String::new()
     } else {
-        normalize(&format!("{repo}:{tag}")).map_err(ApiError::bad_request)?
+        normalize(&with_tag(&repo, &tag)).map_err(ApiError::bad_request)?
     };
     let r =
         d.lc.images()
@@ -999,4 +1072,26 @@ pub async fn commit(s: State, Query(q): Query<Params>, body: Bytes) -> Result<Re
         Json(json!({"Id": image.config_digest})),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_and_listed_registries_are_insecure() {
+        assert!(insecure("127.0.0.1:5000", &[]));
+        assert!(insecure("localhost:5000", &[]));
+        assert!(insecure("[::1]:5000", &[]));
+        assert!(!insecure("registry.example.com", &[]));
+        assert!(insecure(
+            "registry.example.com",
+            &["registry.example.com".into()]
+        ));
+        assert!(insecure("10.1.2.3:5000", &["10.0.0.0/8".into()]));
+        assert!(!insecure("11.1.2.3:5000", &["10.0.0.0/8".into()]));
+        assert_eq!(with_tag("busybox", ""), "busybox:latest");
+        assert_eq!(with_tag("busybox:1", "latest"), "busybox:1");
+        assert_eq!(with_tag("host:5000/bb", "v2"), "host:5000/bb:v2");
+    }
 }

@@ -168,6 +168,13 @@ impl Daemon {
             c.state.error = err.message.clone();
             c.state.exit_code = exit_code_for(&err.message);
             let _ = c.save();
+            // As Docker: --rm applies to a container that never ran, too.
+            if c.host_config.auto_remove {
+                drop(c);
+                if let Err(rm) = self.remove(e, true, true).await {
+                    tracing::warn!("removing {} after a failed start: {}", e.id, rm.message);
+                }
+            }
         }
         result
     }

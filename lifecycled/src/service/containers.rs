@@ -7,12 +7,14 @@ use berth_proto::lifecycle::v1::envelope::Event;
 use tonic::{Request, Response, Status};
 
 use crate::events::Bus;
+use crate::images::{blocking, status};
 use crate::namespace;
 use crate::store::{self, MountRecord, Record, Store, StoreError};
 use crate::tasks::Tasks;
 
 pub struct Service {
     pub store: Arc<Store>,
+    pub images: imagestore::Store,
     pub tasks: Arc<Tasks>,
     pub events: Bus,
 }
@@ -93,7 +95,38 @@ impl Containers for Service {
             created_at: now,
             updated_at: now,
         };
-        let r = self.store.create(&ns, r).map_err(store_err)?;
+        if self.store.get(&ns, &r.id).is_ok() {
+            return Err(Status::already_exists(format!(
+                "container {} already exists",
+                r.id
+            )));
+        }
+        // A snapshot of the image is the container's writable rootfs.
+        let prepared = if !r.snapshot_key.is_empty() && r.rootfs.is_empty() {
+            let images = self.images.clone();
+            let (ns2, key, image) = (ns.clone(), r.snapshot_key.clone(), r.image.clone());
+            blocking(move || {
+                let parent = if image.is_empty() {
+                    None
+                } else {
+                    images.unpack(&ns2, &image).map_err(status)?
+                };
+                images.prepare(&ns2, &key, parent.as_ref()).map_err(status)
+            })
+            .await?;
+            true
+        } else {
+            false
+        };
+        let r = match self.store.create(&ns, r.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                if prepared && let Err(e) = self.images.remove(&ns, &r.snapshot_key) {
+                    tracing::warn!("removing snapshot {}: {}", r.snapshot_key, e.chain());
+                }
+                return Err(store_err(e));
+            }
+        };
         self.events.publish(&ns, Event::ContainerCreate(event(&r)));
         Ok(Response::new(r.to_api()))
     }
@@ -174,6 +207,21 @@ impl Containers for Service {
             )));
         }
         let r = self.store.delete(&ns, &id).map_err(store_err)?;
+        if !r.snapshot_key.is_empty() && r.rootfs.is_empty() {
+            let images = self.images.clone();
+            let key = r.snapshot_key.clone();
+            let ns2 = ns.clone();
+            let res = blocking(move || match images.remove(&ns2, &key) {
+                Ok(()) | Err(imagestore::Error::SnapshotNotFound { .. }) => Ok(()),
+                Err(e) => Err(status(e)),
+            })
+            .await;
+            if let Err(e) = res {
+                // The record is gone either way; what is left is disk space,
+                // and the warning says whose.
+                tracing::warn!("removing the snapshot of container {id}: {}", e.message());
+            }
+        }
         self.events.publish(&ns, Event::ContainerDelete(event(&r)));
         Ok(Response::new(()))
     }

@@ -2,6 +2,9 @@
 //! the logic.
 
 pub mod containers;
+pub mod content;
 pub mod events;
+pub mod images;
+pub mod snapshots;
 pub mod tasks;
 pub mod version;

@@ -1,0 +1,1348 @@
+//! Pull and push over the OCI distribution API, through `oci-client`.
+//!
+//! A pull fetches the manifest (choosing this machine's platform from an
+//! index), the config, then the layers in parallel straight into the
+//! content store, resuming each from where an earlier attempt stopped (HTTP
+//! range requests) and retrying transient failures. Layers unpack as soon
+//! as they are in. The manifests are stored last and the image record after
+//! them, so a record never points at something incomplete. A pull that
+//! fails on bad content (a digest mismatch, an unusable manifest, another
+//! platform) leaves the store as it was; one that fails on the network keeps
+//! what it fetched for the next attempt.
+//!
+//! A push uploads what the registry lacks (mounting blobs from another
+//! repository of the same registry when the store knows one that has them),
+//! then the manifests byte for byte, so the pushed image has the same digest.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use oci_client::client::{
+    BlobResponse, Certificate, CertificateEncoding, ClientConfig, ClientProtocol,
+};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, RegistryOperation};
+use oci_spec::image::{Descriptor, Digest, MediaType};
+use tokio::sync::mpsc;
+
+use crate::Store;
+use crate::content::{BlobWriter, SOURCE_LABEL_PREFIX};
+use crate::digest::{self, Hasher, short};
+use crate::error::{Error, Result};
+use crate::images::{ImageRecord, validate_namespace};
+use crate::lease::Lease;
+use crate::reference::Reference;
+use crate::resolve::{self, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Parsed, PlatformSpec, media_types};
+
+/// Credentials for one registry.
+#[derive(Clone)]
+pub enum Credentials {
+    /// A user name and password (or identity token as password): used for
+    /// HTTP basic auth, or sent to the token server of a bearer challenge.
+    Basic { username: String, password: String },
+    /// A registry bearer token to send as it is.
+    Token(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .finish_non_exhaustive(),
+            Credentials::Token(_) => f.write_str("Token(..)"),
+        }
+    }
+}
+
+/// How to reach registries.
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    /// `host[:port]` of registries reached over plain HTTP. Every other
+    /// registry is HTTPS.
+    pub insecure: Vec<String>,
+    /// PEM files of CAs trusted besides the system's, for registries with
+    /// certificates of their own.
+    pub ca_certs: Vec<PathBuf>,
+    /// Layers downloaded at once (Docker's default is 3).
+    pub max_concurrent_downloads: usize,
+    /// Blobs uploaded at once (Docker's default is 5).
+    pub max_concurrent_uploads: usize,
+    /// Further attempts after a transient failure (connection refused or
+    /// reset, timeout, 5xx, 429); downloads resume where they stopped.
+    pub retries: u32,
+    /// The platform to pull; default this machine's.
+    pub platform: Option<PlatformSpec>,
+    /// Unpack the layers as they arrive (what `docker pull` does).
+    pub unpack: bool,
+    pub connect_timeout: Duration,
+    /// How long a transfer may stall before it counts as failed.
+    pub read_timeout: Duration,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            insecure: Vec::new(),
+            ca_certs: Vec::new(),
+            max_concurrent_downloads: 3,
+            max_concurrent_uploads: 5,
+            retries: 3,
+            platform: None,
+            unpack: true,
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a pull or push is doing, per layer (or per image for `Resolving`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressAction {
+    Resolving,
+    /// Queued behind other downloads or uploads.
+    Waiting,
+    Downloading,
+    Verifying,
+    /// Downloaded and verified ("Download complete").
+    Downloaded,
+    Extracting,
+    /// Downloaded and unpacked ("Pull complete").
+    Complete,
+    /// Already in the store, or already in the registry on push.
+    Exists,
+    Pushing,
+    Pushed,
+    /// Mounted from another repository of the registry instead of uploaded.
+    Mounted,
+}
+
+/// One progress event. The engine turns these into Docker's pull and push
+/// JSON lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// The short layer digest (12 hex digits), or the reference while resolving.
+    pub id: String,
+    pub action: ProgressAction,
+    /// Bytes done.
+    pub current: u64,
+    /// Bytes in all (0 when unknown).
+    pub total: u64,
+}
+
+static CRYPTO: Once = Once::new();
+
+/// oci-client is built without a rustls crypto provider so that the whole
+/// tree uses ring; one has to be installed before a client is built.
+fn install_crypto_provider() {
+    CRYPTO.call_once(|| {
+        // Err means another part of the process installed one first: fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+fn build_client(opts: &RegistryOptions) -> Result<Client> {
+    install_crypto_provider();
+    let mut certs = Vec::new();
+    for p in &opts.ca_certs {
+        let data = std::fs::read(p).map_err(|source| Error::CaCertificate {
+            path: p.clone(),
+            source,
+        })?;
+        certs.push(Certificate {
+            encoding: CertificateEncoding::Pem,
+            data,
+        });
+    }
+    let config = ClientConfig {
+        protocol: if opts.insecure.is_empty() {
+            ClientProtocol::Https
+        } else {
+            ClientProtocol::HttpsExcept(opts.insecure.clone())
+        },
+        extra_root_certificates: certs,
+        // Platform selection is ours (with the error message we want).
+        platform_resolver: None,
+        max_concurrent_download: opts.max_concurrent_downloads.max(1),
+        max_concurrent_upload: opts.max_concurrent_uploads.max(1),
+        // One PUT per blob: fewer round trips than PATCH chunks.
+        use_monolithic_push: true,
+        connect_timeout: Some(opts.connect_timeout),
+        read_timeout: Some(opts.read_timeout),
+        ..Default::default()
+    };
+    Client::try_from(config).map_err(|e| Error::Registry {
+        registry: "(any)".into(),
+        what: "building the HTTP client".into(),
+        source: Box::new(e),
+    })
+}
+
+fn to_auth(c: Option<Credentials>) -> RegistryAuth {
+    match c {
+        None => RegistryAuth::Anonymous,
+        Some(Credentials::Basic { username, password }) => RegistryAuth::Basic(username, password),
+        Some(Credentials::Token(t)) => RegistryAuth::Bearer(t),
+    }
+}
+
+fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Everything one pull or push needs.
+struct Session {
+    /// Set when one layer failed: the others stop at their next step
+    /// instead of running on after the pull has given up.
+    failed: std::sync::atomic::AtomicBool,
+    store: Store,
+    client: Client,
+    auth: RegistryAuth,
+    reference: Reference,
+    opts: RegistryOptions,
+    progress: mpsc::Sender<Progress>,
+}
+
+/// How feeding one response into a writer ended.
+enum StreamEnd {
+    /// The stream ended; the writer holds what it sent.
+    Done,
+    /// The bytes did not match the digest (the writer's commit reports it).
+    Corrupt,
+    /// Failed, and whether trying again may help.
+    Failed(Error, bool),
+}
+
+impl Session {
+    fn new(
+        store: &Store,
+        reference: Reference,
+        auth: Option<Credentials>,
+        opts: &RegistryOptions,
+        progress: mpsc::Sender<Progress>,
+    ) -> Result<Session> {
+        Ok(Session {
+            failed: std::sync::atomic::AtomicBool::new(false),
+            store: store.clone(),
+            client: build_client(opts)?,
+            auth: to_auth(auth),
+            reference,
+            opts: opts.clone(),
+            progress,
+        })
+    }
+
+    fn registry(&self) -> &str {
+        self.reference.registry()
+    }
+
+    async fn report(&self, id: &str, action: ProgressAction, current: u64, total: u64) {
+        // A caller that stopped listening does not stop the transfer.
+        let _ = self
+            .progress
+            .send(Progress {
+                id: id.to_string(),
+                action,
+                current,
+                total,
+            })
+            .await;
+    }
+
+    /// Maps a client error to ours, and says whether trying again may help.
+    fn map(&self, e: OciDistributionError, what: &str) -> (Error, bool) {
+        let registry = self.registry().to_string();
+        let reference = self.reference.to_string();
+        match e {
+            OciDistributionError::RequestError(re) => {
+                let text = chain_text(&re);
+                if text.contains("certificate") || text.contains("tls") || text.contains("TLS") {
+                    (
+                        Error::Registry {
+                            registry,
+                            what: format!(
+                                "{what}: the TLS handshake failed (is the registry's CA among the \
+                                 trusted CA files, or is it a plain-HTTP registry that must be \
+                                 listed as insecure?)"
+                            ),
+                            source: Box::new(re),
+                        },
+                        false,
+                    )
+                } else if let Some(status @ (401 | 403)) = re.status().map(|s| s.as_u16()) {
+                    (
+                        Error::Unauthorized {
+                            registry,
+                            reference,
+                            reason: format!(
+                                "{status} {}: the credentials are missing or wrong",
+                                if status == 401 {
+                                    "Unauthorized"
+                                } else {
+                                    "Forbidden"
+                                }
+                            ),
+                        },
+                        false,
+                    )
+                } else if re.status().is_some_and(|s| s.as_u16() == 404) {
+                    (
+                        Error::RegistryNotFound {
+                            registry,
+                            what: what.to_string(),
+                        },
+                        false,
+                    )
+                } else if re.is_connect() || re.is_timeout() {
+                    (
+                        Error::RegistryUnreachable {
+                            registry,
+                            source: Box::new(re),
+                        },
+                        true,
+                    )
+                } else {
+                    let retry = re
+                        .status()
+                        .is_none_or(|s| s.is_server_error() || s.as_u16() == 429);
+                    (
+                        Error::Registry {
+                            registry,
+                            what: what.to_string(),
+                            source: Box::new(re),
+                        },
+                        retry,
+                    )
+                }
+            }
+            OciDistributionError::UnauthorizedError { .. } => (
+                Error::Unauthorized {
+                    registry,
+                    reference,
+                    reason: "401 Unauthorized: the credentials are missing or wrong".into(),
+                },
+                false,
+            ),
+            OciDistributionError::AuthenticationFailure(msg) => (
+                Error::Unauthorized {
+                    registry,
+                    reference,
+                    reason: if matches!(self.auth, RegistryAuth::Anonymous) {
+                        format!(
+                            "the registry wants credentials and its token server refused an anonymous request ({})",
+                            msg.trim()
+                        )
+                    } else {
+                        format!("the token server refused the credentials ({})", msg.trim())
+                    },
+                },
+                false,
+            ),
+            OciDistributionError::RegistryError { envelope, url } => {
+                let not_found = envelope.errors.iter().any(|e| {
+                    matches!(
+                        e.code,
+                        OciErrorCode::ManifestUnknown
+                            | OciErrorCode::NameUnknown
+                            | OciErrorCode::BlobUnknown
+                            | OciErrorCode::NotFound
+                    )
+                });
+                let denied = envelope
+                    .errors
+                    .iter()
+                    .any(|e| matches!(e.code, OciErrorCode::Unauthorized | OciErrorCode::Denied));
+                let msg = envelope
+                    .errors
+                    .iter()
+                    .map(|e| e.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if not_found {
+                    (
+                        Error::RegistryNotFound {
+                            registry,
+                            what: what.to_string(),
+                        },
+                        false,
+                    )
+                } else if denied {
+                    (
+                        Error::Unauthorized {
+                            registry,
+                            reference,
+                            reason: msg,
+                        },
+                        false,
+                    )
+                } else {
+                    (
+                        Error::Registry {
+                            registry,
+                            what: format!("{what}: {msg}"),
+                            source: Box::new(OciDistributionError::GenericError(Some(url))),
+                        },
+                        false,
+                    )
+                }
+            }
+            OciDistributionError::ServerError { code, url, message } => match code {
+                404 => (
+                    Error::RegistryNotFound {
+                        registry,
+                        what: what.to_string(),
+                    },
+                    false,
+                ),
+                401 | 403 => (
+                    Error::Unauthorized {
+                        registry,
+                        reference,
+                        reason: format!("{code}: {}", message.trim()),
+                    },
+                    false,
+                ),
+                c => (
+                    Error::Registry {
+                        registry,
+                        what: format!("{what}: HTTP {c}"),
+                        source: Box::new(OciDistributionError::ServerError { code, url, message }),
+                    },
+                    c >= 500 || c == 429,
+                ),
+            },
+            OciDistributionError::DigestError(
+                oci_client::errors::DigestError::VerificationError { expected, actual },
+            ) => (
+                Error::DigestMismatch {
+                    what: format!("{what} from {registry}"),
+                    expected,
+                    actual,
+                },
+                false,
+            ),
+            other => (
+                Error::Registry {
+                    registry,
+                    what: what.to_string(),
+                    source: Box::new(other),
+                },
+                false,
+            ),
+        }
+    }
+
+    async fn backoff(attempt: u32) {
+        tokio::time::sleep(Duration::from_millis(200u64 << attempt.min(5))).await;
+    }
+
+    /// Runs a registry call, retrying transient failures.
+    async fn retry<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, OciDistributionError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let (e, retry) = self.map(e, what);
+                    if retry && attempt < self.opts.retries {
+                        tracing::debug!("{what}: {} (attempt {})", e.chain(), attempt + 1);
+                        attempt += 1;
+                        Self::backoff(attempt).await;
+                        continue;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        what: &str,
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|_| Error::TaskFailed {
+                what: what.to_string(),
+            })?
+    }
+
+    async fn authenticate(&self, op: RegistryOperation) -> Result<()> {
+        let oref = self.reference.to_oci();
+        self.retry("authenticating", || self.client.auth(&oref, &self.auth, op))
+            .await
+            .map(|_| ())
+    }
+
+    /// Fetches a manifest and checks its digest: against the reference's
+    /// digest if it has one, against `expected` for an index entry.
+    async fn fetch_manifest(
+        &self,
+        r: &Reference,
+        expected: Option<&Descriptor>,
+    ) -> Result<(Vec<u8>, Digest)> {
+        let oref = r.to_oci();
+        let what = format!("manifest {r}");
+        let (body, _) = self
+            .retry(&what, || {
+                self.client
+                    .pull_manifest_raw(&oref, &self.auth, media_types::MANIFEST_ACCEPT)
+            })
+            .await?;
+        if body.len() as u64 > MAX_MANIFEST_SIZE {
+            return Err(Error::InvalidContent {
+                what: "manifest",
+                digest: r.to_string(),
+                reason: format!("it is {} bytes, more than {MAX_MANIFEST_SIZE}", body.len()),
+            });
+        }
+        let want = expected
+            .map(|d| d.digest().clone())
+            .or_else(|| r.digest().cloned());
+        let alg = match &want {
+            Some(d) => digest::split(d)?.0,
+            None => digest::Algorithm::Sha256,
+        };
+        let mut h = Hasher::new(alg);
+        h.update(&body);
+        let actual = h.finish();
+        if let Some(w) = want
+            && w != actual
+        {
+            return Err(Error::DigestMismatch {
+                what: format!("manifest {r} from {}", self.registry()),
+                expected: w.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        if let Some(e) = expected
+            && e.size() != body.len() as u64
+        {
+            return Err(Error::SizeMismatch {
+                what: format!("manifest {r}"),
+                expected: e.size(),
+                actual: body.len() as u64,
+            });
+        }
+        Ok((body.to_vec(), actual))
+    }
+
+    async fn pull(&self, lease: Arc<Lease>) -> Result<ImageRecord> {
+        let name = self.reference.to_string();
+        self.report(&name, ProgressAction::Resolving, 0, 0).await;
+        self.authenticate(RegistryOperation::Pull).await?;
+        let want = self
+            .opts
+            .platform
+            .clone()
+            .unwrap_or_else(PlatformSpec::host);
+
+        let (top, top_digest) = self.fetch_manifest(&self.reference, None).await?;
+        let top_mt = own_media_type(&top);
+        let mut to_store: Vec<(Descriptor, Vec<u8>)> = Vec::new();
+        let parsed = resolve::parse_manifest(&top, &top_mt, top_digest.as_ref())?;
+        let from_index = matches!(parsed, Parsed::Index(_));
+        let (manifest, manifest_desc) = match parsed {
+            Parsed::Manifest(m) => {
+                let d = Descriptor::new(
+                    media_type_or(&top_mt, media_types::OCI_MANIFEST),
+                    top.len() as u64,
+                    top_digest.clone(),
+                );
+                (m, d)
+            }
+            Parsed::Index(idx) => {
+                let entry = resolve::select_platform(&idx, &want, &name)?;
+                let child_ref = self.reference.with_digest(entry.digest().clone());
+                let (body, _) = self.fetch_manifest(&child_ref, Some(&entry)).await?;
+                let m = match resolve::parse_manifest(
+                    &body,
+                    entry.media_type().as_ref(),
+                    entry.digest().as_ref(),
+                )? {
+                    Parsed::Manifest(m) => m,
+                    Parsed::Index(_) => {
+                        return Err(Error::InvalidContent {
+                            what: "index",
+                            digest: top_digest.to_string(),
+                            reason: format!("its entry for {want} is another index"),
+                        });
+                    }
+                };
+                let d = Descriptor::new(
+                    entry.media_type().clone(),
+                    body.len() as u64,
+                    entry.digest().clone(),
+                );
+                to_store.push((d.clone(), body));
+                (m, d)
+            }
+        };
+        resolve::check_manifest(&manifest, manifest_desc.digest().as_ref())?;
+
+        let cdesc = manifest.config().clone();
+        let cdata = self.fetch_config(&cdesc).await?;
+        let (config, diff_ids) =
+            resolve::parse_config(&cdata, cdesc.digest().as_ref(), manifest.layers().len())?;
+        if !from_index && !resolve::config_matches(&config, &want) {
+            return Err(Error::NoMatchingPlatform {
+                wanted: want.to_string(),
+                image: name,
+                available: resolve::platform_string(&resolve::config_platform(&config)),
+            });
+        }
+        let chains = digest::chain_ids(&diff_ids);
+        let layers = manifest.layers().clone();
+
+        // One download per distinct blob; every position that uses it is
+        // unpacked after it.
+        let mut distinct: Vec<Descriptor> = Vec::new();
+        for l in &layers {
+            if !distinct.iter().any(|d| d.digest() == l.digest()) {
+                distinct.push(l.clone());
+            }
+        }
+        for l in &distinct {
+            self.report(&short(l.digest()), ProgressAction::Waiting, 0, l.size())
+                .await;
+        }
+        // Every task runs to its end (they stop early once one failed), so
+        // that nothing of this pull is still writing when it returns and a
+        // rollback sees all it did.
+        // Boxed one by one: a stream of closures over references makes the
+        // whole pull future !Send (rust-lang/rust#102211).
+        let tasks: Vec<BoxFuture<'_, Result<()>>> = distinct
+            .iter()
+            .map(|l| {
+                let lease = lease.clone();
+                let (layers, chains, diff_ids) = (&layers, &chains, &diff_ids);
+                async move {
+                    let res = async {
+                        let Some(downloaded) = self.fetch_layer(l, &lease).await? else {
+                            return Ok(());
+                        };
+                        let mut unpacked = false;
+                        if self.opts.unpack {
+                            match self
+                                .unpack_positions(l, layers, chains, diff_ids, &lease)
+                                .await?
+                            {
+                                Some(u) => unpacked = u,
+                                None => return Ok(()),
+                            }
+                        }
+                        // A layer that was there already, unpacked, stays
+                        // "Already exists", as Docker shows it.
+                        if !downloaded && !unpacked {
+                            return Ok(());
+                        }
+                        self.report(
+                            &short(l.digest()),
+                            ProgressAction::Complete,
+                            l.size(),
+                            l.size(),
+                        )
+                        .await;
+                        Ok(())
+                    }
+                    .await;
+                    if res.is_err() {
+                        self.failed
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    res
+                }
+                .boxed()
+            })
+            .collect();
+        let results: Vec<Result<()>> = futures::stream::iter(tasks)
+            .buffer_unordered(self.opts.max_concurrent_downloads.max(1))
+            .collect()
+            .await;
+        if let Some(e) = results.into_iter().find_map(|r| r.err()) {
+            return Err(e);
+        }
+
+        // Children before parents: a manifest is never stored without what
+        // it points at.
+        let mut blobs = vec![(cdesc.clone(), cdata)];
+        blobs.extend(to_store);
+        let default_mt = if from_index {
+            media_types::OCI_INDEX
+        } else {
+            media_types::OCI_MANIFEST
+        };
+        let top_desc = Descriptor::new(
+            media_type_or(&top_mt, default_mt),
+            top.len() as u64,
+            top_digest,
+        );
+        blobs.push((top_desc.clone(), top));
+        let store = self.store.clone();
+        let registry = self.registry().to_string();
+        let repo = self.reference.repository().to_string();
+        let all: Vec<Digest> = blobs
+            .iter()
+            .map(|(d, _)| d.digest().clone())
+            .chain(layers.iter().map(|l| l.digest().clone()))
+            .collect();
+        let lease2 = lease.clone();
+        Self::blocking("storing the manifests", move || {
+            for (d, body) in &blobs {
+                store.write_blob(Some(d), &body[..], Some(&lease2))?;
+            }
+            for d in &all {
+                add_source(&store, d, &registry, &repo);
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(ImageRecord::new(name, top_desc))
+    }
+
+    async fn fetch_config(&self, cdesc: &Descriptor) -> Result<Vec<u8>> {
+        if cdesc.size() > MAX_CONFIG_SIZE {
+            return Err(Error::InvalidContent {
+                what: "config",
+                digest: cdesc.digest().to_string(),
+                reason: format!(
+                    "its descriptor says {} bytes, more than {MAX_CONFIG_SIZE}",
+                    cdesc.size()
+                ),
+            });
+        }
+        if self.store.inner.content.exists(cdesc.digest()) {
+            return self.store.read_blob(cdesc.digest(), MAX_CONFIG_SIZE);
+        }
+        let repo = self.reference.repository_only().to_oci();
+        let digest = cdesc.digest().to_string();
+        let data = self
+            .retry(&format!("config {digest}"), || async {
+                let mut out = Vec::new();
+                self.client
+                    .pull_blob(&repo, digest.as_str(), &mut out)
+                    .await?;
+                Ok(out)
+            })
+            .await?;
+        if data.len() as u64 != cdesc.size() {
+            return Err(Error::SizeMismatch {
+                what: format!("config {digest}"),
+                expected: cdesc.size(),
+                actual: data.len() as u64,
+            });
+        }
+        Ok(data)
+    }
+
+    fn given_up(&self) -> bool {
+        self.failed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Downloads one layer blob into the store, resuming an ingest left by
+    /// an earlier attempt and retrying transient failures from where the
+    /// transfer stopped. Returns whether it downloaded (false: the store
+    /// had it), or `None` when it stopped because another layer failed.
+    async fn fetch_layer(&self, l: &Descriptor, lease: &Arc<Lease>) -> Result<Option<bool>> {
+        if self.given_up() {
+            return Ok(None);
+        }
+        let id = short(l.digest());
+        let total = l.size();
+        let store = self.store.clone();
+        let d = l.clone();
+        let w = Self::blocking("opening an ingest", move || store.writer(Some(&d))).await?;
+        let Some(mut w) = w else {
+            lease.add_blob(l.digest());
+            self.report(&id, ProgressAction::Exists, total, total).await;
+            return Ok(Some(false));
+        };
+        let repo = self.reference.repository_only().to_oci();
+        let digest = l.digest().to_string();
+        let what = format!("layer {digest}");
+        let mut attempt = 0;
+        loop {
+            let offset = w.offset();
+            let resp = if offset > 0 && offset < total {
+                self.client
+                    .pull_blob_stream_partial(&repo, digest.as_str(), offset, None)
+                    .await
+            } else {
+                self.client
+                    .pull_blob_stream(&repo, digest.as_str())
+                    .await
+                    .map(BlobResponse::Full)
+            };
+            let end = match resp {
+                Err(e) => {
+                    let (e, retry) = self.map(e, &what);
+                    StreamEnd::Failed(e, retry)
+                }
+                Ok(r) => {
+                    let s = match r {
+                        BlobResponse::Full(s) => {
+                            if w.offset() > 0 {
+                                w.reset()?;
+                            }
+                            s
+                        }
+                        BlobResponse::Partial(s) => s,
+                    };
+                    let (back, end) = self.pump(w, s.stream, &id, total).await?;
+                    w = back;
+                    end
+                }
+            };
+            match end {
+                StreamEnd::Done if w.offset() == total => break,
+                StreamEnd::Corrupt => break,
+                // What arrived stays in the ingest for the next pull.
+                _ if self.given_up() => return Ok(None),
+                StreamEnd::Done => {
+                    // The body ended early without an error: resume.
+                    if attempt >= self.opts.retries {
+                        return Err(Error::Registry {
+                            registry: self.registry().to_string(),
+                            what: format!(
+                                "{what}: the transfer ended after {} of {total} bytes",
+                                w.offset()
+                            ),
+                            source: Box::new(OciDistributionError::GenericError(None)),
+                        });
+                    }
+                }
+                StreamEnd::Failed(e, retry) => {
+                    if matches!(e, Error::SizeMismatch { .. }) {
+                        // Bad bytes are never resumed.
+                        w.discard();
+                        return Err(e);
+                    }
+                    if !retry || attempt >= self.opts.retries {
+                        return Err(e);
+                    }
+                    tracing::debug!("{what}: {}; resuming at byte {}", e.chain(), w.offset());
+                }
+            }
+            attempt += 1;
+            Self::backoff(attempt).await;
+        }
+        self.report(&id, ProgressAction::Verifying, total, total)
+            .await;
+        let lease = lease.clone();
+        Self::blocking("verifying a layer", move || {
+            w.commit(Some(&lease)).map(|_| ())
+        })
+        .await?;
+        self.report(&id, ProgressAction::Downloaded, total, total)
+            .await;
+        Ok(Some(true))
+    }
+
+    /// Feeds a byte stream to the writer on a blocking thread (hashing and
+    /// disk writes stay off the async threads) and reports progress.
+    async fn pump(
+        &self,
+        mut w: BlobWriter,
+        mut stream: futures::stream::BoxStream<'static, std::result::Result<Bytes, std::io::Error>>,
+        id: &str,
+        total: u64,
+    ) -> Result<(BlobWriter, StreamEnd)> {
+        let start = w.offset();
+        let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+        let writer = tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut res = Ok(());
+            while let Some(b) = rx.blocking_recv() {
+                if let Err(e) = w.write_all(&b) {
+                    res = Err(e);
+                    break;
+                }
+            }
+            (w, res)
+        });
+        let step = (total / 100).max(512 * 1024);
+        let mut end = StreamEnd::Done;
+        let mut current = 0u64;
+        let mut reported: Option<u64> = None;
+        while let Some(item) = stream.next().await {
+            if self.given_up() {
+                break;
+            }
+            match item {
+                Ok(b) => {
+                    current += b.len() as u64;
+                    if tx.send(b).await.is_err() {
+                        break; // the writer failed; its error is below
+                    }
+                    if reported.is_none_or(|r| current - r >= step) {
+                        reported = Some(current);
+                        self.report(id, ProgressAction::Downloading, start + current, total)
+                            .await;
+                    }
+                }
+                Err(e) => {
+                    let corrupt = e
+                        .get_ref()
+                        .is_some_and(|inner| inner.is::<oci_client::errors::DigestError>());
+                    end = if corrupt {
+                        StreamEnd::Corrupt
+                    } else {
+                        StreamEnd::Failed(
+                            Error::Registry {
+                                registry: self.registry().to_string(),
+                                what: format!("downloading layer {id}"),
+                                source: Box::new(e),
+                            },
+                            true,
+                        )
+                    };
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let (w, res) = writer.await.map_err(|_| Error::TaskFailed {
+            what: "writing a layer".into(),
+        })?;
+        if let Err(e) = res {
+            let end = if w.overflowed() {
+                StreamEnd::Failed(
+                    Error::SizeMismatch {
+                        what: format!(
+                            "blob {}",
+                            w.expected()
+                                .map(|d| d.digest().to_string())
+                                .unwrap_or_default()
+                        ),
+                        expected: total,
+                        actual: w.offset() + 1,
+                    },
+                    false,
+                )
+            } else {
+                StreamEnd::Failed(
+                    Error::Io {
+                        op: "writing",
+                        path: self.store.root().join("content/ingest"),
+                        source: e,
+                    },
+                    false,
+                )
+            };
+            return Ok((w, end));
+        }
+        self.report(id, ProgressAction::Downloading, w.offset(), total)
+            .await;
+        Ok((w, end))
+    }
+
+    async fn unpack_positions(
+        &self,
+        l: &Descriptor,
+        layers: &[Descriptor],
+        chains: &[Digest],
+        diff_ids: &[Digest],
+        lease: &Arc<Lease>,
+    ) -> Result<Option<bool>> {
+        let id = short(l.digest());
+        let mut unpacked = false;
+        for (i, x) in layers.iter().enumerate() {
+            if x.digest() != l.digest() {
+                continue;
+            }
+            if self.given_up() {
+                return Ok(None);
+            }
+            let chain = chains[i].clone();
+            if self
+                .store
+                .inner
+                .snapshots
+                .lock()
+                .committed
+                .contains_key(&chain)
+            {
+                lease.add_snapshot(&chain);
+                continue;
+            }
+            unpacked = true;
+            self.report(&id, ProgressAction::Extracting, 0, l.size())
+                .await;
+            let store = self.store.clone();
+            let parent = if i == 0 {
+                None
+            } else {
+                Some(chains[i - 1].clone())
+            };
+            let layer = l.clone();
+            let diff = diff_ids[i].clone();
+            let lease = lease.clone();
+            Self::blocking("unpacking a layer", move || {
+                store
+                    .ensure_layer(&chain, parent.as_ref(), &layer, &diff, Some(&lease))
+                    .map(|_| ())
+            })
+            .await?;
+        }
+        Ok(Some(unpacked))
+    }
+
+    async fn push(&self, target: &Descriptor) -> Result<Descriptor> {
+        let name = self.reference.to_string();
+        self.report(&name, ProgressAction::Resolving, 0, 0).await;
+        self.authenticate(RegistryOperation::Push).await?;
+
+        // Manifests children first, and the blobs they need.
+        let store = self.store.clone();
+        let t = target.clone();
+        let (manifests, all_blobs) = Self::blocking("reading the image", move || {
+            let mut manifests = Vec::new();
+            let mut blobs = Vec::new();
+            collect_push(&store, &t, &mut manifests, &mut blobs, 0)?;
+            Ok((manifests, blobs))
+        })
+        .await?;
+        let mut blobs: Vec<Descriptor> = Vec::new();
+        for d in all_blobs {
+            if !blobs.iter().any(|x| x.digest() == d.digest()) {
+                blobs.push(d);
+            }
+        }
+        for b in &blobs {
+            self.report(&short(b.digest()), ProgressAction::Waiting, 0, b.size())
+                .await;
+        }
+        let tasks: Vec<BoxFuture<'_, Result<()>>> =
+            blobs.iter().map(|b| self.push_blob(b).boxed()).collect();
+        futures::stream::iter(tasks)
+            .buffer_unordered(self.opts.max_concurrent_uploads.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+
+        let count = manifests.len();
+        for (i, (d, body)) in manifests.into_iter().enumerate() {
+            // The top goes up under the reference's tag (or digest); the
+            // others by their digest.
+            let oref = match (i + 1 == count, self.reference.tag()) {
+                (true, Some(tag)) => oci_client::Reference::with_tag(
+                    self.registry().into(),
+                    self.reference.repository().into(),
+                    tag.into(),
+                ),
+                _ => self.reference.with_digest(d.digest().clone()).to_oci(),
+            };
+            let own = own_media_type(&body);
+            let ct = if own.is_empty() {
+                d.media_type().to_string()
+            } else {
+                own
+            };
+            let header: http::HeaderValue = ct.parse().map_err(|_| Error::InvalidContent {
+                what: "manifest",
+                digest: d.digest().to_string(),
+                reason: format!("media type {ct:?} is not a valid header value"),
+            })?;
+            let body = Bytes::from(body);
+            self.retry(&format!("pushing manifest {}", d.digest()), || {
+                self.client
+                    .push_manifest_raw(&oref, body.clone(), header.clone())
+            })
+            .await?;
+        }
+        let store = self.store.clone();
+        let registry = self.registry().to_string();
+        let repo = self.reference.repository().to_string();
+        let all: Vec<Digest> = blobs.iter().map(|b| b.digest().clone()).collect();
+        Self::blocking("recording sources", move || {
+            for d in &all {
+                add_source(&store, d, &registry, &repo);
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(target.clone())
+    }
+
+    async fn push_blob(&self, b: &Descriptor) -> Result<()> {
+        let id = short(b.digest());
+        let repo = self.reference.repository_only().to_oci();
+        let digest = b.digest().to_string();
+        let exists = self
+            .retry(&format!("checking blob {digest}"), || {
+                self.client.blob_exists(&repo, &digest)
+            })
+            .await?;
+        if exists {
+            self.report(&id, ProgressAction::Exists, b.size(), b.size())
+                .await;
+            return Ok(());
+        }
+        // A repository of this registry the blob came from or went to: the
+        // registry can link it there instead of receiving it again.
+        let labels = self
+            .store
+            .inner
+            .content
+            .labels(b.digest())
+            .unwrap_or_default();
+        if let Some(repos) = labels.get(&format!("{SOURCE_LABEL_PREFIX}{}", self.registry())) {
+            for src in repos
+                .split(',')
+                .filter(|r| !r.is_empty() && *r != self.reference.repository())
+            {
+                let source = oci_client::Reference::with_tag(
+                    self.registry().into(),
+                    src.into(),
+                    "latest".into(),
+                );
+                match self.client.mount_blob(&repo, &source, &digest).await {
+                    Ok(()) => {
+                        self.report(&id, ProgressAction::Mounted, b.size(), b.size())
+                            .await;
+                        return Ok(());
+                    }
+                    Err(e) => tracing::debug!("mounting {digest} from {src}: {e}"),
+                }
+            }
+        }
+        let mut attempt = 0;
+        loop {
+            let file = self.store.open_blob(b.digest())?;
+            let stream = file_stream(
+                tokio::fs::File::from_std(file),
+                self.progress.clone(),
+                id.clone(),
+                b.size(),
+            );
+            match self
+                .client
+                .push_blob_stream(&repo, stream, &digest, Some(b.size()))
+                .await
+            {
+                Ok(_) => break,
+                Err(e) => {
+                    let (e, retry) = self.map(e, &format!("pushing blob {digest}"));
+                    if !retry || attempt >= self.opts.retries {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                    Self::backoff(attempt).await;
+                }
+            }
+        }
+        self.report(&id, ProgressAction::Pushed, b.size(), b.size())
+            .await;
+        Ok(())
+    }
+}
+
+/// A blob file as a stream of chunks for an upload, reporting progress.
+fn file_stream(
+    file: tokio::fs::File,
+    progress: mpsc::Sender<Progress>,
+    id: String,
+    total: u64,
+) -> impl futures::Stream<Item = std::result::Result<Bytes, OciDistributionError>> + Send + 'static
+{
+    use tokio::io::AsyncReadExt;
+    futures::stream::unfold((file, 0u64, 0u64), move |(mut f, done, sent)| {
+        let progress = progress.clone();
+        let id = id.clone();
+        async move {
+            let mut buf = vec![0u8; 1 << 20];
+            match f.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    let done = done + n as u64;
+                    let mut sent = sent;
+                    if done - sent >= (total / 100).max(1 << 20) || done == total {
+                        sent = done;
+                        let _ = progress
+                            .send(Progress {
+                                id,
+                                action: ProgressAction::Pushing,
+                                current: done,
+                                total,
+                            })
+                            .await;
+                    }
+                    Some((Ok(Bytes::from(buf)), (f, done, sent)))
+                }
+                Err(e) => Some((Err(OciDistributionError::IoError(e)), (f, done, sent))),
+            }
+        }
+    })
+}
+
+/// The `mediaType` a manifest or index names itself with ("" if none).
+fn own_media_type(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("mediaType")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+fn media_type_or(own: &str, default: &str) -> MediaType {
+    MediaType::from(if own.is_empty() { default } else { own })
+}
+
+/// Records that `digest` exists in `repo` of `registry`.
+fn add_source(store: &Store, digest: &Digest, registry: &str, repo: &str) {
+    let key = format!("{SOURCE_LABEL_PREFIX}{registry}");
+    let res = store.inner.content.update_labels(digest, |labels| {
+        let v = labels.entry(key).or_default();
+        if !v.split(',').any(|r| r == repo) {
+            if !v.is_empty() {
+                v.push(',');
+            }
+            v.push_str(repo);
+        }
+    });
+    if let Err(e) = res {
+        tracing::debug!("recording the source of {digest}: {}", e.chain());
+    }
+}
+
+/// Manifests (children first) and blobs of an image, all of which must be
+/// in the store: a registry refuses an index whose manifests it lacks.
+fn collect_push(
+    store: &Store,
+    d: &Descriptor,
+    manifests: &mut Vec<(Descriptor, Vec<u8>)>,
+    blobs: &mut Vec<Descriptor>,
+    depth: usize,
+) -> Result<()> {
+    let body = store.read_blob(d.digest(), MAX_MANIFEST_SIZE)?;
+    match resolve::parse_manifest(&body, d.media_type().as_ref(), d.digest().as_ref())? {
+        Parsed::Index(idx) => {
+            if depth > 2 {
+                return Err(Error::InvalidContent {
+                    what: "index",
+                    digest: d.digest().to_string(),
+                    reason: "indexes nest too deep".into(),
+                });
+            }
+            for c in idx.manifests() {
+                if !store.inner.content.exists(c.digest()) {
+                    let platform = c
+                        .platform()
+                        .as_ref()
+                        .map(resolve::platform_string)
+                        .unwrap_or_else(|| "unnamed".into());
+                    return Err(Error::BlobNotFound {
+                        digest: format!(
+                            "{} (the {platform} manifest of index {}; only complete images can be pushed)",
+                            c.digest(),
+                            d.digest()
+                        ),
+                    });
+                }
+                collect_push(store, c, manifests, blobs, depth + 1)?;
+            }
+        }
+        Parsed::Manifest(m) => {
+            for b in std::iter::once(m.config()).chain(m.layers().iter()) {
+                store.info(b.digest())?;
+                blobs.push(b.clone());
+            }
+        }
+    }
+    manifests.push((d.clone(), body));
+    Ok(())
+}
+
+impl Store {
+    /// Pulls `reference` (in full, with a tag or digest) into namespace
+    /// `ns` and records it under that name. Progress goes to `progress`
+    /// (a closed receiver does not stop the pull).
+    pub async fn pull(
+        &self,
+        ns: &str,
+        reference: &str,
+        auth: Option<Credentials>,
+        opts: &RegistryOptions,
+        progress: mpsc::Sender<Progress>,
+    ) -> Result<ImageRecord> {
+        validate_namespace(ns)?;
+        let r = Reference::parse(reference)?;
+        if r.tag().is_none() && r.digest().is_none() {
+            return Err(Error::InvalidReference {
+                reference: reference.to_string(),
+                reason: "it has neither a tag nor a digest (the engine adds :latest)".into(),
+            });
+        }
+        let session = Session::new(self, r, auth, opts, progress)?;
+        let lease = Arc::new(self.lease());
+        let res = match session.pull(lease.clone()).await {
+            Ok(rec) => {
+                let store = self.clone();
+                let ns = ns.to_string();
+                Session::blocking("recording the image", move || store.put_image(&ns, rec)).await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &res
+            && !e.is_transient()
+        {
+            let store = self.clone();
+            let l = lease.clone();
+            let _ = tokio::task::spawn_blocking(move || store.rollback(&l)).await;
+        }
+        res
+    }
+
+    /// Pushes the local image `local_name` of `ns` as `remote_reference`
+    /// (in full, with a tag, or with the image's own digest) and returns
+    /// the descriptor pushed (its digest is the local one: manifests go up
+    /// byte for byte).
+    pub async fn push(
+        &self,
+        ns: &str,
+        local_name: &str,
+        remote_reference: &str,
+        auth: Option<Credentials>,
+        opts: &RegistryOptions,
+        progress: mpsc::Sender<Progress>,
+    ) -> Result<Descriptor> {
+        let rec = self.get_image(ns, local_name)?;
+        let r = Reference::parse(remote_reference)?;
+        if r.tag().is_none() && r.digest().is_none() {
+            return Err(Error::InvalidReference {
+                reference: remote_reference.to_string(),
+                reason: "it has neither a tag nor a digest".into(),
+            });
+        }
+        if let Some(d) = r.digest()
+            && d != rec.target.digest()
+        {
+            return Err(Error::InvalidReference {
+                reference: remote_reference.to_string(),
+                reason: format!("its digest is not the image's, {}", rec.target.digest()),
+            });
+        }
+        let session = Session::new(self, r, auth, opts, progress)?;
+        session.push(&rec.target).await
+    }
+}

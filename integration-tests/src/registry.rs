@@ -1,0 +1,66 @@
+//! A Debian `docker-registry` (distribution 2.8) on a free loopback port,
+//! storing into a temporary directory, killed by pid on drop.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+pub struct Registry {
+    /// `127.0.0.1:PORT`
+    pub host: String,
+    _dir: TempDir,
+    child: Child,
+}
+
+impl Registry {
+    pub fn start() -> Registry {
+        assert!(
+            std::path::Path::new("/usr/bin/docker-registry").exists(),
+            "this test needs Debian's docker-registry (scripts/deps installs it)"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("berth-registry")
+            .tempdir()
+            .expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {}\n\
+             http:\n  addr: {host}\n  secret: berth-integration-test\n",
+            dir.path().join("data").display()
+        );
+        let path = dir.path().join("config.yml");
+        std::fs::write(&path, config).expect("writing the registry config");
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting docker-registry");
+        let r = Registry {
+            host,
+            _dir: dir,
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(&r.host).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        r
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

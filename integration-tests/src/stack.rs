@@ -1,0 +1,329 @@
+//! The whole stack of a test's own: berth-lifecycled (see [`Lifecycled`])
+//! and berthd on sockets in a temporary root, with clients to drive it:
+//! `berth`, the real `docker` CLI and anything that speaks HTTP.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::lifecycled::Lifecycled;
+
+/// How long one client command may take before the test fails.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct Stack {
+    /// Always Some until Drop, which must end it before the cgroups go.
+    lc: Option<Lifecycled>,
+    pub dir: TempDir,
+    pub socket: PathBuf,
+    /// `unix://…` of berthd.
+    pub host: String,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub daemon_json: PathBuf,
+    /// Containers' cgroups live under /<cgroup_parent>/<id>.
+    pub cgroup_parent: String,
+    child: Option<Child>,
+}
+
+/// What a client command did.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// The trimmed stdout of a command that must have succeeded.
+    pub fn ok(&self) -> &str {
+        assert_eq!(
+            self.code, 0,
+            "command failed ({}):\nstdout: {}\nstderr: {}",
+            self.code, self.stdout, self.stderr
+        );
+        self.stdout.trim()
+    }
+}
+
+impl Stack {
+    pub fn start() -> Stack {
+        Stack::start_with(serde_json::json!({}))
+    }
+
+    /// Starts the stack with these daemon.json keys (a test cgroup parent
+    /// is added).
+    pub fn start_with(mut daemon_json: serde_json::Value) -> Stack {
+        let lc = Lifecycled::start(&[]);
+        let dir = tempfile::Builder::new()
+            .prefix("berth-stack")
+            .tempdir()
+            .expect("tempdir");
+        let cgroup_parent = testsupport::unique("berth-it-engine");
+        daemon_json["cgroup-parent"] = serde_json::json!(cgroup_parent);
+        let config = dir.path().join("daemon.json");
+        std::fs::write(&config, daemon_json.to_string()).expect("writing daemon.json");
+        let socket = dir.path().join("berthd.sock");
+        let mut s = Stack {
+            host: format!("unix://{}", socket.display()),
+            socket,
+            data_root: dir.path().join("engine"),
+            exec_root: dir.path().join("engine-run"),
+            daemon_json: config,
+            cgroup_parent,
+            lc: Some(lc),
+            dir,
+            child: None,
+        };
+        s.spawn_berthd();
+        s
+    }
+
+    /// (Re)starts berthd and waits until /_ping answers.
+    pub fn spawn_berthd(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("berthd.log"))
+            .expect("log file");
+        let child = Command::new(crate::bin("berthd"))
+            .arg("--config-file")
+            .arg(&self.daemon_json)
+            .arg("-H")
+            .arg(&self.host)
+            .arg("--data-root")
+            .arg(&self.data_root)
+            .arg("--exec-root")
+            .arg(&self.exec_root)
+            .arg("--lifecycled")
+            .arg(&self.lc().address)
+            .arg("--log-level")
+            .arg("debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting berthd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                panic!("berthd exited ({status}): {}", self.log());
+            }
+            if self.ping() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berthd did not come up: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn ping(&self) -> bool {
+        use std::io::Read;
+        let Ok(mut s) = std::os::unix::net::UnixStream::connect(&self.socket) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if s.write_all(b"GET /_ping HTTP/1.0\r\nHost: berth\r\n\r\n")
+            .is_err()
+        {
+            return false;
+        }
+        let mut buf = String::new();
+        let _ = s.read_to_string(&mut buf);
+        buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200")
+    }
+
+    pub fn lc(&self) -> &Lifecycled {
+        self.lc
+            .as_ref()
+            .expect("lifecycled runs until the stack is dropped")
+    }
+
+    pub fn lc_mut(&mut self) -> &mut Lifecycled {
+        self.lc
+            .as_mut()
+            .expect("lifecycled runs until the stack is dropped")
+    }
+
+    pub fn berthd_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// SIGKILL berthd, as a crash would.
+    pub fn kill9_berthd(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM berthd and wait for it to exit.
+    pub fn stop_berthd(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on the pid of the child we started.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    panic!("berthd did not stop on SIGTERM: {}", self.log());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("berthd.log")).unwrap_or_default()
+    }
+
+    fn run(&self, mut cmd: Command, input: Option<&[u8]>) -> Out {
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("starting a client");
+        if let Some(data) = input {
+            let mut stdin = child.stdin.take().expect("stdin");
+            let data = data.to_vec();
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(&data);
+            });
+        }
+        let pid = child.id() as i32;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let out = match rx.recv_timeout(COMMAND_TIMEOUT) {
+            Ok(o) => o.expect("waiting for a client"),
+            Err(_) => {
+                // SAFETY: kill(2) on the pid of the client we started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                panic!("{cmd:?} did not finish in {COMMAND_TIMEOUT:?}");
+            }
+        };
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// A `berth` command against this stack, with a config dir of its own.
+    pub fn berth_cmd(&self) -> Command {
+        let mut c = Command::new(crate::bin("berth"));
+        c.env("BERTH_HOST", &self.host)
+            .env("BERTH_CONFIG", self.dir.path().join("berth-cli"))
+            .env_remove("DOCKER_HOST")
+            .env_remove("BERTH_DEBUG");
+        c
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Out {
+        let mut c = self.berth_cmd();
+        c.args(args);
+        self.run(c, None)
+    }
+
+    pub fn berth_stdin(&self, args: &[&str], input: &[u8]) -> Out {
+        let mut c = self.berth_cmd();
+        c.args(args);
+        self.run(c, Some(input))
+    }
+
+    /// The real Docker CLI against this stack.
+    pub fn docker(&self, args: &[&str]) -> Out {
+        let mut c = Command::new(docker_cli().expect("the docker CLI"));
+        c.env("DOCKER_HOST", &self.host)
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-cli"))
+            .env_remove("DOCKER_CONTEXT")
+            .args(args);
+        self.run(c, None)
+    }
+
+    pub fn docker_stdin(&self, args: &[&str], input: &[u8]) -> Out {
+        let mut c = Command::new(docker_cli().expect("the docker CLI"));
+        c.env("DOCKER_HOST", &self.host)
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-cli"))
+            .env_remove("DOCKER_CONTEXT")
+            .args(args);
+        self.run(c, Some(input))
+    }
+
+    /// Any other client (curl, python), pointed at this stack.
+    pub fn command(&self, program: &str, args: &[&str]) -> Out {
+        let mut c = Command::new(program);
+        c.env("DOCKER_HOST", &self.host).args(args);
+        self.run(c, None)
+    }
+
+    /// A tarball of a busybox root filesystem, in the stack's directory.
+    pub fn busybox_tar(&self) -> PathBuf {
+        let tar = self.dir.path().join("busybox.tar");
+        if tar.exists() {
+            return tar;
+        }
+        let rootfs = self.dir.path().join("busybox-rootfs");
+        testsupport::make_rootfs(&rootfs);
+        let st = Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .expect("running tar");
+        assert!(st.success(), "tar failed");
+        tar
+    }
+
+    /// `busybox:latest` (Cmd ["sh"]), imported from Debian's busybox-static.
+    pub fn load_busybox(&self) {
+        let tar = self.busybox_tar();
+        let tar = tar.to_string_lossy();
+        self.berth(&[
+            "import",
+            "--change",
+            r#"CMD ["sh"]"#,
+            &tar,
+            "busybox:latest",
+        ])
+        .ok();
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.kill9_berthd();
+        // Lifecycled's Drop ends the shims and containers; the cgroups are
+        // the engine's, named by it.
+        drop(self.lc.take());
+        testsupport::remove_cgroups(&self.cgroup_parent);
+    }
+}
+
+/// The real Docker CLI, when this machine has one.
+pub fn docker_cli() -> Option<PathBuf> {
+    ["/usr/local/bin/docker", "/usr/bin/docker"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}

@@ -1,0 +1,309 @@
+//! berthd driven by clients that were written for Docker, unmodified: the
+//! real `docker` CLI, docker-py, and curl.
+
+use std::path::Path;
+
+use integration_tests::eventually;
+use integration_tests::stack::{Stack, docker_cli};
+
+fn stack() -> Stack {
+    assert!(
+        docker_cli().is_some(),
+        "these tests need the docker CLI (v28) on this machine"
+    );
+    let s = Stack::start();
+    let tar = s.busybox_tar();
+    s.docker(&[
+        "import",
+        "--change",
+        r#"CMD ["sh"]"#,
+        tar.to_str().unwrap(),
+        "busybox:latest",
+    ])
+    .ok();
+    s
+}
+
+#[test]
+fn docker_cli_runs_containers() {
+    let s = stack();
+    assert_eq!(
+        s.docker(&["run", "--rm", "busybox", "echo", "hello"]).ok(),
+        "hello"
+    );
+    let out = s.docker(&["run", "--rm", "busybox", "sh", "-c", "exit 7"]);
+    assert_eq!(out.code, 7, "{out:?}");
+    let out = s.docker(&["run", "--rm", "busybox", "no-such-command"]);
+    assert_eq!(out.code, 127, "{out:?}");
+    let out = s.docker_stdin(&["run", "-i", "--rm", "busybox", "cat"], b"piped\n");
+    assert_eq!(out.ok(), "piped");
+
+    let id = s
+        .docker(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "busybox",
+            "sh",
+            "-c",
+            "echo up; exec sleep 1000",
+        ])
+        .ok()
+        .to_string();
+    assert_eq!(s.docker(&["ps", "-q"]).ok(), &id[..12]);
+    let ps = s
+        .docker(&["ps", "--format", "{{.Names}}\t{{.Image}}\t{{.Command}}"])
+        .ok()
+        .to_string();
+    assert_eq!(ps, "web\tbusybox\t\"sh -c 'echo up; exe…\"");
+    assert_eq!(
+        s.docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}} {{.Config.Image}}",
+            "web"
+        ])
+        .ok(),
+        "true busybox"
+    );
+    assert!(eventually(10, || s
+        .docker(&["logs", "web"])
+        .stdout
+        .contains("up")));
+    s.docker(&["stop", "-t", "1", "web"]).ok();
+    assert_eq!(s.docker(&["ps", "-q"]).ok(), "");
+    s.docker(&["start", "web"]).ok();
+    s.docker(&["kill", "web"]).ok();
+    assert_eq!(s.docker(&["wait", "web"]).ok(), "137");
+    s.docker(&["rm", "web"]).ok();
+    assert_eq!(s.docker(&["ps", "-aq"]).ok(), "");
+
+    s.docker(&["create", "--name", "later", "busybox", "echo", "created"])
+        .ok();
+    let out = s.docker(&["start", "-a", "later"]);
+    assert_eq!(out.ok(), "created");
+    s.docker(&["rm", "later"]).ok();
+
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:1",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 2",
+    ])
+    .ok();
+    assert!(eventually(30, || s
+        .docker(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.Running}}",
+            "flaky"
+        ])
+        .stdout
+        .trim()
+        == "1 false"));
+    s.docker(&["rm", "flaky"]).ok();
+}
+
+#[test]
+fn docker_cli_moves_files_images_and_volumes() {
+    let s = stack();
+    s.docker(&["run", "-d", "--name", "box", "busybox", "sleep", "1000"])
+        .ok();
+    let host = tempfile::tempdir().unwrap();
+    let f = host.path().join("in.txt");
+    std::fs::write(&f, "copied in\n").unwrap();
+    s.docker(&["cp", f.to_str().unwrap(), "box:/in.txt"]).ok();
+    let back = host.path().join("back.txt");
+    s.docker(&["cp", "box:/in.txt", back.to_str().unwrap()])
+        .ok();
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "copied in\n");
+    let diff = s.docker(&["diff", "box"]).ok().to_string();
+    assert!(diff.lines().any(|l| l == "A /in.txt"), "{diff}");
+    s.docker(&["rm", "-f", "box"]).ok();
+
+    s.docker(&["tag", "busybox", "copy:1"]).ok();
+    let saved = host.path().join("saved.tar");
+    s.docker(&["save", "-o", saved.to_str().unwrap(), "copy:1"])
+        .ok();
+    s.docker(&["rmi", "copy:1"]).ok();
+    let out = s
+        .docker(&["load", "-i", saved.to_str().unwrap()])
+        .ok()
+        .to_string();
+    assert!(out.contains("copy:1"), "{out}");
+    let images = s
+        .docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .ok()
+        .to_string();
+    let mut images: Vec<&str> = images.lines().collect();
+    images.sort();
+    assert_eq!(images, vec!["busybox:latest", "copy:1"]);
+    s.docker(&["rmi", "copy:1"]).ok();
+
+    s.docker(&["volume", "create", "vol"]).ok();
+    s.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "vol:/v",
+        "busybox",
+        "sh",
+        "-c",
+        "echo in-volume > /v/f",
+    ])
+    .ok();
+    assert_eq!(
+        s.docker(&["run", "--rm", "-v", "vol:/v", "busybox", "cat", "/v/f"])
+            .ok(),
+        "in-volume"
+    );
+    assert_eq!(s.docker(&["volume", "ls", "-q"]).ok(), "vol");
+    assert!(
+        s.docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", "vol"])
+            .ok()
+            .starts_with('/')
+    );
+    s.docker(&["volume", "rm", "vol"]).ok();
+
+    let reg = integration_tests::registry::Registry::start();
+    let remote = format!("{}/x/bb:1", reg.host);
+    s.docker(&["tag", "busybox", &remote]).ok();
+    s.docker(&["push", &remote]).ok();
+    s.docker(&["rmi", &remote]).ok();
+    let out = s.docker(&["pull", &remote]).ok().to_string();
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    assert_eq!(
+        s.docker(&["run", "--rm", &remote, "echo", "from-registry"])
+            .ok(),
+        "from-registry"
+    );
+
+    let since = unix_now();
+    s.docker(&["run", "--rm", "--name", "ev", "busybox", "true"])
+        .ok();
+    let until = unix_now() + 1;
+    let ev = s
+        .docker(&[
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &until.to_string(),
+            "--filter",
+            "container=ev",
+            "--format",
+            "{{.Action}}",
+        ])
+        .ok()
+        .to_string();
+    for a in ["create", "start", "die", "destroy"] {
+        assert!(ev.lines().any(|l| l == a), "no {a} in {ev}");
+    }
+    let version = s
+        .docker(&["version", "--format", "{{.Server.APIVersion}}"])
+        .ok()
+        .to_string();
+    assert_eq!(version, "1.43");
+    s.docker(&["info"]).ok();
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn docker_py_does_the_same_work() {
+    let s = Stack::start();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/docker_py.py");
+    let tar = s.busybox_tar();
+    let out = s.command(
+        "python3",
+        &[script.to_str().unwrap(), tar.to_str().unwrap()],
+    );
+    assert_eq!(
+        out.code,
+        0,
+        "docker-py:\n{}\n{}\nberthd: {}",
+        out.stdout,
+        out.stderr,
+        s.log()
+    );
+    assert!(out.stdout.contains("docker-py: all done"), "{}", out.stdout);
+}
+
+#[test]
+fn curl_gets_dockers_errors() {
+    let s = Stack::start();
+    let sock = s.socket.to_str().unwrap().to_string();
+    let curl = |args: &[&str]| {
+        let mut a = vec![
+            "-s",
+            "-o",
+            "/dev/stdout",
+            "-w",
+            "\n%{http_code}",
+            "--unix-socket",
+            &sock,
+        ];
+        a.extend_from_slice(args);
+        let out = s.command("curl", &a);
+        let text = out.stdout.trim().to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.to_string(), body.to_string())
+    };
+    let (code, body) = curl(&["http://berth/v1.99/version"]);
+    assert_eq!(code, "400");
+    assert!(
+        body.contains("client version 1.99 is too new. Maximum supported API version is 1.43"),
+        "{body}"
+    );
+    let (code, _) = curl(&["-I", "http://berth/_ping"]);
+    assert!(code.ends_with("200"), "{code}");
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        "{\"Image\": 5}",
+        "http://berth/v1.43/containers/create",
+    ]);
+    assert_eq!(code, "400");
+    assert!(body.contains("Image"), "the error names the field: {body}");
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        "{not json",
+        "http://berth/v1.43/containers/create",
+    ]);
+    assert_eq!(code, "400", "{body}");
+    let (code, body) = curl(&["http://berth/v1.43/containers/nope/json"]);
+    assert_eq!(code, "404");
+    assert_eq!(body, r#"{"message":"No such container: nope"}"#);
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        "http://berth/v1.43/containers/create",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        "{\"Image\": \"nothing-here\"}",
+    ]);
+    assert_eq!(code, "404", "{body}");
+    // Nothing was created by any of it.
+    let (code, body) = curl(&["http://berth/containers/json?all=1"]);
+    assert_eq!((code.as_str(), body.as_str()), ("200", "[]"));
+}

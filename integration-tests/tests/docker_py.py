@@ -1,0 +1,81 @@
+"""docker-py (Debian's python3-docker) against berthd: the same daily work
+as the CLI tests, through the Docker SDK unmodified. DOCKER_HOST points at
+the test's berthd; argv[1] is a busybox rootfs tarball."""
+
+import io
+import sys
+import tarfile
+import time
+
+import docker
+
+client = docker.from_env(timeout=60)
+assert client.ping()
+assert client.version()["ApiVersion"] == "1.43"
+
+with open(sys.argv[1], "rb") as f:
+    client.api.import_image_from_data(f.read(), repository="busybox", tag="latest",
+                                      changes=['CMD ["sh"]'])
+image = client.images.get("busybox:latest")
+assert "busybox:latest" in image.tags, image.tags
+
+out = client.containers.run("busybox", ["echo", "hello"], remove=True)
+assert out == b"hello\n", out
+
+try:
+    client.containers.run("busybox", ["sh", "-c", "exit 3"], remove=True)
+    raise AssertionError("a failing container did not raise")
+except docker.errors.ContainerError as e:
+    assert e.exit_status == 3, e.exit_status
+
+c = client.containers.run("busybox", ["sh", "-c", "echo started; exec sleep 1000"],
+                          detach=True, name="pyweb", labels={"by": "docker-py"},
+                          environment={"GREETING": "hi"})
+deadline = time.time() + 10
+while b"started" not in c.logs() and time.time() < deadline:
+    time.sleep(0.1)
+assert c.logs() == b"started\n", c.logs()
+c.reload()
+assert c.status == "running", c.status
+assert c.labels["by"] == "docker-py"
+assert "GREETING=hi" in c.attrs["Config"]["Env"]
+assert [x.name for x in client.containers.list(filters={"label": "by=docker-py"})] == ["pyweb"]
+
+# Files in and out.
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    data = b"from python\n"
+    info = tarfile.TarInfo("py.txt")
+    info.size = len(data)
+    t.addfile(info, io.BytesIO(data))
+assert c.put_archive("/tmp", buf.getvalue())
+stream, stat = c.get_archive("/tmp/py.txt")
+assert stat["name"] == "py.txt", stat
+got = io.BytesIO(b"".join(stream))
+with tarfile.open(fileobj=got) as t:
+    assert t.extractfile("py.txt").read() == b"from python\n"
+
+c.stop(timeout=1)
+c.reload()
+assert c.status == "exited", c.status
+assert c.wait()["StatusCode"] in (137, 143)
+c.remove()
+
+vol = client.volumes.create("pyvol")
+client.containers.run("busybox", ["sh", "-c", "echo v > /v/f"], volumes={"pyvol": {"bind": "/v", "mode": "rw"}}, remove=True)
+out = client.containers.run("busybox", ["cat", "/v/f"], volumes={"pyvol": {"bind": "/v", "mode": "ro"}}, remove=True)
+assert out == b"v\n", out
+vol.remove()
+
+image.tag("pycopy", "1")
+assert "pycopy:1" in client.images.get("pycopy:1").tags
+client.images.remove("pycopy:1")
+
+try:
+    client.containers.get("nothing-here")
+    raise AssertionError("a missing container was found")
+except docker.errors.NotFound:
+    pass
+
+assert client.containers.list(all=True) == []
+print("docker-py: all done")

@@ -1,0 +1,714 @@
+//! berthd through the `berth` CLI: the whole stack as real processes, each
+//! test with its own lifecycled, berthd, sockets and state.
+
+use std::time::Duration;
+
+use integration_tests::eventually;
+use integration_tests::stack::Stack;
+
+fn stack() -> Stack {
+    let s = Stack::start();
+    s.load_busybox();
+    s
+}
+
+#[test]
+fn run_passes_output_and_exit_status_through() {
+    let s = stack();
+    assert_eq!(
+        s.berth(&["run", "--rm", "busybox", "echo", "hello"]).ok(),
+        "hello"
+    );
+    let out = s.berth(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(out.stdout.trim(), "out");
+    assert_eq!(out.stderr.trim(), "err");
+    // A command that does not exist: 127, as Docker.
+    let out = s.berth(&["run", "--rm", "busybox", "no-such-command"]);
+    assert_eq!(out.code, 127, "{out:?}");
+    assert!(out.stderr.contains("no-such-command"), "{out:?}");
+    // --rm removed every one of them.
+    assert_eq!(s.berth(&["ps", "-aq"]).ok(), "");
+    // Piped stdin with -i.
+    let out = s.berth_stdin(
+        &["run", "-i", "--rm", "busybox", "tr", "a-z", "A-Z"],
+        b"shout\n",
+    );
+    assert_eq!(out.ok(), "SHOUT");
+    // The image's config and the request merged: env, workdir, user.
+    let out = s.berth(&[
+        "run",
+        "--rm",
+        "-e",
+        "A=1",
+        "-w",
+        "/tmp",
+        "-u",
+        "user",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $A $(pwd) $(id -un) $(hostname | wc -c)",
+    ]);
+    assert_eq!(out.ok(), "1 /tmp user 13");
+}
+
+#[test]
+fn a_missing_image_is_pulled_and_a_failed_pull_is_reported() {
+    let s = stack();
+    // 127.0.0.1:1 refuses connections: nothing leaves the machine.
+    let out = s.berth(&["run", "--rm", "127.0.0.1:1/nothing:here", "true"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("Unable to find image '127.0.0.1:1/nothing:here' locally"),
+        "{out:?}"
+    );
+    let out = s.berth(&["run", "--rm", "--pull=never", "nothing-here", "true"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(out.stderr.contains("No such image"), "{out:?}");
+}
+
+#[test]
+fn containers_go_through_their_lifecycle() {
+    let s = stack();
+    let id = s
+        .berth(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-l",
+            "tier=front",
+            "busybox",
+            "sh",
+            "-c",
+            "echo started; exec sleep 1000",
+        ])
+        .ok()
+        .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    assert_eq!(s.berth(&["ps", "-q"]).ok(), &id[..12]);
+    assert_eq!(
+        s.berth(&["ps", "--no-trunc", "-q", "-f", "label=tier=front"])
+            .ok(),
+        id
+    );
+    assert_eq!(s.berth(&["ps", "-q", "-f", "name=nope"]).ok(), "");
+    let ps = s
+        .berth(&["ps", "--format", "{{.Names}} {{.Status}}"])
+        .ok()
+        .to_string();
+    assert!(ps.starts_with("web Up"), "{ps}");
+    assert_eq!(
+        s.berth(&["inspect", "-f", "{{.State.Running}} {{.Name}}", "web"])
+            .ok(),
+        "true /web"
+    );
+    assert!(eventually(10, || s
+        .berth(&["logs", "web"])
+        .stdout
+        .contains("started")));
+
+    s.berth(&["pause", "web"]).ok();
+    assert_eq!(
+        s.berth(&["inspect", "-f", "{{.State.Status}}", "web"]).ok(),
+        "paused"
+    );
+    assert!(
+        s.berth(&["ps", "--format", "{{.Status}}"])
+            .ok()
+            .contains("(Paused)")
+    );
+    s.berth(&["unpause", "web"]).ok();
+
+    s.berth(&["stop", "-t", "1", "web"]).ok();
+    let status = s
+        .berth(&["ps", "-a", "--format", "{{.Status}}"])
+        .ok()
+        .to_string();
+    assert!(
+        status.starts_with("Exited (137)") || status.starts_with("Exited (143)"),
+        "{status}"
+    );
+    s.berth(&["start", "web"]).ok();
+    assert_eq!(
+        s.berth(&["inspect", "-f", "{{.State.Running}}", "web"])
+            .ok(),
+        "true"
+    );
+    s.berth(&["restart", "-t", "0", "web"]).ok();
+    assert_eq!(
+        s.berth(&["inspect", "-f", "{{.State.Running}}", "web"])
+            .ok(),
+        "true"
+    );
+    s.berth(&["rename", "web", "www"]).ok();
+    let top = s.berth(&["top", "www"]).ok().to_string();
+    assert!(top.contains("sleep 1000"), "{top}");
+    s.berth(&["update", "--memory", "64m", "--pids-limit", "50", "www"])
+        .ok();
+    assert_eq!(
+        s.berth(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}",
+            "www"
+        ])
+        .ok(),
+        "67108864 50"
+    );
+
+    s.berth(&["kill", "www"]).ok();
+    assert_eq!(s.berth(&["wait", "www"]).ok(), "137");
+    // A running container cannot be removed without force.
+    s.berth(&["start", "www"]).ok();
+    let out = s.berth(&["rm", "www"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.starts_with("Error response from daemon:"),
+        "{out:?}"
+    );
+    s.berth(&["rm", "-f", "www"]).ok();
+    let out = s.berth(&["inspect", "www"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("No such object: www"), "{out:?}");
+}
+
+#[test]
+fn logs_follow_tail_and_timestamps() {
+    let s = stack();
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5; do echo line$i; done; echo oops >&2; sleep 1000",
+    ])
+    .ok();
+    assert!(eventually(10, || s
+        .berth(&["logs", "talker"])
+        .stderr
+        .contains("oops")));
+    let out = s.berth(&["logs", "--tail", "2", "talker"]);
+    assert_eq!(out.stdout, "line5\n");
+    assert_eq!(out.stderr, "oops\n");
+    let out = s.berth(&["logs", "-t", "talker"]);
+    let first = out.stdout.lines().next().unwrap_or_default().to_string();
+    assert!(
+        first.ends_with(" line1") && first.contains('T') && first.contains('Z'),
+        "{first}"
+    );
+    s.berth(&["rm", "-f", "talker"]).ok();
+}
+
+#[test]
+fn files_go_in_and_out_with_cp_diff_and_export() {
+    let s = stack();
+    s.berth(&["create", "--name", "box", "busybox", "sleep", "1000"])
+        .ok();
+    let host = tempfile::tempdir().unwrap();
+    let src = host.path().join("greeting.txt");
+    std::fs::write(&src, "hi from the host\n").unwrap();
+    s.berth(&["cp", src.to_str().unwrap(), "box:/tmp/"]).ok();
+    s.berth(&["start", "box"]).ok();
+    let out = s.berth(&[
+        "cp",
+        "box:/tmp/greeting.txt",
+        host.path().join("back.txt").to_str().unwrap(),
+    ]);
+    out.ok();
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("back.txt")).unwrap(),
+        "hi from the host\n"
+    );
+    // A directory, into an existing directory.
+    s.berth(&["cp", "box:/etc", host.path().to_str().unwrap()])
+        .ok();
+    assert!(host.path().join("etc/passwd").exists());
+    let out = s.berth(&["cp", "box:/no/such/file", host.path().to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("Could not find the file /no/such/file"),
+        "{out:?}"
+    );
+
+    let diff = s.berth(&["diff", "box"]).ok().to_string();
+    assert!(diff.lines().any(|l| l == "A /tmp/greeting.txt"), "{diff}");
+    assert!(diff.lines().any(|l| l == "C /tmp"), "{diff}");
+
+    let tar = host.path().join("box.tar");
+    s.berth(&["export", "-o", tar.to_str().unwrap(), "box"])
+        .ok();
+    let list = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&tar)
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.lines()
+            .any(|l| l.trim_start_matches("./") == "tmp/greeting.txt"),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.trim_start_matches("./") == "bin/busybox")
+    );
+    s.berth(&["rm", "-f", "box"]).ok();
+}
+
+#[test]
+fn images_tag_save_load_commit_and_remove() {
+    let s = stack();
+    let images = s
+        .berth(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .ok()
+        .to_string();
+    assert_eq!(images, "busybox:latest");
+    s.berth(&["tag", "busybox", "mine:1"]).ok();
+    let ids = s.berth(&["images", "-q"]).ok().to_string();
+    assert_eq!(ids.lines().count(), 1, "one image, two names: {ids}");
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("mine.tar");
+    s.berth(&["save", "-o", saved.to_str().unwrap(), "mine:1"])
+        .ok();
+    let out = s.berth(&["rmi", "mine:1"]).ok().to_string();
+    assert_eq!(out, "Untagged: mine:1");
+    let out = s
+        .berth(&["load", "-i", saved.to_str().unwrap()])
+        .ok()
+        .to_string();
+    assert!(out.contains("Loaded image: mine:1"), "{out}");
+    assert_eq!(
+        s.berth(&["run", "--rm", "mine:1", "echo", "loaded"]).ok(),
+        "loaded"
+    );
+
+    s.berth(&[
+        "run",
+        "--name",
+        "builder",
+        "busybox",
+        "sh",
+        "-c",
+        "echo baked > /baked",
+    ])
+    .ok();
+    let id = s
+        .berth(&["commit", "-m", "bake", "builder", "baked:v1"])
+        .ok()
+        .to_string();
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(
+        s.berth(&["run", "--rm", "baked:v1", "cat", "/baked"]).ok(),
+        "baked"
+    );
+    let history = s
+        .berth(&["history", "--format", "{{.Comment}}", "baked:v1"])
+        .ok()
+        .to_string();
+    assert!(history.lines().any(|l| l == "bake"), "{history}");
+    // A name of an image with several names is only untagged.
+    assert_eq!(s.berth(&["rmi", "mine:1"]).ok(), "Untagged: mine:1");
+    // An image a container uses is not removed without force.
+    s.berth(&["create", "--name", "user", "baked:v1"]).ok();
+    let out = s.berth(&["rmi", "baked:v1"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("conflict"), "{out:?}");
+    s.berth(&["rm", "builder", "user"]).ok();
+    let out = s.berth(&["rmi", "baked:v1"]).ok().to_string();
+    assert!(
+        out.starts_with("Untagged: baked:v1\nDeleted: sha256:"),
+        "{out}"
+    );
+    let out = s.berth(&["image", "inspect", "baked:v1"]);
+    assert_eq!(out.code, 1);
+}
+
+#[test]
+fn volumes_keep_data_between_containers() {
+    let s = stack();
+    assert_eq!(s.berth(&["volume", "create", "data"]).ok(), "data");
+    s.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ])
+    .ok();
+    assert_eq!(
+        s.berth(&[
+            "run",
+            "--rm",
+            "-v",
+            "data:/data:ro",
+            "busybox",
+            "cat",
+            "/data/f"
+        ])
+        .ok(),
+        "kept"
+    );
+    let out = s.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data:ro",
+        "busybox",
+        "touch",
+        "/data/g",
+    ]);
+    assert_ne!(out.code, 0, "a read-only volume was written: {out:?}");
+    assert_eq!(s.berth(&["volume", "ls", "-q"]).ok(), "data");
+    s.berth(&["create", "--name", "user", "-v", "data:/data", "busybox"])
+        .ok();
+    let out = s.berth(&["volume", "rm", "data"]);
+    assert_eq!(out.code, 1, "a volume in use was removed: {out:?}");
+    s.berth(&["rm", "user"]).ok();
+    s.berth(&["volume", "rm", "data"]).ok();
+    // A bind mount of a host directory.
+    let host = tempfile::tempdir().unwrap();
+    let bind = format!("{}:/host", host.path().display());
+    s.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "busybox",
+        "sh",
+        "-c",
+        "echo bound > /host/f",
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("f")).unwrap(),
+        "bound\n"
+    );
+}
+
+#[test]
+fn restart_policies_fire() {
+    let s = stack();
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 1",
+    ])
+    .ok();
+    assert!(
+        eventually(30, || {
+            s.berth(&[
+                "inspect",
+                "-f",
+                "{{.RestartCount}} {{.State.Running}}",
+                "flaky",
+            ])
+            .stdout
+            .trim()
+                == "2 false"
+        }),
+        "{}",
+        s.berth(&["inspect", "flaky"]).stdout
+    );
+    assert_eq!(
+        s.berth(&["inspect", "-f", "{{.State.ExitCode}}", "flaky"])
+            .ok(),
+        "1"
+    );
+    s.berth(&["rm", "flaky"]).ok();
+}
+
+#[test]
+fn events_report_what_happened() {
+    let s = stack();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let since = now();
+    s.berth(&["run", "--rm", "--name", "ev", "busybox", "true"])
+        .ok();
+    let until = now() + 1;
+    let out = s
+        .berth(&[
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &until.to_string(),
+            "--filter",
+            "type=container",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ])
+        .ok()
+        .to_string();
+    for action in ["create ev", "start ev", "die ev", "destroy ev"] {
+        assert!(out.lines().any(|l| l == action), "no {action:?} in {out}");
+    }
+    // The default format is Docker's line.
+    let out = s
+        .berth(&[
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &until.to_string(),
+            "--filter",
+            "event=die",
+        ])
+        .ok()
+        .to_string();
+    assert!(
+        out.contains(" container die ") && out.contains("exitCode=0") && out.contains("name=ev"),
+        "{out}"
+    );
+}
+
+#[test]
+fn errors_say_whose_they_are() {
+    let s = stack();
+    let out = s.berth(&["rm", "nothing"]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr.trim(),
+        "Error response from daemon: No such container: nothing"
+    );
+    let out = s.berth(&["ps", "--no-such-flag"]);
+    assert_eq!(out.code, 125);
+    let mut c = s.berth_cmd();
+    c.env("BERTH_HOST", "unix:///nonexistent/berthd.sock")
+        .arg("ps");
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "Cannot connect to the berth daemon at unix:///nonexistent/berthd.sock. Is the daemon running?"
+    );
+    // Bad input changes nothing.
+    let out = s.berth(&["run", "--memory", "lots", "busybox", "true"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert_eq!(s.berth(&["ps", "-aq"]).ok(), "");
+}
+
+#[test]
+fn debug_shows_the_api_calls() {
+    let s = stack();
+    let out = s.berth(&["--debug", "ps"]);
+    out.ok();
+    assert!(out.stderr.contains("> HEAD /_ping"), "{}", out.stderr);
+    assert!(out.stderr.contains("< api-version: 1.43"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("> GET /v1.43/containers/json"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn contexts_point_the_cli_at_a_daemon() {
+    let s = stack();
+    let mut c = s.berth_cmd();
+    c.env_remove("BERTH_HOST").args([
+        "context",
+        "create",
+        "mine",
+        "--docker",
+        &format!("host={}", s.host),
+    ]);
+    assert!(c.status().unwrap().success());
+    let mut c = s.berth_cmd();
+    c.env_remove("BERTH_HOST").args(["context", "use", "mine"]);
+    assert!(c.status().unwrap().success());
+    let mut c = s.berth_cmd();
+    c.env_remove("BERTH_HOST").args(["images", "-q"]);
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    let mut c = s.berth_cmd();
+    c.env_remove("BERTH_HOST")
+        .args(["context", "ls", "--format", "{{.Name}}"]);
+    let out = c.output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "default\nmine *\n");
+}
+
+#[test]
+fn containers_outlive_a_killed_engine() {
+    let mut s = stack();
+    let mut names = Vec::new();
+    for i in 0..20 {
+        let name = format!("c{i}");
+        s.berth(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.2; done",
+        ])
+        .ok();
+        names.push(name);
+    }
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "quitter",
+        "--restart",
+        "on-failure:1",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 2; exit 5",
+    ])
+    .ok();
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "ender",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 2; exit 4",
+    ])
+    .ok();
+    let pids_before = s
+        .berth(&["inspect", "-f", "{{.State.Pid}}", "c0"])
+        .ok()
+        .to_string();
+    s.kill9_berthd();
+    // While the engine is down: containers run, write output, and exit.
+    std::thread::sleep(Duration::from_secs(4));
+    s.spawn_berthd();
+    let running = s.berth(&["ps", "-q", "-f", "name=c"]).ok().lines().count();
+    assert_eq!(running, 20, "{}", s.berth(&["ps", "-a"]).stdout);
+    assert_eq!(
+        s.berth(&["inspect", "-f", "{{.State.Pid}}", "c0"]).ok(),
+        pids_before
+    );
+    // Output written while berthd was down is in the logs.
+    let logs = s.berth(&["logs", "c0"]).ok().to_string();
+    assert!(logs.lines().count() >= 15, "{logs}");
+    // The one that exited meanwhile shows its status.
+    assert!(eventually(10, || s
+        .berth(&["ps", "-a", "-f", "name=ender", "--format", "{{.Status}}"])
+        .stdout
+        .starts_with("Exited (4)")));
+    // The restart policy of the one that failed meanwhile fired.
+    assert!(eventually(10, || s
+        .berth(&["inspect", "-f", "{{.RestartCount}}", "quitter"])
+        .stdout
+        .trim()
+        == "1"));
+    // And the engine still drives them.
+    s.berth(&["stop", "-t", "0", "c0"]).ok();
+    assert_eq!(
+        s.berth(&["ps", "-q", "-f", "name=c"]).ok().lines().count(),
+        19
+    );
+    let mut args = vec!["rm", "-f"];
+    let all: Vec<String> = names
+        .iter()
+        .cloned()
+        .chain(["quitter".into(), "ender".into()])
+        .collect();
+    args.extend(all.iter().map(String::as_str));
+    s.berth(&args).ok();
+}
+
+#[test]
+fn without_live_restore_a_clean_stop_stops_containers() {
+    let mut s = Stack::start_with(serde_json::json!({"live-restore": false}));
+    s.load_busybox();
+    s.berth(&["run", "-d", "--name", "short", "busybox", "sleep", "1000"])
+        .ok();
+    s.stop_berthd();
+    s.spawn_berthd();
+    let status = s
+        .berth(&["ps", "-a", "--format", "{{.Status}}"])
+        .ok()
+        .to_string();
+    assert!(status.starts_with("Exited"), "{status}");
+}
+
+#[test]
+fn images_push_to_and_pull_from_a_registry() {
+    let s = stack();
+    let reg = integration_tests::registry::Registry::start();
+    let name = format!("{}/team/bb:v1", reg.host);
+    s.berth(&["tag", "busybox", &name]).ok();
+    let out = s.berth(&["push", &name]).ok().to_string();
+    assert!(out.contains("Pushed"), "{out}");
+    assert!(out.contains("v1: digest: sha256:"), "{out}");
+    s.berth(&["rmi", &name]).ok();
+    s.berth(&["rmi", "busybox"]).ok();
+    assert_eq!(s.berth(&["images", "-q"]).ok(), "");
+    // Not a terminal: one line per layer state, as Docker prints to a log.
+    let out = s.berth(&["pull", &name]).ok().to_string();
+    assert!(out.contains("Pull complete"), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{out}"
+    );
+    assert!(out.ends_with(&name), "{out}");
+    let digests = s
+        .berth(&["images", "--digests", "--format", "{{.Digest}}"])
+        .ok()
+        .to_string();
+    assert!(digests.starts_with("sha256:"), "{digests}");
+    assert_eq!(
+        s.berth(&["run", "--rm", &name, "echo", "pulled"]).ok(),
+        "pulled"
+    );
+    let out = s.berth(&["pull", &name]).ok().to_string();
+    assert!(
+        out.contains("Image is up to date") || out.contains("Already exists"),
+        "{out}"
+    );
+    // `run` of an image not here pulls it first, its progress on stderr.
+    s.berth(&["rmi", &name]).ok();
+    let out = s.berth(&["run", "--rm", &name, "echo", "again"]);
+    assert_eq!(out.ok(), "again");
+    assert!(
+        out.stderr
+            .contains(&format!("Unable to find image '{name}' locally")),
+        "{out:?}"
+    );
+    let out = s.berth(&["pull", &format!("{}/team/none:v1", reg.host)]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.starts_with("Error response from daemon:"),
+        "{out:?}"
+    );
+}

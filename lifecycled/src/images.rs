@@ -1,0 +1,272 @@
+//! Images as lifecycled serves them: records of the image store resolved
+//! for this machine (config, layers, chain id), Docker's name
+//! normalisation for archives, and commit of a container's changes.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use berth_proto::lifecycle::v1 as api;
+use berth_proto::types::v1 as pb;
+use imagestore::{Compression, Descriptor, ImageRecord, MediaType, Store};
+use serde_json::{Value, json};
+use tonic::Status;
+
+use crate::store::Record;
+use crate::timestamp;
+
+/// The name of an image that only its digest names (a commit without a
+/// name), as Docker's containerd image store names such images.
+pub const DANGLING: &str = "moby-dangling";
+
+/// How much of a config blob we are willing to read.
+const MAX_CONFIG: u64 = 8 << 20;
+
+/// imagestore's errors as gRPC statuses a client can act on.
+pub fn status(e: imagestore::Error) -> Status {
+    use imagestore::Error as E;
+    let msg = e.chain();
+    match e {
+        E::ImageNotFound { .. }
+        | E::BlobNotFound { .. }
+        | E::SnapshotNotFound { .. }
+        | E::RegistryNotFound { .. } => Status::not_found(msg),
+        E::SnapshotExists { .. } => Status::already_exists(msg),
+        E::InvalidNamespace { .. }
+        | E::InvalidDigest { .. }
+        | E::InvalidImageName { .. }
+        | E::InvalidReference { .. }
+        | E::InvalidSnapshotKey { .. }
+        | E::InvalidArchive { .. }
+        | E::UnsafeEntry { .. }
+        | E::BadLayer { .. }
+        | E::InvalidContent { .. }
+        | E::UnsupportedMediaType { .. }
+        | E::DigestMismatch { .. }
+        | E::SizeMismatch { .. } => Status::invalid_argument(msg),
+        E::NoMatchingPlatform { .. } | E::BlobInUse { .. } | E::SnapshotInUse { .. } => {
+            Status::failed_precondition(msg)
+        }
+        E::Unauthorized { .. } => Status::unauthenticated(msg),
+        E::RegistryUnreachable { .. } | E::Locked { .. } => Status::unavailable(msg),
+        _ => Status::internal(msg),
+    }
+}
+
+/// Runs blocking store work off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("a store task failed: {e}")))?
+}
+
+pub fn descriptor(d: &Descriptor) -> pb::Descriptor {
+    pb::Descriptor {
+        media_type: d.media_type().to_string(),
+        digest: d.digest().to_string(),
+        size: d.size() as i64,
+        annotations: d
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// A record with what it is on this machine: config, layers, size.
+pub fn to_api(store: &Store, rec: &ImageRecord) -> Result<api::Image, imagestore::Error> {
+    let r = store.resolve(&rec.target)?;
+    let config = store.read_blob(&r.config_digest, MAX_CONFIG)?;
+    Ok(api::Image {
+        name: rec.name.clone(),
+        target: Some(descriptor(&rec.target)),
+        labels: rec.labels.clone().into_iter().collect(),
+        created_at: Some(timestamp(rec.created_at)),
+        updated_at: Some(timestamp(rec.updated_at)),
+        config_digest: r.config_digest.to_string(),
+        config,
+        diff_ids: r.diff_ids.iter().map(|d| d.to_string()).collect(),
+        layers: r.layers.iter().map(descriptor).collect(),
+        size: r.layers.iter().map(|l| l.size() as i64).sum(),
+        chain_id: r.top_chain_id().map(|c| c.to_string()).unwrap_or_default(),
+    })
+}
+
+/// Docker's normalisation of the names archives carry: `busybox` →
+/// `docker.io/library/busybox:latest`, `me/app:1` → `docker.io/me/app:1`;
+/// names with a registry host keep it.
+pub fn docker_name(name: &str) -> String {
+    let (repo, suffix) = match name.split_once('@') {
+        Some((r, d)) => (r.to_string(), format!("@{d}")),
+        None => {
+            let slash = name.rfind('/').map(|i| i + 1).unwrap_or(0);
+            match name[slash..].rfind(':') {
+                Some(i) => (
+                    name[..slash + i].to_string(),
+                    format!(":{}", &name[slash + i + 1..]),
+                ),
+                None => (name.to_string(), ":latest".to_string()),
+            }
+        }
+    };
+    let full = match repo.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            repo
+        }
+        Some(_) => format!("docker.io/{repo}"),
+        None => format!("docker.io/library/{repo}"),
+    };
+    format!("{full}{suffix}")
+}
+
+/// A new image from a container's changes: its image's layers plus one
+/// made from its snapshot, with `config` (Docker's container config under
+/// "config") laid over the image's own config.
+pub fn commit(
+    store: &Store,
+    ns: &str,
+    container: &Record,
+    req: &api::CommitRequest,
+) -> Result<ImageRecord, Status> {
+    if container.snapshot_key.is_empty() {
+        return Err(Status::failed_precondition(format!(
+            "container {} has no snapshot to commit (its rootfs was given as mounts)",
+            container.id
+        )));
+    }
+    let base = if container.image.is_empty() {
+        None
+    } else {
+        Some(store.resolve_image(ns, &container.image).map_err(|e| {
+            Status::failed_precondition(format!(
+                "the image of container {} ({}) is gone: {}",
+                container.id,
+                container.image,
+                e.chain()
+            ))
+        })?)
+    };
+    let overlay: Value = if req.config.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&req.config)
+            .map_err(|e| Status::invalid_argument(format!("config is not valid JSON: {e}")))?
+    };
+    let lease = store.lease();
+    let layer = store
+        .commit(ns, &container.snapshot_key, Compression::Gzip, Some(&lease))
+        .map_err(status)?;
+
+    let mut config: Value = match &base {
+        Some(b) => {
+            let raw = store
+                .read_blob(&b.config_digest, MAX_CONFIG)
+                .map_err(status)?;
+            serde_json::from_slice(&raw)
+                .map_err(|e| Status::internal(format!("the config of {}: {e}", container.image)))?
+        }
+        None => json!({
+            "architecture": imagestore::PlatformSpec::host().architecture,
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": []},
+        }),
+    };
+    if let Some(o) = overlay["config"].as_object() {
+        config["config"] = Value::Object(o.clone());
+    }
+    let now = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
+    config["created"] = json!(now);
+    if !req.author.is_empty() {
+        config["author"] = json!(req.author);
+    }
+    let mut diff_ids = config["rootfs"]["diff_ids"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    diff_ids.push(json!(layer.diff_id.to_string()));
+    config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
+    let mut entry = json!({"created": now});
+    if !req.author.is_empty() {
+        entry["author"] = json!(req.author);
+    }
+    if !req.comment.is_empty() {
+        entry["comment"] = json!(req.comment);
+    }
+    let mut history = config["history"].as_array().cloned().unwrap_or_default();
+    history.push(entry);
+    config["history"] = Value::Array(history);
+
+    let config_bytes = serde_json::to_vec(&config)
+        .map_err(|e| Status::internal(format!("encoding the config: {e}")))?;
+    let mut config_desc = store
+        .write_blob(None, &config_bytes[..], Some(&lease))
+        .map_err(status)?;
+    config_desc.set_media_type(MediaType::ImageConfig);
+    let mut layers: Vec<Value> = base
+        .as_ref()
+        .map(|b| b.layers.iter().map(desc_json).collect())
+        .unwrap_or_default();
+    layers.push(desc_json(&layer.layer));
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": desc_json(&config_desc),
+        "layers": layers,
+    });
+    let manifest_bytes = serde_json::to_vec(&manifest)
+        .map_err(|e| Status::internal(format!("encoding the manifest: {e}")))?;
+    let mut target = store
+        .write_blob(None, &manifest_bytes[..], Some(&lease))
+        .map_err(status)?;
+    target.set_media_type(MediaType::ImageManifest);
+    let name = if req.name.is_empty() {
+        format!("{DANGLING}@{}", target.digest())
+    } else {
+        req.name.clone()
+    };
+    let mut rec = ImageRecord::new(name, target);
+    rec.labels = BTreeMap::from([("berth.commit.container".to_string(), container.id.clone())]);
+    store.put_image(ns, rec).map_err(status)
+}
+
+/// A name no other call of this process uses, for temporary records.
+pub fn unique() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
+fn desc_json(d: &Descriptor) -> Value {
+    json!({
+        "mediaType": d.media_type().to_string(),
+        "digest": d.digest().to_string(),
+        "size": d.size(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_names_are_normalised_like_dockers() {
+        assert_eq!(docker_name("busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(
+            docker_name("busybox:1.36"),
+            "docker.io/library/busybox:1.36"
+        );
+        assert_eq!(docker_name("me/app:v1"), "docker.io/me/app:v1");
+        assert_eq!(docker_name("127.0.0.1:5000/x/y:z"), "127.0.0.1:5000/x/y:z");
+        assert_eq!(docker_name("localhost/app"), "localhost/app:latest");
+        assert_eq!(
+            docker_name("busybox@sha256:abcd"),
+            "docker.io/library/busybox@sha256:abcd"
+        );
+        assert_eq!(
+            docker_name("docker.io/library/busybox:latest"),
+            "docker.io/library/busybox:latest"
+        );
+    }
+}

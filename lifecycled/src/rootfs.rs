@@ -1,0 +1,519 @@
+//! A container's filesystem as a whole (image layers and its changes), for
+//! the Snapshots service: `docker diff`, `export` and `cp` both ways.
+//!
+//! A container with a task has its rootfs mounted by its shim at
+//! `<bundle>/rootfs`; one without is mounted here for the time of the call,
+//! on a private directory, and unmounted on every way out.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Component, Path, PathBuf};
+
+use tonic::Status;
+
+/// How deep symlinks may chain while resolving a path in a root.
+const MAX_LINKS: usize = 40;
+
+/// A temporary mount of a snapshot, unmounted and removed on drop.
+pub struct TempRoot {
+    path: PathBuf,
+}
+
+impl TempRoot {
+    pub fn mount(dir: &Path, mounts: &[imagestore::Mount]) -> Result<TempRoot, Status> {
+        fs::create_dir_all(dir)
+            .map_err(|e| Status::internal(format!("creating {}: {e}", dir.display())))?;
+        let root = TempRoot {
+            path: dir.to_path_buf(),
+        };
+        imagestore::mount_all(mounts, &root.path)
+            .map_err(|e| Status::internal(format!("mounting the snapshot: {}", e.chain())))?;
+        Ok(root)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        if let Err(e) = imagestore::unmount(&self.path) {
+            tracing::warn!("unmounting {}: {}", self.path.display(), e.chain());
+        }
+        let _ = fs::remove_dir(&self.path);
+    }
+}
+
+/// Resolves `path` inside `root` as the container would see it: symlinks
+/// in its parents are followed relative to the root, `..` stops at the
+/// root. The last component is not followed (a symlink is itself), unless
+/// the path ends with `/` or `/.`.
+pub fn resolve(root: &Path, path: &str) -> Result<PathBuf, Status> {
+    let follow_last = path.ends_with('/') || path.ends_with("/.");
+    let mut parts: Vec<String> = Vec::new();
+    let mut pending: Vec<String> = components(path);
+    pending.reverse();
+    let mut links = 0;
+    while let Some(c) = pending.pop() {
+        match c.as_str() {
+            "." | "" => continue,
+            ".." => {
+                parts.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let candidate: PathBuf = root.join(parts.iter().collect::<PathBuf>()).join(&c);
+        let is_last = pending.is_empty();
+        if is_last && !follow_last {
+            parts.push(c);
+            break;
+        }
+        match fs::symlink_metadata(&candidate) {
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(Status::invalid_argument(format!(
+                        "{path}: too many levels of symbolic links"
+                    )));
+                }
+                let target = fs::read_link(&candidate)
+                    .map_err(|e| Status::internal(format!("readlink {path}: {e}")))?;
+                let t = target.to_string_lossy().into_owned();
+                if t.starts_with('/') {
+                    parts.clear();
+                }
+                let mut more = components(&t);
+                more.reverse();
+                pending.extend(more);
+            }
+            _ => parts.push(c),
+        }
+    }
+    Ok(root.join(parts.iter().collect::<PathBuf>()))
+}
+
+fn components(p: &str) -> Vec<String> {
+    p.split('/')
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// What Docker's archive endpoints report about a path.
+pub struct Stat {
+    pub name: String,
+    pub size: i64,
+    pub mode: u32,
+    pub mtime: std::time::SystemTime,
+    pub link_target: String,
+}
+
+pub fn stat(root: &Path, path: &str) -> Result<Stat, Status> {
+    let p = resolve(root, path)?;
+    let m = fs::symlink_metadata(&p).map_err(|e| not_found_or(path, e))?;
+    let link_target = if m.file_type().is_symlink() {
+        fs::read_link(&p)
+            .map(|t| t.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let name = Path::new(path.trim_end_matches("/.").trim_end_matches('/'))
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "/".into());
+    Ok(Stat {
+        name,
+        size: m.len() as i64,
+        mode: m.mode(),
+        mtime: m.modified().unwrap_or(std::time::UNIX_EPOCH),
+        link_target,
+    })
+}
+
+fn not_found_or(path: &str, e: std::io::Error) -> Status {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Status::not_found(format!("{path}: no such file or directory"))
+    } else {
+        Status::internal(format!("{path}: {e}"))
+    }
+}
+
+/// Writes a tar of `path` in the root: the path itself under its base name,
+/// or, for a path ending in `/.`, what the directory holds.
+pub fn read_archive(root: &Path, path: &str, out: impl Write) -> Result<(), Status> {
+    let p = resolve(root, path)?;
+    let m = fs::symlink_metadata(&p).map_err(|e| not_found_or(path, e))?;
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    let werr = |e: std::io::Error| Status::internal(format!("archiving {path}: {e}"));
+    if path.ends_with("/.") && m.is_dir() {
+        append_tree(&mut b, &p, Path::new("")).map_err(werr)?;
+    } else {
+        let name = Path::new(path.trim_end_matches('/'))
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        if m.is_dir() {
+            b.append_path_with_name(&p, &name).map_err(werr)?;
+            append_tree(&mut b, &p, &name).map_err(werr)?;
+        } else {
+            b.append_path_with_name(&p, &name).map_err(werr)?;
+        }
+    }
+    b.finish().map_err(werr)
+}
+
+/// Appends what `dir` holds, named under `prefix`, depth first in name
+/// order; mount points of other filesystems are entered (the container
+/// sees them too) but not /proc-like pseudo files.
+fn append_tree<W: Write>(
+    b: &mut tar::Builder<W>,
+    dir: &Path,
+    prefix: &Path,
+) -> std::io::Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let full = e.path();
+        let name = prefix.join(e.file_name());
+        let ft = e.file_type()?;
+        if ft.is_socket() {
+            // tar has no sockets; Docker skips them too.
+            continue;
+        }
+        b.append_path_with_name(&full, &name)?;
+        if ft.is_dir() {
+            append_tree(b, &full, &name)?;
+        }
+    }
+    Ok(())
+}
+
+/// The whole root as a tar (docker export).
+pub fn export(root: &Path, out: impl Write) -> Result<(), Status> {
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    let werr = |e: std::io::Error| Status::internal(format!("exporting: {e}"));
+    append_tree(&mut b, root, Path::new("")).map_err(werr)?;
+    b.finish().map_err(werr)
+}
+
+/// Extracts a tar into the directory `path` of the root (docker cp in).
+/// Entries may not leave the root, through `..` or through a symlink;
+/// with `no_overwrite_dir_non_dir`, a directory is never replaced by a
+/// file nor a file by a directory.
+pub fn write_archive(
+    root: &Path,
+    path: &str,
+    input: impl Read,
+    no_overwrite_dir_non_dir: bool,
+) -> Result<(), Status> {
+    let dir = resolve(root, &format!("{}/", path.trim_end_matches('/')))?;
+    let m = fs::metadata(&dir).map_err(|e| not_found_or(path, e))?;
+    if !m.is_dir() {
+        return Err(Status::invalid_argument(format!(
+            "extraction point is not a directory: {path}"
+        )));
+    }
+    let mut ar = tar::Archive::new(input);
+    ar.set_preserve_permissions(true);
+    ar.set_preserve_mtime(true);
+    ar.set_preserve_ownerships(true);
+    ar.set_overwrite(true);
+    ar.set_unpack_xattrs(true);
+    let bad = |e: std::io::Error| Status::invalid_argument(format!("reading the archive: {e}"));
+    for entry in ar.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        let rel = entry.path().map_err(bad)?.into_owned();
+        if rel
+            .components()
+            .any(|c| matches!(c, Component::ParentDir | Component::RootDir))
+        {
+            return Err(Status::invalid_argument(format!(
+                "the archive holds an unsafe path: {}",
+                rel.display()
+            )));
+        }
+        if no_overwrite_dir_non_dir {
+            let target = dir.join(&rel);
+            if let Ok(existing) = fs::symlink_metadata(&target) {
+                let entry_is_dir = entry.header().entry_type().is_dir();
+                if existing.is_dir() && !entry_is_dir {
+                    return Err(Status::invalid_argument(format!(
+                        "cannot overwrite directory {:?} with non-directory",
+                        target.strip_prefix(root).unwrap_or(&target)
+                    )));
+                }
+                if !existing.is_dir() && entry_is_dir {
+                    return Err(Status::invalid_argument(format!(
+                        "cannot overwrite non-directory {:?} with directory",
+                        target.strip_prefix(root).unwrap_or(&target)
+                    )));
+                }
+            }
+        }
+        // unpack_in refuses entries that would land outside `dir`, also
+        // through symlinks the container holds.
+        entry
+            .unpack_in(&dir)
+            .map_err(|e| Status::invalid_argument(format!("extracting {}: {e}", rel.display())))?;
+    }
+    Ok(())
+}
+
+/// Docker's kinds of change.
+pub const MODIFIED: i32 = 0;
+pub const ADDED: i32 = 1;
+pub const DELETED: i32 = 2;
+
+/// The changes of a snapshot, from its overlay upper directory against its
+/// lower layers: whiteouts are deletions, what exists below is modified,
+/// the rest added.
+pub fn changes(mounts: &[imagestore::Mount]) -> Result<Vec<(String, i32)>, Status> {
+    let (upper, lowers) = match mounts.first() {
+        Some(m) if m.r#type == "overlay" => {
+            let opt = |k: &str| {
+                m.options
+                    .iter()
+                    .find_map(|o| o.strip_prefix(&format!("{k}=")).map(String::from))
+            };
+            let upper = opt("upperdir")
+                .ok_or_else(|| Status::internal("the snapshot's mount has no upperdir"))?;
+            let lowers: Vec<PathBuf> = opt("lowerdir")
+                .unwrap_or_default()
+                .split(':')
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect();
+            (PathBuf::from(upper), lowers)
+        }
+        Some(m) => (PathBuf::from(&m.source), Vec::new()),
+        None => return Ok(Vec::new()),
+    };
+    let mut out = BTreeMap::new();
+    walk_changes(&upper, Path::new("/"), &lowers, &mut out)
+        .map_err(|e| Status::internal(format!("reading the snapshot's changes: {e}")))?;
+    Ok(out.into_iter().collect())
+}
+
+fn walk_changes(
+    dir: &Path,
+    at: &Path,
+    lowers: &[PathBuf],
+    out: &mut BTreeMap<String, i32>,
+) -> std::io::Result<()> {
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let path = at.join(&name);
+        let key = path.to_string_lossy().into_owned();
+        let m = e.metadata()?;
+        let rel = path.strip_prefix("/").unwrap_or(&path);
+        if m.file_type().is_char_device() && m.rdev() == 0 {
+            out.insert(key, DELETED);
+            continue;
+        }
+        let below = lowers
+            .iter()
+            .any(|l| fs::symlink_metadata(l.join(rel)).is_ok());
+        out.insert(key, if below { MODIFIED } else { ADDED });
+        if m.is_dir() {
+            walk_changes(&e.path(), &path, lowers, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// A Write that hands its bytes to an async receiver in chunks.
+pub struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, Status>>,
+    buf: Vec<u8>,
+}
+
+const CHUNK: usize = 256 * 1024;
+
+impl ChunkWriter {
+    pub fn new(tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, Status>>) -> Self {
+        ChunkWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        }
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the reader went away")
+        })
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+impl Drop for ChunkWriter {
+    fn drop(&mut self) {
+        let _ = self.send();
+    }
+}
+
+/// A Read over chunks arriving from an async stream.
+pub struct ChunkReader {
+    rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl ChunkReader {
+    pub fn new(rx: tokio::sync::mpsc::Receiver<Vec<u8>>) -> Self {
+        ChunkReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            match self.rx.blocking_recv() {
+                Some(c) => {
+                    self.cur = c;
+                    self.pos = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = (self.cur.len() - self.pos).min(out.len());
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn paths_resolve_inside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        fs::create_dir_all(root.join("usr/bin")).unwrap();
+        symlink("/usr/bin", root.join("bin")).unwrap();
+        symlink("../../..", root.join("usr/bin/up")).unwrap();
+        assert_eq!(resolve(root, "/bin/sh").unwrap(), root.join("usr/bin/sh"));
+        // The last component is the link itself unless asked to follow.
+        assert_eq!(resolve(root, "/bin").unwrap(), root.join("bin"));
+        assert_eq!(resolve(root, "/bin/").unwrap(), root.join("usr/bin"));
+        // `..` stops at the root, through links too.
+        assert_eq!(resolve(root, "/../../etc").unwrap(), root.join("etc"));
+        assert_eq!(resolve(root, "/usr/bin/up/etc").unwrap(), root.join("etc"));
+        symlink("loop", root.join("loop")).unwrap();
+        assert!(resolve(root, "/loop/x").is_err());
+    }
+
+    #[test]
+    fn archives_round_trip_and_refuse_escapes() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        fs::create_dir_all(root.join("data/sub")).unwrap();
+        fs::write(root.join("data/sub/f"), b"hi").unwrap();
+        let mut tar = Vec::new();
+        read_archive(&root, "/data", &mut tar).unwrap();
+        fs::create_dir_all(root.join("copy")).unwrap();
+        write_archive(&root, "/copy", &tar[..], false).unwrap();
+        assert_eq!(fs::read(root.join("copy/data/sub/f")).unwrap(), b"hi");
+        // The contents only, with "/.".
+        let mut tar = Vec::new();
+        read_archive(&root, "/data/.", &mut tar).unwrap();
+        fs::create_dir_all(root.join("flat")).unwrap();
+        write_archive(&root, "/flat", &tar[..], false).unwrap();
+        assert!(root.join("flat/sub/f").exists());
+        // A symlink in the container pointing out of it is not followed out.
+        symlink("/", root.join("escape")).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "escape/pwned-by-berth-test", &b"x"[..])
+            .unwrap();
+        let evil = b.into_inner().unwrap();
+        let _ = write_archive(&root, "/", &evil[..], false);
+        assert!(!Path::new("/pwned-by-berth-test").exists());
+        // A directory is not replaced by a file when asked not to.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "data", &b"x"[..]).unwrap();
+        let file_over_dir = b.into_inner().unwrap();
+        assert!(write_archive(&root, "/", &file_over_dir[..], true).is_err());
+        assert!(root.join("data").is_dir());
+        assert!(stat(&root, "/nope").is_err_and(|s| s.code() == tonic::Code::NotFound));
+        let st = stat(&root, "/data/sub/f").unwrap();
+        assert_eq!((st.name.as_str(), st.size), ("f", 2));
+    }
+
+    #[test]
+    fn changes_read_the_upper_dir() {
+        let t = tempfile::tempdir().unwrap();
+        let lower = t.path().join("lower");
+        let upper = t.path().join("upper");
+        fs::create_dir_all(lower.join("etc")).unwrap();
+        fs::write(lower.join("etc/passwd"), b"root").unwrap();
+        fs::write(lower.join("gone"), b"x").unwrap();
+        fs::create_dir_all(upper.join("etc")).unwrap();
+        fs::write(upper.join("etc/passwd"), b"root2").unwrap();
+        fs::write(upper.join("new"), b"n").unwrap();
+        nix::sys::stat::mknod(
+            &upper.join("gone"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o000),
+            0,
+        )
+        .unwrap();
+        let m = imagestore::Mount {
+            r#type: "overlay".into(),
+            source: "overlay".into(),
+            target: String::new(),
+            options: vec![
+                format!("lowerdir={}", lower.display()),
+                format!("upperdir={}", upper.display()),
+            ],
+        };
+        let c = changes(&[m]).unwrap();
+        assert_eq!(
+            c,
+            vec![
+                ("/etc".to_string(), MODIFIED),
+                ("/etc/passwd".to_string(), MODIFIED),
+                ("/gone".to_string(), DELETED),
+                ("/new".to_string(), ADDED),
+            ]
+        );
+    }
+}

@@ -1,0 +1,252 @@
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use berth_proto::lifecycle::v1 as api;
+use berth_proto::lifecycle::v1::snapshots_server::Snapshots;
+use futures::Stream;
+use imagestore::SnapshotKind;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::images::{blocking, status, unique};
+use crate::namespace;
+use crate::rootfs::{self, ChunkReader, ChunkWriter, TempRoot};
+use crate::store::Store as Containers;
+use crate::tasks::Tasks;
+
+pub struct Service {
+    pub images: imagestore::Store,
+    pub containers: Arc<Containers>,
+    pub tasks: Arc<Tasks>,
+    /// Where snapshots of containers without a task are mounted for a call.
+    pub scratch: PathBuf,
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// A container's whole filesystem for the time of one call.
+enum Root {
+    /// Mounted by the container's shim.
+    Task(PathBuf),
+    /// Mounted here, unmounted on drop.
+    Temp(TempRoot),
+}
+
+impl Root {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            Root::Task(p) => p,
+            Root::Temp(t) => t.path(),
+        }
+    }
+}
+
+impl Service {
+    /// The snapshot key of a container (its id names it), or the key itself.
+    fn key(&self, ns: &str, id: &str) -> String {
+        match self.containers.get(ns, id) {
+            Ok(r) if !r.snapshot_key.is_empty() => r.snapshot_key,
+            _ => id.to_string(),
+        }
+    }
+
+    async fn root(&self, ns: &str, id: &str) -> Result<Root, Status> {
+        if let Some(p) = self.tasks.rootfs_path(ns, id) {
+            let mounted = match (std::fs::metadata(&p), p.parent().map(std::fs::metadata)) {
+                (Ok(a), Some(Ok(b))) => a.dev() != b.dev(),
+                _ => false,
+            };
+            if mounted {
+                return Ok(Root::Task(p));
+            }
+        }
+        let key = self.key(ns, id);
+        let store = self.images.clone();
+        let ns2 = ns.to_string();
+        let mounts = blocking(move || store.mounts(&ns2, &key).map_err(status)).await?;
+        let dir = self.scratch.join(format!("{ns}-{id}-{}", unique()));
+        blocking(move || TempRoot::mount(&dir, &mounts).map(Root::Temp)).await
+    }
+}
+
+#[tonic::async_trait]
+impl Snapshots for Service {
+    type ExportStream = BoxStream<api::Chunk>;
+    type ReadArchiveStream = BoxStream<api::Chunk>;
+
+    async fn list(
+        &self,
+        _req: Request<api::ListSnapshotsRequest>,
+    ) -> Result<Response<api::ListSnapshotsResponse>, Status> {
+        let store = self.images.clone();
+        let snapshots = blocking(move || {
+            let mut out = Vec::new();
+            for s in store.list_snapshots() {
+                let usage = match (&s.kind, &s.namespace) {
+                    (SnapshotKind::Active, Some(ns)) => store.usage(ns, &s.key),
+                    _ => imagestore::parse_digest(&s.key).and_then(|d| store.layer_usage(&d)),
+                };
+                let (size, inodes) = usage.map(|u| (u.size, u.inodes)).unwrap_or((0, 0));
+                out.push(api::Snapshot {
+                    key: match &s.namespace {
+                        Some(ns) => format!("{ns}/{}", s.key),
+                        None => s.key.clone(),
+                    },
+                    parent: s.parent.map(|p| p.to_string()).unwrap_or_default(),
+                    kind: match s.kind {
+                        SnapshotKind::Committed => "committed".into(),
+                        SnapshotKind::Active => "active".into(),
+                    },
+                    size: size as i64,
+                    inodes: inodes as i64,
+                });
+            }
+            Ok(out)
+        })
+        .await?;
+        Ok(Response::new(api::ListSnapshotsResponse { snapshots }))
+    }
+
+    async fn changes(
+        &self,
+        req: Request<api::SnapshotRequest>,
+    ) -> Result<Response<api::ChangesResponse>, Status> {
+        let ns = namespace::of(&req)?;
+        let key = self.key(&ns, &req.into_inner().key);
+        let store = self.images.clone();
+        let changes = blocking(move || {
+            let mounts = store.mounts(&ns, &key).map_err(status)?;
+            rootfs::changes(&mounts)
+        })
+        .await?;
+        Ok(Response::new(api::ChangesResponse {
+            changes: changes
+                .into_iter()
+                .map(|(path, kind)| api::Change { path, kind })
+                .collect(),
+        }))
+    }
+
+    async fn export(
+        &self,
+        req: Request<api::SnapshotRequest>,
+    ) -> Result<Response<Self::ExportStream>, Status> {
+        let ns = namespace::of(&req)?;
+        let root = self.root(&ns, &req.into_inner().key).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        tokio::task::spawn_blocking(move || {
+            let mut w = ChunkWriter::new(tx.clone());
+            let res = rootfs::export(root.path(), &mut w);
+            drop(w);
+            drop(root);
+            if let Err(e) = res {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        Ok(Response::new(chunks(rx)))
+    }
+
+    async fn read_archive(
+        &self,
+        req: Request<api::ArchiveRequest>,
+    ) -> Result<Response<Self::ReadArchiveStream>, Status> {
+        let ns = namespace::of(&req)?;
+        let r = req.into_inner();
+        let root = self.root(&ns, &r.key).await?;
+        // A missing path is a status, not a broken stream.
+        let path = r.path.clone();
+        let root = blocking(move || {
+            rootfs::stat(root.path(), &path)?;
+            Ok(root)
+        })
+        .await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        tokio::task::spawn_blocking(move || {
+            let mut w = ChunkWriter::new(tx.clone());
+            let res = rootfs::read_archive(root.path(), &r.path, &mut w);
+            drop(w);
+            drop(root);
+            if let Err(e) = res {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        Ok(Response::new(chunks(rx)))
+    }
+
+    async fn stat(
+        &self,
+        req: Request<api::ArchiveRequest>,
+    ) -> Result<Response<api::PathStat>, Status> {
+        let ns = namespace::of(&req)?;
+        let r = req.into_inner();
+        let root = self.root(&ns, &r.key).await?;
+        let st = blocking(move || {
+            let st = rootfs::stat(root.path(), &r.path);
+            drop(root);
+            st
+        })
+        .await?;
+        Ok(Response::new(api::PathStat {
+            name: st.name,
+            size: st.size,
+            mode: st.mode,
+            mtime: Some(crate::timestamp(st.mtime)),
+            link_target: st.link_target,
+        }))
+    }
+
+    async fn write_archive(
+        &self,
+        req: Request<Streaming<api::WriteArchiveRequest>>,
+    ) -> Result<Response<()>, Status> {
+        let ns = namespace::of(&req)?;
+        let mut input = req.into_inner();
+        let (target, no_overwrite) = match input.message().await? {
+            Some(api::WriteArchiveRequest {
+                kind: Some(api::write_archive_request::Kind::Target(t)),
+                no_overwrite_dir_non_dir,
+            }) => (t, no_overwrite_dir_non_dir),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first message must name the container and path",
+                ));
+            }
+        };
+        let root = self.root(&ns, &target.key).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
+        let work = tokio::task::spawn_blocking(move || {
+            let res = rootfs::write_archive(
+                root.path(),
+                &target.path,
+                ChunkReader::new(rx),
+                no_overwrite,
+            );
+            drop(root);
+            res
+        });
+        let fed = async {
+            while let Some(m) = input.message().await? {
+                if let Some(api::write_archive_request::Kind::Chunk(c)) = m.kind
+                    && tx.send(c).await.is_err()
+                {
+                    break;
+                }
+            }
+            Ok::<(), Status>(())
+        }
+        .await;
+        drop(tx);
+        work.await
+            .map_err(|e| Status::internal(format!("extracting failed: {e}")))??;
+        fed?;
+        Ok(Response::new(()))
+    }
+}
+
+fn chunks(rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, Status>>) -> BoxStream<api::Chunk> {
+    Box::pin(tokio_stream::StreamExt::map(ReceiverStream::new(rx), |r| {
+        r.map(|data| api::Chunk { data })
+    }))
+}
