@@ -319,6 +319,24 @@ fn images_tag_save_load_commit_and_remove() {
         .ok()
         .to_string();
     assert!(history.lines().any(|l| l == "bake"), "{history}");
+    // Deletions in an upper layer (whiteouts, opaque directories) show
+    // inside a container of the committed image.
+    s.berth(&["run", "--name", "shaper", "busybox", "sh", "-c",
+        "rm /etc/group && rm -rf /home && echo now-a-file > /home && rm -rf /usr && mkdir -p /usr/fresh"]).ok();
+    s.berth(&["commit", "shaper", "shaped:1"]).ok();
+    let tree = s
+        .berth(&[
+            "run",
+            "--rm",
+            "shaped:1",
+            "sh",
+            "-c",
+            "ls /etc | grep -c -e group -e passwd; cat /home; ls -A /usr",
+        ])
+        .ok()
+        .to_string();
+    assert_eq!(tree, "1\nnow-a-file\nfresh", "{tree}");
+    s.berth(&["rm", "shaper"]).ok();
     // A name of an image with several names is only untagged.
     assert_eq!(s.berth(&["rmi", "mine:1"]).ok(), "Untagged: mine:1");
     // An image a container uses is not removed without force.

@@ -12,8 +12,8 @@ use crate::table;
 
 #[derive(Subcommand)]
 pub enum Cmd {
-    /// Record a container: a spec (config.json, or a default one running CMD)
-    /// and a rootfs directory
+    /// Record a container: from an image (IMAGE ID [CMD…]), or a spec
+    /// (config.json, or a default one running CMD) and a rootfs directory
     Create(CreateArgs),
     /// List containers
     #[command(visible_alias = "ls")]
@@ -64,11 +64,14 @@ pub struct CreateArgs {
     /// Environment variable KEY=VALUE for the process
     #[arg(long = "env")]
     pub env: Vec<String>,
-    /// Container id
-    pub id: String,
-    /// Command to run (with --rootfs)
-    #[arg(trailing_var_arg = true)]
-    pub command: Vec<String>,
+    /// IMAGE ID [CMD…] (the image's full name, as `images ls` shows it), or
+    /// ID CMD… with --rootfs, or ID [CMD…] with --bundle
+    #[arg(
+        trailing_var_arg = true,
+        required = true,
+        value_name = "[IMAGE] ID [CMD]"
+    )]
+    pub args: Vec<String>,
 }
 
 fn parse_labels(labels: &[String]) -> Result<Vec<(String, String)>> {
@@ -83,7 +86,21 @@ fn parse_labels(labels: &[String]) -> Result<Vec<(String, String)>> {
 }
 
 /// Builds the container record `create` and `run` send.
-pub fn build(a: &CreateArgs) -> Result<api::Container> {
+pub async fn build(ctx: &Ctx, a: &CreateArgs) -> Result<api::Container> {
+    let from_image = a.bundle.is_none() && a.rootfs.is_none();
+    let (image, id, command) = match (from_image, a.args.as_slice()) {
+        (true, [image, id, cmd @ ..]) => (Some(image.clone()), id.clone(), cmd.to_vec()),
+        (true, _) => bail!("give IMAGE ID [CMD…], or --rootfs DIR ID CMD…, or --bundle DIR ID"),
+        (false, [id, cmd @ ..]) => (None, id.clone(), cmd.to_vec()),
+        (false, []) => bail!("the container needs an id"),
+    };
+    let a = &CreateArgs {
+        args: command.clone(),
+        ..a.clone()
+    };
+    if let Some(image) = image {
+        return super::images::container_from_image(ctx, a, &image, &id, &command).await;
+    }
     let (spec, rootfs) = match (&a.bundle, &a.rootfs) {
         (Some(bundle), None) => {
             let path = bundle.join("config.json");
@@ -102,19 +119,19 @@ pub fn build(a: &CreateArgs) -> Result<api::Container> {
             };
             let root = std::fs::canonicalize(&root)
                 .with_context(|| format!("bundle rootfs {}", root.display()))?;
-            if !a.command.is_empty() {
-                spec["process"]["args"] = serde_json::json!(a.command);
+            if !command.is_empty() {
+                spec["process"]["args"] = serde_json::json!(command);
             }
             (spec, root)
         }
         (None, Some(dir)) => {
-            if a.command.is_empty() {
+            if command.is_empty() {
                 bail!("--rootfs needs a command to run");
             }
             let dir =
                 std::fs::canonicalize(dir).with_context(|| format!("rootfs {}", dir.display()))?;
-            let mut spec = specgen::defaults::spec(&a.command, a.tty);
-            spec["hostname"] = serde_json::json!(a.id.chars().take(12).collect::<String>());
+            let mut spec = specgen::defaults::spec(&command, a.tty);
+            spec["hostname"] = serde_json::json!(id.chars().take(12).collect::<String>());
             (spec, dir)
         }
         _ => bail!("give --rootfs DIR (with a command) or --bundle DIR"),
@@ -130,7 +147,7 @@ pub fn build(a: &CreateArgs) -> Result<api::Container> {
         }
     }
     Ok(api::Container {
-        id: a.id.clone(),
+        id,
         labels: parse_labels(&a.labels)?.into_iter().collect(),
         runtime: a.runtime.clone(),
         spec: spec.to_string().into_bytes(),
@@ -148,7 +165,7 @@ pub async fn run(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
     let mut c = ctx.containers();
     match cmd {
         Cmd::Create(a) => {
-            let container = build(&a)?;
+            let container = build(ctx, &a).await?;
             c.create(ctx.req(api::CreateContainerRequest {
                 container: Some(container),
             }))

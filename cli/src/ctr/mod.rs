@@ -4,6 +4,7 @@ mod attach;
 mod client;
 mod containers;
 mod events;
+mod images;
 mod run;
 mod tasks;
 
@@ -17,7 +18,7 @@ pub use client::Ctx;
 #[command(
     name = "berth-ctr",
     version,
-    about = "Drive berth-lifecycled directly over gRPC: containers, tasks, events"
+    about = "Drive berth-lifecycled directly over gRPC: images, containers, tasks, events"
 )]
 pub struct Cli {
     /// lifecycled's socket
@@ -51,7 +52,16 @@ pub enum Command {
     /// Running containers (tasks) and their processes
     #[command(subcommand, visible_alias = "t")]
     Tasks(tasks::Cmd),
-    /// Create a container from a rootfs or bundle, start it and attach
+    /// Images: pull, push, import, export, tag, remove, inspect
+    #[command(subcommand, visible_alias = "i")]
+    Images(images::ImagesCmd),
+    /// Unpacked layers and containers' writable snapshots
+    #[command(subcommand)]
+    Snapshots(images::SnapshotsCmd),
+    /// Blobs by digest, and garbage collection
+    #[command(subcommand)]
+    Content(images::ContentCmd),
+    /// Create a container from an image, a rootfs or a bundle, start it and attach
     Run(run::Args),
     /// Print events as they happen
     Events(events::Args),
@@ -95,6 +105,9 @@ async fn run_cli(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Containers(c) => containers::run(&ctx, c).await,
         Command::Tasks(t) => tasks::run(&ctx, t).await,
+        Command::Images(c) => images::run_images(&ctx, c).await,
+        Command::Snapshots(c) => images::run_snapshots(&ctx, c).await,
+        Command::Content(c) => images::run_content(&ctx, c).await,
         Command::Run(a) => run::run(&ctx, a).await,
         Command::Events(a) => events::run(&ctx, a).await,
     }

@@ -21,7 +21,7 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Ctx, a: Args) -> Result<i32> {
-    let container = build(&a.create)?;
+    let container = build(ctx, &a.create).await?;
     let id = container.id.clone();
     ctx.containers()
         .create(ctx.req(api::CreateContainerRequest {
