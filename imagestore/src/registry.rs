@@ -140,7 +140,7 @@ static CRYPTO: Once = Once::new();
 
 /// oci-client is built without a rustls crypto provider so that the whole
 /// tree uses ring; one has to be installed before a client is built.
-fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     CRYPTO.call_once(|| {
         // Err means another part of the process installed one first: fine.
         let _ = rustls::crypto::ring::default_provider().install_default();

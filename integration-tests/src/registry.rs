@@ -15,6 +15,15 @@ pub struct Registry {
 
 impl Registry {
     pub fn start() -> Registry {
+        Registry::start_with(None)
+    }
+
+    /// A registry that takes only this user (htpasswd basic auth).
+    pub fn start_with_user(user: &str, password: &str) -> Registry {
+        Registry::start_with(Some((user, password)))
+    }
+
+    fn start_with(user: Option<(&str, &str)>) -> Registry {
         assert!(
             std::path::Path::new("/usr/bin/docker-registry").exists(),
             "this test needs Debian's docker-registry (scripts/deps installs it)"
@@ -28,10 +37,21 @@ impl Registry {
             .expect("a free port")
             .port();
         let host = format!("127.0.0.1:{port}");
+        let mut auth = String::new();
+        if let Some((u, p)) = user {
+            // distribution takes bcrypt hashes only.
+            let hash = bcrypt::hash(p, 5).expect("hashing the password");
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(&htpasswd, format!("{u}:{hash}\n")).expect("writing htpasswd");
+            auth = format!(
+                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                htpasswd.display()
+            );
+        }
         let config = format!(
             "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n\
-             http:\n  addr: {host}\n  secret: berth-integration-test\n",
+             http:\n  addr: {host}\n  secret: berth-integration-test\n{auth}",
             dir.path().join("data").display()
         );
         let path = dir.path().join("config.yml");

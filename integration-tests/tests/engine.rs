@@ -730,3 +730,55 @@ fn images_push_to_and_pull_from_a_registry() {
         "{out:?}"
     );
 }
+
+#[test]
+fn login_checks_credentials_and_pull_uses_them() {
+    let s = stack();
+    let reg = integration_tests::registry::Registry::start_with_user("alice", "s3cret");
+    let name = format!("{}/private/bb:1", reg.host);
+    s.berth(&["tag", "busybox", &name]).ok();
+    let out = s.berth(&["push", &name]);
+    assert_eq!(out.code, 1, "an anonymous push was accepted: {out:?}");
+    let out = s.berth_stdin(
+        &["login", "-u", "alice", "--password-stdin", &reg.host],
+        b"wrong\n",
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("Error response from daemon:"),
+        "{out:?}"
+    );
+    let out = s.berth_stdin(
+        &["login", "-u", "alice", "--password-stdin", &reg.host],
+        b"s3cret\n",
+    );
+    assert_eq!(out.ok(), "Login Succeeded");
+    // Docker's config.json format.
+    let cfg = std::fs::read_to_string(s.dir.path().join("berth-cli/config.json")).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    assert_eq!(cfg["auths"][&reg.host]["auth"], "YWxpY2U6czNjcmV0");
+    s.berth(&["push", &name]).ok();
+    s.berth(&["rmi", &name]).ok();
+    s.berth(&["pull", &name]).ok();
+    assert_eq!(
+        s.berth(&["logout", &reg.host]).ok(),
+        format!("Removing login credentials for {}", reg.host)
+    );
+    s.berth(&["rmi", &name]).ok();
+    let out = s.berth(&["pull", &name]);
+    assert_eq!(out.code, 1, "an anonymous pull was accepted: {out:?}");
+
+    // The real docker CLI: wrong password refused, right one stored and used.
+    let out = s.docker_stdin(
+        &["login", "-u", "alice", "--password-stdin", &reg.host],
+        b"nope\n",
+    );
+    assert_ne!(out.code, 0, "{out:?}");
+    let out = s.docker_stdin(
+        &["login", "-u", "alice", "--password-stdin", &reg.host],
+        b"s3cret\n",
+    );
+    assert!(out.ok().contains("Login Succeeded"));
+    s.docker(&["pull", &name]).ok();
+    s.docker(&["rmi", &name]).ok();
+}

@@ -6,7 +6,8 @@ use clap::Parser;
 use berth_lifecycled::config::Config;
 use berth_lifecycled::server::{Options, serve};
 
-/// berth's lifecycle daemon: containers and their tasks through one shim each,
+/// berth's lifecycle daemon: images (content, snapshots, pull and push),
+/// containers and their tasks through one shim each,
 /// served as gRPC (berth.lifecycle.v1) on a unix socket. Containers keep
 /// running when it stops or dies; on start it finds their shims again.
 #[derive(Parser)]
@@ -18,7 +19,8 @@ struct Args {
     /// Unix socket to serve on
     #[arg(long, default_value = "/run/berth/lifecycled.sock")]
     address: PathBuf,
-    /// Directory for state that survives reboots (container records)
+    /// Directory for state that survives reboots (blobs, images, unpacked
+    /// layers, container snapshots and records)
     #[arg(long, default_value = "/var/lib/berth/lifecycled")]
     root: PathBuf,
     /// Directory for run-time state (task directories, shim sockets)

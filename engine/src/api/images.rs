@@ -338,6 +338,52 @@ fn registry_auth(headers: &HeaderMap) -> Result<Option<pb::Auth>> {
     }))
 }
 
+/// POST /auth: checks credentials against a registry, as `docker login`
+/// does before it stores them.
+pub async fn auth(s: State, body: Bytes) -> Result<Response> {
+    let d = s.0;
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let text = |k: &str| v[k].as_str().unwrap_or("").to_string();
+    let server = text("serveraddress");
+    let host = server
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    // Docker Hub's several names all mean its registry host.
+    let host = match host.as_str() {
+        "" | "docker.io" | "index.docker.io" => "registry-1.docker.io".to_string(),
+        h => h.to_string(),
+    };
+    let options = registry_options(&d, &format!("{host}/x"));
+    let r =
+        d.lc.images()
+            .login(d.lc.req(api::LoginRequest {
+                registry: host,
+                auth: Some(pb::Auth {
+                    username: text("username"),
+                    password: text("password"),
+                    identity_token: text("identitytoken"),
+                    registry_token: String::new(),
+                }),
+                options: Some(options),
+            }))
+            .await;
+    match r {
+        Ok(r) => {
+            Ok(Json(json!({"Status": r.into_inner().status, "IdentityToken": ""})).into_response())
+        }
+        Err(st) if st.code() == tonic::Code::Unauthenticated => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            st.message().to_string(),
+        )),
+        Err(st) => Err(st.into()),
+    }
+}
+
 /// The host[:port] of a full reference.
 fn registry_host(full: &str) -> &str {
     full.split('/').next().unwrap_or(full)

@@ -97,6 +97,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/_ping", get(system::ping).head(system::ping))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
+        .route("/auth", post(images::auth))
         .route("/events", get(system::events))
         .route("/system/df", get(system::df))
         .route("/containers/create", post(containers::create))

@@ -354,6 +354,29 @@ impl Images for Service {
         Ok(Response::new(Box::pin(s)))
     }
 
+    async fn login(
+        &self,
+        req: Request<api::LoginRequest>,
+    ) -> Result<Response<api::LoginResponse>, Status> {
+        let r = req.into_inner();
+        if r.registry.is_empty() {
+            return Err(Status::invalid_argument("name the registry to log in to"));
+        }
+        let a = r.auth.unwrap_or_default();
+        let password = if a.password.is_empty() {
+            a.identity_token
+        } else {
+            a.password
+        };
+        let opts = registry_options(r.options);
+        imagestore::check_login(&r.registry, &a.username, &password, &opts)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(api::LoginResponse {
+            status: "Login Succeeded".into(),
+        }))
+    }
+
     async fn commit(
         &self,
         req: Request<api::CommitRequest>,
