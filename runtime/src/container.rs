@@ -18,6 +18,9 @@ use crate::error::{Error, Result};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// Compiled seccomp filters, under the root beside the containers' state
+/// dirs; '@' cannot appear in a container id, so no id can take this name.
+pub const SECCOMP_CACHE: &str = "@seccomp";
 /// The runtime-spec version of what we write (state, `spec`): runc's, which
 /// every runtime and engine accepts.
 pub const OCI_VERSION: &str = "1.0.2-dev";

@@ -157,6 +157,14 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
             || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
     });
     let created = namespaces::new_flags(&spec) - CloneFlags::CLONE_NEWCGROUP;
+    let seccomp = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(|s| {
+            crate::process::seccomp::compile(s, Some(&g.root.join(crate::container::SECCOMP_CACHE)))
+        })
+        .transpose()?;
     let plan = init::Plan {
         spec: &spec,
         rootfs: rootfs.clone(),
@@ -168,6 +176,7 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
         no_new_keyring: a.no_new_keyring,
         runtime_hooks,
         created,
+        seccomp,
     };
 
     let pid = match process::clone(created, false).ctx(|| "cloning the container process".into())? {

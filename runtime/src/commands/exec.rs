@@ -74,11 +74,19 @@ pub fn run(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
         None
     };
     let config = &c.state.config;
+    let seccomp = config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(|s| {
+            crate::process::seccomp::compile(s, Some(&g.root.join(crate::container::SECCOMP_CACHE)))
+        })
+        .transpose()?;
     let plan = exec::Plan {
         init_pid: c.pid(),
         namespaces: exec::namespaces_of(config),
         process: &process,
-        seccomp: config.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
+        seccomp: seccomp.as_ref(),
         cgroup: &cgroup,
         console: console_child.as_ref().map(|s| s.as_raw_fd()),
         preserve_fds: a.preserve_fds,

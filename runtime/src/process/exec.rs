@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sched::{CloneFlags, setns};
 use nix::unistd::{Pid, getpid, setsid};
-use oci_spec::runtime::{LinuxSeccomp, Process};
+use oci_spec::runtime::Process;
 
 use super::{Forked, child_exit, clone, finalize, lookup, unblock_all_signals};
 use crate::cgroups::Cgroup;
@@ -23,7 +23,8 @@ pub struct Plan<'a> {
     /// The container's namespaces, to be joined.
     pub namespaces: CloneFlags,
     pub process: &'a Process,
-    pub seccomp: Option<&'a LinuxSeccomp>,
+    /// Compiled before the clone, from the cache under the runtime root.
+    pub seccomp: Option<&'a super::seccomp::Program>,
     pub cgroup: &'a Cgroup,
     pub console: Option<RawFd>,
     pub preserve_fds: u32,

@@ -8,7 +8,7 @@ use std::ffi::CString;
 use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::stat::{Mode, umask};
 use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
-use oci_spec::runtime::{LinuxSeccomp, PosixRlimitType, Process};
+use oci_spec::runtime::{PosixRlimitType, Process};
 
 use super::caps;
 use super::seccomp;
@@ -100,7 +100,7 @@ pub fn chdir_checked(cwd: &std::path::Path) -> Result<()> {
 
 pub struct Final<'a> {
     pub process: &'a Process,
-    pub seccomp: Option<&'a LinuxSeccomp>,
+    pub seccomp: Option<&'a seccomp::Program>,
     pub preserve_fds: u32,
     pub program: CString,
 }
@@ -126,12 +126,12 @@ pub fn exec(f: Final<'_>) -> Result<Infallible> {
 
     umask(Mode::from_bits_truncate(p.user().umask().unwrap_or(0o022)));
     set_rlimits(p)?;
-    let filter = f.seccomp.map(seccomp::build).transpose()?;
+    let filter = f.seccomp;
     let nnp = p.no_new_privileges().unwrap_or(false);
     let sets = caps::from_spec(p.capabilities().as_ref());
 
     caps::drop_bounding(&sets)?;
-    if let (Some(filter), false) = (&filter, nnp) {
+    if let (Some(filter), false) = (filter, nnp) {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it while
         // we are still root.
         seccomp::load(filter)?;
@@ -149,7 +149,7 @@ pub fn exec(f: Final<'_>) -> Result<Infallible> {
                 nix::errno::Errno::last(),
             ));
         }
-        if let Some(filter) = &filter {
+        if let Some(filter) = filter {
             seccomp::load(filter)?;
         }
     }

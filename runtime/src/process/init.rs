@@ -36,6 +36,8 @@ pub struct Plan<'a> {
     pub runtime_hooks: bool,
     /// Namespaces the clone created.
     pub created: CloneFlags,
+    /// Compiled before the clone, from the cache under the runtime root.
+    pub seccomp: Option<super::seccomp::Program>,
 }
 
 struct Prepared {
@@ -223,7 +225,7 @@ fn start(plan: &Plan<'_>, p: Prepared) -> Result<Infallible> {
         .ok_or_else(|| Error::Invalid("process is missing".into()))?;
     finalize::exec(finalize::Final {
         process,
-        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
+        seccomp: plan.seccomp.as_ref(),
         preserve_fds: plan.preserve_fds,
         program: p.program,
     })
