@@ -109,6 +109,24 @@ impl Lifecycled {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// SIGTERM, as an orderly stop; how long it took to exit (None: it had
+    /// not after 10 s, and was killed).
+    pub fn stop(&mut self) -> Option<Duration> {
+        let mut c = self.child.take()?;
+        let t0 = Instant::now();
+        // SAFETY: kill(2) on the pid of our own child.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        while t0.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = c.try_wait() {
+                return Some(t0.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -55,6 +55,9 @@ fn clear_scratch(dir: &Path) {
     }
 }
 
+/// How long calls may go on after the shutdown signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Serves until `shutdown` resolves. Containers are left running.
 pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
     for d in [&opts.root, &opts.state] {
@@ -105,7 +108,14 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
         .context("building reflection")?;
 
     tracing::info!("serving on {}", opts.address.display());
-    let result = tonic::transport::Server::builder()
+    // Event subscribers (berthd) never end their streams: after the signal,
+    // in-flight calls get a moment to finish, then we leave regardless.
+    let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(());
+    };
+    let serving = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(VersionServer::new(service::version::Service(tasks.clone())))
@@ -128,9 +138,20 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
         .add_service(ContentServer::new(service::content::Service { images }))
         .add_service(TasksServer::new(service::tasks::Service(tasks)))
         .add_service(EventsServer::new(service::events::Service(events)))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
-        .await
-        .context("serving");
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown);
+    let result = tokio::select! {
+        r = serving => r.context("serving"),
+        _ = async {
+            if stopping.await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::info!("leaving the streams still open after {SHUTDOWN_GRACE:?}");
+            Ok(())
+        }
+    };
     let _ = std::fs::remove_file(&opts.address);
     result
 }

@@ -21,6 +21,7 @@ impl tasks_server::Tasks for Service {
         req: Request<api::CreateTaskRequest>,
     ) -> Result<Response<api::CreateTaskResponse>, Status> {
         let ns = namespace::of(&req)?;
+        crate::cgroup_warmup::warm_up();
         let r = req.into_inner();
         Ok(Response::new(
             self.0
