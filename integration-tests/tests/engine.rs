@@ -782,3 +782,33 @@ fn login_checks_credentials_and_pull_uses_them() {
     s.docker(&["pull", &name]).ok();
     s.docker(&["rmi", &name]).ok();
 }
+
+#[test]
+fn lifecycled_stops_on_sigterm_under_berthd_and_comes_back_to_it() {
+    let mut s = stack();
+    let id = s
+        .berth(&["run", "-d", "--name", "keep", "busybox", "sleep", "600"])
+        .ok()
+        .to_string();
+    // berthd holds an event stream open: lifecycled must not wait for it.
+    let took = s.lc_mut().stop();
+    assert!(
+        took.is_some_and(|t| t < Duration::from_secs(5)),
+        "lifecycled took {took:?} to stop: {}",
+        s.lc().log()
+    );
+    s.lc_mut().spawn();
+    assert!(
+        eventually(10, || s.berth(&["ps", "-q", "--no-trunc"]).stdout.trim()
+            == id),
+        "{:?}",
+        s.berth(&["ps", "-a"])
+    );
+    // Events flow again: a stop is seen as a die.
+    s.berth(&["stop", "-t", "0", "keep"]).ok();
+    assert!(eventually(10, || s
+        .berth(&["inspect", "-f", "{{.State.Status}}", "keep"])
+        .stdout
+        .trim()
+        == "exited"));
+}

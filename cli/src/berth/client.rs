@@ -243,6 +243,21 @@ impl Client {
         self.json(Method::GET, path, None).await
     }
 
+    /// GET into a typed answer: for the long lists (`ps -a` over thousands
+    /// of containers) where building a JSON tree first costs more than the
+    /// request itself.
+    pub async fn get_as<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let resp = self.request(Method::GET, path, empty(), &[]).await?;
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| Error::Other(e.into()))?
+            .to_bytes();
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Other(anyhow::anyhow!("reading the daemon's answer: {e}")))
+    }
+
     pub async fn post(&self, path: &str, body: Option<&Value>) -> Result<Value> {
         self.json(Method::POST, path, body).await
     }

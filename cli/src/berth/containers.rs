@@ -2,6 +2,8 @@
 //! unpause, wait, rm, ps, logs, rename, update, top, diff, export, attach,
 //! cp, prune.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context as _, Result, bail};
 use clap::{ArgAction, Args, Subcommand};
 use http_body_util::BodyExt;
@@ -874,63 +876,97 @@ async fn top(ctx: &Ctx, a: TopArgs) -> Result<i32> {
 }
 
 /// A row of `ps` with the fields Docker's templates know.
-fn ps_row(c: &Value, no_trunc: bool) -> Value {
-    let id = c["Id"].as_str().unwrap_or("");
-    let created = c["Created"].as_i64().unwrap_or(0);
-    let mut command = c["Command"].as_str().unwrap_or("").to_string();
+/// The fields of `GET /containers/json` that `ps` shows.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PsEntry {
+    id: String,
+    names: Vec<String>,
+    image: String,
+    command: String,
+    created: i64,
+    ports: Vec<PsPort>,
+    labels: Option<BTreeMap<String, String>>,
+    state: String,
+    status: String,
+    size_rw: Option<f64>,
+    size_root_fs: Option<f64>,
+    mounts: Vec<PsMount>,
+    network_settings: PsNetworks,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct PsPort {
+    #[serde(rename = "IP")]
+    ip: Option<String>,
+    #[serde(rename = "PrivatePort")]
+    private_port: i64,
+    #[serde(rename = "PublicPort")]
+    public_port: Option<i64>,
+    #[serde(rename = "Type")]
+    typ: Option<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct PsMount {
+    name: Option<String>,
+    source: String,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct PsNetworks {
+    networks: Option<BTreeMap<String, serde::de::IgnoredAny>>,
+}
+
+fn ps_row(c: &PsEntry, no_trunc: bool) -> Value {
+    let id = c.id.as_str();
+    let created = c.created;
+    let mut command = c.command.clone();
     if !no_trunc && command.chars().count() > 20 {
         command = command.chars().take(19).collect::<String>() + "…";
     }
-    let names: Vec<String> = c["Names"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|n| n.as_str())
-        .map(|n| n.trim_start_matches('/').to_string())
-        .collect();
-    let ports: Vec<String> = c["Ports"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let names: Vec<&str> = c.names.iter().map(|n| n.trim_start_matches('/')).collect();
+    let ports: Vec<String> = c
+        .ports
+        .iter()
         .map(|p| {
-            let proto = p["Type"].as_str().unwrap_or("tcp");
-            let private = p["PrivatePort"].as_i64().unwrap_or(0);
-            match p["PublicPort"].as_i64() {
+            let proto = p.typ.as_deref().unwrap_or("tcp");
+            let private = p.private_port;
+            match p.public_port {
                 Some(public) => format!(
                     "{}:{public}->{private}/{proto}",
-                    p["IP"].as_str().unwrap_or("0.0.0.0")
+                    p.ip.as_deref().unwrap_or("0.0.0.0")
                 ),
                 None => format!("{private}/{proto}"),
             }
         })
         .collect();
-    let mut labels: Vec<String> = c["Labels"]
-        .as_object()
-        .into_iter()
+    let labels: Vec<String> = c
+        .labels
+        .iter()
         .flatten()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    labels.sort();
-    let mounts: Vec<String> = c["Mounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let mounts: Vec<&str> = c
+        .mounts
+        .iter()
         .map(|m| {
-            m["Name"]
-                .as_str()
+            m.name
+                .as_deref()
                 .filter(|n| !n.is_empty())
-                .or(m["Source"].as_str())
-                .unwrap_or("")
-                .to_string()
+                .unwrap_or(&m.source)
         })
         .collect();
-    let image = c["Image"].as_str().unwrap_or("");
+    let image = c.image.as_str();
     let image = if !no_trunc && image.starts_with("sha256:") {
         short_id(image)
     } else {
         image.to_string()
     };
-    let size = match (c["SizeRw"].as_f64(), c["SizeRootFs"].as_f64()) {
+    let size = match (c.size_rw, c.size_root_fs) {
         (Some(rw), Some(root)) => format!("{} (virtual {})", human_size(rw), human_size(root)),
         (Some(rw), None) => human_size(rw),
         _ => String::new(),
@@ -941,11 +977,12 @@ fn ps_row(c: &Value, no_trunc: bool) -> Value {
     .to_string()
     .replace('T', " ")
     .replace('Z', " +0000 UTC");
-    let networks: Vec<String> = c["NetworkSettings"]["Networks"]
-        .as_object()
-        .into_iter()
+    let networks: Vec<&str> = c
+        .network_settings
+        .networks
+        .iter()
         .flatten()
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| k.as_str())
         .collect();
     json!({
         "ID": if no_trunc { id.to_string() } else { short_id(id) },
@@ -954,8 +991,8 @@ fn ps_row(c: &Value, no_trunc: bool) -> Value {
         "CreatedAt": created_at,
         "RunningFor": format!("{} ago", human_duration(now_unix() - created)),
         "Ports": ports.join(", "),
-        "State": c["State"],
-        "Status": c["Status"],
+        "State": c.state,
+        "Status": c.status,
         "Size": size,
         "Names": names.join(","),
         "Labels": labels.join(","),
@@ -977,11 +1014,10 @@ pub async fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
     if !a.filter.is_empty() {
         path.push_str(&format!("&filters={}", q(&super::filters_json(&a.filter)?)));
     }
-    let list = ctx.client.get(&path).await?;
-    let list = list.as_array().cloned().unwrap_or_default();
+    let list: Vec<PsEntry> = ctx.client.get_as(&path).await?;
     if a.quiet {
         for c in &list {
-            let id = c["Id"].as_str().unwrap_or("");
+            let id = c.id.as_str();
             println!(
                 "{}",
                 if a.no_trunc {

@@ -24,12 +24,27 @@ pub fn to_g(v: &Value) -> G {
         }
         Value::String(s) => G::String(s.clone()),
         Value::Array(a) => G::Array(a.iter().map(to_g).collect()),
-        Value::Object(o) => G::Object(
-            o.iter()
-                .map(|(k, v)| (k.clone(), to_g(v)))
-                .collect::<HashMap<_, _>>(),
-        ),
+        Value::Object(o) => {
+            let mut m: HashMap<String, G> = o.iter().map(|(k, v)| (k.clone(), to_g(v))).collect();
+            // Templates name Go struct fields, which differ from the JSON
+            // keys in a few places (`{{.Server.APIVersion}}`).
+            for (json_key, go_field) in GO_FIELDS {
+                if let Some(v) = m.get(*json_key).cloned() {
+                    m.entry(go_field.to_string()).or_insert(v);
+                }
+            }
+            G::Object(m)
+        }
     }
+}
+
+/// JSON key → Go field name, where the Docker CLI's structs differ.
+const GO_FIELDS: &[(&str, &str)] = &[("ApiVersion", "APIVersion"), ("Id", "ID")];
+
+fn is_go_alias(m: &HashMap<String, G>, k: &str) -> bool {
+    GO_FIELDS
+        .iter()
+        .any(|(json_key, go_field)| *go_field == k && m.contains_key(*json_key))
 }
 
 fn from_g(v: &G) -> Value {
@@ -50,7 +65,7 @@ fn from_g(v: &G) -> Value {
         }
         G::Array(a) => Value::Array(a.iter().map(from_g).collect()),
         G::Object(o) | G::Map(o) => {
-            let mut m: Vec<(&String, &G)> = o.iter().collect();
+            let mut m: Vec<(&String, &G)> = o.iter().filter(|(k, _)| !is_go_alias(o, k)).collect();
             m.sort_by(|a, b| a.0.cmp(b.0));
             Value::Object(m.into_iter().map(|(k, v)| (k.clone(), from_g(v))).collect())
         }
@@ -134,8 +149,71 @@ fn pad(args: &[G]) -> Result<G, FuncError> {
 /// columns, like the Docker CLI prints them.
 pub struct Format {
     tmpl: Template,
+    /// The template as plain text and `{{.Field.Path}}` references, when it
+    /// is only that (every default table is): rendered without gtmpl, whose
+    /// per-row conversion and clones dominate `ps -a` over many rows.
+    simple: Option<Vec<Piece>>,
     table: bool,
     header: Option<String>,
+}
+
+enum Piece {
+    Text(String),
+    Field(Vec<String>),
+}
+
+/// `Names {{.ID}}\t{{ .Image }}` → pieces; None when anything else appears
+/// (functions, pipes, actions, `{{.}}`).
+fn simple_pieces(body: &str) -> Option<Vec<Piece>> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(i) = rest.find("{{") {
+        if i > 0 {
+            out.push(Piece::Text(rest[..i].to_string()));
+        }
+        let j = rest[i..].find("}}")?;
+        let expr = rest[i + 2..i + j].trim();
+        let path = expr.strip_prefix('.')?;
+        let names: Vec<String> = path.split('.').map(str::to_string).collect();
+        let plain =
+            |n: &String| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !names.iter().all(plain) {
+            return None;
+        }
+        out.push(Piece::Field(names));
+        rest = &rest[i + j + 2..];
+    }
+    if rest.contains("}}") {
+        return None;
+    }
+    if !rest.is_empty() {
+        out.push(Piece::Text(rest.to_string()));
+    }
+    Some(out)
+}
+
+/// Renders simple pieces; None when a field is missing or not a scalar, so
+/// that gtmpl gives its own answer (and its own error) for it.
+fn render_simple(pieces: &[Piece], v: &Value) -> Option<String> {
+    let mut s = String::new();
+    for p in pieces {
+        match p {
+            Piece::Text(t) => s.push_str(t),
+            Piece::Field(path) => {
+                let mut cur = v;
+                for name in path {
+                    cur = cur.as_object()?.get(name.as_str())?;
+                }
+                match cur {
+                    Value::String(t) => s.push_str(t),
+                    Value::Bool(b) => s.push_str(if *b { "true" } else { "false" }),
+                    Value::Number(n) if n.is_i64() || n.is_u64() => s.push_str(&n.to_string()),
+                    _ => return None,
+                }
+            }
+        }
+    }
+    Some(s)
 }
 
 pub fn parse(format: &str, header_of: &dyn Fn(&str) -> String) -> Result<Format> {
@@ -178,6 +256,7 @@ pub fn parse(format: &str, header_of: &dyn Fn(&str) -> String) -> Result<Format>
     });
     Ok(Format {
         tmpl,
+        simple: simple_pieces(&body),
         table,
         header,
     })
@@ -185,6 +264,9 @@ pub fn parse(format: &str, header_of: &dyn Fn(&str) -> String) -> Result<Format>
 
 impl Format {
     pub fn render(&self, v: &Value) -> Result<String> {
+        if let Some(s) = self.simple.as_deref().and_then(|p| render_simple(p, v)) {
+            return Ok(s);
+        }
         self.tmpl
             .render(&Context::from(to_g(v)))
             .map_err(|e| anyhow!("template: {e}"))
@@ -289,6 +371,38 @@ mod tests {
         let f = parse("{{.State.ExitCode}}", &header).unwrap();
         assert_eq!(f.render(&json!({"State": {"ExitCode": 3}})).unwrap(), "3");
         assert!(parse("{{.Unclosed", &header).is_err());
+    }
+
+    #[test]
+    fn simple_templates_render_without_gtmpl_and_agree_with_it() {
+        let v = json!({"ID": "abc", "N": 3, "B": true, "S": {"X": "y"}, "L": ["a"]});
+        for (t, want) in [
+            ("{{.ID}}\t{{ .N }} {{.B}}", "abc\t3 true"),
+            ("x={{.S.X}}.", "x=y."),
+        ] {
+            let f = parse(t, &header).unwrap();
+            assert_eq!(f.render(&v).unwrap(), want, "{t}");
+            let gt = Format {
+                simple: None,
+                ..parse(t, &header).unwrap()
+            };
+            assert_eq!(gt.render(&v).unwrap(), want, "gtmpl: {t}");
+        }
+        // A missing field falls through to gtmpl's own error.
+        assert!(parse("{{.Missing}}", &header).unwrap().render(&v).is_err());
+        assert!(simple_pieces("{{json .}}").is_none());
+        assert!(simple_pieces("{{.A | upper}}").is_none());
+        assert!(simple_pieces("{{.A}}").is_some());
+    }
+
+    #[test]
+    fn go_field_names_reach_json_keys() {
+        let v = json!({"Server": {"ApiVersion": "1.43"}, "Id": "abc"});
+        let f = parse("{{.Server.APIVersion}} {{.ID}} {{.Id}}", &header).unwrap();
+        assert_eq!(f.render(&v).unwrap(), "1.43 abc abc");
+        // The alias is not printed back by `json`.
+        let f = parse("{{json .Server}}", &header).unwrap();
+        assert_eq!(f.render(&v).unwrap(), r#"{"ApiVersion":"1.43"}"#);
     }
 
     #[test]

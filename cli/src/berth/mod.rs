@@ -118,7 +118,32 @@ pub fn exit_with(code: i32, message: impl Into<String>) -> anyhow::Error {
     })
 }
 
+/// `berth ps | head`: when the reader of stdout goes away, end quietly as
+/// the Docker CLI does (Go dies of SIGPIPE on fds 1 and 2 only) instead of
+/// panicking. SIGPIPE stays ignored so that a daemon closing the API socket
+/// is an error we report, not a silent death.
+fn quiet_on_broken_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or("");
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            use nix::sys::signal::{SigHandler, Signal, raise, signal};
+            // SAFETY: restoring the default action of a signal is
+            // async-signal-safe and no handler of ours is replaced.
+            let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+            let _ = raise(Signal::SIGPIPE);
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 pub fn main() -> ! {
+    quiet_on_broken_stdout();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -315,7 +315,10 @@ pub async fn df(s: State) -> Result<Json<Value>> {
     let mut containers = Vec::new();
     for e in d.all() {
         let c = e.c.lock().await;
-        containers.push(super::containers::summary(&c, false));
+        containers.push(
+            serde_json::to_value(super::containers::summary(&c, false))
+                .map_err(|e| crate::error::ApiError::internal(e.to_string()))?,
+        );
     }
     let volumes: Vec<Value> = d
         .volumes
