@@ -248,12 +248,23 @@ impl Client {
     /// request itself.
     pub async fn get_as<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
         let resp = self.request(Method::GET, path, empty(), &[]).await?;
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| Error::Other(e.into()))?
-            .to_bytes();
+        // One buffer of the announced size: growing (and, past malloc's
+        // mmap threshold, remapping) a half-megabyte list shows in `ps -a`.
+        let size = resp
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0)
+            .min(64 << 20);
+        let mut bytes = Vec::with_capacity(size);
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| Error::Other(e.into()))?;
+            if let Some(d) = frame.data_ref() {
+                bytes.extend_from_slice(d);
+            }
+        }
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::Other(anyhow::anyhow!("reading the daemon's answer: {e}")))
     }

@@ -921,84 +921,119 @@ struct PsNetworks {
     networks: Option<BTreeMap<String, serde::de::IgnoredAny>>,
 }
 
-fn ps_row(c: &PsEntry, no_trunc: bool) -> Value {
-    let id = c.id.as_str();
-    let created = c.created;
-    let mut command = c.command.clone();
-    if !no_trunc && command.chars().count() > 20 {
-        command = command.chars().take(19).collect::<String>() + "…";
-    }
-    let names: Vec<&str> = c.names.iter().map(|n| n.trim_start_matches('/')).collect();
-    let ports: Vec<String> = c
-        .ports
-        .iter()
-        .map(|p| {
-            let proto = p.typ.as_deref().unwrap_or("tcp");
-            let private = p.private_port;
-            match p.public_port {
-                Some(public) => format!(
-                    "{}:{public}->{private}/{proto}",
-                    p.ip.as_deref().unwrap_or("0.0.0.0")
-                ),
-                None => format!("{private}/{proto}"),
+/// The row `ps` renders for one container; only the fields `want`s, since
+/// some cost more than the rest of `ps -a` over a thousand containers.
+fn ps_row(c: &PsEntry, no_trunc: bool, want: &dyn Fn(&str) -> bool) -> Value {
+    let mut row = serde_json::Map::new();
+    let mut put = |k: &str, v: &dyn Fn() -> Value| {
+        if want(k) {
+            row.insert(k.to_string(), v());
+        }
+    };
+    put("ID", &|| {
+        if no_trunc {
+            c.id.clone().into()
+        } else {
+            short_id(&c.id).into()
+        }
+    });
+    put("Image", &|| {
+        if !no_trunc && c.image.starts_with("sha256:") {
+            short_id(&c.image).into()
+        } else {
+            c.image.clone().into()
+        }
+    });
+    put("Command", &|| {
+        let mut command = c.command.clone();
+        if !no_trunc && command.chars().count() > 20 {
+            command = command.chars().take(19).collect::<String>() + "…";
+        }
+        format!("\"{command}\"").into()
+    });
+    put("CreatedAt", &|| {
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.created.max(0) as u64),
+        )
+        .to_string()
+        .replace('T', " ")
+        .replace('Z', " +0000 UTC")
+        .into()
+    });
+    put("RunningFor", &|| {
+        format!("{} ago", human_duration(now_unix() - c.created)).into()
+    });
+    put("Ports", &|| {
+        c.ports
+            .iter()
+            .map(|p| {
+                let proto = p.typ.as_deref().unwrap_or("tcp");
+                let private = p.private_port;
+                match p.public_port {
+                    Some(public) => format!(
+                        "{}:{public}->{private}/{proto}",
+                        p.ip.as_deref().unwrap_or("0.0.0.0")
+                    ),
+                    None => format!("{private}/{proto}"),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+            .into()
+    });
+    put("State", &|| c.state.clone().into());
+    put("Status", &|| c.status.clone().into());
+    put("Size", &|| {
+        match (c.size_rw, c.size_root_fs) {
+            (Some(rw), Some(root)) => {
+                format!("{} (virtual {})", human_size(rw), human_size(root))
             }
-        })
-        .collect();
-    let labels: Vec<String> = c
-        .labels
-        .iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    let mounts: Vec<&str> = c
-        .mounts
-        .iter()
-        .map(|m| {
-            m.name
-                .as_deref()
-                .filter(|n| !n.is_empty())
-                .unwrap_or(&m.source)
-        })
-        .collect();
-    let image = c.image.as_str();
-    let image = if !no_trunc && image.starts_with("sha256:") {
-        short_id(image)
-    } else {
-        image.to_string()
-    };
-    let size = match (c.size_rw, c.size_root_fs) {
-        (Some(rw), Some(root)) => format!("{} (virtual {})", human_size(rw), human_size(root)),
-        (Some(rw), None) => human_size(rw),
-        _ => String::new(),
-    };
-    let created_at = humantime::format_rfc3339_seconds(
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(created.max(0) as u64),
-    )
-    .to_string()
-    .replace('T', " ")
-    .replace('Z', " +0000 UTC");
-    let networks: Vec<&str> = c
-        .network_settings
-        .networks
-        .iter()
-        .flatten()
-        .map(|(k, _)| k.as_str())
-        .collect();
-    json!({
-        "ID": if no_trunc { id.to_string() } else { short_id(id) },
-        "Image": image,
-        "Command": format!("\"{command}\""),
-        "CreatedAt": created_at,
-        "RunningFor": format!("{} ago", human_duration(now_unix() - created)),
-        "Ports": ports.join(", "),
-        "State": c.state,
-        "Status": c.status,
-        "Size": size,
-        "Names": names.join(","),
-        "Labels": labels.join(","),
-        "Mounts": mounts.join(","),
-        "Networks": networks.join(","),
-    })
+            (Some(rw), None) => human_size(rw),
+            _ => String::new(),
+        }
+        .into()
+    });
+    put("Names", &|| {
+        c.names
+            .iter()
+            .map(|n| n.trim_start_matches('/'))
+            .collect::<Vec<_>>()
+            .join(",")
+            .into()
+    });
+    put("Labels", &|| {
+        c.labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+            .into()
+    });
+    put("Mounts", &|| {
+        c.mounts
+            .iter()
+            .map(|m| {
+                m.name
+                    .as_deref()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or(&m.source)
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+            .into()
+    });
+    put("Networks", &|| {
+        c.network_settings
+            .networks
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+            .into()
+    });
+    Value::Object(row)
 }
 
 pub async fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
@@ -1029,7 +1064,7 @@ pub async fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    let rows: Vec<Value> = list.iter().map(|c| ps_row(c, a.no_trunc)).collect();
+
     let default = if a.size {
         "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"
     } else {
@@ -1040,7 +1075,10 @@ pub async fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
         Some("json") => "{{json .}}".to_string(),
         Some(f) => f.to_string(),
     };
-    format::parse(&fmt, &format::header)?.print(&rows)?;
+    let f = format::parse(&fmt, &format::header)?;
+    let want = |k: &str| f.uses(k);
+    let rows: Vec<Value> = list.iter().map(|c| ps_row(c, a.no_trunc, &want)).collect();
+    f.print(&rows)?;
     Ok(0)
 }
 

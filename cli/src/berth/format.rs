@@ -263,6 +263,17 @@ pub fn parse(format: &str, header_of: &dyn Fn(&str) -> String) -> Result<Format>
 }
 
 impl Format {
+    /// Whether rendering may read the top-level field `name`: exact for plain
+    /// templates, always true for the ones gtmpl runs (`{{json .}}` reads all).
+    pub fn uses(&self, name: &str) -> bool {
+        match &self.simple {
+            Some(pieces) => pieces.iter().any(
+                |p| matches!(p, Piece::Field(path) if path.first().is_some_and(|f| f == name)),
+            ),
+            None => true,
+        }
+    }
+
     pub fn render(&self, v: &Value) -> Result<String> {
         if let Some(s) = self.simple.as_deref().and_then(|p| render_simple(p, v)) {
             return Ok(s);
@@ -393,6 +404,9 @@ mod tests {
         assert!(simple_pieces("{{json .}}").is_none());
         assert!(simple_pieces("{{.A | upper}}").is_none());
         assert!(simple_pieces("{{.A}}").is_some());
+        let f = parse("table {{.ID}}\t{{.S.X}}", &header).unwrap();
+        assert!(f.uses("ID") && f.uses("S") && !f.uses("X") && !f.uses("Names"));
+        assert!(parse("{{json .}}", &header).unwrap().uses("Names"));
     }
 
     #[test]
