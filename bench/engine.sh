@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# berthd + berth-lifecycled beside dockerd + containerd (Debian's docker.io),
+# in one run, each stack in its own roots and sockets under a temp dir:
+#   1. `run --rm --network none busybox true` latency (hyperfine, median)
+#   2. `ps -a` with $CONTAINERS containers
+#   3. idle RSS of the engine and its lifecycle daemon
+#   4. engine start (after a SIGKILL) to `ps` answering, with $LIVE running
+#      containers (both with live restore)
+# and prints berth's figure over Docker's. Not a test: nothing asserts.
+# Run as root; installs docker.io (Debian) if dockerd is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-30}
+CONTAINERS=${CONTAINERS:-1000}
+LIVE=${LIVE:-100}
+
+scripts/deps
+if ! command -v dockerd >/dev/null || ! command -v containerd >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io
+fi
+cargo build --release --workspace -q
+rel=$PWD/target/release
+DOCKER_CLI=$(command -v docker)
+
+work=$(mktemp -d /tmp/berth-bench-engine.XXXXXX)
+pids=()
+cleanup() {
+  set +e
+  [ -n "${B:-}" ] && $B ps -aq 2>/dev/null | xargs -r -n 50 $B rm -f >/dev/null 2>&1
+  [ -n "${D:-}" ] && $D ps -aq 2>/dev/null | xargs -r -n 50 $D rm -f >/dev/null 2>&1
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  sleep 1
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+  # Shims and containers outlive their daemons by design: end the shims
+  # under our roots, then every process left in the bench's cgroups.
+  for f in "$work"/b/lc-state/tasks/*/*/shim.pid "$work"/d/containerd-state/io.containerd.runtime.v2.task/moby/*/shim.pid; do
+    [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
+  done
+  for f in /sys/fs/cgroup/*/berth-bench*/cgroup.procs /sys/fs/cgroup/*/berth-bench*/*/cgroup.procs; do
+    [ -f "$f" ] && xargs -r kill -9 < "$f" 2>/dev/null
+  done
+  sleep 0.5
+  grep -E " $work" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  for c in /sys/fs/cgroup/*/berth-bench* /sys/fs/cgroup/berth-bench*; do
+    [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+wait_for() { for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "timed out: $*" >&2; return 1; }
+
+# The same busybox root filesystem for both engines.
+mkdir -p "$work/rootfs/bin" "$work/rootfs/etc"
+for d in proc sys dev tmp root; do mkdir -p "$work/rootfs/$d"; done
+cp /bin/busybox "$work/rootfs/bin/"
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$work/rootfs/bin/$a"; done
+printf 'root:x:0:0:root:/root:/bin/sh\n' > "$work/rootfs/etc/passwd"
+printf 'root:x:0:\n' > "$work/rootfs/etc/group"
+tar -C "$work/rootfs" -cf "$work/busybox.tar" .
+
+# --- berth
+mkdir -p "$work/b"
+printf 'cgroup_parent = "berth-bench-berth"\n' > "$work/b/lc.toml"
+printf '{"cgroup-parent": "berth-bench-berth"}\n' > "$work/b/daemon.json"
+start_lifecycled() {
+  "$rel/berth-lifecycled" --config "$work/b/lc.toml" --address "$work/b/lc.sock" \
+    --root "$work/b/lc-root" --state "$work/b/lc-state" --log-level warn >/dev/null 2>>"$work/b/lc.log" &
+  lc_pid=$!; pids+=("$lc_pid")
+}
+start_berthd() {
+  "$rel/berthd" --config-file "$work/b/daemon.json" -H "unix://$work/b/berthd.sock" \
+    --data-root "$work/b/engine" --exec-root "$work/b/engine-run" \
+    --lifecycled "$work/b/lc.sock" --log-level warn >/dev/null 2>>"$work/b/berthd.log" &
+  berthd_pid=$!; pids+=("$berthd_pid")
+}
+start_lifecycled
+wait_for test -S "$work/b/lc.sock"
+start_berthd
+B="$rel/berth -H unix://$work/b/berthd.sock"
+wait_for $B version
+$B import --change 'CMD ["sh"]' "$work/busybox.tar" busybox:latest >/dev/null
+
+# --- Docker
+mkdir -p "$work/d"
+printf 'version = 2\n[grpc]\n  address = "%s"\n[ttrpc]\n  address = "%s"\n' \
+  "$work/d/containerd.sock" "$work/d/containerd.sock.ttrpc" > "$work/d/containerd.toml"
+containerd -c "$work/d/containerd.toml" --root "$work/d/containerd-root" \
+  --state "$work/d/containerd-state" >/dev/null 2>>"$work/d/containerd.log" &
+ctd_pid=$!; pids+=("$ctd_pid")
+wait_for test -S "$work/d/containerd.sock"
+start_dockerd() {
+  dockerd --containerd="$work/d/containerd.sock" -H "unix://$work/d/docker.sock" \
+    --data-root "$work/d/docker" --exec-root "$work/d/exec" --pidfile "$work/d/docker.pid" \
+    --bridge=none --iptables=false --ip-masq=false --userland-proxy=false \
+    --cgroup-parent=berth-bench-docker --live-restore >/dev/null 2>>"$work/d/dockerd.log" &
+  dockerd_pid=$!; pids+=("$dockerd_pid")
+}
+start_dockerd
+D="$DOCKER_CLI -H unix://$work/d/docker.sock"
+wait_for $D version
+$D import --change 'CMD ["sh"]' "$work/busybox.tar" busybox:latest >/dev/null
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+median_ms() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; print(' '.join('%.1f' % (x['median']*1000) for x in r))" "$1"; }
+ratio() { python3 -c "import sys; print('%.2f' % (float(sys.argv[1])/float(sys.argv[2])))" "$1" "$2"; }
+
+echo "== 1. run --rm --network none busybox true ($RUNS runs each)"
+$B run --rm --network none busybox true; $D run --rm --network none busybox true
+hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$work/run.json" \
+  -n berth "$B run --rm --network none busybox true" \
+  -n docker "$D run --rm --network none busybox true" >/dev/null
+read -r run_b run_d < <(median_ms "$work/run.json")
+
+echo "== 3. idle RSS"
+sleep 2
+rss_b=$(( $(rss_kib "$berthd_pid") + $(rss_kib "$lc_pid") ))
+rss_d=$(( $(rss_kib "$dockerd_pid") + $(rss_kib "$ctd_pid") ))
+
+echo "== 2. ps -a with $CONTAINERS containers"
+seq "$CONTAINERS" | xargs -P 4 -I{} $B create --network none busybox true >/dev/null
+seq "$CONTAINERS" | xargs -P 4 -I{} $D create --network none busybox true >/dev/null
+hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$work/ps.json" \
+  -n berth "$B ps -a" -n docker "$D ps -a" >/dev/null
+read -r ps_b ps_d < <(median_ms "$work/ps.json")
+$B ps -aq | xargs -r -n 100 $B rm >/dev/null
+$D ps -aq | xargs -r -n 100 $D rm >/dev/null
+
+echo "== 4. engine start to ps with $LIVE live containers"
+seq "$LIVE" | xargs -P 4 -I{} $B run -d --network none busybox sleep 3600 >/dev/null
+seq "$LIVE" | xargs -P 4 -I{} $D run -d --network none busybox sleep 3600 >/dev/null
+ready_ms() { # engine start command, client; sets $ms (no subshell: the
+  local t0 t1 # engine must stay our child for cleanup)
+  t0=$(date +%s%N)
+  "$1"
+  until $2 ps -q >/dev/null 2>&1; do sleep 0.005; done
+  t1=$(date +%s%N)
+  ms=$(( (t1 - t0) / 1000000 ))
+}
+kill -9 "$berthd_pid"; wait "$berthd_pid" 2>/dev/null || true
+ready_ms start_berthd "$B"; start_b_ms=$ms
+kill -9 "$dockerd_pid"; wait "$dockerd_pid" 2>/dev/null || true
+ready_ms start_dockerd "$D"; start_d_ms=$ms
+live_b=$($B ps -q | wc -l); live_d=$($D ps -q | wc -l)
+
+cat <<TXT
+
+| measure | berth | Docker ($(dockerd --version | cut -d, -f1)) | berth / Docker | goal |
+|---|---|---|---|---|
+| run --rm --network none busybox true (median) | ${run_b} ms | ${run_d} ms | $(ratio "$run_b" "$run_d") | ≤ 0.2 |
+| ps -a with $CONTAINERS containers (median) | ${ps_b} ms | ${ps_d} ms | $(ratio "$ps_b" "$ps_d") | ≤ 0.1 |
+| idle RSS, engine + lifecycle daemon | $((rss_b / 1024)) MiB | $((rss_d / 1024)) MiB | $(ratio "$rss_b" "$rss_d") | ≤ 0.2 |
+| engine start to ps, $LIVE live containers ($live_b / $live_d still running) | ${start_b_ms} ms | ${start_d_ms} ms | $(ratio "$start_b_ms" "$start_d_ms") | ≤ 500 ms |
+TXT
