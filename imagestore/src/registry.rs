@@ -84,6 +84,9 @@ pub struct RegistryOptions {
     pub connect_timeout: Duration,
     /// How long a transfer may stall before it counts as failed.
     pub read_timeout: Duration,
+    /// Pull-through mirrors: (registry host, mirror host[:port]) pairs, tried
+    /// in order before the registry itself (Docker's `registry-mirrors`).
+    pub mirrors: Vec<(String, String)>,
 }
 
 impl Default for RegistryOptions {
@@ -98,6 +101,7 @@ impl Default for RegistryOptions {
             unpack: true,
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(60),
+            mirrors: Vec::new(),
         }
     }
 }
@@ -1277,6 +1281,33 @@ impl Store {
     /// Pulls `reference` (in full, with a tag or digest) into namespace
     /// `ns` and records it under that name. Progress goes to `progress`
     /// (a closed receiver does not stop the pull).
+    /// The same repository and tag or digest from `mirror`, anonymously
+    /// (credentials belong to the registry, not to its mirrors), recorded
+    /// under the registry's name.
+    async fn pull_from_mirror(
+        &self,
+        r: &Reference,
+        mirror: &str,
+        opts: &RegistryOptions,
+        progress: &mpsc::Sender<Progress>,
+        lease: &Arc<Lease>,
+    ) -> Result<ImageRecord> {
+        let mut via = format!("{mirror}/{}", r.repository());
+        if let Some(t) = r.tag() {
+            via.push(':');
+            via.push_str(t);
+        }
+        if let Some(d) = r.digest() {
+            via.push('@');
+            via.push_str(d.as_ref());
+        }
+        let m = Reference::parse(&via)?;
+        let session = Session::new(self, m, None, opts, progress.clone())?;
+        let mut rec = session.pull(lease.clone()).await?;
+        rec.name = r.to_string();
+        Ok(rec)
+    }
+
     pub async fn pull(
         &self,
         ns: &str,
@@ -1293,9 +1324,28 @@ impl Store {
                 reason: "it has neither a tag nor a digest (the engine adds :latest)".into(),
             });
         }
-        let session = Session::new(self, r, auth, opts, progress)?;
         let lease = Arc::new(self.lease());
-        let res = match session.pull(lease.clone()).await {
+        let mut from_mirror = None;
+        for (_, mirror) in opts.mirrors.iter().filter(|(reg, _)| reg == r.registry()) {
+            match self
+                .pull_from_mirror(&r, mirror, opts, &progress, &lease)
+                .await
+            {
+                Ok(rec) => {
+                    from_mirror = Some(rec);
+                    break;
+                }
+                Err(e) => tracing::info!("mirror {mirror} did not give {r}: {e}; trying the next"),
+            }
+        }
+        let pulled = match from_mirror {
+            Some(rec) => Ok(rec),
+            None => {
+                let session = Session::new(self, r, auth, opts, progress)?;
+                session.pull(lease.clone()).await
+            }
+        };
+        let res = match pulled {
             Ok(rec) => {
                 let store = self.clone();
                 let ns = ns.to_string();

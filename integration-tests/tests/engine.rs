@@ -812,3 +812,38 @@ fn lifecycled_stops_on_sigterm_under_berthd_and_comes_back_to_it() {
         .trim()
         == "exited"));
 }
+
+#[test]
+fn registry_mirrors_serve_docker_hub_names() {
+    // A local registry as a pull-through mirror of Docker Hub, which this
+    // machine cannot reach: a pull of `busybox` can only come from it.
+    let reg = integration_tests::registry::Registry::start();
+    let seed = stack();
+    let on_mirror = format!("{}/library/busybox:latest", reg.host);
+    seed.berth(&["tag", "busybox", &on_mirror]).ok();
+    seed.berth(&["push", &on_mirror]).ok();
+
+    let s = Stack::start_with(serde_json::json!({
+        "registry-mirrors": [format!("http://{}", reg.host)]
+    }));
+    let out = s.berth(&["pull", "busybox"]).ok().to_string();
+    assert!(
+        out.contains("Status: Downloaded newer image for busybox:latest"),
+        "{out}"
+    );
+    assert_eq!(
+        s.berth(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .ok(),
+        "busybox:latest"
+    );
+    assert_eq!(
+        s.berth(&["run", "--rm", "busybox", "echo", "mirrored"])
+            .ok(),
+        "mirrored"
+    );
+    // Mirrors are for Docker Hub names only: another registry is asked
+    // itself (a closed loopback port here), never the mirror.
+    let out = s.berth(&["pull", "127.0.0.1:1/library/busybox:latest"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("Error response from daemon"), "{out:?}");
+}

@@ -440,22 +440,27 @@ fn registry_options(d: &Daemon, full: &str) -> api::RegistryOptions {
     if insecure(host, &d.cfg.insecure_registries) && !hosts.iter().any(|h| h == host) {
         hosts.push(host.to_string());
     }
+    // Docker's registry-mirrors mirror Docker Hub; an http:// mirror (or a
+    // loopback one, or one listed as insecure) is spoken to over plain HTTP.
+    let mut mirrors = Vec::new();
+    for m in &d.cfg.registry_mirrors {
+        let plain = m.starts_with("http://");
+        let mirror = m
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        if (plain || insecure(&mirror, &d.cfg.insecure_registries)) && !hosts.contains(&mirror) {
+            hosts.push(mirror.clone());
+        }
+        mirrors.push(api::RegistryMirror {
+            registry: "docker.io".into(),
+            mirror,
+        });
+    }
     api::RegistryOptions {
         insecure: hosts,
-        mirrors: d
-            .cfg
-            .registry_mirrors
-            .iter()
-            .map(|m| {
-                (
-                    "docker.io".to_string(),
-                    m.trim_start_matches("https://")
-                        .trim_start_matches("http://")
-                        .trim_end_matches('/')
-                        .to_string(),
-                )
-            })
-            .collect(),
+        mirrors,
     }
 }
 

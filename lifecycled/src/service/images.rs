@@ -72,6 +72,11 @@ fn registry_options(o: Option<api::RegistryOptions>) -> imagestore::RegistryOpti
     let o = o.unwrap_or_default();
     imagestore::RegistryOptions {
         insecure: o.insecure,
+        mirrors: o
+            .mirrors
+            .into_iter()
+            .map(|m| (m.registry, m.mirror))
+            .collect(),
         ..Default::default()
     }
 }
