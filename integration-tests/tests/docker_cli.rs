@@ -307,3 +307,57 @@ fn curl_gets_dockers_errors() {
     let (code, body) = curl(&["http://berth/containers/json?all=1"]);
     assert_eq!((code.as_str(), body.as_str()), ("200", "[]"));
 }
+
+#[test]
+fn docker_cli_execs() {
+    let s = stack();
+    s.docker(&["run", "-d", "--name", "box", "busybox", "sleep", "600"])
+        .ok();
+    let out = s.docker(&["exec", "box", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (3, "out\n", "err\n")
+    );
+    assert_eq!(
+        s.docker(&[
+            "exec",
+            "-e",
+            "B=2",
+            "-w",
+            "/tmp",
+            "-u",
+            "1000",
+            "box",
+            "sh",
+            "-c",
+            "echo $B $(pwd) $(id -u)"
+        ])
+        .ok(),
+        "2 /tmp 1000"
+    );
+    assert_eq!(
+        s.docker_stdin(&["exec", "-i", "box", "cat"], b"piped\n")
+            .ok(),
+        "piped"
+    );
+    assert_eq!(s.docker(&["exec", "box", "nosuchcommand"]).code, 127);
+    let docker = integration_tests::stack::docker_cli().expect("the docker CLI");
+    let out = s.command(
+        "script",
+        &[
+            "-qc",
+            &format!(
+                "stty cols 77 rows 19; DOCKER_CONFIG={} {} exec -it box stty size",
+                s.dir.path().join("docker-cli").display(),
+                docker.display()
+            ),
+            "/dev/null",
+        ],
+    );
+    assert!(out.stdout.contains("19 77"), "{out:?}");
+    let id = s
+        .docker(&["inspect", "-f", "{{.Id}}", "box"])
+        .ok()
+        .to_string();
+    s.docker(&["rm", "-f", &id]).ok();
+}

@@ -41,6 +41,16 @@ assert c.labels["by"] == "docker-py"
 assert "GREETING=hi" in c.attrs["Config"]["Env"]
 assert [x.name for x in client.containers.list(filters={"label": "by=docker-py"})] == ["pyweb"]
 
+# Exec: output, exit code, env, user and workdir; both streams apart.
+r = c.exec_run(["sh", "-c", "echo $GREETING $X $(id -u) $(pwd); exit 4"],
+               environment={"X": "x"}, user="nobody", workdir="/tmp")
+assert r.exit_code == 4, r
+assert r.output == b"hi x 65534 /tmp\n", r.output
+r = c.exec_run(["sh", "-c", "echo o; echo e >&2"], demux=True)
+assert r.output == (b"o\n", b"e\n"), r.output
+r = c.exec_run(["nosuchcommand"])
+assert r.exit_code == 127, r
+
 # Files in and out.
 buf = io.BytesIO()
 with tarfile.open(fileobj=buf, mode="w") as t:

@@ -847,3 +847,75 @@ fn registry_mirrors_serve_docker_hub_names() {
     assert_ne!(out.code, 0, "{out:?}");
     assert!(out.stderr.contains("Error response from daemon"), "{out:?}");
 }
+
+#[test]
+fn exec_runs_commands_in_a_running_container() {
+    let mut s = stack();
+    s.berth(&[
+        "run", "-d", "--name", "box", "-e", "A=1", "busybox", "sleep", "600",
+    ])
+    .ok();
+    let out = s.berth(&["exec", "box", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (3, "out\n", "err\n")
+    );
+    assert_eq!(
+        s.berth(&[
+            "exec",
+            "-e",
+            "B=2",
+            "-w",
+            "/tmp",
+            "-u",
+            "nobody",
+            "box",
+            "sh",
+            "-c",
+            "echo $A $B $(pwd) $(id -u)"
+        ])
+        .ok(),
+        "1 2 /tmp 65534"
+    );
+    assert_eq!(
+        s.berth_stdin(&["exec", "-i", "box", "cat"], b"through stdin\n")
+            .ok(),
+        "through stdin"
+    );
+    // Detached: runs on after the command returns.
+    s.berth(&["exec", "-d", "box", "sh", "-c", "sleep 0.2; touch /tmp/bg"])
+        .ok();
+    assert!(eventually(10, || s
+        .berth(&["exec", "box", "test", "-f", "/tmp/bg"])
+        .code
+        == 0));
+    // Docker's exit codes for what cannot run.
+    let out = s.berth(&["exec", "box", "nosuchcommand"]);
+    assert_eq!(out.code, 127, "{out:?}");
+    assert!(out.stdout.contains("executable file not found"), "{out:?}");
+    let out = s.berth(&["exec", "-u", "nosuchuser", "box", "true"]);
+    assert_eq!(out.code, 126, "{out:?}");
+    // A terminal, its size from ours.
+    let out = s.command(
+        "script",
+        &[
+            "-qc",
+            &format!(
+                "stty cols 91 rows 21; {} exec -it box sh -c 'tty; stty size'",
+                integration_tests::bin("berth").display()
+            ),
+            "/dev/null",
+        ],
+    );
+    assert!(out.stdout.contains("/dev/pts/"), "{out:?}");
+    assert!(out.stdout.contains("21 91"), "{out:?}");
+    // Execs outlive a berthd restart with their container.
+    s.kill9_berthd();
+    s.spawn_berthd();
+    assert_eq!(s.berth(&["exec", "box", "echo", "again"]).ok(), "again");
+    // Not running: refused.
+    s.berth(&["stop", "-t", "0", "box"]).ok();
+    let out = s.berth(&["exec", "box", "true"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("is not running"), "{out:?}");
+}

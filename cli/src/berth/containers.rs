@@ -51,6 +51,8 @@ pub enum Common {
     Export(ExportArgs),
     /// Attach local standard input, output, and error streams to a running container
     Attach(AttachArgs),
+    /// Execute a command in a running container
+    Exec(super::exec::ExecArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(CpArgs),
 }
@@ -446,6 +448,7 @@ pub async fn common(ctx: &Ctx, c: Common) -> Result<i32> {
             Ok(0)
         }
         Common::Attach(a) => attach_cmd(ctx, a).await,
+        Common::Exec(a) => super::exec::exec(ctx, a).await,
         Common::Cp(a) => cp(ctx, a).await,
     }
 }

@@ -6,6 +6,7 @@ mod attach;
 mod client;
 mod config;
 mod containers;
+mod exec;
 mod format;
 mod images;
 mod opts;

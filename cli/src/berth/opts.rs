@@ -313,7 +313,7 @@ fn mount(spec: &str) -> Result<Value> {
     Ok(m)
 }
 
-fn env_file(path: &str) -> Result<Vec<String>> {
+pub fn env_file(path: &str) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("open {path}: no such file or directory"))?;
     Ok(text

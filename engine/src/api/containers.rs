@@ -388,6 +388,10 @@ pub async fn inspect(
     let e = s.0.find(&id)?;
     let c = e.c.lock().await;
     let mut v = inspect_json(&c);
+    let execs = s.0.execs.of_container(&c.id);
+    if !execs.is_empty() {
+        v["ExecIDs"] = json!(execs);
+    }
     if flag(&q, "size") {
         v["SizeRw"] = json!(0);
         v["SizeRootFs"] = json!(0);

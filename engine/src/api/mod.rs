@@ -2,6 +2,7 @@
 //! Docker's errors, hijacked streams.
 
 pub mod containers;
+pub mod exec;
 pub mod images;
 pub mod query;
 pub mod stream;
@@ -116,6 +117,10 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route("/exec/{id}/json", get(exec::inspect))
         .route("/containers/{id}/top", get(containers::top))
         .route("/containers/{id}/changes", get(containers::changes))
         .route("/containers/{id}/export", get(containers::export))

@@ -4,6 +4,7 @@
 pub mod container;
 pub mod create;
 pub mod events;
+pub mod exec;
 pub mod files;
 pub mod images;
 pub mod lifecycle;
@@ -44,6 +45,7 @@ pub struct Daemon {
     pub lc: Lifecycle,
     pub events: Events,
     pub volumes: Volumes,
+    pub execs: exec::Execs,
     entries: RwLock<HashMap<String, Arc<Entry>>>,
     names: Mutex<HashMap<String, String>>,
     pub started: SystemTime,
@@ -61,6 +63,7 @@ impl Daemon {
         let d = Arc::new(Daemon {
             lc,
             volumes,
+            execs: exec::Execs::default(),
             events: Events::default(),
             entries: RwLock::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
@@ -102,6 +105,7 @@ impl Daemon {
     }
 
     fn forget(&self, id: &str, name: &str) {
+        self.execs.forget_container(id);
         self.entries
             .write()
             .unwrap_or_else(|e| e.into_inner())

@@ -1,0 +1,469 @@
+//! /containers/{id}/exec and /exec/…: a further process in a running
+//! container, as `docker exec` drives it (create, start attached or
+//! detached, resize, inspect for the exit code).
+
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use berth_proto::lifecycle::v1 as api;
+use berth_proto::types::v1 as pb;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::State;
+use super::query::Params;
+use super::stream::{STDERR, STDOUT, frame, hijack};
+use crate::daemon::Daemon;
+use crate::daemon::container::Status;
+use crate::daemon::exec::{Exec, ExecConfig, ExecState, merge_env};
+use crate::daemon::{files, ops};
+use crate::error::{ApiError, Result};
+
+fn no_such_exec(id: &str) -> ApiError {
+    ApiError::not_found(format!("No such exec instance: {id}"))
+}
+
+/// POST /containers/{id}/exec
+pub async fn create(s: State, Path(id): Path<String>, body: Bytes) -> Result<Response> {
+    let d = s.0;
+    let config: ExecConfig = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid exec configuration: {e}")))?;
+    if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+        return Err(ApiError::bad_request("No exec command specified"));
+    }
+    let e = d.find(&id)?;
+    let c = e.c.lock().await;
+    match c.state.status {
+        Status::Running => {}
+        Status::Paused => {
+            return Err(ApiError::conflict(format!(
+                "Container {} is paused, unpause the container before exec",
+                c.id
+            )));
+        }
+        _ => {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
+        }
+    }
+    let exec_id = hex::encode(rand::random::<[u8; 32]>());
+    let cmd = config.cmd.clone().unwrap_or_default().join(" ");
+    d.execs.insert(Arc::new(Exec {
+        id: exec_id.clone(),
+        container_id: c.id.clone(),
+        config,
+        state: Mutex::new(ExecState::default()),
+        done: tokio::sync::watch::channel(false).0,
+    }));
+    d.container_event(
+        &c,
+        &format!("exec_create: {cmd}"),
+        &[("execID", exec_id.clone())],
+    );
+    Ok((StatusCode::CREATED, Json(json!({ "Id": exec_id }))).into_response())
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct StartBody {
+    detach: bool,
+    tty: Option<bool>,
+    console_size: Option<Vec<u32>>,
+}
+
+/// POST /exec/{id}/start: detached, or hijacked with the process's output
+/// (multiplexed without a terminal) and the client's input.
+pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Response> {
+    let d = s.0;
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+    let sb: StartBody = if body.iter().all(u8::is_ascii_whitespace) {
+        StartBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid exec start body: {e}")))?
+    };
+    let x = d.execs.get(&id).ok_or_else(|| no_such_exec(&id))?;
+    {
+        let mut st = x.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.started {
+            return Err(ApiError::conflict(format!(
+                "Error: Exec command {id} has already run"
+            )));
+        }
+        st.started = true;
+    }
+    let tty = sb.tty.unwrap_or(x.config.tty);
+    let stdin = x.config.attach_stdin && !sb.detach;
+    let console = sb.console_size.or_else(|| x.config.console_size.clone());
+    let attached =
+        !sb.detach && (x.config.attach_stdin || x.config.attach_stdout || x.config.attach_stderr);
+
+    match register(&d, &x, tty, stdin, console).await {
+        Ok(()) => {}
+        // The container stopped meanwhile: an HTTP error, as Docker's.
+        Err(err) if err.status == StatusCode::CONFLICT => {
+            x.finish(126);
+            return Err(err);
+        }
+        // What the process could not be made of (a user that does not
+        // exist…) is reported like a failed start.
+        Err(err) => return failed_start(&x, parts, attached, tty, err.message),
+    }
+    if !attached {
+        return match start_process(&d, &x).await {
+            Ok(()) => {
+                tokio::spawn(reap(d.clone(), x.clone(), None));
+                Ok(StatusCode::OK.into_response())
+            }
+            Err(m) => {
+                let _ = delete_process(&d, &x).await;
+                failed_start(&x, parts, false, tty, m)
+            }
+        };
+    }
+    // Subscribed before the start, so no output is missed.
+    let (in_tx, in_rx) = tokio::sync::mpsc::channel::<api::AttachRequest>(16);
+    let mut output = open_attach(&d, &x, stdin, in_rx).await?;
+    let req = Request::from_parts(parts, Body::empty());
+    Ok(hijack(req, tty, move |io| async move {
+        let (mut rd, mut wr) = tokio::io::split(io);
+        // Started only now that the client has our 101: clients that read
+        // the 101 through a buffered reader (docker-py) lose whatever
+        // arrives with it.
+        if let Err(m) = start_process(&d, &x).await {
+            let _ = delete_process(&d, &x).await;
+            let line = format!("OCI runtime exec failed: {m}\r\n");
+            x.finish(start_failure_code(&m));
+            let data = if tty {
+                line.into_bytes()
+            } else {
+                frame(STDOUT, line.as_bytes())
+            };
+            let _ = wr.write_all(&data).await;
+            let _ = wr.shutdown().await;
+            return;
+        }
+        // lifecycled forgets the process once it is deleted: not before its
+        // output has reached the client.
+        let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(reap(d.clone(), x.clone(), Some(drained_rx)));
+        let _drained = drained_tx;
+        if stdin {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    let kind = match rd.read(&mut buf).await {
+                        Ok(0) | Err(_) => api::attach_request::Kind::CloseStdin(true),
+                        Ok(n) => api::attach_request::Kind::Stdin(buf[..n].to_vec()),
+                    };
+                    let last = matches!(kind, api::attach_request::Kind::CloseStdin(_));
+                    if in_tx
+                        .send(api::AttachRequest { kind: Some(kind) })
+                        .await
+                        .is_err()
+                        || last
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+        while let Ok(Some(chunk)) = output.message().await {
+            let data = if tty {
+                chunk.data
+            } else {
+                let s = if chunk.stream == pb::chunk::Stream::Stderr as i32 {
+                    STDERR
+                } else {
+                    STDOUT
+                };
+                frame(s, &chunk.data)
+            };
+            if wr.write_all(&data).await.is_err() {
+                return;
+            }
+        }
+        // The exit code is recorded before the client asks for it.
+        let mut done = x.done.subscribe();
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(5), done.wait_for(|d| *d)).await;
+        let _ = wr.flush().await;
+        let _ = wr.shutdown().await;
+    }))
+}
+
+/// Starts the registered process; the runtime's reason when it cannot.
+async fn start_process(d: &Arc<Daemon>, x: &Exec) -> std::result::Result<(), String> {
+    let pid =
+        d.lc.tasks()
+            .start(d.lc.req(api::ProcessRequest {
+                container_id: x.container_id.clone(),
+                exec_id: x.id.clone(),
+            }))
+            .await
+            .map_err(|st| st.message().to_string())?
+            .into_inner()
+            .pid;
+    x.update(|s| {
+        s.running = true;
+        s.pid = pid;
+    });
+    if let Ok(e) = d.find(&x.container_id) {
+        let c = e.c.lock().await;
+        let cmd = x.config.cmd.clone().unwrap_or_default().join(" ");
+        d.container_event(
+            &c,
+            &format!("exec_start: {cmd}"),
+            &[("execID", x.id.clone())],
+        );
+    }
+    Ok(())
+}
+
+/// Docker's exit codes for a process that could not start: 127 when the
+/// command was not found, 126 otherwise.
+fn start_failure_code(message: &str) -> i32 {
+    match ops::exit_code_for(message) {
+        127 => 127,
+        _ => 126,
+    }
+}
+
+/// A process that could not start: its exit code is 127 when the command
+/// was not found and 126 otherwise (as Docker's); an attached client reads
+/// the reason in its stream, a detached one gets it as the error.
+fn failed_start(
+    x: &Exec,
+    parts: axum::http::request::Parts,
+    attached: bool,
+    tty: bool,
+    message: String,
+) -> Result<Response> {
+    x.finish(start_failure_code(&message));
+    let text = format!("OCI runtime exec failed: {message}");
+    if !attached {
+        return Err(ApiError::internal(text));
+    }
+    let req = Request::from_parts(parts, Body::empty());
+    Ok(hijack(req, tty, move |io| async move {
+        let (_, mut wr) = tokio::io::split(io);
+        let line = format!("{text}\r\n");
+        let data = if tty {
+            line.into_bytes()
+        } else {
+            frame(STDOUT, line.as_bytes())
+        };
+        let _ = wr.write_all(&data).await;
+        let _ = wr.shutdown().await;
+    }))
+}
+
+/// Registers the process with lifecycled: the container's process spec
+/// with the exec's command, terminal, env, working dir, user and privileges.
+async fn register(
+    d: &Arc<Daemon>,
+    x: &Exec,
+    tty: bool,
+    stdin: bool,
+    console: Option<Vec<u32>>,
+) -> Result<()> {
+    let container =
+        d.lc.containers()
+            .get(d.lc.req(api::ContainerRequest {
+                id: x.container_id.clone(),
+            }))
+            .await?
+            .into_inner();
+    let full: Value = serde_json::from_slice(&container.spec)
+        .map_err(|e| ApiError::internal(format!("the container's spec: {e}")))?;
+    let mut p = full["process"].clone();
+    let cfg = &x.config;
+    p["args"] = json!(cfg.cmd.clone().unwrap_or_default());
+    p["terminal"] = json!(tty);
+    let base: Vec<String> = p["env"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    p["env"] = json!(merge_env(&base, cfg.env.as_deref().unwrap_or(&[])));
+    if !cfg.working_dir.is_empty() {
+        p["cwd"] = json!(cfg.working_dir);
+    }
+    if !cfg.user.is_empty() {
+        let (uid, gid, groups) =
+            files::resolve_user(&d.lc, &x.container_id, &cfg.user, &[]).await?;
+        p["user"] = json!({"uid": uid, "gid": gid, "additionalGids": groups});
+    }
+    if cfg.privileged {
+        let all: Vec<&str> = specgen::defaults::ALL_CAPS.to_vec();
+        p["capabilities"] = json!({
+            "bounding": all, "effective": all, "permitted": all, "inheritable": all, "ambient": [],
+        });
+    }
+    if let Some(c) = &console {
+        p["consoleSize"] = json!({"height": c.first().copied().unwrap_or(0), "width": c.get(1).copied().unwrap_or(0)});
+    }
+    let size = console.unwrap_or_default();
+    d.lc.tasks()
+        .exec(d.lc.req(api::ExecRequest {
+            container_id: x.container_id.clone(),
+            exec_id: x.id.clone(),
+            spec: p.to_string().into_bytes(),
+            stdio: Some(pb::Stdio {
+                stdin,
+                terminal: tty,
+                console_height: size.first().copied().unwrap_or(0),
+                console_width: size.get(1).copied().unwrap_or(0),
+                ..Default::default()
+            }),
+        }))
+        .await
+        .map_err(|st| {
+            if st.code() == tonic::Code::NotFound || st.code() == tonic::Code::FailedPrecondition {
+                ApiError::conflict(format!("Container {} is not running", x.container_id))
+            } else {
+                st.into()
+            }
+        })?;
+    Ok(())
+}
+
+async fn open_attach(
+    d: &Arc<Daemon>,
+    x: &Exec,
+    stdin: bool,
+    input: tokio::sync::mpsc::Receiver<api::AttachRequest>,
+) -> Result<tonic::Streaming<pb::Chunk>> {
+    let (first_tx, first_rx) = tokio::sync::mpsc::channel::<api::AttachRequest>(16);
+    first_tx
+        .send(api::AttachRequest {
+            kind: Some(api::attach_request::Kind::Open(api::AttachOpen {
+                container_id: x.container_id.clone(),
+                exec_id: x.id.clone(),
+                stdin,
+                stdout: x.config.attach_stdout,
+                stderr: x.config.attach_stderr,
+            })),
+        })
+        .await
+        .map_err(|_| ApiError::internal("attach relay closed"))?;
+    tokio::spawn(async move {
+        let mut input = input;
+        while let Some(m) = input.recv().await {
+            if first_tx.send(m).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(d.lc
+        .tasks()
+        .attach(d.lc.req(ReceiverStream::new(first_rx)))
+        .await?
+        .into_inner())
+}
+
+/// Waits for the process, records its exit code and frees it in lifecycled
+/// once its output is all out (`drained` resolves, or is dropped).
+async fn reap(d: Arc<Daemon>, x: Arc<Exec>, drained: Option<tokio::sync::oneshot::Receiver<()>>) {
+    let code = match d
+        .lc
+        .tasks()
+        .wait(d.lc.req(api::ProcessRequest {
+            container_id: x.container_id.clone(),
+            exec_id: x.id.clone(),
+        }))
+        .await
+    {
+        Ok(r) => r.into_inner().exit_status as i32,
+        Err(st) => {
+            tracing::warn!("waiting for exec {}: {}", x.id, st.message());
+            -1
+        }
+    };
+    x.finish(code);
+    if let Some(rx) = drained {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(60), rx).await;
+    }
+    let _ = delete_process(&d, &x).await;
+    if let Ok(e) = d.find(&x.container_id) {
+        let c = e.c.lock().await;
+        d.container_event(
+            &c,
+            "exec_die",
+            &[("execID", x.id.clone()), ("exitCode", code.to_string())],
+        );
+    }
+}
+
+async fn delete_process(d: &Daemon, x: &Exec) -> std::result::Result<(), tonic::Status> {
+    d.lc.tasks()
+        .delete(d.lc.req(api::ProcessRequest {
+            container_id: x.container_id.clone(),
+            exec_id: x.id.clone(),
+        }))
+        .await
+        .map(|_| ())
+}
+
+/// GET /exec/{id}/json
+pub async fn inspect(s: State, Path(id): Path<String>) -> Result<Json<Value>> {
+    let x = s.0.execs.get(&id).ok_or_else(|| no_such_exec(&id))?;
+    let st = x.state();
+    let cmd = x.config.cmd.clone().unwrap_or_default();
+    Ok(Json(json!({
+        "ID": x.id,
+        "ContainerID": x.container_id,
+        "Running": st.running,
+        "ExitCode": st.exit_code,
+        "Pid": st.pid,
+        "CanRemove": false,
+        "DetachKeys": x.config.detach_keys,
+        "OpenStdin": x.config.attach_stdin,
+        "OpenStdout": x.config.attach_stdout,
+        "OpenStderr": x.config.attach_stderr,
+        "ProcessConfig": {
+            "tty": x.config.tty,
+            "entrypoint": cmd.first(),
+            "arguments": cmd.get(1..).unwrap_or(&[]),
+            "privileged": x.config.privileged,
+            "user": x.config.user,
+        },
+    })))
+}
+
+/// POST /exec/{id}/resize?h=&w=
+pub async fn resize(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> Result<Response> {
+    let d = s.0;
+    let x = d.execs.get(&id).ok_or_else(|| no_such_exec(&id))?;
+    let num = |k: &str| {
+        q.get(k)
+            .and_then(|v| v.parse::<u32>().ok())
+            .ok_or_else(|| ApiError::bad_request(format!("invalid {k}")))
+    };
+    let (h, w) = (num("h")?, num("w")?);
+    if !x.state().running {
+        return Err(ApiError::conflict(format!("Exec {id} is not running")));
+    }
+    d.lc.tasks()
+        .resize_pty(d.lc.req(api::ResizePtyRequest {
+            container_id: x.container_id.clone(),
+            exec_id: x.id.clone(),
+            width: w,
+            height: h,
+        }))
+        .await?;
+    Ok(StatusCode::OK.into_response())
+}
