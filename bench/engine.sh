@@ -6,6 +6,7 @@
 #   3. idle RSS of the engine and its lifecycle daemon
 #   4. engine start (after a SIGKILL) to `ps` answering, with $LIVE running
 #      containers (both with live restore)
+#   5. `stats --no-stream` over those $LIVE containers
 # and prints berth's figure over Docker's. Not a test: nothing asserts.
 # Run as root; installs docker.io (Debian) if dockerd is missing.
 set -euo pipefail
@@ -137,6 +138,11 @@ ready_ms() { # engine start command, client; sets $ms (no subshell: the
   t1=$(date +%s%N)
   ms=$(( (t1 - t0) / 1000000 ))
 }
+echo "== 5. stats --no-stream over $LIVE containers"
+hyperfine -N --warmup 1 --runs 5 --export-json "$work/stats.json" \
+  -n berth "$B stats --no-stream" -n docker "$D stats --no-stream" >/dev/null
+read -r stats_b stats_d < <(median_ms "$work/stats.json")
+
 kill -9 "$berthd_pid"; wait "$berthd_pid" 2>/dev/null || true
 ready_ms start_berthd "$B"; start_b_ms=$ms
 kill -9 "$dockerd_pid"; wait "$dockerd_pid" 2>/dev/null || true
@@ -151,4 +157,5 @@ cat <<TXT
 | ps -a with $CONTAINERS containers (median) | ${ps_b} ms | ${ps_d} ms | $(ratio "$ps_b" "$ps_d") | ≤ 0.1 |
 | idle RSS, engine + lifecycle daemon | $((rss_b / 1024)) MiB | $((rss_d / 1024)) MiB | $(ratio "$rss_b" "$rss_d") | ≤ 0.2 |
 | engine start to ps, $LIVE live containers ($live_b / $live_d still running) | ${start_b_ms} ms | ${start_d_ms} ms | $(ratio "$start_b_ms" "$start_d_ms") | ≤ 500 ms |
+| stats --no-stream, $LIVE containers (median of 5) | ${stats_b} ms | ${stats_d} ms | $(ratio "$stats_b" "$stats_d") | ≤ 0.2 |
 TXT

@@ -51,6 +51,16 @@ assert r.output == (b"o\n", b"e\n"), r.output
 r = c.exec_run(["nosuchcommand"])
 assert r.exit_code == 127, r
 
+# Stats: one answer with a CPU interval, and a stream.
+st = c.stats(stream=False)
+assert st["pids_stats"]["current"] >= 1, st
+assert st["memory_stats"]["usage"] > 0, st
+assert st["precpu_stats"]["cpu_usage"]["total_usage"] > 0, st
+it = c.stats(stream=True, decode=True)
+first, second = next(it), next(it)
+assert second["precpu_stats"]["cpu_usage"]["total_usage"] == first["cpu_stats"]["cpu_usage"]["total_usage"]
+it.close()
+
 # Files in and out.
 buf = io.BytesIO()
 with tarfile.open(fileobj=buf, mode="w") as t:

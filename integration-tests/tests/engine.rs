@@ -919,3 +919,63 @@ fn exec_runs_commands_in_a_running_container() {
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("is not running"), "{out:?}");
 }
+
+#[test]
+fn stats_show_cpu_memory_and_pids() {
+    let s = stack();
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "-m",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 600 & while true; do :; done",
+    ])
+    .ok();
+    s.berth(&["create", "--name", "stopped", "busybox"]).ok();
+    let fmt = "{{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.PIDs}}";
+    let out = s
+        .berth(&["stats", "--no-stream", "--format", fmt, "busy"])
+        .ok()
+        .to_string();
+    let f: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(f[0], "busy", "{out}");
+    let cpu: f64 = f[1].trim_end_matches('%').parse().expect("a CPU %");
+    assert!(cpu > 20.0, "a busy loop at {cpu}%: {out}");
+    assert_eq!(f[4], "64MiB", "{out}");
+    assert_eq!(f[5], "2", "{out}");
+    // Docker's table, every running container by default, -a adds the rest.
+    let out = s.berth(&["stats", "--no-stream"]).ok().to_string();
+    assert!(out.starts_with("CONTAINER ID   NAME"), "{out}");
+    assert!(
+        out.contains("BLOCK I/O") && !out.contains("stopped"),
+        "{out}"
+    );
+    let out = s.berth(&["stats", "--no-stream", "-a"]).ok().to_string();
+    assert!(out.contains("stopped"), "{out}");
+    // The real docker CLI renders the same figures.
+    if integration_tests::stack::docker_cli().is_some() {
+        let out = s
+            .docker(&[
+                "stats",
+                "--no-stream",
+                "--format",
+                "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+                "busy",
+            ])
+            .ok()
+            .to_string();
+        assert!(
+            out.starts_with("busy ") && out.contains("/ 64MiB") && out.ends_with(" 2"),
+            "{out}"
+        );
+    }
+    let out = s.berth(&["stats", "--no-stream", "nosuch"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("No such container: nosuch"), "{out:?}");
+    s.berth(&["rm", "-f", "busy"]).ok();
+}

@@ -53,6 +53,8 @@ pub enum Common {
     Attach(AttachArgs),
     /// Execute a command in a running container
     Exec(super::exec::ExecArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(super::stats::StatsArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(CpArgs),
 }
@@ -449,6 +451,7 @@ pub async fn common(ctx: &Ctx, c: Common) -> Result<i32> {
         }
         Common::Attach(a) => attach_cmd(ctx, a).await,
         Common::Exec(a) => super::exec::exec(ctx, a).await,
+        Common::Stats(a) => super::stats::stats(ctx, a).await,
         Common::Cp(a) => cp(ctx, a).await,
     }
 }

@@ -10,6 +10,7 @@ mod exec;
 mod format;
 mod images;
 mod opts;
+mod stats;
 mod system;
 
 use std::io::Write;

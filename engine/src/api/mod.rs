@@ -5,6 +5,7 @@ pub mod containers;
 pub mod exec;
 pub mod images;
 pub mod query;
+pub mod stats;
 pub mod stream;
 pub mod system;
 pub mod volumes;
@@ -122,6 +123,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/stats", get(stats::stats))
         .route("/containers/{id}/changes", get(containers::changes))
         .route("/containers/{id}/export", get(containers::export))
         .route(
