@@ -565,9 +565,18 @@ fn exec_with_process_file_detached_and_pid_file() {
             .arg(&id);
         let o = detached_output(c);
         let pid: i32 = fs::read_to_string(&pidf).unwrap().trim().parse().unwrap();
-        let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline"))
-            .unwrap()
-            .replace('\0', " ");
+        // runc may return (and write the pid) while its init is still
+        // about to execve: give the process a moment to become `sleep`.
+        let mut cmdline = String::new();
+        for _ in 0..100 {
+            cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .unwrap_or_default()
+                .replace('\0', " ");
+            if !cmdline.is_empty() && !cmdline.contains("init") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let ps = rt.run(&["ps", "--format", "json", &id]);
         let pids: Vec<i32> = serde_json::from_str(&ps.stdout).unwrap();
         rt.run(&["delete", "--force", &id]);
