@@ -979,3 +979,87 @@ fn stats_show_cpu_memory_and_pids() {
     assert!(out.stderr.contains("No such container: nosuch"), "{out:?}");
     s.berth(&["rm", "-f", "busy"]).ok();
 }
+
+#[test]
+fn health_checks_report_status_and_events() {
+    let s = stack();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "test -f /tmp/ok",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let status = || {
+        s.berth(&["inspect", "-f", "{{.State.Health.Status}}", "hc"])
+            .stdout
+            .trim()
+            .to_string()
+    };
+    assert!(eventually(10, || status() == "unhealthy"), "{}", status());
+    let log = s
+        .berth(&["inspect", "-f", "{{json .State.Health}}", "hc"])
+        .ok()
+        .to_string();
+    let h: serde_json::Value = serde_json::from_str(&log).unwrap();
+    assert!(h["FailingStreak"].as_i64().unwrap_or(0) >= 2, "{h}");
+    assert_eq!(h["Log"][0]["ExitCode"], 1, "{h}");
+    assert!(
+        s.berth(&[
+            "ps",
+            "--filter",
+            "health=unhealthy",
+            "--format",
+            "{{.Names}} {{.Status}}"
+        ])
+        .ok()
+        .ends_with("(unhealthy)"),
+        "{:?}",
+        s.berth(&["ps"])
+    );
+    s.berth(&["exec", "hc", "touch", "/tmp/ok"]).ok();
+    assert!(eventually(10, || status() == "healthy"), "{}", status());
+    assert!(
+        s.berth(&["ps", "--format", "{{.Status}}"])
+            .ok()
+            .ends_with("(healthy)")
+    );
+    // The transitions are events.
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let ev = s
+        .berth(&[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--format",
+            "{{.Action}}",
+        ])
+        .ok()
+        .to_string();
+    assert!(
+        ev.contains("health_status: unhealthy") && ev.contains("health_status: healthy"),
+        "{ev}"
+    );
+    s.berth(&["rm", "-f", "hc"]).ok();
+}

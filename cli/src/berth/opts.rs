@@ -409,7 +409,12 @@ impl ContainerOpts {
         let mut health = Value::Null;
         if self.no_healthcheck {
             health = json!({"Test": ["NONE"]});
-        } else if self.health_cmd.is_some() || self.health_interval.is_some() {
+        } else if self.health_cmd.is_some()
+            || self.health_interval.is_some()
+            || self.health_timeout.is_some()
+            || self.health_start_period.is_some()
+            || self.health_retries.is_some()
+        {
             let mut h = json!({});
             if let Some(c) = &self.health_cmd {
                 h["Test"] = json!(["CMD-SHELL", c]);

@@ -6,6 +6,7 @@ pub mod create;
 pub mod events;
 pub mod exec;
 pub mod files;
+pub mod health;
 pub mod images;
 pub mod lifecycle;
 pub mod logs;
@@ -38,6 +39,8 @@ pub struct Entry {
     pub removed: watch::Sender<bool>,
     /// Clients attached before the task exists, told when it does.
     pub attach_waiters: Mutex<Vec<tokio::sync::oneshot::Sender<tokio::sync::oneshot::Sender<()>>>>,
+    /// The run (`exits` count) whose health is being checked.
+    pub health_run: Mutex<Option<u64>>,
 }
 
 pub struct Daemon {
@@ -96,6 +99,7 @@ impl Daemon {
             exits: watch::channel(0).0,
             removed: watch::channel(false).0,
             attach_waiters: Mutex::new(Vec::new()),
+            health_run: Mutex::new(None),
         });
         self.entries
             .write()

@@ -107,15 +107,19 @@ impl Daemon {
                             self.handle_exit(&id, p.exit_status as i32, time_of(&p.exited_at))
                                 .await;
                         }
-                    } else if !running {
-                        let mut c = e.c.lock().await;
-                        c.state.status = if p.status == pb::Status::Paused as i32 {
-                            Status::Paused
-                        } else {
-                            Status::Running
-                        };
-                        c.state.pid = p.pid;
-                        let _ = c.save();
+                    } else {
+                        if !running {
+                            let mut c = e.c.lock().await;
+                            c.state.status = if p.status == pb::Status::Paused as i32 {
+                                Status::Paused
+                            } else {
+                                Status::Running
+                            };
+                            c.state.pid = p.pid;
+                            let _ = c.save();
+                        }
+                        // Checks go on after an engine restart.
+                        self.watch_health(&e).await;
                     }
                 }
                 Err(s) if s.code() == tonic::Code::NotFound => {

@@ -274,8 +274,13 @@ impl Daemon {
         c.state.exit_code = 0;
         c.state.oom_killed = false;
         c.state.stopped_by_user = false;
+        // A new run starts its health over.
+        c.state.health = None;
         c.save().map_err(|e| ApiError::internal(e.to_string()))?;
         self.container_event(c, "start", &[]);
+        // Once the caller lets go of the container.
+        let (d, e) = (self.clone(), e.clone());
+        tokio::spawn(async move { d.watch_health(&e).await });
         Ok(())
     }
 
