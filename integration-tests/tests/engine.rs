@@ -1063,3 +1063,29 @@ fn health_checks_report_status_and_events() {
     );
     s.berth(&["rm", "-f", "hc"]).ok();
 }
+
+#[test]
+fn logs_follow_keeps_every_line_across_rotations() {
+    let s = stack();
+    // ~100 lines a file, rotating every 50 ms or so: several rotations
+    // between two reads of the follower, and files deleted behind it.
+    s.berth(&[
+        "run", "-d", "--name", "rot", "--log-opt", "max-size=10k", "--log-opt", "max-file=3",
+        "busybox", "sh", "-c",
+        "sleep 0.3; i=0; while [ $i -lt 3000 ]; do i=$((i+1)); echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; [ $((i % 100)) = 0 ] && sleep 0.05; done",
+    ])
+    .ok();
+    let out = s.berth(&["logs", "-f", "rot"]).ok().to_string();
+    let numbers: Vec<u32> = out
+        .lines()
+        .filter_map(|l| l.split('-').nth(1)?.parse().ok())
+        .collect();
+    let want: Vec<u32> = (1..=3000).collect();
+    assert!(
+        numbers == want,
+        "{} lines, first gap after {:?}",
+        numbers.len(),
+        numbers.windows(2).find(|w| w[1] != w[0] + 1)
+    );
+    s.berth(&["rm", "rot"]).ok();
+}

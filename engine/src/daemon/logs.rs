@@ -2,7 +2,7 @@
 //! stream selection, since/until, tail, and follow that keeps following
 //! across rotation.
 
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -109,9 +109,84 @@ pub fn read_all(path: &Path, o: &Options) -> Vec<Line> {
     out
 }
 
+/// The rotated files (`path.N`) with their index and inode, newest first.
+fn rotated(path: &Path) -> Vec<(u32, u64, PathBuf)> {
+    let mut out: Vec<(u32, u64, PathBuf)> = files(path)
+        .into_iter()
+        .filter(|p| p != path)
+        .filter_map(|p| {
+            let n = p.extension()?.to_str()?.parse::<u32>().ok()?;
+            let ino = std::fs::metadata(&p).ok()?.ino();
+            Some((n, ino, p))
+        })
+        .collect();
+    out.sort_by_key(|r| r.0);
+    out
+}
+
+/// The file written after the one with inode `ino`: the rotated file one
+/// index newer, or the live file. None when `ino` is the live file. Opened
+/// and checked by inode, so that a rotation racing with us is noticed and
+/// the lookup done again.
+fn successor(path: &Path, ino: u64) -> Option<(std::fs::File, u64)> {
+    for _ in 0..10 {
+        let live = std::fs::metadata(path).ok().map(|m| m.ino());
+        if live == Some(ino) {
+            return None;
+        }
+        let rot = rotated(path);
+        let next = match rot.iter().position(|r| r.1 == ino) {
+            // Ours is .k: the next is .(k-1), or the live file after .1.
+            Some(0) => None,
+            Some(i) => Some((rot[i - 1].2.clone(), rot[i - 1].1)),
+            // Ours was rotated away entirely: the oldest that is left.
+            None => rot.last().map(|r| (r.2.clone(), r.1)),
+        };
+        let (p, want) = match next {
+            Some(n) => n,
+            None => (path.to_path_buf(), live?),
+        };
+        if let Ok(f) = std::fs::File::open(&p)
+            && f.metadata().map(|m| m.ino()).ok() == Some(want)
+        {
+            return Some((f, want));
+        }
+    }
+    None
+}
+
+/// Reads the complete lines from `r` to its end; a trailing partial line
+/// stays in `pending` for the next read.
+fn read_lines(
+    r: &mut BufReader<std::fs::File>,
+    pending: &mut String,
+    o: &Options,
+) -> (Vec<Line>, bool) {
+    let mut out = Vec::new();
+    let mut got = false;
+    let mut buf = String::new();
+    while let Ok(n) = r.read_line(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got = true;
+        pending.push_str(&buf);
+        buf.clear();
+        if pending.ends_with('\n') {
+            if let Some(l) = parse_line(pending.trim_end()).filter(|l| wanted(l, o)) {
+                out.push(l);
+            }
+            pending.clear();
+        }
+    }
+    (out, got)
+}
+
 /// Sends what is logged so far, then what comes, until `running` says the
-/// container has stopped and the file holds nothing more. Rotation (the file
-/// renamed away and a new one started) is followed.
+/// container has stopped and the file holds nothing more. The file being
+/// read is kept open, and on rotation every file written after it is read
+/// in turn (found by inode), so no line is lost to a rename or to several
+/// rotations between two reads (what Docker's follow loses).
 pub fn follow(
     path: PathBuf,
     o: Options,
@@ -119,64 +194,68 @@ pub fn follow(
 ) -> mpsc::Receiver<Line> {
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(async move {
-        for l in read_all(&path, &o) {
+        // The live file first, then what is older than it.
+        let mut current = std::fs::File::open(&path).ok().and_then(|f| {
+            let ino = f.metadata().ok()?.ino();
+            Some((BufReader::new(f), ino))
+        });
+        let mut history = Vec::new();
+        if let Some((_, ino)) = &current {
+            let rot = rotated(&path);
+            let older = match rot.iter().position(|r| r.1 == *ino) {
+                Some(i) => &rot[i + 1..],
+                None => &rot[..],
+            };
+            for r in older.iter().rev() {
+                if let Ok(f) = std::fs::File::open(&r.2) {
+                    history.extend(read_lines(&mut BufReader::new(f), &mut String::new(), &o).0);
+                }
+            }
+        }
+        let mut pending = String::new();
+        if let Some((r, _)) = current.as_mut() {
+            history.extend(read_lines(r, &mut pending, &o).0);
+        }
+        if let Some(n) = o.tail {
+            let skip = history.len().saturating_sub(n);
+            history.drain(..skip);
+        }
+        for l in history {
             if tx.send(l).await.is_err() {
                 return;
             }
         }
-        let mut pos = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let mut ino = std::fs::metadata(&path).map(|m| m.ino()).unwrap_or(0);
-        let mut pending = String::new();
         loop {
             let alive = *running.borrow_and_update();
-            // New data in the file we follow, or in its successor.
-            let meta = std::fs::metadata(&path).ok();
-            let rotated = meta
-                .as_ref()
-                .is_some_and(|m| m.ino() != ino || m.len() < pos);
-            if rotated {
-                // Drain the rest of the rotated file (now `.1`) before moving on.
-                let old = PathBuf::from(format!("{}.1", path.display()));
-                if let Ok(f) = std::fs::File::open(&old)
-                    && f.metadata().map(|m| m.ino()).unwrap_or(0) == ino
-                {
-                    let mut r = BufReader::new(f);
-                    let _ = r.seek(SeekFrom::Start(pos));
-                    for line in r.lines().map_while(Result::ok) {
-                        if let Some(l) = parse_line(&line).filter(|l| wanted(l, &o))
-                            && tx.send(l).await.is_err()
-                        {
-                            return;
-                        }
+            let mut got = false;
+            if current.is_none() {
+                current = std::fs::File::open(&path).ok().and_then(|f| {
+                    let ino = f.metadata().ok()?.ino();
+                    Some((BufReader::new(f), ino))
+                });
+            }
+            while let Some((r, ino)) = current.as_mut() {
+                let (lines, g) = read_lines(r, &mut pending, &o);
+                got |= g;
+                for l in lines {
+                    if tx.send(l).await.is_err() {
+                        return;
                     }
                 }
-                pos = 0;
-                ino = meta.as_ref().map(|m| m.ino()).unwrap_or(0);
-                pending.clear();
-            }
-            let mut got = false;
-            if let Ok(f) = std::fs::File::open(&path) {
-                let mut r = BufReader::new(f);
-                if r.seek(SeekFrom::Start(pos)).is_ok() {
-                    let mut buf = String::new();
-                    while let Ok(n) = r.read_line(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        pos += n as u64;
-                        got = true;
-                        pending.push_str(&buf);
-                        buf.clear();
-                        if pending.ends_with('\n') {
-                            if let Some(l) =
-                                parse_line(pending.trim_end()).filter(|l| wanted(l, &o))
-                                && tx.send(l).await.is_err()
-                            {
+                // Rotated: what we hold is complete; go on with its successor.
+                match successor(&path, *ino) {
+                    Some((f, next)) => {
+                        let (lines, _) = read_lines(r, &mut pending, &o);
+                        for l in lines {
+                            if tx.send(l).await.is_err() {
                                 return;
                             }
-                            pending.clear();
                         }
+                        pending.clear();
+                        current = Some((BufReader::new(f), next));
+                        got = true;
                     }
+                    None => break,
                 }
             }
             if o.until.is_some_and(|u| SystemTime::now() > u) {
@@ -187,7 +266,7 @@ pub fn follow(
             }
             if !got {
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                     _ = running.changed() => {}
                     _ = tx.closed() => return,
                 }
