@@ -7,6 +7,7 @@
 #   4. engine start (after a SIGKILL) to `ps` answering, with $LIVE running
 #      containers (both with live restore)
 #   5. `stats --no-stream` over those $LIVE containers
+#   6. $STREAM_MIB MiB piped through `run -i --rm busybox cat` (throughput)
 # and prints berth's figure over Docker's. Not a test: nothing asserts.
 # Run as root; installs docker.io (Debian) if dockerd is missing.
 set -euo pipefail
@@ -14,6 +15,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-30}
 CONTAINERS=${CONTAINERS:-1000}
 LIVE=${LIVE:-100}
+STREAM_MIB=${STREAM_MIB:-1024}
 
 scripts/deps
 if ! command -v dockerd >/dev/null || ! command -v containerd >/dev/null; then
@@ -118,6 +120,14 @@ sleep 2
 rss_b=$(( $(rss_kib "$berthd_pid") + $(rss_kib "$lc_pid") ))
 rss_d=$(( $(rss_kib "$dockerd_pid") + $(rss_kib "$ctd_pid") ))
 
+echo "== 6. $STREAM_MIB MiB through run -i busybox cat"
+stream() { head -c "${STREAM_MIB}M" /dev/zero | $1 run -i --rm --network none busybox cat | wc -c; }
+export -f stream; export STREAM_MIB
+hyperfine -N --runs 3 --export-json "$work/stream.json" \
+  -n berth "bash -c 'stream \"$B\"'" -n docker "bash -c 'stream \"$D\"'" >/dev/null
+read -r stream_b stream_d < <(median_ms "$work/stream.json")
+mibps() { python3 -c "import sys; print('%.0f' % (float(sys.argv[1]) / (float(sys.argv[2]) / 1000)))" "$STREAM_MIB" "$1"; }
+
 echo "== 2. ps -a with $CONTAINERS containers"
 seq "$CONTAINERS" | xargs -P 4 -I{} $B create --network none busybox true >/dev/null
 seq "$CONTAINERS" | xargs -P 4 -I{} $D create --network none busybox true >/dev/null
@@ -158,4 +168,5 @@ cat <<TXT
 | idle RSS, engine + lifecycle daemon | $((rss_b / 1024)) MiB | $((rss_d / 1024)) MiB | $(ratio "$rss_b" "$rss_d") | ≤ 0.2 |
 | engine start to ps, $LIVE live containers ($live_b / $live_d still running) | ${start_b_ms} ms | ${start_d_ms} ms | $(ratio "$start_b_ms" "$start_d_ms") | ≤ 500 ms |
 | stats --no-stream, $LIVE containers (median of 5) | ${stats_b} ms | ${stats_d} ms | $(ratio "$stats_b" "$stats_d") | ≤ 0.2 |
+| run -i cat, $STREAM_MIB MiB in and out (median of 3) | $(mibps "$stream_b") MiB/s | $(mibps "$stream_d") MiB/s | $(ratio "$stream_d" "$stream_b") (throughput) | ≥ 2 |
 TXT

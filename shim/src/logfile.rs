@@ -61,24 +61,40 @@ impl LogFile {
     }
 
     /// Writes one entry per line of `data` (a trailing partial line is written
-    /// as its own entry: the caller hands in whole lines when it can).
+    /// as its own entry: the caller hands in whole lines when it can). The
+    /// entries of one call go out in one write per file: a write per line
+    /// held `run -i cat` to ~40 MiB/s.
     pub fn write(&mut self, stream: &str, data: &[u8], at: SystemTime) -> std::io::Result<()> {
+        #[derive(serde::Serialize)]
+        struct Entry<'a> {
+            log: std::borrow::Cow<'a, str>,
+            stream: &'a str,
+            time: &'a str,
+        }
         let time = humantime::format_rfc3339_nanos(at).to_string();
+        let mut buf = Vec::with_capacity(data.len() + data.len() / 4 + 96);
         for piece in split_lines(data) {
-            let line = serde_json::json!({
-                "log": String::from_utf8_lossy(piece),
-                "stream": stream,
-                "time": time,
-            });
-            let mut text = line.to_string();
-            text.push('\n');
-            if self.max_size > 0 && self.size > 0 && self.size + text.len() as u64 > self.max_size {
+            let start = buf.len();
+            serde_json::to_writer(
+                &mut buf,
+                &Entry {
+                    log: String::from_utf8_lossy(piece),
+                    stream,
+                    time: &time,
+                },
+            )
+            .map_err(std::io::Error::other)?;
+            buf.push(b'\n');
+            let n = (buf.len() - start) as u64;
+            if self.max_size > 0 && self.size > 0 && self.size + n > self.max_size {
+                // What came before this entry belongs to the file rotated away.
+                self.file.write_all(&buf[..start])?;
+                buf.drain(..start);
                 self.rotate()?;
             }
-            self.file.write_all(text.as_bytes())?;
-            self.size += text.len() as u64;
+            self.size += n;
         }
-        Ok(())
+        self.file.write_all(&buf)
     }
 }
 
