@@ -909,9 +909,57 @@ fn exec_runs_commands_in_a_running_container() {
     );
     assert!(out.stdout.contains("/dev/pts/"), "{out:?}");
     assert!(out.stdout.contains("21 91"), "{out:?}");
-    // Execs outlive a berthd restart with their container.
+    // An exec running when berthd dies is found again, with its exit code.
+    let socket = s.host.trim_start_matches("unix://").to_string();
+    fn curl_on(s: &Stack, socket: &str, args: &[&str]) -> String {
+        let mut a = vec!["-s", "--unix-socket", socket];
+        a.extend_from_slice(args);
+        s.command("curl", &a).ok().to_string()
+    }
+    let created = curl_on(
+        &s,
+        &socket,
+        &[
+            "-XPOST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"Cmd": ["sh", "-c", "sleep 1; exit 5"]}"#,
+            "http://berth/v1.43/containers/box/exec",
+        ],
+    );
+    let exec_id = serde_json::from_str::<serde_json::Value>(&created).unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    curl_on(
+        &s,
+        &socket,
+        &[
+            "-XPOST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"Detach": true}"#,
+            &format!("http://berth/v1.43/exec/{exec_id}/start"),
+        ],
+    );
     s.kill9_berthd();
     s.spawn_berthd();
+    let inspect = || {
+        serde_json::from_str::<serde_json::Value>(&curl_on(
+            &s,
+            &socket,
+            &[&format!("http://berth/v1.43/exec/{exec_id}/json")],
+        ))
+        .unwrap_or_default()
+    };
+    assert!(
+        eventually(10, || inspect()["ExitCode"] == 5
+            && inspect()["Running"] == false),
+        "{}",
+        inspect()
+    );
     assert_eq!(s.berth(&["exec", "box", "echo", "again"]).ok(), "again");
     // Not running: refused.
     s.berth(&["stop", "-t", "0", "box"]).ok();

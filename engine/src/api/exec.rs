@@ -2,7 +2,7 @@
 //! container, as `docker exec` drives it (create, start attached or
 //! detached, resize, inspect for the exit code).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -20,7 +20,7 @@ use super::query::Params;
 use super::stream::{STDERR, STDOUT, frame, hijack};
 use crate::daemon::Daemon;
 use crate::daemon::container::Status;
-use crate::daemon::exec::{Exec, ExecConfig, ExecState, merge_env};
+use crate::daemon::exec::{Exec, ExecConfig, merge_env};
 use crate::daemon::{files, ops};
 use crate::error::{ApiError, Result};
 
@@ -55,13 +55,14 @@ pub async fn create(s: State, Path(id): Path<String>, body: Bytes) -> Result<Res
     }
     let exec_id = hex::encode(rand::random::<[u8; 32]>());
     let cmd = config.cmd.clone().unwrap_or_default().join(" ");
-    d.execs.insert(Arc::new(Exec {
-        id: exec_id.clone(),
-        container_id: c.id.clone(),
+    let x = Exec::new(
+        exec_id.clone(),
+        c.id.clone(),
         config,
-        state: Mutex::new(ExecState::default()),
-        done: tokio::sync::watch::channel(false).0,
-    }));
+        Some(&c.dir.join("execs")),
+    );
+    x.save();
+    d.execs.insert(Arc::new(x));
     d.container_event(
         &c,
         &format!("exec_create: {cmd}"),
@@ -122,11 +123,11 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
     if !attached {
         return match start_process(&d, &x).await {
             Ok(()) => {
-                tokio::spawn(reap(d.clone(), x.clone(), None));
+                tokio::spawn(d.clone().reap_exec(x.clone(), None));
                 Ok(StatusCode::OK.into_response())
             }
             Err(m) => {
-                let _ = delete_process(&d, &x).await;
+                let _ = d.delete_exec_process(&x).await;
                 failed_start(&x, parts, false, tty, m)
             }
         };
@@ -141,7 +142,7 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
         // the 101 through a buffered reader (docker-py) lose whatever
         // arrives with it.
         if let Err(m) = start_process(&d, &x).await {
-            let _ = delete_process(&d, &x).await;
+            let _ = d.delete_exec_process(&x).await;
             let line = format!("OCI runtime exec failed: {m}\r\n");
             x.finish(start_failure_code(&m));
             let data = if tty {
@@ -156,7 +157,7 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
         // lifecycled forgets the process once it is deleted: not before its
         // output has reached the client.
         let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(reap(d.clone(), x.clone(), Some(drained_rx)));
+        tokio::spawn(d.clone().reap_exec(x.clone(), Some(drained_rx)));
         let _drained = drained_tx;
         if stdin {
             tokio::spawn(async move {
@@ -373,49 +374,6 @@ async fn open_attach(
         .attach(d.lc.req(ReceiverStream::new(first_rx)))
         .await?
         .into_inner())
-}
-
-/// Waits for the process, records its exit code and frees it in lifecycled
-/// once its output is all out (`drained` resolves, or is dropped).
-async fn reap(d: Arc<Daemon>, x: Arc<Exec>, drained: Option<tokio::sync::oneshot::Receiver<()>>) {
-    let code = match d
-        .lc
-        .tasks()
-        .wait(d.lc.req(api::ProcessRequest {
-            container_id: x.container_id.clone(),
-            exec_id: x.id.clone(),
-        }))
-        .await
-    {
-        Ok(r) => r.into_inner().exit_status as i32,
-        Err(st) => {
-            tracing::warn!("waiting for exec {}: {}", x.id, st.message());
-            -1
-        }
-    };
-    x.finish(code);
-    if let Some(rx) = drained {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(60), rx).await;
-    }
-    let _ = delete_process(&d, &x).await;
-    if let Ok(e) = d.find(&x.container_id) {
-        let c = e.c.lock().await;
-        d.container_event(
-            &c,
-            "exec_die",
-            &[("execID", x.id.clone()), ("exitCode", code.to_string())],
-        );
-    }
-}
-
-async fn delete_process(d: &Daemon, x: &Exec) -> std::result::Result<(), tonic::Status> {
-    d.lc.tasks()
-        .delete(d.lc.req(api::ProcessRequest {
-            container_id: x.container_id.clone(),
-            exec_id: x.id.clone(),
-        }))
-        .await
-        .map(|_| ())
 }
 
 /// GET /exec/{id}/json

@@ -82,6 +82,9 @@ impl Daemon {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(c.name.clone(), c.id.clone());
+                    for x in exec::Exec::load_all(&c.dir.join("execs")) {
+                        d.execs.insert(Arc::new(x));
+                    }
                     d.insert(c);
                 }
                 Err(err) => {

@@ -82,6 +82,9 @@ impl Daemon {
     /// running, tasks that ended are recorded as exited (and restarted by
     /// policy), records whose task is gone are exited.
     pub async fn reconcile(self: &Arc<Self>, boot: bool) {
+        if boot {
+            self.reconcile_execs().await;
+        }
         for e in self.all() {
             let (id, status) = {
                 let c = e.c.lock().await;
