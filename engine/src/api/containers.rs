@@ -16,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::State;
 use super::query::{self, Params, flag, flag_or};
-use super::stream::{STDERR, STDOUT, frame, hijack};
+use super::stream::{STDERR, STDOUT, copy_output, frame, hijack};
 use crate::daemon::container::{Container, Status};
 use crate::daemon::images::familiar;
 use crate::daemon::{Daemon, Entry, logs};
@@ -833,20 +833,8 @@ pub async fn attach(
                 }
             });
         }
-        while let Ok(Some(chunk)) = output.message().await {
-            let data = if tty {
-                chunk.data
-            } else {
-                let s = if chunk.stream == pb::chunk::Stream::Stderr as i32 {
-                    STDERR
-                } else {
-                    STDOUT
-                };
-                frame(s, &chunk.data)
-            };
-            if wr.write_all(&data).await.is_err() {
-                return;
-            }
+        if !copy_output(&mut output, &mut wr, tty).await {
+            return;
         }
         let _ = wr.flush().await;
         let _ = wr.shutdown().await;

@@ -17,7 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::State;
 use super::query::Params;
-use super::stream::{STDERR, STDOUT, frame, hijack};
+use super::stream::{copy_output, hijack, write_line_and_close};
 use crate::daemon::Daemon;
 use crate::daemon::container::Status;
 use crate::daemon::exec::{Exec, ExecConfig, merge_env};
@@ -143,15 +143,8 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
         // arrives with it.
         if let Err(m) = start_process(&d, &x).await {
             let _ = d.delete_exec_process(&x).await;
-            let line = format!("OCI runtime exec failed: {m}\r\n");
             x.finish(start_failure_code(&m));
-            let data = if tty {
-                line.into_bytes()
-            } else {
-                frame(STDOUT, line.as_bytes())
-            };
-            let _ = wr.write_all(&data).await;
-            let _ = wr.shutdown().await;
+            write_line_and_close(&mut wr, tty, &format!("OCI runtime exec failed: {m}")).await;
             return;
         }
         // lifecycled forgets the process once it is deleted: not before its
@@ -179,20 +172,8 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
                 }
             });
         }
-        while let Ok(Some(chunk)) = output.message().await {
-            let data = if tty {
-                chunk.data
-            } else {
-                let s = if chunk.stream == pb::chunk::Stream::Stderr as i32 {
-                    STDERR
-                } else {
-                    STDOUT
-                };
-                frame(s, &chunk.data)
-            };
-            if wr.write_all(&data).await.is_err() {
-                return;
-            }
+        if !copy_output(&mut output, &mut wr, tty).await {
+            return;
         }
         // The exit code is recorded before the client asks for it.
         let mut done = x.done.subscribe();
@@ -258,14 +239,7 @@ fn failed_start(
     let req = Request::from_parts(parts, Body::empty());
     Ok(hijack(req, tty, move |io| async move {
         let (_, mut wr) = tokio::io::split(io);
-        let line = format!("{text}\r\n");
-        let data = if tty {
-            line.into_bytes()
-        } else {
-            frame(STDOUT, line.as_bytes())
-        };
-        let _ = wr.write_all(&data).await;
-        let _ = wr.shutdown().await;
+        write_line_and_close(&mut wr, tty, &text).await;
     }))
 }
 

@@ -22,6 +22,53 @@ pub fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Bytes for the client: raw with a terminal, else in a frame of its stream.
+pub fn for_client(chunk: berth_proto::types::v1::Chunk, tty: bool) -> Vec<u8> {
+    if tty {
+        chunk.data
+    } else {
+        let s = if chunk.stream == berth_proto::types::v1::chunk::Stream::Stderr as i32 {
+            STDERR
+        } else {
+            STDOUT
+        };
+        frame(s, &chunk.data)
+    }
+}
+
+/// Copies a process's output to the client until it ends; false when the
+/// client went away.
+pub async fn copy_output<W: tokio::io::AsyncWrite + Unpin>(
+    output: &mut tonic::Streaming<berth_proto::types::v1::Chunk>,
+    wr: &mut W,
+    tty: bool,
+) -> bool {
+    use tokio::io::AsyncWriteExt;
+    while let Ok(Some(chunk)) = output.message().await {
+        if wr.write_all(&for_client(chunk, tty)).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// A line of text as the only output of a stream, then the end.
+pub async fn write_line_and_close<W: tokio::io::AsyncWrite + Unpin>(
+    wr: &mut W,
+    tty: bool,
+    text: &str,
+) {
+    use tokio::io::AsyncWriteExt;
+    let line = format!("{text}\r\n");
+    let data = if tty {
+        line.into_bytes()
+    } else {
+        frame(STDOUT, line.as_bytes())
+    };
+    let _ = wr.write_all(&data).await;
+    let _ = wr.shutdown().await;
+}
+
 pub fn content_type(tty: bool) -> &'static str {
     if tty {
         "application/vnd.docker.raw-stream"

@@ -157,14 +157,7 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
             || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
     });
     let created = namespaces::new_flags(&spec) - CloneFlags::CLONE_NEWCGROUP;
-    let seccomp = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-        .map(|s| {
-            crate::process::seccomp::compile(s, Some(&g.root.join(crate::container::SECCOMP_CACHE)))
-        })
-        .transpose()?;
+    let seccomp = crate::process::seccomp::for_spec(&spec, &g.root)?;
     let plan = init::Plan {
         spec: &spec,
         rootfs: rootfs.clone(),

@@ -74,14 +74,7 @@ pub fn run(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
         None
     };
     let config = &c.state.config;
-    let seccomp = config
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-        .map(|s| {
-            crate::process::seccomp::compile(s, Some(&g.root.join(crate::container::SECCOMP_CACHE)))
-        })
-        .transpose()?;
+    let seccomp = crate::process::seccomp::for_spec(config, &g.root)?;
     let plan = exec::Plan {
         init_pid: c.pid(),
         namespaces: exec::namespaces_of(config),

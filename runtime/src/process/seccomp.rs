@@ -184,6 +184,16 @@ fn flags(spec: &LinuxSeccomp) -> libc::c_ulong {
     f
 }
 
+/// The filter of a container's spec, if it has one, through the cache under
+/// the runtime's `root`.
+pub fn for_spec(spec: &oci_spec::runtime::Spec, root: &Path) -> Result<Option<Program>> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(|s| compile(s, Some(&root.join(crate::container::SECCOMP_CACHE))))
+        .transpose()
+}
+
 /// The filter for `spec`: from the cache in `cache_dir` when this profile was
 /// compiled before, else compiled now and stored there (best effort: a
 /// read-only or missing directory only costs the compile).
