@@ -231,8 +231,11 @@ fn cache_key(spec: &LinuxSeccomp) -> String {
     let v = libseccomp::ScmpVersion::current()
         .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
         .unwrap_or_default();
+    let kernel = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
     h.update(format!(
-        "\0libseccomp {v}\0berth-runtime {}\0{}",
+        "\0libseccomp {v}\0berth-runtime {}\0{}\0{kernel}",
         env!("CARGO_PKG_VERSION"),
         std::env::consts::ARCH
     ));
