@@ -198,18 +198,7 @@ impl Client {
             .raw(method, &format!("/v{v}{path}"), body, headers)
             .await?;
         if resp.status().is_client_error() || resp.status().is_server_error() {
-            let status = resp.status().as_u16();
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            let message = serde_json::from_slice::<Value>(&bytes)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(String::from))
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string());
-            return Err(Error::Daemon { status, message });
+            return Err(daemon_error(resp).await);
         }
         Ok(resp)
     }
@@ -226,12 +215,7 @@ impl Client {
         if resp.status() == StatusCode::NO_CONTENT || resp.status() == StatusCode::NOT_MODIFIED {
             return Ok(Value::Null);
         }
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| Error::Other(e.into()))?
-            .to_bytes();
+        let bytes = read_body(resp).await?;
         if bytes.is_empty() {
             return Ok(Value::Null);
         }
@@ -248,23 +232,7 @@ impl Client {
     /// request itself.
     pub async fn get_as<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
         let resp = self.request(Method::GET, path, empty(), &[]).await?;
-        // One buffer of the announced size: growing (and, past malloc's
-        // mmap threshold, remapping) a half-megabyte list shows in `ps -a`.
-        let size = resp
-            .headers()
-            .get(hyper::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(0)
-            .min(64 << 20);
-        let mut bytes = Vec::with_capacity(size);
-        let mut body = resp.into_body();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| Error::Other(e.into()))?;
-            if let Some(d) = frame.data_ref() {
-                bytes.extend_from_slice(d);
-            }
-        }
+        let bytes = read_body(resp).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::Other(anyhow::anyhow!("reading the daemon's answer: {e}")))
     }
@@ -295,18 +263,7 @@ impl Client {
             .raw(Method::POST, &format!("/v{v}{path}"), b, &h)
             .await?;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-            let status = resp.status().as_u16();
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            let message = serde_json::from_slice::<Value>(&bytes)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(String::from))
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string());
-            return Err(Error::Daemon { status, message });
+            return Err(daemon_error(resp).await);
         }
         let up = hyper::upgrade::on(resp)
             .await
@@ -382,4 +339,42 @@ impl JsonLines {
             }
         }
     }
+}
+
+/// The daemon's refusal: its `{"message": …}`, or the body as text.
+async fn daemon_error(resp: Response<Incoming>) -> Error {
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let message = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(String::from))
+        .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string());
+    Error::Daemon { status, message }
+}
+
+/// The whole body, into one buffer of the announced size: growing (and,
+/// past malloc's mmap threshold, remapping) a half-megabyte list shows in
+/// `ps -a`.
+async fn read_body(resp: Response<Incoming>) -> Result<Vec<u8>> {
+    let size = resp
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(64 << 20);
+    let mut bytes = Vec::with_capacity(size);
+    let mut body = resp.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Error::Other(e.into()))?;
+        if let Some(d) = frame.data_ref() {
+            bytes.extend_from_slice(d);
+        }
+    }
+    Ok(bytes)
 }

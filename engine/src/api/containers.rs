@@ -11,12 +11,12 @@ use axum::response::{IntoResponse, Response};
 use berth_proto::lifecycle::v1 as api;
 use berth_proto::types::v1 as pb;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::State;
 use super::query::{self, Params, flag, flag_or};
-use super::stream::{STDERR, STDOUT, copy_output, frame, hijack};
+use super::stream::{STDERR, STDOUT, copy_output, forward_stdin, frame, hijack};
 use crate::daemon::container::{Container, Status};
 use crate::daemon::images::familiar;
 use crate::daemon::{Daemon, Entry, logs};
@@ -718,36 +718,22 @@ async fn open_task_attach(
                 .map_err(|_| ApiError::conflict("container did not start"))?,
         ),
     };
-    let (first_tx, first_rx) = tokio::sync::mpsc::channel::<api::AttachRequest>(16);
-    first_tx
-        .send(api::AttachRequest {
-            kind: Some(api::attach_request::Kind::Open(api::AttachOpen {
+    let out =
+        d.lc.attach(
+            api::AttachOpen {
                 container_id: e.id.clone(),
                 exec_id: String::new(),
                 stdin,
                 stdout,
                 stderr,
-            })),
-        })
-        .await
-        .map_err(|_| ApiError::internal("attach relay closed"))?;
-    // Forward the client's input after the open message.
-    tokio::spawn(async move {
-        let mut input = input;
-        while let Some(m) = input.recv().await {
-            if first_tx.send(m).await.is_err() {
-                break;
-            }
-        }
-    });
-    let out =
-        d.lc.tasks()
-            .attach(d.lc.req(ReceiverStream::new(first_rx)))
-            .await;
+            },
+            Some(input),
+        )
+        .await;
     if let Some(ack) = ack {
         let _ = ack.send(());
     }
-    Ok(out?.into_inner())
+    Ok(out?)
 }
 
 pub async fn attach(
@@ -779,7 +765,7 @@ pub async fn attach(
         None
     };
     Ok(hijack(req, tty, move |io| async move {
-        let (mut rd, mut wr) = tokio::io::split(io);
+        let (rd, mut wr) = tokio::io::split(io);
         if replay {
             let o = logs::Options {
                 stdout: want_stdout,
@@ -809,29 +795,7 @@ pub async fn attach(
                 }
             };
         if want_stdin {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 32 * 1024];
-                loop {
-                    match rd.read(&mut buf).await {
-                        Ok(0) | Err(_) => {
-                            let _ = in_tx
-                                .send(api::AttachRequest {
-                                    kind: Some(api::attach_request::Kind::CloseStdin(true)),
-                                })
-                                .await;
-                            break;
-                        }
-                        Ok(n) => {
-                            let m = api::AttachRequest {
-                                kind: Some(api::attach_request::Kind::Stdin(buf[..n].to_vec())),
-                            };
-                            if in_tx.send(m).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-            });
+            forward_stdin(rd, in_tx);
         }
         if !copy_output(&mut output, &mut wr, tty).await {
             return;

@@ -12,12 +12,11 @@ use axum::response::{IntoResponse, Response};
 use berth_proto::lifecycle::v1 as api;
 use berth_proto::types::v1 as pb;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::io::AsyncWriteExt;
 
 use super::State;
 use super::query::Params;
-use super::stream::{copy_output, hijack, write_line_and_close};
+use super::stream::{copy_output, forward_stdin, hijack, write_line_and_close};
 use crate::daemon::Daemon;
 use crate::daemon::container::Status;
 use crate::daemon::exec::{Exec, ExecConfig, merge_env};
@@ -134,10 +133,21 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
     }
     // Subscribed before the start, so no output is missed.
     let (in_tx, in_rx) = tokio::sync::mpsc::channel::<api::AttachRequest>(16);
-    let mut output = open_attach(&d, &x, stdin, in_rx).await?;
+    let mut output =
+        d.lc.attach(
+            api::AttachOpen {
+                container_id: x.container_id.clone(),
+                exec_id: x.id.clone(),
+                stdin,
+                stdout: x.config.attach_stdout,
+                stderr: x.config.attach_stderr,
+            },
+            Some(in_rx),
+        )
+        .await?;
     let req = Request::from_parts(parts, Body::empty());
     Ok(hijack(req, tty, move |io| async move {
-        let (mut rd, mut wr) = tokio::io::split(io);
+        let (rd, mut wr) = tokio::io::split(io);
         // Started only now that the client has our 101: clients that read
         // the 101 through a buffered reader (docker-py) lose whatever
         // arrives with it.
@@ -153,24 +163,7 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
         tokio::spawn(d.clone().reap_exec(x.clone(), Some(drained_rx)));
         let _drained = drained_tx;
         if stdin {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 32 * 1024];
-                loop {
-                    let kind = match rd.read(&mut buf).await {
-                        Ok(0) | Err(_) => api::attach_request::Kind::CloseStdin(true),
-                        Ok(n) => api::attach_request::Kind::Stdin(buf[..n].to_vec()),
-                    };
-                    let last = matches!(kind, api::attach_request::Kind::CloseStdin(_));
-                    if in_tx
-                        .send(api::AttachRequest { kind: Some(kind) })
-                        .await
-                        .is_err()
-                        || last
-                    {
-                        break;
-                    }
-                }
-            });
+            forward_stdin(rd, in_tx);
         }
         if !copy_output(&mut output, &mut wr, tty).await {
             return;
@@ -252,16 +245,7 @@ async fn register(
     stdin: bool,
     console: Option<Vec<u32>>,
 ) -> Result<()> {
-    let container =
-        d.lc.containers()
-            .get(d.lc.req(api::ContainerRequest {
-                id: x.container_id.clone(),
-            }))
-            .await?
-            .into_inner();
-    let full: Value = serde_json::from_slice(&container.spec)
-        .map_err(|e| ApiError::internal(format!("the container's spec: {e}")))?;
-    let mut p = full["process"].clone();
+    let mut p = d.lc.process_spec(&x.container_id).await?;
     let cfg = &x.config;
     p["args"] = json!(cfg.cmd.clone().unwrap_or_default());
     p["terminal"] = json!(tty);
@@ -314,40 +298,6 @@ async fn register(
             }
         })?;
     Ok(())
-}
-
-async fn open_attach(
-    d: &Arc<Daemon>,
-    x: &Exec,
-    stdin: bool,
-    input: tokio::sync::mpsc::Receiver<api::AttachRequest>,
-) -> Result<tonic::Streaming<pb::Chunk>> {
-    let (first_tx, first_rx) = tokio::sync::mpsc::channel::<api::AttachRequest>(16);
-    first_tx
-        .send(api::AttachRequest {
-            kind: Some(api::attach_request::Kind::Open(api::AttachOpen {
-                container_id: x.container_id.clone(),
-                exec_id: x.id.clone(),
-                stdin,
-                stdout: x.config.attach_stdout,
-                stderr: x.config.attach_stderr,
-            })),
-        })
-        .await
-        .map_err(|_| ApiError::internal("attach relay closed"))?;
-    tokio::spawn(async move {
-        let mut input = input;
-        while let Some(m) = input.recv().await {
-            if first_tx.send(m).await.is_err() {
-                break;
-            }
-        }
-    });
-    Ok(d.lc
-        .tasks()
-        .attach(d.lc.req(ReceiverStream::new(first_rx)))
-        .await?
-        .into_inner())
 }
 
 /// GET /exec/{id}/json

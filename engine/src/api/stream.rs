@@ -52,6 +52,31 @@ pub async fn copy_output<W: tokio::io::AsyncWrite + Unpin>(
     true
 }
 
+/// Forwards the client's input to a process as attach requests; when the
+/// client half-closes (or goes), the process's stdin is closed.
+pub fn forward_stdin<R>(
+    mut rd: R,
+    tx: tokio::sync::mpsc::Sender<berth_proto::lifecycle::v1::AttachRequest>,
+) where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    use berth_proto::lifecycle::v1::{AttachRequest, attach_request::Kind};
+    use tokio::io::AsyncReadExt;
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let kind = match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => Kind::CloseStdin(true),
+                Ok(n) => Kind::Stdin(buf[..n].to_vec()),
+            };
+            let last = matches!(kind, Kind::CloseStdin(_));
+            if tx.send(AttachRequest { kind: Some(kind) }).await.is_err() || last {
+                break;
+            }
+        }
+    });
+}
+
 /// A line of text as the only output of a stream, then the end.
 pub async fn write_line_and_close<W: tokio::io::AsyncWrite + Unpin>(
     wr: &mut W,

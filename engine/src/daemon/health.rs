@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime};
 use berth_proto::lifecycle::v1 as api;
 use berth_proto::types::v1 as pb;
 use serde_json::{Value, json};
-use tokio_stream::wrappers::ReceiverStream;
 
 use super::container::{Health, Status};
 use super::{Daemon, Entry};
@@ -156,19 +155,10 @@ impl Daemon {
             container_id: e.id.clone(),
             exec_id: id.to_string(),
         };
-        let spec = match self
-            .lc
-            .containers()
-            .get(self.lc.req(api::ContainerRequest { id: e.id.clone() }))
-            .await
-        {
-            Ok(r) => r.into_inner().spec,
+        let mut p = match self.lc.process_spec(&e.id).await {
+            Ok(p) => p,
             Err(st) => return (-1, st.message().to_string()),
         };
-        let Ok(full) = serde_json::from_slice::<Value>(&spec) else {
-            return (-1, "the container's spec is not JSON".into());
-        };
-        let mut p = full["process"].clone();
         p["args"] = json!(args);
         p["terminal"] = json!(false);
         if let Err(st) = self
@@ -184,25 +174,20 @@ impl Daemon {
         {
             return (-1, st.message().to_string());
         }
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let _ = tx
-            .send(api::AttachRequest {
-                kind: Some(api::attach_request::Kind::Open(api::AttachOpen {
+        let output = self
+            .lc
+            .attach(
+                api::AttachOpen {
                     container_id: e.id.clone(),
                     exec_id: exec_id.clone(),
                     stdin: false,
                     stdout: true,
                     stderr: true,
-                })),
-            })
-            .await;
-        let output = self
-            .lc
-            .tasks()
-            .attach(self.lc.req(ReceiverStream::new(rx)))
+                },
+                None,
+            )
             .await
-            .ok()
-            .map(|r| r.into_inner());
+            .ok();
         let result = async {
             if let Err(st) = self.lc.tasks().start(self.lc.req(req(&exec_id))).await {
                 return (-1, st.message().to_string());

@@ -4,14 +4,19 @@
 
 use std::path::{Path, PathBuf};
 
+use berth_proto::lifecycle::v1 as api;
 use berth_proto::lifecycle::v1::{
     containers_client::ContainersClient, content_client::ContentClient,
     events_client::EventsClient, images_client::ImagesClient, snapshots_client::SnapshotsClient,
     tasks_client::TasksClient, version_client::VersionClient,
 };
+use berth_proto::types::v1 as pb;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::Request;
+use tonic::Streaming;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -79,5 +84,47 @@ impl Lifecycle {
     }
     pub fn version(&self) -> VersionClient<Channel> {
         VersionClient::new(self.channel.clone())
+    }
+
+    /// Attaches to a process of a task (the container's when `exec_id` is
+    /// empty): the open message, then whatever `input` sends (stdin, its
+    /// close, resizes). Returns the output stream, subscribed from now on.
+    pub async fn attach(
+        &self,
+        open: api::AttachOpen,
+        input: Option<mpsc::Receiver<api::AttachRequest>>,
+    ) -> Result<Streaming<pb::Chunk>, tonic::Status> {
+        let (tx, rx) = mpsc::channel::<api::AttachRequest>(16);
+        let _ = tx
+            .send(api::AttachRequest {
+                kind: Some(api::attach_request::Kind::Open(open)),
+            })
+            .await;
+        if let Some(mut input) = input {
+            tokio::spawn(async move {
+                while let Some(m) = input.recv().await {
+                    if tx.send(m).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Ok(self
+            .tasks()
+            .attach(self.req(ReceiverStream::new(rx)))
+            .await?
+            .into_inner())
+    }
+
+    /// The container's runtime-spec `process`, the base of its execs.
+    pub async fn process_spec(&self, id: &str) -> Result<serde_json::Value, tonic::Status> {
+        let c = self
+            .containers()
+            .get(self.req(api::ContainerRequest { id: id.to_string() }))
+            .await?
+            .into_inner();
+        let full: serde_json::Value = serde_json::from_slice(&c.spec)
+            .map_err(|e| tonic::Status::internal(format!("the container's spec: {e}")))?;
+        Ok(full["process"].clone())
     }
 }
