@@ -917,29 +917,6 @@ pub async fn changes(s: State, Path(id): Path<String>) -> Result<Json<Value>> {
     Ok(Json(if v.is_empty() { Value::Null } else { json!(v) }))
 }
 
-async fn chunk_stream(mut s: tonic::Streaming<api::Chunk>) -> Body {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(16);
-    tokio::spawn(async move {
-        loop {
-            match s.message().await {
-                Ok(Some(c)) => {
-                    if tx.send(Ok(Bytes::from(c.data))).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => return,
-                Err(e) => {
-                    let _ = tx
-                        .send(Err(std::io::Error::other(e.message().to_string())))
-                        .await;
-                    return;
-                }
-            }
-        }
-    });
-    Body::from_stream(ReceiverStream::new(rx))
-}
-
 pub async fn export(s: State, Path(id): Path<String>) -> Result<Response> {
     let d = s.0;
     let e = d.find(&id)?;
@@ -950,7 +927,7 @@ pub async fn export(s: State, Path(id): Path<String>) -> Result<Response> {
             .into_inner();
     Ok((
         [(header::CONTENT_TYPE, "application/x-tar")],
-        chunk_stream(stream).await,
+        super::stream::chunk_body(stream),
     )
         .into_response())
 }
@@ -1044,7 +1021,7 @@ pub async fn archive_get(
             ("X-Docker-Container-Path-Stat", h),
             ("Content-Type", "application/x-tar".to_string()),
         ],
-        chunk_stream(stream).await,
+        super::stream::chunk_body(stream),
     )
         .into_response())
 }

@@ -825,7 +825,7 @@ pub async fn save(s: State, uri: axum::http::Uri) -> Result<Response> {
     if names.is_empty() {
         return Err(ApiError::bad_request("names is required"));
     }
-    let mut stream =
+    let stream =
         d.lc.images()
             .export(d.lc.req(api::ExportRequest {
                 names,
@@ -833,28 +833,9 @@ pub async fn save(s: State, uri: axum::http::Uri) -> Result<Response> {
             }))
             .await?
             .into_inner();
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(16);
-    tokio::spawn(async move {
-        loop {
-            match stream.message().await {
-                Ok(Some(c)) => {
-                    if tx.send(Ok(Bytes::from(c.data))).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => return,
-                Err(e) => {
-                    let _ = tx
-                        .send(Err(std::io::Error::other(e.message().to_string())))
-                        .await;
-                    return;
-                }
-            }
-        }
-    });
     Ok((
         [(header::CONTENT_TYPE, "application/x-tar")],
-        Body::from_stream(ReceiverStream::new(rx)),
+        super::stream::chunk_body(stream),
     )
         .into_response())
 }

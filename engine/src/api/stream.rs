@@ -130,3 +130,29 @@ where
     };
     b.body(Body::empty()).unwrap_or_default()
 }
+
+/// A stream of lifecycled's data chunks (archives, exports) as an HTTP
+/// body; an error midway ends the body with it.
+pub fn chunk_body(mut s: tonic::Streaming<berth_proto::lifecycle::v1::Chunk>) -> Body {
+    let (tx, rx) =
+        tokio::sync::mpsc::channel::<std::result::Result<axum::body::Bytes, std::io::Error>>(16);
+    tokio::spawn(async move {
+        loop {
+            match s.message().await {
+                Ok(Some(c)) => {
+                    if tx.send(Ok(axum::body::Bytes::from(c.data))).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = tx
+                        .send(Err(std::io::Error::other(e.message().to_string())))
+                        .await;
+                    return;
+                }
+            }
+        }
+    });
+    Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
