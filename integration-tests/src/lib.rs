@@ -6,6 +6,7 @@
 pub mod lifecycled;
 pub mod registry;
 pub mod stack;
+pub mod tmux;
 
 use std::path::PathBuf;
 

@@ -268,6 +268,27 @@ impl Stack {
         self.run(c, Some(input))
     }
 
+    /// A shell command line running `berth ARGS` against this stack, for a
+    /// terminal (see [`crate::tmux`]).
+    pub fn berth_line(&self, args: &str) -> String {
+        format!(
+            "env -u DOCKER_HOST BERTH_HOST={} BERTH_CONFIG={} {} {args}",
+            self.host,
+            self.dir.path().join("berth-cli").display(),
+            crate::bin("berth").display()
+        )
+    }
+
+    /// The same for the real Docker CLI.
+    pub fn docker_line(&self, args: &str) -> String {
+        format!(
+            "env -u DOCKER_CONTEXT DOCKER_HOST={} DOCKER_CONFIG={} {} {args}",
+            self.host,
+            self.dir.path().join("docker-cli").display(),
+            docker_cli().expect("the docker CLI").display()
+        )
+    }
+
     /// Any other client (curl, python), pointed at this stack.
     pub fn command(&self, program: &str, args: &[&str]) -> Out {
         let mut c = Command::new(program);

@@ -162,32 +162,33 @@ pub fn follow_resize(ctx: &Ctx, path_prefix: String) -> Option<tokio::task::Join
 }
 
 /// Forwards the signals a user sends us to the container, as Docker's
-/// --sig-proxy does.
+/// --sig-proxy does. The handlers are in place when this returns, so a
+/// signal that comes right after cannot kill the CLI instead.
 pub fn proxy_signals(ctx: &Ctx, id: String) -> tokio::task::JoinHandle<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let client = ctx.client.clone();
-    tokio::spawn(async move {
-        let kinds = [
-            (SignalKind::interrupt(), "SIGINT"),
-            (SignalKind::terminate(), "SIGTERM"),
-            (SignalKind::hangup(), "SIGHUP"),
-            (SignalKind::quit(), "SIGQUIT"),
-            (SignalKind::user_defined1(), "SIGUSR1"),
-            (SignalKind::user_defined2(), "SIGUSR2"),
-        ];
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
-        for (kind, name) in kinds {
-            let Ok(mut s) = signal(kind) else { continue };
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                while s.recv().await.is_some() {
-                    if tx.send(name).is_err() {
-                        return;
-                    }
+    let kinds = [
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::hangup(), "SIGHUP"),
+        (SignalKind::quit(), "SIGQUIT"),
+        (SignalKind::user_defined1(), "SIGUSR1"),
+        (SignalKind::user_defined2(), "SIGUSR2"),
+    ];
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
+    for (kind, name) in kinds {
+        let Ok(mut s) = signal(kind) else { continue };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while s.recv().await.is_some() {
+                if tx.send(name).is_err() {
+                    return;
                 }
-            });
-        }
-        drop(tx);
+            }
+        });
+    }
+    drop(tx);
+    tokio::spawn(async move {
         while let Some(name) = rx.recv().await {
             let _ = client
                 .post(&format!("/containers/{}/kill?signal={name}", q(&id)), None)

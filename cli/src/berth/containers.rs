@@ -643,6 +643,9 @@ async fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
         body["AttachStderr"] = json!(false);
         body["StdinOnce"] = json!(false);
     }
+    if !a.detach {
+        check_tty(body["AttachStdin"].as_bool().unwrap_or(false), a.opts.tty)?;
+    }
     let id = create(ctx, &a.opts, body.clone(), "run").await?;
     if a.detach {
         ctx.client
@@ -655,24 +658,43 @@ async fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     let tty = a.opts.tty;
     let stdin = body["AttachStdin"].as_bool().unwrap_or(false);
     let attach_path = format!(
-        "/containers/{id}/attach?stream=1&stdin={}&stdout={}&stderr={}",
+        "/containers/{id}/attach?stream=1&stdin={}&stdout={}&stderr={}{}",
         stdin as u8,
         body["AttachStdout"].as_bool().unwrap_or(true) as u8,
         body["AttachStderr"].as_bool().unwrap_or(true) as u8,
+        detach_keys_param(&a.detach_keys),
     );
     let conn = ctx.client.hijack(&attach_path, None).await?;
     let waiter = register_wait(ctx, &id, if a.rm { "removed" } else { "next-exit" }).await?;
+    let _signals = (!tty && a.sig_proxy).then(|| attach::proxy_signals(ctx, id.clone()));
     ctx.client
         .post(&format!("/containers/{id}/start"), None)
         .await
         .map_err(|e| start_failure(e, "run"))?;
     let _resize = tty.then(|| attach::follow_resize(ctx, format!("/containers/{id}")));
-    let _signals = (!tty && a.sig_proxy).then(|| attach::proxy_signals(ctx, id.clone()));
     if attach::session(conn, tty, stdin, &a.detach_keys).await? == Ended::Detached {
         eprintln!("\r\nread escape sequence");
         return Ok(0);
     }
     Ok(waiter.await.unwrap_or(125))
+}
+
+/// A terminal for the container needs one on our side when we feed it.
+fn check_tty(stdin: bool, tty: bool) -> Result<()> {
+    if stdin && tty && !crate::term::is_tty(0) {
+        bail!("the input device is not a TTY");
+    }
+    Ok(())
+}
+
+/// The user's detach keys go to the daemon too, so that it leaves the
+/// container's stdin open when we detach.
+fn detach_keys_param(keys: &str) -> String {
+    if keys.is_empty() {
+        String::new()
+    } else {
+        format!("&detachKeys={}", q(keys))
+    }
 }
 
 async fn start(ctx: &Ctx, a: StartArgs) -> Result<i32> {
@@ -696,24 +718,26 @@ async fn start(ctx: &Ctx, a: StartArgs) -> Result<i32> {
     let id = info["Id"].as_str().unwrap_or(name).to_string();
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let stdin = a.interactive && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
+    check_tty(stdin, tty)?;
     let conn = ctx
         .client
         .hijack(
             &format!(
-                "/containers/{id}/attach?stream=1&stdin={}&stdout=1&stderr=1",
-                stdin as u8
+                "/containers/{id}/attach?stream=1&stdin={}&stdout=1&stderr=1{}",
+                stdin as u8,
+                detach_keys_param(&a.detach_keys),
             ),
             None,
         )
         .await?;
     let auto_remove = info["HostConfig"]["AutoRemove"].as_bool().unwrap_or(false);
     let waiter = register_wait(ctx, &id, if auto_remove { "removed" } else { "next-exit" }).await?;
+    let _signals = (!tty).then(|| attach::proxy_signals(ctx, id.clone()));
     ctx.client
         .post(&format!("/containers/{id}/start"), None)
         .await
         .map_err(|e| start_failure(e, "start"))?;
     let _resize = tty.then(|| attach::follow_resize(ctx, format!("/containers/{id}")));
-    let _signals = (!tty).then(|| attach::proxy_signals(ctx, id.clone()));
     if attach::session(conn, tty, stdin, &a.detach_keys).await? == Ended::Detached {
         return Ok(0);
     }
@@ -734,12 +758,14 @@ async fn attach_cmd(ctx: &Ctx, a: AttachArgs) -> Result<i32> {
     let id = info["Id"].as_str().unwrap_or(&a.container).to_string();
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let stdin = !a.no_stdin && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
+    check_tty(stdin, tty)?;
     let conn = ctx
         .client
         .hijack(
             &format!(
-                "/containers/{id}/attach?stream=1&stdin={}&stdout=1&stderr=1",
-                stdin as u8
+                "/containers/{id}/attach?stream=1&stdin={}&stdout=1&stderr=1{}",
+                stdin as u8,
+                detach_keys_param(&a.detach_keys),
             ),
             None,
         )

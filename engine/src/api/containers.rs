@@ -16,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::State;
 use super::query::{self, Params, flag, flag_or};
-use super::stream::{STDERR, STDOUT, copy_output, forward_stdin, frame, hijack};
+use super::stream::{STDERR, STDOUT, StdinRules, copy_output, forward_stdin, frame, hijack};
 use crate::daemon::container::{Container, Status};
 use crate::daemon::images::familiar;
 use crate::daemon::{Daemon, Entry, logs};
@@ -604,7 +604,7 @@ fn log_options(q: &Params) -> Result<logs::Options> {
     })
 }
 
-fn encode_line(l: &logs::Line, tty: bool, timestamps: bool) -> Vec<u8> {
+pub(super) fn encode_line(l: &logs::Line, tty: bool, timestamps: bool) -> Vec<u8> {
     let mut data = Vec::new();
     if timestamps {
         data.extend_from_slice(l.time.as_bytes());
@@ -689,7 +689,7 @@ type StartWaiter = tokio::sync::oneshot::Receiver<tokio::sync::oneshot::Sender<(
 /// Registers an attach with a container that has not started, so that its
 /// start waits until the attach is subscribed to the output. It must happen
 /// before the client gets its `101`: clients call start right after that.
-async fn wait_for_start(e: &Arc<Entry>) -> Option<StartWaiter> {
+pub(super) async fn wait_for_start(e: &Arc<Entry>) -> Option<StartWaiter> {
     let c = e.c.lock().await;
     if c.is_running() {
         return None;
@@ -702,7 +702,7 @@ async fn wait_for_start(e: &Arc<Entry>) -> Option<StartWaiter> {
     Some(rx)
 }
 
-async fn open_task_attach(
+pub(super) async fn open_task_attach(
     d: &Arc<Daemon>,
     e: &Arc<Entry>,
     waiter: Option<StartWaiter>,
@@ -744,16 +744,18 @@ pub async fn attach(
 ) -> Result<Response> {
     let d = s.0;
     let e = d.find(&id)?;
-    let (tty, open_stdin) = {
+    let (tty, open_stdin, stdin_once) = {
         let c = e.c.lock().await;
         if matches!(c.state.status, Status::Removing | Status::Dead) {
             return Err(ApiError::conflict(
                 "You cannot attach to a stopped container, start it first".to_string(),
             ));
         }
-        (c.config.tty, c.config.open_stdin)
+        (c.config.tty, c.config.open_stdin, c.config.stdin_once)
     };
     let want_stdin = flag(&q, "stdin") && open_stdin;
+    let rules = StdinRules::new(tty, stdin_once, q.get("detachKeys").map(String::as_str))
+        .map_err(ApiError::bad_request)?;
     let want_stdout = flag(&q, "stdout");
     let want_stderr = flag(&q, "stderr");
     let replay = flag(&q, "logs");
@@ -794,10 +796,8 @@ pub async fn attach(
                     return;
                 }
             };
-        if want_stdin {
-            forward_stdin(rd, in_tx);
-        }
-        if !copy_output(&mut output, &mut wr, tty).await {
+        let ended = want_stdin.then(|| forward_stdin(rd, in_tx, rules));
+        if !copy_output(&mut output, &mut wr, tty, ended).await {
             return;
         }
         let _ = wr.flush().await;

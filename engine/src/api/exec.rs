@@ -16,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::State;
 use super::query::Params;
-use super::stream::{copy_output, forward_stdin, hijack, write_line_and_close};
+use super::stream::{StdinRules, copy_output, forward_stdin, hijack, write_line_and_close};
 use crate::daemon::Daemon;
 use crate::daemon::container::Status;
 use crate::daemon::exec::{Exec, ExecConfig, merge_env};
@@ -34,6 +34,9 @@ pub async fn create(s: State, Path(id): Path<String>, body: Bytes) -> Result<Res
         .map_err(|e| ApiError::bad_request(format!("invalid exec configuration: {e}")))?;
     if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
         return Err(ApiError::bad_request("No exec command specified"));
+    }
+    if !config.detach_keys.is_empty() {
+        super::stream::parse_detach_keys(&config.detach_keys).map_err(ApiError::bad_request)?;
     }
     let e = d.find(&id)?;
     let c = e.c.lock().await;
@@ -93,6 +96,9 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
             .map_err(|e| ApiError::bad_request(format!("invalid exec start body: {e}")))?
     };
     let x = d.execs.get(&id).ok_or_else(|| no_such_exec(&id))?;
+    let tty = sb.tty.unwrap_or(x.config.tty);
+    let rules =
+        StdinRules::new(tty, true, Some(&x.config.detach_keys)).map_err(ApiError::bad_request)?;
     {
         let mut st = x.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.started {
@@ -102,7 +108,6 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
         }
         st.started = true;
     }
-    let tty = sb.tty.unwrap_or(x.config.tty);
     let stdin = x.config.attach_stdin && !sb.detach;
     let console = sb.console_size.or_else(|| x.config.console_size.clone());
     let attached =
@@ -162,10 +167,8 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
         let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(d.clone().reap_exec(x.clone(), Some(drained_rx)));
         let _drained = drained_tx;
-        if stdin {
-            forward_stdin(rd, in_tx);
-        }
-        if !copy_output(&mut output, &mut wr, tty).await {
+        let ended = stdin.then(|| forward_stdin(rd, in_tx, rules));
+        if !copy_output(&mut output, &mut wr, tty, ended).await {
             return;
         }
         // The exit code is recorded before the client asks for it.

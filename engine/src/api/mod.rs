@@ -1,6 +1,7 @@
 //! The Docker Engine API (v1.43) over axum: versioned and unversioned paths,
 //! Docker's errors, hijacked streams.
 
+pub mod attach_ws;
 pub mod containers;
 pub mod exec;
 pub mod images;
@@ -117,6 +118,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/containers/{id}/update", post(containers::update))
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/attach/ws", get(attach_ws::attach_ws))
         .route("/containers/{id}/resize", post(containers::resize))
         .route("/containers/{id}/exec", post(exec::create))
         .route("/exec/{id}/start", post(exec::start))

@@ -36,45 +36,172 @@ pub fn for_client(chunk: berth_proto::types::v1::Chunk, tty: bool) -> Vec<u8> {
     }
 }
 
-/// Copies a process's output to the client until it ends; false when the
-/// client went away.
+/// Copies a process's output to the client until it ends or `ended` fires
+/// (the client's side ended the attach, see [`forward_stdin`]); false when
+/// the client went away.
 pub async fn copy_output<W: tokio::io::AsyncWrite + Unpin>(
     output: &mut tonic::Streaming<berth_proto::types::v1::Chunk>,
     wr: &mut W,
     tty: bool,
+    ended: Option<tokio::sync::oneshot::Receiver<()>>,
 ) -> bool {
     use tokio::io::AsyncWriteExt;
-    while let Ok(Some(chunk)) = output.message().await {
-        if wr.write_all(&for_client(chunk, tty)).await.is_err() {
-            return false;
+    let copy = async {
+        while let Ok(Some(chunk)) = output.message().await {
+            if wr.write_all(&for_client(chunk, tty)).await.is_err() {
+                return false;
+            }
         }
+        true
+    };
+    match ended {
+        None => copy.await,
+        Some(ended) => tokio::select! {
+            ok = copy => ok,
+            Ok(()) = ended => true,
+        },
     }
-    true
 }
 
-/// Forwards the client's input to a process as attach requests; when the
-/// client half-closes (or goes), the process's stdin is closed.
+/// Docker's rules for the client's side of an attach: with a terminal, the
+/// detach keys or EOF end the attach and leave the process's stdin open
+/// (a shell outlives its client); without one, EOF closes the process's
+/// stdin when it was opened for this client (StdinOnce, and every exec),
+/// and otherwise only ends the attach.
+#[derive(Clone, Debug, Default)]
+pub struct StdinRules {
+    pub close_on_eof: bool,
+    /// Empty: no detaching.
+    pub detach_keys: Vec<u8>,
+}
+
+impl StdinRules {
+    pub fn new(tty: bool, close_on_eof: bool, detach_keys: Option<&str>) -> Result<Self, String> {
+        let keys = match detach_keys.filter(|k| !k.is_empty()) {
+            Some(k) => parse_detach_keys(k)?,
+            None => vec![16, 17],
+        };
+        Ok(StdinRules {
+            close_on_eof: close_on_eof && !tty,
+            detach_keys: if tty { keys } else { Vec::new() },
+        })
+    }
+}
+
+/// `ctrl-p,ctrl-q`, `a`, `ctrl-@`… as the bytes a terminal sends.
+pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>, String> {
+    let invalid = || format!("Invalid detach keys ({spec}) provided");
+    spec.split(',')
+        .map(|k| {
+            let b = k.as_bytes();
+            match b {
+                [c] => Ok(*c),
+                [b'c', b't', b'r', b'l', b'-', c] => match c {
+                    b'a'..=b'z' => Ok(c - b'a' + 1),
+                    b'@' => Ok(0),
+                    b'[' => Ok(27),
+                    b'\\' => Ok(28),
+                    b']' => Ok(29),
+                    b'^' => Ok(30),
+                    b'_' => Ok(31),
+                    _ => Err(invalid()),
+                },
+                _ => Err(invalid()),
+            }
+        })
+        .collect()
+}
+
+/// Finds the detach sequence in a stream of input; bytes of a partial
+/// sequence that does not complete are input after all.
+#[derive(Default)]
+struct DetachScanner {
+    keys: Vec<u8>,
+    matched: usize,
+}
+
+impl DetachScanner {
+    /// The input to pass on, and whether the sequence completed (what
+    /// follows it is dropped).
+    fn feed(&mut self, data: &[u8]) -> (Vec<u8>, bool) {
+        if self.keys.is_empty() {
+            return (data.to_vec(), false);
+        }
+        let mut out = Vec::with_capacity(data.len());
+        for &b in data {
+            if b == self.keys[self.matched] {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    return (out, true);
+                }
+                continue;
+            }
+            out.extend_from_slice(&self.keys[..self.matched]);
+            self.matched = 0;
+            if b == self.keys[0] {
+                self.matched = 1;
+            } else {
+                out.push(b);
+            }
+        }
+        (out, false)
+    }
+}
+
+/// Forwards the client's input to a process as attach requests under
+/// `rules`. The receiver fires when the client's side ended the attach
+/// (detached, or EOF that leaves stdin open); it is dropped unfired when
+/// stdin was closed, as the output then runs to its end.
 pub fn forward_stdin<R>(
     mut rd: R,
     tx: tokio::sync::mpsc::Sender<berth_proto::lifecycle::v1::AttachRequest>,
-) where
+    rules: StdinRules,
+) -> tokio::sync::oneshot::Receiver<()>
+where
     R: tokio::io::AsyncRead + Unpin + Send + 'static,
 {
     use berth_proto::lifecycle::v1::{AttachRequest, attach_request::Kind};
     use tokio::io::AsyncReadExt;
+    let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
+        let mut scanner = DetachScanner {
+            keys: rules.detach_keys,
+            matched: 0,
+        };
         let mut buf = vec![0u8; 32 * 1024];
         loop {
-            let kind = match rd.read(&mut buf).await {
-                Ok(0) | Err(_) => Kind::CloseStdin(true),
-                Ok(n) => Kind::Stdin(buf[..n].to_vec()),
+            let n = match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
             };
-            let last = matches!(kind, Kind::CloseStdin(_));
-            if tx.send(AttachRequest { kind: Some(kind) }).await.is_err() || last {
-                break;
+            let (data, detached) = scanner.feed(&buf[..n]);
+            if !data.is_empty()
+                && tx
+                    .send(AttachRequest {
+                        kind: Some(Kind::Stdin(data)),
+                    })
+                    .await
+                    .is_err()
+            {
+                return;
+            }
+            if detached {
+                tracing::debug!("client detached");
+                let _ = ended_tx.send(());
+                return;
             }
         }
+        if rules.close_on_eof {
+            let _ = tx
+                .send(AttachRequest {
+                    kind: Some(Kind::CloseStdin(true)),
+                })
+                .await;
+        } else {
+            let _ = ended_tx.send(());
+        }
     });
+    ended_rx
 }
 
 /// A line of text as the only output of a stream, then the end.
@@ -155,4 +282,33 @@ pub fn chunk_body(mut s: tonic::Streaming<berth_proto::lifecycle::v1::Chunk>) ->
         }
     });
     Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_parse_as_docker_writes_them() {
+        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q"), Ok(vec![16, 17]));
+        assert_eq!(parse_detach_keys("a,ctrl-@,ctrl-_"), Ok(vec![b'a', 0, 31]));
+        assert!(parse_detach_keys("ctrl-1").is_err());
+        assert!(parse_detach_keys("ab").is_err());
+        assert!(parse_detach_keys("ctrl-p,").is_err());
+    }
+
+    #[test]
+    fn the_scanner_passes_partial_sequences_on_and_stops_at_a_whole_one() {
+        let mut s = DetachScanner {
+            keys: vec![16, 17],
+            matched: 0,
+        };
+        assert_eq!(s.feed(b"ab\x10c"), (b"ab\x10c".to_vec(), false));
+        // A sequence split across reads, with a repeated first key.
+        assert_eq!(s.feed(b"x\x10"), (b"x".to_vec(), false));
+        assert_eq!(s.feed(b"\x10"), (b"\x10".to_vec(), false));
+        assert_eq!(s.feed(b"\x11rest"), (Vec::new(), true));
+        let mut none = DetachScanner::default();
+        assert_eq!(none.feed(b"\x10\x11"), (b"\x10\x11".to_vec(), false));
+    }
 }
