@@ -116,6 +116,9 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
         let _ = stopping_tx.send(());
     };
     let serving = tonic::transport::Server::builder()
+        .initial_stream_window_size(berth_proto::STREAM_WINDOW)
+        .initial_connection_window_size(berth_proto::CONNECTION_WINDOW)
+        .max_frame_size(berth_proto::MAX_FRAME)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(VersionServer::new(service::version::Service(tasks.clone())))

@@ -14,7 +14,10 @@ pub type Client = ShimClient<Channel>;
 /// Connects to a shim's socket (eagerly, so a dead shim fails here).
 pub async fn connect(socket: &Path, timeout: Duration) -> Result<Client> {
     let path = socket.to_path_buf();
-    let endpoint = Endpoint::try_from("http://[::]:50051")?.connect_timeout(timeout);
+    let endpoint = Endpoint::try_from("http://[::]:50051")?
+        .connect_timeout(timeout)
+        .initial_stream_window_size(berth_proto::STREAM_WINDOW)
+        .initial_connection_window_size(berth_proto::CONNECTION_WINDOW);
     let channel = endpoint.connect_with_connector(tower::service_fn(move |_: Uri| {
         let path = path.clone();
         async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }

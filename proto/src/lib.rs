@@ -28,6 +28,20 @@ pub mod shim {
 /// The encoded FileDescriptorSet of all three packages (for server reflection).
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("berth_descriptor");
 
+/// HTTP/2 flow-control windows of every berth gRPC connection, both sides.
+/// h2's default of 64 KiB costs a round trip per 64 KiB of a container's
+/// stdio (attach, exec, cp, export); the credit is only used while a peer
+/// lags, so idle connections cost nothing for it.
+pub const STREAM_WINDOW: u32 = 4 << 20;
+pub const CONNECTION_WINDOW: u32 = 8 << 20;
+/// Larger HTTP/2 frames: fewer headers and wakeups per chunk of stdio.
+pub const MAX_FRAME: u32 = 1 << 20;
+
+/// The most a process's stdio is read in one go, on every hop from the
+/// client to the container and back: each chunk costs a message, a wakeup
+/// and a frame per hop, so bulk streams want few, large ones.
+pub const STDIO_CHUNK: usize = 128 << 10;
+
 /// The request header that carries the namespace.
 pub const NAMESPACE_HEADER: &str = "berth-namespace";
 /// The namespace of requests that name none.

@@ -8,8 +8,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use berth_proto::types::v1::{self as pb, chunk::Stream};
@@ -17,7 +17,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 use tokio::sync::{broadcast, watch};
 
-use crate::logfile::{LineBuffer, LogFile};
+use crate::logfile::{LineBuffer, LogFile, LogWriter};
 
 /// How long output may go on after the process exits (held open by a leftover
 /// child) before the shim stops reading it.
@@ -68,8 +68,18 @@ enum Keep {
     Console(UnixListener, PathBuf),
 }
 
+/// The kernel's default pipe (64 KiB) holds half a chunk: a process
+/// writing fast would be woken for every read we make.
+const PIPE_SIZE: i32 = 1 << 20;
+
 fn pipe2() -> Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating a pipe")
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating a pipe")?;
+    // Above the unprivileged limit (fs.pipe-max-size) the default stays.
+    let _ = nix::fcntl::fcntl(
+        std::os::fd::AsRawFd::as_raw_fd(&r),
+        nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE),
+    );
+    Ok((r, w))
 }
 
 /// Makes the pipes, or the console socket for a terminal (at `console_path`).
@@ -153,14 +163,13 @@ impl Prepared {
         let log = if cfg.log_path.is_empty() {
             None
         } else {
-            Some(Arc::new(Mutex::new(
-                LogFile::open(
-                    Path::new(&cfg.log_path),
-                    cfg.log_max_size,
-                    cfg.log_max_files,
-                )
-                .with_context(|| format!("opening log {}", cfg.log_path))?,
-            )))
+            let file = LogFile::open(
+                Path::new(&cfg.log_path),
+                cfg.log_max_size,
+                cfg.log_max_files,
+            )
+            .with_context(|| format!("opening log {}", cfg.log_path))?;
+            Some(LogWriter::spawn(file).context("starting the log writer")?)
         };
         match keep {
             Keep::Pipes {
@@ -259,7 +268,7 @@ impl Reader {
 async fn pump(
     mut reader: Reader,
     stream: Stream,
-    log: Option<Arc<Mutex<LogFile>>>,
+    log: Option<LogWriter>,
     io: Arc<Io>,
     remaining: Arc<std::sync::atomic::AtomicUsize>,
 ) {
@@ -268,17 +277,9 @@ async fn pump(
     } else {
         "stdout"
     };
-    let mut buf = vec![0u8; 32 * 1024];
+    let mut buf = vec![0u8; berth_proto::STDIO_CHUNK];
     let mut lines = LineBuffer::default();
     let mut exited = io.exited.subscribe();
-    let write_log = |data: &[u8]| {
-        if let Some(log) = &log {
-            let mut l = log.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = l.write(name, data, SystemTime::now()) {
-                tracing::warn!("writing log: {e}");
-            }
-        }
-    };
     loop {
         let n = tokio::select! {
             r = reader.read(&mut buf) => match r {
@@ -295,16 +296,20 @@ async fn pump(
             break;
         }
         let data = &buf[..n];
-        if let Some(whole) = lines.push(data) {
-            write_log(&whole);
+        if let (Some(log), Some(whole)) = (&log, lines.push(data)) {
+            log.write(name, whole).await;
         }
         let _ = io.output.send(pb::Chunk {
             stream: stream as i32,
             data: data.to_vec(),
         });
     }
-    if let Some(rest) = lines.flush() {
-        write_log(&rest);
+    if let Some(log) = &log {
+        if let Some(rest) = lines.flush() {
+            log.write(name, rest).await;
+        }
+        // Whoever is told the output is done may read the log next.
+        log.flush().await;
     }
     if remaining.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
         io.done.send_replace(true);

@@ -65,26 +65,17 @@ impl LogFile {
     /// entries of one call go out in one write per file: a write per line
     /// held `run -i cat` to ~40 MiB/s.
     pub fn write(&mut self, stream: &str, data: &[u8], at: SystemTime) -> std::io::Result<()> {
-        #[derive(serde::Serialize)]
-        struct Entry<'a> {
-            log: std::borrow::Cow<'a, str>,
-            stream: &'a str,
-            time: &'a str,
-        }
         let time = humantime::format_rfc3339_nanos(at).to_string();
         let mut buf = Vec::with_capacity(data.len() + data.len() / 4 + 96);
         for piece in split_lines(data) {
             let start = buf.len();
-            serde_json::to_writer(
-                &mut buf,
-                &Entry {
-                    log: String::from_utf8_lossy(piece),
-                    stream,
-                    time: &time,
-                },
-            )
-            .map_err(std::io::Error::other)?;
-            buf.push(b'\n');
+            buf.extend_from_slice(b"{\"log\":\"");
+            escape_json(&mut buf, &String::from_utf8_lossy(piece));
+            buf.extend_from_slice(b"\",\"stream\":\"");
+            buf.extend_from_slice(stream.as_bytes());
+            buf.extend_from_slice(b"\",\"time\":\"");
+            buf.extend_from_slice(time.as_bytes());
+            buf.extend_from_slice(b"\"}\n");
             let n = (buf.len() - start) as u64;
             if self.max_size > 0 && self.size > 0 && self.size + n > self.max_size {
                 // What came before this entry belongs to the file rotated away.
@@ -98,16 +89,157 @@ impl LogFile {
     }
 }
 
+/// Appends `s` as the inside of a JSON string, escaped as dockerd's
+/// json-file writer does (`<`, `>`, `&`, U+2028 and U+2029 as `\u` escapes
+/// too), so our files are byte for byte what Docker tooling expects. Runs
+/// of plain bytes are copied whole: a container writing binary output
+/// (NULs become six bytes each) made this the shim's hottest loop.
+pub fn escape_json(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let run = i;
+        while i < bytes.len() && !NEEDS_ESCAPE[bytes[i] as usize] {
+            i += 1;
+        }
+        out.extend_from_slice(&bytes[run..i]);
+        let Some(&b) = bytes.get(i) else { break };
+        i += 1;
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            // U+2028 and U+2029 are E2 80 A8 and E2 80 A9.
+            0xe2 => match bytes.get(i..i + 2) {
+                Some([0x80, last @ (0xa8 | 0xa9)]) => {
+                    out.extend_from_slice(if *last == 0xa8 {
+                        b"\\u2028"
+                    } else {
+                        b"\\u2029"
+                    });
+                    i += 2;
+                }
+                _ => out.push(b),
+            },
+            _ if b < 0x20 => {
+                // A run of control bytes (binary output is mostly NULs):
+                // six bytes each, written without a capacity check per byte.
+                let run = bytes[i - 1..]
+                    .iter()
+                    .position(|&c| c >= 0x20 || matches!(c, b'\n' | b'\r' | b'\t'))
+                    .unwrap_or(bytes.len() - (i - 1));
+                let at = out.len();
+                out.resize(at + 6 * run, 0);
+                for (dst, &c) in out[at..]
+                    .chunks_exact_mut(6)
+                    .zip(&bytes[i - 1..i - 1 + run])
+                {
+                    dst.copy_from_slice(&[
+                        b'\\',
+                        b'u',
+                        b'0',
+                        b'0',
+                        HEX[(c >> 4) as usize],
+                        HEX[(c & 0xf) as usize],
+                    ]);
+                }
+                i += run - 1;
+            }
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 0xf) as usize],
+            ]),
+        }
+    }
+}
+
+/// The bytes [`escape_json`] does not copy as they are.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'&' as usize] = true;
+    t[0xe2] = true;
+    t
+};
+
+enum LogMsg {
+    Entry(&'static str, Vec<u8>, SystemTime),
+    Flushed(tokio::sync::oneshot::Sender<()>),
+}
+
+/// A log file written by a thread of its own: encoding and writing a
+/// busy container's output (a GiB of NULs is six GiB of JSON) runs beside
+/// the relay of that output to clients instead of in turn with it. The
+/// channel is bounded, so a container that outruns the disk waits for it,
+/// as with dockerd's blocking json-file mode.
+#[derive(Clone)]
+pub struct LogWriter {
+    tx: tokio::sync::mpsc::Sender<LogMsg>,
+}
+
+impl LogWriter {
+    pub fn spawn(mut file: LogFile) -> std::io::Result<LogWriter> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<LogMsg>(8);
+        std::thread::Builder::new()
+            .name("log".into())
+            .stack_size(256 << 10)
+            .spawn(move || {
+                while let Some(m) = rx.blocking_recv() {
+                    match m {
+                        LogMsg::Entry(stream, data, at) => {
+                            if let Err(e) = file.write(stream, &data, at) {
+                                tracing::warn!("writing log: {e}");
+                            }
+                        }
+                        LogMsg::Flushed(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })?;
+        Ok(LogWriter { tx })
+    }
+
+    pub async fn write(&self, stream: &'static str, data: Vec<u8>) {
+        let _ = self
+            .tx
+            .send(LogMsg::Entry(stream, data, SystemTime::now()))
+            .await;
+    }
+
+    /// Resolves once everything sent before is in the file.
+    pub async fn flush(&self) {
+        let (done, written) = tokio::sync::oneshot::channel();
+        if self.tx.send(LogMsg::Flushed(done)).await.is_ok() {
+            let _ = written.await;
+        }
+    }
+}
+
 fn split_lines(data: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let mut rest = data;
     while !rest.is_empty() {
-        let end = rest
-            .iter()
-            .position(|b| *b == b'\n')
-            .map(|i| i + 1)
-            .unwrap_or(rest.len())
-            .min(MAX_LINE);
+        // Only as far as a line may go: binary output without newlines
+        // would otherwise be scanned to its end once per piece.
+        let window = &rest[..rest.len().min(MAX_LINE)];
+        let end = memchr::memchr(b'\n', window).map_or(window.len(), |i| i + 1);
         out.push(&rest[..end]);
         rest = &rest[end..];
     }
@@ -126,7 +258,7 @@ impl LineBuffer {
     /// everything when the buffer grows past a line's maximum.
     pub fn push(&mut self, data: &[u8]) -> Option<Vec<u8>> {
         self.pending.extend_from_slice(data);
-        match self.pending.iter().rposition(|b| *b == b'\n') {
+        match memchr::memrchr(b'\n', &self.pending) {
             Some(i) => {
                 let rest = self.pending.split_off(i + 1);
                 Some(std::mem::replace(&mut self.pending, rest))
@@ -190,6 +322,23 @@ mod tests {
         assert!(fs::metadata(&p).unwrap().len() <= 200);
         let last = entries(&p);
         assert_eq!(last.last().unwrap()["log"], "line 39\n");
+    }
+
+    #[test]
+    fn escapes_as_dockerd_and_reads_back_as_json() {
+        let text = "a\"b\\c\n\r\t\u{0}\u{1f}<>&\u{2028}\u{2029}é\u{7f}\u{0}\u{0}\u{1}\n\u{0}";
+        let mut out = Vec::new();
+        escape_json(&mut out, text);
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            concat!(
+                r#"a\"b\\c\n\r\t\u0000\u001f\u003c\u003e\u0026\u2028\u2029é"#,
+                "\u{7f}",
+                r#"\u0000\u0000\u0001\n\u0000"#
+            )
+        );
+        let back: String = serde_json::from_slice(&[b"\"", &out[..], b"\""].concat()).unwrap();
+        assert_eq!(back, text);
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub async fn run(opts: Options) -> Result<()> {
             let svc = hyper_util::service::TowerToHyperService::new(service.clone());
             tokio::spawn(async move {
                 let r = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .initial_stream_window_size(berth_proto::STREAM_WINDOW)
+                    .initial_connection_window_size(berth_proto::CONNECTION_WINDOW)
+                    .max_frame_size(berth_proto::MAX_FRAME)
                     .serve_connection(TokioIo::new(conn), svc)
                     .await;
                 if let Err(e) = r {

@@ -37,7 +37,7 @@ pub async fn demux<R: AsyncRead + Unpin>(mut r: R) -> Result<()> {
 
 /// Copies a raw stream (a terminal's output) to stdout until EOF.
 pub async fn raw<R: AsyncRead + Unpin>(mut r: R) -> Result<()> {
-    let mut buf = vec![0u8; 32 * 1024];
+    let mut buf = vec![0u8; berth_proto::STDIO_CHUNK];
     loop {
         let n = r.read(&mut buf).await?;
         if n == 0 {
@@ -101,7 +101,7 @@ where
         let keys = if tty { detach_keys(keys) } else { Vec::new() };
         tokio::spawn(async move {
             let mut input = tokio::io::stdin();
-            let mut buf = vec![0u8; 32 * 1024];
+            let mut buf = vec![0u8; berth_proto::STDIO_CHUNK];
             let mut matched = 0usize;
             let mut detach_tx = Some(detach_tx);
             loop {
@@ -109,9 +109,15 @@ where
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
+                if keys.is_empty() {
+                    if wr.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
                 let mut out = Vec::with_capacity(n);
                 for &b in &buf[..n] {
-                    if !keys.is_empty() && b == keys[matched] {
+                    if b == keys[matched] {
                         matched += 1;
                         if matched == keys.len() {
                             if let Some(tx) = detach_tx.take() {
@@ -124,7 +130,11 @@ where
                     // A partial detach sequence that did not complete is input.
                     out.extend_from_slice(&keys[..matched]);
                     matched = 0;
-                    out.push(b);
+                    if b == keys[0] {
+                        matched = 1;
+                    } else {
+                        out.push(b);
+                    }
                 }
                 if wr.write_all(&out).await.is_err() {
                     return;

@@ -168,7 +168,7 @@ where
             keys: rules.detach_keys,
             matched: 0,
         };
-        let mut buf = vec![0u8; 32 * 1024];
+        let mut buf = vec![0u8; berth_proto::STDIO_CHUNK];
         loop {
             let n = match rd.read(&mut buf).await {
                 Ok(0) | Err(_) => break,

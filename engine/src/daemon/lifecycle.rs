@@ -34,14 +34,15 @@ impl Lifecycle {
     pub fn new(address: &Path) -> Lifecycle {
         let path = address.to_path_buf();
         let channel =
-            Endpoint::from_static("http://[::]:50051").connect_with_connector_lazy(
-                tower::service_fn(move |_: Uri| {
+            Endpoint::from_static("http://[::]:50051")
+                .initial_stream_window_size(berth_proto::STREAM_WINDOW)
+                .initial_connection_window_size(berth_proto::CONNECTION_WINDOW)
+                .connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
                     let path = path.clone();
                     async move {
                         Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?))
                     }
-                }),
-            );
+                }));
         Lifecycle {
             channel,
             address: address.to_path_buf(),
