@@ -8,6 +8,7 @@
 #      containers (both with live restore)
 #   5. `stats --no-stream` over those $LIVE containers
 #   6. $STREAM_MIB MiB piped through `run -i --rm busybox cat` (throughput)
+#   7. the same through `exec -i` into a running container
 # and prints berth's figure over Docker's. Not a test: nothing asserts.
 # Run as root; installs docker.io (Debian) if dockerd is missing.
 set -euo pipefail
@@ -126,6 +127,16 @@ export -f stream; export STREAM_MIB
 hyperfine -N --runs 3 --export-json "$work/stream.json" \
   -n berth "bash -c 'stream \"$B\"'" -n docker "bash -c 'stream \"$D\"'" >/dev/null
 read -r stream_b stream_d < <(median_ms "$work/stream.json")
+
+echo "== 7. $STREAM_MIB MiB through exec -i busybox cat"
+$B run -d --name pipe --network none busybox sleep 3600 >/dev/null
+$D run -d --name pipe --network none busybox sleep 3600 >/dev/null
+xstream() { head -c "${STREAM_MIB}M" /dev/zero | $1 exec -i pipe cat | wc -c; }
+export -f xstream
+hyperfine -N --runs 3 --export-json "$work/xstream.json" \
+  -n berth "bash -c 'xstream \"$B\"'" -n docker "bash -c 'xstream \"$D\"'" >/dev/null
+read -r xstream_b xstream_d < <(median_ms "$work/xstream.json")
+$B rm -f pipe >/dev/null; $D rm -f pipe >/dev/null
 mibps() { python3 -c "import sys; print('%.0f' % (float(sys.argv[1]) / (float(sys.argv[2]) / 1000)))" "$STREAM_MIB" "$1"; }
 
 echo "== 2. ps -a with $CONTAINERS containers"
@@ -169,4 +180,5 @@ cat <<TXT
 | engine start to ps, $LIVE live containers ($live_b / $live_d still running) | ${start_b_ms} ms | ${start_d_ms} ms | $(ratio "$start_b_ms" "$start_d_ms") | ≤ 500 ms |
 | stats --no-stream, $LIVE containers (median of 5) | ${stats_b} ms | ${stats_d} ms | $(ratio "$stats_b" "$stats_d") | ≤ 0.2 |
 | run -i cat, $STREAM_MIB MiB in and out (median of 3) | $(mibps "$stream_b") MiB/s | $(mibps "$stream_d") MiB/s | $(ratio "$stream_d" "$stream_b") (throughput) | ≥ 2 |
+| exec -i cat, $STREAM_MIB MiB in and out (median of 3) | $(mibps "$xstream_b") MiB/s | $(mibps "$xstream_d") MiB/s | $(ratio "$xstream_d" "$xstream_b") (throughput) | ≥ 2 |
 TXT

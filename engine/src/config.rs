@@ -45,6 +45,8 @@ pub struct File {
     pub group: Option<String>,
     pub containerd: Option<PathBuf>,
     pub bip: Option<String>,
+    /// The default bridge's interface (Docker's `bridge`, `-b`).
+    pub bridge: Option<String>,
     pub default_address_pools: Option<Vec<serde_json::Value>>,
     pub cgroup_parent: Option<String>,
     pub default_ulimits: Option<BTreeMap<String, serde_json::Value>>,
@@ -75,6 +77,9 @@ pub struct Config {
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
     pub shutdown_timeout: u64,
+    pub bridge: String,
+    pub bip: Option<String>,
+    pub default_address_pools: Vec<serde_json::Value>,
 }
 
 pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {

@@ -11,5 +11,6 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod hosts;
+pub mod network;
 pub mod server;
 pub mod types;

@@ -4,6 +4,7 @@
 //! mounts unmounted, cgroups removed.
 
 pub mod lifecycled;
+pub mod netblock;
 pub mod registry;
 pub mod stack;
 pub mod tmux;

@@ -26,6 +26,8 @@ pub struct Stack {
     pub daemon_json: PathBuf,
     /// Containers' cgroups live under /<cgroup_parent>/<id>.
     pub cgroup_parent: String,
+    /// The stack's addresses and bridge names.
+    pub net: crate::netblock::NetBlock,
     child: Option<Child>,
 }
 
@@ -64,6 +66,17 @@ impl Stack {
             .expect("tempdir");
         let cgroup_parent = testsupport::unique("berth-it-engine");
         daemon_json["cgroup-parent"] = serde_json::json!(cgroup_parent);
+        let net = crate::netblock::NetBlock::claim();
+        let (bridge, bip, pools) = net.default_bridge_json();
+        for (k, v) in [
+            ("bridge", serde_json::json!(bridge)),
+            ("bip", serde_json::json!(bip)),
+            ("default-address-pools", pools),
+        ] {
+            if daemon_json.get(k).is_none() {
+                daemon_json[k] = v;
+            }
+        }
         let config = dir.path().join("daemon.json");
         std::fs::write(&config, daemon_json.to_string()).expect("writing daemon.json");
         let socket = dir.path().join("berthd.sock");
@@ -74,6 +87,7 @@ impl Stack {
             exec_root: dir.path().join("engine-run"),
             daemon_json: config,
             cgroup_parent,
+            net,
             lc: Some(lc),
             dir,
             child: None,
@@ -331,9 +345,66 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// Removes what the engine made outside its directories: containers
+    /// through the engine (their veths, firewall rules and leases), then
+    /// whatever is left if it could not (bridges, namespaces, the DNS
+    /// server).
+    fn teardown_network(&mut self) {
+        if self.child.is_some() {
+            let ids = self.berth(&["ps", "-aq", "--no-trunc"]).stdout;
+            for id in ids.split_whitespace() {
+                let _ = self.berth(&["rm", "-f", id]);
+            }
+            let _ = self.berth(&["network", "prune", "-f"]);
+        }
+        self.kill9_berthd();
+        let netns = self.exec_root.join("netns");
+        for e in std::fs::read_dir(&netns).into_iter().flatten().flatten() {
+            let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        for e in std::fs::read_dir(self.data_root.join("network"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let rec: serde_json::Value = std::fs::read(e.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            if let Some(br) = rec["bridge"].as_str().filter(|b| !b.is_empty()) {
+                let _ = Command::new("ip")
+                    .args(["link", "delete", br, "type", "bridge"])
+                    .stderr(Stdio::null())
+                    .status();
+                // The firewall plugin's isolation rules for it.
+                let _ = Command::new("sh")
+                    .arg("-c")
+                    .arg(format!(
+                        "iptables-save -t filter | grep '^-A CNI-ISOLATION' | grep -E -- '-[io] {br} ' | sed 's/^-A //' | while read -r r; do eval \"iptables -w -t filter -D $r\"; done"
+                    ))
+                    .status();
+            }
+        }
+        let pid_file = self.exec_root.join("aardvark-dns/aardvark.pid");
+        if let Some(pid) = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&*self.exec_root.to_string_lossy()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
-        self.kill9_berthd();
+        self.teardown_network();
         // Lifecycled's Drop ends the shims and containers; the cgroups are
         // the engine's, named by it.
         drop(self.lc.take());

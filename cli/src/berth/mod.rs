@@ -9,6 +9,7 @@ mod containers;
 mod exec;
 mod format;
 mod images;
+mod network;
 mod opts;
 mod stats;
 mod system;
@@ -72,6 +73,11 @@ enum Cmd {
     /// Manage volumes
     #[command(subcommand)]
     Volume(system::VolumeCmd),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCmd),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
     /// Manage berth
     #[command(subcommand)]
     System(system::SystemCmd),
@@ -216,6 +222,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Image(c) => images::common(&ctx, c).await,
         Cmd::ImageGroup(g) => images::group(&ctx, g).await,
         Cmd::Volume(v) => system::volume(&ctx, v).await,
+        Cmd::Network(n) => network::network(&ctx, n).await,
+        Cmd::Port(a) => network::port(&ctx, a).await,
         Cmd::System(s) => system::system(&ctx, s).await,
         Cmd::Events(a) => system::events(&ctx, a).await,
         Cmd::Version(a) => system::version(&ctx, a).await,

@@ -104,6 +104,15 @@ pub struct ContainerOpts {
     /// Connect a container to a network
     #[arg(long = "network", alias = "net")]
     pub network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long = "add-host")]
     pub add_host: Vec<String>,
@@ -272,17 +281,35 @@ fn ports(publish: &[String], expose: &[String]) -> Result<Ports> {
             [i, h, c] => (*i, *h, *c),
             _ => bail!("invalid publish opts format (should be name=value but got '{p}')"),
         };
-        if ctr.is_empty() || ctr.split('-').any(|x| x.parse::<u16>().is_err()) {
-            bail!("invalid containerPort: {ctr}");
+        let ctr_ports = port_range(ctr).with_context(|| format!("invalid containerPort: {ctr}"))?;
+        let host_ports = if host.is_empty() {
+            vec![None; ctr_ports.len()]
+        } else {
+            let h = port_range(host).with_context(|| format!("invalid hostPort: {host}"))?;
+            if h.len() != ctr_ports.len() {
+                bail!("invalid ranges specified for container and host Ports: {ctr} and {host}");
+            }
+            h.into_iter().map(Some).collect()
+        };
+        for (c, h) in ctr_ports.iter().zip(host_ports) {
+            let key = format!("{c}/{proto}");
+            exposed.insert(key.clone(), json!({}));
+            bindings.entry(key).or_default().push(
+                json!({"HostIp": ip, "HostPort": h.map(|h| h.to_string()).unwrap_or_default()}),
+            );
         }
-        let key = format!("{ctr}/{proto}");
-        exposed.insert(key.clone(), json!({}));
-        bindings
-            .entry(key)
-            .or_default()
-            .push(json!({"HostIp": ip, "HostPort": host}));
     }
     Ok((exposed, bindings))
+}
+
+/// `80` or `8000-8010` → the ports.
+fn port_range(s: &str) -> Result<Vec<u16>> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let (a, b): (u16, u16) = (a.parse()?, b.parse()?);
+    if a == 0 || b < a {
+        bail!("invalid port range {s}");
+    }
+    Ok((a..=b).collect())
 }
 
 /// `--mount type=bind,source=/a,target=/b,readonly`.
@@ -511,6 +538,24 @@ impl ContainerOpts {
         });
         if let Some(t) = self.stop_timeout {
             body["StopTimeout"] = json!(t);
+        }
+        if let Some(m) = &self.mac_address {
+            body["MacAddress"] = json!(m);
+        }
+        if !self.network_alias.is_empty() || self.ip.is_some() {
+            let net = match self.network.as_deref() {
+                None | Some("default") | Some("bridge") => {
+                    bail!(
+                        "network-scoped aliases and --ip are only supported for user-defined networks"
+                    )
+                }
+                Some(n) => n,
+            };
+            let mut ep = json!({"Aliases": self.network_alias});
+            if let Some(ip) = &self.ip {
+                ep["IPAMConfig"] = json!({"IPv4Address": ip});
+            }
+            body["NetworkingConfig"] = json!({"EndpointsConfig": {net: ep}});
         }
         if !health.is_null() {
             body["Healthcheck"] = health;

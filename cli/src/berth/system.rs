@@ -28,6 +28,17 @@ pub struct InspectArgs {
     names: Vec<String>,
 }
 
+impl InspectArgs {
+    pub fn new(format: Option<String>, names: Vec<String>) -> Self {
+        InspectArgs {
+            format,
+            size: false,
+            kind: None,
+            names,
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct FormatArg {
     /// Format output using a custom template
@@ -266,7 +277,7 @@ fn render_each(fmt: &str, items: &[Value]) -> Result<()> {
 pub async fn inspect(ctx: &Ctx, a: InspectArgs, only: Option<&str>) -> Result<i32> {
     let kind = only.map(String::from).or(a.kind.clone());
     if let Some(k) = &kind
-        && !["container", "image", "volume"].contains(&k.as_str())
+        && !["container", "image", "volume", "network"].contains(&k.as_str())
     {
         bail!("\"{k}\" is not a valid value for --type");
     }
@@ -281,6 +292,7 @@ pub async fn inspect(ctx: &Ctx, a: InspectArgs, only: Option<&str>) -> Result<i3
             ),
             ("image", format!("/images/{n}/json")),
             ("volume", format!("/volumes/{}", q(n))),
+            ("network", format!("/networks/{}", q(n))),
         ]
         .into_iter()
         .filter(|(k, _)| kind.as_deref().is_none_or(|x| x == *k))

@@ -19,6 +19,7 @@ use super::query::{self, Params, flag, flag_or};
 use super::stream::{STDERR, STDOUT, StdinRules, copy_output, forward_stdin, frame, hijack};
 use crate::daemon::container::{Container, Status};
 use crate::daemon::images::familiar;
+use crate::daemon::netsetup::Attachment;
 use crate::daemon::{Daemon, Entry, logs};
 use crate::error::{ApiError, Result};
 use crate::types::CreateRequest;
@@ -43,9 +44,129 @@ fn network_mode(c: &Container) -> String {
     }
 }
 
-/// Published ports, as `ps` and inspect show them (networking fills them in).
-fn ports(_c: &Container) -> Vec<Value> {
-    Vec::new()
+/// Published ports as `ps` lists them: bound ones while the container has
+/// its network, and exposed ones without a host port.
+fn ports(c: &Container) -> Vec<Value> {
+    let mut out = Vec::new();
+    let split = |p: &str| -> (u16, String) {
+        let (n, t) = p.split_once('/').unwrap_or((p, "tcp"));
+        (n.parse().unwrap_or(0), t.to_string())
+    };
+    if c.net.is_some() {
+        for (p, bs) in &c.published {
+            let (private, typ) = split(p);
+            for b in bs {
+                out.push(json!({"IP": b.host_ip, "PrivatePort": private,
+                    "PublicPort": b.host_port.parse::<u16>().unwrap_or(0), "Type": typ}));
+            }
+        }
+    }
+    for p in c.config.exposed_ports.keys() {
+        if c.net.is_none() || !c.published.contains_key(p) {
+            let (private, typ) = split(p);
+            out.push(json!({"PrivatePort": private, "Type": typ}));
+        }
+    }
+    out
+}
+
+/// inspect's NetworkSettings.Ports: every exposed or published port, with
+/// its host bindings while the container has them.
+fn port_map(c: &Container) -> Value {
+    let mut m = serde_json::Map::new();
+    for p in c.config.exposed_ports.keys() {
+        m.insert(p.clone(), Value::Null);
+    }
+    if c.net.is_some() {
+        for (p, bs) in &c.published {
+            m.insert(
+                p.clone(),
+                bs.iter()
+                    .map(|b| json!({"HostIp": b.host_ip, "HostPort": b.host_port}))
+                    .collect(),
+            );
+        }
+    }
+    Value::Object(m)
+}
+
+/// One network of a container as inspect shows it.
+fn endpoint_json(c: &Container, network: &str, network_id: &str, a: Option<&Attachment>) -> Value {
+    let ep = c.networking.endpoints_config.get(network);
+    let aliases = ep.map(|e| e.aliases.clone()).unwrap_or_default();
+    let mut dns_names = Vec::new();
+    if a.is_some_and(|a| a.dns) {
+        dns_names = vec![c.name.clone(), c.short_id().to_string()];
+        dns_names.extend(aliases.iter().cloned());
+    }
+    json!({
+        "IPAMConfig": ep.and_then(|e| e.ipam_config.clone()),
+        "Links": null,
+        "Aliases": if aliases.is_empty() { Value::Null } else { json!(aliases) },
+        "MacAddress": a.map(|a| a.mac.as_str()).unwrap_or(""),
+        "DriverOpts": null,
+        "NetworkID": network_id,
+        "EndpointID": a.map(|a| endpoint_id(&c.id, &a.network_id)).unwrap_or_default(),
+        "Gateway": a.map(|a| a.gateway.as_str()).unwrap_or(""),
+        "IPAddress": a.map(|a| a.ip.as_str()).unwrap_or(""),
+        "IPPrefixLen": a.map(|a| a.prefix).unwrap_or(0),
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "DNSNames": if dns_names.is_empty() { Value::Null } else { json!(dns_names) },
+    })
+}
+
+/// A stable endpoint id: the container and network ids, hashed.
+fn endpoint_id(container: &str, network: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(format!("{container}/{network}")))
+}
+
+fn network_settings(d: &Daemon, c: &Container) -> Value {
+    let attachments = c
+        .net
+        .as_ref()
+        .map(|n| n.attachments.as_slice())
+        .unwrap_or(&[]);
+    let mut networks = serde_json::Map::new();
+    let mode = network_mode(c);
+    let configured: Vec<String> = if crate::daemon::netsetup::uses_networks(c) {
+        let mut v = vec![mode.clone()];
+        v.extend(
+            c.networking
+                .endpoints_config
+                .keys()
+                .filter(|k| **k != mode)
+                .cloned(),
+        );
+        v
+    } else {
+        vec![mode.clone()]
+    };
+    for name in configured {
+        let net = d.networks.get(&name).ok();
+        let id = net.as_ref().map(|n| n.id.clone()).unwrap_or_default();
+        let shown = net.as_ref().map(|n| n.name.clone()).unwrap_or(name.clone());
+        let a = attachments.iter().find(|a| a.network_id == id);
+        networks.insert(shown.clone(), endpoint_json(c, &shown, &id, a));
+    }
+    let bridge = attachments.iter().find(|a| a.network_name == "bridge");
+    json!({
+        "Bridge": "", "SandboxID": c.net.as_ref().map(|_| endpoint_id(&c.id, "sandbox")).unwrap_or_default(),
+        "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+        "Ports": port_map(c),
+        "SandboxKey": c.net.as_ref().map(|n| n.netns.display().to_string()).unwrap_or_default(),
+        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
+        "EndpointID": bridge.map(|a| endpoint_id(&c.id, &a.network_id)).unwrap_or_default(),
+        "Gateway": bridge.map(|a| a.gateway.as_str()).unwrap_or(""),
+        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPAddress": bridge.map(|a| a.ip.as_str()).unwrap_or(""),
+        "IPPrefixLen": bridge.map(|a| a.prefix).unwrap_or(0),
+        "IPv6Gateway": "",
+        "MacAddress": bridge.map(|a| a.mac.as_str()).unwrap_or(""),
+        "Networks": networks,
+    })
 }
 
 /// One row of `GET /containers/json`, borrowed from the container and
@@ -66,7 +187,7 @@ pub struct Summary<'a> {
     state: &'static str,
     status: String,
     host_config: SummaryHostConfig,
-    network_settings: SummaryNetworks,
+    network_settings: SummaryNetworks<'a>,
     mounts: &'a [crate::types::MountPoint],
     #[serde(rename = "SizeRw", skip_serializing_if = "Option::is_none")]
     size_rw: Option<i64>,
@@ -82,23 +203,23 @@ struct SummaryHostConfig {
 
 #[derive(serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct SummaryNetworks {
-    networks: std::collections::BTreeMap<String, SummaryEndpoint>,
+struct SummaryNetworks<'a> {
+    networks: std::collections::BTreeMap<String, SummaryEndpoint<'a>>,
 }
 
 #[derive(serde::Serialize, Default)]
 #[serde(rename_all = "PascalCase")]
-struct SummaryEndpoint {
+struct SummaryEndpoint<'a> {
     #[serde(rename = "NetworkID")]
-    network_id: &'static str,
+    network_id: &'a str,
     #[serde(rename = "EndpointID")]
-    endpoint_id: &'static str,
-    gateway: &'static str,
+    endpoint_id: String,
+    gateway: &'a str,
     #[serde(rename = "IPAddress")]
-    ip_address: &'static str,
+    ip_address: &'a str,
     #[serde(rename = "IPPrefixLen")]
     ip_prefix_len: u8,
-    mac_address: &'static str,
+    mac_address: &'a str,
 }
 
 pub fn summary(c: &Container, size: bool) -> Summary<'_> {
@@ -135,7 +256,26 @@ pub fn summary(c: &Container, size: bool) -> Summary<'_> {
             network_mode: mode.clone(),
         },
         network_settings: SummaryNetworks {
-            networks: [(mode, SummaryEndpoint::default())].into(),
+            networks: match c.net.as_ref().filter(|n| !n.attachments.is_empty()) {
+                Some(n) => n
+                    .attachments
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.network_name.clone(),
+                            SummaryEndpoint {
+                                network_id: &a.network_id,
+                                endpoint_id: endpoint_id(&c.id, &a.network_id),
+                                gateway: &a.gateway,
+                                ip_address: &a.ip,
+                                ip_prefix_len: a.prefix,
+                                mac_address: &a.mac,
+                            },
+                        )
+                    })
+                    .collect(),
+                None => [(mode, SummaryEndpoint::default())].into(),
+            },
         },
         mounts: &c.mounts,
         size_rw: size.then_some(0),
@@ -143,7 +283,7 @@ pub fn summary(c: &Container, size: bool) -> Summary<'_> {
     }
 }
 
-pub fn inspect_json(c: &Container) -> Value {
+pub fn inspect_json(d: &Daemon, c: &Container) -> Value {
     let s = &c.state;
     let mut state = json!({
         "Status": s.status.as_str(),
@@ -173,7 +313,6 @@ pub fn inspect_json(c: &Container) -> Value {
     if config["Hostname"] == "" {
         config["Hostname"] = json!(c.short_id());
     }
-    let mode = network_mode(c);
     json!({
         "Id": c.id,
         "Created": rfc3339(Some(c.created)),
@@ -197,15 +336,7 @@ pub fn inspect_json(c: &Container) -> Value {
         "GraphDriver": {"Data": null, "Name": "overlay2"},
         "Mounts": c.mounts,
         "Config": config,
-        "NetworkSettings": {
-            "Bridge": "", "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "",
-            "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": null,
-            "SecondaryIPv6Addresses": null, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-            "Networks": {mode: {"IPAMConfig": null, "Links": null, "Aliases": null, "NetworkID": "", "EndpointID": "",
-                "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": null}}
-        }
+        "NetworkSettings": network_settings(d, c),
     })
 }
 
@@ -387,7 +518,7 @@ pub async fn inspect(
 ) -> Result<Json<Value>> {
     let e = s.0.find(&id)?;
     let c = e.c.lock().await;
-    let mut v = inspect_json(&c);
+    let mut v = inspect_json(&s.0, &c);
     let execs = s.0.execs.of_container(&c.id);
     if !execs.is_empty() {
         v["ExecIDs"] = json!(execs);

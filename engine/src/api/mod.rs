@@ -5,6 +5,7 @@ pub mod attach_ws;
 pub mod containers;
 pub mod exec;
 pub mod images;
+pub mod networks;
 pub mod query;
 pub mod stats;
 pub mod stream;
@@ -147,6 +148,15 @@ pub fn router(d: Arc<Daemon>) -> Router {
                 .delete(images::remove),
         )
         .route("/commit", post(images::commit))
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/volumes", get(volumes::list))
         .route("/volumes/create", post(volumes::create))
         .route("/volumes/prune", post(volumes::prune))

@@ -83,6 +83,12 @@ pub struct Container {
     /// Anonymous volumes made for this container (removed with `rm -v`).
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
+    /// Its network namespace and attachments while it has them.
+    #[serde(default)]
+    pub net: Option<super::netsetup::NetState>,
+    /// The host ports it was given (-p, -P) on its last start.
+    #[serde(default)]
+    pub published: crate::types::Map<Vec<crate::types::PortBinding>>,
 }
 
 impl Container {

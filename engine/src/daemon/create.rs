@@ -165,7 +165,11 @@ impl Daemon {
             dir: dir.clone(),
             exec_ids: Vec::new(),
             anonymous_volumes: Vec::new(),
+            net: None,
+            published: Default::default(),
         };
+        // The networks must exist (the mode's and the endpoints').
+        self.container_networks(&c)?;
         // Volumes are planned (and named ones made) now, so that create fails
         // on a bad -v and inspect shows the mounts before the first start.
         let image_volumes: Vec<String> = c.config.volumes.keys().cloned().collect();
@@ -381,12 +385,8 @@ pub fn validate_host_config(
             }
         }
     }
-    match hc.network_mode.as_str() {
-        "" | "default" | "bridge" | "none" | "host" => {}
-        m if m.starts_with("container:") => {}
-        m => {
-            warnings.push(format!("network {m}: user-defined networks come with berth's networking; the container gets its own network namespace"));
-        }
+    if hc.network_mode == "host" && (!hc.port_bindings.is_empty() || hc.publish_all_ports) {
+        warnings.push("Published ports are discarded when using host network mode".into());
     }
     super::spec::parse_security_opts(&hc.security_opt)?;
     Ok(())

@@ -180,23 +180,37 @@ pub async fn resolve_user(
     Ok((uid, gid, sup))
 }
 
+/// What a container's /etc/hostname, /etc/hosts and /etc/resolv.conf say.
+pub struct Etc<'a> {
+    pub hostname: &'a str,
+    /// Its address on its first network, for its own name in /etc/hosts.
+    pub own_ip: Option<&'a str>,
+    pub extra_hosts: &'a [String],
+    pub dns: &'a [String],
+    pub search: &'a [String],
+    pub options: &'a [String],
+    pub host_network: bool,
+}
+
 /// Writes /etc/hostname, /etc/hosts and /etc/resolv.conf for the container
 /// into its directory; returns their OCI bind mounts.
-pub fn write_etc(
-    dir: &Path,
-    hostname: &str,
-    extra_hosts: &[String],
-    dns: &[String],
-    search: &[String],
-    options: &[String],
-    host_network: bool,
-) -> std::io::Result<Vec<serde_json::Value>> {
+pub fn write_etc(dir: &Path, etc: &Etc) -> std::io::Result<Vec<serde_json::Value>> {
+    let Etc {
+        hostname,
+        own_ip,
+        extra_hosts,
+        dns,
+        search,
+        options,
+        host_network,
+    } = *etc;
     std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
     let mut hosts = if host_network {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
         format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{}\t{hostname}\n",
+            own_ip.filter(|i| !i.is_empty()).unwrap_or("127.0.1.1")
         )
     };
     for h in extra_hosts {

@@ -12,6 +12,8 @@ pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
 pub mod names;
+pub mod netsetup;
+pub mod networks;
 pub mod ops;
 pub mod spec;
 pub mod volumes;
@@ -48,6 +50,9 @@ pub struct Daemon {
     pub lc: Lifecycle,
     pub events: Events,
     pub volumes: Volumes,
+    pub networks: networks::Networks,
+    pub cni: crate::network::cni::Cni,
+    pub dns: crate::network::dns::Dns,
     pub execs: exec::Execs,
     entries: RwLock<HashMap<String, Arc<Entry>>>,
     names: Mutex<HashMap<String, String>>,
@@ -63,9 +68,18 @@ impl Daemon {
     pub fn open(cfg: Config) -> anyhow::Result<Arc<Daemon>> {
         let lc = Lifecycle::new(&cfg.lifecycled);
         let volumes = Volumes::new(&cfg.data_root)?;
+        let networks = networks::Networks::open(
+            &cfg.data_root,
+            &cfg.bridge,
+            cfg.bip.as_deref(),
+            &cfg.default_address_pools,
+        )?;
         let d = Arc::new(Daemon {
             lc,
             volumes,
+            networks,
+            cni: crate::network::cni::Cni::default(),
+            dns: crate::network::dns::Dns::new(&cfg.exec_root.join("aardvark-dns")),
             execs: exec::Execs::default(),
             events: Events::default(),
             entries: RwLock::new(HashMap::new()),
@@ -208,5 +222,15 @@ impl Daemon {
             a.insert(k.to_string(), v.clone());
         }
         self.events.publish("container", action, &c.id, a);
+    }
+
+    pub fn network_event(&self, n: &networks::Network, action: &str, container: &str) {
+        let mut a = std::collections::BTreeMap::new();
+        a.insert("name".to_string(), n.name.clone());
+        a.insert("type".to_string(), n.driver.clone());
+        if !container.is_empty() {
+            a.insert("container".to_string(), container.to_string());
+        }
+        self.events.publish("network", action, &n.id, a);
     }
 }

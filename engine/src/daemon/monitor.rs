@@ -131,6 +131,8 @@ impl Daemon {
                         // status it ended with is not known.
                         self.handle_exit(&id, 255, SystemTime::now()).await;
                     } else if boot && status == Status::Exited {
+                        // Ended while we were away, before its teardown.
+                        self.net_down(&mut *e.c.lock().await).await;
                         self.apply_restart_policy_on_boot(&e).await;
                     }
                 }
@@ -170,6 +172,7 @@ impl Daemon {
             c.state.exit_code = code;
             c.state.pid = 0;
             c.state.finished_at = Some(at);
+            self.net_down(&mut c).await;
             let _ = self
                 .lc
                 .tasks()

@@ -74,7 +74,10 @@ impl Daemon {
                 }
                 NetNs::Path(format!("/proc/{pid}/ns/net"))
             }
-            _ => NetNs::New,
+            _ => match &c.net {
+                Some(n) => NetNs::Path(n.netns.display().to_string()),
+                None => NetNs::New,
+            },
         };
         for (kind, mode) in [("ipc", &hc.ipc_mode), ("pid", &hc.pid_mode)] {
             if let Some(other) = mode.strip_prefix("container:") {
@@ -93,10 +96,24 @@ impl Daemon {
             c.config.hostname.clone()
         };
         let host_net = matches!(netns, NetNs::Host);
-        let dns: Vec<String> = if hc.dns.is_empty() {
-            self.cfg.dns.clone()
-        } else {
+        let attachments = c
+            .net
+            .as_ref()
+            .map(|n| n.attachments.as_slice())
+            .unwrap_or(&[]);
+        let own_ip = attachments.first().map(|a| a.ip.as_str());
+        // On a user network, names go to its DNS server on the gateway,
+        // which forwards the rest to the host's resolvers.
+        let network_dns = attachments
+            .iter()
+            .find(|a| a.dns)
+            .map(|a| a.gateway.clone());
+        let dns: Vec<String> = if !hc.dns.is_empty() {
             hc.dns.clone()
+        } else if let Some(gw) = network_dns {
+            vec![gw]
+        } else {
+            self.cfg.dns.clone()
         };
         let search: Vec<String> = if hc.dns_search.is_empty() {
             self.cfg.dns_search.clone()
@@ -105,12 +122,15 @@ impl Daemon {
         };
         let etc = files::write_etc(
             &c.dir,
-            &hostname,
-            &hc.extra_hosts,
-            &dns,
-            &search,
-            &hc.dns_options,
-            host_net,
+            &files::Etc {
+                hostname: &hostname,
+                own_ip,
+                extra_hosts: &hc.extra_hosts,
+                dns: &dns,
+                search: &search,
+                options: &hc.dns_options,
+                host_network: host_net,
+            },
         )
         .map_err(|e| ApiError::internal(format!("writing /etc files of {}: {e}", c.id)))?;
         // A user's own bind over one of them wins.
@@ -165,6 +185,7 @@ impl Daemon {
             .await;
         let result = self.start_locked(e, &mut c).await;
         if let Err(err) = &result {
+            self.net_down(&mut c).await;
             c.state.error = err.message.clone();
             c.state.exit_code = exit_code_for(&err.message);
             let _ = c.save();
@@ -194,6 +215,7 @@ impl Daemon {
             files::copy_up(&self.lc, &c.id, dest, &self.volumes.path(vol)).await?;
         }
         c.mounts = plan.points.clone();
+        self.net_up(c).await?;
         let spec = self.spec_for(c, uid, gid, groups, plan.oci).await?;
         self.lc
             .containers()
@@ -622,6 +644,7 @@ impl Daemon {
         }
         let mut c = e.c.lock().await;
         c.state.status = Status::Removing;
+        self.net_down(&mut c).await;
         let req = api::ProcessRequest {
             container_id: c.id.clone(),
             exec_id: String::new(),

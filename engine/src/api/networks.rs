@@ -1,0 +1,289 @@
+//! /networks/…: Docker's network API over the engine's CNI networks.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::State;
+use super::query::{self, Params};
+use crate::daemon::Daemon;
+use crate::daemon::netsetup::uses_networks;
+use crate::daemon::networks::{CreateRequest, Network};
+use crate::error::{ApiError, Result};
+use crate::types::EndpointSettings;
+
+/// The containers on a network: id → its endpoint there.
+async fn members(d: &Daemon, n: &Network) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    for e in d.all() {
+        let c = e.c.lock().await;
+        let Some(a) = c
+            .net
+            .as_ref()
+            .and_then(|s| s.attachments.iter().find(|a| a.network_id == n.id))
+        else {
+            continue;
+        };
+        out.insert(
+            c.id.clone(),
+            json!({
+                "Name": c.name,
+                "EndpointID": "",
+                "MacAddress": a.mac,
+                "IPv4Address": format!("{}/{}", a.ip, a.prefix),
+                "IPv6Address": "",
+            }),
+        );
+    }
+    out
+}
+
+/// Containers configured on a network, running or not.
+async fn configured_on(d: &Daemon, n: &Network) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in d.all() {
+        let c = e.c.lock().await;
+        if let Ok(nets) = d.container_networks(&c)
+            && nets.iter().any(|(x, _)| x.id == n.id)
+        {
+            out.push(c.name.clone());
+        }
+        if n.driver == "host" && c.host_config.network_mode == "host" {
+            out.push(c.name.clone());
+        }
+    }
+    out
+}
+
+fn matches(n: &Network, f: &query::Filters) -> bool {
+    let any = |k: &str, ok: &dyn Fn(&str) -> bool| f.get(k).is_none_or(|v| v.iter().any(|x| ok(x)));
+    any("name", &|v| n.name.contains(v))
+        && any("id", &|v| n.id.starts_with(v))
+        && any("driver", &|v| n.driver == v)
+        && any("scope", &|v| v == "local")
+        && any("type", &|v| {
+            let builtin = matches!(n.name.as_str(), "bridge" | "host" | "none");
+            (v == "builtin" && builtin) || (v == "custom" && !builtin)
+        })
+        && query::labels_match(&n.labels, f.get("label"))
+}
+
+pub async fn list(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
+    let d = s.0;
+    let f = query::filters(&q)?;
+    query::only(
+        &f,
+        &["dangling", "driver", "id", "label", "name", "scope", "type"],
+    )?;
+    let mut out = Vec::new();
+    for n in d.networks.all() {
+        if !matches(&n, &f) {
+            continue;
+        }
+        if let Some(dang) = f.get("dangling").and_then(|x| x.first()) {
+            let builtin = matches!(n.name.as_str(), "bridge" | "host" | "none");
+            let unused = !builtin && configured_on(&d, &n).await.is_empty();
+            if unused != (dang == "true" || dang == "1") {
+                continue;
+            }
+        }
+        let mut v = n.to_api();
+        v["Containers"] = json!(members(&d, &n).await);
+        out.push(v);
+    }
+    out.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
+    Ok(Json(Value::Array(out)))
+}
+
+pub async fn inspect(s: State, Path(id): Path<String>) -> Result<Json<Value>> {
+    let d = s.0;
+    let n = d.networks.get(&id)?;
+    let mut v = n.to_api();
+    v["Containers"] = json!(members(&d, &n).await);
+    Ok(Json(v))
+}
+
+pub async fn create(s: State, body: Bytes) -> Result<Response> {
+    let d = s.0;
+    let req: CreateRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    if matches!(req.name.as_str(), "bridge" | "host" | "none" | "default") {
+        return Err(ApiError::forbidden(format!(
+            "{} is a pre-defined network and cannot be created",
+            req.name
+        )));
+    }
+    let n = d.networks.create(req)?;
+    d.network_event(&n, "create", "");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"Id": n.id, "Warning": ""})),
+    )
+        .into_response())
+}
+
+async fn remove_network(d: &Arc<Daemon>, n: &Network) -> Result<()> {
+    if matches!(n.name.as_str(), "bridge" | "host" | "none") {
+        return Err(ApiError::forbidden(format!(
+            "{} is a pre-defined network and cannot be removed",
+            n.name
+        )));
+    }
+    let users = configured_on(d, n).await;
+    if !users.is_empty() {
+        return Err(ApiError::forbidden(format!(
+            "error while removing network: network {} id {} has active endpoints ({})",
+            n.name,
+            n.id,
+            users.join(", ")
+        )));
+    }
+    delete_bridge(&n.bridge).await;
+    d.networks
+        .remove(&n.id)
+        .map_err(|e| ApiError::internal(format!("removing network {}: {e}", n.name)))?;
+    d.network_event(n, "destroy", "");
+    Ok(())
+}
+
+/// The bridge plugin makes bridges and never removes them, and the
+/// firewall plugin keeps its per-bridge isolation rules (other containers
+/// may use the bridge): the network's owner removes both.
+async fn delete_bridge(name: &str) {
+    if name.is_empty() {
+        return;
+    }
+    crate::network::firewall::forget_bridge(name).await;
+    let out = tokio::process::Command::new("ip")
+        .args(["link", "delete", name, "type", "bridge"])
+        .output()
+        .await;
+    if let Ok(o) = out
+        && !o.status.success()
+    {
+        let err = String::from_utf8_lossy(&o.stderr);
+        if !err.contains("Cannot find device") {
+            tracing::warn!("deleting bridge {name}: {}", err.trim());
+        }
+    }
+}
+
+pub async fn remove(s: State, Path(id): Path<String>) -> Result<Response> {
+    let d = s.0;
+    let n = d.networks.get(&id)?;
+    remove_network(&d, &n).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
+    let d = s.0;
+    let f = query::filters(&q)?;
+    query::only(&f, &["label", "label!", "until"])?;
+    let mut deleted = Vec::new();
+    for n in d.networks.all() {
+        if matches!(n.name.as_str(), "bridge" | "host" | "none")
+            || !query::labels_match(&n.labels, f.get("label"))
+        {
+            continue;
+        }
+        if remove_network(&d, &n).await.is_ok() {
+            deleted.push(n.name.clone());
+        }
+    }
+    Ok(Json(
+        json!({"NetworksDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }}),
+    ))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct ConnectBody {
+    container: String,
+    endpoint_config: Option<EndpointSettings>,
+}
+
+pub async fn connect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Response> {
+    let d = s.0;
+    let b: ConnectBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let n = d.networks.get(&id)?;
+    let e = d.find(&b.container)?;
+    let mut c = e.c.lock().await;
+    if !uses_networks(&c) {
+        return Err(ApiError::forbidden(
+            "container sharing network namespace with another container or host cannot be connected to any other network",
+        ));
+    }
+    if n.driver != "bridge" {
+        return Err(ApiError::forbidden(
+            "container cannot be disconnected from host network or connected to host network",
+        ));
+    }
+    let on = d
+        .container_networks(&c)
+        .map(|v| v.iter().any(|(x, _)| x.id == n.id))
+        .unwrap_or(false);
+    if on {
+        return Err(ApiError::forbidden(format!(
+            "endpoint with name {} already exists in network {}",
+            c.name, n.name
+        )));
+    }
+    let ep = b.endpoint_config.unwrap_or_default();
+    if c.is_running() {
+        let ports = serde_json::json!([]);
+        c.networking
+            .endpoints_config
+            .insert(n.name.clone(), ep.clone());
+        if let Err(err) = d.net_attach(&mut c, &n, &ep, &ports).await {
+            c.networking.endpoints_config.remove(&n.name);
+            return Err(err);
+        }
+    } else {
+        c.networking.endpoints_config.insert(n.name.clone(), ep);
+        if c.net.is_none() {
+            d.network_event(&n, "connect", &c.id);
+        }
+    }
+    c.save()
+        .map_err(|e| ApiError::internal(format!("saving container: {e}")))?;
+    Ok(StatusCode::OK.into_response())
+}
+
+pub async fn disconnect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Response> {
+    let d = s.0;
+    let b: ConnectBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let n = d.networks.get(&id)?;
+    let e = d.find(&b.container)?;
+    let mut c = e.c.lock().await;
+    let mode = crate::daemon::netsetup::mode_network(&c.host_config.network_mode).to_string();
+    let by_mode = d.networks.get(&mode).is_ok_and(|m| m.id == n.id);
+    let by_endpoint = c
+        .networking
+        .endpoints_config
+        .keys()
+        .any(|k| d.networks.get(k).is_ok_and(|m| m.id == n.id));
+    if !by_mode && !by_endpoint {
+        return Err(ApiError::forbidden(format!(
+            "container {} is not connected to network {}",
+            c.id, n.name
+        )));
+    }
+    d.net_detach(&mut c, &n.id).await;
+    c.networking
+        .endpoints_config
+        .retain(|k, _| d.networks.get(k).map_or(true, |m| m.id != n.id));
+    if by_mode {
+        // Off its mode's network it is on none, as Docker leaves it.
+        c.host_config.network_mode = "none".into();
+    }
+    c.save()
+        .map_err(|e| ApiError::internal(format!("saving container: {e}")))?;
+    Ok(StatusCode::OK.into_response())
+}

@@ -1,0 +1,433 @@
+//! A container's place on its networks: its network namespace, one CNI
+//! attachment per network (eth0, eth1…), published ports, DNS records.
+//! Everything added is recorded in the container (the exact CNI list,
+//! runtime config and result), so teardown after an engine restart deletes
+//! exactly that; teardown is idempotent and runs on exit, stop, removal
+//! and at boot for containers that ended while the engine was away.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::Daemon;
+use super::container::Container;
+use super::networks::Network;
+use crate::error::{ApiError, Result};
+use crate::network::cni::{Target, ipv4_of};
+use crate::network::{dns, netns};
+use crate::types::EndpointSettings;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NetState {
+    pub netns: PathBuf,
+    pub attachments: Vec<Attachment>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attachment {
+    pub network_id: String,
+    pub network_name: String,
+    pub ifname: String,
+    pub conflist: Value,
+    pub runtime_config: Value,
+    pub result: Value,
+    pub ip: String,
+    pub prefix: u8,
+    pub gateway: String,
+    pub mac: String,
+    pub aliases: Vec<String>,
+    /// The DNS names it was registered under (user networks only).
+    #[serde(default)]
+    pub dns: bool,
+}
+
+/// Whether the container's network mode gives it networks of ours.
+pub fn uses_networks(c: &Container) -> bool {
+    !matches!(c.host_config.network_mode.as_str(), "host" | "none")
+        && !c.host_config.network_mode.starts_with("container:")
+}
+
+/// The network a mode names: "", "default" and "bridge" are the default
+/// bridge.
+pub fn mode_network(mode: &str) -> &str {
+    match mode {
+        "" | "default" => "bridge",
+        m => m,
+    }
+}
+
+impl Daemon {
+    fn netns_path(&self, c: &Container) -> PathBuf {
+        self.cfg.exec_root.join("netns").join(&c.id)
+    }
+
+    fn ipam_dir(&self) -> PathBuf {
+        self.cfg.exec_root.join("ipam")
+    }
+
+    /// The networks a container is on, in order: its mode's, then those it
+    /// was connected to.
+    pub fn container_networks(&self, c: &Container) -> Result<Vec<(Network, EndpointSettings)>> {
+        if !uses_networks(c) {
+            return Ok(Vec::new());
+        }
+        let first = mode_network(&c.host_config.network_mode);
+        let mut out = Vec::new();
+        let n = self.networks.get(first)?;
+        // Clients name the mode's network as the mode says ("default").
+        let ep = c
+            .networking
+            .endpoints_config
+            .iter()
+            .find(|(k, _)| mode_network(k) == first || **k == n.name)
+            .map(|(_, e)| e.clone())
+            .unwrap_or_default();
+        out.push((n, ep));
+        for (name, ep) in &c.networking.endpoints_config {
+            let name = mode_network(name);
+            if name == first {
+                continue;
+            }
+            let n = self.networks.get(name)?;
+            if !out.iter().any(|(o, _)| o.id == n.id) {
+                out.push((n, ep.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Before the task starts: the namespace and every network in it. On
+    /// failure nothing stays set up.
+    pub async fn net_up(&self, c: &mut Container) -> Result<()> {
+        if !uses_networks(c) {
+            return Ok(());
+        }
+        // Leftovers of an earlier run (a crash before teardown) go first.
+        self.net_down(c).await;
+        if !self.cni.available() {
+            tracing::warn!(
+                "no CNI plugins found: container {} gets an unconnected network namespace",
+                c.id
+            );
+            return Ok(());
+        }
+        let path = self.netns_path(c);
+        let made = path.clone();
+        tokio::task::spawn_blocking(move || netns::create(&made))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        c.net = Some(NetState {
+            netns: path,
+            attachments: Vec::new(),
+        });
+        let result = self.net_attach_all(c).await;
+        if result.is_err() {
+            self.net_down(c).await;
+        }
+        result
+    }
+
+    async fn net_attach_all(&self, c: &mut Container) -> Result<()> {
+        let lo = json!({"cniVersion": crate::network::cni::CNI_VERSION, "name": "lo",
+            "plugins": [{"type": "loopback"}]});
+        let netns = c.net.as_ref().map(|n| n.netns.clone()).unwrap_or_default();
+        self.cni
+            .add(
+                &lo,
+                &Target {
+                    container_id: &c.id,
+                    netns: &netns,
+                    ifname: "lo",
+                },
+                &json!({}),
+            )
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let ports = self.port_mappings(c)?;
+        for (n, ep) in self.container_networks(c)? {
+            self.net_attach(c, &n, &ep, &ports).await?;
+        }
+        Ok(())
+    }
+
+    /// Joins one more network (start, or `network connect` while running).
+    pub async fn net_attach(
+        &self,
+        c: &mut Container,
+        n: &Network,
+        ep: &EndpointSettings,
+        ports: &Value,
+    ) -> Result<()> {
+        let Some(state) = c.net.as_ref() else {
+            return Ok(());
+        };
+        if n.driver != "bridge" {
+            return Err(ApiError::bad_request(format!(
+                "container cannot be connected to network {} (driver {})",
+                n.name, n.driver
+            )));
+        }
+        let netns = state.netns.clone();
+        let ifname = format!("eth{}", state.attachments.len());
+        let ip = ep
+            .ipam_config
+            .as_ref()
+            .and_then(|v| v["IPv4Address"].as_str())
+            .filter(|s| !s.is_empty())
+            .map(String::from);
+        if let Some(ip) = &ip {
+            let addr: std::net::Ipv4Addr = ip
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid IPv4 address: {ip}")))?;
+            let subnet: ipnet::Ipv4Net = n
+                .subnet
+                .parse()
+                .map_err(|_| ApiError::internal(format!("network {} has no subnet", n.name)))?;
+            if !subnet.contains(&addr) {
+                return Err(ApiError::bad_request(format!(
+                    "no configured subnet or ip-range contain the IP address {ip}"
+                )));
+            }
+        }
+        let mac = (!c.config.mac_address.is_empty() && state.attachments.is_empty())
+            .then(|| c.config.mac_address.clone());
+        let conflist = n.conflist(&self.ipam_dir(), ip.as_deref(), mac.as_deref());
+        let mut rt = json!({});
+        if ifname == "eth0" && ports.as_array().is_some_and(|p| !p.is_empty()) {
+            rt["portMappings"] = ports.clone();
+        }
+        if let Some(ip) = &ip {
+            rt["ips"] = json!([format!(
+                "{ip}/{}",
+                n.subnet.split('/').nth(1).unwrap_or("32")
+            )]);
+        }
+        if let Some(mac) = &mac {
+            rt["mac"] = json!(mac);
+        }
+        let target = Target {
+            container_id: &c.id,
+            netns: &netns,
+            ifname: &ifname,
+        };
+        let result = self
+            .cni
+            .add(&conflist, &target, &rt)
+            .await
+            .map_err(|e| network_error(n, e))?;
+        let (addr, prefix, gateway, mac) = ipv4_of(&result, &ifname).unwrap_or_default();
+        let mut aliases = ep.aliases.clone();
+        let mut a = Attachment {
+            network_id: n.id.clone(),
+            network_name: n.name.clone(),
+            ifname,
+            conflist,
+            runtime_config: rt,
+            result,
+            ip: addr,
+            prefix,
+            gateway,
+            mac,
+            aliases: aliases.clone(),
+            dns: false,
+        };
+        if n.resolves_names() && self.dns.available() && !a.ip.is_empty() {
+            let mut names = vec![c.name.clone(), c.short_id().to_string()];
+            names.append(&mut aliases);
+            if let Err(e) = self.dns.add(
+                &n.name,
+                &n.gateway,
+                &dns::Record {
+                    container_id: &c.id,
+                    ipv4: &a.ip,
+                    names,
+                },
+            ) {
+                tracing::warn!("DNS for {} on {}: {e}", c.id, n.name);
+            } else {
+                a.dns = true;
+            }
+        }
+        if let Some(s) = c.net.as_mut() {
+            s.attachments.push(a);
+        }
+        let _ = c.save();
+        self.network_event(n, "connect", &c.id);
+        Ok(())
+    }
+
+    /// Leaves one network (`network disconnect` while running, or teardown).
+    pub async fn net_detach(&self, c: &mut Container, network_id: &str) {
+        let Some(state) = c.net.as_mut() else { return };
+        let Some(i) = state
+            .attachments
+            .iter()
+            .position(|a| a.network_id == network_id)
+        else {
+            return;
+        };
+        let a = state.attachments.remove(i);
+        let netns = state.netns.clone();
+        let target = Target {
+            container_id: &c.id,
+            netns: &netns,
+            ifname: &a.ifname,
+        };
+        if let Err(e) = self
+            .cni
+            .del(&a.conflist, &target, &a.runtime_config, Some(&a.result))
+            .await
+        {
+            tracing::warn!("leaving network {}: {e}", a.network_name);
+        }
+        if a.dns {
+            let gw = self
+                .networks
+                .get(&a.network_id)
+                .map(|n| n.gateway)
+                .unwrap_or_default();
+            if let Err(e) = self.dns.remove(&a.network_name, &gw, &c.id) {
+                tracing::warn!("DNS for {} on {}: {e}", c.id, a.network_name);
+            }
+        }
+        if let Ok(n) = self.networks.get(&a.network_id) {
+            self.network_event(&n, "disconnect", &c.id);
+        }
+        let _ = c.save();
+    }
+
+    /// Everything [`Daemon::net_up`] made, gone. Safe to call again.
+    pub async fn net_down(&self, c: &mut Container) {
+        let Some(state) = c.net.clone() else { return };
+        for a in state.attachments.iter().rev() {
+            self.net_detach(c, &a.network_id).await;
+        }
+        let path = state.netns.clone();
+        let removed = tokio::task::spawn_blocking(move || netns::remove(&path)).await;
+        if let Ok(Err(e)) = removed {
+            tracing::warn!("removing the network namespace of {}: {e}", c.id);
+        }
+        c.net = None;
+        let _ = c.save();
+    }
+
+    /// The container's published ports as portmap's runtime config; -P
+    /// picks free host ports for every exposed port without a binding.
+    pub fn port_mappings(&self, c: &mut Container) -> Result<Value> {
+        let mut out = Vec::new();
+        let mut bindings = c.host_config.port_bindings.clone();
+        if c.host_config.publish_all_ports {
+            for p in c.config.exposed_ports.keys() {
+                bindings.entry(p.clone()).or_default();
+            }
+        }
+        let mut resolved = crate::types::Map::<Vec<crate::types::PortBinding>>::new();
+        for (port, list) in &bindings {
+            let (num, proto) = port.split_once('/').unwrap_or((port.as_str(), "tcp"));
+            let container_port: u16 = num
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid port {port}")))?;
+            let list = if list.is_empty() && c.host_config.publish_all_ports {
+                vec![crate::types::PortBinding::default()]
+            } else {
+                list.clone()
+            };
+            for b in list {
+                let host_port: u16 = if b.host_port.is_empty() {
+                    free_port(proto)?
+                } else {
+                    b.host_port.parse().map_err(|_| {
+                        ApiError::bad_request(format!("invalid host port {}", b.host_port))
+                    })?
+                };
+                self.check_port_free(&c.id, &b.host_ip, host_port, proto)?;
+                out.push(
+                    json!({"hostPort": host_port, "containerPort": container_port,
+                    "protocol": proto, "hostIP": b.host_ip}),
+                );
+                resolved
+                    .entry(port.clone())
+                    .or_default()
+                    .push(crate::types::PortBinding {
+                        host_ip: if b.host_ip.is_empty() {
+                            "0.0.0.0".into()
+                        } else {
+                            b.host_ip.clone()
+                        },
+                        host_port: host_port.to_string(),
+                    });
+            }
+        }
+        c.published = resolved;
+        Ok(Value::Array(out))
+    }
+
+    /// Docker's "port is already allocated": another container of ours, or
+    /// anything on the host listening there.
+    fn check_port_free(&self, id: &str, host_ip: &str, port: u16, proto: &str) -> Result<()> {
+        let shown = if host_ip.is_empty() {
+            "0.0.0.0"
+        } else {
+            host_ip
+        };
+        for e in self.all() {
+            if e.id == id {
+                continue;
+            }
+            let Ok(other) = e.c.try_lock() else { continue };
+            if other.net.is_none() {
+                continue;
+            }
+            for (p, bs) in &other.published {
+                let other_proto = p.split_once('/').map_or("tcp", |x| x.1);
+                if other_proto != proto {
+                    continue;
+                }
+                for b in bs {
+                    let same_ip =
+                        b.host_ip == "0.0.0.0" || shown == "0.0.0.0" || b.host_ip == shown;
+                    if same_ip && b.host_port == port.to_string() {
+                        return Err(ApiError::internal(format!(
+                            "driver failed programming external connectivity on endpoint {}: Bind for {shown}:{port} failed: port is already allocated",
+                            other.name
+                        )));
+                    }
+                }
+            }
+        }
+        let addr = format!("{shown}:{port}");
+        let taken = match proto {
+            "udp" => std::net::UdpSocket::bind(&addr).is_err(),
+            _ => std::net::TcpListener::bind(&addr).is_err(),
+        };
+        if taken {
+            return Err(ApiError::internal(format!(
+                "driver failed programming external connectivity: Error starting userland proxy: listen {proto} {addr}: bind: address already in use"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn free_port(proto: &str) -> Result<u16> {
+    let port = match proto {
+        "udp" => std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| s.local_addr()),
+        _ => std::net::TcpListener::bind("0.0.0.0:0").and_then(|s| s.local_addr()),
+    }
+    .map_err(|e| ApiError::internal(format!("finding a free port: {e}")))?
+    .port();
+    Ok(port)
+}
+
+fn network_error(n: &Network, e: crate::network::NetError) -> ApiError {
+    let m = e.to_string();
+    if m.contains("already allocated") || m.contains("no IP addresses available") {
+        ApiError::conflict(format!("network {}: {m}", n.name))
+    } else if m.contains("requested IP address") || m.contains("not in range") {
+        ApiError::bad_request(format!("network {}: {m}", n.name))
+    } else {
+        ApiError::internal(format!("network {}: {m}", n.name))
+    }
+}

@@ -1,0 +1,621 @@
+//! Docker's networks over CNI: the records (`<data-root>/network/<id>.json`),
+//! the built-in `bridge`, `host` and `none`, subnet allocation from the
+//! address pools, and the CNI configuration list each bridge network
+//! becomes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+use std::time::SystemTime;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, Result};
+use crate::network::cni::CNI_VERSION;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Network {
+    pub id: String,
+    pub name: String,
+    /// bridge, host or null.
+    pub driver: String,
+    pub created: SystemTime,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub attachable: bool,
+    #[serde(default)]
+    pub subnet: String,
+    #[serde(default)]
+    pub gateway: String,
+    #[serde(default)]
+    pub ip_range: String,
+    /// The Linux bridge's name.
+    #[serde(default)]
+    pub bridge: String,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Network {
+    /// The default bridge gives no names (as Docker's); user networks do.
+    pub fn resolves_names(&self) -> bool {
+        self.driver == "bridge" && self.name != "bridge"
+    }
+
+    /// The CNI list a container joins this network through.
+    pub fn conflist(&self, ipam_dir: &Path, ip: Option<&str>, mac: Option<&str>) -> Value {
+        let mut range = json!({"subnet": self.subnet, "gateway": self.gateway});
+        if let Ok(r) = self.ip_range.parse::<Ipv4Net>() {
+            let hosts: Vec<_> = r.hosts().collect();
+            if let (Some(first), Some(last)) = (hosts.first(), hosts.last()) {
+                range["rangeStart"] = json!(first.to_string());
+                range["rangeEnd"] = json!(last.to_string());
+            }
+        }
+        if ip.is_some() {
+            // A fixed address may be anywhere in the subnet.
+            if let Some(o) = range.as_object_mut() {
+                o.remove("rangeStart");
+                o.remove("rangeEnd");
+            }
+        }
+        let routes = if self.internal {
+            json!([])
+        } else {
+            json!([{"dst": "0.0.0.0/0"}])
+        };
+        let mut bridge = json!({
+            "type": "bridge",
+            "bridge": self.bridge,
+            "isGateway": true,
+            "ipMasq": !self.internal,
+            "hairpinMode": true,
+            "ipam": {
+                "type": "host-local",
+                "dataDir": ipam_dir,
+                "ranges": [[range]],
+                "routes": routes,
+            },
+        });
+        if let Some(mtu) = self
+            .options
+            .get("com.docker.network.driver.mtu")
+            .and_then(|m| m.parse::<u32>().ok())
+        {
+            bridge["mtu"] = json!(mtu);
+        }
+        if ip.is_some() {
+            bridge["capabilities"] = json!({"ips": true});
+        }
+        // Traffic is let through the host's FORWARD chain (whatever its
+        // policy), and only from the same bridge: networks are isolated
+        // from each other, as Docker isolates them.
+        let mut plugins = vec![
+            bridge,
+            json!({"type": "firewall", "backend": "iptables", "ingressPolicy": "same-bridge"}),
+        ];
+        if !self.internal {
+            plugins.push(
+                json!({"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}),
+            );
+        }
+        if mac.is_some() {
+            plugins.push(json!({"type": "tuning", "capabilities": {"mac": true}}));
+        }
+        json!({"cniVersion": CNI_VERSION, "name": self.id, "plugins": plugins})
+    }
+
+    /// The Docker API's view (GET /networks/{id}, without containers).
+    pub fn to_api(&self) -> Value {
+        let config = if self.subnet.is_empty() {
+            json!([])
+        } else {
+            let mut c = json!({"Subnet": self.subnet, "Gateway": self.gateway});
+            if !self.ip_range.is_empty() {
+                c["IPRange"] = json!(self.ip_range);
+            }
+            json!([c])
+        };
+        let mut options = self.options.clone();
+        if self.driver == "bridge" {
+            options
+                .entry("com.docker.network.bridge.name".into())
+                .or_insert_with(|| self.bridge.clone());
+        }
+        json!({
+            "Name": self.name,
+            "Id": self.id,
+            "Created": humantime::format_rfc3339_nanos(self.created).to_string(),
+            "Scope": "local",
+            "Driver": self.driver,
+            "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Options": null, "Config": config},
+            "Internal": self.internal,
+            "Attachable": self.attachable,
+            "Ingress": false,
+            "ConfigFrom": {"Network": ""},
+            "ConfigOnly": false,
+            "Containers": {},
+            "Options": options,
+            "Labels": self.labels,
+        })
+    }
+}
+
+/// What `network create` asks for.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CreateRequest {
+    pub name: String,
+    pub driver: String,
+    pub internal: bool,
+    pub attachable: bool,
+    #[serde(rename = "IPAM")]
+    pub ipam: Option<IpamRequest>,
+    pub options: Option<BTreeMap<String, String>>,
+    pub labels: Option<BTreeMap<String, String>>,
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: Option<bool>,
+    pub check_duplicate: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpamRequest {
+    pub driver: String,
+    pub config: Option<Vec<IpamConfig>>,
+    pub options: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpamConfig {
+    pub subnet: String,
+    #[serde(rename = "IPRange")]
+    pub ip_range: String,
+    pub gateway: String,
+}
+
+/// Docker's pools when daemon.json names none.
+fn default_pools() -> Vec<(Ipv4Net, u8)> {
+    let mut v: Vec<(Ipv4Net, u8)> = (17..=31)
+        .filter_map(|b| format!("172.{b}.0.0/16").parse().ok().map(|n| (n, 16)))
+        .collect();
+    if let Ok(n) = "192.168.0.0/16".parse() {
+        v.push((n, 20));
+    }
+    v
+}
+
+/// The IPv4 destinations the host already routes (its own networks).
+fn host_routes() -> Vec<Ipv4Net> {
+    let text = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dst = u32::from_str_radix(f.get(1)?, 16).ok()?;
+            let mask = u32::from_str_radix(f.get(7)?, 16).ok()?;
+            if mask == 0 {
+                return None;
+            }
+            let addr = std::net::Ipv4Addr::from(u32::from_be(dst));
+            Ipv4Net::new(addr, u32::from_be(mask).count_ones() as u8).ok()
+        })
+        .collect()
+}
+
+fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+pub struct Networks {
+    dir: PathBuf,
+    map: RwLock<BTreeMap<String, Network>>,
+    pools: Vec<(Ipv4Net, u8)>,
+}
+
+impl Networks {
+    /// Loads the records; makes `bridge`, `host` and `none` when missing.
+    pub fn open(
+        data_root: &Path,
+        bridge_name: &str,
+        bip: Option<&str>,
+        pools: &[Value],
+    ) -> anyhow::Result<Networks> {
+        let dir = data_root.join("network");
+        std::fs::create_dir_all(&dir)?;
+        let mut map = BTreeMap::new();
+        for e in std::fs::read_dir(&dir)?.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "json") {
+                match std::fs::read(&p)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|b| serde_json::from_slice::<Network>(&b).map_err(Into::into))
+                {
+                    Ok(n) => {
+                        map.insert(n.id.clone(), n);
+                    }
+                    Err(err) => tracing::error!("skipping network record {}: {err}", p.display()),
+                }
+            }
+        }
+        let mut parsed_pools = Vec::new();
+        for p in pools {
+            let base: Ipv4Net = p["base"]
+                .as_str()
+                .and_then(|b| b.parse().ok())
+                .ok_or_else(|| anyhow::anyhow!("default-address-pools: invalid base in {p}"))?;
+            let size = p["size"].as_u64().unwrap_or(24) as u8;
+            if size < base.prefix_len() || size > 30 {
+                anyhow::bail!("default-address-pools: size {size} does not fit base {base}");
+            }
+            parsed_pools.push((base, size));
+        }
+        let n = Networks {
+            dir,
+            map: RwLock::new(map),
+            pools: if parsed_pools.is_empty() {
+                default_pools()
+            } else {
+                parsed_pools
+            },
+        };
+        n.ensure_builtin(bridge_name, bip)?;
+        Ok(n)
+    }
+
+    fn ensure_builtin(&self, bridge_name: &str, bip: Option<&str>) -> anyhow::Result<()> {
+        for (name, driver) in [("host", "host"), ("none", "null")] {
+            if self.get(name).is_err() {
+                self.insert(Network {
+                    id: new_id(),
+                    name: name.into(),
+                    driver: driver.into(),
+                    created: SystemTime::now(),
+                    internal: false,
+                    attachable: false,
+                    subnet: String::new(),
+                    gateway: String::new(),
+                    ip_range: String::new(),
+                    bridge: String::new(),
+                    options: BTreeMap::new(),
+                    labels: BTreeMap::new(),
+                })?;
+            }
+        }
+        let (subnet, gateway) = match bip {
+            Some(b) => {
+                let net: ipnet::Ipv4Net =
+                    b.parse().map_err(|e| anyhow::anyhow!("bip {b:?}: {e}"))?;
+                (net.trunc().to_string(), net.addr().to_string())
+            }
+            None => match self.get("bridge") {
+                Ok(n) => (n.subnet.clone(), n.gateway.clone()),
+                Err(_) => {
+                    let s = self
+                        .allocate()
+                        .map_err(|e| anyhow::anyhow!("the default bridge: {}", e.message))?;
+                    (s.to_string(), first_host(&s))
+                }
+            },
+        };
+        let existing = self.get("bridge").ok();
+        let unchanged = existing
+            .as_ref()
+            .is_some_and(|n| n.subnet == subnet && n.gateway == gateway && n.bridge == bridge_name);
+        if !unchanged {
+            let id = existing.map(|n| n.id).unwrap_or_else(new_id);
+            let mut options = BTreeMap::new();
+            options.insert(
+                "com.docker.network.bridge.default_bridge".into(),
+                "true".into(),
+            );
+            options.insert(
+                "com.docker.network.bridge.enable_ip_masquerade".into(),
+                "true".into(),
+            );
+            self.insert(Network {
+                id,
+                name: "bridge".into(),
+                driver: "bridge".into(),
+                created: SystemTime::now(),
+                internal: false,
+                attachable: false,
+                subnet,
+                gateway,
+                ip_range: String::new(),
+                bridge: bridge_name.into(),
+                options,
+                labels: BTreeMap::new(),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn insert(&self, n: Network) -> std::io::Result<()> {
+        let path = self.dir.join(format!("{}.json", n.id));
+        super::container::write_atomic(&path, &serde_json::to_vec_pretty(&n)?)?;
+        self.map
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(n.id.clone(), n);
+        Ok(())
+    }
+
+    pub fn all(&self) -> Vec<Network> {
+        self.map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// By full id, name, or unique id prefix, as Docker finds networks.
+    pub fn get(&self, key: &str) -> Result<Network> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get(key) {
+            return Ok(n.clone());
+        }
+        if let Some(n) = map.values().find(|n| n.name == key) {
+            return Ok(n.clone());
+        }
+        let by_prefix: Vec<&Network> = map.values().filter(|n| n.id.starts_with(key)).collect();
+        match by_prefix.as_slice() {
+            [n] if !key.is_empty() => Ok((*n).clone()),
+            [] | [_] => Err(ApiError::not_found(format!("network {key} not found"))),
+            _ => Err(ApiError::bad_request(format!(
+                "network {key} is ambiguous ({} matches found based on ID prefix)",
+                by_prefix.len()
+            ))),
+        }
+    }
+
+    /// The first subnet of the pools that no network and no host route uses.
+    fn allocate(&self) -> Result<Ipv4Net> {
+        let taken: Vec<Ipv4Net> = self
+            .all()
+            .iter()
+            .filter_map(|n| n.subnet.parse().ok())
+            .chain(host_routes())
+            .collect();
+        for (base, size) in &self.pools {
+            if let Ok(subnets) = base.subnets(*size) {
+                for s in subnets {
+                    if !taken.iter().any(|t| overlaps(t, &s)) {
+                        return Ok(s);
+                    }
+                }
+            }
+        }
+        Err(ApiError::forbidden(
+            "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network",
+        ))
+    }
+
+    pub fn create(&self, req: CreateRequest) -> Result<Network> {
+        let name = req.name.trim().to_string();
+        if name.is_empty() {
+            return Err(ApiError::bad_request("network name cannot be empty"));
+        }
+        if self.get(&name).is_ok_and(|n| n.name == name) {
+            return Err(ApiError::conflict(format!(
+                "network with name {name} already exists"
+            )));
+        }
+        let driver = if req.driver.is_empty() {
+            "bridge".to_string()
+        } else {
+            req.driver.clone()
+        };
+        if driver != "bridge" {
+            return Err(ApiError::not_found(format!(
+                "plugin \"{driver}\" not found"
+            )));
+        }
+        if req.enable_ipv6 == Some(true) {
+            return Err(ApiError::bad_request(
+                "IPv6 networks are not supported by berth yet",
+            ));
+        }
+        let configs = req
+            .ipam
+            .as_ref()
+            .and_then(|i| i.config.clone())
+            .unwrap_or_default();
+        if configs.len() > 1 {
+            return Err(ApiError::bad_request("berth networks take one IPv4 subnet"));
+        }
+        let cfg = configs.into_iter().next().unwrap_or_default();
+        let subnet: Ipv4Net = if cfg.subnet.is_empty() {
+            if !cfg.ip_range.is_empty() || !cfg.gateway.is_empty() {
+                return Err(ApiError::bad_request(
+                    "ip-range and gateway need a subnet (--subnet)",
+                ));
+            }
+            self.allocate()?
+        } else {
+            let s: Ipv4Net = cfg.subnet.parse().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "invalid subnet {}: invalid CIDR address",
+                    cfg.subnet
+                ))
+            })?;
+            if s.trunc() != s {
+                return Err(ApiError::bad_request(format!(
+                    "invalid subnet {s}: it should be {}",
+                    s.trunc()
+                )));
+            }
+            if s.prefix_len() > 30 {
+                return Err(ApiError::bad_request(format!("subnet {s} is too small")));
+            }
+            for n in self.all() {
+                if let Ok(other) = n.subnet.parse::<Ipv4Net>()
+                    && overlaps(&other, &s)
+                {
+                    return Err(ApiError::forbidden(format!(
+                        "Pool overlaps with other one on this address space ({} of network {})",
+                        other, n.name
+                    )));
+                }
+            }
+            s
+        };
+        let gateway = if cfg.gateway.is_empty() {
+            first_host(&subnet)
+        } else {
+            let g: std::net::Ipv4Addr = cfg.gateway.parse().map_err(|_| {
+                ApiError::bad_request(format!("invalid gateway address {}", cfg.gateway))
+            })?;
+            if !subnet.contains(&g) {
+                return Err(ApiError::bad_request(format!(
+                    "no matching subnet for gateway {g}"
+                )));
+            }
+            g.to_string()
+        };
+        if !cfg.ip_range.is_empty() {
+            let r: Ipv4Net = cfg
+                .ip_range
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid ip-range {}", cfg.ip_range)))?;
+            if !subnet.contains(&r) {
+                return Err(ApiError::bad_request(format!(
+                    "no matching subnet for range {r}"
+                )));
+            }
+        }
+        let id = new_id();
+        let options = req.options.clone().unwrap_or_default();
+        let bridge = options
+            .get("com.docker.network.bridge.name")
+            .cloned()
+            .unwrap_or_else(|| format!("br-{}", &id[..12]));
+        if bridge.len() > 15 || bridge.is_empty() || bridge.contains(['/', ' ']) {
+            return Err(ApiError::bad_request(format!(
+                "invalid bridge name {bridge:?}"
+            )));
+        }
+        if self.all().iter().any(|n| n.bridge == bridge) {
+            return Err(ApiError::conflict(format!(
+                "bridge {bridge} is used by another network"
+            )));
+        }
+        let n = Network {
+            id,
+            name,
+            driver,
+            created: SystemTime::now(),
+            internal: req.internal,
+            attachable: req.attachable,
+            subnet: subnet.to_string(),
+            gateway,
+            ip_range: cfg.ip_range,
+            bridge,
+            options,
+            labels: req.labels.unwrap_or_default(),
+        };
+        self.insert(n.clone())
+            .map_err(|e| ApiError::internal(format!("saving network: {e}")))?;
+        Ok(n)
+    }
+
+    pub fn remove(&self, id: &str) -> std::io::Result<()> {
+        self.map
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        match std::fs::remove_file(self.dir.join(format!("{id}.json"))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn first_host(net: &Ipv4Net) -> String {
+    net.hosts()
+        .next()
+        .map(|h| h.to_string())
+        .unwrap_or_else(|| net.addr().to_string())
+}
+
+fn new_id() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(dir: &Path) -> Networks {
+        let pools = [json!({"base": "10.213.0.0/16", "size": 24})];
+        Networks::open(dir, "bt0", Some("10.212.0.1/24"), &pools).unwrap()
+    }
+
+    #[test]
+    fn builtins_and_allocation_avoid_overlaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = nets(dir.path());
+        let b = n.get("bridge").unwrap();
+        assert_eq!(
+            (b.subnet.as_str(), b.gateway.as_str()),
+            ("10.212.0.0/24", "10.212.0.1")
+        );
+        assert!(n.get("host").is_ok() && n.get("none").is_ok());
+        let a = n
+            .create(CreateRequest {
+                name: "a".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(a.subnet.starts_with("10.213."), "{}", a.subnet);
+        assert_eq!(a.bridge, format!("br-{}", &a.id[..12]));
+        let dup = n.create(CreateRequest {
+            name: "a".into(),
+            ..Default::default()
+        });
+        assert_eq!(dup.unwrap_err().status, axum::http::StatusCode::CONFLICT);
+        let over = n.create(CreateRequest {
+            name: "b".into(),
+            ipam: Some(IpamRequest {
+                config: Some(vec![IpamConfig {
+                    subnet: a.subnet.clone(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert!(over.unwrap_err().message.contains("overlaps"));
+        // Reopened from disk: the same networks.
+        let again = nets(dir.path());
+        assert_eq!(again.get("a").unwrap().id, a.id);
+        assert_eq!(again.get(&a.id[..6]).unwrap().name, "a");
+    }
+
+    #[test]
+    fn a_gateway_outside_the_subnet_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = nets(dir.path());
+        let r = n.create(CreateRequest {
+            name: "c".into(),
+            ipam: Some(IpamRequest {
+                config: Some(vec![IpamConfig {
+                    subnet: "10.214.0.0/24".into(),
+                    gateway: "10.215.0.1".into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert!(r.unwrap_err().message.contains("no matching subnet"));
+    }
+}

@@ -1,0 +1,69 @@
+//! Network namespaces that exist apart from any process: made before a
+//! container's task starts (so CNI can wire them first) and kept by a bind
+//! mount of the namespace file, as `ip netns add` does, under the engine's
+//! run directory.
+
+use std::path::Path;
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, unshare};
+
+use super::NetError;
+
+fn err(path: &Path, e: impl Into<std::io::Error>) -> NetError {
+    NetError::Netns {
+        path: path.display().to_string(),
+        source: e.into(),
+    }
+}
+
+/// Makes a new network namespace held at `path`.
+pub fn create(path: &Path) -> Result<(), NetError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| err(path, e))?;
+    }
+    std::fs::File::create(path).map_err(|e| err(path, e))?;
+    let target = path.to_path_buf();
+    // unshare moves only the calling thread: a thread of its own, which
+    // ends right after, keeps the daemon's threads where they are.
+    let made = std::thread::spawn(move || -> Result<(), NetError> {
+        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| err(&target, e))?;
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| err(&target, e))
+    })
+    .join()
+    .map_err(|_| err(path, std::io::Error::other("the namespace thread panicked")))?;
+    if made.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    made
+}
+
+/// Removes a namespace made by [`create`]; one that is already gone is
+/// fine.
+pub fn remove(path: &Path) -> Result<(), NetError> {
+    match umount2(path, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(err(path, e)),
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(err(path, e)),
+    }
+}
+
+/// Whether `path` still holds a namespace (it is a mount of nsfs).
+pub fn exists(path: &Path) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| {
+        let p = path.display().to_string();
+        m.lines()
+            .any(|l| l.split(' ').nth(4) == Some(p.as_str()) && l.contains(" nsfs "))
+    })
+}

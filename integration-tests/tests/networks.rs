@@ -1,0 +1,613 @@
+//! Networking through the CNI plugins, end to end: user networks with DNS,
+//! published ports from the host, the network modes, internal networks,
+//! bad input, and teardown that leaves nothing behind. Every stack has its
+//! own address block and bridge names (see `netblock`).
+
+use std::time::Duration;
+
+use integration_tests::eventually;
+use integration_tests::stack::{Stack, docker_cli};
+
+fn stack() -> Stack {
+    let s = Stack::start();
+    s.load_busybox();
+    s
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn sh(cmd: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .expect("sh");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn curl(url: &str) -> String {
+    sh(&format!("curl -s -m 5 {url}"))
+}
+
+/// A user network of the stack's own: `i`-th subnet, its own bridge.
+fn network(s: &Stack, name: &str, i: u8, extra: &[&str]) -> String {
+    let subnet = s.net.subnet(i);
+    let bridge = format!(
+        "com.docker.network.bridge.name={}",
+        s.net.bridge(&i.to_string())
+    );
+    let mut args = vec!["network", "create", "--subnet", &subnet, "-o", &bridge];
+    args.extend_from_slice(extra);
+    args.push(name);
+    s.berth(&args).ok().to_string()
+}
+
+fn httpd(s: &Stack, name: &str, args: &[&str]) -> String {
+    let mut a = vec!["run", "-d", "--name", name];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    s.berth(&a).ok().to_string()
+}
+
+#[test]
+fn containers_on_a_user_network_find_each_other_by_name() {
+    let s = stack();
+    network(&s, "appnet", 1, &[]);
+    let id = httpd(
+        &s,
+        "web",
+        &["--network", "appnet", "--network-alias", "www"],
+    );
+    let short = &id[..12];
+    let out = s
+        .berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "appnet",
+            "busybox",
+            "sh",
+            "-c",
+            &format!(
+                "ping -c1 -W3 web >/dev/null && wget -qO- http://www/hostname && wget -qO- http://{short}/hostname && cat /etc/resolv.conf"
+            ),
+        ])
+        .ok()
+        .to_string();
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some(short), "{out}");
+    assert_eq!(lines.next(), Some(short), "{out}");
+    let gateway = s.net.subnet(1).replace(".0/24", ".1");
+    assert!(out.contains(&format!("nameserver {gateway}")), "{out}");
+    // The container's own address is in its /etc/hosts and inspect.
+    let ip = s
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.appnet.IPAddress}}",
+            "web",
+        ])
+        .ok()
+        .to_string();
+    assert!(ip.starts_with(&gateway[..gateway.len() - 1]), "{ip}");
+    let hosts = s
+        .berth(&["exec", "web", "cat", "/etc/hosts"])
+        .ok()
+        .to_string();
+    assert!(hosts.contains(&format!("{ip}\t{short}")), "{hosts}");
+    // The default bridge gives no names, as Docker's.
+    let out = s.berth(&["run", "--rm", "busybox", "ping", "-c1", "-W1", "web"]);
+    assert_ne!(out.code, 0, "{out:?}");
+
+    if docker_cli().is_some() {
+        let ls = s
+            .docker(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"])
+            .ok()
+            .to_string();
+        for want in ["appnet bridge", "bridge bridge", "host host", "none null"] {
+            assert!(ls.lines().any(|l| l == want), "{ls}");
+        }
+        let members = s
+            .docker(&[
+                "network",
+                "inspect",
+                "-f",
+                "{{range .Containers}}{{.Name}} {{end}}",
+                "appnet",
+            ])
+            .ok()
+            .to_string();
+        assert_eq!(members, "web");
+        let out = s
+            .docker(&[
+                "run",
+                "--rm",
+                "--network",
+                "appnet",
+                "busybox",
+                "wget",
+                "-qO-",
+                "http://web/hostname",
+            ])
+            .ok()
+            .to_string();
+        assert_eq!(out, short);
+    }
+}
+
+#[test]
+fn published_ports_answer_on_the_host() {
+    let s = stack();
+    let (p1, p2) = (free_port(), free_port());
+    let id = httpd(
+        &s,
+        "pub",
+        &[
+            "-p",
+            &format!("127.0.0.1:{p1}:80"),
+            "-p",
+            &format!("{p2}:80/tcp"),
+        ],
+    );
+    let short = &id[..12];
+    assert!(eventually(10, || curl(&format!(
+        "http://127.0.0.1:{p1}/hostname"
+    ))
+    .trim()
+        == short));
+    // The host's own address (the default bridge's gateway is one).
+    let host_ip = s.net.subnet(0).replace(".0/24", ".1");
+    assert_eq!(
+        curl(&format!("http://{host_ip}:{p2}/hostname")).trim(),
+        short
+    );
+    assert_eq!(
+        curl(&format!("http://127.0.0.1:{p2}/hostname")).trim(),
+        short
+    );
+    let ports = s.berth(&["port", "pub"]).ok().to_string();
+    assert!(
+        ports.contains(&format!("80/tcp -> 127.0.0.1:{p1}")),
+        "{ports}"
+    );
+    assert!(
+        ports.contains(&format!("80/tcp -> 0.0.0.0:{p2}")),
+        "{ports}"
+    );
+    let ps = s.berth(&["ps", "--format", "{{.Ports}}"]).ok().to_string();
+    assert!(ps.contains(&format!("{p2}->80/tcp")), "{ps}");
+    if docker_cli().is_some() {
+        let out = s.docker(&["port", "pub", "80"]).ok().to_string();
+        assert!(out.contains(&format!("127.0.0.1:{p1}")), "{out}");
+    }
+    // -P: every exposed port on a port of the host's choosing.
+    s.berth(&[
+        "run", "-d", "--name", "auto", "-P", "--expose", "80", "busybox", "httpd", "-f", "-p",
+        "80", "-h", "/etc",
+    ])
+    .ok();
+    let auto = s.berth(&["port", "auto", "80/tcp"]).ok().to_string();
+    let port = auto.rsplit(':').next().unwrap_or_default().to_string();
+    assert!(port.parse::<u16>().is_ok_and(|p| p > 0), "{auto}");
+    assert!(eventually(10, || !curl(&format!(
+        "http://127.0.0.1:{port}/hostname"
+    ))
+    .is_empty()));
+
+    // A port already published is refused, and nothing is left of the try.
+    let out = s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "clash",
+        "-p",
+        &format!("{p2}:80"),
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("port is already allocated"), "{out:?}");
+    assert_eq!(
+        s.berth(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}} {{.NetworkSettings.SandboxKey}}",
+            "clash"
+        ])
+        .ok(),
+        "false"
+    );
+}
+
+#[test]
+fn network_modes_none_host_and_container() {
+    let s = stack();
+    let links = s
+        .berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "ls",
+            "/sys/class/net",
+        ])
+        .ok()
+        .to_string();
+    assert_eq!(links, "lo");
+    let default = s
+        .berth(&["run", "--rm", "busybox", "ls", "/sys/class/net"])
+        .ok()
+        .to_string();
+    assert_eq!(
+        default.split_whitespace().collect::<Vec<_>>(),
+        ["eth0", "lo"]
+    );
+    let bridge = s.net.bridge("d");
+    let host = s
+        .berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "busybox",
+            "ls",
+            "/sys/class/net",
+        ])
+        .ok()
+        .to_string();
+    assert!(host.split_whitespace().any(|l| l == bridge), "{host}");
+    s.berth(&["run", "-d", "--name", "owner", "busybox", "sleep", "600"])
+        .ok();
+    let owner_ip = s
+        .berth(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "owner"])
+        .ok()
+        .to_string();
+    let joined = s
+        .berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "container:owner",
+            "busybox",
+            "sh",
+            "-c",
+            "ip -4 -o addr show eth0 | awk '{print $4}'",
+        ])
+        .ok()
+        .to_string();
+    assert!(
+        joined.starts_with(&format!("{owner_ip}/")),
+        "{joined} vs {owner_ip}"
+    );
+    // --add-host, --dns and --hostname land in the container's files.
+    let out = s
+        .berth(&[
+            "run",
+            "--rm",
+            "--add-host",
+            "db.local:10.1.2.3",
+            "--dns",
+            "10.9.9.9",
+            "--hostname",
+            "box1",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /etc/hosts /etc/resolv.conf; hostname",
+        ])
+        .ok()
+        .to_string();
+    assert!(out.contains("10.1.2.3\tdb.local"), "{out}");
+    assert!(out.contains("nameserver 10.9.9.9"), "{out}");
+    assert!(out.ends_with("box1"), "{out}");
+}
+
+#[test]
+fn internal_networks_have_no_way_out() {
+    let s = stack();
+    network(&s, "closed", 2, &["--internal"]);
+    let host_ip = s.net.subnet(0).replace(".0/24", ".1");
+    let out = s.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "closed",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("ip route; ping -c1 -W2 {host_ip}"),
+    ]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(!out.stdout.contains("default"), "{out:?}");
+    // …but its members still reach each other.
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "in1",
+        "--network",
+        "closed",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    s.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "closed",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W3",
+        "in1",
+    ])
+    .ok();
+}
+
+/// Firewall rules that name a container (CNI tags its rules with the id).
+fn rules_of(id: &str) -> usize {
+    sh("iptables-save")
+        .lines()
+        .filter(|l| l.contains(id))
+        .count()
+}
+
+/// The container ends plugged into one of the stack's bridges.
+fn veths(bridge: &str) -> usize {
+    sh(&format!("ip -o link show master {bridge}"))
+        .lines()
+        .count()
+}
+
+#[test]
+fn removal_leaves_nothing_behind() {
+    let s = stack();
+    network(&s, "tmpnet", 3, &[]);
+    let p = free_port();
+    let id = httpd(
+        &s,
+        "gone",
+        &["--network", "tmpnet", "-p", &format!("{p}:80")],
+    );
+    assert!(rules_of(&id) > 0, "no firewall rules for a published port");
+    let netns = s
+        .berth(&["inspect", "-f", "{{.NetworkSettings.SandboxKey}}", "gone"])
+        .ok()
+        .to_string();
+    assert!(std::path::Path::new(&netns).exists());
+    let ipam = s.exec_root.join("ipam");
+    let leases = || sh(&format!("grep -rl {id} {} 2>/dev/null", ipam.display()));
+    assert!(!leases().is_empty(), "no IPAM lease");
+    s.berth(&["rm", "-f", "gone"]).ok();
+    assert_eq!(rules_of(&id), 0, "{}", sh("iptables-save"));
+    assert_eq!(leases(), "");
+    assert!(!std::path::Path::new(&netns).exists());
+    // Stopping tears down as well; starting again sets up again.
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--network",
+        "tmpnet",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let bridge = s.net.bridge("3");
+    assert_eq!(veths(&bridge), 1);
+    s.berth(&["stop", "-t", "0", "again"]).ok();
+    assert_eq!(veths(&bridge), 0);
+    s.berth(&["start", "again"]).ok();
+    assert_eq!(veths(&bridge), 1);
+    s.berth(&["rm", "-f", "again"]).ok();
+    assert!(sh("ip -o link").contains(&bridge));
+    s.berth(&["network", "rm", "tmpnet"]).ok();
+    assert!(!sh("ip -o link").contains(&bridge), "the bridge stayed");
+}
+
+#[test]
+fn bad_network_input_is_refused_and_changes_nothing() {
+    let s = stack();
+    network(&s, "n1", 4, &[]);
+    let bridge = s.net.bridge("4");
+    let subnet = s.net.subnet(4);
+    let out = s.berth(&["network", "create", "--subnet", &subnet, "n2"]);
+    assert!(
+        out.stderr
+            .contains("Pool overlaps with other one on this address space"),
+        "{out:?}"
+    );
+    let out = s.berth(&["network", "create", "--subnet", &s.net.subnet(5), "n1"]);
+    assert!(
+        out.stderr.contains("network with name n1 already exists"),
+        "{out:?}"
+    );
+    let out = s.berth(&["network", "create", "--subnet", "10.0.0.0/33", "n3"]);
+    assert!(out.stderr.contains("invalid subnet"), "{out:?}");
+    let out = s.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "n1",
+        "--ip",
+        "192.0.2.77",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("no configured subnet"), "{out:?}");
+    let out = s.berth(&["run", "--rm", "--network", "nope", "busybox", "true"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(out.stderr.contains("network nope not found"), "{out:?}");
+    // A fixed address inside the subnet is given.
+    let fixed = subnet.replace(".0/24", ".77");
+    let out = s
+        .berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "n1",
+            "--ip",
+            &fixed,
+            "busybox",
+            "sh",
+            "-c",
+            "ip -4 -o addr show eth0 | awk '{print $4}'",
+        ])
+        .ok()
+        .to_string();
+    assert_eq!(out, format!("{fixed}/24"));
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "user",
+        "--network",
+        "n1",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let out = s.berth(&["network", "rm", "n1"]);
+    assert!(out.stderr.contains("has active endpoints"), "{out:?}");
+    let out = s.berth(&["network", "connect", "n1", "user"]);
+    assert!(
+        out.stderr.contains("already exists in network n1"),
+        "{out:?}"
+    );
+    // Of all these, only "user" is plugged in.
+    assert_eq!(veths(&bridge), 1);
+    let out = s.berth(&["network", "rm", "bridge"]);
+    assert!(out.stderr.contains("pre-defined network"), "{out:?}");
+}
+
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    let s = stack();
+    network(&s, "front", 6, &[]);
+    network(&s, "back", 7, &[]);
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "multi",
+        "--network",
+        "front",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    s.berth(&["network", "connect", "--alias", "db", "back", "multi"])
+        .ok();
+    let links = s
+        .berth(&["exec", "multi", "ls", "/sys/class/net"])
+        .ok()
+        .to_string();
+    assert_eq!(
+        links.split_whitespace().collect::<Vec<_>>(),
+        ["eth0", "eth1", "lo"]
+    );
+    s.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W3",
+        "db",
+    ])
+    .ok();
+    s.berth(&["network", "disconnect", "back", "multi"]).ok();
+    let links = s
+        .berth(&["exec", "multi", "ls", "/sys/class/net"])
+        .ok()
+        .to_string();
+    assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["eth0", "lo"]);
+    let out = s.berth(&["network", "disconnect", "back", "multi"]);
+    assert!(
+        out.stderr.contains("is not connected to network back"),
+        "{out:?}"
+    );
+    // Networks do not reach each other.
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "other",
+        "--network",
+        "back",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let other_ip = s
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.back.IPAddress}}",
+            "other",
+        ])
+        .ok()
+        .to_string();
+    let out = s.berth(&["exec", "multi", "ping", "-c1", "-W2", &other_ip]);
+    assert_ne!(out.code, 0, "front reached back: {out:?}");
+}
+
+#[test]
+fn a_published_port_keeps_answering_through_an_engine_kill() {
+    let mut s = stack();
+    let p = free_port();
+    let id = httpd(&s, "steady", &["-p", &format!("{p}:80")]);
+    let url = format!("http://127.0.0.1:{p}/hostname");
+    assert!(eventually(10, || curl(&url).trim() == &id[..12]));
+    let rules_before = sh("iptables-save")
+        .lines()
+        .filter(|l| l.contains(&id))
+        .count();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (stop2, url2) = (stop.clone(), url.clone());
+    let looper = std::thread::spawn(move || {
+        let (mut ok, mut failed) = (0, 0);
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            if curl(&url2).trim().is_empty() {
+                failed += 1;
+            } else {
+                ok += 1;
+            }
+        }
+        (ok, failed)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    s.kill9_berthd();
+    std::thread::sleep(Duration::from_millis(300));
+    s.spawn_berthd();
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = looper.join().expect("curl loop");
+    assert!(ok > 0);
+    assert_eq!(failed, 0, "{failed} of {} requests failed", ok + failed);
+    // Nothing was added twice or flushed on the restart.
+    assert_eq!(
+        sh("iptables-save")
+            .lines()
+            .filter(|l| l.contains(&id))
+            .count(),
+        rules_before
+    );
+    assert_eq!(curl(&url).trim(), &id[..12]);
+}
