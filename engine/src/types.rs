@@ -28,7 +28,7 @@ impl<'de> Deserialize<'de> for StrSlice {
     }
 }
 
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Default,

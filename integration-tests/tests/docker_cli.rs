@@ -226,9 +226,10 @@ fn docker_py_does_the_same_work() {
     let s = Stack::start();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/docker_py.py");
     let tar = s.busybox_tar();
+    let (subnet, bridge) = (s.net.subnet(1), s.net.bridge("py"));
     let out = s.command(
         "python3",
-        &[script.to_str().unwrap(), tar.to_str().unwrap()],
+        &[script.to_str().unwrap(), tar.to_str().unwrap(), &subnet, &bridge],
     );
     assert_eq!(
         out.code,

@@ -97,5 +97,30 @@ try:
 except docker.errors.NotFound:
     pass
 
+# Networks: a user network of the test's own subnet and bridge, names
+# resolved between its members, connect and disconnect.
+if len(sys.argv) > 3:
+    subnet, bridge = sys.argv[2], sys.argv[3]
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
+    net = client.networks.create("pynet", driver="bridge", ipam=ipam,
+                                 options={"com.docker.network.bridge.name": bridge})
+    assert any(n.name == "pynet" for n in client.networks.list()), client.networks.list()
+    srv = client.containers.run("busybox", ["sleep", "600"], name="pysrv", network="pynet", detach=True)
+    out = client.containers.run("busybox", ["ping", "-c1", "-W3", "pysrv"], network="pynet", remove=True)
+    assert b"1 packets received" in out, out
+    net.reload()
+    assert [c.name for c in net.containers] == ["pysrv"], net.containers
+    lone = client.containers.run("busybox", ["sleep", "600"], name="pylone", detach=True)
+    net.connect(lone, aliases=["buddy"])
+    lone.reload()
+    assert set(lone.attrs["NetworkSettings"]["Networks"]) == {"bridge", "pynet"}, lone.attrs["NetworkSettings"]["Networks"]
+    out = client.containers.run("busybox", ["ping", "-c1", "-W3", "buddy"], network="pynet", remove=True)
+    assert b"1 packets received" in out, out
+    net.disconnect(lone)
+    lone.remove(force=True)
+    srv.remove(force=True)
+    net.remove()
+    assert not any(n.name == "pynet" for n in client.networks.list())
+
 assert client.containers.list(all=True) == []
 print("docker-py: all done")

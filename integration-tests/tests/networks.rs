@@ -569,7 +569,7 @@ fn connect_and_disconnect_a_running_container() {
 }
 
 #[test]
-fn a_published_port_keeps_answering_through_an_engine_kill() {
+fn a_published_port_keeps_answering_through_daemon_kills() {
     let mut s = stack();
     let p = free_port();
     let id = httpd(&s, "steady", &["-p", &format!("{p}:80")]);
@@ -596,6 +596,10 @@ fn a_published_port_keeps_answering_through_an_engine_kill() {
     s.kill9_berthd();
     std::thread::sleep(Duration::from_millis(300));
     s.spawn_berthd();
+    std::thread::sleep(Duration::from_millis(300));
+    s.lc_mut().kill9();
+    std::thread::sleep(Duration::from_millis(300));
+    s.lc_mut().spawn();
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (ok, failed) = looper.join().expect("curl loop");

@@ -151,9 +151,13 @@ impl Network {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct CreateRequest {
+    #[serde(deserialize_with = "crate::types::null_default")]
     pub name: String,
+    #[serde(deserialize_with = "crate::types::null_default")]
     pub driver: String,
+    #[serde(deserialize_with = "crate::types::null_default")]
     pub internal: bool,
+    #[serde(deserialize_with = "crate::types::null_default")]
     pub attachable: bool,
     #[serde(rename = "IPAM")]
     pub ipam: Option<IpamRequest>,
@@ -167,6 +171,7 @@ pub struct CreateRequest {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct IpamRequest {
+    #[serde(deserialize_with = "crate::types::null_default")]
     pub driver: String,
     pub config: Option<Vec<IpamConfig>>,
     pub options: Option<BTreeMap<String, String>>,
@@ -175,9 +180,12 @@ pub struct IpamRequest {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct IpamConfig {
+    #[serde(deserialize_with = "crate::types::null_default")]
     pub subnet: String,
     #[serde(rename = "IPRange")]
+    #[serde(deserialize_with = "crate::types::null_default")]
     pub ip_range: String,
+    #[serde(deserialize_with = "crate::types::null_default")]
     pub gateway: String,
 }
 

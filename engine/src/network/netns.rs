@@ -58,12 +58,3 @@ pub fn remove(path: &Path) -> Result<(), NetError> {
         Err(e) => Err(err(path, e)),
     }
 }
-
-/// Whether `path` still holds a namespace (it is a mount of nsfs).
-pub fn exists(path: &Path) -> bool {
-    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| {
-        let p = path.display().to_string();
-        m.lines()
-            .any(|l| l.split(' ').nth(4) == Some(p.as_str()) && l.contains(" nsfs "))
-    })
-}
