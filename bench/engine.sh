@@ -9,6 +9,10 @@
 #   5. `stats --no-stream` over those $LIVE containers
 #   6. $STREAM_MIB MiB piped through `run -i --rm busybox cat` (throughput)
 #   7. the same through `exec -i` into a running container
+#   8. `run --rm busybox true` on the default bridge against --network none:
+#      what network setup adds to a start
+#   9. $PORT_MIB MiB downloaded from a container through a published port
+#      at 127.0.0.1 (Docker: its default userland proxy and iptables)
 # and prints berth's figure over Docker's. Not a test: nothing asserts.
 # Run as root; installs docker.io (Debian) if dockerd is missing.
 set -euo pipefail
@@ -17,6 +21,7 @@ RUNS=${RUNS:-30}
 CONTAINERS=${CONTAINERS:-1000}
 LIVE=${LIVE:-100}
 STREAM_MIB=${STREAM_MIB:-1024}
+PORT_MIB=${PORT_MIB:-1024}
 
 scripts/deps
 if ! command -v dockerd >/dev/null || ! command -v containerd >/dev/null; then
@@ -48,6 +53,9 @@ cleanup() {
   for c in /sys/fs/cgroup/*/berth-bench* /sys/fs/cgroup/berth-bench*; do
     [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null
   done
+  ip link delete bbench0 2>/dev/null
+  ip link delete dbench0 2>/dev/null
+  [ -f "$work/iptables.before" ] && iptables-restore < "$work/iptables.before"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -63,10 +71,14 @@ printf 'root:x:0:0:root:/root:/bin/sh\n' > "$work/rootfs/etc/passwd"
 printf 'root:x:0:\n' > "$work/rootfs/etc/group"
 tar -C "$work/rootfs" -cf "$work/busybox.tar" .
 
+# Both engines get a bridge of their own; the firewall is put back as it
+# was when the bench ends.
+iptables-save > "$work/iptables.before"
+
 # --- berth
 mkdir -p "$work/b"
 printf 'cgroup_parent = "berth-bench-berth"\n' > "$work/b/lc.toml"
-printf '{"cgroup-parent": "berth-bench-berth"}\n' > "$work/b/daemon.json"
+printf '{"cgroup-parent": "berth-bench-berth", "bridge": "bbench0", "bip": "10.196.0.1/24"}\n' > "$work/b/daemon.json"
 start_lifecycled() {
   "$rel/berth-lifecycled" --config "$work/b/lc.toml" --address "$work/b/lc.sock" \
     --root "$work/b/lc-root" --state "$work/b/lc-state" --log-level warn >/dev/null 2>>"$work/b/lc.log" &
@@ -93,10 +105,13 @@ containerd -c "$work/d/containerd.toml" --root "$work/d/containerd-root" \
   --state "$work/d/containerd-state" >/dev/null 2>>"$work/d/containerd.log" &
 ctd_pid=$!; pids+=("$ctd_pid")
 wait_for test -S "$work/d/containerd.sock"
+ip link add dbench0 type bridge
+ip addr add 10.197.0.1/24 dev dbench0
+ip link set dbench0 up
 start_dockerd() {
   dockerd --containerd="$work/d/containerd.sock" -H "unix://$work/d/docker.sock" \
     --data-root "$work/d/docker" --exec-root "$work/d/exec" --pidfile "$work/d/docker.pid" \
-    --bridge=none --iptables=false --ip-masq=false --userland-proxy=false \
+    --bridge=dbench0 \
     --cgroup-parent=berth-bench-docker --live-restore >/dev/null 2>>"$work/d/dockerd.log" &
   dockerd_pid=$!; pids+=("$dockerd_pid")
 }
@@ -137,6 +152,46 @@ hyperfine -N --runs 3 --export-json "$work/xstream.json" \
   -n berth "bash -c 'xstream \"$B\"'" -n docker "bash -c 'xstream \"$D\"'" >/dev/null
 read -r xstream_b xstream_d < <(median_ms "$work/xstream.json")
 $B rm -f pipe >/dev/null; $D rm -f pipe >/dev/null
+echo "== 8. run --rm busybox true: default bridge vs --network none ($RUNS runs each)"
+hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$work/net.json" \
+  -n berth-bridge "$B run --rm busybox true" -n berth-none "$B run --rm --network none busybox true" \
+  -n docker-bridge "$D run --rm busybox true" -n docker-none "$D run --rm --network none busybox true" >/dev/null
+read -r net_bb net_bn net_db net_dn < <(median_ms "$work/net.json")
+
+echo "== 9. $PORT_MIB MiB through a published port at 127.0.0.1"
+fetch() { python3 -c '
+import socket, sys, time
+want = int(sys.argv[2]) << 20
+deadline = time.time() + 10
+while True:
+    try:
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); break
+    except OSError:
+        if time.time() > deadline: raise
+        time.sleep(0.05)
+n = 0
+while n < want:
+    b = s.recv(1 << 20)
+    if not b: break
+    n += len(b)
+assert n == want, n
+' "$1" "$PORT_MIB"; }
+serve() { $1 run -d --rm -p "$2:5001" busybox sh -c "head -c ${PORT_MIB}m /dev/zero | nc -l -p 5001" >/dev/null; }
+port_ms() { # engine CLI, host port
+  local t0 t1 best=""
+  for i in 1 2 3; do
+    serve "$1" "$2"
+    t0=$(date +%s%N); fetch "$2"; t1=$(date +%s%N)
+    local ms=$(( (t1 - t0) / 1000000 ))
+    if [ -z "$best" ] || [ "$ms" -lt "$best" ]; then best=$ms; fi
+    sleep 0.5
+  done
+  echo "$best"
+}
+port_b=$(port_ms "$B" 18081); port_d=$(port_ms "$D" 18082)
+mibps_of() { python3 -c "import sys; print('%.0f' % (float(sys.argv[1]) / (float(sys.argv[2]) / 1000)))" "$1" "$2"; }
+added() { python3 -c "import sys; print('%.1f' % (float(sys.argv[1]) - float(sys.argv[2])))" "$1" "$2"; }
+
 mibps() { python3 -c "import sys; print('%.0f' % (float(sys.argv[1]) / (float(sys.argv[2]) / 1000)))" "$STREAM_MIB" "$1"; }
 
 echo "== 2. ps -a with $CONTAINERS containers"
@@ -181,4 +236,7 @@ cat <<TXT
 | stats --no-stream, $LIVE containers (median of 5) | ${stats_b} ms | ${stats_d} ms | $(ratio "$stats_b" "$stats_d") | ≤ 0.2 |
 | run -i cat, $STREAM_MIB MiB in and out (median of 3) | $(mibps "$stream_b") MiB/s | $(mibps "$stream_d") MiB/s | $(ratio "$stream_d" "$stream_b") (throughput) | ≥ 2 |
 | exec -i cat, $STREAM_MIB MiB in and out (median of 3) | $(mibps "$xstream_b") MiB/s | $(mibps "$xstream_d") MiB/s | $(ratio "$xstream_d" "$xstream_b") (throughput) | ≥ 2 |
+| run --rm true on the default bridge (median) | ${net_bb} ms | ${net_db} ms | $(ratio "$net_bb" "$net_db") | |
+| what the bridge adds to a start (bridge − none) | $(added "$net_bb" "$net_bn") ms | $(added "$net_db" "$net_dn") ms | | ≤ 30 ms |
+| $PORT_MIB MiB through a published port, 127.0.0.1 (best of 3) | $(mibps_of "$PORT_MIB" "$port_b") MiB/s | $(mibps_of "$PORT_MIB" "$port_d") MiB/s | $(ratio "$port_d" "$port_b") (throughput) | ≥ 1 |
 TXT

@@ -377,11 +377,11 @@ impl Stack {
                     .args(["link", "delete", br, "type", "bridge"])
                     .stderr(Stdio::null())
                     .status();
-                // The firewall plugin's isolation rules for it.
+                // The network's firewall rules.
                 let _ = Command::new("sh")
                     .arg("-c")
                     .arg(format!(
-                        "iptables-save -t filter | grep '^-A CNI-ISOLATION' | grep -E -- '-[io] {br} ' | sed 's/^-A //' | while read -r r; do eval \"iptables -w -t filter -D $r\"; done"
+                        "for t in filter nat; do iptables-save -t $t | grep '^-A' | grep -E -- '-[io] {br}( |$)' | sed 's/^-A //' | while read -r r; do eval \"iptables -w -t $t -D $r\"; done; done"
                     ))
                     .status();
             }

@@ -229,7 +229,12 @@ fn docker_py_does_the_same_work() {
     let (subnet, bridge) = (s.net.subnet(1), s.net.bridge("py"));
     let out = s.command(
         "python3",
-        &[script.to_str().unwrap(), tar.to_str().unwrap(), &subnet, &bridge],
+        &[
+            script.to_str().unwrap(),
+            tar.to_str().unwrap(),
+            &subnet,
+            &bridge,
+        ],
     );
     assert_eq!(
         out.code,

@@ -143,7 +143,7 @@ async fn remove_network(d: &Arc<Daemon>, n: &Network) -> Result<()> {
             users.join(", ")
         )));
     }
-    delete_bridge(&n.bridge).await;
+    delete_bridge(d, &n.bridge).await;
     d.networks
         .remove(&n.id)
         .map_err(|e| ApiError::internal(format!("removing network {}: {e}", n.name)))?;
@@ -151,14 +151,13 @@ async fn remove_network(d: &Arc<Daemon>, n: &Network) -> Result<()> {
     Ok(())
 }
 
-/// The bridge plugin makes bridges and never removes them, and the
-/// firewall plugin keeps its per-bridge isolation rules (other containers
-/// may use the bridge): the network's owner removes both.
-async fn delete_bridge(name: &str) {
+/// The bridge plugin makes bridges and never removes them; the network's
+/// rules are the network's: its owner removes both.
+async fn delete_bridge(d: &Daemon, name: &str) {
     if name.is_empty() {
         return;
     }
-    crate::network::firewall::forget_bridge(name).await;
+    d.firewall.forget_bridge(name).await;
     let out = tokio::process::Command::new("ip")
         .args(["link", "delete", name, "type", "bridge"])
         .output()

@@ -48,7 +48,13 @@ impl Network {
     }
 
     /// The CNI list a container joins this network through.
-    pub fn conflist(&self, ipam_dir: &Path, ip: Option<&str>, mac: Option<&str>) -> Value {
+    pub fn conflist(
+        &self,
+        ipam_dir: &Path,
+        ip: Option<&str>,
+        mac: Option<&str>,
+        ports: bool,
+    ) -> Value {
         let mut range = json!({"subnet": self.subnet, "gateway": self.gateway});
         if let Ok(r) = self.ip_range.parse::<Ipv4Net>() {
             let hosts: Vec<_> = r.hosts().collect();
@@ -73,7 +79,8 @@ impl Network {
             "type": "bridge",
             "bridge": self.bridge,
             "isGateway": true,
-            "ipMasq": !self.internal,
+            // Outbound NAT is one rule per network (network::firewall).
+            "ipMasq": false,
             "hairpinMode": true,
             "ipam": {
                 "type": "host-local",
@@ -92,14 +99,8 @@ impl Network {
         if ip.is_some() {
             bridge["capabilities"] = json!({"ips": true});
         }
-        // Traffic is let through the host's FORWARD chain (whatever its
-        // policy), and only from the same bridge: networks are isolated
-        // from each other, as Docker isolates them.
-        let mut plugins = vec![
-            bridge,
-            json!({"type": "firewall", "backend": "iptables", "ingressPolicy": "same-bridge"}),
-        ];
-        if !self.internal {
+        let mut plugins = vec![bridge];
+        if ports && !self.internal {
             plugins.push(
                 json!({"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}),
             );

@@ -113,6 +113,7 @@ impl Cni {
     ) -> Result<Value, NetError> {
         let kind = conf["type"].as_str().unwrap_or_default().to_string();
         let bin = self.find(&kind)?;
+        let started = std::time::Instant::now();
         let path = std::env::join_paths(&self.dirs).unwrap_or_default();
         let mut child = tokio::process::Command::new(&bin)
             .env_clear()
@@ -134,6 +135,13 @@ impl Cni {
             stdin.write_all(conf.to_string().as_bytes()).await?;
         }
         let out = child.wait_with_output().await?;
+        tracing::debug!(
+            "CNI {command} {kind} {} {}: {:?} in {:?}",
+            target.container_id,
+            target.ifname,
+            out.status,
+            started.elapsed()
+        );
         let stdout: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         if !out.status.success() {
             let msg = stdout["msg"].as_str().unwrap_or_default();

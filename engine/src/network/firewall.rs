@@ -1,40 +1,131 @@
-//! The rules the CNI firewall plugin leaves per bridge when its last
-//! container goes (`ingressPolicy: same-bridge` isolation), removed when
-//! the bridge itself goes.
+//! The network-level rules of berth's bridges, which belong to the network
+//! rather than to any one container: traffic of a bridge let through the
+//! host's FORWARD chain whatever its policy, bridges isolated from each
+//! other, and outbound NAT for the subnet (Docker's per-network rules).
+//! Per-container wiring stays with the CNI plugins; doing these per
+//! container (the bridge plugin's ipMasq, the firewall plugin) cost ~150 ms
+//! of iptables runs on every start and stop.
 
-/// Deletes the isolation rules that name `bridge`.
-pub async fn forget_bridge(bridge: &str) {
-    let Ok(out) = tokio::process::Command::new("iptables-save")
-        .args(["-t", "filter"])
-        .output()
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+const FORWARD: &str = "BERTH-FORWARD";
+const ISOLATION: &str = "BERTH-ISOLATION";
+const ISOLATION_2: &str = "BERTH-ISOLATION-2";
+
+#[derive(Default)]
+pub struct Firewall {
+    /// Bridges whose rules were checked by this process.
+    ready: Mutex<HashSet<String>>,
+}
+
+async fn iptables(table: &str, args: &[&str]) -> bool {
+    tokio::process::Command::new("iptables")
+        .args(["-w", "-t", table])
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()
         .await
-    else {
+        .is_ok_and(|s| s.success())
+}
+
+/// Appends `rule` to `chain` unless it is there.
+async fn ensure(table: &str, chain: &str, rule: &[&str]) {
+    let mut check = vec!["-C", chain];
+    check.extend_from_slice(rule);
+    if iptables(table, &check).await {
         return;
-    };
-    let text = String::from_utf8_lossy(&out.stdout);
-    for rule in rules_naming(&text, bridge) {
-        let del = tokio::process::Command::new("iptables")
-            .args(["-w", "-t", "filter", "-D"])
-            .args(&rule)
-            .output()
-            .await;
-        if let Ok(o) = del
-            && !o.status.success()
+    }
+    let mut add = vec!["-A", chain];
+    add.extend_from_slice(rule);
+    if !iptables(table, &add).await {
+        tracing::warn!("iptables -t {table} -A {chain} {rule:?} failed");
+    }
+}
+
+impl Firewall {
+    /// Makes sure the rules of a bridge network exist (once per process:
+    /// a start does not pay for the checks).
+    pub async fn ensure_network(&self, bridge: &str, subnet: &str, internal: bool) {
+        if self
+            .ready
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(bridge)
         {
-            tracing::warn!(
-                "removing the isolation rule {rule:?}: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            );
+            return;
+        }
+        for chain in [FORWARD, ISOLATION, ISOLATION_2] {
+            // Exists already: fine.
+            let _ = iptables("filter", &["-N", chain]).await;
+        }
+        if !iptables("filter", &["-C", "FORWARD", "-j", FORWARD]).await {
+            iptables("filter", &["-I", "FORWARD", "-j", FORWARD]).await;
+        }
+        ensure("filter", FORWARD, &["-j", ISOLATION]).await;
+        ensure(
+            "filter",
+            ISOLATION,
+            &["-i", bridge, "!", "-o", bridge, "-j", ISOLATION_2],
+        )
+        .await;
+        ensure("filter", ISOLATION_2, &["-o", bridge, "-j", "DROP"]).await;
+        if internal {
+            ensure(
+                "filter",
+                FORWARD,
+                &["-i", bridge, "-o", bridge, "-j", "ACCEPT"],
+            )
+            .await;
+        } else {
+            ensure("filter", FORWARD, &["-i", bridge, "-j", "ACCEPT"]).await;
+            ensure("filter", FORWARD, &["-o", bridge, "-j", "ACCEPT"]).await;
+            ensure(
+                "nat",
+                "POSTROUTING",
+                &["-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE"],
+            )
+            .await;
+        }
+        self.ready
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(bridge.to_string());
+    }
+
+    /// Deletes every rule that names `bridge`, ours and those the CNI
+    /// plugins keep per bridge.
+    pub async fn forget_bridge(&self, bridge: &str) {
+        self.ready
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(bridge);
+        for table in ["filter", "nat"] {
+            let Ok(out) = tokio::process::Command::new("iptables-save")
+                .args(["-t", table])
+                .output()
+                .await
+            else {
+                continue;
+            };
+            for rule in rules_naming(&String::from_utf8_lossy(&out.stdout), bridge) {
+                let mut args = vec!["-D"];
+                args.extend(rule.iter().map(String::as_str));
+                if !iptables(table, &args).await {
+                    tracing::warn!("removing the rule {rule:?} of {bridge} failed");
+                }
+            }
         }
     }
 }
 
-/// The `-A CNI-ISOLATION-…` lines of iptables-save that match on
-/// `bridge`, as arguments for `iptables -D` (the chain first).
+/// The `-A` lines of iptables-save that match on `bridge` (`-i`/`-o`), as
+/// arguments for `iptables -D` (the chain first).
 fn rules_naming(save: &str, bridge: &str) -> Vec<Vec<String>> {
     save.lines()
-        .filter(|l| l.starts_with("-A CNI-ISOLATION-STAGE-"))
-        .filter_map(|l| shlex::split(&l[3..]))
+        .filter_map(|l| l.strip_prefix("-A "))
+        .filter_map(shlex::split)
         .filter(|args| {
             args.windows(2)
                 .any(|w| (w[0] == "-i" || w[0] == "-o") && w[1] == bridge)
@@ -49,18 +140,15 @@ mod tests {
     #[test]
     fn only_the_bridges_own_rules_are_picked() {
         let save = r#"*filter
--A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD
--A CNI-ISOLATION-STAGE-1 -i br1 ! -o br1 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge)" -j CNI-ISOLATION-STAGE-2
--A CNI-ISOLATION-STAGE-1 -i br10 ! -o br10 -j CNI-ISOLATION-STAGE-2
+-A FORWARD -j BERTH-FORWARD
+-A BERTH-ISOLATION -i br1 ! -o br1 -j BERTH-ISOLATION-2
+-A BERTH-ISOLATION -i br10 ! -o br10 -j BERTH-ISOLATION-2
 -A CNI-ISOLATION-STAGE-2 -o br1 -m comment --comment "x y" -j DROP
--A CNI-ISOLATION-STAGE-2 -j RETURN
+-A POSTROUTING -s 10.1.0.0/24 ! -o br1 -j MASQUERADE
 "#;
         let r = rules_naming(save, "br1");
-        assert_eq!(r.len(), 2);
-        assert_eq!(r[0][0], "CNI-ISOLATION-STAGE-1");
-        assert!(
-            r[0].contains(&"CNI firewall plugin rules (ingressPolicy: same-bridge)".to_string())
-        );
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0][0], "BERTH-ISOLATION");
         assert_eq!(
             r[1],
             [
@@ -75,5 +163,6 @@ mod tests {
                 "DROP"
             ]
         );
+        assert_eq!(r[2][0], "POSTROUTING");
     }
 }
