@@ -263,22 +263,24 @@ impl Stack {
         self.run(c, Some(input))
     }
 
-    /// The real Docker CLI against this stack.
-    pub fn docker(&self, args: &[&str]) -> Out {
+    /// A command of the real Docker CLI against this stack.
+    pub fn docker_cmd(&self) -> Command {
         let mut c = Command::new(docker_cli().expect("the docker CLI"));
         c.env("DOCKER_HOST", &self.host)
             .env("DOCKER_CONFIG", self.dir.path().join("docker-cli"))
-            .env_remove("DOCKER_CONTEXT")
-            .args(args);
+            .env_remove("DOCKER_CONTEXT");
+        c
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Out {
+        let mut c = self.docker_cmd();
+        c.args(args);
         self.run(c, None)
     }
 
     pub fn docker_stdin(&self, args: &[&str], input: &[u8]) -> Out {
-        let mut c = Command::new(docker_cli().expect("the docker CLI"));
-        c.env("DOCKER_HOST", &self.host)
-            .env("DOCKER_CONFIG", self.dir.path().join("docker-cli"))
-            .env_remove("DOCKER_CONTEXT")
-            .args(args);
+        let mut c = self.docker_cmd();
+        c.args(args);
         self.run(c, Some(input))
     }
 

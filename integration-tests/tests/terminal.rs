@@ -207,11 +207,9 @@ fn signals_to_the_cli_reach_the_container_with_sig_proxy() {
     assert!(!out.contains("got TERM"), "{out}");
     assert!(running(&s, "nosp"));
 
-    if let Some(docker) = docker_cli() {
-        let mut cli = Command::new(docker);
-        cli.env("DOCKER_HOST", &s.host)
-            .env("DOCKER_CONFIG", s.dir.path().join("docker-cli"))
-            .args(["run", "--name", "dsp", "busybox", "sh", "-c", TRAPPER]);
+    if docker_cli().is_some() {
+        let mut cli = s.docker_cmd();
+        cli.args(["run", "--name", "dsp", "busybox", "sh", "-c", TRAPPER]);
         let (code, out) = signal_cli(cli, SIGTERM);
         assert_eq!(code, Some(7), "{out}");
         assert!(out.contains("got TERM"), "{out}");
@@ -252,11 +250,8 @@ fn binary_streams_pass_byte_for_byte() {
     let input = s.dir.path().join("input.bin");
     std::fs::write(&input, &data).expect("writing the input");
     let mut clis = vec![s.berth_cmd()];
-    if let Some(docker) = docker_cli() {
-        let mut c = Command::new(docker);
-        c.env("DOCKER_HOST", &s.host)
-            .env("DOCKER_CONFIG", s.dir.path().join("docker-cli"));
-        clis.push(c);
+    if docker_cli().is_some() {
+        clis.push(s.docker_cmd());
     }
     for mut cli in clis {
         let name = format!("{:?}", cli.get_program());
@@ -277,11 +272,8 @@ fn binary_streams_pass_byte_for_byte() {
     let empty = s.dir.path().join("empty");
     std::fs::write(&empty, b"").expect("writing");
     let mut clis = vec![s.berth_cmd()];
-    if let Some(docker) = docker_cli() {
-        let mut c = Command::new(docker);
-        c.env("DOCKER_HOST", &s.host)
-            .env("DOCKER_CONFIG", s.dir.path().join("docker-cli"));
-        clis.push(c);
+    if docker_cli().is_some() {
+        clis.push(s.docker_cmd());
     }
     for mut cli in clis {
         cli.args(["run", "--rm", "busybox", "sh", "-c", script]);

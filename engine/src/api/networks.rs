@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use super::State;
 use super::query::{self, Params};
-use crate::daemon::Daemon;
 use crate::daemon::netsetup::uses_networks;
 use crate::daemon::networks::{CreateRequest, Network};
+use crate::daemon::{Daemon, Entry};
 use crate::error::{ApiError, Result};
 use crate::types::EndpointSettings;
 
@@ -206,12 +206,18 @@ struct ConnectBody {
     endpoint_config: Option<EndpointSettings>,
 }
 
+/// The network and container a connect or disconnect names.
+fn parties(d: &Daemon, id: &str, body: &[u8]) -> Result<(ConnectBody, Network, Arc<Entry>)> {
+    let b: ConnectBody = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let n = d.networks.get(id)?;
+    let e = d.find(&b.container)?;
+    Ok((b, n, e))
+}
+
 pub async fn connect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Response> {
     let d = s.0;
-    let b: ConnectBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-    let n = d.networks.get(&id)?;
-    let e = d.find(&b.container)?;
+    let (b, n, e) = parties(&d, &id, &body)?;
     let mut c = e.c.lock().await;
     if !uses_networks(&c) {
         return Err(ApiError::forbidden(
@@ -256,10 +262,7 @@ pub async fn connect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Re
 
 pub async fn disconnect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Response> {
     let d = s.0;
-    let b: ConnectBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-    let n = d.networks.get(&id)?;
-    let e = d.find(&b.container)?;
+    let (_, n, e) = parties(&d, &id, &body)?;
     let mut c = e.c.lock().await;
     let mode = crate::daemon::netsetup::mode_network(&c.host_config.network_mode).to_string();
     let by_mode = d.networks.get(&mode).is_ok_and(|m| m.id == n.id);
