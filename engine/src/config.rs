@@ -47,6 +47,11 @@ pub struct File {
     pub bip: Option<String>,
     /// The default bridge's interface (Docker's `bridge`, `-b`).
     pub bridge: Option<String>,
+    pub tls: Option<bool>,
+    pub tlsverify: Option<bool>,
+    pub tlscacert: Option<PathBuf>,
+    pub tlscert: Option<PathBuf>,
+    pub tlskey: Option<PathBuf>,
     pub default_address_pools: Option<Vec<serde_json::Value>>,
     pub cgroup_parent: Option<String>,
     pub default_ulimits: Option<BTreeMap<String, serde_json::Value>>,
@@ -80,6 +85,9 @@ pub struct Config {
     pub bridge: String,
     pub bip: Option<String>,
     pub default_address_pools: Vec<serde_json::Value>,
+    /// For tcp:// hosts: the server's files, and whether clients must show
+    /// a certificate of the CA (None: plain TCP, allowed only by --tls=false).
+    pub tls: Option<(crate::tls::TlsFiles, bool)>,
 }
 
 pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {

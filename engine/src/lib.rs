@@ -13,4 +13,5 @@ pub mod error;
 pub mod hosts;
 pub mod network;
 pub mod server;
+pub mod tls;
 pub mod types;

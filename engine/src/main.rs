@@ -16,7 +16,7 @@ struct Args {
     /// daemon.json with Docker's keys where they apply
     #[arg(long, default_value = "/etc/berth/daemon.json")]
     config_file: PathBuf,
-    /// Address to serve the API on (repeatable): unix:///path
+    /// Address to serve the API on (repeatable): unix:///path, tcp://host:port (needs --tlsverify)
     #[arg(short = 'H', long = "host")]
     hosts: Vec<String>,
     /// Engine state that outlives reboots (containers, volumes)
@@ -46,6 +46,21 @@ struct Args {
     /// Runtime for containers that name none
     #[arg(long)]
     default_runtime: Option<String>,
+    /// Use TLS on tcp:// hosts; --tls=false serves them in the clear
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    tls: Option<bool>,
+    /// Use TLS and require client certificates signed by --tlscacert
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    tlsverify: Option<bool>,
+    /// Trust certs signed only by this CA
+    #[arg(long)]
+    tlscacert: Option<PathBuf>,
+    /// Path to TLS certificate file
+    #[arg(long)]
+    tlscert: Option<PathBuf>,
+    /// Path to TLS key file
+    #[arg(long)]
+    tlskey: Option<PathBuf>,
 }
 
 fn effective(args: &Args) -> anyhow::Result<Config> {
@@ -80,6 +95,40 @@ fn effective(args: &Args) -> anyhow::Result<Config> {
     for h in &hosts {
         hosts::parse(h).map_err(|e| anyhow::anyhow!("-H {e}"))?;
     }
+    // tcp:// is root on this host for whoever reaches the port: it needs
+    // mutual TLS, or the operator's explicit --tls=false.
+    let tcp = hosts.iter().any(|h| h.starts_with("tcp://"));
+    let tls_flag = args.tls.or(file.tls);
+    let verify = args.tlsverify.or(file.tlsverify).unwrap_or(false);
+    let tls_dir = PathBuf::from("/etc/berth/tls");
+    let files = berth_engine::tls::TlsFiles {
+        ca: args
+            .tlscacert
+            .clone()
+            .or(file.tlscacert.clone())
+            .unwrap_or_else(|| tls_dir.join("ca.pem")),
+        cert: args
+            .tlscert
+            .clone()
+            .or(file.tlscert.clone())
+            .unwrap_or_else(|| tls_dir.join("cert.pem")),
+        key: args
+            .tlskey
+            .clone()
+            .or(file.tlskey.clone())
+            .unwrap_or_else(|| tls_dir.join("key.pem")),
+    };
+    let tls = if !tcp {
+        None
+    } else if verify {
+        Some((files, true))
+    } else if tls_flag == Some(false) {
+        None
+    } else {
+        anyhow::bail!(
+            "refusing to listen on a tcp:// host without --tlsverify: anyone who can reach it would be root on this machine. Use --tlsverify with --tlscacert, --tlscert and --tlskey, or pass --tls=false to serve it in the clear anyway"
+        );
+    };
     let log_level = args
         .log_level
         .clone()
@@ -126,6 +175,7 @@ fn effective(args: &Args) -> anyhow::Result<Config> {
         bridge: file.bridge.unwrap_or_else(|| "berth0".into()),
         bip: file.bip,
         default_address_pools: file.default_address_pools.unwrap_or_default(),
+        tls,
     })
 }
 

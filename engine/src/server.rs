@@ -1,5 +1,6 @@
 //! The API's listeners: unix sockets, mode 0660, group `berth` (or the
-//! configured group) when it exists.
+//! configured group) when it exists; tcp:// with mutual TLS (or in the
+//! clear when the operator said --tls=false).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use axum::ServiceExt;
 use axum::extract::Request;
-use tokio::net::UnixListener;
+use tokio::net::{TcpListener, UnixListener};
 use tower::Layer;
 
 use crate::daemon::Daemon;
@@ -43,6 +44,67 @@ fn bind_unix(path: &Path, group: &str) -> Result<UnixListener> {
     Ok(l)
 }
 
+/// Accepts TLS connections: each handshake runs in its own task (with a
+/// deadline), so a slow or silent client holds up nobody else.
+async fn serve_tls<S>(
+    l: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: S,
+    mut stop: tokio::sync::broadcast::Receiver<()>,
+) where
+    S: tower::Service<
+            Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = l.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("accepting: {e}");
+                    continue;
+                }
+            },
+            _ = stop.recv() => return,
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                acceptor.accept(tcp),
+            )
+            .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::info!("TLS handshake with {peer} refused: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!("TLS handshake with {peer} timed out");
+                    return;
+                }
+            };
+            let svc =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new))
+                });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                .with_upgrades();
+            if let Err(e) = conn.await {
+                tracing::debug!("connection from {peer}: {e}");
+            }
+        });
+    }
+}
+
 pub async fn serve(
     d: Arc<Daemon>,
     hosts: Vec<Host>,
@@ -68,13 +130,50 @@ pub async fn serve(
                         .await
                 }));
             }
+            Host::Tcp(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding tcp://{addr}"))?;
+                let svc = app.clone();
+                let mut stop = stop_tx.subscribe();
+                match &d.cfg.tls {
+                    Some((files, verify)) => {
+                        let cfg = crate::tls::server_config(files, *verify)?;
+                        tracing::info!(
+                            "API listening on tcp://{addr} (TLS{})",
+                            if *verify {
+                                ", client certificates required"
+                            } else {
+                                ""
+                            }
+                        );
+                        tasks.push(tokio::spawn(async move {
+                            serve_tls(l, tokio_rustls::TlsAcceptor::from(cfg), svc, stop).await;
+                            Ok(())
+                        }));
+                    }
+                    None => {
+                        tracing::warn!(
+                            "API listening on tcp://{addr} WITHOUT TLS (--tls=false): anyone who can reach this port is root on this machine"
+                        );
+                        tasks.push(tokio::spawn(async move {
+                            axum::serve(l, svc.into_make_service())
+                                .with_graceful_shutdown(async move {
+                                    let _ = stop.recv().await;
+                                })
+                                .await
+                        }));
+                    }
+                }
+            }
         }
     }
     shutdown.await;
     let _ = stop_tx.send(());
     for h in &hosts {
-        let Host::Unix(p) = h;
-        let _ = std::fs::remove_file(p);
+        if let Host::Unix(p) = h {
+            let _ = std::fs::remove_file(p);
+        }
     }
     for t in tasks {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), t).await;

@@ -28,6 +28,8 @@ pub struct Stack {
     pub cgroup_parent: String,
     /// The stack's addresses and bridge names.
     pub net: crate::netblock::NetBlock,
+    /// More berthd flags (tcp:// hosts, TLS files).
+    pub berthd_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -58,7 +60,12 @@ impl Stack {
 
     /// Starts the stack with these daemon.json keys (a test cgroup parent
     /// is added).
-    pub fn start_with(mut daemon_json: serde_json::Value) -> Stack {
+    pub fn start_with(daemon_json: serde_json::Value) -> Stack {
+        Stack::start_with_args(daemon_json, &[])
+    }
+
+    /// The stack with more berthd flags.
+    pub fn start_with_args(mut daemon_json: serde_json::Value, args: &[String]) -> Stack {
         let lc = Lifecycled::start(&[]);
         let dir = tempfile::Builder::new()
             .prefix("berth-stack")
@@ -88,6 +95,7 @@ impl Stack {
             daemon_json: config,
             cgroup_parent,
             net,
+            berthd_args: args.to_vec(),
             lc: Some(lc),
             dir,
             child: None,
@@ -116,6 +124,7 @@ impl Stack {
             .arg(&self.lc().address)
             .arg("--log-level")
             .arg("debug")
+            .args(&self.berthd_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

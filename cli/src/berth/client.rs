@@ -1,4 +1,5 @@
-//! The Docker Engine API client: HTTP/1.1 over the daemon's unix socket, API
+//! The Docker Engine API client: HTTP/1.1 over the daemon's unix socket (or
+//! tcp://, with mutual TLS), API
 //! version negotiated with /_ping, Docker's two kinds of failure kept apart
 //! ("Cannot connect to the berth daemon …" versus "Error response from
 //! daemon: …"), and hijacked connections for attach.
@@ -12,7 +13,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::net::UnixStream;
+use tokio::net::{TcpStream, UnixStream};
 
 pub const MAX_API: &str = "1.43";
 
@@ -20,6 +21,11 @@ pub const MAX_API: &str = "1.43";
 pub enum Error {
     /// Nothing answers at the host.
     Connect {
+        host: String,
+        detail: String,
+    },
+    /// The daemon's end of TLS refused us, or we refused it.
+    Tls {
         host: String,
         detail: String,
     },
@@ -47,6 +53,12 @@ impl std::fmt::Display for Error {
                     )
                 }
             }
+            Error::Tls { host, detail } => {
+                write!(
+                    f,
+                    "error during connect: TLS with the berth daemon at {host} failed: {detail}"
+                )
+            }
             Error::Daemon { message, .. } => write!(f, "Error response from daemon: {message}"),
             Error::Other(e) => write!(f, "{e:#}"),
         }
@@ -66,9 +78,71 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Client {
     pub host: String,
-    socket: PathBuf,
+    target: Target,
     pub debug: bool,
     version: OnceLock<String>,
+}
+
+#[derive(Clone)]
+enum Target {
+    Unix(PathBuf),
+    Tcp {
+        addr: String,
+        tls: Option<(
+            tokio_rustls::TlsConnector,
+            rustls_pki_types::ServerName<'static>,
+        )>,
+    },
+}
+
+/// Where the TLS files are and whether to use them (tcp:// only).
+pub struct TlsOptions {
+    pub verify: bool,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+fn tls_connector(o: &TlsOptions) -> anyhow::Result<tokio_rustls::TlsConnector> {
+    use anyhow::Context;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = |p: &PathBuf| -> anyhow::Result<Vec<CertificateDer<'static>>> {
+        CertificateDer::pem_file_iter(p)
+            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| {
+                format!(
+                    "could not read CA certificate {:?}",
+                    p.display().to_string()
+                )
+            })
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs(&o.ca)? {
+        roots
+            .add(c)
+            .with_context(|| format!("CA certificate {}", o.ca.display()))?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let b = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    // A client certificate when there is one: the daemon decides whether
+    // it needs it.
+    let cfg = if o.cert.exists() && o.key.exists() {
+        let key = PrivateKeyDer::from_pem_file(&o.key)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| format!("could not read key {}", o.key.display()))?;
+        b.with_client_auth_cert(certs(&o.cert)?, key)
+            .with_context(|| format!("client certificate {}", o.cert.display()))?
+    } else {
+        b.with_no_client_auth()
+    };
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg)))
 }
 
 pub type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
@@ -92,30 +166,77 @@ pub fn bytes_body(b: Vec<u8>) -> Body {
 }
 
 impl Client {
-    pub fn new(host: &str, debug: bool) -> Result<Client> {
-        let socket = match host.strip_prefix("unix://") {
-            Some(p) => PathBuf::from(p),
-            None => {
-                return Err(Error::Other(anyhow::anyhow!(
-                    "unsupported host {host:?}: berth speaks to unix:// hosts so far"
-                )));
-            }
+    pub fn new(host: &str, debug: bool, tls: Option<&TlsOptions>) -> Result<Client> {
+        let target = if let Some(p) = host.strip_prefix("unix://") {
+            Target::Unix(PathBuf::from(p))
+        } else if let Some(a) = host.strip_prefix("tcp://") {
+            let a = a.trim_end_matches('/');
+            let verify = tls.is_some_and(|t| t.verify);
+            let addr = if a
+                .rsplit_once(':')
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            {
+                a.to_string()
+            } else {
+                format!("{a}:{}", if verify { 2376 } else { 2375 })
+            };
+            let tls = match tls.filter(|t| t.verify) {
+                Some(o) => {
+                    let name = addr.rsplit_once(':').map_or(addr.as_str(), |x| x.0);
+                    let name = rustls_pki_types::ServerName::try_from(
+                        name.trim_matches(['[', ']']).to_string(),
+                    )
+                    .map_err(|e| Error::Other(anyhow::anyhow!("{name}: {e}")))?;
+                    Some((tls_connector(o)?, name))
+                }
+                None => None,
+            };
+            Target::Tcp { addr, tls }
+        } else {
+            return Err(Error::Other(anyhow::anyhow!(
+                "unsupported host {host:?}: berth speaks to unix:// and tcp:// hosts"
+            )));
         };
         Ok(Client {
             host: host.to_string(),
-            socket,
+            target,
             debug,
             version: OnceLock::new(),
         })
     }
 
+    async fn connect(&self) -> Result<Box<dyn Io>> {
+        let refused = |e: std::io::Error| Error::Connect {
+            host: self.host.clone(),
+            detail: e.to_string(),
+        };
+        Ok(match &self.target {
+            Target::Unix(p) => Box::new(UnixStream::connect(p).await.map_err(refused)?),
+            Target::Tcp { addr, tls: None } => {
+                let s = TcpStream::connect(addr).await.map_err(refused)?;
+                let _ = s.set_nodelay(true);
+                Box::new(s)
+            }
+            Target::Tcp {
+                addr,
+                tls: Some((connector, name)),
+            } => {
+                let s = TcpStream::connect(addr).await.map_err(refused)?;
+                let _ = s.set_nodelay(true);
+                let tls = connector
+                    .connect(name.clone(), s)
+                    .await
+                    .map_err(|e| Error::Tls {
+                        host: self.host.clone(),
+                        detail: e.to_string(),
+                    })?;
+                Box::new(tls)
+            }
+        })
+    }
+
     async fn connection(&self) -> Result<hyper::client::conn::http1::SendRequest<Body>> {
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|e| Error::Connect {
-                host: self.host.clone(),
-                detail: e.to_string(),
-            })?;
+        let stream = self.connect().await?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| Error::Connect {
@@ -172,9 +293,26 @@ impl Client {
                 eprintln!("> {k}: {}", v.to_str().unwrap_or("?"));
             }
         }
-        let resp = sender.send_request(req).await.map_err(|e| Error::Connect {
-            host: self.host.clone(),
-            detail: e.to_string(),
+        let resp = sender.send_request(req).await.map_err(|e| {
+            // TLS 1.3 servers refuse a client certificate after the
+            // handshake: the alert arrives with the first read.
+            let mut detail = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                detail = format!("{detail}: {s}");
+                src = s.source();
+            }
+            if matches!(self.target, Target::Tcp { tls: Some(_), .. }) {
+                Error::Tls {
+                    host: self.host.clone(),
+                    detail,
+                }
+            } else {
+                Error::Connect {
+                    host: self.host.clone(),
+                    detail,
+                }
+            }
         })?;
         if self.debug {
             eprintln!("< HTTP/1.1 {}", resp.status());

@@ -31,7 +31,7 @@ use config::Config;
     disable_help_subcommand = true
 )]
 pub struct Cli {
-    /// Daemon socket to connect to (unix:///path)
+    /// Daemon socket to connect to (unix:///path or tcp://host:port)
     #[arg(short = 'H', long = "host")]
     host: Option<String>,
     /// Name of the context to use (overrides BERTH_HOST and the current context)
@@ -46,6 +46,18 @@ pub struct Cli {
     /// Set the logging level (accepted for Docker compatibility)
     #[arg(short = 'l', long = "log-level", default_value = "info")]
     log_level: String,
+    /// Use TLS and verify the daemon (tcp:// hosts; also BERTH_TLS_VERIFY or DOCKER_TLS_VERIFY)
+    #[arg(long)]
+    tlsverify: bool,
+    /// Trust certs signed only by this CA (default: ca.pem in the cert path)
+    #[arg(long)]
+    tlscacert: Option<PathBuf>,
+    /// Path to TLS certificate file (default: cert.pem in the cert path)
+    #[arg(long)]
+    tlscert: Option<PathBuf>,
+    /// Path to TLS key file (default: key.pem in the cert path)
+    #[arg(long)]
+    tlskey: Option<PathBuf>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -210,7 +222,31 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         return system::context(&cfg, c).await;
     }
     let host = config::resolve_host(&cfg, cli.host.as_deref(), cli.context.as_deref())?;
-    let client = Client::new(&host, debug)?;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    // As Docker's CLI: the cert path is BERTH_CERT_PATH / DOCKER_CERT_PATH,
+    // else the config dir; --tls* flags name files in it or elsewhere.
+    let cert_dir = env("BERTH_CERT_PATH")
+        .or_else(|| env("DOCKER_CERT_PATH"))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.clone());
+    let tls = client::TlsOptions {
+        verify: cli.tlsverify
+            || env("BERTH_TLS_VERIFY").is_some()
+            || env("DOCKER_TLS_VERIFY").is_some(),
+        ca: cli
+            .tlscacert
+            .clone()
+            .unwrap_or_else(|| cert_dir.join("ca.pem")),
+        cert: cli
+            .tlscert
+            .clone()
+            .unwrap_or_else(|| cert_dir.join("cert.pem")),
+        key: cli
+            .tlskey
+            .clone()
+            .unwrap_or_else(|| cert_dir.join("key.pem")),
+    };
+    let client = Client::new(&host, debug, Some(&tls))?;
     let ctx = Ctx { client, cfg };
     match cli.command {
         Cmd::Container(c) => containers::common(&ctx, c).await,

@@ -1,0 +1,317 @@
+//! berthd on tcp:// with mutual TLS: berth and the real docker CLI with
+//! certificates made by the test (rcgen), every way the TLS can fail, and
+//! the refusal to serve tcp:// without it unless the operator insists.
+
+use std::path::{Path, PathBuf};
+
+use integration_tests::stack::{Stack, docker_cli};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+/// A CA with a server certificate (127.0.0.1, localhost) and a client one,
+/// written as Docker names them: ca.pem, cert.pem, key.pem (the client's)
+/// and server-cert.pem, server-key.pem.
+fn pki(dir: &Path, name: &str) -> PathBuf {
+    let out = dir.join(name);
+    std::fs::create_dir_all(&out).expect("pki dir");
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("{name} CA"));
+    let ca_cert = ca.self_signed(&ca_key).expect("CA");
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf = |sans: Vec<String>, cn: &str| {
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::new(sans).expect("params");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        let cert = p.signed_by(&key, &issuer).expect("sign");
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server, server_key) = leaf(vec!["127.0.0.1".into(), "localhost".into()], "berthd");
+    let (client, client_key) = leaf(Vec::new(), "client");
+    for (f, text) in [
+        ("ca.pem", ca_cert.pem()),
+        ("server-cert.pem", server),
+        ("server-key.pem", server_key),
+        ("cert.pem", client),
+        ("key.pem", client_key),
+    ] {
+        std::fs::write(out.join(f), text).expect("writing pem");
+    }
+    out
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn tls_stack(pki: &Path, port: u16) -> Stack {
+    let p = |f: &str| pki.join(f).display().to_string();
+    let args = vec![
+        "-H".to_string(),
+        format!("tcp://127.0.0.1:{port}"),
+        "--tlsverify".into(),
+        "--tlscacert".into(),
+        p("ca.pem"),
+        "--tlscert".into(),
+        p("server-cert.pem"),
+        "--tlskey".into(),
+        p("server-key.pem"),
+    ];
+    let s = Stack::start_with_args(serde_json::json!({}), &args);
+    s.load_busybox();
+    s
+}
+
+fn berth_tcp(s: &Stack, host: &str, tls: &[&str], args: &[&str]) -> integration_tests::stack::Out {
+    let mut all = vec!["-H", host];
+    all.extend_from_slice(tls);
+    all.extend_from_slice(args);
+    s.command(&integration_tests::bin("berth").display().to_string(), &all)
+}
+
+#[test]
+fn berth_and_docker_work_over_mutual_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ours = pki(dir.path(), "ours");
+    let port = free_port();
+    let s = tls_stack(&ours, port);
+    let host = format!("tcp://127.0.0.1:{port}");
+    let f = |n: &str| ours.join(n).display().to_string();
+    let (ca, cert, key) = (f("ca.pem"), f("cert.pem"), f("key.pem"));
+    let tls = [
+        "--tlsverify",
+        "--tlscacert",
+        &ca,
+        "--tlscert",
+        &cert,
+        "--tlskey",
+        &key,
+    ];
+    let out = berth_tcp(
+        &s,
+        &host,
+        &tls,
+        &["run", "--rm", "busybox", "echo", "over tls"],
+    );
+    assert_eq!(out.ok(), "over tls");
+    // Attach and stdin through the TLS stream.
+    let mut c = s.berth_cmd();
+    c.args(["-H", &host])
+        .args(tls)
+        .args(["run", "-i", "--rm", "busybox", "tr", "a-z", "A-Z"]);
+    let out = pipe(c, b"secret\n");
+    assert_eq!(out.trim(), "SECRET");
+    // Docker's environment: DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
+    let mut c = s.berth_cmd();
+    c.env("BERTH_HOST", &host)
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", &ours)
+        .args(["ps", "-a", "--format", "{{.Names}}"]);
+    let out = c.output().expect("berth");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    if let Some(docker) = docker_cli() {
+        let mut c = std::process::Command::new(&docker);
+        c.env_remove("DOCKER_HOST")
+            .env("DOCKER_CONFIG", dir.path().join("docker-cli"))
+            .args(["-H", &host])
+            .args(tls)
+            .args(["run", "--rm", "busybox", "echo", "docker over tls"]);
+        let out = c.output().expect("docker");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "docker over tls"
+        );
+        let mut c = std::process::Command::new(&docker);
+        c.env_remove("DOCKER_HOST")
+            .env("DOCKER_CONFIG", dir.path().join("docker-cli"))
+            .env("DOCKER_HOST", &host)
+            .env("DOCKER_TLS_VERIFY", "1")
+            .env("DOCKER_CERT_PATH", &ours)
+            .args(["run", "-i", "--rm", "busybox", "cat"]);
+        assert_eq!(pipe(c, b"piped over tls\n").trim(), "piped over tls");
+    }
+}
+
+fn pipe(mut c: std::process::Command, input: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = c
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    if let Some(mut i) = child.stdin.take() {
+        let _ = i.write_all(input);
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn every_tls_failure_is_refused_and_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ours = pki(dir.path(), "ours");
+    let rogue = pki(dir.path(), "rogue");
+    let port = free_port();
+    let s = tls_stack(&ours, port);
+    let host = format!("tcp://127.0.0.1:{port}");
+    let f = |d: &Path, n: &str| d.join(n).display().to_string();
+    // No client certificate.
+    let ca = f(&ours, "ca.pem");
+    let nocert = dir.path().join("nothing.pem").display().to_string();
+    let out = berth_tcp(
+        &s,
+        &host,
+        &[
+            "--tlsverify",
+            "--tlscacert",
+            &ca,
+            "--tlscert",
+            &nocert,
+            "--tlskey",
+            &nocert,
+        ],
+        &["ps"],
+    );
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("TLS with the berth daemon"), "{out:?}");
+    // A client certificate of another CA.
+    let (rc, rk) = (f(&rogue, "cert.pem"), f(&rogue, "key.pem"));
+    let out = berth_tcp(
+        &s,
+        &host,
+        &[
+            "--tlsverify",
+            "--tlscacert",
+            &ca,
+            "--tlscert",
+            &rc,
+            "--tlskey",
+            &rk,
+        ],
+        &["ps"],
+    );
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("TLS with the berth daemon"), "{out:?}");
+    // A daemon certificate we do not trust.
+    let (oc, ok) = (f(&ours, "cert.pem"), f(&ours, "key.pem"));
+    let rca = f(&rogue, "ca.pem");
+    let out = berth_tcp(
+        &s,
+        &host,
+        &[
+            "--tlsverify",
+            "--tlscacert",
+            &rca,
+            "--tlscert",
+            &oc,
+            "--tlskey",
+            &ok,
+        ],
+        &["ps"],
+    );
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("certificate"), "{out:?}");
+    // Plain HTTP to a TLS port.
+    let out = berth_tcp(&s, &host, &[], &["ps"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    // Nothing listens: the connect error, not a TLS one.
+    let closed = format!("tcp://127.0.0.1:{}", free_port());
+    let out = berth_tcp(
+        &s,
+        &closed,
+        &[
+            "--tlsverify",
+            "--tlscacert",
+            &ca,
+            "--tlscert",
+            &oc,
+            "--tlskey",
+            &ok,
+        ],
+        &["ps"],
+    );
+    assert!(
+        out.stderr
+            .contains("Cannot connect to the berth daemon at tcp://"),
+        "{out:?}"
+    );
+    if let Some(docker) = docker_cli() {
+        let out = std::process::Command::new(docker)
+            .env_remove("DOCKER_HOST")
+            .env("DOCKER_CONFIG", dir.path().join("docker-cli"))
+            .args([
+                "-H",
+                &host,
+                "--tlsverify",
+                "--tlscacert",
+                &ca,
+                "--tlscert",
+                &rc,
+                "--tlskey",
+                &rk,
+                "ps",
+            ])
+            .output()
+            .expect("docker");
+        assert!(
+            !out.status.success(),
+            "docker got in with a rogue certificate"
+        );
+    }
+}
+
+#[test]
+fn tcp_without_tls_needs_the_operator_to_insist() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    std::fs::write(dir.path().join("none.json"), "{}").expect("daemon.json");
+    let out = std::process::Command::new(integration_tests::bin("berthd"))
+        .args(["--validate", "-H", &format!("tcp://127.0.0.1:{port}")])
+        .arg("--config-file")
+        .arg(dir.path().join("none.json"))
+        .output()
+        .expect("berthd");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to listen on a tcp:// host without --tlsverify"),
+        "{err}"
+    );
+    // --tls=false: served in the clear, with a warning in the log.
+    let s = Stack::start_with_args(
+        serde_json::json!({}),
+        &[
+            "-H".into(),
+            format!("tcp://127.0.0.1:{port}"),
+            "--tls=false".into(),
+        ],
+    );
+    let out = berth_tcp(
+        &s,
+        &format!("tcp://127.0.0.1:{port}"),
+        &[],
+        &["version", "-f", "{{.Server.APIVersion}}"],
+    );
+    assert_eq!(out.ok(), "1.43");
+    assert!(s.log().contains("WITHOUT TLS"), "{}", s.log());
+}
