@@ -315,3 +315,181 @@ fn tcp_without_tls_needs_the_operator_to_insist() {
     assert_eq!(out.ok(), "1.43");
     assert!(s.log().contains("WITHOUT TLS"), "{}", s.log());
 }
+
+/// An OpenSSH server of the test's own on a loopback port: its host key,
+/// the client's key authorized with an environment that points `berth`
+/// and `docker` at the stack. Killed by its PID.
+struct Sshd {
+    child: std::process::Child,
+    port: u16,
+    /// A directory with an `ssh` that uses the test's key, for PATH.
+    wrapper: PathBuf,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_ok(cmd: &mut std::process::Command) {
+    let out = cmd.output().expect("running");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn sshd(dir: &Path, s: &Stack) -> Option<Sshd> {
+    let bin = PathBuf::from("/usr/sbin/sshd");
+    if !bin.exists() {
+        eprintln!("no sshd here (scripts/deps installs openssh-server): skipped");
+        return None;
+    }
+    std::fs::create_dir_all("/run/sshd").expect("privilege separation dir");
+    let keygen = |f: &Path| {
+        run_ok(
+            std::process::Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(f),
+        );
+    };
+    let (host_key, id) = (dir.join("host_key"), dir.join("id"));
+    keygen(&host_key);
+    keygen(&id);
+    let bins = integration_tests::bin("berth")
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let pubkey = std::fs::read_to_string(dir.join("id.pub")).expect("pub key");
+    std::fs::write(
+        dir.join("authorized_keys"),
+        format!(
+            "environment=\"PATH={}:/usr/local/bin:/usr/bin:/bin\",environment=\"BERTH_HOST={}\",environment=\"DOCKER_HOST={}\",environment=\"BERTH_CONFIG={}\" {pubkey}",
+            bins.display(),
+            s.host,
+            s.host,
+            dir.join("remote-cli").display()
+        ),
+    )
+    .expect("authorized_keys");
+    let port = free_port();
+    let cfg = dir.join("sshd_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nStrictModes no\nUsePAM no\nPermitUserEnvironment yes\nPidFile {}\nLogLevel ERROR\n",
+            host_key.display(),
+            dir.join("authorized_keys").display(),
+            dir.join("sshd.pid").display()
+        ),
+    )
+    .expect("sshd_config");
+    let child = std::process::Command::new(&bin)
+        .args(["-D", "-e", "-f"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sshd");
+    let wrapper = dir.join("bin");
+    std::fs::create_dir_all(&wrapper).expect("wrapper dir");
+    let ssh = wrapper.join("ssh");
+    std::fs::write(
+        &ssh,
+        format!(
+            "#!/bin/sh\nexec /usr/bin/ssh -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes \"$@\"\n",
+            id.display()
+        ),
+    )
+    .expect("ssh wrapper");
+    run_ok(std::process::Command::new("chmod").arg("755").arg(&ssh));
+    let d = Sshd {
+        child,
+        port,
+        wrapper,
+    };
+    assert!(
+        integration_tests::eventually(10, || std::net::TcpStream::connect(("127.0.0.1", port))
+            .is_ok()),
+        "sshd did not come up"
+    );
+    Some(d)
+}
+
+#[test]
+fn ssh_hosts_reach_the_engine_through_dial_stdio() {
+    let s = Stack::start();
+    s.load_busybox();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(d) = sshd(dir.path(), &s) else {
+        return;
+    };
+    let path = format!(
+        "{}:{}",
+        d.wrapper.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let host = format!("ssh://root@127.0.0.1:{}", d.port);
+    let berth = |args: &[&str]| {
+        let out = std::process::Command::new(integration_tests::bin("berth"))
+            .env("PATH", &path)
+            .env("BERTH_CONFIG", dir.path().join("local-cli"))
+            .env_remove("BERTH_HOST")
+            .env_remove("DOCKER_HOST")
+            .args(["-H", &host])
+            .args(args)
+            .output()
+            .expect("berth");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = berth(&["run", "--rm", "busybox", "echo", "over ssh"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "over ssh");
+    let (code, _, err) = berth(&["ps", "-a"]);
+    assert_eq!(code, Some(0), "{err}");
+    if let Some(docker) = docker_cli() {
+        let out = std::process::Command::new(docker)
+            .env("PATH", &path)
+            .env("DOCKER_CONFIG", dir.path().join("docker-cli"))
+            .env_remove("DOCKER_HOST")
+            .args([
+                "-H",
+                &host,
+                "run",
+                "--rm",
+                "busybox",
+                "echo",
+                "docker over ssh",
+            ])
+            .output()
+            .expect("docker");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "docker over ssh"
+        );
+    }
+    // ssh's own message, then ours.
+    let closed = format!("ssh://root@127.0.0.1:{}", free_port());
+    let out = std::process::Command::new(integration_tests::bin("berth"))
+        .env("PATH", &path)
+        .env("BERTH_CONFIG", dir.path().join("local-cli"))
+        .args(["-H", &closed, "ps"])
+        .output()
+        .expect("berth");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("Connection refused"), "{err}");
+    assert!(err.contains("ssh to ssh://"), "{err}");
+}

@@ -24,6 +24,11 @@ pub enum Error {
         host: String,
         detail: String,
     },
+    /// ssh could not reach the daemon (its own message is on stderr).
+    Ssh {
+        host: String,
+        detail: String,
+    },
     /// The daemon's end of TLS refused us, or we refused it.
     Tls {
         host: String,
@@ -52,6 +57,9 @@ impl std::fmt::Display for Error {
                         "Cannot connect to the berth daemon at {host}. Is the daemon running?"
                     )
                 }
+            }
+            Error::Ssh { host, detail } => {
+                write!(f, "error during connect: ssh to {host} failed: {detail}")
             }
             Error::Tls { host, detail } => {
                 write!(
@@ -85,6 +93,12 @@ pub struct Client {
 
 #[derive(Clone)]
 enum Target {
+    /// `ssh://[user@]host[:port]`: each connection is `ssh … berth system
+    /// dial-stdio` on the host, as Docker's CLI does with `docker`.
+    Ssh {
+        destination: String,
+        port: Option<String>,
+    },
     Unix(PathBuf),
     Tcp {
         addr: String,
@@ -103,8 +117,48 @@ pub struct TlsOptions {
     pub key: PathBuf,
 }
 
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// An ssh process's stdout and stdin as one connection; the process ends
+/// with it.
+struct SshIo {
+    _child: tokio::process::Child,
+    out: tokio::process::ChildStdout,
+    inp: tokio::process::ChildStdin,
+}
+
+impl tokio::io::AsyncRead for SshIo {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.out).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for SshIo {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inp).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inp).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inp).poll_shutdown(cx)
+    }
+}
 
 fn tls_connector(o: &TlsOptions) -> anyhow::Result<tokio_rustls::TlsConnector> {
     use anyhow::Context;
@@ -167,7 +221,17 @@ pub fn bytes_body(b: Vec<u8>) -> Body {
 
 impl Client {
     pub fn new(host: &str, debug: bool, tls: Option<&TlsOptions>) -> Result<Client> {
-        let target = if let Some(p) = host.strip_prefix("unix://") {
+        let target = if let Some(s) = host.strip_prefix("ssh://") {
+            let s = s.trim_end_matches('/');
+            let (destination, port) = match s.rsplit_once(':') {
+                Some((d, p)) if p.parse::<u16>().is_ok() => (d.to_string(), Some(p.to_string())),
+                _ => (s.to_string(), None),
+            };
+            if destination.is_empty() || destination.starts_with('-') {
+                return Err(Error::Other(anyhow::anyhow!("invalid ssh host {host:?}")));
+            }
+            Target::Ssh { destination, port }
+        } else if let Some(p) = host.strip_prefix("unix://") {
             Target::Unix(PathBuf::from(p))
         } else if let Some(a) = host.strip_prefix("tcp://") {
             let a = a.trim_end_matches('/');
@@ -205,12 +269,42 @@ impl Client {
         })
     }
 
-    async fn connect(&self) -> Result<Box<dyn Io>> {
+    /// A connection to the daemon, whatever the transport.
+    pub async fn connect(&self) -> Result<Box<dyn Io>> {
         let refused = |e: std::io::Error| Error::Connect {
             host: self.host.clone(),
             detail: e.to_string(),
         };
         Ok(match &self.target {
+            Target::Ssh { destination, port } => {
+                let mut c = tokio::process::Command::new("ssh");
+                if let Some(p) = port {
+                    c.args(["-p", p]);
+                }
+                // ssh's own complaints go to the user's stderr as they are.
+                let mut child = c
+                    .args(["-o", "ConnectTimeout=30", "-T", "--", destination])
+                    .args(["berth", "system", "dial-stdio"])
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .map_err(|e| Error::Ssh {
+                        host: self.host.clone(),
+                        detail: format!("running ssh: {e}"),
+                    })?;
+                let (Some(out), Some(inp)) = (child.stdout.take(), child.stdin.take()) else {
+                    return Err(Error::Ssh {
+                        host: self.host.clone(),
+                        detail: "ssh without pipes".into(),
+                    });
+                };
+                Box::new(SshIo {
+                    _child: child,
+                    out,
+                    inp,
+                })
+            }
             Target::Unix(p) => Box::new(UnixStream::connect(p).await.map_err(refused)?),
             Target::Tcp { addr, tls: None } => {
                 let s = TcpStream::connect(addr).await.map_err(refused)?;
@@ -302,7 +396,12 @@ impl Client {
                 detail = format!("{detail}: {s}");
                 src = s.source();
             }
-            if matches!(self.target, Target::Tcp { tls: Some(_), .. }) {
+            if matches!(self.target, Target::Ssh { .. }) {
+                Error::Ssh {
+                    host: self.host.clone(),
+                    detail,
+                }
+            } else if matches!(self.target, Target::Tcp { tls: Some(_), .. }) {
                 Error::Tls {
                     host: self.host.clone(),
                     detail,

@@ -169,6 +169,9 @@ pub enum SystemCmd {
     Info(FormatArg),
     /// Get real time events from the server
     Events(EventsArgs),
+    /// Proxy the stdio stream to the daemon connection (for ssh://)
+    #[command(name = "dial-stdio")]
+    DialStdio,
 }
 
 #[derive(Args)]
@@ -572,6 +575,7 @@ pub async fn system(ctx: &Ctx, s: SystemCmd) -> Result<i32> {
         }
         SystemCmd::Info(a) => info(ctx, a).await,
         SystemCmd::Events(a) => events(ctx, a).await,
+        SystemCmd::DialStdio => dial_stdio(ctx).await,
     }
 }
 
@@ -1015,6 +1019,29 @@ pub async fn context(cfg: &Config, c: ContextCmd) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// Connects our stdin and stdout to the daemon: the far end of an ssh://
+/// host. Each direction ends on its own (EOF is passed on as a half-close).
+async fn dial_stdio(ctx: &Ctx) -> Result<i32> {
+    let conn = ctx.client.connect().await?;
+    let (mut rd, mut wr) = tokio::io::split(conn);
+    let up = async move {
+        let mut stdin = tokio::io::stdin();
+        let _ = tokio::io::copy(&mut stdin, &mut wr).await;
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut wr).await;
+    };
+    let down = async move {
+        let mut stdout = tokio::io::stdout();
+        let _ = tokio::io::copy(&mut rd, &mut stdout).await;
+        let _ = tokio::io::AsyncWriteExt::flush(&mut stdout).await;
+    };
+    // The daemon closing its side ends the proxy even if stdin stays open.
+    tokio::select! {
+        _ = down => {}
+        _ = async { up.await; std::future::pending::<()>().await } => {}
+    }
+    Ok(0)
 }
 
 #[cfg(test)]
