@@ -105,6 +105,27 @@ fn berth_and_docker_work_over_mutual_tls() {
         .args(["run", "-i", "--rm", "busybox", "tr", "a-z", "A-Z"]);
     let out = pipe(c, b"secret\n");
     assert_eq!(out.trim(), "SECRET");
+    // A context that carries its TLS files (copied in: the originals may go).
+    let ctx_files = format!("host={host},ca={ca},cert={cert},key={key}");
+    s.berth(&["context", "create", "remote", "--docker", &ctx_files])
+        .ok();
+    let mut c = s.berth_cmd();
+    c.env_remove("BERTH_HOST").args([
+        "--context",
+        "remote",
+        "run",
+        "--rm",
+        "busybox",
+        "echo",
+        "via context",
+    ]);
+    let out = c.output().expect("berth");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "via context");
     // Docker's environment: DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
     let mut c = s.berth_cmd();
     c.env("BERTH_HOST", &host)

@@ -57,6 +57,17 @@ impl Config {
         self.dir.join("contexts").join("meta").join(hex::encode(h))
     }
 
+    /// Where a context's TLS files live (ca.pem, cert.pem, key.pem), as
+    /// Docker keeps them.
+    pub fn tls_dir(&self, name: &str) -> PathBuf {
+        let h = sha2::Sha256::digest(name.as_bytes());
+        self.dir
+            .join("contexts")
+            .join("tls")
+            .join(hex::encode(h))
+            .join("docker")
+    }
+
     pub fn context(&self, name: &str) -> Result<Value> {
         if name == "default" {
             return Ok(
@@ -100,6 +111,11 @@ impl Config {
             bail!("context \"{name}\" does not exist");
         }
         std::fs::remove_dir_all(dir)?;
+        if let Some(tls) = self.tls_dir(name).parent()
+            && tls.exists()
+        {
+            std::fs::remove_dir_all(tls)?;
+        }
         Ok(())
     }
 
@@ -127,31 +143,34 @@ pub fn validate_context_name(name: &str) -> Result<()> {
 /// Where to connect, with Docker's precedence: -H, then --context, then the
 /// environment's host (BERTH_HOST, DOCKER_HOST), then its context
 /// (BERTH_CONTEXT, DOCKER_CONTEXT), then the current context.
-pub fn resolve_host(
+/// The host, and the context it came from when it came from one (its TLS
+/// files go with it).
+pub fn resolve(
     cfg: &Config,
     host_flag: Option<&str>,
     context_flag: Option<&str>,
-) -> Result<String> {
+) -> Result<(String, Option<String>)> {
     if let Some(h) = host_flag {
         if context_flag.is_some() {
             bail!("conflicting options: either specify --host or --context, not both");
         }
-        return normalize_host(h);
+        return Ok((normalize_host(h)?, None));
     }
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let ctx_name = if let Some(c) = context_flag {
         Some(c.to_string())
     } else if let Some(h) = env("BERTH_HOST").or_else(|| env("DOCKER_HOST")) {
-        return normalize_host(&h);
+        return Ok((normalize_host(&h)?, None));
     } else {
         env("BERTH_CONTEXT").or_else(|| env("DOCKER_CONTEXT"))
     };
     let name = ctx_name.unwrap_or_else(|| cfg.current_context());
     let ctx = cfg.context(&name)?;
-    Ok(ctx["Endpoints"]["docker"]["Host"]
+    let host = ctx["Endpoints"]["docker"]["Host"]
         .as_str()
         .unwrap_or(DEFAULT_HOST)
-        .to_string())
+        .to_string();
+    Ok((host, Some(name)))
 }
 
 pub fn normalize_host(h: &str) -> Result<String> {

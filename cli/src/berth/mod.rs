@@ -221,16 +221,22 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
     if let Cmd::Context(c) = cli.command {
         return system::context(&cfg, c).await;
     }
-    let host = config::resolve_host(&cfg, cli.host.as_deref(), cli.context.as_deref())?;
+    let (host, context) = config::resolve(&cfg, cli.host.as_deref(), cli.context.as_deref())?;
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    // As Docker's CLI: the cert path is BERTH_CERT_PATH / DOCKER_CERT_PATH,
-    // else the config dir; --tls* flags name files in it or elsewhere.
-    let cert_dir = env("BERTH_CERT_PATH")
-        .or_else(|| env("DOCKER_CERT_PATH"))
-        .map(PathBuf::from)
+    // As Docker's CLI: a context's own TLS files when it has them, else the
+    // cert path (BERTH_CERT_PATH / DOCKER_CERT_PATH, else the config dir);
+    // --tls* flags name files in it or elsewhere.
+    let context_tls = context
+        .map(|c| cfg.tls_dir(&c))
+        .filter(|d| d.join("ca.pem").exists());
+    let cert_dir = context_tls
+        .clone()
+        .or_else(|| env("BERTH_CERT_PATH").map(PathBuf::from))
+        .or_else(|| env("DOCKER_CERT_PATH").map(PathBuf::from))
         .unwrap_or_else(|| dir.clone());
     let tls = client::TlsOptions {
         verify: cli.tlsverify
+            || context_tls.is_some()
             || env("BERTH_TLS_VERIFY").is_some()
             || env("DOCKER_TLS_VERIFY").is_some(),
         ca: cli

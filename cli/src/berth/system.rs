@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
+use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
@@ -893,21 +894,32 @@ pub async fn context(cfg: &Config, c: ContextCmd) -> Result<i32> {
                 bail!("context \"{}\" already exists", a.name);
             }
             let mut host = config::DEFAULT_HOST.to_string();
+            let mut tls_files: Vec<(&str, PathBuf)> = Vec::new();
             if let Some(d) = &a.docker {
                 for field in d.split(',') {
                     match field.split_once('=') {
                         Some(("host", h)) => host = config::normalize_host(h)?,
-                        Some(("skip-tls-verify", _))
-                        | Some(("ca", _))
-                        | Some(("cert", _))
-                        | Some(("key", _)) => {
-                            bail!("{field}: TLS endpoints are not supported by berth yet")
+                        Some(("ca", p)) => tls_files.push(("ca.pem", p.into())),
+                        Some(("cert", p)) => tls_files.push(("cert.pem", p.into())),
+                        Some(("key", p)) => tls_files.push(("key.pem", p.into())),
+                        Some(("skip-tls-verify", "false")) => {}
+                        Some(("skip-tls-verify", _)) => {
+                            bail!("{field}: berth always verifies the daemon's certificate")
                         }
                         _ => bail!(
-                            "unable to parse docker endpoint \"{field}\": expected host=unix:///path"
+                            "unable to parse docker endpoint \"{field}\": expected host=…,ca=…,cert=…,key=…"
                         ),
                     }
                 }
+            }
+            // Copied in, as Docker does: the context keeps working when
+            // the originals move.
+            for (name, from) in &tls_files {
+                let text =
+                    std::fs::read(from).map_err(|e| anyhow::anyhow!("{}: {e}", from.display()))?;
+                let dir = cfg.tls_dir(&a.name);
+                std::fs::create_dir_all(&dir)?;
+                std::fs::write(dir.join(name), text)?;
             }
             let meta = json!({
                 "Name": a.name,
@@ -1097,10 +1109,7 @@ mod tests {
         ))?;
         let cfg = Config::load(&dir)?;
         assert_eq!(cfg.current_context(), "t1");
-        assert_eq!(
-            config::resolve_host(&cfg, None, None)?,
-            "unix:///tmp/x.sock"
-        );
+        assert_eq!(config::resolve(&cfg, None, None)?.0, "unix:///tmp/x.sock");
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }
