@@ -49,6 +49,7 @@ pub struct File {
     pub bridge: Option<String>,
     pub tls: Option<bool>,
     pub tlsverify: Option<bool>,
+    pub authorization: Option<crate::authz::Policy>,
     pub tlscacert: Option<PathBuf>,
     pub tlscert: Option<PathBuf>,
     pub tlskey: Option<PathBuf>,
@@ -88,6 +89,7 @@ pub struct Config {
     /// For tcp:// hosts: the server's files, and whether clients must show
     /// a certificate of the CA (None: plain TCP, allowed only by --tls=false).
     pub tls: Option<(crate::tls::TlsFiles, bool)>,
+    pub authorization: crate::authz::Policy,
 }
 
 pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
@@ -145,6 +147,9 @@ pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
                 "default-runtime {rt:?} is not a configured runtime"
             )));
         }
+    }
+    if let Some(a) = &f.authorization {
+        a.validate().map_err(bad)?;
     }
     for h in f.hosts.iter().flatten() {
         crate::hosts::parse(h).map_err(|e| bad(format!("hosts: {e}")))?;

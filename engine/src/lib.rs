@@ -7,6 +7,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod authz;
 pub mod config;
 pub mod daemon;
 pub mod error;

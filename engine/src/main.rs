@@ -176,6 +176,7 @@ fn effective(args: &Args) -> anyhow::Result<Config> {
         bip: file.bip,
         default_address_pools: file.default_address_pools.unwrap_or_default(),
         tls,
+        authorization: file.authorization.unwrap_or_default(),
     })
 }
 

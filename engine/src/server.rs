@@ -12,8 +12,31 @@ use axum::extract::Request;
 use tokio::net::{TcpListener, UnixListener};
 use tower::Layer;
 
+use crate::authz::Identity;
 use crate::daemon::Daemon;
 use crate::hosts::Host;
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, UnixListener>>
+    for Identity
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, UnixListener>) -> Self {
+        match s.io().peer_cred() {
+            Ok(c) => Identity::Unix {
+                uid: c.uid(),
+                gid: c.gid(),
+            },
+            Err(_) => Identity::Anonymous,
+        }
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
+    for Identity
+{
+    fn connect_info(_: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        Identity::Anonymous
+    }
+}
 
 fn group_id(name: &str) -> Option<u32> {
     std::fs::read_to_string("/etc/group")
@@ -91,9 +114,20 @@ async fn serve_tls<S>(
                     return;
                 }
             };
+            // Verified by the handshake: its subject is who is calling.
+            let id = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| crate::authz::cert_common_name(c))
+                .map_or(Identity::Anonymous, Identity::Cert);
             let svc =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new))
+                    let mut req = req.map(axum::body::Body::new);
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(id.clone()));
+                    tower::ServiceExt::oneshot(app.clone(), req)
                 });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
@@ -123,7 +157,7 @@ pub async fn serve(
                 let svc = app.clone();
                 let mut stop = stop_tx.subscribe();
                 tasks.push(tokio::spawn(async move {
-                    axum::serve(l, svc.into_make_service())
+                    axum::serve(l, svc.into_make_service_with_connect_info::<Identity>())
                         .with_graceful_shutdown(async move {
                             let _ = stop.recv().await;
                         })
@@ -157,7 +191,7 @@ pub async fn serve(
                             "API listening on tcp://{addr} WITHOUT TLS (--tls=false): anyone who can reach this port is root on this machine"
                         );
                         tasks.push(tokio::spawn(async move {
-                            axum::serve(l, svc.into_make_service())
+                            axum::serve(l, svc.into_make_service_with_connect_info::<Identity>())
                                 .with_graceful_shutdown(async move {
                                     let _ = stop.recv().await;
                                 })

@@ -11,6 +11,11 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 /// written as Docker names them: ca.pem, cert.pem, key.pem (the client's)
 /// and server-cert.pem, server-key.pem.
 fn pki(dir: &Path, name: &str) -> PathBuf {
+    pki_with(dir, name, &[])
+}
+
+/// The same, with more client certificates: `<cn>-cert.pem`, `<cn>-key.pem`.
+fn pki_with(dir: &Path, name: &str, clients: &[&str]) -> PathBuf {
     let out = dir.join(name);
     std::fs::create_dir_all(&out).expect("pki dir");
     let ca_key = KeyPair::generate().expect("key");
@@ -29,6 +34,11 @@ fn pki(dir: &Path, name: &str) -> PathBuf {
     };
     let (server, server_key) = leaf(vec!["127.0.0.1".into(), "localhost".into()], "berthd");
     let (client, client_key) = leaf(Vec::new(), "client");
+    for cn in clients {
+        let (c, k) = leaf(Vec::new(), cn);
+        std::fs::write(out.join(format!("{cn}-cert.pem")), c).expect("writing pem");
+        std::fs::write(out.join(format!("{cn}-key.pem")), k).expect("writing pem");
+    }
     for (f, text) in [
         ("ca.pem", ca_cert.pem()),
         ("server-cert.pem", server),
@@ -49,6 +59,10 @@ fn free_port() -> u16 {
 }
 
 fn tls_stack(pki: &Path, port: u16) -> Stack {
+    tls_stack_with(pki, port, serde_json::json!({}))
+}
+
+fn tls_stack_with(pki: &Path, port: u16, daemon_json: serde_json::Value) -> Stack {
     let p = |f: &str| pki.join(f).display().to_string();
     let args = vec![
         "-H".to_string(),
@@ -61,7 +75,7 @@ fn tls_stack(pki: &Path, port: u16) -> Stack {
         "--tlskey".into(),
         p("server-key.pem"),
     ];
-    let s = Stack::start_with_args(serde_json::json!({}), &args);
+    let s = Stack::start_with_args(daemon_json, &args);
     s.load_busybox();
     s
 }
@@ -513,4 +527,212 @@ fn ssh_hosts_reach_the_engine_through_dial_stdio() {
     assert!(!out.status.success());
     assert!(err.contains("Connection refused"), "{err}");
     assert!(err.contains("ssh to ssh://"), "{err}");
+}
+
+#[test]
+fn roles_keep_operators_and_viewers_off_the_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ours = pki_with(dir.path(), "ours", &["opclient", "viewclient"]);
+    let allowed = dir.path().join("allowed");
+    std::fs::create_dir_all(&allowed).expect("allowed dir");
+    let audit = dir.path().join("audit.log");
+    let port = free_port();
+    let s = tls_stack_with(
+        &ours,
+        port,
+        serde_json::json!({"authorization": {
+            "roles": {"cn:opclient": "operator", "cn:viewclient": "viewer"},
+            "allowed-bind-paths": [allowed],
+            "audit-log": audit,
+        }}),
+    );
+    let host = format!("tcp://127.0.0.1:{port}");
+    let f = |n: &str| ours.join(n).display().to_string();
+    let ca = f("ca.pem");
+    let as_who = |cn: &str, args: &[&str]| {
+        let (cert, key) = (f(&format!("{cn}-cert.pem")), f(&format!("{cn}-key.pem")));
+        berth_tcp(
+            &s,
+            &host,
+            &[
+                "--tlsverify",
+                "--tlscacert",
+                &ca,
+                "--tlscert",
+                &cert,
+                "--tlskey",
+                &key,
+            ],
+            args,
+        )
+    };
+    // An operator runs containers…
+    assert_eq!(
+        as_who("opclient", &["run", "--rm", "busybox", "echo", "op"]).ok(),
+        "op"
+    );
+    let bind = format!("{}:/data", allowed.display());
+    as_who("opclient", &["run", "--rm", "-v", &bind, "busybox", "true"]).ok();
+    // …but nothing that is root on the host.
+    for (args, rule) in [
+        (
+            vec!["run", "--rm", "--privileged", "busybox", "true"],
+            "no-privileged",
+        ),
+        (
+            vec!["run", "--rm", "-v", "/:/host", "busybox", "true"],
+            "bind-outside-allowed",
+        ),
+        (
+            vec!["run", "--rm", "--cap-add", "SYS_ADMIN", "busybox", "true"],
+            "no-added-capabilities",
+        ),
+        (
+            vec!["run", "--rm", "--network", "host", "busybox", "true"],
+            "no-host-namespaces",
+        ),
+    ] {
+        let out = as_who("opclient", &args);
+        assert_eq!(out.code, 125, "{args:?}: {out:?}");
+        assert!(
+            out.stderr.contains(&format!("(rule {rule})")),
+            "{args:?}: {out:?}"
+        );
+        assert!(out.stderr.contains("role operator may not"), "{out:?}");
+    }
+    as_who(
+        "opclient",
+        &["run", "-d", "--name", "opbox", "busybox", "sleep", "600"],
+    )
+    .ok();
+    let out = as_who("opclient", &["exec", "--privileged", "opbox", "true"]);
+    assert!(out.stderr.contains("(rule no-privileged)"), "{out:?}");
+    // A viewer reads and changes nothing.
+    assert!(
+        as_who("viewclient", &["ps", "--format", "{{.Names}}"])
+            .ok()
+            .contains("opbox")
+    );
+    as_who("viewclient", &["logs", "opbox"]).ok();
+    let out = as_who("viewclient", &["run", "--rm", "busybox", "true"]);
+    assert!(out.stderr.contains("(rule viewer-read-only)"), "{out:?}");
+    let out = as_who("viewclient", &["rm", "-f", "opbox"]);
+    assert!(out.stderr.contains("(rule viewer-read-only)"), "{out:?}");
+    // root on the socket is admin.
+    s.berth(&["run", "--rm", "--privileged", "busybox", "true"])
+        .ok();
+    let log = std::fs::read_to_string(&audit).expect("audit log");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["identity"] == "cn:opclient"
+            && l["decision"] == "denied"
+            && l["rule"] == "no-privileged"),
+        "{log}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["identity"] == "cn:viewclient" && l["rule"] == "viewer-read-only"),
+        "{log}"
+    );
+    assert!(
+        lines.iter().any(|l| l["identity"] == "uid:0 gid:0"
+            && l["decision"] == "allowed"
+            && l["rule"] == "privileged"),
+        "{log}"
+    );
+    if let Some(docker) = docker_cli() {
+        let out = std::process::Command::new(docker)
+            .env_remove("DOCKER_HOST")
+            .env("DOCKER_CONFIG", dir.path().join("docker-cli"))
+            .args([
+                "-H",
+                &host,
+                "--tlsverify",
+                "--tlscacert",
+                &ca,
+                "--tlscert",
+                &f("opclient-cert.pem"),
+                "--tlskey",
+                &f("opclient-key.pem"),
+            ])
+            .args(["run", "--rm", "--privileged", "busybox", "true"])
+            .output()
+            .expect("docker");
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("(rule no-privileged)"));
+    }
+}
+
+#[test]
+fn a_user_outside_the_socket_group_is_refused() {
+    let s = Stack::start();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(integration_tests::bin("berth"))
+        .args(["-H", &s.host, "ps"])
+        .env("BERTH_CONFIG", "/nonexistent")
+        .output()
+        .expect("setpriv");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(
+            "permission denied while trying to connect to the berth daemon socket at unix://"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn clients_in_parallel_see_one_consistent_state() {
+    let s = Stack::start();
+    s.load_busybox();
+    std::thread::scope(|sc| {
+        let workers: Vec<_> = (0..5)
+            .map(|w| {
+                let s = &s;
+                sc.spawn(move || {
+                    for i in 0..50 {
+                        let name = format!("w{w}-{i}");
+                        let out = s.berth(&[
+                            "create",
+                            "--network",
+                            "none",
+                            "--name",
+                            &name,
+                            "busybox",
+                            "true",
+                        ]);
+                        assert_eq!(out.code, 0, "{name}: {out:?}");
+                        if i % 2 == 1 {
+                            let out = s.berth(&["rm", &name]);
+                            assert_eq!(out.code, 0, "{name}: {out:?}");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("worker");
+        }
+    });
+    let names = s
+        .berth(&["ps", "-a", "--format", "{{.Names}}"])
+        .ok()
+        .to_string();
+    let mut got: Vec<&str> = names.lines().collect();
+    got.sort();
+    let mut want: Vec<String> = (0..5)
+        .flat_map(|w| {
+            (0..50)
+                .filter(|i| i % 2 == 0)
+                .map(move |i| format!("w{w}-{i}"))
+        })
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
 }

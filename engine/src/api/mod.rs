@@ -165,6 +165,57 @@ pub fn router(d: Arc<Daemon>) -> Router {
             get(volumes::inspect).delete(volumes::remove),
         )
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(d.clone(), authorize))
         .layer(axum::middleware::from_fn(check_version))
         .with_state(d)
+}
+
+/// The policy's decision on each call (see `authz`), before any handler.
+async fn authorize(
+    axum::extract::State(d): State,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use crate::authz::{Identity, Role};
+    let policy = &d.cfg.authorization;
+    let id = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<Identity>>()
+        .map_or(Identity::Anonymous, |c| c.0.clone());
+    let role = policy.role_of(&id);
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    // Only creates can ask for the host; read their bodies when it matters.
+    let asks = method == "POST"
+        && (path == "/containers/create"
+            || (path.starts_with("/containers/") && path.ends_with("/exec")));
+    let (req, body) = if asks && (role != Role::Admin || policy.audit_log.is_some()) {
+        let (parts, b) = req.into_parts();
+        let bytes = match axum::body::to_bytes(b, 16 << 20).await {
+            Ok(b) => b,
+            Err(e) => {
+                return ApiError::bad_request(format!("reading the request body: {e}"))
+                    .into_response();
+            }
+        };
+        let v: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+        (Request::from_parts(parts, axum::body::Body::from(bytes)), v)
+    } else {
+        (req, None)
+    };
+    match policy.check(role, &method, &path, body.as_ref()) {
+        Err(denial) => {
+            tracing::warn!(
+                "{id} ({role:?}): {method} {path} refused by rule {}",
+                denial.rule
+            );
+            policy.audit(&id, role, &method, &path, "denied", denial.rule);
+            return ApiError::forbidden(denial.message).into_response();
+        }
+        Ok(()) if policy.is_privileged(&path, body.as_ref()) => {
+            policy.audit(&id, role, &method, &path, "allowed", "privileged");
+        }
+        Ok(()) => {}
+    }
+    next.run(req).await
 }
