@@ -89,6 +89,9 @@ pub struct Client {
     target: Target,
     pub debug: bool,
     version: OnceLock<String>,
+    /// The last connection, reused by the next request when it is idle: a
+    /// command's calls share one TLS handshake or ssh session.
+    idle: std::sync::Arc<std::sync::Mutex<Option<hyper::client::conn::http1::SendRequest<Body>>>>,
 }
 
 #[derive(Clone)]
@@ -266,6 +269,7 @@ impl Client {
             target,
             debug,
             version: OnceLock::new(),
+            idle: Default::default(),
         })
     }
 
@@ -371,7 +375,22 @@ impl Client {
         body: Body,
         headers: &[(&str, String)],
     ) -> Result<Response<Incoming>> {
-        let mut sender = self.connection().await?;
+        // A hijacked connection is the caller's for good: never pooled.
+        let upgrade = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("Upgrade"));
+        let pooled = if upgrade {
+            None
+        } else {
+            let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).take();
+            // Idle now, or not at all (a streaming response still owns it).
+            taken.and_then(|mut s| {
+                use futures::FutureExt;
+                matches!(s.ready().now_or_never(), Some(Ok(()))).then_some(s)
+            })
+        };
+        let mut sender = match pooled {
+            Some(s) => s,
+            None => self.connection().await?,
+        };
         let mut b = Request::builder()
             .method(method.clone())
             .uri(path)
@@ -413,6 +432,9 @@ impl Client {
                 }
             }
         })?;
+        if !upgrade {
+            *self.idle.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender);
+        }
         if self.debug {
             eprintln!("< HTTP/1.1 {}", resp.status());
             for (k, v) in resp.headers() {
