@@ -30,14 +30,6 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Unix
     }
 }
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
-    for Identity
-{
-    fn connect_info(_: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
-        Identity::Anonymous
-    }
-}
-
 fn group_id(name: &str) -> Option<u32> {
     std::fs::read_to_string("/etc/group")
         .ok()?
@@ -67,11 +59,39 @@ fn bind_unix(path: &Path, group: &str) -> Result<UnixListener> {
     Ok(l)
 }
 
-/// Accepts TLS connections: each handshake runs in its own task (with a
-/// deadline), so a slow or silent client holds up nobody else.
-async fn serve_tls<S>(
+/// Serves one accepted connection, `id` being who is on the other end.
+async fn serve_conn<I, S>(io: I, id: Identity, app: S, peer: std::net::SocketAddr)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<
+            Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let mut req = req.map(axum::body::Body::new);
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(id.clone()));
+        tower::ServiceExt::oneshot(app.clone(), req)
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(io), svc)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!("connection from {peer}: {e}");
+    }
+}
+
+/// Accepts TCP connections, with TLS when there is an acceptor: each
+/// handshake runs in its own task (with a deadline), so a slow or silent
+/// client holds up nobody else.
+async fn serve_tcp<S>(
     l: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
     app: S,
     mut stop: tokio::sync::broadcast::Receiver<()>,
 ) where
@@ -95,9 +115,16 @@ async fn serve_tls<S>(
             },
             _ = stop.recv() => return,
         };
+        // A response goes out as several writes (TLS records): with Nagle's
+        // algorithm the last waits for the client's delayed ACK, 40 ms a call.
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {
+            let Some(acceptor) = acceptor else {
+                serve_conn(tcp, Identity::Anonymous, app, peer).await;
+                return;
+            };
             let tls = match tokio::time::timeout(
                 std::time::Duration::from_secs(10),
                 acceptor.accept(tcp),
@@ -122,19 +149,7 @@ async fn serve_tls<S>(
                 .and_then(|c| c.first())
                 .and_then(|c| crate::authz::cert_common_name(c))
                 .map_or(Identity::Anonymous, Identity::Cert);
-            let svc =
-                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let mut req = req.map(axum::body::Body::new);
-                    req.extensions_mut()
-                        .insert(axum::extract::ConnectInfo(id.clone()));
-                    tower::ServiceExt::oneshot(app.clone(), req)
-                });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                .with_upgrades();
-            if let Err(e) = conn.await {
-                tracing::debug!("connection from {peer}: {e}");
-            }
+            serve_conn(tls, id, app, peer).await;
         });
     }
 }
@@ -169,8 +184,8 @@ pub async fn serve(
                     .await
                     .with_context(|| format!("binding tcp://{addr}"))?;
                 let svc = app.clone();
-                let mut stop = stop_tx.subscribe();
-                match &d.cfg.tls {
+                let stop = stop_tx.subscribe();
+                let acceptor = match &d.cfg.tls {
                     Some((files, verify)) => {
                         let cfg = crate::tls::server_config(files, *verify)?;
                         tracing::info!(
@@ -181,24 +196,19 @@ pub async fn serve(
                                 ""
                             }
                         );
-                        tasks.push(tokio::spawn(async move {
-                            serve_tls(l, tokio_rustls::TlsAcceptor::from(cfg), svc, stop).await;
-                            Ok(())
-                        }));
+                        Some(tokio_rustls::TlsAcceptor::from(cfg))
                     }
                     None => {
                         tracing::warn!(
                             "API listening on tcp://{addr} WITHOUT TLS (--tls=false): anyone who can reach this port is root on this machine"
                         );
-                        tasks.push(tokio::spawn(async move {
-                            axum::serve(l, svc.into_make_service_with_connect_info::<Identity>())
-                                .with_graceful_shutdown(async move {
-                                    let _ = stop.recv().await;
-                                })
-                                .await
-                        }));
+                        None
                     }
-                }
+                };
+                tasks.push(tokio::spawn(async move {
+                    serve_tcp(l, acceptor, svc, stop).await;
+                    Ok(())
+                }));
             }
         }
     }

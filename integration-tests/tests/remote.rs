@@ -140,6 +140,45 @@ fn berth_and_docker_work_over_mutual_tls() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "via context");
+    // Exported with its files and imported under another name, it works
+    // the same; update changes what it points at.
+    let archive = dir.path().join("remote.dockercontext");
+    s.berth(&[
+        "context",
+        "export",
+        "remote",
+        &archive.display().to_string(),
+    ])
+    .ok();
+    s.berth(&["context", "import", "copy", &archive.display().to_string()])
+        .ok();
+    s.berth(&["context", "update", "--description", "the copy", "copy"])
+        .ok();
+    let mut c = s.berth_cmd();
+    c.env_remove("BERTH_HOST").args([
+        "--context",
+        "copy",
+        "version",
+        "-f",
+        "{{.Server.APIVersion}}",
+    ]);
+    let out = c.output().expect("berth");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let desc = s
+        .berth(&[
+            "context",
+            "inspect",
+            "-f",
+            "{{.Metadata.Description}}",
+            "copy",
+        ])
+        .ok()
+        .to_string();
+    assert_eq!(desc, "the copy");
     // Docker's environment: DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
     let mut c = s.berth_cmd();
     c.env("BERTH_HOST", &host)

@@ -376,7 +376,9 @@ impl Client {
         headers: &[(&str, String)],
     ) -> Result<Response<Incoming>> {
         // A hijacked connection is the caller's for good: never pooled.
-        let upgrade = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("Upgrade"));
+        let upgrade = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("Upgrade"));
         let pooled = if upgrade {
             None
         } else {

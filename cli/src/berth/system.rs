@@ -207,6 +207,55 @@ pub enum ContextCmd {
     Inspect(ContextInspectArgs),
     /// Print the name of the current context
     Show,
+    /// Update a context
+    Update(ContextCreateArgs),
+    /// Export a context to a tar archive ("-" for stdout)
+    Export(ContextExportArgs),
+    /// Import a context from a tar archive ("-" for stdin)
+    Import(ContextImportArgs),
+}
+
+#[derive(Args)]
+pub struct ContextExportArgs {
+    name: String,
+    /// Where to write (default: NAME.dockercontext)
+    file: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ContextImportArgs {
+    name: String,
+    file: String,
+}
+
+/// Applies `--docker host=…,ca=…,cert=…,key=…` to context `name`: the host,
+/// and the TLS files copied in, as Docker does (the context keeps working
+/// when the originals move).
+fn docker_endpoint(cfg: &Config, name: &str, spec: &str) -> Result<Option<String>> {
+    let mut host = None;
+    let mut tls_files: Vec<(&str, PathBuf)> = Vec::new();
+    for field in spec.split(',') {
+        match field.split_once('=') {
+            Some(("host", h)) => host = Some(config::normalize_host(h)?),
+            Some(("ca", p)) => tls_files.push(("ca.pem", p.into())),
+            Some(("cert", p)) => tls_files.push(("cert.pem", p.into())),
+            Some(("key", p)) => tls_files.push(("key.pem", p.into())),
+            Some(("skip-tls-verify", "false")) => {}
+            Some(("skip-tls-verify", _)) => {
+                bail!("{field}: berth always verifies the daemon's certificate")
+            }
+            _ => bail!(
+                "unable to parse docker endpoint \"{field}\": expected host=…,ca=…,cert=…,key=…"
+            ),
+        }
+    }
+    for (file, from) in &tls_files {
+        let text = std::fs::read(from).map_err(|e| anyhow::anyhow!("{}: {e}", from.display()))?;
+        let dir = cfg.tls_dir(name);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(file), text)?;
+    }
+    Ok(host)
 }
 
 #[derive(Args)]
@@ -214,7 +263,7 @@ pub struct ContextCreateArgs {
     /// Description of the context
     #[arg(long)]
     description: Option<String>,
-    /// Set the endpoint (host=unix:///path)
+    /// Set the endpoint (host=unix:///path, tcp://h:p or ssh://u@h; ca=, cert=, key= for TLS)
     #[arg(long)]
     docker: Option<String>,
     name: String,
@@ -894,32 +943,10 @@ pub async fn context(cfg: &Config, c: ContextCmd) -> Result<i32> {
                 bail!("context \"{}\" already exists", a.name);
             }
             let mut host = config::DEFAULT_HOST.to_string();
-            let mut tls_files: Vec<(&str, PathBuf)> = Vec::new();
-            if let Some(d) = &a.docker {
-                for field in d.split(',') {
-                    match field.split_once('=') {
-                        Some(("host", h)) => host = config::normalize_host(h)?,
-                        Some(("ca", p)) => tls_files.push(("ca.pem", p.into())),
-                        Some(("cert", p)) => tls_files.push(("cert.pem", p.into())),
-                        Some(("key", p)) => tls_files.push(("key.pem", p.into())),
-                        Some(("skip-tls-verify", "false")) => {}
-                        Some(("skip-tls-verify", _)) => {
-                            bail!("{field}: berth always verifies the daemon's certificate")
-                        }
-                        _ => bail!(
-                            "unable to parse docker endpoint \"{field}\": expected host=…,ca=…,cert=…,key=…"
-                        ),
-                    }
-                }
-            }
-            // Copied in, as Docker does: the context keeps working when
-            // the originals move.
-            for (name, from) in &tls_files {
-                let text =
-                    std::fs::read(from).map_err(|e| anyhow::anyhow!("{}: {e}", from.display()))?;
-                let dir = cfg.tls_dir(&a.name);
-                std::fs::create_dir_all(&dir)?;
-                std::fs::write(dir.join(name), text)?;
+            if let Some(d) = &a.docker
+                && let Some(h) = docker_endpoint(cfg, &a.name, d)?
+            {
+                host = h;
             }
             let meta = json!({
                 "Name": a.name,
@@ -1028,6 +1055,97 @@ pub async fn context(cfg: &Config, c: ContextCmd) -> Result<i32> {
         }
         ContextCmd::Show => {
             println!("{}", config::resolve_context_name(cfg));
+            Ok(0)
+        }
+        ContextCmd::Update(a) => {
+            if a.name == "default" {
+                bail!("context \"default\" cannot be updated");
+            }
+            let mut meta = cfg.context(&a.name)?;
+            if let Some(d) = &a.description {
+                meta["Metadata"]["Description"] = json!(d);
+            }
+            if let Some(d) = &a.docker
+                && let Some(h) = docker_endpoint(cfg, &a.name, d)?
+            {
+                meta["Endpoints"]["docker"]["Host"] = json!(h);
+            }
+            cfg.save_context(&meta)?;
+            println!("{}", a.name);
+            eprintln!("Successfully updated context \"{}\"", a.name);
+            Ok(0)
+        }
+        ContextCmd::Export(a) => {
+            let meta = cfg.context(&a.name)?;
+            let mut b = tar::Builder::new(Vec::new());
+            let mut add = |path: &str, data: &[u8]| -> Result<()> {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o600);
+                h.set_cksum();
+                b.append_data(&mut h, path, data)?;
+                Ok(())
+            };
+            add("meta.json", serde_json::to_string(&meta)?.as_bytes())?;
+            for f in ["ca.pem", "cert.pem", "key.pem"] {
+                if let Ok(data) = std::fs::read(cfg.tls_dir(&a.name).join(f)) {
+                    add(&format!("tls/docker/{f}"), &data)?;
+                }
+            }
+            let data = b.into_inner()?;
+            let file = a
+                .file
+                .unwrap_or_else(|| format!("{}.dockercontext", a.name));
+            if file == "-" {
+                std::io::stdout().write_all(&data)?;
+            } else {
+                std::fs::write(&file, data)?;
+                eprintln!("Written file \"{file}\"");
+            }
+            Ok(0)
+        }
+        ContextCmd::Import(a) => {
+            config::validate_context_name(&a.name)?;
+            if cfg.context(&a.name).is_ok() {
+                bail!("context \"{}\" already exists", a.name);
+            }
+            let data = if a.file == "-" {
+                let mut v = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)?;
+                v
+            } else {
+                std::fs::read(&a.file).map_err(|e| anyhow::anyhow!("{}: {e}", a.file))?
+            };
+            let mut meta: Option<Value> = None;
+            let mut tls: Vec<(String, Vec<u8>)> = Vec::new();
+            for entry in tar::Archive::new(data.as_slice()).entries()? {
+                let mut e = entry?;
+                let path = e.path()?.to_string_lossy().into_owned();
+                let mut body = Vec::new();
+                std::io::Read::read_to_end(&mut e, &mut body)?;
+                match path.as_str() {
+                    "meta.json" => meta = Some(serde_json::from_slice(&body)?),
+                    p => {
+                        if let Some(f) = p.strip_prefix("tls/docker/")
+                            && ["ca.pem", "cert.pem", "key.pem"].contains(&f)
+                        {
+                            tls.push((f.to_string(), body));
+                        }
+                    }
+                }
+            }
+            let mut meta = meta.ok_or_else(|| {
+                anyhow::anyhow!("{}: no meta.json: not a context archive", a.file)
+            })?;
+            meta["Name"] = json!(a.name);
+            for (f, body) in tls {
+                let dir = cfg.tls_dir(&a.name);
+                std::fs::create_dir_all(&dir)?;
+                std::fs::write(dir.join(f), body)?;
+            }
+            cfg.save_context(&meta)?;
+            println!("{}", a.name);
+            eprintln!("Successfully imported context \"{}\"", a.name);
             Ok(0)
         }
     }
