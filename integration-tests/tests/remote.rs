@@ -249,81 +249,48 @@ fn every_tls_failure_is_refused_and_named() {
     let s = tls_stack(&ours, port);
     let host = format!("tcp://127.0.0.1:{port}");
     let f = |d: &Path, n: &str| d.join(n).display().to_string();
-    // No client certificate.
-    let ca = f(&ours, "ca.pem");
-    let nocert = dir.path().join("nothing.pem").display().to_string();
-    let out = berth_tcp(
-        &s,
-        &host,
-        &[
+    let ps = |host: &str, ca: &str, cert: &str, key: &str| {
+        let tls = [
             "--tlsverify",
             "--tlscacert",
-            &ca,
+            ca,
             "--tlscert",
-            &nocert,
+            cert,
             "--tlskey",
-            &nocert,
-        ],
-        &["ps"],
-    );
-    assert_ne!(out.code, 0, "{out:?}");
-    assert!(out.stderr.contains("TLS with the berth daemon"), "{out:?}");
-    // A client certificate of another CA.
-    let (rc, rk) = (f(&rogue, "cert.pem"), f(&rogue, "key.pem"));
-    let out = berth_tcp(
-        &s,
-        &host,
-        &[
-            "--tlsverify",
-            "--tlscacert",
-            &ca,
-            "--tlscert",
-            &rc,
-            "--tlskey",
-            &rk,
-        ],
-        &["ps"],
-    );
-    assert_ne!(out.code, 0, "{out:?}");
-    assert!(out.stderr.contains("TLS with the berth daemon"), "{out:?}");
-    // A daemon certificate we do not trust.
+            key,
+        ];
+        berth_tcp(&s, host, &tls, &["ps"])
+    };
+    let (ca, rca) = (f(&ours, "ca.pem"), f(&rogue, "ca.pem"));
     let (oc, ok) = (f(&ours, "cert.pem"), f(&ours, "key.pem"));
-    let rca = f(&rogue, "ca.pem");
-    let out = berth_tcp(
-        &s,
-        &host,
-        &[
-            "--tlsverify",
-            "--tlscacert",
-            &rca,
-            "--tlscert",
-            &oc,
-            "--tlskey",
-            &ok,
-        ],
-        &["ps"],
-    );
-    assert_ne!(out.code, 0, "{out:?}");
-    assert!(out.stderr.contains("certificate"), "{out:?}");
+    let (rc, rk) = (f(&rogue, "cert.pem"), f(&rogue, "key.pem"));
+    let nothing = dir.path().join("nothing.pem").display().to_string();
+    for (what, out, says) in [
+        (
+            "no client certificate",
+            ps(&host, &ca, &nothing, &nothing),
+            "TLS with the berth daemon",
+        ),
+        (
+            "a client certificate of another CA",
+            ps(&host, &ca, &rc, &rk),
+            "TLS with the berth daemon",
+        ),
+        (
+            "a daemon certificate we do not trust",
+            ps(&host, &rca, &oc, &ok),
+            "certificate",
+        ),
+    ] {
+        assert_ne!(out.code, 0, "{what}: {out:?}");
+        assert!(out.stderr.contains(says), "{what}: {out:?}");
+    }
     // Plain HTTP to a TLS port.
     let out = berth_tcp(&s, &host, &[], &["ps"]);
     assert_ne!(out.code, 0, "{out:?}");
     // Nothing listens: the connect error, not a TLS one.
     let closed = format!("tcp://127.0.0.1:{}", free_port());
-    let out = berth_tcp(
-        &s,
-        &closed,
-        &[
-            "--tlsverify",
-            "--tlscacert",
-            &ca,
-            "--tlscert",
-            &oc,
-            "--tlskey",
-            &ok,
-        ],
-        &["ps"],
-    );
+    let out = ps(&closed, &ca, &oc, &ok);
     assert!(
         out.stderr
             .contains("Cannot connect to the berth daemon at tcp://"),
