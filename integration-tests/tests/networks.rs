@@ -616,3 +616,57 @@ fn a_published_port_keeps_answering_through_daemon_kills() {
     );
     assert_eq!(curl(&url).trim(), &id[..12]);
 }
+
+#[test]
+fn a_reboot_like_loss_of_run_state_is_rebuilt_on_start() {
+    let mut s = stack();
+    network(&s, "after", 8, &[]);
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--network",
+        "after",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "app",
+        "--network",
+        "after",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    s.berth(&["stop", "-t", "0", "db", "app"]).ok();
+    // What a reboot takes: the engine, its run directory, the bridges.
+    s.kill9_berthd();
+    let aardvark = s.exec_root.join("aardvark-dns/aardvark.pid");
+    if let Some(pid) = std::fs::read_to_string(&aardvark)
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+    {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    std::fs::remove_dir_all(&s.exec_root).expect("removing the run directory");
+    for br in [s.net.bridge("8"), s.net.bridge("d")] {
+        sh(&format!("ip link delete {br} 2>/dev/null"));
+    }
+    s.spawn_berthd();
+    s.berth(&["start", "db", "app"]).ok();
+    let out = s
+        .berth(&["exec", "app", "ping", "-c1", "-W3", "db"])
+        .ok()
+        .to_string();
+    assert!(out.contains("1 packets received"), "{out}");
+}
