@@ -99,6 +99,33 @@ fn containers_on_a_user_network_find_each_other_by_name() {
         .ok()
         .to_string();
     assert!(hosts.contains(&format!("{ip}\t{short}")), "{hosts}");
+    // A rename is resolved at once; the old name is gone.
+    s.berth(&["rename", "web", "web2"]).ok();
+    s.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "appnet",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W3",
+        "web2",
+    ])
+    .ok();
+    let out = s.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "appnet",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W1",
+        "web",
+    ]);
+    assert_ne!(out.code, 0, "{out:?}");
+    s.berth(&["rename", "web2", "web"]).ok();
     // The default bridge gives no names, as Docker's.
     let out = s.berth(&["run", "--rm", "busybox", "ping", "-c1", "-W1", "web"]);
     assert_ne!(out.code, 0, "{out:?}");

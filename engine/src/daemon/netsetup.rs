@@ -238,21 +238,7 @@ impl Daemon {
             dns: false,
         };
         if n.resolves_names() && self.dns.available() && !a.ip.is_empty() {
-            let mut names = vec![c.name.clone(), c.short_id().to_string()];
-            names.append(&mut aliases);
-            if let Err(e) = self.dns.add(
-                &n.name,
-                &n.gateway,
-                &dns::Record {
-                    container_id: &c.id,
-                    ipv4: &a.ip,
-                    names,
-                },
-            ) {
-                tracing::warn!("DNS for {} on {}: {e}", c.id, n.name);
-            } else {
-                a.dns = true;
-            }
+            a.dns = self.dns_register(c, n, &a.ip, std::mem::take(&mut aliases));
         }
         if let Some(s) = c.net.as_mut() {
             s.attachments.push(a);
@@ -260,6 +246,34 @@ impl Daemon {
         let _ = c.save();
         self.network_event(n, "connect", &c.id);
         Ok(())
+    }
+
+    /// The container's record on a network's DNS server: its name, short
+    /// id and aliases; whether it took.
+    fn dns_register(&self, c: &Container, n: &Network, ip: &str, aliases: Vec<String>) -> bool {
+        let mut names = vec![c.name.clone(), c.short_id().to_string()];
+        names.extend(aliases);
+        let record = dns::Record {
+            container_id: &c.id,
+            ipv4: ip,
+            names,
+        };
+        match self.dns.add(&n.name, &n.gateway, &record) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("DNS for {} on {}: {e}", c.id, n.name);
+                false
+            }
+        }
+    }
+
+    /// After a rename: the new name on every network that resolves it.
+    pub fn net_renamed(&self, c: &Container) {
+        for a in c.net.iter().flat_map(|s| &s.attachments).filter(|a| a.dns) {
+            if let Ok(n) = self.networks.get(&a.network_id) {
+                self.dns_register(c, &n, &a.ip, a.aliases.clone());
+            }
+        }
     }
 
     /// Leaves one network (`network disconnect` while running, or teardown).

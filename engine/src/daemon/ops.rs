@@ -521,6 +521,7 @@ impl Daemon {
             return Err(ApiError::internal(err.to_string()));
         }
         self.release_name(&old);
+        self.net_renamed(&c);
         self.container_event(&c, "rename", &[("oldName", format!("/{old}"))]);
         Ok(())
     }
