@@ -23,11 +23,8 @@ LIVE=${LIVE:-100}
 STREAM_MIB=${STREAM_MIB:-1024}
 PORT_MIB=${PORT_MIB:-1024}
 
-scripts/deps
-if ! command -v dockerd >/dev/null || ! command -v containerd >/dev/null; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io
-fi
-cargo build --release --workspace -q
+. bench/lib.sh
+prepare_engines
 rel=$PWD/target/release
 DOCKER_CLI=$(command -v docker)
 
@@ -60,16 +57,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_for() { for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "timed out: $*" >&2; return 1; }
 
 # The same busybox root filesystem for both engines.
-mkdir -p "$work/rootfs/bin" "$work/rootfs/etc"
-for d in proc sys dev tmp root; do mkdir -p "$work/rootfs/$d"; done
-cp /bin/busybox "$work/rootfs/bin/"
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$work/rootfs/bin/$a"; done
-printf 'root:x:0:0:root:/root:/bin/sh\n' > "$work/rootfs/etc/passwd"
-printf 'root:x:0:\n' > "$work/rootfs/etc/group"
-tar -C "$work/rootfs" -cf "$work/busybox.tar" .
+busybox_tar "$work"
 
 # Both engines get a bridge of their own; the firewall is put back as it
 # was when the bench ends.
@@ -121,7 +111,6 @@ wait_for $D version
 $D import --change 'CMD ["sh"]' "$work/busybox.tar" busybox:latest >/dev/null
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-median_ms() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; print(' '.join('%.1f' % (x['median']*1000) for x in r))" "$1"; }
 ratio() { python3 -c "import sys; print('%.2f' % (float(sys.argv[1])/float(sys.argv[2])))" "$1" "$2"; }
 
 echo "== 1. run --rm --network none busybox true ($RUNS runs each)"

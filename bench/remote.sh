@@ -9,11 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-20}
 
-scripts/deps
-if ! command -v dockerd >/dev/null || ! command -v containerd >/dev/null; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io
-fi
-cargo build --release --workspace -q
+. bench/lib.sh
+prepare_engines
 rel=$PWD/target/release
 DOCKER_CLI=$(command -v docker)
 
@@ -37,7 +34,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-wait_for() { for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "timed out: $*" >&2; return 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Certificates: a CA, the daemons' (127.0.0.1) and the client's.
@@ -55,12 +51,7 @@ pki=$work/pki; mkdir -p "$pki"
 TLS="--tlsverify --tlscacert $pki/ca.pem --tlscert $pki/cert.pem --tlskey $pki/key.pem"
 
 # The same busybox root filesystem for both engines.
-mkdir -p "$work/rootfs/bin" "$work/rootfs/etc"
-for d in proc sys dev tmp root; do mkdir -p "$work/rootfs/$d"; done
-cp /bin/busybox "$work/rootfs/bin/"
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$work/rootfs/bin/$a"; done
-printf 'root:x:0:0:root:/root:/bin/sh\n' > "$work/rootfs/etc/passwd"
-tar -C "$work/rootfs" -cf "$work/busybox.tar" .
+busybox_tar "$work"
 
 # --- berth
 mkdir -p "$work/b"
@@ -135,7 +126,6 @@ DT="$DOCKER_CLI -H tcp://127.0.0.1:$dport $TLS"
 DS="$DOCKER_CLI -H ssh://root@127.0.0.1:$sport"
 for c in "$BT" "$BS" "$DT" "$DS"; do $c ps >/dev/null; done
 
-median_ms() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; print(' '.join('%.1f' % (x['median']*1000) for x in r))" "$1"; }
 diff_ms() { python3 -c "import sys; print('%+.1f' % (float(sys.argv[1]) - float(sys.argv[2])))" "$1" "$2"; }
 
 echo "== ps ($RUNS runs each)"

@@ -59,18 +59,36 @@ fn bind_unix(path: &Path, group: &str) -> Result<UnixListener> {
     Ok(l)
 }
 
-/// Serves one accepted connection, `id` being who is on the other end.
-async fn serve_conn<I, S>(io: I, id: Identity, app: S, peer: std::net::SocketAddr)
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+/// The API as hyper connections serve it.
+trait ApiService:
+    tower::Service<
+        Request,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future: Send,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> ApiService for S where
     S: tower::Service<
             Request,
             Response = axum::response::Response,
             Error = std::convert::Infallible,
+            Future: Send,
         > + Clone
         + Send
-        + 'static,
-    S::Future: Send,
+        + 'static
+{
+}
+
+/// Serves one accepted connection, `id` being who is on the other end.
+async fn serve_conn<I, S>(io: I, id: Identity, app: S, peer: std::net::SocketAddr)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: ApiService,
 {
     let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let mut req = req.map(axum::body::Body::new);
@@ -95,14 +113,7 @@ async fn serve_tcp<S>(
     app: S,
     mut stop: tokio::sync::broadcast::Receiver<()>,
 ) where
-    S: tower::Service<
-            Request,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
+    S: ApiService,
 {
     loop {
         let (tcp, peer) = tokio::select! {

@@ -214,7 +214,8 @@ impl Stack {
         std::fs::read_to_string(self.dir.path().join("berthd.log")).unwrap_or_default()
     }
 
-    fn run(&self, mut cmd: Command, input: Option<&[u8]>) -> Out {
+    /// Runs a prepared command (input on its stdin); what it did.
+    pub fn run(&self, mut cmd: Command, input: Option<&[u8]>) -> Out {
         cmd.stdin(if input.is_some() {
             Stdio::piped()
         } else {

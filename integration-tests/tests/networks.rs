@@ -101,29 +101,8 @@ fn containers_on_a_user_network_find_each_other_by_name() {
     assert!(hosts.contains(&format!("{ip}\t{short}")), "{hosts}");
     // A rename is resolved at once; the old name is gone.
     s.berth(&["rename", "web", "web2"]).ok();
-    s.berth(&[
-        "run",
-        "--rm",
-        "--network",
-        "appnet",
-        "busybox",
-        "ping",
-        "-c1",
-        "-W3",
-        "web2",
-    ])
-    .ok();
-    let out = s.berth(&[
-        "run",
-        "--rm",
-        "--network",
-        "appnet",
-        "busybox",
-        "ping",
-        "-c1",
-        "-W1",
-        "web",
-    ]);
+    ping_on(&s, "appnet", "web2", 3).ok();
+    let out = ping_on(&s, "appnet", "web", 1);
     assert_ne!(out.code, 0, "{out:?}");
     s.berth(&["rename", "web2", "web"]).ok();
     // The default bridge gives no names, as Docker's.
@@ -365,18 +344,23 @@ fn internal_networks_have_no_way_out() {
         "600",
     ])
     .ok();
+    ping_on(&s, "closed", "in1", 3).ok();
+}
+
+/// A one-shot container on `network` pinging `target` (waiting `wait` s).
+fn ping_on(s: &Stack, network: &str, target: &str, wait: u8) -> integration_tests::stack::Out {
+    let w = format!("-W{wait}");
     s.berth(&[
         "run",
         "--rm",
         "--network",
-        "closed",
+        network,
         "busybox",
         "ping",
         "-c1",
-        "-W3",
-        "in1",
+        &w,
+        target,
     ])
-    .ok();
 }
 
 /// Firewall rules that name a container (CNI tags its rules with the id).
@@ -547,18 +531,7 @@ fn connect_and_disconnect_a_running_container() {
         links.split_whitespace().collect::<Vec<_>>(),
         ["eth0", "eth1", "lo"]
     );
-    s.berth(&[
-        "run",
-        "--rm",
-        "--network",
-        "back",
-        "busybox",
-        "ping",
-        "-c1",
-        "-W3",
-        "db",
-    ])
-    .ok();
+    ping_on(&s, "back", "db", 3).ok();
     s.berth(&["network", "disconnect", "back", "multi"]).ok();
     let links = s
         .berth(&["exec", "multi", "ls", "/sys/class/net"])
@@ -603,10 +576,8 @@ fn a_published_port_keeps_answering_through_daemon_kills() {
     let id = httpd(&s, "steady", &["-p", &format!("{p}:80")]);
     let url = format!("http://127.0.0.1:{p}/hostname");
     assert!(eventually(10, || curl(&url).trim() == &id[..12]));
-    let rules_before = sh("iptables-save")
-        .lines()
-        .filter(|l| l.contains(&id))
-        .count();
+    let rules_before = rules_of(&id);
+    assert!(rules_before > 0, "the published port has no rules");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (stop2, url2) = (stop.clone(), url.clone());
     let looper = std::thread::spawn(move || {
@@ -634,13 +605,7 @@ fn a_published_port_keeps_answering_through_daemon_kills() {
     assert!(ok > 0);
     assert_eq!(failed, 0, "{failed} of {} requests failed", ok + failed);
     // Nothing was added twice or flushed on the restart.
-    assert_eq!(
-        sh("iptables-save")
-            .lines()
-            .filter(|l| l.contains(&id))
-            .count(),
-        rules_before
-    );
+    assert_eq!(rules_of(&id), rules_before);
     assert_eq!(curl(&url).trim(), &id[..12]);
 }
 

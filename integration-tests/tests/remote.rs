@@ -117,8 +117,7 @@ fn berth_and_docker_work_over_mutual_tls() {
     c.args(["-H", &host])
         .args(tls)
         .args(["run", "-i", "--rm", "busybox", "tr", "a-z", "A-Z"]);
-    let out = pipe(c, b"secret\n");
-    assert_eq!(out.trim(), "SECRET");
+    assert_eq!(s.run(c, Some(b"secret\n")).ok(), "SECRET");
     // A context that carries its TLS files (copied in: the originals may go).
     let ctx_files = format!("host={host},ca={ca},cert={cert},key={key}");
     s.berth(&["context", "create", "remote", "--docker", &ctx_files])
@@ -133,13 +132,7 @@ fn berth_and_docker_work_over_mutual_tls() {
         "echo",
         "via context",
     ]);
-    let out = c.output().expect("berth");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "via context");
+    assert_eq!(s.run(c, None).ok(), "via context");
     // Exported with its files and imported under another name, it works
     // the same; update changes what it points at.
     let archive = dir.path().join("remote.dockercontext");
@@ -162,12 +155,7 @@ fn berth_and_docker_work_over_mutual_tls() {
         "-f",
         "{{.Server.APIVersion}}",
     ]);
-    let out = c.output().expect("berth");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.run(c, None).ok();
     let desc = s
         .berth(&[
             "context",
@@ -185,59 +173,21 @@ fn berth_and_docker_work_over_mutual_tls() {
         .env("DOCKER_TLS_VERIFY", "1")
         .env("DOCKER_CERT_PATH", &ours)
         .args(["ps", "-a", "--format", "{{.Names}}"]);
-    let out = c.output().expect("berth");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.run(c, None).ok();
 
-    if let Some(docker) = docker_cli() {
-        let mut c = std::process::Command::new(&docker);
-        c.env_remove("DOCKER_HOST")
-            .env("DOCKER_CONFIG", dir.path().join("docker-cli"))
-            .args(["-H", &host])
+    if docker_cli().is_some() {
+        let mut c = s.docker_cmd();
+        c.args(["-H", &host])
             .args(tls)
             .args(["run", "--rm", "busybox", "echo", "docker over tls"]);
-        let out = c.output().expect("docker");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            "docker over tls"
-        );
-        let mut c = std::process::Command::new(&docker);
-        c.env_remove("DOCKER_HOST")
-            .env("DOCKER_CONFIG", dir.path().join("docker-cli"))
-            .env("DOCKER_HOST", &host)
+        assert_eq!(s.run(c, None).ok(), "docker over tls");
+        let mut c = s.docker_cmd();
+        c.env("DOCKER_HOST", &host)
             .env("DOCKER_TLS_VERIFY", "1")
             .env("DOCKER_CERT_PATH", &ours)
             .args(["run", "-i", "--rm", "busybox", "cat"]);
-        assert_eq!(pipe(c, b"piped over tls\n").trim(), "piped over tls");
+        assert_eq!(s.run(c, Some(b"piped over tls\n")).ok(), "piped over tls");
     }
-}
-
-fn pipe(mut c: std::process::Command, input: &[u8]) -> String {
-    use std::io::Write;
-    let mut child = c
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    if let Some(mut i) = child.stdin.take() {
-        let _ = i.write_all(input);
-    }
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -296,28 +246,12 @@ fn every_tls_failure_is_refused_and_named() {
             .contains("Cannot connect to the berth daemon at tcp://"),
         "{out:?}"
     );
-    if let Some(docker) = docker_cli() {
-        let out = std::process::Command::new(docker)
-            .env_remove("DOCKER_HOST")
-            .env("DOCKER_CONFIG", dir.path().join("docker-cli"))
-            .args([
-                "-H",
-                &host,
-                "--tlsverify",
-                "--tlscacert",
-                &ca,
-                "--tlscert",
-                &rc,
-                "--tlskey",
-                &rk,
-                "ps",
-            ])
-            .output()
-            .expect("docker");
-        assert!(
-            !out.status.success(),
-            "docker got in with a rogue certificate"
-        );
+    if docker_cli().is_some() {
+        let mut c = s.docker_cmd();
+        c.args(["-H", &host, "--tlsverify", "--tlscacert", &ca])
+            .args(["--tlscert", &rc, "--tlskey", &rk, "ps"]);
+        let out = s.run(c, None);
+        assert_ne!(out.code, 0, "docker got in with a rogue certificate");
     }
 }
 
@@ -474,65 +408,38 @@ fn ssh_hosts_reach_the_engine_through_dial_stdio() {
         std::env::var("PATH").unwrap_or_default()
     );
     let host = format!("ssh://root@127.0.0.1:{}", d.port);
-    let berth = |args: &[&str]| {
-        let out = std::process::Command::new(integration_tests::bin("berth"))
-            .env("PATH", &path)
+    // berth with the test's ssh first on PATH, against `host`.
+    let berth = |host: &str, args: &[&str]| {
+        let mut c = s.berth_cmd();
+        c.env("PATH", &path)
             .env("BERTH_CONFIG", dir.path().join("local-cli"))
             .env_remove("BERTH_HOST")
-            .env_remove("DOCKER_HOST")
-            .args(["-H", &host])
-            .args(args)
-            .output()
-            .expect("berth");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+            .args(["-H", host])
+            .args(args);
+        s.run(c, None)
     };
-    let (code, out, err) = berth(&["run", "--rm", "busybox", "echo", "over ssh"]);
-    assert_eq!(code, Some(0), "{err}");
-    assert_eq!(out.trim(), "over ssh");
-    let (code, _, err) = berth(&["ps", "-a"]);
-    assert_eq!(code, Some(0), "{err}");
-    if let Some(docker) = docker_cli() {
-        let out = std::process::Command::new(docker)
-            .env("PATH", &path)
-            .env("DOCKER_CONFIG", dir.path().join("docker-cli"))
-            .env_remove("DOCKER_HOST")
-            .args([
-                "-H",
-                &host,
-                "run",
-                "--rm",
-                "busybox",
-                "echo",
-                "docker over ssh",
-            ])
-            .output()
-            .expect("docker");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            "docker over ssh"
-        );
+    let out = berth(&host, &["run", "--rm", "busybox", "echo", "over ssh"]);
+    assert_eq!(out.ok(), "over ssh");
+    berth(&host, &["ps", "-a"]).ok();
+    if docker_cli().is_some() {
+        let mut c = s.docker_cmd();
+        c.env("PATH", &path).env_remove("DOCKER_HOST").args([
+            "-H",
+            &host,
+            "run",
+            "--rm",
+            "busybox",
+            "echo",
+            "docker over ssh",
+        ]);
+        assert_eq!(s.run(c, None).ok(), "docker over ssh");
     }
     // ssh's own message, then ours.
     let closed = format!("ssh://root@127.0.0.1:{}", free_port());
-    let out = std::process::Command::new(integration_tests::bin("berth"))
-        .env("PATH", &path)
-        .env("BERTH_CONFIG", dir.path().join("local-cli"))
-        .args(["-H", &closed, "ps"])
-        .output()
-        .expect("berth");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(err.contains("Connection refused"), "{err}");
-    assert!(err.contains("ssh to ssh://"), "{err}");
+    let out = berth(&closed, &["ps"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("Connection refused"), "{out:?}");
+    assert!(out.stderr.contains("ssh to ssh://"), "{out:?}");
 }
 
 #[test]
@@ -650,26 +557,15 @@ fn roles_keep_operators_and_viewers_off_the_host() {
             && l["rule"] == "privileged"),
         "{log}"
     );
-    if let Some(docker) = docker_cli() {
-        let out = std::process::Command::new(docker)
-            .env_remove("DOCKER_HOST")
-            .env("DOCKER_CONFIG", dir.path().join("docker-cli"))
-            .args([
-                "-H",
-                &host,
-                "--tlsverify",
-                "--tlscacert",
-                &ca,
-                "--tlscert",
-                &f("opclient-cert.pem"),
-                "--tlskey",
-                &f("opclient-key.pem"),
-            ])
-            .args(["run", "--rm", "--privileged", "busybox", "true"])
-            .output()
-            .expect("docker");
-        assert!(!out.status.success());
-        assert!(String::from_utf8_lossy(&out.stderr).contains("(rule no-privileged)"));
+    if docker_cli().is_some() {
+        let (cert, key) = (f("opclient-cert.pem"), f("opclient-key.pem"));
+        let mut c = s.docker_cmd();
+        c.args(["-H", &host, "--tlsverify", "--tlscacert", &ca])
+            .args(["--tlscert", &cert, "--tlskey", &key])
+            .args(["run", "--rm", "--privileged", "busybox", "true"]);
+        let out = s.run(c, None);
+        assert_ne!(out.code, 0, "{out:?}");
+        assert!(out.stderr.contains("(rule no-privileged)"), "{out:?}");
     }
 }
 

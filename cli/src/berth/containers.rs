@@ -1102,11 +1102,7 @@ pub async fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
     } else {
         "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
     };
-    let fmt = match a.format.as_deref() {
-        None | Some("") | Some("table") => default.to_string(),
-        Some("json") => "{{json .}}".to_string(),
-        Some(f) => f.to_string(),
-    };
+    let fmt = format::template(a.format.as_deref(), default);
     let f = format::parse(&fmt, &format::header)?;
     let want = |k: &str| f.uses(k);
     let rows: Vec<Value> = list.iter().map(|c| ps_row(c, a.no_trunc, &want)).collect();

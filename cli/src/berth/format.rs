@@ -216,6 +216,28 @@ fn render_simple(pieces: &[Piece], v: &Value) -> Option<String> {
     Some(s)
 }
 
+/// A labels object as `ls` tables show it: `k=v,k2=v2`.
+pub fn labels(v: &Value) -> String {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, x)| format!("{k}={}", x.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+/// `--format` as Docker reads it: empty or "table" is the command's own
+/// table, "json" an object per line, anything else a template.
+pub fn template(format: Option<&str>, table: &str) -> String {
+    match format {
+        None | Some("") | Some("table") => table.to_string(),
+        Some("json") => "{{json .}}".to_string(),
+        Some(f) => f.to_string(),
+    }
+}
+
 pub fn parse(format: &str, header_of: &dyn Fn(&str) -> String) -> Result<Format> {
     let (table, body) = match format.strip_prefix("table") {
         Some(rest) => (true, rest.trim_start().to_string()),

@@ -696,11 +696,7 @@ pub async fn images(ctx: &Ctx, a: ImagesArgs) -> Result<i32> {
     } else {
         "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
     };
-    let fmt = match a.format.as_deref() {
-        None | Some("") | Some("table") => default.to_string(),
-        Some("json") => "{{json .}}".to_string(),
-        Some(f) => f.to_string(),
-    };
+    let fmt = format::template(a.format.as_deref(), default);
     let header = |f: &str| match f {
         "ID" => "IMAGE ID".to_string(),
         f => format::header(f),
@@ -770,13 +766,10 @@ async fn history(ctx: &Ctx, a: HistoryArgs) -> Result<i32> {
             })
         })
         .collect();
-    let fmt = match a.format.as_deref() {
-        None | Some("") | Some("table") => {
-            "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}".to_string()
-        }
-        Some("json") => "{{json .}}".to_string(),
-        Some(f) => f.to_string(),
-    };
+    let fmt = format::template(
+        a.format.as_deref(),
+        "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+    );
     let header = |f: &str| match f {
         "ID" => "IMAGE".to_string(),
         f => format::header(f),

@@ -190,27 +190,16 @@ pub async fn network(ctx: &Ctx, cmd: NetworkCmd) -> Result<i32> {
             let rows: Vec<Value> = nets
                 .iter()
                 .map(|n| {
-                    let labels = n["Labels"]
-                        .as_object()
-                        .map(|o| {
-                            o.iter()
-                                .map(|(k, x)| format!("{k}={}", x.as_str().unwrap_or("")))
-                                .collect::<Vec<_>>()
-                                .join(",")
-                        })
-                        .unwrap_or_default();
+                    let labels = format::labels(&n["Labels"]);
                     json!({"ID": id(n), "Name": n["Name"], "Driver": n["Driver"],
                         "Scope": n["Scope"], "IPv6": n["EnableIPv6"], "Internal": n["Internal"],
                         "Labels": labels, "CreatedAt": n["Created"]})
                 })
                 .collect();
-            let fmt = match a.format.as_deref() {
-                None | Some("") | Some("table") => {
-                    "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}".to_string()
-                }
-                Some("json") => "{{json .}}".to_string(),
-                Some(f) => f.to_string(),
-            };
+            let fmt = format::template(
+                a.format.as_deref(),
+                "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+            );
             let header = |f: &str| match f {
                 "ID" => "NETWORK ID".to_string(),
                 f => format::header(f),

@@ -28,11 +28,7 @@ pub struct StatsArgs {
 const DEFAULT: &str = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
 
 pub async fn stats(ctx: &Ctx, a: StatsArgs) -> Result<i32> {
-    let fmt = match a.format.as_deref() {
-        None | Some("") | Some("table") => DEFAULT.to_string(),
-        Some("json") => "{{json .}}".to_string(),
-        Some(f) => f.to_string(),
-    };
+    let fmt = format::template(a.format.as_deref(), DEFAULT);
     let f = format::parse(&fmt, &header)?;
     let names: Vec<String> = if a.containers.is_empty() {
         let list = ctx

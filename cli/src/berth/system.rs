@@ -419,14 +419,10 @@ pub async fn volume(ctx: &Ctx, v: VolumeCmd) -> Result<i32> {
             let rows: Vec<Value> = vols
                 .iter()
                 .map(|v| {
-                    json!({"Driver": v["Driver"], "Name": v["Name"], "Mountpoint": v["Mountpoint"], "Scope": v["Scope"], "Labels": v["Labels"].as_object().map(|o| o.iter().map(|(k, x)| format!("{k}={}", x.as_str().unwrap_or(""))).collect::<Vec<_>>().join(",")).unwrap_or_default()})
+                    json!({"Driver": v["Driver"], "Name": v["Name"], "Mountpoint": v["Mountpoint"], "Scope": v["Scope"], "Labels": format::labels(&v["Labels"])})
                 })
                 .collect();
-            let fmt = match a.format.as_deref() {
-                None | Some("") | Some("table") => "table {{.Driver}}\t{{.Name}}".to_string(),
-                Some("json") => "{{json .}}".to_string(),
-                Some(f) => f.to_string(),
-            };
+            let fmt = format::template(a.format.as_deref(), "table {{.Driver}}\t{{.Name}}");
             let header = |f: &str| match f {
                 "Name" => "VOLUME NAME".to_string(),
                 f => format::header(f),
@@ -999,13 +995,10 @@ pub async fn context(cfg: &Config, c: ContextCmd) -> Result<i32> {
                 }
                 return Ok(0);
             }
-            let fmt = match a.format.as_deref() {
-                None | Some("") | Some("table") => {
-                    "table {{.Name}}\t{{.Description}}\t{{.DockerEndpoint}}".to_string()
-                }
-                Some("json") => "{{json .}}".to_string(),
-                Some(f) => f.to_string(),
-            };
+            let fmt = format::template(
+                a.format.as_deref(),
+                "table {{.Name}}\t{{.Description}}\t{{.DockerEndpoint}}",
+            );
             format::parse(&fmt, &format::header)?.print(&rows)?;
             Ok(0)
         }

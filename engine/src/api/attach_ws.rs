@@ -10,13 +10,11 @@ use berth_proto::lifecycle::v1 as api;
 use futures::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 
-use super::containers::{encode_line, open_task_attach, wait_for_start};
-use super::query::{Params, flag};
-use super::stream::{StdinRules, forward_stdin};
+use super::containers::AttachPlan;
+use super::query::Params;
+use super::stream::forward_stdin;
 use super::{ClientVersion, State};
-use crate::daemon::container::Status;
-use crate::daemon::logs;
-use crate::error::{ApiError, Result};
+use crate::error::Result;
 
 pub async fn attach_ws(
     s: State,
@@ -25,33 +23,8 @@ pub async fn attach_ws(
     Extension(version): Extension<ClientVersion>,
     ws: WebSocketUpgrade,
 ) -> Result<Response> {
-    let d = s.0;
-    let e = d.find(&id)?;
-    let (tty, open_stdin, stdin_once, log_path) = {
-        let c = e.c.lock().await;
-        if matches!(c.state.status, Status::Removing | Status::Dead) {
-            return Err(ApiError::conflict(
-                "You cannot attach to a stopped container, start it first".to_string(),
-            ));
-        }
-        (
-            c.config.tty,
-            c.config.open_stdin,
-            c.config.stdin_once,
-            c.log_path(),
-        )
-    };
-    let want_stdin = flag(&q, "stdin") && open_stdin;
-    let (want_stdout, want_stderr) = (flag(&q, "stdout"), flag(&q, "stderr"));
-    let (replay, stream) = (flag(&q, "logs"), flag(&q, "stream"));
-    let rules = StdinRules::new(tty, stdin_once, q.get("detachKeys").map(String::as_str))
-        .map_err(ApiError::bad_request)?;
+    let plan = AttachPlan::new(s.0, &id, &q, false).await?;
     let binary = version.0.is_none_or(|(v, _)| v >= (1, 42));
-    let waiter = if stream {
-        wait_for_start(&e).await
-    } else {
-        None
-    };
     Ok(ws.on_upgrade(move |socket: WebSocket| async move {
         let (mut sink, mut incoming) = socket.split();
         let message = |data: Vec<u8>| {
@@ -61,38 +34,25 @@ pub async fn attach_ws(
                 Message::Text(String::from_utf8_lossy(&data).into_owned().into())
             }
         };
-        if replay {
-            let o = logs::Options {
-                stdout: want_stdout,
-                stderr: want_stderr,
-                ..Default::default()
-            };
-            for l in logs::read_all(&log_path, &o) {
-                if sink
-                    .send(message(encode_line(&l, true, false)))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
+        for line in plan.replay(true) {
+            if sink.send(message(line)).await.is_err() {
+                return;
             }
         }
-        if !stream {
+        if !plan.stream {
             let _ = sink.close().await;
             return;
         }
+        let (want_stdin, rules, id) = (plan.stdin, plan.rules.clone(), plan.e_id());
         let (in_tx, in_rx) = tokio::sync::mpsc::channel::<api::AttachRequest>(16);
-        let mut output =
-            match open_task_attach(&d, &e, waiter, want_stdin, want_stdout, want_stderr, in_rx)
-                .await
-            {
-                Ok(o) => o,
-                Err(err) => {
-                    tracing::debug!("attach/ws {}: {}", e.id, err.message);
-                    let _ = sink.close().await;
-                    return;
-                }
-            };
+        let mut output = match plan.open(in_rx).await {
+            Ok(o) => o,
+            Err(err) => {
+                tracing::debug!("attach/ws {id}: {}", err.message);
+                let _ = sink.close().await;
+                return;
+            }
+        };
         // The client's messages become a byte stream, so that detach keys
         // and EOF follow the same rules as a hijacked attach.
         let (pipe_rd, mut pipe_wr) = tokio::io::duplex(64 * 1024);
@@ -104,8 +64,10 @@ pub async fn attach_ws(
                     Message::Close(_) => break,
                     _ => continue,
                 };
-                if !want_stdin || pipe_wr.write_all(&data).await.is_err() {
-                    continue;
+                // Without stdin, or once it is closed: read and dropped, so
+                // that a Close is still seen.
+                if want_stdin {
+                    let _ = pipe_wr.write_all(&data).await;
                 }
             }
         });

@@ -735,7 +735,7 @@ fn log_options(q: &Params) -> Result<logs::Options> {
     })
 }
 
-pub(super) fn encode_line(l: &logs::Line, tty: bool, timestamps: bool) -> Vec<u8> {
+fn encode_line(l: &logs::Line, tty: bool, timestamps: bool) -> Vec<u8> {
     let mut data = Vec::new();
     if timestamps {
         data.extend_from_slice(l.time.as_bytes());
@@ -811,8 +811,6 @@ pub async fn logs(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> 
         .into_response())
 }
 
-/// Opens lifecycled's attach stream of the container's task, waiting for the
-/// task when the container has not started yet (`docker run` attaches first).
 /// What an attach to a container that is not running yet waits for: the
 /// start, which hands over a sender to acknowledge the subscription with.
 type StartWaiter = tokio::sync::oneshot::Receiver<tokio::sync::oneshot::Sender<()>>;
@@ -820,7 +818,7 @@ type StartWaiter = tokio::sync::oneshot::Receiver<tokio::sync::oneshot::Sender<(
 /// Registers an attach with a container that has not started, so that its
 /// start waits until the attach is subscribed to the output. It must happen
 /// before the client gets its `101`: clients call start right after that.
-pub(super) async fn wait_for_start(e: &Arc<Entry>) -> Option<StartWaiter> {
+async fn wait_for_start(e: &Arc<Entry>) -> Option<StartWaiter> {
     let c = e.c.lock().await;
     if c.is_running() {
         return None;
@@ -833,38 +831,121 @@ pub(super) async fn wait_for_start(e: &Arc<Entry>) -> Option<StartWaiter> {
     Some(rx)
 }
 
-pub(super) async fn open_task_attach(
-    d: &Arc<Daemon>,
-    e: &Arc<Entry>,
-    waiter: Option<StartWaiter>,
-    stdin: bool,
+/// What an attach asked for (hijacked or WebSocket), checked before the
+/// upgrade; the process's streams are opened once the client is there.
+pub(super) struct AttachPlan {
+    d: Arc<Daemon>,
+    e: Arc<Entry>,
+    pub tty: bool,
+    pub stdin: bool,
     stdout: bool,
     stderr: bool,
-    input: tokio::sync::mpsc::Receiver<api::AttachRequest>,
-) -> Result<tonic::Streaming<pb::Chunk>> {
-    let ack = match waiter {
-        None => None,
-        Some(rx) => Some(
-            rx.await
-                .map_err(|_| ApiError::conflict("container did not start"))?,
-        ),
-    };
-    let out =
-        d.lc.attach(
-            api::AttachOpen {
-                container_id: e.id.clone(),
-                exec_id: String::new(),
-                stdin,
-                stdout,
-                stderr,
-            },
-            Some(input),
-        )
-        .await;
-    if let Some(ack) = ack {
-        let _ = ack.send(());
+    logs: bool,
+    pub stream: bool,
+    pub rules: StdinRules,
+    log_path: std::path::PathBuf,
+    waiter: Option<StartWaiter>,
+}
+
+impl AttachPlan {
+    /// `stream` defaults differ: on for POST attach, off for attach/ws.
+    pub(super) async fn new(
+        d: Arc<Daemon>,
+        id: &str,
+        q: &Params,
+        stream_default: bool,
+    ) -> Result<AttachPlan> {
+        let e = d.find(id)?;
+        let (tty, open_stdin, stdin_once, log_path) = {
+            let c = e.c.lock().await;
+            if matches!(c.state.status, Status::Removing | Status::Dead) {
+                return Err(ApiError::conflict(
+                    "You cannot attach to a stopped container, start it first".to_string(),
+                ));
+            }
+            (
+                c.config.tty,
+                c.config.open_stdin,
+                c.config.stdin_once,
+                c.log_path(),
+            )
+        };
+        let rules = StdinRules::new(tty, stdin_once, q.get("detachKeys").map(String::as_str))
+            .map_err(ApiError::bad_request)?;
+        let stream = flag_or(q, "stream", stream_default);
+        let waiter = if stream {
+            wait_for_start(&e).await
+        } else {
+            None
+        };
+        Ok(AttachPlan {
+            tty,
+            stdin: flag(q, "stdin") && open_stdin,
+            stdout: flag(q, "stdout"),
+            stderr: flag(q, "stderr"),
+            logs: flag(q, "logs"),
+            stream,
+            rules,
+            log_path,
+            waiter,
+            d,
+            e,
+        })
     }
-    Ok(out?)
+
+    pub(super) fn e_id(&self) -> String {
+        self.e.id.clone()
+    }
+
+    /// The logged output asked for with `logs=1`, a piece per line as the
+    /// client gets it (`raw`: no multiplexing frames).
+    pub(super) fn replay(&self, raw: bool) -> Vec<Vec<u8>> {
+        if !self.logs {
+            return Vec::new();
+        }
+        let o = logs::Options {
+            stdout: self.stdout,
+            stderr: self.stderr,
+            ..Default::default()
+        };
+        logs::read_all(&self.log_path, &o)
+            .iter()
+            .map(|l| encode_line(l, raw, false))
+            .collect()
+    }
+
+    /// The process's output, `input` feeding its stdin; after the start
+    /// when the container has not started yet.
+    pub(super) async fn open(
+        self,
+        input: tokio::sync::mpsc::Receiver<api::AttachRequest>,
+    ) -> Result<tonic::Streaming<pb::Chunk>> {
+        let ack = match self.waiter {
+            None => None,
+            Some(rx) => Some(
+                rx.await
+                    .map_err(|_| ApiError::conflict("container did not start"))?,
+            ),
+        };
+        let out = self
+            .d
+            .lc
+            .attach(
+                api::AttachOpen {
+                    container_id: self.e.id.clone(),
+                    exec_id: String::new(),
+                    stdin: self.stdin,
+                    stdout: self.stdout,
+                    stderr: self.stderr,
+                },
+                Some(input),
+            )
+            .await;
+        if let Some(ack) = ack {
+            let _ = ack.send(());
+        }
+        Ok(out?)
+    }
 }
 
 pub async fn attach(
@@ -873,61 +954,30 @@ pub async fn attach(
     Query(q): Query<Params>,
     req: Request,
 ) -> Result<Response> {
-    let d = s.0;
-    let e = d.find(&id)?;
-    let (tty, open_stdin, stdin_once) = {
-        let c = e.c.lock().await;
-        if matches!(c.state.status, Status::Removing | Status::Dead) {
-            return Err(ApiError::conflict(
-                "You cannot attach to a stopped container, start it first".to_string(),
-            ));
-        }
-        (c.config.tty, c.config.open_stdin, c.config.stdin_once)
-    };
-    let want_stdin = flag(&q, "stdin") && open_stdin;
-    let rules = StdinRules::new(tty, stdin_once, q.get("detachKeys").map(String::as_str))
-        .map_err(ApiError::bad_request)?;
-    let want_stdout = flag(&q, "stdout");
-    let want_stderr = flag(&q, "stderr");
-    let replay = flag(&q, "logs");
-    let stream = flag_or(&q, "stream", true);
-    let log_path = e.c.lock().await.log_path();
-    let waiter = if stream {
-        wait_for_start(&e).await
-    } else {
-        None
-    };
+    let plan = AttachPlan::new(s.0, &id, &q, true).await?;
+    let tty = plan.tty;
     Ok(hijack(req, tty, move |io| async move {
         let (rd, mut wr) = tokio::io::split(io);
-        if replay {
-            let o = logs::Options {
-                stdout: want_stdout,
-                stderr: want_stderr,
-                ..Default::default()
-            };
-            for l in logs::read_all(&log_path, &o) {
-                if wr.write_all(&encode_line(&l, tty, false)).await.is_err() {
-                    return;
-                }
+        for line in plan.replay(tty) {
+            if wr.write_all(&line).await.is_err() {
+                return;
             }
         }
-        if !stream {
+        if !plan.stream {
             let _ = wr.shutdown().await;
             return;
         }
+        let (stdin, rules, id) = (plan.stdin, plan.rules.clone(), plan.e_id());
         let (in_tx, in_rx) = tokio::sync::mpsc::channel::<api::AttachRequest>(16);
-        let mut output =
-            match open_task_attach(&d, &e, waiter, want_stdin, want_stdout, want_stderr, in_rx)
-                .await
-            {
-                Ok(o) => o,
-                Err(err) => {
-                    tracing::debug!("attach {}: {}", e.id, err.message);
-                    let _ = wr.shutdown().await;
-                    return;
-                }
-            };
-        let ended = want_stdin.then(|| forward_stdin(rd, in_tx, rules));
+        let mut output = match plan.open(in_rx).await {
+            Ok(o) => o,
+            Err(err) => {
+                tracing::debug!("attach {id}: {}", err.message);
+                let _ = wr.shutdown().await;
+                return;
+            }
+        };
+        let ended = stdin.then(|| forward_stdin(rd, in_tx, rules));
         if !copy_output(&mut output, &mut wr, tty, ended).await {
             return;
         }

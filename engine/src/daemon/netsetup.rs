@@ -276,7 +276,8 @@ impl Daemon {
         }
     }
 
-    /// Leaves one network (`network disconnect` while running, or teardown).
+    /// Leaves one network (`network disconnect` while running, or teardown);
+    /// the caller saves the record.
     pub async fn net_detach(&self, c: &mut Container, network_id: &str) {
         let Some(state) = c.net.as_mut() else { return };
         let Some(i) = state
@@ -300,20 +301,16 @@ impl Daemon {
         {
             tracing::warn!("leaving network {}: {e}", a.network_name);
         }
+        let n = self.networks.get(&a.network_id).ok();
         if a.dns {
-            let gw = self
-                .networks
-                .get(&a.network_id)
-                .map(|n| n.gateway)
-                .unwrap_or_default();
-            if let Err(e) = self.dns.remove(&a.network_name, &gw, &c.id) {
+            let gw = n.as_ref().map(|n| n.gateway.as_str()).unwrap_or_default();
+            if let Err(e) = self.dns.remove(&a.network_name, gw, &c.id) {
                 tracing::warn!("DNS for {} on {}: {e}", c.id, a.network_name);
             }
         }
-        if let Ok(n) = self.networks.get(&a.network_id) {
-            self.network_event(&n, "disconnect", &c.id);
+        if let Some(n) = &n {
+            self.network_event(n, "disconnect", &c.id);
         }
-        let _ = c.save();
     }
 
     /// Everything [`Daemon::net_up`] made, gone. Safe to call again. The

@@ -54,7 +54,7 @@ impl Dns {
     pub fn add(&self, network: &str, gateway: &str, r: &Record) -> Result<(), NetError> {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         std::fs::create_dir_all(&self.dir)?;
-        let mut lines = self.lines(network, gateway);
+        let mut lines = self.lines(network);
         lines.retain(|l| l.split(' ').next() != Some(r.container_id));
         lines.push(format!(
             "{} {}  {}",
@@ -72,7 +72,7 @@ impl Dns {
         if !self.file(network).exists() {
             return Ok(());
         }
-        let mut lines = self.lines(network, gateway);
+        let mut lines = self.lines(network);
         lines.retain(|l| l.split(' ').next() != Some(container_id));
         if lines.is_empty() {
             let _ = std::fs::remove_file(self.file(network));
@@ -82,7 +82,7 @@ impl Dns {
         self.reload()
     }
 
-    fn lines(&self, network: &str, _gateway: &str) -> Vec<String> {
+    fn lines(&self, network: &str) -> Vec<String> {
         std::fs::read_to_string(self.file(network))
             .unwrap_or_default()
             .lines()
