@@ -322,6 +322,12 @@ impl Stack {
         self.run(c, None)
     }
 
+    /// One raw HTTP/1.1 request on berthd's socket as root: the status and
+    /// the body (chunked bodies joined). For what no client would send.
+    pub fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        api_on(&self.socket, method, path, body)
+    }
+
     /// A tarball of a busybox root filesystem, in the stack's directory.
     pub fn busybox_tar(&self) -> PathBuf {
         let tar = self.dir.path().join("busybox.tar");
@@ -430,4 +436,51 @@ pub fn docker_cli() -> Option<PathBuf> {
         .iter()
         .map(PathBuf::from)
         .find(|p| p.exists())
+}
+
+/// One raw HTTP/1.1 request on a unix socket (see [`Stack::api`]).
+pub fn api_on(
+    socket: &std::path::Path,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, String) {
+    use std::io::Read;
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connecting to berthd");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("read timeout");
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("sending a request");
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        let mut out = String::new();
+        let mut rest = rest;
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 || tail.len() < n {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            rest = tail[n..].strip_prefix("\r\n").unwrap_or(&tail[n..]);
+        }
+        out
+    } else {
+        rest.to_string()
+    };
+    (status, body)
 }

@@ -685,13 +685,10 @@ pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
     let d = s.0;
     let f = query::filters(&q)?;
     query::only(&f, &["label", "label!", "until"])?;
-    let until = f.get("until").and_then(|v| v.first()).and_then(|u| {
-        logs::parse_time(u).or_else(|| {
-            humantime::parse_duration(u)
-                .ok()
-                .and_then(|d| SystemTime::now().checked_sub(d))
-        })
-    });
+    let until = match f.get("until").and_then(|v| v.first()) {
+        Some(u) => query::time("until", u)?,
+        None => None,
+    };
     let mut deleted = Vec::new();
     for e in d.all() {
         let (ok, id) = {
@@ -728,8 +725,8 @@ fn log_options(q: &Params) -> Result<logs::Options> {
     Ok(logs::Options {
         stdout: flag(q, "stdout"),
         stderr: flag(q, "stderr"),
-        since: q.get("since").and_then(|s| logs::parse_time(s)),
-        until: q.get("until").and_then(|s| logs::parse_time(s)),
+        since: query::time_param(q, "since")?,
+        until: query::time_param(q, "until")?,
         tail,
         follow: flag(q, "follow"),
     })

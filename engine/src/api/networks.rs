@@ -240,6 +240,7 @@ pub async fn connect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Re
         )));
     }
     let ep = b.endpoint_config.unwrap_or_default();
+    crate::daemon::netsetup::validate_endpoint(&n.name, &ep)?;
     if c.is_running() {
         let ports = serde_json::json!([]);
         c.networking

@@ -2,6 +2,7 @@
 //! JSON in either of its two shapes ({"k":["v"]} or {"k":{"v":true}}).
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::SystemTime;
 
 use crate::error::{ApiError, Result};
 
@@ -70,4 +71,55 @@ pub fn labels_match(labels: &BTreeMap<String, String>, wanted: Option<&Vec<Strin
             Some((k, v)) => labels.get(k).map(String::as_str) == Some(v),
             None => labels.contains_key(w.as_str()),
         })
+}
+
+/// A time as Docker's API takes it in `since`, `until` and `until`
+/// filters: unix seconds with an optional fraction, or (as dockerd's
+/// GetTimestamp) RFC 3339 or a duration before now ("10m"). Empty is
+/// unset; anything else that does not parse, or does not fit a clock, is a
+/// 400 naming the parameter.
+pub fn time(key: &str, raw: &str) -> Result<Option<SystemTime>> {
+    let raw = raw.trim();
+    let unix = crate::daemon::logs::parse_time(raw);
+    if let Ok(t) = unix {
+        return Ok(t);
+    }
+    if let Ok(t) = humantime::parse_rfc3339_weak(raw) {
+        return Ok(Some(t));
+    }
+    if let Ok(d) = humantime::parse_duration(raw)
+        && let Some(t) = SystemTime::now().checked_sub(d)
+    {
+        return Ok(Some(t));
+    }
+    let why = unix.err().unwrap_or_default();
+    Err(ApiError::bad_request(format!(
+        "invalid value for {key}: {why}"
+    )))
+}
+
+/// `time` of a query parameter.
+pub fn time_param(q: &Params, key: &str) -> Result<Option<SystemTime>> {
+    match q.get(key) {
+        Some(v) => time(key, v),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_or_are_400() {
+        assert!(time("since", "").unwrap().is_none());
+        assert!(time("since", "1700000000.25").unwrap().is_some());
+        assert!(time("until", "10m").unwrap().is_some());
+        assert!(time("until", "2024-01-02T03:04:05Z").unwrap().is_some());
+        for bad in ["9999999999999999999", "18446744073709551615", "soon"] {
+            let e = time("since", bad).unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST, "{bad}");
+            assert!(e.message.contains("since"), "{}", e.message);
+        }
+    }
 }

@@ -14,7 +14,7 @@ use super::query::{self, Params};
 use super::{API_VERSION, MIN_API_VERSION, State};
 use crate::daemon::container::Status;
 use crate::daemon::images::familiar;
-use crate::error::Result;
+use crate::error::{ApiError, Result};
 
 pub async fn ping(method: Method) -> Response {
     let body = if method == Method::HEAD { "" } else { "OK" };
@@ -221,24 +221,17 @@ fn event_matches(e: &crate::daemon::events::Event, f: &query::Filters) -> bool {
         && query::labels_match(&e.actor.attributes, f.get("label"))
 }
 
-/// `since`/`until` as unix time, or a duration ago ("10m").
-fn parse_when(s: Option<&String>) -> Option<i64> {
-    let s = s?.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if let Some(t) = crate::daemon::logs::parse_time(s) {
-        return t
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()
-            .map(|d| d.as_nanos() as i64);
-    }
-    let d = humantime::parse_duration(s).ok()?;
-    std::time::SystemTime::now()
-        .checked_sub(d)?
+/// `since`/`until` as event times (i64 nanoseconds, as Docker's).
+fn event_time(q: &Params, key: &str) -> Result<Option<i64>> {
+    let Some(t) = query::time_param(q, key)? else {
+        return Ok(None);
+    };
+    let nanos = t
         .duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_nanos() as i64)
+        .map_or(0, |d| d.as_nanos());
+    i64::try_from(nanos)
+        .map(Some)
+        .map_err(|_| ApiError::bad_request(format!("invalid value for {key}: out of range")))
 }
 
 pub async fn events(s: State, Query(q): Query<Params>) -> Result<Response> {
@@ -258,8 +251,8 @@ pub async fn events(s: State, Query(q): Query<Params>) -> Result<Response> {
             "scope",
         ],
     )?;
-    let since = parse_when(q.get("since"));
-    let until = parse_when(q.get("until"));
+    let since = event_time(&q, "since")?;
+    let until = event_time(&q, "until")?;
     let (past, mut rx) = d.events.subscribe(since);
     let (tx, body_rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(64);
     tokio::spawn(async move {

@@ -91,6 +91,10 @@ impl Daemon {
         merge_image_config(&mut config, &image.config);
         let mut warnings = Vec::new();
         validate_host_config(&hc, &mut warnings)?;
+        for (network, ep) in &networking_config.endpoints_config {
+            super::netsetup::validate_endpoint(network, ep)?;
+        }
+        super::netsetup::validate_mac(&config.mac_address)?;
 
         let (path, args) = command(&config)?;
         let id = hex::encode(rand::random::<[u8; 32]>());

@@ -42,19 +42,32 @@ fn parse_line(text: &str) -> Option<Line> {
 }
 
 /// `--since`/`--until` as Docker's API gives them: unix seconds with an
-/// optional fraction ("1700000000.123456789").
-pub fn parse_time(s: &str) -> Option<SystemTime> {
+/// optional fraction ("1700000000.123456789"). "" and "0" mean unset; a
+/// time before the epoch is the epoch. A value that is not a number, or
+/// that no clock can hold, is an error (a 400 for the caller), never a
+/// wrapped or panicking addition.
+pub fn parse_time(s: &str) -> Result<Option<SystemTime>, String> {
     if s.is_empty() || s == "0" {
-        return None;
+        return Ok(None);
     }
-    let (secs, frac) = s.split_once('.').unwrap_or((s, "0"));
-    let secs: u64 = secs.parse().ok()?;
-    let mut frac = frac.to_string();
-    frac.truncate(9);
-    while frac.len() < 9 {
-        frac.push('0');
+    let bad = || format!("invalid timestamp {s:?}: expected unix seconds, e.g. 1700000000.5");
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let secs: i64 = secs
+        .parse()
+        .map_err(|e: std::num::ParseIntError| format!("{}: {e}", bad()))?;
+    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
     }
-    Some(SystemTime::UNIX_EPOCH + Duration::new(secs, frac.parse().ok()?))
+    let nanos: u32 = format!("{frac:0<9}").parse().map_err(|_| bad())?;
+    let Ok(secs) = u64::try_from(secs) else {
+        return Ok(Some(SystemTime::UNIX_EPOCH));
+    };
+    // Event times are i64 nanoseconds (as Docker's): the last second they
+    // can hold is in 2262.
+    if secs > (i64::MAX / 1_000_000_000) as u64 {
+        return Err(format!("invalid timestamp {s:?}: out of range"));
+    }
+    Ok(Some(SystemTime::UNIX_EPOCH + Duration::new(secs, nanos)))
 }
 
 /// The log files, oldest first.
@@ -182,11 +195,89 @@ fn read_lines(
     (out, got)
 }
 
+/// The files a follower reads, oldest first, each held open from the
+/// moment it is seen: a file rotated away and deleted while the follower
+/// waits on a slow client stays readable through its handle.
+struct Chain {
+    path: PathBuf,
+    /// The file being read, then every file written after it, ending
+    /// with the live file when it has been seen.
+    files: std::collections::VecDeque<(BufReader<std::fs::File>, u64)>,
+}
+
+impl Chain {
+    fn open(path: &Path) -> Chain {
+        let mut c = Chain {
+            path: path.to_path_buf(),
+            files: Default::default(),
+        };
+        c.extend();
+        c
+    }
+
+    /// Opens every file written since the newest one held (the live file
+    /// first of all when none is held).
+    fn extend(&mut self) {
+        if self.files.is_empty() {
+            let Some(f) = std::fs::File::open(&self.path).ok().and_then(|f| {
+                let ino = f.metadata().ok()?.ino();
+                Some((BufReader::new(f), ino))
+            }) else {
+                return;
+            };
+            self.files.push_back(f);
+        }
+        while let Some(ino) = self.files.back().map(|(_, i)| *i)
+            && let Some((f, next)) = successor(&self.path, ino)
+        {
+            self.files.push_back((BufReader::new(f), next));
+        }
+    }
+
+    /// The lines written since the last call, across rotations.
+    fn read(&mut self, pending: &mut String, o: &Options) -> (Vec<Line>, bool) {
+        self.extend();
+        let mut out = Vec::new();
+        let mut got = false;
+        // A file with a successor was rotated before this read began: what
+        // it holds is complete.
+        while let Some((r, _)) = self.files.front_mut() {
+            let (lines, g) = read_lines(r, pending, o);
+            out.extend(lines);
+            got |= g;
+            if self.files.len() < 2 {
+                break;
+            }
+            pending.clear();
+            self.files.pop_front();
+            got = true;
+        }
+        (out, got)
+    }
+}
+
+/// Sends one line; while the client is slow, keeps opening the files
+/// rotation makes, so none is deleted before it is held.
+async fn send_held(tx: &mpsc::Sender<Line>, l: Line, chain: &mut Chain) -> bool {
+    loop {
+        tokio::select! {
+            permit = tx.reserve() => match permit {
+                Ok(p) => {
+                    p.send(l);
+                    return true;
+                }
+                Err(_) => return false,
+            },
+            _ = tokio::time::sleep(Duration::from_millis(20)) => chain.extend(),
+        }
+    }
+}
+
 /// Sends what is logged so far, then what comes, until `running` says the
-/// container has stopped and the file holds nothing more. The file being
-/// read is kept open, and on rotation every file written after it is read
-/// in turn (found by inode), so no line is lost to a rename or to several
-/// rotations between two reads (what Docker's follow loses).
+/// container has stopped and the file holds nothing more. Every file is
+/// held open from the moment it is seen and read in the order written
+/// (found by inode), so no line is lost to a rename or to rotations while
+/// the client is slow (what Docker's follow loses).
 pub fn follow(
     path: PathBuf,
     o: Options,
@@ -194,15 +285,12 @@ pub fn follow(
 ) -> mpsc::Receiver<Line> {
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(async move {
-        // The live file first, then what is older than it.
-        let mut current = std::fs::File::open(&path).ok().and_then(|f| {
-            let ino = f.metadata().ok()?.ino();
-            Some((BufReader::new(f), ino))
-        });
+        let mut chain = Chain::open(&path);
+        // What is older than the live file first.
         let mut history = Vec::new();
-        if let Some((_, ino)) = &current {
+        if let Some(ino) = chain.files.front().map(|(_, i)| *i) {
             let rot = rotated(&path);
-            let older = match rot.iter().position(|r| r.1 == *ino) {
+            let older = match rot.iter().position(|r| r.1 == ino) {
                 Some(i) => &rot[i + 1..],
                 None => &rot[..],
             };
@@ -213,49 +301,22 @@ pub fn follow(
             }
         }
         let mut pending = String::new();
-        if let Some((r, _)) = current.as_mut() {
-            history.extend(read_lines(r, &mut pending, &o).0);
-        }
+        history.extend(chain.read(&mut pending, &o).0);
         if let Some(n) = o.tail {
             let skip = history.len().saturating_sub(n);
             history.drain(..skip);
         }
         for l in history {
-            if tx.send(l).await.is_err() {
+            if !send_held(&tx, l, &mut chain).await {
                 return;
             }
         }
         loop {
             let alive = *running.borrow_and_update();
-            let mut got = false;
-            if current.is_none() {
-                current = std::fs::File::open(&path).ok().and_then(|f| {
-                    let ino = f.metadata().ok()?.ino();
-                    Some((BufReader::new(f), ino))
-                });
-            }
-            while let Some((r, ino)) = current.as_mut() {
-                let (lines, g) = read_lines(r, &mut pending, &o);
-                got |= g;
-                for l in lines {
-                    if tx.send(l).await.is_err() {
-                        return;
-                    }
-                }
-                // Rotated: what we hold is complete; go on with its successor.
-                match successor(&path, *ino) {
-                    Some((f, next)) => {
-                        let (lines, _) = read_lines(r, &mut pending, &o);
-                        for l in lines {
-                            if tx.send(l).await.is_err() {
-                                return;
-                            }
-                        }
-                        pending.clear();
-                        current = Some((BufReader::new(f), next));
-                        got = true;
-                    }
-                    None => break,
+            let (lines, got) = chain.read(&mut pending, &o);
+            for l in lines {
+                if !send_held(&tx, l, &mut chain).await {
+                    return;
                 }
             }
             if o.until.is_some_and(|u| SystemTime::now() > u) {
@@ -337,10 +398,31 @@ mod tests {
             &Options {
                 stdout: true,
                 stderr: true,
-                since: parse_time("1767225602"),
+                since: parse_time("1767225602").unwrap(),
                 ..Default::default()
             },
         );
         assert_eq!(since.len(), 2);
+    }
+
+    #[test]
+    fn timestamps_out_of_range_are_errors_not_panics() {
+        assert_eq!(parse_time("").unwrap(), None);
+        assert_eq!(parse_time("0").unwrap(), None);
+        assert_eq!(
+            parse_time("1.5").unwrap(),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1500))
+        );
+        assert_eq!(parse_time("-5").unwrap(), Some(SystemTime::UNIX_EPOCH));
+        for bad in [
+            "9999999999999999999",
+            "18446744073709551615",
+            "9223372036854775807",
+            "abc",
+            "1.x",
+            "1.1234567890",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -309,8 +309,77 @@ pub fn validate(name: &str) -> Result<String, String> {
     }
 }
 
+/// A network's name: any text a person would type (dockerd takes spaces
+/// and punctuation), but never a control character, a `/` (it could not
+/// be named in a URL path) or surrounding blanks. Names never become
+/// paths; this keeps them printable and addressable.
+pub fn validate_network_name(name: &str) -> Result<String, String> {
+    let bad = |why: &str| Err(format!("invalid network name {name:?}: {why}"));
+    if name.trim().is_empty() {
+        return bad("it is empty");
+    }
+    if name.trim() != name {
+        return bad("it starts or ends with a blank");
+    }
+    if name.len() > 255 {
+        return bad("it is longer than 255 bytes");
+    }
+    if name.chars().any(|c| c.is_control()) {
+        return bad("it contains a control character");
+    }
+    if name.contains('/') || name == "." || name == ".." {
+        return bad("it contains '/' or is '.' or '..'");
+    }
+    Ok(name.to_string())
+}
+
+/// A network alias is a name other containers resolve: Docker's container
+/// name characters, so that it is one DNS name and nothing more.
+pub fn validate_alias(alias: &str) -> Result<(), String> {
+    let mut chars = alias.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && alias.len() <= 253
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid network alias {alias:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn network_names_and_aliases() {
+        use super::{validate_alias, validate_network_name};
+        assert!(validate_network_name("my net (test)").is_ok());
+        for bad in [
+            "",
+            " x",
+            "/../../../../../../etc/cron.d/x",
+            "a/b",
+            "..",
+            "a\nb",
+            "a\0b",
+        ] {
+            assert!(validate_network_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_alias("web").is_ok());
+        assert!(validate_alias("web_1.db-x").is_ok());
+        for bad in [
+            "",
+            "-x",
+            "evil\n0000 6.6.6.6  injected-name",
+            "a b",
+            "a,b",
+            "é",
+        ] {
+            assert!(validate_alias(bad).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn names() {
         assert_eq!(super::validate("/web-1").unwrap(), "web-1");

@@ -57,6 +57,39 @@ pub fn mode_network(mode: &str) -> &str {
     }
 }
 
+/// What a caller asks of an endpoint, checked before anything is made:
+/// aliases become DNS records, the address a CNI argument.
+pub fn validate_endpoint(network: &str, ep: &EndpointSettings) -> Result<()> {
+    for a in &ep.aliases {
+        super::names::validate_alias(a).map_err(ApiError::bad_request)?;
+    }
+    if let Some(ip) = ep
+        .ipam_config
+        .as_ref()
+        .and_then(|v| v["IPv4Address"].as_str())
+        .filter(|s| !s.is_empty())
+    {
+        ip.parse::<std::net::Ipv4Addr>().map_err(|_| {
+            ApiError::bad_request(format!("invalid IPv4 address {ip:?} on network {network}"))
+        })?;
+    }
+    Ok(())
+}
+
+/// `--mac-address`: six hex pairs, as Docker's net.ParseMAC takes them.
+pub fn validate_mac(mac: &str) -> Result<()> {
+    let parts: Vec<&str> = mac.split([':', '-']).collect();
+    let ok = parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    if mac.is_empty() || ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!("invalid MAC address: {mac}")))
+    }
+}
+
 impl Daemon {
     fn netns_path(&self, c: &Container) -> PathBuf {
         self.cfg.exec_root.join("netns").join(&c.id)
@@ -258,7 +291,7 @@ impl Daemon {
             ipv4: ip,
             names,
         };
-        match self.dns.add(&n.name, &n.gateway, &record) {
+        match self.dns.add(&n.id, &n.gateway, &record) {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!("DNS for {} on {}: {e}", c.id, n.name);
@@ -304,7 +337,7 @@ impl Daemon {
         let n = self.networks.get(&a.network_id).ok();
         if a.dns {
             let gw = n.as_ref().map(|n| n.gateway.as_str()).unwrap_or_default();
-            if let Err(e) = self.dns.remove(&a.network_name, gw, &c.id) {
+            if let Err(e) = self.dns.remove(&a.network_id, gw, &c.id) {
                 tracing::warn!("DNS for {} on {}: {e}", c.id, a.network_name);
             }
         }

@@ -409,10 +409,7 @@ impl Networks {
     }
 
     pub fn create(&self, req: CreateRequest) -> Result<Network> {
-        let name = req.name.trim().to_string();
-        if name.is_empty() {
-            return Err(ApiError::bad_request("network name cannot be empty"));
-        }
+        let name = super::names::validate_network_name(&req.name).map_err(ApiError::bad_request)?;
         if self.get(&name).is_ok_and(|n| n.name == name) {
             return Err(ApiError::conflict(format!(
                 "network with name {name} already exists"

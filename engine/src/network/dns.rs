@@ -45,45 +45,58 @@ impl Dns {
         self.binary.is_some()
     }
 
-    fn file(&self, network: &str) -> PathBuf {
-        self.dir.join(network)
+    /// A network's file is named by its id, never by its name: a name is
+    /// the caller's and must not become a path.
+    fn file(&self, network_id: &str) -> Result<PathBuf, NetError> {
+        if !is_id(network_id) {
+            return Err(NetError::Invalid(format!(
+                "DNS file for network {network_id:?}: not a network id"
+            )));
+        }
+        Ok(self.dir.join(network_id))
     }
 
-    /// Adds (or replaces) a container's record on `network`, served on
-    /// `gateway`.
-    pub fn add(&self, network: &str, gateway: &str, r: &Record) -> Result<(), NetError> {
+    /// Adds (or replaces) a container's record on the network `network_id`,
+    /// served on `gateway`.
+    pub fn add(&self, network_id: &str, gateway: &str, r: &Record) -> Result<(), NetError> {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let line = record_line(r)?;
+        gateway
+            .parse::<std::net::Ipv4Addr>()
+            .map_err(|_| NetError::Invalid(format!("DNS gateway {gateway:?}: not an address")))?;
+        let file = self.file(network_id)?;
         std::fs::create_dir_all(&self.dir)?;
-        let mut lines = self.lines(network);
+        let mut lines = self.lines(&file);
         lines.retain(|l| l.split(' ').next() != Some(r.container_id));
-        lines.push(format!(
-            "{} {}  {}",
-            r.container_id,
-            r.ipv4,
-            r.names.join(",")
-        ));
-        self.write(network, gateway, &lines)?;
+        lines.push(line);
+        self.write(&file, gateway, &lines)?;
         self.reload()
     }
 
     /// Drops a container's record; the network's file goes with its last.
-    pub fn remove(&self, network: &str, gateway: &str, container_id: &str) -> Result<(), NetError> {
+    pub fn remove(
+        &self,
+        network_id: &str,
+        gateway: &str,
+        container_id: &str,
+    ) -> Result<(), NetError> {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        if !self.file(network).exists() {
+        let file = self.file(network_id)?;
+        if !file.exists() {
             return Ok(());
         }
-        let mut lines = self.lines(network);
+        let mut lines = self.lines(&file);
         lines.retain(|l| l.split(' ').next() != Some(container_id));
         if lines.is_empty() {
-            let _ = std::fs::remove_file(self.file(network));
+            let _ = std::fs::remove_file(&file);
         } else {
-            self.write(network, gateway, &lines)?;
+            self.write(&file, gateway, &lines)?;
         }
         self.reload()
     }
 
-    fn lines(&self, network: &str) -> Vec<String> {
-        std::fs::read_to_string(self.file(network))
+    fn lines(&self, file: &Path) -> Vec<String> {
+        std::fs::read_to_string(file)
             .unwrap_or_default()
             .lines()
             .skip(1)
@@ -92,15 +105,16 @@ impl Dns {
             .collect()
     }
 
-    fn write(&self, network: &str, gateway: &str, lines: &[String]) -> Result<(), NetError> {
+    fn write(&self, file: &Path, gateway: &str, lines: &[String]) -> Result<(), NetError> {
         let mut text = format!("{gateway}\n");
         for l in lines {
             text.push_str(l);
             text.push('\n');
         }
-        let tmp = self.dir.join(format!(".{network}.tmp"));
+        let name = file.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = self.dir.join(format!(".{name}.tmp"));
         std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, self.file(network))?;
+        std::fs::rename(&tmp, file)?;
         Ok(())
     }
 
@@ -157,10 +171,95 @@ impl Dns {
         Ok(())
     }
 
+    /// Ends the server when no network has a record left to serve (a
+    /// stopping engine whose containers are gone).
+    pub fn stop_if_idle(&self) {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let serving = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| is_id(&e.file_name().to_string_lossy()));
+        if !serving && let Some(pid) = self.pid() {
+            let _ = kill(pid, Signal::SIGTERM);
+        }
+    }
+
     /// Ends the server (the engine's networks are all gone).
     pub fn stop(&self) {
         if let Some(pid) = self.pid() {
             let _ = kill(pid, Signal::SIGTERM);
         }
+    }
+}
+
+/// A 64-hex-digit id (networks and containers).
+fn is_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `id ipv4  name,name…`: every field checked, so that nothing a caller
+/// named can add a line or a field to the file.
+fn record_line(r: &Record) -> Result<String, NetError> {
+    if !is_id(r.container_id) {
+        return Err(NetError::Invalid(format!(
+            "DNS record for {:?}: not a container id",
+            r.container_id
+        )));
+    }
+    r.ipv4
+        .parse::<std::net::Ipv4Addr>()
+        .map_err(|_| NetError::Invalid(format!("DNS record address {:?}", r.ipv4)))?;
+    if let Some(bad) = r.names.iter().find(|n| !is_dns_name(n)) {
+        return Err(NetError::Invalid(format!("DNS name {bad:?}")));
+    }
+    Ok(format!(
+        "{} {}  {}",
+        r.container_id,
+        r.ipv4,
+        r.names.join(",")
+    ))
+}
+
+/// What aardvark-dns can serve: letters, digits, `-`, `_` and `.`, as
+/// container names and aliases are.
+pub fn is_dns_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 253
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn names_and_paths_cannot_escape_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let dns = Dns {
+            dir: dir.path().join("dns"),
+            binary: None,
+            lock: std::sync::Mutex::new(()),
+        };
+        let r = |names: &[&str]| Record {
+            container_id: ID,
+            ipv4: "10.1.0.2",
+            names: names.iter().map(|s| s.to_string()).collect(),
+        };
+        let traversal = "/../../../../../../etc/cron.d/x";
+        assert!(dns.add(traversal, "10.1.0.1", &r(&["a"])).is_err());
+        assert!(dns.remove(traversal, "10.1.0.1", ID).is_err());
+        assert!(
+            dns.add(ID, "10.1.0.1", &r(&["evil\n0000 6.6.6.6  injected"]))
+                .is_err()
+        );
+        assert!(dns.add(ID, "10.1.0.1", &r(&["a,b"])).is_err());
+        assert!(dns.add(ID, "10.1.0.1\nx", &r(&["a"])).is_err());
+        dns.add(ID, "10.1.0.1", &r(&["web", "web.alias"])).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("dns").join(ID)).unwrap();
+        assert_eq!(text, format!("10.1.0.1\n{ID} 10.1.0.2  web,web.alias\n"));
     }
 }

@@ -19,6 +19,8 @@ pub enum NetError {
         path: String,
         source: std::io::Error,
     },
+    #[error("invalid {0}")]
+    Invalid(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
