@@ -152,9 +152,14 @@ impl Policy {
             .unwrap_or(Role::Admin)
     }
 
+    /// Whether a bind source is inside an allowed path, judged on the path
+    /// the kernel would mount: `..` resolved, and symlinks followed (an
+    /// operator's container could have left `allowed/link -> /`).
     fn bind_allowed(&self, source: &str) -> bool {
-        let p = Path::new(source);
-        self.allowed_bind_paths.iter().any(|a| p.starts_with(a))
+        let real = resolve(source);
+        self.allowed_bind_paths
+            .iter()
+            .any(|a| real.starts_with(resolve(&a.to_string_lossy())))
     }
 
     /// What in a create body would be root on the host, as (rule, why).
@@ -317,6 +322,29 @@ impl Policy {
     }
 }
 
+/// A host path as it resolves now: lexically cleaned, then its longest
+/// existing prefix with symlinks followed (what does not exist yet is made
+/// below that, as the bind source Docker creates).
+fn resolve(path: &str) -> PathBuf {
+    let clean = PathBuf::from(crate::daemon::volumes::clean(path));
+    let mut existing = clean.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            let mut out = real;
+            out.extend(rest.iter().rev());
+            return out;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return clean,
+        }
+    }
+}
+
 /// The subject CN of a client certificate (DER).
 pub fn cert_common_name(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
@@ -401,6 +429,12 @@ mod tests {
             op(create(json!({"Mounts": [{"Type": "bind", "Source": "/run/berth/berthd.sock", "Target": "/s"}]}))).unwrap_err().rule,
             "no-engine-socket"
         );
+        assert_eq!(
+            op(create(json!({"Binds": ["/srv/data/../../etc:/x"]})))
+                .unwrap_err()
+                .rule,
+            "bind-outside-allowed"
+        );
         let e = p.check(
             Role::Operator,
             "POST",
@@ -422,5 +456,24 @@ mod tests {
                 .rule,
             "viewer-read-only"
         );
+    }
+
+    #[test]
+    fn binds_are_judged_where_they_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let allowed = dir.path().join("allowed");
+        std::fs::create_dir_all(allowed.join("sub")).unwrap();
+        std::os::unix::fs::symlink("/", allowed.join("link")).unwrap();
+        let p = Policy {
+            allowed_bind_paths: vec![allowed.clone()],
+            ..Default::default()
+        };
+        let a = allowed.display();
+        assert!(p.bind_allowed(&format!("{a}/sub")));
+        assert!(p.bind_allowed(&format!("{a}/not/yet/made")));
+        assert!(!p.bind_allowed(&format!("{a}/link")));
+        assert!(!p.bind_allowed(&format!("{a}/link/etc")));
+        assert!(!p.bind_allowed(&format!("{a}/../allowed-not")));
+        assert!(!p.bind_allowed(&format!("{a}/sub/../../..")));
     }
 }

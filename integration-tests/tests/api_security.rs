@@ -174,3 +174,168 @@ fn huge_times_are_a_400_not_a_dropped_connection() {
     assert_eq!(code, 200);
     s.berth(&["rm", "-f", "tt"]).ok();
 }
+
+#[test]
+fn resource_values_docker_refuses_are_400s_that_create_nothing() {
+    let s = stack();
+    let cases = [
+        (serde_json::json!({"MemorySwap": -2}), "MemorySwap"),
+        (
+            serde_json::json!({"Memory": 9223372036854775807i64}),
+            "Memory",
+        ),
+        (serde_json::json!({"CpusetCpus": "abc"}), "cpuset cpus"),
+        (
+            serde_json::json!({"CpusetCpus": "0-99999"}),
+            "Requested CPUs",
+        ),
+        (serde_json::json!({"CpusetMems": "99"}), "memory nodes"),
+        (serde_json::json!({"OomScoreAdj": 99999}), "oom score adj"),
+        (serde_json::json!({"BlkioWeight": 5000}), "blkio weight"),
+        (
+            serde_json::json!({"Ulimits": [{"Name": "nofile", "Soft": -5, "Hard": -5}]}),
+            "ulimit",
+        ),
+        (
+            serde_json::json!({"Sysctls": {"kernel.no_such_thing": "1"}}),
+            "sysctl",
+        ),
+        (
+            serde_json::json!({"Sysctls": {"net.no.such.key": "1"}}),
+            "sysctl",
+        ),
+        (serde_json::json!({"CpuShares": -5}), "CpuShares"),
+        (serde_json::json!({"CpuPeriod": -5}), "cfs period"),
+        (serde_json::json!({"CpuPeriod": 1}), "cfs period"),
+        (
+            serde_json::json!({"PidsLimit": 9223372036854775807i64}),
+            "PidsLimit",
+        ),
+        (
+            serde_json::json!({"MemoryReservation": -5}),
+            "memory reservation",
+        ),
+        (serde_json::json!({"NanoCpus": -1}), "Range of CPUs"),
+        (
+            serde_json::json!({"CgroupParent": "../../../../../tmp/x"}),
+            "CgroupParent",
+        ),
+        (
+            serde_json::json!({"Binds": ["/:/"]}),
+            "destination can't be '/'",
+        ),
+        (
+            serde_json::json!({"Binds": [":/x"]}),
+            "invalid volume specification",
+        ),
+    ];
+    for (hc, want) in cases {
+        let body = serde_json::json!({"Image": "busybox", "Cmd": ["true"], "HostConfig": hc});
+        let (code, resp) = s.api("POST", "/containers/create", Some(&body.to_string()));
+        assert_eq!(code, 400, "{hc}: {resp}");
+        assert!(message(&resp).contains(want), "{hc}: {resp}");
+    }
+    let (code, resp) = s.api(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image": "busybox", "StopSignal": "SIGNOPE"}"#),
+    );
+    assert_eq!(code, 400, "{resp}");
+    assert!(
+        s.berth(&["ps", "-aq"]).ok().is_empty(),
+        "nothing was created"
+    );
+    assert!(!std::path::Path::new("/tmp/x").exists());
+
+    // The same values on update, on a running container: refused, and
+    // the container keeps what it had.
+    s.berth(&[
+        "run", "-d", "--name", "upd", "-m", "64m", "busybox", "sleep", "600",
+    ])
+    .ok();
+    for body in [
+        r#"{"NanoCpus": -9223372036854775807}"#,
+        r#"{"MemorySwap": -2}"#,
+        r#"{"CpusetCpus": "0-3000"}"#,
+        r#"{"BlkioWeight": 5000}"#,
+        r#"{"Memory": "abc"}"#,
+        r#"[{"Memory": 1}]"#,
+        r#"{"PidsLimit": 9223372036854775807}"#,
+    ] {
+        let (code, resp) = s.api("POST", "/containers/upd/update", Some(body));
+        assert_eq!(code, 400, "{body}: {resp}");
+    }
+    let mem = s
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.State.Status}}",
+            "upd",
+        ])
+        .ok()
+        .to_string();
+    assert_eq!(mem, "67108864 0 running");
+    // A good update still works.
+    let (code, resp) = s.api(
+        "POST",
+        "/containers/upd/update",
+        Some(r#"{"NanoCpus": 500000000}"#),
+    );
+    assert_eq!(code, 200, "{resp}");
+    for (path, want) in [
+        ("/containers/upd/kill?signal=0", "Invalid signal"),
+        (
+            "/containers/upd/kill?signal=99999",
+            "does not support signal",
+        ),
+        ("/containers/upd/kill?signal=SIGNOPE", "Invalid signal"),
+    ] {
+        let (code, resp) = s.api("POST", path, None);
+        assert_eq!(code, 400, "{path}: {resp}");
+        assert!(message(&resp).contains(want), "{path}: {resp}");
+    }
+    let (code, _) = s.api("HEAD", "/containers/upd/archive?path=%00", None);
+    assert_eq!(code, 400);
+    assert_eq!(
+        s.berth(&["inspect", "-f", "{{.State.Status}}", "upd"]).ok(),
+        "running"
+    );
+    s.berth(&["rm", "-f", "upd"]).ok();
+}
+
+#[test]
+fn a_failed_commit_leaves_the_container_as_it_was() {
+    let s = stack();
+    s.berth(&["run", "-d", "--name", "cm", "busybox", "sleep", "600"])
+        .ok();
+    let (code, resp) = s.api(
+        "POST",
+        "/commit?container=cm&repo=..%2F..%2Fetc&tag=..",
+        None,
+    );
+    assert_eq!(code, 400, "{resp}");
+    assert_eq!(
+        s.berth(&["inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "cm"])
+            .ok(),
+        "running false"
+    );
+    let (code, resp) = s.api("POST", "/commit?container=cm", Some("[1]"));
+    assert_eq!(code, 400, "{resp}");
+    // One the user paused stays paused through a commit that works.
+    s.berth(&["pause", "cm"]).ok();
+    let (code, resp) = s.api("POST", "/commit?container=cm&repo=snap&tag=one", None);
+    assert_eq!(code, 201, "{resp}");
+    assert_eq!(
+        s.berth(&["inspect", "-f", "{{.State.Status}}", "cm"]).ok(),
+        "paused"
+    );
+    s.berth(&["unpause", "cm"]).ok();
+    // And one that was running runs again after a commit that works.
+    let (code, resp) = s.api("POST", "/commit?container=cm&repo=snap&tag=two", None);
+    assert_eq!(code, 201, "{resp}");
+    assert_eq!(
+        s.berth(&["inspect", "-f", "{{.State.Status}}", "cm"]).ok(),
+        "running"
+    );
+    s.berth(&["rm", "-f", "cm"]).ok();
+}

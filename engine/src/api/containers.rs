@@ -665,9 +665,8 @@ pub async fn rename(s: State, Path(id): Path<String>, Query(q): Query<Params>) -
 pub async fn update(s: State, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>> {
     let d = s.0;
     let e = d.find(&id)?;
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-    let warnings = d.update(&e, &v).await?;
+    let req = crate::daemon::resources::UpdateRequest::parse(&body)?;
+    let warnings = d.update(&e, &req).await?;
     Ok(Json(json!({"Warnings": warnings})))
 }
 
@@ -1135,10 +1134,17 @@ fn go_file_mode(mode: u32) -> u32 {
 }
 
 fn path_param(q: &Params) -> Result<String> {
-    q.get("path")
+    let p = q
+        .get("path")
         .filter(|p| !p.is_empty())
         .cloned()
-        .ok_or_else(|| ApiError::bad_request("Bad parameter: 'path' cannot be empty"))
+        .ok_or_else(|| ApiError::bad_request("Bad parameter: 'path' cannot be empty"))?;
+    if p.contains('\0') {
+        return Err(ApiError::bad_request(
+            "Bad parameter: 'path' contains a NUL byte",
+        ));
+    }
+    Ok(p)
 }
 
 async fn stat_header(d: &Daemon, id: &str, path: &str) -> Result<String> {
@@ -1157,9 +1163,14 @@ async fn stat_header(d: &Daemon, id: &str, path: &str) -> Result<String> {
                 }
             })?
             .into_inner();
-    let mtime = st
-        .mtime
-        .map(|t| UNIX_EPOCH + std::time::Duration::new(t.seconds as u64, t.nanos.max(0) as u32));
+    // Files from tarballs may carry any mtime, before the epoch too.
+    let mtime = st.mtime.map(|t| {
+        let nanos = u32::try_from(t.nanos).unwrap_or(0);
+        u64::try_from(t.seconds)
+            .ok()
+            .and_then(|s| UNIX_EPOCH.checked_add(std::time::Duration::new(s, nanos)))
+            .unwrap_or(UNIX_EPOCH)
+    });
     let v = json!({"name": st.name, "size": st.size, "mode": go_file_mode(st.mode), "mtime": rfc3339(mtime), "linkTarget": st.link_target});
     use base64::Engine;
     Ok(base64::engine::general_purpose::STANDARD.encode(v.to_string()))

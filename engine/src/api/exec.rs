@@ -30,8 +30,7 @@ fn no_such_exec(id: &str) -> ApiError {
 /// POST /containers/{id}/exec
 pub async fn create(s: State, Path(id): Path<String>, body: Bytes) -> Result<Response> {
     let d = s.0;
-    let config: ExecConfig = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid exec configuration: {e}")))?;
+    let config: ExecConfig = super::body::json(&body, "exec configuration")?;
     if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
         return Err(ApiError::bad_request("No exec command specified"));
     }
@@ -92,8 +91,7 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
     let sb: StartBody = if body.iter().all(u8::is_ascii_whitespace) {
         StartBody::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid exec start body: {e}")))?
+        super::body::json(&body, "exec start body")?
     };
     let x = d.execs.get(&id).ok_or_else(|| no_such_exec(&id))?;
     let tty = sb.tty.unwrap_or(x.config.tty);

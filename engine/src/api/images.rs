@@ -1029,24 +1029,34 @@ pub async fn commit(s: State, Query(q): Query<Params>, body: Bytes) -> Result<Re
         .filter(|c| !c.is_empty())
         .ok_or_else(|| ApiError::bad_request("container is required"))?;
     let e = d.find(cid)?;
-    let (id, image_id, running, config) = {
+    let (id, running, config) = {
         let c = e.c.lock().await;
         (
             c.id.clone(),
-            c.image_id.clone(),
             c.state.status == crate::daemon::container::Status::Running,
             c.config.clone(),
         )
     };
-    let _ = image_id;
     let mut cfg = serde_json::to_value(&config).unwrap_or_default();
-    if !body.is_empty()
-        && let Ok(Value::Object(o)) = serde_json::from_slice::<Value>(&body)
-    {
-        for (k, v) in o {
-            if !v.is_null() {
-                cfg[k] = v;
+    let given: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid container config: {e}")))?
+    };
+    match given {
+        Value::Null => {}
+        Value::Object(o) => {
+            for (k, v) in o {
+                if !v.is_null() {
+                    cfg[k] = v;
+                }
             }
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid container config: expected a JSON object",
+            ));
         }
     }
     let changes: Vec<String> = q
@@ -1061,10 +1071,8 @@ pub async fn commit(s: State, Query(q): Query<Params>, body: Bytes) -> Result<Re
             }
         }
     }
-    let pause = running && q.get("pause").is_none_or(|p| p != "0" && p != "false");
-    if pause {
-        let _ = d.pause(&e, true).await;
-    }
+    // Everything the caller sent is checked before the container is
+    // touched: a bad name must not leave it paused.
     let repo = q.get("repo").cloned().unwrap_or_default();
     let tag = q
         .get("tag")
@@ -1076,6 +1084,10 @@ pub async fn commit(s: State, Query(q): Query<Params>, body: Bytes) -> Result<Re
     } else {
         normalize(&with_tag(&repo, &tag)).map_err(ApiError::bad_request)?
     };
+    // Paused here only if it was running: one the user paused stays paused,
+    // one we paused is resumed whatever the commit's outcome.
+    let pause = running && q.get("pause").is_none_or(|p| p != "0" && p != "false");
+    let paused = pause && d.pause(&e, true).await.is_ok();
     let r =
         d.lc.images()
             .commit(d.lc.req(api::CommitRequest {
@@ -1086,8 +1098,8 @@ pub async fn commit(s: State, Query(q): Query<Params>, body: Bytes) -> Result<Re
                 author: q.get("author").cloned().unwrap_or_default(),
             }))
             .await;
-    if pause {
-        let _ = d.pause(&e, false).await;
+    if paused && let Err(err) = d.pause(&e, false).await {
+        tracing::error!("resuming {id} after commit: {err}");
     }
     let image = r?.into_inner();
     d.events.publish(

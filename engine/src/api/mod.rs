@@ -2,6 +2,7 @@
 //! Docker's errors, hijacked streams.
 
 pub mod attach_ws;
+pub mod body;
 pub mod containers;
 pub mod exec;
 pub mod images;

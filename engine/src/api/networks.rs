@@ -110,8 +110,7 @@ pub async fn inspect(s: State, Path(id): Path<String>) -> Result<Json<Value>> {
 
 pub async fn create(s: State, body: Bytes) -> Result<Response> {
     let d = s.0;
-    let req: CreateRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let req: CreateRequest = super::body::json(&body, "JSON body")?;
     if matches!(req.name.as_str(), "bridge" | "host" | "none" | "default") {
         return Err(ApiError::forbidden(format!(
             "{} is a pre-defined network and cannot be created",
@@ -208,8 +207,7 @@ struct ConnectBody {
 
 /// The network and container a connect or disconnect names.
 fn parties(d: &Daemon, id: &str, body: &[u8]) -> Result<(ConnectBody, Network, Arc<Entry>)> {
-    let b: ConnectBody = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let b: ConnectBody = super::body::json(body, "JSON body")?;
     let n = d.networks.get(id)?;
     let e = d.find(&b.container)?;
     Ok((b, n, e))

@@ -95,6 +95,9 @@ impl Daemon {
             super::netsetup::validate_endpoint(network, ep)?;
         }
         super::netsetup::validate_mac(&config.mac_address)?;
+        if !config.stop_signal.is_empty() {
+            super::ops::signal_number(&config.stop_signal)?;
+        }
 
         let (path, args) = command(&config)?;
         let id = hex::encode(rand::random::<[u8; 32]>());
@@ -315,6 +318,21 @@ pub fn validate_host_config(
     hc: &crate::types::HostConfig,
     warnings: &mut Vec<String>,
 ) -> Result<()> {
+    validate_restart_policy(hc)?;
+    super::resources::validate(hc, false)?;
+    super::resources::validate_sysctls(hc)?;
+    super::resources::validate_cgroup_parent(&hc.cgroup_parent)?;
+    validate_log_config(hc)?;
+    if hc.network_mode == "host" && (!hc.port_bindings.is_empty() || hc.publish_all_ports) {
+        warnings.push("Published ports are discarded when using host network mode".into());
+    }
+    super::spec::parse_security_opts(&hc.security_opt)?;
+    Ok(())
+}
+
+/// The restart policy's name and retry count, and that it does not fight
+/// AutoRemove.
+pub fn validate_restart_policy(hc: &crate::types::HostConfig) -> Result<()> {
     let rp = &hc.restart_policy;
     match rp.name.as_str() {
         "" | "no" | "always" | "unless-stopped" => {
@@ -340,27 +358,10 @@ pub fn validate_host_config(
             "conflicting options: cannot specify both --restart and --rm",
         ));
     }
-    if hc.memory != 0 && hc.memory < 6 * 1024 * 1024 {
-        return Err(ApiError::bad_request("Minimum memory limit allowed is 6MB"));
-    }
-    if hc.memory_swap > 0 && hc.memory > 0 && hc.memory_swap < hc.memory {
-        return Err(ApiError::bad_request(
-            "Minimum memoryswap limit should be larger than memory limit, see usage",
-        ));
-    }
-    if hc.nano_cpus > 0 && (hc.cpu_period > 0 || hc.cpu_quota > 0) {
-        return Err(ApiError::bad_request(
-            "Conflicting options: Nano CPUs and CPU Period cannot both be set",
-        ));
-    }
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get() as i64)
-        .unwrap_or(1);
-    if hc.nano_cpus > cpus * 1_000_000_000 {
-        return Err(ApiError::bad_request(format!(
-            "range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
-        )));
-    }
+    Ok(())
+}
+
+fn validate_log_config(hc: &crate::types::HostConfig) -> Result<()> {
     match hc.log_config.typ.as_str() {
         "" | "json-file" => {}
         other => {
@@ -389,10 +390,6 @@ pub fn validate_host_config(
             }
         }
     }
-    if hc.network_mode == "host" && (!hc.port_bindings.is_empty() || hc.publish_all_ports) {
-        warnings.push("Published ports are discarded when using host network mode".into());
-    }
-    super::spec::parse_security_opts(&hc.security_opt)?;
     Ok(())
 }
 

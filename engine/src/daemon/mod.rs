@@ -15,6 +15,7 @@ pub mod names;
 pub mod netsetup;
 pub mod networks;
 pub mod ops;
+pub mod resources;
 pub mod spec;
 pub mod volumes;
 

@@ -15,22 +15,49 @@ use crate::error::{ApiError, Result};
 
 const DEFAULT_STOP_TIMEOUT: i64 = 10;
 
+/// A signal by number or name (`KILL`, `SIGTERM`, `RTMIN+3`), as Docker's
+/// ParseSignal takes them: 0 and numbers Linux has no signal for are 400s.
 pub fn signal_number(s: &str) -> Result<u32> {
+    const SIGRTMIN: u32 = 34;
+    const SIGRTMAX: u32 = 64;
     if s.is_empty() {
         return Ok(15);
     }
-    if let Ok(n) = s.parse::<u32>() {
-        return Ok(n);
+    let invalid = || ApiError::bad_request(format!("Invalid signal: {s}"));
+    if let Ok(n) = s.parse::<u64>() {
+        return match n {
+            0 => Err(invalid()),
+            1..=64 => Ok(n as u32),
+            _ => Err(ApiError::bad_request(format!(
+                "The linux daemon does not support signal {n}"
+            ))),
+        };
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") {
-        up
-    } else {
-        format!("SIG{up}")
+    let bare = up.strip_prefix("SIG").unwrap_or(&up);
+    let rt = |base: u32, off: &str, up: bool| -> Result<u32> {
+        let off: u32 = if off.is_empty() {
+            0
+        } else {
+            off.parse().map_err(|_| invalid())?
+        };
+        let n = if up {
+            base.checked_add(off)
+        } else {
+            base.checked_sub(off)
+        };
+        n.filter(|n| (SIGRTMIN..=SIGRTMAX).contains(n))
+            .ok_or_else(invalid)
     };
-    <nix::sys::signal::Signal as std::str::FromStr>::from_str(&name)
+    if let Some(off) = bare.strip_prefix("RTMIN") {
+        return rt(SIGRTMIN, off.trim_start_matches('+'), true);
+    }
+    if let Some(off) = bare.strip_prefix("RTMAX") {
+        return rt(SIGRTMAX, off.trim_start_matches('-'), false);
+    }
+    <nix::sys::signal::Signal as std::str::FromStr>::from_str(&format!("SIG{bare}"))
         .map(|s| s as u32)
-        .map_err(|_| ApiError::bad_request(format!("Invalid signal: {s}")))
+        .map_err(|_| invalid())
 }
 
 fn log_opts(d: &Daemon, c: &Container) -> (u64, u32) {
@@ -527,66 +554,14 @@ impl Daemon {
     }
 
     /// `docker update`: resources and restart policy.
-    pub async fn update(&self, e: &Arc<Entry>, body: &Value) -> Result<Vec<String>> {
+    pub async fn update(
+        &self,
+        e: &Arc<Entry>,
+        req: &super::resources::UpdateRequest,
+    ) -> Result<Vec<String>> {
         let mut c = e.c.lock().await;
-        let mut hc = c.host_config.clone();
-        let mut resources = serde_json::json!({});
-        let int = |k: &str| body.get(k).and_then(Value::as_i64);
-        if let Some(m) = int("Memory").filter(|v| *v != 0) {
-            hc.memory = m;
-            resources["memory"]["limit"] = m.into();
-        }
-        if let Some(m) = int("MemorySwap").filter(|v| *v != 0) {
-            hc.memory_swap = m;
-            resources["memory"]["swap"] = m.into();
-        }
-        if let Some(m) = int("MemoryReservation").filter(|v| *v != 0) {
-            hc.memory_reservation = m;
-            resources["memory"]["reservation"] = m.into();
-        }
-        if let Some(v) = int("CpuShares").filter(|v| *v != 0) {
-            hc.cpu_shares = v;
-            resources["cpu"]["shares"] = v.into();
-        }
-        if let Some(v) = int("NanoCpus").filter(|v| *v != 0) {
-            hc.nano_cpus = v;
-            resources["cpu"]["period"] = 100_000.into();
-            resources["cpu"]["quota"] = (v * 100_000 / 1_000_000_000).into();
-        }
-        if let Some(v) = int("CpuQuota").filter(|v| *v != 0) {
-            hc.cpu_quota = v;
-            resources["cpu"]["quota"] = v.into();
-        }
-        if let Some(v) = int("CpuPeriod").filter(|v| *v != 0) {
-            hc.cpu_period = v;
-            resources["cpu"]["period"] = v.into();
-        }
-        if let Some(v) = body
-            .get("CpusetCpus")
-            .and_then(Value::as_str)
-            .filter(|v| !v.is_empty())
-        {
-            hc.cpuset_cpus = v.into();
-            resources["cpu"]["cpus"] = v.into();
-        }
-        if let Some(v) = int("PidsLimit").filter(|v| *v != 0) {
-            hc.pids_limit = Some(v);
-            resources["pids"]["limit"] = v.into();
-        }
-        if let Some(rp) = body.get("RestartPolicy").filter(|v| !v.is_null()) {
-            let rp: crate::types::RestartPolicy = serde_json::from_value(rp.clone())
-                .map_err(|e| ApiError::bad_request(format!("RestartPolicy: {e}")))?;
-            if !rp.name.is_empty() {
-                if hc.auto_remove && rp.name != "no" {
-                    return Err(ApiError::bad_request(
-                        "Restart policy cannot be updated because AutoRemove is enabled for the container",
-                    ));
-                }
-                hc.restart_policy = rp;
-            }
-        }
-        let mut w = Vec::new();
-        super::create::validate_host_config(&hc, &mut w)?;
+        let hc = req.apply(&c.host_config)?;
+        let resources = super::resources::oci(&hc)?;
         if c.is_running() && resources.as_object().is_some_and(|o| !o.is_empty()) {
             self.lc
                 .tasks()

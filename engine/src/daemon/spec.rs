@@ -111,27 +111,6 @@ fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Result<Vec
     Ok(caps.into_iter().collect())
 }
 
-fn rlimit_name(n: &str) -> Option<&'static str> {
-    Some(match n {
-        "core" => "RLIMIT_CORE",
-        "cpu" => "RLIMIT_CPU",
-        "data" => "RLIMIT_DATA",
-        "fsize" => "RLIMIT_FSIZE",
-        "locks" => "RLIMIT_LOCKS",
-        "memlock" => "RLIMIT_MEMLOCK",
-        "msgqueue" => "RLIMIT_MSGQUEUE",
-        "nice" => "RLIMIT_NICE",
-        "nofile" => "RLIMIT_NOFILE",
-        "nproc" => "RLIMIT_NPROC",
-        "rss" => "RLIMIT_RSS",
-        "rtprio" => "RLIMIT_RTPRIO",
-        "rttime" => "RLIMIT_RTTIME",
-        "sigpending" => "RLIMIT_SIGPENDING",
-        "stack" => "RLIMIT_STACK",
-        _ => return None,
-    })
-}
-
 /// Every character and block device of the host, for `--privileged`.
 fn host_devices() -> Vec<Value> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -221,9 +200,13 @@ pub fn build(i: &Input<'_>) -> Result<Value> {
     }
     let mut rlimits = Vec::new();
     for u in &hc.ulimits {
-        let name = rlimit_name(&u.name)
+        let name = super::resources::rlimit_name(&u.name)
             .ok_or_else(|| ApiError::bad_request(format!("invalid ulimit type: {}", u.name)))?;
-        rlimits.push(json!({"type": name, "soft": u.soft, "hard": u.hard}));
+        let (soft, hard) = (
+            super::resources::rlimit_value(u.soft),
+            super::resources::rlimit_value(u.hard),
+        );
+        rlimits.push(json!({"type": name, "soft": soft, "hard": hard}));
     }
     if !rlimits.is_empty() {
         p["rlimits"] = json!(rlimits);
@@ -393,61 +376,11 @@ pub fn build(i: &Input<'_>) -> Result<Value> {
     }
 
     // resources
-    let r = &mut linux["resources"];
-    if hc.memory > 0
-        || hc.memory_reservation > 0
-        || hc.memory_swap != 0
-        || hc.oom_kill_disable.is_some()
-    {
-        let mut mem = json!({});
-        if hc.memory > 0 {
-            mem["limit"] = json!(hc.memory);
-            // Docker: swap defaults to as much again as the memory limit.
-            mem["swap"] = json!(match hc.memory_swap {
-                0 => hc.memory * 2,
-                s => s,
-            });
-        }
-        if hc.memory_reservation > 0 {
-            mem["reservation"] = json!(hc.memory_reservation);
-        }
-        if let Some(s) = hc.memory_swappiness.filter(|s| *s >= 0) {
-            mem["swappiness"] = json!(s);
-        }
-        if let Some(d) = hc.oom_kill_disable {
-            mem["disableOOMKiller"] = json!(d);
-        }
-        r["memory"] = mem;
-    }
-    let mut cpu = json!({});
-    if hc.cpu_shares > 0 {
-        cpu["shares"] = json!(hc.cpu_shares);
-    }
-    if hc.nano_cpus > 0 {
-        cpu["period"] = json!(100_000);
-        cpu["quota"] = json!(hc.nano_cpus * 100_000 / 1_000_000_000);
-    } else {
-        if hc.cpu_period > 0 {
-            cpu["period"] = json!(hc.cpu_period);
-        }
-        if hc.cpu_quota != 0 {
-            cpu["quota"] = json!(hc.cpu_quota);
-        }
-    }
-    if !hc.cpuset_cpus.is_empty() {
-        cpu["cpus"] = json!(hc.cpuset_cpus);
-    }
-    if !hc.cpuset_mems.is_empty() {
-        cpu["mems"] = json!(hc.cpuset_mems);
-    }
-    if cpu.as_object().is_some_and(|o| !o.is_empty()) {
-        r["cpu"] = cpu;
-    }
-    if let Some(p) = hc.pids_limit.filter(|p| *p > 0) {
-        r["pids"] = json!({"limit": p});
-    }
-    if hc.blkio_weight > 0 {
-        r["blockIO"] = json!({"weight": hc.blkio_weight});
+    let resources = super::resources::oci(hc)?;
+    if let (Some(r), Some(add)) = (linux["resources"].as_object_mut(), resources.as_object()) {
+        r.extend(add.clone());
+    } else if linux["resources"].is_null() {
+        linux["resources"] = resources;
     }
 
     // seccomp

@@ -164,6 +164,23 @@ fn bind_options(ro: bool, propagation: &str) -> Vec<String> {
     o
 }
 
+/// An absolute path without `.`, `..` or repeated slashes, as Go's
+/// filepath.Clean makes it (dockerd cleans every mount path): `..` never
+/// climbs above `/`.
+pub fn clean(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 /// Plans the mounts of a container from HostConfig.Binds, HostConfig.Mounts,
 /// HostConfig.Tmpfs and the image's VOLUMEs.
 pub fn plan(
@@ -208,21 +225,31 @@ pub fn plan(
     };
     for b in binds {
         let parts: Vec<&str> = b.split(':').collect();
+        let invalid = || ApiError::bad_request(format!("invalid volume specification: '{b}'"));
         let (src, dst, opts) = match parts.as_slice() {
             [d] => ("", *d, ""),
-            [s, d] => (*s, *d, ""),
-            [s, d, o] => (*s, *d, *o),
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "invalid volume specification: '{b}'"
-                )));
-            }
+            [s, d] if !s.is_empty() => (*s, *d, ""),
+            [s, d, o] if !s.is_empty() => (*s, *d, *o),
+            _ => return Err(invalid()),
         };
         if !dst.starts_with('/') {
             return Err(ApiError::bad_request(format!(
                 "invalid volume specification: '{b}': invalid mount config for type \"volume\": invalid mount path: '{dst}' mount path must be absolute"
             )));
         }
+        let dst = clean(dst);
+        let dst = dst.as_str();
+        if dst == "/" {
+            return Err(ApiError::bad_request(format!(
+                "invalid volume specification: '{b}': invalid mount config for type \"bind\": invalid specification: destination can't be '/'"
+            )));
+        }
+        let src = if src.starts_with('/') {
+            clean(src)
+        } else {
+            src.to_string()
+        };
+        let src = src.as_str();
         if !taken.insert(dst.to_string()) {
             return Err(ApiError::bad_request(format!(
                 "Duplicate mount point: {dst}"
@@ -279,6 +306,24 @@ pub fn plan(
                 m.typ, m.target
             )));
         }
+        let mut m = m.clone();
+        m.target = clean(&m.target);
+        if m.target == "/" {
+            return Err(ApiError::bad_request(format!(
+                "invalid mount config for type \"{}\": invalid specification: destination can't be '/'",
+                m.typ
+            )));
+        }
+        if m.typ == "bind" {
+            if !m.source.starts_with('/') {
+                return Err(ApiError::bad_request(format!(
+                    "invalid mount config for type \"bind\": invalid mount path: '{}' mount path must be absolute",
+                    m.source
+                )));
+            }
+            m.source = clean(&m.source);
+        }
+        let m = &m;
         if !taken.insert(m.target.clone()) {
             return Err(ApiError::bad_request(format!(
                 "Duplicate mount point: {}",
@@ -355,6 +400,12 @@ pub fn plan(
         }
     }
     for (dest, opts) in tmpfs {
+        if !dest.starts_with('/') || clean(dest) == "/" {
+            return Err(ApiError::bad_request(format!(
+                "invalid tmpfs destination {dest:?}: an absolute path other than '/'"
+            )));
+        }
+        let dest = &clean(dest);
         if !taken.insert(dest.clone()) {
             return Err(ApiError::bad_request(format!(
                 "Duplicate mount point: {dest}"
@@ -383,4 +434,29 @@ pub fn plan(
         add_volume(&mut p, None, dest, false, false)?;
     }
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_docker_refuses_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let vols = Volumes::new(dir.path()).unwrap();
+        let none = BTreeMap::new();
+        let plan_of = |b: &str| plan(&vols, &[b.to_string()], &[], &none, &[]);
+        for bad in ["/:/", ":/x", "/tmp:/..", "/tmp:/x/../..", "a:b:c:d"] {
+            let e = plan_of(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad} was taken"));
+            assert!(e.message.contains("invalid"), "{bad}: {}", e.message);
+        }
+        let p = plan_of("/tmp/../tmp:/data/./x/").unwrap();
+        assert_eq!(p.points[0].source, "/tmp");
+        assert_eq!(p.points[0].destination, "/data/x");
+        let tmpfs: BTreeMap<String, String> = [("/".to_string(), String::new())].into();
+        assert!(plan(&vols, &[], &[], &tmpfs, &[]).is_err());
+        assert_eq!(clean("/a/../../b//c/."), "/b/c");
+    }
 }

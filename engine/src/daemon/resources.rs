@@ -1,0 +1,671 @@
+//! A container's resources as the API takes them (HostConfig at create,
+//! the body of `update`): each value checked against the range Docker
+//! allows before anything is created or changed, so a bad value is a 400
+//! that names the field, never a kernel error at start; and the OCI
+//! `linux.resources` made from them with checked arithmetic.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, Result};
+use crate::types::{HostConfig, RestartPolicy, Ulimit};
+
+/// The smallest memory limit and reservation, as Docker's.
+const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+/// The kernel's PID_MAX_LIMIT: no pids.max can usefully be larger.
+const MAX_PIDS: i64 = 4 * 1024 * 1024;
+/// CFS periods and quotas are microseconds between 1 ms and 1 s.
+const CFS_MIN: i64 = 1_000;
+const CFS_MAX: i64 = 1_000_000;
+/// The CFS period `NanoCpus` is expressed in.
+const NANO_PERIOD: i64 = 100_000;
+
+fn bad(m: impl Into<String>) -> ApiError {
+    ApiError::bad_request(m)
+}
+
+/// Every resource of a host config, as dockerd's verifyPlatformContainerResources
+/// (plus what would wrap or reach the kernel unchecked). `update` relaxes
+/// what only makes sense at create.
+pub fn validate(hc: &HostConfig, update: bool) -> Result<()> {
+    if hc.memory != 0 && hc.memory < MIN_MEMORY {
+        return Err(bad("Minimum memory limit allowed is 6MB"));
+    }
+    if hc.memory_swap < -1 {
+        return Err(bad(format!(
+            "invalid MemorySwap {}: -1 (unlimited), 0 (twice Memory) or at least Memory",
+            hc.memory_swap
+        )));
+    }
+    if hc.memory > 0 && hc.memory_swap > 0 && hc.memory_swap < hc.memory {
+        return Err(bad(
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        ));
+    }
+    if !update && hc.memory == 0 && hc.memory_swap > 0 {
+        return Err(bad(
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        ));
+    }
+    swap_limit(hc)?;
+    if let Some(s) = hc.memory_swappiness
+        && s != -1
+        && !(0..=100).contains(&s)
+    {
+        return Err(bad(format!(
+            "Invalid value: {s}, valid memory swappiness range is 0-100"
+        )));
+    }
+    if hc.memory_reservation != 0 && hc.memory_reservation < MIN_MEMORY {
+        return Err(bad("Minimum memory reservation allowed is 6MB"));
+    }
+    if hc.memory > 0 && hc.memory_reservation > 0 && hc.memory < hc.memory_reservation {
+        return Err(bad(
+            "Minimum memory limit can not be less than memory reservation limit, see usage",
+        ));
+    }
+    if hc.cpu_shares < 0 {
+        return Err(bad(format!(
+            "invalid CpuShares {}: must be a positive integer (2 to 262144)",
+            hc.cpu_shares
+        )));
+    }
+    if hc.nano_cpus > 0 && hc.cpu_period > 0 {
+        return Err(bad(
+            "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+        ));
+    }
+    if hc.nano_cpus > 0 && hc.cpu_quota > 0 {
+        return Err(bad(
+            "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+        ));
+    }
+    let cpus = online_cpus();
+    // Below 0.01 CPU the quota would be under the kernel's 1 ms minimum.
+    if hc.nano_cpus < 0
+        || (hc.nano_cpus > 0 && hc.nano_cpus < 10_000_000)
+        || hc.nano_cpus > cpus.saturating_mul(1_000_000_000)
+    {
+        return Err(bad(format!(
+            "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+        )));
+    }
+    if hc.cpu_period != 0 && !(CFS_MIN..=CFS_MAX).contains(&hc.cpu_period) {
+        return Err(bad(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        ));
+    }
+    if hc.cpu_quota < -1 || (hc.cpu_quota > 0 && hc.cpu_quota < CFS_MIN) {
+        return Err(bad("CPU cfs quota can not be less than 1ms (i.e. 1000)"));
+    }
+    check_set("cpus", "CPUs", &hc.cpuset_cpus, &available("cpus"))?;
+    check_set("mems", "memory nodes", &hc.cpuset_mems, &available("mems"))?;
+    if hc.blkio_weight > 0 && !(10..=1000).contains(&hc.blkio_weight) {
+        return Err(bad("Range of blkio weight is from 10 to 1000"));
+    }
+    if !(-1000..=1000).contains(&hc.oom_score_adj) {
+        return Err(bad(format!(
+            "Invalid value {}, range for oom score adj is [-1000, 1000]",
+            hc.oom_score_adj
+        )));
+    }
+    if let Some(p) = hc.pids_limit
+        && p > MAX_PIDS
+    {
+        return Err(bad(format!(
+            "invalid PidsLimit {p}: at most {MAX_PIDS}; 0 or -1 for no limit"
+        )));
+    }
+    if hc.shm_size < 0 {
+        return Err(bad("SHM size can not be less than 0"));
+    }
+    for u in &hc.ulimits {
+        check_ulimit(u)?;
+    }
+    Ok(())
+}
+
+/// The swap limit the kernel gets: Docker's default is as much again as
+/// the memory limit.
+fn swap_limit(hc: &HostConfig) -> Result<Option<i64>> {
+    if hc.memory <= 0 {
+        return Ok((hc.memory_swap != 0).then_some(hc.memory_swap));
+    }
+    match hc.memory_swap {
+        0 => hc.memory.checked_mul(2).map(Some).ok_or_else(|| {
+            bad(format!(
+                "invalid Memory {}: too large for the default swap limit (twice Memory); set MemorySwap",
+                hc.memory
+            ))
+        }),
+        s => Ok(Some(s)),
+    }
+}
+
+/// The CPUs this machine has online.
+fn online_cpus() -> i64 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as i64)
+        .unwrap_or(1)
+}
+
+/// The CPUs or memory nodes a container may be given, as the kernel lists
+/// them ("0-1"); the root cpuset where there is one.
+fn available(what: &str) -> String {
+    let candidates = match what {
+        "cpus" => [
+            "/sys/fs/cgroup/cpuset/cpuset.cpus",
+            "/sys/fs/cgroup/cpuset.cpus.effective",
+            "/sys/devices/system/cpu/online",
+        ],
+        _ => [
+            "/sys/fs/cgroup/cpuset/cpuset.mems",
+            "/sys/fs/cgroup/cpuset.mems.effective",
+            "/sys/devices/system/node/online",
+        ],
+    };
+    candidates
+        .iter()
+        .find_map(|p| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "0".into())
+}
+
+/// A cpuset list ("0-3,5") as ranges, or None when it is not one.
+fn parse_set(s: &str) -> Option<Vec<(u32, u32)>> {
+    s.split(',')
+        .map(|part| {
+            let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+            let (lo, hi): (u32, u32) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+            (lo <= hi).then_some((lo, hi))
+        })
+        .collect()
+}
+
+fn check_set(key: &str, what: &str, requested: &str, available: &str) -> Result<()> {
+    if requested.is_empty() {
+        return Ok(());
+    }
+    let Some(want) = parse_set(requested) else {
+        return Err(bad(format!("Invalid value {requested} for cpuset {key}")));
+    };
+    let have = parse_set(available).unwrap_or_default();
+    let inside = |(lo, hi): (u32, u32)| have.iter().any(|&(a, b)| a <= lo && hi <= b);
+    if !want.into_iter().all(inside) {
+        return Err(bad(format!(
+            "Requested {what} are not available - requested {requested}, available: {available}"
+        )));
+    }
+    Ok(())
+}
+
+/// The rlimits a process may be given: -1 is unlimited, as Docker takes it.
+fn check_ulimit(u: &Ulimit) -> Result<()> {
+    if rlimit_name(&u.name).is_none() {
+        return Err(bad(format!("invalid ulimit type: {}", u.name)));
+    }
+    if u.soft < -1 || u.hard < -1 {
+        return Err(bad(format!(
+            "invalid ulimit {}: {}:{}: values are -1 (unlimited) or at least 0",
+            u.name, u.soft, u.hard
+        )));
+    }
+    if rlimit_value(u.soft) > rlimit_value(u.hard) {
+        return Err(bad(format!(
+            "ulimit soft limit must be less than or equal to hard limit: {} > {}",
+            u.soft, u.hard
+        )));
+    }
+    Ok(())
+}
+
+/// -1 is RLIM_INFINITY.
+pub fn rlimit_value(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(u64::MAX)
+}
+
+pub fn rlimit_name(n: &str) -> Option<&'static str> {
+    Some(match n {
+        "core" => "RLIMIT_CORE",
+        "cpu" => "RLIMIT_CPU",
+        "data" => "RLIMIT_DATA",
+        "fsize" => "RLIMIT_FSIZE",
+        "locks" => "RLIMIT_LOCKS",
+        "memlock" => "RLIMIT_MEMLOCK",
+        "msgqueue" => "RLIMIT_MSGQUEUE",
+        "nice" => "RLIMIT_NICE",
+        "nofile" => "RLIMIT_NOFILE",
+        "nproc" => "RLIMIT_NPROC",
+        "rss" => "RLIMIT_RSS",
+        "rtprio" => "RLIMIT_RTPRIO",
+        "rttime" => "RLIMIT_RTTIME",
+        "sigpending" => "RLIMIT_SIGPENDING",
+        "stack" => "RLIMIT_STACK",
+        _ => return None,
+    })
+}
+
+/// Sysctls a container may set, as runc allows them: the IPC namespace's
+/// `kernel.*` keys and `fs.mqueue.*` (not with the host's IPC), the network
+/// namespace's `net.*` (not with the host's network), and kernel.domainname
+/// (not with the host's UTS). The key must exist on this kernel; it is a
+/// path under /proc/sys, so it is also checked to be nothing else.
+pub fn validate_sysctls(hc: &HostConfig) -> Result<()> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    for (k, v) in &hc.sysctls {
+        let well_formed = !k.is_empty()
+            && k.split(['.', '/'])
+                .all(|p| !p.is_empty() && p != ".." && p != ".")
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b'_' | b'-'));
+        if !well_formed || v.contains(['\n', '\0']) {
+            return Err(bad(format!("invalid sysctl {k:?}={v:?}")));
+        }
+        let key = k.replace('/', ".");
+        let host = |mode: &str| mode == "host";
+        let (allowed, ns) = if IPC.contains(&key.as_str()) || key.starts_with("fs.mqueue.") {
+            (!host(&hc.ipc_mode), "ipc")
+        } else if key.starts_with("net.") {
+            (
+                !host(&hc.network_mode) && !hc.network_mode.starts_with("container:"),
+                "network",
+            )
+        } else if key == "kernel.domainname" {
+            (!host(&hc.uts_mode), "uts")
+        } else {
+            return Err(bad(format!(
+                "sysctl '{k}' is not allowed: only namespaced sysctls (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*, kernel.domainname) can be set in a container"
+            )));
+        };
+        if !allowed {
+            return Err(bad(format!(
+                "sysctl '{k}' is not allowed in the host {ns} namespace"
+            )));
+        }
+        if !sysctl_exists(&key) {
+            return Err(bad(format!("sysctl '{k}' is not known to this kernel")));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the kernel has this key; `net.*.conf.<interface>.*` keys name
+/// interfaces the container has and the host may not, so they are checked
+/// as `conf.all`.
+fn sysctl_exists(key: &str) -> bool {
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut path = std::path::PathBuf::from("/proc/sys");
+    for (i, p) in parts.iter().enumerate() {
+        let iface = i >= 2 && parts.get(i - 1) == Some(&"conf") && parts[0] == "net";
+        path.push(if iface { "all" } else { p });
+    }
+    path.is_file()
+}
+
+/// `CgroupParent`: a path under the cgroup hierarchy, never out of it.
+pub fn validate_cgroup_parent(parent: &str) -> Result<()> {
+    if parent
+        .split('/')
+        .any(|p| p == ".." || p == "." || p.contains('\0'))
+        || parent.contains('\n')
+    {
+        return Err(bad(format!(
+            "invalid CgroupParent {parent:?}: a cgroup path may not contain '.' or '..' components"
+        )));
+    }
+    Ok(())
+}
+
+/// The OCI `linux.resources` of a host config (memory, cpu, pids, block
+/// I/O), for the spec at start and for `update` while it runs.
+pub fn oci(hc: &HostConfig) -> Result<Value> {
+    let mut r = json!({});
+    if hc.memory > 0
+        || hc.memory_reservation > 0
+        || hc.memory_swap != 0
+        || hc.oom_kill_disable.is_some()
+        || hc.memory_swappiness.is_some_and(|s| s >= 0)
+    {
+        let mut mem = json!({});
+        if hc.memory > 0 {
+            mem["limit"] = json!(hc.memory);
+        }
+        if let Some(s) = swap_limit(hc)? {
+            mem["swap"] = json!(s);
+        }
+        if hc.memory_reservation > 0 {
+            mem["reservation"] = json!(hc.memory_reservation);
+        }
+        if let Some(s) = hc.memory_swappiness.filter(|s| *s >= 0) {
+            mem["swappiness"] = json!(s);
+        }
+        if let Some(d) = hc.oom_kill_disable {
+            mem["disableOOMKiller"] = json!(d);
+        }
+        r["memory"] = mem;
+    }
+    let mut cpu = json!({});
+    if hc.cpu_shares > 0 {
+        cpu["shares"] = json!(hc.cpu_shares.clamp(2, 262_144));
+    }
+    if hc.nano_cpus > 0 {
+        // At most online CPUs × 1e9 (validated): no overflow.
+        cpu["period"] = json!(NANO_PERIOD);
+        cpu["quota"] = json!(hc.nano_cpus / (1_000_000_000 / NANO_PERIOD));
+    } else {
+        if hc.cpu_period > 0 {
+            cpu["period"] = json!(hc.cpu_period);
+        }
+        if hc.cpu_quota != 0 {
+            cpu["quota"] = json!(hc.cpu_quota);
+        }
+    }
+    if !hc.cpuset_cpus.is_empty() {
+        cpu["cpus"] = json!(hc.cpuset_cpus);
+    }
+    if !hc.cpuset_mems.is_empty() {
+        cpu["mems"] = json!(hc.cpuset_mems);
+    }
+    if cpu.as_object().is_some_and(|o| !o.is_empty()) {
+        r["cpu"] = cpu;
+    }
+    if let Some(p) = hc.pids_limit.filter(|p| *p > 0) {
+        r["pids"] = json!({"limit": p});
+    }
+    if hc.blkio_weight > 0 {
+        r["blockIO"] = json!({"weight": hc.blkio_weight});
+    }
+    Ok(r)
+}
+
+/// `POST /containers/{id}/update`: Docker's UpdateConfig (the resources
+/// and the restart policy). A field left out, null or 0 is unchanged;
+/// a value of the wrong type is a 400, as dockerd's decoder makes it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UpdateRequest {
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub memory_reservation: Option<i64>,
+    pub cpu_shares: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<i64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub blkio_weight: Option<u16>,
+    pub restart_policy: Option<RestartPolicy>,
+}
+
+impl UpdateRequest {
+    pub fn parse(body: &[u8]) -> Result<UpdateRequest> {
+        crate::api::body::json(body, "JSON body")
+    }
+
+    /// The new host config (unchanged where nothing was asked), checked as
+    /// at create.
+    pub fn apply(&self, old: &HostConfig) -> Result<HostConfig> {
+        let mut hc = old.clone();
+        let set = |v: Option<i64>, field: &mut i64| {
+            if let Some(v) = v.filter(|v| *v != 0) {
+                *field = v;
+            }
+        };
+        set(self.memory, &mut hc.memory);
+        set(self.memory_swap, &mut hc.memory_swap);
+        set(self.memory_reservation, &mut hc.memory_reservation);
+        set(self.cpu_shares, &mut hc.cpu_shares);
+        set(self.nano_cpus, &mut hc.nano_cpus);
+        set(self.cpu_quota, &mut hc.cpu_quota);
+        set(self.cpu_period, &mut hc.cpu_period);
+        if let Some(v) = self.cpuset_cpus.as_ref().filter(|v| !v.is_empty()) {
+            hc.cpuset_cpus = v.clone();
+        }
+        if let Some(v) = self.cpuset_mems.as_ref().filter(|v| !v.is_empty()) {
+            hc.cpuset_mems = v.clone();
+        }
+        if let Some(v) = self.pids_limit.filter(|v| *v != 0) {
+            hc.pids_limit = Some(v);
+        }
+        if let Some(v) = self.blkio_weight.filter(|v| *v != 0) {
+            hc.blkio_weight = v;
+        }
+        // A new memory limit above a swap limit that was set explicitly
+        // would be refused by the kernel: say so, as Docker does.
+        if self.memory.is_some_and(|m| m > 0)
+            && self.memory_swap.is_none_or(|s| s == 0)
+            && old.memory_swap > 0
+            && hc.memory > old.memory_swap
+        {
+            return Err(bad(
+                "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time",
+            ));
+        }
+        if let Some(rp) = self
+            .restart_policy
+            .as_ref()
+            .filter(|rp| !rp.name.is_empty())
+        {
+            if hc.auto_remove && rp.name != "no" {
+                return Err(bad(
+                    "Restart policy cannot be updated because AutoRemove is enabled for the container",
+                ));
+            }
+            hc.restart_policy = rp.clone();
+        }
+        super::create::validate_restart_policy(&hc)?;
+        validate(&hc, true)?;
+        Ok(hc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(hc: HostConfig) -> String {
+        validate(&hc, false).unwrap_err().message
+    }
+
+    #[test]
+    fn values_docker_refuses_are_400s_naming_the_field() {
+        let hc = HostConfig::default;
+        assert!(validate(&hc(), false).is_ok());
+        let cases: Vec<(HostConfig, &str)> = vec![
+            (
+                HostConfig {
+                    memory_swap: -2,
+                    ..hc()
+                },
+                "MemorySwap",
+            ),
+            (
+                HostConfig {
+                    cpuset_cpus: "abc".into(),
+                    ..hc()
+                },
+                "cpuset cpus",
+            ),
+            (
+                HostConfig {
+                    cpuset_cpus: "0-99999".into(),
+                    ..hc()
+                },
+                "Requested CPUs",
+            ),
+            (
+                HostConfig {
+                    cpuset_mems: "99".into(),
+                    ..hc()
+                },
+                "memory nodes",
+            ),
+            (
+                HostConfig {
+                    oom_score_adj: 99999,
+                    ..hc()
+                },
+                "oom score adj",
+            ),
+            (
+                HostConfig {
+                    blkio_weight: 5000,
+                    ..hc()
+                },
+                "blkio weight",
+            ),
+            (
+                HostConfig {
+                    cpu_shares: -5,
+                    ..hc()
+                },
+                "CpuShares",
+            ),
+            (
+                HostConfig {
+                    cpu_period: -5,
+                    ..hc()
+                },
+                "cfs period",
+            ),
+            (
+                HostConfig {
+                    cpu_period: 1,
+                    ..hc()
+                },
+                "cfs period",
+            ),
+            (
+                HostConfig {
+                    pids_limit: Some(i64::MAX),
+                    ..hc()
+                },
+                "PidsLimit",
+            ),
+            (
+                HostConfig {
+                    memory_reservation: -5,
+                    ..hc()
+                },
+                "memory reservation",
+            ),
+            (
+                HostConfig {
+                    nano_cpus: -1,
+                    ..hc()
+                },
+                "Range of CPUs",
+            ),
+            (
+                HostConfig {
+                    nano_cpus: -9223372036854775807,
+                    ..hc()
+                },
+                "Range of CPUs",
+            ),
+            (
+                HostConfig {
+                    memory: i64::MAX,
+                    ..hc()
+                },
+                "default swap",
+            ),
+            (
+                HostConfig {
+                    shm_size: -1,
+                    ..hc()
+                },
+                "SHM",
+            ),
+            (
+                HostConfig {
+                    ulimits: vec![Ulimit {
+                        name: "nofile".into(),
+                        soft: -5,
+                        hard: 10,
+                    }],
+                    ..hc()
+                },
+                "ulimit nofile",
+            ),
+            (
+                HostConfig {
+                    ulimits: vec![Ulimit {
+                        name: "nofile".into(),
+                        soft: 20,
+                        hard: 10,
+                    }],
+                    ..hc()
+                },
+                "soft limit",
+            ),
+        ];
+        for (c, want) in cases {
+            let m = refused(c);
+            assert!(m.contains(want), "{want}: {m}");
+        }
+        let sys = |k: &str, net: &str| HostConfig {
+            sysctls: [(k.to_string(), "1".to_string())].into(),
+            network_mode: net.into(),
+            ..hc()
+        };
+        assert!(validate_sysctls(&sys("net.ipv4.ip_forward", "bridge")).is_ok());
+        assert!(validate_sysctls(&sys("net.ipv4.conf.eth0.rp_filter", "bridge")).is_ok());
+        assert!(validate_sysctls(&sys("net.ipv4.ip_forward", "host")).is_err());
+        assert!(validate_sysctls(&sys("net.no.such.key", "bridge")).is_err());
+        assert!(validate_sysctls(&sys("vm.swappiness", "bridge")).is_err());
+        assert!(validate_sysctls(&sys("net/../../../etc/passwd", "bridge")).is_err());
+        assert!(validate_cgroup_parent("../../../etc").is_err());
+        assert!(validate_cgroup_parent("/berth/ci").is_ok());
+    }
+
+    #[test]
+    fn resources_are_made_with_checked_arithmetic() {
+        let r = oci(&HostConfig {
+            memory: 64 << 20,
+            nano_cpus: 1_500_000_000,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(r["memory"]["swap"], json!(128 << 20));
+        assert_eq!(r["cpu"]["quota"], json!(150_000));
+        assert!(
+            oci(&HostConfig {
+                memory: i64::MAX,
+                ..Default::default()
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn update_bodies_are_typed() {
+        assert!(
+            UpdateRequest::parse(br#"{"Memory": "abc"}"#)
+                .unwrap_err()
+                .message
+                .contains("field Memory")
+        );
+        assert!(UpdateRequest::parse(b"[1, 2]").is_err());
+        let old = HostConfig::default();
+        let u = UpdateRequest::parse(br#"{"NanoCpus": -9223372036854775807}"#).unwrap();
+        assert!(u.apply(&old).is_err());
+        let u = UpdateRequest::parse(br#"{"Memory": 67108864, "CpuShares": 512}"#).unwrap();
+        let hc = u.apply(&old).unwrap();
+        assert_eq!((hc.memory, hc.cpu_shares), (64 << 20, 512));
+    }
+}
