@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -35,6 +35,41 @@ impl std::fmt::Display for Identity {
             Identity::Anonymous => f.write_str("anonymous"),
         }
     }
+}
+
+impl Identity {
+    /// Who owns what this caller creates: the uid (not the gid of the
+    /// moment), the certificate's name, or nobody in particular.
+    pub fn owner_key(&self) -> String {
+        match self {
+            Identity::Unix { uid, .. } => format!("uid:{uid}"),
+            Identity::Cert(cn) => format!("cn:{cn}"),
+            Identity::Anonymous => "anonymous".into(),
+        }
+    }
+}
+
+/// What the policy must know of the engine's objects to judge a call on
+/// one of them.
+pub trait Objects {
+    /// The owner of the container that `key` names (id, name or id
+    /// prefix): None when there is no such container, Some(None) when it
+    /// was made before owners were kept.
+    fn container_owner(&self, key: &str) -> Option<Option<String>>;
+    /// The container an exec instance runs in.
+    fn exec_container(&self, exec_id: &str) -> Option<String>;
+    /// Host paths no operator may bind: the engine's sockets and state.
+    fn protected_paths(&self) -> Vec<PathBuf>;
+}
+
+/// One API call as the policy sees it.
+pub struct Call<'a> {
+    pub method: &'a str,
+    /// Without the version prefix.
+    pub path: &'a str,
+    pub query: &'a std::collections::HashMap<String, String>,
+    /// The JSON body of the calls whose bodies can ask for the host.
+    pub body: Option<&'a Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,9 +198,25 @@ impl Policy {
     }
 
     /// What in a create body would be root on the host, as (rule, why).
-    fn host_powers(&self, body: &Value) -> Vec<(&'static str, String)> {
+    fn host_powers(&self, body: &Value, protected: &[PathBuf]) -> Vec<(&'static str, String)> {
         let hc = &body["HostConfig"];
         let mut out = Vec::new();
+        // The caller's lists replace Docker's masked and read-only /proc
+        // paths: a writable /proc/sys is root on the host.
+        for k in ["MaskedPaths", "ReadonlyPaths"] {
+            if !hc[k].is_null() {
+                out.push((
+                    "no-proc-paths",
+                    format!("set {k} (Docker's defaults protect /proc and /sys)"),
+                ));
+            }
+        }
+        if hc["CgroupParent"].as_str().is_some_and(|p| !p.is_empty()) {
+            out.push((
+                "no-cgroup-parent",
+                "place the container outside the engine's cgroup".to_string(),
+            ));
+        }
         if hc["Privileged"].as_bool() == Some(true) {
             out.push(("no-privileged", "run privileged containers".to_string()));
         }
@@ -194,13 +245,20 @@ impl Policy {
         if hc["Devices"].as_array().is_some_and(|d| !d.is_empty()) {
             out.push(("no-devices", "pass host devices".to_string()));
         }
-        if hc["SecurityOpt"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|o| o.as_str().is_some_and(|o| o.contains("unconfined")))
-        {
-            out.push(("no-unconfined", "turn off seccomp or AppArmor".to_string()));
+        // Only what tightens: any seccomp, AppArmor or label option can
+        // loosen the default confinement (an inline profile allowing all).
+        for o in hc["SecurityOpt"].as_array().into_iter().flatten() {
+            let o = o.as_str().unwrap_or("");
+            let tightens = matches!(
+                o,
+                "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true"
+            );
+            if !tightens {
+                out.push((
+                    "no-unconfined",
+                    format!("change the seccomp, AppArmor or label confinement ({o:.40})"),
+                ));
+            }
         }
         let mut sources: Vec<String> = hc["Binds"]
             .as_array()
@@ -220,27 +278,42 @@ impl Policy {
                 .filter_map(|m| m["Source"].as_str().map(String::from)),
         );
         for s in sources {
-            let name = Path::new(&s)
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("");
-            if name.ends_with(".sock") && (name.contains("docker") || name.contains("berth")) {
-                out.push(("no-engine-socket", format!("mount the engine's socket {s}")));
-            } else if !self.bind_allowed(&s) {
+            let real = resolve(&s);
+            let is_socket = std::fs::metadata(&real)
+                .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()));
+            let engine = protected
+                .iter()
+                .map(|p| resolve(&p.to_string_lossy()))
+                .any(|p| p.starts_with(&real) || real.starts_with(&p));
+            if !self.bind_allowed(&s) {
                 out.push(("bind-outside-allowed", format!("bind-mount {s}")));
+            } else if is_socket || engine {
+                out.push((
+                    "no-engine-socket",
+                    format!("mount the engine's socket or state {s}"),
+                ));
             }
         }
         out
     }
 
-    /// The decision for one call; `body` is the JSON of a container create
-    /// or exec create (the calls whose bodies can ask for the host).
+    /// The containers a create body joins (`container:<name>` modes).
+    fn joined(body: &Value) -> Vec<String> {
+        let hc = &body["HostConfig"];
+        ["NetworkMode", "PidMode", "IpcMode"]
+            .iter()
+            .filter_map(|k| hc[*k].as_str()?.strip_prefix("container:"))
+            .map(String::from)
+            .collect()
+    }
+
+    /// The decision for one call by `who` (an [`Identity::owner_key`]).
     pub fn check(
         &self,
         role: Role,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
+        who: &str,
+        call: &Call,
+        objects: &dyn Objects,
     ) -> Result<(), Denial> {
         let deny = |rule: &'static str, what: String| {
             Err(Denial {
@@ -251,27 +324,106 @@ impl Policy {
                 ),
             })
         };
+        let (method, path) = (call.method, call.path);
         match role {
             Role::Admin => Ok(()),
             Role::Viewer => {
-                let read = matches!(method, "GET" | "HEAD") && !path.ends_with("/attach/ws");
-                // /auth checks credentials and changes nothing.
-                if read || (method == "POST" && path == "/auth") {
+                // Reads of the engine's state; a container's files are not
+                // state (they may be the host's, through its binds).
+                let files = path.ends_with("/archive") || path.ends_with("/export");
+                let read =
+                    matches!(method, "GET" | "HEAD") && !path.ends_with("/attach/ws") && !files;
+                if read {
                     Ok(())
                 } else {
                     deny("viewer-read-only", format!("{method} {path}"))
                 }
             }
             Role::Operator => {
-                if let Some(b) = body {
-                    if path == "/containers/create"
-                        && let Some((rule, what)) = self.host_powers(b).into_iter().next()
-                    {
-                        return deny(rule, what);
+                // Someone else's container may hold host powers its creator
+                // was given: an operator acts only on its own.
+                let mine = |key: &str| match objects.container_owner(key) {
+                    None => true,
+                    Some(owner) => owner.as_deref() == Some(who),
+                };
+                let not_mine = |key: &str| {
+                    deny(
+                        "own-containers-only",
+                        format!("use container {key}, which it did not create"),
+                    )
+                };
+                if let Some(b) = call.body {
+                    if path == "/containers/create" {
+                        let protected = objects.protected_paths();
+                        if let Some((rule, what)) =
+                            self.host_powers(b, &protected).into_iter().next()
+                        {
+                            return deny(rule, what);
+                        }
+                        if let Some(other) = Self::joined(b).into_iter().find(|o| !mine(o)) {
+                            return not_mine(&other);
+                        }
                     }
                     if path.ends_with("/exec") && b["Privileged"].as_bool() == Some(true) {
                         return deny("no-privileged", "run privileged execs".into());
                     }
+                    if path == "/networks/create" {
+                        let o = &b["Options"];
+                        if !o["com.docker.network.bridge.name"].is_null() {
+                            return deny(
+                                "no-host-interfaces",
+                                "name the network's bridge interface".into(),
+                            );
+                        }
+                        for c in b["IPAM"]["Config"].as_array().into_iter().flatten() {
+                            if let Some(route) = c["Subnet"]
+                                .as_str()
+                                .and_then(crate::daemon::networks::overlaps_host_route)
+                            {
+                                return deny(
+                                    "no-host-routes",
+                                    format!("create a network over the host's route {route}"),
+                                );
+                            }
+                        }
+                    }
+                    if path.starts_with("/networks/")
+                        && (path.ends_with("/connect") || path.ends_with("/disconnect"))
+                        && let Some(c) = b["Container"].as_str()
+                        && !mine(c)
+                    {
+                        return not_mine(c);
+                    }
+                }
+                if path == "/containers/prune" {
+                    return deny("own-containers-only", "prune everyone's containers".into());
+                }
+                if let Some(rest) = path.strip_prefix("/containers/")
+                    && path != "/containers/create"
+                    && path != "/containers/json"
+                {
+                    let (key, verb) = rest.split_once('/').unwrap_or((rest, ""));
+                    let reads = (method == "GET"
+                        && matches!(verb, "json" | "logs" | "top" | "stats" | "changes"))
+                        || (method == "POST" && verb == "wait");
+                    if !reads && !mine(key) {
+                        return not_mine(key);
+                    }
+                }
+                if let Some(rest) = path.strip_prefix("/exec/") {
+                    let (exec, verb) = rest.split_once('/').unwrap_or((rest, ""));
+                    if verb != "json"
+                        && let Some(c) = objects.exec_container(exec)
+                        && !mine(&c)
+                    {
+                        return not_mine(&c);
+                    }
+                }
+                if path == "/commit"
+                    && let Some(c) = call.query.get("container")
+                    && !mine(c)
+                {
+                    return not_mine(c);
                 }
                 Ok(())
             }
@@ -279,9 +431,9 @@ impl Policy {
     }
 
     /// Whether an allowed call used a power of the host (for the audit).
-    pub fn is_privileged(&self, path: &str, body: Option<&Value>) -> bool {
+    pub fn is_privileged(&self, path: &str, body: Option<&Value>, protected: &[PathBuf]) -> bool {
         body.is_some_and(|b| {
-            (path == "/containers/create" && !self.host_powers(b).is_empty())
+            (path == "/containers/create" && !self.host_powers(b, protected).is_empty())
                 || (path.ends_with("/exec") && b["Privileged"].as_bool() == Some(true))
         })
     }
@@ -399,63 +551,205 @@ mod tests {
         assert!(bad.validate().is_err());
     }
 
+    /// Containers "mine" (uid:1000's) and "admins" (root's); exec "x1" runs
+    /// in "admins".
+    struct Objs;
+    impl Objects for Objs {
+        fn container_owner(&self, key: &str) -> Option<Option<String>> {
+            match key {
+                "mine" => Some(Some("uid:1000".into())),
+                "admins" => Some(Some("uid:0".into())),
+                "old" => Some(None),
+                _ => None,
+            }
+        }
+        fn exec_container(&self, exec_id: &str) -> Option<String> {
+            (exec_id == "x1").then(|| "admins".to_string())
+        }
+        fn protected_paths(&self) -> Vec<PathBuf> {
+            vec!["/run/berth".into()]
+        }
+    }
+
+    fn call(
+        p: &Policy,
+        role: Role,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        query: &[(&str, &str)],
+    ) -> Result<(), Denial> {
+        let query = query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        p.check(
+            role,
+            "uid:1000",
+            &Call {
+                method,
+                path,
+                query: &query,
+                body,
+            },
+            &Objs,
+        )
+    }
+
     #[test]
     fn operators_get_containers_but_not_the_host() {
         let p = policy();
         let create = |hc: Value| json!({"Image": "busybox", "HostConfig": hc});
-        let op = |b: Value| p.check(Role::Operator, "POST", "/containers/create", Some(&b));
+        let op = |b: Value| {
+            call(
+                &p,
+                Role::Operator,
+                "POST",
+                "/containers/create",
+                Some(&b),
+                &[],
+            )
+        };
+        let rule = |b: Value| op(b).unwrap_err().rule;
         assert!(op(create(json!({}))).is_ok());
         assert!(op(create(json!({"CapAdd": ["NET_BIND_SERVICE"]}))).is_ok());
         assert!(op(create(json!({"Binds": ["/srv/data/x:/x", "named:/y"]}))).is_ok());
+        assert!(op(create(json!({"SecurityOpt": ["no-new-privileges"]}))).is_ok());
+        assert!(op(create(json!({"NetworkMode": "container:mine"}))).is_ok());
+        assert_eq!(rule(create(json!({"Privileged": true}))), "no-privileged");
         assert_eq!(
-            op(create(json!({"Privileged": true}))).unwrap_err().rule,
-            "no-privileged"
-        );
-        assert_eq!(
-            op(create(json!({"CapAdd": ["SYS_ADMIN"]})))
-                .unwrap_err()
-                .rule,
+            rule(create(json!({"CapAdd": ["SYS_ADMIN"]}))),
             "no-added-capabilities"
         );
         assert_eq!(
-            op(create(json!({"PidMode": "host"}))).unwrap_err().rule,
+            rule(create(json!({"PidMode": "host"}))),
             "no-host-namespaces"
         );
         assert_eq!(
-            op(create(json!({"Binds": ["/:/host"]}))).unwrap_err().rule,
+            rule(create(json!({"Binds": ["/:/host"]}))),
             "bind-outside-allowed"
         );
         assert_eq!(
-            op(create(json!({"Mounts": [{"Type": "bind", "Source": "/run/berth/berthd.sock", "Target": "/s"}]}))).unwrap_err().rule,
-            "no-engine-socket"
-        );
-        assert_eq!(
-            op(create(json!({"Binds": ["/srv/data/../../etc:/x"]})))
-                .unwrap_err()
-                .rule,
+            rule(create(
+                json!({"Mounts": [{"Type": "bind", "Source": "/run/berth/berthd.sock", "Target": "/s"}]})
+            )),
             "bind-outside-allowed"
         );
-        let e = p.check(
+        assert_eq!(
+            rule(create(json!({"Binds": ["/srv/data/../../etc:/x"]}))),
+            "bind-outside-allowed"
+        );
+        assert_eq!(
+            rule(create(json!({"ReadonlyPaths": ["/x"]}))),
+            "no-proc-paths"
+        );
+        assert_eq!(rule(create(json!({"MaskedPaths": []}))), "no-proc-paths");
+        assert_eq!(
+            rule(create(json!({"CgroupParent": "/"}))),
+            "no-cgroup-parent"
+        );
+        assert_eq!(
+            rule(create(
+                json!({"SecurityOpt": ["seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}"]})
+            )),
+            "no-unconfined"
+        );
+        assert_eq!(
+            rule(create(json!({"NetworkMode": "container:admins"}))),
+            "own-containers-only"
+        );
+        let e = call(
+            &p,
             Role::Operator,
             "POST",
-            "/containers/x/exec",
+            "/containers/mine/exec",
             Some(&json!({"Privileged": true})),
+            &[],
         );
         assert!(
             e.unwrap_err()
                 .message
                 .contains("role operator may not run privileged execs")
         );
+        // Its own containers, not others'.
+        let op_on = |m: &str, path: &str| call(&p, Role::Operator, m, path, None, &[]);
+        assert!(op_on("POST", "/containers/mine/exec").is_ok());
+        assert!(op_on("DELETE", "/containers/mine").is_ok());
+        assert!(op_on("GET", "/containers/admins/json").is_ok());
+        assert!(op_on("GET", "/containers/admins/logs").is_ok());
+        for (m, path) in [
+            ("POST", "/containers/admins/exec"),
+            ("POST", "/containers/old/start"),
+            ("PUT", "/containers/admins/archive"),
+            ("GET", "/containers/admins/archive"),
+            ("GET", "/containers/admins/export"),
+            ("DELETE", "/containers/admins"),
+            ("POST", "/exec/x1/start"),
+            ("POST", "/containers/prune"),
+        ] {
+            assert_eq!(
+                op_on(m, path).unwrap_err().rule,
+                "own-containers-only",
+                "{m} {path}"
+            );
+        }
         assert!(
-            p.check(Role::Viewer, "GET", "/containers/json", None)
-                .is_ok()
+            call(
+                &p,
+                Role::Operator,
+                "POST",
+                "/commit",
+                None,
+                &[("container", "admins")]
+            )
+            .is_err()
         );
+        assert!(
+            call(
+                &p,
+                Role::Operator,
+                "POST",
+                "/commit",
+                None,
+                &[("container", "mine")]
+            )
+            .is_ok()
+        );
+        let connect = json!({"Container": "admins"});
+        assert!(
+            call(
+                &p,
+                Role::Operator,
+                "POST",
+                "/networks/n/connect",
+                Some(&connect),
+                &[]
+            )
+            .is_err()
+        );
+        let net = json!({"Name": "n", "Options": {"com.docker.network.bridge.name": "eth0"}});
         assert_eq!(
-            p.check(Role::Viewer, "POST", "/containers/create", None)
-                .unwrap_err()
-                .rule,
+            call(
+                &p,
+                Role::Operator,
+                "POST",
+                "/networks/create",
+                Some(&net),
+                &[]
+            )
+            .unwrap_err()
+            .rule,
+            "no-host-interfaces"
+        );
+        // Viewers read state, not files.
+        let view = |m: &str, path: &str| call(&p, Role::Viewer, m, path, None, &[]);
+        assert!(view("GET", "/containers/json").is_ok());
+        assert_eq!(
+            view("POST", "/containers/create").unwrap_err().rule,
             "viewer-read-only"
         );
+        assert!(view("GET", "/containers/mine/archive").is_err());
+        assert!(view("POST", "/auth").is_err());
     }
 
     #[test]
@@ -475,5 +769,19 @@ mod tests {
         assert!(!p.bind_allowed(&format!("{a}/link/etc")));
         assert!(!p.bind_allowed(&format!("{a}/../allowed-not")));
         assert!(!p.bind_allowed(&format!("{a}/sub/../../..")));
+        // Inside the allowed paths, still never a socket or the engine's state.
+        let _l = std::os::unix::net::UnixListener::bind(allowed.join("x.sock")).unwrap();
+        let protected = vec![allowed.join("sub/state")];
+        let powers = |src: String| {
+            let b = json!({"HostConfig": {"Binds": [format!("{src}:/x")]}});
+            p.host_powers(&b, &protected).first().map(|(rule, _)| *rule)
+        };
+        assert_eq!(powers(format!("{a}/x.sock")), Some("no-engine-socket"));
+        assert_eq!(powers(format!("{a}/sub")), Some("no-engine-socket"));
+        assert_eq!(
+            powers(format!("{a}/sub/state/inner")),
+            Some("no-engine-socket")
+        );
+        assert_eq!(powers(format!("{a}/not/yet/made")), None);
     }
 }

@@ -61,6 +61,13 @@ pub struct File {
     pub dns: Option<Vec<String>>,
     pub dns_search: Option<Vec<String>>,
     pub shutdown_timeout: Option<u64>,
+    /// berth's: how long a client may take to send a request's headers,
+    /// or between two pieces of its body, and how long an idle keep-alive
+    /// connection is kept ("60s").
+    pub api_idle_timeout: Option<String>,
+    /// berth's: open API connections one caller (a uid, a certificate)
+    /// may hold; root is not limited.
+    pub api_connections_per_caller: Option<u32>,
 }
 
 /// The effective configuration.
@@ -90,6 +97,8 @@ pub struct Config {
     /// a certificate of the CA (None: plain TCP, allowed only by --tls=false).
     pub tls: Option<(crate::tls::TlsFiles, bool)>,
     pub authorization: crate::authz::Policy,
+    pub api_idle_timeout: std::time::Duration,
+    pub api_connections_per_caller: usize,
 }
 
 pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
@@ -154,7 +163,29 @@ pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
     for h in f.hosts.iter().flatten() {
         crate::hosts::parse(h).map_err(|e| bad(format!("hosts: {e}")))?;
     }
+    if let Some(t) = &f.api_idle_timeout {
+        idle_timeout(t).map_err(bad)?;
+    }
+    if f.api_connections_per_caller == Some(0) {
+        return Err(bad("api-connections-per-caller: at least 1".into()));
+    }
+    if let Some(p) = &f.cgroup_parent
+        && p.split('/').any(|c| c == ".." || c == ".")
+    {
+        return Err(bad(format!(
+            "cgroup-parent {p:?}: '.' and '..' are not allowed"
+        )));
+    }
     Ok(f)
+}
+
+/// `api-idle-timeout`: a duration ("30s", "2m") of at least a second.
+pub fn idle_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("api-idle-timeout {s:?}: {e}"))?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err(format!("api-idle-timeout {s:?}: at least 1s"));
+    }
+    Ok(d)
 }
 
 /// "10m", "1g", "512k", "4096" → bytes (Docker's units).

@@ -177,6 +177,11 @@ fn effective(args: &Args) -> anyhow::Result<Config> {
         default_address_pools: file.default_address_pools.unwrap_or_default(),
         tls,
         authorization: file.authorization.unwrap_or_default(),
+        api_idle_timeout: match &file.api_idle_timeout {
+            Some(t) => config::idle_timeout(t).map_err(|e| anyhow::anyhow!(e))?,
+            None => std::time::Duration::from_secs(60),
+        },
+        api_connections_per_caller: file.api_connections_per_caller.unwrap_or(256) as usize,
     })
 }
 
@@ -256,6 +261,8 @@ fn run(cfg: Config) -> anyhow::Result<()> {
             });
             futures::future::join_all(jobs).await;
         }
+        // The name server outlives berthd only for containers still running.
+        d.dns.stop_if_idle();
         Ok(())
     })
 }

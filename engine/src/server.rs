@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use axum::ServiceExt;
 use axum::extract::Request;
 use tokio::net::{TcpListener, UnixListener};
 use tower::Layer;
@@ -15,20 +14,6 @@ use tower::Layer;
 use crate::authz::Identity;
 use crate::daemon::Daemon;
 use crate::hosts::Host;
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, UnixListener>>
-    for Identity
-{
-    fn connect_info(s: axum::serve::IncomingStream<'_, UnixListener>) -> Self {
-        match s.io().peer_cred() {
-            Ok(c) => Identity::Unix {
-                uid: c.uid(),
-                gid: c.gid(),
-            },
-            Err(_) => Identity::Anonymous,
-        }
-    }
-}
 
 fn group_id(name: &str) -> Option<u32> {
     std::fs::read_to_string("/etc/group")
@@ -84,19 +69,198 @@ impl<S> ApiService for S where
 {
 }
 
-/// Serves one accepted connection, `id` being who is on the other end.
-async fn serve_conn<I, S>(io: I, id: Identity, app: S, peer: std::net::SocketAddr)
-where
+/// Open connections per caller. Root is never refused and keeps a reserve
+/// of file descriptors no one else can take: a user of the socket's group
+/// holding thousands of idle connections cannot lock root out.
+pub struct Limits {
+    per_caller: usize,
+    /// What all callers but root may hold together.
+    others_max: usize,
+    open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// One admitted connection; its place is given back when it ends.
+pub struct Slot {
+    limits: Arc<Limits>,
+    key: Option<String>,
+}
+
+impl Limits {
+    pub fn new(per_caller: usize, others_max: usize) -> Arc<Limits> {
+        Arc::new(Limits {
+            per_caller,
+            others_max,
+            open: Default::default(),
+        })
+    }
+
+    /// Admits a connection of `key` (None: root), or says why not.
+    pub fn admit(self: &Arc<Self>, key: Option<String>) -> Result<Slot, String> {
+        if let Some(k) = &key {
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            let total: usize = open.values().sum();
+            let mine = open.entry(k.clone()).or_insert(0);
+            if *mine >= self.per_caller {
+                return Err(format!(
+                    "too many connections from {k} (at most {})",
+                    self.per_caller
+                ));
+            }
+            if total >= self.others_max {
+                return Err("too many connections to berthd".into());
+            }
+            *mine += 1;
+        }
+        Ok(Slot {
+            limits: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(k) = &self.key {
+            let mut open = self.limits.open.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = open.get_mut(k) {
+                *n -= 1;
+                if *n == 0 {
+                    open.remove(k);
+                }
+            }
+        }
+    }
+}
+
+/// Raises the soft limit of open files to the hard one (as dockerd does)
+/// and returns what callers other than root may hold, a reserve kept.
+fn fd_budget() -> usize {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    const RESERVE: u64 = 1024;
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((1024, 1024));
+    let soft = if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
+    };
+    usize::try_from(soft.saturating_sub(RESERVE).max(64)).unwrap_or(usize::MAX)
+}
+
+/// Turns a refused connection away with a short answer instead of silence.
+fn refuse<I: tokio::io::AsyncWrite + Unpin + Send + 'static>(mut io: I, why: String) {
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let body = serde_json::json!({ "message": why }).to_string();
+        let resp = format!(
+            "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            io.write_all(resp.as_bytes()),
+        )
+        .await;
+    });
+}
+
+/// A request body that fails when its client sends nothing for `idle`
+/// while it is being read (a body shorter than its Content-Length must not
+/// hold a handler forever). The clock runs only while the handler waits.
+struct IdleBody {
+    inner: hyper::body::Incoming,
+    idle: std::time::Duration,
+    waiting: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl hyper::body::Body for IdleBody {
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(r) => {
+                this.waiting = None;
+                Poll::Ready(r.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let idle = this.idle;
+                let timer = this
+                    .waiting
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    this.waiting = None;
+                    return Poll::Ready(Some(Err(format!(
+                        "the client sent no request data for {}s",
+                        idle.as_secs()
+                    )
+                    .into())));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Serves one accepted connection, `id` being who is on the other end: a
+/// client must send a request's headers within `idle` (also between two
+/// requests on a kept-alive connection), and a handler that panics
+/// answers 500 instead of dropping the connection.
+async fn serve_conn<I, S>(
+    io: I,
+    id: Identity,
+    app: S,
+    peer: String,
+    idle: std::time::Duration,
+    _slot: Slot,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     S: ApiService,
 {
+    use futures::FutureExt;
     let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        let mut req = req.map(axum::body::Body::new);
+        let mut req = req.map(|inner| {
+            axum::body::Body::new(IdleBody {
+                inner,
+                idle,
+                waiting: None,
+            })
+        });
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(id.clone()));
-        tower::ServiceExt::oneshot(app.clone(), req)
+        let what = format!("{} {}", req.method(), req.uri().path());
+        let handled = std::panic::AssertUnwindSafe(tower::ServiceExt::oneshot(app.clone(), req))
+            .catch_unwind();
+        async move {
+            match handled.await {
+                Ok(r) => r,
+                Err(panic) => {
+                    let why = panic_message(panic.as_ref());
+                    tracing::error!("{what}: the handler failed: {why}");
+                    Ok(axum::response::IntoResponse::into_response(
+                        crate::error::ApiError::internal(format!(
+                            "internal error handling {what}: {why}"
+                        )),
+                    ))
+                }
+            }
+        }
     });
     let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(idle)
         .serve_connection(hyper_util::rt::TokioIo::new(io), svc)
         .with_upgrades();
     if let Err(e) = conn.await {
@@ -104,27 +268,104 @@ where
     }
 }
 
-/// Accepts TCP connections, with TLS when there is an acceptor: each
-/// handshake runs in its own task (with a deadline), so a slow or silent
-/// client holds up nobody else.
-async fn serve_tcp<S>(
-    l: TcpListener,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic".into())
+}
+
+/// Sleeps after a failed accept (EMFILE and the like) so the loop backs
+/// off instead of spinning; says so at most once a second.
+async fn accept_failed(e: std::io::Error, last_warned: &mut Option<std::time::Instant>) {
+    if last_warned.is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(1)) {
+        tracing::warn!("accepting a connection: {e}");
+        *last_warned = Some(std::time::Instant::now());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+}
+
+/// Accepts on a unix socket: the caller is known by SO_PEERCRED before a
+/// byte is read, and refused early when over its limit.
+async fn serve_unix<S>(
+    l: UnixListener,
     app: S,
+    limits: Arc<Limits>,
+    idle: std::time::Duration,
     mut stop: tokio::sync::broadcast::Receiver<()>,
 ) where
     S: ApiService,
 {
+    let mut warned = None;
+    loop {
+        let io = tokio::select! {
+            r = l.accept() => match r {
+                Ok((io, _)) => io,
+                Err(e) => {
+                    accept_failed(e, &mut warned).await;
+                    continue;
+                }
+            },
+            _ = stop.recv() => return,
+        };
+        let id = match io.peer_cred() {
+            Ok(c) => Identity::Unix {
+                uid: c.uid(),
+                gid: c.gid(),
+            },
+            Err(_) => Identity::Anonymous,
+        };
+        let key = match &id {
+            Identity::Unix { uid: 0, .. } => None,
+            other => Some(other.owner_key()),
+        };
+        let slot = match limits.admit(key) {
+            Ok(s) => s,
+            Err(why) => {
+                tracing::debug!("{id}: refused: {why}");
+                refuse(io, why);
+                continue;
+            }
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let peer = id.to_string();
+            serve_conn(io, id, app, peer, idle, slot).await;
+        });
+    }
+}
+
+/// Accepts TCP connections, with TLS when there is an acceptor: each
+/// handshake runs in its own task (with a deadline), so a slow or silent
+/// client holds up nobody else. Callers are counted by address.
+async fn serve_tcp<S>(
+    l: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    app: S,
+    limits: Arc<Limits>,
+    idle: std::time::Duration,
+    mut stop: tokio::sync::broadcast::Receiver<()>,
+) where
+    S: ApiService,
+{
+    let mut warned = None;
     loop {
         let (tcp, peer) = tokio::select! {
             r = l.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::warn!("accepting: {e}");
+                    accept_failed(e, &mut warned).await;
                     continue;
                 }
             },
             _ = stop.recv() => return,
+        };
+        let slot = match limits.admit(Some(format!("ip:{}", peer.ip()))) {
+            Ok(s) => s,
+            Err(why) => {
+                refuse(tcp, why);
+                continue;
+            }
         };
         // A response goes out as several writes (TLS records): with Nagle's
         // algorithm the last waits for the client's delayed ACK, 40 ms a call.
@@ -133,7 +374,7 @@ async fn serve_tcp<S>(
         let app = app.clone();
         tokio::spawn(async move {
             let Some(acceptor) = acceptor else {
-                serve_conn(tcp, Identity::Anonymous, app, peer).await;
+                serve_conn(tcp, Identity::Anonymous, app, peer.to_string(), idle, slot).await;
                 return;
             };
             let tls = match tokio::time::timeout(
@@ -160,7 +401,7 @@ async fn serve_tcp<S>(
                 .and_then(|c| c.first())
                 .and_then(|c| crate::authz::cert_common_name(c))
                 .map_or(Identity::Anonymous, Identity::Cert);
-            serve_conn(tls, id, app, peer).await;
+            serve_conn(tls, id, app, peer.to_string(), idle, slot).await;
         });
     }
 }
@@ -175,19 +416,18 @@ pub async fn serve(
         tower::util::MapRequestLayer::new(|r: Request| crate::api::strip_version(r)).layer(app);
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut tasks = Vec::new();
+    let limits = Limits::new(d.cfg.api_connections_per_caller, fd_budget());
+    let idle = d.cfg.api_idle_timeout;
     for h in &hosts {
         match h {
             Host::Unix(p) => {
                 let l = bind_unix(p, &d.cfg.group)?;
                 tracing::info!("API listening on unix://{}", p.display());
                 let svc = app.clone();
-                let mut stop = stop_tx.subscribe();
+                let stop = stop_tx.subscribe();
+                let limits = limits.clone();
                 tasks.push(tokio::spawn(async move {
-                    axum::serve(l, svc.into_make_service_with_connect_info::<Identity>())
-                        .with_graceful_shutdown(async move {
-                            let _ = stop.recv().await;
-                        })
-                        .await
+                    serve_unix(l, svc, limits, idle, stop).await;
                 }));
             }
             Host::Tcp(addr) => {
@@ -216,9 +456,9 @@ pub async fn serve(
                         None
                     }
                 };
+                let limits = limits.clone();
                 tasks.push(tokio::spawn(async move {
-                    serve_tcp(l, acceptor, svc, stop).await;
-                    Ok(())
+                    serve_tcp(l, acceptor, svc, limits, idle, stop).await;
                 }));
             }
         }

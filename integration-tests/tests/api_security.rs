@@ -217,7 +217,7 @@ fn resource_values_docker_refuses_are_400s_that_create_nothing() {
         ),
         (serde_json::json!({"NanoCpus": -1}), "Range of CPUs"),
         (
-            serde_json::json!({"CgroupParent": "../../../../../tmp/x"}),
+            serde_json::json!({"CgroupParent": "../../../../../tmp/berth-escape-test"}),
             "CgroupParent",
         ),
         (
@@ -245,7 +245,7 @@ fn resource_values_docker_refuses_are_400s_that_create_nothing() {
         s.berth(&["ps", "-aq"]).ok().is_empty(),
         "nothing was created"
     );
-    assert!(!std::path::Path::new("/tmp/x").exists());
+    assert!(!std::path::Path::new("/tmp/berth-escape-test").exists());
 
     // The same values on update, on a running container: refused, and
     // the container keeps what it had.
@@ -338,4 +338,251 @@ fn a_failed_commit_leaves_the_container_as_it_was() {
         "running"
     );
     s.berth(&["rm", "-f", "cm"]).ok();
+}
+
+/// A raw API call as an unprivileged uid (through curl under setpriv):
+/// the status and body.
+fn api_as(s: &Stack, uid: u32, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut c = std::process::Command::new("setpriv");
+    c.args([
+        &format!("--reuid={uid}"),
+        &format!("--regid={uid}"),
+        "--clear-groups",
+        "curl",
+        "-s",
+        "-w",
+        "\n%{http_code}",
+        "--unix-socket",
+    ])
+    .arg(&s.socket)
+    .args(["-X", method, "-H", "Content-Type: application/json"]);
+    if let Some(b) = body {
+        c.args(["--data-binary", b]);
+    }
+    c.arg(format!("http://berth{path}"));
+    let out = c.output().expect("setpriv curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn operators_reach_neither_host_paths_nor_others_containers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = {
+        let allowed = dir.path().join("allowed");
+        std::fs::create_dir_all(&allowed).expect("allowed");
+        let s = Stack::start_with(serde_json::json!({"authorization": {
+            "roles": {"uid:4242": "operator"},
+            "allowed-bind-paths": [allowed],
+        }}));
+        s.load_busybox();
+        use std::os::unix::fs::PermissionsExt;
+        for p in [s.dir.path(), s.socket.as_path(), dir.path()] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        }
+        s
+    };
+    let allowed = dir.path().join("allowed");
+    let op = |m: &str, p: &str, b: Option<&str>| api_as(&s, 4242, m, p, b);
+    let rule_of = |r: &(u16, String)| {
+        assert_eq!(r.0, 403, "{r:?}");
+        message(&r.1)
+    };
+    // Networks: names validated like everyone's, no host interfaces.
+    let r = op(
+        "POST",
+        "/networks/create",
+        Some(r#"{"Name": "/../../../../etc/cron.d/x"}"#),
+    );
+    assert_eq!(r.0, 400, "{r:?}");
+    let body =
+        serde_json::json!({"Name": "opnet", "Options": {"com.docker.network.bridge.name": "lo"}});
+    assert!(
+        rule_of(&op("POST", "/networks/create", Some(&body.to_string())))
+            .contains("no-host-interfaces")
+    );
+    // Host powers in a create body.
+    let create = |hc: serde_json::Value| {
+        serde_json::json!({"Image": "busybox", "Cmd": ["true"], "HostConfig": hc}).to_string()
+    };
+    std::os::unix::fs::symlink("/", allowed.join("root")).expect("symlink");
+    for (hc, rule) in [
+        (
+            serde_json::json!({"ReadonlyPaths": ["/nothing"]}),
+            "no-proc-paths",
+        ),
+        (
+            serde_json::json!({"SecurityOpt": [r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW"}"#]}),
+            "no-unconfined",
+        ),
+        (
+            serde_json::json!({"Binds": [format!("{}/../..:/host", allowed.display())]}),
+            "bind-outside-allowed",
+        ),
+        (
+            serde_json::json!({"Binds": [format!("{}/root:/host", allowed.display())]}),
+            "bind-outside-allowed",
+        ),
+        (serde_json::json!({"CgroupParent": "/"}), "no-cgroup-parent"),
+    ] {
+        let m = rule_of(&op("POST", "/containers/create", Some(&create(hc.clone()))));
+        assert!(m.contains(rule), "{hc}: {m}");
+    }
+    // A body the policy cannot read is refused, not waved through.
+    let r = op(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image": "busybox", "x": "\udc00", "HostConfig": {"Privileged": true}}"#),
+    );
+    assert!(r.0 == 400 || r.0 == 403, "{r:?}");
+    // Root's privileged container is not the operator's to use.
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "adminbox",
+        "--privileged",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let exec = r#"{"Cmd": ["id"], "AttachStdout": true}"#;
+    assert!(
+        rule_of(&op("POST", "/containers/adminbox/exec", Some(exec)))
+            .contains("own-containers-only")
+    );
+    assert!(
+        rule_of(&op("GET", "/containers/adminbox/archive?path=/etc", None))
+            .contains("own-containers-only")
+    );
+    assert!(
+        rule_of(&op("DELETE", "/containers/adminbox?force=1", None))
+            .contains("own-containers-only")
+    );
+    let joined = serde_json::json!({"NetworkMode": "container:adminbox"});
+    assert!(
+        rule_of(&op("POST", "/containers/create", Some(&create(joined))))
+            .contains("own-containers-only")
+    );
+    let (code, _) = op("GET", "/containers/adminbox/json", None);
+    assert_eq!(code, 200, "reads stay open");
+    // Its own containers are its to use.
+    let mine = serde_json::json!({"Image": "busybox", "Cmd": ["sleep", "600"]}).to_string();
+    let (code, body) = op("POST", "/containers/create?name=opbox", Some(&mine));
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(op("POST", "/containers/opbox/start", None).0, 204);
+    let (code, body) = op("POST", "/containers/opbox/exec", Some(exec));
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(op("DELETE", "/containers/opbox?force=1", None).0, 204);
+    s.berth(&["rm", "-f", "adminbox"]).ok();
+}
+
+/// Runs `script` in python3 as uid 4242 (with the test's own limit of
+/// open files).
+fn python_as_4242(script: &str, arg: &str) -> std::process::Child {
+    std::process::Command::new("setpriv")
+        .args(["--reuid=4242", "--regid=4242", "--clear-groups"])
+        .args(["/usr/bin/python3", "-c", script, arg])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 as uid 4242")
+}
+
+#[test]
+fn idle_and_slow_connections_cannot_lock_root_out() {
+    let s = Stack::start_with(serde_json::json!({
+        "api-idle-timeout": "2s",
+        "api-connections-per-caller": 100,
+    }));
+    use std::os::unix::fs::PermissionsExt;
+    for p in [s.dir.path(), s.socket.as_path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+    // 20,000 connections that never send a byte, held by one user.
+    let hold = r#"
+import socket, sys, time
+held, refused = [], 0
+for i in range(20000):
+    try:
+        s = socket.socket(socket.AF_UNIX)
+    except OSError:
+        break  # this process's own limit of open files
+    try:
+        s.connect(sys.argv[1])
+        held.append(s)
+    except OSError:
+        refused += 1
+        s.close()
+print("connected", len(held), "refused", refused, flush=True)
+time.sleep(30)
+"#;
+    let mut child = python_as_4242(hold, &s.socket.to_string_lossy());
+    let pid = child.id();
+    // Give it time to make them, then ask as root.
+    let started = std::time::Instant::now();
+    let mut line = String::new();
+    {
+        use std::io::BufRead;
+        let out = child.stdout.as_mut().expect("stdout");
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+    }
+    assert!(line.starts_with("connected"), "{line}");
+    let t = std::time::Instant::now();
+    let out = s.berth(&["ps"]);
+    let took = t.elapsed();
+    // SAFETY: kill(2) on the pid of the child this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    println!(
+        "{line}: berth ps as root took {took:?} ({:?} after the first connect)",
+        started.elapsed()
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "root waited {took:?}"
+    );
+
+    // A client that never finishes its headers, or sends a body shorter
+    // than it announced, is let go after the idle timeout.
+    use std::io::{Read, Write};
+    for partial in [
+        "GET /_ping HTTP/1.1\r\nHost: x\r\n".to_string(),
+        "POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"Ima".to_string(),
+    ] {
+        let mut c = std::os::unix::net::UnixStream::connect(&s.socket).expect("connect");
+        c.set_read_timeout(Some(std::time::Duration::from_secs(20))).expect("timeout");
+        c.write_all(partial.as_bytes()).expect("write");
+        let t = std::time::Instant::now();
+        let mut buf = Vec::new();
+        let r = c.read_to_end(&mut buf);
+        assert!(r.is_ok(), "the server did not let go: {r:?}");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(15),
+            "held for {:?}",
+            t.elapsed()
+        );
+    }
+    // Over the per-caller limit, a connection is answered 429 at once.
+    let over = r#"
+import socket, sys
+held = []
+for i in range(100):
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); held.append(s)
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(5)
+print(s.recv(200).decode().split("\r\n")[0], flush=True)
+"#;
+    let out = python_as_4242(over, &s.socket.to_string_lossy())
+        .wait_with_output()
+        .expect("python");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("429"),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -45,11 +45,14 @@ impl LogFile {
             p.push(format!(".{i}"));
             PathBuf::from(p)
         };
-        for i in (1..self.max_files - 1).rev() {
-            let from = name(i);
-            if from.exists() {
-                fs::rename(&from, name(i + 1))?;
-            }
+        // Only the files that exist are walked: a max-file of billions
+        // must not cost billions of stats per rotation.
+        let mut newest_kept = 0;
+        while newest_kept + 1 < self.max_files - 1 && name(newest_kept + 1).exists() {
+            newest_kept += 1;
+        }
+        for i in (1..=newest_kept).rev() {
+            fs::rename(name(i), name(i + 1))?;
         }
         fs::rename(&self.path, name(1))?;
         self.file = OpenOptions::new()

@@ -24,10 +24,17 @@ use crate::daemon::{Daemon, Entry, logs};
 use crate::error::{ApiError, Result};
 use crate::types::CreateRequest;
 
+/// A time as Docker shows it. humantime cannot print years past 9999 (a
+/// file's mtime can be anything) and to_string would panic on its error.
 fn rfc3339(t: Option<SystemTime>) -> String {
-    match t {
-        Some(t) => humantime::format_rfc3339_nanos(t).to_string(),
-        None => "0001-01-01T00:00:00Z".into(),
+    use std::fmt::Write;
+    let Some(t) = t else {
+        return "0001-01-01T00:00:00Z".into();
+    };
+    let mut out = String::new();
+    match write!(out, "{}", humantime::format_rfc3339_nanos(t)) {
+        Ok(()) => out,
+        Err(_) => "9999-12-31T23:59:59.999999999Z".into(),
     }
 }
 
@@ -340,10 +347,15 @@ pub fn inspect_json(d: &Daemon, c: &Container) -> Value {
     })
 }
 
-pub async fn create(s: State, Query(q): Query<Params>, body: Bytes) -> Result<Response> {
+pub async fn create(
+    s: State,
+    Query(q): Query<Params>,
+    owner: Option<axum::Extension<super::Owner>>,
+    body: Bytes,
+) -> Result<Response> {
     let req = create_request(&body)?;
-
-    let r = s.0.create(q.get("name").cloned(), req).await?;
+    let owner = owner.map(|o| o.0.0);
+    let r = s.0.create(q.get("name").cloned(), req, owner).await?;
     Ok((StatusCode::CREATED, Json(r)).into_response())
 }
 
@@ -1097,6 +1109,7 @@ pub async fn changes(s: State, Path(id): Path<String>) -> Result<Json<Value>> {
 pub async fn export(s: State, Path(id): Path<String>) -> Result<Response> {
     let d = s.0;
     let e = d.find(&id)?;
+    let frozen = d.freeze(&e).await?;
     let stream =
         d.lc.snapshots()
             .export(d.lc.req(api::SnapshotRequest { key: e.id.clone() }))
@@ -1104,7 +1117,7 @@ pub async fn export(s: State, Path(id): Path<String>) -> Result<Response> {
             .into_inner();
     Ok((
         [(header::CONTENT_TYPE, "application/x-tar")],
-        super::stream::chunk_body(stream),
+        super::stream::chunk_body_holding(stream, frozen),
     )
         .into_response())
 }
@@ -1184,6 +1197,7 @@ pub async fn archive_head(
     let d = s.0;
     let e = d.find(&id)?;
     let path = path_param(&q)?;
+    let _frozen = d.freeze(&e).await?;
     let h = stat_header(&d, &e.id, &path).await?;
     Ok(([("X-Docker-Container-Path-Stat", h)], ()).into_response())
 }
@@ -1196,6 +1210,7 @@ pub async fn archive_get(
     let d = s.0;
     let e = d.find(&id)?;
     let path = path_param(&q)?;
+    let frozen = d.freeze(&e).await?;
     let h = stat_header(&d, &e.id, &path).await?;
     let stream =
         d.lc.snapshots()
@@ -1210,7 +1225,7 @@ pub async fn archive_get(
             ("X-Docker-Container-Path-Stat", h),
             ("Content-Type", "application/x-tar".to_string()),
         ],
-        super::stream::chunk_body(stream),
+        super::stream::chunk_body_holding(stream, frozen),
     )
         .into_response())
 }
@@ -1228,6 +1243,7 @@ pub async fn archive_put(
     if e.c.lock().await.host_config.readonly_rootfs {
         return Err(ApiError::forbidden("container rootfs is marked read-only"));
     }
+    let _frozen = d.freeze(&e).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<api::WriteArchiveRequest>(8);
     tx.send(api::WriteArchiveRequest {
         kind: Some(api::write_archive_request::Kind::Target(

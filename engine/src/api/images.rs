@@ -912,8 +912,8 @@ pub async fn remove(
         {
             return Err(ApiError::conflict(format!(
                 "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
-                &cid[..12],
-                &found.id.trim_start_matches("sha256:")[..12]
+                short(cid),
+                short(&found.id)
             )));
         }
         untag(&full).await?;
@@ -938,7 +938,7 @@ pub async fn remove(
     if tags.len() > 1 && !force {
         return Err(ApiError::conflict(format!(
             "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
-            &found.id.trim_start_matches("sha256:")[..12]
+            short(&found.id)
         )));
     }
     if let Some((cid, running)) = users.first()
@@ -951,9 +951,9 @@ pub async fn remove(
         };
         return Err(ApiError::conflict(format!(
             "conflict: unable to delete {} ({what}) - image is being used by {} container {}",
-            &found.id.trim_start_matches("sha256:")[..12],
+            short(&found.id),
             if *running { "running" } else { "stopped" },
-            &cid[..12]
+            short(cid)
         )));
     }
     for n in &tags {
@@ -1020,6 +1020,12 @@ pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
     Ok(Json(
         json!({"ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}),
     ))
+}
+
+/// The 12-digit form of an id (sha256: dropped), whatever its length.
+fn short(id: &str) -> &str {
+    let id = id.trim_start_matches("sha256:");
+    id.get(..12).unwrap_or(id)
 }
 
 pub async fn commit(s: State, Query(q): Query<Params>, body: Bytes) -> Result<Response> {

@@ -167,8 +167,82 @@ pub fn router(d: Arc<Daemon>) -> Router {
         )
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(d.clone(), authorize))
+        .layer(axum::middleware::from_fn(check_json))
         .layer(axum::middleware::from_fn(check_version))
         .with_state(d)
+}
+
+/// dockerd's CheckForJSON: a call that takes a JSON body must say so. A
+/// web page can send a cross-site POST without asking first only as
+/// text/plain or a form; refusing those keeps browsers off a tcp:// socket.
+async fn check_json(req: Request, next: axum::middleware::Next) -> Response {
+    let path = req.uri().path();
+    let json_call = req.method() == axum::http::Method::POST
+        && (body_matters("POST", path)
+            || path == "/volumes/create"
+            || path == "/auth"
+            || path == "/commit"
+            || path.starts_with("/exec/") && path.ends_with("/start")
+            || path.starts_with("/containers/") && path.ends_with("/update"));
+    if json_call {
+        let ct = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let empty = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|l| l.trim() == "0");
+        let media = ct.split(';').next().unwrap_or("").trim();
+        let ok = (ct.is_empty() && empty) || media.eq_ignore_ascii_case("application/json");
+        if !ok {
+            return ApiError::bad_request(format!(
+                "unsupported Content-Type header ({ct}): must be 'application/json'"
+            ))
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// The engine's objects as the policy needs them.
+impl crate::authz::Objects for Daemon {
+    fn container_owner(&self, key: &str) -> Option<Option<String>> {
+        self.find(key).ok().map(|e| e.owner.clone())
+    }
+
+    fn exec_container(&self, exec_id: &str) -> Option<String> {
+        self.execs.get(exec_id).map(|x| x.container_id.clone())
+    }
+
+    fn protected_paths(&self) -> Vec<std::path::PathBuf> {
+        let mut out = vec![
+            self.cfg.data_root.clone(),
+            self.cfg.exec_root.clone(),
+            self.cfg.lifecycled.clone(),
+        ];
+        // lifecycled keeps its shims' sockets beside its own.
+        out.extend(self.cfg.lifecycled.parent().map(|p| p.to_path_buf()));
+        for h in &self.cfg.hosts {
+            if let Ok(crate::hosts::Host::Unix(p)) = crate::hosts::parse(h) {
+                out.push(p);
+            }
+        }
+        out
+    }
+}
+
+/// Calls whose bodies can ask for the host (and so are read before the
+/// handler is).
+fn body_matters(method: &str, path: &str) -> bool {
+    method == "POST"
+        && (path == "/containers/create"
+            || path == "/networks/create"
+            || (path.starts_with("/containers/") && path.ends_with("/exec"))
+            || (path.starts_with("/networks/")
+                && (path.ends_with("/connect") || path.ends_with("/disconnect"))))
 }
 
 /// The policy's decision on each call (see `authz`), before any handler.
@@ -177,7 +251,7 @@ async fn authorize(
     req: Request,
     next: axum::middleware::Next,
 ) -> Response {
-    use crate::authz::{Identity, Role};
+    use crate::authz::{Call, Identity, Role};
     let policy = &d.cfg.authorization;
     let id = req
         .extensions()
@@ -186,25 +260,43 @@ async fn authorize(
     let role = policy.role_of(&id);
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
-    // Only creates can ask for the host; read their bodies when it matters.
-    let asks = method == "POST"
-        && (path == "/containers/create"
-            || (path.starts_with("/containers/") && path.ends_with("/exec")));
-    let (req, body) = if asks && (role != Role::Admin || policy.audit_log.is_some()) {
-        let (parts, b) = req.into_parts();
-        let bytes = match axum::body::to_bytes(b, 16 << 20).await {
-            Ok(b) => b,
-            Err(e) => {
-                return ApiError::bad_request(format!("reading the request body: {e}"))
-                    .into_response();
-            }
+    let (req, body) =
+        if body_matters(&method, &path) && (role != Role::Admin || policy.audit_log.is_some()) {
+            let (parts, b) = req.into_parts();
+            let bytes = match axum::body::to_bytes(b, 16 << 20).await {
+                Ok(b) => b,
+                Err(e) => {
+                    return ApiError::bad_request(format!("reading the request body: {e}"))
+                        .into_response();
+                }
+            };
+            // Judged on what the handler will read: a body the policy cannot
+            // parse is refused, never waved through.
+            let v: Option<serde_json::Value> = if bytes.iter().all(u8::is_ascii_whitespace) {
+                None
+            } else {
+                match serde_json::from_slice(&bytes) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        return ApiError::bad_request(format!("invalid JSON body: {e}"))
+                            .into_response();
+                    }
+                }
+            };
+            (Request::from_parts(parts, axum::body::Body::from(bytes)), v)
+        } else {
+            (req, None)
         };
-        let v: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
-        (Request::from_parts(parts, axum::body::Body::from(bytes)), v)
-    } else {
-        (req, None)
+    let query = axum::extract::Query::<query::Params>::try_from_uri(req.uri())
+        .map(|q| q.0)
+        .unwrap_or_default();
+    let call = Call {
+        method: &method,
+        path: &path,
+        query: &query,
+        body: body.as_ref(),
     };
-    match policy.check(role, &method, &path, body.as_ref()) {
+    match policy.check(role, &id.owner_key(), &call, d.as_ref()) {
         Err(denial) => {
             tracing::warn!(
                 "{id} ({role:?}): {method} {path} refused by rule {}",
@@ -213,10 +305,22 @@ async fn authorize(
             policy.audit(&id, role, &method, &path, "denied", denial.rule);
             return ApiError::forbidden(denial.message).into_response();
         }
-        Ok(()) if policy.is_privileged(&path, body.as_ref()) => {
+        Ok(())
+            if policy.is_privileged(
+                &path,
+                body.as_ref(),
+                &crate::authz::Objects::protected_paths(d.as_ref()),
+            ) =>
+        {
             policy.audit(&id, role, &method, &path, "allowed", "privileged");
         }
         Ok(()) => {}
     }
+    let mut req = req;
+    req.extensions_mut().insert(Owner(id.owner_key()));
     next.run(req).await
 }
+
+/// Who is calling, for the handlers that record it (a container's owner).
+#[derive(Clone, Debug)]
+pub struct Owner(pub String);

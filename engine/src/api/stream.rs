@@ -260,10 +260,20 @@ where
 
 /// A stream of lifecycled's data chunks (archives, exports) as an HTTP
 /// body; an error midway ends the body with it.
-pub fn chunk_body(mut s: tonic::Streaming<berth_proto::lifecycle::v1::Chunk>) -> Body {
+pub fn chunk_body(s: tonic::Streaming<berth_proto::lifecycle::v1::Chunk>) -> Body {
+    chunk_body_holding(s, ())
+}
+
+/// The same, keeping `hold` until the last chunk is sent or the client
+/// goes (a frozen container stays frozen while its files stream).
+pub fn chunk_body_holding<H: Send + 'static>(
+    mut s: tonic::Streaming<berth_proto::lifecycle::v1::Chunk>,
+    hold: H,
+) -> Body {
     let (tx, rx) =
         tokio::sync::mpsc::channel::<std::result::Result<axum::body::Bytes, std::io::Error>>(16);
     tokio::spawn(async move {
+        let _hold = hold;
         loop {
             match s.message().await {
                 Ok(Some(c)) => {

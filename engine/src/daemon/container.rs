@@ -89,11 +89,14 @@ pub struct Container {
     /// The host ports it was given (-p, -P) on its last start.
     #[serde(default)]
     pub published: crate::types::Map<Vec<crate::types::PortBinding>>,
+    /// Who created it (uid:N, cn:NAME): operators act only on their own.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 impl Container {
     pub fn short_id(&self) -> &str {
-        &self.id[..12]
+        self.id.get(..12).unwrap_or(&self.id)
     }
 
     pub fn log_path(&self) -> PathBuf {

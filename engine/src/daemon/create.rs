@@ -76,6 +76,7 @@ impl Daemon {
         self: &Arc<Self>,
         name: Option<String>,
         req: CreateRequest,
+        owner: Option<String>,
     ) -> Result<CreateResponse> {
         let CreateRequest {
             mut config,
@@ -97,6 +98,10 @@ impl Daemon {
         super::netsetup::validate_mac(&config.mac_address)?;
         if !config.stop_signal.is_empty() {
             super::ops::signal_number(&config.stop_signal)?;
+        }
+        super::lines::validate(&config, &hc)?;
+        if let Some(h) = &config.healthcheck {
+            validate_healthcheck(h)?;
         }
 
         let (path, args) = command(&config)?;
@@ -125,6 +130,7 @@ impl Daemon {
                 &image,
                 path,
                 args,
+                owner,
             )
             .await;
         if result.is_err() {
@@ -145,6 +151,7 @@ impl Daemon {
         image: &FoundImage,
         path: String,
         args: Vec<String>,
+        owner: Option<String>,
     ) -> Result<()> {
         let dir = self.containers_dir().join(id);
         std::fs::create_dir_all(&dir)
@@ -174,6 +181,7 @@ impl Daemon {
             anonymous_volumes: Vec::new(),
             net: None,
             published: Default::default(),
+            owner,
         };
         // The networks must exist (the mode's and the endpoints').
         self.container_networks(&c)?;
@@ -356,6 +364,29 @@ pub fn validate_restart_policy(hc: &crate::types::HostConfig) -> Result<()> {
     if hc.auto_remove && !matches!(rp.name.as_str(), "" | "no") {
         return Err(ApiError::bad_request(
             "conflicting options: cannot specify both --restart and --rm",
+        ));
+    }
+    Ok(())
+}
+
+/// Docker's limits: each interval 0 (the default) or at least 1 ms, so a
+/// probe cannot run back to back.
+fn validate_healthcheck(h: &HealthConfig) -> Result<()> {
+    for (what, v) in [
+        ("Interval", h.interval),
+        ("Timeout", h.timeout),
+        ("StartPeriod", h.start_period),
+        ("StartInterval", h.start_interval),
+    ] {
+        if v != 0 && v < 1_000_000 {
+            return Err(ApiError::bad_request(format!(
+                "{what} in Healthcheck cannot be less than 1ms"
+            )));
+        }
+    }
+    if h.retries < 0 {
+        return Err(ApiError::bad_request(
+            "Retries in Healthcheck cannot be negative",
         ));
     }
     Ok(())

@@ -6,9 +6,11 @@ pub mod create;
 pub mod events;
 pub mod exec;
 pub mod files;
+pub mod freeze;
 pub mod health;
 pub mod images;
 pub mod lifecycle;
+pub mod lines;
 pub mod logs;
 pub mod monitor;
 pub mod names;
@@ -44,6 +46,9 @@ pub struct Entry {
     pub attach_waiters: Mutex<Vec<tokio::sync::oneshot::Sender<tokio::sync::oneshot::Sender<()>>>>,
     /// The run (`exits` count) whose health is being checked.
     pub health_run: Mutex<Option<u64>>,
+    /// Who created it; fixed for its life, so the policy reads it without
+    /// waiting for the container's lock.
+    pub owner: Option<String>,
 }
 
 pub struct Daemon {
@@ -115,6 +120,7 @@ impl Daemon {
     fn insert(&self, c: Container) -> Arc<Entry> {
         let e = Arc::new(Entry {
             id: c.id.clone(),
+            owner: c.owner.clone(),
             c: tokio::sync::Mutex::new(c),
             exits: watch::channel(0).0,
             removed: watch::channel(false).0,

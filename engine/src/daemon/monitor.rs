@@ -111,6 +111,16 @@ impl Daemon {
                                 .await;
                         }
                     } else {
+                        if status == Status::Running && p.status == pb::Status::Paused as i32 {
+                            // Frozen for a file copy when the engine died
+                            // (see freeze): the user never paused it.
+                            tracing::info!("thawing {id}, left frozen by a file copy");
+                            let _ = self
+                                .lc
+                                .tasks()
+                                .resume(self.lc.req(api::ContainerRequest { id: id.clone() }))
+                                .await;
+                        }
                         if !running {
                             let mut c = e.c.lock().await;
                             c.state.status = if p.status == pb::Status::Paused as i32 {

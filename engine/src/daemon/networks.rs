@@ -56,12 +56,11 @@ impl Network {
         ports: bool,
     ) -> Value {
         let mut range = json!({"subnet": self.subnet, "gateway": self.gateway});
-        if let Ok(r) = self.ip_range.parse::<Ipv4Net>() {
-            let hosts: Vec<_> = r.hosts().collect();
-            if let (Some(first), Some(last)) = (hosts.first(), hosts.last()) {
-                range["rangeStart"] = json!(first.to_string());
-                range["rangeEnd"] = json!(last.to_string());
-            }
+        if let Ok(r) = self.ip_range.parse::<Ipv4Net>()
+            && let (Some(first), Some(last)) = (r.hosts().next(), r.hosts().next_back())
+        {
+            range["rangeStart"] = json!(first.to_string());
+            range["rangeEnd"] = json!(last.to_string());
         }
         if ip.is_some() {
             // A fixed address may be anywhere in the subnet.
@@ -462,6 +461,7 @@ impl Networks {
             if s.prefix_len() > 30 {
                 return Err(ApiError::bad_request(format!("subnet {s} is too small")));
             }
+            check_subnet(&s)?;
             for n in self.all() {
                 if let Ok(other) = n.subnet.parse::<Ipv4Net>()
                     && overlaps(&other, &s)
@@ -500,18 +500,22 @@ impl Networks {
         }
         let id = new_id();
         let options = req.options.clone().unwrap_or_default();
+        check_options(&options)?;
         let bridge = options
             .get("com.docker.network.bridge.name")
             .cloned()
             .unwrap_or_else(|| format!("br-{}", &id[..12]));
-        if bridge.len() > 15 || bridge.is_empty() || bridge.contains(['/', ' ']) {
-            return Err(ApiError::bad_request(format!(
-                "invalid bridge name {bridge:?}"
-            )));
-        }
+        check_bridge_name(&bridge)?;
         if self.all().iter().any(|n| n.bridge == bridge) {
             return Err(ApiError::conflict(format!(
                 "bridge {bridge} is used by another network"
+            )));
+        }
+        // berth deletes its bridges and their firewall rules with the
+        // network: it must never take over an interface of the host's.
+        if Path::new("/sys/class/net").join(&bridge).exists() {
+            return Err(ApiError::forbidden(format!(
+                "bridge name {bridge} is an existing interface of this host; berth networks make and own their bridge"
             )));
         }
         let n = Network {
@@ -543,6 +547,81 @@ impl Networks {
             _ => Ok(()),
         }
     }
+}
+
+/// A bridge's name, as dockerd takes it: an interface name of up to 15
+/// characters that no iptables rule would read as a wildcard (`+`).
+fn check_bridge_name(b: &str) -> Result<()> {
+    let mut chars = b.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && b.len() <= 15
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "invalid bridge name {b:?}: up to 15 of [a-zA-Z0-9_.-], starting with a letter or digit"
+        )))
+    }
+}
+
+/// The bridge driver's options berth knows; the host-interface options of
+/// other drivers (macvlan and ipvlan's `parent`) are refused, not ignored.
+fn check_options(o: &BTreeMap<String, String>) -> Result<()> {
+    for (k, v) in o {
+        match k.as_str() {
+            "parent" => {
+                return Err(ApiError::bad_request(
+                    "option parent is for the macvlan and ipvlan drivers; berth networks are bridges of their own",
+                ));
+            }
+            "com.docker.network.driver.mtu"
+                if !v.parse::<u32>().is_ok_and(|m| (68..=65535).contains(&m)) =>
+            {
+                return Err(ApiError::bad_request(format!(
+                    "invalid MTU {v:?}: 68 to 65535"
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Subnets that would take over addresses the host itself needs.
+fn check_subnet(s: &Ipv4Net) -> Result<()> {
+    let reserved = [
+        ("0.0.0.0/8", "this network"),
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local"),
+        ("224.0.0.0/4", "multicast"),
+        ("240.0.0.0/4", "reserved"),
+    ];
+    if s.prefix_len() < 8 {
+        return Err(ApiError::bad_request(format!(
+            "subnet {s} is too large: at most a /8"
+        )));
+    }
+    for (r, what) in reserved {
+        if let Ok(r) = r.parse::<Ipv4Net>()
+            && overlaps(&r, s)
+        {
+            return Err(ApiError::bad_request(format!(
+                "subnet {s} overlaps the {what} range {r}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a subnet overlaps a network this host routes already (its LAN,
+/// a VPN): refused for callers who may not change the host's network.
+pub fn overlaps_host_route(subnet: &str) -> Option<String> {
+    let s: Ipv4Net = subnet.parse().ok()?;
+    host_routes()
+        .into_iter()
+        .find(|r| overlaps(r, &s))
+        .map(|r| r.to_string())
 }
 
 fn first_host(net: &Ipv4Net) -> String {

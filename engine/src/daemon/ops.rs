@@ -78,6 +78,35 @@ fn log_opts(d: &Daemon, c: &Container) -> (u64, u32) {
 
 impl Daemon {
     /// The container's OCI spec for these ids and mounts.
+    /// The pid whose `kind` namespace a `container:<other>` mode joins. The
+    /// caller holds its own container's lock: joining itself (a rename can
+    /// make a mode name its own container) is refused, and the other's lock
+    /// is only waited for a while, so two containers naming each other can
+    /// not deadlock the engine.
+    async fn joined_pid(&self, c: &Container, kind: &str, other: &str) -> Result<u32> {
+        let e = self.find(other)?;
+        if e.id == c.id {
+            return Err(ApiError::bad_request(format!(
+                "cannot join own {kind} namespace"
+            )));
+        }
+        let pid = tokio::time::timeout(Duration::from_secs(5), e.c.lock())
+            .await
+            .map_err(|_| {
+                ApiError::conflict(format!(
+                    "cannot join {kind} namespace of {other}: it is busy starting or stopping"
+                ))
+            })?
+            .state
+            .pid;
+        if pid == 0 {
+            return Err(ApiError::conflict(format!(
+                "cannot join {kind} of a non running container: {other}"
+            )));
+        }
+        Ok(pid)
+    }
+
     pub async fn spec_for(
         &self,
         c: &Container,
@@ -91,14 +120,9 @@ impl Daemon {
         let netns = match hc.network_mode.as_str() {
             "host" => NetNs::Host,
             m if m.starts_with("container:") => {
-                let other = self.find(&m["container:".len()..])?;
-                let pid = other.c.lock().await.state.pid;
-                if pid == 0 {
-                    return Err(ApiError::conflict(format!(
-                        "cannot join network of a non running container: {}",
-                        &m["container:".len()..]
-                    )));
-                }
+                let pid = self
+                    .joined_pid(c, "network", &m["container:".len()..])
+                    .await?;
                 NetNs::Path(format!("/proc/{pid}/ns/net"))
             }
             _ => match &c.net {
@@ -108,12 +132,7 @@ impl Daemon {
         };
         for (kind, mode) in [("ipc", &hc.ipc_mode), ("pid", &hc.pid_mode)] {
             if let Some(other) = mode.strip_prefix("container:") {
-                let pid = self.find(other)?.c.lock().await.state.pid;
-                if pid == 0 {
-                    return Err(ApiError::conflict(format!(
-                        "cannot join {kind} of a non running container: {other}"
-                    )));
-                }
+                let pid = self.joined_pid(c, kind, other).await?;
                 ns_paths.push((kind, format!("/proc/{pid}/ns/{kind}")));
             }
         }
@@ -227,6 +246,20 @@ impl Daemon {
         result
     }
 
+    /// Whether a running container other than `me` mounts volume `vol`
+    /// (or might: one whose record is busy counts as using it).
+    fn volume_in_use(&self, me: &str, vol: &str) -> bool {
+        self.all()
+            .iter()
+            .filter(|e| e.id != me)
+            .any(|e| match e.c.try_lock() {
+                Ok(c) => {
+                    c.is_running() && c.mounts.iter().any(|m| m.typ == "volume" && m.name == vol)
+                }
+                Err(_) => true,
+            })
+    }
+
     async fn start_locked(self: &Arc<Self>, e: &Arc<Entry>, c: &mut Container) -> Result<()> {
         let (uid, gid, groups) =
             files::resolve_user(&self.lc, &c.id, &c.config.user, &c.host_config.group_add).await?;
@@ -239,6 +272,16 @@ impl Daemon {
             &image_volumes,
         )?;
         for (vol, dest) in &plan.copy_up {
+            // Filled only while no container can reach the volume: a process
+            // of one that has it mounted could plant symlinks for the copy
+            // (made as root on the host) to follow.
+            if self.volume_in_use(&c.id, vol) {
+                tracing::warn!(
+                    "not filling volume {vol} from the image of {}: another running container uses it",
+                    c.id
+                );
+                continue;
+            }
             files::copy_up(&self.lc, &c.id, dest, &self.volumes.path(vol)).await?;
         }
         c.mounts = plan.points.clone();

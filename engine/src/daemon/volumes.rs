@@ -48,7 +48,13 @@ impl Volumes {
         self.root.join(name).join("_data")
     }
 
+    /// A volume by name; a name that could not have been created (a `/`,
+    /// `..`, anything outside Docker's volume name characters) is no
+    /// volume and is never joined to a path.
     pub fn get(&self, name: &str) -> Option<Volume> {
+        if !valid_name(name) {
+            return None;
+        }
         let data = std::fs::read(self.root.join(name).join("opts.json")).ok()?;
         serde_json::from_slice(&data).ok()
     }
@@ -332,6 +338,19 @@ pub fn plan(
         }
         match m.typ.as_str() {
             "bind" => {
+                let prop = m
+                    .bind_options
+                    .as_ref()
+                    .map(|b| b.propagation.as_str())
+                    .unwrap_or("");
+                if !matches!(
+                    prop,
+                    "" | "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
+                ) {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid propagation mode: {prop}"
+                    )));
+                }
                 if !Path::new(&m.source).exists() {
                     if m.bind_options.as_ref().is_some_and(|b| b.create_mountpoint) {
                         std::fs::create_dir_all(&m.source)
