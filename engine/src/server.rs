@@ -475,3 +475,62 @@ pub async fn serve(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn exchange(app: axum::Router, request: &str) -> String {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let slot = Limits::new(1, 1).admit(None).expect("root is admitted");
+        let idle = std::time::Duration::from_secs(5);
+        tokio::spawn(serve_conn(
+            server,
+            Identity::Anonymous,
+            app,
+            "test".into(),
+            idle,
+            slot,
+        ));
+        let (mut r, mut w) = tokio::io::split(client);
+        w.write_all(request.as_bytes()).await.expect("write");
+        let mut out = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), r.read(&mut out))
+            .await
+            .expect("an answer")
+            .expect("read");
+        String::from_utf8_lossy(&out[..n]).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500() {
+        let app = axum::Router::new().route(
+            "/boom",
+            axum::routing::get(|| async {
+                let v: Vec<String> = Vec::new();
+                v[v.len() + 1].clone()
+            }),
+        );
+        let resp = exchange(app, "GET /boom HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(resp.starts_with("HTTP/1.1 500"), "{resp}");
+        assert!(resp.contains("internal error handling GET /boom"), "{resp}");
+    }
+
+    #[test]
+    fn callers_are_limited_and_root_is_not() {
+        let l = Limits::new(2, 3);
+        let a1 = l.admit(Some("uid:1".into())).unwrap();
+        let _a2 = l.admit(Some("uid:1".into())).unwrap();
+        assert!(l.admit(Some("uid:1".into())).is_err());
+        let _b = l.admit(Some("uid:2".into())).unwrap();
+        assert!(
+            l.admit(Some("uid:3".into()))
+                .err()
+                .is_some_and(|e| e.contains("berthd"))
+        );
+        assert!(l.admit(None).is_ok());
+        drop(a1);
+        assert!(l.admit(Some("uid:1".into())).is_ok());
+    }
+}

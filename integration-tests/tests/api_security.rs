@@ -586,3 +586,51 @@ print(s.recv(200).decode().split("\r\n")[0], flush=True)
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The aardvark-dns this stack's berthd started, if it still runs.
+fn aardvark(s: &Stack) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(s.exec_root.join("aardvark-dns/aardvark.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    (cmdline.contains("aardvark-dns") && cmdline.contains(&*s.exec_root.to_string_lossy()))
+        .then_some(pid)
+}
+
+#[test]
+fn a_stopped_engine_leaves_no_name_server_behind() {
+    let mut s =
+        Stack::start_with(serde_json::json!({"live-restore": false, "shutdown-timeout": 1}));
+    s.load_busybox();
+    // Named after the server's pid file: when names were file names, its
+    // records overwrote the pid and the server was never stopped.
+    let (code, body) = s.api(
+        "POST",
+        "/networks/create",
+        Some(&network_body(&s, "aardvark.pid", 1, serde_json::json!({}))),
+    );
+    assert_eq!(code, 201, "{body}");
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "named",
+        "--network",
+        "aardvark.pid",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    assert!(aardvark(&s).is_some(), "the name server serves dnsnet");
+    s.stop_berthd();
+    assert!(
+        integration_tests::eventually(5, || aardvark(&s).is_none()),
+        "aardvark-dns still runs with nothing to serve"
+    );
+    s.spawn_berthd();
+    s.berth(&["rm", "-f", "named"]).ok();
+}
