@@ -96,6 +96,8 @@ B=("$BIN/berth" -H "unix://$work/berthd.sock")
 # Left out: calls that hold the connection by design (hijacks, endless
 # streams, waits for an exit), and the session endpoint.
 set +e
+# schemathesis keeps a cache in its working directory: the run's own.
+cd "$work"
 SCHEMATHESIS_HOOKS=hooks PYTHONPATH=$root/fuzz nsenter --net="/run/netns/$ns" "$VENV/bin/schemathesis" \
   --config-file "$root/fuzz/schemathesis.toml" run "$SPEC" \
   --url http://127.0.0.1:2375/v1.43 \
@@ -111,6 +113,7 @@ set -e
 sed -n '/^=* SUMMARY/,$p' "$work/schemathesis.out"
 # A check that failed is berth's fault; an error of schemathesis's own
 # (its generator failing on a part of Docker's schema) is not.
+cd "$root"
 rc=0
 "$VENV/bin/python" - "$work"/report/junit*.xml <<'PY' || rc=1
 import sys, xml.etree.ElementTree as ET
