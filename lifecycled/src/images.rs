@@ -2,7 +2,6 @@
 //! for this machine (config, layers, chain id), Docker's name
 //! normalisation for archives, and commit of a container's changes.
 
-use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use berth_proto::lifecycle::v1 as api;
@@ -127,25 +126,26 @@ pub fn docker_name(name: &str) -> String {
 pub fn commit(
     store: &Store,
     ns: &str,
-    container: &Record,
+    container: Option<&Record>,
     req: &api::CommitRequest,
 ) -> Result<ImageRecord, Status> {
-    if container.snapshot_key.is_empty() {
-        return Err(Status::failed_precondition(format!(
-            "container {} has no snapshot to commit (its rootfs was given as mounts)",
-            container.id
-        )));
-    }
-    let base = if container.image.is_empty() {
+    let base_name = match container {
+        Some(c) if c.snapshot_key.is_empty() => {
+            return Err(Status::failed_precondition(format!(
+                "container {} has no snapshot to commit (its rootfs was given as mounts)",
+                c.id
+            )));
+        }
+        Some(c) => c.image.clone(),
+        // No container and no parent: an image of no layers (a build's
+        // FROM scratch with only config steps).
+        None => req.parent.clone(),
+    };
+    let base = if base_name.is_empty() {
         None
     } else {
-        Some(store.resolve_image(ns, &container.image).map_err(|e| {
-            Status::failed_precondition(format!(
-                "the image of container {} ({}) is gone: {}",
-                container.id,
-                container.image,
-                e.chain()
-            ))
+        Some(store.resolve_image(ns, &base_name).map_err(|e| {
+            Status::failed_precondition(format!("the image {base_name} is gone: {}", e.chain()))
         })?)
     };
     let overlay: Value = if req.config.is_empty() {
@@ -155,9 +155,19 @@ pub fn commit(
             .map_err(|e| Status::invalid_argument(format!("config is not valid JSON: {e}")))?
     };
     let lease = store.lease();
-    let layer = store
-        .commit(ns, &container.snapshot_key, Compression::Gzip, Some(&lease))
-        .map_err(status)?;
+    let compression = if req.uncompressed {
+        Compression::None
+    } else {
+        Compression::Gzip
+    };
+    let layer = match container {
+        Some(c) => Some(
+            store
+                .commit(ns, &c.snapshot_key, compression, Some(&lease))
+                .map_err(status)?,
+        ),
+        None => None,
+    };
 
     let mut config: Value = match &base {
         Some(b) => {
@@ -165,7 +175,7 @@ pub fn commit(
                 .read_blob(&b.config_digest, MAX_CONFIG)
                 .map_err(status)?;
             serde_json::from_slice(&raw)
-                .map_err(|e| Status::internal(format!("the config of {}: {e}", container.image)))?
+                .map_err(|e| Status::internal(format!("the config of {base_name}: {e}")))?
         }
         None => json!({
             "architecture": imagestore::PlatformSpec::host().architecture,
@@ -185,14 +195,22 @@ pub fn commit(
         .as_array()
         .cloned()
         .unwrap_or_default();
-    diff_ids.push(json!(layer.diff_id.to_string()));
+    if let Some(l) = &layer {
+        diff_ids.push(json!(l.diff_id.to_string()));
+    }
     config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
     let mut entry = json!({"created": now});
+    if !req.created_by.is_empty() {
+        entry["created_by"] = json!(req.created_by);
+    }
     if !req.author.is_empty() {
         entry["author"] = json!(req.author);
     }
     if !req.comment.is_empty() {
         entry["comment"] = json!(req.comment);
+    }
+    if layer.is_none() {
+        entry["empty_layer"] = json!(true);
     }
     let mut history = config["history"].as_array().cloned().unwrap_or_default();
     history.push(entry);
@@ -208,7 +226,9 @@ pub fn commit(
         .as_ref()
         .map(|b| b.layers.iter().map(desc_json).collect())
         .unwrap_or_default();
-    layers.push(desc_json(&layer.layer));
+    if let Some(l) = &layer {
+        layers.push(desc_json(&l.layer));
+    }
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -227,7 +247,15 @@ pub fn commit(
         req.name.clone()
     };
     let mut rec = ImageRecord::new(name, target);
-    rec.labels = BTreeMap::from([("berth.commit.container".to_string(), container.id.clone())]);
+    rec.labels = req
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Some(c) = container {
+        rec.labels
+            .insert("berth.commit.container".to_string(), c.id.clone());
+    }
     store.put_image(ns, rec).map_err(status)
 }
 

@@ -203,6 +203,44 @@ pub fn export(root: &Path, out: impl Write) -> Result<(), Status> {
     b.finish().map_err(werr)
 }
 
+/// Makes the directory `path` of the root and its missing parents (0755,
+/// root-owned), resolving what exists as the container would; a file on
+/// the way is an error.
+pub fn create_dir(root: &Path, path: &str) -> Result<(), Status> {
+    let dir = resolve(root, &format!("{}/", path.trim_end_matches('/')))?;
+    if !dir.starts_with(root) {
+        return Err(Status::invalid_argument(format!(
+            "{path}: outside the root"
+        )));
+    }
+    // Each missing component is made in turn: an existing one is followed
+    // only after `resolve` has kept it inside the root.
+    let rel = dir.strip_prefix(root).unwrap_or(Path::new(""));
+    let mut at = root.to_path_buf();
+    for c in rel.components() {
+        at.push(c);
+        match fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "{path}: {} is not a directory",
+                    at.strip_prefix(root).unwrap_or(&at).display()
+                )));
+            }
+            Err(_) => {
+                fs::create_dir(&at)
+                    .map_err(|e| Status::internal(format!("creating {path}: {e}")))?;
+                fs::set_permissions(
+                    &at,
+                    <fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+                )
+                .map_err(|e| Status::internal(format!("creating {path}: {e}")))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Extracts a tar into the directory `path` of the root (docker cp in).
 /// Entries may not leave the root, through `..` or through a symlink;
 /// with `no_overwrite_dir_non_dir`, a directory is never replaced by a

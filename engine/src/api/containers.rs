@@ -1253,6 +1253,7 @@ pub async fn archive_put(
             },
         )),
         no_overwrite_dir_non_dir: flag(&q, "noOverwriteDirNonDir"),
+        create_path: false,
     })
     .await
     .map_err(|_| ApiError::internal("archive relay closed"))?;
@@ -1262,6 +1263,7 @@ pub async fn archive_put(
             let m = api::WriteArchiveRequest {
                 kind: Some(api::write_archive_request::Kind::Chunk(chunk.to_vec())),
                 no_overwrite_dir_non_dir: false,
+                create_path: false,
             };
             if tx.send(m).await.is_err() {
                 break;

@@ -1102,6 +1102,7 @@ pub async fn commit(s: State, Query(q): Query<Params>, body: Bytes) -> Result<Re
                 config: json!({"config": cfg}).to_string().into_bytes(),
                 comment: q.get("comment").cloned().unwrap_or_default(),
                 author: q.get("author").cloned().unwrap_or_default(),
+                ..Default::default()
             }))
             .await;
     if paused && let Err(err) = d.pause(&e, false).await {

@@ -4,9 +4,11 @@
 //! symlink between the two could send the engine's root to a host file
 //! (CVE-2018-15664). dockerd pauses the container for the same reason.
 //! The freeze is the engine's own: the container's state and events do
-//! not change, and a container the user paused is left paused.
+//! not change, and a container the user paused is left paused. Copies that
+//! overlap (the docker CLI stats a path, then reads it) share one freeze.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 
 use berth_proto::lifecycle::v1 as api;
 
@@ -14,8 +16,11 @@ use super::container::Status;
 use super::{Daemon, Entry};
 use crate::error::Result;
 
-/// Thaws the container when dropped (the end of a request, or of the
-/// response body that streams its files).
+/// How many copies hold each container frozen.
+static HELD: LazyLock<tokio::sync::Mutex<HashMap<String, usize>>> = LazyLock::new(Default::default);
+
+/// Thaws the container when the last copy holding it is dropped (the end
+/// of a request, or of the response body that streams its files).
 pub struct Freeze {
     held: Option<(Arc<Daemon>, String)>,
 }
@@ -24,16 +29,24 @@ impl Daemon {
     /// Freezes the container if it runs; a stopped one has no processes
     /// to race with.
     pub async fn freeze(self: &Arc<Self>, e: &Arc<Entry>) -> Result<Freeze> {
-        let c = e.c.lock().await;
-        if c.state.status != Status::Running {
+        let mut held = HELD.lock().await;
+        if let Some(n) = held.get_mut(&e.id) {
+            *n += 1;
+            return Ok(Freeze {
+                held: Some((self.clone(), e.id.clone())),
+            });
+        }
+        let running = e.c.lock().await.state.status == Status::Running;
+        if !running {
             return Ok(Freeze { held: None });
         }
         self.lc
             .tasks()
-            .pause(self.lc.req(api::ContainerRequest { id: c.id.clone() }))
+            .pause(self.lc.req(api::ContainerRequest { id: e.id.clone() }))
             .await?;
+        held.insert(e.id.clone(), 1);
         Ok(Freeze {
-            held: Some((self.clone(), c.id.clone())),
+            held: Some((self.clone(), e.id.clone())),
         })
     }
 }
@@ -44,6 +57,18 @@ impl Drop for Freeze {
             return;
         };
         let thaw = async move {
+            let mut held = HELD.lock().await;
+            let last = match held.get_mut(&id) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                _ => true,
+            };
+            if !last {
+                return;
+            }
+            held.remove(&id);
             if let Err(e) =
                 d.lc.tasks()
                     .resume(d.lc.req(api::ContainerRequest { id: id.clone() }))

@@ -388,13 +388,18 @@ impl Images for Service {
     ) -> Result<Response<api::Image>, Status> {
         let ns = namespace::of(&req)?;
         let r = req.into_inner();
-        let container = self
-            .containers
-            .get(&ns, &r.container_id)
-            .map_err(|e| Status::not_found(e.to_string()))?;
+        let container = if r.container_id.is_empty() {
+            None
+        } else {
+            Some(
+                self.containers
+                    .get(&ns, &r.container_id)
+                    .map_err(|e| Status::not_found(e.to_string()))?,
+            )
+        };
         let store = self.images.clone();
         let image = blocking(move || {
-            let rec = images::commit(&store, &ns, &container, &r)?;
+            let rec = images::commit(&store, &ns, container.as_ref(), &r)?;
             images::to_api(&store, &rec).map_err(status)
         })
         .await?;

@@ -203,11 +203,12 @@ impl Snapshots for Service {
     ) -> Result<Response<()>, Status> {
         let ns = namespace::of(&req)?;
         let mut input = req.into_inner();
-        let (target, no_overwrite) = match input.message().await? {
+        let (target, no_overwrite, create_path) = match input.message().await? {
             Some(api::WriteArchiveRequest {
                 kind: Some(api::write_archive_request::Kind::Target(t)),
                 no_overwrite_dir_non_dir,
-            }) => (t, no_overwrite_dir_non_dir),
+                create_path,
+            }) => (t, no_overwrite_dir_non_dir, create_path),
             _ => {
                 return Err(Status::invalid_argument(
                     "the first message must name the container and path",
@@ -217,12 +218,19 @@ impl Snapshots for Service {
         let root = self.root(&ns, &target.key).await?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
         let work = tokio::task::spawn_blocking(move || {
-            let res = rootfs::write_archive(
-                root.path(),
-                &target.path,
-                ChunkReader::new(rx),
-                no_overwrite,
-            );
+            let made = if create_path {
+                rootfs::create_dir(root.path(), &target.path)
+            } else {
+                Ok(())
+            };
+            let res = made.and_then(|()| {
+                rootfs::write_archive(
+                    root.path(),
+                    &target.path,
+                    ChunkReader::new(rx),
+                    no_overwrite,
+                )
+            });
             drop(root);
             res
         });
