@@ -51,6 +51,32 @@ fn network_names_never_become_host_paths() {
     }
     assert!(!std::path::Path::new("/etc/cron.d/x").exists());
     assert!(!victim.exists());
+    // Options that would take over the host's interfaces are refused.
+    for (opts, status) in [
+        (
+            serde_json::json!({"com.docker.network.bridge.name": "lo"}),
+            403,
+        ),
+        (
+            serde_json::json!({"com.docker.network.bridge.name": "br+"}),
+            400,
+        ),
+        (serde_json::json!({"parent": "lo"}), 400),
+        (
+            serde_json::json!({"com.docker.network.driver.mtu": "99999999"}),
+            400,
+        ),
+    ] {
+        let body = serde_json::json!({"Name": "hostif", "Options": opts});
+        let (code, resp) = s.api("POST", "/networks/create", Some(&body.to_string()));
+        assert_eq!(code, status, "{opts}: {resp}");
+    }
+    for subnet in ["127.0.0.0/24", "169.254.169.0/24", "0.0.0.0/1"] {
+        let body =
+            serde_json::json!({"Name": "reserved", "IPAM": {"Config": [{"Subnet": subnet}]}});
+        let (code, resp) = s.api("POST", "/networks/create", Some(&body.to_string()));
+        assert_eq!(code, 400, "{subnet}: {resp}");
+    }
     // A name dockerd takes (blanks, punctuation) works, and its DNS file is
     // named by the network's id.
     let (code, body) = s.api(
