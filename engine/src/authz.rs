@@ -395,6 +395,17 @@ impl Policy {
                         return not_mine(c);
                     }
                 }
+                if path == "/build"
+                    && call
+                        .query
+                        .get("networkmode")
+                        .is_some_and(|m| m == "host" || m.starts_with("container:"))
+                {
+                    return deny(
+                        "no-host-namespaces",
+                        "build with the host's or another container's network".into(),
+                    );
+                }
                 if path == "/containers/prune" {
                     return deny("own-containers-only", "prune everyone's containers".into());
                 }

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod authz;
+pub mod build;
 pub mod config;
 pub mod daemon;
 pub mod error;

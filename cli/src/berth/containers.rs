@@ -475,21 +475,7 @@ pub async fn group(ctx: &Ctx, g: Group) -> Result<i32> {
                 .client
                 .post(&format!("/containers/prune?filters={}", q(&f)), None)
                 .await?;
-            let deleted = v["ContainersDeleted"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            if !deleted.is_empty() {
-                println!("Deleted Containers:");
-                for d in &deleted {
-                    println!("{}", d.as_str().unwrap_or(""));
-                }
-                println!();
-            }
-            println!(
-                "Total reclaimed space: {}",
-                human_size(v["SpaceReclaimed"].as_f64().unwrap_or(0.0))
-            );
+            super::print_pruned(&v, "ContainersDeleted", "Deleted Containers:");
             Ok(0)
         }
     }

@@ -46,6 +46,8 @@ pub enum Group {
     Inspect(super::system::InspectArgs),
     /// Remove unused images
     Prune(PruneArgs),
+    /// Build an image from a Dockerfile
+    Build(Box<super::build::BuildArgs>),
 }
 
 #[derive(Args)]
@@ -331,6 +333,7 @@ pub async fn group(ctx: &Ctx, g: Group) -> Result<i32> {
         Group::Ls(a) => images(ctx, a).await,
         Group::Rm(a) => rmi(ctx, a).await,
         Group::Inspect(a) => super::system::inspect(ctx, a, Some("image")).await,
+        Group::Build(a) => super::build::build(ctx, *a).await,
         Group::Prune(a) => {
             let warning = if a.all {
                 "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue? [y/N] "

@@ -3,6 +3,7 @@
 //! written for `docker` work with `berth`.
 
 mod attach;
+pub mod build;
 mod client;
 mod config;
 mod containers;
@@ -70,6 +71,11 @@ enum Cmd {
     Ps(containers::PsArgs),
     /// Return low-level information on containers, images or volumes
     Inspect(system::InspectArgs),
+    /// Build an image from a Dockerfile
+    Build(Box<build::BuildArgs>),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(BuilderCmd),
     /// List images
     Images(images::ImagesArgs),
     /// Remove one or more images
@@ -106,6 +112,61 @@ enum Cmd {
     /// Manage contexts
     #[command(subcommand)]
     Context(system::ContextCmd),
+}
+
+#[derive(Subcommand)]
+enum BuilderCmd {
+    /// Remove build cache
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(clap::Args)]
+struct BuilderPruneArgs {
+    /// Remove all unused build cache, not just dangling ones
+    #[arg(short = 'a', long)]
+    all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    force: bool,
+    /// Provide filter values (e.g. "until=24h")
+    #[arg(long = "filter")]
+    filter: Vec<String>,
+}
+
+async fn builder_prune(ctx: &Ctx, a: BuilderPruneArgs) -> anyhow::Result<i32> {
+    if !a.force
+        && !system::confirm(
+            "WARNING! This will remove all dangling build cache.\nAre you sure you want to continue? [y/N] ",
+        )?
+    {
+        return Ok(0);
+    }
+    let mut path = format!("/build/prune?all={}", a.all);
+    if !a.filter.is_empty() {
+        path.push_str(&format!(
+            "&filters={}",
+            client::q(&filters_json(&a.filter)?)
+        ));
+    }
+    let v = ctx.client.post(&path, None).await?;
+    print_pruned(&v, "CachesDeleted", "Deleted build cache objects:");
+    Ok(0)
+}
+
+/// A prune's answer as Docker prints it: what went, then the space.
+pub fn print_pruned(v: &Value, list: &str, heading: &str) {
+    let deleted = v[list].as_array().cloned().unwrap_or_default();
+    if !deleted.is_empty() {
+        println!("{heading}");
+        for d in &deleted {
+            println!("{}", d.as_str().unwrap_or(""));
+        }
+        println!();
+    }
+    println!(
+        "Total reclaimed space: {}",
+        human_size(v["SpaceReclaimed"].as_f64().unwrap_or(0.0))
+    );
 }
 
 /// What every command needs: the daemon client and the CLI's config.
@@ -259,6 +320,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::ContainerGroup(g) => containers::group(&ctx, g).await,
         Cmd::Ps(a) => containers::ps(&ctx, a).await,
         Cmd::Inspect(a) => system::inspect(&ctx, a, None).await,
+        Cmd::Build(a) => build::build(&ctx, *a).await,
+        Cmd::Builder(BuilderCmd::Prune(a)) => builder_prune(&ctx, a).await,
         Cmd::Images(a) => images::images(&ctx, a).await,
         Cmd::Rmi(a) => images::rmi(&ctx, a).await,
         Cmd::Image(c) => images::common(&ctx, c).await,

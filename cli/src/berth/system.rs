@@ -478,18 +478,7 @@ pub async fn volume(ctx: &Ctx, v: VolumeCmd) -> Result<i32> {
                     None,
                 )
                 .await?;
-            let deleted = v["VolumesDeleted"].as_array().cloned().unwrap_or_default();
-            if !deleted.is_empty() {
-                println!("Deleted Volumes:");
-                for d in &deleted {
-                    println!("{}", d.as_str().unwrap_or(""));
-                }
-                println!();
-            }
-            println!(
-                "Total reclaimed space: {}",
-                human_size(v["SpaceReclaimed"].as_f64().unwrap_or(0.0))
-            );
+            super::print_pruned(&v, "VolumesDeleted", "Deleted Volumes:");
             Ok(0)
         }
     }

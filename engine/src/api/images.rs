@@ -44,6 +44,8 @@ fn unix_of(created: &str) -> i64 {
 
 struct Grouped {
     id: String,
+    /// The image a build step made this one from.
+    parent: String,
     names: Vec<String>,
     config: Value,
     size: i64,
@@ -66,6 +68,11 @@ async fn grouped(d: &Daemon) -> Result<Vec<Grouped>> {
             .entry(i.config_digest.clone())
             .or_insert_with(|| Grouped {
                 id: i.config_digest.clone(),
+                parent: i
+                    .labels
+                    .get(crate::build::PARENT_LABEL)
+                    .cloned()
+                    .unwrap_or_default(),
                 names: Vec::new(),
                 created: config["created"].as_str().unwrap_or("").to_string(),
                 config: config.clone(),
@@ -73,6 +80,11 @@ async fn grouped(d: &Daemon) -> Result<Vec<Grouped>> {
                 digests: Vec::new(),
                 diff_ids: i.diff_ids.clone(),
             });
+        if g.parent.is_empty()
+            && let Some(p) = i.labels.get(crate::build::PARENT_LABEL)
+        {
+            g.parent = p.clone();
+        }
         if let Some(t) = &i.target
             && !i.name.starts_with(DANGLING)
         {
@@ -92,7 +104,7 @@ fn summary(g: &Grouped) -> Value {
     let tags: Vec<String> = g.names.iter().map(|n| familiar(n)).collect();
     json!({
         "Id": g.id,
-        "ParentId": "",
+        "ParentId": g.parent,
         "RepoTags": tags,
         "RepoDigests": g.digests,
         "Created": unix_of(&g.created),
@@ -116,6 +128,13 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Json<Vec<Value>>>
         &["dangling", "label", "reference", "before", "since", "until"],
     )?;
     let mut all = grouped(&d).await?;
+    // A build's intermediate images (untagged parents of other images)
+    // show with `all` only, as Docker's.
+    if !flag(&q, "all") {
+        let parents: std::collections::BTreeSet<String> =
+            all.iter().map(|g| g.parent.clone()).collect();
+        all.retain(|g| !(g.names.is_empty() && parents.contains(&g.id)));
+    }
     if let Some(dang) = f.get("dangling").and_then(|v| v.first()) {
         let want = dang == "true" || dang == "1";
         all.retain(|g| g.names.is_empty() == want);
@@ -192,7 +211,7 @@ async fn inspect(d: &Daemon, name: &str) -> Result<Value> {
         "Id": g.id,
         "RepoTags": g.names.iter().map(|n| familiar(n)).collect::<Vec<_>>(),
         "RepoDigests": g.digests,
-        "Parent": "",
+        "Parent": g.parent,
         "Comment": c["comment"].as_str().unwrap_or(""),
         "Created": g.created,
         "Container": "",
@@ -329,13 +348,18 @@ fn registry_auth(headers: &HeaderMap) -> Result<Option<pb::Auth>> {
     }
     let v: Value = serde_json::from_slice(&raw)
         .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Auth header: {e}")))?;
+    Ok(Some(auth_of(&v)))
+}
+
+/// Docker's AuthConfig JSON (X-Registry-Auth, X-Registry-Config entries).
+pub(crate) fn auth_of(v: &Value) -> pb::Auth {
     let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
-    Ok(Some(pb::Auth {
+    pb::Auth {
         username: s("username"),
         password: s("password"),
         identity_token: s("identitytoken"),
         registry_token: s("registrytoken"),
-    }))
+    }
 }
 
 /// POST /auth: checks credentials against a registry, as `docker login`
@@ -385,7 +409,7 @@ pub async fn auth(s: State, body: Bytes) -> Result<Response> {
 }
 
 /// The host[:port] of a full reference.
-fn registry_host(full: &str) -> &str {
+pub(crate) fn registry_host(full: &str) -> &str {
     full.split('/').next().unwrap_or(full)
 }
 
@@ -428,7 +452,7 @@ fn insecure(host: &str, configured: &[String]) -> bool {
     })
 }
 
-fn registry_options(d: &Daemon, full: &str) -> api::RegistryOptions {
+pub(crate) fn registry_options(d: &Daemon, full: &str) -> api::RegistryOptions {
     let host = registry_host(full);
     let mut hosts: Vec<String> = d
         .cfg

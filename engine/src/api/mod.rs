@@ -3,6 +3,7 @@
 
 pub mod attach_ws;
 pub mod body;
+pub mod build;
 pub mod containers;
 pub mod exec;
 pub mod images;
@@ -149,6 +150,8 @@ pub fn router(d: Arc<Daemon>) -> Router {
                 .delete(images::remove),
         )
         .route("/commit", post(images::commit))
+        .route("/build", post(build::build))
+        .route("/build/prune", post(build::prune))
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))
         .route("/networks/prune", post(networks::prune))

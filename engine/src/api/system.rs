@@ -23,6 +23,9 @@ pub async fn ping(method: Method) -> Response {
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache, no-store, must-revalidate"),
             (header::PRAGMA, "no-cache"),
+            // The classic builder: clients that could use BuildKit build
+            // with POST /build instead.
+            (header::HeaderName::from_static("builder-version"), "1"),
         ],
         body,
     )
@@ -329,6 +332,6 @@ pub async fn df(s: State) -> Result<Json<Value>> {
         "Images": images,
         "Containers": containers,
         "Volumes": volumes,
-        "BuildCache": [],
+        "BuildCache": crate::build::usage(&d).await,
     })))
 }

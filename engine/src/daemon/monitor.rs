@@ -42,6 +42,13 @@ impl Daemon {
                         backoff = Duration::from_millis(100);
                         // Exits that happened while we were not listening.
                         d.reconcile(boot).await;
+                        if boot {
+                            // In a task of its own: removing a running
+                            // container waits for its exit, which this
+                            // loop is the one to see.
+                            let d2 = d.clone();
+                            tokio::spawn(async move { crate::build::remove_orphans(&d2).await });
+                        }
                         boot = false;
                         let mut s = s.into_inner();
                         while let Ok(Some(env)) = s.message().await {

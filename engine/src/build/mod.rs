@@ -1,0 +1,626 @@
+//! Image builds as Docker's classic builder runs them. The context is
+//! unpacked to a directory of the build's own; the Dockerfile is parsed
+//! (the `dockerfile` crate) and run a step at a time: every `RUN` is a real
+//! container of this engine (started through lifecycled, its output
+//! streamed to the client), `COPY`/`ADD`/`WORKDIR` write into a container's
+//! snapshot through lifecycled, and each step's result is committed there
+//! as an image whose parent is the step before. A step whose parent and
+//! inputs were built before is taken from the cache (see `cache`).
+
+pub mod cache;
+pub mod context;
+pub mod copy;
+pub mod options;
+mod progress;
+mod run;
+mod stage;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use berth_proto::lifecycle::v1 as api;
+use serde_json::{Value, json};
+
+pub use options::Options;
+pub use progress::Progress;
+
+use crate::daemon::Daemon;
+use crate::daemon::images::familiar;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Options(String),
+    #[error("{0}")]
+    Context(String),
+    #[error("{0}")]
+    Parse(String),
+    /// A step failed; the message is the client's.
+    #[error("{0}")]
+    Step(String),
+    /// A RUN whose command failed: Docker's message and its exit status.
+    #[error("The command '{cmd}' returned a non-zero code: {code}")]
+    Command { cmd: String, code: i32 },
+    #[error("the client went away: build cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<crate::error::ApiError> for BuildError {
+    fn from(e: crate::error::ApiError) -> Self {
+        BuildError::Step(e.message)
+    }
+}
+
+impl From<tonic::Status> for BuildError {
+    fn from(s: tonic::Status) -> Self {
+        BuildError::Step(s.message().to_string())
+    }
+}
+
+impl BuildError {
+    /// The code of Docker's errorDetail.
+    pub fn code(&self) -> i32 {
+        match self {
+            BuildError::Command { code, .. } => *code,
+            _ => 1,
+        }
+    }
+}
+
+/// An image a step starts from or made.
+#[derive(Debug, Clone, Default)]
+pub struct ImageRef {
+    /// lifecycled's name for it; empty for `scratch` before its first layer.
+    pub name: String,
+    /// sha256:… of its config; empty for `scratch`.
+    pub id: String,
+    /// The whole OCI image config.
+    pub config: Value,
+}
+
+impl ImageRef {
+    fn scratch() -> ImageRef {
+        ImageRef {
+            name: String::new(),
+            id: String::new(),
+            config: json!({
+                "architecture": match std::env::consts::ARCH {
+                    "x86_64" => "amd64",
+                    "aarch64" => "arm64",
+                    a => a,
+                },
+                "os": "linux",
+                "config": {},
+                "rootfs": {"type": "layers", "diff_ids": []},
+            }),
+        }
+    }
+
+    pub fn short(&self) -> &str {
+        let id = self.id.trim_start_matches("sha256:");
+        id.get(..12).unwrap_or(id)
+    }
+}
+
+/// Where a build keeps its files (its context, files copied out of other
+/// stages), removed with it.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("removing build directory {}: {e}", self.0.display());
+        }
+    }
+}
+
+/// One build in progress.
+pub struct Builder {
+    d: Arc<Daemon>,
+    opts: Options,
+    out: Progress,
+    cache: cache::Cache,
+    owner: Option<String>,
+    id: String,
+    work: PathBuf,
+    ctx: PathBuf,
+    escape: char,
+    step: usize,
+    total: usize,
+    /// Build arguments some ARG declared (the rest are reported unused).
+    consumed: BTreeSet<String>,
+    /// Global ARGs (before the first FROM) as they stand.
+    global_args: BTreeMap<String, Option<String>>,
+    /// Stage results by index.
+    stages: HashMap<usize, ImageRef>,
+    /// lifecycled containers made for COPY and friends, removed at the end.
+    scratch: Vec<String>,
+    /// Engine containers of RUN steps still to remove.
+    intermediate: Vec<String>,
+    copies_from: usize,
+}
+
+/// The labels that mark a build's own objects, so that what a crash left
+/// can be found and removed at the next start.
+pub const BUILD_LABEL: &str = "berth.build";
+/// Labels of a step's image: its parent, and that it is a build step.
+pub const PARENT_LABEL: &str = "berth.parent";
+pub const STEP_LABEL: &str = "berth.build.step";
+
+impl Builder {
+    /// Runs a whole build from the request body's context; the image id.
+    pub async fn run(
+        d: Arc<Daemon>,
+        opts: Options,
+        body: axum::body::Body,
+        out: Progress,
+        owner: Option<String>,
+    ) -> Result<String, BuildError> {
+        let id = hex::encode(rand::random::<[u8; 16]>());
+        let work = d.cfg.exec_root.join("build").join(&id);
+        let ctx = work.join("context");
+        std::fs::create_dir_all(&ctx)
+            .map_err(|e| BuildError::Internal(format!("creating {}: {e}", ctx.display())))?;
+        let _work = WorkDir(work.clone());
+        context::receive(body, &ctx).await?;
+        let cache = cache::Cache::open(&d.cfg.data_root)
+            .map_err(|e| BuildError::Internal(format!("the build cache: {e}")))?;
+        let mut b = Builder {
+            d,
+            opts,
+            out,
+            cache,
+            owner,
+            id,
+            work,
+            ctx,
+            escape: '\\',
+            step: 0,
+            total: 0,
+            consumed: BTreeSet::new(),
+            global_args: BTreeMap::new(),
+            stages: HashMap::new(),
+            scratch: Vec::new(),
+            intermediate: Vec::new(),
+            copies_from: 0,
+        };
+        let result = b.build().await;
+        b.clean_up().await;
+        result
+    }
+
+    async fn clean_up(&mut self) {
+        for id in std::mem::take(&mut self.intermediate) {
+            if let Ok(e) = self.d.find(&id) {
+                let _ = self.d.remove(&e, true, true).await;
+            }
+        }
+        for id in std::mem::take(&mut self.scratch) {
+            let _ = self
+                .d
+                .lc
+                .containers()
+                .delete(self.d.lc.req(api::ContainerRequest { id }))
+                .await;
+        }
+    }
+
+    /// The Dockerfile, found in the context and taken out of it when the
+    /// .dockerignore excludes it (as dockerd does), parsed.
+    fn read_dockerfile(&self) -> Result<dockerfile::Dockerfile, BuildError> {
+        let path = context::inside(&self.ctx, &self.opts.dockerfile)?;
+        let text = std::fs::read_to_string(&path).map_err(|_| {
+            BuildError::Context(format!(
+                "Cannot locate specified Dockerfile: {}",
+                self.opts.dockerfile
+            ))
+        })?;
+        let ignore_path = self.ctx.join(".dockerignore");
+        if let Ok(ignore_text) = std::fs::read_to_string(&ignore_path) {
+            let patterns = dockerignore::Patterns::parse(&ignore_text)
+                .map_err(|e| BuildError::Context(e.to_string()))?;
+            let rel = path
+                .strip_prefix(&self.ctx)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if patterns.excludes(&rel) {
+                let _ = std::fs::remove_file(&path);
+            }
+            if patterns.excludes(".dockerignore") {
+                let _ = std::fs::remove_file(&ignore_path);
+            }
+        }
+        dockerfile::parse(&text).map_err(|e| BuildError::Parse(e.to_string()))
+    }
+
+    async fn build(&mut self) -> Result<String, BuildError> {
+        let df = self.read_dockerfile()?;
+        self.escape = df.escape;
+        for w in &df.warnings {
+            self.out.stream(&format!("[WARNING]: {w}\n")).await;
+        }
+        if let Some(s) = &df.syntax {
+            self.out
+                .stream(&format!(
+                    "[WARNING]: the syntax directive ({s}) is ignored by the classic builder\n"
+                ))
+                .await;
+        }
+        let target = match &self.opts.target {
+            Some(t) => df.stage_index(t).ok_or_else(|| {
+                BuildError::Step(format!("failed to reach build target {t} in Dockerfile"))
+            })?,
+            None => df.stages.len().saturating_sub(1),
+        };
+        // Global ARGs first: they name the images of FROM lines; each
+        // default sees the ones declared before it.
+        for a in &df.global_args {
+            let known = self.global_args.clone();
+            let scope = move |k: &str| known.get(k).cloned().flatten();
+            let v = self.arg_value(a, &scope)?;
+            self.global_args.insert(a.name.clone(), v);
+        }
+        let needed = stage::needed(&df, target, &|w| self.expand_global(w))?;
+        let label_step = usize::from(!self.opts.labels.is_empty());
+        self.total = df.global_arg_instructions.len()
+            + needed
+                .iter()
+                .map(|&i| df.stages[i].instructions.len() + 1)
+                .sum::<usize>()
+            + label_step;
+        for ins in &df.global_arg_instructions {
+            self.step += 1;
+            self.step_line(&ins.original).await?;
+        }
+        let mut last = ImageRef::scratch();
+        for &i in &needed {
+            last = self.run_stage(&df, i).await?;
+            self.stages.insert(i, last.clone());
+        }
+        if !self.opts.labels.is_empty() {
+            self.step += 1;
+            let text = format!(
+                "LABEL {}",
+                self.opts
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v:?}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            self.step_line(&text).await?;
+            let mut cfg = last.config["config"].clone();
+            for (k, v) in &self.opts.labels {
+                cfg["Labels"][k] = json!(v);
+            }
+            last = self
+                .derive(&last, cfg, &format!("/bin/sh -c #(nop)  {text}"), None)
+                .await?;
+            self.out.stream(&format!(" ---> {}\n", last.short())).await;
+        }
+        if last.name.is_empty() {
+            // FROM scratch and nothing else: an image of no layers.
+            last = self
+                .derive(&last, last.config["config"].clone(), "", None)
+                .await?;
+        }
+        let unused: Vec<&String> = self
+            .opts
+            .build_args
+            .keys()
+            .filter(|k| {
+                !self.consumed.contains(*k) && !stage::PREDEFINED_ARGS.contains(&k.as_str())
+            })
+            .collect();
+        if !unused.is_empty() {
+            self.out
+                .stream(&format!(
+                    "[Warning] One or more build-args [{}] were not consumed\n",
+                    unused
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ))
+                .await;
+        }
+        self.out.aux(&last.id).await;
+        self.out
+            .stream(&format!("Successfully built {}\n", last.short()))
+            .await;
+        for t in self.opts.tags.clone() {
+            self.d
+                .lc
+                .images()
+                .tag(self.d.lc.req(api::TagImageRequest {
+                    source: last.name.clone(),
+                    target: t.clone(),
+                }))
+                .await?;
+            self.d.events.publish(
+                "image",
+                "tag",
+                &last.id,
+                BTreeMap::from([("name".to_string(), familiar(&t))]),
+            );
+            self.out
+                .stream(&format!("Successfully tagged {}\n", familiar(&t)))
+                .await;
+        }
+        Ok(last.id)
+    }
+
+    /// "Step n/N : …", and the end of the build if the client left.
+    async fn step_line(&mut self, text: &str) -> Result<(), BuildError> {
+        if self.out.closed() {
+            return Err(BuildError::Cancelled);
+        }
+        self.out
+            .stream(&format!("Step {}/{} : {text}\n", self.step, self.total))
+            .await;
+        Ok(())
+    }
+
+    /// A global ARG's expansion for FROM lines.
+    fn expand_global(&self, word: &str) -> Result<String, BuildError> {
+        let lookup = |k: &str| -> Option<String> { self.global_args.get(k).cloned().flatten() };
+        dockerfile::expand(word, &lookup, self.escape).map_err(|e| BuildError::Parse(e.to_string()))
+    }
+
+    /// What an ARG is worth: the build argument given for it, else its
+    /// default (expanded with what is in scope).
+    fn arg_value(
+        &mut self,
+        a: &dockerfile::ArgDecl,
+        scope: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<String>, BuildError> {
+        if let Some(given) = self.opts.build_args.get(&a.name) {
+            self.consumed.insert(a.name.clone());
+            if given.is_some() {
+                return Ok(given.clone());
+            }
+        }
+        match &a.default {
+            Some(d) => Ok(Some(
+                dockerfile::expand(d, scope, self.escape)
+                    .map_err(|e| BuildError::Parse(e.to_string()))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// A new image: `parent`'s layers (plus the changes of `container`
+    /// when there is one) and `cfg` as its config.
+    async fn derive(
+        &self,
+        parent: &ImageRef,
+        cfg: Value,
+        created_by: &str,
+        container: Option<&str>,
+    ) -> Result<ImageRef, BuildError> {
+        let mut labels = std::collections::HashMap::new();
+        labels.insert(STEP_LABEL.to_string(), "1".to_string());
+        if !parent.id.is_empty() {
+            labels.insert(PARENT_LABEL.to_string(), parent.id.clone());
+        }
+        let author = parent.config["author"].as_str().unwrap_or("").to_string();
+        let image = self
+            .d
+            .lc
+            .images()
+            .commit(self.d.lc.req(api::CommitRequest {
+                container_id: container.unwrap_or("").to_string(),
+                name: String::new(),
+                config: json!({"config": cfg}).to_string().into_bytes(),
+                comment: String::new(),
+                author,
+                parent: parent.name.clone(),
+                created_by: created_by.to_string(),
+                labels,
+                uncompressed: true,
+            }))
+            .await?
+            .into_inner();
+        Ok(ImageRef {
+            config: serde_json::from_slice(&image.config).unwrap_or_default(),
+            name: image.name,
+            id: image.config_digest,
+        })
+    }
+
+    /// The cached result of a step, if its image is still there.
+    async fn cached(&self, key: &str, parent: &ImageRef) -> Option<ImageRef> {
+        if self.opts.no_cache {
+            return None;
+        }
+        let e = self.cache.get(key)?;
+        if e.parent != parent.id {
+            return None;
+        }
+        match self
+            .d
+            .lc
+            .images()
+            .get(self.d.lc.req(api::ImageRequest {
+                name: e.image.clone(),
+            }))
+            .await
+        {
+            Ok(i) => {
+                let i = i.into_inner();
+                Some(ImageRef {
+                    config: serde_json::from_slice(&i.config).unwrap_or_default(),
+                    name: i.name,
+                    id: i.config_digest,
+                })
+            }
+            Err(_) => {
+                self.cache.remove(key);
+                None
+            }
+        }
+    }
+
+    fn remember(&self, key: &str, parent: &ImageRef, made: &ImageRef, created_by: &str) {
+        let e = cache::Entry {
+            image: made.name.clone(),
+            id: made.id.clone(),
+            parent: parent.id.clone(),
+            created_by: created_by.to_string(),
+            created: std::time::SystemTime::now(),
+        };
+        if let Err(err) = self.cache.put(key, &e) {
+            tracing::warn!("recording build step {}: {err}", made.id);
+        }
+    }
+
+    /// A container of lifecycled's own for a step that writes files (no
+    /// process ever runs in it), from `image`.
+    async fn scratch_container(&mut self, image: &ImageRef) -> Result<String, BuildError> {
+        let id = hex::encode(rand::random::<[u8; 32]>());
+        let spec = json!({
+            "ociVersion": "1.0.2",
+            "process": {"args": ["/bin/true"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "root": {"path": "rootfs"},
+        });
+        let mut labels = std::collections::HashMap::new();
+        labels.insert(BUILD_LABEL.to_string(), self.id.clone());
+        self.d
+            .lc
+            .containers()
+            .create(self.d.lc.req(api::CreateContainerRequest {
+                container: Some(api::Container {
+                    id: id.clone(),
+                    labels,
+                    image: image.name.clone(),
+                    runtime: String::new(),
+                    spec: spec.to_string().into_bytes(),
+                    rootfs: Vec::new(),
+                    snapshot_key: id.clone(),
+                    created_at: None,
+                    updated_at: None,
+                }),
+            }))
+            .await?;
+        self.scratch.push(id.clone());
+        Ok(id)
+    }
+
+    async fn drop_scratch(&mut self, id: &str) {
+        self.scratch.retain(|s| s != id);
+        let _ = self
+            .d
+            .lc
+            .containers()
+            .delete(self.d.lc.req(api::ContainerRequest { id: id.into() }))
+            .await;
+    }
+}
+
+/// `builder prune`: the cache's entries, and the step images nothing else
+/// keeps (a container's image, a tag); their space is given back by the
+/// content store's garbage collection.
+pub async fn prune(d: &Arc<Daemon>) -> crate::error::Result<(Vec<String>, i64)> {
+    let cache = cache::Cache::open(&d.cfg.data_root)
+        .map_err(|e| crate::error::ApiError::internal(format!("the build cache: {e}")))?;
+    let mut used = BTreeSet::new();
+    for e in d.all() {
+        used.insert(e.c.lock().await.image_id.clone());
+    }
+    let list =
+        d.lc.images()
+            .list(d.lc.req(api::ListImagesRequest::default()))
+            .await?
+            .into_inner()
+            .images;
+    let mut deleted = Vec::new();
+    let mut reclaimed = 0i64;
+    for (key, _) in cache.all() {
+        cache.remove(&key);
+        deleted.push(key);
+    }
+    for i in list {
+        let step = i.labels.get(STEP_LABEL).is_some_and(|v| v == "1");
+        if !step || !i.name.contains('@') || used.contains(&i.config_digest) {
+            continue;
+        }
+        if d.lc
+            .images()
+            .delete(d.lc.req(api::ImageRequest {
+                name: i.name.clone(),
+            }))
+            .await
+            .is_ok()
+        {
+            reclaimed = reclaimed.saturating_add(i.size);
+        }
+    }
+    if let Err(e) = d.lc.content_gc().await {
+        tracing::warn!(
+            "collecting unused content after builder prune: {}",
+            e.message()
+        );
+    }
+    Ok((deleted, reclaimed))
+}
+
+/// The build cache as `system df` shows it.
+pub async fn usage(d: &Arc<Daemon>) -> Vec<Value> {
+    let Ok(cache) = cache::Cache::open(&d.cfg.data_root) else {
+        return Vec::new();
+    };
+    cache
+        .all()
+        .into_iter()
+        .map(|(key, e)| {
+            let at = humantime::format_rfc3339_seconds(e.created).to_string();
+            json!({
+                "ID": key.get(..25).unwrap_or(&key),
+                "Parent": e.parent,
+                "Parents": [e.parent],
+                "Type": "regular",
+                "Description": e.created_by,
+                "InUse": false,
+                "Shared": true,
+                "Size": 0,
+                "CreatedAt": at,
+                "LastUsedAt": at,
+                "UsageCount": 1,
+            })
+        })
+        .collect()
+}
+
+/// What builds a crash interrupted left: their RUN containers, the
+/// containers lifecycled made for their COPY steps, their directories.
+/// Builds do not outlive the engine, so at its start every such thing is
+/// an orphan.
+pub async fn remove_orphans(d: &Arc<Daemon>) {
+    for e in d.all() {
+        let orphan = e.c.lock().await.config.labels.contains_key(BUILD_LABEL);
+        if orphan {
+            tracing::info!("removing {}, left by an interrupted build", e.id);
+            let _ = d.remove(&e, true, true).await;
+        }
+    }
+    if let Ok(list) =
+        d.lc.containers()
+            .list(d.lc.req(api::ListContainersRequest::default()))
+            .await
+    {
+        for c in list.into_inner().containers {
+            if c.labels.contains_key(BUILD_LABEL) {
+                let _ =
+                    d.lc.containers()
+                        .delete(d.lc.req(api::ContainerRequest { id: c.id }))
+                        .await;
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(d.cfg.exec_root.join("build"));
+}

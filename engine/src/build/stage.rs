@@ -1,0 +1,837 @@
+//! One stage of a build, an instruction at a time: FROM, the config
+//! instructions (a new image that shares its parent's layers), COPY, ADD
+//! and WORKDIR (a layer written through lifecycled), RUN (see `run`).
+
+use std::collections::BTreeMap;
+
+use berth_proto::lifecycle::v1 as api;
+use dockerfile::{CommandForm, Dockerfile, Instr, Kind};
+use serde_json::{Value, json};
+
+use super::{BuildError, Builder, ImageRef, copy};
+use crate::daemon::images::normalize;
+
+/// The ARGs every build knows without a declaration (and keeps out of the
+/// image's history), as Docker's.
+pub const PREDEFINED_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// The stages the target needs (through FROM <stage> and COPY --from), in
+/// Dockerfile order: only those are built.
+pub fn needed(
+    df: &Dockerfile,
+    target: usize,
+    expand: &dyn Fn(&str) -> Result<String, BuildError>,
+) -> Result<Vec<usize>, BuildError> {
+    let mut want = vec![false; df.stages.len()];
+    let mut todo = vec![target];
+    while let Some(i) = todo.pop() {
+        if want[i] {
+            continue;
+        }
+        want[i] = true;
+        let s = &df.stages[i];
+        let mut refs = Vec::new();
+        if let Kind::From { image, .. } = &s.from.kind {
+            refs.push(expand(image)?);
+        }
+        for ins in &s.instructions {
+            if let Kind::Copy { from: Some(f), .. } = &ins.kind {
+                refs.push(f.clone());
+            }
+        }
+        for r in refs {
+            if let Some(j) = df.stage_index(&r).filter(|&j| j < i) {
+                todo.push(j);
+            }
+        }
+    }
+    Ok((0..df.stages.len()).filter(|&i| want[i]).collect())
+}
+
+/// A stage's state between its instructions.
+pub(super) struct Stage {
+    pub image: ImageRef,
+    /// ARGs declared in this stage, with their values.
+    pub args: BTreeMap<String, Option<String>>,
+    pub shell: Vec<String>,
+    /// CMD was set in this stage (an ENTRYPOINT then keeps it).
+    pub cmd_set: bool,
+}
+
+impl Stage {
+    fn cfg(&self) -> Value {
+        let c = &self.image.config["config"];
+        if c.is_object() { c.clone() } else { json!({}) }
+    }
+
+    /// The image's environment as name → value.
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.image.config["config"]["Env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.as_str())
+            .map(|e| {
+                let (k, v) = e.split_once('=').unwrap_or((e, ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect()
+    }
+
+    /// What a `$name` means in this stage: ENV first, then ARGs.
+    pub fn lookup(&self, name: &str) -> Option<String> {
+        self.env()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .or_else(|| self.args.get(name).cloned().flatten())
+    }
+
+    /// The build arguments a RUN sees (declared, with a value, not hidden
+    /// by an ENV of the same name), sorted: Docker puts them in the
+    /// history and the cache key as `|N K=V …`.
+    pub fn run_args(&self) -> Vec<(String, String)> {
+        let env: Vec<String> = self.env().into_iter().map(|(k, _)| k).collect();
+        self.args
+            .iter()
+            .filter(|(k, _)| !env.contains(k))
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+            .collect()
+    }
+}
+
+/// Go's %q of a string list, as Docker writes CMD and friends in history.
+fn quoted_list(v: &[String]) -> String {
+    let items: Vec<String> = v
+        .iter()
+        .map(|s| serde_json::to_string(s).unwrap_or_default())
+        .collect();
+    format!("[{}]", items.join(" "))
+}
+
+impl Builder {
+    fn expand(&self, st: &Stage, word: &str) -> Result<String, BuildError> {
+        let lookup = |k: &str| st.lookup(k);
+        dockerfile::expand(word, &lookup, self.escape).map_err(|e| BuildError::Parse(e.to_string()))
+    }
+
+    /// The image a FROM names: a stage built before, `scratch`, or an
+    /// image here (pulled when missing, or always with `pull`).
+    async fn base(&mut self, df: &Dockerfile, image: &str) -> Result<ImageRef, BuildError> {
+        if image.eq_ignore_ascii_case("scratch") {
+            return Ok(ImageRef::scratch());
+        }
+        if let Some(i) = df.stage_index(image)
+            && let Some(done) = self.stages.get(&i)
+        {
+            return Ok(done.clone());
+        }
+        self.image(image).await
+    }
+
+    /// An image by name or id, pulled when it is not here.
+    pub(super) async fn image(&mut self, image: &str) -> Result<ImageRef, BuildError> {
+        if !self.opts.pull
+            && let Ok(found) = self.d.find_image(image).await
+        {
+            return Ok(ImageRef {
+                name: found.name,
+                id: found.id,
+                config: found.config,
+            });
+        }
+        let full = normalize(image)
+            .map_err(|e| BuildError::Step(format!("invalid reference format: {e}")))?;
+        self.pull(&full).await?;
+        let found = self.d.find_image(&full).await.map_err(BuildError::from)?;
+        Ok(ImageRef {
+            name: found.name,
+            id: found.id,
+            config: found.config,
+        })
+    }
+
+    async fn pull(&mut self, full: &str) -> Result<(), BuildError> {
+        let host = crate::api::images::registry_host(full).to_string();
+        let auth = self.opts.auths.get(&host).cloned();
+        self.out
+            .status(
+                &format!(
+                    "Pulling from {}",
+                    crate::daemon::images::familiar(crate::daemon::images::repository(full))
+                ),
+                "",
+            )
+            .await;
+        let mut s = self
+            .d
+            .lc
+            .images()
+            .pull(self.d.lc.req(api::PullRequest {
+                reference: full.to_string(),
+                auth,
+                registry: Some(crate::api::images::registry_options(&self.d, full)),
+            }))
+            .await
+            .map_err(|e| pull_error(full, &e))?
+            .into_inner();
+        loop {
+            match s.message().await {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => return Err(pull_error(full, &e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one stage; its image.
+    pub(super) async fn run_stage(
+        &mut self,
+        df: &Dockerfile,
+        index: usize,
+    ) -> Result<ImageRef, BuildError> {
+        let s = &df.stages[index];
+        let Kind::From { image, .. } = &s.from.kind else {
+            return Err(BuildError::Internal("a stage without FROM".into()));
+        };
+        self.step += 1;
+        self.step_line(&s.from.original).await?;
+        let name = self.expand_global(image)?;
+        let base = self.base(df, &name).await?;
+        if !base.id.is_empty() {
+            self.out.stream(&format!(" ---> {}\n", base.short())).await;
+        }
+        let mut st = Stage {
+            image: base,
+            args: BTreeMap::new(),
+            shell: vec!["/bin/sh".into(), "-c".into()],
+            cmd_set: false,
+        };
+        if let Some(shell) = st.image.config["config"]["Shell"].as_array() {
+            let shell: Vec<String> = shell
+                .iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect();
+            if !shell.is_empty() {
+                st.shell = shell;
+            }
+        }
+        self.onbuild_triggers(df, &mut st).await?;
+        for ins in &s.instructions {
+            self.step += 1;
+            self.step_line(&ins.original).await?;
+            self.instruction(df, &mut st, ins).await?;
+            if !st.image.id.is_empty() {
+                self.out
+                    .stream(&format!(" ---> {}\n", st.image.short()))
+                    .await;
+            }
+        }
+        Ok(st.image)
+    }
+
+    /// The base image's ONBUILD triggers run first, and are not inherited.
+    async fn onbuild_triggers(
+        &mut self,
+        df: &Dockerfile,
+        st: &mut Stage,
+    ) -> Result<(), BuildError> {
+        let triggers: Vec<String> = st.image.config["config"]["OnBuild"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(String::from))
+            .collect();
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        let n = triggers.len();
+        self.out
+            .stream(&format!(
+                "# Executing {n} build trigger{}\n",
+                if n == 1 { "" } else { "s" }
+            ))
+            .await;
+        let mut cfg = st.cfg();
+        cfg["OnBuild"] = Value::Null;
+        st.image.config["config"] = cfg;
+        for t in triggers {
+            let ins = dockerfile::parse_instruction(&t, self.escape)
+                .map_err(|e| BuildError::Parse(format!("ONBUILD trigger {t:?}: {e}")))?;
+            self.instruction(df, st, &ins).await?;
+        }
+        Ok(())
+    }
+
+    /// A config-only step: the new config as a new image, from the cache
+    /// when it was made before.
+    async fn config_step(
+        &mut self,
+        st: &mut Stage,
+        cfg: Value,
+        created_by: String,
+    ) -> Result<(), BuildError> {
+        let key = super::cache::key(&[&st.image.id, "config", &created_by, &cfg.to_string()]);
+        if let Some(hit) = self.cached(&key, &st.image).await {
+            self.out.stream(" ---> Using cache\n").await;
+            st.image = hit;
+            return Ok(());
+        }
+        let made = self.derive(&st.image, cfg, &created_by, None).await?;
+        self.remember(&key, &st.image, &made, &created_by);
+        st.image = made;
+        Ok(())
+    }
+
+    pub(super) async fn instruction(
+        &mut self,
+        df: &Dockerfile,
+        st: &mut Stage,
+        ins: &Instr,
+    ) -> Result<(), BuildError> {
+        let nop = |s: String| format!("/bin/sh -c #(nop)  {s}");
+        let mut cfg = st.cfg();
+        match &ins.kind {
+            Kind::From { .. } => {
+                return Err(BuildError::Parse(format!(
+                    "line {}: FROM inside a stage",
+                    ins.line
+                )));
+            }
+            Kind::Arg(decls) => {
+                let mut text = Vec::new();
+                for a in decls {
+                    // A declaration without a value takes the global one.
+                    let global = self.global_args.get(&a.name).cloned().flatten();
+                    let lookup = |k: &str| st.lookup(k);
+                    let v = self.arg_value(a, &lookup)?.or(global);
+                    text.push(match &a.default {
+                        Some(d) => format!("{}={d}", a.name),
+                        None => a.name.clone(),
+                    });
+                    st.args.insert(a.name.clone(), v);
+                }
+                self.config_step(st, cfg, nop(format!("ARG {}", text.join(" "))))
+                    .await?;
+            }
+            Kind::Env(pairs) => {
+                let mut env: Vec<(String, String)> = st.env();
+                let mut shown = Vec::new();
+                for (k, v) in pairs {
+                    let k = self.expand(st, k)?;
+                    let v = self.expand(st, v)?;
+                    if let Some(e) = env.iter_mut().find(|(ek, _)| *ek == k) {
+                        e.1 = v.clone();
+                    } else {
+                        env.push((k.clone(), v.clone()));
+                    }
+                    shown.push(format!("{k}={v}"));
+                    // Later pairs of the same ENV see the earlier ones.
+                    let mut c = st.cfg();
+                    c["Env"] = json!(
+                        env.iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                    );
+                    st.image.config["config"] = c;
+                }
+                cfg = st.cfg();
+                self.config_step(st, cfg, nop(format!("ENV {}", shown.join(" "))))
+                    .await?;
+            }
+            Kind::Label(pairs) => {
+                let mut shown = Vec::new();
+                for (k, v) in pairs {
+                    let k = self.expand(st, k)?;
+                    let v = self.expand(st, v)?;
+                    cfg["Labels"][&k] = json!(v);
+                    shown.push(format!("{k}={v}"));
+                }
+                self.config_step(st, cfg, nop(format!("LABEL {}", shown.join(" "))))
+                    .await?;
+            }
+            Kind::Maintainer(m) => {
+                st.image.config["author"] = json!(m);
+                self.config_step(st, cfg, nop(format!("MAINTAINER {m}")))
+                    .await?;
+            }
+            Kind::Cmd(c) => {
+                let list = self.command_list(st, c);
+                cfg["Cmd"] = json!(list);
+                st.cmd_set = true;
+                self.config_step(st, cfg, nop(format!("CMD {}", quoted_list(&list))))
+                    .await?;
+            }
+            Kind::Entrypoint(c) => {
+                let list = self.command_list(st, c);
+                cfg["Entrypoint"] = json!(list);
+                if !st.cmd_set {
+                    cfg["Cmd"] = Value::Null;
+                }
+                self.config_step(st, cfg, nop(format!("ENTRYPOINT {}", quoted_list(&list))))
+                    .await?;
+            }
+            Kind::Expose(ports) => {
+                let mut shown = Vec::new();
+                for p in ports {
+                    let p = self.expand(st, p)?;
+                    for spec in expand_port(&p)? {
+                        cfg["ExposedPorts"][&spec] = json!({});
+                    }
+                    shown.push(p);
+                }
+                self.config_step(st, cfg, nop(format!("EXPOSE {}", shown.join(" "))))
+                    .await?;
+            }
+            Kind::Volume(vols) => {
+                let mut shown = Vec::new();
+                for v in vols {
+                    let v = self.expand(st, v)?;
+                    if v.trim().is_empty() {
+                        return Err(BuildError::Step(
+                            "VOLUME specified can not be an empty string".into(),
+                        ));
+                    }
+                    cfg["Volumes"][&v] = json!({});
+                    shown.push(v);
+                }
+                self.config_step(st, cfg, nop(format!("VOLUME [{}]", shown.join(" "))))
+                    .await?;
+            }
+            Kind::User(u) => {
+                let u = self.expand(st, u)?;
+                cfg["User"] = json!(u);
+                self.config_step(st, cfg, nop(format!("USER {u}"))).await?;
+            }
+            Kind::Stopsignal(s) => {
+                let s = self.expand(st, s)?;
+                crate::daemon::ops::signal_number(&s).map_err(|e| BuildError::Step(e.message))?;
+                cfg["StopSignal"] = json!(s);
+                self.config_step(st, cfg, nop(format!("STOPSIGNAL {s}")))
+                    .await?;
+            }
+            Kind::Shell(sh) => {
+                if sh.is_empty() {
+                    return Err(BuildError::Step(
+                        "SHELL requires at least one argument".into(),
+                    ));
+                }
+                st.shell = sh.clone();
+                cfg["Shell"] = json!(sh);
+                self.config_step(st, cfg, nop(format!("SHELL {}", quoted_list(sh))))
+                    .await?;
+            }
+            Kind::Healthcheck(h) => {
+                cfg["Healthcheck"] = match h {
+                    None => json!({"Test": ["NONE"]}),
+                    Some(h) => json!({
+                        "Test": h.test,
+                        "Interval": h.interval_ns,
+                        "Timeout": h.timeout_ns,
+                        "StartPeriod": h.start_period_ns,
+                        "StartInterval": h.start_interval_ns,
+                        "Retries": h.retries,
+                    }),
+                };
+                let shown = match h {
+                    None => "NONE".to_string(),
+                    Some(h) => quoted_list(&h.test),
+                };
+                self.config_step(st, cfg, nop(format!("HEALTHCHECK {shown}")))
+                    .await?;
+            }
+            Kind::Onbuild(trigger) => {
+                let mut list = cfg["OnBuild"].as_array().cloned().unwrap_or_default();
+                list.push(json!(trigger));
+                cfg["OnBuild"] = Value::Array(list);
+                self.config_step(st, cfg, nop(format!("ONBUILD {trigger}")))
+                    .await?;
+            }
+            Kind::Workdir(w) => {
+                let w = self.expand(st, w)?;
+                let cur = cfg["WorkingDir"].as_str().unwrap_or("/").to_string();
+                let dir = if w.starts_with('/') {
+                    crate::daemon::volumes::clean(&w)
+                } else {
+                    crate::daemon::volumes::clean(&format!("{cur}/{w}"))
+                };
+                cfg["WorkingDir"] = json!(dir);
+                self.workdir_step(st, cfg, &dir).await?;
+            }
+            Kind::Run { cmd } => self.run_step(st, cmd).await?,
+            Kind::Copy {
+                from,
+                chown,
+                chmod,
+                srcs,
+                dest,
+            } => {
+                self.copy_step(
+                    df,
+                    st,
+                    "COPY",
+                    from.as_deref(),
+                    chown.as_deref(),
+                    chmod.as_deref(),
+                    srcs,
+                    dest,
+                )
+                .await?
+            }
+            Kind::Add {
+                chown,
+                chmod,
+                srcs,
+                dest,
+            } => {
+                self.copy_step(
+                    df,
+                    st,
+                    "ADD",
+                    None,
+                    chown.as_deref(),
+                    chmod.as_deref(),
+                    srcs,
+                    dest,
+                )
+                .await?
+            }
+        }
+        Ok(())
+    }
+
+    /// CMD, ENTRYPOINT and RUN as the argument list the image keeps.
+    pub(super) fn command_list(&self, st: &Stage, c: &CommandForm) -> Vec<String> {
+        match c {
+            CommandForm::Exec(v) => v.clone(),
+            CommandForm::Shell(s) => {
+                let mut v = st.shell.clone();
+                v.push(s.clone());
+                v
+            }
+        }
+    }
+
+    /// WORKDIR: the directory is made in the image when it is missing (a
+    /// layer of its own), then the config changes.
+    async fn workdir_step(
+        &mut self,
+        st: &mut Stage,
+        cfg: Value,
+        dir: &str,
+    ) -> Result<(), BuildError> {
+        let created_by = format!("/bin/sh -c #(nop) WORKDIR {dir}");
+        let key = super::cache::key(&[&st.image.id, "workdir", &created_by, &cfg.to_string()]);
+        if let Some(hit) = self.cached(&key, &st.image).await {
+            self.out.stream(" ---> Using cache\n").await;
+            st.image = hit;
+            return Ok(());
+        }
+        let c = self.scratch_container(&st.image).await?;
+        let exists = self
+            .d
+            .lc
+            .snapshots()
+            .stat(self.d.lc.req(api::ArchiveRequest {
+                key: c.clone(),
+                path: format!("{dir}/"),
+            }))
+            .await
+            .is_ok();
+        let made = if exists {
+            self.drop_scratch(&c).await;
+            self.derive(&st.image, cfg, &created_by, None).await?
+        } else {
+            self.write_archive(&c, dir, Vec::new()).await?;
+            let m = self.derive(&st.image, cfg, &created_by, Some(&c)).await?;
+            self.drop_scratch(&c).await;
+            m
+        };
+        self.remember(&key, &st.image, &made, &created_by);
+        st.image = made;
+        Ok(())
+    }
+
+    /// Writes a tar (an empty one makes just the directory) at `dir` in a
+    /// scratch container, making the directory when missing.
+    async fn write_archive(
+        &self,
+        container: &str,
+        dir: &str,
+        tar: Vec<u8>,
+    ) -> Result<(), BuildError> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<api::WriteArchiveRequest>(8);
+        let _ = tx
+            .send(api::WriteArchiveRequest {
+                kind: Some(api::write_archive_request::Kind::Target(
+                    api::ArchiveRequest {
+                        key: container.to_string(),
+                        path: dir.to_string(),
+                    },
+                )),
+                no_overwrite_dir_non_dir: false,
+                create_path: true,
+            })
+            .await;
+        let data = if tar.is_empty() {
+            let mut b = tar::Builder::new(Vec::new());
+            let _ = b.finish();
+            b.into_inner().unwrap_or_default()
+        } else {
+            tar
+        };
+        tokio::spawn(async move {
+            for chunk in data.chunks(128 << 10) {
+                let m = api::WriteArchiveRequest {
+                    kind: Some(api::write_archive_request::Kind::Chunk(chunk.to_vec())),
+                    no_overwrite_dir_non_dir: false,
+                    create_path: false,
+                };
+                if tx.send(m).await.is_err() {
+                    return;
+                }
+            }
+        });
+        self.d
+            .lc
+            .snapshots()
+            .write_archive(
+                self.d
+                    .lc
+                    .req(tokio_stream::wrappers::ReceiverStream::new(rx)),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `--chown=user:group` as ids, resolved in the image being built.
+    async fn owner(&self, container: &str, chown: Option<&str>) -> Result<(u32, u32), BuildError> {
+        let Some(spec) = chown.filter(|c| !c.is_empty()) else {
+            return Ok((0, 0));
+        };
+        let (u, g) = spec.split_once(':').unwrap_or((spec, ""));
+        let uid = match u.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                crate::daemon::files::resolve_user(&self.d.lc, container, u, &[])
+                    .await?
+                    .0
+            }
+        };
+        let gid = if g.is_empty() {
+            // Docker: a user without a group uses the uid as the gid.
+            uid
+        } else {
+            match g.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => {
+                    crate::daemon::files::resolve_user(
+                        &self.d.lc,
+                        container,
+                        &format!("0:{g}"),
+                        &[],
+                    )
+                    .await?
+                    .1
+                }
+            }
+        };
+        Ok((uid, gid))
+    }
+
+    /// The sources of `COPY --from`: the named paths of a stage or image,
+    /// copied out into a directory of the build's, as a root to find them in.
+    async fn sources_of(
+        &mut self,
+        df: &Dockerfile,
+        from: &str,
+        srcs: &[String],
+    ) -> Result<std::path::PathBuf, BuildError> {
+        let image = match from.parse::<usize>().ok().or_else(|| df.stage_index(from)) {
+            Some(i) => self.stages.get(&i).cloned().ok_or_else(|| {
+                BuildError::Step(format!(
+                    "COPY --from={from}: that stage is not built before this one"
+                ))
+            })?,
+            None => self.image(from).await?,
+        };
+        self.copies_from += 1;
+        let root = self.work.join(format!("from-{}", self.copies_from));
+        std::fs::create_dir_all(&root).map_err(|e| BuildError::Internal(e.to_string()))?;
+        let c = self.scratch_container(&image).await?;
+        for s in srcs {
+            // What to fetch: the part of the path before any wildcard.
+            let fixed: Vec<&str> = s
+                .split('/')
+                .filter(|p| !p.is_empty())
+                .take_while(|p| !p.contains(['*', '?', '[']))
+                .collect();
+            let path = format!("/{}", fixed.join("/"));
+            let parent = std::path::Path::new(&path)
+                .parent()
+                .map(|p| p.to_path_buf())
+                .unwrap_or_default();
+            let into = root.join(parent.strip_prefix("/").unwrap_or(&parent));
+            std::fs::create_dir_all(&into).map_err(|e| BuildError::Internal(e.to_string()))?;
+            let tar = match crate::daemon::files::read_archive(&self.d.lc, &c, &path).await {
+                Ok(t) => t,
+                Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let into2 = into.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut a = tar::Archive::new(&tar[..]);
+                a.set_preserve_permissions(true);
+                a.set_preserve_mtime(true);
+                a.unpack(&into2)
+            })
+            .await
+            .map_err(|e| BuildError::Internal(e.to_string()))?
+            .map_err(|e| BuildError::Step(format!("COPY --from={from}: {e}")))?;
+        }
+        self.drop_scratch(&c).await;
+        Ok(root)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_step(
+        &mut self,
+        df: &Dockerfile,
+        st: &mut Stage,
+        what: &str,
+        from: Option<&str>,
+        chown: Option<&str>,
+        chmod: Option<&str>,
+        srcs: &[String],
+        dest: &str,
+    ) -> Result<(), BuildError> {
+        let srcs: Vec<String> = srcs
+            .iter()
+            .map(|s| self.expand(st, s))
+            .collect::<Result<_, _>>()?;
+        let dest = self.expand(st, dest)?;
+        let chown = chown.map(|c| self.expand(st, c)).transpose()?;
+        let chmod = match chmod {
+            Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| {
+                BuildError::Step(format!(
+                    "invalid chmod parameter {m:?}: an octal mode like 0755"
+                ))
+            })?),
+            None => None,
+        };
+        let workdir = st.image.config["config"]["WorkingDir"]
+            .as_str()
+            .unwrap_or("/")
+            .to_string();
+        let abs_dest = if dest.starts_with('/') {
+            dest.clone()
+        } else {
+            let trailing = if dest.ends_with('/') || dest == "." {
+                "/"
+            } else {
+                ""
+            };
+            format!(
+                "{}/{}{trailing}",
+                workdir.trim_end_matches('/'),
+                dest.trim_start_matches("./")
+            )
+        };
+        let root = match from {
+            Some(f) => self.sources_of(df, f, &srcs).await?,
+            None => self.ctx.clone(),
+        };
+        let c = self.scratch_container(&st.image).await?;
+        let stat = self
+            .d
+            .lc
+            .snapshots()
+            .stat(self.d.lc.req(api::ArchiveRequest {
+                key: c.clone(),
+                path: abs_dest.clone(),
+            }))
+            .await;
+        let dest_is_dir = match stat {
+            Ok(s) => Some(s.into_inner().mode & libc::S_IFMT == libc::S_IFDIR),
+            Err(_) => None,
+        };
+        let mut plan = copy::plan(&root, &srcs, &abs_dest, dest_is_dir, what == "ADD", what)?;
+        plan.owner = self.owner(&c, chown.as_deref()).await?;
+        plan.chmod = chmod;
+        let p2 = plan.clone();
+        let digest = tokio::task::spawn_blocking(move || p2.digest())
+            .await
+            .map_err(|e| BuildError::Internal(e.to_string()))??;
+        let created_by = format!("/bin/sh -c #(nop) {what} {}:{digest} in {dest} ", plan.what);
+        let key = super::cache::key(&[
+            &st.image.id,
+            what,
+            &created_by,
+            &format!("{:?}{:?}", plan.owner, plan.chmod),
+        ]);
+        if let Some(hit) = self.cached(&key, &st.image).await {
+            self.drop_scratch(&c).await;
+            self.out.stream(" ---> Using cache\n").await;
+            st.image = hit;
+            return Ok(());
+        }
+        let p3 = plan.clone();
+        let tar = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            p3.write_tar(&mut out).map(|()| out)
+        })
+        .await
+        .map_err(|e| BuildError::Internal(e.to_string()))?
+        .map_err(|e| BuildError::Step(format!("{what} failed: {e}")))?;
+        self.write_archive(&c, &plan.dir, tar).await?;
+        let made = self
+            .derive(&st.image, st.cfg(), &created_by, Some(&c))
+            .await?;
+        self.drop_scratch(&c).await;
+        self.remember(&key, &st.image, &made, &created_by);
+        st.image = made;
+        Ok(())
+    }
+}
+
+/// EXPOSE's forms: 80, 80/udp, 8000-8002/tcp.
+fn expand_port(p: &str) -> Result<Vec<String>, BuildError> {
+    let (ports, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(BuildError::Step(format!("invalid proto: {proto}")));
+    }
+    let bad = || BuildError::Step(format!("invalid containerPort: {ports}"));
+    let (lo, hi) = ports.split_once('-').unwrap_or((ports, ports));
+    let lo: u16 = lo.parse().map_err(|_| bad())?;
+    let hi: u16 = hi.parse().map_err(|_| bad())?;
+    if hi < lo {
+        return Err(bad());
+    }
+    Ok((lo..=hi).map(|n| format!("{n}/{proto}")).collect())
+}
+
+/// A pull that failed, as Docker words it for a FROM.
+fn pull_error(full: &str, e: &tonic::Status) -> BuildError {
+    let fam = crate::daemon::images::familiar(full);
+    if e.code() == tonic::Code::NotFound || e.message().contains("not found") {
+        BuildError::Step(format!(
+            "pull access denied for {fam}, repository does not exist or may require 'docker login': {}",
+            e.message()
+        ))
+    } else {
+        BuildError::Step(format!("pulling {fam}: {}", e.message()))
+    }
+}

@@ -1,0 +1,604 @@
+//! Image builds through berthd's classic builder, driven by `berth build`,
+//! the real docker CLI (legacy builder), docker-py and docker-compose:
+//! every instruction checked in the image's config and files, the cache's
+//! rules, multi-stage targets, .dockerignore, bad input, and a build cut
+//! off by a berthd SIGKILL leaving nothing behind.
+
+use std::path::{Path, PathBuf};
+
+use integration_tests::stack::{Out, Stack, docker_cli};
+
+fn stack() -> Stack {
+    let s = Stack::start();
+    s.load_busybox();
+    s
+}
+
+/// A build context of the stack's own, from (path, contents) pairs.
+fn context(s: &Stack, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = s.dir.path().join(name);
+    for (p, data) in files {
+        let f = dir.join(p);
+        std::fs::create_dir_all(f.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(&f, data).expect("writing the context");
+    }
+    dir
+}
+
+fn build(s: &Stack, dir: &Path, args: &[&str]) -> Out {
+    let mut a = vec!["build"];
+    a.extend_from_slice(args);
+    let d = dir.to_string_lossy().into_owned();
+    a.push(&d);
+    s.berth(&a)
+}
+
+fn inspect(s: &Stack, image: &str) -> serde_json::Value {
+    let out = s.berth(&["image", "inspect", image]).ok().to_string();
+    serde_json::from_str::<serde_json::Value>(&out).expect("inspect JSON")[0].clone()
+}
+
+fn run(s: &Stack, image: &str, cmd: &[&str]) -> String {
+    let mut a = vec!["run", "--rm", "--network", "none", image];
+    a.extend_from_slice(cmd);
+    s.berth(&a).ok().to_string()
+}
+
+/// The steps an output took from the cache.
+fn cached(out: &str) -> usize {
+    out.matches("Using cache").count()
+}
+
+#[test]
+fn every_instruction_lands_in_the_image() {
+    let s = stack();
+    let mut tarball = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(6);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tarball
+        .append_data(&mut h, "inside/unpacked.txt", &b"packed"[..])
+        .unwrap();
+    let tar_bytes = tarball.into_inner().unwrap();
+    let dir = context(
+        &s,
+        "all",
+        &[
+            (
+                "Dockerfile",
+                r#"# syntax=docker/dockerfile:1
+ARG BASE=busybox
+FROM ${BASE}
+LABEL org.example.name="all of it" version=1
+ENV GREETING=hello \
+    TARGET=world
+ENV OLD style value
+ARG WHO=builder
+RUN echo "$GREETING $TARGET from $WHO" > /greeting && \
+    mkdir -p /data
+COPY --chown=1000:100 --chmod=600 secret.txt /etc/app/
+COPY src/ /app/src/
+ADD bundle.tar /opt/
+WORKDIR /srv/site
+WORKDIR sub
+USER 1000
+EXPOSE 8080 53/udp
+VOLUME ["/data"]
+STOPSIGNAL SIGUSR1
+HEALTHCHECK --interval=5s --timeout=2s --retries=2 CMD ["true"]
+ONBUILD RUN echo child
+SHELL ["/bin/sh", "-ec"]
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["cat /greeting"]
+"#,
+            ),
+            ("secret.txt", "s3cret\n"),
+            ("src/main.c", "int main(void) { return 0; }\n"),
+            ("src/lib/util.h", "#define X 1\n"),
+        ],
+    );
+    std::fs::write(dir.join("bundle.tar"), tar_bytes).unwrap();
+    let out = build(&s, &dir, &["-t", "all:v1", "--build-arg", "WHO=tests"]);
+    let text = out.ok();
+    assert!(text.contains("Step 1/21 : ARG BASE=busybox"), "{text}");
+    assert!(text.contains("Successfully built "), "{text}");
+    assert!(text.contains("Successfully tagged all:v1"), "{text}");
+    let i = inspect(&s, "all:v1");
+    let c = &i["Config"];
+    let env: Vec<String> = serde_json::from_value(c["Env"].clone()).unwrap();
+    assert!(env.contains(&"GREETING=hello".to_string()), "{env:?}");
+    assert!(env.contains(&"TARGET=world".to_string()), "{env:?}");
+    assert!(env.contains(&"OLD=style value".to_string()), "{env:?}");
+    assert!(
+        !env.iter().any(|e| e.starts_with("WHO=")),
+        "build args stay out: {env:?}"
+    );
+    assert_eq!(c["Labels"]["org.example.name"], "all of it");
+    assert_eq!(c["Labels"]["version"], "1");
+    assert_eq!(c["WorkingDir"], "/srv/site/sub");
+    assert_eq!(c["User"], "1000");
+    assert!(c["ExposedPorts"]["8080/tcp"].is_object() && c["ExposedPorts"]["53/udp"].is_object());
+    assert!(c["Volumes"]["/data"].is_object());
+    assert_eq!(c["StopSignal"], "SIGUSR1");
+    assert_eq!(c["Healthcheck"]["Test"], serde_json::json!(["CMD", "true"]));
+    assert_eq!(c["Healthcheck"]["Interval"], 5_000_000_000i64);
+    assert_eq!(c["Healthcheck"]["Retries"], 2);
+    assert_eq!(c["OnBuild"], serde_json::json!(["RUN echo child"]));
+    assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
+    assert_eq!(c["Cmd"], serde_json::json!(["cat /greeting"]));
+    assert!(!i["Parent"].as_str().unwrap_or("").is_empty(), "{i}");
+    // The files, as the container sees them.
+    assert_eq!(run(&s, "all:v1", &[]), "hello world from tests");
+    let stat = run(
+        &s,
+        "all:v1",
+        &[
+            "stat -c '%u:%g %a' /etc/app/secret.txt; cat /app/src/main.c /app/src/lib/util.h /opt/inside/unpacked.txt; ls -d /srv/site/sub /data",
+        ],
+    );
+    assert!(stat.contains("1000:100 600"), "{stat}");
+    assert!(
+        stat.contains("int main") && stat.contains("#define X 1"),
+        "{stat}"
+    );
+    assert!(stat.contains("packed"), "ADD unpacks a local tar: {stat}");
+    assert!(
+        stat.contains("/srv/site/sub") && stat.contains("/data"),
+        "{stat}"
+    );
+    // History as Docker writes it, shown by `history`.
+    let hist = s
+        .berth(&[
+            "history",
+            "--no-trunc",
+            "--format",
+            "{{.CreatedBy}}",
+            "all:v1",
+        ])
+        .ok()
+        .to_string();
+    assert!(
+        hist.contains("/bin/sh -c #(nop)  CMD [\"cat /greeting\"]"),
+        "{hist}"
+    );
+    assert!(hist.contains("|1 WHO=tests /bin/sh -c echo"), "{hist}");
+    assert!(hist.contains("COPY file:"), "{hist}");
+    // ONBUILD fires in a child build.
+    let child = context(
+        &s,
+        "child",
+        &[("Dockerfile", "FROM all:v1\nUSER 0\nCMD [\"true\"]\n")],
+    );
+    let out = build(&s, &child, &["-t", "child"]).ok().to_string();
+    assert!(out.contains("Executing 1 build trigger"), "{out}");
+    assert!(out.contains("child"), "{out}");
+    assert!(inspect(&s, "child")["Config"]["OnBuild"].is_null());
+}
+
+#[test]
+fn the_cache_reuses_exactly_what_did_not_change() {
+    let s = stack();
+    let dir = context(
+        &s,
+        "cache",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nARG V=1\nRUN echo run-$V > /v\nCOPY a.txt /a.txt\nCOPY b.txt /b.txt\nCMD [\"cat\", \"/a.txt\", \"/b.txt\", \"/v\"]\n",
+            ),
+            ("a.txt", "a\n"),
+            ("b.txt", "b\n"),
+        ],
+    );
+    let first = build(&s, &dir, &["-t", "c"]).ok().to_string();
+    assert_eq!(cached(&first), 0, "{first}");
+    let id1 = inspect(&s, "c")["Id"].as_str().unwrap().to_string();
+    // Nothing changed: every step from the cache, the same image.
+    let again = build(&s, &dir, &["-t", "c"]).ok().to_string();
+    assert_eq!(cached(&again), 5, "{again}");
+    assert_eq!(inspect(&s, "c")["Id"], id1.as_str());
+    // A new mtime alone is the same file.
+    let f = std::fs::File::options()
+        .write(true)
+        .open(dir.join("b.txt"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(cached(build(&s, &dir, &["-t", "c"]).ok()), 5);
+    // One byte of b.txt: only its COPY and what follows.
+    std::fs::write(dir.join("b.txt"), "B\n").unwrap();
+    let out = build(&s, &dir, &["-t", "c"]).ok().to_string();
+    assert_eq!(cached(&out), 3, "{out}");
+    assert_eq!(run(&s, "c", &[]), "a\nB\nrun-1");
+    // One mode bit of a.txt: its COPY and after.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("a.txt"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = build(&s, &dir, &["-t", "c"]).ok().to_string();
+    assert_eq!(cached(&out), 2, "{out}");
+    // A build arg the RUN uses: the RUN and after.
+    let out = build(&s, &dir, &["-t", "c", "--build-arg", "V=2"])
+        .ok()
+        .to_string();
+    assert_eq!(cached(&out), 1, "{out}");
+    assert_eq!(run(&s, "c", &[]), "a\nB\nrun-2");
+    // --no-cache builds everything.
+    let out = build(&s, &dir, &["-t", "c", "--no-cache"]).ok().to_string();
+    assert_eq!(cached(&out), 0, "{out}");
+    // The cache (its newest entries: the --no-cache build's) outlives the
+    // daemons.
+    let mut s = s;
+    s.kill9_berthd();
+    s.lc_mut().kill9();
+    s.lc_mut().spawn();
+    s.spawn_berthd();
+    let out = build(&s, &dir, &["-t", "c"]).ok().to_string();
+    assert_eq!(cached(&out), 5, "{out}");
+    // builder prune empties it.
+    let pruned = s.berth(&["builder", "prune", "-f"]).ok().to_string();
+    assert!(pruned.contains("Total reclaimed space"), "{pruned}");
+    let out = build(&s, &dir, &["-t", "c"]).ok().to_string();
+    assert_eq!(cached(&out), 0, "{out}");
+    assert_eq!(run(&s, "c", &[]), "a\nB\nrun-1");
+}
+
+#[test]
+fn parallel_builds_give_correct_images() {
+    let s = stack();
+    let dirs: Vec<PathBuf> = (0..3)
+        .map(|i| {
+            let df = "FROM busybox\nRUN echo same > /same\nCOPY n.txt /n\nCMD [\"cat\", \"/same\", \"/n\"]\n";
+            context(&s, &format!("par{i}"), &[("Dockerfile", df), ("n.txt", &format!("{i}\n"))])
+        })
+        .collect();
+    std::thread::scope(|sc| {
+        for (i, d) in dirs.iter().enumerate() {
+            let s = &s;
+            sc.spawn(move || {
+                build(s, d, &["-t", &format!("par{i}")]).ok();
+            });
+        }
+    });
+    for i in 0..3 {
+        assert_eq!(run(&s, &format!("par{i}"), &[]), format!("same\n{i}"));
+    }
+}
+
+#[test]
+fn multi_stage_builds_only_what_the_target_needs() {
+    let s = stack();
+    let dir = context(
+        &s,
+        "multi",
+        &[(
+            "Dockerfile",
+            r#"FROM busybox AS tool
+RUN mkdir -p /out && echo '#!/bin/sh' > /out/hello && echo 'echo compiled hello' >> /out/hello && chmod 755 /out/hello
+
+FROM busybox AS unused
+RUN echo never-built
+
+FROM tool AS build
+RUN /out/hello > /out/result.txt
+
+FROM busybox
+COPY --from=build /out/result.txt /result.txt
+COPY --from=0 /out/hello /usr/local/bin/
+CMD ["sh", "-c", "cat /result.txt && hello"]
+"#,
+        )],
+    );
+    let out = build(&s, &dir, &["-t", "multi"]).ok().to_string();
+    assert!(!out.contains("never-built"), "an unneeded stage ran: {out}");
+    assert_eq!(run(&s, "multi", &[]), "compiled hello\ncompiled hello");
+    // --target stops at a stage.
+    let out = build(&s, &dir, &["-t", "multi-tool", "--target", "tool"])
+        .ok()
+        .to_string();
+    assert!(!out.contains("result.txt"), "{out}");
+    assert_eq!(run(&s, "multi-tool", &["/out/hello"]), "compiled hello");
+    let bad = build(&s, &dir, &["--target", "nope"]);
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.stderr.contains("failed to reach build target nope"),
+        "{bad:?}"
+    );
+}
+
+#[test]
+fn dockerignore_is_applied_with_dockers_rules() {
+    let s = stack();
+    let dir = context(
+        &s,
+        "ignore",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY . /ctx/\nCMD [\"find\", \"/ctx\", \"-type\", \"f\"]\n",
+            ),
+            (
+                ".dockerignore",
+                "**/*.log\nsecrets\n!secrets/public.txt\nDockerfile\n",
+            ),
+            ("app.txt", "app"),
+            ("deep/a/b.log", "log"),
+            ("top.log", "log"),
+            ("secrets/key.pem", "key"),
+            ("secrets/public.txt", "pub"),
+        ],
+    );
+    build(&s, &dir, &["-t", "ign"]).ok();
+    let mut files: Vec<String> = run(&s, "ign", &[]).lines().map(String::from).collect();
+    files.sort();
+    assert_eq!(
+        files,
+        vec![
+            "/ctx/.dockerignore",
+            "/ctx/app.txt",
+            "/ctx/secrets/public.txt"
+        ],
+        "the Dockerfile is read, then excluded as it asks"
+    );
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_leaves_nothing() {
+    let s = stack();
+    let case = |name: &str, dockerfile: &str, want: &str| {
+        let dir = context(&s, name, &[("Dockerfile", dockerfile), ("ok.txt", "x")]);
+        let out = build(&s, &dir, &["-t", "keep"]);
+        assert_ne!(out.code, 0, "{name}: {out:?}");
+        assert!(
+            out.stderr.contains(want),
+            "{name}: want {want:?} in {out:?}"
+        );
+        out
+    };
+    // A good build holds the tag; failing ones must not move it.
+    let good = context(
+        &s,
+        "good",
+        &[("Dockerfile", "FROM busybox\nCMD [\"echo\", \"kept\"]\n")],
+    );
+    build(&s, &good, &["-t", "keep"]).ok();
+    let kept = inspect(&s, "keep")["Id"].as_str().unwrap().to_string();
+    case("unknown", "FROM busybox\nFOO bar\n", "unknown instruction");
+    case(
+        "missing",
+        "FROM busybox\nCOPY nothing-here /x\n",
+        "nothing-here",
+    );
+    case(
+        "outside",
+        "FROM busybox\nCOPY ../../etc/passwd /x\n",
+        "outside the build context",
+    );
+    // A registry nobody serves (loopback, refused at once).
+    case("noimage", "FROM 127.0.0.1:1/none:1\n", "127.0.0.1:1/none");
+    case(
+        "heredoc",
+        "FROM busybox\nRUN <<EOF\necho hi\nEOF\n",
+        "heredoc",
+    );
+    case(
+        "url",
+        "FROM busybox\nADD https://example.com/x /x\n",
+        "no network",
+    );
+    let out = case(
+        "failing",
+        "FROM busybox\nRUN echo before\nRUN exit 3\n",
+        "returned a non-zero code: 3",
+    );
+    assert_eq!(out.code, 3, "the exit status is the command's: {out:?}");
+    assert_eq!(
+        inspect(&s, "keep")["Id"],
+        kept.as_str(),
+        "a failed build moved the tag"
+    );
+    assert!(
+        s.berth(&["ps", "-aq"]).ok().is_empty(),
+        "intermediate containers were left"
+    );
+    // The client's own mistakes.
+    let out = s.berth(&["build", "-f", "../Dockerfile", &good.to_string_lossy()]);
+    assert_ne!(out.code, 0);
+    let garbage = s.berth_stdin(&["build", "-"], &[0x1f, 0x8b, 0, 1, 2, 3]);
+    assert_ne!(garbage.code, 0, "{garbage:?}");
+    let (code, body) = s.api("POST", "/build?t=x&platform=linux/s390x", Some(""));
+    assert_eq!(code, 400, "{body}");
+    // A Dockerfile on stdin, as its only context.
+    let out = s.berth_stdin(
+        &["build", "-t", "fromstdin", "-"],
+        b"FROM busybox\nRUN echo stdin > /s\n",
+    );
+    out.ok();
+    assert_eq!(run(&s, "fromstdin", &["cat", "/s"]), "stdin");
+    assert!(s.berth(&["ps", "-aq"]).ok().is_empty());
+}
+
+#[test]
+fn a_build_cut_off_by_a_berthd_kill_leaves_nothing_after_restart() {
+    let mut s = stack();
+    let dir = context(
+        &s,
+        "slow",
+        &[("Dockerfile", "FROM busybox\nCOPY . /c\nRUN sleep 60\n")],
+    );
+    let mut c = s.berth_cmd();
+    c.args(["build", "-t", "slow", &dir.to_string_lossy()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().expect("berth build");
+    assert!(
+        integration_tests::eventually(30, || !s
+            .berth(&["ps", "-aq", "--filter", "label=berth.build"])
+            .ok()
+            .is_empty()),
+        "the RUN never started"
+    );
+    s.kill9_berthd();
+    let _ = child.kill();
+    let _ = child.wait();
+    s.spawn_berthd();
+    assert!(
+        integration_tests::eventually(30, || s.berth(&["ps", "-aq"]).ok().is_empty()),
+        "the build's container outlived the restart: {}",
+        s.berth(&["ps", "-a"]).stdout
+    );
+    let build_dir = s.exec_root.join("build");
+    assert!(
+        !build_dir.exists() || std::fs::read_dir(&build_dir).unwrap().next().is_none(),
+        "the build's directory was left"
+    );
+    let lc = s
+        .command(
+            &integration_tests::bin("berth-ctr").to_string_lossy(),
+            &[
+                "--address",
+                &s.lc().address.to_string_lossy(),
+                "-n",
+                "berth",
+                "containers",
+                "ls",
+                "-q",
+            ],
+        )
+        .stdout;
+    assert!(
+        lc.trim().is_empty(),
+        "lifecycled kept build containers: {lc}"
+    );
+}
+
+#[test]
+fn images_built_push_and_pull_back_byte_identical() {
+    let s = stack();
+    let reg = integration_tests::registry::Registry::start();
+    let dir = context(
+        &s,
+        "push",
+        &[("Dockerfile", "FROM busybox\nRUN echo pushed > /p\n")],
+    );
+    let name = format!("{}/built:1", reg.host);
+    build(&s, &dir, &["-t", &name]).ok();
+    let before = inspect(&s, &name);
+    s.berth(&["push", &name]).ok();
+    s.berth(&["rmi", &name]).ok();
+    s.berth(&["pull", &name]).ok();
+    let after = inspect(&s, &name);
+    assert_eq!(before["Id"], after["Id"]);
+    assert_eq!(before["RootFS"], after["RootFS"]);
+    assert_eq!(run(&s, &name, &["cat", "/p"]), "pushed");
+}
+
+#[test]
+fn the_docker_cli_builds_with_the_classic_builder() {
+    let Some(_) = docker_cli() else { return };
+    let s = stack();
+    let dir = context(
+        &s,
+        "dockercli",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nARG X=1\nCOPY f.txt /f\nRUN cat /f > /g\nCMD [\"cat\", \"/g\"]\n",
+            ),
+            ("f.txt", "from docker\n"),
+        ],
+    );
+    let iid = s.dir.path().join("iid");
+    for env in [Some("0"), None] {
+        let mut c = s.docker_cmd();
+        if let Some(v) = env {
+            c.env("DOCKER_BUILDKIT", v);
+        } else {
+            c.env_remove("DOCKER_BUILDKIT");
+        }
+        c.args([
+            "build",
+            "-t",
+            "fromdocker",
+            "--build-arg",
+            "X=2",
+            "--iidfile",
+        ])
+        .arg(&iid)
+        .arg(&dir);
+        let out = s.run(c, None);
+        assert_eq!(out.code, 0, "DOCKER_BUILDKIT={env:?}: {out:?}");
+        assert!(
+            std::fs::read_to_string(&iid)
+                .unwrap()
+                .starts_with("sha256:")
+        );
+    }
+    assert_eq!(s.docker(&["run", "--rm", "fromdocker"]).ok(), "from docker");
+    let mut c = s.docker_cmd();
+    c.env("DOCKER_BUILDKIT", "0").args(["build", "-q", "-"]);
+    let out = s.run(c, Some(b"FROM busybox\nRUN false\n"));
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("returned a non-zero code: 1"),
+        "{out:?}"
+    );
+    let hist = s.docker(&["history", "fromdocker"]).ok().to_string();
+    assert!(
+        hist.contains("CMD [\"cat\" \"/g\"]") || hist.contains("CMD"),
+        "{hist}"
+    );
+}
+
+#[test]
+fn docker_py_and_compose_build() {
+    let s = stack();
+    let dir = context(
+        &s,
+        "py",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox AS base\nARG MSG=default\nRUN echo $MSG > /msg\nFROM base AS final\nCMD [\"cat\", \"/msg\"]\n",
+            ),
+            (
+                "docker-compose.yml",
+                "version: '3.8'\nservices:\n  app:\n    image: composed:latest\n    build:\n      context: .\n      dockerfile: Dockerfile\n      target: final\n      args:\n        MSG: from-compose\n",
+            ),
+        ],
+    );
+    let script = format!(
+        r#"
+import docker
+c = docker.from_env(timeout=120)
+image, logs = c.images.build(path={dir:?}, tag="pybuilt", buildargs={{"MSG": "from-py"}})
+assert "pybuilt:latest" in image.tags, image.tags
+assert any("Successfully built" in l.get("stream", "") for l in logs), list(logs)
+out = c.containers.run("pybuilt", remove=True)
+assert out == b"from-py\n", out
+try:
+    c.images.build(fileobj=__import__("io").BytesIO(b"FROM busybox\nRUN exit 7\n"), tag="pyfail")
+    raise AssertionError("a failing build did not raise")
+except docker.errors.BuildError as e:
+    assert "non-zero code: 7" in str(e), str(e)
+print("ok")
+"#,
+        dir = dir.to_string_lossy()
+    );
+    let out = s.command("python3", &["-c", &script]);
+    assert_eq!(out.stdout.trim(), "ok", "{out:?}");
+    let compose = ["/usr/bin/docker-compose", "/usr/local/bin/docker-compose"]
+        .iter()
+        .find(|p| Path::new(p).exists());
+    let Some(compose) = compose else {
+        eprintln!("docker-compose is not installed: skipping its part");
+        return;
+    };
+    let mut c = std::process::Command::new(compose);
+    c.current_dir(&dir)
+        .env("DOCKER_HOST", &s.host)
+        .args(["-p", "buildtest", "build"]);
+    let out = s.run(c, None);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(run(&s, "composed", &[]), "from-compose");
+}
