@@ -25,3 +25,91 @@ busybox_tar() {
 
 # The medians (ms) of a hyperfine JSON export, in command order.
 median_ms() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; print(' '.join('%.1f' % (x['median']*1000) for x in r))" "$1"; }
+
+# Both engines under $work, each with its own roots, sockets, bridge and
+# cgroup parent: berthd + lifecycled ($B) and dockerd + containerd ($D),
+# both with busybox:latest; everything is stopped and removed on exit.
+# Needs $work, $rel and $DOCKER_CLI; defines start_lifecycled,
+# start_berthd and start_dockerd for restarts.
+engines_start() {
+  pids=()
+  cleanup() {
+    set +e
+    [ -n "${B:-}" ] && $B ps -aq 2>/dev/null | xargs -r -n 50 $B rm -f >/dev/null 2>&1
+    [ -n "${D:-}" ] && $D ps -aq 2>/dev/null | xargs -r -n 50 $D rm -f >/dev/null 2>&1
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    sleep 1
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+    # Shims and containers outlive their daemons by design: end the shims
+    # under our roots, then every process left in the bench's cgroups.
+    for f in "$work"/b/lc-state/tasks/*/*/shim.pid "$work"/d/containerd-state/io.containerd.runtime.v2.task/moby/*/shim.pid; do
+      [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
+    done
+    for f in /sys/fs/cgroup/*/berth-bench*/cgroup.procs /sys/fs/cgroup/*/berth-bench*/*/cgroup.procs; do
+      [ -f "$f" ] && xargs -r kill -9 < "$f" 2>/dev/null
+    done
+    sleep 0.5
+    grep -E " $work" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+    for c in /sys/fs/cgroup/*/berth-bench* /sys/fs/cgroup/berth-bench*; do
+      [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null
+    done
+    ip link delete bbench0 2>/dev/null
+    ip link delete dbench0 2>/dev/null
+    [ -f "$work/iptables.before" ] && iptables-restore < "$work/iptables.before"
+    rm -rf "$work"
+  }
+  trap cleanup EXIT
+
+
+  # The same busybox root filesystem for both engines.
+  busybox_tar "$work"
+
+  # Both engines get a bridge of their own; the firewall is put back as it
+  # was when the bench ends.
+  iptables-save > "$work/iptables.before"
+
+  # --- berth
+  mkdir -p "$work/b"
+  printf 'cgroup_parent = "berth-bench-berth"\n' > "$work/b/lc.toml"
+  printf '{"cgroup-parent": "berth-bench-berth", "bridge": "bbench0", "bip": "10.196.0.1/24"}\n' > "$work/b/daemon.json"
+  start_lifecycled() {
+    "$rel/berth-lifecycled" --config "$work/b/lc.toml" --address "$work/b/lc.sock" \
+      --root "$work/b/lc-root" --state "$work/b/lc-state" --log-level warn >/dev/null 2>>"$work/b/lc.log" &
+    lc_pid=$!; pids+=("$lc_pid")
+  }
+  start_berthd() {
+    "$rel/berthd" --config-file "$work/b/daemon.json" -H "unix://$work/b/berthd.sock" \
+      --data-root "$work/b/engine" --exec-root "$work/b/engine-run" \
+      --lifecycled "$work/b/lc.sock" --log-level warn >/dev/null 2>>"$work/b/berthd.log" &
+    berthd_pid=$!; pids+=("$berthd_pid")
+  }
+  start_lifecycled
+  wait_for test -S "$work/b/lc.sock"
+  start_berthd
+  B="$rel/berth -H unix://$work/b/berthd.sock"
+  wait_for $B version
+  $B import --change 'CMD ["sh"]' "$work/busybox.tar" busybox:latest >/dev/null
+
+  # --- Docker
+  mkdir -p "$work/d"
+  printf 'version = 2\n[grpc]\n  address = "%s"\n[ttrpc]\n  address = "%s"\n' \
+    "$work/d/containerd.sock" "$work/d/containerd.sock.ttrpc" > "$work/d/containerd.toml"
+  containerd -c "$work/d/containerd.toml" --root "$work/d/containerd-root" \
+    --state "$work/d/containerd-state" >/dev/null 2>>"$work/d/containerd.log" &
+  ctd_pid=$!; pids+=("$ctd_pid")
+  wait_for test -S "$work/d/containerd.sock"
+  ip link add dbench0 type bridge
+  ip addr add 10.197.0.1/24 dev dbench0
+  ip link set dbench0 up
+  start_dockerd() {
+    dockerd --containerd="$work/d/containerd.sock" -H "unix://$work/d/docker.sock" \
+      --data-root "$work/d/docker" --exec-root "$work/d/exec" --pidfile "$work/d/docker.pid" \
+      --bridge=dbench0 \
+      --cgroup-parent=berth-bench-docker --live-restore >/dev/null 2>>"$work/d/dockerd.log" &
+    dockerd_pid=$!; pids+=("$dockerd_pid")
+  }
+  start_dockerd
+  D="$DOCKER_CLI -H unix://$work/d/docker.sock"
+  wait_for $D version
+  $D import --change 'CMD ["sh"]' "$work/busybox.tar" busybox:latest >/dev/null
+}

@@ -602,3 +602,71 @@ print("ok")
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(run(&s, "composed", &[]), "from-compose");
 }
+
+#[test]
+fn cache_from_reuses_the_steps_a_pulled_image_holds() {
+    let s = stack();
+    let reg = integration_tests::registry::Registry::start();
+    let dir = context(
+        &s,
+        "cachefrom",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nENV A=1\nRUN echo built > /b\nCOPY f.txt /f\nCMD [\"cat\", \"/b\", \"/f\"]\n",
+            ),
+            ("f.txt", "file\n"),
+        ],
+    );
+    let name = format!("{}/cached:1", reg.host);
+    build(&s, &dir, &["-t", &name]).ok();
+    let first = inspect(&s, &name);
+    s.berth(&["push", &name]).ok();
+    // Nothing of it left here: not the cache, not the image.
+    s.berth(&["rmi", &name]).ok();
+    s.berth(&["builder", "prune", "-f"]).ok();
+    s.berth(&["pull", &name]).ok();
+    let out = build(&s, &dir, &["-t", "again", "--cache-from", &name])
+        .ok()
+        .to_string();
+    assert_eq!(cached(&out), 4, "{out}");
+    assert!(!out.contains("Running in"), "{out}");
+    let again = inspect(&s, "again");
+    assert_eq!(again["RootFS"], first["RootFS"], "the same layers");
+    assert_eq!(run(&s, "again", &[]), "built\nfile");
+    // Without --cache-from, the steps run.
+    let out = build(&s, &dir, &["-t", "again2", "--no-cache"])
+        .ok()
+        .to_string();
+    assert_eq!(cached(&out), 0, "{out}");
+}
+
+#[test]
+fn a_client_that_leaves_stops_its_build() {
+    let s = stack();
+    let dir = context(
+        &s,
+        "leave",
+        &[("Dockerfile", "FROM busybox\nRUN sleep 120\n")],
+    );
+    let mut c = s.berth_cmd();
+    c.args(["build", "-t", "left", &dir.to_string_lossy()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().expect("berth build");
+    assert!(
+        integration_tests::eventually(30, || !s
+            .berth(&["ps", "-q", "--filter", "label=berth.build"])
+            .ok()
+            .is_empty()),
+        "the RUN never started"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        integration_tests::eventually(30, || s.berth(&["ps", "-aq"]).ok().is_empty()),
+        "the RUN outlived its client: {}",
+        s.berth(&["ps", "-a"]).stdout
+    );
+    assert!(s.berth(&["image", "inspect", "left"]).code != 0);
+}

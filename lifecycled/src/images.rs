@@ -160,12 +160,33 @@ pub fn commit(
     } else {
         Compression::Gzip
     };
-    let layer = match container {
-        Some(c) => Some(
-            store
+    // The new layer: a container's changes, another image's layer, or none.
+    let layer: Option<(Descriptor, String)> = match container {
+        Some(c) => {
+            let l = store
                 .commit(ns, &c.snapshot_key, compression, Some(&lease))
-                .map_err(status)?,
-        ),
+                .map_err(status)?;
+            Some((l.layer, l.diff_id.to_string()))
+        }
+        None if !req.layer_image.is_empty() => {
+            let from = store.resolve_image(ns, &req.layer_image).map_err(|e| {
+                Status::failed_precondition(format!(
+                    "the image {} is gone: {}",
+                    req.layer_image,
+                    e.chain()
+                ))
+            })?;
+            let i = req.layer_index as usize;
+            match (from.layers.get(i), from.diff_ids.get(i)) {
+                (Some(l), Some(d)) => Some((l.clone(), d.to_string())),
+                _ => {
+                    return Err(Status::invalid_argument(format!(
+                        "{} has no layer {i}",
+                        req.layer_image
+                    )));
+                }
+            }
+        }
         None => None,
     };
 
@@ -195,8 +216,8 @@ pub fn commit(
         .as_array()
         .cloned()
         .unwrap_or_default();
-    if let Some(l) = &layer {
-        diff_ids.push(json!(l.diff_id.to_string()));
+    if let Some((_, diff_id)) = &layer {
+        diff_ids.push(json!(diff_id));
     }
     config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
     let mut entry = json!({"created": now});
@@ -226,8 +247,8 @@ pub fn commit(
         .as_ref()
         .map(|b| b.layers.iter().map(desc_json).collect())
         .unwrap_or_default();
-    if let Some(l) = &layer {
-        layers.push(desc_json(&l.layer));
+    if let Some((desc, _)) = &layer {
+        layers.push(desc_json(desc));
     }
     let manifest = json!({
         "schemaVersion": 2,

@@ -105,6 +105,36 @@ impl ImageRef {
     }
 }
 
+/// An image given with `--cache-from`: its history and layers, to find
+/// in it the result of a step this build has not made before.
+struct CacheSource {
+    name: String,
+    history: Vec<(String, bool)>,
+    diff_ids: Vec<String>,
+}
+
+/// An image's history as (created_by, empty_layer), and its layers.
+fn history_of(config: &Value) -> (Vec<(String, bool)>, Vec<String>) {
+    let history = config["history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| {
+            (
+                h["created_by"].as_str().unwrap_or("").to_string(),
+                h["empty_layer"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    let diff_ids = config["rootfs"]["diff_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.as_str().map(String::from))
+        .collect();
+    (history, diff_ids)
+}
+
 /// Where a build keeps its files (its context, files copied out of other
 /// stages), removed with it.
 struct WorkDir(PathBuf);
@@ -143,6 +173,7 @@ pub struct Builder {
     /// Engine containers of RUN steps still to remove.
     intermediate: Vec<String>,
     copies_from: usize,
+    sources: Vec<CacheSource>,
 }
 
 /// The labels that mark a build's own objects, so that what a crash left
@@ -188,6 +219,7 @@ impl Builder {
             scratch: Vec::new(),
             intermediate: Vec::new(),
             copies_from: 0,
+            sources: Vec::new(),
         };
         let result = b.build().await;
         b.clean_up().await;
@@ -250,6 +282,25 @@ impl Builder {
                     "[WARNING]: the syntax directive ({s}) is ignored by the classic builder\n"
                 ))
                 .await;
+        }
+        for name in self.opts.cache_from.clone() {
+            match self.d.find_image(&name).await {
+                Ok(found) => {
+                    let (history, diff_ids) = history_of(&found.config);
+                    self.sources.push(CacheSource {
+                        name: found.name,
+                        history,
+                        diff_ids,
+                    });
+                }
+                Err(_) => {
+                    self.out
+                        .stream(&format!(
+                            "[WARNING]: cache-from image {name} is not here: pull it first to use it\n"
+                        ))
+                        .await;
+                }
+            }
         }
         let target = match &self.opts.target {
             Some(t) => df.stage_index(t).ok_or_else(|| {
@@ -403,6 +454,18 @@ impl Builder {
         created_by: &str,
         container: Option<&str>,
     ) -> Result<ImageRef, BuildError> {
+        self.commit(parent, cfg, created_by, container, None).await
+    }
+
+    /// `derive`, or with another image's layer as the new one.
+    async fn commit(
+        &self,
+        parent: &ImageRef,
+        cfg: Value,
+        created_by: &str,
+        container: Option<&str>,
+        layer_of: Option<(&str, u32)>,
+    ) -> Result<ImageRef, BuildError> {
         let mut labels = std::collections::HashMap::new();
         labels.insert(STEP_LABEL.to_string(), "1".to_string());
         if !parent.id.is_empty() {
@@ -423,6 +486,8 @@ impl Builder {
                 created_by: created_by.to_string(),
                 labels,
                 uncompressed: true,
+                layer_image: layer_of.map(|l| l.0.to_string()).unwrap_or_default(),
+                layer_index: layer_of.map_or(0, |l| l.1),
             }))
             .await?
             .into_inner();
@@ -431,6 +496,48 @@ impl Builder {
             name: image.name,
             id: image.config_digest,
         })
+    }
+
+    /// A step's result from this build's cache, else from a --cache-from
+    /// image whose history is the parent's and then this step: the new
+    /// image gets that image's layer and `cfg`, as the step would make.
+    async fn reuse(
+        &self,
+        key: &str,
+        parent: &ImageRef,
+        created_by: &str,
+        cfg: &Value,
+    ) -> Result<Option<ImageRef>, BuildError> {
+        if let Some(hit) = self.cached(key, parent).await {
+            return Ok(Some(hit));
+        }
+        if self.opts.no_cache || self.sources.is_empty() || parent.name.is_empty() {
+            return Ok(None);
+        }
+        let (ph, pl) = history_of(&parent.config);
+        for s in &self.sources {
+            let n = ph.len();
+            let matches = s.history.len() > n
+                && s.history[..n] == ph[..]
+                && s.diff_ids.starts_with(&pl)
+                && s.history[n].0 == created_by;
+            if !matches {
+                continue;
+            }
+            let layer = if s.history[n].1 {
+                None
+            } else if s.diff_ids.len() > pl.len() {
+                u32::try_from(pl.len()).ok().map(|i| (s.name.as_str(), i))
+            } else {
+                continue;
+            };
+            let made = self
+                .commit(parent, cfg.clone(), created_by, None, layer)
+                .await?;
+            self.remember(key, parent, &made, created_by);
+            return Ok(Some(made));
+        }
+        Ok(None)
     }
 
     /// The cached result of a step, if its image is still there.

@@ -29,7 +29,8 @@ impl Builder {
         shown.extend(argv.iter().cloned());
         let created_by = shown.join(" ");
         let key = super::cache::key(&[&st.image.id, "RUN", &created_by]);
-        if let Some(hit) = self.cached(&key, &st.image).await {
+        let cfg = st.image.config["config"].clone();
+        if let Some(hit) = self.reuse(&key, &st.image, &created_by, &cfg).await? {
             self.out.stream(" ---> Using cache\n").await;
             st.image = hit;
             return Ok(());

@@ -284,7 +284,7 @@ impl Builder {
         created_by: String,
     ) -> Result<(), BuildError> {
         let key = super::cache::key(&[&st.image.id, "config", &created_by, &cfg.to_string()]);
-        if let Some(hit) = self.cached(&key, &st.image).await {
+        if let Some(hit) = self.reuse(&key, &st.image, &created_by, &cfg).await? {
             self.out.stream(" ---> Using cache\n").await;
             st.image = hit;
             return Ok(());
@@ -534,7 +534,7 @@ impl Builder {
     ) -> Result<(), BuildError> {
         let created_by = format!("/bin/sh -c #(nop) WORKDIR {dir}");
         let key = super::cache::key(&[&st.image.id, "workdir", &created_by, &cfg.to_string()]);
-        if let Some(hit) = self.cached(&key, &st.image).await {
+        if let Some(hit) = self.reuse(&key, &st.image, &created_by, &cfg).await? {
             self.out.stream(" ---> Using cache\n").await;
             st.image = hit;
             return Ok(());
@@ -554,7 +554,8 @@ impl Builder {
             self.drop_scratch(&c).await;
             self.derive(&st.image, cfg, &created_by, None).await?
         } else {
-            self.write_archive(&c, dir, Vec::new()).await?;
+            self.write_tar(&c, dir, |w| tar::Builder::new(w).finish())
+                .await?;
             let m = self.derive(&st.image, cfg, &created_by, Some(&c)).await?;
             self.drop_scratch(&c).await;
             m
@@ -570,7 +571,7 @@ impl Builder {
         &self,
         container: &str,
         dir: &str,
-        tar: Vec<u8>,
+        mut chunks: tokio::sync::mpsc::Receiver<Vec<u8>>,
     ) -> Result<(), BuildError> {
         let (tx, rx) = tokio::sync::mpsc::channel::<api::WriteArchiveRequest>(8);
         let _ = tx
@@ -585,17 +586,10 @@ impl Builder {
                 create_path: true,
             })
             .await;
-        let data = if tar.is_empty() {
-            let mut b = tar::Builder::new(Vec::new());
-            let _ = b.finish();
-            b.into_inner().unwrap_or_default()
-        } else {
-            tar
-        };
         tokio::spawn(async move {
-            for chunk in data.chunks(128 << 10) {
+            while let Some(chunk) = chunks.recv().await {
                 let m = api::WriteArchiveRequest {
-                    kind: Some(api::write_archive_request::Kind::Chunk(chunk.to_vec())),
+                    kind: Some(api::write_archive_request::Kind::Chunk(chunk)),
                     no_overwrite_dir_non_dir: false,
                     create_path: false,
                 };
@@ -614,6 +608,23 @@ impl Builder {
             )
             .await?;
         Ok(())
+    }
+
+    /// Writes what `make` writes as a tar (an empty one makes just the
+    /// directory) at `dir` in a scratch container, streamed: a COPY of a
+    /// large context never sits in the engine's memory.
+    async fn write_tar<F>(&self, container: &str, dir: &str, make: F) -> Result<(), BuildError>
+    where
+        F: FnOnce(ChunkWriter) -> std::io::Result<()> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+        let writer = tokio::task::spawn_blocking(move || make(ChunkWriter::new(tx)));
+        let sent = self.write_archive(container, dir, rx).await;
+        let written = writer
+            .await
+            .map_err(|e| BuildError::Internal(e.to_string()))?;
+        written.map_err(|e| BuildError::Step(format!("writing the files: {e}")))?;
+        sent
     }
 
     /// `--chown=user:group` as ids, resolved in the image being built.
@@ -781,21 +792,21 @@ impl Builder {
             &created_by,
             &format!("{:?}{:?}", plan.owner, plan.chmod),
         ]);
-        if let Some(hit) = self.cached(&key, &st.image).await {
+        let cfg = st.cfg();
+        if let Some(hit) = self.reuse(&key, &st.image, &created_by, &cfg).await? {
             self.drop_scratch(&c).await;
             self.out.stream(" ---> Using cache\n").await;
             st.image = hit;
             return Ok(());
         }
         let p3 = plan.clone();
-        let tar = tokio::task::spawn_blocking(move || {
-            let mut out = Vec::new();
-            p3.write_tar(&mut out).map(|()| out)
-        })
-        .await
-        .map_err(|e| BuildError::Internal(e.to_string()))?
-        .map_err(|e| BuildError::Step(format!("{what} failed: {e}")))?;
-        self.write_archive(&c, &plan.dir, tar).await?;
+        self.write_tar(&c, &plan.dir, move |w| p3.write_tar(w))
+            .await
+            .map_err(|e| match e {
+                BuildError::Step(m) => BuildError::Step(format!("{what} failed: {m}")),
+                other => other,
+            })?;
+
         let made = self
             .derive(&st.image, st.cfg(), &created_by, Some(&c))
             .await?;
@@ -833,5 +844,53 @@ fn pull_error(full: &str, e: &tonic::Status) -> BuildError {
         ))
     } else {
         BuildError::Step(format!("pulling {fam}: {}", e.message()))
+    }
+}
+
+/// A blocking writer into a channel of chunks (the tar of a COPY, written
+/// by a thread while the engine streams it on).
+pub(super) struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    const CHUNK: usize = 256 << 10;
+
+    fn new(tx: tokio::sync::mpsc::Sender<Vec<u8>>) -> ChunkWriter {
+        ChunkWriter {
+            tx,
+            buf: Vec::with_capacity(Self::CHUNK),
+        }
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(Self::CHUNK));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::other("lifecycled stopped reading the files"))
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= Self::CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+impl Drop for ChunkWriter {
+    fn drop(&mut self) {
+        let _ = self.send();
     }
 }
