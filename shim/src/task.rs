@@ -78,6 +78,17 @@ fn record_exit(state_dir: &Path, exit: Exit) {
     }
 }
 
+/// Whether `pid` is gone or a zombie waiting for the reaper.
+fn has_exited(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command's closing parenthesis.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => true,
+    }
+}
+
 fn read_pid(path: &Path) -> anyhow::Result<i32> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("reading pid file {}: {e}", path.display()))?;
@@ -330,9 +341,16 @@ impl Task {
         }
         if req.exec_id.is_empty() {
             let runtime = self.runtime()?;
-            return runtime
-                .kill(&self.id, req.signal, req.all)
-                .map_err(|e| Status::failed_precondition(format!("{e:#}")));
+            return runtime.kill(&self.id, req.signal, req.all).map_err(|e| {
+                // The init died before its exit reached us: the runtime
+                // already calls it stopped. As for a reaped one, there is
+                // nothing left to signal.
+                if pid > 0 && has_exited(pid) {
+                    Status::not_found(format!("process {} has already exited", self.id))
+                } else {
+                    Status::failed_precondition(format!("{e:#}"))
+                }
+            });
         }
         if status == PStatus::Created {
             return Err(Status::failed_precondition("exec has not been started"));
@@ -477,5 +495,27 @@ impl Task {
     pub fn may_shut_down(&self) -> bool {
         let inner = self.lock();
         inner.deleted || inner.runtime.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_exited;
+
+    #[test]
+    fn a_zombie_and_a_missing_pid_have_exited_a_live_one_has_not() {
+        assert!(!has_exited(std::process::id() as i32));
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id() as i32;
+        // Unreaped, it turns into a zombie.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !has_exited(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(has_exited(pid), "{pid} never became a zombie");
+        child.wait().expect("reap");
+        assert!(has_exited(pid));
     }
 }

@@ -222,9 +222,11 @@ impl Daemon {
             }
             let _ = c.save();
             self.container_event(&c, "die", &[("exitCode", code.to_string())]);
+            // Counted while the record is locked: whoever reads the status
+            // and the count under the lock sees both or neither.
+            e.exits.send_modify(|n| *n += 1);
             (restart, delay, c.host_config.auto_remove)
         };
-        e.exits.send_modify(|n| *n += 1);
         if restart {
             let d = self.clone();
             tokio::spawn(async move {

@@ -644,11 +644,12 @@ impl Daemon {
                 )));
             }
         }
-        let running = e.c.lock().await.is_running();
-        if running {
-            let seen = *e.exits.borrow();
-            {
-                let mut c = e.c.lock().await;
+        // Whether it runs and how many exits it has seen, read together: an
+        // exit between the two would otherwise be waited for again.
+        let seen = {
+            let mut c = e.c.lock().await;
+            if c.is_running() {
+                let seen = *e.exits.borrow();
                 c.state.stopped_by_user = true;
                 if c.state.status == Status::Paused {
                     let _ = self
@@ -657,9 +658,21 @@ impl Daemon {
                         .resume(self.lc.req(api::ContainerRequest { id: c.id.clone() }))
                         .await;
                 }
-                self.signal(&c, 9).await?;
+                Some((seen, self.signal(&c, 9).await))
+            } else {
+                None
             }
-            Self::wait_exit(e, seen, Some(Duration::from_secs(30))).await;
+        };
+        if let Some((seen, signalled)) = seen {
+            // A refused signal is fine when the process was dying anyway:
+            // its exit is on the way.
+            let limit = if signalled.is_ok() { 30 } else { 5 };
+            let exited = Self::wait_exit(e, seen, Some(Duration::from_secs(limit))).await;
+            if let Err(err) = signalled
+                && !exited
+            {
+                return Err(err);
+            }
         }
         let mut c = e.c.lock().await;
         c.state.status = Status::Removing;
