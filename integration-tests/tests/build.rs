@@ -665,8 +665,9 @@ fn a_client_that_leaves_stops_its_build() {
     let _ = child.wait();
     assert!(
         integration_tests::eventually(30, || s.berth(&["ps", "-aq"]).ok().is_empty()),
-        "the RUN outlived its client: {}",
-        s.berth(&["ps", "-a"]).stdout
+        "the RUN outlived its client: {}\n{}",
+        s.berth(&["ps", "-a"]).stdout,
+        s.log()
     );
     assert!(s.berth(&["image", "inspect", "left"]).code != 0);
 }

@@ -129,6 +129,23 @@ pub fn commit(
     container: Option<&Record>,
     req: &api::CommitRequest,
 ) -> Result<ImageRecord, Status> {
+    commit_with(store, ns, container, None, req)
+}
+
+/// A layer the caller sent, stored as a blob: the new image's top.
+pub struct SentLayer {
+    pub blob: Descriptor,
+}
+
+/// `commit`, the new layer being a container's changes, a layer the
+/// caller sent, another image's layer (`req.layer_image`), or none.
+pub fn commit_with(
+    store: &Store,
+    ns: &str,
+    container: Option<&Record>,
+    sent: Option<SentLayer>,
+    req: &api::CommitRequest,
+) -> Result<ImageRecord, Status> {
     let base_name = match container {
         Some(c) if c.snapshot_key.is_empty() => {
             return Err(Status::failed_precondition(format!(
@@ -162,6 +179,11 @@ pub fn commit(
     };
     // The new layer: a container's changes, another image's layer, or none.
     let layer: Option<(Descriptor, String)> = match container {
+        None if sent.is_some() => sent.map(|s| {
+            // An uncompressed tar: its digest is its diff id.
+            let diff_id = s.blob.digest().to_string();
+            (s.blob, diff_id)
+        }),
         Some(c) => {
             let l = store
                 .commit(ns, &c.snapshot_key, compression, Some(&lease))

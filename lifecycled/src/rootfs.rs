@@ -110,6 +110,10 @@ pub struct Stat {
     pub mode: u32,
     pub mtime: std::time::SystemTime,
     pub link_target: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// The path inside the root it resolved to, from `/`.
+    pub resolved: String,
 }
 
 pub fn stat(root: &Path, path: &str) -> Result<Stat, Status> {
@@ -126,12 +130,21 @@ pub fn stat(root: &Path, path: &str) -> Result<Stat, Status> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "/".into());
+    let resolved = format!(
+        "/{}",
+        p.strip_prefix(root)
+            .unwrap_or(Path::new(""))
+            .to_string_lossy()
+    );
     Ok(Stat {
         name,
         size: m.len() as i64,
         mode: m.mode(),
         mtime: m.modified().unwrap_or(std::time::UNIX_EPOCH),
         link_target,
+        uid: m.uid(),
+        gid: m.gid(),
+        resolved,
     })
 }
 

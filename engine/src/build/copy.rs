@@ -1,18 +1,16 @@
 //! COPY and ADD as the classic builder does them: sources found in the
 //! context (or in a stage's files) with Go's glob rules, the destination's
 //! file-or-directory rules, owners set to root or `--chown`, modes kept or
-//! `--chmod`, local tar archives unpacked by ADD; the files hashed (content
-//! and metadata, not times) for the step's cache key, then written as one
-//! tar into the container.
+//! `--chmod`, local tar archives unpacked by ADD; a digest of what is
+//! copied (content and metadata, not times) for the step's cache key, then
+//! one tar written into the container.
 
-use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use super::BuildError;
+use super::context::{self, Tree};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
@@ -25,12 +23,22 @@ pub enum Kind {
 
 #[derive(Debug, Clone)]
 pub struct Item {
-    /// Where it is on the host.
-    pub src: PathBuf,
-    /// Its name in the archive, relative to `Plan::dir`; "" is that
-    /// directory itself.
+    /// Its path in the tree.
+    pub src: String,
+    /// Its name in the archive, relative to `Plan::dir`.
     pub name: String,
     pub kind: Kind,
+}
+
+/// A directory a layer names on the way to where it writes, with the
+/// image's own owner, mode and time.
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub path: String,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: u64,
 }
 
 /// What one COPY or ADD writes.
@@ -117,97 +125,70 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
     go(pattern.as_bytes(), name.as_bytes())
 }
 
-/// Every path under `root`, relative, '/'-separated, parents first.
-fn walk(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let mut entries: Vec<_> = fs::read_dir(root.join(&rel))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries.into_iter().rev() {
-            let r = rel.join(e.file_name());
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(r.clone());
-            }
-            out.push(r.to_string_lossy().into_owned());
-        }
-    }
-    out.sort();
-    out
-}
-
-/// `src` as a path inside `root`, `..` kept from climbing out.
-fn inside(root: &Path, src: &str) -> Result<(PathBuf, String), BuildError> {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in src.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                if parts.pop().is_none() {
-                    return Err(BuildError::Step(format!(
-                        "forbidden path outside the build context: {src}"
-                    )));
-                }
-            }
-            c => parts.push(c),
-        }
-    }
-    let rel = parts.join("/");
-    Ok((root.join(&rel), rel))
-}
-
-fn is_archive(p: &Path) -> bool {
-    let mut head = [0u8; 262];
-    let Ok(mut f) = fs::File::open(p) else {
+/// Whether a file's first bytes are an archive ADD unpacks.
+fn is_archive(tree: &Tree, rel: &str) -> bool {
+    let Some(n) = tree.get(rel).filter(|n| n.kind == context::Kind::File) else {
         return false;
     };
-    let n = f.read(&mut head).unwrap_or(0);
-    let head = &head[..n];
+    let mut head = [0u8; 262];
+    let got = tree
+        .open(n)
+        .and_then(|mut r| {
+            let mut got = 0;
+            while got < head.len() {
+                match r.read(&mut head[got..])? {
+                    0 => break,
+                    k => got += k,
+                }
+            }
+            Ok(got)
+        })
+        .unwrap_or(0);
+    let head = &head[..got];
     head.starts_with(&[0x1f, 0x8b])
         || head.starts_with(b"BZh")
         || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00])
         || head.get(257..262) == Some(b"ustar")
 }
 
-/// The sources of one COPY/ADD found under `root`, and where they go.
-/// `dest` is absolute (WORKDIR applied); `dest_is_dir` says whether it
-/// exists in the image as a directory (None: it does not exist).
+fn kind_of(n: &context::Node) -> Kind {
+    match n.kind {
+        context::Kind::File => Kind::File,
+        context::Kind::Dir => Kind::Dir,
+        context::Kind::Symlink => Kind::Symlink,
+    }
+}
+
+/// The sources of one COPY/ADD found in `tree`, and where they go. `dest`
+/// is absolute (WORKDIR applied); `dest_is_dir` says whether it exists in
+/// the image as a directory (None: it does not exist).
 pub fn plan(
-    root: &Path,
+    tree: &Tree,
     srcs: &[String],
     dest: &str,
     dest_is_dir: Option<bool>,
     add: bool,
     what_cmd: &str,
 ) -> Result<Plan, BuildError> {
-    let mut found: Vec<(PathBuf, String)> = Vec::new();
+    let outside =
+        |s: &str| BuildError::Step(format!("forbidden path outside the build context: {s}"));
+    let mut found: Vec<String> = Vec::new();
     for s in srcs {
         if add && (s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")) {
             return Err(BuildError::Step(format!(
                 "ADD {s}: berth's builder has no network to fetch remote sources from; download the file into the build context and ADD it from there"
             )));
         }
+        let rel = context::key(s).ok_or_else(|| outside(s))?;
         if has_wildcards(s) {
-            let (_, pattern) = inside(root, s)?;
-            let matches: Vec<String> = walk(root)
-                .into_iter()
-                .filter(|p| glob_match(&pattern, p))
-                .collect();
-            for m in matches {
-                found.push((root.join(&m), m));
-            }
+            found.extend(tree.paths().filter(|p| glob_match(&rel, p)).cloned());
+        } else if rel.is_empty() {
+            // `.` is the whole tree.
+            found.push(String::new());
         } else {
-            let (path, rel) = inside(root, s)?;
-            // A source that is a symlink is followed, inside the context.
-            let real = fs::canonicalize(&path)
-                .ok()
-                .filter(|r| fs::canonicalize(root).is_ok_and(|root| r.starts_with(root)));
-            match real {
-                Some(r) => found.push((r, rel)),
+            // A source that is a symlink is followed, inside the tree.
+            match tree.resolve(&rel).filter(|r| tree.get(r).is_some()) {
+                Some(r) => found.push(r),
                 None => {
                     return Err(BuildError::Step(format!(
                         "{what_cmd} failed: file not found in build context or excluded by .dockerignore: stat {s}: file does not exist"
@@ -221,6 +202,8 @@ pub fn plan(
             "{what_cmd} failed: no source files were specified"
         )));
     }
+    let is_dir =
+        |p: &str| p.is_empty() || tree.get(p).is_some_and(|n| n.kind == context::Kind::Dir);
     let multiple = found.len() > 1;
     let dest_slash = dest.ends_with('/') || dest.ends_with("/.");
     if multiple && !dest_slash {
@@ -229,13 +212,13 @@ pub fn plan(
         )));
     }
     let clean_dest = crate::daemon::volumes::clean(dest);
-    let any_dir = found.iter().any(|(p, _)| p.is_dir());
-    let archive = |p: &Path| add && p.is_file() && is_archive(p);
+    let any_dir = found.iter().any(|p| is_dir(p));
+    let archive = |p: &str| add && is_archive(tree, p);
     let into_dir = dest_slash
         || multiple
         || any_dir
         || dest_is_dir == Some(true)
-        || found.iter().any(|(p, _)| archive(p));
+        || found.iter().any(|p| archive(p));
     let (dir, rename) = if into_dir {
         (clean_dest.clone(), None)
     } else {
@@ -245,38 +228,36 @@ pub fn plan(
         (parent.to_string(), Some(name.to_string()))
     };
     let mut items = Vec::new();
-    for (path, rel) in &found {
-        let meta = fs::symlink_metadata(path)
-            .map_err(|e| BuildError::Step(format!("{what_cmd} failed: {rel}: {e}")))?;
-        if meta.is_dir() {
+    for src in &found {
+        if is_dir(src) {
             // A directory's contents go into the destination.
-            for sub in walk(path) {
-                let src = path.join(&sub);
-                let m = fs::symlink_metadata(&src)
-                    .map_err(|e| BuildError::Step(format!("{what_cmd} failed: {e}")))?;
+            for (sub, n) in tree.below(src) {
+                let full = if src.is_empty() {
+                    sub.clone()
+                } else {
+                    format!("{src}/{sub}")
+                };
                 items.push(Item {
-                    src,
+                    src: full,
                     name: sub,
-                    kind: kind_of(&m),
+                    kind: kind_of(n),
                 });
             }
-        } else if archive(path) {
+        } else if archive(src) {
             items.push(Item {
-                src: path.clone(),
+                src: src.clone(),
                 name: String::new(),
                 kind: Kind::Archive,
             });
         } else {
-            let name = rename.clone().unwrap_or_else(|| {
-                Path::new(rel)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| rel.clone())
-            });
+            let name = rename
+                .clone()
+                .unwrap_or_else(|| src.rsplit('/').next().unwrap_or(src).to_string());
+            let kind = tree.get(src).map(kind_of).unwrap_or(Kind::File);
             items.push(Item {
-                src: path.clone(),
+                src: src.clone(),
                 name,
-                kind: kind_of(&meta),
+                kind,
             });
         }
     }
@@ -297,21 +278,12 @@ pub fn plan(
     })
 }
 
-fn kind_of(m: &fs::Metadata) -> Kind {
-    if m.file_type().is_symlink() {
-        Kind::Symlink
-    } else if m.is_dir() {
-        Kind::Dir
-    } else {
-        Kind::File
-    }
-}
-
 impl Plan {
     /// The digest of what the step writes: names, kinds, modes, owners,
-    /// sizes, contents and link targets, never times (a touched file with
-    /// the same bytes is the same COPY, as Docker's cache has it).
-    pub fn digest(&self) -> Result<String, BuildError> {
+    /// sizes, contents (their digests, taken when the tree was received)
+    /// and link targets, never times: a touched file with the same bytes
+    /// is the same COPY, as Docker's cache has it.
+    pub fn digest(&self, tree: &Tree) -> String {
         let mut h = Sha256::new();
         h.update(self.dir.as_bytes());
         h.update([0]);
@@ -319,71 +291,99 @@ impl Plan {
             "{:?} {:?} {}",
             self.owner, self.chmod, self.make_dir
         ));
-        let io = |e: std::io::Error| BuildError::Step(format!("reading the build context: {e}"));
         for it in &self.items {
-            let m = fs::symlink_metadata(&it.src).map_err(io)?;
             h.update(it.name.as_bytes());
             h.update([0]);
-            h.update(format!("{:?} {:o} {}", it.kind, m.mode() & 0o7777, m.len()));
-            match it.kind {
-                Kind::Symlink => h.update(
-                    fs::read_link(&it.src)
-                        .map_err(io)?
-                        .as_os_str()
-                        .as_encoded_bytes(),
-                ),
-                Kind::File | Kind::Archive => {
-                    let mut f = fs::File::open(&it.src).map_err(io)?;
-                    let mut buf = vec![0u8; 256 << 10];
-                    loop {
-                        match f.read(&mut buf).map_err(io)? {
-                            0 => break,
-                            n => h.update(&buf[..n]),
-                        }
-                    }
+            if let Some(n) = tree.get(&it.src) {
+                h.update(format!("{:?} {:o} {}", it.kind, n.mode, n.size));
+                h.update(n.sha256);
+                if let Some(l) = &n.link {
+                    h.update(l.as_bytes());
                 }
-                Kind::Dir => {}
             }
             h.update([0]);
         }
-        Ok(hex::encode(h.finalize()))
+        hex::encode(h.finalize())
     }
 
     /// Writes the step's archive to `out` (relative to `self.dir`).
-    pub fn write_tar(&self, out: impl Write) -> std::io::Result<()> {
+    pub fn write_tar(&self, tree: &Tree, out: impl Write) -> std::io::Result<()> {
+        self.write_at(tree, "", &[], out)
+    }
+
+    /// Writes the step as a layer: `dir` is where `self.dir` resolved to in
+    /// the image (relative to its root), `above` the directories on the way
+    /// there as the image has them (a layer that names a directory sets
+    /// its owner and mode, so they are written as they are).
+    pub fn write_layer(
+        &self,
+        tree: &Tree,
+        dir: &str,
+        above: &[DirEntry],
+        out: impl Write,
+    ) -> std::io::Result<()> {
+        self.write_at(tree, dir, above, out)
+    }
+
+    fn write_at(
+        &self,
+        tree: &Tree,
+        prefix: &str,
+        above: &[DirEntry],
+        out: impl Write,
+    ) -> std::io::Result<()> {
+        let named = |name: &str| -> String {
+            match (prefix.is_empty(), name.is_empty()) {
+                (true, true) => ".".into(),
+                (true, false) => name.to_string(),
+                (false, true) => prefix.to_string(),
+                (false, false) => format!("{prefix}/{name}"),
+            }
+        };
         let mut b = tar::Builder::new(out);
+        for d in above {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_uid(d.uid.into());
+            h.set_gid(d.gid.into());
+            h.set_mode(d.mode);
+            h.set_size(0);
+            h.set_mtime(d.mtime);
+            b.append_data(&mut h, &d.path, std::io::empty())?;
+        }
         b.follow_symlinks(false);
         let (uid, gid) = self.owner;
-        let header = |m: &fs::Metadata, mode: u32| {
+        let header = |kind: tar::EntryType, mode: u32, size: u64, mtime: u64| {
             let mut h = tar::Header::new_gnu();
-            h.set_metadata_in_mode(m, tar::HeaderMode::Complete);
+            h.set_entry_type(kind);
             h.set_uid(uid.into());
             h.set_gid(gid.into());
             h.set_mode(mode);
-            h.set_username("").ok();
-            h.set_groupname("").ok();
+            h.set_size(size);
+            h.set_mtime(mtime);
             h
         };
         if self.make_dir {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Directory);
-            h.set_mode(self.chmod.unwrap_or(0o755));
-            h.set_uid(uid.into());
-            h.set_gid(gid.into());
-            h.set_size(0);
-            h.set_mtime(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs()),
-            );
-            b.append_data(&mut h, ".", std::io::empty())?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            // Made as Docker makes it: the step's owner, 0755 (--chmod is
+            // for what is copied).
+            let mut h = header(tar::EntryType::Directory, 0o755, 0, now);
+            b.append_data(&mut h, named(""), std::io::empty())?;
         }
         for it in &self.items {
-            let m = fs::symlink_metadata(&it.src)?;
-            let mode = self.chmod.unwrap_or(m.permissions().mode() & 0o7777);
+            let n = tree
+                .get(&it.src)
+                .ok_or_else(|| std::io::Error::other(format!("{} is gone", it.src)))?;
+            let mode = self.chmod.unwrap_or(n.mode);
             match it.kind {
                 Kind::Archive => {
-                    let r = super::context::decompress(fs::File::open(&it.src)?)?;
+                    // Read whole into the decompressor's own reader: the
+                    // tree's reader borrows it, a thread cannot.
+                    let mut data = Vec::new();
+                    tree.open(n)?.read_to_end(&mut data)?;
+                    let r = context::decompress(std::io::Cursor::new(data))?;
                     let mut a = tar::Archive::new(r);
                     for e in a.entries()? {
                         let mut e = e?;
@@ -392,7 +392,7 @@ impl Plan {
                         h.set_uid(h.uid().unwrap_or(0));
                         h.set_gid(h.gid().unwrap_or(0));
                         h.set_mtime(h.mtime().unwrap_or(0));
-                        let path = e.path()?.into_owned();
+                        let path = named(&e.path()?.to_string_lossy());
                         match e.link_name()? {
                             Some(target)
                                 if h.entry_type().is_symlink() || h.entry_type().is_hard_link() =>
@@ -405,17 +405,16 @@ impl Plan {
                     }
                 }
                 Kind::Dir => {
-                    let mut h = header(&m, mode);
-                    b.append_data(&mut h, &it.name, std::io::empty())?;
+                    let mut h = header(tar::EntryType::Directory, mode, 0, n.mtime);
+                    b.append_data(&mut h, named(&it.name), std::io::empty())?;
                 }
                 Kind::Symlink => {
-                    let mut h = header(&m, m.permissions().mode() & 0o7777);
-                    let target = fs::read_link(&it.src)?;
-                    b.append_link(&mut h, &it.name, target)?;
+                    let mut h = header(tar::EntryType::Symlink, 0o777, 0, n.mtime);
+                    b.append_link(&mut h, named(&it.name), n.link.clone().unwrap_or_default())?;
                 }
                 Kind::File => {
-                    let mut h = header(&m, mode);
-                    b.append_data(&mut h, &it.name, fs::File::open(&it.src)?)?;
+                    let mut h = header(tar::EntryType::Regular, mode, n.size, n.mtime);
+                    b.append_data(&mut h, named(&it.name), tree.open(n)?)?;
                 }
             }
         }
@@ -427,14 +426,31 @@ impl Plan {
 mod tests {
     use super::*;
 
-    fn ctx() -> tempfile::TempDir {
-        let d = tempfile::tempdir().unwrap();
-        fs::create_dir_all(d.path().join("src/sub")).unwrap();
-        fs::write(d.path().join("a.txt"), "a").unwrap();
-        fs::write(d.path().join("b.txt"), "b").unwrap();
-        fs::write(d.path().join("src/x.c"), "int main(){}").unwrap();
-        fs::write(d.path().join("src/sub/y.h"), "").unwrap();
-        d
+    fn tree(files: &[(&str, &[u8], u32)]) -> (tempfile::TempDir, Tree) {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data, mode) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(*mode);
+            h.set_mtime(1_700_000_000);
+            h.set_cksum();
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        let data = b.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Tree::default();
+        t.add_tar(std::io::Cursor::new(data), &dir.path().join("t.tar"), "")
+            .unwrap();
+        (dir, t)
+    }
+
+    fn ctx() -> (tempfile::TempDir, Tree) {
+        tree(&[
+            ("a.txt", b"a", 0o644),
+            ("b.txt", b"b", 0o644),
+            ("src/x.c", b"int main(){}", 0o644),
+            ("src/sub/y.h", b"", 0o644),
+        ])
     }
 
     fn names(p: &Plan) -> Vec<String> {
@@ -454,9 +470,9 @@ mod tests {
 
     #[test]
     fn destinations_follow_dockers_rules() {
-        let d = ctx();
+        let (_d, t) = ctx();
         let one = |src: &str, dest: &str, exists: Option<bool>| {
-            plan(d.path(), &[src.to_string()], dest, exists, false, "COPY")
+            plan(&t, &[src.to_string()], dest, exists, false, "COPY")
         };
         // A file to a file path: renamed, written into the parent.
         let p = one("a.txt", "/etc/conf", None).unwrap();
@@ -478,9 +494,11 @@ mod tests {
         let p = one("src", "/code", None).unwrap();
         assert_eq!(names(&p), vec!["sub", "sub/y.h", "x.c"]);
         assert_eq!(p.what, "dir");
+        let p = one(".", "/all/", None).unwrap();
+        assert!(names(&p).contains(&"src/x.c".to_string()));
         // Several sources need a directory ending in '/'.
-        assert!(plan(d.path(), &["*.txt".into()], "/x", None, false, "COPY").is_err());
-        let p = plan(d.path(), &["*.txt".into()], "/x/", None, false, "COPY").unwrap();
+        assert!(plan(&t, &["*.txt".into()], "/x", None, false, "COPY").is_err());
+        let p = plan(&t, &["*.txt".into()], "/x/", None, false, "COPY").unwrap();
         assert_eq!(names(&p), vec!["a.txt", "b.txt"]);
         assert_eq!(p.what, "multi");
         // Missing sources and escapes are errors.
@@ -498,7 +516,7 @@ mod tests {
         );
         assert!(
             plan(
-                d.path(),
+                &t,
                 &["https://example.com/f".into()],
                 "/x",
                 None,
@@ -511,53 +529,57 @@ mod tests {
 
     #[test]
     fn the_digest_sees_bytes_and_modes_but_not_times() {
-        let d = ctx();
-        let p = plan(d.path(), &["src".into()], "/code/", None, false, "COPY").unwrap();
-        let before = p.digest().unwrap();
-        let f = d.path().join("src/x.c");
-        let t = filetime_now_minus(&f);
-        assert_eq!(
-            p.digest().unwrap(),
-            before,
-            "a new mtime ({t}) is the same COPY"
-        );
-        fs::write(&f, "int main(){return 1;}").unwrap();
-        let changed = p.digest().unwrap();
-        assert_ne!(changed, before);
-        fs::set_permissions(&f, fs::Permissions::from_mode(0o755)).unwrap();
-        assert_ne!(p.digest().unwrap(), changed);
+        let (_d, t) = ctx();
+        let p = plan(&t, &["src".into()], "/code/", None, false, "COPY").unwrap();
+        let before = p.digest(&t);
+        let (_d2, later) = tree(&[
+            ("a.txt", b"a", 0o644),
+            ("b.txt", b"b", 0o644),
+            ("src/x.c", b"int main(){}", 0o644),
+            ("src/sub/y.h", b"", 0o644),
+        ]);
+        assert_eq!(p.digest(&later), before, "the same bytes");
+        let (_d3, changed) = tree(&[
+            ("src/x.c", b"int main(){return 1;}", 0o644),
+            ("src/sub/y.h", b"", 0o644),
+        ]);
+        assert_ne!(p.digest(&changed), before);
+        let (_d4, moded) = tree(&[
+            ("src/x.c", b"int main(){}", 0o755),
+            ("src/sub/y.h", b"", 0o644),
+        ]);
+        assert_ne!(p.digest(&moded), before);
         let mut chowned = p.clone();
         chowned.owner = (1000, 1000);
-        assert_ne!(chowned.digest().unwrap(), p.digest().unwrap());
-    }
-
-    fn filetime_now_minus(p: &Path) -> i64 {
-        let f = fs::File::options().write(true).open(p).unwrap();
-        let t = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        f.set_modified(t).unwrap();
-        3600
+        assert_ne!(chowned.digest(&t), before);
     }
 
     #[test]
     fn the_archive_carries_owner_and_mode() {
-        let d = ctx();
-        let mut p = plan(d.path(), &["src".into()], "/code/", None, false, "COPY").unwrap();
+        let (_d, t) = ctx();
+        let mut p = plan(&t, &["src".into()], "/code/", None, false, "COPY").unwrap();
         p.owner = (1000, 100);
         p.chmod = Some(0o700);
         let mut out = Vec::new();
-        p.write_tar(&mut out).unwrap();
+        p.write_tar(&t, &mut out).unwrap();
         let mut a = tar::Archive::new(&out[..]);
         let mut seen = Vec::new();
         for e in a.entries().unwrap() {
-            let e = e.unwrap();
-            let h = e.header();
+            let mut e = e.unwrap();
+            let h = e.header().clone();
+            let mut body = String::new();
+            e.read_to_string(&mut body).unwrap();
             seen.push((
                 e.path().unwrap().to_string_lossy().into_owned(),
                 h.uid().unwrap(),
                 h.mode().unwrap() & 0o7777,
+                body,
             ));
         }
-        assert_eq!(seen[0], (".".to_string(), 1000, 0o700));
-        assert!(seen.contains(&("x.c".to_string(), 1000, 0o700)));
+        assert_eq!(
+            (seen[0].0.as_str(), seen[0].1, seen[0].2),
+            (".", 1000, 0o755)
+        );
+        assert!(seen.contains(&("x.c".to_string(), 1000, 0o700, "int main(){}".to_string())));
     }
 }

@@ -135,6 +135,29 @@ fn history_of(config: &Value) -> (Vec<(String, bool)>, Vec<String>) {
     (history, diff_ids)
 }
 
+/// The Dockerfile, found in the context and taken out of it when the
+/// .dockerignore excludes it (as dockerd does), parsed.
+fn read_dockerfile(
+    tree: &mut context::Tree,
+    name: &str,
+) -> Result<dockerfile::Dockerfile, BuildError> {
+    let rel = context::inside(name)?;
+    let text = tree.read_all(&rel).ok_or_else(|| {
+        BuildError::Context(format!("Cannot locate specified Dockerfile: {name}"))
+    })?;
+    if let Some(ignore_text) = tree.read_all(".dockerignore") {
+        let patterns = dockerignore::Patterns::parse(&String::from_utf8_lossy(&ignore_text))
+            .map_err(|e| BuildError::Context(e.to_string()))?;
+        if patterns.excludes(&rel) {
+            tree.remove(&rel);
+        }
+        if patterns.excludes(".dockerignore") {
+            tree.remove(".dockerignore");
+        }
+    }
+    dockerfile::parse(&String::from_utf8_lossy(&text)).map_err(|e| BuildError::Parse(e.to_string()))
+}
+
 /// Where a build keeps its files (its context, files copied out of other
 /// stages), removed with it.
 struct WorkDir(PathBuf);
@@ -158,7 +181,8 @@ pub struct Builder {
     owner: Option<String>,
     id: String,
     work: PathBuf,
-    ctx: PathBuf,
+    /// The context, as received.
+    ctx: Arc<context::Tree>,
     escape: char,
     step: usize,
     total: usize,
@@ -194,11 +218,14 @@ impl Builder {
     ) -> Result<String, BuildError> {
         let id = hex::encode(rand::random::<[u8; 16]>());
         let work = d.cfg.exec_root.join("build").join(&id);
-        let ctx = work.join("context");
-        std::fs::create_dir_all(&ctx)
-            .map_err(|e| BuildError::Internal(format!("creating {}: {e}", ctx.display())))?;
+        std::fs::create_dir_all(&work)
+            .map_err(|e| BuildError::Internal(format!("creating {}: {e}", work.display())))?;
         let _work = WorkDir(work.clone());
-        context::receive(body, &ctx).await?;
+        let t = std::time::Instant::now();
+        let (mut tree, size) = context::receive(body, &work).await?;
+        tracing::debug!("build {id}: context of {size} bytes in {:?}", t.elapsed());
+        let dockerfile = read_dockerfile(&mut tree, &opts.dockerfile)?;
+        let ctx = Arc::new(tree);
         let cache = cache::Cache::open(&d.cfg.data_root)
             .map_err(|e| BuildError::Internal(format!("the build cache: {e}")))?;
         let mut b = Builder {
@@ -221,15 +248,17 @@ impl Builder {
             copies_from: 0,
             sources: Vec::new(),
         };
-        let result = b.build().await;
+        let result = b.build(dockerfile).await;
         b.clean_up().await;
         result
     }
 
     async fn clean_up(&mut self) {
         for id in std::mem::take(&mut self.intermediate) {
-            if let Ok(e) = self.d.find(&id) {
-                let _ = self.d.remove(&e, true, true).await;
+            if let Ok(e) = self.d.find(&id)
+                && let Err(err) = self.d.remove(&e, true, true).await
+            {
+                tracing::warn!("removing build container {id}: {}", err.message);
             }
         }
         for id in std::mem::take(&mut self.scratch) {
@@ -242,36 +271,7 @@ impl Builder {
         }
     }
 
-    /// The Dockerfile, found in the context and taken out of it when the
-    /// .dockerignore excludes it (as dockerd does), parsed.
-    fn read_dockerfile(&self) -> Result<dockerfile::Dockerfile, BuildError> {
-        let path = context::inside(&self.ctx, &self.opts.dockerfile)?;
-        let text = std::fs::read_to_string(&path).map_err(|_| {
-            BuildError::Context(format!(
-                "Cannot locate specified Dockerfile: {}",
-                self.opts.dockerfile
-            ))
-        })?;
-        let ignore_path = self.ctx.join(".dockerignore");
-        if let Ok(ignore_text) = std::fs::read_to_string(&ignore_path) {
-            let patterns = dockerignore::Patterns::parse(&ignore_text)
-                .map_err(|e| BuildError::Context(e.to_string()))?;
-            let rel = path
-                .strip_prefix(&self.ctx)
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if patterns.excludes(&rel) {
-                let _ = std::fs::remove_file(&path);
-            }
-            if patterns.excludes(".dockerignore") {
-                let _ = std::fs::remove_file(&ignore_path);
-            }
-        }
-        dockerfile::parse(&text).map_err(|e| BuildError::Parse(e.to_string()))
-    }
-
-    async fn build(&mut self) -> Result<String, BuildError> {
-        let df = self.read_dockerfile()?;
+    async fn build(&mut self, df: dockerfile::Dockerfile) -> Result<String, BuildError> {
         self.escape = df.escape;
         for w in &df.warnings {
             self.out.stream(&format!("[WARNING]: {w}\n")).await;

@@ -8,6 +8,9 @@ use berth_proto::lifecycle::v1 as api;
 use dockerfile::{CommandForm, Dockerfile, Instr, Kind};
 use serde_json::{Value, json};
 
+use std::sync::Arc;
+
+use super::context::Tree;
 use super::{BuildError, Builder, ImageRef, copy};
 use crate::daemon::images::normalize;
 
@@ -232,7 +235,9 @@ impl Builder {
         for ins in &s.instructions {
             self.step += 1;
             self.step_line(&ins.original).await?;
+            let t = std::time::Instant::now();
             self.instruction(df, &mut st, ins).await?;
+            tracing::debug!("build {}: step {} in {:?}", self.id, self.step, t.elapsed());
             if !st.image.id.is_empty() {
                 self.out
                     .stream(&format!(" ---> {}\n", st.image.short()))
@@ -627,6 +632,144 @@ impl Builder {
         sent
     }
 
+    /// Where `plan.dir` resolves in the scratch container's image (relative
+    /// to its root), and the directories on the way: as the image has
+    /// them where they exist, root's 0755 where they do not (the last one,
+    /// when the plan makes it, comes with the plan's owner).
+    async fn layer_path(
+        &self,
+        container: &str,
+        plan: &copy::Plan,
+    ) -> Result<(String, Vec<copy::DirEntry>), BuildError> {
+        let comps: Vec<&str> = plan.dir.split('/').filter(|c| !c.is_empty()).collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut at = String::new();
+        let mut above = Vec::new();
+        let mut missing = false;
+        for (i, c) in comps.iter().enumerate() {
+            let last = i + 1 == comps.len();
+            if !missing {
+                let path = format!("{at}/{c}/");
+                match self
+                    .d
+                    .lc
+                    .snapshots()
+                    .stat(self.d.lc.req(api::ArchiveRequest {
+                        key: container.to_string(),
+                        path: path.clone(),
+                    }))
+                    .await
+                {
+                    Ok(st) => {
+                        let st = st.into_inner();
+                        if st.mode & libc::S_IFMT != libc::S_IFDIR {
+                            return Err(BuildError::Step(format!(
+                                "{path}: not a directory in the image"
+                            )));
+                        }
+                        at = st.resolved.trim_end_matches('/').to_string();
+                        above.push(copy::DirEntry {
+                            path: at.trim_start_matches('/').to_string(),
+                            mode: st.mode & 0o7777,
+                            uid: st.uid,
+                            gid: st.gid,
+                            mtime: st
+                                .mtime
+                                .map_or(0, |t| u64::try_from(t.seconds).unwrap_or(0)),
+                        });
+                        continue;
+                    }
+                    Err(e) if e.code() == tonic::Code::NotFound => missing = true,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            at = format!("{at}/{c}");
+            if !(last && plan.make_dir) {
+                above.push(copy::DirEntry {
+                    path: at.trim_start_matches('/').to_string(),
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    mtime: now,
+                });
+            }
+        }
+        Ok((at.trim_start_matches('/').to_string(), above))
+    }
+
+    /// A new image of `parent`'s layers and the tar `make` writes (streamed
+    /// to lifecycled as it is written), with `cfg` as its config.
+    async fn commit_layer<F>(
+        &self,
+        parent: &ImageRef,
+        cfg: Value,
+        created_by: &str,
+        make: F,
+    ) -> Result<ImageRef, BuildError>
+    where
+        F: FnOnce(ChunkWriter) -> std::io::Result<()> + Send + 'static,
+    {
+        let (chunks_tx, mut chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+        let writer = tokio::task::spawn_blocking(move || make(ChunkWriter::new(chunks_tx)));
+        let (tx, rx) = tokio::sync::mpsc::channel::<api::CommitLayerRequest>(8);
+        let mut labels = std::collections::HashMap::new();
+        labels.insert(super::STEP_LABEL.to_string(), "1".to_string());
+        if !parent.id.is_empty() {
+            labels.insert(super::PARENT_LABEL.to_string(), parent.id.clone());
+        }
+        let _ = tx
+            .send(api::CommitLayerRequest {
+                kind: Some(api::commit_layer_request::Kind::Header(
+                    api::CommitRequest {
+                        container_id: String::new(),
+                        name: String::new(),
+                        config: json!({"config": cfg}).to_string().into_bytes(),
+                        comment: String::new(),
+                        author: parent.config["author"].as_str().unwrap_or("").to_string(),
+                        parent: parent.name.clone(),
+                        created_by: created_by.to_string(),
+                        labels,
+                        uncompressed: true,
+                        layer_image: String::new(),
+                        layer_index: 0,
+                    },
+                )),
+            })
+            .await;
+        tokio::spawn(async move {
+            while let Some(c) = chunks.recv().await {
+                let m = api::CommitLayerRequest {
+                    kind: Some(api::commit_layer_request::Kind::Chunk(c)),
+                };
+                if tx.send(m).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let image = self
+            .d
+            .lc
+            .images()
+            .commit_layer(
+                self.d
+                    .lc
+                    .req(tokio_stream::wrappers::ReceiverStream::new(rx)),
+            )
+            .await;
+        let written = writer
+            .await
+            .map_err(|e| BuildError::Internal(e.to_string()))?;
+        written.map_err(|e| BuildError::Step(format!("writing the files: {e}")))?;
+        let image = image?.into_inner();
+        Ok(ImageRef {
+            config: serde_json::from_slice(&image.config).unwrap_or_default(),
+            name: image.name,
+            id: image.config_digest,
+        })
+    }
+
     /// `--chown=user:group` as ids, resolved in the image being built.
     async fn owner(&self, container: &str, chown: Option<&str>) -> Result<(u32, u32), BuildError> {
         let Some(spec) = chown.filter(|c| !c.is_empty()) else {
@@ -669,7 +812,7 @@ impl Builder {
         df: &Dockerfile,
         from: &str,
         srcs: &[String],
-    ) -> Result<std::path::PathBuf, BuildError> {
+    ) -> Result<Arc<Tree>, BuildError> {
         let image = match from.parse::<usize>().ok().or_else(|| df.stage_index(from)) {
             Some(i) => self.stages.get(&i).cloned().ok_or_else(|| {
                 BuildError::Step(format!(
@@ -678,10 +821,8 @@ impl Builder {
             })?,
             None => self.image(from).await?,
         };
-        self.copies_from += 1;
-        let root = self.work.join(format!("from-{}", self.copies_from));
-        std::fs::create_dir_all(&root).map_err(|e| BuildError::Internal(e.to_string()))?;
         let c = self.scratch_container(&image).await?;
+        let mut tree = Tree::default();
         for s in srcs {
             // What to fetch: the part of the path before any wildcard.
             let fixed: Vec<&str> = s
@@ -690,30 +831,54 @@ impl Builder {
                 .take_while(|p| !p.contains(['*', '?', '[']))
                 .collect();
             let path = format!("/{}", fixed.join("/"));
-            let parent = std::path::Path::new(&path)
-                .parent()
-                .map(|p| p.to_path_buf())
+            let parent = path
+                .rsplit_once('/')
+                .map(|(p, _)| p.to_string())
                 .unwrap_or_default();
-            let into = root.join(parent.strip_prefix("/").unwrap_or(&parent));
-            std::fs::create_dir_all(&into).map_err(|e| BuildError::Internal(e.to_string()))?;
-            let tar = match crate::daemon::files::read_archive(&self.d.lc, &c, &path).await {
-                Ok(t) => t,
-                Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => continue,
+            let stream = match self
+                .d
+                .lc
+                .snapshots()
+                .read_archive(self.d.lc.req(api::ArchiveRequest {
+                    key: c.clone(),
+                    path: path.clone(),
+                }))
+                .await
+            {
+                Ok(s) => s.into_inner(),
+                Err(e) if e.code() == tonic::Code::NotFound => continue,
                 Err(e) => return Err(e.into()),
             };
-            let into2 = into.clone();
-            tokio::task::spawn_blocking(move || {
-                let mut a = tar::Archive::new(&tar[..]);
-                a.set_preserve_permissions(true);
-                a.set_preserve_mtime(true);
-                a.unpack(&into2)
-            })
-            .await
-            .map_err(|e| BuildError::Internal(e.to_string()))?
-            .map_err(|e| BuildError::Step(format!("COPY --from={from}: {e}")))?;
+            // The archive streams into the tree's file as it comes.
+            let (tx, rx) = tokio::sync::mpsc::channel(16);
+            self.copies_from += 1;
+            let store = super::context::store_path(&self.work, self.copies_from);
+            let add = tokio::task::spawn_blocking(move || {
+                let r = tree.add_tar(super::context::ChunkReader::new(rx), &store, &parent);
+                (tree, r)
+            });
+            let mut stream = stream;
+            loop {
+                match stream.message().await {
+                    Ok(Some(chunk)) => {
+                        if tx.send(Ok(bytes::Bytes::from(chunk.data))).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.message().to_string())).await;
+                        break;
+                    }
+                }
+            }
+            drop(tx);
+            let (t, r) = add.await.map_err(|e| BuildError::Internal(e.to_string()))?;
+            tree = t;
+            r.map_err(|e| BuildError::Step(format!("COPY --from={from}: {e}")))?;
         }
         self.drop_scratch(&c).await;
-        Ok(root)
+        Ok(Arc::new(tree))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -760,7 +925,7 @@ impl Builder {
                 dest.trim_start_matches("./")
             )
         };
-        let root = match from {
+        let tree = match from {
             Some(f) => self.sources_of(df, f, &srcs).await?,
             None => self.ctx.clone(),
         };
@@ -778,13 +943,15 @@ impl Builder {
             Ok(s) => Some(s.into_inner().mode & libc::S_IFMT == libc::S_IFDIR),
             Err(_) => None,
         };
-        let mut plan = copy::plan(&root, &srcs, &abs_dest, dest_is_dir, what == "ADD", what)?;
+        let mut plan = copy::plan(&tree, &srcs, &abs_dest, dest_is_dir, what == "ADD", what)?;
         plan.owner = self.owner(&c, chown.as_deref()).await?;
         plan.chmod = chmod;
-        let p2 = plan.clone();
-        let digest = tokio::task::spawn_blocking(move || p2.digest())
-            .await
-            .map_err(|e| BuildError::Internal(e.to_string()))??;
+        tracing::debug!(
+            "build {}: {what} planned ({} items)",
+            self.id,
+            plan.items.len()
+        );
+        let digest = plan.digest(&tree);
         let created_by = format!("/bin/sh -c #(nop) {what} {}:{digest} in {dest} ", plan.what);
         let key = super::cache::key(&[
             &st.image.id,
@@ -799,17 +966,22 @@ impl Builder {
             st.image = hit;
             return Ok(());
         }
+        // The files go straight into a layer, no snapshot in between:
+        // where the destination resolves in the image, and the directories
+        // on the way as the image has them.
+        let (dir, above) = self.layer_path(&c, &plan).await?;
         let p3 = plan.clone();
-        self.write_tar(&c, &plan.dir, move |w| p3.write_tar(w))
+        let t = std::time::Instant::now();
+        let made = self
+            .commit_layer(&st.image, st.cfg(), &created_by, move |w| {
+                p3.write_layer(&tree, &dir, &above, w)
+            })
             .await
             .map_err(|e| match e {
                 BuildError::Step(m) => BuildError::Step(format!("{what} failed: {m}")),
                 other => other,
             })?;
-
-        let made = self
-            .derive(&st.image, st.cfg(), &created_by, Some(&c))
-            .await?;
+        tracing::debug!("build {}: {what} committed in {:?}", self.id, t.elapsed());
         self.drop_scratch(&c).await;
         self.remember(&key, &st.image, &made, &created_by);
         st.image = made;

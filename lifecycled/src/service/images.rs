@@ -4,7 +4,7 @@ use std::sync::Arc;
 use berth_proto::lifecycle::v1 as api;
 use berth_proto::lifecycle::v1::images_server::Images;
 use futures::Stream;
-use imagestore::{ArchiveFormat, ImportOptions, RootfsOptions};
+use imagestore::{ArchiveFormat, ImportOptions, MediaType, RootfsOptions};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -380,6 +380,54 @@ impl Images for Service {
         Ok(Response::new(api::LoginResponse {
             status: "Login Succeeded".into(),
         }))
+    }
+
+    async fn commit_layer(
+        &self,
+        req: Request<Streaming<api::CommitLayerRequest>>,
+    ) -> Result<Response<api::Image>, Status> {
+        let ns = namespace::of(&req)?;
+        let mut input = req.into_inner();
+        let header = match input.message().await? {
+            Some(api::CommitLayerRequest {
+                kind: Some(api::commit_layer_request::Kind::Header(h)),
+            }) => h,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first message must be the commit's header",
+                ));
+            }
+        };
+        let store = self.images.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
+        let work = tokio::task::spawn_blocking(move || {
+            let lease = store.lease();
+            let mut blob = store
+                .write_blob(None, ChunkReader::new(rx), Some(&lease))
+                .map_err(status)?;
+            blob.set_media_type(MediaType::ImageLayer);
+            let rec =
+                images::commit_with(&store, &ns, None, Some(images::SentLayer { blob }), &header)?;
+            drop(lease);
+            images::to_api(&store, &rec).map_err(status)
+        });
+        let fed = async {
+            while let Some(m) = input.message().await? {
+                if let Some(api::commit_layer_request::Kind::Chunk(c)) = m.kind
+                    && tx.send(c).await.is_err()
+                {
+                    break;
+                }
+            }
+            Ok::<(), Status>(())
+        }
+        .await;
+        drop(tx);
+        let image = work
+            .await
+            .map_err(|e| Status::internal(format!("committing the layer failed: {e}")))??;
+        fed?;
+        Ok(Response::new(image))
     }
 
     async fn commit(

@@ -194,6 +194,9 @@ impl Snapshots for Service {
             mode: st.mode,
             mtime: Some(crate::timestamp(st.mtime)),
             link_target: st.link_target,
+            uid: st.uid,
+            gid: st.gid,
+            resolved: st.resolved,
         }))
     }
 
