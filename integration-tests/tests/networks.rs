@@ -570,6 +570,64 @@ fn connect_and_disconnect_a_running_container() {
 }
 
 #[test]
+fn off_its_mode_network_a_container_keeps_its_mode_and_can_rejoin() {
+    let s = stack();
+    network(&s, "solo", 8, &[]);
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "lone",
+        "--network",
+        "solo",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    s.berth(&["network", "disconnect", "solo", "lone"]).ok();
+    let links = s
+        .berth(&["exec", "lone", "ls", "/sys/class/net"])
+        .ok()
+        .to_string();
+    assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+    // As Docker: the mode stays, the network is no longer joined.
+    let mode = s
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.NetworkMode}} {{len .NetworkSettings.Networks}}",
+            "lone",
+        ])
+        .ok()
+        .to_string();
+    assert_eq!(mode.trim(), "solo 0");
+    let out = s.berth(&["network", "disconnect", "solo", "lone"]);
+    assert!(
+        out.stderr.contains("is not connected to network solo"),
+        "{out:?}"
+    );
+    // It stays off across a restart, and rejoins when connected.
+    s.berth(&["restart", "-t", "0", "lone"]).ok();
+    let links = s
+        .berth(&["exec", "lone", "ls", "/sys/class/net"])
+        .ok()
+        .to_string();
+    assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+    s.berth(&["network", "connect", "solo", "lone"]).ok();
+    let links = s
+        .berth(&["exec", "lone", "ls", "/sys/class/net"])
+        .ok()
+        .to_string();
+    assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["eth0", "lo"]);
+    let out = s.berth(&["network", "connect", "solo", "lone"]);
+    assert!(
+        out.stderr.contains("already exists in network solo"),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn a_published_port_keeps_answering_through_daemon_kills() {
     let mut s = stack();
     let p = free_port();

@@ -139,7 +139,12 @@ fn network_settings(d: &Daemon, c: &Container) -> Value {
     let mut networks = serde_json::Map::new();
     let mode = network_mode(c);
     let configured: Vec<String> = if crate::daemon::netsetup::uses_networks(c) {
-        let mut v = vec![mode.clone()];
+        // Disconnected from its mode's network, it shows only the others.
+        let mut v = if c.mode_detached {
+            Vec::new()
+        } else {
+            vec![mode.clone()]
+        };
         v.extend(
             c.networking
                 .endpoints_config

@@ -222,6 +222,8 @@ pub async fn connect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Re
             "container sharing network namespace with another container or host cannot be connected to any other network",
         ));
     }
+    let mode = crate::daemon::netsetup::mode_network(&c.host_config.network_mode).to_string();
+    let to_mode = d.networks.get(&mode).is_ok_and(|m| m.id == n.id);
     if n.driver != "bridge" {
         return Err(ApiError::forbidden(
             "container cannot be disconnected from host network or connected to host network",
@@ -239,6 +241,11 @@ pub async fn connect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Re
     }
     let ep = b.endpoint_config.unwrap_or_default();
     crate::daemon::netsetup::validate_endpoint(&n.name, &ep)?;
+    // Back on the mode's network after a disconnect: joined again.
+    let detached = c.mode_detached;
+    if to_mode {
+        c.mode_detached = false;
+    }
     if c.is_running() {
         let ports = serde_json::json!([]);
         c.networking
@@ -246,6 +253,7 @@ pub async fn connect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Re
             .insert(n.name.clone(), ep.clone());
         if let Err(err) = d.net_attach(&mut c, &n, &ep, &ports).await {
             c.networking.endpoints_config.remove(&n.name);
+            c.mode_detached = detached;
             return Err(err);
         }
     } else {
@@ -264,7 +272,7 @@ pub async fn disconnect(s: State, Path(id): Path<String>, body: Bytes) -> Result
     let (_, n, e) = parties(&d, &id, &body)?;
     let mut c = e.c.lock().await;
     let mode = crate::daemon::netsetup::mode_network(&c.host_config.network_mode).to_string();
-    let by_mode = d.networks.get(&mode).is_ok_and(|m| m.id == n.id);
+    let by_mode = !c.mode_detached && d.networks.get(&mode).is_ok_and(|m| m.id == n.id);
     let by_endpoint = c
         .networking
         .endpoints_config
@@ -281,8 +289,9 @@ pub async fn disconnect(s: State, Path(id): Path<String>, body: Bytes) -> Result
         .endpoints_config
         .retain(|k, _| d.networks.get(k).map_or(true, |m| m.id != n.id));
     if by_mode {
-        // Off its mode's network it is on none, as Docker leaves it.
-        c.host_config.network_mode = "none".into();
+        // Off its mode's network: the mode stays (as Docker's NetworkMode),
+        // the network is no longer joined.
+        c.mode_detached = true;
     }
     c.save()
         .map_err(|e| ApiError::internal(format!("saving container: {e}")))?;

@@ -92,6 +92,10 @@ pub struct Container {
     /// Who created it (uid:N, cn:NAME): operators act only on their own.
     #[serde(default)]
     pub owner: Option<String>,
+    /// It was disconnected from its network mode's network: its mode stays
+    /// (as Docker's NetworkMode does) but it does not join that network.
+    #[serde(default)]
+    pub mode_detached: bool,
 }
 
 impl Container {

@@ -182,6 +182,7 @@ impl Daemon {
             net: None,
             published: Default::default(),
             owner,
+            mode_detached: false,
         };
         // The networks must exist (the mode's and the endpoints').
         self.container_networks(&c)?;

@@ -116,7 +116,9 @@ impl Daemon {
             .find(|(k, _)| mode_network(k) == first || **k == n.name)
             .map(|(_, e)| e.clone())
             .unwrap_or_default();
-        out.push((n, ep));
+        if !c.mode_detached {
+            out.push((n, ep));
+        }
         for (name, ep) in &c.networking.endpoints_config {
             let name = mode_network(name);
             if name == first {
