@@ -587,14 +587,8 @@ print("ok")
     );
     let out = s.command("python3", &["-c", &script]);
     assert_eq!(out.stdout.trim(), "ok", "{out:?}");
-    let compose = ["/usr/bin/docker-compose", "/usr/local/bin/docker-compose"]
-        .iter()
-        .find(|p| Path::new(p).exists());
-    let Some(compose) = compose else {
-        eprintln!("docker-compose is not installed: skipping its part");
-        return;
-    };
-    let mut c = std::process::Command::new(compose);
+    // Debian's docker-compose 1.29 (scripts/deps installs it).
+    let mut c = std::process::Command::new("/usr/bin/docker-compose");
     c.current_dir(&dir)
         .env("DOCKER_HOST", &s.host)
         .args(["-p", "buildtest", "build"]);
@@ -670,4 +664,110 @@ fn a_client_that_leaves_stops_its_build() {
         s.log()
     );
     assert!(s.berth(&["image", "inspect", "left"]).code != 0);
+}
+
+/// A tmpfs mounted for one test, unmounted however the test ends.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(&at).expect("mkdir");
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .status()
+            .expect("mount")
+            .success();
+        assert!(ok, "mounting a tmpfs at {}", at.display());
+        SmallDisk(at)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_build_that_fills_the_disk_fails_clearly_and_leaves_nothing() {
+    let s = stack();
+    // Where berthd keeps a build's context: 4 MiB, for a context of 12.
+    let disk = SmallDisk::mount(s.exec_root.join("build"), "4m");
+    let dir = context(&s, "big", &[("Dockerfile", "FROM busybox\nCOPY . /c\n")]);
+    let noise: Vec<u8> = (0..12u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(dir.join("noise.bin"), noise).expect("writing the context");
+    let out = build(&s, &dir, &["-t", "full"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("no space left on device"), "{out:?}");
+    assert!(s.berth(&["image", "inspect", "full"]).code != 0);
+    assert!(s.berth(&["ps", "-aq"]).ok().is_empty());
+    assert!(
+        std::fs::read_dir(&disk.0)
+            .expect("the build dir")
+            .next()
+            .is_none(),
+        "the build's files were left"
+    );
+    // With room again, the same build works.
+    drop(disk);
+    build(&s, &dir, &["-t", "full"]).ok();
+}
+
+#[test]
+fn a_c_program_compiled_in_a_debian_stage_runs_from_busybox() {
+    // A Debian rootfs with gcc, made by scripts/deps with debootstrap.
+    let rootfs = Path::new("/var/cache/berth-tests/debian-gcc.tar");
+    assert!(
+        rootfs.exists(),
+        "{} is missing: scripts/deps makes it",
+        rootfs.display()
+    );
+    let s = stack();
+    s.berth(&["import", &rootfs.to_string_lossy(), "debian-gcc:12"])
+        .ok();
+    let dir = context(
+        &s,
+        "cprog",
+        &[
+            (
+                "Dockerfile",
+                r#"FROM debian-gcc:12 AS build
+WORKDIR /src
+COPY hello.c .
+ARG GREETING=hello
+RUN gcc -static -O2 -DGREETING="\"$GREETING\"" -o /hello hello.c && /hello
+
+FROM busybox
+COPY --from=build /hello /usr/local/bin/hello
+ENTRYPOINT ["hello"]
+"#,
+            ),
+            (
+                "hello.c",
+                "#include <stdio.h>\nint main(int argc, char **argv) {\n  printf(\"%s from C, %d args\\n\", GREETING, argc - 1);\n  return 0;\n}\n",
+            ),
+        ],
+    );
+    let out = build(&s, &dir, &["-t", "cprog", "--build-arg", "GREETING=hi"])
+        .ok()
+        .to_string();
+    // The RUN's own output, as it ran.
+    assert!(out.contains("hi from C, 0 args"), "{out}");
+    let img = inspect(&s, "cprog");
+    assert_eq!(img["Config"]["Entrypoint"], serde_json::json!(["hello"]));
+    let ran = s
+        .berth(&["run", "--rm", "--network", "none", "cprog", "a", "b"])
+        .ok()
+        .to_string();
+    assert_eq!(ran.trim(), "hi from C, 2 args");
+    // The final image holds busybox's layers and one more, not Debian's.
+    let busybox = inspect(&s, "busybox");
+    let layers = |v: &serde_json::Value| v["RootFS"]["Layers"].as_array().map_or(0, Vec::len);
+    assert_eq!(layers(&img), layers(&busybox) + 1);
 }
