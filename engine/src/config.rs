@@ -90,7 +90,8 @@ pub struct Config {
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
     pub shutdown_timeout: u64,
-    pub bridge: String,
+    /// The default bridge's name, when the operator gives one.
+    pub bridge: Option<String>,
     pub bip: Option<String>,
     pub default_address_pools: Vec<serde_json::Value>,
     /// For tcp:// hosts: the server's files, and whether clients must show

@@ -172,7 +172,7 @@ fn effective(args: &Args) -> anyhow::Result<Config> {
         dns: file.dns.unwrap_or_default(),
         dns_search: file.dns_search.unwrap_or_default(),
         shutdown_timeout: file.shutdown_timeout.unwrap_or(15),
-        bridge: file.bridge.unwrap_or_else(|| "berth0".into()),
+        bridge: file.bridge,
         bip: file.bip,
         default_address_pools: file.default_address_pools.unwrap_or_default(),
         tls,

@@ -48,3 +48,54 @@ pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// A network namespace of a test's own (`ip netns add`), with loopback up;
+/// deleted in Drop, and with it every bridge, veth and firewall rule made
+/// in it.
+pub struct NetNs {
+    pub name: String,
+}
+
+impl NetNs {
+    pub fn new() -> NetNs {
+        let name = testsupport::unique("berth-it-ns");
+        let ok = std::process::Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip netns add {name}");
+        let ns = NetNs { name };
+        let _ = std::process::Command::new("ip")
+            .args(["-n", &ns.name, "link", "set", "lo", "up"])
+            .status();
+        ns
+    }
+
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.name)
+    }
+
+    /// `ip -n <ns> args…`'s output.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &self.name])
+            .args(args)
+            .output()
+            .expect("ip");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Default for NetNs {
+    fn default() -> Self {
+        NetNs::new()
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}

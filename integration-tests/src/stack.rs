@@ -30,6 +30,9 @@ pub struct Stack {
     pub net: crate::netblock::NetBlock,
     /// More berthd flags (tcp:// hosts, TLS files).
     pub berthd_args: Vec<String>,
+    /// The network namespace berthd runs in (its bridges live there), when
+    /// not the host's.
+    pub netns: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -65,7 +68,18 @@ impl Stack {
     }
 
     /// The stack with more berthd flags.
-    pub fn start_with_args(mut daemon_json: serde_json::Value, args: &[String]) -> Stack {
+    pub fn start_with_args(daemon_json: serde_json::Value, args: &[String]) -> Stack {
+        Stack::start_in(daemon_json, args, None)
+    }
+
+    /// The stack with berthd in the network namespace at `netns`. Keys set
+    /// to null in `daemon_json` are left out of the defaults (a null
+    /// `bridge` lets the engine pick its own).
+    pub fn start_in(
+        mut daemon_json: serde_json::Value,
+        args: &[String],
+        netns: Option<PathBuf>,
+    ) -> Stack {
         let lc = Lifecycled::start(&[]);
         let dir = tempfile::Builder::new()
             .prefix("berth-stack")
@@ -96,6 +110,7 @@ impl Stack {
             cgroup_parent,
             net,
             berthd_args: args.to_vec(),
+            netns,
             lc: Some(lc),
             dir,
             child: None,
@@ -111,7 +126,17 @@ impl Stack {
             .append(true)
             .open(self.dir.path().join("berthd.log"))
             .expect("log file");
-        let child = Command::new(crate::bin("berthd"))
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display()))
+                    .arg("--")
+                    .arg(crate::bin("berthd"));
+                c
+            }
+            None => Command::new(crate::bin("berthd")),
+        };
+        let child = cmd
             .arg("--config-file")
             .arg(&self.daemon_json)
             .arg("-H")
@@ -381,11 +406,14 @@ impl Stack {
         for e in std::fs::read_dir(&netns).into_iter().flatten().flatten() {
             let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
         }
-        for e in std::fs::read_dir(self.data_root.join("network"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
+        // In a namespace of its own, the engine's bridges and rules go with
+        // the namespace (and names there may be the host's too).
+        let records = if self.netns.is_none() {
+            std::fs::read_dir(self.data_root.join("network")).ok()
+        } else {
+            None
+        };
+        for e in records.into_iter().flatten().flatten() {
             let rec: serde_json::Value = std::fs::read(e.path())
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())

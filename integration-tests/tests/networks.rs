@@ -720,3 +720,108 @@ fn a_reboot_like_loss_of_run_state_is_rebuilt_on_start() {
         .to_string();
     assert!(out.contains("1 packets received"), "{out}");
 }
+
+/// The default bridge's interface and subnet, as the engine shows them.
+fn default_bridge(s: &Stack) -> (String, String) {
+    let out = s
+        .berth(&[
+            "network",
+            "inspect",
+            "-f",
+            r#"{{index .Options "com.docker.network.bridge.name"}} {{(index .IPAM.Config 0).Subnet}}"#,
+            "bridge",
+        ])
+        .ok()
+        .to_string();
+    let (name, subnet) = out.trim().split_once(' ').expect("name and subnet");
+    (name.to_string(), subnet.to_string())
+}
+
+fn eth0_of_a_run(s: &Stack) -> String {
+    s.berth(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0",
+    ])
+    .ok()
+    .to_string()
+}
+
+#[test]
+fn engines_side_by_side_each_own_a_default_bridge_and_adopt_a_left_one() {
+    // The engines' own namespace: their bridges keep Docker's default
+    // names without touching the host's.
+    let ns = integration_tests::NetNs::new();
+    let unnamed = serde_json::json!({"bridge": null, "bip": null});
+    let a = Stack::start_in(unnamed.clone(), &[], Some(ns.path()));
+    // The second engine draws from the same address pools: the first one's
+    // bridge, made at its start, keeps it off that subnet.
+    let mut same_pools = unnamed.clone();
+    same_pools["default-address-pools"] = a.net.default_bridge_json().2;
+    let b = Stack::start_in(same_pools, &[], Some(ns.path()));
+    a.load_busybox();
+    b.load_busybox();
+    let (a_bridge, a_subnet) = default_bridge(&a);
+    let (b_bridge, b_subnet) = default_bridge(&b);
+    assert_eq!(a_bridge, "berth0");
+    assert_eq!(b_bridge, "berth1");
+    assert_ne!(a_subnet, b_subnet);
+    // Both run containers on their default bridge, at the same time.
+    assert!(eth0_of_a_run(&a).contains("inet "));
+    assert!(eth0_of_a_run(&b).contains("inet "));
+    let links = ns.ip(&["-o", "link", "show", "type", "bridge"]);
+    assert!(
+        links.contains("berth0") && links.contains("berth1"),
+        "{links}"
+    );
+
+    // Told to use a bridge another running engine holds: refused at start,
+    // naming the keys that resolve it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("daemon.json");
+    std::fs::write(&cfg, r#"{"bridge": "berth0"}"#).expect("daemon.json");
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", ns.path().display()))
+        .arg("--")
+        .arg(integration_tests::bin("berthd"))
+        .arg("--config-file")
+        .arg(&cfg)
+        .arg("-H")
+        .arg(format!("unix://{}", dir.path().join("s.sock").display()))
+        .arg("--data-root")
+        .arg(dir.path().join("d"))
+        .arg("--exec-root")
+        .arg(dir.path().join("e"))
+        .arg("--lifecycled")
+        .arg(&a.lc().address)
+        .output()
+        .expect("berthd");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("berth0 belongs to another berthd") && err.contains("\"bip\""),
+        "{err}"
+    );
+
+    // The first engine goes; one with a fresh data root (and other address
+    // pools) takes berth0 over with the address it has, as dockerd adopts
+    // docker0.
+    drop(a);
+    let c = Stack::start_in(unnamed, &[], Some(ns.path()));
+    c.load_busybox();
+    assert_eq!(default_bridge(&c), (a_bridge, a_subnet.clone()));
+    let prefix = a_subnet
+        .rsplit_once('.')
+        .map(|(p, _)| p.to_string())
+        .unwrap_or_default();
+    let eth0 = eth0_of_a_run(&c);
+    assert!(
+        eth0.contains(&format!("inet {prefix}.")),
+        "{eth0} not in {a_subnet}"
+    );
+    drop(b);
+    drop(c);
+}

@@ -3,6 +3,7 @@
 //! field.
 
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::error::{ApiError, Result};
 
@@ -13,8 +14,15 @@ pub fn json<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T> {
             "invalid {what}: expected a JSON object"
         )));
     }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid {what}: {e}")))?;
+    go_nulls(&mut v);
+    typed(&v, what)
+}
+
+/// `v` decoded as `T`, a wrong type a 400 naming the field.
+pub fn typed<T: DeserializeOwned>(v: &Value, what: &str) -> Result<T> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
         let at = e.path().to_string();
         let inner = e.into_inner();
         ApiError::bad_request(if at.is_empty() || at == "." {
@@ -23,6 +31,64 @@ pub fn json<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T> {
             format!("invalid {what}: field {at}: {inner}")
         })
     })
+}
+
+/// The fields of Docker's API types that are maps: their keys are the
+/// caller's, and a null value is an entry (Go's decoder keeps it).
+const MAP_FIELDS: &[&str] = &[
+    "Labels",
+    "ExposedPorts",
+    "Volumes",
+    "Options",
+    "DriverOpts",
+    "Sysctls",
+    "StorageOpt",
+    "Tmpfs",
+    "PortBindings",
+    "EndpointsConfig",
+    "Config",
+    "Annotations",
+];
+
+/// Nulls read as Go's decoder reads them: a null field of a struct leaves
+/// the field at its zero value, as if absent; a null value in a map is an
+/// entry with the zero value of the map's type. Clients (docker-compose,
+/// docker-py) send `null` for anything they leave unset.
+pub fn go_nulls(v: &mut Value) {
+    struct_nulls(v);
+}
+
+fn struct_nulls(v: &mut Value) {
+    let Value::Object(o) = v else { return };
+    o.retain(|_, x| !x.is_null());
+    for (k, x) in o.iter_mut() {
+        match x {
+            Value::Object(_) if MAP_FIELDS.contains(&k.as_str()) => map_nulls(k, x),
+            Value::Object(_) => struct_nulls(x),
+            Value::Array(items) => items.iter_mut().for_each(struct_nulls),
+            _ => {}
+        }
+    }
+}
+
+fn map_nulls(field: &str, v: &mut Value) {
+    let Value::Object(o) = v else { return };
+    for x in o.values_mut() {
+        match x {
+            Value::Null => {
+                *x = match field {
+                    "ExposedPorts" | "Volumes" | "EndpointsConfig" => {
+                        Value::Object(Default::default())
+                    }
+                    "PortBindings" => Value::Array(Vec::new()),
+                    _ => Value::String(String::new()),
+                }
+            }
+            Value::Object(_) => struct_nulls(x),
+            Value::Array(items) => items.iter_mut().for_each(struct_nulls),
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -40,5 +106,29 @@ mod tests {
         assert!(super::json::<B>(b"[5]", "body").is_err());
         let e = super::json::<B>(br#"{"Memory": "abc"}"#, "body").unwrap_err();
         assert!(e.message.contains("field Memory"), "{}", e.message);
+    }
+
+    #[test]
+    fn nulls_read_as_gos_decoder_reads_them() {
+        let mut v = serde_json::json!({
+            "Healthcheck": {"Test": ["CMD", "true"], "StartPeriod": null},
+            "Labels": {"a": null},
+            "ExposedPorts": {"80/tcp": null},
+            "HostConfig": {"Binds": null, "PortBindings": {"80/tcp": null}},
+            "NetworkingConfig": {"EndpointsConfig": {"n": null, "m": {"Aliases": null}}},
+            "Mounts": [{"Target": "/x", "VolumeOptions": null}],
+        });
+        super::go_nulls(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "Healthcheck": {"Test": ["CMD", "true"]},
+                "Labels": {"a": ""},
+                "ExposedPorts": {"80/tcp": {}},
+                "HostConfig": {"PortBindings": {"80/tcp": []}},
+                "NetworkingConfig": {"EndpointsConfig": {"n": {}, "m": {}}},
+                "Mounts": [{"Target": "/x"}],
+            })
+        );
     }
 }

@@ -369,22 +369,16 @@ pub async fn create(
 /// serde; its parts are read one by one to find them.
 fn create_request(body: &[u8]) -> Result<CreateRequest> {
     fn typed<T: serde::de::DeserializeOwned>(v: &Value) -> std::result::Result<T, ApiError> {
-        serde_path_to_error::deserialize(v).map_err(|e| {
-            let at = e.path().to_string();
-            ApiError::bad_request(if at.is_empty() || at == "." {
-                format!("invalid JSON body: {}", e.into_inner())
-            } else {
-                format!("invalid JSON body: field {at}: {}", e.into_inner())
-            })
-        })
+        super::body::typed(v, "JSON body")
     }
-    let v: Value = serde_json::from_slice(body)
+    let mut v: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     if !v.is_object() {
         return Err(ApiError::bad_request(
             "invalid JSON body: expected an object",
         ));
     }
+    super::body::go_nulls(&mut v);
     let mut config_only = v.clone();
     if let Some(o) = config_only.as_object_mut() {
         o.remove("HostConfig");

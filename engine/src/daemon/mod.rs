@@ -77,10 +77,13 @@ impl Daemon {
         let volumes = Volumes::new(&cfg.data_root)?;
         let networks = networks::Networks::open(
             &cfg.data_root,
-            &cfg.bridge,
+            cfg.bridge.as_deref(),
             cfg.bip.as_deref(),
             &cfg.default_address_pools,
         )?;
+        if let Err(e) = networks.make_default_bridge() {
+            tracing::warn!("making the default bridge: {e:#}");
+        }
         let d = Arc::new(Daemon {
             lc,
             volumes,

@@ -121,11 +121,22 @@ impl Network {
             }
             json!([c])
         };
+        // A user's network shows the options it was created with (compose
+        // compares them with its file); the default bridge shows what
+        // dockerd's shows for docker0.
         let mut options = self.options.clone();
-        if self.driver == "bridge" {
-            options
-                .entry("com.docker.network.bridge.name".into())
-                .or_insert_with(|| self.bridge.clone());
+        let builtin = self.driver == "bridge" && self.name == "bridge";
+        if builtin {
+            for (k, v) in [
+                ("com.docker.network.bridge.default_bridge", "true"),
+                ("com.docker.network.bridge.enable_icc", "true"),
+                ("com.docker.network.bridge.enable_ip_masquerade", "true"),
+                ("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0"),
+                ("com.docker.network.bridge.name", self.bridge.as_str()),
+                ("com.docker.network.driver.mtu", "1500"),
+            ] {
+                options.entry(k.into()).or_insert_with(|| v.to_string());
+            }
         }
         json!({
             "Name": self.name,
@@ -134,7 +145,11 @@ impl Network {
             "Scope": "local",
             "Driver": self.driver,
             "EnableIPv6": false,
-            "IPAM": {"Driver": "default", "Options": null, "Config": config},
+            "IPAM": {
+                "Driver": "default",
+                "Options": if builtin { Value::Null } else { json!({}) },
+                "Config": config,
+            },
             "Internal": self.internal,
             "Attachable": self.attachable,
             "Ingress": false,
@@ -226,13 +241,16 @@ pub struct Networks {
     dir: PathBuf,
     map: RwLock<BTreeMap<String, Network>>,
     pools: Vec<(Ipv4Net, u8)>,
+    /// The default bridge, held for this engine while it runs.
+    claim: Option<crate::network::claim::Claim>,
 }
 
 impl Networks {
     /// Loads the records; makes `bridge`, `host` and `none` when missing.
+    /// `bridge_name` and `bip` are the operator's, if given.
     pub fn open(
         data_root: &Path,
-        bridge_name: &str,
+        bridge_name: Option<&str>,
         bip: Option<&str>,
         pools: &[Value],
     ) -> anyhow::Result<Networks> {
@@ -265,7 +283,7 @@ impl Networks {
             }
             parsed_pools.push((base, size));
         }
-        let n = Networks {
+        let mut n = Networks {
             dir,
             map: RwLock::new(map),
             pools: if parsed_pools.is_empty() {
@@ -273,9 +291,85 @@ impl Networks {
             } else {
                 parsed_pools
             },
+            claim: None,
         };
-        n.ensure_builtin(bridge_name, bip)?;
+        let claim = n.claim_bridge(bridge_name)?;
+        n.ensure_builtin(&claim.bridge, bip)?;
+        n.claim = Some(claim);
         Ok(n)
+    }
+
+    /// The default bridge this engine owns: the one it is told to use, or
+    /// had, or `berth0`; when another running engine holds that one and
+    /// none was named, the next free `berthN`.
+    fn claim_bridge(&self, named: Option<&str>) -> anyhow::Result<crate::network::claim::Claim> {
+        use crate::network::claim::claim;
+        let had = self
+            .get("bridge")
+            .ok()
+            .map(|n| n.bridge)
+            .filter(|b| !b.is_empty());
+        let wanted = named
+            .map(str::to_string)
+            .or(had)
+            .unwrap_or_else(|| "berth0".into());
+        if let Some(c) = claim(&wanted)? {
+            return Ok(c);
+        }
+        if named.is_some() {
+            anyhow::bail!(
+                "the bridge {wanted} belongs to another berthd running on this host: give this engine a bridge of its own with \"bridge\" and \"bip\" in daemon.json"
+            );
+        }
+        for i in 0..256 {
+            let name = format!("berth{i}");
+            if let Some(c) = claim(&name)? {
+                tracing::info!(
+                    "the bridge {wanted} belongs to another running berthd: this engine's default bridge is {name}"
+                );
+                return Ok(c);
+            }
+        }
+        anyhow::bail!("no free berthN bridge name on this host")
+    }
+
+    /// This engine's default bridge interface.
+    pub fn default_bridge(&self) -> &str {
+        self.claim.as_ref().map_or("", |c| c.bridge.as_str())
+    }
+
+    /// Makes the default bridge with its address when it is missing, as
+    /// dockerd makes docker0 at start: another engine starting after this
+    /// one then sees the subnet taken.
+    pub fn make_default_bridge(&self) -> anyhow::Result<()> {
+        let name = self.default_bridge();
+        if name.is_empty() || crate::network::claim::ipv4_of(name).is_some() {
+            return Ok(());
+        }
+        let n = self.get("bridge").map_err(|e| anyhow::anyhow!(e.message))?;
+        let prefix = n.subnet.rsplit_once('/').map_or("16", |(_, p)| p);
+        let ip = |args: &[&str]| -> anyhow::Result<()> {
+            let out = std::process::Command::new("ip").args(args).output()?;
+            if !out.status.success() {
+                anyhow::bail!(
+                    "ip {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            Ok(())
+        };
+        if !std::path::Path::new("/sys/class/net").join(name).exists() {
+            ip(&["link", "add", "name", name, "type", "bridge"])?;
+        }
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/{prefix}", n.gateway),
+            "dev",
+            name,
+        ])?;
+        ip(&["link", "set", name, "up"])
     }
 
     fn ensure_builtin(&self, bridge_name: &str, bip: Option<&str>) -> anyhow::Result<()> {
@@ -297,23 +391,35 @@ impl Networks {
                 })?;
             }
         }
-        let (subnet, gateway) = match bip {
-            Some(b) => {
+        let existing = self.get("bridge").ok();
+        // As dockerd with docker0: a bridge that is already there keeps the
+        // address it has, unless the operator names another.
+        let (subnet, gateway) = match (bip, crate::network::claim::ipv4_of(bridge_name)) {
+            (Some(b), _) => {
                 let net: ipnet::Ipv4Net =
                     b.parse().map_err(|e| anyhow::anyhow!("bip {b:?}: {e}"))?;
                 (net.trunc().to_string(), net.addr().to_string())
             }
-            None => match self.get("bridge") {
-                Ok(n) => (n.subnet.clone(), n.gateway.clone()),
-                Err(_) => {
+            (None, Some(has)) => (has.trunc().to_string(), has.addr().to_string()),
+            (None, None) => match existing.as_ref().filter(|n| n.bridge == bridge_name) {
+                Some(n) => (n.subnet.clone(), n.gateway.clone()),
+                None => {
                     let s = self
-                        .allocate()
+                        .allocate_besides(existing.as_ref().map(|n| n.id.as_str()))
                         .map_err(|e| anyhow::anyhow!("the default bridge: {}", e.message))?;
                     (s.to_string(), first_host(&s))
                 }
             },
         };
-        let existing = self.get("bridge").ok();
+        if let (Some(b), Some(has)) = (bip, crate::network::claim::ipv4_of(bridge_name))
+            && has.to_string() != *b
+        {
+            // The operator's address replaces the one the bridge had (the
+            // bridge plugin refuses a bridge with another gateway).
+            let _ = std::process::Command::new("ip")
+                .args(["addr", "flush", "dev", bridge_name])
+                .status();
+        }
         let unchanged = existing
             .as_ref()
             .is_some_and(|n| n.subnet == subnet && n.gateway == gateway && n.bridge == bridge_name);
@@ -387,11 +493,19 @@ impl Networks {
 
     /// The first subnet of the pools that no network and no host route uses.
     fn allocate(&self) -> Result<Ipv4Net> {
+        self.allocate_besides(None)
+    }
+
+    /// A free subnet from the pools: used by no network of this engine but
+    /// `except`, and by no route or interface of the host.
+    fn allocate_besides(&self, except: Option<&str>) -> Result<Ipv4Net> {
         let taken: Vec<Ipv4Net> = self
             .all()
             .iter()
+            .filter(|n| Some(n.id.as_str()) != except)
             .filter_map(|n| n.subnet.parse().ok())
             .chain(host_routes())
+            .chain(crate::network::claim::host_networks())
             .collect();
         for (base, size) in &self.pools {
             if let Ok(subnets) = base.subnets(*size) {
@@ -641,7 +755,34 @@ mod tests {
 
     fn nets(dir: &Path) -> Networks {
         let pools = [json!({"base": "10.213.0.0/16", "size": 24})];
-        Networks::open(dir, "bt0", Some("10.212.0.1/24"), &pools).unwrap()
+        // A bridge name of each test's own: an engine holds its bridge.
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("btu{}x{n}", std::process::id() % 100_000);
+        Networks::open(dir, Some(&name), Some("10.212.0.1/24"), &pools).unwrap()
+    }
+
+    #[test]
+    fn a_bridge_held_by_a_running_engine_is_not_taken() {
+        let dir = || tempfile::tempdir().unwrap();
+        let (a, b, c) = (dir(), dir(), dir());
+        let name = format!("btc{}", std::process::id() % 100_000);
+        let pools = [json!({"base": "10.213.0.0/16", "size": 24})];
+        let first = Networks::open(a.path(), Some(&name), Some("10.212.0.1/24"), &pools).unwrap();
+        assert_eq!(first.default_bridge(), name);
+        // Named: refused, saying how to give the engine its own.
+        let err = Networks::open(b.path(), Some(&name), None, &pools)
+            .err()
+            .expect("the bridge was taken twice")
+            .to_string();
+        assert!(
+            err.contains("another berthd") && err.contains("\"bridge\""),
+            "{err}"
+        );
+        // Once its engine is gone, it is free again.
+        drop(first);
+        let again = Networks::open(c.path(), Some(&name), Some("10.212.0.1/24"), &pools).unwrap();
+        assert_eq!(again.default_bridge(), name);
     }
 
     #[test]

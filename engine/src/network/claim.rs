@@ -1,0 +1,90 @@
+//! Which engine owns a bridge on this host. Each berthd holds, while it
+//! lives, an abstract unix socket named after its default bridge: the kernel
+//! releases it when the process dies, however it dies, and it is scoped to
+//! the network namespace the bridge lives in, so no file can go stale.
+
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener};
+
+/// A bridge this engine owns until the claim is dropped.
+#[derive(Debug)]
+pub struct Claim {
+    pub bridge: String,
+    _socket: UnixListener,
+}
+
+fn address(bridge: &str) -> std::io::Result<SocketAddr> {
+    SocketAddr::from_abstract_name(format!("berth/bridge/{bridge}").as_bytes())
+}
+
+/// Claims `bridge`; `None` when a running engine holds it.
+pub fn claim(bridge: &str) -> std::io::Result<Option<Claim>> {
+    match UnixListener::bind_addr(&address(bridge)?) {
+        Ok(socket) => Ok(Some(Claim {
+            bridge: bridge.to_string(),
+            _socket: socket,
+        })),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The IPv4 address and prefix an interface has, if it exists and has one.
+pub fn ipv4_of(interface: &str) -> Option<ipnet::Ipv4Net> {
+    let addrs = nix::ifaddrs::getifaddrs().ok()?;
+    for a in addrs {
+        if a.interface_name != interface {
+            continue;
+        }
+        let ip = a.address.as_ref()?.as_sockaddr_in().map(|s| s.ip());
+        let mask = a
+            .netmask
+            .as_ref()
+            .and_then(|m| m.as_sockaddr_in())
+            .map(|s| s.ip());
+        if let (Some(ip), Some(mask)) = (ip, mask) {
+            let prefix = u32::from(mask).leading_ones() as u8;
+            return ipnet::Ipv4Net::new(ip, prefix).ok();
+        }
+    }
+    None
+}
+
+/// The IPv4 networks of every interface of this host.
+pub fn host_networks() -> Vec<ipnet::Ipv4Net> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    addrs
+        .filter_map(|a| {
+            let ip = a.address?.as_sockaddr_in()?.ip();
+            let mask = a.netmask?.as_sockaddr_in()?.ip();
+            ipnet::Ipv4Net::new(ip, u32::from(mask).leading_ones() as u8)
+                .ok()
+                .map(|n| n.trunc())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_is_held_until_dropped() {
+        let name = format!("bt-claim-{}", std::process::id());
+        let first = claim(&name).unwrap().expect("free");
+        assert!(claim(&name).unwrap().is_none(), "claimed twice");
+        drop(first);
+        assert!(claim(&name).unwrap().is_some(), "not released");
+    }
+
+    #[test]
+    fn loopback_has_its_address() {
+        let lo = ipv4_of("lo").expect("lo has 127.0.0.1");
+        assert_eq!(lo.addr(), std::net::Ipv4Addr::LOCALHOST);
+        assert_eq!(lo.prefix_len(), 8);
+        assert!(host_networks().iter().any(|n| n.contains(&lo.addr())));
+        assert!(ipv4_of("no-such-if0").is_none());
+    }
+}
