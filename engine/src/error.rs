@@ -71,7 +71,13 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::NOT_MODIFIED {
             return self.status.into_response();
         }
-        if self.status.is_server_error() {
+        // 501 and 503 are answers (no swarm here, a driver that keeps no
+        // logs), not failures of ours.
+        let answer = matches!(
+            self.status,
+            StatusCode::NOT_IMPLEMENTED | StatusCode::SERVICE_UNAVAILABLE
+        );
+        if self.status.is_server_error() && !answer {
             tracing::error!("{}", self.message);
         }
         (

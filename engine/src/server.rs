@@ -220,6 +220,7 @@ impl hyper::body::Body for IdleBody {
 /// answers 500 instead of dropping the connection.
 async fn serve_conn<I, S>(
     io: I,
+    fd: Option<std::os::fd::RawFd>,
     id: Identity,
     app: S,
     peer: String,
@@ -240,6 +241,9 @@ async fn serve_conn<I, S>(
         });
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(id.clone()));
+        if let Some(fd) = fd {
+            req.extensions_mut().insert(crate::api::stream::ConnFd(fd));
+        }
         let what = format!("{} {}", req.method(), req.uri().path());
         let handled = std::panic::AssertUnwindSafe(tower::ServiceExt::oneshot(app.clone(), req))
             .catch_unwind();
@@ -330,7 +334,8 @@ async fn serve_unix<S>(
         let app = app.clone();
         tokio::spawn(async move {
             let peer = id.to_string();
-            serve_conn(io, id, app, peer, idle, slot).await;
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&io);
+            serve_conn(io, Some(fd), id, app, peer, idle, slot).await;
         });
     }
 }
@@ -374,7 +379,9 @@ async fn serve_tcp<S>(
         let app = app.clone();
         tokio::spawn(async move {
             let Some(acceptor) = acceptor else {
-                serve_conn(tcp, Identity::Anonymous, app, peer.to_string(), idle, slot).await;
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
+                let peer = peer.to_string();
+                serve_conn(tcp, Some(fd), Identity::Anonymous, app, peer, idle, slot).await;
                 return;
             };
             let tls = match tokio::time::timeout(
@@ -401,7 +408,7 @@ async fn serve_tcp<S>(
                 .and_then(|c| c.first())
                 .and_then(|c| crate::authz::cert_common_name(c))
                 .map_or(Identity::Anonymous, Identity::Cert);
-            serve_conn(tls, id, app, peer.to_string(), idle, slot).await;
+            serve_conn(tls, None, id, app, peer.to_string(), idle, slot).await;
         });
     }
 }
@@ -487,6 +494,7 @@ mod tests {
         let idle = std::time::Duration::from_secs(5);
         tokio::spawn(serve_conn(
             server,
+            None,
             Identity::Anonymous,
             app,
             "test".into(),

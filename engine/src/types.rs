@@ -280,6 +280,12 @@ pub struct HostConfig {
 pub struct EndpointSettings {
     #[serde(deserialize_with = "null_default")]
     pub aliases: Vec<String>,
+    /// Legacy links on a user network: names this container alone resolves.
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub links: Vec<String>,
     #[serde(rename = "IPAMConfig", skip_serializing_if = "Option::is_none")]
     pub ipam_config: Option<Value>,
     #[serde(flatten)]

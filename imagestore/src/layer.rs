@@ -609,11 +609,12 @@ fn copy_entry(r: &mut impl Read, f: &mut File, _p: &Path) -> Result<(), CopyErro
 
 /// Writes the tar of a snapshot directory (a layer dir or an overlay upper
 /// dir), entries sorted by name so that the same tree gives the same bytes.
-pub(crate) fn write_diff(dir: &Path, out: &mut dyn Write) -> Result<()> {
+/// Paths in `exclude` (relative to `dir`) are left out.
+pub(crate) fn write_diff(dir: &Path, out: &mut dyn Write, exclude: &[PathBuf]) -> Result<()> {
     let mut b = tar::Builder::new(out);
     b.mode(tar::HeaderMode::Complete);
     let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
-    walk(&mut b, dir, Path::new(""), &mut links)?;
+    walk(&mut b, dir, Path::new(""), &mut links, exclude)?;
     b.finish().map_err(|source| Error::Write {
         what: "the layer tar".into(),
         source,
@@ -660,6 +661,7 @@ fn walk<W: Write>(
     abs: &Path,
     rel: &Path,
     links: &mut HashMap<(u64, u64), PathBuf>,
+    exclude: &[PathBuf],
 ) -> Result<()> {
     let mut names: Vec<OsString> = fs::read_dir(abs)
         .map_err(Error::io("reading directory", abs))?
@@ -670,6 +672,9 @@ fn walk<W: Write>(
     for name in names {
         let p = abs.join(&name);
         let r = rel.join(&name);
+        if exclude.contains(&r) {
+            continue;
+        }
         let md = fs::symlink_metadata(&p).map_err(Error::io("reading", &p))?;
         let ft = md.file_type();
         if is_whiteout(&md) {
@@ -692,7 +697,7 @@ fn walk<W: Write>(
                 b.append_data(&mut h, r.join(OPAQUE_MARKER), io::empty())
                     .map_err(tar_err)?;
             }
-            walk(b, &p, &r, links)?;
+            walk(b, &p, &r, links, exclude)?;
         } else if ft.is_file() {
             if md.nlink() > 1 {
                 if let Some(first) = links.get(&(md.dev(), md.ino())) {
@@ -1002,7 +1007,7 @@ pub(crate) mod tests {
         let (dir, r) = unpack(&tar);
         r.unwrap();
         let mut out = Vec::new();
-        write_diff(dir.path(), &mut out).unwrap();
+        write_diff(dir.path(), &mut out, &[]).unwrap();
         let mut names = Vec::new();
         let mut ar = tar::Archive::new(&out[..]);
         for e in ar.entries().unwrap() {

@@ -537,6 +537,19 @@ impl Store {
         compression: Compression,
         lease: Option<&Lease>,
     ) -> Result<CommittedLayer> {
+        self.commit_excluding(ns, key, compression, lease, &[])
+    }
+
+    /// [`Store::commit`] leaving the paths in `exclude` (relative to the
+    /// root) out of the layer.
+    pub fn commit_excluding(
+        &self,
+        ns: &str,
+        key: &str,
+        compression: Compression,
+        lease: Option<&Lease>,
+        exclude: &[PathBuf],
+    ) -> Result<CommittedLayer> {
         let dir = {
             let snaps = &self.inner.snapshots;
             let st = snaps.lock();
@@ -548,7 +561,7 @@ impl Store {
                 })?;
             snaps.fs_dir(info.id)
         };
-        self.diff_dir(&dir, compression, lease)
+        self.diff_dir(&dir, compression, lease, exclude)
     }
 
     /// The same as [`Store::commit`] for an unpacked layer: its directory
@@ -571,7 +584,7 @@ impl Store {
                 })?;
             snaps.fs_dir(info.id)
         };
-        self.diff_dir(&dir, compression, lease)
+        self.diff_dir(&dir, compression, lease, &[])
     }
 
     fn diff_dir(
@@ -579,6 +592,7 @@ impl Store {
         dir: &Path,
         compression: Compression,
         lease: Option<&Lease>,
+        exclude: &[PathBuf],
     ) -> Result<CommittedLayer> {
         let Some(w) = BlobWriter::open(self, None)? else {
             return Err(Error::TaskFailed {
@@ -592,21 +606,21 @@ impl Store {
         let (w, diff_id) = match compression {
             Compression::None => {
                 let mut h = HashingWriter::new(w);
-                layer::write_diff(dir, &mut h)?;
+                layer::write_diff(dir, &mut h, exclude)?;
                 let (w, d, _) = h.finish();
                 (w, d)
             }
             Compression::Gzip => {
                 let gz = flate2::write::GzEncoder::new(w, flate2::Compression::default());
                 let mut h = HashingWriter::new(gz);
-                layer::write_diff(dir, &mut h)?;
+                layer::write_diff(dir, &mut h, exclude)?;
                 let (gz, d, _) = h.finish();
                 (gz.finish().map_err(write_err)?, d)
             }
             Compression::Zstd => {
                 let z = zstd::stream::write::Encoder::new(w, 3).map_err(write_err)?;
                 let mut h = HashingWriter::new(z);
-                layer::write_diff(dir, &mut h)?;
+                layer::write_diff(dir, &mut h, exclude)?;
                 let (z, d, _) = h.finish();
                 (z.finish().map_err(write_err)?, d)
             }

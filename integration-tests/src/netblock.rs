@@ -66,6 +66,12 @@ impl NetBlock {
         format!("{}.{}.{}.0/24", o[0], o[1], o[2] + (i % 16))
     }
 
+    /// The i-th IPv6 /64 of the block: unique to it as its IPv4 /24s are.
+    pub fn subnet6(&self, i: u8) -> String {
+        let o = self.base.octets();
+        format!("fd00:{:x}:{:x}:{:x}::/64", o[1], o[2], i)
+    }
+
     /// A bridge name unique to the block, with a suffix (≤ 15 chars).
     pub fn bridge(&self, suffix: &str) -> String {
         let o = self.base.octets();

@@ -88,6 +88,54 @@ fn docker_run_it_resizes_detaches_and_reattaches() {
     interactive_session(&s, |a| s.docker_line(a), "dterm");
 }
 
+/// config.json's `detachKeys` replaces ctrl-p,ctrl-q when no flag is
+/// given, for berth's CLI and Docker's alike.
+fn detach_keys_from_config(s: &Stack, cli_line: impl Fn(&str) -> String, dir: &str, name: &str) {
+    let cfg = s.dir.path().join(dir);
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(cfg.join("config.json"), r#"{"detachKeys": "ctrl-x,x"}"#).unwrap();
+    let t = Tmux::start(
+        s.dir.path(),
+        100,
+        30,
+        &reporting(&cli_line(&format!("run -it --name {name} busybox sh"))),
+    );
+    t.wait_for(30, "/ #").unwrap();
+    // The old keys are the shell's now: the session goes on.
+    t.keys(&["C-p", "C-q"]);
+    t.type_line("echo $((6*7))");
+    t.wait_for(10, "\n42").unwrap();
+    assert!(!t.screen().contains("EXIT="), "{}", t.screen());
+    t.keys(&["C-x", "x"]);
+    t.wait_for(15, "EXIT=0").unwrap();
+    assert!(running(s, name), "{}", t.screen());
+    // An exec takes them too (and ends as Docker's CLI ends it: status 1).
+    t.respawn(&reporting(&cli_line(&format!("exec -it {name} sh"))));
+    t.keys(&["Enter"]);
+    t.wait_for(15, "/ #").unwrap();
+    t.keys(&["C-x", "x"]);
+    t.wait_for(15, "read escape sequence").unwrap();
+    t.wait_for(15, "EXIT=1").unwrap();
+    assert!(running(s, name), "{}", t.screen());
+}
+
+#[test]
+fn detach_keys_come_from_the_config_file() {
+    let s = stack();
+    detach_keys_from_config(&s, |a| s.berth_line(a), "berth-cli", "keys");
+}
+
+#[test]
+fn docker_detach_keys_come_from_the_config_file() {
+    if docker_cli().is_none() {
+        eprintln!("no docker CLI here: skipped");
+        return;
+    }
+    // A stack of its own: one tmux server per test directory.
+    let s = stack();
+    detach_keys_from_config(&s, |a| s.docker_line(a), "docker-cli", "dkeys");
+}
+
 #[test]
 fn exec_it_gets_its_own_terminal() {
     let s = stack();

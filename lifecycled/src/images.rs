@@ -185,8 +185,13 @@ pub fn commit_with(
             (s.blob, diff_id)
         }),
         Some(c) => {
+            let exclude: Vec<std::path::PathBuf> = req
+                .exclude
+                .iter()
+                .map(|p| std::path::PathBuf::from(p.trim_start_matches('/')))
+                .collect();
             let l = store
-                .commit(ns, &c.snapshot_key, compression, Some(&lease))
+                .commit_excluding(ns, &c.snapshot_key, compression, Some(&lease), &exclude)
                 .map_err(status)?;
             Some((l.layer, l.diff_id.to_string()))
         }

@@ -159,15 +159,27 @@ fn not_found_or(path: &str, e: std::io::Error) -> Status {
 /// Writes a tar of `path` in the root: the path itself under its base name,
 /// or, for a path ending in `/.`, what the directory holds.
 pub fn read_archive(root: &Path, path: &str, out: impl Write) -> Result<(), Status> {
+    read_archive_as(root, path, path, out)
+}
+
+/// [`read_archive`] of `path`, its entries named as `shown` would be: the
+/// path the caller asked for, when `root` is a mount inside the
+/// container's filesystem and `path` is relative to it.
+pub fn read_archive_as(
+    root: &Path,
+    path: &str,
+    shown: &str,
+    out: impl Write,
+) -> Result<(), Status> {
     let p = resolve(root, path)?;
-    let m = fs::symlink_metadata(&p).map_err(|e| not_found_or(path, e))?;
+    let m = fs::symlink_metadata(&p).map_err(|e| not_found_or(shown, e))?;
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
-    let werr = |e: std::io::Error| Status::internal(format!("archiving {path}: {e}"));
-    if path.ends_with("/.") && m.is_dir() {
+    let werr = |e: std::io::Error| Status::internal(format!("archiving {shown}: {e}"));
+    if shown.ends_with("/.") && m.is_dir() {
         append_tree(&mut b, &p, Path::new("")).map_err(werr)?;
     } else {
-        let name = Path::new(path.trim_end_matches('/'))
+        let name = Path::new(shown.trim_end_matches('/'))
             .file_name()
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("."));

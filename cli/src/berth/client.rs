@@ -216,12 +216,6 @@ pub fn json_body(v: &Value) -> Body {
         .boxed()
 }
 
-pub fn bytes_body(b: Vec<u8>) -> Body {
-    Full::new(Bytes::from(b))
-        .map_err(|never| match never {})
-        .boxed()
-}
-
 impl Client {
     pub fn new(host: &str, debug: bool, tls: Option<&TlsOptions>) -> Result<Client> {
         let target = if let Some(s) = host.strip_prefix("ssh://") {

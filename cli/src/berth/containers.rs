@@ -85,7 +85,7 @@ pub struct RunArgs {
     #[arg(long = "sig-proxy", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     sig_proxy: bool,
     /// Override the key sequence for detaching a container
-    #[arg(long = "detach-keys", default_value = "ctrl-p,ctrl-q")]
+    #[arg(long = "detach-keys", default_value = "", hide_default_value = true)]
     detach_keys: String,
     /// Print help
     #[arg(long, action = ArgAction::Help)]
@@ -113,7 +113,7 @@ pub struct StartArgs {
     #[arg(short = 'i', long)]
     interactive: bool,
     /// Override the key sequence for detaching a container
-    #[arg(long = "detach-keys", default_value = "ctrl-p,ctrl-q")]
+    #[arg(long = "detach-keys", default_value = "", hide_default_value = true)]
     detach_keys: String,
     #[arg(required = true)]
     containers: Vec<String>,
@@ -278,7 +278,7 @@ pub struct AttachArgs {
     #[arg(long = "sig-proxy", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     sig_proxy: bool,
     /// Override the key sequence for detaching a container
-    #[arg(long = "detach-keys", default_value = "ctrl-p,ctrl-q")]
+    #[arg(long = "detach-keys", default_value = "", hide_default_value = true)]
     detach_keys: String,
     container: String,
 }
@@ -386,10 +386,7 @@ pub async fn common(ctx: &Ctx, c: Common) -> Result<i32> {
             .await
         }
         Common::Rm(a) => {
-            if a.link {
-                bail!("Error response from daemon: links are not supported by berth");
-            }
-            let query = format!("force={}&v={}", a.force, a.volumes);
+            let query = format!("force={}&v={}&link={}", a.force, a.volumes, a.link);
             for_each(&a.containers, false, |n| {
                 let query = query.clone();
                 async move {
@@ -614,7 +611,8 @@ async fn register_wait(
     }))
 }
 
-async fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
+async fn run(ctx: &Ctx, mut a: RunArgs) -> Result<i32> {
+    a.detach_keys = ctx.detach_keys(&a.detach_keys);
     let usage = |e: anyhow::Error| exit_with(125, format!("berth: {e:#}\nSee 'berth run --help'."));
     let mut body = a.opts.body().map_err(usage)?;
     if a.detach && !a.opts.attach.is_empty() {
@@ -683,7 +681,8 @@ fn detach_keys_param(keys: &str) -> String {
     }
 }
 
-async fn start(ctx: &Ctx, a: StartArgs) -> Result<i32> {
+async fn start(ctx: &Ctx, mut a: StartArgs) -> Result<i32> {
+    a.detach_keys = ctx.detach_keys(&a.detach_keys);
     if !a.attach && !a.interactive {
         return for_each(&a.containers, false, |n| async move {
             ctx.client
@@ -730,7 +729,8 @@ async fn start(ctx: &Ctx, a: StartArgs) -> Result<i32> {
     Ok(waiter.await.unwrap_or(125))
 }
 
-async fn attach_cmd(ctx: &Ctx, a: AttachArgs) -> Result<i32> {
+async fn attach_cmd(ctx: &Ctx, mut a: AttachArgs) -> Result<i32> {
+    a.detach_keys = ctx.detach_keys(&a.detach_keys);
     let info = ctx
         .client
         .get(&format!("/containers/{}/json", q(&a.container)))
@@ -1219,11 +1219,14 @@ async fn cp(ctx: &Ctx, a: CpArgs) -> Result<i32> {
             Ok(0)
         }
         (CpPath::Local(src), CpPath::Container(c, p)) => {
-            let (tar, put_at) = if src == "-" {
-                let mut buf = Vec::new();
-                use std::io::Read;
-                std::io::stdin().read_to_end(&mut buf)?;
-                (buf, p.clone())
+            // The archive streams to the daemon as it is made (stdin's as
+            // it is read): nothing of it is held in memory.
+            let (body, made, put_at) = if src == "-" {
+                let (body, made) = stream_from(|w| {
+                    std::io::copy(&mut std::io::stdin().lock(), w)?;
+                    Ok(())
+                });
+                (body, made, p.clone())
             } else {
                 let meta = if a.follow_link {
                     std::fs::metadata(&src)
@@ -1272,26 +1275,28 @@ async fn cp(ctx: &Ctx, a: CpArgs) -> Result<i32> {
                 };
                 let src2 = src.clone();
                 let follow = a.follow_link;
-                let tar = tokio::task::spawn_blocking(move || make_tar(&src2, &name, follow))
-                    .await
-                    .context("building the archive")??;
-                (tar, at)
+                let (body, made) = stream_from(move |w| write_tar(w, &src2, &name, follow));
+                (body, made, at)
             };
-            let size = tar.len();
             let query = format!(
                 "/containers/{}/archive?path={}&noOverwriteDirNonDir=true&copyUIDGID={}",
                 q(&c),
                 q(&put_at),
                 a.archive
             );
-            ctx.client
+            let sent = ctx
+                .client
                 .request(
                     Method::PUT,
                     &query,
-                    super::client::bytes_body(tar),
+                    body,
                     &[("Content-Type", "application/x-tar".into())],
                 )
-                .await?;
+                .await;
+            // The archive's own failure (an unreadable file) says more than
+            // the cut-off request it caused.
+            let size = made.await.context("building the archive")??;
+            sent?;
             if !a.quiet && src != "-" {
                 eprintln!(
                     "Successfully copied {} to {}:{}",
@@ -1401,8 +1406,8 @@ fn extract_copy<R: std::io::Read>(
 }
 
 /// A tar of SRC with its root entry named `name`.
-fn make_tar(src: &str, name: &str, follow: bool) -> Result<Vec<u8>> {
-    let mut b = tar::Builder::new(Vec::new());
+fn write_tar(w: &mut dyn std::io::Write, src: &str, name: &str, follow: bool) -> Result<()> {
+    let mut b = tar::Builder::new(w);
     b.follow_symlinks(follow);
     let meta = if follow {
         std::fs::metadata(src)?
@@ -1416,7 +1421,66 @@ fn make_tar(src: &str, name: &str, follow: bool) -> Result<Vec<u8>> {
         b.append_path_with_name(src, name)
             .with_context(|| format!("archiving {src}"))?;
     }
-    Ok(b.into_inner()?)
+    b.finish()?;
+    Ok(())
+}
+
+/// A request body written by `fill` on a blocking thread as it is sent;
+/// the task answers how many bytes went. A failure of `fill` cuts the
+/// body short (the daemon then refuses the archive) and is the task's.
+fn stream_from(
+    fill: impl FnOnce(&mut dyn std::io::Write) -> Result<()> + Send + 'static,
+) -> (super::client::Body, tokio::task::JoinHandle<Result<u64>>) {
+    use futures::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
+    let made = tokio::task::spawn_blocking(move || {
+        let mut w = ChunkSender {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+            sent: 0,
+        };
+        let filled = fill(&mut w).and_then(|()| Ok(std::io::Write::flush(&mut w)?));
+        if let Err(e) = &filled {
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+        filled.map(|()| w.sent)
+    });
+    let frames =
+        tokio_stream::wrappers::ReceiverStream::new(rx).map(|r| r.map(hyper::body::Frame::data));
+    (
+        BodyExt::boxed(http_body_util::StreamBody::new(frames)),
+        made,
+    )
+}
+
+const CHUNK: usize = 256 * 1024;
+
+/// Bytes written on a blocking thread, sent on in chunks.
+struct ChunkSender {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    buf: Vec<u8>,
+    sent: u64,
+}
+
+impl std::io::Write for ChunkSender {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.sent += chunk.len() as u64;
+        self.tx
+            .blocking_send(Ok(bytes::Bytes::from(chunk)))
+            .map_err(|_| std::io::Error::other("the daemon stopped reading the archive"))
+    }
 }
 
 #[cfg(test)]
@@ -1449,7 +1513,8 @@ mod tests {
         let tmp = std::env::temp_dir().join(format!("berth-cp-{}", std::process::id()));
         std::fs::create_dir_all(tmp.join("src/sub")).unwrap();
         std::fs::write(tmp.join("src/sub/f"), b"hello").unwrap();
-        let tar = make_tar(tmp.join("src").to_str().unwrap(), "src", false).unwrap();
+        let mut tar = Vec::new();
+        write_tar(&mut tar, tmp.join("src").to_str().unwrap(), "src", false).unwrap();
         let dst = tmp.join("copy");
         let n = extract_copy(&tar[..], "src", true, dst.to_str().unwrap(), false).unwrap();
         assert_eq!(n, 5);

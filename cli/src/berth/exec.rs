@@ -37,14 +37,15 @@ pub struct ExecArgs {
     #[arg(long)]
     privileged: bool,
     /// Override the key sequence for detaching a container
-    #[arg(long = "detach-keys", default_value = "ctrl-p,ctrl-q")]
+    #[arg(long = "detach-keys", default_value = "", hide_default_value = true)]
     detach_keys: String,
     container: String,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
 }
 
-pub async fn exec(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
+pub async fn exec(ctx: &Ctx, mut a: ExecArgs) -> Result<i32> {
+    a.detach_keys = ctx.detach_keys(&a.detach_keys);
     if a.tty && a.interactive && !crate::term::is_tty(0) {
         bail!("the input device is not a TTY");
     }
@@ -103,7 +104,10 @@ pub async fn exec(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
         .tty
         .then(|| attach::follow_resize(ctx, format!("/exec/{id}")));
     if attach::session(conn, a.tty, a.interactive, &a.detach_keys).await? == Ended::Detached {
-        return Ok(0);
+        // Docker's CLI ends a detached exec as a failed one (its escape
+        // error is not caught there as it is for run and attach).
+        eprintln!("\r\nread escape sequence");
+        return Ok(1);
     }
     let info = ctx.client.get(&format!("/exec/{id}/json")).await?;
     Ok(info["ExitCode"].as_i64().unwrap_or(0) as i32)

@@ -175,6 +175,20 @@ pub struct Ctx {
     pub cfg: Config,
 }
 
+impl Ctx {
+    /// The detach keys a command uses: its flag, else config.json's
+    /// `detachKeys`, else Docker's ctrl-p,ctrl-q.
+    pub fn detach_keys(&self, flag: &str) -> String {
+        if !flag.is_empty() {
+            return flag.to_string();
+        }
+        match self.cfg.file["detachKeys"].as_str() {
+            Some(k) if !k.is_empty() => k.to_string(),
+            _ => "ctrl-p,ctrl-q".to_string(),
+        }
+    }
+}
+
 /// A failure that ends the command with a chosen exit status and message
 /// (an empty message prints nothing, e.g. `run` passing on the container's
 /// exit status).

@@ -54,6 +54,12 @@ pub struct CreateArgs {
     /// Enable or disable IPv6 networking
     #[arg(long)]
     ipv6: bool,
+    /// Create swarm routing-mesh network (a swarm's; refused here)
+    #[arg(long)]
+    ingress: bool,
+    /// Control the network's scope
+    #[arg(long)]
+    scope: Option<String>,
     /// Set driver specific options
     #[arg(short = 'o', long = "opt")]
     opt: Vec<String>,
@@ -115,6 +121,18 @@ pub struct ConnectArgs {
     /// IPv4 address (e.g., "172.30.100.104")
     #[arg(long)]
     ip: Option<String>,
+    /// IPv6 address (e.g., "2001:db8::33")
+    #[arg(long)]
+    ip6: Option<String>,
+    /// Add link to another container
+    #[arg(long)]
+    link: Vec<String>,
+    /// Add a link-local address for the container
+    #[arg(long = "link-local-ip")]
+    link_local_ip: Vec<String>,
+    /// driver options for the network
+    #[arg(long = "driver-opt")]
+    driver_opt: Vec<String>,
     network: String,
     container: String,
 }
@@ -140,26 +158,33 @@ fn kv(l: &[String]) -> BTreeMap<String, String> {
 pub async fn network(ctx: &Ctx, cmd: NetworkCmd) -> Result<i32> {
     match cmd {
         NetworkCmd::Create(a) => {
-            if a.subnet.len() > 1 || a.gateway.len() > 1 || a.ip_range.len() > 1 {
-                bail!("berth networks take one subnet, gateway and ip-range");
-            }
             if (!a.gateway.is_empty() || !a.ip_range.is_empty()) && a.subnet.is_empty() {
                 bail!("invalid config: gateway and ip-range need a subnet (--subnet)");
             }
-            let mut ipam = json!({"Driver": "default", "Config": []});
-            if let Some(s) = a.subnet.first() {
+            // A gateway or range goes with the subnet of its family (one
+            // IPv4 and, with --ipv6, one IPv6 subnet).
+            let v6 = |x: &String| x.contains(':');
+            let mut configs = Vec::new();
+            for s in &a.subnet {
                 let mut c = json!({"Subnet": s});
-                if let Some(g) = a.gateway.first() {
+                if let Some(g) = a.gateway.iter().find(|g| v6(g) == v6(s)) {
                     c["Gateway"] = json!(g);
                 }
-                if let Some(r) = a.ip_range.first() {
+                if let Some(r) = a.ip_range.iter().find(|r| v6(r) == v6(s)) {
                     c["IPRange"] = json!(r);
                 }
-                ipam["Config"] = json!([c]);
+                configs.push(c);
             }
+            for g in a.gateway.iter().chain(&a.ip_range) {
+                if !a.subnet.iter().any(|s| v6(s) == v6(g)) {
+                    bail!("no matching subnet for {g}");
+                }
+            }
+            let ipam = json!({"Driver": "default", "Config": configs});
             let body = json!({
                 "Name": a.name, "Driver": a.driver, "Internal": a.internal,
                 "Attachable": a.attachable, "EnableIPv6": a.ipv6, "IPAM": ipam,
+                "Ingress": a.ingress, "Scope": a.scope.clone().unwrap_or_default(),
                 "Options": kv(&a.opt), "Labels": kv(&a.label), "CheckDuplicate": true,
             });
             let v = ctx.client.post("/networks/create", Some(&body)).await?;
@@ -252,9 +277,14 @@ pub async fn network(ctx: &Ctx, cmd: NetworkCmd) -> Result<i32> {
             Ok(0)
         }
         NetworkCmd::Connect(a) => {
-            let mut ep = json!({"Aliases": a.alias});
-            if let Some(ip) = &a.ip {
-                ep["IPAMConfig"] = json!({"IPv4Address": ip});
+            let mut ep =
+                json!({"Aliases": a.alias, "Links": a.link, "DriverOpts": kv(&a.driver_opt)});
+            if a.ip.is_some() || a.ip6.is_some() || !a.link_local_ip.is_empty() {
+                ep["IPAMConfig"] = json!({
+                    "IPv4Address": a.ip.clone().unwrap_or_default(),
+                    "IPv6Address": a.ip6.clone().unwrap_or_default(),
+                    "LinkLocalIPs": a.link_local_ip,
+                });
             }
             let body = json!({"Container": a.container, "EndpointConfig": ep});
             ctx.client

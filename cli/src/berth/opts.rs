@@ -110,12 +110,18 @@ pub struct ContainerOpts {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long)]
     pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    pub ip6: Option<String>,
     /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
     #[arg(long = "mac-address")]
     pub mac_address: Option<String>,
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long = "add-host")]
     pub add_host: Vec<String>,
+    /// Add link to another container (name or id, optionally :alias)
+    #[arg(long)]
+    pub link: Vec<String>,
     /// Set custom DNS servers
     #[arg(long)]
     pub dns: Vec<String>,
@@ -259,7 +265,9 @@ fn ports(publish: &[String], expose: &[String]) -> Result<Ports> {
     let mut bindings: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for e in expose {
         let (p, proto) = e.split_once('/').unwrap_or((e, "tcp"));
-        exposed.insert(format!("{p}/{proto}"), json!({}));
+        for n in port_range(p).with_context(|| format!("invalid range format for --expose: {e}"))? {
+            exposed.insert(format!("{n}/{proto}"), json!({}));
+        }
     }
     for p in publish {
         let (rest, proto) = p
@@ -475,6 +483,7 @@ impl ContainerOpts {
             "DnsSearch": self.dns_search,
             "DnsOptions": self.dns_option,
             "ExtraHosts": self.add_host,
+            "Links": self.link,
             "GroupAdd": self.group_add,
             "Privileged": self.privileged,
             "PublishAllPorts": self.publish_all,
@@ -542,7 +551,7 @@ impl ContainerOpts {
         if let Some(m) = &self.mac_address {
             body["MacAddress"] = json!(m);
         }
-        if !self.network_alias.is_empty() || self.ip.is_some() {
+        if !self.network_alias.is_empty() || self.ip.is_some() || self.ip6.is_some() {
             let net = match self.network.as_deref() {
                 None | Some("default") | Some("bridge") => {
                     bail!(
@@ -552,8 +561,11 @@ impl ContainerOpts {
                 Some(n) => n,
             };
             let mut ep = json!({"Aliases": self.network_alias});
-            if let Some(ip) = &self.ip {
-                ep["IPAMConfig"] = json!({"IPv4Address": ip});
+            if self.ip.is_some() || self.ip6.is_some() {
+                ep["IPAMConfig"] = json!({
+                    "IPv4Address": self.ip.clone().unwrap_or_default(),
+                    "IPv6Address": self.ip6.clone().unwrap_or_default(),
+                });
             }
             body["NetworkingConfig"] = json!({"EndpointsConfig": {net: ep}});
         }

@@ -23,6 +23,7 @@ use crate::daemon::netsetup::Attachment;
 use crate::daemon::{Daemon, Entry, logs};
 use crate::error::{ApiError, Result};
 use crate::types::CreateRequest;
+use crate::types::MountPoint;
 
 /// A time as Docker shows it. humantime cannot print years past 9999 (a
 /// file's mtime can be anything) and to_string would panic on its error.
@@ -104,22 +105,29 @@ fn endpoint_json(c: &Container, network: &str, network_id: &str, a: Option<&Atta
     let mut dns_names = Vec::new();
     if a.is_some_and(|a| a.dns) {
         dns_names = vec![c.name.clone(), c.short_id().to_string()];
-        dns_names.extend(aliases.iter().cloned());
+        for a in &aliases {
+            if !dns_names.contains(a) {
+                dns_names.push(a.clone());
+            }
+        }
     }
     json!({
         "IPAMConfig": ep.and_then(|e| e.ipam_config.clone()),
-        "Links": null,
+        "Links": match ep.map(|e| &e.links) {
+            Some(l) if !l.is_empty() => json!(l),
+            _ => Value::Null,
+        },
         "Aliases": if aliases.is_empty() { Value::Null } else { json!(aliases) },
         "MacAddress": a.map(|a| a.mac.as_str()).unwrap_or(""),
-        "DriverOpts": null,
+        "DriverOpts": ep.and_then(|e| e.other.get("DriverOpts")).cloned().unwrap_or(Value::Null),
         "NetworkID": network_id,
         "EndpointID": a.map(|a| endpoint_id(&c.id, &a.network_id)).unwrap_or_default(),
         "Gateway": a.map(|a| a.gateway.as_str()).unwrap_or(""),
         "IPAddress": a.map(|a| a.ip.as_str()).unwrap_or(""),
         "IPPrefixLen": a.map(|a| a.prefix).unwrap_or(0),
-        "IPv6Gateway": "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
+        "IPv6Gateway": a.map(|a| a.gateway6.as_str()).unwrap_or(""),
+        "GlobalIPv6Address": a.map(|a| a.ip6.as_str()).unwrap_or(""),
+        "GlobalIPv6PrefixLen": a.map(|a| a.prefix6).unwrap_or(0),
         "DNSNames": if dns_names.is_empty() { Value::Null } else { json!(dns_names) },
     })
 }
@@ -172,10 +180,11 @@ fn network_settings(d: &Daemon, c: &Container) -> Value {
         "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
         "EndpointID": bridge.map(|a| endpoint_id(&c.id, &a.network_id)).unwrap_or_default(),
         "Gateway": bridge.map(|a| a.gateway.as_str()).unwrap_or(""),
-        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "GlobalIPv6Address": bridge.map(|a| a.ip6.as_str()).unwrap_or(""),
+        "GlobalIPv6PrefixLen": bridge.map(|a| a.prefix6).unwrap_or(0),
         "IPAddress": bridge.map(|a| a.ip.as_str()).unwrap_or(""),
         "IPPrefixLen": bridge.map(|a| a.prefix).unwrap_or(0),
-        "IPv6Gateway": "",
+        "IPv6Gateway": bridge.map(|a| a.gateway6.as_str()).unwrap_or(""),
         "MacAddress": bridge.map(|a| a.mac.as_str()).unwrap_or(""),
         "Networks": networks,
     })
@@ -234,7 +243,36 @@ struct SummaryEndpoint<'a> {
     mac_address: &'a str,
 }
 
-pub fn summary(c: &Container, size: bool) -> Summary<'_> {
+/// Each container's writable layer (bytes) and that plus its image's
+/// size, by container id: what `size=1` and prune report.
+pub async fn disk_sizes(d: &Daemon) -> std::collections::HashMap<String, (i64, i64)> {
+    let rw: std::collections::HashMap<String, i64> = match d
+        .lc
+        .snapshots()
+        .list(d.lc.req(api::ListSnapshotsRequest {}))
+        .await
+    {
+        Ok(r) => r
+            .into_inner()
+            .snapshots
+            .into_iter()
+            .filter(|s| s.kind == "active")
+            .filter_map(|s| Some((s.key.rsplit('/').next()?.to_string(), s.size)))
+            .collect(),
+        Err(_) => return Default::default(),
+    };
+    let images = super::images::sizes(d).await;
+    let mut out = std::collections::HashMap::new();
+    for e in d.all() {
+        let c = e.c.lock().await;
+        let own = rw.get(&c.id).copied().unwrap_or(0);
+        let image = images.get(&c.image_id).copied().unwrap_or(0);
+        out.insert(c.id.clone(), (own, own + image));
+    }
+    out
+}
+
+pub fn summary(c: &Container, size: Option<(i64, i64)>) -> Summary<'_> {
     // As Docker writes it: arguments with a space in single quotes.
     let mut command = c.path.clone();
     for a in &c.args {
@@ -290,8 +328,8 @@ pub fn summary(c: &Container, size: bool) -> Summary<'_> {
             },
         },
         mounts: &c.mounts,
-        size_rw: size.then_some(0),
-        size_root_fs: size.then_some(0),
+        size_rw: size.map(|s| s.0),
+        size_root_fs: size.map(|s| s.1),
     }
 }
 
@@ -321,6 +359,12 @@ pub fn inspect_json(d: &Daemon, c: &Container) -> Value {
     if hc["LogConfig"]["Type"] == "" {
         hc["LogConfig"]["Type"] = json!("json-file");
     }
+    let links = d.shown_links(c);
+    hc["Links"] = if links.is_empty() {
+        Value::Null
+    } else {
+        json!(links)
+    };
     let mut config = serde_json::to_value(&c.config).unwrap_or_default();
     if config["Hostname"] == "" {
         config["Hostname"] = json!(c.short_id());
@@ -335,7 +379,7 @@ pub fn inspect_json(d: &Daemon, c: &Container) -> Value {
         "ResolvConfPath": c.dir.join("resolv.conf"),
         "HostnamePath": c.dir.join("hostname"),
         "HostsPath": c.dir.join("hosts"),
-        "LogPath": c.log_path(),
+        "LogPath": if c.keeps_logs() { c.log_path() } else { std::path::PathBuf::new() },
         "Name": format!("/{}", c.name),
         "RestartCount": c.restart_count,
         "Driver": "overlay2",
@@ -488,7 +532,11 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Response> {
     }
     let [before, since] = pivots;
     let all = flag(&q, "all") || f.contains_key("status") || f.contains_key("exited");
-    let size = flag(&q, "size");
+    let sizes = if flag(&q, "size") {
+        Some(disk_sizes(&d).await)
+    } else {
+        None
+    };
     let mut rows: Vec<(SystemTime, Vec<u8>)> = Vec::new();
     for e in d.all() {
         let c = e.c.lock().await;
@@ -498,6 +546,9 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Response> {
         if !matches_filters(&d, &c, &f, before, since) {
             continue;
         }
+        let size = sizes
+            .as_ref()
+            .map(|s| s.get(&c.id).copied().unwrap_or_default());
         let row = serde_json::to_vec(&summary(&c, size))
             .map_err(|e| ApiError::internal(format!("encoding the container list: {e}")))?;
         rows.push((c.created, row));
@@ -528,15 +579,21 @@ pub async fn inspect(
     Query(q): Query<Params>,
 ) -> Result<Json<Value>> {
     let e = s.0.find(&id)?;
+    let sizes = if flag(&q, "size") {
+        Some(disk_sizes(&s.0).await)
+    } else {
+        None
+    };
     let c = e.c.lock().await;
     let mut v = inspect_json(&s.0, &c);
     let execs = s.0.execs.of_container(&c.id);
     if !execs.is_empty() {
         v["ExecIDs"] = json!(execs);
     }
-    if flag(&q, "size") {
-        v["SizeRw"] = json!(0);
-        v["SizeRootFs"] = json!(0);
+    if let Some(sizes) = sizes {
+        let (rw, root) = sizes.get(&c.id).copied().unwrap_or_default();
+        v["SizeRw"] = json!(rw);
+        v["SizeRootFs"] = json!(root);
     }
     Ok(Json(v))
 }
@@ -683,10 +740,11 @@ pub async fn update(s: State, Path(id): Path<String>, body: Bytes) -> Result<Jso
 
 pub async fn remove(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> Result<Response> {
     let d = s.0;
-    let e = d.find(&id)?;
     if flag(&q, "link") {
-        return Err(ApiError::bad_request("links are not supported"));
+        d.remove_link(&id).await?;
+        return Ok(no_content());
     }
+    let e = d.find(&id)?;
     d.remove(&e, flag(&q, "force"), flag(&q, "v")).await?;
     Ok(no_content())
 }
@@ -700,6 +758,8 @@ pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
         None => None,
     };
     let mut deleted = Vec::new();
+    let sizes = disk_sizes(&d).await;
+    let mut reclaimed = 0;
     for e in d.all() {
         let (ok, id) = {
             let c = e.c.lock().await;
@@ -715,11 +775,12 @@ pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
             )
         };
         if ok && d.remove(&e, false, false).await.is_ok() {
+            reclaimed += sizes.get(&id).map(|s| s.0).unwrap_or(0);
             deleted.push(id);
         }
     }
     Ok(Json(
-        json!({"ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": 0}),
+        json!({"ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}),
     ))
 }
 
@@ -768,6 +829,12 @@ pub async fn logs(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> 
     let timestamps = flag(&q, "timestamps");
     let (path, tty, running) = {
         let c = e.c.lock().await;
+        if !c.keeps_logs() {
+            return Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "configured logging driver does not support reading",
+            ));
+        }
         (c.log_path(), c.config.tty, c.is_running())
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(64);
@@ -1098,9 +1165,11 @@ pub async fn changes(s: State, Path(id): Path<String>) -> Result<Json<Value>> {
             .await?
             .into_inner()
             .changes;
+    let list =
+        crate::daemon::files::visible_changes(list.into_iter().map(|c| (c.path, c.kind)).collect());
     let v: Vec<Value> = list
         .into_iter()
-        .map(|c| json!({"Path": c.path, "Kind": c.kind}))
+        .map(|(path, kind)| json!({"Path": path, "Kind": kind}))
         .collect();
     Ok(Json(if v.is_empty() { Value::Null } else { json!(v) }))
 }
@@ -1159,13 +1228,64 @@ fn path_param(q: &Params) -> Result<String> {
     Ok(p)
 }
 
-async fn stat_header(d: &Daemon, id: &str, path: &str) -> Result<String> {
+/// `path` as lifecycled is to reach it: in the volume or bind mounted at
+/// the deepest mount point holding it (Docker copies into the volume, not
+/// into the root filesystem under it), else in the root filesystem; with
+/// the mount, if any, for its read-only flag.
+fn archive_request<'a>(
+    c: &'a Container,
+    path: &str,
+) -> (api::ArchiveRequest, Option<&'a MountPoint>) {
+    let lexical = clean_path(path);
+    let mount = c
+        .mounts
+        .iter()
+        .filter(|m| !m.source.is_empty() && m.typ != "tmpfs")
+        .filter(|m| {
+            let point = m.destination.trim_end_matches('/');
+            lexical == point || lexical.starts_with(&format!("{point}/"))
+        })
+        .max_by_key(|m| m.destination.trim_end_matches('/').len());
+    let mut r = api::ArchiveRequest {
+        key: c.id.clone(),
+        path: path.to_string(),
+        ..Default::default()
+    };
+    if let Some(m) = mount {
+        // The cleaned path, keeping what its end means to cp ("/." is a
+        // directory's contents).
+        r.path = if path.ends_with("/.") && lexical != "/" {
+            format!("{lexical}/.")
+        } else {
+            lexical
+        };
+        r.mount_source = m.source.clone();
+        r.mount_point = m.destination.trim_end_matches('/').to_string();
+    }
+    (r, mount)
+}
+
+/// `path` with `.`, `..` and repeated slashes resolved lexically, from `/`.
+fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+async fn stat_header(d: &Daemon, e: &Entry, path: &str) -> Result<String> {
+    let id = e.id.as_str();
+    let req = archive_request(&*e.c.lock().await, path).0;
     let st =
         d.lc.snapshots()
-            .stat(d.lc.req(api::ArchiveRequest {
-                key: id.to_string(),
-                path: path.to_string(),
-            }))
+            .stat(d.lc.req(req))
             .await
             .map_err(|s| {
                 if s.code() == tonic::Code::NotFound {
@@ -1197,7 +1317,7 @@ pub async fn archive_head(
     let e = d.find(&id)?;
     let path = path_param(&q)?;
     let _frozen = d.freeze(&e).await?;
-    let h = stat_header(&d, &e.id, &path).await?;
+    let h = stat_header(&d, &e, &path).await?;
     Ok(([("X-Docker-Container-Path-Stat", h)], ()).into_response())
 }
 
@@ -1210,13 +1330,11 @@ pub async fn archive_get(
     let e = d.find(&id)?;
     let path = path_param(&q)?;
     let frozen = d.freeze(&e).await?;
-    let h = stat_header(&d, &e.id, &path).await?;
+    let h = stat_header(&d, &e, &path).await?;
+    let req = archive_request(&*e.c.lock().await, &path).0;
     let stream =
         d.lc.snapshots()
-            .read_archive(d.lc.req(api::ArchiveRequest {
-                key: e.id.clone(),
-                path,
-            }))
+            .read_archive(d.lc.req(req))
             .await?
             .into_inner();
     Ok((
@@ -1239,18 +1357,27 @@ pub async fn archive_put(
     let d = s.0;
     let e = d.find(&id)?;
     let path = path_param(&q)?;
-    if e.c.lock().await.host_config.readonly_rootfs {
-        return Err(ApiError::forbidden("container rootfs is marked read-only"));
-    }
+    let target = {
+        let c = e.c.lock().await;
+        let (target, mount) = archive_request(&c, &path);
+        match mount {
+            // A 500 with dockerd's words, as it answers.
+            Some(m) if !m.rw => {
+                return Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "mounted volume is marked read-only",
+                ));
+            }
+            None if c.host_config.readonly_rootfs => {
+                return Err(ApiError::forbidden("container rootfs is marked read-only"));
+            }
+            _ => target,
+        }
+    };
     let _frozen = d.freeze(&e).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<api::WriteArchiveRequest>(8);
     tx.send(api::WriteArchiveRequest {
-        kind: Some(api::write_archive_request::Kind::Target(
-            api::ArchiveRequest {
-                key: e.id.clone(),
-                path,
-            },
-        )),
+        kind: Some(api::write_archive_request::Kind::Target(target)),
         no_overwrite_dir_non_dir: flag(&q, "noOverwriteDirNonDir"),
         create_path: false,
     })

@@ -94,9 +94,13 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
         super::body::json(&body, "exec start body")?
     };
     let x = d.execs.get(&id).ok_or_else(|| no_such_exec(&id))?;
-    let tty = sb.tty.unwrap_or(x.config.tty);
-    let rules =
-        StdinRules::new(tty, true, Some(&x.config.detach_keys)).map_err(ApiError::bad_request)?;
+    // The process has a terminal if the exec was made with one; the start's
+    // Tty only says how the output is framed (raw, or multiplexed), as
+    // dockerd reads it.
+    let terminal = x.config.tty;
+    let tty = sb.tty.unwrap_or(terminal);
+    let rules = StdinRules::new(terminal, true, Some(&x.config.detach_keys))
+        .map_err(ApiError::bad_request)?;
     {
         let mut st = x.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.started {
@@ -111,7 +115,7 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
     let attached =
         !sb.detach && (x.config.attach_stdin || x.config.attach_stdout || x.config.attach_stderr);
 
-    match register(&d, &x, tty, stdin, console).await {
+    match register(&d, &x, terminal, stdin, console).await {
         Ok(()) => {}
         // The container stopped meanwhile: an HTTP error, as Docker's.
         Err(err) if err.status == StatusCode::CONFLICT => {

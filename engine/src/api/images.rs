@@ -52,6 +52,8 @@ struct Grouped {
     created: String,
     digests: Vec<String>,
     diff_ids: Vec<String>,
+    /// Names only its digest gives it (a commit or import without a name).
+    dangling: Vec<String>,
 }
 
 async fn grouped(d: &Daemon) -> Result<Vec<Grouped>> {
@@ -79,7 +81,11 @@ async fn grouped(d: &Daemon) -> Result<Vec<Grouped>> {
                 size: i.size,
                 digests: Vec::new(),
                 diff_ids: i.diff_ids.clone(),
+                dangling: Vec::new(),
             });
+        if i.name.starts_with(DANGLING) {
+            g.dangling.push(i.name.clone());
+        }
         if g.parent.is_empty()
             && let Some(p) = i.labels.get(crate::build::PARENT_LABEL)
         {
@@ -98,6 +104,14 @@ async fn grouped(d: &Daemon) -> Result<Vec<Grouped>> {
         }
     }
     Ok(by_id.into_values().collect())
+}
+
+/// Each image's size by id (for containers' SizeRootFs).
+pub async fn sizes(d: &Daemon) -> BTreeMap<String, i64> {
+    grouped(d)
+        .await
+        .map(|gs| gs.into_iter().map(|g| (g.id, g.size)).collect())
+        .unwrap_or_default()
 }
 
 fn summary(g: &Grouped) -> Value {
@@ -258,13 +272,16 @@ async fn history(d: &Daemon, name: &str) -> Result<Value> {
 }
 
 /// GET /images/{name}/json and /images/{name}/history (names contain '/').
-pub async fn by_name(s: State, Path(rest): Path<String>) -> Result<Json<Value>> {
+pub async fn by_name(s: State, Path(rest): Path<String>) -> Result<Response> {
     let d = s.0;
     if let Some(name) = rest.strip_suffix("/json") {
-        return Ok(Json(inspect(&d, name).await?));
+        return Ok(Json(inspect(&d, name).await?).into_response());
     }
     if let Some(name) = rest.strip_suffix("/history") {
-        return Ok(Json(history(&d, name).await?));
+        return Ok(Json(history(&d, name).await?).into_response());
+    }
+    if let Some(name) = rest.strip_suffix("/get") {
+        return save_images(&d, &[name.to_string()]).await;
     }
     Err(ApiError::not_found(format!(
         "page not found: /images/{rest}"
@@ -640,6 +657,7 @@ fn progress_response(
 pub async fn create(
     s: State,
     Query(q): Query<Params>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
@@ -661,10 +679,7 @@ pub async fn create(
         } else {
             normalize(&with_tag(&repo, &tag)).map_err(ApiError::bad_request)?
         };
-        let changes: Vec<String> = q
-            .get("changes")
-            .map(|c| vec![c.clone()])
-            .unwrap_or_default();
+        let changes = super::changes::from_query(uri.query());
         let config = import_config(&changes, q.get("message").map(String::as_str).unwrap_or(""))?;
         let images = import(
             &d,
@@ -715,64 +730,10 @@ pub async fn create(
 
 /// `docker import --change 'CMD …'`: the Dockerfile instructions import allows.
 fn import_config(changes: &[String], message: &str) -> Result<Value> {
-    let mut cfg = json!({"Env": [format!("PATH={}", specgen::defaults::DEFAULT_PATH)]});
-    for change in changes.iter().flat_map(|c| c.split('\n')) {
-        let change = change.trim();
-        if change.is_empty() {
-            continue;
-        }
-        let (instr, rest) = change
-            .split_once(char::is_whitespace)
-            .unwrap_or((change, ""));
-        let rest = rest.trim();
-        let list = || -> Value {
-            serde_json::from_str::<Vec<String>>(rest)
-                .map(|v| json!(v))
-                .unwrap_or_else(|_| json!(["/bin/sh", "-c", rest]))
-        };
-        match instr.to_ascii_uppercase().as_str() {
-            "CMD" => cfg["Cmd"] = list(),
-            "ENTRYPOINT" => cfg["Entrypoint"] = list(),
-            "ENV" => {
-                let kv = rest.replacen(' ', "=", if rest.contains('=') { 0 } else { 1 });
-                if let Some(env) = cfg["Env"].as_array_mut() {
-                    env.push(json!(kv));
-                }
-            }
-            "WORKDIR" => cfg["WorkingDir"] = json!(rest),
-            "USER" => cfg["User"] = json!(rest),
-            "EXPOSE" => {
-                for p in rest.split_whitespace() {
-                    let p = if p.contains('/') {
-                        p.to_string()
-                    } else {
-                        format!("{p}/tcp")
-                    };
-                    cfg["ExposedPorts"][p] = json!({});
-                }
-            }
-            "VOLUME" => {
-                let vols: Vec<String> = serde_json::from_str(rest)
-                    .unwrap_or_else(|_| rest.split_whitespace().map(String::from).collect());
-                for v in vols {
-                    cfg["Volumes"][v] = json!({});
-                }
-            }
-            "LABEL" => {
-                for kv in rest.split_whitespace() {
-                    if let Some((k, v)) = kv.split_once('=') {
-                        cfg["Labels"][k] = json!(v.trim_matches('"'));
-                    }
-                }
-            }
-            "STOPSIGNAL" => cfg["StopSignal"] = json!(rest),
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "{other} is not a valid change command"
-                )));
-            }
-        }
-    }
+    // No Env of its own, as dockerd imports (the runtime spec gives a
+    // process without PATH the default one).
+    let mut cfg = json!({});
+    super::changes::apply(&mut cfg, changes)?;
     Ok(json!({"config": cfg, "comment": message}))
 }
 
@@ -808,7 +769,20 @@ async fn import(d: &Daemon, body: Body, options: api::ImportOptions) -> Result<V
 
 pub async fn load(s: State, Query(q): Query<Params>, body: Body) -> Result<Response> {
     let d = s.0;
-    let images = import(&d, body, api::ImportOptions::default()).await?;
+    let images = match import(&d, body, api::ImportOptions::default()).await {
+        Ok(i) => i,
+        // dockerd has begun its answer when the archive turns out bad: the
+        // error comes in the stream (docker-py raises ImageLoadError on it).
+        Err(e) => {
+            let m = load_error(&e.message);
+            let line = json!({"errorDetail": {"message": m}, "error": m});
+            return Ok((
+                [(header::CONTENT_TYPE, "application/json")],
+                format!("{line}\r\n"),
+            )
+                .into_response());
+        }
+    };
     let mut out = String::new();
     for i in &images {
         let line = if i.name.contains('@') || i.name.is_empty() {
@@ -829,17 +803,41 @@ pub async fn load(s: State, Query(q): Query<Params>, body: Body) -> Result<Respo
     Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 
+/// A load failure as a person can read it: the tar reader quotes the
+/// bytes it could not parse, which in a broken archive are binary.
+fn load_error(m: &str) -> String {
+    let junk = m
+        .chars()
+        .any(|c| c == char::REPLACEMENT_CHARACTER || (c.is_control() && c != '\n'));
+    match m.strip_prefix("reading the archive: ") {
+        _ if junk => "Error processing tar file: invalid tar header".to_string(),
+        Some(why) => format!("Error processing tar file: {why}"),
+        None => m.to_string(),
+    }
+}
+
 /// GET /images/get?names=…: a docker-save archive.
 pub async fn save(s: State, uri: axum::http::Uri) -> Result<Response> {
-    let d = s.0;
+    let asked: Vec<String> = url_pairs(uri.query().unwrap_or(""))
+        .into_iter()
+        .filter(|(k, _)| k == "names")
+        .map(|(_, v)| v)
+        .collect();
+    save_images(&s.0, &asked).await
+}
+
+/// A docker-save archive of the images named (GET /images/get and
+/// GET /images/{name}/get).
+async fn save_images(d: &Daemon, asked: &[String]) -> Result<Response> {
     let mut names = Vec::new();
-    for (k, v) in url_pairs(uri.query().unwrap_or("")) {
-        if k == "names" {
-            let found = d.find_image(&v).await?;
+    for v in asked {
+        {
+            let v = v.as_str();
+            let found = d.find_image(v).await?;
             // A tag given by name is saved under that name; an id saves the image's names.
             names.push(
                 if v.contains(':') || !v.chars().all(|c| c.is_ascii_hexdigit()) {
-                    normalize(&v).unwrap_or(found.name)
+                    normalize(v).unwrap_or(found.name)
                 } else {
                     found.name
                 },
@@ -985,6 +983,9 @@ pub async fn remove(
         out.push(json!({"Untagged": familiar(n)}));
     }
     if let Some(g) = &g {
+        for n in &g.dangling {
+            untag(n).await?;
+        }
         for dgst in &g.digests {
             let _ =
                 d.lc.images()
@@ -1037,6 +1038,14 @@ pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
                 deleted.push(json!({"Untagged": familiar(n)}));
             }
         }
+        // The records only a digest names go too, or the image stays.
+        let by_digest = g.digests.iter().filter_map(|x| normalize(x).ok());
+        for n in g.dangling.iter().cloned().chain(by_digest) {
+            let _ =
+                d.lc.images()
+                    .delete(d.lc.req(api::ImageRequest { name: n }))
+                    .await;
+        }
         deleted.push(json!({"Deleted": g.id}));
         reclaimed += g.size;
     }
@@ -1052,19 +1061,25 @@ fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
-pub async fn commit(s: State, Query(q): Query<Params>, body: Bytes) -> Result<Response> {
+pub async fn commit(
+    s: State,
+    Query(q): Query<Params>,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> Result<Response> {
     let d = s.0;
     let cid = q
         .get("container")
         .filter(|c| !c.is_empty())
         .ok_or_else(|| ApiError::bad_request("container is required"))?;
     let e = d.find(cid)?;
-    let (id, running, config) = {
+    let (id, running, config, parent) = {
         let c = e.c.lock().await;
         (
             c.id.clone(),
             c.state.status == crate::daemon::container::Status::Running,
             c.config.clone(),
+            c.image_id.clone(),
         )
     };
     let mut cfg = serde_json::to_value(&config).unwrap_or_default();
@@ -1089,18 +1104,7 @@ pub async fn commit(s: State, Query(q): Query<Params>, body: Bytes) -> Result<Re
             ));
         }
     }
-    let changes: Vec<String> = q
-        .get("changes")
-        .map(|c| vec![c.clone()])
-        .unwrap_or_default();
-    let overlay = import_config(&changes, "")?;
-    if let Some(o) = overlay["config"].as_object() {
-        for (k, v) in o {
-            if k != "Env" || !changes.is_empty() {
-                cfg[k] = v.clone();
-            }
-        }
-    }
+    super::changes::apply(&mut cfg, &super::changes::from_query(uri.query()))?;
     // Everything the caller sent is checked before the container is
     // touched: a bad name must not leave it paused.
     let repo = q.get("repo").cloned().unwrap_or_default();
@@ -1120,14 +1124,22 @@ pub async fn commit(s: State, Query(q): Query<Params>, body: Bytes) -> Result<Re
     let paused = pause && d.pause(&e, true).await.is_ok();
     let r =
         d.lc.images()
-            .commit(d.lc.req(api::CommitRequest {
-                container_id: id.clone(),
-                name,
-                config: json!({"config": cfg}).to_string().into_bytes(),
-                comment: q.get("comment").cloned().unwrap_or_default(),
-                author: q.get("author").cloned().unwrap_or_default(),
-                ..Default::default()
-            }))
+            .commit(
+                d.lc.req(api::CommitRequest {
+                    container_id: id.clone(),
+                    name,
+                    config: json!({"config": cfg}).to_string().into_bytes(),
+                    comment: q.get("comment").cloned().unwrap_or_default(),
+                    author: q.get("author").cloned().unwrap_or_default(),
+                    exclude: crate::daemon::files::MOUNT_POINTS
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect(),
+                    // Inspect's Parent: the image the container ran.
+                    labels: [(crate::build::PARENT_LABEL.to_string(), parent)].into(),
+                    ..Default::default()
+                }),
+            )
             .await;
     if paused && let Err(err) = d.pause(&e, false).await {
         tracing::error!("resuming {id} after commit: {err}");

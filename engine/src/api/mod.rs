@@ -4,6 +4,7 @@
 pub mod attach_ws;
 pub mod body;
 pub mod build;
+pub mod changes;
 pub mod containers;
 pub mod exec;
 pub mod images;
@@ -11,6 +12,7 @@ pub mod networks;
 pub mod query;
 pub mod stats;
 pub mod stream;
+pub mod swarm;
 pub mod system;
 pub mod volumes;
 
@@ -91,11 +93,28 @@ async fn check_version(req: Request, next: axum::middleware::Next) -> Response {
     resp
 }
 
-async fn not_found(uri: Uri) -> ApiError {
-    ApiError::new(
+async fn not_found(
+    s: axum::extract::State<Arc<Daemon>>,
+    method: axum::http::Method,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    // `docker rm --link /parent/alias` puts the link's name, slashes and
+    // all, in the path.
+    if method == axum::http::Method::DELETE
+        && let Some(link) = uri.path().strip_prefix("/containers/")
+        && uri.query().is_some_and(|q| {
+            q.split('&')
+                .any(|kv| matches!(kv, "link=1" | "link=true" | "link=True"))
+        })
+    {
+        let link = percent_encoding::percent_decode_str(link).decode_utf8_lossy();
+        s.0.remove_link(&link).await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    Err(ApiError::new(
         StatusCode::NOT_FOUND,
         format!("page not found: {}", uri.path()),
-    )
+    ))
 }
 
 pub fn router(d: Arc<Daemon>) -> Router {
@@ -167,6 +186,51 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route(
             "/volumes/{name}",
             get(volumes::inspect).delete(volumes::remove),
+        )
+        .route("/swarm", get(swarm::not_a_manager))
+        .route("/swarm/init", post(swarm::unsupported))
+        .route("/swarm/join", post(swarm::unsupported))
+        .route("/swarm/leave", post(swarm::leave))
+        .route("/swarm/update", post(swarm::not_a_manager))
+        .route("/swarm/unlockkey", get(swarm::not_a_manager))
+        .route("/swarm/unlock", post(swarm::not_a_manager))
+        .route("/nodes", get(swarm::not_a_manager))
+        .route(
+            "/nodes/{*rest}",
+            get(swarm::not_a_manager)
+                .post(swarm::not_a_manager)
+                .delete(swarm::not_a_manager),
+        )
+        .route("/services", get(swarm::not_a_manager))
+        .route(
+            "/services/{*rest}",
+            get(swarm::not_a_manager)
+                .post(swarm::not_a_manager)
+                .delete(swarm::not_a_manager),
+        )
+        .route("/tasks", get(swarm::not_a_manager))
+        .route("/tasks/{*rest}", get(swarm::not_a_manager))
+        .route("/secrets", get(swarm::not_a_manager))
+        .route(
+            "/secrets/{*rest}",
+            get(swarm::not_a_manager)
+                .post(swarm::not_a_manager)
+                .delete(swarm::not_a_manager),
+        )
+        .route("/configs", get(swarm::not_a_manager))
+        .route(
+            "/configs/{*rest}",
+            get(swarm::not_a_manager)
+                .post(swarm::not_a_manager)
+                .delete(swarm::not_a_manager),
+        )
+        .route("/plugins", get(swarm::plugins))
+        .route("/plugins/privileges", get(swarm::plugin_install))
+        .route("/plugins/pull", post(swarm::plugin_install))
+        .route("/plugins/create", post(swarm::plugin_install))
+        .route(
+            "/plugins/{*name}",
+            get(swarm::plugin).post(swarm::plugin).delete(swarm::plugin),
         )
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(d.clone(), authorize))

@@ -36,7 +36,7 @@ async fn members(d: &Daemon, n: &Network) -> serde_json::Map<String, Value> {
                 "EndpointID": "",
                 "MacAddress": a.mac,
                 "IPv4Address": format!("{}/{}", a.ip, a.prefix),
-                "IPv6Address": "",
+                "IPv6Address": if a.ip6.is_empty() { String::new() } else { format!("{}/{}", a.ip6, a.prefix6) },
             }),
         );
     }
@@ -256,6 +256,7 @@ pub async fn connect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Re
             c.mode_detached = detached;
             return Err(err);
         }
+        d.refresh_etc(&c).await;
     } else {
         c.networking.endpoints_config.insert(n.name.clone(), ep);
         if c.net.is_none() {
@@ -288,6 +289,9 @@ pub async fn disconnect(s: State, Path(id): Path<String>, body: Bytes) -> Result
     c.networking
         .endpoints_config
         .retain(|k, _| d.networks.get(k).map_or(true, |m| m.id != n.id));
+    if c.is_running() {
+        d.refresh_etc(&c).await;
+    }
     if by_mode {
         // Off its mode's network: the mode stays (as Docker's NetworkMode),
         // the network is no longer joined.

@@ -25,10 +25,27 @@ const INTERVAL: Duration = Duration::from_secs(1);
 pub async fn stats(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> Result<Response> {
     let d = s.0;
     let e = d.find(&id)?;
-    let (id, name, running) = {
+    let (id, name, running, net_pid) = {
         let c = e.c.lock().await;
-        (c.id.clone(), format!("/{}", c.name), c.is_running())
+        // Docker reports the interfaces of a container's own namespace.
+        let own_net = crate::daemon::netsetup::uses_networks(&c) && c.state.pid > 0;
+        (
+            c.id.clone(),
+            format!("/{}", c.name),
+            c.is_running(),
+            own_net.then_some(c.state.pid),
+        )
     };
+    let to_docker =
+        move |id: &str, name: &str, now: Option<&pb::Stats>, pre: Option<&pb::Stats>| {
+            let mut v = to_docker(id, name, now, pre);
+            if now.is_some()
+                && let Some(n) = net_pid.and_then(networks)
+            {
+                v["networks"] = n;
+            }
+            v
+        };
     let stream = flag_or(&q, "stream", true);
     let one_shot = flag(&q, "one-shot");
     let json_response = |v: Value| {
@@ -81,6 +98,42 @@ pub async fn stats(s: State, Path(id): Path<String>, Query(q): Query<Params>) ->
         Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
     )
         .into_response())
+}
+
+/// Docker's `networks`: the counters of each interface but loopback in the
+/// network namespace of `pid`, from /proc/<pid>/net/dev.
+fn networks(pid: u32) -> Option<Value> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).ok()?;
+    parse_net_dev(&text)
+}
+
+fn parse_net_dev(text: &str) -> Option<Value> {
+    let mut out = serde_json::Map::new();
+    // Two header lines, then "name: rx(8 fields) tx(8 fields)".
+    for line in text.lines().skip(2) {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        if name == "lo" {
+            continue;
+        }
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        if f.len() < 16 {
+            continue;
+        }
+        out.insert(
+            name.to_string(),
+            json!({
+                "rx_bytes": f[0], "rx_packets": f[1], "rx_errors": f[2], "rx_dropped": f[3],
+                "tx_bytes": f[8], "tx_packets": f[9], "tx_errors": f[10], "tx_dropped": f[11],
+            }),
+        );
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
 }
 
 /// MemTotal of /proc/meminfo in bytes.
@@ -195,6 +248,24 @@ pub fn to_docker(id: &str, name: &str, now: Option<&pb::Stats>, pre: Option<&pb:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interfaces_from_net_dev_without_loopback() {
+        let text = "Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0
+  eth0:    1296      16    1    2    0     0          0         0      656       8    3    4    0     0       0          0
+";
+        let n = parse_net_dev(text).expect("eth0");
+        assert_eq!(n["eth0"]["rx_bytes"], 1296);
+        assert_eq!(n["eth0"]["rx_dropped"], 2);
+        assert_eq!(n["eth0"]["tx_packets"], 8);
+        assert_eq!(n["eth0"]["tx_dropped"], 4);
+        assert!(n.get("lo").is_none());
+        assert!(
+            parse_net_dev(text.lines().take(3).collect::<Vec<_>>().join("\n").as_str()).is_none()
+        );
+    }
 
     #[test]
     fn docker_shape() {

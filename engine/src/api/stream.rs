@@ -5,7 +5,6 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
-use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 
 pub const STDIN: u8 = 0;
@@ -229,10 +228,21 @@ pub fn content_type(tty: bool) -> &'static str {
     }
 }
 
-/// Answers 101 and hands the raw connection to `f` once hyper lets go of it.
+/// The client's end of a hijacked attach or exec.
+pub trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Conn for T {}
+
+/// The raw descriptor of a unix-socket API connection, put in each
+/// request's extensions by the server.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnFd(pub std::os::fd::RawFd);
+
+/// Answers 101 and hands the raw connection to `f` once hyper lets go of
+/// it. A client that did not ask to upgrade gets what dockerd gives it: a
+/// 200 whose body is the stream, its request body as stdin.
 pub fn hijack<F, Fut>(mut req: Request, tty: bool, f: F) -> Response
 where
-    F: FnOnce(TokioIo<Upgraded>) -> Fut + Send + 'static,
+    F: FnOnce(Box<dyn Conn>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let wants_upgrade = req
@@ -240,22 +250,86 @@ where
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    let b = Response::builder().header(header::CONTENT_TYPE, content_type(tty));
+    if !wants_upgrade {
+        return b
+            .status(StatusCode::OK)
+            .body(piped(req, f))
+            .unwrap_or_default();
+    }
+    let fd = req.extensions().get::<ConnFd>().copied();
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(up) => f(TokioIo::new(up)).await,
+            Ok(up) => {
+                if let Some(ConnFd(fd)) = fd {
+                    headers_read(fd).await;
+                }
+                f(Box::new(TokioIo::new(up))).await
+            }
             Err(e) => tracing::debug!("hijack: {e}"),
         }
     });
-    let mut b = Response::builder().header(header::CONTENT_TYPE, content_type(tty));
-    b = if wants_upgrade {
-        b.status(StatusCode::SWITCHING_PROTOCOLS)
-            .header(header::CONNECTION, "Upgrade")
-            .header(header::UPGRADE, "tcp")
-    } else {
-        b.status(StatusCode::OK)
-    };
-    b.body(Body::empty()).unwrap_or_default()
+    b.status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "tcp")
+        .body(Body::empty())
+        .unwrap_or_default()
+}
+
+/// Waits (a bounded time) until the client has read the 101 off the
+/// socket. Clients such as docker-py read the response head through a
+/// buffered reader and then switch to the raw socket: bytes that arrived
+/// with the head (a logs replay is immediate) would sit in that buffer and
+/// be lost. dockerd's own latency hides this; here it is made certain.
+async fn headers_read(fd: std::os::fd::RawFd) {
+    for _ in 0..200 {
+        match unread_bytes(fd) {
+            Some(0) | None => return,
+            Some(_) => tokio::time::sleep(std::time::Duration::from_millis(1)).await,
+        }
+    }
+}
+
+nix::ioctl_read_bad!(siocoutq, libc::TIOCOUTQ, libc::c_int);
+
+/// Bytes this end wrote on a unix stream socket that the peer has not
+/// read yet (SIOCOUTQ).
+fn unread_bytes(fd: std::os::fd::RawFd) -> Option<i32> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: `fd` is the connection's socket, kept open by the upgraded
+    // connection the caller holds; the ioctl writes one int into `n`.
+    unsafe { siocoutq(fd, &mut n) }.ok().map(|_| n)
+}
+
+/// The non-upgrade form: `f` gets one end of a pipe whose other end is the
+/// response body; the request body is its input, held open (no EOF) until
+/// the response ends, as the connection would be.
+fn piped<F, Fut>(req: Request, f: F) -> Body
+where
+    F: FnOnce(Box<dyn Conn>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    let (out, mut input) = tokio::io::split(theirs);
+    let (keep_tx, keep_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut body = req.into_body().into_data_stream();
+        while let Some(Ok(data)) = body.next().await {
+            if input.write_all(&data).await.is_err() {
+                break;
+            }
+        }
+        let _ = keep_tx.send(input);
+    });
+    tokio::spawn(f(Box::new(ours)));
+    let stream = tokio_util::io::ReaderStream::new(out).map(move |x| {
+        let _ = &keep_rx;
+        x
+    });
+    Body::from_stream(stream)
 }
 
 /// A stream of lifecycled's data chunks (archives, exports) as an HTTP

@@ -153,7 +153,11 @@ pub async fn info(s: State) -> Result<Json<Value>> {
         "Images": images,
         "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
-        "Plugins": {"Volume": ["local"], "Network": ["host", "null"], "Authorization": null, "Log": ["json-file"]},
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": null, "Log": ["json-file"]},
+        "Swarm": super::swarm::info(),
+        "ContainerdCommit": {"ID": "", "Expected": ""},
+        "RuncCommit": {"ID": "", "Expected": ""},
+        "InitCommit": {"ID": "", "Expected": ""},
         "MemoryLimit": true,
         "SwapLimit": true,
         "CpuCfsPeriod": true,
@@ -308,11 +312,13 @@ pub async fn events(s: State, Query(q): Query<Params>) -> Result<Response> {
 pub async fn df(s: State) -> Result<Json<Value>> {
     let d = s.0;
     let images = super::images::summaries(&d).await?;
+    let sizes = super::containers::disk_sizes(&d).await;
     let mut containers = Vec::new();
     for e in d.all() {
         let c = e.c.lock().await;
+        let size = sizes.get(&c.id).copied().unwrap_or_default();
         containers.push(
-            serde_json::to_value(super::containers::summary(&c, false))
+            serde_json::to_value(super::containers::summary(&c, Some(size)))
                 .map_err(|e| crate::error::ApiError::internal(e.to_string()))?,
         );
     }

@@ -476,19 +476,25 @@ impl Builder {
             .d
             .lc
             .images()
-            .commit(self.d.lc.req(api::CommitRequest {
-                container_id: container.unwrap_or("").to_string(),
-                name: String::new(),
-                config: json!({"config": cfg}).to_string().into_bytes(),
-                comment: String::new(),
-                author,
-                parent: parent.name.clone(),
-                created_by: created_by.to_string(),
-                labels,
-                uncompressed: true,
-                layer_image: layer_of.map(|l| l.0.to_string()).unwrap_or_default(),
-                layer_index: layer_of.map_or(0, |l| l.1),
-            }))
+            .commit(
+                self.d.lc.req(api::CommitRequest {
+                    container_id: container.unwrap_or("").to_string(),
+                    name: String::new(),
+                    config: json!({"config": cfg}).to_string().into_bytes(),
+                    comment: String::new(),
+                    author,
+                    parent: parent.name.clone(),
+                    created_by: created_by.to_string(),
+                    labels,
+                    uncompressed: true,
+                    layer_image: layer_of.map(|l| l.0.to_string()).unwrap_or_default(),
+                    layer_index: layer_of.map_or(0, |l| l.1),
+                    exclude: crate::daemon::files::MOUNT_POINTS
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect(),
+                }),
+            )
             .await?
             .into_inner();
         Ok(ImageRef {

@@ -392,7 +392,9 @@ impl Builder {
                 let mut shown = Vec::new();
                 for p in ports {
                     let p = self.expand(st, p)?;
-                    for spec in expand_port(&p)? {
+                    let specs = crate::api::changes::port_specs(&p)
+                        .map_err(|e| BuildError::Step(e.message))?;
+                    for spec in specs {
                         cfg["ExposedPorts"][&spec] = json!({});
                     }
                     shown.push(p);
@@ -552,6 +554,7 @@ impl Builder {
             .stat(self.d.lc.req(api::ArchiveRequest {
                 key: c.clone(),
                 path: format!("{dir}/"),
+                ..Default::default()
             }))
             .await
             .is_ok();
@@ -585,6 +588,7 @@ impl Builder {
                     api::ArchiveRequest {
                         key: container.to_string(),
                         path: dir.to_string(),
+                        ..Default::default()
                     },
                 )),
                 no_overwrite_dir_non_dir: false,
@@ -659,6 +663,7 @@ impl Builder {
                     .stat(self.d.lc.req(api::ArchiveRequest {
                         key: container.to_string(),
                         path: path.clone(),
+                        ..Default::default()
                     }))
                     .await
                 {
@@ -734,6 +739,7 @@ impl Builder {
                         uncompressed: true,
                         layer_image: String::new(),
                         layer_index: 0,
+                        exclude: Vec::new(),
                     },
                 )),
             })
@@ -842,6 +848,7 @@ impl Builder {
                 .read_archive(self.d.lc.req(api::ArchiveRequest {
                     key: c.clone(),
                     path: path.clone(),
+                    ..Default::default()
                 }))
                 .await
             {
@@ -937,6 +944,7 @@ impl Builder {
             .stat(self.d.lc.req(api::ArchiveRequest {
                 key: c.clone(),
                 path: abs_dest.clone(),
+                ..Default::default()
             }))
             .await;
         let dest_is_dir = match stat {
@@ -987,23 +995,6 @@ impl Builder {
         st.image = made;
         Ok(())
     }
-}
-
-/// EXPOSE's forms: 80, 80/udp, 8000-8002/tcp.
-fn expand_port(p: &str) -> Result<Vec<String>, BuildError> {
-    let (ports, proto) = p.split_once('/').unwrap_or((p, "tcp"));
-    let proto = proto.to_ascii_lowercase();
-    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-        return Err(BuildError::Step(format!("invalid proto: {proto}")));
-    }
-    let bad = || BuildError::Step(format!("invalid containerPort: {ports}"));
-    let (lo, hi) = ports.split_once('-').unwrap_or((ports, ports));
-    let lo: u16 = lo.parse().map_err(|_| bad())?;
-    let hi: u16 = hi.parse().map_err(|_| bad())?;
-    if hi < lo {
-        return Err(bad());
-    }
-    Ok((lo..=hi).map(|n| format!("{n}/{proto}")).collect())
 }
 
 /// A pull that failed, as Docker words it for a FROM.

@@ -107,6 +107,11 @@ impl Container {
         self.dir.join(format!("{}-json.log", self.id))
     }
 
+    /// Whether its output is kept (the `none` log driver keeps nothing).
+    pub fn keeps_logs(&self) -> bool {
+        self.host_config.log_config.typ != "none"
+    }
+
     pub fn is_running(&self) -> bool {
         matches!(
             self.state.status,

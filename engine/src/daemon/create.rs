@@ -80,8 +80,8 @@ impl Daemon {
     ) -> Result<CreateResponse> {
         let CreateRequest {
             mut config,
-            host_config: hc,
-            networking_config,
+            host_config: mut hc,
+            mut networking_config,
         } = req;
         if config.image.is_empty() {
             return Err(ApiError::bad_request(
@@ -119,6 +119,7 @@ impl Daemon {
                 n
             }
         };
+        self.plan_links(&name, &mut hc, &mut networking_config)?;
         self.reserve_name(&name, &id)?;
         let result = self
             .create_inner(
@@ -146,7 +147,7 @@ impl Daemon {
         id: &str,
         name: &str,
         config: crate::types::Config,
-        hc: crate::types::HostConfig,
+        mut hc: crate::types::HostConfig,
         networking: crate::types::NetworkingConfig,
         image: &FoundImage,
         path: String,
@@ -156,11 +157,11 @@ impl Daemon {
         let dir = self.containers_dir().join(id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
-        let runtime = if hc.runtime.is_empty() {
-            self.cfg.default_runtime.clone()
-        } else {
-            hc.runtime.clone()
-        };
+        // Inspect names the runtime, as dockerd's does.
+        if hc.runtime.is_empty() {
+            hc.runtime = self.cfg.default_runtime.clone();
+        }
+        let runtime = self.lifecycled_runtime(&hc.runtime).await;
         let mut c = Container {
             id: id.to_string(),
             name: name.to_string(),
@@ -201,7 +202,7 @@ impl Daemon {
         // A provisional spec; start builds the final one (users resolved in
         // the image, volumes filled).
         let spec = self
-            .spec_for(&c, 0, 0, Vec::new(), plan.oci.clone())
+            .spec_for(&c, 0, 0, Vec::new(), plan.oci.clone(), &Default::default())
             .await?;
         let mut labels: std::collections::HashMap<String, String> = Default::default();
         labels.insert("berth.name".into(), name.to_string());
@@ -222,16 +223,81 @@ impl Daemon {
                 container: Some(record),
             }))
             .await?;
-        if let Err(e) = c.save() {
+        let saved = match self.make_working_dir(id, &c.config.working_dir).await {
+            Ok(()) => c
+                .save()
+                .map_err(|e| ApiError::internal(format!("saving container {id}: {e}"))),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = saved {
             let _ = self
                 .lc
                 .containers()
                 .delete(self.lc.req(api::ContainerRequest { id: id.to_string() }))
                 .await;
-            return Err(ApiError::internal(format!("saving container {id}: {e}")));
+            return Err(e);
         }
         self.container_event(&c, "create", &[]);
         self.insert(c);
+        Ok(())
+    }
+}
+
+impl Daemon {
+    /// The lifecycled runtime a requested name stands for. Clients written
+    /// for Docker name its default, `runc`: when lifecycled has no runtime
+    /// of that name, it is this engine's default.
+    async fn lifecycled_runtime(&self, name: &str) -> String {
+        if name == "runc" {
+            let known = self
+                .lc
+                .version()
+                .version(self.lc.req(()))
+                .await
+                .map(|v| v.into_inner().runtimes.iter().any(|r| r == "runc"))
+                .unwrap_or(true);
+            if !known {
+                return self.cfg.default_runtime.clone();
+            }
+        }
+        name.to_string()
+    }
+
+    /// Makes the working directory in the container's filesystem when it
+    /// is missing, owned by root, as dockerd does at create (the process
+    /// would otherwise fail to chdir).
+    async fn make_working_dir(&self, id: &str, dir: &str) -> Result<()> {
+        if dir.is_empty() || dir == "/" {
+            return Ok(());
+        }
+        let first = api::WriteArchiveRequest {
+            kind: Some(api::write_archive_request::Kind::Target(
+                api::ArchiveRequest {
+                    key: id.to_string(),
+                    path: dir.to_string(),
+                    ..Default::default()
+                },
+            )),
+            no_overwrite_dir_non_dir: false,
+            create_path: true,
+        };
+        // An empty tar: only the path is made.
+        let empty = api::WriteArchiveRequest {
+            kind: Some(api::write_archive_request::Kind::Chunk(vec![0u8; 1024])),
+            no_overwrite_dir_non_dir: false,
+            create_path: false,
+        };
+        self.lc
+            .snapshots()
+            .write_archive(self.lc.req(futures::stream::iter([first, empty])))
+            .await
+            .map_err(|s| {
+                ApiError::bad_request(if s.message().contains("not a directory") {
+                    format!("Cannot mkdir: {dir} is not a directory")
+                } else {
+                    format!("Cannot mkdir: {dir}: {}", s.message())
+                })
+            })?;
         Ok(())
     }
 }
@@ -396,9 +462,17 @@ fn validate_healthcheck(h: &HealthConfig) -> Result<()> {
 fn validate_log_config(hc: &crate::types::HostConfig) -> Result<()> {
     match hc.log_config.typ.as_str() {
         "" | "json-file" => {}
+        // Nothing kept: `logs` says so, as dockerd's.
+        "none" => return Ok(()),
+        known @ ("local" | "syslog" | "journald" | "gelf" | "fluentd" | "awslogs" | "splunk"
+        | "etwlogs" | "gcplogs" | "logentries") => {
+            return Err(ApiError::bad_request(format!(
+                "logger: berth keeps logs with the json-file driver (or none), not {known}"
+            )));
+        }
         other => {
             return Err(ApiError::bad_request(format!(
-                "logger: no log driver named '{other}' is registered"
+                "error looking up logging plugin {other}: plugin \"{other}\" not found"
             )));
         }
     }

@@ -10,6 +10,46 @@ use berth_proto::lifecycle::v1 as api;
 use super::lifecycle::Lifecycle;
 use crate::error::{ApiError, Result};
 
+/// What the runtime makes in a container's rootfs only to mount over it
+/// (the engine's files, the kernel's filesystems): Docker keeps these in
+/// an init layer, so that neither `diff` nor `commit` shows them.
+pub const MOUNT_POINTS: &[&str] = &[
+    "/etc/hostname",
+    "/etc/hosts",
+    "/etc/resolv.conf",
+    "/dev",
+    "/proc",
+    "/sys",
+];
+
+/// A container's changes as `diff` shows them: without the mount points,
+/// nor a directory that only changed because one was made in it.
+pub fn visible_changes(list: Vec<(String, i32)>) -> Vec<(String, i32)> {
+    let hidden = |p: &str| {
+        MOUNT_POINTS
+            .iter()
+            .any(|m| p == *m || p.strip_prefix(m).is_some_and(|r| r.starts_with('/')))
+    };
+    let kept: Vec<(String, i32)> = list.into_iter().filter(|(p, _)| !hidden(p)).collect();
+    let parents_of_hidden: Vec<&str> = MOUNT_POINTS
+        .iter()
+        .filter_map(|m| m.rsplit_once('/').map(|(parent, _)| parent))
+        .filter(|p| !p.is_empty())
+        .collect();
+    kept.iter()
+        .filter(|(p, kind)| {
+            // Kind 2 is a deletion, always shown.
+            *kind == 2
+                || !parents_of_hidden.contains(&p.as_str())
+                || kept.iter().any(|(q, _)| {
+                    q.strip_prefix(p.as_str())
+                        .is_some_and(|r| r.starts_with('/'))
+                })
+        })
+        .cloned()
+        .collect()
+}
+
 /// The tar stream of `path` in the container's filesystem.
 pub async fn read_archive(lc: &Lifecycle, id: &str, path: &str) -> Result<Vec<u8>> {
     let mut s = lc
@@ -17,6 +57,7 @@ pub async fn read_archive(lc: &Lifecycle, id: &str, path: &str) -> Result<Vec<u8
         .read_archive(lc.req(api::ArchiveRequest {
             key: id.to_string(),
             path: path.to_string(),
+            ..Default::default()
         }))
         .await?
         .into_inner();
@@ -190,6 +231,8 @@ pub struct Etc<'a> {
     pub search: &'a [String],
     pub options: &'a [String],
     pub host_network: bool,
+    /// `(address, names)` of linked containers.
+    pub links: &'a [(String, String)],
 }
 
 /// Writes /etc/hostname, /etc/hosts and /etc/resolv.conf for the container
@@ -203,6 +246,7 @@ pub fn write_etc(dir: &Path, etc: &Etc) -> std::io::Result<Vec<serde_json::Value
         search,
         options,
         host_network,
+        links,
     } = *etc;
     std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
     let mut hosts = if host_network {
@@ -213,6 +257,9 @@ pub fn write_etc(dir: &Path, etc: &Etc) -> std::io::Result<Vec<serde_json::Value
             own_ip.filter(|i| !i.is_empty()).unwrap_or("127.0.1.1")
         )
     };
+    for (ip, names) in links {
+        hosts.push_str(&format!("{ip}\t{names}\n"));
+    }
     for h in extra_hosts {
         if let Some((name, ip)) = h.split_once(':') {
             hosts.push_str(&format!("{ip}\t{name}\n"));
@@ -266,4 +313,33 @@ pub fn write_etc(dir: &Path, etc: &Etc) -> std::io::Result<Vec<serde_json::Value
             })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod mount_point_tests {
+    #[test]
+    fn diff_hides_the_runtimes_mount_points() {
+        let list = |v: &[(&str, i32)]| -> Vec<(String, i32)> {
+            v.iter().map(|(p, k)| (p.to_string(), *k)).collect()
+        };
+        let only_mounts = list(&[
+            ("/dev", 1),
+            ("/dev/console", 1),
+            ("/etc", 0),
+            ("/etc/hostname", 1),
+            ("/etc/hosts", 1),
+            ("/proc", 1),
+        ]);
+        assert!(super::visible_changes(only_mounts).is_empty());
+        let with_own = list(&[
+            ("/etc", 0),
+            ("/etc/hosts", 1),
+            ("/etc/passwd", 0),
+            ("/etcetera", 1),
+        ]);
+        assert_eq!(
+            super::visible_changes(with_own),
+            list(&[("/etc", 0), ("/etc/passwd", 0), ("/etcetera", 1)])
+        );
+    }
 }

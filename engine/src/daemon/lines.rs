@@ -33,6 +33,15 @@ fn is_ip(s: &str) -> bool {
 }
 
 pub fn validate(config: &Config, hc: &HostConfig) -> Result<()> {
+    let wd = &config.working_dir;
+    if !wd.is_empty() && !wd.starts_with('/') {
+        return Err(bad(format!(
+            "the working directory '{wd}' is invalid, it needs to be an absolute path"
+        )));
+    }
+    if wd.contains('\0') {
+        return Err(bad("the working directory holds a NUL byte".to_string()));
+    }
     // sethostname takes at most 64 bytes.
     if !config.hostname.is_empty() && !is_domain(&config.hostname, 64) {
         return Err(bad(format!("invalid hostname format: {}", config.hostname)));

@@ -11,6 +11,7 @@ pub mod health;
 pub mod images;
 pub mod lifecycle;
 pub mod lines;
+pub mod links;
 pub mod logs;
 pub mod monitor;
 pub mod names;
@@ -190,6 +191,16 @@ impl Daemon {
                 "multiple IDs found with provided prefix: {key}"
             ))),
         }
+    }
+
+    /// The name a container holds now.
+    pub fn name_of(&self, id: &str) -> Option<String> {
+        self.names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(_, v)| v.as_str() == id)
+            .map(|(k, _)| k.clone())
     }
 
     /// Claims a name for a container; 409 if another has it.

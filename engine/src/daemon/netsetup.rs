@@ -14,7 +14,7 @@ use super::Daemon;
 use super::container::Container;
 use super::networks::Network;
 use crate::error::{ApiError, Result};
-use crate::network::cni::{Target, ipv4_of};
+use crate::network::cni::{Target, ipv4_of, ipv6_of};
 use crate::network::{dns, netns};
 use crate::types::EndpointSettings;
 
@@ -36,6 +36,13 @@ pub struct Attachment {
     pub prefix: u8,
     pub gateway: String,
     pub mac: String,
+    /// The IPv6 address on a dual-stack network.
+    #[serde(default)]
+    pub ip6: String,
+    #[serde(default)]
+    pub prefix6: u8,
+    #[serde(default)]
+    pub gateway6: String,
     pub aliases: Vec<String>,
     /// The DNS names it was registered under (user networks only).
     #[serde(default)]
@@ -73,7 +80,42 @@ pub fn validate_endpoint(network: &str, ep: &EndpointSettings) -> Result<()> {
             ApiError::bad_request(format!("invalid IPv4 address {ip:?} on network {network}"))
         })?;
     }
+    for ll in link_local_ips(ep) {
+        let ok = match ll.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(a)) => a.is_link_local(),
+            Ok(std::net::IpAddr::V6(a)) => a.segments()[0] & 0xffc0 == 0xfe80,
+            Err(_) => false,
+        };
+        if !ok {
+            return Err(ApiError::bad_request(format!(
+                "invalid link-local IP address: {ll}"
+            )));
+        }
+    }
+    if let Some(ip) = ep
+        .ipam_config
+        .as_ref()
+        .and_then(|v| v["IPv6Address"].as_str())
+        .filter(|s| !s.is_empty())
+    {
+        ip.parse::<std::net::Ipv6Addr>().map_err(|_| {
+            ApiError::bad_request(format!("invalid IPv6 address {ip:?} on network {network}"))
+        })?;
+    }
     Ok(())
+}
+
+/// `IPAMConfig.LinkLocalIPs`: extra addresses of the interface.
+fn link_local_ips(ep: &EndpointSettings) -> Vec<String> {
+    ep.ipam_config
+        .as_ref()
+        .and_then(|v| v["LinkLocalIPs"].as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `--mac-address`: six hex pairs, as Docker's net.ParseMAC takes them.
@@ -226,10 +268,36 @@ impl Daemon {
                 )));
             }
         }
+        let ip6 = ep
+            .ipam_config
+            .as_ref()
+            .and_then(|v| v["IPv6Address"].as_str())
+            .filter(|s| !s.is_empty())
+            .map(String::from);
+        if let Some(ip6) = &ip6 {
+            let addr: std::net::Ipv6Addr = ip6
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid IPv6 address: {ip6}")))?;
+            let inside = n
+                .subnet6
+                .parse::<ipnet::Ipv6Net>()
+                .is_ok_and(|s| s.contains(&addr));
+            if !inside {
+                return Err(ApiError::bad_request(format!(
+                    "no configured subnet or ip-range contain the IP address {ip6}"
+                )));
+            }
+        }
         let mac = (!c.config.mac_address.is_empty() && state.attachments.is_empty())
             .then(|| c.config.mac_address.clone());
         let publish = ifname == "eth0" && ports.as_array().is_some_and(|p| !p.is_empty());
-        let conflist = n.conflist(&self.ipam_dir(), ip.as_deref(), mac.as_deref(), publish);
+        let conflist = n.conflist(
+            &self.ipam_dir(),
+            ip.as_deref(),
+            ip6.as_deref(),
+            mac.as_deref(),
+            publish,
+        );
         let mut rt = json!({});
         if publish {
             rt["portMappings"] = ports.clone();
@@ -237,11 +305,21 @@ impl Daemon {
         self.firewall
             .ensure_network(&n.bridge, &n.subnet, n.internal)
             .await;
+        let mut fixed = Vec::new();
         if let Some(ip) = &ip {
-            rt["ips"] = json!([format!(
+            fixed.push(format!(
                 "{ip}/{}",
                 n.subnet.split('/').nth(1).unwrap_or("32")
-            )]);
+            ));
+        }
+        if let Some(ip6) = &ip6 {
+            fixed.push(format!(
+                "{ip6}/{}",
+                n.subnet6.split('/').nth(1).unwrap_or("128")
+            ));
+        }
+        if !fixed.is_empty() {
+            rt["ips"] = json!(fixed);
         }
         if let Some(mac) = &mac {
             rt["mac"] = json!(mac);
@@ -256,7 +334,33 @@ impl Daemon {
             .add(&conflist, &target, &rt)
             .await
             .map_err(|e| network_error(n, e))?;
+        for ll in link_local_ips(ep) {
+            // As dockerd: the whole link-local range is on the interface.
+            let cidr = if ll.contains(':') {
+                format!("{ll}/64")
+            } else {
+                format!("{ll}/16")
+            };
+            let out = tokio::process::Command::new("nsenter")
+                .arg(format!("--net={}", netns.display()))
+                .args(["ip", "addr", "add", &cidr, "dev", &ifname])
+                .output()
+                .await;
+            if let Err(why) = out.map_err(|e| e.to_string()).and_then(|o| {
+                if o.status.success() {
+                    Ok(())
+                } else {
+                    Err(String::from_utf8_lossy(&o.stderr).trim().to_string())
+                }
+            }) {
+                let _ = self.cni.del(&conflist, &target, &rt, Some(&result)).await;
+                return Err(ApiError::internal(format!(
+                    "adding link-local address {ll}: {why}"
+                )));
+            }
+        }
         let (addr, prefix, gateway, mac) = ipv4_of(&result, &ifname).unwrap_or_default();
+        let (ip6, prefix6, gateway6) = ipv6_of(&result, &ifname).unwrap_or_default();
         let mut aliases = ep.aliases.clone();
         let mut a = Attachment {
             network_id: n.id.clone(),
@@ -269,11 +373,14 @@ impl Daemon {
             prefix,
             gateway,
             mac,
+            ip6,
+            prefix6,
+            gateway6,
             aliases: aliases.clone(),
             dns: false,
         };
         if n.resolves_names() && self.dns.available() && !a.ip.is_empty() {
-            a.dns = self.dns_register(c, n, &a.ip, std::mem::take(&mut aliases));
+            a.dns = self.dns_register(c, n, &a.ip, &a.ip6, std::mem::take(&mut aliases));
         }
         if let Some(s) = c.net.as_mut() {
             s.attachments.push(a);
@@ -285,12 +392,20 @@ impl Daemon {
 
     /// The container's record on a network's DNS server: its name, short
     /// id and aliases; whether it took.
-    fn dns_register(&self, c: &Container, n: &Network, ip: &str, aliases: Vec<String>) -> bool {
+    fn dns_register(
+        &self,
+        c: &Container,
+        n: &Network,
+        ip: &str,
+        ip6: &str,
+        aliases: Vec<String>,
+    ) -> bool {
         let mut names = vec![c.name.clone(), c.short_id().to_string()];
         names.extend(aliases);
         let record = dns::Record {
             container_id: &c.id,
             ipv4: ip,
+            ipv6: ip6,
             names,
         };
         match self.dns.add(&n.id, &n.gateway, &record) {
@@ -306,7 +421,7 @@ impl Daemon {
     pub fn net_renamed(&self, c: &Container) {
         for a in c.net.iter().flat_map(|s| &s.attachments).filter(|a| a.dns) {
             if let Ok(n) = self.networks.get(&a.network_id) {
-                self.dns_register(c, &n, &a.ip, a.aliases.clone());
+                self.dns_register(c, &n, &a.ip, &a.ip6, a.aliases.clone());
             }
         }
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 use std::time::SystemTime;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -32,6 +32,11 @@ pub struct Network {
     pub gateway: String,
     #[serde(default)]
     pub ip_range: String,
+    /// The IPv6 subnet of a dual-stack network (`--ipv6`), and its gateway.
+    #[serde(default)]
+    pub subnet6: String,
+    #[serde(default)]
+    pub gateway6: String,
     /// The Linux bridge's name.
     #[serde(default)]
     pub bridge: String,
@@ -52,6 +57,7 @@ impl Network {
         &self,
         ipam_dir: &Path,
         ip: Option<&str>,
+        ip6: Option<&str>,
         mac: Option<&str>,
         ports: bool,
     ) -> Value {
@@ -69,11 +75,20 @@ impl Network {
                 o.remove("rangeEnd");
             }
         }
-        let routes = if self.internal {
+        let mut ranges = vec![json!([range])];
+        let mut routes = if self.internal {
             json!([])
         } else {
             json!([{"dst": "0.0.0.0/0"}])
         };
+        if !self.subnet6.is_empty() {
+            ranges.push(json!([{"subnet": self.subnet6, "gateway": self.gateway6}]));
+            if !self.internal
+                && let Some(r) = routes.as_array_mut()
+            {
+                r.push(json!({"dst": "::/0"}));
+            }
+        }
         let mut bridge = json!({
             "type": "bridge",
             "bridge": self.bridge,
@@ -84,7 +99,7 @@ impl Network {
             "ipam": {
                 "type": "host-local",
                 "dataDir": ipam_dir,
-                "ranges": [[range]],
+                "ranges": ranges,
                 "routes": routes,
             },
         });
@@ -95,7 +110,7 @@ impl Network {
         {
             bridge["mtu"] = json!(mtu);
         }
-        if ip.is_some() {
+        if ip.is_some() || ip6.is_some() {
             bridge["capabilities"] = json!({"ips": true});
         }
         let mut plugins = vec![bridge];
@@ -112,7 +127,7 @@ impl Network {
 
     /// The Docker API's view (GET /networks/{id}, without containers).
     pub fn to_api(&self) -> Value {
-        let config = if self.subnet.is_empty() {
+        let mut config = if self.subnet.is_empty() {
             json!([])
         } else {
             let mut c = json!({"Subnet": self.subnet, "Gateway": self.gateway});
@@ -121,6 +136,11 @@ impl Network {
             }
             json!([c])
         };
+        if !self.subnet6.is_empty()
+            && let Some(c) = config.as_array_mut()
+        {
+            c.push(json!({"Subnet": self.subnet6, "Gateway": self.gateway6}));
+        }
         // A user's network shows the options it was created with (compose
         // compares them with its file); the default bridge shows what
         // dockerd's shows for docker0.
@@ -144,7 +164,7 @@ impl Network {
             "Created": humantime::format_rfc3339_nanos(self.created).to_string(),
             "Scope": "local",
             "Driver": self.driver,
-            "EnableIPv6": false,
+            "EnableIPv6": !self.subnet6.is_empty(),
             "IPAM": {
                 "Driver": "default",
                 "Options": if builtin { Value::Null } else { json!({}) },
@@ -181,6 +201,14 @@ pub struct CreateRequest {
     #[serde(rename = "EnableIPv6")]
     pub enable_ipv6: Option<bool>,
     pub check_duplicate: Option<bool>,
+    #[serde(deserialize_with = "crate::types::null_default")]
+    pub ingress: bool,
+    #[serde(deserialize_with = "crate::types::null_default")]
+    pub scope: String,
+    #[serde(deserialize_with = "crate::types::null_default")]
+    pub config_only: bool,
+    #[serde(deserialize_with = "crate::types::null_default")]
+    pub config_from: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -385,6 +413,8 @@ impl Networks {
                     subnet: String::new(),
                     gateway: String::new(),
                     ip_range: String::new(),
+                    subnet6: String::new(),
+                    gateway6: String::new(),
                     bridge: String::new(),
                     options: BTreeMap::new(),
                     labels: BTreeMap::new(),
@@ -444,6 +474,8 @@ impl Networks {
                 subnet,
                 gateway,
                 ip_range: String::new(),
+                subnet6: String::new(),
+                gateway6: String::new(),
                 bridge: bridge_name.into(),
                 options,
                 labels: BTreeMap::new(),
@@ -538,9 +570,29 @@ impl Networks {
                 "plugin \"{driver}\" not found"
             )));
         }
-        if req.enable_ipv6 == Some(true) {
+        // What only a swarm manager makes, refused as a dockerd outside a
+        // swarm refuses it.
+        if req.ingress {
+            return Err(ApiError::forbidden(
+                "Ingress network can only be global scope network",
+            ));
+        }
+        match req.scope.as_str() {
+            "" | "local" => {}
+            "swarm" | "global" => {
+                return Err(ApiError::forbidden(
+                    "cannot create a swarm scoped network when swarm is not active",
+                ));
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid scope {other:?}: local, global or swarm"
+                )));
+            }
+        }
+        if req.config_only || req.config_from.as_ref().is_some_and(|c| !c.is_null()) {
             return Err(ApiError::bad_request(
-                "IPv6 networks are not supported by berth yet",
+                "config-only networks and --config-from are for swarm networks; berth makes local bridges",
             ));
         }
         let configs = req
@@ -548,10 +600,30 @@ impl Networks {
             .as_ref()
             .and_then(|i| i.config.clone())
             .unwrap_or_default();
-        if configs.len() > 1 {
-            return Err(ApiError::bad_request("berth networks take one IPv4 subnet"));
+        let (v6, v4): (Vec<IpamConfig>, Vec<IpamConfig>) =
+            configs.into_iter().partition(|c| c.subnet.contains(':'));
+        if v4.len() > 1 || v6.len() > 1 {
+            return Err(ApiError::bad_request(
+                "berth networks take one IPv4 subnet and, with --ipv6, one IPv6 subnet",
+            ));
         }
-        let cfg = configs.into_iter().next().unwrap_or_default();
+        let ipv6 = req.enable_ipv6 == Some(true);
+        let (subnet6, gateway6) = match v6.into_iter().next() {
+            Some(c) if ipv6 => self.check_subnet6(&c)?,
+            Some(_) => {
+                return Err(ApiError::forbidden(
+                    "IPv6 subnets need IPv6 enabled on the network (--ipv6)",
+                ));
+            }
+            // dockerd has no default IPv6 pools either.
+            None if ipv6 => {
+                return Err(ApiError::forbidden(
+                    "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network",
+                ));
+            }
+            None => (String::new(), String::new()),
+        };
+        let cfg = v4.into_iter().next().unwrap_or_default();
         let subnet: Ipv4Net = if cfg.subnet.is_empty() {
             if !cfg.ip_range.is_empty() || !cfg.gateway.is_empty() {
                 return Err(ApiError::bad_request(
@@ -642,6 +714,8 @@ impl Networks {
             subnet: subnet.to_string(),
             gateway,
             ip_range: cfg.ip_range,
+            subnet6,
+            gateway6,
             bridge,
             options,
             labels: req.labels.unwrap_or_default(),
@@ -649,6 +723,53 @@ impl Networks {
         self.insert(n.clone())
             .map_err(|e| ApiError::internal(format!("saving network: {e}")))?;
         Ok(n)
+    }
+
+    /// A network's IPv6 subnet and gateway, checked as its IPv4 one is.
+    fn check_subnet6(&self, c: &IpamConfig) -> Result<(String, String)> {
+        let s: Ipv6Net = c.subnet.parse().map_err(|_| {
+            ApiError::bad_request(format!("invalid subnet {}: invalid CIDR address", c.subnet))
+        })?;
+        if s.trunc() != s {
+            return Err(ApiError::bad_request(format!(
+                "invalid subnet {s}: it should be {}",
+                s.trunc()
+            )));
+        }
+        if s.prefix_len() > 126 {
+            return Err(ApiError::bad_request(format!("subnet {s} is too small")));
+        }
+        let own = s.addr().segments();
+        if own[0] & 0xffc0 == 0xfe80 || own[0] & 0xff00 == 0xff00 || s.addr().is_loopback() {
+            return Err(ApiError::bad_request(format!(
+                "subnet {s} is link-local, multicast or loopback"
+            )));
+        }
+        for n in self.all() {
+            if let Ok(other) = n.subnet6.parse::<Ipv6Net>()
+                && (other.contains(&s.network()) || s.contains(&other.network()))
+            {
+                return Err(ApiError::forbidden(format!(
+                    "Pool overlaps with other one on this address space ({} of network {})",
+                    other, n.name
+                )));
+            }
+        }
+        let gateway = if c.gateway.is_empty() {
+            // The subnet's first address after its own (::1 of a /64).
+            std::net::Ipv6Addr::from(u128::from(s.network()) + 1).to_string()
+        } else {
+            let g: std::net::Ipv6Addr = c.gateway.parse().map_err(|_| {
+                ApiError::bad_request(format!("invalid gateway address {}", c.gateway))
+            })?;
+            if !s.contains(&g) {
+                return Err(ApiError::bad_request(format!(
+                    "no matching subnet for gateway {g}"
+                )));
+            }
+            g.to_string()
+        };
+        Ok((s.to_string(), gateway))
     }
 
     pub fn remove(&self, id: &str) -> std::io::Result<()> {

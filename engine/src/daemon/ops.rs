@@ -107,41 +107,21 @@ impl Daemon {
         Ok(pid)
     }
 
-    pub async fn spec_for(
+    /// Writes the container's /etc/hostname, /etc/hosts and
+    /// /etc/resolv.conf (again, when its networks change while it runs);
+    /// returns their bind mounts.
+    pub fn write_etc(
         &self,
         c: &Container,
-        uid: u32,
-        gid: u32,
-        groups: Vec<u32>,
-        mut mounts: Vec<Value>,
-    ) -> Result<Value> {
+        host_net: bool,
+        link_hosts: &[(String, String)],
+    ) -> Result<Vec<Value>> {
         let hc = &c.host_config;
-        let mut ns_paths = Vec::new();
-        let netns = match hc.network_mode.as_str() {
-            "host" => NetNs::Host,
-            m if m.starts_with("container:") => {
-                let pid = self
-                    .joined_pid(c, "network", &m["container:".len()..])
-                    .await?;
-                NetNs::Path(format!("/proc/{pid}/ns/net"))
-            }
-            _ => match &c.net {
-                Some(n) => NetNs::Path(n.netns.display().to_string()),
-                None => NetNs::New,
-            },
-        };
-        for (kind, mode) in [("ipc", &hc.ipc_mode), ("pid", &hc.pid_mode)] {
-            if let Some(other) = mode.strip_prefix("container:") {
-                let pid = self.joined_pid(c, kind, other).await?;
-                ns_paths.push((kind, format!("/proc/{pid}/ns/{kind}")));
-            }
-        }
         let hostname = if c.config.hostname.is_empty() {
             c.short_id().to_string()
         } else {
             c.config.hostname.clone()
         };
-        let host_net = matches!(netns, NetNs::Host);
         let attachments = c
             .net
             .as_ref()
@@ -166,7 +146,7 @@ impl Daemon {
         } else {
             hc.dns_search.clone()
         };
-        let etc = files::write_etc(
+        files::write_etc(
             &c.dir,
             &files::Etc {
                 hostname: &hostname,
@@ -176,9 +156,44 @@ impl Daemon {
                 search: &search,
                 options: &hc.dns_options,
                 host_network: host_net,
+                links: link_hosts,
             },
         )
-        .map_err(|e| ApiError::internal(format!("writing /etc files of {}: {e}", c.id)))?;
+        .map_err(|e| ApiError::internal(format!("writing /etc files of {}: {e}", c.id)))
+    }
+
+    pub async fn spec_for(
+        &self,
+        c: &Container,
+        uid: u32,
+        gid: u32,
+        groups: Vec<u32>,
+        mut mounts: Vec<Value>,
+        links: &super::links::Resolved,
+    ) -> Result<Value> {
+        let hc = &c.host_config;
+        let mut ns_paths = Vec::new();
+        let netns = match hc.network_mode.as_str() {
+            "host" => NetNs::Host,
+            m if m.starts_with("container:") => {
+                let pid = self
+                    .joined_pid(c, "network", &m["container:".len()..])
+                    .await?;
+                NetNs::Path(format!("/proc/{pid}/ns/net"))
+            }
+            _ => match &c.net {
+                Some(n) => NetNs::Path(n.netns.display().to_string()),
+                None => NetNs::New,
+            },
+        };
+        for (kind, mode) in [("ipc", &hc.ipc_mode), ("pid", &hc.pid_mode)] {
+            if let Some(other) = mode.strip_prefix("container:") {
+                let pid = self.joined_pid(c, kind, other).await?;
+                ns_paths.push((kind, format!("/proc/{pid}/ns/{kind}")));
+            }
+        }
+        let host_net = matches!(netns, NetNs::Host);
+        let etc = self.write_etc(c, host_net, &links.hosts)?;
         // A user's own bind over one of them wins.
         for m in etc {
             if !mounts.iter().any(|x| x["destination"] == m["destination"]) {
@@ -200,6 +215,7 @@ impl Daemon {
             netns,
             ns_paths,
             init_binary: init,
+            link_env: &links.env,
         })
     }
 
@@ -286,7 +302,8 @@ impl Daemon {
         }
         c.mounts = plan.points.clone();
         self.net_up(c).await?;
-        let spec = self.spec_for(c, uid, gid, groups, plan.oci).await?;
+        let links = self.resolve_links(c).await?;
+        let spec = self.spec_for(c, uid, gid, groups, plan.oci, &links).await?;
         self.lc
             .containers()
             .update(self.lc.req(api::UpdateContainerRequest {
@@ -300,7 +317,11 @@ impl Daemon {
         let stdio = pb::Stdio {
             stdin: c.config.open_stdin,
             terminal: c.config.tty,
-            log_path: c.log_path().to_string_lossy().into_owned(),
+            log_path: if c.keeps_logs() {
+                c.log_path().to_string_lossy().into_owned()
+            } else {
+                String::new()
+            },
             log_max_size: max_size,
             log_max_files: max_files,
             console_height: console.first().copied().unwrap_or(0),
@@ -417,8 +438,15 @@ impl Daemon {
                 .resume(self.lc.req(api::ContainerRequest { id: c.id.clone() }))
                 .await;
         }
+        let seen = *e.exits.borrow();
         self.signal(&c, sig).await?;
         self.container_event(&c, "kill", &[("signal", sig.to_string())]);
+        drop(c);
+        if sig == 9 {
+            // As dockerd's: a SIGKILL answers once the container is down,
+            // so that a client's next look sees it exited.
+            Self::wait_exit(e, seen, Some(Duration::from_secs(10))).await;
+        }
         Ok(())
     }
 

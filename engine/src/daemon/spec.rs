@@ -28,6 +28,9 @@ pub struct Input<'a> {
     /// Paths of namespaces shared with other containers (`ipc`, `pid`).
     pub ns_paths: Vec<(&'static str, String)>,
     pub init_binary: Option<std::path::PathBuf>,
+    /// What legacy links add to the environment (the container's own
+    /// variables win over them).
+    pub link_env: &'a [String],
 }
 
 /// `--security-opt` as parsed.
@@ -183,6 +186,12 @@ pub fn build(i: &Input<'_>) -> Result<Value> {
     if cfg.tty && !has(&cfg.env, "TERM") {
         env.push("TERM=xterm".into());
     }
+    env.extend(
+        i.link_env
+            .iter()
+            .filter(|l| !has(&cfg.env, l.split('=').next().unwrap_or("")))
+            .cloned(),
+    );
     env.extend(cfg.env.iter().cloned());
     let p = &mut spec["process"];
     p["env"] = json!(env);

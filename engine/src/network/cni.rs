@@ -226,6 +226,28 @@ pub fn ipv4_of(result: &Value, ifname: &str) -> Option<(String, u8, String, Stri
     })
 }
 
+/// The IPv6 address, prefix and gateway a result gave `ifname`.
+pub fn ipv6_of(result: &Value, ifname: &str) -> Option<(String, u8, String)> {
+    let ifaces = result["interfaces"].as_array().cloned().unwrap_or_default();
+    let index = ifaces.iter().position(|i| i["name"] == ifname);
+    result["ips"].as_array()?.iter().find_map(|ip| {
+        let cidr: ipnet::IpNet = ip["address"].as_str()?.parse().ok()?;
+        let ipnet::IpNet::V6(v6) = cidr else {
+            return None;
+        };
+        if let (Some(i), Some(at)) = (index, ip["interface"].as_u64())
+            && i as u64 != at
+        {
+            return None;
+        }
+        Some((
+            v6.addr().to_string(),
+            v6.prefix_len(),
+            ip["gateway"].as_str().unwrap_or_default().to_string(),
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

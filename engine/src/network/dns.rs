@@ -29,6 +29,8 @@ pub struct Dns {
 pub struct Record<'a> {
     pub container_id: &'a str,
     pub ipv4: &'a str,
+    /// Empty on an IPv4-only network.
+    pub ipv6: &'a str,
     pub names: Vec<String>,
 }
 
@@ -198,7 +200,8 @@ fn is_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// `id ipv4  name,name…`: every field checked, so that nothing a caller
+/// `id ipv4 ipv6 name,name…` (ipv6 empty on IPv4 networks, two spaces
+/// then, as aardvark-dns reads it): every field checked, so that nothing a caller
 /// named can add a line or a field to the file.
 fn record_line(r: &Record) -> Result<String, NetError> {
     if !is_id(r.container_id) {
@@ -210,13 +213,19 @@ fn record_line(r: &Record) -> Result<String, NetError> {
     r.ipv4
         .parse::<std::net::Ipv4Addr>()
         .map_err(|_| NetError::Invalid(format!("DNS record address {:?}", r.ipv4)))?;
+    if !r.ipv6.is_empty() {
+        r.ipv6
+            .parse::<std::net::Ipv6Addr>()
+            .map_err(|_| NetError::Invalid(format!("DNS record address {:?}", r.ipv6)))?;
+    }
     if let Some(bad) = r.names.iter().find(|n| !is_dns_name(n)) {
         return Err(NetError::Invalid(format!("DNS name {bad:?}")));
     }
     Ok(format!(
-        "{} {}  {}",
+        "{} {} {} {}",
         r.container_id,
         r.ipv4,
+        r.ipv6,
         r.names.join(",")
     ))
 }
@@ -247,6 +256,7 @@ mod tests {
         let r = |names: &[&str]| Record {
             container_id: ID,
             ipv4: "10.1.0.2",
+            ipv6: "",
             names: names.iter().map(|s| s.to_string()).collect(),
         };
         let traversal = "/../../../../../../etc/cron.d/x";

@@ -32,15 +32,39 @@ enum Root {
     Task(PathBuf),
     /// Mounted here, unmounted on drop.
     Temp(TempRoot),
+    /// A volume's or bind's source on the host.
+    Mount(PathBuf),
 }
 
 impl Root {
     fn path(&self) -> &std::path::Path {
         match self {
-            Root::Task(p) => p,
+            Root::Task(p) | Root::Mount(p) => p,
             Root::Temp(t) => t.path(),
         }
     }
+}
+
+/// Where a request's path is reached: in the mount it names (the path made
+/// relative to the mount point), or in the container's root filesystem.
+fn in_mount(r: &api::ArchiveRequest) -> Result<Option<(PathBuf, String)>, Status> {
+    if r.mount_source.is_empty() {
+        return Ok(None);
+    }
+    let point = r.mount_point.trim_end_matches('/');
+    let rest = r
+        .path
+        .strip_prefix(point)
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+        .ok_or_else(|| {
+            Status::invalid_argument(format!("{} is not under {}", r.path, r.mount_point))
+        })?;
+    let source = PathBuf::from(&r.mount_source);
+    if !source.is_absolute() {
+        return Err(Status::invalid_argument("a mount source must be absolute"));
+    }
+    let rel = if rest.is_empty() { "/" } else { rest };
+    Ok(Some((source, rel.to_string())))
 }
 
 impl Service {
@@ -49,6 +73,14 @@ impl Service {
         match self.containers.get(ns, id) {
             Ok(r) if !r.snapshot_key.is_empty() => r.snapshot_key,
             _ => id.to_string(),
+        }
+    }
+
+    /// The root a request's path is resolved in, and the path in it.
+    async fn root_for(&self, ns: &str, r: &api::ArchiveRequest) -> Result<(Root, String), Status> {
+        match in_mount(r)? {
+            Some((source, rel)) => Ok((Root::Mount(source), rel)),
+            None => Ok((self.root(ns, &r.key).await?, r.path.clone())),
         }
     }
 
@@ -154,18 +186,18 @@ impl Snapshots for Service {
     ) -> Result<Response<Self::ReadArchiveStream>, Status> {
         let ns = namespace::of(&req)?;
         let r = req.into_inner();
-        let root = self.root(&ns, &r.key).await?;
+        let (root, path) = self.root_for(&ns, &r).await?;
         // A missing path is a status, not a broken stream.
-        let path = r.path.clone();
+        let p2 = path.clone();
         let root = blocking(move || {
-            rootfs::stat(root.path(), &path)?;
+            rootfs::stat(root.path(), &p2)?;
             Ok(root)
         })
         .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         tokio::task::spawn_blocking(move || {
             let mut w = ChunkWriter::new(tx.clone());
-            let res = rootfs::read_archive(root.path(), &r.path, &mut w);
+            let res = rootfs::read_archive_as(root.path(), &path, &r.path, &mut w);
             drop(w);
             drop(root);
             if let Err(e) = res {
@@ -181,13 +213,24 @@ impl Snapshots for Service {
     ) -> Result<Response<api::PathStat>, Status> {
         let ns = namespace::of(&req)?;
         let r = req.into_inner();
-        let root = self.root(&ns, &r.key).await?;
-        let st = blocking(move || {
-            let st = rootfs::stat(root.path(), &r.path);
+        let (root, path) = self.root_for(&ns, &r).await?;
+        let point =
+            (!r.mount_source.is_empty()).then(|| r.mount_point.trim_end_matches('/').to_string());
+        let shown = r.path.clone();
+        let mut st = blocking(move || {
+            let st = rootfs::stat(root.path(), &path);
             drop(root);
             st
         })
         .await?;
+        if let Some(point) = point {
+            // Named and resolved as the container sees the path.
+            st.name = std::path::Path::new(shown.trim_end_matches('/'))
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "/".into());
+            st.resolved = format!("{point}{}", st.resolved.trim_end_matches('/'));
+        }
         Ok(Response::new(api::PathStat {
             name: st.name,
             size: st.size,
@@ -218,21 +261,16 @@ impl Snapshots for Service {
                 ));
             }
         };
-        let root = self.root(&ns, &target.key).await?;
+        let (root, path) = self.root_for(&ns, &target).await?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
         let work = tokio::task::spawn_blocking(move || {
             let made = if create_path {
-                rootfs::create_dir(root.path(), &target.path)
+                rootfs::create_dir(root.path(), &path)
             } else {
                 Ok(())
             };
             let res = made.and_then(|()| {
-                rootfs::write_archive(
-                    root.path(),
-                    &target.path,
-                    ChunkReader::new(rx),
-                    no_overwrite,
-                )
+                rootfs::write_archive(root.path(), &path, ChunkReader::new(rx), no_overwrite)
             });
             drop(root);
             res

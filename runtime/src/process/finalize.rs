@@ -98,6 +98,18 @@ pub fn chdir_checked(cwd: &std::path::Path) -> Result<()> {
     verify_cwd()
 }
 
+/// The home directory of `uid` in a passwd file; "/" when it has none.
+fn home_of(passwd: &str, uid: u32) -> String {
+    passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".to_string())
+}
+
 pub struct Final<'a> {
     pub process: &'a Process,
     pub seccomp: Option<&'a seccomp::Program>,
@@ -116,13 +128,24 @@ pub fn exec(f: Final<'_>) -> Result<Infallible> {
         .map(|a| CString::new(a.as_bytes()))
         .collect::<std::result::Result<_, _>>()
         .map_err(|_| Error::Invalid("process.args contains a NUL byte".into()))?;
-    let env: Vec<CString> = p
+    let mut env: Vec<CString> = p
         .env()
         .iter()
         .flatten()
         .map(|a| CString::new(a.as_bytes()))
         .collect::<std::result::Result<_, _>>()
         .map_err(|_| Error::Invalid("process.env contains a NUL byte".into()))?;
+    // As runc: a process without HOME gets its user's, read (still as
+    // root) from the container's /etc/passwd.
+    if !env.iter().any(|e| e.as_bytes().starts_with(b"HOME=")) {
+        let home = home_of(
+            &std::fs::read_to_string("/etc/passwd").unwrap_or_default(),
+            p.user().uid(),
+        );
+        if let Ok(h) = CString::new(format!("HOME={home}")) {
+            env.push(h);
+        }
+    }
 
     umask(Mode::from_bits_truncate(p.user().umask().unwrap_or(0o022)));
     set_rlimits(p)?;
@@ -190,4 +213,19 @@ fn set_identity(p: &Process) -> Result<()> {
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn home_comes_from_passwd_or_is_root() {
+        let pw =
+            "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33::/var/www:/bin/false\nnohome:x:7:7:::\n";
+        assert_eq!(home_of(pw, 0), "/root");
+        assert_eq!(home_of(pw, 33), "/var/www");
+        assert_eq!(home_of(pw, 7), "/");
+        assert_eq!(home_of(pw, 1000), "/");
+    }
 }

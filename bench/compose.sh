@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Compose projects: Debian's docker-compose 1.29 bringing a 10-service
+# project up and down against berthd and against Debian's dockerd 20.10
+# beside it, in one run:
+#   1. `up -d` until every service is healthy (5 busybox httpd servers on
+#      two networks, 5 clients on both that wait for the servers to be
+#      healthy; every service has a healthcheck)
+#   2. `down -v` (containers, the two networks and a named volume)
+# and prints berth's time over Docker's. Not a test: nothing asserts.
+# Run as root; installs docker.io (Debian) if dockerd is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-5}
+
+. bench/lib.sh
+prepare_engines
+command -v docker-compose >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose
+rel=$PWD/target/release
+DOCKER_CLI=$(command -v docker)
+
+work=$(mktemp -d /var/tmp/berth-bench-compose.XXXXXX)
+engines_start
+# Whatever a run left is taken down with the engines.
+compose_cleanup() {
+  env DOCKER_HOST="unix://$work/b/berthd.sock" docker-compose -p bench -f "$work/project/docker-compose.yml" down -v >/dev/null 2>&1 || true
+  env DOCKER_HOST="unix://$work/d/docker.sock" docker-compose -p bench -f "$work/project/docker-compose.yml" down -v >/dev/null 2>&1 || true
+  cleanup
+}
+trap compose_cleanup EXIT
+
+mkdir -p "$work/project"
+python3 - "$work/project/docker-compose.yml" <<'PY'
+import sys
+servers, clients = 5, 5
+health = """    healthcheck:
+      test: {test}
+      interval: 200ms
+      timeout: 2s
+      retries: 100
+"""
+out = ['version: "2.4"', "services:"]
+for i in range(1, servers + 1):
+    net = "front" if i % 2 else "back"
+    out += [f"  web{i}:", "    image: busybox",
+            "    command: sh -c 'mkdir -p /www && echo web > /www/index.html && exec httpd -f -p 80 -h /www'",
+            f"    networks: [{net}]", "    volumes: [shared:/shared]",
+            health.format(test='["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]').rstrip()]
+for i in range(1, clients + 1):
+    target = f"web{i}"
+    out += [f"  client{i}:", "    image: busybox",
+            f"    command: sh -c 'while true; do wget -q -O /tmp/last http://{target}/; sleep 1; done'",
+            "    networks: [front, back]",
+            "    depends_on:", f"      {target}:", "        condition: service_healthy",
+            health.format(test='["CMD", "test", "-s", "/tmp/last"]').rstrip()]
+out += ["networks:", "  front:", "    ipam:", "      config:", "        - subnet: ${FRONT}",
+        "  back:", "    ipam:", "      config:", "        - subnet: ${BACK}",
+        "volumes:", "  shared:"]
+open(sys.argv[1], "w").write("\n".join(out) + "\n")
+PY
+
+# One engine's compose: `up` waits until all 10 services are healthy.
+cat > "$work/compose" <<'EOF'
+#!/usr/bin/env bash
+set -euo pipefail
+host=$1 verb=$2
+export DOCKER_HOST=$host
+cd "$(dirname "$0")/project"
+case $verb in
+  up)
+    docker-compose -p bench up -d --quiet-pull >/dev/null 2>&1
+    for _ in $(seq 1200); do
+      n=$(docker ps --filter label=com.docker.compose.project=bench --filter health=healthy -q | wc -l)
+      [ "$n" -ge 10 ] && exit 0
+      sleep 0.05
+    done
+    echo "not healthy in time" >&2; exit 1 ;;
+  down) docker-compose -p bench down -v >/dev/null 2>&1 ;;
+esac
+EOF
+chmod +x "$work/compose"
+BH="unix://$work/b/berthd.sock"
+DH="unix://$work/d/docker.sock"
+# Each engine its own subnets, so that both bridges route.
+export DOCKER_CLI
+b_env="env FRONT=10.198.1.0/24 BACK=10.198.2.0/24"
+d_env="env FRONT=10.199.1.0/24 BACK=10.199.2.0/24"
+
+echo "== 1. up -d until healthy ($RUNS each)"
+hyperfine -N --runs "$RUNS" --export-json "$work/up.json" \
+  -n berth --prepare "$b_env $work/compose $BH down" "$b_env $work/compose $BH up" \
+  -n docker --prepare "$d_env $work/compose $DH down" "$d_env $work/compose $DH up" >/dev/null
+read -r up_b up_d < <(median_ms "$work/up.json")
+
+echo "== 2. down -v ($RUNS each)"
+hyperfine -N --runs "$RUNS" --export-json "$work/down.json" \
+  -n berth --prepare "$b_env $work/compose $BH up" "$b_env $work/compose $BH down" \
+  -n docker --prepare "$d_env $work/compose $DH up" "$d_env $work/compose $DH down" >/dev/null
+read -r down_b down_d < <(median_ms "$work/down.json")
+
+ratio() { python3 -c "import sys; print('%.2f' % (float(sys.argv[1])/float(sys.argv[2])))" "$1" "$2"; }
+echo
+echo "| measure | berth | Docker ($(dockerd --version | cut -d, -f1)) | berth / Docker | goal |"
+echo "|---|---|---|---|---|"
+echo "| docker-compose up -d, 10 services until all healthy (median of $RUNS) | $up_b ms | $up_d ms | $(ratio "$up_b" "$up_d") | ≤ 0.3 |"
+echo "| docker-compose down -v (median of $RUNS) | $down_b ms | $down_d ms | $(ratio "$down_b" "$down_d") | ≤ 0.3 |"

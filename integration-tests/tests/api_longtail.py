@@ -1,0 +1,304 @@
+"""docker-py (Debian's python3-docker) on the Engine API's long tail, each
+answer as Debian's dockerd 20.10 gives it. DOCKER_HOST points at the test's
+berthd; argv[1] is a busybox rootfs tarball. Prints "longtail: all done"."""
+
+import io
+import json
+import os
+import socket
+import sys
+import tarfile
+import tempfile
+import time
+
+import docker
+from docker.types import LogConfig
+
+client = docker.from_env(timeout=60)
+api = client.api
+
+with open(sys.argv[1], "rb") as f:
+    api.import_image_from_data(f.read(), repository="busybox", tag="latest",
+                               changes=['CMD ["sh"]'])
+
+
+def api_error(status, fragment, call, *args, **kwargs):
+    """`call` fails with an APIError of `status` whose text has `fragment`."""
+    try:
+        call(*args, **kwargs)
+    except docker.errors.APIError as e:
+        assert e.status_code == status, (call, e.status_code, e.explanation)
+        assert fragment in str(e.explanation), (call, e.explanation)
+        return
+    raise AssertionError(f"{call.__name__} did not fail")
+
+
+# Swarm: a node that is not part of one, never 404; plugins: none.
+# docker-py takes the 503 of a forced leave as "nothing to leave".
+assert client.swarm.leave(force=True) is True
+api_error(503, "This node is not part of a swarm", client.swarm.leave)
+api_error(503, "This node is not a swarm manager", api.inspect_swarm)
+for call in (api.nodes, api.services, api.tasks, api.secrets, api.configs):
+    api_error(503, "This node is not a swarm manager", call)
+assert client.info()["Swarm"]["LocalNodeState"] == "inactive", client.info()["Swarm"]
+assert api.plugins() == []
+api_error(404, 'plugin "nosuch" not found', api.inspect_plugin, "nosuch")
+print("swarm and plugins: ok", flush=True)
+
+# WorkingDir: created when missing; relative refused at create.
+out = client.containers.run("busybox", ["sh", "-c", "pwd; stat -c %u:%a ."],
+                            working_dir="/does/not/exist", remove=True)
+assert out == b"/does/not/exist\n0:755\n", out
+api_error(400, "the working directory 'rel/dir' is invalid, it needs to be an absolute path",
+          api.create_container, "busybox", "true", working_dir="rel/dir")
+print("working dir: ok", flush=True)
+
+# Runtime: reported; "runc" names the default runtime.
+c = client.containers.create("busybox", "true", runtime="runc")
+assert c.attrs["HostConfig"]["Runtime"] == "runc", c.attrs["HostConfig"]["Runtime"]
+c.start()
+assert c.wait()["StatusCode"] == 0
+c.remove()
+c = client.containers.create("busybox", "true")
+assert c.attrs["HostConfig"]["Runtime"] != "", c.attrs["HostConfig"]
+c.remove()
+print("runtime: ok", flush=True)
+
+# LogConfig none: runs, keeps nothing, logs says why; unknown drivers fail.
+c = client.containers.run("busybox", ["echo", "unseen"], detach=True,
+                          log_config=LogConfig(type="none"))
+assert c.wait()["StatusCode"] == 0
+c.reload()
+assert c.attrs["HostConfig"]["LogConfig"]["Type"] == "none"
+api_error(501, "configured logging driver does not support reading", c.logs)
+c.remove()
+api_error(400, 'error looking up logging plugin nosuchdriver: plugin "nosuchdriver" not found',
+          client.containers.create, "busybox", "true",
+          log_config=LogConfig(type="nosuchdriver"))
+print("log driver none: ok", flush=True)
+
+# diff: added (1) vs changed (0) vs deleted (2); the runtime's own mount
+# points are not the container's changes, nor are they committed.
+c = client.containers.run(
+    "busybox", ["sh", "-c", "echo x > /etc/added; echo y >> /etc/passwd; rm /etc/group"],
+    detach=True)
+assert c.wait()["StatusCode"] == 0
+diff = {d["Path"]: d["Kind"] for d in c.diff()}
+assert diff.get("/etc/added") == 1, diff
+assert diff.get("/etc/passwd") == 0, diff
+assert diff.get("/etc/group") == 2, diff
+assert diff.get("/etc") == 0, diff
+for hidden in ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/dev", "/proc", "/sys"):
+    assert hidden not in diff, (hidden, diff)
+img = c.commit(repository="longtail-commit")
+out = client.containers.run(img.id, ["sh", "-c", "cat /etc/added; cat /etc/hostname"],
+                            remove=True, hostname="fresh")
+assert out == b"x\nfresh\n", out
+c.remove()
+print("diff and commit: ok", flush=True)
+
+# kill and stop answer once the container has exited.
+for verb in ("kill", "stop"):
+    c = client.containers.run("busybox", ["sleep", "1000"], detach=True)
+    if verb == "kill":
+        c.kill()
+    else:
+        c.stop(timeout=1)
+    c.reload()
+    assert c.status == "exited", (verb, c.status)
+    c.remove()
+print("kill and stop: ok", flush=True)
+
+# stats: networks per interface.
+c = client.containers.run("busybox", ["sleep", "1000"], detach=True)
+st = c.stats(stream=False)
+assert "eth0" in st["networks"], st.get("networks")
+assert "lo" not in st["networks"], st["networks"]
+for k in ("rx_bytes", "rx_packets", "tx_bytes", "tx_packets", "rx_errors", "tx_dropped"):
+    assert k in st["networks"]["eth0"], st["networks"]["eth0"]
+
+# exec: a terminal's line endings; a detached start answers and closes.
+r = c.exec_run(["echo", "hi"], tty=True)
+assert r.output == b"hi\r\n", r.output
+r = c.exec_run(["echo", "hi"])
+assert r.output == b"hi\n", r.output
+ex = api.exec_create(c.id, ["sh", "-c", "echo done > /tmp/detached"])
+assert api.exec_start(ex["Id"], detach=True) == ""
+deadline = time.time() + 10
+while api.exec_inspect(ex["Id"])["Running"] and time.time() < deadline:
+    time.sleep(0.05)
+assert c.exec_run(["cat", "/tmp/detached"]).output == b"done\n"
+c.kill()
+c.remove()
+print("stats and exec: ok", flush=True)
+
+# Attach without streaming returns the logs so far, every time.
+c = client.containers.run("busybox", ["sh", "-c", "echo hello; echo world >&2"], detach=True)
+assert c.wait()["StatusCode"] == 0
+for i in range(20):
+    out = c.attach(logs=True, stream=False)
+    assert out == b"hello\nworld\n", (i, out)
+out = api.attach(c.id, logs=True, stream=False, stdout=True, stderr=False)
+assert out == b"hello\n", out
+c.remove()
+print("attach logs: ok", flush=True)
+
+# Healthcheck fields may be null or absent.
+hc = api.create_host_config()
+res = api._post_json(api._url("/containers/create"), data={
+    "Image": "busybox", "Cmd": ["sleep", "1000"], "HostConfig": hc,
+    "Healthcheck": {"Test": ["CMD", "true"], "Interval": None, "Timeout": None,
+                    "Retries": None, "StartPeriod": None}})
+cid = api._result(res, True)["Id"]
+api.start(cid)
+deadline = time.time() + 60
+while api.inspect_container(cid)["State"]["Health"]["Status"] != "healthy":
+    assert time.time() < deadline, api.inspect_container(cid)["State"]["Health"]
+    time.sleep(0.5)
+api.remove_container(cid, force=True)
+print("healthcheck nulls: ok", flush=True)
+
+# detachKeys from the client's config file reach the daemon on attach.
+cfg = tempfile.mkdtemp()
+with open(os.path.join(cfg, "config.json"), "w") as f:
+    json.dump({"detachKeys": "ctrl-x,x"}, f)
+keyed = docker.APIClient(base_url=os.environ["DOCKER_HOST"], timeout=60)
+keyed._general_configs = docker.utils.config.load_general_config(
+    os.path.join(cfg, "config.json"))
+assert keyed._general_configs.get("detachKeys") == "ctrl-x,x", keyed._general_configs
+c = client.containers.run("busybox", ["sh"], detach=True, tty=True, stdin_open=True)
+sock = keyed.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "stream": 1})
+raw = sock._sock
+raw.settimeout(10)
+raw.sendall(b"\x18x")
+ended = False
+deadline = time.time() + 10
+while time.time() < deadline:
+    try:
+        if raw.recv(4096) == b"":
+            ended = True
+            break
+    except socket.timeout:
+        break
+assert ended, "the detach keys from config.json did not end the attach"
+c.reload()
+assert c.status == "running", c.status
+c.remove(force=True)
+print("detach keys: ok", flush=True)
+
+# Legacy links on the default bridge: variables, /etc/hosts, rm --link.
+web = client.containers.run("busybox", ["sleep", "1000"], detach=True, name="pyweb",
+                            environment={"FOO": "bar"}, ports={"80/tcp": None})
+web_ip = api.inspect_container(web.id)["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+out = client.containers.run("busybox", ["sh", "-c", "echo $DB_NAME $DB_PORT_80_TCP_ADDR $DB_ENV_FOO"],
+                            links={"pyweb": "db"}, name="pyclient", remove=True)
+assert out == f"/pyclient/db {web_ip} bar\n".encode(), out
+c = client.containers.create("busybox", "true", links={"pyweb": "db"}, name="pyclient2")
+assert c.attrs["HostConfig"]["Links"] == ["/pyweb:/pyclient2/db"], c.attrs["HostConfig"]["Links"]
+api.remove_container("/pyclient2/db", link=True)
+c.reload()
+assert c.attrs["HostConfig"]["Links"] is None, c.attrs["HostConfig"]["Links"]
+api_error(500, "cannot remove the default link name", api.remove_container, "pyclient2", link=True)
+c.remove()
+web.remove(force=True)
+print("links: ok", flush=True)
+
+# Images: save by name, a broken load, commit with changes, rmi by id,
+# prune's reclaimed space.
+chunks = b"".join(client.images.get("busybox").save(named=True))
+with tarfile.open(fileobj=io.BytesIO(chunks)) as t:
+    assert "manifest.json" in t.getnames(), t.getnames()[:5]
+try:
+    client.images.load(b"\x00garbage" * 300)
+    raise AssertionError("a broken archive loaded")
+except docker.errors.ImageLoadError as e:
+    assert "tar" in str(e), e
+c = client.containers.run("busybox", ["sh", "-c", "dd if=/dev/zero of=/big bs=1M count=3"],
+                          detach=True)
+assert c.wait()["StatusCode"] == 0
+base = client.images.get("busybox").id
+img = c.commit(changes=["ENV X=1", "EXPOSE 81", "USER 12:12", 'LABEL a="b c"', "WORKDIR /srv"])
+cfg = img.attrs["Config"]
+assert cfg["Env"] == ["X=1"], cfg["Env"]
+assert cfg["ExposedPorts"] == {"81/tcp": {}}, cfg["ExposedPorts"]
+assert cfg["User"] == "12:12" and cfg["WorkingDir"] == "/srv", cfg
+assert cfg["Labels"] == {"a": "b c"}, cfg["Labels"]
+assert img.attrs["Parent"] == base, (img.attrs["Parent"], base)
+api.remove_image(img.id)
+assert img.id not in [i.id for i in client.images.list(all=True)], "rmi by id left it"
+c.reload()
+sizes = api.containers(all=True, size=True, filters={"id": c.id})
+assert sizes[0]["SizeRw"] >= 3 << 20, sizes
+r = client.containers.prune()
+assert c.id in r["ContainersDeleted"] and r["SpaceReclaimed"] >= 3 << 20, r
+out = client.containers.run("busybox", ["true"], detach=True)
+out.wait()
+dangling = out.commit()
+out.remove()
+r = client.images.prune()
+assert any(d.get("Deleted") == dangling.id for d in r["ImagesDeleted"] or []), r
+assert r["SpaceReclaimed"] > 0, r
+print("images: ok", flush=True)
+
+# Files in volumes and binds are the volume's, not the rootfs under it.
+bind = tempfile.mkdtemp()
+with open(os.path.join(bind, "f"), "w") as f:
+    f.write("from the host\n")
+c = client.containers.run("busybox", ["sleep", "1000"], detach=True,
+                          volumes={"pyvol": {"bind": "/data", "mode": "rw"},
+                                   bind: {"bind": "/bind", "mode": "ro"}})
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    info = tarfile.TarInfo("put.txt")
+    info.size = 4
+    t.addfile(info, io.BytesIO(b"put\n"))
+assert c.put_archive("/data", buf.getvalue())
+assert c.exec_run(["cat", "/data/put.txt"]).output == b"put\n"
+assert client.containers.run("busybox", ["cat", "/data/put.txt"], remove=True,
+                             volumes={"pyvol": {"bind": "/data"}}) == b"put\n"
+bits, st = c.get_archive("/bind/f")
+with tarfile.open(fileobj=io.BytesIO(b"".join(bits))) as t:
+    assert t.extractfile("f").read() == b"from the host\n"
+assert st["name"] == "f", st
+bits, st = c.get_archive("/data")
+with tarfile.open(fileobj=io.BytesIO(b"".join(bits))) as t:
+    assert "data/put.txt" in t.getnames(), t.getnames()
+api_error(500, "mounted volume is marked read-only", c.put_archive, "/bind", buf.getvalue())
+c.remove(force=True)
+client.volumes.get("pyvol").remove()
+print("archives in volumes: ok", flush=True)
+
+# Networks: what a non-swarm dockerd accepts and refuses; endpoint
+# settings at create and at connect.
+subnet, bridge = sys.argv[2], sys.argv[3]
+net = client.networks.create("pynet", attachable=True, options={
+    "com.docker.network.bridge.name": bridge},
+    ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)]))
+net.reload()
+assert net.attrs["Attachable"] is True and net.attrs["Ingress"] is False, net.attrs
+assert net.attrs["Scope"] == "local" and net.attrs["Options"] is not None, net.attrs
+api_error(403, "Ingress network can only be global scope network",
+          api.create_network, "pying", ingress=True)
+api_error(403, "cannot create a swarm scoped network when swarm is not active",
+          api.create_network, "pyswarm", scope="swarm")
+fixed = subnet.rsplit(".", 1)[0] + ".77"
+ctr = api.create_container(
+    "busybox", ["sleep", "1000"], host_config=api.create_host_config(network_mode="pynet"),
+    networking_config=api.create_networking_config({"pynet": api.create_endpoint_config(
+        aliases=["pyalias"], ipv4_address=fixed)}))
+api.start(ctr["Id"])
+ep = api.inspect_container(ctr["Id"])["NetworkSettings"]["Networks"]["pynet"]
+assert ep["IPAddress"] == fixed and "pyalias" in ep["Aliases"], ep
+api.disconnect_container_from_network(ctr["Id"], "pynet")
+api.connect_container_to_network(ctr["Id"], "pynet", link_local_ips=["169.254.10.10"],
+                                 driver_opt={"a": "b"})
+ep = api.inspect_container(ctr["Id"])["NetworkSettings"]["Networks"]["pynet"]
+assert ep["DriverOpts"] == {"a": "b"}, ep
+assert ep["IPAMConfig"]["LinkLocalIPs"] == ["169.254.10.10"], ep
+out = client.containers.get(ctr["Id"]).exec_run(["ip", "addr"]).output
+assert b"inet 169.254.10.10/16" in out, out
+api.remove_container(ctr["Id"], force=True)
+net.remove()
+print("networks: ok", flush=True)
+
+print("longtail: all done")

@@ -1,0 +1,448 @@
+//! The Engine API's long tail as real clients hit it: docker-py (Debian's
+//! python3-docker, in `api_longtail.py`) and the real docker CLI, each
+//! answer as Debian's dockerd 20.10 gives it.
+
+use std::path::Path;
+
+use integration_tests::stack::{Stack, docker_cli};
+
+fn stack() -> Stack {
+    let s = Stack::start();
+    s.load_busybox();
+    s
+}
+
+/// berth's CLI, and Docker's where this machine has it.
+fn clis() -> Vec<&'static str> {
+    if docker_cli().is_some() {
+        vec!["berth", "docker"]
+    } else {
+        vec!["berth"]
+    }
+}
+
+/// One command through the CLI named.
+fn cli_run(s: &Stack, cli: &str, args: &[&str]) -> integration_tests::stack::Out {
+    if cli == "berth" {
+        s.berth(args)
+    } else {
+        s.docker(args)
+    }
+}
+
+#[test]
+fn docker_py_long_tail() {
+    let s = Stack::start();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api_longtail.py");
+    let tar = s.busybox_tar();
+    let (subnet, bridge) = (s.net.subnet(2), s.net.bridge("py"));
+    let out = s.command(
+        "/usr/bin/python3",
+        &[
+            script.to_str().unwrap(),
+            tar.to_str().unwrap(),
+            &subnet,
+            &bridge,
+        ],
+    );
+    assert_eq!(
+        out.code,
+        0,
+        "docker-py:\n{}\n{}\nberthd: {}",
+        out.stdout,
+        out.stderr,
+        s.log()
+    );
+    assert!(out.stdout.contains("longtail: all done"), "{}", out.stdout);
+}
+
+#[test]
+fn the_cli_on_the_long_tail() {
+    if docker_cli().is_none() {
+        eprintln!("no docker CLI here: skipped");
+        return;
+    }
+    let s = stack();
+    for cli in clis() {
+        let run = |args: &[&str]| cli_run(&s, cli, args);
+        let out = run(&["run", "--rm", "-w", "/does/not/exist", "busybox", "pwd"]);
+        assert_eq!(out.ok(), "/does/not/exist", "{cli}");
+
+        let out = run(&[
+            "run",
+            "--name",
+            "quiet",
+            "--log-driver",
+            "none",
+            "busybox",
+            "echo",
+            "x",
+        ]);
+        assert_eq!(out.code, 0, "{cli}: {}", out.stderr);
+        let out = run(&["logs", "quiet"]);
+        assert_ne!(out.code, 0, "{cli}");
+        assert!(
+            out.stderr
+                .contains("configured logging driver does not support reading"),
+            "{cli}: {}",
+            out.stderr
+        );
+        run(&["rm", "quiet"]).ok();
+
+        // berth's CLI has no swarm commands: berth is no swarm node.
+        if cli == "docker" {
+            let out = run(&["swarm", "leave"]);
+            assert_ne!(out.code, 0, "{cli}");
+            assert!(
+                out.stderr.contains("This node is not part of a swarm"),
+                "{cli}: {}",
+                out.stderr
+            );
+        }
+        assert_eq!(
+            run(&["info", "--format", "{{.Swarm.LocalNodeState}}"]).ok(),
+            "inactive",
+            "{cli}"
+        );
+
+        run(&[
+            "run",
+            "--name",
+            "changed",
+            "busybox",
+            "sh",
+            "-c",
+            "touch /etc/new; echo >> /etc/passwd",
+        ])
+        .ok();
+        let diff = run(&["diff", "changed"]).ok().to_string();
+        assert!(diff.contains("A /etc/new"), "{cli}: {diff}");
+        assert!(diff.contains("C /etc/passwd"), "{cli}: {diff}");
+        assert!(!diff.contains("/etc/hosts"), "{cli}: {diff}");
+        run(&["rm", "changed"]).ok();
+
+        // cp reaches a volume, not the root filesystem under it, and
+        // streams what it sends.
+        let file = s.dir.path().join("cp-in.txt");
+        std::fs::write(&file, "into the volume\n").unwrap();
+        let vol = format!("{cli}-cpvol");
+        run(&[
+            "run",
+            "-d",
+            "--name",
+            "cpv",
+            "-v",
+            &format!("{vol}:/data"),
+            "busybox",
+            "sleep",
+            "1000",
+        ])
+        .ok();
+        run(&["cp", file.to_str().unwrap(), "cpv:/data/in.txt"]).ok();
+        run(&["rm", "-f", "cpv"]).ok();
+        let out = run(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{vol}:/data"),
+            "busybox",
+            "cat",
+            "/data/in.txt",
+        ]);
+        assert_eq!(out.ok(), "into the volume", "{cli}");
+        run(&["volume", "rm", &vol]).ok();
+
+        run(&["run", "-d", "--name", "victim", "busybox", "sleep", "1000"]).ok();
+        run(&["kill", "victim"]).ok();
+        assert_eq!(
+            run(&["inspect", "-f", "{{.State.Status}}", "victim"]).ok(),
+            "exited",
+            "{cli}"
+        );
+        run(&["rm", "victim"]).ok();
+    }
+}
+
+/// A client that does not ask to upgrade gets the stream as a 200's body,
+/// as dockerd gives it (curl, scripts).
+#[test]
+fn attach_without_upgrade_streams_the_body() {
+    let s = stack();
+    let id = s
+        .berth(&["run", "-d", "busybox", "sh", "-c", "echo one; echo two >&2"])
+        .ok()
+        .to_string();
+    s.berth(&["wait", &id]).ok();
+    let (status, body) = s.api(
+        "POST",
+        &format!("/containers/{id}/attach?logs=1&stream=0&stdout=1&stderr=1"),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body.as_bytes(),
+        b"\x01\0\0\0\0\0\0\x04one\n\x02\0\0\0\0\0\0\x04two\n"
+    );
+    s.berth(&["rm", &id]).ok();
+}
+
+/// Legacy links as dockerd 20.10 makes them: variables and an /etc/hosts
+/// line on the default bridge, a name of the linking container's own on a
+/// user network, `rm --link` to drop one; through berth's CLI and Docker's.
+#[test]
+fn legacy_links() {
+    let s = stack();
+    let net = s.net.bridge("ln");
+    s.berth(&[
+        "network",
+        "create",
+        "-o",
+        &format!("com.docker.network.bridge.name={net}"),
+        "--subnet",
+        &s.net.subnet(3),
+        "ln",
+    ])
+    .ok();
+    s.berth(&[
+        "run", "-d", "--name", "web", "-e", "FOO=bar", "--expose", "80", "busybox", "sleep", "1000",
+    ])
+    .ok();
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "uweb",
+        "--network",
+        "ln",
+        "busybox",
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let ip = s
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.bridge.IPAddress}}",
+            "web",
+        ])
+        .ok()
+        .to_string();
+    let uip = s
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.ln.IPAddress}}",
+            "uweb",
+        ])
+        .ok()
+        .to_string();
+    for cli in clis() {
+        let run = |args: &[&str]| cli_run(&s, cli, args);
+        let p = format!("{cli}-p");
+        let out = run(&[
+            "run",
+            "--rm",
+            "--name",
+            &p,
+            "--link",
+            "web:my-alias",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $MY_ALIAS_NAME $MY_ALIAS_PORT_80_TCP_ADDR $MY_ALIAS_PORT $MY_ALIAS_ENV_FOO; grep -w my-alias /etc/hosts",
+        ]);
+        let text = out.ok().to_string();
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next(),
+            Some(format!("/{p}/my-alias {ip} tcp://{ip}:80 bar").as_str()),
+            "{cli}: {text}"
+        );
+        let hosts = lines.next().unwrap_or_default();
+        assert!(
+            hosts.starts_with(&ip) && hosts.ends_with(" web"),
+            "{cli}: {hosts}"
+        );
+
+        let out = run(&["run", "--rm", "--link", "nosuch:x", "busybox", "true"]);
+        assert_ne!(out.code, 0, "{cli}");
+        assert!(
+            out.stderr.contains("could not get container for nosuch"),
+            "{cli}: {}",
+            out.stderr
+        );
+
+        // A link names its container as it is now; rm --link drops it.
+        let q = format!("{cli}-q");
+        run(&[
+            "create", "--name", &q, "--link", "web:al", "busybox", "sleep", "1000",
+        ])
+        .ok();
+        assert_eq!(
+            run(&["inspect", "-f", "{{json .HostConfig.Links}}", &q]).ok(),
+            format!("[\"/web:/{q}/al\"]"),
+            "{cli}"
+        );
+        let out = run(&["rm", "--link", &format!("/{q}/al")]);
+        assert_eq!(out.code, 0, "{cli}: {}", out.stderr);
+        assert_eq!(
+            run(&["inspect", "-f", "{{json .HostConfig.Links}}", &q]).ok(),
+            "null",
+            "{cli}"
+        );
+        let out = run(&["rm", "--link", &q]);
+        assert!(
+            out.stderr.contains("cannot remove the default link name"),
+            "{cli}: {}",
+            out.stderr
+        );
+        run(&["rm", "-f", &q]).ok();
+
+        // On a user network: the alias is the linking container's name
+        // for the other's address there, also after a connect.
+        let out = run(&[
+            "run",
+            "--rm",
+            "--network",
+            "ln",
+            "--link",
+            "uweb:ua",
+            "busybox",
+            "ping",
+            "-c1",
+            "-W1",
+            "ua",
+        ]);
+        assert!(
+            out.stdout.contains(&format!("({uip})")),
+            "{cli}: {} {}",
+            out.stdout,
+            out.stderr
+        );
+        let r = format!("{cli}-r");
+        run(&["run", "-d", "--name", &r, "busybox", "sleep", "1000"]).ok();
+        run(&["network", "connect", "--link", "uweb:zz", "ln", &r]).ok();
+        assert_eq!(
+            run(&[
+                "inspect",
+                "-f",
+                "{{json .NetworkSettings.Networks.ln.Links}}",
+                &r
+            ])
+            .ok(),
+            "[\"uweb:zz\"]",
+            "{cli}"
+        );
+        let out = run(&["exec", &r, "ping", "-c1", "-W1", "zz"]);
+        assert!(
+            out.stdout.contains(&format!("({uip})")),
+            "{cli}: {} {}",
+            out.stdout,
+            out.stderr
+        );
+        run(&["rm", "-f", &r]).ok();
+    }
+    // Starting a container whose linked one is down fails, naming both.
+    s.berth(&[
+        "create", "--name", "late", "--link", "web:w", "busybox", "true",
+    ])
+    .ok();
+    s.berth(&["stop", "-t", "0", "web"]).ok();
+    let out = s.berth(&["start", "late"]);
+    assert!(
+        out.stderr
+            .contains("Cannot link to a non running container: /web AS /late/w"),
+        "{}",
+        out.stderr
+    );
+    s.berth(&["rm", "-f", "late", "web", "uweb"]).ok();
+    s.berth(&["network", "rm", "ln"]).ok();
+}
+
+/// Dual-stack user networks as dockerd 20.10 makes them: `--ipv6` with an
+/// IPv6 subnet, both addresses in inspect and in DNS, `--ip6`; `--ipv6`
+/// without an IPv6 subnet is refused as dockerd refuses it; the default
+/// bridge stays IPv4.
+#[test]
+fn ipv6_networks() {
+    let s = stack();
+    let v6 = s.net.subnet6(1);
+    let prefix = v6.trim_end_matches("/64");
+    for cli in clis() {
+        let run = |args: &[&str]| cli_run(&s, cli, args);
+        let out = run(&["network", "create", "--ipv6", "v6none"]);
+        assert!(
+            out.stderr.contains("non-overlapping IPv6 address pool"),
+            "{cli}: {}",
+            out.stderr
+        );
+        let bridge = format!(
+            "com.docker.network.bridge.name={}",
+            s.net.bridge(if cli == "berth" { "b6" } else { "d6" })
+        );
+        run(&[
+            "network", "create", "--ipv6", "--subnet", &v6, "-o", &bridge, "v6",
+        ])
+        .ok();
+        assert_eq!(
+            run(&["network", "inspect", "-f", "{{.EnableIPv6}}", "v6"]).ok(),
+            "true",
+            "{cli}"
+        );
+        let fixed = format!("{prefix}99");
+        run(&[
+            "run",
+            "-d",
+            "--name",
+            "six",
+            "--network",
+            "v6",
+            "--ip6",
+            &fixed,
+            "busybox",
+            "sleep",
+            "1000",
+        ])
+        .ok();
+        let got = run(&["inspect", "-f", "{{.NetworkSettings.Networks.v6.GlobalIPv6Address}}/{{.NetworkSettings.Networks.v6.GlobalIPv6PrefixLen}} {{.NetworkSettings.Networks.v6.IPv6Gateway}} {{.NetworkSettings.Networks.v6.IPAddress}}", "six"]).ok().to_string();
+        assert!(
+            got.starts_with(&format!("{fixed}/64 {prefix}1 ")),
+            "{cli}: {got}"
+        );
+        assert!(!got.ends_with(' '), "{cli}: no IPv4 address: {got}");
+        // Both families by name, and traffic over IPv6.
+        let out = run(&[
+            "run",
+            "--rm",
+            "--network",
+            "v6",
+            "busybox",
+            "sh",
+            "-c",
+            "nslookup -type=AAAA six | grep Address: | tail -1; ping -6 -c1 -W5 six | head -1",
+        ]);
+        assert!(
+            out.stdout.contains(&format!("Address: {fixed}")),
+            "{cli}: {} {}",
+            out.stdout,
+            out.stderr
+        );
+        assert!(
+            out.stdout.contains(&format!("PING six ({fixed})")),
+            "{cli}: {}",
+            out.stdout
+        );
+        run(&["rm", "-f", "six"]).ok();
+        run(&["network", "rm", "v6"]).ok();
+    }
+    let out = s.berth(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -6 addr show eth0 | grep -c global || true",
+    ]);
+    assert_eq!(out.ok(), "0", "the default bridge has no IPv6");
+}
