@@ -42,13 +42,16 @@ out = ['version: "2.4"', "services:"]
 for i in range(1, servers + 1):
     net = "front" if i % 2 else "back"
     out += [f"  web{i}:", "    image: busybox",
-            "    command: sh -c 'mkdir -p /www && echo web > /www/index.html && exec httpd -f -p 80 -h /www'",
+            # Well-behaved services: they end on SIGTERM (a shell as PID 1
+            # ignores it otherwise, and down would time both engines'
+            # 10-second stop grace instead of their work).
+            "    command: sh -c 'trap \"exit 0\" TERM; mkdir -p /www && echo web > /www/index.html && httpd -f -p 80 -h /www & wait'",
             f"    networks: [{net}]", "    volumes: [shared:/shared]",
             health.format(test='["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]').rstrip()]
 for i in range(1, clients + 1):
     target = f"web{i}"
     out += [f"  client{i}:", "    image: busybox",
-            f"    command: sh -c 'while true; do wget -q -O /tmp/last http://{target}/; sleep 1; done'",
+            f"    command: sh -c 'trap \"exit 0\" TERM; while true; do wget -q -O /tmp/last http://{target}/; sleep 1 & wait $$!; done'",
             "    networks: [front, back]",
             "    depends_on:", f"      {target}:", "        condition: service_healthy",
             health.format(test='["CMD", "test", "-s", "/tmp/last"]').rstrip()]

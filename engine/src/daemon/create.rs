@@ -358,11 +358,30 @@ pub fn merge_image_config(c: &mut crate::types::Config, img: &Value) {
     if c.stop_signal.is_empty() {
         c.stop_signal = ic["StopSignal"].as_str().unwrap_or("").to_string();
     }
-    if c.healthcheck.is_none()
-        && let Ok(h) = serde_json::from_value::<HealthConfig>(ic["Healthcheck"].clone())
-        && !h.test.is_empty()
+    // dockerd's merge: what the request's healthcheck leaves empty (no
+    // test, a 0 duration or count) comes from the image's.
+    if let Ok(img) = serde_json::from_value::<HealthConfig>(ic["Healthcheck"].clone())
+        && !img.test.is_empty()
     {
-        c.healthcheck = Some(h);
+        match &mut c.healthcheck {
+            None => c.healthcheck = Some(img),
+            Some(h) => {
+                if h.test.is_empty() {
+                    h.test = img.test;
+                }
+                for (mine, theirs) in [
+                    (&mut h.interval, img.interval),
+                    (&mut h.timeout, img.timeout),
+                    (&mut h.start_period, img.start_period),
+                    (&mut h.start_interval, img.start_interval),
+                    (&mut h.retries, img.retries),
+                ] {
+                    if *mine == 0 {
+                        *mine = theirs;
+                    }
+                }
+            }
+        }
     }
     if c.on_build.is_empty() {
         c.on_build = strs(&ic["OnBuild"]);
@@ -503,6 +522,23 @@ fn validate_log_config(hc: &crate::types::HostConfig) -> Result<()> {
 mod tests {
     use super::*;
     use crate::types::Config;
+
+    #[test]
+    fn a_healthcheck_inherits_what_it_leaves_zero_from_the_image() {
+        let img = serde_json::json!({"config": {"Healthcheck": {
+            "Test": ["CMD", "true"], "Interval": 5, "Timeout": 6, "Retries": 7}}});
+        let mut c = crate::types::Config {
+            healthcheck: Some(HealthConfig {
+                interval: 1,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        merge_image_config(&mut c, &img);
+        let h = c.healthcheck.unwrap();
+        assert_eq!(h.test, ["CMD", "true"]);
+        assert_eq!((h.interval, h.timeout, h.retries), (1, 6, 7));
+    }
 
     #[test]
     fn image_config_fills_what_the_request_leaves_empty() {
