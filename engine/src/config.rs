@@ -26,6 +26,27 @@ pub struct RuntimeEntry {
     pub runtime_args: Vec<String>,
 }
 
+/// The default bridge's IPv6 subnet: `fixed-cidr-v6` when `ipv6` is
+/// on (dockerd has no default IPv6 pool to take one from).
+pub fn bridge_ipv6(ipv6: Option<bool>, cidr: Option<&str>) -> Result<Option<String>, String> {
+    match (ipv6.unwrap_or(false), cidr) {
+        (false, _) => Ok(None),
+        (true, None) => Err(
+            "ipv6 on the default bridge needs fixed-cidr-v6 (an IPv6 subnet such as fd00:1::/64)"
+                .into(),
+        ),
+        (true, Some(c)) => {
+            let net: ipnet::Ipv6Net = c
+                .parse()
+                .map_err(|_| format!("fixed-cidr-v6 {c:?} is not an IPv6 subnet"))?;
+            if net.prefix_len() > 126 {
+                return Err(format!("fixed-cidr-v6 {c} is too small"));
+            }
+            Ok(Some(net.trunc().to_string()))
+        }
+    }
+}
+
 /// The file's keys, all optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -47,6 +68,9 @@ pub struct File {
     pub bip: Option<String>,
     /// The default bridge's interface (Docker's `bridge`, `-b`).
     pub bridge: Option<String>,
+    /// IPv6 on the default bridge, in the `fixed-cidr-v6` subnet.
+    pub ipv6: Option<bool>,
+    pub fixed_cidr_v6: Option<String>,
     pub tls: Option<bool>,
     pub tlsverify: Option<bool>,
     pub authorization: Option<crate::authz::Policy>,
@@ -93,6 +117,9 @@ pub struct Config {
     /// The default bridge's name, when the operator gives one.
     pub bridge: Option<String>,
     pub bip: Option<String>,
+    /// The default bridge's IPv6 subnet (daemon.json `ipv6` with
+    /// `fixed-cidr-v6`); IPv4 only without.
+    pub bip6: Option<String>,
     pub default_address_pools: Vec<serde_json::Value>,
     /// For tcp:// hosts: the server's files, and whether clients must show
     /// a certificate of the CA (None: plain TCP, allowed only by --tls=false).

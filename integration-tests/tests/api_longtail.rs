@@ -446,3 +446,47 @@ fn ipv6_networks() {
     ]);
     assert_eq!(out.ok(), "0", "the default bridge has no IPv6");
 }
+
+/// daemon.json `ipv6` with `fixed-cidr-v6` puts the default bridge on both
+/// families; without the subnet berthd refuses to start, naming it.
+#[test]
+fn the_default_bridge_takes_ipv6_from_daemon_json() {
+    let v6 = format!("fd01:{:x}:{:x}::/64", std::process::id() % 0xffff, 7);
+    let s = Stack::start_with(serde_json::json!({"ipv6": true, "fixed-cidr-v6": v6}));
+    s.load_busybox();
+    let prefix = v6.trim_end_matches("/64");
+    let out = s.berth(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -6 addr show eth0 | grep global",
+    ]);
+    assert!(
+        out.ok().contains(&format!("inet6 {prefix}")),
+        "{}",
+        out.stdout
+    );
+    let cfg = s.berth(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.EnableIPv6}} {{json .IPAM.Config}}",
+        "bridge",
+    ]);
+    assert!(
+        cfg.ok().starts_with("true ") && cfg.stdout.contains(&v6),
+        "{}",
+        cfg.stdout
+    );
+
+    let bad = s.dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"ipv6": true}"#).unwrap();
+    let out = s.command(
+        integration_tests::bin("berthd").to_str().unwrap(),
+        &["--validate", "--config-file", bad.to_str().unwrap()],
+    );
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("fixed-cidr-v6"), "{}", out.stderr);
+}

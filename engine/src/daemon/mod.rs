@@ -82,6 +82,7 @@ impl Daemon {
             cfg.bip.as_deref(),
             &cfg.default_address_pools,
         )?;
+        networks.set_default_ipv6(cfg.bip6.as_deref())?;
         if let Err(e) = networks.make_default_bridge() {
             tracing::warn!("making the default bridge: {e:#}");
         }

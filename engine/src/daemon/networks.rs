@@ -725,6 +725,28 @@ impl Networks {
         Ok(n)
     }
 
+    /// The default bridge's IPv6 subnet as daemon.json gives it (none:
+    /// IPv4 only), its gateway the subnet's first address.
+    pub fn set_default_ipv6(&self, subnet6: Option<&str>) -> anyhow::Result<()> {
+        let Ok(mut n) = self.get("bridge") else {
+            return Ok(());
+        };
+        let (subnet6, gateway6) = match subnet6 {
+            Some(s) => {
+                let net: Ipv6Net = s.parse()?;
+                let gw = std::net::Ipv6Addr::from(u128::from(net.network()) + 1);
+                (net.to_string(), gw.to_string())
+            }
+            None => (String::new(), String::new()),
+        };
+        if n.subnet6 != subnet6 {
+            n.subnet6 = subnet6;
+            n.gateway6 = gateway6;
+            self.insert(n)?;
+        }
+        Ok(())
+    }
+
     /// A network's IPv6 subnet and gateway, checked as its IPv4 one is.
     fn check_subnet6(&self, c: &IpamConfig) -> Result<(String, String)> {
         let s: Ipv6Net = c.subnet.parse().map_err(|_| {
