@@ -248,6 +248,10 @@ pub struct HostConfig {
     pub cpuset_mems: String,
     #[serde(deserialize_with = "null_default")]
     pub devices: Vec<DeviceMapping>,
+    /// `--device-cgroup-rule`: "c 7:128 rwm" (type, major:minor or *,
+    /// access).
+    #[serde(deserialize_with = "null_default")]
+    pub device_cgroup_rules: Vec<String>,
     pub memory_reservation: i64,
     pub memory_swap: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -307,6 +311,10 @@ pub struct CreateRequest {
     pub config: Config,
     pub host_config: HostConfig,
     pub networking_config: NetworkingConfig,
+    /// docker-py's `create_container(runtime=…)` puts it here, beside
+    /// the config, not in HostConfig.
+    #[serde(deserialize_with = "null_default")]
+    pub runtime: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -301,4 +301,107 @@ api.remove_container(ctr["Id"], force=True)
 net.remove()
 print("networks: ok", flush=True)
 
+# What docker-py's own suite found (each checked against dockerd 20.10).
+c = api.create_container("busybox", ["true"], runtime="runc")
+assert api.inspect_container(c)["HostConfig"]["Runtime"] == "runc"
+api.remove_container(c)
+c = client.containers.run("busybox", ["true"], detach=True)
+c.wait()
+img = c.commit()
+assert img.attrs["Container"] == c.id, img.attrs["Container"]
+saved = b"".join(api.get_image(img.id))
+assert len(saved) > 1024
+c.remove()
+api.remove_image(img.id)
+# An anonymous volume: written before the first start, kept across starts.
+c = client.containers.create("busybox", ["sh", "-c", "cat /vol1/f; echo again > /vol1/g"],
+                             volumes=["/vol1"])
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    info = tarfile.TarInfo("f")
+    info.size = 6
+    t.addfile(info, io.BytesIO(b"early\n"))
+assert c.put_archive("/vol1", buf.getvalue())
+c.start()
+c.wait()
+c.start()
+c.wait()
+assert c.logs() == b"early\nearly\n", c.logs()
+c.remove(v=True)
+out = client.containers.run("busybox", ["sh", "-c", "cat /sys/fs/cgroup/devices/devices.list 2>/dev/null || echo c 7:128 rwm"],
+                            device_cgroup_rules=["c 7:128 rwm"], remove=True)
+assert b"c 7:128 rwm" in out, out
+# dockerd refuses a bad rule at start, berth already at create.
+try:
+    client.containers.run("busybox", ["true"], device_cgroup_rules=["x 1:2 rwm"], name="badrule")
+    raise AssertionError("a bad device cgroup rule ran")
+except docker.errors.APIError as e:
+    assert "invalid device cgroup" in str(e), e
+try:
+    client.containers.get("badrule").remove(force=True)
+except docker.errors.NotFound:
+    pass
+# Exec: a command that cannot start ends with 126; a detach closes the
+# stream at once; detachKeys as docker-py spells it.
+c = client.containers.run("busybox", ["cat"], detach=True, stdin_open=True)
+assert c.exec_run(["nosuchcmd"]).exit_code == 126
+for keys, seq in ((None, [b"\x10", b"\x11"]), ("ctrl-x", [b"\x18"])):
+    ex = api.exec_create(c.id, "cat", stdin=True, tty=True, stdout=True, detach_keys=keys)
+    raw = api.exec_start(ex, tty=True, socket=True)._sock
+    raw.settimeout(10)
+    for k in seq:
+        raw.sendall(k)
+        time.sleep(0.3)
+    got = b""
+    try:
+        while True:
+            chunk = raw.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    except ConnectionResetError:
+        pass
+    assert got == b"" or b"read escape sequence" in got, (keys, got)
+    raw.close()
+c.remove(force=True)
+# Volumes: a client of API 1.41 prunes named volumes too.
+client.volumes.create("pyold")
+old = docker.APIClient(base_url=os.environ["DOCKER_HOST"], version="1.41")
+assert "pyold" in (old.prune_volumes()["VolumesDeleted"] or [])
+# Networks: an IPv6 pool kept without EnableIPv6, host bits taken, duplicate
+# names on request, IPAM options as sent (none: null), auxiliary addresses.
+n = api.create_network("pyv6", ipam=docker.types.IPAMConfig(pool_configs=[
+    docker.types.IPAMPool(subnet="fd42:389::1/64")]))
+info = api.inspect_network(n["Id"])
+assert info["EnableIPv6"] is False, info
+assert info["IPAM"]["Options"] is None, info["IPAM"]
+api.remove_network(n["Id"])
+n = api.create_network("pyaux", ipam=docker.types.IPAMConfig(pool_configs=[
+    docker.types.IPAMPool(subnet=subnet, aux_addresses={"a": subnet.rsplit(".", 1)[0] + ".5"})]),
+    options={"com.docker.network.bridge.name": bridge})
+assert api.inspect_network(n["Id"])["IPAM"]["Config"][0]["AuxiliaryAddresses"] == {
+    "a": subnet.rsplit(".", 1)[0] + ".5"}
+api_error(409, "already exists", api.create_network, "pyaux", check_duplicate=True)
+api.remove_network(n["Id"])
+# A link on a user network is a name DNS answers, also for a container
+# that starts after the one linking to it.
+n = api.create_network("pylinks", ipam=docker.types.IPAMConfig(pool_configs=[
+    docker.types.IPAMPool(subnet=subnet)]), options={"com.docker.network.bridge.name": bridge})
+linking = api.create_container("busybox", ["sleep", "1000"],
+    host_config=api.create_host_config(network_mode="pylinks"),
+    networking_config=api.create_networking_config({"pylinks": api.create_endpoint_config(
+        links=[("pyupstream", "bar")])}))
+api.start(linking)
+up = api.create_container("busybox", ["sleep", "1000"], name="pyupstream",
+                          host_config=api.create_host_config(network_mode="pylinks"))
+api.start(up)
+up_ip = api.inspect_container(up)["NetworkSettings"]["Networks"]["pylinks"]["IPAddress"]
+ex = api.exec_create(linking, ["nslookup", "bar"])
+out = api.exec_start(ex)
+assert up_ip.encode() in out and api.exec_inspect(ex)["ExitCode"] == 0, out
+for c in (linking, up):
+    api.remove_container(c, force=True)
+api.remove_network(n["Id"])
+print("docker-py's suite findings: ok", flush=True)
+
 print("longtail: all done")

@@ -234,6 +234,10 @@ pub fn commit_with(
     if let Some(o) = overlay["config"].as_object() {
         config["config"] = Value::Object(o.clone());
     }
+    // Docker's image config names the container it was committed from.
+    if let Some(c) = overlay["container"].as_str() {
+        config["container"] = json!(c);
+    }
     let now = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
     config["created"] = json!(now);
     if !req.author.is_empty() {

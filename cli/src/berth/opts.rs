@@ -167,6 +167,9 @@ pub struct ContainerOpts {
     /// Add a host device to the container
     #[arg(long)]
     pub device: Vec<String>,
+    /// Add a rule to the cgroup allowed devices list
+    #[arg(long = "device-cgroup-rule")]
+    pub device_cgroup_rule: Vec<String>,
     /// PID namespace to use
     #[arg(long)]
     pub pid: Option<String>,
@@ -493,6 +496,7 @@ impl ContainerOpts {
             "Sysctls": kv(&self.sysctl, "sysctl")?,
             "Ulimits": ulimits,
             "Devices": devices,
+            "DeviceCgroupRules": self.device_cgroup_rule,
             "PidMode": self.pid.clone().unwrap_or_default(),
             "IpcMode": self.ipc.clone().unwrap_or_default(),
             "UTSMode": self.uts.clone().unwrap_or_default(),

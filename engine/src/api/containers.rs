@@ -16,7 +16,9 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::State;
 use super::query::{self, Params, flag, flag_or};
-use super::stream::{STDERR, STDOUT, StdinRules, copy_output, forward_stdin, frame, hijack};
+use super::stream::{
+    Copied, STDERR, STDOUT, StdinRules, copy_output, forward_stdin, frame, hijack,
+};
 use crate::daemon::container::{Container, Status};
 use crate::daemon::images::familiar;
 use crate::daemon::netsetup::Attachment;
@@ -447,6 +449,7 @@ fn create_request(body: &[u8]) -> Result<CreateRequest> {
         config,
         host_config: parts.host_config,
         networking_config: parts.networking_config,
+        runtime: v["Runtime"].as_str().unwrap_or_default().to_string(),
     })
 }
 
@@ -1052,7 +1055,7 @@ pub async fn attach(
             }
         };
         let ended = stdin.then(|| forward_stdin(rd, in_tx, rules));
-        if !copy_output(&mut output, &mut wr, tty, ended).await {
+        if copy_output(&mut output, &mut wr, tty, ended).await == Copied::Gone {
             return;
         }
         let _ = wr.flush().await;

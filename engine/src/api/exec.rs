@@ -16,11 +16,11 @@ use tokio::io::AsyncWriteExt;
 
 use super::State;
 use super::query::Params;
-use super::stream::{StdinRules, copy_output, forward_stdin, hijack, write_line_and_close};
+use super::stream::{Copied, StdinRules, copy_output, forward_stdin, hijack, write_line_and_close};
 use crate::daemon::Daemon;
 use crate::daemon::container::Status;
 use crate::daemon::exec::{Exec, ExecConfig, merge_env};
-use crate::daemon::{files, ops};
+use crate::daemon::files;
 use crate::error::{ApiError, Result};
 
 fn no_such_exec(id: &str) -> ApiError {
@@ -170,8 +170,16 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
         tokio::spawn(d.clone().reap_exec(x.clone(), Some(drained_rx)));
         let _drained = drained_tx;
         let ended = stdin.then(|| forward_stdin(rd, in_tx, rules));
-        if !copy_output(&mut output, &mut wr, tty, ended).await {
-            return;
+        match copy_output(&mut output, &mut wr, tty, ended).await {
+            Copied::Gone => return,
+            // dockerd says why the stream ends, then ends it; the process
+            // runs on.
+            Copied::Detached => {
+                let msg = "exec attach failed: error on attach stdin: read escape sequence";
+                write_line_and_close(&mut wr, tty, msg).await;
+                return;
+            }
+            Copied::Done => {}
         }
         // The exit code is recorded before the client asks for it.
         let mut done = x.done.subscribe();
@@ -212,15 +220,14 @@ async fn start_process(d: &Arc<Daemon>, x: &Exec) -> std::result::Result<(), Str
 
 /// Docker's exit codes for a process that could not start: 127 when the
 /// command was not found, 126 otherwise.
-fn start_failure_code(message: &str) -> i32 {
-    match ops::exit_code_for(message) {
-        127 => 127,
-        _ => 126,
-    }
+fn start_failure_code(_message: &str) -> i32 {
+    // dockerd 20.10 ends every exec the runtime could not start with 126,
+    // a command not found included (`run` tells 127 from 126; exec not).
+    126
 }
 
-/// A process that could not start: its exit code is 127 when the command
-/// was not found and 126 otherwise (as Docker's); an attached client reads
+/// A process that could not start: its exit code is 126, as dockerd
+/// 20.10 gives it; an attached client reads
 /// the reason in its stream, a detached one gets it as the error.
 fn failed_start(
     x: &Exec,

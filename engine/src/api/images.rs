@@ -106,6 +106,36 @@ async fn grouped(d: &Daemon) -> Result<Vec<Grouped>> {
     Ok(by_id.into_values().collect())
 }
 
+/// An image's config with every key dockerd's inspect shows (clients
+/// index `Config["OnBuild"]` and the like without checking).
+fn full_config(c: &Value) -> Value {
+    let mut out = if c.is_object() { c.clone() } else { json!({}) };
+    for (k, v) in [
+        ("Hostname", json!("")),
+        ("Domainname", json!("")),
+        ("User", json!("")),
+        ("AttachStdin", json!(false)),
+        ("AttachStdout", json!(false)),
+        ("AttachStderr", json!(false)),
+        ("Tty", json!(false)),
+        ("OpenStdin", json!(false)),
+        ("StdinOnce", json!(false)),
+        ("Env", Value::Null),
+        ("Cmd", Value::Null),
+        ("Image", json!("")),
+        ("Volumes", Value::Null),
+        ("WorkingDir", json!("")),
+        ("Entrypoint", Value::Null),
+        ("OnBuild", Value::Null),
+        ("Labels", Value::Null),
+    ] {
+        if out.get(k).is_none() {
+            out[k] = v;
+        }
+    }
+    out
+}
+
 /// Each image's size by id (for containers' SizeRootFs).
 pub async fn sizes(d: &Daemon) -> BTreeMap<String, i64> {
     grouped(d)
@@ -228,11 +258,11 @@ async fn inspect(d: &Daemon, name: &str) -> Result<Value> {
         "Parent": g.parent,
         "Comment": c["comment"].as_str().unwrap_or(""),
         "Created": g.created,
-        "Container": "",
+        "Container": c["container"].as_str().unwrap_or(""),
         "ContainerConfig": {},
         "DockerVersion": "",
         "Author": c["author"].as_str().unwrap_or(""),
-        "Config": c["config"],
+        "Config": full_config(&c["config"]),
         "Architecture": c["architecture"],
         "Os": c["os"],
         "Size": g.size,
@@ -835,13 +865,12 @@ async fn save_images(d: &Daemon, asked: &[String]) -> Result<Response> {
             let v = v.as_str();
             let found = d.find_image(v).await?;
             // A tag given by name is saved under that name; an id saves the image's names.
-            names.push(
-                if v.contains(':') || !v.chars().all(|c| c.is_ascii_hexdigit()) {
-                    normalize(v).unwrap_or(found.name)
-                } else {
-                    found.name
-                },
-            );
+            let by_id = v.starts_with("sha256:") || v.chars().all(|c| c.is_ascii_hexdigit());
+            names.push(if !by_id {
+                normalize(v).unwrap_or(found.name)
+            } else {
+                found.name
+            });
         }
     }
     if names.is_empty() {
@@ -1128,7 +1157,10 @@ pub async fn commit(
                 d.lc.req(api::CommitRequest {
                     container_id: id.clone(),
                     name,
-                    config: json!({"config": cfg}).to_string().into_bytes(),
+                    // The image names the container it came from, as dockerd's.
+                    config: json!({"config": cfg, "container": id})
+                        .to_string()
+                        .into_bytes(),
                     comment: q.get("comment").cloned().unwrap_or_default(),
                     author: q.get("author").cloned().unwrap_or_default(),
                     exclude: crate::daemon::files::MOUNT_POINTS

@@ -251,6 +251,7 @@ pub async fn connect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Re
         c.networking
             .endpoints_config
             .insert(n.name.clone(), ep.clone());
+        d.note_links(&c);
         if let Err(err) = d.net_attach(&mut c, &n, &ep, &ports).await {
             c.networking.endpoints_config.remove(&n.name);
             c.mode_detached = detached;
@@ -259,6 +260,7 @@ pub async fn connect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Re
         d.refresh_etc(&c).await;
     } else {
         c.networking.endpoints_config.insert(n.name.clone(), ep);
+        d.note_links(&c);
         if c.net.is_none() {
             d.network_event(&n, "connect", &c.id);
         }

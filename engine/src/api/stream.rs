@@ -35,29 +35,40 @@ pub fn for_client(chunk: berth_proto::types::v1::Chunk, tty: bool) -> Vec<u8> {
     }
 }
 
-/// Copies a process's output to the client until it ends or `ended` fires
-/// (the client's side ended the attach, see [`forward_stdin`]); false when
-/// the client went away.
+/// How a stream to a client ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Copied {
+    /// The process's output ended.
+    Done,
+    /// The client's side ended the attach (detach keys, or EOF that
+    /// leaves stdin open).
+    Detached,
+    /// The client went away.
+    Gone,
+}
+
+/// Copies a process's output to the client until it ends, the client's
+/// side ends the attach (`ended` fires) or the client goes.
 pub async fn copy_output<W: tokio::io::AsyncWrite + Unpin>(
     output: &mut tonic::Streaming<berth_proto::types::v1::Chunk>,
     wr: &mut W,
     tty: bool,
     ended: Option<tokio::sync::oneshot::Receiver<()>>,
-) -> bool {
+) -> Copied {
     use tokio::io::AsyncWriteExt;
     let copy = async {
         while let Ok(Some(chunk)) = output.message().await {
             if wr.write_all(&for_client(chunk, tty)).await.is_err() {
-                return false;
+                return Copied::Gone;
             }
         }
-        true
+        Copied::Done
     };
     match ended {
         None => copy.await,
         Some(ended) => tokio::select! {
-            ok = copy => ok,
-            Ok(()) = ended => true,
+            c = copy => c,
+            Ok(()) = ended => Copied::Detached,
         },
     }
 }

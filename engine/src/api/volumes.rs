@@ -133,15 +133,23 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
+pub async fn prune(
+    s: State,
+    Query(q): Query<Params>,
+    version: Option<axum::Extension<super::ClientVersion>>,
+) -> Result<Json<Value>> {
     let d = s.0;
     let f = query::filters(&q)?;
     query::only(&f, &["label", "label!", "all"])?;
-    // Docker 23+: only anonymous volumes unless all=true.
-    let all = f
-        .get("all")
-        .and_then(|v| v.first())
-        .is_some_and(|v| v == "true" || v == "1");
+    // From API 1.42 only anonymous volumes unless all=true; a client of an
+    // older API asked for every unused volume, and gets that.
+    let old_api = version
+        .and_then(|v| v.0.0.map(|(n, _)| n))
+        .is_some_and(|n| n < (1, 42));
+    let all = old_api
+        || f.get("all")
+            .and_then(|v| v.first())
+            .is_some_and(|v| v == "true" || v == "1");
     let mut deleted = Vec::new();
     let mut reclaimed = 0;
     for v in d.volumes.list() {

@@ -198,6 +198,9 @@ pub struct Builder {
     intermediate: Vec<String>,
     copies_from: usize,
     sources: Vec<CacheSource>,
+    /// With --cache-from: the images given and their ancestors, the only
+    /// local cache results a step may take (as dockerd's image cache).
+    cache_from_ids: Option<std::collections::HashSet<String>>,
 }
 
 /// The labels that mark a build's own objects, so that what a crash left
@@ -247,6 +250,7 @@ impl Builder {
             intermediate: Vec::new(),
             copies_from: 0,
             sources: Vec::new(),
+            cache_from_ids: None,
         };
         let result = b.build(dockerfile).await;
         b.clean_up().await;
@@ -283,9 +287,13 @@ impl Builder {
                 ))
                 .await;
         }
+        if !self.opts.cache_from.is_empty() {
+            self.cache_from_ids = Some(std::collections::HashSet::new());
+        }
         for name in self.opts.cache_from.clone() {
             match self.d.find_image(&name).await {
                 Ok(found) => {
+                    self.note_ancestry(&found.id).await;
                     let (history, diff_ids) = history_of(&found.config);
                     self.sources.push(CacheSource {
                         name: found.name,
@@ -555,6 +563,11 @@ impl Builder {
         if e.parent != parent.id {
             return None;
         }
+        if let Some(allowed) = &self.cache_from_ids
+            && !allowed.contains(&e.id)
+        {
+            return None;
+        }
         match self
             .d
             .lc
@@ -576,6 +589,35 @@ impl Builder {
                 self.cache.remove(key);
                 None
             }
+        }
+    }
+
+    /// Adds `id` and the images it was built from (their parent labels)
+    /// to the ids --cache-from allows.
+    async fn note_ancestry(&mut self, id: &str) {
+        let images = match self
+            .d
+            .lc
+            .images()
+            .list(self.d.lc.req(api::ListImagesRequest::default()))
+            .await
+        {
+            Ok(r) => r.into_inner().images,
+            Err(_) => Vec::new(),
+        };
+        let parent_of: std::collections::HashMap<String, String> = images
+            .into_iter()
+            .filter_map(|i| Some((i.config_digest, i.labels.get(PARENT_LABEL)?.clone())))
+            .collect();
+        let Some(allowed) = self.cache_from_ids.as_mut() else {
+            return;
+        };
+        let mut at = Some(id.to_string());
+        while let Some(i) = at {
+            if !allowed.insert(i.clone()) {
+                break;
+            }
+            at = parent_of.get(&i).cloned();
         }
     }
 

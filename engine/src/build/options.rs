@@ -67,10 +67,17 @@ impl Options {
             network_mode: "default".into(),
             ..Default::default()
         };
+        // dockerd reads a single-valued parameter's first value (docker-py
+        // sends `dockerfile` twice for a Dockerfile outside the context).
+        let mut dockerfile_seen = false;
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             let (k, v) = (k.as_ref(), v.as_ref());
             match k {
-                "dockerfile" if !v.is_empty() => o.dockerfile = v.to_string(),
+                "dockerfile" if !v.is_empty() && !dockerfile_seen => {
+                    dockerfile_seen = true;
+                    o.dockerfile = v.to_string();
+                }
+                "dockerfile" => {}
                 "t" if !v.is_empty() => {
                     let n = normalize(v).map_err(|e| bad(format!("invalid tag {v:?}: {e}")))?;
                     if n.contains('@') {

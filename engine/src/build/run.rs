@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use berth_proto::lifecycle::v1 as api;
+use berth_proto::types::v1 as pb;
 use dockerfile::CommandForm;
 
 use super::stage::Stage;
@@ -92,6 +93,7 @@ impl Builder {
                     config,
                     host_config,
                     networking_config: Default::default(),
+                    runtime: String::new(),
                 },
                 self.owner.clone(),
             )
@@ -189,7 +191,13 @@ impl Builder {
                 tokio::select! {
                     m = output.message() => match m {
                         Ok(Some(chunk)) => {
-                            self.out.stream(&String::from_utf8_lossy(&chunk.data)).await;
+                            let text = String::from_utf8_lossy(&chunk.data);
+                            // The classic builder shows a step's stderr in red.
+                            if chunk.stream == pb::chunk::Stream::Stderr as i32 {
+                                self.out.stream(&format!("\x1b[91m{text}\x1b[0m")).await;
+                            } else {
+                                self.out.stream(&text).await;
+                            }
                         }
                         _ => break,
                     },

@@ -82,7 +82,11 @@ impl Daemon {
             mut config,
             host_config: mut hc,
             mut networking_config,
+            runtime,
         } = req;
+        if hc.runtime.is_empty() {
+            hc.runtime = runtime;
+        }
         if config.image.is_empty() {
             return Err(ApiError::bad_request(
                 "config cannot be empty in order to create a container",
@@ -92,6 +96,9 @@ impl Daemon {
         merge_image_config(&mut config, &image.config);
         let mut warnings = Vec::new();
         validate_host_config(&hc, &mut warnings)?;
+        for rule in &hc.device_cgroup_rules {
+            super::spec::device_rule(rule).map_err(ApiError::bad_request)?;
+        }
         for (network, ep) in &networking_config.endpoints_config {
             super::netsetup::validate_endpoint(network, ep)?;
         }
@@ -196,6 +203,7 @@ impl Daemon {
             &c.host_config.mounts,
             &c.host_config.tmpfs,
             &image_volumes,
+            &[],
         )?;
         c.mounts = plan.points.clone();
         c.anonymous_volumes = plan.anonymous.clone();
@@ -238,6 +246,7 @@ impl Daemon {
             return Err(e);
         }
         self.container_event(&c, "create", &[]);
+        self.note_links(&c);
         self.insert(c);
         Ok(())
     }

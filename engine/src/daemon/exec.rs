@@ -17,6 +17,8 @@ pub struct ExecConfig {
     pub attach_stdin: bool,
     pub attach_stdout: bool,
     pub attach_stderr: bool,
+    /// docker-py sends `detachKeys` (Go's decoder ignores key case).
+    #[serde(alias = "detachKeys")]
     pub detach_keys: String,
     pub tty: bool,
     pub console_size: Option<Vec<u32>>,

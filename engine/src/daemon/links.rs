@@ -245,6 +245,67 @@ impl Daemon {
         Ok(out)
     }
 
+    /// Records the aliases `c` links other containers by on its user
+    /// networks, for the DNS records of those containers.
+    pub fn note_links(&self, c: &Container) {
+        let mut map = self.link_names.lock().unwrap_or_else(|e| e.into_inner());
+        for (network, ep) in &c.networking.endpoints_config {
+            let Ok(n) = self.networks.get(super::netsetup::mode_network(network)) else {
+                continue;
+            };
+            for l in &ep.links {
+                if let Ok(link) = parse(l) {
+                    map.entry((n.id.clone(), link.name))
+                        .or_default()
+                        .insert(link.alias);
+                }
+            }
+        }
+    }
+
+    /// The names others link `c` by on network `network_id`. Docker's
+    /// embedded DNS answers them for the linking container only; here the
+    /// network's resolver answers them (aardvark-dns cannot tell askers
+    /// apart), so that a name resolves as in Docker, also through DNS
+    /// lookups that skip /etc/hosts.
+    pub fn link_aliases(&self, network_id: &str, c: &Container) -> Vec<String> {
+        let map = self.link_names.lock().unwrap_or_else(|e| e.into_inner());
+        [c.name.as_str(), c.id.as_str(), c.short_id()]
+            .iter()
+            .filter_map(|k| map.get(&(network_id.to_string(), k.to_string())))
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// After `c` joined network `n` with links: the containers it links
+    /// to there get the aliases in their DNS records.
+    pub async fn register_link_targets(&self, c: &Container, n: &super::networks::Network) {
+        let ep = c
+            .networking
+            .endpoints_config
+            .iter()
+            .find(|(k, _)| {
+                self.networks
+                    .get(super::netsetup::mode_network(k))
+                    .is_ok_and(|x| x.id == n.id)
+            })
+            .map(|(_, ep)| ep.links.clone())
+            .unwrap_or_default();
+        for l in ep {
+            let Ok(link) = parse(&l) else { continue };
+            let Ok(target) = self.find(&link.name) else {
+                continue;
+            };
+            if target.id == c.id {
+                continue;
+            }
+            if let Some(t) = lock_briefly(&target).await {
+                self.dns_reregister(&t, n);
+            }
+        }
+    }
+
     /// Rewrites a running container's /etc files after its networks
     /// changed (its own address, and link names on the new network).
     pub async fn refresh_etc(&self, c: &Container) {
@@ -306,7 +367,7 @@ impl Daemon {
 
 /// A linked container's record, unless it stays busy: its lock is held
 /// while we hold ours, and two containers may link to each other.
-async fn lock_briefly(
+pub(crate) async fn lock_briefly(
     e: &std::sync::Arc<super::Entry>,
 ) -> Option<tokio::sync::MutexGuard<'_, Container>> {
     tokio::time::timeout(std::time::Duration::from_secs(2), e.c.lock())

@@ -64,6 +64,9 @@ pub struct Daemon {
     pub execs: exec::Execs,
     entries: RwLock<HashMap<String, Arc<Entry>>>,
     names: Mutex<HashMap<String, String>>,
+    /// Link aliases on user networks: (network id, linked container's
+    /// name or id) → the aliases containers there link it by.
+    pub link_names: Mutex<HashMap<(String, String), std::collections::BTreeSet<String>>>,
     pub started: SystemTime,
 }
 
@@ -97,6 +100,7 @@ impl Daemon {
             events: Events::default(),
             entries: RwLock::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
+            link_names: Mutex::new(HashMap::new()),
             started: SystemTime::now(),
             cfg,
         });
@@ -112,6 +116,7 @@ impl Daemon {
                     for x in exec::Exec::load_all(&c.dir.join("execs")) {
                         d.execs.insert(Arc::new(x));
                     }
+                    d.note_links(&c);
                     d.insert(c);
                 }
                 Err(err) => {

@@ -274,6 +274,9 @@ impl Daemon {
             .and_then(|v| v["IPv6Address"].as_str())
             .filter(|s| !s.is_empty())
             .map(String::from);
+        // On a network without EnableIPv6 the address is kept in the
+        // endpoint's config and not given, as dockerd does.
+        let ip6 = ip6.filter(|_| n.ipv6);
         if let Some(ip6) = &ip6 {
             let addr: std::net::Ipv6Addr = ip6
                 .parse()
@@ -386,6 +389,9 @@ impl Daemon {
             s.attachments.push(a);
         }
         let _ = c.save();
+        if n.resolves_names() {
+            self.register_link_targets(c, n).await;
+        }
         self.network_event(n, "connect", &c.id);
         Ok(())
     }
@@ -402,6 +408,11 @@ impl Daemon {
     ) -> bool {
         let mut names = vec![c.name.clone(), c.short_id().to_string()];
         names.extend(aliases);
+        for a in self.link_aliases(&n.id, c) {
+            if !names.contains(&a) {
+                names.push(a);
+            }
+        }
         let record = dns::Record {
             container_id: &c.id,
             ipv4: ip,
@@ -413,6 +424,15 @@ impl Daemon {
             Err(e) => {
                 tracing::warn!("DNS for {} on {}: {e}", c.id, n.name);
                 false
+            }
+        }
+    }
+
+    /// `c`'s DNS record on network `n` again (its link aliases changed).
+    pub fn dns_reregister(&self, c: &Container, n: &Network) {
+        for a in c.net.iter().flat_map(|s| &s.attachments) {
+            if a.dns && a.network_id == n.id {
+                self.dns_register(c, n, &a.ip, &a.ip6, a.aliases.clone());
             }
         }
     }

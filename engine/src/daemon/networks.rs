@@ -37,6 +37,19 @@ pub struct Network {
     pub subnet6: String,
     #[serde(default)]
     pub gateway6: String,
+    #[serde(default)]
+    pub ip_range6: String,
+    /// EnableIPv6: containers get an address of `subnet6` (dockerd keeps
+    /// an IPv6 pool given without it, and gives no IPv6 address).
+    #[serde(default)]
+    pub ipv6: bool,
+    /// IPAM options and auxiliary addresses, as created (shown back).
+    #[serde(default)]
+    pub ipam_options: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub aux_addresses: BTreeMap<String, String>,
+    #[serde(default)]
+    pub aux_addresses6: BTreeMap<String, String>,
     /// The Linux bridge's name.
     #[serde(default)]
     pub bridge: String,
@@ -81,8 +94,17 @@ impl Network {
         } else {
             json!([{"dst": "0.0.0.0/0"}])
         };
-        if !self.subnet6.is_empty() {
-            ranges.push(json!([{"subnet": self.subnet6, "gateway": self.gateway6}]));
+        if self.ipv6 && !self.subnet6.is_empty() {
+            let mut r6 = json!({"subnet": self.subnet6, "gateway": self.gateway6});
+            if let Ok(r) = self.ip_range6.parse::<Ipv6Net>()
+                && ip6.is_none()
+            {
+                let first = u128::from(r.network()).max(1);
+                let last = u128::from(r.broadcast());
+                r6["rangeStart"] = json!(std::net::Ipv6Addr::from(first).to_string());
+                r6["rangeEnd"] = json!(std::net::Ipv6Addr::from(last).to_string());
+            }
+            ranges.push(json!([r6]));
             if !self.internal
                 && let Some(r) = routes.as_array_mut()
             {
@@ -136,10 +158,22 @@ impl Network {
             }
             json!([c])
         };
+        if !self.aux_addresses.is_empty()
+            && let Some(c) = config.get_mut(0)
+        {
+            c["AuxiliaryAddresses"] = json!(self.aux_addresses);
+        }
         if !self.subnet6.is_empty()
             && let Some(c) = config.as_array_mut()
         {
-            c.push(json!({"Subnet": self.subnet6, "Gateway": self.gateway6}));
+            let mut v6 = json!({"Subnet": self.subnet6, "Gateway": self.gateway6});
+            if !self.ip_range6.is_empty() {
+                v6["IPRange"] = json!(self.ip_range6);
+            }
+            if !self.aux_addresses6.is_empty() {
+                v6["AuxiliaryAddresses"] = json!(self.aux_addresses6);
+            }
+            c.push(v6);
         }
         // A user's network shows the options it was created with (compose
         // compares them with its file); the default bridge shows what
@@ -164,10 +198,11 @@ impl Network {
             "Created": humantime::format_rfc3339_nanos(self.created).to_string(),
             "Scope": "local",
             "Driver": self.driver,
-            "EnableIPv6": !self.subnet6.is_empty(),
+            "EnableIPv6": self.ipv6,
             "IPAM": {
                 "Driver": "default",
-                "Options": if builtin { Value::Null } else { json!({}) },
+                // As given at create: null when the caller sent none.
+                "Options": self.ipam_options,
                 "Config": config,
             },
             "Internal": self.internal,
@@ -230,6 +265,8 @@ pub struct IpamConfig {
     pub ip_range: String,
     #[serde(deserialize_with = "crate::types::null_default")]
     pub gateway: String,
+    #[serde(deserialize_with = "crate::types::null_default")]
+    pub auxiliary_addresses: BTreeMap<String, String>,
 }
 
 /// Docker's pools when daemon.json names none.
@@ -415,6 +452,11 @@ impl Networks {
                     ip_range: String::new(),
                     subnet6: String::new(),
                     gateway6: String::new(),
+                    ip_range6: String::new(),
+                    ipv6: false,
+                    ipam_options: None,
+                    aux_addresses: BTreeMap::new(),
+                    aux_addresses6: BTreeMap::new(),
                     bridge: String::new(),
                     options: BTreeMap::new(),
                     labels: BTreeMap::new(),
@@ -476,6 +518,11 @@ impl Networks {
                 ip_range: String::new(),
                 subnet6: String::new(),
                 gateway6: String::new(),
+                ip_range6: String::new(),
+                ipv6: false,
+                ipam_options: None,
+                aux_addresses: BTreeMap::new(),
+                aux_addresses6: BTreeMap::new(),
                 bridge: bridge_name.into(),
                 options,
                 labels: BTreeMap::new(),
@@ -555,7 +602,9 @@ impl Networks {
 
     pub fn create(&self, req: CreateRequest) -> Result<Network> {
         let name = super::names::validate_network_name(&req.name).map_err(ApiError::bad_request)?;
-        if self.get(&name).is_ok_and(|n| n.name == name) {
+        // CheckDuplicate false lets a second network take the name, as
+        // dockerd lets it (lookups by that name then find the first).
+        if req.check_duplicate != Some(false) && self.get(&name).is_ok_and(|n| n.name == name) {
             return Err(ApiError::conflict(format!(
                 "network with name {name} already exists"
             )));
@@ -608,21 +657,19 @@ impl Networks {
             ));
         }
         let ipv6 = req.enable_ipv6 == Some(true);
-        let (subnet6, gateway6) = match v6.into_iter().next() {
-            Some(c) if ipv6 => self.check_subnet6(&c)?,
-            Some(_) => {
-                return Err(ApiError::forbidden(
-                    "IPv6 subnets need IPv6 enabled on the network (--ipv6)",
-                ));
-            }
+        let v6 = v6.into_iter().next();
+        let (subnet6, gateway6, ip_range6) = match &v6 {
+            // Kept without EnableIPv6 too, as dockerd keeps it.
+            Some(c) => self.check_subnet6(c)?,
             // dockerd has no default IPv6 pools either.
             None if ipv6 => {
                 return Err(ApiError::forbidden(
                     "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network",
                 ));
             }
-            None => (String::new(), String::new()),
+            None => Default::default(),
         };
+        let aux_addresses6 = v6.map(|c| c.auxiliary_addresses).unwrap_or_default();
         let cfg = v4.into_iter().next().unwrap_or_default();
         let subnet: Ipv4Net = if cfg.subnet.is_empty() {
             if !cfg.ip_range.is_empty() || !cfg.gateway.is_empty() {
@@ -716,6 +763,11 @@ impl Networks {
             ip_range: cfg.ip_range,
             subnet6,
             gateway6,
+            ip_range6,
+            ipv6,
+            ipam_options: req.ipam.as_ref().and_then(|i| i.options.clone()),
+            aux_addresses: cfg.auxiliary_addresses.clone(),
+            aux_addresses6,
             bridge,
             options,
             labels: req.labels.unwrap_or_default(),
@@ -740,6 +792,7 @@ impl Networks {
             None => (String::new(), String::new()),
         };
         if n.subnet6 != subnet6 {
+            n.ipv6 = !subnet6.is_empty();
             n.subnet6 = subnet6;
             n.gateway6 = gateway6;
             self.insert(n)?;
@@ -748,16 +801,12 @@ impl Networks {
     }
 
     /// A network's IPv6 subnet and gateway, checked as its IPv4 one is.
-    fn check_subnet6(&self, c: &IpamConfig) -> Result<(String, String)> {
+    fn check_subnet6(&self, c: &IpamConfig) -> Result<(String, String, String)> {
         let s: Ipv6Net = c.subnet.parse().map_err(|_| {
             ApiError::bad_request(format!("invalid subnet {}: invalid CIDR address", c.subnet))
         })?;
-        if s.trunc() != s {
-            return Err(ApiError::bad_request(format!(
-                "invalid subnet {s}: it should be {}",
-                s.trunc()
-            )));
-        }
+        // dockerd takes "2001:389::1/64" for its network.
+        let s = s.trunc();
         if s.prefix_len() > 126 {
             return Err(ApiError::bad_request(format!("subnet {s} is too small")));
         }
@@ -791,7 +840,21 @@ impl Networks {
             }
             g.to_string()
         };
-        Ok((s.to_string(), gateway))
+        let range = if c.ip_range.is_empty() {
+            String::new()
+        } else {
+            let r: Ipv6Net = c
+                .ip_range
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid ip-range {}", c.ip_range)))?;
+            if !s.contains(&r) {
+                return Err(ApiError::bad_request(format!(
+                    "no matching subnet for range {r}"
+                )));
+            }
+            r.trunc().to_string()
+        };
+        Ok((s.to_string(), gateway, range))
     }
 
     pub fn remove(&self, id: &str) -> std::io::Result<()> {

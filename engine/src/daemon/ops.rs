@@ -286,6 +286,7 @@ impl Daemon {
             &c.host_config.mounts,
             &c.host_config.tmpfs,
             &image_volumes,
+            &c.mounts,
         )?;
         for (vol, dest) in &plan.copy_up {
             // Filled only while no container can reach the volume: a process

@@ -16,6 +16,40 @@ pub enum NetNs {
     Path(String),
 }
 
+/// A `--device-cgroup-rule` ("c 7:128 rwm", "b *:* m") as an OCI device
+/// cgroup rule, checked as dockerd checks it.
+pub fn device_rule(rule: &str) -> Result<Value, String> {
+    let bad = || format!("invalid device cgroup format '{rule}'");
+    let f: Vec<&str> = rule.split_whitespace().collect();
+    let [typ, numbers, access] = f.as_slice() else {
+        return Err(bad());
+    };
+    if !matches!(*typ, "a" | "b" | "c") {
+        return Err(bad());
+    }
+    let (major, minor) = numbers.split_once(':').ok_or_else(bad)?;
+    let number = |n: &str| -> Result<Value, String> {
+        if n == "*" {
+            Ok(Value::Null)
+        } else {
+            n.parse::<i64>().map(|x| json!(x)).map_err(|_| bad())
+        }
+    };
+    let ok_access = !access.is_empty()
+        && access.len() <= 3
+        && access.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
+    if !ok_access {
+        return Err(bad());
+    }
+    let mut r = json!({"allow": true, "type": typ, "access": access});
+    for (k, n) in [("major", number(major)?), ("minor", number(minor)?)] {
+        if !n.is_null() {
+            r[k] = n;
+        }
+    }
+    Ok(r)
+}
+
 pub struct Input<'a> {
     pub c: &'a Container,
     pub uid: u32,
@@ -381,6 +415,12 @@ pub fn build(i: &Input<'_>) -> Result<Value> {
         }
         if !devices.is_empty() {
             linux["devices"] = json!(devices);
+        }
+        for rule in &hc.device_cgroup_rules {
+            let r = device_rule(rule).map_err(ApiError::bad_request)?;
+            if let Some(rules) = linux["resources"]["devices"].as_array_mut() {
+                rules.push(r);
+            }
         }
     }
 

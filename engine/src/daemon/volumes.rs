@@ -195,6 +195,7 @@ pub fn plan(
     mounts: &[MountSpec],
     tmpfs: &BTreeMap<String, String>,
     image_volumes: &[String],
+    existing: &[MountPoint],
 ) -> Result<Planned> {
     let mut p = Planned {
         oci: Vec::new(),
@@ -209,6 +210,14 @@ pub fn plan(
                       ro: bool,
                       nocopy: bool|
      -> Result<()> {
+        // An anonymous volume is made once, at create: later starts keep
+        // the one the container has (its data with it).
+        let kept = existing
+            .iter()
+            .find(|m| m.typ == "volume" && m.destination == dest && !m.name.is_empty())
+            .filter(|m| vols.path(&m.name).exists())
+            .map(|m| m.name.as_str());
+        let name = name.or(kept);
         let (v, _created) = vols.create(name, BTreeMap::new(), BTreeMap::new())?;
         if v.anonymous {
             p.anonymous.push(v.name.clone());
@@ -464,7 +473,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let vols = Volumes::new(dir.path()).unwrap();
         let none = BTreeMap::new();
-        let plan_of = |b: &str| plan(&vols, &[b.to_string()], &[], &none, &[]);
+        let plan_of = |b: &str| plan(&vols, &[b.to_string()], &[], &none, &[], &[]);
         for bad in ["/:/", ":/x", "/tmp:/..", "/tmp:/x/../..", "a:b:c:d"] {
             let e = plan_of(bad)
                 .err()
@@ -475,7 +484,19 @@ mod tests {
         assert_eq!(p.points[0].source, "/tmp");
         assert_eq!(p.points[0].destination, "/data/x");
         let tmpfs: BTreeMap<String, String> = [("/".to_string(), String::new())].into();
-        assert!(plan(&vols, &[], &[], &tmpfs, &[]).is_err());
+        assert!(plan(&vols, &[], &[], &tmpfs, &[], &[]).is_err());
         assert_eq!(clean("/a/../../b//c/."), "/b/c");
+    }
+
+    #[test]
+    fn an_anonymous_volume_is_made_once_and_kept_by_later_plans() {
+        let dir = tempfile::tempdir().unwrap();
+        let vols = Volumes::new(dir.path()).unwrap();
+        let none = BTreeMap::new();
+        let binds = ["/data".to_string()];
+        let first = plan(&vols, &binds, &[], &none, &[], &[]).unwrap();
+        let again = plan(&vols, &binds, &[], &none, &[], &first.points).unwrap();
+        assert_eq!(first.points[0].name, again.points[0].name);
+        assert_eq!(vols.list().len(), 1);
     }
 }
