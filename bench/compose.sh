@@ -22,8 +22,7 @@ work=$(mktemp -d /var/tmp/berth-bench-compose.XXXXXX)
 engines_start
 # Whatever a run left is taken down with the engines.
 compose_cleanup() {
-  env DOCKER_HOST="unix://$work/b/berthd.sock" docker-compose -p bench -f "$work/project/docker-compose.yml" down -v >/dev/null 2>&1 || true
-  env DOCKER_HOST="unix://$work/d/docker.sock" docker-compose -p bench -f "$work/project/docker-compose.yml" down -v >/dev/null 2>&1 || true
+  [ -x "$work/compose" ] && "$work/compose" b clean >/dev/null 2>&1
   cleanup
 }
 trap compose_cleanup EXIT
@@ -61,44 +60,55 @@ out += ["networks:", "  front:", "    ipam:", "      config:", "        - subnet
 open(sys.argv[1], "w").write("\n".join(out) + "\n")
 PY
 
-# One engine's compose: `up` waits until all 10 services are healthy.
+# One engine's compose (b: berthd, d: dockerd), each with subnets of its
+# own so that both bridges route. `up` waits until all 10 services are
+# healthy; `clean` takes both projects down and `alone` leaves only this
+# engine's up: the other's health checks never load a measurement.
 cat > "$work/compose" <<'EOF'
 #!/usr/bin/env bash
 set -euo pipefail
-host=$1 verb=$2
-export DOCKER_HOST=$host
-cd "$(dirname "$0")/project"
+engine=$1 verb=$2
+work=$(dirname "$0")
+cd "$work/project"
+on() {
+  case $1 in
+    b) export DOCKER_HOST="unix://$work/b/berthd.sock" FRONT=10.198.1.0/24 BACK=10.198.2.0/24 ;;
+    d) export DOCKER_HOST="unix://$work/d/docker.sock" FRONT=10.199.1.0/24 BACK=10.199.2.0/24 ;;
+  esac
+}
+up() {
+  on "$1"
+  docker-compose -p bench up -d --quiet-pull >/dev/null 2>&1
+  for _ in $(seq 1200); do
+    n=$(docker ps --filter label=com.docker.compose.project=bench --filter health=healthy -q | wc -l)
+    [ "$n" -ge 10 ] && return 0
+    sleep 0.05
+  done
+  echo "not healthy in time" >&2; exit 1
+}
+down() { on "$1"; docker-compose -p bench down -v >/dev/null 2>&1; }
+other=$([ "$engine" = b ] && echo d || echo b)
 case $verb in
-  up)
-    docker-compose -p bench up -d --quiet-pull >/dev/null 2>&1
-    for _ in $(seq 1200); do
-      n=$(docker ps --filter label=com.docker.compose.project=bench --filter health=healthy -q | wc -l)
-      [ "$n" -ge 10 ] && exit 0
-      sleep 0.05
-    done
-    echo "not healthy in time" >&2; exit 1 ;;
-  down) docker-compose -p bench down -v >/dev/null 2>&1 ;;
+  up) up "$engine" ;;
+  down) down "$engine" ;;
+  clean) down b || true; down d || true ;;
+  alone) down "$other" || true; up "$engine" ;;
 esac
 EOF
 chmod +x "$work/compose"
-BH="unix://$work/b/berthd.sock"
-DH="unix://$work/d/docker.sock"
-# Each engine its own subnets, so that both bridges route.
-export DOCKER_CLI
-b_env="env FRONT=10.198.1.0/24 BACK=10.198.2.0/24"
-d_env="env FRONT=10.199.1.0/24 BACK=10.199.2.0/24"
 
 echo "== 1. up -d until healthy ($RUNS each)"
 hyperfine -N --runs "$RUNS" --export-json "$work/up.json" \
-  -n berth --prepare "$b_env $work/compose $BH down" "$b_env $work/compose $BH up" \
-  -n docker --prepare "$d_env $work/compose $DH down" "$d_env $work/compose $DH up" >/dev/null
+  -n berth --prepare "$work/compose b clean" "$work/compose b up" \
+  -n docker --prepare "$work/compose d clean" "$work/compose d up" >/dev/null
 read -r up_b up_d < <(median_ms "$work/up.json")
 
 echo "== 2. down -v ($RUNS each)"
 hyperfine -N --runs "$RUNS" --export-json "$work/down.json" \
-  -n berth --prepare "$b_env $work/compose $BH up" "$b_env $work/compose $BH down" \
-  -n docker --prepare "$d_env $work/compose $DH up" "$d_env $work/compose $DH down" >/dev/null
+  -n berth --prepare "$work/compose b alone" "$work/compose b down" \
+  -n docker --prepare "$work/compose d alone" "$work/compose d down" >/dev/null
 read -r down_b down_d < <(median_ms "$work/down.json")
+"$work/compose" b clean
 
 ratio() { python3 -c "import sys; print('%.2f' % (float(sys.argv[1])/float(sys.argv[2])))" "$1" "$2"; }
 echo
