@@ -22,7 +22,11 @@ work=$(mktemp -d /var/tmp/berth-bench-compose.XXXXXX)
 engines_start
 # Whatever a run left is taken down with the engines.
 compose_cleanup() {
-  [ -x "$work/compose" ] && "$work/compose" b clean >/dev/null 2>&1
+  # Never stops short of the engines' own cleanup (set -e is off here).
+  set +e
+  if [ -x "$work/compose" ]; then
+    timeout 120 "$work/compose" b clean >/dev/null 2>&1
+  fi
   cleanup
 }
 trap compose_cleanup EXIT
