@@ -1117,9 +1117,12 @@ fn health_checks_report_status_and_events() {
 fn logs_follow_keeps_every_line_across_rotations() {
     let s = stack();
     // ~100 lines a file, rotating every 50 ms or so: several rotations
-    // between two reads of the follower, and files deleted behind it.
+    // between two reads of the follower, and files deleted behind it. Five
+    // files: a file lives ~250 ms, so that a follower starved of CPU for a
+    // moment by the whole suite running beside it still gets to open it
+    // (with three, ~150 ms, it lost lines under full load).
     s.berth(&[
-        "run", "-d", "--name", "rot", "--log-opt", "max-size=10k", "--log-opt", "max-file=3",
+        "run", "-d", "--name", "rot", "--log-opt", "max-size=10k", "--log-opt", "max-file=5",
         "busybox", "sh", "-c",
         "sleep 0.3; i=0; while [ $i -lt 3000 ]; do i=$((i+1)); echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; [ $((i % 100)) = 0 ] && sleep 0.05; done",
     ])
