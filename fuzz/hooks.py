@@ -13,6 +13,10 @@ ALLOWED = [
     ("POST", r"^/v1\.43/images/[^/]+/push$", r"registry|push|connect|resolv|dns|lookup|network", "a push to an unreachable registry"),
     ("POST", r"^/v1\.43/auth$", r"registry|connect|resolv|dns|lookup|network", "a login to an unreachable registry"),
     ("*", r"^/v1\.43/(swarm|nodes|services|tasks|secrets|configs)(/|$)", r"swarm", "dockerd answers 503 on a node that is not part of a swarm"),
+    ("*", r"^/v1\.43/plugins/(create|pull|privileges)$", r"managed plugins", "berth runs no managed plugins (501); dockerd's plugin pull and create fail with 500 on a host that reaches no registry"),
+    ("DELETE", r"^/v1\.43/containers/[^/]+$", r"cannot remove the default link name", "dockerd answers 500 to DELETE ?link=1 naming a container rather than a link"),
+    ("GET", r"^/v1\.43/containers/[^/]+/logs$", r"does not support reading", "dockerd answers 501 for the logs of a container whose log driver keeps none"),
+    ("PUT", r"^/v1\.43/containers/[^/]+/archive$", r"mounted volume is marked read-only", "dockerd answers 500 to a copy into a read-only volume"),
 ]
 
 
