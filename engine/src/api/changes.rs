@@ -127,18 +127,7 @@ pub fn apply(cfg: &mut Value, changes: &[String]) -> Result<()> {
                     a.push(json!(t));
                 }
             }
-            Kind::Healthcheck(h) => {
-                cfg["Healthcheck"] = match h {
-                    None => json!({"Test": ["NONE"]}),
-                    Some(h) => json!({
-                        "Test": h.test,
-                        "Interval": h.interval_ns,
-                        "Timeout": h.timeout_ns,
-                        "StartPeriod": h.start_period_ns,
-                        "Retries": h.retries,
-                    }),
-                };
-            }
+            Kind::Healthcheck(h) => cfg["Healthcheck"] = healthcheck(h.as_ref()),
             _ => {
                 return Err(ApiError::bad_request(format!(
                     "{word} is not a valid change command"
@@ -147,6 +136,22 @@ pub fn apply(cfg: &mut Value, changes: &[String]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A HEALTHCHECK instruction as an image config's Healthcheck (also the
+/// build's).
+pub fn healthcheck(h: Option<&dockerfile::Healthcheck>) -> Value {
+    match h {
+        None => json!({"Test": ["NONE"]}),
+        Some(h) => json!({
+            "Test": h.test,
+            "Interval": h.interval_ns,
+            "Timeout": h.timeout_ns,
+            "StartPeriod": h.start_period_ns,
+            "StartInterval": h.start_interval_ns,
+            "Retries": h.retries,
+        }),
+    }
 }
 
 fn env_of(cfg: &Value) -> Vec<(String, String)> {

@@ -441,17 +441,7 @@ impl Builder {
                     .await?;
             }
             Kind::Healthcheck(h) => {
-                cfg["Healthcheck"] = match h {
-                    None => json!({"Test": ["NONE"]}),
-                    Some(h) => json!({
-                        "Test": h.test,
-                        "Interval": h.interval_ns,
-                        "Timeout": h.timeout_ns,
-                        "StartPeriod": h.start_period_ns,
-                        "StartInterval": h.start_interval_ns,
-                        "Retries": h.retries,
-                    }),
-                };
+                cfg["Healthcheck"] = crate::api::changes::healthcheck(h.as_ref());
                 let shown = match h {
                     None => "NONE".to_string(),
                     Some(h) => quoted_list(&h.test),

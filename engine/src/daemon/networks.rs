@@ -786,8 +786,7 @@ impl Networks {
         let (subnet6, gateway6) = match subnet6 {
             Some(s) => {
                 let net: Ipv6Net = s.parse()?;
-                let gw = std::net::Ipv6Addr::from(u128::from(net.network()) + 1);
-                (net.to_string(), gw.to_string())
+                (net.to_string(), first_host6(&net))
             }
             None => (String::new(), String::new()),
         };
@@ -827,8 +826,7 @@ impl Networks {
             }
         }
         let gateway = if c.gateway.is_empty() {
-            // The subnet's first address after its own (::1 of a /64).
-            std::net::Ipv6Addr::from(u128::from(s.network()) + 1).to_string()
+            first_host6(&s)
         } else {
             let g: std::net::Ipv6Addr = c.gateway.parse().map_err(|_| {
                 ApiError::bad_request(format!("invalid gateway address {}", c.gateway))
@@ -867,6 +865,12 @@ impl Networks {
             _ => Ok(()),
         }
     }
+}
+
+/// An IPv6 subnet's gateway: the first address after its own (::1 of a
+/// /64).
+fn first_host6(s: &Ipv6Net) -> String {
+    std::net::Ipv6Addr::from(u128::from(s.network()) + 1).to_string()
 }
 
 /// A bridge's name, as dockerd takes it: an interface name of up to 15
