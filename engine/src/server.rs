@@ -245,10 +245,19 @@ async fn serve_conn<I, S>(
             req.extensions_mut().insert(crate::api::stream::ConnFd(fd));
         }
         let what = format!("{} {}", req.method(), req.uri().path());
+        let detached = runs_to_completion(req.method(), req.uri().path());
         let handled = std::panic::AssertUnwindSafe(tower::ServiceExt::oneshot(app.clone(), req))
             .catch_unwind();
         async move {
-            match handled.await {
+            let outcome = if detached {
+                tokio::spawn(handled).await.unwrap_or_else(|e| {
+                    Err(Box::new(format!("the handler's task ended: {e}"))
+                        as Box<dyn std::any::Any + Send>)
+                })
+            } else {
+                handled.await
+            };
+            match outcome {
                 Ok(r) => r,
                 Err(panic) => {
                     let why = panic_message(panic.as_ref());
@@ -270,6 +279,30 @@ async fn serve_conn<I, S>(
     if let Err(e) = conn.await {
         tracing::debug!("connection from {peer}: {e}");
     }
+}
+
+/// Whether a request changes state and must finish even if its client goes
+/// away mid-call: hyper drops a handler whose connection closes, and a
+/// create or rm dropped between two steps would leave a container half
+/// made. Reads, waits and streams that only serve their client stay
+/// cancellable, as do builds, pulls and loads, which Docker also cancels
+/// with their client (what they leave is garbage collected).
+fn runs_to_completion(method: &hyper::Method, path: &str) -> bool {
+    let changes = matches!(
+        *method,
+        hyper::Method::POST | hyper::Method::PUT | hyper::Method::DELETE
+    );
+    let path = path
+        .strip_prefix("/v")
+        .filter(|p| p.starts_with(|c: char| c.is_ascii_digit()))
+        .and_then(|p| p.find('/').map(|i| &p[i..]))
+        .unwrap_or(path);
+    let streams_only = path.ends_with("/wait")
+        || path.ends_with("/attach")
+        || path == "/build"
+        || path == "/images/create"
+        || path == "/images/load";
+    changes && !streams_only
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -485,6 +518,21 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn changes_run_to_completion_streams_and_reads_do_not() {
+        use super::runs_to_completion as rtc;
+        use hyper::Method;
+        assert!(rtc(&Method::POST, "/v1.43/containers/create"));
+        assert!(rtc(&Method::POST, "/containers/abc/start"));
+        assert!(rtc(&Method::DELETE, "/v1.41/containers/abc"));
+        assert!(rtc(&Method::POST, "/volumes/create"));
+        assert!(!rtc(&Method::GET, "/containers/json"));
+        assert!(!rtc(&Method::POST, "/v1.43/containers/abc/wait"));
+        assert!(!rtc(&Method::POST, "/containers/abc/attach"));
+        assert!(!rtc(&Method::POST, "/v1.43/build"));
+        assert!(!rtc(&Method::POST, "/images/create"));
+    }
+
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

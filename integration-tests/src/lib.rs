@@ -3,6 +3,7 @@
 //! everything down in Drop, also when a test panics: processes killed by pid,
 //! mounts unmounted, cgroups removed.
 
+pub mod invariants;
 pub mod lifecycled;
 pub mod netblock;
 pub mod registry;
@@ -35,6 +36,26 @@ pub fn runc() -> PathBuf {
         .map(PathBuf::from)
         .find(|p| p.exists())
         .expect("the tests need Debian's runc (scripts/deps installs it)")
+}
+
+/// Waits for a daemon we started to exit by itself; whether it did within
+/// `timeout`. A child that exited is reaped and forgotten.
+pub fn wait_child_exit(
+    child: &mut Option<std::process::Child>,
+    timeout: std::time::Duration,
+) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        match child.as_mut().map(|c| c.try_wait()) {
+            None => return true,
+            Some(Ok(Some(_))) => {
+                *child = None;
+                return true;
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+    false
 }
 
 /// Polls `f` until it is true or `secs` pass; whether it became true.

@@ -24,6 +24,8 @@ pub struct Lifecycled {
     pub config: PathBuf,
     /// Containers' cgroups live under /<cgroup_parent>/<namespace>/<id>.
     pub cgroup_parent: String,
+    /// `BERTH_FAULT` for the next spawn (and the shims it starts).
+    pub fault: Option<String>,
     child: Option<Child>,
 }
 
@@ -64,6 +66,7 @@ impl Lifecycled {
             config,
             cgroup_parent,
             dir,
+            fault: None,
             child: None,
         };
         l.spawn();
@@ -77,7 +80,12 @@ impl Lifecycled {
             .append(true)
             .open(self.dir.path().join("lifecycled.log"))
             .expect("log file");
-        let child = Command::new(crate::bin("berth-lifecycled"))
+        let mut cmd = Command::new(crate::bin("berth-lifecycled"));
+        match &self.fault {
+            Some(f) => cmd.env("BERTH_FAULT", f),
+            None => cmd.env_remove("BERTH_FAULT"),
+        };
+        let child = cmd
             .arg("--address")
             .arg(&self.address)
             .arg("--root")
@@ -125,6 +133,12 @@ impl Lifecycled {
         let _ = c.kill();
         let _ = c.wait();
         None
+    }
+
+    /// Waits for the daemon to die on its own (a fault point fired);
+    /// whether it did within `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        crate::wait_child_exit(&mut self.child, timeout)
     }
 
     /// SIGKILL, as a crash would.

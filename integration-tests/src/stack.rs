@@ -33,6 +33,8 @@ pub struct Stack {
     /// The network namespace berthd runs in (its bridges live there), when
     /// not the host's.
     pub netns: Option<PathBuf>,
+    /// `BERTH_FAULT` for berthd's next spawn.
+    pub fault: Option<String>,
     child: Option<Child>,
 }
 
@@ -111,6 +113,7 @@ impl Stack {
             net,
             berthd_args: args.to_vec(),
             netns,
+            fault: None,
             lc: Some(lc),
             dir,
             child: None,
@@ -135,6 +138,10 @@ impl Stack {
                 c
             }
             None => Command::new(crate::bin("berthd")),
+        };
+        match &self.fault {
+            Some(f) => cmd.env("BERTH_FAULT", f),
+            None => cmd.env_remove("BERTH_FAULT"),
         };
         let child = cmd
             .arg("--config-file")
@@ -205,6 +212,12 @@ impl Stack {
 
     pub fn berthd_pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Waits for berthd to die on its own (a fault point fired); whether
+    /// it did within `timeout`.
+    pub fn wait_berthd_exit(&mut self, timeout: Duration) -> bool {
+        crate::wait_child_exit(&mut self.child, timeout)
     }
 
     /// SIGKILL berthd, as a crash would.

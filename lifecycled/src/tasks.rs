@@ -90,6 +90,48 @@ pub fn read_exit(dir: &Path) -> Option<(u32, u32, SystemTime)> {
     Some((v["pid"].as_u64()? as u32, v["status"].as_u64()? as u32, at))
 }
 
+/// Removes a task directory, first unmounting whatever is still mounted on
+/// its rootfs (a shim that died mid-create leaves its mount): removing
+/// through a mount would delete the container's files, or the files of a
+/// directory bound in as its rootfs.
+fn remove_task_dir(dir: &Path) {
+    let rootfs = dir.join("rootfs");
+    // Mounts can be stacked; each umount takes off the top one.
+    for _ in 0..32 {
+        if nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH).is_err() {
+            break;
+        }
+    }
+    if let Err(e) = std::fs::remove_dir(&rootfs)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        // Not empty or still busy: never descend into it.
+        tracing::warn!("not removing {}: {e}", dir.display());
+        return;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `runtime delete --force`: whatever is left of a container in the runtime
+/// (a process waiting to start, a cgroup) goes; a container the runtime
+/// does not know is fine.
+async fn runtime_delete(rt: &RuntimeInfo, id: &str) {
+    let out = tokio::process::Command::new(&rt.path)
+        .args(&rt.args)
+        .args(["delete", "--force", id])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await;
+    if let Ok(o) = out
+        && !o.status.success()
+    {
+        let why = String::from_utf8_lossy(&o.stderr);
+        if !why.contains("does not exist") && !why.contains("not found") {
+            tracing::warn!("{} delete --force {id}: {}", rt.path.display(), why.trim());
+        }
+    }
+}
+
 impl Tasks {
     pub fn new(
         cfg: Config,
@@ -272,7 +314,7 @@ impl Tasks {
                 serde_json::json!(format!("/{}/{ns}/{id}", self.cfg.cgroup_parent));
         }
         let dir = self.task_dir(ns, id);
-        let _ = std::fs::remove_dir_all(&dir);
+        remove_task_dir(&dir);
         std::fs::create_dir_all(&dir)
             .map_err(|e| Status::internal(format!("creating {}: {e}", dir.display())))?;
         let write = |name: &str, data: Vec<u8>| {
@@ -286,9 +328,7 @@ impl Tasks {
         )?;
 
         let socket = self.socket_path(ns, id);
-        let cleanup = |dir: &Path| {
-            let _ = std::fs::remove_dir_all(dir);
-        };
+        let cleanup = |dir: &Path| remove_task_dir(dir);
         let addr = match shimclient::spawn(&self.cfg.shim, ns, id, &dir, &socket, self.debug).await
         {
             Ok(a) => a,
@@ -297,6 +337,7 @@ impl Tasks {
                 return Err(Status::internal(format!("{e:#}")));
             }
         };
+        berth_fault::point("lifecycled:task-create.after-shim-spawn");
         let client = match shimclient::connect(&addr, CONNECT).await {
             Ok(c) => c,
             Err(e) => {
@@ -332,9 +373,15 @@ impl Tasks {
         };
         let mut c = task.client.clone();
         match call(&task, c.create(req)).await {
-            Ok(r) => Ok((task, r.pid)),
+            Ok(r) => {
+                berth_fault::point("lifecycled:task-create.after-shim-create");
+                Ok((task, r.pid))
+            }
             Err(e) => {
-                let _ = task.client.clone().shutdown(()).await;
+                let _ = tokio::time::timeout(RECONNECT, task.client.clone().shutdown(())).await;
+                // A shim that died mid-create may have left the runtime's
+                // container waiting to start and the rootfs mounted.
+                runtime_delete(&runtime, id).await;
                 cleanup(&dir);
                 Err(e)
             }
@@ -407,29 +454,13 @@ impl Tasks {
             }
         };
         if let Some(rt) = runtime {
-            let out = tokio::process::Command::new(&rt.path)
-                .args(&rt.args)
-                .args(["delete", "--force", id])
-                .stdin(std::process::Stdio::null())
-                .output()
-                .await;
-            if let Ok(o) = out
-                && !o.status.success()
-            {
-                tracing::warn!(
-                    "{} delete --force {id}: {}",
-                    rt.path.display(),
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-            }
+            runtime_delete(rt, id).await;
         }
-        let rootfs = dir.join("rootfs");
-        let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
         let (pid, status, at) = read_exit(dir).unwrap_or((0, 255, SystemTime::now()));
         if let Ok(addr) = std::fs::read_to_string(dir.join("address")) {
             let _ = std::fs::remove_file(addr.trim());
         }
-        let _ = std::fs::remove_dir_all(dir);
+        remove_task_dir(dir);
         self.events.publish(
             ns,
             Event::TaskExit(api::TaskExit {
@@ -503,16 +534,31 @@ impl Tasks {
             client,
             runtime,
         });
+        let state = task
+            .client
+            .clone()
+            .state(shim::ProcessRequest::default())
+            .await;
+        if let Err(e) = &state
+            && e.code() == tonic::Code::FailedPrecondition
+        {
+            // The shim never got its task (we died spawning it) or is still
+            // making it for a caller that died with us: no one was told it
+            // exists, so it is rolled back (the shim's delete waits for a
+            // create under way).
+            tracing::warn!(namespace = %ns, id = %id, "task never finished its create; removing it");
+            let mut c = task.client.clone();
+            let _ = tokio::time::timeout(CALL, c.delete(shim::ProcessRequest::default())).await;
+            let _ = tokio::time::timeout(RECONNECT, c.shutdown(())).await;
+            self.cleanup_dead(&ns, &id, &task.dir, Some(&task.runtime))
+                .await;
+            return;
+        }
         self.map()
             .insert((ns.clone(), id.clone()), Slot::Ready(task.clone()));
         self.clone().watch(task.clone());
         // An exit while we were away is reported now, with its true status.
-        if let Ok(p) = task
-            .client
-            .clone()
-            .state(shim::ProcessRequest::default())
-            .await
-        {
+        if let Ok(p) = state {
             let p = p.into_inner();
             if p.status == pb::Status::Stopped as i32 {
                 self.events.publish(
@@ -607,9 +653,10 @@ impl Tasks {
         )
         .await?;
         if exec_id.is_empty() {
+            berth_fault::point("lifecycled:task-delete.after-shim-delete");
             self.map().remove(&(ns.to_string(), id.to_string()));
             let _ = tokio::time::timeout(RECONNECT, t.client.clone().shutdown(())).await;
-            let _ = std::fs::remove_dir_all(&t.dir);
+            remove_task_dir(&t.dir);
             self.events.publish(
                 ns,
                 Event::TaskDelete(api::TaskDelete {

@@ -15,6 +15,18 @@ use crate::task::Task;
 
 pub struct Service(pub Arc<Task>);
 
+/// Runs a step that changes the task in a task of its own, so that it
+/// finishes even when the caller goes away mid-call (lifecycled killed, a
+/// connection reset): a create dropped between the runtime's create and the
+/// shim's bookkeeping would leave a container no one can delete.
+async fn to_completion<T: Send + 'static>(
+    step: impl std::future::Future<Output = Result<T, Status>> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::spawn(step)
+        .await
+        .unwrap_or_else(|e| Err(Status::internal(format!("the shim's step failed: {e}"))))
+}
+
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -27,7 +39,9 @@ impl Shim for Service {
         &self,
         req: Request<shim::CreateRequest>,
     ) -> Result<Response<shim::CreateResponse>, Status> {
-        let pid = self.0.create(req.into_inner()).await?;
+        let task = self.0.clone();
+        let req = req.into_inner();
+        let pid = to_completion(async move { task.create(req).await }).await?;
         Ok(Response::new(shim::CreateResponse { pid }))
     }
 
@@ -35,7 +49,9 @@ impl Shim for Service {
         &self,
         req: Request<shim::ProcessRequest>,
     ) -> Result<Response<shim::StartResponse>, Status> {
-        let pid = self.0.start(&req.into_inner().exec_id).await?;
+        let task = self.0.clone();
+        let exec_id = req.into_inner().exec_id;
+        let pid = to_completion(async move { task.start(&exec_id).await }).await?;
         Ok(Response::new(shim::StartResponse { pid }))
     }
 
@@ -53,8 +69,10 @@ impl Shim for Service {
         &self,
         req: Request<shim::ProcessRequest>,
     ) -> Result<Response<shim::DeleteResponse>, Status> {
+        let task = self.0.clone();
+        let exec_id = req.into_inner().exec_id;
         Ok(Response::new(
-            self.0.delete(&req.into_inner().exec_id).await?,
+            to_completion(async move { task.delete(&exec_id).await }).await?,
         ))
     }
 

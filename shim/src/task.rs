@@ -35,6 +35,9 @@ pub struct Task {
     pub reaper: Arc<Reaper>,
     pub events: broadcast::Sender<shim::Event>,
     pub shutdown: Arc<Notify>,
+    /// Held by the init's create and delete: a delete that arrives while
+    /// the create is under way waits for it instead of finding no task.
+    creating: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -109,6 +112,7 @@ impl Task {
             reaper: Arc::new(Reaper::default()),
             events: broadcast::channel(64).0,
             shutdown: Arc::new(Notify::new()),
+            creating: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -165,6 +169,13 @@ impl Task {
     }
 
     pub async fn create(&self, req: shim::CreateRequest) -> Result<u32, Status> {
+        let _creating = self.creating.lock().await;
+        if self.lock().deleted {
+            return Err(Status::failed_precondition(format!(
+                "task {} was deleted",
+                self.id
+            )));
+        }
         if self.lock().runtime.is_some() {
             return Err(Status::already_exists(format!(
                 "task {} already created",
@@ -215,6 +226,7 @@ impl Task {
         runtime
             .create(&self.id, bundle, &pid_file, console.as_deref(), child_io)
             .map_err(|e| Status::failed_precondition(format!("{e:#}")))?;
+        berth_fault::point("shim:create.after-runtime-create");
         let pid = match read_pid(&pid_file) {
             Ok(p) => p,
             Err(e) => {
@@ -366,6 +378,21 @@ impl Task {
     }
 
     pub async fn delete(&self, exec_id: &str) -> Result<shim::DeleteResponse, Status> {
+        let _creating = match exec_id.is_empty() {
+            true => Some(self.creating.lock().await),
+            false => None,
+        };
+        if exec_id.is_empty() && self.lock().init.is_none() {
+            // Its create never came or failed (and undid itself): there is
+            // nothing of the container left, and the shim may go.
+            self.lock().deleted = true;
+            self.linger_then_exit();
+            return Ok(shim::DeleteResponse {
+                pid: 0,
+                exit_status: 255,
+                exited_at: Some(crate::timestamp(SystemTime::now())),
+            });
+        }
         let proc = self.process(exec_id)?;
         let (pid, status, exit) = {
             let s = proc.lock();
@@ -386,6 +413,14 @@ impl Task {
             status: 255,
             at: SystemTime::now(),
         });
+        if exec_id.is_empty() && self.lock().deleted {
+            // Again, after a caller lost our first answer.
+            return Ok(shim::DeleteResponse {
+                pid: exit.pid as u32,
+                exit_status: exit.status,
+                exited_at: Some(crate::timestamp(exit.at)),
+            });
+        }
         if exec_id.is_empty() {
             let runtime = self.runtime()?;
             // A created task's process still waits for start: delete --force
@@ -399,11 +434,7 @@ impl Task {
                 std::mem::take(&mut inner.mounts)
             };
             mount::unmount_all(&mounts);
-            let shutdown = self.shutdown.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(LINGER_AFTER_DELETE).await;
-                shutdown.notify_one();
-            });
+            self.linger_then_exit();
         } else {
             self.lock().execs.remove(exec_id);
         }
@@ -412,6 +443,15 @@ impl Task {
             exit_status: exit.status,
             exited_at: Some(crate::timestamp(exit.at)),
         })
+    }
+
+    /// Gives lifecycled a moment to send Shutdown, then exits regardless.
+    fn linger_then_exit(&self) {
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(LINGER_AFTER_DELETE).await;
+            shutdown.notify_one();
+        });
     }
 
     pub fn state(&self, exec_id: &str) -> Result<pb::Process, Status> {

@@ -56,6 +56,10 @@ pub struct State {
     /// not restart it when the engine starts.
     pub stopped_by_user: bool,
     pub health: Option<Health>,
+    /// A removal under way asked for its anonymous volumes to go too: an
+    /// engine that dies mid-removal finishes it with the same choice.
+    #[serde(default)]
+    pub removing_volumes: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -231,6 +231,7 @@ impl Daemon {
                 container: Some(record),
             }))
             .await?;
+        berth_fault::point("berthd:create.after-lifecycled-create");
         let saved = match self.make_working_dir(id, &c.config.working_dir).await {
             Ok(()) => c
                 .save()

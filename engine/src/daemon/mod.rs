@@ -18,6 +18,7 @@ pub mod names;
 pub mod netsetup;
 pub mod networks;
 pub mod ops;
+pub mod recover;
 pub mod resources;
 pub mod spec;
 pub mod volumes;
@@ -118,6 +119,14 @@ impl Daemon {
                     }
                     d.note_links(&c);
                     d.insert(c);
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    // A create that died before its record was saved.
+                    tracing::info!(
+                        "removing {}, left by an interrupted create",
+                        e.path().display()
+                    );
+                    let _ = std::fs::remove_dir_all(e.path());
                 }
                 Err(err) => {
                     tracing::error!("skipping container record {}: {err}", e.path().display())

@@ -47,7 +47,7 @@ impl Daemon {
                             // container waits for its exit, which this
                             // loop is the one to see.
                             let d2 = d.clone();
-                            tokio::spawn(async move { crate::build::remove_orphans(&d2).await });
+                            tokio::spawn(async move { d2.recover().await });
                         }
                         boot = false;
                         let mut s = s.into_inner();
@@ -87,38 +87,75 @@ impl Daemon {
 
     /// Brings every record in line with lifecycled: running tasks stay
     /// running, tasks that ended are recorded as exited (and restarted by
-    /// policy), records whose task is gone are exited.
+    /// policy), records whose task is gone are exited. A task that no run
+    /// of the record accounts for (a start or an exit cut short by a dying
+    /// daemon) is rolled back or adopted, so that what the engine says
+    /// always matches the kernel.
     pub async fn reconcile(self: &Arc<Self>, boot: bool) {
         if boot {
             self.reconcile_execs().await;
         }
         for e in self.all() {
-            let (id, status) = {
-                let c = e.c.lock().await;
-                (c.id.clone(), c.state.status)
-            };
-            let running = matches!(
-                status,
-                Status::Running | Status::Paused | Status::Restarting
-            );
-            let task = self
-                .lc
-                .tasks()
-                .get(self.lc.req(api::ProcessRequest {
-                    container_id: id.clone(),
-                    exec_id: String::new(),
-                }))
-                .await;
-            match task {
-                Ok(p) => {
-                    let p = p.into_inner();
-                    if p.status == pb::Status::Stopped as i32 {
-                        if running {
-                            self.handle_exit(&id, p.exit_status as i32, time_of(&p.exited_at))
-                                .await;
+            self.reconcile_one(&e, boot).await;
+        }
+    }
+
+    async fn reconcile_one(self: &Arc<Self>, e: &Arc<Entry>, boot: bool) {
+        // Held across the look at the task: a start holds it from its task's
+        // create to its record's save, so a `created` task seen here is one
+        // no start is still working on.
+        let mut c = e.c.lock().await;
+        let status = c.state.status;
+        if matches!(status, Status::Removing | Status::Dead) {
+            // Left to the removal (recover finishes an interrupted one).
+            return;
+        }
+        let running = matches!(
+            status,
+            Status::Running | Status::Paused | Status::Restarting
+        );
+        let task = self
+            .lc
+            .tasks()
+            .get(self.lc.req(api::ProcessRequest {
+                container_id: c.id.clone(),
+                exec_id: String::new(),
+            }))
+            .await;
+        let id = c.id.clone();
+        match task {
+            Ok(p) => {
+                let p = p.into_inner();
+                let task_status = pb::Status::try_from(p.status).unwrap_or(pb::Status::Unknown);
+                match task_status {
+                    pb::Status::Stopped if running => {
+                        drop(c);
+                        self.handle_exit(&id, p.exit_status as i32, time_of(&p.exited_at))
+                            .await;
+                    }
+                    pb::Status::Stopped => {
+                        // Its exit was handled but the task's delete was lost.
+                        self.delete_task(&id).await;
+                        self.net_down(&mut c).await;
+                        drop(c);
+                        if boot && status == Status::Exited {
+                            self.apply_restart_policy_on_boot(e).await;
                         }
-                    } else {
-                        if status == Status::Running && p.status == pb::Status::Paused as i32 {
+                    }
+                    pb::Status::Created => {
+                        // Made by a start that never got to start it.
+                        tracing::info!("rolling back the unstarted task of {id}");
+                        self.delete_task(&id).await;
+                        if running {
+                            drop(c);
+                            self.handle_exit(&id, 255, SystemTime::now()).await;
+                        } else {
+                            self.net_down(&mut c).await;
+                        }
+                    }
+                    pb::Status::Running | pb::Status::Paused => {
+                        let paused = task_status != pb::Status::Running;
+                        if status == Status::Running && paused {
                             // Frozen for a file copy when the engine died
                             // (see freeze): the user never paused it.
                             tracing::info!("thawing {id}, left frozen by a file copy");
@@ -129,32 +166,43 @@ impl Daemon {
                                 .await;
                         }
                         if !running {
-                            let mut c = e.c.lock().await;
-                            c.state.status = if p.status == pb::Status::Paused as i32 {
+                            // Started by a start whose record was not saved.
+                            tracing::info!("adopting the running task of {id}");
+                            c.state.status = if paused {
                                 Status::Paused
                             } else {
                                 Status::Running
                             };
                             c.state.pid = p.pid;
+                            c.state.started_at = Some(SystemTime::now());
+                            c.state.error.clear();
+                            c.state.exit_code = 0;
                             let _ = c.save();
                         }
+                        drop(c);
                         // Checks go on after an engine restart.
-                        self.watch_health(&e).await;
+                        self.watch_health(e).await;
                     }
+                    // A shim that does not answer: nothing is known yet.
+                    _ => {}
                 }
-                Err(s) if s.code() == tonic::Code::NotFound => {
-                    if running {
-                        // The task vanished (its shim died, or a reboot): the
-                        // status it ended with is not known.
-                        self.handle_exit(&id, 255, SystemTime::now()).await;
-                    } else if boot && status == Status::Exited {
-                        // Ended while we were away, before its teardown.
-                        self.net_down(&mut *e.c.lock().await).await;
-                        self.apply_restart_policy_on_boot(&e).await;
-                    }
-                }
-                Err(_) => {}
             }
+            Err(s) if s.code() == tonic::Code::NotFound => {
+                if running {
+                    drop(c);
+                    // The task vanished (its shim died, or a reboot): the
+                    // status it ended with is not known.
+                    self.handle_exit(&id, 255, SystemTime::now()).await;
+                } else {
+                    // Ended (or failed to start) before its teardown.
+                    self.net_down(&mut c).await;
+                    drop(c);
+                    if boot && status == Status::Exited {
+                        self.apply_restart_policy_on_boot(e).await;
+                    }
+                }
+            }
+            Err(_) => {}
         }
     }
 

@@ -49,6 +49,37 @@ pub struct Attachment {
     pub dns: bool,
 }
 
+impl Attachment {
+    /// An attachment whose ADD is under way: enough to DEL it.
+    fn pending(n: &Network, ifname: &str, conflist: &Value, rt: &Value) -> Attachment {
+        Attachment {
+            network_id: n.id.clone(),
+            network_name: n.name.clone(),
+            ifname: ifname.to_string(),
+            conflist: conflist.clone(),
+            runtime_config: rt.clone(),
+            result: Value::Null,
+            ip: String::new(),
+            prefix: 0,
+            gateway: String::new(),
+            mac: String::new(),
+            ip6: String::new(),
+            prefix6: 0,
+            gateway6: String::new(),
+            aliases: Vec::new(),
+            dns: false,
+        }
+    }
+}
+
+/// Forgets an attachment whose ADD was undone.
+fn drop_pending(c: &mut Container, ifname: &str) {
+    if let Some(s) = c.net.as_mut() {
+        s.attachments.retain(|a| a.ifname != ifname);
+    }
+    let _ = c.save();
+}
+
 /// Whether the container's network mode gives it networks of ours.
 pub fn uses_networks(c: &Container) -> bool {
     !matches!(c.host_config.network_mode.as_str(), "host" | "none")
@@ -190,15 +221,22 @@ impl Daemon {
             return Ok(());
         }
         let path = self.netns_path(c);
-        let made = path.clone();
-        tokio::task::spawn_blocking(move || netns::create(&made))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+        // Recorded before it exists: an engine that dies while making it
+        // finds it in the record and takes it down.
         c.net = Some(NetState {
-            netns: path,
+            netns: path.clone(),
             attachments: Vec::new(),
         });
+        let _ = c.save();
+        let made = path.clone();
+        let created = tokio::task::spawn_blocking(move || netns::create(&made))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))
+            .and_then(|r| r.map_err(|e| ApiError::internal(e.to_string())));
+        if let Err(e) = created {
+            self.net_down(c).await;
+            return Err(e);
+        }
         let result = self.net_attach_all(c).await;
         if result.is_err() {
             self.net_down(c).await;
@@ -327,16 +365,30 @@ impl Daemon {
         if let Some(mac) = &mac {
             rt["mac"] = json!(mac);
         }
+        // Written ahead of the plugins: what an ADD cut short by the
+        // engine's death made (address lease, veth, port rules) is found in
+        // the record and deleted when the engine comes back.
+        if let Some(s) = c.net.as_mut() {
+            s.attachments
+                .push(Attachment::pending(n, &ifname, &conflist, &rt));
+        }
+        let _ = c.save();
+        berth_fault::point("berthd:net.before-cni-add");
         let target = Target {
             container_id: &c.id,
             netns: &netns,
             ifname: &ifname,
         };
-        let result = self
-            .cni
-            .add(&conflist, &target, &rt)
-            .await
-            .map_err(|e| network_error(n, e))?;
+        let result = match self.cni.add(&conflist, &target, &rt).await {
+            Ok(r) => r,
+            Err(e) => {
+                // A failed ADD is undone with a DEL, as the CNI spec asks.
+                let _ = self.cni.del(&conflist, &target, &rt, None).await;
+                drop_pending(c, &ifname);
+                return Err(network_error(n, e));
+            }
+        };
+        berth_fault::point("berthd:net.after-cni-add");
         for ll in link_local_ips(ep) {
             // As dockerd: the whole link-local range is on the interface.
             let cidr = if ll.contains(':') {
@@ -357,6 +409,7 @@ impl Daemon {
                 }
             }) {
                 let _ = self.cni.del(&conflist, &target, &rt, Some(&result)).await;
+                drop_pending(c, &ifname);
                 return Err(ApiError::internal(format!(
                     "adding link-local address {ll}: {why}"
                 )));
@@ -386,7 +439,10 @@ impl Daemon {
             a.dns = self.dns_register(c, n, &a.ip, &a.ip6, std::mem::take(&mut aliases));
         }
         if let Some(s) = c.net.as_mut() {
-            s.attachments.push(a);
+            match s.attachments.iter_mut().find(|p| p.ifname == a.ifname) {
+                Some(p) => *p = a,
+                None => s.attachments.push(a),
+            }
         }
         let _ = c.save();
         if n.resolves_names() {
@@ -466,7 +522,12 @@ impl Daemon {
         };
         if let Err(e) = self
             .cni
-            .del(&a.conflist, &target, &a.runtime_config, Some(&a.result))
+            .del(
+                &a.conflist,
+                &target,
+                &a.runtime_config,
+                Some(&a.result).filter(|r| !r.is_null()),
+            )
             .await
         {
             tracing::warn!("leaving network {}: {e}", a.network_name);

@@ -303,6 +303,7 @@ impl Daemon {
         }
         c.mounts = plan.points.clone();
         self.net_up(c).await?;
+        berth_fault::point("berthd:start.after-net-up");
         let links = self.resolve_links(c).await?;
         let spec = self.spec_for(c, uid, gid, groups, plan.oci, &links).await?;
         self.lc
@@ -329,19 +330,23 @@ impl Daemon {
             console_width: console.get(1).copied().unwrap_or(0),
             stdin_once: c.config.stdin_once,
         };
-        self.lc
+        let created = self
+            .lc
             .tasks()
             .create(self.lc.req(api::CreateTaskRequest {
                 container_id: c.id.clone(),
                 stdio: Some(stdio),
             }))
-            .await
-            .map_err(|s| {
-                ApiError::internal(format!(
-                    "failed to create task for container: {}",
-                    s.message()
-                ))
-            })?;
+            .await;
+        if let Err(s) = created {
+            // Its create may have gone through before the answer was lost.
+            self.delete_task(&c.id).await;
+            return Err(ApiError::internal(format!(
+                "failed to create task for container: {}",
+                s.message()
+            )));
+        }
+        berth_fault::point("berthd:start.after-task-create");
         // Clients that attached before the task existed subscribe now, so
         // nothing the process writes is missed.
         let waiters: Vec<_> =
@@ -367,20 +372,14 @@ impl Daemon {
         {
             Ok(r) => r.into_inner().pid,
             Err(s) => {
-                let _ = self
-                    .lc
-                    .tasks()
-                    .delete(self.lc.req(api::ProcessRequest {
-                        container_id: c.id.clone(),
-                        exec_id: String::new(),
-                    }))
-                    .await;
+                self.delete_task(&c.id).await;
                 return Err(ApiError::internal(format!(
                     "failed to start container: {}",
                     s.message()
                 )));
             }
         };
+        berth_fault::point("berthd:start.after-task-start");
         c.state.status = Status::Running;
         c.state.pid = pid;
         c.state.started_at = Some(SystemTime::now());
@@ -396,6 +395,24 @@ impl Daemon {
         let (d, e) = (self.clone(), e.clone());
         tokio::spawn(async move { d.watch_health(&e).await });
         Ok(())
+    }
+
+    /// Deletes the container's task, whatever state it is in (a created
+    /// one's waiting process is killed); gone already is fine.
+    pub async fn delete_task(&self, id: &str) {
+        let r = self
+            .lc
+            .tasks()
+            .delete(self.lc.req(api::ProcessRequest {
+                container_id: id.to_string(),
+                exec_id: String::new(),
+            }))
+            .await;
+        if let Err(s) = r
+            && s.code() != tonic::Code::NotFound
+        {
+            tracing::debug!("deleting the task of {id}: {}", s.message());
+        }
     }
 
     /// Sends `signal` to the container's process (all of them when killing).
@@ -705,6 +722,11 @@ impl Daemon {
         }
         let mut c = e.c.lock().await;
         c.state.status = Status::Removing;
+        c.state.removing_volumes = volumes;
+        // Recorded before anything is undone: an engine that dies from here
+        // on finishes the removal when it starts again.
+        c.save()
+            .map_err(|err| ApiError::internal(format!("saving container {}: {err}", c.id)))?;
         self.net_down(&mut c).await;
         let req = api::ProcessRequest {
             container_id: c.id.clone(),
@@ -722,6 +744,7 @@ impl Daemon {
                 )));
             }
         }
+        berth_fault::point("berthd:rm.after-task-delete");
         match self
             .lc
             .containers()
@@ -740,12 +763,15 @@ impl Daemon {
                 )));
             }
         }
-        let _ = std::fs::remove_dir_all(&c.dir);
+        berth_fault::point("berthd:rm.after-container-delete");
         if volumes {
             for v in &c.anonymous_volumes {
                 let _ = self.volumes.remove(v);
             }
         }
+        // Last: until the record is gone, a restarted engine knows there is
+        // a removal to finish.
+        let _ = std::fs::remove_dir_all(&c.dir);
         self.forget(&c.id, &c.name);
         self.container_event(&c, "destroy", &[]);
         e.removed.send_replace(true);

@@ -14,6 +14,17 @@ use crate::tasks::Tasks;
 
 pub struct Service(pub Arc<Tasks>);
 
+/// Runs a step that changes a task in a task of its own: a caller that goes
+/// away mid-call (berthd killed, a client's deadline) must not leave a shim
+/// spawned and unrecorded, or a task slot `Creating` for ever.
+async fn to_completion<T: Send + 'static>(
+    step: impl std::future::Future<Output = Result<T, Status>> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::spawn(step)
+        .await
+        .unwrap_or_else(|e| Err(Status::internal(format!("the task step failed: {e}"))))
+}
+
 #[tonic::async_trait]
 impl tasks_server::Tasks for Service {
     async fn create(
@@ -23,10 +34,14 @@ impl tasks_server::Tasks for Service {
         let ns = namespace::of(&req)?;
         crate::cgroup_warmup::warm_up();
         let r = req.into_inner();
+        let tasks = self.0.clone();
         Ok(Response::new(
-            self.0
-                .create(&ns, &r.container_id, r.stdio.unwrap_or_default())
-                .await?,
+            to_completion(async move {
+                tasks
+                    .create(&ns, &r.container_id, r.stdio.unwrap_or_default())
+                    .await
+            })
+            .await?,
         ))
     }
 
@@ -36,7 +51,9 @@ impl tasks_server::Tasks for Service {
     ) -> Result<Response<api::StartTaskResponse>, Status> {
         let ns = namespace::of(&req)?;
         let r = req.into_inner();
-        let pid = self.0.start(&ns, &r.container_id, &r.exec_id).await?;
+        let tasks = self.0.clone();
+        let pid = to_completion(async move { tasks.start(&ns, &r.container_id, &r.exec_id).await })
+            .await?;
         Ok(Response::new(api::StartTaskResponse { pid }))
     }
 
@@ -52,8 +69,10 @@ impl tasks_server::Tasks for Service {
     ) -> Result<Response<api::DeleteTaskResponse>, Status> {
         let ns = namespace::of(&req)?;
         let r = req.into_inner();
+        let tasks = self.0.clone();
         Ok(Response::new(
-            self.0.delete(&ns, &r.container_id, &r.exec_id).await?,
+            to_completion(async move { tasks.delete(&ns, &r.container_id, &r.exec_id).await })
+                .await?,
         ))
     }
 
@@ -67,7 +86,8 @@ impl tasks_server::Tasks for Service {
 
     async fn exec(&self, req: Request<api::ExecRequest>) -> Result<Response<()>, Status> {
         let ns = namespace::of(&req)?;
-        self.0.exec(&ns, req.into_inner()).await?;
+        let (tasks, r) = (self.0.clone(), req.into_inner());
+        to_completion(async move { tasks.exec(&ns, r).await }).await?;
         Ok(Response::new(()))
     }
 

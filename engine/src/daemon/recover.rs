@@ -1,0 +1,136 @@
+//! What an engine that died mid-operation left half-done, finished or undone
+//! when it starts again: removals under way are completed, `--rm` containers
+//! that are not running go (as dockerd's restore removes them), and what no
+//! record owns any more (lifecycled containers and their snapshots, network
+//! namespaces, address leases) is freed. Runs once per engine start, after
+//! the records were reconciled with lifecycled's tasks.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use berth_proto::lifecycle::v1 as api;
+
+use super::Daemon;
+use super::container::Status;
+
+impl Daemon {
+    pub async fn recover(self: &Arc<Self>) {
+        self.finish_removals().await;
+        crate::build::remove_orphans(self).await;
+        self.remove_unowned_lifecycled_containers().await;
+        self.remove_unowned_netns().await;
+        self.remove_unowned_leases();
+    }
+
+    async fn finish_removals(self: &Arc<Self>) {
+        for e in self.all() {
+            let (finish, volumes) = {
+                let mut c = e.c.lock().await;
+                let interrupted = matches!(c.state.status, Status::Removing | Status::Dead);
+                // As dockerd: a --rm container that is not running when the
+                // engine starts is removed (its client is long gone).
+                let auto = c.host_config.auto_remove
+                    && matches!(c.state.status, Status::Created | Status::Exited);
+                if interrupted {
+                    // So that remove takes it up again.
+                    c.state.status = Status::Dead;
+                }
+                (interrupted || auto, c.state.removing_volumes || auto)
+            };
+            if finish {
+                tracing::info!("finishing the removal of {}", e.id);
+                if let Err(err) = self.remove(&e, true, volumes).await {
+                    tracing::warn!("removing {}: {}", e.id, err.message);
+                }
+            }
+        }
+    }
+
+    /// Containers lifecycled holds for us that no record names: made by a
+    /// create whose engine died before it saved the record. Only those
+    /// older than this engine: a create under way now has no record yet.
+    async fn remove_unowned_lifecycled_containers(&self) {
+        let Ok(list) = self
+            .lc
+            .containers()
+            .list(self.lc.req(api::ListContainersRequest::default()))
+            .await
+        else {
+            return;
+        };
+        let started = self
+            .started
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        for c in list.into_inner().containers {
+            let older = c.created_at.as_ref().is_some_and(|t| {
+                std::time::Duration::new(t.seconds.max(0) as u64, t.nanos.max(0) as u32) < started
+            });
+            if !older || self.find(&c.id).is_ok_and(|e| e.id == c.id) {
+                continue;
+            }
+            tracing::info!(
+                "removing lifecycled container {}, which no record owns",
+                c.id
+            );
+            self.delete_task(&c.id).await;
+            if let Err(s) = self
+                .lc
+                .containers()
+                .delete(self.lc.req(api::ContainerRequest { id: c.id.clone() }))
+                .await
+            {
+                tracing::warn!("removing lifecycled container {}: {}", c.id, s.message());
+            }
+            let _ = std::fs::remove_dir_all(self.containers_dir().join(&c.id));
+        }
+    }
+
+    /// Network namespaces whose container has none on record.
+    async fn remove_unowned_netns(&self) {
+        let dir = self.cfg.exec_root.join("netns");
+        for f in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let id = f.file_name().to_string_lossy().into_owned();
+            let owned = match self.find(&id) {
+                Ok(e) if e.id == id => match e.c.try_lock() {
+                    Ok(c) => c.net.is_some(),
+                    // Busy: a start or a stop is working on it.
+                    Err(_) => true,
+                },
+                _ => false,
+            };
+            if !owned {
+                tracing::info!("removing the network namespace of {id}, which no record owns");
+                let path = f.path();
+                let _ =
+                    tokio::task::spawn_blocking(move || crate::network::netns::remove(&path)).await;
+            }
+        }
+    }
+
+    /// host-local's leases (a file per address naming its container) for
+    /// containers that no longer exist.
+    fn remove_unowned_leases(&self) {
+        let ipam = self.cfg.exec_root.join("ipam");
+        for net in std::fs::read_dir(&ipam).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(net.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = f.file_name().to_string_lossy().into_owned();
+                if name.parse::<std::net::IpAddr>().is_err() {
+                    continue;
+                }
+                let Ok(text) = std::fs::read_to_string(f.path()) else {
+                    continue;
+                };
+                let owner = text.lines().next().unwrap_or("").trim();
+                if !owner.is_empty() && !self.find(owner).is_ok_and(|e| e.id == owner) {
+                    tracing::info!("releasing address {name}, leased to missing container {owner}");
+                    let _ = std::fs::remove_file(f.path());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Crash consistency, step by step: a daemon is made to die at a named
+//! point of an operation (BERTH_FAULT, see the berth-fault crate), is
+//! started again, and then every container must be in one truthful state
+//! with nothing left behind (integration_tests::invariants). Each step's
+//! recovery has its own test.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use integration_tests::invariants;
+use integration_tests::stack::{Out, Stack};
+
+fn stack() -> Stack {
+    let s = Stack::start();
+    s.load_busybox();
+    s
+}
+
+/// Ids of every container the stack has now, added to `ever`.
+fn note_ids(s: &Stack, ever: &mut BTreeSet<String>) {
+    for c in invariants::containers(s).unwrap_or_default() {
+        ever.insert(c.id);
+    }
+}
+
+/// Waits until the invariants hold; panics with what does not, and the
+/// daemons' logs.
+fn assert_consistent(s: &Stack, ever: &BTreeSet<String>) {
+    let mut last = Vec::new();
+    let ok = integration_tests::eventually(30, || {
+        last = invariants::check(s, ever);
+        last.is_empty()
+    });
+    assert!(
+        ok,
+        "after recovery:\n  {}\n--- berthd:\n{}\n--- lifecycled:\n{}",
+        last.join("\n  "),
+        tail(&s.log()),
+        tail(&s.lc().log())
+    );
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+/// Restarts berthd armed with `point`, runs `args`, and expects berthd to
+/// die there; then starts it again unarmed. What the client saw.
+fn crash_berthd_during(s: &mut Stack, point: &str, args: &[&str]) -> Out {
+    s.fault = Some(point.to_string());
+    s.kill9_berthd();
+    s.spawn_berthd();
+    let out = s.berth(args);
+    assert!(
+        s.wait_berthd_exit(Duration::from_secs(20)),
+        "berthd did not die at {point}; the client saw {out:?}"
+    );
+    assert!(
+        s.log()
+            .contains(&format!("berth-fault: aborting at {point}")),
+        "berthd died elsewhere than {point}: {}",
+        tail(&s.log())
+    );
+    assert_ne!(out.code, 0, "the client was told it worked: {out:?}");
+    s.fault = None;
+    s.spawn_berthd();
+    out
+}
+
+/// The same with lifecycled (and the shims it starts) armed.
+fn crash_lifecycled_during(s: &mut Stack, point: &str, args: &[&str]) -> Out {
+    s.lc_mut().fault = Some(point.to_string());
+    s.lc_mut().kill9();
+    s.lc_mut().spawn();
+    let out = s.berth(args);
+    if point.starts_with("lifecycled:") {
+        assert!(
+            s.lc_mut().wait_exit(Duration::from_secs(20)),
+            "lifecycled did not die at {point}; the client saw {out:?}"
+        );
+    }
+    s.lc_mut().fault = None;
+    s.lc_mut().kill9();
+    s.lc_mut().spawn();
+    out
+}
+
+/// The stack still does its job afterwards.
+fn still_works(s: &Stack, ever: &mut BTreeSet<String>) {
+    let out = s.berth(&["run", "-d", "-p", "127.0.0.1::80", "busybox", "sleep", "60"]);
+    let id = out.ok().to_string();
+    ever.insert(id.clone());
+    assert_consistent(s, ever);
+    s.berth(&["rm", "-f", &id]).ok();
+    assert_consistent(s, ever);
+}
+
+fn only_container(s: &Stack) -> invariants::Seen {
+    let all = invariants::containers(s).expect("listing containers");
+    assert_eq!(all.len(), 1, "{all:?}");
+    all[0].clone()
+}
+
+#[test]
+fn a_start_cut_after_its_task_was_made_is_rolled_back() {
+    let mut s = stack();
+    let mut ever = BTreeSet::new();
+    crash_berthd_during(
+        &mut s,
+        "berthd:start.after-task-create",
+        &["run", "-d", "-p", "127.0.0.1::80", "busybox", "sleep", "60"],
+    );
+    note_ids(&s, &mut ever);
+    assert_consistent(&s, &ever);
+    let c = only_container(&s);
+    assert_eq!(c.status, "created", "{c:?}");
+    // It starts as any created container does.
+    s.berth(&["start", &c.id]).ok();
+    assert_consistent(&s, &ever);
+    assert_eq!(only_container(&s).status, "running");
+    s.berth(&["rm", "-f", &c.id]).ok();
+    still_works(&s, &mut ever);
+}
+
+#[test]
+fn a_start_cut_after_its_process_started_is_adopted() {
+    let mut s = stack();
+    let mut ever = BTreeSet::new();
+    crash_berthd_during(
+        &mut s,
+        "berthd:start.after-task-start",
+        &["run", "-d", "busybox", "sleep", "60"],
+    );
+    note_ids(&s, &mut ever);
+    assert_consistent(&s, &ever);
+    let c = only_container(&s);
+    assert_eq!(c.status, "running", "{c:?}");
+    // Stopping it works, and its exit is seen.
+    s.berth(&["stop", "-t", "1", &c.id]).ok();
+    assert_eq!(only_container(&s).status, "exited");
+    assert_consistent(&s, &ever);
+    still_works(&s, &mut ever);
+}
+
+#[test]
+fn a_run_rm_whose_engine_died_leaves_no_container() {
+    for point in [
+        "berthd:start.after-net-up",
+        "berthd:start.after-task-create",
+        "berthd:start.after-task-start",
+        "berthd:net.before-cni-add",
+        "berthd:net.after-cni-add",
+    ] {
+        let mut s = stack();
+        let mut ever = BTreeSet::new();
+        crash_berthd_during(
+            &mut s,
+            point,
+            &[
+                "run",
+                "--rm",
+                "-p",
+                "127.0.0.1::80",
+                "busybox",
+                "sleep",
+                "1",
+            ],
+        );
+        note_ids(&s, &mut ever);
+        let gone = integration_tests::eventually(30, || {
+            invariants::containers(&s).is_ok_and(|v| v.is_empty())
+        });
+        assert!(
+            gone,
+            "{point}: {:?}\n{}",
+            invariants::containers(&s),
+            tail(&s.log())
+        );
+        assert_consistent(&s, &ever);
+    }
+}
+
+#[test]
+fn a_create_cut_before_its_record_was_saved_leaves_nothing() {
+    let mut s = stack();
+    let ever = BTreeSet::new();
+    crash_berthd_during(
+        &mut s,
+        "berthd:create.after-lifecycled-create",
+        &["create", "--name", "half", "busybox", "true"],
+    );
+    assert_consistent(&s, &ever);
+    assert!(invariants::containers(&s).expect("list").is_empty());
+    // The name is free again.
+    s.berth(&["create", "--name", "half", "busybox", "true"])
+        .ok();
+    s.berth(&["rm", "half"]).ok();
+    assert_consistent(&s, &ever);
+}
+
+#[test]
+fn a_removal_cut_midway_is_finished() {
+    for point in [
+        "berthd:rm.after-task-delete",
+        "berthd:rm.after-container-delete",
+    ] {
+        let mut s = stack();
+        let mut ever = BTreeSet::new();
+        let id = s
+            .berth(&["run", "-d", "-p", "127.0.0.1::80", "busybox", "sleep", "60"])
+            .ok()
+            .to_string();
+        ever.insert(id.clone());
+        crash_berthd_during(&mut s, point, &["rm", "-f", &id]);
+        let gone = integration_tests::eventually(30, || {
+            invariants::containers(&s).is_ok_and(|v| v.is_empty())
+        });
+        assert!(gone, "{point}: {:?}", invariants::containers(&s));
+        assert_consistent(&s, &ever);
+    }
+}
+
+#[test]
+fn a_task_create_cut_in_lifecycled_is_rolled_back() {
+    for point in [
+        "lifecycled:task-create.after-shim-spawn",
+        "lifecycled:task-create.after-shim-create",
+        "shim:create.after-runtime-create",
+    ] {
+        let mut s = stack();
+        let mut ever = BTreeSet::new();
+        let out = crash_lifecycled_during(&mut s, point, &["run", "-d", "busybox", "sleep", "60"]);
+        assert_ne!(out.code, 0, "{point}: {out:?}");
+        note_ids(&s, &mut ever);
+        assert_consistent(&s, &ever);
+        let c = only_container(&s);
+        assert!(
+            matches!(c.status.as_str(), "created" | "exited"),
+            "{point}: {c:?}"
+        );
+        // Starting it again works, and so does removing it.
+        let started = s.berth(&["start", &c.id]);
+        assert_eq!(
+            started.code,
+            0,
+            "{point}: {started:?}\n--- lifecycled:\n{}",
+            tail(&s.lc().log())
+        );
+        assert_eq!(only_container(&s).status, "running", "{point}");
+        s.berth(&["rm", "-f", &c.id]).ok();
+        still_works(&s, &mut ever);
+    }
+}
+
+#[test]
+fn a_task_delete_cut_in_lifecycled_can_be_removed() {
+    let mut s = stack();
+    let mut ever = BTreeSet::new();
+    let id = s
+        .berth(&["run", "-d", "busybox", "sleep", "60"])
+        .ok()
+        .to_string();
+    ever.insert(id.clone());
+    crash_lifecycled_during(
+        &mut s,
+        "lifecycled:task-delete.after-shim-delete",
+        &["rm", "-f", &id],
+    );
+    // The client may have been told either; removing again must work.
+    let _ = s.berth(&["rm", "-f", &id]);
+    let gone = integration_tests::eventually(30, || {
+        invariants::containers(&s).is_ok_and(|v| v.is_empty())
+    });
+    assert!(gone, "{:?}\n{}", invariants::containers(&s), tail(&s.log()));
+    assert_consistent(&s, &ever);
+}
