@@ -9,6 +9,20 @@
 //! `BERTH_FAULT` is a comma-separated list of point names, each written as
 //! `<process>:<operation>.<step>` (`berthd:start.after-task-create`). A
 //! name may end in `@N` to abort on its N-th hit instead of the first.
+//!
+//! The points, in the order an operation passes them:
+//! - `berthd:create.after-lifecycled-create`: the container exists in
+//!   lifecycled, its record is not saved yet.
+//! - `berthd:start.after-net-up`, `berthd:net.before-cni-add` (the
+//!   attachment is written ahead), `berthd:net.after-cni-add`,
+//!   `berthd:start.after-task-create` (a created task, not started),
+//!   `berthd:start.after-task-start` (running, its record not saved).
+//! - `berthd:rm.after-task-delete`, `berthd:rm.after-container-delete`.
+//! - `lifecycled:task-create.after-shim-spawn` (a shim without a task),
+//!   `lifecycled:task-create.after-shim-create` (a created task no caller
+//!   heard of), `lifecycled:task-delete.after-shim-delete`.
+//! - `shim:create.after-runtime-create` (the runtime's container waits to
+//!   start, its rootfs mounted, and the shim is gone).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};

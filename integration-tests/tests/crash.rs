@@ -275,3 +275,113 @@ fn a_task_delete_cut_in_lifecycled_can_be_removed() {
     assert!(gone, "{:?}\n{}", invariants::containers(&s), tail(&s.log()));
     assert_consistent(&s, &ever);
 }
+
+/// An exec started with the API, detached; its id.
+fn exec_detached(s: &Stack, container: &str, script: &str) -> String {
+    let body = serde_json::json!({"Cmd": ["sh", "-c", script]}).to_string();
+    let (code, out) = s.api(
+        "POST",
+        &format!("/containers/{container}/exec"),
+        Some(&body),
+    );
+    assert_eq!(code, 201, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("exec create answer");
+    let id = v["Id"].as_str().expect("exec id").to_string();
+    let (code, out) = s.api(
+        "POST",
+        &format!("/exec/{id}/start"),
+        Some(r#"{"Detach":true}"#),
+    );
+    assert_eq!(code, 200, "{out}");
+    id
+}
+
+fn exec_state(s: &Stack, id: &str) -> (bool, i64) {
+    let (_, out) = s.api("GET", &format!("/exec/{id}/json"), None);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    (
+        v["Running"].as_bool().unwrap_or(true),
+        v["ExitCode"].as_i64().unwrap_or(-1),
+    )
+}
+
+#[test]
+fn exits_while_a_daemon_is_down_keep_their_codes() {
+    let mut s = stack();
+    let mut ever = BTreeSet::new();
+    let c = s
+        .berth(&["run", "-d", "--name", "host", "busybox", "sleep", "60"])
+        .ok()
+        .to_string();
+    let quits = s
+        .berth(&["run", "-d", "busybox", "sh", "-c", "sleep 2; exit 3"])
+        .ok()
+        .to_string();
+    let again = s
+        .berth(&[
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 2; exit 4",
+        ])
+        .ok()
+        .to_string();
+    ever.extend([c.clone(), quits.clone(), again.clone()]);
+    let by_lifecycled = exec_detached(&s, &c, "sleep 2; exit 7");
+    let also = exec_detached(&s, &c, "sleep 2; exit 8");
+
+    // lifecycled is away while the exec and both containers exit.
+    s.lc_mut().kill9();
+    std::thread::sleep(Duration::from_secs(3));
+    s.lc_mut().spawn();
+    assert!(
+        integration_tests::eventually(20, || exec_state(&s, &by_lifecycled) == (false, 7)),
+        "exec across a lifecycled restart: {:?}",
+        exec_state(&s, &by_lifecycled)
+    );
+    assert!(
+        integration_tests::eventually(20, || {
+            s.berth(&[
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                &quits,
+            ])
+            .stdout
+            .trim()
+                == "exited 3"
+        }),
+        "{}",
+        s.berth(&["inspect", &quits]).stdout
+    );
+    assert!(
+        integration_tests::eventually(20, || {
+            s.berth(&["inspect", "-f", "{{.RestartCount}}", &again])
+                .stdout
+                .trim()
+                .parse::<u32>()
+                .is_ok_and(|n| n >= 1)
+        }),
+        "the restart policy did not fire: {}",
+        s.berth(&["inspect", &again]).stdout
+    );
+
+    assert!(integration_tests::eventually(20, || exec_state(&s, &also) == (false, 8)));
+
+    // And the engine is away while another exec exits.
+    let by_engine = exec_detached(&s, &c, "sleep 2; exit 9");
+    s.kill9_berthd();
+    std::thread::sleep(Duration::from_secs(3));
+    s.spawn_berthd();
+    assert!(
+        integration_tests::eventually(20, || exec_state(&s, &by_engine) == (false, 9)),
+        "exec across an engine restart: {:?}",
+        exec_state(&s, &by_engine)
+    );
+    s.berth(&["rm", "-f", &c, &quits, &again]).ok();
+    assert_consistent(&s, &ever);
+}
