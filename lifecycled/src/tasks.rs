@@ -502,6 +502,28 @@ impl Tasks {
             async move { this.restore_one(ns, id, dir).await }
         });
         futures::future::join_all(jobs).await;
+        self.remove_unowned_runtime_state().await;
+    }
+
+    /// Containers a runtime keeps state for that are no task of ours (their
+    /// task directory went, the runtime's delete did not happen): deleted,
+    /// with whatever process of theirs still waits.
+    async fn remove_unowned_runtime_state(&self) {
+        let known: std::collections::HashSet<String> =
+            self.map().keys().map(|(_, id)| id.clone()).collect();
+        for name in self.cfg.runtimes.keys() {
+            let Ok(rt) = self.runtime_entry(name) else {
+                continue;
+            };
+            let root = self.state.join("runtime").join(name);
+            for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                if e.path().is_dir() && !known.contains(&id) {
+                    tracing::warn!(runtime = %name, id = %id, "runtime state without a task; deleting it");
+                    runtime_delete(&rt, &id).await;
+                }
+            }
+        }
     }
 
     async fn restore_one(self: Arc<Self>, ns: String, id: String, dir: PathBuf) {

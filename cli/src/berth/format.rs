@@ -238,6 +238,76 @@ pub fn template(format: Option<&str>, table: &str) -> String {
     }
 }
 
+/// What Go's template lexer refuses inside `{{ }}`, refused before gtmpl
+/// sees it: gtmpl's lexer thread never ends on an action left open after
+/// whitespace (`{{ .ID `, so the command hung) and panics on a multi-byte
+/// character outside quotes. Go's messages, with the line (`1: unclosed
+/// action`).
+fn check_actions(body: &str) -> std::result::Result<(), String> {
+    let line_at = |i: usize| 1 + body[..i].matches('\n').count();
+    let mut rest = 0;
+    while let Some(open) = body[rest..].find("{{").map(|i| rest + i) {
+        let mut chars = body[open + 2..].char_indices().peekable();
+        let mut closed = None;
+        while let Some((i, c)) = chars.next() {
+            let at = open + 2 + i;
+            match c {
+                '}' if body[at..].starts_with("}}") => {
+                    closed = Some(at + 2);
+                    break;
+                }
+                '"' | '\'' | '`' => {
+                    // Quoted: anything goes but the quote's end (and, but
+                    // in raw strings, a newline).
+                    let mut escaped = false;
+                    let mut ended = false;
+                    for (_, q) in chars.by_ref() {
+                        if c != '`' && q == '\n' {
+                            break;
+                        }
+                        if escaped {
+                            escaped = false;
+                        } else if q == '\\' && c != '`' {
+                            escaped = true;
+                        } else if q == c {
+                            ended = true;
+                            break;
+                        }
+                    }
+                    if !ended {
+                        return Err(format!("{}: unterminated quoted string", line_at(at)));
+                    }
+                }
+                '/' if body[at..].starts_with("/*") => {
+                    let Some(end) = body[at..].find("*/") else {
+                        return Err(format!("{}: unclosed comment", line_at(at)));
+                    };
+                    while chars
+                        .peek()
+                        .is_some_and(|(j, _)| open + 2 + j < at + end + 2)
+                    {
+                        chars.next();
+                    }
+                }
+                ' ' | '\t' | '\r' | '\n' => {}
+                c if c.is_ascii() && !c.is_ascii_control() => {}
+                c => {
+                    return Err(format!(
+                        "{}: unrecognized character in action: U+{:04X}",
+                        line_at(at),
+                        c as u32
+                    ));
+                }
+            }
+        }
+        match closed {
+            Some(end) => rest = end,
+            None => return Err(format!("{}: unclosed action", line_at(open))),
+        }
+    }
+    Ok(())
+}
+
 pub fn parse(format: &str, header_of: &dyn Fn(&str) -> String) -> Result<Format> {
     let (table, body) = match format.strip_prefix("table") {
         Some(rest) => (true, rest.trim_start().to_string()),
@@ -255,6 +325,7 @@ pub fn parse(format: &str, header_of: &dyn Fn(&str) -> String) -> Result<Format>
         ("truncate", truncate),
         ("pad", pad),
     ]);
+    check_actions(&body).map_err(|e| anyhow!("template parsing error: template: :{e}"))?;
     tmpl.parse(body.clone())
         .map_err(|e| anyhow!("template parsing error: {e}"))?;
     // The header: each {{.Field}} of the template named as Docker names it.
@@ -383,6 +454,29 @@ pub fn header(field: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Found by fuzz/run.sh (format_template): gtmpl hung on the first and
+    /// panicked on the second; both are Go's parse errors now.
+    #[test]
+    fn templates_gtmpl_cannot_lex_are_refused_as_go_refuses_them() {
+        let err = |t: &str| match parse(t, &header) {
+            Ok(_) => panic!("{t:?} parsed"),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(
+            err("{{ .ID "),
+            "template parsing error: template: :1: unclosed action"
+        );
+        assert_eq!(
+            err("\u{1a}{{\u{b}\u{1a}{{\u{b}"),
+            "template parsing error: template: :1: unrecognized character in action: U+000B"
+        );
+        assert!(err("{{\u{85}").contains("U+0085"));
+        assert!(err("a\n{{ \"x }}").contains(":2: unterminated quoted string"));
+        // Quoted, anything goes; comments and trim markers are fine.
+        parse("{{ \"\u{85} }}\" }}", &header).unwrap();
+        parse("{{/* a comment }} */}}{{- .ID -}}", &header).unwrap();
+    }
 
     #[test]
     fn docker_templates_render() {

@@ -8,7 +8,7 @@ mod client;
 mod config;
 mod containers;
 mod exec;
-mod format;
+pub mod format;
 mod images;
 mod network;
 mod opts;

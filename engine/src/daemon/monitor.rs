@@ -98,6 +98,21 @@ impl Daemon {
         for e in self.all() {
             self.reconcile_one(&e, boot).await;
         }
+        if !boot {
+            // A removal that failed while lifecycled was away (the
+            // container is Dead) is finished now it is back; at boot,
+            // recover does it.
+            for e in self.all() {
+                let dead = {
+                    let c = e.c.lock().await;
+                    (c.state.status == Status::Dead)
+                        .then_some(c.state.removing_volumes || c.host_config.auto_remove)
+                };
+                if let Some(volumes) = dead {
+                    self.remove_eventually(e, volumes);
+                }
+            }
+        }
     }
 
     async fn reconcile_one(self: &Arc<Self>, e: &Arc<Entry>, boot: bool) {
@@ -105,6 +120,15 @@ impl Daemon {
         // create to its record's save, so a `created` task seen here is one
         // no start is still working on.
         let mut c = e.c.lock().await;
+        if c.state.status == Status::Restarting {
+            if !boot {
+                // Its restart policy's loop owns it.
+                return;
+            }
+            // That loop died with the last engine: the policy applies anew.
+            c.state.status = Status::Exited;
+            let _ = c.save();
+        }
         let status = c.state.status;
         if matches!(status, Status::Removing | Status::Dead) {
             // Left to the removal (recover finishes an interrupted one).
@@ -165,6 +189,11 @@ impl Daemon {
                                 .resume(self.lc.req(api::ContainerRequest { id: id.clone() }))
                                 .await;
                         }
+                        if status == Status::Paused && !paused {
+                            // Resumed by an unpause whose record was not saved.
+                            c.state.status = Status::Running;
+                            let _ = c.save();
+                        }
                         if !running {
                             // Started by a start whose record was not saved.
                             tracing::info!("adopting the running task of {id}");
@@ -203,6 +232,47 @@ impl Daemon {
                 }
             }
             Err(_) => {}
+        }
+    }
+
+    /// Starts a container its restart policy brings back, after `delay`. A
+    /// start that fails (lifecycled away, say) is tried again with the same
+    /// back-off, as dockerd's restart manager does, for as long as the
+    /// policy still applies and no user stopped or removed it meanwhile.
+    async fn restart_by_policy(self: Arc<Self>, e: Arc<Entry>, mut delay: Duration) {
+        loop {
+            tokio::time::sleep(delay).await;
+            {
+                let mut c = e.c.lock().await;
+                if c.state.status != Status::Restarting {
+                    return;
+                }
+                c.state.status = Status::Exited;
+            }
+            let Err(err) = self.start(&e).await else {
+                return;
+            };
+            tracing::warn!("restarting {}: {}", e.id, err.message);
+            let mut c = e.c.lock().await;
+            let policy = c.host_config.restart_policy.clone();
+            let again = c.state.status == Status::Exited
+                && !c.state.stopped_by_user
+                && !*e.removed.borrow()
+                && match policy.name.as_str() {
+                    "always" | "unless-stopped" => true,
+                    "on-failure" => {
+                        policy.maximum_retry_count == 0
+                            || c.restart_count < policy.maximum_retry_count
+                    }
+                    _ => false,
+                };
+            if !again {
+                return;
+            }
+            c.restart_count += 1;
+            c.state.status = Status::Restarting;
+            let _ = c.save();
+            delay = (delay * 2).min(Duration::from_secs(60));
         }
     }
 
@@ -277,26 +347,9 @@ impl Daemon {
         };
         if restart {
             let d = self.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                let still = e.c.lock().await.state.status == Status::Restarting;
-                if still {
-                    {
-                        let mut c = e.c.lock().await;
-                        c.state.status = Status::Exited;
-                    }
-                    if let Err(err) = d.start(&e).await {
-                        tracing::warn!("restarting {}: {}", e.id, err.message);
-                    }
-                }
-            });
+            tokio::spawn(async move { d.restart_by_policy(e, delay).await });
         } else if auto_remove {
-            let d = self.clone();
-            tokio::spawn(async move {
-                if let Err(err) = d.remove(&e, true, true).await {
-                    tracing::warn!("auto-removing {}: {}", e.id, err.message);
-                }
-            });
+            self.remove_eventually(e, true);
         }
     }
 }

@@ -221,13 +221,13 @@ impl Daemon {
             return Ok(());
         }
         let path = self.netns_path(c);
-        // Recorded before it exists: an engine that dies while making it
-        // finds it in the record and takes it down.
+        // Not saved yet: a namespace whose engine died before the first
+        // attachment was written ahead is one no record owns, and goes at
+        // the next start (recover).
         c.net = Some(NetState {
             netns: path.clone(),
             attachments: Vec::new(),
         });
-        let _ = c.save();
         let made = path.clone();
         let created = tokio::task::spawn_blocking(move || netns::create(&made))
             .await

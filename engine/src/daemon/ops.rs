@@ -255,7 +255,8 @@ impl Daemon {
             if c.host_config.auto_remove {
                 drop(c);
                 if let Err(rm) = self.remove(e, true, true).await {
-                    tracing::warn!("removing {} after a failed start: {}", e.id, rm.message);
+                    tracing::debug!("removing {} after a failed start: {}", e.id, rm.message);
+                    self.remove_eventually(e.clone(), true);
                 }
             }
         }
@@ -395,6 +396,50 @@ impl Daemon {
         let (d, e) = (self.clone(), e.clone());
         tokio::spawn(async move { d.watch_health(&e).await });
         Ok(())
+    }
+
+    /// SIGKILLs every process of the container's task, if it has one that
+    /// runs, and waits (bounded) until lifecycled reports it stopped.
+    async fn kill_task_and_wait(&self, id: &str) {
+        let get = || {
+            let mut tasks = self.lc.tasks();
+            let req = self.lc.req(api::ProcessRequest {
+                container_id: id.to_string(),
+                exec_id: String::new(),
+            });
+            async move { tasks.get(req).await }
+        };
+        let live = |p: &pb::Process| {
+            p.status == pb::Status::Running as i32 || p.status == pb::Status::Paused as i32
+        };
+        match get().await {
+            Ok(p) if live(p.get_ref()) => {}
+            _ => return,
+        }
+        let _ = self
+            .lc
+            .tasks()
+            .resume(self.lc.req(api::ContainerRequest { id: id.to_string() }))
+            .await;
+        let _ = self
+            .lc
+            .tasks()
+            .kill(self.lc.req(api::KillRequest {
+                container_id: id.to_string(),
+                exec_id: String::new(),
+                signal: 9,
+                all: true,
+            }))
+            .await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::time::Instant::now() < deadline {
+            match get().await {
+                Ok(p) if live(p.get_ref()) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                _ => return,
+            }
+        }
     }
 
     /// Deletes the container's task, whatever state it is in (a created
@@ -721,6 +766,11 @@ impl Daemon {
             }
         }
         let mut c = e.c.lock().await;
+        if force && !c.is_running() {
+            // The record may not know of a task a dying daemon left (a
+            // start cut short, a failed removal): it goes too.
+            self.kill_task_and_wait(&c.id).await;
+        }
         c.state.status = Status::Removing;
         c.state.removing_volumes = volumes;
         // Recorded before anything is undone: an engine that dies from here

@@ -14,6 +14,28 @@ use super::Daemon;
 use super::container::Status;
 
 impl Daemon {
+    /// Removes a container (a `--rm` one that ended, or one a failed
+    /// removal left Dead) in the background, trying again while lifecycled
+    /// is away: nobody else would finish it.
+    pub fn remove_eventually(self: &Arc<Self>, e: Arc<super::Entry>, volumes: bool) {
+        let d = self.clone();
+        tokio::spawn(async move {
+            let mut delay = std::time::Duration::from_millis(200);
+            for _ in 0..40 {
+                if *e.removed.borrow() {
+                    return;
+                }
+                match d.remove(&e, true, volumes).await {
+                    Ok(()) => return,
+                    Err(err) => tracing::debug!("removing {}: {}", e.id, err.message),
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+            tracing::warn!("gave up removing {}: it stays Dead", e.id);
+        });
+    }
+
     pub async fn recover(self: &Arc<Self>) {
         self.finish_removals().await;
         crate::build::remove_orphans(self).await;
