@@ -14,7 +14,8 @@
 //! - `berthd:create.after-lifecycled-create`: the container exists in
 //!   lifecycled, its record is not saved yet.
 //! - `berthd:start.after-net-up`, `berthd:net.before-cni-add` (the
-//!   attachment is written ahead), `berthd:net.after-cni-add`,
+//!   attachment is written ahead), `berthd:net.after-cni-add` (both also
+//!   in `network connect` of a running container),
 //!   `berthd:start.after-task-create` (a created task, not started),
 //!   `berthd:start.after-task-start` (running, its record not saved).
 //! - `berthd:rm.after-task-delete`, `berthd:rm.after-container-delete`.

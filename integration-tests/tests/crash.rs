@@ -385,3 +385,51 @@ fn exits_while_a_daemon_is_down_keep_their_codes() {
     s.berth(&["rm", "-f", &c, &quits, &again]).ok();
     assert_consistent(&s, &ever);
 }
+
+#[test]
+fn a_network_connect_cut_midway_is_undone() {
+    for point in ["berthd:net.before-cni-add", "berthd:net.after-cni-add"] {
+        let mut s = stack();
+        let mut ever = BTreeSet::new();
+        let id = s
+            .berth(&["run", "-d", "busybox", "sleep", "60"])
+            .ok()
+            .to_string();
+        ever.insert(id.clone());
+        s.berth(&["network", "create", "second"]).ok();
+        crash_berthd_during(&mut s, point, &["network", "connect", "second", &id]);
+        assert_consistent(&s, &ever);
+        // Its client was told it failed: the container is not on the network.
+        let nets = s
+            .berth(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", &id])
+            .ok()
+            .to_string();
+        assert!(
+            integration_tests::eventually(20, || !s
+                .berth(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", &id])
+                .stdout
+                .contains("\"second\"")),
+            "{point}: {nets}"
+        );
+        let leases = std::fs::read_dir(s.exec_root.join("ipam"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|n| std::fs::read_dir(n.path()).into_iter().flatten().flatten())
+            .filter(|f| {
+                f.file_name()
+                    .to_string_lossy()
+                    .parse::<std::net::IpAddr>()
+                    .is_ok()
+            })
+            .count();
+        assert_eq!(
+            leases, 1,
+            "{point}: only the default bridge's address is leased"
+        );
+        // Connecting again works.
+        s.berth(&["network", "connect", "second", &id]).ok();
+        s.berth(&["rm", "-f", &id]).ok();
+        assert_consistent(&s, &ever);
+    }
+}

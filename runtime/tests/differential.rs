@@ -142,8 +142,19 @@ fn joins_a_network_namespace_by_path() {
         .spawn()
         .unwrap();
     let path = format!("/proc/{}/ns/net", holder.id());
-    std::thread::sleep(Duration::from_millis(100));
+    // Until unshare(2) has run (a fixed pause lost that race under load),
+    // the holder is still in our namespace.
+    let ours = fs::read_link("/proc/self/ns/net").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fs::read_link(&path).is_ok_and(|l| l == ours) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let want = fs::read_link(&path).unwrap().to_string_lossy().into_owned();
+    assert_ne!(
+        Path::new(&want),
+        ours,
+        "unshare --net never left our namespace"
+    );
     let r = both(|rt| {
         let mut b = sh("readlink /proc/self/ns/net");
         for ns in b.spec["linux"]["namespaces"].as_array_mut().unwrap() {

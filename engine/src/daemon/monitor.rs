@@ -208,6 +208,27 @@ impl Daemon {
                             c.state.exit_code = 0;
                             let _ = c.save();
                         }
+                        // A `network connect` whose engine died during the
+                        // plugins' ADD: its client got an error, so the
+                        // attachment written ahead is undone.
+                        let pending: Vec<(String, String)> = c
+                            .net
+                            .iter()
+                            .flat_map(|n| &n.attachments)
+                            .filter(|a| a.result.is_null())
+                            .map(|a| (a.network_id.clone(), a.network_name.clone()))
+                            .collect();
+                        for (network, name) in pending {
+                            tracing::info!("undoing the cut network connect of {id} to {name}");
+                            self.net_detach(&mut c, &network).await;
+                            c.networking.endpoints_config.remove(&name);
+                            let mode = super::netsetup::mode_network(&c.host_config.network_mode);
+                            if self.networks.get(mode).is_ok_and(|m| m.id == network) {
+                                // It had left its mode's network before.
+                                c.mode_detached = true;
+                            }
+                        }
+                        let _ = c.save();
                         drop(c);
                         // Checks go on after an engine restart.
                         self.watch_health(e).await;
