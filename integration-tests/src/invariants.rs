@@ -72,17 +72,23 @@ fn processes_mentioning(needle: &str) -> Vec<(i32, Vec<String>)> {
     out
 }
 
-/// The shims serving this stack's lifecycled: their container ids.
-pub fn shims(s: &Stack) -> BTreeSet<String> {
+/// The shims serving this stack's lifecycled: (pid, container id).
+pub fn shim_processes(s: &Stack) -> Vec<(i32, String)> {
     let state = s.lc().state.to_string_lossy().into_owned();
     processes_mentioning(&state)
         .into_iter()
         .filter(|(_, argv)| argv.first().is_some_and(|a| a.ends_with("berth-shim")))
-        .filter_map(|(_, argv)| {
+        .filter_map(|(pid, argv)| {
             let i = argv.iter().position(|a| a == "--id")?;
-            argv.get(i + 1).cloned()
+            Some((pid, argv.get(i + 1)?.clone()))
         })
         .collect()
+}
+
+/// The last `n` lines of a daemon's log.
+pub fn tail(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn dir_names(dir: &Path) -> BTreeSet<String> {
@@ -141,13 +147,14 @@ pub fn check(s: &Stack, ever: &BTreeSet<String>) -> Vec<String> {
             other => bad.push(format!("{} is left in state {other}", c.id)),
         }
     }
-    for id in shims(s) {
-        if !live.contains(&id) {
+    let shims: BTreeSet<String> = shim_processes(s).into_iter().map(|(_, id)| id).collect();
+    for id in &shims {
+        if !live.contains(id) {
             bad.push(format!("a shim runs for {id}, which is not running"));
         }
     }
     for id in &live {
-        if !shims(s).contains(id) {
+        if !shims.contains(id) {
             bad.push(format!("{id} runs without a shim"));
         }
     }

@@ -165,32 +165,6 @@ fn client_loop(c: Client, kind: usize, seed: u64, stop: Arc<AtomicBool>) {
     }
 }
 
-/// The pids of the shims of this stack's containers named in `ids`.
-fn shim_pids(s: &Stack, ids: &BTreeSet<String>) -> Vec<i32> {
-    let state = s.lc().state.to_string_lossy().into_owned();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let raw = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        let argv: Vec<String> = raw
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        let ours = argv.first().is_some_and(|a| a.ends_with("berth-shim"))
-            && argv.iter().any(|a| a.contains(&state));
-        let id = argv
-            .iter()
-            .position(|a| a == "--id")
-            .and_then(|i| argv.get(i + 1));
-        if ours && id.is_some_and(|id| ids.contains(id)) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 /// Lines missing from a counter's log: each run counts 0, 1, 2, … and a
 /// new run starts at 0 again; any other step lost (or repeated) a line.
 fn log_faults(log: &str) -> (usize, Vec<String>) {
@@ -292,7 +266,11 @@ fn nothing_is_lost_or_stuck_when_daemons_die_under_load() {
                 kills.1 += 1;
             }
             _ => {
-                let pids = shim_pids(&s, &names);
+                let pids: Vec<i32> = invariants::shim_processes(&s)
+                    .into_iter()
+                    .filter(|(_, id)| names.contains(id))
+                    .map(|(pid, _)| pid)
+                    .collect();
                 if !pids.is_empty() {
                     let pid = pids[rng.random_range(0..pids.len())];
                     // SAFETY: kill(2) on a shim of this test's own stack.
@@ -423,14 +401,9 @@ fn nothing_is_lost_or_stuck_when_daemons_die_under_load() {
         problems.is_empty(),
         "seed {seed}:\n  {}\n--- berthd:\n{}\n--- lifecycled:\n{}",
         problems.join("\n  "),
-        tail(&s.log()),
-        tail(&s.lc().log())
+        invariants::tail(&s.log(), 80),
+        invariants::tail(&s.lc().log(), 80)
     );
-}
-
-fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(80)..].join("\n")
 }
 
 #[test]

@@ -41,8 +41,19 @@ fn assert_consistent(s: &Stack, ever: &BTreeSet<String>) {
 }
 
 fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(60)..].join("\n")
+    invariants::tail(log, 60)
+}
+
+/// Waits until the stack has no container at all; panics with what is left.
+fn assert_all_gone(s: &Stack, what: &str) {
+    let gone =
+        integration_tests::eventually(30, || invariants::containers(s).is_ok_and(|v| v.is_empty()));
+    assert!(
+        gone,
+        "{what}: {:?}\n{}",
+        invariants::containers(s),
+        tail(&s.log())
+    );
 }
 
 /// Restarts berthd armed with `point`, runs `args`, and expects berthd to
@@ -168,15 +179,7 @@ fn a_run_rm_whose_engine_died_leaves_no_container() {
             ],
         );
         note_ids(&s, &mut ever);
-        let gone = integration_tests::eventually(30, || {
-            invariants::containers(&s).is_ok_and(|v| v.is_empty())
-        });
-        assert!(
-            gone,
-            "{point}: {:?}\n{}",
-            invariants::containers(&s),
-            tail(&s.log())
-        );
+        assert_all_gone(&s, point);
         assert_consistent(&s, &ever);
     }
 }
@@ -213,10 +216,7 @@ fn a_removal_cut_midway_is_finished() {
             .to_string();
         ever.insert(id.clone());
         crash_berthd_during(&mut s, point, &["rm", "-f", &id]);
-        let gone = integration_tests::eventually(30, || {
-            invariants::containers(&s).is_ok_and(|v| v.is_empty())
-        });
-        assert!(gone, "{point}: {:?}", invariants::containers(&s));
+        assert_all_gone(&s, point);
         assert_consistent(&s, &ever);
     }
 }
@@ -269,10 +269,7 @@ fn a_task_delete_cut_in_lifecycled_can_be_removed() {
     );
     // The client may have been told either; removing again must work.
     let _ = s.berth(&["rm", "-f", &id]);
-    let gone = integration_tests::eventually(30, || {
-        invariants::containers(&s).is_ok_and(|v| v.is_empty())
-    });
-    assert!(gone, "{:?}\n{}", invariants::containers(&s), tail(&s.log()));
+    assert_all_gone(&s, "after a cut task delete");
     assert_consistent(&s, &ever);
 }
 

@@ -518,7 +518,9 @@ impl Tasks {
             let root = self.state.join("runtime").join(name);
             for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
                 let id = e.file_name().to_string_lossy().into_owned();
-                if e.path().is_dir() && !known.contains(&id) {
+                // Only what could be a container id reaches the command line.
+                let an_id = crate::namespace::validate_id("container", &id).is_ok();
+                if an_id && e.path().is_dir() && !known.contains(&id) {
                     tracing::warn!(runtime = %name, id = %id, "runtime state without a task; deleting it");
                     runtime_delete(&rt, &id).await;
                 }

@@ -117,6 +117,17 @@ impl Lifecycle {
             .into_inner())
     }
 
+    /// The state of a container's task (its init process).
+    pub async fn task(&self, id: &str) -> Result<pb::Process, tonic::Status> {
+        self.tasks()
+            .get(self.req(api::ProcessRequest {
+                container_id: id.to_string(),
+                exec_id: String::new(),
+            }))
+            .await
+            .map(|r| r.into_inner())
+    }
+
     /// The container's runtime-spec `process`, the base of its execs.
     pub async fn process_spec(&self, id: &str) -> Result<serde_json::Value, tonic::Status> {
         let c = self

@@ -22,6 +22,23 @@ fn time_of(t: &Option<prost_types::Timestamp>) -> SystemTime {
     }
 }
 
+/// Whether the container's restart policy brings it back after a run that
+/// `failed` (a non-zero exit, or a start that did not work); a container
+/// a user stopped stays stopped.
+fn policy_restarts(c: &super::container::Container, failed: bool) -> bool {
+    let policy = &c.host_config.restart_policy;
+    !c.state.stopped_by_user
+        && match policy.name.as_str() {
+            "always" | "unless-stopped" => true,
+            "on-failure" => {
+                failed
+                    && (policy.maximum_retry_count == 0
+                        || c.restart_count < policy.maximum_retry_count)
+            }
+            _ => false,
+        }
+}
+
 impl Daemon {
     /// Follows lifecycled's exits for as long as the engine runs; reconnects
     /// and reconciles whenever the stream breaks.
@@ -138,18 +155,9 @@ impl Daemon {
             status,
             Status::Running | Status::Paused | Status::Restarting
         );
-        let task = self
-            .lc
-            .tasks()
-            .get(self.lc.req(api::ProcessRequest {
-                container_id: c.id.clone(),
-                exec_id: String::new(),
-            }))
-            .await;
         let id = c.id.clone();
-        match task {
+        match self.lc.task(&id).await {
             Ok(p) => {
-                let p = p.into_inner();
                 let task_status = pb::Status::try_from(p.status).unwrap_or(pb::Status::Unknown);
                 match task_status {
                     pb::Status::Stopped if running => {
@@ -275,18 +283,10 @@ impl Daemon {
             };
             tracing::warn!("restarting {}: {}", e.id, err.message);
             let mut c = e.c.lock().await;
-            let policy = c.host_config.restart_policy.clone();
+            // A start that failed counts as a failure for on-failure.
             let again = c.state.status == Status::Exited
-                && !c.state.stopped_by_user
                 && !*e.removed.borrow()
-                && match policy.name.as_str() {
-                    "always" | "unless-stopped" => true,
-                    "on-failure" => {
-                        policy.maximum_retry_count == 0
-                            || c.restart_count < policy.maximum_retry_count
-                    }
-                    _ => false,
-                };
+                && policy_restarts(&c, true);
             if !again {
                 return;
             }
@@ -329,25 +329,8 @@ impl Daemon {
             c.state.pid = 0;
             c.state.finished_at = Some(at);
             self.net_down(&mut c).await;
-            let _ = self
-                .lc
-                .tasks()
-                .delete(self.lc.req(api::ProcessRequest {
-                    container_id: c.id.clone(),
-                    exec_id: String::new(),
-                }))
-                .await;
-            let policy = c.host_config.restart_policy.clone();
-            let restart = !c.state.stopped_by_user
-                && match policy.name.as_str() {
-                    "always" | "unless-stopped" => true,
-                    "on-failure" => {
-                        code != 0
-                            && (policy.maximum_retry_count == 0
-                                || c.restart_count < policy.maximum_retry_count)
-                    }
-                    _ => false,
-                };
+            self.delete_task(&c.id).await;
+            let restart = policy_restarts(&c, code != 0);
             // Docker's back-off: 100 ms doubling per restart, reset once a
             // run lasted 10 s.
             if ran >= Duration::from_secs(10) {

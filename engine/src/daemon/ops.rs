@@ -237,14 +237,7 @@ impl Daemon {
             _ => {}
         }
         // A task left from an earlier run (exited while we were away) goes first.
-        let _ = self
-            .lc
-            .tasks()
-            .delete(self.lc.req(api::ProcessRequest {
-                container_id: c.id.clone(),
-                exec_id: String::new(),
-            }))
-            .await;
+        self.delete_task(&c.id).await;
         let result = self.start_locked(e, &mut c).await;
         if let Err(err) = &result {
             self.net_down(&mut c).await;
@@ -401,19 +394,11 @@ impl Daemon {
     /// SIGKILLs every process of the container's task, if it has one that
     /// runs, and waits (bounded) until lifecycled reports it stopped.
     async fn kill_task_and_wait(&self, id: &str) {
-        let get = || {
-            let mut tasks = self.lc.tasks();
-            let req = self.lc.req(api::ProcessRequest {
-                container_id: id.to_string(),
-                exec_id: String::new(),
-            });
-            async move { tasks.get(req).await }
-        };
         let live = |p: &pb::Process| {
             p.status == pb::Status::Running as i32 || p.status == pb::Status::Paused as i32
         };
-        match get().await {
-            Ok(p) if live(p.get_ref()) => {}
+        match self.lc.task(id).await {
+            Ok(p) if live(&p) => {}
             _ => return,
         }
         let _ = self
@@ -433,8 +418,8 @@ impl Daemon {
             .await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while tokio::time::Instant::now() < deadline {
-            match get().await {
-                Ok(p) if live(p.get_ref()) => {
+            match self.lc.task(id).await {
+                Ok(p) if live(&p) => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 _ => return,
