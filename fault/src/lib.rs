@@ -24,6 +24,15 @@
 //!   heard of), `lifecycled:task-delete.after-shim-delete`.
 //! - `shim:create.after-runtime-create` (the runtime's container waits to
 //!   start, its rootfs mounted, and the shim is gone).
+//! - `berthd:stop.after-signal` (the stop signal is sent, the exit not yet
+//!   recorded), `berthd:pause.after-task-pause` (frozen, the record still
+//!   says running), `berthd:exec.after-process-start` (the exec runs, its
+//!   record says only started).
+//! - `berthd:volume-create.after-mkdir` (a volume directory without its
+//!   options), `berthd:volume-rm.after-rename` (a volume half-deleted).
+//! - `lifecycled:pull.after-layer-unpack` (blobs and an unpacked layer,
+//!   no image yet), `lifecycled:commit.after-layer` (a committed layer,
+//!   no image yet).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1004,6 +1004,7 @@ impl Session {
                     .map(|_| ())
             })
             .await?;
+            berth_fault::point("lifecycled:pull.after-layer-unpack");
         }
         Ok(Some(unpacked))
     }

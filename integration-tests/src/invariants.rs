@@ -100,6 +100,25 @@ fn dir_names(dir: &Path) -> BTreeSet<String> {
         .collect()
 }
 
+/// Whether the container's cgroup is frozen, as the kernel says: the v1
+/// freezer where there is one (on a hybrid host the unified tree's
+/// `cgroup.freeze` is not what pauses it), else cgroup v2's.
+fn frozen(s: &Stack, id: &str) -> Option<bool> {
+    let dirs: Vec<_> = testsupport::cgroup_dirs(&s.cgroup_parent)
+        .into_iter()
+        .filter(|d| d.file_name().is_some_and(|n| n.to_string_lossy() == id))
+        .collect();
+    let read = |f: &str| {
+        dirs.iter()
+            .find_map(|d| std::fs::read_to_string(d.join(f)).ok())
+            .map(|v| v.trim().to_string())
+    };
+    match read("freezer.state") {
+        Some(v) => Some(v != "THAWED"),
+        None => read("cgroup.freeze").map(|v| v == "1"),
+    }
+}
+
 /// Every violation found; empty when the stack is consistent. `ever` holds
 /// the ids of every container the test made (firewall rules are looked up
 /// by them: other tests' rules share the host's tables).
@@ -124,6 +143,19 @@ pub fn check(s: &Stack, ever: &BTreeSet<String>) -> Vec<String> {
                     bad.push(format!(
                         "{} is {} with pid {}, which is not alive in its cgroup",
                         c.id, c.status, c.pid
+                    ));
+                }
+                let frozen = frozen(s, &c.id);
+                if frozen.is_some_and(|f| f != (c.status == "paused")) {
+                    bad.push(format!(
+                        "{} is {} but its cgroup is {}",
+                        c.id,
+                        c.status,
+                        if frozen == Some(true) {
+                            "frozen"
+                        } else {
+                            "thawed"
+                        }
                     ));
                 }
             }

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use integration_tests::invariants;
+use integration_tests::registry::Registry;
 use integration_tests::stack::{Out, Stack};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -37,12 +38,17 @@ struct Client {
     host: String,
     config: PathBuf,
     tally: Arc<Tally>,
+    /// An image on the test's registry with a layer of its own, so that
+    /// each pull downloads and unpacks.
+    remote: String,
 }
 
 #[derive(Default)]
 struct Tally {
     calls: AtomicU64,
     failed: AtomicU64,
+    /// Pulls that completed (each downloaded and unpacked a layer).
+    pulls: AtomicU64,
     hangs: Mutex<Vec<String>>,
     ids: Mutex<BTreeSet<String>>,
 }
@@ -155,10 +161,21 @@ fn client_loop(c: Client, kind: usize, seed: u64, stop: Arc<AtomicBool>) {
                 c.berth(&["network", "connect", "chaosnet", "netc"]);
                 c.berth(&["network", "disconnect", "chaosnet", "netc"]);
             }
-            _ => {
+            6 => {
                 let name = format!("chaosvol{}", rng.random_range(0..4));
                 c.berth(&["volume", "create", &name]);
                 c.berth(&["volume", "rm", &name]);
+            }
+            _ => {
+                // Kills land inside pulls, unpacks and commits.
+                if c.berth(&["pull", &c.remote]).code == 0 {
+                    c.tally.pulls.fetch_add(1, Ordering::Relaxed);
+                }
+                c.berth(&["run", "--rm", &c.remote, "cat", "/own"]);
+                c.berth(&["rmi", &c.remote]);
+                c.berth(&["commit", "netc", "chaos/snap:1"]);
+                c.berth(&["rmi", "chaos/snap:1"]);
+                c.berth(&["image", "prune", "-f"]);
             }
         }
         std::thread::sleep(Duration::from_millis(rng.random_range(0..100)));
@@ -199,11 +216,33 @@ fn nothing_is_lost_or_stuck_when_daemons_die_under_load() {
     );
     let mut s = Stack::start();
     s.load_busybox();
+    let registry = Registry::start();
+    let remote = format!("{}/chaos/own:1", registry.host);
+    let maker = s
+        .berth(&[
+            "run",
+            "-d",
+            "busybox",
+            "sh",
+            "-c",
+            "echo mine > /own; sleep 60",
+        ])
+        .ok()
+        .to_string();
+    assert!(integration_tests::eventually(10, || s
+        .berth(&["exec", &maker, "cat", "/own"])
+        .stdout
+        .contains("mine")));
+    s.berth(&["commit", &maker, &remote]).ok();
+    s.berth(&["rm", "-f", &maker]).ok();
+    s.berth(&["push", &remote]).ok();
+    s.berth(&["rmi", &remote]).ok();
     let tally = Arc::new(Tally::default());
     let client = Client {
         host: s.host.clone(),
         config: s.dir.path().join("berth-cli"),
         tally: tally.clone(),
+        remote: remote.clone(),
     };
     s.berth(&["network", "create", "chaosnet"]).ok();
     let mut names = BTreeSet::new();
@@ -237,7 +276,7 @@ fn nothing_is_lost_or_stuck_when_daemons_die_under_load() {
     let mut threads = Vec::new();
     // BERTH_CHAOS_PAUSE=0 leaves pause/unpause out of the mix.
     let pauses = env_u64("BERTH_CHAOS_PAUSE", 1) == 1;
-    for kind in 0..7 {
+    for kind in 0..8 {
         if kind == 4 && !pauses {
             continue;
         }
@@ -382,6 +421,13 @@ fn nothing_is_lost_or_stuck_when_daemons_die_under_load() {
     if last_run.stdout.trim() != "ok" {
         problems.push(format!("a last run --rm failed: {last_run:?}"));
     }
+    // Pulls cut at any point left the store whole: the image pulls (or is
+    // there) and its files are all in place.
+    after(&["pull", &remote]);
+    let last_pull = after(&["run", "--rm", &remote, "cat", "/own"]);
+    if last_pull.stdout.trim() != "mine" {
+        problems.push(format!("the pulled image does not run: {last_pull:?}"));
+    }
     problems.extend(
         tally
             .hangs
@@ -391,7 +437,8 @@ fn nothing_is_lost_or_stuck_when_daemons_die_under_load() {
             .cloned(),
     );
     eprintln!(
-        "chaos: {calls} client calls ({failed_during} failed while daemons died), kills: {} berthd, {} lifecycled, {} shims; {lines} log lines checked; {} problems",
+        "chaos: {calls} client calls ({failed_during} failed while daemons died, {} pulls done), kills: {} berthd, {} lifecycled, {} shims; {lines} log lines checked; {} problems",
+        tally.pulls.load(Ordering::Relaxed),
         kills.0,
         kills.1,
         kills.2,

@@ -430,3 +430,282 @@ fn a_network_connect_cut_midway_is_undone() {
         assert_consistent(&s, &ever);
     }
 }
+
+#[test]
+fn a_stop_cut_after_its_signal_is_not_undone_by_the_restart_policy() {
+    let mut s = stack();
+    let mut ever = BTreeSet::new();
+    let id = s
+        .berth(&[
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 3' TERM; while :; do usleep 100000; done",
+        ])
+        .ok()
+        .to_string();
+    ever.insert(id.clone());
+    crash_berthd_during(
+        &mut s,
+        "berthd:stop.after-signal",
+        &["stop", "-t", "10", &id],
+    );
+    assert_consistent(&s, &ever);
+    // The container ended on the signal while the engine was down; the
+    // user stopped it, so its policy does not bring it back.
+    let state = || {
+        s.berth(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}",
+            &id,
+        ])
+        .stdout
+        .trim()
+        .to_string()
+    };
+    assert!(
+        integration_tests::eventually(20, || state() == "exited 3 0"),
+        "{}\n{}",
+        state(),
+        tail(&s.log())
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(state(), "exited 3 0");
+    s.berth(&["rm", &id]).ok();
+    still_works(&s, &mut ever);
+}
+
+#[test]
+fn a_pause_cut_midway_is_rolled_back() {
+    let mut s = stack();
+    let mut ever = BTreeSet::new();
+    let id = s
+        .berth(&["run", "-d", "busybox", "sleep", "60"])
+        .ok()
+        .to_string();
+    ever.insert(id.clone());
+    crash_berthd_during(&mut s, "berthd:pause.after-task-pause", &["pause", &id]);
+    // Its client was told it failed: running, and thawed (the invariants
+    // compare the status with the freezer).
+    assert_consistent(&s, &ever);
+    assert_eq!(only_container(&s).status, "running");
+    s.berth(&["pause", &id]).ok();
+    assert_eq!(only_container(&s).status, "paused");
+    assert_consistent(&s, &ever);
+    s.berth(&["unpause", &id]).ok();
+    s.berth(&["rm", "-f", &id]).ok();
+    still_works(&s, &mut ever);
+}
+
+#[test]
+fn an_exec_cut_after_its_start_keeps_its_exit_code() {
+    let mut s = stack();
+    let mut ever = BTreeSet::new();
+    let c = s
+        .berth(&["run", "-d", "busybox", "sleep", "60"])
+        .ok()
+        .to_string();
+    ever.insert(c.clone());
+    let point = "berthd:exec.after-process-start";
+    s.fault = Some(point.to_string());
+    s.kill9_berthd();
+    s.spawn_berthd();
+    let body = serde_json::json!({"Cmd": ["sh", "-c", "sleep 2; exit 7"]}).to_string();
+    let (code, out) = s.api("POST", &format!("/containers/{c}/exec"), Some(&body));
+    assert_eq!(code, 201, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("exec create answer");
+    let x = v["Id"].as_str().expect("exec id").to_string();
+    let _ = s.api(
+        "POST",
+        &format!("/exec/{x}/start"),
+        Some(r#"{"Detach":true}"#),
+    );
+    assert!(
+        s.wait_berthd_exit(Duration::from_secs(20)),
+        "berthd did not die at {point}"
+    );
+    s.fault = None;
+    s.spawn_berthd();
+    // The process ran on without the engine; its code is kept.
+    assert!(
+        integration_tests::eventually(20, || exec_state(&s, &x) == (false, 7)),
+        "{:?}\n{}",
+        exec_state(&s, &x),
+        tail(&s.log())
+    );
+    // A started exec cannot be started twice.
+    let (code, _) = s.api(
+        "POST",
+        &format!("/exec/{x}/start"),
+        Some(r#"{"Detach":true}"#),
+    );
+    assert_eq!(code, 409);
+    assert_consistent(&s, &ever);
+    s.berth(&["rm", "-f", &c]).ok();
+    still_works(&s, &mut ever);
+}
+
+#[test]
+fn a_volume_create_or_removal_cut_midway_is_finished() {
+    let mut s = stack();
+    let ever = BTreeSet::new();
+    let vols = s.data_root.join("volumes");
+    let names = |s: &Stack| s.berth(&["volume", "ls", "-q"]).ok().to_string();
+    crash_berthd_during(
+        &mut s,
+        "berthd:volume-create.after-mkdir",
+        &["volume", "create", "cut"],
+    );
+    assert_eq!(names(&s), "", "a create its client saw fail is rolled back");
+    assert!(!vols.join("cut").exists());
+    s.berth(&["volume", "create", "cut"]).ok();
+    s.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "cut:/v",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /v/a/b && echo x > /v/a/b/f",
+    ])
+    .ok();
+    crash_berthd_during(
+        &mut s,
+        "berthd:volume-rm.after-rename",
+        &["volume", "rm", "cut"],
+    );
+    assert_eq!(names(&s), "");
+    let left: Vec<_> = std::fs::read_dir(&vols)
+        .expect("volumes dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    s.berth(&["volume", "create", "cut"]).ok();
+    s.berth(&["volume", "rm", "cut"]).ok();
+    assert_consistent(&s, &ever);
+}
+
+fn ctr(s: &Stack, args: &[&str]) -> String {
+    let mut all = vec![
+        "--address",
+        s.lc().address.to_str().expect("utf-8 path"),
+        "-n",
+        "berth",
+    ];
+    all.extend_from_slice(args);
+    let out = s.command(
+        integration_tests::bin("berth-ctr")
+            .to_str()
+            .expect("utf-8 path"),
+        &all,
+    );
+    assert_eq!(out.code, 0, "berth-ctr {args:?}: {out:?}");
+    out.stdout
+}
+
+/// Blobs and unpacked layers in the store, after a garbage collection.
+fn store_after_gc(s: &Stack) -> (String, String) {
+    ctr(s, &["content", "gc"]);
+    (ctr(s, &["content", "ls"]), ctr(s, &["snapshots", "ls"]))
+}
+
+/// A container's file system with a file of its own, committed as `name`:
+/// an image with a layer busybox does not have.
+fn image_with_own_layer(s: &Stack, name: &str) {
+    let c = s
+        .berth(&[
+            "run",
+            "-d",
+            "busybox",
+            "sh",
+            "-c",
+            "echo mine > /own; sleep 60",
+        ])
+        .ok()
+        .to_string();
+    assert!(integration_tests::eventually(10, || s
+        .berth(&["exec", &c, "cat", "/own"])
+        .stdout
+        .contains("mine")));
+    s.berth(&["commit", &c, name]).ok();
+    s.berth(&["rm", "-f", &c]).ok();
+}
+
+#[test]
+fn a_pull_cut_in_lifecycled_leaves_only_what_gc_removes() {
+    let mut s = stack();
+    let mut ever = BTreeSet::new();
+    let reg = integration_tests::registry::Registry::start();
+    let remote = format!("{}/crash/own:1", reg.host);
+    image_with_own_layer(&s, &remote);
+    s.berth(&["push", &remote]).ok();
+    s.berth(&["rmi", &remote]).ok();
+    let before = store_after_gc(&s);
+    let out = crash_lifecycled_during(
+        &mut s,
+        "lifecycled:pull.after-layer-unpack",
+        &["pull", &remote],
+    );
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        s.lc()
+            .log()
+            .contains("berth-fault: aborting at lifecycled:pull.after-layer-unpack"),
+        "{}",
+        tail(&s.lc().log())
+    );
+    assert_consistent(&s, &ever);
+    assert_eq!(s.berth(&["images", "-q", &remote]).ok(), "");
+    // What the cut pull wrote is garbage the next collection removes.
+    assert_eq!(store_after_gc(&s), before);
+    // And pulling again works.
+    s.berth(&["pull", &remote]).ok();
+    let out = s.berth(&["run", "--rm", &remote, "cat", "/own"]);
+    assert_eq!(out.ok(), "mine");
+    still_works(&s, &mut ever);
+}
+
+#[test]
+fn a_commit_cut_in_lifecycled_leaves_its_container_running_and_no_garbage() {
+    let mut s = stack();
+    let mut ever = BTreeSet::new();
+    let c = s
+        .berth(&[
+            "run",
+            "-d",
+            "busybox",
+            "sh",
+            "-c",
+            "echo mine > /own; sleep 60",
+        ])
+        .ok()
+        .to_string();
+    ever.insert(c.clone());
+    assert!(integration_tests::eventually(10, || s
+        .berth(&["exec", &c, "cat", "/own"])
+        .stdout
+        .contains("mine")));
+    let before = store_after_gc(&s);
+    let out = crash_lifecycled_during(
+        &mut s,
+        "lifecycled:commit.after-layer",
+        &["commit", &c, "cut:1"],
+    );
+    assert_ne!(out.code, 0, "{out:?}");
+    assert_consistent(&s, &ever);
+    assert_eq!(only_container(&s).status, "running");
+    assert_eq!(s.berth(&["images", "-q", "cut:1"]).ok(), "");
+    assert_eq!(store_after_gc(&s), before);
+    s.berth(&["commit", &c, "cut:1"]).ok();
+    let out = s.berth(&["run", "--rm", "cut:1", "cat", "/own"]);
+    assert_eq!(out.ok(), "mine");
+    s.berth(&["rm", "-f", &c]).ok();
+    still_works(&s, &mut ever);
+}

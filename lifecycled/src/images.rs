@@ -193,6 +193,7 @@ pub fn commit_with(
             let l = store
                 .commit_excluding(ns, &c.snapshot_key, compression, Some(&lease), &exclude)
                 .map_err(status)?;
+            berth_fault::point("lifecycled:commit.after-layer");
             Some((l.layer, l.diff_id.to_string()))
         }
         None if !req.layer_image.is_empty() => {

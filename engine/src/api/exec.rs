@@ -110,6 +110,9 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
         }
         st.started = true;
     }
+    // Written ahead of lifecycled hearing of the process: an engine that
+    // dies from here on finds the record and asks lifecycled how it went.
+    x.save();
     let stdin = x.config.attach_stdin && !sb.detach;
     let console = sb.console_size.or_else(|| x.config.console_size.clone());
     let attached =
@@ -202,6 +205,7 @@ async fn start_process(d: &Arc<Daemon>, x: &Exec) -> std::result::Result<(), Str
             .map_err(|st| st.message().to_string())?
             .into_inner()
             .pid;
+    berth_fault::point("berthd:exec.after-process-start");
     x.update(|s| {
         s.running = true;
         s.pid = pid;

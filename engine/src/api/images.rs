@@ -1147,10 +1147,19 @@ pub async fn commit(
     } else {
         normalize(&with_tag(&repo, &tag)).map_err(ApiError::bad_request)?
     };
-    // Paused here only if it was running: one the user paused stays paused,
-    // one we paused is resumed whatever the commit's outcome.
+    // Held still only if it was running: one the user paused stays paused.
+    // The freeze is the engine's own, not a user's pause: if lifecycled
+    // dies before the thaw, the next reconcile thaws it (a paused record
+    // would keep it frozen for good). Events show it as dockerd's pause.
     let pause = running && q.get("pause").is_none_or(|p| p != "0" && p != "false");
-    let paused = pause && d.pause(&e, true).await.is_ok();
+    let frozen = if pause {
+        let f = d.freeze(&e).await?;
+        let c = e.c.lock().await;
+        d.container_event(&c, "pause", &[]);
+        Some(f)
+    } else {
+        None
+    };
     let r =
         d.lc.images()
             .commit(
@@ -1173,8 +1182,10 @@ pub async fn commit(
                 }),
             )
             .await;
-    if paused && let Err(err) = d.pause(&e, false).await {
-        tracing::error!("resuming {id} after commit: {err}");
+    if let Some(f) = frozen {
+        f.release().await;
+        let c = e.c.lock().await;
+        d.container_event(&c, "unpause", &[]);
     }
     let image = r?.into_inner();
     d.events.publish(

@@ -251,19 +251,24 @@ impl super::Daemon {
             .map(|_| ())
     }
 
-    /// After an engine restart: execs that were running are waited for
-    /// again, or get the exit code lifecycled kept for them.
+    /// After an engine restart: execs that were started (their record is
+    /// written before lifecycled hears of the process) and have no exit
+    /// code are waited for again, get the exit code lifecycled kept for
+    /// them, or are rolled back when their start never happened.
     pub async fn reconcile_execs(self: &Arc<Self>) {
-        let running: Vec<Arc<Exec>> = self
+        let open: Vec<Arc<Exec>> = self
             .execs
             .0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .filter(|e| e.state().running)
+            .filter(|e| {
+                let st = e.state();
+                st.started && st.exit_code.is_none()
+            })
             .cloned()
             .collect();
-        for x in running {
+        for x in open {
             let got = self
                 .lc
                 .tasks()
@@ -272,16 +277,38 @@ impl super::Daemon {
                     exec_id: x.id.clone(),
                 }))
                 .await;
-            match got {
-                Ok(p) if p.get_ref().status != pb::Status::Stopped as i32 => {
-                    tokio::spawn(self.clone().reap_exec(x, None));
+            let p = match got {
+                Ok(p) => p.into_inner(),
+                // lifecycled went away again: the record stays as it is,
+                // for the next engine start to look at.
+                Err(st) if st.code() == tonic::Code::Unavailable => continue,
+                // Gone with its container's task (or never registered):
+                // how it ended is not known.
+                Err(_) => {
+                    x.finish(255);
+                    continue;
                 }
-                Ok(p) => {
-                    x.finish(p.into_inner().exit_status as i32);
+            };
+            match pb::Status::try_from(p.status).unwrap_or(pb::Status::Unknown) {
+                pb::Status::Stopped => {
+                    x.finish(p.exit_status as i32);
                     let _ = self.delete_exec_process(&x).await;
                 }
-                // Gone with its container's task: how it ended is not known.
-                Err(_) => x.finish(255),
+                pb::Status::Created => {
+                    // Registered, and its start never came.
+                    let _ = self.delete_exec_process(&x).await;
+                    x.finish(255);
+                }
+                _ => {
+                    if !x.state().running {
+                        // Started by a start whose record was not saved.
+                        x.update(|s| {
+                            s.running = true;
+                            s.pid = p.pid;
+                        });
+                    }
+                    tokio::spawn(self.clone().reap_exec(x, None));
+                }
             }
         }
     }

@@ -25,6 +25,12 @@ pub struct Freeze {
     held: Option<(Arc<Daemon>, String)>,
 }
 
+/// Whether a copy or commit holds the container frozen now (a reconcile
+/// must not thaw it under them).
+pub async fn held(id: &str) -> bool {
+    HELD.lock().await.contains_key(id)
+}
+
 impl Daemon {
     /// Freezes the container if it runs; a stopped one has no processes
     /// to race with.
@@ -51,35 +57,45 @@ impl Daemon {
     }
 }
 
+impl Freeze {
+    /// Thaws now (if this is the last hold) and returns once it is done.
+    pub async fn release(mut self) {
+        if let Some((d, id)) = self.held.take() {
+            thaw(d, id).await;
+        }
+    }
+}
+
+async fn thaw(d: Arc<Daemon>, id: String) {
+    let mut held = HELD.lock().await;
+    let last = match held.get_mut(&id) {
+        Some(n) if *n > 1 => {
+            *n -= 1;
+            false
+        }
+        _ => true,
+    };
+    if !last {
+        return;
+    }
+    held.remove(&id);
+    if let Err(e) =
+        d.lc.tasks()
+            .resume(d.lc.req(api::ContainerRequest { id: id.clone() }))
+            .await
+    {
+        tracing::error!("thawing {id}: {}", e.message());
+    }
+}
+
 impl Drop for Freeze {
     fn drop(&mut self) {
         let Some((d, id)) = self.held.take() else {
             return;
         };
-        let thaw = async move {
-            let mut held = HELD.lock().await;
-            let last = match held.get_mut(&id) {
-                Some(n) if *n > 1 => {
-                    *n -= 1;
-                    false
-                }
-                _ => true,
-            };
-            if !last {
-                return;
-            }
-            held.remove(&id);
-            if let Err(e) =
-                d.lc.tasks()
-                    .resume(d.lc.req(api::ContainerRequest { id: id.clone() }))
-                    .await
-            {
-                tracing::error!("thawing {id} after a file copy: {}", e.message());
-            }
-        };
         match tokio::runtime::Handle::try_current() {
             Ok(h) => {
-                h.spawn(thaw);
+                h.spawn(thaw(d, id));
             }
             Err(_) => tracing::error!("container left frozen: no runtime to thaw it"),
         }

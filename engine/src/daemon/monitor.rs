@@ -187,9 +187,10 @@ impl Daemon {
                     }
                     pb::Status::Running | pb::Status::Paused => {
                         let paused = task_status != pb::Status::Running;
-                        if status == Status::Running && paused {
-                            // Frozen for a file copy when the engine died
-                            // (see freeze): the user never paused it.
+                        if status == Status::Running && paused && !super::freeze::held(&id).await {
+                            // Frozen for a file copy or a commit whose thaw
+                            // was lost with the engine or lifecycled (see
+                            // freeze): the user never paused it.
                             tracing::info!("thawing {id}, left frozen by a file copy");
                             let _ = self
                                 .lc

@@ -547,6 +547,7 @@ impl Daemon {
             let seen = *e.exits.borrow();
             if t != 0 {
                 self.signal(&c, sig).await?;
+                berth_fault::point("berthd:stop.after-signal");
             }
             (seen, sig, t)
         };
@@ -610,6 +611,7 @@ impl Daemon {
         let req = self.lc.req(api::ContainerRequest { id: c.id.clone() });
         if pause {
             self.lc.tasks().pause(req).await?;
+            berth_fault::point("berthd:pause.after-task-pause");
             c.state.status = Status::Paused;
         } else {
             self.lc.tasks().resume(req).await?;

@@ -1,6 +1,12 @@
 //! Local named volumes under `<data-root>/volumes/<name>/_data`, and the
 //! mounts a container gets from `-v`, `--mount`, `--tmpfs` and its image's
 //! VOLUMEs.
+//!
+//! A volume exists once its `opts.json` is written (after `_data`); it is
+//! removed by renaming its directory out of the way (`.removing-<name>`)
+//! and deleting that. An engine that dies half-way leaves either a
+//! directory without `opts.json` (a create its client saw fail) or a
+//! `.removing-` one, and [`Volumes::new`] clears both.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +33,10 @@ pub struct Volumes {
     lock: Mutex<()>,
 }
 
+/// Prefix of a volume directory being removed; a volume name cannot start
+/// with a dot, so it never names one.
+const REMOVING: &str = ".removing-";
+
 fn valid_name(n: &str) -> bool {
     let mut c = n.chars();
     matches!(c.next(), Some(f) if f.is_ascii_alphanumeric())
@@ -38,10 +48,48 @@ impl Volumes {
     pub fn new(data_root: &Path) -> std::io::Result<Volumes> {
         let root = data_root.join("volumes");
         std::fs::create_dir_all(&root)?;
-        Ok(Volumes {
+        let vols = Volumes {
             root,
             lock: Mutex::new(()),
-        })
+        };
+        vols.clear_interrupted();
+        Ok(vols)
+    }
+
+    /// Finishes removals and rolls back creates that a dead engine left
+    /// half-way. A directory without `opts.json` whose `_data` holds files
+    /// is not ours to delete and is only logged.
+    fn clear_interrupted(&self) {
+        for e in std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            if let Some(volume) = name.strip_prefix(REMOVING) {
+                tracing::info!("finishing the removal of volume {volume}");
+                if let Err(err) = std::fs::remove_dir_all(&path) {
+                    tracing::warn!("removing {}: {err}", path.display());
+                }
+                continue;
+            }
+            if !valid_name(&name) || path.join("opts.json").exists() {
+                continue;
+            }
+            let data = path.join("_data");
+            let empty = std::fs::read_dir(&data).is_ok_and(|mut d| d.next().is_none());
+            if empty {
+                tracing::info!("rolling back the unfinished create of volume {name}");
+                let _ = std::fs::remove_dir(&data);
+                let _ = std::fs::remove_dir(&path);
+            } else {
+                tracing::warn!(
+                    "{} has no opts.json and is not a volume; left alone",
+                    path.display()
+                );
+            }
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -101,6 +149,7 @@ impl Volumes {
         let dir = self.root.join(&name);
         std::fs::create_dir_all(dir.join("_data"))
             .map_err(|e| ApiError::internal(format!("creating volume {name}: {e}")))?;
+        berth_fault::point("berthd:volume-create.after-mkdir");
         let v = Volume {
             name: name.clone(),
             labels,
@@ -121,7 +170,13 @@ impl Volumes {
         if self.get(name).is_none() {
             return Err(ApiError::not_found(format!("get {name}: no such volume")));
         }
-        std::fs::remove_dir_all(self.root.join(name))
+        // One rename makes it gone for every reader; what a dead engine
+        // leaves of the deletion is finished at the next start.
+        let doomed = self.root.join(format!("{REMOVING}{name}"));
+        std::fs::rename(self.root.join(name), &doomed)
+            .map_err(|e| ApiError::internal(format!("removing volume {name}: {e}")))?;
+        berth_fault::point("berthd:volume-rm.after-rename");
+        std::fs::remove_dir_all(&doomed)
             .map_err(|e| ApiError::internal(format!("removing volume {name}: {e}")))
     }
 
@@ -498,5 +553,37 @@ mod tests {
         let again = plan(&vols, &binds, &[], &none, &[], &first.points).unwrap();
         assert_eq!(first.points[0].name, again.points[0].name);
         assert_eq!(vols.list().len(), 1);
+    }
+
+    #[test]
+    fn what_a_dead_engine_left_half_way_is_cleared_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("volumes");
+        // A create cut before opts.json, a removal cut after its rename,
+        // and a directory someone filled by hand.
+        std::fs::create_dir_all(root.join("cut/_data")).unwrap();
+        std::fs::create_dir_all(root.join(".removing-old/_data/sub")).unwrap();
+        std::fs::write(root.join(".removing-old/_data/sub/f"), "x").unwrap();
+        std::fs::create_dir_all(root.join("hand/_data")).unwrap();
+        std::fs::write(root.join("hand/_data/keep"), "x").unwrap();
+        let vols = Volumes::new(dir.path()).unwrap();
+        vols.create(Some("kept"), BTreeMap::new(), BTreeMap::new())
+            .unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["hand", "kept"]);
+        assert_eq!(
+            vols.list()
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>(),
+            ["kept"]
+        );
+        vols.remove("kept").unwrap();
+        assert!(vols.get("kept").is_none());
+        assert!(!root.join(".removing-kept").exists());
     }
 }
