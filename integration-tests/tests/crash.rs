@@ -709,3 +709,70 @@ fn a_commit_cut_in_lifecycled_leaves_its_container_running_and_no_garbage() {
     s.berth(&["rm", "-f", &c]).ok();
     still_works(&s, &mut ever);
 }
+
+#[test]
+fn logs_follow_resumes_across_engine_restarts_without_gaps_or_repeats() {
+    let mut s = stack();
+    let id = s
+        .berth(&[
+            "run",
+            "-d",
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 600 ]; do i=$((i+1)); echo line-$i; [ $((i % 3)) = 0 ] && echo err-$i >&2; usleep 10000; done",
+        ])
+        .ok()
+        .to_string();
+    let mut follower = s.berth_cmd();
+    follower
+        .args(["logs", "-f", "-t", &id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = follower.spawn().expect("starting berth logs -f");
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    // Two engine deaths while the container writes, one of them long
+    // enough for lines to pile up unseen.
+    for down in [Duration::from_millis(50), Duration::from_millis(1500)] {
+        std::thread::sleep(Duration::from_millis(1500));
+        s.kill9_berthd();
+        std::thread::sleep(down);
+        s.spawn_berthd();
+    }
+    let out = match rx.recv_timeout(Duration::from_secs(90)) {
+        Ok(Ok(o)) => o,
+        _ => {
+            // SAFETY: kill(2) on the pid of the client this test started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("berth logs -f did not end with its container");
+        }
+    };
+    assert!(out.status.success(), "{out:?}");
+    let numbers = |text: &[u8], prefix: &str| -> Vec<u32> {
+        String::from_utf8_lossy(text)
+            .lines()
+            .map(|l| {
+                // -t: each line keeps its own time, then the text.
+                let (time, text) = l.split_once(' ').expect("a timestamp");
+                assert!(time.ends_with('Z') && time.contains('T'), "{l}");
+                text.strip_prefix(prefix)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("unexpected line {l:?}"))
+            })
+            .collect()
+    };
+    let stdout = numbers(&out.stdout, "line-");
+    let stderr = numbers(&out.stderr, "err-");
+    assert_eq!(stdout, (1..=600).collect::<Vec<_>>(), "stdout");
+    assert_eq!(
+        stderr,
+        (1..=200).map(|i| i * 3).collect::<Vec<_>>(),
+        "stderr"
+    );
+    s.berth(&["rm", "-f", &id]).ok();
+}

@@ -794,6 +794,23 @@ async fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
         .get(&format!("/containers/{}/json", q(&a.container)))
         .await?;
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
+    if a.follow && !tty {
+        let ask = super::logs::Ask {
+            query: format!(
+                "stdout=1&stderr=1&follow=1&details={}{}",
+                a.details as u8,
+                match &a.until {
+                    Some(u) => format!("&until={}", timestamp(u)?),
+                    None => String::new(),
+                }
+            ),
+            tail: a.tail.clone(),
+            since: a.since.as_deref().map(timestamp).transpose()?,
+            timestamps: a.timestamps,
+        };
+        let id = info["Id"].as_str().unwrap_or(&a.container).to_string();
+        return super::logs::follow(ctx, &id, &ask).await;
+    }
     let mut path = format!(
         "/containers/{}/logs?stdout=1&stderr=1&follow={}&timestamps={}&details={}&tail={}",
         q(&a.container),

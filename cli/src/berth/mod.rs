@@ -10,6 +10,7 @@ mod containers;
 mod exec;
 pub mod format;
 mod images;
+mod logs;
 mod network;
 mod opts;
 mod stats;

@@ -256,9 +256,76 @@ impl Chain {
     }
 }
 
+/// The inotify instance, with the raw fd tokio's AsyncFd wants.
+struct Inotify(nix::sys::inotify::Inotify);
+
+impl std::os::fd::AsRawFd for Inotify {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsFd;
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+/// Wakes a follower the moment the shim rotates the log (a file renamed
+/// or made in its directory), so that each rotated file is opened before
+/// later rotations delete it; a follower that only polled could be left
+/// behind by a few rotations while it waited for a CPU. Polling stays as
+/// the fallback (and where inotify cannot be had).
+struct Rotations(Option<tokio::io::unix::AsyncFd<Inotify>>);
+
+impl Rotations {
+    fn watch(path: &Path) -> Rotations {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags};
+        let watch = || {
+            let dir = path.parent()?;
+            let i =
+                nix::sys::inotify::Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+                    .ok()?;
+            i.add_watch(dir, AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CREATE)
+                .ok()?;
+            // SAFETY: the Inotify owns its descriptor, which stays open
+            // and the same until the AsyncFd (which owns the Inotify) drops.
+            unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(
+                    Inotify(i),
+                    tokio::io::Interest::READABLE,
+                )
+            }
+            .ok()
+        };
+        Rotations(watch())
+    }
+
+    /// Resolves at the next change in the directory, or after `poll`.
+    async fn changed(&mut self, poll: Duration) {
+        let Some(fd) = &self.0 else {
+            tokio::time::sleep(poll).await;
+            return;
+        };
+        let wait = async {
+            loop {
+                let Ok(mut ready) = fd.readable().await else {
+                    return std::future::pending().await;
+                };
+                match ready.get_inner().0.read_events() {
+                    Ok(_) => return,
+                    Err(nix::errno::Errno::EAGAIN) => ready.clear_ready(),
+                    Err(_) => return std::future::pending().await,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(poll, wait).await;
+    }
+}
+
 /// Sends one line; while the client is slow, keeps opening the files
 /// rotation makes, so none is deleted before it is held.
-async fn send_held(tx: &mpsc::Sender<Line>, l: Line, chain: &mut Chain) -> bool {
+async fn send_held(
+    tx: &mpsc::Sender<Line>,
+    l: Line,
+    chain: &mut Chain,
+    rotations: &mut Rotations,
+) -> bool {
     loop {
         tokio::select! {
             permit = tx.reserve() => match permit {
@@ -268,7 +335,7 @@ async fn send_held(tx: &mpsc::Sender<Line>, l: Line, chain: &mut Chain) -> bool 
                 }
                 Err(_) => return false,
             },
-            _ = tokio::time::sleep(Duration::from_millis(20)) => chain.extend(),
+            _ = rotations.changed(Duration::from_millis(20)) => chain.extend(),
         }
     }
 }
@@ -285,6 +352,8 @@ pub fn follow(
 ) -> mpsc::Receiver<Line> {
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(async move {
+        // Watching before the first open: no rotation slips in between.
+        let mut rotations = Rotations::watch(&path);
         let mut chain = Chain::open(&path);
         // What is older than the live file first.
         let mut history = Vec::new();
@@ -307,7 +376,7 @@ pub fn follow(
             history.drain(..skip);
         }
         for l in history {
-            if !send_held(&tx, l, &mut chain).await {
+            if !send_held(&tx, l, &mut chain, &mut rotations).await {
                 return;
             }
         }
@@ -315,7 +384,7 @@ pub fn follow(
             let alive = *running.borrow_and_update();
             let (lines, got) = chain.read(&mut pending, &o);
             for l in lines {
-                if !send_held(&tx, l, &mut chain).await {
+                if !send_held(&tx, l, &mut chain, &mut rotations).await {
                     return;
                 }
             }
@@ -327,7 +396,7 @@ pub fn follow(
             }
             if !got {
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    _ = rotations.changed(Duration::from_millis(50)) => {}
                     _ = running.changed() => {}
                     _ = tx.closed() => return,
                 }
