@@ -101,7 +101,25 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
     health
         .set_serving::<ContentServer<service::content::Service>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
+    // The descriptor set also holds the shim's service, which this socket
+    // does not serve: reflection lists exactly what is served here.
+    use tonic::server::NamedService;
+    let served = [
+        VersionServer::<service::version::Service>::NAME,
+        ContainersServer::<service::containers::Service>::NAME,
+        ImagesServer::<service::images::Service>::NAME,
+        SnapshotsServer::<service::snapshots::Service>::NAME,
+        ContentServer::<service::content::Service>::NAME,
+        TasksServer::<service::tasks::Service>::NAME,
+        EventsServer::<service::events::Service>::NAME,
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+    ];
+    let reflection = served
+        .into_iter()
+        .fold(tonic_reflection::server::Builder::configure(), |b, name| {
+            b.with_service_name(name)
+        })
         .register_encoded_file_descriptor_set(berth_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()

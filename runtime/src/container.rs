@@ -18,9 +18,26 @@ use crate::error::{Error, Result};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
-/// Compiled seccomp filters, under the root beside the containers' state
-/// dirs; '@' cannot appear in a container id, so no id can take this name.
-pub const SECCOMP_CACHE: &str = "@seccomp";
+/// What the runtime keeps for itself, outside `--root` (which holds the
+/// containers' state and nothing else, as runc's does): the compiled
+/// seccomp filters and the empty directory the binary's overlay seal
+/// needs. On a tmpfs, so a reboot clears it; both are best effort.
+pub const PRIVATE_DIR: &str = "/run/berth-runtime";
+
+pub fn seccomp_cache_dir() -> PathBuf {
+    Path::new(PRIVATE_DIR).join("seccomp")
+}
+
+pub fn seal_empty_dir() -> PathBuf {
+    Path::new(PRIVATE_DIR).join("empty")
+}
+
+/// What older versions kept under `--root`: removed when seen, so that a
+/// root is empty once its containers are deleted.
+pub fn clear_legacy(root: &Path) {
+    let _ = std::fs::remove_dir(root.join(".empty"));
+    let _ = std::fs::remove_dir_all(root.join("@seccomp"));
+}
 /// The runtime-spec version of what we write (state, `spec`): runc's, which
 /// every runtime and engine accepts.
 pub const OCI_VERSION: &str = "1.0.2-dev";

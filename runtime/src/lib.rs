@@ -32,14 +32,15 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Create(a) | Command::Run(cli::RunArgs { create: a, .. })
             if matches!(cli.command, Command::Create(_) | Command::Run(_)) =>
         {
-            seal::ensure(&g.root.join(".empty"))?;
+            seal::ensure(&container::seal_empty_dir())?;
+            container::clear_legacy(&g.root);
             match &cli.command {
                 Command::Run(r) => commands::run::run(g, r),
                 _ => commands::create::run(g, a),
             }
         }
         Command::Exec(a) => {
-            seal::ensure(&g.root.join(".empty"))?;
+            seal::ensure(&container::seal_empty_dir())?;
             commands::exec::run(g, a)
         }
         Command::Create(_) | Command::Run(_) => unreachable!("matched above"),

@@ -417,6 +417,98 @@ fn dockers_default_seccomp_profile_loads_and_blocks() {
     );
 }
 
+/// A static program that makes raw syscalls and prints what each returned:
+/// busybox cannot call a syscall by number.
+const SYSCALL_PROBE: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static void probe(const char *name, long nr, long arg) {
+    errno = 0;
+    long r = syscall(nr, arg, 0, 0, 0);
+    printf("%s=%ld errno=%d\n", name, r, r < 0 ? errno : 0);
+}
+int main(void) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    probe("unknown", 1000, 0);
+    probe("unshare", SYS_unshare, 0x10000000);
+    probe("getpid", SYS_getpid, 0);
+    return 0;
+}
+"#;
+
+fn with_probe(b: &Bundle) {
+    let src = b.path().join("probe.c");
+    fs::write(&src, SYSCALL_PROBE).unwrap();
+    let built = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(b.rootfs().join("probe"))
+        .arg(&src)
+        .output()
+        .expect("gcc (build-essential, from scripts/deps)");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+}
+
+#[test]
+fn syscalls_the_profile_does_not_know_fail_with_enosys() {
+    // Docker's profile refuses what it does not allow with EPERM; a syscall
+    // newer than any it names must get ENOSYS, which is what makes glibc
+    // fall back (clone3 to clone, say). An older one it leaves out keeps
+    // the profile's errno, and one it allows works.
+    let r = both(|rt| {
+        let mut b = Bundle::new(&["/probe"]);
+        with_probe(&b);
+        let caps: Vec<String> = b.spec["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect();
+        b.spec["linux"]["seccomp"] = docker_default_seccomp(&caps);
+        let docker = out(rt.run_bundle(&b, &rt.id("enosys")));
+        // A KILL default is no different for syscalls it does not know.
+        b.spec["linux"]["seccomp"]["defaultAction"] = json!("SCMP_ACT_KILL");
+        let kill = out(rt.run_bundle(&b, &rt.id("enosyskill")));
+        (docker, kill)
+    });
+    let lines = |o: &(i32, String)| o.1.lines().map(String::from).collect::<Vec<_>>();
+    assert_eq!(r.0.0, 0, "{:?}", r.0);
+    assert_eq!(lines(&r.0)[0], "unknown=-1 errno=38");
+    assert_eq!(lines(&r.0)[1], "unshare=-1 errno=1");
+    assert!(lines(&r.0)[2].ends_with("errno=0"), "{:?}", r.0);
+    assert_eq!(r.1.0, 159, "killed by SIGSYS at unshare: {:?}", r.1);
+    assert_eq!(lines(&r.1)[..1], ["unknown=-1 errno=38".to_string()]);
+}
+
+#[test]
+fn the_root_holds_only_containers_and_is_empty_after_they_are_deleted() {
+    let r = both(|rt| {
+        let mut b = sh("true");
+        // With a seccomp profile, which is compiled and cached somewhere.
+        b.spec["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+        });
+        let id = rt.id("emptyroot");
+        let created = rt.create(&b, &id);
+        let during: Vec<String> = fs::read_dir(rt.root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        rt.run(&["delete", "--force", &id]);
+        let after = fs::read_dir(rt.root.path()).unwrap().count();
+        (created.code, during == [id], after)
+    });
+    assert_eq!(r, (0, true, 0));
+}
+
 #[test]
 fn no_new_privileges_is_set_only_when_asked() {
     let r = both(|rt| {

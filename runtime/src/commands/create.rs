@@ -157,7 +157,7 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
             || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
     });
     let created = namespaces::new_flags(&spec) - CloneFlags::CLONE_NEWCGROUP;
-    let seccomp = crate::process::seccomp::for_spec(&spec, &g.root)?;
+    let seccomp = crate::process::seccomp::for_spec(&spec)?;
     let plan = init::Plan {
         spec: &spec,
         rootfs: rootfs.clone(),

@@ -74,7 +74,7 @@ pub fn run(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
         None
     };
     let config = &c.state.config;
-    let seccomp = crate::process::seccomp::for_spec(config, &g.root)?;
+    let seccomp = crate::process::seccomp::for_spec(config)?;
     let plan = exec::Plan {
         init_pid: c.pid(),
         namespaces: exec::namespaces_of(config),

@@ -42,6 +42,10 @@ pub struct Plan<'a> {
 
 struct Prepared {
     fifo: OwnedFd,
+    /// The host's `/proc/self/fd`, held from before the chroot when the
+    /// container has no mount namespace (and so no /proc of its own in
+    /// its root): the fifo is reopened through it.
+    proc_fds: Option<OwnedFd>,
     program: CString,
     state: String,
 }
@@ -162,9 +166,24 @@ fn prepare(plan: &Plan<'_>, ch: &Channel) -> Result<Prepared> {
     // SAFETY: open returned a fresh descriptor that nothing else owns.
     let fifo = unsafe { OwnedFd::from_raw_fd(raw) };
 
+    let mut proc_fds = None;
     if has_mntns {
         rootfs::enter(&plan.rootfs, plan.no_pivot)?;
+        // `start` reopens the fifo through the container's /proc: without
+        // one the init would die after create said it worked.
+        let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+        nix::sys::stat::stat(path.as_str()).ctx(|| {
+            format!("checking the exec fifo at {path} (is /proc mounted in the container?)")
+        })?;
     } else {
+        let raw = open(
+            "/proc/self/fd",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| "opening /proc/self/fd".into())?;
+        // SAFETY: open returned a fresh descriptor that nothing else owns.
+        proc_fds = Some(unsafe { OwnedFd::from_raw_fd(raw) });
         nix::unistd::chroot(&plan.rootfs).ctx(|| format!("chroot {}", plan.rootfs.display()))?;
     }
     let process = spec
@@ -191,6 +210,7 @@ fn prepare(plan: &Plan<'_>, ch: &Channel) -> Result<Prepared> {
     let program = lookup::find(&args[0], env).map_err(Error::Invalid)?;
     Ok(Prepared {
         fifo,
+        proc_fds,
         program,
         state,
     })
@@ -201,11 +221,32 @@ fn start(plan: &Plan<'_>, p: Prepared) -> Result<Infallible> {
     let path = format!("/proc/self/fd/{}", p.fifo.as_raw_fd());
 
     // Blocks until `start` opens the other end.
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io("opening exec fifo", &path, e))?;
+    let mut f = match &p.proc_fds {
+        Some(dir) => {
+            let name = CString::new(p.fifo.as_raw_fd().to_string())
+                .map_err(|_| Error::Invalid("fd number".into()))?;
+            // SAFETY: a NUL-terminated name relative to a directory fd we
+            // own; the returned descriptor is owned right away.
+            let raw = unsafe {
+                libc::openat(
+                    dir.as_raw_fd(),
+                    name.as_ptr(),
+                    libc::O_WRONLY | libc::O_CLOEXEC,
+                )
+            };
+            if raw < 0 {
+                return Err(Error::sys("opening exec fifo", nix::errno::Errno::last()));
+            }
+            // SAFETY: openat returned a fresh descriptor that nothing else owns.
+            fs::File::from(unsafe { OwnedFd::from_raw_fd(raw) })
+        }
+        None => fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("opening exec fifo", &path, e))?,
+    };
     drop(p.fifo);
+    drop(p.proc_fds);
     // `start` returns (and runs poststart hooks) once it reads our byte, so the
     // startContainer hooks run first; if one fails, `start` sees the fifo close
     // empty and fails too.

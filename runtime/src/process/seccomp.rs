@@ -3,9 +3,15 @@
 //! become separate rules (libseccomp ANDs conditions within a rule), and
 //! libseccomp's own no_new_privs is off so that only the spec decides it.
 //!
+//! A syscall newer than every syscall the profile names fails with ENOSYS,
+//! not the profile's default errno, as runc makes it: glibc (and others)
+//! fall back from a new syscall such as clone3 to an older one only on
+//! ENOSYS, so under an EPERM default newer programs would break. A short
+//! BPF stub in front of libseccomp's program does it (see [`enosys_stub`]).
+//!
 //! Compiling Docker's default profile costs more than the rest of a container
 //! start (~13 ms here), and engines send the same few profiles over and over:
-//! the compiled BPF is kept under the runtime root, keyed by a digest of the
+//! the compiled BPF is kept under /run/berth-runtime, keyed by a digest of the
 //! profile and of the libseccomp that compiled it, and loaded with seccomp(2).
 
 use std::fs;
@@ -131,6 +137,189 @@ pub fn build(spec: &LinuxSeccomp) -> Result<ScmpFilterContext> {
     Ok(ctx)
 }
 
+/// The kernel's AUDIT_ARCH value of an architecture (seccomp_data.arch);
+/// None for those the stub leaves alone.
+fn audit_arch(a: ScmpArch) -> Option<u32> {
+    Some(match a {
+        ScmpArch::X8664 | ScmpArch::X32 => 0xC000_003E,
+        ScmpArch::X86 => 0x4000_0003,
+        ScmpArch::Aarch64 => 0xC000_00B7,
+        ScmpArch::Arm => 0x4000_0028,
+        ScmpArch::Ppc64Le => 0xC000_0015,
+        ScmpArch::Riscv64 => 0xC000_00F3,
+        _ => return None,
+    })
+}
+
+/// x32 syscall numbers carry this bit; x86_64's do not, on the same arch.
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// Where a stub instruction jumps.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Label {
+    Next,
+    Enosys,
+    Filter,
+    Arch(usize),
+    X32(usize),
+}
+
+enum Op {
+    /// Loads the 32-bit word at this offset of seccomp_data.
+    Load(u32),
+    /// A conditional jump: BPF code, constant, then true and false targets.
+    Jump(u16, u32, Label, Label),
+    Always(Label),
+    Ret(u32),
+    Mark(Label),
+}
+
+/// The largest syscall number a profile names on one audit arch: native,
+/// and x32's (which shares x86_64's audit arch).
+type Maxima = (Option<u32>, Option<u32>);
+
+/// runc's -ENOSYS stub, run before libseccomp's program: for each
+/// architecture the profile lists, a syscall number above the largest it
+/// names (in any rule) returns ENOSYS; everything else goes on to the
+/// filter unchanged. There is none when the default action lets syscalls
+/// through anyway (allow, log, trace). On x86_64 the x32 numbers (bit 30)
+/// are compared with the x32 maximum, the others with x86_64's.
+pub fn enosys_stub(spec: &LinuxSeccomp) -> Vec<libc::sock_filter> {
+    use std::collections::BTreeMap;
+    if matches!(
+        spec.default_action(),
+        LinuxSeccompAction::ScmpActAllow
+            | LinuxSeccompAction::ScmpActLog
+            | LinuxSeccompAction::ScmpActTrace
+    ) {
+        return Vec::new();
+    }
+    // Per audit arch: the largest native number and the largest x32 one.
+    let mut maxima: BTreeMap<u32, Maxima> = BTreeMap::new();
+    for arch in spec.architectures().iter().flatten() {
+        let Ok(a) = ScmpArch::from_str(&arch.to_string()) else {
+            continue;
+        };
+        let Some(audit) = audit_arch(a) else {
+            continue;
+        };
+        let max = spec
+            .syscalls()
+            .iter()
+            .flatten()
+            .flat_map(|r| r.names())
+            .filter_map(|n| ScmpSyscall::from_name_by_arch(n, a).ok())
+            .map(|s| s.as_raw_syscall())
+            .filter(|n| *n > 0)
+            .max();
+        let Some(max) = max else {
+            continue;
+        };
+        let e = maxima.entry(audit).or_default();
+        if a == ScmpArch::X32 {
+            e.1 = Some(max as u32);
+        } else {
+            e.0 = Some(max as u32);
+        }
+    }
+    if maxima.is_empty() {
+        return Vec::new();
+    }
+    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const JGT: u16 = (libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K) as u16;
+    const JSET: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
+    let groups: Vec<(u32, Maxima)> = maxima.into_iter().collect();
+    let mut ops = vec![Op::Load(4)];
+    for (i, (audit, _)) in groups.iter().enumerate() {
+        ops.push(Op::Jump(JEQ, *audit, Label::Arch(i), Label::Next));
+    }
+    ops.push(Op::Always(Label::Filter));
+    for (i, (audit, (native, x32))) in groups.iter().enumerate() {
+        ops.push(Op::Mark(Label::Arch(i)));
+        ops.push(Op::Load(0));
+        let shared = *audit == 0xC000_003E;
+        match (native, x32) {
+            (Some(n), Some(x)) => {
+                ops.push(Op::Jump(JSET, X32_SYSCALL_BIT, Label::X32(i), Label::Next));
+                ops.push(Op::Jump(JGT, *n, Label::Enosys, Label::Filter));
+                ops.push(Op::Mark(Label::X32(i)));
+                ops.push(Op::Jump(JGT, *x, Label::Enosys, Label::Filter));
+            }
+            (Some(n), None) => {
+                if shared {
+                    // x32 is not listed: its syscalls go to the filter.
+                    ops.push(Op::Jump(JSET, X32_SYSCALL_BIT, Label::Filter, Label::Next));
+                }
+                ops.push(Op::Jump(JGT, *n, Label::Enosys, Label::Filter));
+            }
+            (None, Some(x)) => {
+                ops.push(Op::Jump(JSET, X32_SYSCALL_BIT, Label::Next, Label::Filter));
+                ops.push(Op::Jump(JGT, *x, Label::Enosys, Label::Filter));
+            }
+            (None, None) => ops.push(Op::Always(Label::Filter)),
+        }
+    }
+    ops.push(Op::Mark(Label::Enosys));
+    ops.push(Op::Ret(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32));
+    ops.push(Op::Mark(Label::Filter));
+    assemble(&ops).unwrap_or_default()
+}
+
+/// Resolves labels to the relative offsets of classic BPF (every jump is
+/// forward); None if a conditional jump is too long for its 8 bits.
+fn assemble(ops: &[Op]) -> Option<Vec<libc::sock_filter>> {
+    let mut at = std::collections::HashMap::new();
+    let mut pc = 0usize;
+    for op in ops {
+        match op {
+            Op::Mark(l) => {
+                at.insert(*l, pc);
+            }
+            _ => pc += 1,
+        }
+    }
+    let insn = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    let mut out = Vec::with_capacity(pc);
+    for op in ops {
+        let pc = out.len();
+        let off = |l: &Label| -> Option<usize> {
+            match l {
+                Label::Next => Some(0),
+                l => at.get(l)?.checked_sub(pc + 1),
+            }
+        };
+        out.push(match op {
+            Op::Mark(_) => continue,
+            Op::Load(k) => insn(
+                (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+                0,
+                0,
+                *k,
+            ),
+            Op::Jump(code, k, t, f) => insn(
+                *code,
+                u8::try_from(off(t)?).ok()?,
+                u8::try_from(off(f)?).ok()?,
+                *k,
+            ),
+            Op::Always(l) => insn((libc::BPF_JMP | libc::BPF_JA) as u16, 0, 0, off(l)? as u32),
+            Op::Ret(k) => insn((libc::BPF_RET | libc::BPF_K) as u16, 0, 0, *k),
+        });
+    }
+    Some(out)
+}
+
+fn to_bytes(filter: &[libc::sock_filter]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(filter.len() * INSN);
+    for f in filter {
+        b.extend_from_slice(&f.code.to_ne_bytes());
+        b.push(f.jt);
+        b.push(f.jf);
+        b.extend_from_slice(&f.k.to_ne_bytes());
+    }
+    b
+}
+
 /// A compiled filter: classic BPF as seccomp(2) takes it, and the flags the
 /// spec asks for.
 pub struct Program {
@@ -184,13 +373,13 @@ fn flags(spec: &LinuxSeccomp) -> libc::c_ulong {
     f
 }
 
-/// The filter of a container's spec, if it has one, through the cache under
-/// the runtime's `root`.
-pub fn for_spec(spec: &oci_spec::runtime::Spec, root: &Path) -> Result<Option<Program>> {
+/// The filter of a container's spec, if it has one, through the cache in
+/// the runtime's private directory.
+pub fn for_spec(spec: &oci_spec::runtime::Spec) -> Result<Option<Program>> {
     spec.linux()
         .as_ref()
         .and_then(|l| l.seccomp().as_ref())
-        .map(|s| compile(s, Some(&root.join(crate::container::SECCOMP_CACHE))))
+        .map(|s| compile(s, Some(&crate::container::seccomp_cache_dir())))
         .transpose()
 }
 
@@ -208,7 +397,8 @@ pub fn compile(spec: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<Program>
     {
         return Ok(prog);
     }
-    let bytes = export(&build(spec)?)?;
+    let mut bytes = to_bytes(&enosys_stub(spec));
+    bytes.extend(export(&build(spec)?)?);
     let prog = Program::from_bytes(&bytes, flags).ok_or_else(|| {
         Error::Seccomp(format!(
             "libseccomp produced a program of {} bytes, which seccomp(2) cannot take",
@@ -235,7 +425,7 @@ fn cache_key(spec: &LinuxSeccomp) -> String {
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
     h.update(format!(
-        "\0libseccomp {v}\0berth-runtime {}\0{}\0{kernel}",
+        "\0libseccomp {v}\0berth-runtime {}\0{}\0{kernel}\0enosys-stub 1",
         env!("CARGO_PKG_VERSION"),
         std::env::consts::ARCH
     ));
@@ -319,6 +509,71 @@ mod tests {
             ]
         }))
         .expect("a valid profile")
+    }
+
+    /// Runs a stub on one syscall: Some(ret) when it returns, None when it
+    /// hands the syscall on to libseccomp's program.
+    fn run_stub(stub: &[libc::sock_filter], arch: u32, nr: u32) -> Option<u32> {
+        let (mut pc, mut acc) = (0usize, 0u32);
+        while let Some(i) = stub.get(pc) {
+            let jump = |taken: bool| pc + 1 + if taken { i.jt } else { i.jf } as usize;
+            pc = match i.code {
+                0x20 => {
+                    acc = if i.k == 4 { arch } else { nr };
+                    pc + 1
+                }
+                0x15 => jump(acc == i.k),
+                0x25 => jump(acc > i.k),
+                0x45 => jump(acc & i.k != 0),
+                0x05 => pc + 1 + i.k as usize,
+                0x06 => return Some(i.k),
+                other => panic!("unexpected BPF code {other:#x}"),
+            };
+        }
+        None
+    }
+
+    #[test]
+    fn syscalls_newer_than_the_profile_fail_with_enosys() {
+        let spec = |default: &str, archs: &[&str]| -> LinuxSeccomp {
+            serde_json::from_value(serde_json::json!({
+                "defaultAction": default,
+                "architectures": archs,
+                "syscalls": [
+                    {"names": ["read", "write", "openat2"], "action": "SCMP_ACT_ALLOW"},
+                    {"names": ["no_such_syscall"], "action": "SCMP_ACT_ALLOW"}
+                ]
+            }))
+            .expect("a valid profile")
+        };
+        let (x86_64, i386) = (0xC000_003E, 0x4000_0003);
+        let enosys = Some(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32);
+        let stub = enosys_stub(&spec(
+            "SCMP_ACT_ERRNO",
+            &["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        ));
+        // openat2 is 437 on x86_64: clone3 (435) is the filter's to judge,
+        // 438 and up are unknown to the profile.
+        assert_eq!(run_stub(&stub, x86_64, 435), None);
+        assert_eq!(run_stub(&stub, x86_64, 437), None);
+        assert_eq!(run_stub(&stub, x86_64, 438), enosys);
+        assert_eq!(run_stub(&stub, x86_64, 1000), enosys);
+        // x32 numbers are compared with x32's maximum (bit 30 set).
+        assert_eq!(run_stub(&stub, x86_64, X32_SYSCALL_BIT | 437), None);
+        assert_eq!(run_stub(&stub, x86_64, X32_SYSCALL_BIT | 1000), enosys);
+        // i386 has its own numbers: openat2 is 437 there too.
+        assert_eq!(run_stub(&stub, i386, 300), None);
+        assert_eq!(run_stub(&stub, i386, 1000), enosys);
+        // An architecture the profile does not list goes to the filter,
+        // which applies its bad-arch action.
+        assert_eq!(run_stub(&stub, 0xC000_00B7, 1000), None);
+        // Without x32 listed, its syscalls are left to the filter.
+        let stub = enosys_stub(&spec("SCMP_ACT_KILL", &["SCMP_ARCH_X86_64"]));
+        assert_eq!(run_stub(&stub, x86_64, X32_SYSCALL_BIT | 1000), None);
+        assert_eq!(run_stub(&stub, x86_64, 1000), enosys);
+        // A default that lets syscalls through needs no stub.
+        assert!(enosys_stub(&spec("SCMP_ACT_ALLOW", &["SCMP_ARCH_X86_64"])).is_empty());
+        assert!(enosys_stub(&spec("SCMP_ACT_LOG", &["SCMP_ARCH_X86_64"])).is_empty());
     }
 
     fn insns(p: &Program) -> Vec<(u16, u8, u8, u32)> {
