@@ -12,10 +12,15 @@ pub const DEFAULT_ROOT: &str = "/run/berth-runtime";
 #[derive(Debug, Parser)]
 #[command(
     name = "berth-runtime",
-    version,
-    about = "berth's OCI runtime: creates and runs containers from OCI bundles, with runc's command line"
+    version = env!("CARGO_PKG_VERSION"),
+    about = "berth's OCI runtime: creates and runs containers from OCI bundles, with runc's command line",
+    disable_version_flag = true
 )]
 pub struct Cli {
+    /// Print the version (runc's -v and --version; [`parse`] gives the
+    /// full text)
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    pub version: (),
     #[command(flatten)]
     pub global: GlobalOpts,
     #[command(subcommand)]
@@ -218,14 +223,14 @@ pub struct UpdateArgs {
     /// JSON file with runtime-spec linux.resources, or - for stdin
     #[arg(short, long)]
     pub resources: Option<PathBuf>,
-    /// Memory limit in bytes
-    #[arg(long)]
+    /// Memory limit in bytes, or with a unit (50M, 1g), -1 for none
+    #[arg(long, value_parser = ram_in_bytes, allow_negative_numbers = true)]
     pub memory: Option<i64>,
-    /// Memory plus swap limit in bytes
-    #[arg(long)]
+    /// Memory plus swap limit (bytes or with a unit), -1 for unlimited swap
+    #[arg(long, value_parser = ram_in_bytes, allow_negative_numbers = true)]
     pub memory_swap: Option<i64>,
-    /// Memory soft limit in bytes
-    #[arg(long)]
+    /// Memory soft limit (bytes or with a unit)
+    #[arg(long, value_parser = ram_in_bytes, allow_negative_numbers = true)]
     pub memory_reservation: Option<i64>,
     /// CPU shares (relative weight)
     #[arg(long)]
@@ -233,23 +238,90 @@ pub struct UpdateArgs {
     /// CPU CFS period in microseconds
     #[arg(long)]
     pub cpu_period: Option<u64>,
-    /// CPU CFS quota in microseconds
-    #[arg(long)]
+    /// CPU CFS quota in microseconds, -1 for none
+    #[arg(long, allow_negative_numbers = true)]
     pub cpu_quota: Option<i64>,
+    /// CPU realtime period in microseconds
+    #[arg(long)]
+    pub cpu_rt_period: Option<u64>,
+    /// CPU realtime runtime in microseconds
+    #[arg(long, allow_negative_numbers = true)]
+    pub cpu_rt_runtime: Option<i64>,
     /// CPUs allowed (cpuset), e.g. 0-1
     #[arg(long)]
     pub cpuset_cpus: Option<String>,
     /// Memory nodes allowed (cpuset)
     #[arg(long)]
     pub cpuset_mems: Option<String>,
-    /// Maximum number of processes
-    #[arg(long)]
+    /// Maximum number of processes, -1 for none
+    #[arg(long, allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
     /// Block IO weight (10-1000)
     #[arg(long)]
     pub blkio_weight: Option<u16>,
     /// Container id
     pub id: String,
+}
+
+/// What `-v`/`--version` print after the name, in runc's layout: the
+/// version, the commit (when the build was given one), the runtime-spec
+/// version and the libseccomp in use.
+pub fn version_text() -> String {
+    let seccomp = libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_else(|_| "unknown".into());
+    format!(
+        "version {}\ncommit: {}\nspec: {}\nlibseccomp: {seccomp}",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown"),
+        crate::container::OCI_VERSION,
+    )
+}
+
+/// Parses the command line, with the version text known only at run time.
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    // Leaked once per process: clap takes a static str without its
+    // "string" feature, and the text lives as long as the process anyway.
+    let text: &'static str = Box::leak(version_text().into_boxed_str());
+    let matches = Cli::command().version(text).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// A size as runc's `update` takes it (Docker's RAMInBytes): bytes, or a
+/// number with a binary unit (`k`, `m`, `g`, `t`, `p`, any case, an
+/// optional `b`/`ib`), `1.5g` included; `-1` means no limit.
+pub fn ram_in_bytes(s: &str) -> std::result::Result<i64, String> {
+    if s == "-1" {
+        return Ok(-1);
+    }
+    let bad = || format!("invalid size: '{s}'");
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    let digits_end = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(digits_end);
+    let unit = unit.trim_start();
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b'))
+        .unwrap_or(unit);
+    let mult: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024f64.powi(2),
+        "g" => 1024f64.powi(3),
+        "t" => 1024f64.powi(4),
+        "p" => 1024f64.powi(5),
+        _ => return Err(bad()),
+    };
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let bytes = n * mult;
+    if !bytes.is_finite() || bytes > i64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as i64)
 }
 
 #[cfg(test)]
@@ -261,6 +333,43 @@ mod tests {
     #[test]
     fn command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_take_runcs_units_and_minus_one() {
+        for (s, want) in [
+            ("1024", 1024),
+            ("50M", 50 << 20),
+            ("50m", 50 << 20),
+            ("1g", 1 << 30),
+            ("1.5GiB", 3 << 29),
+            ("2kb", 2048),
+            ("-1", -1),
+        ] {
+            assert_eq!(ram_in_bytes(s), Ok(want), "{s}");
+        }
+        for bad in ["", "x", "5q", "-2", "1e999g"] {
+            assert!(ram_in_bytes(bad).is_err(), "{bad}");
+        }
+        let cli = Cli::try_parse_from([
+            "berth-runtime",
+            "update",
+            "--memory",
+            "50M",
+            "--cpu-quota",
+            "-1",
+            "--pids-limit",
+            "-1",
+            "id",
+        ])
+        .expect("parses");
+        let Command::Update(u) = cli.command else {
+            panic!("not update");
+        };
+        assert_eq!(
+            (u.memory, u.cpu_quota, u.pids_limit),
+            (Some(50 << 20), Some(-1), Some(-1))
+        );
     }
 
     #[test]

@@ -1,12 +1,9 @@
 use std::io::Write;
 
-use clap::Parser;
-
-use berth_runtime::cli::Cli;
-use berth_runtime::{dispatch, error, logging};
+use berth_runtime::{cli, dispatch, error, logging};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     let g = &cli.global;
     if let Err(e) = logging::init(g.log.as_deref(), g.log_format, g.debug) {
         eprintln!("berth-runtime: opening log {:?}: {e}", g.log);

@@ -10,7 +10,8 @@ use crate::error::{Error, Result};
 pub fn parse(s: &str) -> Result<i32> {
     let unknown = || Error::Invalid(format!("unknown signal {s:?}"));
     if let Ok(n) = s.parse::<i32>() {
-        if n > 0 && n <= libc::SIGRTMAX() {
+        // 0 checks that the process exists, as kill(1)'s.
+        if n >= 0 && n <= libc::SIGRTMAX() {
             return Ok(n);
         }
         return Err(unknown());
@@ -47,12 +48,13 @@ mod tests {
         assert_eq!(parse("SIGKILL").unwrap(), 9);
         assert_eq!(parse("sigterm").unwrap(), 15);
         assert_eq!(parse("9").unwrap(), 9);
+        assert_eq!(parse("0").unwrap(), 0);
         assert_eq!(parse("RTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
     }
 
     #[test]
     fn unknown_signals_are_refused() {
-        for s in ["SIGNOPE", "0", "-1", "999", "RTMIN+99", ""] {
+        for s in ["SIGNOPE", "-1", "999", "RTMIN+99", ""] {
             assert!(parse(s).is_err(), "{s:?} accepted");
         }
     }

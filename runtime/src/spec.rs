@@ -37,11 +37,19 @@ pub fn parse(data: &[u8]) -> std::result::Result<Spec, String> {
 
 pub fn parse_process(path: &Path) -> Result<Process> {
     let data = fs::read(path).map_err(|e| Error::io("reading process file", path, e))?;
-    let de = &mut serde_json::Deserializer::from_slice(&data);
-    serde_path_to_error::deserialize(de).map_err(|e| Error::Config {
+    let bad = |reason: String| Error::Config {
         path: path.to_path_buf(),
-        reason: format!("field {}: {}", e.path(), e.inner()),
-    })
+        reason,
+    };
+    let mut v: serde_json::Value = serde_json::from_slice(&data).map_err(|e| bad(e.to_string()))?;
+    // runc takes a process without `user` as uid and gid 0 (Go's zero
+    // values); oci-spec's type insists on the field.
+    if let Some(o) = v.as_object_mut() {
+        o.entry("user")
+            .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    }
+    serde_path_to_error::deserialize(v)
+        .map_err(|e| bad(format!("field {}: {}", e.path(), e.inner())))
 }
 
 /// The rootfs, absolute (relative paths are relative to the bundle).

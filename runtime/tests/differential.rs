@@ -689,6 +689,72 @@ fn exec_with_process_file_detached_and_pid_file() {
 }
 
 #[test]
+fn exec_with_a_process_file_without_user_runs_as_root() {
+    let r = both(|rt| {
+        let id = rt.id("execnouser");
+        let b = sh("sleep 30");
+        assert_eq!(rt.create(&b, &id).code, 0);
+        assert_eq!(rt.run(&["start", &id]).code, 0);
+        let proc_file = b.path().join("process.json");
+        fs::write(
+            &proc_file,
+            json!({"args": ["id"], "cwd": "/", "env": ["PATH=/bin"]}).to_string(),
+        )
+        .unwrap();
+        let o = rt
+            .cmd()
+            .args(["exec", "--process"])
+            .arg(&proc_file)
+            .arg(&id)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        rt.run(&["delete", "--force", &id]);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        )
+    });
+    assert_eq!(r.0, Some(0), "{r:?}");
+    assert!(r.1.starts_with("uid=0(root) gid=0(root)"), "{r:?}");
+}
+
+#[test]
+fn version_is_printed_in_runcs_layout() {
+    let r = both(|rt| {
+        let out: Vec<_> = ["-v", "--version"]
+            .iter()
+            .map(|flag| rt.run(&[flag]))
+            .collect();
+        assert_eq!(out[0], out[1], "{}: -v and --version differ", rt.name);
+        let lines: Vec<String> = out[0].stdout.lines().map(String::from).collect();
+        let first = lines.first().cloned().unwrap_or_default();
+        let (name, version) = first.split_once(" version ").unwrap_or_default();
+        assert!(
+            !name.is_empty() && version.starts_with(|c: char| c.is_ascii_digit()),
+            "{}: {first:?}",
+            rt.name
+        );
+        assert!(
+            lines.get(1).is_some_and(|l| l.starts_with("commit: ")),
+            "{lines:?}"
+        );
+        // The spec version and the libseccomp both use are the same.
+        (
+            out[0].code,
+            lines.get(2).cloned(),
+            lines
+                .iter()
+                .find(|l| l.starts_with("libseccomp: "))
+                .cloned(),
+        )
+    });
+    assert_eq!(r.0, 0);
+    assert_eq!(r.1.as_deref(), Some("spec: 1.0.2-dev"));
+    assert!(r.2.is_some());
+}
+
+#[test]
 fn exec_into_a_stopped_container_is_refused() {
     let r = both(|rt| {
         let id = rt.id("execstop");
@@ -842,6 +908,40 @@ fn ps_lists_the_container_processes() {
         )
     });
     assert_eq!(r, (true, 2, true));
+}
+
+#[test]
+fn ps_and_kill_of_a_stopped_container_answer_as_runc() {
+    let r = both(|rt| {
+        let id = rt.id("psstopped");
+        let b = sh("true");
+        b.write(&id);
+        let ran = rt
+            .cmd()
+            .args(["run", "--keep", "--bundle"])
+            .arg(b.path())
+            .arg(&id)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let table = rt.run(&["ps", &id]);
+        let json = rt.run(&["ps", "--format", "json", &id]);
+        // Signal 0 probes; --all succeeds on an empty cgroup, a plain kill
+        // of a stopped container is an error.
+        let probe_all = rt.run(&["kill", "--all", &id, "0"]).code;
+        let probe = rt.run(&["kill", &id, "0"]).code != 0;
+        rt.run(&["delete", &id]);
+        (
+            ran.status.code(),
+            table.code,
+            table.stdout.lines().count(),
+            json.code,
+            json.stdout.trim().to_string(),
+            probe_all,
+            probe,
+        )
+    });
+    assert_eq!(r, (Some(0), 0, 1, 0, "null".into(), 0, true));
 }
 
 #[test]

@@ -23,7 +23,9 @@ pub fn run(g: &GlobalOpts, a: &KillArgs) -> Result<i32> {
     let sig = signals::parse(&a.signal)?;
     let c = Container::load(&g.root, &a.id)?;
     let status = c.status();
-    if status == Status::Stopped {
+    // --all signals whatever is left in the cgroup, nothing for a stopped
+    // container, and succeeds as runc's does.
+    if status == Status::Stopped && !a.all {
         return Err(Error::BadState {
             id: c.id().into(),
             status: "stopped",

@@ -10,24 +10,26 @@ use crate::error::{Error, Result};
 
 pub fn run(g: &GlobalOpts, a: &PsArgs) -> Result<i32> {
     let c = Container::load(&g.root, &a.id)?;
-    if c.status() == Status::Stopped {
-        return Err(Error::BadState {
-            id: c.id().into(),
-            status: "stopped",
-            action: "container not running",
-        });
-    }
-    let pids: Vec<i32> = Cgroup::open(&c.state.cgroup_path)?
-        .pids()?
-        .into_iter()
-        .map(|p| p.as_raw())
-        .collect();
+    // A stopped container has no processes: an empty table (and `null` in
+    // JSON), as runc answers, not an error.
+    let stopped = c.status() == Status::Stopped;
+    let pids: Vec<i32> = if stopped {
+        Vec::new()
+    } else {
+        Cgroup::open(&c.state.cgroup_path)?
+            .pids()?
+            .into_iter()
+            .map(|p| p.as_raw())
+            .collect()
+    };
     match a.format.as_str() {
         "json" => {
-            println!(
-                "{}",
+            let text = if stopped {
+                "null".to_string()
+            } else {
                 serde_json::to_string(&pids).unwrap_or_else(|_| "[]".into())
-            );
+            };
+            println!("{text}");
             Ok(0)
         }
         "table" => {

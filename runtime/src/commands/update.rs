@@ -91,6 +91,12 @@ fn flags_json(a: &UpdateArgs) -> Value {
     if let Some(x) = a.cpu_quota {
         set(&["cpu", "quota"], json!(x));
     }
+    if let Some(x) = a.cpu_rt_period {
+        set(&["cpu", "realtimePeriod"], json!(x));
+    }
+    if let Some(x) = a.cpu_rt_runtime {
+        set(&["cpu", "realtimeRuntime"], json!(x));
+    }
     if let Some(x) = &a.cpuset_cpus {
         set(&["cpu", "cpus"], json!(x));
     }
