@@ -2,7 +2,8 @@
 //! container process runs, joined by exec'd processes, frozen for pause, removed
 //! on delete. Works on cgroup v1, v2 and the hybrid layout (v1 controllers with a
 //! controller-less cgroup2 at /sys/fs/cgroup/unified), where the v1 controllers
-//! do the limiting.
+//! do the limiting. Device rules on cgroup v2 are an eBPF program attached to
+//! the cgroup (libcgroups' `cgroupsv2_devices`, as runc's devicefilter).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -88,7 +89,21 @@ impl Cgroup {
             oom_score_adj: None,
             freezer_state: None,
         };
-        self.manager.apply(&opt).map_err(|e| wrap(&self.path, e))
+        self.manager.apply(&opt).map_err(|e| wrap(&self.path, e))?;
+        if layout() == Some(Layout::Hybrid) {
+            // cgroup v2 has no devices controller: its device rules are an
+            // eBPF program on the cgroup (libcgroups' builds and attaches it
+            // on pure v2). On a hybrid host the v1 devices controller
+            // enforces the rules; the program on the container's unified
+            // cgroup enforces them again, for whatever goes by cgroup2.
+            let dir = Path::new(ROOT).join("unified").join(rel(&self.path));
+            if dir.is_dir()
+                && let Err(e) = attach_device_filter(&dir, resources.devices())
+            {
+                tracing::warn!("device filter on {}: {e}", dir.display());
+            }
+        }
+        Ok(())
     }
 
     pub fn freeze(&self, frozen: bool) -> Result<()> {
@@ -115,6 +130,69 @@ impl Cgroup {
         }
         Ok(())
     }
+}
+
+/// What every container may use whatever its rules say (runc's and
+/// libcgroups' defaults): /dev/null, zero, full, random, urandom, tty,
+/// console, ptmx, the pts, /dev/net/tun, and mknod of any node.
+fn default_device_rules() -> Vec<oci_spec::runtime::LinuxDeviceCgroup> {
+    let rule = |typ: &str, major: Option<i64>, minor: Option<i64>, access: &str| {
+        serde_json::from_value(serde_json::json!({
+            "allow": true, "type": typ, "major": major, "minor": minor, "access": access,
+        }))
+        .expect("a valid device rule")
+    };
+    vec![
+        rule("c", Some(1), Some(3), "rwm"),
+        rule("c", Some(1), Some(5), "rwm"),
+        rule("c", Some(1), Some(7), "rwm"),
+        rule("c", Some(1), Some(8), "rwm"),
+        rule("c", Some(1), Some(9), "rwm"),
+        rule("c", Some(5), Some(0), "rwm"),
+        rule("c", None, None, "m"),
+        rule("b", None, None, "m"),
+        rule("c", Some(5), Some(1), "rwm"),
+        rule("c", Some(136), None, "rwm"),
+        rule("c", Some(5), Some(2), "rwm"),
+        rule("c", Some(10), Some(200), "rwm"),
+    ]
+}
+
+/// Builds the eBPF device filter of `rules` (after them, the devices
+/// every container gets) and attaches it to the cgroup2 directory `dir`,
+/// replacing the filter attached before. Everything else is denied:
+/// opening it fails with EPERM. libcgroups' pieces (rule emulator, program
+/// builder, bpf calls) are used; its own attach insists on raising
+/// RLIMIT_MEMLOCK, which needs CAP_SYS_RESOURCE and which kernels since
+/// 5.11 do not charge programs to, so here that raise is best effort.
+pub fn attach_device_filter(
+    dir: &Path,
+    rules: &Option<Vec<oci_spec::runtime::LinuxDeviceCgroup>>,
+) -> Result<()> {
+    use libcgroups::v2::devices::{bpf::prog, emulator::Emulator, program::Program};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut emulator = Emulator::with_default_allow(false);
+    for r in rules.iter().flatten() {
+        emulator.add_rule(r);
+    }
+    for r in default_device_rules() {
+        emulator.add_rule(&r);
+    }
+    let program =
+        Program::from_rules(&emulator.rules, emulator.default_allow).map_err(|e| wrap(dir, e))?;
+    let _ = prog::bump_memlock_rlimit();
+    let raw = prog::load("Apache", program.bytecodes()).map_err(|e| wrap(dir, e))?;
+    // SAFETY: load returned a fresh program descriptor that nothing else owns.
+    let prog_fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let cgroup = fs::File::open(dir).map_err(|e| Error::io("opening", dir, e))?;
+    let old = prog::query(cgroup.as_raw_fd()).map_err(|e| wrap(dir, e))?;
+    prog::attach(prog_fd.as_raw_fd(), cgroup.as_raw_fd()).map_err(|e| wrap(dir, e))?;
+    for o in old {
+        // SAFETY: query opened each descriptor for us; we own it now.
+        let fd = unsafe { OwnedFd::from_raw_fd(o.fd) };
+        prog::detach2(fd.as_raw_fd(), cgroup.as_raw_fd()).map_err(|e| wrap(dir, e))?;
+    }
+    Ok(())
 }
 
 fn rel(p: &Path) -> &Path {

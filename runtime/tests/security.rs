@@ -120,3 +120,88 @@ fn sealing_leaves_no_mount_behind() {
         "{mounts}"
     );
 }
+
+/// The cgroup2 device filter (an eBPF program: cgroup v2 has no devices
+/// controller) lets a process in the cgroup open the devices every
+/// container gets and refuses every other device with EPERM, even one it
+/// was allowed to mknod. Proven on a cgroup2 hierarchy of its own (pure v2,
+/// or the unified part of a hybrid host), with a host shell that no v1
+/// devices cgroup restricts; the same shell outside the cgroup opens it.
+#[test]
+fn the_cgroup2_device_filter_refuses_devices_outside_the_rules() {
+    let v2_root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .map(std::path::Path::new)
+        .find(|p| p.join("cgroup.procs").exists() && p.join("cgroup.subtree_control").exists())
+        .expect("a cgroup2 hierarchy (pure v2, or the unified part of a hybrid host)");
+    let cg = v2_root.join(format!("berth-test-{}", common::unique("devfilter")));
+    fs::create_dir(&cg).unwrap();
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(cg.clone());
+    // Deny everything; the filter adds what every container gets.
+    let rules = Some(vec![
+        serde_json::from_value(serde_json::json!({"allow": false, "access": "rwm"})).unwrap(),
+    ]);
+    berth_runtime::cgroups::attach_device_filter(&cg, &rules).expect("attaching the filter");
+    let nodes = tempfile::tempdir().unwrap();
+    // 1:3 is /dev/null, every container's; 1:1 is /dev/mem, nobody's.
+    let script = format!(
+        "cd {dir} && rm -f null mem && mknod null c 1 3 && mknod mem c 1 1 && \
+         {{ if [ \"$1\" = in ]; then echo $$ > {cg}/cgroup.procs || echo join-failed; fi; }} && \
+         head -c0 null && echo null-opens; head -c1 mem >/dev/null 2>err; cat err",
+        dir = nodes.path().display(),
+        cg = cg.display()
+    );
+    let run = |place: &str| {
+        let o = std::process::Command::new("/bin/sh")
+            .args(["-c", &script, "sh", place])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let inside = run("in");
+    assert!(inside.starts_with("null-opens\n"), "{inside}");
+    assert!(inside.contains("Operation not permitted"), "{inside}");
+    let outside = run("out");
+    assert!(outside.starts_with("null-opens\n"), "{outside}");
+    assert!(!outside.contains("Operation not permitted"), "{outside}");
+}
+
+/// Through the runtime: a container's cgroup2 cgroup carries the device
+/// filter (on pure v2 it is the only device control; on a hybrid host it
+/// backs the v1 devices controller), one program, replaced on update.
+#[test]
+fn a_containers_cgroup2_cgroup_carries_the_device_filter() {
+    use std::os::fd::AsRawFd;
+    let v2_root = if std::path::Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
+        PathBuf::from("/sys/fs/cgroup/unified")
+    } else if std::path::Path::new("/sys/fs/cgroup/cgroup.subtree_control").exists() {
+        PathBuf::from("/sys/fs/cgroup")
+    } else {
+        eprintln!("no cgroup2 hierarchy here: nothing to check");
+        return;
+    };
+    let rt = Runtime::berth();
+    let id = rt.id("devfilter");
+    let b = Bundle::new(&["sleep", "30"]);
+    assert_eq!(rt.create(&b, &id).code, 0);
+    let dir = v2_root.join(format!("berth-test-{id}"));
+    let filters = || {
+        let cg = fs::File::open(&dir).expect("the container's cgroup2 directory");
+        let attached = libcgroups::v2::devices::bpf::prog::query(cg.as_raw_fd()).expect("query");
+        for p in &attached {
+            // SAFETY: query opened each descriptor for us.
+            drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(p.fd) });
+        }
+        attached.len()
+    };
+    assert_eq!(filters(), 1, "one device filter on {}", dir.display());
+    assert_eq!(rt.run(&["update", "--pids-limit", "50", &id]).code, 0);
+    assert_eq!(filters(), 1, "the update replaced the filter");
+    rt.run(&["delete", "--force", &id]);
+}
