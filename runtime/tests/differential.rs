@@ -945,6 +945,54 @@ fn ps_and_kill_of_a_stopped_container_answer_as_runc() {
 }
 
 #[test]
+fn a_frozen_cgroup_is_refused_not_joined() {
+    let r = both(|rt| {
+        let id = rt.id("frozen");
+        let b = sh("true");
+        b.write(&id);
+        let name = format!("berth-test-{id}");
+        let (dir, file, frozen, thawed) = if std::path::Path::new("/sys/fs/cgroup/freezer").is_dir()
+        {
+            (
+                std::path::Path::new("/sys/fs/cgroup/freezer").join(&name),
+                "freezer.state",
+                "FROZEN",
+                "THAWED",
+            )
+        } else {
+            (
+                std::path::Path::new("/sys/fs/cgroup").join(&name),
+                "cgroup.freeze",
+                "1",
+                "0",
+            )
+        };
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join(file), frozen).unwrap();
+        // Bounded: a runtime that joins the frozen cgroup never returns.
+        let o = Command::new("timeout")
+            .arg("20")
+            .arg(&rt.bin)
+            .arg("--root")
+            .arg(rt.root.path())
+            .args(["create", "--bundle"])
+            .arg(b.path())
+            .arg(&id)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        fs::write(dir.join(file), thawed).unwrap();
+        rt.run(&["delete", "--force", &id]);
+        let _ = fs::remove_dir(&dir);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).contains("container's cgroup unexpectedly frozen"),
+        )
+    });
+    assert_eq!(r, (Some(1), true));
+}
+
+#[test]
 fn list_shows_containers_in_table_and_json() {
     let r = both(|rt| {
         let id = rt.id("list");

@@ -129,6 +129,13 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
     }
 
     let cgroup_path = cgroups::path_for(&spec, &a.id);
+    // A process that joins a frozen cgroup stops in the kernel before it
+    // can tell us anything: refused up front, with runc's words.
+    if cgroups::is_frozen(&cgroup_path) {
+        return Err(Error::Invalid(
+            "container's cgroup unexpectedly frozen".into(),
+        ));
+    }
 
     let (ours, theirs) = Channel::pair()?;
     let signals = if foreground {
