@@ -119,8 +119,12 @@ impl Cgroup {
         self.manager.get_all_pids().map_err(|e| wrap(&self.path, e))
     }
 
-    /// Removes the cgroup directories (killing what is left in them).
+    /// Removes the cgroup directories (killing what is left in them),
+    /// sub-cgroups the container made included, deepest first, as runc does.
     pub fn remove(&self) -> Result<()> {
+        for (_, dir) in hierarchy_dirs(&self.path) {
+            remove_children(&dir);
+        }
         self.manager.remove().map_err(|e| wrap(&self.path, e))?;
         if layout() == Some(Layout::Hybrid) {
             let dir = Path::new(ROOT).join("unified").join(rel(&self.path));
@@ -193,6 +197,34 @@ pub fn attach_device_filter(
         prog::detach2(fd.as_raw_fd(), cgroup.as_raw_fd()).map_err(|e| wrap(dir, e))?;
     }
     Ok(())
+}
+
+/// Removes every cgroup below `dir`, deepest first, killing what runs in
+/// them (a cgroup with processes cannot be removed).
+fn remove_children(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let child = e.path();
+        remove_children(&child);
+        for _ in 0..100 {
+            let procs = fs::read_to_string(child.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                let _ =
+                    nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+            match fs::remove_dir(&child) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                // Busy while its killed processes are still going away.
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+    }
 }
 
 fn rel(p: &Path) -> &Path {

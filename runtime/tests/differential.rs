@@ -993,6 +993,34 @@ fn a_frozen_cgroup_is_refused_not_joined() {
 }
 
 #[test]
+fn delete_force_removes_sub_cgroups_too() {
+    let r = both(|rt| {
+        let id = rt.id("subcg");
+        let b = sh("sleep 30");
+        assert_eq!(rt.create(&b, &id).code, 0);
+        assert_eq!(rt.run(&["start", &id]).code, 0);
+        // Sub-cgroups as a container with its cgroup delegated makes them,
+        // one with a process of the container in it.
+        let subs: Vec<std::path::PathBuf> = ["memory", "pids", "freezer"]
+            .iter()
+            .map(|c| cgroup_dir(c, &id).join("sub/deeper"))
+            .collect();
+        for d in &subs {
+            fs::create_dir_all(d).unwrap();
+        }
+        let pid = rt.state(&id).unwrap()["pid"].as_i64().unwrap();
+        fs::write(subs[0].join("cgroup.procs"), pid.to_string()).unwrap();
+        let deleted = rt.run(&["delete", "--force", &id]).code;
+        let left: Vec<bool> = subs
+            .iter()
+            .map(|d| d.parent().unwrap().parent().unwrap().exists())
+            .collect();
+        (deleted, rt.status(&id), left)
+    });
+    assert_eq!(r, (0, "gone".into(), vec![false, false, false]));
+}
+
+#[test]
 fn list_shows_containers_in_table_and_json() {
     let r = both(|rt| {
         let id = rt.id("list");
