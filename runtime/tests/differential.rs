@@ -1213,6 +1213,43 @@ fn terminal_through_a_console_socket() {
 }
 
 #[test]
+fn the_terminal_and_pipes_belong_to_the_containers_user() {
+    let r = both(|rt| {
+        let mut b = sh("stat -c tty=%u:%g $(tty); sleep 1");
+        b.spec["process"]["terminal"] = json!(true);
+        b.spec["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        let id = rt.id("ttyowner");
+        b.write(&id);
+        let sock = b.path().join("console.sock");
+        let recv = console_socket(&sock);
+        let mut c = rt.cmd();
+        c.args(["create", "--bundle"])
+            .arg(b.path())
+            .arg("--console-socket")
+            .arg(&sock)
+            .arg(&id);
+        let o = detached_output(c);
+        assert_eq!(o.code, 0, "{}: {}", rt.name, o.stderr);
+        let master = recv.join().unwrap();
+        assert_eq!(rt.run(&["start", &id]).code, 0);
+        let tty = read_until(&master, "tty=");
+        rt.run(&["delete", "--force", &id]);
+        // And without a terminal: the stdout pipe.
+        let mut b = sh("stat -L -c pipe=%u /proc/self/fd/1");
+        b.spec["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        let pipe = out(rt.run_bundle(&b, &rt.id("pipeowner")));
+        let tty = tty
+            .split_whitespace()
+            .find(|w| w.starts_with("tty="))
+            .unwrap_or_default()
+            .to_string();
+        (tty, pipe)
+    });
+    assert_eq!(r.0, "tty=1000:5");
+    assert_eq!(r.1, (0, "pipe=1000\n".into()));
+}
+
+#[test]
 fn bad_input_fails_with_a_message_and_leaves_nothing() {
     let [berth, runc] = Runtime::both();
     let check = |rt: &Runtime, id: &str, o: Outcome, what: &str, strict: Option<&str>| {

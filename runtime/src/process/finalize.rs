@@ -186,8 +186,29 @@ pub fn exec(f: Final<'_>) -> Result<Infallible> {
     )))
 }
 
+/// Hands stdin, stdout and stderr (a terminal, pipes) to the user the
+/// process becomes, as runc does before it switches: only the owner
+/// changes (the group may be the terminal's `tty`), and what points at
+/// /dev/null is left alone.
+fn give_stdio_to(uid: u32) {
+    let null = nix::sys::stat::stat("/dev/null").map(|s| s.st_rdev).ok();
+    for fd in 0..3 {
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
+            continue;
+        };
+        if st.st_uid == uid || Some(st.st_rdev) == null {
+            continue;
+        }
+        // SAFETY: fchown on one of our standard descriptors; -1 keeps the group.
+        if unsafe { libc::fchown(fd, uid, u32::MAX) } != 0 {
+            tracing::debug!("fchown of fd {fd}: {}", nix::errno::Errno::last());
+        }
+    }
+}
+
 fn set_identity(p: &Process) -> Result<()> {
     let user = p.user();
+    give_stdio_to(user.uid());
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
     let groups: Vec<Gid> = user
