@@ -126,6 +126,16 @@ pub fn validate(spec: &Spec, config_path: &Path) -> Result<()> {
             "rootfsPropagation {prop:?} is not a propagation mode"
         ));
     }
+    // runc's words: a hybrid host counts as v1 (its unified tree has no
+    // controllers to write these files to).
+    let unified = linux
+        .resources()
+        .as_ref()
+        .and_then(|r| r.unified().as_ref())
+        .is_some_and(|u| !u.is_empty());
+    if unified && crate::cgroups::layout() != Some(crate::cgroups::Layout::V2) {
+        return bad("cannot use unified on cgroup v1".into());
+    }
     for m in spec.mounts().iter().flatten() {
         if !m.destination().is_absolute() {
             return bad(format!(

@@ -1021,6 +1021,26 @@ fn delete_force_removes_sub_cgroups_too() {
 }
 
 #[test]
+fn unified_resources_are_refused_without_cgroup_v2() {
+    if !std::path::Path::new("/sys/fs/cgroup/memory").is_dir() {
+        eprintln!("a pure cgroup v2 host: unified resources are allowed here");
+        return;
+    }
+    let r = both(|rt| {
+        let mut b = sh("true");
+        b.spec["linux"]["resources"]["unified"] = json!({"pids.max": "10"});
+        let id = rt.id("unified");
+        let o = rt.run_bundle(&b, &id);
+        (
+            o.code != 0,
+            o.stderr.contains("cannot use unified on cgroup v1"),
+            cgroup_dir("memory", &id).exists(),
+        )
+    });
+    assert_eq!(r, (true, true, false));
+}
+
+#[test]
 fn list_shows_containers_in_table_and_json() {
     let r = both(|rt| {
         let id = rt.id("list");
