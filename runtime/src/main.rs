@@ -20,7 +20,13 @@ fn main() {
             } else {
                 let _ = writeln!(std::io::stderr(), "berth-runtime: {msg}");
             }
-            1
+            // An exec that fails exits 255, as runc's does, apart from any
+            // status the process it would have run could return.
+            if matches!(cli.command, cli::Command::Exec(_)) {
+                255
+            } else {
+                1
+            }
         }
     };
     std::process::exit(code);

@@ -762,9 +762,26 @@ fn exec_into_a_stopped_container_is_refused() {
         assert_eq!(rt.create(&b, &id).code, 0);
         assert_eq!(rt.run(&["start", &id]).code, 0);
         assert!(rt.wait_status(&id, "stopped"));
-        rt.run(&["exec", &id, "true"]).code != 0
+        rt.run(&["exec", &id, "true"]).code
     });
-    assert!(r);
+    assert_eq!(r, 255, "an exec that fails exits 255");
+}
+
+#[test]
+fn exec_failures_exit_255_and_the_process_status_passes_through() {
+    let r = both(|rt| {
+        let id = rt.id("execfail");
+        let b = sh("sleep 30");
+        assert_eq!(rt.create(&b, &id).code, 0);
+        assert_eq!(rt.run(&["start", &id]).code, 0);
+        let missing = rt.run(&["exec", &id, "/nonexistent"]).code;
+        let bad_cwd = rt.run(&["exec", "--cwd", "/nonexistent", &id, "true"]).code;
+        let status = rt.run(&["exec", &id, "sh", "-c", "exit 7"]).code;
+        let no_such = rt.run(&["exec", "no-such-container", "true"]).code;
+        rt.run(&["delete", "--force", &id]);
+        (missing, bad_cwd, status, no_such)
+    });
+    assert_eq!(r, (255, 255, 7, 255));
 }
 
 #[test]
