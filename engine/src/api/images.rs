@@ -1152,14 +1152,16 @@ pub async fn commit(
     // dies before the thaw, the next reconcile thaws it (a paused record
     // would keep it frozen for good). Events show it as dockerd's pause.
     let pause = running && q.get("pause").is_none_or(|p| p != "0" && p != "false");
+    // A container that stopped meanwhile cannot be frozen, and needs not be.
     let frozen = if pause {
-        let f = d.freeze(&e).await?;
-        let c = e.c.lock().await;
-        d.container_event(&c, "pause", &[]);
-        Some(f)
+        d.freeze(&e).await.ok()
     } else {
         None
     };
+    if frozen.is_some() {
+        let c = e.c.lock().await;
+        d.container_event(&c, "pause", &[]);
+    }
     let r =
         d.lc.images()
             .commit(
