@@ -179,6 +179,9 @@ pub struct ExecArgs {
     /// Pass N more file descriptors to the process
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
+    /// Exec into a paused container (the process runs once it is resumed)
+    #[arg(long)]
+    pub ignore_paused: bool,
     /// Container id
     pub id: String,
     /// Command and arguments (when --process is not given)

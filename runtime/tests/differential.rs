@@ -768,6 +768,22 @@ fn exec_into_a_stopped_container_is_refused() {
 }
 
 #[test]
+fn exec_into_a_paused_container_is_refused_unless_asked() {
+    let r = both(|rt| {
+        let id = rt.id("execpaused");
+        let b = sh("sleep 30");
+        assert_eq!(rt.create(&b, &id).code, 0);
+        assert_eq!(rt.run(&["start", &id]).code, 0);
+        assert_eq!(rt.run(&["pause", &id]).code, 0);
+        let o = rt.run(&["exec", &id, "true"]);
+        rt.run(&["resume", &id]);
+        rt.run(&["delete", "--force", &id]);
+        (o.code, o.stderr.contains("use --ignore-paused to override"))
+    });
+    assert_eq!(r, (255, true));
+}
+
+#[test]
 fn exec_failures_exit_255_and_the_process_status_passes_through() {
     let r = both(|rt| {
         let id = rt.id("execfail");

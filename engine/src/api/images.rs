@@ -1153,11 +1153,7 @@ pub async fn commit(
     // would keep it frozen for good). Events show it as dockerd's pause.
     let pause = running && q.get("pause").is_none_or(|p| p != "0" && p != "false");
     // A container that stopped meanwhile cannot be frozen, and needs not be.
-    let frozen = if pause {
-        d.freeze(&e).await.ok()
-    } else {
-        None
-    };
+    let frozen = if pause { d.freeze(&e).await.ok() } else { None };
     if frozen.is_some() {
         let c = e.c.lock().await;
         d.container_event(&c, "pause", &[]);

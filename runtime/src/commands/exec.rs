@@ -23,6 +23,13 @@ pub fn run(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
     let c = Container::load(&g.root, &a.id)?;
     match c.status() {
         Status::Running | Status::Created => {}
+        // The process would wait in the frozen cgroup until a resume.
+        Status::Paused if a.ignore_paused => {}
+        Status::Paused => {
+            return Err(Error::Invalid(
+                "cannot exec in a paused container (use --ignore-paused to override)".into(),
+            ));
+        }
         s => {
             return Err(Error::BadState {
                 id: c.id().into(),
