@@ -79,6 +79,7 @@ impl Cgroup {
     }
 
     pub fn apply(&self, resources: &LinuxResources) -> Result<()> {
+        self.order_cfs_writes(resources);
         let opt = ControllerOpt {
             resources,
             disable_oom_killer: resources
@@ -104,6 +105,28 @@ impl Cgroup {
             }
         }
         Ok(())
+    }
+
+    /// A new CFS period and quota must be written in the order the kernel
+    /// takes them: a period smaller than the current one is refused
+    /// (EINVAL) while the old quota over it would exceed the parent's limit
+    /// (a pod cgroup's). As runc does, the quota goes first then. libcgroups
+    /// writes the period first, so on v1 the pair is written here before
+    /// it, and its own writes of the same values then hold.
+    fn order_cfs_writes(&self, resources: &LinuxResources) {
+        let Some(cpu) = resources.cpu() else { return };
+        let (Some(period), Some(quota)) = (cpu.period(), cpu.quota()) else {
+            return;
+        };
+        if period == 0 || quota == 0 || layout() == Some(Layout::V2) {
+            return;
+        }
+        let dir = Path::new(ROOT).join("cpu").join(rel(&self.path));
+        let write = |file: &str, v: String| fs::write(dir.join(file), v);
+        if write("cpu.cfs_period_us", period.to_string()).is_err() {
+            let _ = write("cpu.cfs_quota_us", quota.to_string());
+            let _ = write("cpu.cfs_period_us", period.to_string());
+        }
     }
 
     pub fn freeze(&self, frozen: bool) -> Result<()> {

@@ -1074,6 +1074,53 @@ fn unified_resources_are_refused_without_cgroup_v2() {
 }
 
 #[test]
+fn cfs_period_and_quota_change_together_under_a_limited_parent() {
+    if !std::path::Path::new("/sys/fs/cgroup/cpu").is_dir() {
+        eprintln!("no cgroup v1 cpu controller here");
+        return;
+    }
+    let r = both(|rt| {
+        let id = rt.id("cfs");
+        let pod = format!("berth-test-pod-{id}");
+        // A pod cgroup limited to half a CPU.
+        let pod_cpu = std::path::Path::new("/sys/fs/cgroup/cpu").join(&pod);
+        fs::create_dir(&pod_cpu).unwrap();
+        fs::write(pod_cpu.join("cpu.cfs_quota_us"), "50000").unwrap();
+        let mut b = sh("sleep 30");
+        b.spec["linux"]["cgroupsPath"] = json!(format!("/{pod}/{id}"));
+        b.spec["linux"]["resources"]["cpu"] = json!({"quota": 50000, "period": 100000});
+        let created = rt.create(&b, &id).code;
+        // Still half a CPU, over a shorter period: the period alone first
+        // would be a whole CPU for a moment, which the pod refuses.
+        let updated = rt
+            .run(&[
+                "update",
+                "--cpu-period",
+                "50000",
+                "--cpu-quota",
+                "25000",
+                &id,
+            ])
+            .code;
+        let ctr = pod_cpu.join(&id);
+        let read = |f: &str| {
+            fs::read_to_string(ctr.join(f))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        let now = (read("cpu.cfs_period_us"), read("cpu.cfs_quota_us"));
+        rt.run(&["delete", "--force", &id]);
+        for c in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let _ = fs::remove_dir(c.path().join(&pod).join(&id));
+            let _ = fs::remove_dir(c.path().join(&pod));
+        }
+        (created, updated, now)
+    });
+    assert_eq!(r, (0, 0, ("50000".into(), "25000".into())));
+}
+
+#[test]
 fn list_shows_containers_in_table_and_json() {
     let r = both(|rt| {
         let id = rt.id("list");
