@@ -272,6 +272,20 @@ pub fn layout() -> Option<Layout> {
     })
 }
 
+/// How many processes the cgroup at `path` holds already (the most any of
+/// its hierarchies shows), without creating it.
+pub fn processes_in(path: &Path) -> usize {
+    hierarchy_dirs(path)
+        .iter()
+        .map(|(_, dir)| {
+            fs::read_to_string(dir.join("cgroup.procs"))
+                .map(|p| p.lines().filter(|l| !l.trim().is_empty()).count())
+                .unwrap_or(0)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// Whether the container's cgroup is frozen, read without building a manager so
 /// that `state` and `list` stay cheap.
 pub fn is_frozen(path: &Path) -> bool {

@@ -136,6 +136,12 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
             "container's cgroup unexpectedly frozen".into(),
         ));
     }
+    // Processes already there share the container's limits, and a delete
+    // of the container ends them: said, as runc says it.
+    let present = cgroups::processes_in(&cgroup_path);
+    if present > 0 {
+        tracing::warn!("container's cgroup is not empty: {present} process(es) found");
+    }
 
     let (ours, theirs) = Channel::pair()?;
     let signals = if foreground {
