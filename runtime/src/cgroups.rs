@@ -208,7 +208,8 @@ pub fn attach_device_filter(
     let program =
         Program::from_rules(&emulator.rules, emulator.default_allow).map_err(|e| wrap(dir, e))?;
     let _ = prog::bump_memlock_rlimit();
-    let raw = prog::load("Apache", program.bytecodes()).map_err(|e| wrap(dir, e))?;
+    // NUL-terminated here: libcgroups hands the kernel the str's pointer.
+    let raw = prog::load("Apache\0", program.bytecodes()).map_err(|e| wrap(dir, e))?;
     // SAFETY: load returned a fresh program descriptor that nothing else owns.
     let prog_fd = unsafe { OwnedFd::from_raw_fd(raw) };
     let cgroup = fs::File::open(dir).map_err(|e| Error::io("opening", dir, e))?;
