@@ -149,9 +149,11 @@ fn the_cgroup2_device_filter_refuses_devices_outside_the_rules() {
     ]);
     berth_runtime::cgroups::attach_device_filter(&cg, &rules).expect("attaching the filter");
     let nodes = tempfile::tempdir().unwrap();
-    // 1:3 is /dev/null, every container's; 1:1 is /dev/mem, nobody's.
+    // 1:3 is /dev/null, every container's; 240:0 is in the range kept
+    // for local use, which no driver takes: outside the filter opening it
+    // fails with ENXIO, never EPERM.
     let script = format!(
-        "cd {dir} && rm -f null mem && mknod null c 1 3 && mknod mem c 1 1 && \
+        "cd {dir} && rm -f null mem && mknod null c 1 3 && mknod mem c 240 0 && \
          {{ if [ \"$1\" = in ]; then echo $$ > {cg}/cgroup.procs || echo join-failed; fi; }} && \
          head -c0 null && echo null-opens; head -c1 mem >/dev/null 2>err; cat err",
         dir = nodes.path().display(),
