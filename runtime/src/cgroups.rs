@@ -273,6 +273,54 @@ pub fn layout() -> Option<Layout> {
     })
 }
 
+/// The directories of `exec --cgroup [<controller>:]<sub>` under the
+/// container's cgroup at `path`: the sub-cgroup in that controller's
+/// hierarchy (all of them without a controller). It must exist, and stay
+/// below the container's cgroup.
+pub fn sub_cgroup_dirs(path: &Path, specs: &[String]) -> Result<Vec<PathBuf>> {
+    let hierarchies = hierarchy_dirs(path);
+    let mut out = Vec::new();
+    for spec in specs {
+        let (controller, sub) = match spec.split_once(':') {
+            Some((c, s)) => (Some(c), s),
+            None => (None, spec.as_str()),
+        };
+        let sub = Path::new(sub);
+        let below = sub
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if sub.as_os_str().is_empty() || !below {
+            return Err(Error::Invalid(format!(
+                "--cgroup {spec}: the sub-cgroup must be a relative path below the container's cgroup"
+            )));
+        }
+        let chosen: Vec<&PathBuf> = hierarchies
+            .iter()
+            .filter(|(name, _)| {
+                controller.is_none_or(|c| name.as_str() == c || name.split(',').any(|n| n == c))
+            })
+            .map(|(_, dir)| dir)
+            .collect();
+        if chosen.is_empty() {
+            return Err(Error::Invalid(format!(
+                "--cgroup {spec}: no cgroup controller {} for this container",
+                controller.unwrap_or("")
+            )));
+        }
+        for dir in chosen {
+            let target = dir.join(sub);
+            if !target.is_dir() {
+                return Err(Error::Invalid(format!(
+                    "--cgroup {spec}: {} does not exist",
+                    target.display()
+                )));
+            }
+            out.push(target);
+        }
+    }
+    Ok(out)
+}
+
 /// How many processes the cgroup at `path` holds already (the most any of
 /// its hierarchies shows), without creating it.
 pub fn processes_in(path: &Path) -> usize {
@@ -333,4 +381,21 @@ pub fn hierarchy_dirs(path: &Path) -> Vec<(String, PathBuf)> {
     }
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_sub_cgroups_stay_below_the_container() {
+        let path = Path::new("/berth-no-such-container");
+        for bad in ["../escape", "/abs", "memory:../x", "a/../../b", ""] {
+            let e = sub_cgroup_dirs(path, &[bad.to_string()]).unwrap_err();
+            assert!(e.to_string().contains("relative path"), "{bad}: {e}");
+        }
+        // A fine path in a container without cgroups is still an error.
+        assert!(sub_cgroup_dirs(path, &["memory:sub".to_string()]).is_err());
+        assert!(sub_cgroup_dirs(path, &[]).unwrap().is_empty());
+    }
 }

@@ -182,6 +182,10 @@ pub struct ExecArgs {
     /// Exec into a paused container (the process runs once it is resumed)
     #[arg(long)]
     pub ignore_paused: bool,
+    /// Run the process in an existing sub-cgroup of the container's:
+    /// [<controller>:]<path>, repeatable
+    #[arg(long = "cgroup")]
+    pub cgroups: Vec<String>,
     /// Container id
     pub id: String,
     /// Command and arguments (when --process is not given)

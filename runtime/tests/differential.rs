@@ -784,6 +784,44 @@ fn exec_into_a_paused_container_is_refused_unless_asked() {
 }
 
 #[test]
+fn exec_into_a_sub_cgroup() {
+    if !std::path::Path::new("/sys/fs/cgroup/memory").is_dir() {
+        eprintln!("no cgroup v1 memory controller here");
+        return;
+    }
+    let r = both(|rt| {
+        let id = rt.id("execsub");
+        let b = sh("sleep 30");
+        assert_eq!(rt.create(&b, &id).code, 0);
+        assert_eq!(rt.run(&["start", &id]).code, 0);
+        let sub = cgroup_dir("memory", &id).join("sub");
+        fs::create_dir(&sub).unwrap();
+        let o = rt.run(&[
+            "exec",
+            "--cgroup",
+            "memory:sub",
+            &id,
+            "cat",
+            "/proc/self/cgroup",
+        ]);
+        let memory_line = o
+            .stdout
+            .lines()
+            .find(|l| l.contains(":memory:"))
+            .map(|l| l.split(':').next_back().unwrap_or("").to_string());
+        let missing = rt
+            .run(&["exec", "--cgroup", "memory:nope", &id, "true"])
+            .code;
+        rt.run(&["delete", "--force", &id]);
+        let _ = fs::remove_dir(&sub);
+        (o.code, memory_line, missing)
+    });
+    assert_eq!(r.0, 0);
+    assert!(r.1.as_deref().is_some_and(|l| l.ends_with("/sub")), "{r:?}");
+    assert_eq!(r.2, 255);
+}
+
+#[test]
 fn exec_failures_exit_255_and_the_process_status_passes_through() {
     let r = both(|rt| {
         let id = rt.id("execfail");

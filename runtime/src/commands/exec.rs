@@ -66,6 +66,7 @@ pub fn run(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
         };
 
     let cgroup = Cgroup::open(&c.state.cgroup_path)?;
+    let sub_cgroups = crate::cgroups::sub_cgroup_dirs(&c.state.cgroup_path, &a.cgroups)?;
     let root = if c.state.no_pivot {
         Some(
             std::fs::File::open(format!("/proc/{}/root", c.state.pid))
@@ -88,6 +89,7 @@ pub fn run(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
         process: &process,
         seccomp: seccomp.as_ref(),
         cgroup: &cgroup,
+        sub_cgroups: &sub_cgroups,
         console: console_child.as_ref().map(|s| s.as_raw_fd()),
         preserve_fds: a.preserve_fds,
         root,

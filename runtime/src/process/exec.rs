@@ -26,6 +26,8 @@ pub struct Plan<'a> {
     /// Compiled before the clone, from the cache under the runtime root.
     pub seccomp: Option<&'a super::seccomp::Program>,
     pub cgroup: &'a Cgroup,
+    /// Sub-cgroups to move into after the container's (`--cgroup`).
+    pub sub_cgroups: &'a [std::path::PathBuf],
     pub console: Option<RawFd>,
     pub preserve_fds: u32,
     /// The container's root, for containers made with --no-pivot (their mount
@@ -103,6 +105,11 @@ fn join(plan: &Plan<'_>) -> Result<()> {
 
 fn intermediate(plan: &Plan<'_>, _ch: &Channel) -> Result<Forked> {
     plan.cgroup.add_task(getpid())?;
+    for dir in plan.sub_cgroups {
+        let procs = dir.join("cgroup.procs");
+        std::fs::write(&procs, getpid().as_raw().to_string())
+            .map_err(|e| Error::io("joining the sub-cgroup", &procs, e))?;
+    }
     join(plan)?;
     clone(CloneFlags::empty(), true).ctx(|| "cloning the exec process".into())
 }
