@@ -386,6 +386,38 @@ impl Stack {
         tar
     }
 
+    /// A running busybox container that wrote "mine" to /own (its own
+    /// layer's change), once the file is there.
+    pub fn run_with_own_file(&self) -> String {
+        let id = self
+            .berth(&[
+                "run",
+                "-d",
+                "busybox",
+                "sh",
+                "-c",
+                "echo mine > /own; sleep 60",
+            ])
+            .ok()
+            .to_string();
+        assert!(
+            crate::eventually(10, || self
+                .berth(&["exec", &id, "cat", "/own"])
+                .stdout
+                .contains("mine")),
+            "{id} never wrote /own"
+        );
+        id
+    }
+
+    /// An image `name`: busybox plus /own, a layer busybox does not have,
+    /// so that pulling it downloads and unpacks.
+    pub fn image_with_own_layer(&self, name: &str) {
+        let c = self.run_with_own_file();
+        self.berth(&["commit", &c, name]).ok();
+        self.berth(&["rm", "-f", &c]).ok();
+    }
+
     /// `busybox:latest` (Cmd ["sh"]), imported from Debian's busybox-static.
     pub fn load_busybox(&self) {
         let tar = self.busybox_tar();

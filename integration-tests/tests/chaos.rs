@@ -218,23 +218,7 @@ fn nothing_is_lost_or_stuck_when_daemons_die_under_load() {
     s.load_busybox();
     let registry = Registry::start();
     let remote = format!("{}/chaos/own:1", registry.host);
-    let maker = s
-        .berth(&[
-            "run",
-            "-d",
-            "busybox",
-            "sh",
-            "-c",
-            "echo mine > /own; sleep 60",
-        ])
-        .ok()
-        .to_string();
-    assert!(integration_tests::eventually(10, || s
-        .berth(&["exec", &maker, "cat", "/own"])
-        .stdout
-        .contains("mine")));
-    s.berth(&["commit", &maker, &remote]).ok();
-    s.berth(&["rm", "-f", &maker]).ok();
+    s.image_with_own_layer(&remote);
     s.berth(&["push", &remote]).ok();
     s.berth(&["rmi", &remote]).ok();
     let tally = Arc::new(Tally::default());

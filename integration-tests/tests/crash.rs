@@ -56,13 +56,17 @@ fn assert_all_gone(s: &Stack, what: &str) {
     );
 }
 
-/// Restarts berthd armed with `point`, runs `args`, and expects berthd to
-/// die there; then starts it again unarmed. What the client saw.
-fn crash_berthd_during(s: &mut Stack, point: &str, args: &[&str]) -> Out {
+/// Restarts berthd armed with `point`, runs `client`, and expects berthd
+/// to die there; then starts it again unarmed. What the client got.
+fn crash_berthd_while<T: std::fmt::Debug>(
+    s: &mut Stack,
+    point: &str,
+    client: impl FnOnce(&Stack) -> T,
+) -> T {
     s.fault = Some(point.to_string());
     s.kill9_berthd();
     s.spawn_berthd();
-    let out = s.berth(args);
+    let out = client(s);
     assert!(
         s.wait_berthd_exit(Duration::from_secs(20)),
         "berthd did not die at {point}; the client saw {out:?}"
@@ -73,10 +77,27 @@ fn crash_berthd_during(s: &mut Stack, point: &str, args: &[&str]) -> Out {
         "berthd died elsewhere than {point}: {}",
         tail(&s.log())
     );
-    assert_ne!(out.code, 0, "the client was told it worked: {out:?}");
     s.fault = None;
     s.spawn_berthd();
     out
+}
+
+/// `crash_berthd_while` running `berth args`, whose client must be told it
+/// failed.
+fn crash_berthd_during(s: &mut Stack, point: &str, args: &[&str]) -> Out {
+    let out = crash_berthd_while(s, point, |s| s.berth(args));
+    assert_ne!(out.code, 0, "the client was told it worked: {out:?}");
+    out
+}
+
+/// A running `sleep 60` container, noted in `ever`.
+fn sleeper(s: &Stack, ever: &mut BTreeSet<String>) -> String {
+    let id = s
+        .berth(&["run", "-d", "busybox", "sleep", "60"])
+        .ok()
+        .to_string();
+    ever.insert(id.clone());
+    id
 }
 
 /// The same with lifecycled (and the shims it starts) armed.
@@ -257,11 +278,7 @@ fn a_task_create_cut_in_lifecycled_is_rolled_back() {
 fn a_task_delete_cut_in_lifecycled_can_be_removed() {
     let mut s = stack();
     let mut ever = BTreeSet::new();
-    let id = s
-        .berth(&["run", "-d", "busybox", "sleep", "60"])
-        .ok()
-        .to_string();
-    ever.insert(id.clone());
+    let id = sleeper(&s, &mut ever);
     crash_lifecycled_during(
         &mut s,
         "lifecycled:task-delete.after-shim-delete",
@@ -388,11 +405,7 @@ fn a_network_connect_cut_midway_is_undone() {
     for point in ["berthd:net.before-cni-add", "berthd:net.after-cni-add"] {
         let mut s = stack();
         let mut ever = BTreeSet::new();
-        let id = s
-            .berth(&["run", "-d", "busybox", "sleep", "60"])
-            .ok()
-            .to_string();
-        ever.insert(id.clone());
+        let id = sleeper(&s, &mut ever);
         s.berth(&["network", "create", "second"]).ok();
         crash_berthd_during(&mut s, point, &["network", "connect", "second", &id]);
         assert_consistent(&s, &ever);
@@ -484,11 +497,7 @@ fn a_stop_cut_after_its_signal_is_not_undone_by_the_restart_policy() {
 fn a_pause_cut_midway_is_rolled_back() {
     let mut s = stack();
     let mut ever = BTreeSet::new();
-    let id = s
-        .berth(&["run", "-d", "busybox", "sleep", "60"])
-        .ok()
-        .to_string();
-    ever.insert(id.clone());
+    let id = sleeper(&s, &mut ever);
     crash_berthd_during(&mut s, "berthd:pause.after-task-pause", &["pause", &id]);
     // Its client was told it failed: running, and thawed (the invariants
     // compare the status with the freezer).
@@ -506,31 +515,20 @@ fn a_pause_cut_midway_is_rolled_back() {
 fn an_exec_cut_after_its_start_keeps_its_exit_code() {
     let mut s = stack();
     let mut ever = BTreeSet::new();
-    let c = s
-        .berth(&["run", "-d", "busybox", "sleep", "60"])
-        .ok()
-        .to_string();
-    ever.insert(c.clone());
-    let point = "berthd:exec.after-process-start";
-    s.fault = Some(point.to_string());
-    s.kill9_berthd();
-    s.spawn_berthd();
-    let body = serde_json::json!({"Cmd": ["sh", "-c", "sleep 2; exit 7"]}).to_string();
-    let (code, out) = s.api("POST", &format!("/containers/{c}/exec"), Some(&body));
-    assert_eq!(code, 201, "{out}");
-    let v: serde_json::Value = serde_json::from_str(&out).expect("exec create answer");
-    let x = v["Id"].as_str().expect("exec id").to_string();
-    let _ = s.api(
-        "POST",
-        &format!("/exec/{x}/start"),
-        Some(r#"{"Detach":true}"#),
-    );
-    assert!(
-        s.wait_berthd_exit(Duration::from_secs(20)),
-        "berthd did not die at {point}"
-    );
-    s.fault = None;
-    s.spawn_berthd();
+    let c = sleeper(&s, &mut ever);
+    let x = crash_berthd_while(&mut s, "berthd:exec.after-process-start", |s| {
+        let body = serde_json::json!({"Cmd": ["sh", "-c", "sleep 2; exit 7"]}).to_string();
+        let (code, out) = s.api("POST", &format!("/containers/{c}/exec"), Some(&body));
+        assert_eq!(code, 201, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("exec create answer");
+        let x = v["Id"].as_str().expect("exec id").to_string();
+        let _ = s.api(
+            "POST",
+            &format!("/exec/{x}/start"),
+            Some(r#"{"Detach":true}"#),
+        );
+        x
+    });
     // The process ran on without the engine; its code is kept.
     assert!(
         integration_tests::eventually(20, || exec_state(&s, &x) == (false, 7)),
@@ -616,35 +614,13 @@ fn store_after_gc(s: &Stack) -> (String, String) {
     (ctr(s, &["content", "ls"]), ctr(s, &["snapshots", "ls"]))
 }
 
-/// A container's file system with a file of its own, committed as `name`:
-/// an image with a layer busybox does not have.
-fn image_with_own_layer(s: &Stack, name: &str) {
-    let c = s
-        .berth(&[
-            "run",
-            "-d",
-            "busybox",
-            "sh",
-            "-c",
-            "echo mine > /own; sleep 60",
-        ])
-        .ok()
-        .to_string();
-    assert!(integration_tests::eventually(10, || s
-        .berth(&["exec", &c, "cat", "/own"])
-        .stdout
-        .contains("mine")));
-    s.berth(&["commit", &c, name]).ok();
-    s.berth(&["rm", "-f", &c]).ok();
-}
-
 #[test]
 fn a_pull_cut_in_lifecycled_leaves_only_what_gc_removes() {
     let mut s = stack();
     let mut ever = BTreeSet::new();
     let reg = integration_tests::registry::Registry::start();
     let remote = format!("{}/crash/own:1", reg.host);
-    image_with_own_layer(&s, &remote);
+    s.image_with_own_layer(&remote);
     s.berth(&["push", &remote]).ok();
     s.berth(&["rmi", &remote]).ok();
     let before = store_after_gc(&s);
@@ -676,22 +652,8 @@ fn a_pull_cut_in_lifecycled_leaves_only_what_gc_removes() {
 fn a_commit_cut_in_lifecycled_leaves_its_container_running_and_no_garbage() {
     let mut s = stack();
     let mut ever = BTreeSet::new();
-    let c = s
-        .berth(&[
-            "run",
-            "-d",
-            "busybox",
-            "sh",
-            "-c",
-            "echo mine > /own; sleep 60",
-        ])
-        .ok()
-        .to_string();
+    let c = s.run_with_own_file();
     ever.insert(c.clone());
-    assert!(integration_tests::eventually(10, || s
-        .berth(&["exec", &c, "cat", "/own"])
-        .stdout
-        .contains("mine")));
     let before = store_after_gc(&s);
     let out = crash_lifecycled_during(
         &mut s,

@@ -1318,6 +1318,25 @@ fn read_until(master: &OwnedFd, want: &str) -> String {
     got
 }
 
+/// Creates `id` from `b` with a console socket like a shim's and starts
+/// it: the terminal's master side.
+fn start_with_terminal(rt: &Runtime, b: &Bundle, id: &str) -> OwnedFd {
+    b.write(id);
+    let sock = b.path().join("console.sock");
+    let recv = console_socket(&sock);
+    let mut c = rt.cmd();
+    c.args(["create", "--bundle"])
+        .arg(b.path())
+        .arg("--console-socket")
+        .arg(&sock)
+        .arg(id);
+    let o = detached_output(c);
+    assert_eq!(o.code, 0, "{}: {}", rt.name, o.stderr);
+    let master = recv.join().unwrap();
+    assert_eq!(rt.run(&["start", id]).code, 0);
+    master
+}
+
 #[test]
 fn terminal_through_a_console_socket() {
     let r = both(|rt| {
@@ -1325,19 +1344,7 @@ fn terminal_through_a_console_socket() {
         b.spec["process"]["terminal"] = json!(true);
         b.spec["process"]["consoleSize"] = json!({"height": 33, "width": 77});
         let id = rt.id("tty");
-        b.write(&id);
-        let sock = b.path().join("console.sock");
-        let recv = console_socket(&sock);
-        let mut c = rt.cmd();
-        c.args(["create", "--bundle"])
-            .arg(b.path())
-            .arg("--console-socket")
-            .arg(&sock)
-            .arg(&id);
-        let o = detached_output(c);
-        assert_eq!(o.code, 0, "{}: {}", rt.name, o.stderr);
-        let master = recv.join().unwrap();
-        assert_eq!(rt.run(&["start", &id]).code, 0);
+        let master = start_with_terminal(rt, &b, &id);
         let first = read_until(&master, "/dev/pts/0");
         nix::unistd::write(&master, b"hello\n").unwrap();
         let second = read_until(&master, "got:hello");
@@ -1357,19 +1364,7 @@ fn the_terminal_and_pipes_belong_to_the_containers_user() {
         b.spec["process"]["terminal"] = json!(true);
         b.spec["process"]["user"] = json!({"uid": 1000, "gid": 1000});
         let id = rt.id("ttyowner");
-        b.write(&id);
-        let sock = b.path().join("console.sock");
-        let recv = console_socket(&sock);
-        let mut c = rt.cmd();
-        c.args(["create", "--bundle"])
-            .arg(b.path())
-            .arg("--console-socket")
-            .arg(&sock)
-            .arg(&id);
-        let o = detached_output(c);
-        assert_eq!(o.code, 0, "{}: {}", rt.name, o.stderr);
-        let master = recv.join().unwrap();
-        assert_eq!(rt.run(&["start", &id]).code, 0);
+        let master = start_with_terminal(rt, &b, &id);
         let tty = read_until(&master, "tty=");
         rt.run(&["delete", "--force", &id]);
         // And without a terminal: the stdout pipe.
