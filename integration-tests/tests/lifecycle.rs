@@ -548,6 +548,7 @@ async fn reflection_lists_services_and_health_says_serving() {
             "berth.lifecycle.v1.Version",
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
         ]
     );
     let v = c.version().version(c.req(())).await.unwrap().into_inner();
@@ -566,6 +567,61 @@ async fn reflection_lists_services_and_health_says_serving() {
         s.status,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
+}
+
+/// Python's grpcio from PyPI (the venv scripts/deps makes) with its default
+/// options: it sends the socket's path, percent-encoded, as :authority, and
+/// with `grpc.default_authority` the raw path as grpc-java and older grpc-go
+/// do. Health, reflection, a unary call and a server stream must all work.
+#[test]
+fn grpcio_works_over_the_socket_whatever_authority_it_sends() {
+    let python = Path::new("/var/cache/berth-tests/grpc-venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/deps",
+        python.display()
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grpcio_client.py");
+    let l = start_lifecycled();
+    let sock = l.address.to_str().unwrap().to_string();
+    for authority in [None, Some(sock.as_str())] {
+        let out = std::process::Command::new(python)
+            .arg(&script)
+            .arg(&sock)
+            .args(authority)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "authority {authority:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = |prefix: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .unwrap_or_else(|| panic!("no {prefix:?} in {stdout}"))
+                .to_string()
+        };
+        assert_eq!(line("health "), "SERVING");
+        let services = line("services ");
+        assert!(
+            services.contains("berth.lifecycle.v1.Tasks")
+                && services.contains("grpc.reflection.v1alpha.ServerReflection"),
+            "{services}"
+        );
+        assert!(
+            line("version runtimes ")
+                .split(' ')
+                .any(|r| r == "berth-runtime")
+        );
+        let events = line("events ");
+        assert!(
+            events.contains("/containers/create") && events.contains("/containers/delete"),
+            "{events}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -114,16 +114,23 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
         EventsServer::<service::events::Service>::NAME,
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
     ];
-    let reflection = served
-        .into_iter()
-        .fold(tonic_reflection::server::Builder::configure(), |b, name| {
-            b.with_service_name(name)
-        })
-        .register_encoded_file_descriptor_set(berth_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
+    let reflection = || {
+        served
+            .into_iter()
+            .fold(tonic_reflection::server::Builder::configure(), |b, name| {
+                b.with_service_name(name)
+            })
+            .register_encoded_file_descriptor_set(berth_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    // Both versions, as grpc-go serves them: grpcurl asks v1 first, Python's
+    // grpcio-reflection and older tools only v1alpha.
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
         .context("building reflection")?;
+    let reflection = reflection().build_v1().context("building reflection")?;
 
     tracing::info!("serving on {}", opts.address.display());
     // Event subscribers (berthd) never end their streams: after the signal,
@@ -139,6 +146,7 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
         .max_frame_size(berth_proto::MAX_FRAME)
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(VersionServer::new(service::version::Service(tasks.clone())))
         .add_service(ContainersServer::new(service::containers::Service {
             store: store.clone(),

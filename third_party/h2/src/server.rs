@@ -1701,14 +1701,27 @@ impl proto::Peer for Peer {
         // A request translated from HTTP/1 must not include the :authority
         // header
         if let Some(authority) = pseudo.authority {
-            let maybe_authority = uri::Authority::from_maybe_shared(authority.clone().into_inner());
-            parts.authority = Some(maybe_authority.or_else(|why| {
-                malformed!(
+            match uri::Authority::from_maybe_shared(authority.clone().into_inner()) {
+                Ok(parsed) => parts.authority = Some(parsed),
+                // CONNECT names its target in :authority: it must be valid.
+                Err(why) if is_connect => malformed!(
                     "malformed headers: malformed authority ({:?}): {}",
                     authority,
                     why,
-                )
-            })?);
+                ),
+                // gRPC clients on a unix socket send the socket's path as
+                // :authority (grpc-java and older grpc-go as is, gRPC C-core
+                // and so Python's grpcio percent-encoded, which `http` does
+                // not take outside userinfo). The authority names no host
+                // there, so the request is served without one, as if the
+                // client had sent none (which HTTP/2 allows), instead of
+                // being reset with PROTOCOL_ERROR.
+                Err(why) => tracing::debug!(
+                    "ignoring malformed authority ({:?}): {}",
+                    authority,
+                    why,
+                ),
+            }
         }
 
         // A :scheme is required, except CONNECT.
