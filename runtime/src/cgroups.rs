@@ -80,6 +80,22 @@ impl Cgroup {
 
     pub fn apply(&self, resources: &LinuxResources) -> Result<()> {
         self.order_cfs_writes(resources);
+        let rules = resources
+            .devices()
+            .as_deref()
+            .map(crate::devices::normalized);
+        // On v1 the device rules are written here, as the difference from
+        // what the cgroup has (libcgroups would write them all again,
+        // starting with "deny everything", at every update); libcgroups
+        // gets none (it still allows its defaults, which every target
+        // allows too). On v2 its eBPF program takes them whole.
+        let mut for_libcgroups = resources.clone();
+        for_libcgroups.set_devices(if layout() == Some(Layout::V2) {
+            rules.clone()
+        } else {
+            None
+        });
+        let resources = &for_libcgroups;
         let opt = ControllerOpt {
             resources,
             disable_oom_killer: resources
@@ -91,6 +107,9 @@ impl Cgroup {
             freezer_state: None,
         };
         self.manager.apply(&opt).map_err(|e| wrap(&self.path, e))?;
+        if layout() != Some(Layout::V2) {
+            self.write_v1_device_rules(rules.as_deref().unwrap_or_default())?;
+        }
         if layout() == Some(Layout::Hybrid) {
             // cgroup v2 has no devices controller: its device rules are an
             // eBPF program on the cgroup (libcgroups' builds and attaches it
@@ -99,10 +118,36 @@ impl Cgroup {
             // cgroup enforces them again, for whatever goes by cgroup2.
             let dir = Path::new(ROOT).join("unified").join(rel(&self.path));
             if dir.is_dir()
-                && let Err(e) = attach_device_filter(&dir, resources.devices())
+                && let Err(e) = attach_device_filter(&dir, &rules)
             {
                 tracing::warn!("device filter on {}: {e}", dir.display());
             }
+        }
+        Ok(())
+    }
+
+    /// Brings the v1 devices controller from what its `devices.list` shows
+    /// to `rules` followed by the devices every container gets, with the
+    /// fewest writes (see `devices`).
+    fn write_v1_device_rules(&self, rules: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<()> {
+        let Some((_, dir)) = hierarchy_dirs(&self.path)
+            .into_iter()
+            .find(|(name, _)| name == "devices")
+        else {
+            return Ok(());
+        };
+        let list = dir.join("devices.list");
+        let current = fs::read_to_string(&list).map_err(|e| Error::io("reading", &list, e))?;
+        let target = crate::devices::Rules::allow_all()
+            .with(rules)
+            .and_then(|t| t.with(&default_device_rules()))
+            .map_err(Error::Invalid)?;
+        for w in crate::devices::Rules::from_list(&current).transition(&target) {
+            let file = dir.join(w.file());
+            fs::write(&file, &w.line).map_err(|e| {
+                let e = std::io::Error::new(e.kind(), format!("{:?}: {e}", w.line));
+                Error::io("writing a device rule to", &file, e)
+            })?;
         }
         Ok(())
     }

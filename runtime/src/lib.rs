@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod console;
 pub mod container;
+pub mod devices;
 pub mod error;
 pub mod fsutil;
 pub mod hooks;

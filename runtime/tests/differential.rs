@@ -593,6 +593,71 @@ fn update_changes_limits_of_a_running_container() {
     assert_eq!(r, "33");
 }
 
+/// runc's "minimal transition rules": a device rule written as `rwa` (the
+/// `a` is no access letter; runc ignores it) denying /dev/kmsg after
+/// "deny everything", and 30 updates while the container reads /dev/kmsg
+/// and writes to /dev/null in a loop. An update that wrote the rules again
+/// would deny /dev/null for a moment (sh then complains on stderr); kmsg
+/// must stay denied throughout, though the container holds CAP_SYSLOG.
+#[test]
+fn device_rules_hold_through_updates_without_a_gap() {
+    let r = both(|rt| {
+        let mut b = sh(
+            "while true; do head -c 100 /dev/kmsg 2>/dev/null; echo >>/tmp/n; done >/tmp/out 2>/tmp/err",
+        );
+        b.spec["linux"]["resources"]["devices"] = json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "rwa"}
+        ]);
+        b.spec["linux"]["devices"] =
+            json!([{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}]);
+        for set in ["bounding", "effective", "permitted"] {
+            b.spec["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYSLOG"));
+        }
+        let id = rt.id("devupd");
+        let created = rt.create(&b, &id);
+        assert_eq!(created.code, 0, "{}: {}", rt.name, created.stderr);
+        assert_eq!(rt.run(&["start", &id]).code, 0);
+        let updates: Vec<i32> = (0..30)
+            .map(|_| rt.run(&["update", "--pids-limit", "30", &id]).code)
+            .collect();
+        let read = |f: &str| rt.run(&["exec", &id, "cat", f]).stdout;
+        let (out, err) = (read("/tmp/out"), read("/tmp/err"));
+        let loops = read("/tmp/n").lines().count();
+        rt.run(&["delete", "--force", &id]);
+        // With kmsg allowed instead, the same container reads it: the
+        // capability is there, so the device rule is what stops it above.
+        b.spec["process"]["args"] = json!([
+            "sh",
+            "-c",
+            "head -c 1 /dev/kmsg >/dev/null && echo readable"
+        ]);
+        b.spec["linux"]["resources"]["devices"][1] =
+            json!({"allow": true, "type": "c", "major": 1, "minor": 11, "access": "r"});
+        let allowed = rt.run_bundle(&b, &rt.id("devok")).stdout;
+        (
+            updates.iter().all(|c| *c == 0),
+            out,
+            err,
+            loops > 0,
+            allowed,
+        )
+    });
+    assert_eq!(
+        r,
+        (
+            true,
+            String::new(),
+            String::new(),
+            true,
+            "readable\n".into()
+        )
+    );
+}
+
 #[test]
 fn pause_and_resume() {
     let r = both(|rt| {
