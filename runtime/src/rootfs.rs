@@ -145,6 +145,9 @@ pub struct Context<'a> {
     pub cgroup_path: &'a Path,
     pub in_userns: bool,
     pub new_cgroupns: bool,
+    /// For each of the spec's mounts, by index: the bind source as a
+    /// detached mount tree, when the runtime made one (see `detach_bind_sources`).
+    pub bind_trees: &'a [Option<OwnedFd>],
 
     /// Waits until the runtime has created the cgroup (it does so while we
     /// make the first mounts); called before devices and cgroup mounts.
@@ -177,11 +180,13 @@ pub fn prepare(ctx: &Context<'_>) -> Result<()> {
         .filter(|m| is_cgroup(m))
         .map(|m| m.destination().as_path())
         .collect();
-    let (later, now): (Vec<&Mount>, Vec<&Mount>) = mounts
+    let (later, now): (Vec<_>, Vec<_>) = mounts
         .iter()
-        .partition(|m| cgroup_dests.iter().any(|d| m.destination().starts_with(d)));
-    for m in now {
-        mount_one(ctx, m)?;
+        .enumerate()
+        .partition(|(_, m)| cgroup_dests.iter().any(|d| m.destination().starts_with(d)));
+    let tree = |i: usize| ctx.bind_trees.get(i).and_then(Option::as_ref);
+    for (i, m) in now {
+        mount_one(ctx, m, tree(i))?;
     }
     let dev_is_bind = mounts
         .iter()
@@ -192,8 +197,97 @@ pub fn prepare(ctx: &Context<'_>) -> Result<()> {
     if !dev_is_bind {
         setup_dev(ctx)?;
     }
-    for m in later {
-        mount_one(ctx, m)?;
+    for (i, m) in later {
+        mount_one(ctx, m, tree(i))?;
+    }
+    let dev_ro = mounts.iter().find(|m| {
+        m.destination() == Path::new("/dev")
+            && !is_bind(m)
+            && parse_options(m.options().as_deref().unwrap_or(&[]))
+                .flags
+                .contains(MsFlags::MS_RDONLY)
+    });
+    if let Some(m) = dev_ro {
+        let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+        let data = opts.data.join(",");
+        let dev = secure_join(ctx.rootfs, Path::new("/dev"))?;
+        mnt(
+            None,
+            &dev,
+            None,
+            MsFlags::MS_REMOUNT | opts.flags,
+            (!data.is_empty()).then_some(data.as_str()),
+        )?;
+    }
+    Ok(())
+}
+
+/// Each bind mount's source as a detached copy of its mount tree
+/// (open_tree with OPEN_TREE_CLONE), made by the runtime before the clone,
+/// as host root, and inherited by the container's process, which attaches
+/// it with move_mount. In a user namespace the container's root may not be
+/// able to reach the source at all (a directory closed to others on the
+/// way): runc opens the sources before entering the user namespace too.
+/// The descriptors are close-on-exec: none reaches the container's program.
+pub fn detach_bind_sources(spec: &Spec) -> Result<Vec<Option<OwnedFd>>> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let mounts = spec.mounts().as_deref().unwrap_or(&[]);
+    mounts
+        .iter()
+        .map(|m| {
+            if !is_bind(m) {
+                return Ok(None);
+            }
+            let Some(source) = m.source() else {
+                return Ok(None);
+            };
+            let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+            let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+            if opts.flags.contains(MsFlags::MS_REC) {
+                flags |= libc::AT_RECURSIVE as libc::c_uint;
+            }
+            let path =
+                std::ffi::CString::new(source.as_os_str().as_encoded_bytes()).map_err(|_| {
+                    Error::Invalid(format!("bind source {} has a NUL", source.display()))
+                })?;
+            // SAFETY: open_tree takes a NUL-terminated path and integer flags;
+            // it returns a new descriptor or -1.
+            let fd =
+                unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+            if fd < 0 {
+                return Err(Error::io(
+                    "bind mount source",
+                    source,
+                    std::io::Error::last_os_error(),
+                ));
+            }
+            // SAFETY: open_tree returned a fresh descriptor that nothing else owns.
+            Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+        })
+        .collect()
+}
+
+/// Attaches a tree from `detach_bind_sources` at `dest`.
+fn attach_tree(tree: &OwnedFd, dest: &Path) -> Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+    let target = std::ffi::CString::new(dest.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::Invalid(format!("mount point {} has a NUL", dest.display())))?;
+    // SAFETY: move_mount takes descriptors, NUL-terminated paths and flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return Err(Error::sys(
+            format!("attaching the bind source on {}", dest.display()),
+            nix::errno::Errno::last(),
+        ));
     }
     Ok(())
 }
@@ -238,7 +332,7 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
     }
 }
 
-fn mount_one(ctx: &Context<'_>, m: &Mount) -> Result<()> {
+fn mount_one(ctx: &Context<'_>, m: &Mount, tree: Option<&OwnedFd>) -> Result<()> {
     let dest = secure_join(ctx.rootfs, m.destination())?;
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
     let typ = m.typ().as_deref().unwrap_or("");
@@ -256,10 +350,20 @@ fn mount_one(ctx: &Context<'_>, m: &Mount) -> Result<()> {
                 m.destination().display()
             ))
         })?;
-        let meta = fs::metadata(source).map_err(|e| Error::io("bind mount source", source, e))?;
-        create_mount_point(&dest, !meta.is_dir())?;
-        let bind = opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC) | MsFlags::MS_BIND;
-        mnt(Some(source), &dest, None, bind, None)?;
+        if let Some(tree) = tree {
+            let st = nix::sys::stat::fstat(tree.as_raw_fd())
+                .ctx(|| format!("bind mount source {}", source.display()))?;
+            let is_dir =
+                SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR;
+            create_mount_point(&dest, !is_dir)?;
+            attach_tree(tree, &dest)?;
+        } else {
+            let meta =
+                fs::metadata(source).map_err(|e| Error::io("bind mount source", source, e))?;
+            create_mount_point(&dest, !meta.is_dir())?;
+            let bind = opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC) | MsFlags::MS_BIND;
+            mnt(Some(source), &dest, None, bind, None)?;
+        }
         let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() {
             let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra | locked_flags(&dest);
@@ -275,9 +379,12 @@ fn mount_one(ctx: &Context<'_>, m: &Mount) -> Result<()> {
         };
         create_mount_point(&dest, false)?;
         let source = m.source().as_deref().unwrap_or(Path::new(typ));
-        // A read-only tmpfs is made writable long enough to set its mode.
-        let ro_later = keep_mode.is_some() && opts.flags.contains(MsFlags::MS_RDONLY);
-        let first = if ro_later {
+        // A read-only tmpfs is made writable long enough to set its mode; a
+        // read-only /dev until its devices and mount points are made
+        // (`prepare` turns it read-only at the end).
+        let dev_later = m.destination() == Path::new("/dev");
+        let ro_later = keep_mode.is_some() && opts.flags.contains(MsFlags::MS_RDONLY) && !dev_later;
+        let first = if ro_later || dev_later {
             opts.flags - MsFlags::MS_RDONLY
         } else {
             opts.flags

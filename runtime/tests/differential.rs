@@ -186,6 +186,100 @@ fn user_namespace_maps_ids() {
     assert_eq!(r, (0, " 0 100000 65536\n 0 100000 65536\n0\n".into()));
 }
 
+/// Bind sources the container's root (host uid 100000) cannot reach: the
+/// runtime opens them before the container enters its user namespace, so
+/// they mount all the same, for the init and for an exec.
+#[test]
+fn user_namespace_binds_sources_its_root_cannot_read() {
+    let r = both(|rt| {
+        let mut b = sh("stat -c %n /m1/foo.txt /m2/foo.txt; sleep 30");
+        b.spec["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        b.spec["linux"]["uidMappings"] =
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        b.spec["linux"]["gidMappings"] =
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        let rootfs = b.rootfs();
+        let mounts = b.spec["mounts"].as_array_mut().unwrap();
+        for n in ["1", "2"] {
+            let src = b.dir.path().join(format!("closed-{n}"));
+            fs::create_dir_all(src.join("dir")).unwrap();
+            fs::write(src.join("dir/foo.txt"), "x").unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&src, fs::Permissions::from_mode(0o750)).unwrap();
+            fs::create_dir(rootfs.join(format!("m{n}"))).unwrap();
+            mounts.push(json!({"source": src.join("dir"), "destination": format!("/m{n}"), "options": ["bind"]}));
+        }
+        let id = rt.id("usernsbind");
+        let pidfile = b.path().join("pid");
+        b.write(&id);
+        let mut c = rt.cmd();
+        c.args(["run", "-d", "--pid-file"])
+            .arg(&pidfile)
+            .arg("--bundle")
+            .arg(b.path())
+            .arg(&id);
+        let o = detached_output(c);
+        let exec = rt.run(&[
+            "exec",
+            &id,
+            "stat",
+            "-c",
+            "%n",
+            "/m1/foo.txt",
+            "/m2/foo.txt",
+        ]);
+        rt.run(&["delete", "--force", &id]);
+        (o.code, o.stderr, exec.code, exec.stdout)
+    });
+    assert_eq!(
+        r,
+        (0, String::new(), 0, "/m1/foo.txt\n/m2/foo.txt\n".into())
+    );
+}
+
+/// When the container's process fails while it builds the container, the
+/// error said is its own (the mount that failed), never a broken pipe.
+#[test]
+fn a_failed_setup_says_what_failed() {
+    let r = both(|rt| {
+        let mut b = sh("true");
+        b.spec["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/x", "type": "nosuchfs", "source": "none"}));
+        let o = rt.run_bundle(&b, &rt.id("badfs"));
+        let err = o.stderr.to_lowercase();
+        (
+            o.code != 0,
+            err.contains("no such device") && err.contains("/x"),
+            err.contains("pipe"),
+        )
+    });
+    assert_eq!(r, (true, true, false));
+}
+
+/// A read-only /dev: devices and mount points are made in it first, then it
+/// turns read-only, as runc does.
+#[test]
+fn dev_can_be_mounted_read_only() {
+    let r = both(|rt| {
+        let mut b = sh(
+            "grep '^tmpfs /dev ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1; ls /dev/null /dev/pts/ptmx; touch /dev/x",
+        );
+        for m in b.spec["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == "/dev" {
+                m["options"].as_array_mut().unwrap().push(json!("ro"));
+            }
+        }
+        let o = rt.run_bundle(&b, &rt.id("rodev"));
+        (o.code, o.stdout, o.stderr.contains("Read-only file system"))
+    });
+    assert_eq!(r, (1, "ro\n/dev/null\n/dev/pts/ptmx\n".into(), true));
+}
+
 #[test]
 fn dev_has_the_default_devices_and_links() {
     let r = both(|rt| {

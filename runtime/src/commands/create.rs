@@ -171,6 +171,11 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
     });
     let created = namespaces::new_flags(&spec) - CloneFlags::CLONE_NEWCGROUP;
     let seccomp = crate::process::seccomp::for_spec(&spec)?;
+    let bind_trees = if created.contains(CloneFlags::CLONE_NEWUSER) {
+        crate::rootfs::detach_bind_sources(&spec)?
+    } else {
+        Vec::new()
+    };
     let plan = init::Plan {
         spec: &spec,
         rootfs: rootfs.clone(),
@@ -183,6 +188,7 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
         runtime_hooks,
         created,
         seccomp,
+        bind_trees,
     };
 
     let pid = match process::clone(created, false).ctx(|| "cloning the container process".into())? {
@@ -193,6 +199,9 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
         Forked::Parent(pid) => pid,
     };
     undo.child = Some(pid);
+    // The child has its copies; ours of the detached bind trees would keep
+    // their sources busy for as long as a foreground `run` lasts.
+    drop(plan);
     drop(theirs);
     drop(console_child);
     if let Some(own) = own_pidns {
@@ -221,7 +230,7 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
         },
     };
     let hook_state = c.oci_state(Status::Creating).to_string();
-    ours.send(&Msg::Go(hook_state.clone()))?;
+    send_to_init(&ours, &Msg::Go(hook_state.clone()))?;
     // The child builds its root meanwhile; it waits for this only at its first
     // cgroup mount.
     let cgroup = undo.cgroup.insert(Cgroup::open(&c.state.cgroup_path)?);
@@ -229,7 +238,7 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
     if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
         cgroup.apply(res)?;
     }
-    ours.send(&Msg::CgroupReady)?;
+    send_to_init(&ours, &Msg::CgroupReady)?;
     // Recorded while the child finishes its setup; until it is ready, `state`
     // shows it as created (the fifo exists) and a failed create removes it.
     c.save()?;
@@ -247,7 +256,7 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
                     h.and_then(|h| h.create_runtime().as_ref()),
                     &hook_state,
                 )?;
-                ours.send(&Msg::HooksDone)?;
+                send_to_init(&ours, &Msg::HooksDone)?;
             }
             Some(Msg::Ready) => break,
             Some(Msg::Error(e)) => return Err(Error::Init(e)),
@@ -279,6 +288,19 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
         console,
         signals,
     })
+}
+
+/// Sends to the container's init. When the init has failed and gone, the
+/// send breaks (EPIPE); what the user needs then is the init's own error,
+/// which it sent before leaving, not the broken pipe.
+fn send_to_init(ch: &Channel, msg: &Msg) -> Result<()> {
+    let Err(e) = ch.send(msg) else {
+        return Ok(());
+    };
+    match ch.recv() {
+        Ok(Some(Msg::Error(init))) => Err(Error::Init(init)),
+        _ => Err(e),
+    }
 }
 
 /// The caller's user name from /etc/passwd (read directly: a statically linked

@@ -38,6 +38,9 @@ pub struct Plan<'a> {
     pub created: CloneFlags,
     /// Compiled before the clone, from the cache under the runtime root.
     pub seccomp: Option<super::seccomp::Program>,
+    /// Bind sources detached by the runtime, by mount index (user
+    /// namespaces only; see `rootfs::detach_bind_sources`).
+    pub bind_trees: Vec<Option<OwnedFd>>,
 }
 
 struct Prepared {
@@ -144,6 +147,7 @@ fn prepare(plan: &Plan<'_>, ch: &Channel) -> Result<Prepared> {
             cgroup_path: &plan.cgroup_path,
             in_userns,
             new_cgroupns: namespaces::has(spec, LinuxNamespaceType::Cgroup),
+            bind_trees: &plan.bind_trees,
             cgroup_ready: &cgroup_ready,
         })?;
     }
