@@ -12,7 +12,10 @@ use crate::error::{Error, Result};
 pub fn run(kind: &str, hooks: Option<&Vec<Hook>>, state: &str) -> Result<()> {
     for (i, hook) in hooks.into_iter().flatten().enumerate() {
         run_one(hook, state).map_err(|e| {
-            Error::Hook(format!("{kind} hook #{i} ({}): {e}", hook.path().display()))
+            Error::Hook(format!(
+                "error running {kind} hook #{i} ({}): {e}",
+                hook.path().display()
+            ))
         })?;
     }
     Ok(())
@@ -78,5 +81,31 @@ fn run_one(hook: &Hook, state: &str) -> std::result::Result<(), String> {
     let mut out = String::new();
     let _ = out_file.seek(std::io::SeekFrom::Start(0));
     let _ = out_file.read_to_string(&mut out);
-    Err(format!("{status}: {}", out.trim()))
+    Err(format!("{}: {}", describe(status), out.trim()))
+}
+
+/// An unsuccessful exit in words: "exit status 3", or the signal's name as
+/// the C library says it ("signal: bad system call" for a hook that the
+/// seccomp filter killed).
+fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(sig) = status.signal() else {
+        return format!("exit status {}", status.code().unwrap_or(-1));
+    };
+    // SAFETY: strsignal returns a pointer to a NUL-terminated string that
+    // stays valid until the next call; it is copied right away.
+    let name = unsafe {
+        let p = libc::strsignal(sig);
+        if p.is_null() {
+            format!("signal {sig}")
+        } else {
+            std::ffi::CStr::from_ptr(p).to_string_lossy().to_lowercase()
+        }
+    };
+    let core = if status.core_dumped() {
+        " (core dumped)"
+    } else {
+        ""
+    };
+    format!("signal: {name}{core}")
 }

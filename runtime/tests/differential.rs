@@ -1103,6 +1103,33 @@ fn hooks_run_in_order_with_state_on_stdin() {
     );
 }
 
+/// startContainer hooks run under the container's seccomp filter: one
+/// that makes a syscall the filter kills for dies of it, and the container
+/// does not run.
+#[test]
+fn start_container_hooks_run_under_the_seccomp_filter() {
+    let r = both(|rt| {
+        let mut b = sh("echo ran");
+        b.spec["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL"}]
+        });
+        b.spec["hooks"] = json!({"startContainer": [
+            {"path": "/bin/sh", "args": ["sh", "-c", "mkdir /tmp/hook"]}
+        ]});
+        let o = rt.run_bundle(&b, &rt.id("hookseccomp"));
+        let err = o.stderr.to_lowercase();
+        (
+            o.code != 0,
+            o.stdout,
+            err.contains("error running") && err.contains("hook"),
+            err.contains("bad system call"),
+        )
+    });
+    assert_eq!(r, (true, String::new(), true, true));
+}
+
 #[test]
 fn failing_create_hook_fails_create_and_leaves_nothing() {
     let r = both(|rt| {

@@ -136,6 +136,7 @@ fn final_process(plan: &Plan<'_>) -> Result<Infallible> {
         seccomp: plan.seccomp,
         preserve_fds: plan.preserve_fds,
         program,
+        before_exec: None,
     })
 }
 

@@ -115,6 +115,10 @@ pub struct Final<'a> {
     pub seccomp: Option<&'a seccomp::Program>,
     pub preserve_fds: u32,
     pub program: CString,
+    /// Run last, as the process's user, under its seccomp filter, right
+    /// before the execve (the init's startContainer hooks, where runc runs
+    /// them).
+    pub before_exec: Option<&'a dyn Fn() -> Result<()>>,
 }
 
 /// Drops to the process's identity and privileges and executes it. Returns only
@@ -178,6 +182,9 @@ pub fn exec(f: Final<'_>) -> Result<Infallible> {
     }
 
     cloexec_from(3 + f.preserve_fds);
+    if let Some(last) = f.before_exec {
+        last()?;
+    }
     let e = nix::unistd::execve(&f.program, &args, &env).unwrap_err();
     Err(Error::Invalid(format!(
         "exec {}: {}",

@@ -225,7 +225,7 @@ fn start(plan: &Plan<'_>, p: Prepared) -> Result<Infallible> {
     let path = format!("/proc/self/fd/{}", p.fifo.as_raw_fd());
 
     // Blocks until `start` opens the other end.
-    let mut f = match &p.proc_fds {
+    let f = match &p.proc_fds {
         Some(dir) => {
             let name = CString::new(p.fifo.as_raw_fd().to_string())
                 .map_err(|_| Error::Invalid("fd number".into()))?;
@@ -251,28 +251,37 @@ fn start(plan: &Plan<'_>, p: Prepared) -> Result<Infallible> {
     };
     drop(p.fifo);
     drop(p.proc_fds);
-    // `start` returns (and runs poststart hooks) once it reads our byte, so the
-    // startContainer hooks run first; if one fails, `start` sees the fifo close
-    // empty and fails too.
-    hooks::run(
-        "startContainer",
-        spec.hooks()
-            .as_ref()
-            .and_then(|h| h.start_container().as_ref()),
-        &p.state,
-    )?;
-    f.write_all(b"0")
-        .map_err(|e| Error::io("writing exec fifo", &path, e))?;
-    drop(f);
     let process = spec
         .process()
         .as_ref()
         .ok_or_else(|| Error::Invalid("process is missing".into()))?;
+    // startContainer hooks run in the container as its process will (its
+    // user, capabilities and seccomp filter), as runc runs them. Then the
+    // byte that lets `start` return: a failing hook fails `start` (it
+    // reads the fifo closed empty), and poststart hooks come after these.
+    let last = || {
+        let started = hooks::run(
+            "startContainer",
+            spec.hooks()
+                .as_ref()
+                .and_then(|h| h.start_container().as_ref()),
+            &p.state,
+        );
+        if let Err(e) = started {
+            // Said before the fifo closes: `start` (or `run`) ends the
+            // container as soon as it sees the fifo closed empty.
+            let _ = writeln!(std::io::stderr(), "berth-runtime: {}", chain(&e));
+            child_exit(255);
+        }
+        (&f).write_all(b"0")
+            .map_err(|e| Error::io("writing exec fifo", &path, e))
+    };
     finalize::exec(finalize::Final {
         process,
         seccomp: plan.seccomp.as_ref(),
         preserve_fds: plan.preserve_fds,
         program: p.program,
+        before_exec: Some(&last),
     })
 }
 
