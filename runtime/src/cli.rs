@@ -64,6 +64,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// List the processes running inside a container
     Ps(PsArgs),
+    /// Show a container's resource usage (and OOM kills) as JSON lines, every --interval
+    Events(EventsArgs),
     /// List containers started under --root
     List(ListArgs),
     /// Print what this runtime supports, as JSON
@@ -203,6 +205,18 @@ pub struct PsArgs {
     /// Options for ps(1)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub ps_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Print the stats once, then exit
+    #[arg(long)]
+    pub stats: bool,
+    /// Time between stats (5s, 1s, 100ms, …)
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    /// Container id
+    pub id: String,
 }
 
 #[derive(Debug, Args)]

@@ -50,6 +50,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Kill(a) => commands::kill::run(g, a),
         Command::Delete(a) => commands::delete::run(g, a),
         Command::Ps(a) => commands::ps::run(g, a),
+        Command::Events(a) => commands::events::run(g, a),
         Command::List(a) => commands::list::run(g, a),
         Command::Features => commands::features::run(),
         Command::Spec(a) => commands::spec::run(a),

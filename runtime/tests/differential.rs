@@ -752,6 +752,95 @@ fn device_rules_hold_through_updates_without_a_gap() {
     );
 }
 
+/// `events --stats`: one line, `{"type":"stats","id":…,"data":…}`, with the
+/// container's figures; refused for a container that does not run.
+#[test]
+fn events_stats_prints_one_line_of_figures() {
+    let r = both(|rt| {
+        let mut b = sh("sleep 30");
+        b.spec["linux"]["resources"]["memory"] = json!({"limit": 33554432});
+        b.spec["linux"]["resources"]["pids"] = json!({"limit": 20});
+        let id = rt.id("evstats");
+        assert_eq!(rt.create(&b, &id).code, 0);
+        assert_eq!(rt.run(&["start", &id]).code, 0);
+        let o = rt.run(&["events", "--stats", &id]);
+        let lines: Vec<&str> = o.stdout.lines().collect();
+        let prefix = format!(r#"{{"type":"stats","id":"{id}","#);
+        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        rt.run(&["kill", &id, "KILL"]);
+        rt.wait_status(&id, "stopped");
+        let stopped = rt.run(&["events", "--stats", &id]);
+        rt.run(&["delete", "--force", &id]);
+        (
+            o.code,
+            lines.len(),
+            lines[0].starts_with(&prefix),
+            v["data"]["memory"]["usage"]["limit"].clone(),
+            v["data"]["pids"]["limit"].clone(),
+            v["data"]["pids"]["current"]
+                .as_u64()
+                .is_some_and(|n| n >= 1),
+            v["data"]["cpu"]["usage"]["total"]
+                .as_u64()
+                .is_some_and(|n| n > 0),
+            stopped.code != 0 && stopped.stderr.contains("is not running"),
+        )
+    });
+    assert_eq!(
+        r,
+        (0, 1, true, json!(33554432), json!(20), true, true, true)
+    );
+}
+
+/// `events --interval 100ms`: stats lines keep coming while the container
+/// lives, an OOM kill in it is an `oom` line, and the command ends by
+/// itself (status 0) once the container is deleted.
+#[test]
+fn events_follow_a_container_until_it_is_deleted() {
+    let r = both(|rt| {
+        let mut b = sh("sleep 30");
+        b.spec["linux"]["resources"]["memory"] = json!({"limit": 33554432, "swap": 33554432});
+        let id = rt.id("evfollow");
+        assert_eq!(rt.create(&b, &id).code, 0);
+        assert_eq!(rt.run(&["start", &id]).code, 0);
+        let log = b.path().join("events.log");
+        let mut c = rt.cmd();
+        c.args(["events", "--interval", "100ms", &id])
+            .stdout(fs::File::create(&log).unwrap());
+        let mut follower = c.spawn().unwrap();
+        let lines = || fs::read_to_string(&log).unwrap_or_default();
+        let wait_for = |what: &str| {
+            (0..100).any(|_| {
+                std::thread::sleep(Duration::from_millis(100));
+                lines().contains(what)
+            })
+        };
+        let stats_seen = wait_for(r#""type":"stats""#);
+        // A process that wants more than the limit: the OOM killer ends it.
+        rt.run(&[
+            "exec",
+            "-d",
+            &id,
+            "sh",
+            "-c",
+            "x=$(head -c 64m /dev/zero | tr '\\0' a)",
+        ]);
+        let oom_line = format!(r#"{{"type":"oom","id":"{id}"}}"#);
+        let oom_seen = wait_for(&oom_line);
+        rt.run(&["delete", "--force", &id]);
+        let ended = (0..50).find_map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            follower.try_wait().unwrap()
+        });
+        if ended.is_none() {
+            let _ = follower.kill();
+            let _ = follower.wait();
+        }
+        (stats_seen, oom_seen, ended.map(|s| s.code()))
+    });
+    assert_eq!(r, (true, true, Some(Some(0))));
+}
+
 #[test]
 fn pause_and_resume() {
     let r = both(|rt| {
