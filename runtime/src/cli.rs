@@ -17,8 +17,7 @@ pub const DEFAULT_ROOT: &str = "/run/berth-runtime";
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// Print the version (runc's -v and --version; [`parse`] gives the
-    /// full text)
+    /// Print the version, commit, spec and libseccomp versions
     #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
     pub version: (),
     #[command(flatten)]
@@ -299,13 +298,56 @@ pub fn version_text() -> String {
     )
 }
 
-/// Parses the command line, with the version text known only at run time.
-pub fn parse() -> Cli {
-    use clap::{CommandFactory, FromArgMatches};
-    // Leaked once per process: clap takes a static str without its
-    // "string" feature, and the text lives as long as the process anyway.
+/// Help in runc's layout (urfave/cli's NAME/USAGE/COMMANDS/OPTIONS), which
+/// scripts written against runc read.
+const ROOT_HELP: &str = "NAME:\n   {bin} - {about}\n\nUSAGE:\n   {usage}\n\nCOMMANDS:\n{subcommands}\n\nGLOBAL OPTIONS:\n{options}\n";
+
+/// The clap definition as run: named after how the binary was invoked (so
+/// that installed as `runc` it says `runc`, as runc's tests and tools
+/// expect), with the version text known only at run time.
+pub fn command(name: &str) -> clap::Command {
+    use clap::CommandFactory;
+    // Leaked once per process: clap takes static strs without its "string"
+    // feature, and they live as long as the process anyway.
     let text: &'static str = Box::leak(version_text().into_boxed_str());
-    let matches = Cli::command().version(text).get_matches();
+    let name: &'static str = Box::leak(name.to_string().into_boxed_str());
+    Cli::command()
+        .name(name)
+        .bin_name(name)
+        .version(text)
+        .help_template(ROOT_HELP)
+        .mut_subcommands(move |c| {
+            let text = format!(
+                "NAME:\n   {name} {} - {{about}}\n\nUSAGE:\n   {{usage}}\n\nOPTIONS:\n{{options}}\n",
+                c.get_name()
+            );
+            c.help_template(&*Box::leak(text.into_boxed_str()))
+        })
+}
+
+/// Parses the command line. An unknown command gets runc's answer.
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    let invoked = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "berth-runtime".into());
+    let matches = match command(&invoked).try_get_matches() {
+        Ok(m) => m,
+        Err(e) if e.kind() == clap::error::ErrorKind::InvalidSubcommand => {
+            let topic = e
+                .get(clap::error::ContextKind::InvalidSubcommand)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            eprintln!("No help topic for '{topic}'");
+            std::process::exit(3);
+        }
+        Err(e) => e.exit(),
+    };
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 

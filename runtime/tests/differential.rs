@@ -841,6 +841,109 @@ fn events_follow_a_container_until_it_is_deleted() {
     assert_eq!(r, (true, true, Some(Some(0))));
 }
 
+/// `--debug` names the stages runc's tests and tools look for, on stderr or
+/// in the `--log` file (text or JSON), and nothing of it reaches stdout.
+#[test]
+fn debug_lines_name_the_setup_stages() {
+    let stages = [
+        "nsexec container setup",
+        "child process in init()",
+        "init: closing the pipe to signal completion",
+    ];
+    let r = both(|rt| {
+        let b = sh("echo hello");
+        let mut seen = Vec::new();
+        let o = {
+            let id = rt.id("dbg");
+            b.write(&id);
+            let mut c = rt.cmd();
+            c.args(["--debug", "run", "--bundle"])
+                .arg(b.path())
+                .arg(&id);
+            Outcome::from(c.stdin(Stdio::null()).output().unwrap())
+        };
+        seen.push((
+            o.code,
+            o.stdout.clone(),
+            o.stderr.contains("level=debug") && stages.iter().all(|s| o.stderr.contains(s)),
+        ));
+        for (format, level) in [("text", "level=debug"), ("json", r#""level":"debug""#)] {
+            let log = b.path().join(format!("{format}.log"));
+            let id = rt.id("dbglog");
+            b.write(&id);
+            let mut c = rt.cmd();
+            c.arg("--log")
+                .arg(&log)
+                .args(["--log-format", format, "--debug", "run", "--bundle"])
+                .arg(b.path())
+                .arg(&id);
+            let o = Outcome::from(c.stdin(Stdio::null()).output().unwrap());
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            seen.push((
+                o.code,
+                o.stdout,
+                !o.stderr.contains("debug")
+                    && text.contains(level)
+                    && stages.iter().all(|s| text.contains(s)),
+            ));
+        }
+        seen
+    });
+    assert_eq!(r, vec![(0, "hello\n".to_string(), true); 3]);
+}
+
+/// Help and version in runc's layout, named after the binary as invoked.
+#[test]
+fn help_and_version_read_as_runc_s() {
+    let r = both(|rt| {
+        let name = rt.bin.file_name().unwrap().to_str().unwrap().to_string();
+        let norm = |s: String| s.replace(&name, "RT");
+        let line = |o: &Outcome, i: usize| norm(o.stdout.lines().nth(i).unwrap_or("").to_string());
+        let mut v = Vec::new();
+        for flag in ["-h", "--help"] {
+            let o = rt.run(&[flag]);
+            v.push((o.code, line(&o, 0), line(&o, 1).starts_with("   RT - ")));
+        }
+        for cmd in [
+            "delete", "events", "exec", "kill", "list", "pause", "ps", "resume", "run", "spec",
+            "start", "state", "update",
+        ] {
+            let o = rt.run(&[cmd, "-h"]);
+            v.push((
+                o.code,
+                line(&o, 0),
+                line(&o, 1).starts_with(&format!("   RT {cmd}")),
+            ));
+        }
+        let unknown = rt.run(&["foo", "-h"]);
+        let version = rt.run(&["-v"]);
+        let vl: Vec<String> = version
+            .stdout
+            .lines()
+            .map(|l| norm(l.to_string()))
+            .collect();
+        (
+            v,
+            unknown.code != 0 && unknown.stderr.contains("No help topic for 'foo'"),
+            version.code,
+            vl[0].starts_with("RT version ")
+                && vl[0][11..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_digit()),
+            vl[1].starts_with("commit:"),
+            vl[2].starts_with("spec: 1."),
+        )
+    });
+    assert!(
+        r.0.iter()
+            .all(|(code, first, ok)| *code == 0 && first == "NAME:" && *ok),
+        "{:?}",
+        r.0
+    );
+    assert_eq!((r.1, r.2, r.3, r.4, r.5), (true, 0, true, true, true));
+}
+
 #[test]
 fn pause_and_resume() {
     let r = both(|rt| {

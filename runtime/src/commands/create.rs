@@ -191,6 +191,9 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
         bind_trees,
     };
 
+    // The stage names are runc's, which tools and runc's own tests look for
+    // in --debug output; berth does in one clone what nsexec does in three.
+    tracing::debug!("=> nsexec container setup: clone with {created:?}");
     let pid = match process::clone(created, false).ctx(|| "cloning the container process".into())? {
         Forked::Child => {
             drop(ours);
@@ -258,7 +261,10 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
                 )?;
                 send_to_init(&ours, &Msg::HooksDone)?;
             }
-            Some(Msg::Ready) => break,
+            Some(Msg::Ready) => {
+                tracing::debug!("init: closing the pipe to signal completion (pid {pid})");
+                break;
+            }
             Some(Msg::Error(e)) => return Err(Error::Init(e)),
             Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
             None => {

@@ -84,6 +84,9 @@ fn set_dumpable(on: bool) {
 }
 
 fn prepare(plan: &Plan<'_>, ch: &Channel) -> Result<Prepared> {
+    // Logged while stderr is still the runtime's (a terminal replaces it
+    // later in the setup).
+    tracing::debug!("child process in init(): building the container");
     let spec = plan.spec;
     unblock_all_signals();
     // Nobody in the container may open /proc/<us>/… while we still run the
