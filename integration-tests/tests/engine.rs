@@ -1141,3 +1141,59 @@ fn logs_follow_keeps_every_line_across_rotations() {
     );
     s.berth(&["rm", "rot"]).ok();
 }
+
+/// Through the whole stack, the cgroup2 device filter holds a container's
+/// device rules on its own: with the v1 devices controller of a hybrid
+/// host opened wide for the container (by the test, as root), a device
+/// outside Docker's default rules still cannot be opened, though the
+/// container may mknod it (CAP_MKNOD). A privileged container, whose rules
+/// allow every device, reaches the same node and gets the driver's answer
+/// (240:0 is kept for local use; no driver takes it: ENXIO), so the EPERM
+/// above is the filter's.
+#[test]
+fn device_rules_hold_on_cgroup2_through_the_whole_stack() {
+    let v2_root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .map(std::path::Path::new)
+        .find(|p| p.join("cgroup.procs").exists() && p.join("cgroup.subtree_control").exists())
+        .expect("a cgroup2 hierarchy (pure v2, or the unified part of a hybrid host)");
+    let s = stack();
+    let probe = "mknod /tmp/m c 240 0 && head -c1 /tmp/m; echo status=$?";
+    let id = s
+        .berth(&["run", "-d", "busybox", "sleep", "300"])
+        .ok()
+        .to_string();
+    assert!(
+        v2_root.join(&s.cgroup_parent).join(&id).is_dir(),
+        "the container has a cgroup2 cgroup"
+    );
+    let v1 = std::path::Path::new("/sys/fs/cgroup/devices")
+        .join(&s.cgroup_parent)
+        .join(&id);
+    if v1.is_dir() {
+        std::fs::write(v1.join("devices.allow"), "a *:* rwm").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(v1.join("devices.list"))
+                .unwrap()
+                .trim(),
+            "a *:* rwm"
+        );
+    }
+    let out = s.berth(&["exec", &id, "sh", "-c", probe]);
+    assert!(
+        out.stderr.contains("Operation not permitted") && out.stdout.contains("status=1"),
+        "{out:?}"
+    );
+    // Docker's default devices still open.
+    assert_eq!(
+        s.berth(&["exec", &id, "sh", "-c", "head -c0 /dev/null && echo ok"])
+            .ok(),
+        "ok"
+    );
+    let out = s.berth(&["run", "--rm", "--privileged", "busybox", "sh", "-c", probe]);
+    assert!(
+        out.stderr.contains("No such device or address") && out.stdout.contains("status=1"),
+        "{out:?}"
+    );
+    s.berth(&["rm", "-f", &id]).ok();
+}
