@@ -67,15 +67,20 @@ impl Cgroup {
         self.manager
             .add_task(pid)
             .map_err(|e| wrap(&self.path, e))?;
+        self.add_to_unified(pid);
+        Ok(())
+    }
+
+    /// On a hybrid host, puts `pid` in the container's unified cgroup too,
+    /// as runc does, so that tools that walk cgroup2 (and a cgroup
+    /// namespace) see it and its device filter applies.
+    pub fn add_to_unified(&self, pid: Pid) {
         if layout() == Some(Layout::Hybrid) {
-            // Keep the container visible in the unified tree as well, as runc does,
-            // so tools that walk cgroup2 (and a cgroup namespace) see it.
             let dir = Path::new(ROOT).join("unified").join(rel(&self.path));
             if fs::create_dir_all(&dir).is_ok() {
                 let _ = fs::write(dir.join("cgroup.procs"), pid.as_raw().to_string());
             }
         }
-        Ok(())
     }
 
     pub fn apply(&self, resources: &LinuxResources) -> Result<()> {
@@ -202,6 +207,122 @@ impl Cgroup {
         }
         Ok(())
     }
+}
+
+/// The v1 controllers libcgroups manages, by their mount names.
+const V1_CONTROLLERS: [&str; 12] = [
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "devices",
+    "hugetlb",
+    "memory",
+    "pids",
+    "perf_event",
+    "blkio",
+    "net_prio",
+    "net_cls",
+    "freezer",
+];
+
+/// How a container's process gets into its cgroup without the kernel's
+/// global migration lock. Writing a pid to `cgroup.procs` takes that lock
+/// for writing, which first waits for an RCU grace period unless another
+/// migration ended moments before: 5 to 20 ms on this machine, most of a
+/// whole `run` after an idle moment, paid by runc and crun alike. Two
+/// moves skip it: a single-threaded process writing "0" (itself) to a v1
+/// hierarchy's `tasks` file, and a child born into a cgroup2 directory
+/// (clone3's CLONE_INTO_CGROUP). The container's init is single-threaded
+/// and, without a user namespace, may write the host's cgroup files.
+pub struct SelfJoin {
+    /// The container's directory in each v1 hierarchy (the init joins them).
+    pub v1: Vec<PathBuf>,
+    /// Its cgroup2 directory on a hybrid host, opened for the clone.
+    pub unified: Option<fs::File>,
+}
+
+impl SelfJoin {
+    /// The plan for a container at `path`, or None where it does not apply
+    /// (pure v2, which libcgroups manages whole, or a container with a user
+    /// namespace, whose root may not write the host's cgroup files).
+    pub fn plan(path: &Path, userns: bool) -> Option<SelfJoin> {
+        let layout = layout()?;
+        if userns || layout == Layout::V2 {
+            return None;
+        }
+        let mut v1 = Vec::new();
+        for c in V1_CONTROLLERS {
+            let mount = Path::new(ROOT).join(c);
+            // Co-mounted controllers (cpu,cpuacct) are one hierarchy.
+            let Ok(real) = fs::canonicalize(&mount) else {
+                continue;
+            };
+            let dir = real.join(rel(path));
+            if !v1.contains(&dir) {
+                v1.push(dir);
+            }
+        }
+        let unified = if layout == Layout::Hybrid {
+            let dir = Path::new(ROOT).join("unified").join(rel(path));
+            fs::create_dir_all(&dir)
+                .and_then(|_| fs::File::open(&dir))
+                .map_err(|e| tracing::debug!("unified cgroup {}: {e}", dir.display()))
+                .ok()
+        } else {
+            None
+        };
+        Some(SelfJoin { v1, unified })
+    }
+
+    /// Makes the v1 directories (a cpuset's cpus and mems copied down from
+    /// its parents, which a task needs to join it), as libcgroups' add_task
+    /// would without moving anyone.
+    pub fn make_dirs(&self) -> Result<()> {
+        for dir in &self.v1 {
+            let cpuset = dir
+                .components()
+                .nth(4)
+                .is_some_and(|c| c.as_os_str() == "cpuset");
+            if !cpuset {
+                fs::create_dir_all(dir).map_err(|e| Error::io("creating cgroup", dir, e))?;
+                continue;
+            }
+            // Down from the hierarchy's root, filling each level in.
+            let root: PathBuf = dir.components().take(5).collect();
+            let mut cur = root.clone();
+            for part in dir
+                .strip_prefix(&root)
+                .unwrap_or(Path::new(""))
+                .components()
+            {
+                let parent = cur.clone();
+                cur.push(part);
+                if !cur.is_dir() {
+                    fs::create_dir(&cur).map_err(|e| Error::io("creating cgroup", &cur, e))?;
+                }
+                for f in ["cpuset.cpus", "cpuset.mems"] {
+                    let now = fs::read_to_string(cur.join(f)).unwrap_or_default();
+                    if now.trim().is_empty() {
+                        let from = fs::read_to_string(parent.join(f))
+                            .map_err(|e| Error::io("reading", parent.join(f), e))?;
+                        fs::write(cur.join(f), from.trim())
+                            .map_err(|e| Error::io("writing", cur.join(f), e))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Moves the calling (single-threaded) process into each v1 directory by
+/// writing "0" to its `tasks` file: see `SelfJoin`.
+pub fn join_self(dirs: &[PathBuf]) -> Result<()> {
+    for dir in dirs {
+        let tasks = dir.join("tasks");
+        fs::write(&tasks, "0").map_err(|e| Error::io("joining cgroup", &tasks, e))?;
+    }
+    Ok(())
 }
 
 /// What every container may use whatever its rules say (runc's and

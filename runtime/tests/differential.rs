@@ -944,6 +944,52 @@ fn help_and_version_read_as_runc_s() {
     assert_eq!((r.1, r.2, r.3, r.4, r.5), (true, 0, true, true, true));
 }
 
+/// The container's process is in its cgroup in every hierarchy (the v1
+/// controllers and, on a hybrid host, the unified one), with and without a
+/// user namespace: berth's init moves itself there (`cgroups::SelfJoin`)
+/// where runc writes cgroup.procs, and the result must be the same.
+#[test]
+fn the_container_is_in_its_cgroup_in_every_hierarchy() {
+    let r = both(|rt| {
+        let mut seen = Vec::new();
+        for userns in [false, true] {
+            let mut b = sh("sleep 30");
+            if userns {
+                b.spec["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "user"}));
+                b.spec["linux"]["uidMappings"] =
+                    json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+                b.spec["linux"]["gidMappings"] =
+                    json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            }
+            let id = rt.id("cgjoin");
+            assert_eq!(rt.create(&b, &id).code, 0, "{}", rt.name);
+            let pid = rt.state(&id).unwrap()["pid"].as_i64().unwrap();
+            let own = format!("/berth-test-{id}");
+            let mut lines: Vec<String> = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .unwrap()
+                .lines()
+                .filter(|l| !l.contains("name=systemd"))
+                .map(|l| {
+                    let (_, rest) = l.split_once(':').unwrap();
+                    let (ctrl, path) = rest.split_once(':').unwrap();
+                    format!("{ctrl}:{}", path == own)
+                })
+                .collect();
+            lines.sort();
+            rt.run(&["delete", "--force", &id]);
+            seen.push(lines);
+        }
+        seen
+    });
+    for lines in &r {
+        assert!(lines.iter().all(|l| l.ends_with(":true")), "{lines:?}");
+        assert!(lines.len() >= 2, "{lines:?}");
+    }
+}
+
 #[test]
 fn pause_and_resume() {
     let r = both(|rt| {

@@ -171,6 +171,8 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
     });
     let created = namespaces::new_flags(&spec) - CloneFlags::CLONE_NEWCGROUP;
     let seccomp = crate::process::seccomp::for_spec(&spec)?;
+    let userns = namespaces::has(&spec, LinuxNamespaceType::User);
+    let self_join = cgroups::SelfJoin::plan(&cgroup_path, userns);
     let bind_trees = if created.contains(CloneFlags::CLONE_NEWUSER) {
         crate::rootfs::detach_bind_sources(&spec)?
     } else {
@@ -189,12 +191,19 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
         created,
         seccomp,
         bind_trees,
+        join_cgroups: self_join.as_ref().map(|j| j.v1.clone()).unwrap_or_default(),
     };
 
     // The stage names are runc's, which tools and runc's own tests look for
     // in --debug output; berth does in one clone what nsexec does in three.
     tracing::debug!("=> nsexec container setup: clone with {created:?}");
-    let pid = match process::clone(created, false).ctx(|| "cloning the container process".into())? {
+    let unified = self_join.as_ref().and_then(|j| j.unified.as_ref());
+    let (forked, in_unified) = match unified {
+        Some(dir) => process::clone_into(created, dir.as_fd()),
+        None => process::clone(created, false).map(|f| (f, false)),
+    }
+    .ctx(|| "cloning the container process".into())?;
+    let pid = match forked {
         Forked::Child => {
             drop(ours);
             init::run(plan, theirs);
@@ -237,7 +246,17 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
     // The child builds its root meanwhile; it waits for this only at its first
     // cgroup mount.
     let cgroup = undo.cgroup.insert(Cgroup::open(&c.state.cgroup_path)?);
-    cgroup.add_task(pid)?;
+    match &self_join {
+        // The init moves itself once the directories exist and hold
+        // their limits (see `cgroups::SelfJoin`).
+        Some(join) => {
+            join.make_dirs()?;
+            if !in_unified {
+                cgroup.add_to_unified(pid);
+            }
+        }
+        None => cgroup.add_task(pid)?,
+    }
     if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
         cgroup.apply(res)?;
     }

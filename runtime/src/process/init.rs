@@ -41,6 +41,10 @@ pub struct Plan<'a> {
     /// Bind sources detached by the runtime, by mount index (user
     /// namespaces only; see `rootfs::detach_bind_sources`).
     pub bind_trees: Vec<Option<OwnedFd>>,
+    /// The v1 cgroup directories the init moves itself into once the
+    /// runtime has made them (see `cgroups::SelfJoin`); empty when the
+    /// runtime moves it.
+    pub join_cgroups: Vec<PathBuf>,
 }
 
 struct Prepared {
@@ -120,6 +124,7 @@ fn prepare(plan: &Plan<'_>, ch: &Channel) -> Result<Prepared> {
             return Ok(());
         }
         ch.expect(Msg::CgroupReady)?;
+        crate::cgroups::join_self(&plan.join_cgroups)?;
         cgroup_done.set(true);
         if new_cgroupns {
             // Only once we are in our cgroup does a new cgroup namespace get
