@@ -966,21 +966,35 @@ fn the_container_is_in_its_cgroup_in_every_hierarchy() {
             }
             let id = rt.id("cgjoin");
             assert_eq!(rt.create(&b, &id).code, 0, "{}", rt.name);
-            let pid = rt.state(&id).unwrap()["pid"].as_i64().unwrap();
+            assert_eq!(rt.run(&["start", &id]).code, 0, "{}", rt.name);
             let own = format!("/berth-test-{id}");
-            let mut lines: Vec<String> = fs::read_to_string(format!("/proc/{pid}/cgroup"))
-                .unwrap()
-                .lines()
-                .filter(|l| !l.contains("name=systemd"))
-                .map(|l| {
-                    let (_, rest) = l.split_once(':').unwrap();
-                    let (ctrl, path) = rest.split_once(':').unwrap();
-                    format!("{ctrl}:{}", path == own)
-                })
-                .collect();
-            lines.sort();
+            let membership = |pid: &str| {
+                let mut lines: Vec<String> = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                    .unwrap()
+                    .lines()
+                    .filter(|l| !l.contains("name=systemd"))
+                    .map(|l| {
+                        let (_, rest) = l.split_once(':').unwrap();
+                        let (ctrl, path) = rest.split_once(':').unwrap();
+                        format!("{ctrl}:{}", path == own)
+                    })
+                    .collect();
+                lines.sort();
+                lines
+            };
+            let init = rt.state(&id).unwrap()["pid"].as_i64().unwrap().to_string();
+            seen.push(membership(&init));
+            // An exec'd process joins the same way.
+            let pidfile = b.path().join("exec.pid");
+            let mut c = rt.cmd();
+            c.args(["exec", "-d", "--pid-file"])
+                .arg(&pidfile)
+                .args([&id, "sleep", "30"]);
+            let o = detached_output(c);
+            assert_eq!(o.code, 0, "{}: {}", rt.name, o.stderr);
+            let exec_pid = fs::read_to_string(&pidfile).unwrap();
+            seen.push(membership(exec_pid.trim()));
             rt.run(&["delete", "--force", &id]);
-            seen.push(lines);
         }
         seen
     });

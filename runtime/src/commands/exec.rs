@@ -2,7 +2,7 @@
 //! file (what shims pass) or from arguments and flags.
 
 use std::collections::BTreeMap;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::str::FromStr;
 
@@ -83,6 +83,8 @@ pub fn run(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
     };
     let config = &c.state.config;
     let seccomp = crate::process::seccomp::for_spec(config)?;
+    let userns = crate::namespaces::has(config, oci_spec::runtime::LinuxNamespaceType::User);
+    let self_join = crate::cgroups::SelfJoin::plan(&c.state.cgroup_path, userns);
     let plan = exec::Plan {
         init_pid: c.pid(),
         namespaces: exec::namespaces_of(config),
@@ -93,13 +95,21 @@ pub fn run(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
         console: console_child.as_ref().map(|s| s.as_raw_fd()),
         preserve_fds: a.preserve_fds,
         root,
+        join_cgroups: self_join.as_ref().map(|j| j.v1.as_slice()),
+        in_unified: false,
     };
-    let middle = match clone(nix::sched::CloneFlags::empty(), false)
-        .map_err(|e| Error::sys("forking for exec", e))?
-    {
+    // Born in the container's unified cgroup where it can be (see
+    // `cgroups::SelfJoin`); the exec'd process inherits it.
+    let unified = self_join.as_ref().and_then(|j| j.unified.as_ref());
+    let (forked, in_unified) = match unified {
+        Some(dir) => crate::process::clone_into(nix::sched::CloneFlags::empty(), dir.as_fd()),
+        None => clone(nix::sched::CloneFlags::empty(), false).map(|f| (f, false)),
+    }
+    .map_err(|e| Error::sys("forking for exec", e))?;
+    let middle = match forked {
         Forked::Child => {
             drop(ours);
-            exec::run(plan, theirs);
+            exec::run(exec::Plan { in_unified, ..plan }, theirs);
         }
         Forked::Parent(pid) => pid,
     };

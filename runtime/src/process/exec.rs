@@ -33,6 +33,13 @@ pub struct Plan<'a> {
     /// The container's root, for containers made with --no-pivot (their mount
     /// namespace's root is not the container's root).
     pub root: Option<File>,
+    /// The container's v1 cgroup directories, which the process joins
+    /// itself (see `cgroups::SelfJoin`); None when the cgroup is joined by
+    /// writing cgroup.procs.
+    pub join_cgroups: Option<&'a [std::path::PathBuf]>,
+    /// Whether the clone already put the process in the container's unified
+    /// cgroup.
+    pub in_unified: bool,
 }
 
 /// The intermediate child; never returns.
@@ -104,7 +111,15 @@ fn join(plan: &Plan<'_>) -> Result<()> {
 }
 
 fn intermediate(plan: &Plan<'_>, _ch: &Channel) -> Result<Forked> {
-    plan.cgroup.add_task(getpid())?;
+    match plan.join_cgroups {
+        Some(dirs) => {
+            crate::cgroups::join_self(dirs)?;
+            if !plan.in_unified {
+                plan.cgroup.add_to_unified(getpid());
+            }
+        }
+        None => plan.cgroup.add_task(getpid())?,
+    }
     for dir in plan.sub_cgroups {
         let procs = dir.join("cgroup.procs");
         std::fs::write(&procs, getpid().as_raw().to_string())
