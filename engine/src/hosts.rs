@@ -1,4 +1,5 @@
-//! `-H` host addresses: unix:///path and tcp://host:port.
+//! `-H` host addresses: unix:///path, tcp://host:port, and fd:// for the
+//! sockets systemd passes (socket activation).
 
 use std::path::PathBuf;
 
@@ -7,6 +8,9 @@ pub enum Host {
     Unix(PathBuf),
     /// host:port, as given (names are resolved when binding).
     Tcp(String),
+    /// Sockets passed by systemd (the listen-fds protocol): all of them
+    /// (`fd://`), or the one with this descriptor number (`fd://3`).
+    Fd(Option<i32>),
 }
 
 pub fn parse(s: &str) -> Result<Host, String> {
@@ -31,12 +35,74 @@ pub fn parse(s: &str) -> Result<Host, String> {
         let host = if host.is_empty() { "0.0.0.0" } else { host };
         return Ok(Host::Tcp(format!("{host}:{port}")));
     }
-    if s.starts_with("fd://") {
-        return Err(format!("{s:?}: fd:// (socket activation) is not supported"));
+    if let Some(n) = s.strip_prefix("fd://") {
+        if n.is_empty() {
+            return Ok(Host::Fd(None));
+        }
+        return match n.parse::<i32>() {
+            Ok(fd) if fd >= 3 => Ok(Host::Fd(Some(fd))),
+            _ => Err(format!(
+                "{s:?}: fd:// takes the sockets systemd passes: fd:// for all, fd://3 for one"
+            )),
+        };
     }
     Err(format!(
         "{s:?} is not a host address (unix:///path or tcp://host:port)"
     ))
+}
+
+/// The listening sockets systemd passed to this process (LISTEN_PID is us,
+/// LISTEN_FDS of them from descriptor 3), by descriptor number. The
+/// variables are removed so that nothing this process starts believes the
+/// sockets are its own. Call once, before any thread starts.
+pub fn activated_sockets() -> Vec<(i32, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let n = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<i32>().ok())
+        .unwrap_or(0);
+    // SAFETY: called at start-up, before any other thread exists.
+    unsafe {
+        std::env::remove_var("LISTEN_PID");
+        std::env::remove_var("LISTEN_FDS");
+        std::env::remove_var("LISTEN_FDNAMES");
+    }
+    if !ours {
+        return Vec::new();
+    }
+    (3..3 + n.max(0))
+        .map(|fd| {
+            // SAFETY: systemd handed these descriptors to this process,
+            // and each is owned once, here.
+            (fd, unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+        })
+        .collect()
+}
+
+/// Tells systemd the daemon is ready (sd_notify READY=1) when it asked for
+/// it through NOTIFY_SOCKET (Type=notify in berthd.service); nothing
+/// otherwise.
+pub fn notify_ready() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sent = std::os::unix::net::UnixDatagram::unbound().and_then(|sock| {
+        match path.as_encoded_bytes().strip_prefix(b"@") {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                sock.send_to_addr(b"READY=1", &addr)
+            }
+            None => sock.send_to(b"READY=1", &path),
+        }
+    });
+    if let Err(e) = sent {
+        tracing::warn!("sd_notify READY=1 to {}: {e}", path.to_string_lossy());
+    }
 }
 
 #[cfg(test)]
@@ -59,6 +125,10 @@ mod tests {
             Ok(Host::Tcp("example.org:2376".into()))
         );
         assert!(parse("tcp://h:port").is_err());
+        assert_eq!(parse("fd://"), Ok(Host::Fd(None)));
+        assert_eq!(parse("fd://4"), Ok(Host::Fd(Some(4))));
+        assert!(parse("fd://x").is_err());
+        assert!(parse("fd://1").is_err());
         assert!(parse("http://x").is_err());
     }
 }

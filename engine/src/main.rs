@@ -16,7 +16,7 @@ struct Args {
     /// daemon.json with Docker's keys where they apply
     #[arg(long, default_value = "/etc/berth/daemon.json")]
     config_file: PathBuf,
-    /// Address to serve the API on (repeatable): unix:///path, tcp://host:port (needs --tlsverify)
+    /// Address to serve the API on (repeatable): unix:///path, tcp://host:port (needs --tlsverify), fd:// (sockets passed by systemd)
     #[arg(short = 'H', long = "host")]
     hosts: Vec<String>,
     /// Engine state that outlives reboots (containers, volumes)
@@ -222,6 +222,7 @@ fn run(cfg: Config) -> anyhow::Result<()> {
     for d in [&cfg.data_root, &cfg.exec_root] {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
+    let activated = hosts::activated_sockets();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -246,9 +247,16 @@ fn run(cfg: Config) -> anyhow::Result<()> {
             }
             let _ = stop_tx.send(());
         });
-        berth_engine::server::serve(d.clone(), hosts, async move {
-            let _ = stop_rx.await;
-        })
+        // Ready for systemd (Type=notify) once every listener is up.
+        berth_engine::server::serve(
+            d.clone(),
+            hosts,
+            activated,
+            hosts::notify_ready,
+            async move {
+                let _ = stop_rx.await;
+            },
+        )
         .await?;
         if live_restore {
             tracing::info!("stopping; live-restore leaves containers running");

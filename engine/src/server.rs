@@ -446,9 +446,45 @@ async fn serve_tcp<S>(
     }
 }
 
+/// The unix listeners `-H fd://` (every passed socket) or `fd://N` (that
+/// one) asks for, out of the sockets systemd passed. Only unix sockets are
+/// served this way: a TCP socket needs the TLS checks of `-H tcp://`.
+fn activated_listeners(
+    want: Option<i32>,
+    passed: &mut Vec<(i32, std::os::fd::OwnedFd)>,
+) -> Result<Vec<tokio::net::UnixListener>> {
+    let picked: Vec<(i32, std::os::fd::OwnedFd)> = match want {
+        None => std::mem::take(passed),
+        Some(n) => match passed.iter().position(|(fd, _)| *fd == n) {
+            Some(i) => vec![passed.remove(i)],
+            None => {
+                anyhow::bail!("-H fd://{n}: systemd passed no socket {n} to berthd (LISTEN_FDS)")
+            }
+        },
+    };
+    if picked.is_empty() && want.is_none() {
+        anyhow::bail!(
+            "-H fd://: no sockets were passed to berthd (LISTEN_FDS/LISTEN_PID are not set for it; start it through berthd.socket)"
+        );
+    }
+    picked
+        .into_iter()
+        .map(|(n, fd)| {
+            let l = std::os::unix::net::UnixListener::from(fd);
+            if l.local_addr().is_err() {
+                anyhow::bail!("-H fd://: socket {n} is not a unix socket (use -H tcp:// for TCP)");
+            }
+            l.set_nonblocking(true)?;
+            Ok(tokio::net::UnixListener::from_std(l)?)
+        })
+        .collect()
+}
+
 pub async fn serve(
     d: Arc<Daemon>,
     hosts: Vec<Host>,
+    mut activated: Vec<(i32, std::os::fd::OwnedFd)>,
+    ready: impl FnOnce(),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let app = crate::api::router(d.clone());
@@ -469,6 +505,22 @@ pub async fn serve(
                 tasks.push(tokio::spawn(async move {
                     serve_unix(l, svc, limits, idle, stop).await;
                 }));
+            }
+            Host::Fd(want) => {
+                for l in activated_listeners(*want, &mut activated)? {
+                    let at = l
+                        .local_addr()
+                        .ok()
+                        .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+                        .unwrap_or_default();
+                    tracing::info!("API listening on unix://{at} (passed by systemd)");
+                    let svc = app.clone();
+                    let stop = stop_tx.subscribe();
+                    let limits = limits.clone();
+                    tasks.push(tokio::spawn(async move {
+                        serve_unix(l, svc, limits, idle, stop).await;
+                    }));
+                }
             }
             Host::Tcp(addr) => {
                 let l = TcpListener::bind(addr)
@@ -503,6 +555,7 @@ pub async fn serve(
             }
         }
     }
+    ready();
     shutdown.await;
     let _ = stop_tx.send(());
     for h in &hosts {

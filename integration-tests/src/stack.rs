@@ -35,6 +35,12 @@ pub struct Stack {
     pub netns: Option<PathBuf>,
     /// `BERTH_FAULT` for berthd's next spawn.
     pub fault: Option<String>,
+    /// berthd started as systemd starts it from berthd.socket: the API
+    /// socket bound by `systemd-socket-activate` and passed as `-H fd://`
+    /// (LISTEN_FDS, LISTEN_PID), with a NOTIFY_SOCKET at this path.
+    pub activated: Option<PathBuf>,
+    /// The NOTIFY_SOCKET of an activated berthd: what it tells systemd.
+    pub notify: Option<std::os::unix::net::UnixDatagram>,
     child: Option<Child>,
 }
 
@@ -78,9 +84,24 @@ impl Stack {
     /// to null in `daemon_json` are left out of the defaults (a null
     /// `bridge` lets the engine pick its own).
     pub fn start_in(
+        daemon_json: serde_json::Value,
+        args: &[String],
+        netns: Option<PathBuf>,
+    ) -> Stack {
+        Stack::start_full(daemon_json, args, netns, false)
+    }
+
+    /// The stack with berthd socket-activated, as from berthd.socket (see
+    /// [`Stack::activated`]).
+    pub fn start_activated() -> Stack {
+        Stack::start_full(serde_json::json!({}), &[], None, true)
+    }
+
+    fn start_full(
         mut daemon_json: serde_json::Value,
         args: &[String],
         netns: Option<PathBuf>,
+        activated: bool,
     ) -> Stack {
         let lc = Lifecycled::start(&[]);
         let dir = tempfile::Builder::new()
@@ -114,10 +135,17 @@ impl Stack {
             berthd_args: args.to_vec(),
             netns,
             fault: None,
+            activated: None,
+            notify: None,
             lc: Some(lc),
-            dir,
             child: None,
+            dir,
         };
+        if activated {
+            let path = s.dir.path().join("notify.sock");
+            s.notify = Some(std::os::unix::net::UnixDatagram::bind(&path).expect("notify socket"));
+            s.activated = Some(path);
+        }
         s.spawn_berthd();
         s
     }
@@ -137,17 +165,31 @@ impl Stack {
                     .arg(crate::bin("berthd"));
                 c
             }
+            None if self.activated.is_some() => {
+                // It passes on no environment of its own: -E sets it.
+                let notify = self.activated.as_ref().map(|p| p.display().to_string());
+                let mut c = Command::new("systemd-socket-activate");
+                c.arg("-l")
+                    .arg(&self.socket)
+                    .arg(format!("-ENOTIFY_SOCKET={}", notify.unwrap_or_default()))
+                    .arg(crate::bin("berthd"));
+                c
+            }
             None => Command::new(crate::bin("berthd")),
         };
         match &self.fault {
             Some(f) => cmd.env("BERTH_FAULT", f),
             None => cmd.env_remove("BERTH_FAULT"),
         };
+        let host = match &self.activated {
+            Some(_) => "fd://".to_string(),
+            None => self.host.clone(),
+        };
         let child = cmd
             .arg("--config-file")
             .arg(&self.daemon_json)
             .arg("-H")
-            .arg(&self.host)
+            .arg(&host)
             .arg("--data-root")
             .arg(&self.data_root)
             .arg("--exec-root")

@@ -113,6 +113,14 @@ enum Cmd {
     /// Manage contexts
     #[command(subcommand)]
     Context(system::ContextCmd),
+    /// Print the shell completion script (bash, zsh or fish)
+    Completion(CompletionArgs),
+}
+
+#[derive(clap::Args)]
+struct CompletionArgs {
+    /// The shell: bash, zsh or fish
+    shell: clap_complete::Shell,
 }
 
 #[derive(Subcommand)]
@@ -293,10 +301,24 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
     let dir = cli.config.clone().unwrap_or_else(config::default_dir);
     let cfg = Config::load(&dir)?;
     let debug = cli.debug || std::env::var("BERTH_DEBUG").is_ok_and(|v| !v.is_empty() && v != "0");
-    // Contexts are local; they never need the daemon.
-    if let Cmd::Context(c) = cli.command {
-        return system::context(&cfg, c).await;
-    }
+    // Contexts and completions are local; they never need the daemon.
+    let command = match cli.command {
+        Cmd::Context(c) => return system::context(&cfg, c).await,
+        Cmd::Completion(a) => {
+            // Generated from the same clap definition that parses the
+            // command line, so the two never disagree.
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut cmd, "berth", &mut script);
+            return match std::io::stdout().write_all(&script) {
+                // A reader that stopped early (`| head`) is not an error.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(0),
+            };
+        }
+        other => other,
+    };
     let (host, context) = config::resolve(&cfg, cli.host.as_deref(), cli.context.as_deref())?;
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     // As Docker's CLI: a context's own TLS files when it has them, else the
@@ -330,7 +352,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
     };
     let client = Client::new(&host, debug, Some(&tls))?;
     let ctx = Ctx { client, cfg };
-    match cli.command {
+    match command {
         Cmd::Container(c) => containers::common(&ctx, c).await,
         Cmd::ContainerGroup(g) => containers::group(&ctx, g).await,
         Cmd::Ps(a) => containers::ps(&ctx, a).await,
@@ -350,7 +372,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Info(a) => system::info(&ctx, a).await,
         Cmd::Login(a) => system::login(&ctx, a).await,
         Cmd::Logout(a) => system::logout(&ctx, a).await,
-        Cmd::Context(_) => unreachable!("handled above"),
+        Cmd::Context(_) | Cmd::Completion(_) => unreachable!("handled above"),
     }
 }
 

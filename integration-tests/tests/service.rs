@@ -1,0 +1,253 @@
+//! berth installed and run as a service: scripts/install and uninstall
+//! into a staging root, the systemd units (checked by systemd-analyze), the
+//! API socket passed by systemd (`-H fd://`) and the daemons' readiness
+//! notification (Type=notify), completions that load in bash.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use integration_tests::stack::Stack;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the repository")
+        .to_path_buf()
+}
+
+fn bin_dir() -> PathBuf {
+    integration_tests::bin("berthd")
+        .parent()
+        .expect("the binaries' directory")
+        .to_path_buf()
+}
+
+fn script(name: &str, destdir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(repo().join("scripts").join(name))
+        .args(args)
+        .env("DESTDIR", destdir)
+        .env("BERTH_BIN", bin_dir())
+        .env_remove("PREFIX")
+        .output()
+        .expect("running the script")
+}
+
+fn files_under(root: &Path) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let meta = fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                out.push((format!("/{rel}"), meta.permissions().mode() & 0o7777));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn install_puts_every_file_with_its_mode_and_uninstall_takes_exactly_them() {
+    let dest = tempfile::tempdir().unwrap();
+    let o = script("install", dest.path(), &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut want: Vec<(String, u32)> = [
+        "berth",
+        "berthd",
+        "berth-lifecycled",
+        "berth-shim",
+        "berth-runtime",
+        "berth-ctr",
+    ]
+    .iter()
+    .map(|b| (format!("/usr/local/bin/{b}"), 0o755))
+    .collect();
+    for f in [
+        "/etc/berth/daemon.json",
+        "/etc/systemd/system/berth-lifecycled.service",
+        "/etc/systemd/system/berthd.service",
+        "/etc/systemd/system/berthd.socket",
+        "/usr/local/share/bash-completion/completions/berth",
+        "/usr/local/share/zsh/vendor-completions/_berth",
+        "/usr/local/share/fish/vendor_completions.d/berth.fish",
+        "/usr/local/share/berth/install-manifest",
+    ] {
+        want.push((f.to_string(), 0o644));
+    }
+    want.sort();
+    assert_eq!(files_under(dest.path()), want);
+    // The units run the binaries where they were installed.
+    let unit = fs::read_to_string(dest.path().join("etc/systemd/system/berthd.service")).unwrap();
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/berthd -H fd://"),
+        "{unit}"
+    );
+    // The operator's configuration survives a second install.
+    let config = dest.path().join("etc/berth/daemon.json");
+    fs::write(&config, "{\"debug\": true}\n").unwrap();
+    let o = script("install", dest.path(), &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(fs::read_to_string(&config).unwrap(), "{\"debug\": true}\n");
+
+    let o = script("uninstall", dest.path(), &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        files_under(dest.path()),
+        [("/etc/berth/daemon.json".to_string(), 0o644)]
+    );
+    let o = script("uninstall", dest.path(), &[]);
+    assert!(
+        !o.status.success(),
+        "a second uninstall finds nothing to remove"
+    );
+}
+
+/// The units, with ExecStart pointing at the binaries under test, pass
+/// `systemd-analyze verify` (syntax, dependencies, executables).
+#[test]
+fn the_units_pass_systemd_analyze_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let units: Vec<PathBuf> = [
+        "berth-lifecycled.service",
+        "berthd.service",
+        "berthd.socket",
+    ]
+    .iter()
+    .map(|u| {
+        let text = fs::read_to_string(repo().join("contrib/systemd").join(u)).unwrap();
+        let p = dir.path().join(u);
+        fs::write(
+            &p,
+            text.replace("@bindir@", &bin_dir().display().to_string()),
+        )
+        .unwrap();
+        p
+    })
+    .collect();
+    let o = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&units)
+        .current_dir(dir.path())
+        .output()
+        .expect("systemd-analyze (Debian's systemd package)");
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// berthd as berthd.socket starts it: the socket made by systemd (here
+/// `systemd-socket-activate`) and passed as LISTEN_FDS/LISTEN_PID, served
+/// with `-H fd://`, and READY=1 on NOTIFY_SOCKET once it serves.
+#[test]
+fn berthd_serves_the_socket_systemd_passes_and_says_when_it_is_ready() {
+    let s = Stack::start_activated();
+    let notify = s.notify.as_ref().expect("the notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = notify
+        .recv(&mut buf)
+        .expect("berthd said nothing on NOTIFY_SOCKET");
+    assert_eq!(&buf[..n], b"READY=1");
+    s.load_busybox();
+    assert_eq!(
+        s.berth(&["run", "--rm", "busybox", "echo", "activated"])
+            .ok(),
+        "activated"
+    );
+    // The socket is systemd's: berthd never made it, and it stays.
+    assert!(s.socket.exists());
+}
+
+#[test]
+fn berthd_refuses_fd_hosts_without_passed_sockets() {
+    let o = Command::new(integration_tests::bin("berthd"))
+        .args(["-H", "fd://", "--validate"])
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        .output()
+        .unwrap();
+    // --validate accepts the address; serving it needs the sockets.
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(integration_tests::bin("berthd"))
+        .args(["-H", "fd://x", "--validate"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("fd://"));
+}
+
+/// berth-lifecycled tells systemd it is ready once its socket serves.
+#[test]
+fn lifecycled_says_when_it_is_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let address = dir.path().join("l.sock");
+    let mut child = Command::new(integration_tests::bin("berth-lifecycled"))
+        .arg("--config")
+        .arg("/dev/null")
+        .arg("--address")
+        .arg(&address)
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .arg("--state")
+        .arg(dir.path().join("state"))
+        .env("NOTIFY_SOCKET", &notify_path)
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let got = notify.recv(&mut buf);
+    let connected = std::os::unix::net::UnixStream::connect(&address).is_ok();
+    let _ = child.kill();
+    let _ = child.wait();
+    let n = got.expect("lifecycled said nothing on NOTIFY_SOCKET");
+    assert_eq!(&buf[..n], b"READY=1");
+    assert!(connected, "READY=1 before the socket served");
+}
+
+#[test]
+fn completions_load_in_bash() {
+    let berth = integration_tests::bin("berth");
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source <('{}' completion bash) && complete -p berth",
+            berth.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("-F _berth berth"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    for shell in ["zsh", "fish"] {
+        let o = Command::new(&berth)
+            .args(["completion", shell])
+            .output()
+            .unwrap();
+        assert!(o.status.success() && !o.stdout.is_empty(), "{shell}");
+    }
+    let o = Command::new(&berth)
+        .args(["completion", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+}
