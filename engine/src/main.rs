@@ -200,24 +200,32 @@ fn main() {
         println!("configuration OK");
         return;
     }
-    if let Err(e) = run(cfg) {
+    if let Err(e) = run(cfg, args) {
         eprintln!("berthd: {e:#}");
         std::process::exit(1);
     }
 }
 
-fn run(cfg: Config) -> anyhow::Result<()> {
+/// The log filter for a configuration's debug and log-level.
+fn log_filter(cfg: &Config) -> anyhow::Result<tracing_subscriber::EnvFilter> {
     let level = if cfg.debug {
         "debug"
     } else {
         cfg.log_level.as_str()
     };
     let level = if level == "fatal" { "error" } else { level };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(format!(
-            "{level},h2=warn,hyper=warn,hyper_util=warn,tower=warn,tonic=warn"
-        ))?)
-        .with_writer(std::io::stderr)
+    Ok(tracing_subscriber::EnvFilter::try_new(format!(
+        "{level},h2=warn,hyper=warn,hyper_util=warn,tower=warn,tonic=warn"
+    ))?)
+}
+
+fn run(cfg: Config, args: Args) -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (filter, filter_handle) = tracing_subscriber::reload::Layer::new(log_filter(&cfg)?);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
     for d in [&cfg.data_root, &cfg.exec_root] {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
@@ -236,6 +244,41 @@ fn run(cfg: Config) -> anyhow::Result<()> {
         let live_restore = cfg.live_restore;
         let d = Daemon::open(cfg)?;
         d.spawn_monitor();
+        // SIGHUP reads the configuration again, as dockerd does: the keys
+        // that can change live take effect, the others are named.
+        let reloading = d.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                let new = match effective(&args) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!("reload: {e:#}; the configuration in use stays");
+                        continue;
+                    }
+                };
+                match log_filter(&new) {
+                    Ok(f) => {
+                        if let Err(e) = filter_handle.reload(f) {
+                            tracing::error!("reload: log level: {e}");
+                        }
+                    }
+                    Err(e) => tracing::error!("reload: log level: {e:#}"),
+                }
+                let fixed = reloading.reload(&new);
+                if fixed.is_empty() {
+                    tracing::info!("reloaded the configuration");
+                } else {
+                    tracing::warn!(
+                        "reloaded the configuration; changed keys that take effect only when berthd restarts: {}",
+                        fixed.join(", ")
+                    );
+                }
+            }
+        });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};

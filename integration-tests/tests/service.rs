@@ -209,6 +209,7 @@ fn lifecycled_says_when_it_is_ready() {
         .arg("--state")
         .arg(dir.path().join("state"))
         .env("NOTIFY_SOCKET", &notify_path)
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let mut buf = [0u8; 64];
@@ -250,4 +251,132 @@ fn completions_load_in_bash() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(125));
+}
+
+/// SIGHUP reads daemon.json again, as dockerd's reload: debug and the
+/// registry mirrors change live, a key that needs a restart is named in
+/// the log, running containers are untouched, and a broken file changes
+/// nothing (berthd keeps running with what it had).
+#[test]
+fn sighup_reloads_the_configuration_live() {
+    let s = Stack::start();
+    s.load_busybox();
+    let id = s
+        .berth(&["run", "-d", "busybox", "sleep", "300"])
+        .ok()
+        .to_string();
+    let pid_of = |id: &str| {
+        s.berth(&["inspect", "-f", "{{.State.Pid}}", id])
+            .ok()
+            .to_string()
+    };
+    let pid = pid_of(&id);
+    let info = || -> serde_json::Value {
+        serde_json::from_str(&s.api("GET", "/info", None).1).expect("info JSON")
+    };
+    assert_eq!(info()["Debug"], false);
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&s.daemon_json).unwrap()).unwrap();
+    cfg["debug"] = serde_json::json!(true);
+    cfg["registry-mirrors"] = serde_json::json!(["http://127.0.0.1:5999"]);
+    cfg["shutdown-timeout"] = serde_json::json!(31);
+    fs::write(&s.daemon_json, cfg.to_string()).unwrap();
+    let hup = || {
+        let pid = s.berthd_pid().expect("berthd runs") as i32;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap();
+    };
+    hup();
+    assert!(integration_tests::eventually(10, || info()["Debug"] == true));
+    let i = info();
+    assert_eq!(
+        i["RegistryConfig"]["Mirrors"],
+        serde_json::json!(["http://127.0.0.1:5999"])
+    );
+    assert!(
+        integration_tests::eventually(10, || s.log().contains("shutdown-timeout")),
+        "{}",
+        s.log()
+    );
+    // A broken file: nothing changes, berthd goes on.
+    fs::write(&s.daemon_json, "{").unwrap();
+    hup();
+    assert!(
+        integration_tests::eventually(10, || s.log().contains("the configuration in use stays")),
+        "{}",
+        s.log()
+    );
+    assert_eq!(info()["Debug"], true);
+    assert_eq!(pid_of(&id), pid, "the container was not touched");
+    assert_eq!(
+        s.berth(&["inspect", "-f", "{{.State.Running}}", &id]).ok(),
+        "true"
+    );
+}
+
+/// SIGHUP makes lifecycled read its configuration file again: a runtime
+/// added there, and a new default runtime, are in use without a restart;
+/// a broken file changes nothing.
+#[test]
+fn sighup_reloads_lifecycled_runtimes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("lifecycled.toml");
+    fs::write(&config, "").unwrap();
+    let address = dir.path().join("l.sock");
+    let mut child = Command::new(integration_tests::bin("berth-lifecycled"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--address")
+        .arg(&address)
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .arg("--state")
+        .arg(dir.path().join("state"))
+        .stderr(fs::File::create(dir.path().join("log")).unwrap())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _guard = Kill(&mut child);
+    let version = || {
+        let o = Command::new(integration_tests::bin("berth-ctr"))
+            .arg("--address")
+            .arg(&address)
+            .arg("version")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(integration_tests::eventually(10, || version().contains(
+        "runtimes:         berth-runtime (default berth-runtime)"
+    )));
+    fs::write(
+        &config,
+        "default_runtime = \"runc\"\n[runtimes.runc]\npath = \"/usr/sbin/runc\"\n",
+    )
+    .unwrap();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    assert!(
+        integration_tests::eventually(10, || version().contains("(default runc)")),
+        "{}",
+        version()
+    );
+    fs::write(&config, "default_runtime = [").unwrap();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let log = || fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+    assert!(
+        integration_tests::eventually(10, || log().contains("the configuration in use stays")),
+        "{}",
+        log()
+    );
+    assert!(version().contains("(default runc)"), "{}", version());
 }

@@ -74,6 +74,8 @@ fn main() -> anyhow::Result<()> {
                 root: args.root,
                 state: args.state,
                 config,
+                config_path: args.config,
+                config_required: explicit,
                 debug: args.log_level == "debug" || args.log_level == "trace",
             },
             shutdown,

@@ -24,6 +24,10 @@ pub struct Options {
     pub root: PathBuf,
     pub state: PathBuf,
     pub config: Config,
+    /// Where `config` came from, read again on SIGHUP (and whether it must
+    /// exist, as at start).
+    pub config_path: PathBuf,
+    pub config_required: bool,
     pub debug: bool,
 }
 
@@ -78,6 +82,33 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
         opts.debug,
     ));
     tasks.restore().await;
+    // SIGHUP reads the configuration file again: the runtime table and the
+    // default runtime apply to tasks created from then on.
+    let reloading = tasks.clone();
+    let (path, required) = (opts.config_path.clone(), opts.config_required);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match Config::load(&path, required) {
+                Ok(new) => {
+                    let fixed = reloading.reload(new);
+                    if fixed.is_empty() {
+                        tracing::info!("reloaded {}", path.display());
+                    } else {
+                        tracing::warn!(
+                            "reloaded {}; changed keys that take effect only when lifecycled restarts: {}",
+                            path.display(),
+                            fixed.join(", ")
+                        );
+                    }
+                }
+                Err(e) => tracing::error!("reload: {e}; the configuration in use stays"),
+            }
+        }
+    });
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health

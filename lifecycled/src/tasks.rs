@@ -52,7 +52,8 @@ enum Slot {
 }
 
 pub struct Tasks {
-    cfg: Config,
+    /// Replaced whole by a reload (SIGHUP); read through `config()`.
+    cfg: std::sync::RwLock<Arc<Config>>,
     state: PathBuf,
     store: Arc<Store>,
     images: imagestore::Store,
@@ -142,7 +143,7 @@ impl Tasks {
         debug: bool,
     ) -> Tasks {
         Tasks {
-            cfg,
+            cfg: std::sync::RwLock::new(Arc::new(cfg)),
             state,
             store,
             images,
@@ -152,8 +153,28 @@ impl Tasks {
         }
     }
 
-    pub fn config(&self) -> &Config {
-        &self.cfg
+    pub fn config(&self) -> Arc<Config> {
+        self.cfg.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Takes the runtime table and default runtime of `new` (the file read
+    /// again on SIGHUP) for the tasks created from now on; returns the keys
+    /// that changed but take effect only at the next start.
+    pub fn reload(&self, new: Config) -> Vec<&'static str> {
+        let mut cfg = self.cfg.write().unwrap_or_else(|e| e.into_inner());
+        let mut fixed = Vec::new();
+        if new.shim != cfg.shim {
+            fixed.push("shim");
+        }
+        if new.cgroup_parent != cfg.cgroup_parent {
+            fixed.push("cgroup_parent");
+        }
+        *cfg = Arc::new(Config {
+            shim: cfg.shim.clone(),
+            cgroup_parent: cfg.cgroup_parent.clone(),
+            ..new
+        });
+        fixed
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Slot>> {
@@ -218,20 +239,16 @@ impl Tasks {
     }
 
     pub fn runtime_entry(&self, name: &str) -> Result<RuntimeInfo, Status> {
+        let cfg = self.config();
         let name = if name.is_empty() {
-            &self.cfg.default_runtime
+            &cfg.default_runtime
         } else {
             name
         };
-        let e = self.cfg.runtimes.get(name).ok_or_else(|| {
+        let e = cfg.runtimes.get(name).ok_or_else(|| {
             Status::invalid_argument(format!(
                 "unknown runtime {name:?}: lifecycled knows {}",
-                self.cfg
-                    .runtimes
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                cfg.runtimes.keys().cloned().collect::<Vec<_>>().join(", ")
             ))
         })?;
         let mut args = e.args.clone();
@@ -311,7 +328,7 @@ impl Tasks {
                 .is_none_or(str::is_empty)
         {
             spec["linux"]["cgroupsPath"] =
-                serde_json::json!(format!("/{}/{ns}/{id}", self.cfg.cgroup_parent));
+                serde_json::json!(format!("/{}/{ns}/{id}", self.config().cgroup_parent));
         }
         let dir = self.task_dir(ns, id);
         remove_task_dir(&dir);
@@ -329,8 +346,8 @@ impl Tasks {
 
         let socket = self.socket_path(ns, id);
         let cleanup = |dir: &Path| remove_task_dir(dir);
-        let addr = match shimclient::spawn(&self.cfg.shim, ns, id, &dir, &socket, self.debug).await
-        {
+        let shim = self.config().shim.clone();
+        let addr = match shimclient::spawn(&shim, ns, id, &dir, &socket, self.debug).await {
             Ok(a) => a,
             Err(e) => {
                 cleanup(&dir);
@@ -511,7 +528,7 @@ impl Tasks {
     async fn remove_unowned_runtime_state(&self) {
         let known: std::collections::HashSet<String> =
             self.map().keys().map(|(_, id)| id.clone()).collect();
-        for name in self.cfg.runtimes.keys() {
+        for name in self.config().runtimes.keys() {
             let Ok(rt) = self.runtime_entry(name) else {
                 continue;
             };

@@ -501,27 +501,27 @@ fn insecure(host: &str, configured: &[String]) -> bool {
 
 pub(crate) fn registry_options(d: &Daemon, full: &str) -> api::RegistryOptions {
     let host = registry_host(full);
-    let mut hosts: Vec<String> = d
-        .cfg
+    let live = d.live();
+    let mut hosts: Vec<String> = live
         .insecure_registries
         .iter()
         .filter(|r| !r.contains('/'))
         .cloned()
         .collect();
-    if insecure(host, &d.cfg.insecure_registries) && !hosts.iter().any(|h| h == host) {
+    if insecure(host, &live.insecure_registries) && !hosts.iter().any(|h| h == host) {
         hosts.push(host.to_string());
     }
     // Docker's registry-mirrors mirror Docker Hub; an http:// mirror (or a
     // loopback one, or one listed as insecure) is spoken to over plain HTTP.
     let mut mirrors = Vec::new();
-    for m in &d.cfg.registry_mirrors {
+    for m in &live.registry_mirrors {
         let plain = m.starts_with("http://");
         let mirror = m
             .trim_start_matches("https://")
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .to_string();
-        if (plain || insecure(&mirror, &d.cfg.insecure_registries)) && !hosts.contains(&mirror) {
+        if (plain || insecure(&mirror, &live.insecure_registries)) && !hosts.contains(&mirror) {
             hosts.push(mirror.clone());
         }
         mirrors.push(api::RegistryMirror {

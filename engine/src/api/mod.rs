@@ -319,7 +319,8 @@ async fn authorize(
     next: axum::middleware::Next,
 ) -> Response {
     use crate::authz::{Call, Identity, Role};
-    let policy = &d.cfg.authorization;
+    let live = d.live();
+    let policy = &live.authorization;
     let id = req
         .extensions()
         .get::<axum::extract::ConnectInfo<Identity>>()

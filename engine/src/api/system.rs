@@ -91,6 +91,7 @@ fn os_name() -> String {
 
 pub async fn info(s: State) -> Result<Json<Value>> {
     let d = s.0;
+    let live = d.live();
     let (mut running, mut paused, mut stopped) = (0, 0, 0);
     for e in d.all() {
         match e.c.lock().await.state.status {
@@ -141,8 +142,8 @@ pub async fn info(s: State) -> Result<Json<Value>> {
     let registry = json!({
         "AllowNondistributableArtifactsCIDRs": [], "AllowNondistributableArtifactsHostnames": [],
         "InsecureRegistryCIDRs": ["127.0.0.0/8"],
-        "IndexConfigs": d.cfg.insecure_registries.iter().map(|r| (r.clone(), json!({"Name": r, "Mirrors": [], "Secure": false, "Official": false}))).chain(std::iter::once(("docker.io".to_string(), json!({"Name": "docker.io", "Mirrors": d.cfg.registry_mirrors, "Secure": true, "Official": true})))).collect::<serde_json::Map<_, _>>(),
-        "Mirrors": d.cfg.registry_mirrors,
+        "IndexConfigs": live.insecure_registries.iter().map(|r| (r.clone(), json!({"Name": r, "Mirrors": [], "Secure": false, "Official": false}))).chain(std::iter::once(("docker.io".to_string(), json!({"Name": "docker.io", "Mirrors": live.registry_mirrors, "Secure": true, "Official": true})))).collect::<serde_json::Map<_, _>>(),
+        "Mirrors": live.registry_mirrors,
     });
     Ok(Json(json!({
         "ID": format!("{:x}", fxhash(&hostname)),
@@ -166,7 +167,7 @@ pub async fn info(s: State) -> Result<Json<Value>> {
         "CPUSet": true,
         "PidsLimit": true,
         "IPv4Forwarding": std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map(|s| s.trim() == "1").unwrap_or(false),
-        "Debug": d.cfg.debug,
+        "Debug": live.debug,
         "NFd": std::fs::read_dir("/proc/self/fd").map(|r| r.count()).unwrap_or(0),
         "NGoroutines": 0,
         "SystemTime": humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
@@ -185,11 +186,11 @@ pub async fn info(s: State) -> Result<Json<Value>> {
         "MemTotal": meminfo_total(),
         "DockerRootDir": d.cfg.data_root,
         "Name": hostname,
-        "Labels": d.cfg.labels,
+        "Labels": live.labels,
         "ExperimentalBuild": false,
         "ServerVersion": env!("CARGO_PKG_VERSION"),
         "Runtimes": runtimes,
-        "DefaultRuntime": d.cfg.default_runtime,
+        "DefaultRuntime": live.default_runtime,
         "LiveRestoreEnabled": d.cfg.live_restore,
         "Isolation": "",
         "InitBinary": "docker-init",

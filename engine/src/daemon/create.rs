@@ -166,7 +166,7 @@ impl Daemon {
             .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
         // Inspect names the runtime, as dockerd's does.
         if hc.runtime.is_empty() {
-            hc.runtime = self.cfg.default_runtime.clone();
+            hc.runtime = self.live().default_runtime.clone();
         }
         let runtime = self.lifecycled_runtime(&hc.runtime).await;
         let mut c = Container {
@@ -267,7 +267,7 @@ impl Daemon {
                 .map(|v| v.into_inner().runtimes.iter().any(|r| r == "runc"))
                 .unwrap_or(true);
             if !known {
-                return self.cfg.default_runtime.clone();
+                return self.live().default_runtime.clone();
             }
         }
         name.to_string()

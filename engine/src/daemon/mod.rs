@@ -53,8 +53,40 @@ pub struct Entry {
     pub owner: Option<String>,
 }
 
+/// The keys of the configuration that a SIGHUP changes while berthd runs
+/// (as dockerd's reload does); the rest of `Config` is fixed at start.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub debug: bool,
+    pub log_level: String,
+    pub default_runtime: String,
+    pub log_opts: std::collections::BTreeMap<String, String>,
+    pub insecure_registries: Vec<String>,
+    pub registry_mirrors: Vec<String>,
+    pub labels: Vec<String>,
+    pub authorization: crate::authz::Policy,
+}
+
+impl Live {
+    pub fn of(cfg: &Config) -> Live {
+        Live {
+            debug: cfg.debug,
+            log_level: cfg.log_level.clone(),
+            default_runtime: cfg.default_runtime.clone(),
+            log_opts: cfg.log_opts.clone(),
+            insecure_registries: cfg.insecure_registries.clone(),
+            registry_mirrors: cfg.registry_mirrors.clone(),
+            labels: cfg.labels.clone(),
+            authorization: cfg.authorization.clone(),
+        }
+    }
+}
+
 pub struct Daemon {
+    /// The configuration berthd started with. The keys in `Live` are read
+    /// through `live()`, which a reload changes.
     pub cfg: Config,
+    live: RwLock<Arc<Live>>,
     pub lc: Lifecycle,
     pub events: Events,
     pub volumes: Volumes,
@@ -72,6 +104,56 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// The reloadable keys as they are now.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Takes the reloadable keys of `new` (a configuration read again on
+    /// SIGHUP); returns the names of the keys that changed but only take
+    /// effect at the next start.
+    pub fn reload(&self, new: &Config) -> Vec<&'static str> {
+        let live = Live::of(new);
+        *self.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+        let old = &self.cfg;
+        let mut fixed = Vec::new();
+        let mut check = |name: &'static str, same: bool| {
+            if !same {
+                fixed.push(name);
+            }
+        };
+        check("data-root", old.data_root == new.data_root);
+        check("exec-root", old.exec_root == new.exec_root);
+        check("hosts", old.hosts == new.hosts);
+        check("live-restore", old.live_restore == new.live_restore);
+        check("group", old.group == new.group);
+        check("containerd", old.lifecycled == new.lifecycled);
+        check("cgroup-parent", old.cgroup_parent == new.cgroup_parent);
+        check("dns", old.dns == new.dns);
+        check("dns-search", old.dns_search == new.dns_search);
+        check(
+            "shutdown-timeout",
+            old.shutdown_timeout == new.shutdown_timeout,
+        );
+        check("bridge", old.bridge == new.bridge);
+        check("bip", old.bip == new.bip);
+        check("fixed-cidr-v6", old.bip6 == new.bip6);
+        check(
+            "default-address-pools",
+            old.default_address_pools == new.default_address_pools,
+        );
+        check("tls", old.tls.is_some() == new.tls.is_some());
+        check(
+            "api-idle-timeout",
+            old.api_idle_timeout == new.api_idle_timeout,
+        );
+        check(
+            "api-connections-per-caller",
+            old.api_connections_per_caller == new.api_connections_per_caller,
+        );
+        fixed
+    }
+
     pub fn containers_dir(&self) -> PathBuf {
         self.cfg.data_root.join("containers")
     }
@@ -91,6 +173,7 @@ impl Daemon {
             tracing::warn!("making the default bridge: {e:#}");
         }
         let d = Arc::new(Daemon {
+            live: RwLock::new(Arc::new(Live::of(&cfg))),
             lc,
             volumes,
             networks,

@@ -66,8 +66,8 @@ fn log_opts(d: &Daemon, c: &Container) -> (u64, u32) {
             .log_config
             .config
             .get(k)
-            .or_else(|| d.cfg.log_opts.get(k))
             .cloned()
+            .or_else(|| d.live().log_opts.get(k).cloned())
     };
     let size = opt("max-size")
         .and_then(|v| crate::config::parse_size(&v).ok())
