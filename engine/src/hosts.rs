@@ -51,57 +51,33 @@ pub fn parse(s: &str) -> Result<Host, String> {
     ))
 }
 
-/// The listening sockets systemd passed to this process (LISTEN_PID is us,
-/// LISTEN_FDS of them from descriptor 3), by descriptor number. The
+/// The listening sockets systemd passed to this process (the listen-fds
+/// protocol, read by the sd-notify crate), by descriptor number. The
 /// variables are removed so that nothing this process starts believes the
 /// sockets are its own. Call once, before any thread starts.
 pub fn activated_sockets() -> Vec<(i32, std::os::fd::OwnedFd)> {
     use std::os::fd::FromRawFd;
-    let ours = std::env::var("LISTEN_PID")
-        .ok()
-        .and_then(|p| p.parse::<u32>().ok())
-        == Some(std::process::id());
-    let n = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|n| n.parse::<i32>().ok())
-        .unwrap_or(0);
-    // SAFETY: called at start-up, before any other thread exists.
-    unsafe {
-        std::env::remove_var("LISTEN_PID");
-        std::env::remove_var("LISTEN_FDS");
-        std::env::remove_var("LISTEN_FDNAMES");
-    }
-    if !ours {
-        return Vec::new();
-    }
-    (3..3 + n.max(0))
-        .map(|fd| {
+    // SAFETY: called at start-up, before any other thread exists (the
+    // function removes environment variables).
+    match unsafe { sd_notify::listen_fds_and_unset_env() } {
+        Ok(fds) => fds
             // SAFETY: systemd handed these descriptors to this process,
             // and each is owned once, here.
-            (fd, unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
-        })
-        .collect()
+            .map(|fd| (fd, unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }))
+            .collect(),
+        Err(e) => {
+            tracing::warn!("sockets passed by systemd: {e}");
+            Vec::new()
+        }
+    }
 }
 
-/// Tells systemd the daemon is ready (sd_notify READY=1) when it asked for
-/// it through NOTIFY_SOCKET (Type=notify in berthd.service); nothing
+/// Tells systemd the daemon is ready (READY=1) when it asked for it
+/// through NOTIFY_SOCKET (Type=notify in berthd.service); nothing
 /// otherwise.
 pub fn notify_ready() {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let sent = std::os::unix::net::UnixDatagram::unbound().and_then(|sock| {
-        match path.as_encoded_bytes().strip_prefix(b"@") {
-            Some(name) => {
-                use std::os::linux::net::SocketAddrExt;
-                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
-                sock.send_to_addr(b"READY=1", &addr)
-            }
-            None => sock.send_to(b"READY=1", &path),
-        }
-    });
-    if let Err(e) = sent {
-        tracing::warn!("sd_notify READY=1 to {}: {e}", path.to_string_lossy());
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!("telling systemd we are ready: {e}");
     }
 }
 

@@ -7,6 +7,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod args;
 pub mod authz;
 pub mod build;
 pub mod config;

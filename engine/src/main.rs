@@ -3,65 +3,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 
+use berth_engine::args::Args;
+
 use berth_engine::config::{self, Config};
 use berth_engine::daemon::Daemon;
 use berth_engine::hosts;
-
-/// berthd: the Docker Engine API (v1.43) for berth. Containers run through
-/// berth-lifecycled and outlive berthd: with live-restore (the default) a
-/// stop or a crash of berthd leaves them running.
-#[derive(Parser)]
-#[command(name = "berthd", version)]
-struct Args {
-    /// daemon.json with Docker's keys where they apply
-    #[arg(long, default_value = "/etc/berth/daemon.json")]
-    config_file: PathBuf,
-    /// Address to serve the API on (repeatable): unix:///path, tcp://host:port (needs --tlsverify), fd:// (sockets passed by systemd)
-    #[arg(short = 'H', long = "host")]
-    hosts: Vec<String>,
-    /// Engine state that outlives reboots (containers, volumes)
-    #[arg(long)]
-    data_root: Option<PathBuf>,
-    /// Run-time state
-    #[arg(long)]
-    exec_root: Option<PathBuf>,
-    /// berth-lifecycled's socket
-    #[arg(long)]
-    lifecycled: Option<PathBuf>,
-    /// Keep containers running when berthd stops (true|false)
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    live_restore: Option<bool>,
-    /// Check the configuration and exit
-    #[arg(long)]
-    validate: bool,
-    /// Debug logging
-    #[arg(short = 'D', long)]
-    debug: bool,
-    /// Log level: debug, info, warn, error, fatal
-    #[arg(short = 'l', long)]
-    log_level: Option<String>,
-    /// Group that may use the API socket
-    #[arg(short = 'G', long)]
-    group: Option<String>,
-    /// Runtime for containers that name none
-    #[arg(long)]
-    default_runtime: Option<String>,
-    /// Use TLS on tcp:// hosts; --tls=false serves them in the clear
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    tls: Option<bool>,
-    /// Use TLS and require client certificates signed by --tlscacert
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    tlsverify: Option<bool>,
-    /// Trust certs signed only by this CA
-    #[arg(long)]
-    tlscacert: Option<PathBuf>,
-    /// Path to TLS certificate file
-    #[arg(long)]
-    tlscert: Option<PathBuf>,
-    /// Path to TLS key file
-    #[arg(long)]
-    tlskey: Option<PathBuf>,
-}
 
 fn effective(args: &Args) -> anyhow::Result<Config> {
     let explicit =

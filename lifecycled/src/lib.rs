@@ -4,6 +4,7 @@
 //! Like containerd, it is complete on its own: berth-ctr or any gRPC client
 //! can run containers with no engine.
 
+pub mod args;
 pub mod cgroup_warmup;
 pub mod config;
 pub mod events;

@@ -1,35 +1,10 @@
-use std::path::PathBuf;
-
 use anyhow::Context;
 use clap::Parser;
 
+use berth_lifecycled::args::Args;
+
 use berth_lifecycled::config::Config;
 use berth_lifecycled::server::{Options, serve};
-
-/// berth's lifecycle daemon: images (content, snapshots, pull and push),
-/// containers and their tasks through one shim each,
-/// served as gRPC (berth.lifecycle.v1) on a unix socket. Containers keep
-/// running when it stops or dies; on start it finds their shims again.
-#[derive(Parser)]
-#[command(name = "berth-lifecycled", version)]
-struct Args {
-    /// Configuration file (TOML: runtime table, default runtime)
-    #[arg(long, default_value = "/etc/berth/lifecycled.toml")]
-    config: PathBuf,
-    /// Unix socket to serve on
-    #[arg(long, default_value = "/run/berth/lifecycled.sock")]
-    address: PathBuf,
-    /// Directory for state that survives reboots (blobs, images, unpacked
-    /// layers, container snapshots and records)
-    #[arg(long, default_value = "/var/lib/berth/lifecycled")]
-    root: PathBuf,
-    /// Directory for run-time state (task directories, shim sockets)
-    #[arg(long, default_value = "/run/berth/lifecycled")]
-    state: PathBuf,
-    /// Log level: error, warn, info, debug, trace
-    #[arg(long, default_value = "info")]
-    log_level: String,
-}
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();

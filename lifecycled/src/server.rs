@@ -166,7 +166,9 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
     tracing::info!("serving on {}", opts.address.display());
     // The socket is bound and the services built: ready, for systemd
     // (Type=notify in berth-lifecycled.service).
-    notify_ready();
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!("telling systemd we are ready: {e}");
+    }
     // Event subscribers (berthd) never end their streams: after the signal,
     // in-flight calls get a moment to finish, then we leave regardless.
     let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
@@ -217,25 +219,4 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
     };
     let _ = std::fs::remove_file(&opts.address);
     result
-}
-
-/// Tells systemd the daemon is ready (sd_notify READY=1) when it asked for
-/// it through NOTIFY_SOCKET; nothing otherwise.
-fn notify_ready() {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let sent = std::os::unix::net::UnixDatagram::unbound().and_then(|sock| {
-        match path.as_encoded_bytes().strip_prefix(b"@") {
-            Some(name) => {
-                use std::os::linux::net::SocketAddrExt;
-                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
-                sock.send_to_addr(b"READY=1", &addr)
-            }
-            None => sock.send_to(b"READY=1", &path),
-        }
-    });
-    if let Err(e) = sent {
-        tracing::warn!("sd_notify READY=1 to {}: {e}", path.to_string_lossy());
-    }
 }

@@ -26,6 +26,17 @@ fn sh(script: &str) -> Bundle {
     Bundle::new(&["sh", "-c", script])
 }
 
+/// A user namespace of its own, root mapped to host uid/gid 100000.
+fn in_user_namespace(b: &mut Bundle) {
+    b.spec["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    for map in ["uidMappings", "gidMappings"] {
+        b.spec["linux"][map] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    }
+}
+
 fn out(o: Outcome) -> (i32, String) {
     (o.code, o.stdout)
 }
@@ -173,14 +184,7 @@ fn joins_a_network_namespace_by_path() {
 fn user_namespace_maps_ids() {
     let r = both(|rt| {
         let mut b = sh("cat /proc/self/uid_map /proc/self/gid_map | tr -s ' '; id -u");
-        b.spec["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        b.spec["linux"]["uidMappings"] =
-            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        b.spec["linux"]["gidMappings"] =
-            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        in_user_namespace(&mut b);
         out(rt.run_bundle(&b, &rt.id("userns")))
     });
     assert_eq!(r, (0, " 0 100000 65536\n 0 100000 65536\n0\n".into()));
@@ -193,14 +197,7 @@ fn user_namespace_maps_ids() {
 fn user_namespace_binds_sources_its_root_cannot_read() {
     let r = both(|rt| {
         let mut b = sh("stat -c %n /m1/foo.txt /m2/foo.txt; sleep 30");
-        b.spec["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        b.spec["linux"]["uidMappings"] =
-            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        b.spec["linux"]["gidMappings"] =
-            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        in_user_namespace(&mut b);
         let rootfs = b.rootfs();
         let mounts = b.spec["mounts"].as_array_mut().unwrap();
         for n in ["1", "2"] {
@@ -955,14 +952,7 @@ fn the_container_is_in_its_cgroup_in_every_hierarchy() {
         for userns in [false, true] {
             let mut b = sh("sleep 30");
             if userns {
-                b.spec["linux"]["namespaces"]
-                    .as_array_mut()
-                    .unwrap()
-                    .push(json!({"type": "user"}));
-                b.spec["linux"]["uidMappings"] =
-                    json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-                b.spec["linux"]["gidMappings"] =
-                    json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+                in_user_namespace(&mut b);
             }
             let id = rt.id("cgjoin");
             assert_eq!(rt.create(&b, &id).code, 0, "{}", rt.name);
