@@ -182,20 +182,7 @@ fn the_units_pass_systemd_analyze_verify() {
 fn berthd_serves_the_socket_systemd_passes_and_says_when_it_is_ready() {
     let s = Stack::start_activated();
     let notify = s.notify.as_ref().expect("the notify socket");
-    notify
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut buf = [0u8; 64];
-    let n = notify
-        .recv(&mut buf)
-        .expect("berthd said nothing on NOTIFY_SOCKET");
-    assert!(
-        String::from_utf8_lossy(&buf[..n])
-            .lines()
-            .any(|l| l == "READY=1"),
-        "{:?}",
-        String::from_utf8_lossy(&buf[..n])
-    );
+    assert!(said_ready(notify), "berthd said no READY=1");
     s.load_busybox();
     assert_eq!(
         s.berth(&["run", "--rm", "busybox", "echo", "activated"])
@@ -222,6 +209,17 @@ fn berthd_refuses_fd_hosts_without_passed_sockets() {
         .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("fd://"));
+}
+
+/// Whether the next message on a NOTIFY_SOCKET (within 10 s) has READY=1.
+fn said_ready(notify: &std::os::unix::net::UnixDatagram) -> bool {
+    let mut buf = [0u8; 256];
+    let _ = notify.set_read_timeout(Some(Duration::from_secs(10)));
+    notify.recv(&mut buf).is_ok_and(|n| {
+        String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .any(|l| l == "READY=1")
+    })
 }
 
 /// berth-lifecycled with its socket (`l.sock`) and roots in `dir`.
@@ -253,19 +251,11 @@ fn lifecycled_says_when_it_is_ready() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut buf = [0u8; 64];
-    let got = notify.recv(&mut buf);
+    let ready = said_ready(&notify);
     let connected = std::os::unix::net::UnixStream::connect(&address).is_ok();
     let _ = child.kill();
     let _ = child.wait();
-    let n = got.expect("lifecycled said nothing on NOTIFY_SOCKET");
-    assert!(
-        String::from_utf8_lossy(&buf[..n])
-            .lines()
-            .any(|l| l == "READY=1"),
-        "{:?}",
-        String::from_utf8_lossy(&buf[..n])
-    );
+    assert!(ready, "lifecycled said no READY=1");
     assert!(connected, "READY=1 before the socket served");
 }
 
