@@ -13,6 +13,7 @@
 #      what network setup adds to a start
 #   9. $PORT_MIB MiB downloaded from a container through a published port
 #      at 127.0.0.1 (Docker: its default userland proxy and iptables)
+#  10. the installed size of the binaries (bench/installed-size.sh)
 # and prints berth's figure over Docker's. Not a test: nothing asserts.
 # Run as root; installs docker.io (Debian) if dockerd is missing.
 set -euo pipefail
@@ -148,4 +149,5 @@ cat <<TXT
 | run --rm true on the default bridge (median) | ${net_bb} ms | ${net_db} ms | $(ratio "$net_bb" "$net_db") | |
 | what the bridge adds to a start (bridge − none) | $(added "$net_bb" "$net_bn") ms | $(added "$net_db" "$net_dn") ms | | ≤ 30 ms |
 | $PORT_MIB MiB through a published port, 127.0.0.1 (best of 3) | $(mibps_of "$PORT_MIB" "$port_b") MiB/s | $(mibps_of "$PORT_MIB" "$port_d") MiB/s | $(ratio "$port_d" "$port_b") (throughput) | ≥ 1 |
+$(REL=$rel bench/installed-size.sh)
 TXT
