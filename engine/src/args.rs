@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
 /// berthd: the Docker Engine API (v1.43) for berth. Containers run through
 /// berth-lifecycled and outlive berthd: with live-restore (the default) a
@@ -38,6 +38,10 @@ pub struct Args {
     /// Log level: debug, info, warn, error, fatal
     #[arg(short = 'l', long)]
     pub log_level: Option<String>,
+    /// Log format: text, or json (one object per line, for journald and
+    /// log collectors)
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     /// Group that may use the API socket
     #[arg(short = 'G', long)]
     pub group: Option<String>,
@@ -59,4 +63,10 @@ pub struct Args {
     /// Path to TLS key file
     #[arg(long)]
     pub tlskey: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }

@@ -169,10 +169,16 @@ fn run(cfg: Config, args: Args) -> anyhow::Result<()> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let (filter, filter_handle) = tracing_subscriber::reload::Layer::new(log_filter(&cfg)?);
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .init();
+    // Colours only for a person at a terminal, not for the journal or a file.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let registry = tracing_subscriber::registry().with(filter);
+    match args.log_format {
+        berth_engine::args::LogFormat::Json => registry.with(layer.json()).init(),
+        berth_engine::args::LogFormat::Text => registry.with(layer).init(),
+    }
     for d in [&cfg.data_root, &cfg.exec_root] {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }

@@ -409,3 +409,43 @@ fn sighup_reloads_lifecycled_runtimes() {
     );
     assert!(version().contains("(default runc)"), "{}", version());
 }
+
+/// Logs in a form the journal and collectors read: `--log-format json`
+/// is one JSON object per line; text has no colour codes when stderr is
+/// not a terminal.
+#[test]
+fn daemons_log_json_or_plain_text() {
+    for format in ["json", "text"] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let mut child = lifecycled_in(dir.path(), Path::new("/dev/null"))
+            .args(["--log-format", format])
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let serving = integration_tests::eventually(10, || {
+            fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("serving on")
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(serving, "{format}: {}", fs::read_to_string(&log).unwrap());
+        let text = fs::read_to_string(&log).unwrap();
+        assert!(!text.contains('\x1b'), "{format}: colour codes in {text:?}");
+        if format == "json" {
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).expect(line);
+                assert!(
+                    v["level"].is_string() && v["fields"]["message"].is_string(),
+                    "{line}"
+                );
+            }
+        }
+    }
+    let o = Command::new(integration_tests::bin("berthd"))
+        .args(["--log-format", "json", "--validate"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

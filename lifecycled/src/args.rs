@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
 /// berth's lifecycle daemon: images (content, snapshots, pull and push),
 /// containers and their tasks through one shim each,
@@ -28,4 +28,14 @@ pub struct Args {
     /// Log level: error, warn, info, debug, trace
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Log format: text, or json (one object per line, for journald and
+    /// log collectors)
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }

@@ -18,13 +18,18 @@ fn main() -> anyhow::Result<()> {
             args.log_level
         )
     };
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&filter)
                 .with_context(|| format!("--log-level {}", args.log_level))?,
         )
         .with_writer(std::io::stderr)
-        .init();
+        // Colours only for a person at a terminal, not for the journal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match args.log_format {
+        berth_lifecycled::args::LogFormat::Json => builder.json().init(),
+        berth_lifecycled::args::LogFormat::Text => builder.init(),
+    }
     let explicit = std::env::args().any(|a| a == "--config" || a.starts_with("--config="));
     let config = Config::load(&args.config, explicit)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
