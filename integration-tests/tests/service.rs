@@ -449,3 +449,48 @@ fn daemons_log_json_or_plain_text() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// `info` and `version` tell what this machine really has: each runtime's
+/// binary and version, what the cgroups can limit (with Docker's warnings
+/// for what they cannot), the file system under the data root.
+#[test]
+fn info_and_version_report_true_figures() {
+    let s = Stack::start();
+    let get = |path: &str| -> serde_json::Value {
+        serde_json::from_str(&s.api("GET", path, None).1).expect("JSON")
+    };
+    let version = get("/version");
+    let runtime = version["Components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["Name"] == "berth-runtime")
+        .expect("berth-runtime among the components")
+        .clone();
+    let path = runtime["Details"]["Path"].as_str().unwrap();
+    assert!(
+        Path::new(path).is_absolute() && Path::new(path).exists(),
+        "{runtime}"
+    );
+    assert_eq!(runtime["Version"], env!("CARGO_PKG_VERSION"), "{runtime}");
+
+    let info = get("/info");
+    assert_eq!(
+        info["Runtimes"]["berth-runtime"]["path"], path,
+        "{}",
+        info["Runtimes"]
+    );
+    let v1_memory = Path::new("/sys/fs/cgroup/memory");
+    if v1_memory.is_dir() {
+        let swap = v1_memory.join("memory.memsw.limit_in_bytes").exists();
+        assert_eq!(info["SwapLimit"], swap);
+        let warned = info["Warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w == "WARNING: No swap limit support");
+        assert_eq!(warned, !swap, "{}", info["Warnings"]);
+    }
+    let fs_name = info["DriverStatus"][0][1].as_str().unwrap();
+    assert!(!fs_name.is_empty() && fs_name != "<unknown>", "{fs_name}");
+}

@@ -53,7 +53,17 @@ pub async fn version(s: State) -> Json<Value> {
         "Arch": specgen::seccomp::Target::native_go_arch(), "KernelVersion": kernel(), "GitCommit": ""}}),
     ];
     if let Some(v) = &lc {
-        components.push(json!({"Name": "berth-lifecycled", "Version": v.version, "Details": {"Runtimes": v.runtimes.join(",")}}));
+        components.push(json!({"Name": "berth-lifecycled", "Version": v.version, "Details": {"Runtimes": v.runtimes.join(","), "DefaultRuntime": v.default_runtime}}));
+        // Each runtime as Docker lists runc: its version and binary.
+        for r in &v.runtime_details {
+            let version = r
+                .version
+                .rsplit(' ')
+                .next()
+                .filter(|_| r.version.contains("version"))
+                .unwrap_or(&r.version);
+            components.push(json!({"Name": r.name, "Version": version, "Details": {"Path": r.path, "VersionText": r.version}}));
+        }
     }
     Json(json!({
         "Platform": {"Name": "berth"},
@@ -125,9 +135,9 @@ pub async fn info(s: State) -> Result<Json<Value>> {
     let runtimes: serde_json::Map<String, Value> = lc
         .as_ref()
         .map(|v| {
-            v.runtimes
+            v.runtime_details
                 .iter()
-                .map(|r| (r.clone(), json!({"path": r})))
+                .map(|r| (r.name.clone(), json!({"path": r.path})))
                 .collect()
         })
         .unwrap_or_default();
@@ -136,6 +146,37 @@ pub async fn info(s: State) -> Result<Json<Value>> {
     } else {
         "1"
     };
+    let limits = Limits::of_this_host();
+    let mut warnings = limits.warnings();
+    let forwarding = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false);
+    if !forwarding {
+        warnings.push("WARNING: IPv4 forwarding is disabled".to_string());
+    }
+    for (file, name) in [
+        (
+            "/proc/sys/net/bridge/bridge-nf-call-iptables",
+            "bridge-nf-call-iptables",
+        ),
+        (
+            "/proc/sys/net/bridge/bridge-nf-call-ip6tables",
+            "bridge-nf-call-ip6tables",
+        ),
+    ] {
+        if std::fs::read_to_string(file).is_ok_and(|v| v.trim() == "0") {
+            warnings.push(format!("WARNING: {name} is disabled"));
+        }
+    }
+    for h in &d.cfg.hosts {
+        if let Ok(crate::hosts::Host::Tcp(addr)) = crate::hosts::parse(h)
+            && d.cfg.tls.is_none()
+        {
+            warnings.push(format!(
+                "WARNING: API is accessible on http://{addr} without encryption."
+            ));
+        }
+    }
     let hostname = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -153,20 +194,20 @@ pub async fn info(s: State) -> Result<Json<Value>> {
         "ContainersStopped": stopped,
         "Images": images,
         "Driver": "overlay2",
-        "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
+        "DriverStatus": [["Backing Filesystem", backing_filesystem(&d.cfg.data_root)], ["Supports d_type", "true"]],
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": null, "Log": ["json-file"]},
         "Swarm": super::swarm::info(),
         "ContainerdCommit": {"ID": "", "Expected": ""},
         "RuncCommit": {"ID": "", "Expected": ""},
         "InitCommit": {"ID": "", "Expected": ""},
-        "MemoryLimit": true,
-        "SwapLimit": true,
-        "CpuCfsPeriod": true,
-        "CpuCfsQuota": true,
-        "CPUShares": true,
-        "CPUSet": true,
-        "PidsLimit": true,
-        "IPv4Forwarding": std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map(|s| s.trim() == "1").unwrap_or(false),
+        "MemoryLimit": limits.memory,
+        "SwapLimit": limits.swap,
+        "CpuCfsPeriod": limits.cfs,
+        "CpuCfsQuota": limits.cfs,
+        "CPUShares": limits.shares,
+        "CPUSet": limits.cpuset,
+        "PidsLimit": limits.pids,
+        "IPv4Forwarding": forwarding,
         "Debug": live.debug,
         "NFd": std::fs::read_dir("/proc/self/fd").map(|r| r.count()).unwrap_or(0),
         "NGoroutines": 0,
@@ -195,8 +236,93 @@ pub async fn info(s: State) -> Result<Json<Value>> {
         "Isolation": "",
         "InitBinary": "docker-init",
         "SecurityOptions": ["name=seccomp,profile=builtin", "name=cgroupns"],
-        "Warnings": [],
+        "Warnings": warnings,
     })))
+}
+
+/// What this host's cgroups can limit, as Docker's info reports it: the
+/// v1 controllers' files, or the controllers cgroup v2 makes available.
+struct Limits {
+    memory: bool,
+    swap: bool,
+    cfs: bool,
+    shares: bool,
+    cpuset: bool,
+    pids: bool,
+}
+
+impl Limits {
+    fn of_this_host() -> Limits {
+        let root = std::path::Path::new("/sys/fs/cgroup");
+        if let Ok(controllers) = std::fs::read_to_string(root.join("cgroup.controllers")) {
+            let has = |c: &str| controllers.split_whitespace().any(|x| x == c);
+            // Swap accounting shows as memory.swap.max in the cgroups below
+            // the root (the root has none); this daemon's own is one.
+            let own = std::fs::read_to_string("/proc/self/cgroup")
+                .ok()
+                .and_then(|t| {
+                    t.lines()
+                        .find_map(|l| l.strip_prefix("0::").map(String::from))
+                })
+                .unwrap_or_default();
+            let swap = root
+                .join(own.trim_start_matches('/'))
+                .join("memory.swap.max")
+                .exists();
+            return Limits {
+                memory: has("memory"),
+                swap: has("memory") && swap,
+                cfs: has("cpu"),
+                shares: has("cpu"),
+                cpuset: has("cpuset"),
+                pids: has("pids"),
+            };
+        }
+        let file = |c: &str, f: &str| root.join(c).join(f).exists();
+        Limits {
+            memory: file("memory", "memory.limit_in_bytes"),
+            swap: file("memory", "memory.memsw.limit_in_bytes"),
+            cfs: file("cpu", "cpu.cfs_quota_us"),
+            shares: file("cpu", "cpu.shares"),
+            cpuset: file("cpuset", "cpuset.cpus"),
+            pids: file("pids", "pids.max") || root.join("pids").is_dir(),
+        }
+    }
+
+    /// Docker's warnings for what is missing.
+    fn warnings(&self) -> Vec<String> {
+        [
+            (self.memory, "WARNING: No memory limit support"),
+            (self.swap, "WARNING: No swap limit support"),
+            (self.cfs, "WARNING: No cpu cfs quota support"),
+            (self.cfs, "WARNING: No cpu cfs period support"),
+            (self.shares, "WARNING: No cpu shares support"),
+            (self.cpuset, "WARNING: No cpuset support"),
+        ]
+        .into_iter()
+        .filter(|(have, _)| !have)
+        .map(|(_, w)| w.to_string())
+        .collect()
+    }
+}
+
+/// The file system under the data root by Docker's names for it.
+fn backing_filesystem(path: &std::path::Path) -> String {
+    let Ok(st) = nix::sys::statfs::statfs(path) else {
+        return "<unknown>".into();
+    };
+    let magic = st.filesystem_type().0 as u64;
+    match magic {
+        0xEF53 => "extfs",
+        0x5846_5342 => "xfs",
+        0x9123_683E => "btrfs",
+        0x0102_1994 => "tmpfs",
+        0x794C_7630 => "overlayfs",
+        0x2FC1_2FC1 => "zfs",
+        0x6969 => "nfs",
+        _ => return format!("0x{magic:x}"),
+    }
+    .into()
 }
 
 fn fxhash(s: &str) -> u64 {
