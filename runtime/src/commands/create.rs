@@ -173,6 +173,8 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
     let seccomp = crate::process::seccomp::for_spec(&spec)?;
     let userns = namespaces::has(&spec, LinuxNamespaceType::User);
     let self_join = cgroups::SelfJoin::plan(&cgroup_path, userns);
+    // Undone from here on: the plan may have made the unified directory.
+    undo.cgroup = Some(Cgroup::open(&cgroup_path)?);
     let bind_trees = if created.contains(CloneFlags::CLONE_NEWUSER) {
         crate::rootfs::detach_bind_sources(&spec)?
     } else {
@@ -245,7 +247,9 @@ pub fn launch(g: &GlobalOpts, a: &CreateArgs, foreground: bool) -> Result<Launch
     send_to_init(&ours, &Msg::Go(hook_state.clone()))?;
     // The child builds its root meanwhile; it waits for this only at its first
     // cgroup mount.
-    let cgroup = undo.cgroup.insert(Cgroup::open(&c.state.cgroup_path)?);
+    let Some(cgroup) = undo.cgroup.as_ref() else {
+        return Err(Error::Invalid("the container's cgroup went missing".into()));
+    };
     match &self_join {
         // The init moves itself once the directories exist and hold
         // their limits (see `cgroups::SelfJoin`).
