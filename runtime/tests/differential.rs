@@ -258,6 +258,19 @@ fn a_failed_setup_says_what_failed() {
     assert_eq!(r, (true, true, false));
 }
 
+/// A failure in the last steps before the program (here a soft rlimit
+/// above its hard one) is said, not lost to the container's end.
+#[test]
+fn a_failed_last_step_says_what_failed() {
+    let r = both(|rt| {
+        let mut b = sh("true");
+        b.spec["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 10, "soft": 20}]);
+        let o = rt.run_bundle(&b, &rt.id("badrlimit"));
+        (o.code != 0, o.stderr.to_lowercase().contains("rlimit"))
+    });
+    assert_eq!(r, (true, true));
+}
+
 /// A read-only /dev: devices and mount points are made in it first, then it
 /// turns read-only, as runc does.
 #[test]

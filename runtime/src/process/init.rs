@@ -76,9 +76,15 @@ pub fn run(plan: Plan<'_>, ch: Channel) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    // The runtime that created us is gone; the container's stderr is the only
-    // place left to say why the program did not start.
-    let _ = writeln!(std::io::stderr(), "berth-runtime: {}", chain(&err));
+    fail(&err)
+}
+
+/// Says why the program did not start and ends the init. The runtime that
+/// created us is gone; the container's stderr is the only place left to
+/// say it, and it must be said while the exec fifo is still open: `start`
+/// (or `run`) ends the container as soon as it sees the fifo closed empty.
+fn fail(err: &Error) -> ! {
+    let _ = writeln!(std::io::stderr(), "berth-runtime: {}", chain(err));
     child_exit(255);
 }
 
@@ -276,21 +282,24 @@ fn start(plan: &Plan<'_>, p: Prepared) -> Result<Infallible> {
             &p.state,
         );
         if let Err(e) = started {
-            // Said before the fifo closes: `start` (or `run`) ends the
-            // container as soon as it sees the fifo closed empty.
-            let _ = writeln!(std::io::stderr(), "berth-runtime: {}", chain(&e));
-            child_exit(255);
+            fail(&e);
         }
         (&f).write_all(b"0")
             .map_err(|e| Error::io("writing exec fifo", &path, e))
     };
-    finalize::exec(finalize::Final {
+    let err = match finalize::exec(finalize::Final {
         process,
         seccomp: plan.seccomp.as_ref(),
         preserve_fds: plan.preserve_fds,
         program: p.program,
         before_exec: Some(&last),
-    })
+    }) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    // With the fifo still open (see `fail`): identity, capabilities and
+    // seccomp come before the byte that lets `start` return.
+    fail(&err)
 }
 
 fn join_session_keyring() {
