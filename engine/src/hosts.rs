@@ -72,6 +72,28 @@ pub fn activated_sockets() -> Vec<(i32, std::os::fd::OwnedFd)> {
     }
 }
 
+/// Whether the sockets `-H fd://` and `fd://N` ask for were passed:
+/// checked at start, before the daemon opens anything.
+pub fn check_activated(
+    hosts: &[Host],
+    passed: &[(i32, std::os::fd::OwnedFd)],
+) -> Result<(), String> {
+    for h in hosts {
+        match h {
+            Host::Fd(None) if passed.is_empty() => {
+                return Err("-H fd://: no sockets were passed to berthd (LISTEN_FDS/LISTEN_PID are not set for it; start it through berthd.socket)".into());
+            }
+            Host::Fd(Some(n)) if !passed.iter().any(|(fd, _)| fd == n) => {
+                return Err(format!(
+                    "-H fd://{n}: systemd passed no socket {n} to berthd (LISTEN_FDS)"
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Tells systemd the daemon is ready (READY=1) when it asked for it
 /// through NOTIFY_SOCKET (Type=notify in berthd.service); nothing
 /// otherwise.

@@ -179,20 +179,23 @@ fn run(cfg: Config, args: Args) -> anyhow::Result<()> {
         berth_engine::args::LogFormat::Json => registry.with(layer.json()).init(),
         berth_engine::args::LogFormat::Text => registry.with(layer).init(),
     }
+    // Before anything is made: a missing passed socket is a start error.
+    let activated = hosts::activated_sockets();
+    let wanted: Vec<hosts::Host> = cfg
+        .hosts
+        .iter()
+        .filter_map(|h| hosts::parse(h).ok())
+        .collect();
+    hosts::check_activated(&wanted, &activated).map_err(|e| anyhow::anyhow!(e))?;
     for d in [&cfg.data_root, &cfg.exec_root] {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
-    let activated = hosts::activated_sockets();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let hosts: Vec<hosts::Host> = cfg
-            .hosts
-            .iter()
-            .filter_map(|h| hosts::parse(h).ok())
-            .collect();
+        let hosts = wanted;
         let live_restore = cfg.live_restore;
         let d = Daemon::open(cfg)?;
         d.spawn_monitor();

@@ -455,18 +455,13 @@ fn activated_listeners(
 ) -> Result<Vec<tokio::net::UnixListener>> {
     let picked: Vec<(i32, std::os::fd::OwnedFd)> = match want {
         None => std::mem::take(passed),
+        // `hosts::check_activated` made sure it was passed; an earlier
+        // `-H fd://` may have taken it.
         Some(n) => match passed.iter().position(|(fd, _)| *fd == n) {
             Some(i) => vec![passed.remove(i)],
-            None => {
-                anyhow::bail!("-H fd://{n}: systemd passed no socket {n} to berthd (LISTEN_FDS)")
-            }
+            None => anyhow::bail!("-H fd://{n}: socket {n} is served by an earlier -H fd://"),
         },
     };
-    if picked.is_empty() && want.is_none() {
-        anyhow::bail!(
-            "-H fd://: no sockets were passed to berthd (LISTEN_FDS/LISTEN_PID are not set for it; start it through berthd.socket)"
-        );
-    }
     picked
         .into_iter()
         .map(|(n, fd)| {

@@ -1152,10 +1152,7 @@ fn logs_follow_keeps_every_line_across_rotations() {
 /// above is the filter's.
 #[test]
 fn device_rules_hold_on_cgroup2_through_the_whole_stack() {
-    let v2_root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
-        .into_iter()
-        .map(std::path::Path::new)
-        .find(|p| p.join("cgroup.procs").exists() && p.join("cgroup.subtree_control").exists())
+    let v2_root = testsupport::cgroup2_root()
         .expect("a cgroup2 hierarchy (pure v2, or the unified part of a hybrid host)");
     let s = stack();
     let probe = "mknod /tmp/m c 240 0 && head -c1 /tmp/m; echo status=$?";

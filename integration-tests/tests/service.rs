@@ -193,16 +193,35 @@ fn berthd_serves_the_socket_systemd_passes_and_says_when_it_is_ready() {
     assert!(s.socket.exists());
 }
 
+/// `-H fd://` without sockets passed (berthd started by hand, not by
+/// berthd.socket) is a start error that says so, before berthd makes
+/// anything; a malformed fd host is refused by `--validate`.
 #[test]
 fn berthd_refuses_fd_hosts_without_passed_sockets() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_root = dir.path().join("engine");
+    let config = dir.path().join("daemon.json");
+    fs::write(&config, "{}").unwrap();
     let o = Command::new(integration_tests::bin("berthd"))
-        .args(["-H", "fd://", "--validate"])
+        .args(["-H", "fd://", "--config-file"])
+        .arg(&config)
+        .arg("--data-root")
+        .arg(&data_root)
+        .arg("--exec-root")
+        .arg(dir.path().join("run"))
+        .arg("--lifecycled")
+        .arg(dir.path().join("none.sock"))
         .env_remove("LISTEN_FDS")
         .env_remove("LISTEN_PID")
         .output()
         .unwrap();
-    // --validate accepts the address; serving it needs the sockets.
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("no sockets were passed"), "{err}");
+    assert!(
+        !data_root.exists(),
+        "berthd made its data root before failing"
+    );
     let o = Command::new(integration_tests::bin("berthd"))
         .args(["-H", "fd://x", "--validate"])
         .output()
@@ -333,6 +352,9 @@ fn sighup_reloads_the_configuration_live() {
         i["RegistryConfig"]["Mirrors"],
         serde_json::json!(["http://127.0.0.1:5999"])
     );
+    // As the docker CLI sees it.
+    let mirrors = s.docker(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"]);
+    assert_eq!(mirrors.ok(), r#"["http://127.0.0.1:5999"]"#);
     assert!(
         integration_tests::eventually(10, || s.log().contains("shutdown-timeout")),
         "{}",
@@ -493,4 +515,14 @@ fn info_and_version_report_true_figures() {
     }
     let fs_name = info["DriverStatus"][0][1].as_str().unwrap();
     assert!(!fs_name.is_empty() && fs_name != "<unknown>", "{fs_name}");
+
+    // The real docker CLI shows them as Docker's.
+    let v = s.docker(&["version"]);
+    assert!(
+        v.ok().contains(" berth-runtime:") && v.stdout.contains(env!("CARGO_PKG_VERSION")),
+        "{}",
+        v.stdout
+    );
+    let runtimes = s.docker(&["info", "--format", "{{json .Runtimes}}"]);
+    assert!(runtimes.ok().contains(path), "{}", runtimes.stdout);
 }

@@ -183,7 +183,9 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)
-        .add_service(VersionServer::new(service::version::Service(tasks.clone())))
+        .add_service(VersionServer::new(service::version::Service::new(
+            tasks.clone(),
+        )))
         .add_service(ContainersServer::new(service::containers::Service {
             store: store.clone(),
             images: images.clone(),

@@ -239,6 +239,8 @@ pub struct SelfJoin {
     pub v1: Vec<PathBuf>,
     /// Its cgroup2 directory on a hybrid host, opened for the clone.
     pub unified: Option<fs::File>,
+    /// The cpuset hierarchy's root, whose directories need cpus and mems.
+    cpuset: Option<PathBuf>,
 }
 
 impl SelfJoin {
@@ -251,6 +253,7 @@ impl SelfJoin {
             return None;
         }
         let mut v1 = Vec::new();
+        let mut cpuset = None;
         for c in V1_CONTROLLERS {
             let mount = Path::new(ROOT).join(c);
             // Co-mounted controllers (cpu,cpuacct) are one hierarchy.
@@ -258,6 +261,9 @@ impl SelfJoin {
                 continue;
             };
             let dir = real.join(rel(path));
+            if c == "cpuset" {
+                cpuset = Some(real);
+            }
             if !v1.contains(&dir) {
                 v1.push(dir);
             }
@@ -271,7 +277,11 @@ impl SelfJoin {
         } else {
             None
         };
-        Some(SelfJoin { v1, unified })
+        Some(SelfJoin {
+            v1,
+            unified,
+            cpuset,
+        })
     }
 
     /// Makes the v1 directories (a cpuset's cpus and mems copied down from
@@ -279,22 +289,13 @@ impl SelfJoin {
     /// would without moving anyone.
     pub fn make_dirs(&self) -> Result<()> {
         for dir in &self.v1 {
-            let cpuset = dir
-                .components()
-                .nth(4)
-                .is_some_and(|c| c.as_os_str() == "cpuset");
-            if !cpuset {
+            let Some(root) = self.cpuset.as_ref().filter(|r| dir.starts_with(r)) else {
                 fs::create_dir_all(dir).map_err(|e| Error::io("creating cgroup", dir, e))?;
                 continue;
-            }
+            };
             // Down from the hierarchy's root, filling each level in.
-            let root: PathBuf = dir.components().take(5).collect();
             let mut cur = root.clone();
-            for part in dir
-                .strip_prefix(&root)
-                .unwrap_or(Path::new(""))
-                .components()
-            {
+            for part in dir.strip_prefix(root).unwrap_or(Path::new("")).components() {
                 let parent = cur.clone();
                 cur.push(part);
                 if !cur.is_dir() {

@@ -129,10 +129,7 @@ fn sealing_leaves_no_mount_behind() {
 /// devices cgroup restricts; the same shell outside the cgroup opens it.
 #[test]
 fn the_cgroup2_device_filter_refuses_devices_outside_the_rules() {
-    let v2_root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
-        .into_iter()
-        .map(std::path::Path::new)
-        .find(|p| p.join("cgroup.procs").exists() && p.join("cgroup.subtree_control").exists())
+    let v2_root = testsupport::cgroup2_root()
         .expect("a cgroup2 hierarchy (pure v2, or the unified part of a hybrid host)");
     let cg = v2_root.join(format!("berth-test-{}", common::unique("devfilter")));
     fs::create_dir(&cg).unwrap();
@@ -180,11 +177,7 @@ fn the_cgroup2_device_filter_refuses_devices_outside_the_rules() {
 #[test]
 fn a_containers_cgroup2_cgroup_carries_the_device_filter() {
     use std::os::fd::AsRawFd;
-    let v2_root = if std::path::Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
-        PathBuf::from("/sys/fs/cgroup/unified")
-    } else if std::path::Path::new("/sys/fs/cgroup/cgroup.subtree_control").exists() {
-        PathBuf::from("/sys/fs/cgroup")
-    } else {
+    let Some(v2_root) = testsupport::cgroup2_root() else {
         eprintln!("no cgroup2 hierarchy here: nothing to check");
         return;
     };

@@ -66,6 +66,15 @@ pub fn make_rootfs(dir: &Path) {
 
 /// Every cgroup directory named `name` at the top of any hierarchy (v1
 /// controllers, cgroup2), deepest first, for cleanup.
+/// The cgroup2 hierarchy: /sys/fs/cgroup on pure v2, /sys/fs/cgroup/unified
+/// on a hybrid host; None on a v1-only host.
+pub fn cgroup2_root() -> Option<PathBuf> {
+    ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.join("cgroup.procs").exists() && p.join("cgroup.subtree_control").exists())
+}
+
 pub fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut roots: Vec<PathBuf> = fs::read_dir("/sys/fs/cgroup")

@@ -5,18 +5,59 @@ use tonic::{Request, Response, Status};
 
 use crate::tasks::Tasks;
 
-pub struct Service(pub Arc<Tasks>);
+/// A runtime binary as it is on disk: its version is asked again only
+/// when the file changes (an upgrade in place).
+type Binary = (std::path::PathBuf, Option<std::time::SystemTime>);
+
+pub struct Service {
+    tasks: Arc<Tasks>,
+    /// `--version` of each runtime binary, asked once: berthd calls Version
+    /// on container creates that name `runc`, which must not start every
+    /// runtime each time.
+    versions: std::sync::Mutex<std::collections::HashMap<Binary, String>>,
+}
+
+impl Service {
+    pub fn new(tasks: Arc<Tasks>) -> Service {
+        Service {
+            tasks,
+            versions: Default::default(),
+        }
+    }
+
+    async fn version_of(&self, path: &std::path::Path) -> String {
+        let key = (
+            path.to_path_buf(),
+            std::fs::metadata(path).and_then(|m| m.modified()).ok(),
+        );
+        let known = self
+            .versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(v) = known {
+            return v;
+        }
+        let v = version_of(path).await;
+        self.versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, v.clone());
+        v
+    }
+}
 
 #[tonic::async_trait]
 impl Version for Service {
     async fn version(&self, _: Request<()>) -> Result<Response<VersionResponse>, Status> {
-        let cfg = self.0.config();
+        let cfg = self.tasks.config();
         let mut runtime_details = Vec::new();
         for (name, entry) in &cfg.runtimes {
             let path = crate::config::resolve(&entry.path);
             runtime_details.push(api::RuntimeDetails {
                 name: name.clone(),
-                version: version_of(&path).await,
+                version: self.version_of(&path).await,
                 path: path.display().to_string(),
             });
         }
