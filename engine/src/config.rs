@@ -104,6 +104,8 @@ pub struct Config {
     pub log_level: String,
     pub live_restore: bool,
     pub default_runtime: String,
+    /// The log driver of containers created without one.
+    pub log_driver: String,
     pub log_opts: BTreeMap<String, String>,
     pub insecure_registries: Vec<String>,
     pub registry_mirrors: Vec<String>,
@@ -129,6 +131,10 @@ pub struct Config {
     pub api_connections_per_caller: usize,
 }
 
+/// The log drivers berthd has (Docker's names), as daemon.json and
+/// `--log-driver` take them.
+pub const LOG_DRIVERS: &[&str] = &["json-file", "journald", "none"];
+
 pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
     let de = &mut serde_json::Deserializer::from_str(text);
     let f: File = serde_path_to_error::deserialize(de).map_err(|e| {
@@ -147,14 +153,22 @@ pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
         path: path.to_path_buf(),
         message,
     };
-    if let Some(d) = &f.log_driver
-        && d != "json-file"
-    {
+    let driver = f.log_driver.as_deref().unwrap_or("json-file");
+    if !LOG_DRIVERS.contains(&driver) {
         return Err(bad(format!(
-            "log-driver {d:?}: only json-file is supported"
+            "log-driver {driver:?}: berth has the json-file, journald and none drivers"
         )));
     }
-    for (k, v) in f.log_opts.iter().flatten() {
+    if driver == "journald" {
+        crate::daemon::journal::validate(&f.log_opts.clone().unwrap_or_default())
+            .map_err(|e| bad(format!("log-opts: {e}")))?;
+    }
+    for (k, v) in f
+        .log_opts
+        .iter()
+        .flatten()
+        .filter(|_| driver == "json-file")
+    {
         match k.as_str() {
             "max-size" => {
                 parse_size(v).map_err(|e| bad(format!("log-opts max-size: {e}")))?;
@@ -256,6 +270,28 @@ mod tests {
         assert!(e.contains("max-size"), "{e}");
         let f = parse_file(p, r#"{"log-opts": {"max-size": "10m", "max-file": "3"}, "insecure-registries": ["127.0.0.1:5000"]}"#).unwrap();
         assert_eq!(f.insecure_registries.unwrap(), vec!["127.0.0.1:5000"]);
+    }
+
+    #[test]
+    fn log_drivers_and_their_options_are_checked() {
+        let p = Path::new("/etc/berth/daemon.json");
+        parse_file(
+            p,
+            r#"{"log-driver": "journald", "log-opts": {"tag": "{{.Name}}"}}"#,
+        )
+        .unwrap();
+        parse_file(p, r#"{"log-driver": "none"}"#).unwrap();
+        let e = parse_file(p, r#"{"log-driver": "syslog"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("syslog") && e.contains("journald"), "{e}");
+        let e = parse_file(
+            p,
+            r#"{"log-driver": "journald", "log-opts": {"max-file": "3"}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown log opt 'max-file' for journald"), "{e}");
     }
 
     #[test]

@@ -100,6 +100,7 @@ fn effective(args: &Args) -> anyhow::Result<Config> {
             .clone()
             .or(file.default_runtime)
             .unwrap_or_else(|| "berth-runtime".into()),
+        log_driver: file.log_driver.unwrap_or_else(|| "json-file".into()),
         log_opts: file.log_opts.unwrap_or_default(),
         insecure_registries: file.insecure_registries.unwrap_or_default(),
         registry_mirrors: file.registry_mirrors.unwrap_or_default(),

@@ -30,6 +30,27 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 /// Debian's runc, which every behaviour is also checked against.
+/// A command for `bin` run in the network and mount namespaces given
+/// (through nsenter, which execs it: its pid is the program's).
+pub fn command_in(
+    bin: &std::path::Path,
+    netns: Option<&std::path::Path>,
+    mount_ns: Option<&std::path::Path>,
+) -> std::process::Command {
+    if netns.is_none() && mount_ns.is_none() {
+        return std::process::Command::new(bin);
+    }
+    let mut c = std::process::Command::new("nsenter");
+    if let Some(ns) = netns {
+        c.arg(format!("--net={}", ns.display()));
+    }
+    if let Some(ns) = mount_ns {
+        c.arg(format!("--mount={}", ns.display()));
+    }
+    c.arg("--").arg(bin);
+    c
+}
+
 pub fn runc() -> PathBuf {
     ["/usr/sbin/runc", "/usr/bin/runc"]
         .iter()

@@ -26,6 +26,9 @@ pub struct Lifecycled {
     pub cgroup_parent: String,
     /// `BERTH_FAULT` for the next spawn (and the shims it starts).
     pub fault: Option<String>,
+    /// The mount namespace it runs in (with its shims), when not the
+    /// test's: `/proc/<pid>/ns/mnt` of a process holding it.
+    pub mount_ns: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -33,6 +36,11 @@ impl Lifecycled {
     /// Starts lifecycled with berth-runtime (the default), Debian's runc as
     /// `runc`, and the given extra runtimes.
     pub fn start(extra: &[(&str, &Path)]) -> Lifecycled {
+        Lifecycled::start_in(extra, None)
+    }
+
+    /// Lifecycled in the mount namespace at `mount_ns`.
+    pub fn start_in(extra: &[(&str, &Path)], mount_ns: Option<PathBuf>) -> Lifecycled {
         let dir = tempfile::Builder::new()
             .prefix("berth-it")
             .tempdir()
@@ -67,6 +75,7 @@ impl Lifecycled {
             cgroup_parent,
             dir,
             fault: None,
+            mount_ns,
             child: None,
         };
         l.spawn();
@@ -80,7 +89,11 @@ impl Lifecycled {
             .append(true)
             .open(self.dir.path().join("lifecycled.log"))
             .expect("log file");
-        let mut cmd = Command::new(crate::bin("berth-lifecycled"));
+        let mut cmd = crate::command_in(
+            &crate::bin("berth-lifecycled"),
+            None,
+            self.mount_ns.as_deref(),
+        );
         match &self.fault {
             Some(f) => cmd.env("BERTH_FAULT", f),
             None => cmd.env_remove("BERTH_FAULT"),

@@ -33,6 +33,8 @@ pub struct Stack {
     /// The network namespace berthd runs in (its bridges live there), when
     /// not the host's.
     pub netns: Option<PathBuf>,
+    /// The mount namespace the daemons run in, when not the test's.
+    pub mount_ns: Option<PathBuf>,
     /// `BERTH_FAULT` for berthd's next spawn.
     pub fault: Option<String>,
     /// berthd started as systemd starts it from berthd.socket: the API
@@ -97,13 +99,29 @@ impl Stack {
         Stack::start_full(serde_json::json!({}), &[], None, true)
     }
 
+    /// The stack with both daemons (and so the shims) in the mount
+    /// namespace at `mount_ns` (`/proc/<pid>/ns/mnt`).
+    pub fn start_in_mount_ns(daemon_json: serde_json::Value, mount_ns: PathBuf) -> Stack {
+        Stack::start_inner(daemon_json, &[], None, false, Some(mount_ns))
+    }
+
     fn start_full(
-        mut daemon_json: serde_json::Value,
+        daemon_json: serde_json::Value,
         args: &[String],
         netns: Option<PathBuf>,
         activated: bool,
     ) -> Stack {
-        let lc = Lifecycled::start(&[]);
+        Stack::start_inner(daemon_json, args, netns, activated, None)
+    }
+
+    fn start_inner(
+        mut daemon_json: serde_json::Value,
+        args: &[String],
+        netns: Option<PathBuf>,
+        activated: bool,
+        mount_ns: Option<PathBuf>,
+    ) -> Stack {
+        let lc = Lifecycled::start_in(&[], mount_ns.clone());
         let dir = tempfile::Builder::new()
             .prefix("berth-stack")
             .tempdir()
@@ -134,6 +152,7 @@ impl Stack {
             net,
             berthd_args: args.to_vec(),
             netns,
+            mount_ns,
             fault: None,
             activated: None,
             notify: None,
@@ -157,15 +176,8 @@ impl Stack {
             .append(true)
             .open(self.dir.path().join("berthd.log"))
             .expect("log file");
-        let mut cmd = match &self.netns {
-            Some(ns) => {
-                let mut c = Command::new("nsenter");
-                c.arg(format!("--net={}", ns.display()))
-                    .arg("--")
-                    .arg(crate::bin("berthd"));
-                c
-            }
-            None if self.activated.is_some() => {
+        let mut cmd = match (&self.netns, &self.mount_ns) {
+            (None, None) if self.activated.is_some() => {
                 // It passes on no environment of its own: -E sets it.
                 let notify = self.activated.as_ref().map(|p| p.display().to_string());
                 let mut c = Command::new("systemd-socket-activate");
@@ -175,7 +187,7 @@ impl Stack {
                     .arg(crate::bin("berthd"));
                 c
             }
-            None => Command::new(crate::bin("berthd")),
+            (net, mnt) => crate::command_in(&crate::bin("berthd"), net.as_deref(), mnt.as_deref()),
         };
         match &self.fault {
             Some(f) => cmd.env("BERTH_FAULT", f),

@@ -526,3 +526,241 @@ fn info_and_version_report_true_figures() {
     let runtimes = s.docker(&["info", "--format", "{{json .Runtimes}}"]);
     assert!(runtimes.ok().contains(path), "{}", runtimes.stdout);
 }
+
+/// A systemd-journald of the test's own, in a mount namespace where
+/// /run/systemd, /run/log and /var/log/journal are the test's directories:
+/// daemons started in that namespace log to it, and the host's journal
+/// never sees the test.
+struct Journald {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Journald {
+    fn start() -> Option<Journald> {
+        const BIN: &str = "/lib/systemd/systemd-journald";
+        for need in [BIN, "/run/systemd", "/run/log"] {
+            if !Path::new(need).exists() {
+                eprintln!("skipped: no {need} here to run a systemd-journald of the test's own");
+                return None;
+            }
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("berth-journald")
+            .tempdir()
+            .unwrap();
+        for d in ["systemd", "log", "var"] {
+            fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let script = r#"mount --bind "$1/systemd" /run/systemd &&
+            mount --bind "$1/log" /run/log &&
+            { [ ! -d /var/log/journal ] || mount --bind "$1/var" /var/log/journal; } &&
+            exec "$2""#;
+        let log = fs::File::create(dir.path().join("journald.log")).unwrap();
+        let child = Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+            ])
+            .arg(dir.path())
+            .arg(BIN)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let j = Journald { child, dir };
+        let socket = j.dir.path().join("systemd/journal/socket");
+        assert!(
+            integration_tests::eventually(10, || socket.exists()),
+            "journald did not come up: {}",
+            fs::read_to_string(j.dir.path().join("journald.log")).unwrap_or_default()
+        );
+        Some(j)
+    }
+
+    fn mount_ns(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/mnt", self.child.id()))
+    }
+
+    /// The entries matching `matches`, once journald has taken in all
+    /// that was sent to it.
+    fn entries(&self, matches: &[&str]) -> Vec<serde_json::Value> {
+        let ns = format!("--mount={}", self.mount_ns().display());
+        let sync = Command::new("nsenter")
+            .args([&ns, "journalctl", "--sync"])
+            .status()
+            .unwrap();
+        assert!(sync.success());
+        let o = Command::new("nsenter")
+            .args([&ns, "journalctl", "--no-pager", "--all", "--output=json"])
+            .args(matches)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Journald {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `log-driver: journald`: each line a journal entry with Docker's fields
+/// (the tag, the labels and variables the options name), `docker logs`
+/// reads them back (streams apart, a line cut at 16 KiB whole again,
+/// `--tail`, `-f` ending with the container), a container may still pick
+/// json-file, and another driver's options are refused.
+#[test]
+fn journald_driver_logs_to_the_journal_and_reads_it_back() {
+    let Some(j) = Journald::start() else { return };
+    let s = Stack::start_in_mount_ns(
+        serde_json::json!({"log-driver": "journald",
+            "log-opts": {"tag": "{{.Name}}", "labels": "tier", "env": "APP_ENV"}}),
+        j.mount_ns(),
+    );
+    s.load_busybox();
+    assert_eq!(
+        s.docker(&["info", "--format", "{{.LoggingDriver}}"]).ok(),
+        "journald"
+    );
+    let long = "x".repeat(20_000);
+    // stderr first and apart: the streams are relayed side by side, so
+    // only time orders one against the other.
+    let script = format!("echo err >&2; sleep 0.2; echo out; echo {long}; printf end");
+    s.docker(&[
+        "run",
+        "--name",
+        "jl",
+        "-l",
+        "tier=web",
+        "-e",
+        "APP_ENV=prod",
+        "busybox",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .ok();
+    assert_eq!(
+        s.docker(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.LogConfig.Type}} [{{.LogPath}}]",
+            "jl"
+        ])
+        .ok(),
+        "journald []"
+    );
+    let logs = s.docker(&["logs", "jl"]);
+    assert_eq!(logs.code, 0, "{}", logs.stderr);
+    assert_eq!(logs.stdout, format!("out\n{long}\nend\n"));
+    assert_eq!(logs.stderr, "err\n");
+    let tail = s.docker(&["logs", "--tail", "1", "jl"]);
+    assert_eq!(tail.stdout, "end\n", "{}", tail.stderr);
+
+    let id = s
+        .docker(&["inspect", "-f", "{{.Id}}", "jl"])
+        .ok()
+        .to_string();
+    let entries = j.entries(&["CONTAINER_NAME=jl"]);
+    assert_eq!(entries.len(), 5, "{entries:?}");
+    for e in &entries {
+        for (field, want) in [
+            ("CONTAINER_ID_FULL", id.as_str()),
+            ("CONTAINER_ID", &id[..12]),
+            ("CONTAINER_TAG", "jl"),
+            ("SYSLOG_IDENTIFIER", "jl"),
+            ("IMAGE_NAME", "busybox"),
+            ("TIER", "web"),
+            ("APP_ENV", "prod"),
+        ] {
+            assert_eq!(e[field], want, "{field} in {e}");
+        }
+    }
+    let by_message = |m: &str| entries.iter().find(|e| e["MESSAGE"] == m).cloned();
+    assert_eq!(by_message("err").unwrap()["PRIORITY"], "3");
+    assert_eq!(by_message("out").unwrap()["PRIORITY"], "6");
+    let cut: Vec<_> = entries
+        .iter()
+        .filter(|e| e["CONTAINER_PARTIAL_MESSAGE"] == "true")
+        .collect();
+    assert_eq!(cut.len(), 1, "{entries:?}");
+    assert_eq!(cut[0]["MESSAGE"].as_str().unwrap().len(), 16 * 1024);
+
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "jf",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo l$i; sleep 0.2; done",
+    ])
+    .ok();
+    let followed = s.docker(&["logs", "-f", "jf"]);
+    assert_eq!(followed.stdout, "l1\nl2\nl3\n", "{}", followed.stderr);
+
+    s.docker(&[
+        "run",
+        "--name",
+        "jj",
+        "--log-driver",
+        "json-file",
+        "busybox",
+        "echo",
+        "file",
+    ])
+    .ok();
+    assert_eq!(s.docker(&["logs", "jj"]).stdout, "file\n");
+    assert!(j.entries(&["CONTAINER_NAME=jj"]).is_empty());
+
+    let bad = s.docker(&[
+        "run",
+        "--log-driver",
+        "journald",
+        "--log-opt",
+        "max-size=1m",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.stderr
+            .contains("unknown log opt 'max-size' for journald log driver"),
+        "{}",
+        bad.stderr
+    );
+}
+
+/// On a host where journald does not run, a journald container fails to
+/// start with Docker's words, and the engine goes on.
+#[test]
+fn journald_driver_without_a_journal_says_so() {
+    if Path::new("/run/systemd/journal/socket").exists() {
+        eprintln!("skipped: this host runs journald");
+        return;
+    }
+    let s = Stack::start();
+    s.load_busybox();
+    let o = s.docker(&["run", "--log-driver", "journald", "busybox", "true"]);
+    assert_eq!(o.code, 125, "{}", o.stdout);
+    assert!(
+        o.stderr.contains("journald is not enabled on this host"),
+        "{}",
+        o.stderr
+    );
+    s.docker(&["run", "--rm", "busybox", "true"]).ok();
+}

@@ -17,7 +17,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 use tokio::sync::{broadcast, watch};
 
-use crate::logfile::{LineBuffer, LogFile, LogWriter};
+use crate::logfile::{LineBuffer, LogFile, LogWriter, Sink};
 
 /// How long output may go on after the process exits (held open by a leftover
 /// child) before the shim stops reading it.
@@ -57,6 +57,7 @@ pub struct Prepared {
     child: Option<(Stdio, Stdio, Stdio)>,
     pub console_socket: Option<PathBuf>,
     keep: Keep,
+    log: Option<LogWriter>,
 }
 
 enum Keep {
@@ -84,6 +85,9 @@ fn pipe2() -> Result<(OwnedFd, OwnedFd)> {
 
 /// Makes the pipes, or the console socket for a terminal (at `console_path`).
 pub fn prepare(cfg: &pb::Stdio, console_path: &Path) -> Result<Prepared> {
+    // Before the runtime runs: a log that cannot be written fails the
+    // create with nothing to undo.
+    let log = open_log(cfg)?;
     if cfg.terminal {
         let _ = std::fs::remove_file(console_path);
         let l = UnixListener::bind(console_path)
@@ -92,6 +96,7 @@ pub fn prepare(cfg: &pb::Stdio, console_path: &Path) -> Result<Prepared> {
             child: Some((Stdio::null(), Stdio::null(), Stdio::null())),
             console_socket: Some(console_path.to_path_buf()),
             keep: Keep::Console(l, console_path.to_path_buf()),
+            log,
         });
     }
     let (stdin, keep_stdin) = if cfg.stdin {
@@ -110,7 +115,33 @@ pub fn prepare(cfg: &pb::Stdio, console_path: &Path) -> Result<Prepared> {
             stdout: out_r,
             stderr: err_r,
         },
+        log,
     })
+}
+
+/// The writer of the container's log, as `cfg` asks: the journal, a
+/// json-file, or none.
+fn open_log(cfg: &pb::Stdio) -> Result<Option<LogWriter>> {
+    let sink = if cfg.journald {
+        let journal = crate::journal::Journal::open(&cfg.journal_fields)
+            .context("failed to initialize logging driver")?;
+        Some(Sink::Journal(journal))
+    } else if cfg.log_path.is_empty() {
+        None
+    } else {
+        let file = LogFile::open(
+            Path::new(&cfg.log_path),
+            cfg.log_max_size,
+            cfg.log_max_files,
+        )
+        .with_context(|| format!("opening log {}", cfg.log_path))?;
+        Some(Sink::File(file))
+    };
+    let log = match sink {
+        Some(sink) => Some(LogWriter::spawn(sink).context("starting the log writer")?),
+        None => None,
+    };
+    Ok(log)
 }
 
 fn nonblocking(fd: &OwnedFd) -> Result<()> {
@@ -159,18 +190,7 @@ impl Prepared {
     /// Once the runtime has started the process: drop the far ends, take the
     /// pty master if there is one, and start reading output into `io`.
     pub async fn start(self, io: &Arc<Io>, cfg: &pb::Stdio) -> Result<()> {
-        let Prepared { keep, .. } = self;
-        let log = if cfg.log_path.is_empty() {
-            None
-        } else {
-            let file = LogFile::open(
-                Path::new(&cfg.log_path),
-                cfg.log_max_size,
-                cfg.log_max_files,
-            )
-            .with_context(|| format!("opening log {}", cfg.log_path))?;
-            Some(LogWriter::spawn(file).context("starting the log writer")?)
-        };
+        let Prepared { keep, log, .. } = self;
         match keep {
             Keep::Pipes {
                 stdin,
@@ -306,7 +326,7 @@ async fn pump(
     }
     if let Some(log) = &log {
         if let Some(rest) = lines.flush() {
-            log.write(name, rest).await;
+            log.write_last(name, rest).await;
         }
         // Whoever is told the output is done may read the log next.
         log.flush().await;

@@ -6,6 +6,7 @@
 
 pub mod cgstats;
 pub mod io;
+pub mod journal;
 pub mod launch;
 pub mod logfile;
 pub mod mount;

@@ -182,22 +182,50 @@ const NEEDS_ESCAPE: [bool; 256] = {
 };
 
 enum LogMsg {
-    Entry(&'static str, Vec<u8>, SystemTime),
+    /// Output of a stream; `last`: what a stream held at its end.
+    Entry {
+        stream: &'static str,
+        data: Vec<u8>,
+        at: SystemTime,
+        last: bool,
+    },
     Flushed(tokio::sync::oneshot::Sender<()>),
 }
 
-/// A log file written by a thread of its own: encoding and writing a
-/// busy container's output (a GiB of NULs is six GiB of JSON) runs beside
-/// the relay of that output to clients instead of in turn with it. The
-/// channel is bounded, so a container that outruns the disk waits for it,
-/// as with dockerd's blocking json-file mode.
+/// Where a container's output is kept: Docker's json-file log, or the
+/// systemd journal (the journald driver).
+pub enum Sink {
+    File(LogFile),
+    Journal(crate::journal::Journal),
+}
+
+impl Sink {
+    fn write(
+        &mut self,
+        stream: &str,
+        data: &[u8],
+        at: SystemTime,
+        last: bool,
+    ) -> std::io::Result<()> {
+        match self {
+            Sink::File(f) => f.write(stream, data, at),
+            Sink::Journal(j) => j.write(stream, data, last),
+        }
+    }
+}
+
+/// A log written by a thread of its own: encoding and writing a busy
+/// container's output (a GiB of NULs is six GiB of JSON) runs beside the
+/// relay of that output to clients instead of in turn with it. The
+/// channel is bounded, so a container that outruns the disk (or journald)
+/// waits for it, as with dockerd's blocking log mode.
 #[derive(Clone)]
 pub struct LogWriter {
     tx: tokio::sync::mpsc::Sender<LogMsg>,
 }
 
 impl LogWriter {
-    pub fn spawn(mut file: LogFile) -> std::io::Result<LogWriter> {
+    pub fn spawn(mut sink: Sink) -> std::io::Result<LogWriter> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<LogMsg>(8);
         std::thread::Builder::new()
             .name("log".into())
@@ -205,8 +233,13 @@ impl LogWriter {
             .spawn(move || {
                 while let Some(m) = rx.blocking_recv() {
                     match m {
-                        LogMsg::Entry(stream, data, at) => {
-                            if let Err(e) = file.write(stream, &data, at) {
+                        LogMsg::Entry {
+                            stream,
+                            data,
+                            at,
+                            last,
+                        } => {
+                            if let Err(e) = sink.write(stream, &data, at, last) {
                                 tracing::warn!("writing log: {e}");
                             }
                         }
@@ -220,9 +253,24 @@ impl LogWriter {
     }
 
     pub async fn write(&self, stream: &'static str, data: Vec<u8>) {
+        self.send(stream, data, false).await
+    }
+
+    /// What a stream held when it ended: a line without its newline here is
+    /// whole, not cut.
+    pub async fn write_last(&self, stream: &'static str, data: Vec<u8>) {
+        self.send(stream, data, true).await
+    }
+
+    async fn send(&self, stream: &'static str, data: Vec<u8>, last: bool) {
         let _ = self
             .tx
-            .send(LogMsg::Entry(stream, data, SystemTime::now()))
+            .send(LogMsg::Entry {
+                stream,
+                data,
+                at: SystemTime::now(),
+                last,
+            })
             .await;
     }
 
@@ -235,7 +283,7 @@ impl LogWriter {
     }
 }
 
-fn split_lines(data: &[u8]) -> Vec<&[u8]> {
+pub(crate) fn split_lines(data: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let mut rest = data;
     while !rest.is_empty() {

@@ -34,7 +34,7 @@ pub async fn attach_ws(
                 Message::Text(String::from_utf8_lossy(&data).into_owned().into())
             }
         };
-        for line in plan.replay(true) {
+        for line in plan.replay(true).await {
             if sink.send(message(line)).await.is_err() {
                 return;
             }

@@ -22,7 +22,7 @@ use super::stream::{
 use crate::daemon::container::{Container, Status};
 use crate::daemon::images::familiar;
 use crate::daemon::netsetup::Attachment;
-use crate::daemon::{Daemon, Entry, logs};
+use crate::daemon::{Daemon, Entry, journal, logs};
 use crate::error::{ApiError, Result};
 use crate::types::CreateRequest;
 use crate::types::MountPoint;
@@ -381,7 +381,7 @@ pub fn inspect_json(d: &Daemon, c: &Container) -> Value {
         "ResolvConfPath": c.dir.join("resolv.conf"),
         "HostnamePath": c.dir.join("hostname"),
         "HostsPath": c.dir.join("hosts"),
-        "LogPath": if c.keeps_logs() { c.log_path() } else { std::path::PathBuf::new() },
+        "LogPath": if c.keeps_logs() && !c.logs_to_journal() { c.log_path() } else { std::path::PathBuf::new() },
         "Name": format!("/{}", c.name),
         "RestartCount": c.restart_count,
         "Driver": "overlay2",
@@ -830,7 +830,7 @@ pub async fn logs(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> 
         ));
     }
     let timestamps = flag(&q, "timestamps");
-    let (path, tty, running) = {
+    let (path, tty, running, journal) = {
         let c = e.c.lock().await;
         if !c.keeps_logs() {
             return Err(ApiError::new(
@@ -838,22 +838,44 @@ pub async fn logs(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> 
                 "configured logging driver does not support reading",
             ));
         }
-        (c.log_path(), c.config.tty, c.is_running())
+        (
+            c.log_path(),
+            c.config.tty,
+            c.is_running(),
+            c.logs_to_journal(),
+        )
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(64);
-    if o.follow && running {
-        let (run_tx, run_rx) = tokio::sync::watch::channel(true);
-        let mut exits = e.exits.subscribe();
-        let seen = *exits.borrow_and_update();
+    if journal {
+        let mut lines = if o.follow && running {
+            journal::follow(e.id.clone(), o, exited_watch(&e)).map_err(ApiError::internal)?
+        } else {
+            let (ltx, lrx) = tokio::sync::mpsc::channel(64);
+            let all = journal::read(&e.id, &o, None)
+                .await
+                .map_err(ApiError::internal)?;
+            tokio::spawn(async move {
+                for (l, _) in all {
+                    if ltx.send(l).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            lrx
+        };
         tokio::spawn(async move {
-            while *exits.borrow_and_update() == seen {
-                if exits.changed().await.is_err() {
-                    break;
+            while let Some(l) = lines.recv().await {
+                if tx
+                    .send(Ok(Bytes::from(encode_line(&l, tty, timestamps))))
+                    .await
+                    .is_err()
+                {
+                    return;
                 }
             }
-            let _ = run_tx.send(false);
         });
-        let mut lines = logs::follow(path, o, run_rx);
+    } else if o.follow && running {
+        let mut lines = logs::follow(path, o, exited_watch(&e));
         tokio::spawn(async move {
             while let Some(l) = lines.recv().await {
                 if tx
@@ -886,6 +908,22 @@ pub async fn logs(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> 
         Body::from_stream(ReceiverStream::new(rx)),
     )
         .into_response())
+}
+
+/// Turns false when the container's running process exits.
+fn exited_watch(e: &Arc<Entry>) -> tokio::sync::watch::Receiver<bool> {
+    let (run_tx, run_rx) = tokio::sync::watch::channel(true);
+    let mut exits = e.exits.subscribe();
+    let seen = *exits.borrow_and_update();
+    tokio::spawn(async move {
+        while *exits.borrow_and_update() == seen {
+            if exits.changed().await.is_err() {
+                break;
+            }
+        }
+        let _ = run_tx.send(false);
+    });
+    run_rx
 }
 
 /// What an attach to a container that is not running yet waits for: the
@@ -921,6 +959,7 @@ pub(super) struct AttachPlan {
     pub stream: bool,
     pub rules: StdinRules,
     log_path: std::path::PathBuf,
+    journal: bool,
     waiter: Option<StartWaiter>,
 }
 
@@ -933,7 +972,7 @@ impl AttachPlan {
         stream_default: bool,
     ) -> Result<AttachPlan> {
         let e = d.find(id)?;
-        let (tty, open_stdin, stdin_once, log_path) = {
+        let (tty, open_stdin, stdin_once, log_path, journal) = {
             let c = e.c.lock().await;
             if matches!(c.state.status, Status::Removing | Status::Dead) {
                 return Err(ApiError::conflict(
@@ -945,6 +984,7 @@ impl AttachPlan {
                 c.config.open_stdin,
                 c.config.stdin_once,
                 c.log_path(),
+                c.logs_to_journal(),
             )
         };
         let rules = StdinRules::new(tty, stdin_once, q.get("detachKeys").map(String::as_str))
@@ -964,6 +1004,7 @@ impl AttachPlan {
             stream,
             rules,
             log_path,
+            journal,
             waiter,
             d,
             e,
@@ -976,7 +1017,7 @@ impl AttachPlan {
 
     /// The logged output asked for with `logs=1`, a piece per line as the
     /// client gets it (`raw`: no multiplexing frames).
-    pub(super) fn replay(&self, raw: bool) -> Vec<Vec<u8>> {
+    pub(super) async fn replay(&self, raw: bool) -> Vec<Vec<u8>> {
         if !self.logs {
             return Vec::new();
         }
@@ -985,10 +1026,18 @@ impl AttachPlan {
             stderr: self.stderr,
             ..Default::default()
         };
-        logs::read_all(&self.log_path, &o)
-            .iter()
-            .map(|l| encode_line(l, raw, false))
-            .collect()
+        let lines = if self.journal {
+            match journal::read(&self.e.id, &o, None).await {
+                Ok(l) => l.into_iter().map(|(l, _)| l).collect(),
+                Err(e) => {
+                    tracing::warn!("attach {}: {e}", self.e.id);
+                    Vec::new()
+                }
+            }
+        } else {
+            logs::read_all(&self.log_path, &o)
+        };
+        lines.iter().map(|l| encode_line(l, raw, false)).collect()
     }
 
     /// The process's output, `input` feeding its stdin; after the start
@@ -1035,7 +1084,7 @@ pub async fn attach(
     let tty = plan.tty;
     Ok(hijack(req, tty, move |io| async move {
         let (rd, mut wr) = tokio::io::split(io);
-        for line in plan.replay(tty) {
+        for line in plan.replay(tty).await {
             if wr.write_all(&line).await.is_err() {
                 return;
             }

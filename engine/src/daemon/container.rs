@@ -111,9 +111,23 @@ impl Container {
         self.dir.join(format!("{}-json.log", self.id))
     }
 
+    /// The log driver its output goes to (a record from before berth
+    /// wrote the default in says "": json-file).
+    pub fn log_driver(&self) -> &str {
+        match self.host_config.log_config.typ.as_str() {
+            "" => "json-file",
+            t => t,
+        }
+    }
+
     /// Whether its output is kept (the `none` log driver keeps nothing).
     pub fn keeps_logs(&self) -> bool {
-        self.host_config.log_config.typ != "none"
+        self.log_driver() != "none"
+    }
+
+    /// Whether its output is kept in the systemd journal.
+    pub fn logs_to_journal(&self) -> bool {
+        self.log_driver() == "journald"
     }
 
     pub fn is_running(&self) -> bool {

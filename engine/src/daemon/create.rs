@@ -95,6 +95,10 @@ impl Daemon {
         let image = self.find_image(&config.image).await?;
         merge_image_config(&mut config, &image.config);
         let mut warnings = Vec::new();
+        // As dockerd: a container without a driver gets the daemon's.
+        if hc.log_config.typ.is_empty() {
+            hc.log_config.typ = self.cfg.log_driver.clone();
+        }
         validate_host_config(&hc, &mut warnings)?;
         for rule in &hc.device_cgroup_rules {
             super::spec::device_rule(rule).map_err(ApiError::bad_request)?;
@@ -493,10 +497,13 @@ fn validate_log_config(hc: &crate::types::HostConfig) -> Result<()> {
         "" | "json-file" => {}
         // Nothing kept: `logs` says so, as dockerd's.
         "none" => return Ok(()),
-        known @ ("local" | "syslog" | "journald" | "gelf" | "fluentd" | "awslogs" | "splunk"
-        | "etwlogs" | "gcplogs" | "logentries") => {
+        "journald" => {
+            return super::journal::validate(&hc.log_config.config).map_err(ApiError::bad_request);
+        }
+        known @ ("local" | "syslog" | "gelf" | "fluentd" | "awslogs" | "splunk" | "etwlogs"
+        | "gcplogs" | "logentries") => {
             return Err(ApiError::bad_request(format!(
-                "logger: berth keeps logs with the json-file driver (or none), not {known}"
+                "logger: berth keeps logs with the json-file or journald driver (or none), not {known}"
             )));
         }
         other => {

@@ -9,6 +9,7 @@ pub mod files;
 pub mod freeze;
 pub mod health;
 pub mod images;
+pub mod journal;
 pub mod lifecycle;
 pub mod lines;
 pub mod links;
@@ -129,6 +130,7 @@ impl Daemon {
         check("group", old.group == new.group);
         check("containerd", old.lifecycled == new.lifecycled);
         check("cgroup-parent", old.cgroup_parent == new.cgroup_parent);
+        check("log-driver", old.log_driver == new.log_driver);
         check("dns", old.dns == new.dns);
         check("dns-search", old.dns_search == new.dns_search);
         check(

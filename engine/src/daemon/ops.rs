@@ -60,15 +60,22 @@ pub fn signal_number(s: &str) -> Result<u32> {
         .map_err(|_| invalid())
 }
 
+/// The container's log options, each it does not set taken from
+/// daemon.json's `log-opts` when it uses the daemon's driver (so a reload
+/// reaches the containers started after it).
+fn effective_log_opts(d: &Daemon, c: &Container) -> std::collections::BTreeMap<String, String> {
+    let mut opts = c.host_config.log_config.config.clone();
+    if c.log_driver() == d.cfg.log_driver {
+        for (k, v) in &d.live().log_opts {
+            opts.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    opts
+}
+
 fn log_opts(d: &Daemon, c: &Container) -> (u64, u32) {
-    let opt = |k: &str| {
-        c.host_config
-            .log_config
-            .config
-            .get(k)
-            .cloned()
-            .or_else(|| d.live().log_opts.get(k).cloned())
-    };
+    let opts = effective_log_opts(d, c);
+    let opt = |k: &str| opts.get(k).cloned();
     let size = opt("max-size")
         .and_then(|v| crate::config::parse_size(&v).ok())
         .unwrap_or(0);
@@ -309,11 +316,19 @@ impl Daemon {
             }))
             .await?;
         let (max_size, max_files) = log_opts(self, c);
+        let journal_fields = if c.logs_to_journal() {
+            super::journal::fields(c, &effective_log_opts(self, c))
+                .map_err(|e| ApiError::bad_request(format!("failed to create logger: {e}")))?
+                .into_iter()
+                .collect()
+        } else {
+            Default::default()
+        };
         let console = &c.host_config.console_size;
         let stdio = pb::Stdio {
             stdin: c.config.open_stdin,
             terminal: c.config.tty,
-            log_path: if c.keeps_logs() {
+            log_path: if c.keeps_logs() && !c.logs_to_journal() {
                 c.log_path().to_string_lossy().into_owned()
             } else {
                 String::new()
@@ -323,6 +338,8 @@ impl Daemon {
             console_height: console.first().copied().unwrap_or(0),
             console_width: console.get(1).copied().unwrap_or(0),
             stdin_once: c.config.stdin_once,
+            journald: c.logs_to_journal(),
+            journal_fields,
         };
         let created = self
             .lc
