@@ -518,17 +518,7 @@ impl Stack {
                 .and_then(|b| serde_json::from_slice(&b).ok())
                 .unwrap_or_default();
             if let Some(br) = rec["bridge"].as_str().filter(|b| !b.is_empty()) {
-                let _ = Command::new("ip")
-                    .args(["link", "delete", br, "type", "bridge"])
-                    .stderr(Stdio::null())
-                    .status();
-                // The network's firewall rules.
-                let _ = Command::new("sh")
-                    .arg("-c")
-                    .arg(format!(
-                        "for t in filter nat; do iptables-save -t $t | grep '^-A' | grep -E -- '-[io] {br}( |$)' | sed 's/^-A //' | while read -r r; do eval \"iptables -w -t $t -D $r\"; done; done"
-                    ))
-                    .status();
+                remove_bridge(br);
             }
         }
         let pid_file = self.exec_root.join("aardvark-dns/aardvark.pid");
@@ -545,6 +535,20 @@ impl Stack {
             }
         }
     }
+}
+
+/// Deletes a bridge an engine of a test made, with its firewall rules.
+pub fn remove_bridge(br: &str) {
+    let _ = Command::new("ip")
+        .args(["link", "delete", br, "type", "bridge"])
+        .stderr(Stdio::null())
+        .status();
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "for t in filter nat; do iptables-save -t $t | grep '^-A' | grep -E -- '-[io] {br}( |$)' | sed 's/^-A //' | while read -r r; do eval \"iptables -w -t $t -D $r\"; done; done"
+        ))
+        .status();
 }
 
 impl Drop for Stack {

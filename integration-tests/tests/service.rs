@@ -764,3 +764,293 @@ fn journald_driver_without_a_journal_says_so() {
     );
     s.docker(&["run", "--rm", "busybox", "true"]).ok();
 }
+
+/// The value of the first `key=` line of a unit in contrib/systemd, with
+/// `@bindir@` as the install would write it (here: the binaries under test).
+fn unit_value(unit: &str, key: &str) -> String {
+    let text = fs::read_to_string(repo().join("contrib/systemd").join(unit)).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("{unit} has no {key}="))
+        .replace("@bindir@", &bin_dir().display().to_string())
+}
+
+/// A process holding a mount namespace in which /etc/berth, /var/lib/berth
+/// and /run/berth are directories of the test's (and /etc, /var/lib and /run
+/// take new entries in overlays of their own): the daemons started there
+/// with no flags at all find berth's default paths, and the host's are
+/// never touched.
+struct DefaultPaths {
+    holder: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl DefaultPaths {
+    fn new() -> DefaultPaths {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-units")
+            .tempdir()
+            .unwrap();
+        for d in ["etc-berth", "var-lib-berth", "run-berth"] {
+            fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let script = r#"set -e
+            for top in /etc /var/lib /run; do
+                o="$1/overlay$(echo $top | tr / -)"
+                mkdir -p "$o/upper" "$o/work"
+                mount -t overlay overlay -o "lowerdir=$top,upperdir=$o/upper,workdir=$o/work" "$top"
+            done
+            for p in /etc/berth /var/lib/berth /run/berth; do
+                mkdir -p "$p"
+                mount --bind "$1/$(echo ${p#/} | tr / -)" "$p"
+            done
+            touch "$1/ready"
+            exec sleep infinity"#;
+        let holder = Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+            ])
+            .arg(dir.path())
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let p = DefaultPaths { holder, dir };
+        let ready = p.dir.path().join("ready");
+        assert!(
+            integration_tests::eventually(10, || ready.exists()),
+            "the mount namespace was not made"
+        );
+        p
+    }
+
+    fn ns(&self) -> String {
+        format!("--mount=/proc/{}/ns/mnt", self.holder.id())
+    }
+
+    /// `argv` (a unit's command line) run in the namespace.
+    fn command(&self, argv: &[&str]) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(self.ns()).arg("--").args(argv);
+        c
+    }
+}
+
+impl Drop for DefaultPaths {
+    /// Ends what the test started in the namespace and did not stop (the
+    /// daemons and shims of a failed run), found by their namespace, then
+    /// the holder: the mounts go with the namespace.
+    fn drop(&mut self) {
+        let holder = self.holder.id();
+        let ns = |pid: &str| fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+        if let Some(ours) = ns(&holder.to_string()) {
+            for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Ok(pid) = name.parse::<i32>() else {
+                    continue;
+                };
+                if pid as u32 != holder && ns(&name).as_ref() == Some(&ours) {
+                    // SAFETY: kill(2) on a process in the namespace this test made.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// The daemons started exactly as the units' ExecStart= lines say (no
+/// flags beyond them: berth's default paths, config files and sockets, in
+/// a mount namespace where those paths are the test's), berthd on the
+/// socket berthd.socket names, as systemd would pass it: both say READY=1,
+/// a container runs, ExecReload= reloads berthd, and a container outlives
+/// a stop of berthd (KillMode=process) and is there again when the unit
+/// starts it anew.
+#[test]
+fn the_units_exec_start_lines_run_the_stack() {
+    let paths = DefaultPaths::new();
+    let root = paths.dir.path();
+    let net = integration_tests::netblock::NetBlock::claim();
+    let (bridge, bip, pools) = net.default_bridge_json();
+    let cgroup_parent = testsupport::unique("berth-it-units");
+    fs::write(
+        root.join("etc-berth/daemon.json"),
+        serde_json::json!({"cgroup-parent": cgroup_parent, "bridge": bridge, "bip": bip,
+            "default-address-pools": pools})
+        .to_string(),
+    )
+    .unwrap();
+    fs::write(
+        root.join("etc-berth/lifecycled.toml"),
+        format!("cgroup_parent = \"{cgroup_parent}\"\n"),
+    )
+    .unwrap();
+
+    let pre = unit_value("berth-lifecycled.service", "ExecStartPre");
+    let pre: Vec<&str> = pre.trim_start_matches('-').split_whitespace().collect();
+    let _ = paths.command(&pre).status();
+
+    let notify = |name: &str| {
+        let path = root.join(name);
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        (path, sock)
+    };
+    let (lc_notify_path, lc_notify) = notify("lifecycled-notify.sock");
+    let lc_line = unit_value("berth-lifecycled.service", "ExecStart");
+    let lc_argv: Vec<&str> = lc_line.split_whitespace().collect();
+    let mut lifecycled = paths
+        .command(&lc_argv)
+        .env("NOTIFY_SOCKET", &lc_notify_path)
+        .stderr(fs::File::create(root.join("lifecycled.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        assert!(said_ready(&lc_notify), "lifecycled said no READY=1");
+        assert!(root.join("run-berth/lifecycled.sock").exists());
+
+        let listen = unit_value("berthd.socket", "ListenStream");
+        let berthd_line = unit_value("berthd.service", "ExecStart");
+        let (bd_notify_path, bd_notify) = notify("berthd-notify.sock");
+        let start_berthd = || {
+            let mut argv = vec![
+                "systemd-socket-activate".to_string(),
+                "-l".to_string(),
+                listen.clone(),
+                format!("-ENOTIFY_SOCKET={}", bd_notify_path.display()),
+            ];
+            argv.extend(berthd_line.split_whitespace().map(str::to_string));
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let child = paths
+                .command(&argv)
+                .stderr(
+                    fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(root.join("berthd.log"))
+                        .unwrap(),
+                )
+                .spawn()
+                .unwrap();
+            // As systemd, the activator starts berthd at the first client.
+            // (The last run's socket file stays until the new one is bound.)
+            let sock = root.join("run-berth/berthd.sock");
+            let mut first = None;
+            assert!(integration_tests::eventually(10, || {
+                first = std::os::unix::net::UnixStream::connect(&sock).ok();
+                first.is_some()
+            }));
+            assert!(said_ready(&bd_notify), "berthd said no READY=1");
+            child
+        };
+        let mut berthd = start_berthd();
+        let host = format!("unix://{}/run-berth/berthd.sock", root.display());
+        let docker = |args: &[&str]| {
+            let o = Command::new("docker")
+                .env("DOCKER_HOST", &host)
+                .env("DOCKER_CONFIG", root.join("docker-cli"))
+                .env_remove("DOCKER_CONTEXT")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "docker {args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        };
+        let rootfs = root.join("busybox-rootfs");
+        testsupport::make_rootfs(&rootfs);
+        let tar = root.join("busybox.tar");
+        assert!(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&rootfs)
+                .arg("-cf")
+                .arg(&tar)
+                .arg(".")
+                .status()
+                .unwrap()
+                .success()
+        );
+        docker(&[
+            "import",
+            "--change",
+            r#"CMD ["sh"]"#,
+            &tar.display().to_string(),
+            "busybox",
+        ]);
+        assert_eq!(
+            docker(&["run", "--rm", "busybox", "echo", "from the units"]),
+            "from the units"
+        );
+        let id = docker(&["run", "-d", "busybox", "sleep", "300"]);
+        let pid: i32 = docker(&["inspect", "-f", "{{.State.Pid}}", &id])
+            .parse()
+            .unwrap();
+
+        // ExecReload=, with $MAINPID as systemd gives it.
+        let reload = unit_value("berthd.service", "ExecReload")
+            .replace("$MAINPID", &berthd.id().to_string());
+        let reload: Vec<&str> = reload.split_whitespace().collect();
+        assert!(
+            Command::new(reload[0])
+                .args(&reload[1..])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let log = root.join("berthd.log");
+        assert!(integration_tests::eventually(10, || {
+            fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("reloaded the configuration")
+        }));
+        assert_eq!(
+            docker(&["inspect", "-f", "{{.State.Running}}", &id]),
+            "true"
+        );
+
+        // systemctl stop with KillMode=process: SIGTERM to the main process.
+        // SAFETY: kill(2) on the pid of the berthd this test started.
+        unsafe { libc::kill(berthd.id() as i32, libc::SIGTERM) };
+        let _ = berthd.wait();
+        // SAFETY: signal 0 only asks whether the container's process exists.
+        assert_eq!(
+            unsafe { libc::kill(pid, 0) },
+            0,
+            "the container died with berthd"
+        );
+        berthd = start_berthd();
+        assert_eq!(
+            docker(&["inspect", "-f", "{{.State.Pid}}", &id]),
+            pid.to_string()
+        );
+        docker(&["rm", "-f", &id]);
+        // SAFETY: as above.
+        unsafe { libc::kill(berthd.id() as i32, libc::SIGTERM) };
+        let _ = berthd.wait();
+    }));
+    // SAFETY: kill(2) on the pid of the lifecycled this test started.
+    unsafe { libc::kill(lifecycled.id() as i32, libc::SIGTERM) };
+    let _ = lifecycled.wait();
+    // A failed run's containers: their processes are in these cgroups.
+    testsupport::remove_cgroups(&cgroup_parent);
+    // The default bridge berthd made (it keeps it across restarts, as
+    // dockerd keeps docker0).
+    integration_tests::stack::remove_bridge(&bridge);
+    if let Err(e) = result {
+        eprintln!(
+            "lifecycled: {}\nberthd: {}",
+            fs::read_to_string(root.join("lifecycled.log")).unwrap_or_default(),
+            fs::read_to_string(root.join("berthd.log")).unwrap_or_default()
+        );
+        std::panic::resume_unwind(e);
+    }
+}
