@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Installed size of berth's binaries (release, LTO and stripped, as the
-# workspace profile builds them; what scripts/install puts on the PATH)
+# workspace profile builds them, with the shim and runtime from
+# scripts/build-static: what scripts/install puts on the PATH)
 # against Docker's from Debian: dockerd + containerd +
 # containerd-shim-runc-v2 + runc + the docker CLI. Prints one table row
 # (bench/engine.sh adds it to its table); goal ≤ 0.3.
-# Uses target/release as it is (run `cargo build --release --bins` first).
+# Uses target/release and target/static as they are (run
+# `cargo build --release --bins` and scripts/build-static first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rel=${REL:-$PWD/target/release}
+static=${STATIC:-$PWD/target/static}
 size() { stat -L -c %s "$@" | awk '{s += $1} END {print s}'; }
-berth=$(size "$rel"/{berth,berthd,berth-lifecycled,berth-shim,berth-runtime,berth-ctr})
+berth=$(size "$rel"/{berth,berthd,berth-lifecycled,berth-ctr} "$static"/{berth-shim,berth-runtime})
 docker_bins=()
 for b in dockerd containerd containerd-shim-runc-v2 runc docker; do
   p=$(PATH=$PATH:/usr/sbin:/sbin command -v "$b") || { echo "installed-size: $b not found (apt-get install docker.io docker-cli)" >&2; exit 1; }

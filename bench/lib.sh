@@ -1,12 +1,14 @@
 # Sourced by the benchmarks that run berth beside Debian's Docker engine.
 
-# What both stacks need: berth's packages, docker.io, a release build.
+# What both stacks need: berth's packages, docker.io, a release build
+# and the static shim and runtime (what scripts/install installs).
 prepare_engines() {
   scripts/deps
   if ! command -v dockerd >/dev/null || ! command -v containerd >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io
   fi
   cargo build --release --workspace -q
+  scripts/build-static >/dev/null
 }
 
 wait_for() { for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "timed out: $*" >&2; return 1; }
@@ -70,7 +72,8 @@ engines_start() {
 
   # --- berth
   mkdir -p "$work/b"
-  printf 'cgroup_parent = "berth-bench-berth"\n' > "$work/b/lc.toml"
+  printf 'cgroup_parent = "berth-bench-berth"\nshim = "%s"\n[runtimes.berth-runtime]\npath = "%s"\n' \
+    "$PWD/target/static/berth-shim" "$PWD/target/static/berth-runtime" > "$work/b/lc.toml"
   printf '{"cgroup-parent": "berth-bench-berth", "bridge": "bbench0", "bip": "10.196.0.1/24"}\n' > "$work/b/daemon.json"
   start_lifecycled() {
     "$rel/berth-lifecycled" --config "$work/b/lc.toml" --address "$work/b/lc.sock" \
