@@ -14,6 +14,7 @@ pub mod devices;
 pub mod error;
 pub mod fsutil;
 pub mod hooks;
+pub mod json_path;
 pub mod logging;
 pub mod namespaces;
 pub mod process;

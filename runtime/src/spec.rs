@@ -23,14 +23,29 @@ pub fn load(bundle: &Path) -> Result<Spec> {
 }
 
 pub fn parse(data: &[u8]) -> std::result::Result<Spec, String> {
-    let de = &mut serde_json::Deserializer::from_slice(data);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." || path.is_empty() {
-            format!("malformed JSON: {inner}")
+    from_json(data, true)
+}
+
+/// `T` from JSON; an error names the field it is in, and its line and
+/// column when they are the user's (`positions`).
+pub fn from_json<T: serde::de::DeserializeOwned>(
+    data: &[u8],
+    positions: bool,
+) -> std::result::Result<T, String> {
+    serde_json::from_slice(data).map_err(|e| {
+        let at = crate::json_path::offset(data, e.line(), e.column());
+        let path = crate::json_path::at(data, at);
+        let mut message = e.to_string();
+        if !positions {
+            let suffix = format!(" at line {} column {}", e.line(), e.column());
+            if let Some(m) = message.strip_suffix(&suffix) {
+                message = m.to_string();
+            }
+        }
+        if path.is_empty() || e.is_syntax() || e.is_eof() {
+            format!("malformed JSON: {message}")
         } else {
-            format!("field {path}: {inner}")
+            format!("field {path}: {message}")
         }
     })
 }
@@ -48,8 +63,10 @@ pub fn parse_process(path: &Path) -> Result<Process> {
         o.entry("user")
             .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
     }
-    serde_path_to_error::deserialize(v)
-        .map_err(|e| bad(format!("field {}: {}", e.path(), e.inner())))
+    // Through bytes again: one instantiation of the deserializer for
+    // config.json and process files alike.
+    let data = serde_json::to_vec(&v).map_err(|e| bad(e.to_string()))?;
+    from_json(&data, false).map_err(bad)
 }
 
 /// The rootfs, absolute (relative paths are relative to the bundle).

@@ -32,10 +32,8 @@ pub fn run(g: &GlobalOpts, a: &UpdateArgs) -> Result<i32> {
             } else {
                 data = std::fs::read_to_string(p).map_err(|e| Error::io("reading", p, e))?;
             }
-            let de = &mut serde_json::Deserializer::from_str(&data);
-            let r: LinuxResources = serde_path_to_error::deserialize(de).map_err(|e| {
-                Error::Invalid(format!("resources: field {}: {}", e.path(), e.inner()))
-            })?;
+            let r: LinuxResources = crate::spec::from_json(data.as_bytes(), true)
+                .map_err(|e| Error::Invalid(format!("resources: {e}")))?;
             serde_json::to_value(r).map_err(|e| Error::Invalid(e.to_string()))?
         }
     };
