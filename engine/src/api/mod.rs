@@ -236,7 +236,26 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .layer(axum::middleware::from_fn_with_state(d.clone(), authorize))
         .layer(axum::middleware::from_fn(check_json))
         .layer(axum::middleware::from_fn(check_version))
+        .layer(axum::middleware::from_fn(log_call))
         .with_state(d)
+}
+
+/// Each call at debug level, as dockerd's "Calling GET /…", with its
+/// status and how long the engine took to answer (the headers, not a
+/// streamed body): where a client's time goes shows in the daemon's log.
+async fn log_call(req: Request, next: axum::middleware::Next) -> Response {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return next.run(req).await;
+    }
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    tracing::debug!(
+        "{method} {uri}: {} in {:.1} ms",
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    res
 }
 
 /// dockerd's CheckForJSON: a call that takes a JSON body must say so. A

@@ -140,23 +140,13 @@ impl Firewall {
             // One iptables-restore for the table's rules (a process per
             // rule made `network rm` and `compose down` slow); rule by rule
             // only if that fails.
-            let mut input = format!("*{table}\n");
-            for rule in &rules {
-                let quoted: Vec<String> = rule
-                    .iter()
-                    .map(|a| {
-                        shlex::try_quote(a)
-                            .map(|q| q.into_owned())
-                            .unwrap_or_default()
-                    })
-                    .collect();
-                input.push_str(&format!("-D {}\n", quoted.join(" ")));
-            }
-            input.push_str("COMMIT\n");
-            if restore(&input).await {
+            if restore(&deletions(table, &rules)).await {
                 continue;
             }
-            for rule in rules {
+            tracing::warn!(
+                "iptables-restore refused the deletions of {bridge}'s rules; one by one"
+            );
+            for (_, rule) in rules {
                 let mut args = vec!["-D"];
                 args.extend(rule.iter().map(String::as_str));
                 if !iptables(table, &args).await {
@@ -167,17 +157,33 @@ impl Firewall {
     }
 }
 
-/// The `-A` lines of iptables-save that match on `bridge` (`-i`/`-o`), as
-/// arguments for `iptables -D` (the chain first).
-fn rules_naming(save: &str, bridge: &str) -> Vec<Vec<String>> {
+/// The `-A` lines of iptables-save that match on `bridge` (`-i`/`-o`):
+/// each as saved (after `-A `) and as arguments for `iptables -D` (the
+/// chain first).
+fn rules_naming<'a>(save: &'a str, bridge: &str) -> Vec<(&'a str, Vec<String>)> {
     save.lines()
         .filter_map(|l| l.strip_prefix("-A "))
-        .filter_map(shlex::split)
-        .filter(|args| {
+        .filter_map(|l| shlex::split(l).map(|args| (l, args)))
+        .filter(|(_, args)| {
             args.windows(2)
                 .any(|w| (w[0] == "-i" || w[0] == "-o") && w[1] == bridge)
         })
         .collect()
+}
+
+/// iptables-restore's input deleting `rules` from `table`: the lines as
+/// iptables-save wrote them, which is restore's own syntax (it reads
+/// double quotes only: a shell-quoted `'!'` is a bad argument to it, and
+/// the whole batch fell back to a process per rule).
+fn deletions(table: &str, rules: &[(&str, Vec<String>)]) -> String {
+    let mut input = format!("*{table}\n");
+    for (line, _) in rules {
+        input.push_str("-D ");
+        input.push_str(line);
+        input.push('\n');
+    }
+    input.push_str("COMMIT\n");
+    input
 }
 
 #[cfg(test)]
@@ -195,9 +201,9 @@ mod tests {
 "#;
         let r = rules_naming(save, "br1");
         assert_eq!(r.len(), 3);
-        assert_eq!(r[0][0], "BERTH-ISOLATION");
+        assert_eq!(r[0].1[0], "BERTH-ISOLATION");
         assert_eq!(
-            r[1],
+            r[1].1,
             [
                 "CNI-ISOLATION-STAGE-2",
                 "-o",
@@ -210,6 +216,14 @@ mod tests {
                 "DROP"
             ]
         );
-        assert_eq!(r[2][0], "POSTROUTING");
+        assert_eq!(r[2].1[0], "POSTROUTING");
+        assert_eq!(
+            deletions("filter", &r),
+            "*filter\n\
+             -D BERTH-ISOLATION -i br1 ! -o br1 -j BERTH-ISOLATION-2\n\
+             -D CNI-ISOLATION-STAGE-2 -o br1 -m comment --comment \"x y\" -j DROP\n\
+             -D POSTROUTING -s 10.1.0.0/24 ! -o br1 -j MASQUERADE\n\
+             COMMIT\n"
+        );
     }
 }
