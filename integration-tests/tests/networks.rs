@@ -825,3 +825,113 @@ fn engines_side_by_side_each_own_a_default_bridge_and_adopt_a_left_one() {
     drop(b);
     drop(c);
 }
+
+/// A container on two networks is wired to both at once; when one of the
+/// two cannot be joined the start fails and neither keeps anything (veth,
+/// address lease, namespace); `network rm` takes the bridge's firewall
+/// rules in one batch.
+#[test]
+fn a_start_on_two_networks_joins_both_or_neither() {
+    let s = stack();
+    network(&s, "left", 9, &[]);
+    network(&s, "right", 10, &[]);
+    let (left_br, right_br) = (s.net.bridge("9"), s.net.bridge("10"));
+    let taken = s.net.subnet(10).replace(".0/24", ".50");
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "holder",
+        "--network",
+        "right",
+        "--ip",
+        &taken,
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let ipam = s.exec_root.join("ipam");
+    let leases_of = |id: &str| sh(&format!("grep -rl {id} {} 2>/dev/null", ipam.display()));
+
+    // Joined both: eth0 on the first, eth1 on the second.
+    s.berth(&[
+        "create",
+        "--name",
+        "both",
+        "--network",
+        "left",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    s.berth(&["network", "connect", "right", "both"]).ok();
+    s.berth(&["start", "both"]).ok();
+    let addrs = s
+        .berth(&[
+            "exec",
+            "both",
+            "sh",
+            "-c",
+            "ip -4 -o addr | awk '{print $2, $4}'",
+        ])
+        .ok()
+        .to_string();
+    let prefix = |i: u8| s.net.subnet(i).trim_end_matches("0/24").to_string();
+    assert!(addrs.contains(&format!("eth0 {}", prefix(9))), "{addrs}");
+    assert!(addrs.contains(&format!("eth1 {}", prefix(10))), "{addrs}");
+    assert!(addrs.contains("lo 127.0.0.1/8"), "{addrs}");
+    assert_eq!((veths(&left_br), veths(&right_br)), (1, 2));
+    s.berth(&["rm", "-f", "both"]).ok();
+    assert!(eventually(10, || veths(&left_br) == 0 && veths(&right_br) == 1));
+
+    // The second network refuses (its address is taken): neither is kept.
+    s.berth(&[
+        "create",
+        "--name",
+        "half",
+        "--network",
+        "left",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    s.berth(&["network", "connect", "--ip", &taken, "right", "half"])
+        .ok();
+    let id = s
+        .berth(&["inspect", "-f", "{{.Id}}", "half"])
+        .ok()
+        .to_string();
+    let out = s.berth(&["start", "half"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains(&taken), "{out:?}");
+    assert_eq!(leases_of(&id), "", "a lease stayed");
+    assert!(eventually(10, || veths(&left_br) == 0), "a veth stayed");
+    assert_eq!(veths(&right_br), 1);
+    let state = s
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.NetworkSettings.SandboxKey}}",
+            "half",
+        ])
+        .ok()
+        .to_string();
+    assert_eq!(state.split_whitespace().next(), Some("created"), "{state}");
+    if let Some(netns) = state.split_whitespace().nth(1) {
+        assert!(!std::path::Path::new(netns).exists(), "{netns} stayed");
+    }
+    s.berth(&["rm", "-f", "half", "holder"]).ok();
+
+    // The rules of the bridge go with it, in one iptables-restore.
+    assert!(sh("iptables-save").contains(&left_br));
+    s.berth(&["network", "rm", "left", "right"]).ok();
+    let rules = sh("iptables-save");
+    assert!(
+        !rules.contains(&left_br) && !rules.contains(&right_br),
+        "{rules}"
+    );
+    assert!(!s.log().contains("refused the deletions"), "{}", s.log());
+}

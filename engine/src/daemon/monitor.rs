@@ -74,12 +74,22 @@ impl Daemon {
                             }
                             match env.event {
                                 Some(Event::TaskExit(x)) if x.exec_id.is_empty() => {
-                                    d.handle_exit(
-                                        &x.container_id,
-                                        x.exit_status as i32,
-                                        time_of(&x.exited_at),
-                                    )
-                                    .await;
+                                    // Each exit in a task of its own: a
+                                    // teardown (network namespace, CNI DEL,
+                                    // task delete) takes tens of ms, and
+                                    // `compose down` stopping ten containers
+                                    // waited for them one after another. A
+                                    // run has one exit, and its handler
+                                    // holds the record's lock throughout.
+                                    let d = d.clone();
+                                    tokio::spawn(async move {
+                                        d.handle_exit(
+                                            &x.container_id,
+                                            x.exit_status as i32,
+                                            time_of(&x.exited_at),
+                                        )
+                                        .await;
+                                    });
                                 }
                                 Some(Event::TaskOom(x)) => {
                                     if let Ok(e) = d.find(&x.container_id) {

@@ -73,6 +73,13 @@ impl Attachment {
 }
 
 /// Forgets an attachment whose ADD was undone.
+/// A network about to be joined: its interface and the plugins' input.
+struct PlannedAttach {
+    ifname: String,
+    conflist: Value,
+    rt: Value,
+}
+
 fn drop_pending(c: &mut Container, ifname: &str) {
     if let Some(s) = c.net.as_mut() {
         s.attachments.retain(|a| a.ifname != ifname);
@@ -244,27 +251,69 @@ impl Daemon {
         result
     }
 
+    /// Every network of the container and its loopback, the plugins of
+    /// all of them at once (as containerd's go-cni attaches networks):
+    /// they touch different interfaces, and a container on two networks
+    /// waited for one plugin chain after the other.
     async fn net_attach_all(&self, c: &mut Container) -> Result<()> {
         let lo = json!({"cniVersion": crate::network::cni::CNI_VERSION, "name": "lo",
             "plugins": [{"type": "loopback"}]});
         let netns = c.net.as_ref().map(|n| n.netns.clone()).unwrap_or_default();
-        self.cni
-            .add(
-                &lo,
-                &Target {
-                    container_id: &c.id,
-                    netns: &netns,
-                    ifname: "lo",
-                },
-                &json!({}),
-            )
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?;
         let ports = self.port_mappings(c)?;
+        let mut planned = Vec::new();
         for (n, ep) in self.container_networks(c)? {
-            self.net_attach(c, &n, &ep, &ports).await?;
+            match self.plan_attach(c, &n, &ep, &ports).await {
+                Ok(Some(p)) => planned.push((n, ep, p)),
+                Ok(None) => {}
+                Err(e) => {
+                    for (_, _, p) in &planned {
+                        drop_pending(c, &p.ifname);
+                    }
+                    return Err(e);
+                }
+            }
         }
-        Ok(())
+        let _ = c.save();
+        berth_fault::point("berthd:net.before-cni-add");
+        let id = c.id.clone();
+        let lo_target = Target {
+            container_id: &id,
+            netns: &netns,
+            ifname: "lo",
+        };
+        let no_caps = json!({});
+        let (lo_added, results) = futures::join!(
+            self.cni.add(&lo, &lo_target, &no_caps),
+            futures::future::join_all(planned.iter().map(|(_, _, p)| {
+                let target = Target {
+                    container_id: &id,
+                    netns: &netns,
+                    ifname: &p.ifname,
+                };
+                async move { self.cni.add(&p.conflist, &target, &p.rt).await }
+            }))
+        );
+        berth_fault::point("berthd:net.after-cni-add");
+        let mut first = lo_added.err().map(|e| ApiError::internal(e.to_string()));
+        for ((n, ep, p), added) in planned.into_iter().zip(results) {
+            let finished = match added {
+                Ok(result) if first.is_none() => self.finish_attach(c, &n, &ep, p, result).await,
+                Ok(result) => {
+                    // Another network failed: this one is undone as well
+                    // (net_up's teardown DELs what the record holds).
+                    self.record_added(c, p, result);
+                    Ok(())
+                }
+                Err(e) => {
+                    self.undo_add(c, &p, None).await;
+                    Err(network_error(&n, e))
+                }
+            };
+            if let Err(e) = finished {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 
     /// Joins one more network (start, or `network connect` while running).
@@ -275,8 +324,43 @@ impl Daemon {
         ep: &EndpointSettings,
         ports: &Value,
     ) -> Result<()> {
-        let Some(state) = c.net.as_ref() else {
+        let Some(p) = self.plan_attach(c, n, ep, ports).await? else {
             return Ok(());
+        };
+        let _ = c.save();
+        berth_fault::point("berthd:net.before-cni-add");
+        let netns = c.net.as_ref().map(|s| s.netns.clone()).unwrap_or_default();
+        let target = Target {
+            container_id: &c.id,
+            netns: &netns,
+            ifname: &p.ifname,
+        };
+        let added = self.cni.add(&p.conflist, &target, &p.rt).await;
+        berth_fault::point("berthd:net.after-cni-add");
+        match added {
+            Ok(result) => self.finish_attach(c, n, ep, p, result).await,
+            Err(e) => {
+                self.undo_add(c, &p, None).await;
+                Err(network_error(n, e))
+            }
+        }
+    }
+
+    /// What joining `n` takes: the endpoint checked, the interface named,
+    /// the plugins' config, and a pending attachment in the record (not
+    /// saved: the caller saves before any plugin runs), so that what an
+    /// ADD cut short by the engine's death made (address lease, veth,
+    /// port rules) is found in the record and deleted when the engine
+    /// comes back. None without a network namespace.
+    async fn plan_attach(
+        &self,
+        c: &mut Container,
+        n: &Network,
+        ep: &EndpointSettings,
+        ports: &Value,
+    ) -> Result<Option<PlannedAttach>> {
+        let Some(state) = c.net.as_ref() else {
+            return Ok(None);
         };
         if n.driver != "bridge" {
             return Err(ApiError::bad_request(format!(
@@ -284,7 +368,6 @@ impl Daemon {
                 n.name, n.driver
             )));
         }
-        let netns = state.netns.clone();
         let ifname = format!("eth{}", state.attachments.len());
         let ip = ep
             .ipam_config
@@ -365,30 +448,58 @@ impl Daemon {
         if let Some(mac) = &mac {
             rt["mac"] = json!(mac);
         }
-        // Written ahead of the plugins: what an ADD cut short by the
-        // engine's death made (address lease, veth, port rules) is found in
-        // the record and deleted when the engine comes back.
         if let Some(s) = c.net.as_mut() {
             s.attachments
                 .push(Attachment::pending(n, &ifname, &conflist, &rt));
         }
-        let _ = c.save();
-        berth_fault::point("berthd:net.before-cni-add");
+        Ok(Some(PlannedAttach {
+            ifname,
+            conflist,
+            rt,
+        }))
+    }
+
+    /// An ADD undone with a DEL, as the CNI spec asks, and its pending
+    /// attachment dropped.
+    async fn undo_add(&self, c: &mut Container, p: &PlannedAttach, result: Option<&Value>) {
+        let netns = c.net.as_ref().map(|s| s.netns.clone()).unwrap_or_default();
         let target = Target {
             container_id: &c.id,
             netns: &netns,
-            ifname: &ifname,
+            ifname: &p.ifname,
         };
-        let result = match self.cni.add(&conflist, &target, &rt).await {
-            Ok(r) => r,
-            Err(e) => {
-                // A failed ADD is undone with a DEL, as the CNI spec asks.
-                let _ = self.cni.del(&conflist, &target, &rt, None).await;
-                drop_pending(c, &ifname);
-                return Err(network_error(n, e));
-            }
-        };
-        berth_fault::point("berthd:net.after-cni-add");
+        let _ = self.cni.del(&p.conflist, &target, &p.rt, result).await;
+        drop_pending(c, &p.ifname);
+    }
+
+    /// The plugins' result kept on the pending attachment (for the DEL of
+    /// a start that fails as a whole).
+    fn record_added(&self, c: &mut Container, p: PlannedAttach, result: Value) {
+        if let Some(a) = c
+            .net
+            .as_mut()
+            .and_then(|s| s.attachments.iter_mut().find(|a| a.ifname == p.ifname))
+        {
+            a.result = result;
+        }
+    }
+
+    /// After the plugins' ADD: link-local addresses, the attachment as the
+    /// plugins made it, DNS names, the record saved, the event.
+    async fn finish_attach(
+        &self,
+        c: &mut Container,
+        n: &Network,
+        ep: &EndpointSettings,
+        p: PlannedAttach,
+        result: Value,
+    ) -> Result<()> {
+        let netns = c.net.as_ref().map(|s| s.netns.clone()).unwrap_or_default();
+        let PlannedAttach {
+            ifname,
+            conflist,
+            rt,
+        } = p;
         for ll in link_local_ips(ep) {
             // As dockerd: the whole link-local range is on the interface.
             let cidr = if ll.contains(':') {
@@ -408,8 +519,12 @@ impl Daemon {
                     Err(String::from_utf8_lossy(&o.stderr).trim().to_string())
                 }
             }) {
-                let _ = self.cni.del(&conflist, &target, &rt, Some(&result)).await;
-                drop_pending(c, &ifname);
+                let p = PlannedAttach {
+                    ifname,
+                    conflist,
+                    rt,
+                };
+                self.undo_add(c, &p, Some(&result)).await;
                 return Err(ApiError::internal(format!(
                     "adding link-local address {ll}: {why}"
                 )));
@@ -515,9 +630,15 @@ impl Daemon {
         };
         let a = state.attachments.remove(i);
         let netns = state.netns.clone();
+        self.cni_del(&c.id, &netns, &a).await;
+        self.forget_attachment(&c.id, &a);
+    }
+
+    /// The plugins' DEL of one attachment.
+    async fn cni_del(&self, id: &str, netns: &std::path::Path, a: &Attachment) {
         let target = Target {
-            container_id: &c.id,
-            netns: &netns,
+            container_id: id,
+            netns,
             ifname: &a.ifname,
         };
         if let Err(e) = self
@@ -532,15 +653,20 @@ impl Daemon {
         {
             tracing::warn!("leaving network {}: {e}", a.network_name);
         }
+    }
+
+    /// After the DEL: the container's names off the network's DNS, and
+    /// the event.
+    fn forget_attachment(&self, id: &str, a: &Attachment) {
         let n = self.networks.get(&a.network_id).ok();
         if a.dns {
             let gw = n.as_ref().map(|n| n.gateway.as_str()).unwrap_or_default();
-            if let Err(e) = self.dns.remove(&a.network_id, gw, &c.id) {
-                tracing::warn!("DNS for {} on {}: {e}", c.id, a.network_name);
+            if let Err(e) = self.dns.remove(&a.network_id, gw, id) {
+                tracing::warn!("DNS for {id} on {}: {e}", a.network_name);
             }
         }
         if let Some(n) = &n {
-            self.network_event(n, "disconnect", &c.id);
+            self.network_event(n, "disconnect", id);
         }
     }
 
@@ -548,7 +674,8 @@ impl Daemon {
     /// container's processes are gone: its namespace goes first, and the
     /// kernel takes its interfaces down with it in the background, so the
     /// plugins' DEL only releases addresses and rules (deleting a veth in
-    /// the namespace cost ~20 ms per stop).
+    /// the namespace cost ~20 ms per stop). The networks' DELs run at
+    /// once, as their ADDs do.
     pub async fn net_down(&self, c: &mut Container) {
         let Some(state) = c.net.clone() else { return };
         let path = state.netns.clone();
@@ -556,8 +683,17 @@ impl Daemon {
         if let Ok(Err(e)) = removed {
             tracing::warn!("removing the network namespace of {}: {e}", c.id);
         }
+        let id = c.id.clone();
+        futures::future::join_all(
+            state
+                .attachments
+                .iter()
+                .rev()
+                .map(|a| self.cni_del(&id, &state.netns, a)),
+        )
+        .await;
         for a in state.attachments.iter().rev() {
-            self.net_detach(c, &a.network_id).await;
+            self.forget_attachment(&id, a);
         }
         c.net = None;
         let _ = c.save();
