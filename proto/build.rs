@@ -21,5 +21,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(true)
         .compile_fds(fds)?;
+    // Kubernetes' CRI (runtime.v1), for lifecycled and its tests only: the
+    // shim and the engine need none of it.
+    if std::env::var_os("CARGO_FEATURE_CRI").is_some() {
+        let cri = "proto/k8s/cri/v1/api.proto";
+        println!("cargo:rerun-if-changed={cri}");
+        let fds = protox::compile([cri], ["proto"])?;
+        std::fs::write(out.join("cri_descriptor.bin"), fds.encode_to_vec())?;
+        tonic_prost_build::configure()
+            .build_server(true)
+            .build_client(true)
+            .compile_fds(fds)?;
+    }
     Ok(())
 }

@@ -159,6 +159,18 @@ impl Store {
         &self.inner.root
     }
 
+    /// Where unpacked layers and containers' writable layers live.
+    pub fn snapshots_root(&self) -> PathBuf {
+        self.inner.root.join("snapshots")
+    }
+
+    /// Disk use of every snapshot, unpacked layers and containers'
+    /// changes alike (what a snapshotter's usage reports).
+    pub fn snapshots_usage(&self) -> Result<Usage> {
+        let (size, inodes) = fsutil::disk_usage(&self.snapshots_root())?;
+        Ok(Usage { size, inodes })
+    }
+
     /// A new lease; see [`Lease`].
     pub fn lease(&self) -> Lease {
         self.inner.leases.create()

@@ -549,6 +549,7 @@ async fn reflection_lists_services_and_health_says_serving() {
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection",
+            "runtime.v1.ImageService",
         ]
     );
     let v = c.version().version(c.req(())).await.unwrap().into_inner();

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use berth_proto::cri::v1::image_service_server::ImageServiceServer;
 use berth_proto::lifecycle::v1::{
     containers_server::ContainersServer, content_server::ContentServer,
     events_server::EventsServer, images_server::ImagesServer, snapshots_server::SnapshotsServer,
@@ -132,6 +133,9 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
     health
         .set_serving::<ContentServer<service::content::Service>>()
         .await;
+    health
+        .set_serving::<ImageServiceServer<service::cri_images::Service>>()
+        .await;
     // The descriptor set also holds the shim's service, which this socket
     // does not serve: reflection lists exactly what is served here.
     use tonic::server::NamedService;
@@ -143,6 +147,7 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
         ContentServer::<service::content::Service>::NAME,
         TasksServer::<service::tasks::Service>::NAME,
         EventsServer::<service::events::Service>::NAME,
+        ImageServiceServer::<service::cri_images::Service>::NAME,
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
@@ -154,6 +159,7 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
                 b.with_service_name(name)
             })
             .register_encoded_file_descriptor_set(berth_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(berth_proto::cri::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     // Both versions, as grpc-go serves them: grpcurl asks v1 first, Python's
@@ -201,6 +207,9 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
             containers: store,
             tasks: tasks.clone(),
             scratch,
+        }))
+        .add_service(ImageServiceServer::new(service::cri_images::Service {
+            images: images.clone(),
         }))
         .add_service(ContentServer::new(service::content::Service { images }))
         .add_service(TasksServer::new(service::tasks::Service(tasks)))

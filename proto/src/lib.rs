@@ -25,6 +25,22 @@ pub mod shim {
     }
 }
 
+/// Kubernetes' Container Runtime Interface, as the kubelet and crictl speak
+/// it (`proto/k8s/cri/v1/api.proto`, vendored from k8s.io/cri-api).
+#[cfg(feature = "cri")]
+#[allow(
+    clippy::large_enum_variant,
+    clippy::doc_lazy_continuation,
+    clippy::doc_overindented_list_items
+)]
+pub mod cri {
+    pub mod v1 {
+        tonic::include_proto!("runtime.v1");
+    }
+    /// The encoded FileDescriptorSet of runtime.v1 (for server reflection).
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("cri_descriptor");
+}
+
 /// The encoded FileDescriptorSet of all three packages (for server reflection).
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("berth_descriptor");
 

@@ -3,6 +3,7 @@
 
 pub mod containers;
 pub mod content;
+pub mod cri_images;
 pub mod events;
 pub mod images;
 pub mod snapshots;
