@@ -7,6 +7,15 @@ use berth_lifecycled::config::Config;
 use berth_lifecycled::server::{Options, serve};
 
 fn main() -> anyhow::Result<()> {
+    // One malloc arena, not one per thread that allocates: a daemon that
+    // sits idle between bursts kept the freed memory of every worker
+    // thread's arena (lifecycled after 33 runs: 5.8 MiB of heap, 3.5 MiB
+    // with one arena). On two to a few tokio workers the shared arena's
+    // lock costs nothing measurable.
+    // SAFETY: called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
     let args = Args::parse();
     // A bare level keeps the HTTP/2 and gRPC plumbing quiet; a full filter
     // expression is taken as it is.
