@@ -168,6 +168,36 @@ fn successor(path: &Path, ino: u64) -> Option<(std::fs::File, u64)> {
     None
 }
 
+/// The rotated files older than the one with inode `ino`, oldest first,
+/// each opened and checked by inode. A rotation while they are opened
+/// shifts every name by one (`.1` becomes the file the follower already
+/// holds): the listing is then taken again, or its lines came twice.
+fn older_than(path: &Path, ino: u64) -> Vec<std::fs::File> {
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        held.clear();
+        let rot = rotated(path);
+        let older = match rot.iter().position(|r| r.1 == ino) {
+            Some(i) => &rot[i + 1..],
+            None => &rot[..],
+        };
+        let mut moved = false;
+        for r in older.iter().rev() {
+            match std::fs::File::open(&r.2) {
+                Ok(f) if f.metadata().map(|m| m.ino()).ok() == Some(r.1) => held.push(f),
+                _ => {
+                    moved = true;
+                    break;
+                }
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    held
+}
+
 /// Reads the complete lines from `r` to its end; a trailing partial line
 /// stays in `pending` for the next read.
 fn read_lines(
@@ -358,15 +388,8 @@ pub fn follow(
         // What is older than the live file first.
         let mut history = Vec::new();
         if let Some(ino) = chain.files.front().map(|(_, i)| *i) {
-            let rot = rotated(&path);
-            let older = match rot.iter().position(|r| r.1 == ino) {
-                Some(i) => &rot[i + 1..],
-                None => &rot[..],
-            };
-            for r in older.iter().rev() {
-                if let Ok(f) = std::fs::File::open(&r.2) {
-                    history.extend(read_lines(&mut BufReader::new(f), &mut String::new(), &o).0);
-                }
+            for f in older_than(&path, ino) {
+                history.extend(read_lines(&mut BufReader::new(f), &mut String::new(), &o).0);
             }
         }
         let mut pending = String::new();
@@ -409,6 +432,36 @@ pub fn follow(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn older_files_are_found_by_inode_after_a_rotation() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c-json.log");
+        let name = |n: u32| dir.path().join(format!("c-json.log.{n}"));
+        std::fs::write(name(2), "one\n").unwrap();
+        std::fs::write(name(1), "two\n").unwrap();
+        std::fs::write(&p, "three\n").unwrap();
+        let held = std::fs::metadata(&p).unwrap().ino();
+        let text = |files: Vec<std::fs::File>| {
+            files
+                .into_iter()
+                .map(|mut f| {
+                    let mut s = String::new();
+                    std::io::Read::read_to_string(&mut f, &mut s).unwrap();
+                    s
+                })
+                .collect::<String>()
+        };
+        assert_eq!(text(older_than(&p, held)), "one\ntwo\n");
+        // Rotated since the live file was opened: it is .1 now, and only
+        // what is older than it comes back.
+        std::fs::rename(name(2), name(3)).unwrap();
+        std::fs::rename(name(1), name(2)).unwrap();
+        std::fs::rename(&p, name(1)).unwrap();
+        std::fs::write(&p, "four\n").unwrap();
+        assert_eq!(text(older_than(&p, held)), "one\ntwo\n");
+    }
 
     #[test]
     fn reads_rotated_files_in_order_with_tail_and_streams() {
