@@ -93,7 +93,7 @@ pub use layer::Compression;
 pub use lease::Lease;
 pub use login::check_login;
 pub use mount::{Mount, mount_all, unmount};
-pub use reference::Reference;
+pub use reference::{Reference, is_loopback_host};
 pub use registry::{Credentials, Progress, ProgressAction, RegistryOptions};
 pub use resolve::{PlatformSpec, ResolvedImage, media_types};
 pub use snapshots::{CommittedLayer, SnapshotInfo, SnapshotKind, Usage};

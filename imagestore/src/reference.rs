@@ -112,6 +112,13 @@ impl Reference {
     }
 
     /// `registry/repository`, without tag or digest.
+    /// Whether the registry is this machine's own (`localhost`, 127.0.0.0/8,
+    /// ::1, with or without a port): Docker and containerd reach those
+    /// over plain HTTP unless told otherwise.
+    pub fn on_loopback(&self) -> bool {
+        is_loopback_host(&self.registry)
+    }
+
     pub fn name(&self) -> String {
         format!("{}/{}", self.registry, self.repository)
     }
@@ -294,6 +301,20 @@ fn validate_tag(t: &str) -> Result<(), String> {
         return Err(format!("has the character {c:?}"));
     }
     Ok(())
+}
+
+/// Whether a registry `host[:port]` is on loopback: `localhost`,
+/// 127.0.0.0/8 or `[::1]`.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = match host.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let bare = bare.trim_start_matches('[').trim_end_matches(']');
+    bare == "localhost"
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

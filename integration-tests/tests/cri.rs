@@ -172,8 +172,26 @@ async fn images_are_pulled_listed_found_and_removed_as_containerd_does() {
     let usage = &fs.image_filesystems[0];
     let mountpoint = &usage.fs_id.as_ref().expect("fs id").mountpoint;
     assert!(std::path::Path::new(mountpoint).is_dir(), "{mountpoint}");
-    assert!(usage.used_bytes.as_ref().expect("bytes").value > 0);
-    assert!(usage.inodes_used.as_ref().expect("inodes").value > 0);
+    // The same figures as du's (allocated blocks, each inode once).
+    let du = |flag: &str| -> u64 {
+        let out = Command::new("du")
+            .args(["-s", flag, mountpoint])
+            .output()
+            .expect("du");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("du {flag}: {text}"))
+    };
+    assert_eq!(
+        usage.used_bytes.as_ref().expect("bytes").value,
+        du("--block-size=1")
+    );
+    assert_eq!(
+        usage.inodes_used.as_ref().expect("inodes").value,
+        du("--inodes")
+    );
     assert!(usage.timestamp > 0);
 
     // The CRI's images are in their own namespace: berth's default one

@@ -60,6 +60,32 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| Status::internal(format!("a store task failed: {e}")))?
 }
 
+/// A pull's or push's credentials: a registry token, an identity token,
+/// or a user and password; none when all are empty.
+pub fn credentials(a: Option<berth_proto::types::v1::Auth>) -> Option<imagestore::Credentials> {
+    let a = a?;
+    if !a.registry_token.is_empty() {
+        return Some(imagestore::Credentials::Token(a.registry_token));
+    }
+    if !a.identity_token.is_empty() {
+        return Some(imagestore::Credentials::Basic {
+            username: if a.username.is_empty() {
+                "<token>".into()
+            } else {
+                a.username
+            },
+            password: a.identity_token,
+        });
+    }
+    if a.username.is_empty() && a.password.is_empty() {
+        return None;
+    }
+    Some(imagestore::Credentials::Basic {
+        username: a.username,
+        password: a.password,
+    })
+}
+
 pub fn descriptor(d: &Descriptor) -> pb::Descriptor {
     pb::Descriptor {
         media_type: d.media_type().to_string(),

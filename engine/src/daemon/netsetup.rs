@@ -72,7 +72,6 @@ impl Attachment {
     }
 }
 
-/// Forgets an attachment whose ADD was undone.
 /// A network about to be joined: its interface and the plugins' input.
 struct PlannedAttach {
     ifname: String,
@@ -80,6 +79,7 @@ struct PlannedAttach {
     rt: Value,
 }
 
+/// Forgets an attachment whose ADD was undone.
 fn drop_pending(c: &mut Container, ifname: &str) {
     if let Some(s) = c.net.as_mut() {
         s.attachments.retain(|a| a.ifname != ifname);
@@ -495,11 +495,6 @@ impl Daemon {
         result: Value,
     ) -> Result<()> {
         let netns = c.net.as_ref().map(|s| s.netns.clone()).unwrap_or_default();
-        let PlannedAttach {
-            ifname,
-            conflist,
-            rt,
-        } = p;
         for ll in link_local_ips(ep) {
             // As dockerd: the whole link-local range is on the interface.
             let cidr = if ll.contains(':') {
@@ -509,7 +504,7 @@ impl Daemon {
             };
             let out = tokio::process::Command::new("nsenter")
                 .arg(format!("--net={}", netns.display()))
-                .args(["ip", "addr", "add", &cidr, "dev", &ifname])
+                .args(["ip", "addr", "add", &cidr, "dev", &p.ifname])
                 .output()
                 .await;
             if let Err(why) = out.map_err(|e| e.to_string()).and_then(|o| {
@@ -519,26 +514,21 @@ impl Daemon {
                     Err(String::from_utf8_lossy(&o.stderr).trim().to_string())
                 }
             }) {
-                let p = PlannedAttach {
-                    ifname,
-                    conflist,
-                    rt,
-                };
                 self.undo_add(c, &p, Some(&result)).await;
                 return Err(ApiError::internal(format!(
                     "adding link-local address {ll}: {why}"
                 )));
             }
         }
-        let (addr, prefix, gateway, mac) = ipv4_of(&result, &ifname).unwrap_or_default();
-        let (ip6, prefix6, gateway6) = ipv6_of(&result, &ifname).unwrap_or_default();
+        let (addr, prefix, gateway, mac) = ipv4_of(&result, &p.ifname).unwrap_or_default();
+        let (ip6, prefix6, gateway6) = ipv6_of(&result, &p.ifname).unwrap_or_default();
         let mut aliases = ep.aliases.clone();
         let mut a = Attachment {
             network_id: n.id.clone(),
             network_name: n.name.clone(),
-            ifname,
-            conflist,
-            runtime_config: rt,
+            ifname: p.ifname,
+            conflist: p.conflist,
+            runtime_config: p.rt,
             result,
             ip: addr,
             prefix,

@@ -78,13 +78,8 @@ fn find(store: &Store, image: &str) -> Result<Option<Found>, Status> {
 }
 
 /// A record's name without its tag or digest: `docker.io/library/busybox`.
-fn repository(name: &str) -> &str {
-    let name = name.split_once('@').map_or(name, |(r, _)| r);
-    let slash = name.rfind('/').map_or(0, |i| i + 1);
-    match name[slash..].rfind(':') {
-        Some(i) => &name[..slash + i],
-        None => name,
-    }
+fn repository(name: &str) -> Option<String> {
+    imagestore::Reference::parse(name).ok().map(|r| r.name())
 }
 
 /// Tags and repo digests, as containerd's CRI derives them: every tagged
@@ -98,9 +93,9 @@ fn tags_and_digests(f: &Found) -> (Vec<String>, Vec<String>) {
         }
         if n.contains('@') {
             digests.push(n.clone());
-        } else {
+        } else if let Some(repo) = repository(n) {
             tags.push(n.clone());
-            digests.push(format!("{}@{}", repository(n), f.resolved.target.digest()));
+            digests.push(format!("{repo}@{}", f.resolved.target.digest()));
         }
     }
     tags.sort();
@@ -152,22 +147,9 @@ fn to_cri(f: &Found) -> cri::Image {
 }
 
 /// Credentials of a pull: user and password, `auth` (base64 of
-/// `user:password`), or tokens.
+/// `user:password`), or tokens, read as berth's own pulls read them.
 fn credentials(a: Option<cri::AuthConfig>) -> Result<Option<imagestore::Credentials>, Status> {
     let Some(a) = a else { return Ok(None) };
-    if !a.registry_token.is_empty() {
-        return Ok(Some(imagestore::Credentials::Token(a.registry_token)));
-    }
-    if !a.identity_token.is_empty() {
-        return Ok(Some(imagestore::Credentials::Basic {
-            username: if a.username.is_empty() {
-                "<token>".into()
-            } else {
-                a.username
-            },
-            password: a.identity_token,
-        }));
-    }
     let (username, password) = if a.auth.is_empty() {
         (a.username, a.password)
     } else {
@@ -182,28 +164,20 @@ fn credentials(a: Option<cri::AuthConfig>) -> Result<Option<imagestore::Credenti
             .ok_or_else(|| Status::invalid_argument("auth is not user:password"))?;
         (u.to_string(), p.to_string())
     };
-    if username.is_empty() && password.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(imagestore::Credentials::Basic { username, password }))
+    Ok(images::credentials(Some(berth_proto::types::v1::Auth {
+        username,
+        password,
+        identity_token: a.identity_token,
+        registry_token: a.registry_token,
+    })))
 }
 
 /// A registry on this machine's loopback is reached over plain HTTP, as
 /// containerd's resolver does for localhost.
 fn registry_options(reference: &imagestore::Reference) -> imagestore::RegistryOptions {
-    let host = reference.registry();
-    let bare = host
-        .rsplit_once(':')
-        .filter(|(h, p)| !h.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        .map_or(host, |(h, _)| h);
-    let bare = bare.trim_start_matches('[').trim_end_matches(']');
-    let loopback = bare == "localhost"
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
     imagestore::RegistryOptions {
-        insecure: if loopback {
-            vec![host.to_string()]
+        insecure: if reference.on_loopback() {
+            vec![reference.registry().to_string()]
         } else {
             Vec::new()
         },
@@ -298,7 +272,7 @@ impl ImageService for Service {
         let id = blocking(move || {
             let resolved = store.resolve(&rec.target).map_err(status)?;
             let id = resolved.config_digest.to_string();
-            let digest_ref = format!("{}@{}", repository(&rec.name), rec.target.digest());
+            let digest_ref = format!("{}@{}", reference.name(), rec.target.digest());
             for n in [rec.name.as_str(), digest_ref.as_str(), id.as_str()] {
                 put_name(&store, n, &rec.target)?;
             }
@@ -382,14 +356,16 @@ mod tests {
     #[test]
     fn repositories_lose_tags_and_digests_but_keep_ports() {
         assert_eq!(
-            repository("docker.io/library/busybox:latest"),
-            "docker.io/library/busybox"
+            repository("docker.io/library/busybox:latest").as_deref(),
+            Some("docker.io/library/busybox")
         );
-        assert_eq!(repository("127.0.0.1:5000/a/b:1"), "127.0.0.1:5000/a/b");
-        assert_eq!(repository("127.0.0.1:5000/a/b"), "127.0.0.1:5000/a/b");
         assert_eq!(
-            repository(&format!("localhost:5000/x@sha256:{}", "0".repeat(64))),
-            "localhost:5000/x"
+            repository("127.0.0.1:5000/a/b:1").as_deref(),
+            Some("127.0.0.1:5000/a/b")
+        );
+        assert_eq!(
+            repository(&format!("localhost:5000/x@sha256:{}", "0".repeat(64))).as_deref(),
+            Some("localhost:5000/x")
         );
     }
 

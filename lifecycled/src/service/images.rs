@@ -8,7 +8,7 @@ use imagestore::{ArchiveFormat, ImportOptions, MediaType, RootfsOptions};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::images::{self, blocking, status};
+use crate::images::{self, blocking, credentials, status};
 use crate::namespace;
 use crate::rootfs::{ChunkReader, ChunkWriter};
 use crate::store::Store as Containers;
@@ -42,30 +42,6 @@ fn matches(rec: &imagestore::ImageRecord, filters: &[String]) -> Result<bool, St
         }
     }
     Ok(true)
-}
-
-fn credentials(a: Option<berth_proto::types::v1::Auth>) -> Option<imagestore::Credentials> {
-    let a = a?;
-    if !a.registry_token.is_empty() {
-        return Some(imagestore::Credentials::Token(a.registry_token));
-    }
-    if !a.identity_token.is_empty() {
-        return Some(imagestore::Credentials::Basic {
-            username: if a.username.is_empty() {
-                "<token>".into()
-            } else {
-                a.username
-            },
-            password: a.identity_token,
-        });
-    }
-    if a.username.is_empty() && a.password.is_empty() {
-        return None;
-    }
-    Some(imagestore::Credentials::Basic {
-        username: a.username,
-        password: a.password,
-    })
 }
 
 fn registry_options(o: Option<api::RegistryOptions>) -> imagestore::RegistryOptions {
