@@ -51,6 +51,27 @@ pub fn command_in(
     c
 }
 
+/// `dir/busybox.tar`: a busybox root filesystem (testsupport's) as a
+/// tarball, made once.
+pub fn busybox_tar(dir: &std::path::Path) -> PathBuf {
+    let tar = dir.join("busybox.tar");
+    if tar.exists() {
+        return tar;
+    }
+    let rootfs = dir.join("busybox-rootfs");
+    testsupport::make_rootfs(&rootfs);
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("running tar");
+    assert!(st.success(), "tar failed");
+    tar
+}
+
 pub fn runc() -> PathBuf {
     ["/usr/sbin/runc", "/usr/bin/runc"]
         .iter()

@@ -422,22 +422,7 @@ impl Stack {
 
     /// A tarball of a busybox root filesystem, in the stack's directory.
     pub fn busybox_tar(&self) -> PathBuf {
-        let tar = self.dir.path().join("busybox.tar");
-        if tar.exists() {
-            return tar;
-        }
-        let rootfs = self.dir.path().join("busybox-rootfs");
-        testsupport::make_rootfs(&rootfs);
-        let st = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .expect("running tar");
-        assert!(st.success(), "tar failed");
-        tar
+        crate::busybox_tar(self.dir.path())
     }
 
     /// A running busybox container that wrote "mine" to /own (its own

@@ -31,19 +31,7 @@ fn ctr(l: &Lifecycled, args: &[&str]) -> String {
 /// lifecycled's default namespace; the manifest digest it went up with.
 fn push_busybox(l: &Lifecycled, reg: &Registry) -> String {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let rootfs = tmp.path().join("rootfs");
-    testsupport::make_rootfs(&rootfs);
-    let tar = tmp.path().join("busybox.tar");
-    let ok = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .expect("tar")
-        .success();
-    assert!(ok);
+    let tar = integration_tests::busybox_tar(tmp.path());
     ctr(
         l,
         &[

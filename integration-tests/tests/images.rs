@@ -33,30 +33,12 @@ impl Ctr<'_> {
     }
 }
 
-/// A busybox root filesystem tarball in `dir`.
-fn busybox_tar(dir: &std::path::Path) -> std::path::PathBuf {
-    let rootfs = dir.join("rootfs");
-    testsupport::make_rootfs(&rootfs);
-    let tar = dir.join("busybox.tar");
-    let ok = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    tar
-}
-
 #[test]
 fn ctr_imports_runs_pushes_and_pulls_images() {
     let l = Lifecycled::start(&[]);
     let ctr = Ctr { l: &l };
     let tmp = tempfile::tempdir().unwrap();
-    let tar = busybox_tar(tmp.path());
+    let tar = integration_tests::busybox_tar(tmp.path());
     assert_eq!(
         ctr.ok(&[
             "images",
