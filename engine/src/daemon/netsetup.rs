@@ -797,7 +797,7 @@ fn free_port(proto: &str) -> Result<u16> {
     Ok(port)
 }
 
-fn network_error(n: &Network, e: crate::network::NetError) -> ApiError {
+fn network_error(n: &Network, e: impl std::fmt::Display) -> ApiError {
     let m = e.to_string();
     if m.contains("already allocated") || m.contains("no IP addresses available") {
         ApiError::conflict(format!("network {}: {m}", n.name))

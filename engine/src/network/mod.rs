@@ -4,22 +4,18 @@
 //! lets containers on a user-defined network find each other by name.
 
 pub mod claim;
-pub mod cni;
 pub mod dns;
 pub mod firewall;
-pub mod netns;
+
+pub use berth_cni as cni;
+pub use berth_cni::netns;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     #[error("CNI plugin {plugin}: {message}")]
     Plugin { plugin: String, message: String },
-    #[error("CNI plugin {0} not found in {1}")]
-    MissingPlugin(String, String),
-    #[error("network namespace {path}: {source}")]
-    Netns {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Cni(#[from] berth_cni::CniError),
     #[error("invalid {0}")]
     Invalid(String),
     #[error("{0}")]

@@ -5,13 +5,28 @@
 //! the runtime config and the result), so DEL works after a restart with
 //! exactly what ADD used.
 
+pub mod netns;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::NetError;
+#[derive(Debug, thiserror::Error)]
+pub enum CniError {
+    #[error("CNI plugin {plugin}: {message}")]
+    Plugin { plugin: String, message: String },
+    #[error("CNI plugin {0} not found in {1}")]
+    MissingPlugin(String, String),
+    #[error("network namespace {path}: {source}")]
+    Netns {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
 
 pub const CNI_VERSION: &str = "1.0.0";
 
@@ -45,13 +60,13 @@ impl Cni {
         self.find("bridge").is_ok()
     }
 
-    fn find(&self, plugin: &str) -> Result<PathBuf, NetError> {
+    fn find(&self, plugin: &str) -> Result<PathBuf, CniError> {
         self.dirs
             .iter()
             .map(|d| d.join(plugin))
             .find(|p| p.exists())
             .ok_or_else(|| {
-                NetError::MissingPlugin(
+                CniError::MissingPlugin(
                     plugin.to_string(),
                     self.dirs
                         .iter()
@@ -69,7 +84,7 @@ impl Cni {
         list: &Value,
         target: &Target<'_>,
         runtime_config: &Value,
-    ) -> Result<Value, NetError> {
+    ) -> Result<Value, CniError> {
         let mut prev: Option<Value> = None;
         for plugin in plugins(list) {
             let conf = plugin_conf(list, plugin, prev.as_ref(), runtime_config);
@@ -93,7 +108,7 @@ impl Cni {
         target: &Target<'_>,
         runtime_config: &Value,
         prev: Option<&Value>,
-    ) -> Result<(), NetError> {
+    ) -> Result<(), CniError> {
         let mut first = None;
         for plugin in plugins(list).iter().rev() {
             let conf = plugin_conf(list, plugin, prev, runtime_config);
@@ -110,7 +125,7 @@ impl Cni {
         command: &str,
         conf: &Value,
         target: &Target<'_>,
-    ) -> Result<Value, NetError> {
+    ) -> Result<Value, CniError> {
         let kind = conf["type"].as_str().unwrap_or_default().to_string();
         let bin = self.find(&kind)?;
         let started = std::time::Instant::now();
@@ -153,7 +168,7 @@ impl Cni {
                 .cloned()
                 .collect::<Vec<_>>()
                 .join(": ");
-            return Err(NetError::Plugin {
+            return Err(CniError::Plugin {
                 plugin: kind,
                 message: if message.is_empty() {
                     format!("{command} failed ({})", out.status)

@@ -8,17 +8,17 @@ use std::path::Path;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, unshare};
 
-use super::NetError;
+use crate::CniError;
 
-fn err(path: &Path, e: impl Into<std::io::Error>) -> NetError {
-    NetError::Netns {
+fn err(path: &Path, e: impl Into<std::io::Error>) -> CniError {
+    CniError::Netns {
         path: path.display().to_string(),
         source: e.into(),
     }
 }
 
 /// Makes a new network namespace held at `path`.
-pub fn create(path: &Path) -> Result<(), NetError> {
+pub fn create(path: &Path) -> Result<(), CniError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| err(path, e))?;
     }
@@ -26,7 +26,7 @@ pub fn create(path: &Path) -> Result<(), NetError> {
     let target = path.to_path_buf();
     // unshare moves only the calling thread: a thread of its own, which
     // ends right after, keeps the daemon's threads where they are.
-    let made = std::thread::spawn(move || -> Result<(), NetError> {
+    let made = std::thread::spawn(move || -> Result<(), CniError> {
         unshare(CloneFlags::CLONE_NEWNET).map_err(|e| err(&target, e))?;
         mount(
             Some("/proc/thread-self/ns/net"),
@@ -47,7 +47,7 @@ pub fn create(path: &Path) -> Result<(), NetError> {
 
 /// Removes a namespace made by [`create`]; one that is already gone is
 /// fine.
-pub fn remove(path: &Path) -> Result<(), NetError> {
+pub fn remove(path: &Path) -> Result<(), CniError> {
     match umount2(path, MntFlags::MNT_DETACH) {
         Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
         Err(e) => return Err(err(path, e)),
