@@ -128,6 +128,12 @@ fn open_log(cfg: &pb::Stdio) -> Result<Option<LogWriter>> {
         Some(Sink::Journal(journal))
     } else if cfg.log_path.is_empty() {
         None
+    } else if !matches!(cfg.log_format.as_str(), "" | "json-file" | "cri") {
+        anyhow::bail!("unknown log format {:?}", cfg.log_format);
+    } else if cfg.log_format == "cri" {
+        let file = crate::crilog::CriLog::open(Path::new(&cfg.log_path))
+            .with_context(|| format!("opening log {}", cfg.log_path))?;
+        Some(Sink::Cri(file))
     } else {
         let file = LogFile::open(
             Path::new(&cfg.log_path),

@@ -5,6 +5,7 @@
 //! berth.shim.v1 on its own unix socket.
 
 pub mod cgstats;
+pub mod crilog;
 pub mod io;
 pub mod journal;
 pub mod launch;

@@ -105,10 +105,11 @@ enum LogMsg {
     Flushed(tokio::sync::oneshot::Sender<()>),
 }
 
-/// Where a container's output is kept: Docker's json-file log, or the
-/// systemd journal (the journald driver).
+/// Where a container's output is kept: Docker's json-file log, the CRI's
+/// log, or the systemd journal (the journald driver).
 pub enum Sink {
     File(LogFile),
+    Cri(crate::crilog::CriLog),
     Journal(crate::journal::Journal),
 }
 
@@ -122,6 +123,7 @@ impl Sink {
     ) -> std::io::Result<()> {
         match self {
             Sink::File(f) => f.write(stream, data, at),
+            Sink::Cri(f) => f.write(stream, data, at),
             Sink::Journal(j) => j.write(stream, data, last),
         }
     }

@@ -340,6 +340,7 @@ impl Daemon {
             stdin_once: c.config.stdin_once,
             journald: c.logs_to_journal(),
             journal_fields,
+            log_format: String::new(),
         };
         let created = self
             .lc
