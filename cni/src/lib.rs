@@ -53,9 +53,18 @@ pub struct Target<'a> {
     pub container_id: &'a str,
     pub netns: &'a Path,
     pub ifname: &'a str,
+    /// CNI_ARGS (`K=V;K=V`), e.g. the pod's name for Kubernetes-aware
+    /// plugins; empty for none.
+    pub args: &'a str,
 }
 
 impl Cni {
+    /// Plugins looked up in `dirs`, in order (the default: Debian's and
+    /// upstream's install directories).
+    pub fn with_dirs(dirs: Vec<PathBuf>) -> Cni {
+        Cni { dirs }
+    }
+
     pub fn available(&self) -> bool {
         self.find("bridge").is_ok()
     }
@@ -136,6 +145,7 @@ impl Cni {
             .env("CNI_CONTAINERID", target.container_id)
             .env("CNI_NETNS", target.netns)
             .env("CNI_IFNAME", target.ifname)
+            .env("CNI_ARGS", target.args)
             .env("CNI_PATH", path)
             // iptables and ip from the host, for the plugins that run them.
             .env(

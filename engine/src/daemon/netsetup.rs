@@ -277,6 +277,7 @@ impl Daemon {
         berth_fault::point("berthd:net.before-cni-add");
         let id = c.id.clone();
         let lo_target = Target {
+            args: "",
             container_id: &id,
             netns: &netns,
             ifname: "lo",
@@ -286,6 +287,7 @@ impl Daemon {
             self.cni.add(&lo, &lo_target, &no_caps),
             futures::future::join_all(planned.iter().map(|(_, _, p)| {
                 let target = Target {
+                    args: "",
                     container_id: &id,
                     netns: &netns,
                     ifname: &p.ifname,
@@ -331,6 +333,7 @@ impl Daemon {
         berth_fault::point("berthd:net.before-cni-add");
         let netns = c.net.as_ref().map(|s| s.netns.clone()).unwrap_or_default();
         let target = Target {
+            args: "",
             container_id: &c.id,
             netns: &netns,
             ifname: &p.ifname,
@@ -464,6 +467,7 @@ impl Daemon {
     async fn undo_add(&self, c: &mut Container, p: &PlannedAttach, result: Option<&Value>) {
         let netns = c.net.as_ref().map(|s| s.netns.clone()).unwrap_or_default();
         let target = Target {
+            args: "",
             container_id: &c.id,
             netns: &netns,
             ifname: &p.ifname,
@@ -627,6 +631,7 @@ impl Daemon {
     /// The plugins' DEL of one attachment.
     async fn cni_del(&self, id: &str, netns: &std::path::Path, a: &Attachment) {
         let target = Target {
+            args: "",
             container_id: id,
             netns,
             ifname: &a.ifname,
