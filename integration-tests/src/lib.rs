@@ -3,6 +3,7 @@
 //! everything down in Drop, also when a test panics: processes killed by pid,
 //! mounts unmounted, cgroups removed.
 
+pub mod cri;
 pub mod invariants;
 pub mod lifecycled;
 pub mod netblock;

@@ -41,6 +41,16 @@ impl Lifecycled {
 
     /// Lifecycled in the mount namespace at `mount_ns`.
     pub fn start_in(extra: &[(&str, &Path)], mount_ns: Option<PathBuf>) -> Lifecycled {
+        Lifecycled::start_with(extra, mount_ns, "")
+    }
+
+    /// Lifecycled whose config file ends with `toml` (tables of its own,
+    /// e.g. `[cri]`).
+    pub fn start_with(
+        extra: &[(&str, &Path)],
+        mount_ns: Option<PathBuf>,
+        toml_tail: &str,
+    ) -> Lifecycled {
         let dir = tempfile::Builder::new()
             .prefix("berth-it")
             .tempdir()
@@ -65,6 +75,7 @@ impl Lifecycled {
                 path.display()
             ));
         }
+        toml.push_str(toml_tail);
         let config = dir.path().join("lifecycled.toml");
         std::fs::write(&config, toml).expect("writing config");
         let mut l = Lifecycled {
@@ -228,6 +239,22 @@ impl Drop for Lifecycled {
                 }
                 let _ = nix::mount::umount2(&dir.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
             }
+        }
+        // The CRI's pods: their network namespaces and /dev/shm mounts.
+        let cri = self.state.join("cri");
+        for e in std::fs::read_dir(cri.join("netns"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        for e in std::fs::read_dir(cri.join("sandboxes"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = nix::mount::umount2(&e.path().join("shm"), nix::mount::MntFlags::MNT_DETACH);
         }
         testsupport::remove_cgroups(&self.cgroup_parent);
     }

@@ -7,57 +7,10 @@ use std::process::Command;
 
 use berth_proto::cri::v1 as cri;
 use berth_proto::cri::v1::image_service_client::ImageServiceClient;
+use integration_tests::cri::{ctr, push_busybox};
 use integration_tests::lifecycled::Lifecycled;
 use integration_tests::registry::Registry;
 use tonic::Code;
-
-fn ctr(l: &Lifecycled, args: &[&str]) -> String {
-    let out = Command::new(integration_tests::bin("berth-ctr"))
-        .arg("--address")
-        .arg(&l.address)
-        .args(args)
-        .output()
-        .expect("running berth-ctr");
-    assert!(
-        out.status.success(),
-        "berth-ctr {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        l.log()
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// busybox pushed to `reg` as `<host>/berth/bb:1`, through berth-ctr in
-/// lifecycled's default namespace; the manifest digest it went up with.
-fn push_busybox(l: &Lifecycled, reg: &Registry) -> String {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let tar = integration_tests::busybox_tar(tmp.path());
-    ctr(
-        l,
-        &[
-            "images",
-            "import",
-            "--rootfs",
-            "local/bb:1",
-            tar.to_str().expect("utf-8"),
-        ],
-    );
-    let remote = format!("{}/berth/bb:1", reg.host);
-    let pushed = ctr(
-        l,
-        &[
-            "images",
-            "push",
-            "--insecure",
-            &reg.host,
-            "local/bb:1",
-            &remote,
-        ],
-    );
-    let digest = pushed.rsplit(' ').next().expect("a digest").to_string();
-    assert!(digest.starts_with("sha256:"), "{pushed}");
-    digest
-}
 
 fn spec(image: &str) -> Option<cri::ImageSpec> {
     Some(cri::ImageSpec {

@@ -550,6 +550,7 @@ async fn reflection_lists_services_and_health_says_serving() {
             "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection",
             "runtime.v1.ImageService",
+            "runtime.v1.RuntimeService",
         ]
     );
     let v = c.version().version(c.req(())).await.unwrap().into_inner();

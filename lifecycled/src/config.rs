@@ -8,6 +8,17 @@
 //! args = []            # extra global arguments, e.g. ["--systemd-cgroup"]
 //! ```
 //!
+//! The CRI (`runtime.v1`, for the kubelet and crictl) has a table of its
+//! own:
+//!
+//! ```toml
+//! [cri]
+//! cni_conf_dir = "/etc/cni/net.d"     # the first network config is the pods'
+//! cni_bin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]
+//! stream_address = "127.0.0.1"        # exec/attach/port-forward server
+//! stream_port = 0                     # 0: any free port
+//! ```
+//!
 //! `berth-runtime` is always in the table (the binary next to lifecycled, or
 //! on PATH), unless the file names it otherwise.
 
@@ -46,6 +57,29 @@ struct File {
     cgroup_parent: Option<String>,
     #[serde(default)]
     runtimes: BTreeMap<String, RuntimeEntry>,
+    #[serde(default)]
+    cri: CriConfig,
+}
+
+/// The `[cri]` table.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CriConfig {
+    pub cni_conf_dir: PathBuf,
+    pub cni_bin_dirs: Vec<PathBuf>,
+    pub stream_address: String,
+    pub stream_port: u16,
+}
+
+impl Default for CriConfig {
+    fn default() -> Self {
+        CriConfig {
+            cni_conf_dir: PathBuf::from("/etc/cni/net.d"),
+            cni_bin_dirs: vec![PathBuf::from("/usr/lib/cni"), PathBuf::from("/opt/cni/bin")],
+            stream_address: "127.0.0.1".into(),
+            stream_port: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +89,7 @@ pub struct Config {
     /// Containers without a cgroups path get `/<parent>/<namespace>/<id>`.
     pub cgroup_parent: String,
     pub runtimes: BTreeMap<String, RuntimeEntry>,
+    pub cri: CriConfig,
 }
 
 /// A binary next to our own, else the bare name (found on PATH).
@@ -121,7 +156,16 @@ impl Config {
             shim: resolve(&file.shim.unwrap_or_else(|| sibling("berth-shim"))),
             cgroup_parent: file.cgroup_parent.unwrap_or_else(|| "berth".to_string()),
             runtimes,
+            cri: file.cri,
         })
+    }
+
+    /// The cgroup driver the default runtime is run with, as the CRI's
+    /// RuntimeConfig reports it.
+    pub fn systemd_cgroup(&self) -> bool {
+        self.runtimes
+            .get(&self.default_runtime)
+            .is_some_and(|r| r.args.iter().any(|a| a == "--systemd-cgroup"))
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod args;
 pub mod cgroup_warmup;
 pub mod config;
+pub mod cri;
 pub mod events;
 pub mod images;
 pub mod namespace;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use berth_proto::cri::v1::image_service_server::ImageServiceServer;
+use berth_proto::cri::v1::runtime_service_server::RuntimeServiceServer;
 use berth_proto::lifecycle::v1::{
     containers_server::ContainersServer, content_server::ContentServer,
     events_server::EventsServer, images_server::ImagesServer, snapshots_server::SnapshotsServer,
@@ -82,6 +83,11 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
         events.clone(),
         opts.debug,
     ));
+    // The CRI follows exits before the tasks are restored, so that those
+    // which happened while we were away are recorded too.
+    let cri = crate::cri::Cri::new(tasks.clone(), store.clone(), images.clone(), &opts.state)
+        .context("setting up the CRI's state")?;
+    cri.follow_exits(&events);
     tasks.restore().await;
     // SIGHUP reads the configuration file again: the runtime table and the
     // default runtime apply to tasks created from then on.
@@ -136,6 +142,9 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
     health
         .set_serving::<ImageServiceServer<service::cri_images::Service>>()
         .await;
+    health
+        .set_serving::<RuntimeServiceServer<service::cri_runtime::Service>>()
+        .await;
     // The descriptor set also holds the shim's service, which this socket
     // does not serve: reflection lists exactly what is served here.
     use tonic::server::NamedService;
@@ -148,6 +157,7 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
         TasksServer::<service::tasks::Service>::NAME,
         EventsServer::<service::events::Service>::NAME,
         ImageServiceServer::<service::cri_images::Service>::NAME,
+        RuntimeServiceServer::<service::cri_runtime::Service>::NAME,
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
@@ -210,6 +220,9 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
         }))
         .add_service(ImageServiceServer::new(service::cri_images::Service {
             images: images.clone(),
+        }))
+        .add_service(RuntimeServiceServer::new(service::cri_runtime::Service {
+            cri,
         }))
         .add_service(ContentServer::new(service::content::Service { images }))
         .add_service(TasksServer::new(service::tasks::Service(tasks)))

@@ -47,6 +47,11 @@ pub struct Record {
     pub snapshot_key: String,
     pub created_at: SystemTime,
     pub updated_at: SystemTime,
+    /// What a service keeps with the record beside its labels, as
+    /// containerd's container extensions (the CRI's pod and container
+    /// metadata): written with it in the same atomic file.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extensions: BTreeMap<String, String>,
 }
 
 impl Record {
@@ -254,6 +259,7 @@ mod tests {
             snapshot_key: String::new(),
             created_at: SystemTime::now(),
             updated_at: SystemTime::now(),
+            extensions: BTreeMap::new(),
         }
     }
 

@@ -169,9 +169,13 @@ impl Tasks {
         if new.cgroup_parent != cfg.cgroup_parent {
             fixed.push("cgroup_parent");
         }
+        if new.cri != cfg.cri {
+            fixed.push("cri");
+        }
         *cfg = Arc::new(Config {
             shim: cfg.shim.clone(),
             cgroup_parent: cfg.cgroup_parent.clone(),
+            cri: cfg.cri.clone(),
             ..new
         });
         fixed

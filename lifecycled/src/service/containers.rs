@@ -94,6 +94,7 @@ impl Containers for Service {
             snapshot_key: c.snapshot_key,
             created_at: now,
             updated_at: now,
+            extensions: Default::default(),
         };
         if self.store.get(&ns, &r.id).is_ok() {
             return Err(Status::already_exists(format!(

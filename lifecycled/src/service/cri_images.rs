@@ -24,10 +24,10 @@ pub struct Service {
 }
 
 /// One image: its id and every name a record gives it.
-struct Found {
-    id: String,
-    resolved: ResolvedImage,
-    names: Vec<String>,
+pub(crate) struct Found {
+    pub id: String,
+    pub resolved: ResolvedImage,
+    pub names: Vec<String>,
 }
 
 /// The store's records of the namespace grouped by image id; records that
@@ -66,7 +66,7 @@ fn as_id(s: &str) -> Option<String> {
 
 /// The image an ImageSpec names: by id, or by a name normalised as
 /// Docker's (`busybox` is `docker.io/library/busybox:latest`).
-fn find(store: &Store, image: &str) -> Result<Option<Found>, Status> {
+pub(crate) fn find(store: &Store, image: &str) -> Result<Option<Found>, Status> {
     if image.is_empty() {
         return Err(Status::invalid_argument("no image given (ImageSpec.image)"));
     }

@@ -4,6 +4,7 @@
 pub mod containers;
 pub mod content;
 pub mod cri_images;
+pub mod cri_runtime;
 pub mod events;
 pub mod images;
 pub mod snapshots;

@@ -1,0 +1,516 @@
+//! Pods through Kubernetes' CRI (runtime.v1.RuntimeService) on
+//! berth-lifecycled, driven as the kubelet drives containerd: sandboxes on a
+//! CNI pod network, containers sharing the pod's localhost, logs in the
+//! kubelet's format, commands run in containers, host ports, resources,
+//! OOM kills, a lifecycled crash under running pods, and requests that are
+//! wrong. No engine.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use berth_proto::cri::v1 as cri;
+use integration_tests::cri::CriNode;
+use tonic::Code;
+
+fn pod_config(name: &str, node: &CriNode, ports: Vec<cri::PortMapping>) -> cri::PodSandboxConfig {
+    cri::PodSandboxConfig {
+        metadata: Some(cri::PodSandboxMetadata {
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: format!("{name}-host"),
+        log_directory: node
+            .dir
+            .path()
+            .join("pods")
+            .join(name)
+            .display()
+            .to_string(),
+        port_mappings: ports,
+        labels: HashMap::from([("app".to_string(), name.to_string())]),
+        dns_config: Some(cri::DnsConfig {
+            servers: vec!["10.96.0.10".into()],
+            searches: vec!["default.svc.cluster.local".into()],
+            options: vec!["ndots:5".into()],
+        }),
+        linux: Some(cri::LinuxPodSandboxConfig {
+            cgroup_parent: format!("/{}/kubepods/pod{name}", node.l.cgroup_parent),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn container_config(name: &str, node: &CriNode, command: &[&str]) -> cri::ContainerConfig {
+    cri::ContainerConfig {
+        metadata: Some(cri::ContainerMetadata {
+            name: name.into(),
+            attempt: 0,
+        }),
+        image: Some(cri::ImageSpec {
+            image: node.image.clone(),
+            ..Default::default()
+        }),
+        command: command.iter().map(|s| s.to_string()).collect(),
+        log_path: format!("{name}/0.log"),
+        labels: HashMap::from([("container".to_string(), name.to_string())]),
+        ..Default::default()
+    }
+}
+
+async fn run_pod(node: &mut CriNode, config: cri::PodSandboxConfig) -> String {
+    node.runtime
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(config),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", node.l.log()))
+        .into_inner()
+        .pod_sandbox_id
+}
+
+async fn create(
+    node: &mut CriNode,
+    pod: &str,
+    config: cri::ContainerConfig,
+    sandbox: &cri::PodSandboxConfig,
+) -> Result<String, tonic::Status> {
+    node.runtime
+        .create_container(cri::CreateContainerRequest {
+            pod_sandbox_id: pod.to_string(),
+            config: Some(config),
+            sandbox_config: Some(sandbox.clone()),
+        })
+        .await
+        .map(|r| r.into_inner().container_id)
+}
+
+async fn start(node: &mut CriNode, id: &str) {
+    node.runtime
+        .start_container(cri::StartContainerRequest {
+            container_id: id.to_string(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", node.l.log()));
+}
+
+async fn exec(
+    node: &mut CriNode,
+    id: &str,
+    cmd: &[&str],
+    timeout: i64,
+) -> Result<cri::ExecSyncResponse, tonic::Status> {
+    node.runtime
+        .exec_sync(cri::ExecSyncRequest {
+            container_id: id.to_string(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            timeout,
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn http_get(addr: &str) -> std::io::Result<String> {
+    let mut s = std::net::TcpStream::connect_timeout(
+        &addr.parse().expect("an address"),
+        Duration::from_secs(2),
+    )?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// The value a cgroup file of the container's holds, v1 or v2.
+fn cgroup_value(path: &str, v1: &str, v2: &str) -> Option<String> {
+    let rel = path.trim_start_matches('/');
+    [
+        format!("/sys/fs/cgroup/memory/{rel}/{v1}"),
+        format!("/sys/fs/cgroup/{rel}/{v2}"),
+        format!("/sys/fs/cgroup/unified/{rel}/{v2}"),
+    ]
+    .iter()
+    .find_map(|p| std::fs::read_to_string(p).ok())
+    .map(|s| s.trim().to_string())
+}
+
+#[tokio::test]
+async fn a_pod_shares_localhost_logs_for_the_kubelet_publishes_a_host_port_and_goes_without_a_trace()
+ {
+    let mut node = CriNode::start().await;
+
+    let version = node
+        .runtime
+        .version(cri::VersionRequest::default())
+        .await
+        .expect("version")
+        .into_inner();
+    assert_eq!(
+        (
+            version.runtime_name.as_str(),
+            version.runtime_api_version.as_str()
+        ),
+        ("berth", "v1")
+    );
+    let status = node
+        .runtime
+        .status(cri::StatusRequest { verbose: false })
+        .await
+        .expect("status")
+        .into_inner();
+    let conditions = status.status.expect("conditions").conditions;
+    assert!(conditions.iter().all(|c| c.status), "{conditions:?}");
+    let rc = node
+        .runtime
+        .runtime_config(cri::RuntimeConfigRequest {})
+        .await
+        .expect("runtime config")
+        .into_inner();
+    assert_eq!(
+        rc.linux.expect("linux").cgroup_driver,
+        cri::CgroupDriver::Cgroupfs as i32
+    );
+
+    let port = free_port();
+    let pod_cfg = pod_config(
+        "web",
+        &node,
+        vec![cri::PortMapping {
+            protocol: cri::Protocol::Tcp as i32,
+            container_port: 80,
+            host_port: port as i32,
+            host_ip: String::new(),
+        }],
+    );
+    let pod = run_pod(&mut node, pod_cfg.clone()).await;
+    let ps = node
+        .runtime
+        .pod_sandbox_status(cri::PodSandboxStatusRequest {
+            pod_sandbox_id: pod.clone(),
+            verbose: true,
+        })
+        .await
+        .expect("sandbox status")
+        .into_inner();
+    let s = ps.status.expect("a status");
+    assert_eq!(s.state, cri::PodSandboxState::SandboxReady as i32);
+    let ip = s.network.expect("network").ip;
+    assert!(
+        ip.starts_with(node.subnet.trim_end_matches("0/24")),
+        "{ip} not in {}",
+        node.subnet
+    );
+    let info: serde_json::Value = serde_json::from_str(&ps.info["info"]).expect("verbose info");
+    let netns = info["netNamespacePath"]
+        .as_str()
+        .expect("a netns path")
+        .to_string();
+    assert!(std::path::Path::new(&netns).exists());
+    // The pause process is in the pod's cgroup parent.
+    let pause_pid = info["pid"].as_u64().expect("pause pid");
+    let cg = std::fs::read_to_string(format!("/proc/{pause_pid}/cgroup")).expect("pause cgroup");
+    assert!(
+        cg.contains(&format!("/{}/kubepods/podweb/", node.l.cgroup_parent)),
+        "{cg}"
+    );
+
+    let config = container_config(
+        "server",
+        &node,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /www && echo hello-from-pod > /www/index.html && exec httpd -f -p 80 -h /www",
+        ],
+    );
+    let server = create(&mut node, &pod, config, &pod_cfg)
+        .await
+        .unwrap_or_else(|e| panic!("create server: {e}\n{}", node.l.log()));
+    let config = container_config(
+        "client",
+        &node,
+        &[
+            "sh",
+            "-c",
+            "echo to-stderr >&2; i=0; while [ $i -lt 100 ]; do if wget -q -O- http://127.0.0.1/index.html; then exit 0; fi; i=$((i+1)); sleep 0.1; done; exit 1",
+        ],
+    );
+    let client = create(&mut node, &pod, config, &pod_cfg)
+        .await
+        .expect("create client");
+    let created = node
+        .wait_state(&client, cri::ContainerState::ContainerCreated, 1)
+        .await;
+    assert_eq!(created.started_at, 0);
+    start(&mut node, &server).await;
+    start(&mut node, &client).await;
+
+    // The client reached the server on the pod's localhost, and said so in
+    // the kubelet's log format.
+    let done = node
+        .wait_state(&client, cri::ContainerState::ContainerExited, 20)
+        .await;
+    assert_eq!(
+        (done.exit_code, done.reason.as_str()),
+        (0, "Completed"),
+        "{done:?}"
+    );
+    assert!(done.finished_at >= done.started_at && done.started_at > 0);
+    let log = std::fs::read_to_string(&done.log_path).expect("the client's log");
+    assert!(
+        done.log_path.ends_with("pods/web/client/0.log"),
+        "{}",
+        done.log_path
+    );
+    assert!(log.contains(" stdout F hello-from-pod\n"), "{log}");
+    assert!(log.contains(" stderr F to-stderr\n"), "{log}");
+    for line in log.lines() {
+        let mut f = line.splitn(4, ' ');
+        let (t, stream, tag) = (
+            f.next().unwrap_or(""),
+            f.next().unwrap_or(""),
+            f.next().unwrap_or(""),
+        );
+        assert!(
+            t.len() == 30 && t.ends_with('Z') && t.as_bytes()[10] == b'T',
+            "{line}"
+        );
+        assert!(
+            matches!(stream, "stdout" | "stderr") && matches!(tag, "F" | "P"),
+            "{line}"
+        );
+    }
+
+    // Commands in the server: the pod's files, output and status.
+    let r = exec(
+        &mut node,
+        &server,
+        &["cat", "/etc/hostname", "/etc/resolv.conf"],
+        10,
+    )
+    .await
+    .expect("exec");
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert!(out.starts_with("web-host\n"), "{out}");
+    assert!(
+        out.contains("nameserver 10.96.0.10")
+            && out.contains("search default.svc.cluster.local")
+            && out.contains("options ndots:5"),
+        "{out}"
+    );
+    let r = exec(
+        &mut node,
+        &server,
+        &["sh", "-c", "echo out; echo err >&2; exit 3"],
+        10,
+    )
+    .await
+    .expect("exec");
+    assert_eq!(
+        (r.stdout.as_slice(), r.stderr.as_slice(), r.exit_code),
+        (&b"out\n"[..], &b"err\n"[..], 3)
+    );
+    let e = exec(&mut node, &server, &["sleep", "30"], 1)
+        .await
+        .expect_err("a timeout");
+    assert_eq!(e.code(), Code::DeadlineExceeded, "{e}");
+    let e = exec(&mut node, &client, &["true"], 1)
+        .await
+        .expect_err("exec in an exited container");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+    assert!(e.message().contains("CONTAINER_EXITED"), "{e}");
+
+    // The host port, from the host (through the bridge's address).
+    let gateway = format!("{}1:{port}", node.subnet.trim_end_matches("0/24"));
+    let page = http_get(&gateway).unwrap_or_else(|e| panic!("GET {gateway}: {e}"));
+    assert!(page.contains("hello-from-pod"), "{page}");
+
+    // Resources: an update reaches the container's cgroup.
+    let running = node
+        .wait_state(&server, cri::ContainerState::ContainerRunning, 1)
+        .await;
+    assert!(running.log_path.ends_with("server/0.log"));
+    node.runtime
+        .update_container_resources(cri::UpdateContainerResourcesRequest {
+            container_id: server.clone(),
+            linux: Some(cri::LinuxContainerResources {
+                memory_limit_in_bytes: 96 << 20,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("update: {e}\n{}", node.l.log()));
+    let cg_path = format!("/{}/kubepods/podweb/{server}", node.l.cgroup_parent);
+    assert_eq!(
+        cgroup_value(&cg_path, "memory.limit_in_bytes", "memory.max").as_deref(),
+        Some("100663296")
+    );
+
+    // A container over its memory limit is killed, and said to be.
+    let mut hog = container_config(
+        "hog",
+        &node,
+        &[
+            "sh",
+            "-c",
+            "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done",
+        ],
+    );
+    hog.linux = Some(cri::LinuxContainerConfig {
+        resources: Some(cri::LinuxContainerResources {
+            memory_limit_in_bytes: 16 << 20,
+            memory_swap_limit_in_bytes: 16 << 20,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let hog = create(&mut node, &pod, hog, &pod_cfg)
+        .await
+        .expect("create hog");
+    start(&mut node, &hog).await;
+    let oom = node
+        .wait_state(&hog, cri::ContainerState::ContainerExited, 30)
+        .await;
+    assert_eq!(
+        (oom.reason.as_str(), oom.exit_code),
+        ("OOMKilled", 137),
+        "{oom:?}"
+    );
+
+    // Listing and filters.
+    let all = node
+        .runtime
+        .list_containers(cri::ListContainersRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .containers;
+    assert_eq!(all.len(), 3);
+    let filtered = node
+        .runtime
+        .list_containers(cri::ListContainersRequest {
+            filter: Some(cri::ContainerFilter {
+                pod_sandbox_id: pod[..12].to_string(),
+                state: Some(cri::ContainerStateValue {
+                    state: cri::ContainerState::ContainerRunning as i32,
+                }),
+                label_selector: HashMap::from([("container".to_string(), "server".to_string())]),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .containers;
+    assert_eq!(
+        filtered.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [server.as_str()]
+    );
+
+    // A second container of the same name and attempt: containerd's error.
+    let config = container_config("server", &node, &["true"]);
+    let e = create(&mut node, &pod, config, &pod_cfg)
+        .await
+        .expect_err("a duplicate");
+    assert!(
+        e.message().contains("is reserved for") && e.message().contains(&server),
+        "{e}"
+    );
+
+    // Stop: every process of the pod ends and its network goes.
+    node.runtime
+        .stop_pod_sandbox(cri::StopPodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("StopPodSandbox: {e}\n{}", node.l.log()));
+    let stopped = node
+        .wait_state(&server, cri::ContainerState::ContainerExited, 1)
+        .await;
+    assert_eq!(stopped.exit_code, 137);
+    let listed = node
+        .runtime
+        .list_pod_sandbox(cri::ListPodSandboxRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .items;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0].state,
+        cri::PodSandboxState::SandboxNotready as i32
+    );
+    assert!(
+        !std::path::Path::new(&netns).exists(),
+        "{netns} is still there"
+    );
+    assert!(
+        node.bridge_ports().trim().is_empty(),
+        "{}",
+        node.bridge_ports()
+    );
+    assert!(node.leases().is_empty(), "{:?}", node.leases());
+    assert!(http_get(&gateway).is_err(), "the host port still answers");
+    assert!(!std::path::Path::new(&format!("/proc/{pause_pid}")).exists());
+    // Stopping again is fine, as the CRI wants.
+    node.runtime
+        .stop_pod_sandbox(cri::StopPodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .expect("a second stop");
+
+    // Remove: nothing of the pod is left.
+    node.runtime
+        .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("RemovePodSandbox: {e}\n{}", node.l.log()));
+    assert!(
+        node.runtime
+            .list_pod_sandbox(cri::ListPodSandboxRequest::default())
+            .await
+            .expect("list")
+            .into_inner()
+            .items
+            .is_empty()
+    );
+    assert!(
+        node.runtime
+            .list_containers(cri::ListContainersRequest::default())
+            .await
+            .expect("list")
+            .into_inner()
+            .containers
+            .is_empty()
+    );
+    assert!(node.mounts().is_empty(), "{:?}", node.mounts());
+    let sandboxes = node.l.state.join("cri/sandboxes");
+    assert_eq!(
+        std::fs::read_dir(&sandboxes)
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
+    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/memory{cg_path}")).exists());
+    node.runtime
+        .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+            pod_sandbox_id: pod,
+        })
+        .await
+        .expect("removing a removed pod is fine");
+}
