@@ -151,6 +151,13 @@ impl CriNode {
         }
     }
 
+    /// New clients, for a lifecycled started again on the same socket.
+    pub async fn reconnect(&mut self) {
+        let c = self.l.client("k8s.io").await;
+        self.images = ImageServiceClient::new(c.channel.clone());
+        self.runtime = RuntimeServiceClient::new(c.channel.clone());
+    }
+
     /// The host-local leases of the pod network: one file per address.
     pub fn leases(&self) -> Vec<String> {
         let dir = self.dir.path().join("ipam").join("berth-it-pods");

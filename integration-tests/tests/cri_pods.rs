@@ -514,3 +514,343 @@ async fn a_pod_shares_localhost_logs_for_the_kubelet_publishes_a_host_port_and_g
         .await
         .expect("removing a removed pod is fine");
 }
+
+async fn sandbox_state(node: &mut CriNode, pod: &str) -> (i32, String) {
+    let s = node
+        .runtime
+        .pod_sandbox_status(cri::PodSandboxStatusRequest {
+            pod_sandbox_id: pod.to_string(),
+            verbose: false,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("sandbox status: {e}\n{}", node.l.log()))
+        .into_inner()
+        .status
+        .expect("a status");
+    (s.state, s.network.map(|n| n.ip).unwrap_or_default())
+}
+
+async fn container_pid(node: &mut CriNode, id: &str) -> u64 {
+    let s = node
+        .runtime
+        .container_status(cri::ContainerStatusRequest {
+            container_id: id.to_string(),
+            verbose: true,
+        })
+        .await
+        .expect("status")
+        .into_inner();
+    let info: serde_json::Value = serde_json::from_str(&s.info["info"]).expect("verbose info");
+    info["pid"].as_u64().expect("a pid")
+}
+
+async fn remove_pod(node: &mut CriNode, pod: &str) {
+    for step in ["stop", "remove"] {
+        let r = if step == "stop" {
+            node.runtime
+                .stop_pod_sandbox(cri::StopPodSandboxRequest {
+                    pod_sandbox_id: pod.to_string(),
+                })
+                .await
+                .map(|_| ())
+        } else {
+            node.runtime
+                .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                    pod_sandbox_id: pod.to_string(),
+                })
+                .await
+                .map(|_| ())
+        };
+        r.unwrap_or_else(|e| panic!("{step} {pod}: {e}\n{}", node.l.log()));
+    }
+}
+
+#[tokio::test]
+async fn lifecycled_killed_under_running_pods_comes_back_with_the_same_answers() {
+    let mut node = CriNode::start().await;
+    let pod_cfg = pod_config("db", &node, Vec::new());
+    let pod = run_pod(&mut node, pod_cfg.clone()).await;
+    let config = container_config("long", &node, &["sleep", "1000"]);
+    let long = create(&mut node, &pod, config, &pod_cfg)
+        .await
+        .expect("create long");
+    let config = container_config("short", &node, &["sh", "-c", "read _; echo bye; exit 5"]);
+    let mut short_cfg = config;
+    short_cfg.stdin = true;
+    short_cfg.stdin_once = true;
+    let short = create(&mut node, &pod, short_cfg, &pod_cfg)
+        .await
+        .expect("create short");
+    let config = container_config("later", &node, &["sh", "-c", "echo later"]);
+    let later = create(&mut node, &pod, config, &pod_cfg)
+        .await
+        .expect("create later");
+    start(&mut node, &long).await;
+    start(&mut node, &short).await;
+    let before = sandbox_state(&mut node, &pod).await;
+    assert_eq!(before.0, cri::PodSandboxState::SandboxReady as i32);
+    let long_pid = container_pid(&mut node, &long).await;
+    let short_pid = container_pid(&mut node, &short).await;
+
+    // The daemon dies; while it is away, one container exits (killed by
+    // the test: its stdin is the shim's, which keeps it waiting).
+    node.l.kill9();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &short_pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{short_pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{short_pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+    {
+        assert!(std::time::Instant::now() < deadline, "short did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    node.l.spawn();
+    node.reconnect().await;
+
+    // The same pod, the same address, the same running container.
+    assert_eq!(sandbox_state(&mut node, &pod).await, before);
+    let running = node
+        .wait_state(&long, cri::ContainerState::ContainerRunning, 1)
+        .await;
+    assert!(running.started_at > 0);
+    assert_eq!(container_pid(&mut node, &long).await, long_pid);
+    // The exit that happened while lifecycled was away is known.
+    let gone = node
+        .wait_state(&short, cri::ContainerState::ContainerExited, 10)
+        .await;
+    assert_eq!(
+        (gone.exit_code, gone.reason.as_str()),
+        (143, "Error"),
+        "{gone:?}"
+    );
+    assert!(gone.finished_at >= gone.started_at);
+    // The container created before the crash starts after it.
+    node.wait_state(&later, cri::ContainerState::ContainerCreated, 1)
+        .await;
+    start(&mut node, &later).await;
+    let done = node
+        .wait_state(&later, cri::ContainerState::ContainerExited, 10)
+        .await;
+    assert_eq!(done.exit_code, 0);
+    let log = std::fs::read_to_string(&done.log_path).expect("log");
+    assert!(log.ends_with(" stdout F later\n"), "{log}");
+    let r = exec(&mut node, &long, &["hostname"], 10)
+        .await
+        .expect("exec after the restart");
+    assert_eq!(r.stdout, b"db-host\n");
+
+    remove_pod(&mut node, &pod).await;
+    assert!(node.mounts().is_empty(), "{:?}", node.mounts());
+    assert!(node.leases().is_empty(), "{:?}", node.leases());
+    assert!(!std::path::Path::new(&format!("/proc/{long_pid}")).exists());
+}
+
+#[tokio::test]
+async fn wrong_requests_get_a_clear_status_and_change_nothing() {
+    let mut node = CriNode::start().await;
+    let pod_cfg = pod_config("q", &node, Vec::new());
+
+    // A container in a sandbox that does not exist.
+    let config = container_config("c", &node, &["true"]);
+    let e = create(&mut node, "no-such-sandbox", config, &pod_cfg)
+        .await
+        .expect_err("no sandbox");
+    assert_eq!(e.code(), Code::NotFound, "{e}");
+    assert!(e.message().contains("no-such-sandbox"), "{e}");
+
+    let pod = run_pod(&mut node, pod_cfg.clone()).await;
+    // The same pod again: its name is taken.
+    let e = node
+        .runtime
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(pod_cfg.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .expect_err("a duplicate sandbox");
+    assert_eq!(e.code(), Code::AlreadyExists, "{e}");
+    assert!(
+        e.message().contains("is reserved for") && e.message().contains(&pod),
+        "{e}"
+    );
+    // An image that was never pulled.
+    let mut config = container_config("c", &node, &["true"]);
+    config.image = Some(cri::ImageSpec {
+        image: format!("{}/berth/absent:1", node.reg.host),
+        ..Default::default()
+    });
+    let e = create(&mut node, &pod, config, &pod_cfg)
+        .await
+        .expect_err("an absent image");
+    assert_eq!(e.code(), Code::NotFound, "{e}");
+    assert!(e.message().contains("berth/absent:1"), "{e}");
+    // A runtime handler that is not configured.
+    let mut other = pod_config("r", &node, Vec::new());
+    other.metadata.as_mut().expect("metadata").uid = "uid-r2".into();
+    let e = node
+        .runtime
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(other),
+            runtime_handler: "no-such-handler".into(),
+        })
+        .await
+        .expect_err("an unknown handler");
+    assert!(e.message().contains("no-such-handler"), "{e}");
+    // Unknown ids.
+    for (what, e) in [
+        (
+            "status",
+            node.runtime
+                .container_status(cri::ContainerStatusRequest {
+                    container_id: "nope".into(),
+                    verbose: false,
+                })
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "start",
+            node.runtime
+                .start_container(cri::StartContainerRequest {
+                    container_id: "nope".into(),
+                })
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "sandbox status",
+            node.runtime
+                .pod_sandbox_status(cri::PodSandboxStatusRequest {
+                    pod_sandbox_id: "nope".into(),
+                    verbose: false,
+                })
+                .await
+                .map(|_| ()),
+        ),
+    ] {
+        let e = e.expect_err(what);
+        assert_eq!(e.code(), Code::NotFound, "{what}: {e}");
+    }
+    // Removing what is not there is fine, as the kubelet retries removals.
+    node.runtime
+        .remove_container(cri::RemoveContainerRequest {
+            container_id: "nope".into(),
+        })
+        .await
+        .expect("removing an unknown container");
+
+    // Nothing of the failed requests is left: one pod, no containers.
+    let pods = node
+        .runtime
+        .list_pod_sandbox(cri::ListPodSandboxRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .items;
+    assert_eq!(
+        pods.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        [pod.as_str()]
+    );
+    assert!(
+        node.runtime
+            .list_containers(cri::ListContainersRequest::default())
+            .await
+            .expect("list")
+            .into_inner()
+            .containers
+            .is_empty()
+    );
+    assert_eq!(node.leases().len(), 1, "{:?}", node.leases());
+    remove_pod(&mut node, &pod).await;
+    assert!(node.mounts().is_empty(), "{:?}", node.mounts());
+}
+
+#[tokio::test]
+async fn a_node_without_a_pod_network_says_so_and_still_runs_host_network_pods() {
+    let mut node = CriNode::start_with_network(false).await;
+    let status = node
+        .runtime
+        .status(cri::StatusRequest { verbose: false })
+        .await
+        .expect("status")
+        .into_inner()
+        .status
+        .expect("conditions");
+    let net = status
+        .conditions
+        .iter()
+        .find(|c| c.r#type == "NetworkReady")
+        .expect("NetworkReady");
+    assert!(
+        !net.status && net.reason == "NetworkPluginNotReady",
+        "{net:?}"
+    );
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.r#type == "RuntimeReady" && c.status)
+    );
+
+    let pod_cfg = pod_config("nonet", &node, Vec::new());
+    let e = node
+        .runtime
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(pod_cfg),
+            runtime_handler: String::new(),
+        })
+        .await
+        .expect_err("no pod network");
+    assert!(e.message().contains("cni"), "{e}");
+    assert!(
+        node.runtime
+            .list_pod_sandbox(cri::ListPodSandboxRequest::default())
+            .await
+            .expect("list")
+            .into_inner()
+            .items
+            .is_empty()
+    );
+    assert!(node.mounts().is_empty(), "{:?}", node.mounts());
+    let netns_dir = node.l.state.join("cri/netns");
+    assert_eq!(
+        std::fs::read_dir(&netns_dir)
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
+
+    // A pod on the node's own network needs no plugin.
+    let mut pod_cfg = pod_config("hostnet", &node, Vec::new());
+    pod_cfg.hostname = String::new();
+    pod_cfg.linux = Some(cri::LinuxPodSandboxConfig {
+        cgroup_parent: format!("/{}/kubepods/podhostnet", node.l.cgroup_parent),
+        security_context: Some(cri::LinuxSandboxSecurityContext {
+            namespace_options: Some(cri::NamespaceOption {
+                network: cri::NamespaceMode::Node as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let pod = run_pod(&mut node, pod_cfg.clone()).await;
+    let config = container_config("c", &node, &["sleep", "1000"]);
+    let c = create(&mut node, &pod, config, &pod_cfg)
+        .await
+        .expect("create");
+    start(&mut node, &c).await;
+    let pid = container_pid(&mut node, &c).await;
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/net")).expect("netns");
+    assert_eq!(ns(&pid.to_string()), ns("self"));
+    let r = exec(&mut node, &c, &["hostname"], 10).await.expect("exec");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    assert_eq!(String::from_utf8_lossy(&r.stdout), host);
+    remove_pod(&mut node, &pod).await;
+    assert!(node.mounts().is_empty(), "{:?}", node.mounts());
+}
