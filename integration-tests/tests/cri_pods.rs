@@ -359,6 +359,100 @@ async fn a_pod_shares_localhost_logs_for_the_kubelet_publishes_a_host_port_and_g
         Some("100663296")
     );
 
+    // Stats as the kubelet reads them: the server's cgroup and layer, the
+    // pod's cgroup, interfaces and processes.
+    let stats = |r: cri::ContainerStats| {
+        let cpu = r.cpu.expect("cpu");
+        let mem = r.memory.expect("memory");
+        let layer = r.writable_layer.expect("writable layer");
+        (
+            cpu.usage_core_nano_seconds.map(|v| v.value).unwrap_or(0),
+            cpu.usage_nano_cores.is_some(),
+            mem.working_set_bytes.map(|v| v.value).unwrap_or(0),
+            mem.available_bytes.map(|v| v.value),
+            layer.used_bytes.map(|v| v.value).unwrap_or(0),
+        )
+    };
+    let first = node
+        .runtime
+        .container_stats(cri::ContainerStatsRequest {
+            container_id: server.clone(),
+        })
+        .await
+        .expect("container stats")
+        .into_inner()
+        .stats
+        .expect("stats");
+    assert_eq!(first.attributes.as_ref().expect("attributes").id, server);
+    let (cpu, _, working_set, available, layer) = stats(first);
+    assert!(cpu > 0 && working_set > 0, "{cpu} {working_set}");
+    assert_eq!(available, Some((96 << 20) - working_set));
+    // index.html and the /www directory that holds it.
+    assert!(layer >= 15, "{layer}");
+    let listed = node
+        .runtime
+        .list_container_stats(cri::ListContainerStatsRequest {
+            filter: Some(cri::ContainerStatsFilter {
+                pod_sandbox_id: pod.clone(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("list container stats")
+        .into_inner()
+        .stats;
+    // Only the running server: the client has exited.
+    assert_eq!(
+        listed
+            .iter()
+            .map(|s| s.attributes.as_ref().expect("attributes").id.as_str())
+            .collect::<Vec<_>>(),
+        [server.as_str()]
+    );
+    let (_, rate, ..) = stats(listed.into_iter().next().expect("one"));
+    assert!(rate, "a second sample has a usage rate");
+    let pod_stats = node
+        .runtime
+        .pod_sandbox_stats(cri::PodSandboxStatsRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .expect("pod stats")
+        .into_inner()
+        .stats
+        .expect("stats")
+        .linux
+        .expect("linux");
+    let eth0 = pod_stats
+        .network
+        .and_then(|n| n.default_interface)
+        .expect("eth0");
+    assert_eq!(eth0.name, "eth0");
+    // The page went out through eth0 when the host fetched it.
+    assert!(eth0.tx_bytes.expect("tx").value > 100, "{eth0:?}");
+    let procs = pod_stats
+        .process
+        .and_then(|p| p.process_count)
+        .expect("count");
+    assert!(procs.value >= 2, "pause and httpd: {procs:?}");
+    assert!(
+        pod_stats
+            .memory
+            .and_then(|m| m.working_set_bytes)
+            .expect("ws")
+            .value
+            >= working_set
+    );
+    assert_eq!(pod_stats.containers.len(), 1);
+    let all_pods = node
+        .runtime
+        .list_pod_sandbox_stats(cri::ListPodSandboxStatsRequest::default())
+        .await
+        .expect("list pod stats")
+        .into_inner()
+        .stats;
+    assert_eq!(all_pods.len(), 1);
+
     // A container over its memory limit is killed, and said to be.
     let mut hog = container_config(
         "hog",
@@ -570,7 +664,11 @@ async fn lifecycled_killed_under_running_pods_comes_back_with_the_same_answers()
     let mut node = CriNode::start().await;
     let pod_cfg = pod_config("db", &node, Vec::new());
     let pod = run_pod(&mut node, pod_cfg.clone()).await;
-    let config = container_config("long", &node, &["sleep", "1000"]);
+    let config = container_config(
+        "long",
+        &node,
+        &["sh", "-c", "while true; do echo tick; sleep 0.1; done"],
+    );
     let long = create(&mut node, &pod, config, &pod_cfg)
         .await
         .expect("create long");
@@ -643,6 +741,40 @@ async fn lifecycled_killed_under_running_pods_comes_back_with_the_same_answers()
         .await
         .expect("exec after the restart");
     assert_eq!(r.stdout, b"db-host\n");
+
+    // The kubelet rotates the log: renames it, asks for it to be reopened.
+    let log_path = running.log_path.clone();
+    let rotated = format!("{log_path}.20261204-000000");
+    std::fs::rename(&log_path, &rotated).expect("rename the log");
+    node.runtime
+        .reopen_container_log(cri::ReopenContainerLogRequest {
+            container_id: long.clone(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("reopen: {e}\n{}", node.l.log()));
+    let old_len = std::fs::metadata(&rotated).expect("rotated").len();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&log_path)
+        .map(|l| !l.contains(" stdout F tick\n"))
+        .unwrap_or(true)
+    {
+        assert!(std::time::Instant::now() < deadline, "no new log");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        std::fs::metadata(&rotated).expect("rotated").len(),
+        old_len,
+        "the rotated file is still written"
+    );
+    let e = node
+        .runtime
+        .reopen_container_log(cri::ReopenContainerLogRequest {
+            container_id: short.clone(),
+        })
+        .await
+        .expect_err("an exited container has no log open");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
 
     remove_pod(&mut node, &pod).await;
     assert!(node.mounts().is_empty(), "{:?}", node.mounts());

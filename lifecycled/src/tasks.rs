@@ -800,6 +800,17 @@ impl Tasks {
         .await
     }
 
+    pub async fn reopen_log(&self, ns: &str, id: &str) -> Result<(), Status> {
+        let t = self.get(ns, id)?;
+        call(
+            &t,
+            t.client.clone().reopen_log(shim::ProcessRequest {
+                exec_id: String::new(),
+            }),
+        )
+        .await
+    }
+
     pub async fn pause(&self, ns: &str, id: &str, pause: bool) -> Result<(), Status> {
         let t = self.get(ns, id)?;
         if pause {

@@ -37,6 +37,8 @@ pub struct Io {
     console: std::sync::OnceLock<Arc<AsyncFd<OwnedFd>>>,
     done: watch::Sender<bool>,
     exited: watch::Sender<bool>,
+    /// The log's writer, for reopening the file.
+    log: std::sync::OnceLock<LogWriter>,
 }
 
 impl Default for Io {
@@ -47,6 +49,7 @@ impl Default for Io {
             console: std::sync::OnceLock::new(),
             done: watch::channel(false).0,
             exited: watch::channel(false).0,
+            log: std::sync::OnceLock::new(),
         }
     }
 }
@@ -197,6 +200,9 @@ impl Prepared {
     /// pty master if there is one, and start reading output into `io`.
     pub async fn start(self, io: &Arc<Io>, cfg: &pb::Stdio) -> Result<()> {
         let Prepared { keep, log, .. } = self;
+        if let Some(l) = &log {
+            let _ = io.log.set(l.clone());
+        }
         match keep {
             Keep::Pipes {
                 stdin,
@@ -404,6 +410,11 @@ impl Io {
             return;
         }
         *guard = None;
+    }
+
+    pub async fn reopen_log(&self) -> Result<()> {
+        let log = self.log.get().context("the process has no log file")?;
+        log.reopen().await.context("reopening the log")
     }
 
     pub fn resize(&self, width: u32, height: u32) -> Result<()> {

@@ -4,7 +4,7 @@
 //! feeding attached clients without ever blocking the container), and serves
 //! berth.shim.v1 on its own unix socket.
 
-pub mod cgstats;
+pub use berth_cgstats as cgstats;
 pub mod crilog;
 pub mod io;
 pub mod journal;

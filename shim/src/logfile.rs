@@ -103,6 +103,7 @@ enum LogMsg {
         last: bool,
     },
     Flushed(tokio::sync::oneshot::Sender<()>),
+    Reopen(tokio::sync::oneshot::Sender<std::io::Result<()>>),
 }
 
 /// Where a container's output is kept: Docker's json-file log, the CRI's
@@ -125,6 +126,18 @@ impl Sink {
             Sink::File(f) => f.write(stream, data, at),
             Sink::Cri(f) => f.write(stream, data, at),
             Sink::Journal(j) => j.write(stream, data, last),
+        }
+    }
+
+    /// The file at its path again; json-file logs rotate themselves and
+    /// the journal has no file, so only the CRI's log reopens.
+    fn reopen(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Cri(f) => f.reopen(),
+            Sink::File(_) | Sink::Journal(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "only a CRI log can be reopened",
+            )),
         }
     }
 }
@@ -161,6 +174,9 @@ impl LogWriter {
                         LogMsg::Flushed(done) => {
                             let _ = done.send(());
                         }
+                        LogMsg::Reopen(done) => {
+                            let _ = done.send(sink.reopen());
+                        }
                     }
                 }
             })?;
@@ -187,6 +203,17 @@ impl LogWriter {
                 last,
             })
             .await;
+    }
+
+    /// Reopens the file, after everything sent before went to the old one.
+    pub async fn reopen(&self) -> std::io::Result<()> {
+        let (done, reopened) = tokio::sync::oneshot::channel();
+        let gone = || std::io::Error::other("the log writer has stopped");
+        self.tx
+            .send(LogMsg::Reopen(done))
+            .await
+            .map_err(|_| gone())?;
+        reopened.await.map_err(|_| gone())?
     }
 
     /// Resolves once everything sent before is in the file.

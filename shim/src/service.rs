@@ -103,6 +103,15 @@ impl Shim for Service {
         Ok(Response::new(()))
     }
 
+    async fn reopen_log(&self, req: Request<shim::ProcessRequest>) -> Result<Response<()>, Status> {
+        let proc = self.0.process(&req.into_inner().exec_id)?;
+        proc.io
+            .reopen_log()
+            .await
+            .map_err(|e| Status::failed_precondition(format!("{e:#}")))?;
+        Ok(Response::new(()))
+    }
+
     async fn pids(&self, _: Request<()>) -> Result<Response<shim::PidsResponse>, Status> {
         Ok(Response::new(shim::PidsResponse {
             processes: self.0.pids()?,

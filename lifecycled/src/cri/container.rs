@@ -465,6 +465,7 @@ impl Cri {
         if let Some(m) = container_meta(&r) {
             self.release(&m.reserved);
         }
+        self.forget_sample(id);
         Ok(())
     }
 
@@ -678,6 +679,18 @@ impl Cri {
                 )))
             }
         }
+    }
+
+    /// The kubelet renamed the log away (rotation): the shim opens it
+    /// again. Only a running container has a log being written.
+    pub async fn reopen_log(&self, id: &str) -> Result<(), Status> {
+        let r = self.running(id)?;
+        self.tasks.reopen_log(NAMESPACE, &r.id).await.map_err(|e| {
+            Status::new(
+                e.code(),
+                format!("failed to reopen log of {}: {}", r.id, e.message()),
+            )
+        })
     }
 
     pub async fn update_resources(

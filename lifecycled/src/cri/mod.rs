@@ -16,6 +16,7 @@ pub mod container;
 pub mod network;
 pub mod sandbox;
 pub mod spec;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -140,6 +141,9 @@ pub struct Cri {
     /// Names in use (`name_namespace_uid_attempt` as containerd makes them)
     /// and who holds them.
     names: Mutex<HashMap<String, String>>,
+    /// The last CPU sample (time, usage) of each container and pod, for
+    /// the usage rate the kubelet reads.
+    samples: Mutex<HashMap<String, (i64, u64)>>,
 }
 
 impl Cri {
@@ -161,6 +165,7 @@ impl Cri {
             state,
             pause_root,
             names: Mutex::new(HashMap::new()),
+            samples: Mutex::new(HashMap::new()),
             store,
         };
         let mut names = HashMap::new();

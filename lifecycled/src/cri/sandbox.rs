@@ -271,6 +271,7 @@ impl Cri {
         if let Some(m) = sandbox_meta(&r) {
             self.release(&m.reserved_name());
         }
+        self.forget_sample(&r.id);
         Ok(())
     }
 

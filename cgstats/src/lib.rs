@@ -13,6 +13,14 @@ const ROOT: &str = "/sys/fs/cgroup";
 /// USER_HZ: the unit of cpuacct.stat and /proc/stat.
 const NS_PER_TICK: u64 = 10_000_000;
 
+fn timestamp(t: SystemTime) -> prost_types::Timestamp {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    prost_types::Timestamp {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
+}
+
 fn read(p: &Path) -> Option<String> {
     fs::read_to_string(p).ok()
 }
@@ -68,7 +76,7 @@ fn system_cpu() -> (u64, u32) {
 pub fn read_stats(cgroup: &Path) -> Stats {
     let (system, cpus) = system_cpu();
     let mut s = Stats {
-        read_at: Some(crate::timestamp(SystemTime::now())),
+        read_at: Some(timestamp(SystemTime::now())),
         system_cpu_usage: system,
         online_cpus: cpus,
         ..Default::default()
