@@ -986,3 +986,74 @@ async fn a_node_without_a_pod_network_says_so_and_still_runs_host_network_pods()
     remove_pod(&mut node, &pod).await;
     assert!(node.mounts().is_empty(), "{:?}", node.mounts());
 }
+
+#[tokio::test]
+async fn container_events_follow_a_pod_through_its_life() {
+    let mut node = CriNode::start().await;
+    let mut events = node
+        .runtime
+        .get_container_events(cri::GetEventsRequest {})
+        .await
+        .expect("events")
+        .into_inner();
+    let mut next = async move |want: cri::ContainerEventType| {
+        let e = tokio::time::timeout(Duration::from_secs(10), events.message())
+            .await
+            .unwrap_or_else(|_| panic!("no {want:?} event"))
+            .expect("the stream")
+            .expect("an event");
+        assert_eq!(e.container_event_type, want as i32, "{e:?}");
+        e
+    };
+    use cri::ContainerEventType::*;
+    let pod_cfg = pod_config("ev", &node, Vec::new());
+    let pod = run_pod(&mut node, pod_cfg.clone()).await;
+    for kind in [ContainerCreatedEvent, ContainerStartedEvent] {
+        let e = next(kind).await;
+        assert_eq!(e.container_id, pod);
+        assert_eq!(
+            e.pod_sandbox_status.expect("pod status").state,
+            cri::PodSandboxState::SandboxReady as i32
+        );
+    }
+    let config = container_config("c", &node, &["sh", "-c", "read _; exit 2"]);
+    let mut config = config;
+    config.stdin = true;
+    let c = create(&mut node, &pod, config, &pod_cfg)
+        .await
+        .expect("create");
+    let e = next(ContainerCreatedEvent).await;
+    assert_eq!(e.container_id, c);
+    assert_eq!(e.containers_statuses.len(), 1);
+    start(&mut node, &c).await;
+    let e = next(ContainerStartedEvent).await;
+    assert_eq!(e.container_id, c);
+    assert_eq!(
+        e.containers_statuses[0].state,
+        cri::ContainerState::ContainerRunning as i32
+    );
+    let pid = container_pid(&mut node, &c).await;
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let e = next(ContainerStoppedEvent).await;
+    assert_eq!(e.container_id, c);
+    let s = &e.containers_statuses[0];
+    assert_eq!(
+        (s.state, s.exit_code),
+        (cri::ContainerState::ContainerExited as i32, 143)
+    );
+    remove_pod(&mut node, &pod).await;
+    let e = next(ContainerStoppedEvent).await;
+    assert_eq!(e.container_id, pod);
+    assert_eq!(
+        e.pod_sandbox_status.expect("pod status").state,
+        cri::PodSandboxState::SandboxNotready as i32
+    );
+    assert_eq!(next(ContainerDeletedEvent).await.container_id, c);
+    let e = next(ContainerDeletedEvent).await;
+    assert_eq!(e.container_id, pod);
+    assert!(e.pod_sandbox_status.is_none() && e.containers_statuses.is_empty());
+}

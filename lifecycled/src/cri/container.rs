@@ -267,6 +267,7 @@ impl Cri {
             self.release(&name);
             return Err(e);
         }
+        self.emit(&id, &sandbox.id, super::Created).await;
         Ok(id)
     }
 
@@ -389,6 +390,7 @@ impl Cri {
                 self.update_meta::<ContainerMeta>(id, |m| {
                     m.started_at = nanos(SystemTime::now());
                 })?;
+                self.emit(id, &m.sandbox_id, super::Started).await;
                 Ok(())
             }
             Err(e) => {
@@ -466,6 +468,9 @@ impl Cri {
             self.release(&m.reserved);
         }
         self.forget_sample(id);
+        if let Some(m) = container_meta(&r) {
+            self.emit(id, &m.sandbox_id, super::Deleted).await;
+        }
         Ok(())
     }
 

@@ -13,6 +13,7 @@
 //! their shims like every other task.
 
 pub mod container;
+pub mod events;
 pub mod network;
 pub mod sandbox;
 pub mod spec;
@@ -31,6 +32,10 @@ use crate::config::CriConfig;
 use crate::events::Bus;
 use crate::store::{Record, Store, StoreError};
 use crate::tasks::Tasks;
+use berth_proto::cri::v1::ContainerEventType::{
+    ContainerCreatedEvent as Created, ContainerDeletedEvent as Deleted,
+    ContainerStartedEvent as Started, ContainerStoppedEvent as Stopped,
+};
 
 pub use crate::service::cri_images::NAMESPACE;
 
@@ -144,6 +149,7 @@ pub struct Cri {
     /// The last CPU sample (time, usage) of each container and pod, for
     /// the usage rate the kubelet reads.
     samples: Mutex<HashMap<String, (i64, u64)>>,
+    events: tokio::sync::broadcast::Sender<berth_proto::cri::v1::ContainerEventResponse>,
 }
 
 impl Cri {
@@ -166,6 +172,7 @@ impl Cri {
             pause_root,
             names: Mutex::new(HashMap::new()),
             samples: Mutex::new(HashMap::new()),
+            events: events::channel(),
             store,
         };
         let mut names = HashMap::new();
@@ -306,8 +313,10 @@ impl Cri {
         match r.labels.get(KIND).map(String::as_str) {
             Some("container") => {
                 let oom = spec::oom_killed(&r.spec);
+                let mut sandbox = None;
                 let _ = self.update_meta::<ContainerMeta>(id, |m| {
                     if m.finished_at == 0 {
+                        sandbox = Some(m.sandbox_id.clone());
                         m.finished_at = at;
                         m.exit_code = status as i32;
                         m.reason = if oom {
@@ -320,9 +329,18 @@ impl Cri {
                     }
                 });
                 self.delete_task(id).await;
+                if let Some(sandbox) = sandbox {
+                    self.emit(id, &sandbox, Stopped).await;
+                }
             }
             Some("sandbox") => {
-                let _ = self.update_meta::<SandboxMeta>(id, |m| m.ready = false);
+                let mut was_ready = false;
+                let _ = self.update_meta::<SandboxMeta>(id, |m| {
+                    was_ready = std::mem::replace(&mut m.ready, false);
+                });
+                if was_ready {
+                    self.emit(id, id, Stopped).await;
+                }
             }
             _ => {}
         }

@@ -87,7 +87,11 @@ impl Cri {
         let name = meta.reserved_name();
         self.reserve("sandbox", &name, &id)?;
         match self.run_inner(&id, &mut meta, &config, &runtime.name).await {
-            Ok(()) => Ok(id),
+            Ok(()) => {
+                self.emit(&id, &id, super::Created).await;
+                self.emit(&id, &id, super::Started).await;
+                Ok(id)
+            }
             Err(e) => {
                 self.release(&name);
                 Err(e)
@@ -245,11 +249,15 @@ impl Cri {
         let meta = sandbox_meta(&r).unwrap_or_default();
         self.teardown_network(id, &meta).await;
         unmount_shm(&self.sandbox_dir(id));
+        let mut was_ready = false;
         self.update_meta::<SandboxMeta>(id, |m| {
-            m.ready = false;
+            was_ready = std::mem::replace(&mut m.ready, false);
             m.network = None;
             m.netns = None;
         })?;
+        if was_ready {
+            self.emit(id, id, super::Stopped).await;
+        }
         Ok(())
     }
 
@@ -272,6 +280,7 @@ impl Cri {
             self.release(&m.reserved_name());
         }
         self.forget_sample(&r.id);
+        self.emit(&r.id, &r.id, super::Deleted).await;
         Ok(())
     }
 

@@ -303,7 +303,28 @@ impl RuntimeService for Service {
         &self,
         _: Request<cri::GetEventsRequest>,
     ) -> Result<Response<Self::GetContainerEventsStream>, Status> {
-        Err(not_yet("GetContainerEvents"))
+        let mut events = self.cri.subscribe();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let e = match events.recv().await {
+                    Ok(e) => Ok(e),
+                    // A subscriber that fell this far behind has lost
+                    // events: it must list again, so it is told.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Err(
+                        Status::data_loss(format!("{n} container events were missed")),
+                    ),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                let end = e.is_err();
+                if tx.send(e).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
     }
 
     async fn list_metric_descriptors(
