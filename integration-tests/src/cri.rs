@@ -268,3 +268,116 @@ impl Drop for CriNode {
         crate::stack::remove_bridge(&self.bridge);
     }
 }
+
+/// kubestream (integration-tests/go/kubestream): a SPDY client of the
+/// Kubernetes streaming protocols built on moby/spdystream, the library
+/// kubectl and the kubelet use, from Debian's Go packages. Built once per
+/// test run next to the test binaries.
+pub fn kubestream() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test executable path");
+            let dir = exe
+                .parent()
+                .and_then(|d| d.parent())
+                .expect("target directory")
+                .join("kubestream");
+            let gopath = dir.join("gopath");
+            let link = gopath.join("src/github.com/moby/spdystream");
+            std::fs::create_dir_all(link.parent().expect("a parent")).expect("gopath");
+            // Debian ships moby/spdystream under its old import path.
+            let debian = std::path::Path::new("/usr/share/gocode/src/github.com/docker/spdystream");
+            assert!(
+                debian.exists(),
+                "golang-github-docker-spdystream-dev is not installed (scripts/deps installs it)"
+            );
+            if std::fs::symlink_metadata(&link).is_err() {
+                let _ = std::os::unix::fs::symlink(debian, &link);
+            }
+            let src =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("go/kubestream/main.go");
+            // Each builder writes a file of its own and renames it in place,
+            // so test binaries building at once never see half a file.
+            let tmp = dir.join(format!("kubestream.{}", std::process::id()));
+            let out = Command::new("go")
+                .args(["build", "-o"])
+                .arg(&tmp)
+                .arg(&src)
+                .env("GO111MODULE", "off")
+                .env("GOPATH", &gopath)
+                .env("GOCACHE", dir.join("cache"))
+                .env("GOFLAGS", "")
+                .output()
+                .expect("running go (golang-go)");
+            assert!(
+                out.status.success(),
+                "building kubestream: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let bin = dir.join("kubestream");
+            std::fs::rename(&tmp, &bin).expect("kubestream in place");
+            bin
+        })
+        .clone()
+}
+
+/// The outcome of a kubestream run: stdout, stderr, the remote status (the
+/// JSON the error stream carried) and kubestream's exit code.
+pub struct Streamed {
+    pub stdout: String,
+    pub stderr: String,
+    pub status: String,
+    pub code: i32,
+}
+
+/// Runs kubestream with `args`, `input` on its stdin.
+pub fn kubestream_run(args: &[&str], input: &[u8]) -> Streamed {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let (mut status_r, status_w) = std::io::pipe().expect("a pipe");
+    let fd = status_w.as_raw_fd();
+    let mut cmd = Command::new(kubestream());
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: dup2 is async-signal-safe; the status pipe becomes fd 3.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("running kubestream");
+    drop(status_w);
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input).expect("kubestream's stdin");
+    drop(stdin);
+    let mut status = String::new();
+    let reader = std::thread::spawn(move || {
+        let _ = status_r.read_to_string(&mut status);
+        status
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if child.try_wait().expect("kubestream").is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("kubestream's output");
+    Streamed {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        status: reader.join().unwrap_or_default(),
+        code: out.status.code().unwrap_or(-1),
+    }
+}

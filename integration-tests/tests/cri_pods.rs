@@ -1057,3 +1057,275 @@ async fn container_events_follow_a_pod_through_its_life() {
     assert_eq!(e.container_id, pod);
     assert!(e.pod_sandbox_status.is_none() && e.containers_statuses.is_empty());
 }
+
+/// A WebSocket to a streaming URL, speaking `protocol`.
+async fn websocket(
+    url: &str,
+    protocol: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url
+        .replacen("http://", "ws://", 1)
+        .into_client_request()
+        .expect("a request");
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        protocol.parse().expect("a header value"),
+    );
+    let (ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .unwrap_or_else(|e| panic!("WebSocket to {url}: {e}"));
+    assert_eq!(
+        resp.headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some(protocol)
+    );
+    ws
+}
+
+/// Reads channel messages until the server closes: the bytes of each
+/// channel, in order.
+async fn channels(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> HashMap<u8, Vec<u8>> {
+    use futures::StreamExt;
+    let mut got: HashMap<u8, Vec<u8>> = HashMap::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("the server answers");
+        match msg {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(b))) if !b.is_empty() => {
+                got.entry(b[0]).or_default().extend_from_slice(&b[1..]);
+            }
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None | Some(Err(_)) => {
+                return got;
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn exec_attach_and_port_forward_stream_over_spdy_and_websockets() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut node = CriNode::start().await;
+    let pod_cfg = pod_config("st", &node, Vec::new());
+    let pod = run_pod(&mut node, pod_cfg.clone()).await;
+    let config = container_config(
+        "web",
+        &node,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /www && echo hello-through-a-tunnel > /www/index.html && exec httpd -f -p 80 -h /www",
+        ],
+    );
+    let web = create(&mut node, &pod, config, &pod_cfg)
+        .await
+        .expect("create web");
+    start(&mut node, &web).await;
+    let mut talk = container_config(
+        "talk",
+        &node,
+        &[
+            "sh",
+            "-c",
+            "while read l; do echo \"got $l\"; done; echo bye >&2",
+        ],
+    );
+    talk.stdin = true;
+    talk.stdin_once = true;
+    let talk = create(&mut node, &pod, talk, &pod_cfg)
+        .await
+        .expect("create talk");
+    start(&mut node, &talk).await;
+
+    let exec_url = |node: &mut CriNode, cmd: &[&str], stdin: bool, tty: bool| {
+        let req = cri::ExecRequest {
+            container_id: web.clone(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            tty,
+            stdin,
+            stdout: true,
+            stderr: !tty,
+        };
+        let mut rt = node.runtime.clone();
+        async move {
+            rt.exec(req)
+                .await
+                .unwrap_or_else(|e| panic!("Exec: {e}"))
+                .into_inner()
+                .url
+        }
+    };
+
+    // SPDY, as kubectl exec: stdin in, both outputs back, the exit code in
+    // the status on the error stream.
+    let url = exec_url(
+        &mut node,
+        &["sh", "-c", "cat; echo err >&2; exit 3"],
+        true,
+        false,
+    )
+    .await;
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let r = integration_tests::cri::kubestream_run(&["exec", &url, "-stdin"], b"hello\n");
+    assert_eq!(
+        (r.stdout.as_str(), r.stderr.as_str()),
+        ("hello\n", "err\n"),
+        "{}",
+        node.l.log()
+    );
+    let status: serde_json::Value = serde_json::from_str(&r.status).expect("a status");
+    assert_eq!(status["status"], "Failure", "{status}");
+    assert_eq!(status["reason"], "NonZeroExitCode");
+    assert_eq!(status["details"]["causes"][0]["message"], "3");
+    // A URL is good once.
+    let again = integration_tests::cri::kubestream_run(&["exec", &url], b"");
+    assert_eq!(again.code, 101, "{}", again.stderr);
+    assert!(again.stderr.starts_with("404"), "{}", again.stderr);
+
+    // A terminal: the size the client sends reaches it.
+    let url = exec_url(
+        &mut node,
+        &["sh", "-c", "sleep 0.5; stty size"],
+        false,
+        true,
+    )
+    .await;
+    let r = integration_tests::cri::kubestream_run(&["exec", &url, "-tty"], b"");
+    assert_eq!(r.stdout, "45 123\r\n", "{}", r.stderr);
+    assert_eq!(r.status, r#"{"metadata":{},"status":"Success"}"#);
+
+    // WebSocket, v5: stdin closed by its own message, success.
+    let url = exec_url(&mut node, &["sh", "-c", "cat; echo done >&2"], true, false).await;
+    let mut ws = websocket(&url, "v5.channel.k8s.io").await;
+    ws.send(Message::binary(b"\x00ws-in\n".to_vec()))
+        .await
+        .expect("stdin");
+    ws.send(Message::binary(vec![255, 0]))
+        .await
+        .expect("close stdin");
+    let got = channels(&mut ws).await;
+    assert_eq!(got.get(&1).map(Vec::as_slice), Some(&b"ws-in\n"[..]));
+    assert_eq!(got.get(&2).map(Vec::as_slice), Some(&b"done\n"[..]));
+    assert_eq!(
+        got.get(&3).map(Vec::as_slice),
+        Some(&br#"{"metadata":{},"status":"Success"}"#[..])
+    );
+    // v4 carries the exit code the same way.
+    let url = exec_url(&mut node, &["sh", "-c", "exit 7"], false, false).await;
+    let mut ws = websocket(&url, "v4.channel.k8s.io").await;
+    let got = channels(&mut ws).await;
+    let status: serde_json::Value =
+        serde_json::from_slice(got.get(&3).expect("a status")).expect("json");
+    assert_eq!(status["details"]["causes"][0]["message"], "7");
+
+    // Attach to the container's own stdin (stdin_once: the client's end of
+    // input ends the container's).
+    let url = node
+        .runtime
+        .attach(cri::AttachRequest {
+            container_id: talk.clone(),
+            stdin: true,
+            tty: false,
+            stdout: true,
+            stderr: true,
+        })
+        .await
+        .expect("Attach")
+        .into_inner()
+        .url;
+    let r = integration_tests::cri::kubestream_run(&["exec", &url, "-stdin"], b"one\ntwo\n");
+    assert_eq!(
+        (r.stdout.as_str(), r.stderr.as_str()),
+        ("got one\ngot two\n", "bye\n"),
+        "{}",
+        node.l.log()
+    );
+    assert_eq!(r.status, r#"{"metadata":{},"status":"Success"}"#);
+    let done = node
+        .wait_state(&talk, cri::ContainerState::ContainerExited, 10)
+        .await;
+    let log = std::fs::read_to_string(&done.log_path).expect("log");
+    assert!(log.contains(" stdout F got two\n"), "{log}");
+
+    // Port forwarding into the pod's own localhost.
+    let pf_url = |node: &mut CriNode| {
+        let mut rt = node.runtime.clone();
+        let pod = pod.clone();
+        async move {
+            rt.port_forward(cri::PortForwardRequest {
+                pod_sandbox_id: pod,
+                port: vec![80],
+            })
+            .await
+            .expect("PortForward")
+            .into_inner()
+            .url
+        }
+    };
+    let url = pf_url(&mut node).await;
+    let r = integration_tests::cri::kubestream_run(
+        &["portforward", &url, "80", "GET /index.html HTTP/1.0\\n\\n"],
+        b"",
+    );
+    assert!(
+        r.stdout.contains("hello-through-a-tunnel"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let url = pf_url(&mut node).await;
+    let r = integration_tests::cri::kubestream_run(&["portforward", &url, "81", "x"], b"");
+    assert_eq!(r.code, 102, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("error forwarding port 81") && r.stderr.contains("refused"),
+        "{}",
+        r.stderr
+    );
+    let url = pf_url(&mut node).await;
+    let mut ws = websocket(&format!("{url}?port=80"), "v4.channel.k8s.io").await;
+    ws.send(Message::binary(
+        b"\x00GET /index.html HTTP/1.0\r\n\r\n".to_vec(),
+    ))
+    .await
+    .expect("request");
+    let got = channels(&mut ws).await;
+    let data = String::from_utf8_lossy(got.get(&0).expect("data"));
+    // The port comes first on each channel, then the answer.
+    assert!(data.starts_with("P\0HTTP/1.1 200 OK"), "{data}");
+    assert!(data.contains("hello-through-a-tunnel"), "{data}");
+    assert_eq!(got.get(&1).map(Vec::as_slice), Some(&b"P\0"[..]));
+
+    // Requests the streaming library refuses, and an exited container.
+    let e = node
+        .runtime
+        .exec(cri::ExecRequest {
+            container_id: web.clone(),
+            cmd: vec!["true".into()],
+            tty: true,
+            stderr: true,
+            ..Default::default()
+        })
+        .await
+        .expect_err("tty with stderr");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+    let e = node
+        .runtime
+        .attach(cri::AttachRequest {
+            container_id: talk.clone(),
+            stdout: true,
+            ..Default::default()
+        })
+        .await
+        .expect_err("attach to an exited container");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+    remove_pod(&mut node, &pod).await;
+}

@@ -88,6 +88,10 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
     let cri = crate::cri::Cri::new(tasks.clone(), store.clone(), images.clone(), &opts.state)
         .context("setting up the CRI's state")?;
     cri.follow_exits(&events);
+    let streaming = crate::cri::streaming::start(cri.clone())
+        .await
+        .context("starting the CRI's streaming server")?;
+    tracing::info!("CRI streaming server on {streaming}");
     tasks.restore().await;
     // SIGHUP reads the configuration file again: the runtime table and the
     // default runtime apply to tasks created from then on.

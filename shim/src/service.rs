@@ -190,30 +190,31 @@ impl Shim for Service {
                 }
             }
         });
-        if open.stdin {
-            let task = self.0.clone();
-            let exec_id = open.exec_id.clone();
-            tokio::spawn(async move {
-                while let Ok(Some(msg)) = input.message().await {
-                    match msg.kind {
-                        Some(shim::attach_request::Kind::Stdin(data)) => {
-                            if let Err(e) = io.write_stdin(&data).await {
-                                tracing::debug!("attach stdin: {e:#}");
-                                break;
-                            }
+        // Input is read even without stdin: a terminal's size changes come
+        // this way too, before and after the end of stdin.
+        let task = self.0.clone();
+        let exec_id = open.exec_id.clone();
+        tokio::spawn(async move {
+            let mut stdin_open = open.stdin;
+            while let Ok(Some(msg)) = input.message().await {
+                match msg.kind {
+                    Some(shim::attach_request::Kind::Stdin(data)) if stdin_open => {
+                        if let Err(e) = io.write_stdin(&data).await {
+                            tracing::debug!("attach stdin: {e:#}");
+                            stdin_open = false;
                         }
-                        Some(shim::attach_request::Kind::CloseStdin(true)) => {
-                            io.close_stdin().await;
-                            break;
-                        }
-                        Some(shim::attach_request::Kind::Resize(r)) => {
-                            let _ = task.resize(&exec_id, r.width, r.height);
-                        }
-                        _ => {}
                     }
+                    Some(shim::attach_request::Kind::CloseStdin(true)) if stdin_open => {
+                        io.close_stdin().await;
+                        stdin_open = false;
+                    }
+                    Some(shim::attach_request::Kind::Resize(r)) => {
+                        let _ = task.resize(&exec_id, r.width, r.height);
+                    }
+                    _ => {}
                 }
-            });
-        }
+            }
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

@@ -573,7 +573,7 @@ impl Cri {
     }
 
     /// The running container's task, or why there is none.
-    fn running(&self, id: &str) -> Result<Record, Status> {
+    pub(super) fn running(&self, id: &str) -> Result<Record, Status> {
         let r = self.find("container", id)?;
         let m = container_meta(&r).unwrap_or_default();
         let state = state_of(&m);
@@ -686,6 +686,39 @@ impl Cri {
         }
     }
 
+    /// A URL on the streaming server where the command runs once a
+    /// client connects.
+    pub fn exec_url(&self, mut req: cri::ExecRequest) -> Result<String, Status> {
+        if req.cmd.is_empty() {
+            return Err(Status::invalid_argument("cmd is empty"));
+        }
+        stream_opts(req.stdin, req.stdout, req.stderr, req.tty)?;
+        req.container_id = self.running(&req.container_id)?.id;
+        self.streams.url(super::streaming::Pending::Exec(req))
+    }
+
+    /// A URL on the streaming server joining a client to the container's
+    /// own stdio.
+    pub fn attach_url(&self, mut req: cri::AttachRequest) -> Result<String, Status> {
+        stream_opts(req.stdin, req.stdout, req.stderr, req.tty)?;
+        req.container_id = self.running(&req.container_id)?.id;
+        self.streams.url(super::streaming::Pending::Attach(req))
+    }
+
+    /// A URL on the streaming server forwarding connections into the pod.
+    pub fn port_forward_url(&self, mut req: cri::PortForwardRequest) -> Result<String, Status> {
+        let r = self.find("sandbox", &req.pod_sandbox_id)?;
+        if !super::sandbox_meta(&r).is_some_and(|m| m.ready) {
+            return Err(Status::failed_precondition(format!(
+                "pod sandbox {} is not ready",
+                r.id
+            )));
+        }
+        req.pod_sandbox_id = r.id;
+        self.streams
+            .url(super::streaming::Pending::PortForward(req))
+    }
+
     /// The kubelet renamed the log away (rotation): the shim opens it
     /// again. Only a running container has a log being written.
     pub async fn reopen_log(&self, id: &str) -> Result<(), Status> {
@@ -725,6 +758,22 @@ impl Cri {
             .map_err(super::store_status)?;
         Ok(())
     }
+}
+
+/// The streams a session may ask for, as the kubelet's streaming
+/// library checks them.
+fn stream_opts(stdin: bool, stdout: bool, stderr: bool, tty: bool) -> Result<(), Status> {
+    if tty && stderr {
+        return Err(Status::invalid_argument(
+            "tty and stderr cannot both be true",
+        ));
+    }
+    if !stdin && !stdout && !stderr {
+        return Err(Status::invalid_argument(
+            "one of stdin, stdout, or stderr must be set",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

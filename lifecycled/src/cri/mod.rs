@@ -18,6 +18,7 @@ pub mod network;
 pub mod sandbox;
 pub mod spec;
 pub mod stats;
+pub mod streaming;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -150,6 +151,8 @@ pub struct Cri {
     /// the usage rate the kubelet reads.
     samples: Mutex<HashMap<String, (i64, u64)>>,
     events: tokio::sync::broadcast::Sender<berth_proto::cri::v1::ContainerEventResponse>,
+    /// URLs of the streaming server handed out and not yet used.
+    pub streams: streaming::Tokens,
 }
 
 impl Cri {
@@ -173,6 +176,7 @@ impl Cri {
             names: Mutex::new(HashMap::new()),
             samples: Mutex::new(HashMap::new()),
             events: events::channel(),
+            streams: streaming::Tokens::default(),
             store,
         };
         let mut names = HashMap::new();
