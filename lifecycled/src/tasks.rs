@@ -44,6 +44,9 @@ pub struct Task {
     pub dir: PathBuf,
     pub client: Client,
     pub runtime: RuntimeInfo,
+    /// The init's exit has been published: the shim's event and a state
+    /// read after a reconnect may both see it, subscribers hear it once.
+    init_exit_published: std::sync::atomic::AtomicBool,
 }
 
 enum Slot {
@@ -299,7 +302,10 @@ impl Tasks {
                         pid,
                     }),
                 );
-                self.clone().watch(task);
+                // Subscribed before the caller can start the process: a
+                // process that exits at once is not missed.
+                let events = task.client.clone().events(()).await.ok();
+                self.clone().watch(task, events.map(|r| r.into_inner()));
                 Ok(api::CreateTaskResponse {
                     container_id: id.to_string(),
                     pid,
@@ -383,6 +389,7 @@ impl Tasks {
             dir: dir.clone(),
             client,
             runtime: runtime.clone(),
+            init_exit_published: Default::default(),
         });
         let req = shim::CreateRequest {
             id: id.to_string(),
@@ -410,26 +417,24 @@ impl Tasks {
     }
 
     /// Follows a shim's exits; when the shim itself dies, cleans up after it.
-    fn watch(self: Arc<Self>, task: Arc<Task>) {
+    /// `first`: the events stream if the caller has opened it already.
+    fn watch(
+        self: Arc<Self>,
+        task: Arc<Task>,
+        mut first: Option<tonic::codec::Streaming<shim::Event>>,
+    ) {
         tokio::spawn(async move {
             loop {
-                let stream = task.client.clone().events(()).await;
-                if let Ok(resp) = stream {
-                    let mut s = resp.into_inner();
+                let stream = match first.take() {
+                    Some(s) => Ok(s),
+                    None => task.client.clone().events(()).await.map(|r| r.into_inner()),
+                };
+                if let Ok(mut s) = stream {
                     while let Ok(Some(ev)) = s.message().await {
                         if ev.kind == shim::event::Kind::Exit as i32
                             && let Some(exit) = ev.exit
                         {
-                            self.events.publish(
-                                &task.namespace,
-                                Event::TaskExit(api::TaskExit {
-                                    container_id: task.id.clone(),
-                                    exec_id: ev.exec_id.clone(),
-                                    pid: exit.pid,
-                                    exit_status: exit.exit_status,
-                                    exited_at: exit.exited_at,
-                                }),
-                            );
+                            self.publish_exit(&task, &ev.exec_id, exit);
                         }
                     }
                 }
@@ -451,6 +456,27 @@ impl Tasks {
                 }
             }
         });
+    }
+
+    /// A process's exit, once for the init however many ways it was seen.
+    fn publish_exit(&self, task: &Task, exec_id: &str, exit: pb::Exit) {
+        if exec_id.is_empty()
+            && task
+                .init_exit_published
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        self.events.publish(
+            &task.namespace,
+            Event::TaskExit(api::TaskExit {
+                container_id: task.id.clone(),
+                exec_id: exec_id.to_string(),
+                pid: exit.pid,
+                exit_status: exit.exit_status,
+                exited_at: exit.exited_at,
+            }),
+        );
     }
 
     fn is_current(&self, task: &Arc<Task>) -> bool {
@@ -578,6 +604,7 @@ impl Tasks {
             dir,
             client,
             runtime,
+            init_exit_published: Default::default(),
         });
         let state = task
             .client
@@ -601,20 +628,32 @@ impl Tasks {
         }
         self.map()
             .insert((ns.clone(), id.clone()), Slot::Ready(task.clone()));
-        self.clone().watch(task.clone());
+        // Subscribed first, then the state read again: an exit between the
+        // two reads is seen by one or the other (and published once).
+        let events = task.client.clone().events(()).await.ok();
+        self.clone()
+            .watch(task.clone(), events.map(|r| r.into_inner()));
+        let state = match state {
+            Ok(p) if p.get_ref().status != pb::Status::Stopped as i32 => {
+                task.client
+                    .clone()
+                    .state(shim::ProcessRequest::default())
+                    .await
+            }
+            s => s,
+        };
         // An exit while we were away is reported now, with its true status.
         if let Ok(p) = state {
             let p = p.into_inner();
             if p.status == pb::Status::Stopped as i32 {
-                self.events.publish(
-                    &ns,
-                    Event::TaskExit(api::TaskExit {
-                        container_id: id,
-                        exec_id: String::new(),
+                self.publish_exit(
+                    &task,
+                    "",
+                    pb::Exit {
                         pid: p.pid,
                         exit_status: p.exit_status,
                         exited_at: p.exited_at,
-                    }),
+                    },
                 );
             }
         }
