@@ -220,6 +220,23 @@ async fn a_pod_shares_localhost_logs_for_the_kubelet_publishes_a_host_port_and_g
     assert!(std::path::Path::new(&netns).exists());
     // The pause process is in the pod's cgroup parent.
     let pause_pid = info["pid"].as_u64().expect("pause pid");
+    // containerd's -998 for the sandbox, or as low as lifecycled may go
+    // (without CAP_SYS_RESOURCE, its own score).
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .expect("CapEff");
+    let own = std::fs::read_to_string("/proc/self/oom_score_adj").expect("own score");
+    let want = if eff & (1 << 24) != 0 {
+        "-998".to_string()
+    } else {
+        own.trim().to_string()
+    };
+    let score =
+        std::fs::read_to_string(format!("/proc/{pause_pid}/oom_score_adj")).expect("pause's score");
+    assert_eq!(score.trim(), want);
     let cg = std::fs::read_to_string(format!("/proc/{pause_pid}/cgroup")).expect("pause cgroup");
     assert!(
         cg.contains(&format!("/{}/kubepods/podweb/", node.l.cgroup_parent)),

@@ -97,39 +97,46 @@ fn lo_list() -> Value {
            "plugins": [{"type": "loopback"}]})
 }
 
-/// Wires `netns`: loopback, then the pod network. On failure nothing is
-/// left added.
-pub async fn add(
-    cni: &Cni,
-    conflist: Value,
-    id: &str,
-    netns: &Path,
-    runtime_config: Value,
-    args: String,
-) -> Result<Attachment, String> {
+/// What ADD will be given, recorded before it runs so that DEL can undo
+/// it even if lifecycled dies in between.
+pub fn prepare(conflist: Value, runtime_config: Value, args: String) -> Attachment {
+    Attachment {
+        conflist,
+        runtime_config,
+        args,
+        result: Value::Null,
+    }
+}
+
+/// CNI ADD of the loopback and of the pod's network, at once (they touch
+/// different interfaces); the result goes into `a`. A loopback that fails
+/// after the pod's network came up takes that down again.
+pub async fn add(cni: &Cni, a: &mut Attachment, id: &str, netns: &Path) -> Result<(), String> {
     let lo = Target {
         container_id: id,
         netns,
         ifname: "lo",
-        args: &args,
+        args: &a.args,
     };
-    cni.add(&lo_list(), &lo, &json!({}))
-        .await
-        .map_err(|e| e.to_string())?;
     let target = Target {
         ifname: IFNAME,
         ..lo.clone()
     };
-    let result = cni
-        .add(&conflist, &target, &runtime_config)
-        .await
-        .map_err(|e| format!("plugin type={:?}: {e}", first_type(&conflist)))?;
-    Ok(Attachment {
-        conflist,
-        runtime_config,
-        args,
-        result,
-    })
+    let lo_list = lo_list();
+    let empty = json!({});
+    let (lo_r, pod_r) = tokio::join!(
+        cni.add(&lo_list, &lo, &empty),
+        cni.add(&a.conflist, &target, &a.runtime_config)
+    );
+    let result = pod_r.map_err(|e| format!("plugin type={:?}: {e}", first_type(&a.conflist)))?;
+    if let Err(e) = lo_r {
+        let _ = cni
+            .del(&a.conflist, &target, &a.runtime_config, Some(&result))
+            .await;
+        return Err(format!("loopback: {e}"));
+    }
+    a.result = result;
+    Ok(())
 }
 
 fn first_type(list: &Value) -> String {
@@ -148,7 +155,12 @@ pub async fn del(cni: &Cni, a: &Attachment, id: &str, netns: &Path) -> Result<()
         args: &a.args,
     };
     let pod = cni
-        .del(&a.conflist, &target, &a.runtime_config, Some(&a.result))
+        .del(
+            &a.conflist,
+            &target,
+            &a.runtime_config,
+            Some(&a.result).filter(|r| !r.is_null()),
+        )
         .await;
     let lo = Target {
         ifname: "lo",

@@ -116,7 +116,7 @@ impl Cri {
             )));
         }
         if meta.network_mode != NODE
-            && let Err(e) = self.setup_network(id, meta, config).await
+            && let Err(e) = self.prepare_network(id, meta, config).await
         {
             remove_files(&dir);
             return Err(e);
@@ -145,40 +145,72 @@ impl Cri {
             undo(meta.clone()).await;
             return Err(super::store_status(e));
         }
+        // The pause process joins the namespace by its path while the
+        // plugins wire it: neither waits for the other, and the pod's
+        // containers come only after both.
+        let mut attachment = meta.network.clone();
+        let network = async {
+            match (&mut attachment, &meta.netns) {
+                (Some(a), Some(netns)) => network::add(&self.cni, a, id, netns).await,
+                _ => Ok(()),
+            }
+        };
         let started = async {
             self.tasks
                 .create(NAMESPACE, id, pb::Stdio::default())
                 .await?;
             self.tasks.start(NAMESPACE, id, "").await
-        }
-        .await;
-        let pid = match started {
-            Ok(pid) => pid,
-            Err(e) => {
-                let _ = self
-                    .stop_task(id, libc::SIGKILL as u32, Duration::ZERO)
-                    .await;
-                self.delete_task(id).await;
-                let _ = self.store.delete(NAMESPACE, id);
-                undo(meta.clone()).await;
-                return Err(Status::new(
-                    e.code(),
-                    format!(
-                        "failed to start sandbox container task {id:?}: {}",
-                        e.message()
-                    ),
-                ));
-            }
         };
+        let (wired, started) = tokio::join!(network, started);
+        let failed = match (&wired, &started) {
+            (_, Err(e)) => Some(Status::new(
+                e.code(),
+                format!(
+                    "failed to start sandbox container task {id:?}: {}",
+                    e.message()
+                ),
+            )),
+            (Err(e), _) => Some(Status::internal(format!(
+                "failed to setup network for sandbox {id:?}: {e}"
+            ))),
+            _ => None,
+        };
+        if let Some(e) = failed {
+            let _ = self
+                .stop_task(id, libc::SIGKILL as u32, Duration::ZERO)
+                .await;
+            self.delete_task(id).await;
+            let _ = self.store.delete(NAMESPACE, id);
+            // What ADD made, if it made anything, goes with DEL.
+            let mut undone = meta.clone();
+            if wired.is_ok() {
+                undone.network = attachment;
+            }
+            undo(undone).await;
+            return Err(e);
+        }
+        let pid = started.unwrap_or_default();
+        if let Some(a) = &attachment {
+            let mut ips = network::addresses(&a.result).into_iter();
+            meta.ip = ips.next().unwrap_or_default();
+            meta.additional_ips = ips.collect();
+        }
+        meta.network = attachment;
+        meta.pid = pid;
+        let done = meta.clone();
         self.update_meta::<SandboxMeta>(id, |m| {
             m.ready = true;
             m.pid = pid;
+            m.ip = done.ip;
+            m.additional_ips = done.additional_ips;
+            m.network = done.network;
         })?;
-        meta.pid = pid;
         Ok(())
     }
 
-    async fn setup_network(
+    /// The pod's network namespace, and what CNI ADD will be given,
+    /// recorded before it runs.
+    async fn prepare_network(
         &self,
         id: &str,
         meta: &mut SandboxMeta,
@@ -200,22 +232,9 @@ impl Cri {
             meta.namespace, meta.name, meta.uid
         );
         let rc = network::runtime_config(&config.port_mappings);
-        match network::add(&self.cni, conflist, id, &netns, rc, args).await {
-            Ok(a) => {
-                let mut ips = network::addresses(&a.result).into_iter();
-                meta.ip = ips.next().unwrap_or_default();
-                meta.additional_ips = ips.collect();
-                meta.network = Some(a);
-                meta.netns = Some(netns);
-                Ok(())
-            }
-            Err(e) => {
-                let _ = tokio::task::spawn_blocking(move || berth_cni::netns::remove(&netns)).await;
-                Err(Status::internal(format!(
-                    "failed to setup network for sandbox {id:?}: {e}"
-                )))
-            }
-        }
+        meta.network = Some(network::prepare(conflist, rc, args));
+        meta.netns = Some(netns);
+        Ok(())
     }
 
     /// CNI DEL of what ADD made, then the namespace goes.

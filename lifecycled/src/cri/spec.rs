@@ -67,6 +67,35 @@ fn share_shm(spec: &mut Value, shm: &Path) {
 
 /// The sandbox: berth-pause in its read-only root, in new namespaces (the
 /// network one made and wired before, at `netns`).
+/// The score containerd gives sandboxes: the kubelet's guaranteed pods get
+/// -997, so the pause goes last.
+const SANDBOX_OOM_SCORE_ADJ: i64 = -998;
+/// linux/capability.h
+const CAP_SYS_RESOURCE: u32 = 24;
+
+/// `want`, or the lowest this process may set: lowering a score below
+/// one's own takes CAP_SYS_RESOURCE, which a lifecycled in a container or
+/// a restricted VM may not have. containerd fails there unless told to
+/// restrict (`restrict_oom_score_adj`); berth restricts by itself.
+pub fn oom_score_adj(want: i64) -> i64 {
+    static FLOOR: std::sync::OnceLock<Option<i64>> = std::sync::OnceLock::new();
+    let floor = FLOOR.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let eff = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0);
+        if eff & (1 << CAP_SYS_RESOURCE) != 0 {
+            return None;
+        }
+        std::fs::read_to_string("/proc/self/oom_score_adj")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    });
+    floor.map_or(want, |f| want.max(f))
+}
+
 pub fn sandbox(
     meta: &SandboxMeta,
     config: &cri::PodSandboxConfig,
@@ -79,6 +108,9 @@ pub fn sandbox(
     s["process"]["capabilities"] = json!({"bounding": [], "effective": [], "permitted": []});
     s["process"]["noNewPrivileges"] = json!(true);
     s["process"]["env"] = json!([]);
+    // The sandbox outlives its containers under memory pressure, as
+    // containerd's CRI keeps it.
+    s["process"]["oomScoreAdj"] = json!(oom_score_adj(SANDBOX_OOM_SCORE_ADJ));
     let linux = config.linux.clone().unwrap_or_default();
     let sc = linux.security_context.clone().unwrap_or_default();
     if let Some(u) = &sc.run_as_user {
@@ -384,7 +416,7 @@ pub fn container(i: &ContainerInput<'_>) -> Result<Value, Status> {
     if let Some(r) = &linux.resources
         && r.oom_score_adj != 0
     {
-        s["process"]["oomScoreAdj"] = json!(r.oom_score_adj);
+        s["process"]["oomScoreAdj"] = json!(oom_score_adj(r.oom_score_adj));
     }
 
     // Mounts: the defaults, the pod's shared files, then the config's
