@@ -154,19 +154,20 @@ pub async fn del(cni: &Cni, a: &Attachment, id: &str, netns: &Path) -> Result<()
         ifname: IFNAME,
         args: &a.args,
     };
-    let pod = cni
-        .del(
+    let lo = Target {
+        ifname: "lo",
+        ..target.clone()
+    };
+    let (lo_list, empty) = (lo_list(), json!({}));
+    let (pod, _) = tokio::join!(
+        cni.del(
             &a.conflist,
             &target,
             &a.runtime_config,
             Some(&a.result).filter(|r| !r.is_null()),
-        )
-        .await;
-    let lo = Target {
-        ifname: "lo",
-        ..target
-    };
-    let _ = cni.del(&lo_list(), &lo, &json!({}), None).await;
+        ),
+        cni.del(&lo_list, &lo, &empty, None)
+    );
     pod.map_err(|e| e.to_string())
 }
 

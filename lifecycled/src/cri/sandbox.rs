@@ -259,14 +259,20 @@ impl Cri {
     pub async fn stop_sandbox(&self, id: &str) -> Result<(), Status> {
         let r = self.find("sandbox", id)?;
         let id = r.id.as_str();
-        for c in self.containers_of(id) {
-            self.stop_container_now(&c.id).await?;
-        }
-        self.stop_task(id, libc::SIGKILL as u32, Duration::ZERO)
+        // The containers at once, then the pause process while the plugins
+        // unwire its namespace (it holds the namespace, nothing in it).
+        let containers = self.containers_of(id);
+        futures::future::try_join_all(containers.iter().map(|c| self.stop_container_now(&c.id)))
             .await?;
-        self.delete_task(id).await;
         let meta = sandbox_meta(&r).unwrap_or_default();
-        self.teardown_network(id, &meta).await;
+        let pause = async {
+            self.stop_task(id, libc::SIGKILL as u32, Duration::ZERO)
+                .await?;
+            self.delete_task(id).await;
+            Ok::<_, Status>(())
+        };
+        let (stopped, ()) = tokio::join!(pause, self.teardown_network(id, &meta));
+        stopped?;
         unmount_shm(&self.sandbox_dir(id));
         let mut was_ready = false;
         self.update_meta::<SandboxMeta>(id, |m| {
@@ -288,9 +294,9 @@ impl Cri {
             Err(e) => return Err(e),
         };
         self.stop_sandbox(&r.id).await?;
-        for c in self.containers_of(&r.id) {
-            self.remove_container(&c.id).await?;
-        }
+        let containers = self.containers_of(&r.id);
+        futures::future::try_join_all(containers.iter().map(|c| self.remove_container(&c.id)))
+            .await?;
         if let Err(e) = self.store.delete(NAMESPACE, &r.id) {
             return Err(super::store_status(e));
         }
