@@ -203,21 +203,6 @@ impl Drop for Containerd {
     }
 }
 
-async fn channel(socket: &Path) -> Channel {
-    let socket = socket.to_path_buf();
-    tonic::transport::Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let socket = socket.clone();
-            async move {
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                    tokio::net::UnixStream::connect(socket).await?,
-                ))
-            }
-        }))
-        .await
-        .expect("connecting over the CRI socket")
-}
-
 fn conflist(dir: &Path, name: &str, bridge: &str, subnet: &str, ipam: &Path) -> PathBuf {
     let conf_dir = dir.join(format!("net.d-{name}"));
     std::fs::create_dir_all(&conf_dir).expect("conf dir");
@@ -445,7 +430,7 @@ async fn main() {
         bridge: block.bridge("c"),
     };
     let ctd = Containerd::start(&node.reg.host, &pause_ref, &conf);
-    let ch = channel(&ctd.socket).await;
+    let ch = integration_tests::cri::channel(&ctd.socket).await;
     let mut images = ImageServiceClient::new(ch.clone());
     images
         .pull_image(cri::PullImageRequest {
@@ -520,6 +505,13 @@ async fn main() {
         b_rss,
         c_rss,
         ratio(b_rss as f64, c_rss as f64)
+    );
+    println!(
+        "            berth-lifecycled: {} KiB anonymous, {} KiB file-backed; containerd: {} KiB anonymous, {} KiB file-backed",
+        kib(berth_pid, "smaps_rollup", "Anonymous:"),
+        b_rss - kib(berth_pid, "smaps_rollup", "Anonymous:"),
+        kib(ctd.child.id(), "smaps_rollup", "Anonymous:"),
+        c_rss - kib(ctd.child.id(), "smaps_rollup", "Anonymous:"),
     );
     let berth_marker = node.l.state.display().to_string();
     let (br, bp, bshims, bpauses) = overhead(&berth_marker);

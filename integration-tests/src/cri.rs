@@ -36,6 +36,22 @@ pub struct CriNode {
     pub images: ImageServiceClient<Channel>,
 }
 
+/// A gRPC channel over the unix socket at `socket`.
+pub async fn channel(socket: &std::path::Path) -> Channel {
+    let socket = socket.to_path_buf();
+    tonic::transport::Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let socket = socket.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    tokio::net::UnixStream::connect(socket).await?,
+                ))
+            }
+        }))
+        .await
+        .expect("connecting over a unix socket")
+}
+
 /// Runs berth-ctr against `l`, failing the test when it fails.
 pub fn ctr(l: &Lifecycled, args: &[&str]) -> String {
     let out = Command::new(crate::bin("berth-ctr"))
@@ -94,6 +110,11 @@ impl CriNode {
     /// A node; without `network`, its CNI config directory stays empty (a
     /// node whose network plugin is not set up yet).
     pub async fn start_with_network(network: bool) -> CriNode {
+        CriNode::start_with(network, "").await
+    }
+
+    /// A node with more lines for the `[cri]` table of lifecycled's config.
+    pub async fn start_with(network: bool, cri_toml: &str) -> CriNode {
         let dir = tempfile::Builder::new()
             .prefix("berth-cri")
             .tempdir()
@@ -119,7 +140,10 @@ impl CriNode {
             std::fs::write(conf_dir.join("10-pods.conflist"), conf.to_string())
                 .expect("writing the CNI config");
         }
-        let tail = format!("[cri]\ncni_conf_dir = \"{}\"\n", conf_dir.display());
+        let tail = format!(
+            "[cri]\ncni_conf_dir = \"{}\"\n{cri_toml}\n",
+            conf_dir.display()
+        );
         let l = Lifecycled::start_with(&[], None, &tail);
         let reg = Registry::start();
         push_busybox(&l, &reg);

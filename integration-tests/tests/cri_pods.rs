@@ -1346,3 +1346,57 @@ async fn exec_attach_and_port_forward_stream_over_spdy_and_websockets() {
     assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
     remove_pod(&mut node, &pod).await;
 }
+
+#[tokio::test]
+async fn the_cri_alone_on_a_socket_of_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("cri.sock");
+    let mut node = CriNode::start_with(true, &format!("address = \"{}\"", socket.display())).await;
+    let ch = integration_tests::cri::channel(&socket).await;
+    let mut rt = cri::runtime_service_client::RuntimeServiceClient::new(ch.clone());
+    let v = rt
+        .version(cri::VersionRequest::default())
+        .await
+        .expect("version")
+        .into_inner();
+    assert_eq!(v.runtime_name, "berth");
+    let images = cri::image_service_client::ImageServiceClient::new(ch.clone())
+        .list_images(cri::ListImagesRequest::default())
+        .await
+        .expect("images")
+        .into_inner()
+        .images;
+    assert!(
+        images.iter().any(|i| i.repo_tags.contains(&node.image)),
+        "{images:?}"
+    );
+    // The same pods whichever socket is asked.
+    let pod_cfg = pod_config("apart", &node, Vec::new());
+    let pod = rt
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(pod_cfg),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", node.l.log()))
+        .into_inner()
+        .pod_sandbox_id;
+    let listed = node
+        .runtime
+        .list_pod_sandbox(cri::ListPodSandboxRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .items;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, pod);
+    // Only the CRI there: berth's own services stay on lifecycled's socket.
+    let e = berth_proto::lifecycle::v1::containers_client::ContainersClient::new(ch)
+        .list(berth_proto::lifecycle::v1::ListContainersRequest::default())
+        .await
+        .expect_err("not served there");
+    assert_eq!(e.code(), Code::Unimplemented, "{e}");
+    remove_pod(&mut node, &pod).await;
+    node.l.stop();
+    assert!(!socket.exists(), "the CRI socket outlived lifecycled");
+}

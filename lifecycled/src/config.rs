@@ -17,6 +17,7 @@
 //! cni_bin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]
 //! stream_address = "127.0.0.1"        # exec/attach/port-forward server
 //! stream_port = 0                     # 0: any free port
+//! address = "/run/berth/cri.sock"     # also serve the CRI, alone, here
 //! ```
 //!
 //! `berth-runtime` is always in the table (the binary next to lifecycled, or
@@ -69,6 +70,9 @@ pub struct CriConfig {
     pub cni_bin_dirs: Vec<PathBuf>,
     pub stream_address: String,
     pub stream_port: u16,
+    /// A socket of its own for the CRI (besides lifecycled's), serving only
+    /// `runtime.v1`, as the kubelet's `--container-runtime-endpoint`.
+    pub address: Option<PathBuf>,
 }
 
 impl Default for CriConfig {
@@ -78,6 +82,7 @@ impl Default for CriConfig {
             cni_bin_dirs: vec![PathBuf::from("/usr/lib/cni"), PathBuf::from("/opt/cni/bin")],
             stream_address: "127.0.0.1".into(),
             stream_port: 0,
+            address: None,
         }
     }
 }

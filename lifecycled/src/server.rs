@@ -183,6 +183,55 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
         .context("building reflection")?;
     let reflection = reflection().build_v1().context("building reflection")?;
 
+    // The CRI alone on a socket of its own, if asked for.
+    let cri_socket = match &tasks.config().cri.address {
+        Some(path) => {
+            let listener = bind(path)?;
+            let (cri_health, cri_health_service) = tonic_health::server::health_reporter();
+            cri_health
+                .set_serving::<ImageServiceServer<service::cri_images::Service>>()
+                .await;
+            cri_health
+                .set_serving::<RuntimeServiceServer<service::cri_runtime::Service>>()
+                .await;
+            let cri_reflection = [
+                ImageServiceServer::<service::cri_images::Service>::NAME,
+                RuntimeServiceServer::<service::cri_runtime::Service>::NAME,
+                "grpc.health.v1.Health",
+                "grpc.reflection.v1.ServerReflection",
+            ]
+            .into_iter()
+            .fold(tonic_reflection::server::Builder::configure(), |b, name| {
+                b.with_service_name(name)
+            })
+            .register_encoded_file_descriptor_set(berth_proto::cri::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("building reflection")?;
+            let router = tonic::transport::Server::builder()
+                .add_service(cri_health_service)
+                .add_service(cri_reflection)
+                .add_service(ImageServiceServer::new(service::cri_images::Service {
+                    images: images.clone(),
+                }))
+                .add_service(RuntimeServiceServer::new(service::cri_runtime::Service {
+                    cri: cri.clone(),
+                }));
+            tracing::info!("serving the CRI on {}", path.display());
+            let shown = path.display().to_string();
+            let task = tokio::spawn(async move {
+                if let Err(e) = router
+                    .serve_with_incoming(UnixListenerStream::new(listener))
+                    .await
+                {
+                    tracing::error!("serving the CRI on {shown}: {e}");
+                }
+            });
+            Some((task, path.clone()))
+        }
+        None => None,
+    };
+
     tracing::info!("serving on {}", opts.address.display());
     // The socket is bound and the services built: ready, for systemd
     // (Type=notify in berth-lifecycled.service).
@@ -246,5 +295,9 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
         }
     };
     let _ = std::fs::remove_file(&opts.address);
+    if let Some((task, path)) = cri_socket {
+        task.abort();
+        let _ = std::fs::remove_file(path);
+    }
     result
 }
