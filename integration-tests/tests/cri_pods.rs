@@ -1243,6 +1243,41 @@ async fn exec_attach_and_port_forward_stream_over_spdy_and_websockets() {
         serde_json::from_slice(got.get(&3).expect("a status")).expect("json");
     assert_eq!(status["details"]["causes"][0]["message"], "7");
 
+    // A client that goes away takes its command with it, as containerd
+    // kills an exec whose stream ended.
+    let url = exec_url(&mut node, &["sleep", "1234"], false, false).await;
+    let mut ws = websocket(&url, "v4.channel.k8s.io").await;
+    {
+        use futures::StreamExt;
+        let first = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("the session opens");
+        assert!(matches!(first, Some(Ok(Message::Binary(_)))), "{first:?}");
+    }
+    let sleeping = || {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x001234\x00")
+            })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !sleeping() {
+        assert!(std::time::Instant::now() < deadline, "the exec never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(ws);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sleeping() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the exec outlived its client"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // Attach to the container's own stdin (stdin_once: the client's end of
     // input ends the container's).
     let url = node
