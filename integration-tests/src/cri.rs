@@ -113,7 +113,8 @@ impl CriNode {
         CriNode::start_with(network, "").await
     }
 
-    /// A node with more lines for the `[cri]` table of lifecycled's config.
+    /// A node with more lines for the `[cri]` table of lifecycled's config
+    /// (`{registry}` in them stands for the test registry's `host:port`).
     pub async fn start_with(network: bool, cri_toml: &str) -> CriNode {
         let dir = tempfile::Builder::new()
             .prefix("berth-cri")
@@ -140,12 +141,14 @@ impl CriNode {
             std::fs::write(conf_dir.join("10-pods.conflist"), conf.to_string())
                 .expect("writing the CNI config");
         }
+        // The registry first: the config may name it (`{registry}`).
+        let reg = Registry::start();
         let tail = format!(
-            "[cri]\ncni_conf_dir = \"{}\"\n{cri_toml}\n",
-            conf_dir.display()
+            "[cri]\ncni_conf_dir = \"{}\"\n{}\n",
+            conf_dir.display(),
+            cri_toml.replace("{registry}", &reg.host)
         );
         let l = Lifecycled::start_with(&[], None, &tail);
-        let reg = Registry::start();
         push_busybox(&l, &reg);
         let c = l.client("k8s.io").await;
         let mut images = ImageServiceClient::new(c.channel.clone());

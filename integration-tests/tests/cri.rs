@@ -213,3 +213,55 @@ async fn bad_pulls_say_why_and_leave_nothing() {
         .images;
     assert!(list.is_empty(), "{list:?}");
 }
+
+#[tokio::test]
+async fn pulls_go_through_the_configured_mirrors() {
+    use integration_tests::cri::CriNode;
+    // A registry name that exists nowhere: only its mirror can answer (and
+    // nothing leaves the machine, as the mirror answers first).
+    let mut node = CriNode::start_with(
+        true,
+        "[cri.registry.mirrors]\n\"mirrored.example\" = [\"http://{registry}\"]",
+    )
+    .await;
+    let name = "mirrored.example/berth/bb:1";
+    let pulled = node
+        .images
+        .pull_image(cri::PullImageRequest {
+            image: Some(cri::ImageSpec {
+                image: name.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("pull through the mirror: {e}\n{}", node.l.log()))
+        .into_inner()
+        .image_ref;
+    let status = |image: String| cri::ImageStatusRequest {
+        image: Some(cri::ImageSpec {
+            image,
+            ..Default::default()
+        }),
+        verbose: false,
+    };
+    let direct = node
+        .images
+        .image_status(status(node.image.clone()))
+        .await
+        .expect("status")
+        .into_inner()
+        .image
+        .expect("busybox as pulled directly");
+    // The same image, under the name it was asked for.
+    assert_eq!(pulled, direct.id);
+    let mirrored = node
+        .images
+        .image_status(status(name.into()))
+        .await
+        .expect("status")
+        .into_inner()
+        .image
+        .expect("the mirrored name");
+    assert!(mirrored.repo_tags.iter().any(|t| t == name), "{mirrored:?}");
+}

@@ -18,6 +18,11 @@
 //! stream_address = "127.0.0.1"        # exec/attach/port-forward server
 //! stream_port = 0                     # 0: any free port
 //! address = "/run/berth/cri.sock"     # also serve the CRI, alone, here
+//! [cri.registry]
+//! insecure = ["registry.lan:5000"]    # plain HTTP (loopback always is)
+//! ca_certs = ["/etc/berth/registry-ca.pem"]
+//! [cri.registry.mirrors]              # tried in order before the registry
+//! "docker.io" = ["https://mirror.lan", "http://10.0.0.5:5000"]
 //! ```
 //!
 //! `berth-runtime` is always in the table (the binary next to lifecycled, or
@@ -73,6 +78,48 @@ pub struct CriConfig {
     /// A socket of its own for the CRI (besides lifecycled's), serving only
     /// `runtime.v1`, as the kubelet's `--container-runtime-endpoint`.
     pub address: Option<PathBuf>,
+    pub registry: CriRegistry,
+}
+
+/// How the CRI's pulls reach registries (`[cri.registry]`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CriRegistry {
+    /// `host[:port]` of registries reached over plain HTTP.
+    pub insecure: Vec<String>,
+    /// CAs trusted besides the system's.
+    pub ca_certs: Vec<PathBuf>,
+    /// Per registry host, mirrors tried in order before it: `host[:port]`
+    /// (HTTPS), or a URL whose scheme says `http` or `https`.
+    pub mirrors: BTreeMap<String, Vec<String>>,
+}
+
+impl CriRegistry {
+    /// The imagestore's options for a pull from `registry`: loopback
+    /// registries are plain HTTP as containerd's resolver has them, and so
+    /// are mirrors named with `http://`.
+    pub fn options(&self, registry: &str, on_loopback: bool) -> imagestore::RegistryOptions {
+        let mut insecure = self.insecure.clone();
+        if on_loopback {
+            insecure.push(registry.to_string());
+        }
+        let mut mirrors = Vec::new();
+        for m in self.mirrors.get(registry).into_iter().flatten() {
+            let host = if let Some(h) = m.strip_prefix("http://") {
+                insecure.push(h.trim_end_matches('/').to_string());
+                h
+            } else {
+                m.strip_prefix("https://").unwrap_or(m)
+            };
+            mirrors.push((registry.to_string(), host.trim_end_matches('/').to_string()));
+        }
+        imagestore::RegistryOptions {
+            insecure,
+            ca_certs: self.ca_certs.clone(),
+            mirrors,
+            ..Default::default()
+        }
+    }
 }
 
 impl Default for CriConfig {
@@ -83,6 +130,7 @@ impl Default for CriConfig {
             stream_address: "127.0.0.1".into(),
             stream_port: 0,
             address: None,
+            registry: CriRegistry::default(),
         }
     }
 }
@@ -204,5 +252,31 @@ mod tests {
 
         std::fs::write(&p, "bogus_key = 1\n").unwrap();
         assert!(Config::load(&p, true).is_err());
+    }
+
+    #[test]
+    fn cri_mirrors_say_their_scheme_and_loopback_is_plain_http() {
+        let r: CriRegistry = toml::from_str(
+            r#"
+            insecure = ["lan:5000"]
+            [mirrors]
+            "docker.io" = ["https://m1.example/", "http://10.0.0.5:5000", "m3.example"]
+            "#,
+        )
+        .expect("a [cri.registry] table");
+        let o = r.options("docker.io", false);
+        assert_eq!(
+            o.mirrors,
+            [
+                ("docker.io".to_string(), "m1.example".to_string()),
+                ("docker.io".into(), "10.0.0.5:5000".into()),
+                ("docker.io".into(), "m3.example".into()),
+            ]
+        );
+        assert_eq!(o.insecure, ["lan:5000", "10.0.0.5:5000"]);
+        let o = r.options("127.0.0.1:5000", true);
+        assert!(o.mirrors.is_empty());
+        assert_eq!(o.insecure, ["lan:5000", "127.0.0.1:5000"]);
+        assert!(toml::from_str::<CriRegistry>("mirror = {}").is_err());
     }
 }

@@ -213,6 +213,7 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
                 .add_service(cri_reflection)
                 .add_service(ImageServiceServer::new(service::cri_images::Service {
                     images: images.clone(),
+                    registry: tasks.config().cri.registry.clone(),
                 }))
                 .add_service(RuntimeServiceServer::new(service::cri_runtime::Service {
                     cri: cri.clone(),
@@ -273,6 +274,7 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
         }))
         .add_service(ImageServiceServer::new(service::cri_images::Service {
             images: images.clone(),
+            registry: tasks.config().cri.registry.clone(),
         }))
         .add_service(RuntimeServiceServer::new(service::cri_runtime::Service {
             cri,

@@ -21,6 +21,8 @@ const MANAGED: (&str, &str) = ("io.cri-containerd.image", "managed");
 
 pub struct Service {
     pub images: Store,
+    /// `[cri.registry]`, as read at start.
+    pub registry: crate::config::CriRegistry,
 }
 
 /// One image: its id and every name a record gives it.
@@ -172,17 +174,13 @@ fn credentials(a: Option<cri::AuthConfig>) -> Result<Option<imagestore::Credenti
     })))
 }
 
-/// A registry on this machine's loopback is reached over plain HTTP, as
-/// containerd's resolver does for localhost.
-fn registry_options(reference: &imagestore::Reference) -> imagestore::RegistryOptions {
-    imagestore::RegistryOptions {
-        insecure: if reference.on_loopback() {
-            vec![reference.registry().to_string()]
-        } else {
-            Vec::new()
-        },
-        ..Default::default()
-    }
+/// How a pull reaches its registry: `[cri.registry]`, and plain HTTP for a
+/// registry on this machine's loopback, as containerd's resolver does.
+fn registry_options(
+    cfg: &crate::config::CriRegistry,
+    reference: &imagestore::Reference,
+) -> imagestore::RegistryOptions {
+    cfg.options(reference.registry(), reference.on_loopback())
 }
 
 /// A name for the image: `rec` as pulled, with containerd's label.
@@ -255,7 +253,7 @@ impl ImageService for Service {
             Status::invalid_argument(format!("failed to pull image {given:?}: {}", e.chain()))
         })?;
         let auth = credentials(r.auth)?;
-        let opts = registry_options(&reference);
+        let opts = registry_options(&self.registry, &reference);
         // Progress is for berth's own pulls; the CRI answers at the end.
         let (ptx, mut prx) = tokio::sync::mpsc::channel(64);
         let drain = tokio::spawn(async move { while prx.recv().await.is_some() {} });
@@ -381,7 +379,9 @@ mod tests {
         ] {
             let reference = imagestore::Reference::parse(r).expect(r);
             assert_eq!(
-                !registry_options(&reference).insecure.is_empty(),
+                !registry_options(&Default::default(), &reference)
+                    .insecure
+                    .is_empty(),
                 insecure,
                 "{r}"
             );
