@@ -204,6 +204,7 @@ async fn a_pod_shares_localhost_logs_for_the_kubelet_publishes_a_host_port_and_g
         .await
         .expect("sandbox status")
         .into_inner();
+    assert!(ps.timestamp > 0 && ps.containers_statuses.is_empty());
     let s = ps.status.expect("a status");
     assert_eq!(s.state, cri::PodSandboxState::SandboxReady as i32);
     let ip = s.network.expect("network").ip;
@@ -271,6 +272,22 @@ async fn a_pod_shares_localhost_logs_for_the_kubelet_publishes_a_host_port_and_g
         .wait_state(&client, cri::ContainerState::ContainerCreated, 1)
         .await;
     assert_eq!(created.started_at, 0);
+    let with_containers = node
+        .runtime
+        .pod_sandbox_status(cri::PodSandboxStatusRequest {
+            pod_sandbox_id: pod.clone(),
+            verbose: false,
+        })
+        .await
+        .expect("sandbox status")
+        .into_inner();
+    let mut names: Vec<String> = with_containers
+        .containers_statuses
+        .iter()
+        .filter_map(|c| c.metadata.as_ref().map(|m| m.name.clone()))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["client", "server"]);
     start(&mut node, &server).await;
     start(&mut node, &client).await;
 

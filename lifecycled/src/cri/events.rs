@@ -23,6 +23,19 @@ impl Cri {
         self.events.subscribe()
     }
 
+    /// The statuses of a pod's containers.
+    pub async fn pod_container_statuses(&self, sandbox: &str) -> Vec<cri::ContainerStatus> {
+        let mut out = Vec::new();
+        for c in self.containers_of(sandbox) {
+            if let Ok(s) = self.container_status(&c.id, false).await
+                && let Some(s) = s.status
+            {
+                out.push(s);
+            }
+        }
+        out
+    }
+
     /// Sends an event about `id` (a container, or the sandbox itself) of
     /// `sandbox`; nobody listening is fine.
     pub(super) async fn emit(&self, id: &str, sandbox: &str, kind: cri::ContainerEventType) {
@@ -33,14 +46,7 @@ impl Cri {
             .sandbox_status(sandbox, false)
             .ok()
             .and_then(|s| s.status);
-        let mut containers_statuses = Vec::new();
-        for c in self.containers_of(sandbox) {
-            if let Ok(s) = self.container_status(&c.id, false).await
-                && let Some(s) = s.status
-            {
-                containers_statuses.push(s);
-            }
-        }
+        let containers_statuses = self.pod_container_statuses(sandbox).await;
         let _ = self.events.send(cri::ContainerEventResponse {
             container_id: id.to_string(),
             container_event_type: kind as i32,

@@ -69,9 +69,14 @@ impl RuntimeService for Service {
         req: Request<cri::PodSandboxStatusRequest>,
     ) -> Result<Response<cri::PodSandboxStatusResponse>, Status> {
         let r = req.into_inner();
-        Ok(Response::new(
-            self.cri.sandbox_status(&r.pod_sandbox_id, r.verbose)?,
-        ))
+        let mut resp = self.cri.sandbox_status(&r.pod_sandbox_id, r.verbose)?;
+        // With its containers' statuses and the time they were read, as
+        // the kubelet's evented PLEG reads a pod in one call.
+        if let Some(id) = resp.status.as_ref().map(|s| s.id.clone()) {
+            resp.containers_statuses = self.cri.pod_container_statuses(&id).await;
+        }
+        resp.timestamp = crate::cri::nanos(std::time::SystemTime::now());
+        Ok(Response::new(resp))
     }
 
     async fn list_pod_sandbox(
