@@ -666,19 +666,7 @@ impl Cri {
         match tokio::time::timeout(Duration::from_secs(timeout as u64), run).await {
             Ok(r) => r,
             Err(_) => {
-                let _ = self
-                    .tasks
-                    .kill(
-                        NAMESPACE,
-                        &api::KillRequest {
-                            container_id: id.to_string(),
-                            exec_id: exec_id.to_string(),
-                            signal: libc::SIGKILL as u32,
-                            all: false,
-                        },
-                    )
-                    .await;
-                let _ = self.tasks.wait(NAMESPACE, id, exec_id).await;
+                self.kill_exec(id, exec_id).await;
                 Err(Status::deadline_exceeded(format!(
                     "command {exec_id} timed out: timeout {timeout}s exceeded"
                 )))
@@ -717,6 +705,18 @@ impl Cri {
         req.pod_sandbox_id = r.id;
         self.streams
             .url(super::streaming::Pending::PortForward(req))
+    }
+
+    /// Ends a command run in a container and waits for it to be gone.
+    pub(super) async fn kill_exec(&self, id: &str, exec_id: &str) {
+        let kill = api::KillRequest {
+            container_id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            signal: libc::SIGKILL as u32,
+            all: false,
+        };
+        let _ = self.tasks.kill(NAMESPACE, &kill).await;
+        let _ = self.tasks.wait(NAMESPACE, id, exec_id).await;
     }
 
     /// The kubelet renamed the log away (rotation): the shim opens it

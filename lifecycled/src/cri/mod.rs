@@ -409,6 +409,16 @@ impl Cri {
 
 impl SandboxMeta {
     /// containerd's sandbox name: `name_namespace_uid_attempt`.
+    /// The metadata the kubelet gave the pod.
+    pub fn metadata(&self) -> berth_proto::cri::v1::PodSandboxMetadata {
+        berth_proto::cri::v1::PodSandboxMetadata {
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            namespace: self.namespace.clone(),
+            attempt: self.attempt,
+        }
+    }
+
     pub fn reserved_name(&self) -> String {
         format!(
             "{}_{}_{}_{}",

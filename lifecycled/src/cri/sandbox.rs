@@ -320,12 +320,7 @@ impl Cri {
     fn to_sandbox(r: &Record, m: &SandboxMeta) -> cri::PodSandbox {
         cri::PodSandbox {
             id: r.id.clone(),
-            metadata: Some(cri::PodSandboxMetadata {
-                name: m.name.clone(),
-                uid: m.uid.clone(),
-                namespace: m.namespace.clone(),
-                attempt: m.attempt,
-            }),
+            metadata: Some(m.metadata()),
             state: if m.ready {
                 cri::PodSandboxState::SandboxReady as i32
             } else {

@@ -214,12 +214,7 @@ impl Cri {
         cri::PodSandboxStats {
             attributes: Some(cri::PodSandboxAttributes {
                 id: r.id.clone(),
-                metadata: Some(cri::PodSandboxMetadata {
-                    name: m.name.clone(),
-                    uid: m.uid.clone(),
-                    namespace: m.namespace.clone(),
-                    attempt: m.attempt,
-                }),
+                metadata: Some(m.metadata()),
                 labels: m.labels.clone(),
                 annotations: m.annotations.clone(),
             }),

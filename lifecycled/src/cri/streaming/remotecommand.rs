@@ -33,7 +33,7 @@ pub struct Opts {
 }
 
 impl Target {
-    fn opts(&self) -> Opts {
+    pub fn opts(&self) -> Opts {
         match self {
             Target::Exec(r) => Opts {
                 stdin: r.stdin,
@@ -330,19 +330,7 @@ async fn exec(cri: &Cri, req: cri::ExecRequest, opts: Opts, client: Client) -> O
     let ran = join(cri, &id, &exec_id, opts, client, true).await;
     let outcome = match ran {
         Err(e) => {
-            let _ = cri
-                .tasks
-                .kill(
-                    NAMESPACE,
-                    &api::KillRequest {
-                        container_id: id.clone(),
-                        exec_id: exec_id.clone(),
-                        signal: libc::SIGKILL as u32,
-                        all: false,
-                    },
-                )
-                .await;
-            let _ = cri.tasks.wait(NAMESPACE, &id, &exec_id).await;
+            cri.kill_exec(&id, &exec_id).await;
             Outcome::Failed(e)
         }
         Ok(()) => match cri.tasks.wait(NAMESPACE, &id, &exec_id).await {

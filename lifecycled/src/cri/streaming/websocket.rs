@@ -207,20 +207,7 @@ pub fn remote_command(cri: Arc<Cri>, req: Request<Incoming>, target: Target) -> 
         Ok(a) => a,
         Err(refused) => return *refused,
     };
-    let opts = match &target {
-        Target::Exec(r) => Opts {
-            stdin: r.stdin,
-            stdout: r.stdout,
-            stderr: r.stderr,
-            tty: r.tty,
-        },
-        Target::Attach(r) => Opts {
-            stdin: r.stdin,
-            stdout: r.stdout,
-            stderr: r.stderr,
-            tty: r.tty,
-        },
-    };
+    let opts = target.opts();
     let upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
         if let Some(ws) = upgraded(upgrade).await {
