@@ -1452,3 +1452,94 @@ async fn the_cri_alone_on_a_socket_of_its_own() {
     node.l.stop();
     assert!(!socket.exists(), "the CRI socket outlived lifecycled");
 }
+
+#[tokio::test]
+async fn a_container_gets_the_security_context_it_asks_for() {
+    let mut node = CriNode::start().await;
+    let pod_cfg = pod_config("sec", &node, Vec::new());
+    let pod = run_pod(&mut node, pod_cfg.clone()).await;
+    let mut config = container_config("locked", &node, &["sleep", "1000"]);
+    config.envs = vec![cri::KeyValue {
+        key: "GREETING".into(),
+        value: "hi".into(),
+    }];
+    config.linux = Some(cri::LinuxContainerConfig {
+        security_context: Some(cri::LinuxContainerSecurityContext {
+            run_as_user: Some(cri::Int64Value { value: 1000 }),
+            run_as_group: Some(cri::Int64Value { value: 1000 }),
+            supplemental_groups: vec![2000],
+            readonly_rootfs: true,
+            no_new_privs: true,
+            capabilities: Some(cri::Capability {
+                drop_capabilities: vec!["ALL".into()],
+                add_capabilities: vec!["NET_BIND_SERVICE".into()],
+                add_ambient_capabilities: vec![],
+            }),
+            seccomp: Some(cri::SecurityProfile {
+                profile_type: cri::security_profile::ProfileType::RuntimeDefault as i32,
+                localhost_ref: String::new(),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let c = create(&mut node, &pod, config, &pod_cfg)
+        .await
+        .unwrap_or_else(|e| panic!("create: {e}\n{}", node.l.log()));
+    start(&mut node, &c).await;
+    let out = |r: cri::ExecSyncResponse| {
+        (
+            r.exit_code,
+            String::from_utf8_lossy(&r.stdout).trim().to_string(),
+        )
+    };
+    let r = exec(
+        &mut node,
+        &c,
+        &["sh", "-c", "id -u; id -g; id -G; echo $GREETING"],
+        10,
+    )
+    .await
+    .expect("exec");
+    let (code, text) = out(r);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(&lines[..2], ["1000", "1000"], "{text}");
+    assert!(lines[2].split(' ').any(|g| g == "2000"), "{text}");
+    assert_eq!(lines[3], "hi");
+    // The root is read-only; /tmp is not there to write either.
+    let r = exec(&mut node, &c, &["touch", "/x"], 10)
+        .await
+        .expect("exec");
+    assert_ne!(r.exit_code, 0);
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("Read-only file system"),
+        "{r:?}"
+    );
+    // Only the capability asked for is in the bounding set; no new
+    // privileges; a seccomp filter; /proc/timer_list masked (root's alone
+    // otherwise: this user could not open it, masked it reads empty).
+    let r = exec(
+        &mut node,
+        &c,
+        &[
+            "sh",
+            "-c",
+            "grep -E '^(CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; wc -c < /proc/timer_list",
+        ],
+        10,
+    )
+    .await
+    .expect("exec");
+    let (_, text) = out(r);
+    let fields: HashMap<&str, &str> = text
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k, v.trim()))
+        .collect();
+    assert_eq!(fields.get("CapBnd"), Some(&"0000000000000400"), "{text}");
+    assert_eq!(fields.get("NoNewPrivs"), Some(&"1"), "{text}");
+    assert_eq!(fields.get("Seccomp"), Some(&"2"), "{text}");
+    assert_eq!(text.lines().last(), Some("0"), "{text}");
+    remove_pod(&mut node, &pod).await;
+}
