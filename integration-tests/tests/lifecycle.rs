@@ -863,3 +863,60 @@ async fn a_container_runs_again_right_after_its_task_is_deleted() {
         c.tasks().delete(c.process("again", "")).await.unwrap();
     }
 }
+
+/// An attached client that reads slowly holds the output back, as Docker's
+/// attached streams do; it never loses any of it.
+#[tokio::test]
+async fn a_slow_attached_client_gets_every_byte() {
+    let l = start_lifecycled();
+    let c = l.client("default").await;
+    const SIZE: usize = 64 << 20;
+    let cmd = format!("head -c {SIZE} /dev/zero");
+    c.create_container("slow", "", &["sh", "-c", &cmd], l.dir.path())
+        .await
+        .unwrap();
+    c.tasks()
+        .create(c.req(api::CreateTaskRequest {
+            container_id: "slow".into(),
+            stdio: None,
+        }))
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(api::AttachRequest {
+        kind: Some(api::attach_request::Kind::Open(api::AttachOpen {
+            container_id: "slow".into(),
+            exec_id: String::new(),
+            stdin: false,
+            stdout: true,
+            stderr: false,
+        })),
+    })
+    .await
+    .unwrap();
+    let mut stream = c
+        .tasks()
+        .attach(c.req(ReceiverStream::new(rx)))
+        .await
+        .expect("attach")
+        .into_inner();
+    c.tasks().start(c.process("slow", "")).await.unwrap();
+    // Not a byte read for a while: far more than any buffer on the way
+    // could hold is written meanwhile.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut got = 0;
+    while let Some(chunk) = stream.message().await.expect("the stream") {
+        assert!(chunk.data.iter().all(|&b| b == 0));
+        got += chunk.data.len();
+    }
+    drop(tx);
+    assert_eq!(got, SIZE);
+    let exit = c
+        .tasks()
+        .wait(c.process("slow", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(exit.exit_status, 0);
+    c.tasks().delete(c.process("slow", "")).await.unwrap();
+}

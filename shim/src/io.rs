@@ -1,8 +1,9 @@
 //! A process's standard streams as the shim holds them: pipes (or a pty
 //! master) whose far ends the runtime hands to the process. Output is read as
-//! soon as it comes, written to the log and offered to attached clients on a
-//! broadcast channel: a slow or absent reader loses chunks, the container never
-//! waits.
+//! soon as it comes, written to the log and handed to each attached client
+//! through a queue of its own: with no client attached nothing waits; a
+//! client that reads slowly holds the output back (as Docker's attached
+//! streams do) rather than losing any of it.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
@@ -15,7 +16,7 @@ use anyhow::{Context, Result};
 use berth_proto::types::v1::{self as pb, chunk::Stream};
 use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 use crate::logfile::{LineBuffer, LogFile, LogWriter, Sink};
 
@@ -31,7 +32,10 @@ pub enum StdinWriter {
 /// A process's streams. It exists from the moment the process is known (before
 /// it starts), so a client can attach first and miss nothing.
 pub struct Io {
-    pub output: broadcast::Sender<pb::Chunk>,
+    /// The attached clients' queues. Output waits for each of them, as
+    /// Docker's attached streams do: a client that reads slowly slows the
+    /// container down instead of losing output; one that leaves is dropped.
+    attached: std::sync::Mutex<Vec<Attached>>,
     pub stdin: tokio::sync::Mutex<Option<StdinWriter>>,
     /// The pty master, for resizing.
     console: std::sync::OnceLock<Arc<AsyncFd<OwnedFd>>>,
@@ -44,7 +48,7 @@ pub struct Io {
 impl Default for Io {
     fn default() -> Self {
         Io {
-            output: broadcast::channel(256).0,
+            attached: std::sync::Mutex::new(Vec::new()),
             stdin: tokio::sync::Mutex::new(None),
             console: std::sync::OnceLock::new(),
             done: watch::channel(false).0,
@@ -331,10 +335,11 @@ async fn pump(
         if let (Some(log), Some(whole)) = (&log, lines.push(data)) {
             log.write(name, whole).await;
         }
-        let _ = io.output.send(pb::Chunk {
+        io.offer(pb::Chunk {
             stream: stream as i32,
             data: data.to_vec(),
-        });
+        })
+        .await;
     }
     if let Some(log) = &log {
         if let Some(rest) = lines.flush() {
@@ -344,7 +349,13 @@ async fn pump(
         log.flush().await;
     }
     if remaining.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+        // The clients' queues end once they have handed on what they hold;
+        // done is set under the same lock, so a client attaching now either
+        // is cleared here or sees it.
+        let mut attached = io.lock_attached();
+        attached.clear();
         io.done.send_replace(true);
+        drop(attached);
     }
 }
 
@@ -357,7 +368,53 @@ async fn drain_deadline(exited: &mut watch::Receiver<bool>) {
     tokio::time::sleep(DRAIN_AFTER_EXIT).await;
 }
 
+/// One attached client: what it wants and its queue.
+struct Attached {
+    stdout: bool,
+    stderr: bool,
+    tx: tokio::sync::mpsc::Sender<pb::Chunk>,
+}
+
+/// Chunks an attached client may have queued before output waits for it
+/// (4 MiB at most, Docker's attach buffers 1 MB).
+const ATTACH_QUEUE: usize = 32;
+
 impl Io {
+    fn lock_attached(&self) -> std::sync::MutexGuard<'_, Vec<Attached>> {
+        self.attached.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A queue of the process's output from now on, the streams asked for;
+    /// it ends when the output does (at once if it already has).
+    pub fn attach(&self, stdout: bool, stderr: bool) -> tokio::sync::mpsc::Receiver<pb::Chunk> {
+        let (tx, rx) = tokio::sync::mpsc::channel(ATTACH_QUEUE);
+        let mut attached = self.lock_attached();
+        // Under the lock the pump takes to end the queues: either this
+        // client is in before they end, or it sees the output is done.
+        if !self.is_done() {
+            attached.push(Attached { stdout, stderr, tx });
+        }
+        rx
+    }
+
+    /// Hands a chunk to every client that wants it, waiting for room.
+    async fn offer(&self, chunk: pb::Chunk) {
+        let stderr = chunk.stream == pb::chunk::Stream::Stderr as i32;
+        let targets: Vec<_> = {
+            let mut attached = self.lock_attached();
+            attached.retain(|a| !a.tx.is_closed());
+            attached
+                .iter()
+                .filter(|a| if stderr { a.stderr } else { a.stdout })
+                .map(|a| a.tx.clone())
+                .collect()
+        };
+        for tx in targets {
+            // A client gone meanwhile is pruned on the next chunk.
+            let _ = tx.send(chunk.clone()).await;
+        }
+    }
+
     pub fn process_exited(&self) {
         self.exited.send_replace(true);
     }

@@ -156,40 +156,9 @@ impl Shim for Service {
         };
         let proc = self.0.process(&open.exec_id)?;
         let io = proc.io.clone();
-        // Subscribe before anything else, so no output is missed from here on.
-        let mut output = io.output.subscribe();
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let want = move |c: &pb::Chunk| {
-            (c.stream == pb::chunk::Stream::Stdout as i32 && open.stdout)
-                || (c.stream == pb::chunk::Stream::Stderr as i32 && open.stderr)
-        };
-        let io_out = io.clone();
-        tokio::spawn(async move {
-            use tokio::sync::broadcast::error::RecvError;
-            loop {
-                tokio::select! {
-                    r = output.recv() => match r {
-                        Ok(c) => {
-                            if want(&c) && tx.send(Ok(c)).await.is_err() {
-                                return;
-                            }
-                        }
-                        // A client too slow to keep up loses chunks; the
-                        // container never waits for it.
-                        Err(RecvError::Lagged(n)) => tracing::debug!("attach lagged by {n} chunks"),
-                        Err(RecvError::Closed) => return,
-                    },
-                    _ = io_out.wait_done() => {
-                        while let Ok(c) = output.try_recv() {
-                            if want(&c) && tx.send(Ok(c)).await.is_err() {
-                                return;
-                            }
-                        }
-                        return;
-                    }
-                }
-            }
-        });
+        // Attached before anything else, so no output is missed from here on.
+        let output = io.attach(open.stdout, open.stderr);
+        let rx = ReceiverStream::new(output).map(Ok);
         // Input is read even without stdin: a terminal's size changes come
         // this way too, before and after the end of stdin.
         let task = self.0.clone();
@@ -215,7 +184,7 @@ impl Shim for Service {
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(rx)))
     }
 
     type EventsStream = BoxStream<shim::Event>;
