@@ -24,6 +24,8 @@ const RST_STREAM: u16 = 3;
 const PING: u16 = 6;
 const GOAWAY: u16 = 7;
 const FLAG_FIN: u8 = 0x01;
+/// How long a client has to close the connection after our GOAWAY.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
 /// Frames longer than this are refused (a header block or data of 16 MiB
 /// is the protocol's own limit).
 const MAX_FRAME: usize = 1 << 24;
@@ -365,6 +367,7 @@ where
     let (mut rd, mut wr) = tokio::io::split(io);
     let (out_tx, mut out_rx) = mpsc::channel::<Frame>(64);
     let (streams_tx, streams_rx) = mpsc::channel(16);
+    let (gone_away, mut going) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let mut deflater = Deflater::default();
         while let Some(frame) = out_rx.recv().await {
@@ -374,16 +377,32 @@ where
             }
             if matches!(frame, Frame::GoAway { .. }) {
                 let _ = wr.flush().await;
+                gone_away.send_replace(true);
             }
         }
         let _ = wr.shutdown().await;
     });
+    // After our GOAWAY the client closes the connection; one that does not
+    // is left after LINGER, so no connection outlives its session.
+    let linger = async move {
+        while !*going.borrow_and_update() {
+            if going.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        tokio::time::sleep(LINGER).await;
+    };
     let replies = out_tx.clone();
     tokio::spawn(async move {
         let mut inflater = Inflater::default();
         let mut open: HashMap<u32, mpsc::Sender<Vec<u8>>> = HashMap::new();
+        tokio::pin!(linger);
         loop {
-            let frame = match read_frame(&mut rd, &mut inflater).await {
+            let read = tokio::select! {
+                r = read_frame(&mut rd, &mut inflater) => r,
+                _ = &mut linger => break,
+            };
+            let frame = match read {
                 Ok(f) => f,
                 Err(e) => {
                     if e.kind() != io::ErrorKind::UnexpectedEof {
