@@ -424,6 +424,127 @@ fn an_exec_outlives_a_lifecycled_restart_and_keeps_its_exit_code() {
     assert!(running(&s, "hold"));
 }
 
+/// An interactive `exec -i` whose lines come back one by one.
+struct LineSession {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl LineSession {
+    fn start(mut cmd: Command) -> LineSession {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting the CLI");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        LineSession {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// Sends `line`; what came back within 10 s.
+    fn ask(&mut self, line: &str) -> Option<String> {
+        writeln!(self.stdin, "{line}").ok()?;
+        self.stdin.flush().ok()?;
+        self.lines.recv_timeout(Duration::from_secs(10)).ok()
+    }
+
+    /// Closes stdin; the CLI's exit code.
+    fn finish(self) -> Option<i32> {
+        let LineSession {
+            mut child, stdin, ..
+        } = self;
+        drop(stdin);
+        for _ in 0..100 {
+            if let Ok(Some(st)) = child.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+}
+
+const ECHO_LINES: &str = "while read l; do echo \"got $l\"; done";
+
+#[test]
+fn an_attached_exec_goes_on_while_lifecycled_is_down() {
+    // The engine moves stdio over the shim's attach socket: lifecycled is
+    // not on the way, so its death does not cut an attached client off.
+    let mut s = stack();
+    s.berth(&["run", "-d", "--name", "hold", "busybox", "sleep", "600"])
+        .ok();
+    let mut clis = vec![s.berth_cmd()];
+    if docker_cli().is_some() {
+        clis.push(s.docker_cmd());
+    }
+    for mut cli in clis {
+        let name = format!("{:?}", cli.get_program());
+        cli.args(["exec", "-i", "hold", "sh", "-c", ECHO_LINES]);
+        let mut session = LineSession::start(cli);
+        assert_eq!(session.ask("one").as_deref(), Some("got one"), "{name}");
+        s.lc_mut().kill9();
+        assert_eq!(session.ask("two").as_deref(), Some("got two"), "{name}");
+        s.lc_mut().spawn();
+        assert_eq!(session.ask("three").as_deref(), Some("got three"), "{name}");
+        assert_eq!(session.finish(), Some(0), "{name}");
+    }
+    assert!(running(&s, "hold"));
+}
+
+#[test]
+fn a_shim_without_an_attach_socket_is_attached_through_lifecycled() {
+    // A shim started by an older berth has no attach socket: the engine
+    // falls back to lifecycled's Attach, with the same bytes.
+    let s = stack();
+    let id = s
+        .berth(&["run", "-d", "--name", "old", "busybox", "sleep", "600"])
+        .ok()
+        .trim()
+        .to_string();
+    let task_dir = s.lc().state.join("tasks").join("berth").join(&id);
+    let address = task_dir.join("attach-address");
+    assert!(address.exists(), "no {}", address.display());
+    std::fs::remove_file(&address).expect("removing the attach address");
+
+    let mut cli = s.berth_cmd();
+    cli.args(["exec", "-i", "old", "sh", "-c", ECHO_LINES]);
+    let mut session = LineSession::start(cli);
+    assert_eq!(session.ask("one").as_deref(), Some("got one"));
+    assert_eq!(session.finish(), Some(0));
+    let data = binary_data(8 << 20);
+    let input = s.dir.path().join("input.bin");
+    std::fs::write(&input, &data).expect("writing the input");
+    let mut cli = s.berth_cmd();
+    cli.args(["exec", "-i", "old", "cat"]);
+    let (code, out, err) = pipe_through(cli, &input);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    assert!(out == data, "{} bytes back of {}", out.len(), data.len());
+    assert!(
+        s.log().contains("has no attach socket: use Attach"),
+        "the engine did not fall back:\n{}",
+        s.log()
+    );
+}
+
 type Ws = tokio_tungstenite::WebSocketStream<tokio::net::UnixStream>;
 
 async fn next(

@@ -504,8 +504,10 @@ impl Tasks {
             runtime_delete(rt, id).await;
         }
         let (pid, status, at) = read_exit(dir).unwrap_or((0, 255, SystemTime::now()));
-        if let Ok(addr) = std::fs::read_to_string(dir.join("address")) {
-            let _ = std::fs::remove_file(addr.trim());
+        for file in ["address", "attach-address"] {
+            if let Ok(addr) = std::fs::read_to_string(dir.join(file)) {
+                let _ = std::fs::remove_file(addr.trim());
+            }
         }
         remove_task_dir(dir);
         self.events.publish(

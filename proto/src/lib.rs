@@ -41,6 +41,68 @@ pub mod cri {
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("cri_descriptor");
 }
 
+/// The messages that open an attach socket's session
+/// (`berth.shim.v1.RawAttach` and its reply): each after its length, four
+/// bytes big-endian, as nothing else frames them there.
+pub mod raw {
+    use prost::Message;
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+    /// Longer messages are not an attach's.
+    pub const MAX_MESSAGE: usize = 64 << 10;
+
+    pub async fn read_message<R, M>(rd: &mut R) -> std::io::Result<M>
+    where
+        R: AsyncRead + Unpin,
+        M: Message + Default,
+    {
+        let len = rd.read_u32().await? as usize;
+        if len > MAX_MESSAGE {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a message of {len} bytes is too long"),
+            ));
+        }
+        let mut buf = vec![0u8; len];
+        rd.read_exact(&mut buf).await?;
+        M::decode(&buf[..]).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+
+    pub async fn write_message<W, M>(wr: &mut W, m: &M) -> std::io::Result<()>
+    where
+        W: AsyncWrite + Unpin,
+        M: Message,
+    {
+        let body = m.encode_to_vec();
+        let mut out = Vec::with_capacity(4 + body.len());
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(&body);
+        wr.write_all(&out).await
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::shim::v1::RawAttachReply;
+
+        #[tokio::test]
+        async fn messages_round_trip_and_long_ones_are_refused() {
+            let (mut a, mut b) = tokio::io::duplex(1024);
+            let m = RawAttachReply {
+                error: "no such exec".into(),
+            };
+            write_message(&mut a, &m).await.unwrap();
+            let back: RawAttachReply = read_message(&mut b).await.unwrap();
+            assert_eq!(back, m);
+            a.write_all(&(MAX_MESSAGE as u32 + 1).to_be_bytes())
+                .await
+                .unwrap();
+            let err = read_message::<_, RawAttachReply>(&mut b).await.unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        }
+    }
+}
+
 /// The encoded FileDescriptorSet of all three packages (for server reflection).
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("berth_descriptor");
 

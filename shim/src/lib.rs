@@ -1,8 +1,9 @@
 //! berth-shim: one process per container. It runs the OCI runtime, is the
 //! subreaper of the container's processes, records each exit the moment it
-//! happens, holds their stdio (writing the container's json-file log and
-//! feeding attached clients without ever blocking the container), and serves
-//! berth.shim.v1 on its own unix socket.
+//! happens, holds their stdio (writing the container's log and feeding
+//! attached clients, whose slow reading holds the output back as Docker's
+//! does), and serves berth.shim.v1 on its own unix socket, with Attach's raw
+//! form on a second one.
 
 pub use berth_cgstats as cgstats;
 pub mod crilog;
@@ -12,6 +13,7 @@ pub mod launch;
 pub mod logfile;
 pub mod mount;
 pub mod process;
+pub mod rawattach;
 pub mod reaper;
 pub mod runtime;
 pub mod server;

@@ -21,9 +21,8 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 }
 
 pub async fn run(opts: Options) -> Result<()> {
-    let listener = match bind(&opts) {
+    let (listener, attach_listener) = match bind(&opts) {
         Ok(l) => l,
-
         Err(e) => {
             report_ready(Err(format!("{e:#}")));
             return Err(e);
@@ -55,6 +54,9 @@ pub async fn run(opts: Options) -> Result<()> {
 
     report_ready(Ok(&opts.socket.to_string_lossy()));
     let shutdown = task.shutdown.clone();
+    let attach_listener =
+        UnixListener::from_std(attach_listener).context("serving the attach socket")?;
+    tokio::spawn(crate::rawattach::serve(attach_listener, task.clone()));
     let service = ShimServer::new(Service(task));
     // One service, served by hyper directly: no router is needed, and the
     // shim stays small.
@@ -98,17 +100,30 @@ pub async fn run(opts: Options) -> Result<()> {
         .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
     if ours.is_some() && ours == socket_ino {
         let _ = std::fs::remove_file(&opts.socket);
+        let _ = std::fs::remove_file(attach_path(&opts.socket));
     }
     Ok(())
 }
 
-fn bind(opts: &Options) -> Result<UnixListener> {
+/// The attach socket sits beside the gRPC one (both short paths).
+fn attach_path(socket: &Path) -> std::path::PathBuf {
+    socket.with_extension("io")
+}
+
+fn bind(opts: &Options) -> Result<(UnixListener, std::os::unix::net::UnixListener)> {
     if let Some(dir) = opts.socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let _ = std::fs::remove_file(&opts.socket);
     let listener = UnixListener::bind(&opts.socket)
         .with_context(|| format!("binding {}", opts.socket.display()))?;
+    let attach = attach_path(&opts.socket);
+    let attach_listener = crate::rawattach::bind(&attach)?;
+    write_atomic(
+        &opts.state_dir.join("attach-address"),
+        attach.to_string_lossy().as_bytes(),
+    )
+    .context("writing the attach address file")?;
     write_atomic(
         &opts.state_dir.join("address"),
         opts.socket.to_string_lossy().as_bytes(),
@@ -119,5 +134,5 @@ fn bind(opts: &Options) -> Result<UnixListener> {
         std::process::id().to_string().as_bytes(),
     )
     .context("writing shim.pid")?;
-    Ok(listener)
+    Ok((listener, attach_listener))
 }

@@ -71,7 +71,10 @@ pub async fn attach_ws(
                 }
             }
         });
-        let mut ended = want_stdin.then(|| forward_stdin(pipe_rd, in_tx, rules));
+        // Fused: the loop polls it again after it ended unsent (stdin
+        // closed), and a oneshot panics when polled after its end.
+        let mut ended =
+            want_stdin.then(|| futures::FutureExt::fuse(forward_stdin(pipe_rd, in_tx, rules)));
         loop {
             let chunk = match ended.as_mut() {
                 Some(rx) => tokio::select! {

@@ -16,9 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::State;
 use super::query::{self, Params, flag, flag_or};
-use super::stream::{
-    Copied, STDERR, STDOUT, StdinRules, copy_output, forward_stdin, frame, hijack,
-};
+use super::stream::{Copied, STDERR, STDOUT, StdinRules, Streams, frame, hijack};
 use crate::daemon::container::{Container, Status};
 use crate::daemon::images::familiar;
 use crate::daemon::netsetup::Attachment;
@@ -1040,33 +1038,50 @@ impl AttachPlan {
         lines.iter().map(|l| encode_line(l, raw, false)).collect()
     }
 
-    /// The process's output, `input` feeding its stdin; after the start
-    /// when the container has not started yet.
+    /// The process's streams for a hijacked connection (the shim's attach
+    /// socket when it has one); after the start when the container has not
+    /// started yet.
+    pub(super) async fn open_relay(mut self) -> Result<Streams> {
+        let ack = self.wait_started().await?;
+        let open = self.attach_open();
+        let out = super::exec::attach(&self.d, open, self.tty, &self.rules).await;
+        if let Some(ack) = ack {
+            let _ = ack.send(());
+        }
+        Ok(out?)
+    }
+
+    fn attach_open(&self) -> api::AttachOpen {
+        api::AttachOpen {
+            container_id: self.e.id.clone(),
+            exec_id: String::new(),
+            stdin: self.stdin,
+            stdout: self.stdout,
+            stderr: self.stderr,
+        }
+    }
+
+    /// Until the container's start, when it has not started yet; the start
+    /// waits in turn until the returned sender is used (or dropped).
+    async fn wait_started(&mut self) -> Result<Option<tokio::sync::oneshot::Sender<()>>> {
+        match self.waiter.take() {
+            None => Ok(None),
+            Some(rx) => {
+                Ok(Some(rx.await.map_err(|_| {
+                    ApiError::conflict("container did not start")
+                })?))
+            }
+        }
+    }
+
+    /// The process's output as lifecycled's messages, `input` feeding its
+    /// stdin; after the start when the container has not started yet.
     pub(super) async fn open(
-        self,
+        mut self,
         input: tokio::sync::mpsc::Receiver<api::AttachRequest>,
     ) -> Result<tonic::Streaming<pb::Chunk>> {
-        let ack = match self.waiter {
-            None => None,
-            Some(rx) => Some(
-                rx.await
-                    .map_err(|_| ApiError::conflict("container did not start"))?,
-            ),
-        };
-        let out = self
-            .d
-            .lc
-            .attach(
-                api::AttachOpen {
-                    container_id: self.e.id.clone(),
-                    exec_id: String::new(),
-                    stdin: self.stdin,
-                    stdout: self.stdout,
-                    stderr: self.stderr,
-                },
-                Some(input),
-            )
-            .await;
+        let ack = self.wait_started().await?;
+        let out = self.d.lc.attach(self.attach_open(), Some(input)).await;
         if let Some(ack) = ack {
             let _ = ack.send(());
         }
@@ -1094,17 +1109,19 @@ pub async fn attach(
             return;
         }
         let (stdin, rules, id) = (plan.stdin, plan.rules.clone(), plan.e_id());
-        let (in_tx, in_rx) = tokio::sync::mpsc::channel::<api::AttachRequest>(16);
-        let mut output = match plan.open(in_rx).await {
-            Ok(o) => o,
+        let attachment = match plan.open_relay().await {
+            Ok(a) => a,
             Err(err) => {
                 tracing::debug!("attach {id}: {}", err.message);
                 let _ = wr.shutdown().await;
                 return;
             }
         };
-        let ended = stdin.then(|| forward_stdin(rd, in_tx, rules));
-        if copy_output(&mut output, &mut wr, tty, ended).await == Copied::Gone {
+        if attachment
+            .relay(stdin.then_some(rd), &mut wr, tty, rules)
+            .await
+            == Copied::Gone
+        {
             return;
         }
         let _ = wr.flush().await;

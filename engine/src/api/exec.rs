@@ -16,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::State;
 use super::query::Params;
-use super::stream::{Copied, StdinRules, copy_output, forward_stdin, hijack, write_line_and_close};
+use super::stream::{Copied, StdinRules, Streams, hijack, write_line_and_close};
 use crate::daemon::Daemon;
 use crate::daemon::container::Status;
 use crate::daemon::exec::{Exec, ExecConfig, merge_env};
@@ -142,19 +142,14 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
         };
     }
     // Subscribed before the start, so no output is missed.
-    let (in_tx, in_rx) = tokio::sync::mpsc::channel::<api::AttachRequest>(16);
-    let mut output =
-        d.lc.attach(
-            api::AttachOpen {
-                container_id: x.container_id.clone(),
-                exec_id: x.id.clone(),
-                stdin,
-                stdout: x.config.attach_stdout,
-                stderr: x.config.attach_stderr,
-            },
-            Some(in_rx),
-        )
-        .await?;
+    let open = api::AttachOpen {
+        container_id: x.container_id.clone(),
+        exec_id: x.id.clone(),
+        stdin,
+        stdout: x.config.attach_stdout,
+        stderr: x.config.attach_stderr,
+    };
+    let attachment = attach(&d, open, tty, &rules).await?;
     let req = Request::from_parts(parts, Body::empty());
     Ok(hijack(req, tty, move |io| async move {
         let (rd, mut wr) = tokio::io::split(io);
@@ -172,8 +167,10 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
         let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(d.clone().reap_exec(x.clone(), Some(drained_rx)));
         let _drained = drained_tx;
-        let ended = stdin.then(|| forward_stdin(rd, in_tx, rules));
-        match copy_output(&mut output, &mut wr, tty, ended).await {
+        match attachment
+            .relay(stdin.then_some(rd), &mut wr, tty, rules)
+            .await
+        {
             Copied::Gone => return,
             // dockerd says why the stream ends, then ends it; the process
             // runs on.
@@ -191,6 +188,25 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
         let _ = wr.flush().await;
         let _ = wr.shutdown().await;
     }))
+}
+
+/// The process's streams: the shim's attach socket when it has one (no hop
+/// through lifecycled for bulk data), lifecycled's Attach otherwise.
+pub(super) async fn attach(
+    d: &Arc<Daemon>,
+    open: api::AttachOpen,
+    tty: bool,
+    rules: &StdinRules,
+) -> std::result::Result<Streams, tonic::Status> {
+    if let Some(conn) =
+        d.lc.attach_raw(open.clone(), !tty, rules.close_on_eof)
+            .await?
+    {
+        return Ok(Streams::Socket(conn));
+    }
+    let (input, in_rx) = tokio::sync::mpsc::channel::<api::AttachRequest>(16);
+    let output = d.lc.attach(open, Some(in_rx)).await?;
+    Ok(Streams::Messages { output, input })
 }
 
 /// Starts the registered process; the runtime's reason when it cannot.

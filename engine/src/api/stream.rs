@@ -158,20 +158,69 @@ impl DetachScanner {
     }
 }
 
-/// Forwards the client's input to a process as attach requests under
-/// `rules`. The receiver fires when the client's side ended the attach
-/// (detached, or EOF that leaves stdin open); it is dropped unfired when
-/// stdin was closed, as the output then runs to its end.
+/// Where the client's input goes: attach requests to lifecycled, or the
+/// bytes of an attach socket.
+pub enum StdinSink {
+    Messages(tokio::sync::mpsc::Sender<berth_proto::lifecycle::v1::AttachRequest>),
+    Socket(tokio::net::unix::OwnedWriteHalf),
+}
+
+impl From<tokio::sync::mpsc::Sender<berth_proto::lifecycle::v1::AttachRequest>> for StdinSink {
+    fn from(tx: tokio::sync::mpsc::Sender<berth_proto::lifecycle::v1::AttachRequest>) -> Self {
+        StdinSink::Messages(tx)
+    }
+}
+
+impl StdinSink {
+    /// False once the process's side is gone.
+    async fn send(&mut self, data: &[u8]) -> bool {
+        use berth_proto::lifecycle::v1::{AttachRequest, attach_request::Kind};
+        use tokio::io::AsyncWriteExt;
+        match self {
+            StdinSink::Messages(tx) => tx
+                .send(AttachRequest {
+                    kind: Some(Kind::Stdin(data.to_vec())),
+                })
+                .await
+                .is_ok(),
+            StdinSink::Socket(w) => w.write_all(data).await.is_ok(),
+        }
+    }
+
+    /// Closes the process's stdin (an attach socket opened with
+    /// close_stdin_on_eof reads its end of input so).
+    async fn close(&mut self) {
+        use berth_proto::lifecycle::v1::{AttachRequest, attach_request::Kind};
+        use tokio::io::AsyncWriteExt;
+        match self {
+            StdinSink::Messages(tx) => {
+                let _ = tx
+                    .send(AttachRequest {
+                        kind: Some(Kind::CloseStdin(true)),
+                    })
+                    .await;
+            }
+            StdinSink::Socket(w) => {
+                let _ = w.shutdown().await;
+            }
+        }
+    }
+}
+
+/// Forwards the client's input to a process under `rules`. The receiver
+/// fires when the client's side ended the attach (detached, or EOF that
+/// leaves stdin open); it is dropped unfired when stdin was closed, as the
+/// output then runs to its end.
 pub fn forward_stdin<R>(
     mut rd: R,
-    tx: tokio::sync::mpsc::Sender<berth_proto::lifecycle::v1::AttachRequest>,
+    sink: impl Into<StdinSink>,
     rules: StdinRules,
 ) -> tokio::sync::oneshot::Receiver<()>
 where
     R: tokio::io::AsyncRead + Unpin + Send + 'static,
 {
-    use berth_proto::lifecycle::v1::{AttachRequest, attach_request::Kind};
     use tokio::io::AsyncReadExt;
+    let mut sink = sink.into();
     let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let mut scanner = DetachScanner {
@@ -184,15 +233,13 @@ where
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            let (data, detached) = scanner.feed(&buf[..n]);
-            if !data.is_empty()
-                && tx
-                    .send(AttachRequest {
-                        kind: Some(Kind::Stdin(data)),
-                    })
-                    .await
-                    .is_err()
-            {
+            let (sent, detached) = if scanner.keys.is_empty() {
+                (sink.send(&buf[..n]).await, false)
+            } else {
+                let (data, detached) = scanner.feed(&buf[..n]);
+                (data.is_empty() || sink.send(&data).await, detached)
+            };
+            if !sent {
                 return;
             }
             if detached {
@@ -202,16 +249,89 @@ where
             }
         }
         if rules.close_on_eof {
-            let _ = tx
-                .send(AttachRequest {
-                    kind: Some(Kind::CloseStdin(true)),
-                })
-                .await;
+            sink.close().await;
         } else {
             let _ = ended_tx.send(());
         }
     });
     ended_rx
+}
+
+/// A process's streams as the engine holds them once attached: lifecycled's
+/// messages, or the raw bytes of the shim's attach socket, already framed
+/// for the client (`Lifecycle::attach_raw`, opened with the same rules).
+pub enum Streams {
+    Messages {
+        output: tonic::Streaming<berth_proto::types::v1::Chunk>,
+        input: tokio::sync::mpsc::Sender<berth_proto::lifecycle::v1::AttachRequest>,
+    },
+    Socket(tokio::net::UnixStream),
+}
+
+impl Streams {
+    /// Copies the output to the client (`wr`) and, given `rd`, the client's
+    /// input to the process under `rules`, until one of them ends.
+    pub async fn relay<R, W>(
+        self,
+        rd: Option<R>,
+        wr: &mut W,
+        tty: bool,
+        rules: StdinRules,
+    ) -> Copied
+    where
+        R: tokio::io::AsyncRead + Unpin + Send + 'static,
+        W: tokio::io::AsyncWrite + Unpin,
+    {
+        match self {
+            Streams::Messages { mut output, input } => {
+                let ended = rd.map(|rd| forward_stdin(rd, input, rules));
+                copy_output(&mut output, wr, tty, ended).await
+            }
+            Streams::Socket(conn) => {
+                let (from_shim, to_shim) = conn.into_split();
+                // Without stdin the write half is held to the end: dropping
+                // it would half-close the socket, which the shim reads as
+                // the client's end.
+                let (ended, _held) = match rd {
+                    Some(rd) => (
+                        Some(forward_stdin(rd, StdinSink::Socket(to_shim), rules)),
+                        None,
+                    ),
+                    None => (None, Some(to_shim)),
+                };
+                copy_bytes(from_shim, wr, ended).await
+            }
+        }
+    }
+}
+
+/// The attach socket's output, as it is, to the client.
+async fn copy_bytes<W: tokio::io::AsyncWrite + Unpin>(
+    mut from: tokio::net::unix::OwnedReadHalf,
+    wr: &mut W,
+    ended: Option<tokio::sync::oneshot::Receiver<()>>,
+) -> Copied {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let copy = async {
+        let mut buf = vec![0u8; berth_proto::STDIO_CHUNK];
+        loop {
+            match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return Copied::Done,
+                Ok(n) => {
+                    if wr.write_all(&buf[..n]).await.is_err() {
+                        return Copied::Gone;
+                    }
+                }
+            }
+        }
+    };
+    match ended {
+        None => copy.await,
+        Some(ended) => tokio::select! {
+            c = copy => c,
+            Ok(()) = ended => Copied::Detached,
+        },
+    }
 }
 
 /// A line of text as the only output of a stream, then the end.

@@ -1,6 +1,9 @@
 //! The engine's connection to berth-lifecycled: every call in the `berth`
 //! namespace. The engine reaches containers, images and snapshots only
-//! through this contract.
+//! through this contract; for bulk stdio it may speak to a task's shim on
+//! the attach socket lifecycled names (as containerd's clients hand their
+//! FIFOs to the shim), and falls back to lifecycled's Attach when there is
+//! none.
 
 use std::path::{Path, PathBuf};
 
@@ -115,6 +118,64 @@ impl Lifecycle {
             .attach(self.req(ReceiverStream::new(rx)))
             .await?
             .into_inner())
+    }
+
+    /// The raw form of `attach` on the task's attach socket: the process's
+    /// streams as plain bytes (`multiplexed`: in Docker's frames), with no
+    /// hop through lifecycled. None when the task's shim has no attach
+    /// socket or it cannot be reached, so the caller uses `attach`; an
+    /// error when the shim refuses (no such exec).
+    pub async fn attach_raw(
+        &self,
+        open: api::AttachOpen,
+        multiplexed: bool,
+        close_stdin_on_eof: bool,
+    ) -> Result<Option<UnixStream>, tonic::Status> {
+        use berth_proto::shim::v1 as shim;
+        let path = match self
+            .tasks()
+            .attach_socket(self.req(api::ContainerRequest {
+                id: open.container_id.clone(),
+            }))
+            .await
+        {
+            Ok(r) => r.into_inner().path,
+            // An older shim, or an older lifecycled.
+            Err(s) if matches!(s.code(), tonic::Code::NotFound | tonic::Code::Unimplemented) => {
+                tracing::debug!("attach {}: {}", open.container_id, s.message());
+                return Ok(None);
+            }
+            Err(s) => return Err(s),
+        };
+        let mut conn = match UnixStream::connect(&path).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!("attach socket {path}: {e}");
+                return Ok(None);
+            }
+        };
+        let req = shim::RawAttach {
+            open: Some(shim::AttachOpen {
+                exec_id: open.exec_id,
+                stdin: open.stdin,
+                stdout: open.stdout,
+                stderr: open.stderr,
+            }),
+            multiplexed,
+            close_stdin_on_eof,
+        };
+        let io =
+            |e: std::io::Error| tonic::Status::unavailable(format!("attach socket {path}: {e}"));
+        berth_proto::raw::write_message(&mut conn, &req)
+            .await
+            .map_err(io)?;
+        let reply: shim::RawAttachReply = berth_proto::raw::read_message(&mut conn)
+            .await
+            .map_err(io)?;
+        if !reply.error.is_empty() {
+            return Err(tonic::Status::not_found(reply.error));
+        }
+        Ok(Some(conn))
     }
 
     /// The state of a container's task (its init process).

@@ -249,4 +249,26 @@ impl tasks_server::Tasks for Service {
         });
         Ok(Response::new(Box::pin(output)))
     }
+
+    async fn attach_socket(
+        &self,
+        req: Request<api::ContainerRequest>,
+    ) -> Result<Response<api::AttachSocketResponse>, Status> {
+        let ns = namespace::of(&req)?;
+        let id = req.into_inner().id;
+        let task = self.0.get(&ns, &id)?;
+        // Written by the shim when it bound the socket; a shim from before
+        // the attach socket has none, and its clients use Attach.
+        match std::fs::read_to_string(task.dir.join("attach-address")) {
+            Ok(path) => Ok(Response::new(api::AttachSocketResponse {
+                path: path.trim().to_string(),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Status::not_found(format!(
+                "the shim of task {id} has no attach socket: use Attach"
+            ))),
+            Err(e) => Err(Status::internal(format!(
+                "reading the attach address of task {id}: {e}"
+            ))),
+        }
+    }
 }
