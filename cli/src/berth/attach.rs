@@ -4,34 +4,56 @@
 use std::io::Write;
 
 use anyhow::Result;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::Ctx;
-use super::client::q;
+use super::client::{Io, q};
 
 /// Copies Docker's multiplexed stream (8-byte header: stream, 0, 0, 0,
-/// big-endian length) to our stdout and stderr until EOF.
-pub async fn demux<R: AsyncRead + Unpin>(mut r: R) -> Result<()> {
-    let mut header = [0u8; 8];
-    let mut buf = Vec::new();
+/// big-endian length) to our stdout and stderr until EOF. Read in large
+/// pieces whatever the frames' sizes; each piece of a frame is one write.
+pub async fn demux<R: AsyncRead + Unpin>(r: R) -> Result<()> {
+    demux_to(r, write_fd).await
+}
+
+/// The frames' pieces to `out`, with the descriptor of their stream.
+async fn demux_to<R, F>(mut r: R, mut out: F) -> Result<()>
+where
+    R: AsyncRead + Unpin,
+    F: FnMut(std::os::fd::RawFd, &[u8]) -> std::io::Result<()>,
+{
+    let mut buf = vec![0u8; berth_proto::STDIO_CHUNK];
+    let (mut start, mut end) = (0usize, 0usize);
+    // The frame being copied: its stream and the bytes of it still to come.
+    let (mut stream, mut left) = (STDOUT_FD, 0usize);
     loop {
-        match r.read_exact(&mut header).await {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(e.into()),
+        while start < end {
+            if left > 0 {
+                let n = left.min(end - start);
+                out(stream, &buf[start..start + n])?;
+                start += n;
+                left -= n;
+            } else if end - start >= 8 {
+                let h = &buf[start..start + 8];
+                stream = if h[0] == 2 { STDERR_FD } else { STDOUT_FD };
+                left = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
+                start += 8;
+            } else {
+                break;
+            }
         }
-        let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-        buf.resize(len, 0);
-        r.read_exact(&mut buf).await?;
-        if header[0] == 2 {
-            let mut e = std::io::stderr().lock();
-            e.write_all(&buf)?;
-            e.flush()?;
-        } else {
-            let mut o = std::io::stdout().lock();
-            o.write_all(&buf)?;
-            o.flush()?;
+        // What is left is part of a header: to the front.
+        buf.copy_within(start..end, 0);
+        end -= start;
+        start = 0;
+        let n = r.read(&mut buf[end..]).await?;
+        if n == 0 {
+            if left > 0 {
+                anyhow::bail!("the stream ended in the middle of a frame");
+            }
+            return Ok(());
         }
+        end += n;
     }
 }
 
@@ -43,9 +65,88 @@ pub async fn raw<R: AsyncRead + Unpin>(mut r: R) -> Result<()> {
         if n == 0 {
             return Ok(());
         }
-        let mut o = std::io::stdout().lock();
-        o.write_all(&buf[..n])?;
-        o.flush()?;
+        write_fd(STDOUT_FD, &buf[..n])?;
+    }
+}
+
+const STDOUT_FD: std::os::fd::RawFd = 1;
+const STDERR_FD: std::os::fd::RawFd = 2;
+
+/// Writes to our stdout or stderr as it is: std's stdout buffers by line,
+/// which would split binary output into many writes.
+fn write_fd(fd: std::os::fd::RawFd, data: &[u8]) -> std::io::Result<()> {
+    // Whatever std still holds for stdout goes first.
+    std::io::stdout().flush()?;
+    // SAFETY: 1 and 2 stay open for the life of the process; ManuallyDrop
+    // keeps this File from closing them.
+    let f = std::mem::ManuallyDrop::new(unsafe {
+        <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd)
+    });
+    (&*f).write_all(data)
+}
+
+/// Our stdin into the socket `sock` until EOF, then its write side shut
+/// down (the daemon reads that as the end of input). On a thread of its
+/// own, in blocking reads: tokio's stdin hands every read to its blocking
+/// pool and back. (splice(2) from a stdin pipe was measured too: into a
+/// unix socket it cost more than the copy.)
+fn pump_stdin(sock: std::os::fd::OwnedFd) {
+    use std::os::fd::AsRawFd;
+    let fd = sock.as_raw_fd();
+    let mut buf = vec![0u8; berth_proto::STDIO_CHUNK];
+    let mut input = std::io::stdin().lock();
+    loop {
+        let n = match std::io::Read::read(&mut input, &mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => 0,
+        };
+        if n == 0 {
+            // SAFETY: shutdown on our own descriptor.
+            unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+            return;
+        }
+        if write_socket(fd, &buf[..n]).is_err() {
+            return;
+        }
+    }
+}
+
+/// All of `data` to a non-blocking socket.
+fn write_socket(fd: std::os::fd::RawFd, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        // SAFETY: writes from a slice we hold to our own descriptor.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) => wait_writable(fd)?,
+                Some(libc::EINTR) => {}
+                _ => return Err(e),
+            }
+            continue;
+        }
+        data = &data[n as usize..];
+    }
+    Ok(())
+}
+
+fn wait_writable(fd: std::os::fd::RawFd) -> std::io::Result<()> {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one pollfd we own.
+        let r = unsafe { libc::poll(&mut p, 1, -1) };
+        if r >= 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
     }
 }
 
@@ -88,8 +189,27 @@ pub enum Ended {
 /// mode for the session.
 pub async fn session<S>(conn: S, tty: bool, stdin: bool, keys: &str) -> Result<Ended>
 where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    S: Io + 'static,
 {
+    // Without detach keys to look for, stdin goes to the socket by a
+    // thread of its own, on a duplicate of the descriptor so that it stays
+    // valid however the session ends.
+    let pumped = (stdin && !tty)
+        .then(|| conn.raw_fd())
+        .flatten()
+        .and_then(|fd| {
+            // SAFETY: the connection holds fd open for this call.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            fd.try_clone_to_owned().ok()
+        })
+        .and_then(|fd| {
+            std::thread::Builder::new()
+                .name("stdin".into())
+                .spawn(move || pump_stdin(fd))
+                .ok()
+        })
+        .is_some();
+    let stdin = stdin && !pumped;
     let (rd, mut wr) = tokio::io::split(conn);
     let _raw = if tty && stdin && crate::term::is_tty(0) {
         crate::term::RawMode::enter()
@@ -205,4 +325,67 @@ pub fn proxy_signals(ctx: &Ctx, id: String) -> tokio::task::JoinHandle<()> {
                 .await;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn demuxed(input: Vec<u8>, piece: usize) -> (Result<()>, Vec<u8>, Vec<u8>) {
+        let (mut tx, rx) = tokio::io::duplex(piece);
+        tokio::spawn(async move {
+            for c in input.chunks(piece) {
+                let _ = tx.write_all(c).await;
+            }
+        });
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        let r = demux_to(rx, |fd, data| {
+            if fd == STDERR_FD {
+                e.extend_from_slice(data);
+            } else {
+                o.extend_from_slice(data);
+            }
+            Ok(())
+        })
+        .await;
+        (r, o, e)
+    }
+
+    fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
+        let mut f = vec![stream, 0, 0, 0];
+        f.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        f.extend_from_slice(data);
+        f
+    }
+
+    #[tokio::test]
+    async fn frames_come_apart_however_the_reads_split_them() {
+        let big = vec![7u8; 300_000];
+        let mut input = frame(1, b"out\n");
+        input.extend(frame(2, b"err"));
+        input.extend(frame(1, b""));
+        input.extend(frame(1, &big));
+        input.extend(frame(2, b"!"));
+        for piece in [1, 5, 8, 9, 4096, 1 << 20] {
+            let (r, o, e) = demuxed(input.clone(), piece).await;
+            assert!(r.is_ok(), "{piece}");
+            assert_eq!(o.len(), 4 + big.len(), "{piece}");
+            assert_eq!(&o[..4], b"out\n");
+            assert_eq!(e, b"err!", "{piece}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_inside_a_frame_is_an_error_and_between_frames_is_not() {
+        let mut cut = frame(1, b"whole");
+        cut.extend(&frame(1, b"cut short")[..12]);
+        let (r, o, _) = demuxed(cut, 3).await;
+        assert!(r.is_err());
+        assert_eq!(&o[..5], b"whole");
+        let mut half_header = frame(1, b"whole");
+        half_header.extend([1, 0, 0]);
+        let (r, o, _) = demuxed(half_header, 3).await;
+        assert!(r.is_ok());
+        assert_eq!(o, b"whole");
+    }
 }

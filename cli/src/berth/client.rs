@@ -120,8 +120,96 @@ pub struct TlsOptions {
     pub key: PathBuf,
 }
 
-pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+/// A connection to the daemon, whatever the transport.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {
+    /// The socket under it, when it is a plain one: bulk input can be
+    /// written to it from a thread of its own.
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+}
+
+impl Io for UnixStream {
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(std::os::fd::AsRawFd::as_raw_fd(self))
+    }
+}
+
+impl Io for TcpStream {
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(std::os::fd::AsRawFd::as_raw_fd(self))
+    }
+}
+
+impl Io for tokio_rustls::client::TlsStream<TcpStream> {}
+impl Io for TokioIo<hyper::upgrade::Upgraded> {}
+
+/// A hijacked connection (attach, exec start): what hyper read past the
+/// 101, then the transport itself.
+pub struct Hijacked {
+    early: bytes::Bytes,
+    io: Box<dyn Io>,
+}
+
+impl Hijacked {
+    fn new(up: hyper::upgrade::Upgraded) -> Hijacked {
+        match up.downcast::<TokioIo<Box<dyn Io>>>() {
+            Ok(parts) => Hijacked {
+                early: parts.read_buf,
+                io: parts.io.into_inner(),
+            },
+            Err(up) => Hijacked {
+                early: bytes::Bytes::new(),
+                io: Box::new(TokioIo::new(up)),
+            },
+        }
+    }
+}
+
+impl Io for Hijacked {
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.io.raw_fd()
+    }
+}
+
+impl tokio::io::AsyncRead for Hijacked {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if !self.early.is_empty() {
+            let n = self.early.len().min(buf.remaining());
+            buf.put_slice(&self.early.split_to(n));
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Hijacked {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
 
 /// An ssh process's stdout and stdin as one connection; the process ends
 /// with it.
@@ -130,6 +218,8 @@ struct SshIo {
     out: tokio::process::ChildStdout,
     inp: tokio::process::ChildStdin,
 }
+
+impl Io for SshIo {}
 
 impl tokio::io::AsyncRead for SshIo {
     fn poll_read(
@@ -497,11 +587,7 @@ impl Client {
     }
 
     /// Upgrades the connection (attach, exec start): the raw stream.
-    pub async fn hijack(
-        &self,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<TokioIo<hyper::upgrade::Upgraded>> {
+    pub async fn hijack(&self, path: &str, body: Option<&Value>) -> Result<Hijacked> {
         let v = self.version().await?;
         let mut h = vec![
             ("Connection", "Upgrade".to_string()),
@@ -523,7 +609,7 @@ impl Client {
         let up = hyper::upgrade::on(resp)
             .await
             .map_err(|e| Error::Other(e.into()))?;
-        Ok(TokioIo::new(up))
+        Ok(Hijacked::new(up))
     }
 }
 
