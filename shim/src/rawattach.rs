@@ -40,14 +40,22 @@ pub async fn serve(listener: UnixListener, task: Arc<Task>) {
     }
 }
 
+/// How long a client has to say what it attaches to.
+const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn attach(mut conn: UnixStream, task: Arc<Task>) {
-    let req = match read_message::<_, shim::RawAttach>(&mut conn).await {
-        Ok(r) => r,
-        Err(e) => {
+    let req = match tokio::time::timeout(OPEN_TIMEOUT, read_message(&mut conn)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
             tracing::debug!("attach socket: {e}");
             return;
         }
+        Err(_) => {
+            tracing::debug!("attach socket: no open message");
+            return;
+        }
     };
+    let req: shim::RawAttach = req;
     let open = req.open.unwrap_or_default();
     let proc = match task.process(&open.exec_id) {
         Ok(p) => p,
