@@ -382,13 +382,17 @@ impl Cri {
         };
         let started = async {
             self.tasks.create(NAMESPACE, id, stdio).await?;
-            self.tasks.start(NAMESPACE, id, "").await
+            // Taken before the start: a process that exits at once has
+            // its exit recorded (at its exit time) before the start
+            // returns, and must not seem to have started after it ended.
+            let at = nanos(SystemTime::now());
+            self.tasks.start(NAMESPACE, id, "").await.map(|_| at)
         }
         .await;
         match started {
-            Ok(_) => {
+            Ok(at) => {
                 self.update_meta::<ContainerMeta>(id, |m| {
-                    m.started_at = nanos(SystemTime::now());
+                    m.started_at = at;
                 })?;
                 self.emit(id, &m.sandbox_id, super::Started).await;
                 Ok(())

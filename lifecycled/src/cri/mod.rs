@@ -322,6 +322,11 @@ impl Cri {
                     if m.finished_at == 0 {
                         sandbox = Some(m.sandbox_id.clone());
                         m.finished_at = at;
+                        // Its start has not returned yet (the process
+                        // ended at once): never exited without a start.
+                        if m.started_at == 0 || m.started_at > at {
+                            m.started_at = at;
+                        }
                         m.exit_code = status as i32;
                         m.reason = if oom {
                             "OOMKilled".into()
