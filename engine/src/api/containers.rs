@@ -1044,7 +1044,7 @@ impl AttachPlan {
     pub(super) async fn open_relay(mut self) -> Result<Streams> {
         let ack = self.wait_started().await?;
         let open = self.attach_open();
-        let out = super::exec::attach(&self.d, open, self.tty, &self.rules).await;
+        let out = Streams::open(&self.d.lc, open, self.tty, &self.rules).await;
         if let Some(ack) = ack {
             let _ = ack.send(());
         }

@@ -149,7 +149,7 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
         stdout: x.config.attach_stdout,
         stderr: x.config.attach_stderr,
     };
-    let attachment = attach(&d, open, tty, &rules).await?;
+    let attachment = Streams::open(&d.lc, open, tty, &rules).await?;
     let req = Request::from_parts(parts, Body::empty());
     Ok(hijack(req, tty, move |io| async move {
         let (rd, mut wr) = tokio::io::split(io);
@@ -188,25 +188,6 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
         let _ = wr.flush().await;
         let _ = wr.shutdown().await;
     }))
-}
-
-/// The process's streams: the shim's attach socket when it has one (no hop
-/// through lifecycled for bulk data), lifecycled's Attach otherwise.
-pub(super) async fn attach(
-    d: &Arc<Daemon>,
-    open: api::AttachOpen,
-    tty: bool,
-    rules: &StdinRules,
-) -> std::result::Result<Streams, tonic::Status> {
-    if let Some(conn) =
-        d.lc.attach_raw(open.clone(), !tty, rules.close_on_eof)
-            .await?
-    {
-        return Ok(Streams::Socket(conn));
-    }
-    let (input, in_rx) = tokio::sync::mpsc::channel::<api::AttachRequest>(16);
-    let output = d.lc.attach(open, Some(in_rx)).await?;
-    Ok(Streams::Messages { output, input })
 }
 
 /// Starts the registered process; the runtime's reason when it cannot.

@@ -269,6 +269,26 @@ pub enum Streams {
 }
 
 impl Streams {
+    /// The process's streams: the shim's attach socket when it has one (no
+    /// hop through lifecycled for bulk data), lifecycled's Attach
+    /// otherwise. `tty`: the client's output is raw, not multiplexed.
+    pub async fn open(
+        lc: &crate::daemon::lifecycle::Lifecycle,
+        open: berth_proto::lifecycle::v1::AttachOpen,
+        tty: bool,
+        rules: &StdinRules,
+    ) -> Result<Streams, tonic::Status> {
+        if let Some(conn) = lc
+            .attach_raw(open.clone(), !tty, rules.close_on_eof)
+            .await?
+        {
+            return Ok(Streams::Socket(conn));
+        }
+        let (input, in_rx) = tokio::sync::mpsc::channel(16);
+        let output = lc.attach(open, Some(in_rx)).await?;
+        Ok(Streams::Messages { output, input })
+    }
+
     /// Copies the output to the client (`wr`) and, given `rd`, the client's
     /// input to the process under `rules`, until one of them ends.
     pub async fn relay<R, W>(
