@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installed size of berth's binaries (release, LTO and stripped, as the
-# workspace profile builds them, with the shim and runtime from
+# Installed size of berth's binaries (the CLIs release, LTO and stripped,
+# as the workspace profile builds them; the daemons, shim and runtime from
 # scripts/build-static: what scripts/install puts on the PATH)
 # against Docker's from Debian: dockerd + containerd +
 # containerd-shim-runc-v2 + runc + the docker CLI. Prints one table row
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 rel=${REL:-$PWD/target/release}
 static=${STATIC:-$PWD/target/static}
 size() { stat -L -c %s "$@" | awk '{s += $1} END {print s}'; }
-berth=$(size "$rel"/{berth,berthd,berth-lifecycled,berth-ctr} "$static"/{berth-shim,berth-runtime})
+berth=$(size "$rel"/{berth,berth-ctr} "$static"/{berthd,berth-lifecycled,berth-shim,berth-runtime})
 docker_bins=()
 for b in dockerd containerd containerd-shim-runc-v2 runc docker; do
   p=$(PATH=$PATH:/usr/sbin:/sbin command -v "$b") || { echo "installed-size: $b not found (apt-get install docker.io docker-cli)" >&2; exit 1; }

@@ -1,7 +1,8 @@
 # Sourced by the benchmarks that run berth beside Debian's Docker engine.
 
 # What both stacks need: berth's packages, docker.io, a release build
-# and the static shim and runtime (what scripts/install installs).
+# (the CLI) and the static daemons, shim and runtime (what scripts/install
+# installs).
 prepare_engines() {
   scripts/deps
   if ! command -v dockerd >/dev/null || ! command -v containerd >/dev/null; then
@@ -76,12 +77,12 @@ engines_start() {
     "$PWD/target/static/berth-shim" "$PWD/target/static/berth-runtime" > "$work/b/lc.toml"
   printf '{"cgroup-parent": "berth-bench-berth", "bridge": "bbench0", "bip": "10.196.0.1/24"}\n' > "$work/b/daemon.json"
   start_lifecycled() {
-    "$rel/berth-lifecycled" --config "$work/b/lc.toml" --address "$work/b/lc.sock" \
+    "$PWD/target/static/berth-lifecycled" --config "$work/b/lc.toml" --address "$work/b/lc.sock" \
       --root "$work/b/lc-root" --state "$work/b/lc-state" --log-level warn >/dev/null 2>>"$work/b/lc.log" &
     lc_pid=$!; pids+=("$lc_pid")
   }
   start_berthd() {
-    "$rel/berthd" --config-file "$work/b/daemon.json" -H "unix://$work/b/berthd.sock" \
+    "$PWD/target/static/berthd" --config-file "$work/b/daemon.json" -H "unix://$work/b/berthd.sock" \
       --data-root "$work/b/engine" --exec-root "$work/b/engine-run" \
       --lifecycled "$work/b/lc.sock" --log-level warn >/dev/null 2>>"$work/b/berthd.log" &
     berthd_pid=$!; pids+=("$berthd_pid")
