@@ -12,6 +12,7 @@ command -v containerd >/dev/null || {
 }
 scripts/build-static >/dev/null 2>&1
 cargo build --release --workspace >/dev/null 2>&1
+export BERTH_LIFECYCLED=$PWD/target/static/berth-lifecycled
 export BERTH_SHIM=$PWD/target/static/berth-shim
 export BERTH_RUNTIME=$PWD/target/static/berth-runtime
 cargo bench -p integration-tests --bench cri 2>/dev/null

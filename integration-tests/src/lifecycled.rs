@@ -100,11 +100,11 @@ impl Lifecycled {
             .append(true)
             .open(self.dir.path().join("lifecycled.log"))
             .expect("log file");
-        let mut cmd = crate::command_in(
-            &crate::bin("berth-lifecycled"),
-            None,
-            self.mount_ns.as_deref(),
-        );
+        // Benchmarks measure the installed (static) build.
+        let program = std::env::var_os("BERTH_LIFECYCLED")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| crate::bin("berth-lifecycled"));
+        let mut cmd = crate::command_in(&program, None, self.mount_ns.as_deref());
         match &self.fault {
             Some(f) => cmd.env("BERTH_FAULT", f),
             None => cmd.env_remove("BERTH_FAULT"),
