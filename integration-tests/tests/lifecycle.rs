@@ -44,24 +44,18 @@ async fn attach(
     exec_id: &str,
     input: Option<&'static [u8]>,
 ) -> tokio::task::JoinHandle<Output> {
-    let (tx, rx) = tokio::sync::mpsc::channel(8);
-    tx.send(api::AttachRequest {
-        kind: Some(api::attach_request::Kind::Open(api::AttachOpen {
+    let (tx, mut stream) = open_attach(
+        c,
+        api::AttachOpen {
             container_id: id.into(),
             exec_id: exec_id.into(),
             stdin: input.is_some(),
             stdout: true,
             stderr: true,
-        })),
-    })
-    .await
-    .unwrap();
-    let mut stream = c
-        .tasks()
-        .attach(c.req(ReceiverStream::new(rx)))
-        .await
-        .expect("attach")
-        .into_inner();
+        },
+        8,
+    )
+    .await;
     tokio::spawn(async move {
         if let Some(data) = input {
             tx.send(api::AttachRequest {
@@ -90,6 +84,31 @@ async fn attach(
         drop(tx);
         out
     })
+}
+
+/// Tasks.Attach opened with `open`: the sender of what follows it (a
+/// queue of `queue` requests) and the output stream.
+async fn open_attach(
+    c: &Client,
+    open: api::AttachOpen,
+    queue: usize,
+) -> (
+    tokio::sync::mpsc::Sender<api::AttachRequest>,
+    tonic::Streaming<pb::Chunk>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(queue);
+    tx.send(api::AttachRequest {
+        kind: Some(api::attach_request::Kind::Open(open)),
+    })
+    .await
+    .unwrap();
+    let stream = c
+        .tasks()
+        .attach(c.req(ReceiverStream::new(rx)))
+        .await
+        .expect("attach")
+        .into_inner();
+    (tx, stream)
 }
 
 fn log_entries(path: &Path) -> Vec<serde_json::Value> {
@@ -882,24 +901,18 @@ async fn a_slow_attached_client_gets_every_byte() {
         }))
         .await
         .unwrap();
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
-    tx.send(api::AttachRequest {
-        kind: Some(api::attach_request::Kind::Open(api::AttachOpen {
+    let (tx, mut stream) = open_attach(
+        &c,
+        api::AttachOpen {
             container_id: "slow".into(),
             exec_id: String::new(),
             stdin: false,
             stdout: true,
             stderr: false,
-        })),
-    })
-    .await
-    .unwrap();
-    let mut stream = c
-        .tasks()
-        .attach(c.req(ReceiverStream::new(rx)))
-        .await
-        .expect("attach")
-        .into_inner();
+        },
+        1,
+    )
+    .await;
     c.tasks().start(c.process("slow", "")).await.unwrap();
     // Not a byte read for a while: far more than any buffer on the way
     // could hold is written meanwhile.

@@ -51,6 +51,14 @@ pub mod raw {
     /// Longer messages are not an attach's.
     pub const MAX_MESSAGE: usize = 64 << 10;
 
+    /// The header of Docker's multiplexed frame: the stream (1 stdout,
+    /// 2 stderr), three zero bytes, the length big-endian.
+    pub fn frame_header(stream: u8, len: u32) -> [u8; 8] {
+        let mut h = [stream, 0, 0, 0, 0, 0, 0, 0];
+        h[4..].copy_from_slice(&len.to_be_bytes());
+        h
+    }
+
     pub async fn read_message<R, M>(rd: &mut R) -> std::io::Result<M>
     where
         R: AsyncRead + Unpin,

@@ -137,9 +137,7 @@ async fn write_chunk<W: AsyncWrite + Unpin>(
         1
     };
     let len = u32::try_from(chunk.data.len()).map_err(std::io::Error::other)?;
-    let mut header = [0u8; 8];
-    header[0] = stream;
-    header[4..].copy_from_slice(&len.to_be_bytes());
+    let header = berth_proto::raw::frame_header(stream, len);
     let (mut head, mut body) = (&header[..], &chunk.data[..]);
     while !head.is_empty() {
         let n = wr

@@ -14,9 +14,7 @@ pub const STDERR: u8 = 2;
 /// One multiplexed frame: stream, three zero bytes, big-endian length, data.
 pub fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + data.len());
-    out.push(stream);
-    out.extend_from_slice(&[0, 0, 0]);
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(&berth_proto::raw::frame_header(stream, data.len() as u32));
     out.extend_from_slice(data);
     out
 }
@@ -49,7 +47,7 @@ pub enum Copied {
 
 /// Copies a process's output to the client until it ends, the client's
 /// side ends the attach (`ended` fires) or the client goes.
-pub async fn copy_output<W: tokio::io::AsyncWrite + Unpin>(
+async fn copy_output<W: tokio::io::AsyncWrite + Unpin>(
     output: &mut tonic::Streaming<berth_proto::types::v1::Chunk>,
     wr: &mut W,
     tty: bool,
@@ -64,6 +62,14 @@ pub async fn copy_output<W: tokio::io::AsyncWrite + Unpin>(
         }
         Copied::Done
     };
+    until_ended(copy, ended).await
+}
+
+/// `copy`, unless the client's side ends the attach first.
+async fn until_ended(
+    copy: impl std::future::Future<Output = Copied>,
+    ended: Option<tokio::sync::oneshot::Receiver<()>>,
+) -> Copied {
     match ended {
         None => copy.await,
         Some(ended) => tokio::select! {
@@ -345,13 +351,7 @@ async fn copy_bytes<W: tokio::io::AsyncWrite + Unpin>(
             }
         }
     };
-    match ended {
-        None => copy.await,
-        Some(ended) => tokio::select! {
-            c = copy => c,
-            Ok(()) = ended => Copied::Detached,
-        },
-    }
+    until_ended(copy, ended).await
 }
 
 /// A line of text as the only output of a stream, then the end.
