@@ -1112,7 +1112,7 @@ pub async fn attach(
         let attachment = match plan.open_relay().await {
             Ok(a) => a,
             Err(err) => {
-                tracing::debug!("attach {id}: {}", err.message);
+                tracing::warn!("attach {id}: {}", err.message);
                 let _ = wr.shutdown().await;
                 return;
             }

@@ -150,7 +150,7 @@ impl Lifecycle {
         let mut conn = match UnixStream::connect(&path).await {
             Ok(c) => c,
             Err(e) => {
-                tracing::debug!("attach socket {path}: {e}");
+                tracing::warn!("attach socket {path}: {e}; attaching through lifecycled");
                 return Ok(None);
             }
         };
@@ -164,14 +164,19 @@ impl Lifecycle {
             multiplexed,
             close_stdin_on_eof,
         };
-        let io =
-            |e: std::io::Error| tonic::Status::unavailable(format!("attach socket {path}: {e}"));
-        berth_proto::raw::write_message(&mut conn, &req)
-            .await
-            .map_err(io)?;
-        let reply: shim::RawAttachReply = berth_proto::raw::read_message(&mut conn)
-            .await
-            .map_err(io)?;
+        // A socket that fails before the shim answered has subscribed
+        // nothing: lifecycled's Attach can still serve the client.
+        if let Err(e) = berth_proto::raw::write_message(&mut conn, &req).await {
+            tracing::warn!("attach socket {path}: {e}; attaching through lifecycled");
+            return Ok(None);
+        }
+        let reply: shim::RawAttachReply = match berth_proto::raw::read_message(&mut conn).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("attach socket {path}: {e}; attaching through lifecycled");
+                return Ok(None);
+            }
+        };
         if !reply.error.is_empty() {
             return Err(tonic::Status::not_found(reply.error));
         }

@@ -15,6 +15,9 @@ use crate::error::{ApiError, Result};
 
 const DEFAULT_STOP_TIMEOUT: i64 = 10;
 
+/// How long a start waits for the attaches made before it to subscribe.
+const ATTACH_ACK_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A signal by number or name (`KILL`, `SIGTERM`, `RTMIN+3`), as Docker's
 /// ParseSignal takes them: 0 and numbers Linux has no signal for are 400s.
 pub fn signal_number(s: &str) -> Result<u32> {
@@ -370,8 +373,20 @@ impl Daemon {
                 acks.push(rx);
             }
         }
+        // Docker's attach is subscribed to the container's streams before
+        // its start, however long that takes; here an attach opens the
+        // task's streams, so the start waits for it. Generously: on a
+        // loaded machine an open can take seconds, and a start that goes
+        // ahead loses what the process writes first (a short-lived
+        // container: everything). The bound is only for an attach stuck
+        // for good.
         for a in acks {
-            let _ = tokio::time::timeout(Duration::from_secs(5), a).await;
+            if tokio::time::timeout(ATTACH_ACK_TIMEOUT, a).await.is_err() {
+                tracing::warn!(
+                    "container {}: an attach was not subscribed after {ATTACH_ACK_TIMEOUT:?}; starting without it",
+                    c.id
+                );
+            }
         }
         let pid = match self
             .lc
