@@ -443,7 +443,7 @@ async fn a_pod_shares_localhost_logs_for_the_kubelet_publishes_a_host_port_and_g
             .collect::<Vec<_>>(),
         [server.as_str()]
     );
-    let (_, rate, ..) = stats(listed.into_iter().next().expect("one"));
+    let (_, rate, ws_before, ..) = stats(listed.into_iter().next().expect("one"));
     assert!(rate, "a second sample has a usage rate");
     let pod_stats = node
         .runtime
@@ -469,13 +469,29 @@ async fn a_pod_shares_localhost_logs_for_the_kubelet_publishes_a_host_port_and_g
         .and_then(|p| p.process_count)
         .expect("count");
     assert!(procs.value >= 2, "pause and httpd: {procs:?}");
+    // The pod's cgroup holds the server's: its working set is at least the
+    // server's, read just before or just after (the server's own moves
+    // between samples, a page-cache page going inactive is enough).
+    let ws_after = stats(
+        node.runtime
+            .container_stats(cri::ContainerStatsRequest {
+                container_id: server.clone(),
+            })
+            .await
+            .expect("container stats")
+            .into_inner()
+            .stats
+            .expect("stats"),
+    )
+    .2;
+    let pod_ws = pod_stats
+        .memory
+        .and_then(|m| m.working_set_bytes)
+        .expect("ws")
+        .value;
     assert!(
-        pod_stats
-            .memory
-            .and_then(|m| m.working_set_bytes)
-            .expect("ws")
-            .value
-            >= working_set
+        pod_ws >= ws_before.min(ws_after),
+        "pod {pod_ws}, server {ws_before} then {ws_after}"
     );
     assert_eq!(pod_stats.containers.len(), 1);
     let all_pods = node
@@ -1542,4 +1558,97 @@ async fn a_container_gets_the_security_context_it_asks_for() {
     assert_eq!(fields.get("Seccomp"), Some(&"2"), "{text}");
     assert_eq!(text.lines().last(), Some("0"), "{text}");
     remove_pod(&mut node, &pod).await;
+}
+
+/// The pid of the shim serving a task, as the shim recorded it.
+fn shim_pid(node: &CriNode, id: &str) -> i32 {
+    let dir = node.l.task_dir("k8s.io", id);
+    std::fs::read_to_string(dir.join("shim.pid"))
+        .unwrap_or_else(|e| panic!("{}/shim.pid: {e}", dir.display()))
+        .trim()
+        .parse()
+        .expect("a pid in shim.pid")
+}
+
+fn parent_of(pid: u64) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    stat.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.split(' ').nth(1)?.parse().ok())
+        .expect("a parent pid")
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn a_pod_is_served_by_one_shim_process_that_ends_with_its_last_task() {
+    let mut node = CriNode::start().await;
+    let pod_cfg = pod_config("grouped", &node, Vec::new());
+    let pod = run_pod(&mut node, pod_cfg.clone()).await;
+    let sandbox_shim = shim_pid(&node, &pod);
+
+    let mut ids = Vec::new();
+    for name in ["one", "two"] {
+        let config = container_config(name, &node, &["sleep", "1000"]);
+        let id = create(&mut node, &pod, config, &pod_cfg)
+            .await
+            .unwrap_or_else(|e| panic!("create {name}: {e}\n{}", node.l.log()));
+        start(&mut node, &id).await;
+        ids.push(id);
+    }
+    // Both containers are the sandbox's shim's: their tasks name it, and
+    // it is the subreaper their processes hang from.
+    for id in &ids {
+        assert_eq!(shim_pid(&node, id), sandbox_shim, "task {id}");
+        let pid = container_pid(&mut node, id).await;
+        assert_eq!(parent_of(pid), sandbox_shim, "container {id}'s process");
+    }
+
+    // One container goes: its task stops being served, the others are not
+    // disturbed, and a container created afterwards joins the same shim.
+    node.runtime
+        .stop_container(cri::StopContainerRequest {
+            container_id: ids[0].clone(),
+            timeout: 0,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("stop: {e}\n{}", node.l.log()));
+    node.runtime
+        .remove_container(cri::RemoveContainerRequest {
+            container_id: ids[0].clone(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("remove: {e}\n{}", node.l.log()));
+    assert!(alive(sandbox_shim));
+    let r = exec(&mut node, &ids[1], &["echo", "still"], 10)
+        .await
+        .unwrap_or_else(|e| panic!("exec: {e}\n{}", node.l.log()));
+    assert_eq!(r.stdout, b"still\n");
+    let config = container_config("three", &node, &["sleep", "1000"]);
+    let three = create(&mut node, &pod, config, &pod_cfg)
+        .await
+        .unwrap_or_else(|e| panic!("create three: {e}\n{}", node.l.log()));
+    start(&mut node, &three).await;
+    assert_eq!(shim_pid(&node, &three), sandbox_shim);
+    let r = exec(&mut node, &three, &["sh", "-c", "echo three; exit 3"], 10)
+        .await
+        .unwrap_or_else(|e| panic!("exec: {e}\n{}", node.l.log()));
+    assert_eq!((r.stdout.as_slice(), r.exit_code), (&b"three\n"[..], 3));
+
+    // The pod goes: its pause task is deleted first, then its containers';
+    // the shim process ends with the last of them, not before.
+    remove_pod(&mut node, &pod).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while alive(sandbox_shim) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pod's shim {sandbox_shim} outlived the pod\n{}",
+            node.l.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(node.mounts().is_empty(), "{:?}", node.mounts());
 }

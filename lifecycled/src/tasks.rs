@@ -1,4 +1,5 @@
-//! Tasks: the running side of containers, each through its own shim. The shims
+//! Tasks: the running side of containers, each through a shim (its own, or
+//! its pod sandbox's for a CRI container). The shims
 //! outlive lifecycled; on start, lifecycled finds them again through the
 //! `address` files in its task directories and cleans up after those that died.
 //!
@@ -356,8 +357,7 @@ impl Tasks {
 
         let socket = self.socket_path(ns, id);
         let cleanup = |dir: &Path| remove_task_dir(dir);
-        let shim = self.config().shim.clone();
-        let addr = match shimclient::spawn(&shim, ns, id, &dir, &socket, self.debug).await {
+        let (addr, own_shim) = match self.shim_for(ns, id, &dir, &socket, &spec).await {
             Ok(a) => a,
             Err(e) => {
                 cleanup(&dir);
@@ -368,10 +368,12 @@ impl Tasks {
         let client = match shimclient::connect(&addr, CONNECT).await {
             Ok(c) => c,
             Err(e) => {
-                // A shim we cannot reach can never be told to exit: end it.
-                if let Some(pid) = std::fs::read_to_string(dir.join("shim.pid"))
-                    .ok()
-                    .and_then(|p| p.trim().parse::<i32>().ok())
+                // A shim we cannot reach can never be told to exit: end it
+                // (not a pod's shim that hosts others).
+                if own_shim
+                    && let Some(pid) = std::fs::read_to_string(dir.join("shim.pid"))
+                        .ok()
+                        .and_then(|p| p.trim().parse::<i32>().ok())
                 {
                     let _ = nix::sys::signal::kill(
                         nix::unistd::Pid::from_raw(pid),
@@ -413,6 +415,59 @@ impl Tasks {
                 cleanup(&dir);
                 Err(e)
             }
+        }
+    }
+
+    /// A shim serving the new task, and whether it is the task's own: a CRI
+    /// container joins its pod sandbox's shim (named in its annotations as
+    /// containerd's CRI names it), so that a pod costs one shim process, not
+    /// one per container; anything else, or a sandbox whose shim cannot
+    /// take it (gone, or an older shim without Host), gets a shim of its
+    /// own.
+    async fn shim_for(
+        &self,
+        ns: &str,
+        id: &str,
+        dir: &Path,
+        socket: &Path,
+        spec: &serde_json::Value,
+    ) -> anyhow::Result<(PathBuf, bool)> {
+        if let Some(host) = self.pod_shim(ns, id, spec) {
+            let req = shim::HostRequest {
+                id: id.to_string(),
+                namespace: ns.to_string(),
+                state_dir: dir.to_string_lossy().into_owned(),
+                socket: socket.to_string_lossy().into_owned(),
+            };
+            match call(&host, host.client.clone().host(req)).await {
+                Ok(r) => return Ok((PathBuf::from(r.address), false)),
+                Err(e) => tracing::warn!(
+                    namespace = ns,
+                    id,
+                    "the shim of sandbox {} cannot serve it ({}): starting one of its own",
+                    host.id,
+                    e.message()
+                ),
+            }
+        }
+        let shim = self.config().shim.clone();
+        let addr = shimclient::spawn(&shim, ns, id, dir, socket, self.debug).await?;
+        Ok((addr, true))
+    }
+
+    /// The running sandbox task of the pod a CRI container belongs to.
+    fn pod_shim(&self, ns: &str, id: &str, spec: &serde_json::Value) -> Option<Arc<Task>> {
+        let annotations = &spec["annotations"];
+        if annotations["io.kubernetes.cri.container-type"].as_str() != Some("container") {
+            return None;
+        }
+        let sandbox = annotations["io.kubernetes.cri.sandbox-id"].as_str()?;
+        if sandbox == id {
+            return None;
+        }
+        match self.map().get(&(ns.to_string(), sandbox.to_string())) {
+            Some(Slot::Ready(t)) => Some(t.clone()),
+            _ => None,
         }
     }
 

@@ -1,9 +1,10 @@
-//! berth-shim: one process per container. It runs the OCI runtime, is the
-//! subreaper of the container's processes, records each exit the moment it
-//! happens, holds their stdio (writing the container's log and feeding
+//! berth-shim: one process per container, or per pod (a pod's containers
+//! are served by their sandbox's shim: `Host`). It runs the OCI runtime, is
+//! the subreaper of the containers' processes, records each exit the moment
+//! it happens, holds their stdio (writing the container's log and feeding
 //! attached clients, whose slow reading holds the output back as Docker's
-//! does), and serves berth.shim.v1 on its own unix socket, with Attach's raw
-//! form on a second one.
+//! does), and serves berth.shim.v1 for each task on a unix socket of the
+//! task's own, with Attach's raw form on a second one.
 
 pub use berth_cgstats as cgstats;
 pub mod crilog;
@@ -33,7 +34,8 @@ pub struct Options {
     pub debug: bool,
 }
 
-/// The detached server: becomes a subreaper, serves until its task is deleted.
+/// The detached server: becomes a subreaper, serves until its tasks are
+/// deleted and shut down.
 pub fn serve(opts: Options) -> Result<()> {
     let level = if opts.debug {
         tracing::Level::DEBUG

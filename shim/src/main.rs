@@ -7,10 +7,11 @@ use berth_shim::{Options, launch};
 const USAGE: &str =
     "usage: berth-shim start --id ID --namespace NS --state-dir DIR --socket PATH [--debug]
 
-Started by berth-lifecycled, once per container. `start` detaches a shim
-process (its own session, re-parented away from the caller), waits until it
-serves berth.shim.v1 on PATH, prints PATH and exits. The shim writes PATH into
-DIR/address so that a restarted lifecycled finds it again.";
+Started by berth-lifecycled, once per container (a pod's containers are
+served by their sandbox's shim, asked over berth.shim.v1 Host). `start`
+detaches a shim process (its own session, re-parented away from the caller),
+waits until it serves berth.shim.v1 on PATH, prints PATH and exits. The shim
+writes PATH into DIR/address so that a restarted lifecycled finds it again.";
 
 fn parse() -> Result<(String, Options)> {
     use lexopt::prelude::*;

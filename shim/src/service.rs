@@ -205,4 +205,36 @@ impl Shim for Service {
         self.0.shutdown.notify_one();
         Ok(Response::new(()))
     }
+
+    async fn host(
+        &self,
+        req: Request<shim::HostRequest>,
+    ) -> Result<Response<shim::HostResponse>, Status> {
+        let r = req.into_inner();
+        for (name, value) in [
+            ("id", &r.id),
+            ("namespace", &r.namespace),
+            ("state_dir", &r.state_dir),
+            ("socket", &r.socket),
+        ] {
+            if value.is_empty() {
+                return Err(Status::invalid_argument(format!("{name} is required")));
+            }
+        }
+        let opts = crate::Options {
+            id: r.id,
+            namespace: r.namespace,
+            state_dir: r.state_dir.into(),
+            socket: r.socket.into(),
+            debug: self.0.host.debug,
+        };
+        let address = self
+            .0
+            .host
+            .serve_task(opts)
+            .map_err(|e| Status::failed_precondition(format!("{e:#}")))?;
+        Ok(Response::new(shim::HostResponse {
+            address: address.to_string_lossy().into_owned(),
+        }))
+    }
 }

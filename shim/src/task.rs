@@ -16,7 +16,6 @@ use tonic::Status;
 use crate::io;
 use crate::mount;
 use crate::process::{Exit, Proc, Status as PStatus};
-use crate::reaper::Reaper;
 use crate::runtime::Runtime;
 
 /// How long a deleted task's shim waits for lifecycled's Shutdown before it
@@ -32,7 +31,8 @@ pub struct Task {
     console_base: PathBuf,
     console_seq: AtomicU32,
     inner: Mutex<Inner>,
-    pub reaper: Arc<Reaper>,
+    /// The process serving this task (and maybe others): its reaper.
+    pub host: Arc<crate::server::Host>,
     pub events: broadcast::Sender<shim::Event>,
     pub shutdown: Arc<Notify>,
     /// Held by the init's create and delete: a delete that arrives while
@@ -101,7 +101,7 @@ fn read_pid(path: &Path) -> anyhow::Result<i32> {
 }
 
 impl Task {
-    pub fn new(opts: &crate::Options) -> Task {
+    pub fn new(opts: &crate::Options, host: Arc<crate::server::Host>) -> Task {
         Task {
             id: opts.id.clone(),
             namespace: opts.namespace.clone(),
@@ -109,7 +109,7 @@ impl Task {
             console_base: opts.socket.clone(),
             console_seq: AtomicU32::new(0),
             inner: Mutex::new(Inner::default()),
-            reaper: Arc::new(Reaper::default()),
+            host,
             events: broadcast::channel(64).0,
             shutdown: Arc::new(Notify::new()),
             creating: tokio::sync::Mutex::new(()),
@@ -156,7 +156,7 @@ impl Task {
         let state_dir = self.state_dir.clone();
         let events = self.events.clone();
         let exec_id = proc.exec_id.clone();
-        self.reaper.watch(pid, proc.clone(), move |exit| {
+        self.host.reaper.watch(pid, proc.clone(), move |exit| {
             if is_init {
                 record_exit(&state_dir, exit);
             }
