@@ -368,3 +368,92 @@ fn docker_cli_execs() {
         .to_string();
     s.docker(&["rm", "-f", &id]).ok();
 }
+
+/// Docker fills an empty named volume with what the image has at its mount
+/// point, once, and never over what the volume holds.
+#[test]
+fn an_empty_named_volume_is_filled_from_the_image_at_first_use() {
+    let s = stack();
+    // Over /bin the container has a shell only if the volume was filled.
+    assert_eq!(
+        s.docker(&[
+            "run",
+            "--rm",
+            "-v",
+            "tools:/bin",
+            "busybox",
+            "sh",
+            "-c",
+            "echo mine > /bin/note; echo filled"
+        ])
+        .ok()
+        .trim(),
+        "filled"
+    );
+    let listed = s
+        .docker(&["run", "--rm", "-v", "tools:/t", "busybox", "ls", "/t"])
+        .ok()
+        .to_string();
+    assert!(
+        listed.lines().any(|l| l == "busybox") && listed.lines().any(|l| l == "note"),
+        "{listed}"
+    );
+    // Not empty any more: a second use over /bin keeps the volume's files.
+    assert_eq!(
+        s.docker(&[
+            "run",
+            "--rm",
+            "-v",
+            "tools:/bin",
+            "busybox",
+            "cat",
+            "/bin/note"
+        ])
+        .ok()
+        .trim(),
+        "mine"
+    );
+    // Nothing in the image there: the volume stays empty, the start is fine.
+    assert_eq!(
+        s.docker(&[
+            "run",
+            "--rm",
+            "-v",
+            "blank:/nothing/here",
+            "busybox",
+            "ls",
+            "-A",
+            "/nothing/here"
+        ])
+        .ok()
+        .trim(),
+        ""
+    );
+    // Two containers starting at once on one empty volume, nothing in the
+    // image there: both run.
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            s.docker(&[
+                "run",
+                "-d",
+                "-v",
+                "shared:/shared",
+                "busybox",
+                "sleep",
+                "60",
+            ])
+            .ok()
+            .trim()
+            .to_string()
+        })
+        .collect();
+    for id in &ids {
+        assert_eq!(
+            s.docker(&["inspect", "-f", "{{.State.Running}}", id])
+                .ok()
+                .trim(),
+            "true"
+        );
+    }
+    s.docker(&["rm", "-f", &ids[0], &ids[1]]).ok();
+}

@@ -80,18 +80,31 @@ pub async fn read_file(lc: &Lifecycle, id: &str, path: &str) -> Option<Vec<u8>> 
 
 /// Extracts the container's `path` into `dest` (a volume filled on first
 /// use with what the image has there).
-pub async fn copy_up(lc: &Lifecycle, id: &str, path: &str, dest: &Path) -> Result<()> {
+/// What the image holds under `path` in the container's rootfs, as a tar of
+/// that directory; None when there is nothing there to fill a volume with
+/// (no such path, or an empty directory).
+pub async fn image_content(lc: &Lifecycle, id: &str, path: &str) -> Result<Option<Vec<u8>>> {
     let tar = match read_archive(lc, id, path).await {
         Ok(t) => t,
-        Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => return Ok(()),
+        Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => return Ok(None),
         Err(e) => return Err(e),
     };
+    // The archive holds the directory itself as its first entry.
+    let entries = tar::Archive::new(&tar[..])
+        .entries()
+        .map(|e| e.take(2).count())
+        .unwrap_or(0);
+    Ok((entries > 1).then_some(tar))
+}
+
+/// Unpacks `image_content`'s archive into a volume's directory.
+pub async fn copy_up(tar: Vec<u8>, dest: &Path) -> Result<()> {
     let dest = dest.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let mut a = tar::Archive::new(&tar[..]);
         a.set_preserve_permissions(true);
         a.set_preserve_ownerships(true);
-        // The archive holds the directory itself as its first entry: strip it.
+        // The directory itself is the first entry: strip it.
         for e in a.entries()? {
             let mut e = e?;
             let p = e.path()?.into_owned();

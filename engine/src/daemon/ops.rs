@@ -293,6 +293,9 @@ impl Daemon {
             &c.mounts,
         )?;
         for (vol, dest) in &plan.copy_up {
+            let Some(content) = files::image_content(&self.lc, &c.id, dest).await? else {
+                continue;
+            };
             // Filled only while no container can reach the volume: a process
             // of one that has it mounted could plant symlinks for the copy
             // (made as root on the host) to follow.
@@ -303,7 +306,7 @@ impl Daemon {
                 );
                 continue;
             }
-            files::copy_up(&self.lc, &c.id, dest, &self.volumes.path(vol)).await?;
+            files::copy_up(content, &self.volumes.path(vol)).await?;
         }
         c.mounts = plan.points.clone();
         self.net_up(c).await?;
