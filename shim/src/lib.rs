@@ -53,7 +53,9 @@ pub fn serve(opts: Options) -> Result<()> {
         return Err(e).context("becoming a subreaper");
     }
     // One thread: the shim waits most of its life, and a single thread keeps
-    // it small and lets runtime commands be waited for without racing the reaper.
+    // it small. Runtime commands are awaited through the reaper (which takes
+    // every child's exit), so one task's command never holds up another's
+    // output.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,7 +1,9 @@
 //! The shim is the subreaper of everything the runtime starts. On SIGCHLD it
-//! reaps every exited child and hands each exit to the process it belongs to.
-//! An exit can arrive before the shim knows the pid (a container that exits
-//! before its pid file is read): such exits wait here until claimed.
+//! reaps every exited child and hands each exit to the process it belongs to,
+//! or to whoever waits for a runtime command it ran (nothing else may wait
+//! for a child: the reaper would take its status first). An exit can arrive
+//! before the shim knows the pid (a container that exits before its pid file
+//! is read): such exits wait here until claimed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +22,7 @@ pub struct Reaper {
 #[derive(Default)]
 struct Inner {
     watched: HashMap<i32, Watch>,
+    commands: HashMap<i32, tokio::sync::oneshot::Sender<Exit>>,
     unclaimed: HashMap<i32, Exit>,
 }
 
@@ -60,6 +63,12 @@ impl Reaper {
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             match inner.watched.remove(&exit.pid) {
                 Some(w) => w,
+                None if inner.commands.contains_key(&exit.pid) => {
+                    if let Some(tx) = inner.commands.remove(&exit.pid) {
+                        let _ = tx.send(exit);
+                    }
+                    return;
+                }
                 None => {
                     // Orphans re-parented to us (a container without a pid
                     // namespace leaves them) are never claimed: keep few.
@@ -73,6 +82,22 @@ impl Reaper {
         };
         (w.on_exit)(exit);
         w.proc.set_exited(exit);
+    }
+
+    /// The exit of a command the shim just spawned (before anything else
+    /// ran: its exit cannot have been handed to anyone else).
+    pub fn wait_command(&self, pid: i32) -> tokio::sync::oneshot::Receiver<Exit> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match inner.unclaimed.remove(&pid) {
+            Some(exit) => {
+                let _ = tx.send(exit);
+            }
+            None => {
+                inner.commands.insert(pid, tx);
+            }
+        }
+        rx
     }
 
     /// Starts watching `pid`; `on_exit` runs first when it exits (the shim

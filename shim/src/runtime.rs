@@ -4,16 +4,41 @@
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::pipe;
+
+use crate::reaper::Reaper;
 
 pub struct Runtime {
     pub path: PathBuf,
     /// Global arguments from lifecycled's runtime table (e.g. --root DIR).
     pub args: Vec<String>,
     pub log: PathBuf,
+    /// The shim's reaper: it takes every child's exit, the runtime's too.
+    pub reaper: Arc<Reaper>,
+}
+
+/// A runtime command that ran: its exit status and what it printed.
+struct Ran {
+    status: u32,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+async fn read_all(from: Option<OwnedFd>) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    if let Some(fd) = from {
+        pipe::Receiver::from_owned_fd(fd)?
+            .read_to_end(&mut buf)
+            .await?;
+    }
+    Ok(buf)
 }
 
 impl Runtime {
@@ -43,18 +68,47 @@ impl Runtime {
             .next_back()
     }
 
-    fn check(&self, what: &str, from: u64, out: std::io::Result<Output>) -> Result<Output> {
-        let out = out.with_context(|| format!("running {} {what}", self.path.display()))?;
-        if out.status.success() {
-            return Ok(out);
+    /// Runs `cmd` to its end without holding the shim's one thread: the
+    /// other tasks of the process (a pod's containers) go on meanwhile. Its
+    /// exit comes from the reaper; `input` is written to its stdin.
+    async fn spawn(&self, mut cmd: Command, input: Option<&[u8]>) -> std::io::Result<Ran> {
+        let mut child = cmd.spawn()?;
+        // Registered before the first await: the reaper cannot have run.
+        let exited = self.reaper.wait_command(child.id() as i32);
+        let stdout = child.stdout.take().map(OwnedFd::from);
+        let stderr = child.stderr.take().map(OwnedFd::from);
+        let stdin = child.stdin.take().map(OwnedFd::from);
+        let write = async {
+            if let (Some(fd), Some(data)) = (stdin, input) {
+                let mut to = pipe::Sender::from_owned_fd(fd)?;
+                to.write_all(data).await?;
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        let (stdout, stderr, written) = tokio::join!(read_all(stdout), read_all(stderr), write);
+        let exit = exited
+            .await
+            .map_err(|_| std::io::Error::other("the runtime's exit was lost"))?;
+        written?;
+        Ok(Ran {
+            status: exit.status,
+            stdout: stdout?,
+            stderr: stderr?,
+        })
+    }
+
+    fn check(&self, what: &str, from: u64, ran: std::io::Result<Ran>) -> Result<Ran> {
+        let ran = ran.with_context(|| format!("running {} {what}", self.path.display()))?;
+        if ran.status == 0 {
+            return Ok(ran);
         }
         let msg = self
             .last_error(from)
             .or_else(|| {
-                let e = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                let e = String::from_utf8_lossy(&ran.stderr).trim().to_string();
                 (!e.is_empty()).then_some(e)
             })
-            .unwrap_or_else(|| format!("exited with {}", out.status));
+            .unwrap_or_else(|| format!("exited with status {}", ran.status));
         bail!(
             "{} {what}: {msg}",
             self.path
@@ -66,30 +120,26 @@ impl Runtime {
 
     /// Runs a command with the given stdio and waits for the runtime (not for
     /// the container, which inherits that stdio and outlives the call).
-    fn run_with(&self, what: &str, args: &[&str], io: (Stdio, Stdio, Stdio)) -> Result<()> {
+    async fn run_with(&self, what: &str, args: &[&str], io: (Stdio, Stdio, Stdio)) -> Result<()> {
         let from = self.log_size();
-        let status = self
-            .command()
-            .args(args)
-            .stdin(io.0)
-            .stdout(io.1)
-            .stderr(io.2)
-            .status();
-        let out = status.map(|status| Output {
-            status,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-        });
-        self.check(what, from, out).map(|_| ())
+        let mut cmd = self.command();
+        cmd.args(args).stdin(io.0).stdout(io.1).stderr(io.2);
+        let ran = self.spawn(cmd, None).await;
+        self.check(what, from, ran).map(|_| ())
     }
 
-    fn run(&self, what: &str, args: &[&str]) -> Result<Output> {
+    async fn run(&self, what: &str, args: &[&str]) -> Result<Ran> {
         let from = self.log_size();
-        let out = self.command().args(args).stdin(Stdio::null()).output();
-        self.check(what, from, out)
+        let mut cmd = self.command();
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let ran = self.spawn(cmd, None).await;
+        self.check(what, from, ran)
     }
 
-    pub fn create(
+    pub async fn create(
         &self,
         id: &str,
         bundle: &Path,
@@ -105,14 +155,14 @@ impl Runtime {
             args.extend(["--console-socket", c]);
         }
         args.push(id);
-        self.run_with("create", &args, io)
+        self.run_with("create", &args, io).await
     }
 
-    pub fn start(&self, id: &str) -> Result<()> {
-        self.run("start", &["start", id]).map(|_| ())
+    pub async fn start(&self, id: &str) -> Result<()> {
+        self.run("start", &["start", id]).await.map(|_| ())
     }
 
-    pub fn exec(
+    pub async fn exec(
         &self,
         id: &str,
         process: &Path,
@@ -135,61 +185,54 @@ impl Runtime {
             args.extend(["--console-socket", c]);
         }
         args.push(id);
-        self.run_with("exec", &args, io)
+        self.run_with("exec", &args, io).await
     }
 
-    pub fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()> {
+    pub async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()> {
         let sig = signal.to_string();
         let mut args = vec!["kill"];
         if all {
             args.push("--all");
         }
         args.extend([id, &sig]);
-        self.run("kill", &args).map(|_| ())
+        self.run("kill", &args).await.map(|_| ())
     }
 
-    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+    pub async fn delete(&self, id: &str, force: bool) -> Result<()> {
         let mut args = vec!["delete"];
         if force {
             args.push("--force");
         }
         args.push(id);
-        self.run("delete", &args).map(|_| ())
+        self.run("delete", &args).await.map(|_| ())
     }
 
-    pub fn ps(&self, id: &str) -> Result<Vec<u32>> {
-        let out = self.run("ps", &["ps", "--format", "json", id])?;
+    pub async fn ps(&self, id: &str) -> Result<Vec<u32>> {
+        let out = self.run("ps", &["ps", "--format", "json", id]).await?;
         serde_json::from_slice(&out.stdout).context("reading the runtime's ps output")
     }
 
-    pub fn pause(&self, id: &str) -> Result<()> {
-        self.run("pause", &["pause", id]).map(|_| ())
+    pub async fn pause(&self, id: &str) -> Result<()> {
+        self.run("pause", &["pause", id]).await.map(|_| ())
     }
 
-    pub fn resume(&self, id: &str) -> Result<()> {
-        self.run("resume", &["resume", id]).map(|_| ())
+    pub async fn resume(&self, id: &str) -> Result<()> {
+        self.run("resume", &["resume", id]).await.map(|_| ())
     }
 
-    pub fn state(&self, id: &str) -> Result<serde_json::Value> {
-        let out = self.run("state", &["state", id])?;
+    pub async fn state(&self, id: &str) -> Result<serde_json::Value> {
+        let out = self.run("state", &["state", id]).await?;
         serde_json::from_slice(&out.stdout).context("reading the runtime's state output")
     }
 
-    pub fn update(&self, id: &str, resources: &[u8]) -> Result<()> {
-        use std::io::Write;
+    pub async fn update(&self, id: &str, resources: &[u8]) -> Result<()> {
         let from = self.log_size();
-        let mut child = self
-            .command()
-            .args(["update", "--resources", "-", id])
+        let mut cmd = self.command();
+        cmd.args(["update", "--resources", "-", id])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("running {} update", self.path.display()))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(resources).context("writing resources")?;
-        }
-        let out = child.wait_with_output();
-        self.check("update", from, out).map(|_| ())
+            .stderr(Stdio::piped());
+        let ran = self.spawn(cmd, Some(resources)).await;
+        self.check("update", from, ran).map(|_| ())
     }
 }

@@ -61,7 +61,7 @@ impl Shim for Service {
     }
 
     async fn kill(&self, req: Request<shim::KillRequest>) -> Result<Response<()>, Status> {
-        self.0.kill(&req.into_inner())?;
+        self.0.kill(&req.into_inner()).await?;
         Ok(Response::new(()))
     }
 
@@ -114,7 +114,7 @@ impl Shim for Service {
 
     async fn pids(&self, _: Request<()>) -> Result<Response<shim::PidsResponse>, Status> {
         Ok(Response::new(shim::PidsResponse {
-            processes: self.0.pids()?,
+            processes: self.0.pids().await?,
         }))
     }
 
@@ -123,17 +123,21 @@ impl Shim for Service {
     }
 
     async fn pause(&self, _: Request<()>) -> Result<Response<()>, Status> {
-        self.0.pause(true)?;
+        let task = self.0.clone();
+        to_completion(async move { task.pause(true).await }).await?;
         Ok(Response::new(()))
     }
 
     async fn resume(&self, _: Request<()>) -> Result<Response<()>, Status> {
-        self.0.pause(false)?;
+        let task = self.0.clone();
+        to_completion(async move { task.pause(false).await }).await?;
         Ok(Response::new(()))
     }
 
     async fn update(&self, req: Request<shim::UpdateRequest>) -> Result<Response<()>, Status> {
-        self.0.update(&req.into_inner().resources)?;
+        let task = self.0.clone();
+        let resources = req.into_inner().resources;
+        to_completion(async move { task.update(&resources).await }).await?;
         Ok(Response::new(()))
     }
 

@@ -1,5 +1,5 @@
-//! The shim's one container: its init process and execs, driven through the
-//! runtime's command line. Locks here are plain mutexes held only for a few
+//! One container of the shim's: its init process and execs, driven through
+//! the runtime's command line. Locks here are plain mutexes held only for a few
 //! field reads or writes, never across an await.
 
 use std::collections::HashMap;
@@ -187,6 +187,7 @@ impl Task {
             path: PathBuf::from(&req.runtime_path),
             args: req.runtime_args.clone(),
             log: self.state_dir.join("runtime.json"),
+            reaper: self.host.reaper.clone(),
         });
         let stdio = req.stdio.clone().unwrap_or_default();
         let mounts = mount::mount_all(&bundle, &req.rootfs).map_err(internal)?;
@@ -225,12 +226,13 @@ impl Task {
         let child_io = prepared.child_stdio().map_err(internal)?;
         runtime
             .create(&self.id, bundle, &pid_file, console.as_deref(), child_io)
+            .await
             .map_err(|e| Status::failed_precondition(format!("{e:#}")))?;
         berth_fault::point("shim:create.after-runtime-create");
         let pid = match read_pid(&pid_file) {
             Ok(p) => p,
             Err(e) => {
-                let _ = runtime.delete(&self.id, true);
+                let _ = runtime.delete(&self.id, true).await;
                 return Err(internal(e));
             }
         };
@@ -239,7 +241,7 @@ impl Task {
         // run in between, and an earlier exit waits for us in the reaper.
         self.watch(proc, pid, true);
         if let Err(e) = prepared.start(&proc.io, stdio).await {
-            let _ = runtime.delete(&self.id, true);
+            let _ = runtime.delete(&self.id, true).await;
             return Err(internal(e));
         }
         Ok(pid)
@@ -261,6 +263,7 @@ impl Task {
         if exec_id.is_empty() {
             runtime
                 .start(&self.id)
+                .await
                 .map_err(|e| Status::failed_precondition(format!("{e:#}")))?;
         } else {
             self.start_exec(&runtime, &proc).await?;
@@ -287,13 +290,15 @@ impl Task {
         let mut prepared = io::prepare(&proc.stdio, &self.console_path()).map_err(internal)?;
         let console = prepared.console_socket.clone();
         let child_io = prepared.child_stdio().map_err(internal)?;
-        let result = runtime.exec(
-            &self.id,
-            &spec_file,
-            &pid_file,
-            console.as_deref(),
-            child_io,
-        );
+        let result = runtime
+            .exec(
+                &self.id,
+                &spec_file,
+                &pid_file,
+                console.as_deref(),
+                child_io,
+            )
+            .await;
         let _ = std::fs::remove_file(&spec_file);
         result.map_err(|e| Status::failed_precondition(format!("{e:#}")))?;
         let pid = read_pid(&pid_file).map_err(internal)?;
@@ -335,7 +340,7 @@ impl Task {
         Ok(())
     }
 
-    pub fn kill(&self, req: &shim::KillRequest) -> Result<(), Status> {
+    pub async fn kill(&self, req: &shim::KillRequest) -> Result<(), Status> {
         let proc = self.process(&req.exec_id)?;
         let (pid, status) = {
             let s = proc.lock();
@@ -353,16 +358,19 @@ impl Task {
         }
         if req.exec_id.is_empty() {
             let runtime = self.runtime()?;
-            return runtime.kill(&self.id, req.signal, req.all).map_err(|e| {
-                // The init died before its exit reached us: the runtime
-                // already calls it stopped. As for a reaped one, there is
-                // nothing left to signal.
-                if pid > 0 && has_exited(pid) {
-                    Status::not_found(format!("process {} has already exited", self.id))
-                } else {
-                    Status::failed_precondition(format!("{e:#}"))
-                }
-            });
+            return runtime
+                .kill(&self.id, req.signal, req.all)
+                .await
+                .map_err(|e| {
+                    // The init died before its exit reached us: the runtime
+                    // already calls it stopped. As for a reaped one, there is
+                    // nothing left to signal.
+                    if pid > 0 && has_exited(pid) {
+                        Status::not_found(format!("process {} has already exited", self.id))
+                    } else {
+                        Status::failed_precondition(format!("{e:#}"))
+                    }
+                });
         }
         if status == PStatus::Created {
             return Err(Status::failed_precondition("exec has not been started"));
@@ -427,6 +435,7 @@ impl Task {
             // kills it.
             runtime
                 .delete(&self.id, status == PStatus::Created)
+                .await
                 .map_err(|e| Status::failed_precondition(format!("{e:#}")))?;
             let mounts = {
                 let mut inner = self.lock();
@@ -463,10 +472,11 @@ impl Task {
         Ok(p)
     }
 
-    pub fn pids(&self) -> Result<Vec<pb::ProcessPid>, Status> {
+    pub async fn pids(&self) -> Result<Vec<pb::ProcessPid>, Status> {
         let runtime = self.runtime()?;
         let pids = runtime
             .ps(&self.id)
+            .await
             .map_err(|e| Status::failed_precondition(format!("{e:#}")))?;
         let execs: HashMap<u32, String> = self
             .lock()
@@ -492,21 +502,22 @@ impl Task {
         Ok(crate::cgstats::read_stats(&cgroup))
     }
 
-    pub fn pause(&self, pause: bool) -> Result<(), Status> {
+    pub async fn pause(&self, pause: bool) -> Result<(), Status> {
         let runtime = self.runtime()?;
         let r = if pause {
-            runtime.pause(&self.id)
+            runtime.pause(&self.id).await
         } else {
-            runtime.resume(&self.id)
+            runtime.resume(&self.id).await
         };
         r.map_err(|e| Status::failed_precondition(format!("{e:#}")))?;
         self.lock().paused = pause;
         Ok(())
     }
 
-    pub fn update(&self, resources: &[u8]) -> Result<(), Status> {
+    pub async fn update(&self, resources: &[u8]) -> Result<(), Status> {
         self.runtime()?
             .update(&self.id, resources)
+            .await
             .map_err(|e| Status::failed_precondition(format!("{e:#}")))
     }
 
