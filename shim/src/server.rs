@@ -160,7 +160,7 @@ async fn serve_grpc(
     service: ShimServer<Service>,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    let mut conns = tokio::task::JoinSet::new();
+    let ended = Arc::new(Notify::new());
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -173,21 +173,27 @@ async fn serve_grpc(
                     }
                 };
                 let svc = hyper_util::service::TowerToHyperService::new(service.clone());
-                conns.spawn(async move {
-                    let r = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                // Subscribed here, before the connection's task first runs:
+                // an end that comes first still ends it.
+                let end = ended.clone().notified_owned();
+                tokio::spawn(async move {
+                    let serve = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                         .initial_stream_window_size(berth_proto::STREAM_WINDOW)
                         .initial_connection_window_size(berth_proto::CONNECTION_WINDOW)
                         .max_frame_size(berth_proto::MAX_FRAME)
-                        .serve_connection(TokioIo::new(conn), svc)
-                        .await;
-                    if let Err(e) = r {
-                        tracing::debug!("connection: {e}");
+                        .serve_connection(TokioIo::new(conn), svc);
+                    tokio::select! {
+                        r = serve => if let Err(e) = r {
+                            tracing::debug!("connection: {e}");
+                        },
+                        () = end => {}
                     }
                 });
             }
-            // Finished connections are collected as they end.
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            () = &mut stop => return,
+            () = &mut stop => {
+                ended.notify_waiters();
+                return;
+            }
         }
     }
 }
