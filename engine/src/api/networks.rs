@@ -156,11 +156,11 @@ async fn delete_bridge(d: &Daemon, name: &str) {
     if name.is_empty() {
         return;
     }
-    d.firewall.forget_bridge(name).await;
-    let out = tokio::process::Command::new("ip")
+    // The rules name the bridge, they do not hang on it: both go at once.
+    let link = tokio::process::Command::new("ip")
         .args(["link", "delete", name, "type", "bridge"])
-        .output()
-        .await;
+        .output();
+    let ((), out) = tokio::join!(d.firewall.forget_bridge(name), link);
     if let Ok(o) = out
         && !o.status.success()
     {

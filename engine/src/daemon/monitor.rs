@@ -339,8 +339,10 @@ impl Daemon {
             c.state.exit_code = code;
             c.state.pid = 0;
             c.state.finished_at = Some(at);
-            self.net_down(&mut c).await;
-            self.delete_task(&c.id).await;
+            // Neither needs the other: the network goes while the runtime
+            // deletes what is left of the container.
+            let id = c.id.clone();
+            tokio::join!(self.net_down(&mut c), self.delete_task(&id));
             let restart = policy_restarts(&c, code != 0);
             // Docker's back-off: 100 ms doubling per restart, reset once a
             // run lasted 10 s.

@@ -124,35 +124,38 @@ impl Firewall {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(bridge);
-        for table in ["filter", "nat"] {
-            let Ok(out) = tokio::process::Command::new("iptables-save")
-                .args(["-t", table])
-                .output()
-                .await
-            else {
-                continue;
-            };
-            let save = String::from_utf8_lossy(&out.stdout);
-            let rules = rules_naming(&save, bridge);
-            if rules.is_empty() {
-                continue;
-            }
-            // One iptables-restore for the table's rules (a process per
-            // rule made `network rm` and `compose down` slow); rule by rule
-            // only if that fails.
-            if restore(&deletions(table, &rules)).await {
-                continue;
-            }
-            tracing::warn!(
-                "iptables-restore refused the deletions of {bridge}'s rules; one by one"
-            );
-            for (_, rule) in rules {
-                let mut args = vec!["-D"];
-                args.extend(rule.iter().map(String::as_str));
-                if !iptables(table, &args).await {
-                    tracing::warn!("removing the rule {rule:?} of {bridge} failed");
-                }
-            }
+        // The tables at once: each is a save and a restore, processes that
+        // mostly wait on the kernel's rule dump (`network rm` and compose's
+        // `down` wait for them).
+        tokio::join!(forget_in(bridge, "filter"), forget_in(bridge, "nat"));
+    }
+}
+
+/// Removes the rules of `table` that name `bridge`.
+async fn forget_in(bridge: &str, table: &str) {
+    let Ok(out) = tokio::process::Command::new("iptables-save")
+        .args(["-t", table])
+        .output()
+        .await
+    else {
+        return;
+    };
+    let save = String::from_utf8_lossy(&out.stdout);
+    let rules = rules_naming(&save, bridge);
+    if rules.is_empty() {
+        return;
+    }
+    // One iptables-restore for the table's rules (a process per rule made
+    // `network rm` and `compose down` slow); rule by rule only if that fails.
+    if restore(&deletions(table, &rules)).await {
+        return;
+    }
+    tracing::warn!("iptables-restore refused the deletions of {bridge}'s rules; one by one");
+    for (_, rule) in rules {
+        let mut args = vec!["-D"];
+        args.extend(rule.iter().map(String::as_str));
+        if !iptables(table, &args).await {
+            tracing::warn!("removing the rule {rule:?} of {bridge} failed");
         }
     }
 }
