@@ -24,6 +24,7 @@ engines_start
 compose_cleanup() {
   # Never stops short of the engines' own cleanup (set -e is off here).
   set +e
+  [ -s "$work/failures.log" ] && cat "$work/failures.log" >&2
   if [ -x "$work/compose" ]; then
     timeout 120 "$work/compose" b clean >/dev/null 2>&1
   fi
@@ -74,6 +75,11 @@ set -euo pipefail
 engine=$1 verb=$2
 work=$(dirname "$0")
 cd "$work/project"
+# hyperfine hides a failed command's output: keep it for the end.
+failed() {
+  { echo "== $1 failed:"; cat "$work/last.log"; } >> "$work/failures.log"
+  return 1
+}
 on() {
   case $1 in
     b) export DOCKER_HOST="unix://$work/b/berthd.sock" FRONT=10.198.1.0/24 BACK=10.198.2.0/24 ;;
@@ -82,15 +88,16 @@ on() {
 }
 up() {
   on "$1"
-  docker-compose -p bench up -d --quiet-pull >/dev/null 2>&1
+  docker-compose -p bench up -d --quiet-pull >"$work/last.log" 2>&1 || { failed "up $1"; return 1; }
   for _ in $(seq 1200); do
     n=$(docker ps --filter label=com.docker.compose.project=bench --filter health=healthy -q | wc -l)
     [ "$n" -ge 10 ] && return 0
     sleep 0.05
   done
-  echo "not healthy in time" >&2; exit 1
+  echo "not healthy in time" > "$work/last.log"
+  failed "up $1"
 }
-down() { on "$1"; docker-compose -p bench down -v >/dev/null 2>&1; }
+down() { on "$1"; docker-compose -p bench down -v >"$work/last.log" 2>&1 || { failed "down $1"; return 1; }; }
 other=$([ "$engine" = b ] && echo d || echo b)
 case $verb in
   up) up "$engine" ;;
