@@ -110,7 +110,9 @@ SCHEMATHESIS_HOOKS=hooks PYTHONPATH=$root/fuzz nsenter --net="/run/netns/$ns" "$
   --no-color \
   --report junit --report-dir "$work/report" > "$work/schemathesis.out" 2>&1
 set -e
-sed -n '/^=* SUMMARY/,$p' "$work/schemathesis.out"
+# What went wrong on schemathesis's side too (a request timing out, a
+# connection refused), not only the summary: the run's files go with it.
+sed -n '/^=* \(ERRORS\|SUMMARY\)/,$p' "$work/schemathesis.out"
 # A check that failed is berth's fault; an error of schemathesis's own
 # (its generator failing on a part of Docker's schema) is not.
 cd "$root"

@@ -36,6 +36,8 @@ pub enum Status {
 pub struct ProcState {
     pub pid: i32,
     pub status: Status,
+    /// A Start is under way (the runtime's start or exec is running).
+    pub starting: bool,
     pub exit: Option<Exit>,
     pub started_at: Option<SystemTime>,
 }
@@ -58,6 +60,7 @@ impl Proc {
             spec,
             state: Mutex::new(ProcState {
                 pid: 0,
+                starting: false,
                 status: Status::Created,
                 exit: None,
                 started_at: None,

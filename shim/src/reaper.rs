@@ -84,19 +84,17 @@ impl Reaper {
         w.proc.set_exited(exit);
     }
 
-    /// The exit of a command the shim just spawned (before anything else
-    /// ran: its exit cannot have been handed to anyone else).
+    /// The exit of a command the shim just spawned, called before anything
+    /// else ran: its exit cannot have been reaped yet. An unclaimed exit
+    /// under the same pid is an earlier process's (the pid reused), left
+    /// for whoever watches that one.
     pub fn wait_command(&self, pid: i32) -> tokio::sync::oneshot::Receiver<Exit> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        match inner.unclaimed.remove(&pid) {
-            Some(exit) => {
-                let _ = tx.send(exit);
-            }
-            None => {
-                inner.commands.insert(pid, tx);
-            }
-        }
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .commands
+            .insert(pid, tx);
         rx
     }
 

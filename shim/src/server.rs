@@ -23,6 +23,9 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// How long a task may wait for its create.
+const UNCREATED_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The shim process: what the tasks it serves share. It reaps for all of
 /// them (a pod's containers share their sandbox's shim, see `Host`) and
 /// exits when the last one has been shut down.
@@ -89,6 +92,22 @@ impl Host {
         };
         let socket_ino = inode(&opts.socket);
         let task = Arc::new(Task::new(&opts, self.clone()));
+        // A task whose client gave up on it before its create (a lost Host
+        // answer, a socket it could not reach) would keep the process, and
+        // the other tasks' shim, alive for good.
+        let watched = Arc::downgrade(&task);
+        tokio::spawn(async move {
+            tokio::time::sleep(UNCREATED_LIMIT).await;
+            if let Some(task) = watched.upgrade()
+                && task.abandon_if_uncreated()
+            {
+                tracing::warn!(
+                    "task {}: no create within {UNCREATED_LIMIT:?}; ending it",
+                    task.id
+                );
+                task.shutdown.notify_one();
+            }
+        });
         let attach = tokio::spawn(crate::rawattach::serve(attach_listener, task.clone()));
         let host = self.clone();
         let socket = opts.socket.clone();
@@ -247,5 +266,25 @@ mod tests {
         // A stray leave after the close changes nothing.
         host.leave();
         assert!(!host.enter());
+    }
+
+    #[tokio::test]
+    async fn a_task_never_created_is_abandoned_once_and_refuses_a_late_create() {
+        let dir = std::env::temp_dir();
+        let opts = Options {
+            id: "t".into(),
+            namespace: "ns".into(),
+            state_dir: dir.clone(),
+            socket: dir.join("t.sock"),
+            debug: false,
+        };
+        let task = Task::new(&opts, Arc::new(Host::new(false)));
+        assert!(task.abandon_if_uncreated());
+        assert!(!task.abandon_if_uncreated(), "already gone");
+        let late = task
+            .create(berth_proto::shim::v1::CreateRequest::default())
+            .await
+            .expect_err("a create after the end");
+        assert_eq!(late.code(), tonic::Code::FailedPrecondition, "{late}");
     }
 }

@@ -248,27 +248,42 @@ impl Task {
     }
 
     pub async fn start(&self, exec_id: &str) -> Result<u32, Status> {
+        // The init's start and its delete exclude each other, as its
+        // create and delete do: the runtime's start and a delete --force
+        // never run side by side.
+        let _creating = match exec_id.is_empty() {
+            true => Some(self.creating.lock().await),
+            false => None,
+        };
         let runtime = self.runtime()?;
         let proc = self.process(exec_id)?;
-        if proc.lock().status != PStatus::Created {
-            return Err(Status::failed_precondition(format!(
-                "process {} has already been started",
-                if exec_id.is_empty() {
-                    &self.id
-                } else {
-                    exec_id
-                }
-            )));
+        {
+            // One Start at a time: runtime commands no longer hold the
+            // shim's thread, so a second one could otherwise run beside it.
+            let mut s = proc.lock();
+            if s.status != PStatus::Created || s.starting {
+                return Err(Status::failed_precondition(format!(
+                    "process {} has already been started",
+                    if exec_id.is_empty() {
+                        &self.id
+                    } else {
+                        exec_id
+                    }
+                )));
+            }
+            s.starting = true;
         }
-        if exec_id.is_empty() {
+        let started = if exec_id.is_empty() {
             runtime
                 .start(&self.id)
                 .await
-                .map_err(|e| Status::failed_precondition(format!("{e:#}")))?;
+                .map_err(|e| Status::failed_precondition(format!("{e:#}")))
         } else {
-            self.start_exec(&runtime, &proc).await?;
-        }
+            self.start_exec(&runtime, &proc).await
+        };
         let mut s = proc.lock();
+        s.starting = false;
+        started?;
         if s.status == PStatus::Created {
             s.status = PStatus::Running;
         }
@@ -404,7 +419,12 @@ impl Task {
         let proc = self.process(exec_id)?;
         let (pid, status, exit) = {
             let s = proc.lock();
-            (s.pid, s.status, s.exit)
+            let status = match s.starting {
+                // Being started: as good as running for a delete.
+                true => PStatus::Running,
+                false => s.status,
+            };
+            (s.pid, status, s.exit)
         };
         if status == PStatus::Running {
             return Err(Status::failed_precondition(format!(
@@ -452,6 +472,20 @@ impl Task {
             exit_status: exit.status,
             exited_at: Some(crate::timestamp(exit.at)),
         })
+    }
+
+    /// Marks a task that was never created (and is not being created) as
+    /// gone, so that no create comes after its end; true if it was.
+    pub fn abandon_if_uncreated(&self) -> bool {
+        let Ok(_creating) = self.creating.try_lock() else {
+            return false;
+        };
+        let mut inner = self.lock();
+        if inner.runtime.is_some() || inner.init.is_some() || inner.deleted {
+            return false;
+        }
+        inner.deleted = true;
+        true
     }
 
     /// Gives lifecycled a moment to send Shutdown, then exits regardless.

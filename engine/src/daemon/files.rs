@@ -97,6 +97,34 @@ pub async fn image_content(lc: &Lifecycle, id: &str, path: &str) -> Result<Optio
     Ok((entries > 1).then_some(tar))
 }
 
+/// Whether the image has anything under `path` (a second entry after the
+/// directory's own in its tar), read no further than that; false when it
+/// cannot tell.
+pub async fn has_image_content(lc: &Lifecycle, id: &str, path: &str) -> bool {
+    let Ok(s) = lc
+        .snapshots()
+        .read_archive(lc.req(api::ArchiveRequest {
+            key: id.to_string(),
+            path: path.to_string(),
+            ..Default::default()
+        }))
+        .await
+    else {
+        return false;
+    };
+    let mut s = s.into_inner();
+    let mut head = Vec::new();
+    // Two 512-byte blocks: the directory's header, then the next entry's
+    // (zeros when the archive ends there).
+    while head.len() < 1024 {
+        match s.message().await {
+            Ok(Some(c)) => head.extend_from_slice(&c.data),
+            _ => return false,
+        }
+    }
+    head[512..1024].iter().any(|&b| b != 0)
+}
+
 /// Unpacks `image_content`'s archive into a volume's directory.
 pub async fn copy_up(tar: Vec<u8>, dest: &Path) -> Result<()> {
     let dest = dest.to_path_buf();

@@ -15,7 +15,8 @@ use crate::error::{ApiError, Result};
 
 const DEFAULT_STOP_TIMEOUT: i64 = 10;
 
-/// How long a start waits for the attaches made before it to subscribe.
+/// How long a start waits for the attaches made before it to subscribe
+/// (all of them together).
 const ATTACH_ACK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A signal by number or name (`KILL`, `SIGTERM`, `RTMIN+3`), as Docker's
@@ -293,20 +294,22 @@ impl Daemon {
             &c.mounts,
         )?;
         for (vol, dest) in &plan.copy_up {
-            let Some(content) = files::image_content(&self.lc, &c.id, dest).await? else {
-                continue;
-            };
             // Filled only while no container can reach the volume: a process
             // of one that has it mounted could plant symlinks for the copy
-            // (made as root on the host) to follow.
+            // (made as root on the host) to follow. Said only when the image
+            // had something to fill it with.
             if self.volume_in_use(&c.id, vol) {
-                tracing::warn!(
-                    "not filling volume {vol} from the image of {}: another running container uses it",
-                    c.id
-                );
+                if files::has_image_content(&self.lc, &c.id, dest).await {
+                    tracing::warn!(
+                        "not filling volume {vol} from the image of {}: another running container uses it",
+                        c.id
+                    );
+                }
                 continue;
             }
-            files::copy_up(content, &self.volumes.path(vol)).await?;
+            if let Some(content) = files::image_content(&self.lc, &c.id, dest).await? {
+                files::copy_up(content, &self.volumes.path(vol)).await?;
+            }
         }
         c.mounts = plan.points.clone();
         self.net_up(c).await?;
@@ -383,10 +386,11 @@ impl Daemon {
         // ahead loses what the process writes first (a short-lived
         // container: everything). The bound is only for an attach stuck
         // for good.
+        let deadline = tokio::time::Instant::now() + ATTACH_ACK_TIMEOUT;
         for a in acks {
-            if tokio::time::timeout(ATTACH_ACK_TIMEOUT, a).await.is_err() {
+            if tokio::time::timeout_at(deadline, a).await.is_err() {
                 tracing::warn!(
-                    "container {}: an attach was not subscribed after {ATTACH_ACK_TIMEOUT:?}; starting without it",
+                    "container {}: an attach was not subscribed within {ATTACH_ACK_TIMEOUT:?}; starting without it",
                     c.id
                 );
             }
