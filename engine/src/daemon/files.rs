@@ -78,8 +78,6 @@ pub async fn read_file(lc: &Lifecycle, id: &str, path: &str) -> Option<Vec<u8>> 
     Some(data)
 }
 
-/// Extracts the container's `path` into `dest` (a volume filled on first
-/// use with what the image has there).
 /// What the image holds under `path` in the container's rootfs, as a tar of
 /// that directory; None when there is nothing there to fill a volume with
 /// (no such path, or an empty directory).
@@ -125,7 +123,8 @@ pub async fn has_image_content(lc: &Lifecycle, id: &str, path: &str) -> bool {
     head[512..1024].iter().any(|&b| b != 0)
 }
 
-/// Unpacks `image_content`'s archive into a volume's directory.
+/// Unpacks `image_content`'s archive into a volume's directory (a volume
+/// filled on first use with what the image has there).
 pub async fn copy_up(tar: Vec<u8>, dest: &Path) -> Result<()> {
     let dest = dest.to_path_buf();
     tokio::task::spawn_blocking(move || {
