@@ -48,6 +48,11 @@ pub struct Task {
     /// The init's exit has been published: the shim's event and a state
     /// read after a reconnect may both see it, subscribers hear it once.
     init_exit_published: std::sync::atomic::AtomicBool,
+    /// Held from a Start's call to its event: a process that exits while
+    /// it is being started is reported after its start, as containerd
+    /// orders them (the shim no longer blocks while the runtime starts it,
+    /// so its exit can come first).
+    starting: tokio::sync::Mutex<()>,
 }
 
 enum Slot {
@@ -392,6 +397,7 @@ impl Tasks {
             client,
             runtime: runtime.clone(),
             init_exit_published: Default::default(),
+            starting: Default::default(),
         });
         let req = shim::CreateRequest {
             id: id.to_string(),
@@ -457,11 +463,7 @@ impl Tasks {
 
     /// The running sandbox task of the pod a CRI container belongs to.
     fn pod_shim(&self, ns: &str, id: &str, spec: &serde_json::Value) -> Option<Arc<Task>> {
-        let annotations = &spec["annotations"];
-        if annotations["io.kubernetes.cri.container-type"].as_str() != Some("container") {
-            return None;
-        }
-        let sandbox = annotations["io.kubernetes.cri.sandbox-id"].as_str()?;
+        let sandbox = crate::cri::spec::sandbox_of(spec)?;
         if sandbox == id {
             return None;
         }
@@ -489,6 +491,7 @@ impl Tasks {
                         if ev.kind == shim::event::Kind::Exit as i32
                             && let Some(exit) = ev.exit
                         {
+                            let _started = task.starting.lock().await;
                             self.publish_exit(&task, &ev.exec_id, exit);
                         }
                     }
@@ -662,6 +665,7 @@ impl Tasks {
             client,
             runtime,
             init_exit_published: Default::default(),
+            starting: Default::default(),
         });
         let state = task
             .client
@@ -719,6 +723,7 @@ impl Tasks {
 
     pub async fn start(&self, ns: &str, id: &str, exec_id: &str) -> Result<u32, Status> {
         let t = self.get(ns, id)?;
+        let _starting = t.starting.lock().await;
         let pid = call(
             &t,
             t.client.clone().start(shim::ProcessRequest {

@@ -96,6 +96,17 @@ pub fn oom_score_adj(want: i64) -> i64 {
     floor.map_or(want, |f| want.max(f))
 }
 
+/// The pod sandbox a CRI container's spec names in its annotations (as
+/// containerd's CRI writes them, and these specs do below); None for a
+/// sandbox's own spec and for anything not made by the CRI.
+pub fn sandbox_of(spec: &Value) -> Option<&str> {
+    let a = &spec["annotations"];
+    if a["io.kubernetes.cri.container-type"].as_str() != Some("container") {
+        return None;
+    }
+    a["io.kubernetes.cri.sandbox-id"].as_str()
+}
+
 pub fn sandbox(
     meta: &SandboxMeta,
     config: &cri::PodSandboxConfig,
@@ -577,6 +588,19 @@ pub fn oom_killed(spec: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_cri_containers_spec_names_a_sandbox_to_join() {
+        let spec = |kind: &str| {
+            json!({"annotations": {
+                "io.kubernetes.cri.container-type": kind,
+                "io.kubernetes.cri.sandbox-id": "pod1",
+            }})
+        };
+        assert_eq!(sandbox_of(&spec("container")), Some("pod1"));
+        assert_eq!(sandbox_of(&spec("sandbox")), None);
+        assert_eq!(sandbox_of(&json!({"annotations": {}})), None);
+    }
 
     #[test]
     fn command_and_args_compose_as_kubernetes_does() {
