@@ -407,16 +407,7 @@ async fn a_pod_shares_localhost_logs_for_the_kubelet_publishes_a_host_port_and_g
             layer.used_bytes.map(|v| v.value).unwrap_or(0),
         )
     };
-    let first = node
-        .runtime
-        .container_stats(cri::ContainerStatsRequest {
-            container_id: server.clone(),
-        })
-        .await
-        .expect("container stats")
-        .into_inner()
-        .stats
-        .expect("stats");
+    let first = container_stats(&mut node, &server).await;
     assert_eq!(first.attributes.as_ref().expect("attributes").id, server);
     let (cpu, _, working_set, available, layer) = stats(first);
     assert!(cpu > 0 && working_set > 0, "{cpu} {working_set}");
@@ -472,18 +463,7 @@ async fn a_pod_shares_localhost_logs_for_the_kubelet_publishes_a_host_port_and_g
     // The pod's cgroup holds the server's: its working set is at least the
     // server's, read just before or just after (the server's own moves
     // between samples, a page-cache page going inactive is enough).
-    let ws_after = stats(
-        node.runtime
-            .container_stats(cri::ContainerStatsRequest {
-                container_id: server.clone(),
-            })
-            .await
-            .expect("container stats")
-            .into_inner()
-            .stats
-            .expect("stats"),
-    )
-    .2;
+    let ws_after = stats(container_stats(&mut node, &server).await).2;
     let pod_ws = pod_stats
         .memory
         .and_then(|m| m.working_set_bytes)
@@ -657,6 +637,18 @@ async fn a_pod_shares_localhost_logs_for_the_kubelet_publishes_a_host_port_and_g
         })
         .await
         .expect("removing a removed pod is fine");
+}
+
+async fn container_stats(node: &mut CriNode, id: &str) -> cri::ContainerStats {
+    node.runtime
+        .container_stats(cri::ContainerStatsRequest {
+            container_id: id.to_string(),
+        })
+        .await
+        .expect("container stats")
+        .into_inner()
+        .stats
+        .expect("stats")
 }
 
 async fn sandbox_state(node: &mut CriNode, pod: &str) -> (i32, String) {

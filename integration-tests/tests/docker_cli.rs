@@ -374,59 +374,51 @@ fn docker_cli_execs() {
 #[test]
 fn an_empty_named_volume_is_filled_from_the_image_at_first_use() {
     let s = stack();
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(args);
+        s.docker(&all).ok().trim().to_string()
+    };
     // Over /bin the container has a shell only if the volume was filled.
     assert_eq!(
-        s.docker(&[
-            "run",
-            "--rm",
+        run(&[
             "-v",
             "tools:/bin",
             "busybox",
             "sh",
             "-c",
-            "echo mine > /bin/note; echo filled"
-        ])
-        .ok()
-        .trim(),
+            "echo mine > /bin/note; rm /bin/vi; echo filled"
+        ]),
         "filled"
     );
-    let listed = s
-        .docker(&["run", "--rm", "-v", "tools:/t", "busybox", "ls", "/t"])
-        .ok()
-        .to_string();
+    let listed = run(&["-v", "tools:/t", "busybox", "ls", "/t"]);
     assert!(
         listed.lines().any(|l| l == "busybox") && listed.lines().any(|l| l == "note"),
         "{listed}"
     );
-    // Not empty any more: a second use over /bin keeps the volume's files.
+    // Not empty any more: a second use over /bin keeps the volume as it is
+    // (the file it got, and not the image's file it lost).
     assert_eq!(
-        s.docker(&[
-            "run",
-            "--rm",
+        run(&[
             "-v",
             "tools:/bin",
             "busybox",
-            "cat",
-            "/bin/note"
-        ])
-        .ok()
-        .trim(),
-        "mine"
+            "sh",
+            "-c",
+            "cat /bin/note; test -e /bin/vi || echo no-vi"
+        ]),
+        "mine\nno-vi"
     );
     // Nothing in the image there: the volume stays empty, the start is fine.
     assert_eq!(
-        s.docker(&[
-            "run",
-            "--rm",
+        run(&[
             "-v",
             "blank:/nothing/here",
             "busybox",
             "ls",
             "-A",
             "/nothing/here"
-        ])
-        .ok()
-        .trim(),
+        ]),
         ""
     );
     // Two containers starting at once on one empty volume, nothing in the

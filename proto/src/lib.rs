@@ -44,6 +44,8 @@ pub mod cri {
 /// The messages that open an attach socket's session
 /// (`berth.shim.v1.RawAttach` and its reply): each after its length, four
 /// bytes big-endian, as nothing else frames them there.
+pub mod names;
+
 pub mod raw {
     use prost::Message;
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

@@ -63,13 +63,11 @@ impl Reaper {
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             match inner.watched.remove(&exit.pid) {
                 Some(w) => w,
-                None if inner.commands.contains_key(&exit.pid) => {
+                None => {
                     if let Some(tx) = inner.commands.remove(&exit.pid) {
                         let _ = tx.send(exit);
+                        return;
                     }
-                    return;
-                }
-                None => {
                     // Orphans re-parented to us (a container without a pid
                     // namespace leaves them) are never claimed: keep few.
                     if inner.unclaimed.len() >= 1024 {

@@ -215,21 +215,28 @@ impl Shim for Service {
         req: Request<shim::HostRequest>,
     ) -> Result<Response<shim::HostResponse>, Status> {
         let r = req.into_inner();
-        for (name, value) in [
-            ("id", &r.id),
-            ("namespace", &r.namespace),
-            ("state_dir", &r.state_dir),
-            ("socket", &r.socket),
-        ] {
-            if value.is_empty() {
-                return Err(Status::invalid_argument(format!("{name} is required")));
-            }
+        // The id becomes the runtime's argument, the paths the task's files.
+        berth_proto::names::validate_id("task", &r.id)?;
+        berth_proto::names::validate(&r.namespace)?;
+        let state_dir = std::path::PathBuf::from(&r.state_dir);
+        let socket = std::path::PathBuf::from(&r.socket);
+        if !state_dir.is_absolute() || !state_dir.is_dir() {
+            return Err(Status::invalid_argument(format!(
+                "state_dir {:?} is not an existing absolute directory",
+                r.state_dir
+            )));
+        }
+        if !socket.is_absolute() {
+            return Err(Status::invalid_argument(format!(
+                "socket {:?} is not an absolute path",
+                r.socket
+            )));
         }
         let opts = crate::Options {
             id: r.id,
             namespace: r.namespace,
-            state_dir: r.state_dir.into(),
-            socket: r.socket.into(),
+            state_dir,
+            socket,
             debug: self.0.host.debug,
         };
         let address = self

@@ -141,6 +141,15 @@ impl Task {
             .ok_or_else(|| Status::failed_precondition("the task has not been created"))
     }
 
+    /// How messages name a process: the task's id for its init.
+    fn name_of<'a>(&'a self, exec_id: &'a str) -> &'a str {
+        if exec_id.is_empty() {
+            &self.id
+        } else {
+            exec_id
+        }
+    }
+
     pub fn process(&self, exec_id: &str) -> Result<Arc<Proc>, Status> {
         if exec_id.is_empty() {
             return self.init();
@@ -264,11 +273,7 @@ impl Task {
             if s.status != PStatus::Created || s.starting {
                 return Err(Status::failed_precondition(format!(
                     "process {} has already been started",
-                    if exec_id.is_empty() {
-                        &self.id
-                    } else {
-                        exec_id
-                    }
+                    self.name_of(exec_id)
                 )));
             }
             s.starting = true;
@@ -364,11 +369,7 @@ impl Task {
         if status == PStatus::Stopped && !req.all {
             return Err(Status::not_found(format!(
                 "process {} has already exited",
-                if req.exec_id.is_empty() {
-                    &self.id
-                } else {
-                    &req.exec_id
-                }
+                self.name_of(&req.exec_id)
             )));
         }
         if req.exec_id.is_empty() {
@@ -429,11 +430,7 @@ impl Task {
         if status == PStatus::Running {
             return Err(Status::failed_precondition(format!(
                 "process {} is running: kill it first",
-                if exec_id.is_empty() {
-                    &self.id
-                } else {
-                    exec_id
-                }
+                self.name_of(exec_id)
             )));
         }
         let exit = exit.unwrap_or(Exit {

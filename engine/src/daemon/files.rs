@@ -50,9 +50,13 @@ pub fn visible_changes(list: Vec<(String, i32)>) -> Vec<(String, i32)> {
         .collect()
 }
 
-/// The tar stream of `path` in the container's filesystem.
-pub async fn read_archive(lc: &Lifecycle, id: &str, path: &str) -> Result<Vec<u8>> {
-    let mut s = lc
+/// The tar stream of `path` in the container's filesystem, as it comes.
+async fn archive_stream(
+    lc: &Lifecycle,
+    id: &str,
+    path: &str,
+) -> Result<tonic::Streaming<api::Chunk>> {
+    Ok(lc
         .snapshots()
         .read_archive(lc.req(api::ArchiveRequest {
             key: id.to_string(),
@@ -60,12 +64,25 @@ pub async fn read_archive(lc: &Lifecycle, id: &str, path: &str) -> Result<Vec<u8
             ..Default::default()
         }))
         .await?
-        .into_inner();
+        .into_inner())
+}
+
+/// The tar of `path` in the container's filesystem.
+pub async fn read_archive(lc: &Lifecycle, id: &str, path: &str) -> Result<Vec<u8>> {
+    let mut s = archive_stream(lc, id, path).await?;
     let mut out = Vec::new();
     while let Some(c) = s.message().await? {
         out.extend_from_slice(&c.data);
     }
     Ok(out)
+}
+
+/// Whether a directory's tar holds more than the directory: its first
+/// 512-byte block is the directory's header, the second the next entry's
+/// (zeros when the archive ends there).
+fn holds_entries(tar: &[u8]) -> bool {
+    tar.get(512..1024)
+        .is_some_and(|b| b.iter().any(|&x| x != 0))
 }
 
 /// The contents of one regular file in the container, if it exists.
@@ -87,40 +104,23 @@ pub async fn image_content(lc: &Lifecycle, id: &str, path: &str) -> Result<Optio
         Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => return Ok(None),
         Err(e) => return Err(e),
     };
-    // The archive holds the directory itself as its first entry.
-    let entries = tar::Archive::new(&tar[..])
-        .entries()
-        .map(|e| e.take(2).count())
-        .unwrap_or(0);
-    Ok((entries > 1).then_some(tar))
+    Ok(holds_entries(&tar).then_some(tar))
 }
 
-/// Whether the image has anything under `path` (a second entry after the
-/// directory's own in its tar), read no further than that; false when it
-/// cannot tell.
+/// Whether the image has anything under `path`, read no further than it
+/// takes to tell; false when it cannot tell.
 pub async fn has_image_content(lc: &Lifecycle, id: &str, path: &str) -> bool {
-    let Ok(s) = lc
-        .snapshots()
-        .read_archive(lc.req(api::ArchiveRequest {
-            key: id.to_string(),
-            path: path.to_string(),
-            ..Default::default()
-        }))
-        .await
-    else {
+    let Ok(mut s) = archive_stream(lc, id, path).await else {
         return false;
     };
-    let mut s = s.into_inner();
     let mut head = Vec::new();
-    // Two 512-byte blocks: the directory's header, then the next entry's
-    // (zeros when the archive ends there).
     while head.len() < 1024 {
         match s.message().await {
             Ok(Some(c)) => head.extend_from_slice(&c.data),
             _ => return false,
         }
     }
-    head[512..1024].iter().any(|&b| b != 0)
+    holds_entries(&head)
 }
 
 /// Unpacks `image_content`'s archive into a volume's directory (a volume
@@ -381,5 +381,33 @@ mod mount_point_tests {
             super::visible_changes(with_own),
             list(&[("/etc", 0), ("/etc/passwd", 0), ("/etcetera", 1)])
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_tar(files: &[&str]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(0o755);
+        b.append_data(&mut h, "d/", std::io::empty()).unwrap();
+        for f in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(1);
+            h.set_mode(0o644);
+            b.append_data(&mut h, format!("d/{f}"), &b"x"[..]).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_directory_alone_holds_nothing_to_fill_a_volume_with() {
+        assert!(!holds_entries(&dir_tar(&[])));
+        assert!(holds_entries(&dir_tar(&["f"])));
+        assert!(!holds_entries(b""));
     }
 }
