@@ -85,6 +85,9 @@ pub fn run(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
     let seccomp = crate::process::seccomp::for_spec(config)?;
     let userns = crate::namespaces::has(config, oci_spec::runtime::LinuxNamespaceType::User);
     let self_join = crate::cgroups::SelfJoin::plan(&c.state.cgroup_path, userns);
+    if self_join.is_none() {
+        cgroup.prepare()?;
+    }
     let plan = exec::Plan {
         init_pid: c.pid(),
         namespaces: exec::namespaces_of(config),
