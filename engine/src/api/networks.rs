@@ -118,6 +118,17 @@ pub async fn create(s: State, body: Bytes) -> Result<Response> {
         )));
     }
     let n = d.networks.create(req)?;
+    // Its rules as dockerd makes them at create, but not waited for: the
+    // first start on it waits for them instead (compose creates its
+    // networks one after the other before it starts anything).
+    if n.driver == "bridge" && !n.bridge.is_empty() {
+        let (d, n) = (d.clone(), n.clone());
+        tokio::spawn(async move {
+            d.firewall
+                .ensure_network(&n.bridge, &n.subnet, n.internal)
+                .await;
+        });
+    }
     d.network_event(&n, "create", "");
     Ok((
         StatusCode::CREATED,
