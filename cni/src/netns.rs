@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use nix::sched::{CloneFlags, unshare};
+use nix::sched::{CloneFlags, setns, unshare};
 
 use crate::CniError;
 
@@ -43,6 +43,24 @@ pub fn create(path: &Path) -> Result<(), CniError> {
         let _ = std::fs::remove_file(path);
     }
     made
+}
+
+/// Runs `f` inside the network namespace at `path`, on a thread of its
+/// own that ends with it (setns moves only the calling thread: the
+/// daemon's threads stay where they are). Sockets `f` makes belong to the
+/// namespace.
+pub fn run_in<T: Send + 'static>(
+    path: &Path,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, CniError> {
+    let ns = std::fs::File::open(path).map_err(|e| err(path, e))?;
+    let target = path.to_path_buf();
+    std::thread::spawn(move || -> Result<T, CniError> {
+        setns(&ns, CloneFlags::CLONE_NEWNET).map_err(|e| err(&target, e))?;
+        Ok(f())
+    })
+    .join()
+    .map_err(|_| err(path, std::io::Error::other("the namespace thread panicked")))?
 }
 
 /// Removes a namespace made by [`create`]; one that is already gone is

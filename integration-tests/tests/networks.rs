@@ -145,6 +145,60 @@ fn containers_on_a_user_network_find_each_other_by_name() {
     }
 }
 
+/// A process resolves names from its first instruction, however long the
+/// DNS server takes to take the container's record: the start waits until
+/// the server answers for the container (it reads new records on a
+/// reload, listens on a new network's gateway only after one, and answers
+/// nothing to an asker it does not know), as Docker's resolver has the
+/// record before the start. The server is held still (SIGSTOP) while the
+/// first container of a new network starts, which makes the slow reload
+/// certain: without the wait its first query is refused.
+#[test]
+fn a_container_resolves_names_from_its_first_instruction() {
+    let s = stack();
+    network(&s, "keep", 1, &[]);
+    httpd(&s, "peer", &["--network", "keep"]);
+    let pid_file = s.exec_root.join("aardvark-dns/aardvark.pid");
+    let Some(server) = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+        .map(nix::unistd::Pid::from_raw)
+    else {
+        eprintln!("skipped: no DNS server runs (aardvark-dns missing)");
+        return;
+    };
+    network(&s, "fresh", 2, &[]);
+    use nix::sys::signal::{Signal, kill};
+    // Resumed when the test ends, failed or not.
+    struct Resume(nix::unistd::Pid);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            let _ = kill(self.0, Signal::SIGCONT);
+        }
+    }
+    kill(server, Signal::SIGSTOP).expect("stopping the DNS server");
+    let resume = Resume(server);
+    let out = std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            s.berth(&[
+                "run",
+                "--rm",
+                "--name",
+                "asker",
+                "--network",
+                "fresh",
+                "busybox",
+                "nslookup",
+                "asker",
+            ])
+        });
+        std::thread::sleep(Duration::from_millis(400));
+        drop(resume);
+        run.join().expect("run thread")
+    });
+    assert_eq!(out.code, 0, "{out:?}");
+}
+
 #[test]
 fn published_ports_answer_on_the_host() {
     let s = stack();

@@ -18,6 +18,10 @@ use crate::network::cni::{Target, ipv4_of, ipv6_of};
 use crate::network::{dns, netns};
 use crate::types::EndpointSettings;
 
+/// How long a start waits for the DNS server to serve the container's
+/// names (see [`dns::wait_served`]); past it, the start goes ahead.
+const NAMES_SERVED_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NetState {
     pub netns: PathBuf,
@@ -212,9 +216,11 @@ impl Daemon {
         Ok(out)
     }
 
-    /// Before the task starts: the namespace and every network in it. On
-    /// failure nothing stays set up.
-    pub async fn net_up(&self, c: &mut Container) -> Result<()> {
+    /// Before the task is made: the network namespace its spec names
+    /// (`c.net` set; no namespace without CNI or with a network mode that
+    /// makes none). On failure nothing stays set up. The networks join
+    /// with [`Daemon::net_attach_all`].
+    pub async fn net_prepare(&self, c: &mut Container) -> Result<()> {
         if !uses_networks(c) {
             return Ok(());
         }
@@ -244,18 +250,15 @@ impl Daemon {
             self.net_down(c).await;
             return Err(e);
         }
-        let result = self.net_attach_all(c).await;
-        if result.is_err() {
-            self.net_down(c).await;
-        }
-        result
+        Ok(())
     }
 
-    /// Every network of the container and its loopback, the plugins of
+    /// Every network of the container and its loopback (in the namespace
+    /// [`Daemon::net_prepare`] made), the plugins of
     /// all of them at once (as containerd's go-cni attaches networks):
     /// they touch different interfaces, and a container on two networks
     /// waited for one plugin chain after the other.
-    async fn net_attach_all(&self, c: &mut Container) -> Result<()> {
+    pub async fn net_attach_all(&self, c: &mut Container) -> Result<()> {
         let lo = json!({"cniVersion": crate::network::cni::CNI_VERSION, "name": "lo",
             "plugins": [{"type": "loopback"}]});
         let netns = c.net.as_ref().map(|n| n.netns.clone()).unwrap_or_default();
@@ -302,7 +305,7 @@ impl Daemon {
                 Ok(result) if first.is_none() => self.finish_attach(c, &n, &ep, p, result).await,
                 Ok(result) => {
                     // Another network failed: this one is undone as well
-                    // (net_up's teardown DELs what the record holds).
+                    // (the failed start's teardown DELs what the record holds).
                     self.record_added(c, p, result);
                     Ok(())
                 }
@@ -315,7 +318,43 @@ impl Daemon {
                 first.get_or_insert(e);
             }
         }
-        first.map_or(Ok(()), Err)
+        if let Some(e) = first {
+            return Err(e);
+        }
+        self.await_names(c).await;
+        Ok(())
+    }
+
+    /// The container's names served on every network that resolves them
+    /// before its processes ask (see [`dns::wait_served`]).
+    async fn await_names(&self, c: &Container) {
+        let Some(state) = &c.net else { return };
+        let askers: Vec<dns::Asker> = state
+            .attachments
+            .iter()
+            .filter(|a| a.dns)
+            .filter_map(|a| {
+                Some(dns::Asker {
+                    own: a.ip.parse().ok()?,
+                    gateway: a.gateway.parse().ok()?,
+                })
+            })
+            .collect();
+        if askers.is_empty() {
+            return;
+        }
+        let (netns, name) = (state.netns.clone(), c.short_id().to_string());
+        let served = tokio::task::spawn_blocking(move || {
+            dns::wait_served(&netns, &name, &askers, NAMES_SERVED_WITHIN)
+        })
+        .await
+        .unwrap_or(false);
+        if !served {
+            tracing::warn!(
+                "the DNS server did not answer for container {} within {NAMES_SERVED_WITHIN:?}: its peers' names may not resolve at first",
+                c.id
+            );
+        }
     }
 
     /// Joins one more network (start, or `network connect` while running).
@@ -341,7 +380,11 @@ impl Daemon {
         let added = self.cni.add(&p.conflist, &target, &p.rt).await;
         berth_fault::point("berthd:net.after-cni-add");
         match added {
-            Ok(result) => self.finish_attach(c, n, ep, p, result).await,
+            Ok(result) => {
+                self.finish_attach(c, n, ep, p, result).await?;
+                self.await_names(c).await;
+                Ok(())
+            }
             Err(e) => {
                 self.undo_add(c, &p, None).await;
                 Err(network_error(n, e))
@@ -665,7 +708,7 @@ impl Daemon {
         }
     }
 
-    /// Everything [`Daemon::net_up`] made, gone. Safe to call again. The
+    /// Everything [`Daemon::net_prepare`] and [`Daemon::net_attach_all`] made, gone. Safe to call again. The
     /// container's processes are gone: its namespace goes first, and the
     /// kernel takes its interfaces down with it in the background, so the
     /// plugins' DEL only releases addresses and rules (deleting a veth in

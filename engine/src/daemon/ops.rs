@@ -282,90 +282,43 @@ impl Daemon {
     }
 
     async fn start_locked(self: &Arc<Self>, e: &Arc<Entry>, c: &mut Container) -> Result<()> {
-        let (uid, gid, groups) =
-            files::resolve_user(&self.lc, &c.id, &c.config.user, &c.host_config.group_add).await?;
-        let image_volumes: Vec<String> = c.config.volumes.keys().cloned().collect();
-        let plan = super::volumes::plan(
-            &self.volumes,
-            &c.host_config.binds,
-            &c.host_config.mounts,
-            &c.host_config.tmpfs,
-            &image_volumes,
-            &c.mounts,
-        )?;
-        for (vol, dest) in &plan.copy_up {
-            // Filled only while no container can reach the volume: a process
-            // of one that has it mounted could plant symlinks for the copy
-            // (made as root on the host) to follow. Said only when the image
-            // had something to fill it with.
-            if self.volume_in_use(&c.id, vol) {
-                if files::has_image_content(&self.lc, &c.id, dest).await {
-                    tracing::warn!(
-                        "not filling volume {vol} from the image of {}: another running container uses it",
-                        c.id
-                    );
+        // The network namespace first, as the task's spec names it; then
+        // its plugins run while the task is made (the process waits for
+        // its start), each side on its own copy of the record: the
+        // network side writes attachments, the task side reads the rest.
+        self.net_prepare(c).await?;
+        let mut task_side = c.clone();
+        let (attached, made) = tokio::join!(
+            async {
+                if c.net.is_some() {
+                    self.net_attach_all(c).await
+                } else {
+                    Ok(())
                 }
-                continue;
-            }
-            if let Some(content) = files::image_content(&self.lc, &c.id, dest).await? {
-                files::copy_up(content, &self.volumes.path(vol)).await?;
-            }
-        }
-        c.mounts = plan.points.clone();
-        self.net_up(c).await?;
-        berth_fault::point("berthd:start.after-net-up");
-        let links = self.resolve_links(c).await?;
-        let spec = self.spec_for(c, uid, gid, groups, plan.oci, &links).await?;
-        self.lc
-            .containers()
-            .update(self.lc.req(api::UpdateContainerRequest {
-                id: c.id.clone(),
-                spec: spec.to_string().into_bytes(),
-                ..Default::default()
-            }))
-            .await?;
-        let (max_size, max_files) = log_opts(self, c);
-        let journal_fields = if c.logs_to_journal() {
-            super::journal::fields(c, &effective_log_opts(self, c))
-                .map_err(|e| ApiError::bad_request(format!("failed to create logger: {e}")))?
-                .into_iter()
-                .collect()
-        } else {
-            Default::default()
-        };
-        let console = &c.host_config.console_size;
-        let stdio = pb::Stdio {
-            stdin: c.config.open_stdin,
-            terminal: c.config.tty,
-            log_path: if c.keeps_logs() && !c.logs_to_journal() {
-                c.log_path().to_string_lossy().into_owned()
-            } else {
-                String::new()
             },
-            log_max_size: max_size,
-            log_max_files: max_files,
-            console_height: console.first().copied().unwrap_or(0),
-            console_width: console.get(1).copied().unwrap_or(0),
-            stdin_once: c.config.stdin_once,
-            journald: c.logs_to_journal(),
-            journal_fields,
-            log_format: String::new(),
+            self.make_task(&mut task_side)
+        );
+        let links = match (attached, made) {
+            (Ok(()), Ok(links)) => links,
+            (attached, made) => {
+                if made.is_ok() {
+                    self.delete_task(&c.id).await;
+                }
+                return Err(made
+                    .err()
+                    .or(attached.err())
+                    .unwrap_or_else(|| ApiError::internal("container start failed".to_string())));
+            }
         };
-        let created = self
-            .lc
-            .tasks()
-            .create(self.lc.req(api::CreateTaskRequest {
-                container_id: c.id.clone(),
-                stdio: Some(stdio),
-            }))
-            .await;
-        if let Err(s) = created {
-            // Its create may have gone through before the answer was lost.
+        c.mounts = task_side.mounts;
+        berth_fault::point("berthd:start.after-net-up");
+        // The addresses the plugins gave, in its /etc files before it runs
+        // (the task's mounts are these files: rewritten in place).
+        if c.net.as_ref().is_some_and(|n| !n.attachments.is_empty())
+            && let Err(err) = self.write_etc(c, false, &links.hosts)
+        {
             self.delete_task(&c.id).await;
-            return Err(ApiError::internal(format!(
-                "failed to create task for container: {}",
-                s.message()
-            )));
+            return Err(err);
         }
         berth_fault::point("berthd:start.after-task-create");
         // Clients that attached before the task existed subscribe now, so
@@ -429,6 +382,98 @@ impl Daemon {
         let (d, e) = (self.clone(), e.clone());
         tokio::spawn(async move { d.watch_health(&e).await });
         Ok(())
+    }
+
+    /// The task of a container being started, made from `c`, a copy of
+    /// its record: the user resolved, volumes planned (and filled from
+    /// the image at first use), the spec, the task created. Returns the
+    /// links (their /etc/hosts lines are written again once the
+    /// container's own addresses are known).
+    async fn make_task(self: &Arc<Self>, c: &mut Container) -> Result<super::links::Resolved> {
+        let (uid, gid, groups) =
+            files::resolve_user(&self.lc, &c.id, &c.config.user, &c.host_config.group_add).await?;
+        let image_volumes: Vec<String> = c.config.volumes.keys().cloned().collect();
+        let plan = super::volumes::plan(
+            &self.volumes,
+            &c.host_config.binds,
+            &c.host_config.mounts,
+            &c.host_config.tmpfs,
+            &image_volumes,
+            &c.mounts,
+        )?;
+        for (vol, dest) in &plan.copy_up {
+            // Filled only while no container can reach the volume: a process
+            // of one that has it mounted could plant symlinks for the copy
+            // (made as root on the host) to follow. Said only when the image
+            // had something to fill it with.
+            if self.volume_in_use(&c.id, vol) {
+                if files::has_image_content(&self.lc, &c.id, dest).await {
+                    tracing::warn!(
+                        "not filling volume {vol} from the image of {}: another running container uses it",
+                        c.id
+                    );
+                }
+                continue;
+            }
+            if let Some(content) = files::image_content(&self.lc, &c.id, dest).await? {
+                files::copy_up(content, &self.volumes.path(vol)).await?;
+            }
+        }
+        c.mounts = plan.points.clone();
+        let links = self.resolve_links(c).await?;
+        let spec = self.spec_for(c, uid, gid, groups, plan.oci, &links).await?;
+        self.lc
+            .containers()
+            .update(self.lc.req(api::UpdateContainerRequest {
+                id: c.id.clone(),
+                spec: spec.to_string().into_bytes(),
+                ..Default::default()
+            }))
+            .await?;
+        let (max_size, max_files) = log_opts(self, c);
+        let journal_fields = if c.logs_to_journal() {
+            super::journal::fields(c, &effective_log_opts(self, c))
+                .map_err(|e| ApiError::bad_request(format!("failed to create logger: {e}")))?
+                .into_iter()
+                .collect()
+        } else {
+            Default::default()
+        };
+        let console = &c.host_config.console_size;
+        let stdio = pb::Stdio {
+            stdin: c.config.open_stdin,
+            terminal: c.config.tty,
+            log_path: if c.keeps_logs() && !c.logs_to_journal() {
+                c.log_path().to_string_lossy().into_owned()
+            } else {
+                String::new()
+            },
+            log_max_size: max_size,
+            log_max_files: max_files,
+            console_height: console.first().copied().unwrap_or(0),
+            console_width: console.get(1).copied().unwrap_or(0),
+            stdin_once: c.config.stdin_once,
+            journald: c.logs_to_journal(),
+            journal_fields,
+            log_format: String::new(),
+        };
+        let created = self
+            .lc
+            .tasks()
+            .create(self.lc.req(api::CreateTaskRequest {
+                container_id: c.id.clone(),
+                stdio: Some(stdio),
+            }))
+            .await;
+        if let Err(s) = created {
+            // Its create may have gone through before the answer was lost.
+            self.delete_task(&c.id).await;
+            return Err(ApiError::internal(format!(
+                "failed to create task for container: {}",
+                s.message()
+            )));
+        }
+        Ok(links)
     }
 
     /// SIGKILLs every process of the container's task, if it has one that

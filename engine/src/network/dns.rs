@@ -6,7 +6,9 @@
 //! rest to the host's resolvers. It runs on its own, so a berthd restart
 //! does not interrupt name resolution.
 
+use std::net::{Ipv4Addr, UdpSocket};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -195,6 +197,97 @@ impl Dns {
     }
 }
 
+/// One of a container's addresses on a network with names, and where it
+/// asks: the network's gateway.
+pub struct Asker {
+    pub own: Ipv4Addr,
+    pub gateway: Ipv4Addr,
+}
+
+/// Waits until the server, asked from inside the container's namespace
+/// `netns` from each of `askers`' addresses, answers `name` with that
+/// address: it has read the container's record. The server reads a new
+/// record on a reload (after the SIGHUP) and until then answers nothing
+/// to an asker it does not know, so a process started at once could not
+/// resolve its peers (busybox's resolver says "bad address" and gives
+/// up); Docker's resolver has a record before the start. Whether it was
+/// served within `limit`.
+pub fn wait_served(netns: &Path, name: &str, askers: &[Asker], limit: Duration) -> bool {
+    let name = name.to_string();
+    let askers: Vec<(Ipv4Addr, Ipv4Addr)> = askers.iter().map(|a| (a.own, a.gateway)).collect();
+    let deadline = Instant::now() + limit;
+    berth_cni::netns::run_in(netns, move || {
+        askers
+            .iter()
+            .all(|&(own, gateway)| answered(&name, own, gateway, deadline))
+    })
+    .unwrap_or(false)
+}
+
+/// Asks `gateway` for `name` from `own` until it answers with `own`.
+fn answered(name: &str, own: Ipv4Addr, gateway: Ipv4Addr, deadline: Instant) -> bool {
+    let Ok(sock) = UdpSocket::bind((own, 0)) else {
+        return false;
+    };
+    if sock.connect((gateway, 53)).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 512];
+    for id in 1u16.. {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        let Some(query) = query(id, name) else {
+            return false;
+        };
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(50));
+        if wait.is_zero() || sock.set_read_timeout(Some(wait)).is_err() {
+            return false;
+        }
+        // Refused (nothing listens yet on a new network's gateway) or no
+        // answer: asked again after a moment.
+        let got = sock.send(&query).and_then(|_| sock.recv(&mut buf));
+        match got {
+            Ok(n) if answers_with(&buf[..n], id, own) => return true,
+            Ok(_) => std::thread::sleep(Duration::from_millis(2)),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                std::thread::sleep(Duration::from_millis(2))
+            }
+            Err(_) => {}
+        }
+    }
+    false
+}
+
+/// An A query for `name`, recursion desired.
+fn query(id: u16, name: &str) -> Option<Vec<u8>> {
+    use simple_dns::{CLASS, Name, Packet, PacketFlag, Question, TYPE};
+    let mut p = Packet::new_query(id);
+    p.set_flags(PacketFlag::RECURSION_DESIRED);
+    p.questions.push(Question::new(
+        Name::new(name).ok()?,
+        TYPE::A.into(),
+        CLASS::IN.into(),
+        false,
+    ));
+    p.build_bytes_vec().ok()
+}
+
+/// Whether `reply` answers query `id` with the address `own`.
+fn answers_with(reply: &[u8], id: u16, own: Ipv4Addr) -> bool {
+    use simple_dns::{Packet, PacketFlag, rdata::RData};
+    let Ok(p) = Packet::parse(reply) else {
+        return false;
+    };
+    p.id() == id
+        && p.has_flags(PacketFlag::RESPONSE)
+        && p.answers
+            .iter()
+            .any(|r| matches!(&r.rdata, RData::A(a) if Ipv4Addr::from(a.address) == own))
+}
+
 /// A 64-hex-digit id (networks and containers).
 fn is_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
@@ -244,6 +337,44 @@ mod tests {
     use super::*;
 
     const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn only_an_answer_to_the_query_with_the_own_address_counts() {
+        use simple_dns::{CLASS, Name, Packet, ResourceRecord, rdata};
+        let own: Ipv4Addr = "10.1.0.5".parse().unwrap();
+        let q = Packet::parse(&query(7, "0123456789ab").unwrap())
+            .unwrap()
+            .questions[0]
+            .qname
+            .to_string();
+        assert_eq!(q, "0123456789ab");
+        let reply = |id: u16, addr: Ipv4Addr| {
+            let mut p = Packet::new_reply(id);
+            p.answers.push(ResourceRecord::new(
+                Name::new_unchecked("0123456789ab"),
+                CLASS::IN,
+                60,
+                rdata::RData::A(rdata::A::from(addr)),
+            ));
+            p.build_bytes_vec().unwrap()
+        };
+        assert!(answers_with(&reply(7, own), 7, own));
+        // Another query's answer, another address, no answer, garbage.
+        assert!(!answers_with(&reply(6, own), 7, own));
+        assert!(!answers_with(
+            &reply(7, "10.1.0.6".parse().unwrap()),
+            7,
+            own
+        ));
+        assert!(!answers_with(
+            &Packet::new_reply(7).build_bytes_vec().unwrap(),
+            7,
+            own
+        ));
+        assert!(!answers_with(b"\x00\x07", 7, own));
+        // A query is not an answer.
+        assert!(!answers_with(&query(7, "0123456789ab").unwrap(), 7, own));
+    }
 
     #[test]
     fn names_and_paths_cannot_escape_the_file() {
