@@ -300,15 +300,11 @@ impl Daemon {
         );
         let links = match (attached, made) {
             (Ok(()), Ok(links)) => links,
-            (attached, made) => {
-                if made.is_ok() {
-                    self.delete_task(&c.id).await;
-                }
-                return Err(made
-                    .err()
-                    .or(attached.err())
-                    .unwrap_or_else(|| ApiError::internal("container start failed".to_string())));
+            (Err(e), Ok(_)) => {
+                self.delete_task(&c.id).await;
+                return Err(e);
             }
+            (_, Err(e)) => return Err(e),
         };
         c.mounts = task_side.mounts;
         berth_fault::point("berthd:start.after-net-up");
