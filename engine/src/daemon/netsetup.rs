@@ -21,6 +21,8 @@ use crate::types::EndpointSettings;
 /// How long a start waits for the DNS server to serve the container's
 /// names (see [`dns::wait_served`]); past it, the start goes ahead.
 const NAMES_SERVED_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+/// The wait where the server lately did not answer in time.
+const NAMES_SERVED_BRIEFLY: std::time::Duration = std::time::Duration::from_millis(100);
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NetState {
@@ -253,11 +255,12 @@ impl Daemon {
         Ok(())
     }
 
-    /// Every network of the container and its loopback (in the namespace
-    /// [`Daemon::net_prepare`] made), the plugins of
-    /// all of them at once (as containerd's go-cni attaches networks):
-    /// they touch different interfaces, and a container on two networks
-    /// waited for one plugin chain after the other.
+    /// Every network of the container and its loopback, in the namespace
+    /// [`Daemon::net_prepare`] made; the plugins of all of them at once
+    /// (as containerd's go-cni attaches networks): they touch different
+    /// interfaces, and a container on two networks waited for one plugin
+    /// chain after the other. Then its names served (see
+    /// [`Daemon::await_names`]).
     pub async fn net_attach_all(&self, c: &mut Container) -> Result<()> {
         let lo = json!({"cniVersion": crate::network::cni::CNI_VERSION, "name": "lo",
             "plugins": [{"type": "loopback"}]});
@@ -343,15 +346,22 @@ impl Daemon {
         if askers.is_empty() {
             return;
         }
+        // A server that did not answer there lately (another one holds
+        // port 53?) costs each start little.
+        let limit = if self.dns.recently_unserved(&askers) {
+            NAMES_SERVED_BRIEFLY
+        } else {
+            NAMES_SERVED_WITHIN
+        };
         let (netns, name) = (state.netns.clone(), c.short_id().to_string());
-        let served = tokio::task::spawn_blocking(move || {
-            dns::wait_served(&netns, &name, &askers, NAMES_SERVED_WITHIN)
-        })
-        .await
-        .unwrap_or(false);
-        if !served {
+        let unserved =
+            tokio::task::spawn_blocking(move || dns::wait_served(&netns, &name, &askers, limit))
+                .await
+                .unwrap_or_default();
+        if !unserved.is_empty() {
+            self.dns.note_unserved(&unserved);
             tracing::warn!(
-                "the DNS server did not answer for container {} within {NAMES_SERVED_WITHIN:?}: its peers' names may not resolve at first",
+                "the DNS server did not answer container {} on {unserved:?} within {limit:?}: its peers' names may not resolve at first",
                 c.id
             );
         }
@@ -708,7 +718,8 @@ impl Daemon {
         }
     }
 
-    /// Everything [`Daemon::net_prepare`] and [`Daemon::net_attach_all`] made, gone. Safe to call again. The
+    /// Everything [`Daemon::net_prepare`] and [`Daemon::net_attach_all`]
+    /// made, gone. Safe to call again. The
     /// container's processes are gone: its namespace goes first, and the
     /// kernel takes its interfaces down with it in the background, so the
     /// plugins' DEL only releases addresses and rules (deleting a veth in

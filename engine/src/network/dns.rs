@@ -25,7 +25,14 @@ pub struct Dns {
     binary: Option<PathBuf>,
     /// One change at a time: files and the reload signal go together.
     lock: std::sync::Mutex<()>,
+    /// Gateways the server did not answer on when a start last waited
+    /// (a server that cannot listen there: another on port 53), and
+    /// when: starts wait on them briefly for a while.
+    unserved: std::sync::Mutex<std::collections::HashMap<Ipv4Addr, Instant>>,
 }
+
+/// How long a gateway the server did not answer on is waited on briefly.
+const UNSERVED_FOR: Duration = Duration::from_secs(30);
 
 /// A container's names on one network.
 pub struct Record<'a> {
@@ -42,6 +49,7 @@ impl Dns {
             dir: dir.to_path_buf(),
             binary: BINARIES.iter().map(PathBuf::from).find(|p| p.exists()),
             lock: std::sync::Mutex::new(()),
+            unserved: Default::default(),
         }
     }
 
@@ -210,18 +218,39 @@ pub struct Asker {
 /// record on a reload (after the SIGHUP) and until then answers nothing
 /// to an asker it does not know, so a process started at once could not
 /// resolve its peers (busybox's resolver says "bad address" and gives
-/// up); Docker's resolver has a record before the start. Whether it was
-/// served within `limit`.
-pub fn wait_served(netns: &Path, name: &str, askers: &[Asker], limit: Duration) -> bool {
+/// up); Docker's resolver has a record before the start. Returns the
+/// gateways on which it was not served within `limit`.
+pub fn wait_served(netns: &Path, name: &str, askers: &[Asker], limit: Duration) -> Vec<Ipv4Addr> {
     let name = name.to_string();
     let askers: Vec<(Ipv4Addr, Ipv4Addr)> = askers.iter().map(|a| (a.own, a.gateway)).collect();
+    let all: Vec<Ipv4Addr> = askers.iter().map(|&(_, g)| g).collect();
     let deadline = Instant::now() + limit;
     berth_cni::netns::run_in(netns, move || {
         askers
             .iter()
-            .all(|&(own, gateway)| answered(&name, own, gateway, deadline))
+            .filter(|&&(own, gateway)| !answered(&name, own, gateway, deadline))
+            .map(|&(_, gateway)| gateway)
+            .collect()
     })
-    .unwrap_or(false)
+    .unwrap_or(all)
+}
+
+impl Dns {
+    /// Whether the server did not answer on one of `askers`' gateways
+    /// when a start last waited there, within the last 30 s.
+    pub fn recently_unserved(&self, askers: &[Asker]) -> bool {
+        let mut unserved = self.unserved.lock().unwrap_or_else(|e| e.into_inner());
+        unserved.retain(|_, at| at.elapsed() < UNSERVED_FOR);
+        askers.iter().any(|a| unserved.contains_key(&a.gateway))
+    }
+
+    /// Gateways a wait gave up on (see [`Dns::recently_unserved`]).
+    pub fn note_unserved(&self, gateways: &[Ipv4Addr]) {
+        let mut unserved = self.unserved.lock().unwrap_or_else(|e| e.into_inner());
+        for g in gateways {
+            unserved.insert(*g, Instant::now());
+        }
+    }
 }
 
 /// Asks `gateway` for `name` from `own` until it answers with `own`.
@@ -377,12 +406,34 @@ mod tests {
     }
 
     #[test]
+    fn a_gateway_left_unanswered_is_remembered_for_a_while() {
+        let dns = Dns::new(std::path::Path::new("/nonexistent"));
+        let asker = |g: &str| Asker {
+            own: "10.1.0.5".parse().unwrap(),
+            gateway: g.parse().unwrap(),
+        };
+        assert!(!dns.recently_unserved(&[asker("10.1.0.1")]));
+        dns.note_unserved(&["10.1.0.1".parse().unwrap()]);
+        assert!(dns.recently_unserved(&[asker("10.2.0.1"), asker("10.1.0.1")]));
+        assert!(!dns.recently_unserved(&[asker("10.2.0.1")]));
+        // Forgotten once its time is up.
+        if let Some(then) = Instant::now().checked_sub(UNSERVED_FOR) {
+            dns.unserved
+                .lock()
+                .unwrap()
+                .insert("10.1.0.1".parse().unwrap(), then);
+            assert!(!dns.recently_unserved(&[asker("10.1.0.1")]));
+        }
+    }
+
+    #[test]
     fn names_and_paths_cannot_escape_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let dns = Dns {
             dir: dir.path().join("dns"),
             binary: None,
             lock: std::sync::Mutex::new(()),
+            unserved: Default::default(),
         };
         let r = |names: &[&str]| Record {
             container_id: ID,
