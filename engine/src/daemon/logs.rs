@@ -137,23 +137,46 @@ fn rotated(path: &Path) -> Vec<(u32, u64, PathBuf)> {
     out
 }
 
-/// The file written after the one with inode `ino`: the rotated file one
-/// index newer, or the live file. None when `ino` is the live file. Opened
-/// and checked by inode, so that a rotation racing with us is noticed and
-/// the lookup done again.
-fn successor(path: &Path, ino: u64) -> Option<(std::fs::File, u64)> {
+/// The live file's inode and the rotated files (newest first) at one
+/// moment: listed until two listings agree. A rotation renames every
+/// file and makes a new live one, so a listing taken while it runs sees
+/// some files twice or not at all; a rename between or during two
+/// listings changes a name's inode in one of them, and inodes never go
+/// back to a name they left.
+fn snapshot(path: &Path) -> (Option<u64>, Vec<(u32, u64, PathBuf)>) {
+    let take = || (std::fs::metadata(path).ok().map(|m| m.ino()), rotated(path));
+    let mut last = take();
+    for _ in 0..50 {
+        let now = take();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    last
+}
+
+/// The file written after `held` (inode `ino`): the rotated file one
+/// index newer, or the live file. None when `held` is the live file, or
+/// while it cannot be told. Opened and checked by inode, so that a
+/// rotation racing with us is noticed and the lookup done again.
+fn successor(path: &Path, held: &std::fs::File, ino: u64) -> Option<(std::fs::File, u64)> {
     for _ in 0..10 {
-        let live = std::fs::metadata(path).ok().map(|m| m.ino());
+        let (live, rot) = snapshot(path);
         if live == Some(ino) {
             return None;
         }
-        let rot = rotated(path);
         let next = match rot.iter().position(|r| r.1 == ino) {
             // Ours is .k: the next is .(k-1), or the live file after .1.
             Some(0) => None,
             Some(i) => Some((rot[i - 1].2.clone(), rot[i - 1].1)),
-            // Ours was rotated away entirely: the oldest that is left.
-            None => rot.last().map(|r| (r.2.clone(), r.1)),
+            // Ours was rotated away entirely (deleted: what is left is all
+            // newer): the oldest that is left.
+            None if held.metadata().is_ok_and(|m| m.nlink() == 0) => {
+                rot.last().map(|r| (r.2.clone(), r.1))
+            }
+            // Still linked but not seen: asked again.
+            None => continue,
         };
         let (p, want) = match next {
             Some(n) => n,
@@ -176,10 +199,12 @@ fn older_than(path: &Path, ino: u64) -> Vec<std::fs::File> {
     let mut held = Vec::new();
     for _ in 0..10 {
         held.clear();
-        let rot = rotated(path);
+        let (live, rot) = snapshot(path);
         let older = match rot.iter().position(|r| r.1 == ino) {
             Some(i) => &rot[i + 1..],
-            None => &rot[..],
+            None if live == Some(ino) => &rot[..],
+            // Ours is gone: whatever is left is newer.
+            None => &[],
         };
         let mut moved = false;
         for r in older.iter().rev() {
@@ -257,9 +282,13 @@ impl Chain {
             };
             self.files.push_back(f);
         }
-        while let Some(ino) = self.files.back().map(|(_, i)| *i)
-            && let Some((f, next)) = successor(&self.path, ino)
+        while let Some((held, ino)) = self.files.back()
+            && let Some((f, next)) = successor(&self.path, held.get_ref(), *ino)
         {
+            // A file held already is never its own successor.
+            if self.files.iter().any(|(_, i)| *i == next) {
+                break;
+            }
             self.files.push_back((BufReader::new(f), next));
         }
     }
@@ -432,6 +461,90 @@ pub fn follow(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A writer rotating as the shim does (rename .k to .k+1 from the
+    /// oldest, the live file to .1, a new live file; the oldest replaced)
+    /// every three lines, and a follower reading as fast as it can: every
+    /// line once, in order. The writer never gets so far ahead that a file
+    /// is deleted before the follower could open it (the inotify wake-up
+    /// covers that in `follow`); the races are the listings and renames.
+    #[test]
+    fn a_follower_racing_rotations_reads_each_line_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c-json.log");
+        std::fs::write(&p, "").unwrap();
+        const LINES: u32 = 20_000;
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let writer = {
+            let (p, seen) = (p.clone(), seen.clone());
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let name = |i: u32| PathBuf::from(format!("{}.{i}", p.display()));
+                let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+                for i in 1..=LINES {
+                    writeln!(
+                        f,
+                        r#"{{"log":"line-{i}\n","stream":"stdout","time":"2026-12-04T00:00:00.000000000Z"}}"#
+                    )
+                    .unwrap();
+                    if i % 3 == 0 {
+                        // The follower has the file before last by now
+                        // (or the test already failed).
+                        let end = std::time::Instant::now() + Duration::from_secs(10);
+                        while seen.load(std::sync::atomic::Ordering::Relaxed) + 6 < i
+                            && std::time::Instant::now() < end
+                        {
+                            std::thread::yield_now();
+                        }
+                        for k in (1..=3).rev() {
+                            if name(k).exists() {
+                                std::fs::rename(name(k), name(k + 1)).unwrap();
+                            }
+                        }
+                        std::fs::rename(&p, name(1)).unwrap();
+                        f = std::fs::File::create(&p).unwrap();
+                    }
+                }
+            })
+        };
+        let o = Options {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let mut chain = Chain::open(&p);
+        let mut pending = String::new();
+        let mut got: Vec<u32> = Vec::new();
+        let number = |l: &Line| -> u32 {
+            let text = String::from_utf8_lossy(&l.data).into_owned();
+            text.trim_end()
+                .strip_prefix("line-")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        loop {
+            let done = writer.is_finished();
+            let (lines, _) = chain.read(&mut pending, &o);
+            got.extend(lines.iter().map(number));
+            if let Some(last) = got.last() {
+                seen.store(*last, std::sync::atomic::Ordering::Relaxed);
+            }
+            if done && got.last() == Some(&LINES) {
+                break;
+            }
+            if done && lines.is_empty() {
+                break;
+            }
+        }
+        writer.join().unwrap();
+        let first_wrong = got
+            .iter()
+            .enumerate()
+            .find(|(i, n)| **n != *i as u32 + 1)
+            .map(|(i, _)| &got[i.saturating_sub(3)..(i + 3).min(got.len())]);
+        assert_eq!(first_wrong, None, "{} lines", got.len());
+        assert_eq!(got.len(), LINES as usize);
+    }
 
     #[test]
     fn older_files_are_found_by_inode_after_a_rotation() {
