@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 rel=${REL:-$PWD/target/release}
 static=${STATIC:-$PWD/target/static}
 size() { stat -L -c %s "$@" | awk '{s += $1} END {print s}'; }
-berth=$(size "$rel"/{berth,berth-ctr} "$static"/{berthd,berth-lifecycled,berth-shim,berth-runtime})
+berth=$(size "$rel"/{berth,berth-ctr} "$static"/{berthd,berth-lifecycled,berth-shim,berth-runtime,berth-dns})
 docker_bins=()
 for b in dockerd containerd containerd-shim-runc-v2 runc docker; do
   p=$(PATH=$PATH:/usr/sbin:/sbin command -v "$b") || { echo "installed-size: $b not found (apt-get install docker.io docker-cli)" >&2; exit 1; }

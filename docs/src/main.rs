@@ -23,6 +23,7 @@ fn main() -> anyhow::Result<()> {
         (berth_engine::args::Args::command(), "8"),
         (berth_lifecycled::args::Args::command(), "8"),
         (berth_runtime::cli::command("berth-runtime"), "8"),
+        (berth_dns::args::Args::command(), "8"),
     ];
     let mut written = 0;
     for (cmd, section) in pages {

@@ -506,7 +506,7 @@ impl Stack {
                 remove_bridge(br);
             }
         }
-        let pid_file = self.exec_root.join("aardvark-dns/aardvark.pid");
+        let pid_file = self.exec_root.join("dns/server.pid");
         if let Some(pid) = std::fs::read_to_string(pid_file)
             .ok()
             .and_then(|p| p.trim().parse::<i32>().ok())

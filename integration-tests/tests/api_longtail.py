@@ -399,7 +399,18 @@ up_ip = api.inspect_container(up)["NetworkSettings"]["Networks"]["pylinks"]["IPA
 ex = api.exec_create(linking, ["nslookup", "bar"])
 out = api.exec_start(ex)
 assert up_ip.encode() in out and api.exec_inspect(ex)["ExitCode"] == 0, out
-for c in (linking, up):
+# The alias is the linking container's own: another on the network does
+# not resolve it (Docker's embedded DNS answers it to the linker only).
+other = api.create_container("busybox", ["sleep", "1000"],
+                             host_config=api.create_host_config(network_mode="pylinks"))
+api.start(other)
+ex = api.exec_create(other, ["nslookup", "bar"])
+out = api.exec_start(ex)
+assert up_ip.encode() not in out and api.exec_inspect(ex)["ExitCode"] != 0, out
+ex = api.exec_create(other, ["nslookup", "pyupstream"])
+out = api.exec_start(ex)
+assert up_ip.encode() in out, out
+for c in (linking, up, other):
     api.remove_container(c, force=True)
 api.remove_network(n["Id"])
 print("docker-py's suite findings: ok", flush=True)

@@ -101,12 +101,12 @@ fn network_names_never_become_host_paths() {
         "600",
     ])
     .ok();
-    let dns_dir = s.exec_root.join("aardvark-dns");
+    let dns_dir = s.exec_root.join("dns");
     let files: Vec<String> = std::fs::read_dir(&dns_dir)
         .expect("the DNS directory")
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "aardvark.pid")
+        .filter(|n| n != "server.pid" && n != "server.log")
         .collect();
     assert_eq!(files, vec![id.clone()], "{dns_dir:?}");
     let ip = s
@@ -163,7 +163,7 @@ fn aliases_cannot_add_dns_records() {
         Some(&serde_json::json!({"Container": "plain", "EndpointConfig": {"Aliases": ["good-alias"]}}).to_string()),
     );
     assert_eq!(code, 200, "{body}");
-    for e in std::fs::read_dir(s.exec_root.join("aardvark-dns"))
+    for e in std::fs::read_dir(s.exec_root.join("dns"))
         .expect("DNS dir")
         .flatten()
     {
@@ -613,16 +613,16 @@ print(s.recv(200).decode().split("\r\n")[0], flush=True)
     );
 }
 
-/// The aardvark-dns this stack's berthd started, if it still runs.
-fn aardvark(s: &Stack) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(s.exec_root.join("aardvark-dns/aardvark.pid"))
+/// The berth-dns this stack's berthd started, if it still runs.
+fn name_server(s: &Stack) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(s.exec_root.join("dns/server.pid"))
         .ok()?
         .trim()
         .parse()
         .ok()?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let cmdline = String::from_utf8_lossy(&cmdline);
-    (cmdline.contains("aardvark-dns") && cmdline.contains(&*s.exec_root.to_string_lossy()))
+    (cmdline.contains("berth-dns") && cmdline.contains(&*s.exec_root.to_string_lossy()))
         .then_some(pid)
 }
 
@@ -636,7 +636,7 @@ fn a_stopped_engine_leaves_no_name_server_behind() {
     let (code, body) = s.api(
         "POST",
         "/networks/create",
-        Some(&network_body(&s, "aardvark.pid", 1, serde_json::json!({}))),
+        Some(&network_body(&s, "server.pid", 1, serde_json::json!({}))),
     );
     assert_eq!(code, 201, "{body}");
     s.berth(&[
@@ -645,17 +645,17 @@ fn a_stopped_engine_leaves_no_name_server_behind() {
         "--name",
         "named",
         "--network",
-        "aardvark.pid",
+        "server.pid",
         "busybox",
         "sleep",
         "600",
     ])
     .ok();
-    assert!(aardvark(&s).is_some(), "the name server serves dnsnet");
+    assert!(name_server(&s).is_some(), "the name server serves dnsnet");
     s.stop_berthd();
     assert!(
-        integration_tests::eventually(5, || aardvark(&s).is_none()),
-        "aardvark-dns still runs with nothing to serve"
+        integration_tests::eventually(5, || name_server(&s).is_none()),
+        "berth-dns still runs with nothing to serve"
     );
     s.spawn_berthd();
     s.berth(&["rm", "-f", "named"]).ok();

@@ -65,6 +65,7 @@ fn install_puts_every_file_with_its_mode_and_uninstall_takes_exactly_them() {
         "berth-lifecycled",
         "berth-shim",
         "berth-runtime",
+        "berth-dns",
         "berth-ctr",
     ]
     .iter()
@@ -96,6 +97,7 @@ fn install_puts_every_file_with_its_mode_and_uninstall_takes_exactly_them() {
         "man8/berth-lifecycled.8",
         "man8/berth-runtime.8",
         "man8/berth-runtime-events.8",
+        "man8/berth-dns.8",
     ] {
         let f = format!("/usr/local/share/man/{page}");
         assert!(man.contains(&(f.clone(), 0o644)), "{f} missing");

@@ -257,18 +257,17 @@ impl Daemon {
                 if let Ok(link) = parse(l) {
                     map.entry((n.id.clone(), link.name))
                         .or_default()
-                        .insert(link.alias);
+                        .insert((link.alias, c.id.clone()));
                 }
             }
         }
     }
 
-    /// The names others link `c` by on network `network_id`. Docker's
-    /// embedded DNS answers them for the linking container only; here the
-    /// network's resolver answers them (aardvark-dns cannot tell askers
-    /// apart), so that a name resolves as in Docker, also through DNS
-    /// lookups that skip /etc/hosts.
-    pub fn link_aliases(&self, network_id: &str, c: &Container) -> Vec<String> {
+    /// The names others link `c` by on network `network_id`, each with
+    /// the id of the container that links by it: the network's resolver
+    /// answers a link's alias to its linking container only, as Docker's
+    /// embedded DNS does (also through lookups that skip /etc/hosts).
+    pub fn link_aliases(&self, network_id: &str, c: &Container) -> Vec<(String, String)> {
         let map = self.link_names.lock().unwrap_or_else(|e| e.into_inner());
         [c.name.as_str(), c.id.as_str(), c.short_id()]
             .iter()

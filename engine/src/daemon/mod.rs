@@ -83,6 +83,9 @@ impl Live {
     }
 }
 
+/// (alias, id of the container that links by it).
+pub type LinkedAs = std::collections::BTreeSet<(String, String)>;
+
 pub struct Daemon {
     /// The configuration berthd started with. The keys in `Live` are read
     /// through `live()`, which a reload changes.
@@ -99,8 +102,9 @@ pub struct Daemon {
     entries: RwLock<HashMap<String, Arc<Entry>>>,
     names: Mutex<HashMap<String, String>>,
     /// Link aliases on user networks: (network id, linked container's
-    /// name or id) → the aliases containers there link it by.
-    pub link_names: Mutex<HashMap<(String, String), std::collections::BTreeSet<String>>>,
+    /// name or id) → the aliases containers there link it by, each with
+    /// the linking container's id.
+    pub link_names: Mutex<HashMap<(String, String), LinkedAs>>,
     pub started: SystemTime,
 }
 
@@ -180,7 +184,7 @@ impl Daemon {
             volumes,
             networks,
             cni: crate::network::cni::Cni::default(),
-            dns: crate::network::dns::Dns::new(&cfg.exec_root.join("aardvark-dns")),
+            dns: crate::network::dns::Dns::new(&cfg.exec_root.join("dns")),
             firewall: Default::default(),
             execs: exec::Execs::default(),
             events: Events::default(),
@@ -190,6 +194,7 @@ impl Daemon {
             started: SystemTime::now(),
             cfg,
         });
+        d.dns.resume();
         let dir = d.containers_dir();
         std::fs::create_dir_all(&dir)?;
         for e in std::fs::read_dir(&dir)?.flatten() {

@@ -615,7 +615,7 @@ impl Daemon {
     }
 
     /// The container's record on a network's DNS server: its name, short
-    /// id and aliases; whether it took.
+    /// id and aliases, and the aliases others link it by; whether it took.
     fn dns_register(
         &self,
         c: &Container,
@@ -626,16 +626,12 @@ impl Daemon {
     ) -> bool {
         let mut names = vec![c.name.clone(), c.short_id().to_string()];
         names.extend(aliases);
-        for a in self.link_aliases(&n.id, c) {
-            if !names.contains(&a) {
-                names.push(a);
-            }
-        }
         let record = dns::Record {
             container_id: &c.id,
             ipv4: ip,
             ipv6: ip6,
             names,
+            linked_as: self.link_aliases(&n.id, c),
         };
         match self.dns.add(&n.id, &n.gateway, &record) {
             Ok(()) => true,

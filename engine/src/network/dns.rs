@@ -1,10 +1,10 @@
-//! Names on user-defined networks, served by Debian's aardvark-dns (the
-//! resolver podman's netavark runs): one process for the engine, one
-//! config file per network (first line: the addresses it listens on, the
-//! network's gateways; then `id ipv4 ipv6 names` per container), reloaded
-//! on SIGHUP. It answers only askers on the same network and forwards the
-//! rest to the host's resolvers. It runs on its own, so a berthd restart
-//! does not interrupt name resolution.
+//! Names on user-defined networks, served by berth-dns (the `dns/` crate):
+//! one process for the engine, one file per network (first line: the
+//! addresses it listens on, the network's gateways; then `id ipv4 ipv6
+//! names` per container), read again on SIGHUP with the listeners kept.
+//! It answers only askers on the same network and forwards the rest to
+//! the host's resolvers. It runs on its own, so a berthd restart does not
+//! interrupt name resolution.
 
 use std::net::{Ipv4Addr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -15,10 +15,14 @@ use nix::unistd::Pid;
 
 use super::NetError;
 
-const BINARIES: &[&str] = &[
-    "/usr/lib/podman/aardvark-dns",
-    "/usr/libexec/podman/aardvark-dns",
-];
+/// The server's pid file in its directory.
+const PID_FILE: &str = "server.pid";
+/// Where its warnings go, in its directory.
+const LOG_FILE: &str = "server.log";
+/// The directory and pid file of the aardvark-dns that engines before
+/// berth-dns ran: taken over at start.
+const AARDVARK_DIR: &str = "aardvark-dns";
+const AARDVARK_PID: &str = "aardvark.pid";
 
 pub struct Dns {
     dir: PathBuf,
@@ -41,13 +45,16 @@ pub struct Record<'a> {
     /// Empty on an IPv4-only network.
     pub ipv6: &'a str,
     pub names: Vec<String>,
+    /// Names answered to one asker only: (alias, id of the container
+    /// that links by it), a legacy link on a user network.
+    pub linked_as: Vec<(String, String)>,
 }
 
 impl Dns {
     pub fn new(dir: &Path) -> Dns {
         Dns {
             dir: dir.to_path_buf(),
-            binary: BINARIES.iter().map(PathBuf::from).find(|p| p.exists()),
+            binary: server_binary(),
             lock: std::sync::Mutex::new(()),
             unserved: Default::default(),
         }
@@ -131,78 +138,130 @@ impl Dns {
     }
 
     fn pid(&self) -> Option<Pid> {
-        let pid: i32 = std::fs::read_to_string(self.dir.join("aardvark.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
-        let pid = Pid::from_raw(pid);
-        // The pid file may outlive its process (a reboot-like cleanup keeps
-        // /run but not processes): only a live aardvark counts.
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        String::from_utf8_lossy(&cmdline)
-            .contains("aardvark-dns")
-            .then_some(pid)
+        live_pid(&self.dir.join(PID_FILE), "berth-dns")
     }
 
     /// Has the server read the files again, starting it if it is not
-    /// running (and there is something to serve); it exits by itself when
-    /// the last network file is gone.
+    /// running and there is something to serve. It keeps running when
+    /// the last network goes (the next one is served without a start);
+    /// berthd ends it when it stops idle.
     fn reload(&self) -> Result<(), NetError> {
-        let has_networks = std::fs::read_dir(&self.dir)?.flatten().any(|e| {
-            let n = e.file_name();
-            let n = n.to_string_lossy();
-            !n.starts_with('.') && n != "aardvark.pid"
-        });
         if let Some(pid) = self.pid() {
-            if has_networks {
-                kill(pid, Signal::SIGHUP).map_err(std::io::Error::from)?;
-            } else {
-                let _ = kill(pid, Signal::SIGTERM);
-            }
+            kill(pid, Signal::SIGHUP).map_err(std::io::Error::from)?;
             return Ok(());
         }
-        let (Some(bin), true) = (&self.binary, has_networks) else {
+        if !self.has_networks() {
+            return Ok(());
+        }
+        let Some(bin) = &self.binary else {
             return Ok(());
         };
-        // It forks into the background and returns once it serves.
-        let st = std::process::Command::new(bin)
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(LOG_FILE))?;
+        // It detaches and returns once it listens.
+        let out = std::process::Command::new(bin)
             .arg("--config")
             .arg(&self.dir)
-            .args(["-p", "53", "run"])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(log)
             .status()?;
-        if !st.success() {
+        if !out.success() {
             return Err(NetError::Plugin {
-                plugin: "aardvark-dns".into(),
-                message: format!("starting: {st}"),
+                plugin: "berth-dns".into(),
+                message: format!(
+                    "starting: {out} (see {})",
+                    self.dir.join(LOG_FILE).display()
+                ),
             });
         }
         Ok(())
+    }
+
+    fn has_networks(&self) -> bool {
+        std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| is_id(&e.file_name().to_string_lossy()))
+    }
+
+    /// At berthd's start: the records an engine that ran aardvark-dns
+    /// left are taken over (that server is stopped: it holds the
+    /// gateways' port), and the server is started if records are there
+    /// and it is not running (it died while berthd was down).
+    pub fn resume(&self) {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = self.dir.parent().map(|p| p.join(AARDVARK_DIR))
+            && old.is_dir()
+        {
+            if let Some(pid) = live_pid(&old.join(AARDVARK_PID), "aardvark-dns") {
+                let _ = kill(pid, Signal::SIGTERM);
+                let gone = (0..100).any(|_| {
+                    std::thread::sleep(Duration::from_millis(10));
+                    kill(pid, None).is_err()
+                });
+                if !gone {
+                    tracing::warn!("aardvark-dns ({pid}) did not stop: it may hold port 53");
+                }
+            }
+            let _ = std::fs::create_dir_all(&self.dir);
+            for e in std::fs::read_dir(&old).into_iter().flatten().flatten() {
+                let name = e.file_name();
+                if is_id(&name.to_string_lossy()) && !self.dir.join(&name).exists() {
+                    let _ = std::fs::rename(e.path(), self.dir.join(&name));
+                }
+            }
+            let _ = std::fs::remove_dir_all(&old);
+            tracing::info!("names now served by berth-dns (was aardvark-dns)");
+        }
+        if self.pid().is_none()
+            && self.has_networks()
+            && let Err(e) = self.reload()
+        {
+            tracing::warn!("starting the name server: {e}");
+        }
     }
 
     /// Ends the server when no network has a record left to serve (a
     /// stopping engine whose containers are gone).
     pub fn stop_if_idle(&self) {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let serving = std::fs::read_dir(&self.dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|e| is_id(&e.file_name().to_string_lossy()));
-        if !serving && let Some(pid) = self.pid() {
+        if !self.has_networks()
+            && let Some(pid) = self.pid()
+        {
             let _ = kill(pid, Signal::SIGTERM);
         }
     }
+}
 
-    /// Ends the server (the engine's networks are all gone).
-    pub fn stop(&self) {
-        if let Some(pid) = self.pid() {
-            let _ = kill(pid, Signal::SIGTERM);
-        }
-    }
+/// berth-dns beside berthd (an installed or built tree), else on PATH.
+fn server_binary() -> Option<PathBuf> {
+    const NAME: &str = "berth-dns";
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join(NAME)))
+        .filter(|p| p.exists());
+    beside.or_else(|| {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join(NAME))
+                .find(|p| p.exists())
+        })
+    })
+}
+
+/// The pid in `file` if that process lives and is `what`: a pid file may
+/// outlive its process (a reboot-like cleanup keeps /run but not
+/// processes) and the pid be another's by now.
+fn live_pid(file: &Path, what: &str) -> Option<Pid> {
+    let pid: i32 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    String::from_utf8_lossy(&cmdline)
+        .contains(what)
+        .then_some(Pid::from_raw(pid))
 }
 
 /// One of a container's addresses on a network with names, and where it
@@ -322,8 +381,9 @@ fn is_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// `id ipv4 ipv6 name,name…` (ipv6 empty on IPv4 networks, two spaces
-/// then, as aardvark-dns reads it): every field checked, so that nothing a caller
+/// `id ipv4 ipv6 name,name… [alias@asker-id,…]` (ipv6 empty on IPv4
+/// networks, two spaces then; the last field only with link aliases,
+/// answered to that asker alone): every field checked, so that nothing a caller
 /// named can add a line or a field to the file.
 fn record_line(r: &Record) -> Result<String, NetError> {
     if !is_id(r.container_id) {
@@ -343,16 +403,30 @@ fn record_line(r: &Record) -> Result<String, NetError> {
     if let Some(bad) = r.names.iter().find(|n| !is_dns_name(n)) {
         return Err(NetError::Invalid(format!("DNS name {bad:?}")));
     }
-    Ok(format!(
+    let mut line = format!(
         "{} {} {} {}",
         r.container_id,
         r.ipv4,
         r.ipv6,
         r.names.join(",")
-    ))
+    );
+    if !r.linked_as.is_empty() {
+        let mut scoped = Vec::new();
+        for (alias, asker) in &r.linked_as {
+            if !is_dns_name(alias) || !is_id(asker) {
+                return Err(NetError::Invalid(format!(
+                    "DNS link alias {alias:?} of {asker:?}"
+                )));
+            }
+            scoped.push(format!("{alias}@{asker}"));
+        }
+        line.push(' ');
+        line.push_str(&scoped.join(","));
+    }
+    Ok(line)
 }
 
-/// What aardvark-dns can serve: letters, digits, `-`, `_` and `.`, as
+/// What the server can serve: letters, digits, `-`, `_` and `.`, as
 /// container names and aliases are.
 pub fn is_dns_name(n: &str) -> bool {
     !n.is_empty()
@@ -440,6 +514,7 @@ mod tests {
             ipv4: "10.1.0.2",
             ipv6: "",
             names: names.iter().map(|s| s.to_string()).collect(),
+            linked_as: Vec::new(),
         };
         let traversal = "/../../../../../../etc/cron.d/x";
         assert!(dns.add(traversal, "10.1.0.1", &r(&["a"])).is_err());
@@ -450,8 +525,21 @@ mod tests {
         );
         assert!(dns.add(ID, "10.1.0.1", &r(&["a,b"])).is_err());
         assert!(dns.add(ID, "10.1.0.1\nx", &r(&["a"])).is_err());
+        // A link alias, and the id of the container it is answered to.
+        let linked = |alias: &str, asker: &str| Record {
+            linked_as: vec![(alias.to_string(), asker.to_string())],
+            ..r(&["web"])
+        };
+        assert!(dns.add(ID, "10.1.0.1", &linked("x@y", ID)).is_err());
+        assert!(
+            dns.add(ID, "10.1.0.1", &linked("db", "x 10.6.6.6  evil"))
+                .is_err()
+        );
         dns.add(ID, "10.1.0.1", &r(&["web", "web.alias"])).unwrap();
         let text = std::fs::read_to_string(dir.path().join("dns").join(ID)).unwrap();
         assert_eq!(text, format!("10.1.0.1\n{ID} 10.1.0.2  web,web.alias\n"));
+        dns.add(ID, "10.1.0.1", &linked("db", ID)).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("dns").join(ID)).unwrap();
+        assert_eq!(text, format!("10.1.0.1\n{ID} 10.1.0.2  web db@{ID}\n"));
     }
 }

@@ -1,0 +1,43 @@
+//! berth-dns's command line (also its man page, made by berth-docs).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(
+    name = "berth-dns",
+    version,
+    about = "Serves the names of containers on berthd's user-defined networks on each network's gateway",
+    long_about = "Serves the names of containers on berthd's user-defined networks on each \
+        network's gateway, and forwards other names to the host's resolvers.\n\n\
+        The config directory holds one file per network, named by its id: the first line \
+        lists the addresses to listen on (comma-separated), each further line a container \
+        as `id ipv4 ipv6 name,name…`. Only containers on a network are answered, and only \
+        with the names on the networks they are on. SIGHUP reads the directory again \
+        (listeners of unchanged addresses are kept); SIGTERM stops the server. berthd starts \
+        and signals it; it is not meant to be run by hand except to try it."
+)]
+pub struct Args {
+    /// The directory of network files; the pid file (server.pid) goes there too.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The port to listen on.
+    #[arg(short, long, default_value_t = 53)]
+    pub port: u16,
+    /// Where the host's resolvers are read from (its `nameserver` lines).
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    pub resolv_conf: PathBuf,
+    /// Forward to this server (address:port) instead of the resolv.conf's;
+    /// repeatable.
+    #[arg(long = "upstream", value_name = "ADDR:PORT")]
+    pub upstreams: Vec<SocketAddr>,
+    /// Stay in the foreground; by default the server detaches once it
+    /// listens, and its start command returns.
+    #[arg(long)]
+    pub foreground: bool,
+    /// error, warn, info, debug or trace (to stderr).
+    #[arg(long, default_value = "warn")]
+    pub log_level: String,
+}

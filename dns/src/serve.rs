@@ -1,0 +1,290 @@
+//! The listeners, one UDP socket and one TCP listener per served address,
+//! and the records they answer from. A reload swaps the records in one
+//! step and touches only the listeners of addresses that came or went: a
+//! query that arrives during a reload is answered from the records before
+//! or after it, never refused.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{
+    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, bind, listen, setsockopt, socket,
+    sockopt,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use crate::answer::{Outcome, TCP_MOST, UDP_PLAIN, answer, server_failure};
+use crate::upstream;
+use crate::zone::Zone;
+
+/// How long the listeners of an address no network is served on any
+/// more are kept: a network made again at once (compose down, then up)
+/// gets the same gateway, and answers still being forwarded hold the
+/// old socket.
+const LINGER: Duration = Duration::from_secs(30);
+/// Forwarded queries in flight, and TCP askers, at most: past that a
+/// query waits for the asker's retry.
+const FORWARDS: usize = 512;
+const TCP_ASKERS: usize = 128;
+/// An idle TCP asker is let go after this.
+const TCP_IDLE: Duration = Duration::from_secs(10);
+
+pub struct Config {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub resolv_conf: PathBuf,
+    /// Instead of the resolv.conf's servers.
+    pub upstreams: Vec<SocketAddr>,
+}
+
+/// What the listeners answer from, replaced whole on a reload.
+struct Served {
+    zone: Zone,
+    upstreams: Vec<SocketAddr>,
+}
+
+pub struct Server {
+    cfg: Config,
+    served: RwLock<Arc<Served>>,
+    listeners: Mutex<HashMap<IpAddr, Listener>>,
+    forwards: Arc<Semaphore>,
+    tcp_askers: Arc<Semaphore>,
+}
+
+#[derive(Default)]
+struct Listener {
+    udp: Option<JoinHandle<()>>,
+    tcp: Option<JoinHandle<()>>,
+    /// Since when no network is served here.
+    retired: Option<Instant>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        for t in [&self.udp, &self.tcp].into_iter().flatten() {
+            t.abort();
+        }
+    }
+}
+
+impl Server {
+    pub fn new(cfg: Config) -> Arc<Server> {
+        Arc::new(Server {
+            cfg,
+            served: RwLock::new(Arc::new(Served {
+                zone: Zone::default(),
+                upstreams: Vec::new(),
+            })),
+            listeners: Mutex::new(HashMap::new()),
+            forwards: Arc::new(Semaphore::new(FORWARDS)),
+            tcp_askers: Arc::new(Semaphore::new(TCP_ASKERS)),
+        })
+    }
+
+    fn served(&self) -> Arc<Served> {
+        self.served
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Reads the records and the host's resolvers again, listens on new
+    /// addresses, then answers from the new records. Returns how many
+    /// networks are served. Must run inside the runtime.
+    pub fn reload(self: &Arc<Self>) -> std::io::Result<usize> {
+        let (zone, warnings) = Zone::load(&self.cfg.dir)?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        let upstreams = if self.cfg.upstreams.is_empty() {
+            let text = std::fs::read_to_string(&self.cfg.resolv_conf).unwrap_or_default();
+            upstream::from_resolv_conf(&text)
+        } else {
+            self.cfg.upstreams.clone()
+        };
+        let wanted = zone.listen_addresses();
+        let networks = zone.networks.len();
+        {
+            let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+            for ip in &wanted {
+                listeners.entry(*ip).or_default().retired = None;
+            }
+            for (ip, l) in listeners.iter_mut() {
+                if !wanted.contains(ip) && l.retired.is_none() {
+                    l.retired = Some(Instant::now());
+                }
+            }
+        }
+        self.listen();
+        *self.served.write().unwrap_or_else(|e| e.into_inner()) =
+            Arc::new(Served { zone, upstreams });
+        Ok(networks)
+    }
+
+    /// Binds what is not bound yet (an address another process held a
+    /// moment ago is tried again on the next tick) and lets go of
+    /// listeners retired long enough.
+    pub fn listen(self: &Arc<Self>) {
+        let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        listeners.retain(|_, l| l.retired.is_none_or(|at| at.elapsed() < LINGER));
+        for (ip, l) in listeners.iter_mut() {
+            if l.retired.is_some() {
+                continue;
+            }
+            if l.udp.is_none() {
+                match udp_socket(*ip, self.cfg.port) {
+                    Ok(sock) => {
+                        tracing::debug!("serving {ip} over UDP");
+                        l.udp = Some(tokio::spawn(self.clone().serve_udp(Arc::new(sock))));
+                    }
+                    Err(e) => tracing::warn!("listening on {ip} port {} (UDP): {e}", self.cfg.port),
+                }
+            }
+            if l.tcp.is_none() {
+                match tcp_listener(*ip, self.cfg.port) {
+                    Ok(lis) => l.tcp = Some(tokio::spawn(self.clone().serve_tcp(lis))),
+                    Err(e) => tracing::warn!("listening on {ip} port {} (TCP): {e}", self.cfg.port),
+                }
+            }
+        }
+    }
+
+    async fn serve_udp(self: Arc<Self>, sock: Arc<UdpSocket>) {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let (n, asker) = match sock.recv_from(&mut buf).await {
+                Ok(got) => got,
+                Err(e) => {
+                    tracing::debug!("receiving: {e}");
+                    continue;
+                }
+            };
+            let query = &buf[..n];
+            let served = self.served();
+            match answer(&served.zone, asker.ip(), query, UDP_PLAIN) {
+                Outcome::Reply(reply) => {
+                    let _ = sock.send_to(&reply, asker).await;
+                }
+                Outcome::Forward => {
+                    let Ok(permit) = self.forwards.clone().try_acquire_owned() else {
+                        continue;
+                    };
+                    let (sock, query) = (sock.clone(), query.to_vec());
+                    tokio::spawn(async move {
+                        let reply = upstream::over_udp(&served.upstreams, &query)
+                            .await
+                            .or_else(|| server_failure(&query));
+                        if let Some(reply) = reply {
+                            let _ = sock.send_to(&reply, asker).await;
+                        }
+                        drop(permit);
+                    });
+                }
+                Outcome::Drop => {}
+            }
+        }
+    }
+
+    async fn serve_tcp(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let (stream, asker) = match listener.accept().await {
+                Ok(got) => got,
+                Err(e) => {
+                    // Out of descriptors, most likely: a moment for askers
+                    // to finish.
+                    tracing::debug!("accepting: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = self.tcp_askers.clone().try_acquire_owned() else {
+                continue;
+            };
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = me.tcp_asker(stream, asker).await {
+                    tracing::debug!("{asker} over TCP: {e}");
+                }
+                drop(permit);
+            });
+        }
+    }
+
+    /// Queries one after another on one connection, each with its length
+    /// in front (RFC 1035 4.2.2).
+    async fn tcp_asker(&self, mut stream: TcpStream, asker: SocketAddr) -> std::io::Result<()> {
+        loop {
+            let len = match tokio::time::timeout(TCP_IDLE, stream.read_u16()).await {
+                Ok(Ok(len)) => len,
+                _ => return Ok(()),
+            };
+            let mut query = vec![0u8; usize::from(len)];
+            tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut query))
+                .await
+                .map_err(|_| std::io::ErrorKind::TimedOut)??;
+            let served = self.served();
+            let reply = match answer(&served.zone, asker.ip(), &query, TCP_MOST) {
+                Outcome::Reply(reply) => Some(reply),
+                Outcome::Forward => upstream::over_tcp(&served.upstreams, &query)
+                    .await
+                    .or_else(|| server_failure(&query)),
+                Outcome::Drop => None,
+            };
+            let Some(reply) = reply else { return Ok(()) };
+            let Ok(n) = u16::try_from(reply.len()) else {
+                return Ok(());
+            };
+            let mut msg = n.to_be_bytes().to_vec();
+            msg.extend_from_slice(&reply);
+            stream.write_all(&msg).await?;
+        }
+    }
+}
+
+/// A socket on `ip` even before the address is on an interface (a
+/// network's bridge gets its gateway when its first container joins).
+fn socket_on(ip: IpAddr, port: u16, kind: SockType) -> std::io::Result<OwnedFd> {
+    let family = match ip {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd = socket(
+        family,
+        kind,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
+    setsockopt(&fd, sockopt::IpFreebind, &true)?;
+    if ip.is_ipv6() {
+        setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    }
+    if kind == SockType::Stream {
+        // A listener bound again at once (the server restarted) must not
+        // wait for its old connections' TIME_WAIT. Not for UDP: there it
+        // would let two servers share the address and split the queries.
+        setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    }
+    bind(
+        fd.as_raw_fd(),
+        &SockaddrStorage::from(SocketAddr::new(ip, port)),
+    )?;
+    Ok(fd)
+}
+
+fn udp_socket(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
+    let fd = socket_on(ip, port, SockType::Datagram)?;
+    UdpSocket::from_std(std::net::UdpSocket::from(fd))
+}
+
+fn tcp_listener(ip: IpAddr, port: u16) -> std::io::Result<TcpListener> {
+    let fd = socket_on(ip, port, SockType::Stream)?;
+    listen(&fd, Backlog::new(128).map_err(std::io::Error::from)?)?;
+    TcpListener::from_std(std::net::TcpListener::from(fd))
+}

@@ -1,0 +1,330 @@
+//! What is served: one file per network in the config directory, named by
+//! the network's id. Its first line holds the addresses to listen on (the
+//! network's gateways, comma-separated); each further line is a container:
+//! `id ipv4 ipv6 name,name… [alias@asker,…]` (an address field may be
+//! empty, or hold several addresses separated by commas; the last field
+//! holds the names only one container, by its id, is answered: a legacy
+//! link's alias on a user network). Without that field the format is
+//! aardvark-dns', so that an engine that ran it hands its records over.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+
+/// A container's names and addresses on one network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub id: String,
+    pub v4: Vec<Ipv4Addr>,
+    pub v6: Vec<Ipv6Addr>,
+    /// Lowercase: names are matched without regard to case.
+    pub names: Vec<String>,
+    /// (name, id of the only container it is answered to).
+    pub linked_as: Vec<(String, String)>,
+}
+
+impl Record {
+    fn has(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => self.v4.contains(&a),
+            IpAddr::V6(a) => self.v6.contains(&a),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Network {
+    pub id: String,
+    pub listen: Vec<IpAddr>,
+    pub records: Vec<Record>,
+}
+
+/// Everything served at one moment; replaced whole on a reload.
+#[derive(Debug, Default)]
+pub struct Zone {
+    pub networks: Vec<Network>,
+}
+
+/// What a name is to one asker.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup<'z> {
+    /// The asker is no container this server knows: it is not answered.
+    UnknownAsker,
+    /// Not a name on the asker's networks.
+    Elsewhere,
+    /// The records that carry the name on the asker's networks.
+    Found(Vec<&'z Record>),
+}
+
+impl Zone {
+    /// Reads every network file in `dir`; lines that cannot be read are
+    /// left out and told in the returned warnings.
+    pub fn load(dir: &Path) -> std::io::Result<(Zone, Vec<String>)> {
+        let mut zone = Zone::default();
+        let mut warnings = Vec::new();
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !is_id(&name) {
+                continue;
+            }
+            // A file removed between the listing and the read is a network
+            // that just went.
+            let Ok(text) = std::fs::read_to_string(e.path()) else {
+                continue;
+            };
+            zone.networks
+                .push(parse_network(&name, &text, &mut warnings));
+        }
+        Ok((zone, warnings))
+    }
+
+    /// Every address some network is served on.
+    pub fn listen_addresses(&self) -> BTreeSet<IpAddr> {
+        self.networks
+            .iter()
+            .flat_map(|n| n.listen.iter().copied())
+            .collect()
+    }
+
+    /// The containers with the address `asker` (one, but the files may
+    /// briefly hold an address a new container took from a gone one).
+    fn askers(&self, asker: IpAddr) -> Vec<&str> {
+        let mut ids: Vec<&str> = Vec::new();
+        for r in self.networks.iter().flat_map(|n| &n.records) {
+            if r.has(asker) && !ids.contains(&r.id.as_str()) {
+                ids.push(&r.id);
+            }
+        }
+        ids
+    }
+
+    /// The networks the containers `ids` are on: a container on several
+    /// asks through one gateway and sees the names on all of them, as
+    /// Docker's resolver answers a container for all its networks.
+    fn networks_of<'z>(&'z self, ids: &[&str]) -> impl Iterator<Item = &'z Network> {
+        let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        self.networks
+            .iter()
+            .filter(move |n| n.records.iter().any(|r| ids.contains(&r.id)))
+    }
+
+    /// `name` (any case, with or without the final dot) as `asker` sees
+    /// it: only containers on a network it shares with them.
+    pub fn lookup(&self, asker: IpAddr, name: &str) -> Lookup<'_> {
+        let name = normalize(name);
+        let asking = self.askers(asker);
+        let mut known = false;
+        let mut found: Vec<&Record> = Vec::new();
+        for n in self.networks_of(&asking) {
+            known = true;
+            for r in &n.records {
+                let named = r.names.contains(&name)
+                    || r.linked_as
+                        .iter()
+                        .any(|(x, by)| *x == name && asking.contains(&by.as_str()));
+                if named && !found.contains(&r) {
+                    found.push(r);
+                }
+            }
+        }
+        match (known, found.is_empty()) {
+            (false, _) => Lookup::UnknownAsker,
+            (true, true) => Lookup::Elsewhere,
+            (true, false) => Lookup::Found(found),
+        }
+    }
+
+    /// The container with address `ip` on a network `asker` is on, for a
+    /// reverse lookup.
+    pub fn reverse(&self, asker: IpAddr, ip: IpAddr) -> Option<&Record> {
+        self.networks_of(&self.askers(asker))
+            .flat_map(|n| n.records.iter())
+            .find(|r| r.has(ip))
+    }
+
+    /// Whether `asker` is a container on one of the networks.
+    pub fn knows(&self, asker: IpAddr) -> bool {
+        !self.askers(asker).is_empty()
+    }
+}
+
+fn normalize(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn parse_network(id: &str, text: &str, warnings: &mut Vec<String>) -> Network {
+    let mut lines = text.lines();
+    let mut n = Network {
+        id: id.to_string(),
+        ..Default::default()
+    };
+    let first = lines.next().unwrap_or_default();
+    // aardvark-dns allows upstream servers after the addresses; the
+    // listen addresses are the first field.
+    for a in first
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .split(',')
+    {
+        match a.trim().parse::<IpAddr>() {
+            Ok(ip) => n.listen.push(ip),
+            Err(_) if a.trim().is_empty() => {}
+            Err(_) => warnings.push(format!("network {id}: listen address {a:?}")),
+        }
+    }
+    for (i, line) in lines.enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_record(line) {
+            Some(r) => n.records.push(r),
+            None => warnings.push(format!("network {id}: line {}: {line:?}", i + 2)),
+        }
+    }
+    n
+}
+
+fn parse_record(line: &str) -> Option<Record> {
+    let mut f = line.split(' ');
+    let id = f.next()?;
+    let (v4, v6, names) = (f.next()?, f.next()?, f.next()?);
+    let linked_as = f
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (name, by) = l.split_once('@')?;
+            Some((normalize(name), by.to_string()))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    if id.is_empty() || f.next().is_some() {
+        return None;
+    }
+    let names: Vec<String> = names
+        .split(',')
+        .filter(|n| !n.is_empty())
+        .map(normalize)
+        .collect();
+    Some(Record {
+        id: id.to_string(),
+        v4: addresses(v4)?,
+        v6: addresses(v6)?,
+        names,
+        linked_as,
+    })
+}
+
+/// A comma-separated list of addresses, maybe empty.
+fn addresses<T: std::str::FromStr>(s: &str) -> Option<Vec<T>> {
+    s.split(',')
+        .filter(|a| !a.is_empty())
+        .map(|a| a.parse().ok())
+        .collect()
+}
+
+/// A 64-hex-digit id: only such files are networks.
+fn is_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NET_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const NET_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    fn zone(files: &[(&str, &str)]) -> Zone {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        Zone::load(dir.path()).unwrap().0
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn askers_see_only_the_networks_they_are_on() {
+        let z = zone(&[
+            (
+                NET_A,
+                "10.1.0.1\nc1 10.1.0.2  web,Web.Alias\nc2 10.1.0.3  client\n",
+            ),
+            (NET_B, "10.2.0.1\nc3 10.2.0.2  db\nc2 10.2.0.3  client\n"),
+            ("server.pid", "123\n"),
+        ]);
+        assert_eq!(z.networks.len(), 2);
+        assert_eq!(
+            z.listen_addresses().into_iter().collect::<Vec<_>>(),
+            vec![ip("10.1.0.1"), ip("10.2.0.1")]
+        );
+        let found = |asker, name| match z.lookup(ip(asker), name) {
+            Lookup::Found(r) => r.iter().map(|r| r.id.clone()).collect(),
+            _ => Vec::new(),
+        };
+        // Any case, with or without the root's dot.
+        assert_eq!(found("10.1.0.3", "WEB.alias."), vec!["c1"]);
+        // c2 is on both networks and sees both; c1 only its own.
+        assert_eq!(found("10.1.0.3", "db"), vec!["c3"]);
+        assert_eq!(found("10.2.0.3", "web"), vec!["c1"]);
+        assert_eq!(z.lookup(ip("10.1.0.2"), "db"), Lookup::Elsewhere);
+        // Not a container: the host, or a network's gateway.
+        assert_eq!(z.lookup(ip("10.1.0.1"), "web"), Lookup::UnknownAsker);
+        assert_eq!(z.lookup(ip("127.0.0.1"), "web"), Lookup::UnknownAsker);
+        assert_eq!(
+            z.reverse(ip("10.1.0.3"), ip("10.2.0.2")).map(|r| &r.id[..]),
+            Some("c3")
+        );
+        assert_eq!(z.reverse(ip("10.1.0.2"), ip("10.2.0.2")), None);
+    }
+
+    #[test]
+    fn a_link_alias_is_answered_to_the_linking_container_only() {
+        let z = zone(&[
+            (
+                NET_A,
+                "10.1.0.1\nc1 10.1.0.2  web Db@c2,cache@c9\nc2 10.1.0.3  client\nc3 10.1.0.4  other\n",
+            ),
+            (NET_B, "10.2.0.1\nc4 10.2.0.2  x\nc2 10.2.0.3  client\n"),
+        ]);
+        let found = |asker, name| match z.lookup(ip(asker), name) {
+            Lookup::Found(r) => r.iter().map(|r| r.id.clone()).collect(),
+            _ => Vec::new(),
+        };
+        assert_eq!(found("10.1.0.3", "db"), vec!["c1"]);
+        // c2 by its address on the other network: still c2.
+        assert_eq!(found("10.2.0.3", "db"), vec!["c1"]);
+        assert_eq!(z.lookup(ip("10.1.0.4"), "db"), Lookup::Elsewhere);
+        assert_eq!(z.lookup(ip("10.1.0.3"), "cache"), Lookup::Elsewhere);
+    }
+
+    #[test]
+    fn a_line_it_cannot_read_is_left_out_and_told() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(NET_A),
+            "10.1.0.1,fd00::1 8.8.8.8\nc1 10.1.0.2 fd00::2 web\nbroken\nc2 not-an-ip  x\n\nc3 10.1.0.4,10.1.0.5  two\n",
+        )
+        .unwrap();
+        let (z, warnings) = Zone::load(dir.path()).unwrap();
+        let n = &z.networks[0];
+        assert_eq!(n.listen, vec![ip("10.1.0.1"), ip("fd00::1")]);
+        let ids: Vec<_> = n.records.iter().map(|r| &r.id[..]).collect();
+        assert_eq!(ids, vec!["c1", "c3"]);
+        assert_eq!(
+            n.records[0].v6,
+            vec!["fd00::2".parse::<Ipv6Addr>().unwrap()]
+        );
+        assert_eq!(n.records[1].v4.len(), 2);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        // Known by an IPv6 address as well.
+        assert!(z.knows(ip("fd00::2")));
+    }
+}
