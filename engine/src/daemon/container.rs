@@ -176,7 +176,14 @@ impl Container {
 
     pub fn save(&self) -> std::io::Result<()> {
         let data = serde_json::to_vec(self).map_err(std::io::Error::other)?;
-        write_atomic(&self.dir.join("config.v2.json"), &data)
+        let path = self.dir.join("config.v2.json");
+        // A step that changed nothing (most of a start's saves, or a
+        // connect that undoes a disconnect) costs a read, not a new file
+        // and two fsyncs: what is there was written by write_atomic.
+        if std::fs::read(&path).is_ok_and(|old| old == data) {
+            return Ok(());
+        }
+        write_atomic(&path, &data)
     }
 
     pub fn load(dir: &Path) -> std::io::Result<Container> {

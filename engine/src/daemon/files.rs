@@ -277,6 +277,17 @@ pub struct Etc<'a> {
 
 /// Writes /etc/hostname, /etc/hosts and /etc/resolv.conf for the container
 /// into its directory; returns their OCI bind mounts.
+/// Writes `text` to a file a container has bind-mounted unless it holds
+/// it already: in place (the mount is of the inode), so a process reading
+/// it while it is rewritten could see it empty; a start writes the files
+/// before and after its networks are known, mostly the same.
+fn write_changed(path: &Path, text: &str) -> std::io::Result<()> {
+    if std::fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
+        return Ok(());
+    }
+    std::fs::write(path, text)
+}
+
 pub fn write_etc(dir: &Path, etc: &Etc) -> std::io::Result<Vec<serde_json::Value>> {
     let Etc {
         hostname,
@@ -288,7 +299,7 @@ pub fn write_etc(dir: &Path, etc: &Etc) -> std::io::Result<Vec<serde_json::Value
         host_network,
         links,
     } = *etc;
-    std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
+    write_changed(&dir.join("hostname"), &format!("{hostname}\n"))?;
     let mut hosts = if host_network {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
@@ -305,7 +316,7 @@ pub fn write_etc(dir: &Path, etc: &Etc) -> std::io::Result<Vec<serde_json::Value
             hosts.push_str(&format!("{ip}\t{name}\n"));
         }
     }
-    std::fs::write(dir.join("hosts"), hosts)?;
+    write_changed(&dir.join("hosts"), &hosts)?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let mut resolv = String::new();
     if dns.is_empty() {
@@ -341,7 +352,7 @@ pub fn write_etc(dir: &Path, etc: &Etc) -> std::io::Result<Vec<serde_json::Value
     if !options.is_empty() {
         resolv.push_str(&format!("options {}\n", options.join(" ")));
     }
-    std::fs::write(dir.join("resolv.conf"), resolv)?;
+    write_changed(&dir.join("resolv.conf"), &resolv)?;
     Ok(["hostname", "hosts", "resolv.conf"]
         .iter()
         .map(|f| {
@@ -357,6 +368,50 @@ pub fn write_etc(dir: &Path, etc: &Etc) -> std::io::Result<Vec<serde_json::Value
 
 #[cfg(test)]
 mod mount_point_tests {
+    #[test]
+    fn etc_files_are_written_only_when_they_change() {
+        use super::{Etc, write_etc};
+        let dir = tempfile::tempdir().unwrap();
+        let etc = |hostname| Etc {
+            hostname,
+            own_ip: Some("10.1.0.2"),
+            extra_hosts: &[],
+            dns: &[],
+            search: &[],
+            options: &[],
+            host_network: false,
+            links: &[],
+        };
+        write_etc(dir.path(), &etc("web")).unwrap();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000);
+        let mtime = |f: &str| {
+            std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .modified()
+                .unwrap()
+        };
+        for f in ["hostname", "hosts", "resolv.conf"] {
+            std::fs::File::options()
+                .write(true)
+                .open(dir.path().join(f))
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        // The same files again: untouched (a process reading them while
+        // they were rewritten in place could find them empty).
+        write_etc(dir.path(), &etc("web")).unwrap();
+        for f in ["hostname", "hosts", "resolv.conf"] {
+            assert_eq!(mtime(f), old, "{f}");
+        }
+        write_etc(dir.path(), &etc("api")).unwrap();
+        assert_ne!(mtime("hostname"), old);
+        assert_ne!(mtime("hosts"), old);
+        assert_eq!(mtime("resolv.conf"), old);
+        let hosts = std::fs::read_to_string(dir.path().join("hosts")).unwrap();
+        assert!(hosts.ends_with("10.1.0.2\tapi\n"), "{hosts}");
+    }
+
     #[test]
     fn diff_hides_the_runtimes_mount_points() {
         let list = |v: &[(&str, i32)]| -> Vec<(String, i32)> {
