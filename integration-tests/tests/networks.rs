@@ -513,7 +513,7 @@ fn veths(bridge: &str) -> usize {
 #[test]
 fn removal_leaves_nothing_behind() {
     let s = stack();
-    network(&s, "tmpnet", 3, &[]);
+    let net_id = network(&s, "tmpnet", 3, &[]).trim().to_string();
     let p = free_port();
     let id = httpd(
         &s,
@@ -555,8 +555,11 @@ fn removal_leaves_nothing_behind() {
     assert_eq!(veths(&bridge), 1);
     s.berth(&["rm", "-f", "again"]).ok();
     assert!(sh("ip -o link").contains(&bridge));
+    assert!(ipam.join(&net_id).exists());
     s.berth(&["network", "rm", "tmpnet"]).ok();
     assert!(!sh("ip -o link").contains(&bridge), "the bridge stayed");
+    // host-local's directory of the network (its last-used address).
+    assert!(!ipam.join(&net_id).exists(), "the IPAM directory stayed");
 }
 
 #[test]

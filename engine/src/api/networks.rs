@@ -157,6 +157,10 @@ async fn remove_network(d: &Arc<Daemon>, n: &Network) -> Result<()> {
     d.networks
         .remove(&n.id)
         .map_err(|e| ApiError::internal(format!("removing network {}: {e}", n.name)))?;
+    // host-local keeps a directory per network (named by its id, the
+    // conflist's name): its leases are gone with the containers, its
+    // last-used address would stay for good.
+    let _ = std::fs::remove_dir_all(d.cfg.exec_root.join("ipam").join(&n.id));
     d.network_event(n, "destroy", "");
     Ok(())
 }
