@@ -762,7 +762,9 @@ impl Daemon {
         req: &super::resources::UpdateRequest,
     ) -> Result<Vec<String>> {
         let mut c = e.c.lock().await;
-        let hc = req.apply(&c.host_config)?;
+        let mut hc = req.apply(&c.host_config)?;
+        let mut warnings = Vec::new();
+        super::resources::discard_unsupported(&mut hc, &mut warnings);
         let resources = super::resources::oci(&hc)?;
         if c.is_running() && resources.as_object().is_some_and(|o| !o.is_empty()) {
             self.lc
@@ -779,7 +781,7 @@ impl Daemon {
         c.host_config = hc;
         c.save().map_err(|e| ApiError::internal(e.to_string()))?;
         self.container_event(&c, "update", &[]);
-        Ok(Vec::new())
+        Ok(warnings)
     }
 
     pub async fn remove(&self, e: &Arc<Entry>, force: bool, volumes: bool) -> Result<()> {

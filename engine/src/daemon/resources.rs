@@ -391,6 +391,33 @@ pub fn oci(hc: &HostConfig) -> Result<Value> {
     Ok(r)
 }
 
+/// What dockerd says when it drops a block I/O weight the kernel cannot
+/// apply.
+pub const BLKIO_WEIGHT_DISCARDED: &str =
+    "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.";
+
+/// Whether the kernel weighs a cgroup's block I/O: `blkio.weight` (CFQ)
+/// or `blkio.bfq.weight` (BFQ) on v1 and hybrid hosts, where containers'
+/// blkio lives; the io controller on a v2-only host. Neither exists
+/// without a weighing I/O scheduler.
+pub fn blkio_weight_supported() -> bool {
+    let v1 = std::path::Path::new("/sys/fs/cgroup/blkio");
+    if v1.is_dir() {
+        return v1.join("blkio.weight").exists() || v1.join("blkio.bfq.weight").exists();
+    }
+    std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+        .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"))
+}
+
+/// Drops from `hc` what this kernel cannot apply, with dockerd's warning
+/// (at create and update, as dockerd does: the request still succeeds).
+pub fn discard_unsupported(hc: &mut HostConfig, warnings: &mut Vec<String>) {
+    if hc.blkio_weight > 0 && !blkio_weight_supported() {
+        hc.blkio_weight = 0;
+        warnings.push(BLKIO_WEIGHT_DISCARDED.into());
+    }
+}
+
 /// `POST /containers/{id}/update`: Docker's UpdateConfig (the resources
 /// and the restart policy). A field left out, null or 0 is unchanged;
 /// a value of the wrong type is a 400, as dockerd's decoder makes it.
