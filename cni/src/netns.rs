@@ -19,6 +19,18 @@ fn err(path: &Path, e: impl Into<std::io::Error>) -> CniError {
 
 /// Makes a new network namespace held at `path`.
 pub fn create(path: &Path) -> Result<(), CniError> {
+    make(path, false)
+}
+
+/// Makes a new network namespace held at `path` with its loopback
+/// interface up, which is all CNI's loopback plugin does (the kernel
+/// gives `lo` 127.0.0.1 and ::1 as it comes up): without a plugin
+/// process per container start.
+pub fn create_with_loopback(path: &Path) -> Result<(), CniError> {
+    make(path, true)
+}
+
+fn make(path: &Path, loopback: bool) -> Result<(), CniError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| err(path, e))?;
     }
@@ -28,6 +40,9 @@ pub fn create(path: &Path) -> Result<(), CniError> {
     // ends right after, keeps the daemon's threads where they are.
     let made = std::thread::spawn(move || -> Result<(), CniError> {
         unshare(CloneFlags::CLONE_NEWNET).map_err(|e| err(&target, e))?;
+        if loopback {
+            loopback_up().map_err(|e| err(&target, e))?;
+        }
         mount(
             Some("/proc/thread-self/ns/net"),
             &target,
@@ -43,6 +58,34 @@ pub fn create(path: &Path) -> Result<(), CniError> {
         let _ = std::fs::remove_file(path);
     }
     made
+}
+
+/// Sets `lo` up in the calling thread's network namespace.
+fn loopback_up() -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: ifreq is plain data; all zeroes is a valid value of it.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS and SIOCSIFFLAGS read and write an ifreq that
+    // lives across the calls, on a socket that is open.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Runs `f` inside the network namespace at `path`, on a thread of its

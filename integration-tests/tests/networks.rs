@@ -99,7 +99,18 @@ fn containers_on_a_user_network_find_each_other_by_name() {
         .ok()
         .to_string();
     assert!(hosts.contains(&format!("{ip}\t{short}")), "{hosts}");
-    // A rename is resolved at once; the old name is gone.
+    // Its loopback is up with its addresses: the server answers there.
+    let lo = s
+        .berth(&[
+            "exec",
+            "web",
+            "sh",
+            "-c",
+            "ip -o addr show lo; wget -qO- http://127.0.0.1/hostname",
+        ])
+        .ok()
+        .to_string();
+    assert!(lo.contains("127.0.0.1/8") && lo.ends_with(short), "{lo}");
     s.berth(&["rename", "web", "web2"]).ok();
     ping_on(&s, "appnet", "web2", 3).ok();
     let out = ping_on(&s, "appnet", "web", 1);

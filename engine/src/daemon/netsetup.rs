@@ -244,7 +244,7 @@ impl Daemon {
             attachments: Vec::new(),
         });
         let made = path.clone();
-        let created = tokio::task::spawn_blocking(move || netns::create(&made))
+        let created = tokio::task::spawn_blocking(move || netns::create_with_loopback(&made))
             .await
             .map_err(|e| ApiError::internal(e.to_string()))
             .and_then(|r| r.map_err(|e| ApiError::internal(e.to_string())));
@@ -255,15 +255,14 @@ impl Daemon {
         Ok(())
     }
 
-    /// Every network of the container and its loopback, in the namespace
-    /// [`Daemon::net_prepare`] made; the plugins of all of them at once
+    /// Every network of the container, in the namespace
+    /// [`Daemon::net_prepare`] made (with its loopback up); the plugins of
+    /// all of them at once
     /// (as containerd's go-cni attaches networks): they touch different
     /// interfaces, and a container on two networks waited for one plugin
     /// chain after the other. Then its names served (see
     /// [`Daemon::await_names`]).
     pub async fn net_attach_all(&self, c: &mut Container) -> Result<()> {
-        let lo = json!({"cniVersion": crate::network::cni::CNI_VERSION, "name": "lo",
-            "plugins": [{"type": "loopback"}]});
         let netns = c.net.as_ref().map(|n| n.netns.clone()).unwrap_or_default();
         let ports = self.port_mappings(c)?;
         let mut planned = Vec::new();
@@ -282,27 +281,18 @@ impl Daemon {
         let _ = c.save();
         berth_fault::point("berthd:net.before-cni-add");
         let id = c.id.clone();
-        let lo_target = Target {
-            args: "",
-            container_id: &id,
-            netns: &netns,
-            ifname: "lo",
-        };
-        let no_caps = json!({});
-        let (lo_added, results) = futures::join!(
-            self.cni.add(&lo, &lo_target, &no_caps),
-            futures::future::join_all(planned.iter().map(|(_, _, p)| {
-                let target = Target {
-                    args: "",
-                    container_id: &id,
-                    netns: &netns,
-                    ifname: &p.ifname,
-                };
-                async move { self.cni.add(&p.conflist, &target, &p.rt).await }
-            }))
-        );
+        let results = futures::future::join_all(planned.iter().map(|(_, _, p)| {
+            let target = Target {
+                args: "",
+                container_id: &id,
+                netns: &netns,
+                ifname: &p.ifname,
+            };
+            async move { self.cni.add(&p.conflist, &target, &p.rt).await }
+        }))
+        .await;
         berth_fault::point("berthd:net.after-cni-add");
-        let mut first = lo_added.err().map(|e| ApiError::internal(e.to_string()));
+        let mut first: Option<ApiError> = None;
         for ((n, ep, p), added) in planned.into_iter().zip(results) {
             let finished = match added {
                 Ok(result) if first.is_none() => self.finish_attach(c, &n, &ep, p, result).await,
