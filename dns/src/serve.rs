@@ -162,7 +162,10 @@ impl Server {
             let (n, asker) = match sock.recv_from(&mut buf).await {
                 Ok(got) => got,
                 Err(e) => {
+                    // Not expected on an unconnected socket: a moment,
+                    // rather than a loop at full speed on an error that stays.
                     tracing::debug!("receiving: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
             };

@@ -268,6 +268,11 @@ fn berthd_brings_names_back_and_takes_over_aardvark_records() {
             .contains("berth-dns")
             .then_some(nix::unistd::Pid::from_raw(pid))
     };
+    // host-local's directory of a network removed before berthd removed
+    // them: gone at the next start; the live network's stays.
+    let stale = s.exec_root.join("ipam").join("e".repeat(64));
+    std::fs::create_dir_all(&stale).expect("a stale IPAM directory");
+    std::fs::write(stale.join("last_reserved_ip.0"), "10.64.9.9").expect("its file");
     for round in ["died", "aardvark"] {
         s.kill9_berthd();
         let pid = server(&dns).expect("the name server runs");
@@ -281,6 +286,9 @@ fn berthd_brings_names_back_and_takes_over_aardvark_records() {
             }
         }
         s.spawn_berthd();
+        // The start's recovery runs beside serving.
+        assert!(eventually(10, || !stale.exists()), "{round}");
+        assert!(ask(&s), "{round}: the live network's addresses stay");
         assert!(server(&dns).is_some(), "{round}: berthd started the server");
         assert!(ask(&s), "{round}");
         assert!(!s.exec_root.join("aardvark-dns").exists(), "{round}");

@@ -131,10 +131,18 @@ impl Daemon {
     }
 
     /// host-local's leases (a file per address naming its container) for
-    /// containers that no longer exist.
+    /// containers that no longer exist, and its directories (named by
+    /// network id) of networks that no longer exist (engines before 12-04
+    /// left one per removed network).
     fn remove_unowned_leases(&self) {
         let ipam = self.cfg.exec_root.join("ipam");
         for net in std::fs::read_dir(&ipam).into_iter().flatten().flatten() {
+            let id = net.file_name().to_string_lossy().into_owned();
+            if !self.networks.get(&id).is_ok_and(|n| n.id == id) {
+                tracing::info!("removing host-local's directory of network {id}, which is gone");
+                let _ = std::fs::remove_dir_all(net.path());
+                continue;
+            }
             for f in std::fs::read_dir(net.path())
                 .into_iter()
                 .flatten()
