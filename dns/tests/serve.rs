@@ -112,15 +112,21 @@ fn write(dir: &Path, name: &str, text: &str) {
 
 const ME: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 
-#[test]
-fn queries_during_reloads_are_all_answered() {
+/// A config directory serving one network on 127.0.0.1, whose one
+/// container (127.0.0.1, the tests themselves) is `web`; and a port.
+fn one_network() -> (tempfile::TempDir, u16) {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     write(
         dir.path(),
         NET_A,
         &format!("127.0.0.1\n{C1} 127.0.0.1  web\n"),
     );
+    (dir, free_port())
+}
+
+#[test]
+fn queries_during_reloads_are_all_answered() {
+    let (dir, port) = one_network();
     let s = server(dir.path(), port, &[]);
     let at: SocketAddr = (ME, port).into();
     eventually("the server answers", || {
@@ -242,13 +248,7 @@ fn names_are_for_the_networks_askers_and_the_rest_goes_upstream() {
 
 #[test]
 fn a_new_networks_gateway_is_served_after_the_reload() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    write(
-        dir.path(),
-        NET_A,
-        &format!("127.0.0.1\n{C1} 127.0.0.1  web\n"),
-    );
+    let (dir, port) = one_network();
     let closed = UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -282,13 +282,7 @@ fn a_new_networks_gateway_is_served_after_the_reload() {
 
 #[test]
 fn started_as_berthd_starts_it_it_detaches_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    write(
-        dir.path(),
-        NET_A,
-        &format!("127.0.0.1\n{C1} 127.0.0.1  web\n"),
-    );
+    let (dir, port) = one_network();
     let st = Command::new(env!("CARGO_BIN_EXE_berth-dns"))
         .arg("--config")
         .arg(dir.path())

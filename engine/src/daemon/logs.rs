@@ -474,6 +474,9 @@ mod tests {
         let p = dir.path().join("c-json.log");
         std::fs::write(&p, "").unwrap();
         const LINES: u32 = 20_000;
+        // Opened before the writer starts: what a follower finds already
+        // rotated is `older_than`'s (follow's history), not the chain's.
+        let mut chain = Chain::open(&p);
         let seen = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
         let writer = {
             let (p, seen) = (p.clone(), seen.clone());
@@ -494,7 +497,7 @@ mod tests {
                         while seen.load(std::sync::atomic::Ordering::Relaxed) + 6 < i
                             && std::time::Instant::now() < end
                         {
-                            std::thread::yield_now();
+                            std::thread::sleep(Duration::from_micros(50));
                         }
                         for k in (1..=3).rev() {
                             if name(k).exists() {
@@ -512,7 +515,6 @@ mod tests {
             stderr: true,
             ..Default::default()
         };
-        let mut chain = Chain::open(&p);
         let mut pending = String::new();
         let mut got: Vec<u32> = Vec::new();
         let number = |l: &Line| -> u32 {
