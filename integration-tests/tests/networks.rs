@@ -73,7 +73,7 @@ fn containers_on_a_user_network_find_each_other_by_name() {
             "sh",
             "-c",
             &format!(
-                "ping -c1 -W3 web >/dev/null && wget -qO- http://www/hostname && wget -qO- http://{short}/hostname && cat /etc/resolv.conf"
+                "ping -c1 -W3 web >/dev/null && wget -qO- http://www/hostname && wget -qO- http://{short}/hostname && wget -qO- http://web.appnet/hostname && cat /etc/resolv.conf"
             ),
         ])
         .ok()
@@ -81,6 +81,7 @@ fn containers_on_a_user_network_find_each_other_by_name() {
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some(short), "{out}");
     assert_eq!(lines.next(), Some(short), "{out}");
+    assert_eq!(lines.next(), Some(short), "{out}: <name>.<network>");
     let gateway = s.net.subnet(1).replace(".0/24", ".1");
     assert!(out.contains(&format!("nameserver {gateway}")), "{out}");
     // The container's own address is in its /etc/hosts and inspect.

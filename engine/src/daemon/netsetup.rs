@@ -616,6 +616,14 @@ impl Daemon {
     ) -> bool {
         let mut names = vec![c.name.clone(), c.short_id().to_string()];
         names.extend(aliases);
+        // Docker's resolver answers `<name>.<network>` as well (where the
+        // network's name can be part of a DNS name).
+        let qualified: Vec<String> = names
+            .iter()
+            .map(|x| format!("{x}.{}", n.name))
+            .filter(|q| dns::is_dns_name(q))
+            .collect();
+        names.extend(qualified);
         let record = dns::Record {
             container_id: &c.id,
             ipv4: ip,
