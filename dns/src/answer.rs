@@ -35,7 +35,7 @@ pub fn answer(zone: &Zone, asker: IpAddr, query: &[u8], transport_most: usize) -
     let Ok(q) = Packet::parse(query) else {
         // Something this parser does not read (a record type it lacks):
         // an asker the server serves has it answered upstream.
-        return if query.len() >= 12 && query[2] & 0x80 == 0 && zone.knows(asker) {
+        return if query.len() >= 12 && query[2] & 0x80 == 0 && zone.forwards_for(asker) {
             Outcome::Forward
         } else {
             Outcome::Drop
@@ -61,11 +61,20 @@ pub fn answer(zone: &Zone, asker: IpAddr, query: &[u8], transport_most: usize) -
         // names are not theirs to list, nor is the server their resolver.
         return Outcome::Reply(refusal(&q, RCODE::Refused));
     }
+    // What is not a name here goes out, from a network with a way out;
+    // an internal network's containers get a failure instead.
+    let elsewhere = || {
+        if zone.forwards_for(asker) {
+            Outcome::Forward
+        } else {
+            Outcome::Reply(refusal(&q, RCODE::ServerFailure))
+        }
+    };
     let [question] = &q.questions[..] else {
-        return Outcome::Forward;
+        return elsewhere();
     };
     if !matches!(question.qclass, QCLASS::CLASS(CLASS::IN) | QCLASS::ANY) {
-        return Outcome::Forward;
+        return elsewhere();
     }
     let name = question.qname.to_string();
     let records: Vec<(Name, RData)> = if question.qtype == QTYPE::TYPE(TYPE::PTR) {
@@ -73,11 +82,11 @@ pub fn answer(zone: &Zone, asker: IpAddr, query: &[u8], transport_most: usize) -
             .and_then(|ip| zone.reverse(asker, ip))
             .and_then(|r| r.names.first())
         else {
-            return Outcome::Forward;
+            return elsewhere();
         };
         match Name::new(target) {
             Ok(t) => vec![(question.qname.clone(), RData::PTR(PTR(t)))],
-            Err(_) => return Outcome::Forward,
+            Err(_) => return elsewhere(),
         }
     } else {
         match zone.lookup(asker, &name) {
@@ -87,7 +96,7 @@ pub fn answer(zone: &Zone, asker: IpAddr, query: &[u8], transport_most: usize) -
                 .collect(),
             // Checked above; a reload in between is no reason to fail.
             Lookup::UnknownAsker => return Outcome::Reply(refusal(&q, RCODE::Refused)),
-            Lookup::Elsewhere => return Outcome::Forward,
+            Lookup::Elsewhere => return elsewhere(),
         }
     };
     // A name here without records of the asked type is an empty answer,
@@ -313,6 +322,16 @@ mod tests {
             UDP_PLAIN,
         );
         assert_eq!(o, Outcome::Forward);
+    }
+
+    #[test]
+    fn an_internal_networks_containers_get_no_names_from_outside() {
+        let z = zone("10.1.0.1 internal\nc1 10.1.0.2  web\nc2 10.1.0.3  client\n");
+        let r = answer(&z, asker(), &query(3, "example.org", TYPE::A), UDP_PLAIN);
+        assert_eq!(reply(&r).rcode(), RCODE::ServerFailure);
+        // Its own names still resolve.
+        let r = answer(&z, asker(), &query(4, "web", TYPE::A), UDP_PLAIN);
+        assert_eq!(reply(&r).answers.len(), 1);
     }
 
     #[test]

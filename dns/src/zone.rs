@@ -1,6 +1,8 @@
 //! What is served: one file per network in the config directory, named by
 //! the network's id. Its first line holds the addresses to listen on (the
-//! network's gateways, comma-separated); each further line is a container:
+//! network's gateways, comma-separated), then `internal` for a network
+//! with no way out (no names are forwarded for it); each further line is a
+//! container:
 //! `id ipv4 ipv6 name,name… [alias@asker,…]` (an address field may be
 //! empty, or hold several addresses separated by commas; the last field
 //! holds the names only one container, by its id, is answered: a legacy
@@ -36,6 +38,9 @@ impl Record {
 pub struct Network {
     pub id: String,
     pub listen: Vec<IpAddr>,
+    /// No way out: names are not forwarded for askers only on such
+    /// networks.
+    pub internal: bool,
     pub records: Vec<Record>,
 }
 
@@ -148,6 +153,15 @@ impl Zone {
     pub fn knows(&self, asker: IpAddr) -> bool {
         !self.askers(asker).is_empty()
     }
+
+    /// Whether names `asker` asks that are not here go to the host's
+    /// resolvers: only when it is on a network with a way out. Docker's
+    /// resolver asks upstream from the container's namespace, which on
+    /// internal networks alone has no route: this server, in the host's,
+    /// must not be the way out.
+    pub fn forwards_for(&self, asker: IpAddr) -> bool {
+        self.networks_of(&self.askers(asker)).any(|n| !n.internal)
+    }
 }
 
 fn normalize(name: &str) -> String {
@@ -163,12 +177,10 @@ fn parse_network(id: &str, text: &str, warnings: &mut Vec<String>) -> Network {
     let first = lines.next().unwrap_or_default();
     // aardvark-dns allows upstream servers after the addresses; the
     // listen addresses are the first field.
-    for a in first
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .split(',')
-    {
+    let mut fields = first.split_whitespace();
+    let listen = fields.next().unwrap_or_default();
+    n.internal = fields.any(|f| f == "internal");
+    for a in listen.split(',') {
         match a.trim().parse::<IpAddr>() {
             Ok(ip) => n.listen.push(ip),
             Err(_) if a.trim().is_empty() => {}
@@ -326,5 +338,20 @@ mod tests {
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         // Known by an IPv6 address as well.
         assert!(z.knows(ip("fd00::2")));
+        assert!(!n.internal && z.forwards_for(ip("10.1.0.2")));
+    }
+
+    #[test]
+    fn names_are_forwarded_only_for_askers_with_a_way_out() {
+        let z = zone(&[
+            (NET_A, "10.1.0.1 internal\nc1 10.1.0.2  a\nc2 10.1.0.3  b\n"),
+            (NET_B, "10.2.0.1\nc2 10.2.0.3  b\n"),
+        ]);
+        assert!(z.networks[0].internal && !z.networks[1].internal);
+        // Only on the internal network: nothing goes out.
+        assert!(!z.forwards_for(ip("10.1.0.2")));
+        // Also on a network with a way out: as Docker, names go out.
+        assert!(z.forwards_for(ip("10.1.0.3")));
+        assert!(!z.forwards_for(ip("127.0.0.1")));
     }
 }

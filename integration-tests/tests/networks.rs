@@ -497,6 +497,30 @@ fn internal_networks_have_no_way_out() {
     ])
     .ok();
     ping_on(&s, "closed", "in1", 3).ok();
+    // Nor names from outside, as Docker's resolver forwards none for an
+    // internal network: a name the host resolves, a container there does
+    // not; one on a network with a way out does.
+    let host = sh("busybox nslookup deb.debian.org >/dev/null 2>&1 && echo resolves");
+    if host.trim() == "resolves" {
+        network(&s, "open", 3, &[]);
+        let lookup = |net: &str| {
+            s.berth(&[
+                "run",
+                "--rm",
+                "--network",
+                net,
+                "busybox",
+                "nslookup",
+                "deb.debian.org",
+            ])
+        };
+        let inside = lookup("closed");
+        assert_ne!(inside.code, 0, "{inside:?}");
+        let outside = lookup("open");
+        assert_eq!(outside.code, 0, "{outside:?}");
+    } else {
+        eprintln!("the host resolves no outside name: forwarding not checked");
+    }
 }
 
 /// A one-shot container on `network` pinging `target` (waiting `wait` s).

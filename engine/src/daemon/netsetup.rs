@@ -631,7 +631,7 @@ impl Daemon {
             names,
             linked_as: self.link_aliases(&n.id, c),
         };
-        match self.dns.add(&n.id, &n.gateway, &record) {
+        match self.dns.add(&n.id, &n.gateway, n.internal, &record) {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!("DNS for {} on {}: {e}", c.id, n.name);

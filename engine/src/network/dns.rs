@@ -76,8 +76,15 @@ impl Dns {
     }
 
     /// Adds (or replaces) a container's record on the network `network_id`,
-    /// served on `gateway`.
-    pub fn add(&self, network_id: &str, gateway: &str, r: &Record) -> Result<(), NetError> {
+    /// served on `gateway`; on an `internal` network the server forwards
+    /// no names out (a container only there has no way out, DNS included).
+    pub fn add(
+        &self,
+        network_id: &str,
+        gateway: &str,
+        internal: bool,
+        r: &Record,
+    ) -> Result<(), NetError> {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let line = record_line(r)?;
         gateway
@@ -88,7 +95,12 @@ impl Dns {
         let mut lines = self.lines(&file);
         lines.retain(|l| l.split(' ').next() != Some(r.container_id));
         lines.push(line);
-        self.write(&file, gateway, &lines)?;
+        let header = if internal {
+            format!("{gateway} internal")
+        } else {
+            gateway.to_string()
+        };
+        self.write(&file, &header, &lines)?;
         self.reload()
     }
 
@@ -109,7 +121,13 @@ impl Dns {
         if lines.is_empty() {
             let _ = std::fs::remove_file(&file);
         } else {
-            self.write(&file, gateway, &lines)?;
+            // The header as the last add wrote it (with its flags).
+            let header = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|t| t.lines().next().map(String::from))
+                .filter(|h| !h.trim().is_empty())
+                .unwrap_or_else(|| gateway.to_string());
+            self.write(&file, &header, &lines)?;
         }
         self.reload()
     }
@@ -124,8 +142,8 @@ impl Dns {
             .collect()
     }
 
-    fn write(&self, file: &Path, gateway: &str, lines: &[String]) -> Result<(), NetError> {
-        let mut text = format!("{gateway}\n");
+    fn write(&self, file: &Path, header: &str, lines: &[String]) -> Result<(), NetError> {
+        let mut text = format!("{header}\n");
         for l in lines {
             text.push_str(l);
             text.push('\n');
@@ -517,29 +535,43 @@ mod tests {
             linked_as: Vec::new(),
         };
         let traversal = "/../../../../../../etc/cron.d/x";
-        assert!(dns.add(traversal, "10.1.0.1", &r(&["a"])).is_err());
+        assert!(dns.add(traversal, "10.1.0.1", false, &r(&["a"])).is_err());
         assert!(dns.remove(traversal, "10.1.0.1", ID).is_err());
         assert!(
-            dns.add(ID, "10.1.0.1", &r(&["evil\n0000 6.6.6.6  injected"]))
+            dns.add(ID, "10.1.0.1", false, &r(&["evil\n0000 6.6.6.6  injected"]))
                 .is_err()
         );
-        assert!(dns.add(ID, "10.1.0.1", &r(&["a,b"])).is_err());
-        assert!(dns.add(ID, "10.1.0.1\nx", &r(&["a"])).is_err());
+        assert!(dns.add(ID, "10.1.0.1", false, &r(&["a,b"])).is_err());
+        assert!(dns.add(ID, "10.1.0.1\nx", false, &r(&["a"])).is_err());
         // A link alias, and the id of the container it is answered to.
         let linked = |alias: &str, asker: &str| Record {
             linked_as: vec![(alias.to_string(), asker.to_string())],
             ..r(&["web"])
         };
-        assert!(dns.add(ID, "10.1.0.1", &linked("x@y", ID)).is_err());
+        assert!(dns.add(ID, "10.1.0.1", false, &linked("x@y", ID)).is_err());
         assert!(
-            dns.add(ID, "10.1.0.1", &linked("db", "x 10.6.6.6  evil"))
+            dns.add(ID, "10.1.0.1", false, &linked("db", "x 10.6.6.6  evil"))
                 .is_err()
         );
-        dns.add(ID, "10.1.0.1", &r(&["web", "web.alias"])).unwrap();
+        dns.add(ID, "10.1.0.1", false, &r(&["web", "web.alias"]))
+            .unwrap();
         let text = std::fs::read_to_string(dir.path().join("dns").join(ID)).unwrap();
         assert_eq!(text, format!("10.1.0.1\n{ID} 10.1.0.2  web,web.alias\n"));
-        dns.add(ID, "10.1.0.1", &linked("db", ID)).unwrap();
+        dns.add(ID, "10.1.0.1", false, &linked("db", ID)).unwrap();
         let text = std::fs::read_to_string(dir.path().join("dns").join(ID)).unwrap();
         assert_eq!(text, format!("10.1.0.1\n{ID} 10.1.0.2  web db@{ID}\n"));
+        // An internal network's header says so, and a remove keeps it.
+        let other = "f".repeat(64);
+        let second = Record {
+            container_id: &other,
+            ..r(&["x"])
+        };
+        dns.add(ID, "10.1.0.1", true, &second).unwrap();
+        dns.remove(ID, "10.1.0.1", &other).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("dns").join(ID)).unwrap();
+        assert_eq!(
+            text,
+            format!("10.1.0.1 internal\n{ID} 10.1.0.2  web db@{ID}\n")
+        );
     }
 }
