@@ -60,7 +60,45 @@ impl Project<'_> {
     fn run(&self, args: &[&str]) -> Out {
         self.s.run(self.cmd(args), None)
     }
+}
 
+/// The stdout of a command that attaches stdin (compose `run`), its stdin
+/// held open until it ends, as from a terminal or a pipe. With stdin at
+/// EOF from the start, the client's end of stdin ends the attach (dockerd's
+/// rule when StdinOnce is off, which compose leaves off) and races the
+/// output of a process this short: CI saw it lose once.
+fn held_stdin(mut cmd: std::process::Command) -> String {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting compose");
+    let held = child.stdin.take();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+        Ok(out) => out.expect("compose's output"),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            panic!("compose did not end within 120 s");
+        }
+    };
+    drop(held);
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl Project<'_> {
     /// A compose command line for a terminal.
     fn line(&self, args: &str) -> String {
         format!(
@@ -210,7 +248,7 @@ fn a_project_comes_up_works_and_goes_away_with_compose_verbs() {
         "init"
     );
     assert_eq!(
-        p.run(&["run", "--rm", "worker", "echo", "ran"]).ok().trim(),
+        held_stdin(p.cmd(&["run", "--rm", "worker", "echo", "ran"])),
         "ran"
     );
     assert!(p.run(&["top", "web"]).ok().contains("httpd -f -p 80"));
