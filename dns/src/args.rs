@@ -13,9 +13,12 @@ use clap::Parser;
     long_about = "Serves the names of containers on berthd's user-defined networks on each \
         network's gateway, and forwards other names to the host's resolvers.\n\n\
         The config directory holds one file per network, named by its id: the first line \
-        lists the addresses to listen on (comma-separated), each further line a container \
-        as `id ipv4 ipv6 name,name…`. Only containers on a network are answered, and only \
-        with the names on the networks they are on. SIGHUP reads the directory again \
+        lists the addresses to listen on (comma-separated), then `internal` for a network \
+        with no way out; each further line is a container as `id ipv4 ipv6 name,name…` and, \
+        for legacy links, `alias@id,…` answered to that container alone. Only containers on \
+        a network are answered, and only with the names on the networks they are on; other \
+        names are forwarded only for containers on a network with a way out. SIGHUP reads \
+        the directory again \
         (listeners of unchanged addresses are kept); SIGTERM stops the server. berthd starts \
         and signals it; it is not meant to be run by hand except to try it."
 )]
