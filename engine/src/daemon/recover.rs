@@ -72,13 +72,33 @@ impl Daemon {
     /// create whose engine died before it saved the record. Only those
     /// older than this engine: a create under way now has no record yet.
     async fn remove_unowned_lifecycled_containers(&self) {
-        let Ok(list) = self
-            .lc
-            .containers()
-            .list(self.lc.req(api::ListContainersRequest::default()))
-            .await
-        else {
-            return;
+        // lifecycled may be restarting (killed with berthd, say): asked
+        // again until it answers, or a container a killed create left
+        // there would stay for good. This runs beside serving.
+        let mut delay = std::time::Duration::from_millis(100);
+        let mut waited = std::time::Duration::ZERO;
+        let list = loop {
+            match self
+                .lc
+                .containers()
+                .list(self.lc.req(api::ListContainersRequest::default()))
+                .await
+            {
+                Ok(list) => break list,
+                Err(s) if waited < std::time::Duration::from_secs(60) => {
+                    tracing::debug!("listing lifecycled's containers: {}", s.message());
+                    tokio::time::sleep(delay).await;
+                    waited += delay;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(2));
+                }
+                Err(s) => {
+                    tracing::warn!(
+                        "not checking lifecycled's containers for ones no record owns: {}",
+                        s.message()
+                    );
+                    return;
+                }
+            }
         };
         let started = self
             .started
