@@ -1113,6 +1113,43 @@ fn health_checks_report_status_and_events() {
     s.berth(&["rm", "-f", "hc"]).ok();
 }
 
+/// Files of a container that is not running are read from its snapshot,
+/// mounted for the call: many copies at once, in and out, all go through
+/// and see the same files (two writable mounts of one snapshot at once
+/// broke each other: ENOENT, or an empty archive).
+#[test]
+fn concurrent_copies_of_a_stopped_container_all_go_through() {
+    let s = stack();
+    s.berth(&["create", "--name", "cc", "busybox"]).ok();
+    let src = s.dir.path().join("in.txt");
+    std::fs::write(&src, "copied in\n").unwrap();
+    let src = src.to_str().unwrap();
+    let s = &s;
+    let outs: Vec<String> = std::thread::scope(|t| {
+        let readers: Vec<_> = (0..10)
+            .map(|_| t.spawn(|| s.berth(&["cp", "cc:/etc/passwd", "-"]).ok().to_string()))
+            .collect();
+        let writers: Vec<_> = (0..3)
+            .map(|i| {
+                let dest = format!("cc:/in-{i}.txt");
+                t.spawn(move || s.berth(&["cp", src, &dest]).ok().to_string())
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        readers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for out in &outs {
+        assert!(out.contains("root:x:0:0:"), "{out}");
+    }
+    for i in 0..3 {
+        let out = s.berth(&["cp", &format!("cc:/in-{i}.txt"), "-"]);
+        assert!(out.ok().contains("copied in"), "{out:?}");
+    }
+    s.berth(&["rm", "cc"]).ok();
+}
+
 #[test]
 fn logs_follow_keeps_every_line_across_rotations() {
     let s = stack();

@@ -271,6 +271,7 @@ pub async fn serve(opts: Options, shutdown: impl std::future::Future<Output = ()
             containers: store,
             tasks: tasks.clone(),
             scratch,
+            mounting: Default::default(),
         }))
         .add_service(ImageServiceServer::new(service::cri_images::Service {
             images: images.clone(),

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -7,6 +8,7 @@ use berth_proto::lifecycle::v1 as api;
 use berth_proto::lifecycle::v1::snapshots_server::Snapshots;
 use futures::Stream;
 use imagestore::SnapshotKind;
+use tokio::sync::OwnedMutexGuard;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -22,6 +24,28 @@ pub struct Service {
     pub tasks: Arc<Tasks>,
     /// Where snapshots of containers without a task are mounted for a call.
     pub scratch: PathBuf,
+    /// One call at a time mounts a snapshot (see [`Service::root`]).
+    pub mounting: TempLocks,
+}
+
+/// A lock per snapshot for its mounts for a call: two writable overlay
+/// mounts of one upper and work dir at once are undefined behaviour in
+/// overlayfs (one mount's work dir set-up undoes the other's, and a
+/// mount fails with ENOENT), which concurrent `docker cp` of a stopped
+/// container did.
+#[derive(Default)]
+pub struct TempLocks(std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl TempLocks {
+    async fn hold(&self, key: &str) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            // Locks nobody holds or waits for go.
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+            locks.entry(key.to_string()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -30,8 +54,11 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 enum Root {
     /// Mounted by the container's shim.
     Task(PathBuf),
-    /// Mounted here, unmounted on drop.
-    Temp(TempRoot),
+    /// Mounted here, unmounted on drop (before the lock is let go).
+    Temp {
+        root: TempRoot,
+        _lock: OwnedMutexGuard<()>,
+    },
     /// A volume's or bind's source on the host.
     Mount(PathBuf),
 }
@@ -40,7 +67,7 @@ impl Root {
     fn path(&self) -> &std::path::Path {
         match self {
             Root::Task(p) | Root::Mount(p) => p,
-            Root::Temp(t) => t.path(),
+            Root::Temp { root, .. } => root.path(),
         }
     }
 }
@@ -67,6 +94,14 @@ fn in_mount(r: &api::ArchiveRequest) -> Result<Option<(PathBuf, String)>, Status
     Ok(Some((source, rel.to_string())))
 }
 
+/// Whether `p` is mounted over (its device differs from its parent's).
+fn is_mount_point(p: &std::path::Path) -> bool {
+    match (std::fs::metadata(p), p.parent().map(std::fs::metadata)) {
+        (Ok(a), Some(Ok(b))) => a.dev() != b.dev(),
+        _ => false,
+    }
+}
+
 impl Service {
     /// The snapshot key of a container (its id names it), or the key itself.
     fn key(&self, ns: &str, id: &str) -> String {
@@ -85,21 +120,27 @@ impl Service {
     }
 
     async fn root(&self, ns: &str, id: &str) -> Result<Root, Status> {
-        if let Some(p) = self.tasks.rootfs_path(ns, id) {
-            let mounted = match (std::fs::metadata(&p), p.parent().map(std::fs::metadata)) {
-                (Ok(a), Some(Ok(b))) => a.dev() != b.dev(),
-                _ => false,
-            };
-            if mounted {
-                return Ok(Root::Task(p));
-            }
+        if let Some(p) = self.tasks.rootfs_path(ns, id)
+            && is_mount_point(&p)
+        {
+            return Ok(Root::Task(p));
         }
         let key = self.key(ns, id);
+        let held = self.mounting.hold(&format!("{ns}/{key}")).await;
+        // The task may have mounted it while this call waited.
+        if let Some(p) = self.tasks.rootfs_path(ns, id)
+            && is_mount_point(&p)
+        {
+            return Ok(Root::Task(p));
+        }
         let store = self.images.clone();
         let ns2 = ns.to_string();
         let mounts = blocking(move || store.mounts(&ns2, &key).map_err(status)).await?;
         let dir = self.scratch.join(format!("{ns}-{id}-{}", unique()));
-        blocking(move || TempRoot::mount(&dir, &mounts).map(Root::Temp)).await
+        blocking(move || {
+            TempRoot::mount(&dir, &mounts).map(|root| Root::Temp { root, _lock: held })
+        })
+        .await
     }
 }
 
