@@ -1113,6 +1113,48 @@ fn health_checks_report_status_and_events() {
     s.berth(&["rm", "-f", "hc"]).ok();
 }
 
+/// The container's user as runc (and so dockerd) reads it from the
+/// image's /etc/passwd and /etc/group: the default user is passwd's uid 0
+/// with the groups that list it, a user without a group gets the groups
+/// that list it, an explicit group gets none, --group-add comes on top.
+#[test]
+fn supplementary_groups_follow_the_image_files_as_runc_reads_them() {
+    let s = stack();
+    s.berth(&[
+        "run",
+        "--name",
+        "grp",
+        "busybox",
+        "sh",
+        "-c",
+        "echo wheel:x:10:root,user >> /etc/group",
+    ])
+    .ok();
+    s.berth(&["commit", "grp", "grouped"]).ok();
+    let ids = |args: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&[
+            "grouped",
+            "sh",
+            "-c",
+            "echo $(id -u) $(id -g) / $(grep ^Groups: /proc/self/status | cut -f2)",
+        ]);
+        s.berth(&a).ok().trim().to_string()
+    };
+    assert_eq!(ids(&[]), "0 0 / 10");
+    assert_eq!(ids(&["-u", "user"]), "1000 1000 / 10");
+    assert_eq!(ids(&["-u", "1000"]), "1000 1000 / 10");
+    assert_eq!(ids(&["-u", "user:users"]), "1000 100 /");
+    assert_eq!(
+        ids(&["-u", "user:users", "--group-add", "wheel"]),
+        "1000 100 / 10"
+    );
+    assert_eq!(ids(&["-u", "4242", "--group-add", "77"]), "4242 0 / 77");
+    s.berth(&["rm", "grp"]).ok();
+    s.berth(&["rmi", "grouped"]).ok();
+}
+
 /// Files of a container that is not running are read from its snapshot,
 /// mounted for the call: many copies at once, in and out, all go through
 /// and see the same files (two writable mounts of one snapshot at once

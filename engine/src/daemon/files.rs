@@ -150,101 +150,116 @@ pub async fn copy_up(tar: Vec<u8>, dest: &Path) -> Result<()> {
 
 /// uid, gid and supplementary groups for Docker's `User` (name, uid,
 /// name:group, uid:gid), looked up in the container's /etc/passwd and
-/// /etc/group.
+/// /etc/group (see [`resolve`]).
 pub async fn resolve_user(
     lc: &Lifecycle,
     id: &str,
     user: &str,
     group_add: &[String],
 ) -> Result<(u32, u32, Vec<u32>)> {
-    let (u, g) = match user.split_once(':') {
+    let (u, g) = split_user(user);
+    let numeric = |s: &str| s.parse::<u32>().is_ok();
+    // A uid with an explicit group takes nothing from passwd; without an
+    // explicit group the name passwd gives picks the supplementary groups.
+    let need_passwd = !(numeric(u) && g.is_some());
+    let need_group = g.is_none_or(|g| !numeric(g)) || !group_add.is_empty();
+    let read = |wanted: bool, path: &'static str| async move {
+        if wanted {
+            read_file(lc, id, path).await.unwrap_or_default()
+        } else {
+            Vec::new()
+        }
+    };
+    let passwd = read(need_passwd, "/etc/passwd").await;
+    let group = read(need_group, "/etc/group").await;
+    resolve(
+        user,
+        group_add,
+        &String::from_utf8_lossy(&passwd),
+        &String::from_utf8_lossy(&group),
+    )
+}
+
+fn split_user(user: &str) -> (&str, Option<&str>) {
+    match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
-    };
+    }
+}
+
+/// runc's (and so dockerd's) reading of `user` against the passwd and
+/// group files' text: the passwd entry (by name, by uid, or uid 0 for an
+/// empty user) gives uid, gid and a name; an explicit group sets the gid
+/// and then no supplementary groups are taken, else the groups that list
+/// the name are; `group_add` (names or gids) comes on top.
+pub fn resolve(
+    user: &str,
+    group_add: &[String],
+    passwd: &str,
+    group: &str,
+) -> Result<(u32, u32, Vec<u32>)> {
+    let (u, g) = split_user(user);
     let numeric = |s: &str| s.parse::<u32>().ok();
-    let need_passwd = !u.is_empty() && (numeric(u).is_none() || g.is_none());
-    let passwd = if need_passwd || u.is_empty() {
-        read_file(lc, id, "/etc/passwd").await.unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    let passwd = String::from_utf8_lossy(&passwd);
     let entry = passwd.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         if f.len() < 4 {
             return None;
         }
-        let matches = if u.is_empty() {
-            f[2] == "0"
-        } else {
-            f[0] == u || f[2] == u
+        let uid = f[2].parse::<u32>().ok()?;
+        let matches = match (u, numeric(u)) {
+            ("", _) => uid == 0,
+            (_, Some(n)) => uid == n,
+            (name, None) => f[0] == name,
         };
-        matches.then(|| {
-            (
-                f[0].to_string(),
-                f[2].parse::<u32>().ok(),
-                f[3].parse::<u32>().ok(),
-            )
-        })
+        matches.then(|| (f[0].to_string(), uid, f[3].parse::<u32>().unwrap_or(0)))
     });
-    let (name, uid, mut gid) = match (u, entry) {
-        ("", _) => ("root".to_string(), 0, 0),
-        (_, Some((n, Some(uid), gid))) => (n, uid, gid.unwrap_or(0)),
-        (u, _) => match numeric(u) {
-            Some(uid) => (String::new(), uid, 0),
-            None => {
-                return Err(ApiError::bad_request(format!(
-                    "unable to find user {u}: no matching entries in passwd file"
-                )));
-            }
-        },
+    let (name, uid, mut gid) = match (entry, numeric(u)) {
+        (Some(e), _) => e,
+        (None, _) if u.is_empty() => (String::new(), 0, 0),
+        (None, Some(n)) => (String::new(), n, 0),
+        (None, None) => {
+            return Err(ApiError::bad_request(format!(
+                "unable to find user {u}: no matching entries in passwd file"
+            )));
+        }
     };
-    let group_text =
-        if g.is_some_and(|g| numeric(g).is_none()) || !name.is_empty() || !group_add.is_empty() {
-            String::from_utf8_lossy(&read_file(lc, id, "/etc/group").await.unwrap_or_default())
-                .into_owned()
-        } else {
-            String::new()
-        };
-    let groups: Vec<(String, u32, Vec<String>)> = group_text
+    let groups: Vec<(&str, u32, Vec<&str>)> = group
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
             (f.len() >= 4).then(|| {
                 (
-                    f[0].to_string(),
+                    f[0],
                     f[2].parse().unwrap_or(u32::MAX),
-                    f[3].split(',')
-                        .filter(|m| !m.is_empty())
-                        .map(String::from)
-                        .collect(),
+                    f[3].split(',').filter(|m| !m.is_empty()).collect(),
                 )
             })
         })
         .collect();
-    if let Some(g) = g {
-        gid = match numeric(g) {
-            Some(n) => n,
-            None => groups
+    let mut sup: Vec<u32> = Vec::new();
+    match g {
+        Some(g) => {
+            gid = match numeric(g) {
+                Some(n) => n,
+                None => groups
+                    .iter()
+                    .find(|(n, _, _)| *n == g)
+                    .map(|(_, id, _)| *id)
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "unable to find group {g}: no matching entries in group file"
+                        ))
+                    })?,
+            };
+        }
+        None if !name.is_empty() => sup.extend(
+            groups
                 .iter()
-                .find(|(n, _, _)| n == g)
-                .map(|(_, id, _)| *id)
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "unable to find group {g}: no matching entries in group file"
-                    ))
-                })?,
-        };
+                .filter(|(_, _, m)| m.contains(&name.as_str()))
+                .map(|(_, id, _)| *id),
+        ),
+        None => {}
     }
-    let mut sup: Vec<u32> = if name.is_empty() {
-        Vec::new()
-    } else {
-        groups
-            .iter()
-            .filter(|(_, _, m)| m.contains(&name))
-            .map(|(_, id, _)| *id)
-            .collect()
-    };
     for a in group_add {
         let id = match numeric(a) {
             Some(n) => n,
@@ -464,5 +479,52 @@ mod tests {
         assert!(!holds_entries(&dir_tar(&[])));
         assert!(holds_entries(&dir_tar(&["f"])));
         assert!(!holds_entries(b""));
+    }
+}
+
+#[cfg(test)]
+mod user_tests {
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n";
+    const GROUP: &str = "root:x:0:\nwheel:x:10:root,user\nusers:x:100:user\nuser:x:1000:\n";
+
+    fn ids(user: &str, add: &[&str], passwd: &str) -> (u32, u32, Vec<u32>) {
+        let add: Vec<String> = add.iter().map(|s| s.to_string()).collect();
+        super::resolve(user, &add, passwd, GROUP).expect(user)
+    }
+
+    #[test]
+    fn users_resolve_as_runc_resolves_them() {
+        // The default user is passwd's uid 0, with its groups.
+        assert_eq!(ids("", &[], PASSWD), (0, 0, vec![10]));
+        assert_eq!(ids("user", &[], PASSWD), (1000, 1000, vec![10, 100]));
+        assert_eq!(ids("1000", &[], PASSWD), (1000, 1000, vec![10, 100]));
+        // An explicit group: that gid, and no supplementary groups.
+        assert_eq!(ids("user:users", &[], PASSWD), (1000, 100, vec![]));
+        assert_eq!(ids("1000:7", &[], PASSWD), (1000, 7, vec![]));
+        assert_eq!(ids("user:0", &["wheel"], PASSWD), (1000, 0, vec![10]));
+        // A uid passwd does not know: gid 0, no groups.
+        assert_eq!(ids("4242", &[], PASSWD), (4242, 0, vec![]));
+        // Without a passwd file the default user is plain uid 0.
+        assert_eq!(ids("", &[], ""), (0, 0, vec![]));
+        assert_eq!(ids("", &["users", "55"], ""), (0, 0, vec![55, 100]));
+    }
+
+    #[test]
+    fn unknown_names_are_refused() {
+        let err = |user: &str, add: &[&str]| {
+            let add: Vec<String> = add.iter().map(|s| s.to_string()).collect();
+            super::resolve(user, &add, PASSWD, GROUP)
+                .expect_err(user)
+                .message
+        };
+        assert_eq!(
+            err("ghost", &[]),
+            "unable to find user ghost: no matching entries in passwd file"
+        );
+        assert_eq!(
+            err("user:ghosts", &[]),
+            "unable to find group ghosts: no matching entries in group file"
+        );
+        assert_eq!(err("user", &["ghosts"]), "unable to find group ghosts");
     }
 }
