@@ -1113,6 +1113,62 @@ fn health_checks_report_status_and_events() {
     s.berth(&["rm", "-f", "hc"]).ok();
 }
 
+/// A checked container says "starting" as soon as its start returns (a
+/// client that waits for health inspects right after), and the status it
+/// reached is in the record an engine killed with -9 comes back to, even
+/// though passing probes after the first are not written one by one.
+#[test]
+fn health_is_starting_at_once_and_survives_an_engine_kill() {
+    let mut s = stack();
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "hck",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "1s",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let status = |s: &Stack| {
+        s.berth(&["inspect", "-f", "{{.State.Health.Status}}", "hck"])
+            .stdout
+            .trim()
+            .to_string()
+    };
+    assert_eq!(status(&s), "starting");
+    assert!(eventually(10, || status(&s) == "healthy"), "{}", status(&s));
+    // A few passing probes more, then the engine dies.
+    std::thread::sleep(Duration::from_millis(2500));
+    s.kill9_berthd();
+    s.spawn_berthd();
+    assert_eq!(status(&s), "healthy");
+    let h: serde_json::Value = serde_json::from_str(
+        s.berth(&["inspect", "-f", "{{json .State.Health}}", "hck"])
+            .ok(),
+    )
+    .unwrap();
+    assert_eq!(h["FailingStreak"], 0, "{h}");
+    assert!(!h["Log"].as_array().is_none_or(|l| l.is_empty()), "{h}");
+    // Probing goes on after the restart.
+    let probes = || {
+        serde_json::from_str::<serde_json::Value>(
+            &s.berth(&["inspect", "-f", "{{json .State.Health.Log}}", "hck"])
+                .stdout,
+        )
+        .ok()
+        .and_then(|l| l.as_array().and_then(|a| a.last().cloned()))
+        .map(|p| p["Start"].to_string())
+    };
+    let last = probes();
+    assert!(eventually(10, || probes() != last), "{last:?}");
+    s.berth(&["rm", "-f", "hck"]).ok();
+}
+
 /// The container's user as runc (and so dockerd) reads it from the
 /// image's /etc/passwd and /etc/group: the default user is passwd's uid 0
 /// with the groups that list it, a user without a group gets the groups

@@ -41,6 +41,19 @@ pub fn probe_args(test: &[String]) -> Option<Vec<String>> {
     }
 }
 
+/// The health a new run of `c` starts with: "starting" when it has a
+/// check, none otherwise. Set by the start itself, so that the record the
+/// start saves already says so (as Docker's start does).
+pub fn at_start(c: &super::container::Container) -> Option<Health> {
+    let cfg = c.config.healthcheck.as_ref()?;
+    probe_args(&cfg.test)?;
+    Some(Health {
+        status: "starting".into(),
+        failing_streak: 0,
+        log: Vec::new(),
+    })
+}
+
 impl Daemon {
     /// Starts checking the container's health for its current run, if it
     /// has a check and nothing checks this run yet.
@@ -122,7 +135,7 @@ impl Daemon {
             failing_streak: 0,
             log: Vec::new(),
         });
-        let before = h.status.clone();
+        let (before, streak) = (h.status.clone(), h.failing_streak);
         h.log.push(entry);
         if h.log.len() > MAX_LOG {
             h.log.remove(0);
@@ -138,7 +151,13 @@ impl Daemon {
             }
         }
         let after = h.status.clone();
-        let _ = c.save();
+        // What the record must keep is the status and the streak; a probe
+        // that changes neither stays in memory (inspect reads it there) and
+        // reaches the disk with the next save. A save per probe was a new
+        // file and two fsyncs every interval for every checked container.
+        if after != before || h.failing_streak != streak {
+            let _ = c.save();
+        }
         if after != before {
             self.container_event(&c, &format!("health_status: {after}"), &[]);
         }

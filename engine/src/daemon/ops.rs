@@ -371,7 +371,7 @@ impl Daemon {
         c.state.oom_killed = false;
         c.state.stopped_by_user = false;
         // A new run starts its health over.
-        c.state.health = None;
+        c.state.health = super::health::at_start(c);
         c.save().map_err(|e| ApiError::internal(e.to_string()))?;
         self.container_event(c, "start", &[]);
         // Once the caller lets go of the container.
