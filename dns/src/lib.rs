@@ -3,6 +3,7 @@
 
 pub mod answer;
 pub mod args;
+pub mod records;
 pub mod serve;
 pub mod upstream;
 pub mod zone;

@@ -26,11 +26,26 @@ pub fn from_resolv_conf(text: &str) -> Vec<SocketAddr> {
 
 /// Asks `servers` in turn over UDP; the first answer to `query` wins.
 pub async fn over_udp(servers: &[SocketAddr], query: &[u8]) -> Option<Vec<u8>> {
-    for server in servers {
-        match tokio::time::timeout(PER_SERVER, udp_once(*server, query)).await {
+    in_turn(servers, "udp", |server| udp_once(server, query)).await
+}
+
+/// Asks `servers` in turn over TCP (the asker came over TCP: the answer
+/// is too big for UDP).
+pub async fn over_tcp(servers: &[SocketAddr], query: &[u8]) -> Option<Vec<u8>> {
+    in_turn(servers, "tcp", |server| tcp_once(server, query)).await
+}
+
+/// Each server in turn, each given [`PER_SERVER`]; the first answer.
+async fn in_turn<F, Fut>(servers: &[SocketAddr], how: &str, ask: F) -> Option<Vec<u8>>
+where
+    F: Fn(SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<Vec<u8>>>,
+{
+    for &server in servers {
+        match tokio::time::timeout(PER_SERVER, ask(server)).await {
             Ok(Ok(reply)) => return Some(reply),
-            Ok(Err(e)) => tracing::debug!("upstream {server}: {e}"),
-            Err(_) => tracing::debug!("upstream {server}: no answer"),
+            Ok(Err(e)) => tracing::debug!("upstream {server} ({how}): {e}"),
+            Err(_) => tracing::debug!("upstream {server} ({how}): no answer"),
         }
     }
     None
@@ -55,19 +70,6 @@ async fn udp_once(server: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>> 
             return Ok(buf);
         }
     }
-}
-
-/// Asks `servers` in turn over TCP (the asker came over TCP: the answer
-/// is too big for UDP).
-pub async fn over_tcp(servers: &[SocketAddr], query: &[u8]) -> Option<Vec<u8>> {
-    for server in servers {
-        match tokio::time::timeout(PER_SERVER, tcp_once(*server, query)).await {
-            Ok(Ok(reply)) => return Some(reply),
-            Ok(Err(e)) => tracing::debug!("upstream {server} (tcp): {e}"),
-            Err(_) => tracing::debug!("upstream {server} (tcp): no answer"),
-        }
-    }
-    None
 }
 
 async fn tcp_once(server: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>> {

@@ -1,29 +1,12 @@
-//! What is served: one file per network in the config directory, named by
-//! the network's id. Its first line holds the addresses to listen on (the
-//! network's gateways, comma-separated), then `internal` for a network
-//! with no way out (no names are forwarded for it); each further line is a
-//! container:
-//! `id ipv4 ipv6 name,name… [alias@asker,…]` (an address field may be
-//! empty, or hold several addresses separated by commas; the last field
-//! holds the names only one container, by its id, is answered: a legacy
-//! link's alias on a user network). Without that field the format is
-//! aardvark-dns', so that an engine that ran it hands its records over.
+//! What is served: every network's file in the config directory (the
+//! format: [`crate::records`]), read whole at each reload.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::Path;
 
-/// A container's names and addresses on one network.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub id: String,
-    pub v4: Vec<Ipv4Addr>,
-    pub v6: Vec<Ipv6Addr>,
-    /// Lowercase: names are matched without regard to case.
-    pub names: Vec<String>,
-    /// (name, id of the only container it is answered to).
-    pub linked_as: Vec<(String, String)>,
-}
+pub use crate::records::Record;
+use crate::records::{is_id, normalize, parse_header, parse_line};
 
 impl Record {
     fn has(&self, ip: IpAddr) -> bool {
@@ -164,83 +147,28 @@ impl Zone {
     }
 }
 
-fn normalize(name: &str) -> String {
-    name.trim_end_matches('.').to_ascii_lowercase()
-}
-
 fn parse_network(id: &str, text: &str, warnings: &mut Vec<String>) -> Network {
     let mut lines = text.lines();
     let mut n = Network {
         id: id.to_string(),
         ..Default::default()
     };
-    let first = lines.next().unwrap_or_default();
-    // aardvark-dns allows upstream servers after the addresses; the
-    // listen addresses are the first field.
-    let mut fields = first.split_whitespace();
-    let listen = fields.next().unwrap_or_default();
-    n.internal = fields.any(|f| f == "internal");
-    for a in listen.split(',') {
-        match a.trim().parse::<IpAddr>() {
-            Ok(ip) => n.listen.push(ip),
-            Err(_) if a.trim().is_empty() => {}
-            Err(_) => warnings.push(format!("network {id}: listen address {a:?}")),
-        }
+    let (listen, bad, internal) = parse_header(lines.next().unwrap_or_default());
+    n.listen = listen;
+    n.internal = internal;
+    for a in bad {
+        warnings.push(format!("network {id}: listen address {a:?}"));
     }
     for (i, line) in lines.enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        match parse_record(line) {
+        match parse_line(line) {
             Some(r) => n.records.push(r),
             None => warnings.push(format!("network {id}: line {}: {line:?}", i + 2)),
         }
     }
     n
-}
-
-fn parse_record(line: &str) -> Option<Record> {
-    let mut f = line.split(' ');
-    let id = f.next()?;
-    let (v4, v6, names) = (f.next()?, f.next()?, f.next()?);
-    let linked_as = f
-        .next()
-        .unwrap_or_default()
-        .split(',')
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let (name, by) = l.split_once('@')?;
-            Some((normalize(name), by.to_string()))
-        })
-        .collect::<Option<Vec<_>>>()?;
-    if id.is_empty() || f.next().is_some() {
-        return None;
-    }
-    let names: Vec<String> = names
-        .split(',')
-        .filter(|n| !n.is_empty())
-        .map(normalize)
-        .collect();
-    Some(Record {
-        id: id.to_string(),
-        v4: addresses(v4)?,
-        v6: addresses(v6)?,
-        names,
-        linked_as,
-    })
-}
-
-/// A comma-separated list of addresses, maybe empty.
-fn addresses<T: std::str::FromStr>(s: &str) -> Option<Vec<T>> {
-    s.split(',')
-        .filter(|a| !a.is_empty())
-        .map(|a| a.parse().ok())
-        .collect()
-}
-
-/// A 64-hex-digit id: only such files are networks.
-fn is_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]
@@ -332,7 +260,7 @@ mod tests {
         assert_eq!(ids, vec!["c1", "c3"]);
         assert_eq!(
             n.records[0].v6,
-            vec!["fd00::2".parse::<Ipv6Addr>().unwrap()]
+            vec!["fd00::2".parse::<std::net::Ipv6Addr>().unwrap()]
         );
         assert_eq!(n.records[1].v4.len(), 2);
         assert_eq!(warnings.len(), 2, "{warnings:?}");

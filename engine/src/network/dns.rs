@@ -1,7 +1,7 @@
 //! Names on user-defined networks, served by berth-dns (the `dns/` crate):
-//! one process for the engine, one file per network (first line: the
-//! addresses it listens on, the network's gateways; then `id ipv4 ipv6
-//! names` per container), read again on SIGHUP with the listeners kept.
+//! one process for the engine, one file per network (its format, both
+//! sides, is `berth_dns::records`), read again on SIGHUP with the
+//! listeners kept.
 //! It answers only askers on the same network and forwards the rest to
 //! the host's resolvers. It runs on its own, so a berthd restart does not
 //! interrupt name resolution.
@@ -39,16 +39,9 @@ pub struct Dns {
 const UNSERVED_FOR: Duration = Duration::from_secs(30);
 
 /// A container's names on one network.
-pub struct Record<'a> {
-    pub container_id: &'a str,
-    pub ipv4: &'a str,
-    /// Empty on an IPv4-only network.
-    pub ipv6: &'a str,
-    pub names: Vec<String>,
-    /// Names answered to one asker only: (alias, id of the container
-    /// that links by it), a legacy link on a user network.
-    pub linked_as: Vec<(String, String)>,
-}
+pub use berth_dns::records::Entry as Record;
+pub use berth_dns::records::is_dns_name;
+use berth_dns::records::{self, is_id};
 
 impl Dns {
     pub fn new(dir: &Path) -> Dns {
@@ -86,21 +79,16 @@ impl Dns {
         r: &Record,
     ) -> Result<(), NetError> {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let line = record_line(r)?;
-        gateway
-            .parse::<std::net::Ipv4Addr>()
+        let line = records::line(r).map_err(|e| NetError::Invalid(e.0))?;
+        let gateway = gateway
+            .parse::<Ipv4Addr>()
             .map_err(|_| NetError::Invalid(format!("DNS gateway {gateway:?}: not an address")))?;
         let file = self.file(network_id)?;
         std::fs::create_dir_all(&self.dir)?;
         let mut lines = self.lines(&file);
-        lines.retain(|l| l.split(' ').next() != Some(r.container_id));
+        lines.retain(|l| records::line_id(l) != Some(r.container_id));
         lines.push(line);
-        let header = if internal {
-            format!("{gateway} internal")
-        } else {
-            gateway.to_string()
-        };
-        self.write(&file, &header, &lines)?;
+        self.write(&file, &records::header(gateway, internal), &lines)?;
         self.reload()
     }
 
@@ -117,7 +105,7 @@ impl Dns {
             return Ok(());
         }
         let mut lines = self.lines(&file);
-        lines.retain(|l| l.split(' ').next() != Some(container_id));
+        lines.retain(|l| records::line_id(l) != Some(container_id));
         if lines.is_empty() {
             let _ = std::fs::remove_file(&file);
         } else {
@@ -392,65 +380,6 @@ fn answers_with(reply: &[u8], id: u16, own: Ipv4Addr) -> bool {
         && p.answers
             .iter()
             .any(|r| matches!(&r.rdata, RData::A(a) if Ipv4Addr::from(a.address) == own))
-}
-
-/// A 64-hex-digit id (networks and containers).
-fn is_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// `id ipv4 ipv6 name,name… [alias@asker-id,…]` (ipv6 empty on IPv4
-/// networks, two spaces then; the last field only with link aliases,
-/// answered to that asker alone): every field checked, so that nothing a caller
-/// named can add a line or a field to the file.
-fn record_line(r: &Record) -> Result<String, NetError> {
-    if !is_id(r.container_id) {
-        return Err(NetError::Invalid(format!(
-            "DNS record for {:?}: not a container id",
-            r.container_id
-        )));
-    }
-    r.ipv4
-        .parse::<std::net::Ipv4Addr>()
-        .map_err(|_| NetError::Invalid(format!("DNS record address {:?}", r.ipv4)))?;
-    if !r.ipv6.is_empty() {
-        r.ipv6
-            .parse::<std::net::Ipv6Addr>()
-            .map_err(|_| NetError::Invalid(format!("DNS record address {:?}", r.ipv6)))?;
-    }
-    if let Some(bad) = r.names.iter().find(|n| !is_dns_name(n)) {
-        return Err(NetError::Invalid(format!("DNS name {bad:?}")));
-    }
-    let mut line = format!(
-        "{} {} {} {}",
-        r.container_id,
-        r.ipv4,
-        r.ipv6,
-        r.names.join(",")
-    );
-    if !r.linked_as.is_empty() {
-        let mut scoped = Vec::new();
-        for (alias, asker) in &r.linked_as {
-            if !is_dns_name(alias) || !is_id(asker) {
-                return Err(NetError::Invalid(format!(
-                    "DNS link alias {alias:?} of {asker:?}"
-                )));
-            }
-            scoped.push(format!("{alias}@{asker}"));
-        }
-        line.push(' ');
-        line.push_str(&scoped.join(","));
-    }
-    Ok(line)
-}
-
-/// What the server can serve: letters, digits, `-`, `_` and `.`, as
-/// container names and aliases are.
-pub fn is_dns_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 253
-        && n.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 #[cfg(test)]
