@@ -163,3 +163,16 @@ impl Drop for NetNs {
             .status();
     }
 }
+
+/// Whether this kernel weighs block I/O per cgroup (CFQ or BFQ on v1, the
+/// io controller on a pure v2 host): where it does not, dockerd drops a
+/// BlkioWeight with a warning, and so does berthd.
+pub fn kernel_weighs_block_io() -> bool {
+    let v1 = std::path::Path::new("/sys/fs/cgroup/blkio");
+    if v1.is_dir() {
+        v1.join("blkio.weight").exists() || v1.join("blkio.bfq.weight").exists()
+    } else {
+        std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"))
+    }
+}

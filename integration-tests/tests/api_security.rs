@@ -311,13 +311,7 @@ fn resource_values_docker_refuses_are_400s_that_create_nothing() {
     // A block I/O weight: applied where the kernel weighs block I/O, else
     // dropped with dockerd's warning; never a 500 (the fuzzer found one on
     // a kernel without CFQ or BFQ).
-    let v1 = std::path::Path::new("/sys/fs/cgroup/blkio");
-    let weighs = if v1.is_dir() {
-        v1.join("blkio.weight").exists() || v1.join("blkio.bfq.weight").exists()
-    } else {
-        std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
-            .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"))
-    };
+    let weighs = integration_tests::kernel_weighs_block_io();
     let (code, resp) = s.api(
         "POST",
         "/containers/upd/update",

@@ -111,6 +111,58 @@ fn docker_cli_runs_containers() {
     s.docker(&["rm", "flaky"]).ok();
 }
 
+/// `--blkio-weight` through the docker CLI: applied where the kernel
+/// weighs block I/O; elsewhere the container is made and updated without
+/// it, and the CLI prints dockerd's warning from the answer.
+#[test]
+fn docker_cli_blkio_weight_follows_what_the_kernel_can_do() {
+    let s = stack();
+    let run = s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "bw",
+        "--blkio-weight",
+        "300",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    run.ok();
+    let up = s.docker(&[
+        "update",
+        "--blkio-weight",
+        "500",
+        "--cpu-shares",
+        "512",
+        "bw",
+    ]);
+    up.ok();
+    let weight = s
+        .docker(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.BlkioWeight}} {{.HostConfig.CpuShares}}",
+            "bw",
+        ])
+        .ok()
+        .to_string();
+    if integration_tests::kernel_weighs_block_io() {
+        assert_eq!(weight, "500 512");
+    } else {
+        // The CLI prints a create's warnings on stderr, an update's on
+        // stdout.
+        assert!(run.stderr.contains("Weight discarded"), "{run:?}");
+        assert!(up.stdout.contains("Weight discarded"), "{up:?}");
+        assert_eq!(weight, "0 512");
+    }
+    assert_eq!(
+        s.docker(&["inspect", "-f", "{{.State.Status}}", "bw"]).ok(),
+        "running"
+    );
+    s.docker(&["rm", "-f", "bw"]).ok();
+}
+
 #[test]
 fn docker_cli_moves_files_images_and_volumes() {
     let s = stack();
