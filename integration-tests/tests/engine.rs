@@ -1245,6 +1245,36 @@ fn concurrent_copies_of_a_stopped_container_all_go_through() {
         let out = s.berth(&["cp", &format!("cc:/in-{i}.txt"), "-"]);
         assert!(out.ok().contains("copied in"), "{out:?}");
     }
+    // An export nobody reads holds its mount (32 MiB: more than the
+    // stream windows and pipes between hold); a copy meanwhile uses the
+    // same mount instead of waiting for it.
+    let big = s.dir.path().join("big");
+    // Not sparse: a hole costs a tar nothing.
+    std::fs::write(&big, vec![b'x'; 32 << 20]).unwrap();
+    s.berth(&["cp", big.to_str().unwrap(), "cc:/big"]).ok();
+    let mut export = s.berth_cmd();
+    export
+        .args(["export", "cc"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut export = export.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|t| {
+        t.spawn(|| {
+            let _ = tx.send(s.berth(&["cp", "cc:/etc/passwd", "-"]));
+        });
+        let copied = rx.recv_timeout(Duration::from_secs(30));
+        let stalled = export.try_wait().unwrap().is_none();
+        // Reading the export lets it (and a waiting copy) finish.
+        let mut tar = Vec::new();
+        std::io::Read::read_to_end(export.stdout.as_mut().unwrap(), &mut tar).unwrap();
+        assert!(export.wait().unwrap().success());
+        assert!(stalled, "the export ended before the copy was checked");
+        let copied = copied.expect("a copy waited for an export nobody read");
+        assert!(copied.ok().contains("root:x:0:0:"), "{copied:?}");
+        assert!(tar.len() > 32 << 20, "{}", tar.len());
+    });
     s.berth(&["rm", "cc"]).ok();
 }
 

@@ -1,14 +1,13 @@
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use berth_proto::lifecycle::v1 as api;
 use berth_proto::lifecycle::v1::snapshots_server::Snapshots;
 use futures::Stream;
 use imagestore::SnapshotKind;
-use tokio::sync::OwnedMutexGuard;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -24,27 +23,73 @@ pub struct Service {
     pub tasks: Arc<Tasks>,
     /// Where snapshots of containers without a task are mounted for a call.
     pub scratch: PathBuf,
-    /// One call at a time mounts a snapshot (see [`Service::root`]).
-    pub mounting: TempLocks,
+    /// Snapshots mounted for calls, shared by the calls at the same time
+    /// (see [`Service::root`]).
+    pub mounting: TempRoots,
 }
 
-/// A lock per snapshot for its mounts for a call: two writable overlay
-/// mounts of one upper and work dir at once are undefined behaviour in
-/// overlayfs (one mount's work dir set-up undoes the other's, and a
-/// mount fails with ENOENT), which concurrent `docker cp` of a stopped
-/// container did.
+/// A snapshot mounted for calls, shared: two writable overlay mounts of
+/// one upper and work dir at once are undefined behaviour in overlayfs
+/// (one mount's work dir set-up undoes the other's and a mount fails with
+/// ENOENT), which concurrent `docker cp` of a stopped container did. So a
+/// call uses the mount another call made, if there is one (as dockerd's
+/// graph driver counts the users of a mount), and the last one done
+/// unmounts it; mounting and unmounting one snapshot take turns.
 #[derive(Default)]
-pub struct TempLocks(std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+pub struct TempRoots(std::sync::Mutex<HashMap<String, Arc<Slot>>>);
 
-impl TempLocks {
-    async fn hold(&self, key: &str) -> OwnedMutexGuard<()> {
-        let lock = {
-            let mut locks = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            // Locks nobody holds or waits for go.
-            locks.retain(|_, l| Arc::strong_count(l) > 1);
-            locks.entry(key.to_string()).or_default().clone()
-        };
-        lock.lock_owned().await
+/// One snapshot's place in [`TempRoots`]: the gate its mount and unmount
+/// go through, and the mount while a call uses it.
+#[derive(Default)]
+pub struct Slot(std::sync::Mutex<Weak<Shared>>);
+
+/// A mount in use; unmounted (at the gate) when its last call is done.
+pub struct Shared {
+    /// None only while it is dropped.
+    root: Option<TempRoot>,
+    slot: Arc<Slot>,
+}
+
+impl Shared {
+    fn path(&self) -> &Path {
+        // Never reached: a call holds the mount it uses.
+        self.root
+            .as_ref()
+            .map_or(Path::new("/nonexistent"), TempRoot::path)
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let _gate = self.slot.0.lock().unwrap_or_else(|e| e.into_inner());
+        drop(self.root.take());
+    }
+}
+
+impl TempRoots {
+    fn slot(&self, key: &str) -> Arc<Slot> {
+        let mut slots = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Slots no mount and no caller holds go.
+        slots.retain(|_, s| Arc::strong_count(s) > 1);
+        slots.entry(key.to_string()).or_default().clone()
+    }
+
+    /// The snapshot's mount for a call: the one in use, or `mount()`'s.
+    /// Blocking.
+    fn get(
+        slot: Arc<Slot>,
+        mount: impl FnOnce() -> Result<TempRoot, Status>,
+    ) -> Result<Arc<Shared>, Status> {
+        let mut gate = slot.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(shared) = gate.upgrade() {
+            return Ok(shared);
+        }
+        let shared = Arc::new(Shared {
+            root: Some(mount()?),
+            slot: slot.clone(),
+        });
+        *gate = Arc::downgrade(&shared);
+        Ok(shared)
     }
 }
 
@@ -54,11 +99,9 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 enum Root {
     /// Mounted by the container's shim.
     Task(PathBuf),
-    /// Mounted here, unmounted on drop (before the lock is let go).
-    Temp {
-        root: TempRoot,
-        _lock: OwnedMutexGuard<()>,
-    },
+    /// Mounted here for this call and any at the same time; unmounted
+    /// when the last is done.
+    Temp(Arc<Shared>),
     /// A volume's or bind's source on the host.
     Mount(PathBuf),
 }
@@ -67,7 +110,7 @@ impl Root {
     fn path(&self) -> &std::path::Path {
         match self {
             Root::Task(p) | Root::Mount(p) => p,
-            Root::Temp { root, .. } => root.path(),
+            Root::Temp(shared) => shared.path(),
         }
     }
 }
@@ -126,19 +169,16 @@ impl Service {
             return Ok(Root::Task(p));
         }
         let key = self.key(ns, id);
-        let held = self.mounting.hold(&format!("{ns}/{key}")).await;
-        // The task may have mounted it while this call waited.
-        if let Some(p) = self.tasks.rootfs_path(ns, id)
-            && is_mount_point(&p)
-        {
-            return Ok(Root::Task(p));
-        }
+        let slot = self.mounting.slot(&format!("{ns}/{key}"));
         let store = self.images.clone();
         let ns2 = ns.to_string();
-        let mounts = blocking(move || store.mounts(&ns2, &key).map_err(status)).await?;
         let dir = self.scratch.join(format!("{ns}-{id}-{}", unique()));
         blocking(move || {
-            TempRoot::mount(&dir, &mounts).map(|root| Root::Temp { root, _lock: held })
+            TempRoots::get(slot, || {
+                let mounts = store.mounts(&ns2, &key).map_err(status)?;
+                TempRoot::mount(&dir, &mounts)
+            })
+            .map(Root::Temp)
         })
         .await
     }
