@@ -4,7 +4,8 @@
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -14,6 +15,23 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 
 use crate::reaper::Reaper;
+
+/// `data` in an anonymous file (memfd, close-on-exec, at fd 3 or above):
+/// an exec's process spec reaches the runtime without a file made and
+/// deleted in the state dir for every exec (health checks run one every
+/// interval). runc, crun and berth-runtime read `--process` with a plain
+/// open, and close inherited descriptors before the user's process runs.
+pub fn in_memory(data: &[u8]) -> std::io::Result<OwnedFd> {
+    use nix::sys::memfd::{MemFdCreateFlag, memfd_create};
+    let fd = memfd_create(c"berth-exec-process", MemFdCreateFlag::MFD_CLOEXEC)?;
+    // Above the standard descriptors, which the child's stdio replaces.
+    let raw = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut f = fs::File::from(fd);
+    std::io::Write::write_all(&mut f, data)?;
+    Ok(OwnedFd::from(f))
+}
 
 pub struct Runtime {
     pub path: PathBuf,
@@ -162,15 +180,18 @@ impl Runtime {
         self.run("start", &["start", id]).await.map(|_| ())
     }
 
+    /// `runtime exec` of the process spec in `process` (see [`in_memory`]),
+    /// which the runtime reads as `/proc/self/fd/N`.
     pub async fn exec(
         &self,
         id: &str,
-        process: &Path,
+        process: &OwnedFd,
         pid_file: &Path,
         console: Option<&Path>,
         io: (Stdio, Stdio, Stdio),
     ) -> Result<()> {
-        let process = process.to_string_lossy();
+        let fd = process.as_raw_fd();
+        let process = format!("/proc/self/fd/{fd}");
         let pid_file = pid_file.to_string_lossy();
         let mut args = vec![
             "exec",
@@ -185,7 +206,22 @@ impl Runtime {
             args.extend(["--console-socket", c]);
         }
         args.push(id);
-        self.run_with("exec", &args, io).await
+        let mut cmd = self.command();
+        cmd.args(&args).stdin(io.0).stdout(io.1).stderr(io.2);
+        // SAFETY: between fork and exec only fcntl, which is
+        // async-signal-safe, on a descriptor this process owns.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let from = self.log_size();
+        let ran = self.spawn(cmd, None).await;
+        self.check("exec", from, ran).map(|_| ())
     }
 
     pub async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()> {
@@ -234,5 +270,25 @@ impl Runtime {
             .stderr(Stdio::piped());
         let ran = self.spawn(cmd, Some(resources)).await;
         self.check("update", from, ran).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn an_exec_spec_in_memory_reads_back_by_path_and_stays_out_of_children() {
+        let spec = br#"{"args":["true"],"cwd":"/"}"#;
+        let fd = super::in_memory(spec).unwrap();
+        let raw = fd.as_raw_fd();
+        assert!(raw >= 3, "{raw}");
+        // What the runtime does with --process: a plain open and read.
+        assert_eq!(
+            std::fs::read(format!("/proc/self/fd/{raw}")).unwrap(),
+            spec.to_vec()
+        );
+        let flags = nix::fcntl::fcntl(raw, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_ne!(flags & libc::FD_CLOEXEC, 0);
     }
 }

@@ -304,22 +304,15 @@ impl Task {
                 self.id
             )));
         }
-        let spec_file = self.state_dir.join(format!("exec-{}.json", proc.exec_id));
-        std::fs::write(&spec_file, &proc.spec).map_err(|e| internal(e.into()))?;
+        let spec = crate::runtime::in_memory(&proc.spec).map_err(|e| internal(e.into()))?;
         let pid_file = self.state_dir.join(format!("exec-{}.pid", proc.exec_id));
         let mut prepared = io::prepare(&proc.stdio, &self.console_path()).map_err(internal)?;
         let console = prepared.console_socket.clone();
         let child_io = prepared.child_stdio().map_err(internal)?;
         let result = runtime
-            .exec(
-                &self.id,
-                &spec_file,
-                &pid_file,
-                console.as_deref(),
-                child_io,
-            )
+            .exec(&self.id, &spec, &pid_file, console.as_deref(), child_io)
             .await;
-        let _ = std::fs::remove_file(&spec_file);
+        drop(spec);
         result.map_err(|e| Status::failed_precondition(format!("{e:#}")))?;
         let pid = read_pid(&pid_file).map_err(internal)?;
         let _ = std::fs::remove_file(&pid_file);
