@@ -85,7 +85,7 @@ impl Dns {
             .map_err(|_| NetError::Invalid(format!("DNS gateway {gateway:?}: not an address")))?;
         let file = self.file(network_id)?;
         std::fs::create_dir_all(&self.dir)?;
-        let mut lines = self.lines(&file);
+        let (_, mut lines) = self.read(&file);
         lines.retain(|l| records::line_id(l) != Some(r.container_id));
         lines.push(line);
         self.write(&file, &records::header(gateway, internal), &lines)?;
@@ -104,30 +104,40 @@ impl Dns {
         if !file.exists() {
             return Ok(());
         }
-        let mut lines = self.lines(&file);
+        let (header, mut lines) = self.read(&file);
         lines.retain(|l| records::line_id(l) != Some(container_id));
         if lines.is_empty() {
             let _ = std::fs::remove_file(&file);
         } else {
             // The header as the last add wrote it (with its flags).
-            let header = std::fs::read_to_string(&file)
-                .ok()
-                .and_then(|t| t.lines().next().map(String::from))
-                .filter(|h| !h.trim().is_empty())
-                .unwrap_or_else(|| gateway.to_string());
+            let header = match header {
+                Some(h) => h,
+                None => records::header(
+                    gateway.parse().map_err(|_| {
+                        NetError::Invalid(format!("DNS gateway {gateway:?}: not an address"))
+                    })?,
+                    false,
+                ),
+            };
             self.write(&file, &header, &lines)?;
         }
         self.reload()
     }
 
-    fn lines(&self, file: &Path) -> Vec<String> {
-        std::fs::read_to_string(file)
-            .unwrap_or_default()
-            .lines()
-            .skip(1)
+    /// A network's file: its header (None when missing or blank) and its
+    /// records' lines.
+    fn read(&self, file: &Path) -> (Option<String>, Vec<String>) {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let mut lines = text.lines();
+        let header = lines
+            .next()
+            .filter(|h| !h.trim().is_empty())
+            .map(String::from);
+        let records = lines
             .filter(|l| !l.trim().is_empty())
             .map(String::from)
-            .collect()
+            .collect();
+        (header, records)
     }
 
     fn write(&self, file: &Path, header: &str, lines: &[String]) -> Result<(), NetError> {
