@@ -37,6 +37,24 @@ fn docker_cli_runs_containers() {
     assert_eq!(out.code, 127, "{out:?}");
     let out = s.docker_stdin(&["run", "-i", "--rm", "busybox", "cat"], b"piped\n");
     assert_eq!(out.ok(), "piped");
+    // A user with an explicit group gets that gid and, as runc gives it,
+    // no groups but --group-add's.
+    assert_eq!(
+        s.docker(&[
+            "run",
+            "--rm",
+            "-u",
+            "user:users",
+            "--group-add",
+            "1234",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $(id -u) $(id -g) / $(grep ^Groups: /proc/self/status | cut -f2)"
+        ])
+        .ok(),
+        "1000 100 / 1234"
+    );
 
     let id = s
         .docker(&[
