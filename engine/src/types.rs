@@ -8,9 +8,19 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 /// Docker's "strslice": a list of strings that old clients send as one string.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(transparent)]
+/// None reads as `null`, as dockerd writes an unset `Cmd` or `Entrypoint`.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StrSlice(pub Vec<String>);
+
+impl Serialize for StrSlice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.is_empty() {
+            s.serialize_none()
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
 
 impl<'de> Deserialize<'de> for StrSlice {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -40,14 +50,27 @@ pub type Map<V> = BTreeMap<String, V>;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
+/// Zero fields mean "inherit" and are left out, as dockerd leaves them.
 pub struct HealthConfig {
-    #[serde(deserialize_with = "null_default")]
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub test: Vec<String>,
+    #[serde(skip_serializing_if = "is_zero")]
     pub interval: i64,
+    #[serde(skip_serializing_if = "is_zero")]
     pub timeout: i64,
+    #[serde(skip_serializing_if = "is_zero")]
     pub retries: i64,
+    #[serde(skip_serializing_if = "is_zero")]
     pub start_period: i64,
+    #[serde(skip_serializing_if = "is_zero")]
     pub start_interval: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// `Config`: what runs, independent of the host.
@@ -358,4 +381,42 @@ pub struct MountPoint {
 #[serde(rename_all = "PascalCase", default)]
 pub struct ErrorResponse {
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unset_command_reads_null_and_round_trips() {
+        let c = Config {
+            cmd: StrSlice(vec!["sh".into()]),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["Entrypoint"], Value::Null);
+        assert_eq!(v["Cmd"], serde_json::json!(["sh"]));
+        let back: Config = serde_json::from_value(v).unwrap();
+        assert!(back.entrypoint.0.is_empty());
+        assert_eq!(back.cmd.0, ["sh"]);
+    }
+
+    #[test]
+    fn a_healthcheck_leaves_out_what_it_inherits() {
+        let h = HealthConfig {
+            test: vec!["CMD".into(), "true".into()],
+            interval: 1_000_000_000,
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&h).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"Test": ["CMD", "true"], "Interval": 1_000_000_000})
+        );
+        assert_eq!(serde_json::from_value::<HealthConfig>(v).unwrap(), h);
+        assert_eq!(
+            serde_json::to_value(HealthConfig::default()).unwrap(),
+            serde_json::json!({})
+        );
+    }
 }

@@ -415,4 +415,32 @@ for c in (linking, up, other):
 api.remove_network(n["Id"])
 print("docker-py's suite findings: ok", flush=True)
 
+# Shapes dockerd answers with (read side by side with dockerd 20.10):
+# unset Entrypoint is null, a healthcheck shows only what it sets, update
+# without warnings says null, commit's message is the image's Comment,
+# info has the fields the CLI and clients read.
+c = api.create_container("busybox", ["sh", "-c", "echo hi > /f"],
+                         healthcheck={"test": ["CMD", "true"], "interval": 1000000000})
+cfg = api.inspect_container(c)["Config"]
+assert cfg["Entrypoint"] is None, cfg["Entrypoint"]
+assert cfg["Healthcheck"] == {"Test": ["CMD", "true"], "Interval": 1000000000}, cfg["Healthcheck"]
+assert api.update_container(c, cpu_shares=512) == {"Warnings": None}
+api.start(c)
+api.wait(c)
+img = api.commit(c, repository="pycommit", tag="msg", message="the message", author="me")
+i = api.inspect_image("pycommit:msg")
+assert (i["Comment"], i["Author"]) == ("the message", "me"), (i["Comment"], i["Author"])
+assert api.history("pycommit:msg")[0]["Comment"] == "the message"
+again = api.commit(c, repository="pycommit", tag="plain")
+assert api.inspect_image("pycommit:plain")["Comment"] == ""
+api.remove_container(c, force=True)
+api.remove_image("pycommit:msg")
+api.remove_image("pycommit:plain")
+info = api.info()
+for k in ("OomKillDisable", "KernelMemoryTCP", "BridgeNfIptables", "BridgeNfIp6tables",
+          "HttpProxy", "HttpsProxy", "NoProxy", "GenericResources"):
+    assert k in info, k
+assert info["Warnings"] is None or isinstance(info["Warnings"], list), info["Warnings"]
+print("dockerd's shapes: ok", flush=True)
+
 print("longtail: all done")

@@ -270,6 +270,17 @@ pub fn commit_with(
     if !req.author.is_empty() {
         config["author"] = json!(req.author);
     }
+    // The commit's message is the image's, as in Docker's image config; the
+    // base image's own is not carried over.
+    match config.as_object_mut() {
+        Some(o) if req.comment.is_empty() => {
+            o.remove("comment");
+        }
+        Some(o) => {
+            o.insert("comment".into(), json!(req.comment));
+        }
+        None => {}
+    }
     let mut diff_ids = config["rootfs"]["diff_ids"]
         .as_array()
         .cloned()

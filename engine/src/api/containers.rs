@@ -736,6 +736,12 @@ pub async fn update(s: State, Path(id): Path<String>, body: Bytes) -> Result<Jso
     let e = d.find(&id)?;
     let req = crate::daemon::resources::UpdateRequest::parse(&body)?;
     let warnings = d.update(&e, &req).await?;
+    // dockerd answers null, not [], when it has nothing to warn about.
+    let warnings = if warnings.is_empty() {
+        Value::Null
+    } else {
+        json!(warnings)
+    };
     Ok(Json(json!({"Warnings": warnings})))
 }
 

@@ -154,7 +154,8 @@ pub async fn info(s: State) -> Result<Json<Value>> {
     if !forwarding {
         warnings.push("WARNING: IPv4 forwarding is disabled".to_string());
     }
-    for (file, name) in [
+    let mut bridge_nf = [false; 2];
+    for (on, (file, name)) in bridge_nf.iter_mut().zip([
         (
             "/proc/sys/net/bridge/bridge-nf-call-iptables",
             "bridge-nf-call-iptables",
@@ -163,8 +164,10 @@ pub async fn info(s: State) -> Result<Json<Value>> {
             "/proc/sys/net/bridge/bridge-nf-call-ip6tables",
             "bridge-nf-call-ip6tables",
         ),
-    ] {
-        if std::fs::read_to_string(file).is_ok_and(|v| v.trim() == "0") {
+    ]) {
+        let value = std::fs::read_to_string(file);
+        *on = value.as_ref().is_ok_and(|v| v.trim() == "1");
+        if value.is_ok_and(|v| v.trim() == "0") {
             warnings.push(format!("WARNING: {name} is disabled"));
         }
     }
@@ -207,6 +210,14 @@ pub async fn info(s: State) -> Result<Json<Value>> {
         "CPUShares": limits.shares,
         "CPUSet": limits.cpuset,
         "PidsLimit": limits.pids,
+        "OomKillDisable": limits.oom_kill_disable,
+        "KernelMemoryTCP": limits.kernel_memory_tcp,
+        "BridgeNfIptables": bridge_nf[0],
+        "BridgeNfIp6tables": bridge_nf[1],
+        "GenericResources": null,
+        "HttpProxy": proxy_env("HTTP_PROXY"),
+        "HttpsProxy": proxy_env("HTTPS_PROXY"),
+        "NoProxy": proxy_env("NO_PROXY"),
         "IPv4Forwarding": forwarding,
         "Debug": live.debug,
         "NFd": std::fs::read_dir("/proc/self/fd").map(|r| r.count()).unwrap_or(0),
@@ -236,8 +247,32 @@ pub async fn info(s: State) -> Result<Json<Value>> {
         "Isolation": "",
         "InitBinary": "docker-init",
         "SecurityOptions": ["name=seccomp,profile=builtin", "name=cgroupns"],
-        "Warnings": warnings,
+        "Warnings": if warnings.is_empty() { Value::Null } else { json!(warnings) },
     })))
+}
+
+/// The daemon's proxy setting `name` (or its lower-case form) as dockerd
+/// shows it: a password in it masked.
+fn proxy_env(name: &str) -> String {
+    let value = std::env::var(name)
+        .or_else(|_| std::env::var(name.to_lowercase()))
+        .unwrap_or_default();
+    mask_password(&value)
+}
+
+/// `scheme://user:secret@host` → `scheme://user:xxxxx@host`; anything else
+/// as it is.
+fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:xxxxx@{host}"),
+        None => url.to_string(),
+    }
 }
 
 /// What this host's cgroups can limit, as Docker's info reports it: the
@@ -249,6 +284,8 @@ struct Limits {
     shares: bool,
     cpuset: bool,
     pids: bool,
+    oom_kill_disable: bool,
+    kernel_memory_tcp: bool,
 }
 
 impl Limits {
@@ -276,6 +313,9 @@ impl Limits {
                 shares: has("cpu"),
                 cpuset: has("cpuset"),
                 pids: has("pids"),
+                // cgroup v2 has neither, as dockerd reports.
+                oom_kill_disable: false,
+                kernel_memory_tcp: false,
             };
         }
         let file = |c: &str, f: &str| root.join(c).join(f).exists();
@@ -286,6 +326,8 @@ impl Limits {
             shares: file("cpu", "cpu.shares"),
             cpuset: file("cpuset", "cpuset.cpus"),
             pids: file("pids", "pids.max") || root.join("pids").is_dir(),
+            oom_kill_disable: file("memory", "memory.oom_control"),
+            kernel_memory_tcp: file("memory", "memory.kmem.tcp.limit_in_bytes"),
         }
     }
 
@@ -467,4 +509,24 @@ pub async fn df(s: State) -> Result<Json<Value>> {
         "Volumes": volumes,
         "BuildCache": crate::build::usage(&d).await,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_password;
+
+    #[test]
+    fn a_proxy_password_is_masked_and_nothing_else_changes() {
+        assert_eq!(
+            mask_password("http://joe:s3cret@proxy.example:3128"),
+            "http://joe:xxxxx@proxy.example:3128"
+        );
+        assert_eq!(
+            mask_password("http://joe@proxy:3128"),
+            "http://joe@proxy:3128"
+        );
+        assert_eq!(mask_password("http://proxy:3128"), "http://proxy:3128");
+        assert_eq!(mask_password("proxy:3128"), "proxy:3128");
+        assert_eq!(mask_password(""), "");
+    }
 }
