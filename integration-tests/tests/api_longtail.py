@@ -441,6 +441,25 @@ for k in ("OomKillDisable", "KernelMemoryTCP", "BridgeNfIptables", "BridgeNfIp6t
           "HttpProxy", "HttpsProxy", "NoProxy", "GenericResources"):
     assert k in info, k
 assert info["Warnings"] is None or isinstance(info["Warnings"], list), info["Warnings"]
+c = api.create_container("busybox", ["sleep", "1000"], name="pyshapes1")
+assert [x["Names"] for x in api.containers(all=True, filters={"name": "^/pyshapes1$"})] == [["/pyshapes1"]]
+assert api.containers(all=True, filters={"name": "^pyshapes1"}) == []
+listed = api.containers(all=True, filters={"name": "pyshapes1"})[0]
+assert listed["HostConfig"]["NetworkMode"] == "default", listed["HostConfig"]
+hc = api.inspect_container(c)["HostConfig"]
+assert hc["NetworkMode"] == "default", hc["NetworkMode"]
+assert (hc["PidsLimit"], hc["OomKillDisable"], hc["MemorySwappiness"], hc["CpuCount"]) == (None, False, None, 0), hc
+api.start(c)
+api.resize(c, 10, 20)  # no terminal: nothing to resize, as dockerd
+api.remove_container(c, force=True)
+c = api.create_container("busybox", ["/no/such/binary"])
+try:
+    api.start(c)
+    raise AssertionError("started")
+except docker.errors.APIError as e:
+    assert e.response.status_code == 400, e
+assert api.inspect_container(c)["State"]["ExitCode"] == 127
+api.remove_container(c, force=True)
 print("dockerd's shapes: ok", flush=True)
 
 print("longtail: all done")

@@ -52,6 +52,48 @@ fn network_mode(c: &Container) -> String {
     }
 }
 
+/// The network mode as the client gave it, as dockerd shows it in `ps` and
+/// inspect: "default" when none was given (the mode of the default bridge).
+fn shown_mode(c: &Container) -> String {
+    match c.host_config.network_mode.as_str() {
+        "" => "default".into(),
+        m => m.into(),
+    }
+}
+
+/// HostConfig fields dockerd shows with their zero values where berth has
+/// nothing to say (limits this kernel or berth does not apply, or unset):
+/// clients read them as keys (`HostConfig["PidsLimit"]`), and a missing key
+/// is an error to them.
+fn fill_host_config_zeros(hc: &mut Value) {
+    let Some(o) = hc.as_object_mut() else { return };
+    for k in [
+        "BlkioDeviceReadBps",
+        "BlkioDeviceReadIOps",
+        "BlkioDeviceWriteBps",
+        "BlkioDeviceWriteIOps",
+        "BlkioWeightDevice",
+        "DeviceRequests",
+        "MemorySwappiness",
+        "PidsLimit",
+    ] {
+        o.entry(k).or_insert(Value::Null);
+    }
+    for k in [
+        "CpuCount",
+        "CpuPercent",
+        "CpuRealtimePeriod",
+        "CpuRealtimeRuntime",
+        "IOMaximumBandwidth",
+        "IOMaximumIOps",
+        "KernelMemory",
+        "KernelMemoryTCP",
+    ] {
+        o.entry(k).or_insert(json!(0));
+    }
+    o.entry("OomKillDisable").or_insert(json!(false));
+}
+
 /// Published ports as `ps` lists them: bound ones while the container has
 /// its network, and exposed ones without a host port.
 fn ports(c: &Container) -> Vec<Value> {
@@ -303,7 +345,7 @@ pub fn summary(c: &Container, size: Option<(i64, i64)>) -> Summary<'_> {
         state: c.state.status.as_str(),
         status: c.status_text(SystemTime::now()),
         host_config: SummaryHostConfig {
-            network_mode: mode.clone(),
+            network_mode: shown_mode(c),
         },
         network_settings: SummaryNetworks {
             networks: match c.net.as_ref().filter(|n| !n.attachments.is_empty()) {
@@ -353,9 +395,8 @@ pub fn inspect_json(d: &Daemon, c: &Container) -> Value {
             json!({"Status": h.status, "FailingStreak": h.failing_streak, "Log": h.log});
     }
     let mut hc = serde_json::to_value(&c.host_config).unwrap_or_default();
-    if hc["NetworkMode"] == "" {
-        hc["NetworkMode"] = json!("bridge");
-    }
+    hc["NetworkMode"] = json!(shown_mode(c));
+    fill_host_config_zeros(&mut hc);
     if hc["LogConfig"]["Type"] == "" {
         hc["LogConfig"]["Type"] = json!("json-file");
     }
@@ -451,6 +492,14 @@ fn create_request(body: &[u8]) -> Result<CreateRequest> {
     })
 }
 
+/// dockerd's `name` filter: the value is a regular expression searched in
+/// the name with its leading slash ("b1", "^/b1$"); one that does not
+/// compile matches only itself.
+fn name_matches(filter: &str, name: &str) -> bool {
+    let shown = format!("/{name}");
+    filter == shown || regex::Regex::new(filter).is_ok_and(|re| re.is_match(&shown))
+}
+
 fn matches_filters(
     d: &Daemon,
     c: &Container,
@@ -463,10 +512,7 @@ fn matches_filters(
     };
     let _ = d;
     any("id", &|v| c.id.starts_with(v))
-        && any("name", &|v| {
-            let v = v.strip_prefix('/').unwrap_or(v);
-            c.name.contains(v)
-        })
+        && any("name", &|v| name_matches(v, &c.name))
         && any("status", &|v| c.state.status.as_str() == v)
         && any("exited", &|v| {
             c.state.status == Status::Exited && v.parse::<i32>().ok() == Some(c.state.exit_code)
@@ -1144,11 +1190,20 @@ pub async fn resize(s: State, Path(id): Path<String>, Query(q): Query<Params>) -
             .ok_or_else(|| ApiError::bad_request(format!("invalid {k}")))
     };
     let (h, w) = (num("h")?, num("w")?);
-    if !e.c.lock().await.is_running() {
-        return Err(ApiError::conflict(format!(
-            "Container {} is not running",
-            e.id
-        )));
+    let tty = {
+        let c = e.c.lock().await;
+        if !c.is_running() {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not running",
+                e.id
+            )));
+        }
+        c.config.tty
+    };
+    // Without a terminal there is nothing to resize: dockerd (containerd's
+    // shim) answers OK, and clients resize whatever they attach to.
+    if !tty {
+        return Ok(StatusCode::OK.into_response());
     }
     d.lc.tasks()
         .resize_pty(d.lc.req(api::ResizePtyRequest {
@@ -1475,4 +1530,23 @@ pub async fn archive_put(
         .write_archive(d.lc.req(ReceiverStream::new(rx)))
         .await?;
     Ok(StatusCode::OK.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_matches;
+
+    #[test]
+    fn the_name_filter_is_a_regex_on_the_slashed_name() {
+        assert!(name_matches("b1", "b1"));
+        assert!(name_matches("b1", "xb12"));
+        assert!(name_matches("/b1", "b1"));
+        assert!(name_matches("^/b1$", "b1"));
+        assert!(!name_matches("^/b1$", "b12"));
+        assert!(!name_matches("^b1", "b1"));
+        assert!(name_matches("web.*_1", "bench_web3_1"));
+        // Not a regular expression: only the name itself.
+        assert!(!name_matches("b1(", "b1("));
+        assert!(name_matches("/b1(", "b1("));
+    }
 }

@@ -249,11 +249,21 @@ impl Daemon {
         }
         // A task left from an earlier run (exited while we were away) goes first.
         self.delete_task(&c.id).await;
-        let result = self.start_locked(e, &mut c).await;
-        if let Err(err) = &result {
+        let mut result = self.start_locked(e, &mut c).await;
+        if let Err(err) = &mut result {
             self.net_down(&mut c).await;
             c.state.error = err.message.clone();
             c.state.exit_code = exit_code_for(&err.message);
+            // As dockerd: a command that cannot be run is the caller's
+            // error (400), not the engine's.
+            let unrunnable = match c.state.exit_code {
+                126 => true,
+                127 => err.message.contains(&c.path),
+                _ => false,
+            };
+            if unrunnable && err.status == axum::http::StatusCode::INTERNAL_SERVER_ERROR {
+                err.status = axum::http::StatusCode::BAD_REQUEST;
+            }
             let _ = c.save();
             // As Docker: --rm applies to a container that never ran, too.
             if c.host_config.auto_remove {
