@@ -460,6 +460,33 @@ except docker.errors.APIError as e:
     assert e.response.status_code == 400, e
 assert api.inspect_container(c)["State"]["ExitCode"] == 127
 api.remove_container(c, force=True)
+# A pull that fails before it has anything to show is the answer's status
+# (docker-py's pull() raises), not an error line in a 200 stream.
+try:
+    api.pull("127.0.0.1:1/nothing", tag="x")
+    raise AssertionError("pulled")
+except docker.errors.APIError as e:
+    assert e.response.status_code == 500 and "127.0.0.1:1" in str(e), e
+# On a network of the user's, a container that joined it has its short id
+# among its aliases (dockerd's, for API < 1.45); the default bridge has none.
+n = api.create_network("pyaliases")
+c = api.create_container("busybox", ["sleep", "1000"],
+                         host_config=api.create_host_config(network_mode="pyaliases"))
+assert api.inspect_container(c)["NetworkSettings"]["Networks"]["pyaliases"]["Aliases"] is None
+api.start(c)
+short = c["Id"][:12]
+assert api.inspect_container(c)["NetworkSettings"]["Networks"]["pyaliases"]["Aliases"] == [short]
+api.stop(c, timeout=0)
+assert api.inspect_container(c)["NetworkSettings"]["Networks"]["pyaliases"]["Aliases"] == [short]
+api.remove_container(c, force=True)
+c = api.create_container("busybox", ["sleep", "1000"])
+api.start(c)
+api.connect_container_to_network(c, "pyaliases", aliases=["q"])
+nets = api.inspect_container(c)["NetworkSettings"]["Networks"]
+assert nets["pyaliases"]["Aliases"] == ["q", c["Id"][:12]], nets["pyaliases"]
+assert nets["bridge"]["Aliases"] is None, nets["bridge"]
+api.remove_container(c, force=True)
+api.remove_network(n["Id"])
 print("dockerd's shapes: ok", flush=True)
 
 print("longtail: all done")

@@ -143,7 +143,14 @@ fn port_map(c: &Container) -> Value {
 /// One network of a container as inspect shows it.
 fn endpoint_json(c: &Container, network: &str, network_id: &str, a: Option<&Attachment>) -> Value {
     let ep = c.networking.endpoints_config.get(network);
-    let aliases = ep.map(|e| e.aliases.clone()).unwrap_or_default();
+    let mut aliases = ep.map(|e| e.aliases.clone()).unwrap_or_default();
+    // dockerd (API < 1.45) adds the short id to the aliases on a network
+    // of the user's once the container joined it, and keeps it there.
+    let user_defined = !matches!(network, "bridge" | "host" | "none");
+    let joined = a.is_some() || c.state.started_at.is_some();
+    if user_defined && joined && !aliases.iter().any(|x| x == c.short_id()) {
+        aliases.push(c.short_id().to_string());
+    }
     let mut dns_names = Vec::new();
     if a.is_some_and(|a| a.dns) {
         dns_names = vec![c.name.clone(), c.short_id().to_string()];

@@ -368,7 +368,7 @@ pub async fn by_name_post(
                     registry: Some(registry_options(&d, &full)),
                 }))
                 .await;
-        return Ok(progress_response(&d, stream, full, false));
+        return Ok(progress_response(&d, stream, None, full, false));
     }
     Err(ApiError::not_found(format!(
         "page not found: /images/{rest}"
@@ -571,6 +571,7 @@ fn progress_response(
         tonic::Response<tonic::Streaming<api::PullResponse>>,
         tonic::Status,
     >,
+    mut first: Option<api::PullResponse>,
     full: String,
     pull: bool,
 ) -> Response {
@@ -610,7 +611,11 @@ fn progress_response(
             .await;
         }
         loop {
-            match s.message().await {
+            let next = match first.take() {
+                Some(m) => Ok(Some(m)),
+                None => s.message().await,
+            };
+            match next {
                 Ok(Some(api::PullResponse {
                     kind: Some(api::pull_response::Kind::Progress(p)),
                 })) => {
@@ -747,15 +752,43 @@ pub async fn create(
     };
     let full = normalize(&reference).map_err(ApiError::bad_request)?;
     let auth = registry_auth(&headers)?;
-    let stream =
+    let mut stream =
         d.lc.images()
             .pull(d.lc.req(api::PullRequest {
                 reference: full.clone(),
                 auth,
                 registry: Some(registry_options(&d, &full)),
             }))
-            .await;
-    Ok(progress_response(&d, stream, full, true))
+            .await?
+            .into_inner();
+    // As dockerd: what fails before the pull has anything to show (a
+    // registry that cannot be reached, an image it does not have, a login
+    // it refuses) is the answer's status, not an error line in a 200
+    // stream; docker-py's pull() and `images.pull` only see the former.
+    let first = loop {
+        match stream.message().await {
+            Ok(Some(api::PullResponse {
+                kind: Some(api::pull_response::Kind::Progress(p)),
+            })) if p.action == "resolving" => continue,
+            Ok(m) => break m,
+            Err(e) => return Err(pull_error(e)),
+        }
+    };
+    Ok(progress_response(
+        &d,
+        Ok(tonic::Response::new(stream)),
+        first,
+        full,
+        true,
+    ))
+}
+
+/// A pull's own failure as dockerd answers it: a registry that cannot be
+/// reached is the server's error (500), not lifecycled's absence.
+fn pull_error(s: tonic::Status) -> ApiError {
+    let mut e = ApiError::from(s.clone());
+    e.message = s.message().to_string();
+    e
 }
 
 /// `docker import --change 'CMD …'`: the Dockerfile instructions import allows.
