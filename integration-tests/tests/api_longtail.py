@@ -487,6 +487,24 @@ assert nets["pyaliases"]["Aliases"] == ["q", c["Id"][:12]], nets["pyaliases"]
 assert nets["bridge"]["Aliases"] is None, nets["bridge"]
 api.remove_container(c, force=True)
 api.remove_network(n["Id"])
+# The reference filter lists an image with the names that matched only.
+api.tag("busybox", "pyref/x", "one")
+listed = api.images(filters={"reference": "pyref/*"})
+assert [i["RepoTags"] for i in listed] == [["pyref/x:one"]], listed
+assert all("pyref/x:one" not in (i["RepoTags"] or []) for i in api.images(filters={"reference": "busybox"}))
+api.remove_image("pyref/x:one")
+# A --mount's volume labels go to the volume it makes.
+c = api.create_container("busybox", ["true"], host_config=api.create_host_config(
+    mounts=[docker.types.Mount("/v", "pylabeled", type="volume", labels={"a": "b"})]))
+assert api.inspect_volume("pylabeled")["Labels"] == {"a": "b"}
+api.remove_container(c, force=True)
+api.remove_volume("pylabeled")
+# No pids limit: stats leave "limit" out, as dockerd.
+c = api.create_container("busybox", ["sleep", "1000"])
+api.start(c)
+pids = api.stats(c, stream=False)["pids_stats"]
+assert "limit" not in pids and pids["current"] >= 1, pids
+api.remove_container(c, force=True)
 print("dockerd's shapes: ok", flush=True)
 
 print("longtail: all done")

@@ -184,14 +184,18 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Json<Vec<Value>>>
         all.retain(|g| g.names.is_empty() == want);
     }
     if let Some(refs) = f.get("reference") {
-        all.retain(|g| {
-            g.names.iter().any(|n| {
-                let fam = familiar(n);
-                refs.iter().any(|r| {
-                    glob(r, &fam) || glob(r, familiar(repository(n)).as_str()) || glob(r, n)
-                })
-            })
-        });
+        // As dockerd: an image shows with the names that matched, and not
+        // at all without one (its other tags are not listed).
+        let matches = |n: &String| {
+            let fam = familiar(n);
+            refs.iter()
+                .any(|r| glob(r, &fam) || glob(r, familiar(repository(n)).as_str()) || glob(r, n))
+        };
+        for g in &mut all {
+            g.names.retain(matches);
+            g.digests.retain(matches);
+        }
+        all.retain(|g| !g.names.is_empty() || !g.digests.is_empty());
     }
     all.retain(|g| {
         let labels: BTreeMap<String, String> =

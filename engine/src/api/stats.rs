@@ -199,6 +199,18 @@ fn cpu(s: Option<&pb::Stats>) -> Value {
     })
 }
 
+/// dockerd leaves out a zero count and an unlimited limit ("max" reads 0).
+fn pids_stats(s: &pb::Stats) -> Value {
+    let mut v = serde_json::Map::new();
+    if s.pids_current > 0 {
+        v.insert("current".into(), json!(s.pids_current));
+    }
+    if s.pids_limit > 0 && s.pids_limit != u64::MAX {
+        v.insert("limit".into(), json!(s.pids_limit));
+    }
+    Value::Object(v)
+}
+
 fn blkio(entries: &[pb::BlkioEntry]) -> Value {
     Value::Array(
         entries
@@ -227,7 +239,7 @@ pub fn to_docker(id: &str, name: &str, now: Option<&pb::Stats>, pre: Option<&pb:
         "read": rfc3339(now.and_then(|s| s.read_at.as_ref())),
         "preread": rfc3339(pre.and_then(|s| s.read_at.as_ref())),
         "num_procs": 0,
-        "pids_stats": now.map(|s| json!({"current": s.pids_current, "limit": s.pids_limit})).unwrap_or(json!({})),
+        "pids_stats": now.map(pids_stats).unwrap_or(json!({})),
         "blkio_stats": {
             "io_service_bytes_recursive": now.map(|s| blkio(&s.blkio_io_service_bytes)),
             "io_serviced_recursive": now.map(|s| blkio(&s.blkio_io_serviced)),

@@ -263,7 +263,8 @@ pub fn plan(
                       name: Option<&str>,
                       dest: &str,
                       ro: bool,
-                      nocopy: bool|
+                      nocopy: bool,
+                      labels: BTreeMap<String, String>|
      -> Result<()> {
         // An anonymous volume is made once, at create: later starts keep
         // the one the container has (its data with it).
@@ -273,7 +274,9 @@ pub fn plan(
             .filter(|m| vols.path(&m.name).exists())
             .map(|m| m.name.as_str());
         let name = name.or(kept);
-        let (v, _created) = vols.create(name, BTreeMap::new(), BTreeMap::new())?;
+        // Labels (a `--mount`'s volume-label) go to a volume this makes;
+        // an existing one keeps its own, as dockerd's.
+        let (v, _created) = vols.create(name, labels, BTreeMap::new())?;
         if v.anonymous {
             p.anonymous.push(v.name.clone());
         }
@@ -341,7 +344,7 @@ pub fn plan(
             }
         }
         if src.is_empty() {
-            add_volume(&mut p, None, dst, ro, nocopy)?;
+            add_volume(&mut p, None, dst, ro, nocopy, BTreeMap::new())?;
         } else if src.starts_with('/') {
             if !Path::new(src).exists() {
                 // Docker creates a missing bind source as a directory.
@@ -366,7 +369,7 @@ pub fn plan(
                 ..Default::default()
             });
         } else {
-            add_volume(&mut p, Some(src), dst, ro, nocopy)?;
+            add_volume(&mut p, Some(src), dst, ro, nocopy, BTreeMap::new())?;
         }
     }
     for m in mounts {
@@ -447,8 +450,13 @@ pub fn plan(
             }
             "volume" => {
                 let nocopy = m.volume_options.as_ref().is_some_and(|v| v.no_copy);
+                let labels = m
+                    .volume_options
+                    .as_ref()
+                    .map(|v| v.labels.clone())
+                    .unwrap_or_default();
                 let name = (!m.source.is_empty()).then_some(m.source.as_str());
-                add_volume(&mut p, name, &m.target, m.read_only, nocopy)?;
+                add_volume(&mut p, name, &m.target, m.read_only, nocopy, labels)?;
             }
             "tmpfs" => {
                 let mut opts = vec![
@@ -514,7 +522,7 @@ pub fn plan(
             continue;
         }
         taken.insert(dest.clone());
-        add_volume(&mut p, None, dest, false, false)?;
+        add_volume(&mut p, None, dest, false, false, BTreeMap::new())?;
     }
     Ok(p)
 }
