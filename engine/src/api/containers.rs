@@ -499,18 +499,34 @@ fn create_request(body: &[u8]) -> Result<CreateRequest> {
     })
 }
 
-/// dockerd's `name` filter: the value is a regular expression searched in
+/// dockerd's `name` filter: each value is a regular expression searched in
 /// the name with its leading slash ("b1", "^/b1$"); one that does not
-/// compile matches only itself.
-fn name_matches(filter: &str, name: &str) -> bool {
-    let shown = format!("/{name}");
-    filter == shown || regex::Regex::new(filter).is_ok_and(|re| re.is_match(&shown))
+/// compile matches only itself. Compiled once per listing.
+struct NamePatterns(Vec<(String, Option<regex::Regex>)>);
+
+impl NamePatterns {
+    fn new(values: &[String]) -> NamePatterns {
+        NamePatterns(
+            values
+                .iter()
+                .map(|v| (v.clone(), regex::Regex::new(v).ok()))
+                .collect(),
+        )
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        let shown = format!("/{name}");
+        self.0
+            .iter()
+            .any(|(v, re)| *v == shown || re.as_ref().is_some_and(|re| re.is_match(&shown)))
+    }
 }
 
 fn matches_filters(
     d: &Daemon,
     c: &Container,
     f: &query::Filters,
+    names: Option<&NamePatterns>,
     before: Option<SystemTime>,
     since: Option<SystemTime>,
 ) -> bool {
@@ -519,7 +535,7 @@ fn matches_filters(
     };
     let _ = d;
     any("id", &|v| c.id.starts_with(v))
-        && any("name", &|v| name_matches(v, &c.name))
+        && names.is_none_or(|n| n.matches(&c.name))
         && any("status", &|v| c.state.status.as_str() == v)
         && any("exited", &|v| {
             c.state.status == Status::Exited && v.parse::<i32>().ok() == Some(c.state.exit_code)
@@ -591,13 +607,14 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Response> {
     } else {
         None
     };
+    let names = f.get("name").map(|v| NamePatterns::new(v));
     let mut rows: Vec<(SystemTime, Vec<u8>)> = Vec::new();
     for e in d.all() {
         let c = e.c.lock().await;
         if !all && !c.is_running() {
             continue;
         }
-        if !matches_filters(&d, &c, &f, before, since) {
+        if !matches_filters(&d, &c, &f, names.as_ref(), before, since) {
             continue;
         }
         let size = sizes
@@ -1541,7 +1558,11 @@ pub async fn archive_put(
 
 #[cfg(test)]
 mod tests {
-    use super::name_matches;
+    use super::NamePatterns;
+
+    fn name_matches(filter: &str, name: &str) -> bool {
+        NamePatterns::new(&[filter.to_string()]).matches(name)
+    }
 
     #[test]
     fn the_name_filter_is_a_regex_on_the_slashed_name() {
@@ -1555,5 +1576,8 @@ mod tests {
         // Not a regular expression: only the name itself.
         assert!(!name_matches("b1(", "b1("));
         assert!(name_matches("/b1(", "b1("));
+        // Any of several values.
+        let both = NamePatterns::new(&["^/a$".to_string(), "b".to_string()]);
+        assert!(both.matches("a") && both.matches("xbx") && !both.matches("ax"));
     }
 }
