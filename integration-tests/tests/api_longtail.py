@@ -427,11 +427,11 @@ assert cfg["Healthcheck"] == {"Test": ["CMD", "true"], "Interval": 1000000000}, 
 assert api.update_container(c, cpu_shares=512) == {"Warnings": None}
 api.start(c)
 api.wait(c)
-img = api.commit(c, repository="pycommit", tag="msg", message="the message", author="me")
+api.commit(c, repository="pycommit", tag="msg", message="the message", author="me")
 i = api.inspect_image("pycommit:msg")
 assert (i["Comment"], i["Author"]) == ("the message", "me"), (i["Comment"], i["Author"])
 assert api.history("pycommit:msg")[0]["Comment"] == "the message"
-again = api.commit(c, repository="pycommit", tag="plain")
+api.commit(c, repository="pycommit", tag="plain")
 assert api.inspect_image("pycommit:plain")["Comment"] == ""
 api.remove_container(c, force=True)
 api.remove_image("pycommit:msg")
@@ -440,7 +440,7 @@ info = api.info()
 for k in ("OomKillDisable", "KernelMemoryTCP", "BridgeNfIptables", "BridgeNfIp6tables",
           "HttpProxy", "HttpsProxy", "NoProxy", "GenericResources"):
     assert k in info, k
-assert info["Warnings"] is None or isinstance(info["Warnings"], list), info["Warnings"]
+assert info["Warnings"] != [], "no warnings read as null, as dockerd's"
 c = api.create_container("busybox", ["sleep", "1000"], name="pyshapes1")
 assert [x["Names"] for x in api.containers(all=True, filters={"name": "^/pyshapes1$"})] == [["/pyshapes1"]]
 assert api.containers(all=True, filters={"name": "^pyshapes1"}) == []

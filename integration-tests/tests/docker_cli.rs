@@ -55,6 +55,38 @@ fn docker_cli_runs_containers() {
         .ok(),
         "1000 100 / 1234"
     );
+    // dockerd's filters: ps's name is a regular expression on "/name",
+    // images' reference lists only the names that matched.
+    s.docker(&["create", "--name", "clifilter", "busybox", "true"])
+        .ok();
+    let names = |f: &str| {
+        s.docker(&["ps", "-a", "--format", "{{.Names}}", "--filter", f])
+            .ok()
+            .to_string()
+    };
+    assert_eq!(names("name=^/clifilter$").trim(), "clifilter");
+    assert_eq!(names("name=^clifilter").trim(), "");
+    s.docker(&["rm", "clifilter"]).ok();
+    s.docker(&["tag", "busybox", "clifilter/x:one"]).ok();
+    let listed = s
+        .docker(&[
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            "--filter",
+            "reference=clifilter/*",
+        ])
+        .ok()
+        .to_string();
+    assert_eq!(listed.trim(), "clifilter/x:one");
+    s.docker(&["rmi", "clifilter/x:one"]).ok();
+    // A pull that cannot start is the daemon's error answer, not a stream.
+    let out = s.docker(&["pull", "127.0.0.1:1/nothing:x"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("Error response from daemon") && out.stderr.contains("127.0.0.1:1"),
+        "{out:?}"
+    );
 
     let id = s
         .docker(&[

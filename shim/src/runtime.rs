@@ -138,10 +138,31 @@ impl Runtime {
 
     /// Runs a command with the given stdio and waits for the runtime (not for
     /// the container, which inherits that stdio and outlives the call).
-    async fn run_with(&self, what: &str, args: &[&str], io: (Stdio, Stdio, Stdio)) -> Result<()> {
+    /// `args` run with the caller's stdio, and `pass` (a close-on-exec
+    /// descriptor of this process) inherited by the runtime alone.
+    async fn run_with(
+        &self,
+        what: &str,
+        args: &[&str],
+        io: (Stdio, Stdio, Stdio),
+        pass: Option<&OwnedFd>,
+    ) -> Result<()> {
         let from = self.log_size();
         let mut cmd = self.command();
         cmd.args(args).stdin(io.0).stdout(io.1).stderr(io.2);
+        if let Some(fd) = pass.map(AsRawFd::as_raw_fd) {
+            // SAFETY: between fork and exec only fcntl, which is
+            // async-signal-safe, on a descriptor this process owns.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         let ran = self.spawn(cmd, None).await;
         self.check(what, from, ran).map(|_| ())
     }
@@ -173,7 +194,7 @@ impl Runtime {
             args.extend(["--console-socket", c]);
         }
         args.push(id);
-        self.run_with("create", &args, io).await
+        self.run_with("create", &args, io, None).await
     }
 
     pub async fn start(&self, id: &str) -> Result<()> {
@@ -190,13 +211,12 @@ impl Runtime {
         console: Option<&Path>,
         io: (Stdio, Stdio, Stdio),
     ) -> Result<()> {
-        let fd = process.as_raw_fd();
-        let process = format!("/proc/self/fd/{fd}");
+        let by_path = format!("/proc/self/fd/{}", process.as_raw_fd());
         let pid_file = pid_file.to_string_lossy();
         let mut args = vec![
             "exec",
             "--process",
-            &process,
+            &by_path,
             "--detach",
             "--pid-file",
             &pid_file,
@@ -206,22 +226,7 @@ impl Runtime {
             args.extend(["--console-socket", c]);
         }
         args.push(id);
-        let mut cmd = self.command();
-        cmd.args(&args).stdin(io.0).stdout(io.1).stderr(io.2);
-        // SAFETY: between fork and exec only fcntl, which is
-        // async-signal-safe, on a descriptor this process owns.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::fcntl(fd, libc::F_SETFD, 0) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
-        }
-        let from = self.log_size();
-        let ran = self.spawn(cmd, None).await;
-        self.check("exec", from, ran).map(|_| ())
+        self.run_with("exec", &args, io, Some(process)).await
     }
 
     pub async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()> {
