@@ -505,6 +505,40 @@ api.start(c)
 pids = api.stats(c, stream=False)["pids_stats"]
 assert "limit" not in pids and pids["current"] >= 1, pids
 api.remove_container(c, force=True)
+# An endpoint's MAC address given at connect: shown before the start (as
+# dockerd's), and the interface's address once it runs (dockerd >= 25).
+n = api.create_network("pymac")
+c = api.create_container("busybox", ["sleep", "1000"])
+
+
+def connect_with_mac(net, mac):
+    """docker-py >= 6's connect_container_to_network(mac_address=…)."""
+    r = api._post_json(api._url("/networks/{0}/connect", net),
+                       data={"Container": c["Id"], "EndpointConfig": {"MacAddress": mac}})
+    api._raise_for_status(r)
+
+
+api_error(400, "invalid MAC address", connect_with_mac, "pymac", "nonsense")
+connect_with_mac("pymac", "02:42:ac:11:00:99")
+assert api.inspect_container(c)["NetworkSettings"]["Networks"]["pymac"]["MacAddress"] == "02:42:ac:11:00:99"
+api.start(c)
+assert api.inspect_container(c)["NetworkSettings"]["Networks"]["pymac"]["MacAddress"] == "02:42:ac:11:00:99"
+out = client.containers.get(c["Id"]).exec_run(["cat", "/sys/class/net/eth1/address"]).output
+assert out.strip() == b"02:42:ac:11:00:99", out
+api.remove_container(c, force=True)
+api.remove_network(n["Id"])
+# A committed image keeps the container's config (the image it ran, its
+# command) as ContainerConfig; an imported one shows the empty config.
+c = api.create_container("busybox", ["touch", "/t"])
+api.start(c)
+api.wait(c)
+img = api.inspect_image(api.commit(c)["Id"])
+assert img["ContainerConfig"]["Image"] == "busybox", img["ContainerConfig"]
+assert img["ContainerConfig"]["Cmd"] == ["touch", "/t"], img["ContainerConfig"]
+assert img["Container"] == c["Id"] and img["Parent"] == api.inspect_image("busybox")["Id"], img
+assert api.inspect_image("busybox")["ContainerConfig"]["Image"] == ""
+api.remove_container(c, force=True)
+api.remove_image(img["Id"])
 print("dockerd's shapes: ok", flush=True)
 
 print("longtail: all done")

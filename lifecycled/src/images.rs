@@ -261,9 +261,15 @@ pub fn commit_with(
     if let Some(o) = overlay["config"].as_object() {
         config["config"] = Value::Object(o.clone());
     }
-    // Docker's image config names the container it was committed from.
-    if let Some(c) = overlay["container"].as_str() {
-        config["container"] = json!(c);
+    // Docker's image config names the container it was committed from and
+    // keeps that container's config; the base image's are not carried over.
+    if let Some(o) = config.as_object_mut() {
+        for key in ["container", "container_config"] {
+            match overlay.get(key) {
+                Some(v) if !v.is_null() => o.insert(key.into(), v.clone()),
+                _ => o.remove(key),
+            };
+        }
     }
     let now = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
     config["created"] = json!(now);

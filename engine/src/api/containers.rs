@@ -167,7 +167,12 @@ fn endpoint_json(c: &Container, network: &str, network_id: &str, a: Option<&Atta
             _ => Value::Null,
         },
         "Aliases": if aliases.is_empty() { Value::Null } else { json!(aliases) },
-        "MacAddress": a.map(|a| a.mac.as_str()).unwrap_or(""),
+        // Before the container joins, the address it asked for (dockerd
+        // shows the endpoint's config as given).
+        "MacAddress": match a {
+            Some(a) => a.mac.as_str(),
+            None => ep.and_then(crate::daemon::netsetup::endpoint_mac).unwrap_or(""),
+        },
         "DriverOpts": ep.and_then(|e| e.other.get("DriverOpts")).cloned().unwrap_or(Value::Null),
         "NetworkID": network_id,
         "EndpointID": a.map(|a| endpoint_id(&c.id, &a.network_id)).unwrap_or_default(),

@@ -263,7 +263,7 @@ async fn inspect(d: &Daemon, name: &str) -> Result<Value> {
         "Comment": c["comment"].as_str().unwrap_or(""),
         "Created": g.created,
         "Container": c["container"].as_str().unwrap_or(""),
-        "ContainerConfig": {},
+        "ContainerConfig": full_config(&c["container_config"]),
         "DockerVersion": "",
         "Author": c["author"].as_str().unwrap_or(""),
         "Config": full_config(&c["config"]),
@@ -1149,6 +1149,9 @@ pub async fn commit(
         )
     };
     let mut cfg = serde_json::to_value(&config).unwrap_or_default();
+    // Docker's image keeps the container's own config beside the image's
+    // (inspect's ContainerConfig: the image name it ran, its command).
+    let container_config = cfg.clone();
     let given: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
@@ -1195,28 +1198,30 @@ pub async fn commit(
         let c = e.c.lock().await;
         d.container_event(&c, "pause", &[]);
     }
-    let r =
-        d.lc.images()
-            .commit(
-                d.lc.req(api::CommitRequest {
-                    container_id: id.clone(),
-                    name,
-                    // The image names the container it came from, as dockerd's.
-                    config: json!({"config": cfg, "container": id})
+    let r = d
+        .lc
+        .images()
+        .commit(
+            d.lc.req(api::CommitRequest {
+                container_id: id.clone(),
+                name,
+                // The image names the container it came from, as dockerd's.
+                config:
+                    json!({"config": cfg, "container": id, "container_config": container_config})
                         .to_string()
                         .into_bytes(),
-                    comment: q.get("comment").cloned().unwrap_or_default(),
-                    author: q.get("author").cloned().unwrap_or_default(),
-                    exclude: crate::daemon::files::MOUNT_POINTS
-                        .iter()
-                        .map(|p| p.to_string())
-                        .collect(),
-                    // Inspect's Parent: the image the container ran.
-                    labels: [(crate::build::PARENT_LABEL.to_string(), parent)].into(),
-                    ..Default::default()
-                }),
-            )
-            .await;
+                comment: q.get("comment").cloned().unwrap_or_default(),
+                author: q.get("author").cloned().unwrap_or_default(),
+                exclude: crate::daemon::files::MOUNT_POINTS
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect(),
+                // Inspect's Parent: the image the container ran.
+                labels: [(crate::build::PARENT_LABEL.to_string(), parent)].into(),
+                ..Default::default()
+            }),
+        )
+        .await;
     if let Some(f) = frozen {
         f.release().await;
         let c = e.c.lock().await;

@@ -124,6 +124,9 @@ pub fn validate_endpoint(network: &str, ep: &EndpointSettings) -> Result<()> {
             ApiError::bad_request(format!("invalid IPv4 address {ip:?} on network {network}"))
         })?;
     }
+    if let Some(mac) = endpoint_mac(ep) {
+        validate_mac(mac)?;
+    }
     for ll in link_local_ips(ep) {
         let ok = match ll.parse::<std::net::IpAddr>() {
             Ok(std::net::IpAddr::V4(a)) => a.is_link_local(),
@@ -147,6 +150,15 @@ pub fn validate_endpoint(network: &str, ep: &EndpointSettings) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// `EndpointSettings.MacAddress`: the interface's address on this network
+/// (dockerd applies it from API 1.44; older ones only kept it).
+pub fn endpoint_mac(ep: &EndpointSettings) -> Option<&str> {
+    ep.other
+        .get("MacAddress")
+        .and_then(|m| m.as_str())
+        .filter(|m| !m.is_empty())
 }
 
 /// `IPAMConfig.LinkLocalIPs`: extra addresses of the interface.
@@ -458,8 +470,12 @@ impl Daemon {
                 )));
             }
         }
-        let mac = (!c.config.mac_address.is_empty() && state.attachments.is_empty())
-            .then(|| c.config.mac_address.clone());
+        // The endpoint's own address first; the container's `--mac-address`
+        // is its first interface's.
+        let mac = endpoint_mac(ep).map(String::from).or_else(|| {
+            (!c.config.mac_address.is_empty() && state.attachments.is_empty())
+                .then(|| c.config.mac_address.clone())
+        });
         let publish = ifname == "eth0" && ports.as_array().is_some_and(|p| !p.is_empty());
         let conflist = n.conflist(
             &self.ipam_dir(),
