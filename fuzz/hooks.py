@@ -11,6 +11,7 @@ ALLOWED = [
     ("GET", r"^/v1\.43/containers/[^/]+/top$", r"ps", "dockerd answers 500 when ps rejects ps_args"),
     ("POST", r"^/v1\.43/images/create$", r"registry|pull|connect|resolv|dns|lookup|network", "a pull from a registry this isolated host cannot reach fails as dockerd's does"),
     ("POST", r"^/v1\.43/images/[^/]+/push$", r"registry|push|connect|resolv|dns|lookup|network", "a push to an unreachable registry"),
+    ("GET", r"^/v1\.43/distribution/.+/json$", r"registry|connect|resolv|dns|lookup|network", "a look-up at a registry this isolated host cannot reach fails as dockerd's does (500)"),
     ("POST", r"^/v1\.43/auth$", r"registry|connect|resolv|dns|lookup|network", "a login to an unreachable registry"),
     ("*", r"^/v1\.43/(swarm|nodes|services|tasks|secrets|configs)(/|$)", r"swarm", "dockerd answers 503 on a node that is not part of a swarm"),
     ("*", r"^/v1\.43/plugins/(create|pull|privileges)$", r"managed plugins", "berth runs no managed plugins (501); dockerd's plugin pull and create fail with 500 on a host that reaches no registry"),

@@ -329,10 +329,15 @@ impl Policy {
             Role::Admin => Ok(()),
             Role::Viewer => {
                 // Reads of the engine's state; a container's files are not
-                // state (they may be the host's, through its binds).
+                // state (they may be the host's, through its binds), nor is
+                // what a registry holds (the engine would call any host a
+                // viewer names, as a pull does).
                 let files = path.ends_with("/archive") || path.ends_with("/export");
-                let read =
-                    matches!(method, "GET" | "HEAD") && !path.ends_with("/attach/ws") && !files;
+                let outside = path.starts_with("/distribution/");
+                let read = matches!(method, "GET" | "HEAD")
+                    && !path.ends_with("/attach/ws")
+                    && !files
+                    && !outside;
                 if read {
                     Ok(())
                 } else {
@@ -761,6 +766,7 @@ mod tests {
         );
         assert!(view("GET", "/containers/mine/archive").is_err());
         assert!(view("POST", "/auth").is_err());
+        assert!(view("GET", "/distribution/10.0.0.1:80/x/json").is_err());
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub use lease::Lease;
 pub use login::check_login;
 pub use mount::{Mount, mount_all, unmount};
 pub use reference::{Reference, is_loopback_host};
-pub use registry::{Credentials, Progress, ProgressAction, RegistryOptions};
+pub use registry::{Credentials, Distribution, Progress, ProgressAction, RegistryOptions};
 pub use resolve::{PlatformSpec, ResolvedImage, media_types};
 pub use snapshots::{CommittedLayer, SnapshotInfo, SnapshotKind, Usage};
 

@@ -27,7 +27,7 @@ use oci_client::client::{
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
-use oci_spec::image::{Descriptor, Digest, MediaType};
+use oci_spec::image::{Descriptor, Digest, MediaType, Platform};
 use tokio::sync::mpsc;
 
 use crate::Store;
@@ -205,6 +205,14 @@ fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
         cur = c.source();
     }
     s
+}
+
+/// What a registry holds under a reference (`Store::distribution`).
+#[derive(Debug, Clone)]
+pub struct Distribution {
+    /// The manifest or index the reference names.
+    pub descriptor: Descriptor,
+    pub platforms: Vec<Platform>,
 }
 
 /// Everything one pull or push needs.
@@ -721,6 +729,43 @@ impl Session {
         Ok(ImageRecord::new(name, top_desc))
     }
 
+    /// The manifest or index the reference names and the platforms it
+    /// has: an index's entries as it lists them, a single manifest's from
+    /// its config.
+    async fn distribution(&self) -> Result<Distribution> {
+        self.authenticate(RegistryOperation::Pull).await?;
+        let (top, digest) = self.fetch_manifest(&self.reference, None).await?;
+        let own = own_media_type(&top);
+        let size = top.len() as u64;
+        match resolve::parse_manifest(&top, &own, digest.as_ref())? {
+            Parsed::Index(idx) => Ok(Distribution {
+                descriptor: Descriptor::new(
+                    media_type_or(&own, media_types::OCI_INDEX),
+                    size,
+                    digest,
+                ),
+                platforms: idx
+                    .manifests()
+                    .iter()
+                    .filter_map(|m| m.platform().clone())
+                    .collect(),
+            }),
+            Parsed::Manifest(m) => {
+                let cdata = self.fetch_config(m.config()).await?;
+                let (config, _) =
+                    resolve::parse_config(&cdata, m.config().digest().as_ref(), m.layers().len())?;
+                Ok(Distribution {
+                    descriptor: Descriptor::new(
+                        media_type_or(&own, media_types::OCI_MANIFEST),
+                        size,
+                        digest,
+                    ),
+                    platforms: vec![resolve::config_platform(&config)],
+                })
+            }
+        }
+    }
+
     async fn fetch_config(&self, cdesc: &Descriptor) -> Result<Vec<u8>> {
         if cdesc.size() > MAX_CONFIG_SIZE {
             return Err(Error::InvalidContent {
@@ -1197,6 +1242,20 @@ fn file_stream(
     })
 }
 
+/// The same repository and tag or digest on `mirror`.
+fn on_mirror(r: &Reference, mirror: &str) -> Result<Reference> {
+    let mut via = format!("{mirror}/{}", r.repository());
+    if let Some(t) = r.tag() {
+        via.push(':');
+        via.push_str(t);
+    }
+    if let Some(d) = r.digest() {
+        via.push('@');
+        via.push_str(d.as_ref());
+    }
+    Reference::parse(&via)
+}
+
 /// The `mediaType` a manifest or index names itself with ("" if none).
 fn own_media_type(body: &[u8]) -> String {
     serde_json::from_slice::<serde_json::Value>(body)
@@ -1293,17 +1352,7 @@ impl Store {
         progress: &mpsc::Sender<Progress>,
         lease: &Arc<Lease>,
     ) -> Result<ImageRecord> {
-        let mut via = format!("{mirror}/{}", r.repository());
-        if let Some(t) = r.tag() {
-            via.push(':');
-            via.push_str(t);
-        }
-        if let Some(d) = r.digest() {
-            via.push('@');
-            via.push_str(d.as_ref());
-        }
-        let m = Reference::parse(&via)?;
-        let session = Session::new(self, m, None, opts, progress.clone())?;
+        let session = Session::new(self, on_mirror(r, mirror)?, None, opts, progress.clone())?;
         let mut rec = session.pull(lease.clone()).await?;
         rec.name = r.to_string();
         Ok(rec)
@@ -1362,6 +1411,31 @@ impl Store {
             let _ = tokio::task::spawn_blocking(move || store.rollback(&l)).await;
         }
         res
+    }
+
+    /// What the registry holds under `reference`, without pulling it: from
+    /// the first of its mirrors that answers, else from the registry.
+    pub async fn distribution(
+        &self,
+        reference: &str,
+        auth: Option<Credentials>,
+        opts: &RegistryOptions,
+    ) -> Result<Distribution> {
+        let r = Reference::parse(reference)?;
+        // Nobody listens to the progress of a look-up.
+        let (progress, _) = mpsc::channel(1);
+        for (_, mirror) in opts.mirrors.iter().filter(|(reg, _)| reg == r.registry()) {
+            let session = Session::new(self, on_mirror(&r, mirror)?, None, opts, progress.clone())?;
+            match session.distribution().await {
+                Ok(d) => return Ok(d),
+                Err(e) => {
+                    tracing::info!("mirror {mirror} did not describe {r}: {e}; trying the next")
+                }
+            }
+        }
+        Session::new(self, r, auth, opts, progress)?
+            .distribution()
+            .await
     }
 
     /// Pushes the local image `local_name` of `ns` as `remote_reference`

@@ -689,6 +689,32 @@ fn images_push_to_and_pull_from_a_registry() {
     let out = s.berth(&["push", &name]).ok().to_string();
     assert!(out.contains("Pushed"), "{out}");
     assert!(out.contains("v1: digest: sha256:"), "{out}");
+    // What the registry holds, asked without pulling (docker-py's
+    // inspect_distribution), as dockerd answers it.
+    let pushed = out
+        .split("digest: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string();
+    let (code, body) = s.api("GET", &format!("/distribution/{name}/json"), None);
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["Descriptor"]["digest"], pushed.as_str(), "{body}");
+    assert!(v["Descriptor"]["size"].as_u64().unwrap_or(0) > 0, "{body}");
+    assert_eq!(
+        v["Platforms"],
+        serde_json::json!([{"architecture": "amd64", "os": "linux"}]),
+        "{body}"
+    );
+    let missing = format!("/distribution/{}/team/none:v1/json", reg.host);
+    let (code, body) = s.api("GET", &missing, None);
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("not found"), "{body}");
+    let (code, body) = s.api("GET", "/distribution/127.0.0.1:1/x:y/json", None);
+    assert_eq!(code, 500, "{body}");
+    let (code, body) = s.api("GET", "/distribution/UPPER/x/json", None);
+    assert_eq!(code, 400, "{body}");
     s.berth(&["rmi", &name]).ok();
     s.berth(&["rmi", "busybox"]).ok();
     assert_eq!(s.berth(&["images", "-q"]).ok(), "");

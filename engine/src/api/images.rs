@@ -322,6 +322,56 @@ pub async fn by_name(s: State, Path(rest): Path<String>) -> Result<Response> {
     )))
 }
 
+/// GET /distribution/{name}/json: what the registry holds under a name,
+/// asked of the registry without pulling (the manifest or index it points
+/// at and the platforms it has), with the caller's X-Registry-Auth.
+pub async fn distribution(
+    s: State,
+    Path(rest): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let d = s.0;
+    let Some(name) = rest.strip_suffix("/json").filter(|n| !n.is_empty()) else {
+        return Err(ApiError::not_found(format!(
+            "page not found: /distribution/{rest}"
+        )));
+    };
+    let full = normalize(&with_tag(name, "")).map_err(ApiError::bad_request)?;
+    let r =
+        d.lc.images()
+            .distribution(d.lc.req(api::PullRequest {
+                reference: full.clone(),
+                auth: registry_auth(&headers)?,
+                registry: Some(registry_options(&d, &full)),
+            }))
+            .await
+            .map_err(pull_error)?
+            .into_inner();
+    let desc = r.descriptor.unwrap_or_default();
+    let platforms: Vec<Value> = r
+        .platforms
+        .iter()
+        .map(|p| {
+            let mut o = json!({"architecture": p.architecture, "os": p.os});
+            if !p.os_version.is_empty() {
+                o["os.version"] = json!(p.os_version);
+            }
+            if !p.os_features.is_empty() {
+                o["os.features"] = json!(p.os_features);
+            }
+            if !p.variant.is_empty() {
+                o["variant"] = json!(p.variant);
+            }
+            o
+        })
+        .collect();
+    Ok(Json(json!({
+        "Descriptor": {"mediaType": desc.media_type, "digest": desc.digest, "size": desc.size},
+        "Platforms": platforms,
+    }))
+    .into_response())
+}
+
 /// POST /images/{name}/tag and /images/{name}/push.
 pub async fn by_name_post(
     s: State,

@@ -168,6 +168,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
                 .post(images::by_name_post)
                 .delete(images::remove),
         )
+        .route("/distribution/{*rest}", get(images::distribution))
         .route("/commit", post(images::commit))
         .route("/build", post(build::build))
         .route("/build/prune", post(build::prune))

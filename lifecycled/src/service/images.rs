@@ -358,6 +358,33 @@ impl Images for Service {
         }))
     }
 
+    async fn distribution(
+        &self,
+        req: Request<api::PullRequest>,
+    ) -> Result<Response<api::DistributionResponse>, Status> {
+        let r = req.into_inner();
+        let opts = registry_options(r.registry);
+        let d = self
+            .images
+            .distribution(&r.reference, credentials(r.auth), &opts)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(api::DistributionResponse {
+            descriptor: Some(images::descriptor(&d.descriptor)),
+            platforms: d
+                .platforms
+                .iter()
+                .map(|p| api::Platform {
+                    os: p.os().to_string(),
+                    architecture: p.architecture().to_string(),
+                    variant: p.variant().clone().unwrap_or_default(),
+                    os_version: p.os_version().clone().unwrap_or_default(),
+                    os_features: p.os_features().clone().unwrap_or_default(),
+                })
+                .collect(),
+        }))
+    }
+
     async fn commit_layer(
         &self,
         req: Request<Streaming<api::CommitLayerRequest>>,
