@@ -388,7 +388,7 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
     );
     let out = case(
         "failing",
-        "FROM busybox\nRUN echo before\nRUN exit 3\n",
+        "FROM busybox\nRUN echo before\nRUN echo failing && exit 3\n",
         "returned a non-zero code: 3",
     );
     assert_eq!(out.code, 3, "the exit status is the command's: {out:?}");
@@ -397,9 +397,38 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
         kept.as_str(),
         "a failed build moved the tag"
     );
+    // The failed step's container is kept to be looked into, as Docker's
+    // classic builder keeps it (`rm` is for steps that succeeded); it is
+    // the user's now: without the build's label, no restart removes it.
+    let left = s.berth(&["ps", "-aq"]).ok().to_string();
+    assert_eq!(
+        left.lines().count(),
+        1,
+        "want the failed step's container: {left}"
+    );
+    let status = s
+        .berth(&["ps", "-a", "--format", "{{.Status}}"])
+        .ok()
+        .to_string();
+    assert!(status.starts_with("Exited (3)"), "{status}");
+    assert_eq!(s.berth(&["logs", &left]).ok(), "failing");
+    let labels = s
+        .berth(&["inspect", "--format", "{{json .Config.Labels}}", &left])
+        .ok()
+        .to_string();
+    assert!(!labels.contains("berth.build"), "{labels}");
+    s.berth(&["rm", &left]).ok();
+    // --force-rm removes it with the others.
+    let dir = context(
+        &s,
+        "forcerm",
+        &[("Dockerfile", "FROM busybox\nRUN exit 4\n")],
+    );
+    let out = build(&s, &dir, &["--force-rm", "-t", "keep"]);
+    assert_eq!(out.code, 4, "{out:?}");
     assert!(
         s.berth(&["ps", "-aq"]).ok().is_empty(),
-        "intermediate containers were left"
+        "--force-rm left containers"
     );
     // The client's own mistakes.
     let out = s.berth(&["build", "-f", "../Dockerfile", &good.to_string_lossy()]);

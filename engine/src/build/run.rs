@@ -105,8 +105,13 @@ impl Builder {
             .await;
         let code = self.run_attached(&id).await?;
         if code != 0 {
-            if self.opts.rm || self.opts.force_rm {
+            // As Docker's classic builder: `rm` removes a step's container
+            // after it succeeded; the failed one is kept to be looked into
+            // (`docker commit`, `docker logs`) unless `forcerm` says not to.
+            if self.opts.force_rm {
                 self.remove_intermediate(&id).await;
+            } else {
+                self.keep_intermediate(&id).await;
             }
             return Err(BuildError::Command {
                 cmd: argv.join(" "),
@@ -125,10 +130,23 @@ impl Builder {
                 .await;
             self.remove_intermediate(&id).await;
         } else {
-            self.intermediate.retain(|c| c != &id);
+            self.keep_intermediate(&id).await;
         }
         st.image = made?;
         Ok(())
+    }
+
+    /// A step's container the user keeps: no longer the build's, so
+    /// neither its end nor the engine's next start removes it.
+    async fn keep_intermediate(&mut self, id: &str) {
+        self.intermediate.retain(|c| c != id);
+        if let Ok(e) = self.d.find(id) {
+            let mut c = e.c.lock().await;
+            c.config.labels.remove(BUILD_LABEL);
+            if let Err(err) = c.save() {
+                tracing::warn!("keeping build container {id}: {err}");
+            }
+        }
     }
 
     async fn remove_intermediate(&mut self, id: &str) {
