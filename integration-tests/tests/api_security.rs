@@ -163,14 +163,37 @@ fn aliases_cannot_add_dns_records() {
         Some(&serde_json::json!({"Container": "plain", "EndpointConfig": {"Aliases": ["good-alias"]}}).to_string()),
     );
     assert_eq!(code, 200, "{body}");
+    // dockerd takes any alias: one that is no DNS name (a comma would
+    // split the record's names) is kept in the endpoint and not served.
+    s.berth(&["run", "-d", "--name", "odd", "busybox", "sleep", "600"])
+        .ok();
+    let odd = serde_json::json!({"Container": "odd", "EndpointConfig": {"Aliases": ["x,injected", "--dashed"]}});
+    let (code, body) = s.api("POST", "/networks/aliasnet/connect", Some(&odd.to_string()));
+    assert_eq!(code, 200, "{body}");
+    let aliases = s
+        .berth(&[
+            "inspect",
+            "--format",
+            "{{json .NetworkSettings.Networks.aliasnet.Aliases}}",
+            "odd",
+        ])
+        .ok()
+        .to_string();
+    assert!(
+        aliases.contains("x,injected") && aliases.contains("--dashed"),
+        "{aliases}"
+    );
+    let mut served = String::new();
     for e in std::fs::read_dir(s.exec_root.join("dns"))
         .expect("DNS dir")
         .flatten()
     {
         let text = std::fs::read_to_string(e.path()).unwrap_or_default();
         assert!(!text.contains("injected"), "{text}");
+        served.push_str(&text);
     }
-    s.berth(&["rm", "-f", "plain"]).ok();
+    assert!(served.contains("--dashed"), "{served}");
+    s.berth(&["rm", "-f", "plain", "odd"]).ok();
 }
 
 #[test]

@@ -631,7 +631,9 @@ impl Daemon {
         aliases: Vec<String>,
     ) -> bool {
         let mut names = vec![c.name.clone(), c.short_id().to_string()];
-        names.extend(aliases);
+        // An alias that is no DNS name (dockerd takes any) is kept in the
+        // endpoint's config and not served.
+        names.extend(aliases.into_iter().filter(|a| dns::is_dns_name(a)));
         // Docker's resolver answers `<name>.<network>` as well (where the
         // network's name can be part of a DNS name).
         let qualified: Vec<String> = names
