@@ -38,6 +38,45 @@ impl<'de> Deserialize<'de> for StrSlice {
     }
 }
 
+/// `Entrypoint`: unset (null: the image's is inherited), or a list. As
+/// dockerd: an explicit `[]` is no entrypoint and reads `[]`; `[""]` (the
+/// CLI's `--entrypoint ""`) clears the image's and reads null once merged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Entrypoint(pub Option<Vec<String>>);
+
+impl Entrypoint {
+    pub fn set(v: Vec<String>) -> Entrypoint {
+        Entrypoint(Some(v))
+    }
+
+    /// What runs before the command (`[""]` is nothing).
+    pub fn args(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().flatten().filter(|s| !s.is_empty())
+    }
+}
+
+impl Serialize for Entrypoint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Entrypoint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(Entrypoint(match Option::<Either>::deserialize(d)? {
+            None => None,
+            Some(Either::One(s)) => Some(vec![s]),
+            Some(Either::Many(v)) => Some(v),
+        }))
+    }
+}
+
 pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
@@ -102,7 +141,7 @@ pub struct Config {
     #[serde(deserialize_with = "null_default")]
     pub volumes: Map<Value>,
     pub working_dir: String,
-    pub entrypoint: StrSlice,
+    pub entrypoint: Entrypoint,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub network_disabled: bool,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -397,7 +436,17 @@ mod tests {
         assert_eq!(v["Entrypoint"], Value::Null);
         assert_eq!(v["Cmd"], serde_json::json!(["sh"]));
         let back: Config = serde_json::from_value(v).unwrap();
-        assert!(back.entrypoint.0.is_empty());
+        assert!(back.entrypoint.0.is_none());
+        for (given, read) in [
+            (serde_json::json!([]), serde_json::json!([])),
+            (serde_json::json!(""), serde_json::json!([""])),
+            (serde_json::json!(["a", "b"]), serde_json::json!(["a", "b"])),
+            (Value::Null, Value::Null),
+        ] {
+            let c: Config =
+                serde_json::from_value(serde_json::json!({"Entrypoint": given})).unwrap();
+            assert_eq!(serde_json::to_value(&c).unwrap()["Entrypoint"], read);
+        }
         assert_eq!(back.cmd.0, ["sh"]);
     }
 

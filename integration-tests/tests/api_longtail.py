@@ -539,6 +539,23 @@ assert img["Container"] == c["Id"] and img["Parent"] == api.inspect_image("busyb
 assert api.inspect_image("busybox")["ContainerConfig"]["Image"] == ""
 api.remove_container(c, force=True)
 api.remove_image(img["Id"])
+# Entrypoint as dockerd merges it: "" (the CLI's --entrypoint "") clears the
+# image's and reads null; [] clears it and reads []; both run the command.
+c = api.create_container("busybox", ["true"])
+api.commit(c, repository="pyentry", tag="x", changes=['ENTRYPOINT ["echo", "ep"]'])
+api.remove_container(c)
+for given, read in (([""], None), ("", None), ([], []), (None, ["echo", "ep"])):
+    r = api._post_json(api._url("/containers/create"),
+                       data={"Image": "pyentry:x", "Cmd": ["echo", "cmd"], "Entrypoint": given})
+    c = api._result(r, json=True)["Id"]
+    i = api.inspect_container(c)
+    assert i["Config"]["Entrypoint"] == read, (given, i["Config"]["Entrypoint"])
+    api.start(c)
+    api.wait(c)
+    want = b"ep echo cmd\n" if given is None else b"cmd\n"
+    assert api.logs(c) == want, (given, api.logs(c))
+    api.remove_container(c)
+api.remove_image("pyentry:x")
 print("dockerd's shapes: ok", flush=True)
 
 print("longtail: all done")

@@ -10,7 +10,7 @@ use dockerfile::CommandForm;
 
 use super::stage::Stage;
 use super::{BUILD_LABEL, BuildError, Builder};
-use crate::types::{Config, CreateRequest, HostConfig, StrSlice};
+use crate::types::{Config, CreateRequest, Entrypoint, HostConfig, StrSlice};
 
 impl Builder {
     pub(super) async fn run_step(
@@ -57,7 +57,7 @@ impl Builder {
             image: st.image.id.clone(),
             cmd: StrSlice(argv.clone()),
             // The image's ENTRYPOINT does not wrap a RUN.
-            entrypoint: StrSlice(vec![String::new()]),
+            entrypoint: Entrypoint::set(Vec::new()),
             env,
             user: text("User"),
             working_dir: text("WorkingDir"),

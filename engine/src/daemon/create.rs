@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::container::{Container, State};
 use super::{Daemon, images, names};
 use crate::error::{ApiError, Result};
-use crate::types::{CreateRequest, CreateResponse, HealthConfig, StrSlice};
+use crate::types::{CreateRequest, CreateResponse, Entrypoint, HealthConfig, StrSlice};
 
 /// An image found by name, id or id prefix.
 pub struct FoundImage {
@@ -343,11 +343,19 @@ pub fn merge_image_config(c: &mut crate::types::Config, img: &Value) {
         env.push(e);
     }
     c.env = env;
-    if c.entrypoint.0.is_empty() {
-        c.entrypoint = StrSlice(strs(&ic["Entrypoint"]));
-        if c.cmd.0.is_empty() {
-            c.cmd = StrSlice(strs(&ic["Cmd"]));
+    // dockerd's merge: no entrypoint given, or an empty one, takes the
+    // image's command; only an unset one takes the image's entrypoint.
+    // `[""]` clears it and is stored as unset.
+    if c.entrypoint.0.as_ref().is_none_or(Vec::is_empty) && c.cmd.0.is_empty() {
+        c.cmd = StrSlice(strs(&ic["Cmd"]));
+    }
+    match c.entrypoint.0.as_deref() {
+        None => {
+            let image = strs(&ic["Entrypoint"]);
+            c.entrypoint = Entrypoint((!image.is_empty()).then_some(image));
         }
+        Some([only]) if only.is_empty() => c.entrypoint = Entrypoint(None),
+        Some(_) => {}
     }
     if let Some(ports) = ic["ExposedPorts"].as_object() {
         for k in ports.keys() {
@@ -408,13 +416,7 @@ pub fn merge_image_config(c: &mut crate::types::Config, img: &Value) {
 
 /// Path and arguments: entrypoint then cmd; `Entrypoint: [""]` clears it.
 pub fn command(c: &crate::types::Config) -> Result<(String, Vec<String>)> {
-    let mut argv: Vec<String> = c
-        .entrypoint
-        .0
-        .iter()
-        .filter(|s| !s.is_empty())
-        .cloned()
-        .collect();
+    let mut argv: Vec<String> = c.entrypoint.args().cloned().collect();
     argv.extend(c.cmd.0.iter().cloned());
     if argv.is_empty() {
         return Err(ApiError::bad_request("No command specified"));
@@ -578,7 +580,7 @@ mod tests {
     fn an_entrypoint_given_drops_the_images_cmd() {
         let img = serde_json::json!({"config": {"Cmd": ["sh"], "Entrypoint": ["/init"]}});
         let mut c = Config {
-            entrypoint: StrSlice(vec!["echo".into()]),
+            entrypoint: Entrypoint::set(vec!["echo".into()]),
             ..Default::default()
         };
         merge_image_config(&mut c, &img);
@@ -592,5 +594,22 @@ mod tests {
             command(&c).unwrap(),
             ("/init".to_string(), vec!["hi".to_string()])
         );
+        // `[]`: no entrypoint, the image's command; `[""]`: no entrypoint,
+        // stored as unset (dockerd reads it back null).
+        let mut c = Config {
+            entrypoint: Entrypoint::set(Vec::new()),
+            ..Default::default()
+        };
+        merge_image_config(&mut c, &img);
+        assert_eq!(c.entrypoint, Entrypoint::set(Vec::new()));
+        assert_eq!(command(&c).unwrap(), ("sh".to_string(), vec![]));
+        let mut c = Config {
+            entrypoint: Entrypoint::set(vec![String::new()]),
+            cmd: StrSlice(vec!["true".into()]),
+            ..Default::default()
+        };
+        merge_image_config(&mut c, &img);
+        assert_eq!(c.entrypoint, Entrypoint(None));
+        assert_eq!(command(&c).unwrap(), ("true".to_string(), vec![]));
     }
 }
