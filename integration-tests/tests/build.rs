@@ -129,6 +129,17 @@ CMD ["cat /greeting"]
     assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
     assert_eq!(c["Cmd"], serde_json::json!(["cat /greeting"]));
     assert!(!i["Parent"].as_str().unwrap_or("").is_empty(), "{i}");
+    // The last step's container config, as the classic builder keeps it
+    // (docker-compose carries the VOLUMEs it lists over to a recreated
+    // container).
+    let cc = &i["ContainerConfig"];
+    assert_eq!(
+        cc["Cmd"],
+        serde_json::json!(["/bin/sh", "-c", "#(nop) ", "CMD [\"cat /greeting\"]"]),
+        "{cc}"
+    );
+    assert!(cc["Volumes"]["/data"].is_object(), "{cc}");
+    assert_eq!(cc["Image"], i["Parent"], "{cc}");
     // The files, as the container sees them.
     assert_eq!(run(&s, "all:v1", &[]), "hello world from tests");
     let stat = run(
@@ -165,6 +176,21 @@ CMD ["cat /greeting"]
     );
     assert!(hist.contains("|1 WHO=tests /bin/sh -c echo"), "{hist}");
     assert!(hist.contains("COPY file:"), "{hist}");
+    // A RUN step's: its command as the container ran it, build arguments
+    // first, and the container it ran in.
+    let ran = context(
+        &s,
+        "ran",
+        &[("Dockerfile", "FROM busybox\nARG v\nRUN echo $v\n")],
+    );
+    build(&s, &ran, &["--build-arg", "v=1", "-t", "ran"]).ok();
+    let i = inspect(&s, "ran");
+    assert_eq!(
+        i["ContainerConfig"]["Cmd"],
+        serde_json::json!(["|1", "v=1", "/bin/sh", "-c", "echo $v"]),
+        "{i}"
+    );
+    assert_eq!(i["Container"].as_str().map(str::len), Some(64), "{i}");
     // ONBUILD fires in a child build.
     let child = context(
         &s,

@@ -196,11 +196,31 @@ pub struct Builder {
     scratch: Vec<String>,
     /// Engine containers of RUN steps still to remove.
     intermediate: Vec<String>,
+    /// RUN steps' commands by the history line they make (the line joins
+    /// them with spaces and cannot be split back).
+    run_cmds: HashMap<String, Vec<String>>,
     copies_from: usize,
     sources: Vec<CacheSource>,
     /// With --cache-from: the images given and their ancestors, the only
     /// local cache results a step may take (as dockerd's image cache).
     cache_from_ids: Option<std::collections::HashSet<String>>,
+}
+
+/// The command of a step that runs nothing, as the classic builder writes
+/// it into the step's container config: `/bin/sh -c #(nop)  X` is the shell,
+/// "#(nop) " and X; `/bin/sh -c #(nop) X` (WORKDIR, COPY) the shell and one
+/// comment.
+fn nop_cmd(created_by: &str) -> Vec<String> {
+    let shell = ["/bin/sh".to_string(), "-c".to_string()];
+    if let Some(rest) = created_by.strip_prefix("/bin/sh -c #(nop)  ") {
+        [&shell[..], &["#(nop) ".to_string(), rest.to_string()]].concat()
+    } else if let Some(rest) = created_by.strip_prefix("/bin/sh -c ") {
+        [&shell[..], &[rest.to_string()]].concat()
+    } else if created_by.is_empty() {
+        Vec::new()
+    } else {
+        vec![created_by.to_string()]
+    }
 }
 
 /// The labels that mark a build's own objects, so that what a crash left
@@ -248,6 +268,7 @@ impl Builder {
             stages: HashMap::new(),
             scratch: Vec::new(),
             intermediate: Vec::new(),
+            run_cmds: HashMap::new(),
             copies_from: 0,
             sources: Vec::new(),
             cache_from_ids: None,
@@ -480,6 +501,17 @@ impl Builder {
             labels.insert(PARENT_LABEL.to_string(), parent.id.clone());
         }
         let author = parent.config["author"].as_str().unwrap_or("").to_string();
+        // Docker's image keeps the config of the step's container: the
+        // command it ran (or its "#(nop)" comment) and the image it ran on
+        // (docker-compose reads the VOLUMEs it declared from there).
+        let mut container_config = cfg.clone();
+        if container_config.is_object() {
+            container_config["Cmd"] = match self.run_cmds.get(created_by) {
+                Some(cmd) => json!(cmd),
+                None => json!(nop_cmd(created_by)),
+            };
+            container_config["Image"] = json!(parent.id);
+        }
         let image = self
             .d
             .lc
@@ -488,7 +520,9 @@ impl Builder {
                 self.d.lc.req(api::CommitRequest {
                     container_id: container.unwrap_or("").to_string(),
                     name: String::new(),
-                    config: json!({"config": cfg}).to_string().into_bytes(),
+                    config: json!({"config": cfg, "container_config": container_config, "container": container})
+                        .to_string()
+                        .into_bytes(),
                     comment: String::new(),
                     author,
                     parent: parent.name.clone(),
@@ -778,4 +812,20 @@ pub async fn remove_orphans(d: &Arc<Daemon>) {
         }
     }
     let _ = std::fs::remove_dir_all(d.cfg.exec_root.join("build"));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_nop_step_reads_back_as_the_classic_builders_command() {
+        assert_eq!(
+            super::nop_cmd("/bin/sh -c #(nop)  VOLUME [/data]"),
+            ["/bin/sh", "-c", "#(nop) ", "VOLUME [/data]"]
+        );
+        assert_eq!(
+            super::nop_cmd("/bin/sh -c #(nop) WORKDIR /w").join(" "),
+            "/bin/sh -c #(nop) WORKDIR /w"
+        );
+        assert!(super::nop_cmd("").is_empty());
+    }
 }

@@ -29,6 +29,7 @@ impl Builder {
         }
         shown.extend(argv.iter().cloned());
         let created_by = shown.join(" ");
+        self.run_cmds.insert(created_by.clone(), shown);
         let key = super::cache::key(&[&st.image.id, "RUN", &created_by]);
         let cfg = st.image.config["config"].clone();
         if let Some(hit) = self.reuse(&key, &st.image, &created_by, &cfg).await? {
