@@ -108,8 +108,8 @@ pub struct HealthConfig {
     pub start_interval: i64,
 }
 
-fn is_zero(n: &i64) -> bool {
-    *n == 0
+fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 /// `Config`: what runs, independent of the host.
@@ -203,7 +203,9 @@ pub struct VolumeOptions {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct TmpfsOptions {
+    #[serde(skip_serializing_if = "is_zero")]
     pub size_bytes: i64,
+    #[serde(skip_serializing_if = "is_zero")]
     pub mode: u32,
 }
 
@@ -212,9 +214,11 @@ pub struct TmpfsOptions {
 #[serde(rename_all = "PascalCase", default)]
 pub struct MountSpec {
     pub target: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub source: String,
     #[serde(rename = "Type")]
     pub typ: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub consistency: String,
@@ -268,12 +272,10 @@ pub struct HostConfig {
     #[serde(deserialize_with = "null_default")]
     pub cap_drop: Vec<String>,
     pub cgroupns_mode: String,
-    #[serde(deserialize_with = "null_default")]
-    pub dns: Vec<String>,
-    #[serde(deserialize_with = "null_default")]
-    pub dns_options: Vec<String>,
-    #[serde(deserialize_with = "null_default")]
-    pub dns_search: Vec<String>,
+    /// Null unless the client sent a list, as dockerd echoes them.
+    pub dns: Option<Vec<String>>,
+    pub dns_options: Option<Vec<String>>,
+    pub dns_search: Option<Vec<String>>,
     #[serde(deserialize_with = "null_default")]
     pub extra_hosts: Vec<String>,
     #[serde(deserialize_with = "null_default")]

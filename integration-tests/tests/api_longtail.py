@@ -556,6 +556,29 @@ for given, read in (([""], None), ("", None), ([], []), (None, ["echo", "ep"])):
     assert api.logs(c) == want, (given, api.logs(c))
     api.remove_container(c)
 api.remove_image("pyentry:x")
+# HostConfig as dockerd keeps it: the default IPC mode named ("shareable"
+# for clients older than API 1.40), DNS lists null unless sent, --tmpfs
+# mounts left out of Mounts, a --mount's options echoed without zeros, no
+# networks of its own for a container on another's.
+c = api.create_container("busybox", ["sleep", "1000"], host_config=api.create_host_config(
+    tmpfs={"/t": "size=1m"},
+    mounts=[docker.types.Mount("/m", None, type="tmpfs", tmpfs_size=5368709)]))
+hc = api.inspect_container(c)["HostConfig"]
+assert hc["IpcMode"] == "private", hc["IpcMode"]
+assert (hc["Dns"], hc["DnsOptions"], hc["DnsSearch"]) == (None, None, None), hc
+assert hc["Mounts"] == [{"Type": "tmpfs", "Target": "/m", "TmpfsOptions": {"SizeBytes": 5368709}}], hc["Mounts"]
+assert [m["Destination"] for m in api.inspect_container(c)["Mounts"]] == ["/m"]
+api.start(c)
+joined = api.create_container("busybox", ["true"], host_config=api.create_host_config(
+    network_mode="container:" + c["Id"], dns=[]))
+assert api.inspect_container(joined)["NetworkSettings"]["Networks"] == {}
+assert api.inspect_container(joined)["HostConfig"]["Dns"] == []
+api.remove_container(joined)
+api.remove_container(c, force=True)
+old_client = docker.APIClient(base_url=os.environ["DOCKER_HOST"], version="1.39")
+c = old_client.create_container("busybox", ["true"], host_config=old_client.create_host_config())
+assert api.inspect_container(c)["HostConfig"]["IpcMode"] == "shareable"
+api.remove_container(c)
 print("dockerd's shapes: ok", flush=True)
 
 print("longtail: all done")

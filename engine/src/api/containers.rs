@@ -215,6 +215,9 @@ fn network_settings(d: &Daemon, c: &Container) -> Value {
                 .cloned(),
         );
         v
+    } else if mode.starts_with("container:") {
+        // Another container's network: dockerd lists none of its own.
+        Vec::new()
     } else {
         vec![mode.clone()]
     };
@@ -443,7 +446,8 @@ pub fn inspect_json(d: &Daemon, c: &Container) -> Value {
         "ExecIDs": if c.exec_ids.is_empty() { Value::Null } else { json!(c.exec_ids) },
         "HostConfig": hc,
         "GraphDriver": {"Data": null, "Name": "overlay2"},
-        "Mounts": c.mounts,
+        // dockerd lists --mount tmpfs mounts, not HostConfig.Tmpfs ones.
+        "Mounts": c.mounts.iter().filter(|m| !(m.typ == "tmpfs" && c.host_config.tmpfs.contains_key(&m.destination))).collect::<Vec<_>>(),
         "Config": config,
         "NetworkSettings": network_settings(d, c),
     })
@@ -453,9 +457,18 @@ pub async fn create(
     s: State,
     Query(q): Query<Params>,
     owner: Option<axum::Extension<super::Owner>>,
+    version: Option<axum::Extension<super::ClientVersion>>,
     body: Bytes,
 ) -> Result<Response> {
-    let req = create_request(&body)?;
+    let mut req = create_request(&body)?;
+    // dockerd's default IPC mode: "private", "shareable" for clients older
+    // than API 1.40 (which expect any container's to be joinable).
+    if req.host_config.ipc_mode.is_empty() {
+        let old = version
+            .and_then(|v| v.0.0.map(|(n, _)| n))
+            .is_some_and(|n| n < (1, 40));
+        req.host_config.ipc_mode = if old { "shareable" } else { "private" }.into();
+    }
     let owner = owner.map(|o| o.0.0);
     let r = s.0.create(q.get("name").cloned(), req, owner).await?;
     Ok((StatusCode::CREATED, Json(r)).into_response())

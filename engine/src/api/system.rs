@@ -132,7 +132,7 @@ pub async fn info(s: State) -> Result<Json<Value>> {
             .await
             .map(|r| r.into_inner())
             .ok();
-    let runtimes: serde_json::Map<String, Value> = lc
+    let mut runtimes: serde_json::Map<String, Value> = lc
         .as_ref()
         .map(|v| {
             v.runtime_details
@@ -141,6 +141,7 @@ pub async fn info(s: State) -> Result<Json<Value>> {
                 .collect()
         })
         .unwrap_or_default();
+    runc_alias(&mut runtimes, &live.default_runtime);
     let cgroup_version = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
         "2"
     } else {
@@ -511,8 +512,36 @@ pub async fn df(s: State) -> Result<Json<Value>> {
     })))
 }
 
+/// Clients written for Docker name its default `runc` (compose checks
+/// Runtimes for it); without a runtime of that name it is the default one
+/// (`Daemon::lifecycled_runtime`), listed as such.
+fn runc_alias(runtimes: &mut serde_json::Map<String, Value>, default: &str) {
+    if !runtimes.contains_key("runc")
+        && let Some(d) = runtimes.get(default).cloned()
+    {
+        runtimes.insert("runc".into(), d);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn runc_names_the_default_runtime_unless_there_is_one() {
+        use serde_json::json;
+        let mut r = json!({"berth-runtime": {"path": "/b"}})
+            .as_object()
+            .cloned()
+            .unwrap();
+        super::runc_alias(&mut r, "berth-runtime");
+        assert_eq!(r["runc"], json!({"path": "/b"}));
+        let mut r = json!({"berth-runtime": {"path": "/b"}, "runc": {"path": "/r"}})
+            .as_object()
+            .cloned()
+            .unwrap();
+        super::runc_alias(&mut r, "berth-runtime");
+        assert_eq!(r["runc"], json!({"path": "/r"}));
+    }
+
     use super::mask_password;
 
     #[test]

@@ -66,17 +66,17 @@ pub fn validate(config: &Config, hc: &HostConfig) -> Result<()> {
             return Err(bad(format!("invalid IP address in add-host: {ip:?}")));
         }
     }
-    for d in &hc.dns {
+    for d in hc.dns.iter().flatten() {
         if !is_ip(d) {
             return Err(bad(format!("{d:?} is not an ip address")));
         }
     }
-    for s in &hc.dns_search {
+    for s in hc.dns_search.iter().flatten() {
         if s != "." && !is_domain(s.trim_end_matches('.'), 255) {
             return Err(bad(format!("{s:?} is not a valid domain")));
         }
     }
-    for o in &hc.dns_options {
+    for o in hc.dns_options.iter().flatten() {
         if o.is_empty() || o.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad(format!("invalid DNS option {o:?}")));
         }
@@ -139,9 +139,9 @@ mod tests {
                     "v6:::1".into(),
                     "gw:host-gateway".into()
                 ],
-                dns: vec!["1.1.1.1".into()],
-                dns_search: vec!["example.com".into()],
-                dns_options: vec!["ndots:2".into()],
+                dns: Some(vec!["1.1.1.1".into()]),
+                dns_search: Some(vec!["example.com".into()]),
+                dns_options: Some(vec!["ndots:2".into()]),
                 ..Default::default()
             }
         ));
@@ -152,15 +152,15 @@ mod tests {
                 ..hc()
             },
             HostConfig {
-                dns: vec!["1.1.1.1\nnameserver 10.0.0.66".into()],
+                dns: Some(vec!["1.1.1.1\nnameserver 10.0.0.66".into()]),
                 ..hc()
             },
             HostConfig {
-                dns_search: vec!["a b".into()],
+                dns_search: Some(vec!["a b".into()]),
                 ..hc()
             },
             HostConfig {
-                dns_options: vec!["x\noptions y".into()],
+                dns_options: Some(vec!["x\noptions y".into()]),
                 ..hc()
             },
             HostConfig {

@@ -145,17 +145,16 @@ impl Daemon {
             .iter()
             .find(|a| a.dns)
             .map(|a| a.gateway.clone());
-        let dns: Vec<String> = if !hc.dns.is_empty() {
-            hc.dns.clone()
+        let dns: Vec<String> = if let Some(d) = hc.dns.as_ref().filter(|d| !d.is_empty()) {
+            d.clone()
         } else if let Some(gw) = network_dns {
             vec![gw]
         } else {
             self.cfg.dns.clone()
         };
-        let search: Vec<String> = if hc.dns_search.is_empty() {
-            self.cfg.dns_search.clone()
-        } else {
-            hc.dns_search.clone()
+        let search: Vec<String> = match hc.dns_search.as_ref().filter(|s| !s.is_empty()) {
+            Some(s) => s.clone(),
+            None => self.cfg.dns_search.clone(),
         };
         files::write_etc(
             &c.dir,
@@ -165,7 +164,7 @@ impl Daemon {
                 extra_hosts: &hc.extra_hosts,
                 dns: &dns,
                 search: &search,
-                options: &hc.dns_options,
+                options: hc.dns_options.as_deref().unwrap_or_default(),
                 host_network: host_net,
                 links: link_hosts,
             },
