@@ -303,6 +303,13 @@ pub struct HostConfig {
     pub isolation: String,
     // Resources
     pub cpu_shares: i64,
+    /// Microseconds of real-time scheduling per period (cgroup v1's
+    /// cpu.rt_runtime_us / cpu.rt_period_us).
+    /// docker-py spells them CPURealtime… (dockerd's decoder ignores case).
+    #[serde(alias = "CPURealtimeRuntime")]
+    pub cpu_realtime_runtime: i64,
+    #[serde(alias = "CPURealtimePeriod")]
+    pub cpu_realtime_period: i64,
     pub memory: i64,
     pub cgroup_parent: String,
     pub blkio_weight: u16,

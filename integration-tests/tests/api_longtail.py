@@ -579,6 +579,30 @@ old_client = docker.APIClient(base_url=os.environ["DOCKER_HOST"], version="1.39"
 c = old_client.create_container("busybox", ["true"], host_config=old_client.create_host_config())
 assert api.inspect_container(c)["HostConfig"]["IpcMode"] == "shareable"
 api.remove_container(c)
+# What dockerd refuses at create on this host: an isolation other than
+# "default", a storage size (no xfs project quotas), more real-time runtime
+# than period. Real-time runtime is given to the cgroup: its start succeeds
+# or fails on the kernel's word, as dockerd's.
+api_error(400, "linux only supports 'default'", api.create_container, "busybox", ["true"],
+          host_config=api.create_host_config(isolation="foobar"))
+api_error(400, "--storage-opt is supported only for overlay over xfs",
+          api.create_container, "busybox", ["true"],
+          host_config=api.create_host_config(storage_opt={"size": "120G"}))
+api_error(400, "cpu real-time runtime cannot be higher than cpu real-time period",
+          api.create_container, "busybox", ["true"],
+          host_config=api.create_host_config(cpu_rt_runtime=5000, cpu_rt_period=1000))
+if os.path.exists("/sys/fs/cgroup/cpu/cpu.rt_runtime_us"):
+    c = api.create_container("busybox", ["sleep", "1000"], host_config=api.create_host_config(
+        cpu_rt_runtime=500, cpu_rt_period=1000, isolation="default"))
+    hc = api.inspect_container(c)["HostConfig"]
+    assert (hc["CpuRealtimeRuntime"], hc["CpuRealtimePeriod"]) == (500, 1000), hc
+    try:
+        api.start(c)
+        rt = client.containers.get(c["Id"]).exec_run(["cat", "/sys/fs/cgroup/cpu/cpu.rt_runtime_us"])
+        assert rt.output.strip() == b"500", rt
+    except docker.errors.APIError as e:
+        assert "rt_runtime" in str(e), e
+    api.remove_container(c, force=True)
 print("dockerd's shapes: ok", flush=True)
 
 print("longtail: all done")

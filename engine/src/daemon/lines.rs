@@ -42,6 +42,25 @@ pub fn validate(config: &Config, hc: &HostConfig) -> Result<()> {
     if wd.contains('\0') {
         return Err(bad("the working directory holds a NUL byte".to_string()));
     }
+    if !hc.isolation.is_empty() && !hc.isolation.eq_ignore_ascii_case("default") {
+        return Err(bad(format!(
+            "Invalid isolation: {:?} - linux only supports 'default'",
+            hc.isolation
+        )));
+    }
+    // berth's layers are overlayfs on the host's file system, without the
+    // project quotas a size would need: dockerd's answer on such a host.
+    if hc
+        .other
+        .get("StorageOpt")
+        .and_then(|o| o.as_object())
+        .is_some_and(|o| !o.is_empty())
+    {
+        return Err(bad(
+            "--storage-opt is supported only for overlay over xfs with 'pquota' mount option"
+                .to_string(),
+        ));
+    }
     // sethostname takes at most 64 bytes.
     if !config.hostname.is_empty() && !is_domain(&config.hostname, 64) {
         return Err(bad(format!("invalid hostname format: {}", config.hostname)));

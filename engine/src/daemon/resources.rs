@@ -24,6 +24,35 @@ fn bad(m: impl Into<String>) -> ApiError {
     ApiError::bad_request(m)
 }
 
+/// The v1 cpu controller's real-time files, where the kernel has them
+/// (CONFIG_RT_GROUP_SCHED; cgroup v2 has none).
+const CPU_RT_RUNTIME: &str = "/sys/fs/cgroup/cpu/cpu.rt_runtime_us";
+const CPU_RT_PERIOD: &str = "/sys/fs/cgroup/cpu/cpu.rt_period_us";
+
+/// CPU real-time runtime and period, as dockerd checks them.
+fn realtime(hc: &HostConfig) -> Result<()> {
+    let (runtime, period) = (hc.cpu_realtime_runtime, hc.cpu_realtime_period);
+    if runtime < 0 || period < 0 {
+        return Err(bad("cpu real-time runtime and period cannot be negative"));
+    }
+    if period > 0 && !std::path::Path::new(CPU_RT_PERIOD).exists() {
+        return Err(bad(
+            "Your kernel does not support cgroup cpu real-time period",
+        ));
+    }
+    if runtime > 0 && !std::path::Path::new(CPU_RT_RUNTIME).exists() {
+        return Err(bad(
+            "Your kernel does not support cgroup cpu real-time runtime",
+        ));
+    }
+    if runtime > 0 && period > 0 && runtime > period {
+        return Err(bad(
+            "cpu real-time runtime cannot be higher than cpu real-time period",
+        ));
+    }
+    Ok(())
+}
+
 /// Every resource of a host config, as dockerd's verifyPlatformContainerResources
 /// (plus what would wrap or reach the kernel unchecked). `update` relaxes
 /// what only makes sense at create.
@@ -64,6 +93,7 @@ pub fn validate(hc: &HostConfig, update: bool) -> Result<()> {
             "Minimum memory limit can not be less than memory reservation limit, see usage",
         ));
     }
+    realtime(hc)?;
     if hc.cpu_shares < 0 {
         return Err(bad(format!(
             "invalid CpuShares {}: must be a positive integer (2 to 262144)",
@@ -373,6 +403,12 @@ pub fn oci(hc: &HostConfig) -> Result<Value> {
             cpu["quota"] = json!(hc.cpu_quota);
         }
     }
+    if hc.cpu_realtime_runtime > 0 {
+        cpu["realtimeRuntime"] = json!(hc.cpu_realtime_runtime);
+    }
+    if hc.cpu_realtime_period > 0 {
+        cpu["realtimePeriod"] = json!(hc.cpu_realtime_period);
+    }
     if !hc.cpuset_cpus.is_empty() {
         cpu["cpus"] = json!(hc.cpuset_cpus);
     }
@@ -431,6 +467,10 @@ pub struct UpdateRequest {
     pub nano_cpus: Option<i64>,
     pub cpu_quota: Option<i64>,
     pub cpu_period: Option<i64>,
+    #[serde(alias = "CPURealtimeRuntime")]
+    pub cpu_realtime_runtime: Option<i64>,
+    #[serde(alias = "CPURealtimePeriod")]
+    pub cpu_realtime_period: Option<i64>,
     pub cpuset_cpus: Option<String>,
     pub cpuset_mems: Option<String>,
     pub pids_limit: Option<i64>,
@@ -459,6 +499,8 @@ impl UpdateRequest {
         set(self.nano_cpus, &mut hc.nano_cpus);
         set(self.cpu_quota, &mut hc.cpu_quota);
         set(self.cpu_period, &mut hc.cpu_period);
+        set(self.cpu_realtime_runtime, &mut hc.cpu_realtime_runtime);
+        set(self.cpu_realtime_period, &mut hc.cpu_realtime_period);
         if let Some(v) = self.cpuset_cpus.as_ref().filter(|v| !v.is_empty()) {
             hc.cpuset_cpus = v.clone();
         }
