@@ -640,6 +640,22 @@ fn bad_network_input_is_refused_and_changes_nothing() {
     let out = s.berth(&["run", "--rm", "--network", "nope", "busybox", "true"]);
     assert_eq!(out.code, 125, "{out:?}");
     assert!(out.stderr.contains("network nope not found"), "{out:?}");
+    assert!(
+        s.berth(&["ps", "-aq"]).ok().is_empty(),
+        "run --rm left its container"
+    );
+    // As dockerd: the network is looked up at start, so a container may be
+    // made before its network is.
+    let id = s
+        .berth(&["create", "--network", "later", "busybox", "true"])
+        .ok()
+        .to_string();
+    let out = s.berth(&["start", &id]);
+    assert!(out.stderr.contains("network later not found"), "{out:?}");
+    network(&s, "later", 5, &[]);
+    s.berth(&["start", "-a", &id]).ok();
+    s.berth(&["rm", &id]).ok();
+    s.berth(&["network", "rm", "later"]).ok();
     // A fixed address inside the subnet is given.
     let fixed = subnet.replace(".0/24", ".77");
     let out = s

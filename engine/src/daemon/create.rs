@@ -197,8 +197,8 @@ impl Daemon {
             owner,
             mode_detached: false,
         };
-        // The networks must exist (the mode's and the endpoints').
-        self.container_networks(&c)?;
+        // The networks it names are looked up at start, as dockerd does: a
+        // project may create its network after its containers.
         // Volumes are planned (and named ones made) now, so that create fails
         // on a bad -v and inspect shows the mounts before the first start.
         let image_volumes: Vec<String> = c.config.volumes.keys().cloned().collect();
