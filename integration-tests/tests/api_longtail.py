@@ -383,6 +383,21 @@ assert api.inspect_network(n["Id"])["IPAM"]["Config"][0]["AuxiliaryAddresses"] =
     "a": subnet.rsplit(".", 1)[0] + ".5"}
 api_error(409, "already exists", api.create_network, "pyaux", check_duplicate=True)
 api.remove_network(n["Id"])
+# A link-local IPv6 subnet, as dockerd takes it (compose's suite uses
+# fe80::/64 with a fixed address).
+n = api.create_network("pyll6", enable_ipv6=True, ipam=docker.types.IPAMConfig(pool_configs=[
+    docker.types.IPAMPool(subnet=subnet), docker.types.IPAMPool(subnet="fe80::/64")]),
+    options={"com.docker.network.bridge.name": bridge})
+c = api.create_container("busybox", ["sleep", "1000"], host_config=api.create_host_config(
+    network_mode="pyll6"), networking_config=api.create_networking_config({
+        "pyll6": api.create_endpoint_config(ipv6_address="fe80::1001:100")}))
+api.start(c)
+ep = api.inspect_container(c)["NetworkSettings"]["Networks"]["pyll6"]
+assert ep["GlobalIPv6Address"] == "fe80::1001:100", ep
+out = client.containers.get(c["Id"]).exec_run(["ip", "-6", "addr", "show", "eth0"]).output
+assert b"fe80::1001:100/64" in out, out
+api.remove_container(c, force=True)
+api.remove_network(n["Id"])
 # A link on a user network is a name DNS answers, also for a container
 # that starts after the one linking to it.
 n = api.create_network("pylinks", ipam=docker.types.IPAMConfig(pool_configs=[

@@ -125,6 +125,17 @@ impl Network {
                 "routes": routes,
             },
         });
+        // On a link-local IPv6 subnet the gateway's address overlaps the
+        // one the kernel gave the bridge: the plugin replaces that one
+        // rather than refuse.
+        if self.ipv6
+            && self
+                .subnet6
+                .parse::<Ipv6Net>()
+                .is_ok_and(|s| s.addr().segments()[0] & 0xffc0 == 0xfe80)
+        {
+            bridge["forceAddress"] = json!(true);
+        }
         if let Some(mtu) = self
             .options
             .get("com.docker.network.driver.mtu")
@@ -809,10 +820,12 @@ impl Networks {
         if s.prefix_len() > 126 {
             return Err(ApiError::bad_request(format!("subnet {s} is too small")));
         }
+        // Link-local subnets are taken, as dockerd takes them (compose's
+        // own tests use fe80::/64); the bridge keeps its own fe80 address.
         let own = s.addr().segments();
-        if own[0] & 0xffc0 == 0xfe80 || own[0] & 0xff00 == 0xff00 || s.addr().is_loopback() {
+        if own[0] & 0xff00 == 0xff00 || s.addr().is_loopback() {
             return Err(ApiError::bad_request(format!(
-                "subnet {s} is link-local, multicast or loopback"
+                "subnet {s} is multicast or loopback"
             )));
         }
         for n in self.all() {
