@@ -618,6 +618,41 @@ if os.path.exists("/sys/fs/cgroup/cpu/cpu.rt_runtime_us"):
     except docker.errors.APIError as e:
         assert "rt_runtime" in str(e), e
     api.remove_container(c, force=True)
+# An image forced off its last name while a running container uses it
+# stays, untagged (listed with placeholders to clients before API 1.43);
+# a container can be committed after its image's name is gone.
+c = api.create_container("busybox", ["touch", "/x"])
+only = api.commit(c, repository="pyrmi", tag="only")["Id"]
+api.remove_container(c)
+c = api.create_container("pyrmi:only", ["sleep", "1000"])
+api.start(c)
+assert api.remove_image("pyrmi:only", force=True) == [{"Untagged": "pyrmi:only"}]
+listed = [i for i in api.images(all=True) if i["Id"] == only]
+assert len(listed) == 1 and not listed[0]["RepoTags"], listed
+listed = [i for i in old_client.images(all=True) if i["Id"] == only]
+assert (listed[0]["RepoTags"], listed[0]["RepoDigests"]) == (["<none>:<none>"], ["<none>@<none>"]), listed
+assert api.inspect_container(c)["Image"] == only
+committed = api.commit(c)["Id"]
+assert api.inspect_image(committed)["Parent"] == only
+api.remove_container(c, force=True)
+# Its untagged parent, used by nothing now, goes with it (dockerd's prune).
+gone = api.remove_image(committed)
+assert gone == [{"Deleted": committed}, {"Deleted": only}], gone
+assert not [i for i in api.images(all=True) if i["Id"] == only]
+# Only stopped containers use it: forced off its last name, it goes.
+api.tag("busybox", "pyrmi", "other")
+c = api.create_container("pyrmi:other", ["true"])
+api.tag("busybox", "pyrmi", "kept")
+api.commit(c, repository="pyrmi", tag="gone")
+g = api.create_container("pyrmi:gone", ["true"])
+gone_id = api.inspect_image("pyrmi:gone")["Id"]
+assert api.remove_image("pyrmi:gone", force=True) == [{"Untagged": "pyrmi:gone"}, {"Deleted": gone_id}]
+api.remove_image("pyrmi:other", force=True)
+committed = api.commit(c)["Id"]  # its image kept other names
+api.remove_container(c)
+api.remove_container(g)
+api.remove_image(committed)
+api.remove_image("pyrmi:kept")
 print("dockerd's shapes: ok", flush=True)
 
 print("longtail: all done")

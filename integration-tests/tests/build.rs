@@ -191,6 +191,22 @@ CMD ["cat /greeting"]
         "{i}"
     );
     assert_eq!(i["Container"].as_str().map(str::len), Some(64), "{i}");
+    // Removing a built image removes its steps' untagged images with it,
+    // as dockerd's rmi (unless --no-prune).
+    let before = s.berth(&["images", "-aq"]).ok().lines().count();
+    let steps = context(
+        &s,
+        "steps",
+        &[("Dockerfile", "FROM busybox\nRUN echo a > /a\nENV X=1\n")],
+    );
+    build(&s, &steps, &["-t", "steps"]).ok();
+    assert_eq!(s.berth(&["images", "-aq"]).ok().lines().count(), before + 2);
+    let out = s.berth(&["rmi", "steps"]).ok().to_string();
+    assert_eq!(out.matches("Deleted: ").count(), 2, "{out}");
+    assert_eq!(s.berth(&["images", "-aq"]).ok().lines().count(), before);
+    build(&s, &steps, &["--no-cache", "-t", "steps"]).ok();
+    s.berth(&["rmi", "--no-prune", "steps"]).ok();
+    assert_eq!(s.berth(&["images", "-aq"]).ok().lines().count(), before + 1);
     // ONBUILD fires in a child build.
     let child = context(
         &s,

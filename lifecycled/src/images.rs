@@ -179,6 +179,9 @@ pub fn commit_with(
                 c.id
             )));
         }
+        // The image it runs, by the name the caller gives (the one it was
+        // created from may be gone).
+        Some(_) if !req.parent.is_empty() => req.parent.clone(),
         Some(c) => c.image.clone(),
         // No container and no parent: an image of no layers (a build's
         // FROM scratch with only config steps).

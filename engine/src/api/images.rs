@@ -164,8 +164,16 @@ pub async fn summaries(d: &Daemon) -> Result<Vec<Value>> {
     Ok(grouped(d).await?.iter().map(summary).collect())
 }
 
-pub async fn list(s: State, Query(q): Query<Params>) -> Result<Json<Vec<Value>>> {
+pub async fn list(
+    s: State,
+    Query(q): Query<Params>,
+    version: Option<axum::Extension<super::ClientVersion>>,
+) -> Result<Json<Vec<Value>>> {
     let d = s.0;
+    // Before API 1.43 an untagged image listed placeholders, not [].
+    let placeholders = version
+        .and_then(|v| v.0.0.map(|(n, _)| n))
+        .is_some_and(|n| n < (1, 43));
     let f = query::filters(&q)?;
     query::only(
         &f,
@@ -221,7 +229,20 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Json<Vec<Value>>>
     }
     let mut out: Vec<(i64, Value)> = all
         .iter()
-        .map(|g| (unix_of(&g.created), summary(g)))
+        .map(|g| {
+            let mut v = summary(g);
+            if placeholders {
+                for (k, none) in [
+                    ("RepoTags", "<none>:<none>"),
+                    ("RepoDigests", "<none>@<none>"),
+                ] {
+                    if v[k].as_array().is_none_or(|a| a.is_empty()) {
+                        v[k] = json!([none]);
+                    }
+                }
+            }
+            (unix_of(&g.created), v)
+        })
         .collect();
     out.sort_by_key(|r| std::cmp::Reverse(r.0));
     Ok(Json(out.into_iter().map(|(_, v)| v).collect()))
@@ -1020,6 +1041,7 @@ pub async fn remove(
     let d = s.0;
     let name = rest.as_str();
     let force = flag(&q, "force");
+    let noprune = flag(&q, "noprune");
     let found = d.find_image(name).await?;
     let g = grouped(&d).await?.into_iter().find(|g| g.id == found.id);
     let tags = g.as_ref().map(|g| g.names.clone()).unwrap_or_default();
@@ -1054,6 +1076,18 @@ pub async fn remove(
                 short(&found.id)
             )));
         }
+        let in_use = users.iter().any(|(_, running)| *running);
+        if last_name && in_use {
+            // Forced off an image a running container uses: the image
+            // stays, untagged (`<none>`), as dockerd keeps it; one that
+            // only stopped containers use goes.
+            d.lc.images()
+                .tag(d.lc.req(api::TagImageRequest {
+                    source: full.clone(),
+                    target: format!("{DANGLING}@{}", found.id),
+                }))
+                .await?;
+        }
         untag(&full).await?;
         out.push(json!({"Untagged": familiar(&full)}));
         d.events.publish(
@@ -1062,7 +1096,10 @@ pub async fn remove(
             &found.id,
             BTreeMap::from([("name".to_string(), familiar(&full))]),
         );
-        if last_name && (users.is_empty() || force) {
+        if last_name && !in_use {
+            if let Some(g) = &g {
+                delete_records(&d, g).await?;
+            }
             out.push(json!({"Deleted": found.id}));
             d.events.publish(
                 "image",
@@ -1070,6 +1107,9 @@ pub async fn remove(
                 &found.id,
                 BTreeMap::from([("name".to_string(), found.id.clone())]),
             );
+            if let Some(g) = g.as_ref().filter(|_| !noprune) {
+                prune_parents(&d, g, &mut out).await;
+            }
         }
         return Ok(Json(json!(out)));
     }
@@ -1099,17 +1139,7 @@ pub async fn remove(
         out.push(json!({"Untagged": familiar(n)}));
     }
     if let Some(g) = &g {
-        for n in &g.dangling {
-            untag(n).await?;
-        }
-        for dgst in &g.digests {
-            let _ =
-                d.lc.images()
-                    .delete(d.lc.req(api::ImageRequest {
-                        name: normalize(dgst).unwrap_or_default(),
-                    }))
-                    .await;
-        }
+        delete_records(&d, g).await?;
     }
     out.push(json!({"Deleted": found.id}));
     d.events.publish(
@@ -1118,7 +1148,70 @@ pub async fn remove(
         &found.id,
         BTreeMap::from([("name".to_string(), found.id.clone())]),
     );
+    if let Some(g) = g.as_ref().filter(|_| !noprune) {
+        prune_parents(&d, g, &mut out).await;
+    }
     Ok(Json(json!(out)))
+}
+
+/// Every record of an image: its names, the untagged ones and those of
+/// its digests.
+async fn delete_records(d: &Daemon, g: &Grouped) -> Result<()> {
+    for n in g.names.iter().chain(&g.dangling) {
+        match d
+            .lc
+            .images()
+            .delete(d.lc.req(api::ImageRequest { name: n.clone() }))
+            .await
+        {
+            Err(e) if e.code() != tonic::Code::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    for dgst in &g.digests {
+        let _ =
+            d.lc.images()
+                .delete(d.lc.req(api::ImageRequest {
+                    name: normalize(dgst).unwrap_or_default(),
+                }))
+                .await;
+    }
+    Ok(())
+}
+
+/// As dockerd deletes an image: its untagged parents (a build's steps) go
+/// with it, up to the first that has a name, another child or a container.
+async fn prune_parents(d: &Daemon, deleted: &Grouped, out: &mut Vec<Value>) {
+    let Ok(all) = grouped(d).await else { return };
+    let mut parent = Some(deleted.parent.clone());
+    let mut gone = vec![deleted.id.clone()];
+    while let Some(pid) = parent.take().filter(|p| !p.is_empty()) {
+        let Some(p) = all.iter().find(|g| g.id == pid) else {
+            break;
+        };
+        let children = all
+            .iter()
+            .any(|g| g.parent == p.id && !gone.contains(&g.id));
+        let mut used = false;
+        for e in d.all() {
+            if e.c.lock().await.image_id == p.id {
+                used = true;
+                break;
+            }
+        }
+        if !p.names.is_empty() || children || used || delete_records(d, p).await.is_err() {
+            break;
+        }
+        out.push(json!({"Deleted": p.id}));
+        d.events.publish(
+            "image",
+            "delete",
+            &p.id,
+            BTreeMap::from([("name".to_string(), p.id.clone())]),
+        );
+        gone.push(p.id.clone());
+        parent = Some(p.parent.clone());
+    }
 }
 
 pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
@@ -1248,6 +1341,11 @@ pub async fn commit(
         let c = e.c.lock().await;
         d.container_event(&c, "pause", &[]);
     }
+    let base = d
+        .find_image(&parent)
+        .await
+        .map(|i| i.name)
+        .unwrap_or_default();
     let r = d
         .lc
         .images()
@@ -1266,6 +1364,9 @@ pub async fn commit(
                     .iter()
                     .map(|p| p.to_string())
                     .collect(),
+                // The image it ran, by a name it has now: the one it was
+                // created from may have been removed since.
+                parent: base,
                 // Inspect's Parent: the image the container ran.
                 labels: [(crate::build::PARENT_LABEL.to_string(), parent)].into(),
                 ..Default::default()
