@@ -372,6 +372,16 @@ impl Policy {
                     if path.ends_with("/exec") && b["Privileged"].as_bool() == Some(true) {
                         return deny("no-privileged", "run privileged execs".into());
                     }
+                    // A volume's options mount what they name on the host
+                    // (any directory or device): a bind by another name.
+                    if path == "/volumes/create"
+                        && b["DriverOpts"].as_object().is_some_and(|o| !o.is_empty())
+                    {
+                        return deny(
+                            "no-volume-mounts",
+                            "create a volume that mounts what its options name".into(),
+                        );
+                    }
                     if path == "/networks/create" {
                         let o = &b["Options"];
                         if !o["com.docker.network.bridge.name"].is_null() {
@@ -756,6 +766,23 @@ mod tests {
             .unwrap_err()
             .rule,
             "no-host-interfaces"
+        );
+        let vol = |opts: Value| {
+            call(
+                &p,
+                Role::Operator,
+                "POST",
+                "/volumes/create",
+                Some(&json!({"Name": "v", "DriverOpts": opts})),
+                &[],
+            )
+        };
+        assert!(vol(json!({})).is_ok());
+        assert_eq!(
+            vol(json!({"type": "none", "o": "bind", "device": "/etc"}))
+                .unwrap_err()
+                .rule,
+            "no-volume-mounts"
         );
         // Viewers read state, not files.
         let view = |m: &str, path: &str| call(&p, Role::Viewer, m, path, None, &[]);

@@ -653,6 +653,44 @@ api.remove_container(c)
 api.remove_container(g)
 api.remove_image(committed)
 api.remove_image("pyrmi:kept")
+# The local driver's options, as dockerd's: a volume that binds a host
+# directory (compose's driver_opts: type none, o bind, device) is mounted
+# while containers use it and let go after; removing the volume leaves the
+# directory's files alone. A tmpfs volume's content goes with its mount.
+host_dir = tempfile.mkdtemp(prefix="berth-volopt")
+with open(os.path.join(host_dir, "from-host"), "w") as f:
+    f.write("host file")
+try:
+    v = api.create_volume("pybindvol", driver_opts={"type": "none", "o": "bind", "device": host_dir})
+    assert v["Options"] == {"type": "none", "o": "bind", "device": host_dir}, v
+    out = client.containers.run("busybox", ["sh", "-c", "cat /v/from-host; echo made > /v/from-ctr"],
+                                volumes={"pybindvol": {"bind": "/v"}}, remove=True)
+    assert out == b"host file", out
+    assert open(os.path.join(host_dir, "from-ctr")).read() == "made\n"
+    mounted = [l.split()[4] for l in open("/proc/self/mountinfo")]
+    assert v["Mountpoint"] not in mounted, "the volume stayed mounted with no container"
+    api.remove_volume("pybindvol")
+    assert sorted(os.listdir(host_dir)) == ["from-ctr", "from-host"], os.listdir(host_dir)
+finally:
+    for n in os.listdir(host_dir):
+        os.unlink(os.path.join(host_dir, n))
+    os.rmdir(host_dir)
+api.create_volume("pytmpvol", driver_opts={"type": "tmpfs", "device": "tmpfs", "o": "size=1m"})
+out = client.containers.run("busybox", ["sh", "-c", "echo x > /v/f; df -k /v | tail -1"],
+                            volumes={"pytmpvol": {"bind": "/v"}}, remove=True)
+assert out.split()[1] == b"1024", out  # its size, in KiB
+out = client.containers.run("busybox", ["sh", "-c", "ls /v"], volumes={"pytmpvol": {"bind": "/v"}},
+                            remove=True)
+assert out == b"", out
+api.remove_volume("pytmpvol")
+api_error(400, 'invalid option: "nosuch"', api.create_volume, "pybadopt",
+          driver_opts={"nosuch": "x"})
+api.create_volume("pybaddev", driver_opts={"type": "none", "o": "bind", "device": "/no/such/dir"})
+c = api.create_container("busybox", ["true"], host_config=api.create_host_config(
+    binds=["pybaddev:/v"]))
+api_error(500, "error while mounting volume", api.start, c)
+api.remove_container(c)
+api.remove_volume("pybaddev")
 print("dockerd's shapes: ok", flush=True)
 
 print("longtail: all done")

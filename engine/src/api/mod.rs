@@ -327,6 +327,7 @@ fn body_matters(method: &str, path: &str) -> bool {
     method == "POST"
         && (path == "/containers/create"
             || path == "/networks/create"
+            || path == "/volumes/create"
             || (path.starts_with("/containers/") && path.ends_with("/exec"))
             || (path.starts_with("/networks/")
                 && (path.ends_with("/connect") || path.ends_with("/disconnect"))))

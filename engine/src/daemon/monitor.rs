@@ -343,6 +343,7 @@ impl Daemon {
             // deletes what is left of the container.
             let id = c.id.clone();
             tokio::join!(self.net_down(&mut c), self.delete_task(&id));
+            self.release_volumes(&c);
             let restart = policy_restarts(&c, code != 0);
             // Docker's back-off: 100 ms doubling per restart, reset once a
             // run lasted 10 s.

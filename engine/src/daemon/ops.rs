@@ -278,6 +278,18 @@ impl Daemon {
 
     /// Whether a running container other than `me` mounts volume `vol`
     /// (or might: one whose record is busy counts as using it).
+    /// After `c` stopped: the mounts its volumes' options made go once no
+    /// other running container uses them, as dockerd's local driver.
+    pub(crate) fn release_volumes(&self, c: &Container) {
+        for m in c.mounts.iter().filter(|m| m.typ == "volume") {
+            if !self.volume_in_use(&c.id, &m.name)
+                && let Err(e) = self.volumes.unmount(&m.name)
+            {
+                tracing::warn!("volume {}: {}", m.name, e.message);
+            }
+        }
+    }
+
     fn volume_in_use(&self, me: &str, vol: &str) -> bool {
         self.all()
             .iter()
@@ -406,6 +418,11 @@ impl Daemon {
             &image_volumes,
             &c.mounts,
         )?;
+        // What volumes' options mount (a host directory, a tmpfs) is there
+        // before anything is copied in or the container sees it.
+        for m in plan.points.iter().filter(|m| m.typ == "volume") {
+            self.volumes.mount(&m.name).await?;
+        }
         for (vol, dest) in &plan.copy_up {
             // Filled only while no container can reach the volume: a process
             // of one that has it mounted could plant symlinks for the copy

@@ -140,10 +140,19 @@ impl Volumes {
         if let Some(v) = self.get(&name) {
             return Ok((v, false));
         }
-        if !options.is_empty() {
+        // The local driver's options, as dockerd's: what to mount on the
+        // volume when a container uses it.
+        if let Some(k) = options
+            .keys()
+            .find(|k| !MOUNT_OPTIONS.contains(&k.as_str()))
+        {
             return Err(ApiError::bad_request(format!(
-                "create {name}: the local driver of berth takes no options ({})",
-                options.keys().cloned().collect::<Vec<_>>().join(", ")
+                "create {name}: invalid option: {k:?}"
+            )));
+        }
+        if let Some((k, _)) = options.iter().find(|(_, v)| v.contains(['\0', '\n'])) {
+            return Err(ApiError::bad_request(format!(
+                "create {name}: invalid value for option {k:?}"
             )));
         }
         let dir = self.root.join(&name);
@@ -170,6 +179,11 @@ impl Volumes {
         if self.get(name).is_none() {
             return Err(ApiError::not_found(format!("get {name}: no such volume")));
         }
+        // What its options mounted there (a host directory, a tmpfs) is
+        // let go first: the removal below must never reach into it.
+        if is_mount_point(&self.path(name)) {
+            unmount_sync(&self.path(name))?;
+        }
         // One rename makes it gone for every reader; what a dead engine
         // leaves of the deletion is finished at the next start.
         let doomed = self.root.join(format!("{REMOVING}{name}"));
@@ -178,6 +192,52 @@ impl Volumes {
         berth_fault::point("berthd:volume-rm.after-rename");
         std::fs::remove_dir_all(&doomed)
             .map_err(|e| ApiError::internal(format!("removing volume {name}: {e}")))
+    }
+
+    /// Mounts what the volume's options name on it (dockerd's local
+    /// driver: `type`, `o`, `device`), unless it is mounted already.
+    pub async fn mount(&self, name: &str) -> Result<()> {
+        let Some(v) = self.get(name).filter(needs_mount) else {
+            return Ok(());
+        };
+        let path = self.path(name);
+        if is_mount_point(&path) {
+            return Ok(());
+        }
+        let opt = |k: &str| v.options.get(k).filter(|x| !x.is_empty());
+        let mut cmd = tokio::process::Command::new("mount");
+        if let Some(t) = opt("type") {
+            cmd.arg("-t").arg(t);
+        }
+        if let Some(o) = opt("o") {
+            cmd.arg("-o").arg(o);
+        }
+        // The source names what is mounted; a tmpfs's is only a label.
+        let device = opt("device").or(opt("type")).map_or("none", String::as_str);
+        cmd.arg("--").arg(device).arg(&path);
+        let out = cmd
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map_err(|e| ApiError::internal(format!("running mount: {e}")))?;
+        if !out.status.success() {
+            return Err(ApiError::internal(format!(
+                "error while mounting volume '{}': failed to mount local volume: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Lets go of what [`Volumes::mount`] mounted (the last container using
+    /// the volume stopped), as dockerd's local driver does.
+    pub fn unmount(&self, name: &str) -> Result<()> {
+        let path = self.path(name);
+        if self.get(name).is_some_and(|v| needs_mount(&v)) && is_mount_point(&path) {
+            unmount_sync(&path)?;
+        }
+        Ok(())
     }
 
     pub fn is_empty(&self, name: &str) -> bool {
@@ -202,6 +262,61 @@ impl Volumes {
         }
         walk(&self.path(name))
     }
+}
+
+/// The local driver's options (dockerd's validOpts less `size`, which
+/// needs xfs project quotas).
+const MOUNT_OPTIONS: [&str; 3] = ["type", "o", "device"];
+
+/// Whether a volume's options mount something on it.
+pub fn needs_mount(v: &Volume) -> bool {
+    MOUNT_OPTIONS
+        .iter()
+        .any(|k| v.options.get(*k).is_some_and(|x| !x.is_empty()))
+}
+
+/// Whether something is mounted at `path` (a line of mountinfo names it).
+fn is_mount_point(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.to_string_lossy();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| unescape_mountinfo(m) == want)
+}
+
+/// mountinfo writes space, tab, newline and backslash as octal escapes.
+fn unescape_mountinfo(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let code = rest
+            .get(i + 1..i + 4)
+            .and_then(|o| u8::from_str_radix(o, 8).ok());
+        match code {
+            Some(c) => {
+                out.push(c as char);
+                rest = &rest[i + 4..];
+            }
+            None => {
+                out.push('\\');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn unmount_sync(path: &Path) -> Result<()> {
+    nix::mount::umount(path).map_err(|e| {
+        ApiError::conflict(format!(
+            "unmounting the volume at {}: {e} (is it in use?)",
+            path.display()
+        ))
+    })
 }
 
 /// What a container mounts, as the runtime spec wants it and as inspect
