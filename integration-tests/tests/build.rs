@@ -737,6 +737,35 @@ fn a_client_that_leaves_stops_its_build() {
     assert!(s.berth(&["image", "inspect", "left"]).code != 0);
 }
 
+#[test]
+fn run_steps_on_another_containers_network_see_its_names() {
+    let s = stack();
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "netbox",
+        "--add-host",
+        "google.local:127.0.0.1",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let dir = context(
+        &s,
+        "withnet",
+        &[("Dockerfile", "FROM busybox\nRUN ping -c1 google.local\n")],
+    );
+    build(
+        &s,
+        &dir,
+        &["--network", "container:netbox", "-t", "withnet"],
+    )
+    .ok();
+    s.berth(&["rm", "-f", "netbox"]).ok();
+}
+
 /// A tmpfs mounted for one test, unmounted however the test ends.
 struct SmallDisk(PathBuf);
 

@@ -420,8 +420,36 @@ fn network_modes_none_host_and_container() {
         .ok()
         .to_string();
     assert!(host.split_whitespace().any(|l| l == bridge), "{host}");
-    s.berth(&["run", "-d", "--name", "owner", "busybox", "sleep", "600"])
-        .ok();
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "owner",
+        "--hostname",
+        "ownerhost",
+        "--add-host",
+        "google.local:127.0.0.1",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    // A container on another's network has its names and hostname, as
+    // dockerd gives them (compose builds with `network: container:X`).
+    let files = s
+        .berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "container:owner",
+            "busybox",
+            "sh",
+            "-c",
+            "grep google /etc/hosts; hostname",
+        ])
+        .ok()
+        .to_string();
+    assert_eq!(files, "127.0.0.1\tgoogle.local\nownerhost", "{files}");
     let owner_ip = s
         .berth(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "owner"])
         .ok()

@@ -368,7 +368,12 @@ pub fn write_etc(dir: &Path, etc: &Etc) -> std::io::Result<Vec<serde_json::Value
         resolv.push_str(&format!("options {}\n", options.join(" ")));
     }
     write_changed(&dir.join("resolv.conf"), &resolv)?;
-    Ok(["hostname", "hosts", "resolv.conf"]
+    Ok(etc_mounts(dir))
+}
+
+/// The bind mounts of the /etc files written in `dir`.
+pub fn etc_mounts(dir: &Path) -> Vec<serde_json::Value> {
+    ["hostname", "hosts", "resolv.conf"]
         .iter()
         .map(|f| {
             serde_json::json!({
@@ -378,7 +383,7 @@ pub fn write_etc(dir: &Path, etc: &Etc) -> std::io::Result<Vec<serde_json::Value
                 "options": ["rbind", "rprivate"]
             })
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]

@@ -203,7 +203,27 @@ impl Daemon {
             }
         }
         let host_net = matches!(netns, NetNs::Host);
-        let etc = self.write_etc(c, host_net, &links.hosts)?;
+        // On another container's network it has that one's names, resolvers
+        // and hostname, as dockerd gives them.
+        let (etc, hostname) = match hc.network_mode.strip_prefix("container:") {
+            Some(other) => {
+                let e = self.find(other)?;
+                let o = tokio::time::timeout(Duration::from_secs(5), e.c.lock())
+                    .await
+                    .map_err(|_| {
+                        ApiError::conflict(format!(
+                            "cannot join network of {other}: it is busy starting or stopping"
+                        ))
+                    })?;
+                let hostname = if o.config.hostname.is_empty() {
+                    o.short_id().to_string()
+                } else {
+                    o.config.hostname.clone()
+                };
+                (files::etc_mounts(&o.dir), Some(hostname))
+            }
+            None => (self.write_etc(c, host_net, &links.hosts)?, None),
+        };
         // A user's own bind over one of them wins.
         for m in etc {
             if !mounts.iter().any(|x| x["destination"] == m["destination"]) {
@@ -226,6 +246,7 @@ impl Daemon {
             ns_paths,
             init_binary: init,
             link_env: &links.env,
+            hostname,
         })
     }
 

@@ -65,6 +65,8 @@ pub struct Input<'a> {
     /// What legacy links add to the environment (the container's own
     /// variables win over them).
     pub link_env: &'a [String],
+    /// The hostname of the container whose network it joins.
+    pub hostname: Option<String>,
 }
 
 /// `--security-opt` as parsed.
@@ -204,10 +206,10 @@ pub fn build(i: &Input<'_>) -> Result<Value> {
     let sec = parse_security_opts(&hc.security_opt)?;
 
     // process
-    let hostname = if cfg.hostname.is_empty() {
-        c.short_id().to_string()
-    } else {
-        cfg.hostname.clone()
+    let hostname = match &i.hostname {
+        Some(h) => h.clone(),
+        None if cfg.hostname.is_empty() => c.short_id().to_string(),
+        None => cfg.hostname.clone(),
     };
     let mut env: Vec<String> = Vec::new();
     let has = |env: &[String], k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
