@@ -179,6 +179,7 @@ impl Daemon {
                         // Its exit was handled but the task's delete was lost.
                         self.delete_task(&id).await;
                         self.net_down(&mut c).await;
+                        self.release_volumes(&c);
                         drop(c);
                         if boot && status == Status::Exited {
                             self.apply_restart_policy_on_boot(e).await;
@@ -193,6 +194,7 @@ impl Daemon {
                             self.handle_exit(&id, 255, SystemTime::now()).await;
                         } else {
                             self.net_down(&mut c).await;
+                            self.release_volumes(&c);
                         }
                     }
                     pb::Status::Running | pb::Status::Paused => {
@@ -265,6 +267,7 @@ impl Daemon {
                 } else {
                     // Ended (or failed to start) before its teardown.
                     self.net_down(&mut c).await;
+                    self.release_volumes(&c);
                     drop(c);
                     if boot && status == Status::Exited {
                         self.apply_restart_policy_on_boot(e).await;

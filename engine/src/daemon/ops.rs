@@ -272,6 +272,7 @@ impl Daemon {
         let mut result = self.start_locked(e, &mut c).await;
         if let Err(err) = &mut result {
             self.net_down(&mut c).await;
+            self.release_volumes(&c);
             c.state.error = err.message.clone();
             c.state.exit_code = exit_code_for(&err.message);
             // As dockerd: a command that cannot be run is the caller's
