@@ -671,6 +671,14 @@ try:
     assert v["Mountpoint"] not in mounted, "the volume stayed mounted with no container"
     api.remove_volume("pybindvol")
     assert sorted(os.listdir(host_dir)) == ["from-ctr", "from-host"], os.listdir(host_dir)
+    # Over a path the image has files at, a directory with files of its own
+    # is not filled from the image.
+    api.create_volume("pyetcvol", driver_opts={"type": "none", "o": "bind", "device": host_dir})
+    out = client.containers.run("busybox", ["ls", "/etc"], volumes={"pyetcvol": {"bind": "/etc"}},
+                                remove=True)
+    assert b"from-host" in out.split() and b"passwd" not in out.split(), out
+    api.remove_volume("pyetcvol")
+    assert "passwd" not in os.listdir(host_dir), os.listdir(host_dir)
 finally:
     for n in os.listdir(host_dir):
         os.unlink(os.path.join(host_dir, n))

@@ -446,6 +446,11 @@ impl Daemon {
             self.volumes.mount(&m.name).await?;
         }
         for (vol, dest) in &plan.copy_up {
+            // Only an empty volume is filled: what its options mounted (a
+            // host directory) may hold files of its own, as dockerd checks.
+            if !self.volumes.is_empty(vol) {
+                continue;
+            }
             // Filled only while no container can reach the volume: a process
             // of one that has it mounted could plant symlinks for the copy
             // (made as root on the host) to follow. Said only when the image
