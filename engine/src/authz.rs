@@ -242,6 +242,18 @@ impl Policy {
                 ));
             }
         }
+        // A volume a mount makes with options mounts what they name.
+        let volume_opts = hc["Mounts"].as_array().into_iter().flatten().any(|m| {
+            m["VolumeOptions"]["DriverConfig"]["Options"]
+                .as_object()
+                .is_some_and(|o| !o.is_empty())
+        });
+        if volume_opts {
+            out.push((
+                "no-volume-mounts",
+                "create a volume that mounts what its options name".to_string(),
+            ));
+        }
         if hc["Devices"].as_array().is_some_and(|d| !d.is_empty()) {
             out.push(("no-devices", "pass host devices".to_string()));
         }
@@ -778,6 +790,9 @@ mod tests {
             )
         };
         assert!(vol(json!({})).is_ok());
+        let opted = json!({"Mounts": [{"Type": "volume", "Source": "v", "Target": "/v",
+            "VolumeOptions": {"DriverConfig": {"Name": "local", "Options": {"device": "/"}}}}]});
+        assert_eq!(rule(create(opted)), "no-volume-mounts");
         assert_eq!(
             vol(json!({"type": "none", "o": "bind", "device": "/etc"}))
                 .unwrap_err()

@@ -198,6 +198,22 @@ pub struct VolumeOptions {
     pub no_copy: bool,
     #[serde(deserialize_with = "null_default")]
     pub labels: Map<String>,
+    /// `volume-driver` / `volume-opt`: the options of a volume the mount
+    /// makes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver_config: Option<DriverConfig>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DriverConfig {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "Map::is_empty"
+    )]
+    pub options: Map<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -89,6 +89,37 @@ fn the_cli_on_the_long_tail() {
         );
         run(&["rm", "quiet"]).ok();
 
+        // A volume made by --mount with the local driver's options.
+        let vol = format!("optvol{cli}");
+        let spec = format!(
+            "type=volume,src={vol},dst=/v,volume-opt=type=tmpfs,volume-opt=device=tmpfs,\"volume-opt=o=size=2m,mode=700\""
+        );
+        let out = run(&[
+            "run",
+            "--rm",
+            "--mount",
+            &spec,
+            "busybox",
+            "sh",
+            "-c",
+            "df -k /v | tail -1; stat -c %a /v",
+        ]);
+        let text = out.ok().to_string();
+        assert_eq!(
+            text.split_whitespace().nth(1),
+            Some("2048"),
+            "{cli}: {text}"
+        );
+        assert!(text.ends_with("700"), "{cli}: {text}");
+        let opts = run(&["volume", "inspect", "-f", "{{json .Options}}", &vol])
+            .ok()
+            .to_string();
+        assert_eq!(
+            opts, r#"{"device":"tmpfs","o":"size=2m,mode=700","type":"tmpfs"}"#,
+            "{cli}"
+        );
+        run(&["volume", "rm", &vol]).ok();
+
         // berth's CLI has no swarm commands: berth is no swarm node.
         if cli == "docker" {
             let out = run(&["swarm", "leave"]);

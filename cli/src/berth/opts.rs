@@ -326,9 +326,26 @@ fn port_range(s: &str) -> Result<Vec<u16>> {
 /// `--mount type=bind,source=/a,target=/b,readonly`.
 fn mount(spec: &str) -> Result<Value> {
     let mut m = json!({"Type": "volume"});
-    for field in spec.split(',') {
+    for field in csv_fields(spec) {
+        let field = field.as_str();
         let (k, v) = field.split_once('=').unwrap_or((field, "true"));
+        // `volume-opt=o=addr=10.0.0.1` and `volume-label=a=b`: the first `=`
+        // after the key splits the option's own key from its value.
+        let pair = || {
+            v.split_once('=')
+                .map(|(a, b)| (a.to_string(), json!(b)))
+                .with_context(|| format!("invalid {k} '{v}': want KEY=VALUE"))
+        };
         match k.to_ascii_lowercase().as_str() {
+            "volume-label" => {
+                let (a, b) = pair()?;
+                m["VolumeOptions"]["Labels"][a] = b;
+            }
+            "volume-driver" => m["VolumeOptions"]["DriverConfig"]["Name"] = json!(v),
+            "volume-opt" => {
+                let (a, b) = pair()?;
+                m["VolumeOptions"]["DriverConfig"]["Options"][a] = b;
+            }
             "type" => m["Type"] = json!(v),
             "source" | "src" => m["Source"] = json!(v),
             "target" | "destination" | "dst" => m["Target"] = json!(v),
@@ -349,6 +366,33 @@ fn mount(spec: &str) -> Result<Value> {
         bail!("invalid argument \"{spec}\" for \"--mount\" flag: target is required");
     }
     Ok(m)
+}
+
+/// A `--mount` value's fields, split on commas as Docker's CLI reads them
+/// (CSV): a field in double quotes may hold commas
+/// (`"volume-opt=o=size=1m,uid=1000"`).
+fn csv_fields(spec: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = spec.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                if let Some(f) = out.last_mut() {
+                    f.push('"');
+                }
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(String::new()),
+            c => {
+                if let Some(f) = out.last_mut() {
+                    f.push(c);
+                }
+            }
+        }
+    }
+    out
 }
 
 pub fn env_file(path: &str) -> Result<Vec<String>> {
@@ -605,5 +649,15 @@ mod tests {
         assert_eq!(m["Type"], "bind");
         assert_eq!(m["ReadOnly"], true);
         assert!(mount("type=bind,source=/a").is_err());
+        let m = mount(
+            "type=volume,src=v,dst=/v,volume-label=a=b,\"volume-opt=o=size=1m,mode=700\",volume-opt=type=tmpfs",
+        )
+        .unwrap();
+        assert_eq!(m["VolumeOptions"]["Labels"]["a"], "b");
+        assert_eq!(
+            m["VolumeOptions"]["DriverConfig"]["Options"],
+            json!({"o": "size=1m,mode=700", "type": "tmpfs"})
+        );
+        assert!(mount("type=volume,dst=/v,volume-opt=novalue").is_err());
     }
 }

@@ -379,7 +379,8 @@ pub fn plan(
                       dest: &str,
                       ro: bool,
                       nocopy: bool,
-                      labels: BTreeMap<String, String>|
+                      labels: BTreeMap<String, String>,
+                      options: BTreeMap<String, String>|
      -> Result<()> {
         // An anonymous volume is made once, at create: later starts keep
         // the one the container has (its data with it).
@@ -389,9 +390,10 @@ pub fn plan(
             .filter(|m| vols.path(&m.name).exists())
             .map(|m| m.name.as_str());
         let name = name.or(kept);
-        // Labels (a `--mount`'s volume-label) go to a volume this makes;
-        // an existing one keeps its own, as dockerd's.
-        let (v, _created) = vols.create(name, labels, BTreeMap::new())?;
+        // Labels and options (a `--mount`'s volume-label and volume-opt)
+        // go to a volume this makes; an existing one keeps its own, as
+        // dockerd's.
+        let (v, _created) = vols.create(name, labels, options)?;
         if v.anonymous {
             p.anonymous.push(v.name.clone());
         }
@@ -459,7 +461,15 @@ pub fn plan(
             }
         }
         if src.is_empty() {
-            add_volume(&mut p, None, dst, ro, nocopy, BTreeMap::new())?;
+            add_volume(
+                &mut p,
+                None,
+                dst,
+                ro,
+                nocopy,
+                BTreeMap::new(),
+                BTreeMap::new(),
+            )?;
         } else if src.starts_with('/') {
             if !Path::new(src).exists() {
                 // Docker creates a missing bind source as a directory.
@@ -484,7 +494,15 @@ pub fn plan(
                 ..Default::default()
             });
         } else {
-            add_volume(&mut p, Some(src), dst, ro, nocopy, BTreeMap::new())?;
+            add_volume(
+                &mut p,
+                Some(src),
+                dst,
+                ro,
+                nocopy,
+                BTreeMap::new(),
+                BTreeMap::new(),
+            )?;
         }
     }
     for m in mounts {
@@ -570,8 +588,27 @@ pub fn plan(
                     .as_ref()
                     .map(|v| v.labels.clone())
                     .unwrap_or_default();
+                let vo = m
+                    .volume_options
+                    .as_ref()
+                    .and_then(|v| v.driver_config.as_ref());
+                if let Some(drv) = vo
+                    .map(|d| d.name.as_str())
+                    .filter(|d| !d.is_empty() && *d != "local")
+                {
+                    return Err(ApiError::not_found(format!("plugin \"{drv}\" not found")));
+                }
+                let options = vo.map(|d| d.options.clone()).unwrap_or_default();
                 let name = (!m.source.is_empty()).then_some(m.source.as_str());
-                add_volume(&mut p, name, &m.target, m.read_only, nocopy, labels)?;
+                add_volume(
+                    &mut p,
+                    name,
+                    &m.target,
+                    m.read_only,
+                    nocopy,
+                    labels,
+                    options,
+                )?;
             }
             "tmpfs" => {
                 let mut opts = vec![
@@ -637,7 +674,15 @@ pub fn plan(
             continue;
         }
         taken.insert(dest.clone());
-        add_volume(&mut p, None, dest, false, false, BTreeMap::new())?;
+        add_volume(
+            &mut p,
+            None,
+            dest,
+            false,
+            false,
+            BTreeMap::new(),
+            BTreeMap::new(),
+        )?;
     }
     Ok(p)
 }
