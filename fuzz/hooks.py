@@ -17,6 +17,7 @@ ALLOWED = [
     ("*", r"^/v1\.43/plugins/(create|pull|privileges)$", r"managed plugins", "berth runs no managed plugins (501); dockerd's plugin pull and create fail with 500 on a host that reaches no registry"),
     ("DELETE", r"^/v1\.43/containers/[^/]+$", r"cannot remove the default link name", "dockerd answers 500 to DELETE ?link=1 naming a container rather than a link"),
     ("GET", r"^/v1\.43/containers/[^/]+/logs$", r"does not support reading", "dockerd answers 501 for the logs of a container whose log driver keeps none"),
+    ("POST", r"^/v1\.43/containers/[^/]+/(start|restart)$", r"cpu\.rt_(runtime|period)_us", "dockerd answers 500 when the kernel refuses a container's real-time CPU values at start (its parent has no real-time budget)"),
     ("POST", r"^/v1\.43/containers/[^/]+/(start|restart)$", r"error while mounting volume", "dockerd answers 500 when what a volume's driver options name cannot be mounted"),
     ("PUT", r"^/v1\.43/containers/[^/]+/archive$", r"mounted volume is marked read-only", "dockerd answers 500 to a copy into a read-only volume"),
 ]

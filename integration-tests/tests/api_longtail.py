@@ -618,6 +618,16 @@ if os.path.exists("/sys/fs/cgroup/cpu/cpu.rt_runtime_us"):
     except docker.errors.APIError as e:
         assert "rt_runtime" in str(e), e
     api.remove_container(c, force=True)
+    # update records them for the next start and leaves the running cgroup
+    # alone, as dockerd's.
+    c = api.create_container("busybox", ["sleep", "1000"])
+    api.start(c)
+    r = api._post_json(api._url("/containers/{0}/update", c["Id"]),
+                       data={"CpuRealtimePeriod": 1000000, "CpuRealtimeRuntime": 10000})
+    assert r.status_code == 200, r.text
+    hc = api.inspect_container(c)["HostConfig"]
+    assert (hc["CpuRealtimeRuntime"], hc["CpuRealtimePeriod"]) == (10000, 1000000), hc
+    api.remove_container(c, force=True)
 # An image forced off its last name while a running container uses it
 # stays, untagged (listed with placeholders to clients before API 1.43);
 # a container can be committed after its image's name is gone.

@@ -818,7 +818,22 @@ impl Daemon {
         let mut hc = req.apply(&c.host_config)?;
         let mut warnings = Vec::new();
         super::resources::discard_unsupported(&mut hc, &mut warnings);
-        let resources = super::resources::oci(&hc)?;
+        let mut resources = super::resources::oci(&hc)?;
+        // As dockerd's update: real-time CPU values are recorded and take
+        // effect at the next start; the running cgroup is left as it is
+        // (its parent's real-time budget would have to be given first).
+        if let Some(o) = resources.as_object_mut() {
+            if let Some(cpu) = o.get_mut("cpu").and_then(Value::as_object_mut) {
+                cpu.remove("realtimeRuntime");
+                cpu.remove("realtimePeriod");
+            }
+            if o.get("cpu")
+                .and_then(Value::as_object)
+                .is_some_and(|c| c.is_empty())
+            {
+                o.remove("cpu");
+            }
+        }
         if c.is_running() && resources.as_object().is_some_and(|o| !o.is_empty()) {
             self.lc
                 .tasks()
