@@ -512,6 +512,32 @@ fn a_pause_cut_midway_is_rolled_back() {
 }
 
 #[test]
+fn an_unpause_whose_answer_was_lost_finds_the_task_running() {
+    let s = stack();
+    let mut ever = BTreeSet::new();
+    let id = sleeper(&s, &mut ever);
+    s.berth(&["pause", &id]).ok();
+    // What a daemon dying between lifecycled's resume and berthd's record
+    // leaves when no reconcile saw it yet (the chaos test met it): the
+    // task running, the record paused.
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    rt.block_on(async {
+        let lc = s.lc().client("berth").await;
+        lc.tasks()
+            .resume(lc.req(berth_proto::lifecycle::v1::ContainerRequest { id: id.clone() }))
+            .await
+            .expect("resuming the task behind berthd");
+    });
+    assert_eq!(only_container(&s).status, "paused");
+    // The unpause asks for what is already so: the record catches up.
+    s.berth(&["unpause", &id]).ok();
+    assert_eq!(only_container(&s).status, "running");
+    assert_consistent(&s, &ever);
+    s.berth(&["rm", "-f", &id]).ok();
+    still_works(&s, &mut ever);
+}
+
+#[test]
 fn an_exec_cut_after_its_start_keeps_its_exit_code() {
     let mut s = stack();
     let mut ever = BTreeSet::new();

@@ -743,12 +743,30 @@ impl Daemon {
             }
         }
         let req = self.lc.req(api::ContainerRequest { id: c.id.clone() });
+        let done = if pause {
+            self.lc.tasks().pause(req).await
+        } else {
+            self.lc.tasks().resume(req).await
+        };
+        if let Err(err) = done {
+            // A pause or unpause whose answer a dying daemon lost, seen
+            // before a reconcile could: the task is already as asked, and
+            // the record only has to say so.
+            let want = if pause {
+                pb::Status::Paused
+            } else {
+                pb::Status::Running
+            };
+            let now = self.lc.task(&c.id).await.ok().map(|p| p.status);
+            if now != Some(want as i32) {
+                return Err(err.into());
+            }
+            tracing::info!("{}: its task is already {want:?}", c.id);
+        }
         if pause {
-            self.lc.tasks().pause(req).await?;
             berth_fault::point("berthd:pause.after-task-pause");
             c.state.status = Status::Paused;
         } else {
-            self.lc.tasks().resume(req).await?;
             c.state.status = Status::Running;
         }
         let _ = c.save();
