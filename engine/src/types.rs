@@ -22,19 +22,24 @@ impl Serialize for StrSlice {
     }
 }
 
+/// A strslice as sent: null, one string, or a list.
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<Either>::deserialize(d)? {
+        None => None,
+        Some(Either::One(s)) => Some(vec![s]),
+        Some(Either::Many(v)) => Some(v),
+    })
+}
+
 impl<'de> Deserialize<'de> for StrSlice {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either {
-            One(String),
-            Many(Vec<String>),
-        }
-        Ok(match Option::<Either>::deserialize(d)? {
-            None => StrSlice(Vec::new()),
-            Some(Either::One(s)) => StrSlice(vec![s]),
-            Some(Either::Many(v)) => StrSlice(v),
-        })
+        Ok(StrSlice(one_or_many(d)?.unwrap_or_default()))
     }
 }
 
@@ -63,17 +68,7 @@ impl Serialize for Entrypoint {
 
 impl<'de> Deserialize<'de> for Entrypoint {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either {
-            One(String),
-            Many(Vec<String>),
-        }
-        Ok(Entrypoint(match Option::<Either>::deserialize(d)? {
-            None => None,
-            Some(Either::One(s)) => Some(vec![s]),
-            Some(Either::Many(v)) => Some(v),
-        }))
+        Ok(Entrypoint(one_or_many(d)?))
     }
 }
 

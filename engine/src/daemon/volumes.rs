@@ -460,17 +460,7 @@ pub fn plan(
                 _ => return Err(ApiError::bad_request(format!("invalid mode: {o}"))),
             }
         }
-        if src.is_empty() {
-            add_volume(
-                &mut p,
-                None,
-                dst,
-                ro,
-                nocopy,
-                BTreeMap::new(),
-                BTreeMap::new(),
-            )?;
-        } else if src.starts_with('/') {
+        if src.starts_with('/') {
             if !Path::new(src).exists() {
                 // Docker creates a missing bind source as a directory.
                 std::fs::create_dir_all(src).map_err(|e| {
@@ -494,9 +484,11 @@ pub fn plan(
                 ..Default::default()
             });
         } else {
+            // A name, or none: an anonymous volume.
+            let name = (!src.is_empty()).then_some(src);
             add_volume(
                 &mut p,
-                Some(src),
+                name,
                 dst,
                 ro,
                 nocopy,
