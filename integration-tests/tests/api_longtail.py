@@ -703,6 +703,8 @@ assert out == b"", out
 api.remove_volume("pytmpvol")
 api_error(400, 'invalid option: "nosuch"', api.create_volume, "pybadopt",
           driver_opts={"nosuch": "x"})
+api_error(400, "invalid file system type", api.create_volume, "pybadtype",
+          driver_opts={"type": "-oremount", "device": "/"})
 api.create_volume("pybaddev", driver_opts={"type": "none", "o": "bind", "device": "/no/such/dir"})
 c = api.create_container("busybox", ["true"], host_config=api.create_host_config(
     binds=["pybaddev:/v"]))

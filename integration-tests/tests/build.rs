@@ -614,6 +614,13 @@ fn the_docker_cli_builds_with_the_classic_builder() {
         out.stderr.contains("returned a non-zero code: 1"),
         "{out:?}"
     );
+    // The failed step's container is kept, as the classic builder keeps it.
+    let left = s
+        .docker(&["ps", "-aq", "--filter", "status=exited"])
+        .ok()
+        .to_string();
+    assert_eq!(left.lines().count(), 1, "{left}");
+    s.docker(&["rm", &left]).ok();
     let hist = s.docker(&["history", "fromdocker"]).ok().to_string();
     assert!(
         hist.contains("CMD [\"cat\" \"/g\"]") || hist.contains("CMD"),

@@ -159,6 +159,37 @@ fn docker_cli_runs_containers() {
         .trim()
         == "1 false"));
     s.docker(&["rm", "flaky"]).ok();
+
+    // On another container's network: its names and hostname.
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "netowner",
+        "--hostname",
+        "owner1",
+        "--add-host",
+        "db.local:10.1.2.3",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let seen = s
+        .docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "container:netowner",
+            "busybox",
+            "sh",
+            "-c",
+            "grep db.local /etc/hosts; hostname",
+        ])
+        .ok()
+        .to_string();
+    assert_eq!(seen, "10.1.2.3\tdb.local\nowner1", "{seen}");
+    s.docker(&["rm", "-f", "netowner"]).ok();
 }
 
 /// `--blkio-weight` through the docker CLI: applied where the kernel

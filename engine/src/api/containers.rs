@@ -464,9 +464,7 @@ pub async fn create(
     // dockerd's default IPC mode: "private", "shareable" for clients older
     // than API 1.40 (which expect any container's to be joinable).
     if req.host_config.ipc_mode.is_empty() {
-        let old = version
-            .and_then(|v| v.0.0.map(|(n, _)| n))
-            .is_some_and(|n| n < (1, 40));
+        let old = version.is_some_and(|v| v.before((1, 40)));
         req.host_config.ipc_mode = if old { "shareable" } else { "private" }.into();
     }
     let owner = owner.map(|o| o.0.0);

@@ -171,9 +171,7 @@ pub async fn list(
 ) -> Result<Json<Vec<Value>>> {
     let d = s.0;
     // Before API 1.43 an untagged image listed placeholders, not [].
-    let placeholders = version
-        .and_then(|v| v.0.0.map(|(n, _)| n))
-        .is_some_and(|n| n < (1, 43));
+    let placeholders = version.is_some_and(|v| v.before((1, 43)));
     let f = query::filters(&q)?;
     query::only(
         &f,
@@ -1100,13 +1098,7 @@ pub async fn remove(
             if let Some(g) = &g {
                 delete_records(&d, g).await?;
             }
-            out.push(json!({"Deleted": found.id}));
-            d.events.publish(
-                "image",
-                "delete",
-                &found.id,
-                BTreeMap::from([("name".to_string(), found.id.clone())]),
-            );
+            deleted(&d, &found.id, &mut out);
             if let Some(g) = g.as_ref().filter(|_| !noprune) {
                 prune_parents(&d, g, &mut out).await;
             }
@@ -1141,17 +1133,22 @@ pub async fn remove(
     if let Some(g) = &g {
         delete_records(&d, g).await?;
     }
-    out.push(json!({"Deleted": found.id}));
-    d.events.publish(
-        "image",
-        "delete",
-        &found.id,
-        BTreeMap::from([("name".to_string(), found.id.clone())]),
-    );
+    deleted(&d, &found.id, &mut out);
     if let Some(g) = g.as_ref().filter(|_| !noprune) {
         prune_parents(&d, g, &mut out).await;
     }
     Ok(Json(json!(out)))
+}
+
+/// An image gone: a line of the answer and dockerd's event.
+fn deleted(d: &Daemon, id: &str, out: &mut Vec<Value>) {
+    out.push(json!({"Deleted": id}));
+    d.events.publish(
+        "image",
+        "delete",
+        id,
+        BTreeMap::from([("name".to_string(), id.to_string())]),
+    );
 }
 
 /// Every record of an image: its names, the untagged ones and those of
@@ -1181,10 +1178,10 @@ async fn delete_records(d: &Daemon, g: &Grouped) -> Result<()> {
 
 /// As dockerd deletes an image: its untagged parents (a build's steps) go
 /// with it, up to the first that has a name, another child or a container.
-async fn prune_parents(d: &Daemon, deleted: &Grouped, out: &mut Vec<Value>) {
+async fn prune_parents(d: &Daemon, removed: &Grouped, out: &mut Vec<Value>) {
     let Ok(all) = grouped(d).await else { return };
-    let mut parent = Some(deleted.parent.clone());
-    let mut gone = vec![deleted.id.clone()];
+    let mut parent = Some(removed.parent.clone());
+    let mut gone = vec![removed.id.clone()];
     while let Some(pid) = parent.take().filter(|p| !p.is_empty()) {
         let Some(p) = all.iter().find(|g| g.id == pid) else {
             break;
@@ -1202,13 +1199,7 @@ async fn prune_parents(d: &Daemon, deleted: &Grouped, out: &mut Vec<Value>) {
         if !p.names.is_empty() || children || used || delete_records(d, p).await.is_err() {
             break;
         }
-        out.push(json!({"Deleted": p.id}));
-        d.events.publish(
-            "image",
-            "delete",
-            &p.id,
-            BTreeMap::from([("name".to_string(), p.id.clone())]),
-        );
+        deleted(d, &p.id, out);
         gone.push(p.id.clone());
         parent = Some(p.parent.clone());
     }

@@ -64,6 +64,14 @@ pub fn strip_version(mut req: Request) -> Request {
 #[derive(Clone, Debug)]
 pub struct ClientVersion(pub Option<((u32, u32), String)>);
 
+impl ClientVersion {
+    /// Whether the client named an API version older than `v` (one that
+    /// named none gets the current behaviour).
+    pub fn before(&self, v: (u32, u32)) -> bool {
+        self.0.as_ref().is_some_and(|(n, _)| *n < v)
+    }
+}
+
 async fn check_version(req: Request, next: axum::middleware::Next) -> Response {
     if let Some(ClientVersion(Some((v, text)))) = req.extensions().get::<ClientVersion>().cloned() {
         let max = parse_version(API_VERSION).unwrap_or((1, 43));

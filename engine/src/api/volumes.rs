@@ -143,9 +143,7 @@ pub async fn prune(
     query::only(&f, &["label", "label!", "all"])?;
     // From API 1.42 only anonymous volumes unless all=true; a client of an
     // older API asked for every unused volume, and gets that.
-    let old_api = version
-        .and_then(|v| v.0.0.map(|(n, _)| n))
-        .is_some_and(|n| n < (1, 42));
+    let old_api = version.is_some_and(|v| v.before((1, 42)));
     let all = old_api
         || f.get("all")
             .and_then(|v| v.first())

@@ -107,6 +107,15 @@ impl Container {
         self.id.get(..12).unwrap_or(&self.id)
     }
 
+    /// The hostname it was given, else its short id, as Docker's.
+    pub fn hostname(&self) -> String {
+        if self.config.hostname.is_empty() {
+            self.short_id().to_string()
+        } else {
+            self.config.hostname.clone()
+        }
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.dir.join(format!("{}-json.log", self.id))
     }

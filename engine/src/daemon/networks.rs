@@ -132,7 +132,7 @@ impl Network {
             && self
                 .subnet6
                 .parse::<Ipv6Net>()
-                .is_ok_and(|s| s.addr().segments()[0] & 0xffc0 == 0xfe80)
+                .is_ok_and(|s| s.addr().is_unicast_link_local())
         {
             bridge["forceAddress"] = json!(true);
         }

@@ -128,11 +128,7 @@ impl Daemon {
         link_hosts: &[(String, String)],
     ) -> Result<Vec<Value>> {
         let hc = &c.host_config;
-        let hostname = if c.config.hostname.is_empty() {
-            c.short_id().to_string()
-        } else {
-            c.config.hostname.clone()
-        };
+        let hostname = c.hostname();
         let attachments = c
             .net
             .as_ref()
@@ -215,12 +211,7 @@ impl Daemon {
                             "cannot join network of {other}: it is busy starting or stopping"
                         ))
                     })?;
-                let hostname = if o.config.hostname.is_empty() {
-                    o.short_id().to_string()
-                } else {
-                    o.config.hostname.clone()
-                };
-                (files::etc_mounts(&o.dir), Some(hostname))
+                (files::etc_mounts(&o.dir), Some(o.hostname()))
             }
             None => (self.write_etc(c, host_net, &links.hosts)?, None),
         };
@@ -298,8 +289,6 @@ impl Daemon {
         result
     }
 
-    /// Whether a running container other than `me` mounts volume `vol`
-    /// (or might: one whose record is busy counts as using it).
     /// After `c` stopped: the mounts its volumes' options made go once no
     /// other running container uses them, as dockerd's local driver.
     pub(crate) fn release_volumes(&self, c: &Container) {
@@ -312,6 +301,8 @@ impl Daemon {
         }
     }
 
+    /// Whether a running container other than `me` mounts volume `vol`
+    /// (or might: one whose record is busy counts as using it).
     fn volume_in_use(&self, me: &str, vol: &str) -> bool {
         self.all()
             .iter()
@@ -442,8 +433,8 @@ impl Daemon {
         )?;
         // What volumes' options mount (a host directory, a tmpfs) is there
         // before anything is copied in or the container sees it.
-        for m in plan.points.iter().filter(|m| m.typ == "volume") {
-            self.volumes.mount(&m.name).await?;
+        for name in &plan.to_mount {
+            self.volumes.mount(name).await?;
         }
         for (vol, dest) in &plan.copy_up {
             // Only an empty volume is filled: what its options mounted (a
@@ -836,22 +827,7 @@ impl Daemon {
         let mut hc = req.apply(&c.host_config)?;
         let mut warnings = Vec::new();
         super::resources::discard_unsupported(&mut hc, &mut warnings);
-        let mut resources = super::resources::oci(&hc)?;
-        // As dockerd's update: real-time CPU values are recorded and take
-        // effect at the next start; the running cgroup is left as it is
-        // (its parent's real-time budget would have to be given first).
-        if let Some(o) = resources.as_object_mut() {
-            if let Some(cpu) = o.get_mut("cpu").and_then(Value::as_object_mut) {
-                cpu.remove("realtimeRuntime");
-                cpu.remove("realtimePeriod");
-            }
-            if o.get("cpu")
-                .and_then(Value::as_object)
-                .is_some_and(|c| c.is_empty())
-            {
-                o.remove("cpu");
-            }
-        }
+        let resources = super::resources::oci_update(&hc)?;
         if c.is_running() && resources.as_object().is_some_and(|o| !o.is_empty()) {
             self.lc
                 .tasks()

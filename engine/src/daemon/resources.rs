@@ -361,6 +361,26 @@ pub fn validate_cgroup_parent(parent: &str) -> Result<()> {
 
 /// The OCI `linux.resources` of a host config (memory, cpu, pids, block
 /// I/O), for the spec at start and for `update` while it runs.
+/// What `update` gives a running container: [`oci`] less the real-time
+/// CPU values, which dockerd records for the next start and leaves off the
+/// running cgroup (its parent's real-time budget would have to come first).
+pub fn oci_update(hc: &HostConfig) -> Result<Value> {
+    let mut r = oci(hc)?;
+    if let Some(o) = r.as_object_mut() {
+        if let Some(cpu) = o.get_mut("cpu").and_then(Value::as_object_mut) {
+            cpu.remove("realtimeRuntime");
+            cpu.remove("realtimePeriod");
+        }
+        if o.get("cpu")
+            .and_then(Value::as_object)
+            .is_some_and(|c| c.is_empty())
+        {
+            o.remove("cpu");
+        }
+    }
+    Ok(r)
+}
+
 pub fn oci(hc: &HostConfig) -> Result<Value> {
     let mut r = json!({});
     if hc.memory > 0

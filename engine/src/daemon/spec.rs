@@ -206,11 +206,7 @@ pub fn build(i: &Input<'_>) -> Result<Value> {
     let sec = parse_security_opts(&hc.security_opt)?;
 
     // process
-    let hostname = match &i.hostname {
-        Some(h) => h.clone(),
-        None if cfg.hostname.is_empty() => c.short_id().to_string(),
-        None => cfg.hostname.clone(),
-    };
+    let hostname = i.hostname.clone().unwrap_or_else(|| c.hostname());
     let mut env: Vec<String> = Vec::new();
     let has = |env: &[String], k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
     if !has(&cfg.env, "PATH") {

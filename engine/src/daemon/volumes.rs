@@ -155,6 +155,17 @@ impl Volumes {
                 "create {name}: invalid value for option {k:?}"
             )));
         }
+        // The file system type is a name (`none`, `tmpfs`, `nfs4`,
+        // `fuse.sshfs`), never something mount could read as a flag.
+        if let Some(t) = options.get("type").filter(|t| {
+            !t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c))
+                || t.starts_with('-')
+        }) {
+            return Err(ApiError::bad_request(format!(
+                "create {name}: invalid file system type {t:?}"
+            )));
+        }
         let dir = self.root.join(&name);
         std::fs::create_dir_all(dir.join("_data"))
             .map_err(|e| ApiError::internal(format!("creating volume {name}: {e}")))?;
@@ -327,6 +338,9 @@ pub struct Planned {
     /// Volumes to fill from the image on first use.
     pub copy_up: Vec<(String, String)>,
     pub anonymous: Vec<String>,
+    /// Volumes whose options mount something on them (known from the
+    /// records read here, so a start reads no more of them).
+    pub to_mount: Vec<String>,
 }
 
 fn bind_options(ro: bool, propagation: &str) -> Vec<String> {
@@ -371,6 +385,7 @@ pub fn plan(
         oci: Vec::new(),
         points: Vec::new(),
         copy_up: Vec::new(),
+        to_mount: Vec::new(),
         anonymous: Vec::new(),
     };
     let mut taken = std::collections::BTreeSet::new();
@@ -396,6 +411,9 @@ pub fn plan(
         let (v, _created) = vols.create(name, labels, options)?;
         if v.anonymous {
             p.anonymous.push(v.name.clone());
+        }
+        if needs_mount(&v) {
+            p.to_mount.push(v.name.clone());
         }
         if !nocopy && vols.is_empty(&v.name) {
             p.copy_up.push((v.name.clone(), dest.to_string()));
