@@ -712,5 +712,60 @@ api_error(500, "error while mounting volume", api.start, c)
 api.remove_container(c)
 api.remove_volume("pybaddev")
 print("dockerd's shapes: ok", flush=True)
+# IPC modes as dockerd's: a container that joins a shareable one's IPC
+# shares its namespace and its /dev/shm (POSIX shared memory), which lives
+# on the host only while the donor runs; a private one cannot be joined,
+# nor one that is not running; "none" has no /dev/shm; a mode names the
+# container it joins by id, and one naming no container is refused.
+donor = api.create_container("busybox", ["sh", "-c", "echo shared > /dev/shm/x && sleep 1000"],
+                             name="pyipcdonor", host_config=api.create_host_config(
+                                 ipc_mode="shareable", shm_size="2m"))["Id"]
+api.start(donor)
+for _ in range(100):
+    if api.exec_start(api.exec_create(donor, ["cat", "/dev/shm/x"])) == b"shared\n":
+        break
+    time.sleep(0.05)
+joiner = api.create_container("busybox", ["sh", "-c",
+                              "cat /dev/shm/x; df -k /dev/shm | tail -1; readlink /proc/self/ns/ipc"],
+                              host_config=api.create_host_config(ipc_mode="container:pyipcdonor"))
+assert api.inspect_container(joiner)["HostConfig"]["IpcMode"] == "container:" + donor
+api.start(joiner)
+assert api.wait(joiner)["StatusCode"] == 0
+lines = api.logs(joiner).decode().splitlines()
+assert lines[0] == "shared", lines
+assert lines[1].split()[1] == "2048", lines  # the donor's size, in KiB
+ns = api.exec_start(api.exec_create(donor, ["readlink", "/proc/self/ns/ipc"])).decode().strip()
+assert lines[2] == ns, (lines, ns)
+api.remove_container(joiner)
+mine = client.containers.run("busybox", ["readlink", "/proc/self/ns/ipc"], remove=True)
+assert mine.decode().strip() != ns, (mine, ns)
+api.stop(donor, timeout=0)
+with open("/proc/self/mountinfo") as f:
+    assert f"{donor}/mounts/shm" not in f.read(), "the donor's /dev/shm stayed mounted"
+joiner = api.create_container("busybox", ["true"], host_config=api.create_host_config(
+    ipc_mode="container:" + donor))
+api_error(500, f"can't join IPC of container {donor}: container {donor} is not running",
+          api.start, joiner)
+api.remove_container(joiner)
+api.remove_container(donor)
+private = api.create_container("busybox", ["sleep", "1000"])["Id"]
+api.start(private)
+joiner = api.create_container("busybox", ["true"], host_config=api.create_host_config(
+    ipc_mode="container:" + private))
+api_error(500, f"can't join IPC of container {private}: non-shareable IPC (hint: use "
+          "IpcMode:shareable for the donor container)", api.start, joiner)
+api.remove_container(joiner)
+api.remove_container(private, force=True)
+out = client.containers.run("busybox", ["sh", "-c", "test -e /dev/shm; echo $?"], ipc_mode="none",
+                            remove=True)
+assert out == b"1\n", out
+api_error(400, "No such container: pynosuch", api.create_container, "busybox", ["true"],
+          host_config=api.create_host_config(ipc_mode="container:pynosuch"))
+api_error(400, "No such container: pynosuch", api.create_container, "busybox", ["true"],
+          host_config=api.create_host_config(pid_mode="container:pynosuch"))
+c = api.create_container("busybox", ["true"], host_config=api.create_host_config(ipc_mode="bogus"))
+api_error(500, "Invalid IPC mode: bogus", api.start, c)
+api.remove_container(c)
+print("ipc modes: ok", flush=True)
 
 print("longtail: all done")

@@ -191,6 +191,60 @@ fn the_cli_on_the_long_tail() {
             "{cli}"
         );
         run(&["rm", "victim"]).ok();
+
+        // --ipc: shared memory of a shareable container, seen by one that
+        // joins it; a private one refuses.
+        run(&[
+            "run",
+            "-d",
+            "--name",
+            "ipcdonor",
+            "--ipc",
+            "shareable",
+            "busybox",
+            "sh",
+            "-c",
+            "echo in-shm > /dev/shm/x; sleep 1000",
+        ])
+        .ok();
+        let read = ["run", "--rm", "--ipc", "container:ipcdonor", "busybox"];
+        let mut shared = String::new();
+        for _ in 0..100 {
+            shared = run(&[&read[..], &["cat", "/dev/shm/x"]].concat())
+                .stdout
+                .trim()
+                .to_string();
+            if !shared.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_eq!(shared, "in-shm", "{cli}");
+        run(&["rm", "-f", "ipcdonor"]).ok();
+        run(&[
+            "run",
+            "-d",
+            "--name",
+            "ipcprivate",
+            "busybox",
+            "sleep",
+            "1000",
+        ])
+        .ok();
+        let out = run(&[
+            "run",
+            "--rm",
+            "--ipc",
+            "container:ipcprivate",
+            "busybox",
+            "true",
+        ]);
+        assert!(
+            out.stderr.contains("non-shareable IPC"),
+            "{cli}: {}",
+            out.stderr
+        );
+        run(&["rm", "-f", "ipcprivate"]).ok();
     }
 }
 

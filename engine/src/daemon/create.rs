@@ -131,6 +131,7 @@ impl Daemon {
                 n
             }
         };
+        self.name_joined(&mut hc)?;
         self.plan_links(&name, &mut hc, &mut networking_config)?;
         self.reserve_name(&name, &id)?;
         let result = self
@@ -151,6 +152,28 @@ impl Daemon {
             let _ = std::fs::remove_dir_all(self.containers_dir().join(&id));
         }
         result.map(|()| CreateResponse { id, warnings })
+    }
+
+    /// As dockerd: the modes that join another container's namespaces name
+    /// it by id (a rename does not break them), and the container an IPC
+    /// or PID mode names must exist (400, as dockerd's) — the one whose
+    /// network it joins too (berth says so at create, dockerd at start).
+    fn name_joined(&self, hc: &mut crate::types::HostConfig) -> Result<()> {
+        for (kind, mode) in [
+            ("ipc", &mut hc.ipc_mode),
+            ("pid", &mut hc.pid_mode),
+            ("network", &mut hc.network_mode),
+        ] {
+            let Some(other) = mode.strip_prefix("container:") else {
+                continue;
+            };
+            match self.find(other) {
+                Ok(e) => *mode = format!("container:{}", e.id),
+                Err(err) if kind == "network" => return Err(err),
+                Err(err) => return Err(ApiError::bad_request(err.message)),
+            }
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -215,7 +238,13 @@ impl Daemon {
         // A provisional spec; start builds the final one (users resolved in
         // the image, volumes filled).
         let spec = self
-            .spec_for(&c, 0, 0, Vec::new(), plan.oci.clone(), &Default::default())
+            .spec_for(
+                &c,
+                (0, 0, Vec::new()),
+                plan.oci.clone(),
+                &Default::default(),
+                false,
+            )
             .await?;
         let mut labels: std::collections::HashMap<String, String> = Default::default();
         labels.insert("berth.name".into(), name.to_string());

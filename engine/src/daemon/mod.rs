@@ -9,6 +9,7 @@ pub mod files;
 pub mod freeze;
 pub mod health;
 pub mod images;
+pub mod ipc;
 pub mod journal;
 pub mod lifecycle;
 pub mod lines;

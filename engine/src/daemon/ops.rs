@@ -88,34 +88,84 @@ fn log_opts(d: &Daemon, c: &Container) -> (u64, u32) {
 }
 
 impl Daemon {
-    /// The container's OCI spec for these ids and mounts.
     /// The pid whose `kind` namespace a `container:<other>` mode joins. The
     /// caller holds its own container's lock: joining itself (a rename can
     /// make a mode name its own container) is refused, and the other's lock
     /// is only waited for a while, so two containers naming each other can
     /// not deadlock the engine.
     async fn joined_pid(&self, c: &Container, kind: &str, other: &str) -> Result<u32> {
-        let e = self.find(other)?;
-        if e.id == c.id {
-            return Err(ApiError::bad_request(format!(
-                "cannot join own {kind} namespace"
-            )));
-        }
-        let pid = tokio::time::timeout(Duration::from_secs(5), e.c.lock())
-            .await
-            .map_err(|_| {
-                ApiError::conflict(format!(
-                    "cannot join {kind} namespace of {other}: it is busy starting or stopping"
-                ))
-            })?
-            .state
-            .pid;
+        let pid = self.read_other(c, kind, other, |_, o| o.state.pid).await?;
         if pid == 0 {
             return Err(ApiError::conflict(format!(
                 "cannot join {kind} of a non running container: {other}"
             )));
         }
         Ok(pid)
+    }
+
+    /// `f` of the container `other` whose `kind` namespace `c` joins.
+    async fn read_other<T>(
+        &self,
+        c: &Container,
+        kind: &str,
+        other: &str,
+        f: impl FnOnce(&Entry, &Container) -> T,
+    ) -> Result<T> {
+        let e = self.find(other)?;
+        if e.id == c.id {
+            return Err(ApiError::bad_request(format!(
+                "cannot join own {kind} namespace"
+            )));
+        }
+        let o = tokio::time::timeout(Duration::from_secs(5), e.c.lock())
+            .await
+            .map_err(|_| {
+                ApiError::conflict(format!(
+                    "cannot join {kind} namespace of {other}: it is busy starting or stopping"
+                ))
+            })?;
+        Ok(f(&e, &o))
+    }
+
+    /// The pid whose IPC namespace a `container:<other>` mode joins and the
+    /// host directory bound at its /dev/shm. As dockerd: only a running
+    /// container made `shareable`, on the host's IPC, or itself joined to
+    /// such a one can be joined (a `private` one keeps its memory its own).
+    async fn ipc_donor(&self, c: &Container, other: &str) -> Result<(u32, String)> {
+        let mut pid = 0;
+        let mut next = other.to_string();
+        // A chain of joins ends at the shareable one (bounded: records
+        // older than modes named by id may name each other).
+        for _ in 0..8 {
+            let (id, running, own_pid, mode, dir) = self
+                .read_other(c, "ipc", &next, |e, o| {
+                    let running = o.is_running() && o.state.pid != 0;
+                    let mode = o.host_config.ipc_mode.clone();
+                    (e.id.clone(), running, o.state.pid, mode, o.dir.clone())
+                })
+                .await?;
+            let cant =
+                |why: &str| ApiError::internal(format!("can't join IPC of container {id}: {why}"));
+            if !running {
+                return Err(cant(&format!("container {id} is not running")));
+            }
+            if pid == 0 {
+                pid = own_pid;
+            }
+            match mode.as_str() {
+                "shareable" => return Ok((pid, super::ipc::shm_path(&dir).display().to_string())),
+                "host" => return Ok((pid, "/dev/shm".to_string())),
+                m if m.starts_with("container:") => next = m["container:".len()..].to_string(),
+                _ => {
+                    return Err(cant(
+                        "non-shareable IPC (hint: use IpcMode:shareable for the donor container)",
+                    ));
+                }
+            }
+        }
+        Err(ApiError::internal(format!(
+            "can't join IPC of container {other}: its IPC modes join in a loop"
+        )))
     }
 
     /// Writes the container's /etc/hostname, /etc/hosts and
@@ -168,20 +218,23 @@ impl Daemon {
         .map_err(|e| ApiError::internal(format!("writing /etc files of {}: {e}", c.id)))
     }
 
+    /// The container's OCI spec for this user (uid, gid, groups) and these
+    /// mounts. For its `start` the namespaces its modes name are joined;
+    /// the spec a create records leaves them out (the containers it names
+    /// need not run before it starts, as with dockerd).
     pub async fn spec_for(
         &self,
         c: &Container,
-        uid: u32,
-        gid: u32,
-        groups: Vec<u32>,
+        (uid, gid, groups): (u32, u32, Vec<u32>),
         mut mounts: Vec<Value>,
         links: &super::links::Resolved,
+        start: bool,
     ) -> Result<Value> {
         let hc = &c.host_config;
         let mut ns_paths = Vec::new();
         let netns = match hc.network_mode.as_str() {
             "host" => NetNs::Host,
-            m if m.starts_with("container:") => {
+            m if m.starts_with("container:") && start => {
                 let pid = self
                     .joined_pid(c, "network", &m["container:".len()..])
                     .await?;
@@ -192,10 +245,18 @@ impl Daemon {
                 None => NetNs::New,
             },
         };
-        for (kind, mode) in [("ipc", &hc.ipc_mode), ("pid", &hc.pid_mode)] {
-            if let Some(other) = mode.strip_prefix("container:") {
-                let pid = self.joined_pid(c, kind, other).await?;
-                ns_paths.push((kind, format!("/proc/{pid}/ns/{kind}")));
+        let mut shm = (hc.ipc_mode == "shareable")
+            .then(|| super::ipc::shm_path(&c.dir).display().to_string());
+        if start {
+            super::ipc::check_mode(&hc.ipc_mode)?;
+            if let Some(other) = hc.ipc_mode.strip_prefix("container:") {
+                let (pid, donor_shm) = self.ipc_donor(c, other).await?;
+                ns_paths.push(("ipc", format!("/proc/{pid}/ns/ipc")));
+                shm = Some(donor_shm);
+            }
+            if let Some(other) = hc.pid_mode.strip_prefix("container:") {
+                let pid = self.joined_pid(c, "pid", other).await?;
+                ns_paths.push(("pid", format!("/proc/{pid}/ns/pid")));
             }
         }
         let host_net = matches!(netns, NetNs::Host);
@@ -238,6 +299,7 @@ impl Daemon {
             init_binary: init,
             link_env: &links.env,
             hostname,
+            shm,
         })
     }
 
@@ -263,7 +325,7 @@ impl Daemon {
         let mut result = self.start_locked(e, &mut c).await;
         if let Err(err) = &mut result {
             self.net_down(&mut c).await;
-            self.release_volumes(&c);
+            self.release_mounts(&c);
             c.state.error = err.message.clone();
             c.state.exit_code = exit_code_for(&err.message);
             // As dockerd: a command that cannot be run is the caller's
@@ -289,9 +351,11 @@ impl Daemon {
         result
     }
 
-    /// After `c` stopped: the mounts its volumes' options made go once no
-    /// other running container uses them, as dockerd's local driver.
-    pub(crate) fn release_volumes(&self, c: &Container) {
+    /// After `c` stopped: its shareable /dev/shm is unmounted, and the
+    /// mounts its volumes' options made go once no other running container
+    /// uses them, as dockerd's local driver.
+    pub(crate) fn release_mounts(&self, c: &Container) {
+        super::ipc::unmount_shm(&c.dir);
         for m in c.mounts.iter().filter(|m| m.typ == "volume") {
             if !self.volume_in_use(&c.id, &m.name)
                 && let Err(e) = self.volumes.unmount(&m.name)
@@ -461,7 +525,12 @@ impl Daemon {
         }
         c.mounts = plan.points.clone();
         let links = self.resolve_links(c).await?;
-        let spec = self.spec_for(c, uid, gid, groups, plan.oci, &links).await?;
+        if c.host_config.ipc_mode == "shareable" {
+            super::ipc::mount_shm(&c.dir, c.host_config.shm_size)?;
+        }
+        let spec = self
+            .spec_for(c, (uid, gid, groups), plan.oci, &links, true)
+            .await?;
         self.lc
             .containers()
             .update(self.lc.req(api::UpdateContainerRequest {
@@ -953,6 +1022,7 @@ impl Daemon {
         }
         // Last: until the record is gone, a restarted engine knows there is
         // a removal to finish.
+        super::ipc::unmount_shm(&c.dir);
         let _ = std::fs::remove_dir_all(&c.dir);
         self.forget(&c.id, &c.name);
         self.container_event(&c, "destroy", &[]);

@@ -67,6 +67,9 @@ pub struct Input<'a> {
     pub link_env: &'a [String],
     /// The hostname of the container whose network it joins.
     pub hostname: Option<String>,
+    /// The host directory bound at /dev/shm: its own when it is shareable,
+    /// the donor's when it joins another's IPC.
+    pub shm: Option<String>,
 }
 
 /// `--security-opt` as parsed.
@@ -282,9 +285,17 @@ pub fn build(i: &Input<'_>) -> Result<Value> {
             }
         }
     }
-    if hc.ipc_mode == "host" {
-        mounts.retain(|m| m["destination"] != "/dev/shm" && m["destination"] != "/dev/mqueue");
-        mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "nosuid", "noexec", "nodev"]}));
+    match (hc.ipc_mode.as_str(), &i.shm) {
+        ("host", _) => {
+            mounts.retain(|m| m["destination"] != "/dev/shm" && m["destination"] != "/dev/mqueue");
+            mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "nosuid", "noexec", "nodev"]}));
+        }
+        ("none", _) => mounts.retain(|m| m["destination"] != "/dev/shm"),
+        (_, Some(shared)) => {
+            mounts.retain(|m| m["destination"] != "/dev/shm");
+            mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": shared, "options": ["rbind", "nosuid", "noexec", "nodev"]}));
+        }
+        _ => {}
     }
     if hc.privileged {
         for m in mounts.iter_mut() {

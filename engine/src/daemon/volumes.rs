@@ -287,7 +287,7 @@ pub fn needs_mount(v: &Volume) -> bool {
 }
 
 /// Whether something is mounted at `path` (a line of mountinfo names it).
-fn is_mount_point(path: &Path) -> bool {
+pub(crate) fn is_mount_point(path: &Path) -> bool {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };
