@@ -192,6 +192,37 @@ fn the_cli_on_the_long_tail() {
         );
         run(&["rm", "victim"]).ok();
 
+        // The primary group is a supplementary one too (dockerd since
+        // CVE-2022-36109), and --group-add holds for execs as another user.
+        let groups = |out: integration_tests::stack::Out| {
+            out.ok()
+                .lines()
+                .find_map(|l| l.strip_prefix("Groups:"))
+                .map(|g| g.trim().to_string())
+        };
+        let status = ["grep", "Groups", "/proc/self/status"];
+        let out = run(&[&["run", "--rm", "busybox"][..], &status].concat());
+        assert_eq!(groups(out).as_deref(), Some("0"), "{cli}");
+        run(&[
+            "run",
+            "-d",
+            "--name",
+            "grouped",
+            "--user",
+            "1000:1000",
+            "--group-add",
+            "55",
+            "busybox",
+            "sleep",
+            "1000",
+        ])
+        .ok();
+        let out = run(&[&["exec", "grouped"][..], &status].concat());
+        assert_eq!(groups(out).as_deref(), Some("55 1000"), "{cli}");
+        let out = run(&[&["exec", "-u", "2000", "grouped"][..], &status].concat());
+        assert_eq!(groups(out).as_deref(), Some("0 55"), "{cli}");
+        run(&["rm", "-f", "grouped"]).ok();
+
         // --ipc: shared memory of a shareable container, seen by one that
         // joins it; a private one refuses.
         run(&[

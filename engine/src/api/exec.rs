@@ -275,8 +275,14 @@ async fn register(
         p["cwd"] = json!(cfg.working_dir);
     }
     if !cfg.user.is_empty() {
+        // The container's --group-add holds for its execs' users too, as
+        // dockerd's.
+        let group_add = match d.find(&x.container_id) {
+            Ok(e) => e.c.lock().await.host_config.group_add.clone(),
+            Err(_) => Vec::new(),
+        };
         let (uid, gid, groups) =
-            files::resolve_user(&d.lc, &x.container_id, &cfg.user, &[]).await?;
+            files::resolve_user(&d.lc, &x.container_id, &cfg.user, &group_add).await?;
         p["user"] = json!({"uid": uid, "gid": gid, "additionalGids": groups});
     }
     if cfg.privileged {

@@ -191,7 +191,10 @@ fn split_user(user: &str) -> (&str, Option<&str>) {
 /// group files' text: the passwd entry (by name, by uid, or uid 0 for an
 /// empty user) gives uid, gid and a name; an explicit group sets the gid
 /// and then no supplementary groups are taken, else the groups that list
-/// the name are; `group_add` (names or gids) comes on top.
+/// the name are; `group_add` (names or gids) comes on top. The primary gid
+/// is always a supplementary group too, as dockerd has made it since
+/// CVE-2022-36109: a process that drops to another gid cannot escape what
+/// the files deny its primary group.
 pub fn resolve(
     user: &str,
     group_add: &[String],
@@ -271,6 +274,7 @@ pub fn resolve(
         };
         sup.push(id);
     }
+    sup.push(gid);
     sup.sort_unstable();
     sup.dedup();
     Ok((uid, gid, sup))
@@ -499,19 +503,20 @@ mod user_tests {
 
     #[test]
     fn users_resolve_as_runc_resolves_them() {
-        // The default user is passwd's uid 0, with its groups.
-        assert_eq!(ids("", &[], PASSWD), (0, 0, vec![10]));
-        assert_eq!(ids("user", &[], PASSWD), (1000, 1000, vec![10, 100]));
-        assert_eq!(ids("1000", &[], PASSWD), (1000, 1000, vec![10, 100]));
-        // An explicit group: that gid, and no supplementary groups.
-        assert_eq!(ids("user:users", &[], PASSWD), (1000, 100, vec![]));
-        assert_eq!(ids("1000:7", &[], PASSWD), (1000, 7, vec![]));
-        assert_eq!(ids("user:0", &["wheel"], PASSWD), (1000, 0, vec![10]));
-        // A uid passwd does not know: gid 0, no groups.
-        assert_eq!(ids("4242", &[], PASSWD), (4242, 0, vec![]));
+        // The default user is passwd's uid 0, with its groups; the primary
+        // gid is always among the supplementary ones.
+        assert_eq!(ids("", &[], PASSWD), (0, 0, vec![0, 10]));
+        assert_eq!(ids("user", &[], PASSWD), (1000, 1000, vec![10, 100, 1000]));
+        assert_eq!(ids("1000", &[], PASSWD), (1000, 1000, vec![10, 100, 1000]));
+        // An explicit group: that gid, and no other supplementary groups.
+        assert_eq!(ids("user:users", &[], PASSWD), (1000, 100, vec![100]));
+        assert_eq!(ids("1000:7", &[], PASSWD), (1000, 7, vec![7]));
+        assert_eq!(ids("user:0", &["wheel"], PASSWD), (1000, 0, vec![0, 10]));
+        // A uid passwd does not know: gid 0.
+        assert_eq!(ids("4242", &[], PASSWD), (4242, 0, vec![0]));
         // Without a passwd file the default user is plain uid 0.
-        assert_eq!(ids("", &[], ""), (0, 0, vec![]));
-        assert_eq!(ids("", &["users", "55"], ""), (0, 0, vec![55, 100]));
+        assert_eq!(ids("", &[], ""), (0, 0, vec![0]));
+        assert_eq!(ids("", &["users", "55"], ""), (0, 0, vec![0, 55, 100]));
     }
 
     #[test]
