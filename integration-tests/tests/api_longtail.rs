@@ -192,6 +192,22 @@ fn the_cli_on_the_long_tail() {
         );
         run(&["rm", "victim"]).ok();
 
+        // --network none still has its loopback up.
+        let out = run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "127.0.0.1",
+        ]);
+        assert!(out.ok().contains("1 packets received"), "{cli}");
+
         // The primary group is a supplementary one too (dockerd since
         // CVE-2022-36109), and --group-add holds for execs as another user.
         let groups = |out: integration_tests::stack::Out| {

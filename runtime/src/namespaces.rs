@@ -68,6 +68,34 @@ pub fn path_of(spec: &Spec, t: LinuxNamespaceType) -> Option<&std::path::Path> {
         .and_then(|n| n.path().as_deref())
 }
 
+/// Sets `lo` up in the caller's network namespace.
+pub fn loopback_up() -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: ifreq is plain data; all zeroes is a valid value of it.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: both ioctls read or write the ifreq above, which outlives
+    // them, on a socket that is open.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(nix::Error::last());
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(nix::Error::last());
+        }
+    }
+    Ok(())
+}
+
 /// Joins the namespaces given by path, the user namespace first (it decides what
 /// the others may do). The pid namespace is not joined here: it applies only to
 /// children, so the runtime joins it before it clones the container's process.

@@ -140,9 +140,11 @@ fn pid_and_uts_namespaces() {
 }
 
 #[test]
-fn new_network_namespace_has_only_loopback() {
-    let r = both(|rt| out(rt.run_bundle(&sh("ls /sys/class/net"), &rt.id("net"))));
-    assert_eq!(r, (0, "lo\n".into()));
+fn new_network_namespace_has_only_loopback_and_it_is_up() {
+    let script = "ls /sys/class/net; cat /sys/class/net/lo/flags";
+    let r = both(|rt| out(rt.run_bundle(&sh(script), &rt.id("net"))));
+    // IFF_UP | IFF_LOOPBACK
+    assert_eq!(r, (0, "lo\n0x9\n".into()));
 }
 
 #[test]

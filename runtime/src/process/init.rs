@@ -140,6 +140,11 @@ fn prepare(plan: &Plan<'_>, ch: &Channel) -> Result<Prepared> {
         Ok(())
     };
     setsid().ctx(|| "setsid".into())?;
+    if plan.created.contains(CloneFlags::CLONE_NEWNET) {
+        // A network namespace of its own has its loopback up, as runc and
+        // crun give it (`--network none` still has 127.0.0.1).
+        namespaces::loopback_up().ctx(|| "setting up the loopback interface".into())?;
+    }
     if !plan.no_new_keyring {
         join_session_keyring();
     }
