@@ -192,6 +192,17 @@ fn the_cli_on_the_long_tail() {
         );
         run(&["rm", "victim"]).ok();
 
+        // A command that cannot run: 127, said once (no "Error waiting
+        // for container" besides the start's error).
+        let out = run(&["run", "--rm", "busybox", "/nonexistent"]);
+        assert_eq!(out.code, 127, "{cli}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("no such file or directory"),
+            "{cli}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("waiting"), "{cli}: {}", out.stderr);
+
         // --network none still has its loopback up.
         let out = run(&[
             "run",

@@ -791,7 +791,9 @@ pub async fn wait(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> 
             }
         }
         let c = e.c.lock().await;
-        let err = if c.state.error.is_empty() {
+        // A wait for the removal reads no error, as dockerd's: `run --rm`
+        // of a container whose start failed says why once, not twice.
+        let err = if c.state.error.is_empty() || condition == "removed" {
             Value::Null
         } else {
             json!({"Message": c.state.error})
