@@ -248,6 +248,13 @@ fn the_cli_on_the_long_tail() {
         assert_eq!(groups(out).as_deref(), Some("55 1000"), "{cli}");
         let out = run(&[&["exec", "-u", "2000", "grouped"][..], &status].concat());
         assert_eq!(groups(out).as_deref(), Some("0 55"), "{cli}");
+        run(&["pause", "grouped"]).ok();
+        let out = run(&["exec", "grouped", "true"]);
+        assert!(
+            out.stderr.contains("Container grouped is paused"),
+            "{cli}: {}",
+            out.stderr
+        );
         run(&["rm", "-f", "grouped"]).ok();
 
         // --ipc: shared memory of a shareable container, seen by one that

@@ -41,10 +41,10 @@ pub async fn create(s: State, Path(id): Path<String>, body: Bytes) -> Result<Res
     let c = e.c.lock().await;
     match c.state.status {
         Status::Running => {}
+        // dockerd names a paused one as the caller did, a stopped one by id.
         Status::Paused => {
             return Err(ApiError::conflict(format!(
-                "Container {} is paused, unpause the container before exec",
-                c.id
+                "Container {id} is paused, unpause the container before exec"
             )));
         }
         _ => {
