@@ -889,7 +889,7 @@ impl Store {
             cfg.insert("Labels".into(), serde_json::json!(opts.config_labels));
         }
         let host = PlatformSpec::host();
-        let mut history = serde_json::json!({"created": now, "created_by": "berth import"});
+        let mut history = serde_json::json!({"created": now});
         if let Some(c) = &opts.comment {
             history["comment"] = c.clone().into();
         }

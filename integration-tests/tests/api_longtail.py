@@ -767,5 +767,30 @@ c = api.create_container("busybox", ["true"], host_config=api.create_host_config
 api_error(500, "Invalid IPC mode: bogus", api.start, c)
 api.remove_container(c)
 print("ipc modes: ok", flush=True)
+# History as dockerd tells it: an import says where it came from, a commit
+# the container's command; each row along the image's parents carries
+# that image's id and tags, and its layer's size.
+with open(sys.argv[1], "rb") as f:
+    api.import_image_from_data(f.read(), repository="pyhist", tag="base")
+base = api.inspect_image("pyhist:base")["Id"]
+h = api.history("pyhist:base")
+assert len(h) == 1, h
+assert (h[0]["Id"], h[0]["Tags"], h[0]["CreatedBy"], h[0]["Comment"]) == (
+    base, ["pyhist:base"], "", "Imported from -"), h
+assert h[0]["Size"] > 0, h
+c = api.create_container("pyhist:base", ["sh", "-c", "echo x > /f"])
+api.start(c)
+api.wait(c)
+top = api.commit(c, repository="pyhist", tag="top", message="made here")["Id"]
+api.remove_container(c)
+h = api.history("pyhist:top")
+assert [r["Id"] for r in h] == [top, base], h
+assert (h[0]["Tags"], h[0]["CreatedBy"], h[0]["Comment"]) == (
+    ["pyhist:top"], "sh -c echo x > /f", "made here"), h
+assert 0 < h[0]["Size"] < h[1]["Size"], h
+assert h[1]["Tags"] == ["pyhist:base"], h
+api.remove_image("pyhist:top")
+api.remove_image("pyhist:base")
+print("history: ok", flush=True)
 
 print("longtail: all done")

@@ -150,6 +150,29 @@ fn the_cli_on_the_long_tail() {
         assert!(diff.contains("A /etc/new"), "{cli}: {diff}");
         assert!(diff.contains("C /etc/passwd"), "{cli}: {diff}");
         assert!(!diff.contains("/etc/hosts"), "{cli}: {diff}");
+        // Its commit's history: the container's command, then the image
+        // it ran, by id.
+        let img = format!("hist{cli}");
+        run(&["commit", "changed", &img]).ok();
+        let hist = run(&[
+            "history",
+            "--no-trunc",
+            "--format",
+            "{{.ID}}|{{.CreatedBy}}",
+            &img,
+        ])
+        .ok()
+        .to_string();
+        let busybox = run(&["image", "inspect", "-f", "{{.Id}}", "busybox"])
+            .ok()
+            .to_string();
+        let rows: Vec<&str> = hist.lines().collect();
+        assert!(
+            rows[0].ends_with("|sh -c touch /etc/new; echo >> /etc/passwd"),
+            "{cli}: {hist}"
+        );
+        assert!(rows[1].starts_with(&format!("{busybox}|")), "{cli}: {hist}");
+        run(&["rmi", &img]).ok();
         run(&["rm", "changed"]).ok();
 
         // cp reaches a volume, not the root filesystem under it, and

@@ -52,6 +52,8 @@ struct Grouped {
     created: String,
     digests: Vec<String>,
     diff_ids: Vec<String>,
+    /// Each layer's bytes, as stored.
+    layer_sizes: Vec<i64>,
     /// Names only its digest gives it (a commit or import without a name).
     dangling: Vec<String>,
 }
@@ -81,6 +83,7 @@ async fn grouped(d: &Daemon) -> Result<Vec<Grouped>> {
                 size: i.size,
                 digests: Vec::new(),
                 diff_ids: i.diff_ids.clone(),
+                layer_sizes: i.layers.iter().map(|l| l.size).collect(),
                 dangling: Vec::new(),
             });
         if i.name.starts_with(DANGLING) {
@@ -296,31 +299,47 @@ async fn inspect(d: &Daemon, name: &str) -> Result<Value> {
     }))
 }
 
+/// An image's history as dockerd tells it: newest first, each step with
+/// its layer's size (0 for a step that made none), and the images it was
+/// made from, along its parents, named beside the steps that made them.
 async fn history(d: &Daemon, name: &str) -> Result<Value> {
     let found = d.find_image(name).await?;
-    let g = grouped(d).await?.into_iter().find(|g| g.id == found.id);
-    let tags: Vec<String> = g
-        .as_ref()
-        .map(|g| g.names.iter().map(|n| familiar(n)).collect())
+    let all = grouped(d).await?;
+    let by_id: BTreeMap<&str, &Grouped> = all.iter().map(|g| (g.id.as_str(), g)).collect();
+    let sizes = by_id
+        .get(found.id.as_str())
+        .map(|g| g.layer_sizes.clone())
         .unwrap_or_default();
-    let hist = found.config["history"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let mut layers = sizes.into_iter();
     let mut out: Vec<Value> = Vec::new();
-    let n = hist.len();
-    for (i, h) in hist.iter().enumerate() {
-        let newest = i + 1 == n;
+    for h in found.config["history"].as_array().into_iter().flatten() {
+        let size = if h["empty_layer"].as_bool().unwrap_or(false) {
+            0
+        } else {
+            layers.next().unwrap_or(0)
+        };
         out.push(json!({
-            "Id": if newest { found.id.clone() } else { "<missing>".to_string() },
+            "Id": "<missing>",
             "Created": unix_of(h["created"].as_str().unwrap_or("")),
             "CreatedBy": h["created_by"].as_str().unwrap_or(""),
-            "Tags": if newest { json!(tags) } else { Value::Null },
-            "Size": 0,
+            "Tags": null,
+            "Size": size,
             "Comment": h["comment"].as_str().unwrap_or(""),
         }));
     }
     out.reverse();
+    let mut id = found.id.clone();
+    for row in out.iter_mut() {
+        let Some(g) = by_id.get(id.as_str()) else {
+            break;
+        };
+        row["Id"] = json!(g.id);
+        let tags: Vec<String> = g.names.iter().map(|n| familiar(n)).collect();
+        if !tags.is_empty() {
+            row["Tags"] = json!(tags);
+        }
+        id = g.parent.clone();
+    }
     Ok(json!(out))
 }
 
@@ -864,13 +883,19 @@ fn pull_error(s: tonic::Status) -> ApiError {
     e
 }
 
-/// `docker import --change 'CMD …'`: the Dockerfile instructions import allows.
+/// `docker import --change 'CMD …'`: the Dockerfile instructions import
+/// allows; its history says where it came from unless a message does.
 fn import_config(changes: &[String], message: &str) -> Result<Value> {
     // No Env of its own, as dockerd imports (the runtime spec gives a
     // process without PATH the default one).
     let mut cfg = json!({});
     super::changes::apply(&mut cfg, changes)?;
-    Ok(json!({"config": cfg, "comment": message}))
+    let comment = if message.is_empty() {
+        "Imported from -"
+    } else {
+        message
+    };
+    Ok(json!({"config": cfg, "comment": comment}))
 }
 
 async fn import(d: &Daemon, body: Body, options: api::ImportOptions) -> Result<Vec<api::Image>> {
@@ -1351,6 +1376,8 @@ pub async fn commit(
                         .into_bytes(),
                 comment: q.get("comment").cloned().unwrap_or_default(),
                 author: q.get("author").cloned().unwrap_or_default(),
+                // History's "created by": the container's command, as dockerd's.
+                created_by: config.cmd.0.join(" "),
                 exclude: crate::daemon::files::MOUNT_POINTS
                     .iter()
                     .map(|p| p.to_string())
