@@ -684,7 +684,9 @@ impl Store {
                     for d in &blobs {
                         self.append_blob(&mut b, d, &mut written)?;
                     }
-                    let tag = docker_tag(&r.name);
+                    // Docker's archives name images as Docker shows them.
+                    let shown = docker_familiar(&r.name);
+                    let tag = docker_tag(&shown);
                     if let Some((repo, t)) = &tag
                         && let Some(last) = res.layers.last()
                     {
@@ -697,16 +699,14 @@ impl Store {
                     match entries.iter_mut().find(|(d, _)| *d == res.manifest_digest) {
                         Some((_, e)) => {
                             if tag.is_some() {
-                                e.repo_tags
-                                    .get_or_insert_with(Vec::new)
-                                    .push(r.name.clone());
+                                e.repo_tags.get_or_insert_with(Vec::new).push(shown.clone());
                             }
                         }
                         None => entries.push((
                             res.manifest_digest.clone(),
                             DockerManifestEntry {
                                 config: member_name(&res.config_digest)?,
-                                repo_tags: tag.map(|_| vec![r.name.clone()]),
+                                repo_tags: tag.map(|_| vec![shown.clone()]),
                                 layers: res
                                     .layers
                                     .iter()
@@ -1021,6 +1021,15 @@ fn annotated(d: &Descriptor, name: &str) -> Descriptor {
 }
 
 /// `repo:tag` of a name, if it has a tag and no digest.
+/// A name as Docker shows it (and writes it in its archives): Docker
+/// Hub's registry and `library/` left out.
+fn docker_familiar(name: &str) -> String {
+    name.strip_prefix("docker.io/library/")
+        .or_else(|| name.strip_prefix("docker.io/"))
+        .unwrap_or(name)
+        .to_string()
+}
+
 fn docker_tag(name: &str) -> Option<(String, String)> {
     if name.contains('@') {
         return None;
@@ -1042,6 +1051,13 @@ mod tests {
         );
         assert!(clean_member(b"../x").is_err());
         assert!(clean_member(b"/etc/passwd").is_err());
+    }
+
+    #[test]
+    fn archives_name_images_as_docker_shows_them() {
+        assert_eq!(docker_familiar("docker.io/library/busybox:1"), "busybox:1");
+        assert_eq!(docker_familiar("docker.io/team/app:v1"), "team/app:v1");
+        assert_eq!(docker_familiar("example.com/two:a"), "example.com/two:a");
     }
 
     #[test]

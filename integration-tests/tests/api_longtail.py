@@ -792,5 +792,30 @@ assert h[1]["Tags"] == ["pyhist:base"], h
 api.remove_image("pyhist:top")
 api.remove_image("pyhist:base")
 print("history: ok", flush=True)
+# Not-found answers worded as dockerd's: an image by its normalized name,
+# kill saying what it could not do, a connect or disconnect looking up the
+# container first; events refuse a `since` after `until`.
+api_error(404, "No such image: pynosuch:latest", api.inspect_image, "pynosuch")
+api_error(404, "No such image: pynosuch:latest", api.remove_image, "pynosuch")
+api_error(404, "Cannot kill container: pynosuch: No such container: pynosuch", api.kill,
+          "pynosuch")
+api_error(404, "No such container: pynosuch", api.disconnect_container_from_network,
+          "pynosuch", "pynonet")
+api_error(404, "No such container: pynosuch", api.connect_container_to_network,
+          "pynosuch", "pynonet")
+r = api._get(api._url("/events"), params={"since": "200", "until": "100"})
+assert r.status_code == 400, r.status_code
+assert r.json()["message"] == "`since` time (200) cannot be after `until` time (100)", r.text
+print("not found: ok", flush=True)
+# Saving a repository by name saves every tag it has, as dockerd.
+api.tag("busybox", "pysave", "a")
+api.tag("busybox", "pysave", "b")
+data = b"".join(api.get_image("pysave"))
+with tarfile.open(fileobj=io.BytesIO(data)) as t:
+    manifest = json.load(t.extractfile("manifest.json"))
+assert sorted(sum((m["RepoTags"] or [] for m in manifest), [])) == ["pysave:a", "pysave:b"], manifest
+api.remove_image("pysave:a")
+api.remove_image("pysave:b")
+print("save: ok", flush=True)
 
 print("longtail: all done")

@@ -37,8 +37,9 @@ fn docker_cli_runs_containers() {
     assert_eq!(out.code, 127, "{out:?}");
     let out = s.docker_stdin(&["run", "-i", "--rm", "busybox", "cat"], b"piped\n");
     assert_eq!(out.ok(), "piped");
-    // A user with an explicit group gets that gid and, as runc gives it,
-    // no groups but --group-add's.
+    // A user with an explicit group gets that gid and, as dockerd gives it,
+    // no groups but that one (its primary gid, CVE-2022-36109) and
+    // --group-add's.
     assert_eq!(
         s.docker(&[
             "run",
@@ -53,7 +54,7 @@ fn docker_cli_runs_containers() {
             "echo $(id -u) $(id -g) / $(grep ^Groups: /proc/self/status | cut -f2)"
         ])
         .ok(),
-        "1000 100 / 1234"
+        "1000 100 / 100 1234"
     );
     // dockerd's filters: ps's name is a regular expression on "/name",
     // images' reference lists only the names that matched.

@@ -1224,15 +1224,17 @@ fn supplementary_groups_follow_the_image_files_as_runc_reads_them() {
         ]);
         s.berth(&a).ok().trim().to_string()
     };
-    assert_eq!(ids(&[]), "0 0 / 10");
-    assert_eq!(ids(&["-u", "user"]), "1000 1000 / 10");
-    assert_eq!(ids(&["-u", "1000"]), "1000 1000 / 10");
-    assert_eq!(ids(&["-u", "user:users"]), "1000 100 /");
+    // The primary gid is always among them too, as dockerd has it since
+    // CVE-2022-36109.
+    assert_eq!(ids(&[]), "0 0 / 0 10");
+    assert_eq!(ids(&["-u", "user"]), "1000 1000 / 10 1000");
+    assert_eq!(ids(&["-u", "1000"]), "1000 1000 / 10 1000");
+    assert_eq!(ids(&["-u", "user:users"]), "1000 100 / 100");
     assert_eq!(
         ids(&["-u", "user:users", "--group-add", "wheel"]),
-        "1000 100 / 10"
+        "1000 100 / 10 100"
     );
-    assert_eq!(ids(&["-u", "4242", "--group-add", "77"]), "4242 0 / 77");
+    assert_eq!(ids(&["-u", "4242", "--group-add", "77"]), "4242 0 / 0 77");
     s.berth(&["rm", "grp"]).ok();
     s.berth(&["rmi", "grouped"]).ok();
 }

@@ -728,7 +728,10 @@ pub async fn restart(
 
 pub async fn kill(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> Result<Response> {
     let d = s.0;
-    let e = d.find(&id)?;
+    let e = d.find(&id).map_err(|mut e| {
+        e.message = format!("Cannot kill container: {id}: {}", e.message);
+        e
+    })?;
     d.kill(&e, q.get("signal").map(String::as_str).unwrap_or(""))
         .await?;
     Ok(no_content())

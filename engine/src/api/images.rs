@@ -264,13 +264,7 @@ fn glob(pattern: &str, s: &str) -> bool {
 }
 
 async fn inspect(d: &Daemon, name: &str) -> Result<Value> {
-    let found = d.find_image(name).await.map_err(|e| {
-        if e.status == StatusCode::NOT_FOUND {
-            ApiError::not_found(format!("No such image: {name}"))
-        } else {
-            e
-        }
-    })?;
+    let found = d.find_image(name).await?;
     let g = grouped(d)
         .await?
         .into_iter()
@@ -994,6 +988,11 @@ async fn save_images(d: &Daemon, asked: &[String]) -> Result<Response> {
     for v in asked {
         {
             let v = v.as_str();
+            // A repository without a tag saves every tag it has, as dockerd.
+            if let Some(all) = repository_tags(d, v).await? {
+                names.extend(all);
+                continue;
+            }
             let found = d.find_image(v).await?;
             // A tag given by name is saved under that name; an id saves the image's names.
             let by_id = v.starts_with("sha256:") || v.chars().all(|c| c.is_ascii_hexdigit());
@@ -1020,6 +1019,28 @@ async fn save_images(d: &Daemon, asked: &[String]) -> Result<Response> {
         super::stream::chunk_body(stream),
     )
         .into_response())
+}
+
+/// The tagged names of the repository `v` names when it names one without
+/// a tag or digest (`busybox`, not `busybox:1`); `None` otherwise, or when
+/// it has no tags (then it may be an image id).
+async fn repository_tags(d: &Daemon, v: &str) -> Result<Option<Vec<String>>> {
+    let last = v.rsplit('/').next().unwrap_or(v);
+    if last.contains(':') || v.contains('@') {
+        return Ok(None);
+    }
+    let Ok(full) = normalize(v) else {
+        return Ok(None);
+    };
+    let repo = repository(&full);
+    let mut tags: Vec<String> = grouped(d)
+        .await?
+        .into_iter()
+        .flat_map(|g| g.names)
+        .filter(|n| repository(n) == repo)
+        .collect();
+    tags.sort();
+    Ok((!tags.is_empty()).then_some(tags))
 }
 
 fn url_pairs(q: &str) -> Vec<(String, String)> {

@@ -223,8 +223,9 @@ struct ConnectBody {
 /// The network and container a connect or disconnect names.
 fn parties(d: &Daemon, id: &str, body: &[u8]) -> Result<(ConnectBody, Network, Arc<Entry>)> {
     let b: ConnectBody = super::body::json(body, "JSON body")?;
-    let n = d.networks.get(id)?;
+    // The container first, as dockerd looks them up.
     let e = d.find(&b.container)?;
+    let n = d.networks.get(id)?;
     Ok((b, n, e))
 }
 

@@ -430,6 +430,16 @@ pub async fn events(s: State, Query(q): Query<Params>) -> Result<Response> {
     )?;
     let since = event_time(&q, "since")?;
     let until = event_time(&q, "until")?;
+    if let (Some(a), Some(b)) = (since, until)
+        && a > b
+    {
+        let raw = |k: &str| q.get(k).cloned().unwrap_or_default();
+        return Err(ApiError::bad_request(format!(
+            "`since` time ({}) cannot be after `until` time ({})",
+            raw("since"),
+            raw("until")
+        )));
+    }
     let (past, mut rx) = d.events.subscribe(since);
     let (tx, body_rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(64);
     tokio::spawn(async move {

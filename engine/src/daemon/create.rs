@@ -67,7 +67,11 @@ impl Daemon {
                     config: serde_json::from_slice(&i.config).unwrap_or_default(),
                 })
             }
-            Err(s) if s.code() == tonic::Code::NotFound => Err(not_found()),
+            // Named as dockerd names it: `busybox:latest`, `user/app:1`.
+            Err(s) if s.code() == tonic::Code::NotFound => Err(ApiError::not_found(format!(
+                "No such image: {}",
+                images::familiar(&full)
+            ))),
             Err(s) => Err(s.into()),
         }
     }
