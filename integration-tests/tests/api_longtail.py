@@ -817,5 +817,29 @@ assert sorted(sum((m["RepoTags"] or [] for m in manifest), [])) == ["pysave:a", 
 api.remove_image("pysave:a")
 api.remove_image("pysave:b")
 print("save: ok", flush=True)
+# Prune filters as dockerd applies them: `until` spares what is newer,
+# `label!` what carries the label (berth once ignored both and pruned all).
+for tag, changes in (("keep", ["LABEL pyprune=1 keep=1"]), ("go", ["LABEL pyprune=1"])):
+    c = api.create_container("busybox", ["true"])
+    api.commit(c, repository="pyprune", tag=tag, changes=changes)
+    api.remove_container(c)
+spared = api.prune_images(filters={"dangling": False, "label": ["pyprune"], "until": "1h"})
+assert not spared["ImagesDeleted"], spared
+gone = api.prune_images(filters={"dangling": False, "label": ["pyprune"], "label!": ["keep"]})
+assert [x for x in gone["ImagesDeleted"] if "Untagged" in x] == [{"Untagged": "pyprune:go"}], gone
+api.remove_image("pyprune:keep")
+for name, labels in (("pypkeep", {"pyprune": "1", "keep": "1"}), ("pypgo", {"pyprune": "1"})):
+    api.create_network(name, labels=labels)
+    api.create_volume(name, labels=labels)
+assert not api.prune_networks(filters={"label": ["pyprune"], "until": "1h"})["NetworksDeleted"]
+assert api.prune_networks(filters={"label": ["pyprune"], "label!": ["keep"]})["NetworksDeleted"] == ["pypgo"]
+api.remove_network("pypkeep")
+volumes = {"label": ["pyprune"], "label!": ["keep"]}
+if docker.utils.version_gte(api._version, "1.42"):
+    volumes["all"] = ["true"]  # named ones too (older APIs prune them anyway)
+gone = api.prune_volumes(filters=volumes)
+assert gone["VolumesDeleted"] == ["pypgo"], gone
+api.remove_volume("pypkeep")
+print("prune filters: ok", flush=True)
 
 print("longtail: all done")

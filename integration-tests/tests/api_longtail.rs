@@ -215,6 +215,11 @@ fn the_cli_on_the_long_tail() {
         );
         run(&["rm", "victim"]).ok();
 
+        // Pruning with `until` spares what is newer (berth once pruned
+        // every unused image whatever the filter said).
+        run(&["image", "prune", "-a", "-f", "--filter", "until=1h"]).ok();
+        run(&["image", "inspect", "busybox"]).ok();
+
         // A command that cannot run: 127, said once (no "Error waiting
         // for container" besides the start's error).
         let out = run(&["run", "--rm", "busybox", "/nonexistent"]);

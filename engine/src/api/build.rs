@@ -95,7 +95,8 @@ pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
             "private",
         ],
     )?;
-    let (deleted, reclaimed) = crate::build::prune(&d).await?;
+    let until = query::until(&f)?;
+    let (deleted, reclaimed) = crate::build::prune(&d, &f, until).await?;
     Ok(Json(json!({
         "CachesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },
         "SpaceReclaimed": reclaimed,

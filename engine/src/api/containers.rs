@@ -851,23 +851,16 @@ pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
     let d = s.0;
     let f = query::filters(&q)?;
     query::only(&f, &["label", "label!", "until"])?;
-    let until = match f.get("until").and_then(|v| v.first()) {
-        Some(u) => query::time("until", u)?,
-        None => None,
-    };
+    let until = query::until(&f)?;
     let mut deleted = Vec::new();
     let sizes = disk_sizes(&d).await;
     let mut reclaimed = 0;
     for e in d.all() {
         let (ok, id) = {
             let c = e.c.lock().await;
-            let not_label = f
-                .get("label!")
-                .is_some_and(|l| !l.is_empty() && query::labels_match(&c.config.labels, Some(l)));
             (
                 !c.is_running()
-                    && query::labels_match(&c.config.labels, f.get("label"))
-                    && !not_label
+                    && query::prune_labels_match(&c.config.labels, &f)
                     && until.is_none_or(|u| c.created < u),
                 c.id.clone(),
             )

@@ -206,10 +206,15 @@ pub async fn list(
         }
         all.retain(|g| !g.names.is_empty() || !g.digests.is_empty());
     }
+    // `until` as newer dockerd lists it: images created before it.
+    let until = query::until(&f)?
+        .and_then(|u| u.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|u| u.as_secs() as i64);
     all.retain(|g| {
         let labels: BTreeMap<String, String> =
             serde_json::from_value(g.config["config"]["Labels"].clone()).unwrap_or_default();
         query::labels_match(&labels, f.get("label"))
+            && until.is_none_or(|u| unix_of(&g.created) < u)
     });
     for (k, after) in [("before", false), ("since", true)] {
         if let Some(r) = f.get(k).and_then(|v| v.first()) {
@@ -1254,7 +1259,10 @@ async fn prune_parents(d: &Daemon, removed: &Grouped, out: &mut Vec<Value>) {
 pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
     let d = s.0;
     let f = query::filters(&q)?;
-    query::only(&f, &["dangling", "label", "until"])?;
+    query::only(&f, &["dangling", "label", "label!", "until"])?;
+    let until = query::until(&f)?
+        .and_then(|u| u.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|u| u.as_secs() as i64);
     let only_dangling = f
         .get("dangling")
         .and_then(|v| v.first())
@@ -1271,7 +1279,9 @@ pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
         }
         let labels: BTreeMap<String, String> =
             serde_json::from_value(g.config["config"]["Labels"].clone()).unwrap_or_default();
-        if !query::labels_match(&labels, f.get("label")) {
+        if !query::prune_labels_match(&labels, &f)
+            || until.is_some_and(|u| unix_of(&g.created) >= u)
+        {
             continue;
         }
         for n in &g.names {

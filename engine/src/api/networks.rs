@@ -197,10 +197,12 @@ pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
     let d = s.0;
     let f = query::filters(&q)?;
     query::only(&f, &["label", "label!", "until"])?;
+    let until = query::until(&f)?;
     let mut deleted = Vec::new();
     for n in d.networks.all() {
         if matches!(n.name.as_str(), "bridge" | "host" | "none")
-            || !query::labels_match(&n.labels, f.get("label"))
+            || !query::prune_labels_match(&n.labels, &f)
+            || until.is_some_and(|u| n.created >= u)
         {
             continue;
         }

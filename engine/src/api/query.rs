@@ -73,6 +73,23 @@ pub fn labels_match(labels: &BTreeMap<String, String>, wanted: Option<&Vec<Strin
         })
 }
 
+/// A prune's label filters, as dockerd reads them: every `label` matches,
+/// and not every `label!` does.
+pub fn prune_labels_match(labels: &BTreeMap<String, String>, f: &Filters) -> bool {
+    let excluded = f
+        .get("label!")
+        .is_some_and(|l| !l.is_empty() && labels_match(labels, Some(l)));
+    labels_match(labels, f.get("label")) && !excluded
+}
+
+/// A prune's (or list's) `until` filter: what was created before it.
+pub fn until(f: &Filters) -> Result<Option<SystemTime>> {
+    match f.get("until").and_then(|v| v.first()) {
+        Some(u) => time("until", u),
+        None => Ok(None),
+    }
+}
+
 /// A time as Docker's API takes it in `since`, `until` and `until`
 /// filters: unix seconds with an optional fraction, or (as dockerd's
 /// GetTimestamp) RFC 3339 or a duration before now ("10m"). Empty is

@@ -154,7 +154,7 @@ pub async fn prune(
         if !all && !v.anonymous {
             continue;
         }
-        if !query::labels_match(&v.labels, f.get("label")) {
+        if !query::prune_labels_match(&v.labels, &f) {
             continue;
         }
         if !users(&d, &v.name).await.is_empty() {

@@ -714,7 +714,36 @@ impl Builder {
 /// `builder prune`: the cache's entries, and the step images nothing else
 /// keeps (a container's image, a tag); their space is given back by the
 /// content store's garbage collection.
-pub async fn prune(d: &Arc<Daemon>) -> crate::error::Result<(Vec<String>, i64)> {
+/// Whether a cache entry is one a `builder prune` filter picks, with the
+/// fields [`usage`] shows it with (`until`: made before that time).
+pub fn prune_picks(
+    f: &std::collections::BTreeMap<String, Vec<String>>,
+    until: Option<std::time::SystemTime>,
+    key: &str,
+    e: &cache::Entry,
+) -> bool {
+    let all = |k: &str, ok: &dyn Fn(&str) -> bool| f.get(k).is_none_or(|v| v.iter().all(|x| ok(x)));
+    let flag = |k: &str, value: bool| {
+        f.get(k).is_none_or(|v| {
+            v.iter()
+                .all(|x| (x.is_empty() || x == "true" || x == "1") == value)
+        })
+    };
+    until.is_none_or(|u| e.created < u)
+        && all("id", &|x| key.starts_with(x))
+        && all("parent", &|x| e.parent == x)
+        && all("type", &|x| x == "regular")
+        && all("description", &|x| e.created_by == x)
+        && flag("inuse", false)
+        && flag("shared", true)
+        && flag("private", false)
+}
+
+pub async fn prune(
+    d: &Arc<Daemon>,
+    f: &std::collections::BTreeMap<String, Vec<String>>,
+    until: Option<std::time::SystemTime>,
+) -> crate::error::Result<(Vec<String>, i64)> {
     let cache = cache::Cache::open(&d.cfg.data_root)
         .map_err(|e| crate::error::ApiError::internal(format!("the build cache: {e}")))?;
     let mut used = BTreeSet::new();
@@ -729,13 +758,23 @@ pub async fn prune(d: &Arc<Daemon>) -> crate::error::Result<(Vec<String>, i64)> 
             .images;
     let mut deleted = Vec::new();
     let mut reclaimed = 0i64;
-    for (key, _) in cache.all() {
-        cache.remove(&key);
-        deleted.push(key);
+    // The step images entries still kept point at stay.
+    let mut kept = BTreeSet::new();
+    for (key, e) in cache.all() {
+        if prune_picks(f, until, &key, &e) {
+            cache.remove(&key);
+            deleted.push(key);
+        } else {
+            kept.insert(e.image);
+        }
     }
     for i in list {
         let step = i.labels.get(STEP_LABEL).is_some_and(|v| v == "1");
-        if !step || !i.name.contains('@') || used.contains(&i.config_digest) {
+        if !step
+            || !i.name.contains('@')
+            || used.contains(&i.config_digest)
+            || kept.contains(&i.name)
+        {
             continue;
         }
         if d.lc
@@ -816,6 +855,38 @@ pub async fn remove_orphans(d: &Arc<Daemon>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn builder_prune_filters_pick_entries_as_usage_shows_them() {
+        use std::time::{Duration, SystemTime};
+        let now = SystemTime::now();
+        let e = super::cache::Entry {
+            image: "img".into(),
+            id: "sha256:1".into(),
+            parent: "sha256:0".into(),
+            created_by: "/bin/sh -c true".into(),
+            created: now - Duration::from_secs(3600),
+        };
+        let f = |pairs: &[(&str, &str)]| {
+            let mut m = std::collections::BTreeMap::<String, Vec<String>>::new();
+            for (k, v) in pairs {
+                m.entry(k.to_string()).or_default().push(v.to_string());
+            }
+            m
+        };
+        let picks =
+            |pairs: &[(&str, &str)], until| super::prune_picks(&f(pairs), until, "abc123", &e);
+        assert!(picks(&[], None));
+        assert!(picks(&[], Some(now)));
+        assert!(!picks(&[], Some(now - Duration::from_secs(7200))));
+        assert!(picks(&[("id", "abc")], None));
+        assert!(!picks(&[("id", "abd")], None));
+        assert!(picks(&[("parent", "sha256:0")], None));
+        assert!(!picks(&[("type", "frontend")], None));
+        assert!(!picks(&[("inuse", "")], None));
+        assert!(picks(&[("shared", "true")], None));
+        assert!(!picks(&[("private", "true")], None));
+    }
+
     #[test]
     fn a_nop_step_reads_back_as_the_classic_builders_command() {
         assert_eq!(
