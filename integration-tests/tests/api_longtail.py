@@ -841,5 +841,26 @@ gone = api.prune_volumes(filters=volumes)
 assert gone["VolumesDeleted"] == ["pypgo"], gone
 api.remove_volume("pypkeep")
 print("prune filters: ok", flush=True)
+# ps filters publish (host ports) and expose (container ports), ranges and
+# protocols as dockerd reads them (berth once ignored both).
+with socket.socket() as probe:
+    probe.bind(("127.0.0.1", 0))
+    hostport = probe.getsockname()[1]
+c = api.create_container("busybox", ["sleep", "1000"], ports=[80, 81],
+                         host_config=api.create_host_config(port_bindings={80: hostport}))["Id"]
+api.start(c)
+def listed(**filters):
+    return c in [x["Id"] for x in api.containers(filters=filters)]
+assert listed(publish=str(hostport)), api.containers()
+assert listed(publish=f"{hostport - 1}-{hostport + 1}/tcp"), api.containers()
+assert not listed(publish="80") and not listed(publish=f"{hostport}/udp")
+assert listed(expose="81") and listed(expose="80") and not listed(expose="81/udp")
+try:  # dockerd answers 500, berth 400: the caller's mistake, named
+    api.containers(filters={"publish": "x"})
+    raise AssertionError("a bad publish filter was taken")
+except docker.errors.APIError as e:
+    assert "publish x" in str(e.explanation), e.explanation
+api.remove_container(c, force=True)
+print("ps port filters: ok", flush=True)
 
 print("longtail: all done")

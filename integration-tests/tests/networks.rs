@@ -653,6 +653,11 @@ fn bad_network_input_is_refused_and_changes_nothing() {
     );
     let out = s.berth(&["network", "create", "--subnet", "10.0.0.0/33", "n3"]);
     assert!(out.stderr.contains("invalid subnet"), "{out:?}");
+    let out = s.berth(&["network", "create", "--ipam-driver", "nosuch", "n4"]);
+    assert!(
+        out.stderr.contains("plugin \"nosuch\" not found"),
+        "{out:?}"
+    );
     let out = s.berth(&[
         "run",
         "--rm",
@@ -664,7 +669,31 @@ fn bad_network_input_is_refused_and_changes_nothing() {
         "true",
     ]);
     assert_ne!(out.code, 0, "{out:?}");
-    assert!(out.stderr.contains("no configured subnet"), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "Invalid address 192.0.2.77: It does not belong to any of this network's subnets"
+        ),
+        "{out:?}"
+    );
+    // The default bridge gives its own addresses only, as dockerd's (whose
+    // create takes the address and whose start refuses it).
+    let body = serde_json::json!({
+        "Image": "busybox",
+        "NetworkingConfig": {"EndpointsConfig": {"bridge": {"IPAMConfig": {"IPv4Address": "172.17.0.50"}}}},
+    });
+    let (code, made) = s.api(
+        "POST",
+        "/containers/create?name=fixedip",
+        Some(&body.to_string()),
+    );
+    assert_eq!(code, 201, "{made}");
+    let (code, said) = s.api("POST", "/containers/fixedip/start", None);
+    assert_eq!(code, 400, "{said}");
+    assert!(
+        said.contains("user specified IP address is supported on user defined networks only"),
+        "{said}"
+    );
+    s.berth(&["rm", "fixedip"]).ok();
     let out = s.berth(&["run", "--rm", "--network", "nope", "busybox", "true"]);
     assert_eq!(out.code, 125, "{out:?}");
     assert!(out.stderr.contains("network nope not found"), "{out:?}");

@@ -45,6 +45,12 @@ pub struct CreateArgs {
     /// Allocate container ip from a sub-range
     #[arg(long = "ip-range")]
     ip_range: Vec<String>,
+    /// IP Address Management Driver
+    #[arg(long = "ipam-driver", default_value = "default")]
+    ipam_driver: String,
+    /// Set IPAM driver specific options
+    #[arg(long = "ipam-opt")]
+    ipam_opt: Vec<String>,
     /// Restrict external access to the network
     #[arg(long)]
     internal: bool,
@@ -180,7 +186,8 @@ pub async fn network(ctx: &Ctx, cmd: NetworkCmd) -> Result<i32> {
                     bail!("no matching subnet for {g}");
                 }
             }
-            let ipam = json!({"Driver": "default", "Config": configs});
+            let ipam =
+                json!({"Driver": a.ipam_driver, "Config": configs, "Options": kv(&a.ipam_opt)});
             let body = json!({
                 "Name": a.name, "Driver": a.driver, "Internal": a.internal,
                 "Attachable": a.attachable, "EnableIPv6": a.ipv6, "IPAM": ipam,

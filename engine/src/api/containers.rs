@@ -579,6 +579,42 @@ fn matches_filters(
         && query::labels_match(&c.config.labels, f.get("label"))
         && before.is_none_or(|b| c.created < b)
         && since.is_none_or(|s| c.created > s)
+        && ports_match(c, f)
+}
+
+/// A port filter's value: "80", "80/udp", "8000-8080/tcp".
+fn port_range(v: &str) -> Option<(u32, u32, String)> {
+    let (range, proto) = v.split_once('/').unwrap_or((v, "tcp"));
+    let (a, b) = range.split_once('-').unwrap_or((range, range));
+    let (a, b): (u16, u16) = (a.parse().ok()?, b.parse().ok()?);
+    (a <= b && matches!(proto, "tcp" | "udp" | "sctp"))
+        .then(|| (a as u32, b as u32, proto.to_string()))
+}
+
+/// dockerd's `publish` and `expose` filters ("80", "80/udp",
+/// "8000-8080/tcp"): a container whose `ps` ports have one of the host
+/// ports asked for, or one of the container ports.
+fn ports_match(c: &Container, f: &query::Filters) -> bool {
+    let wanted = |k: &str| -> Vec<(u32, u32, String)> {
+        f.get(k)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| port_range(v))
+            .collect()
+    };
+    let (publish, expose) = (wanted("publish"), wanted("expose"));
+    if !f.contains_key("publish") && !f.contains_key("expose") {
+        return true;
+    }
+    let hit = |set: &[(u32, u32, String)], port: u64, typ: &str| {
+        set.iter()
+            .any(|(a, b, p)| p == typ && (*a as u64..=*b as u64).contains(&port))
+    };
+    ports(c).iter().any(|p| {
+        let typ = p["Type"].as_str().unwrap_or("tcp");
+        hit(&publish, p["PublicPort"].as_u64().unwrap_or(0), typ)
+            || hit(&expose, p["PrivatePort"].as_u64().unwrap_or(0), typ)
+    })
 }
 
 pub async fn list(s: State, Query(q): Query<Params>) -> Result<Response> {
@@ -591,6 +627,15 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Response> {
             "network", "health", "is-task", "publish", "expose",
         ],
     )?;
+    for k in ["publish", "expose"] {
+        for v in f.get(k).into_iter().flatten() {
+            if port_range(v).is_none() {
+                return Err(ApiError::bad_request(format!(
+                    "error while looking up for {k} {v}: not a port, a range or either with /tcp, /udp or /sctp"
+                )));
+            }
+        }
+    }
     if let Some(st) = f.get("status") {
         for v in st {
             if ![

@@ -427,6 +427,23 @@ impl Daemon {
             )));
         }
         let ifname = format!("eth{}", state.attachments.len());
+        let asked = |k: &str| {
+            ep.ipam_config
+                .as_ref()
+                .and_then(|v| v[k].as_str())
+                .is_some_and(|s| !s.is_empty())
+        };
+        // As dockerd: the default bridge hands out its own addresses.
+        if n.name == "bridge" && (asked("IPv4Address") || asked("IPv6Address")) {
+            return Err(ApiError::bad_request(
+                "user specified IP address is supported on user defined networks only",
+            ));
+        }
+        let outside = |ip: &str| {
+            ApiError::internal(format!(
+                "Invalid address {ip}: It does not belong to any of this network's subnets"
+            ))
+        };
         let ip = ep
             .ipam_config
             .as_ref()
@@ -442,9 +459,7 @@ impl Daemon {
                 .parse()
                 .map_err(|_| ApiError::internal(format!("network {} has no subnet", n.name)))?;
             if !subnet.contains(&addr) {
-                return Err(ApiError::bad_request(format!(
-                    "no configured subnet or ip-range contain the IP address {ip}"
-                )));
+                return Err(outside(ip));
             }
         }
         let ip6 = ep
@@ -465,9 +480,7 @@ impl Daemon {
                 .parse::<ipnet::Ipv6Net>()
                 .is_ok_and(|s| s.contains(&addr));
             if !inside {
-                return Err(ApiError::bad_request(format!(
-                    "no configured subnet or ip-range contain the IP address {ip6}"
-                )));
+                return Err(outside(ip6));
             }
         }
         // The endpoint's own address first; the container's `--mac-address`

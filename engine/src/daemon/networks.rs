@@ -630,6 +630,15 @@ impl Networks {
                 "plugin \"{driver}\" not found"
             )));
         }
+        // The one IPAM driver berth has is Docker's default.
+        if let Some(ipam) = req.ipam.as_ref()
+            && !matches!(ipam.driver.as_str(), "" | "default")
+        {
+            return Err(ApiError::not_found(format!(
+                "plugin \"{}\" not found",
+                ipam.driver
+            )));
+        }
         // What only a swarm manager makes, refused as a dockerd outside a
         // swarm refuses it.
         if req.ingress {
