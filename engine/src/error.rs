@@ -58,9 +58,14 @@ impl From<tonic::Status> for ApiError {
             Code::PermissionDenied | Code::Unauthenticated => StatusCode::FORBIDDEN,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let message = match s.code() {
-            Code::Unavailable => format!("berth-lifecycled is unavailable: {}", s.message()),
-            _ => s.message().to_string(),
+        // Unavailable from the channel itself (it carries the transport's
+        // error) is lifecycled out of reach; from lifecycled's answer it is
+        // something lifecycled could not reach (a registry), said as is.
+        let unreachable = s.code() == Code::Unavailable && std::error::Error::source(&s).is_some();
+        let message = if unreachable {
+            format!("berth-lifecycled is unavailable: {}", s.message())
+        } else {
+            s.message().to_string()
         };
         ApiError { status, message }
     }
@@ -86,5 +91,26 @@ impl IntoResponse for ApiError {
             serde_json::json!({ "message": self.message }).to_string(),
         )
             .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_registry_is_not_an_unreachable_lifecycled() {
+        let answered = ApiError::from(tonic::Status::unavailable(
+            "registry 127.0.0.1:1 is unreachable",
+        ));
+        assert_eq!(answered.message, "registry 127.0.0.1:1 is unreachable");
+        assert_eq!(answered.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let mut transport = tonic::Status::unavailable("error trying to connect");
+        transport.set_source(std::sync::Arc::new(refused));
+        assert_eq!(
+            ApiError::from(transport).message,
+            "berth-lifecycled is unavailable: error trying to connect"
+        );
     }
 }

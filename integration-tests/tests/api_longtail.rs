@@ -213,7 +213,23 @@ fn the_cli_on_the_long_tail() {
             "exited",
             "{cli}"
         );
+        let nowhere = s.dir.path().join("nowhere");
+        let out = run(&["cp", "victim:/nonexistent", nowhere.to_str().unwrap()]);
+        assert!(
+            out.stderr
+                .contains("Could not find the file /nonexistent in container victim"),
+            "{cli}: {}",
+            out.stderr
+        );
         run(&["rm", "victim"]).ok();
+        let out = run(&["push", "nosuchimage"]);
+        assert_ne!(out.code, 0, "{cli}");
+        assert!(
+            out.stderr
+                .contains("An image does not exist locally with the tag: nosuchimage"),
+            "{cli}: {}",
+            out.stderr
+        );
 
         // Pruning with `until` spares what is newer (berth once pruned
         // every unused image whatever the filter said).

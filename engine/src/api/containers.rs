@@ -1493,8 +1493,9 @@ fn clean_path(path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-async fn stat_header(d: &Daemon, e: &Entry, path: &str) -> Result<String> {
-    let id = e.id.as_str();
+/// The archive header of `path` in the container the caller named `id`
+/// (the name it is told by when the path is not there, as dockerd's).
+async fn stat_header(d: &Daemon, e: &Entry, id: &str, path: &str) -> Result<String> {
     let req = archive_request(&*e.c.lock().await, path).0;
     let st =
         d.lc.snapshots()
@@ -1530,7 +1531,7 @@ pub async fn archive_head(
     let e = d.find(&id)?;
     let path = path_param(&q)?;
     let _frozen = d.freeze(&e).await?;
-    let h = stat_header(&d, &e, &path).await?;
+    let h = stat_header(&d, &e, &id, &path).await?;
     Ok(([("X-Docker-Container-Path-Stat", h)], ()).into_response())
 }
 
@@ -1543,7 +1544,7 @@ pub async fn archive_get(
     let e = d.find(&id)?;
     let path = path_param(&q)?;
     let frozen = d.freeze(&e).await?;
-    let h = stat_header(&d, &e, &path).await?;
+    let h = stat_header(&d, &e, &id, &path).await?;
     let req = archive_request(&*e.c.lock().await, &path).0;
     let stream =
         d.lc.snapshots()

@@ -450,6 +450,21 @@ pub async fn by_name_post(
         })
         .map_err(ApiError::bad_request)?;
         let auth = registry_auth(&headers)?;
+        // What is not here is said in the stream, as dockerd's push says it.
+        if let Err(e) = d.find_image(&full).await
+            && e.status == StatusCode::NOT_FOUND
+        {
+            let m = format!(
+                "An image does not exist locally with the tag: {}",
+                familiar(repository(&full))
+            );
+            let lines = [
+                json!({"status": format!("The push refers to repository [{}]", repository(&full))}),
+                json!({"errorDetail": {"message": m}, "error": m}),
+            ];
+            let body: String = lines.iter().map(|l| format!("{l}\r\n")).collect();
+            return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
+        }
         let stream =
             d.lc.images()
                 .push(d.lc.req(api::PushRequest {
