@@ -74,6 +74,7 @@ mod mount;
 mod reference;
 mod registry;
 mod resolve;
+mod search;
 mod snapshots;
 
 use std::fs::{self, File};
@@ -96,6 +97,7 @@ pub use mount::{Mount, mount_all, unmount};
 pub use reference::{Reference, is_loopback_host};
 pub use registry::{Credentials, Distribution, Progress, ProgressAction, RegistryOptions};
 pub use resolve::{PlatformSpec, ResolvedImage, media_types};
+pub use search::{SearchResult, search};
 pub use snapshots::{CommittedLayer, SnapshotInfo, SnapshotKind, Usage};
 
 /// The OCI types the API speaks in.

@@ -15,32 +15,7 @@ pub async fn check_login(
     password: &str,
     opts: &RegistryOptions,
 ) -> Result<()> {
-    crate::registry::install_crypto_provider();
-    let mut b = reqwest::Client::builder()
-        .connect_timeout(opts.connect_timeout)
-        .timeout(opts.read_timeout);
-    for p in &opts.ca_certs {
-        let pem = std::fs::read(p).map_err(|source| Error::CaCertificate {
-            path: p.clone(),
-            source,
-        })?;
-        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| Error::Registry {
-            registry: registry.into(),
-            what: format!("reading the CA certificate {}", p.display()),
-            source: Box::new(e),
-        })?;
-        b = b.add_root_certificate(cert);
-    }
-    let client = b.build().map_err(|e| Error::Registry {
-        registry: registry.into(),
-        what: "building the HTTP client".into(),
-        source: Box::new(e),
-    })?;
-    let scheme = if opts.insecure.iter().any(|h| h == registry) {
-        "http"
-    } else {
-        "https"
-    };
+    let (client, scheme) = http_client(registry, opts)?;
     let base = format!("{scheme}://{registry}/v2/");
     let unreachable = |e: reqwest::Error| Error::RegistryUnreachable {
         registry: registry.into(),
@@ -108,6 +83,42 @@ pub async fn check_login(
             "it asks for authentication berth does not speak: {challenge:?}"
         ))),
     }
+}
+
+/// An HTTP client for `registry` with the options' timeouts and CA
+/// certificates, and the scheme it is reached over (plain HTTP only when
+/// the options list it as insecure).
+pub(crate) fn http_client(
+    registry: &str,
+    opts: &RegistryOptions,
+) -> Result<(reqwest::Client, &'static str)> {
+    crate::registry::install_crypto_provider();
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(opts.connect_timeout)
+        .timeout(opts.read_timeout);
+    for p in &opts.ca_certs {
+        let pem = std::fs::read(p).map_err(|source| Error::CaCertificate {
+            path: p.clone(),
+            source,
+        })?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| Error::Registry {
+            registry: registry.into(),
+            what: format!("reading the CA certificate {}", p.display()),
+            source: Box::new(e),
+        })?;
+        b = b.add_root_certificate(cert);
+    }
+    let client = b.build().map_err(|e| Error::Registry {
+        registry: registry.into(),
+        what: "building the HTTP client".into(),
+        source: Box::new(e),
+    })?;
+    let scheme = if opts.insecure.iter().any(|h| h == registry) {
+        "http"
+    } else {
+        "https"
+    };
+    Ok((client, scheme))
 }
 
 fn unexpected(registry: &str, status: reqwest::StatusCode) -> Error {

@@ -862,5 +862,46 @@ except docker.errors.APIError as e:
     assert "publish x" in str(e.explanation), e.explanation
 api.remove_container(c, force=True)
 print("ps port filters: ok", flush=True)
+# docker search asks the index the term names (a registry on this machine
+# here, playing Docker Hub's index with its v1 search), with dockerd's
+# limit and filters.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import search_index  # noqa: E402
+index, where, asked = search_index.serve()
+def search(term, **params):  # limit and filters as the API takes them
+    params["term"] = term
+    if "filters" in params:
+        params["filters"] = json.dumps(params["filters"])
+    return api._result(api._get(api._url("/images/search"), params=params), True)
+try:
+    found = api.search(f"{where}/pyfind")
+    assert [r["name"] for r in found] == [f"pyfind-{i}" for i in range(5)], found
+    assert found[0] == {"name": "pyfind-0", "description": "number 0", "star_count": 0,
+                        "is_official": True, "is_automated": False}, found[0]
+    assert ("/v1/search", {"q": ["pyfind"], "n": ["25"]}) in asked, asked
+    found = search(f"{where}/pyfind", limit=3, filters={"stars": ["2"]})
+    assert [r["name"] for r in found] == ["pyfind-2", "pyfind-3", "pyfind-4"], found
+    assert ("/v1/search", {"q": ["pyfind"], "n": ["3"]}) in asked, asked
+    found = search(f"{where}/pyfind", filters={"is-official": ["true"]})
+    assert [r["name"] for r in found] == ["pyfind-0"], found
+    api_error(400, "Limit 101 is outside the range of [1, 100]", search, f"{where}/x", limit=101)
+    api_error(400, "Invalid filter 'stars=many'", search, f"{where}/x", filters={"stars": ["many"]})
+finally:
+    index.shutdown()
+    index.server_close()
+api_error(500, "", api.search, f"{where}/pyfind")
+print("search: ok", flush=True)
+# A runtime nobody knows, an address on a network whose subnet was picked
+# for it: refused in dockerd's words.
+api_error(400, "Unknown runtime specified foobar", api.create_container, "busybox", ["true"],
+          runtime="foobar")
+api.create_network("pyautonet")
+c = api.create_container("busybox", ["true"])
+api_error(400, "user specified IP address is supported only when connecting to networks with "
+          "user configured subnets", api.connect_container_to_network, c, "pyautonet",
+          ipv4_address="10.99.0.5")
+api.remove_container(c)
+api.remove_network("pyautonet")
+print("runtime and address refusals: ok", flush=True)
 
 print("longtail: all done")

@@ -222,6 +222,22 @@ fn the_cli_on_the_long_tail() {
             out.stderr
         );
         run(&["rm", "victim"]).ok();
+        // search, of an index on this machine (Docker Hub's v1 search).
+        let index = SearchIndex::start();
+        let term = format!("127.0.0.1:{}/clifind", index.port);
+        let out = run(&[
+            "search",
+            &term,
+            "--filter",
+            "stars=4",
+            "--format",
+            "{{.Name}}|{{.StarCount}}",
+        ]);
+        assert_eq!(out.ok(), "clifind-4|4", "{cli}");
+        let table = run(&["search", "--limit", "2", &term]).ok().to_string();
+        assert!(table.starts_with("NAME"), "{cli}: {table}");
+        assert!(table.contains("OFFICIAL"), "{cli}: {table}");
+        drop(index);
         let out = run(&["push", "nosuchimage"]);
         assert_ne!(out.code, 0, "{cli}");
         assert!(
@@ -354,6 +370,42 @@ fn the_cli_on_the_long_tail() {
             out.stderr
         );
         run(&["rm", "-f", "ipcprivate"]).ok();
+    }
+}
+
+/// `search_index.py` run as a child: an index answering Docker Hub's v1
+/// search on a loopback port, ended (by its PID) when dropped.
+struct SearchIndex {
+    child: std::process::Child,
+    port: String,
+}
+
+impl SearchIndex {
+    fn start() -> SearchIndex {
+        use std::io::BufRead;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/search_index.py");
+        let mut child = std::process::Command::new("/usr/bin/python3")
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting the search index");
+        let mut port = String::new();
+        let stdout = child.stdout.take().expect("its stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut port)
+            .expect("its port");
+        SearchIndex {
+            child,
+            port: port.trim().to_string(),
+        }
+    }
+}
+
+impl Drop for SearchIndex {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -173,6 +173,24 @@ pub struct CommitArgs {
 }
 
 #[derive(Args)]
+pub struct SearchArgs {
+    /// Search the Docker Hub (or the registry the term names) for images
+    term: String,
+    /// Max number of search results
+    #[arg(long)]
+    limit: Option<u32>,
+    /// Filter output based on conditions provided (stars=N, is-official=true)
+    #[arg(short = 'f', long = "filter")]
+    filter: Vec<String>,
+    /// Pretty-print search using a Go template
+    #[arg(long)]
+    format: Option<String>,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    no_trunc: bool,
+}
+
+#[derive(Args)]
 pub struct HistoryArgs {
     /// Format output using a Go template or "table" / "json"
     #[arg(long)]
@@ -729,6 +747,66 @@ pub async fn rmi(ctx: &Ctx, a: RmiArgs) -> Result<i32> {
         }
     })
     .await
+}
+
+pub async fn search(ctx: &Ctx, a: SearchArgs) -> Result<i32> {
+    let mut path = format!("/images/search?term={}", q(&a.term));
+    if let Some(n) = a.limit {
+        path.push_str(&format!("&limit={n}"));
+    }
+    if !a.filter.is_empty() {
+        let mut f = serde_json::Map::new();
+        for kv in &a.filter {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            let e = f.entry(k.to_string()).or_insert_with(|| json!({}));
+            e[v] = json!(true);
+        }
+        path.push_str(&format!("&filters={}", q(&Value::Object(f).to_string())));
+    }
+    let resp = ctx
+        .client
+        .request(Method::GET, &path, empty(), &[auth_header(ctx, &a.term)])
+        .await?;
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the daemon's answer: {e}"))?
+        .to_bytes();
+    let found: Vec<Value> = serde_json::from_slice(&body).context("reading the search results")?;
+    let rows: Vec<Value> = found
+        .iter()
+        .map(|r| {
+            let mut description = r["description"].as_str().unwrap_or("").replace('\n', " ");
+            if !a.no_trunc && description.chars().count() > 45 {
+                description = description.chars().take(44).collect::<String>() + "…";
+            }
+            let yes = |k: &str| {
+                if r[k].as_bool().unwrap_or(false) {
+                    "[OK]"
+                } else {
+                    ""
+                }
+            };
+            json!({
+                "Name": r["name"], "Description": description,
+                "StarCount": r["star_count"].as_i64().unwrap_or(0).to_string(),
+                "IsOfficial": yes("is_official"), "IsAutomated": yes("is_automated"),
+            })
+        })
+        .collect();
+    let fmt = format::template(
+        a.format.as_deref(),
+        "table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}",
+    );
+    let header = |f: &str| match f {
+        "StarCount" => "STARS".to_string(),
+        "IsOfficial" => "OFFICIAL".to_string(),
+        "IsAutomated" => "AUTOMATED".to_string(),
+        f => format::header(f),
+    };
+    format::parse(&fmt, &header)?.print(&rows)?;
+    Ok(0)
 }
 
 async fn history(ctx: &Ctx, a: HistoryArgs) -> Result<i32> {

@@ -106,6 +106,8 @@ enum Cmd {
     Version(system::FormatArg),
     /// Display system-wide information
     Info(system::FormatArg),
+    /// Search Docker Hub (or the registry the term names) for images
+    Search(images::SearchArgs),
     /// Log in to a registry
     Login(system::LoginArgs),
     /// Log out from a registry
@@ -370,6 +372,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Events(a) => system::events(&ctx, a).await,
         Cmd::Version(a) => system::version(&ctx, a).await,
         Cmd::Info(a) => system::info(&ctx, a).await,
+        Cmd::Search(a) => images::search(&ctx, a).await,
         Cmd::Login(a) => system::login(&ctx, a).await,
         Cmd::Logout(a) => system::logout(&ctx, a).await,
         Cmd::Context(_) | Cmd::Completion(_) => unreachable!("handled above"),

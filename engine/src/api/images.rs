@@ -381,8 +381,7 @@ pub async fn distribution(
                 auth: registry_auth(&headers)?,
                 registry: Some(registry_options(&d, &full)),
             }))
-            .await
-            .map_err(pull_error)?
+            .await?
             .into_inner();
     let desc = r.descriptor.unwrap_or_default();
     let platforms: Vec<Value> = r
@@ -559,6 +558,81 @@ pub async fn auth(s: State, body: Bytes) -> Result<Response> {
         )),
         Err(st) => Err(st.into()),
     }
+}
+
+/// GET /images/search: `docker search`, asked of the index the term names
+/// (Docker Hub's unless its first part is a host, as dockerd splits it),
+/// with dockerd's limit and filters.
+pub async fn search(s: State, Query(q): Query<Params>, headers: HeaderMap) -> Result<Response> {
+    let d = s.0;
+    let term = q.get("term").cloned().unwrap_or_default();
+    if term.is_empty() {
+        return Err(ApiError::bad_request("term is required"));
+    }
+    let limit = match q.get("limit").filter(|l| !l.is_empty()) {
+        Some(l) => l
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+        None => 25,
+    };
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "Limit {limit} is outside the range of [1, 100]"
+        )));
+    }
+    let f = query::filters(&q)?;
+    query::only(&f, &["stars", "is-automated", "is-official"])?;
+    let bad = |k: &str, v: &str| ApiError::bad_request(format!("Invalid filter '{k}={v}'"));
+    let mut stars = 0i64;
+    for v in f.get("stars").into_iter().flatten() {
+        stars = stars.max(v.parse().map_err(|_| bad("stars", v))?);
+    }
+    let flag = |k: &str| -> Result<Option<bool>> {
+        match f.get(k).and_then(|v| v.first()) {
+            Some(v) => match v.as_str() {
+                "true" | "1" => Ok(Some(true)),
+                "false" | "0" => Ok(Some(false)),
+                _ => Err(bad(k, v)),
+            },
+            None => Ok(None),
+        }
+    };
+    let (official, automated) = (flag("is-official")?, flag("is-automated")?);
+    let (index, remote) = match term.split_once('/') {
+        Some((host, rest)) if host.contains(['.', ':']) || host == "localhost" => {
+            (host.to_string(), rest.to_string())
+        }
+        _ => (
+            "index.docker.io".to_string(),
+            term.strip_prefix("library/").unwrap_or(&term).to_string(),
+        ),
+    };
+    let auth = registry_auth(&headers)?;
+    let found =
+        d.lc.images()
+            .search(d.lc.req(api::SearchRequest {
+                index: index.clone(),
+                term: remote,
+                limit: limit as u32,
+                auth,
+                options: Some(registry_options(&d, &format!("{index}/x"))),
+            }))
+            .await?
+            .into_inner()
+            .results;
+    let out: Vec<Value> = found
+        .into_iter()
+        .filter(|r| {
+            r.star_count >= stars
+                && official.is_none_or(|o| o == r.is_official)
+                && automated.is_none_or(|a| a == r.is_automated)
+        })
+        .map(|r| {
+            json!({"star_count": r.star_count, "is_official": r.is_official, "name": r.name,
+                   "is_automated": r.is_automated, "description": r.description})
+        })
+        .collect();
+    Ok(Json(out).into_response())
 }
 
 /// The host[:port] of a full reference.
@@ -877,7 +951,7 @@ pub async fn create(
                 kind: Some(api::pull_response::Kind::Progress(p)),
             })) if p.action == "resolving" => continue,
             Ok(m) => break m,
-            Err(e) => return Err(pull_error(e)),
+            Err(e) => return Err(e.into()),
         }
     };
     Ok(progress_response(
@@ -887,14 +961,6 @@ pub async fn create(
         full,
         true,
     ))
-}
-
-/// A pull's own failure as dockerd answers it: a registry that cannot be
-/// reached is the server's error (500), not lifecycled's absence.
-fn pull_error(s: tonic::Status) -> ApiError {
-    let mut e = ApiError::from(s.clone());
-    e.message = s.message().to_string();
-    e
 }
 
 /// `docker import --change 'CMD …'`: the Dockerfile instructions import

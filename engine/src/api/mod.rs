@@ -170,6 +170,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/images/load", post(images::load))
         .route("/images/get", get(images::save))
         .route("/images/prune", post(images::prune))
+        .route("/images/search", get(images::search))
         .route(
             "/images/{*name}",
             get(images::by_name)

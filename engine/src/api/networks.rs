@@ -259,6 +259,7 @@ pub async fn connect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Re
     }
     let ep = b.endpoint_config.unwrap_or_default();
     crate::daemon::netsetup::validate_endpoint(&n.name, &ep)?;
+    crate::daemon::netsetup::check_asked_address(&n, &ep)?;
     // Back on the mode's network after a disconnect: joined again.
     let detached = c.mode_detached;
     if to_mode {

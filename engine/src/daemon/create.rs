@@ -200,7 +200,7 @@ impl Daemon {
         if hc.runtime.is_empty() {
             hc.runtime = self.live().default_runtime.clone();
         }
-        let runtime = self.lifecycled_runtime(&hc.runtime).await;
+        let runtime = self.lifecycled_runtime(&hc.runtime).await?;
         let mut c = Container {
             id: id.to_string(),
             name: name.to_string(),
@@ -294,21 +294,27 @@ impl Daemon {
 impl Daemon {
     /// The lifecycled runtime a requested name stands for. Clients written
     /// for Docker name its default, `runc`: when lifecycled has no runtime
-    /// of that name, it is this engine's default.
-    async fn lifecycled_runtime(&self, name: &str) -> String {
-        if name == "runc" {
-            let known = self
-                .lc
-                .version()
-                .version(self.lc.req(()))
-                .await
-                .map(|v| v.into_inner().runtimes.iter().any(|r| r == "runc"))
-                .unwrap_or(true);
-            if !known {
-                return self.live().default_runtime.clone();
-            }
+    /// of that name, it is this engine's default. A name lifecycled does
+    /// not know is refused in dockerd's words.
+    async fn lifecycled_runtime(&self, name: &str) -> Result<String> {
+        let default = self.live().default_runtime.clone();
+        if name == default {
+            return Ok(name.to_string());
         }
-        name.to_string()
+        // Without lifecycled's list, lifecycled itself judges the name.
+        let Ok(v) = self.lc.version().version(self.lc.req(())).await else {
+            return Ok(name.to_string());
+        };
+        let known = v.into_inner().runtimes;
+        if known.iter().any(|r| r == name) {
+            Ok(name.to_string())
+        } else if name == "runc" {
+            Ok(default)
+        } else {
+            Err(ApiError::bad_request(format!(
+                "Unknown runtime specified {name}"
+            )))
+        }
     }
 
     /// Makes the working directory in the container's filesystem when it

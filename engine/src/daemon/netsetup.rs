@@ -108,6 +108,30 @@ pub fn mode_network(mode: &str) -> &str {
     }
 }
 
+/// Whether `n` may give the address the endpoint asks for, as dockerd
+/// judges it at connect and at start: not on the default bridge, and on
+/// another network only if its subnet was given at create.
+pub fn check_asked_address(n: &Network, ep: &EndpointSettings) -> Result<()> {
+    let asked = |k: &str| {
+        ep.ipam_config
+            .as_ref()
+            .and_then(|v| v[k].as_str())
+            .is_some_and(|s| !s.is_empty())
+    };
+    let (v4, v6) = (asked("IPv4Address"), asked("IPv6Address"));
+    if n.name == "bridge" && (v4 || v6) {
+        return Err(ApiError::bad_request(
+            "user specified IP address is supported on user defined networks only",
+        ));
+    }
+    if v4 && !n.subnet_given {
+        return Err(ApiError::bad_request(
+            "user specified IP address is supported only when connecting to networks with user configured subnets",
+        ));
+    }
+    Ok(())
+}
+
 /// What a caller asks of an endpoint, checked before anything is made:
 /// aliases become DNS records, the address a CNI argument.
 pub fn validate_endpoint(network: &str, ep: &EndpointSettings) -> Result<()> {
@@ -427,18 +451,7 @@ impl Daemon {
             )));
         }
         let ifname = format!("eth{}", state.attachments.len());
-        let asked = |k: &str| {
-            ep.ipam_config
-                .as_ref()
-                .and_then(|v| v[k].as_str())
-                .is_some_and(|s| !s.is_empty())
-        };
-        // As dockerd: the default bridge hands out its own addresses.
-        if n.name == "bridge" && (asked("IPv4Address") || asked("IPv6Address")) {
-            return Err(ApiError::bad_request(
-                "user specified IP address is supported on user defined networks only",
-            ));
-        }
+        check_asked_address(n, ep)?;
         let outside = |ip: &str| {
             ApiError::internal(format!(
                 "Invalid address {ip}: It does not belong to any of this network's subnets"

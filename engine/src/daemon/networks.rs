@@ -50,6 +50,11 @@ pub struct Network {
     pub aux_addresses: BTreeMap<String, String>,
     #[serde(default)]
     pub aux_addresses6: BTreeMap<String, String>,
+    /// Whether its IPv4 subnet was given at create (not picked from the
+    /// pool): only then may a container ask for an address of it, as
+    /// dockerd has it. Records from before this was kept say yes.
+    #[serde(default = "given")]
+    pub subnet_given: bool,
     /// The Linux bridge's name.
     #[serde(default)]
     pub bridge: String,
@@ -281,6 +286,10 @@ pub struct IpamConfig {
 }
 
 /// Docker's pools when daemon.json names none.
+fn given() -> bool {
+    true
+}
+
 fn default_pools() -> Vec<(Ipv4Net, u8)> {
     let mut v: Vec<(Ipv4Net, u8)> = (17..=31)
         .filter_map(|b| format!("172.{b}.0.0/16").parse().ok().map(|n| (n, 16)))
@@ -468,6 +477,7 @@ impl Networks {
                     ipam_options: None,
                     aux_addresses: BTreeMap::new(),
                     aux_addresses6: BTreeMap::new(),
+                    subnet_given: false,
                     bridge: String::new(),
                     options: BTreeMap::new(),
                     labels: BTreeMap::new(),
@@ -534,6 +544,7 @@ impl Networks {
                 ipam_options: None,
                 aux_addresses: BTreeMap::new(),
                 aux_addresses6: BTreeMap::new(),
+                subnet_given: false,
                 bridge: bridge_name.into(),
                 options,
                 labels: BTreeMap::new(),
@@ -691,6 +702,7 @@ impl Networks {
         };
         let aux_addresses6 = v6.map(|c| c.auxiliary_addresses).unwrap_or_default();
         let cfg = v4.into_iter().next().unwrap_or_default();
+        let subnet_given = !cfg.subnet.is_empty();
         let subnet: Ipv4Net = if cfg.subnet.is_empty() {
             if !cfg.ip_range.is_empty() || !cfg.gateway.is_empty() {
                 return Err(ApiError::bad_request(
@@ -788,6 +800,7 @@ impl Networks {
             ipam_options: req.ipam.as_ref().and_then(|i| i.options.clone()),
             aux_addresses: cfg.auxiliary_addresses.clone(),
             aux_addresses6,
+            subnet_given,
             bridge,
             options,
             labels: req.labels.unwrap_or_default(),

@@ -385,6 +385,33 @@ impl Images for Service {
         }))
     }
 
+    async fn search(
+        &self,
+        req: Request<api::SearchRequest>,
+    ) -> Result<Response<api::SearchResponse>, Status> {
+        let r = req.into_inner();
+        if r.index.is_empty() {
+            return Err(Status::invalid_argument("name the index to search"));
+        }
+        let a = r.auth.unwrap_or_default();
+        let opts = registry_options(r.options);
+        let found = imagestore::search(&r.index, &r.term, r.limit, &a.username, &a.password, &opts)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(api::SearchResponse {
+            results: found
+                .into_iter()
+                .map(|f| api::SearchResult {
+                    name: f.name,
+                    description: f.description,
+                    star_count: f.star_count,
+                    is_official: f.is_official,
+                    is_automated: f.is_automated,
+                })
+                .collect(),
+        }))
+    }
+
     async fn commit_layer(
         &self,
         req: Request<Streaming<api::CommitLayerRequest>>,
