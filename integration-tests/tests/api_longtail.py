@@ -903,5 +903,43 @@ api_error(400, "user specified IP address is supported only when connecting to n
 api.remove_container(c)
 api.remove_network("pyautonet")
 print("runtime and address refusals: ok", flush=True)
+# --volumes-from: another container's volumes and binds (not its tmpfs),
+# read-only with ":ro"; an anonymous volume stays while a container that
+# took it exists and goes with the last one removed with -v.
+host_dir = tempfile.mkdtemp()
+try:
+    donor = api.create_container(
+        "busybox", ["sh", "-c", "echo data > /anon/f; echo bound > /bound/g"],
+        volumes=["/anon", "/bound"], name="pyvfdonor",
+        host_config=api.create_host_config(binds={host_dir: {"bind": "/bound", "mode": "rw"}},
+                                           tmpfs={"/t": ""}))["Id"]
+    api.start(donor)
+    api.wait(donor)
+    anon = [m["Name"] for m in api.inspect_container(donor)["Mounts"] if m["Destination"] == "/anon"][0]
+    taker = api.create_container(
+        "busybox", ["sh", "-c", "cat /anon/f /bound/g; grep -c ' /t ' /proc/mounts; touch /anon/x"],
+        host_config=api.create_host_config(volumes_from=["pyvfdonor:ro"]))["Id"]
+    mounts = {m["Destination"]: m for m in api.inspect_container(taker)["Mounts"]}
+    assert sorted(mounts) == ["/anon", "/bound"], mounts
+    assert mounts["/anon"]["Name"] == anon and not mounts["/anon"]["RW"], mounts
+    assert mounts["/bound"]["Source"] == host_dir and not mounts["/bound"]["RW"], mounts
+    api.start(taker)
+    assert api.wait(taker)["StatusCode"] == 1
+    out = api.logs(taker).decode()
+    assert out.startswith("data\nbound\n0\n") and "Read-only file system" in out, out
+    rw = client.containers.run("busybox", ["sh", "-c", "touch /anon/y && ls /anon"],
+                               volumes_from=["pyvfdonor"], remove=True)
+    assert sorted(rw.split()) == [b"f", b"y"], rw
+    api.remove_container(donor, v=True)
+    assert api.inspect_volume(anon)["Name"] == anon
+    api.remove_container(taker, v=True)
+    api_error(404, "", api.inspect_volume, anon)
+    api_error(400, "No such container: pynosuch", api.create_container, "busybox", ["true"],
+              host_config=api.create_host_config(volumes_from=["pynosuch"]))
+finally:
+    for n in os.listdir(host_dir):
+        os.unlink(os.path.join(host_dir, n))
+    os.rmdir(host_dir)
+print("volumes-from: ok", flush=True)
 
 print("longtail: all done")

@@ -193,6 +193,23 @@ fn the_cli_on_the_long_tail() {
         ])
         .ok();
         run(&["cp", file.to_str().unwrap(), "cpv:/data/in.txt"]).ok();
+        // --volumes-from takes cpv's volume, read-only when asked.
+        let out = run(&[
+            "run",
+            "--rm",
+            "--volumes-from",
+            "cpv:ro",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /data/in.txt; touch /data/no",
+        ]);
+        assert_eq!(out.code, 1, "{cli}: {out:?}");
+        assert_eq!(out.stdout.trim(), "into the volume", "{cli}");
+        assert!(
+            out.stderr.contains("Read-only file system"),
+            "{cli}: {out:?}"
+        );
         run(&["rm", "-f", "cpv"]).ok();
         let out = run(&[
             "run",

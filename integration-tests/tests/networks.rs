@@ -1057,6 +1057,8 @@ fn engines_side_by_side_each_own_a_default_bridge_and_adopt_a_left_one() {
         err.contains("berth0 belongs to another berthd") && err.contains("\"bip\""),
         "{err}"
     );
+    // It names the process that holds it.
+    assert!(err.contains("berthd (pid "), "{err}");
 
     // The first engine goes; one with a fresh data root (and other address
     // pools) takes berth0 over with the address it has, as dockerd adopts

@@ -74,6 +74,9 @@ pub struct ContainerOpts {
     /// Mount a tmpfs directory
     #[arg(long)]
     pub tmpfs: Vec<String>,
+    /// Mount volumes from the specified container(s) (NAME[:ro|rw])
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     pub init: bool,
@@ -537,6 +540,7 @@ impl ContainerOpts {
             "ReadonlyRootfs": self.read_only,
             "SecurityOpt": self.security_opt,
             "Tmpfs": tmpfs,
+            "VolumesFrom": self.volumes_from,
             "Sysctls": kv(&self.sysctl, "sysctl")?,
             "Ulimits": ulimits,
             "Devices": devices,

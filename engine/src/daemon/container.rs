@@ -100,6 +100,10 @@ pub struct Container {
     /// (as Docker's NetworkMode does) but it does not join that network.
     #[serde(default)]
     pub mode_detached: bool,
+    /// The mounts --volumes-from took from other containers at create
+    /// (dockerd copies them then), planned at each start beside its own.
+    #[serde(default)]
+    pub inherited_mounts: Vec<crate::types::MountPoint>,
 }
 
 impl Container {

@@ -223,11 +223,13 @@ impl Daemon {
             published: Default::default(),
             owner,
             mode_detached: false,
+            inherited_mounts: Vec::new(),
         };
         // The networks it names are looked up at start, as dockerd does: a
         // project may create its network after its containers.
         // Volumes are planned (and named ones made) now, so that create fails
         // on a bad -v and inspect shows the mounts before the first start.
+        c.inherited_mounts = self.volumes_from(&c.host_config.volumes_from).await?;
         let image_volumes: Vec<String> = c.config.volumes.keys().cloned().collect();
         let plan = super::volumes::plan(
             &self.volumes,
@@ -235,6 +237,7 @@ impl Daemon {
             &c.host_config.mounts,
             &c.host_config.tmpfs,
             &image_volumes,
+            &c.inherited_mounts,
             &[],
         )?;
         c.mounts = plan.points.clone();
@@ -292,6 +295,46 @@ impl Daemon {
 }
 
 impl Daemon {
+    /// The mounts `--volumes-from` (`name[:ro|rw]`) takes from other
+    /// containers, as dockerd copies them at create: their volumes and
+    /// binds (not their tmpfs), read-only where the source is or `ro` asks.
+    async fn volumes_from(&self, specs: &[String]) -> Result<Vec<crate::types::MountPoint>> {
+        let mut out: Vec<crate::types::MountPoint> = Vec::new();
+        for spec in specs {
+            let (name, mode) = spec.split_once(':').unwrap_or((spec, ""));
+            if !matches!(mode, "" | "ro" | "rw") {
+                return Err(ApiError::bad_request(format!("invalid mode: {mode}")));
+            }
+            // dockerd's 400, not a 404: the create's body is what is wrong.
+            let e = self
+                .find(name)
+                .map_err(|e| ApiError::bad_request(e.message))?;
+            let donor = tokio::time::timeout(std::time::Duration::from_secs(5), e.c.lock())
+                .await
+                .map_err(|_| {
+                    ApiError::conflict(format!(
+                        "cannot take the volumes of {name}: it is busy starting or stopping"
+                    ))
+                })?;
+            for m in donor
+                .mounts
+                .iter()
+                .filter(|m| matches!(m.typ.as_str(), "volume" | "bind"))
+            {
+                if out.iter().any(|o| o.destination == m.destination) {
+                    continue;
+                }
+                let mut m = m.clone();
+                m.rw = m.rw && mode != "ro";
+                if !m.rw {
+                    m.mode = "ro".into();
+                }
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
     /// The lifecycled runtime a requested name stands for. Clients written
     /// for Docker name its default, `runc`: when lifecycled has no runtime
     /// of that name, it is this engine's default. A name lifecycled does

@@ -394,16 +394,34 @@ impl Networks {
             .ok()
             .map(|n| n.bridge)
             .filter(|b| !b.is_empty());
+        // A bridge it is told to use or had: the engine that held it before
+        // (this one's last run, just stopped or killed) may not have let go
+        // yet, its last process still ending. berth0 by default is taken
+        // or not.
+        let patience = if named.is_some() || had.is_some() {
+            std::time::Duration::from_secs(2)
+        } else {
+            std::time::Duration::ZERO
+        };
         let wanted = named
             .map(str::to_string)
             .or(had)
             .unwrap_or_else(|| "berth0".into());
-        if let Some(c) = claim(&wanted)? {
+        if let Some(c) = crate::network::claim::claim_patiently(&wanted, patience)? {
             return Ok(c);
         }
         if named.is_some() {
+            let by: Vec<String> = crate::network::claim::holders(&wanted)
+                .iter()
+                .map(|(pid, comm)| format!("{comm} (pid {pid})"))
+                .collect();
+            let by = if by.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", by.join(", "))
+            };
             anyhow::bail!(
-                "the bridge {wanted} belongs to another berthd running on this host: give this engine a bridge of its own with \"bridge\" and \"bip\" in daemon.json"
+                "the bridge {wanted} belongs to another berthd running on this host{by}: give this engine a bridge of its own with \"bridge\" and \"bip\" in daemon.json"
             );
         }
         for i in 0..256 {

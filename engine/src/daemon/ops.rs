@@ -368,12 +368,19 @@ impl Daemon {
     /// Whether a running container other than `me` mounts volume `vol`
     /// (or might: one whose record is busy counts as using it).
     fn volume_in_use(&self, me: &str, vol: &str) -> bool {
+        self.volume_mounted_by_other(me, vol, true)
+    }
+
+    /// Whether a container other than `me` mounts volume `vol` (only a
+    /// running one when `running`); a busy record counts as mounting it.
+    fn volume_mounted_by_other(&self, me: &str, vol: &str, running: bool) -> bool {
         self.all()
             .iter()
             .filter(|e| e.id != me)
             .any(|e| match e.c.try_lock() {
                 Ok(c) => {
-                    c.is_running() && c.mounts.iter().any(|m| m.typ == "volume" && m.name == vol)
+                    (!running || c.is_running())
+                        && c.mounts.iter().any(|m| m.typ == "volume" && m.name == vol)
                 }
                 Err(_) => true,
             })
@@ -493,6 +500,7 @@ impl Daemon {
             &c.host_config.mounts,
             &c.host_config.tmpfs,
             &image_volumes,
+            &c.inherited_mounts,
             &c.mounts,
         )?;
         // What volumes' options mount (a host directory, a tmpfs) is there
@@ -1016,8 +1024,23 @@ impl Daemon {
         }
         berth_fault::point("berthd:rm.after-container-delete");
         if volumes {
-            for v in &c.anonymous_volumes {
-                let _ = self.volumes.remove(v);
+            // Its anonymous volumes, its own or another's it took with
+            // --volumes-from, go with the last container that has them,
+            // as dockerd's reference counting has it.
+            let mut names: Vec<&str> = c.anonymous_volumes.iter().map(String::as_str).collect();
+            names.extend(
+                c.mounts
+                    .iter()
+                    .filter(|m| m.typ == "volume")
+                    .map(|m| m.name.as_str()),
+            );
+            names.sort_unstable();
+            names.dedup();
+            for v in names {
+                let anonymous = self.volumes.get(v).is_some_and(|v| v.anonymous);
+                if anonymous && !self.volume_mounted_by_other(&c.id, v, false) {
+                    let _ = self.volumes.remove(v);
+                }
             }
         }
         // Last: until the record is gone, a restarted engine knows there is

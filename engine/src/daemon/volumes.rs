@@ -379,6 +379,7 @@ pub fn plan(
     mounts: &[MountSpec],
     tmpfs: &BTreeMap<String, String>,
     image_volumes: &[String],
+    inherited: &[MountPoint],
     existing: &[MountPoint],
 ) -> Result<Planned> {
     let mut p = Planned {
@@ -404,12 +405,15 @@ pub fn plan(
             .find(|m| m.typ == "volume" && m.destination == dest && !m.name.is_empty())
             .filter(|m| vols.path(&m.name).exists())
             .map(|m| m.name.as_str());
+        // The container's own anonymous volume (made now, or at its create);
+        // one it names (another's, by --volumes-from or by name) is not.
+        let own = name.is_none();
         let name = name.or(kept);
         // Labels and options (a `--mount`'s volume-label and volume-opt)
         // go to a volume this makes; an existing one keeps its own, as
         // dockerd's.
         let (v, _created) = vols.create(name, labels, options)?;
-        if v.anonymous {
+        if v.anonymous && own {
             p.anonymous.push(v.name.clone());
         }
         if needs_mount(&v) {
@@ -679,6 +683,35 @@ pub fn plan(
             ..Default::default()
         });
     }
+    // Another container's mounts (--volumes-from) where the container's
+    // own mount nothing: the same volumes and host paths, filled from
+    // nothing (dockerd copies no image content into them).
+    for m in inherited {
+        if !taken.insert(m.destination.clone()) {
+            continue;
+        }
+        match m.typ.as_str() {
+            "volume" => add_volume(
+                &mut p,
+                Some(&m.name),
+                &m.destination,
+                !m.rw,
+                true,
+                BTreeMap::new(),
+                BTreeMap::new(),
+            )?,
+            "bind" => {
+                let prop = if m.propagation == "rprivate" {
+                    ""
+                } else {
+                    m.propagation.as_str()
+                };
+                p.oci.push(json!({"destination": m.destination, "type": "bind", "source": m.source, "options": bind_options(!m.rw, prop)}));
+                p.points.push(m.clone());
+            }
+            _ => {}
+        }
+    }
     for dest in image_volumes {
         if taken.contains(dest) {
             continue;
@@ -706,7 +739,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let vols = Volumes::new(dir.path()).unwrap();
         let none = BTreeMap::new();
-        let plan_of = |b: &str| plan(&vols, &[b.to_string()], &[], &none, &[], &[]);
+        let plan_of = |b: &str| plan(&vols, &[b.to_string()], &[], &none, &[], &[], &[]);
         for bad in ["/:/", ":/x", "/tmp:/..", "/tmp:/x/../..", "a:b:c:d"] {
             let e = plan_of(bad)
                 .err()
@@ -717,7 +750,7 @@ mod tests {
         assert_eq!(p.points[0].source, "/tmp");
         assert_eq!(p.points[0].destination, "/data/x");
         let tmpfs: BTreeMap<String, String> = [("/".to_string(), String::new())].into();
-        assert!(plan(&vols, &[], &[], &tmpfs, &[], &[]).is_err());
+        assert!(plan(&vols, &[], &[], &tmpfs, &[], &[], &[]).is_err());
         assert_eq!(clean("/a/../../b//c/."), "/b/c");
     }
 
@@ -727,8 +760,8 @@ mod tests {
         let vols = Volumes::new(dir.path()).unwrap();
         let none = BTreeMap::new();
         let binds = ["/data".to_string()];
-        let first = plan(&vols, &binds, &[], &none, &[], &[]).unwrap();
-        let again = plan(&vols, &binds, &[], &none, &[], &first.points).unwrap();
+        let first = plan(&vols, &binds, &[], &none, &[], &[], &[]).unwrap();
+        let again = plan(&vols, &binds, &[], &none, &[], &[], &first.points).unwrap();
         assert_eq!(first.points[0].name, again.points[0].name);
         assert_eq!(vols.list().len(), 1);
     }

@@ -29,6 +29,61 @@ pub fn claim(bridge: &str) -> std::io::Result<Option<Claim>> {
     }
 }
 
+/// Claims `bridge`, waiting up to `patience` for a holder that is going
+/// away (an engine being stopped or killed lets go when its last process
+/// ends) before taking it for a running one.
+pub fn claim_patiently(
+    bridge: &str,
+    patience: std::time::Duration,
+) -> std::io::Result<Option<Claim>> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        if let Some(c) = claim(bridge)? {
+            return Ok(Some(c));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The processes (pid, command) that hold `bridge`'s claim, as
+/// /proc/net/unix and /proc/*/fd tell them: for an error that names them.
+pub fn holders(bridge: &str) -> Vec<(u32, String)> {
+    let name = format!("@berth/bridge/{bridge}");
+    let Ok(table) = std::fs::read_to_string("/proc/net/unix") else {
+        return Vec::new();
+    };
+    let inodes: Vec<String> = table
+        .lines()
+        .filter(|l| l.split_whitespace().nth(7) == Some(name.as_str()))
+        .filter_map(|l| l.split_whitespace().nth(6).map(|i| format!("socket:[{i}]")))
+        .collect();
+    if inodes.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let holds = std::fs::read_dir(p.path().join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| {
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|t| inodes.iter().any(|i| t.to_string_lossy() == *i))
+            });
+        if holds {
+            let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+            out.push((pid, comm.trim().to_string()));
+        }
+    }
+    out
+}
+
 /// The IPv4 address and prefix an interface has, if it exists and has one.
 pub fn ipv4_of(interface: &str) -> Option<ipnet::Ipv4Net> {
     let addrs = nix::ifaddrs::getifaddrs().ok()?;
@@ -75,6 +130,12 @@ mod tests {
         let name = format!("bt-claim-{}", std::process::id());
         let first = claim(&name).unwrap().expect("free");
         assert!(claim(&name).unwrap().is_none(), "claimed twice");
+        let me = std::process::id();
+        assert!(
+            holders(&name).iter().any(|(pid, _)| *pid == me),
+            "{:?}",
+            holders(&name)
+        );
         drop(first);
         assert!(claim(&name).unwrap().is_some(), "not released");
     }
