@@ -99,18 +99,20 @@ pub(crate) fn remove_tree_atomic(path: &Path, trash: &Path) -> Result<()> {
 }
 
 /// Bytes used by a tree (allocated blocks, each inode once) and its inode count.
-pub(crate) fn disk_usage(path: &Path) -> Result<(u64, u64)> {
+pub(crate) fn disk_usage(path: &Path) -> Result<crate::snapshots::Usage> {
     use std::collections::HashSet;
     use std::os::unix::fs::MetadataExt;
     let mut seen = HashSet::new();
-    let mut bytes = 0u64;
-    let mut inodes = 0u64;
+    let mut u = crate::snapshots::Usage::default();
     let mut stack = vec![path.to_path_buf()];
     while let Some(p) = stack.pop() {
         let md = fs::symlink_metadata(&p).map_err(Error::io("reading", &p))?;
         if seen.insert((md.dev(), md.ino())) {
-            bytes += md.blocks() * 512;
-            inodes += 1;
+            u.size += md.blocks() * 512;
+            u.inodes += 1;
+            if !md.is_dir() {
+                u.content += md.len();
+            }
         }
         if md.is_dir() {
             for e in fs::read_dir(&p).map_err(Error::io("reading directory", &p))? {
@@ -119,7 +121,7 @@ pub(crate) fn disk_usage(path: &Path) -> Result<(u64, u64)> {
             }
         }
     }
-    Ok((bytes, inodes))
+    Ok(u)
 }
 
 #[cfg(test)]

@@ -169,8 +169,7 @@ impl Store {
     /// Disk use of every snapshot, unpacked layers and containers'
     /// changes alike (what a snapshotter's usage reports).
     pub fn snapshots_usage(&self) -> Result<Usage> {
-        let (size, inodes) = fsutil::disk_usage(&self.snapshots_root())?;
-        Ok(Usage { size, inodes })
+        fsutil::disk_usage(&self.snapshots_root())
     }
 
     /// A new lease; see [`Lease`].

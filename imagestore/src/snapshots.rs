@@ -65,11 +65,14 @@ pub struct SnapshotInfo {
 }
 
 /// Disk use of a snapshot's own directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     /// Bytes of allocated blocks (each inode counted once).
     pub size: u64,
     pub inodes: u64,
+    /// Bytes the files hold, directories left out (each inode once): what
+    /// Docker shows as a container's writable layer size.
+    pub content: u64,
 }
 
 /// A layer made from an active snapshot's changes.
@@ -656,8 +659,7 @@ impl Store {
                 })?;
             snaps.fs_dir(info.id)
         };
-        let (size, inodes) = fsutil::disk_usage(&dir)?;
-        Ok(Usage { size, inodes })
+        fsutil::disk_usage(&dir)
     }
 
     /// Disk use of one unpacked layer.
@@ -673,8 +675,7 @@ impl Store {
                 })?;
             snaps.fs_dir(info.id)
         };
-        let (size, inodes) = fsutil::disk_usage(&dir)?;
-        Ok(Usage { size, inodes })
+        fsutil::disk_usage(&dir)
     }
 
     /// Removes an unpacked layer (the garbage collector decides which).

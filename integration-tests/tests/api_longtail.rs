@@ -280,6 +280,43 @@ fn the_cli_on_the_long_tail() {
         );
         assert!(!out.stderr.contains("waiting"), "{cli}: {}", out.stderr);
 
+        // A fresh container's writable layer holds nothing (the runtime's
+        // mount points are not its files), as Docker shows it; its full
+        // name is in /etc/hosts when it has a domain.
+        run(&[
+            "run",
+            "-d",
+            "--name",
+            "fresh",
+            "--hostname",
+            "h1",
+            "--domainname",
+            "d1.org",
+            "busybox",
+            "sleep",
+            "1000",
+        ])
+        .ok();
+        assert_eq!(
+            run(&[
+                "container",
+                "inspect",
+                "--size",
+                "-f",
+                "{{.SizeRw}}",
+                "fresh"
+            ])
+            .ok(),
+            "0",
+            "{cli}"
+        );
+        assert_eq!(
+            run(&["exec", "fresh", "hostname", "-f"]).ok(),
+            "h1.d1.org",
+            "{cli}"
+        );
+        run(&["rm", "-f", "fresh"]).ok();
+
         // --network none still has its loopback up.
         let out = run(&[
             "run",

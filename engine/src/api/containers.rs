@@ -314,7 +314,9 @@ pub async fn disk_sizes(d: &Daemon) -> std::collections::HashMap<String, (i64, i
             .snapshots
             .into_iter()
             .filter(|s| s.kind == "active")
-            .filter_map(|s| Some((s.key.rsplit('/').next()?.to_string(), s.size)))
+            // Docker's SizeRw: what the files hold, not the blocks the
+            // directories the runtime's mount points needed take.
+            .filter_map(|s| Some((s.key.rsplit('/').next()?.to_string(), s.content_size)))
             .collect(),
         Err(_) => return Default::default(),
     };

@@ -283,6 +283,9 @@ pub fn resolve(
 /// What a container's /etc/hostname, /etc/hosts and /etc/resolv.conf say.
 pub struct Etc<'a> {
     pub hostname: &'a str,
+    /// Its domain (`--domainname`): its own name in /etc/hosts is then the
+    /// full one first, as dockerd writes it (`hostname -f` finds it).
+    pub domainname: &'a str,
     /// Its address on its first network, for its own name in /etc/hosts.
     pub own_ip: Option<&'a str>,
     pub extra_hosts: &'a [String],
@@ -310,6 +313,7 @@ fn write_changed(path: &Path, text: &str) -> std::io::Result<()> {
 pub fn write_etc(dir: &Path, etc: &Etc) -> std::io::Result<Vec<serde_json::Value>> {
     let Etc {
         hostname,
+        domainname,
         own_ip,
         extra_hosts,
         dns,
@@ -319,11 +323,16 @@ pub fn write_etc(dir: &Path, etc: &Etc) -> std::io::Result<Vec<serde_json::Value
         links,
     } = *etc;
     write_changed(&dir.join("hostname"), &format!("{hostname}\n"))?;
+    let own_names = if domainname.is_empty() {
+        hostname.to_string()
+    } else {
+        format!("{hostname}.{domainname} {hostname}")
+    };
     let mut hosts = if host_network {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
         format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{}\t{hostname}\n",
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{}\t{own_names}\n",
             own_ip.filter(|i| !i.is_empty()).unwrap_or("127.0.1.1")
         )
     };
@@ -398,6 +407,7 @@ mod mount_point_tests {
         let dir = tempfile::tempdir().unwrap();
         let etc = |hostname| Etc {
             hostname,
+            domainname: "",
             own_ip: Some("10.1.0.2"),
             extra_hosts: &[],
             dns: &[],
@@ -434,6 +444,17 @@ mod mount_point_tests {
         assert_eq!(mtime("resolv.conf"), old);
         let hosts = std::fs::read_to_string(dir.path().join("hosts")).unwrap();
         assert!(hosts.ends_with("10.1.0.2\tapi\n"), "{hosts}");
+        // With a domain, the full name first (`hostname -f`).
+        let full = Etc {
+            domainname: "example.org",
+            ..etc("api")
+        };
+        write_etc(dir.path(), &full).unwrap();
+        let hosts = std::fs::read_to_string(dir.path().join("hosts")).unwrap();
+        assert!(
+            hosts.ends_with("10.1.0.2\tapi.example.org api\n"),
+            "{hosts}"
+        );
     }
 
     #[test]

@@ -206,6 +206,7 @@ impl Daemon {
             &c.dir,
             &files::Etc {
                 hostname: &hostname,
+                domainname: &c.config.domainname,
                 own_ip,
                 extra_hosts: &hc.extra_hosts,
                 dns: &dns,

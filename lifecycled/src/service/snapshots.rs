@@ -201,7 +201,7 @@ impl Snapshots for Service {
                     (SnapshotKind::Active, Some(ns)) => store.usage(ns, &s.key),
                     _ => imagestore::parse_digest(&s.key).and_then(|d| store.layer_usage(&d)),
                 };
-                let (size, inodes) = usage.map(|u| (u.size, u.inodes)).unwrap_or((0, 0));
+                let u = usage.unwrap_or_default();
                 out.push(api::Snapshot {
                     key: match &s.namespace {
                         Some(ns) => format!("{ns}/{}", s.key),
@@ -212,8 +212,9 @@ impl Snapshots for Service {
                         SnapshotKind::Committed => "committed".into(),
                         SnapshotKind::Active => "active".into(),
                     },
-                    size: size as i64,
-                    inodes: inodes as i64,
+                    size: u.size as i64,
+                    inodes: u.inodes as i64,
+                    content_size: u.content as i64,
                 });
             }
             Ok(out)
