@@ -341,6 +341,13 @@ pub struct HostConfig {
     pub nano_cpus: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oom_kill_disable: Option<bool>,
+    /// Read to warn about, as dockerd since API 1.42: a kernel memory limit
+    /// is deprecated and not applied.
+    #[serde(skip_serializing)]
+    pub kernel_memory: i64,
+    /// `--gpus` and the like: berth has no device driver to give them.
+    #[serde(deserialize_with = "null_default")]
+    pub device_requests: Vec<DeviceRequest>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -434,6 +441,21 @@ pub struct MountPoint {
     #[serde(rename = "RW")]
     pub rw: bool,
     pub propagation: String,
+}
+
+/// A request for devices a driver provides (`--gpus all`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeviceRequest {
+    #[serde(deserialize_with = "null_default")]
+    pub driver: String,
+    pub count: i64,
+    #[serde(rename = "DeviceIDs", deserialize_with = "null_default")]
+    pub device_ids: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub capabilities: Vec<Vec<String>>,
+    #[serde(deserialize_with = "null_default")]
+    pub options: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

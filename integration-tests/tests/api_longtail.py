@@ -941,5 +941,35 @@ finally:
         os.unlink(os.path.join(host_dir, n))
     os.rmdir(host_dir)
 print("volumes-from: ok", flush=True)
+# As dockerd: --platform must match the local image (a 404, on which
+# clients pull), warnings for what is deprecated or risky, --gpus refused
+# at start (no device driver), dockerd's words for bad capabilities and
+# volume drivers.
+arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+other = "arm64" if arch == "amd64" else "amd64"
+def create_for(platform):  # (docker-py 5 has no platform argument)
+    r = api._post_json(api._url("/containers/create"), data={"Image": "busybox", "Cmd": ["true"]},
+                       params={"platform": platform})
+    return api._result(r, True)
+api_error(404, f"image with reference busybox was found but does not match the specified "
+          f"platform: wanted linux/{other}, actual: linux/{arch}", create_for, f"linux/{other}")
+api.remove_container(create_for(f"linux/{arch}"))
+api_error(400, '"bogus": unknown operating system or architecture', create_for, "bogus")
+c = api.create_container("busybox", ["true"], host_config=api.create_host_config(
+    oom_kill_disable=True, kernel_memory="10m"))
+assert sorted(c["Warnings"]) == [
+    "OOM killer is disabled for the container, but no memory limit is set, this can result in "
+    "the system running out of resources.",
+    "Specifying a kernel memory limit is deprecated and will be removed in a future release."], c
+api.remove_container(c)
+c = api.create_container("busybox", ["true"], host_config=api.create_host_config(
+    device_requests=[docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]))
+api_error(500, 'could not select device driver "" with capabilities: [[gpu]]', api.start, c)
+api.remove_container(c)
+api_error(400, 'invalid CapAdd: unknown capability: "CAP_NOSUCH"', api.create_container,
+          "busybox", ["true"], host_config=api.create_host_config(cap_add=["NOSUCH"]))
+api_error(404, 'create pyvx: error looking up volume plugin nosuchdriver: plugin "nosuchdriver" '
+          'not found', api.create_volume, "pyvx", driver="nosuchdriver")
+print("dockerd's refusals and warnings: ok", flush=True)
 
 print("longtail: all done")

@@ -469,6 +469,24 @@ pub async fn create(
         let old = version.is_some_and(|v| v.before((1, 40)));
         req.host_config.ipc_mode = if old { "shareable" } else { "private" }.into();
     }
+    // --platform: the local image must be of it, as dockerd's create has
+    // it (the CLI pulls on the 404).
+    if let Some(p) = q.get("platform").filter(|p| !p.is_empty()) {
+        let wanted = crate::daemon::images::parse_platform(p).map_err(ApiError::bad_request)?;
+        let image = s.0.find_image(&req.config.image).await?;
+        let os = image.config["os"].as_str().unwrap_or("linux");
+        let arch = image.config["architecture"].as_str().unwrap_or("");
+        let variant = image.config["variant"].as_str().unwrap_or("");
+        let differs = os != wanted.os
+            || arch != wanted.arch
+            || (!wanted.variant.is_empty() && !variant.is_empty() && variant != wanted.variant);
+        if differs {
+            return Err(ApiError::not_found(format!(
+                "image with reference {} was found but does not match the specified platform: wanted {}/{}, actual: {os}/{arch}",
+                req.config.image, wanted.os, wanted.arch
+            )));
+        }
+    }
     let owner = owner.map(|o| o.0.0);
     let r = s.0.create(q.get("name").cloned(), req, owner).await?;
     Ok((StatusCode::CREATED, Json(r)).into_response())

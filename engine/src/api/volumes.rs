@@ -80,7 +80,10 @@ pub async fn create(s: State, body: Bytes) -> Result<Response> {
         .as_str()
         .filter(|d| !d.is_empty() && *d != "local")
     {
-        return Err(ApiError::not_found(format!("plugin \"{drv}\" not found")));
+        return Err(ApiError::not_found(format!(
+            "create {}: error looking up volume plugin {drv}: plugin \"{drv}\" not found",
+            v["Name"].as_str().unwrap_or("")
+        )));
     }
     let labels: BTreeMap<String, String> =
         serde_json::from_value(v["Labels"].clone()).unwrap_or_default();

@@ -507,6 +507,10 @@ pub fn command(c: &crate::types::Config) -> Result<(String, Vec<String>)> {
     Ok((path, argv))
 }
 
+/// dockerd's warning for a kernel memory limit (deprecated, not applied).
+pub const KERNEL_MEMORY_DEPRECATED: &str =
+    "Specifying a kernel memory limit is deprecated and will be removed in a future release.";
+
 pub fn validate_host_config(
     hc: &crate::types::HostConfig,
     warnings: &mut Vec<String>,
@@ -518,6 +522,15 @@ pub fn validate_host_config(
     validate_log_config(hc)?;
     if hc.network_mode == "host" && (!hc.port_bindings.is_empty() || hc.publish_all_ports) {
         warnings.push("Published ports are discarded when using host network mode".into());
+    }
+    if hc.kernel_memory != 0 {
+        warnings.push(KERNEL_MEMORY_DEPRECATED.into());
+    }
+    if hc.oom_kill_disable == Some(true) && hc.memory == 0 {
+        warnings.push(
+            "OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources."
+                .into(),
+        );
     }
     super::spec::parse_security_opts(&hc.security_opt)?;
     Ok(())

@@ -161,3 +161,91 @@ mod tests {
         );
     }
 }
+
+/// An OS and architecture (and variant) as `--platform` gives them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub arch: String,
+    pub variant: String,
+}
+
+const OSES: &[&str] = &[
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "illumos",
+    "ios",
+    "js",
+    "linux",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "windows",
+];
+const ARCHES: &[&str] = &[
+    "386", "amd64", "arm", "arm64", "loong64", "mips", "mipsle", "mips64", "mips64le", "ppc64",
+    "ppc64le", "riscv64", "s390x", "wasm",
+];
+
+/// Parses `os[/arch[/variant]]` (or an architecture alone, for Linux), as
+/// containerd's platforms do, with their aliases (x86_64, aarch64, …).
+pub fn parse_platform(s: &str) -> Result<Platform, String> {
+    let lower = s.to_ascii_lowercase();
+    let arch_of = |a: &str| -> Option<String> {
+        let a = match a {
+            "x86_64" | "x86-64" => "amd64",
+            "aarch64" => "arm64",
+            "i386" => "386",
+            "armhf" | "armel" => "arm",
+            a => a,
+        };
+        ARCHES.contains(&a).then(|| a.to_string())
+    };
+    let bad = || format!("{s:?}: unknown operating system or architecture: invalid argument");
+    let parts: Vec<&str> = lower.split('/').collect();
+    let (os, arch, variant) = match parts.as_slice() {
+        [one] if OSES.contains(one) => (one.to_string(), std::env::consts::ARCH.to_string(), ""),
+        [one] => ("linux".to_string(), arch_of(one).ok_or_else(bad)?, ""),
+        [os, arch] if OSES.contains(os) => (os.to_string(), arch_of(arch).ok_or_else(bad)?, ""),
+        [os, arch, variant] if OSES.contains(os) => {
+            (os.to_string(), arch_of(arch).ok_or_else(bad)?, *variant)
+        }
+        _ => return Err(bad()),
+    };
+    let arch = match arch.as_str() {
+        "x86_64" => "amd64".to_string(),
+        "aarch64" => "arm64".to_string(),
+        _ => arch,
+    };
+    Ok(Platform {
+        os,
+        arch,
+        variant: variant.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod platform_tests {
+    use super::*;
+
+    #[test]
+    fn platforms_parse_as_containerd_reads_them() {
+        let p = |s| parse_platform(s).unwrap();
+        assert_eq!(
+            (p("linux/arm64").os, p("linux/arm64").arch),
+            ("linux".into(), "arm64".into())
+        );
+        assert_eq!(p("linux/x86_64").arch, "amd64");
+        assert_eq!(p("arm64").os, "linux");
+        assert_eq!(p("linux/arm/v7").variant, "v7");
+        assert_eq!(
+            parse_platform("bogus").unwrap_err(),
+            "\"bogus\": unknown operating system or architecture: invalid argument"
+        );
+        assert!(parse_platform("linux/nosuch").is_err());
+    }
+}

@@ -250,6 +250,19 @@ impl Daemon {
             .then(|| super::ipc::shm_path(&c.dir).display().to_string());
         if start {
             super::ipc::check_mode(&hc.ipc_mode)?;
+            // No device driver here (dockerd's come as plugins: nvidia's).
+            if let Some(r) = hc.device_requests.first() {
+                let caps: Vec<String> = r
+                    .capabilities
+                    .iter()
+                    .map(|set| format!("[{}]", set.join(" ")))
+                    .collect();
+                return Err(ApiError::internal(format!(
+                    "could not select device driver {:?} with capabilities: [{}]",
+                    r.driver,
+                    caps.join(" ")
+                )));
+            }
             if let Some(other) = hc.ipc_mode.strip_prefix("container:") {
                 let (pid, donor_shm) = self.ipc_donor(c, other).await?;
                 ns_paths.push(("ipc", format!("/proc/{pid}/ns/ipc")));
@@ -905,6 +918,9 @@ impl Daemon {
         let mut hc = req.apply(&c.host_config)?;
         let mut warnings = Vec::new();
         super::resources::discard_unsupported(&mut hc, &mut warnings);
+        if req.kernel_memory.is_some_and(|k| k != 0) {
+            warnings.push(super::create::KERNEL_MEMORY_DEPRECATED.into());
+        }
         let resources = super::resources::oci_update(&hc)?;
         if c.is_running() && resources.as_object().is_some_and(|o| !o.is_empty()) {
             self.lc

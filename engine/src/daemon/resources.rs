@@ -496,6 +496,8 @@ pub struct UpdateRequest {
     pub pids_limit: Option<i64>,
     pub blkio_weight: Option<u16>,
     pub restart_policy: Option<RestartPolicy>,
+    /// Deprecated: warned about, not applied (dockerd since API 1.42).
+    pub kernel_memory: Option<i64>,
 }
 
 impl UpdateRequest {

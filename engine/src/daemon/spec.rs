@@ -127,11 +127,33 @@ fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Result<Vec
         if n.eq_ignore_ascii_case("ALL") {
             return Ok("ALL".into());
         }
-        defaults::normalize_cap(n)
-            .ok_or_else(|| ApiError::bad_request(format!("unknown capability: {n:?}")))
+        defaults::normalize_cap(n).ok_or_else(|| {
+            // Named as dockerd names it: upper case, with its CAP_ prefix.
+            let up = n.to_ascii_uppercase();
+            let full = if up.starts_with("CAP_") {
+                up
+            } else {
+                format!("CAP_{up}")
+            };
+            ApiError::bad_request(format!("unknown capability: {full:?}"))
+        })
     };
-    let add: Vec<String> = add.iter().map(norm).collect::<Result<_>>()?;
-    let drop: Vec<String> = drop.iter().map(norm).collect::<Result<_>>()?;
+    let named = |what: &'static str| {
+        move |mut e: ApiError| {
+            e.message = format!("invalid {what}: {}", e.message);
+            e
+        }
+    };
+    let add: Vec<String> = add
+        .iter()
+        .map(norm)
+        .collect::<Result<_>>()
+        .map_err(named("CapAdd"))?;
+    let drop: Vec<String> = drop
+        .iter()
+        .map(norm)
+        .collect::<Result<_>>()
+        .map_err(named("CapDrop"))?;
     let mut caps: BTreeSet<String> = if drop.iter().any(|d| d == "ALL") {
         BTreeSet::new()
     } else {
