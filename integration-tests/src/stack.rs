@@ -543,6 +543,24 @@ impl Drop for Stack {
         // the engine's, named by it.
         drop(self.lc.take());
         testsupport::remove_cgroups(&self.cgroup_parent);
+        unmount_under(self.dir.path());
+    }
+}
+
+/// Unmounts what is left mounted under `root` (a shareable container's
+/// /dev/shm, a volume's options' mount) by an engine that could not, the
+/// deepest first.
+fn unmount_under(root: &std::path::Path) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| p.replace("\\040", " "))
+        .filter(|p| std::path::Path::new(p).starts_with(root))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = nix::mount::umount2(p.as_str(), nix::mount::MntFlags::MNT_DETACH);
     }
 }
 

@@ -1387,3 +1387,43 @@ fn device_rules_hold_on_cgroup2_through_the_whole_stack() {
     );
     s.berth(&["rm", "-f", &id]).ok();
 }
+
+/// A shareable container's /dev/shm is a mount on the host while it runs;
+/// one that ends while the engine is down has it unmounted by the engine
+/// that comes back (nothing left mounted), and a new start gets a new one.
+#[test]
+fn a_shareable_ipc_mount_is_released_after_an_exit_the_engine_missed() {
+    let mut s = stack();
+    let id = s
+        .berth(&[
+            "run",
+            "-d",
+            "--ipc",
+            "shareable",
+            "busybox",
+            "sh",
+            "-c",
+            "echo kept > /dev/shm/x; sleep 2",
+        ])
+        .ok()
+        .to_string();
+    let shm = format!("{id}/mounts/shm");
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .contains(&shm)
+    };
+    assert!(mounted(), "no host mount for the shareable /dev/shm");
+    s.kill9_berthd();
+    // It exits while the engine is down.
+    std::thread::sleep(Duration::from_secs(3));
+    s.spawn_berthd();
+    assert!(
+        eventually(10, || !mounted()),
+        "the /dev/shm of a container that ended stayed mounted"
+    );
+    s.berth(&["start", &id]).ok();
+    assert!(mounted(), "a new start did not mount its /dev/shm");
+    s.berth(&["rm", "-f", &id]).ok();
+    assert!(!mounted(), "rm -f left its /dev/shm mounted");
+}
