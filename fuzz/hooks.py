@@ -13,6 +13,7 @@ ALLOWED = [
     ("POST", r"^/v1\.43/images/[^/]+/push$", r"registry|push|connect|resolv|dns|lookup|network", "a push to an unreachable registry"),
     ("GET", r"^/v1\.43/distribution/.+/json$", r"registry|connect|resolv|dns|lookup|network", "a look-up at a registry this isolated host cannot reach fails as dockerd's does (500)"),
     ("POST", r"^/v1\.43/auth$", r"registry|connect|resolv|dns|lookup|network", "a login to an unreachable registry"),
+    ("GET", r"^/v1\.43/images/search$", r"registry|index|connect|resolv|dns|lookup|network", "a search of an index this isolated host cannot reach fails as dockerd's does (500)"),
     ("*", r"^/v1\.43/(swarm|nodes|services|tasks|secrets|configs)(/|$)", r"swarm", "dockerd answers 503 on a node that is not part of a swarm"),
     ("*", r"^/v1\.43/plugins/(create|pull|privileges)$", r"managed plugins", "berth runs no managed plugins (501); dockerd's plugin pull and create fail with 500 on a host that reaches no registry"),
     ("DELETE", r"^/v1\.43/containers/[^/]+$", r"cannot remove the default link name", "dockerd answers 500 to DELETE ?link=1 naming a container rather than a link"),
