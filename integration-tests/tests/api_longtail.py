@@ -971,5 +971,19 @@ api_error(400, 'invalid CapAdd: unknown capability: "CAP_NOSUCH"', api.create_co
 api_error(404, 'create pyvx: error looking up volume plugin nosuchdriver: plugin "nosuchdriver" '
           'not found', api.create_volume, "pyvx", driver="nosuchdriver")
 print("dockerd's refusals and warnings: ok", flush=True)
+# volume rm --force forgives a volume that is not there, never one a
+# container has (berth's once deleted it from under the container).
+api.create_volume("pyinuse")
+c = api.create_container("busybox", ["true"], host_config=api.create_host_config(
+    binds=["pyinuse:/d"]))
+def remove_forced(name):  # (docker-py 5 drops remove_volume's force)
+    api._raise_for_status(api._delete(api._url("/volumes/{0}", name), params={"force": "1"}))
+api_error(409, "remove pyinuse: volume is in use", remove_forced, "pyinuse")
+assert api.inspect_volume("pyinuse")["Name"] == "pyinuse"
+api.remove_container(c)
+api.remove_volume("pyinuse")
+remove_forced("pynosuchvol")
+api_error(404, "no such volume", api.remove_volume, "pynosuchvol")
+print("volume rm --force: ok", flush=True)
 
 print("longtail: all done")

@@ -116,11 +116,16 @@ pub async fn remove(
     Query(q): Query<Params>,
 ) -> Result<Response> {
     let d = s.0;
+    // As dockerd's: force forgives a volume that is not there, never one
+    // a container has (its data would go from under it).
     if d.volumes.get(&name).is_none() {
+        if flag(&q, "force") {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
         return Err(ApiError::not_found(format!("get {name}: no such volume")));
     }
     let users = users(&d, &name).await;
-    if !users.is_empty() && !flag(&q, "force") {
+    if !users.is_empty() {
         return Err(ApiError::conflict(format!(
             "remove {name}: volume is in use - [{}]",
             users.join(", ")
