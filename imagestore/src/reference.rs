@@ -195,7 +195,7 @@ fn looks_like_host(s: &str) -> bool {
     s.contains('.') || s.contains(':') || s == "localhost"
 }
 
-fn validate_host(s: &str) -> Result<(), String> {
+pub(crate) fn validate_host(s: &str) -> Result<(), String> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         // [IPv6]:port
         let (addr, after) = rest

@@ -34,6 +34,12 @@ pub async fn search(
     password: &str,
     opts: &RegistryOptions,
 ) -> Result<Vec<SearchResult>> {
+    // The index goes into the URL: a host[:port] and nothing riding along
+    // (user info, a path, a query).
+    crate::reference::validate_host(index).map_err(|reason| Error::InvalidReference {
+        reference: index.to_string(),
+        reason: format!("index {reason}"),
+    })?;
     let (client, scheme) = crate::login::http_client(index, opts)?;
     let mut query = vec![("q", term.to_string())];
     if limit > 0 {
@@ -70,6 +76,15 @@ pub async fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_index_that_is_no_host_is_refused_before_any_request() {
+        let opts = RegistryOptions::default();
+        for bad in ["a.com?x=1", "u@127.0.0.1:1", "a.com/x", "a.com:port"] {
+            let e = search(bad, "t", 0, "", "", &opts).await.unwrap_err();
+            assert!(matches!(e, Error::InvalidReference { .. }), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn a_page_of_results_reads_with_missing_fields_as_defaults() {

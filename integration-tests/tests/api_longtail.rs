@@ -255,6 +255,19 @@ fn the_cli_on_the_long_tail() {
         assert!(table.starts_with("NAME"), "{cli}: {table}");
         assert!(table.contains("OFFICIAL"), "{cli}: {table}");
         drop(index);
+        // An IPAM driver berth has not; a volume a container has, which
+        // even --force does not remove.
+        let out = run(&["network", "create", "--ipam-driver", "nosuch", "ipamnet"]);
+        assert!(
+            out.stderr.contains("plugin \"nosuch\" not found"),
+            "{cli}: {out:?}"
+        );
+        run(&["volume", "create", "inuse"]).ok();
+        run(&["create", "--name", "user", "-v", "inuse:/d", "busybox"]).ok();
+        let out = run(&["volume", "rm", "-f", "inuse"]);
+        assert!(out.stderr.contains("volume is in use"), "{cli}: {out:?}");
+        run(&["rm", "user"]).ok();
+        run(&["volume", "rm", "inuse"]).ok();
         let out = run(&["push", "nosuchimage"]);
         assert_ne!(out.code, 0, "{cli}");
         assert!(

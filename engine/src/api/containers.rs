@@ -615,6 +615,9 @@ fn port_range(v: &str) -> Option<(u32, u32, String)> {
 /// "8000-8080/tcp"): a container whose `ps` ports have one of the host
 /// ports asked for, or one of the container ports.
 fn ports_match(c: &Container, f: &query::Filters) -> bool {
+    if !f.contains_key("publish") && !f.contains_key("expose") {
+        return true;
+    }
     let wanted = |k: &str| -> Vec<(u32, u32, String)> {
         f.get(k)
             .into_iter()
@@ -623,9 +626,6 @@ fn ports_match(c: &Container, f: &query::Filters) -> bool {
             .collect()
     };
     let (publish, expose) = (wanted("publish"), wanted("expose"));
-    if !f.contains_key("publish") && !f.contains_key("expose") {
-        return true;
-    }
     let hit = |set: &[(u32, u32, String)], port: u64, typ: &str| {
         set.iter()
             .any(|(a, b, p)| p == typ && (*a as u64..=*b as u64).contains(&port))

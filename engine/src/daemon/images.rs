@@ -208,18 +208,17 @@ pub fn parse_platform(s: &str) -> Result<Platform, String> {
     let bad = || format!("{s:?}: unknown operating system or architecture: invalid argument");
     let parts: Vec<&str> = lower.split('/').collect();
     let (os, arch, variant) = match parts.as_slice() {
-        [one] if OSES.contains(one) => (one.to_string(), std::env::consts::ARCH.to_string(), ""),
+        [one] if OSES.contains(one) => (
+            one.to_string(),
+            arch_of(std::env::consts::ARCH).ok_or_else(bad)?,
+            "",
+        ),
         [one] => ("linux".to_string(), arch_of(one).ok_or_else(bad)?, ""),
         [os, arch] if OSES.contains(os) => (os.to_string(), arch_of(arch).ok_or_else(bad)?, ""),
         [os, arch, variant] if OSES.contains(os) => {
             (os.to_string(), arch_of(arch).ok_or_else(bad)?, *variant)
         }
         _ => return Err(bad()),
-    };
-    let arch = match arch.as_str() {
-        "x86_64" => "amd64".to_string(),
-        "aarch64" => "arm64".to_string(),
-        _ => arch,
     };
     Ok(Platform {
         os,
