@@ -614,6 +614,8 @@ fn the_docker_cli_builds_with_the_classic_builder() {
         out.stderr.contains("returned a non-zero code: 1"),
         "{out:?}"
     );
+    // A failed quiet build shows what the daemon held back.
+    assert!(out.stderr.contains("Step 2/2 : RUN false"), "{out:?}");
     // The failed step's container is kept, as the classic builder keeps it.
     let left = s
         .docker(&["ps", "-aq", "--filter", "status=exited"])
@@ -621,6 +623,28 @@ fn the_docker_cli_builds_with_the_classic_builder() {
         .to_string();
     assert_eq!(left.lines().count(), 1, "{left}");
     s.docker(&["rm", &left]).ok();
+    let failed = s.berth_stdin(&["build", "-q", "-"], b"FROM busybox\nRUN false\n");
+    assert_ne!(failed.code, 0);
+    assert!(failed.stderr.contains("Step 2/2 : RUN false"), "{failed:?}");
+    let left = s.docker(&["ps", "-aq"]).ok().to_string();
+    s.docker(&["rm", &left]).ok();
+    // A quiet build prints the image id alone, with either CLI.
+    let quiet = b"FROM busybox\nRUN echo quiet > /q\n";
+    let mut c = s.docker_cmd();
+    c.env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "-t", "quietd", "-"]);
+    let by_docker = s.run(c, Some(quiet)).ok().to_string();
+    let by_berth = s
+        .berth_stdin(&["build", "-q", "-t", "quietb", "-"], quiet)
+        .ok()
+        .to_string();
+    for (tag, printed) in [("quietd", &by_docker), ("quietb", &by_berth)] {
+        let id = s
+            .docker(&["image", "inspect", "-f", "{{.Id}}", tag])
+            .ok()
+            .to_string();
+        assert_eq!(printed, &id, "{tag}");
+    }
     let hist = s.docker(&["history", "fromdocker"]).ok().to_string();
     assert!(
         hist.contains("CMD [\"cat\" \"/g\"]") || hist.contains("CMD"),

@@ -372,9 +372,15 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
     let mut lines = JsonLines::new(resp.into_body());
     let mut id = String::new();
     let mut out = std::io::stdout();
+    // Quiet, the daemon says only the image id, or on a failure what it
+    // held back first: shown then, on stderr, as the docker CLI does.
+    let mut held = String::new();
     while let Some(m) = lines.next().await? {
         if let Some(e) = m["errorDetail"]["message"].as_str().or(m["error"].as_str()) {
             out.flush()?;
+            if a.quiet {
+                eprint!("{held}");
+            }
             let code = m["errorDetail"]["code"]
                 .as_i64()
                 .filter(|c| *c > 0)
@@ -385,6 +391,12 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
             id = i.to_string();
         }
         if a.quiet {
+            if let Some(s) = m["stream"].as_str() {
+                held.push_str(s);
+            } else if let Some(s) = m["status"].as_str() {
+                held.push_str(s);
+                held.push('\n');
+            }
             continue;
         }
         if let Some(s) = m["stream"].as_str() {
@@ -393,6 +405,9 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
         } else if let Some(s) = m["status"].as_str() {
             writeln!(out, "{s}")?;
         }
+    }
+    if a.quiet && id.is_empty() {
+        id = held.trim().to_string();
     }
     if id.is_empty() {
         bail!("the daemon's build ended without an image ID");

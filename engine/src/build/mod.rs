@@ -432,6 +432,7 @@ impl Builder {
                 .stream(&format!("Successfully tagged {}\n", familiar(&t)))
                 .await;
         }
+        self.out.built(&last.id).await;
         Ok(last.id)
     }
 

@@ -114,6 +114,110 @@ impl Stage {
     }
 }
 
+/// A stage whose base has no PATH gets the default one, as dockerd's
+/// builder gives it (what the stage commits has it, and its RUNs see it).
+fn default_path(config: &mut Value) {
+    let Some(obj) = config.as_object_mut() else {
+        return;
+    };
+    let cfg = obj.entry("config").or_insert_with(|| json!({}));
+    if cfg.is_null() {
+        *cfg = json!({});
+    }
+    let Some(cfg) = cfg.as_object_mut() else {
+        return;
+    };
+    let env = cfg.entry("Env").or_insert_with(|| json!([]));
+    if env.is_null() {
+        *env = json!([]);
+    }
+    let Some(env) = env.as_array_mut() else {
+        return;
+    };
+    let has_path = env
+        .iter()
+        .filter_map(|e| e.as_str())
+        .any(|e| e.split_once('=').map_or(e, |(k, _)| k) == "PATH");
+    if !has_path {
+        env.push(json!(format!("PATH={}", specgen::defaults::DEFAULT_PATH)));
+    }
+}
+
+/// A HEALTHCHECK in history as dockerd writes it, Go's %q of its config
+/// (`&{["CMD-SHELL" "true"] "5s" "0s" "0s" '\x00'}`: test, interval,
+/// timeout, start period, retries).
+fn healthcheck_shown(h: &Value) -> String {
+    let test: Vec<String> = h["Test"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(String::from))
+        .collect();
+    let d = |k: &str| format!("{:?}", go_duration(h[k].as_i64().unwrap_or(0)));
+    format!(
+        "&{{{} {} {} {} {}}}",
+        quoted_list(&test),
+        d("Interval"),
+        d("Timeout"),
+        d("StartPeriod"),
+        go_quoted_rune(h["Retries"].as_i64().unwrap_or(0))
+    )
+}
+
+/// Go's time.Duration.String(): "0s", "1.5ms", "5s", "1m30s", "1h0m0s".
+fn go_duration(ns: i64) -> String {
+    if ns == 0 {
+        return "0s".into();
+    }
+    let sign = if ns < 0 { "-" } else { "" };
+    let u = ns.unsigned_abs();
+    let with_fraction = |whole: u64, frac: u64, digits: usize| {
+        if frac == 0 {
+            whole.to_string()
+        } else {
+            let f = format!("{frac:0digits$}");
+            format!("{whole}.{}", f.trim_end_matches('0'))
+        }
+    };
+    if u < 1_000_000_000 {
+        let (unit, div, digits) = match u {
+            0..1_000 => ("ns", 1, 0),
+            1_000..1_000_000 => ("µs", 1_000, 3),
+            _ => ("ms", 1_000_000, 6),
+        };
+        return format!("{sign}{}{unit}", with_fraction(u / div, u % div, digits));
+    }
+    let (h, rest) = (u / 3_600_000_000_000, u % 3_600_000_000_000);
+    let (m, rest) = (rest / 60_000_000_000, rest % 60_000_000_000);
+    let secs = with_fraction(rest / 1_000_000_000, rest % 1_000_000_000, 9);
+    match (h, m) {
+        (0, 0) => format!("{sign}{secs}s"),
+        (0, m) => format!("{sign}{m}m{secs}s"),
+        (h, m) => format!("{sign}{h}h{m}m{secs}s"),
+    }
+}
+
+/// Go's %q of an integer: the rune it is, quoted ('\x00' for 0).
+fn go_quoted_rune(n: i64) -> String {
+    let escaped = match n {
+        7 => "\\a".to_string(),
+        8 => "\\b".to_string(),
+        9 => "\\t".to_string(),
+        10 => "\\n".to_string(),
+        11 => "\\v".to_string(),
+        12 => "\\f".to_string(),
+        13 => "\\r".to_string(),
+        39 => "\\'".to_string(),
+        92 => "\\\\".to_string(),
+        0..=31 | 127 => format!("\\x{n:02x}"),
+        _ => match u32::try_from(n).ok().and_then(char::from_u32) {
+            Some(c) if !c.is_control() => c.to_string(),
+            _ => format!("\\u{:04x}", n),
+        },
+    };
+    format!("'{escaped}'")
+}
+
 /// Go's %q of a string list, as Docker writes CMD and friends in history.
 fn quoted_list(v: &[String]) -> String {
     let items: Vec<String> = v
@@ -231,6 +335,7 @@ impl Builder {
                 st.shell = shell;
             }
         }
+        default_path(&mut st.image.config);
         self.onbuild_triggers(df, &mut st).await?;
         for ins in &s.instructions {
             self.step += 1;
@@ -442,10 +547,7 @@ impl Builder {
             }
             Kind::Healthcheck(h) => {
                 cfg["Healthcheck"] = crate::api::changes::healthcheck(h.as_ref());
-                let shown = match h {
-                    None => "NONE".to_string(),
-                    Some(h) => quoted_list(&h.test),
-                };
+                let shown = healthcheck_shown(&cfg["Healthcheck"]);
                 self.config_step(st, cfg, nop(format!("HEALTHCHECK {shown}")))
                     .await?;
             }
@@ -1045,5 +1147,62 @@ impl std::io::Write for ChunkWriter {
 impl Drop for ChunkWriter {
     fn drop(&mut self) {
         let _ = self.send();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_gos() {
+        for (ns, text) in [
+            (0, "0s"),
+            (5_000_000_000, "5s"),
+            (1_500_000_000, "1.5s"),
+            (90_000_000_000, "1m30s"),
+            (3_600_000_000_000, "1h0m0s"),
+            (1_500_000, "1.5ms"),
+            (200_000_000, "200ms"),
+            (250, "250ns"),
+            (2_000, "2µs"),
+        ] {
+            assert_eq!(go_duration(ns), text, "{ns}");
+        }
+    }
+
+    #[test]
+    fn a_healthcheck_in_history_reads_as_dockerds() {
+        let h = json!({"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000u64, "Retries": 0});
+        assert_eq!(
+            healthcheck_shown(&h),
+            r#"&{["CMD-SHELL" "true"] "5s" "0s" "0s" '\x00'}"#
+        );
+        let none = json!({"Test": ["NONE"]});
+        assert_eq!(
+            healthcheck_shown(&none),
+            r#"&{["NONE"] "0s" "0s" "0s" '\x00'}"#
+        );
+        assert_eq!(go_quoted_rune(3), r"'\x03'");
+        assert_eq!(go_quoted_rune(65), "'A'");
+    }
+
+    #[test]
+    fn a_stage_without_path_gets_the_default_one() {
+        let mut bare = json!({"config": {"Env": ["A=1"]}});
+        default_path(&mut bare);
+        assert_eq!(
+            bare["config"]["Env"],
+            json!(["A=1", format!("PATH={}", specgen::defaults::DEFAULT_PATH)])
+        );
+        let mut set = json!({"config": {"Env": ["PATH=/x"]}});
+        default_path(&mut set);
+        assert_eq!(set["config"]["Env"], json!(["PATH=/x"]));
+        let mut scratch = json!({"config": {}});
+        default_path(&mut scratch);
+        assert_eq!(scratch["config"]["Env"].as_array().map(Vec::len), Some(1));
+        let mut null = json!({"config": null});
+        default_path(&mut null);
+        assert_eq!(null["config"]["Env"].as_array().map(Vec::len), Some(1));
     }
 }
