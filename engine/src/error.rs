@@ -47,6 +47,23 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// An OS error as Go words it ("no such file or directory"), where a
+/// message dockerd builds from one is matched: the docker CLI reads some
+/// of them (a run whose error says "no such file or directory" exits 127).
+pub fn go_os_error(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => {
+            let text = nix::errno::Errno::from_raw(n).desc();
+            let mut chars = text.chars();
+            match chars.next() {
+                Some(first) => first.to_lowercase().chain(chars).collect(),
+                None => text.to_string(),
+            }
+        }
+        None => e.to_string(),
+    }
+}
+
 /// lifecycled's answers, in the API's terms.
 impl From<tonic::Status> for ApiError {
     fn from(s: tonic::Status) -> Self {
@@ -97,6 +114,14 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn os_errors_read_as_gos() {
+        let e = std::io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(go_os_error(&e), "no such file or directory");
+        let other = std::io::Error::other("plain");
+        assert_eq!(go_os_error(&other), "plain");
+    }
 
     #[test]
     fn an_unreachable_registry_is_not_an_unreachable_lifecycled() {

@@ -986,4 +986,96 @@ remove_forced("pynosuchvol")
 api_error(404, "no such volume", api.remove_volume, "pynosuchvol")
 print("volume rm --force: ok", flush=True)
 
+# The classic builder as dockerd's: a quiet build answers the image id
+# alone (a failed one first tells what it held), a base without PATH gets
+# the default one, HEALTHCHECK in history as Go prints it.
+def build_lines(dockerfile, **kw):
+    ctx = tempfile.mkdtemp()
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write(dockerfile)
+    try:
+        return list(api.build(path=ctx, decode=True, **kw))
+    finally:
+        os.unlink(os.path.join(ctx, "Dockerfile"))
+        os.rmdir(ctx)
+lines = build_lines("FROM busybox\nHEALTHCHECK --interval=5s CMD true\nRUN echo hi > /hi\n",
+                    quiet=True, tag="pyquiet:1")
+img = api.inspect_image("pyquiet:1")
+assert lines == [{"stream": img["Id"] + "\n"}], lines
+assert img["Config"]["Env"] == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], img["Config"]
+hist = [h["CreatedBy"] for h in api.history("pyquiet:1")]
+assert '/bin/sh -c #(nop)  HEALTHCHECK &{["CMD-SHELL" "true"] "5s" "0s" "0s" \'\\x00\'}' in hist, hist
+lines = build_lines("FROM busybox\nRUN exit 3\n", quiet=True)
+assert any(l.get("stream", "").startswith("Step 2/2 : RUN exit 3") for l in lines), lines
+assert lines[-1]["errorDetail"]["code"] == 3, lines
+api.remove_image("pyquiet:1")
+print("quiet builds: ok", flush=True)
+# Logs: json-file entries carry the labels, variables and tag the log
+# options name, `details` shows them; a tail that is no count is all.
+
+c = client.containers.run("busybox", ["sh", "-c", "echo one; echo two"], detach=True,
+                          labels={"app": "web 1"}, environment=["TIER=front"], name="pylogattrs",
+                          log_config=LogConfig(type="json-file",
+                                               config={"labels": "app", "env": "TIER", "tag": "{{.Name}}"}))
+c.wait()
+def log_text(**params):
+    r = api._get(api._url("/containers/{0}/logs", c.id), params=dict(stdout=1, stderr=1, **params))
+    api._raise_for_status(r)
+    data, out = r.content, b""
+    while data:
+        n = int.from_bytes(data[4:8], "big")
+        out += data[8:8 + n]
+        data = data[8 + n:]
+    return out.decode()
+assert log_text(details=1) == "TIER=front,app=web+1,tag=pylogattrs one\nTIER=front,app=web+1,tag=pylogattrs two\n", log_text(details=1)
+assert log_text() == "one\ntwo\n", log_text()
+assert log_text(tail="abc") == "one\ntwo\n", log_text(tail="abc")
+assert log_text(tail="-3") == "one\ntwo\n", log_text(tail="-3")
+assert log_text(tail="1") == "two\n", log_text(tail="1")
+c.remove()
+c = client.containers.run("busybox", ["true"], detach=True)
+c.wait()
+assert log_text(details=1) == "", log_text(details=1)
+c.remove()
+print("logs details and tail: ok", flush=True)
+# A variable given bare unsets the default (PATH too: then a bare command
+# is not found); resolv.conf is built search, nameservers, options.
+
+out = client.containers.run("busybox", ["/bin/env"], environment=["B", "A=1", "PATH", "HOSTNAME=h"],
+                            remove=True).decode().splitlines()
+assert out == ["HOSTNAME=h", "A=1", "HOME=/root"], out
+c = api.create_container("busybox", ["env"], environment=["PATH"])
+api_error(400, 'exec: "env": executable file not found in $PATH', api.start, c)
+api.remove_container(c)
+out = client.containers.run("busybox", ["cat", "/etc/resolv.conf"], dns=["9.9.9.9"],
+                            dns_search=["ex.com"], dns_opt=["ndots:3"], remove=True)
+assert out == b"search ex.com\nnameserver 9.9.9.9\noptions ndots:3\n", out
+print("env and resolv.conf: ok", flush=True)
+# An unknown exec user in dockerd's words (not the runtime's), exec
+# variables unset the same way, change commands named in lower case, a
+# missing device fails the start (not the create) with a 500.
+
+c = client.containers.run("busybox", ["sleep", "100"], detach=True)
+x = api.exec_create(c.id, ["id"], user="nosuchuser")
+out = api.exec_start(x)
+assert out == b"unable to find user nosuchuser: no matching entries in passwd file\r\n", out
+assert api.exec_inspect(x)["ExitCode"] == 126, api.exec_inspect(x)
+x = api.exec_create(c.id, ["sh", "-c", "echo $A $B"], environment=["A=1", "HOSTNAME", "B=2"])
+assert api.exec_start(x) == b"1 2\n"
+x = api.exec_create(c.id, ["env"], environment=["HOSTNAME"])
+out = api.exec_start(x)
+assert out == b"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nHOME=/root\n", out
+api_error(400, "frobnicate is not a valid change command", api.commit, c.id, changes=["FROBNICATE x"])
+c.remove(force=True)
+c = api.create_container("busybox", ["true"], host_config=api.create_host_config(
+    devices=["/dev/nonexist:/dev/x"]))
+try:
+    api.start(c)
+    raise AssertionError("started with a missing device")
+except docker.errors.APIError as e:
+    assert e.status_code == 500, e.status_code
+    assert 'error gathering device information while adding custom device "/dev/nonexist": no such file or directory' in e.explanation, e.explanation
+api.remove_container(c)
+print("exec user, change commands, devices: ok", flush=True)
+
 print("longtail: all done")

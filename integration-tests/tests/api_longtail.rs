@@ -437,6 +437,60 @@ fn the_cli_on_the_long_tail() {
             out.stderr
         );
         run(&["rm", "-f", "ipcprivate"]).ok();
+
+        // Logs: the attributes the log options name, shown by --details.
+        run(&[
+            "run",
+            "--name",
+            "detailed",
+            "--label",
+            "app=web",
+            "--log-opt",
+            "labels=app",
+            "busybox",
+            "echo",
+            "x",
+        ])
+        .ok();
+        let out = run(&["logs", "--details", "detailed"]);
+        assert_eq!(out.ok(), "app=web x", "{cli}");
+        run(&["rm", "detailed"]).ok();
+
+        // resolv.conf as dockerd builds it.
+        let out = run(&[
+            "run",
+            "--rm",
+            "--dns",
+            "9.9.9.9",
+            "--dns-search",
+            "ex.com",
+            "busybox",
+            "cat",
+            "/etc/resolv.conf",
+        ]);
+        let text = out.ok().to_string();
+        let first: Vec<&str> = text.lines().take(2).collect();
+        assert_eq!(first, ["search ex.com", "nameserver 9.9.9.9"], "{cli}");
+
+        // A device the host lacks: Go's words, which the docker CLI
+        // turns into exit status 127.
+        let out = run(&[
+            "run",
+            "--rm",
+            "--device",
+            "/dev/berth-nosuch",
+            "busybox",
+            "true",
+        ]);
+        assert!(
+            out.stderr
+                .contains("adding custom device \"/dev/berth-nosuch\": no such file or directory"),
+            "{cli}: {}",
+            out.stderr
+        );
+        if cli == "docker" {
+            assert_eq!(out.code, 127, "{cli}");
+        }
     }
 }
 

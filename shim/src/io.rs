@@ -142,10 +142,12 @@ fn open_log(cfg: &pb::Stdio) -> Result<Option<LogWriter>> {
             .with_context(|| format!("opening log {}", cfg.log_path))?;
         Some(Sink::Cri(file))
     } else {
-        let file = LogFile::open(
+        let attrs = cfg.log_attrs.clone().into_iter().collect();
+        let file = LogFile::with_attrs(
             Path::new(&cfg.log_path),
             cfg.log_max_size,
             cfg.log_max_files,
+            &attrs,
         )
         .with_context(|| format!("opening log {}", cfg.log_path))?;
         Some(Sink::File(file))

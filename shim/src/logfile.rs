@@ -16,21 +16,42 @@ pub struct LogFile {
     size: u64,
     max_size: u64,
     max_files: u32,
+    /// `,"attrs":{…}` when the entries carry attributes, as serialized once.
+    attrs: Vec<u8>,
 }
 
 impl LogFile {
     pub fn open(path: &Path, max_size: u64, max_files: u32) -> std::io::Result<LogFile> {
+        LogFile::with_attrs(path, max_size, max_files, &Default::default())
+    }
+
+    /// A log whose every entry carries `attrs` (sorted by name, as Go
+    /// serializes dockerd's map).
+    pub fn with_attrs(
+        path: &Path,
+        max_size: u64,
+        max_files: u32,
+        attrs: &std::collections::BTreeMap<String, String>,
+    ) -> std::io::Result<LogFile> {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)?;
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let size = file.metadata()?.len();
+        let attrs = if attrs.is_empty() {
+            Vec::new()
+        } else {
+            let mut a = b",\"attrs\":".to_vec();
+            a.extend_from_slice(&serde_json::to_vec(attrs)?);
+            a
+        };
         Ok(LogFile {
             path: path.to_path_buf(),
             file,
             size,
             max_size,
             max_files: max_files.max(1),
+            attrs,
         })
     }
 
@@ -76,7 +97,9 @@ impl LogFile {
             escape_json(&mut buf, &String::from_utf8_lossy(piece));
             buf.extend_from_slice(b"\",\"stream\":\"");
             buf.extend_from_slice(stream.as_bytes());
-            buf.extend_from_slice(b"\",\"time\":\"");
+            buf.push(b'"');
+            buf.extend_from_slice(&self.attrs);
+            buf.extend_from_slice(b",\"time\":\"");
             buf.extend_from_slice(time.as_bytes());
             buf.extend_from_slice(b"\"}\n");
             let n = (buf.len() - start) as u64;
@@ -293,6 +316,22 @@ mod tests {
         assert_eq!(e[2]["log"], "three");
         assert_eq!(e[2]["stream"], "stderr");
         assert!(e[0]["time"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn entries_carry_attrs_between_stream_and_time_as_dockerds() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c-json.log");
+        let attrs = std::collections::BTreeMap::from([
+            ("zeta".to_string(), "1".to_string()),
+            ("app".to_string(), "a \"b\"".to_string()),
+        ]);
+        let mut log = LogFile::with_attrs(&p, 0, 1, &attrs).unwrap();
+        log.write("stdout", b"x\n", SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(
+            fs::read_to_string(&p).unwrap(),
+            "{\"log\":\"x\\n\",\"stream\":\"stdout\",\"attrs\":{\"app\":\"a \\\"b\\\"\",\"zeta\":\"1\"},\"time\":\"1970-01-01T00:00:00.000000000Z\"}\n"
+        );
     }
 
     #[test]

@@ -40,7 +40,9 @@ pub fn apply(cfg: &mut Value, changes: &[String]) -> Result<()> {
     }
     for change in changes {
         let word = change.split_whitespace().next().unwrap_or("");
-        if !VALID.contains(&word.to_ascii_lowercase().as_str()) {
+        // Named in lower case, as dockerd names it.
+        let word = word.to_ascii_lowercase();
+        if !VALID.contains(&word.as_str()) {
             return Err(ApiError::bad_request(format!(
                 "{word} is not a valid change command"
             )));
@@ -232,7 +234,7 @@ mod tests {
     fn what_is_no_change_is_refused() {
         let mut cfg = json!({});
         let e = apply(&mut cfg, &["RUN true".to_string()]).unwrap_err();
-        assert_eq!(e.message, "RUN is not a valid change command");
+        assert_eq!(e.message, "run is not a valid change command");
         assert!(apply(&mut cfg, &["EXPOSE 80/xyz".to_string()]).is_err());
     }
 

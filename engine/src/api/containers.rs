@@ -941,14 +941,12 @@ pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
 }
 
 fn log_options(q: &Params) -> Result<logs::Options> {
-    let tail = match q.get("tail").map(String::as_str) {
-        None | Some("") | Some("all") => None,
-        Some(n) => Some(
-            n.parse::<i64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid value for tail: {n}")))?
-                .max(0) as usize,
-        ),
-    };
+    // As dockerd reads it: a number of lines; anything else, or a
+    // negative number, is every line.
+    let tail = q
+        .get("tail")
+        .and_then(|n| n.parse::<i64>().ok())
+        .and_then(|n| usize::try_from(n).ok());
     Ok(logs::Options {
         stdout: flag(q, "stdout"),
         stderr: flag(q, "stderr"),
@@ -959,11 +957,50 @@ fn log_options(q: &Params) -> Result<logs::Options> {
     })
 }
 
-fn encode_line(l: &logs::Line, tty: bool, timestamps: bool) -> Vec<u8> {
+/// What `logs` shows of each line besides the line.
+#[derive(Clone, Copy, Default)]
+struct Shown {
+    timestamps: bool,
+    /// The entry's attributes before the line (`--details`).
+    details: bool,
+}
+
+/// An entry's attributes as dockerd prints them for `--details`: `k=v`
+/// sorted by name, comma-separated, each part query-escaped, then a space
+/// (alone when there are none).
+fn details_prefix(attrs: &[(String, String)]) -> String {
+    let escape = |s: &str| {
+        let mut out = String::new();
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    out.push(b as char)
+                }
+                b' ' => out.push('+'),
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        out
+    };
+    let mut pairs: Vec<&(String, String)> = attrs.iter().collect();
+    pairs.sort();
+    let mut out = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
+        .collect::<Vec<_>>()
+        .join(",");
+    out.push(' ');
+    out
+}
+
+fn encode_line(l: &logs::Line, tty: bool, shown: Shown) -> Vec<u8> {
     let mut data = Vec::new();
-    if timestamps {
+    if shown.timestamps {
         data.extend_from_slice(l.time.as_bytes());
         data.push(b' ');
+    }
+    if shown.details {
+        data.extend_from_slice(details_prefix(&l.attrs).as_bytes());
     }
     data.extend_from_slice(&l.data);
     if tty {
@@ -982,7 +1019,10 @@ pub async fn logs(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> 
             "Bad parameters: you must choose at least one stream",
         ));
     }
-    let timestamps = flag(&q, "timestamps");
+    let shown = Shown {
+        timestamps: flag(&q, "timestamps"),
+        details: flag(&q, "details"),
+    };
     let (path, tty, running, journal) = {
         let c = e.c.lock().await;
         if !c.keeps_logs() {
@@ -1019,7 +1059,7 @@ pub async fn logs(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> 
         tokio::spawn(async move {
             while let Some(l) = lines.recv().await {
                 if tx
-                    .send(Ok(Bytes::from(encode_line(&l, tty, timestamps))))
+                    .send(Ok(Bytes::from(encode_line(&l, tty, shown))))
                     .await
                     .is_err()
                 {
@@ -1032,7 +1072,7 @@ pub async fn logs(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> 
         tokio::spawn(async move {
             while let Some(l) = lines.recv().await {
                 if tx
-                    .send(Ok(Bytes::from(encode_line(&l, tty, timestamps))))
+                    .send(Ok(Bytes::from(encode_line(&l, tty, shown))))
                     .await
                     .is_err()
                 {
@@ -1047,7 +1087,7 @@ pub async fn logs(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> 
         tokio::spawn(async move {
             for l in lines {
                 if tx
-                    .send(Ok(Bytes::from(encode_line(&l, tty, timestamps))))
+                    .send(Ok(Bytes::from(encode_line(&l, tty, shown))))
                     .await
                     .is_err()
                 {
@@ -1190,7 +1230,10 @@ impl AttachPlan {
         } else {
             logs::read_all(&self.log_path, &o)
         };
-        lines.iter().map(|l| encode_line(l, raw, false)).collect()
+        lines
+            .iter()
+            .map(|l| encode_line(l, raw, Shown::default()))
+            .collect()
     }
 
     /// The process's streams for a hijacked connection (the shim's attach
@@ -1639,6 +1682,16 @@ pub async fn archive_put(
 #[cfg(test)]
 mod tests {
     use super::NamePatterns;
+
+    #[test]
+    fn details_are_the_attrs_query_escaped_then_a_space() {
+        let attrs = vec![
+            ("tag".to_string(), "web 1".to_string()),
+            ("app".to_string(), "a&b/c~".to_string()),
+        ];
+        assert_eq!(super::details_prefix(&attrs), "app=a%26b%2Fc~,tag=web+1 ");
+        assert_eq!(super::details_prefix(&[]), " ");
+    }
 
     fn name_matches(filter: &str, name: &str) -> bool {
         NamePatterns::new(&[filter.to_string()]).matches(name)

@@ -19,8 +19,9 @@ use super::query::Params;
 use super::stream::{Copied, StdinRules, Streams, hijack, write_line_and_close};
 use crate::daemon::Daemon;
 use crate::daemon::container::Status;
-use crate::daemon::exec::{Exec, ExecConfig, merge_env};
+use crate::daemon::exec::{Exec, ExecConfig};
 use crate::daemon::files;
+use crate::daemon::spec::replace_or_append_env;
 use crate::error::{ApiError, Result};
 
 fn no_such_exec(id: &str) -> ApiError {
@@ -126,7 +127,8 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
             return Err(err);
         }
         // What the process could not be made of (a user that does not
-        // exist…) is reported like a failed start.
+        // exist…) is reported like a failed start, in its own words as
+        // dockerd's (the runtime never saw it).
         Err(err) => return failed_start(&x, parts, attached, tty, err.message),
     }
     if !attached {
@@ -137,7 +139,7 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
             }
             Err(m) => {
                 let _ = d.delete_exec_process(&x).await;
-                failed_start(&x, parts, false, tty, m)
+                failed_start(&x, parts, false, tty, runtime_failure(&m))
             }
         };
     }
@@ -159,7 +161,7 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
         if let Err(m) = start_process(&d, &x).await {
             let _ = d.delete_exec_process(&x).await;
             x.finish(start_failure_code(&m));
-            write_line_and_close(&mut wr, tty, &format!("OCI runtime exec failed: {m}")).await;
+            write_line_and_close(&mut wr, tty, &runtime_failure(&m)).await;
             return;
         }
         // lifecycled forgets the process once it is deleted: not before its
@@ -227,6 +229,11 @@ fn start_failure_code(_message: &str) -> i32 {
     126
 }
 
+/// What the runtime said when it could not start the process.
+fn runtime_failure(message: &str) -> String {
+    format!("OCI runtime exec failed: {message}")
+}
+
 /// A process that could not start: its exit code is 126, as dockerd
 /// 20.10 gives it; an attached client reads
 /// the reason in its stream, a detached one gets it as the error.
@@ -235,10 +242,9 @@ fn failed_start(
     parts: axum::http::request::Parts,
     attached: bool,
     tty: bool,
-    message: String,
+    text: String,
 ) -> Result<Response> {
-    x.finish(start_failure_code(&message));
-    let text = format!("OCI runtime exec failed: {message}");
+    x.finish(start_failure_code(&text));
     if !attached {
         return Err(ApiError::internal(text));
     }
@@ -270,7 +276,10 @@ async fn register(
                 .collect()
         })
         .unwrap_or_default();
-    p["env"] = json!(merge_env(&base, cfg.env.as_deref().unwrap_or(&[])));
+    p["env"] = json!(replace_or_append_env(
+        base,
+        cfg.env.as_deref().unwrap_or(&[])
+    ));
     if !cfg.working_dir.is_empty() {
         p["cwd"] = json!(cfg.working_dir);
     }

@@ -622,6 +622,10 @@ fn validate_log_config(hc: &crate::types::HostConfig) -> Result<()> {
                     ApiError::bad_request(format!("invalid value for max-file: {v}"))
                 })?;
             }
+            "labels-regex" | "env-regex" => {
+                regex::Regex::new(v)
+                    .map_err(|e| ApiError::bad_request(format!("invalid log opt {k}: {e}")))?;
+            }
             "compress" | "labels" | "env" | "tag" | "mode" | "max-buffer-size" => {}
             other => {
                 return Err(ApiError::bad_request(format!(

@@ -180,19 +180,6 @@ impl Execs {
     }
 }
 
-/// Env of the container's process with the exec's own on top (same name
-/// replaced, as Docker merges them).
-pub fn merge_env(base: &[String], extra: &[String]) -> Vec<String> {
-    let key = |s: &str| s.split('=').next().unwrap_or("").to_string();
-    let mut out: Vec<String> = base
-        .iter()
-        .filter(|b| !extra.iter().any(|e| key(e) == key(b)))
-        .cloned()
-        .collect();
-    out.extend(extra.iter().cloned());
-    out
-}
-
 impl super::Daemon {
     /// Waits for the process, records its exit code and frees it in lifecycled
     /// once its output is all out (`drained` resolves, or is dropped).
@@ -317,13 +304,6 @@ impl super::Daemon {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exec_env_overrides_the_containers() {
-        let base = vec!["PATH=/bin".to_string(), "A=1".to_string()];
-        let extra = vec!["A=2".to_string(), "B=3".to_string()];
-        assert_eq!(merge_env(&base, &extra), ["PATH=/bin", "A=2", "B=3"]);
-    }
 
     #[test]
     fn records_come_back_with_their_exit_code() {

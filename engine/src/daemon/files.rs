@@ -297,8 +297,6 @@ pub struct Etc<'a> {
     pub links: &'a [(String, String)],
 }
 
-/// Writes /etc/hostname, /etc/hosts and /etc/resolv.conf for the container
-/// into its directory; returns their OCI bind mounts.
 /// Writes `text` to a file a container has bind-mounted unless it holds
 /// it already: in place (the mount is of the inode), so a process reading
 /// it while it is rewritten could see it empty; a start writes the files
@@ -310,6 +308,8 @@ fn write_changed(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
 }
 
+/// Writes /etc/hostname, /etc/hosts and /etc/resolv.conf for the container
+/// into its directory; returns their OCI bind mounts.
 pub fn write_etc(dir: &Path, etc: &Etc) -> std::io::Result<Vec<serde_json::Value>> {
     let Etc {
         hostname,
@@ -346,42 +346,75 @@ pub fn write_etc(dir: &Path, etc: &Etc) -> std::io::Result<Vec<serde_json::Value
     }
     write_changed(&dir.join("hosts"), &hosts)?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut resolv = String::new();
-    if dns.is_empty() {
-        for l in host_resolv.lines() {
-            let is_local = l.starts_with("nameserver") && (l.contains("127.") || l.contains("::1"));
-            let skip_search =
-                !search.is_empty() && (l.starts_with("search") || l.starts_with("domain"));
-            let skip_opts = !options.is_empty() && l.starts_with("options");
-            // A loopback resolver of the host is not reachable from a
-            // container's own network namespace.
-            if (is_local && !host_network) || skip_search || skip_opts {
-                continue;
-            }
-            resolv.push_str(l);
-            resolv.push('\n');
-        }
-    } else {
-        for l in host_resolv.lines() {
-            if (l.starts_with("search") && search.is_empty())
-                || (l.starts_with("options") && options.is_empty())
-            {
-                resolv.push_str(l);
-                resolv.push('\n');
-            }
-        }
-        for d in dns {
-            resolv.push_str(&format!("nameserver {d}\n"));
-        }
-    }
-    if !search.is_empty() {
-        resolv.push_str(&format!("search {}\n", search.join(" ")));
-    }
-    if !options.is_empty() {
-        resolv.push_str(&format!("options {}\n", options.join(" ")));
-    }
+    let resolv = resolv_conf(&host_resolv, dns, search, options, host_network);
     write_changed(&dir.join("resolv.conf"), &resolv)?;
     Ok(etc_mounts(dir))
+}
+
+/// The container's resolv.conf from the host's: copied (but for a
+/// loopback resolver, which the container's own network namespace cannot
+/// reach) when the container asks nothing; else built as dockerd's
+/// resolvconf.Build builds it, `search`, `nameserver`s, `options`, each
+/// from the host's where the container asks none.
+fn resolv_conf(
+    host: &str,
+    dns: &[String],
+    search: &[String],
+    options: &[String],
+    host_network: bool,
+) -> String {
+    let loopback = |ns: &str| ns.starts_with("127.") || ns == "::1";
+    let mut out = String::new();
+    if dns.is_empty() && search.is_empty() && options.is_empty() {
+        for l in host.lines() {
+            let ns = l.strip_prefix("nameserver").map(str::trim);
+            if ns.is_some_and(loopback) && !host_network {
+                continue;
+            }
+            out.push_str(l);
+            out.push('\n');
+        }
+        return out;
+    }
+    let words = |key: &str| -> Vec<String> {
+        // The last line of a kind is the one resolvers read.
+        host.lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some(key)).then(|| w.map(String::from).collect::<Vec<_>>())
+            })
+            .next_back()
+            .unwrap_or_default()
+    };
+    let nameservers: Vec<String> = if dns.is_empty() {
+        host.lines()
+            .filter_map(|l| l.strip_prefix("nameserver").map(|n| n.trim().to_string()))
+            .filter(|n| host_network || !loopback(n))
+            .collect()
+    } else {
+        dns.to_vec()
+    };
+    let search = if search.is_empty() {
+        words("search")
+    } else {
+        search.to_vec()
+    };
+    let options = if options.is_empty() {
+        words("options")
+    } else {
+        options.to_vec()
+    };
+    let search = search.join(" ");
+    if !search.trim().is_empty() && search.trim() != "." {
+        out.push_str(&format!("search {search}\n"));
+    }
+    for n in nameservers {
+        out.push_str(&format!("nameserver {n}\n"));
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    out
 }
 
 /// The bind mounts of the /etc files written in `dir`.
@@ -487,6 +520,40 @@ mod mount_point_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn v(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn resolv_conf_is_the_hosts_or_built_as_dockerds() {
+        let host = "nameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch lan\noptions edns0\n";
+        // Nothing asked: the host's, but for its loopback resolver.
+        assert_eq!(
+            resolv_conf(host, &[], &[], &[], false),
+            "nameserver 10.0.0.2\nsearch lan\noptions edns0\n"
+        );
+        assert_eq!(resolv_conf(host, &[], &[], &[], true), host);
+        // Asked: search, nameservers, options, the host's where not asked.
+        assert_eq!(
+            resolv_conf(
+                host,
+                &v(&["9.9.9.9"]),
+                &v(&["ex.com"]),
+                &v(&["ndots:3"]),
+                false
+            ),
+            "search ex.com\nnameserver 9.9.9.9\noptions ndots:3\n"
+        );
+        assert_eq!(
+            resolv_conf(host, &v(&["9.9.9.9"]), &[], &[], false),
+            "search lan\nnameserver 9.9.9.9\noptions edns0\n"
+        );
+        assert_eq!(
+            resolv_conf(host, &[], &v(&["."]), &[], false),
+            "nameserver 10.0.0.2\noptions edns0\n"
+        );
+    }
 
     fn dir_tar(files: &[&str]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());

@@ -62,6 +62,20 @@ pub fn fields(
         ("IMAGE_NAME".to_string(), c.config.image.clone()),
         ("SYSLOG_IDENTIFIER".to_string(), tag),
     ]);
+    out.extend(extra_attributes(c, opts, journal_key)?);
+    out.retain(|k, _| !k.is_empty());
+    Ok(out)
+}
+
+/// The container's labels and environment variables the log options name
+/// (`labels`, `env`: lists; `labels-regex`, `env-regex`: patterns), named
+/// by `key`: what dockerd's drivers add to each entry. Where a label and a
+/// variable meet, the variable wins.
+pub fn extra_attributes(
+    c: &Container,
+    opts: &BTreeMap<String, String>,
+    key: fn(&str) -> String,
+) -> Result<BTreeMap<String, String>, String> {
     let env: BTreeMap<&str, &str> = c
         .config
         .env
@@ -74,7 +88,7 @@ pub fn fields(
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    // Labels first: where a label and a variable meet, the variable wins.
+    let mut out = BTreeMap::new();
     for (list, regex, from) in [
         ("labels", "labels-regex", &labels),
         ("env", "env-regex", &env),
@@ -82,19 +96,35 @@ pub fn fields(
         if let Some(names) = opts.get(list) {
             for name in names.split(',') {
                 if let Some(v) = from.get(name) {
-                    out.insert(journal_key(name), v.to_string());
+                    out.insert(key(name), v.to_string());
                 }
             }
         }
         if let Some(re) = opts.get(regex).filter(|r| !r.is_empty()) {
             let re = regex::Regex::new(re).map_err(|e| format!("invalid log opt {regex}: {e}"))?;
             for (k, v) in from.iter().filter(|(k, _)| re.is_match(k)) {
-                out.insert(journal_key(k), v.to_string());
+                out.insert(key(k), v.to_string());
             }
         }
     }
-    out.retain(|k, _| !k.is_empty());
     Ok(out)
+}
+
+/// The `attrs` of every entry of `c`'s json-file log, as dockerd's driver
+/// makes them: the named labels and variables, and `tag` when the options
+/// ask one (no default there).
+pub fn json_file_attrs(
+    c: &Container,
+    opts: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut attrs = extra_attributes(c, opts, str::to_string)?;
+    if let Some(t) = opts.get("tag") {
+        let tag = expand_tag(t, &|field| template_field(c, field))?;
+        if !tag.is_empty() {
+            attrs.insert("tag".into(), tag);
+        }
+    }
+    Ok(attrs)
 }
 
 /// A label or variable name as a journal field name, as Docker makes it:
@@ -231,6 +261,7 @@ fn parse_entry(text: &str) -> Option<(Line, String)> {
             data,
             time: humantime::format_rfc3339_nanos(at).to_string(),
             at,
+            attrs: Vec::new(),
         },
         cursor,
     ))

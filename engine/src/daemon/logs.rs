@@ -16,6 +16,8 @@ pub struct Line {
     /// As written in the log (RFC 3339 with nanoseconds).
     pub time: String,
     pub at: SystemTime,
+    /// The entry's `attrs` (json-file log options labels/env/tag), by name.
+    pub attrs: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -38,6 +40,17 @@ fn parse_line(text: &str) -> Option<Line> {
         data: v["log"].as_str().unwrap_or("").as_bytes().to_vec(),
         time,
         at,
+        attrs: v["attrs"]
+            .as_object()
+            .map(|a| {
+                let mut attrs: Vec<(String, String)> = a
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect();
+                attrs.sort();
+                attrs
+            })
+            .unwrap_or_default(),
     })
 }
 

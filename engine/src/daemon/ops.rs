@@ -314,6 +314,7 @@ impl Daemon {
             link_env: &links.env,
             hostname,
             shm,
+            at_start: start,
         })
     }
 
@@ -570,6 +571,14 @@ impl Daemon {
         } else {
             Default::default()
         };
+        let log_attrs = if c.keeps_logs() && !c.logs_to_journal() {
+            super::journal::json_file_attrs(c, &effective_log_opts(self, c))
+                .map_err(|e| ApiError::bad_request(format!("failed to create logger: {e}")))?
+                .into_iter()
+                .collect()
+        } else {
+            Default::default()
+        };
         let console = &c.host_config.console_size;
         let stdio = pb::Stdio {
             stdin: c.config.open_stdin,
@@ -587,6 +596,7 @@ impl Daemon {
             journald: c.logs_to_journal(),
             journal_fields,
             log_format: String::new(),
+            log_attrs,
         };
         let created = self
             .lc

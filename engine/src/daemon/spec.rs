@@ -70,6 +70,10 @@ pub struct Input<'a> {
     /// The host directory bound at /dev/shm: its own when it is shareable,
     /// the donor's when it joins another's IPC.
     pub shm: Option<String>,
+    /// The spec a start runs; false for create's provisional one, which
+    /// leaves out a device the host does not have (dockerd looks devices
+    /// up at start, and a create succeeds without them).
+    pub at_start: bool,
 }
 
 /// `--security-opt` as parsed.
@@ -217,6 +221,30 @@ fn host_devices() -> Vec<Value> {
     out
 }
 
+/// dockerd's ReplaceOrAppendEnvValues: each `K=V` of `overrides`
+/// replaces the default named K where it stands, or comes after the
+/// defaults; a bare `K` (docker run -e K with K unset where the client
+/// runs) unsets the default K and is not passed on.
+pub fn replace_or_append_env(mut defaults: Vec<String>, overrides: &[String]) -> Vec<String> {
+    let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
+    let at: std::collections::HashMap<String, usize> = defaults
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (key(e), i))
+        .collect();
+    for o in overrides {
+        match (o.contains('='), at.get(&key(o))) {
+            (true, Some(&i)) => defaults[i] = o.clone(),
+            (true, None) => defaults.push(o.clone()),
+            // Emptied here, gone below (a later K=V may fill it again).
+            (false, Some(&i)) => defaults[i].clear(),
+            (false, None) => {}
+        }
+    }
+    defaults.retain(|e| !e.is_empty());
+    defaults
+}
+
 pub fn build(i: &Input<'_>) -> Result<Value> {
     let c = i.c;
     let hc = &c.host_config;
@@ -232,24 +260,15 @@ pub fn build(i: &Input<'_>) -> Result<Value> {
 
     // process
     let hostname = i.hostname.clone().unwrap_or_else(|| c.hostname());
-    let mut env: Vec<String> = Vec::new();
-    let has = |env: &[String], k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
-    if !has(&cfg.env, "PATH") {
-        env.push(format!("PATH={}", defaults::DEFAULT_PATH));
-    }
-    if !has(&cfg.env, "HOSTNAME") && hc.uts_mode != "host" {
+    let mut env = vec![format!("PATH={}", defaults::DEFAULT_PATH)];
+    if hc.uts_mode != "host" {
         env.push(format!("HOSTNAME={hostname}"));
     }
-    if cfg.tty && !has(&cfg.env, "TERM") {
+    if cfg.tty {
         env.push("TERM=xterm".into());
     }
-    env.extend(
-        i.link_env
-            .iter()
-            .filter(|l| !has(&cfg.env, l.split('=').next().unwrap_or("")))
-            .cloned(),
-    );
-    env.extend(cfg.env.iter().cloned());
+    env.extend(i.link_env.iter().cloned());
+    let env = replace_or_append_env(env, &cfg.env);
     let p = &mut spec["process"];
     p["env"] = json!(env);
     p["cwd"] = json!(if cfg.working_dir.is_empty() {
@@ -413,12 +432,18 @@ pub fn build(i: &Input<'_>) -> Result<Value> {
         let mut devices = Vec::new();
         for d in &hc.devices {
             use std::os::unix::fs::{FileTypeExt, MetadataExt};
-            let m = std::fs::metadata(&d.path_on_host).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "error gathering device information while adding custom device {:?}: {e}",
-                    d.path_on_host
-                ))
-            })?;
+            let m = match std::fs::metadata(&d.path_on_host) {
+                Ok(m) => m,
+                Err(_) if !i.at_start => continue,
+                // A 500, as dockerd's.
+                Err(e) => {
+                    return Err(ApiError::internal(format!(
+                        "error gathering device information while adding custom device {:?}: {}",
+                        d.path_on_host,
+                        crate::error::go_os_error(&e)
+                    )));
+                }
+            };
             let typ = if m.file_type().is_block_device() {
                 "b"
             } else if m.file_type().is_char_device() {
@@ -484,6 +509,33 @@ pub fn build(i: &Input<'_>) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn env_overrides_replace_in_place_append_and_unset_as_dockerd() {
+        let defaults = strings(&["PATH=/bin", "HOSTNAME=h", "A=1"]);
+        // Replaced where it stands, new ones after, duplicates kept.
+        assert_eq!(
+            replace_or_append_env(
+                defaults.clone(),
+                &strings(&["A=2", "PATH=/x", "B=3", "B=4"])
+            ),
+            ["PATH=/x", "HOSTNAME=h", "A=2", "B=3", "B=4"]
+        );
+        // A bare name unsets the default and is not passed on.
+        assert_eq!(
+            replace_or_append_env(defaults.clone(), &strings(&["PATH", "C", "D=1"])),
+            ["HOSTNAME=h", "A=1", "D=1"]
+        );
+        // A later K=V fills an unset default again; an empty value is kept.
+        assert_eq!(
+            replace_or_append_env(defaults, &strings(&["A", "A=5", "E="])),
+            ["PATH=/bin", "HOSTNAME=h", "A=5", "E="]
+        );
+    }
 
     #[test]
     fn capabilities_follow_add_and_drop() {

@@ -7,8 +7,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 fn check(path: &Path) -> Result<(), std::io::Error> {
     let meta = std::fs::metadata(path)?;
     if meta.is_dir() || meta.permissions().mode() & 0o111 == 0 {
@@ -26,7 +24,9 @@ fn describe(e: &std::io::Error) -> String {
 }
 
 /// Resolves `arg0` against `PATH` from the process environment, in the current
-/// root (call it after pivot_root and chdir).
+/// root (call it after pivot_root and chdir). A process whose environment has
+/// no PATH finds nothing there, as runc's lookup (a container run with
+/// `-e PATH` unset fails as Docker's does).
 pub fn find(arg0: &str, env: &[String]) -> Result<CString, String> {
     let to_c = |p: &Path| {
         CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("exec: {arg0:?}: contains NUL"))
@@ -38,12 +38,13 @@ pub fn find(arg0: &str, env: &[String]) -> Result<CString, String> {
             Err(e) => Err(format!("exec: {arg0:?}: stat {arg0}: {}", describe(&e))),
         };
     }
+    // An empty PATH is no directory at all, as Go's SplitList reads it.
     let path = env
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(DEFAULT_PATH);
+        .filter(|p| !p.is_empty());
     let mut denied = false;
-    for dir in path.split(':') {
+    for dir in path.into_iter().flat_map(|p| p.split(':')) {
         let dir = if dir.is_empty() { "." } else { dir };
         let candidate = Path::new(dir).join(arg0);
         match check(&candidate) {
@@ -77,5 +78,7 @@ mod tests {
         std::fs::write(&plain, "x").unwrap();
         let e = find(plain.to_str().unwrap(), &env).unwrap_err();
         assert!(e.contains("permission denied"), "{e}");
+        let e = find("sh", &[]).unwrap_err();
+        assert!(e.contains("executable file not found in $PATH"), "{e}");
     }
 }
