@@ -1078,4 +1078,63 @@ except docker.errors.APIError as e:
 api.remove_container(c)
 print("exec user, change commands, devices: ok", flush=True)
 
+# ps as dockerd lists: `ancestor` names an image (and what was built on
+# it), a limit counts stopped containers, a container whose image name
+# now gives another image (or none) is listed by its image's id.
+c0 = api.create_container("busybox", ["true"])
+base = api.commit(c0, repository="pyancbase", tag="1")["Id"]
+api.remove_container(c0)
+c1 = api.create_container("pyancbase:1", ["true"], name="pyanc1")
+child = api.commit(c1, repository="pyancchild", tag="1")["Id"]
+c2 = api.create_container("pyancchild:1", ["true"], name="pyanc2")
+def names(**filters):
+    return sorted(x["Names"][0] for x in api.containers(all=True, filters=filters))
+assert names(ancestor="pyancbase:1") == ["/pyanc1", "/pyanc2"], names(ancestor="pyancbase:1")
+assert names(ancestor=base) == ["/pyanc1", "/pyanc2"], names(ancestor=base)
+assert names(ancestor="pyancchild:1") == ["/pyanc2"], names(ancestor="pyancchild:1")
+assert names(ancestor="pyancnosuch:1") == [], names(ancestor="pyancnosuch:1")
+assert [x["Id"] for x in api.containers(limit=1)] == [c2["Id"]], api.containers(limit=1)
+row = lambda c: [x for x in api.containers(all=True) if x["Id"] == c["Id"]][0]
+assert row(c1)["Image"] == "pyancbase:1", row(c1)
+api.remove_image("pyancbase:1", force=True)
+assert row(c1)["Image"] == base, row(c1)
+api.tag(child, "pyancbase", "1")
+assert row(c1)["Image"] == base, row(c1)
+for c in (c1, c2):
+    api.remove_container(c)
+api.remove_image("pyancbase:1")
+api.remove_image("pyancchild:1")
+print("ps ancestor, limit and renamed images: ok", flush=True)
+# Updates that conflict with what the container has (a memory limit over
+# its swap limit: none for one made without a memory limit; CPU period
+# over NanoCPUs) are 409s naming it; a memory limit is recorded with its
+# default swap limit; rename, top and network type filter in dockerd's
+# words.
+c = api.create_container("busybox", ["sleep", "100"], name="pyupd")
+api.start(c)
+api_error(409, "Cannot update container " + c["Id"] + ": Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time",
+          api.update_container, c, mem_limit="64m")
+api.update_container(c, mem_limit="64m", memswap_limit="128m")
+api_error(409, "Conflicting options: CPU Period cannot be updated as NanoCPUs has already been set", lambda: api._result(api._post_json(api._url("/containers/{0}/update", c["Id"]), data={"NanoCpus": 500000000}), True) and api._raise_for_status(api._post_json(api._url("/containers/{0}/update", c["Id"]), data={"CpuPeriod": 100000})))
+api.remove_container(c, force=True)
+c = api.create_container("busybox", ["true"], host_config=api.create_host_config(mem_limit="64m"))
+hc = api.inspect_container(c)["HostConfig"]
+assert (hc["Memory"], hc["MemorySwap"]) == (64 << 20, 128 << 20), hc
+api.update_container(c, mem_limit="96m")
+api_error(409, "update the memoryswap at the same time", api.update_container, c, mem_limit="256m")
+api.remove_container(c)
+c = api.create_container("busybox", ["sleep", "100"], name="pyren1")
+c2 = api.create_container("busybox", ["sleep", "100"], name="pyren2")
+api_error(409, 'Error when allocating new name: Conflict. The container name "/pyren2" is already in use', api.rename, c, "pyren2")
+api.start(c)
+api_error(500, "ps: error: unsupported SysV option", api.top, c, ps_args="-bogus")
+api.remove_container(c, force=True)
+api.remove_container(c2)
+try:  # (a 400 here; dockerd 20.10 answers it with a 500)
+    api.networks(filters={"type": "bogus"})
+    raise AssertionError("a bogus network type filter was taken")
+except docker.errors.APIError as e:
+    assert "invalid filter: 'type'='bogus'" in e.explanation, e.explanation
+print("update, rename, top, network type: ok", flush=True)
+
 print("longtail: all done")

@@ -456,6 +456,12 @@ fn the_cli_on_the_long_tail() {
         assert_eq!(out.ok(), "app=web x", "{cli}");
         run(&["rm", "detailed"]).ok();
 
+        // The last created container, stopped or not.
+        run(&["create", "--name", "newest", "busybox", "true"]).ok();
+        let out = run(&["ps", "-l", "--format", "{{.Names}}"]);
+        assert_eq!(out.ok(), "newest", "{cli}");
+        run(&["rm", "newest"]).ok();
+
         // resolv.conf as dockerd builds it.
         let out = run(&[
             "run",

@@ -153,8 +153,28 @@ fn containers_go_through_their_lifecycle() {
     s.berth(&["rename", "web", "www"]).ok();
     let top = s.berth(&["top", "www"]).ok().to_string();
     assert!(top.contains("sleep 1000"), "{top}");
-    s.berth(&["update", "--memory", "64m", "--pids-limit", "50", "www"])
-        .ok();
+    // A memory limit on a container made without one takes a swap limit
+    // with it (dockerd refuses it alone: the container's swap limit is 0).
+    let alone = s.berth(&["update", "--memory", "64m", "www"]);
+    assert_ne!(alone.code, 0);
+    assert!(
+        alone
+            .stderr
+            .contains("update the memoryswap at the same time"),
+        "{}",
+        alone.stderr
+    );
+    s.berth(&[
+        "update",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "--pids-limit",
+        "50",
+        "www",
+    ])
+    .ok();
     assert_eq!(
         s.berth(&[
             "inspect",

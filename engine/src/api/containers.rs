@@ -18,7 +18,6 @@ use super::State;
 use super::query::{self, Params, flag, flag_or};
 use super::stream::{Copied, STDERR, STDOUT, StdinRules, Streams, frame, hijack};
 use crate::daemon::container::{Container, Status};
-use crate::daemon::images::familiar;
 use crate::daemon::netsetup::Attachment;
 use crate::daemon::{Daemon, Entry, journal, logs};
 use crate::error::{ApiError, Result};
@@ -565,6 +564,7 @@ fn matches_filters(
     names: Option<&NamePatterns>,
     before: Option<SystemTime>,
     since: Option<SystemTime>,
+    ancestors: Option<&std::collections::BTreeSet<String>>,
 ) -> bool {
     let any = |k: &str, check: &dyn Fn(&str) -> bool| {
         f.get(k).is_none_or(|vals| vals.iter().any(|v| check(v)))
@@ -576,15 +576,7 @@ fn matches_filters(
         && any("exited", &|v| {
             c.state.status == Status::Exited && v.parse::<i32>().ok() == Some(c.state.exit_code)
         })
-        && any("ancestor", &|v| {
-            let norm = crate::daemon::images::normalize(v).ok();
-            c.config.image == v
-                || Some(&c.image_ref) == norm.as_ref()
-                || familiar(&c.image_ref) == v
-                || c.image_id
-                    .trim_start_matches("sha256:")
-                    .starts_with(v.trim_start_matches("sha256:"))
-        })
+        && ancestors.is_none_or(|a| a.contains(&c.image_id))
         && any("volume", &|v| {
             c.mounts
                 .iter()
@@ -637,6 +629,41 @@ fn ports_match(c: &Container, f: &query::Filters) -> bool {
     })
 }
 
+/// The images an `ancestor` filter names, with every image built on them
+/// (their children, along the parents builds and commits record), as
+/// dockerd resolves it: a name that gives no image adds none.
+async fn ancestor_images(
+    d: &Daemon,
+    names: &[String],
+) -> Result<std::collections::BTreeSet<String>> {
+    let mut roots = std::collections::BTreeSet::new();
+    for n in names {
+        if let Ok(i) = d.find_image(n).await {
+            roots.insert(i.id);
+        }
+    }
+    if roots.is_empty() {
+        return Ok(roots);
+    }
+    let parents = super::images::parents(d).await?;
+    let mut out = roots.clone();
+    for id in parents.keys() {
+        let mut at = id;
+        // Bounded: a parent chain is never longer than the images here.
+        for _ in 0..=parents.len() {
+            if roots.contains(at) {
+                out.insert(id.clone());
+                break;
+            }
+            match parents.get(at) {
+                Some(p) if !p.is_empty() => at = p,
+                _ => break,
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub async fn list(s: State, Query(q): Query<Params>) -> Result<Response> {
     let d = s.0;
     let f = query::filters(&q)?;
@@ -682,7 +709,20 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Response> {
         }
     }
     let [before, since] = pivots;
-    let all = flag(&q, "all") || f.contains_key("status") || f.contains_key("exited");
+    let ancestors = match f.get("ancestor") {
+        Some(images) => Some(ancestor_images(&d, images).await?),
+        None => None,
+    };
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<i64>().ok())
+        .filter(|n| *n > 0);
+    // A limit (ps -n, -l) counts stopped containers too, as dockerd's.
+    let all =
+        flag(&q, "all") || f.contains_key("status") || f.contains_key("exited") || limit.is_some();
+    // Listed by the name it was made from while that name still gives its
+    // image; by its image's id once it names another or none, as dockerd.
+    let mut renamed: std::collections::HashMap<String, bool> = Default::default();
     let sizes = if flag(&q, "size") {
         Some(disk_sizes(&d).await)
     } else {
@@ -695,23 +735,45 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Response> {
         if !all && !c.is_running() {
             continue;
         }
-        if !matches_filters(&d, &c, &f, names.as_ref(), before, since) {
+        if !matches_filters(
+            &d,
+            &c,
+            &f,
+            names.as_ref(),
+            before,
+            since,
+            ancestors.as_ref(),
+        ) {
             continue;
         }
         let size = sizes
             .as_ref()
             .map(|s| s.get(&c.id).copied().unwrap_or_default());
-        let row = serde_json::to_vec(&summary(&c, size))
+        let mut row = summary(&c, size);
+        if row.image != c.image_id {
+            let key = format!("{}\0{}", c.config.image, c.image_id);
+            let gone = match renamed.get(&key) {
+                Some(g) => *g,
+                None => {
+                    let g = d
+                        .find_image(&c.config.image)
+                        .await
+                        .map_or(true, |i| i.id != c.image_id);
+                    renamed.insert(key, g);
+                    g
+                }
+            };
+            if gone {
+                row.image = &c.image_id;
+            }
+        }
+        let row = serde_json::to_vec(&row)
             .map_err(|e| ApiError::internal(format!("encoding the container list: {e}")))?;
         rows.push((c.created, row));
     }
     rows.sort_by_key(|r| std::cmp::Reverse(r.0));
-    if let Some(n) = q
-        .get("limit")
-        .and_then(|l| l.parse::<i64>().ok())
-        .filter(|n| *n > 0)
-    {
-        rows.truncate(n as usize);
+    if let Some(n) = limit {
+        rows.truncate(usize::try_from(n).unwrap_or(usize::MAX));
     }
     let mut body = Vec::with_capacity(rows.iter().map(|r| r.1.len() + 1).sum::<usize>() + 2);
     body.push(b'[');
@@ -1391,10 +1453,11 @@ pub async fn top(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> R
         .await
         .map_err(|e| ApiError::internal(format!("running ps: {e}")))?;
     if !out.status.success() {
-        return Err(ApiError::internal(format!(
-            "ps: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        // The first line says why, as dockerd reports it (the rest is ps's
+        // usage).
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let why = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        return Err(ApiError::internal(format!("ps: {}", why.trim())));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();

@@ -58,6 +58,16 @@ struct Grouped {
     dangling: Vec<String>,
 }
 
+/// Each image's parent (the image a build step or commit made it from;
+/// empty for none), by id.
+pub(crate) async fn parents(d: &Daemon) -> Result<BTreeMap<String, String>> {
+    Ok(grouped(d)
+        .await?
+        .into_iter()
+        .map(|g| (g.id, g.parent))
+        .collect())
+}
+
 async fn grouped(d: &Daemon) -> Result<Vec<Grouped>> {
     let list =
         d.lc.images()

@@ -80,6 +80,13 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
         &f,
         &["dangling", "driver", "id", "label", "name", "scope", "type"],
     )?;
+    for t in f.get("type").into_iter().flatten() {
+        if !matches!(t.as_str(), "builtin" | "custom") {
+            return Err(ApiError::bad_request(format!(
+                "invalid filter: 'type'='{t}'"
+            )));
+        }
+    }
     let mut out = Vec::new();
     for n in d.networks.all() {
         if !matches(&n, &f) {

@@ -413,6 +413,19 @@ fn event_time(q: &Params, key: &str) -> Result<Option<i64>> {
 
 pub async fn events(s: State, Query(q): Query<Params>) -> Result<Response> {
     let d = s.0;
+    // The times are checked first, as dockerd checks them.
+    let since = event_time(&q, "since")?;
+    let until = event_time(&q, "until")?;
+    if let (Some(a), Some(b)) = (since, until)
+        && a > b
+    {
+        let raw = |k: &str| q.get(k).cloned().unwrap_or_default();
+        return Err(ApiError::bad_request(format!(
+            "`since` time ({}) cannot be after `until` time ({})",
+            raw("since"),
+            raw("until")
+        )));
+    }
     let f = query::filters(&q)?;
     query::only(
         &f,
@@ -428,18 +441,6 @@ pub async fn events(s: State, Query(q): Query<Params>) -> Result<Response> {
             "scope",
         ],
     )?;
-    let since = event_time(&q, "since")?;
-    let until = event_time(&q, "until")?;
-    if let (Some(a), Some(b)) = (since, until)
-        && a > b
-    {
-        let raw = |k: &str| q.get(k).cloned().unwrap_or_default();
-        return Err(ApiError::bad_request(format!(
-            "`since` time ({}) cannot be after `until` time ({})",
-            raw("since"),
-            raw("until")
-        )));
-    }
     let (past, mut rx) = d.events.subscribe(since);
     let (tx, body_rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(64);
     tokio::spawn(async move {

@@ -104,6 +104,7 @@ impl Daemon {
             hc.log_config.typ = self.cfg.log_driver.clone();
         }
         validate_host_config(&hc, &mut warnings)?;
+        super::resources::default_swap(&mut hc);
         super::resources::discard_unsupported(&mut hc, &mut warnings);
         for rule in &hc.device_cgroup_rules {
             super::spec::device_rule(rule).map_err(ApiError::bad_request)?;

@@ -905,7 +905,11 @@ impl Daemon {
                 "Renaming a container with the same name as its current name".to_string(),
             ));
         }
-        self.reserve_name(&new, &c.id)?;
+        self.reserve_name(&new, &c.id).map_err(|mut e| {
+            // As dockerd words a rename's conflict.
+            e.message = format!("Error when allocating new name: {}", e.message);
+            e
+        })?;
         let old = std::mem::replace(&mut c.name, new.clone());
         if let Err(err) = c.save() {
             c.name = old;
@@ -925,7 +929,12 @@ impl Daemon {
         req: &super::resources::UpdateRequest,
     ) -> Result<Vec<String>> {
         let mut c = e.c.lock().await;
-        let mut hc = req.apply(&c.host_config)?;
+        let mut hc = req.apply(&c.host_config).map_err(|mut e| {
+            if e.status == axum::http::StatusCode::CONFLICT {
+                e.message = format!("Cannot update container {}: {}", c.id, e.message);
+            }
+            e
+        })?;
         let mut warnings = Vec::new();
         super::resources::discard_unsupported(&mut hc, &mut warnings);
         if req.kernel_memory.is_some_and(|k| k != 0) {

@@ -467,6 +467,23 @@ pub fn blkio_weight_supported() -> bool {
 
 /// Drops from `hc` what this kernel cannot apply, with dockerd's warning
 /// (at create and update, as dockerd does: the request still succeeds).
+/// As dockerd records a memory limit made without a swap limit: twice as
+/// much swap (what the kernel is given; inspect shows it and an update
+/// checks a new memory limit against it).
+pub fn default_swap(hc: &mut HostConfig) {
+    hc.memory_swap = effective_swap(hc);
+}
+
+/// The swap limit a container has: the one it was given, or twice its
+/// memory limit (a record made before the default was written there).
+fn effective_swap(hc: &HostConfig) -> i64 {
+    if hc.memory > 0 && hc.memory_swap == 0 {
+        hc.memory.checked_mul(2).unwrap_or(0)
+    } else {
+        hc.memory_swap
+    }
+}
+
 pub fn discard_unsupported(hc: &mut HostConfig, warnings: &mut Vec<String>) {
     if hc.blkio_weight > 0 && !blkio_weight_supported() {
         hc.blkio_weight = 0;
@@ -508,6 +525,71 @@ impl UpdateRequest {
     /// The new host config (unchanged where nothing was asked), checked as
     /// at create.
     pub fn apply(&self, old: &HostConfig) -> Result<HostConfig> {
+        // What was asked is checked alone first, as dockerd checks it (a
+        // memory limit under the minimum says so before any conflict).
+        validate(&self.merged(&HostConfig::default()), true)?;
+        // What an update cannot change over what the container has, in
+        // dockerd's words (a 409; the caller names the container).
+        let asked = |v: Option<i64>| v.is_some_and(|v| v > 0);
+        for (update, set_before, message) in [
+            (
+                asked(self.nano_cpus),
+                old.cpu_period > 0,
+                "Nano CPUs cannot be updated as CPU Period has already been set",
+            ),
+            (
+                asked(self.nano_cpus),
+                old.cpu_quota > 0,
+                "Nano CPUs cannot be updated as CPU Quota has already been set",
+            ),
+            (
+                asked(self.cpu_period),
+                old.nano_cpus > 0,
+                "CPU Period cannot be updated as NanoCPUs has already been set",
+            ),
+            (
+                asked(self.cpu_quota),
+                old.nano_cpus > 0,
+                "CPU Quota cannot be updated as NanoCPUs has already been set",
+            ),
+        ] {
+            if update && set_before {
+                return Err(ApiError::conflict(format!(
+                    "Conflicting options: {message}"
+                )));
+            }
+        }
+        // A memory limit above the swap limit the container has (none, for
+        // one made without a memory limit) needs the swap limit with it:
+        // dockerd refuses it alone.
+        if let Some(m) = self.memory.filter(|m| *m != 0)
+            && m > effective_swap(old)
+            && self.memory_swap.is_none_or(|s| s == 0)
+        {
+            return Err(ApiError::conflict(
+                "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time",
+            ));
+        }
+        let mut hc = self.merged(old);
+        if let Some(rp) = self
+            .restart_policy
+            .as_ref()
+            .filter(|rp| !rp.name.is_empty())
+        {
+            if hc.auto_remove && rp.name != "no" {
+                return Err(ApiError::conflict(
+                    "Restart policy cannot be updated because AutoRemove is enabled for the container",
+                ));
+            }
+            hc.restart_policy = rp.clone();
+        }
+        super::create::validate_restart_policy(&hc)?;
+        validate(&hc, true)?;
+        Ok(hc)
+    }
+
+    /// `old` with the resources asked set over it (0 and empty: unchanged).
+    fn merged(&self, old: &HostConfig) -> HostConfig {
         let mut hc = old.clone();
         let set = |v: Option<i64>, field: &mut i64| {
             if let Some(v) = v.filter(|v| *v != 0) {
@@ -535,32 +617,7 @@ impl UpdateRequest {
         if let Some(v) = self.blkio_weight.filter(|v| *v != 0) {
             hc.blkio_weight = v;
         }
-        // A new memory limit above a swap limit that was set explicitly
-        // would be refused by the kernel: say so, as Docker does.
-        if self.memory.is_some_and(|m| m > 0)
-            && self.memory_swap.is_none_or(|s| s == 0)
-            && old.memory_swap > 0
-            && hc.memory > old.memory_swap
-        {
-            return Err(bad(
-                "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time",
-            ));
-        }
-        if let Some(rp) = self
-            .restart_policy
-            .as_ref()
-            .filter(|rp| !rp.name.is_empty())
-        {
-            if hc.auto_remove && rp.name != "no" {
-                return Err(bad(
-                    "Restart policy cannot be updated because AutoRemove is enabled for the container",
-                ));
-            }
-            hc.restart_policy = rp.clone();
-        }
-        super::create::validate_restart_policy(&hc)?;
-        validate(&hc, true)?;
-        Ok(hc)
+        hc
     }
 }
 
@@ -755,8 +812,48 @@ mod tests {
         let old = HostConfig::default();
         let u = UpdateRequest::parse(br#"{"NanoCpus": -9223372036854775807}"#).unwrap();
         assert!(u.apply(&old).is_err());
-        let u = UpdateRequest::parse(br#"{"Memory": 67108864, "CpuShares": 512}"#).unwrap();
+        let u = UpdateRequest::parse(
+            br#"{"Memory": 67108864, "MemorySwap": 134217728, "CpuShares": 512}"#,
+        )
+        .unwrap();
         let hc = u.apply(&old).unwrap();
         assert_eq!((hc.memory, hc.cpu_shares), (64 << 20, 512));
+    }
+
+    #[test]
+    fn updates_that_conflict_with_what_the_container_has_are_refused_as_dockerd() {
+        let status = |old: &HostConfig, body: &[u8]| {
+            UpdateRequest::parse(body)
+                .unwrap()
+                .apply(old)
+                .map(|_| ())
+                .map_err(|e| e.status)
+        };
+        let conflict = Err(axum::http::StatusCode::CONFLICT);
+        // No swap limit set (a container made without a memory limit):
+        // memory alone is refused, with the swap limit it goes.
+        let bare = HostConfig::default();
+        assert_eq!(status(&bare, br#"{"Memory": 67108864}"#), conflict);
+        assert_eq!(
+            status(&bare, br#"{"Memory": 67108864, "MemorySwap": -1}"#),
+            Ok(())
+        );
+        // Made with 64m (swap 128m, or 0 in a record from before the
+        // default was written): up to the swap limit alone.
+        for swap in [128 << 20, 0] {
+            let limited = HostConfig {
+                memory: 64 << 20,
+                memory_swap: swap,
+                ..Default::default()
+            };
+            assert_eq!(status(&limited, br#"{"Memory": 100663296}"#), Ok(()));
+            assert_eq!(status(&limited, br#"{"Memory": 268435456}"#), conflict);
+        }
+        let nano = HostConfig {
+            nano_cpus: 500_000_000,
+            ..Default::default()
+        };
+        assert_eq!(status(&nano, br#"{"CpuPeriod": 100000}"#), conflict);
+        assert_eq!(status(&nano, br#"{"NanoCpus": 1000000000}"#), Ok(()));
     }
 }
