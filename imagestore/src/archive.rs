@@ -893,7 +893,7 @@ impl Store {
         if let Some(c) = &opts.comment {
             history["comment"] = c.clone().into();
         }
-        let config = serde_json::json!({
+        let mut config = serde_json::json!({
             "created": now,
             "architecture": opts.architecture.clone().unwrap_or(host.architecture),
             "os": opts.os.clone().unwrap_or(host.os),
@@ -901,6 +901,10 @@ impl Store {
             "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
             "history": [history],
         });
+        // The image's comment too, as dockerd's import writes it.
+        if let Some(c) = &opts.comment {
+            config["comment"] = c.clone().into();
+        }
         let body = serde_json::to_vec(&config).map_err(|e| invalid(e.to_string()))?;
         let mut cdesc = self.write_blob(None, &body[..], Some(lease))?;
         cdesc.set_media_type(MediaType::ImageConfig);

@@ -1137,4 +1137,60 @@ except docker.errors.APIError as e:
     assert "invalid filter: 'type'='bogus'" in e.explanation, e.explanation
 print("update, rename, top, network type: ok", flush=True)
 
+# An empty ENTRYPOINT clears it (null) in commits and builds; a commit
+# holds the container's hostname and null for what it lacks; an import's
+# message is the image's comment too; the archive of "dir/." is named
+# "." with "./" entries (the docker CLI renames a copy by them), a file
+# asked for as a directory is not one.
+c = api.create_container("busybox", ["true"])
+img = api.commit(c, repository="pyep", tag="1", changes=["ENTRYPOINT []"])["Id"]
+cfg = api.inspect_image(img)["Config"]
+assert (cfg["Entrypoint"], cfg["Cmd"], cfg["Env"], cfg["OnBuild"], cfg["Volumes"]) == (None, ["true"], None, None, None), cfg
+assert cfg["Hostname"] == api.inspect_container(c)["Config"]["Hostname"], cfg
+api.remove_container(c)
+api.remove_image("pyep:1")
+ctx = tempfile.mkdtemp()
+with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+    f.write("FROM busybox\nENTRYPOINT []\n")
+list(api.build(path=ctx, tag="pyep:2", decode=True))
+cfg = api.inspect_image("pyep:2")["Config"]
+assert (cfg["Entrypoint"], cfg["Cmd"]) == (None, None), cfg
+api.remove_image("pyep:2")
+os.unlink(os.path.join(ctx, "Dockerfile"))
+os.rmdir(ctx)
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    info = tarfile.TarInfo("hello")
+    info.size = 2
+    t.addfile(info, io.BytesIO(b"hi"))
+for message, comment in (("with a message", "with a message"), (None, "Imported from -")):
+    params = {"fromSrc": "-", "repo": "pyimpmsg", "tag": "1"}
+    if message:
+        params["message"] = message
+    r = api._post(api._url("/images/create"), data=buf.getvalue(), params=params,
+                  headers={"Content-Type": "application/tar"})
+    api._raise_for_status(r)
+    i = api.inspect_image("pyimpmsg:1")
+    assert i["Comment"] == comment, i["Comment"]
+    assert api.history("pyimpmsg:1")[0]["Comment"] == comment, api.history("pyimpmsg:1")
+    api.remove_image("pyimpmsg:1")
+print("empty entrypoints, import comments: ok", flush=True)
+c = api.create_container("busybox", ["sh", "-c", "mkdir -p /data/x && echo hi > /data/x/f && sleep 100"])
+api.start(c)
+for _ in range(50):
+    try:
+        api.get_archive(c, "/data/x/f")
+        break
+    except docker.errors.NotFound:
+        time.sleep(0.1)
+stream, st = api.get_archive(c, "/data/x/.")
+names = tarfile.open(fileobj=io.BytesIO(b"".join(stream))).getnames()
+assert st["name"] == "." and names == [".", "./f"], (st, names)
+stream, st = api.get_archive(c, "/data/x/")
+names = tarfile.open(fileobj=io.BytesIO(b"".join(stream))).getnames()
+assert st["name"] == "x" and names == ["x", "x/f"], (st, names)
+api_error(500, "not a directory", api.get_archive, c, "/data/x/f/")
+api.remove_container(c, force=True)
+print("archives of a directory's contents: ok", flush=True)
+
 print("longtail: all done")

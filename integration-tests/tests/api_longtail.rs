@@ -239,6 +239,41 @@ fn the_cli_on_the_long_tail() {
             out.stderr
         );
         run(&["rm", "victim"]).ok();
+
+        // cp keeps a directory's time, and copies a directory's contents
+        // (dir/.) to a destination that does not exist as the docker CLI
+        // renames them: by the "./" they start with.
+        let src = s.dir.path().join(format!("cpsrc{cli}"));
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::write(src.join("sub/f"), "in sub").unwrap();
+        let past = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        std::fs::File::open(src.join("sub"))
+            .unwrap()
+            .set_times(std::fs::FileTimes::new().set_modified(past))
+            .unwrap();
+        run(&["run", "-d", "--name", "cpd", "busybox", "sleep", "1000"]).ok();
+        run(&["cp", src.to_str().unwrap(), "cpd:/dst"]).ok();
+        let out = run(&["exec", "cpd", "stat", "-c", "%Y", "/dst/sub"]);
+        assert_eq!(out.ok(), "1000000000", "{cli}");
+        let back = s.dir.path().join(format!("cpback{cli}"));
+        run(&["cp", "cpd:/dst/.", back.to_str().unwrap()]).ok();
+        assert_eq!(
+            std::fs::read_to_string(back.join("sub/f")).ok().as_deref(),
+            Some("in sub"),
+            "{cli}"
+        );
+        assert!(!s.dir.path().join("sub").exists(), "{cli}: a stray copy");
+        run(&["rm", "-f", "cpd"]).ok();
+        // Into a container that is not there: the daemon's answer, not a
+        // connection cut while the client still sends.
+        let out = run(&["cp", src.to_str().unwrap(), "nosuchcpd:/x"]);
+        assert!(
+            out.stderr.contains("No such container: nosuchcpd")
+                && !out.stderr.contains("broken pipe"),
+            "{cli}: {}",
+            out.stderr
+        );
+
         // search, of an index on this machine (Docker Hub's v1 search).
         let index = SearchIndex::start();
         let term = format!("127.0.0.1:{}/clifind", index.port);

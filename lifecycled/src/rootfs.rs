@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -119,6 +120,7 @@ pub struct Stat {
 pub fn stat(root: &Path, path: &str) -> Result<Stat, Status> {
     let p = resolve(root, path)?;
     let m = fs::symlink_metadata(&p).map_err(|e| not_found_or(path, e))?;
+    asserted_directory(path, &m)?;
     let link_target = if m.file_type().is_symlink() {
         fs::read_link(&p)
             .map(|t| t.to_string_lossy().into_owned())
@@ -126,10 +128,16 @@ pub fn stat(root: &Path, path: &str) -> Result<Stat, Status> {
     } else {
         String::new()
     };
-    let name = Path::new(path.trim_end_matches("/.").trim_end_matches('/'))
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "/".into());
+    // "dir/." is named "." (what its archive's entries start with), as
+    // dockerd names it (Go's filepath.Base).
+    let name = if path.ends_with("/.") {
+        ".".to_string()
+    } else {
+        Path::new(path.trim_end_matches('/'))
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "/".into())
+    };
     let resolved = format!(
         "/{}",
         p.strip_prefix(root)
@@ -146,6 +154,15 @@ pub fn stat(root: &Path, path: &str) -> Result<Stat, Status> {
         gid: m.gid(),
         resolved,
     })
+}
+
+/// A path ending in `/` or `/.` names a directory: anything else there is
+/// the error lstat gives dockerd.
+fn asserted_directory(path: &str, m: &fs::Metadata) -> Result<(), Status> {
+    if (path.ends_with('/') || path.ends_with("/.")) && !m.is_dir() {
+        return Err(Status::internal(format!("lstat {path}: not a directory")));
+    }
+    Ok(())
 }
 
 fn not_found_or(path: &str, e: std::io::Error) -> Status {
@@ -173,48 +190,126 @@ pub fn read_archive_as(
 ) -> Result<(), Status> {
     let p = resolve(root, path)?;
     let m = fs::symlink_metadata(&p).map_err(|e| not_found_or(shown, e))?;
+    asserted_directory(shown, &m)?;
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
     let werr = |e: std::io::Error| Status::internal(format!("archiving {shown}: {e}"));
-    if shown.ends_with("/.") && m.is_dir() {
-        append_tree(&mut b, &p, Path::new("")).map_err(werr)?;
+    // Entries start with the name stat gives: "./…" for "dir/." (its
+    // contents, the directory itself first), as dockerd's; the docker CLI
+    // renames them by it when the destination does not exist.
+    let name = if shown.ends_with("/.") && m.is_dir() {
+        PathBuf::from(".")
     } else {
-        let name = Path::new(shown.trim_end_matches('/'))
+        Path::new(shown.trim_end_matches('/'))
             .file_name()
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."));
-        if m.is_dir() {
-            b.append_path_with_name(&p, &name).map_err(werr)?;
-            append_tree(&mut b, &p, &name).map_err(werr)?;
-        } else {
-            b.append_path_with_name(&p, &name).map_err(werr)?;
-        }
+            .unwrap_or_else(|| PathBuf::from("."))
+    };
+    let name = name.as_os_str().as_bytes();
+    append_named(&mut b, &p, &m, name).map_err(werr)?;
+    if m.is_dir() {
+        append_tree(&mut b, &p, name).map_err(werr)?;
     }
     b.finish().map_err(werr)
 }
 
-/// Appends what `dir` holds, named under `prefix`, depth first in name
-/// order; mount points of other filesystems are entered (the container
-/// sees them too) but not /proc-like pseudo files.
+/// Appends what `dir` holds, named under `prefix` ("" for the top),
+/// depth first in name order; mount points of other filesystems are
+/// entered (the container sees them too) but not /proc-like pseudo files.
 fn append_tree<W: Write>(
     b: &mut tar::Builder<W>,
     dir: &Path,
-    prefix: &Path,
+    prefix: &[u8],
 ) -> std::io::Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let full = e.path();
-        let name = prefix.join(e.file_name());
-        let ft = e.file_type()?;
-        if ft.is_socket() {
+        let mut name = prefix.to_vec();
+        if !name.is_empty() && !name.ends_with(b"/") {
+            name.push(b'/');
+        }
+        name.extend_from_slice(e.file_name().as_bytes());
+        let m = fs::symlink_metadata(&full)?;
+        if m.file_type().is_socket() {
             // tar has no sockets; Docker skips them too.
             continue;
         }
-        b.append_path_with_name(&full, &name)?;
-        if ft.is_dir() {
+        append_named(b, &full, &m, &name)?;
+        if m.is_dir() {
             append_tree(b, &full, &name)?;
         }
+    }
+    Ok(())
+}
+
+/// One entry, named exactly `name` (a directory's with a trailing `/`, as
+/// Go's and GNU tar write them): the tar crate's own naming drops a
+/// leading `./`, which the docker CLI renames `dir/.` copies by.
+fn append_named<W: Write>(
+    b: &mut tar::Builder<W>,
+    path: &Path,
+    m: &fs::Metadata,
+    name: &[u8],
+) -> std::io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_metadata_in_mode(m, tar::HeaderMode::Complete);
+    let ft = m.file_type();
+    let mut name = name.to_vec();
+    if ft.is_dir() && !name.ends_with(b"/") {
+        name.push(b'/');
+    }
+    if ft.is_symlink() {
+        let target = fs::read_link(path)?;
+        long_field(
+            b,
+            &mut h,
+            tar::EntryType::GNULongLink,
+            target.as_os_str().as_bytes(),
+        )?;
+    }
+    long_field(b, &mut h, tar::EntryType::GNULongName, &name)?;
+    if !ft.is_file() {
+        h.set_size(0);
+        h.set_cksum();
+        return b.append(&h, std::io::empty());
+    }
+    let size = h.size()?;
+    h.set_cksum();
+    // Exactly the size the header says, should the file change meanwhile.
+    let f = fs::File::open(path)?;
+    let data = f.take(size).chain(std::io::repeat(0)).take(size);
+    b.append(&h, data)
+}
+
+/// Puts `value` in the header's name (or link name) field, after a GNU
+/// long name (link) entry when it does not fit, as GNU tar does.
+fn long_field<W: Write>(
+    b: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    kind: tar::EntryType,
+    value: &[u8],
+) -> std::io::Result<()> {
+    let link = kind == tar::EntryType::GNULongLink;
+    let old = h.as_old_mut();
+    let field: &mut [u8; 100] = if link {
+        &mut old.linkname
+    } else {
+        &mut old.name
+    };
+    field.fill(0);
+    let n = value.len().min(field.len());
+    field[..n].copy_from_slice(&value[..n]);
+    if value.len() > field.len() {
+        let mut lh = tar::Header::new_gnu();
+        lh.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        lh.set_mode(0o644);
+        lh.set_entry_type(kind);
+        lh.set_size(value.len() as u64 + 1);
+        lh.set_cksum();
+        let mut data = value.to_vec();
+        data.push(0);
+        b.append(&lh, &data[..])?;
     }
     Ok(())
 }
@@ -224,7 +319,7 @@ pub fn export(root: &Path, out: impl Write) -> Result<(), Status> {
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
     let werr = |e: std::io::Error| Status::internal(format!("exporting: {e}"));
-    append_tree(&mut b, root, Path::new("")).map_err(werr)?;
+    append_tree(&mut b, root, b"").map_err(werr)?;
     b.finish().map_err(werr)
 }
 
@@ -279,9 +374,9 @@ pub fn write_archive(
     let dir = resolve(root, &format!("{}/", path.trim_end_matches('/')))?;
     let m = fs::metadata(&dir).map_err(|e| not_found_or(path, e))?;
     if !m.is_dir() {
-        return Err(Status::invalid_argument(format!(
-            "extraction point is not a directory: {path}"
-        )));
+        return Err(Status::invalid_argument(
+            "extraction point is not a directory",
+        ));
     }
     let mut ar = tar::Archive::new(input);
     ar.set_preserve_permissions(true);
@@ -290,6 +385,7 @@ pub fn write_archive(
     ar.set_overwrite(true);
     ar.set_unpack_xattrs(true);
     let bad = |e: std::io::Error| Status::invalid_argument(format!("reading the archive: {e}"));
+    let mut dirs = Vec::new();
     for entry in ar.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         let rel = entry.path().map_err(bad)?.into_owned();
@@ -325,6 +421,21 @@ pub fn write_archive(
         entry
             .unpack_in(&dir)
             .map_err(|e| Status::invalid_argument(format!("extracting {}: {e}", rel.display())))?;
+        if entry.header().entry_type().is_dir()
+            && let Ok(mtime) = entry.header().mtime()
+        {
+            dirs.push((dir.join(&rel), mtime));
+        }
+    }
+    // A directory's time is its entry's once what it holds is written (each
+    // entry extracted into it changed it), deepest first, as tar does.
+    for (d, mtime) in dirs.into_iter().rev() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+        if fs::symlink_metadata(&d).is_ok_and(|m| m.is_dir())
+            && let Ok(f) = fs::File::open(&d)
+        {
+            let _ = f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t));
+        }
     }
     Ok(())
 }
@@ -508,12 +619,66 @@ mod tests {
         fs::create_dir_all(root.join("copy")).unwrap();
         write_archive(&root, "/copy", &tar[..], false).unwrap();
         assert_eq!(fs::read(root.join("copy/data/sub/f")).unwrap(), b"hi");
-        // The contents only, with "/.".
+        let names = |tar: &[u8]| -> Vec<String> {
+            tar::Archive::new(tar)
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(names(&tar), ["data/", "data/sub/", "data/sub/f"]);
+        // The contents only, with "/.": named from ".", the directory
+        // first, as dockerd's (the docker CLI renames them by the name).
         let mut tar = Vec::new();
         read_archive(&root, "/data/.", &mut tar).unwrap();
+        assert_eq!(names(&tar), ["./", "./sub/", "./sub/f"]);
+        assert_eq!(stat(&root, "/data/.").unwrap().name, ".");
+        assert_eq!(stat(&root, "/data/").unwrap().name, "data");
         fs::create_dir_all(root.join("flat")).unwrap();
         write_archive(&root, "/flat", &tar[..], false).unwrap();
         assert!(root.join("flat/sub/f").exists());
+        // Long names and link targets come whole (GNU long name entries).
+        let long = "n".repeat(150);
+        fs::create_dir_all(root.join("data/deep")).unwrap();
+        fs::write(root.join("data/deep").join(&long), b"long").unwrap();
+        symlink(format!("/{long}/target"), root.join("data/deep/ln")).unwrap();
+        let mut tar = Vec::new();
+        read_archive(&root, "/data/deep/.", &mut tar).unwrap();
+        assert_eq!(
+            names(&tar),
+            ["./".to_string(), "./ln".into(), format!("./{long}")]
+        );
+        let mut a = tar::Archive::new(&tar[..]);
+        let link = a.entries().unwrap().nth(1).unwrap().unwrap();
+        assert_eq!(
+            link.link_name().unwrap().unwrap().to_string_lossy(),
+            format!("/{long}/target")
+        );
+        fs::create_dir_all(root.join("deepcopy")).unwrap();
+        write_archive(&root, "/deepcopy", &tar[..], false).unwrap();
+        assert_eq!(
+            fs::read(root.join("deepcopy").join(&long)).unwrap(),
+            b"long"
+        );
+        fs::remove_dir_all(root.join("data/deep")).unwrap();
+        // A file asked for as a directory is not one.
+        assert!(stat(&root, "/data/sub/f/").is_err());
+        assert!(read_archive(&root, "/data/sub/f/", &mut Vec::new()).is_err());
+        // Directories keep their archived times once filled.
+        let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        let f = fs::File::open(root.join("data/sub")).unwrap();
+        f.set_times(fs::FileTimes::new().set_modified(old)).unwrap();
+        let mut tar = Vec::new();
+        read_archive(&root, "/data/sub", &mut tar).unwrap();
+        fs::create_dir_all(root.join("timed")).unwrap();
+        write_archive(&root, "/timed", &tar[..], false).unwrap();
+        assert_eq!(
+            fs::metadata(root.join("timed/sub"))
+                .unwrap()
+                .modified()
+                .unwrap(),
+            old
+        );
         // A symlink in the container pointing out of it is not followed out.
         symlink("/", root.join("escape")).unwrap();
         let mut b = tar::Builder::new(Vec::new());

@@ -1390,6 +1390,10 @@ fn extract_copy<R: std::io::Read>(
     ar.set_preserve_ownerships(archive);
     ar.set_overwrite(true);
     let mut total = 0u64;
+    let mut dirs = Vec::new();
+    // A copy of "dir/." is named "." by the daemon: every entry is under
+    // the destination's name (the docker CLI renames "./…" so).
+    let dot_root = root == ".";
     for entry in ar.entries()? {
         let mut entry = entry?;
         let path = entry.path()?.into_owned();
@@ -1397,7 +1401,11 @@ fn extract_copy<R: std::io::Read>(
             .components()
             .filter(|c| !matches!(c, Component::CurDir));
         let mut rel = PathBuf::new();
-        if let Some(first) = comps.next() {
+        if dot_root {
+            if let Some(n) = &rename {
+                rel.push(n);
+            }
+        } else if let Some(first) = comps.next() {
             match (&rename, first) {
                 (Some(n), Component::Normal(f)) if f.to_string_lossy() == root => rel.push(n),
                 (_, Component::Normal(f)) => rel.push(f),
@@ -1418,6 +1426,19 @@ fn extract_copy<R: std::io::Read>(
         entry
             .unpack(&target)
             .with_context(|| format!("extracting {}", target.display()))?;
+        if entry.header().entry_type().is_dir()
+            && let Ok(mtime) = entry.header().mtime()
+        {
+            dirs.push((target, mtime));
+        }
+    }
+    // A directory's time is its entry's once what it holds is written,
+    // deepest first, as tar does.
+    for (d, mtime) in dirs.into_iter().rev() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+        if let Ok(f) = std::fs::File::open(&d) {
+            let _ = f.set_times(std::fs::FileTimes::new().set_modified(t));
+        }
     }
     Ok(total)
 }
@@ -1539,6 +1560,37 @@ mod tests {
         // Into an existing directory: kept under its own name.
         extract_copy(&tar[..], "src", true, dst.to_str().unwrap(), false).unwrap();
         assert!(dst.join("src/sub/f").exists());
+        // A copy of "dir/." (named ".", its entries "./…") is the
+        // destination itself, whatever the entries start with.
+        let mut dotted = tar::Builder::new(Vec::new());
+        for (name, data) in [
+            ("./", None),
+            ("./sub/", None),
+            ("./sub/f", Some(&b"dot"[..])),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o755);
+            match data {
+                Some(d) => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_size(d.len() as u64);
+                }
+                None => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_size(0);
+                }
+            }
+            h.set_mtime(0);
+            let field = &mut h.as_old_mut().name;
+            field[..name.len()].copy_from_slice(name.as_bytes());
+            h.set_cksum();
+            dotted.append(&h, data.unwrap_or_default()).unwrap();
+        }
+        let dotted = dotted.into_inner().unwrap();
+        let dot_dst = tmp.join("dotcopy");
+        extract_copy(&dotted[..], ".", true, dot_dst.to_str().unwrap(), false).unwrap();
+        assert_eq!(std::fs::read(dot_dst.join("sub/f")).unwrap(), b"dot");
+        assert!(!tmp.join("sub").exists());
         let mut evil = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_gnu();
         h.set_size(1);

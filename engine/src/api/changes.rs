@@ -56,7 +56,15 @@ pub fn apply(cfg: &mut Value, changes: &[String]) -> Result<()> {
         };
         match &ins.kind {
             Kind::Cmd(c) => cfg["Cmd"] = json!(command(c)),
-            Kind::Entrypoint(c) => cfg["Entrypoint"] = json!(command(c)),
+            // An empty one clears it: null, as dockerd writes it.
+            Kind::Entrypoint(c) => {
+                let args = command(c);
+                cfg["Entrypoint"] = if args.is_empty() {
+                    Value::Null
+                } else {
+                    json!(args)
+                };
+            }
             Kind::Env(pairs) => {
                 let mut env = env.clone();
                 for (k, v) in pairs {

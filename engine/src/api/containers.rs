@@ -1693,10 +1693,45 @@ pub async fn archive_put(
     Query(q): Query<Params>,
     body: Body,
 ) -> Result<Response> {
+    let mut body = body.into_data_stream();
+    let result = put_archive(&s.0, &id, &q, &mut body).await;
+    if result.is_err() {
+        // The client may still be sending: what a small copy sends is read
+        // first, as dockerd's server reads it, so that the client reads the
+        // answer (a closed connection left the docker CLI with a broken
+        // pipe instead of "No such container").
+        drain(&mut body, UNREAD_BODY_LIMIT).await;
+    }
+    result
+}
+
+/// What a failed request's body is read (and dropped) up to before the
+/// answer, as Go's HTTP server reads it.
+const UNREAD_BODY_LIMIT: usize = 256 << 10;
+
+async fn drain(body: &mut axum::body::BodyDataStream, limit: usize) {
     use futures::StreamExt;
-    let d = s.0;
-    let e = d.find(&id)?;
-    let path = path_param(&q)?;
+    let read = async {
+        let mut n = 0;
+        while n < limit {
+            match body.next().await {
+                Some(Ok(chunk)) => n += chunk.len(),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), read).await;
+}
+
+async fn put_archive(
+    d: &Arc<Daemon>,
+    id: &str,
+    q: &Params,
+    body: &mut axum::body::BodyDataStream,
+) -> Result<Response> {
+    use futures::StreamExt;
+    let e = d.find(id)?;
+    let path = path_param(q)?;
     let target = {
         let c = e.c.lock().await;
         let (target, mount) = archive_request(&c, &path);
@@ -1718,13 +1753,14 @@ pub async fn archive_put(
     let (tx, rx) = tokio::sync::mpsc::channel::<api::WriteArchiveRequest>(8);
     tx.send(api::WriteArchiveRequest {
         kind: Some(api::write_archive_request::Kind::Target(target)),
-        no_overwrite_dir_non_dir: flag(&q, "noOverwriteDirNonDir"),
+        no_overwrite_dir_non_dir: flag(q, "noOverwriteDirNonDir"),
         create_path: false,
     })
     .await
     .map_err(|_| ApiError::internal("archive relay closed"))?;
-    tokio::spawn(async move {
-        let mut body = body.into_data_stream();
+    // The body is relayed as it comes; lifecycled's answer ends the relay
+    // early when it refuses the copy (the rest is then read by the caller).
+    let relay = async move {
         while let Some(Ok(chunk)) = body.next().await {
             let m = api::WriteArchiveRequest {
                 kind: Some(api::write_archive_request::Kind::Chunk(chunk.to_vec())),
@@ -1735,10 +1771,11 @@ pub async fn archive_put(
                 break;
             }
         }
-    });
-    d.lc.snapshots()
-        .write_archive(d.lc.req(ReceiverStream::new(rx)))
-        .await?;
+    };
+    let mut snapshots = d.lc.snapshots();
+    let write = snapshots.write_archive(d.lc.req(ReceiverStream::new(rx)));
+    let (_, written) = tokio::join!(relay, write);
+    written?;
     Ok(StatusCode::OK.into_response())
 }
 

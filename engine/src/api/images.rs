@@ -1420,16 +1420,32 @@ pub async fn commit(
         .filter(|c| !c.is_empty())
         .ok_or_else(|| ApiError::bad_request("container is required"))?;
     let e = d.find(cid)?;
-    let (id, running, config, parent) = {
+    let (id, running, config, parent, hostname) = {
         let c = e.c.lock().await;
         (
             c.id.clone(),
             c.state.status == crate::daemon::container::Status::Running,
             c.config.clone(),
             c.image_id.clone(),
+            c.hostname(),
         )
     };
     let mut cfg = serde_json::to_value(&config).unwrap_or_default();
+    // As dockerd's image holds the container's config: its hostname, and
+    // null for what it does not have.
+    if cfg["Hostname"].as_str().is_some_and(str::is_empty) {
+        cfg["Hostname"] = json!(hostname);
+    }
+    for k in ["Env", "OnBuild", "Volumes"] {
+        let empty = match &cfg[k] {
+            Value::Array(a) => a.is_empty(),
+            Value::Object(o) => o.is_empty(),
+            _ => false,
+        };
+        if empty {
+            cfg[k] = Value::Null;
+        }
+    }
     // Docker's image keeps the container's own config beside the image's
     // (inspect's ContainerConfig: the image name it ran, its command).
     let container_config = cfg.clone();

@@ -486,7 +486,12 @@ impl Builder {
             }
             Kind::Entrypoint(c) => {
                 let list = self.command_list(st, c);
-                cfg["Entrypoint"] = json!(list);
+                // An empty one clears it: null, as dockerd writes it.
+                cfg["Entrypoint"] = if list.is_empty() {
+                    Value::Null
+                } else {
+                    json!(list)
+                };
                 if !st.cmd_set {
                     cfg["Cmd"] = Value::Null;
                 }
