@@ -21,6 +21,9 @@ ALLOWED = [
     ("POST", r"^/v1\.43/containers/[^/]+/(start|restart)$", r"cpu\.rt_(runtime|period)_us", "dockerd answers 500 when the kernel refuses a container's real-time CPU values at start (its parent has no real-time budget)"),
     ("POST", r"^/v1\.43/containers/[^/]+/(start|restart)$", r"error while mounting volume", "dockerd answers 500 when what a volume's driver options name cannot be mounted"),
     ("PUT", r"^/v1\.43/containers/[^/]+/archive$", r"mounted volume is marked read-only", "dockerd answers 500 to a copy into a read-only volume"),
+    ("*", r"^/v1\.43/containers/[^/]+/archive$", r"not a directory", "dockerd answers 500 when lstat finds a file where the path (ending in /) asks for a directory"),
+    ("HEAD", r"^/v1\.43/containers/[^/]+/archive$", r"^$", "the same lstat failure on HEAD, whose answer carries no body to tell it by"),
+    ("POST", r"^/v1\.43/containers/[^/]+/(start|restart)$", r"error gathering device information", "dockerd answers 500 at start when a device to add is not on the host"),
 ]
 
 
