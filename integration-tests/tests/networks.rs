@@ -380,6 +380,33 @@ fn published_ports_answer_on_the_host() {
         .ok(),
         "false"
     );
+
+    // Starts at once, each on a port of the host's choosing (compose's
+    // `scale`): each gets its own (two once picked the same one).
+    let names: Vec<String> = (0..6).map(|i| format!("scaled{i}")).collect();
+    for n in &names {
+        s.berth(&[
+            "create", "--name", n, "-p", "3000", "busybox", "sleep", "60",
+        ])
+        .ok();
+    }
+    let started: Vec<integration_tests::stack::Out> = std::thread::scope(|t| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|n| t.spawn(|| s.berth(&["start", n.as_str()])))
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    for out in &started {
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+    let mut ports: Vec<String> = names
+        .iter()
+        .map(|n| s.berth(&["port", n, "3000"]).ok().to_string())
+        .collect();
+    ports.sort();
+    ports.dedup();
+    assert_eq!(ports.len(), names.len(), "{ports:?}");
 }
 
 #[test]

@@ -98,6 +98,11 @@ pub struct Daemon {
     pub networks: networks::Networks,
     pub cni: crate::network::cni::Cni,
     pub dns: crate::network::dns::Dns,
+    /// Host ports a start is publishing, by (protocol, port), until it
+    /// ends: two starts must not pick the same one (the container that
+    /// has it is locked while it starts, and nothing listens on a port
+    /// the firewall forwards).
+    pub ports_in_flight: std::sync::Mutex<std::collections::HashMap<(String, u16), String>>,
     pub firewall: crate::network::firewall::Firewall,
     pub execs: exec::Execs,
     entries: RwLock<HashMap<String, Arc<Entry>>>,
@@ -186,6 +191,7 @@ impl Daemon {
             networks,
             cni: crate::network::cni::Cni::default(),
             dns: crate::network::dns::Dns::new(&cfg.exec_root.join("dns")),
+            ports_in_flight: Default::default(),
             firewall: Default::default(),
             execs: exec::Execs::default(),
             events: Events::default(),

@@ -797,6 +797,12 @@ impl Daemon {
             }
         }
         let mut resolved = crate::types::Map::<Vec<crate::types::PortBinding>>::new();
+        // One start at a time picks and checks ports, and what it picks is
+        // held until its start ends (see `ports_in_flight`).
+        let mut in_flight = self
+            .ports_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for (port, list) in &bindings {
             let (num, proto) = port.split_once('/').unwrap_or((port.as_str(), "tcp"));
             let container_port: u16 = num
@@ -808,14 +814,30 @@ impl Daemon {
                 list.clone()
             };
             for b in list {
+                let taken_by_a_start = |port: u16| {
+                    in_flight
+                        .get(&(proto.to_string(), port))
+                        .is_some_and(|owner| *owner != c.id)
+                };
                 let host_port: u16 = if b.host_port.is_empty() {
-                    free_port(proto)?
+                    pick_port(|| free_port(proto), &taken_by_a_start)?
                 } else {
                     b.host_port.parse().map_err(|_| {
                         ApiError::bad_request(format!("invalid host port {}", b.host_port))
                     })?
                 };
+                if taken_by_a_start(host_port) {
+                    let shown = if b.host_ip.is_empty() {
+                        "0.0.0.0"
+                    } else {
+                        &b.host_ip
+                    };
+                    return Err(ApiError::internal(format!(
+                        "driver failed programming external connectivity: Bind for {shown}:{host_port} failed: port is already allocated"
+                    )));
+                }
                 self.check_port_free(&c.id, &b.host_ip, host_port, proto)?;
+                in_flight.insert((proto.to_string(), host_port), c.id.clone());
                 out.push(
                     json!({"hostPort": host_port, "containerPort": container_port,
                     "protocol": proto, "hostIP": b.host_ip}),
@@ -884,6 +906,24 @@ impl Daemon {
     }
 }
 
+/// How many ports the kernel is asked for before one no other start holds
+/// is taken as it comes (the check after it then says what is wrong).
+const PORT_PICKS: usize = 16;
+
+/// A port the kernel offers (`offer`) that no other start holds, if one
+/// comes within [`PORT_PICKS`] offers (else the last, which the checks
+/// after it refuse).
+fn pick_port(mut offer: impl FnMut() -> Result<u16>, taken: &dyn Fn(u16) -> bool) -> Result<u16> {
+    let mut port = offer()?;
+    for _ in 0..PORT_PICKS {
+        if !taken(port) {
+            break;
+        }
+        port = offer()?;
+    }
+    Ok(port)
+}
+
 fn free_port(proto: &str) -> Result<u16> {
     let port = match proto {
         "udp" => std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| s.local_addr()),
@@ -902,5 +942,23 @@ fn network_error(n: &Network, e: impl std::fmt::Display) -> ApiError {
         ApiError::bad_request(format!("network {}: {m}", n.name))
     } else {
         ApiError::internal(format!("network {}: {m}", n.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_another_start_holds_is_not_picked_again() {
+        // The kernel offers the port a concurrent start just picked (it is
+        // free until that start's rules forward it), then another.
+        let mut offers = [41000u16, 41000, 41001].into_iter();
+        let held = |p: u16| p == 41000;
+        let picked = pick_port(|| Ok(offers.next().unwrap_or(0)), &held).unwrap();
+        assert_eq!(picked, 41001);
+        let mut always = || Ok(41000u16);
+        assert_eq!(pick_port(&mut always, &held).unwrap(), 41000, "bounded");
+        assert_eq!(pick_port(|| Ok(42000), &held).unwrap(), 42000);
     }
 }

@@ -319,6 +319,17 @@ impl Daemon {
     }
 
     pub async fn start(self: &Arc<Self>, e: &Arc<Entry>) -> Result<()> {
+        let result = self.start_unlocking(e).await;
+        // The host ports it published are in its record from here (or it
+        // has none), and the record is unlocked for other starts to see.
+        self.ports_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, owner| *owner != e.id);
+        result
+    }
+
+    async fn start_unlocking(self: &Arc<Self>, e: &Arc<Entry>) -> Result<()> {
         let mut c = e.c.lock().await;
         match c.state.status {
             Status::Running | Status::Restarting => return Err(ApiError::not_modified()),
