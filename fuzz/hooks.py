@@ -24,6 +24,7 @@ ALLOWED = [
     ("*", r"^/v1\.43/containers/[^/]+/archive$", r"not a directory", "dockerd answers 500 when lstat finds a file where the path (ending in /) asks for a directory"),
     ("HEAD", r"^/v1\.43/containers/[^/]+/archive$", r"^$", "the same lstat failure on HEAD, whose answer carries no body to tell it by"),
     ("POST", r"^/v1\.43/containers/[^/]+/(start|restart)$", r"error gathering device information", "dockerd answers 500 at start when a device to add is not on the host"),
+    ("POST", r"^/v1\.43/containers/[^/]+/(start|restart)$", r"^\{\"message\":\"stat .*: no such file or directory", "dockerd answers 500 at start when a device a block I/O limit names is not on the host"),
 ]
 
 

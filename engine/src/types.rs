@@ -257,6 +257,22 @@ pub struct DeviceMapping {
     pub cgroup_permissions: String,
 }
 
+/// `--device-read-bps` and its kin: a limit on one block device.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ThrottleDevice {
+    pub path: String,
+    pub rate: u64,
+}
+
+/// `--blkio-weight-device`: a block device's weight.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct WeightDevice {
+    pub path: String,
+    pub weight: u16,
+}
+
 /// `HostConfig`: how it runs on this host. Fields berth does not use are kept
 /// as they came and shown again by inspect.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -324,6 +340,16 @@ pub struct HostConfig {
     pub memory: i64,
     pub cgroup_parent: String,
     pub blkio_weight: u16,
+    #[serde(deserialize_with = "null_default")]
+    pub blkio_weight_device: Vec<WeightDevice>,
+    #[serde(rename = "BlkioDeviceReadBps", deserialize_with = "null_default")]
+    pub blkio_device_read_bps: Vec<ThrottleDevice>,
+    #[serde(rename = "BlkioDeviceWriteBps", deserialize_with = "null_default")]
+    pub blkio_device_write_bps: Vec<ThrottleDevice>,
+    #[serde(rename = "BlkioDeviceReadIOps", deserialize_with = "null_default")]
+    pub blkio_device_read_iops: Vec<ThrottleDevice>,
+    #[serde(rename = "BlkioDeviceWriteIOps", deserialize_with = "null_default")]
+    pub blkio_device_write_iops: Vec<ThrottleDevice>,
     pub cpu_period: i64,
     pub cpu_quota: i64,
     pub cpuset_cpus: String,

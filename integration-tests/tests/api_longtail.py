@@ -1193,4 +1193,59 @@ api_error(500, "not a directory", api.get_archive, c, "/data/x/f/")
 api.remove_container(c, force=True)
 print("archives of a directory's contents: ok", flush=True)
 
+# Run flags checked as dockerd checks them: bind modes (one of each
+# kind), mount types and propagation, tmpfs options and paths, cpusets; a
+# host port range publishes on a free port in it; per-device block I/O
+# limits are applied (they were taken and dropped), a missing device
+# fails the start.
+def create_raw(**hc):
+    r = api._post_json(api._url("/containers/create"), data={"Image": "busybox", "Cmd": ["true"], "HostConfig": hc})
+    return api._result(r, True)
+def refused(fragment, call, *args, **kwargs):
+    """A 400 from berth; dockerd 20.10 answers several of these with a 500."""
+    try:
+        call(*args, **kwargs)
+    except docker.errors.APIError as e:
+        assert e.status_code in (400, 500) and fragment in e.explanation, (e.status_code, e.explanation)
+        return
+    raise AssertionError(f"{fragment}: taken")
+refused("invalid mode: ro,rw", create_raw, Binds=["/tmp:/x:ro,rw"])
+refused("invalid volume specification: '/tmp:relative': invalid mount config for type \"bind\"", create_raw, Binds=["/tmp:relative"])
+try:  # berth refuses it at create, dockerd 20.10 at start
+    bad = create_raw(Tmpfs={"/x": "bogus=1"})
+except docker.errors.APIError as e:
+    assert e.status_code == 400 and 'invalid tmpfs option ["bogus" "1"]' in e.explanation, e.explanation
+else:
+    refused('invalid tmpfs option ["bogus" "1"]', api.start, bad)
+    api.remove_container(bad)
+refused("invalid mount path: 'relative' mount path must be absolute", create_raw, Tmpfs={"relative": ""})
+refused('invalid mount config for type "bogus": mount type unknown', create_raw, Mounts=[{"Type": "bogus", "Target": "/x"}])
+refused('invalid mount config for type "bind": invalid propagation mode: bogus', create_raw,
+          Mounts=[{"Type": "bind", "Source": "/tmp", "Target": "/x", "BindOptions": {"Propagation": "bogus"}}])
+refused("Invalid value abc for cpuset cpus: invalid format: abc", create_raw, CpusetCpus="abc")
+ok = create_raw(Tmpfs={"/x": "size=1m,mode=700,noexec"})
+api.remove_container(ok)
+print("mount and cpuset checks: ok", flush=True)
+c = api.create_container("busybox", ["sleep", "100"], ports=[80],
+                         host_config=api.create_host_config(port_bindings={80: ("127.0.0.1", "18190-18192")}))
+api.start(c)
+got = api.inspect_container(c)["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
+assert got in ("18190", "18191", "18192"), got
+api.remove_container(c, force=True)
+c = create_raw(BlkioDeviceReadBps=[{"Path": "/dev/berth-nosuch", "Rate": 1048576}])
+api_error(500, "stat /dev/berth-nosuch: no such file or directory", api.start, c)
+assert api.inspect_container(c)["HostConfig"]["BlkioDeviceReadBps"] == [{"Path": "/dev/berth-nosuch", "Rate": 1048576}]
+api.remove_container(c)
+st = os.stat("/")
+num = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+try:
+    devname = [l.split("=", 1)[1].strip() for l in open(f"/sys/dev/block/{num}/uevent") if l.startswith("DEVNAME=")][0]
+except (OSError, IndexError):
+    devname = None
+if devname and os.path.exists(f"/dev/{devname}"):
+    out = client.containers.run("busybox", ["sh", "-c", "cat /sys/fs/cgroup/blkio/blkio.throttle.read_bps_device 2>/dev/null || cat /sys/fs/cgroup/io.max"],
+                                remove=True, device_read_bps=[{"Path": f"/dev/{devname}", "Rate": 1048576}]).decode()
+    assert f"{num} 1048576" in out or f"{num} rbps=1048576" in out, (num, out)
+print("port ranges and block I/O limits: ok", flush=True)
+
 print("longtail: all done")

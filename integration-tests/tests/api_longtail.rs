@@ -491,6 +491,48 @@ fn the_cli_on_the_long_tail() {
         assert_eq!(out.ok(), "app=web x", "{cli}");
         run(&["rm", "detailed"]).ok();
 
+        // A host port range publishes on a free port in it.
+        let out = run(&[
+            "run",
+            "-d",
+            "--name",
+            "ranged",
+            "-p",
+            "127.0.0.1:18290-18292:80",
+            "busybox",
+            "sleep",
+            "100",
+        ]);
+        out.ok();
+        let port = run(&["port", "ranged", "80"]).ok().to_string();
+        assert!(
+            ["18290", "18291", "18292"]
+                .iter()
+                .any(|p| port == format!("127.0.0.1:{p}")),
+            "{cli}: {port}"
+        );
+        run(&["rm", "-f", "ranged"]).ok();
+        // A per-device block I/O limit reaches the container's cgroup.
+        if let Some((num, dev)) = root_block_device() {
+            let limit = format!("{dev}:1mb");
+            let out = run(&[
+                "run",
+                "--rm",
+                "--device-read-bps",
+                &limit,
+                "busybox",
+                "sh",
+                "-c",
+                "cat /sys/fs/cgroup/blkio/blkio.throttle.read_bps_device 2>/dev/null || cat /sys/fs/cgroup/io.max",
+            ]);
+            let text = out.ok().to_string();
+            assert!(
+                text.contains(&format!("{num} 1048576"))
+                    || text.contains(&format!("{num} rbps=1048576")),
+                "{cli}: {text}"
+            );
+        }
+
         // The last created container, stopped or not.
         run(&["create", "--name", "newest", "busybox", "true"]).ok();
         let out = run(&["ps", "-l", "--format", "{{.Names}}"]);
@@ -533,6 +575,18 @@ fn the_cli_on_the_long_tail() {
             assert_eq!(out.code, 127, "{cli}");
         }
     }
+}
+
+/// The block device under `/` ("major:minor", its /dev path), when this
+/// machine has one.
+fn root_block_device() -> Option<(String, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata("/").ok()?.dev();
+    let num = format!("{}:{}", libc::major(dev), libc::minor(dev));
+    let uevent = std::fs::read_to_string(format!("/sys/dev/block/{num}/uevent")).ok()?;
+    let name = uevent.lines().find_map(|l| l.strip_prefix("DEVNAME="))?;
+    let path = format!("/dev/{name}");
+    std::path::Path::new(&path).exists().then_some((num, path))
 }
 
 /// `search_index.py` run as a child: an index answering Docker Hub's v1

@@ -56,6 +56,24 @@ pub struct ContainerOpts {
     /// CPUs in which to allow execution (0-3, 0,1)
     #[arg(long = "cpuset-cpus")]
     pub cpuset_cpus: Option<String>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// Block IO weight (relative device weight), DEVICE:WEIGHT
+    #[arg(long = "blkio-weight-device")]
+    pub blkio_weight_device: Vec<String>,
+    /// Limit read rate (bytes per second) from a device, DEVICE:RATE (e.g. /dev/sda:1mb)
+    #[arg(long = "device-read-bps")]
+    pub device_read_bps: Vec<String>,
+    /// Limit write rate (bytes per second) to a device, DEVICE:RATE
+    #[arg(long = "device-write-bps")]
+    pub device_write_bps: Vec<String>,
+    /// Limit read rate (IO per second) from a device, DEVICE:RATE
+    #[arg(long = "device-read-iops")]
+    pub device_read_iops: Vec<String>,
+    /// Limit write rate (IO per second) to a device, DEVICE:RATE
+    #[arg(long = "device-write-iops")]
+    pub device_write_iops: Vec<String>,
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
@@ -225,6 +243,20 @@ pub struct ContainerOpts {
     pub command: Vec<String>,
 }
 
+/// `DEVICE:VALUE` of the block I/O options; the device a path under /dev.
+fn device_value<'a>(spec: &'a str, what: &str) -> Result<(&'a str, &'a str)> {
+    let (path, value) = spec
+        .rsplit_once(':')
+        .with_context(|| format!("bad format: {spec}"))?;
+    if !path.starts_with("/dev/") {
+        bail!("bad format for device path: {path}");
+    }
+    if value.is_empty() {
+        bail!("invalid {what} for device: {spec}");
+    }
+    Ok((path, value))
+}
+
 /// Docker's byte units: 512k, 64m, 1g (also kb, mb, gb, b).
 pub fn bytes(s: &str) -> Result<i64> {
     let t = s.trim().to_ascii_lowercase();
@@ -296,21 +328,27 @@ fn ports(publish: &[String], expose: &[String]) -> Result<Ports> {
             _ => bail!("invalid publish opts format (should be name=value but got '{p}')"),
         };
         let ctr_ports = port_range(ctr).with_context(|| format!("invalid containerPort: {ctr}"))?;
-        let host_ports = if host.is_empty() {
+        let host_ports: Vec<Option<String>> = if host.is_empty() {
             vec![None; ctr_ports.len()]
         } else {
             let h = port_range(host).with_context(|| format!("invalid hostPort: {host}"))?;
-            if h.len() != ctr_ports.len() {
+            if ctr_ports.len() == 1 && h.len() > 1 {
+                // One container port on any free port of a host range: the
+                // daemon picks it, as Docker's.
+                vec![Some(host.to_string())]
+            } else if h.len() != ctr_ports.len() {
                 bail!("invalid ranges specified for container and host Ports: {ctr} and {host}");
+            } else {
+                h.into_iter().map(|p| Some(p.to_string())).collect()
             }
-            h.into_iter().map(Some).collect()
         };
         for (c, h) in ctr_ports.iter().zip(host_ports) {
             let key = format!("{c}/{proto}");
             exposed.insert(key.clone(), json!({}));
-            bindings.entry(key).or_default().push(
-                json!({"HostIp": ip, "HostPort": h.map(|h| h.to_string()).unwrap_or_default()}),
-            );
+            bindings
+                .entry(key)
+                .or_default()
+                .push(json!({"HostIp": ip, "HostPort": h.unwrap_or_default()}));
         }
     }
     Ok((exposed, bindings))
@@ -560,6 +598,44 @@ impl ContainerOpts {
         });
         if let Some(m) = &self.memory {
             hc["Memory"] = json!(bytes(m)?);
+        }
+        if let Some(w) = self.blkio_weight {
+            hc["BlkioWeight"] = json!(w);
+        }
+        if !self.blkio_weight_device.is_empty() {
+            let mut list = Vec::new();
+            for d in &self.blkio_weight_device {
+                let (path, w) = device_value(d, "weight")?;
+                let weight: u16 = w
+                    .parse()
+                    .ok()
+                    .filter(|w| (10..=1000).contains(w))
+                    .with_context(|| format!("invalid weight for device: {d}"))?;
+                list.push(json!({"Path": path, "Weight": weight}));
+            }
+            hc["BlkioWeightDevice"] = json!(list);
+        }
+        for (key, list, in_bytes) in [
+            ("BlkioDeviceReadBps", &self.device_read_bps, true),
+            ("BlkioDeviceWriteBps", &self.device_write_bps, true),
+            ("BlkioDeviceReadIOps", &self.device_read_iops, false),
+            ("BlkioDeviceWriteIOps", &self.device_write_iops, false),
+        ] {
+            if list.is_empty() {
+                continue;
+            }
+            let mut out = Vec::new();
+            for d in list {
+                let (path, r) = device_value(d, "rate")?;
+                let rate = if in_bytes {
+                    u64::try_from(bytes(r)?).ok()
+                } else {
+                    r.parse::<u64>().ok()
+                }
+                .with_context(|| format!("invalid rate for device: {d}"))?;
+                out.push(json!({"Path": path, "Rate": rate}));
+            }
+            hc[key] = json!(out);
         }
         if let Some(m) = &self.memory_swap {
             hc["MemorySwap"] = json!(if m == "-1" { -1 } else { bytes(m)? });

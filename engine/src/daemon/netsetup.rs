@@ -819,19 +819,39 @@ impl Daemon {
                         .get(&(proto.to_string(), port))
                         .is_some_and(|owner| *owner != c.id)
                 };
+                let shown = if b.host_ip.is_empty() {
+                    "0.0.0.0"
+                } else {
+                    b.host_ip.as_str()
+                };
                 let host_port: u16 = if b.host_port.is_empty() {
                     pick_port(|| free_port(proto), &taken_by_a_start)?
+                } else if let Some((lo, hi)) = b.host_port.split_once('-') {
+                    // A range: the first port in it that is free, as
+                    // dockerd's allocator picks one.
+                    let range = lo.parse::<u16>().ok().zip(hi.parse::<u16>().ok());
+                    let Some((lo, hi)) = range.filter(|(lo, hi)| lo <= hi) else {
+                        return Err(ApiError::bad_request(format!(
+                            "invalid host port {}",
+                            b.host_port
+                        )));
+                    };
+                    (lo..=hi)
+                        .find(|&p| {
+                            !taken_by_a_start(p)
+                                && self.check_port_free(&c.id, &b.host_ip, p, proto).is_ok()
+                        })
+                        .ok_or_else(|| {
+                            ApiError::internal(format!(
+                                "driver failed programming external connectivity: Bind for {shown}:{lo}-{hi} failed: port is already allocated"
+                            ))
+                        })?
                 } else {
                     b.host_port.parse().map_err(|_| {
                         ApiError::bad_request(format!("invalid host port {}", b.host_port))
                     })?
                 };
                 if taken_by_a_start(host_port) {
-                    let shown = if b.host_ip.is_empty() {
-                        "0.0.0.0"
-                    } else {
-                        &b.host_ip
-                    };
                     return Err(ApiError::internal(format!(
                         "driver failed programming external connectivity: Bind for {shown}:{host_port} failed: port is already allocated"
                     )));

@@ -130,7 +130,9 @@ pub fn validate(hc: &HostConfig, update: bool) -> Result<()> {
     }
     check_set("cpus", "CPUs", &hc.cpuset_cpus, &available("cpus"))?;
     check_set("mems", "memory nodes", &hc.cpuset_mems, &available("mems"))?;
-    if hc.blkio_weight > 0 && !(10..=1000).contains(&hc.blkio_weight) {
+    // A weight this kernel cannot apply is discarded with a warning before
+    // its range matters, as dockerd orders them.
+    if hc.blkio_weight > 0 && blkio_weight_supported() && !(10..=1000).contains(&hc.blkio_weight) {
         return Err(bad("Range of blkio weight is from 10 to 1000"));
     }
     if !(-1000..=1000).contains(&hc.oom_score_adj) {
@@ -221,7 +223,9 @@ fn check_set(key: &str, what: &str, requested: &str, available: &str) -> Result<
         return Ok(());
     }
     let Some(want) = parse_set(requested) else {
-        return Err(bad(format!("Invalid value {requested} for cpuset {key}")));
+        return Err(bad(format!(
+            "Invalid value {requested} for cpuset {key}: invalid format: {requested}"
+        )));
     };
     let have = parse_set(available).unwrap_or_default();
     let inside = |(lo, hi): (u32, u32)| have.iter().any(|&(a, b)| a <= lo && hi <= b);
@@ -489,6 +493,13 @@ pub fn discard_unsupported(hc: &mut HostConfig, warnings: &mut Vec<String>) {
         hc.blkio_weight = 0;
         warnings.push(BLKIO_WEIGHT_DISCARDED.into());
     }
+    if !hc.blkio_weight_device.is_empty() && !blkio_weight_supported() {
+        hc.blkio_weight_device.clear();
+        warnings.push(
+            "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded."
+                .into(),
+        );
+    }
 }
 
 /// `POST /containers/{id}/update`: Docker's UpdateConfig (the resources
@@ -633,6 +644,13 @@ mod tests {
     fn values_docker_refuses_are_400s_naming_the_field() {
         let hc = HostConfig::default;
         assert!(validate(&hc(), false).is_ok());
+        // A weight out of range: refused where the kernel weighs block
+        // I/O; elsewhere discarded (with a warning) before it matters.
+        let heavy = HostConfig {
+            blkio_weight: 5000,
+            ..hc()
+        };
+        assert_eq!(validate(&heavy, false).is_err(), blkio_weight_supported());
         let cases: Vec<(HostConfig, &str)> = vec![
             (
                 HostConfig {
@@ -668,13 +686,6 @@ mod tests {
                     ..hc()
                 },
                 "oom score adj",
-            ),
-            (
-                HostConfig {
-                    blkio_weight: 5000,
-                    ..hc()
-                },
-                "blkio weight",
             ),
             (
                 HostConfig {

@@ -221,6 +221,63 @@ fn host_devices() -> Vec<Value> {
     out
 }
 
+/// The per-device block I/O limits and weights, by the devices' numbers
+/// (looked up at start, as dockerd looks them up; create's provisional
+/// spec leaves out a device it cannot find).
+fn block_io_devices(
+    hc: &crate::types::HostConfig,
+    resources: &mut Value,
+    at_start: bool,
+) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let numbers = |path: &str| -> Result<Option<(u64, u64)>> {
+        match std::fs::metadata(path) {
+            Ok(m) => Ok(Some((
+                libc::major(m.rdev()) as u64,
+                libc::minor(m.rdev()) as u64,
+            ))),
+            Err(_) if !at_start => Ok(None),
+            Err(e) => Err(ApiError::internal(format!(
+                "stat {path}: {}",
+                crate::error::go_os_error(&e)
+            ))),
+        }
+    };
+    let mut block_io = resources["blockIO"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for (key, list) in [
+        ("throttleReadBpsDevice", &hc.blkio_device_read_bps),
+        ("throttleWriteBpsDevice", &hc.blkio_device_write_bps),
+        ("throttleReadIOPSDevice", &hc.blkio_device_read_iops),
+        ("throttleWriteIOPSDevice", &hc.blkio_device_write_iops),
+    ] {
+        let mut out = Vec::new();
+        for d in list {
+            if let Some((major, minor)) = numbers(&d.path)? {
+                out.push(json!({"major": major, "minor": minor, "rate": d.rate}));
+            }
+        }
+        if !out.is_empty() {
+            block_io.insert(key.into(), json!(out));
+        }
+    }
+    let mut weights = Vec::new();
+    for d in &hc.blkio_weight_device {
+        if let Some((major, minor)) = numbers(&d.path)? {
+            weights.push(json!({"major": major, "minor": minor, "weight": d.weight}));
+        }
+    }
+    if !weights.is_empty() {
+        block_io.insert("weightDevice".into(), json!(weights));
+    }
+    if !block_io.is_empty() {
+        resources["blockIO"] = Value::Object(block_io);
+    }
+    Ok(())
+}
+
 /// dockerd's ReplaceOrAppendEnvValues: each `K=V` of `overrides`
 /// replaces the default named K where it stands, or comes after the
 /// defaults; a bare `K` (docker run -e K with K unset where the client
@@ -487,6 +544,7 @@ pub fn build(i: &Input<'_>) -> Result<Value> {
     } else if linux["resources"].is_null() {
         linux["resources"] = resources;
     }
+    block_io_devices(hc, &mut linux["resources"], i.at_start)?;
 
     // seccomp
     let seccomp = match (hc.privileged, sec.seccomp) {

@@ -445,8 +445,13 @@ pub fn plan(
             _ => return Err(invalid()),
         };
         if !dst.starts_with('/') {
+            let kind = if src.starts_with('/') {
+                "bind"
+            } else {
+                "volume"
+            };
             return Err(ApiError::bad_request(format!(
-                "invalid volume specification: '{b}': invalid mount config for type \"volume\": invalid mount path: '{dst}' mount path must be absolute"
+                "invalid volume specification: '{b}': invalid mount config for type \"{kind}\": invalid mount path: '{dst}' mount path must be absolute"
             )));
         }
         let dst = clean(dst);
@@ -470,16 +475,33 @@ pub fn plan(
         let mut ro = false;
         let mut propagation = "";
         let mut nocopy = false;
+        // At most one of each kind of mode, as dockerd's ValidMountMode.
+        let mut kinds = [0u8; 5];
         for o in opts.split(',').filter(|o| !o.is_empty()) {
-            match o {
-                "ro" => ro = true,
-                "rw" => ro = false,
-                "z" | "Z" => {}
-                "nocopy" => nocopy = true,
-                "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" => {
-                    propagation = o
+            let kind = match o {
+                "ro" => {
+                    ro = true;
+                    0
                 }
-                _ => return Err(ApiError::bad_request(format!("invalid mode: {o}"))),
+                "rw" => {
+                    ro = false;
+                    0
+                }
+                "z" | "Z" => 1,
+                "nocopy" => {
+                    nocopy = true;
+                    2
+                }
+                "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" => {
+                    propagation = o;
+                    3
+                }
+                "consistent" | "cached" | "delegated" => 4,
+                _ => return Err(ApiError::bad_request(format!("invalid mode: {opts}"))),
+            };
+            kinds[kind] += 1;
+            if kinds[kind] > 1 {
+                return Err(ApiError::bad_request(format!("invalid mode: {opts}")));
             }
         }
         if src.starts_with('/') {
@@ -562,7 +584,7 @@ pub fn plan(
                     "" | "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
                 ) {
                     return Err(ApiError::bad_request(format!(
-                        "invalid propagation mode: {prop}"
+                        "invalid mount config for type \"bind\": invalid propagation mode: {prop}"
                     )));
                 }
                 if !Path::new(&m.source).exists() {
@@ -651,17 +673,23 @@ pub fn plan(
             }
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "mount type unknown: {other:?}"
+                    "invalid mount config for type {other:?}: mount type unknown"
                 )));
             }
         }
     }
     for (dest, opts) in tmpfs {
-        if !dest.starts_with('/') || clean(dest) == "/" {
+        if !dest.starts_with('/') {
+            return Err(ApiError::bad_request(format!(
+                "invalid mount path: '{dest}' mount path must be absolute"
+            )));
+        }
+        if clean(dest) == "/" {
             return Err(ApiError::bad_request(format!(
                 "invalid tmpfs destination {dest:?}: an absolute path other than '/'"
             )));
         }
+        check_tmpfs_options(opts)?;
         let dest = &clean(dest);
         if !taken.insert(dest.clone()) {
             return Err(ApiError::bad_request(format!(
@@ -728,6 +756,69 @@ pub fn plan(
         )?;
     }
     Ok(p)
+}
+
+/// The options a tmpfs takes, as dockerd's ParseTmpfsOptions checks them:
+/// mount flags, and the data options tmpfs knows.
+fn check_tmpfs_options(opts: &str) -> Result<()> {
+    const FLAGS: &[&str] = &[
+        "defaults",
+        "ro",
+        "rw",
+        "suid",
+        "nosuid",
+        "dev",
+        "nodev",
+        "exec",
+        "noexec",
+        "sync",
+        "async",
+        "dirsync",
+        "remount",
+        "mand",
+        "nomand",
+        "atime",
+        "noatime",
+        "diratime",
+        "nodiratime",
+        "bind",
+        "rbind",
+        "unbindable",
+        "runbindable",
+        "private",
+        "rprivate",
+        "shared",
+        "rshared",
+        "slave",
+        "rslave",
+        "relatime",
+        "norelatime",
+        "strictatime",
+        "nostrictatime",
+    ];
+    const DATA: &[&str] = &[
+        "size",
+        "mode",
+        "uid",
+        "gid",
+        "nr_inodes",
+        "nr_blocks",
+        "mpol",
+    ];
+    for o in opts
+        .split(',')
+        .filter(|o| !o.is_empty() && !FLAGS.contains(o))
+    {
+        let parts: Vec<&str> = o.splitn(2, '=').collect();
+        if !DATA.contains(&parts[0]) {
+            let quoted: Vec<String> = parts.iter().map(|p| format!("{p:?}")).collect();
+            return Err(ApiError::bad_request(format!(
+                "invalid tmpfs option [{}]",
+                quoted.join(" ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
