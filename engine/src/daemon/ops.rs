@@ -77,8 +77,8 @@ fn effective_log_opts(d: &Daemon, c: &Container) -> std::collections::BTreeMap<S
     opts
 }
 
-fn log_opts(d: &Daemon, c: &Container) -> (u64, u32) {
-    let opts = effective_log_opts(d, c);
+/// The json-file log's rotation (max-size, max-file) from its options.
+fn log_rotation(opts: &std::collections::BTreeMap<String, String>) -> (u64, u32) {
     let opt = |k: &str| opts.get(k).cloned();
     let size = opt("max-size")
         .and_then(|v| crate::config::parse_size(&v).ok())
@@ -573,20 +573,25 @@ impl Daemon {
                 ..Default::default()
             }))
             .await?;
-        let (max_size, max_files) = log_opts(self, c);
-        let journal_fields = if c.logs_to_journal() {
-            super::journal::fields(c, &effective_log_opts(self, c))
-                .map_err(|e| ApiError::bad_request(format!("failed to create logger: {e}")))?
-                .into_iter()
-                .collect()
-        } else {
-            Default::default()
-        };
-        let log_attrs = if c.keeps_logs() && !c.logs_to_journal() {
-            super::journal::json_file_attrs(c, &effective_log_opts(self, c))
-                .map_err(|e| ApiError::bad_request(format!("failed to create logger: {e}")))?
-                .into_iter()
-                .collect()
+        let opts = effective_log_opts(self, c);
+        let (max_size, max_files) = log_rotation(&opts);
+        // What each entry carries: the journal's fields, or the json-file's
+        // attrs.
+        let logger =
+            |made: std::result::Result<std::collections::BTreeMap<String, String>, String>| {
+                made.map(|m| m.into_iter().collect())
+                    .map_err(|e| ApiError::bad_request(format!("failed to create logger: {e}")))
+            };
+        let (journal_fields, log_attrs) = if c.logs_to_journal() {
+            (
+                logger(super::journal::fields(c, &opts))?,
+                Default::default(),
+            )
+        } else if c.keeps_logs() {
+            (
+                Default::default(),
+                logger(super::journal::json_file_attrs(c, &opts))?,
+            )
         } else {
             Default::default()
         };
