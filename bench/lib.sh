@@ -32,6 +32,11 @@ median_ms() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['resul
 # Both engines under $work, each with its own roots, sockets, bridge and
 # cgroup parent: berthd + lifecycled ($B) and dockerd + containerd ($D),
 # both with busybox:latest; everything is stopped and removed on exit.
+# Each engine's run-time state (berth's lifecycled state and exec root,
+# containerd's state and dockerd's exec root) is on a tmpfs at $run, as
+# /run is on the hosts both are made for: a bench directory on this
+# machine's disk would charge each start the file system's inode
+# allocations, which /run never costs.
 # Needs $work, $rel and $DOCKER_CLI; defines start_lifecycled,
 # start_berthd and start_dockerd for restarts.
 engines_start() {
@@ -45,7 +50,7 @@ engines_start() {
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
     # Shims and containers outlive their daemons by design: end the shims
     # under our roots, then every process left in the bench's cgroups.
-    for f in "$work"/b/lc-state/tasks/*/*/shim.pid "$work"/d/containerd-state/io.containerd.runtime.v2.task/moby/*/shim.pid; do
+    for f in "$run"/b/lc-state/tasks/*/*/shim.pid "$run"/d/containerd-state/io.containerd.runtime.v2.task/moby/*/shim.pid; do
       [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
     done
     for f in /sys/fs/cgroup/*/berth-bench*/cgroup.procs /sys/fs/cgroup/*/berth-bench*/*/cgroup.procs; do
@@ -62,7 +67,10 @@ engines_start() {
     rm -rf "$work"
   }
   trap cleanup EXIT
-
+  run=$work/run
+  mkdir -p "$run"
+  mount -t tmpfs -o mode=0711 berth-bench-run "$run"
+  mkdir -p "$run/b" "$run/d"
 
   # The same busybox root filesystem for both engines.
   busybox_tar "$work"
@@ -78,12 +86,12 @@ engines_start() {
   printf '{"cgroup-parent": "berth-bench-berth", "bridge": "bbench0", "bip": "10.196.0.1/24"}\n' > "$work/b/daemon.json"
   start_lifecycled() {
     "$PWD/target/static/berth-lifecycled" --config "$work/b/lc.toml" --address "$work/b/lc.sock" \
-      --root "$work/b/lc-root" --state "$work/b/lc-state" --log-level warn >/dev/null 2>>"$work/b/lc.log" &
+      --root "$work/b/lc-root" --state "$run/b/lc-state" --log-level warn >/dev/null 2>>"$work/b/lc.log" &
     lc_pid=$!; pids+=("$lc_pid")
   }
   start_berthd() {
     "$PWD/target/static/berthd" --config-file "$work/b/daemon.json" -H "unix://$work/b/berthd.sock" \
-      --data-root "$work/b/engine" --exec-root "$work/b/engine-run" \
+      --data-root "$work/b/engine" --exec-root "$run/b/engine-run" \
       --lifecycled "$work/b/lc.sock" --log-level warn >/dev/null 2>>"$work/b/berthd.log" &
     berthd_pid=$!; pids+=("$berthd_pid")
   }
@@ -99,7 +107,7 @@ engines_start() {
   printf 'version = 2\n[grpc]\n  address = "%s"\n[ttrpc]\n  address = "%s"\n' \
     "$work/d/containerd.sock" "$work/d/containerd.sock.ttrpc" > "$work/d/containerd.toml"
   containerd -c "$work/d/containerd.toml" --root "$work/d/containerd-root" \
-    --state "$work/d/containerd-state" >/dev/null 2>>"$work/d/containerd.log" &
+    --state "$run/d/containerd-state" >/dev/null 2>>"$work/d/containerd.log" &
   ctd_pid=$!; pids+=("$ctd_pid")
   wait_for test -S "$work/d/containerd.sock"
   ip link add dbench0 type bridge
@@ -107,7 +115,7 @@ engines_start() {
   ip link set dbench0 up
   start_dockerd() {
     dockerd --containerd="$work/d/containerd.sock" -H "unix://$work/d/docker.sock" \
-      --data-root "$work/d/docker" --exec-root "$work/d/exec" --pidfile "$work/d/docker.pid" \
+      --data-root "$work/d/docker" --exec-root "$run/d/exec" --pidfile "$work/d/docker.pid" \
       --bridge=dbench0 \
       --cgroup-parent=berth-bench-docker --live-restore >/dev/null 2>>"$work/d/dockerd.log" &
     dockerd_pid=$!; pids+=("$dockerd_pid")

@@ -119,7 +119,7 @@ pub struct Config {
     pub attach_stderr: bool,
     #[serde(
         deserialize_with = "null_default",
-        skip_serializing_if = "Map::is_empty"
+        skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub exposed_ports: Map<Value>,
     pub tty: bool,
@@ -206,7 +206,7 @@ pub struct DriverConfig {
     pub name: String,
     #[serde(
         deserialize_with = "null_default",
-        skip_serializing_if = "Map::is_empty"
+        skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub options: Map<String>,
 }
@@ -290,7 +290,10 @@ pub struct HostConfig {
     pub volume_driver: String,
     #[serde(deserialize_with = "null_default")]
     pub volumes_from: Vec<String>,
-    #[serde(deserialize_with = "null_default")]
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub mounts: Vec<MountSpec>,
     #[serde(deserialize_with = "null_default")]
     pub console_size: Vec<u32>,
@@ -318,13 +321,19 @@ pub struct HostConfig {
     pub readonly_rootfs: bool,
     #[serde(deserialize_with = "null_default")]
     pub security_opt: Vec<String>,
-    #[serde(deserialize_with = "null_default")]
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub tmpfs: Map<String>,
     #[serde(rename = "UTSMode")]
     pub uts_mode: String,
     pub userns_mode: String,
     pub shm_size: i64,
-    #[serde(deserialize_with = "null_default")]
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub sysctls: Map<String>,
     pub runtime: String,
     pub isolation: String,
@@ -380,16 +389,10 @@ pub struct HostConfig {
     pub pids_limit: Option<i64>,
     #[serde(deserialize_with = "null_default")]
     pub ulimits: Vec<Ulimit>,
-    #[serde(
-        deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub masked_paths: Vec<String>,
-    #[serde(
-        deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub readonly_paths: Vec<String>,
+    /// None: Docker's defaults (written in at create, as dockerd does);
+    /// an empty list masks nothing (`--security-opt systempaths=unconfined`).
+    pub masked_paths: Option<Vec<String>>,
+    pub readonly_paths: Option<Vec<String>>,
     #[serde(flatten)]
     pub other: Map<Value>,
 }

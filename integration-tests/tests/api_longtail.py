@@ -1248,4 +1248,115 @@ if devname and os.path.exists(f"/dev/{devname}"):
     assert f"{num} 1048576" in out or f"{num} rbps=1048576" in out, (num, out)
 print("port ranges and block I/O limits: ok", flush=True)
 
+# Events as dockerd tells them: the image as the container names it (an
+# image filter also matches it without its tag), exec actions as dockerd
+# words them, attach, kill for each signal a stop or a forced remove
+# sends, die before the network's disconnect, top/export/cp/commit/resize
+# events, an untag named by the image's id.
+def events_since(t0, **filters):
+    return list(api.events(since=t0, until=int(time.time()) + 1, decode=True, filters=filters or None))
+t0 = int(time.time())
+time.sleep(0.05)
+c = api.create_container("busybox", ["sh", "-c", "trap 'exit 0' TERM; sleep 100 & wait"], labels={"tier": "ev9"}, tty=True)
+api.start(c)
+x = api.exec_create(c, ["true"])
+api.exec_start(x)
+api.top(c)
+api.resize(c, 30, 90)
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    t.addfile(tarfile.TarInfo("ev9"), io.BytesIO(b""))
+api.put_archive(c, "/tmp", buf.getvalue())
+_, _ = api.get_archive(c, "/etc/hostname")
+b"".join(api.export(c))
+img = api.commit(c, repository="ev9img", tag="1")["Id"]
+api.attach(c, stream=False, logs=True)
+api.stop(c, timeout=5)
+api.remove_image("ev9img:1")
+c2 = api.create_container("busybox", ["sleep", "100"], labels={"tier": "ev9"})
+api.start(c2)
+api.remove_container(c2, force=True)
+time.sleep(1.1)
+evs = events_since(t0, label="tier=ev9")
+acts = [e["Action"] for e in evs]
+assert all(e["Actor"]["Attributes"]["image"] == "busybox" for e in evs if e["Type"] == "container"), evs[0]
+for a in ["create", "start", "exec_create: true ", "exec_start: true ", "exec_die", "top", "resize",
+          "extract-to-dir", "archive-path", "export", "commit", "attach", "kill", "die", "stop", "destroy"]:
+    assert a in acts, (a, acts)
+assert [e["Actor"]["Attributes"].get("signal") for e in evs if e["Action"] == "kill"] == ["15", "9"], acts
+resize = [e for e in evs if e["Action"] == "resize"][0]["Actor"]["Attributes"]
+assert (resize["height"], resize["width"]) == ("30", "90"), resize
+commit = [e for e in evs if e["Action"] == "commit"][0]["Actor"]["Attributes"]
+assert commit["imageID"] == img and commit["imageRef"] == "ev9img:1", commit
+assert acts.index("kill") < acts.index("die") < acts.index("stop"), acts
+# The image filter: busybox matches the containers' image, with or without a tag.
+assert any(e["Action"] == "create" for e in events_since(t0, image="busybox", label="tier=ev9"))
+imgs = events_since(t0, type="image")
+assert any(e["Action"] == "tag" and e["Actor"]["Attributes"]["name"] == "ev9img:1" for e in imgs), imgs
+assert any(e["Action"] == "untag" and e["Actor"]["Attributes"]["name"] == img for e in imgs), imgs
+assert any(e["Action"] == "tag" for e in events_since(t0, image="ev9img")), "image filter without the tag"
+# die before the network goes (dockerd's order).
+died = [(e["Type"], e["Action"]) for e in events_since(t0) if e.get("Actor", {}).get("ID") == c["Id"]
+        or e.get("Actor", {}).get("Attributes", {}).get("container") == c["Id"]]
+last_die = max(i for i, a in enumerate(died) if a == ("container", "die"))
+assert ("network", "disconnect") in died[last_die:], died
+api.remove_container(c)
+print("events: ok", flush=True)
+
+# The network mode's network named as the docker CLI names it ("default")
+# is the default bridge, listed once.
+r = api._post_json(api._url("/containers/create"), data={
+    "Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "default"},
+    "NetworkingConfig": {"EndpointsConfig": {"default": {}}}})
+c = api._result(r, True)
+assert list(api.inspect_container(c)["NetworkSettings"]["Networks"]) == ["bridge"], api.inspect_container(c)["NetworkSettings"]["Networks"]
+api.remove_container(c)
+
+# ps filters dockerd checks before it lists.
+def ps_refused(fragment, **filters):
+    try:
+        api.containers(all=True, filters=filters)
+    except docker.errors.APIError as e:
+        assert e.status_code in (400, 404, 500) and fragment in e.explanation, e.explanation
+        return
+    raise AssertionError(f"{filters}: taken")
+ps_refused("Unrecognised filter value for health: bogus", health="bogus")
+ps_refused("Invalid filter 'is-task=[bogus]'", **{"is-task": "bogus"})
+ps_refused('strconv.Atoi: parsing "abc": invalid syntax', exited="abc")
+ps_refused("no such container berth-nosuch", since="berth-nosuch")
+assert api.containers(all=True, filters={"health": "none", "is-task": "false", "exited": "0"}) is not None
+print("ps filter checks: ok", flush=True)
+
+# What dockerd writes into HostConfig at create: /dev/shm's size, the
+# cgroup namespace mode, the masked and read-only paths (none for a
+# privileged container; empty lists, systempaths=unconfined, mask nothing),
+# no pids limit or swappiness for "unset"; empty tmpfs, sysctls and mounts
+# are left out.
+c = api.create_container("busybox", ["true"], host_config=api.create_host_config(pids_limit=-1, mem_swappiness=-1))
+hc = api.inspect_container(c)["HostConfig"]
+assert hc["ShmSize"] == 64 << 20, hc["ShmSize"]
+assert hc["CgroupnsMode"] == ("private" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "host"), hc["CgroupnsMode"]
+assert "/proc/kcore" in hc["MaskedPaths"] and "/proc/sys" in hc["ReadonlyPaths"], hc
+assert hc["PidsLimit"] is None and hc["MemorySwappiness"] is None, (hc["PidsLimit"], hc["MemorySwappiness"])
+assert not {"Tmpfs", "Sysctls", "Mounts"} & set(hc), hc
+api.remove_container(c)
+c = api.create_container("busybox", ["true"], host_config=api.create_host_config(privileged=True))
+hc = api.inspect_container(c)["HostConfig"]
+assert hc["MaskedPaths"] is None and hc["ReadonlyPaths"] is None, hc
+api.remove_container(c)
+probe = "grep -c ' /proc/' /proc/self/mountinfo; grep ' /proc/sys ' /proc/self/mountinfo | cut -d' ' -f6 | cut -d, -f1"
+r = api._post_json(api._url("/containers/create"), data={
+    "Image": "busybox", "Cmd": ["sh", "-c", probe],
+    "HostConfig": {"MaskedPaths": [], "ReadonlyPaths": []}})
+c = api._result(r, True)["Id"]
+assert api.inspect_container(c)["HostConfig"]["MaskedPaths"] == [], api.inspect_container(c)["HostConfig"]["MaskedPaths"]
+api.start(c)
+api.wait(c)
+out = api.logs(c).decode().split()
+assert out == ["0"], out
+api.remove_container(c)
+out = client.containers.run("busybox", ["sh", "-c", probe], remove=True).decode().split()
+assert int(out[0]) > 0 and out[1] == "ro", out
+print("host config defaults: ok", flush=True)
+
 print("longtail: all done")

@@ -574,6 +574,52 @@ fn the_cli_on_the_long_tail() {
         if cli == "docker" {
             assert_eq!(out.code, 127, "{cli}");
         }
+
+        // `--security-opt systempaths=unconfined`: nothing masked or
+        // read-only under /proc (it was taken and the defaults applied).
+        let probe = "grep -c ' /proc/' /proc/self/mountinfo";
+        let out = run(&[
+            "run",
+            "--rm",
+            "--security-opt",
+            "systempaths=unconfined",
+            "busybox",
+            "sh",
+            "-c",
+            probe,
+        ]);
+        assert_eq!(out.stdout.trim(), "0", "{cli}: {}", out.stderr);
+        let out = run(&["run", "--rm", "busybox", "sh", "-c", probe]);
+        assert_ne!(out.stdout.trim(), "0", "{cli}: {}", out.stderr);
+
+        // A container run with the docker CLI's network ("default") lists
+        // the default bridge once; its events name the image as given.
+        let out = run(&["run", "--name", "ev", "busybox", "true"]);
+        assert_eq!(out.code, 0, "{cli}: {}", out.stderr);
+        let out = run(&[
+            "inspect",
+            "-f",
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+            "ev",
+        ]);
+        assert_eq!(out.ok(), "bridge", "{cli}");
+        let out = run(&[
+            "events",
+            "--since",
+            "1m",
+            "--until",
+            "0s",
+            "--filter",
+            "container=ev",
+            "--filter",
+            "image=busybox",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.image}}",
+        ]);
+        let text = out.ok().to_string();
+        assert!(text.contains("attach busybox"), "{cli}: {text}");
+        assert!(text.contains("die busybox"), "{cli}: {text}");
+        run(&["rm", "ev"]).ok();
     }
 }
 

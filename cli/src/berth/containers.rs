@@ -775,15 +775,18 @@ pub fn timestamp(s: &str) -> Result<String> {
     if s.parse::<f64>().is_ok() {
         return Ok(s.to_string());
     }
+    // Seconds and nanoseconds, as the docker CLI sends them: `--until 0s`
+    // is now, not the start of this second.
+    let unix = |t: std::time::SystemTime| {
+        let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+    };
     if let Ok(d) = humantime::parse_duration(s) {
-        return Ok((now_unix() - d.as_secs() as i64).to_string());
+        let now = std::time::SystemTime::now();
+        return Ok(unix(now.checked_sub(d).unwrap_or(std::time::UNIX_EPOCH)));
     }
     if let Ok(t) = humantime::parse_rfc3339_weak(s) {
-        let secs = t
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        return Ok(secs.to_string());
+        return Ok(unix(t));
     }
     bail!("invalid value for \"since\": \"{s}\" is not a duration, a unix time or an RFC 3339 date")
 }
@@ -1524,6 +1527,25 @@ impl std::io::Write for ChunkSender {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_carry_nanoseconds_as_the_docker_clis() {
+        assert_eq!(timestamp("1700000000.5").unwrap(), "1700000000.5");
+        assert_eq!(
+            timestamp("2023-11-14T22:13:20.25Z").unwrap(),
+            "1700000000.250000000"
+        );
+        let now: f64 = timestamp("0s").unwrap().parse().unwrap();
+        let then: f64 = timestamp("10m").unwrap().parse().unwrap();
+        assert!((now - then - 600.0).abs() < 5.0, "{now} {then}");
+        let nanos = timestamp("0s").unwrap();
+        assert_eq!(
+            nanos.split_once('.').map(|(_, n)| n.len()),
+            Some(9),
+            "{nanos}"
+        );
+        assert!(timestamp("bogus").is_err());
+    }
 
     #[test]
     fn cp_paths_split_like_dockers() {

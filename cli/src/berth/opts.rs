@@ -556,6 +556,14 @@ impl ContainerOpts {
             }
             health = h;
         }
+        // As the docker CLI: `systempaths=unconfined` is no engine option
+        // but empty masked and read-only path lists.
+        let unconfined = "systempaths=unconfined";
+        let security_opt: Vec<&String> = self
+            .security_opt
+            .iter()
+            .filter(|o| *o != unconfined)
+            .collect();
         let attach_all = self.attach.is_empty();
         let attached = |s: &str| self.attach.iter().any(|a| a.eq_ignore_ascii_case(s));
         let mut hc = json!({
@@ -576,7 +584,7 @@ impl ContainerOpts {
             "Privileged": self.privileged,
             "PublishAllPorts": self.publish_all,
             "ReadonlyRootfs": self.read_only,
-            "SecurityOpt": self.security_opt,
+            "SecurityOpt": security_opt,
             "Tmpfs": tmpfs,
             "VolumesFrom": self.volumes_from,
             "Sysctls": kv(&self.sysctl, "sysctl")?,
@@ -596,6 +604,10 @@ impl ContainerOpts {
             "NanoCpus": self.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0),
             "PidsLimit": self.pids_limit,
         });
+        if self.security_opt.iter().any(|o| o == unconfined) {
+            hc["MaskedPaths"] = json!([]);
+            hc["ReadonlyPaths"] = json!([]);
+        }
         if let Some(m) = &self.memory {
             hc["Memory"] = json!(bytes(m)?);
         }

@@ -39,6 +39,7 @@ pub async fn attach_ws(
                 return;
             }
         }
+        plan.announce();
         if !plan.stream {
             let _ = sink.close().await;
             return;

@@ -206,11 +206,13 @@ fn network_settings(d: &Daemon, c: &Container) -> Value {
         } else {
             vec![mode.clone()]
         };
+        // The mode's network may be named as the mode says it
+        // ("default", which the docker CLI sends): it is listed once.
         v.extend(
             c.networking
                 .endpoints_config
                 .keys()
-                .filter(|k| **k != mode)
+                .filter(|k| crate::daemon::netsetup::mode_network(k) != mode)
                 .cloned(),
         );
         v
@@ -702,10 +704,36 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Response> {
             }
         }
     }
+    // The values dockerd checks before it lists, in its words.
+    for v in f.get("exited").into_iter().flatten() {
+        if v.parse::<i32>().is_err() {
+            return Err(ApiError::bad_request(format!(
+                "strconv.Atoi: parsing {v:?}: invalid syntax"
+            )));
+        }
+    }
+    if let Some(v) = f.get("is-task")
+        && v.iter().any(|x| x != "true" && x != "false")
+    {
+        return Err(ApiError::bad_request(format!(
+            "Invalid filter 'is-task=[{}]'",
+            v.join(" ")
+        )));
+    }
+    for v in f.get("health").into_iter().flatten() {
+        if !["starting", "healthy", "unhealthy", "none"].contains(&v.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "Unrecognised filter value for health: {v}"
+            )));
+        }
+    }
     let mut pivots = [None, None];
     for (i, k) in ["before", "since"].iter().enumerate() {
         if let Some(key) = f.get(*k).and_then(|v| v.first()) {
-            pivots[i] = Some(d.find(key)?.c.lock().await.created);
+            let e = d
+                .find(key)
+                .map_err(|_| ApiError::not_found(format!("no such container {key}")))?;
+            pivots[i] = Some(e.c.lock().await.created);
         }
     }
     let [before, since] = pivots;
@@ -1216,6 +1244,9 @@ pub(super) struct AttachPlan {
     log_path: std::path::PathBuf,
     journal: bool,
     waiter: Option<StartWaiter>,
+    /// The attach event's attributes, taken with the record: the event
+    /// goes out while a start may hold it (waiting for this attach).
+    event_attrs: std::collections::BTreeMap<String, String>,
 }
 
 impl AttachPlan {
@@ -1227,7 +1258,7 @@ impl AttachPlan {
         stream_default: bool,
     ) -> Result<AttachPlan> {
         let e = d.find(id)?;
-        let (tty, open_stdin, stdin_once, log_path, journal) = {
+        let (tty, open_stdin, stdin_once, log_path, journal, event_attrs) = {
             let c = e.c.lock().await;
             if matches!(c.state.status, Status::Removing | Status::Dead) {
                 return Err(ApiError::conflict(
@@ -1240,6 +1271,7 @@ impl AttachPlan {
                 c.config.stdin_once,
                 c.log_path(),
                 c.logs_to_journal(),
+                Daemon::event_attrs(&c),
             )
         };
         let rules = StdinRules::new(tty, stdin_once, q.get("detachKeys").map(String::as_str))
@@ -1261,6 +1293,7 @@ impl AttachPlan {
             log_path,
             journal,
             waiter,
+            event_attrs,
             d,
             e,
         })
@@ -1268,6 +1301,14 @@ impl AttachPlan {
 
     pub(super) fn e_id(&self) -> String {
         self.e.id.clone()
+    }
+
+    /// The attach event: dockerd tells it once the replay is sent,
+    /// whether the attach goes on streaming or not.
+    pub(super) fn announce(&self) {
+        self.d
+            .events
+            .publish("container", "attach", &self.e.id, self.event_attrs.clone());
     }
 
     /// The logged output asked for with `logs=1`, a piece per line as the
@@ -1364,6 +1405,7 @@ pub async fn attach(
                 return;
             }
         }
+        plan.announce();
         if !plan.stream {
             let _ = wr.shutdown().await;
             return;
@@ -1421,6 +1463,12 @@ pub async fn resize(s: State, Path(id): Path<String>, Query(q): Query<Params>) -
             height: h,
         }))
         .await?;
+    let c = e.c.lock().await;
+    d.container_event(
+        &c,
+        "resize",
+        &[("height", h.to_string()), ("width", w.to_string())],
+    );
     Ok(StatusCode::OK.into_response())
 }
 
@@ -1492,6 +1540,7 @@ pub async fn top(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> R
             procs.push(row);
         }
     }
+    d.container_event(&*e.c.lock().await, "top", &[]);
     Ok(Json(json!({"Titles": titles, "Processes": procs})))
 }
 
@@ -1522,6 +1571,7 @@ pub async fn export(s: State, Path(id): Path<String>) -> Result<Response> {
             .export(d.lc.req(api::SnapshotRequest { key: e.id.clone() }))
             .await?
             .into_inner();
+    d.container_event(&*e.c.lock().await, "export", &[]);
     Ok((
         [(header::CONTENT_TYPE, "application/x-tar")],
         super::stream::chunk_body_holding(stream, frozen),
@@ -1677,6 +1727,7 @@ pub async fn archive_get(
             .read_archive(d.lc.req(req))
             .await?
             .into_inner();
+    d.container_event(&*e.c.lock().await, "archive-path", &[]);
     Ok((
         [
             ("X-Docker-Container-Path-Stat", h),
@@ -1776,6 +1827,7 @@ async fn put_archive(
     let write = snapshots.write_archive(d.lc.req(ReceiverStream::new(rx)));
     let (_, written) = tokio::join!(relay, write);
     written?;
+    d.container_event(&*e.c.lock().await, "extract-to-dir", &[]);
     Ok(StatusCode::OK.into_response())
 }
 

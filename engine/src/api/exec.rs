@@ -56,7 +56,7 @@ pub async fn create(s: State, Path(id): Path<String>, body: Bytes) -> Result<Res
         }
     }
     let exec_id = hex::encode(rand::random::<[u8; 32]>());
-    let cmd = config.cmd.clone().unwrap_or_default().join(" ");
+    let action = exec_action("exec_create", config.cmd.as_deref().unwrap_or_default());
     let x = Exec::new(
         exec_id.clone(),
         c.id.clone(),
@@ -65,12 +65,17 @@ pub async fn create(s: State, Path(id): Path<String>, body: Bytes) -> Result<Res
     );
     x.save();
     d.execs.insert(Arc::new(x));
-    d.container_event(
-        &c,
-        &format!("exec_create: {cmd}"),
-        &[("execID", exec_id.clone())],
-    );
+    d.container_event(&c, &action, &[("execID", exec_id.clone())]);
     Ok((StatusCode::CREATED, Json(json!({ "Id": exec_id }))).into_response())
+}
+
+/// An exec event's action as dockerd writes it: the program, a space,
+/// then its arguments (`exec_start: true ` for one without any).
+fn exec_action(verb: &str, cmd: &[String]) -> String {
+    match cmd.split_first() {
+        Some((program, args)) => format!("{verb}: {program} {}", args.join(" ")),
+        None => format!("{verb}: "),
+    }
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -211,12 +216,8 @@ async fn start_process(d: &Arc<Daemon>, x: &Exec) -> std::result::Result<(), Str
     });
     if let Ok(e) = d.find(&x.container_id) {
         let c = e.c.lock().await;
-        let cmd = x.config.cmd.clone().unwrap_or_default().join(" ");
-        d.container_event(
-            &c,
-            &format!("exec_start: {cmd}"),
-            &[("execID", x.id.clone())],
-        );
+        let action = exec_action("exec_start", x.config.cmd.as_deref().unwrap_or_default());
+        d.container_event(&c, &action, &[("execID", x.id.clone())]);
     }
     Ok(())
 }
@@ -376,4 +377,22 @@ pub async fn resize(s: State, Path(id): Path<String>, Query(q): Query<Params>) -
         }))
         .await?;
     Ok(StatusCode::OK.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exec_action;
+
+    #[test]
+    fn exec_actions_are_worded_as_dockerd_writes_them() {
+        let cmd = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            exec_action("exec_start", &cmd(&["true"])),
+            "exec_start: true "
+        );
+        assert_eq!(
+            exec_action("exec_create", &cmd(&["sh", "-c", "echo hi"])),
+            "exec_create: sh -c echo hi"
+        );
+    }
 }

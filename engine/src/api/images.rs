@@ -1230,11 +1230,13 @@ pub async fn remove(
         }
         untag(&full).await?;
         out.push(json!({"Untagged": familiar(&full)}));
+        // dockerd names the image by its id in an untag event, not by
+        // the name that went.
         d.events.publish(
             "image",
             "untag",
             &found.id,
-            BTreeMap::from([("name".to_string(), familiar(&full))]),
+            BTreeMap::from([("name".to_string(), found.id.clone())]),
         );
         if last_name && !in_use {
             if let Some(g) = &g {
@@ -1500,6 +1502,7 @@ pub async fn commit(
         .await
         .map(|i| i.name)
         .unwrap_or_default();
+    let image_ref = (!name.is_empty()).then(|| familiar(&name));
     let r = d
         .lc
         .images()
@@ -1528,22 +1531,33 @@ pub async fn commit(
                 ..Default::default()
             }),
         )
-        .await;
+        .await
+        .map(|r| r.into_inner());
+    // dockerd's order: the new name's tag, the commit, then the thaw.
+    if let Ok(image) = &r {
+        if let Some(name) = &image_ref {
+            d.events.publish(
+                "image",
+                "tag",
+                &image.config_digest,
+                BTreeMap::from([("name".to_string(), name.clone())]),
+            );
+        }
+        let mut attrs = vec![
+            ("comment", q.get("comment").cloned().unwrap_or_default()),
+            ("imageID", image.config_digest.clone()),
+        ];
+        if let Some(name) = &image_ref {
+            attrs.push(("imageRef", name.clone()));
+        }
+        d.container_event(&*e.c.lock().await, "commit", &attrs);
+    }
     if let Some(f) = frozen {
         f.release().await;
         let c = e.c.lock().await;
         d.container_event(&c, "unpause", &[]);
     }
-    let image = r?.into_inner();
-    d.events.publish(
-        "container",
-        "commit",
-        &id,
-        BTreeMap::from([(
-            "comment".to_string(),
-            q.get("comment").cloned().unwrap_or_default(),
-        )]),
-    );
+    let image = r?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"Id": image.config_digest})),

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::query::{self, Params};
 use super::{API_VERSION, MIN_API_VERSION, State};
 use crate::daemon::container::Status;
-use crate::daemon::images::familiar;
+use crate::daemon::images::strip_tag;
 use crate::error::{ApiError, Result};
 
 pub async fn ping(method: Method) -> Response {
@@ -388,11 +388,17 @@ fn event_matches(e: &crate::daemon::events::Event, f: &query::Filters) -> bool {
                     || e.actor.attributes.get("name").is_some_and(|n| n == v))
         })
         && any("image", &|v| {
-            e.actor
+            // dockerd's: the actor's id or image name (an image event's
+            // "name"), each also without its tag.
+            let name = e
+                .actor
                 .attributes
-                .get("image")
-                .is_some_and(|i| i == v || familiar(i) == v)
-                || (e.typ == "image" && e.actor.id == v)
+                .get(if e.typ == "image" { "name" } else { "image" });
+            let id = e.actor.id.as_str();
+            [Some(id), name.map(String::as_str)]
+                .into_iter()
+                .flatten()
+                .any(|x| x == v || strip_tag(x) == v)
         })
         && any("volume", &|v| e.typ == "volume" && e.actor.id == v)
         && query::labels_match(&e.actor.attributes, f.get("label"))

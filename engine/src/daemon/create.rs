@@ -104,6 +104,7 @@ impl Daemon {
             hc.log_config.typ = self.cfg.log_driver.clone();
         }
         validate_host_config(&hc, &mut warnings)?;
+        host_config_defaults(&mut hc);
         super::resources::default_swap(&mut hc);
         super::resources::discard_unsupported(&mut hc, &mut warnings);
         for rule in &hc.device_cgroup_rules {
@@ -512,6 +513,35 @@ pub fn command(c: &crate::types::Config) -> Result<(String, Vec<String>)> {
 pub const KERNEL_MEMORY_DEPRECATED: &str =
     "Specifying a kernel memory limit is deprecated and will be removed in a future release.";
 
+/// What dockerd writes into a new container's HostConfig where the
+/// client left it unset (inspect shows them; the spec is built from them):
+/// the /dev/shm size, the cgroup namespace mode (private on a cgroup v2
+/// host, privileged or not; the host's on v1 and hybrid hosts), the
+/// masked and read-only paths of an unprivileged container, and no pids
+/// or swappiness setting for "unlimited"/"default".
+pub fn host_config_defaults(hc: &mut crate::types::HostConfig) {
+    if hc.shm_size == 0 {
+        hc.shm_size = super::ipc::DEFAULT_SHM_SIZE;
+    }
+    if hc.cgroupns_mode.is_empty() {
+        let unified = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        hc.cgroupns_mode = if unified { "private" } else { "host" }.into();
+    }
+    if !hc.privileged {
+        let list = |v: &[&str]| v.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        hc.masked_paths
+            .get_or_insert_with(|| list(specgen::defaults::MASKED_PATHS));
+        hc.readonly_paths
+            .get_or_insert_with(|| list(specgen::defaults::READONLY_PATHS));
+    }
+    if hc.pids_limit.is_some_and(|p| p <= 0) {
+        hc.pids_limit = None;
+    }
+    if hc.memory_swappiness == Some(-1) {
+        hc.memory_swappiness = None;
+    }
+}
+
 pub fn validate_host_config(
     hc: &crate::types::HostConfig,
     warnings: &mut Vec<String>,
@@ -642,6 +672,55 @@ fn validate_log_config(hc: &crate::types::HostConfig) -> Result<()> {
 mod tests {
     use super::*;
     use crate::types::Config;
+
+    #[test]
+    fn unset_host_config_gets_dockerds_defaults_and_given_values_stay() {
+        let mut hc = crate::types::HostConfig {
+            pids_limit: Some(-1),
+            memory_swappiness: Some(-1),
+            ..Default::default()
+        };
+        host_config_defaults(&mut hc);
+        assert_eq!(hc.shm_size, 64 << 20);
+        assert!(["host", "private"].contains(&hc.cgroupns_mode.as_str()));
+        assert!(
+            hc.masked_paths
+                .as_ref()
+                .is_some_and(|p| p.iter().any(|p| p == "/proc/kcore"))
+        );
+        assert!(
+            hc.readonly_paths
+                .as_ref()
+                .is_some_and(|p| p.iter().any(|p| p == "/proc/sys"))
+        );
+        assert_eq!((hc.pids_limit, hc.memory_swappiness), (None, None));
+
+        // systempaths=unconfined (empty lists), a size and a mode asked for.
+        let mut hc = crate::types::HostConfig {
+            masked_paths: Some(Vec::new()),
+            readonly_paths: Some(Vec::new()),
+            shm_size: 1 << 20,
+            cgroupns_mode: "private".into(),
+            pids_limit: Some(10),
+            ..Default::default()
+        };
+        host_config_defaults(&mut hc);
+        assert_eq!(hc.masked_paths, Some(Vec::new()));
+        assert_eq!(hc.readonly_paths, Some(Vec::new()));
+        assert_eq!(
+            (hc.shm_size, hc.cgroupns_mode.as_str()),
+            (1 << 20, "private")
+        );
+        assert_eq!(hc.pids_limit, Some(10));
+
+        // A privileged container masks nothing: none are written.
+        let mut hc = crate::types::HostConfig {
+            privileged: true,
+            ..Default::default()
+        };
+        host_config_defaults(&mut hc);
+        assert_eq!((hc.masked_paths, hc.readonly_paths), (None, None));
+    }
 
     #[test]
     fn a_healthcheck_inherits_what_it_leaves_zero_from_the_image() {

@@ -108,6 +108,16 @@ pub fn repository(full: &str) -> &str {
     }
 }
 
+/// A reference's repository as Docker shows it, without tag or digest
+/// (`docker.io/library/busybox:1` → `busybox`); what is no reference
+/// stays as it is.
+pub fn strip_tag(name: &str) -> String {
+    match normalize(name) {
+        Ok(full) => familiar(repository(&full)),
+        Err(_) => name.to_string(),
+    }
+}
+
 /// The registry host of a normalised name.
 pub fn registry(full: &str) -> &str {
     full.split('/').next().unwrap_or(DEFAULT_REGISTRY)
@@ -144,6 +154,15 @@ mod tests {
         for bad in ["", "Busybox", "a//b", "x:", "x@sha256:zz", "-a"] {
             assert!(normalize(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn stripped_tags() {
+        assert_eq!(strip_tag("busybox:latest"), "busybox");
+        assert_eq!(strip_tag("docker.io/library/busybox:1.36"), "busybox");
+        assert_eq!(strip_tag("localhost:5000/app/x:y"), "localhost:5000/app/x");
+        assert_eq!(strip_tag("busybox"), "busybox");
+        assert_eq!(strip_tag("Not A Reference"), "Not A Reference");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{ApiError, Result};
 
 /// dockerd's default /dev/shm size, for a container that sets none.
-const DEFAULT_SHM_SIZE: i64 = 64 * 1024 * 1024;
+pub const DEFAULT_SHM_SIZE: i64 = 64 * 1024 * 1024;
 
 /// Whether `mode` is one dockerd knows; an unknown one fails the start
 /// with dockerd's 500 (its create takes anything; its CLI checks first).

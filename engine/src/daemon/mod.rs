@@ -344,9 +344,16 @@ impl Daemon {
     }
 
     /// Attributes of a container's events: image, name and its labels.
+    /// The image as the container's config names it (as it was asked
+    /// for: `busybox`, an id), as dockerd's.
     pub fn event_attrs(c: &Container) -> std::collections::BTreeMap<String, String> {
         let mut a: std::collections::BTreeMap<String, String> = c.config.labels.clone();
-        a.insert("image".into(), images::familiar(&c.image_ref));
+        let image = if c.config.image.is_empty() {
+            images::familiar(&c.image_ref)
+        } else {
+            c.config.image.clone()
+        };
+        a.insert("image".into(), image);
         a.insert("name".into(), c.name.clone());
         a
     }

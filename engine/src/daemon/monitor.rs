@@ -342,6 +342,10 @@ impl Daemon {
             c.state.exit_code = code;
             c.state.pid = 0;
             c.state.finished_at = Some(at);
+            // The exit is told before the teardown's own events (network
+            // disconnects), in dockerd's order; the record stays locked
+            // until the teardown is done.
+            self.container_event(&c, "die", &[("exitCode", code.to_string())]);
             // Neither needs the other: the network goes while the runtime
             // deletes what is left of the container.
             let id = c.id.clone();
@@ -360,7 +364,6 @@ impl Daemon {
                 c.state.status = Status::Restarting;
             }
             let _ = c.save();
-            self.container_event(&c, "die", &[("exitCode", code.to_string())]);
             // Counted while the record is locked: whoever reads the status
             // and the count under the lock sees both or neither.
             e.exits.send_modify(|n| *n += 1);

@@ -768,7 +768,7 @@ impl Daemon {
         timeout: Option<i64>,
         signal: Option<String>,
     ) -> Result<()> {
-        let (seen, sig, t) = {
+        let (seen, t) = {
             let mut c = e.c.lock().await;
             if !c.is_running() {
                 return Err(ApiError::not_modified());
@@ -789,16 +789,18 @@ impl Daemon {
             let seen = *e.exits.borrow();
             if t != 0 {
                 self.signal(&c, sig).await?;
+                // Each signal a stop sends is a kill event, as dockerd's.
+                self.container_event(&c, "kill", &[("signal", sig.to_string())]);
                 berth_fault::point("berthd:stop.after-signal");
             }
-            (seen, sig, t)
+            (seen, t)
         };
-        let _ = sig;
         let graceful = t < 0 || Self::wait_exit(e, seen, Some(Duration::from_secs(t as u64))).await;
         if !graceful {
             let c = e.c.lock().await;
             if c.is_running() {
                 self.signal(&c, 9).await?;
+                self.container_event(&c, "kill", &[("signal", "9".into())]);
             }
         }
         if !Self::wait_exit(e, seen, Some(Duration::from_secs(30))).await {
@@ -1010,7 +1012,11 @@ impl Daemon {
                         .resume(self.lc.req(api::ContainerRequest { id: c.id.clone() }))
                         .await;
                 }
-                Some((seen, self.signal(&c, 9).await))
+                let signalled = self.signal(&c, 9).await;
+                if signalled.is_ok() {
+                    self.container_event(&c, "kill", &[("signal", "9".into())]);
+                }
+                Some((seen, signalled))
             } else {
                 None
             }

@@ -480,11 +480,13 @@ pub fn build(i: &Input<'_>) -> Result<Value> {
         linux["devices"] = json!(host_devices());
         linux["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
     } else {
-        if !hc.masked_paths.is_empty() {
-            linux["maskedPaths"] = json!(hc.masked_paths);
+        // A record without them (made before create wrote them) keeps
+        // the defaults of the base spec.
+        if let Some(p) = &hc.masked_paths {
+            linux["maskedPaths"] = json!(p);
         }
-        if !hc.readonly_paths.is_empty() {
-            linux["readonlyPaths"] = json!(hc.readonly_paths);
+        if let Some(p) = &hc.readonly_paths {
+            linux["readonlyPaths"] = json!(p);
         }
         let mut devices = Vec::new();
         for d in &hc.devices {
