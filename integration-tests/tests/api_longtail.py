@@ -647,7 +647,9 @@ assert api.inspect_image(committed)["Parent"] == only
 api.remove_container(c, force=True)
 # Its untagged parent, used by nothing now, goes with it (dockerd's prune).
 gone = api.remove_image(committed)
-assert gone == [{"Deleted": committed}, {"Deleted": only}], gone
+# (with the layers freed with them, as dockerd lists them too)
+assert [x for x in gone if x.get("Deleted") in (committed, only)] == [{"Deleted": committed}, {"Deleted": only}], gone
+assert all(list(x) == ["Deleted"] for x in gone), gone
 assert not [i for i in api.images(all=True) if i["Id"] == only]
 # Only stopped containers use it: forced off its last name, it goes.
 api.tag("busybox", "pyrmi", "other")
@@ -1358,5 +1360,103 @@ api.remove_container(c)
 out = client.containers.run("busybox", ["sh", "-c", probe], remove=True).decode().split()
 assert int(out[0]) > 0 and out[1] == "ro", out
 print("host config defaults: ok", flush=True)
+
+# Removing an image frees its layers then and there (they stayed on disk
+# until a prune), and lists them as dockerd does: the image, then each
+# layer nothing else uses, top first; one a container still stands on stays.
+before = api.df()["LayersSize"]
+c = api.create_container("busybox", ["sh", "-c", "head -c 1048576 /dev/urandom > /big"])
+api.start(c)
+api.wait(c)
+img = api.commit(c, repository="free10", tag="1")["Id"]
+api.remove_container(c)
+c = api.create_container("free10:1", ["true"])
+api.remove_container(c)
+assert api.df()["LayersSize"] > before
+out = api.remove_image("free10:1")
+kinds = [list(x.items())[0] for x in out]
+assert kinds[0] == ("Untagged", "free10:1") and kinds[1] == ("Deleted", img), kinds
+layers = [v for k, v in kinds[2:] if k == "Deleted"]
+assert len(layers) == 1 and layers[0].startswith("sha256:") and layers[0] != img, kinds
+assert api.df()["LayersSize"] < before + (1 << 20), (before, api.df()["LayersSize"])
+# Another name for busybox goes without a layer: busybox still has it.
+api.tag("busybox", "free10", "2")
+assert [list(x)[0] for x in api.remove_image("free10:2")] == ["Untagged"]
+print("image removal frees layers: ok", flush=True)
+
+# A kill refused is named as dockerd names it.
+c = api.create_container("busybox", ["true"])
+api_error(409, f"Cannot kill container: {c['Id']}: Container {c['Id']} is not running", api.kill, c["Id"])
+api.remove_container(c)
+
+# An ip-range gives the gateway (its first address, none given) and then
+# the containers' addresses, never an auxiliary one (one was handed out),
+# which no container may ask for either.
+base = subnet.rsplit(".", 1)[0]
+n = api.create_network("pyrange", options={"com.docker.network.bridge.name": bridge},
+    ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
+        subnet=subnet, iprange=base + ".128/25", aux_addresses={"a": base + ".129"})]))
+c = api.create_container("busybox", ["sleep", "100"], host_config=api.create_host_config(network_mode="pyrange"))
+api.start(c)
+got = [api.inspect_container(c)["NetworkSettings"]["Networks"]["pyrange"]["IPAddress"]]
+api.remove_container(c, force=True)
+assert got == [base + ".130"], got
+gw = api.inspect_network(n["Id"])["IPAM"]["Config"][0].get("Gateway")
+assert gw in (None, base + ".128"), gw
+c = api.create_container("busybox", ["sleep", "100"], host_config=api.create_host_config(network_mode="pyrange"),
+                         networking_config=api.create_networking_config({"pyrange": api.create_endpoint_config(ipv4_address=base + ".129")}))
+api_error(403, "Address already in use", api.start, c)
+api.remove_container(c, force=True)
+c = api.create_container("busybox", ["sleep", "100"], host_config=api.create_host_config(network_mode="pyrange"))
+api.start(c)
+c2 = api.create_container("busybox", ["sleep", "100"], host_config=api.create_host_config(network_mode="pyrange"))
+api.start(c2)
+ips = sorted(api.inspect_container(x)["NetworkSettings"]["Networks"]["pyrange"]["IPAddress"] for x in (c, c2))
+# (the next free ones: dockerd's allocator takes the lowest, CNI's
+# host-local goes round)
+assert all(130 <= int(ip.rsplit(".", 1)[1]) <= 254 for ip in ips), ips
+# On the default bridge an address is refused before "already there".
+cb = api.create_container("busybox", ["sleep", "100"])
+api.start(cb)
+api_error(400, "user specified IP address is supported on user defined networks only",
+          api.connect_container_to_network, cb, "bridge", ipv4_address=base + ".30")
+for x in (c, c2, cb):
+    api.remove_container(x, force=True)
+api.remove_network(n["Id"])
+print("ip-range and auxiliary addresses: ok", flush=True)
+
+# What a container on another's network cannot also ask for; a missing
+# one is no 404 (the docker CLI would go and pull the image).
+owner = api.create_container("busybox", ["sleep", "100"])
+api.start(owner)
+mode = "container:" + owner["Id"]
+for fragment, kw, hkw in [
+    ("conflicting options: hostname and the network mode", {"hostname": "h"}, {}),
+    ("conflicting options: dns and the network mode", {}, {"dns": ["1.1.1.1"]}),
+    ("conflicting options: custom host-to-IP mapping and the network mode", {}, {"extra_hosts": {"h": "1.2.3.4"}}),
+    ("conflicting options: port publishing and the container type network mode", {"ports": [80]}, {"port_bindings": {80: 8080}}),
+    ("conflicting options: port exposing and the container type network mode", {"ports": [80]}, {}),
+    ("conflicting options: mac-address and the network mode", {"mac_address": "02:42:ac:11:00:02"}, {}),
+]:
+    api_error(400, fragment, api.create_container, "busybox", ["true"],
+              host_config=api.create_host_config(network_mode=mode, **hkw), **kw)
+try:
+    c = api.create_container("busybox", ["true"], host_config=api.create_host_config(network_mode="container:pynosuch"))
+except docker.errors.APIError as e:  # berth: at create
+    assert e.status_code == 400 and "No such container: pynosuch" in e.explanation, (e.status_code, e.explanation)
+else:  # dockerd 20.10: at start
+    api_error(404, "No such container: pynosuch", api.start, c)
+    api.remove_container(c)
+api.remove_container(owner, force=True)
+api_error(400, "container cannot be connected to multiple networks with one of the networks in private (none) mode",
+          api.connect_container_to_network, api.create_container("busybox", ["true"], name="pynone")["Id"], "none")
+api.remove_container("pynone")
+try:  # dockerd 20.10 answers a 500
+    api.create_network("pybad", ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet="10.233.0.0/33")]))
+except docker.errors.APIError as e:
+    assert e.status_code in (400, 500) and "Invalid subnet 10.233.0.0/33 : invalid CIDR address: 10.233.0.0/33" in e.explanation, e.explanation
+else:
+    raise AssertionError("a /33 subnet was taken")
+print("network mode conflicts: ok", flush=True)
 
 print("longtail: all done")

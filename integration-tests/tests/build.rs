@@ -201,6 +201,7 @@ CMD ["cat /greeting"]
     );
     build(&s, &steps, &["-t", "steps"]).ok();
     assert_eq!(s.berth(&["images", "-aq"]).ok().lines().count(), before + 2);
+    // The two images; the RUN step's layer stays in the build cache.
     let out = s.berth(&["rmi", "steps"]).ok().to_string();
     assert_eq!(out.matches("Deleted: ").count(), 2, "{out}");
     assert_eq!(s.berth(&["images", "-aq"]).ok().lines().count(), before);

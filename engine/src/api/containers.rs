@@ -883,12 +883,18 @@ pub async fn restart(
 
 pub async fn kill(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> Result<Response> {
     let d = s.0;
-    let e = d.find(&id).map_err(|mut e| {
-        e.message = format!("Cannot kill container: {id}: {}", e.message);
+    // dockerd names the container in every failure but a bad signal
+    // (which its router refuses before it looks).
+    let named = |mut e: ApiError| {
+        if e.status != StatusCode::BAD_REQUEST {
+            e.message = format!("Cannot kill container: {id}: {}", e.message);
+        }
         e
-    })?;
+    };
+    let e = d.find(&id).map_err(named)?;
     d.kill(&e, q.get("signal").map(String::as_str).unwrap_or(""))
-        .await?;
+        .await
+        .map_err(named)?;
     Ok(no_content())
 }
 

@@ -1246,6 +1246,7 @@ pub async fn remove(
             if let Some(g) = g.as_ref().filter(|_| !noprune) {
                 prune_parents(&d, g, &mut out).await;
             }
+            free_layers(&d, g.as_ref(), &mut out).await;
         }
         return Ok(Json(json!(out)));
     }
@@ -1281,7 +1282,45 @@ pub async fn remove(
     if let Some(g) = g.as_ref().filter(|_| !noprune) {
         prune_parents(&d, g, &mut out).await;
     }
+    free_layers(&d, g.as_ref(), &mut out).await;
     Ok(Json(json!(out)))
+}
+
+/// Once an image is gone, its layers that nothing else uses go too (the
+/// space is freed now, as dockerd frees it, not at the next prune), each
+/// a "Deleted" line as dockerd lists them: the image's top layer first.
+/// A failed collection leaves them for the next one and fails nothing.
+async fn free_layers(d: &Daemon, g: Option<&Grouped>, out: &mut Vec<Value>) {
+    let mut removed = match d.lc.content_gc().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("freeing the layers of a removed image: {}", e.message());
+            return;
+        }
+    };
+    let order = g.map(|g| chain_ids(&g.diff_ids)).unwrap_or_default();
+    removed.sort_by_key(|c| std::cmp::Reverse(order.iter().position(|o| o == c)));
+    for c in removed {
+        out.push(json!({ "Deleted": c }));
+    }
+}
+
+/// The chain ids of a stack of layers (their diff ids, bottom first), as
+/// the OCI image spec defines them.
+fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+    use sha2::Digest;
+    let mut out: Vec<String> = Vec::new();
+    for diff in diff_ids {
+        let next = match out.last() {
+            None => diff.clone(),
+            Some(prev) => format!(
+                "sha256:{}",
+                hex::encode(sha2::Sha256::digest(format!("{prev} {diff}")))
+            ),
+        };
+        out.push(next);
+    }
+    out
 }
 
 /// An image gone: a line of the answer and dockerd's event.
@@ -1398,7 +1437,12 @@ pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
         deleted.push(json!({"Deleted": g.id}));
         reclaimed += g.size;
     }
-    let _ = d.lc.content_gc().await;
+    // The layers that went with them, as dockerd lists them.
+    if let Ok(layers) = d.lc.content_gc().await
+        && !deleted.is_empty()
+    {
+        deleted.extend(layers.into_iter().map(|c| json!({ "Deleted": c })));
+    }
     Ok(Json(
         json!({"ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}),
     ))
@@ -1568,6 +1612,19 @@ pub async fn commit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chain_ids_are_the_oci_specs() {
+        // chain(L1) = diff(L1); chain(Ln) = sha256(chain(Ln-1) + " " + diff(Ln))
+        let a = format!("sha256:{}", "a".repeat(64));
+        let b = format!("sha256:{}", "b".repeat(64));
+        let got = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(got[0], a);
+        use sha2::Digest;
+        let want = hex::encode(sha2::Sha256::digest(format!("{a} {b}")));
+        assert_eq!(got[1], format!("sha256:{want}"));
+        assert!(chain_ids(&[]).is_empty());
+    }
 
     #[test]
     fn loopback_and_listed_registries_are_insecure() {

@@ -249,11 +249,20 @@ pub async fn connect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Re
     }
     let mode = crate::daemon::netsetup::mode_network(&c.host_config.network_mode).to_string();
     let to_mode = d.networks.get(&mode).is_ok_and(|m| m.id == n.id);
+    if n.driver == "null" {
+        return Err(ApiError::bad_request(
+            "container cannot be connected to multiple networks with one of the networks in private (none) mode",
+        ));
+    }
     if n.driver != "bridge" {
         return Err(ApiError::forbidden(
             "container cannot be disconnected from host network or connected to host network",
         ));
     }
+    // The endpoint's own settings first, in dockerd's order.
+    let ep = b.endpoint_config.unwrap_or_default();
+    crate::daemon::netsetup::validate_endpoint(&n.name, &ep)?;
+    crate::daemon::netsetup::check_asked_address(&n, &ep)?;
     let on = d
         .container_networks(&c)
         .map(|v| v.iter().any(|(x, _)| x.id == n.id))
@@ -264,9 +273,6 @@ pub async fn connect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Re
             c.name, n.name
         )));
     }
-    let ep = b.endpoint_config.unwrap_or_default();
-    crate::daemon::netsetup::validate_endpoint(&n.name, &ep)?;
-    crate::daemon::netsetup::check_asked_address(&n, &ep)?;
     // Back on the mode's network after a disconnect: joined again.
     let detached = c.mode_detached;
     if to_mode {

@@ -96,6 +96,7 @@ impl Daemon {
                 "config cannot be empty in order to create a container",
             ));
         }
+        validate_net_container_mode(&config, &hc)?;
         let image = self.find_image(&config.image).await?;
         merge_image_config(&mut config, &image.config);
         let mut warnings = Vec::new();
@@ -163,19 +164,16 @@ impl Daemon {
     /// As dockerd: the modes that join another container's namespaces name
     /// it by id (a rename does not break them), and the container an IPC
     /// or PID mode names must exist (400, as dockerd's) — the one whose
-    /// network it joins too (berth says so at create, dockerd at start).
+    /// network it joins too (berth says so at create, dockerd at start;
+    /// a 400, not a 404, which the docker CLI takes for a missing image
+    /// and goes to pull).
     fn name_joined(&self, hc: &mut crate::types::HostConfig) -> Result<()> {
-        for (kind, mode) in [
-            ("ipc", &mut hc.ipc_mode),
-            ("pid", &mut hc.pid_mode),
-            ("network", &mut hc.network_mode),
-        ] {
+        for mode in [&mut hc.ipc_mode, &mut hc.pid_mode, &mut hc.network_mode] {
             let Some(other) = mode.strip_prefix("container:") else {
                 continue;
             };
             match self.find(other) {
                 Ok(e) => *mode = format!("container:{}", e.id),
-                Err(err) if kind == "network" => return Err(err),
                 Err(err) => return Err(ApiError::bad_request(err.message)),
             }
         }
@@ -565,6 +563,38 @@ pub fn validate_host_config(
     }
     super::spec::parse_security_opts(&hc.security_opt)?;
     Ok(())
+}
+
+/// What a container that joins another's network (or the host's) cannot
+/// also ask for, checked on the request as dockerd checks it (before the
+/// image's config is merged in: an image's EXPOSE is no conflict).
+pub fn validate_net_container_mode(
+    c: &crate::types::Config,
+    hc: &crate::types::HostConfig,
+) -> Result<()> {
+    let mode = hc.network_mode.as_str();
+    let container = mode.starts_with("container:");
+    if mode == "container" || mode == "container:" {
+        return Err(ApiError::bad_request(
+            "Invalid network mode: invalid container format container:<name|id>",
+        ));
+    }
+    let conflict = if container && !c.hostname.is_empty() {
+        "conflicting options: hostname and the network mode"
+    } else if container && hc.dns.as_ref().is_some_and(|d| !d.is_empty()) {
+        "conflicting options: dns and the network mode"
+    } else if container && !hc.extra_hosts.is_empty() {
+        "conflicting options: custom host-to-IP mapping and the network mode"
+    } else if (container || mode == "host") && !c.mac_address.is_empty() {
+        "conflicting options: mac-address and the network mode"
+    } else if container && (!hc.port_bindings.is_empty() || hc.publish_all_ports) {
+        "conflicting options: port publishing and the container type network mode"
+    } else if container && !c.exposed_ports.is_empty() {
+        "conflicting options: port exposing and the container type network mode"
+    } else {
+        return Ok(());
+    };
+    Err(ApiError::bad_request(conflict))
 }
 
 /// The restart policy's name and retry count, and that it does not fight

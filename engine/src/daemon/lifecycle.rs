@@ -79,12 +79,13 @@ impl Lifecycle {
     pub fn content(&self) -> ContentClient<Channel> {
         ContentClient::new(self.channel.clone())
     }
-    /// Frees blobs and snapshots nothing refers to any more.
-    pub async fn content_gc(&self) -> Result<(), tonic::Status> {
+    /// Frees blobs and snapshots nothing refers to any more; the chain
+    /// ids of the layers it removed.
+    pub async fn content_gc(&self) -> Result<Vec<String>, tonic::Status> {
         self.content()
             .garbage_collect(self.req(()))
             .await
-            .map(|_| ())
+            .map(|r| r.into_inner().removed_layers)
     }
     pub fn version(&self) -> VersionClient<Channel> {
         VersionClient::new(self.channel.clone())

@@ -474,6 +474,10 @@ impl Daemon {
             if !subnet.contains(&addr) {
                 return Err(outside(ip));
             }
+            // An auxiliary address is the network's, never a container's.
+            if n.aux_addresses.values().any(|a| a == ip) {
+                return Err(ApiError::forbidden("Address already in use"));
+            }
         }
         let ip6 = ep
             .ipam_config

@@ -65,6 +65,47 @@ pub struct Network {
 }
 
 impl Network {
+    /// Where containers' IPv4 addresses come from when the network has an
+    /// ip-range or auxiliary addresses (None: the whole subnet): spans of
+    /// first..=last, as dockerd's allocator takes them — from the range's
+    /// first address (its own network address too, unless it is the
+    /// subnet's) to its last below the subnet's broadcast, skipping each
+    /// auxiliary address.
+    fn pool4(&self) -> Option<Vec<(std::net::Ipv4Addr, std::net::Ipv4Addr)>> {
+        if self.ip_range.is_empty() && self.aux_addresses.is_empty() {
+            return None;
+        }
+        let subnet: Ipv4Net = self.subnet.parse().ok()?;
+        let bounds = |net: Ipv4Net| (u32::from(net.network()), u32::from(net.broadcast()));
+        let (lo, hi) = bounds(subnet);
+        let (mut first, mut last) = (lo + 1, hi.saturating_sub(1));
+        if let Ok(r) = self.ip_range.parse::<Ipv4Net>() {
+            let (rlo, rhi) = bounds(r);
+            first = first.max(rlo);
+            last = last.min(rhi);
+        }
+        let mut skip: Vec<u32> = self
+            .aux_addresses
+            .values()
+            .filter_map(|a| a.parse::<std::net::Ipv4Addr>().ok())
+            .map(u32::from)
+            .filter(|a| (first..=last).contains(a))
+            .collect();
+        skip.sort_unstable();
+        let mut out = Vec::new();
+        let mut from = first;
+        for a in skip {
+            if a > from {
+                out.push((from, a - 1));
+            }
+            from = a + 1;
+        }
+        if from <= last {
+            out.push((from, last));
+        }
+        Some(out.into_iter().map(|(a, b)| (a.into(), b.into())).collect())
+    }
+
     /// The default bridge gives no names (as Docker's); user networks do.
     pub fn resolves_names(&self) -> bool {
         self.driver == "bridge" && self.name != "bridge"
@@ -79,21 +120,22 @@ impl Network {
         mac: Option<&str>,
         ports: bool,
     ) -> Value {
-        let mut range = json!({"subnet": self.subnet, "gateway": self.gateway});
-        if let Ok(r) = self.ip_range.parse::<Ipv4Net>()
-            && let (Some(first), Some(last)) = (r.hosts().next(), r.hosts().next_back())
-        {
-            range["rangeStart"] = json!(first.to_string());
-            range["rangeEnd"] = json!(last.to_string());
-        }
-        if ip.is_some() {
-            // A fixed address may be anywhere in the subnet.
-            if let Some(o) = range.as_object_mut() {
-                o.remove("rangeStart");
-                o.remove("rangeEnd");
-            }
-        }
-        let mut ranges = vec![json!([range])];
+        let range = json!({"subnet": self.subnet, "gateway": self.gateway});
+        // A fixed address may be anywhere in the subnet; others come from
+        // the ip-range, without the auxiliary addresses.
+        let set: Vec<Value> = match self.pool4() {
+            Some(pieces) if ip.is_none() => pieces
+                .into_iter()
+                .map(|(first, last)| {
+                    let mut r = range.clone();
+                    r["rangeStart"] = json!(first.to_string());
+                    r["rangeEnd"] = json!(last.to_string());
+                    r
+                })
+                .collect(),
+            _ => vec![range],
+        };
+        let mut ranges = vec![json!(set)];
         let mut routes = if self.internal {
             json!([])
         } else {
@@ -731,7 +773,7 @@ impl Networks {
         } else {
             let s: Ipv4Net = cfg.subnet.parse().map_err(|_| {
                 ApiError::bad_request(format!(
-                    "invalid subnet {}: invalid CIDR address",
+                    "Invalid subnet {0} : invalid CIDR address: {0}",
                     cfg.subnet
                 ))
             })?;
@@ -757,8 +799,13 @@ impl Networks {
             }
             s
         };
+        let range: Option<Ipv4Net> = cfg.ip_range.parse().ok();
         let gateway = if cfg.gateway.is_empty() {
-            first_host(&subnet)
+            // dockerd takes it from the ip-range when there is one.
+            match range.filter(|r| r.network() != subnet.network()) {
+                Some(r) => r.network().to_string(),
+                None => first_host(&subnet),
+            }
         } else {
             let g: std::net::Ipv4Addr = cfg.gateway.parse().map_err(|_| {
                 ApiError::bad_request(format!("invalid gateway address {}", cfg.gateway))
@@ -853,7 +900,10 @@ impl Networks {
     /// A network's IPv6 subnet and gateway, checked as its IPv4 one is.
     fn check_subnet6(&self, c: &IpamConfig) -> Result<(String, String, String)> {
         let s: Ipv6Net = c.subnet.parse().map_err(|_| {
-            ApiError::bad_request(format!("invalid subnet {}: invalid CIDR address", c.subnet))
+            ApiError::bad_request(format!(
+                "Invalid subnet {0} : invalid CIDR address: {0}",
+                c.subnet
+            ))
         })?;
         // dockerd takes "2001:389::1/64" for its network.
         let s = s.trunc();
@@ -1015,6 +1065,73 @@ fn new_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_come_from_the_ip_range_without_the_auxiliary_ones() {
+        let net = |range: &str, aux: Value| -> Network {
+            serde_json::from_value(json!({
+                "id": "x", "name": "x", "driver": "bridge", "bridge": "x",
+                "created": {"secs_since_epoch": 0, "nanos_since_epoch": 0},
+                "subnet": "10.231.0.0/24", "gateway": "10.231.0.1",
+                "ip_range": range, "aux_addresses": aux,
+            }))
+            .unwrap()
+        };
+        let spans = |n: &Network| -> Vec<(String, String)> {
+            n.pool4()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let s = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert!(net("", json!({})).pool4().is_none());
+        // dockerd hands out the range's own network address first.
+        assert_eq!(
+            spans(&net("10.231.0.128/25", json!({}))),
+            [s("10.231.0.128", "10.231.0.254")]
+        );
+        assert_eq!(
+            spans(&net(
+                "10.231.0.128/25",
+                json!({"a": "10.231.0.129", "b": "10.231.0.200", "out": "10.231.0.5"})
+            )),
+            [
+                s("10.231.0.128", "10.231.0.128"),
+                s("10.231.0.130", "10.231.0.199"),
+                s("10.231.0.201", "10.231.0.254")
+            ]
+        );
+        assert_eq!(
+            spans(&net("", json!({"a": "10.231.0.2"}))),
+            [
+                s("10.231.0.1", "10.231.0.1"),
+                s("10.231.0.3", "10.231.0.254")
+            ]
+        );
+        let list = net("10.231.0.128/25", json!({"a": "10.231.0.129"})).conflist(
+            Path::new("/x"),
+            None,
+            None,
+            None,
+            false,
+        );
+        let ranges = &list["plugins"][0]["ipam"]["ranges"][0];
+        assert_eq!(ranges.as_array().map(Vec::len), Some(2), "{ranges}");
+        assert_eq!(ranges[0]["gateway"], "10.231.0.1");
+        let fixed = net("10.231.0.128/25", json!({"a": "10.231.0.129"})).conflist(
+            Path::new("/x"),
+            Some("10.231.0.9"),
+            None,
+            None,
+            false,
+        );
+        assert!(
+            fixed["plugins"][0]["ipam"]["ranges"][0][0]
+                .get("rangeStart")
+                .is_none()
+        );
+    }
 
     fn nets(dir: &Path) -> Networks {
         let pools = [json!({"base": "10.213.0.0/16", "size": 24})];

@@ -97,6 +97,7 @@ impl Content for Service {
             blobs_removed: r.blobs_removed.len() as u32,
             snapshots_removed: r.snapshots_removed.len() as u32,
             bytes_freed: r.bytes_freed as i64,
+            removed_layers: r.snapshots_removed.iter().map(|c| c.to_string()).collect(),
         }))
     }
 }
