@@ -1459,4 +1459,24 @@ else:
     raise AssertionError("a /33 subnet was taken")
 print("network mode conflicts: ok", flush=True)
 
+# dockerd's init layer: every container has an empty /.dockerenv and
+# /etc/mtab linked to /proc/mounts; diff and commit leave them out,
+# export has them.
+c = api.create_container("busybox", ["sh", "-c", "stat -c '%a %s' /.dockerenv; readlink /etc/mtab; echo x > /new"])
+api.start(c)
+api.wait(c)
+assert api.logs(c).decode().split("\n")[:2] == ["755 0", "/proc/mounts"], api.logs(c)
+assert api.diff(c) == [{"Path": "/new", "Kind": 1}], api.diff(c)
+names = tarfile.open(fileobj=io.BytesIO(b"".join(api.export(c))), mode="r|").getnames()
+assert ".dockerenv" in names and "etc/mtab" in names, names
+img = api.commit(c, repository="pyinit", tag="1")["Id"]
+saved = tarfile.open(fileobj=io.BytesIO(b"".join(api.get_image("pyinit:1"))), mode="r:")
+manifest = json.load(saved.extractfile("manifest.json"))
+top = tarfile.open(fileobj=saved.extractfile(manifest[0]["Layers"][-1]), mode="r|*")
+layer = [n.lstrip("./") for n in top.getnames()]
+assert "new" in layer and ".dockerenv" not in layer and "etc/mtab" not in layer, layer
+api.remove_container(c)
+api.remove_image("pyinit:1")
+print("init layer files: ok", flush=True)
+
 print("longtail: all done")

@@ -418,9 +418,15 @@ pub fn write_archive(
         }
         // unpack_in refuses entries that would land outside `dir`, also
         // through symlinks the container holds.
-        entry
-            .unpack_in(&dir)
-            .map_err(|e| Status::invalid_argument(format!("extracting {}: {e}", rel.display())))?;
+        entry.unpack_in(&dir).map_err(|e| {
+            // The tar crate's own error names the file; why is its source.
+            let why = std::error::Error::source(&e).map(|s| format!(": {s}"));
+            Status::invalid_argument(format!(
+                "extracting {}: {e}{}",
+                rel.display(),
+                why.unwrap_or_default()
+            ))
+        })?;
         if entry.header().entry_type().is_dir()
             && let Ok(mtime) = entry.header().mtime()
         {

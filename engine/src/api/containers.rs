@@ -325,7 +325,13 @@ pub async fn disk_sizes(d: &Daemon) -> std::collections::HashMap<String, (i64, i
     let mut out = std::collections::HashMap::new();
     for e in d.all() {
         let c = e.c.lock().await;
-        let own = rw.get(&c.id).copied().unwrap_or(0);
+        let own = rw
+            .get(&c.id)
+            .map(|n| {
+                n.saturating_sub(crate::daemon::files::INIT_LAYER_BYTES)
+                    .max(0)
+            })
+            .unwrap_or(0);
         let image = images.get(&c.image_id).copied().unwrap_or(0);
         out.insert(c.id.clone(), (own, own + image));
     }

@@ -273,7 +273,11 @@ impl Daemon {
             }))
             .await?;
         berth_fault::point("berthd:create.after-lifecycled-create");
-        let saved = match self.make_working_dir(id, &c.config.working_dir).await {
+        let prepared = match self.init_layer(id).await {
+            Ok(()) => self.make_working_dir(id, &c.config.working_dir).await,
+            Err(e) => Err(e),
+        };
+        let saved = match prepared {
             Ok(()) => c
                 .save()
                 .map_err(|e| ApiError::internal(format!("saving container {id}: {e}"))),
@@ -363,6 +367,35 @@ impl Daemon {
     /// Makes the working directory in the container's filesystem when it
     /// is missing, owned by root, as dockerd does at create (the process
     /// would otherwise fail to chdir).
+    /// Unpacks dockerd's init-layer files into the new container's root
+    /// (diff and commit leave them out, as they leave out dockerd's).
+    async fn init_layer(&self, id: &str) -> Result<()> {
+        let tar = super::files::init_layer_tar()
+            .map_err(|e| ApiError::internal(format!("init layer: {e}")))?;
+        let first = api::WriteArchiveRequest {
+            kind: Some(api::write_archive_request::Kind::Target(
+                api::ArchiveRequest {
+                    key: id.to_string(),
+                    path: "/".into(),
+                    ..Default::default()
+                },
+            )),
+            no_overwrite_dir_non_dir: false,
+            create_path: false,
+        };
+        let body = api::WriteArchiveRequest {
+            kind: Some(api::write_archive_request::Kind::Chunk(tar)),
+            no_overwrite_dir_non_dir: false,
+            create_path: false,
+        };
+        self.lc
+            .snapshots()
+            .write_archive(self.lc.req(futures::stream::iter([first, body])))
+            .await
+            .map_err(|s| ApiError::internal(format!("init layer: {}", s.message())))?;
+        Ok(())
+    }
+
     async fn make_working_dir(&self, id: &str, dir: &str) -> Result<()> {
         if dir.is_empty() || dir == "/" {
             return Ok(());

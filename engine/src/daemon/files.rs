@@ -20,7 +20,41 @@ pub const MOUNT_POINTS: &[&str] = &[
     "/dev",
     "/proc",
     "/sys",
+    // What every container gets at create (dockerd's init layer).
+    "/.dockerenv",
+    "/etc/mtab",
 ];
+
+/// What the init-layer files hold (the link's target; `.dockerenv` is
+/// empty): left out of a container's size, as dockerd's init layer is.
+pub const INIT_LAYER_BYTES: i64 = "/proc/mounts".len() as i64;
+
+/// The files dockerd's init layer gives every container, as a tar to
+/// unpack at its root: an empty `/.dockerenv` (how software tells it runs
+/// in a container) and `/etc/mtab` linked to `/proc/mounts`.
+pub fn init_layer_tar() -> std::io::Result<Vec<u8>> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut b = tar::Builder::new(Vec::new());
+    let mut env = tar::Header::new_gnu();
+    env.set_entry_type(tar::EntryType::Regular);
+    env.set_mode(0o755);
+    env.set_size(0);
+    env.set_mtime(now);
+    env.set_uid(0);
+    env.set_gid(0);
+    b.append_data(&mut env, ".dockerenv", std::io::empty())?;
+    let mut mtab = tar::Header::new_gnu();
+    mtab.set_entry_type(tar::EntryType::Symlink);
+    mtab.set_mode(0o777);
+    mtab.set_size(0);
+    mtab.set_mtime(now);
+    mtab.set_uid(0);
+    mtab.set_gid(0);
+    b.append_link(&mut mtab, "etc/mtab", "/proc/mounts")?;
+    b.into_inner()
+}
 
 /// A container's changes as `diff` shows them: without the mount points,
 /// nor a directory that only changed because one was made in it.
@@ -624,5 +658,30 @@ mod user_tests {
             "unable to find group ghosts: no matching entries in group file"
         );
         assert_eq!(err("user", &["ghosts"]), "unable to find group ghosts");
+    }
+}
+
+#[cfg(test)]
+mod init_layer_tests {
+    #[test]
+    fn the_init_layer_unpacks_as_lifecycled_unpacks_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar = super::init_layer_tar().unwrap();
+        let mut ar = tar::Archive::new(&tar[..]);
+        ar.set_preserve_permissions(true);
+        ar.set_preserve_mtime(true);
+        ar.set_preserve_ownerships(true);
+        ar.set_overwrite(true);
+        ar.set_unpack_xattrs(true);
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            e.unpack_in(dir.path()).unwrap();
+        }
+        let env = std::fs::metadata(dir.path().join(".dockerenv")).unwrap();
+        assert_eq!(env.len(), 0);
+        assert_eq!(
+            std::fs::read_link(dir.path().join("etc/mtab")).unwrap(),
+            std::path::Path::new("/proc/mounts")
+        );
     }
 }
