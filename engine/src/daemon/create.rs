@@ -284,11 +284,7 @@ impl Daemon {
             Err(e) => Err(e),
         };
         if let Err(e) = saved {
-            let _ = self
-                .lc
-                .containers()
-                .delete(self.lc.req(api::ContainerRequest { id: id.to_string() }))
-                .await;
+            self.forget_in_lifecycled(id.to_string());
             return Err(e);
         }
         self.container_event(&c, "create", &[]);
@@ -367,6 +363,28 @@ impl Daemon {
     /// Makes the working directory in the container's filesystem when it
     /// is missing, owned by root, as dockerd does at create (the process
     /// would otherwise fail to chdir).
+    /// Deletes lifecycled's container of a create that failed after
+    /// lifecycled made it, asking again while lifecycled is away (dying
+    /// is what made the create fail, often): no record will own it, and
+    /// only an engine restart would otherwise find it.
+    fn forget_in_lifecycled(self: &Arc<Self>, id: String) {
+        let d = self.clone();
+        tokio::spawn(async move {
+            let mut delay = std::time::Duration::from_millis(100);
+            for _ in 0..40 {
+                let req = d.lc.req(api::ContainerRequest { id: id.clone() });
+                match d.lc.containers().delete(req).await {
+                    Ok(_) => return,
+                    Err(s) if s.code() == tonic::Code::NotFound => return,
+                    Err(s) => tracing::debug!("deleting {id} from lifecycled: {}", s.message()),
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(2));
+            }
+            tracing::warn!("gave up deleting {id} from lifecycled: the next engine start will");
+        });
+    }
+
     /// Unpacks dockerd's init-layer files into the new container's root
     /// (diff and commit leave them out, as they leave out dockerd's).
     async fn init_layer(&self, id: &str) -> Result<()> {
