@@ -679,7 +679,11 @@ fn bad_network_input_is_refused_and_changes_nothing() {
         "{out:?}"
     );
     let out = s.berth(&["network", "create", "--subnet", "10.0.0.0/33", "n3"]);
-    assert!(out.stderr.contains("invalid subnet"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("Invalid subnet 10.0.0.0/33 : invalid CIDR address: 10.0.0.0/33"),
+        "{out:?}"
+    );
     let out = s.berth(&["network", "create", "--ipam-driver", "nosuch", "n4"]);
     assert!(
         out.stderr.contains("plugin \"nosuch\" not found"),
