@@ -360,9 +360,6 @@ impl Daemon {
         }
     }
 
-    /// Makes the working directory in the container's filesystem when it
-    /// is missing, owned by root, as dockerd does at create (the process
-    /// would otherwise fail to chdir).
     /// Deletes lifecycled's container of a create that failed after
     /// lifecycled made it, asking again while lifecycled is away (dying
     /// is what made the create fail, often): no record will own it, and
@@ -414,6 +411,9 @@ impl Daemon {
         Ok(())
     }
 
+    /// Makes the working directory in the container's filesystem when it
+    /// is missing, owned by root, as dockerd does at create (the process
+    /// would otherwise fail to chdir).
     async fn make_working_dir(&self, id: &str, dir: &str) -> Result<()> {
         if dir.is_empty() || dir == "/" {
             return Ok(());
