@@ -559,11 +559,8 @@ impl ContainerOpts {
         // As the docker CLI: `systempaths=unconfined` is no engine option
         // but empty masked and read-only path lists.
         let unconfined = "systempaths=unconfined";
-        let security_opt: Vec<&String> = self
-            .security_opt
-            .iter()
-            .filter(|o| *o != unconfined)
-            .collect();
+        let (paths, security_opt): (Vec<&String>, Vec<&String>) =
+            self.security_opt.iter().partition(|o| *o == unconfined);
         let attach_all = self.attach.is_empty();
         let attached = |s: &str| self.attach.iter().any(|a| a.eq_ignore_ascii_case(s));
         let mut hc = json!({
@@ -604,7 +601,7 @@ impl ContainerOpts {
             "NanoCpus": self.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0),
             "PidsLimit": self.pids_limit,
         });
-        if self.security_opt.iter().any(|o| o == unconfined) {
+        if !paths.is_empty() {
             hc["MaskedPaths"] = json!([]);
             hc["ReadonlyPaths"] = json!([]);
         }

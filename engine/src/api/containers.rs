@@ -712,7 +712,7 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Response> {
     }
     // The values dockerd checks before it lists, in its words.
     for v in f.get("exited").into_iter().flatten() {
-        if v.parse::<i32>().is_err() {
+        if v.parse::<i64>().is_err() {
             return Err(ApiError::bad_request(format!(
                 "strconv.Atoi: parsing {v:?}: invalid syntax"
             )));

@@ -387,28 +387,9 @@ impl Daemon {
     async fn init_layer(&self, id: &str) -> Result<()> {
         let tar = super::files::init_layer_tar()
             .map_err(|e| ApiError::internal(format!("init layer: {e}")))?;
-        let first = api::WriteArchiveRequest {
-            kind: Some(api::write_archive_request::Kind::Target(
-                api::ArchiveRequest {
-                    key: id.to_string(),
-                    path: "/".into(),
-                    ..Default::default()
-                },
-            )),
-            no_overwrite_dir_non_dir: false,
-            create_path: false,
-        };
-        let body = api::WriteArchiveRequest {
-            kind: Some(api::write_archive_request::Kind::Chunk(tar)),
-            no_overwrite_dir_non_dir: false,
-            create_path: false,
-        };
-        self.lc
-            .snapshots()
-            .write_archive(self.lc.req(futures::stream::iter([first, body])))
+        self.write_into(id, "/", false, tar)
             .await
-            .map_err(|s| ApiError::internal(format!("init layer: {}", s.message())))?;
-        Ok(())
+            .map_err(|s| ApiError::internal(format!("init layer: {}", s.message())))
     }
 
     /// Makes the working directory in the container's filesystem when it
@@ -418,26 +399,8 @@ impl Daemon {
         if dir.is_empty() || dir == "/" {
             return Ok(());
         }
-        let first = api::WriteArchiveRequest {
-            kind: Some(api::write_archive_request::Kind::Target(
-                api::ArchiveRequest {
-                    key: id.to_string(),
-                    path: dir.to_string(),
-                    ..Default::default()
-                },
-            )),
-            no_overwrite_dir_non_dir: false,
-            create_path: true,
-        };
         // An empty tar: only the path is made.
-        let empty = api::WriteArchiveRequest {
-            kind: Some(api::write_archive_request::Kind::Chunk(vec![0u8; 1024])),
-            no_overwrite_dir_non_dir: false,
-            create_path: false,
-        };
-        self.lc
-            .snapshots()
-            .write_archive(self.lc.req(futures::stream::iter([first, empty])))
+        self.write_into(id, dir, true, vec![0u8; 1024])
             .await
             .map_err(|s| {
                 ApiError::bad_request(if s.message().contains("not a directory") {
@@ -445,8 +408,39 @@ impl Daemon {
                 } else {
                     format!("Cannot mkdir: {dir}: {}", s.message())
                 })
-            })?;
-        Ok(())
+            })
+    }
+
+    /// Unpacks `tar` at `path` in a container's filesystem, the path made
+    /// first (root-owned, as a build's COPY makes it) when `create_path`.
+    async fn write_into(
+        &self,
+        id: &str,
+        path: &str,
+        create_path: bool,
+        tar: Vec<u8>,
+    ) -> std::result::Result<(), tonic::Status> {
+        let target = api::WriteArchiveRequest {
+            kind: Some(api::write_archive_request::Kind::Target(
+                api::ArchiveRequest {
+                    key: id.to_string(),
+                    path: path.to_string(),
+                    ..Default::default()
+                },
+            )),
+            no_overwrite_dir_non_dir: false,
+            create_path,
+        };
+        let body = api::WriteArchiveRequest {
+            kind: Some(api::write_archive_request::Kind::Chunk(tar)),
+            no_overwrite_dir_non_dir: false,
+            create_path: false,
+        };
+        self.lc
+            .snapshots()
+            .write_archive(self.lc.req(futures::stream::iter([target, body])))
+            .await
+            .map(|_| ())
     }
 }
 

@@ -36,22 +36,21 @@ pub fn init_layer_tar() -> std::io::Result<Vec<u8>> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    // Empty and root's (the unpacker takes a header's owner as given).
+    let header = |kind: tar::EntryType, mode: u32| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(0);
+        h.set_mtime(now);
+        h.set_uid(0);
+        h.set_gid(0);
+        h
+    };
     let mut b = tar::Builder::new(Vec::new());
-    let mut env = tar::Header::new_gnu();
-    env.set_entry_type(tar::EntryType::Regular);
-    env.set_mode(0o755);
-    env.set_size(0);
-    env.set_mtime(now);
-    env.set_uid(0);
-    env.set_gid(0);
+    let mut env = header(tar::EntryType::Regular, 0o755);
     b.append_data(&mut env, ".dockerenv", std::io::empty())?;
-    let mut mtab = tar::Header::new_gnu();
-    mtab.set_entry_type(tar::EntryType::Symlink);
-    mtab.set_mode(0o777);
-    mtab.set_size(0);
-    mtab.set_mtime(now);
-    mtab.set_uid(0);
-    mtab.set_gid(0);
+    let mut mtab = header(tar::EntryType::Symlink, 0o777);
     b.append_link(&mut mtab, "etc/mtab", "/proc/mounts")?;
     b.into_inner()
 }

@@ -475,7 +475,10 @@ impl Daemon {
                 return Err(outside(ip));
             }
             // An auxiliary address is the network's, never a container's.
-            if n.aux_addresses.values().any(|a| a == ip) {
+            if n.aux_addresses
+                .values()
+                .any(|a| a.parse::<std::net::Ipv4Addr>() == Ok(addr))
+            {
                 return Err(ApiError::forbidden("Address already in use"));
             }
         }
