@@ -17,8 +17,9 @@ use clap::Parser;
         with no way out; each further line is a container as `id ipv4 ipv6 name,name…` and, \
         for legacy links, `alias@id,…` answered to that container alone. Only containers on \
         a network are answered, and only with the names on the networks they are on; other \
-        names are forwarded only for containers on a network with a way out. SIGHUP reads \
-        the directory again \
+        names are forwarded only for containers on a network with a way out. With --netns-dir, each container is answered at \
+        127.0.0.11 inside its own network namespace as well (as from its addresses). \
+        SIGHUP reads the directory again \
         (listeners of unchanged addresses are kept); SIGTERM stops the server. berthd starts \
         and signals it; it is not meant to be run by hand except to try it."
 )]
@@ -36,6 +37,12 @@ pub struct Args {
     /// repeatable.
     #[arg(long = "upstream", value_name = "ADDR:PORT")]
     pub upstreams: Vec<SocketAddr>,
+    /// Where the containers' network namespaces are held, one file per
+    /// container named by its id: each container with a record is also
+    /// answered at 127.0.0.11 inside its namespace, as Docker's embedded
+    /// DNS is (for software configured with that address).
+    #[arg(long, value_name = "DIR")]
+    pub netns_dir: Option<PathBuf>,
     /// Stay in the foreground; by default the server detaches once it
     /// listens, and its start command returns.
     #[arg(long)]

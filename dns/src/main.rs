@@ -79,6 +79,7 @@ fn run(args: Args, ready: Option<OwnedFd>) -> anyhow::Result<()> {
             port: args.port,
             resolv_conf: args.resolv_conf,
             upstreams: args.upstreams,
+            netns_dir: args.netns_dir,
         });
         server
             .reload()

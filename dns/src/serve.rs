@@ -1,13 +1,15 @@
-//! The listeners, one UDP socket and one TCP listener per served address,
-//! and the records they answer from. A reload swaps the records in one
+//! The listeners, one UDP socket and one TCP listener per served address
+//! (and, with a namespace directory, per container at 127.0.0.11 inside
+//! its own network namespace), and the records they answer from. A reload swaps the records in one
 //! step and touches only the listeners of addresses that came or went: a
 //! query that arrives during a reload is answered from the records before
 //! or after it, never refused.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -23,6 +25,11 @@ use tokio::task::JoinHandle;
 use crate::answer::{Outcome, TCP_MOST, UDP_PLAIN, answer, server_failure};
 use crate::upstream;
 use crate::zone::Zone;
+
+/// Where a container finds Docker's embedded DNS from inside its own
+/// namespace: software is configured with it (nginx's `resolver
+/// 127.0.0.11`), whatever resolv.conf says.
+pub const RESOLVER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 
 /// How long the listeners of an address no network is served on any
 /// more are kept: a network made again at once (compose down, then up)
@@ -42,6 +49,9 @@ pub struct Config {
     pub resolv_conf: PathBuf,
     /// Instead of the resolv.conf's servers.
     pub upstreams: Vec<SocketAddr>,
+    /// The containers' network namespaces, one file per container named
+    /// by its id: each is served at [`RESOLVER`] inside its own.
+    pub netns_dir: Option<PathBuf>,
 }
 
 /// What the listeners answer from, replaced whole on a reload.
@@ -54,6 +64,8 @@ pub struct Server {
     cfg: Config,
     served: RwLock<Arc<Served>>,
     listeners: Mutex<HashMap<IpAddr, Listener>>,
+    /// By container id.
+    inside: Mutex<HashMap<String, Inside>>,
     forwards: Arc<Semaphore>,
     tcp_askers: Arc<Semaphore>,
 }
@@ -64,6 +76,35 @@ struct Listener {
     tcp: Option<JoinHandle<()>>,
     /// Since when no network is served here.
     retired: Option<Instant>,
+}
+
+/// A container's listeners at [`RESOLVER`] in its namespace.
+struct Inside {
+    /// The namespace file's device and inode: a container started again
+    /// has a new namespace at the same path, and is listened for in it.
+    ns: (u64, u64),
+    _listener: Listener,
+}
+
+/// Who asks on a listener: on a gateway, the asker's address tells; at
+/// [`RESOLVER`] every asker comes from the namespace's loopback, and the
+/// listener tells which container it is.
+#[derive(Clone)]
+enum Who {
+    Peer,
+    Container(Arc<str>),
+}
+
+impl Who {
+    /// The address the asker is answered as: a container asks as one of
+    /// its addresses (and sees the names of all its networks); one whose
+    /// records are gone asks as its loopback, which no record has.
+    fn asker(&self, zone: &Zone, peer: IpAddr) -> IpAddr {
+        match self {
+            Who::Peer => peer,
+            Who::Container(id) => zone.address_of(id).unwrap_or(peer),
+        }
+    }
 }
 
 impl Drop for Listener {
@@ -83,6 +124,7 @@ impl Server {
                 upstreams: Vec::new(),
             })),
             listeners: Mutex::new(HashMap::new()),
+            inside: Mutex::new(HashMap::new()),
             forwards: Arc::new(Semaphore::new(FORWARDS)),
             tcp_askers: Arc::new(Semaphore::new(TCP_ASKERS)),
         })
@@ -122,9 +164,10 @@ impl Server {
                 }
             }
         }
-        self.listen();
-        *self.served.write().unwrap_or_else(|e| e.into_inner()) =
-            Arc::new(Served { zone, upstreams });
+        self.listen_gateways();
+        let served = Arc::new(Served { zone, upstreams });
+        *self.served.write().unwrap_or_else(|e| e.into_inner()) = served.clone();
+        self.listen_inside(&served.zone);
         Ok(networks)
     }
 
@@ -132,6 +175,11 @@ impl Server {
     /// moment ago is tried again on the next tick) and lets go of
     /// listeners retired long enough.
     pub fn listen(self: &Arc<Self>) {
+        self.listen_gateways();
+        self.listen_inside(&self.served().zone);
+    }
+
+    fn listen_gateways(self: &Arc<Self>) {
         let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
         listeners.retain(|_, l| l.retired.is_none_or(|at| at.elapsed() < LINGER));
         for (ip, l) in listeners.iter_mut() {
@@ -142,21 +190,76 @@ impl Server {
                 match udp_socket(*ip, self.cfg.port) {
                     Ok(sock) => {
                         tracing::debug!("serving {ip} over UDP");
-                        l.udp = Some(tokio::spawn(self.clone().serve_udp(Arc::new(sock))));
+                        l.udp = Some(tokio::spawn(
+                            self.clone().serve_udp(Arc::new(sock), Who::Peer),
+                        ));
                     }
                     Err(e) => tracing::warn!("listening on {ip} port {} (UDP): {e}", self.cfg.port),
                 }
             }
             if l.tcp.is_none() {
                 match tcp_listener(*ip, self.cfg.port) {
-                    Ok(lis) => l.tcp = Some(tokio::spawn(self.clone().serve_tcp(lis))),
+                    Ok(lis) => l.tcp = Some(tokio::spawn(self.clone().serve_tcp(lis, Who::Peer))),
                     Err(e) => tracing::warn!("listening on {ip} port {} (TCP): {e}", self.cfg.port),
                 }
             }
         }
     }
 
-    async fn serve_udp(self: Arc<Self>, sock: Arc<UdpSocket>) {
+    /// Each container with a record (and a namespace file) listened for
+    /// at [`RESOLVER`] in its namespace; the listeners of containers gone
+    /// let go at once (a socket holds its namespace alive). One that
+    /// cannot be bound now is tried again on the next tick.
+    fn listen_inside(self: &Arc<Self>, zone: &Zone) {
+        let Some(dir) = &self.cfg.netns_dir else {
+            return;
+        };
+        let wanted = zone.containers();
+        let mut inside = self.inside.lock().unwrap_or_else(|e| e.into_inner());
+        inside.retain(|id, _| wanted.contains(id.as_str()));
+        for id in wanted {
+            let path = dir.join(id);
+            let Ok(meta) = std::fs::metadata(&path) else {
+                inside.remove(id);
+                continue;
+            };
+            let ns = (meta.dev(), meta.ino());
+            if inside.get(id).is_some_and(|i| i.ns == ns) {
+                continue;
+            }
+            // The old namespace's first: it is gone, and held by them.
+            inside.remove(id);
+            match self.bind_inside(&path, id) {
+                Ok(listener) => {
+                    tracing::debug!("serving container {id} at {RESOLVER}");
+                    inside.insert(
+                        id.to_string(),
+                        Inside {
+                            ns,
+                            _listener: listener,
+                        },
+                    );
+                }
+                Err(e) => tracing::debug!("listening at {RESOLVER} for container {id}: {e}"),
+            }
+        }
+    }
+
+    fn bind_inside(self: &Arc<Self>, ns: &Path, id: &str) -> std::io::Result<Listener> {
+        let (udp, tcp) = sockets_in(ns, SocketAddr::new(RESOLVER.into(), self.cfg.port))?;
+        let udp = UdpSocket::from_std(std::net::UdpSocket::from(udp))?;
+        let tcp = TcpListener::from_std(std::net::TcpListener::from(tcp))?;
+        let who = Who::Container(Arc::from(id));
+        Ok(Listener {
+            udp: Some(tokio::spawn(
+                self.clone().serve_udp(Arc::new(udp), who.clone()),
+            )),
+            tcp: Some(tokio::spawn(self.clone().serve_tcp(tcp, who))),
+            retired: None,
+        })
+    }
+
+    async fn serve_udp(self: Arc<Self>, sock: Arc<UdpSocket>, who: Who) {
         let mut buf = vec![0u8; 4096];
         loop {
             let (n, asker) = match sock.recv_from(&mut buf).await {
@@ -171,7 +274,8 @@ impl Server {
             };
             let query = &buf[..n];
             let served = self.served();
-            match answer(&served.zone, asker.ip(), query, UDP_PLAIN) {
+            let asking = who.asker(&served.zone, asker.ip());
+            match answer(&served.zone, asking, query, UDP_PLAIN) {
                 Outcome::Reply(reply) => {
                     let _ = sock.send_to(&reply, asker).await;
                 }
@@ -195,7 +299,7 @@ impl Server {
         }
     }
 
-    async fn serve_tcp(self: Arc<Self>, listener: TcpListener) {
+    async fn serve_tcp(self: Arc<Self>, listener: TcpListener, who: Who) {
         loop {
             let (stream, asker) = match listener.accept().await {
                 Ok(got) => got,
@@ -210,9 +314,9 @@ impl Server {
             let Ok(permit) = self.tcp_askers.clone().try_acquire_owned() else {
                 continue;
             };
-            let me = self.clone();
+            let (me, who) = (self.clone(), who.clone());
             tokio::spawn(async move {
-                if let Err(e) = me.tcp_asker(stream, asker).await {
+                if let Err(e) = me.tcp_asker(stream, asker, &who).await {
                     tracing::debug!("{asker} over TCP: {e}");
                 }
                 drop(permit);
@@ -222,7 +326,12 @@ impl Server {
 
     /// Queries one after another on one connection, each with its length
     /// in front (RFC 1035 4.2.2).
-    async fn tcp_asker(&self, mut stream: TcpStream, asker: SocketAddr) -> std::io::Result<()> {
+    async fn tcp_asker(
+        &self,
+        mut stream: TcpStream,
+        asker: SocketAddr,
+        who: &Who,
+    ) -> std::io::Result<()> {
         loop {
             let len = match tokio::time::timeout(TCP_IDLE, stream.read_u16()).await {
                 Ok(Ok(len)) => len,
@@ -233,7 +342,8 @@ impl Server {
                 .await
                 .map_err(|_| std::io::ErrorKind::TimedOut)??;
             let served = self.served();
-            let reply = match answer(&served.zone, asker.ip(), &query, TCP_MOST) {
+            let asking = who.asker(&served.zone, asker.ip());
+            let reply = match answer(&served.zone, asking, &query, TCP_MOST) {
                 Outcome::Reply(reply) => Some(reply),
                 Outcome::Forward => upstream::over_tcp(&served.upstreams, &query)
                     .await
@@ -279,6 +389,22 @@ fn socket_on(ip: IpAddr, port: u16, kind: SockType) -> std::io::Result<OwnedFd> 
         &SockaddrStorage::from(SocketAddr::new(ip, port)),
     )?;
     Ok(fd)
+}
+
+/// A UDP socket and a TCP listener at `at` inside the network namespace
+/// held at `ns`, made on a thread of its own (setns moves only the
+/// calling thread; the sockets stay in the namespace they were made in).
+fn sockets_in(ns: &Path, at: SocketAddr) -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let ns = std::fs::File::open(ns)?;
+    std::thread::spawn(move || -> std::io::Result<(OwnedFd, OwnedFd)> {
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        let udp = socket_on(at.ip(), at.port(), SockType::Datagram)?;
+        let tcp = socket_on(at.ip(), at.port(), SockType::Stream)?;
+        listen(&tcp, Backlog::new(128).map_err(std::io::Error::from)?)?;
+        Ok((udp, tcp))
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("the namespace thread panicked"))?
 }
 
 fn udp_socket(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {

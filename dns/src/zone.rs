@@ -76,6 +76,29 @@ impl Zone {
             .collect()
     }
 
+    /// Every container with a record, by id.
+    pub fn containers(&self) -> BTreeSet<&str> {
+        self.networks
+            .iter()
+            .flat_map(|n| &n.records)
+            .map(|r| r.id.as_str())
+            .collect()
+    }
+
+    /// An address of the container `id` on one of the networks: it asks
+    /// as that address when it asks at its own resolver address (from
+    /// its loopback), so that it sees the names of all its networks.
+    pub fn address_of(&self, id: &str) -> Option<IpAddr> {
+        let r = self
+            .networks
+            .iter()
+            .flat_map(|n| &n.records)
+            .find(|r| r.id == id)?;
+        r.v4.first()
+            .map(|a| IpAddr::V4(*a))
+            .or_else(|| r.v6.first().map(|a| IpAddr::V6(*a)))
+    }
+
     /// The containers with the address `asker` (one, but the files may
     /// briefly hold an address a new container took from a gone one).
     fn askers(&self, asker: IpAddr) -> Vec<&str> {

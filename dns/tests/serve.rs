@@ -319,3 +319,122 @@ fn started_as_berthd_starts_it_it_detaches_and_stops_on_sigterm() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
 }
+
+/// Asks `server` over TCP (a length in front of each message).
+fn ask_tcp(server: SocketAddr, id: u16, name: &str) -> std::io::Result<Vec<Ipv4Addr>> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&server, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let q = query(id, name, TYPE::A);
+    let mut msg = u16::try_from(q.len()).unwrap().to_be_bytes().to_vec();
+    msg.extend_from_slice(&q);
+    s.write_all(&msg)?;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len)?;
+    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut buf)?;
+    let p = Packet::parse(&buf).map_err(std::io::Error::other)?;
+    Ok(p.answers
+        .iter()
+        .filter_map(|r| match &r.rdata {
+            RData::A(a) => Some(Ipv4Addr::from(a.address)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// A network namespace held at a file (with its loopback up), as berthd
+/// holds a container's; unmounted however the test ends.
+struct Netns(std::path::PathBuf);
+
+impl Netns {
+    fn new(path: std::path::PathBuf) -> Netns {
+        berth_cni::netns::create_with_loopback(&path).expect("a network namespace");
+        Netns(path)
+    }
+
+    /// `f` run inside it.
+    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        berth_cni::netns::run_in(&self.0, f).expect("entering the namespace")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = berth_cni::netns::remove(&self.0);
+    }
+}
+
+/// Docker's embedded DNS answers at 127.0.0.11 inside each container's
+/// namespace (software is configured with that address). With the
+/// namespaces' directory the server does so for every container with a
+/// record, as that container (the names of all its networks), over UDP
+/// and TCP; a container started again (a new namespace at the same path)
+/// is served in the new one; one whose records went is not served.
+#[test]
+fn each_container_is_answered_at_127_0_0_11_in_its_own_namespace() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: making network namespaces needs root");
+        return;
+    }
+    const C2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+    let dir = tempfile::tempdir().unwrap();
+    let nsdir = tempfile::tempdir().unwrap();
+    // C1 on both networks, C2 on B only; served on no real gateway.
+    write(
+        dir.path(),
+        NET_A,
+        &format!("127.0.0.1\n{C1} 10.9.1.2  web\n"),
+    );
+    write(
+        dir.path(),
+        NET_B,
+        &format!("127.0.0.1 internal\n{C1} 10.9.2.2  web\n{C2} 10.9.2.3  db\n"),
+    );
+    let port = free_port();
+    let mut ns = Netns::new(nsdir.path().join(C1));
+    let nsdir_arg = nsdir.path().display().to_string();
+    let s = server(dir.path(), port, &["--netns-dir", &nsdir_arg]);
+    let at: SocketAddr = (Ipv4Addr::new(127, 0, 0, 11), port).into();
+    let answered =
+        |ns: &Netns, name: &'static str| ns.run(move || ask(ME, at, 7, name).ok().map(|(_, a)| a));
+    eventually("served at 127.0.0.11 in the namespace", || {
+        answered(&ns, "db").is_some()
+    });
+    assert_eq!(
+        answered(&ns, "db"),
+        Some(vec![Ipv4Addr::new(10, 9, 2, 3)]),
+        "a peer on the other network"
+    );
+    let mut web = answered(&ns, "web").unwrap();
+    web.sort();
+    assert_eq!(
+        web,
+        vec![Ipv4Addr::new(10, 9, 1, 2), Ipv4Addr::new(10, 9, 2, 2)]
+    );
+    assert_eq!(
+        ns.run(move || ask_tcp(at, 8, "db").ok()),
+        Some(vec![Ipv4Addr::new(10, 9, 2, 3)]),
+        "over TCP"
+    );
+    // Started again: a new namespace at the same path.
+    drop(ns);
+    ns = Netns::new(nsdir.path().join(C1));
+    s.hup();
+    eventually("served in the new namespace", || {
+        answered(&ns, "db").is_some()
+    });
+    // Its records gone: nothing listens for it any more.
+    write(
+        dir.path(),
+        NET_B,
+        &format!("127.0.0.1 internal\n{C2} 10.9.2.3  db\n"),
+    );
+    std::fs::remove_file(dir.path().join(NET_A)).unwrap();
+    s.hup();
+    eventually("let go with its records", || {
+        ns.run(move || {
+            matches!(ask(ME, at, 9, "db"), Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused)
+        })
+    });
+}

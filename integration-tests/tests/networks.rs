@@ -211,6 +211,69 @@ fn a_container_resolves_names_from_its_first_instruction() {
     assert_eq!(out.code, 0, "{out:?}");
 }
 
+/// Docker's embedded DNS answers at 127.0.0.11 in every container on a
+/// user network (nginx's `resolver 127.0.0.11` in compose projects): the
+/// names of all the container's networks, from its first instruction, in
+/// its new namespace after a restart, over UDP and TCP. A container only
+/// on the default bridge has no resolver there, as with dockerd.
+#[test]
+fn containers_on_user_networks_ask_at_127_0_0_11() {
+    let s = stack();
+    network(&s, "ra", 1, &[]);
+    network(&s, "rb", 2, &[]);
+    httpd(&s, "peer-b", &["--network", "rb"]);
+    let script = "nslookup peer-b 127.0.0.11 && nslookup asker 127.0.0.11";
+    let run = s.berth(&[
+        "run",
+        "--name",
+        "asker",
+        "--network",
+        "ra",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    // Not on rb yet: peer-b is no name of its networks.
+    assert_ne!(run.code, 0, "{run:?}");
+    s.berth(&["network", "connect", "rb", "asker"]).ok();
+    // Started again (a new namespace), now on both networks.
+    let again = s.berth(&["start", "-a", "asker"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(again.stdout.contains("Address"), "{again:?}");
+    // Over TCP: dig is not in busybox; its nc sends a length-prefixed
+    // query and the answer holds the peer's address.
+    let ip = s
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.rb.IPAddress}}",
+            "peer-b",
+        ])
+        .ok()
+        .trim()
+        .to_string();
+    let tcp = s.berth(&[
+        "run", "--rm", "--network", "rb", "busybox", "sh", "-c",
+        // id 0x0102, RD, one question: peer-b A IN.
+        "printf '\\000\\030\\001\\002\\001\\000\\000\\001\\000\\000\\000\\000\\000\\000\\006peer-b\\000\\000\\001\\000\\001' | nc -w 2 127.0.0.11 53 | od -An -tu1",
+    ]);
+    let bytes: Vec<u8> = tcp
+        .ok()
+        .split_whitespace()
+        .filter_map(|b| b.parse().ok())
+        .collect();
+    let want: Vec<u8> = ip.split('.').filter_map(|b| b.parse().ok()).collect();
+    assert_eq!(want.len(), 4, "{ip}");
+    assert!(
+        bytes.windows(4).any(|w| w == want.as_slice()),
+        "{bytes:?} holds {ip}"
+    );
+    let bridge = s.berth(&["run", "--rm", "busybox", "nslookup", "peer-b", "127.0.0.11"]);
+    assert_ne!(bridge.code, 0, "{bridge:?}");
+    s.berth(&["rm", "-f", "asker", "peer-b"]).ok();
+}
+
 /// Every start, stop and connect on a user network has the name server
 /// read its files again; lookups made meanwhile are all answered. With
 /// aardvark-dns 1.4, which dropped and bound its listeners on each reload,
@@ -255,7 +318,13 @@ fn berthd_brings_names_back_and_takes_over_aardvark_records() {
     network(&s, "kept", 1, &[]);
     httpd(&s, "svc", &["--network", "kept"]);
     httpd(&s, "asker", &["--network", "kept"]);
-    let ask = |s: &Stack| s.berth(&["exec", "asker", "nslookup", "svc"]).code == 0;
+    // At the gateway resolv.conf names, and at Docker's 127.0.0.11.
+    let ask = |s: &Stack| {
+        s.berth(&["exec", "asker", "nslookup", "svc"]).code == 0
+            && s.berth(&["exec", "asker", "nslookup", "svc", "127.0.0.11"])
+                .code
+                == 0
+    };
     assert!(ask(&s));
     let dns = s.exec_root.join("dns");
     let server = |dir: &std::path::Path| -> Option<nix::unistd::Pid> {

@@ -190,7 +190,10 @@ impl Daemon {
             volumes,
             networks,
             cni: crate::network::cni::Cni::default(),
-            dns: crate::network::dns::Dns::new(&cfg.exec_root.join("dns")),
+            dns: crate::network::dns::Dns::new(
+                &cfg.exec_root.join("dns"),
+                &cfg.exec_root.join("netns"),
+            ),
             ports_in_flight: Default::default(),
             firewall: Default::default(),
             execs: exec::Execs::default(),

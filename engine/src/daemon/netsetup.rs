@@ -374,16 +374,18 @@ impl Daemon {
         }
         // A server that did not answer there lately (another one holds
         // port 53?) costs each start little.
-        let limit = if self.dns.recently_unserved(&askers) {
+        let inside = self.dns.serves_inside();
+        let limit = if self.dns.recently_unserved(&askers, inside) {
             NAMES_SERVED_BRIEFLY
         } else {
             NAMES_SERVED_WITHIN
         };
         let (netns, name) = (state.netns.clone(), c.short_id().to_string());
-        let unserved =
-            tokio::task::spawn_blocking(move || dns::wait_served(&netns, &name, &askers, limit))
-                .await
-                .unwrap_or_default();
+        let unserved = tokio::task::spawn_blocking(move || {
+            dns::wait_served(&netns, &name, &askers, inside, limit)
+        })
+        .await
+        .unwrap_or_default();
         if !unserved.is_empty() {
             self.dns.note_unserved(&unserved);
             tracing::warn!(

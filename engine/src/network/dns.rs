@@ -26,6 +26,9 @@ const AARDVARK_PID: &str = "aardvark.pid";
 
 pub struct Dns {
     dir: PathBuf,
+    /// The containers' network namespaces (one file each, named by the
+    /// container's id): the server answers each at 127.0.0.11 in its own.
+    netns_dir: PathBuf,
     binary: Option<PathBuf>,
     /// One change at a time: files and the reload signal go together.
     lock: std::sync::Mutex<()>,
@@ -44,9 +47,10 @@ pub use berth_dns::records::is_dns_name;
 use berth_dns::records::{self, is_id};
 
 impl Dns {
-    pub fn new(dir: &Path) -> Dns {
+    pub fn new(dir: &Path, netns_dir: &Path) -> Dns {
         Dns {
             dir: dir.to_path_buf(),
+            netns_dir: netns_dir.to_path_buf(),
             binary: server_binary(),
             lock: std::sync::Mutex::new(()),
             unserved: Default::default(),
@@ -180,6 +184,8 @@ impl Dns {
         let out = std::process::Command::new(bin)
             .arg("--config")
             .arg(&self.dir)
+            .arg("--netns-dir")
+            .arg(&self.netns_dir)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(log)
@@ -194,6 +200,15 @@ impl Dns {
             });
         }
         Ok(())
+    }
+
+    /// Whether the running server answers containers at 127.0.0.11 in
+    /// their namespaces: one an older engine started (and a berthd
+    /// restart kept) does not, and a start must not wait for it there.
+    pub fn serves_inside(&self) -> bool {
+        self.pid()
+            .and_then(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).ok())
+            .is_some_and(|c| c.split(|b| *b == 0).any(|arg| arg == b"--netns-dir"))
     }
 
     fn has_networks(&self) -> bool {
@@ -289,34 +304,53 @@ pub struct Asker {
 
 /// Waits until the server, asked from inside the container's namespace
 /// `netns` from each of `askers`' addresses, answers `name` with that
-/// address: it has read the container's record. The server reads a new
+/// address: it has read the container's record; with `inside`, until it
+/// answers at 127.0.0.11 there as well (it listens there after the same
+/// reload). The server reads a new
 /// record on a reload (after the SIGHUP) and until then answers nothing
 /// to an asker it does not know, so a process started at once could not
 /// resolve its peers (busybox's resolver says "bad address" and gives
 /// up); Docker's resolver has a record before the start. Returns the
-/// gateways on which it was not served within `limit`.
-pub fn wait_served(netns: &Path, name: &str, askers: &[Asker], limit: Duration) -> Vec<Ipv4Addr> {
+/// server addresses on which it was not served within `limit`.
+pub fn wait_served(
+    netns: &Path,
+    name: &str,
+    askers: &[Asker],
+    inside: bool,
+    limit: Duration,
+) -> Vec<Ipv4Addr> {
     let name = name.to_string();
-    let askers: Vec<(Ipv4Addr, Ipv4Addr)> = askers.iter().map(|a| (a.own, a.gateway)).collect();
-    let all: Vec<Ipv4Addr> = askers.iter().map(|&(_, g)| g).collect();
+    // (from, server, the address the answer must hold)
+    let mut probes: Vec<(Ipv4Addr, Ipv4Addr, Ipv4Addr)> =
+        askers.iter().map(|a| (a.own, a.gateway, a.own)).collect();
+    if let (true, Some(a)) = (inside, askers.first()) {
+        probes.push((Ipv4Addr::LOCALHOST, RESOLVER, a.own));
+    }
+    let all: Vec<Ipv4Addr> = probes.iter().map(|&(_, server, _)| server).collect();
     let deadline = Instant::now() + limit;
     berth_cni::netns::run_in(netns, move || {
-        askers
+        probes
             .iter()
-            .filter(|&&(own, gateway)| !answered(&name, own, gateway, deadline))
-            .map(|&(_, gateway)| gateway)
+            .filter(|&&(from, server, own)| !answered(&name, from, server, own, deadline))
+            .map(|&(_, server, _)| server)
             .collect()
     })
     .unwrap_or(all)
 }
 
+/// Docker's embedded DNS address, which the server also answers each
+/// container at inside its namespace.
+pub const RESOLVER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
+
 impl Dns {
     /// Whether the server did not answer on one of `askers`' gateways
-    /// when a start last waited there, within the last 30 s.
-    pub fn recently_unserved(&self, askers: &[Asker]) -> bool {
+    /// (or at 127.0.0.11, with `inside`) when a start last waited there,
+    /// within the last 30 s.
+    pub fn recently_unserved(&self, askers: &[Asker], inside: bool) -> bool {
         let mut unserved = self.unserved.lock().unwrap_or_else(|e| e.into_inner());
         unserved.retain(|_, at| at.elapsed() < UNSERVED_FOR);
         askers.iter().any(|a| unserved.contains_key(&a.gateway))
+            || inside && unserved.contains_key(&RESOLVER)
     }
 
     /// Gateways a wait gave up on (see [`Dns::recently_unserved`]).
@@ -328,12 +362,18 @@ impl Dns {
     }
 }
 
-/// Asks `gateway` for `name` from `own` until it answers with `own`.
-fn answered(name: &str, own: Ipv4Addr, gateway: Ipv4Addr, deadline: Instant) -> bool {
-    let Ok(sock) = UdpSocket::bind((own, 0)) else {
+/// Asks `server` for `name` from `from` until it answers with `own`.
+fn answered(
+    name: &str,
+    from: Ipv4Addr,
+    server: Ipv4Addr,
+    own: Ipv4Addr,
+    deadline: Instant,
+) -> bool {
+    let Ok(sock) = UdpSocket::bind((from, 0)) else {
         return false;
     };
-    if sock.connect((gateway, 53)).is_err() {
+    if sock.connect((server, 53)).is_err() {
         return false;
     }
     let mut buf = [0u8; 512];
@@ -438,22 +478,29 @@ mod tests {
 
     #[test]
     fn a_gateway_left_unanswered_is_remembered_for_a_while() {
-        let dns = Dns::new(std::path::Path::new("/nonexistent"));
+        let dns = Dns::new(
+            std::path::Path::new("/nonexistent"),
+            std::path::Path::new("/nonexistent/netns"),
+        );
         let asker = |g: &str| Asker {
             own: "10.1.0.5".parse().unwrap(),
             gateway: g.parse().unwrap(),
         };
-        assert!(!dns.recently_unserved(&[asker("10.1.0.1")]));
+        assert!(!dns.recently_unserved(&[asker("10.1.0.1")], true));
         dns.note_unserved(&["10.1.0.1".parse().unwrap()]);
-        assert!(dns.recently_unserved(&[asker("10.2.0.1"), asker("10.1.0.1")]));
-        assert!(!dns.recently_unserved(&[asker("10.2.0.1")]));
+        assert!(dns.recently_unserved(&[asker("10.2.0.1"), asker("10.1.0.1")], false));
+        assert!(!dns.recently_unserved(&[asker("10.2.0.1")], true));
+        // Unanswered at 127.0.0.11: every start that waits there is brief.
+        dns.note_unserved(&[RESOLVER]);
+        assert!(dns.recently_unserved(&[asker("10.2.0.1")], true));
+        assert!(!dns.recently_unserved(&[asker("10.2.0.1")], false));
         // Forgotten once its time is up.
         if let Some(then) = Instant::now().checked_sub(UNSERVED_FOR) {
             dns.unserved
                 .lock()
                 .unwrap()
                 .insert("10.1.0.1".parse().unwrap(), then);
-            assert!(!dns.recently_unserved(&[asker("10.1.0.1")]));
+            assert!(!dns.recently_unserved(&[asker("10.1.0.1")], false));
         }
     }
 
@@ -462,6 +509,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dns = Dns {
             dir: dir.path().join("dns"),
+            netns_dir: dir.path().join("netns"),
             binary: None,
             lock: std::sync::Mutex::new(()),
             unserved: Default::default(),
