@@ -54,10 +54,30 @@ pub struct Config {
     pub netns_dir: Option<PathBuf>,
 }
 
+/// The directory, beside the network files, of the resolvers containers
+/// name themselves (`--dns`): one file per container, named by its id,
+/// with resolv.conf's `nameserver` lines.
+pub const UPSTREAMS_DIR: &str = "upstreams";
+
 /// What the listeners answer from, replaced whole on a reload.
 struct Served {
     zone: Zone,
     upstreams: Vec<SocketAddr>,
+    /// The resolvers of containers that name their own, by id.
+    own: HashMap<String, Vec<SocketAddr>>,
+}
+
+impl Served {
+    /// Where a name `asker` asks that is not here goes: the resolvers
+    /// its container names (as Docker's resolver forwards to the
+    /// container's `--dns` servers), else the host's.
+    fn upstreams_for(&self, asker: IpAddr) -> &[SocketAddr] {
+        self.zone
+            .askers(asker)
+            .iter()
+            .find_map(|id| self.own.get(*id))
+            .unwrap_or(&self.upstreams)
+    }
 }
 
 pub struct Server {
@@ -122,6 +142,7 @@ impl Server {
             served: RwLock::new(Arc::new(Served {
                 zone: Zone::default(),
                 upstreams: Vec::new(),
+                own: HashMap::new(),
             })),
             listeners: Mutex::new(HashMap::new()),
             inside: Mutex::new(HashMap::new()),
@@ -165,10 +186,28 @@ impl Server {
             }
         }
         self.listen_gateways();
-        let served = Arc::new(Served { zone, upstreams });
+        let own = self.own_upstreams(&zone);
+        let served = Arc::new(Served {
+            zone,
+            upstreams,
+            own,
+        });
         *self.served.write().unwrap_or_else(|e| e.into_inner()) = served.clone();
         self.listen_inside(&served.zone);
         Ok(networks)
+    }
+
+    /// The resolvers the containers with records name themselves.
+    fn own_upstreams(&self, zone: &Zone) -> HashMap<String, Vec<SocketAddr>> {
+        let dir = self.cfg.dir.join(UPSTREAMS_DIR);
+        zone.containers()
+            .into_iter()
+            .filter_map(|id| {
+                let text = std::fs::read_to_string(dir.join(id)).ok()?;
+                let servers = upstream::from_resolv_conf(&text);
+                (!servers.is_empty()).then(|| (id.to_string(), servers))
+            })
+            .collect()
     }
 
     /// Binds what is not bound yet (an address another process held a
@@ -285,7 +324,7 @@ impl Server {
                     };
                     let (sock, query) = (sock.clone(), query.to_vec());
                     tokio::spawn(async move {
-                        let reply = upstream::over_udp(&served.upstreams, &query)
+                        let reply = upstream::over_udp(served.upstreams_for(asking), &query)
                             .await
                             .or_else(|| server_failure(&query));
                         if let Some(reply) = reply {
@@ -345,7 +384,7 @@ impl Server {
             let asking = who.asker(&served.zone, asker.ip());
             let reply = match answer(&served.zone, asking, &query, TCP_MOST) {
                 Outcome::Reply(reply) => Some(reply),
-                Outcome::Forward => upstream::over_tcp(&served.upstreams, &query)
+                Outcome::Forward => upstream::over_tcp(served.upstreams_for(asking), &query)
                     .await
                     .or_else(|| server_failure(&query)),
                 Outcome::Drop => None,

@@ -101,7 +101,7 @@ impl Zone {
 
     /// The containers with the address `asker` (one, but the files may
     /// briefly hold an address a new container took from a gone one).
-    fn askers(&self, asker: IpAddr) -> Vec<&str> {
+    pub fn askers(&self, asker: IpAddr) -> Vec<&str> {
         let mut ids: Vec<&str> = Vec::new();
         for r in self.networks.iter().flat_map(|n| &n.records) {
             if r.has(asker) && !ids.contains(&r.id.as_str()) {

@@ -179,26 +179,7 @@ fn queries_during_reloads_are_all_answered() {
 fn names_are_for_the_networks_askers_and_the_rest_goes_upstream() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    // An upstream that answers every name with 192.0.2.7.
-    let upstream = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let up_at = upstream.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok((n, from)) = upstream.recv_from(&mut buf) {
-            let Ok(q) = Packet::parse(&buf[..n]) else {
-                continue;
-            };
-            let mut r = Packet::new_reply(q.id());
-            r.questions = q.questions.clone();
-            r.answers.push(ResourceRecord::new(
-                q.questions[0].qname.clone(),
-                CLASS::IN,
-                5,
-                RData::A(Ipv4Addr::new(192, 0, 2, 7).into()),
-            ));
-            let _ = upstream.send_to(&r.build_bytes_vec().unwrap(), from);
-        }
-    });
+    let up_at = fake_upstream(Ipv4Addr::new(192, 0, 2, 7));
     write(
         dir.path(),
         NET_A,
@@ -207,7 +188,7 @@ fn names_are_for_the_networks_askers_and_the_rest_goes_upstream() {
             "2".repeat(64)
         ),
     );
-    let _s = server(dir.path(), port, &["--upstream", &up_at.to_string()]);
+    let s = server(dir.path(), port, &["--upstream", &up_at.to_string()]);
     let at: SocketAddr = (ME, port).into();
     eventually("the server answers", || ask(ME, at, 1, "web").is_ok());
     assert_eq!(
@@ -244,6 +225,63 @@ fn names_are_for_the_networks_askers_and_the_rest_goes_upstream() {
         let p = Packet::parse(&reply).unwrap();
         assert_eq!((p.id(), p.answers.len()), (id, 1));
     }
+    // A container that names its own resolvers (`--dns`) has its other
+    // names asked there; the others still ask the host's.
+    // The file says port 53, as resolv.conf does: the test's server is on
+    // 53 of a loopback address of its own.
+    let own_at: SocketAddr = "127.0.0.77:53".parse().unwrap();
+    if UdpSocket::bind(own_at).is_err() {
+        eprintln!("skipped the own resolvers' part: {own_at} is taken");
+        return;
+    }
+    fake_upstream_at(own_at, Ipv4Addr::new(192, 0, 2, 8));
+    let upstreams = dir.path().join("upstreams");
+    std::fs::create_dir(&upstreams).unwrap();
+    std::fs::write(
+        upstreams.join("2".repeat(64)),
+        format!("nameserver {}\n", own_at.ip()),
+    )
+    .unwrap();
+    s.hup();
+    let peer = Ipv4Addr::new(127, 0, 0, 9);
+    eventually("the container's own resolver asked", || {
+        ask(peer, at, 9, "example.org").ok()
+            == Some((RCODE::NoError, vec![Ipv4Addr::new(192, 0, 2, 8)]))
+    });
+    assert_eq!(
+        ask(ME, at, 10, "example.org").unwrap().1,
+        vec![Ipv4Addr::new(192, 0, 2, 7)],
+        "another container asks the host's"
+    );
+    assert_eq!(ask(peer, at, 11, "web").unwrap().1, vec![ME], "names stay");
+}
+
+/// An upstream server on loopback that answers every name with `with`.
+fn fake_upstream(with: Ipv4Addr) -> SocketAddr {
+    fake_upstream_at("127.0.0.1:0".parse().unwrap(), with)
+}
+
+fn fake_upstream_at(at: SocketAddr, with: Ipv4Addr) -> SocketAddr {
+    let upstream = UdpSocket::bind(at).unwrap();
+    let up_at = upstream.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok((n, from)) = upstream.recv_from(&mut buf) {
+            let Ok(q) = Packet::parse(&buf[..n]) else {
+                continue;
+            };
+            let mut r = Packet::new_reply(q.id());
+            r.questions = q.questions.clone();
+            r.answers.push(ResourceRecord::new(
+                q.questions[0].qname.clone(),
+                CLASS::IN,
+                5,
+                RData::A(with.into()),
+            ));
+            let _ = upstream.send_to(&r.build_bytes_vec().unwrap(), from);
+        }
+    });
+    up_at
 }
 
 #[test]

@@ -83,7 +83,10 @@ fn containers_on_a_user_network_find_each_other_by_name() {
     assert_eq!(lines.next(), Some(short), "{out}");
     assert_eq!(lines.next(), Some(short), "{out}: <name>.<network>");
     let gateway = s.net.subnet(1).replace(".0/24", ".1");
-    assert!(out.contains(&format!("nameserver {gateway}")), "{out}");
+    // Docker's embedded resolver, as dockerd writes it.
+    assert!(out.contains("nameserver 127.0.0.11\n"), "{out}");
+    assert!(out.contains("options ndots:0"), "{out}");
+    assert_eq!(out.matches("nameserver").count(), 1, "{out}");
     // The container's own address is in its /etc/hosts and inspect.
     let ip = s
         .berth(&[
@@ -271,6 +274,42 @@ fn containers_on_user_networks_ask_at_127_0_0_11() {
     );
     let bridge = s.berth(&["run", "--rm", "busybox", "nslookup", "peer-b", "127.0.0.11"]);
     assert_ne!(bridge.code, 0, "{bridge:?}");
+    // A container that names its own DNS server still finds its peers
+    // (resolv.conf names only 127.0.0.11, as dockerd writes it); the
+    // resolver forwards other names to its server.
+    let own = s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "own-dns",
+        "--network",
+        "rb",
+        "--dns",
+        "10.255.255.1",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; nslookup peer-b; sleep 60",
+    ]);
+    let id = own.ok().to_string();
+    let upstreams = s.exec_root.join("dns/upstreams").join(&id);
+    assert!(
+        eventually(10, || s
+            .berth(&["logs", "own-dns"])
+            .stdout
+            .contains("Address")),
+        "{:?}",
+        s.berth(&["logs", "own-dns"])
+    );
+    let logs = s.berth(&["logs", "own-dns"]).stdout;
+    assert!(logs.starts_with("nameserver 127.0.0.11\n"), "{logs}");
+    assert!(!logs.contains("10.255.255.1"), "{logs}");
+    assert_eq!(
+        std::fs::read_to_string(&upstreams).unwrap_or_default(),
+        "nameserver 10.255.255.1\n"
+    );
+    s.berth(&["rm", "-f", "own-dns"]).ok();
+    assert!(!upstreams.exists(), "its resolvers go with its records");
     s.berth(&["rm", "-f", "asker", "peer-b"]).ok();
 }
 

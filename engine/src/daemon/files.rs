@@ -326,6 +326,9 @@ pub struct Etc<'a> {
     pub search: &'a [String],
     pub options: &'a [String],
     pub host_network: bool,
+    /// Names go to Docker's embedded resolver address (a user network's
+    /// container, answered there by berth-dns): resolv.conf names it alone.
+    pub embedded: bool,
     /// `(address, names)` of linked containers.
     pub links: &'a [(String, String)],
 }
@@ -353,6 +356,7 @@ pub fn write_etc(dir: &Path, etc: &Etc) -> std::io::Result<Vec<serde_json::Value
         search,
         options,
         host_network,
+        embedded,
         links,
     } = *etc;
     write_changed(&dir.join("hostname"), &format!("{hostname}\n"))?;
@@ -379,7 +383,11 @@ pub fn write_etc(dir: &Path, etc: &Etc) -> std::io::Result<Vec<serde_json::Value
     }
     write_changed(&dir.join("hosts"), &hosts)?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let resolv = resolv_conf(&host_resolv, dns, search, options, host_network);
+    let resolv = if embedded {
+        embedded_resolv_conf(&host_resolv, search, options)
+    } else {
+        resolv_conf(&host_resolv, dns, search, options, host_network)
+    };
     write_changed(&dir.join("resolv.conf"), &resolv)?;
     Ok(etc_mounts(dir))
 }
@@ -450,6 +458,50 @@ fn resolv_conf(
     out
 }
 
+/// The resolv.conf of a container that asks Docker's embedded resolver,
+/// as dockerd rebuilds it: `127.0.0.11` as the only nameserver (the
+/// container's own or the host's go to the resolver, which forwards to
+/// them), the search domains and options asked or else the host's, and
+/// `ndots:0` unless an option sets ndots above 0 (names of containers
+/// are found before search domains are tried).
+fn embedded_resolv_conf(host: &str, search: &[String], options: &[String]) -> String {
+    let words = |key: &str| -> Vec<String> {
+        host.lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some(key)).then(|| w.map(String::from).collect::<Vec<_>>())
+            })
+            .next_back()
+            .unwrap_or_default()
+    };
+    let search = if search.is_empty() {
+        words("search")
+    } else {
+        search.to_vec()
+    };
+    let mut options = if options.is_empty() {
+        words("options")
+    } else {
+        options.to_vec()
+    };
+    let ndots_set = options.iter().any(|o| {
+        o.strip_prefix("ndots:")
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n > 0)
+    });
+    if !ndots_set && !options.iter().any(|o| o == "ndots:0") {
+        options.push("ndots:0".into());
+    }
+    let mut out = String::new();
+    let search = search.join(" ");
+    if !search.trim().is_empty() && search.trim() != "." {
+        out.push_str(&format!("search {search}\n"));
+    }
+    out.push_str("nameserver 127.0.0.11\n");
+    out.push_str(&format!("options {}\n", options.join(" ")));
+    out
+}
+
 /// The bind mounts of the /etc files written in `dir`.
 pub fn etc_mounts(dir: &Path) -> Vec<serde_json::Value> {
     ["hostname", "hosts", "resolv.conf"]
@@ -480,6 +532,7 @@ mod mount_point_tests {
             search: &[],
             options: &[],
             host_network: false,
+            embedded: false,
             links: &[],
         };
         write_etc(dir.path(), &etc("web")).unwrap();
@@ -585,6 +638,23 @@ mod tests {
         assert_eq!(
             resolv_conf(host, &[], &v(&["."]), &[], false),
             "nameserver 10.0.0.2\noptions edns0\n"
+        );
+    }
+
+    #[test]
+    fn an_embedded_resolvers_resolv_conf_is_dockerds() {
+        let host = "nameserver 10.0.0.2\nsearch lan\noptions edns0\n";
+        assert_eq!(
+            embedded_resolv_conf(host, &[], &[]),
+            "search lan\nnameserver 127.0.0.11\noptions edns0 ndots:0\n"
+        );
+        assert_eq!(
+            embedded_resolv_conf("nameserver 10.0.0.2\n", &v(&["ex.com"]), &v(&["ndots:2"])),
+            "search ex.com\nnameserver 127.0.0.11\noptions ndots:2\n"
+        );
+        assert_eq!(
+            embedded_resolv_conf(host, &v(&["."]), &v(&["ndots:0", "timeout:1"])),
+            "nameserver 127.0.0.11\noptions ndots:0 timeout:1\n"
         );
     }
 

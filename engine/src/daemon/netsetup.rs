@@ -684,7 +684,16 @@ impl Daemon {
             names,
             linked_as: self.link_aliases(&n.id, c),
         };
-        match self.dns.add(&n.id, &n.gateway, n.internal, &record) {
+        // Docker's resolver forwards other names to the container's DNS
+        // servers (its own, or the daemon's), else to the host's.
+        let upstreams = match c.host_config.dns.as_ref().filter(|d| !d.is_empty()) {
+            Some(own) => own.as_slice(),
+            None => self.cfg.dns.as_slice(),
+        };
+        match self
+            .dns
+            .add(&n.id, &n.gateway, n.internal, &record, upstreams)
+        {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!("DNS for {} on {}: {e}", c.id, n.name);

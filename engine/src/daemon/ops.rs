@@ -185,11 +185,16 @@ impl Daemon {
             .map(|n| n.attachments.as_slice())
             .unwrap_or(&[]);
         let own_ip = attachments.first().map(|a| a.ip.as_str());
-        // On a user network, names go to its DNS server on the gateway,
-        // which forwards the rest to the host's resolvers.
+        // On a user network, names go to Docker's embedded resolver address
+        // in the container's namespace, where berth-dns answers and
+        // forwards the rest to the container's DNS servers or the host's;
+        // a server an older engine started answers on the network's
+        // gateway only.
+        let served = attachments.iter().any(|a| a.dns);
+        let embedded = served && self.dns.serves_inside();
         let network_dns = attachments
             .iter()
-            .find(|a| a.dns)
+            .find(|a| a.dns && !embedded)
             .map(|a| a.gateway.clone());
         let dns: Vec<String> = if let Some(d) = hc.dns.as_ref().filter(|d| !d.is_empty()) {
             d.clone()
@@ -213,6 +218,7 @@ impl Daemon {
                 search: &search,
                 options: hc.dns_options.as_deref().unwrap_or_default(),
                 host_network: host_net,
+                embedded,
                 links: link_hosts,
             },
         )

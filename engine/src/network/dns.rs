@@ -19,6 +19,9 @@ use super::NetError;
 const PID_FILE: &str = "server.pid";
 /// Where its warnings go, in its directory.
 const LOG_FILE: &str = "server.log";
+/// The resolvers containers name themselves, one file each (the server's
+/// contract: `berth_dns::serve::UPSTREAMS_DIR`).
+const UPSTREAMS_DIR: &str = berth_dns::serve::UPSTREAMS_DIR;
 /// The directory and pid file of the aardvark-dns that engines before
 /// berth-dns ran: taken over at start.
 const AARDVARK_DIR: &str = "aardvark-dns";
@@ -75,15 +78,19 @@ impl Dns {
     /// Adds (or replaces) a container's record on the network `network_id`,
     /// served on `gateway`; on an `internal` network the server forwards
     /// no names out (a container only there has no way out, DNS included).
+    /// Other names the container asks go to `upstreams` (its `--dns`
+    /// servers) when it names any, else to the host's resolvers.
     pub fn add(
         &self,
         network_id: &str,
         gateway: &str,
         internal: bool,
         r: &Record,
+        upstreams: &[String],
     ) -> Result<(), NetError> {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let line = records::line(r).map_err(|e| NetError::Invalid(e.0))?;
+        self.write_upstreams(r.container_id, upstreams)?;
         let gateway = gateway
             .parse::<Ipv4Addr>()
             .map_err(|_| NetError::Invalid(format!("DNS gateway {gateway:?}: not an address")))?;
@@ -125,7 +132,57 @@ impl Dns {
             };
             self.write(&file, &header, &lines)?;
         }
+        if !self.recorded(container_id) {
+            let _ = std::fs::remove_file(self.dir.join(UPSTREAMS_DIR).join(container_id));
+        }
         self.reload()
+    }
+
+    /// The container's own resolvers for the server, or none (the host's
+    /// are asked). Only addresses go into the file.
+    fn write_upstreams(&self, container_id: &str, upstreams: &[String]) -> Result<(), NetError> {
+        let dir = self.dir.join(UPSTREAMS_DIR);
+        let file = dir.join(container_id);
+        let servers: Vec<std::net::IpAddr> =
+            upstreams.iter().filter_map(|u| u.parse().ok()).collect();
+        if servers.is_empty() {
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => return Ok(()),
+            }
+        }
+        let text: String = servers
+            .iter()
+            .map(|s| format!("nameserver {s}\n"))
+            .collect();
+        if std::fs::read_to_string(&file).is_ok_and(|old| old == text) {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&dir)?;
+        let tmp = dir.join(format!(".{container_id}.tmp"));
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, &file)?;
+        Ok(())
+    }
+
+    /// Whether some network's file still holds the container.
+    fn recorded(&self, container_id: &str) -> bool {
+        self.network_files().any(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .any(|l| records::line_id(l) == Some(container_id))
+        })
+    }
+
+    fn network_files(&self) -> impl Iterator<Item = PathBuf> {
+        std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| is_id(&e.file_name().to_string_lossy()))
+            .map(|e| e.path())
     }
 
     /// A network's file: its header (None when missing or blank) and its
@@ -212,11 +269,7 @@ impl Dns {
     }
 
     fn has_networks(&self) -> bool {
-        std::fs::read_dir(&self.dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|e| is_id(&e.file_name().to_string_lossy()))
+        self.network_files().next().is_some()
     }
 
     /// At berthd's start: the records an engine that ran aardvark-dns
@@ -247,6 +300,18 @@ impl Dns {
             }
             let _ = std::fs::remove_dir_all(&old);
             tracing::info!("names now served by berth-dns (was aardvark-dns)");
+        }
+        // The own resolvers of containers whose records went while berthd
+        // was stopping.
+        for e in std::fs::read_dir(self.dir.join(UPSTREAMS_DIR))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if !is_id(&id) || !self.recorded(&id) {
+                let _ = std::fs::remove_file(e.path());
+            }
         }
         if self.pid().is_none()
             && self.has_networks()
@@ -522,29 +587,48 @@ mod tests {
             linked_as: Vec::new(),
         };
         let traversal = "/../../../../../../etc/cron.d/x";
-        assert!(dns.add(traversal, "10.1.0.1", false, &r(&["a"])).is_err());
-        assert!(dns.remove(traversal, "10.1.0.1", ID).is_err());
         assert!(
-            dns.add(ID, "10.1.0.1", false, &r(&["evil\n0000 6.6.6.6  injected"]))
+            dns.add(traversal, "10.1.0.1", false, &r(&["a"]), &[])
                 .is_err()
         );
-        assert!(dns.add(ID, "10.1.0.1", false, &r(&["a,b"])).is_err());
-        assert!(dns.add(ID, "10.1.0.1\nx", false, &r(&["a"])).is_err());
+        assert!(dns.remove(traversal, "10.1.0.1", ID).is_err());
+        assert!(
+            dns.add(
+                ID,
+                "10.1.0.1",
+                false,
+                &r(&["evil\n0000 6.6.6.6  injected"]),
+                &[]
+            )
+            .is_err()
+        );
+        assert!(dns.add(ID, "10.1.0.1", false, &r(&["a,b"]), &[]).is_err());
+        assert!(dns.add(ID, "10.1.0.1\nx", false, &r(&["a"]), &[]).is_err());
         // A link alias, and the id of the container it is answered to.
         let linked = |alias: &str, asker: &str| Record {
             linked_as: vec![(alias.to_string(), asker.to_string())],
             ..r(&["web"])
         };
-        assert!(dns.add(ID, "10.1.0.1", false, &linked("x@y", ID)).is_err());
         assert!(
-            dns.add(ID, "10.1.0.1", false, &linked("db", "x 10.6.6.6  evil"))
+            dns.add(ID, "10.1.0.1", false, &linked("x@y", ID), &[])
                 .is_err()
         );
-        dns.add(ID, "10.1.0.1", false, &r(&["web", "web.alias"]))
+        assert!(
+            dns.add(
+                ID,
+                "10.1.0.1",
+                false,
+                &linked("db", "x 10.6.6.6  evil"),
+                &[]
+            )
+            .is_err()
+        );
+        dns.add(ID, "10.1.0.1", false, &r(&["web", "web.alias"]), &[])
             .unwrap();
         let text = std::fs::read_to_string(dir.path().join("dns").join(ID)).unwrap();
         assert_eq!(text, format!("10.1.0.1\n{ID} 10.1.0.2  web,web.alias\n"));
-        dns.add(ID, "10.1.0.1", false, &linked("db", ID)).unwrap();
+        dns.add(ID, "10.1.0.1", false, &linked("db", ID), &[])
+            .unwrap();
         let text = std::fs::read_to_string(dir.path().join("dns").join(ID)).unwrap();
         assert_eq!(text, format!("10.1.0.1\n{ID} 10.1.0.2  web db@{ID}\n"));
         // An internal network's header says so, and a remove keeps it.
@@ -553,12 +637,50 @@ mod tests {
             container_id: &other,
             ..r(&["x"])
         };
-        dns.add(ID, "10.1.0.1", true, &second).unwrap();
+        dns.add(ID, "10.1.0.1", true, &second, &[]).unwrap();
         dns.remove(ID, "10.1.0.1", &other).unwrap();
         let text = std::fs::read_to_string(dir.path().join("dns").join(ID)).unwrap();
         assert_eq!(
             text,
             format!("10.1.0.1 internal\n{ID} 10.1.0.2  web db@{ID}\n")
         );
+    }
+
+    /// A container's own resolvers (`--dns`) are written for the server
+    /// as addresses only, and go with its last record.
+    #[test]
+    fn own_resolvers_are_kept_while_the_container_has_a_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let dns = Dns {
+            dir: dir.path().join("dns"),
+            netns_dir: dir.path().join("netns"),
+            binary: None,
+            lock: std::sync::Mutex::new(()),
+            unserved: Default::default(),
+        };
+        let r = Record {
+            container_id: ID,
+            ipv4: "10.1.0.2",
+            ipv6: "",
+            names: vec!["web".into()],
+            linked_as: Vec::new(),
+        };
+        let (net_a, net_b) = ("a".repeat(64), "b".repeat(64));
+        let own = vec!["10.99.0.1".to_string(), "x\nnameserver 6.6.6.6".into()];
+        dns.add(&net_a, "10.1.0.1", false, &r, &own).unwrap();
+        dns.add(&net_b, "10.2.0.1", false, &r, &own).unwrap();
+        let file = dir.path().join("dns/upstreams").join(ID);
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "nameserver 10.99.0.1\n"
+        );
+        dns.remove(&net_a, "10.1.0.1", ID).unwrap();
+        assert!(file.exists(), "still on the other network");
+        dns.remove(&net_b, "10.2.0.1", ID).unwrap();
+        assert!(!file.exists());
+        // None named: the host's are asked, and no file is left.
+        dns.add(&net_a, "10.1.0.1", false, &r, &own).unwrap();
+        dns.add(&net_a, "10.1.0.1", false, &r, &[]).unwrap();
+        assert!(!file.exists());
     }
 }
