@@ -1479,4 +1479,69 @@ api.remove_container(c)
 api.remove_image("pyinit:1")
 print("init layer files: ok", flush=True)
 
+# On a user network, resolv.conf names Docker's embedded resolver alone,
+# which answers at 127.0.0.11 in the container's namespace, also for a
+# container that names its own DNS server (the server gets other names).
+net = client.networks.create("lt-dns")
+try:
+    peer = client.containers.run("busybox", "sleep 60", name="lt-dns-peer", network="lt-dns", detach=True)
+    out = client.containers.run("busybox", ["sh", "-c", "cat /etc/resolv.conf; nslookup lt-dns-peer 127.0.0.11 >/dev/null && echo found"],
+                                network="lt-dns", dns=["10.255.255.1"], dns_search=["ex.test"], remove=True).decode()
+    assert out == "search ex.test\nnameserver 127.0.0.11\noptions ndots:0\nfound\n", out
+    peer.remove(force=True)
+finally:
+    net.remove()
+print("embedded resolver: ok", flush=True)
+
+# Mounts' modes as dockerd shows them: a named volume "z" (given by -v or
+# --mount), an anonymous one none, a read-only one "ro", a bind none.
+c = api.create_container("busybox", "true", volumes=["/a", "/b", "/e", "/f", "/c"],
+                         host_config=api.create_host_config(
+                             binds=["lt-modez:/a", "lt-modez2:/b:ro", "/tmp:/c"],
+                             mounts=[docker.types.Mount("/f", "lt-modez3", type="volume")]))
+modes = {m["Destination"]: m["Mode"] for m in api.inspect_container(c)["Mounts"]}
+assert modes == {"/a": "z", "/b": "ro", "/c": "", "/e": "", "/f": "z"}, modes
+api.remove_container(c, v=True)
+for v in ("lt-modez", "lt-modez2", "lt-modez3"):
+    api.remove_volume(v)
+print("mount modes: ok", flush=True)
+
+# A bind's propagation is checked against its source's mount at start, as
+# dockerd checks it: a shared bind needs a shared mount, a slave one a
+# shared or slave mount; create takes it.
+import subprocess
+src = tempfile.mkdtemp(prefix="lt-prop-")
+slave = None
+subprocess.run(["mount", "--bind", src, src], check=True)
+try:
+    subprocess.run(["mount", "--make-private", src], check=True)
+    for mode, words in (("rshared", "not a shared mount"), ("rslave", "not a shared or slave mount")):
+        c = api.create_container("busybox", "true", host_config=api.create_host_config(binds=[f"{src}:/p:{mode}"]))
+        api_error(500, f"path {src} is mounted on {src} but it is {words}", api.start, c)
+        api.remove_container(c)
+    subprocess.run(["mount", "--make-shared", src], check=True)
+    c = api.create_container("busybox", "true", host_config=api.create_host_config(binds=[f"{src}:/p:rshared"]))
+    api.start(c)
+    assert api.wait(c)["StatusCode"] == 0
+    api.remove_container(c)
+    # A slave mount (of the shared one) takes a slave bind, not a shared one.
+    slave = tempfile.mkdtemp(prefix="lt-prop-slave-")
+    subprocess.run(["mount", "--bind", src, slave], check=True)
+    subprocess.run(["mount", "--make-slave", slave], check=True)
+    for s_src in (src, slave):
+        c = api.create_container("busybox", "true", host_config=api.create_host_config(binds=[f"{s_src}:/p:rslave"]))
+        api.start(c)
+        assert api.wait(c)["StatusCode"] == 0
+        api.remove_container(c)
+    c = api.create_container("busybox", "true", host_config=api.create_host_config(binds=[f"{slave}:/p:shared"]))
+    api_error(500, f"path {slave} is mounted on {slave} but it is not a shared mount", api.start, c)
+    api.remove_container(c)
+finally:
+    if slave:
+        subprocess.run(["umount", "-l", slave])
+        os.rmdir(slave)
+    subprocess.run(["umount", "-l", src])
+    os.rmdir(src)
+print("bind propagation: ok", flush=True)
+
 print("longtail: all done")

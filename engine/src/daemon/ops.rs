@@ -535,6 +535,7 @@ impl Daemon {
             &c.inherited_mounts,
             &c.mounts,
         )?;
+        let root_propagation = super::volumes::check_propagation(&plan.oci)?;
         // What volumes' options mount (a host directory, a tmpfs) is there
         // before anything is copied in or the container sees it.
         for name in &plan.to_mount {
@@ -568,9 +569,12 @@ impl Daemon {
         if c.host_config.ipc_mode == "shareable" {
             super::ipc::mount_shm(&c.dir, c.host_config.shm_size)?;
         }
-        let spec = self
+        let mut spec = self
             .spec_for(c, (uid, gid, groups), plan.oci, &links, true)
             .await?;
+        if let Some(p) = root_propagation {
+            spec["linux"]["rootfsPropagation"] = serde_json::json!(p);
+        }
         self.lc
             .containers()
             .update(self.lc.req(api::UpdateContainerRequest {

@@ -297,6 +297,83 @@ pub(crate) fn is_mount_point(path: &Path) -> bool {
         .any(|m| unescape_mountinfo(m) == want)
 }
 
+/// dockerd's check, at start, of each bind's propagation against the
+/// mount its source is on: a shared bind needs a shared mount, a slave one
+/// a shared or slave mount (otherwise the mode could not do what it says).
+/// Returns the root's propagation the spec then asks for, as dockerd
+/// sets it: shared for a shared bind, else rslave for a slave one.
+pub fn check_propagation(oci: &[Value]) -> Result<Option<&'static str>> {
+    let mut root = None;
+    let mut info: Option<String> = None;
+    for m in oci {
+        let options: Vec<&str> = m["options"]
+            .as_array()
+            .map(|o| o.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let shared = options.iter().any(|o| matches!(*o, "shared" | "rshared"));
+        let slave = options.iter().any(|o| matches!(*o, "slave" | "rslave"));
+        if !shared && !slave {
+            continue;
+        }
+        let source = m["source"].as_str().unwrap_or_default();
+        let info = info.get_or_insert_with(|| {
+            std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()
+        });
+        let real = std::fs::canonicalize(source).unwrap_or_else(|_| PathBuf::from(source));
+        let Some((mountpoint, peer)) = source_mount(info, &real) else {
+            continue;
+        };
+        let ok = peer.shared || (slave && !shared && peer.slave);
+        if !ok {
+            return Err(ApiError::internal(format!(
+                "path {source} is mounted on {mountpoint} but it is not a shared{} mount",
+                if shared { "" } else { " or slave" }
+            )));
+        }
+        if shared {
+            root = Some("shared");
+        } else if root.is_none() {
+            root = Some("rslave");
+        }
+    }
+    Ok(root)
+}
+
+/// How a mount takes part in propagation.
+struct Peering {
+    shared: bool,
+    slave: bool,
+}
+
+/// The mount `path` is on (the longest mount point above it; the last
+/// of those stacked there) and its propagation, from mountinfo's text.
+fn source_mount(info: &str, path: &Path) -> Option<(String, Peering)> {
+    let mut best: Option<(String, Peering)> = None;
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(point) = fields.get(4).map(|m| unescape_mountinfo(m)) else {
+            continue;
+        };
+        if !path.starts_with(&point) {
+            continue;
+        }
+        if best.as_ref().is_some_and(|(b, _)| b.len() > point.len()) {
+            continue;
+        }
+        let optional = fields.iter().skip(6).take_while(|f| **f != "-");
+        let mut peer = Peering {
+            shared: false,
+            slave: false,
+        };
+        for f in optional {
+            peer.shared |= f.starts_with("shared:");
+            peer.slave |= f.starts_with("master:");
+        }
+        best = Some((point, peer));
+    }
+    best
+}
+
 /// mountinfo writes space, tab, newline and backslash as octal escapes.
 fn unescape_mountinfo(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -429,7 +506,14 @@ pub fn plan(
             source: vols.path(&v.name).to_string_lossy().into_owned(),
             destination: dest.to_string(),
             driver: "local".into(),
-            mode: if ro { "ro".into() } else { String::new() },
+            // dockerd's mode for a named volume is "z" (SELinux's shared
+            // label, which it applies to nothing where SELinux is off);
+            // an anonymous one has none.
+            mode: match (ro, own) {
+                (true, _) => "ro".into(),
+                (false, false) => "z".into(),
+                (false, true) => String::new(),
+            },
             rw: !ro,
             propagation: String::new(),
         });
@@ -824,6 +908,21 @@ fn check_tmpfs_options(opts: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sources_mount_is_the_longest_above_it_with_its_peering() {
+        let info = "\
+21 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+30 21 0:40 / /tmp rw master:5 - tmpfs tmpfs rw
+31 21 0:41 / /srv\\040x rw - tmpfs tmpfs rw
+32 30 0:42 / /tmp/a rw shared:7 master:5 - tmpfs tmpfs rw
+";
+        let at = |p: &str| source_mount(info, Path::new(p)).map(|(m, p)| (m, p.shared, p.slave));
+        assert_eq!(at("/etc/x"), Some(("/".into(), true, false)));
+        assert_eq!(at("/tmp/ab"), Some(("/tmp".into(), false, true)));
+        assert_eq!(at("/tmp/a/b"), Some(("/tmp/a".into(), true, true)));
+        assert_eq!(at("/srv x/y"), Some(("/srv x".into(), false, false)));
+    }
 
     #[test]
     fn binds_docker_refuses_are_refused() {
