@@ -446,6 +446,15 @@ fn published_ports_answer_on_the_host() {
     );
     let ps = s.berth(&["ps", "--format", "{{.Ports}}"]).ok().to_string();
     assert!(ps.contains(&format!("{p2}->80/tcp")), "{ps}");
+    // On the host's IPv6 addresses too (dockerd's proxy listens on [::]),
+    // relayed to the container's IPv4 address; not a port published on
+    // 127.0.0.1 alone.
+    if has_ipv6() {
+        assert_eq!(curl(&format!("http://[::1]:{p2}/hostname")).trim(), short);
+        assert!(ports.contains(&format!("80/tcp -> [::]:{p2}")), "{ports}");
+        assert!(ps.contains(&format!("[::]:{p2}->80/tcp")), "{ps}");
+        assert!(curl(&format!("http://[::1]:{p1}/hostname")).is_empty());
+    }
     if docker_cli().is_some() {
         let out = s.docker(&["port", "pub", "80"]).ok().to_string();
         assert!(out.contains(&format!("127.0.0.1:{p1}")), "{out}");
@@ -1056,6 +1065,17 @@ fn a_published_port_keeps_answering_through_daemon_kills() {
     // Nothing was added twice or flushed on the restart.
     assert_eq!(rules_of(&id), rules_before);
     assert_eq!(curl(&url).trim(), &id[..12]);
+    // The IPv6 side is berthd's relay (as docker-proxy is dockerd's): it
+    // is back once berthd is.
+    if has_ipv6() {
+        let url6 = format!("http://[::1]:{p}/hostname");
+        assert!(eventually(10, || curl(&url6).trim() == &id[..12]));
+    }
+}
+
+/// Whether the host has IPv6 loopback (the relays are bound only then).
+fn has_ipv6() -> bool {
+    std::net::TcpListener::bind("[::1]:0").is_ok()
 }
 
 #[test]

@@ -1009,8 +1009,8 @@ fn ps_row(c: &PsEntry, no_trunc: bool, want: &dyn Fn(&str) -> bool) -> Value {
                 let private = p.private_port;
                 match p.public_port {
                     Some(public) => format!(
-                        "{}:{public}->{private}/{proto}",
-                        p.ip.as_deref().unwrap_or("0.0.0.0")
+                        "{}->{private}/{proto}",
+                        super::join_host_port(p.ip.as_deref().unwrap_or("0.0.0.0"), public)
                     ),
                     None => format!("{private}/{proto}"),
                 }

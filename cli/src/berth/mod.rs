@@ -436,6 +436,16 @@ pub fn human_duration(secs: i64) -> String {
 
 /// Docker's HumanSizeWithPrecision(size, 3): decimal units, three
 /// significant digits, trailing zeros dropped.
+/// An address and a port as Go's net.JoinHostPort writes them: an IPv6
+/// address in brackets (`[::]:8080`), as the docker CLI shows ports.
+pub fn join_host_port(ip: &str, port: impl std::fmt::Display) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
 pub fn human_size(size: f64) -> String {
     const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
     let mut v = size;

@@ -343,10 +343,9 @@ pub async fn port(ctx: &Ctx, a: PortArgs) -> Result<i32> {
         }
         for b in bindings.as_array().into_iter().flatten() {
             found = true;
-            let addr = format!(
-                "{}:{}",
+            let addr = super::join_host_port(
                 b["HostIp"].as_str().unwrap_or(""),
-                b["HostPort"].as_str().unwrap_or("")
+                b["HostPort"].as_str().unwrap_or(""),
             );
             if want.is_some() {
                 println!("{addr}");

@@ -104,6 +104,8 @@ pub struct Daemon {
     /// the firewall forwards).
     pub ports_in_flight: std::sync::Mutex<std::collections::HashMap<(String, u16), String>>,
     pub firewall: crate::network::firewall::Firewall,
+    /// Published ports on the host's IPv6 addresses, relayed.
+    pub relays: crate::network::relay::Relays,
     pub execs: exec::Execs,
     entries: RwLock<HashMap<String, Arc<Entry>>>,
     names: Mutex<HashMap<String, String>>,
@@ -195,6 +197,7 @@ impl Daemon {
                 &cfg.exec_root.join("netns"),
             ),
             ports_in_flight: Default::default(),
+            relays: Default::default(),
             firewall: Default::default(),
             execs: exec::Execs::default(),
             events: Events::default(),

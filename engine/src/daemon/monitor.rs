@@ -250,6 +250,7 @@ impl Daemon {
                             }
                         }
                         let _ = c.save();
+                        self.resume_relays(&c);
                         drop(c);
                         // Checks go on after an engine restart.
                         self.watch_health(e).await;

@@ -15,6 +15,7 @@ use super::container::Container;
 use super::networks::Network;
 use crate::error::{ApiError, Result};
 use crate::network::cni::{Target, ipv4_of, ipv6_of};
+use crate::network::relay::Bound;
 use crate::network::{dns, netns};
 use crate::types::EndpointSettings;
 
@@ -350,8 +351,80 @@ impl Daemon {
         if let Some(e) = first {
             return Err(e);
         }
+        self.serve_relays(c, &ports);
         self.await_names(c).await;
         Ok(())
+    }
+
+    /// The container's ports published on every host address relayed from
+    /// the host's IPv6 ones to its first interface's address (bound by
+    /// [`Daemon::port_mappings`]).
+    fn serve_relays(&self, c: &Container, ports: &Value) {
+        let Some(target) = self.relay_target(c) else {
+            self.relays.stop(&c.id);
+            return;
+        };
+        let mut to = std::collections::HashMap::new();
+        for m in ports.as_array().into_iter().flatten() {
+            let everywhere = matches!(m["hostIP"].as_str(), None | Some("") | Some("0.0.0.0"));
+            let host = m["hostPort"].as_u64().and_then(|p| u16::try_from(p).ok());
+            let inside = m["containerPort"]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok());
+            let proto = m["protocol"].as_str().unwrap_or("tcp").to_string();
+            if let (true, Some(host), Some(inside)) = (everywhere, host, inside) {
+                to.insert((proto, host), inside);
+            }
+        }
+        self.relays.serve(&c.id, target, &to);
+    }
+
+    /// Where the relays send: the address of the interface ports are
+    /// published on.
+    fn relay_target(&self, c: &Container) -> Option<std::net::IpAddr> {
+        c.net
+            .as_ref()?
+            .attachments
+            .iter()
+            .find(|a| a.ifname == "eth0")?
+            .ip
+            .parse()
+            .ok()
+    }
+
+    /// After an engine restart: a running container's ports on the host's
+    /// IPv6 addresses bound and relayed again (they went with the last
+    /// engine, as docker-proxy goes with dockerd).
+    pub fn resume_relays(&self, c: &Container) {
+        if self.relays.serving(&c.id) || c.net.is_none() {
+            return;
+        }
+        let mut to = std::collections::HashMap::new();
+        for (p, bs) in &c.published {
+            let (num, proto) = p.split_once('/').unwrap_or((p.as_str(), "tcp"));
+            let Ok(inside) = num.parse::<u16>() else {
+                continue;
+            };
+            for b in bs.iter().filter(|b| b.host_ip == "::") {
+                let Ok(host) = b.host_port.parse::<u16>() else {
+                    continue;
+                };
+                match Bound::at(host, proto) {
+                    Ok(Some(bound)) => {
+                        self.relays.hold(&c.id, bound);
+                        to.insert((proto.to_string(), host), inside);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(
+                        "container {}: publishing [::]:{host}/{proto} again: {e}",
+                        c.id
+                    ),
+                }
+            }
+        }
+        if let Some(target) = self.relay_target(c) {
+            self.relays.serve(&c.id, target, &to);
+        }
     }
 
     /// The container's names served on every network that resolves them
@@ -782,6 +855,7 @@ impl Daemon {
     /// the namespace cost ~20 ms per stop). The networks' DELs run at
     /// once, as their ADDs do.
     pub async fn net_down(&self, c: &mut Container) {
+        self.relays.stop(&c.id);
         let Some(state) = c.net.clone() else { return };
         let path = state.netns.clone();
         let removed = tokio::task::spawn_blocking(move || netns::remove(&path)).await;
@@ -807,6 +881,8 @@ impl Daemon {
     /// The container's published ports as portmap's runtime config; -P
     /// picks free host ports for every exposed port without a binding.
     pub fn port_mappings(&self, c: &mut Container) -> Result<Value> {
+        // What an earlier, failed start bound.
+        self.relays.stop(&c.id);
         let mut out = Vec::new();
         let mut bindings = c.host_config.port_bindings.clone();
         if c.host_config.publish_all_ports {
@@ -857,7 +933,7 @@ impl Daemon {
                     (lo..=hi)
                         .find(|&p| {
                             !taken_by_a_start(p)
-                                && self.check_port_free(&c.id, &b.host_ip, p, proto).is_ok()
+                                && self.check_port_free(c, &b.host_ip, p, proto).is_ok()
                         })
                         .ok_or_else(|| {
                             ApiError::internal(format!(
@@ -874,7 +950,28 @@ impl Daemon {
                         "driver failed programming external connectivity: Bind for {shown}:{host_port} failed: port is already allocated"
                     )));
                 }
-                self.check_port_free(&c.id, &b.host_ip, host_port, proto)?;
+                self.check_port_free(c, &b.host_ip, host_port, proto)?;
+                // On every host address: the IPv6 ones too, through a relay
+                // (dockerd's proxy listens on [::] beside 0.0.0.0).
+                let on_ipv6 = if matches!(b.host_ip.as_str(), "" | "0.0.0.0") {
+                    match Bound::at(host_port, proto) {
+                        Ok(Some(bound)) => {
+                            self.relays.hold(&c.id, bound);
+                            true
+                        }
+                        Ok(None) => false,
+                        Err(e) => {
+                            self.relays.stop(&c.id);
+                            return Err(ApiError::internal(format!(
+                                "driver failed programming external connectivity on endpoint {}: Error starting userland proxy: listen {proto}6 [::]:{host_port}: bind: {}",
+                                c.name.trim_start_matches('/'),
+                                go_errno(&e)
+                            )));
+                        }
+                    }
+                } else {
+                    false
+                };
                 in_flight.insert((proto.to_string(), host_port), c.id.clone());
                 out.push(
                     json!({"hostPort": host_port, "containerPort": container_port,
@@ -891,6 +988,15 @@ impl Daemon {
                         },
                         host_port: host_port.to_string(),
                     });
+                if on_ipv6 {
+                    resolved
+                        .entry(port.clone())
+                        .or_default()
+                        .push(crate::types::PortBinding {
+                            host_ip: "::".into(),
+                            host_port: host_port.to_string(),
+                        });
+                }
             }
         }
         c.published = resolved;
@@ -899,7 +1005,10 @@ impl Daemon {
 
     /// Docker's "port is already allocated": another container of ours, or
     /// anything on the host listening there.
-    fn check_port_free(&self, id: &str, host_ip: &str, port: u16, proto: &str) -> Result<()> {
+    /// dockerd names the endpoint that could not be published (the
+    /// starting container's).
+    fn check_port_free(&self, c: &Container, host_ip: &str, port: u16, proto: &str) -> Result<()> {
+        let id = c.id.as_str();
         let shown = if host_ip.is_empty() {
             "0.0.0.0"
         } else {
@@ -924,7 +1033,7 @@ impl Daemon {
                     if same_ip && b.host_port == port.to_string() {
                         return Err(ApiError::internal(format!(
                             "driver failed programming external connectivity on endpoint {}: Bind for {shown}:{port} failed: port is already allocated",
-                            other.name
+                            c.name.trim_start_matches('/')
                         )));
                     }
                 }
@@ -970,6 +1079,14 @@ fn free_port(proto: &str) -> Result<u16> {
     .map_err(|e| ApiError::internal(format!("finding a free port: {e}")))?
     .port();
     Ok(port)
+}
+
+/// An error as Go's syscall package words it ("address already in use").
+fn go_errno(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_lowercase(),
+        None => e.to_string(),
+    }
 }
 
 fn network_error(n: &Network, e: impl std::fmt::Display) -> ApiError {

@@ -6,6 +6,7 @@
 pub mod claim;
 pub mod dns;
 pub mod firewall;
+pub mod relay;
 
 pub use berth_cni as cni;
 pub use berth_cni::netns;
