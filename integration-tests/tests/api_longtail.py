@@ -1544,4 +1544,20 @@ finally:
     os.rmdir(src)
 print("bind propagation: ok", flush=True)
 
+# IPAM.Config shows the gateway the user gave, or the one of a subnet the
+# engine picked; a gateway picked in a subnet the user gave is left out.
+shown = {}
+for name, pool in (("lt-gw-given", docker.types.IPAMPool(subnet="10.233.0.0/24", gateway="10.233.0.9")),
+                   ("lt-gw-picked", docker.types.IPAMPool(subnet="10.234.0.0/24"))):
+    n = api.create_network(name, ipam=docker.types.IPAMConfig(pool_configs=[pool]))
+    shown[name] = api.inspect_network(n["Id"])["IPAM"]["Config"]
+    api.remove_network(n["Id"])
+assert shown == {"lt-gw-given": [{"Subnet": "10.233.0.0/24", "Gateway": "10.233.0.9"}],
+                 "lt-gw-picked": [{"Subnet": "10.234.0.0/24"}]}, shown
+n = api.create_network("lt-gw-pool")
+cfg = api.inspect_network(n["Id"])["IPAM"]["Config"]
+api.remove_network(n["Id"])
+assert len(cfg) == 1 and cfg[0]["Gateway"], cfg
+print("network gateways shown: ok", flush=True)
+
 print("longtail: all done")

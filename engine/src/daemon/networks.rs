@@ -55,6 +55,13 @@ pub struct Network {
     /// dockerd has it. Records from before this was kept say yes.
     #[serde(default = "given")]
     pub subnet_given: bool,
+    /// Which gateways inspect shows: dockerd leaves out one it picked in
+    /// a subnet the user gave (and shows those of subnets it picked).
+    /// Records from before this was kept show theirs.
+    #[serde(default = "given")]
+    pub gateway_shown: bool,
+    #[serde(default = "given")]
+    pub gateway6_shown: bool,
     /// The Linux bridge's name.
     #[serde(default)]
     pub bridge: String,
@@ -210,7 +217,10 @@ impl Network {
         let mut config = if self.subnet.is_empty() {
             json!([])
         } else {
-            let mut c = json!({"Subnet": self.subnet, "Gateway": self.gateway});
+            let mut c = json!({"Subnet": self.subnet});
+            if self.gateway_shown {
+                c["Gateway"] = json!(self.gateway);
+            }
             if !self.ip_range.is_empty() {
                 c["IPRange"] = json!(self.ip_range);
             }
@@ -224,7 +234,10 @@ impl Network {
         if !self.subnet6.is_empty()
             && let Some(c) = config.as_array_mut()
         {
-            let mut v6 = json!({"Subnet": self.subnet6, "Gateway": self.gateway6});
+            let mut v6 = json!({"Subnet": self.subnet6});
+            if self.gateway6_shown {
+                v6["Gateway"] = json!(self.gateway6);
+            }
             if !self.ip_range6.is_empty() {
                 v6["IPRange"] = json!(self.ip_range6);
             }
@@ -538,6 +551,8 @@ impl Networks {
                     aux_addresses: BTreeMap::new(),
                     aux_addresses6: BTreeMap::new(),
                     subnet_given: false,
+                    gateway_shown: true,
+                    gateway6_shown: true,
                     bridge: String::new(),
                     options: BTreeMap::new(),
                     labels: BTreeMap::new(),
@@ -605,6 +620,8 @@ impl Networks {
                 aux_addresses: BTreeMap::new(),
                 aux_addresses6: BTreeMap::new(),
                 subnet_given: false,
+                gateway_shown: true,
+                gateway6_shown: true,
                 bridge: bridge_name.into(),
                 options,
                 labels: BTreeMap::new(),
@@ -760,9 +777,11 @@ impl Networks {
             }
             None => Default::default(),
         };
+        let gateway6_shown = v6.as_ref().is_some_and(|c| !c.gateway.is_empty());
         let aux_addresses6 = v6.map(|c| c.auxiliary_addresses).unwrap_or_default();
         let cfg = v4.into_iter().next().unwrap_or_default();
         let subnet_given = !cfg.subnet.is_empty();
+        let gateway_shown = !subnet_given || !cfg.gateway.is_empty();
         let subnet: Ipv4Net = if cfg.subnet.is_empty() {
             if !cfg.ip_range.is_empty() || !cfg.gateway.is_empty() {
                 return Err(ApiError::bad_request(
@@ -866,6 +885,8 @@ impl Networks {
             aux_addresses: cfg.auxiliary_addresses.clone(),
             aux_addresses6,
             subnet_given,
+            gateway_shown,
+            gateway6_shown,
             bridge,
             options,
             labels: req.labels.unwrap_or_default(),
