@@ -86,6 +86,9 @@ pub struct Server {
     listeners: Mutex<HashMap<IpAddr, Listener>>,
     /// By container id.
     inside: Mutex<HashMap<String, Inside>>,
+    /// Where sockets inside namespaces are made (with a namespace
+    /// directory).
+    ns_worker: Option<std::sync::mpsc::Sender<NsRequest>>,
     forwards: Arc<Semaphore>,
     tcp_askers: Arc<Semaphore>,
 }
@@ -103,7 +106,15 @@ struct Inside {
     /// The namespace file's device and inode: a container started again
     /// has a new namespace at the same path, and is listened for in it.
     ns: (u64, u64),
-    _listener: Listener,
+    /// None while its sockets are being made.
+    listener: Option<Listener>,
+}
+
+/// Sockets to make at `at` inside the namespace held at `ns`.
+struct NsRequest {
+    ns: PathBuf,
+    at: SocketAddr,
+    reply: tokio::sync::oneshot::Sender<std::io::Result<(OwnedFd, OwnedFd)>>,
 }
 
 /// Who asks on a listener: on a gateway, the asker's address tells; at
@@ -137,6 +148,7 @@ impl Drop for Listener {
 
 impl Server {
     pub fn new(cfg: Config) -> Arc<Server> {
+        let ns_worker = cfg.netns_dir.is_some().then(ns_worker);
         Arc::new(Server {
             cfg,
             served: RwLock::new(Arc::new(Served {
@@ -146,6 +158,7 @@ impl Server {
             })),
             listeners: Mutex::new(HashMap::new()),
             inside: Mutex::new(HashMap::new()),
+            ns_worker,
             forwards: Arc::new(Semaphore::new(FORWARDS)),
             tcp_askers: Arc::new(Semaphore::new(TCP_ASKERS)),
         })
@@ -250,7 +263,7 @@ impl Server {
     /// let go at once (a socket holds its namespace alive). One that
     /// cannot be bound now is tried again on the next tick.
     fn listen_inside(self: &Arc<Self>, zone: &Zone) {
-        let Some(dir) = &self.cfg.netns_dir else {
+        let (Some(dir), Some(worker)) = (&self.cfg.netns_dir, &self.ns_worker) else {
             return;
         };
         let wanted = zone.containers();
@@ -266,26 +279,67 @@ impl Server {
             if inside.get(id).is_some_and(|i| i.ns == ns) {
                 continue;
             }
-            // The old namespace's first: it is gone, and held by them.
-            inside.remove(id);
-            match self.bind_inside(&path, id) {
-                Ok(listener) => {
-                    tracing::debug!("serving container {id} at {RESOLVER}");
-                    inside.insert(
-                        id.to_string(),
-                        Inside {
-                            ns,
-                            _listener: listener,
-                        },
-                    );
-                }
-                Err(e) => tracing::debug!("listening at {RESOLVER} for container {id}: {e}"),
+            // The old namespace's go first (they hold it alive); the new
+            // ones are made on the worker while the server goes on
+            // answering.
+            inside.insert(id.to_string(), Inside { ns, listener: None });
+            let (reply, made) = tokio::sync::oneshot::channel();
+            let at = SocketAddr::new(RESOLVER.into(), self.cfg.port);
+            if worker
+                .send(NsRequest {
+                    ns: path,
+                    at,
+                    reply,
+                })
+                .is_err()
+            {
+                inside.remove(id);
+                continue;
+            }
+            let (me, id) = (self.clone(), id.to_string());
+            tokio::spawn(async move {
+                let made = made
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::Error::other("the namespace worker ended")));
+                me.inside_made(&id, ns, made);
+            });
+        }
+    }
+
+    /// A container's sockets made (or not): served if the container still
+    /// wants them in that namespace; dropped otherwise. One that failed is
+    /// tried again on the next tick.
+    fn inside_made(
+        self: &Arc<Self>,
+        id: &str,
+        ns: (u64, u64),
+        made: std::io::Result<(OwnedFd, OwnedFd)>,
+    ) {
+        let mut inside = self.inside.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = inside
+            .get_mut(id)
+            .filter(|i| i.ns == ns && i.listener.is_none())
+        else {
+            return;
+        };
+        match made.and_then(|(udp, tcp)| self.serve_inside(id, udp, tcp)) {
+            Ok(listener) => {
+                tracing::debug!("serving container {id} at {RESOLVER}");
+                entry.listener = Some(listener);
+            }
+            Err(e) => {
+                tracing::debug!("listening at {RESOLVER} for container {id}: {e}");
+                inside.remove(id);
             }
         }
     }
 
-    fn bind_inside(self: &Arc<Self>, ns: &Path, id: &str) -> std::io::Result<Listener> {
-        let (udp, tcp) = sockets_in(ns, SocketAddr::new(RESOLVER.into(), self.cfg.port))?;
+    fn serve_inside(
+        self: &Arc<Self>,
+        id: &str,
+        udp: OwnedFd,
+        tcp: OwnedFd,
+    ) -> std::io::Result<Listener> {
         let udp = UdpSocket::from_std(std::net::UdpSocket::from(udp))?;
         let tcp = TcpListener::from_std(std::net::TcpListener::from(tcp))?;
         let who = Who::Container(Arc::from(id));
@@ -430,20 +484,54 @@ fn socket_on(ip: IpAddr, port: u16, kind: SockType) -> std::io::Result<OwnedFd> 
     Ok(fd)
 }
 
+/// The thread that makes sockets inside containers' namespaces, for the
+/// server's life: setns moves only the calling thread, and a thread made
+/// and waited for per container held up every answer while it was
+/// scheduled. It goes back to the server's namespace after each request:
+/// a thread left in a container's would keep that namespace alive after
+/// the container.
+fn ns_worker() -> std::sync::mpsc::Sender<NsRequest> {
+    let (tx, rx) = std::sync::mpsc::channel::<NsRequest>();
+    let home = std::fs::File::open("/proc/thread-self/ns/net");
+    let spawned = std::thread::Builder::new()
+        .name("netns".into())
+        .spawn(move || {
+            for r in rx {
+                let made = match &home {
+                    Ok(home) => sockets_in(&r.ns, r.at, home),
+                    Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+                };
+                let _ = r.reply.send(made);
+            }
+        });
+    if let Err(e) = spawned {
+        // The requests then fail (their replies are dropped) and are
+        // tried again on each tick.
+        tracing::warn!("starting the namespace thread: {e}");
+    }
+    tx
+}
+
 /// A UDP socket and a TCP listener at `at` inside the network namespace
-/// held at `ns`, made on a thread of its own (setns moves only the
-/// calling thread; the sockets stay in the namespace they were made in).
-fn sockets_in(ns: &Path, at: SocketAddr) -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let ns = std::fs::File::open(ns)?;
-    std::thread::spawn(move || -> std::io::Result<(OwnedFd, OwnedFd)> {
-        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+/// held at `ns`, made by the calling thread, which returns to `home`.
+fn sockets_in(
+    ns: &Path,
+    at: SocketAddr,
+    home: &std::fs::File,
+) -> std::io::Result<(OwnedFd, OwnedFd)> {
+    use nix::sched::{CloneFlags, setns};
+    let target = std::fs::File::open(ns)?;
+    setns(&target, CloneFlags::CLONE_NEWNET)?;
+    let made = (|| {
         let udp = socket_on(at.ip(), at.port(), SockType::Datagram)?;
         let tcp = socket_on(at.ip(), at.port(), SockType::Stream)?;
         listen(&tcp, Backlog::new(128).map_err(std::io::Error::from)?)?;
         Ok((udp, tcp))
-    })
-    .join()
-    .map_err(|_| std::io::Error::other("the namespace thread panicked"))?
+    })();
+    if let Err(e) = setns(home, CloneFlags::CLONE_NEWNET) {
+        tracing::error!("back to the server's network namespace: {e}");
+    }
+    made
 }
 
 fn udp_socket(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {

@@ -444,6 +444,13 @@ fn each_container_is_answered_at_127_0_0_11_in_its_own_namespace() {
         Some(vec![Ipv4Addr::new(10, 9, 2, 3)]),
         "a peer on the other network"
     );
+    // Every thread of the server is back in the host's namespace: one
+    // left in the container's would keep it alive after the container.
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    for t in std::fs::read_dir(format!("/proc/{}/task", s.0.id())).unwrap() {
+        let t = t.unwrap().path();
+        assert_eq!(std::fs::read_link(t.join("ns/net")).unwrap(), host, "{t:?}");
+    }
     let mut web = answered(&ns, "web").unwrap();
     web.sort();
     assert_eq!(
