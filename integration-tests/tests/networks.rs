@@ -497,6 +497,29 @@ fn published_ports_answer_on_the_host() {
         .ok(),
         "false"
     );
+    // A free port before the taken one is let go on every address (its
+    // IPv6 side was bound before the clash was found).
+    let p3 = free_port();
+    let out = s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "clash2",
+        "-p",
+        &format!("{p3}:80"),
+        "-p",
+        &format!("{p2}:81"),
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert_ne!(out.code, 0, "{out:?}");
+    if has_ipv6() {
+        assert!(
+            std::net::TcpListener::bind(("::", p3)).is_ok(),
+            "[::]:{p3} kept"
+        );
+    }
 
     // Starts at once, each on a port of the host's choosing (compose's
     // `scale`): each gets its own (two once picked the same one).

@@ -883,6 +883,15 @@ impl Daemon {
     pub fn port_mappings(&self, c: &mut Container) -> Result<Value> {
         // What an earlier, failed start bound.
         self.relays.stop(&c.id);
+        let mapped = self.map_ports(c);
+        if mapped.is_err() {
+            // The IPv6 ports bound before the one that failed.
+            self.relays.stop(&c.id);
+        }
+        mapped
+    }
+
+    fn map_ports(&self, c: &mut Container) -> Result<Value> {
         let mut out = Vec::new();
         let mut bindings = c.host_config.port_bindings.clone();
         if c.host_config.publish_all_ports {
@@ -961,7 +970,6 @@ impl Daemon {
                         }
                         Ok(None) => false,
                         Err(e) => {
-                            self.relays.stop(&c.id);
                             return Err(ApiError::internal(format!(
                                 "driver failed programming external connectivity on endpoint {}: Error starting userland proxy: listen {proto}6 [::]:{host_port}: bind: {}",
                                 c.name.trim_start_matches('/'),
