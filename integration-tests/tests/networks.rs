@@ -274,6 +274,27 @@ fn containers_on_user_networks_ask_at_127_0_0_11() {
     );
     let bridge = s.berth(&["run", "--rm", "busybox", "nslookup", "peer-b", "127.0.0.11"]);
     assert_ne!(bridge.code, 0, "{bridge:?}");
+    if docker_cli().is_some() {
+        let out = s
+            .docker(&[
+                "run",
+                "--rm",
+                "--network",
+                "rb",
+                "busybox",
+                "sh",
+                "-c",
+                "nslookup peer-b 127.0.0.11 >/dev/null && cat /etc/resolv.conf",
+            ])
+            .ok()
+            .to_string();
+        let servers: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("nameserver"))
+            .collect();
+        assert_eq!(servers, ["nameserver 127.0.0.11"], "{out}");
+        assert!(out.contains("ndots:0"), "{out}");
+    }
     // A container that names its own DNS server still finds its peers
     // (resolv.conf names only 127.0.0.11, as dockerd writes it); the
     // resolver forwards other names to its server.
@@ -458,6 +479,9 @@ fn published_ports_answer_on_the_host() {
     if docker_cli().is_some() {
         let out = s.docker(&["port", "pub", "80"]).ok().to_string();
         assert!(out.contains(&format!("127.0.0.1:{p1}")), "{out}");
+        if has_ipv6() {
+            assert!(out.contains(&format!("[::]:{p2}")), "{out}");
+        }
     }
     // -P: every exposed port on a port of the host's choosing.
     s.berth(&[
