@@ -417,16 +417,7 @@ fn resolv_conf(
         }
         return out;
     }
-    let words = |key: &str| -> Vec<String> {
-        // The last line of a kind is the one resolvers read.
-        host.lines()
-            .filter_map(|l| {
-                let mut w = l.split_whitespace();
-                (w.next() == Some(key)).then(|| w.map(String::from).collect::<Vec<_>>())
-            })
-            .next_back()
-            .unwrap_or_default()
-    };
+    let words = |key: &str| last_words(host, key);
     let nameservers: Vec<String> = if dns.is_empty() {
         host.lines()
             .filter_map(|l| l.strip_prefix("nameserver").map(|n| n.trim().to_string()))
@@ -458,6 +449,19 @@ fn resolv_conf(
     out
 }
 
+/// The words after `key` on resolv.conf's last `key` line (the last line
+/// of a kind is the one resolvers read).
+fn last_words(resolv_conf: &str, key: &str) -> Vec<String> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(key)).then(|| w.map(String::from).collect::<Vec<_>>())
+        })
+        .next_back()
+        .unwrap_or_default()
+}
+
 /// The resolv.conf of a container that asks Docker's embedded resolver,
 /// as dockerd rebuilds it: `127.0.0.11` as the only nameserver (the
 /// container's own or the host's go to the resolver, which forwards to
@@ -465,15 +469,7 @@ fn resolv_conf(
 /// `ndots:0` unless an option sets ndots above 0 (names of containers
 /// are found before search domains are tried).
 fn embedded_resolv_conf(host: &str, search: &[String], options: &[String]) -> String {
-    let words = |key: &str| -> Vec<String> {
-        host.lines()
-            .filter_map(|l| {
-                let mut w = l.split_whitespace();
-                (w.next() == Some(key)).then(|| w.map(String::from).collect::<Vec<_>>())
-            })
-            .next_back()
-            .unwrap_or_default()
-    };
+    let words = |key: &str| last_words(host, key);
     let search = if search.is_empty() {
         words("search")
     } else {

@@ -569,16 +569,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn names_and_paths_cannot_escape_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let dns = Dns {
-            dir: dir.path().join("dns"),
-            netns_dir: dir.path().join("netns"),
+    /// A Dns with its files under `dir` and no server to signal.
+    fn in_dir(dir: &std::path::Path) -> Dns {
+        Dns {
+            dir: dir.join("dns"),
+            netns_dir: dir.join("netns"),
             binary: None,
             lock: std::sync::Mutex::new(()),
             unserved: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn names_and_paths_cannot_escape_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let dns = in_dir(dir.path());
         let r = |names: &[&str]| Record {
             container_id: ID,
             ipv4: "10.1.0.2",
@@ -651,13 +656,7 @@ mod tests {
     #[test]
     fn own_resolvers_are_kept_while_the_container_has_a_record() {
         let dir = tempfile::tempdir().unwrap();
-        let dns = Dns {
-            dir: dir.path().join("dns"),
-            netns_dir: dir.path().join("netns"),
-            binary: None,
-            lock: std::sync::Mutex::new(()),
-            unserved: Default::default(),
-        };
+        let dns = in_dir(dir.path());
         let r = Record {
             container_id: ID,
             ipv4: "10.1.0.2",
