@@ -134,12 +134,15 @@ fn queries_during_reloads_are_all_answered() {
     });
     // Reloads as fast as berthd may send them, while other networks come
     // and go and the record under question changes its other names.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let done = std::sync::Arc::new(AtomicU32::new(0));
     let reloads = {
-        let (stop, dir, pid) = (stop.clone(), dir.path().to_path_buf(), s.0.id());
+        let (stop, done) = (stop.clone(), done.clone());
+        let (dir, pid) = (dir.path().to_path_buf(), s.0.id());
         std::thread::spawn(move || {
             let mut n = 0u32;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 write(
                     &dir,
@@ -152,24 +155,31 @@ fn queries_during_reloads_are_all_answered() {
                     let _ = std::fs::remove_file(dir.join(NET_B));
                 }
                 signal(pid, nix::sys::signal::Signal::SIGHUP);
+                done.store(n, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_micros(500));
             }
             n
         })
     };
+    // At least 2000 questions, and as many more as it takes for 50 reloads
+    // to happen among them: how fast the reloads go depends on the load of
+    // the machine (file renames and signals), not on the server.
     let mut failures = Vec::new();
-    for id in 0..2000u16 {
-        match ask(ME, at, id, "web") {
+    let mut asked = 0u32;
+    let end = Instant::now() + Duration::from_secs(60);
+    while asked < 2000 || (done.load(Ordering::Relaxed) < 50 && Instant::now() < end) {
+        match ask(ME, at, asked as u16, "web") {
             Ok((RCODE::NoError, a)) if a == [ME] => {}
-            other => failures.push(format!("{id}: {other:?}")),
+            other => failures.push(format!("{asked}: {other:?}")),
         }
+        asked += 1;
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     let n = reloads.join().unwrap();
-    assert!(n > 50, "only {n} reloads happened");
+    assert!(n >= 50, "only {n} reloads happened in 60 s");
     assert!(
         failures.is_empty(),
-        "{} of 2000 failed: {:?}",
+        "{} of {asked} failed: {:?}",
         failures.len(),
         &failures[..failures.len().min(5)]
     );
