@@ -1560,4 +1560,74 @@ api.remove_network(n["Id"])
 assert len(cfg) == 1 and cfg[0]["Gateway"], cfg
 print("network gateways shown: ok", flush=True)
 
+# Mounts' modes as given with -v (named volumes "z" when none was given, and
+# with --mount), ConsoleSize a pair, published and exposed ports only while
+# the container has its network, the endpoint id network inspect shows.
+c = api.create_container("busybox", "true", volumes=["/a", "/b", "/g", "/f"],
+                         host_config=api.create_host_config(
+                             binds=["lt-modes1:/a:rw", "lt-modes2:/b:ro,nocopy", "lt-modes3:/g:nocopy"],
+                             mounts=[docker.types.Mount("/f", "lt-modes4", type="volume", read_only=True)]))
+modes = {m["Destination"]: m["Mode"] for m in api.inspect_container(c)["Mounts"]}
+assert modes == {"/a": "rw", "/b": "ro,nocopy", "/g": "nocopy", "/f": "z"}, modes
+assert api.inspect_container(c)["HostConfig"]["ConsoleSize"] == [0, 0]
+api.remove_container(c, v=True)
+for v in ("lt-modes1", "lt-modes2", "lt-modes3", "lt-modes4"):
+    api.remove_volume(v)
+net = api.create_network("lt-ports")
+c = api.create_container("busybox", "sleep 60", ports=[80, (53, "udp")],
+                         host_config=api.create_host_config(port_bindings={80: ("127.0.0.1", None)},
+                                                            network_mode="lt-ports"))
+assert api.inspect_container(c)["NetworkSettings"]["Ports"] == {}, api.inspect_container(c)["NetworkSettings"]
+api.start(c)
+ports = api.inspect_container(c)["NetworkSettings"]["Ports"]
+assert ports["53/udp"] is None and ports["80/tcp"][0]["HostIp"] == "127.0.0.1", ports
+endpoint = api.inspect_container(c)["NetworkSettings"]["Networks"]["lt-ports"]["EndpointID"]
+shown = api.inspect_network(net["Id"])["Containers"][c["Id"]]
+assert len(endpoint) == 64 and shown["EndpointID"] == endpoint, (endpoint, shown)
+assert "DNSNames" not in api.inspect_container(c)["NetworkSettings"]["Networks"]["lt-ports"]
+api.stop(c, timeout=1)
+assert api.inspect_container(c)["NetworkSettings"]["Ports"] == {}
+api.remove_container(c)
+api.remove_network(net["Id"])
+print("modes, ports and endpoints: ok", flush=True)
+
+# A checked container is unhealthy once it stops (its checks stop with it),
+# and starting again when it starts again.
+c = api.create_container("busybox", ["sleep", "60"], stop_signal="SIGKILL",
+                         healthcheck={"test": ["CMD", "true"], "interval": 100000000})
+api.start(c)
+for _ in range(100):
+    if api.inspect_container(c)["State"]["Health"]["Status"] == "healthy":
+        break
+    time.sleep(0.05)
+assert api.inspect_container(c)["State"]["Health"]["Status"] == "healthy"
+api.stop(c, timeout=0)
+assert api.inspect_container(c)["State"]["Health"]["Status"] == "unhealthy", api.inspect_container(c)["State"]
+api.start(c)
+assert api.inspect_container(c)["State"]["Health"]["Status"] == "starting", api.inspect_container(c)["State"]
+api.remove_container(c, force=True)
+print("health after stop: ok", flush=True)
+
+# system df: how many containers use each image and the bytes it shares
+# with others, layers counted once, volumes' users; sizes left out at 0.
+v = client.volumes.create("lt-dfvol")
+user = client.containers.run("busybox", "sleep 60", detach=True, volumes={"lt-dfvol": {"bind": "/v"}})
+idle = client.containers.create("busybox", "true")
+user.exec_run(["sh", "-c", "echo hi > /x"])
+child = user.commit("lt-dfchild", "1")
+df = api.df()
+base = [i for i in df["Images"] if "busybox:latest" in i["RepoTags"]][0]
+mine = [i for i in df["Images"] if "lt-dfchild:1" in i["RepoTags"]][0]
+on_base = [x for x in api.containers(all=True) if x["ImageID"] == base["Id"]]
+assert len(on_base) >= 2 and base["Containers"] == len(on_base) and mine["Containers"] == 0, (base, mine)
+assert base["SharedSize"] == base["Size"] and mine["SharedSize"] == base["Size"] < mine["Size"], (base, mine)
+others = sum(i["Size"] for i in df["Images"] if i["Id"] not in (base["Id"], mine["Id"]))
+assert df["LayersSize"] <= mine["Size"] + others, df["LayersSize"]
+assert [x["UsageData"]["RefCount"] for x in df["Volumes"] if x["Name"] == "lt-dfvol"] == [1], df["Volumes"]
+rows = {x["Id"]: x for x in df["Containers"]}
+assert "SizeRw" not in rows[idle.id] and rows[user.id]["SizeRw"] == 3, (rows[idle.id], rows[user.id])
+assert df["BuilderSize"] == 0, df
+user.remove(force=True); idle.remove(); v.remove(); client.images.remove("lt-dfchild:1")
+print("system df: ok", flush=True)
+
 print("longtail: all done")

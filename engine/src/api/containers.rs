@@ -122,11 +122,13 @@ fn ports(c: &Container) -> Vec<Value> {
 /// inspect's NetworkSettings.Ports: every exposed or published port, with
 /// its host bindings while the container has them.
 fn port_map(c: &Container) -> Value {
+    // Only while it has its network: dockerd shows none before a start
+    // and after a stop.
     let mut m = serde_json::Map::new();
-    for p in c.config.exposed_ports.keys() {
-        m.insert(p.clone(), Value::Null);
-    }
     if c.net.is_some() {
+        for p in c.config.exposed_ports.keys() {
+            m.insert(p.clone(), Value::Null);
+        }
         for (p, bs) in &c.published {
             m.insert(
                 p.clone(),
@@ -150,15 +152,7 @@ fn endpoint_json(c: &Container, network: &str, network_id: &str, a: Option<&Atta
     if user_defined && joined && !aliases.iter().any(|x| x == c.short_id()) {
         aliases.push(c.short_id().to_string());
     }
-    let mut dns_names = Vec::new();
-    if a.is_some_and(|a| a.dns) {
-        dns_names = vec![c.name.clone(), c.short_id().to_string()];
-        for a in &aliases {
-            if !dns_names.contains(a) {
-                dns_names.push(a.clone());
-            }
-        }
-    }
+    // No DNSNames: API 1.44 added them, and berth speaks 1.43.
     json!({
         "IPAMConfig": ep.and_then(|e| e.ipam_config.clone()),
         "Links": match ep.map(|e| &e.links) {
@@ -181,12 +175,11 @@ fn endpoint_json(c: &Container, network: &str, network_id: &str, a: Option<&Atta
         "IPv6Gateway": a.map(|a| a.gateway6.as_str()).unwrap_or(""),
         "GlobalIPv6Address": a.map(|a| a.ip6.as_str()).unwrap_or(""),
         "GlobalIPv6PrefixLen": a.map(|a| a.prefix6).unwrap_or(0),
-        "DNSNames": if dns_names.is_empty() { Value::Null } else { json!(dns_names) },
     })
 }
 
 /// A stable endpoint id: the container and network ids, hashed.
-fn endpoint_id(container: &str, network: &str) -> String {
+pub(crate) fn endpoint_id(container: &str, network: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(format!("{container}/{network}")))
 }
@@ -268,10 +261,15 @@ pub struct Summary<'a> {
     host_config: SummaryHostConfig,
     network_settings: SummaryNetworks<'a>,
     mounts: &'a [crate::types::MountPoint],
-    #[serde(rename = "SizeRw", skip_serializing_if = "Option::is_none")]
+    // Left out when zero, as Go's omitempty leaves them.
+    #[serde(rename = "SizeRw", skip_serializing_if = "none_or_zero")]
     size_rw: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "none_or_zero")]
     size_root_fs: Option<i64>,
+}
+
+fn none_or_zero(n: &Option<i64>) -> bool {
+    n.is_none_or(|n| n == 0)
 }
 
 #[derive(serde::Serialize)]
@@ -423,6 +421,10 @@ pub fn inspect_json(d: &Daemon, c: &Container) -> Value {
     fill_host_config_zeros(&mut hc);
     if hc["LogConfig"]["Type"] == "" {
         hc["LogConfig"]["Type"] = json!("json-file");
+    }
+    // A Go array of two: zeros when the client gave no size.
+    if hc["ConsoleSize"].as_array().is_none_or(|a| a.len() != 2) {
+        hc["ConsoleSize"] = json!([0, 0]);
     }
     let links = d.shown_links(c);
     hc["Links"] = if links.is_empty() {

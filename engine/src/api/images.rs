@@ -173,8 +173,48 @@ fn summary(g: &Grouped) -> Value {
     })
 }
 
-pub async fn summaries(d: &Daemon) -> Result<Vec<Value>> {
-    Ok(grouped(d).await?.iter().map(summary).collect())
+/// The images as `system df` shows them, and the bytes of all their
+/// layers with each layer counted once. Each image says how many
+/// containers use it (`users`, by image id) and how many of its bytes are
+/// in layers another image has too: a layer is shared when another image
+/// has it over the same layers (the same chain), as Docker's layer store
+/// shares it.
+pub async fn usage(d: &Daemon, users: &BTreeMap<String, i64>) -> Result<(Vec<Value>, i64)> {
+    let all = grouped(d).await?;
+    let chains = |g: &Grouped| -> Vec<(String, i64)> {
+        let mut chain = String::new();
+        g.diff_ids
+            .iter()
+            .zip(&g.layer_sizes)
+            .map(|(id, size)| {
+                chain.push_str(id);
+                chain.push('/');
+                (chain.clone(), *size)
+            })
+            .collect()
+    };
+    let mut held: BTreeMap<String, (usize, i64)> = BTreeMap::new();
+    for g in &all {
+        for (chain, size) in chains(g) {
+            held.entry(chain).or_insert((0, size)).0 += 1;
+        }
+    }
+    let layers = held.values().map(|(_, size)| size).sum();
+    let images = all
+        .iter()
+        .map(|g| {
+            let shared: i64 = chains(g)
+                .iter()
+                .filter(|(chain, _)| held.get(chain).is_some_and(|(n, _)| *n > 1))
+                .map(|(_, size)| size)
+                .sum();
+            let mut j = summary(g);
+            j["Containers"] = json!(users.get(&g.id).copied().unwrap_or(0));
+            j["SharedSize"] = json!(shared);
+            j
+        })
+        .collect();
+    Ok((images, layers))
 }
 
 pub async fn list(

@@ -33,7 +33,7 @@ async fn members(d: &Daemon, n: &Network) -> serde_json::Map<String, Value> {
             c.id.clone(),
             json!({
                 "Name": c.name,
-                "EndpointID": "",
+                "EndpointID": super::containers::endpoint_id(&c.id, &a.network_id),
                 "MacAddress": a.mac,
                 "IPv4Address": format!("{}/{}", a.ip, a.prefix),
                 "IPv6Address": if a.ip6.is_empty() { String::new() } else { format!("{}/{}", a.ip6, a.prefix6) },

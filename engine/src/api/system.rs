@@ -498,11 +498,16 @@ pub async fn events(s: State, Query(q): Query<Params>) -> Result<Response> {
 
 pub async fn df(s: State) -> Result<Json<Value>> {
     let d = s.0;
-    let images = super::images::summaries(&d).await?;
     let sizes = super::containers::disk_sizes(&d).await;
     let mut containers = Vec::new();
+    let mut image_users = std::collections::BTreeMap::<String, i64>::new();
+    let mut volume_users = std::collections::BTreeMap::<String, i64>::new();
     for e in d.all() {
         let c = e.c.lock().await;
+        *image_users.entry(c.image_id.clone()).or_default() += 1;
+        for m in c.mounts.iter().filter(|m| m.typ == "volume") {
+            *volume_users.entry(m.name.clone()).or_default() += 1;
+        }
         let size = sizes.get(&c.id).copied().unwrap_or_default();
         containers.push(
             serde_json::to_value(super::containers::summary(&c, Some(size)))
@@ -515,17 +520,21 @@ pub async fn df(s: State) -> Result<Json<Value>> {
         .into_iter()
         .map(|v| {
             let mut j = super::volumes::to_json(&d, &v);
-            j["UsageData"] = json!({"Size": d.volumes.size(&v.name), "RefCount": 0});
+            let users = volume_users.get(&v.name).copied().unwrap_or(0);
+            j["UsageData"] = json!({"Size": d.volumes.size(&v.name), "RefCount": users});
             j
         })
         .collect();
-    let layers: i64 = images.iter().filter_map(|i| i["Size"].as_i64()).sum();
+    let (images, layers) = super::images::usage(&d, &image_users).await?;
+    let cache = crate::build::usage(&d).await;
+    let builder: i64 = cache.iter().filter_map(|c| c["Size"].as_i64()).sum();
     Ok(Json(json!({
         "LayersSize": layers,
         "Images": images,
         "Containers": containers,
         "Volumes": volumes,
-        "BuildCache": crate::build::usage(&d).await,
+        "BuildCache": if cache.is_empty() { Value::Null } else { json!(cache) },
+        "BuilderSize": builder,
     })))
 }
 

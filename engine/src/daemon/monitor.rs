@@ -343,6 +343,11 @@ impl Daemon {
             c.state.exit_code = code;
             c.state.pid = 0;
             c.state.finished_at = Some(at);
+            // dockerd marks a checked container unhealthy once its checks
+            // stop with it; the next start makes it "starting" again.
+            if let Some(h) = c.state.health.as_mut() {
+                h.status = "unhealthy".into();
+            }
             // The exit is told before the teardown's own events (network
             // disconnects), in dockerd's order; the record stays locked
             // until the teardown is done.

@@ -448,6 +448,17 @@ pub fn clean(p: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// A volume's mode as dockerd shows it: as given with `-v name:/dst:mode`,
+/// else "z" for a named volume (SELinux's shared label, which it applies to
+/// nothing where SELinux is off) and nothing for an anonymous one.
+fn named_mode(name: Option<&str>, given: &str) -> String {
+    match (name, given) {
+        (None, _) => String::new(),
+        (Some(_), "") => "z".into(),
+        (Some(_), given) => given.into(),
+    }
+}
+
 /// Plans the mounts of a container from HostConfig.Binds, HostConfig.Mounts,
 /// HostConfig.Tmpfs and the image's VOLUMEs.
 pub fn plan(
@@ -472,6 +483,7 @@ pub fn plan(
                       dest: &str,
                       ro: bool,
                       nocopy: bool,
+                      mode: String,
                       labels: BTreeMap<String, String>,
                       options: BTreeMap<String, String>|
      -> Result<()> {
@@ -506,14 +518,7 @@ pub fn plan(
             source: vols.path(&v.name).to_string_lossy().into_owned(),
             destination: dest.to_string(),
             driver: "local".into(),
-            // dockerd's mode for a named volume is "z" (SELinux's shared
-            // label, which it applies to nothing where SELinux is off);
-            // an anonymous one has none.
-            mode: match (ro, own) {
-                (true, _) => "ro".into(),
-                (false, false) => "z".into(),
-                (false, true) => String::new(),
-            },
+            mode,
             rw: !ro,
             propagation: String::new(),
         });
@@ -620,6 +625,7 @@ pub fn plan(
                 dst,
                 ro,
                 nocopy,
+                named_mode(name, opts),
                 BTreeMap::new(),
                 BTreeMap::new(),
             )?;
@@ -726,6 +732,7 @@ pub fn plan(
                     &m.target,
                     m.read_only,
                     nocopy,
+                    named_mode(name, ""),
                     labels,
                     options,
                 )?;
@@ -809,6 +816,7 @@ pub fn plan(
                 &m.destination,
                 !m.rw,
                 true,
+                m.mode.clone(),
                 BTreeMap::new(),
                 BTreeMap::new(),
             )?,
@@ -835,6 +843,7 @@ pub fn plan(
             dest,
             false,
             false,
+            String::new(),
             BTreeMap::new(),
             BTreeMap::new(),
         )?;
