@@ -583,3 +583,46 @@ fn an_empty_named_volume_is_filled_from_the_image_at_first_use() {
     }
     s.docker(&["rm", "-f", &ids[0], &ids[1]]).ok();
 }
+
+#[test]
+fn system_df_counts_what_is_in_use_as_the_docker_cli_does() {
+    let s = stack();
+    s.docker(&[
+        "run", "-d", "--name", "user", "-v", "dfvol:/v", "busybox", "sleep", "1000",
+    ])
+    .ok();
+    s.docker(&["exec", "user", "sh", "-c", "echo hi > /x"]).ok();
+    s.docker(&["commit", "user", "child:1"]).ok();
+    // The busybox image is in use and shares all its bytes with the child;
+    // the volume has a user: nothing of either is reclaimable but the
+    // child's own bytes.
+    let docker = s.docker(&["system", "df"]).ok().to_string();
+    let rows: Vec<Vec<&str>> = docker
+        .lines()
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows[1][..3], ["Images", "2", "1"], "{docker}");
+    assert_eq!(rows[3][..3], ["Local Volumes", "1", "1"], "{docker}");
+    assert_eq!(rows[3][4], "0B", "{docker}");
+    assert_eq!(rows[4][..2], ["Build Cache", "0"], "{docker}");
+    // berth's CLI prints the same table from the same answer.
+    assert_eq!(s.berth(&["system", "df"]).ok(), docker.trim_end());
+    let verbose = s.docker(&["system", "df", "-v"]).ok().to_string();
+    let busybox = verbose
+        .lines()
+        .find(|l| l.starts_with("busybox "))
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>();
+    // REPOSITORY TAG ID CREATED(3 words) SIZE SHARED UNIQUE CONTAINERS
+    assert_eq!(busybox.last(), Some(&"1"), "{verbose}");
+    assert_eq!(busybox[busybox.len() - 2], "0B", "{verbose}");
+    s.docker(&["rm", "-f", "user"]).ok();
+    s.docker(&["rmi", "child:1"]).ok();
+    s.docker(&["volume", "rm", "dfvol"]).ok();
+}

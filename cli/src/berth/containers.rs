@@ -909,7 +909,8 @@ async fn top(ctx: &Ctx, a: TopArgs) -> Result<i32> {
             .collect();
         lines.push(row.join("\t"));
     }
-    print!("{}", format::align(&lines));
+    // `docker top` writes its table with cells at least 20 wide.
+    print!("{}", format::align_to(&lines, 20));
     Ok(0)
 }
 

@@ -396,8 +396,15 @@ impl Format {
     }
 }
 
-/// Go's tabwriter with padding 3, as the Docker CLI configures it.
+/// Go's tabwriter as the Docker CLI configures it for its tables: cells
+/// padded by 3, and at least 10 wide with the padding.
 pub fn align(lines: &[String]) -> String {
+    align_to(lines, 10)
+}
+
+/// Go's tabwriter with padding 3 and cells at least `min_width` wide.
+pub fn align_to(lines: &[String], min_width: usize) -> String {
+    const PADDING: usize = 3;
     let rows: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
     let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
     let mut widths = vec![0; cols];
@@ -414,7 +421,8 @@ pub fn align(lines: &[String]) -> String {
         for (i, c) in r.iter().enumerate() {
             line.push_str(c);
             if i + 1 < r.len() {
-                line.push_str(&" ".repeat(widths[i] - c.chars().count() + 3));
+                let width = (widths[i] + PADDING).max(min_width);
+                line.push_str(&" ".repeat(width - c.chars().count()));
             }
         }
         out.push_str(line.trim_end());
@@ -541,7 +549,15 @@ mod tests {
         assert_eq!(f.header.as_deref(), Some("CONTAINER ID\tSTATUS"));
         assert_eq!(
             align(&["a\tbb".into(), "ccc\td".into()]),
-            "a     bb\nccc   d\n"
+            "a         bb\nccc       d\n"
+        );
+        assert_eq!(
+            align(&["a-long-cell\tx".into(), "b\ty".into()]),
+            "a-long-cell   x\nb             y\n"
+        );
+        assert_eq!(
+            align_to(&["UID\tPID".into()], 20),
+            format!("UID{}PID\n", " ".repeat(17))
         );
     }
 }

@@ -448,7 +448,8 @@ pub fn join_host_port(ip: &str, port: impl std::fmt::Display) -> String {
 
 pub fn human_size(size: f64) -> String {
     const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut v = size;
+    // A sum of nothing is -0.0, which must not print as "-0B".
+    let mut v = if size > 0.0 { size } else { 0.0 };
     let mut i = 0;
     while v >= 1000.0 && i < UNITS.len() - 1 {
         v /= 1000.0;

@@ -553,15 +553,24 @@ pub async fn system(ctx: &Ctx, s: SystemCmd) -> Result<i32> {
             let images = v["Images"].as_array().cloned().unwrap_or_default();
             let containers = v["Containers"].as_array().cloned().unwrap_or_default();
             let volumes = v["Volumes"].as_array().cloned().unwrap_or_default();
-            let img_size: f64 = images.iter().filter_map(|i| i["Size"].as_f64()).sum();
-            let img_active = images
+            // As the docker CLI counts them: the layers once each, and
+            // what no container's image holds alone is reclaimable.
+            let in_use = |i: &&Value| i["Containers"].as_i64().unwrap_or(0) > 0;
+            let img_size = v["LayersSize"].as_f64().unwrap_or(0.0);
+            let img_active = images.iter().filter(in_use).count();
+            let img_used: f64 = images
                 .iter()
-                .filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0)
-                .count();
-            let img_reclaim: f64 = images
+                .filter(in_use)
+                .filter_map(|i| Some(i["Size"].as_f64()? - i["SharedSize"].as_f64()?.max(0.0)))
+                .sum();
+            let img_reclaim = (img_size - img_used).max(0.0);
+            let cache = v["BuildCache"].as_array().cloned().unwrap_or_default();
+            let cache_size = v["BuilderSize"].as_f64().unwrap_or(0.0);
+            let cache_active = cache.iter().filter(|b| b["InUse"] == true).count();
+            let cache_reclaim: f64 = cache
                 .iter()
-                .filter(|i| i["Containers"].as_i64().unwrap_or(0) == 0)
-                .filter_map(|i| i["Size"].as_f64())
+                .filter(|b| b["InUse"] != true)
+                .filter_map(|b| b["Size"].as_f64())
                 .sum();
             let c_size: f64 = containers.iter().filter_map(|c| c["SizeRw"].as_f64()).sum();
             let c_active = containers
@@ -597,6 +606,7 @@ pub async fn system(ctx: &Ctx, s: SystemCmd) -> Result<i32> {
                 json!({"Type": "Images", "TotalCount": images.len(), "Active": img_active, "Size": human_size(img_size), "Reclaimable": format!("{}{}", human_size(img_reclaim), pct(img_reclaim, img_size))}),
                 json!({"Type": "Containers", "TotalCount": containers.len(), "Active": c_active, "Size": human_size(c_size), "Reclaimable": format!("{}{}", human_size(c_reclaim), pct(c_reclaim, c_size))}),
                 json!({"Type": "Local Volumes", "TotalCount": volumes.len(), "Active": v_active, "Size": human_size(v_size), "Reclaimable": format!("{}{}", human_size(v_reclaim), pct(v_reclaim, v_size))}),
+                json!({"Type": "Build Cache", "TotalCount": cache.len(), "Active": cache_active, "Size": human_size(cache_size), "Reclaimable": human_size(cache_reclaim)}),
             ];
             let fmt = a.format.unwrap_or_else(|| {
                 "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}".into()
