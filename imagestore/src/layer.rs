@@ -93,6 +93,21 @@ pub(crate) fn decompress<'a>(
 pub(crate) struct Applied {
     /// sha256 of the uncompressed stream.
     pub diff_id: Digest,
+    /// What the layer's files hold: regular files' bytes and symlinks'
+    /// targets, hard links once, directories and whiteouts nothing. Docker
+    /// measures a layer so (its overlay2 driver walks the applied directory
+    /// for the same sum); the tar's own size counts headers and padding.
+    pub content_size: u64,
+}
+
+/// An entry's share of [`Applied::content_size`].
+fn content_bytes<R: Read>(entry: &tar::Entry<'_, R>) -> u64 {
+    use tar::EntryType as T;
+    match entry.header().entry_type() {
+        T::Regular | T::Continuous | T::GNUSparse => entry.size(),
+        T::Symlink => entry.link_name_bytes().map_or(0, |l| l.len() as u64),
+        _ => 0,
+    }
 }
 
 fn is_whiteout(md: &fs::Metadata) -> bool {
@@ -364,8 +379,10 @@ pub(crate) fn apply(reader: impl Read + Send, dest: &Path, layer: &str) -> Resul
     let (_, plain) = decompress(reader).map_err(bad)?;
     let mut archive = tar::Archive::new(HashingReader::new(plain));
     let mut dirs: Vec<(PathBuf, SystemTime)> = Vec::new();
+    let mut content_size = 0u64;
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
+        content_size += content_bytes(&entry);
         let raw = entry.path_bytes().into_owned();
         let ctx = EntryCtx {
             layer,
@@ -381,7 +398,10 @@ pub(crate) fn apply(reader: impl Read + Send, dest: &Path, layer: &str) -> Resul
         set_times_nofollow(p, *t)?;
     }
     let (diff_id, _) = archive.into_inner().finish().map_err(bad)?;
-    Ok(Applied { diff_id })
+    Ok(Applied {
+        diff_id,
+        content_size,
+    })
 }
 
 fn apply_entry<R: Read>(
@@ -817,6 +837,25 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let r = apply(data, dir.path(), "test");
         (dir, r)
+    }
+
+    #[test]
+    fn a_layer_is_sized_by_what_its_files_hold_as_docker_walks_it() {
+        let tar = TarBuilder::new()
+            .dir("bin/")
+            .file("bin/tool", &[7u8; 1000])
+            .hardlink("bin/again", "bin/tool")
+            .symlink("bin/link", "tool")
+            .file("empty", b"")
+            .file(".wh.gone", b"")
+            .finish();
+        let (dir, r) = unpack(&tar);
+        let applied = r.unwrap();
+        assert_eq!(applied.content_size, 1000 + 4);
+        // The same sum as a walk of the unpacked files (Docker's way).
+        let walked = crate::fsutil::disk_usage(dir.path()).unwrap().content;
+        assert_eq!(applied.content_size, walked);
+        assert!((tar.len() as u64) > applied.content_size + 512);
     }
 
     #[test]

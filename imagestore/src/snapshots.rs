@@ -62,6 +62,11 @@ pub struct SnapshotInfo {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     pub created_at: SystemTime,
+    /// For a committed layer: the bytes its files hold (see
+    /// [`Store::layer_content_size`]); counted at unpack, or on first
+    /// request for layers made otherwise or by an older store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_size: Option<u64>,
 }
 
 /// Disk use of a snapshot's own directory.
@@ -318,6 +323,7 @@ impl Store {
             layer: Some(layer.digest().clone()),
             labels: BTreeMap::new(),
             created_at: SystemTime::now(),
+            content_size: Some(applied.content_size),
         };
         let _gc = self.inner.gc_lock.read().unwrap_or_else(|e| e.into_inner());
         snaps.publish(tmp, &info)?;
@@ -426,6 +432,7 @@ impl Store {
             layer: None,
             labels: BTreeMap::new(),
             created_at: SystemTime::now(),
+            content_size: None,
         };
         let res = (|| {
             for d in ["fs", "work"] {
@@ -676,6 +683,27 @@ impl Store {
             snaps.fs_dir(info.id)
         };
         fsutil::disk_usage(&dir)
+    }
+
+    /// The bytes an unpacked layer's files hold, as Docker sizes layers
+    /// (directories left out, each inode once); `None` when the layer is
+    /// not unpacked here. Counted once per layer and kept in memory for a
+    /// layer whose record does not have it.
+    pub fn layer_content_size(&self, chain_id: &Digest) -> Option<u64> {
+        let snaps = &self.inner.snapshots;
+        let dir = {
+            let st = snaps.lock();
+            let info = st.committed.get(chain_id)?;
+            if let Some(n) = info.content_size {
+                return Some(n);
+            }
+            snaps.fs_dir(info.id)
+        };
+        let n = fsutil::disk_usage(&dir).ok()?.content;
+        if let Some(info) = snaps.lock().committed.get_mut(chain_id) {
+            info.content_size = Some(n);
+        }
+        Some(n)
     }
 
     /// Removes an unpacked layer (the garbage collector decides which).

@@ -265,6 +265,26 @@ fn two_images_sharing_a_layer_unpack_it_once_and_gc_keeps_it_while_needed() {
         .filter(|i| i.kind == SnapshotKind::Committed)
         .collect();
     assert_eq!(committed.len(), 3, "base once, and one top each");
+    // Each unpacked layer knows what its files hold (counted at unpack,
+    // kept in the snapshot's record).
+    assert_eq!(s.layer_content_size(&ca), Some(1));
+    let base_chain = committed.iter().find(|i| i.parent.is_none()).unwrap();
+    let base_chain = crate::digest::parse_digest(&base_chain.key).unwrap();
+    assert_eq!(s.layer_content_size(&base_chain), Some(300_000));
+    assert_eq!(
+        s.layer_content_size(&crate::digest::sha256_of(b"none")),
+        None
+    );
+    // A layer an older store unpacked has no count in its record: its
+    // files are walked for it.
+    let snaps = &s.inner.snapshots;
+    snaps
+        .lock()
+        .committed
+        .get_mut(&base_chain)
+        .unwrap()
+        .content_size = None;
+    assert_eq!(s.layer_content_size(&base_chain), Some(300_000));
     // Unpacking again is a no-op.
     assert_eq!(s.unpack(NS, "example.com/x:a").unwrap().unwrap(), ca);
     assert_eq!(s.list_snapshots().len(), 3);

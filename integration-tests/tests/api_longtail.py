@@ -1630,4 +1630,23 @@ assert df["BuilderSize"] == 0, df
 user.remove(force=True); idle.remove(); v.remove(); client.images.remove("lt-dfchild:1")
 print("system df: ok", flush=True)
 
+# Image sizes as dockerd counts them: what the layers' files hold (regular
+# files' bytes, symlinks' targets, hard links once), not the tars' or the
+# compressed blobs' bytes, from the import or commit on.
+with tarfile.open(sys.argv[1]) as t:
+    held = sum(m.size if m.isreg() else len(m.linkname) if m.issym() else 0 for m in t.getmembers())
+with open(sys.argv[1], "rb") as f:
+    api.import_image_from_data(f.read(), repository="lt-sizes-base", tag="1")
+base = client.images.get("lt-sizes-base:1").attrs["Size"]
+assert base == held, (base, held)
+c = client.containers.run("lt-sizes-base:1", ["sh", "-c", "echo hello > /x; ln -s /x /y; dd if=/dev/zero of=/big bs=1000 count=50 2>/dev/null"], detach=True)
+c.wait()
+img = c.commit("lt-sizes", "1")
+assert img.attrs["Size"] == base + 50008, (img.attrs["Size"], base)
+assert [h["Size"] for h in img.history()][:2] == [50008, base], img.history()
+c.remove()
+client.images.remove("lt-sizes:1")
+client.images.remove("lt-sizes-base:1")
+print("image sizes: ok", flush=True)
+
 print("longtail: all done")

@@ -104,6 +104,12 @@ pub fn descriptor(d: &Descriptor) -> pb::Descriptor {
 pub fn to_api(store: &Store, rec: &ImageRecord) -> Result<api::Image, imagestore::Error> {
     let r = store.resolve(&rec.target)?;
     let config = store.read_blob(&r.config_digest, MAX_CONFIG)?;
+    let layer_sizes: Vec<i64> = r
+        .layers
+        .iter()
+        .zip(&r.chain_ids)
+        .map(|(l, chain)| store.layer_content_size(chain).unwrap_or(l.size()) as i64)
+        .collect();
     Ok(api::Image {
         name: rec.name.clone(),
         target: Some(descriptor(&rec.target)),
@@ -114,9 +120,26 @@ pub fn to_api(store: &Store, rec: &ImageRecord) -> Result<api::Image, imagestore
         config,
         diff_ids: r.diff_ids.iter().map(|d| d.to_string()).collect(),
         layers: r.layers.iter().map(descriptor).collect(),
-        size: r.layers.iter().map(|l| l.size() as i64).sum(),
+        size: layer_sizes.iter().sum(),
         chain_id: r.top_chain_id().map(|c| c.to_string()).unwrap_or_default(),
+        layer_sizes,
     })
+}
+
+/// [`to_api`] with the image's layers unpacked first: an image is ready to
+/// run once it is pulled, loaded, imported or committed, as Docker's and
+/// containerd's pulls leave it, and its size is then what its files hold.
+/// One that cannot be unpacked here (another platform's, say) is given as
+/// it is: a container's create unpacks it, or says why it cannot.
+pub fn unpacked_api(
+    store: &Store,
+    ns: &str,
+    rec: &ImageRecord,
+) -> Result<api::Image, imagestore::Error> {
+    if let Err(e) = store.unpack(ns, &rec.name) {
+        tracing::debug!("leaving {} packed: {e}", rec.name);
+    }
+    to_api(store, rec)
 }
 
 /// Docker's normalisation of the names archives carry: `busybox` →

@@ -93,7 +93,12 @@ async fn grouped(d: &Daemon) -> Result<Vec<Grouped>> {
                 size: i.size,
                 digests: Vec::new(),
                 diff_ids: i.diff_ids.clone(),
-                layer_sizes: i.layers.iter().map(|l| l.size).collect(),
+                // From a lifecycled older than the engine: the blobs'.
+                layer_sizes: if i.layer_sizes.len() == i.layers.len() {
+                    i.layer_sizes.clone()
+                } else {
+                    i.layers.iter().map(|l| l.size).collect()
+                },
                 dangling: Vec::new(),
             });
         if i.name.starts_with(DANGLING) {

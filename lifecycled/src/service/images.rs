@@ -193,7 +193,7 @@ impl Images for Service {
                 .pull(&ns, &r.reference, credentials(r.auth), &opts, ptx)
                 .await
                 .map_err(status)?;
-            blocking(move || images::to_api(&store, &rec).map_err(status)).await
+            blocking(move || images::unpacked_api(&store, &ns, &rec).map_err(status)).await
         })))
     }
 
@@ -245,7 +245,9 @@ impl Images for Service {
         };
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
         let store = self.images.clone();
+        let import_ns = ns.clone();
         let work = tokio::task::spawn_blocking(move || {
+            let ns = import_ns;
             let reader = ChunkReader::new(rx);
             if options.rootfs_name.is_empty() {
                 let opts = ImportOptions {
@@ -293,7 +295,7 @@ impl Images for Service {
         let images = blocking(move || {
             records
                 .iter()
-                .map(|r| images::to_api(&store, r).map_err(status))
+                .map(|r| images::unpacked_api(&store, &ns, r).map_err(status))
                 .collect()
         })
         .await?;
@@ -439,7 +441,7 @@ impl Images for Service {
             let rec =
                 images::commit_with(&store, &ns, None, Some(images::SentLayer { blob }), &header)?;
             drop(lease);
-            images::to_api(&store, &rec).map_err(status)
+            images::unpacked_api(&store, &ns, &rec).map_err(status)
         });
         let fed = async {
             while let Some(m) = input.message().await? {
@@ -478,7 +480,7 @@ impl Images for Service {
         let store = self.images.clone();
         let image = blocking(move || {
             let rec = images::commit(&store, &ns, container.as_ref(), &r)?;
-            images::to_api(&store, &rec).map_err(status)
+            images::unpacked_api(&store, &ns, &rec).map_err(status)
         })
         .await?;
         Ok(Response::new(image))
