@@ -9,6 +9,7 @@ use berth_proto::lifecycle::v1 as api;
 use serde_json::Value;
 
 use super::container::{Container, State};
+use super::recover::MADE_BY;
 use super::{Daemon, images, names};
 use crate::error::{ApiError, Result};
 use crate::types::{CreateRequest, CreateResponse, Entrypoint, HealthConfig, StrSlice};
@@ -255,6 +256,7 @@ impl Daemon {
             .await?;
         let mut labels: std::collections::HashMap<String, String> = Default::default();
         labels.insert("berth.name".into(), name.to_string());
+        labels.insert(MADE_BY.into(), self.start_mark());
         let record = api::Container {
             id: id.to_string(),
             labels,

@@ -13,6 +13,21 @@ use berth_proto::lifecycle::v1 as api;
 use super::Daemon;
 use super::container::Status;
 
+/// The lifecycled label that names the engine start which made a
+/// container (see [`Daemon::start_mark`]).
+pub const MADE_BY: &str = "berth.engine-start";
+
+impl Daemon {
+    /// This engine start's mark: the time it started, in nanoseconds.
+    pub fn start_mark(&self) -> String {
+        self.started
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+            .to_string()
+    }
+}
+
 impl Daemon {
     /// Removes a container (a `--rm` one that ended, or one a failed
     /// removal left Dead) in the background, trying again while lifecycled
@@ -40,6 +55,14 @@ impl Daemon {
         self.finish_removals().await;
         crate::build::remove_orphans(self).await;
         self.remove_unowned_lifecycled_containers().await;
+        // A create the last engine sent just before it died may reach
+        // lifecycled only now (a busy lifecycled takes its time): looked
+        // for once more when it must have.
+        let d = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(15)).await;
+            d.remove_unowned_lifecycled_containers().await;
+        });
         self.remove_unowned_netns().await;
         self.remove_unowned_leases();
     }
@@ -70,7 +93,8 @@ impl Daemon {
 
     /// Containers lifecycled holds for us that no record names: made by a
     /// create whose engine died before it saved the record. Only those
-    /// older than this engine: a create under way now has no record yet.
+    /// older than this engine or marked by an earlier one ([`MADE_BY`]): a
+    /// create under way now has no record yet.
     async fn remove_unowned_lifecycled_containers(&self) {
         // lifecycled may be restarting (killed with berthd, say): asked
         // again until it answers, or a container a killed create left
@@ -104,11 +128,13 @@ impl Daemon {
             .started
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default();
+        let mine = self.start_mark();
         for c in list.into_inner().containers {
             let older = c.created_at.as_ref().is_some_and(|t| {
                 std::time::Duration::new(t.seconds.max(0) as u64, t.nanos.max(0) as u32) < started
             });
-            if !older || self.find(&c.id).is_ok_and(|e| e.id == c.id) {
+            let earlier = c.labels.get(MADE_BY).is_some_and(|m| *m != mine);
+            if !(older || earlier) || self.find(&c.id).is_ok_and(|e| e.id == c.id) {
                 continue;
             }
             tracing::info!(
