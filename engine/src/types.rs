@@ -82,6 +82,58 @@ where
 
 pub type Map<V> = BTreeMap<String, V>;
 
+/// A list that remembers whether the client sent one, as Go's slices do:
+/// dockerd echoes a list it was not given as `null` and an empty one as
+/// `[]`, and clients tell them apart. Reads as a slice either way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct List<T>(Option<Vec<T>>);
+
+impl<T> Default for List<T> {
+    fn default() -> Self {
+        List(None)
+    }
+}
+
+impl<T> List<T> {
+    /// The list to change, made (empty) if none was given.
+    pub fn vec_mut(&mut self) -> &mut Vec<T> {
+        self.0.get_or_insert_with(Vec::new)
+    }
+}
+
+impl<T> std::ops::Deref for List<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        self.0.as_deref().unwrap_or(&[])
+    }
+}
+
+impl<T> From<Vec<T>> for List<T> {
+    fn from(v: Vec<T>) -> Self {
+        List(Some(v))
+    }
+}
+
+impl<'a, T> IntoIterator for &'a List<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<T: Serialize> Serialize for List<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(List(Option::<Vec<T>>::deserialize(d)?))
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
 /// Zero fields mean "inherit" and are left out, as dockerd leaves them.
@@ -141,8 +193,7 @@ pub struct Config {
     pub network_disabled: bool,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub mac_address: String,
-    #[serde(deserialize_with = "null_default")]
-    pub on_build: Vec<String>,
+    pub on_build: List<String>,
     #[serde(deserialize_with = "null_default")]
     pub labels: Map<String>,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -278,8 +329,7 @@ pub struct WeightDevice {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct HostConfig {
-    #[serde(deserialize_with = "null_default")]
-    pub binds: Vec<String>,
+    pub binds: List<String>,
     pub container_i_d_file: String,
     pub log_config: LogConfig,
     pub network_mode: String,
@@ -288,8 +338,7 @@ pub struct HostConfig {
     pub restart_policy: RestartPolicy,
     pub auto_remove: bool,
     pub volume_driver: String,
-    #[serde(deserialize_with = "null_default")]
-    pub volumes_from: Vec<String>,
+    pub volumes_from: List<String>,
     #[serde(
         deserialize_with = "null_default",
         skip_serializing_if = "Vec::is_empty"
@@ -297,19 +346,15 @@ pub struct HostConfig {
     pub mounts: Vec<MountSpec>,
     #[serde(deserialize_with = "null_default")]
     pub console_size: Vec<u32>,
-    #[serde(deserialize_with = "null_default")]
-    pub cap_add: Vec<String>,
-    #[serde(deserialize_with = "null_default")]
-    pub cap_drop: Vec<String>,
+    pub cap_add: List<String>,
+    pub cap_drop: List<String>,
     pub cgroupns_mode: String,
     /// Null unless the client sent a list, as dockerd echoes them.
     pub dns: Option<Vec<String>>,
     pub dns_options: Option<Vec<String>>,
     pub dns_search: Option<Vec<String>>,
-    #[serde(deserialize_with = "null_default")]
-    pub extra_hosts: Vec<String>,
-    #[serde(deserialize_with = "null_default")]
-    pub group_add: Vec<String>,
+    pub extra_hosts: List<String>,
+    pub group_add: List<String>,
     pub ipc_mode: String,
     pub cgroup: String,
     #[serde(deserialize_with = "null_default")]
@@ -319,8 +364,7 @@ pub struct HostConfig {
     pub privileged: bool,
     pub publish_all_ports: bool,
     pub readonly_rootfs: bool,
-    #[serde(deserialize_with = "null_default")]
-    pub security_opt: Vec<String>,
+    pub security_opt: List<String>,
     #[serde(
         deserialize_with = "null_default",
         skip_serializing_if = "BTreeMap::is_empty"
@@ -349,26 +393,23 @@ pub struct HostConfig {
     pub memory: i64,
     pub cgroup_parent: String,
     pub blkio_weight: u16,
-    #[serde(deserialize_with = "null_default")]
-    pub blkio_weight_device: Vec<WeightDevice>,
-    #[serde(rename = "BlkioDeviceReadBps", deserialize_with = "null_default")]
-    pub blkio_device_read_bps: Vec<ThrottleDevice>,
-    #[serde(rename = "BlkioDeviceWriteBps", deserialize_with = "null_default")]
-    pub blkio_device_write_bps: Vec<ThrottleDevice>,
-    #[serde(rename = "BlkioDeviceReadIOps", deserialize_with = "null_default")]
-    pub blkio_device_read_iops: Vec<ThrottleDevice>,
-    #[serde(rename = "BlkioDeviceWriteIOps", deserialize_with = "null_default")]
-    pub blkio_device_write_iops: Vec<ThrottleDevice>,
+    pub blkio_weight_device: List<WeightDevice>,
+    #[serde(rename = "BlkioDeviceReadBps")]
+    pub blkio_device_read_bps: List<ThrottleDevice>,
+    #[serde(rename = "BlkioDeviceWriteBps")]
+    pub blkio_device_write_bps: List<ThrottleDevice>,
+    #[serde(rename = "BlkioDeviceReadIOps")]
+    pub blkio_device_read_iops: List<ThrottleDevice>,
+    #[serde(rename = "BlkioDeviceWriteIOps")]
+    pub blkio_device_write_iops: List<ThrottleDevice>,
     pub cpu_period: i64,
     pub cpu_quota: i64,
     pub cpuset_cpus: String,
     pub cpuset_mems: String,
-    #[serde(deserialize_with = "null_default")]
-    pub devices: Vec<DeviceMapping>,
+    pub devices: List<DeviceMapping>,
     /// `--device-cgroup-rule`: "c 7:128 rwm" (type, major:minor or *,
     /// access).
-    #[serde(deserialize_with = "null_default")]
-    pub device_cgroup_rules: Vec<String>,
+    pub device_cgroup_rules: List<String>,
     pub memory_reservation: i64,
     pub memory_swap: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -381,14 +422,12 @@ pub struct HostConfig {
     #[serde(skip_serializing)]
     pub kernel_memory: i64,
     /// `--gpus` and the like: berth has no device driver to give them.
-    #[serde(deserialize_with = "null_default")]
-    pub device_requests: Vec<DeviceRequest>,
+    pub device_requests: List<DeviceRequest>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
-    #[serde(deserialize_with = "null_default")]
-    pub ulimits: Vec<Ulimit>,
+    pub ulimits: List<Ulimit>,
     /// None: Docker's defaults (written in at create, as dockerd does);
     /// an empty list masks nothing (`--security-opt systempaths=unconfined`).
     pub masked_paths: Option<Vec<String>>,
@@ -496,6 +535,24 @@ pub struct ErrorResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_come_back_as_sent_null_or_empty() {
+        let hc: HostConfig =
+            serde_json::from_str(r#"{"CapAdd": [], "CapDrop": null, "Binds": ["/a:/b"]}"#).unwrap();
+        let back = serde_json::to_value(&hc).unwrap();
+        assert_eq!(back["CapAdd"], serde_json::json!([]));
+        assert_eq!(back["CapDrop"], Value::Null);
+        assert_eq!(back["Devices"], Value::Null, "not sent at all");
+        assert_eq!(back["Binds"], serde_json::json!(["/a:/b"]));
+        assert!(hc.cap_drop.is_empty() && hc.binds.len() == 1);
+        let mut hc = hc;
+        hc.devices.vec_mut().clear();
+        assert_eq!(
+            serde_json::to_value(&hc).unwrap()["Devices"],
+            serde_json::json!([])
+        );
+    }
 
     #[test]
     fn an_unset_command_reads_null_and_round_trips() {

@@ -1649,4 +1649,23 @@ client.images.remove("lt-sizes:1")
 client.images.remove("lt-sizes-base:1")
 print("image sizes: ok", flush=True)
 
+# Lists the client did not send are null (dockerd's Go nil slices); those it
+# sent, even empty, come back as sent.
+LISTS = ("Binds", "CapAdd", "CapDrop", "Devices", "DeviceCgroupRules", "DeviceRequests", "ExtraHosts",
+         "GroupAdd", "SecurityOpt", "VolumesFrom", "Ulimits", "BlkioWeightDevice", "BlkioDeviceReadBps",
+         "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps")
+c = api.create_container("busybox", "true")
+hc = api.inspect_container(c)["HostConfig"]
+assert {k: hc[k] for k in LISTS if hc[k] is not None} == {}, hc
+assert api.inspect_container(c)["Config"]["OnBuild"] is None, api.inspect_container(c)["Config"]
+api.remove_container(c)
+c = api.create_container("busybox", "true", host_config={"CapAdd": [], "CapDrop": ["MKNOD"], "Binds": [],
+                                                         "ExtraHosts": ["h:1.2.3.4"], "Ulimits": []})
+hc = api.inspect_container(c)["HostConfig"]
+assert [hc[k] for k in ("CapAdd", "CapDrop", "Binds", "ExtraHosts", "Ulimits")] == [[], ["MKNOD"], [], ["h:1.2.3.4"], []], hc
+api.start(c)
+assert api.wait(c)["StatusCode"] == 0
+api.remove_container(c)
+print("lists as sent: ok", flush=True)
+
 print("longtail: all done")

@@ -10,7 +10,7 @@ use hyper::Method;
 use serde_json::{Value, json};
 
 use super::client::{Body, Error, JsonLines, empty, q};
-use super::{Ctx, for_each, format, human_duration, human_size, now_unix, short_id};
+use super::{Ctx, for_each, format, human_duration, human_size, human_size4, now_unix, short_id};
 
 #[derive(Subcommand)]
 pub enum Common {
@@ -385,7 +385,7 @@ pub async fn group(ctx: &Ctx, g: Group) -> Result<i32> {
             }
             println!(
                 "Total reclaimed space: {}",
-                human_size(v["SpaceReclaimed"].as_f64().unwrap_or(0.0))
+                human_size4(v["SpaceReclaimed"].as_f64().unwrap_or(0.0))
             );
             Ok(0)
         }

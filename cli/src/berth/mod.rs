@@ -176,7 +176,7 @@ pub fn print_pruned(v: &Value, list: &str, heading: &str) {
     }
     println!(
         "Total reclaimed space: {}",
-        human_size(v["SpaceReclaimed"].as_f64().unwrap_or(0.0))
+        human_size4(v["SpaceReclaimed"].as_f64().unwrap_or(0.0))
     );
 }
 
@@ -446,7 +446,19 @@ pub fn join_host_port(ip: &str, port: impl std::fmt::Display) -> String {
     }
 }
 
+/// A size as the docker CLI writes it in its lists (go-units' decimal
+/// units, 3 significant digits: `1.98MB`).
 pub fn human_size(size: f64) -> String {
+    human_size_with(size, 3)
+}
+
+/// A size as the docker CLI writes totals (`system df`, prune's reclaimed
+/// space): 4 significant digits (`1.984MB`).
+pub fn human_size4(size: f64) -> String {
+    human_size_with(size, 4)
+}
+
+fn human_size_with(size: f64, precision: usize) -> String {
     const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
     // A sum of nothing is -0.0, which must not print as "-0B".
     let mut v = if size > 0.0 { size } else { 0.0 };
@@ -455,13 +467,14 @@ pub fn human_size(size: f64) -> String {
         v /= 1000.0;
         i += 1;
     }
-    let digits = if v >= 100.0 {
-        0
+    let whole = if v >= 100.0 {
+        3
     } else if v >= 10.0 {
-        1
-    } else {
         2
+    } else {
+        1
     };
+    let digits = precision.saturating_sub(whole);
     let mut s = format!("{v:.digits$}");
     if s.contains('.') {
         s = s.trim_end_matches('0').trim_end_matches('.').to_string();
@@ -525,6 +538,10 @@ mod tests {
         assert_eq!(human_size(1_000.0), "1kB");
         assert_eq!(human_size(123_456_789.0), "123MB");
         assert_eq!(human_size(12_500.0), "12.5kB");
+        assert_eq!(human_size4(1_984_172.0), "1.984MB");
+        assert_eq!(human_size4(2_130_000.0), "2.13MB");
+        assert_eq!(human_size4(123_456_789.0), "123.5MB");
+        assert_eq!(human_size4(-0.0), "0B");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::client::{Error, JsonLines, empty, q};
 use super::config::{self, Config};
-use super::{Ctx, exit_with, for_each, format, human_size, print_json};
+use super::{Ctx, exit_with, for_each, format, human_size, human_size4, print_json};
 
 #[derive(Args)]
 pub struct InspectArgs {
@@ -545,7 +545,7 @@ pub async fn system(ctx: &Ctx, s: SystemCmd) -> Result<i32> {
                 }
                 println!();
             }
-            println!("Total reclaimed space: {}", human_size(reclaimed));
+            println!("Total reclaimed space: {}", human_size4(reclaimed));
             Ok(0)
         }
         SystemCmd::Df(a) => {
@@ -603,10 +603,10 @@ pub async fn system(ctx: &Ctx, s: SystemCmd) -> Result<i32> {
                 }
             };
             let rows = vec![
-                json!({"Type": "Images", "TotalCount": images.len(), "Active": img_active, "Size": human_size(img_size), "Reclaimable": format!("{}{}", human_size(img_reclaim), pct(img_reclaim, img_size))}),
-                json!({"Type": "Containers", "TotalCount": containers.len(), "Active": c_active, "Size": human_size(c_size), "Reclaimable": format!("{}{}", human_size(c_reclaim), pct(c_reclaim, c_size))}),
-                json!({"Type": "Local Volumes", "TotalCount": volumes.len(), "Active": v_active, "Size": human_size(v_size), "Reclaimable": format!("{}{}", human_size(v_reclaim), pct(v_reclaim, v_size))}),
-                json!({"Type": "Build Cache", "TotalCount": cache.len(), "Active": cache_active, "Size": human_size(cache_size), "Reclaimable": human_size(cache_reclaim)}),
+                json!({"Type": "Images", "TotalCount": images.len(), "Active": img_active, "Size": human_size4(img_size), "Reclaimable": format!("{}{}", human_size4(img_reclaim), pct(img_reclaim, img_size))}),
+                json!({"Type": "Containers", "TotalCount": containers.len(), "Active": c_active, "Size": human_size4(c_size), "Reclaimable": format!("{}{}", human_size4(c_reclaim), pct(c_reclaim, c_size))}),
+                json!({"Type": "Local Volumes", "TotalCount": volumes.len(), "Active": v_active, "Size": human_size4(v_size), "Reclaimable": format!("{}{}", human_size4(v_reclaim), pct(v_reclaim, v_size))}),
+                json!({"Type": "Build Cache", "TotalCount": cache.len(), "Active": cache_active, "Size": human_size4(cache_size), "Reclaimable": human_size4(cache_reclaim)}),
             ];
             let fmt = a.format.unwrap_or_else(|| {
                 "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}".into()

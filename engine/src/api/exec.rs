@@ -288,7 +288,7 @@ async fn register(
         // The container's --group-add holds for its execs' users too, as
         // dockerd's.
         let group_add = match d.find(&x.container_id) {
-            Ok(e) => e.c.lock().await.host_config.group_add.clone(),
+            Ok(e) => e.c.lock().await.host_config.group_add.to_vec(),
             Err(_) => Vec::new(),
         };
         let (uid, gid, groups) =

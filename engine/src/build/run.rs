@@ -74,7 +74,7 @@ impl Builder {
             } else {
                 o.network_mode.clone()
             },
-            extra_hosts: o.extra_hosts.clone(),
+            extra_hosts: o.extra_hosts.clone().into(),
             shm_size: o.shm_size,
             memory: o.memory,
             memory_swap: o.memory_swap,
@@ -83,7 +83,7 @@ impl Builder {
             cpu_quota: o.cpu_quota,
             cpuset_cpus: o.cpuset_cpus.clone(),
             cpuset_mems: o.cpuset_mems.clone(),
-            ulimits: o.ulimits.clone(),
+            ulimits: o.ulimits.clone().into(),
             ..Default::default()
         };
         let created = self

@@ -268,12 +268,19 @@ impl Daemon {
             created_at: None,
             updated_at: None,
         };
-        self.lc
+        let made = self
+            .lc
             .containers()
             .create(self.lc.req(api::CreateContainerRequest {
                 container: Some(record),
             }))
-            .await?;
+            .await;
+        if let Err(e) = made {
+            // Cut off mid-way (lifecycled died, say), it may have made the
+            // container all the same: nothing else would ever remove it.
+            self.forget_in_lifecycled(id.to_string());
+            return Err(e.into());
+        }
         berth_fault::point("berthd:create.after-lifecycled-create");
         let prepared = match self.init_layer(id).await {
             Ok(()) => self.make_working_dir(id, &c.config.working_dir).await,
@@ -535,8 +542,9 @@ pub fn merge_image_config(c: &mut crate::types::Config, img: &Value) {
             }
         }
     }
-    if c.on_build.is_empty() {
-        c.on_build = strs(&ic["OnBuild"]);
+    let on_build = strs(&ic["OnBuild"]);
+    if c.on_build.is_empty() && !on_build.is_empty() {
+        c.on_build = on_build.into();
     }
     if c.shell.is_empty() {
         c.shell = strs(&ic["Shell"]);

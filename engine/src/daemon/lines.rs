@@ -157,7 +157,8 @@ mod tests {
                     "db:10.0.0.2".into(),
                     "v6:::1".into(),
                     "gw:host-gateway".into()
-                ],
+                ]
+                .into(),
                 dns: Some(vec!["1.1.1.1".into()]),
                 dns_search: Some(vec!["example.com".into()]),
                 dns_options: Some(vec!["ndots:2".into()]),
@@ -167,7 +168,7 @@ mod tests {
         let hc = HostConfig::default;
         for bad in [
             HostConfig {
-                extra_hosts: vec!["x:1.2.3.4\n6.6.6.6 registry".into()],
+                extra_hosts: vec!["x:1.2.3.4\n6.6.6.6 registry".into()].into(),
                 ..hc()
             },
             HostConfig {

@@ -494,7 +494,7 @@ pub fn discard_unsupported(hc: &mut HostConfig, warnings: &mut Vec<String>) {
         warnings.push(BLKIO_WEIGHT_DISCARDED.into());
     }
     if !hc.blkio_weight_device.is_empty() && !blkio_weight_supported() {
-        hc.blkio_weight_device.clear();
+        hc.blkio_weight_device.vec_mut().clear();
         warnings.push(
             "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded."
                 .into(),
@@ -756,7 +756,8 @@ mod tests {
                         name: "nofile".into(),
                         soft: -5,
                         hard: 10,
-                    }],
+                    }]
+                    .into(),
                     ..hc()
                 },
                 "ulimit nofile",
@@ -767,7 +768,8 @@ mod tests {
                         name: "nofile".into(),
                         soft: 20,
                         hard: 10,
-                    }],
+                    }]
+                    .into(),
                     ..hc()
                 },
                 "soft limit",
