@@ -691,15 +691,10 @@ impl Store {
     /// layer whose record does not have it.
     pub fn layer_content_size(&self, chain_id: &Digest) -> Option<u64> {
         let snaps = &self.inner.snapshots;
-        let dir = {
-            let st = snaps.lock();
-            let info = st.committed.get(chain_id)?;
-            if let Some(n) = info.content_size {
-                return Some(n);
-            }
-            snaps.fs_dir(info.id)
-        };
-        let n = fsutil::disk_usage(&dir).ok()?.content;
+        if let Some(n) = snaps.lock().committed.get(chain_id)?.content_size {
+            return Some(n);
+        }
+        let n = self.layer_usage(chain_id).ok()?.content;
         if let Some(info) = snaps.lock().committed.get_mut(chain_id) {
             info.content_size = Some(n);
         }

@@ -186,31 +186,34 @@ fn summary(g: &Grouped) -> Value {
 /// shares it.
 pub async fn usage(d: &Daemon, users: &BTreeMap<String, i64>) -> Result<(Vec<Value>, i64)> {
     let all = grouped(d).await?;
-    let chains = |g: &Grouped| -> Vec<(String, i64)> {
-        let mut chain = String::new();
-        g.diff_ids
-            .iter()
-            .zip(&g.layer_sizes)
-            .map(|(id, size)| {
-                chain.push_str(id);
-                chain.push('/');
-                (chain.clone(), *size)
-            })
-            .collect()
-    };
-    let mut held: BTreeMap<String, (usize, i64)> = BTreeMap::new();
-    for g in &all {
-        for (chain, size) in chains(g) {
-            held.entry(chain).or_insert((0, size)).0 += 1;
-        }
+    // Each image's layers named by their chain: the diff ids up to them.
+    let chains: Vec<Vec<(String, i64)>> = all
+        .iter()
+        .map(|g| {
+            let mut chain = String::new();
+            g.diff_ids
+                .iter()
+                .zip(&g.layer_sizes)
+                .map(|(id, size)| {
+                    chain.push_str(id);
+                    chain.push('/');
+                    (chain.clone(), *size)
+                })
+                .collect()
+        })
+        .collect();
+    let mut held: BTreeMap<&str, (usize, i64)> = BTreeMap::new();
+    for (chain, size) in chains.iter().flatten() {
+        held.entry(chain).or_insert((0, *size)).0 += 1;
     }
     let layers = held.values().map(|(_, size)| size).sum();
     let images = all
         .iter()
-        .map(|g| {
-            let shared: i64 = chains(g)
+        .zip(&chains)
+        .map(|(g, chains)| {
+            let shared: i64 = chains
                 .iter()
-                .filter(|(chain, _)| held.get(chain).is_some_and(|(n, _)| *n > 1))
+                .filter(|(chain, _)| held.get(chain.as_str()).is_some_and(|(n, _)| *n > 1))
                 .map(|(_, size)| size)
                 .sum();
             let mut j = summary(g);

@@ -115,16 +115,26 @@ impl Daemon {
                 "ExitCode": code,
                 "Output": output,
             });
-            if *e.exits.borrow() != run {
-                return;
-            }
-            self.record(e, &cfg, code, entry, started.elapsed() < start_period)
+            self.record(e, run, &cfg, code, entry, started.elapsed() < start_period)
                 .await;
         }
     }
 
-    async fn record(&self, e: &Entry, cfg: &HealthConfig, code: i32, entry: Value, grace: bool) {
+    async fn record(
+        &self,
+        e: &Entry,
+        run: u64,
+        cfg: &HealthConfig,
+        code: i32,
+        entry: Value,
+        grace: bool,
+    ) {
         let mut c = e.c.lock().await;
+        // The exit count moves under this lock: a run that ended while the
+        // probe ran keeps the "unhealthy" its exit left.
+        if *e.exits.borrow() != run {
+            return;
+        }
         let retries = if cfg.retries > 0 {
             cfg.retries
         } else {
