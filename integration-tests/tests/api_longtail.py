@@ -1668,4 +1668,35 @@ assert api.wait(c)["StatusCode"] == 0
 api.remove_container(c)
 print("lists as sent: ok", flush=True)
 
+# Addresses and host ports as dockerd's allocators give them: the lowest
+# free address of the network (.2 first, and again once its holder is
+# gone), host ports one after the other from the kernel's ephemeral range.
+net = client.networks.create("lt-addrs", driver="bridge", enable_ipv6=True, ipam=docker.types.IPAMConfig(
+    pool_configs=[docker.types.IPAMPool(subnet="10.251.7.0/24"), docker.types.IPAMPool(subnet="fd00:251:7::/64")]))
+def addr(c):
+    c.reload()
+    ep = c.attrs["NetworkSettings"]["Networks"]["lt-addrs"]
+    return ep["IPAddress"], ep["GlobalIPv6Address"]
+a = client.containers.run("busybox", "sleep 60", detach=True, network="lt-addrs")
+b = client.containers.run("busybox", "sleep 60", detach=True, network="lt-addrs")
+assert (addr(a), addr(b)) == (("10.251.7.2", "fd00:251:7::2"), ("10.251.7.3", "fd00:251:7::3")), (addr(a), addr(b))
+a.remove(force=True)
+c = client.containers.run("busybox", "sleep 60", detach=True, network="lt-addrs")
+assert addr(c) == ("10.251.7.2", "fd00:251:7::2"), addr(c)
+b.stop(timeout=0)
+b.start()
+assert addr(b) == ("10.251.7.3", "fd00:251:7::3"), addr(b)
+b.remove(force=True); c.remove(force=True); net.remove()
+lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+ports = []
+for _ in range(3):
+    p = client.containers.run("busybox", "sleep 60", detach=True, ports={"80/tcp": None})
+    p.reload()
+    ports.append(int(p.attrs["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]))
+    p.remove(force=True)
+# Other engines on this host may take ports between two runs: in order,
+# and not given again at once, is what is certain.
+assert lo <= ports[0] < ports[1] < ports[2] <= hi, (lo, ports, hi)
+print("addresses and ports in order: ok", flush=True)
+
 print("longtail: all done")

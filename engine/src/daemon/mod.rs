@@ -103,6 +103,14 @@ pub struct Daemon {
     /// has it is locked while it starts, and nothing listens on a port
     /// the firewall forwards).
     pub ports_in_flight: std::sync::Mutex<std::collections::HashMap<(String, u16), String>>,
+    /// The host port last given to a binding that named none, by (host
+    /// address, protocol): the next is looked for after it.
+    pub last_ports: std::sync::Mutex<std::collections::HashMap<(String, String), u16>>,
+    /// Addresses a start or connect picked for a container (by network
+    /// id), held until its plugins have leased them: two starts on one
+    /// network must not pick the same lowest free address.
+    pub addresses_in_flight:
+        std::sync::Mutex<std::collections::HashMap<(String, std::net::IpAddr), String>>,
     pub firewall: crate::network::firewall::Firewall,
     /// Published ports on the host's IPv6 addresses, relayed.
     pub relays: crate::network::relay::Relays,
@@ -197,6 +205,8 @@ impl Daemon {
                 &cfg.exec_root.join("netns"),
             ),
             ports_in_flight: Default::default(),
+            addresses_in_flight: Default::default(),
+            last_ports: Default::default(),
             relays: Default::default(),
             firewall: Default::default(),
             execs: exec::Execs::default(),

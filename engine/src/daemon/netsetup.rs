@@ -300,6 +300,12 @@ impl Daemon {
     /// chain after the other. Then its names served (see
     /// [`Daemon::await_names`]).
     pub async fn net_attach_all(&self, c: &mut Container) -> Result<()> {
+        let attached = self.attach_all_networks(c).await;
+        self.release_addresses(&c.id);
+        attached
+    }
+
+    async fn attach_all_networks(&self, c: &mut Container) -> Result<()> {
         let netns = c.net.as_ref().map(|n| n.netns.clone()).unwrap_or_default();
         let ports = self.port_mappings(c)?;
         let mut planned = Vec::new();
@@ -352,7 +358,13 @@ impl Daemon {
             return Err(e);
         }
         self.serve_relays(c, &ports);
+        let asked = std::time::Instant::now();
         self.await_names(c).await;
+        tracing::debug!(
+            "{}: names served {:.1} ms after the plugins ended",
+            c.id,
+            asked.elapsed().as_secs_f64() * 1000.0
+        );
         Ok(())
     }
 
@@ -476,6 +488,18 @@ impl Daemon {
         ep: &EndpointSettings,
         ports: &Value,
     ) -> Result<()> {
+        let attached = self.attach_network(c, n, ep, ports).await;
+        self.release_addresses(&c.id);
+        attached
+    }
+
+    async fn attach_network(
+        &self,
+        c: &mut Container,
+        n: &Network,
+        ep: &EndpointSettings,
+        ports: &Value,
+    ) -> Result<()> {
         let Some(p) = self.plan_attach(c, n, ep, ports).await? else {
             return Ok(());
         };
@@ -578,6 +602,11 @@ impl Daemon {
                 return Err(outside(ip6));
             }
         }
+        // None asked: the lowest free one, as dockerd's allocator gives
+        // them (the plugin's own pick goes round the range), leased by the
+        // plugin as an asked one is.
+        let ip = ip.or_else(|| self.pick_address(c, n, false));
+        let ip6 = ip6.or_else(|| self.pick_address(c, n, true));
         // The endpoint's own address first; the container's `--mac-address`
         // is its first interface's.
         let mac = endpoint_mac(ep).map(String::from).or_else(|| {
@@ -627,6 +656,49 @@ impl Daemon {
             conflist,
             rt,
         }))
+    }
+
+    /// The lowest address of `n` (IPv6 with `six`) that host-local has
+    /// not leased (its lease files are named after the addresses, in the
+    /// network's directory) and no other start or connect has picked;
+    /// held for `c` until [`Daemon::release_addresses`]. None without a
+    /// subnet of that family or a free address (the plugin then says
+    /// what is wrong).
+    fn pick_address(&self, c: &Container, n: &Network, six: bool) -> Option<String> {
+        use std::net::IpAddr;
+        let leased: std::collections::HashSet<IpAddr> =
+            std::fs::read_dir(self.ipam_dir().join(&n.id))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect();
+        let mut held = self
+            .addresses_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let taken = |ip: IpAddr| {
+            leased.contains(&ip)
+                || held
+                    .get(&(n.id.clone(), ip))
+                    .is_some_and(|owner| *owner != c.id)
+        };
+        let ip: IpAddr = if six {
+            n.lowest_free6(|a| taken(a.into()))?.into()
+        } else {
+            n.lowest_free4(|a| taken(a.into()))?.into()
+        };
+        held.insert((n.id.clone(), ip), c.id.clone());
+        Some(ip.to_string())
+    }
+
+    /// Lets go of the addresses picked for container `id`: leased by now,
+    /// or not to be.
+    fn release_addresses(&self, id: &str) {
+        self.addresses_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, owner| owner != id);
     }
 
     /// An ADD undone with a DEL, as the CNI spec asks, and its pending
@@ -927,8 +999,14 @@ impl Daemon {
                 } else {
                     b.host_ip.as_str()
                 };
+                // The relay on the host's IPv6 addresses, when a free port
+                // was looked for (bound while looking).
+                let mut relay = None;
                 let host_port: u16 = if b.host_port.is_empty() {
-                    pick_port(|| free_port(proto), &taken_by_a_start)?
+                    let (port, bound) =
+                        self.next_free_port(c, &b.host_ip, proto, &taken_by_a_start)?;
+                    relay = Some(bound);
+                    port
                 } else if let Some((lo, hi)) = b.host_port.split_once('-') {
                     // A range: the first port in it that is free, as
                     // dockerd's allocator picks one.
@@ -963,7 +1041,7 @@ impl Daemon {
                 // On every host address: the IPv6 ones too, through a relay
                 // (dockerd's proxy listens on [::] beside 0.0.0.0).
                 let on_ipv6 = if matches!(b.host_ip.as_str(), "" | "0.0.0.0") {
-                    match Bound::at(host_port, proto) {
+                    match relay.map_or_else(|| Bound::at(host_port, proto), Ok) {
                         Ok(Some(bound)) => {
                             self.relays.hold(&c.id, bound);
                             true
@@ -1009,6 +1087,54 @@ impl Daemon {
         }
         c.published = resolved;
         Ok(Value::Array(out))
+    }
+
+    /// A host port for a binding that names none, as dockerd's allocator
+    /// hands them out: the next after the last one given (for that host
+    /// address and protocol) in the kernel's ephemeral range, going round
+    /// it, so the first is 32768 and a port just let go is not given again
+    /// at once. One is taken when no other start holds it, nothing on the
+    /// host has it, and (on every host address) its IPv6 relay can bind
+    /// it: another engine on this host may forward it. Returns the port
+    /// and, for every host address, the relay bound on it.
+    fn next_free_port(
+        &self,
+        c: &Container,
+        host_ip: &str,
+        proto: &str,
+        taken_by_a_start: &dyn Fn(u16) -> bool,
+    ) -> Result<(u16, Option<Bound>)> {
+        let (lo, hi) = ephemeral_ports();
+        let key = (host_ip.to_string(), proto.to_string());
+        let mut last = self.last_ports.lock().unwrap_or_else(|e| e.into_inner());
+        let from = last.get(&key).copied().unwrap_or(hi);
+        let everywhere = matches!(host_ip, "" | "0.0.0.0");
+        for port in ports_after(from, lo, hi) {
+            if taken_by_a_start(port) || self.check_port_free(c, host_ip, port, proto).is_err() {
+                continue;
+            }
+            let relay = if everywhere {
+                match Bound::at(port, proto) {
+                    Ok(r) => r,
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+                    Err(e) => {
+                        return Err(ApiError::internal(format!(
+                            "driver failed programming external connectivity on endpoint {}: Error starting userland proxy: listen {proto}6 [::]:{port}: bind: {}",
+                            c.name.trim_start_matches('/'),
+                            go_errno(&e)
+                        )));
+                    }
+                }
+            } else {
+                None
+            };
+            last.insert(key, port);
+            return Ok((port, relay));
+        }
+        Err(ApiError::internal(format!(
+            "driver failed programming external connectivity on endpoint {}: all ports are allocated",
+            c.name.trim_start_matches('/')
+        )))
     }
 
     /// Docker's "port is already allocated": another container of ours, or
@@ -1061,32 +1187,27 @@ impl Daemon {
     }
 }
 
-/// How many ports the kernel is asked for before one no other start holds
-/// is taken as it comes (the check after it then says what is wrong).
-const PORT_PICKS: usize = 16;
-
-/// A port the kernel offers (`offer`) that no other start holds, if one
-/// comes within [`PORT_PICKS`] offers (else the last, which the checks
-/// after it refuse).
-fn pick_port(mut offer: impl FnMut() -> Result<u16>, taken: &dyn Fn(u16) -> bool) -> Result<u16> {
-    let mut port = offer()?;
-    for _ in 0..PORT_PICKS {
-        if !taken(port) {
-            break;
-        }
-        port = offer()?;
-    }
-    Ok(port)
+/// The kernel's ephemeral port range, where dockerd's allocator takes
+/// host ports from (its own default when the kernel's cannot be read).
+fn ephemeral_ports() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .filter(|(lo, hi)| lo <= hi && *lo > 0)
+        .unwrap_or((49153, 65535))
 }
 
-fn free_port(proto: &str) -> Result<u16> {
-    let port = match proto {
-        "udp" => std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| s.local_addr()),
-        _ => std::net::TcpListener::bind("0.0.0.0:0").and_then(|s| s.local_addr()),
-    }
-    .map_err(|e| ApiError::internal(format!("finding a free port: {e}")))?
-    .port();
-    Ok(port)
+/// Every port of lo..=hi once, from the one after `last`, going round.
+fn ports_after(last: u16, lo: u16, hi: u16) -> impl Iterator<Item = u16> {
+    let start = if last < lo || last >= hi {
+        lo
+    } else {
+        last + 1
+    };
+    (start..=hi).chain(lo..start)
 }
 
 /// An error as Go's syscall package words it ("address already in use").
@@ -1113,15 +1234,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_port_another_start_holds_is_not_picked_again() {
-        // The kernel offers the port a concurrent start just picked (it is
-        // free until that start's rules forward it), then another.
-        let mut offers = [41000u16, 41000, 41001].into_iter();
-        let held = |p: u16| p == 41000;
-        let picked = pick_port(|| Ok(offers.next().unwrap_or(0)), &held).unwrap();
-        assert_eq!(picked, 41001);
-        let mut always = || Ok(41000u16);
-        assert_eq!(pick_port(&mut always, &held).unwrap(), 41000, "bounded");
-        assert_eq!(pick_port(|| Ok(42000), &held).unwrap(), 42000);
+    fn free_ports_are_looked_for_after_the_last_one_given() {
+        let all = |last, lo, hi| ports_after(last, lo, hi).collect::<Vec<u16>>();
+        // The first: the range's first port (dockerd's 32768).
+        assert_eq!(all(60999, 32768, 60999).first(), Some(&32768));
+        assert_eq!(all(10, 10, 14), [11, 12, 13, 14, 10]);
+        assert_eq!(all(12, 10, 14), [13, 14, 10, 11, 12]);
+        assert_eq!(all(14, 10, 14), [10, 11, 12, 13, 14]);
+        // A last port outside the range (the range changed) starts it over.
+        assert_eq!(all(3, 10, 12), [10, 11, 12]);
+        assert_eq!(all(65535, 65534, 65535), [65534, 65535]);
+        assert_eq!(all(7, 7, 7), [7]);
     }
 }

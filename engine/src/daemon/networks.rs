@@ -113,6 +113,59 @@ impl Network {
         Some(out.into_iter().map(|(a, b)| (a.into(), b.into())).collect())
     }
 
+    /// The address dockerd's allocator gives a container that asked for
+    /// none: the lowest of the pool (see [`Network::pool4`]; the whole
+    /// subnet without its network and broadcast addresses when it has no
+    /// range) that is not the gateway and not `taken`. So the first
+    /// container on a new network is .2, and an address comes back to the
+    /// next container once its holder is gone, where host-local would go
+    /// on round the range.
+    pub fn lowest_free4(
+        &self,
+        taken: impl Fn(std::net::Ipv4Addr) -> bool,
+    ) -> Option<std::net::Ipv4Addr> {
+        let subnet: Ipv4Net = self.subnet.parse().ok()?;
+        let spans = self.pool4().unwrap_or_else(|| {
+            let (lo, hi) = (u32::from(subnet.network()), u32::from(subnet.broadcast()));
+            vec![((lo + 1).into(), hi.saturating_sub(1).into())]
+        });
+        let gateway = self.gateway.parse::<std::net::Ipv4Addr>().ok();
+        spans
+            .into_iter()
+            .flat_map(|(a, b)| u32::from(a)..=u32::from(b))
+            .map(std::net::Ipv4Addr::from)
+            .find(|ip| Some(*ip) != gateway && !taken(*ip))
+    }
+
+    /// [`Network::lowest_free4`] for the IPv6 subnet: from its ip-range
+    /// (or the subnet's first address after the network's own), without
+    /// the gateway and the auxiliary addresses. None on an IPv4-only
+    /// network.
+    pub fn lowest_free6(
+        &self,
+        taken: impl Fn(std::net::Ipv6Addr) -> bool,
+    ) -> Option<std::net::Ipv6Addr> {
+        if !self.ipv6 {
+            return None;
+        }
+        let subnet: Ipv6Net = self.subnet6.parse().ok()?;
+        let (mut first, mut last) = (
+            u128::from(subnet.network()).saturating_add(1),
+            u128::from(subnet.broadcast()),
+        );
+        if let Ok(r) = self.ip_range6.parse::<Ipv6Net>() {
+            first = first.max(u128::from(r.network()));
+            last = last.min(u128::from(r.broadcast()));
+        }
+        let not_given: Vec<std::net::Ipv6Addr> = std::iter::once(&self.gateway6)
+            .chain(self.aux_addresses6.values())
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        (first..=last)
+            .map(std::net::Ipv6Addr::from)
+            .find(|ip| !not_given.contains(ip) && !taken(*ip))
+    }
+
     /// The default bridge gives no names (as Docker's); user networks do.
     pub fn resolves_names(&self) -> bool {
         self.driver == "bridge" && self.name != "bridge"
@@ -1086,6 +1139,74 @@ fn new_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lowest_free_address_is_given_as_dockerd_gives_it() {
+        let net = |range: &str, aux: Value| -> Network {
+            serde_json::from_value(json!({
+                "id": "x", "name": "x", "driver": "bridge", "bridge": "x",
+                "created": {"secs_since_epoch": 0, "nanos_since_epoch": 0},
+                "subnet": "10.231.0.0/24", "gateway": "10.231.0.1",
+                "ip_range": range, "aux_addresses": aux,
+            }))
+            .unwrap()
+        };
+        let ip = |s: &str| s.parse::<std::net::Ipv4Addr>().unwrap();
+        let plain = net("", json!({}));
+        assert_eq!(plain.lowest_free4(|_| false), Some(ip("10.231.0.2")));
+        // .2 left, .3 still held: .2 again, not .4.
+        assert_eq!(
+            plain.lowest_free4(|a| a == ip("10.231.0.3")),
+            Some(ip("10.231.0.2"))
+        );
+        assert_eq!(
+            plain.lowest_free4(|a| a < ip("10.231.0.9")),
+            Some(ip("10.231.0.9"))
+        );
+        // Never the broadcast address; none when all are held.
+        assert_eq!(
+            plain.lowest_free4(|a| a < ip("10.231.0.254")),
+            Some(ip("10.231.0.254"))
+        );
+        assert_eq!(plain.lowest_free4(|_| true), None);
+        // From the range, past its auxiliary addresses.
+        let ranged = net("10.231.0.128/25", json!({"a": "10.231.0.128"}));
+        assert_eq!(ranged.lowest_free4(|_| false), Some(ip("10.231.0.129")));
+        // A gateway inside the pool is skipped.
+        let low = net("", json!({"a": "10.231.0.2"}));
+        assert_eq!(low.lowest_free4(|_| false), Some(ip("10.231.0.3")));
+        let none: Network = serde_json::from_value(json!({
+            "id": "x", "name": "x", "driver": "bridge", "bridge": "x",
+            "created": {"secs_since_epoch": 0, "nanos_since_epoch": 0},
+        }))
+        .unwrap();
+        assert_eq!(none.lowest_free4(|_| false), None);
+        assert_eq!(none.lowest_free6(|_| false), None);
+
+        let six = |range: &str| -> Network {
+            serde_json::from_value(json!({
+                "id": "x", "name": "x", "driver": "bridge", "bridge": "x",
+                "created": {"secs_since_epoch": 0, "nanos_since_epoch": 0},
+                "subnet": "10.231.0.0/24", "gateway": "10.231.0.1", "ipv6": true,
+                "subnet6": "fd00:77::/64", "gateway6": "fd00:77::1", "ip_range6": range,
+                "aux_addresses6": {"r": "fd00:77::3"},
+            }))
+            .unwrap()
+        };
+        let ip6 = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap();
+        assert_eq!(six("").lowest_free6(|_| false), Some(ip6("fd00:77::2")));
+        assert_eq!(
+            six("").lowest_free6(|a| a == ip6("fd00:77::2")),
+            Some(ip6("fd00:77::4"))
+        );
+        assert_eq!(
+            six("fd00:77::100/120").lowest_free6(|_| false),
+            Some(ip6("fd00:77::100"))
+        );
+        let mut v4_only = six("");
+        v4_only.ipv6 = false;
+        assert_eq!(v4_only.lowest_free6(|_| false), None);
+    }
 
     #[test]
     fn addresses_come_from_the_ip_range_without_the_auxiliary_ones() {
