@@ -1683,6 +1683,11 @@ assert (addr(a), addr(b)) == (("10.251.7.2", "fd00:251:7::2"), ("10.251.7.3", "f
 a.remove(force=True)
 c = client.containers.run("busybox", "sleep 60", detach=True, network="lt-addrs")
 assert addr(c) == ("10.251.7.2", "fd00:251:7::2"), addr(c)
+# Its MAC is made of the address, so the address's next holder has the
+# same one (peers' ARP caches stay right), as the interface itself says.
+mac = c.attrs["NetworkSettings"]["Networks"]["lt-addrs"]["MacAddress"]
+assert mac == "02:42:0a:fb:07:02", mac
+assert c.exec_run(["cat", "/sys/class/net/eth0/address"]).output.strip() == mac.encode()
 b.stop(timeout=0)
 b.start()
 assert addr(b) == ("10.251.7.3", "fd00:251:7::3"), addr(b)

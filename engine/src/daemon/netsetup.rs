@@ -609,10 +609,16 @@ impl Daemon {
         let ip6 = ip6.or_else(|| self.pick_address(c, n, true));
         // The endpoint's own address first; the container's `--mac-address`
         // is its first interface's.
-        let mac = endpoint_mac(ep).map(String::from).or_else(|| {
-            (!c.config.mac_address.is_empty() && state.attachments.is_empty())
-                .then(|| c.config.mac_address.clone())
-        });
+        // Else, as dockerd, one made of its IPv4 address: an address given
+        // again to the next container comes with the same MAC, so its peers'
+        // ARP caches stay right.
+        let mac = endpoint_mac(ep)
+            .map(String::from)
+            .or_else(|| {
+                (!c.config.mac_address.is_empty() && state.attachments.is_empty())
+                    .then(|| c.config.mac_address.clone())
+            })
+            .or_else(|| ip.as_deref()?.parse().ok().map(mac_of));
         let publish = ifname == "eth0" && ports.as_array().is_some_and(|p| !p.is_empty());
         let conflist = n.conflist(
             &self.ipam_dir(),
@@ -1187,6 +1193,13 @@ impl Daemon {
     }
 }
 
+/// dockerd's MAC address for an interface with IPv4 address `ip`: 02:42
+/// and the address's four bytes.
+fn mac_of(ip: std::net::Ipv4Addr) -> String {
+    let [a, b, c, d] = ip.octets();
+    format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+}
+
 /// The kernel's ephemeral port range, where dockerd's allocator takes
 /// host ports from (its own default when the kernel's cannot be read).
 fn ephemeral_ports() -> (u16, u16) {
@@ -1232,6 +1245,12 @@ fn network_error(n: &Network, e: impl std::fmt::Display) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mac_is_made_of_the_address_as_dockerd_makes_it() {
+        assert_eq!(mac_of("172.17.0.2".parse().unwrap()), "02:42:ac:11:00:02");
+        assert_eq!(mac_of("10.255.7.254".parse().unwrap()), "02:42:0a:ff:07:fe");
+    }
 
     #[test]
     fn free_ports_are_looked_for_after_the_last_one_given() {

@@ -250,17 +250,19 @@ impl Network {
         {
             bridge["mtu"] = json!(mtu);
         }
+        // The bridge plugin sets the interface's address and MAC itself
+        // when the runtime gives them.
         if ip.is_some() || ip6.is_some() {
-            bridge["capabilities"] = json!({"ips": true});
+            bridge["capabilities"]["ips"] = json!(true);
+        }
+        if mac.is_some() {
+            bridge["capabilities"]["mac"] = json!(true);
         }
         let mut plugins = vec![bridge];
         if ports && !self.internal {
             plugins.push(
                 json!({"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}),
             );
-        }
-        if mac.is_some() {
-            plugins.push(json!({"type": "tuning", "capabilities": {"mac": true}}));
         }
         json!({"cniVersion": CNI_VERSION, "name": self.id, "plugins": plugins})
     }
