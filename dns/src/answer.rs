@@ -102,8 +102,9 @@ pub fn answer(zone: &Zone, asker: IpAddr, query: &[u8], transport_most: usize) -
     // A name here without records of the asked type is an empty answer,
     // not a question for the host's resolvers (as Docker's DNS does: an
     // AAAA query on an IPv4 network must not leak out and time out).
+    // Not marked authoritative: Docker's resolver answers its names as a
+    // recursive one would (resolvers print "Non-authoritative answer").
     let mut reply = reply_to(&q, question, RCODE::NoError);
-    reply.set_flags(PacketFlag::AUTHORITATIVE_ANSWER);
     for (name, rdata) in records {
         reply
             .answers
@@ -278,6 +279,8 @@ mod tests {
         assert!(r.has_flags(
             PacketFlag::RESPONSE | PacketFlag::RECURSION_DESIRED | PacketFlag::RECURSION_AVAILABLE
         ));
+        // As Docker's resolver: not authoritative.
+        assert!(!r.has_flags(PacketFlag::AUTHORITATIVE_ANSWER));
         assert_eq!(r.questions.len(), 1);
         let got: Vec<_> = r
             .answers
