@@ -365,11 +365,110 @@ pub fn create_dir(root: &Path, path: &str) -> Result<(), Status> {
 /// Entries may not leave the root, through `..` or through a symlink;
 /// with `no_overwrite_dir_non_dir`, a directory is never replaced by a
 /// file nor a file by a directory.
+/// The container's mounts an archive written at `base` (the container's
+/// path of the extraction point) may reach into: by mount point, the
+/// source on the host. `own` is the mount the extraction point is in, if
+/// any (its source is the root written in).
+#[derive(Debug, Default)]
+pub struct Routes {
+    pub base: String,
+    pub own: String,
+    pub mounts: Vec<Route>,
+}
+
+/// One mount of the container's.
+#[derive(Debug)]
+pub struct Route {
+    pub point: String,
+    pub source: PathBuf,
+    pub read_only: bool,
+}
+
+impl Routes {
+    /// The mount (point, source) an entry at `rel` under the extraction
+    /// point lands in, with the entry's container path, when it is another
+    /// than the one written in.
+    fn of(&self, rel: &Path) -> Option<(String, &Route)> {
+        // Lexically, as the engine matched the extraction point.
+        let mut parts: Vec<String> = Vec::new();
+        for c in components(&self.base)
+            .into_iter()
+            .chain(components(&rel.to_string_lossy()))
+        {
+            match c.as_str() {
+                "" | "." => {}
+                ".." => {
+                    parts.pop();
+                }
+                _ => parts.push(c),
+            }
+        }
+        let full = format!("/{}", parts.join("/"));
+        let route = self
+            .mounts
+            .iter()
+            .filter(|r| {
+                let point = r.point.trim_end_matches('/');
+                full == point || full.starts_with(&format!("{point}/"))
+            })
+            .max_by_key(|r| r.point.trim_end_matches('/').len())?;
+        (route.point.trim_end_matches('/') != self.own.trim_end_matches('/'))
+            .then_some((full, route))
+    }
+}
+
+/// An entry whose path is another mount of the container's: written in
+/// that mount's source, as the container sees it. An entry that would
+/// replace the mount itself is refused with dockerd's words (its archive
+/// extraction cannot unlink a mount point either); a directory entry
+/// there is the mount's own directory.
+fn unpack_routed<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    full: &str,
+    route: &Route,
+) -> Result<(), Status> {
+    let (point, source) = (route.point.trim_end_matches('/'), route.source.as_path());
+    let inner = full.get(point.len()..).unwrap_or_default();
+    let kind = entry.header().entry_type();
+    if inner.is_empty() {
+        if kind.is_dir() && source.is_dir() {
+            return Ok(());
+        }
+        return Err(Status::internal(format!(
+            "Error processing tar file: unlinkat {full}: device or resource busy"
+        )));
+    }
+    if route.read_only {
+        return Err(Status::internal(format!(
+            "extracting {full}: mounted volume is marked read-only"
+        )));
+    }
+    if !source.is_dir() {
+        let e = std::io::Error::from_raw_os_error(libc::ENOTDIR);
+        return Err(Status::internal(format!("{full}: {e}")));
+    }
+    // A hard link's target is named from the archive's root, which is not
+    // this mount's.
+    if kind.is_hard_link() {
+        return Err(Status::invalid_argument(format!(
+            "extracting {full}: a hard link into the mount at {point}"
+        )));
+    }
+    let (parent, name) = inner.rsplit_once('/').unwrap_or(("", inner));
+    let dir = resolve(source, &format!("{parent}/"))?;
+    entry.unpack(dir.join(name)).map_err(|e| {
+        let why = std::error::Error::source(&e).map(|s| format!(": {s}"));
+        Status::invalid_argument(format!("extracting {full}: {e}{}", why.unwrap_or_default()))
+    })?;
+    Ok(())
+}
+
 pub fn write_archive(
     root: &Path,
     path: &str,
     input: impl Read,
     no_overwrite_dir_non_dir: bool,
+    routes: &Routes,
 ) -> Result<(), Status> {
     let dir = resolve(root, &format!("{}/", path.trim_end_matches('/')))?;
     let m = fs::metadata(&dir).map_err(|e| not_found_or(path, e))?;
@@ -397,6 +496,10 @@ pub fn write_archive(
                 "the archive holds an unsafe path: {}",
                 rel.display()
             )));
+        }
+        if let Some((full, route)) = routes.of(&rel) {
+            unpack_routed(&mut entry, &full, route)?;
+            continue;
         }
         if no_overwrite_dir_non_dir {
             let target = dir.join(&rel);
@@ -623,7 +726,7 @@ mod tests {
         let mut tar = Vec::new();
         read_archive(&root, "/data", &mut tar).unwrap();
         fs::create_dir_all(root.join("copy")).unwrap();
-        write_archive(&root, "/copy", &tar[..], false).unwrap();
+        write_archive(&root, "/copy", &tar[..], false, &Routes::default()).unwrap();
         assert_eq!(fs::read(root.join("copy/data/sub/f")).unwrap(), b"hi");
         let names = |tar: &[u8]| -> Vec<String> {
             tar::Archive::new(tar)
@@ -641,7 +744,7 @@ mod tests {
         assert_eq!(stat(&root, "/data/.").unwrap().name, ".");
         assert_eq!(stat(&root, "/data/").unwrap().name, "data");
         fs::create_dir_all(root.join("flat")).unwrap();
-        write_archive(&root, "/flat", &tar[..], false).unwrap();
+        write_archive(&root, "/flat", &tar[..], false, &Routes::default()).unwrap();
         assert!(root.join("flat/sub/f").exists());
         // Long names and link targets come whole (GNU long name entries).
         let long = "n".repeat(150);
@@ -661,7 +764,7 @@ mod tests {
             format!("/{long}/target")
         );
         fs::create_dir_all(root.join("deepcopy")).unwrap();
-        write_archive(&root, "/deepcopy", &tar[..], false).unwrap();
+        write_archive(&root, "/deepcopy", &tar[..], false, &Routes::default()).unwrap();
         assert_eq!(
             fs::read(root.join("deepcopy").join(&long)).unwrap(),
             b"long"
@@ -677,7 +780,7 @@ mod tests {
         let mut tar = Vec::new();
         read_archive(&root, "/data/sub", &mut tar).unwrap();
         fs::create_dir_all(root.join("timed")).unwrap();
-        write_archive(&root, "/timed", &tar[..], false).unwrap();
+        write_archive(&root, "/timed", &tar[..], false, &Routes::default()).unwrap();
         assert_eq!(
             fs::metadata(root.join("timed/sub"))
                 .unwrap()
@@ -695,7 +798,7 @@ mod tests {
         b.append_data(&mut h, "escape/pwned-by-berth-test", &b"x"[..])
             .unwrap();
         let evil = b.into_inner().unwrap();
-        let _ = write_archive(&root, "/", &evil[..], false);
+        let _ = write_archive(&root, "/", &evil[..], false, &Routes::default());
         assert!(!Path::new("/pwned-by-berth-test").exists());
         // A directory is not replaced by a file when asked not to.
         let mut b = tar::Builder::new(Vec::new());
@@ -705,11 +808,107 @@ mod tests {
         h.set_cksum();
         b.append_data(&mut h, "data", &b"x"[..]).unwrap();
         let file_over_dir = b.into_inner().unwrap();
-        assert!(write_archive(&root, "/", &file_over_dir[..], true).is_err());
+        assert!(write_archive(&root, "/", &file_over_dir[..], true, &Routes::default()).is_err());
         assert!(root.join("data").is_dir());
         assert!(stat(&root, "/nope").is_err_and(|s| s.code() == tonic::Code::NotFound));
         let st = stat(&root, "/data/sub/f").unwrap();
         assert_eq!((st.name.as_str(), st.size), ("f", 2));
+    }
+
+    #[test]
+    fn what_lands_in_another_mount_is_written_in_its_source() {
+        let t = tempfile::tempdir().unwrap();
+        let (root, vol, ro, etc) = (
+            t.path().join("root"),
+            t.path().join("vol"),
+            t.path().join("ro"),
+            t.path().join("etc"),
+        );
+        for d in [&root, &vol, &ro, &etc] {
+            fs::create_dir_all(d).unwrap();
+        }
+        fs::create_dir_all(root.join("data")).unwrap();
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(etc.join("hosts"), b"engine's").unwrap();
+        let routes = |base: &str| Routes {
+            base: base.into(),
+            own: String::new(),
+            mounts: vec![
+                Route {
+                    point: "/data".into(),
+                    source: vol.clone(),
+                    read_only: false,
+                },
+                Route {
+                    point: "/ro".into(),
+                    source: ro.clone(),
+                    read_only: true,
+                },
+                Route {
+                    point: "/etc/hosts".into(),
+                    source: etc.join("hosts"),
+                    read_only: false,
+                },
+            ],
+        };
+        let tar_of = |entries: &[(&str, Option<&[u8]>)]| {
+            let mut b = tar::Builder::new(Vec::new());
+            for (name, data) in entries {
+                let mut h = tar::Header::new_gnu();
+                h.set_uid(nix::unistd::getuid().as_raw().into());
+                h.set_gid(nix::unistd::getgid().as_raw().into());
+                h.set_mtime(0);
+                match data {
+                    Some(d) => {
+                        h.set_size(d.len() as u64);
+                        h.set_mode(0o644);
+                        h.set_cksum();
+                        b.append_data(&mut h, name, *d).unwrap();
+                    }
+                    None => {
+                        h.set_entry_type(tar::EntryType::Directory);
+                        h.set_size(0);
+                        h.set_mode(0o755);
+                        h.set_cksum();
+                        b.append_data(&mut h, name, &b""[..]).unwrap();
+                    }
+                }
+            }
+            b.into_inner().unwrap()
+        };
+        // `cp dir c:/` with dir/data/...: the volume gets it, not the
+        // directory under it; the mount's own directory entry is passed.
+        let tar = tar_of(&[
+            ("data", None),
+            ("data/sub", None),
+            ("data/sub/f", Some(b"in the volume")),
+            ("top", Some(b"in the root")),
+        ]);
+        write_archive(&root, "/", &tar[..], false, &routes("/")).unwrap();
+        assert_eq!(fs::read(vol.join("sub/f")).unwrap(), b"in the volume");
+        assert!(!root.join("data/sub").exists());
+        assert_eq!(fs::read(root.join("top")).unwrap(), b"in the root");
+        // Through a path the engine did not clean.
+        let tar = tar_of(&[("data/g", Some(b"g"))]);
+        write_archive(&root, "/etc/..", &tar[..], false, &routes("/etc/..")).unwrap();
+        assert_eq!(fs::read(vol.join("g")).unwrap(), b"g");
+        // A file mounted there is not replaced (dockerd cannot unlink it
+        // either), nor is anything written in a read-only mount.
+        let tar = tar_of(&[("hosts", Some(b"mine"))]);
+        let e = write_archive(&root, "/etc", &tar[..], false, &routes("/etc")).unwrap_err();
+        assert!(e.message().contains("device or resource busy"), "{e:?}");
+        assert_eq!(fs::read(etc.join("hosts")).unwrap(), b"engine's");
+        assert!(!root.join("etc/hosts").exists());
+        let tar = tar_of(&[("ro/x", Some(b"x"))]);
+        let e = write_archive(&root, "/", &tar[..], false, &routes("/")).unwrap_err();
+        assert!(e.message().contains("read-only"), "{e:?}");
+        assert!(!ro.join("x").exists() && !root.join("ro/x").exists());
+        // Written in the mount the extraction point is in: as before.
+        let mut own = routes("/data");
+        own.own = "/data".into();
+        let tar = tar_of(&[("h", Some(b"h"))]);
+        write_archive(&vol, "/", &tar[..], false, &own).unwrap();
+        assert_eq!(fs::read(vol.join("h")).unwrap(), b"h");
     }
 
     #[test]

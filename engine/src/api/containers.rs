@@ -1635,15 +1635,32 @@ fn path_param(q: &Params) -> Result<String> {
 /// the deepest mount point holding it (Docker copies into the volume, not
 /// into the root filesystem under it), else in the root filesystem; with
 /// the mount, if any, for its read-only flag.
-fn archive_request<'a>(
-    c: &'a Container,
-    path: &str,
-) -> (api::ArchiveRequest, Option<&'a MountPoint>) {
+fn archive_request(c: &Container, path: &str) -> (api::ArchiveRequest, Option<MountPoint>) {
     let lexical = clean_path(path);
-    let mount = c
-        .mounts
+    // The engine's /etc files of a container that has them (it has
+    // started; it has its own network), as dockerd mounts them for a
+    // copy; a user's bind over one of them (after them here) wins.
+    let etc: Vec<MountPoint> = ["hostname", "hosts", "resolv.conf"]
         .iter()
-        .filter(|m| !m.source.is_empty() && m.typ != "tmpfs")
+        .map(|f| c.dir.join(f))
+        .filter(|f| !c.host_config.network_mode.starts_with("container:") && f.is_file())
+        .map(|f| MountPoint {
+            typ: "bind".into(),
+            destination: format!(
+                "/etc/{}",
+                f.file_name().unwrap_or_default().to_string_lossy()
+            ),
+            source: f.to_string_lossy().into_owned(),
+            rw: true,
+            ..Default::default()
+        })
+        .collect();
+    let reachable = || {
+        etc.iter()
+            .chain(c.mounts.iter())
+            .filter(|m| !m.source.is_empty() && m.typ != "tmpfs")
+    };
+    let mount = reachable()
         .filter(|m| {
             let point = m.destination.trim_end_matches('/');
             lexical == point || lexical.starts_with(&format!("{point}/"))
@@ -1652,6 +1669,13 @@ fn archive_request<'a>(
     let mut r = api::ArchiveRequest {
         key: c.id.clone(),
         path: path.to_string(),
+        mounts: reachable()
+            .map(|m| api::ArchiveMount {
+                point: m.destination.trim_end_matches('/').to_string(),
+                source: m.source.clone(),
+                read_only: !m.rw,
+            })
+            .collect(),
         ..Default::default()
     };
     if let Some(m) = mount {
@@ -1665,7 +1689,7 @@ fn archive_request<'a>(
         r.mount_source = m.source.clone();
         r.mount_point = m.destination.trim_end_matches('/').to_string();
     }
-    (r, mount)
+    (r, mount.cloned())
 }
 
 /// `path` with `.`, `..` and repeated slashes resolved lexically, from `/`.

@@ -117,7 +117,36 @@ impl Root {
 
 /// Where a request's path is reached: in the mount it names (the path made
 /// relative to the mount point), or in the container's root filesystem.
+/// A file bound into the container (a bind of one file, the engine's
+/// /etc/hosts) is reached by its name in its directory, as the mount
+/// reached it (symlinks to it followed).
 fn in_mount(r: &api::ArchiveRequest) -> Result<Option<(PathBuf, String)>, Status> {
+    let Some((source, rel)) = mount_relative(r)? else {
+        return Ok(None);
+    };
+    if std::fs::metadata(&source).is_ok_and(|m| m.is_dir()) {
+        return Ok(Some((source, rel)));
+    }
+    let file = std::fs::canonicalize(&source)
+        .map_err(|e| Status::not_found(format!("{}: {e}", r.path)))?;
+    if rel != "/" {
+        // As under a file of the root filesystem (dockerd: a 500 too).
+        let e = std::io::Error::from_raw_os_error(libc::ENOTDIR);
+        return Err(Status::internal(format!("{}: {e}", r.path)));
+    }
+    match (file.parent(), file.file_name()) {
+        (Some(dir), Some(name)) => Ok(Some((
+            dir.to_path_buf(),
+            format!("/{}", name.to_string_lossy()),
+        ))),
+        _ => Err(Status::invalid_argument(
+            "a mount source must be a file's path",
+        )),
+    }
+}
+
+/// The mount's source and the request's path relative to its point.
+fn mount_relative(r: &api::ArchiveRequest) -> Result<Option<(PathBuf, String)>, Status> {
     if r.mount_source.is_empty() {
         return Ok(None);
     }
@@ -298,6 +327,9 @@ impl Snapshots for Service {
         let (root, path) = self.root_for(&ns, &r).await?;
         let point =
             (!r.mount_source.is_empty()).then(|| r.mount_point.trim_end_matches('/').to_string());
+        // A file's mount resolves to its point (the file's own name on the
+        // host is not the container's).
+        let file_mount = point.is_some() && !std::path::Path::new(&r.mount_source).is_dir();
         let shown = r.path.clone();
         let mut st = blocking(move || {
             let st = rootfs::stat(root.path(), &path);
@@ -311,7 +343,11 @@ impl Snapshots for Service {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "/".into());
-            st.resolved = format!("{point}{}", st.resolved.trim_end_matches('/'));
+            st.resolved = if file_mount {
+                point
+            } else {
+                format!("{point}{}", st.resolved.trim_end_matches('/'))
+            };
         }
         Ok(Response::new(api::PathStat {
             name: st.name,
@@ -344,6 +380,20 @@ impl Snapshots for Service {
             }
         };
         let (root, path) = self.root_for(&ns, &target).await?;
+        let routes = rootfs::Routes {
+            base: target.path.clone(),
+            own: target.mount_point.clone(),
+            mounts: target
+                .mounts
+                .iter()
+                .filter(|m| !m.point.is_empty() && m.source.starts_with('/'))
+                .map(|m| rootfs::Route {
+                    point: m.point.clone(),
+                    source: PathBuf::from(&m.source),
+                    read_only: m.read_only,
+                })
+                .collect(),
+        };
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
         let work = tokio::task::spawn_blocking(move || {
             let made = if create_path {
@@ -352,7 +402,13 @@ impl Snapshots for Service {
                 Ok(())
             };
             let res = made.and_then(|()| {
-                rootfs::write_archive(root.path(), &path, ChunkReader::new(rx), no_overwrite)
+                rootfs::write_archive(
+                    root.path(),
+                    &path,
+                    ChunkReader::new(rx),
+                    no_overwrite,
+                    &routes,
+                )
             });
             drop(root);
             res
