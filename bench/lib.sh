@@ -45,6 +45,11 @@ engines_start() {
     set +e
     [ -n "${B:-}" ] && $B ps -aq 2>/dev/null | xargs -r -n 50 $B rm -f >/dev/null 2>&1
     [ -n "${D:-}" ] && $D ps -aq 2>/dev/null | xargs -r -n 50 $D rm -f >/dev/null 2>&1
+    # Their networks too: a user network's bridge outlives its engine (as
+    # Docker's do), and a bridge left with a subnet routes the next run's
+    # packets for that subnet nowhere.
+    [ -n "${B:-}" ] && $B network prune -f >/dev/null 2>&1
+    [ -n "${D:-}" ] && $D network prune -f >/dev/null 2>&1
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
     sleep 1
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
