@@ -361,10 +361,6 @@ pub fn create_dir(root: &Path, path: &str) -> Result<(), Status> {
     Ok(())
 }
 
-/// Extracts a tar into the directory `path` of the root (docker cp in).
-/// Entries may not leave the root, through `..` or through a symlink;
-/// with `no_overwrite_dir_non_dir`, a directory is never replaced by a
-/// file nor a file by a directory.
 /// The container's mounts an archive written at `base` (the container's
 /// path of the extraction point) may reach into: by mount point, the
 /// source on the host. `own` is the mount the extraction point is in, if
@@ -463,6 +459,11 @@ fn unpack_routed<R: Read>(
     Ok(())
 }
 
+/// Extracts a tar into the directory `path` of the root (docker cp in).
+/// Entries may not leave the root, through `..` or through a symlink;
+/// with `no_overwrite_dir_non_dir`, a directory is never replaced by a
+/// file nor a file by a directory. An entry in another of the container's
+/// mounts (`routes`) is written in that mount's source.
 pub fn write_archive(
     root: &Path,
     path: &str,
@@ -909,6 +910,67 @@ mod tests {
         let tar = tar_of(&[("h", Some(b"h"))]);
         write_archive(&vol, "/", &tar[..], false, &own).unwrap();
         assert_eq!(fs::read(vol.join("h")).unwrap(), b"h");
+    }
+
+    #[test]
+    fn symlinks_planted_in_a_mount_lead_nowhere_outside_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let (root, vol, victim) = (
+            t.path().join("root"),
+            t.path().join("vol"),
+            t.path().join("victim"),
+        );
+        for d in [&root, &vol, &victim] {
+            fs::create_dir_all(d).unwrap();
+        }
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o755)).unwrap();
+        // What a process of the container could leave in its volume.
+        symlink(&victim, vol.join("x")).unwrap();
+        let routes = Routes {
+            base: "/".into(),
+            own: String::new(),
+            mounts: vec![Route {
+                point: "/data".into(),
+                source: vol.clone(),
+                read_only: false,
+            }],
+        };
+        let header = |kind: tar::EntryType, size: u64, mode: u32| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_size(size);
+            h.set_mode(mode);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_cksum();
+            h
+        };
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_data(
+            &mut header(tar::EntryType::Directory, 0, 0o700),
+            "data/x/",
+            &b""[..],
+        )
+        .unwrap();
+        let tar = b.into_inner().unwrap();
+        assert!(write_archive(&root, "/", &tar[..], false, &routes).is_err());
+        let mode = fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            mode, 0o755,
+            "a directory entry changed what the link points at"
+        );
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_data(
+            &mut header(tar::EntryType::Regular, 1, 0o644),
+            "data/x/planted",
+            &b"p"[..],
+        )
+        .unwrap();
+        let tar = b.into_inner().unwrap();
+        assert!(write_archive(&root, "/", &tar[..], false, &routes).is_err());
+        assert!(!victim.join("planted").exists());
     }
 
     #[test]
