@@ -1753,4 +1753,17 @@ os.unlink(src)
 os.rmdir(d)
 print("copies of bound files: ok", flush=True)
 
+# A container on another's network copies out that one's /etc files, the
+# ones it reads.
+owner = client.containers.run("busybox", "sleep 60", detach=True, hostname="owner")
+guest = client.containers.run("busybox", "sleep 60", detach=True, network_mode=f"container:{owner.id}")
+for f in ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf"):
+    stream, stat = api.get_archive(guest.id, f)
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as t:
+        data = t.extractfile(t.getmembers()[0]).read()
+    assert data and data == guest.exec_run(["cat", f]).output, (f, data)
+guest.remove(force=True)
+owner.remove(force=True)
+print("copies of a shared network's files: ok", flush=True)
+
 print("longtail: all done")

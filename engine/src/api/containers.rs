@@ -1635,15 +1635,24 @@ fn path_param(q: &Params) -> Result<String> {
 /// the deepest mount point holding it (Docker copies into the volume, not
 /// into the root filesystem under it), else in the root filesystem; with
 /// the mount, if any, for its read-only flag.
-fn archive_request(c: &Container, path: &str) -> (api::ArchiveRequest, Option<MountPoint>) {
+fn archive_request(
+    d: &Daemon,
+    c: &Container,
+    path: &str,
+) -> (api::ArchiveRequest, Option<MountPoint>) {
     let lexical = clean_path(path);
     // The engine's /etc files of a container that has them (it has
-    // started; it has its own network), as dockerd mounts them for a
-    // copy; a user's bind over one of them (after them here) wins.
+    // started), its own or those of the container whose network it
+    // shares, as dockerd mounts them for a copy; a user's bind over one of
+    // them (after them here) wins.
+    let etc_dir = match c.host_config.network_mode.strip_prefix("container:") {
+        Some(other) => d.find(other).ok().map(|o| d.containers_dir().join(&o.id)),
+        None => Some(c.dir.clone()),
+    };
     let etc: Vec<MountPoint> = ["hostname", "hosts", "resolv.conf"]
         .iter()
-        .map(|f| c.dir.join(f))
-        .filter(|f| !c.host_config.network_mode.starts_with("container:") && f.is_file())
+        .filter_map(|f| Some(etc_dir.as_ref()?.join(f)))
+        .filter(|f| f.is_file())
         .map(|f| MountPoint {
             typ: "bind".into(),
             destination: format!(
@@ -1710,7 +1719,7 @@ fn clean_path(path: &str) -> String {
 /// The archive header of `path` in the container the caller named `id`
 /// (the name it is told by when the path is not there, as dockerd's).
 async fn stat_header(d: &Daemon, e: &Entry, id: &str, path: &str) -> Result<String> {
-    let req = archive_request(&*e.c.lock().await, path).0;
+    let req = archive_request(d, &*e.c.lock().await, path).0;
     let st =
         d.lc.snapshots()
             .stat(d.lc.req(req))
@@ -1759,7 +1768,7 @@ pub async fn archive_get(
     let path = path_param(&q)?;
     let frozen = d.freeze(&e).await?;
     let h = stat_header(&d, &e, &id, &path).await?;
-    let req = archive_request(&*e.c.lock().await, &path).0;
+    let req = archive_request(&d, &*e.c.lock().await, &path).0;
     let stream =
         d.lc.snapshots()
             .read_archive(d.lc.req(req))
@@ -1823,7 +1832,7 @@ async fn put_archive(
     let path = path_param(q)?;
     let target = {
         let c = e.c.lock().await;
-        let (target, mount) = archive_request(&c, &path);
+        let (target, mount) = archive_request(d, &c, &path);
         match mount {
             // A 500 with dockerd's words, as it answers.
             Some(m) if !m.rw => {
