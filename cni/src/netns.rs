@@ -19,7 +19,7 @@ fn err(path: &Path, e: impl Into<std::io::Error>) -> CniError {
 
 /// Makes a new network namespace held at `path`.
 pub fn create(path: &Path) -> Result<(), CniError> {
-    make(path, false)
+    make(path, false, false)
 }
 
 /// Makes a new network namespace held at `path` with its loopback
@@ -27,10 +27,18 @@ pub fn create(path: &Path) -> Result<(), CniError> {
 /// gives `lo` 127.0.0.1 and ::1 as it comes up): without a plugin
 /// process per container start.
 pub fn create_with_loopback(path: &Path) -> Result<(), CniError> {
-    make(path, true)
+    make(path, true, false)
 }
 
-fn make(path: &Path, loopback: bool) -> Result<(), CniError> {
+/// [`create_with_loopback`], and the interfaces made in it later start
+/// without IPv6, as Docker's do on networks without it (no link-local
+/// address, no router solicitations); the bridge plugin turns IPv6 on for
+/// an interface it gives an IPv6 address. `lo` keeps `::1`.
+pub fn create_for_ipv4_interfaces(path: &Path) -> Result<(), CniError> {
+    make(path, true, true)
+}
+
+fn make(path: &Path, loopback: bool, ipv4_interfaces: bool) -> Result<(), CniError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| err(path, e))?;
     }
@@ -42,6 +50,16 @@ fn make(path: &Path, loopback: bool) -> Result<(), CniError> {
         unshare(CloneFlags::CLONE_NEWNET).map_err(|e| err(&target, e))?;
         if loopback {
             loopback_up().map_err(|e| err(&target, e))?;
+        }
+        // The namespace's own sysctl, as this thread is in it now; a
+        // kernel without IPv6 has none to set.
+        if ipv4_interfaces {
+            match std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1") {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(err(&target, e));
+                }
+                _ => {}
+            }
         }
         mount(
             Some("/proc/thread-self/ns/net"),

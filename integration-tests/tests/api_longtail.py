@@ -1766,4 +1766,19 @@ guest.remove(force=True)
 owner.remove(force=True)
 print("copies of a shared network's files: ok", flush=True)
 
+# An interface on a network without IPv6 has none (no link-local address,
+# nothing sent from it), as Docker's; one on a dual-stack network has it.
+c = client.containers.run("busybox", "sleep 60", detach=True)
+assert c.exec_run(["cat", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6"]).output == b"1\n"
+assert b"inet6" not in c.exec_run(["ip", "-6", "addr", "show", "dev", "eth0"]).output
+c.remove(force=True)
+net = client.networks.create("lt-v6on", enable_ipv6=True, ipam=docker.types.IPAMConfig(
+    pool_configs=[docker.types.IPAMPool(subnet="10.251.8.0/24"), docker.types.IPAMPool(subnet="fd00:251:8::/64")]))
+c = client.containers.run("busybox", "sleep 60", detach=True, network="lt-v6on")
+assert c.exec_run(["cat", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6"]).output == b"0\n"
+assert b"fd00:251:8::2/64" in c.exec_run(["ip", "-6", "addr", "show", "dev", "eth0"]).output
+c.remove(force=True)
+net.remove()
+print("IPv6 only where the network has it: ok", flush=True)
+
 print("longtail: all done")

@@ -281,7 +281,7 @@ impl Daemon {
             attachments: Vec::new(),
         });
         let made = path.clone();
-        let created = tokio::task::spawn_blocking(move || netns::create_with_loopback(&made))
+        let created = tokio::task::spawn_blocking(move || netns::create_for_ipv4_interfaces(&made))
             .await
             .map_err(|e| ApiError::internal(e.to_string()))
             .and_then(|r| r.map_err(|e| ApiError::internal(e.to_string())));
