@@ -816,6 +816,31 @@ mod tests {
         assert_eq!((st.name.as_str(), st.size), ("f", 2));
     }
 
+    /// A tar of files (`Some(content)`, mode 0644) and directories
+    /// (`None`, mode 0700), owned by whoever runs the test.
+    fn tar_of(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_uid(nix::unistd::getuid().as_raw().into());
+            h.set_gid(nix::unistd::getgid().as_raw().into());
+            h.set_mtime(0);
+            let data = data.unwrap_or_else(|| {
+                h.set_entry_type(tar::EntryType::Directory);
+                b""
+            });
+            h.set_size(data.len() as u64);
+            h.set_mode(if h.entry_type().is_dir() {
+                0o700
+            } else {
+                0o644
+            });
+            h.set_cksum();
+            b.append_data(&mut h, name, data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
     #[test]
     fn what_lands_in_another_mount_is_written_in_its_source() {
         let t = tempfile::tempdir().unwrap();
@@ -851,31 +876,6 @@ mod tests {
                     read_only: false,
                 },
             ],
-        };
-        let tar_of = |entries: &[(&str, Option<&[u8]>)]| {
-            let mut b = tar::Builder::new(Vec::new());
-            for (name, data) in entries {
-                let mut h = tar::Header::new_gnu();
-                h.set_uid(nix::unistd::getuid().as_raw().into());
-                h.set_gid(nix::unistd::getgid().as_raw().into());
-                h.set_mtime(0);
-                match data {
-                    Some(d) => {
-                        h.set_size(d.len() as u64);
-                        h.set_mode(0o644);
-                        h.set_cksum();
-                        b.append_data(&mut h, name, *d).unwrap();
-                    }
-                    None => {
-                        h.set_entry_type(tar::EntryType::Directory);
-                        h.set_size(0);
-                        h.set_mode(0o755);
-                        h.set_cksum();
-                        b.append_data(&mut h, name, &b""[..]).unwrap();
-                    }
-                }
-            }
-            b.into_inner().unwrap()
         };
         // `cp dir c:/` with dir/data/...: the volume gets it, not the
         // directory under it; the mount's own directory entry is passed.
@@ -936,39 +936,14 @@ mod tests {
                 read_only: false,
             }],
         };
-        let header = |kind: tar::EntryType, size: u64, mode: u32| {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(kind);
-            h.set_size(size);
-            h.set_mode(mode);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(0);
-            h.set_cksum();
-            h
-        };
-        let mut b = tar::Builder::new(Vec::new());
-        b.append_data(
-            &mut header(tar::EntryType::Directory, 0, 0o700),
-            "data/x/",
-            &b""[..],
-        )
-        .unwrap();
-        let tar = b.into_inner().unwrap();
+        let tar = tar_of(&[("data/x/", None)]);
         assert!(write_archive(&root, "/", &tar[..], false, &routes).is_err());
         let mode = fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
         assert_eq!(
             mode, 0o755,
             "a directory entry changed what the link points at"
         );
-        let mut b = tar::Builder::new(Vec::new());
-        b.append_data(
-            &mut header(tar::EntryType::Regular, 1, 0o644),
-            "data/x/planted",
-            &b"p"[..],
-        )
-        .unwrap();
-        let tar = b.into_inner().unwrap();
+        let tar = tar_of(&[("data/x/planted", Some(b"p"))]);
         assert!(write_archive(&root, "/", &tar[..], false, &routes).is_err());
         assert!(!victim.join("planted").exists());
     }

@@ -1649,19 +1649,19 @@ fn archive_request(
         Some(other) => d.find(other).ok().map(|o| d.containers_dir().join(&o.id)),
         None => Some(c.dir.clone()),
     };
-    let etc: Vec<MountPoint> = ["hostname", "hosts", "resolv.conf"]
+    let etc: Vec<MountPoint> = etc_dir
+        .map(|dir| crate::daemon::files::etc_mounts(&dir))
+        .unwrap_or_default()
         .iter()
-        .filter_map(|f| Some(etc_dir.as_ref()?.join(f)))
-        .filter(|f| f.is_file())
-        .map(|f| MountPoint {
-            typ: "bind".into(),
-            destination: format!(
-                "/etc/{}",
-                f.file_name().unwrap_or_default().to_string_lossy()
-            ),
-            source: f.to_string_lossy().into_owned(),
-            rw: true,
-            ..Default::default()
+        .filter_map(|m| {
+            let (source, destination) = (m["source"].as_str()?, m["destination"].as_str()?);
+            std::path::Path::new(source).is_file().then(|| MountPoint {
+                typ: "bind".into(),
+                destination: destination.to_string(),
+                source: source.to_string(),
+                rw: true,
+                ..Default::default()
+            })
         })
         .collect();
     let reachable = || {

@@ -1053,13 +1053,7 @@ impl Daemon {
                             true
                         }
                         Ok(None) => false,
-                        Err(e) => {
-                            return Err(ApiError::internal(format!(
-                                "driver failed programming external connectivity on endpoint {}: Error starting userland proxy: listen {proto}6 [::]:{host_port}: bind: {}",
-                                c.name.trim_start_matches('/'),
-                                go_errno(&e)
-                            )));
-                        }
+                        Err(e) => return Err(relay_failed(c, proto, host_port, &e)),
                     }
                 } else {
                     false
@@ -1123,13 +1117,7 @@ impl Daemon {
                 match Bound::at(port, proto) {
                     Ok(r) => r,
                     Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
-                    Err(e) => {
-                        return Err(ApiError::internal(format!(
-                            "driver failed programming external connectivity on endpoint {}: Error starting userland proxy: listen {proto}6 [::]:{port}: bind: {}",
-                            c.name.trim_start_matches('/'),
-                            go_errno(&e)
-                        )));
-                    }
+                    Err(e) => return Err(relay_failed(c, proto, port, &e)),
                 }
             } else {
                 None
@@ -1221,6 +1209,16 @@ fn ports_after(last: u16, lo: u16, hi: u16) -> impl Iterator<Item = u16> {
         last + 1
     };
     (start..=hi).chain(lo..start)
+}
+
+/// dockerd's words when its proxy cannot listen on the host's IPv6
+/// addresses for `c`'s published `port`.
+fn relay_failed(c: &Container, proto: &str, port: u16, e: &std::io::Error) -> ApiError {
+    ApiError::internal(format!(
+        "driver failed programming external connectivity on endpoint {}: Error starting userland proxy: listen {proto}6 [::]:{port}: bind: {}",
+        c.name.trim_start_matches('/'),
+        go_errno(e)
+    ))
 }
 
 /// An error as Go's syscall package words it ("address already in use").

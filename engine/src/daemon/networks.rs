@@ -1142,17 +1142,20 @@ fn new_id() -> String {
 mod tests {
     use super::*;
 
+    /// A network on 10.231.0.0/24 with ip-range `range` and auxiliary
+    /// addresses `aux`.
+    fn net(range: &str, aux: Value) -> Network {
+        serde_json::from_value(json!({
+            "id": "x", "name": "x", "driver": "bridge", "bridge": "x",
+            "created": {"secs_since_epoch": 0, "nanos_since_epoch": 0},
+            "subnet": "10.231.0.0/24", "gateway": "10.231.0.1",
+            "ip_range": range, "aux_addresses": aux,
+        }))
+        .unwrap()
+    }
+
     #[test]
     fn the_lowest_free_address_is_given_as_dockerd_gives_it() {
-        let net = |range: &str, aux: Value| -> Network {
-            serde_json::from_value(json!({
-                "id": "x", "name": "x", "driver": "bridge", "bridge": "x",
-                "created": {"secs_since_epoch": 0, "nanos_since_epoch": 0},
-                "subnet": "10.231.0.0/24", "gateway": "10.231.0.1",
-                "ip_range": range, "aux_addresses": aux,
-            }))
-            .unwrap()
-        };
         let ip = |s: &str| s.parse::<std::net::Ipv4Addr>().unwrap();
         let plain = net("", json!({}));
         assert_eq!(plain.lowest_free4(|_| false), Some(ip("10.231.0.2")));
@@ -1212,15 +1215,6 @@ mod tests {
 
     #[test]
     fn addresses_come_from_the_ip_range_without_the_auxiliary_ones() {
-        let net = |range: &str, aux: Value| -> Network {
-            serde_json::from_value(json!({
-                "id": "x", "name": "x", "driver": "bridge", "bridge": "x",
-                "created": {"secs_since_epoch": 0, "nanos_since_epoch": 0},
-                "subnet": "10.231.0.0/24", "gateway": "10.231.0.1",
-                "ip_range": range, "aux_addresses": aux,
-            }))
-            .unwrap()
-        };
         let spans = |n: &Network| -> Vec<(String, String)> {
             n.pool4()
                 .unwrap_or_default()
