@@ -1781,4 +1781,46 @@ c.remove(force=True)
 net.remove()
 print("IPv6 only where the network has it: ok", flush=True)
 
+# A network is held only by the containers joined to it now (dockerd's
+# active endpoints): a created or stopped one configured on it does not
+# keep it from `network rm` or prune. Its next start says the network is
+# gone: by name before it ever joined, by the id it joined after (a network
+# made again under the name is not that one); a disconnect forgets it.
+def gone_net():
+    return client.networks.create("lt-gone", labels={"lt": "gone"})
+n = gone_net()
+created = client.containers.create("busybox", "true", network="lt-gone")
+assert created.attrs["NetworkSettings"]["Networks"]["lt-gone"]["NetworkID"] == ""
+ran = client.containers.run("busybox", "true", network="lt-gone", detach=True)
+assert ran.wait()["StatusCode"] == 0
+ran.reload()
+assert ran.attrs["NetworkSettings"]["Networks"]["lt-gone"]["NetworkID"] == n.id
+running = client.containers.run("busybox", "sleep 60", network="lt-gone", detach=True)
+api_error(403, "has active endpoints", n.remove)
+running.remove(force=True)
+assert "lt-gone" in [x.name for x in client.networks.list(filters={"dangling": True})]
+assert api.prune_networks(filters={"label": "lt=gone"})["NetworksDeleted"] == ["lt-gone"]
+api_error(404, "network lt-gone not found", created.start)
+api_error(404, f"network {n.id} not found", ran.start)
+ran.reload()
+assert ran.attrs["NetworkSettings"]["Networks"]["lt-gone"]["NetworkID"] == n.id
+again = gone_net()
+created.start()
+assert created.wait()["StatusCode"] == 0
+api_error(404, f"network {n.id} not found", ran.start)
+api_error(500, "is not connected to the network lt-none", api.disconnect_container_from_network, ran.id, "lt-none")
+api.disconnect_container_from_network(ran.id, "lt-gone")
+ran.reload()
+assert ran.attrs["HostConfig"]["NetworkMode"] == "lt-gone"
+assert ran.attrs["NetworkSettings"]["Networks"] == {}, ran.attrs["NetworkSettings"]["Networks"]
+api.connect_container_to_network(ran.id, "lt-gone")
+ran.start()
+assert ran.wait()["StatusCode"] == 0
+ran.reload()
+assert ran.attrs["NetworkSettings"]["Networks"]["lt-gone"]["NetworkID"] == again.id
+for c in (created, ran):
+    c.remove()
+again.remove()
+print("networks held by their active endpoints: ok", flush=True)
+
 print("longtail: all done")

@@ -216,10 +216,18 @@ fn network_settings(d: &Daemon, c: &Container) -> Value {
         vec![mode.clone()]
     };
     for name in configured {
-        let net = d.networks.get(&name).ok();
-        let id = net.as_ref().map(|n| n.id.clone()).unwrap_or_default();
+        let net = d.network_of(c, &name).ok();
         let shown = net.as_ref().map(|n| n.name.clone()).unwrap_or(name.clone());
-        let a = attachments.iter().find(|a| a.network_id == id);
+        let a = net
+            .as_ref()
+            .and_then(|n| attachments.iter().find(|a| a.network_id == n.id));
+        // The network it joined ("" before it first has, as dockerd
+        // fills NetworkID when the endpoint is made), kept after a stop.
+        let id = a
+            .map(|a| a.network_id.clone())
+            .or_else(|| c.joined.get(&name).cloned())
+            .or_else(|| c.joined.get(&shown).cloned())
+            .unwrap_or_default();
         networks.insert(shown.clone(), endpoint_json(c, &shown, &id, a));
     }
     let bridge = attachments.iter().find(|a| a.network_name == "bridge");

@@ -43,20 +43,23 @@ async fn members(d: &Daemon, n: &Network) -> serde_json::Map<String, Value> {
     out
 }
 
-/// Containers configured on a network, running or not.
-async fn configured_on(d: &Daemon, n: &Network) -> Vec<String> {
+/// The network's active endpoints, as dockerd names them in a refused
+/// removal: the containers joined to it now. A stopped or created one
+/// configured on it holds nothing (its next start finds the network gone).
+async fn active_endpoints(d: &Daemon, n: &Network) -> Vec<String> {
     let mut out = Vec::new();
     for e in d.all() {
         let c = e.c.lock().await;
-        if let Ok(nets) = d.container_networks(&c)
-            && nets.iter().any(|(x, _)| x.id == n.id)
-        {
-            out.push(c.name.clone());
-        }
-        if n.driver == "host" && c.host_config.network_mode == "host" {
-            out.push(c.name.clone());
+        let on = c
+            .net
+            .as_ref()
+            .is_some_and(|s| s.attachments.iter().any(|a| a.network_id == n.id));
+        if on {
+            let ep = super::containers::endpoint_id(&c.id, &n.id);
+            out.push(format!("name:{:?} id:{:?}", c.name, &ep[..12]));
         }
     }
+    out.sort();
     out
 }
 
@@ -94,7 +97,7 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
         }
         if let Some(dang) = f.get("dangling").and_then(|x| x.first()) {
             let builtin = matches!(n.name.as_str(), "bridge" | "host" | "none");
-            let unused = !builtin && configured_on(&d, &n).await.is_empty();
+            let unused = !builtin && members(&d, &n).await.is_empty();
             if unused != (dang == "true" || dang == "1") {
                 continue;
             }
@@ -151,12 +154,12 @@ async fn remove_network(d: &Arc<Daemon>, n: &Network) -> Result<()> {
             n.name
         )));
     }
-    let users = configured_on(d, n).await;
+    let _leaving = d.networks.leaving(&n.id);
+    let users = active_endpoints(d, n).await;
     if !users.is_empty() {
         return Err(ApiError::forbidden(format!(
-            "error while removing network: network {} id {} has active endpoints ({})",
+            "error while removing network: network {} has active endpoints ({})",
             n.name,
-            n.id,
             users.join(", ")
         )));
     }
@@ -227,6 +230,34 @@ pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
 struct ConnectBody {
     container: String,
     endpoint_config: Option<EndpointSettings>,
+    /// disconnect only: off a network that is gone, even while running.
+    force: bool,
+}
+
+/// A disconnect from a network that no longer exists (removed while the
+/// container was stopped): its endpoint under that name is forgotten, as
+/// dockerd forgets it; a running container only with `force`.
+async fn disconnect_gone(e: &Entry, name: &str, force: bool, gone: ApiError) -> Result<Response> {
+    let mut c = e.c.lock().await;
+    if c.is_running() && !force {
+        return Err(gone);
+    }
+    let configured = c.networking.endpoints_config.remove(name).is_some();
+    let joined = c.joined.remove(name).is_some();
+    let mode = crate::daemon::netsetup::mode_network(&c.host_config.network_mode) == name
+        && !c.mode_detached;
+    if !configured && !joined && !mode {
+        return Err(ApiError::internal(format!(
+            "container {} is not connected to the network {name}",
+            c.id
+        )));
+    }
+    if mode {
+        c.mode_detached = true;
+    }
+    c.save()
+        .map_err(|e| ApiError::internal(format!("saving container: {e}")))?;
+    Ok(StatusCode::OK.into_response())
 }
 
 /// The network and container a connect or disconnect names.
@@ -291,6 +322,8 @@ pub async fn connect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Re
         }
         d.refresh_etc(&c).await;
     } else {
+        // Configured anew: the network of that name it joins next.
+        c.joined.remove(&n.name);
         c.networking.endpoints_config.insert(n.name.clone(), ep);
         d.note_links(&c);
         if c.net.is_none() {
@@ -304,25 +337,44 @@ pub async fn connect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Re
 
 pub async fn disconnect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Response> {
     let d = s.0;
-    let (_, n, e) = parties(&d, &id, &body)?;
+    let b: ConnectBody = super::body::json(&body, "JSON body")?;
+    let e = d.find(&b.container)?;
+    let n = match d.networks.get(&id) {
+        Ok(n) => n,
+        Err(gone) => return disconnect_gone(&e, &id, b.force, gone).await,
+    };
     let mut c = e.c.lock().await;
     let mode = crate::daemon::netsetup::mode_network(&c.host_config.network_mode).to_string();
-    let by_mode = !c.mode_detached && d.networks.get(&mode).is_ok_and(|m| m.id == n.id);
-    let by_endpoint = c
-        .networking
-        .endpoints_config
-        .keys()
-        .any(|k| d.networks.get(k).is_ok_and(|m| m.id == n.id));
+    // Its endpoint on `n`: named after it (as dockerd finds a stopped
+    // container's, even when the network it joined under that name was
+    // removed and made again), or configured by id and joined to it.
+    let on_n = |c: &crate::daemon::container::Container, k: &str| {
+        k == n.name || d.network_of(c, k).is_ok_and(|m| m.id == n.id)
+    };
+    let by_mode = !c.mode_detached && on_n(&c, &mode);
+    let by_endpoint = c.networking.endpoints_config.keys().any(|k| on_n(&c, k));
     if !by_mode && !by_endpoint {
-        return Err(ApiError::forbidden(format!(
-            "container {} is not connected to network {}",
+        // dockerd's words (and its 500) for each: a stopped container's
+        // configured networks, a running one's joined ones.
+        let the = if c.is_running() { "" } else { "the " };
+        return Err(ApiError::internal(format!(
+            "container {} is not connected to {the}network {}",
             c.id, n.name
         )));
     }
     d.net_detach(&mut c, &n.id).await;
-    c.networking
+    let gone: Vec<String> = c
+        .networking
         .endpoints_config
-        .retain(|k, _| d.networks.get(k).map_or(true, |m| m.id != n.id));
+        .keys()
+        .filter(|k| on_n(&c, k))
+        .cloned()
+        .collect();
+    for k in &gone {
+        c.networking.endpoints_config.remove(k);
+        c.joined.remove(k);
+    }
+    c.joined.remove(&n.name);
     if c.is_running() {
         d.refresh_etc(&c).await;
     }

@@ -100,6 +100,12 @@ pub struct Container {
     /// (as Docker's NetworkMode does) but it does not join that network.
     #[serde(default)]
     pub mode_detached: bool,
+    /// The network it joined under each name (name → id). As dockerd's
+    /// endpoint keeps its NetworkID: a network removed while the
+    /// container was stopped, and made again under the same name, is not
+    /// the one it joined, and its next start says so.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub joined: std::collections::BTreeMap<String, String>,
     /// The mounts --volumes-from took from other containers at create
     /// (dockerd copies them then), planned at each start beside its own.
     #[serde(default)]

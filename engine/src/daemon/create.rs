@@ -224,6 +224,7 @@ impl Daemon {
             published: Default::default(),
             owner,
             mode_detached: false,
+            joined: Default::default(),
             inherited_mounts: Vec::new(),
         };
         // The networks it names are looked up at start, as dockerd does: a

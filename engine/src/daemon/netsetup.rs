@@ -224,13 +224,23 @@ impl Daemon {
 
     /// The networks a container is on, in order: its mode's, then those it
     /// was connected to.
+    /// The network a container names `key` by (its mode, or an endpoint's
+    /// name): the one it joined under that name, else the one of that name
+    /// now (before its first start, or after a connect while stopped).
+    pub fn network_of(&self, c: &Container, key: &str) -> Result<Network> {
+        match c.joined.get(key) {
+            Some(id) => self.networks.get(id),
+            None => self.networks.get(key),
+        }
+    }
+
     pub fn container_networks(&self, c: &Container) -> Result<Vec<(Network, EndpointSettings)>> {
         if !uses_networks(c) {
             return Ok(Vec::new());
         }
         let first = mode_network(&c.host_config.network_mode);
         let mut out = Vec::new();
-        let n = self.networks.get(first)?;
+        let n = self.network_of(c, first)?;
         // Clients name the mode's network as the mode says ("default").
         let ep = c
             .networking
@@ -247,7 +257,7 @@ impl Daemon {
             if name == first {
                 continue;
             }
-            let n = self.networks.get(name)?;
+            let n = self.network_of(c, name)?;
             if !out.iter().any(|(o, _)| o.id == n.id) {
                 out.push((n, ep.clone()));
             }
@@ -320,6 +330,20 @@ impl Daemon {
                     return Err(e);
                 }
             }
+        }
+        if let Some((n, _, _)) = planned
+            .iter()
+            .find(|(n, _, _)| self.networks.is_leaving(&n.id))
+        {
+            for (_, _, p) in &planned {
+                drop_pending(c, &p.ifname);
+            }
+            return Err(ApiError::not_found(format!("network {} not found", n.name)));
+        }
+        for (n, _, _) in &planned {
+            self.firewall
+                .ensure_network(&n.bridge, &n.subnet, n.internal)
+                .await;
         }
         let _ = c.save();
         berth_fault::point("berthd:net.before-cni-add");
@@ -503,6 +527,13 @@ impl Daemon {
         let Some(p) = self.plan_attach(c, n, ep, ports).await? else {
             return Ok(());
         };
+        if self.networks.is_leaving(&n.id) {
+            drop_pending(c, &p.ifname);
+            return Err(ApiError::not_found(format!("network {} not found", n.name)));
+        }
+        self.firewall
+            .ensure_network(&n.bridge, &n.subnet, n.internal)
+            .await;
         let _ = c.save();
         berth_fault::point("berthd:net.before-cni-add");
         let netns = c.net.as_ref().map(|s| s.netns.clone()).unwrap_or_default();
@@ -631,9 +662,6 @@ impl Daemon {
         if publish {
             rt["portMappings"] = ports.clone();
         }
-        self.firewall
-            .ensure_network(&n.bridge, &n.subnet, n.internal)
-            .await;
         let mut fixed = Vec::new();
         if let Some(ip) = &ip {
             fixed.push(format!(
@@ -798,6 +826,7 @@ impl Daemon {
                 None => s.attachments.push(a),
             }
         }
+        c.joined.insert(n.name.clone(), n.id.clone());
         let _ = c.save();
         if n.resolves_names() {
             self.register_link_targets(c, n).await;

@@ -438,6 +438,26 @@ pub struct Networks {
     pools: Vec<(Ipv4Net, u8)>,
     /// The default bridge, held for this engine while it runs.
     claim: Option<crate::network::claim::Claim>,
+    /// Networks being removed: a container joining one of them gives up
+    /// (see [`Networks::leaving`]).
+    leaving: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// A network marked as being removed while it lives (see
+/// [`Networks::leaving`]).
+pub struct Leaving<'a> {
+    networks: &'a Networks,
+    id: String,
+}
+
+impl Drop for Leaving<'_> {
+    fn drop(&mut self) {
+        self.networks
+            .leaving
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
 }
 
 impl Networks {
@@ -487,6 +507,7 @@ impl Networks {
                 parsed_pools
             },
             claim: None,
+            leaving: Default::default(),
         };
         let claim = n.claim_bridge(bridge_name)?;
         n.ensure_builtin(&claim.bridge, bip)?;
@@ -1032,6 +1053,30 @@ impl Networks {
             r.trunc().to_string()
         };
         Ok((s.to_string(), gateway, range))
+    }
+
+    /// Marks a network as being removed, before its removal looks for
+    /// containers on it. A start holds its container while it joins and
+    /// asks [`Networks::is_leaving`] once its attachment is recorded, so
+    /// either the removal finds the attachment and is refused, or the
+    /// start sees the mark and gives up: never a container joined to a
+    /// network that is gone.
+    pub fn leaving(&self, id: &str) -> Leaving<'_> {
+        self.leaving
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string());
+        Leaving {
+            networks: self,
+            id: id.to_string(),
+        }
+    }
+
+    pub fn is_leaving(&self, id: &str) -> bool {
+        self.leaving
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(id)
     }
 
     pub fn remove(&self, id: &str) -> std::io::Result<()> {

@@ -424,6 +424,9 @@ impl Daemon {
         // its start), each side on its own copy of the record: the
         // network side writes attachments, the task side reads the rest.
         let began = std::time::Instant::now();
+        // A network it is on that was removed meanwhile: refused before
+        // anything is made ("network … not found"), as dockerd refuses it.
+        self.container_networks(c)?;
         self.net_prepare(c).await?;
         let netns_made = began.elapsed();
         let mut task_side = c.clone();
