@@ -137,7 +137,7 @@ pub const LOG_DRIVERS: &[&str] = &["json-file", "journald", "none"];
 
 pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
     let de = &mut serde_json::Deserializer::from_str(text);
-    let f: File = serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut f: File = serde_path_to_error::deserialize(de).map_err(|e| {
         let at = e.path().to_string();
         let inner = e.into_inner();
         ConfigError::Invalid {
@@ -153,6 +153,11 @@ pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
         path: path.to_path_buf(),
         message,
     };
+    if let Some(mirrors) = &mut f.registry_mirrors {
+        for m in mirrors.iter_mut() {
+            *m = mirror(m).map_err(bad)?;
+        }
+    }
     let driver = f.log_driver.as_deref().unwrap_or("json-file");
     if !LOG_DRIVERS.contains(&driver) {
         return Err(bad(format!(
@@ -221,6 +226,32 @@ pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
     Ok(f)
 }
 
+/// A `registry-mirrors` entry as dockerd takes it: an http or https URL
+/// of a host, written as `scheme://host/` (what `info` shows).
+pub fn mirror(m: &str) -> Result<String, String> {
+    let (scheme, rest) = m
+        .split_once("://")
+        .ok_or_else(|| format!("invalid mirror: unsupported scheme \"\" in {m:?}"))?;
+    if scheme != "http" && scheme != "https" {
+        return Err(format!(
+            "invalid mirror: unsupported scheme {scheme:?} in {m:?}"
+        ));
+    }
+    let (host, tail) = match rest.find(['/', '?', '#']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if !tail.is_empty() && tail != "/" {
+        return Err(format!(
+            "invalid mirror: path, query, or fragment at end of the URI {m:?}"
+        ));
+    }
+    if host.is_empty() || host.contains('@') || host.contains(char::is_whitespace) {
+        return Err(format!("invalid mirror: {m:?} names no host"));
+    }
+    Ok(format!("{scheme}://{host}/"))
+}
+
 /// `api-idle-timeout`: a duration ("30s", "2m") of at least a second.
 pub fn idle_timeout(s: &str) -> Result<std::time::Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("api-idle-timeout {s:?}: {e}"))?;
@@ -270,6 +301,31 @@ mod tests {
         assert!(e.contains("max-size"), "{e}");
         let f = parse_file(p, r#"{"log-opts": {"max-size": "10m", "max-file": "3"}, "insecure-registries": ["127.0.0.1:5000"]}"#).unwrap();
         assert_eq!(f.insecure_registries.unwrap(), vec!["127.0.0.1:5000"]);
+    }
+
+    #[test]
+    fn registry_mirrors_are_urls_of_hosts_as_dockerd_takes_them() {
+        let p = Path::new("/etc/berth/daemon.json");
+        let f = parse_file(
+            p,
+            r#"{"registry-mirrors": ["http://127.0.0.1:5000", "https://m.example:443/"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            f.registry_mirrors.unwrap(),
+            ["http://127.0.0.1:5000/", "https://m.example:443/"]
+        );
+        for (bad, why) in [
+            ("127.0.0.1:5000", "unsupported scheme"),
+            ("ftp://m.example", "unsupported scheme \"ftp\""),
+            ("https://m.example/v2/", "path, query, or fragment"),
+            ("https://m.example?x=1", "path, query, or fragment"),
+            ("https://", "names no host"),
+        ] {
+            let json = format!(r#"{{"registry-mirrors": ["{bad}"]}}"#);
+            let e = parse_file(p, &json).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -610,6 +610,9 @@ impl Session {
         resolve::check_manifest(&manifest, manifest_desc.digest().as_ref())?;
 
         let cdesc = manifest.config().clone();
+        // As dockerd shows a pull: an image here already (its config is)
+        // shows no layers; a layer here already, "exists" alone.
+        let image_here = self.store.inner.content.exists(cdesc.digest());
         let cdata = self.fetch_config(&cdesc).await?;
         let (config, diff_ids) =
             resolve::parse_config(&cdata, cdesc.digest().as_ref(), manifest.layers().len())?;
@@ -631,7 +634,10 @@ impl Session {
                 distinct.push(l.clone());
             }
         }
-        for l in &distinct {
+        for l in distinct
+            .iter()
+            .filter(|l| !self.store.inner.content.exists(l.digest()))
+        {
             self.report(&short(l.digest()), ProgressAction::Waiting, 0, l.size())
                 .await;
         }
@@ -647,7 +653,8 @@ impl Session {
                 let (layers, chains, diff_ids) = (&layers, &chains, &diff_ids);
                 async move {
                     let res = async {
-                        let Some(downloaded) = self.fetch_layer(l, &lease).await? else {
+                        let Some(downloaded) = self.fetch_layer(l, &lease, !image_here).await?
+                        else {
                             return Ok(());
                         };
                         let mut unpacked = false;
@@ -808,8 +815,14 @@ impl Session {
     /// Downloads one layer blob into the store, resuming an ingest left by
     /// an earlier attempt and retrying transient failures from where the
     /// transfer stopped. Returns whether it downloaded (false: the store
-    /// had it), or `None` when it stopped because another layer failed.
-    async fn fetch_layer(&self, l: &Descriptor, lease: &Arc<Lease>) -> Result<Option<bool>> {
+    /// had it; said with `show_existing`), or `None` when it stopped
+    /// because another layer failed.
+    async fn fetch_layer(
+        &self,
+        l: &Descriptor,
+        lease: &Arc<Lease>,
+        show_existing: bool,
+    ) -> Result<Option<bool>> {
         if self.given_up() {
             return Ok(None);
         }
@@ -820,7 +833,9 @@ impl Session {
         let w = Self::blocking("opening an ingest", move || store.writer(Some(&d))).await?;
         let Some(mut w) = w else {
             lease.add_blob(l.digest());
-            self.report(&id, ProgressAction::Exists, total, total).await;
+            if show_existing {
+                self.report(&id, ProgressAction::Exists, total, total).await;
+            }
             return Ok(Some(false));
         };
         let repo = self.reference.repository_only().to_oci();

@@ -741,6 +741,8 @@ fn images_push_to_and_pull_from_a_registry() {
     // Not a terminal: one line per layer state, as Docker prints to a log.
     let out = s.berth(&["pull", &name]).ok().to_string();
     assert!(out.contains("Pull complete"), "{out}");
+    // The repository's path on its registry, as dockerd names it.
+    assert!(out.starts_with("v1: Pulling from team/bb\n"), "{out}");
     assert!(
         out.contains(&format!("Status: Downloaded newer image for {name}")),
         "{out}"
@@ -755,9 +757,14 @@ fn images_push_to_and_pull_from_a_registry() {
         s.berth(&["run", "--rm", &name, "echo", "pulled"]).ok(),
         "pulled"
     );
+    // Pulled again: nothing new, no layer shown, as dockerd says it.
     let out = s.berth(&["pull", &name]).ok().to_string();
     assert!(
-        out.contains("Image is up to date") || out.contains("Already exists"),
+        out.contains(&format!("Status: Image is up to date for {name}")),
+        "{out}"
+    );
+    assert!(
+        !out.contains("exists") && !out.contains("fs layer"),
         "{out}"
     );
     // `run` of an image not here pulls it first, its progress on stderr.
@@ -873,6 +880,7 @@ fn registry_mirrors_serve_docker_hub_names() {
         "registry-mirrors": [format!("http://{}", reg.host)]
     }));
     let out = s.berth(&["pull", "busybox"]).ok().to_string();
+    assert!(out.starts_with("latest: Pulling from library/busybox\n"), "{out}");
     assert!(
         out.contains("Status: Downloaded newer image for busybox:latest"),
         "{out}"

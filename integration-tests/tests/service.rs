@@ -350,13 +350,14 @@ fn sighup_reloads_the_configuration_live() {
     hup();
     assert!(integration_tests::eventually(10, || info()["Debug"] == true));
     let i = info();
+    // Written as dockerd writes a mirror: scheme://host/.
     assert_eq!(
         i["RegistryConfig"]["Mirrors"],
-        serde_json::json!(["http://127.0.0.1:5999"])
+        serde_json::json!(["http://127.0.0.1:5999/"])
     );
     // As the docker CLI sees it.
     let mirrors = s.docker(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"]);
-    assert_eq!(mirrors.ok(), r#"["http://127.0.0.1:5999"]"#);
+    assert_eq!(mirrors.ok(), r#"["http://127.0.0.1:5999/"]"#);
     assert!(
         integration_tests::eventually(10, || s.log().contains("shutdown-timeout")),
         "{}",

@@ -531,7 +531,7 @@ pub async fn by_name_post(
                     registry: Some(registry_options(&d, &full)),
                 }))
                 .await;
-        return Ok(progress_response(&d, stream, None, full, false));
+        return Ok(progress_response(&d, stream, None, full, false, None));
     }
     Err(ApiError::not_found(format!(
         "page not found: /images/{rest}"
@@ -812,6 +812,7 @@ fn progress_response(
     mut first: Option<api::PullResponse>,
     full: String,
     pull: bool,
+    before: Option<String>,
 ) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(64);
     let d = d.clone();
@@ -825,7 +826,12 @@ fn progress_response(
             }
         };
         let fam = familiar(&full);
-        let repo_path = familiar(repository(&full));
+        // The repository's path on its registry, as dockerd names it
+        // ("library/busybox", "team/app" of host:5000/team/app).
+        let repo_path = repository(&full)
+            .split_once('/')
+            .map(|(_, path)| path.to_string())
+            .unwrap_or_default();
         let tag = full
             .rsplit_once(':')
             .map(|(_, t)| t.to_string())
@@ -890,10 +896,13 @@ fn progress_response(
                     let digest = i.target.map(|t| t.digest).unwrap_or_default();
                     if pull {
                         send(json!({"status": format!("Digest: {digest}")})).await;
-                        send(
-                            json!({"status": format!("Status: Downloaded newer image for {fam}")}),
-                        )
-                        .await;
+                        // The name already gave this image: nothing new.
+                        let news = if before.as_deref() == Some(i.config_digest.as_str()) {
+                            "Image is up to date for"
+                        } else {
+                            "Downloaded newer image for"
+                        };
+                        send(json!({"status": format!("Status: {news} {fam}")})).await;
                         d.events.publish(
                             "image",
                             "pull",
@@ -990,6 +999,12 @@ pub async fn create(
     };
     let full = normalize(&reference).map_err(ApiError::bad_request)?;
     let auth = registry_auth(&headers)?;
+    let before =
+        d.lc.images()
+            .get(d.lc.req(api::ImageRequest { name: full.clone() }))
+            .await
+            .ok()
+            .map(|r| r.into_inner().config_digest);
     let mut stream =
         d.lc.images()
             .pull(d.lc.req(api::PullRequest {
@@ -1018,6 +1033,7 @@ pub async fn create(
         first,
         full,
         true,
+        before,
     ))
 }
 
