@@ -739,6 +739,17 @@ impl Session {
     /// The manifest or index the reference names and the platforms it
     /// has: an index's entries as it lists them, a single manifest's from
     /// its config.
+    async fn tags(&self) -> Result<Vec<String>> {
+        self.authenticate(RegistryOperation::Pull).await?;
+        let repo = self.reference.repository_only().to_oci();
+        let listed = self
+            .retry(&format!("the tags of {repo}"), || {
+                self.client.list_tags(&repo, &self.auth, None, None)
+            })
+            .await?;
+        Ok(listed.tags)
+    }
+
     async fn distribution(&self) -> Result<Distribution> {
         self.authenticate(RegistryOperation::Pull).await?;
         let (top, digest) = self.fetch_manifest(&self.reference, None).await?;
@@ -1451,6 +1462,26 @@ impl Store {
         Session::new(self, r, auth, opts, progress)?
             .distribution()
             .await
+    }
+
+    /// The tags the registry (or the first of its mirrors that answers)
+    /// lists for the repository of `reference`.
+    pub async fn tags(
+        &self,
+        reference: &str,
+        auth: Option<Credentials>,
+        opts: &RegistryOptions,
+    ) -> Result<Vec<String>> {
+        let r = Reference::parse(reference)?;
+        let (progress, _) = mpsc::channel(1);
+        for (_, mirror) in opts.mirrors.iter().filter(|(reg, _)| reg == r.registry()) {
+            let session = Session::new(self, on_mirror(&r, mirror)?, None, opts, progress.clone())?;
+            match session.tags().await {
+                Ok(t) => return Ok(t),
+                Err(e) => tracing::info!("mirror {mirror} did not list {r}: {e}; trying the next"),
+            }
+        }
+        Session::new(self, r, auth, opts, progress)?.tags().await
     }
 
     /// Pushes the local image `local_name` of `ns` as `remote_reference`

@@ -782,6 +782,39 @@ fn images_push_to_and_pull_from_a_registry() {
         out.stderr.starts_with("Error response from daemon:"),
         "{out:?}"
     );
+    // Every tag of the repository, in the registry's order, as dockerd
+    // pulls a name without a tag (`pull --all-tags`, docker-py's
+    // all_tags=True); the last line is about the repository.
+    let repo = format!("{}/team/bb", reg.host);
+    s.berth(&["tag", &name, &format!("{repo}:v2")]).ok();
+    s.berth(&["push", &format!("{repo}:v2")]).ok();
+    s.berth(&["rmi", &format!("{repo}:v2")]).ok();
+    for cli in ["berth", "docker"] {
+        let out = match cli {
+            "berth" => s.berth(&["pull", "-a", &repo]),
+            _ => s.docker(&["pull", "-a", &repo]),
+        };
+        let out = out.ok().to_string();
+        assert!(out.contains("v1: Pulling from team/bb\n"), "{cli}: {out}");
+        assert!(out.contains("v2: Pulling from team/bb\n"), "{cli}: {out}");
+        assert!(
+            out.ends_with(&format!("for {repo}\n{repo}")),
+            "{cli}: {out}"
+        );
+        let listed = s
+            .berth(&["images", &repo, "--format", "{{.Tag}}"])
+            .ok()
+            .to_string();
+        let mut tags: Vec<&str> = listed.lines().collect();
+        tags.sort_unstable();
+        assert_eq!(tags, ["v1", "v2"], "{cli}");
+        s.berth(&["rmi", &format!("{repo}:v2")]).ok();
+    }
+    let out = s.berth(&["pull", "-a", &name]);
+    assert!(
+        out.stderr.contains("tag can't be used with --all-tags/-a"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -880,7 +913,10 @@ fn registry_mirrors_serve_docker_hub_names() {
         "registry-mirrors": [format!("http://{}", reg.host)]
     }));
     let out = s.berth(&["pull", "busybox"]).ok().to_string();
-    assert!(out.starts_with("latest: Pulling from library/busybox\n"), "{out}");
+    assert!(
+        out.starts_with("latest: Pulling from library/busybox\n"),
+        "{out}"
+    );
     assert!(
         out.contains("Status: Downloaded newer image for busybox:latest"),
         "{out}"

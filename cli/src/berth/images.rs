@@ -223,10 +223,11 @@ pub struct PruneArgs {
 pub async fn common(ctx: &Ctx, c: Common) -> Result<i32> {
     match c {
         Common::Pull(a) => {
-            if a.all_tags {
-                bail!("--all-tags is not supported by berth yet; name the tags to pull");
-            }
-            let name = pull(ctx, &a.image, a.quiet, false).await?;
+            let name = if a.all_tags {
+                pull_all_tags(ctx, &a.image, a.quiet).await?
+            } else {
+                pull(ctx, &a.image, a.quiet, false).await?
+            };
             println!("{name}");
             Ok(0)
         }
@@ -466,6 +467,28 @@ pub async fn pull(ctx: &Ctx, image: &str, quiet: bool, to_stderr: bool) -> Resul
         show_stream(lines, to_stderr).await?;
     }
     Ok(normalize(image))
+}
+
+/// Pulls every tag of a repository (the daemon's pull of a name without a
+/// tag). Returns the normalized repository.
+async fn pull_all_tags(ctx: &Ctx, image: &str, quiet: bool) -> Result<String> {
+    let (repo, tag) = split_tag(image);
+    if !tag.is_empty() {
+        bail!("tag can't be used with --all-tags/-a");
+    }
+    let path = format!("/images/create?fromImage={}", q(&repo));
+    let resp = ctx
+        .client
+        .request(Method::POST, &path, empty(), &[auth_header(ctx, image)])
+        .await?;
+    let lines = JsonLines::new(resp.into_body());
+    if quiet {
+        drain(lines).await?;
+    } else {
+        show_stream(lines, false).await?;
+    }
+    let full = normalize(&repo);
+    Ok(full.strip_suffix(":latest").unwrap_or(&full).to_string())
 }
 
 async fn push(ctx: &Ctx, a: PushArgs) -> Result<i32> {

@@ -531,7 +531,7 @@ pub async fn by_name_post(
                     registry: Some(registry_options(&d, &full)),
                 }))
                 .await;
-        return Ok(progress_response(&d, stream, None, full, false, None));
+        return Ok(push_response(&d, stream, full));
     }
     Err(ApiError::not_found(format!(
         "page not found: /images/{rest}"
@@ -802,91 +802,181 @@ fn progress_bar(current: i64, total: i64) -> String {
     )
 }
 
-/// Docker's pull/push JSON stream from lifecycled's progress.
-fn progress_response(
+/// The lines of a Docker JSON progress stream, as the client reads them.
+#[derive(Clone)]
+struct Lines(tokio::sync::mpsc::Sender<std::result::Result<Bytes, std::io::Error>>);
+
+impl Lines {
+    /// False once the client is gone.
+    async fn send(&self, v: Value) -> bool {
+        self.0
+            .send(Ok(Bytes::from(v.to_string() + "\r\n")))
+            .await
+            .is_ok()
+    }
+
+    async fn error(&self, m: String) {
+        self.send(json!({"errorDetail": {"message": m}, "error": m}))
+            .await;
+    }
+}
+
+/// A stream of lines written by `write`, as the answer.
+fn json_stream<F, Fut>(write: F) -> Response
+where
+    F: FnOnce(Lines) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(64);
+    tokio::spawn(write(Lines(tx)));
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(ReceiverStream::new(rx)),
+    )
+        .into_response()
+}
+
+/// One progress message of a pull or push as Docker's line; None for what
+/// Docker does not show.
+fn progress_line(p: &api::Progress, pull: bool) -> Option<Value> {
+    let status = match (pull, p.action.as_str()) {
+        (_, "resolving") => return None,
+        (true, "waiting") => "Pulling fs layer",
+        (true, "downloading") => "Downloading",
+        (true, "verifying") => "Verifying Checksum",
+        (true, "extracting") => "Extracting",
+        (true, "downloaded") => "Download complete",
+        (true, "complete") => "Pull complete",
+        (true, "exists") => "Already exists",
+        (false, "waiting") => "Waiting",
+        (false, "pushing") => "Pushing",
+        (false, "pushed") => "Pushed",
+        (false, "exists") => "Layer already exists",
+        (false, "mounted") => "Mounted from another repository",
+        (_, other) => other,
+    };
+    let mut v = json!({"status": status, "id": p.id});
+    if matches!(p.action.as_str(), "downloading" | "extracting" | "pushing") {
+        v["progressDetail"] = json!({"current": p.current, "total": p.total});
+        v["progress"] = json!(progress_bar(p.current, p.total));
+    } else {
+        v["progressDetail"] = json!({});
+    }
+    Some(v)
+}
+
+/// The repository's path on its registry, as dockerd names it when it
+/// pulls ("library/busybox", "team/app" of host:5000/team/app).
+fn registry_path(full: &str) -> String {
+    repository(full)
+        .split_once('/')
+        .map(|(_, path)| path.to_string())
+        .unwrap_or_default()
+}
+
+/// A name's tag ("latest" when it has none).
+fn tag_of(full: &str) -> String {
+    full.rsplit_once(':')
+        .map(|(_, t)| t.to_string())
+        .filter(|t| !t.contains('/'))
+        .unwrap_or_else(|| "latest".into())
+}
+
+/// One pull relayed as dockerd shows it: "Pulling from", the layers, the
+/// digest. Whether the name gives another image than `before` now; None
+/// when the pull failed (its error line is sent) or the client left.
+async fn relay_pull(
+    d: &Daemon,
+    lines: &Lines,
+    mut s: tonic::Streaming<api::PullResponse>,
+    mut first: Option<api::PullResponse>,
+    full: &str,
+    before: Option<&str>,
+) -> Option<bool> {
+    let pulling = format!("Pulling from {}", registry_path(full));
+    if !lines
+        .send(json!({"status": pulling, "id": tag_of(full)}))
+        .await
+    {
+        return None;
+    }
+    let mut updated = None;
+    loop {
+        let next = match first.take() {
+            Some(m) => Ok(Some(m)),
+            None => s.message().await,
+        };
+        match next {
+            Ok(Some(api::PullResponse {
+                kind: Some(api::pull_response::Kind::Progress(p)),
+            })) => {
+                if let Some(v) = progress_line(&p, true)
+                    && !lines.send(v).await
+                {
+                    return None;
+                }
+            }
+            Ok(Some(api::PullResponse {
+                kind: Some(api::pull_response::Kind::Image(i)),
+            })) => {
+                let digest = i.target.map(|t| t.digest).unwrap_or_default();
+                lines
+                    .send(json!({"status": format!("Digest: {digest}")}))
+                    .await;
+                let fam = familiar(full);
+                d.events.publish(
+                    "image",
+                    "pull",
+                    &fam,
+                    BTreeMap::from([("name".to_string(), fam.clone())]),
+                );
+                updated = Some(before != Some(i.config_digest.as_str()));
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return updated,
+            Err(e) => {
+                lines.error(e.message().to_string()).await;
+                return None;
+            }
+        }
+    }
+}
+
+/// The last line of a pull: whether it brought anything new for `name`.
+fn pull_status(updated: bool, name: &str) -> Value {
+    let news = if updated {
+        "Downloaded newer image for"
+    } else {
+        "Image is up to date for"
+    };
+    json!({"status": format!("Status: {news} {name}")})
+}
+
+/// Docker's push JSON stream from lifecycled's progress.
+fn push_response(
     d: &Arc<Daemon>,
     stream: std::result::Result<
         tonic::Response<tonic::Streaming<api::PullResponse>>,
         tonic::Status,
     >,
-    mut first: Option<api::PullResponse>,
     full: String,
-    pull: bool,
-    before: Option<String>,
 ) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(64);
     let d = d.clone();
-    tokio::spawn(async move {
-        let send = |v: Value| {
-            let tx = tx.clone();
-            async move {
-                tx.send(Ok(Bytes::from(v.to_string() + "\r\n")))
-                    .await
-                    .is_ok()
-            }
-        };
-        let fam = familiar(&full);
-        // The repository's path on its registry, as dockerd names it
-        // ("library/busybox", "team/app" of host:5000/team/app).
-        let repo_path = repository(&full)
-            .split_once('/')
-            .map(|(_, path)| path.to_string())
-            .unwrap_or_default();
-        let tag = full
-            .rsplit_once(':')
-            .map(|(_, t)| t.to_string())
-            .filter(|t| !t.contains('/'))
-            .unwrap_or_else(|| "latest".into());
-        let err = |m: String| json!({"errorDetail": {"message": m}, "error": m});
+    json_stream(|lines| async move {
         let mut s = match stream {
             Ok(s) => s.into_inner(),
-            Err(e) => {
-                let m = e.message().to_string();
-                send(err(m)).await;
-                return;
-            }
+            Err(e) => return lines.error(e.message().to_string()).await,
         };
-        if pull {
-            send(json!({"status": format!("Pulling from {repo_path}"), "id": tag})).await;
-        } else {
-            send(
-                json!({"status": format!("The push refers to repository [{}]", repository(&full))}),
-            )
-            .await;
-        }
+        let refers = format!("The push refers to repository [{}]", repository(&full));
+        lines.send(json!({"status": refers})).await;
         loop {
-            let next = match first.take() {
-                Some(m) => Ok(Some(m)),
-                None => s.message().await,
-            };
-            match next {
+            match s.message().await {
                 Ok(Some(api::PullResponse {
                     kind: Some(api::pull_response::Kind::Progress(p)),
                 })) => {
-                    let status = match (pull, p.action.as_str()) {
-                        (_, "resolving") => continue,
-                        (true, "waiting") => "Pulling fs layer",
-                        (true, "downloading") => "Downloading",
-                        (true, "verifying") => "Verifying Checksum",
-                        (true, "extracting") => "Extracting",
-                        (true, "downloaded") => "Download complete",
-                        (true, "complete") => "Pull complete",
-                        (true, "exists") => "Already exists",
-                        (false, "waiting") => "Waiting",
-                        (false, "pushing") => "Pushing",
-                        (false, "pushed") => "Pushed",
-                        (false, "exists") => "Layer already exists",
-                        (false, "mounted") => "Mounted from another repository",
-                        (_, other) => other,
-                    };
-                    let mut v = json!({"status": status, "id": p.id});
-                    if matches!(p.action.as_str(), "downloading" | "extracting" | "pushing") {
-                        v["progressDetail"] = json!({"current": p.current, "total": p.total});
-                        v["progress"] = json!(progress_bar(p.current, p.total));
-                    } else {
-                        v["progressDetail"] = json!({});
-                    }
-                    if !send(v).await {
+                    if let Some(v) = progress_line(&p, false)
+                        && !lines.send(v).await
+                    {
                         return;
                     }
                 }
@@ -894,45 +984,116 @@ fn progress_response(
                     kind: Some(api::pull_response::Kind::Image(i)),
                 })) => {
                     let digest = i.target.map(|t| t.digest).unwrap_or_default();
-                    if pull {
-                        send(json!({"status": format!("Digest: {digest}")})).await;
-                        // The name already gave this image: nothing new.
-                        let news = if before.as_deref() == Some(i.config_digest.as_str()) {
-                            "Image is up to date for"
-                        } else {
-                            "Downloaded newer image for"
-                        };
-                        send(json!({"status": format!("Status: {news} {fam}")})).await;
-                        d.events.publish(
-                            "image",
-                            "pull",
-                            &fam,
-                            BTreeMap::from([("name".to_string(), fam.clone())]),
-                        );
-                    } else {
-                        send(json!({"status": format!("{tag}: digest: {digest} size: 0")})).await;
-                        d.events.publish(
-                            "image",
-                            "push",
-                            &fam,
-                            BTreeMap::from([("name".to_string(), fam.clone())]),
-                        );
-                    }
+                    let tag = tag_of(&full);
+                    lines
+                        .send(json!({"status": format!("{tag}: digest: {digest} size: 0")}))
+                        .await;
+                    let fam = familiar(&full);
+                    d.events.publish(
+                        "image",
+                        "push",
+                        &fam,
+                        BTreeMap::from([("name".to_string(), fam.clone())]),
+                    );
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => return,
-                Err(e) => {
-                    send(err(e.message().to_string())).await;
-                    return;
-                }
+                Err(e) => return lines.error(e.message().to_string()).await,
             }
         }
-    });
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(ReceiverStream::new(rx)),
-    )
-        .into_response()
+    })
+}
+
+/// A pull started on lifecycled: its stream, and its first message that
+/// is not the name's resolution. As dockerd: what fails before the pull
+/// has anything to show (a registry that cannot be reached, an image it
+/// does not have, a login it refuses) is the answer's status, not an error
+/// line in a 200 stream; docker-py's pull() and `images.pull` only see
+/// the former.
+async fn start_pull(
+    d: &Daemon,
+    full: &str,
+    auth: Option<pb::Auth>,
+) -> Result<(
+    tonic::Streaming<api::PullResponse>,
+    Option<api::PullResponse>,
+)> {
+    let mut stream =
+        d.lc.images()
+            .pull(d.lc.req(api::PullRequest {
+                reference: full.to_string(),
+                auth,
+                registry: Some(registry_options(d, full)),
+            }))
+            .await?
+            .into_inner();
+    let first = loop {
+        match stream.message().await {
+            Ok(Some(api::PullResponse {
+                kind: Some(api::pull_response::Kind::Progress(p)),
+            })) if p.action == "resolving" => continue,
+            Ok(m) => break m,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    Ok((stream, first))
+}
+
+/// The image a name gives here now (its id), if any.
+async fn image_of(d: &Daemon, full: &str) -> Option<String> {
+    d.lc.images()
+        .get(d.lc.req(api::ImageRequest {
+            name: full.to_string(),
+        }))
+        .await
+        .ok()
+        .map(|r| r.into_inner().config_digest)
+}
+
+/// `docker pull NAME:TAG` (or `@DIGEST`).
+async fn pull_one(d: &Arc<Daemon>, full: String, auth: Option<pb::Auth>) -> Result<Response> {
+    let before = image_of(d, &full).await;
+    let (stream, first) = start_pull(d, &full, auth).await?;
+    let d = d.clone();
+    Ok(json_stream(|lines| async move {
+        if let Some(updated) = relay_pull(&d, &lines, stream, first, &full, before.as_deref()).await
+        {
+            lines.send(pull_status(updated, &familiar(&full))).await;
+        }
+    }))
+}
+
+/// `docker pull --all-tags NAME` (fromImage without a tag): every tag the
+/// registry lists, one after the other in its order, as dockerd pulls
+/// them; the last line says whether any brought something new.
+async fn pull_all_tags(d: &Arc<Daemon>, repo: String, auth: Option<pb::Auth>) -> Result<Response> {
+    let tags =
+        d.lc.images()
+            .tags(d.lc.req(api::PullRequest {
+                reference: repo.clone(),
+                auth: auth.clone(),
+                registry: Some(registry_options(d, &repo)),
+            }))
+            .await?
+            .into_inner()
+            .tags;
+    let d = d.clone();
+    Ok(json_stream(|lines| async move {
+        let mut updated = false;
+        for tag in tags {
+            let full = format!("{repo}:{tag}");
+            let before = image_of(&d, &full).await;
+            let (stream, first) = match start_pull(&d, &full, auth.clone()).await {
+                Ok(started) => started,
+                Err(e) => return lines.error(e.message).await,
+            };
+            match relay_pull(&d, &lines, stream, first, &full, before.as_deref()).await {
+                Some(u) => updated |= u,
+                None => return,
+            }
+        }
+        lines.send(pull_status(updated, &familiar(&repo))).await;
+    }))
 }
 
 /// POST /images/create: pull (fromImage) or import (fromSrc).
@@ -999,42 +1160,15 @@ pub async fn create(
     };
     let full = normalize(&reference).map_err(ApiError::bad_request)?;
     let auth = registry_auth(&headers)?;
-    let before =
-        d.lc.images()
-            .get(d.lc.req(api::ImageRequest { name: full.clone() }))
-            .await
-            .ok()
-            .map(|r| r.into_inner().config_digest);
-    let mut stream =
-        d.lc.images()
-            .pull(d.lc.req(api::PullRequest {
-                reference: full.clone(),
-                auth,
-                registry: Some(registry_options(&d, &full)),
-            }))
-            .await?
-            .into_inner();
-    // As dockerd: what fails before the pull has anything to show (a
-    // registry that cannot be reached, an image it does not have, a login
-    // it refuses) is the answer's status, not an error line in a 200
-    // stream; docker-py's pull() and `images.pull` only see the former.
-    let first = loop {
-        match stream.message().await {
-            Ok(Some(api::PullResponse {
-                kind: Some(api::pull_response::Kind::Progress(p)),
-            })) if p.action == "resolving" => continue,
-            Ok(m) => break m,
-            Err(e) => return Err(e.into()),
-        }
-    };
-    Ok(progress_response(
-        &d,
-        Ok(tonic::Response::new(stream)),
-        first,
-        full,
-        true,
-        before,
-    ))
+    // A name without tag or digest, and none given: every tag, as dockerd
+    // pulls it (`docker pull --all-tags`; the CLI sends "latest" itself).
+    let untagged = tag.is_none()
+        && !reference.contains('@')
+        && !reference.rsplit('/').next().unwrap_or("").contains(':');
+    if untagged {
+        return pull_all_tags(&d, repository(&full).to_string(), auth).await;
+    }
+    pull_one(&d, full, auth).await
 }
 
 /// `docker import --change 'CMD …'`: the Dockerfile instructions import

@@ -387,6 +387,20 @@ impl Images for Service {
         }))
     }
 
+    async fn tags(
+        &self,
+        req: Request<api::PullRequest>,
+    ) -> Result<Response<api::TagsResponse>, Status> {
+        let r = req.into_inner();
+        let opts = registry_options(r.registry);
+        let tags = self
+            .images
+            .tags(&r.reference, credentials(r.auth), &opts)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(api::TagsResponse { tags }))
+    }
+
     async fn search(
         &self,
         req: Request<api::SearchRequest>,
