@@ -456,17 +456,22 @@ pub async fn pull(ctx: &Ctx, image: &str, quiet: bool, to_stderr: bool) -> Resul
         tag
     };
     let path = format!("/images/create?fromImage={}&tag={}", q(&repo), q(&tag));
+    create(ctx, &path, image, quiet, to_stderr).await?;
+    Ok(normalize(image))
+}
+
+/// POST /images/create (a pull), its progress shown or drained.
+async fn create(ctx: &Ctx, path: &str, image: &str, quiet: bool, to_stderr: bool) -> Result<()> {
     let resp = ctx
         .client
-        .request(Method::POST, &path, empty(), &[auth_header(ctx, image)])
+        .request(Method::POST, path, empty(), &[auth_header(ctx, image)])
         .await?;
     let lines = JsonLines::new(resp.into_body());
     if quiet {
-        drain(lines).await?;
+        drain(lines).await
     } else {
-        show_stream(lines, to_stderr).await?;
+        show_stream(lines, to_stderr).await
     }
-    Ok(normalize(image))
 }
 
 /// Pulls every tag of a repository (the daemon's pull of a name without a
@@ -477,16 +482,7 @@ async fn pull_all_tags(ctx: &Ctx, image: &str, quiet: bool) -> Result<String> {
         bail!("tag can't be used with --all-tags/-a");
     }
     let path = format!("/images/create?fromImage={}", q(&repo));
-    let resp = ctx
-        .client
-        .request(Method::POST, &path, empty(), &[auth_header(ctx, image)])
-        .await?;
-    let lines = JsonLines::new(resp.into_body());
-    if quiet {
-        drain(lines).await?;
-    } else {
-        show_stream(lines, false).await?;
-    }
+    create(ctx, &path, image, quiet, false).await?;
     let full = normalize(&repo);
     Ok(full.strip_suffix(":latest").unwrap_or(&full).to_string())
 }
