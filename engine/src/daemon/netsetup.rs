@@ -222,8 +222,6 @@ impl Daemon {
         self.cfg.exec_root.join("ipam")
     }
 
-    /// The networks a container is on, in order: its mode's, then those it
-    /// was connected to.
     /// The network a container names `key` by (its mode, or an endpoint's
     /// name): the one it joined under that name, else the one of that name
     /// now (before its first start, or after a connect while stopped).
@@ -234,6 +232,8 @@ impl Daemon {
         }
     }
 
+    /// The networks a container is on, in order: its mode's, then those it
+    /// was connected to.
     pub fn container_networks(&self, c: &Container) -> Result<Vec<(Network, EndpointSettings)>> {
         if !uses_networks(c) {
             return Ok(Vec::new());
