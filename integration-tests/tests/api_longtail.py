@@ -1823,4 +1823,19 @@ for c in (created, ran):
 again.remove()
 print("networks held by their active endpoints: ok", flush=True)
 
+# export: the init layer's files and mount points, as dockerd's gives them
+# (empty files and directories, 0755, root's).
+c = client.containers.create("busybox", "true")
+with tarfile.open(fileobj=io.BytesIO(b"".join(c.export())), mode="r|") as t:
+    seen = {m.name.rstrip("/"): m for m in t}
+for name in (".dockerenv", "etc/hosts", "etc/hostname", "etc/resolv.conf", "dev/console"):
+    m = seen[name]
+    assert m.isfile() and m.size == 0 and m.mode & 0o7777 == 0o755 and m.uid == 0, (name, m.mode, m.size)
+for name in ("dev/pts", "dev/shm", "proc", "sys"):
+    assert seen[name].isdir(), name
+assert seen["etc/mtab"].issym() and seen["etc/mtab"].linkname == "/proc/mounts"
+assert c.diff() is None or not [x for x in c.diff() if x["Path"].startswith(("/dev", "/etc/hosts", "/proc", "/sys", "/.dockerenv"))], c.diff()
+c.remove()
+print("export of the init layer: ok", flush=True)
+
 print("longtail: all done")

@@ -31,7 +31,10 @@ pub const INIT_LAYER_BYTES: i64 = "/proc/mounts".len() as i64;
 
 /// The files dockerd's init layer gives every container, as a tar to
 /// unpack at its root: an empty `/.dockerenv` (how software tells it runs
-/// in a container) and `/etc/mtab` linked to `/proc/mounts`.
+/// in a container), `/etc/mtab` linked to `/proc/mounts`, and the points
+/// the runtime mounts on, made ahead as dockerd makes them (empty files
+/// and directories, so that a read-only root has them too, and `export`
+/// gives them as dockerd's does).
 pub fn init_layer_tar() -> std::io::Result<Vec<u8>> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -48,8 +51,23 @@ pub fn init_layer_tar() -> std::io::Result<Vec<u8>> {
         h
     };
     let mut b = tar::Builder::new(Vec::new());
-    let mut env = header(tar::EntryType::Regular, 0o755);
-    b.append_data(&mut env, ".dockerenv", std::io::empty())?;
+    for dir in ["dev/pts/", "dev/shm/", "proc/", "sys/"] {
+        b.append_data(
+            &mut header(tar::EntryType::Directory, 0o755),
+            dir,
+            std::io::empty(),
+        )?;
+    }
+    for file in [
+        ".dockerenv",
+        "etc/resolv.conf",
+        "etc/hosts",
+        "etc/hostname",
+        "dev/console",
+    ] {
+        let mut h = header(tar::EntryType::Regular, 0o755);
+        b.append_data(&mut h, file, std::io::empty())?;
+    }
     let mut mtab = header(tar::EntryType::Symlink, 0o777);
     b.append_link(&mut mtab, "etc/mtab", "/proc/mounts")?;
     b.into_inner()
@@ -742,8 +760,21 @@ mod init_layer_tests {
             let mut e = e.unwrap();
             e.unpack_in(dir.path()).unwrap();
         }
-        let env = std::fs::metadata(dir.path().join(".dockerenv")).unwrap();
-        assert_eq!(env.len(), 0);
+        use std::os::unix::fs::PermissionsExt;
+        for file in [
+            ".dockerenv",
+            "etc/hosts",
+            "etc/hostname",
+            "etc/resolv.conf",
+            "dev/console",
+        ] {
+            let m = std::fs::metadata(dir.path().join(file)).unwrap();
+            assert!(m.is_file() && m.len() == 0, "{file}");
+            assert_eq!(m.permissions().mode() & 0o7777, 0o755, "{file}");
+        }
+        for d in ["dev/pts", "dev/shm", "proc", "sys"] {
+            assert!(dir.path().join(d).is_dir(), "{d}");
+        }
         assert_eq!(
             std::fs::read_link(dir.path().join("etc/mtab")).unwrap(),
             std::path::Path::new("/proc/mounts")
