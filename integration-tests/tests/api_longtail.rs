@@ -871,7 +871,7 @@ fn legacy_links() {
 /// Dual-stack user networks as dockerd 20.10 makes them: `--ipv6` with an
 /// IPv6 subnet, both addresses in inspect and in DNS, `--ip6`; `--ipv6`
 /// without an IPv6 subnet is refused as dockerd refuses it; the default
-/// bridge stays IPv4.
+/// bridge stays IPv4. The gateway serves at once, as newer dockerd's.
 #[test]
 fn ipv6_networks() {
     let s = stack();
@@ -898,6 +898,23 @@ fn ipv6_networks() {
             "true",
             "{cli}"
         );
+        // The new network's gateway answers the first container's first
+        // packet (its address is made without DAD, as Docker 23+ makes it;
+        // dockerd 20.10's stays tentative for ~2 s).
+        let gateway = format!("{prefix}1");
+        run(&[
+            "run",
+            "--rm",
+            "--network",
+            "v6",
+            "busybox",
+            "ping",
+            "-6",
+            "-c1",
+            "-W1",
+            &gateway,
+        ])
+        .ok();
         let fixed = format!("{prefix}99");
         run(&[
             "run",

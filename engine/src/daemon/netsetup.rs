@@ -87,6 +87,42 @@ struct PlannedAttach {
 }
 
 /// Forgets an attachment whose ADD was undone.
+/// An IPv6 network's bridge, made before its first plugin run with
+/// duplicate address detection off, so that the gateway address the
+/// plugin gives it serves at once, as Docker's bridge driver adds it
+/// without DAD. Made by the plugin, the address stayed tentative for
+/// about two seconds and a new network's first containers could not
+/// reach their gateway over IPv6. A bridge that exists already is left
+/// as it is (another engine's, or one the operator named).
+async fn prepare_v6_bridge(n: &Network) {
+    if !n.ipv6 || bridge_exists(&n.bridge) {
+        return;
+    }
+    let mut add = tokio::process::Command::new("ip");
+    add.args(["link", "add", "name", &n.bridge]);
+    if let Some(mtu) = n.mtu() {
+        add.args(["mtu", &mtu.to_string()]);
+    }
+    add.args(["type", "bridge"]);
+    match add.output().await {
+        // Another start on the network made it first: its own settings.
+        Ok(o) if !o.status.success() => return,
+        Err(e) => {
+            tracing::warn!("making bridge {} of network {}: {e}", n.bridge, n.name);
+            return;
+        }
+        Ok(_) => {}
+    }
+    let knob = format!("/proc/sys/net/ipv6/conf/{}/accept_dad", n.bridge);
+    if let Err(e) = std::fs::write(&knob, "0") {
+        tracing::warn!("{knob}: {e}");
+    }
+}
+
+fn bridge_exists(name: &str) -> bool {
+    std::path::Path::new("/sys/class/net").join(name).exists()
+}
+
 fn drop_pending(c: &mut Container, ifname: &str) {
     if let Some(s) = c.net.as_mut() {
         s.attachments.retain(|a| a.ifname != ifname);
@@ -341,6 +377,7 @@ impl Daemon {
             return Err(ApiError::not_found(format!("network {} not found", n.name)));
         }
         for (n, _, _) in &planned {
+            prepare_v6_bridge(n).await;
             self.firewall
                 .ensure_network(&n.bridge, &n.subnet, n.internal)
                 .await;
@@ -531,6 +568,7 @@ impl Daemon {
             drop_pending(c, &p.ifname);
             return Err(ApiError::not_found(format!("network {} not found", n.name)));
         }
+        prepare_v6_bridge(n).await;
         self.firewall
             .ensure_network(&n.bridge, &n.subnet, n.internal)
             .await;

@@ -243,11 +243,7 @@ impl Network {
         {
             bridge["forceAddress"] = json!(true);
         }
-        if let Some(mtu) = self
-            .options
-            .get("com.docker.network.driver.mtu")
-            .and_then(|m| m.parse::<u32>().ok())
-        {
+        if let Some(mtu) = self.mtu() {
             bridge["mtu"] = json!(mtu);
         }
         // The bridge plugin sets the interface's address and MAC itself
@@ -265,6 +261,13 @@ impl Network {
             );
         }
         json!({"cniVersion": CNI_VERSION, "name": self.id, "plugins": plugins})
+    }
+
+    /// The MTU `com.docker.network.driver.mtu` asks for.
+    pub fn mtu(&self) -> Option<u32> {
+        self.options
+            .get("com.docker.network.driver.mtu")
+            .and_then(|m| m.parse().ok())
     }
 
     /// The Docker API's view (GET /networks/{id}, without containers).
