@@ -41,6 +41,10 @@ api_error(503, "This node is not a swarm manager", api.inspect_swarm)
 for call in (api.nodes, api.services, api.tasks, api.secrets, api.configs):
     api_error(503, "This node is not a swarm manager", call)
 assert client.info()["Swarm"]["LocalNodeState"] == "inactive", client.info()["Swarm"]
+# An overlay network is a swarm's; host and null are made once.
+api_error(500, "This node is not a swarm manager", api.create_network, "lt-ov", driver="overlay")
+api_error(403, 'only one instance of "host" network is allowed', api.create_network, "lt-h", driver="host")
+api_error(403, 'only one instance of "null" network is allowed', api.create_network, "lt-n", driver="null")
 assert api.plugins() == []
 api_error(404, 'plugin "nosuch" not found', api.inspect_plugin, "nosuch")
 print("swarm and plugins: ok", flush=True)

@@ -792,10 +792,22 @@ impl Networks {
         } else {
             req.driver.clone()
         };
-        if driver != "bridge" {
-            return Err(ApiError::not_found(format!(
-                "plugin \"{driver}\" not found"
-            )));
+        match driver.as_str() {
+            "bridge" => {}
+            // Global scope: a swarm's, refused as dockerd outside one
+            // refuses it.
+            "overlay" => return Err(ApiError::internal(crate::api::swarm::NOT_A_MANAGER)),
+            // The host and none networks are made once, by the engine.
+            "host" | "null" => {
+                return Err(ApiError::forbidden(format!(
+                    "only one instance of \"{driver}\" network is allowed"
+                )));
+            }
+            _ => {
+                return Err(ApiError::not_found(format!(
+                    "plugin \"{driver}\" not found"
+                )));
+            }
         }
         // The one IPAM driver berth has is Docker's default.
         if let Some(ipam) = req.ipam.as_ref()
