@@ -699,6 +699,11 @@ finally:
     for n in os.listdir(host_dir):
         os.unlink(os.path.join(host_dir, n))
     os.rmdir(host_dir)
+# Each mount option needs its partner, as the local driver checks them.
+api_error(400, 'create lt-vo: missing required option: "device"', api.create_volume, "lt-vo", driver_opts={"o": "size=1m"})
+api_error(400, 'create lt-vo: missing required option: "type"', api.create_volume, "lt-vo", driver_opts={"device": "tmpfs"})
+api_error(400, 'create lt-vo: missing required option: "device"', api.create_volume, "lt-vo", driver_opts={"type": "tmpfs"})
+assert "lt-vo" not in [v.name for v in client.volumes.list()]
 api.create_volume("pytmpvol", driver_opts={"type": "tmpfs", "device": "tmpfs", "o": "size=1m"})
 out = client.containers.run("busybox", ["sh", "-c", "echo x > /v/f; df -k /v | tail -1"],
                             volumes={"pytmpvol": {"bind": "/v"}}, remove=True)

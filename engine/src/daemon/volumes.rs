@@ -150,6 +150,15 @@ impl Volumes {
                 "create {name}: invalid option: {k:?}"
             )));
         }
+        // What each option needs beside it, checked in dockerd's order: a
+        // device is mounted as a type, options are a device's.
+        for (given, needed) in [("device", "type"), ("type", "device"), ("o", "device")] {
+            if options.contains_key(given) && !options.contains_key(needed) {
+                return Err(ApiError::bad_request(format!(
+                    "create {name}: missing required option: {needed:?}"
+                )));
+            }
+        }
         if let Some((k, _)) = options.iter().find(|(_, v)| v.contains(['\0', '\n'])) {
             return Err(ApiError::bad_request(format!(
                 "create {name}: invalid value for option {k:?}"
