@@ -736,9 +736,7 @@ impl Session {
         Ok(ImageRecord::new(name, top_desc))
     }
 
-    /// The manifest or index the reference names and the platforms it
-    /// has: an index's entries as it lists them, a single manifest's from
-    /// its config.
+    /// The tags the registry lists for the reference's repository.
     async fn tags(&self) -> Result<Vec<String>> {
         self.authenticate(RegistryOperation::Pull).await?;
         let repo = self.reference.repository_only().to_oci();
@@ -750,6 +748,9 @@ impl Session {
         Ok(listed.tags)
     }
 
+    /// The manifest or index the reference names and the platforms it
+    /// has: an index's entries as it lists them, a single manifest's from
+    /// its config.
     async fn distribution(&self) -> Result<Distribution> {
         self.authenticate(RegistryOperation::Pull).await?;
         let (top, digest) = self.fetch_manifest(&self.reference, None).await?;
