@@ -1448,21 +1448,13 @@ impl Store {
         auth: Option<Credentials>,
         opts: &RegistryOptions,
     ) -> Result<Distribution> {
-        let r = Reference::parse(reference)?;
-        // Nobody listens to the progress of a look-up.
-        let (progress, _) = mpsc::channel(1);
-        for (_, mirror) in opts.mirrors.iter().filter(|(reg, _)| reg == r.registry()) {
-            let session = Session::new(self, on_mirror(&r, mirror)?, None, opts, progress.clone())?;
-            match session.distribution().await {
-                Ok(d) => return Ok(d),
-                Err(e) => {
-                    tracing::info!("mirror {mirror} did not describe {r}: {e}; trying the next")
-                }
-            }
-        }
-        Session::new(self, r, auth, opts, progress)?
-            .distribution()
-            .await
+        self.look_up(
+            reference,
+            auth,
+            opts,
+            |s| async move { s.distribution().await },
+        )
+        .await
     }
 
     /// The tags the registry (or the first of its mirrors that answers)
@@ -1473,16 +1465,36 @@ impl Store {
         auth: Option<Credentials>,
         opts: &RegistryOptions,
     ) -> Result<Vec<String>> {
+        self.look_up(reference, auth, opts, |s| async move { s.tags().await })
+            .await
+    }
+
+    /// What `ask` gets from the first of `reference`'s mirrors that answers
+    /// (anonymously: credentials belong to the registry), else from the
+    /// registry itself; nothing is stored.
+    async fn look_up<T, Fut>(
+        &self,
+        reference: &str,
+        auth: Option<Credentials>,
+        opts: &RegistryOptions,
+        ask: impl Fn(Session) -> Fut,
+    ) -> Result<T>
+    where
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         let r = Reference::parse(reference)?;
+        // Nobody listens to the progress of a look-up.
         let (progress, _) = mpsc::channel(1);
         for (_, mirror) in opts.mirrors.iter().filter(|(reg, _)| reg == r.registry()) {
             let session = Session::new(self, on_mirror(&r, mirror)?, None, opts, progress.clone())?;
-            match session.tags().await {
-                Ok(t) => return Ok(t),
-                Err(e) => tracing::info!("mirror {mirror} did not list {r}: {e}; trying the next"),
+            match ask(session).await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    tracing::info!("mirror {mirror} did not answer for {r}: {e}; trying the next")
+                }
             }
         }
-        Session::new(self, r, auth, opts, progress)?.tags().await
+        ask(Session::new(self, r, auth, opts, progress)?).await
     }
 
     /// Pushes the local image `local_name` of `ns` as `remote_reference`

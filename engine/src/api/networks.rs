@@ -47,18 +47,17 @@ async fn members(d: &Daemon, n: &Network) -> serde_json::Map<String, Value> {
 /// removal: the containers joined to it now. A stopped or created one
 /// configured on it holds nothing (its next start finds the network gone).
 async fn active_endpoints(d: &Daemon, n: &Network) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in d.all() {
-        let c = e.c.lock().await;
-        let on = c
-            .net
-            .as_ref()
-            .is_some_and(|s| s.attachments.iter().any(|a| a.network_id == n.id));
-        if on {
-            let ep = super::containers::endpoint_id(&c.id, &n.id);
-            out.push(format!("name:{:?} id:{:?}", c.name, &ep[..12]));
-        }
-    }
+    let mut out: Vec<String> = members(d, n)
+        .await
+        .values()
+        .map(|m| {
+            let (name, ep) = (
+                m["Name"].as_str().unwrap_or_default(),
+                m["EndpointID"].as_str().unwrap_or_default(),
+            );
+            format!("name:{name:?} id:{:?}", ep.get(..12).unwrap_or(ep))
+        })
+        .collect();
     out.sort();
     out
 }

@@ -86,16 +86,15 @@ struct PlannedAttach {
     rt: Value,
 }
 
-/// Forgets an attachment whose ADD was undone.
 /// An IPv6 network's bridge, made before its first plugin run with
 /// duplicate address detection off, so that the gateway address the
 /// plugin gives it serves at once, as Docker's bridge driver adds it
 /// without DAD. Made by the plugin, the address stayed tentative for
 /// about two seconds and a new network's first containers could not
-/// reach their gateway over IPv6. A bridge that exists already is left
-/// as it is (another engine's, or one the operator named).
+/// reach their gateway over IPv6. A bridge that exists already (an
+/// earlier start made it) is left as it is.
 async fn prepare_v6_bridge(n: &Network) {
-    if !n.ipv6 || bridge_exists(&n.bridge) {
+    if !n.ipv6 || super::networks::link_exists(&n.bridge) {
         return;
     }
     let mut add = tokio::process::Command::new("ip");
@@ -119,10 +118,7 @@ async fn prepare_v6_bridge(n: &Network) {
     }
 }
 
-fn bridge_exists(name: &str) -> bool {
-    std::path::Path::new("/sys/class/net").join(name).exists()
-}
-
+/// Forgets an attachment whose ADD was undone.
 fn drop_pending(c: &mut Container, ifname: &str) {
     if let Some(s) = c.net.as_mut() {
         s.attachments.retain(|a| a.ifname != ifname);

@@ -596,7 +596,7 @@ impl Networks {
             }
             Ok(())
         };
-        if !std::path::Path::new("/sys/class/net").join(name).exists() {
+        if !link_exists(name) {
             ip(&["link", "add", "name", name, "type", "bridge"])?;
         }
         ip(&[
@@ -953,7 +953,7 @@ impl Networks {
         }
         // berth deletes its bridges and their firewall rules with the
         // network: it must never take over an interface of the host's.
-        if Path::new("/sys/class/net").join(&bridge).exists() {
+        if link_exists(&bridge) {
             return Err(ApiError::forbidden(format!(
                 "bridge name {bridge} is an existing interface of this host; berth networks make and own their bridge"
             )));
@@ -1104,6 +1104,11 @@ impl Networks {
             _ => Ok(()),
         }
     }
+}
+
+/// Whether the host has a network interface of that name.
+pub fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
 }
 
 /// An IPv6 subnet's gateway: the first address after its own (::1 of a
