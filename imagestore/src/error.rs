@@ -142,6 +142,22 @@ pub enum Error {
     },
     #[error("{what} not found in registry {registry}")]
     RegistryNotFound { registry: String, what: String },
+    /// The registry has no such image, or will not show it to this caller,
+    /// in the words dockerd uses for it (clients match them: docker-py's
+    /// `ImageNotFound` looks for "repository does not exist"). `name` is the
+    /// reference as Docker shows it, `answer` the registry's error as
+    /// `code words: message`.
+    #[error("{}", .missing.describe(.name, .answer))]
+    NotInRegistry {
+        missing: Missing,
+        name: String,
+        answer: String,
+    },
+    /// The registry's own words for what it does not have (`manifest
+    /// unknown: manifest unknown`), where dockerd quotes them bare: a
+    /// look-up that pulls nothing.
+    #[error("{answer}")]
+    RegistryAnswer { answer: String },
     /// Any other answer of a registry that is not what the protocol expects.
     #[error("registry {registry}: {what}")]
     Registry {
@@ -188,9 +204,20 @@ impl Error {
             Error::RegistryUnreachable { .. }
                 | Error::Registry { .. }
                 | Error::RegistryNotFound { .. }
+                | Error::NotInRegistry { .. }
+                | Error::RegistryAnswer { .. }
                 | Error::Unauthorized { .. }
                 | Error::TaskFailed { .. }
         )
+    }
+
+    /// A pull's "not in the registry" as a look-up reports it: the
+    /// registry's answer alone.
+    pub(crate) fn bare(self) -> Error {
+        match self {
+            Error::NotInRegistry { answer, .. } => Error::RegistryAnswer { answer },
+            e => e,
+        }
     }
 
     pub(crate) fn io(
@@ -199,6 +226,32 @@ impl Error {
     ) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { op, path, source }
+    }
+}
+
+/// What a registry said is not there for a pull.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// No manifest under that tag or digest (`MANIFEST_UNKNOWN`).
+    Manifest,
+    /// No repository of that name (`NAME_UNKNOWN`).
+    Repository,
+    /// Access refused (`DENIED`, or a token that does not cover the
+    /// repository): Docker Hub's answer for a repository that does not
+    /// exist as much as for a private one.
+    Denied,
+}
+
+impl Missing {
+    fn describe(self, name: &str, answer: &str) -> String {
+        match self {
+            Missing::Manifest => format!("manifest for {name} not found: {answer}"),
+            Missing::Repository => format!("repository {name} not found: {answer}"),
+            Missing::Denied => format!(
+                "pull access denied for {name}, repository does not exist or may require \
+                 'docker login': {answer}"
+            ),
+        }
     }
 }
 

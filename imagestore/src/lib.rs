@@ -87,7 +87,7 @@ use nix::fcntl::{Flock, FlockArg};
 pub use archive::{ArchiveFormat, ImportOptions, Rename, RootfsOptions};
 pub use content::{BlobWriter, ContentInfo, IngestInfo};
 pub use digest::{chain_ids, parse_digest, short as short_digest};
-pub use error::{Error, Result};
+pub use error::{Error, Missing, Result};
 pub use gc::GcReport;
 pub use images::ImageRecord;
 pub use layer::Compression;

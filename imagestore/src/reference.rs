@@ -123,6 +123,33 @@ impl Reference {
         format!("{}/{}", self.registry, self.repository)
     }
 
+    /// The repository as Docker shows it: Docker Hub's host left out, and
+    /// its `library/` for an official image (`busybox`, `user/app`,
+    /// `host:5000/x`).
+    pub fn familiar_name(&self) -> String {
+        if self.registry != "docker.io" {
+            return self.name();
+        }
+        match self.repository.strip_prefix("library/") {
+            Some(official) if !official.contains('/') => official.to_string(),
+            _ => self.repository.clone(),
+        }
+    }
+
+    /// The whole reference as Docker shows it (`busybox:latest`).
+    pub fn familiar(&self) -> String {
+        let mut s = self.familiar_name();
+        if let Some(t) = &self.tag {
+            s.push(':');
+            s.push_str(t);
+        }
+        if let Some(d) = &self.digest {
+            s.push('@');
+            s.push_str(d.as_ref());
+        }
+        s
+    }
+
     /// The same repository with another digest (and no tag).
     pub fn with_digest(&self, digest: Digest) -> Reference {
         Reference {
@@ -320,6 +347,38 @@ pub fn is_loopback_host(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn familiar_forms_leave_out_docker_hub() {
+        let f = |s: &str| {
+            let r = Reference::parse(s).unwrap();
+            (r.familiar_name(), r.familiar())
+        };
+        assert_eq!(
+            f("docker.io/library/busybox:latest"),
+            ("busybox".into(), "busybox:latest".into())
+        );
+        assert_eq!(
+            f("docker.io/team/app:1"),
+            ("team/app".into(), "team/app:1".into())
+        );
+        assert_eq!(
+            f("docker.io/library/a/b:1"),
+            ("library/a/b".into(), "library/a/b:1".into())
+        );
+        assert_eq!(
+            f("127.0.0.1:5000/library/x:y"),
+            (
+                "127.0.0.1:5000/library/x".into(),
+                "127.0.0.1:5000/library/x:y".into()
+            )
+        );
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(
+            f(&format!("docker.io/library/busybox@{d}")).1,
+            format!("busybox@{d}")
+        );
+    }
 
     #[test]
     fn full_references_parse() {

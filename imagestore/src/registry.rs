@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use crate::Store;
 use crate::content::{BlobWriter, SOURCE_LABEL_PREFIX};
 use crate::digest::{self, Hasher, short};
-use crate::error::{Error, Result};
+use crate::error::{Error, Missing, Result};
 use crate::images::{ImageRecord, validate_namespace};
 use crate::lease::Lease;
 use crate::reference::Reference;
@@ -220,6 +220,13 @@ struct Session {
     /// Set when one layer failed: the others stop at their next step
     /// instead of running on after the pull has given up.
     failed: std::sync::atomic::AtomicBool,
+    /// Set once the registry's token server gave this session a bearer
+    /// token: a 401 after that means the token does not cover the
+    /// repository (see [`Session::map`]).
+    bearer: std::sync::atomic::AtomicBool,
+    /// Set by a push's authentication: what a pull reads as a missing
+    /// image stays a refusal there.
+    pushing: std::sync::atomic::AtomicBool,
     store: Store,
     client: Client,
     auth: RegistryAuth,
@@ -238,6 +245,18 @@ enum StreamEnd {
     Failed(Error, bool),
 }
 
+/// What a registry's error says is not there, and the error as dockerd
+/// quotes it (`manifest unknown: manifest unknown`).
+fn missing(e: &oci_client::errors::OciError) -> Option<(Missing, String)> {
+    let (missing, words) = match e.code {
+        OciErrorCode::ManifestUnknown => (Missing::Manifest, "manifest unknown"),
+        OciErrorCode::NameUnknown => (Missing::Repository, "name unknown"),
+        OciErrorCode::Denied => (Missing::Denied, "denied"),
+        _ => return None,
+    };
+    Some((missing, format!("{words}: {}", e.message)))
+}
+
 impl Session {
     fn new(
         store: &Store,
@@ -248,6 +267,8 @@ impl Session {
     ) -> Result<Session> {
         Ok(Session {
             failed: std::sync::atomic::AtomicBool::new(false),
+            bearer: std::sync::atomic::AtomicBool::new(false),
+            pushing: std::sync::atomic::AtomicBool::new(false),
             store: store.clone(),
             client: build_client(opts)?,
             auth: to_auth(auth),
@@ -272,6 +293,10 @@ impl Session {
                 total,
             })
             .await;
+    }
+
+    fn pushing(&self) -> bool {
+        self.pushing.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Maps a client error to ours, and says whether trying again may help.
@@ -340,6 +365,24 @@ impl Session {
                     )
                 }
             }
+            // oci-client keeps neither the body nor the challenge of a 401.
+            // dockerd reads the challenge: `insufficient_scope` is Docker
+            // Hub's (and a token-auth registry's) answer to a token that
+            // does not cover the repository, a missing or private one
+            // alike, and it shows that as a denied pull. A token the
+            // server has just issued fails for no other reason.
+            OciDistributionError::UnauthorizedError { .. }
+                if self.bearer.load(std::sync::atomic::Ordering::Relaxed) && !self.pushing() =>
+            {
+                (
+                    Error::NotInRegistry {
+                        missing: Missing::Denied,
+                        name: self.reference.familiar_name(),
+                        answer: "denied: requested access to the resource is denied".into(),
+                    },
+                    false,
+                )
+            }
             OciDistributionError::UnauthorizedError { .. } => (
                 Error::Unauthorized {
                     registry,
@@ -363,6 +406,25 @@ impl Session {
                 },
                 false,
             ),
+            // dockerd answers from the registry's first error; these three
+            // say the image is not there for this caller.
+            OciDistributionError::RegistryError { envelope, .. }
+                if !self.pushing()
+                    && let Some((missing, answer)) = envelope.errors.first().and_then(missing) =>
+            {
+                let name = match missing {
+                    Missing::Manifest => self.reference.familiar(),
+                    Missing::Repository | Missing::Denied => self.reference.familiar_name(),
+                };
+                (
+                    Error::NotInRegistry {
+                        missing,
+                        name,
+                        answer,
+                    },
+                    false,
+                )
+            }
             OciDistributionError::RegistryError { envelope, url } => {
                 let not_found = envelope.errors.iter().any(|e| {
                     matches!(
@@ -498,9 +560,15 @@ impl Session {
 
     async fn authenticate(&self, op: RegistryOperation) -> Result<()> {
         let oref = self.reference.to_oci();
-        self.retry("authenticating", || self.client.auth(&oref, &self.auth, op))
-            .await
-            .map(|_| ())
+        let token = self
+            .retry("authenticating", || self.client.auth(&oref, &self.auth, op))
+            .await?;
+        let pushing = matches!(op, RegistryOperation::Push);
+        self.pushing
+            .store(pushing, std::sync::atomic::Ordering::Relaxed);
+        self.bearer
+            .store(token.is_some(), std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Fetches a manifest and checks its digest: against the reference's
@@ -1455,6 +1523,7 @@ impl Store {
             |s| async move { s.distribution().await },
         )
         .await
+        .map_err(Error::bare)
     }
 
     /// The tags the registry (or the first of its mirrors that answers)

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use imagestore::{Credentials, Error, ImageRecord, ImportOptions, ProgressAction, Store};
+use imagestore::{Credentials, Error, ImageRecord, ImportOptions, Missing, ProgressAction, Store};
 
 fn import(s: &Store, name: &str, img: &Image) -> ImageRecord {
     let archive = oci_archive(&[(name, img)]);
@@ -237,6 +237,44 @@ async fn token_auth_goes_through_the_challenge_and_the_token_server() {
     assert_eq!(blobs(&s1), blobs(&s2));
 }
 
+/// Docker Hub gives an anonymous caller a token for any repository, one
+/// that does not cover a private or missing repository: dockerd calls the
+/// 401 that follows a denied pull, 404 to its clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_does_not_cover_the_repository_is_a_denied_pull() {
+    let reg = Registry::start(Mode::TokenForAnyone);
+    let (_d1, s1) = store();
+    let img = three_layers();
+    let name = reg.reference("private/app:1");
+    import(&s1, &name, &img);
+    push(&s1, &reg, &name, &name, creds(PASSWORD)).await;
+
+    let (_d2, s2) = store();
+    let (tx, _rx) = progress();
+    let e = s2
+        .pull(NS, &name, None, &reg.options(), tx)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "pull access denied for {}, repository does not exist or may require 'docker login': \
+             denied: requested access to the resource is denied",
+            reg.reference("private/app")
+        ),
+        "{}",
+        e.chain()
+    );
+    assert_untouched(&s2);
+    // The same caller with credentials gets it.
+    let (tx, _rx) = progress();
+    let rec = s2
+        .pull(NS, &name, creds(PASSWORD), &reg.options(), tx)
+        .await
+        .unwrap();
+    assert_eq!(rec.target.digest().to_string(), img.digest());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blob_corrupted_in_the_registry_is_refused_and_nothing_is_half_stored() {
     let reg = Registry::start(Mode::Plain);
@@ -288,14 +326,38 @@ async fn bad_references_missing_tags_and_a_registry_that_is_down_change_nothing(
     assert!(e.to_string().contains("no registry host"), "{e}");
     let e = pull(reg.reference("team/app")).await;
     assert!(e.to_string().contains("neither a tag nor a digest"), "{e}");
+    // dockerd's words for the registry's answers (both 404 there).
     let e = pull(reg.reference("team/app:nope")).await;
-    assert!(matches!(e, Error::RegistryNotFound { .. }), "{}", e.chain());
-    assert!(
-        e.to_string().contains("team/app:nope") && e.to_string().contains("not found"),
-        "{e}"
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "manifest for {} not found: manifest unknown: manifest unknown",
+            reg.reference("team/app:nope")
+        )
     );
     let e = pull(reg.reference("other/repo:v1")).await;
-    assert!(matches!(e, Error::RegistryNotFound { .. }), "{}", e.chain());
+    assert!(
+        matches!(
+            e,
+            Error::NotInRegistry {
+                missing: Missing::Manifest,
+                ..
+            }
+        ),
+        "{}",
+        e.chain()
+    );
+    let e = s
+        .tags(&reg.reference("other/repo:v1"), None, &reg.options())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "repository {} not found: name unknown: repository name not known to registry",
+            reg.reference("other/repo")
+        )
+    );
 
     let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("{}/x/y:1", down.local_addr().unwrap());

@@ -727,10 +727,14 @@ fn images_push_to_and_pull_from_a_registry() {
         serde_json::json!([{"architecture": "amd64", "os": "linux"}]),
         "{body}"
     );
+    // dockerd quotes the registry's answer here.
     let missing = format!("/distribution/{}/team/none:v1/json", reg.host);
     let (code, body) = s.api("GET", &missing, None);
     assert_eq!(code, 404, "{body}");
-    assert!(body.contains("not found"), "{body}");
+    assert!(
+        body.contains("\"manifest unknown: manifest unknown\""),
+        "{body}"
+    );
     let (code, body) = s.api("GET", "/distribution/127.0.0.1:1/x:y/json", None);
     assert_eq!(code, 500, "{body}");
     let (code, body) = s.api("GET", "/distribution/UPPER/x/json", None);
@@ -776,11 +780,30 @@ fn images_push_to_and_pull_from_a_registry() {
             .contains(&format!("Unable to find image '{name}' locally")),
         "{out:?}"
     );
-    let out = s.berth(&["pull", &format!("{}/team/none:v1", reg.host)]);
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(
-        out.stderr.starts_with("Error response from daemon:"),
-        "{out:?}"
+    // What is not there, in dockerd's words, through both CLIs.
+    let none = format!("{}/team/none", reg.host);
+    for cli in ["berth", "docker"] {
+        let out = match cli {
+            "berth" => s.berth(&["pull", &format!("{none}:v1")]),
+            _ => s.docker(&["pull", &format!("{none}:v1")]),
+        };
+        assert_eq!(out.code, 1, "{cli}: {out:?}");
+        assert_eq!(
+            out.stderr.trim_end(),
+            format!(
+                "Error response from daemon: manifest for {none}:v1 not found: \
+                 manifest unknown: manifest unknown"
+            ),
+            "{cli}"
+        );
+    }
+    let out = s.docker(&["pull", "-a", &none]);
+    assert_eq!(
+        out.stderr.trim_end(),
+        format!(
+            "Error response from daemon: repository {none} not found: \
+             name unknown: repository name not known to registry"
+        )
     );
     // Every tag of the repository, in the registry's order, as dockerd
     // pulls a name without a tag (`pull --all-tags`, docker-py's

@@ -28,7 +28,9 @@ pub fn status(e: imagestore::Error) -> Status {
         E::ImageNotFound { .. }
         | E::BlobNotFound { .. }
         | E::SnapshotNotFound { .. }
-        | E::RegistryNotFound { .. } => Status::not_found(msg),
+        | E::RegistryNotFound { .. }
+        | E::NotInRegistry { .. }
+        | E::RegistryAnswer { .. } => Status::not_found(msg),
         E::SnapshotExists { .. } => Status::already_exists(msg),
         E::InvalidNamespace { .. }
         | E::InvalidDigest { .. }

@@ -66,6 +66,9 @@ pub enum Mode {
     Basic,
     /// Plain HTTP with token auth through [`TokenServer`].
     Token,
+    /// Token auth whose server, as Docker Hub's, gives an anonymous caller
+    /// a token too, one that grants nothing.
+    TokenForAnyone,
 }
 
 pub struct Registry {
@@ -125,8 +128,8 @@ impl Registry {
                     d.join("htpasswd").display()
                 );
             }
-            Mode::Token => {
-                let t = TokenServer::start();
+            Mode::Token | Mode::TokenForAnyone => {
+                let t = TokenServer::start(matches!(mode, Mode::TokenForAnyone));
                 fs::write(d.join("token.pem"), &t.cert_pem).unwrap();
                 auth = format!(
                     "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
@@ -251,7 +254,7 @@ pub struct TokenServer {
 }
 
 impl TokenServer {
-    fn start() -> TokenServer {
+    fn start(anyone: bool) -> TokenServer {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params
@@ -277,7 +280,7 @@ impl TokenServer {
                 match listener.accept() {
                     Ok((conn, _)) => {
                         conn.set_nonblocking(false).unwrap();
-                        serve_token(conn, &signer, &rng, &cert_der);
+                        serve_token(conn, &signer, &rng, &cert_der, anyone);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(5))
@@ -313,6 +316,7 @@ fn serve_token(
     signer: &ring::signature::EcdsaKeyPair,
     rng: &ring::rand::SystemRandom,
     cert_der: &[u8],
+    anyone: bool,
 ) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
     let mut buf = Vec::new();
@@ -346,7 +350,8 @@ fn serve_token(
             body.len()
         );
     };
-    if creds.as_deref() != Some(&format!("{USER}:{PASSWORD}")) {
+    let anonymous = creds.is_none() && anyone;
+    if creds.as_deref() != Some(&format!("{USER}:{PASSWORD}")) && !anonymous {
         respond(
             &mut conn,
             "401 Unauthorized",
@@ -355,7 +360,7 @@ fn serve_token(
         return;
     }
     let mut access = Vec::new();
-    for kv in query.split('&') {
+    for kv in query.split('&').filter(|_| !anonymous) {
         let Some(("scope", v)) = kv.split_once('=') else {
             continue;
         };
