@@ -105,7 +105,8 @@ impl IntoResponse for ApiError {
         (
             self.status,
             [(axum::http::header::CONTENT_TYPE, "application/json")],
-            serde_json::json!({ "message": self.message }).to_string(),
+            // dockerd's encoder ends the body with a newline.
+            serde_json::json!({ "message": self.message }).to_string() + "\n",
         )
             .into_response()
     }

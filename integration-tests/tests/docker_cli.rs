@@ -407,6 +407,9 @@ fn curl_gets_dockers_errors() {
         body.contains("client version 1.99 is too new. Maximum supported API version is 1.43"),
         "{body}"
     );
+    let (code, body) = curl(&["http://berth/v1.43/version"]);
+    assert_eq!(code, "200");
+    assert!(body.ends_with("}\n"), "{body:?}");
     let (code, _) = curl(&["-I", "http://berth/_ping"]);
     assert!(code.ends_with("200"), "{code}");
     let (code, body) = curl(&[
@@ -432,7 +435,8 @@ fn curl_gets_dockers_errors() {
     assert_eq!(code, "400", "{body}");
     let (code, body) = curl(&["http://berth/v1.43/containers/nope/json"]);
     assert_eq!(code, "404");
-    assert_eq!(body, r#"{"message":"No such container: nope"}"#);
+    // Byte for byte dockerd's, its encoder's newline included.
+    assert_eq!(body, "{\"message\":\"No such container: nope\"}\n");
     let (code, body) = curl(&[
         "-X",
         "POST",
@@ -445,7 +449,7 @@ fn curl_gets_dockers_errors() {
     assert_eq!(code, "404", "{body}");
     // Nothing was created by any of it.
     let (code, body) = curl(&["http://berth/containers/json?all=1"]);
-    assert_eq!((code.as_str(), body.as_str()), ("200", "[]"));
+    assert_eq!((code.as_str(), body.as_str()), ("200", "[]\n"));
 }
 
 #[test]

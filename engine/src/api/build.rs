@@ -1,6 +1,6 @@
 //! POST /build (the classic builder's contract) and /build/prune.
 
-use axum::Json;
+use crate::api::json::Json;
 use axum::body::Body;
 use axum::extract::{Query, RawQuery};
 use axum::http::{HeaderMap, header};

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::Json;
+use crate::api::json::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request};
 use axum::http::{StatusCode, header};
@@ -827,7 +827,7 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Response> {
         }
         body.extend_from_slice(row);
     }
-    body.push(b']');
+    body.extend_from_slice(b"]\n");
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::Json;
+use crate::api::json::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request};
 use axum::http::StatusCode;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Json;
+use crate::api::json::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, Method, StatusCode, header};

@@ -8,6 +8,7 @@ pub mod changes;
 pub mod containers;
 pub mod exec;
 pub mod images;
+pub mod json;
 pub mod networks;
 pub mod query;
 pub mod stats;

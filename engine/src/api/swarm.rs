@@ -3,7 +3,7 @@
 //! `leave_swarm(force=True)`, the CLI asks for nodes and services) and
 //! expect Docker's answers, not a missing page.
 
-use axum::Json;
+use crate::api::json::Json;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use serde_json::{Value, json};

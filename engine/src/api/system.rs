@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axum::Json;
+use crate::api::json::Json;
 use axum::body::Body;
 use axum::extract::Query;
 use axum::http::{Method, header};
