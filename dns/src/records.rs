@@ -1,6 +1,7 @@
 //! The files berthd writes and the server reads: one per network in the
 //! config directory, named by the network's id. The first line holds the
-//! addresses to listen on (the network's gateways, comma-separated), then
+//! addresses to listen on (the network's gateways, comma-separated; `-`
+//! for none: a macvlan network's gateway is not the host's), then
 //! `internal` for a network with no way out (no names are forwarded for
 //! it); each further line is a container:
 //! `id ipv4 ipv6 name,name… [alias@asker,…]` (an address field may be
@@ -60,11 +61,12 @@ pub fn is_dns_name(n: &str) -> bool {
 }
 
 /// The first line of a network's file.
-pub fn header(gateway: Ipv4Addr, internal: bool) -> String {
+pub fn header(gateway: Option<Ipv4Addr>, internal: bool) -> String {
+    let listen = gateway.map_or_else(|| "-".to_string(), |g| g.to_string());
     if internal {
-        format!("{gateway} internal")
+        format!("{listen} internal")
     } else {
-        gateway.to_string()
+        listen
     }
 }
 
@@ -123,7 +125,12 @@ pub fn parse_header(first: &str) -> (Vec<IpAddr>, Vec<String>, bool) {
     let listen = fields.next().unwrap_or_default();
     let internal = fields.any(|f| f == "internal");
     let (mut ok, mut bad) = (Vec::new(), Vec::new());
-    for a in listen.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+    let none = listen == "-";
+    for a in listen
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty() && !none)
+    {
         match a.parse::<IpAddr>() {
             Ok(ip) => ok.push(ip),
             Err(_) => bad.push(a.to_string()),
@@ -213,13 +220,16 @@ mod tests {
         assert_eq!(line_id(&text), Some(ID));
         let gw: Ipv4Addr = "10.1.0.1".parse().unwrap();
         assert_eq!(
-            parse_header(&header(gw, true)),
+            parse_header(&header(Some(gw), true)),
             (vec![gw.into()], vec![], true)
         );
         assert_eq!(
-            parse_header(&header(gw, false)),
+            parse_header(&header(Some(gw), false)),
             (vec![gw.into()], vec![], false)
         );
+        // No address of the host's to listen on.
+        assert_eq!(parse_header(&header(None, true)), (vec![], vec![], true));
+        assert_eq!(parse_header(&header(None, false)), (vec![], vec![], false));
     }
 
     #[test]

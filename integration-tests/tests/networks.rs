@@ -1395,3 +1395,220 @@ fn a_start_on_two_networks_joins_both_or_neither() {
     );
     assert!(!s.log().contains("refused the deletions"), "{}", s.log());
 }
+
+/// A veth pair of the test's own, up, removed when dropped: a host
+/// interface for macvlan and ipvlan networks to hang from.
+struct HostLink(String);
+
+impl HostLink {
+    fn new(name: &str) -> HostLink {
+        let peer = format!("{name}p");
+        sh(&format!(
+            "ip link add {name} type veth peer name {peer} && ip link set {name} up && ip link set {peer} up"
+        ));
+        assert!(
+            std::path::Path::new("/sys/class/net").join(name).exists(),
+            "could not make {name}"
+        );
+        HostLink(name.to_string())
+    }
+}
+
+impl Drop for HostLink {
+    fn drop(&mut self) {
+        sh(&format!("ip link delete {} 2>/dev/null", self.0));
+    }
+}
+
+fn link_exists(name: &str) -> bool {
+    std::path::Path::new("/sys/class/net").join(name).exists()
+}
+
+#[test]
+fn macvlan_networks_hang_containers_from_a_host_interface() {
+    let s = stack();
+    let parent = HostLink::new(&s.net.bridge("mv"));
+    let subnet = s.net.subnet(5);
+    let prefix = subnet.trim_end_matches(".0/24");
+    // The docker CLI, as a user types it.
+    let opt = format!("parent={}", parent.0);
+    let id = s
+        .docker(&[
+            "network", "create", "-d", "macvlan", "--subnet", &subnet, "-o", &opt, "mv",
+        ])
+        .ok()
+        .to_string();
+    let inspect = |f: &str, what: &str| s.docker(&["inspect", "-f", f, what]).ok().to_string();
+    assert_eq!(inspect("{{.Driver}} {{.Internal}}", "mv"), "macvlan false");
+    assert_eq!(
+        inspect("{{json .Options}}", "mv"),
+        format!("{{\"parent\":\"{}\"}}", parent.0)
+    );
+    // Its containers have their own links on the parent: addresses from
+    // the subnet's second on, a way out through its first, names.
+    // (Both ask for one host port: a macvlan network publishes none.)
+    let publish = format!("{}:80", free_port());
+    for name in ["m1", "m2"] {
+        s.docker(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "mv",
+            "-p",
+            &publish,
+            "busybox",
+            "sleep",
+            "600",
+        ])
+        .ok();
+    }
+    assert_eq!(
+        inspect("{{.NetworkSettings.Networks.mv.IPAddress}}", "m1"),
+        format!("{prefix}.2")
+    );
+    assert_eq!(
+        inspect("{{.NetworkSettings.Networks.mv.Gateway}}", "m1"),
+        format!("{prefix}.1")
+    );
+    let link = s
+        .docker(&["exec", "m1", "cat", "/sys/class/net/eth0/address"])
+        .ok()
+        .to_string();
+    // dockerd's MAC, made of the address, on the link itself.
+    let o: Vec<u8> = prefix.split('.').map(|b| b.parse().unwrap()).collect();
+    let mac = format!("02:42:{:02x}:{:02x}:{:02x}:02", o[0], o[1], o[2]);
+    assert_eq!(link, mac);
+    assert_eq!(
+        inspect("{{.NetworkSettings.Networks.mv.MacAddress}}", "m1"),
+        mac
+    );
+    let route = s.docker(&["exec", "m1", "ip", "route"]).ok().to_string();
+    assert!(
+        route.contains(&format!("default via {prefix}.1")),
+        "{route}"
+    );
+    s.docker(&["exec", "m2", "ping", "-c1", "-W3", "m1"]).ok();
+    assert_eq!(s.docker(&["port", "m2"]).ok(), "");
+    assert_eq!(inspect("{{json .NetworkSettings.Ports}}", "m2"), "{}");
+    // One network per parent and driver; modes checked; a parent that is
+    // not there.
+    let other = s.docker(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "--subnet",
+        &s.net.subnet(6),
+        "-o",
+        &opt,
+        "mv2",
+    ]);
+    assert_eq!(
+        other.stderr.trim(),
+        format!(
+            "Error response from daemon: network dm-{} is already using parent interface {}",
+            &id[..12],
+            parent.0
+        )
+    );
+    let bad_mode = s.docker(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "-o",
+        "parent=lo",
+        "-o",
+        "macvlan_mode=weird",
+        "mv3",
+    ]);
+    assert!(
+        bad_mode.stderr.contains(
+            "requested macvlan mode 'weird' is not valid, 'bridge' mode is the macvlan driver default"
+        ),
+        "{bad_mode:?}"
+    );
+    let missing = s.docker(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "-o",
+        "parent=nosuch0",
+        "mv4",
+    ]);
+    assert!(
+        missing
+            .stderr
+            .contains("invalid subinterface vlan name nosuch0, example formatting is eth0.10"),
+        "{missing:?}"
+    );
+    let names = s
+        .docker(&["network", "ls", "--format", "{{.Name}}"])
+        .ok()
+        .to_string();
+    for refused in ["mv2", "mv3", "mv4"] {
+        assert!(!names.lines().any(|l| l == refused), "{names}");
+    }
+    // Without a parent: a dummy link of the network's own, and the
+    // network internal, as dockerd; a kernel without dummy links refuses
+    // it and nothing is left.
+    let alone = s.docker(&["network", "create", "-d", "macvlan", "mv5"]);
+    if alone.code == 0 {
+        let id5 = alone.stdout.trim().to_string();
+        let dummy = format!("dm-{}", &id5[..12]);
+        assert!(link_exists(&dummy));
+        assert_eq!(inspect("{{.Internal}}", "mv5"), "true");
+        s.docker(&["network", "rm", "mv5"]).ok();
+        assert!(!link_exists(&dummy), "the dummy link stayed");
+    } else {
+        assert!(alone.stderr.contains("dummy link"), "{alone:?}");
+        let names = s
+            .docker(&["network", "ls", "--format", "{{.Name}}"])
+            .ok()
+            .to_string();
+        assert!(!names.lines().any(|l| l == "mv5"), "{names}");
+    }
+    // Removed with its containers gone; the parent is the host's and stays.
+    let busy = s.docker(&["network", "rm", "mv"]);
+    assert!(busy.stderr.contains("active endpoints"), "{busy:?}");
+    s.docker(&["rm", "-f", "m1", "m2"]).ok();
+    s.docker(&["network", "rm", "mv"]).ok();
+    assert!(link_exists(&parent.0));
+    // ipvlan takes the same parent (another driver) and checks its modes.
+    let iv = s.docker(&[
+        "network",
+        "create",
+        "-d",
+        "ipvlan",
+        "--subnet",
+        &s.net.subnet(7),
+        "-o",
+        &opt,
+        "-o",
+        "ipvlan_mode=l3",
+        "iv",
+    ]);
+    assert_eq!(iv.code, 0, "{iv:?}");
+    assert_eq!(
+        inspect("{{.Driver}} {{index .Options \"ipvlan_mode\"}}", "iv"),
+        "ipvlan l3"
+    );
+    let bad = s.docker(&[
+        "network",
+        "create",
+        "-d",
+        "ipvlan",
+        "-o",
+        "ipvlan_mode=l4",
+        "iv2",
+    ]);
+    assert!(
+        bad.stderr
+            .contains("requested ipvlan mode 'l4' is not valid"),
+        "{bad:?}"
+    );
+    s.docker(&["network", "rm", "iv"]).ok();
+}

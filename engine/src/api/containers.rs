@@ -125,7 +125,13 @@ fn port_map(c: &Container) -> Value {
     // Only while it has its network: dockerd shows none before a start
     // and after a stop.
     let mut m = serde_json::Map::new();
-    if c.net.is_some() {
+    // A container whose first interface is not a bridge's publishes
+    // nothing, as dockerd shows it.
+    let publishes = c
+        .net
+        .as_ref()
+        .is_some_and(|n| n.attachments.first().is_none_or(|a| a.on_bridge()));
+    if publishes {
         for p in c.config.exposed_ports.keys() {
             m.insert(p.clone(), Value::Null);
         }

@@ -163,6 +163,10 @@ async fn remove_network(d: &Arc<Daemon>, n: &Network) -> Result<()> {
         )));
     }
     delete_bridge(d, &n.bridge).await;
+    if n.made_parent {
+        let link = n.parent.clone();
+        let _ = tokio::task::spawn_blocking(move || crate::network::parent::remove(&link)).await;
+    }
     d.networks
         .remove(&n.id)
         .map_err(|e| ApiError::internal(format!("removing network {}: {e}", n.name)))?;
@@ -284,7 +288,7 @@ pub async fn connect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Re
             "container cannot be connected to multiple networks with one of the networks in private (none) mode",
         ));
     }
-    if n.driver != "bridge" {
+    if n.driver != "bridge" && !n.is_parented() {
         return Err(ApiError::forbidden(
             "container cannot be disconnected from host network or connected to host network",
         ));

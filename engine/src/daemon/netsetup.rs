@@ -57,6 +57,13 @@ pub struct Attachment {
 }
 
 impl Attachment {
+    /// Whether it is a bridge's interface (ports are published through
+    /// it, the host has its gateway), not a macvlan or ipvlan link: the
+    /// plugin its list starts with says.
+    pub fn on_bridge(&self) -> bool {
+        self.conflist["plugins"][0]["type"] == "bridge"
+    }
+
     /// An attachment whose ADD is under way: enough to DEL it.
     fn pending(n: &Network, ifname: &str, conflist: &Value, rt: &Value) -> Attachment {
         Attachment {
@@ -94,7 +101,7 @@ struct PlannedAttach {
 /// reach their gateway over IPv6. A bridge that exists already (an
 /// earlier start made it) is left as it is.
 async fn prepare_v6_bridge(n: &Network) {
-    if !n.ipv6 || super::networks::link_exists(&n.bridge) {
+    if !n.ipv6 || n.bridge.is_empty() || super::networks::link_exists(&n.bridge) {
         return;
     }
     let mut add = tokio::process::Command::new("ip");
@@ -246,6 +253,19 @@ pub fn validate_mac(mac: &str) -> Result<()> {
 }
 
 impl Daemon {
+    /// What a network's bridge needs before a container joins it: the
+    /// bridge of an IPv6 network, the network's firewall rules. A network
+    /// on a host interface (macvlan, ipvlan) has neither.
+    async fn prepare_network(&self, n: &Network) {
+        if n.bridge.is_empty() {
+            return;
+        }
+        prepare_v6_bridge(n).await;
+        self.firewall
+            .ensure_network(&n.bridge, &n.subnet, n.internal)
+            .await;
+    }
+
     fn netns_path(&self, c: &Container) -> PathBuf {
         self.cfg.exec_root.join("netns").join(&c.id)
     }
@@ -349,9 +369,19 @@ impl Daemon {
 
     async fn attach_all_networks(&self, c: &mut Container) -> Result<()> {
         let netns = c.net.as_ref().map(|n| n.netns.clone()).unwrap_or_default();
-        let ports = self.port_mappings(c)?;
+        let networks = self.container_networks(c)?;
+        // Ports are published through the first network's interface, and
+        // only a bridge publishes them: dockerd's macvlan and ipvlan
+        // ignore them.
+        let ports = match networks.first() {
+            Some((n, _)) if n.is_parented() => {
+                c.published = Default::default();
+                json!([])
+            }
+            _ => self.port_mappings(c)?,
+        };
         let mut planned = Vec::new();
-        for (n, ep) in self.container_networks(c)? {
+        for (n, ep) in networks {
             match self.plan_attach(c, &n, &ep, &ports).await {
                 Ok(Some(p)) => planned.push((n, ep, p)),
                 Ok(None) => {}
@@ -373,10 +403,7 @@ impl Daemon {
             return Err(ApiError::not_found(format!("network {} not found", n.name)));
         }
         for (n, _, _) in &planned {
-            prepare_v6_bridge(n).await;
-            self.firewall
-                .ensure_network(&n.bridge, &n.subnet, n.internal)
-                .await;
+            self.prepare_network(n).await;
         }
         let _ = c.save();
         berth_fault::point("berthd:net.before-cni-add");
@@ -507,7 +534,7 @@ impl Daemon {
             .filter_map(|a| {
                 Some(dns::Asker {
                     own: a.ip.parse().ok()?,
-                    gateway: a.gateway.parse().ok()?,
+                    gateway: a.gateway.parse().ok().filter(|_| a.on_bridge()),
                 })
             })
             .collect();
@@ -564,10 +591,7 @@ impl Daemon {
             drop_pending(c, &p.ifname);
             return Err(ApiError::not_found(format!("network {} not found", n.name)));
         }
-        prepare_v6_bridge(n).await;
-        self.firewall
-            .ensure_network(&n.bridge, &n.subnet, n.internal)
-            .await;
+        self.prepare_network(n).await;
         let _ = c.save();
         berth_fault::point("berthd:net.before-cni-add");
         let netns = c.net.as_ref().map(|s| s.netns.clone()).unwrap_or_default();
@@ -608,7 +632,7 @@ impl Daemon {
         let Some(state) = c.net.as_ref() else {
             return Ok(None);
         };
-        if n.driver != "bridge" {
+        if n.driver != "bridge" && !n.is_parented() {
             return Err(ApiError::bad_request(format!(
                 "container cannot be connected to network {} (driver {})",
                 n.name, n.driver
@@ -684,7 +708,8 @@ impl Daemon {
                     .then(|| c.config.mac_address.clone())
             })
             .or_else(|| ip.as_deref()?.parse().ok().map(mac_of));
-        let publish = ifname == "eth0" && ports.as_array().is_some_and(|p| !p.is_empty());
+        let publish =
+            ifname == "eth0" && !n.is_parented() && ports.as_array().is_some_and(|p| !p.is_empty());
         let conflist = n.conflist(
             &self.ipam_dir(),
             ip.as_deref(),
@@ -906,7 +931,7 @@ impl Daemon {
         };
         match self
             .dns
-            .add(&n.id, &n.gateway, n.internal, &record, upstreams)
+            .add(&n.id, n.dns_gateway(), n.internal, &record, upstreams)
         {
             Ok(()) => true,
             Err(e) => {
@@ -978,7 +1003,7 @@ impl Daemon {
     fn forget_attachment(&self, id: &str, a: &Attachment) {
         let n = self.networks.get(&a.network_id).ok();
         if a.dns {
-            let gw = n.as_ref().map(|n| n.gateway.as_str()).unwrap_or_default();
+            let gw = n.as_ref().map(|n| n.dns_gateway()).unwrap_or_default();
             if let Err(e) = self.dns.remove(&a.network_id, gw, id) {
                 tracing::warn!("DNS for {id} on {}: {e}", a.network_name);
             }

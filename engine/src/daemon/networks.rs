@@ -14,12 +14,13 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, Result};
 use crate::network::cni::CNI_VERSION;
+use crate::network::parent;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Network {
     pub id: String,
     pub name: String,
-    /// bridge, host or null.
+    /// bridge, macvlan, ipvlan, host or null.
     pub driver: String,
     pub created: SystemTime,
     #[serde(default)]
@@ -62,9 +63,16 @@ pub struct Network {
     pub gateway_shown: bool,
     #[serde(default = "given")]
     pub gateway6_shown: bool,
-    /// The Linux bridge's name.
+    /// The Linux bridge's name (bridge driver).
     #[serde(default)]
     pub bridge: String,
+    /// The host interface containers' links hang from (macvlan and
+    /// ipvlan drivers), and whether berth made it for this network (a
+    /// dummy or a VLAN sub-interface, removed with it).
+    #[serde(default)]
+    pub parent: String,
+    #[serde(default)]
+    pub made_parent: bool,
     #[serde(default)]
     pub options: BTreeMap<String, String>,
     #[serde(default)]
@@ -168,7 +176,24 @@ impl Network {
 
     /// The default bridge gives no names (as Docker's); user networks do.
     pub fn resolves_names(&self) -> bool {
-        self.driver == "bridge" && self.name != "bridge"
+        (self.driver == "bridge" && self.name != "bridge") || self.is_parented()
+    }
+
+    /// Where the DNS server answers the network's containers besides
+    /// 127.0.0.11: its gateway on the host's bridge; none for a network
+    /// whose gateway is not the host's.
+    pub fn dns_gateway(&self) -> &str {
+        if self.is_parented() {
+            ""
+        } else {
+            &self.gateway
+        }
+    }
+
+    /// Whether containers hang from a host interface (macvlan, ipvlan)
+    /// rather than a bridge of berth's.
+    pub fn is_parented(&self) -> bool {
+        crate::network::parent::is_parented(&self.driver)
     }
 
     /// The CNI list a container joins this network through.
@@ -218,24 +243,32 @@ impl Network {
                 r.push(json!({"dst": "::/0"}));
             }
         }
-        let mut bridge = json!({
-            "type": "bridge",
-            "bridge": self.bridge,
-            "isGateway": true,
-            // Outbound NAT is one rule per network (network::firewall).
-            "ipMasq": false,
-            "hairpinMode": true,
-            "ipam": {
-                "type": "host-local",
-                "dataDir": ipam_dir,
-                "ranges": ranges,
-                "routes": routes,
-            },
+        let ipam = json!({
+            "type": "host-local",
+            "dataDir": ipam_dir,
+            "ranges": ranges,
+            "routes": routes,
         });
+        let mut bridge = if self.is_parented() {
+            let mut p = crate::network::parent::plugin(&self.driver, &self.parent, &self.options);
+            p["ipam"] = ipam;
+            p
+        } else {
+            json!({
+                "type": "bridge",
+                "bridge": self.bridge,
+                "isGateway": true,
+                // Outbound NAT is one rule per network (network::firewall).
+                "ipMasq": false,
+                "hairpinMode": true,
+                "ipam": ipam,
+            })
+        };
         // On a link-local IPv6 subnet the gateway's address overlaps the
         // one the kernel gave the bridge: the plugin replaces that one
         // rather than refuse.
         if self.ipv6
+            && !self.is_parented()
             && self
                 .subnet6
                 .parse::<Ipv6Net>()
@@ -255,7 +288,9 @@ impl Network {
             bridge["capabilities"]["mac"] = json!(true);
         }
         let mut plugins = vec![bridge];
-        if ports && !self.internal {
+        // Ports are published on a bridge only, as dockerd's other
+        // drivers ignore them.
+        if ports && !self.internal && !self.is_parented() {
             plugins.push(
                 json!({"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}),
             );
@@ -633,6 +668,8 @@ impl Networks {
                     gateway_shown: true,
                     gateway6_shown: true,
                     bridge: String::new(),
+                    parent: String::new(),
+                    made_parent: false,
                     options: BTreeMap::new(),
                     labels: BTreeMap::new(),
                 })?;
@@ -702,6 +739,8 @@ impl Networks {
                 gateway_shown: true,
                 gateway6_shown: true,
                 bridge: bridge_name.into(),
+                parent: String::new(),
+                made_parent: false,
                 options,
                 labels: BTreeMap::new(),
             })?;
@@ -793,7 +832,7 @@ impl Networks {
             req.driver.clone()
         };
         match driver.as_str() {
-            "bridge" => {}
+            "bridge" | "macvlan" | "ipvlan" => {}
             // Global scope: a swarm's, refused as dockerd outside one
             // refuses it.
             "overlay" => return Err(ApiError::internal(crate::api::swarm::NOT_A_MANAGER)),
@@ -940,30 +979,54 @@ impl Networks {
         }
         let id = new_id();
         let options = req.options.clone().unwrap_or_default();
-        check_options(&options)?;
-        let bridge = options
-            .get("com.docker.network.bridge.name")
-            .cloned()
-            .unwrap_or_else(|| format!("br-{}", &id[..12]));
-        check_bridge_name(&bridge)?;
-        if self.all().iter().any(|n| n.bridge == bridge) {
-            return Err(ApiError::conflict(format!(
-                "bridge {bridge} is used by another network"
-            )));
-        }
-        // berth deletes its bridges and their firewall rules with the
-        // network: it must never take over an interface of the host's.
-        if link_exists(&bridge) {
-            return Err(ApiError::forbidden(format!(
-                "bridge name {bridge} is an existing interface of this host; berth networks make and own their bridge"
-            )));
-        }
+        let mut internal = req.internal;
+        let (bridge, parent, made_parent) = if parent::is_parented(&driver) {
+            parent::check_options(&driver, &options).map_err(ApiError::internal)?;
+            let given = options.get("parent").filter(|p| !p.is_empty());
+            if let Some(p) = given
+                && let Some(other) = self
+                    .all()
+                    .into_iter()
+                    .find(|n| n.driver == driver && &n.parent == p)
+            {
+                return Err(ApiError::internal(format!(
+                    "network {} is already using parent interface {p}",
+                    parent::dummy_name(&driver, &other.id)
+                )));
+            }
+            // A network without a parent reaches nothing but its own
+            // containers: dockerd makes it internal.
+            internal |= given.is_none();
+            let (p, made) = parent::prepare(&driver, &id, given.map(String::as_str))
+                .map_err(ApiError::internal)?;
+            (String::new(), p, made)
+        } else {
+            check_options(&options)?;
+            let bridge = options
+                .get("com.docker.network.bridge.name")
+                .cloned()
+                .unwrap_or_else(|| format!("br-{}", &id[..12]));
+            check_bridge_name(&bridge)?;
+            if self.all().iter().any(|n| n.bridge == bridge) {
+                return Err(ApiError::conflict(format!(
+                    "bridge {bridge} is used by another network"
+                )));
+            }
+            // berth deletes its bridges and their firewall rules with the
+            // network: it must never take over an interface of the host's.
+            if link_exists(&bridge) {
+                return Err(ApiError::forbidden(format!(
+                    "bridge name {bridge} is an existing interface of this host; berth networks make and own their bridge"
+                )));
+            }
+            (bridge, String::new(), false)
+        };
         let n = Network {
             id,
             name,
             driver,
             created: SystemTime::now(),
-            internal: req.internal,
+            internal,
             attachable: req.attachable,
             subnet: subnet.to_string(),
             gateway,
@@ -979,11 +1042,17 @@ impl Networks {
             gateway_shown,
             gateway6_shown,
             bridge,
+            parent,
+            made_parent,
             options,
             labels: req.labels.unwrap_or_default(),
         };
-        self.insert(n.clone())
-            .map_err(|e| ApiError::internal(format!("saving network: {e}")))?;
+        if let Err(e) = self.insert(n.clone()) {
+            if n.made_parent {
+                parent::remove(&n.parent);
+            }
+            return Err(ApiError::internal(format!("saving network: {e}")));
+        }
         Ok(n)
     }
 
@@ -1120,11 +1189,7 @@ fn first_host6(s: &Ipv6Net) -> String {
 /// A bridge's name, as dockerd takes it: an interface name of up to 15
 /// characters that no iptables rule would read as a wildcard (`+`).
 fn check_bridge_name(b: &str) -> Result<()> {
-    let mut chars = b.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && b.len() <= 15
-        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if ok {
+    if crate::network::is_interface_name(b) {
         Ok(())
     } else {
         Err(ApiError::bad_request(format!(

@@ -76,7 +76,9 @@ impl Dns {
     }
 
     /// Adds (or replaces) a container's record on the network `network_id`,
-    /// served on `gateway`; on an `internal` network the server forwards
+    /// served on `gateway` (besides 127.0.0.11 in the container; "" for
+    /// none: a macvlan or ipvlan gateway is not the host's); on an
+    /// `internal` network the server forwards
     /// no names out (a container only there has no way out, DNS included).
     /// Other names the container asks go to `upstreams` (its `--dns`
     /// servers) when it names any, else to the host's resolvers.
@@ -91,9 +93,13 @@ impl Dns {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let line = records::line(r).map_err(|e| NetError::Invalid(e.0))?;
         self.write_upstreams(r.container_id, upstreams)?;
-        let gateway = gateway
-            .parse::<Ipv4Addr>()
-            .map_err(|_| NetError::Invalid(format!("DNS gateway {gateway:?}: not an address")))?;
+        let gateway = match gateway {
+            "" => None,
+            g => Some(
+                g.parse::<Ipv4Addr>()
+                    .map_err(|_| NetError::Invalid(format!("DNS gateway {g:?}: not an address")))?,
+            ),
+        };
         let file = self.file(network_id)?;
         std::fs::create_dir_all(&self.dir)?;
         let (_, mut lines) = self.read(&file);
@@ -123,12 +129,7 @@ impl Dns {
             // The header as the last add wrote it (with its flags).
             let header = match header {
                 Some(h) => h,
-                None => records::header(
-                    gateway.parse().map_err(|_| {
-                        NetError::Invalid(format!("DNS gateway {gateway:?}: not an address"))
-                    })?,
-                    false,
-                ),
+                None => records::header(gateway.parse().ok(), false),
             };
             self.write(&file, &header, &lines)?;
         }
@@ -361,10 +362,11 @@ fn live_pid(file: &Path, what: &str) -> Option<Pid> {
 }
 
 /// One of a container's addresses on a network with names, and where it
-/// asks: the network's gateway.
+/// asks: the network's gateway, when the host has it (a bridge's; not a
+/// macvlan network's, whose containers ask at 127.0.0.11 only).
 pub struct Asker {
     pub own: Ipv4Addr,
-    pub gateway: Ipv4Addr,
+    pub gateway: Option<Ipv4Addr>,
 }
 
 /// Waits until the server, asked from inside the container's namespace
@@ -386,8 +388,10 @@ pub fn wait_served(
 ) -> Vec<Ipv4Addr> {
     let name = name.to_string();
     // (from, server, the address the answer must hold)
-    let mut probes: Vec<(Ipv4Addr, Ipv4Addr, Ipv4Addr)> =
-        askers.iter().map(|a| (a.own, a.gateway, a.own)).collect();
+    let mut probes: Vec<(Ipv4Addr, Ipv4Addr, Ipv4Addr)> = askers
+        .iter()
+        .filter_map(|a| Some((a.own, a.gateway?, a.own)))
+        .collect();
     if let (true, Some(a)) = (inside, askers.first()) {
         probes.push((Ipv4Addr::LOCALHOST, RESOLVER, a.own));
     }
@@ -414,7 +418,10 @@ impl Dns {
     pub fn recently_unserved(&self, askers: &[Asker], inside: bool) -> bool {
         let mut unserved = self.unserved.lock().unwrap_or_else(|e| e.into_inner());
         unserved.retain(|_, at| at.elapsed() < UNSERVED_FOR);
-        askers.iter().any(|a| unserved.contains_key(&a.gateway))
+        askers
+            .iter()
+            .filter_map(|a| a.gateway)
+            .any(|g| unserved.contains_key(&g))
             || inside && unserved.contains_key(&RESOLVER)
     }
 
@@ -549,7 +556,7 @@ mod tests {
         );
         let asker = |g: &str| Asker {
             own: "10.1.0.5".parse().unwrap(),
-            gateway: g.parse().unwrap(),
+            gateway: Some(g.parse().unwrap()),
         };
         assert!(!dns.recently_unserved(&[asker("10.1.0.1")], true));
         dns.note_unserved(&["10.1.0.1".parse().unwrap()]);

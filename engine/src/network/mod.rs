@@ -6,9 +6,20 @@
 pub mod claim;
 pub mod dns;
 pub mod firewall;
+pub mod parent;
 pub mod relay;
 
 pub use berth_cni as cni;
+
+/// An interface name as the kernel takes it (up to 15 characters) with
+/// nothing an `ip` argument, a path under /sys or an iptables rule (`+`)
+/// could read otherwise.
+pub fn is_interface_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() <= 15
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
 pub use berth_cni::netns;
 
 #[derive(Debug, thiserror::Error)]
