@@ -85,6 +85,9 @@ pub struct File {
     pub dns: Option<Vec<String>>,
     pub dns_search: Option<Vec<String>>,
     pub shutdown_timeout: Option<u64>,
+    /// The address `--add-host name:host-gateway` gives (dockerd's key;
+    /// the default bridge's gateway without it).
+    pub host_gateway_ip: Option<std::net::Ipv4Addr>,
     /// berth's: how long a client may take to send a request's headers,
     /// or between two pieces of its body, and how long an idle keep-alive
     /// connection is kept ("60s").
@@ -116,6 +119,7 @@ pub struct Config {
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
     pub shutdown_timeout: u64,
+    pub host_gateway_ip: Option<std::net::Ipv4Addr>,
     /// The default bridge's name, when the operator gives one.
     pub bridge: Option<String>,
     pub bip: Option<String>,
@@ -301,6 +305,12 @@ mod tests {
         assert!(e.contains("max-size"), "{e}");
         let f = parse_file(p, r#"{"log-opts": {"max-size": "10m", "max-file": "3"}, "insecure-registries": ["127.0.0.1:5000"]}"#).unwrap();
         assert_eq!(f.insecure_registries.unwrap(), vec!["127.0.0.1:5000"]);
+        let e = parse_file(p, r#"{"host-gateway-ip": "gateway"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("host-gateway-ip"), "{e}");
+        let f = parse_file(p, r#"{"host-gateway-ip": "10.0.0.1"}"#).unwrap();
+        assert_eq!(f.host_gateway_ip, Some([10, 0, 0, 1].into()));
     }
 
     #[test]

@@ -119,6 +119,7 @@ fn effective(args: &Args) -> anyhow::Result<Config> {
         dns: file.dns.unwrap_or_default(),
         dns_search: file.dns_search.unwrap_or_default(),
         shutdown_timeout: file.shutdown_timeout.unwrap_or(15),
+        host_gateway_ip: file.host_gateway_ip,
         bip6: config::bridge_ipv6(file.ipv6, file.fixed_cidr_v6.as_deref())
             .map_err(|e| anyhow::anyhow!(e))?,
         bridge: file.bridge,

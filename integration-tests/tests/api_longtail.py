@@ -1449,6 +1449,8 @@ for fragment, kw, hkw in [
 ]:
     api_error(400, fragment, api.create_container, "busybox", ["true"],
               host_config=api.create_host_config(network_mode=mode, **hkw), **kw)
+api_error(400, "conflicting options: hostname and the UTS mode", api.create_container, "busybox", ["true"],
+          hostname="h", host_config=api.create_host_config(uts_mode="host"))
 try:
     c = api.create_container("busybox", ["true"], host_config=api.create_host_config(network_mode="container:pynosuch"))
 except docker.errors.APIError as e:  # berth: at create

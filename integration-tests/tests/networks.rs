@@ -669,6 +669,8 @@ fn network_modes_none_host_and_container() {
             "--rm",
             "--add-host",
             "db.local:10.1.2.3",
+            "--add-host",
+            "gw.local:host-gateway",
             "--dns",
             "10.9.9.9",
             "--hostname",
@@ -681,6 +683,18 @@ fn network_modes_none_host_and_container() {
         .ok()
         .to_string();
     assert!(out.contains("10.1.2.3\tdb.local"), "{out}");
+    // host-gateway is the default bridge's gateway, as dockerd gives it.
+    let gw = s
+        .berth(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{(index .IPAM.Config 0).Gateway}}",
+            "bridge",
+        ])
+        .ok()
+        .to_string();
+    assert!(out.contains(&format!("{gw}\tgw.local")), "{gw}: {out}");
     assert!(out.contains("nameserver 10.9.9.9"), "{out}");
     assert!(out.ends_with("box1"), "{out}");
 }

@@ -637,6 +637,8 @@ pub fn validate_net_container_mode(
     }
     let conflict = if container && !c.hostname.is_empty() {
         "conflicting options: hostname and the network mode"
+    } else if hc.uts_mode == "host" && !c.hostname.is_empty() {
+        "conflicting options: hostname and the UTS mode"
     } else if container && hc.dns.as_ref().is_some_and(|d| !d.is_empty()) {
         "conflicting options: dns and the network mode"
     } else if container && !hc.extra_hosts.is_empty() {
@@ -730,8 +732,11 @@ fn validate_log_config(hc: &crate::types::HostConfig) -> Result<()> {
     for (k, v) in &hc.log_config.config {
         match k.as_str() {
             "max-size" => {
-                crate::config::parse_size(v).map_err(|e| {
-                    ApiError::bad_request(format!("invalid log option max-size: {e}"))
+                // dockerd's words (its driver says them at start).
+                crate::config::parse_size(v).map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "failed to initialize logging driver: invalid size: '{v}'"
+                    ))
                 })?;
             }
             "max-file" => {

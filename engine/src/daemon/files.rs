@@ -321,7 +321,12 @@ pub fn resolve(
                 .iter()
                 .find(|(n, _, _)| n == a)
                 .map(|(_, id, _)| *id)
-                .ok_or_else(|| ApiError::bad_request(format!("unable to find group {a}")))?,
+                // runc's words for it, which dockerd passes on.
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "Unable to find group {a}: no matching entries in group file"
+                    ))
+                })?,
         };
         sup.push(id);
     }
@@ -740,7 +745,10 @@ mod user_tests {
             err("user:ghosts", &[]),
             "unable to find group ghosts: no matching entries in group file"
         );
-        assert_eq!(err("user", &["ghosts"]), "unable to find group ghosts");
+        assert_eq!(
+            err("user", &["ghosts"]),
+            "Unable to find group ghosts: no matching entries in group file"
+        );
     }
 }
 

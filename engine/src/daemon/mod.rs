@@ -158,6 +158,10 @@ impl Daemon {
             old.shutdown_timeout == new.shutdown_timeout,
         );
         check("bridge", old.bridge == new.bridge);
+        check(
+            "host-gateway-ip",
+            old.host_gateway_ip == new.host_gateway_ip,
+        );
         check("bip", old.bip == new.bip);
         check("fixed-cidr-v6", old.bip6 == new.bip6);
         check(

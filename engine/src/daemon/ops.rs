@@ -168,6 +168,30 @@ impl Daemon {
         )))
     }
 
+    /// `--add-host` entries with `host-gateway` given its address: the
+    /// daemon's `host-gateway-ip`, else the default bridge's gateway, as
+    /// dockerd gives it.
+    fn extra_hosts(&self, hosts: &[String]) -> Result<Vec<String>> {
+        hosts
+            .iter()
+            .map(|h| match h.split_once(':') {
+                Some((name, "host-gateway")) => {
+                    let ip = self
+                        .cfg
+                        .host_gateway_ip
+                        .map(|ip| ip.to_string())
+                        .or_else(|| self.networks.get("bridge").ok().map(|n| n.gateway))
+                        .filter(|ip| !ip.is_empty())
+                        .ok_or_else(|| {
+                            ApiError::internal("unable to derive the IP value for host-gateway")
+                        })?;
+                    Ok(format!("{name}:{ip}"))
+                }
+                _ => Ok(h.clone()),
+            })
+            .collect()
+    }
+
     /// Writes the container's /etc/hostname, /etc/hosts and
     /// /etc/resolv.conf (again, when its networks change while it runs);
     /// returns their bind mounts.
@@ -207,13 +231,14 @@ impl Daemon {
             Some(s) => s.clone(),
             None => self.cfg.dns_search.clone(),
         };
+        let extra_hosts = self.extra_hosts(&hc.extra_hosts)?;
         files::write_etc(
             &c.dir,
             &files::Etc {
                 hostname: &hostname,
                 domainname: &c.config.domainname,
                 own_ip,
-                extra_hosts: &hc.extra_hosts,
+                extra_hosts: &extra_hosts,
                 dns: &dns,
                 search: &search,
                 options: hc.dns_options.as_deref().unwrap_or_default(),
