@@ -1849,4 +1849,19 @@ assert c.diff() is None or not [x for x in c.diff() if x["Path"].startswith(("/d
 c.remove()
 print("export of the init layer: ok", flush=True)
 
+# A stop signal Linux lacks is taken at create (dockerd's ParseSignal takes
+# any number); stop cannot send it: two seconds, then SIGKILL.
+c = api.create_container("busybox", ["sleep", "100"], stop_signal="99")
+api.start(c)
+t0 = time.monotonic()
+api.stop(c, timeout=10)
+took = time.monotonic() - t0
+# (Not the stop's 10 s: the grace of a signal that could not be sent.)
+assert 1.5 < took < 9, took
+st = api.inspect_container(c)["State"]
+assert (st["Status"], st["ExitCode"]) == ("exited", 137), st
+api.remove_container(c)
+api_error(400, "Invalid signal: 0", api.create_container, "busybox", ["true"], stop_signal="0")
+print("stop signals: ok", flush=True)
+
 print("longtail: all done")

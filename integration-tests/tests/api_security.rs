@@ -381,17 +381,27 @@ fn resource_values_docker_refuses_are_400s_that_create_nothing() {
         assert_eq!(code, 204, "{resp}");
         s.berth(&["rm", "-f", "weighed"]).ok();
     }
-    for (path, want) in [
-        ("/containers/upd/kill?signal=0", "Invalid signal"),
+    // As dockerd: what is no signal is refused before the container is
+    // looked for; a number Linux has no signal for is the daemon's 500,
+    // naming the container.
+    for (path, code_wanted, want) in [
+        ("/containers/upd/kill?signal=0", 400, "Invalid signal: 0"),
         (
             "/containers/upd/kill?signal=99999",
-            "does not support signal",
+            500,
+            "Cannot kill container: upd: The linux daemon does not support signal 99999",
         ),
-        ("/containers/upd/kill?signal=SIGNOPE", "Invalid signal"),
+        ("/containers/upd/kill?signal=SIGNOPE", 400, "Invalid signal: SIGNOPE"),
+        ("/containers/nosuch/kill?signal=SIGNOPE", 400, "Invalid signal: SIGNOPE"),
+        (
+            "/containers/nosuch/kill?signal=9",
+            404,
+            "Cannot kill container: nosuch: No such container: nosuch",
+        ),
     ] {
         let (code, resp) = s.api("POST", path, None);
-        assert_eq!(code, 400, "{path}: {resp}");
-        assert!(message(&resp).contains(want), "{path}: {resp}");
+        assert_eq!(code, code_wanted, "{path}: {resp}");
+        assert_eq!(message(&resp), want, "{path}: {resp}");
     }
     let (code, _) = s.api("HEAD", "/containers/upd/archive?path=%00", None);
     assert_eq!(code, 400);

@@ -126,7 +126,7 @@ pub fn apply(cfg: &mut Value, changes: &[String]) -> Result<()> {
             }
             Kind::Stopsignal(s) => {
                 let s = expand(s)?;
-                crate::daemon::ops::signal_number(&s)?;
+                crate::daemon::ops::parse_signal(&s)?;
                 cfg["StopSignal"] = json!(s);
             }
             Kind::Onbuild(t) => {

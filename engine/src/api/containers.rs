@@ -905,18 +905,17 @@ pub async fn restart(
 
 pub async fn kill(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> Result<Response> {
     let d = s.0;
-    // dockerd names the container in every failure but a bad signal
-    // (which its router refuses before it looks).
+    // dockerd's router refuses what is no signal before it looks for the
+    // container; it names the container in every failure after that (a
+    // number Linux has no signal for among them).
+    let signal = q.get("signal").map(String::as_str).unwrap_or("");
+    crate::daemon::ops::parse_signal(signal)?;
     let named = |mut e: ApiError| {
-        if e.status != StatusCode::BAD_REQUEST {
-            e.message = format!("Cannot kill container: {id}: {}", e.message);
-        }
+        e.message = format!("Cannot kill container: {id}: {}", e.message);
         e
     };
     let e = d.find(&id).map_err(named)?;
-    d.kill(&e, q.get("signal").map(String::as_str).unwrap_or(""))
-        .await
-        .map_err(named)?;
+    d.kill(&e, signal).await.map_err(named)?;
     Ok(no_content())
 }
 

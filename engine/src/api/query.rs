@@ -82,10 +82,13 @@ pub fn prune_labels_match(labels: &BTreeMap<String, String>, f: &Filters) -> boo
     labels_match(labels, f.get("label")) && !excluded
 }
 
-/// A prune's (or list's) `until` filter: what was created before it.
+/// A prune's (or list's) `until` filter: what was created before it. A
+/// value that is no time is refused in dockerd's words.
 pub fn until(f: &Filters) -> Result<Option<SystemTime>> {
     match f.get("until").and_then(|v| v.first()) {
-        Some(u) => time("until", u),
+        Some(u) => time("until", u).map_err(|_| {
+            ApiError::bad_request(format!("failed to parse value as time or duration: {u:?}"))
+        }),
         None => Ok(None),
     }
 }

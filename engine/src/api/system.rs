@@ -199,7 +199,7 @@ pub async fn info(s: State) -> Result<Json<Value>> {
         "Images": images,
         "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", backing_filesystem(&d.cfg.data_root)], ["Supports d_type", "true"]],
-        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": null, "Log": ["journald", "json-file"]},
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "ipvlan", "macvlan", "null"], "Authorization": null, "Log": ["journald", "json-file"]},
         "Swarm": super::swarm::info(),
         "ContainerdCommit": {"ID": "", "Expected": ""},
         "RuncCommit": {"ID": "", "Expected": ""},

@@ -534,7 +534,7 @@ impl Builder {
             }
             Kind::Stopsignal(s) => {
                 let s = self.expand(st, s)?;
-                crate::daemon::ops::signal_number(&s).map_err(|e| BuildError::Step(e.message))?;
+                crate::daemon::ops::parse_signal(&s).map_err(|e| BuildError::Step(e.message))?;
                 cfg["StopSignal"] = json!(s);
                 self.config_step(st, cfg, nop(format!("STOPSIGNAL {s}")))
                     .await?;

@@ -117,7 +117,7 @@ impl Daemon {
         }
         super::netsetup::validate_mac(&config.mac_address)?;
         if !config.stop_signal.is_empty() {
-            super::ops::signal_number(&config.stop_signal)?;
+            super::ops::parse_signal(&config.stop_signal)?;
         }
         super::lines::validate(&config, &hc)?;
         if let Some(h) = &config.healthcheck {

@@ -19,9 +19,20 @@ const DEFAULT_STOP_TIMEOUT: i64 = 10;
 /// (all of them together).
 const ATTACH_ACK_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A signal by number or name (`KILL`, `SIGTERM`, `RTMIN+3`), as Docker's
-/// ParseSignal takes them: 0 and numbers Linux has no signal for are 400s.
+/// A signal Linux has: [`parse_signal`], and a number above 64 refused
+/// as dockerd's daemon refuses it when it would send it (a 500).
 pub fn signal_number(s: &str) -> Result<u32> {
+    let n = parse_signal(s)?;
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=64).contains(n))
+        .ok_or_else(|| ApiError::internal(format!("The linux daemon does not support signal {n}")))
+}
+
+/// A signal by number or name (`KILL`, `SIGTERM`, `RTMIN+3`), as Docker's
+/// ParseSignal takes them where it is asked (a kill's router, a create's
+/// StopSignal, a STOPSIGNAL): any number but 0; "" is SIGTERM.
+pub fn parse_signal(s: &str) -> Result<u64> {
     const SIGRTMIN: u32 = 34;
     const SIGRTMAX: u32 = 64;
     if s.is_empty() {
@@ -31,15 +42,13 @@ pub fn signal_number(s: &str) -> Result<u32> {
     if let Ok(n) = s.parse::<u64>() {
         return match n {
             0 => Err(invalid()),
-            1..=64 => Ok(n as u32),
-            _ => Err(ApiError::bad_request(format!(
-                "The linux daemon does not support signal {n}"
-            ))),
+            n if n <= u64::from(u32::MAX) => Ok(n),
+            _ => Err(invalid()),
         };
     }
     let up = s.to_ascii_uppercase();
     let bare = up.strip_prefix("SIG").unwrap_or(&up);
-    let rt = |base: u32, off: &str, up: bool| -> Result<u32> {
+    let rt = |base: u32, off: &str, up: bool| -> Result<u64> {
         let off: u32 = if off.is_empty() {
             0
         } else {
@@ -51,6 +60,7 @@ pub fn signal_number(s: &str) -> Result<u32> {
             base.checked_sub(off)
         };
         n.filter(|n| (SIGRTMIN..=SIGRTMAX).contains(n))
+            .map(u64::from)
             .ok_or_else(invalid)
     };
     if let Some(off) = bare.strip_prefix("RTMIN") {
@@ -60,7 +70,7 @@ pub fn signal_number(s: &str) -> Result<u32> {
         return rt(SIGRTMAX, off.trim_start_matches('-'), false);
     }
     <nix::sys::signal::Signal as std::str::FromStr>::from_str(&format!("SIG{bare}"))
-        .map(|s| s as u32)
+        .map(|s| s as u64)
         .map_err(|_| invalid())
 }
 
@@ -826,10 +836,19 @@ impl Daemon {
             }
             c.state.stopped_by_user = true;
             let _ = c.save();
-            let sig = signal_number(signal.as_deref().unwrap_or(&c.config.stop_signal))?;
             let t = timeout
                 .or(c.config.stop_timeout)
                 .unwrap_or(DEFAULT_STOP_TIMEOUT);
+            // A stop signal Linux does not have (dockerd takes any number
+            // at create) is not sent: as dockerd, the container gets two
+            // seconds, then SIGKILL.
+            let (sig, t) = match signal_number(signal.as_deref().unwrap_or(&c.config.stop_signal)) {
+                Ok(sig) => (Some(sig), t),
+                Err(e) => {
+                    tracing::warn!("stopping {}: {}", c.id, e.message);
+                    (None, t.clamp(0, 2))
+                }
+            };
             if c.state.status == Status::Paused {
                 let _ = self
                     .lc
@@ -838,7 +857,7 @@ impl Daemon {
                     .await;
             }
             let seen = *e.exits.borrow();
-            if t != 0 {
+            if let Some(sig) = sig.filter(|_| t != 0) {
                 self.signal(&c, sig).await?;
                 // Each signal a stop sends is a kill event, as dockerd's.
                 self.container_event(&c, "kill", &[("signal", sig.to_string())]);
