@@ -391,8 +391,16 @@ fn resource_values_docker_refuses_are_400s_that_create_nothing() {
             500,
             "Cannot kill container: upd: The linux daemon does not support signal 99999",
         ),
-        ("/containers/upd/kill?signal=SIGNOPE", 400, "Invalid signal: SIGNOPE"),
-        ("/containers/nosuch/kill?signal=SIGNOPE", 400, "Invalid signal: SIGNOPE"),
+        (
+            "/containers/upd/kill?signal=SIGNOPE",
+            400,
+            "Invalid signal: SIGNOPE",
+        ),
+        (
+            "/containers/nosuch/kill?signal=SIGNOPE",
+            400,
+            "Invalid signal: SIGNOPE",
+        ),
         (
             "/containers/nosuch/kill?signal=9",
             404,

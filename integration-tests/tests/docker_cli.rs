@@ -407,6 +407,17 @@ fn curl_gets_dockers_errors() {
         body.contains("client version 1.99 is too new. Maximum supported API version is 1.43"),
         "{body}"
     );
+    // dockerd's words for an until that is no time (it answers 500).
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        "http://berth/v1.43/containers/prune?filters=%7B%22until%22%3A%5B%22bogus%22%5D%7D",
+    ]);
+    assert_eq!(code, "400", "{body}");
+    assert_eq!(
+        body,
+        "{\"message\":\"failed to parse value as time or duration: \\\"bogus\\\"\"}\n"
+    );
     let (code, body) = curl(&["http://berth/v1.43/version"]);
     assert_eq!(code, "200");
     assert!(body.ends_with("}\n"), "{body:?}");
