@@ -221,8 +221,13 @@ pub async fn resolve_user(
             Vec::new()
         }
     };
-    let passwd = read(need_passwd, "/etc/passwd").await;
-    let group = read(need_group, "/etc/group").await;
+    // Both at once: a container without a task has its filesystem
+    // mounted by lifecycled for the calls, and calls that overlap share
+    // one mount (each mount's unmount syncs the filesystem under it).
+    let (passwd, group) = tokio::join!(
+        read(need_passwd, "/etc/passwd"),
+        read(need_group, "/etc/group")
+    );
     resolve(
         user,
         group_add,
