@@ -841,12 +841,12 @@ impl Daemon {
                 .unwrap_or(DEFAULT_STOP_TIMEOUT);
             // A stop signal Linux does not have (dockerd takes any number
             // at create) is not sent: as dockerd, the container gets two
-            // seconds, then SIGKILL.
+            // seconds, whatever the timeout, then SIGKILL.
             let (sig, t) = match signal_number(signal.as_deref().unwrap_or(&c.config.stop_signal)) {
                 Ok(sig) => (Some(sig), t),
                 Err(e) => {
                     tracing::warn!("stopping {}: {}", c.id, e.message);
-                    (None, t.clamp(0, 2))
+                    (None, 2)
                 }
             };
             if c.state.status == Status::Paused {
