@@ -253,10 +253,21 @@ pub fn validate_mac(mac: &str) -> Result<()> {
 }
 
 impl Daemon {
-    /// What a network's bridge needs before a container joins it: the
-    /// bridge of an IPv6 network, the network's firewall rules. A network
-    /// on a host interface (macvlan, ipvlan) has neither.
+    /// What a network needs before a container joins it: the bridge of
+    /// an IPv6 network, the network's firewall rules; for one on a host
+    /// interface (macvlan, ipvlan), the parent berthd made for it, made
+    /// again if it is gone (the plugin then names what is wrong).
     async fn prepare_network(&self, n: &Network) {
+        if n.made_parent {
+            let (driver, id, parent) = (n.driver.clone(), n.id.clone(), n.parent.clone());
+            let remade = tokio::task::spawn_blocking(move || {
+                crate::network::parent::remake(&driver, &id, &parent)
+            })
+            .await;
+            if let Ok(Err(e)) = remade {
+                tracing::warn!("network {}: {e}", n.name);
+            }
+        }
         if n.bridge.is_empty() {
             return;
         }

@@ -108,6 +108,17 @@ pub fn prepare(driver: &str, id: &str, given: Option<&str>) -> Result<(String, b
     Ok((parent.to_string(), true))
 }
 
+/// Makes again a parent this module made for network `id` that is gone
+/// (a reboot takes dummy and VLAN links with it), as dockerd's drivers
+/// make them again when they load their networks.
+pub fn remake(driver: &str, id: &str, parent: &str) -> Result<(), String> {
+    if crate::daemon::networks::link_exists(parent) {
+        return Ok(());
+    }
+    let given = (parent != dummy_name(driver, id)).then_some(parent);
+    prepare(driver, id, given).map(|_| ())
+}
+
 /// Removes a parent this module made (a link that is gone already is no
 /// error).
 pub fn remove(name: &str) {
@@ -182,6 +193,30 @@ mod tests {
             );
         }
         assert!(check_options("macvlan", &opts(&[("parent", "eth0.10")])).is_ok());
+    }
+
+    #[test]
+    fn a_parent_made_for_a_network_is_made_again_the_way_it_was() {
+        // There: nothing to do.
+        assert_eq!(remake("macvlan", "0123456789abcdef", "lo"), Ok(()));
+        // A VLAN sub-interface: its base must be there.
+        assert_eq!(
+            remake("macvlan", "0123456789abcdef", "nosuch0.7"),
+            Err("-o parent interface was not found on the host: nosuch0".into())
+        );
+        // The network's own dummy (a kernel without dummy links says so).
+        let id = format!("{:016x}", std::process::id() as u64 * 7919);
+        let dummy = dummy_name("macvlan", &id);
+        match remake("macvlan", &id, &dummy) {
+            Ok(()) => {
+                assert!(crate::daemon::networks::link_exists(&dummy));
+                remove(&dummy);
+            }
+            Err(e) => assert!(
+                e.starts_with(&format!("failed to create the dummy link {dummy}")),
+                "{e}"
+            ),
+        }
     }
 
     #[test]
