@@ -69,8 +69,7 @@ pub fn dummy_name(driver: &str, id: &str) -> String {
 pub fn prepare(driver: &str, id: &str, given: Option<&str>) -> Result<(String, bool), String> {
     let Some(parent) = given.filter(|p| !p.is_empty()) else {
         let dummy = dummy_name(driver, id);
-        ip(&["link", "add", &dummy, "type", "dummy"])
-            .and_then(|()| ip(&["link", "set", &dummy, "up"]))
+        make(&dummy, &["type", "dummy"])
             .map_err(|e| format!("failed to create the dummy link {dummy}: {e}"))?;
         return Ok((dummy, true));
     };
@@ -91,21 +90,19 @@ pub fn prepare(driver: &str, id: &str, given: Option<&str>) -> Result<(String, b
             "-o parent interface was not found on the host: {base}"
         ));
     }
-    ip(&[
-        "link",
-        "add",
-        "link",
-        base,
-        "name",
-        parent,
-        "type",
-        "vlan",
-        "id",
-        &vlan_id.to_string(),
-    ])
-    .and_then(|()| ip(&["link", "set", parent, "up"]))
-    .map_err(|e| format!("failed to create {parent} vlan link: {e}"))?;
+    let vlan_id = vlan_id.to_string();
+    make(parent, &["link", base, "type", "vlan", "id", &vlan_id])
+        .map_err(|e| format!("failed to create {parent} vlan link: {e}"))?;
     Ok((parent.to_string(), true))
+}
+
+/// Adds link `name` of the kind `how` says and brings it up; one that
+/// cannot be brought up is not left behind.
+fn make(name: &str, how: &[&str]) -> Result<(), String> {
+    let mut add = vec!["link", "add", "name", name];
+    add.extend_from_slice(how);
+    ip(&add)?;
+    ip(&["link", "set", name, "up"]).inspect_err(|_| remove(name))
 }
 
 /// Makes again a parent this module made for network `id` that is gone
