@@ -695,6 +695,21 @@ fn network_modes_none_host_and_container() {
         .ok()
         .to_string();
     assert!(out.contains(&format!("{gw}\tgw.local")), "{gw}: {out}");
+    // The same through the docker CLI, as a user types it.
+    let line = s
+        .docker(&[
+            "run",
+            "--rm",
+            "--add-host",
+            "gw.local:host-gateway",
+            "busybox",
+            "grep",
+            "gw.local",
+            "/etc/hosts",
+        ])
+        .ok()
+        .to_string();
+    assert_eq!(line, format!("{gw}\tgw.local"));
     assert!(out.contains("nameserver 10.9.9.9"), "{out}");
     assert!(out.ends_with("box1"), "{out}");
 }

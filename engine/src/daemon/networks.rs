@@ -193,7 +193,7 @@ impl Network {
     /// Whether containers hang from a host interface (macvlan, ipvlan)
     /// rather than a bridge of berth's.
     pub fn is_parented(&self) -> bool {
-        crate::network::parent::is_parented(&self.driver)
+        parent::is_parented(&self.driver)
     }
 
     /// The CNI list a container joins this network through.
@@ -249,8 +249,8 @@ impl Network {
             "ranges": ranges,
             "routes": routes,
         });
-        let mut bridge = if self.is_parented() {
-            let mut p = crate::network::parent::plugin(&self.driver, &self.parent, &self.options);
+        let mut first = if self.is_parented() {
+            let mut p = parent::plugin(&self.driver, &self.parent, &self.options);
             p["ipam"] = ipam;
             p
         } else {
@@ -274,20 +274,20 @@ impl Network {
                 .parse::<Ipv6Net>()
                 .is_ok_and(|s| s.addr().is_unicast_link_local())
         {
-            bridge["forceAddress"] = json!(true);
+            first["forceAddress"] = json!(true);
         }
         if let Some(mtu) = self.mtu() {
-            bridge["mtu"] = json!(mtu);
+            first["mtu"] = json!(mtu);
         }
         // The bridge plugin sets the interface's address and MAC itself
         // when the runtime gives them.
         if ip.is_some() || ip6.is_some() {
-            bridge["capabilities"]["ips"] = json!(true);
+            first["capabilities"]["ips"] = json!(true);
         }
         if mac.is_some() {
-            bridge["capabilities"]["mac"] = json!(true);
+            first["capabilities"]["mac"] = json!(true);
         }
-        let mut plugins = vec![bridge];
+        let mut plugins = vec![first];
         // Ports are published on a bridge only, as dockerd's other
         // drivers ignore them.
         if ports && !self.internal && !self.is_parented() {
