@@ -1056,7 +1056,10 @@ out = client.containers.run("busybox", ["/bin/env"], environment=["B", "A=1", "P
                             remove=True).decode().splitlines()
 assert out == ["HOSTNAME=h", "A=1", "HOME=/root"], out
 c = api.create_container("busybox", ["env"], environment=["PATH"])
-api_error(400, 'exec: "env": executable file not found in $PATH', api.start, c)
+# dockerd 24's words around the runtime's (runc's shape: "runc create failed: …").
+api_error(400, 'failed to create task for container: failed to create shim task: '
+          'OCI runtime create failed: berth-runtime create failed: unable to start container '
+          'process: exec: "env": executable file not found in $PATH: unknown', api.start, c)
 api.remove_container(c)
 out = client.containers.run("busybox", ["cat", "/etc/resolv.conf"], dns=["9.9.9.9"],
                             dns_search=["ex.com"], dns_opt=["ndots:3"], remove=True)

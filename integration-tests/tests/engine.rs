@@ -1006,7 +1006,14 @@ fn exec_runs_commands_in_a_running_container() {
     // exec the runtime cannot start with 126, a missing command included.
     let out = s.berth(&["exec", "box", "nosuchcommand"]);
     assert_eq!(out.code, 126, "{out:?}");
-    assert!(out.stdout.contains("executable file not found"), "{out:?}");
+    // The runtime's words inside containerd's and dockerd's, as with runc.
+    assert!(
+        out.stdout.contains(
+            "OCI runtime exec failed: exec failed: unable to start container process: \
+             exec: \"nosuchcommand\": executable file not found in $PATH: unknown"
+        ),
+        "{out:?}"
+    );
     let out = s.berth(&["exec", "-u", "nosuchuser", "box", "true"]);
     assert_eq!(out.code, 126, "{out:?}");
     // A terminal, its size from ours.

@@ -286,6 +286,40 @@ async fn exec_pids_stats_pause_and_kill_through_each_runtime() {
         assert_eq!(exit.exit_status, 3, "{runtime}");
         c.tasks().delete(c.process(&id, "e1")).await.unwrap();
 
+        // A program that is not there: the runtime's words inside
+        // containerd's, the same from berth-runtime as from runc.
+        c.tasks()
+            .exec(
+                c.req(api::ExecRequest {
+                    container_id: id.clone(),
+                    exec_id: "missing".into(),
+                    spec: serde_json::json!({
+                        "args": ["nonexist"], "cwd": "/", "env": ["PATH=/bin"],
+                        "user": {"uid": 0, "gid": 0}
+                    })
+                    .to_string()
+                    .into_bytes(),
+                    stdio: None,
+                }),
+            )
+            .await
+            .unwrap();
+        let e = c
+            .tasks()
+            .start(c.process(&id, "missing"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::Unknown, "{runtime}: {e}");
+        let want = "OCI runtime exec failed: exec failed: unable to start container process: \
+                    exec: \"nonexist\": executable file not found in $PATH: unknown";
+        if runtime == "crun" {
+            assert!(e.message().starts_with("OCI runtime exec failed: "), "{e}");
+            assert!(e.message().ends_with(": unknown"), "{e}");
+        } else {
+            assert_eq!(e.message(), want, "{runtime}");
+        }
+        c.tasks().delete(c.process(&id, "missing")).await.unwrap();
+
         let pids = c
             .tasks()
             .pids(c.req(api::ContainerRequest { id: id.clone() }))
@@ -791,8 +825,14 @@ async fn bad_requests_get_the_right_code_and_change_nothing() {
         }))
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
-    assert!(e.message().contains("no such file or directory"), "{e}");
+    // containerd's words around runc's: ctr prints the same line.
+    assert_eq!(e.code(), Code::Unknown, "{e}");
+    assert_eq!(
+        e.message(),
+        "failed to create shim task: OCI runtime create failed: berth-runtime create failed: \
+         unable to start container process: exec: \"/no/such/program\": \
+         stat /no/such/program: no such file or directory: unknown",
+    );
     assert!(!l.task_dir("default", "noprog").exists());
     let e = c.tasks().get(c.process("noprog", "")).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound);

@@ -81,12 +81,23 @@ async fn call<T>(
     fut: impl std::future::Future<Output = Result<tonic::Response<T>, Status>>,
 ) -> Result<T, Status> {
     match tokio::time::timeout(CALL, fut).await {
-        Ok(r) => r.map(|r| r.into_inner()),
+        Ok(r) => r.map(|r| r.into_inner()).map_err(classed),
         Err(_) => Err(Status::unavailable(format!(
             "the shim of task {} did not answer within {}s",
             task.id,
             CALL.as_secs()
         ))),
+    }
+}
+
+/// A shim's error that falls in no class (the runtime's failures) ends in
+/// ": unknown", as containerd's client words a ttrpc error of that code:
+/// engines and gRPC tools show the same line as with containerd.
+fn classed(s: Status) -> Status {
+    if s.code() == tonic::Code::Unknown && !s.message().ends_with(": unknown") {
+        Status::unknown(format!("{}: unknown", s.message()))
+    } else {
+        s
     }
 }
 
@@ -419,7 +430,10 @@ impl Tasks {
                 // container waiting to start and the rootfs mounted.
                 runtime_delete(&runtime, id).await;
                 cleanup(&dir);
-                Err(e)
+                Err(Status::new(
+                    e.code(),
+                    format!("failed to create shim task: {}", e.message()),
+                ))
             }
         }
     }

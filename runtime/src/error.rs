@@ -54,8 +54,9 @@ pub enum Error {
     #[error("{0}")]
     Hook(String),
 
-    /// An error the container's own setup reported back over the sync socket.
-    #[error("{0}")]
+    /// An error the container's own setup reported back over the sync socket,
+    /// worded as runc words a failure of its container's process.
+    #[error("unable to start container process: {0}")]
     Init(String),
 
     #[error("state of container {id}")]

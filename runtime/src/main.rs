@@ -12,11 +12,13 @@ fn main() {
     let code = match dispatch(&cli) {
         Ok(code) => code,
         Err(e) => {
-            let msg = error::chain(&e);
+            let msg = failure(&cli.command, error::chain(&e));
             // With --log the caller (a shim) reads errors from that file, and our
             // stderr may be the container's: write only there.
             if g.log.is_some() {
                 logging::error(&msg);
+            } else if msg.starts_with("berth-runtime") {
+                let _ = writeln!(std::io::stderr(), "{msg}");
             } else {
                 let _ = writeln!(std::io::stderr(), "berth-runtime: {msg}");
             }
@@ -30,4 +32,17 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// A failed create, run or exec in runc's words, which shims and engines
+/// show as the runtime's message ("OCI runtime create failed: runc create
+/// failed: unable to start container process: exec: …"): ours names
+/// berth-runtime where runc names itself; runc's exec names no runtime.
+fn failure(command: &cli::Command, msg: String) -> String {
+    match command {
+        cli::Command::Create(_) => format!("berth-runtime create failed: {msg}"),
+        cli::Command::Run(_) => format!("berth-runtime run failed: {msg}"),
+        cli::Command::Exec(_) => format!("exec failed: {msg}"),
+        _ => msg,
+    }
 }

@@ -1,6 +1,7 @@
 //! The OCI runtime's command line, as runc defines it. Every call gets
 //! `--root`, `--log` and `--log-format json`; when a call fails, the runtime's
-//! own words (the last error in that log) become the error.
+//! own words (the last error in that log) become the error, as containerd's
+//! shim words it: "OCI runtime create failed: runc create failed: …".
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
@@ -127,13 +128,8 @@ impl Runtime {
                 (!e.is_empty()).then_some(e)
             })
             .unwrap_or_else(|| format!("exited with status {}", ran.status));
-        bail!(
-            "{} {what}: {msg}",
-            self.path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("runtime")
-        )
+        // containerd's shim words it so; runc's own message names runc.
+        bail!("OCI runtime {what} failed: {msg}")
     }
 
     /// Runs a command with the given stdio and waits for the runtime (not for

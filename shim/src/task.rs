@@ -56,6 +56,12 @@ fn internal(e: anyhow::Error) -> Status {
     Status::internal(format!("{e:#}"))
 }
 
+/// The runtime could not create or start a process: an unclassified
+/// error, as containerd's shim reports it (its callers add ": unknown").
+fn runtime_failed(e: anyhow::Error) -> Status {
+    Status::unknown(format!("{e:#}"))
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct ExitRecord {
     pub pid: i32,
@@ -236,7 +242,7 @@ impl Task {
         runtime
             .create(&self.id, bundle, &pid_file, console.as_deref(), child_io)
             .await
-            .map_err(|e| Status::failed_precondition(format!("{e:#}")))?;
+            .map_err(runtime_failed)?;
         berth_fault::point("shim:create.after-runtime-create");
         let pid = match read_pid(&pid_file) {
             Ok(p) => p,
@@ -279,10 +285,7 @@ impl Task {
             s.starting = true;
         }
         let started = if exec_id.is_empty() {
-            runtime
-                .start(&self.id)
-                .await
-                .map_err(|e| Status::failed_precondition(format!("{e:#}")))
+            runtime.start(&self.id).await.map_err(runtime_failed)
         } else {
             self.start_exec(&runtime, &proc).await
         };
@@ -313,7 +316,7 @@ impl Task {
             .exec(&self.id, &spec, &pid_file, console.as_deref(), child_io)
             .await;
         drop(spec);
-        result.map_err(|e| Status::failed_precondition(format!("{e:#}")))?;
+        result.map_err(runtime_failed)?;
         let pid = read_pid(&pid_file).map_err(internal)?;
         let _ = std::fs::remove_file(&pid_file);
         proc.lock().pid = pid;

@@ -144,7 +144,7 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
             }
             Err(m) => {
                 let _ = d.delete_exec_process(&x).await;
-                failed_start(&x, parts, false, tty, runtime_failure(&m))
+                failed_start(&x, parts, false, tty, m)
             }
         };
     }
@@ -166,7 +166,7 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
         if let Err(m) = start_process(&d, &x).await {
             let _ = d.delete_exec_process(&x).await;
             x.finish(start_failure_code(&m));
-            write_line_and_close(&mut wr, tty, &runtime_failure(&m)).await;
+            write_line_and_close(&mut wr, tty, &m).await;
             return;
         }
         // lifecycled forgets the process once it is deleted: not before its
@@ -228,11 +228,6 @@ fn start_failure_code(_message: &str) -> i32 {
     // dockerd 20.10 ends every exec the runtime could not start with 126,
     // a command not found included (`run` tells 127 from 126; exec not).
     126
-}
-
-/// What the runtime said when it could not start the process.
-fn runtime_failure(message: &str) -> String {
-    format!("OCI runtime exec failed: {message}")
 }
 
 /// A process that could not start: its exit code is 126, as dockerd

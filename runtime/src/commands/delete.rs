@@ -54,7 +54,7 @@ pub fn destroy(c: &Container, cgroup: Option<Cgroup>) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
         while container::process_alive(c.state.pid, c.state.pid_start) {
             if Instant::now() > deadline {
-                return Err(Error::Init(format!(
+                return Err(Error::Invalid(format!(
                     "container {} did not die after SIGKILL",
                     c.id()
                 )));

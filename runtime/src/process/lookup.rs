@@ -35,7 +35,12 @@ pub fn find(arg0: &str, env: &[String]) -> Result<CString, String> {
         let p = PathBuf::from(arg0);
         return match check(&p) {
             Ok(()) => to_c(&p),
-            Err(e) => Err(format!("exec: {arg0:?}: stat {arg0}: {}", describe(&e))),
+            // Go's LookPath: a missing file is the stat's error, one that
+            // is there but cannot be run is a bare "permission denied".
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                Err(format!("exec: {arg0:?}: stat {arg0}: {}", describe(&e)))
+            }
+            Err(e) => Err(format!("exec: {arg0:?}: {}", describe(&e))),
         };
     }
     // An empty PATH is no directory at all, as Go's SplitList reads it.
@@ -72,12 +77,18 @@ mod tests {
         let e = find("definitely-not-a-program", &env).unwrap_err();
         assert!(e.contains("executable file not found in $PATH"), "{e}");
         let e = find("/no/such/file", &env).unwrap_err();
-        assert!(e.contains("no such file or directory"), "{e}");
+        assert_eq!(
+            e,
+            r#"exec: "/no/such/file": stat /no/such/file: no such file or directory"#
+        );
         let dir = tempfile::tempdir().unwrap();
         let plain = dir.path().join("not-executable");
         std::fs::write(&plain, "x").unwrap();
         let e = find(plain.to_str().unwrap(), &env).unwrap_err();
-        assert!(e.contains("permission denied"), "{e}");
+        assert_eq!(
+            e,
+            format!("exec: {:?}: permission denied", plain.display().to_string())
+        );
         let e = find("sh", &[]).unwrap_err();
         assert!(e.contains("executable file not found in $PATH"), "{e}");
     }
