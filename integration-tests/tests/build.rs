@@ -77,6 +77,7 @@ ENV OLD style value
 ARG WHO=builder
 RUN echo "$GREETING $TARGET from $WHO" > /greeting && \
     mkdir -p /data
+ENV TARGET=moon WAS=${TARGET}
 COPY --chown=1000:100 --chmod=600 secret.txt /etc/app/
 COPY src/ /app/src/
 ADD bundle.tar /opt/
@@ -101,14 +102,16 @@ CMD ["cat /greeting"]
     std::fs::write(dir.join("bundle.tar"), tar_bytes).unwrap();
     let out = build(&s, &dir, &["-t", "all:v1", "--build-arg", "WHO=tests"]);
     let text = out.ok();
-    assert!(text.contains("Step 1/21 : ARG BASE=busybox"), "{text}");
+    assert!(text.contains("Step 1/22 : ARG BASE=busybox"), "{text}");
     assert!(text.contains("Successfully built "), "{text}");
     assert!(text.contains("Successfully tagged all:v1"), "{text}");
     let i = inspect(&s, "all:v1");
     let c = &i["Config"];
     let env: Vec<String> = serde_json::from_value(c["Env"].clone()).unwrap();
     assert!(env.contains(&"GREETING=hello".to_string()), "{env:?}");
-    assert!(env.contains(&"TARGET=world".to_string()), "{env:?}");
+    // An ENV's values see the variables as they were before it.
+    assert!(env.contains(&"TARGET=moon".to_string()), "{env:?}");
+    assert!(env.contains(&"WAS=world".to_string()), "{env:?}");
     assert!(env.contains(&"OLD=style value".to_string()), "{env:?}");
     assert!(
         !env.iter().any(|e| e.starts_with("WHO=")),
@@ -417,8 +420,11 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
     case(
         "outside",
         "FROM busybox\nCOPY ../../etc/passwd /x\n",
-        "outside the build context",
+        "COPY failed: forbidden path outside the build context: ../../etc/passwd ()",
     );
+    // dockerd tells an empty file from one without instructions.
+    case("empty", "", "the Dockerfile (Dockerfile) cannot be empty");
+    case("comments", "# nothing\n", "file with no instructions");
     // A registry nobody serves (loopback, refused at once).
     case("noimage", "FROM 127.0.0.1:1/none:1\n", "127.0.0.1:1/none");
     case(

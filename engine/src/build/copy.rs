@@ -170,8 +170,12 @@ pub fn plan(
     add: bool,
     what_cmd: &str,
 ) -> Result<Plan, BuildError> {
-    let outside =
-        |s: &str| BuildError::Step(format!("forbidden path outside the build context: {s}"));
+    // dockerd's words, its empty resolved path "()" included.
+    let outside = |s: &str| {
+        BuildError::Step(format!(
+            "{what_cmd} failed: forbidden path outside the build context: {s} ()"
+        ))
+    };
     let mut found: Vec<String> = Vec::new();
     for s in srcs {
         if add && (s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")) {

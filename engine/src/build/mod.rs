@@ -155,6 +155,12 @@ fn read_dockerfile(
             tree.remove(".dockerignore");
         }
     }
+    // dockerd tells an empty file from one with nothing but comments.
+    if text.is_empty() {
+        return Err(BuildError::Parse(format!(
+            "the Dockerfile ({name}) cannot be empty"
+        )));
+    }
     dockerfile::parse(&String::from_utf8_lossy(&text)).map_err(|e| BuildError::Parse(e.to_string()))
 }
 

@@ -437,27 +437,28 @@ impl Builder {
                     .await?;
             }
             Kind::Env(pairs) => {
+                // Every pair is expanded with the variables as they were
+                // before this ENV: `ENV a=1 b=$a` gives b the older a, as
+                // Docker's builders do (and document).
+                let expanded = pairs
+                    .iter()
+                    .map(|(k, v)| Ok((self.expand(st, k)?, self.expand(st, v)?)))
+                    .collect::<Result<Vec<_>, BuildError>>()?;
                 let mut env: Vec<(String, String)> = st.env();
                 let mut shown = Vec::new();
-                for (k, v) in pairs {
-                    let k = self.expand(st, k)?;
-                    let v = self.expand(st, v)?;
-                    if let Some(e) = env.iter_mut().find(|(ek, _)| *ek == k) {
-                        e.1 = v.clone();
-                    } else {
-                        env.push((k.clone(), v.clone()));
-                    }
+                for (k, v) in expanded {
                     shown.push(format!("{k}={v}"));
-                    // Later pairs of the same ENV see the earlier ones.
-                    let mut c = st.cfg();
-                    c["Env"] = json!(
-                        env.iter()
-                            .map(|(k, v)| format!("{k}={v}"))
-                            .collect::<Vec<_>>()
-                    );
-                    st.image.config["config"] = c;
+                    if let Some(e) = env.iter_mut().find(|(ek, _)| *ek == k) {
+                        e.1 = v;
+                    } else {
+                        env.push((k, v));
+                    }
                 }
-                cfg = st.cfg();
+                cfg["Env"] = json!(
+                    env.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                );
                 self.config_step(st, cfg, nop(format!("ENV {}", shown.join(" "))))
                     .await?;
             }
