@@ -499,6 +499,33 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
 }
 
 #[test]
+fn bare_commands_are_the_shell_alone_as_dockerd_keeps_them() {
+    let s = stack();
+    // A bare ENTRYPOINT clears the one before; a bare CMD is the shell.
+    let dir = context(
+        &s,
+        "bare",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nENTRYPOINT [\"echo\"]\nENTRYPOINT\nCMD\n",
+        )],
+    );
+    build(&s, &dir, &["-t", "bare"]).ok();
+    let c = &inspect(&s, "bare")["Config"];
+    assert_eq!(c["Entrypoint"], serde_json::Value::Null, "{c}");
+    assert_eq!(c["Cmd"], serde_json::json!(["/bin/sh", "-c"]), "{c}");
+    // A bare RUN runs the shell without a command, which fails.
+    let dir = context(&s, "barerun", &[("Dockerfile", "FROM busybox\nRUN\n")]);
+    let out = build(&s, &dir, &["-t", "barerun", "--force-rm"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("The command '/bin/sh -c' returned a non-zero code: 2"),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn a_build_cut_off_by_a_berthd_kill_leaves_nothing_after_restart() {
     let mut s = stack();
     let dir = context(

@@ -486,8 +486,12 @@ impl Builder {
                     .await?;
             }
             Kind::Entrypoint(c) => {
-                let list = self.command_list(st, c);
-                // An empty one clears it: null, as dockerd writes it.
+                let list = match c {
+                    CommandForm::Shell(s) if s.is_empty() => Vec::new(),
+                    c => self.command_list(st, c),
+                };
+                // An empty one (`ENTRYPOINT []`, or a bare `ENTRYPOINT`)
+                // clears it: null, as dockerd writes it.
                 cfg["Entrypoint"] = if list.is_empty() {
                     Value::Null
                 } else {
@@ -621,6 +625,9 @@ impl Builder {
     pub(super) fn command_list(&self, st: &Stage, c: &CommandForm) -> Vec<String> {
         match c {
             CommandForm::Exec(v) => v.clone(),
+            // A bare `CMD` or `RUN` is the shell alone, as dockerd keeps
+            // and runs it ("/bin/sh: -c requires an argument").
+            CommandForm::Shell(s) if s.is_empty() => st.shell.clone(),
             CommandForm::Shell(s) => {
                 let mut v = st.shell.clone();
                 v.push(s.clone());
