@@ -642,6 +642,27 @@ fn the_docker_cli_builds_with_the_classic_builder() {
         );
     }
     assert_eq!(s.docker(&["run", "--rm", "fromdocker"]).ok(), "from docker");
+    // An option refused before the context is read: the CLI, still
+    // sending it, reads the answer (not a broken pipe).
+    for (flag, want) in [
+        ("--isolation=hyperv", r#"Unsupported isolation: "hyperv""#),
+        (
+            "--platform=linux/s390x",
+            r#"platform "linux/s390x" is not supported"#,
+        ),
+    ] {
+        let mut c = s.docker_cmd();
+        c.env("DOCKER_BUILDKIT", "0")
+            .args(["build", flag])
+            .arg(&dir);
+        let out = s.run(c, None);
+        assert_ne!(out.code, 0, "{flag}");
+        assert!(
+            out.stderr
+                .contains(&format!("Error response from daemon: {want}")),
+            "{flag}: {out:?}"
+        );
+    }
     let mut c = s.docker_cmd();
     c.env("DOCKER_BUILDKIT", "0").args(["build", "-q", "-"]);
     let out = s.run(c, Some(b"FROM busybox\nRUN false\n"));

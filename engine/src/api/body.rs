@@ -91,6 +91,27 @@ fn map_nulls(field: &str, v: &mut Value) {
     }
 }
 
+/// What a failed request's body is read (and dropped) up to before the
+/// answer, as Go's HTTP server reads it.
+const UNREAD_BODY_LIMIT: usize = 256 << 10;
+
+/// Reads what is left of a body the answer did not need (bounded, as Go's
+/// server): a client still sending a small upload then reads the error,
+/// where a closed connection left the docker CLI with a broken pipe.
+pub async fn drain_unread(body: &mut axum::body::BodyDataStream) {
+    use futures::StreamExt;
+    let read = async {
+        let mut n = 0;
+        while n < UNREAD_BODY_LIMIT {
+            match body.next().await {
+                Some(Ok(chunk)) => n += chunk.len(),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), read).await;
+}
+
 #[cfg(test)]
 mod tests {
     #[derive(serde::Deserialize, Debug)]

@@ -32,7 +32,13 @@ pub async fn build(
     let registry_config = headers
         .get("X-Registry-Config")
         .and_then(|v| v.to_str().ok());
-    let opts = Options::parse(q.as_deref().unwrap_or(""), registry_config).map_err(api_error)?;
+    let opts = match Options::parse(q.as_deref().unwrap_or(""), registry_config) {
+        Ok(o) => o,
+        Err(e) => {
+            super::body::drain_unread(&mut body.into_data_stream()).await;
+            return Err(api_error(e));
+        }
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     let out = Progress::new(tx, opts.quiet);
     let (early_tx, early_rx) = tokio::sync::oneshot::channel::<BuildError>();

@@ -1811,27 +1811,9 @@ pub async fn archive_put(
         // first, as dockerd's server reads it, so that the client reads the
         // answer (a closed connection left the docker CLI with a broken
         // pipe instead of "No such container").
-        drain(&mut body, UNREAD_BODY_LIMIT).await;
+        super::body::drain_unread(&mut body).await;
     }
     result
-}
-
-/// What a failed request's body is read (and dropped) up to before the
-/// answer, as Go's HTTP server reads it.
-const UNREAD_BODY_LIMIT: usize = 256 << 10;
-
-async fn drain(body: &mut axum::body::BodyDataStream, limit: usize) {
-    use futures::StreamExt;
-    let read = async {
-        let mut n = 0;
-        while n < limit {
-            match body.next().await {
-                Some(Ok(chunk)) => n += chunk.len(),
-                _ => break,
-            }
-        }
-    };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), read).await;
 }
 
 async fn put_archive(

@@ -124,6 +124,10 @@ impl Options {
                 "cpusetcpus" => o.cpuset_cpus = v.to_string(),
                 "cpusetmems" => o.cpuset_mems = v.to_string(),
                 "platform" if !v.is_empty() => check_platform(v)?,
+                // Linux has the default isolation only, as dockerd says.
+                "isolation" if !v.is_empty() && !v.eq_ignore_ascii_case("default") => {
+                    return Err(bad(format!("Unsupported isolation: {v:?}")));
+                }
                 "remote" if !v.is_empty() => {
                     return Err(bad(format!(
                         "remote build contexts are not supported ({v}): send the context in the request body"
@@ -233,5 +237,8 @@ mod tests {
         assert!(Options::parse("buildargs=nope", None).is_err());
         assert!(Options::parse("memory=abc", None).is_err());
         assert!(Options::parse("", Some("!!")).is_err());
+        let e = Options::parse("isolation=hyperv", None).unwrap_err();
+        assert_eq!(e.to_string(), r#"Unsupported isolation: "hyperv""#);
+        assert!(Options::parse("isolation=default", None).is_ok());
     }
 }

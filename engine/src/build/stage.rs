@@ -317,9 +317,8 @@ impl Builder {
         self.step_line(&s.from.original).await?;
         let name = self.expand_global(image)?;
         let base = self.base(df, &name).await?;
-        if !base.id.is_empty() {
-            self.out.stream(&format!(" ---> {}\n", base.short())).await;
-        }
+        // scratch has no id: dockerd shows the arrow bare.
+        self.out.stream(&format!(" ---> {}\n", base.short())).await;
         let mut st = Stage {
             image: base,
             args: BTreeMap::new(),
