@@ -396,10 +396,13 @@ pub fn write_etc(dir: &Path, etc: &Etc) -> std::io::Result<Vec<serde_json::Value
     let mut hosts = if host_network {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
-        format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{}\t{own_names}\n",
-            own_ip.filter(|i| !i.is_empty()).unwrap_or("127.0.1.1")
-        )
+        let mut h = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string();
+        // Without an address of its own (`--network none`) the container's
+        // name has no line, as dockerd writes the file.
+        if let Some(ip) = own_ip.filter(|i| !i.is_empty()) {
+            h.push_str(&format!("{ip}\t{own_names}\n"));
+        }
+        h
     };
     for (ip, names) in links {
         hosts.push_str(&format!("{ip}\t{names}\n"));
@@ -598,6 +601,15 @@ mod mount_point_tests {
             hosts.ends_with("10.1.0.2\tapi.example.org api\n"),
             "{hosts}"
         );
+        // No address (`--network none`): no line for the name, as dockerd.
+        let none = Etc {
+            own_ip: None,
+            ..etc("api")
+        };
+        write_etc(dir.path(), &none).unwrap();
+        let hosts = std::fs::read_to_string(dir.path().join("hosts")).unwrap();
+        assert!(hosts.ends_with("ff02::2\tip6-allrouters\n"), "{hosts}");
+        assert!(!hosts.contains("api"), "{hosts}");
     }
 
     #[test]
