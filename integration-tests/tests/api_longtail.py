@@ -1019,6 +1019,13 @@ assert '/bin/sh -c #(nop)  HEALTHCHECK &{["CMD-SHELL" "true"] "5s" "0s" "0s" \'\
 lines = build_lines("FROM busybox\nRUN exit 3\n", quiet=True)
 assert any(l.get("stream", "").startswith("Step 2/2 : RUN exit 3") for l in lines), lines
 assert lines[-1]["errorDetail"]["code"] == 3, lines
+# dockerd sends a step's line and its end apart, and gives a failure that is
+# no command's exit no code (the docker CLI exits 1).
+lines = build_lines("FROM busybox\nCOPY missing.txt /\n")
+assert {"stream": "Step 2/2 : COPY missing.txt /"} in lines, lines
+assert lines[lines.index({"stream": "Step 2/2 : COPY missing.txt /"}) + 1] == {"stream": "\n"}, lines
+assert lines[-1]["errorDetail"] == {"message": lines[-1]["error"]}, lines
+assert lines[-1]["error"].startswith("COPY failed: file not found in build context"), lines
 api.remove_image("pyquiet:1")
 print("quiet builds: ok", flush=True)
 # Logs: json-file entries carry the labels, variables and tag the log

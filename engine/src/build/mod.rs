@@ -61,11 +61,12 @@ impl From<tonic::Status> for BuildError {
 }
 
 impl BuildError {
-    /// The code of Docker's errorDetail.
-    pub fn code(&self) -> i32 {
+    /// The code of Docker's errorDetail: a failed command's exit status;
+    /// dockerd gives other failures none (the client exits 1).
+    pub fn code(&self) -> Option<i32> {
         match self {
-            BuildError::Command { code, .. } => *code,
-            _ => 1,
+            BuildError::Command { code, .. } => Some(*code),
+            _ => None,
         }
     }
 }
@@ -448,8 +449,10 @@ impl Builder {
             return Err(BuildError::Cancelled);
         }
         self.out
-            .stream(&format!("Step {}/{} : {text}\n", self.step, self.total))
+            .stream(&format!("Step {}/{} : {text}", self.step, self.total))
             .await;
+        // Its end of line comes apart, as dockerd sends it.
+        self.out.stream("\n").await;
         Ok(())
     }
 

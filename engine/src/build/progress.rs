@@ -82,16 +82,17 @@ impl Progress {
         }
     }
 
-    pub async fn error(&self, message: &str, code: i32) {
+    pub async fn error(&self, message: &str, code: Option<i32>) {
         let held = std::mem::take(&mut *self.held_lines());
         for v in held {
             self.send(v).await;
         }
-        self.send(json!({
-            "errorDetail": { "code": code, "message": message },
-            "error": message,
-        }))
-        .await;
+        let detail = match code {
+            Some(code) => json!({ "code": code, "message": message }),
+            None => json!({ "message": message }),
+        };
+        self.send(json!({ "errorDetail": detail, "error": message }))
+            .await;
     }
 
     /// Whether the client went away.
@@ -137,7 +138,7 @@ mod tests {
         let p = Progress::new(tx, true);
         assert!(!p.started(), "nothing held: the failure is the HTTP status");
         p.stream("Step 1/2 : RUN exit 3\n").await;
-        p.error("it failed", 3).await;
+        p.error("it failed", Some(3)).await;
         let lines = sent(&mut rx).await;
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0], json!({"stream": "Step 1/2 : RUN exit 3\n"}));
