@@ -134,11 +134,11 @@ CMD ["cat /greeting"]
     assert!(!i["Parent"].as_str().unwrap_or("").is_empty(), "{i}");
     // The last step's container config, as the classic builder keeps it
     // (docker-compose carries the VOLUMEs it lists over to a recreated
-    // container).
+    // container): its comment follows the SHELL.
     let cc = &i["ContainerConfig"];
     assert_eq!(
         cc["Cmd"],
-        serde_json::json!(["/bin/sh", "-c", "#(nop) ", "CMD [\"cat /greeting\"]"]),
+        serde_json::json!(["/bin/sh", "-ec", "#(nop) ", "CMD [\"cat /greeting\"]"]),
         "{cc}"
     );
     assert!(cc["Volumes"]["/data"].is_object(), "{cc}");
@@ -174,8 +174,12 @@ CMD ["cat /greeting"]
         .ok()
         .to_string();
     assert!(
-        hist.contains("/bin/sh -c #(nop)  CMD [\"cat /greeting\"]"),
+        hist.contains("/bin/sh -ec #(nop)  CMD [\"cat /greeting\"]"),
         "{hist}"
+    );
+    assert!(
+        hist.contains("/bin/sh -c #(nop)  STOPSIGNAL SIGUSR1"),
+        "before SHELL: {hist}"
     );
     assert!(hist.contains("|1 WHO=tests /bin/sh -c echo"), "{hist}");
     assert!(hist.contains("COPY file:"), "{hist}");

@@ -216,17 +216,32 @@ pub struct Builder {
 /// The command of a step that runs nothing, as the classic builder writes
 /// it into the step's container config: `/bin/sh -c #(nop)  X` is the shell,
 /// "#(nop) " and X; `/bin/sh -c #(nop) X` (WORKDIR, COPY) the shell and one
-/// comment.
-fn nop_cmd(created_by: &str) -> Vec<String> {
-    let shell = ["/bin/sh".to_string(), "-c".to_string()];
-    if let Some(rest) = created_by.strip_prefix("/bin/sh -c #(nop)  ") {
-        [&shell[..], &["#(nop) ".to_string(), rest.to_string()]].concat()
-    } else if let Some(rest) = created_by.strip_prefix("/bin/sh -c ") {
+/// comment. The shell is the config's (SHELL), else `/bin/sh -c`.
+fn nop_cmd(created_by: &str, cfg: &Value) -> Vec<String> {
+    let shell = shell_of(cfg);
+    let prefix = shell.join(" ");
+    let rest = created_by
+        .strip_prefix(prefix.as_str())
+        .and_then(|r| r.strip_prefix(' '));
+    if let Some(comment) = rest.and_then(|r| r.strip_prefix("#(nop)  ")) {
+        [&shell[..], &["#(nop) ".to_string(), comment.to_string()]].concat()
+    } else if let Some(rest) = rest {
         [&shell[..], &[rest.to_string()]].concat()
     } else if created_by.is_empty() {
         Vec::new()
     } else {
         vec![created_by.to_string()]
+    }
+}
+
+/// The shell a config's steps run with: its SHELL, else `/bin/sh -c`.
+fn shell_of(cfg: &Value) -> Vec<String> {
+    match cfg["Shell"].as_array() {
+        Some(s) if !s.is_empty() => s
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        _ => vec!["/bin/sh".into(), "-c".into()],
     }
 }
 
@@ -385,9 +400,8 @@ impl Builder {
             for (k, v) in &self.opts.labels {
                 cfg["Labels"][k] = json!(v);
             }
-            last = self
-                .derive(&last, cfg, &format!("/bin/sh -c #(nop)  {text}"), None)
-                .await?;
+            let created_by = format!("{} #(nop)  {text}", shell_of(&cfg).join(" "));
+            last = self.derive(&last, cfg, &created_by, None).await?;
             self.out.stream(&format!(" ---> {}\n", last.short())).await;
         }
         if last.name.is_empty() {
@@ -518,7 +532,7 @@ impl Builder {
         if container_config.is_object() {
             container_config["Cmd"] = match self.run_cmds.get(created_by) {
                 Some(cmd) => json!(cmd),
-                None => json!(nop_cmd(created_by)),
+                None => json!(nop_cmd(created_by, &cfg)),
             };
             container_config["Image"] = json!(parent.id);
         }
@@ -899,14 +913,28 @@ mod tests {
 
     #[test]
     fn a_nop_step_reads_back_as_the_classic_builders_command() {
+        let plain = serde_json::json!({});
         assert_eq!(
-            super::nop_cmd("/bin/sh -c #(nop)  VOLUME [/data]"),
+            super::nop_cmd("/bin/sh -c #(nop)  VOLUME [/data]", &plain),
             ["/bin/sh", "-c", "#(nop) ", "VOLUME [/data]"]
         );
         assert_eq!(
-            super::nop_cmd("/bin/sh -c #(nop) WORKDIR /w").join(" "),
+            super::nop_cmd("/bin/sh -c #(nop) WORKDIR /w", &plain).join(" "),
             "/bin/sh -c #(nop) WORKDIR /w"
         );
-        assert!(super::nop_cmd("").is_empty());
+        assert!(super::nop_cmd("", &plain).is_empty());
+        // After SHELL, the steps' comments follow the shell.
+        let bash = serde_json::json!({"Shell": ["/bin/bash", "-eo", "pipefail", "-c"]});
+        assert_eq!(
+            super::nop_cmd("/bin/bash -eo pipefail -c #(nop)  CMD [\"x\"]", &bash),
+            [
+                "/bin/bash",
+                "-eo",
+                "pipefail",
+                "-c",
+                "#(nop) ",
+                "CMD [\"x\"]"
+            ]
+        );
     }
 }

@@ -385,13 +385,15 @@ impl Builder {
     }
 
     /// A config-only step: the new config as a new image, from the cache
-    /// when it was made before.
+    /// when it was made before. Its history line is the stage's shell and
+    /// a "#(nop)" comment, as the classic builder writes it.
     async fn config_step(
         &mut self,
         st: &mut Stage,
         cfg: Value,
-        created_by: String,
+        comment: String,
     ) -> Result<(), BuildError> {
+        let created_by = format!("{} #(nop)  {comment}", st.shell.join(" "));
         let key = super::cache::key(&[&st.image.id, "config", &created_by, &cfg.to_string()]);
         if let Some(hit) = self.reuse(&key, &st.image, &created_by, &cfg).await? {
             self.out.stream(" ---> Using cache\n").await;
@@ -410,7 +412,6 @@ impl Builder {
         st: &mut Stage,
         ins: &Instr,
     ) -> Result<(), BuildError> {
-        let nop = |s: String| format!("/bin/sh -c #(nop)  {s}");
         let mut cfg = st.cfg();
         match &ins.kind {
             Kind::From { .. } => {
@@ -432,7 +433,7 @@ impl Builder {
                     });
                     st.args.insert(a.name.clone(), v);
                 }
-                self.config_step(st, cfg, nop(format!("ARG {}", text.join(" "))))
+                self.config_step(st, cfg, format!("ARG {}", text.join(" ")))
                     .await?;
             }
             Kind::Env(pairs) => {
@@ -458,7 +459,7 @@ impl Builder {
                         .map(|(k, v)| format!("{k}={v}"))
                         .collect::<Vec<_>>()
                 );
-                self.config_step(st, cfg, nop(format!("ENV {}", shown.join(" "))))
+                self.config_step(st, cfg, format!("ENV {}", shown.join(" ")))
                     .await?;
             }
             Kind::Label(pairs) => {
@@ -469,19 +470,18 @@ impl Builder {
                     cfg["Labels"][&k] = json!(v);
                     shown.push(format!("{k}={v}"));
                 }
-                self.config_step(st, cfg, nop(format!("LABEL {}", shown.join(" "))))
+                self.config_step(st, cfg, format!("LABEL {}", shown.join(" ")))
                     .await?;
             }
             Kind::Maintainer(m) => {
                 st.image.config["author"] = json!(m);
-                self.config_step(st, cfg, nop(format!("MAINTAINER {m}")))
-                    .await?;
+                self.config_step(st, cfg, format!("MAINTAINER {m}")).await?;
             }
             Kind::Cmd(c) => {
                 let list = self.command_list(st, c);
                 cfg["Cmd"] = json!(list);
                 st.cmd_set = true;
-                self.config_step(st, cfg, nop(format!("CMD {}", quoted_list(&list))))
+                self.config_step(st, cfg, format!("CMD {}", quoted_list(&list)))
                     .await?;
             }
             Kind::Entrypoint(c) => {
@@ -499,7 +499,7 @@ impl Builder {
                 if !st.cmd_set {
                     cfg["Cmd"] = Value::Null;
                 }
-                self.config_step(st, cfg, nop(format!("ENTRYPOINT {}", quoted_list(&list))))
+                self.config_step(st, cfg, format!("ENTRYPOINT {}", quoted_list(&list)))
                     .await?;
             }
             Kind::Expose(ports) => {
@@ -513,7 +513,7 @@ impl Builder {
                     }
                     shown.push(p);
                 }
-                self.config_step(st, cfg, nop(format!("EXPOSE {}", shown.join(" "))))
+                self.config_step(st, cfg, format!("EXPOSE {}", shown.join(" ")))
                     .await?;
             }
             Kind::Volume(vols) => {
@@ -528,20 +528,19 @@ impl Builder {
                     cfg["Volumes"][&v] = json!({});
                     shown.push(v);
                 }
-                self.config_step(st, cfg, nop(format!("VOLUME [{}]", shown.join(" "))))
+                self.config_step(st, cfg, format!("VOLUME [{}]", shown.join(" ")))
                     .await?;
             }
             Kind::User(u) => {
                 let u = self.expand(st, u)?;
                 cfg["User"] = json!(u);
-                self.config_step(st, cfg, nop(format!("USER {u}"))).await?;
+                self.config_step(st, cfg, format!("USER {u}")).await?;
             }
             Kind::Stopsignal(s) => {
                 let s = self.expand(st, s)?;
                 crate::daemon::ops::parse_signal(&s).map_err(|e| BuildError::Step(e.message))?;
                 cfg["StopSignal"] = json!(s);
-                self.config_step(st, cfg, nop(format!("STOPSIGNAL {s}")))
-                    .await?;
+                self.config_step(st, cfg, format!("STOPSIGNAL {s}")).await?;
             }
             Kind::Shell(sh) => {
                 if sh.is_empty() {
@@ -551,20 +550,20 @@ impl Builder {
                 }
                 st.shell = sh.clone();
                 cfg["Shell"] = json!(sh);
-                self.config_step(st, cfg, nop(format!("SHELL {}", quoted_list(sh))))
+                self.config_step(st, cfg, format!("SHELL {}", quoted_list(sh)))
                     .await?;
             }
             Kind::Healthcheck(h) => {
                 cfg["Healthcheck"] = crate::api::changes::healthcheck(h.as_ref());
                 let shown = healthcheck_shown(&cfg["Healthcheck"]);
-                self.config_step(st, cfg, nop(format!("HEALTHCHECK {shown}")))
+                self.config_step(st, cfg, format!("HEALTHCHECK {shown}"))
                     .await?;
             }
             Kind::Onbuild(trigger) => {
                 let mut list = cfg["OnBuild"].as_array().cloned().unwrap_or_default();
                 list.push(json!(trigger));
                 cfg["OnBuild"] = Value::Array(list);
-                self.config_step(st, cfg, nop(format!("ONBUILD {trigger}")))
+                self.config_step(st, cfg, format!("ONBUILD {trigger}"))
                     .await?;
             }
             Kind::Workdir(w) => {
@@ -643,7 +642,7 @@ impl Builder {
         cfg: Value,
         dir: &str,
     ) -> Result<(), BuildError> {
-        let created_by = format!("/bin/sh -c #(nop) WORKDIR {dir}");
+        let created_by = format!("{} #(nop) WORKDIR {dir}", st.shell.join(" "));
         let key = super::cache::key(&[&st.image.id, "workdir", &created_by, &cfg.to_string()]);
         if let Some(hit) = self.reuse(&key, &st.image, &created_by, &cfg).await? {
             self.out.stream(" ---> Using cache\n").await;
@@ -1064,7 +1063,11 @@ impl Builder {
             plan.items.len()
         );
         let digest = plan.digest(&tree);
-        let created_by = format!("/bin/sh -c #(nop) {what} {}:{digest} in {dest} ", plan.what);
+        let created_by = format!(
+            "{} #(nop) {what} {}:{digest} in {dest} ",
+            st.shell.join(" "),
+            plan.what
+        );
         let key = super::cache::key(&[
             &st.image.id,
             what,
