@@ -406,13 +406,55 @@ fn resource_values_docker_refuses_are_400s_that_create_nothing() {
             404,
             "Cannot kill container: nosuch: No such container: nosuch",
         ),
+        // Parameters are checked before the lookup, in dockerd's words.
+        (
+            "/containers/nosuch/rename",
+            400,
+            "Neither old nor new names may be empty",
+        ),
+        (
+            "/containers/nosuch/resize?h=abc&w=1",
+            400,
+            r#"strconv.Atoi: parsing "abc": invalid syntax"#,
+        ),
+        (
+            "/exec/nosuch/resize?h=1",
+            400,
+            r#"strconv.Atoi: parsing "": invalid syntax"#,
+        ),
+        ("/containers/upd/resize?h=10&w=20", 200, ""),
     ] {
         let (code, resp) = s.api("POST", path, None);
+        if code_wanted == 200 {
+            assert_eq!(code, code_wanted, "{path}: {resp}");
+            continue;
+        }
         assert_eq!(code, code_wanted, "{path}: {resp}");
         assert_eq!(message(&resp), want, "{path}: {resp}");
     }
     let (code, _) = s.api("HEAD", "/containers/upd/archive?path=%00", None);
     assert_eq!(code, 400);
+    for (method, path, want) in [
+        (
+            "GET",
+            "/containers/nosuch/logs",
+            "Bad parameters: you must choose at least one stream",
+        ),
+        (
+            "GET",
+            "/containers/nosuch/archive",
+            "Bad parameter: 'path' cannot be empty",
+        ),
+    ] {
+        let (code, resp) = s.api(method, path, None);
+        assert_eq!(code, 400, "{path}: {resp}");
+        assert_eq!(message(&resp), want, "{path}: {resp}");
+    }
+    // A connect without a container: dockerd's lookup refuses the empty
+    // name (it was a 404 naming nothing).
+    let (code, resp) = s.api("POST", "/networks/bridge/connect", Some("{}"));
+    assert_eq!(code, 400, "{resp}");
+    assert_eq!(message(&resp), r#"invalid name or ID supplied: """#);
     assert_eq!(
         s.berth(&["inspect", "-f", "{{.State.Status}}", "upd"]).ok(),
         "running"

@@ -995,11 +995,13 @@ pub async fn wait(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> 
 
 pub async fn rename(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> Result<Response> {
     let d = s.0;
-    let e = d.find(&id)?;
+    // Parameters are checked before the container is looked for, as
+    // dockerd's router checks them.
     let name = q
         .get("name")
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::bad_request("Neither old nor new names may be empty"))?;
+    let e = d.find(&id)?;
     d.rename(&e, name).await?;
     Ok(no_content())
 }
@@ -1129,13 +1131,13 @@ fn encode_line(l: &logs::Line, tty: bool, shown: Shown) -> Vec<u8> {
 
 pub async fn logs(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> Result<Response> {
     let d = s.0;
-    let e = d.find(&id)?;
     let o = log_options(&q)?;
     if !o.stdout && !o.stderr {
         return Err(ApiError::bad_request(
             "Bad parameters: you must choose at least one stream",
         ));
     }
+    let e = d.find(&id)?;
     let shown = Shown {
         timestamps: flag(&q, "timestamps"),
         details: flag(&q, "details"),
@@ -1460,13 +1462,8 @@ pub async fn attach(
 
 pub async fn resize(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> Result<Response> {
     let d = s.0;
+    let (h, w) = terminal_size(&q)?;
     let e = d.find(&id)?;
-    let num = |k: &str| {
-        q.get(k)
-            .and_then(|v| v.parse::<u32>().ok())
-            .ok_or_else(|| ApiError::bad_request(format!("invalid {k}")))
-    };
-    let (h, w) = (num("h")?, num("w")?);
     let tty = {
         let c = e.c.lock().await;
         if !c.is_running() {
@@ -1630,6 +1627,29 @@ fn go_file_mode(mode: u32) -> u32 {
     m
 }
 
+/// A resize's `h` and `w`, refused in Go's words as dockerd's router
+/// parses them.
+pub(super) fn terminal_size(q: &Params) -> Result<(u32, u32)> {
+    let num = |k: &str| {
+        let v = q.get(k).map(String::as_str).unwrap_or("");
+        match v.parse::<i64>() {
+            Ok(n) => u32::try_from(n).map_err(|_| ApiError::bad_request(format!("invalid {k}"))),
+            Err(e) => {
+                let why = match e.kind() {
+                    std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                        "value out of range"
+                    }
+                    _ => "invalid syntax",
+                };
+                Err(ApiError::bad_request(format!(
+                    "strconv.Atoi: parsing {v:?}: {why}"
+                )))
+            }
+        }
+    };
+    Ok((num("h")?, num("w")?))
+}
+
 fn path_param(q: &Params) -> Result<String> {
     let p = q
         .get("path")
@@ -1764,8 +1784,8 @@ pub async fn archive_head(
     Query(q): Query<Params>,
 ) -> Result<Response> {
     let d = s.0;
-    let e = d.find(&id)?;
     let path = path_param(&q)?;
+    let e = d.find(&id)?;
     let _frozen = d.freeze(&e).await?;
     let h = stat_header(&d, &e, &id, &path).await?;
     Ok(([("X-Docker-Container-Path-Stat", h)], ()).into_response())
@@ -1777,8 +1797,8 @@ pub async fn archive_get(
     Query(q): Query<Params>,
 ) -> Result<Response> {
     let d = s.0;
-    let e = d.find(&id)?;
     let path = path_param(&q)?;
+    let e = d.find(&id)?;
     let frozen = d.freeze(&e).await?;
     let h = stat_header(&d, &e, &id, &path).await?;
     let req = archive_request(&d, &*e.c.lock().await, &path).0;
@@ -1823,8 +1843,8 @@ async fn put_archive(
     body: &mut axum::body::BodyDataStream,
 ) -> Result<Response> {
     use futures::StreamExt;
-    let e = d.find(id)?;
     let path = path_param(q)?;
+    let e = d.find(id)?;
     let target = {
         let c = e.c.lock().await;
         let (target, mount) = archive_request(d, &c, &path);

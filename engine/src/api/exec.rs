@@ -353,13 +353,8 @@ pub async fn inspect(s: State, Path(id): Path<String>) -> Result<Json<Value>> {
 /// POST /exec/{id}/resize?h=&w=
 pub async fn resize(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> Result<Response> {
     let d = s.0;
+    let (h, w) = super::containers::terminal_size(&q)?;
     let x = d.execs.get(&id).ok_or_else(|| no_such_exec(&id))?;
-    let num = |k: &str| {
-        q.get(k)
-            .and_then(|v| v.parse::<u32>().ok())
-            .ok_or_else(|| ApiError::bad_request(format!("invalid {k}")))
-    };
-    let (h, w) = (num("h")?, num("w")?);
     if !x.state().running {
         return Err(ApiError::conflict(format!("Exec {id} is not running")));
     }

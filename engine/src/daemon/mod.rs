@@ -295,7 +295,9 @@ impl Daemon {
     pub fn find(&self, key: &str) -> Result<Arc<Entry>> {
         let not_found = || ApiError::not_found(format!("No such container: {key}"));
         if key.is_empty() {
-            return Err(not_found());
+            // dockerd's lookup refuses an empty name (a network connect's
+            // body without a container) before it looks.
+            return Err(ApiError::bad_request("invalid name or ID supplied: \"\""));
         }
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = entries.get(key) {
