@@ -1243,6 +1243,20 @@ refused("invalid mount path: 'relative' mount path must be absolute", create_raw
 refused('invalid mount config for type "bogus": mount type unknown', create_raw, Mounts=[{"Type": "bogus", "Target": "/x"}])
 refused('invalid mount config for type "bind": invalid propagation mode: bogus', create_raw,
           Mounts=[{"Type": "bind", "Source": "/tmp", "Target": "/x", "BindOptions": {"Propagation": "bogus"}}])
+# What a mount of each type must not carry, in dockerd's words.
+for mount, why in [
+    ({"Type": "bind", "Target": "/x"}, 'type "bind": field Source must not be empty'),
+    ({"Type": "bind", "Source": "/tmp", "Target": "/x", "VolumeOptions": {}},
+     'type "bind": field VolumeOptions must not be specified'),
+    ({"Type": "volume", "Target": "/x", "BindOptions": {}}, 'type "volume": field BindOptions must not be specified'),
+    ({"Type": "volume", "Target": "/x", "ReadOnly": True},
+     'type "volume": must not set ReadOnly mode when using anonymous volumes'),
+    ({"Type": "tmpfs", "Target": "/x", "Source": "s"}, 'type "tmpfs": field Source must not be specified'),
+]:
+    refused("invalid mount config for " + why, create_raw, Mounts=[mount])
+refused("invalid cgroup namespace mode: Private", create_raw, CgroupnsMode="Private")
+refused('invalid port specification: "5-1"', create_raw, PortBindings={"80/tcp": [{"HostPort": "5-1"}]})
+refused('invalid port specification: "abc"', create_raw, PortBindings={"abc/tcp": [{"HostPort": "1"}]})
 refused("Invalid value abc for cpuset cpus: invalid format: abc", create_raw, CpusetCpus="abc")
 ok = create_raw(Tmpfs={"/x": "size=1m,mode=700,noexec"})
 api.remove_container(ok)

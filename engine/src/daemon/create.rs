@@ -605,6 +605,12 @@ pub fn validate_host_config(
     super::resources::validate_sysctls(hc)?;
     super::resources::validate_cgroup_parent(&hc.cgroup_parent)?;
     validate_log_config(hc)?;
+    if !matches!(hc.cgroupns_mode.as_str(), "" | "host" | "private") {
+        return Err(ApiError::bad_request(format!(
+            "invalid cgroup namespace mode: {}",
+            hc.cgroupns_mode
+        )));
+    }
     if hc.network_mode == "host" && (!hc.port_bindings.is_empty() || hc.publish_all_ports) {
         warnings.push("Published ports are discarded when using host network mode".into());
     }

@@ -114,8 +114,15 @@ pub fn validate(config: &Config, hc: &HostConfig) -> Result<()> {
                     .host_port
                     .split_once('-')
                     .unwrap_or((&b.host_port, &b.host_port));
-                if lo.parse::<u16>().is_err() || hi.parse::<u16>().is_err() {
-                    return Err(bad(format!("invalid hostPort: {}", b.host_port)));
+                // go-connections' ParsePortRange, as dockerd reads it.
+                match (lo.parse::<u16>(), hi.parse::<u16>()) {
+                    (Ok(lo), Ok(hi)) if lo <= hi => {}
+                    _ => {
+                        return Err(bad(format!(
+                            "invalid port specification: {:?}",
+                            b.host_port
+                        )));
+                    }
                 }
             }
         }
@@ -130,7 +137,7 @@ pub fn validate(config: &Config, hc: &HostConfig) -> Result<()> {
 fn validate_port(port: &str) -> Result<()> {
     let (num, proto) = port.split_once('/').unwrap_or((port, "tcp"));
     if num.parse::<u16>().is_err() {
-        return Err(bad(format!("invalid port {port:?}")));
+        return Err(bad(format!("invalid port specification: {num:?}")));
     }
     if !matches!(proto, "tcp" | "udp" | "sctp") {
         return Err(bad(format!(

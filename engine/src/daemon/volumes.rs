@@ -468,6 +468,29 @@ fn named_mode(name: Option<&str>, given: &str) -> String {
     }
 }
 
+/// The fields a mount of each type must have and must not have, refused in
+/// dockerd's words before anything is made for it.
+fn check_mount_fields(m: &MountSpec) -> Result<()> {
+    let refuse = |why: &str| {
+        Err(ApiError::bad_request(format!(
+            "invalid mount config for type {:?}: {why}",
+            m.typ
+        )))
+    };
+    match m.typ.as_str() {
+        "bind" if m.source.is_empty() => refuse("field Source must not be empty"),
+        "bind" if m.volume_options.is_some() => refuse("field VolumeOptions must not be specified"),
+        "volume" | "tmpfs" if m.bind_options.is_some() => {
+            refuse("field BindOptions must not be specified")
+        }
+        "volume" if m.source.is_empty() && m.read_only => {
+            refuse("must not set ReadOnly mode when using anonymous volumes")
+        }
+        "tmpfs" if !m.source.is_empty() => refuse("field Source must not be specified"),
+        _ => Ok(()),
+    }
+}
+
 /// Plans the mounts of a container from HostConfig.Binds, HostConfig.Mounts,
 /// HostConfig.Tmpfs and the image's VOLUMEs.
 pub fn plan(
@@ -655,6 +678,7 @@ pub fn plan(
                 m.typ
             )));
         }
+        check_mount_fields(&m)?;
         if m.typ == "bind" {
             if !m.source.starts_with('/') {
                 return Err(ApiError::bad_request(format!(
