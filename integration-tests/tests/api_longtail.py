@@ -1888,4 +1888,24 @@ api.remove_container(c)
 api_error(400, "Invalid signal: 0", api.create_container, "busybox", ["true"], stop_signal="0")
 print("stop signals: ok", flush=True)
 
+# Parameters in dockerd's words: Go's parse errors, its tag rules, a wait
+# condition it does not know (its default, not-running), an exec's "escape
+# keys", a predefined network's name.
+c = api.create_container("busybox", ["true"])
+def raw(method, path):
+    return api._result(getattr(api, "_" + method)(api._url(path)))
+api_error(400, 'strconv.Atoi: parsing "abc": invalid syntax', raw, "post", f"/containers/{c['Id']}/stop?t=abc")
+api_error(400, 'strconv.Atoi: parsing "abc": invalid syntax', raw, "get", "/containers/json?limit=abc")
+api_error(400, "refusing to create an ambiguous tag using digest algorithm as name", api.tag, "busybox", "sha256")
+api_error(400, "invalid tag format", api.tag, "busybox", "x", "bad:tag")
+assert api.wait(c, condition="bogus", timeout=5)["StatusCode"] == 0
+api.remove_container(c)
+c = api.create_container("busybox", ["sleep", "100"])
+api.start(c)
+api_error(400, "Invalid escape keys (bogus) provided", api._result,
+          api._post_json(api._url(f"/containers/{c['Id']}/exec"), data={"Cmd": ["true"], "DetachKeys": "bogus"}))
+api.remove_container(c, force=True)
+api_error(403, "operation is not permitted on predefined host network ", api.create_network, "host")
+print("parameters in dockerd's words: ok", flush=True)
+
 print("longtail: all done")

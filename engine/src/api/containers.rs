@@ -763,10 +763,13 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Response> {
         Some(images) => Some(ancestor_images(&d, images).await?),
         None => None,
     };
-    let limit = q
-        .get("limit")
-        .and_then(|l| l.parse::<i64>().ok())
-        .filter(|n| *n > 0);
+    let limit = match q.get("limit").filter(|l| !l.is_empty()) {
+        Some(l) => l.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!("strconv.Atoi: parsing {l:?}: invalid syntax"))
+        })?,
+        None => 0,
+    };
+    let limit = Some(limit).filter(|n| *n > 0);
     // A limit (ps -n, -l) counts stopped containers too, as dockerd's.
     let all =
         flag(&q, "all") || f.contains_key("status") || f.contains_key("exited") || limit.is_some();
@@ -877,10 +880,9 @@ fn timeout_param(q: &Params) -> Result<Option<i64>> {
     match q.get("t").or_else(|| q.get("timeout")) {
         None => Ok(None),
         Some(t) if t.is_empty() => Ok(None),
-        Some(t) => t
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("invalid value for timeout: {t}"))),
+        Some(t) => t.parse::<i64>().map(Some).map_err(|_| {
+            ApiError::bad_request(format!("strconv.Atoi: parsing {t:?}: invalid syntax"))
+        }),
     }
 }
 
@@ -938,12 +940,12 @@ pub async fn unpause(s: State, Path(id): Path<String>) -> Result<Response> {
 pub async fn wait(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> Result<Response> {
     let d = s.0;
     let e = d.find(&id)?;
-    let condition = q.get("condition").cloned().unwrap_or_default();
-    if !["", "not-running", "next-exit", "removed"].contains(&condition.as_str()) {
-        return Err(ApiError::bad_request(format!(
-            "invalid condition: \"{condition}\""
-        )));
-    }
+    // A condition dockerd does not know is its default, not-running.
+    let condition = q
+        .get("condition")
+        .filter(|c| ["next-exit", "removed"].contains(&c.as_str()))
+        .cloned()
+        .unwrap_or_default();
     let mut exits = e.exits.subscribe();
     let seen = *exits.borrow_and_update();
     let mut removed = e.removed.subscribe();

@@ -36,7 +36,13 @@ pub async fn create(s: State, Path(id): Path<String>, body: Bytes) -> Result<Res
         return Err(ApiError::bad_request("No exec command specified"));
     }
     if !config.detach_keys.is_empty() {
-        super::stream::parse_detach_keys(&config.detach_keys).map_err(ApiError::bad_request)?;
+        // An exec's keys are "escape keys" in dockerd's words.
+        super::stream::parse_detach_keys(&config.detach_keys).map_err(|_| {
+            ApiError::bad_request(format!(
+                "Invalid escape keys ({}) provided",
+                config.detach_keys
+            ))
+        })?;
     }
     let e = d.find(&id)?;
     let c = e.c.lock().await;

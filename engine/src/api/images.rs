@@ -483,7 +483,15 @@ pub async fn by_name_post(
             .filter(|t| !t.is_empty())
             .cloned()
             .unwrap_or_else(|| "latest".into());
+        if !is_tag(&tag) {
+            return Err(ApiError::bad_request("invalid tag format"));
+        }
         let target = normalize(&with_tag(repo, &tag)).map_err(ApiError::bad_request)?;
+        if familiar(repository(&target)) == "sha256" {
+            return Err(ApiError::bad_request(
+                "refusing to create an ambiguous tag using digest algorithm as name",
+            ));
+        }
         let src = d.find_image(name).await?;
         d.lc.images()
             .tag(d.lc.req(api::TagImageRequest {
@@ -536,6 +544,15 @@ pub async fn by_name_post(
     Err(ApiError::not_found(format!(
         "page not found: /images/{rest}"
     )))
+}
+
+/// A tag as the distribution reference grammar has it: `[\w][\w.-]{0,127}`.
+fn is_tag(t: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut chars = t.chars();
+    chars.next().is_some_and(word)
+        && t.len() <= 128
+        && chars.all(|c| word(c) || c == '.' || c == '-')
 }
 
 /// X-Registry-Auth: base64url JSON {username, password, identitytoken, registrytoken}.

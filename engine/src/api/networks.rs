@@ -121,8 +121,9 @@ pub async fn create(s: State, body: Bytes) -> Result<Response> {
     let d = s.0;
     let req: CreateRequest = super::body::json(&body, "JSON body")?;
     if matches!(req.name.as_str(), "bridge" | "host" | "none" | "default") {
+        // dockerd's words, their trailing space included.
         return Err(ApiError::forbidden(format!(
-            "{} is a pre-defined network and cannot be created",
+            "operation is not permitted on predefined {} network ",
             req.name
         )));
     }
