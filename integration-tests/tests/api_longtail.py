@@ -1906,6 +1906,14 @@ api_error(400, "Invalid escape keys (bogus) provided", api._result,
           api._post_json(api._url(f"/containers/{c['Id']}/exec"), data={"Cmd": ["true"], "DetachKeys": "bogus"}))
 api.remove_container(c, force=True)
 api_error(403, "operation is not permitted on predefined host network ", api.create_network, "host")
+# A volume request that is not one is refused and makes nothing (it made a
+# volume with a generated name).
+before = {v["Name"] for v in api.volumes()["Volumes"] or []}
+for body in ('{"Name": "pvx", "Labels": {"a": 1}}', '[]', '{"Name": 1}'):
+    r = api._post(api._url("/volumes/create"), data=body, headers={"Content-Type": "application/json"})
+    api_error(400, "invalid JSON body", api._result, r)
+api_error(400, "got EOF while reading request body", api._result, api._post(api._url("/volumes/create")))
+assert {v["Name"] for v in api.volumes()["Volumes"] or []} == before, api.volumes()
 print("parameters in dockerd's words: ok", flush=True)
 
 print("longtail: all done")

@@ -68,28 +68,33 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
     Ok(Json(json!({"Volumes": out, "Warnings": null})))
 }
 
+/// POST /volumes/create's body (a cluster volume's spec is not read).
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct CreateRequest {
+    name: String,
+    driver: String,
+    driver_opts: BTreeMap<String, String>,
+    labels: BTreeMap<String, String>,
+}
+
 pub async fn create(s: State, body: Bytes) -> Result<Response> {
     let d = s.0;
-    let v: Value = if body.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
-    };
-    if let Some(drv) = v["Driver"]
-        .as_str()
-        .filter(|d| !d.is_empty() && *d != "local")
-    {
+    // A body that is not the request (a wrong type, no body at all) is
+    // refused, as dockerd's decoder refuses it, before anything is made.
+    if body.is_empty() {
+        return Err(ApiError::bad_request("got EOF while reading request body"));
+    }
+    let v: CreateRequest = super::body::json(&body, "JSON body")?;
+    if !v.driver.is_empty() && v.driver != "local" {
         return Err(ApiError::not_found(format!(
             "create {}: error looking up volume plugin {drv}: plugin \"{drv}\" not found",
-            v["Name"].as_str().unwrap_or("")
+            v.name,
+            drv = v.driver
         )));
     }
-    let labels: BTreeMap<String, String> =
-        serde_json::from_value(v["Labels"].clone()).unwrap_or_default();
-    let opts: BTreeMap<String, String> =
-        serde_json::from_value(v["DriverOpts"].clone()).unwrap_or_default();
-    let (vol, created) = d.volumes.create(v["Name"].as_str(), labels, opts)?;
+    let name = (!v.name.is_empty()).then_some(v.name.as_str());
+    let (vol, created) = d.volumes.create(name, v.labels, v.driver_opts)?;
     if created {
         d.events.publish(
             "volume",
