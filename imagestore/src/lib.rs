@@ -96,6 +96,7 @@ pub use login::check_login;
 pub use mount::{Mount, mount_all, unmount};
 pub use reference::{Reference, is_loopback_host};
 pub use registry::{Credentials, Distribution, Progress, ProgressAction, RegistryOptions};
+pub use resolve::check_config;
 pub use resolve::{PlatformSpec, ResolvedImage, media_types};
 pub use search::{SearchResult, search};
 pub use snapshots::{CommittedLayer, SnapshotInfo, SnapshotKind, Usage};

@@ -320,6 +320,12 @@ pub(crate) fn check_manifest(m: &ImageManifest, digest: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether `data` reads as an image config, as [`parse_config`] reads
+/// it (for a config about to be written, whose layers are not counted).
+pub fn check_config(data: &[u8]) -> std::result::Result<(), serde_json::Error> {
+    serde_json::from_slice::<ImageConfiguration>(data).map(|_| ())
+}
+
 /// Parses a config and its diff ids, which must be one per layer.
 pub(crate) fn parse_config(
     data: &[u8],

@@ -1914,6 +1914,12 @@ for body in ('{"Name": "pvx", "Labels": {"a": 1}}', '[]', '{"Name": 1}'):
     api_error(400, "invalid JSON body", api._result, r)
 api_error(400, "got EOF while reading request body", api._result, api._post(api._url("/volumes/create")))
 assert {v["Name"] for v in api.volumes()["Volumes"] or []} == before, api.volumes()
+# A commit whose config has a field of the wrong type makes no image (it
+# made one that nothing could read).
+c = api.create_container("busybox", ["true"])
+api_error(400, "invalid container config: field Cmd", api.commit, c, repository="cmbad", conf={"Cmd": 5})
+api_error(404, "cmbad", api.inspect_image, "cmbad")
+api.remove_container(c)
 print("parameters in dockerd's words: ok", flush=True)
 
 print("longtail: all done")

@@ -341,7 +341,11 @@ pub fn commit_with(
     config["history"] = Value::Array(history);
 
     let config_bytes = serde_json::to_vec(&config)
-        .map_err(|e| Status::internal(format!("encoding the config: {e}")))?;
+        .map_err(|e| Status::invalid_argument(format!("encoding the config: {e}")))?;
+    // Read back as every reader of the image will read it: a config the
+    // caller broke (a field of the wrong type) makes no image at all.
+    imagestore::check_config(&config_bytes)
+        .map_err(|e| Status::invalid_argument(format!("the image config is not valid: {e}")))?;
     let mut config_desc = store
         .write_blob(None, &config_bytes[..], Some(&lease))
         .map_err(status)?;
@@ -420,5 +424,37 @@ mod tests {
             docker_name("docker.io/library/busybox:latest"),
             "docker.io/library/busybox:latest"
         );
+    }
+
+    #[test]
+    fn a_commit_whose_config_no_reader_can_read_makes_no_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let req = |config: Value| api::CommitRequest {
+            name: "docker.io/library/made:latest".into(),
+            config: config.to_string().into_bytes(),
+            ..Default::default()
+        };
+        let e = commit_with(
+            &store,
+            "default",
+            None,
+            None,
+            &req(json!({"config": {"Cmd": 5}})),
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+        assert!(e.message().contains("the image config is not valid"), "{e}");
+        assert!(store.list_images("default").unwrap().is_empty());
+        // The same with a good config is an image.
+        commit_with(
+            &store,
+            "default",
+            None,
+            None,
+            &req(json!({"config": {"Cmd": ["sh"]}})),
+        )
+        .unwrap();
+        assert_eq!(store.list_images("default").unwrap().len(), 1);
     }
 }

@@ -1719,6 +1719,9 @@ pub async fn commit(
     match given {
         Value::Null => {}
         Value::Object(o) => {
+            // Typed as a container's config first: a field of the wrong
+            // type must not reach the image (it made one nothing could read).
+            super::body::json::<crate::types::Config>(&body, "container config")?;
             for (k, v) in o {
                 if !v.is_null() {
                     cfg[k] = v;
