@@ -1919,6 +1919,15 @@ assert {v["Name"] for v in api.volumes()["Volumes"] or []} == before, api.volume
 c = api.create_container("busybox", ["true"])
 api_error(400, "invalid container config: field Cmd", api.commit, c, repository="cmbad", conf={"Cmd": 5})
 api_error(404, "cmbad", api.inspect_image, "cmbad")
+# A start with a HostConfig (gone since API 1.24), a rename to the same or
+# a bad name: dockerd's 400s and words.
+api_error(400, "starting container with non-empty request body was deprecated since API v1.22",
+          api._result, api._post_json(api._url(f"/containers/{c['Id']}/start"), data={"Binds": ["/tmp:/x"]}))
+assert api.inspect_container(c)["State"]["Status"] == "created"
+name = api.inspect_container(c)["Name"].lstrip("/")
+api_error(400, "Renaming a container with the same name as its current name", api.rename, c, name)
+api_error(400, "Error when allocating new name: Invalid container name (/bad/name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+          api.rename, c, "bad/name")
 api.remove_container(c)
 print("parameters in dockerd's words: ok", flush=True)
 

@@ -869,8 +869,15 @@ fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-pub async fn start(s: State, Path(id): Path<String>) -> Result<Response> {
+pub async fn start(s: State, Path(id): Path<String>, body: Bytes) -> Result<Response> {
     let d = s.0;
+    // A HostConfig given at start: gone since API 1.24; dockerd refuses any
+    // body longer than an empty JSON object could be.
+    if body.len() > 7 {
+        return Err(ApiError::bad_request(
+            "starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24",
+        ));
+    }
     let e = d.find(&id)?;
     d.start(&e).await?;
     Ok(no_content())

@@ -986,13 +986,16 @@ impl Daemon {
     }
 
     pub async fn rename(&self, e: &Arc<Entry>, new: &str) -> Result<()> {
-        let new = names::validate(new).map_err(ApiError::bad_request)?;
         let mut c = e.c.lock().await;
+        let new = new.strip_prefix('/').unwrap_or(new);
         if c.name == new {
-            return Err(ApiError::conflict(
-                "Renaming a container with the same name as its current name".to_string(),
+            return Err(ApiError::bad_request(
+                "Renaming a container with the same name as its current name",
             ));
         }
+        // dockerd checks the name as "/name" while it allocates it.
+        let new = names::validate(&format!("/{new}"))
+            .map_err(|m| ApiError::bad_request(format!("Error when allocating new name: {m}")))?;
         self.reserve_name(&new, &c.id).map_err(|mut e| {
             // As dockerd words a rename's conflict.
             e.message = format!("Error when allocating new name: {}", e.message);
