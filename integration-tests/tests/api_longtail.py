@@ -1898,6 +1898,12 @@ api_error(400, 'strconv.Atoi: parsing "abc": invalid syntax', raw, "post", f"/co
 api_error(400, 'strconv.Atoi: parsing "abc": invalid syntax', raw, "get", "/containers/json?limit=abc")
 api_error(400, "refusing to create an ambiguous tag using digest algorithm as name", api.tag, "busybox", "sha256")
 api_error(400, "invalid tag format", api.tag, "busybox", "x", "bad:tag")
+# A pull's platform is read before the registry is asked; this machine's is
+# the one berthd pulls, another is refused rather than answered with it.
+api_error(400, '"bogus": unknown operating system or architecture: invalid argument',
+          api.pull, "busybox", tag="latest", platform="bogus")
+api_error(400, "is not supported: this engine pulls linux/", api.pull, "busybox", tag="latest", platform="linux/s390x")
+api_error(400, "invalid tag format", api.pull, "busybox", tag="BAD:x")
 assert api.wait(c, condition="bogus", timeout=5)["StatusCode"] == 0
 api.remove_container(c)
 c = api.create_container("busybox", ["sleep", "100"])

@@ -546,6 +546,58 @@ pub async fn by_name_post(
     )))
 }
 
+/// A pull's `platform`, read as containerd's platforms.Parse reads it (an
+/// unknown word is refused in its words); berthd pulls this machine's
+/// platform only, so another one is refused rather than answered with an
+/// image for this one.
+fn pull_platform(p: &str) -> Result<()> {
+    if p.is_empty() {
+        return Ok(());
+    }
+    const OSES: &[&str] = &[
+        "linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos", "aix",
+    ];
+    const ARCHES: &[&str] = &[
+        "amd64", "x86_64", "x86-64", "arm64", "aarch64", "arm", "armhf", "armel", "386", "i386",
+        "ppc64le", "s390x", "riscv64", "mips64le", "mips64", "mipsle", "mips", "loong64",
+    ];
+    let parts: Vec<&str> = p.split('/').collect();
+    for part in &parts {
+        if part.is_empty()
+            || !part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(ApiError::bad_request(format!(
+                "{part:?} is an invalid component of {p:?}: platform specifier component must match \"^[A-Za-z0-9_-]+$\": invalid argument"
+            )));
+        }
+    }
+    let lower: Vec<String> = parts.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let (os, arch) = match lower.as_slice() {
+        [one] if OSES.contains(&one.as_str()) => (one.as_str(), ""),
+        [one] if ARCHES.contains(&one.as_str()) => ("linux", one.as_str()),
+        [os, arch] | [os, arch, _] => (os.as_str(), arch.as_str()),
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "{p:?}: unknown operating system or architecture: invalid argument"
+            )));
+        }
+    };
+    let arch = match arch {
+        "x86_64" | "x86-64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    let host = crate::daemon::images::host_architecture();
+    if os != "linux" || !(arch.is_empty() || arch == host) {
+        return Err(ApiError::bad_request(format!(
+            "platform {p:?} is not supported: this engine pulls linux/{host} images only"
+        )));
+    }
+    Ok(())
+}
+
 /// A tag as the distribution reference grammar has it: `[\w][\w.-]{0,127}`.
 fn is_tag(t: &str) -> bool {
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
@@ -645,9 +697,9 @@ pub async fn search(s: State, Query(q): Query<Params>, headers: HeaderMap) -> Re
         return Err(ApiError::bad_request("term is required"));
     }
     let limit = match q.get("limit").filter(|l| !l.is_empty()) {
-        Some(l) => l
-            .parse::<i64>()
-            .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+        Some(l) => l.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!("strconv.Atoi: parsing {l:?}: invalid syntax"))
+        })?,
         None => 25,
     };
     if !(1..=100).contains(&limit) {
@@ -1170,6 +1222,10 @@ pub async fn create(
         .filter(|i| !i.is_empty())
         .ok_or_else(|| ApiError::bad_request("fromImage or fromSrc is required"))?;
     let tag = q.get("tag").filter(|t| !t.is_empty());
+    if let Some(t) = tag.filter(|t| !t.starts_with("sha256:") && !is_tag(t)) {
+        return Err(ApiError::bad_request(format!("invalid tag format: {t:?}")));
+    }
+    pull_platform(q.get("platform").map(String::as_str).unwrap_or(""))?;
     let reference = match tag {
         Some(t) if t.starts_with("sha256:") => format!("{image}@{t}"),
         Some(t) => format!("{image}:{t}"),
@@ -1830,6 +1886,33 @@ pub async fn commit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pulls_platform_is_read_as_containerd_reads_it() {
+        let host = crate::daemon::images::host_architecture();
+        for ok in [
+            "",
+            "linux",
+            host,
+            &format!("linux/{host}"),
+            &format!("LINUX/{host}"),
+        ] {
+            assert!(pull_platform(ok).is_ok(), "{ok}");
+        }
+        let msg = |p: &str| pull_platform(p).unwrap_err().message;
+        assert_eq!(
+            msg("bogus"),
+            r#""bogus": unknown operating system or architecture: invalid argument"#
+        );
+        assert!(
+            msg("linux/a b").contains("is an invalid component"),
+            "{}",
+            msg("linux/a b")
+        );
+        assert!(msg("windows/amd64").contains("is not supported"));
+        assert!(msg("linux/s390x").contains("is not supported"));
+        assert!(is_tag("v1.2_x-y") && !is_tag("BAD:x") && !is_tag(".x") && !is_tag(""));
+    }
 
     #[test]
     fn chain_ids_are_the_oci_specs() {

@@ -88,11 +88,7 @@ impl ImageRef {
             name: String::new(),
             id: String::new(),
             config: json!({
-                "architecture": match std::env::consts::ARCH {
-                    "x86_64" => "amd64",
-                    "aarch64" => "arm64",
-                    a => a,
-                },
+                "architecture": crate::daemon::images::host_architecture(),
                 "os": "linux",
                 "config": {},
                 "rootfs": {"type": "layers", "diff_ids": []},

@@ -159,11 +159,7 @@ impl Options {
 
 /// The builder makes images of this machine's platform only.
 fn check_platform(p: &str) -> Result<(), BuildError> {
-    let host = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
+    let host = crate::daemon::images::host_architecture();
     let mut parts = p.split('/');
     let os = parts.next().unwrap_or("");
     let arch = parts.next().unwrap_or(host);

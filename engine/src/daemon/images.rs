@@ -87,6 +87,15 @@ pub fn normalize(name: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// This machine's architecture as Go and OCI name it (`amd64`, `arm64`).
+pub fn host_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    }
+}
+
 /// The name as Docker shows it: `busybox:latest`, `user/app:1`, `host:5000/x:y`.
 pub fn familiar(full: &str) -> String {
     if let Some(rest) = full.strip_prefix("docker.io/library/") {
