@@ -341,7 +341,7 @@ pub fn commit_with(
     config["history"] = Value::Array(history);
 
     let config_bytes = serde_json::to_vec(&config)
-        .map_err(|e| Status::invalid_argument(format!("encoding the config: {e}")))?;
+        .map_err(|e| Status::internal(format!("encoding the config: {e}")))?;
     // Read back as every reader of the image will read it: a config the
     // caller broke (a field of the wrong type) makes no image at all.
     imagestore::check_config(&config_bytes)
