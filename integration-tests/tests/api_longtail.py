@@ -1893,9 +1893,13 @@ print("stop signals: ok", flush=True)
 # keys", a predefined network's name.
 c = api.create_container("busybox", ["true"])
 def raw(method, path):
-    return api._result(getattr(api, "_" + method)(api._url(path)))
+    return api._result(getattr(api, "_" + method)(api._url(path)), True)
 api_error(400, 'strconv.Atoi: parsing "abc": invalid syntax', raw, "post", f"/containers/{c['Id']}/stop?t=abc")
 api_error(400, 'strconv.Atoi: parsing "abc": invalid syntax', raw, "get", "/containers/json?limit=abc")
+# Booleans as dockerd's BoolValue reads them: anything but "", 0, no, false
+# or none is true (berth took only 1/true/True/yes).
+assert c["Id"] in [x["Id"] for x in raw("get", "/containers/json?all=on")]
+assert c["Id"] not in [x["Id"] for x in raw("get", "/containers/json?all=no")]
 api_error(400, "refusing to create an ambiguous tag using digest algorithm as name", api.tag, "busybox", "sha256")
 api_error(400, "invalid tag format", api.tag, "busybox", "x", "bad:tag")
 # A pull's platform is read before the registry is asked; this machine's is

@@ -1808,7 +1808,9 @@ pub async fn commit(
     // The freeze is the engine's own, not a user's pause: if lifecycled
     // dies before the thaw, the next reconcile thaws it (a paused record
     // would keep it frozen for good). Events show it as dockerd's pause.
-    let pause = running && q.get("pause").is_none_or(|p| p != "0" && p != "false");
+    let pause = running
+        && q.get("pause")
+            .is_none_or(|p| p.is_empty() || super::query::go_bool(p));
     // A container that stopped meanwhile cannot be frozen, and needs not be.
     let frozen = if pause { d.freeze(&e).await.ok() } else { None };
     if frozen.is_some() {

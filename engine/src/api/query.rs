@@ -8,17 +8,24 @@ use crate::error::{ApiError, Result};
 
 pub type Params = HashMap<String, String>;
 
-pub fn flag(q: &Params, k: &str) -> bool {
-    matches!(
-        q.get(k).map(String::as_str),
-        Some("1" | "true" | "True" | "yes")
+/// A boolean parameter as dockerd's `BoolValue` reads it: anything but
+/// nothing, "0", "no", "false" or "none" (any case) is true (`all=True`,
+/// `timestamps=on`).
+pub fn go_bool(v: &str) -> bool {
+    !matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "" | "0" | "no" | "false" | "none"
     )
+}
+
+pub fn flag(q: &Params, k: &str) -> bool {
+    q.get(k).is_some_and(|v| go_bool(v))
 }
 
 pub fn flag_or(q: &Params, k: &str, default: bool) -> bool {
     match q.get(k).map(String::as_str) {
         None | Some("") => default,
-        Some(v) => matches!(v, "1" | "true" | "True" | "yes"),
+        Some(v) => go_bool(v),
     }
 }
 
@@ -129,6 +136,19 @@ pub fn time_param(q: &Params, key: &str) -> Result<Option<SystemTime>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn booleans_read_as_dockerds_bool_value() {
+        for t in ["1", "true", "True", "yes", "on", "abc", " 1 "] {
+            assert!(go_bool(t), "{t:?}");
+        }
+        for f in ["", "0", "no", "NO", "false", "False", "none", " 0"] {
+            assert!(!go_bool(f), "{f:?}");
+        }
+        let q: Params = [("stream".to_string(), "".to_string())].into();
+        assert!(flag_or(&q, "stream", true), "empty keeps the default");
+        assert!(!flag(&q, "stream"));
+    }
 
     #[test]
     fn times_parse_or_are_400() {

@@ -47,7 +47,7 @@ fn bad(m: impl Into<String>) -> BuildError {
 }
 
 fn boolean(v: &str) -> bool {
-    matches!(v, "1" | "true" | "True" | "yes")
+    crate::api::query::go_bool(v)
 }
 
 fn number(k: &str, v: &str) -> Result<i64, BuildError> {
