@@ -496,6 +496,31 @@ fn published_ports_answer_on_the_host() {
         "http://127.0.0.1:{port}/hostname"
     ))
     .is_empty()));
+    // Host port 0 is any free one, as dockerd's allocator reads it (the
+    // start failed: portmap refused port 0).
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "zero",
+        "-p",
+        "127.0.0.1:0:80",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ])
+    .ok();
+    let zero = s.berth(&["port", "zero", "80/tcp"]).ok().to_string();
+    let port = zero.rsplit(':').next().unwrap_or_default().to_string();
+    assert!(port.parse::<u16>().is_ok_and(|p| p > 0), "{zero}");
+    assert!(eventually(10, || !curl(&format!(
+        "http://127.0.0.1:{port}/hostname"
+    ))
+    .is_empty()));
 
     // A port already published is refused, and nothing is left of the try.
     let out = s.berth(&[

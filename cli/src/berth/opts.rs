@@ -330,6 +330,9 @@ fn ports(publish: &[String], expose: &[String]) -> Result<Ports> {
         let ctr_ports = port_range(ctr).with_context(|| format!("invalid containerPort: {ctr}"))?;
         let host_ports: Vec<Option<String>> = if host.is_empty() {
             vec![None; ctr_ports.len()]
+        } else if host == "0" && ctr_ports.len() == 1 {
+            // Port 0: any free one, the daemon's pick (as Docker's).
+            vec![Some(host.to_string())]
         } else {
             let h = port_range(host).with_context(|| format!("invalid hostPort: {host}"))?;
             if ctr_ports.len() == 1 && h.len() > 1 {
@@ -730,6 +733,9 @@ mod tests {
         assert_eq!(b["80/tcp"][0]["HostIp"], "127.0.0.1");
         assert_eq!(b["80/tcp"][0]["HostPort"], "8080");
         assert!(ports(&["a:b:c:d".into()], &[]).is_err());
+        let (_, b) = ports(&["0:80".into()], &[]).unwrap();
+        assert_eq!(b["80/tcp"][0]["HostPort"], "0", "any free port");
+        assert!(ports(&["0-5:80".into()], &[]).is_err());
     }
 
     #[test]

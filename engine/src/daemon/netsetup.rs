@@ -1107,7 +1107,8 @@ impl Daemon {
                 // The relay on the host's IPv6 addresses, when a free port
                 // was looked for (bound while looking).
                 let mut relay = None;
-                let host_port: u16 = if b.host_port.is_empty() {
+                // Port 0 is "any free one", as dockerd's allocator reads it.
+                let host_port: u16 = if b.host_port.is_empty() || b.host_port == "0" {
                     let (port, bound) =
                         self.next_free_port(c, &b.host_ip, proto, &taken_by_a_start)?;
                     relay = Some(bound);
