@@ -1912,6 +1912,14 @@ assert api.wait(c, condition="bogus", timeout=5)["StatusCode"] == 0
 api.remove_container(c)
 c = api.create_container("busybox", ["sleep", "100"])
 api.start(c)
+# The list shows each network's whole endpoint, as inspect does (it had
+# six of its fields); an exec without a user has none in its inspect.
+row = [x for x in api.containers() if x["Id"] == c["Id"]][0]
+ep = row["NetworkSettings"]["Networks"]["bridge"]
+want = api.inspect_container(c)["NetworkSettings"]["Networks"]["bridge"]
+assert set(ep) == set(want) and ep["IPAddress"] == want["IPAddress"], (ep, want)
+x = api.exec_create(c, ["true"])
+assert "user" not in api.exec_inspect(x)["ProcessConfig"], api.exec_inspect(x)
 api_error(400, "Invalid escape keys (bogus) provided", api._result,
           api._post_json(api._url(f"/containers/{c['Id']}/exec"), data={"Cmd": ["true"], "DetachKeys": "bogus"}))
 api.remove_container(c, force=True)

@@ -273,7 +273,7 @@ pub struct Summary<'a> {
     state: &'static str,
     status: String,
     host_config: SummaryHostConfig,
-    network_settings: SummaryNetworks<'a>,
+    network_settings: SummaryNetworks,
     mounts: &'a [crate::types::MountPoint],
     // Left out when zero, as Go's omitempty leaves them.
     #[serde(rename = "SizeRw", skip_serializing_if = "none_or_zero")]
@@ -292,25 +292,12 @@ struct SummaryHostConfig {
     network_mode: String,
 }
 
+/// Each network's endpoint, the whole of it as inspect shows it (dockerd's
+/// list and inspect read the same settings).
 #[derive(serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct SummaryNetworks<'a> {
-    networks: std::collections::BTreeMap<String, SummaryEndpoint<'a>>,
-}
-
-#[derive(serde::Serialize, Default)]
-#[serde(rename_all = "PascalCase")]
-struct SummaryEndpoint<'a> {
-    #[serde(rename = "NetworkID")]
-    network_id: &'a str,
-    #[serde(rename = "EndpointID")]
-    endpoint_id: String,
-    gateway: &'a str,
-    #[serde(rename = "IPAddress")]
-    ip_address: &'a str,
-    #[serde(rename = "IPPrefixLen")]
-    ip_prefix_len: u8,
-    mac_address: &'a str,
+struct SummaryNetworks {
+    networks: std::collections::BTreeMap<String, Value>,
 }
 
 /// Each container's writable layer (bytes) and that plus its image's
@@ -389,20 +376,14 @@ pub fn summary(c: &Container, size: Option<(i64, i64)>) -> Summary<'_> {
                     .attachments
                     .iter()
                     .map(|a| {
-                        (
-                            a.network_name.clone(),
-                            SummaryEndpoint {
-                                network_id: &a.network_id,
-                                endpoint_id: endpoint_id(&c.id, &a.network_id),
-                                gateway: &a.gateway,
-                                ip_address: &a.ip,
-                                ip_prefix_len: a.prefix,
-                                mac_address: &a.mac,
-                            },
-                        )
+                        let ep = endpoint_json(c, &a.network_name, &a.network_id, Some(a));
+                        (a.network_name.clone(), ep)
                     })
                     .collect(),
-                None => [(mode, SummaryEndpoint::default())].into(),
+                None => {
+                    let ep = endpoint_json(c, &mode, "", None);
+                    [(mode, ep)].into()
+                }
             },
         },
         mounts: &c.mounts,

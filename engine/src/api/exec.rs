@@ -335,6 +335,16 @@ pub async fn inspect(s: State, Path(id): Path<String>) -> Result<Json<Value>> {
     let x = s.0.execs.get(&id).ok_or_else(|| no_such_exec(&id))?;
     let st = x.state();
     let cmd = x.config.cmd.clone().unwrap_or_default();
+    let mut process = json!({
+        "tty": x.config.tty,
+        "entrypoint": cmd.first(),
+        "arguments": cmd.get(1..).unwrap_or(&[]),
+        "privileged": x.config.privileged,
+    });
+    // dockerd leaves out a user the exec was not given (omitempty).
+    if !x.config.user.is_empty() {
+        process["user"] = json!(x.config.user);
+    }
     Ok(Json(json!({
         "ID": x.id,
         "ContainerID": x.container_id,
@@ -346,13 +356,7 @@ pub async fn inspect(s: State, Path(id): Path<String>) -> Result<Json<Value>> {
         "OpenStdin": x.config.attach_stdin,
         "OpenStdout": x.config.attach_stdout,
         "OpenStderr": x.config.attach_stderr,
-        "ProcessConfig": {
-            "tty": x.config.tty,
-            "entrypoint": cmd.first(),
-            "arguments": cmd.get(1..).unwrap_or(&[]),
-            "privileged": x.config.privileged,
-            "user": x.config.user,
-        },
+        "ProcessConfig": process,
     })))
 }
 
