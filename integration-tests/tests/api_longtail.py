@@ -1918,6 +1918,7 @@ row = [x for x in api.containers() if x["Id"] == c["Id"]][0]
 ep = row["NetworkSettings"]["Networks"]["bridge"]
 want = api.inspect_container(c)["NetworkSettings"]["Networks"]["bridge"]
 assert set(ep) == set(want) and ep["IPAddress"] == want["IPAddress"], (ep, want)
+assert {"BuildTime", "Experimental", "GoVersion"} <= set(api.version()["Components"][0]["Details"])
 x = api.exec_create(c, ["true"])
 assert "user" not in api.exec_inspect(x)["ProcessConfig"], api.exec_inspect(x)
 api_error(400, "Invalid escape keys (bogus) provided", api._result,

@@ -50,7 +50,9 @@ pub async fn version(s: State) -> Json<Value> {
     let mut components = vec![
         json!({"Name": "Engine", "Version": env!("CARGO_PKG_VERSION"), "Details": {
         "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux",
-        "Arch": specgen::seccomp::Target::native_go_arch(), "KernelVersion": kernel(), "GitCommit": ""}}),
+        "Arch": specgen::seccomp::Target::native_go_arch(), "KernelVersion": kernel(), "GitCommit": "",
+        // The fields dockerd's Engine details always carry (no Go here).
+        "BuildTime": "", "Experimental": "false", "GoVersion": ""}}),
     ];
     if let Some(v) = &lc {
         components.push(json!({"Name": "berth-lifecycled", "Version": v.version, "Details": {"Runtimes": v.runtimes.join(","), "DefaultRuntime": v.default_runtime}}));
