@@ -1950,4 +1950,25 @@ api_error(400, "Error when allocating new name: Invalid container name (/bad/nam
 api.remove_container(c)
 print("parameters in dockerd's words: ok", flush=True)
 
+# Volume events as dockerd gives them: each volume a container uses is
+# "created" with it (an existing one too), mounted at each start, unmounted
+# at each stop, and an anonymous one destroyed with rm -v.
+since = time.time()
+api.create_volume("evv")
+c = api.create_container("busybox", ["sleep", "100"], volumes=["/anon"],
+                         host_config=api.create_host_config(binds=["evv:/v"]))
+api.start(c)
+api.stop(c, timeout=0)
+api.remove_container(c, v=True)
+api.remove_volume("evv")
+time.sleep(0.3)
+evs = list(api.events(since=since, until=time.time(), filters={"type": "volume"}, decode=True))
+seen = [(e["Action"], e["Actor"]["ID"] == "evv") for e in evs]
+assert seen == [("create", True), ("create", True), ("create", False), ("mount", True), ("mount", False),
+                ("unmount", True), ("unmount", False), ("destroy", False), ("destroy", True)], seen
+mount = [e for e in evs if e["Action"] == "mount" and e["Actor"]["ID"] == "evv"][0]["Actor"]["Attributes"]
+assert mount == {"container": c["Id"], "destination": "/v", "driver": "local", "propagation": "",
+                 "read/write": "true"}, mount
+print("volume events: ok", flush=True)
+
 print("longtail: all done")

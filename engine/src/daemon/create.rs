@@ -297,6 +297,7 @@ impl Daemon {
             self.forget_in_lifecycled(id.to_string());
             return Err(e);
         }
+        self.volume_events(&c, "create");
         self.container_event(&c, "create", &[]);
         self.note_links(&c);
         self.insert(c);

@@ -388,6 +388,30 @@ impl Daemon {
         self.events.publish("container", action, &c.id, a);
     }
 
+    /// The events dockerd gives each volume a container uses: "create" as
+    /// the container is made (an existing one too), "mount" at each start,
+    /// "unmount" at each stop.
+    pub fn volume_events(&self, c: &Container, action: &str) {
+        for m in c.mounts.iter().filter(|m| m.typ == "volume") {
+            let driver = if m.driver.is_empty() {
+                "local"
+            } else {
+                &m.driver
+            };
+            let mut a = std::collections::BTreeMap::new();
+            a.insert("driver".to_string(), driver.to_string());
+            if action != "create" {
+                a.insert("container".to_string(), c.id.clone());
+            }
+            if action == "mount" {
+                a.insert("destination".to_string(), m.destination.clone());
+                a.insert("propagation".to_string(), m.propagation.clone());
+                a.insert("read/write".to_string(), m.rw.to_string());
+            }
+            self.events.publish("volume", action, &m.name, a);
+        }
+    }
+
     pub fn network_event(&self, n: &networks::Network, action: &str, container: &str) {
         let mut a = std::collections::BTreeMap::new();
         a.insert("name".to_string(), n.name.clone());

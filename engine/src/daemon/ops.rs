@@ -389,6 +389,9 @@ impl Daemon {
         }
         // A task left from an earlier run (exited while we were away) goes first.
         self.delete_task(&c.id).await;
+        // Mounted for this run (a failed start unmounts them again), as
+        // dockerd's events tell it.
+        self.volume_events(&c, "mount");
         let mut result = self.start_locked(e, &mut c).await;
         if let Err(err) = &mut result {
             self.net_down(&mut c).await;
@@ -422,6 +425,7 @@ impl Daemon {
     /// mounts its volumes' options made go once no other running container
     /// uses them, as dockerd's local driver.
     pub(crate) fn release_mounts(&self, c: &Container) {
+        self.volume_events(c, "unmount");
         super::ipc::unmount_shm(&c.dir);
         for m in c.mounts.iter().filter(|m| m.typ == "volume") {
             if !self.volume_in_use(&c.id, &m.name)
@@ -1169,8 +1173,16 @@ impl Daemon {
             names.dedup();
             for v in names {
                 let anonymous = self.volumes.get(v).is_some_and(|v| v.anonymous);
-                if anonymous && !self.volume_mounted_by_other(&c.id, v, false) {
-                    let _ = self.volumes.remove(v);
+                if anonymous
+                    && !self.volume_mounted_by_other(&c.id, v, false)
+                    && self.volumes.remove(v).is_ok()
+                {
+                    self.events.publish(
+                        "volume",
+                        "destroy",
+                        v,
+                        [("driver".to_string(), "local".to_string())].into(),
+                    );
                 }
             }
         }
