@@ -1969,6 +1969,23 @@ assert seen == [("create", True), ("create", True), ("create", False), ("mount",
 mount = [e for e in evs if e["Action"] == "mount" and e["Actor"]["ID"] == "evv"][0]["Actor"]["Attributes"]
 assert mount == {"container": c["Id"], "destination": "/v", "driver": "local", "propagation": "",
                  "read/write": "true"}, mount
+# A stop with no grace still sends the stop signal first, then SIGKILL,
+# each a kill event, as dockerd's stop does.
+kills = [e["Actor"]["Attributes"]["signal"] for e in
+         api.events(since=since, until=time.time(), filters={"container": c["Id"], "event": "kill"}, decode=True)]
+assert kills == ["15", "9"], kills
+# Prunes tell what they reclaimed; a save tells each image it saved.
+since = time.time()
+api.prune_networks()
+api.prune_volumes()
+b"".join(api.get_image("busybox"))
+time.sleep(0.3)
+evs = list(api.events(since=since, until=time.time(), decode=True))
+got = [(e["Type"], e["Action"]) for e in evs]
+assert ("network", "prune") in got and ("volume", "prune") in got and ("image", "save") in got, got
+assert [e for e in evs if e["Action"] == "prune"][0]["Actor"]["Attributes"] == {"reclaimed": "0"}, evs
+save = [e for e in evs if e["Action"] == "save"][0]["Actor"]
+assert save["ID"] == api.inspect_image("busybox")["Id"] == save["Attributes"]["name"], save
 print("volume events: ok", flush=True)
 
 print("longtail: all done")

@@ -103,6 +103,7 @@ pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
     )?;
     let until = query::until(&f)?;
     let (deleted, reclaimed) = crate::build::prune(&d, &f, until).await?;
+    d.events.pruned("builder", reclaimed);
     Ok(Json(json!({
         "CachesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },
         "SpaceReclaimed": reclaimed,

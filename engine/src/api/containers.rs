@@ -1044,6 +1044,7 @@ pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
             deleted.push(id);
         }
     }
+    d.events.pruned("container", reclaimed);
     Ok(Json(
         json!({"ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}),
     ))

@@ -1373,6 +1373,13 @@ async fn save_images(d: &Daemon, asked: &[String]) -> Result<Response> {
     if names.is_empty() {
         return Err(ApiError::bad_request("names is required"));
     }
+    // One "save" event per image, named by its id, as dockerd tells it.
+    let mut saved = std::collections::BTreeSet::new();
+    for n in &names {
+        if let Ok(i) = d.find_image(n).await {
+            saved.insert(i.id);
+        }
+    }
     let stream =
         d.lc.images()
             .export(d.lc.req(api::ExportRequest {
@@ -1381,6 +1388,10 @@ async fn save_images(d: &Daemon, asked: &[String]) -> Result<Response> {
             }))
             .await?
             .into_inner();
+    for id in saved {
+        let a = BTreeMap::from([("name".to_string(), id.clone())]);
+        d.events.publish("image", "save", &id, a);
+    }
     Ok((
         [(header::CONTENT_TYPE, "application/x-tar")],
         super::stream::chunk_body(stream),
@@ -1714,6 +1725,7 @@ pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
     {
         deleted.extend(layers.into_iter().map(|c| json!({ "Deleted": c })));
     }
+    d.events.pruned("image", reclaimed);
     Ok(Json(
         json!({"ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}),
     ))

@@ -224,6 +224,7 @@ pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
             deleted.push(n.name.clone());
         }
     }
+    d.events.pruned("network", 0);
     Ok(Json(
         json!({"NetworksDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }}),
     ))

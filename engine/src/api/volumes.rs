@@ -175,11 +175,12 @@ pub async fn prune(
         }
         reclaimed += d.volumes.size(&v.name);
         if d.volumes.remove(&v.name).is_ok() {
-            d.events
-                .publish("volume", "destroy", &v.name, BTreeMap::new());
+            let driver = BTreeMap::from([("driver".to_string(), "local".to_string())]);
+            d.events.publish("volume", "destroy", &v.name, driver);
             deleted.push(v.name);
         }
     }
+    d.events.pruned("volume", reclaimed);
     Ok(Json(
         json!({"VolumesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}),
     ))

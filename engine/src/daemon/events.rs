@@ -53,6 +53,13 @@ impl Default for Events {
 }
 
 impl Events {
+    /// What a prune of `typ` reclaimed, told as dockerd tells it after
+    /// every prune (a nothing-reclaimed one too).
+    pub fn pruned(&self, typ: &str, reclaimed: i64) {
+        let a = BTreeMap::from([("reclaimed".to_string(), reclaimed.to_string())]);
+        self.publish(typ, "prune", "", a);
+    }
+
     pub fn publish(&self, typ: &str, action: &str, id: &str, attributes: BTreeMap<String, String>) {
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)

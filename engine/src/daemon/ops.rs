@@ -861,7 +861,9 @@ impl Daemon {
                     .await;
             }
             let seen = *e.exits.borrow();
-            if let Some(sig) = sig.filter(|_| t != 0) {
+            // The stop signal goes first whatever the timeout (a timeout of
+            // 0 too: then SIGKILL follows at once), as dockerd sends it.
+            if let Some(sig) = sig {
                 self.signal(&c, sig).await?;
                 // Each signal a stop sends is a kill event, as dockerd's.
                 self.container_event(&c, "kill", &[("signal", sig.to_string())]);
