@@ -521,6 +521,28 @@ fn published_ports_answer_on_the_host() {
         "http://127.0.0.1:{port}/hostname"
     ))
     .is_empty()));
+    // The same through the docker CLI, the client users have.
+    if docker_cli().is_some() {
+        s.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "zero2",
+            "-p",
+            "127.0.0.1:0:80",
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/etc",
+        ])
+        .ok();
+        let out = s.docker(&["port", "zero2", "80/tcp"]).ok().to_string();
+        let port = out.rsplit(':').next().unwrap_or_default().to_string();
+        assert!(port.parse::<u16>().is_ok_and(|p| p > 0), "{out}");
+    }
 
     // A port already published is refused, and nothing is left of the try.
     let out = s.berth(&[

@@ -1222,8 +1222,8 @@ pub async fn create(
         .filter(|i| !i.is_empty())
         .ok_or_else(|| ApiError::bad_request("fromImage or fromSrc is required"))?;
     let tag = q.get("tag").filter(|t| !t.is_empty());
-    if let Some(t) = tag.filter(|t| !t.starts_with("sha256:") && !is_tag(t)) {
-        return Err(ApiError::bad_request(format!("invalid tag format: {t:?}")));
+    if tag.is_some_and(|t| !t.starts_with("sha256:") && !is_tag(t)) {
+        return Err(ApiError::bad_request("invalid tag format"));
     }
     pull_platform(q.get("platform").map(String::as_str).unwrap_or(""))?;
     let reference = match tag {
@@ -1352,33 +1352,30 @@ pub async fn save(s: State, uri: axum::http::Uri) -> Result<Response> {
 /// GET /images/{name}/get).
 async fn save_images(d: &Daemon, asked: &[String]) -> Result<Response> {
     let mut names = Vec::new();
+    // The images saved, by id: one "save" event each, as dockerd tells it.
+    let mut saved = std::collections::BTreeSet::new();
     for v in asked {
-        {
-            let v = v.as_str();
-            // A repository without a tag saves every tag it has, as dockerd.
-            if let Some(all) = repository_tags(d, v).await? {
-                names.extend(all);
-                continue;
+        let v = v.as_str();
+        // A repository without a tag saves every tag it has, as dockerd.
+        if let Some(all) = repository_tags(d, v).await? {
+            for (name, id) in all {
+                names.push(name);
+                saved.insert(id);
             }
-            let found = d.find_image(v).await?;
-            // A tag given by name is saved under that name; an id saves the image's names.
-            let by_id = v.starts_with("sha256:") || v.chars().all(|c| c.is_ascii_hexdigit());
-            names.push(if !by_id {
-                normalize(v).unwrap_or(found.name)
-            } else {
-                found.name
-            });
+            continue;
         }
+        let found = d.find_image(v).await?;
+        saved.insert(found.id);
+        // A tag given by name is saved under that name; an id saves the image's names.
+        let by_id = v.starts_with("sha256:") || v.chars().all(|c| c.is_ascii_hexdigit());
+        names.push(if !by_id {
+            normalize(v).unwrap_or(found.name)
+        } else {
+            found.name
+        });
     }
     if names.is_empty() {
         return Err(ApiError::bad_request("names is required"));
-    }
-    // One "save" event per image, named by its id, as dockerd tells it.
-    let mut saved = std::collections::BTreeSet::new();
-    for n in &names {
-        if let Ok(i) = d.find_image(n).await {
-            saved.insert(i.id);
-        }
     }
     let stream =
         d.lc.images()
@@ -1400,9 +1397,9 @@ async fn save_images(d: &Daemon, asked: &[String]) -> Result<Response> {
 }
 
 /// The tagged names of the repository `v` names when it names one without
-/// a tag or digest (`busybox`, not `busybox:1`); `None` otherwise, or when
-/// it has no tags (then it may be an image id).
-async fn repository_tags(d: &Daemon, v: &str) -> Result<Option<Vec<String>>> {
+/// a tag or digest (`busybox`, not `busybox:1`), each with its image's id;
+/// `None` otherwise, or when it has no tags (then it may be an image id).
+async fn repository_tags(d: &Daemon, v: &str) -> Result<Option<Vec<(String, String)>>> {
     let last = v.rsplit('/').next().unwrap_or(v);
     if last.contains(':') || v.contains('@') {
         return Ok(None);
@@ -1411,11 +1408,11 @@ async fn repository_tags(d: &Daemon, v: &str) -> Result<Option<Vec<String>>> {
         return Ok(None);
     };
     let repo = repository(&full);
-    let mut tags: Vec<String> = grouped(d)
+    let mut tags: Vec<(String, String)> = grouped(d)
         .await?
         .into_iter()
-        .flat_map(|g| g.names)
-        .filter(|n| repository(n) == repo)
+        .flat_map(|g| g.names.into_iter().map(move |n| (n, g.id.clone())))
+        .filter(|(n, _)| repository(n) == repo)
         .collect();
     tags.sort();
     Ok((!tags.is_empty()).then_some(tags))
