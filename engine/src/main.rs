@@ -210,6 +210,8 @@ fn run(cfg: Config, args: Args) -> anyhow::Result<()> {
         let live_restore = cfg.live_restore;
         let d = Daemon::open(cfg)?;
         d.spawn_monitor();
+        let restoring = d.clone();
+        tokio::spawn(async move { restoring.restore_plugins().await });
         // SIGHUP reads the configuration again, as dockerd does: the keys
         // that can change live take effect, the others are named.
         let reloading = d.clone();
@@ -279,6 +281,7 @@ fn run(cfg: Config, args: Args) -> anyhow::Result<()> {
                 }
             });
             futures::future::join_all(jobs).await;
+            d.stop_plugins().await;
         }
         // The name server outlives berthd only for containers still running.
         d.dns.stop_if_idle();

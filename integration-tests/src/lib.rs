@@ -7,6 +7,7 @@ pub mod cri;
 pub mod invariants;
 pub mod lifecycled;
 pub mod netblock;
+pub mod plugin;
 pub mod registry;
 pub mod stack;
 pub mod tmux;

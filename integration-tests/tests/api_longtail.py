@@ -1,6 +1,7 @@
 """docker-py (Debian's python3-docker) on the Engine API's long tail, each
 answer as Debian's dockerd 20.10 gives it. DOCKER_HOST points at the test's
-berthd; argv[1] is a busybox rootfs tarball. Prints "longtail: all done"."""
+berthd; argv[1] is a busybox rootfs tarball, argv[4] a volume plugin's
+directory. Prints "longtail: all done"."""
 
 import io
 import json
@@ -1987,5 +1988,43 @@ assert [e for e in evs if e["Action"] == "prune"][0]["Actor"]["Attributes"] == {
 save = [e for e in evs if e["Action"] == "save"][0]["Actor"]
 assert save["ID"] == api.inspect_image("busybox")["Id"] == save["Attributes"]["name"], save
 print("volume events: ok", flush=True)
+# `since=0` is every event kept (not only those to come), and a network
+# filter keeps a network's events only.
+nets = list(api.events(since=0, until=time.time(), filters={"network": "bridge"}, decode=True))
+assert nets and all(e["Type"] == "network" for e in nets), [e["Type"] for e in nets]
+assert {e["Actor"]["Attributes"]["name"] for e in nets} == {"bridge"}, nets
+
+# Managed plugins as docker-py's own tests make them: created from a
+# directory (argv[4]: config.json and rootfs/), configured, enabled,
+# serving a volume, disabled and removed, each refusal dockerd's.
+plugin_dir = sys.argv[4]
+assert api.create_plugin("berth-test/pyvol", plugin_dir)
+p = api.inspect_plugin("berth-test/pyvol")
+assert p["Name"] == "berth-test/pyvol:latest" and p["Enabled"] is False, p
+assert p["Config"]["Entrypoint"] == ["/usr/bin/python3", "/tvol.py"], p["Config"]
+api_error(409, "plugin berth-test/pyvol:latest already exists", api.create_plugin,
+          "berth-test/pyvol", plugin_dir)
+api.configure_plugin("berth-test/pyvol", {"DEBUG": "py"})
+assert "DEBUG=py" in api.inspect_plugin("berth-test/pyvol")["Settings"]["Env"]
+api_error(500, '"ROOT" is not settable', api.configure_plugin, "berth-test/pyvol", {"ROOT": "/x"})
+assert api.enable_plugin("berth-test/pyvol")
+api_error(409, "plugin already enabled", api.enable_plugin, "berth-test/pyvol")
+names = [x["Name"] for x in api.plugins()]
+assert names == ["berth-test/pyvol:latest"], names
+plugin = client.plugins.get("berth-test/pyvol")
+assert plugin.enabled and plugin.settings["Env"][0] == "DEBUG=py", plugin.settings
+vol = client.volumes.create("pyplugvol", driver="berth-test/pyvol")
+assert vol.attrs["Driver"] == "berth-test/pyvol:latest" and vol.attrs["Status"] == {"debug": "py"}, vol.attrs
+out = client.containers.run("busybox", ["sh", "-c", "echo py > /v/f; cat /v/f"], remove=True,
+                            volumes={"pyplugvol": {"bind": "/v", "mode": "rw"}})
+assert out == b"py\n", out
+api_error(409, "plugin berth-test/pyvol:latest is in use", api.disable_plugin, "berth-test/pyvol")
+vol.remove()
+assert api.disable_plugin("berth-test/pyvol")
+api_error(409, "plugin is already disabled", api.disable_plugin, "berth-test/pyvol")
+assert api.remove_plugin("berth-test/pyvol")
+api_error(404, 'plugin "berth-test/pyvol" not found', api.inspect_plugin, "berth-test/pyvol")
+assert api.plugins() == []
+print("plugins: ok", flush=True)
 
 print("longtail: all done")

@@ -36,6 +36,7 @@ fn docker_py_long_tail() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api_longtail.py");
     let tar = s.busybox_tar();
     let (subnet, bridge) = (s.net.subnet(2), s.net.bridge("py"));
+    let plugin = integration_tests::plugin::volume_plugin_dir(s.dir.path(), "pyvol", None);
     let out = s.command(
         "/usr/bin/python3",
         &[
@@ -43,6 +44,7 @@ fn docker_py_long_tail() {
             tar.to_str().unwrap(),
             &subnet,
             &bridge,
+            plugin.to_str().unwrap(),
         ],
     );
     assert_eq!(

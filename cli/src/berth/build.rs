@@ -174,6 +174,11 @@ fn context_tar(
     Ok(rd)
 }
 
+/// A whole directory as a tar stream (a plugin's config and rootfs).
+pub fn dir_tar(dir: PathBuf) -> std::io::Result<std::os::unix::net::UnixStream> {
+    context_tar(dir, dockerignore::Patterns::default(), None, None)
+}
+
 /// A lone Dockerfile as a one-file context.
 fn dockerfile_tar(text: &[u8]) -> std::io::Result<std::os::unix::net::UnixStream> {
     let (rd, wr) = std::os::unix::net::UnixStream::pair()?;

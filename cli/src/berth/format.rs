@@ -208,6 +208,21 @@ fn render_simple(pieces: &[Piece], v: &Value) -> Option<String> {
                     Value::String(t) => s.push_str(t),
                     Value::Bool(b) => s.push_str(if *b { "true" } else { "false" }),
                     Value::Number(n) if n.is_i64() || n.is_u64() => s.push_str(&n.to_string()),
+                    // A list of words as Go prints a slice: `[a b c]`.
+                    Value::Array(items) => {
+                        let words: Option<Vec<String>> = items
+                            .iter()
+                            .map(|x| match x {
+                                Value::String(t) => Some(t.clone()),
+                                Value::Bool(b) => Some(b.to_string()),
+                                Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+                                _ => None,
+                            })
+                            .collect();
+                        s.push('[');
+                        s.push_str(&words?.join(" "));
+                        s.push(']');
+                    }
                     _ => return None,
                 }
             }
@@ -523,6 +538,11 @@ mod tests {
             };
             assert_eq!(gt.render(&v).unwrap(), want, "gtmpl: {t}");
         }
+        // A list of words prints as Go prints a slice (`docker inspect -f
+        // '{{.Config.Cmd}}'` gives `[sh -c x]`).
+        let words = json!({"Cmd": ["sh", "-c", "x"], "None": []});
+        let f = parse("{{.Cmd}} {{.None}}", &header).unwrap();
+        assert_eq!(f.render(&words).unwrap(), "[sh -c x] []");
         // A missing field falls through to gtmpl's own error.
         assert!(parse("{{.Missing}}", &header).unwrap().render(&v).is_err());
         assert!(simple_pieces("{{json .}}").is_none());

@@ -13,6 +13,7 @@ mod images;
 mod logs;
 mod network;
 mod opts;
+mod plugin;
 mod stats;
 mod system;
 
@@ -95,6 +96,9 @@ enum Cmd {
     /// Manage networks
     #[command(subcommand)]
     Network(network::NetworkCmd),
+    /// Manage plugins
+    #[command(subcommand)]
+    Plugin(plugin::PluginCmd),
     /// List port mappings or a specific mapping for the container
     Port(network::PortArgs),
     /// Manage berth
@@ -367,6 +371,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::ImageGroup(g) => images::group(&ctx, g).await,
         Cmd::Volume(v) => system::volume(&ctx, v).await,
         Cmd::Network(n) => network::network(&ctx, n).await,
+        Cmd::Plugin(p) => plugin::plugin(&ctx, p).await,
         Cmd::Port(a) => network::port(&ctx, a).await,
         Cmd::System(s) => system::system(&ctx, s).await,
         Cmd::Events(a) => system::events(&ctx, a).await,

@@ -22,7 +22,7 @@ pub struct InspectArgs {
     /// Display total file sizes if the type is container
     #[arg(short = 's', long)]
     size: bool,
-    /// Return JSON for specified type (container, image, volume)
+    /// Return JSON for specified type (container, image, volume, network, plugin)
     #[arg(long = "type")]
     kind: Option<String>,
     #[arg(required = true)]
@@ -330,7 +330,7 @@ fn render_each(fmt: &str, items: &[Value]) -> Result<()> {
 pub async fn inspect(ctx: &Ctx, a: InspectArgs, only: Option<&str>) -> Result<i32> {
     let kind = only.map(String::from).or(a.kind.clone());
     if let Some(k) = &kind
-        && !["container", "image", "volume", "network"].contains(&k.as_str())
+        && !["container", "image", "volume", "network", "plugin"].contains(&k.as_str())
     {
         bail!("\"{k}\" is not a valid value for --type");
     }
@@ -346,6 +346,7 @@ pub async fn inspect(ctx: &Ctx, a: InspectArgs, only: Option<&str>) -> Result<i3
             ("image", format!("/images/{n}/json")),
             ("volume", format!("/volumes/{}", q(n))),
             ("network", format!("/networks/{}", q(n))),
+            ("plugin", format!("/plugins/{}/json", q(n))),
         ]
         .into_iter()
         .filter(|(k, _)| kind.as_deref().is_none_or(|x| x == *k))

@@ -10,6 +10,7 @@ pub mod exec;
 pub mod images;
 pub mod json;
 pub mod networks;
+pub mod plugins;
 pub mod query;
 pub mod stats;
 pub mod stream;
@@ -235,13 +236,15 @@ pub fn router(d: Arc<Daemon>) -> Router {
                 .post(swarm::not_a_manager)
                 .delete(swarm::not_a_manager),
         )
-        .route("/plugins", get(swarm::plugins))
-        .route("/plugins/privileges", get(swarm::plugin_install))
-        .route("/plugins/pull", post(swarm::plugin_install))
-        .route("/plugins/create", post(swarm::plugin_install))
+        .route("/plugins", get(plugins::list))
+        .route("/plugins/privileges", get(plugins::registry))
+        .route("/plugins/pull", post(plugins::registry))
+        .route("/plugins/create", post(plugins::create))
         .route(
             "/plugins/{*name}",
-            get(swarm::plugin).post(swarm::plugin).delete(swarm::plugin),
+            get(plugins::named)
+                .post(plugins::named)
+                .delete(plugins::named),
         )
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(d.clone(), authorize))

@@ -3,12 +3,10 @@
 //! `leave_swarm(force=True)`, the CLI asks for nodes and services) and
 //! expect Docker's answers, not a missing page.
 
-use crate::api::json::Json;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::error::{ApiError, Result};
+use crate::error::ApiError;
 
 pub(crate) const NOT_A_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
 
@@ -43,30 +41,4 @@ pub fn info() -> Value {
         "Error": "",
         "RemoteManagers": null,
     })
-}
-
-/// GET /plugins: no managed plugins.
-pub async fn plugins() -> Json<Value> {
-    Json(json!([]))
-}
-
-/// A named plugin: there are none.
-pub async fn plugin(Path(name): Path<String>) -> ApiError {
-    let name = name
-        .trim_end_matches("/json")
-        .trim_end_matches("/enable")
-        .trim_end_matches("/disable")
-        .trim_end_matches("/upgrade")
-        .trim_end_matches("/push")
-        .trim_end_matches("/set");
-    ApiError::not_found(format!("plugin \"{name}\" not found"))
-}
-
-/// POST /plugins/pull, /plugins/create, GET /plugins/privileges: they need
-/// a registry's plugin images, which berth does not run.
-pub async fn plugin_install() -> Result<Json<Value>> {
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "berth does not run managed plugins",
-    ))
 }

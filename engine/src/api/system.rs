@@ -403,11 +403,26 @@ fn event_matches(e: &crate::daemon::events::Event, f: &query::Filters) -> bool {
                 .any(|x| x == v || strip_tag(x) == v)
         })
         && any("volume", &|v| e.typ == "volume" && e.actor.id == v)
+        && any("network", &|v| {
+            e.typ == "network"
+                && (e.actor.id.starts_with(v)
+                    || e.actor.attributes.get("name").is_some_and(|n| n == v))
+        })
+        && any("plugin", &|v| {
+            e.typ == "plugin"
+                && (e.actor.id.starts_with(v)
+                    || e.actor.attributes.get("name").is_some_and(|n| n == v))
+        })
         && query::labels_match(&e.actor.attributes, f.get("label"))
 }
 
 /// `since`/`until` as event times (i64 nanoseconds, as Docker's).
 fn event_time(q: &Params, key: &str) -> Result<Option<i64>> {
+    // Unix time 0 is a time like any other here (`docker events --since
+    // 0` is every event kept); for logs it means no bound.
+    if q.get(key).is_some_and(|v| v.trim() == "0") {
+        return Ok(Some(0));
+    }
     let Some(t) = query::time_param(q, key)? else {
         return Ok(None);
     };
@@ -445,6 +460,7 @@ pub async fn events(s: State, Query(q): Query<Params>) -> Result<Response> {
             "volume",
             "label",
             "network",
+            "plugin",
             "daemon",
             "scope",
         ],

@@ -12,19 +12,33 @@ use serde_json::{Value, json};
 use super::State;
 use super::query::{self, Params, flag};
 use crate::daemon::Daemon;
-use crate::daemon::volumes::Volume;
+use crate::daemon::volumes::{LOCAL, Volume};
 use crate::error::{ApiError, Result};
 
 pub fn to_json(d: &Daemon, v: &Volume) -> Value {
     json!({
         "Name": v.name,
-        "Driver": "local",
+        "Driver": v.driver,
         "Mountpoint": d.volumes.path(&v.name),
         "CreatedAt": humantime::format_rfc3339_seconds(v.created).to_string(),
         "Labels": v.labels,
         "Scope": "local",
         "Options": if v.options.is_empty() { Value::Null } else { json!(v.options) },
     })
+}
+
+/// A volume as inspect shows it: a plugin's with the mountpoint and the
+/// status the plugin tells (`VolumeDriver.Get`).
+pub async fn describe(d: &Daemon, v: &Volume) -> Value {
+    let mut j = to_json(d, v);
+    if v.driver != LOCAL {
+        let (at, status) = d.plugin_volume_info(v).await.unwrap_or_default();
+        j["Mountpoint"] = json!(at);
+        if !status.is_null() {
+            j["Status"] = status;
+        }
+    }
+    j
 }
 
 async fn users(d: &Daemon, name: &str) -> Vec<String> {
@@ -50,7 +64,7 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
             continue;
         }
         if let Some(dr) = f.get("driver")
-            && !dr.iter().any(|x| x == "local")
+            && !dr.contains(&v.driver)
         {
             continue;
         }
@@ -63,7 +77,7 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
                 continue;
             }
         }
-        out.push(to_json(&d, &v));
+        out.push(describe(&d, &v).await);
     }
     Ok(Json(json!({"Volumes": out, "Warnings": null})))
 }
@@ -86,24 +100,19 @@ pub async fn create(s: State, body: Bytes) -> Result<Response> {
         return Err(ApiError::bad_request("got EOF while reading request body"));
     }
     let v: CreateRequest = super::body::json(&body, "JSON body")?;
-    if !v.driver.is_empty() && v.driver != "local" {
-        return Err(ApiError::not_found(format!(
-            "create {}: error looking up volume plugin {drv}: plugin \"{drv}\" not found",
-            v.name,
-            drv = v.driver
-        )));
-    }
     let name = (!v.name.is_empty()).then_some(v.name.as_str());
-    let (vol, created) = d.volumes.create(name, v.labels, v.driver_opts)?;
+    let (vol, created) = d
+        .create_volume(name, &v.driver, v.labels, v.driver_opts)
+        .await?;
     if created {
         d.events.publish(
             "volume",
             "create",
             &vol.name,
-            BTreeMap::from([("driver".to_string(), "local".to_string())]),
+            BTreeMap::from([("driver".to_string(), vol.driver.clone())]),
         );
     }
-    Ok((StatusCode::CREATED, Json(to_json(&d, &vol))).into_response())
+    Ok((StatusCode::CREATED, Json(describe(&d, &vol).await)).into_response())
 }
 
 pub async fn inspect(s: State, Path(name): Path<String>) -> Result<Json<Value>> {
@@ -112,7 +121,7 @@ pub async fn inspect(s: State, Path(name): Path<String>) -> Result<Json<Value>> 
         .volumes
         .get(&name)
         .ok_or_else(|| ApiError::not_found(format!("get {name}: no such volume")))?;
-    Ok(Json(to_json(&d, &v)))
+    Ok(Json(describe(&d, &v).await))
 }
 
 pub async fn remove(
@@ -123,12 +132,12 @@ pub async fn remove(
     let d = s.0;
     // As dockerd's: force forgives a volume that is not there, never one
     // a container has (its data would go from under it).
-    if d.volumes.get(&name).is_none() {
+    let Some(v) = d.volumes.get(&name) else {
         if flag(&q, "force") {
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
         return Err(ApiError::not_found(format!("get {name}: no such volume")));
-    }
+    };
     let users = users(&d, &name).await;
     if !users.is_empty() {
         return Err(ApiError::conflict(format!(
@@ -136,12 +145,12 @@ pub async fn remove(
             users.join(", ")
         )));
     }
-    d.volumes.remove(&name)?;
+    d.remove_volume(&v, flag(&q, "force")).await?;
     d.events.publish(
         "volume",
         "destroy",
         &name,
-        BTreeMap::from([("driver".to_string(), "local".to_string())]),
+        BTreeMap::from([("driver".to_string(), v.driver.clone())]),
     );
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -174,8 +183,8 @@ pub async fn prune(
             continue;
         }
         reclaimed += d.volumes.size(&v.name);
-        if d.volumes.remove(&v.name).is_ok() {
-            let driver = BTreeMap::from([("driver".to_string(), "local".to_string())]);
+        if d.remove_volume(&v, false).await.is_ok() {
+            let driver = BTreeMap::from([("driver".to_string(), v.driver.clone())]);
             d.events.publish("volume", "destroy", &v.name, driver);
             deleted.push(v.name);
         }

@@ -233,6 +233,7 @@ impl Daemon {
         // on a bad -v and inspect shows the mounts before the first start.
         c.inherited_mounts = self.volumes_from(&c.host_config.volumes_from).await?;
         let image_volumes: Vec<String> = c.config.volumes.keys().cloned().collect();
+        self.create_plugin_volumes(&c.host_config).await?;
         let plan = super::volumes::plan(
             &self.volumes,
             &c.host_config.binds,

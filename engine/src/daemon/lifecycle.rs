@@ -61,6 +61,16 @@ impl Lifecycle {
         r
     }
 
+    /// A request in another namespace of lifecycled (the plugins').
+    pub fn req_in<T>(&self, namespace: &'static str, msg: T) -> Request<T> {
+        let mut r = Request::new(msg);
+        r.metadata_mut().insert(
+            berth_proto::NAMESPACE_HEADER,
+            MetadataValue::from_static(namespace),
+        );
+        r
+    }
+
     pub fn containers(&self) -> ContainersClient<Channel> {
         ContainersClient::new(self.channel.clone())
     }

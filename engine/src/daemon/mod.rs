@@ -20,6 +20,7 @@ pub mod names;
 pub mod netsetup;
 pub mod networks;
 pub mod ops;
+pub mod plugins;
 pub mod recover;
 pub mod resources;
 pub mod spec;
@@ -95,6 +96,7 @@ pub struct Daemon {
     pub lc: Lifecycle,
     pub events: Events,
     pub volumes: Volumes,
+    pub plugins: plugins::Plugins,
     pub networks: networks::Networks,
     pub cni: crate::network::cni::Cni,
     pub dns: crate::network::dns::Dns,
@@ -188,6 +190,7 @@ impl Daemon {
     pub fn open(cfg: Config) -> anyhow::Result<Arc<Daemon>> {
         let lc = Lifecycle::new(&cfg.lifecycled);
         let volumes = Volumes::new(&cfg.data_root)?;
+        let plugins = plugins::Plugins::open(&cfg.data_root, &cfg.exec_root)?;
         let networks = networks::Networks::open(
             &cfg.data_root,
             cfg.bridge.as_deref(),
@@ -202,6 +205,7 @@ impl Daemon {
             live: RwLock::new(Arc::new(Live::of(&cfg))),
             lc,
             volumes,
+            plugins,
             networks,
             cni: crate::network::cni::Cni::default(),
             dns: crate::network::dns::Dns::new(

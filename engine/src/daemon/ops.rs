@@ -395,7 +395,7 @@ impl Daemon {
         let mut result = self.start_locked(e, &mut c).await;
         if let Err(err) = &mut result {
             self.net_down(&mut c).await;
-            self.release_mounts(&c);
+            self.release_mounts(&c).await;
             c.state.error = err.message.clone();
             c.state.exit_code = exit_code_for(&err.message);
             // As dockerd: a command that cannot be run is the caller's
@@ -424,14 +424,21 @@ impl Daemon {
     /// After `c` stopped: its shareable /dev/shm is unmounted, and the
     /// mounts its volumes' options made go once no other running container
     /// uses them, as dockerd's local driver.
-    pub(crate) fn release_mounts(&self, c: &Container) {
+    pub(crate) async fn release_mounts(&self, c: &Container) {
         self.volume_events(c, "unmount");
         super::ipc::unmount_shm(&c.dir);
         for m in c.mounts.iter().filter(|m| m.typ == "volume") {
-            if !self.volume_in_use(&c.id, &m.name)
-                && let Err(e) = self.volumes.unmount(&m.name)
-            {
-                tracing::warn!("volume {}: {}", m.name, e.message);
+            let last = !self.volume_in_use(&c.id, &m.name);
+            match self.volumes.get(&m.name) {
+                Some(v) if v.driver != super::volumes::LOCAL => {
+                    self.unmount_plugin_volume(&v, &c.id, last).await;
+                }
+                _ if last => {
+                    if let Err(e) = self.volumes.unmount(&m.name) {
+                        tracing::warn!("volume {}: {}", m.name, e.message);
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -581,6 +588,7 @@ impl Daemon {
         let (uid, gid, groups) =
             files::resolve_user(&self.lc, &c.id, &c.config.user, &c.host_config.group_add).await?;
         let image_volumes: Vec<String> = c.config.volumes.keys().cloned().collect();
+        self.create_plugin_volumes(&c.host_config).await?;
         let plan = super::volumes::plan(
             &self.volumes,
             &c.host_config.binds,
@@ -594,7 +602,7 @@ impl Daemon {
         // What volumes' options mount (a host directory, a tmpfs) is there
         // before anything is copied in or the container sees it.
         for name in &plan.to_mount {
-            self.volumes.mount(name).await?;
+            self.mount_volume(name, &c.id).await?;
         }
         for (vol, dest) in &plan.copy_up {
             // Only an empty volume is filled: what its options mounted (a

@@ -19,9 +19,19 @@ use serde_json::{Value, json};
 use crate::error::{ApiError, Result};
 use crate::types::{MountPoint, MountSpec};
 
+/// The driver of the volumes the engine keeps itself.
+pub const LOCAL: &str = "local";
+
+fn local() -> String {
+    LOCAL.to_string()
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Volume {
     pub name: String,
+    /// `local`, or the name of the plugin that serves it.
+    #[serde(default = "local")]
+    pub driver: String,
     pub labels: BTreeMap<String, String>,
     pub options: BTreeMap<String, String>,
     pub created: SystemTime,
@@ -128,11 +138,7 @@ impl Volumes {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let (name, anonymous) = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
-                if !valid_name(n) {
-                    return Err(ApiError::bad_request(format!(
-                        "create {n}: \"{n}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
-                    )));
-                }
+                self.check_name(n)?;
                 (n.to_string(), false)
             }
             None => (hex::encode(rand::random::<[u8; 32]>()), true),
@@ -181,6 +187,7 @@ impl Volumes {
         berth_fault::point("berthd:volume-create.after-mkdir");
         let v = Volume {
             name: name.clone(),
+            driver: local(),
             labels,
             options,
             created: SystemTime::now(),
@@ -192,6 +199,79 @@ impl Volumes {
         )
         .map_err(|e| ApiError::internal(format!("creating volume {name}: {e}")))?;
         Ok((v, true))
+    }
+
+    /// Refuses a name no volume may have (it is joined to paths).
+    pub fn check_name(&self, n: &str) -> Result<()> {
+        if valid_name(n) {
+            return Ok(());
+        }
+        Err(ApiError::bad_request(format!(
+            "create {n}: \"{n}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+        )))
+    }
+
+    /// Keeps the record of a volume a plugin made (`driver` is the
+    /// plugin's name); its `_data` is where its mountpoint is bound.
+    pub fn record(
+        &self,
+        name: &str,
+        driver: &str,
+        labels: BTreeMap<String, String>,
+        options: BTreeMap<String, String>,
+    ) -> Result<(Volume, bool)> {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.check_name(name)?;
+        if let Some(v) = self.get(name) {
+            return Ok((v, false));
+        }
+        let dir = self.root.join(name);
+        std::fs::create_dir_all(dir.join("_data"))
+            .map_err(|e| ApiError::internal(format!("creating volume {name}: {e}")))?;
+        let v = Volume {
+            name: name.to_string(),
+            driver: driver.to_string(),
+            labels,
+            options,
+            created: SystemTime::now(),
+            anonymous: false,
+        };
+        super::container::write_atomic(
+            &dir.join("opts.json"),
+            &serde_json::to_vec(&v).unwrap_or_default(),
+        )
+        .map_err(|e| ApiError::internal(format!("creating volume {name}: {e}")))?;
+        Ok((v, true))
+    }
+
+    /// Binds `host` (a plugin's mountpoint) onto the volume's `_data`,
+    /// unless it is bound already.
+    pub fn bind(&self, name: &str, host: &Path) -> std::result::Result<(), String> {
+        use nix::mount::{MsFlags, mount};
+        let path = self.path(name);
+        if is_mount_point(&path) {
+            return Ok(());
+        }
+        if !host.is_dir() {
+            return Err("the plugin's mountpoint is not a directory on the host".into());
+        }
+        mount(
+            Some(host),
+            &path,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// Lets go of what [`Volumes::bind`] bound.
+    pub fn unbind(&self, name: &str) -> Result<()> {
+        let path = self.path(name);
+        if is_mount_point(&path) {
+            unmount_sync(&path)?;
+        }
+        Ok(())
     }
 
     pub fn remove(&self, name: &str) -> Result<()> {
@@ -288,11 +368,13 @@ impl Volumes {
 /// needs xfs project quotas).
 const MOUNT_OPTIONS: [&str; 3] = ["type", "o", "device"];
 
-/// Whether a volume's options mount something on it.
+/// Whether a volume's options mount something on it (a plugin's always
+/// has its mountpoint bound).
 pub fn needs_mount(v: &Volume) -> bool {
-    MOUNT_OPTIONS
-        .iter()
-        .any(|k| v.options.get(*k).is_some_and(|x| !x.is_empty()))
+    v.driver != LOCAL
+        || MOUNT_OPTIONS
+            .iter()
+            .any(|k| v.options.get(*k).is_some_and(|x| !x.is_empty()))
 }
 
 /// Whether something is mounted at `path` (a line of mountinfo names it).
@@ -549,7 +631,7 @@ pub fn plan(
             name: v.name.clone(),
             source: vols.path(&v.name).to_string_lossy().into_owned(),
             destination: dest.to_string(),
-            driver: "local".into(),
+            driver: v.driver.clone(),
             mode,
             rw: !ro,
             propagation: String::new(),
@@ -751,14 +833,17 @@ pub fn plan(
                     .volume_options
                     .as_ref()
                     .and_then(|v| v.driver_config.as_ref());
+                let name = (!m.source.is_empty()).then_some(m.source.as_str());
+                // A plugin's volume is made before the plan (the plugin is
+                // asked); one that is not there had no plugin to make it.
                 if let Some(drv) = vo
                     .map(|d| d.name.as_str())
-                    .filter(|d| !d.is_empty() && *d != "local")
+                    .filter(|d| !d.is_empty() && *d != LOCAL)
+                    && name.and_then(|n| vols.get(n)).is_none()
                 {
                     return Err(ApiError::not_found(format!("plugin \"{drv}\" not found")));
                 }
                 let options = vo.map(|d| d.options.clone()).unwrap_or_default();
-                let name = (!m.source.is_empty()).then_some(m.source.as_str());
                 add_volume(
                     &mut p,
                     name,

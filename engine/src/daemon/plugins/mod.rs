@@ -1,0 +1,486 @@
+//! Managed plugins (`docker plugin …`), kept as dockerd keeps them: each
+//! under `<data-root>/plugins/<id>/` as its record (`plugin.json`, Docker's
+//! `types.Plugin`) and its unpacked `rootfs/`. An enabled plugin runs as a
+//! container of lifecycled's `plugins.berth` namespace (see `run`), with
+//! `<exec-root>/plugins/<short id>/` at `/run/docker/plugins`, where it
+//! makes the socket the engine then speaks to.
+//!
+//! A plugin exists once its `plugin.json` is written (after the rootfs is
+//! in place, by renaming a whole directory in); it is removed by renaming
+//! its directory out of the way (`.removing-<id>`) and deleting that. An
+//! engine that dies half-way leaves a `.new-` or `.removing-` directory,
+//! or one without a record, and [`Plugins::open`] clears them.
+
+pub mod client;
+pub mod config;
+pub mod run;
+pub mod volumes;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use sha2::Digest as _;
+
+use crate::daemon::images::{familiar, normalize};
+use crate::error::{ApiError, Result};
+pub use config::Plugin;
+
+/// Directory prefixes of a plugin being made or removed; an id is hex, so
+/// never one of them.
+const NEW: &str = ".new-";
+const REMOVING: &str = ".removing-";
+
+/// One plugin: its record, and the lock its enable, disable, set and
+/// removal take in turn.
+pub struct Entry {
+    pub id: String,
+    pub op: tokio::sync::Mutex<()>,
+    record: Mutex<Plugin>,
+}
+
+impl Entry {
+    pub fn get(&self) -> Plugin {
+        self.record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn name(&self) -> String {
+        self.get().name
+    }
+}
+
+pub struct Plugins {
+    root: PathBuf,
+    exec_root: PathBuf,
+    entries: Mutex<BTreeMap<String, Arc<Entry>>>,
+}
+
+impl Plugins {
+    pub fn open(data_root: &Path, exec_root: &Path) -> std::io::Result<Plugins> {
+        let root = data_root.join("plugins");
+        std::fs::create_dir_all(&root)?;
+        let mut entries = BTreeMap::new();
+        for e in std::fs::read_dir(&root)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            if name.starts_with(NEW) || name.starts_with(REMOVING) {
+                tracing::info!("clearing {}, left by an interrupted plugin change", name);
+                if let Err(err) = std::fs::remove_dir_all(&path) {
+                    tracing::warn!("removing {}: {err}", path.display());
+                }
+                continue;
+            }
+            match std::fs::read(path.join("plugin.json")) {
+                Ok(raw) => match Plugin::load(&raw) {
+                    Ok(p) if p.id == name => {
+                        entries.insert(
+                            name.clone(),
+                            Arc::new(Entry {
+                                id: name,
+                                op: Default::default(),
+                                record: Mutex::new(p),
+                            }),
+                        );
+                    }
+                    Ok(_) => tracing::error!("skipping plugin {name}: its record names another"),
+                    Err(err) => tracing::error!("skipping plugin {name}: its record: {err}"),
+                },
+                Err(err) => tracing::error!("skipping plugin directory {name}: {err}"),
+            }
+        }
+        Ok(Plugins {
+            root,
+            exec_root: exec_root.join("plugins"),
+            entries: Mutex::new(entries),
+        })
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Entry>>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn all(&self) -> Vec<Arc<Entry>> {
+        self.map().values().cloned().collect()
+    }
+
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    pub fn rootfs(&self, id: &str) -> PathBuf {
+        self.dir(id).join("rootfs")
+    }
+
+    /// Where the plugin's `PropagatedMount` is on the host.
+    pub fn propagated(&self, id: &str) -> PathBuf {
+        self.dir(id).join("propagated-mount")
+    }
+
+    /// Bound at `/run/docker/plugins` in the plugin. The short id keeps a
+    /// socket's path within the 108 bytes a unix address holds.
+    pub fn socket_dir(&self, id: &str) -> PathBuf {
+        self.exec_root.join(&id[..12.min(id.len())])
+    }
+
+    /// The plugin's socket on the host.
+    pub fn socket(&self, p: &Plugin) -> PathBuf {
+        self.socket_dir(&p.id).join(&p.config.interface.socket)
+    }
+
+    /// A plugin by its id, an unambiguous prefix of it, or its name (the
+    /// tag `latest` when none is given), as dockerd looks one up.
+    pub fn find(&self, given: &str) -> Result<Arc<Entry>> {
+        let map = self.map();
+        if let Some(e) = map.get(given) {
+            return Ok(e.clone());
+        }
+        if let Ok(full) = normalize(given)
+            && !full.contains('@')
+        {
+            let name = familiar(&full);
+            if let Some(e) = map.values().find(|e| e.name() == name) {
+                return Ok(e.clone());
+            }
+        }
+        if !given.is_empty() && given.chars().all(|c| c.is_ascii_hexdigit()) {
+            let found: Vec<&Arc<Entry>> =
+                map.values().filter(|e| e.id.starts_with(given)).collect();
+            match found.as_slice() {
+                [one] => return Ok((*one).clone()),
+                [] => {}
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "multiple plugins found for {given:?}"
+                    )));
+                }
+            }
+        }
+        Err(not_found(given))
+    }
+
+    /// Writes a plugin's record in place of the old one.
+    pub fn save(&self, e: &Entry, p: Plugin) -> Result<()> {
+        let raw = serde_json::to_vec_pretty(&p)
+            .map_err(|err| ApiError::internal(format!("plugin record: {err}")))?;
+        let dir = self.dir(&p.id);
+        write_atomic(&dir.join("plugin.json"), &raw)
+            .map_err(|err| ApiError::internal(format!("saving plugin {}: {err}", p.name)))?;
+        *e.record.lock().unwrap_or_else(|e| e.into_inner()) = p;
+        Ok(())
+    }
+
+    /// `POST /plugins/create`: a plugin from `config.json` and `rootfs/` in
+    /// a tar stream. Blocking: it unpacks the whole rootfs.
+    pub fn create(&self, name: &str, body: impl Read, docker_version: &str) -> Result<Plugin> {
+        let name = self.new_name(name)?;
+        let id = hex::encode(rand::random::<[u8; 32]>());
+        let staging = self.root.join(format!("{NEW}{id}"));
+        let made = (|| {
+            std::fs::create_dir_all(staging.join("rootfs"))
+                .map_err(|e| ApiError::internal(format!("creating the plugin's rootfs: {e}")))?;
+            std::fs::create_dir_all(staging.join("propagated-mount"))
+                .map_err(|e| ApiError::internal(format!("creating the plugin's rootfs: {e}")))?;
+            let raw = unpack(body, &staging)?;
+            let mut config = Config::parse(&raw)
+                .map_err(|e| ApiError::bad_request(format!("failed to parse config: {e}")))?;
+            config.rootfs = Some(config::RootFs {
+                diff_ids: vec![diff_id(&staging.join("rootfs"))?],
+                typ: "layers".into(),
+            });
+            config.docker_version = docker_version.to_string();
+            let p = Plugin {
+                settings: Plugin::initial_settings(&config),
+                config,
+                enabled: false,
+                id: id.clone(),
+                name: name.clone(),
+                reference: name.clone(),
+            };
+            let raw = serde_json::to_vec_pretty(&p)
+                .map_err(|e| ApiError::internal(format!("plugin record: {e}")))?;
+            write_atomic(&staging.join("plugin.json"), &raw)
+                .map_err(|e| ApiError::internal(format!("saving plugin {name}: {e}")))?;
+            Ok(p)
+        })();
+        let p = match made {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
+        // The name is checked again with the map held: two creates of one
+        // name race to here.
+        let mut map = self.map();
+        if map.values().any(|e| e.name() == name) {
+            drop(map);
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(already_exists(&name));
+        }
+        if let Err(e) = std::fs::rename(&staging, self.dir(&id)) {
+            drop(map);
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(ApiError::internal(format!("storing plugin {name}: {e}")));
+        }
+        map.insert(
+            id.clone(),
+            Arc::new(Entry {
+                id,
+                op: Default::default(),
+                record: Mutex::new(p.clone()),
+            }),
+        );
+        Ok(p)
+    }
+
+    /// The name a new plugin would have (`name:latest` when untagged),
+    /// refused when it is malformed, has a digest, or is taken.
+    pub fn new_name(&self, given: &str) -> Result<String> {
+        let full = normalize(given).map_err(|e| {
+            ApiError::bad_request(format!("failed to parse reference {given}: {e}"))
+        })?;
+        if full.contains('@') {
+            return Err(ApiError::bad_request(
+                "canonical references are not permitted",
+            ));
+        }
+        let name = familiar(&full);
+        if self.map().values().any(|e| e.name() == name) {
+            return Err(already_exists(&name));
+        }
+        Ok(name)
+    }
+
+    /// Forgets a plugin and deletes its files (it must not be running).
+    pub fn remove(&self, e: &Entry) -> Result<()> {
+        let dir = self.dir(&e.id);
+        let gone = self.root.join(format!("{REMOVING}{}", e.id));
+        std::fs::rename(&dir, &gone)
+            .map_err(|err| ApiError::internal(format!("removing plugin {}: {err}", e.name())))?;
+        self.map().remove(&e.id);
+        if let Err(err) = std::fs::remove_dir_all(&gone) {
+            tracing::warn!("removing {}: {err}", gone.display());
+        }
+        let _ = std::fs::remove_dir_all(self.socket_dir(&e.id));
+        Ok(())
+    }
+}
+
+use config::Config;
+
+pub fn not_found(given: &str) -> ApiError {
+    ApiError::not_found(format!("plugin {given:?} not found"))
+}
+
+fn already_exists(name: &str) -> ApiError {
+    ApiError::conflict(format!("plugin {name} already exists"))
+}
+
+fn write_atomic(path: &Path, raw: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, raw)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Unpacks the `rootfs/` of a plugin's tar stream into `staging` and returns
+/// its `config.json`. Other entries are passed over, as dockerd passes
+/// them; nothing is written outside `rootfs`.
+fn unpack(body: impl Read, staging: &Path) -> Result<Vec<u8>> {
+    let bad = |e: std::io::Error| {
+        let cause = std::error::Error::source(&e)
+            .map(|c| format!(": {c}"))
+            .unwrap_or_default();
+        ApiError::bad_request(format!("reading the plugin's tar: {e}{cause}"))
+    };
+    let mut archive = tar::Archive::new(body);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_ownerships(true);
+    archive.set_unpack_xattrs(true);
+    archive.set_overwrite(true);
+    let mut config = None;
+    let mut saw_rootfs = false;
+    for entry in archive.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        let path = entry.path().map_err(bad)?.into_owned();
+        let mut parts = path
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir));
+        let first = parts.next().map(|c| c.as_os_str().to_os_string());
+        let nested = parts.next().is_some();
+        match first.as_ref().and_then(|f| f.to_str()) {
+            Some("config.json") if !nested => {
+                let mut raw = Vec::new();
+                entry.read_to_end(&mut raw).map_err(bad)?;
+                config = Some(raw);
+            }
+            Some("rootfs") => {
+                saw_rootfs = true;
+                // Under the staging directory with its `rootfs/` prefix, so
+                // that tar's own checks (no `..`, no write through a symlink
+                // that leads out) keep every entry inside; hard links name
+                // their targets the same way.
+                let inside = entry.unpack_in(staging).map_err(bad)?;
+                if !inside {
+                    return Err(ApiError::bad_request(format!(
+                        "the plugin's tar names a path outside its rootfs: {}",
+                        path.display()
+                    )));
+                }
+            }
+            _ => {}
+        }
+    }
+    if !saw_rootfs {
+        return Err(ApiError::bad_request("no rootfs found"));
+    }
+    config.ok_or_else(|| ApiError::bad_request("config not found"))
+}
+
+/// The digest of the rootfs as one uncompressed layer, for `rootfs.diff_ids`.
+fn diff_id(rootfs: &Path) -> Result<String> {
+    struct Hasher(sha2::Sha256);
+    impl std::io::Write for Hasher {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.update(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut b = tar::Builder::new(Hasher(sha2::Sha256::new()));
+    b.follow_symlinks(false);
+    b.mode(tar::HeaderMode::Deterministic);
+    b.append_dir_all(".", rootfs)
+        .map_err(|e| ApiError::internal(format!("reading the plugin's rootfs: {e}")))?;
+    let h = b
+        .into_inner()
+        .map_err(|e| ApiError::internal(format!("reading the plugin's rootfs: {e}")))?;
+    Ok(format!("sha256:{}", hex::encode(h.0.finalize())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"{"description": "t", "entrypoint": ["/bin/x"],
+        "interface": {"types": ["docker.volumedriver/1.0"], "socket": "t.sock"}}"#;
+
+    /// A tar of `entries` (path, contents; a trailing `/` is a directory).
+    fn tar_of(entries: &[(&str, &str)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            if path.ends_with('/') {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+            } else {
+                h.set_mode(0o644);
+                h.set_size(data.len() as u64);
+            }
+            // Paths set raw: a hostile archive's `..` must reach unpack.
+            let name = h.as_old_mut().name.as_mut();
+            name[..path.len()].copy_from_slice(path.as_bytes());
+            h.set_cksum();
+            b.append(&h, data.as_bytes()).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn store() -> (tempfile::TempDir, Plugins) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Plugins::open(&dir.path().join("data"), &dir.path().join("exec")).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn a_plugin_is_made_from_config_json_and_rootfs_and_found_by_name_or_id() {
+        let (_dir, s) = store();
+        let tar = tar_of(&[
+            ("config.json", CONFIG),
+            ("rootfs/", ""),
+            ("rootfs/bin/", ""),
+            ("rootfs/bin/x", "#!/bin/sh\n"),
+            ("./README", "not part of the plugin"),
+        ]);
+        let p = s.create("team/t", tar.as_slice(), "1.0").unwrap();
+        assert_eq!(p.name, "team/t:latest");
+        assert_eq!(p.config.docker_version, "1.0");
+        assert!(s.rootfs(&p.id).join("bin/x").is_file());
+        assert!(!s.rootfs(&p.id).join("README").exists());
+        assert!(!s.dir(&p.id).join("README").exists());
+        for given in [
+            "team/t",
+            "team/t:latest",
+            "docker.io/team/t",
+            &p.id,
+            &p.id[..6],
+        ] {
+            assert_eq!(s.find(given).unwrap().id, p.id, "{given}");
+        }
+        let missing = s.find("team/t:v2").err().map(|e| e.message);
+        assert_eq!(missing.as_deref(), Some("plugin \"team/t:v2\" not found"));
+        let again = s
+            .create("team/t:latest", tar.as_slice(), "1.0")
+            .unwrap_err();
+        assert_eq!(again.message, "plugin team/t:latest already exists");
+        // Read back by a new store as it was written.
+        let reopened = Plugins::open(&_dir.path().join("data"), &_dir.path().join("exec")).unwrap();
+        assert_eq!(reopened.find(&p.id).unwrap().get(), p);
+    }
+
+    #[test]
+    fn a_tar_that_is_not_a_plugin_makes_nothing() {
+        let (dir, s) = store();
+        let cases: [(&[(&str, &str)], &str); 4] = [
+            (&[("rootfs/", "")], "config not found"),
+            (&[("config.json", CONFIG)], "no rootfs found"),
+            (
+                &[("config.json", "{"), ("rootfs/", "")],
+                "failed to parse config",
+            ),
+            (
+                &[("config.json", CONFIG), ("rootfs/../../escape", "x")],
+                "outside its rootfs",
+            ),
+        ];
+        for (entries, words) in cases {
+            let err = s.create("t", tar_of(entries).as_slice(), "1").unwrap_err();
+            assert!(err.message.contains(words), "{words}: {}", err.message);
+        }
+        assert!(s.all().is_empty());
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("data/plugins"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        assert!(!dir.path().join("escape").exists());
+        let digest = format!("t@sha256:{}", "0".repeat(64));
+        assert_eq!(
+            s.create(&digest, &b""[..], "1").unwrap_err().message,
+            "canonical references are not permitted"
+        );
+    }
+
+    #[test]
+    fn what_an_interrupted_change_left_is_cleared_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data/plugins");
+        for d in [".new-abc/rootfs", ".removing-def/rootfs"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let s = Plugins::open(&dir.path().join("data"), &dir.path().join("exec")).unwrap();
+        assert!(s.all().is_empty());
+        assert!(!root.join(".new-abc").exists() && !root.join(".removing-def").exists());
+    }
+}

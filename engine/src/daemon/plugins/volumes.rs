@@ -1,0 +1,262 @@
+//! Volumes a plugin serves (`docker volume create -d PLUGIN`, `--mount
+//! volume-driver=PLUGIN`, `--volume-driver`): the engine keeps the record
+//! (name, driver, labels, options) beside the local ones and asks the
+//! plugin for the rest, as dockerd's volume adapter does. At a start the
+//! plugin's mountpoint is bound onto the volume's own `_data`, which the
+//! container's bind then names like any volume's.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use super::{Plugin, client};
+use crate::daemon::Daemon;
+use crate::daemon::volumes::{LOCAL, Volume};
+use crate::error::{ApiError, Result};
+use crate::types::HostConfig;
+
+/// A volume a container names for a plugin: name, driver, labels, options.
+type Wanted = (
+    String,
+    String,
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+);
+
+impl Daemon {
+    /// The enabled plugin that serves volumes as `driver`, or dockerd's
+    /// reason why there is none.
+    pub fn volume_plugin(&self, driver: &str) -> std::result::Result<Plugin, String> {
+        let lookup = |why: String| format!("error looking up volume plugin {driver}: {why}");
+        let p = self
+            .plugins
+            .find(driver)
+            .map_err(|_| lookup(format!("plugin {driver:?} not found")))?
+            .get();
+        if !p
+            .config
+            .types()
+            .iter()
+            .any(|t| t.capability == "volumedriver")
+        {
+            return Err(lookup(format!(
+                "plugin {:?} found, but not implementing \"VolumeDriver\"",
+                p.name
+            )));
+        }
+        if !p.enabled {
+            return Err(lookup(format!("plugin {:?} found but disabled", p.name)));
+        }
+        Ok(p)
+    }
+
+    /// A volume of `driver` (the local driver or a plugin's); an existing
+    /// one of that name is returned as it is.
+    pub async fn create_volume(
+        &self,
+        name: Option<&str>,
+        driver: &str,
+        labels: BTreeMap<String, String>,
+        options: BTreeMap<String, String>,
+    ) -> Result<(Volume, bool)> {
+        if driver.is_empty() || driver == LOCAL {
+            return self.volumes.create(name, labels, options);
+        }
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => n.to_string(),
+            None => hex::encode(rand::random::<[u8; 32]>()),
+        };
+        if let Some(v) = self.volumes.get(&name) {
+            return Ok((v, false));
+        }
+        let p = self
+            .volume_plugin(driver)
+            .map_err(|why| ApiError::not_found(format!("create {name}: {why}")))?;
+        self.volumes.check_name(&name)?;
+        client::call(
+            &self.plugins.socket(&p),
+            "VolumeDriver.Create",
+            &json!({"Name": name, "Opts": options}),
+        )
+        .await
+        .map_err(|e| ApiError::internal(format!("create {name}: VolumeDriver.Create: {e}")))?;
+        self.volumes.record(&name, &p.name, labels, options)
+    }
+
+    /// Makes the named volumes a container's binds and mounts give to a
+    /// plugin (HostConfig.VolumeDriver, a mount's volume driver), before
+    /// its volumes are planned. Anonymous ones stay the local driver's.
+    pub async fn create_plugin_volumes(&self, hc: &HostConfig) -> Result<()> {
+        let mut wanted: Vec<Wanted> = Vec::new();
+        if !hc.volume_driver.is_empty() && hc.volume_driver != LOCAL {
+            for b in &hc.binds {
+                let name = b.split(':').next().unwrap_or_default();
+                if b.contains(':') && !name.is_empty() && !name.starts_with('/') {
+                    wanted.push((
+                        name.to_string(),
+                        hc.volume_driver.clone(),
+                        Default::default(),
+                        Default::default(),
+                    ));
+                }
+            }
+        }
+        for m in hc.mounts.iter().filter(|m| m.typ == "volume") {
+            let Some(vo) = &m.volume_options else {
+                continue;
+            };
+            let Some(dc) = vo
+                .driver_config
+                .as_ref()
+                .filter(|d| !d.name.is_empty() && d.name != LOCAL)
+            else {
+                continue;
+            };
+            if m.source.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "berth makes anonymous volumes with the local driver only: name the volume at {} to have plugin {} serve it",
+                    m.target, dc.name
+                )));
+            }
+            wanted.push((
+                m.source.clone(),
+                dc.name.clone(),
+                vo.labels.clone(),
+                dc.options.clone(),
+            ));
+        }
+        for (name, driver, labels, options) in wanted {
+            // Its "create" event is the container's (see volume_events).
+            if self.volumes.get(&name).is_none() {
+                self.create_volume(Some(&name), &driver, labels, options)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// What the plugin tells of a volume (`VolumeDriver.Get`): its
+    /// mountpoint as the plugin sees it and its status; None when the
+    /// plugin cannot be asked.
+    pub async fn plugin_volume_info(&self, v: &Volume) -> Option<(String, Value)> {
+        let p = self.volume_plugin(&v.driver).ok()?;
+        match client::call(
+            &self.plugins.socket(&p),
+            "VolumeDriver.Get",
+            &json!({"Name": v.name}),
+        )
+        .await
+        {
+            Ok(r) => Some((
+                r["Volume"]["Mountpoint"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                r["Volume"]["Status"].clone(),
+            )),
+            Err(e) => {
+                tracing::warn!("volume {}: VolumeDriver.Get: {e}", v.name);
+                None
+            }
+        }
+    }
+
+    /// Mounts a volume for container `id`'s start: a local one's options,
+    /// or the plugin's `VolumeDriver.Mount`, its mountpoint bound onto the
+    /// volume's `_data` once.
+    pub async fn mount_volume(&self, name: &str, id: &str) -> Result<()> {
+        let Some(v) = self.volumes.get(name) else {
+            return Ok(());
+        };
+        if v.driver == LOCAL {
+            return self.volumes.mount(name).await;
+        }
+        let failed = |why: String| {
+            ApiError::internal(format!("error while mounting volume '{name}': {why}"))
+        };
+        let p = self.volume_plugin(&v.driver).map_err(failed)?;
+        let r = client::call(
+            &self.plugins.socket(&p),
+            "VolumeDriver.Mount",
+            &json!({"Name": name, "ID": id}),
+        )
+        .await
+        .map_err(|e| failed(format!("VolumeDriver.Mount: {e}")))?;
+        let at = r["Mountpoint"].as_str().unwrap_or_default();
+        if !at.starts_with('/') || at.split('/').any(|c| c == "..") {
+            return Err(failed(format!(
+                "VolumeDriver.Mount: the plugin answered the mountpoint {at:?}, not an absolute path in it"
+            )));
+        }
+        let host = self.scoped_path(&p, at);
+        self.volumes
+            .bind(name, &host)
+            .map_err(|e| failed(format!("binding {}: {e}", host.display())))
+    }
+
+    /// After container `id` stopped: the plugin's `VolumeDriver.Unmount`,
+    /// the bind let go first when no other running container uses it.
+    pub async fn unmount_plugin_volume(&self, v: &Volume, id: &str, last: bool) {
+        if last && let Err(e) = self.volumes.unbind(&v.name) {
+            tracing::warn!("volume {}: {}", v.name, e.message);
+        }
+        let Ok(p) = self.volume_plugin(&v.driver) else {
+            return;
+        };
+        if let Err(e) = client::call(
+            &self.plugins.socket(&p),
+            "VolumeDriver.Unmount",
+            &json!({"Name": v.name, "ID": id}),
+        )
+        .await
+        {
+            tracing::warn!("volume {}: VolumeDriver.Unmount: {e}", v.name);
+        }
+    }
+
+    /// Removes a volume: a plugin's is removed by the plugin first
+    /// (`VolumeDriver.Remove`) and kept if it refuses, unless `purge`
+    /// (`volume rm -f`, as dockerd's) forgets it all the same.
+    pub async fn remove_volume(&self, v: &Volume, purge: bool) -> Result<()> {
+        if v.driver != LOCAL {
+            self.volumes.unbind(&v.name)?;
+            let removed = match self.volume_plugin(&v.driver) {
+                Ok(p) => client::call(
+                    &self.plugins.socket(&p),
+                    "VolumeDriver.Remove",
+                    &json!({"Name": v.name}),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("remove {}: VolumeDriver.Remove: {e}", v.name)),
+                Err(why) => Err(format!("remove {}: {why}", v.name)),
+            };
+            match removed {
+                Ok(()) => {}
+                Err(e) if purge => tracing::warn!("{e}; forgetting the volume (forced)"),
+                Err(e) => return Err(ApiError::internal(e)),
+            }
+        }
+        self.volumes.remove(&v.name)
+    }
+
+    /// Whether a volume of this plugin exists (it may not be disabled or
+    /// removed then, as dockerd counts them).
+    pub fn plugin_serves_volumes(&self, p: &Plugin) -> bool {
+        self.volumes.list().iter().any(|v| v.driver == p.name)
+    }
+
+    /// A path the plugin names, on the host: under its propagated mount,
+    /// or in its rootfs.
+    fn scoped_path(&self, p: &Plugin, at: &str) -> PathBuf {
+        let prop = &p.config.propagated_mount;
+        let rel = |base: PathBuf, rest: &str| base.join(rest.trim_start_matches('/'));
+        match at.strip_prefix(prop.as_str()) {
+            Some(rest) if !prop.is_empty() && (rest.is_empty() || rest.starts_with('/')) => {
+                rel(self.plugins.propagated(&p.id), rest)
+            }
+            _ => rel(self.plugins.rootfs(&p.id), at),
+        }
+    }
+}

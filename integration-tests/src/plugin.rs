@@ -1,0 +1,73 @@
+//! A managed plugin for the tests: `tests/plugin/tvol.py`, a volume driver
+//! run by the host's python3 (its /usr bound in by the plugin's config),
+//! made into the directory `docker plugin create` takes.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// The plugin's directory under `root`: `config.json` and `rootfs/`.
+/// `entrypoint` replaces the python server (a plugin that never listens).
+pub fn volume_plugin_dir(root: &Path, name: &str, entrypoint: Option<&[&str]>) -> PathBuf {
+    let dir = root.join(format!("plugin-{name}"));
+    let rootfs = dir.join("rootfs");
+    for d in ["data", "tmp", "etc", "proc", "dev", "sys", "usr", "run"] {
+        std::fs::create_dir_all(rootfs.join(d)).expect("plugin rootfs");
+    }
+    for (link, to) in [
+        ("bin", "usr/bin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+    ] {
+        let _ = std::os::unix::fs::symlink(to, rootfs.join(link));
+    }
+    std::fs::write(
+        rootfs.join("tvol.py"),
+        include_str!("../tests/plugin/tvol.py"),
+    )
+    .expect("plugin script");
+    let entrypoint: Vec<&str> = entrypoint
+        .map(<[&str]>::to_vec)
+        .unwrap_or_else(|| vec!["/usr/bin/python3", "/tvol.py"]);
+    let config = json!({
+        "description": "berth's test volume plugin",
+        "documentation": "https://example.invalid/tvol",
+        "entrypoint": entrypoint,
+        "interface": {"types": ["docker.volumedriver/1.0"], "socket": "tvol.sock"},
+        "network": {"type": "none"},
+        "mounts": [{"name": "usr", "source": "/usr", "destination": "/usr", "type": "bind",
+                    "options": ["rbind", "ro"], "settable": ["source"]}],
+        "propagatedMount": "/data",
+        "env": [{"name": "DEBUG", "settable": ["value"], "value": "0"},
+                {"name": "ROOT", "value": "/data"}],
+        "args": {"name": "args", "settable": ["value"], "value": ["--flag"]},
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).expect("plugin config");
+    dir
+}
+
+/// Where berthd puts an enabled plugin's socket (`<exec-root>/plugins/`
+/// and the id's first 12 characters).
+pub fn socket(exec_root: &Path, id: &str) -> PathBuf {
+    exec_root.join("plugins").join(&id[..12]).join("tvol.sock")
+}
+
+/// One call of Docker's plugin protocol on the plugin's socket, as the
+/// engine makes it; None when nothing answers there.
+pub fn call(socket: &Path, method: &str, args: &Value) -> Option<Value> {
+    let mut s = std::os::unix::net::UnixStream::connect(socket).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let body = args.to_string();
+    write!(
+        s,
+        "POST /{method} HTTP/1.0\r\nHost: plugin\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let (_, body) = raw.split_once("\r\n\r\n")?;
+    serde_json::from_str(body).ok()
+}

@@ -1,0 +1,388 @@
+//! Managed plugins through the real docker CLI, as dockerd 20.10 answers:
+//! `docker plugin create` from a directory, set, enable (the plugin runs and
+//! listens on its socket), volumes it serves (`docker volume create -d`,
+//! containers that mount them), disable and rm; a plugin that ends before
+//! it listens; an enabled plugin across an engine restart.
+
+use integration_tests::plugin::{call, socket, volume_plugin_dir};
+use integration_tests::stack::{Stack, docker_cli};
+use serde_json::{Value, json};
+
+fn stack() -> Option<Stack> {
+    if docker_cli().is_none() {
+        eprintln!("skipped: no docker CLI on this machine");
+        return None;
+    }
+    let s = Stack::start();
+    s.load_busybox();
+    Some(s)
+}
+
+fn inspect(s: &Stack, name: &str) -> Value {
+    let out = s.docker(&["plugin", "inspect", name]);
+    let v: Value = serde_json::from_str(out.ok()).expect("inspect JSON");
+    v[0].clone()
+}
+
+fn refused(s: &Stack, args: &[&str], words: &str) {
+    let out = s.docker(args);
+    assert_ne!(out.code, 0, "{args:?} succeeded: {out:?}");
+    assert!(
+        out.stderr.contains(words),
+        "{args:?}: wanted {words:?} in {:?}",
+        out.stderr
+    );
+}
+
+#[test]
+fn docker_cli_makes_sets_enables_and_removes_a_volume_plugin() {
+    let Some(s) = stack() else { return };
+    let dir = volume_plugin_dir(s.dir.path(), "tvol", None);
+    let dir = dir.to_str().unwrap();
+    assert_eq!(s.docker(&["plugin", "create", "tvol", dir]).ok(), "tvol");
+    refused(
+        &s,
+        &["plugin", "create", "tvol", dir],
+        "plugin tvol:latest already exists",
+    );
+    let ls = s.docker(&["plugin", "ls", "--format", "{{.Name}} {{.Enabled}}"]);
+    assert_eq!(ls.ok(), "tvol:latest false");
+
+    // The record is Docker's: the config with Docker's names, the settings
+    // the config's values.
+    let p = inspect(&s, "tvol");
+    let id = p["Id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 64);
+    assert_eq!(p["Name"], "tvol:latest");
+    assert_eq!(p["PluginReference"], "tvol:latest");
+    assert_eq!(p["Enabled"], false);
+    assert_eq!(p["Config"]["Interface"]["Socket"], "tvol.sock");
+    assert_eq!(p["Config"]["PropagatedMount"], "/data");
+    assert_eq!(p["Config"]["Linux"]["Capabilities"], Value::Null);
+    assert!(
+        p["Config"]["rootfs"]["diff_ids"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert_eq!(p["Settings"]["Env"], json!(["DEBUG=0", "ROOT=/data"]));
+    assert_eq!(p["Settings"]["Args"], json!(["--flag"]));
+    assert_eq!(p["Settings"]["Devices"], json!([]));
+    // By a prefix of its id, too.
+    assert_eq!(inspect(&s, &id[..12])["Name"], "tvol:latest");
+
+    s.docker(&["plugin", "set", "tvol", "DEBUG=1", "args=-a -b"])
+        .ok();
+    refused(
+        &s,
+        &["plugin", "set", "tvol", "ROOT=/x"],
+        "\"ROOT\" is not settable",
+    );
+    refused(
+        &s,
+        &["plugin", "set", "tvol", "NOPE=1"],
+        "setting \"NOPE\" not found in the plugin configuration",
+    );
+
+    assert_eq!(s.docker(&["plugin", "enable", "tvol"]).ok(), "tvol");
+    assert_eq!(inspect(&s, "tvol")["Enabled"], true);
+    // The process runs with the settings, on its socket.
+    let sock = socket(&s.exec_root, &id);
+    let env = call(&sock, "Test.Env", &json!({})).expect("the plugin answers on its socket");
+    assert_eq!(env["env"]["DEBUG"], "1", "{env}");
+    assert_eq!(env["env"]["ROOT"], "/data");
+    assert_eq!(env["argv"], json!(["-a", "-b"]));
+    refused(
+        &s,
+        &["plugin", "enable", "tvol"],
+        "plugin already enabled: plugin tvol:latest is enabled",
+    );
+    refused(
+        &s,
+        &["plugin", "set", "tvol", "DEBUG=2"],
+        "cannot set on an active plugin, disable plugin before setting",
+    );
+    refused(
+        &s,
+        &["plugin", "rm", "tvol"],
+        "plugin tvol:latest is enabled",
+    );
+
+    // A volume it serves: made by the plugin, mounted for a container
+    // from where the plugin keeps it, shown with what the plugin tells.
+    assert_eq!(
+        s.docker(&["volume", "create", "-d", "tvol", "v1"]).ok(),
+        "v1"
+    );
+    let run = s.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "v1:/v",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /v/f; cat /v/f",
+    ]);
+    assert_eq!(run.ok(), "hi");
+    let kept = s
+        .data_root
+        .join("plugins")
+        .join(&id)
+        .join("propagated-mount/v1/f");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "hi\n");
+    let v: Value = serde_json::from_str(s.docker(&["volume", "inspect", "v1"]).ok()).unwrap();
+    assert_eq!(v[0]["Driver"], "tvol:latest");
+    assert_eq!(v[0]["Mountpoint"], "/data/v1");
+    assert_eq!(v[0]["Status"]["debug"], "1");
+    // A --mount with the plugin as its driver makes the volume there.
+    s.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,src=v2,dst=/v,volume-driver=tvol",
+        "busybox",
+        "touch",
+        "/v/g",
+    ])
+    .ok();
+    assert!(kept.parent().unwrap().with_file_name("v2/g").exists());
+    let calls = call(&sock, "Test.Env", &json!({})).unwrap()["calls"].clone();
+    let calls: Vec<&str> = calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for op in [
+        "VolumeDriver.Create",
+        "VolumeDriver.Mount",
+        "VolumeDriver.Unmount",
+    ] {
+        assert!(calls.iter().any(|c| c.starts_with(op)), "{op} in {calls:?}");
+    }
+    // Nothing of the volumes stays bound once their containers are gone.
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !info.contains(&s.data_root.join("volumes").display().to_string()),
+        "{info}"
+    );
+
+    refused(
+        &s,
+        &["plugin", "disable", "tvol"],
+        "plugin tvol:latest is in use",
+    );
+    s.docker(&["volume", "rm", "v1", "v2"]).ok();
+    assert!(!kept.parent().unwrap().exists(), "VolumeDriver.Remove");
+    assert_eq!(s.docker(&["plugin", "disable", "tvol"]).ok(), "tvol");
+    assert!(
+        call(&sock, "Test.Env", &json!({})).is_none(),
+        "still listening"
+    );
+    refused(
+        &s,
+        &["plugin", "disable", "tvol"],
+        "plugin is already disabled: plugin tvol:latest found but disabled",
+    );
+    refused(
+        &s,
+        &["volume", "create", "-d", "tvol", "v3"],
+        "error looking up volume plugin tvol: plugin \"tvol:latest\" found but disabled",
+    );
+    assert_eq!(s.docker(&["plugin", "rm", "tvol"]).ok(), "tvol");
+    refused(
+        &s,
+        &["plugin", "inspect", "tvol"],
+        "plugin \"tvol\" not found",
+    );
+    assert!(!s.data_root.join("plugins").join(&id).exists());
+
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let events = s.docker(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "type=plugin",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    assert_eq!(
+        events.ok(),
+        "create tvol:latest\nenable tvol\ndisable tvol\nremove tvol",
+    );
+}
+
+#[test]
+fn a_plugin_that_ends_before_it_listens_is_left_disabled() {
+    let Some(s) = stack() else { return };
+    let dir = volume_plugin_dir(
+        s.dir.path(),
+        "quits",
+        Some(&["/usr/bin/sh", "-c", "echo cannot serve; exit 3"]),
+    );
+    s.docker(&["plugin", "create", "quits", dir.to_str().unwrap()])
+        .ok();
+    let started = std::time::Instant::now();
+    // The config's args come after the entrypoint: sh's $0.
+    refused(
+        &s,
+        &["plugin", "enable", "quits"],
+        "plugin quits:latest exited with status 3 before it listened on",
+    );
+    let out = s.docker(&["plugin", "enable", "quits"]);
+    assert!(out.stderr.contains("cannot serve"), "{out:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+    assert_eq!(inspect(&s, "quits")["Enabled"], false);
+    // Nothing of it is left in lifecycled.
+    let tasks = s.lc().state.join("tasks/plugins.berth");
+    let left: Vec<_> = std::fs::read_dir(&tasks)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    s.docker(&["plugin", "rm", "quits"]).ok();
+}
+
+#[test]
+fn an_enabled_plugin_outlives_an_engine_restart_and_comes_back_after_a_crash() {
+    let Some(mut s) = stack() else { return };
+    let dir = volume_plugin_dir(s.dir.path(), "tvol", None);
+    s.docker(&["plugin", "create", "tvol", dir.to_str().unwrap()])
+        .ok();
+    s.docker(&["plugin", "enable", "tvol"]).ok();
+    let id = inspect(&s, "tvol")["Id"].as_str().unwrap().to_string();
+    let sock = socket(&s.exec_root, &id);
+    let pid = call(&sock, "Test.Env", &json!({})).unwrap()["pid"].clone();
+
+    // Live restore: the same process serves on.
+    s.stop_berthd();
+    s.spawn_berthd();
+    assert_eq!(inspect(&s, "tvol")["Enabled"], true);
+    assert_eq!(call(&sock, "Test.Env", &json!({})).unwrap()["pid"], pid);
+
+    // A plugin that died while the engine was down runs again at its start.
+    s.stop_berthd();
+    let host_pid: i32 = std::fs::read_to_string(
+        s.lc()
+            .state
+            .join("tasks/plugins.berth")
+            .join(&id)
+            .join("init.pid"),
+    )
+    .expect("the plugin's pid on the host")
+    .trim()
+    .parse()
+    .expect("a pid");
+    // SAFETY: kill(2) on the plugin process this test's stack started.
+    unsafe { libc::kill(host_pid, libc::SIGKILL) };
+    assert!(integration_tests::eventually(10, || call(
+        &sock,
+        "Test.Env",
+        &json!({})
+    )
+    .is_none()));
+    s.spawn_berthd();
+    assert!(
+        integration_tests::eventually(15, || call(&sock, "Test.Env", &json!({}))
+            .is_some_and(|e| e["pid"] != Value::Null)),
+        "the plugin did not run again: {}",
+        s.log()
+    );
+    assert_eq!(inspect(&s, "tvol")["Enabled"], true);
+    s.docker(&["plugin", "rm", "-f", "tvol"]).ok();
+    assert!(call(&sock, "Test.Env", &json!({})).is_none());
+}
+
+#[test]
+fn berth_cli_manages_a_plugin_and_its_volumes() {
+    let s = Stack::start();
+    s.load_busybox();
+    let dir = volume_plugin_dir(s.dir.path(), "bvol", None);
+    let missing = s.berth(&["plugin", "create", "bvol", s.dir.path().to_str().unwrap()]);
+    assert_ne!(missing.code, 0);
+    assert!(
+        missing
+            .stderr
+            .contains("config.json: no such file or directory"),
+        "{missing:?}"
+    );
+    assert_eq!(
+        s.berth(&["plugin", "create", "team/bvol:1", dir.to_str().unwrap()])
+            .ok(),
+        "team/bvol:1"
+    );
+    let ls = s.berth(&["plugin", "ls"]);
+    let lines: Vec<&str> = ls.ok().lines().collect();
+    assert!(lines[0].starts_with("ID"), "{lines:?}");
+    assert!(
+        lines[1].contains("team/bvol:1") && lines[1].ends_with("false"),
+        "{lines:?}"
+    );
+    s.berth(&["plugin", "set", "team/bvol:1", "DEBUG=berth"])
+        .ok();
+    assert_eq!(
+        s.berth(&[
+            "plugin",
+            "inspect",
+            "-f",
+            "{{.Settings.Env}}",
+            "team/bvol:1"
+        ])
+        .ok(),
+        "[DEBUG=berth ROOT=/data]"
+    );
+    s.berth(&["plugin", "enable", "team/bvol:1"]).ok();
+    let enabled = s.berth(&["plugin", "ls", "--filter", "enabled=true", "-q"]);
+    assert_eq!(enabled.ok().len(), 12);
+    s.berth(&["volume", "create", "-d", "team/bvol:1", "bv"])
+        .ok();
+    assert_eq!(
+        s.berth(&[
+            "volume",
+            "inspect",
+            "-f",
+            "{{.Driver}} {{.Status.debug}}",
+            "bv"
+        ])
+        .ok(),
+        "team/bvol:1 berth"
+    );
+    assert_eq!(
+        s.berth(&[
+            "run",
+            "--rm",
+            "-v",
+            "bv:/v",
+            "busybox",
+            "sh",
+            "-c",
+            "echo b > /v/f; cat /v/f"
+        ])
+        .ok(),
+        "b"
+    );
+    let busy = s.berth(&["plugin", "rm", "-f", "team/bvol:1"]);
+    // Forced, as dockerd's: the plugin goes even with a volume of it left.
+    assert_eq!(busy.ok(), "team/bvol:1");
+    let gone = s.berth(&["volume", "rm", "bv"]);
+    assert_ne!(gone.code, 0);
+    assert!(
+        gone.stderr.contains(
+            "error looking up volume plugin team/bvol:1: plugin \"team/bvol:1\" not found"
+        ),
+        "{gone:?}"
+    );
+    // Forced, the record goes with its plugin gone.
+    assert_eq!(s.berth(&["volume", "rm", "-f", "bv"]).ok(), "bv");
+    assert_eq!(s.berth(&["volume", "ls", "-q"]).ok(), "");
+}
