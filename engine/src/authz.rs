@@ -369,6 +369,16 @@ impl Policy {
                         format!("use container {key}, which it did not create"),
                     )
                 };
+                // A plugin runs with what its config asks (host mounts,
+                // capabilities, the host's namespaces): making, changing or
+                // running one is the host's root. Using an enabled one (a
+                // volume it serves) is not.
+                if path.starts_with("/plugins") && !matches!(method, "GET" | "HEAD") {
+                    return deny(
+                        "no-plugins",
+                        format!("{method} {path}: install, set or run managed plugins"),
+                    );
+                }
                 if let Some(b) = call.body {
                     if path == "/containers/create" {
                         let protected = objects.protected_paths();
@@ -632,6 +642,27 @@ mod tests {
             },
             &Objs,
         )
+    }
+
+    #[test]
+    fn operators_read_plugins_but_never_make_or_run_one() {
+        let p = policy();
+        for (method, path) in [
+            ("POST", "/plugins/create"),
+            ("POST", "/plugins/pull"),
+            ("POST", "/plugins/x/enable"),
+            ("POST", "/plugins/x/set"),
+            ("POST", "/plugins/team/x:1/disable"),
+            ("DELETE", "/plugins/x"),
+        ] {
+            let denied = call(&p, Role::Operator, method, path, None, &[]).unwrap_err();
+            assert_eq!(denied.rule, "no-plugins", "{method} {path}");
+        }
+        for path in ["/plugins", "/plugins/x/json"] {
+            assert!(call(&p, Role::Operator, "GET", path, None, &[]).is_ok());
+        }
+        assert!(call(&p, Role::Admin, "POST", "/plugins/create", None, &[]).is_ok());
+        assert!(call(&p, Role::Viewer, "POST", "/plugins/x/enable", None, &[]).is_err());
     }
 
     #[test]

@@ -561,6 +561,19 @@ fn operators_reach_neither_host_paths_nor_others_containers() {
         rule_of(&op("POST", "/networks/create", Some(&body.to_string())))
             .contains("no-host-interfaces")
     );
+    // Plugins run with the host powers their config asks: never an
+    // operator's to make or run; reading them is open.
+    for (m, p) in [
+        ("POST", "/plugins/create?name=oppl"),
+        ("POST", "/plugins/oppl/enable?timeout=0"),
+        ("DELETE", "/plugins/oppl"),
+    ] {
+        assert!(
+            rule_of(&op(m, p, Some(""))).contains("no-plugins"),
+            "{m} {p}"
+        );
+    }
+    assert_eq!(op("GET", "/plugins", None).0, 200);
     // Host powers in a create body.
     let create = |hc: serde_json::Value| {
         serde_json::json!({"Image": "busybox", "Cmd": ["true"], "HostConfig": hc}).to_string()

@@ -254,7 +254,7 @@ fn a_plugin_that_ends_before_it_listens_is_left_disabled() {
 }
 
 #[test]
-fn an_enabled_plugin_outlives_an_engine_restart_and_comes_back_after_a_crash() {
+fn an_enabled_plugin_outlives_an_engine_restart_and_comes_back_when_it_dies() {
     let Some(mut s) = stack() else { return };
     let dir = volume_plugin_dir(s.dir.path(), "tvol", None);
     s.docker(&["plugin", "create", "tvol", dir.to_str().unwrap()])
@@ -299,6 +299,31 @@ fn an_enabled_plugin_outlives_an_engine_restart_and_comes_back_after_a_crash() {
         s.log()
     );
     assert_eq!(inspect(&s, "tvol")["Enabled"], true);
+
+    // One that ends while the engine runs is started again.
+    let pid_file = s
+        .lc()
+        .state
+        .join("tasks/plugins.berth")
+        .join(&id)
+        .join("init.pid");
+    let host_pid = |f: &std::path::Path| -> Option<i32> {
+        std::fs::read_to_string(f).ok()?.trim().parse().ok()
+    };
+    let before = host_pid(&pid_file).expect("the plugin's pid");
+    // SAFETY: kill(2) on the plugin process this test's stack started.
+    unsafe { libc::kill(before, libc::SIGKILL) };
+    assert!(
+        integration_tests::eventually(15, || host_pid(&pid_file).is_some_and(|p| p != before)
+            && call(&sock, "Test.Env", &json!({})).is_some()),
+        "the plugin was not started again: {}",
+        s.log()
+    );
+    assert!(
+        s.log()
+            .contains("plugin tvol:latest ended; starting it again")
+    );
+
     s.docker(&["plugin", "rm", "-f", "tvol"]).ok();
     assert!(call(&sock, "Test.Env", &json!({})).is_none());
 }

@@ -57,6 +57,9 @@ pub struct Plugins {
     root: PathBuf,
     exec_root: PathBuf,
     entries: Mutex<BTreeMap<String, Arc<Entry>>>,
+    /// Set as the engine stops its plugins: a plugin that ends then is not
+    /// started again.
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Plugins {
@@ -96,6 +99,7 @@ impl Plugins {
             root,
             exec_root: exec_root.join("plugins"),
             entries: Mutex::new(entries),
+            stopping: Default::default(),
         })
     }
 

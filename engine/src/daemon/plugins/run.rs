@@ -31,7 +31,7 @@ fn attrs(name: &str) -> BTreeMap<String, String> {
 
 impl Daemon {
     /// `POST /plugins/{name}/enable`.
-    pub async fn plugin_enable(&self, e: &Arc<Entry>, given: &str) -> Result<()> {
+    pub async fn plugin_enable(self: &Arc<Self>, e: &Arc<Entry>, given: &str) -> Result<()> {
         let _op = e.op.lock().await;
         let mut p = e.get();
         if p.enabled {
@@ -46,6 +46,7 @@ impl Daemon {
             self.plugin_stop(&e.id).await;
             return Err(err);
         }
+        self.watch_plugin(&e.id);
         self.events.publish("plugin", "enable", &e.id, attrs(given));
         Ok(())
     }
@@ -266,9 +267,74 @@ impl Daemon {
             .await;
     }
 
+    /// Starts an enabled plugin again when its process ends on its own, as
+    /// dockerd restarts its plugins: after a second, doubling to half a
+    /// minute while it keeps ending within ten seconds of its start.
+    fn watch_plugin(self: &Arc<Self>, id: &str) {
+        let d = self.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_secs(1);
+            let mut started = tokio::time::Instant::now();
+            loop {
+                match d
+                    .lc
+                    .tasks()
+                    .wait(d.lc.req_in(NAMESPACE, process(&id)))
+                    .await
+                {
+                    Ok(_) => {}
+                    // Its task is gone: disabled or removed.
+                    Err(s) if s.code() == tonic::Code::NotFound => return,
+                    // lifecycled is away for a moment: wait on it again.
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+                if started.elapsed() > Duration::from_secs(10) {
+                    backoff = Duration::from_secs(1);
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                if d.plugins.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(e) = d.plugins.find(&id) else { return };
+                let _op = e.op.lock().await;
+                let p = e.get();
+                let running = matches!(
+                    d.lc.tasks().get(d.lc.req_in(NAMESPACE, process(&id))).await,
+                    Ok(t) if t.get_ref().status == pb::Status::Running as i32
+                );
+                // Disabled meanwhile, or started again by someone else (who
+                // watches it now).
+                if !p.enabled || running {
+                    return;
+                }
+                tracing::warn!("plugin {} ended; starting it again", p.name);
+                started = tokio::time::Instant::now();
+                if let Err(err) = d.plugin_start(&p).await {
+                    tracing::error!("starting plugin {} again: {}", p.name, err.message);
+                    return;
+                }
+            }
+        });
+    }
+
     /// At start: each enabled plugin runs again, or still runs (a
     /// live-restored engine finds its process where it left it).
-    pub async fn restore_plugins(&self) {
+    pub async fn restore_plugins(self: &Arc<Self>) {
+        if self.plugins.all().iter().all(|e| !e.get().enabled) {
+            return;
+        }
+        // lifecycled may come up after the engine: it is waited for.
+        for _ in 0..300 {
+            if self.lc.version().version(self.lc.req(())).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         for e in self.plugins.all() {
             let p = e.get();
             if !p.enabled {
@@ -283,12 +349,14 @@ impl Daemon {
                 .is_ok();
             if alive {
                 tracing::info!("plugin {} is still running", p.name);
+                self.watch_plugin(&p.id);
                 continue;
             }
             if let Err(err) = self.plugin_start(&p).await {
                 tracing::error!("starting plugin {}: {}", p.name, err.message);
             } else {
                 tracing::info!("started plugin {}", p.name);
+                self.watch_plugin(&p.id);
             }
         }
     }
@@ -296,6 +364,9 @@ impl Daemon {
     /// At a shutdown without live-restore: the plugins end with the engine
     /// and stay enabled, to run again at its next start.
     pub async fn stop_plugins(&self) {
+        self.plugins
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         for e in self.plugins.all() {
             if e.get().enabled {
                 let _op = e.op.lock().await;
