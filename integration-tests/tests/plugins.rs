@@ -135,6 +135,33 @@ fn docker_cli_makes_sets_enables_and_removes_a_volume_plugin() {
     assert_eq!(v[0]["Driver"], "tvol:latest");
     assert_eq!(v[0]["Mountpoint"], "/data/v1");
     assert_eq!(v[0]["Status"]["debug"], "1");
+    // A name is one volume's: another driver's create of it is refused.
+    s.docker(&["volume", "create", "loc"]).ok();
+    refused(
+        &s,
+        &["volume", "create", "-d", "tvol", "loc"],
+        "create loc: driver 'local' already has volume 'loc': volume name must be unique",
+    );
+    refused(
+        &s,
+        &[
+            "run",
+            "--rm",
+            "--volume-driver",
+            "tvol",
+            "-v",
+            "loc:/v",
+            "busybox",
+            "true",
+        ],
+        "driver 'local' already has volume 'loc'",
+    );
+    refused(
+        &s,
+        &["volume", "create", "v1"],
+        "create v1: driver 'tvol:latest' already has volume 'v1': volume name must be unique",
+    );
+    s.docker(&["volume", "rm", "loc"]).ok();
     // A --mount with the plugin as its driver makes the volume there.
     s.docker(&[
         "run",

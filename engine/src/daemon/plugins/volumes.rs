@@ -60,6 +60,28 @@ impl Daemon {
         labels: BTreeMap<String, String>,
         options: BTreeMap<String, String>,
     ) -> Result<(Volume, bool)> {
+        // An existing volume is the answer, unless the create names another
+        // driver for it (dockerd's conflict; a plugin it cannot find first).
+        if let Some(n) = name.filter(|n| !n.is_empty())
+            && let Some(v) = self.volumes.get(n)
+        {
+            if !driver.is_empty() {
+                let wanted = if driver == LOCAL {
+                    LOCAL.to_string()
+                } else {
+                    self.volume_plugin(driver)
+                        .map_err(|why| ApiError::not_found(format!("create {n}: {why}")))?
+                        .name
+                };
+                if wanted != v.driver {
+                    return Err(ApiError::conflict(format!(
+                        "create {n}: driver '{}' already has volume '{n}': volume name must be unique",
+                        v.driver
+                    )));
+                }
+            }
+            return Ok((v, false));
+        }
         if driver.is_empty() || driver == LOCAL {
             return self.volumes.create(name, labels, options);
         }
@@ -67,9 +89,6 @@ impl Daemon {
             Some(n) => n.to_string(),
             None => hex::encode(rand::random::<[u8; 32]>()),
         };
-        if let Some(v) = self.volumes.get(&name) {
-            return Ok((v, false));
-        }
         let p = self
             .volume_plugin(driver)
             .map_err(|why| ApiError::not_found(format!("create {name}: {why}")))?;
@@ -127,11 +146,10 @@ impl Daemon {
             ));
         }
         for (name, driver, labels, options) in wanted {
-            // Its "create" event is the container's (see volume_events).
-            if self.volumes.get(&name).is_none() {
-                self.create_volume(Some(&name), &driver, labels, options)
-                    .await?;
-            }
+            // Its "create" event is the container's (see volume_events); an
+            // existing volume of another driver is refused.
+            self.create_volume(Some(&name), &driver, labels, options)
+                .await?;
         }
         Ok(())
     }
