@@ -195,6 +195,31 @@ fn docker_cli_makes_sets_enables_and_removes_a_volume_plugin() {
         "{info}"
     );
 
+    // A volume the plugin has that the engine made no record of (another
+    // engine's, on storage they share) is listed and used as dockerd's.
+    std::fs::create_dir_all(kept.parent().unwrap().with_file_name("elsewhere")).unwrap();
+    let listed = s.docker(&["volume", "ls", "--format", "{{.Driver}} {{.Name}}"]);
+    assert!(
+        listed.ok().lines().any(|l| l == "tvol:latest elsewhere"),
+        "{listed:?}"
+    );
+    s.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "elsewhere:/v",
+        "busybox",
+        "touch",
+        "/v/x",
+    ])
+    .ok();
+    assert!(
+        kept.parent()
+            .unwrap()
+            .with_file_name("elsewhere/x")
+            .exists()
+    );
+    s.docker(&["volume", "rm", "elsewhere"]).ok();
     refused(
         &s,
         &["plugin", "disable", "tvol"],

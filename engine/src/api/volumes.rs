@@ -56,6 +56,7 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
     let d = s.0;
     let f = query::filters(&q)?;
     query::only(&f, &["dangling", "driver", "label", "name"])?;
+    d.adopt_plugin_volumes().await;
     let mut out = Vec::new();
     for v in d.volumes.list() {
         if let Some(names) = f.get("name")
@@ -117,6 +118,9 @@ pub async fn create(s: State, body: Bytes) -> Result<Response> {
 
 pub async fn inspect(s: State, Path(name): Path<String>) -> Result<Json<Value>> {
     let d = s.0;
+    if d.volumes.get(&name).is_none() {
+        d.adopt_plugin_volumes().await;
+    }
     let v = d
         .volumes
         .get(&name)

@@ -154,6 +154,49 @@ impl Daemon {
         Ok(())
     }
 
+    /// Takes in the volumes the enabled volume plugins list that the engine
+    /// has no record of (made through another engine on shared storage,
+    /// or by a create whose record a crash lost), as dockerd's volume store
+    /// asks its drivers.
+    pub async fn adopt_plugin_volumes(&self) {
+        for e in self.plugins.all() {
+            let p = e.get();
+            if !p.enabled
+                || !p
+                    .config
+                    .types()
+                    .iter()
+                    .any(|t| t.capability == "volumedriver")
+            {
+                continue;
+            }
+            let listed =
+                match client::call(&self.plugins.socket(&p), "VolumeDriver.List", &json!({})).await
+                {
+                    Ok(r) => r,
+                    Err(err) => {
+                        tracing::warn!("plugin {}: VolumeDriver.List: {err}", p.name);
+                        continue;
+                    }
+                };
+            for v in listed["Volumes"].as_array().into_iter().flatten() {
+                let Some(name) = v["Name"].as_str() else {
+                    continue;
+                };
+                if self.volumes.get(name).is_some() || self.volumes.check_name(name).is_err() {
+                    continue;
+                }
+                match self
+                    .volumes
+                    .record(name, &p.name, Default::default(), Default::default())
+                {
+                    Ok(_) => tracing::info!("volume {name} of plugin {} taken in", p.name),
+                    Err(err) => tracing::warn!("volume {name}: {}", err.message),
+                }
+            }
+        }
+    }
+
     /// What the plugin tells of a volume (`VolumeDriver.Get`): its
     /// mountpoint as the plugin sees it and its status; None when the
     /// plugin cannot be asked.
