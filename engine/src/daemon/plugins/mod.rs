@@ -60,6 +60,10 @@ pub struct Plugins {
     /// Set as the engine stops its plugins: a plugin that ends then is not
     /// started again.
     pub stopping: std::sync::atomic::AtomicBool,
+    /// Held from a plugin's `VolumeDriver.Create` until the volume's record
+    /// is written, and while the plugins' lists are taken in: a list never
+    /// takes in a volume a create is still making (without its labels).
+    pub volumes_lock: tokio::sync::Mutex<()>,
 }
 
 impl Plugins {
@@ -100,6 +104,7 @@ impl Plugins {
             exec_root: exec_root.join("plugins"),
             entries: Mutex::new(entries),
             stopping: Default::default(),
+            volumes_lock: Default::default(),
         })
     }
 

@@ -85,9 +85,9 @@ impl Daemon {
                 return Err(ApiError::conflict(format!("plugin {} is enabled", p.name)));
             }
         }
-        if p.enabled {
-            self.plugin_stop(&e.id).await;
-        }
+        // Quiet when it does not run; a task or shared mount a failed stop
+        // left goes too, before its files do.
+        self.plugin_stop(&e.id).await;
         self.plugins.remove(e)?;
         self.events.publish("plugin", "remove", &e.id, attrs(given));
         Ok(())

@@ -93,6 +93,7 @@ impl Daemon {
             .volume_plugin(driver)
             .map_err(|why| ApiError::not_found(format!("create {name}: {why}")))?;
         self.volumes.check_name(&name)?;
+        let _making = self.plugins.volumes_lock.lock().await;
         client::call(
             &self.plugins.socket(&p),
             "VolumeDriver.Create",
@@ -159,6 +160,7 @@ impl Daemon {
     /// or by a create whose record a crash lost), as dockerd's volume store
     /// asks its drivers.
     pub async fn adopt_plugin_volumes(&self) {
+        let _taking = self.plugins.volumes_lock.lock().await;
         for e in self.plugins.all() {
             let p = e.get();
             if !p.enabled
