@@ -297,7 +297,11 @@ impl Volumes {
     /// Mounts what the volume's options name on it (dockerd's local
     /// driver: `type`, `o`, `device`), unless it is mounted already.
     pub async fn mount(&self, name: &str) -> Result<()> {
-        let Some(v) = self.get(name).filter(needs_mount) else {
+        // A plugin's volume is mounted by its plugin (`mount_volume`).
+        let Some(v) = self
+            .get(name)
+            .filter(|v| v.driver == LOCAL && needs_mount(v))
+        else {
             return Ok(());
         };
         let path = self.path(name);
