@@ -1993,6 +1993,11 @@ print("volume events: ok", flush=True)
 nets = list(api.events(since=0, until=time.time(), filters={"network": "bridge"}, decode=True))
 assert nets and all(e["Type"] == "network" for e in nets), [e["Type"] for e in nets]
 assert {e["Actor"]["Attributes"]["name"] for e in nets} == {"bridge"}, nets
+# dockerd's other filter keys: every event here is local, none is a swarm's.
+now = time.time()
+assert list(api.events(since=0, until=now, filters={"scope": "local"}, decode=True)), "scope=local"
+for f in ({"scope": "swarm"}, {"service": "x"}, {"node": "x"}, {"daemon": "x"}):
+    assert list(api.events(since=0, until=now, filters=f, decode=True)) == [], f
 
 # Managed plugins as docker-py's own tests make them: created from a
 # directory (argv[4]: config.json and rootfs/), configured, enabled,

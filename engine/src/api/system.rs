@@ -403,16 +403,20 @@ fn event_matches(e: &crate::daemon::events::Event, f: &query::Filters) -> bool {
                 .any(|x| x == v || strip_tag(x) == v)
         })
         && any("volume", &|v| e.typ == "volume" && e.actor.id == v)
-        && any("network", &|v| {
-            e.typ == "network"
-                && (e.actor.id.starts_with(v)
-                    || e.actor.attributes.get("name").is_some_and(|n| n == v))
-        })
-        && any("plugin", &|v| {
-            e.typ == "plugin"
-                && (e.actor.id.starts_with(v)
-                    || e.actor.attributes.get("name").is_some_and(|n| n == v))
-        })
+        // An object filter keeps that object's events: by id (or its
+        // prefix) or name. The swarm's and the daemon's kinds are dockerd's
+        // keys too; berth tells none of their events.
+        && ["network", "plugin", "daemon", "node", "service", "secret", "config"]
+            .iter()
+            .all(|kind| {
+                any(kind, &|v| {
+                    e.typ == *kind
+                        && (e.actor.id.starts_with(v)
+                            || e.actor.attributes.get("name").is_some_and(|n| n == v))
+                })
+            })
+        // Every event of an engine that is no swarm node is local.
+        && any("scope", &|v| v == "local")
         && query::labels_match(&e.actor.attributes, f.get("label"))
 }
 
@@ -463,6 +467,10 @@ pub async fn events(s: State, Query(q): Query<Params>) -> Result<Response> {
             "plugin",
             "daemon",
             "scope",
+            "node",
+            "service",
+            "secret",
+            "config",
         ],
     )?;
     let (past, mut rx) = d.events.subscribe(since);
