@@ -45,6 +45,10 @@ engines_start() {
     set +e
     [ -n "${B:-}" ] && $B ps -aq 2>/dev/null | xargs -r -n 50 $B rm -f >/dev/null 2>&1
     [ -n "${D:-}" ] && $D ps -aq 2>/dev/null | xargs -r -n 50 $D rm -f >/dev/null 2>&1
+    # Managed plugins run beside the containers (dockerd's outside any
+    # cgroup of the bench's): each engine ends its own.
+    [ -n "${B:-}" ] && $B plugin ls -q 2>/dev/null | xargs -r $B plugin rm -f >/dev/null 2>&1
+    [ -n "${D:-}" ] && $D plugin ls -q 2>/dev/null | xargs -r $D plugin rm -f >/dev/null 2>&1
     # Their networks too: a user network's bridge outlives its engine (as
     # Docker's do), and a bridge left with a subnet routes the next run's
     # packets for that subnet nowhere.
@@ -55,11 +59,13 @@ engines_start() {
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
     # Shims and containers outlive their daemons by design: end the shims
     # under our roots, then every process left in the bench's cgroups.
-    for f in "$run"/b/lc-state/tasks/*/*/shim.pid "$run"/d/containerd-state/io.containerd.runtime.v2.task/moby/*/shim.pid; do
+    # (Managed plugins too: lifecycled's plugins.berth, containerd's
+    # plugins.moby, their cgroups a level deeper than containers'.)
+    for f in "$run"/b/lc-state/tasks/*/*/shim.pid "$run"/d/containerd-state/io.containerd.runtime.v2.task/*/*/shim.pid; do
       [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
     done
-    for f in /sys/fs/cgroup/*/berth-bench*/cgroup.procs /sys/fs/cgroup/*/berth-bench*/*/cgroup.procs; do
-      [ -f "$f" ] && xargs -r kill -9 < "$f" 2>/dev/null
+    find /sys/fs/cgroup -path '*berth-bench*' -name cgroup.procs 2>/dev/null | while read -r f; do
+      xargs -r kill -9 < "$f" 2>/dev/null
     done
     sleep 0.5
     grep -E " $work" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
