@@ -429,16 +429,13 @@ impl Daemon {
         super::ipc::unmount_shm(&c.dir);
         for m in c.mounts.iter().filter(|m| m.typ == "volume") {
             let last = !self.volume_in_use(&c.id, &m.name);
-            match self.volumes.get(&m.name) {
-                Some(v) if v.driver != super::volumes::LOCAL => {
-                    self.unmount_plugin_volume(&v, &c.id, last).await;
-                }
-                _ if last => {
-                    if let Err(e) = self.volumes.unmount(&m.name) {
-                        tracing::warn!("volume {}: {}", m.name, e.message);
-                    }
-                }
-                _ => {}
+            // The mount point names its driver (empty in older records).
+            let plugin = !m.driver.is_empty() && m.driver != super::volumes::LOCAL;
+            if plugin {
+                self.unmount_plugin_volume(&m.name, &m.driver, &c.id, last)
+                    .await;
+            } else if last && let Err(e) = self.volumes.unmount(&m.name) {
+                tracing::warn!("volume {}: {}", m.name, e.message);
             }
         }
     }

@@ -275,6 +275,14 @@ impl Config {
         for t in c.interface.types.iter().flatten() {
             InterfaceType::parse(t)?;
         }
+        // Joined to the plugin's socket directory on the host (where the
+        // engine removes a stale one): a file name, never a path.
+        let s = &c.interface.socket;
+        if s.contains(['/', '\0']) || s == "." || s == ".." {
+            return Err(format!(
+                "the interface socket {s:?} is not a file name in /run/docker/plugins"
+            ));
+        }
         Ok(c)
     }
 
@@ -496,6 +504,10 @@ mod tests {
         assert!(Config::parse(b"[]").is_err());
         assert!(Config::parse(br#"{"entrypoint": "/x"}"#).is_err());
         assert!(Config::parse(br#"{"interface": {"types": ["volumedriver"]}}"#).is_err());
+        for socket in ["../../etc/x", "/run/x.sock", ".."] {
+            let raw = format!(r#"{{"interface": {{"socket": "{socket}"}}}}"#);
+            assert!(Config::parse(raw.as_bytes()).is_err(), "{socket}");
+        }
     }
 
     #[test]

@@ -260,21 +260,21 @@ impl Daemon {
 
     /// After container `id` stopped: the plugin's `VolumeDriver.Unmount`,
     /// the bind let go first when no other running container uses it.
-    pub async fn unmount_plugin_volume(&self, v: &Volume, id: &str, last: bool) {
-        if last && let Err(e) = self.volumes.unbind(&v.name) {
-            tracing::warn!("volume {}: {}", v.name, e.message);
+    pub async fn unmount_plugin_volume(&self, name: &str, driver: &str, id: &str, last: bool) {
+        if last && let Err(e) = self.volumes.unbind(name) {
+            tracing::warn!("volume {name}: {}", e.message);
         }
-        let Ok(p) = self.volume_plugin(&v.driver) else {
+        let Ok(p) = self.volume_plugin(driver) else {
             return;
         };
         if let Err(e) = client::call(
             &self.plugins.socket(&p),
             "VolumeDriver.Unmount",
-            &json!({"Name": v.name, "ID": id}),
+            &json!({"Name": name, "ID": id}),
         )
         .await
         {
-            tracing::warn!("volume {}: VolumeDriver.Unmount: {e}", v.name);
+            tracing::warn!("volume {name}: VolumeDriver.Unmount: {e}");
         }
     }
 
