@@ -15,7 +15,7 @@ ALLOWED = [
     ("POST", r"^/v1\.43/auth$", r"registry|connect|resolv|dns|lookup|network", "a login to an unreachable registry"),
     ("GET", r"^/v1\.43/images/search$", r"registry|index|connect|resolv|dns|lookup|network", "a search of an index this isolated host cannot reach fails as dockerd's does (500)"),
     ("*", r"^/v1\.43/(swarm|nodes|services|tasks|secrets|configs)(/|$)", r"swarm", "dockerd answers 503 on a node that is not part of a swarm"),
-    ("*", r"^/v1\.43/plugins/(pull|privileges|.+/push|.+/upgrade)$", r"pull or push plugins from a registry", "berth makes plugins from directories only (501); dockerd's plugin pull and push fail with 500 on a host that reaches no registry"),
+    ("*", r"^/v1\.43/plugins/(pull|privileges|.+/push|.+/upgrade)$", r"registry|pull|push|connect|resolv|dns|lookup|network|error sending request", "a plugin's pull or push from a registry this isolated host cannot reach fails as dockerd's does (500)"),
     ("POST", r"^/v1\.43/plugins/.+/set$", r"not settable|not found in the plugin configuration|invalid format|cannot set on an active plugin|multiple fields are settable|has no (mount source|device path)", "dockerd answers 500 to a setting its plugin's config does not allow"),
     ("DELETE", r"^/v1\.43/containers/[^/]+$", r"cannot remove the default link name", "dockerd answers 500 to DELETE ?link=1 naming a container rather than a link"),
     ("GET", r"^/v1\.43/containers/[^/]+/logs$", r"does not support reading", "dockerd answers 501 for the logs of a container whose log driver keeps none"),

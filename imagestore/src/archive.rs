@@ -62,6 +62,9 @@ pub struct ImportOptions {
     pub labels: BTreeMap<String, String>,
     /// Also unpack each image for this machine's platform.
     pub unpack: bool,
+    /// The archive holds Docker managed plugins (an OCI layout): each
+    /// manifest's config must be the plugin config; nothing is unpacked.
+    pub plugin: bool,
 }
 
 impl std::fmt::Debug for ImportOptions {
@@ -71,6 +74,7 @@ impl std::fmt::Debug for ImportOptions {
             .field("rename", &self.rename.is_some())
             .field("labels", &self.labels)
             .field("unpack", &self.unpack)
+            .field("plugin", &self.plugin)
             .finish()
     }
 }
@@ -319,7 +323,26 @@ impl Store {
                 records.push((name, desc.clone()));
             }
         }
-        if opts.unpack {
+        if opts.plugin {
+            for (_, desc) in &records {
+                let data = self.read_blob(desc.digest(), MAX_MANIFEST_SIZE)?;
+                match resolve::parse_manifest(
+                    &data,
+                    desc.media_type().as_ref(),
+                    desc.digest().as_ref(),
+                )? {
+                    Parsed::Manifest(m) => {
+                        resolve::check_plugin_manifest(&m, desc.digest().as_ref())?
+                    }
+                    Parsed::Index(_) => {
+                        return Err(invalid(format!(
+                            "{} is an index; a plugin is one manifest",
+                            desc.digest()
+                        )));
+                    }
+                }
+            }
+        } else if opts.unpack {
             for (name, desc) in &records {
                 let r = self.resolve_named(desc, &PlatformSpec::host(), name)?;
                 self.unpack_resolved(&r, Some(lease))?;

@@ -95,7 +95,9 @@ pub use lease::Lease;
 pub use login::check_login;
 pub use mount::{Mount, mount_all, unmount};
 pub use reference::{Reference, is_loopback_host};
-pub use registry::{Credentials, Distribution, Progress, ProgressAction, RegistryOptions};
+pub use registry::{
+    Credentials, Distribution, FetchedConfig, Progress, ProgressAction, RegistryOptions,
+};
 pub use resolve::check_config;
 pub use resolve::{PlatformSpec, ResolvedImage, media_types};
 pub use search::{SearchResult, search};

@@ -81,6 +81,10 @@ pub struct RegistryOptions {
     pub platform: Option<PlatformSpec>,
     /// Unpack the layers as they arrive (what `docker pull` does).
     pub unpack: bool,
+    /// The content is a Docker managed plugin's (`docker plugin install`):
+    /// its config must be the plugin config, it has no platform to match,
+    /// and its layers are stored but never unpacked.
+    pub plugin: bool,
     pub connect_timeout: Duration,
     /// How long a transfer may stall before it counts as failed.
     pub read_timeout: Duration,
@@ -99,6 +103,7 @@ impl Default for RegistryOptions {
             retries: 3,
             platform: None,
             unpack: true,
+            plugin: false,
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(60),
             mirrors: Vec::new(),
@@ -213,6 +218,17 @@ pub struct Distribution {
     /// The manifest or index the reference names.
     pub descriptor: Descriptor,
     pub platforms: Vec<Platform>,
+}
+
+/// The config of what a registry holds under a reference
+/// (`Store::fetch_config`), fetched without its layers.
+#[derive(Debug, Clone)]
+pub struct FetchedConfig {
+    /// The manifest (for this machine's platform, when the reference names
+    /// an index).
+    pub manifest: Descriptor,
+    pub config: Descriptor,
+    pub data: Vec<u8>,
 }
 
 /// Everything one pull or push needs.
@@ -675,22 +691,33 @@ impl Session {
                 (m, d)
             }
         };
-        resolve::check_manifest(&manifest, manifest_desc.digest().as_ref())?;
+        if self.opts.plugin {
+            resolve::check_plugin_manifest(&manifest, manifest_desc.digest().as_ref())?;
+        } else {
+            resolve::check_manifest(&manifest, manifest_desc.digest().as_ref())?;
+        }
 
         let cdesc = manifest.config().clone();
         // As dockerd shows a pull: an image here already (its config is)
         // shows no layers; a layer here already, "exists" alone.
         let image_here = self.store.inner.content.exists(cdesc.digest());
         let cdata = self.fetch_config(&cdesc).await?;
-        let (config, diff_ids) =
-            resolve::parse_config(&cdata, cdesc.digest().as_ref(), manifest.layers().len())?;
-        if !from_index && !resolve::config_matches(&config, &want) {
-            return Err(Error::NoMatchingPlatform {
-                wanted: want.to_string(),
-                image: name,
-                available: resolve::platform_string(&resolve::config_platform(&config)),
-            });
-        }
+        // A plugin's config names no platform, and its layers are not
+        // unpacked here: it needs no diff ids.
+        let diff_ids = if self.opts.plugin {
+            Vec::new()
+        } else {
+            let (config, diff_ids) =
+                resolve::parse_config(&cdata, cdesc.digest().as_ref(), manifest.layers().len())?;
+            if !from_index && !resolve::config_matches(&config, &want) {
+                return Err(Error::NoMatchingPlatform {
+                    wanted: want.to_string(),
+                    image: name,
+                    available: resolve::platform_string(&resolve::config_platform(&config)),
+                });
+            }
+            diff_ids
+        };
         let chains = digest::chain_ids(&diff_ids);
         let layers = manifest.layers().clone();
 
@@ -726,7 +753,7 @@ impl Session {
                             return Ok(());
                         };
                         let mut unpacked = false;
-                        if self.opts.unpack {
+                        if self.opts.unpack && !self.opts.plugin {
                             match self
                                 .unpack_positions(l, layers, chains, diff_ids, &lease)
                                 .await?
@@ -802,6 +829,67 @@ impl Session {
         })
         .await?;
         Ok(ImageRecord::new(name, top_desc))
+    }
+
+    /// The config of the manifest the reference names (this platform's,
+    /// from an index), as it is: a plugin's, with `opts.plugin`, else an
+    /// image's.
+    async fn config(&self) -> Result<FetchedConfig> {
+        self.authenticate(RegistryOperation::Pull).await?;
+        let (top, digest) = self.fetch_manifest(&self.reference, None).await?;
+        let own = own_media_type(&top);
+        let (manifest, desc) = match resolve::parse_manifest(&top, &own, digest.as_ref())? {
+            Parsed::Manifest(m) => {
+                let d = Descriptor::new(
+                    media_type_or(&own, media_types::OCI_MANIFEST),
+                    top.len() as u64,
+                    digest,
+                );
+                (m, d)
+            }
+            Parsed::Index(idx) => {
+                let want = self
+                    .opts
+                    .platform
+                    .clone()
+                    .unwrap_or_else(PlatformSpec::host);
+                let entry = resolve::select_platform(&idx, &want, &self.reference.to_string())?;
+                let child_ref = self.reference.with_digest(entry.digest().clone());
+                let (body, _) = self.fetch_manifest(&child_ref, Some(&entry)).await?;
+                match resolve::parse_manifest(
+                    &body,
+                    entry.media_type().as_ref(),
+                    entry.digest().as_ref(),
+                )? {
+                    Parsed::Manifest(m) => {
+                        let d = Descriptor::new(
+                            entry.media_type().clone(),
+                            body.len() as u64,
+                            entry.digest().clone(),
+                        );
+                        (m, d)
+                    }
+                    Parsed::Index(_) => {
+                        return Err(Error::InvalidContent {
+                            what: "index",
+                            digest: digest.to_string(),
+                            reason: format!("its entry for {want} is another index"),
+                        });
+                    }
+                }
+            }
+        };
+        if self.opts.plugin {
+            resolve::check_plugin_manifest(&manifest, desc.digest().as_ref())?;
+        } else {
+            resolve::check_manifest(&manifest, desc.digest().as_ref())?;
+        }
+        let data = self.fetch_config(manifest.config()).await?;
+        Ok(FetchedConfig {
+            manifest: desc,
+            config: manifest.config().clone(),
+            data,
+        })
     }
 
     /// The tags the registry lists for the reference's repository.
@@ -1524,6 +1612,20 @@ impl Store {
         )
         .await
         .map_err(Error::bare)
+    }
+
+    /// The config of what the registry (or the first of its mirrors that
+    /// answers) holds under `reference`, without its layers: what a
+    /// plugin's install asks before it pulls (Docker's plugin privileges).
+    /// Nothing is stored.
+    pub async fn fetch_config(
+        &self,
+        reference: &str,
+        auth: Option<Credentials>,
+        opts: &RegistryOptions,
+    ) -> Result<FetchedConfig> {
+        self.look_up(reference, auth, opts, |s| async move { s.config().await })
+            .await
     }
 
     /// The tags the registry (or the first of its mirrors that answers)

@@ -29,6 +29,8 @@ pub mod media_types {
     pub const DOCKER_FOREIGN_LAYER_GZIP: &str =
         "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
     pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+    /// The config of a Docker managed plugin (`docker plugin push`).
+    pub const PLUGIN_CONFIG: &str = "application/vnd.docker.plugin.v1+json";
 
     /// What a registry is asked for when a manifest is fetched.
     pub const MANIFEST_ACCEPT: &[&str] = &[
@@ -305,6 +307,34 @@ pub(crate) fn check_manifest(m: &ImageManifest, digest: &str) -> Result<()> {
             what: "config of manifest",
             digest: digest.to_string(),
             media_type: cmt,
+        });
+    }
+    for l in m.layers() {
+        let mt = l.media_type().to_string();
+        if !media_types::is_layer(&mt) {
+            return Err(Error::UnsupportedMediaType {
+                what: "layer",
+                digest: l.digest().to_string(),
+                media_type: mt,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks that a manifest is a Docker managed plugin's: its config is the
+/// plugin config, its layers are layers (they are stored, never unpacked:
+/// the engine unpacks them into the plugin's own rootfs).
+pub(crate) fn check_plugin_manifest(m: &ImageManifest, digest: &str) -> Result<()> {
+    let cmt = m.config().media_type().to_string();
+    if cmt != media_types::PLUGIN_CONFIG {
+        return Err(Error::InvalidContent {
+            what: "manifest",
+            digest: digest.to_string(),
+            reason: format!(
+                "it is not a plugin: its config is {cmt}, not {}",
+                media_types::PLUGIN_CONFIG
+            ),
         });
     }
     for l in m.layers() {

@@ -5,6 +5,7 @@
 //! it listens; an enabled plugin across an engine restart.
 
 use integration_tests::plugin::{call, socket, volume_plugin_dir};
+use integration_tests::registry::Registry;
 use integration_tests::stack::{Stack, docker_cli};
 use serde_json::{Value, json};
 
@@ -462,4 +463,176 @@ fn berth_cli_manages_a_plugin_and_its_volumes() {
     // Forced, the record goes with its plugin gone.
     assert_eq!(s.berth(&["volume", "rm", "-f", "bv"]).ok(), "bv");
     assert_eq!(s.berth(&["volume", "ls", "-q"]).ok(), "");
+}
+
+/// The test plugin's directory with another description: a second version.
+fn second_version(s: &Stack) -> std::path::PathBuf {
+    let dir = volume_plugin_dir(s.dir.path(), "tvol-v2", None);
+    let path = dir.join("config.json");
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    c["description"] = json!("the second version");
+    std::fs::write(&path, c.to_string()).unwrap();
+    dir
+}
+
+#[test]
+fn a_plugin_is_pushed_installed_and_upgraded_through_a_registry() {
+    let Some(s) = stack() else { return };
+    let reg = Registry::start();
+    let remote = format!("{}/team/tvol:1.0", reg.host);
+    let dir = volume_plugin_dir(s.dir.path(), "tvol", None);
+    s.docker(&["plugin", "create", &remote, dir.to_str().unwrap()])
+        .ok();
+    let made = inspect(&s, &remote);
+
+    // Pushed as dockerd pushes it: the plugin config, one gzipped layer.
+    let pushed = s.docker(&["plugin", "push", &remote]);
+    let out = pushed.ok().to_string();
+    assert!(
+        out.contains(&format!(
+            "The push refers to repository [{}/team/tvol]",
+            reg.host
+        )),
+        "{out}"
+    );
+    let digest = out
+        .split_whitespace()
+        .find(|w| w.starts_with("sha256:"))
+        .expect("the pushed digest")
+        .to_string();
+    s.docker(&["plugin", "rm", &remote]).ok();
+
+    // What an install asks to grant, from the config alone.
+    let (code, body) = s.api("GET", &format!("/plugins/privileges?remote={remote}"), None);
+    assert_eq!(code, 200, "{body}");
+    let privileges: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        privileges,
+        json!([
+            {"Name": "network", "Description": "permissions to access a network", "Value": ["none"]},
+            {"Name": "mount", "Description": "host path to mount", "Value": ["/usr"]},
+        ])
+    );
+    // An install whose privileges are not the plugin's is refused and
+    // leaves nothing.
+    let (code, body) = s.api(
+        "POST",
+        &format!("/plugins/pull?remote={remote}&name=wrong"),
+        Some("[]"),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("incorrect privileges"), "{body}");
+    assert_eq!(s.docker(&["plugin", "ls", "-q"]).ok(), "");
+    // The CLI shows them and asks; no answer is no.
+    let asked = s.docker(&["plugin", "install", &remote]);
+    assert!(asked.stdout.contains("- mount: [/usr]"), "{asked:?}");
+    assert_eq!(s.docker(&["plugin", "ls", "-q"]).ok(), "");
+
+    // Installed under an alias, set and enabled by the CLI: the rootfs and
+    // config that were pushed, running.
+    let installed = s.docker(&[
+        "plugin",
+        "install",
+        "--grant-all-permissions",
+        "--alias",
+        "tv",
+        &remote,
+        "DEBUG=1",
+    ]);
+    assert!(installed.ok().contains("Installed plugin"), "{installed:?}");
+    let p = inspect(&s, "tv");
+    assert_eq!(p["Name"], "tv:latest");
+    assert_eq!(p["PluginReference"], remote);
+    assert_eq!(p["Enabled"], true);
+    assert_eq!(p["Config"]["rootfs"], made["Config"]["rootfs"]);
+    assert_eq!(p["Config"]["Description"], made["Config"]["Description"]);
+    assert_eq!(p["Settings"]["Env"], json!(["DEBUG=1", "ROOT=/data"]));
+    let id = p["Id"].as_str().unwrap().to_string();
+    let env = call(&socket(&s.exec_root, &id), "Test.Env", &json!({})).expect("it answers");
+    assert_eq!(env["env"]["DEBUG"], "1", "{env}");
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let events = s.docker(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "type=plugin",
+        "--format",
+        "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
+    ]);
+    assert!(
+        events
+            .ok()
+            .contains(&format!("pull {}/team/tvol:1.0 tv:latest", reg.host)),
+        "{events:?}"
+    );
+
+    // An upgrade wants it disabled; then it takes the new version and
+    // keeps its id, name and settings.
+    let v2 = format!("{}/team/tvol:2.0", reg.host);
+    s.docker(&[
+        "plugin",
+        "create",
+        &v2,
+        second_version(&s).to_str().unwrap(),
+    ])
+    .ok();
+    s.docker(&["plugin", "push", &v2]).ok();
+    s.docker(&["plugin", "rm", &v2]).ok();
+    // (The CLI asks whether to upgrade to another repository's or tag's
+    // plugin: yes.)
+    let upgrade = [
+        "plugin",
+        "upgrade",
+        "--grant-all-permissions",
+        "tv",
+        v2.as_str(),
+    ];
+    let enabled = s.docker_stdin(&upgrade, b"y\n");
+    assert_ne!(enabled.code, 0, "{enabled:?}");
+    assert!(
+        enabled
+            .stderr
+            .contains("plugin must be disabled before upgrading"),
+        "{enabled:?}"
+    );
+    s.docker(&["plugin", "disable", "tv"]).ok();
+    let up = s.docker_stdin(&upgrade, b"y\n");
+    assert!(up.ok().contains("Upgraded plugin tv:latest"), "{up:?}");
+    let p = inspect(&s, "tv");
+    assert_eq!(p["Id"], id.as_str());
+    assert_eq!(p["PluginReference"], v2);
+    assert_eq!(p["Config"]["Description"], "the second version");
+    assert_eq!(p["Settings"]["Env"], json!(["DEBUG=1", "ROOT=/data"]));
+    s.docker(&["plugin", "enable", "tv"]).ok();
+    call(&socket(&s.exec_root, &id), "Test.Env", &json!({})).expect("it answers");
+    s.docker(&["plugin", "disable", "tv"]).ok();
+
+    // An installed plugin pushes what it was installed from, byte for
+    // byte: under another name, the first version's manifest digest.
+    let copy = format!("{}/copy/tvol:1.0", reg.host);
+    s.docker(&[
+        "plugin",
+        "install",
+        "--grant-all-permissions",
+        "--disable",
+        "--alias",
+        &copy,
+        &remote,
+    ])
+    .ok();
+    let again = s.docker(&["plugin", "push", &copy]);
+    assert!(again.ok().contains(&digest), "{again:?} wanted {digest}");
+
+    // Nothing of them is left in lifecycled once they are removed.
+    s.docker(&["plugin", "rm", "tv"]).ok();
+    s.docker(&["plugin", "rm", &copy]).ok();
+    let left = integration_tests::cri::ctr(s.lc(), &["-n", "plugins.berth", "images", "ls", "-q"]);
+    assert_eq!(left, "", "records left in lifecycled");
 }

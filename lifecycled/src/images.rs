@@ -102,9 +102,14 @@ pub fn descriptor(d: &Descriptor) -> pb::Descriptor {
     }
 }
 
-/// A record with what it is on this machine: config, layers, size.
+/// A record with what it is on this machine: config, layers, size. A
+/// managed plugin's (the engine keeps them in their own namespace) is given
+/// with its config and layers as they are: it has no platform nor diff ids.
 pub fn to_api(store: &Store, rec: &ImageRecord) -> Result<api::Image, imagestore::Error> {
-    let r = store.resolve(&rec.target)?;
+    let r = match store.resolve(&rec.target) {
+        Ok(r) => r,
+        Err(e) => return plugin_api(store, rec).ok_or(e),
+    };
     let config = store.read_blob(&r.config_digest, MAX_CONFIG)?;
     let layer_sizes: Vec<i64> = r
         .layers
@@ -124,6 +129,46 @@ pub fn to_api(store: &Store, rec: &ImageRecord) -> Result<api::Image, imagestore
         layers: r.layers.iter().map(descriptor).collect(),
         size: layer_sizes.iter().sum(),
         chain_id: r.top_chain_id().map(|c| c.to_string()).unwrap_or_default(),
+        layer_sizes,
+    })
+}
+
+/// A plugin's record as [`to_api`] gives it, or `None` when the record is
+/// not one (its manifest is missing, or its config is not a plugin's).
+fn plugin_api(store: &Store, rec: &ImageRecord) -> Option<api::Image> {
+    let raw = store.read_blob(rec.target.digest(), MAX_CONFIG).ok()?;
+    let m: Value = serde_json::from_slice(&raw).ok()?;
+    let config = &m["config"];
+    if config["mediaType"] != imagestore::media_types::PLUGIN_CONFIG {
+        return None;
+    }
+    let desc = |v: &Value| pb::Descriptor {
+        media_type: v["mediaType"].as_str().unwrap_or_default().to_string(),
+        digest: v["digest"].as_str().unwrap_or_default().to_string(),
+        size: v["size"].as_i64().unwrap_or_default(),
+        annotations: Default::default(),
+    };
+    let config_digest = config["digest"].as_str()?.to_string();
+    let data = store
+        .read_blob(&imagestore::parse_digest(&config_digest).ok()?, MAX_CONFIG)
+        .ok()?;
+    let layers: Vec<pb::Descriptor> = m["layers"]
+        .as_array()
+        .map(|ls| ls.iter().map(desc).collect())
+        .unwrap_or_default();
+    let layer_sizes: Vec<i64> = layers.iter().map(|l| l.size).collect();
+    Some(api::Image {
+        name: rec.name.clone(),
+        target: Some(descriptor(&rec.target)),
+        labels: rec.labels.clone().into_iter().collect(),
+        created_at: Some(timestamp(rec.created_at)),
+        updated_at: Some(timestamp(rec.updated_at)),
+        config_digest,
+        config: data,
+        diff_ids: Vec::new(),
+        layers,
+        size: layer_sizes.iter().sum(),
+        chain_id: String::new(),
         layer_sizes,
     })
 }

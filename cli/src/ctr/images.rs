@@ -242,6 +242,7 @@ pub async fn run_images(ctx: &Ctx, cmd: ImagesCmd) -> Result<i32> {
                         insecure: r.insecure,
                         ..Default::default()
                     }),
+                    plugin: false,
                 }))
                 .await
                 .map_err(daemon)?
@@ -277,6 +278,7 @@ pub async fn run_images(ctx: &Ctx, cmd: ImagesCmd) -> Result<i32> {
                 kind: Some(api::import_request::Kind::Options(api::ImportOptions {
                     rootfs_name: rootfs.unwrap_or_default(),
                     rootfs_config: Vec::new(),
+                    plugin: false,
                 })),
             })
             .await?;

@@ -438,6 +438,7 @@ pub async fn distribution(
                 reference: full.clone(),
                 auth: registry_auth(&headers)?,
                 registry: Some(registry_options(&d, &full)),
+                ..Default::default()
             }))
             .await?
             .into_inner();
@@ -608,7 +609,7 @@ fn is_tag(t: &str) -> bool {
 }
 
 /// X-Registry-Auth: base64url JSON {username, password, identitytoken, registrytoken}.
-fn registry_auth(headers: &HeaderMap) -> Result<Option<pb::Auth>> {
+pub(crate) fn registry_auth(headers: &HeaderMap) -> Result<Option<pb::Auth>> {
     use base64::Engine;
     let Some(h) = headers
         .get("X-Registry-Auth")
@@ -873,25 +874,25 @@ fn progress_bar(current: i64, total: i64) -> String {
 
 /// The lines of a Docker JSON progress stream, as the client reads them.
 #[derive(Clone)]
-struct Lines(tokio::sync::mpsc::Sender<std::result::Result<Bytes, std::io::Error>>);
+pub(crate) struct Lines(tokio::sync::mpsc::Sender<std::result::Result<Bytes, std::io::Error>>);
 
 impl Lines {
     /// False once the client is gone.
-    async fn send(&self, v: Value) -> bool {
+    pub(crate) async fn send(&self, v: Value) -> bool {
         self.0
             .send(Ok(Bytes::from(v.to_string() + "\r\n")))
             .await
             .is_ok()
     }
 
-    async fn error(&self, m: String) {
+    pub(crate) async fn error(&self, m: String) {
         self.send(json!({"errorDetail": {"message": m}, "error": m}))
             .await;
     }
 }
 
 /// A stream of lines written by `write`, as the answer.
-fn json_stream<F, Fut>(write: F) -> Response
+pub(crate) fn json_stream<F, Fut>(write: F) -> Response
 where
     F: FnOnce(Lines) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -907,7 +908,7 @@ where
 
 /// One progress message of a pull or push as Docker's line; None for what
 /// Docker does not show.
-fn progress_line(p: &api::Progress, pull: bool) -> Option<Value> {
+pub(crate) fn progress_line(p: &api::Progress, pull: bool) -> Option<Value> {
     let status = match (pull, p.action.as_str()) {
         (_, "resolving") => return None,
         (true, "waiting") => "Pulling fs layer",
@@ -936,7 +937,7 @@ fn progress_line(p: &api::Progress, pull: bool) -> Option<Value> {
 
 /// The repository's path on its registry, as dockerd names it when it
 /// pulls ("library/busybox", "team/app" of host:5000/team/app).
-fn registry_path(full: &str) -> String {
+pub(crate) fn registry_path(full: &str) -> String {
     repository(full)
         .split_once('/')
         .map(|(_, path)| path.to_string())
@@ -944,7 +945,7 @@ fn registry_path(full: &str) -> String {
 }
 
 /// A name's tag ("latest" when it has none).
-fn tag_of(full: &str) -> String {
+pub(crate) fn tag_of(full: &str) -> String {
     full.rsplit_once(':')
         .map(|(_, t)| t.to_string())
         .filter(|t| !t.contains('/'))
@@ -1093,6 +1094,7 @@ async fn start_pull(
                 reference: full.to_string(),
                 auth,
                 registry: Some(registry_options(d, full)),
+                ..Default::default()
             }))
             .await?
             .into_inner();
@@ -1142,6 +1144,7 @@ async fn pull_all_tags(d: &Arc<Daemon>, repo: String, auth: Option<pb::Auth>) ->
                 reference: repo.clone(),
                 auth: auth.clone(),
                 registry: Some(registry_options(d, &repo)),
+                ..Default::default()
             }))
             .await?
             .into_inner()
@@ -1203,6 +1206,7 @@ pub async fn create(
                     name
                 },
                 rootfs_config: config.to_string().into_bytes(),
+                plugin: false,
             },
         )
         .await?;

@@ -237,8 +237,8 @@ pub fn router(d: Arc<Daemon>) -> Router {
                 .delete(swarm::not_a_manager),
         )
         .route("/plugins", get(plugins::list))
-        .route("/plugins/privileges", get(plugins::registry))
-        .route("/plugins/pull", post(plugins::registry))
+        .route("/plugins/privileges", get(plugins::privileges))
+        .route("/plugins/pull", post(plugins::pull))
         .route("/plugins/create", post(plugins::create))
         .route(
             "/plugins/{*name}",

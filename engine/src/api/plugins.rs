@@ -1,21 +1,31 @@
 //! /plugins/…: managed plugins made from a directory (`docker plugin
-//! create`), listed, inspected, set, enabled, disabled and removed as
+//! create`) or installed from a registry (`docker plugin install`), listed,
+//! inspected, set, enabled, disabled, pushed, upgraded and removed as
 //! dockerd does. Names hold slashes (`vieux/sshfs:latest`), so one route
 //! takes `/plugins/{name}/{verb}` apart.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use berth_proto::lifecycle::v1 as api;
+use berth_proto::types::v1 as pb;
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 
 use super::State;
+use super::images::{Lines, json_stream, progress_line, registry_auth, registry_options, tag_of};
 use super::json::Json;
 use super::query::{self, Params, flag};
-use crate::daemon::plugins::config::InterfaceType;
+use crate::daemon::Daemon;
+use crate::daemon::images::{familiar, normalize, repository};
+use crate::daemon::plugins::Entry;
+use crate::daemon::plugins::config::{Config, InterfaceType};
+use crate::daemon::plugins::distribution::{self, Privilege};
+use crate::daemon::plugins::run::NAMESPACE;
 use crate::error::{ApiError, Result};
 
 /// GET /plugins: `enabled` and `capability` filters, as dockerd's.
@@ -74,7 +84,21 @@ pub async fn create(s: State, Query(q): Query<Params>, body: Body) -> Result<Res
     let made = tokio::task::spawn_blocking(move || d2.plugins.create(&name, reader, version))
         .await
         .map_err(|e| ApiError::internal(format!("creating the plugin: {e}")))?;
-    let p = made?;
+    let (staging, p, packed) = made?;
+    // Its layer and config go to lifecycled now, as the plugin was made:
+    // what a push sends later.
+    if let Err(e) = d.plugin_store_blobs(&p.id, packed).await {
+        d.plugins.discard(&staging);
+        d.plugin_forget_blobs(&p.id).await;
+        return Err(e);
+    }
+    let p = match d.plugins.commit(&staging, p.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            d.plugin_forget_blobs(&p.id).await;
+            return Err(e);
+        }
+    };
     d.events.publish(
         "plugin",
         "create",
@@ -84,13 +108,381 @@ pub async fn create(s: State, Query(q): Query<Params>, body: Body) -> Result<Res
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Plugins are made here from a directory; berth does not fetch them from
-/// a registry (nor push them to one) yet.
-pub async fn registry() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "berth does not pull or push plugins from a registry; make one from a directory with `docker plugin create`",
-    )
+/// The `remote` of a privileges, pull or upgrade request, in full (the tag
+/// `latest` when it names none).
+fn remote_of(q: &Params) -> Result<String> {
+    let remote = q.get("remote").map(String::as_str).unwrap_or_default();
+    normalize(remote)
+        .map_err(|e| ApiError::bad_request(format!("invalid reference format {remote:?}: {e}")))
+}
+
+/// A pull of `full` as a plugin, into lifecycled's record named `full`.
+fn plugin_pull(d: &Daemon, full: &str, auth: Option<pb::Auth>) -> api::PullRequest {
+    api::PullRequest {
+        reference: full.to_string(),
+        auth,
+        registry: Some(registry_options(d, full)),
+        plugin: true,
+    }
+}
+
+/// GET /plugins/privileges?remote=…: what the plugin would be granted, from
+/// its config alone. As dockerd, a registry that cannot be asked gives no
+/// privileges (the install's pull then says why); a reference that is not
+/// a plugin is an error.
+pub async fn privileges(
+    s: State,
+    Query(q): Query<Params>,
+    headers: HeaderMap,
+) -> Result<Json<Value>> {
+    let d = s.0;
+    let full = remote_of(&q)?;
+    let auth = registry_auth(&headers)?;
+    let fetched =
+        d.lc.images()
+            .fetch_config(d.lc.req_in(NAMESPACE, plugin_pull(&d, &full, auth)))
+            .await;
+    match fetched {
+        Ok(r) => {
+            let c = Config::parse(&r.into_inner().data).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "error unmarshaling plugin config for {}: {e}",
+                    familiar(&full)
+                ))
+            })?;
+            Ok(Json(json!(distribution::privileges(&c))))
+        }
+        Err(st) if st.code() == tonic::Code::InvalidArgument => {
+            Err(ApiError::bad_request(format!(
+                "did not find plugin config for specified reference {full}: {}",
+                st.message()
+            )))
+        }
+        Err(st) => {
+            tracing::info!("the privileges of plugin {full}: {}", st.message());
+            Ok(Json(json!([])))
+        }
+    }
+}
+
+/// The local name an install gives: `name` (with the remote's tag when it
+/// has none), else the remote's name and tag (a digest dropped), as
+/// dockerd's.
+fn install_name(q: &Params, full: &str) -> Result<String> {
+    match q.get("name").filter(|n| !n.is_empty()) {
+        Some(n) => {
+            let local = normalize(n)
+                .map_err(|e| ApiError::bad_request(format!("invalid name {n:?}: {e}")))?;
+            if local.contains('@') {
+                return Err(ApiError::bad_request("cannot use digest in plugin tag"));
+            }
+            let last = n.rsplit('/').next().unwrap_or(n);
+            if last.contains(':') {
+                Ok(familiar(&local))
+            } else {
+                Ok(format!("{}:{}", familiar(repository(&local)), tag_of(full)))
+            }
+        }
+        None => {
+            let untagged = full.split_once('@').map(|(r, _)| r).unwrap_or(full);
+            Ok(familiar(untagged))
+        }
+    }
+}
+
+/// Starts a plugin's pull; what fails before it has anything to show (a
+/// registry that refuses, a reference it does not have) is the answer's
+/// status, as dockerd answers before its stream starts.
+async fn start_fetch(
+    d: &Daemon,
+    full: &str,
+    auth: Option<pb::Auth>,
+) -> Result<(
+    tonic::Streaming<api::PullResponse>,
+    Option<api::PullResponse>,
+)> {
+    let mut stream =
+        d.lc.images()
+            .pull(d.lc.req_in(NAMESPACE, plugin_pull(d, full, auth)))
+            .await?
+            .into_inner();
+    let first = loop {
+        match stream.message().await {
+            Ok(Some(api::PullResponse {
+                kind: Some(api::pull_response::Kind::Progress(p)),
+            })) if p.action == "resolving" => continue,
+            Ok(m) => break m,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    Ok((stream, first))
+}
+
+/// Relays a plugin's pull to the client, checks the privileges granted
+/// against its config, and applies its layers to `rootfs`. Returns its
+/// config; lifecycled's record of the pull is named `full`.
+async fn fetch(
+    d: &Daemon,
+    lines: &Lines,
+    mut stream: tonic::Streaming<api::PullResponse>,
+    mut first: Option<api::PullResponse>,
+    full: &str,
+    granted: &[Privilege],
+    rootfs: &std::path::Path,
+) -> std::result::Result<Config, String> {
+    // dockerd names a plugin's repository in full here (an image's pull
+    // names its path on the registry).
+    let pulling = format!("Pulling from {}", familiar(repository(full)));
+    lines
+        .send(json!({"status": pulling, "id": tag_of(full)}))
+        .await;
+    let image = loop {
+        let next = match first.take() {
+            Some(m) => Ok(Some(m)),
+            None => stream.message().await,
+        };
+        match next {
+            Ok(Some(api::PullResponse {
+                kind: Some(api::pull_response::Kind::Progress(p)),
+            })) => {
+                if let Some(v) = progress_line(&p, true) {
+                    lines.send(v).await;
+                }
+            }
+            Ok(Some(api::PullResponse {
+                kind: Some(api::pull_response::Kind::Image(i)),
+            })) => break i,
+            Ok(Some(_)) => {}
+            Ok(None) => return Err("the pull ended without the plugin".into()),
+            Err(e) => return Err(e.message().to_string()),
+        }
+    };
+    let digest = image.target.as_ref().map(|t| t.digest.clone());
+    lines
+        .send(json!({"status": format!("Digest: {}", digest.unwrap_or_default())}))
+        .await;
+    let config =
+        Config::parse(&image.config).map_err(|e| format!("failed to parse config: {e}"))?;
+    if !distribution::granted(&distribution::privileges(&config), granted) {
+        return Err("incorrect privileges".into());
+    }
+    d.plugin_apply_layers(&image, rootfs)
+        .await
+        .map_err(|e| e.message)?;
+    Ok(config)
+}
+
+/// Names the record of a finished pull by the plugin's id (replacing what
+/// it held before, on an upgrade).
+async fn keep_blobs(d: &Daemon, full: &str, id: &str) -> std::result::Result<(), String> {
+    d.lc.images()
+        .tag(d.lc.req_in(
+            NAMESPACE,
+            api::TagImageRequest {
+                source: full.to_string(),
+                target: id.to_string(),
+            },
+        ))
+        .await
+        .map_err(|s| s.message().to_string())?;
+    d.plugin_forget_blobs(full).await;
+    Ok(())
+}
+
+fn with_name(mut r: Response, name: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(name) {
+        r.headers_mut().insert("Docker-Plugin-Name", v);
+    }
+    r
+}
+
+/// POST /plugins/pull?remote=…&name=…: installs a plugin from a registry,
+/// disabled (the docker CLI enables it next). The body is the privileges
+/// the client grants, which must be the ones the plugin asks.
+pub async fn pull(
+    s: State,
+    Query(q): Query<Params>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let d = s.0;
+    let granted = distribution::parse_privileges(&body)?;
+    let full = remote_of(&q)?;
+    let name = d.plugins.new_name(&install_name(&q, &full)?)?;
+    let auth = registry_auth(&headers)?;
+    let fetching = d.plugins.fetch_lock.clone().lock_owned().await;
+    let (stream, first) = start_fetch(&d, &full, auth).await?;
+    let (id, staging) = d.plugins.stage()?;
+    let plugin_name = name.clone();
+    let r = json_stream(|lines| async move {
+        let _fetching = fetching;
+        let made = async {
+            let config = fetch(
+                &d,
+                &lines,
+                stream,
+                first,
+                &full,
+                &granted,
+                &staging.join("rootfs"),
+            )
+            .await?;
+            let p = crate::daemon::plugins::Plugin {
+                settings: crate::daemon::plugins::Plugin::initial_settings(&config),
+                config,
+                enabled: false,
+                id: id.clone(),
+                name: name.clone(),
+                reference: full.clone(),
+            };
+            keep_blobs(&d, &full, &id).await?;
+            d.plugins.commit(&staging, p).map_err(|e| e.message)
+        }
+        .await;
+        match made {
+            Ok(_) => {
+                d.events.publish(
+                    "plugin",
+                    "pull",
+                    &familiar(&full),
+                    BTreeMap::from([("name".to_string(), name.clone())]),
+                );
+            }
+            Err(m) => {
+                d.plugins.discard(&staging);
+                d.plugin_forget_blobs(&full).await;
+                d.plugin_forget_blobs(&id).await;
+                lines.error(m).await;
+            }
+        }
+    });
+    Ok(with_name(r, &plugin_name))
+}
+
+/// POST /plugins/{name}/push: the plugin's manifest, config and layer, as
+/// installed or created, to the registry its name names.
+async fn push(d: Arc<Daemon>, e: Arc<Entry>, auth: Option<pb::Auth>) -> Result<Response> {
+    let p = e.get();
+    let full = normalize(&p.name).map_err(|err| {
+        ApiError::bad_request(format!(
+            "plugin has invalid name {} for push: {err}",
+            p.name
+        ))
+    })?;
+    if !d.plugin_has_blobs(&p.id).await? {
+        // Made before berth kept a plugin's blobs: packed from its rootfs now.
+        let dir = d.plugins.dir(&p.id);
+        let mut config = p.config.clone();
+        let packed = tokio::task::spawn_blocking(move || distribution::pack(&dir, &mut config))
+            .await
+            .map_err(|err| ApiError::internal(format!("packing the plugin: {err}")))??;
+        d.plugin_store_blobs(&p.id, packed).await?;
+    }
+    let mut stream =
+        d.lc.images()
+            .push(d.lc.req_in(
+                NAMESPACE,
+                api::PushRequest {
+                    name: p.id.clone(),
+                    reference: full.clone(),
+                    auth,
+                    registry: Some(registry_options(&d, &full)),
+                },
+            ))
+            .await?
+            .into_inner();
+    Ok(json_stream(|lines| async move {
+        let refers = format!(
+            "The push refers to repository [{}]",
+            familiar(repository(&full))
+        );
+        lines.send(json!({"status": refers})).await;
+        loop {
+            match stream.message().await {
+                Ok(Some(api::PullResponse {
+                    kind: Some(api::pull_response::Kind::Progress(pr)),
+                })) => {
+                    if let Some(v) = progress_line(&pr, false)
+                        && !lines.send(v).await
+                    {
+                        return;
+                    }
+                }
+                Ok(Some(api::PullResponse {
+                    kind: Some(api::pull_response::Kind::Image(i)),
+                })) => {
+                    let t = i.target.unwrap_or_default();
+                    let tag = tag_of(&full);
+                    lines
+                        .send(json!({"status": format!("{tag}: digest: {} size: {}", t.digest, t.size)}))
+                        .await;
+                    lines
+                        .send(json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": t.digest, "Size": t.size}}))
+                        .await;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return,
+                Err(err) => return lines.error(err.message().to_string()).await,
+            }
+        }
+    }))
+}
+
+/// POST /plugins/{name}/upgrade?remote=…: a disabled plugin's rootfs and
+/// config from another reference; its id, name and settings stay.
+async fn upgrade(
+    d: Arc<Daemon>,
+    e: Arc<Entry>,
+    q: &Params,
+    auth: Option<pb::Auth>,
+    body: &[u8],
+) -> Result<Response> {
+    let granted = distribution::parse_privileges(body)?;
+    let full = remote_of(q)?;
+    let disabled_first = |name: &str| {
+        ApiError::conflict(format!(
+            "plugin must be disabled before upgrading: plugin {name} is enabled"
+        ))
+    };
+    let name = e.name();
+    if e.get().enabled {
+        return Err(disabled_first(&name));
+    }
+    let op = Arc::new(e.clone());
+    let fetching = d.plugins.fetch_lock.clone().lock_owned().await;
+    let (stream, first) = start_fetch(&d, &full, auth).await?;
+    let r = json_stream(|lines| async move {
+        let _fetching = fetching;
+        let e = op;
+        let _op = e.op.lock().await;
+        let done = async {
+            if e.get().enabled {
+                return Err(disabled_first(&e.name()).message);
+            }
+            let rootfs = d.plugins.upgrade_rootfs(&e.id).map_err(|e| e.message)?;
+            let config = fetch(&d, &lines, stream, first, &full, &granted, &rootfs).await?;
+            let mut p = e.get();
+            p.config = config;
+            p.reference = full.clone();
+            d.plugins.upgrade(&e, p).map_err(|e| e.message)?;
+            keep_blobs(&d, &full, &e.id).await
+        }
+        .await;
+        match done {
+            Ok(()) => d.events.publish(
+                "plugin",
+                "pull",
+                &familiar(&full),
+                BTreeMap::from([("name".to_string(), e.name())]),
+            ),
+            Err(m) => {
+                let _ = std::fs::remove_dir_all(d.plugins.dir(&e.id).join("rootfs.upgrade"));
+                d.plugin_forget_blobs(&full).await;
+                lines.error(m).await;
+            }
+        }
+    });
+    Ok(with_name(r, &name))
 }
 
 /// /plugins/{name}/json, /enable, /disable, /set, /push, /upgrade and
@@ -100,6 +492,7 @@ pub async fn named(
     method: Method,
     Path(rest): Path<String>,
     Query(q): Query<Params>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
     let d = s.0;
@@ -142,9 +535,12 @@ pub async fn named(
                 p.set(&args).map_err(ApiError::internal)?;
                 d.plugins.save(&e, p)?;
                 Ok(StatusCode::NO_CONTENT.into_response())
-            } else if let Some(name) = verb("/push").or_else(|| verb("/upgrade")) {
-                d.plugins.find(&name)?;
-                Ok(registry().await.into_response())
+            } else if let Some(name) = verb("/push") {
+                let e = d.plugins.find(&name)?;
+                push(d, e, registry_auth(&headers)?).await
+            } else if let Some(name) = verb("/upgrade") {
+                let e = d.plugins.find(&name)?;
+                upgrade(d, e, &q, registry_auth(&headers)?, &body).await
             } else {
                 Err(not_found_route(&rest))
             }

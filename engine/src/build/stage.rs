@@ -289,6 +289,7 @@ impl Builder {
                 reference: full.to_string(),
                 auth,
                 registry: Some(crate::api::images::registry_options(&self.d, full)),
+                ..Default::default()
             }))
             .await
             .map_err(|e| pull_error(full, &e))?

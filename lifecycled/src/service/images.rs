@@ -188,7 +188,8 @@ impl Images for Service {
         let r = req.into_inner();
         let store = self.images.clone();
         Ok(Response::new(with_progress(move |ptx| async move {
-            let opts = registry_options(r.registry);
+            let mut opts = registry_options(r.registry);
+            opts.plugin = r.plugin;
             let rec = store
                 .pull(&ns, &r.reference, credentials(r.auth), &opts, ptx)
                 .await
@@ -249,7 +250,14 @@ impl Images for Service {
         let work = tokio::task::spawn_blocking(move || {
             let ns = import_ns;
             let reader = ChunkReader::new(rx);
-            if options.rootfs_name.is_empty() {
+            if options.plugin {
+                // Named as the engine names them (a plugin's id), as they are.
+                let opts = ImportOptions {
+                    plugin: true,
+                    ..Default::default()
+                };
+                store.import(&ns, reader, &opts).map_err(status)
+            } else if options.rootfs_name.is_empty() {
                 let opts = ImportOptions {
                     rename: Some(Arc::new(|n: &str| images::docker_name(n))),
                     ..Default::default()
@@ -384,6 +392,25 @@ impl Images for Service {
                     os_features: p.os_features().clone().unwrap_or_default(),
                 })
                 .collect(),
+        }))
+    }
+
+    async fn fetch_config(
+        &self,
+        req: Request<api::PullRequest>,
+    ) -> Result<Response<api::FetchConfigResponse>, Status> {
+        let r = req.into_inner();
+        let mut opts = registry_options(r.registry);
+        opts.plugin = r.plugin;
+        let f = self
+            .images
+            .fetch_config(&r.reference, credentials(r.auth), &opts)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(api::FetchConfigResponse {
+            manifest: Some(images::descriptor(&f.manifest)),
+            config: Some(images::descriptor(&f.config)),
+            data: f.data,
         }))
     }
 

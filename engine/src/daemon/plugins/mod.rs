@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod config;
+pub mod distribution;
 pub mod run;
 pub mod volumes;
 
@@ -20,8 +21,6 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-
-use sha2::Digest as _;
 
 use crate::daemon::images::{familiar, normalize};
 use crate::error::{ApiError, Result};
@@ -64,6 +63,10 @@ pub struct Plugins {
     /// is written, and while the plugins' lists are taken in: a list never
     /// takes in a volume a create is still making (without its labels).
     pub volumes_lock: tokio::sync::Mutex<()>,
+    /// Held by an install or upgrade from its pull until the pull's record
+    /// is renamed to the plugin's id, and by the sweep of records no plugin
+    /// names: the sweep never takes a pull's record from under it.
+    pub fetch_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Plugins {
@@ -81,6 +84,7 @@ impl Plugins {
                 }
                 continue;
             }
+            settle_upgrade(&path);
             match std::fs::read(path.join("plugin.json")) {
                 Ok(raw) => match Plugin::load(&raw) {
                     Ok(p) if p.id == name => {
@@ -105,6 +109,7 @@ impl Plugins {
             entries: Mutex::new(entries),
             stopping: Default::default(),
             volumes_lock: Default::default(),
+            fetch_lock: Default::default(),
         })
     }
 
@@ -138,6 +143,11 @@ impl Plugins {
     /// The plugin's socket on the host.
     pub fn socket(&self, p: &Plugin) -> PathBuf {
         self.socket_dir(&p.id).join(&p.config.interface.socket)
+    }
+
+    /// A plugin by its full id.
+    pub fn find_id(&self, id: &str) -> Option<Arc<Entry>> {
+        self.map().get(id).cloned()
     }
 
     /// A plugin by its id, an unambiguous prefix of it, or its name (the
@@ -182,25 +192,48 @@ impl Plugins {
         Ok(())
     }
 
-    /// `POST /plugins/create`: a plugin from `config.json` and `rootfs/` in
-    /// a tar stream. Blocking: it unpacks the whole rootfs.
-    pub fn create(&self, name: &str, body: impl Read, docker_version: &str) -> Result<Plugin> {
-        let name = self.new_name(name)?;
+    /// A new plugin's staging directory (a fresh id, with an empty
+    /// `rootfs/` and `propagated-mount/`): [`Plugins::commit`] makes it a
+    /// plugin, [`Plugins::discard`] drops it; a restart clears one left.
+    pub fn stage(&self) -> Result<(String, PathBuf)> {
         let id = hex::encode(rand::random::<[u8; 32]>());
         let staging = self.root.join(format!("{NEW}{id}"));
+        for sub in ["rootfs", "propagated-mount"] {
+            if let Err(e) = std::fs::create_dir_all(staging.join(sub)) {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(ApiError::internal(format!(
+                    "creating the plugin's {sub}: {e}"
+                )));
+            }
+        }
+        Ok((id, staging))
+    }
+
+    pub fn discard(&self, staging: &Path) {
+        if let Err(e) = std::fs::remove_dir_all(staging)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("removing {}: {e}", staging.display());
+        }
+    }
+
+    /// `POST /plugins/create`: a staged plugin from `config.json` and
+    /// `rootfs/` in a tar stream, not yet committed. Blocking: it unpacks
+    /// the whole rootfs and packs it again as the layer a push sends.
+    pub fn create(
+        &self,
+        name: &str,
+        body: impl Read,
+        docker_version: &str,
+    ) -> Result<(PathBuf, Plugin, distribution::Packed)> {
+        let name = self.new_name(name)?;
+        let (id, staging) = self.stage()?;
         let made = (|| {
-            std::fs::create_dir_all(staging.join("rootfs"))
-                .map_err(|e| ApiError::internal(format!("creating the plugin's rootfs: {e}")))?;
-            std::fs::create_dir_all(staging.join("propagated-mount"))
-                .map_err(|e| ApiError::internal(format!("creating the plugin's rootfs: {e}")))?;
             let raw = unpack(body, &staging)?;
             let mut config = Config::parse(&raw)
                 .map_err(|e| ApiError::bad_request(format!("failed to parse config: {e}")))?;
-            config.rootfs = Some(config::RootFs {
-                diff_ids: vec![diff_id(&staging.join("rootfs"))?],
-                typ: "layers".into(),
-            });
             config.docker_version = docker_version.to_string();
+            let packed = distribution::pack(&staging, &mut config)?;
             let p = Plugin {
                 settings: Plugin::initial_settings(&config),
                 config,
@@ -209,41 +242,97 @@ impl Plugins {
                 name: name.clone(),
                 reference: name.clone(),
             };
-            let raw = serde_json::to_vec_pretty(&p)
-                .map_err(|e| ApiError::internal(format!("plugin record: {e}")))?;
-            write_atomic(&staging.join("plugin.json"), &raw)
-                .map_err(|e| ApiError::internal(format!("saving plugin {name}: {e}")))?;
-            Ok(p)
+            Ok((p, packed))
         })();
-        let p = match made {
-            Ok(p) => p,
+        match made {
+            Ok((p, packed)) => Ok((staging, p, packed)),
             Err(e) => {
-                let _ = std::fs::remove_dir_all(&staging);
-                return Err(e);
+                self.discard(&staging);
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes a staged plugin one of the engine's: its record is written and
+    /// its directory renamed in. The name is checked again here, with the
+    /// map held: two creates of one name race to here. The staging
+    /// directory is gone after, whether it succeeded or not.
+    pub fn commit(&self, staging: &Path, p: Plugin) -> Result<Plugin> {
+        let raw = match serde_json::to_vec_pretty(&p) {
+            Ok(raw) => raw,
+            Err(e) => {
+                self.discard(staging);
+                return Err(ApiError::internal(format!("plugin record: {e}")));
             }
         };
-        // The name is checked again with the map held: two creates of one
-        // name race to here.
-        let mut map = self.map();
-        if map.values().any(|e| e.name() == name) {
-            drop(map);
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(already_exists(&name));
+        if let Err(e) = write_atomic(&staging.join("plugin.json"), &raw) {
+            self.discard(staging);
+            return Err(ApiError::internal(format!("saving plugin {}: {e}", p.name)));
         }
-        if let Err(e) = std::fs::rename(&staging, self.dir(&id)) {
+        let mut map = self.map();
+        if map.values().any(|e| e.name() == p.name) {
             drop(map);
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(ApiError::internal(format!("storing plugin {name}: {e}")));
+            self.discard(staging);
+            return Err(already_exists(&p.name));
+        }
+        if let Err(e) = std::fs::rename(staging, self.dir(&p.id)) {
+            drop(map);
+            self.discard(staging);
+            return Err(ApiError::internal(format!(
+                "storing plugin {}: {e}",
+                p.name
+            )));
         }
         map.insert(
-            id.clone(),
+            p.id.clone(),
             Arc::new(Entry {
-                id,
+                id: p.id.clone(),
                 op: Default::default(),
                 record: Mutex::new(p.clone()),
             }),
         );
         Ok(p)
+    }
+
+    /// Where an upgrade unpacks the plugin's new rootfs, made empty.
+    pub fn upgrade_rootfs(&self, id: &str) -> Result<PathBuf> {
+        let new = self.dir(id).join(UPGRADE_ROOTFS);
+        let _ = std::fs::remove_dir_all(&new);
+        std::fs::create_dir_all(&new)
+            .map_err(|e| ApiError::internal(format!("error preparing upgrade: {e}")))?;
+        Ok(new)
+    }
+
+    /// Puts an upgrade's rootfs (see [`Plugins::upgrade_rootfs`]) and record
+    /// in place of the plugin's. The new record is written aside first and
+    /// renamed in last: an engine that dies before that rename finds the
+    /// old rootfs and record again at its start, one that dies after finds
+    /// the new ones (`settle_upgrade`).
+    pub fn upgrade(&self, e: &Entry, p: Plugin) -> Result<()> {
+        let dir = self.dir(&e.id);
+        let fail = |what: &str, err: std::io::Error| {
+            ApiError::internal(format!("upgrading plugin {}: {what}: {err}", p.name))
+        };
+        let raw = serde_json::to_vec_pretty(&p)
+            .map_err(|err| ApiError::internal(format!("plugin record: {err}")))?;
+        write_atomic(&dir.join(UPGRADE_RECORD), &raw).map_err(|err| fail("its record", err))?;
+        let swapped = std::fs::rename(dir.join("rootfs"), dir.join(OLD_ROOTFS))
+            .map_err(|err| fail("its old rootfs", err))
+            .and_then(|()| {
+                std::fs::rename(dir.join(UPGRADE_ROOTFS), dir.join("rootfs"))
+                    .map_err(|err| fail("its new rootfs", err))
+            })
+            .and_then(|()| {
+                std::fs::rename(dir.join(UPGRADE_RECORD), dir.join("plugin.json"))
+                    .map_err(|err| fail("its record", err))
+            });
+        if let Err(err) = swapped {
+            settle_upgrade(&dir);
+            return Err(err);
+        }
+        settle_upgrade(&dir);
+        *e.record.lock().unwrap_or_else(|e| e.into_inner()) = p;
+        Ok(())
     }
 
     /// The name a new plugin would have (`name:latest` when untagged),
@@ -287,6 +376,38 @@ pub fn not_found(given: &str) -> ApiError {
 
 fn already_exists(name: &str) -> ApiError {
     ApiError::conflict(format!("plugin {name} already exists"))
+}
+
+/// An upgrade's new record (written before the swap, renamed to
+/// `plugin.json` to commit it), new rootfs, and the rootfs it replaces.
+const UPGRADE_RECORD: &str = "upgrade.json";
+const UPGRADE_ROOTFS: &str = "rootfs.upgrade";
+const OLD_ROOTFS: &str = "rootfs.old";
+
+/// Finishes what an upgrade of the plugin in `dir` left: one not committed
+/// (its new record still aside) is rolled back to the old rootfs; one
+/// committed loses the old rootfs.
+fn settle_upgrade(dir: &Path) {
+    let old = dir.join(OLD_ROOTFS);
+    if dir.join(UPGRADE_RECORD).exists() && old.exists() {
+        let _ = std::fs::remove_dir_all(dir.join("rootfs"));
+        if let Err(e) = std::fs::rename(&old, dir.join("rootfs")) {
+            tracing::error!("restoring {} after an upgrade: {e}", old.display());
+        }
+    }
+    for left in [UPGRADE_RECORD, UPGRADE_ROOTFS, OLD_ROOTFS] {
+        let p = dir.join(left);
+        let res = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        if let Err(e) = res
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("removing {}: {e}", p.display());
+        }
+    }
 }
 
 fn write_atomic(path: &Path, raw: &[u8]) -> std::io::Result<()> {
@@ -350,29 +471,6 @@ fn unpack(body: impl Read, staging: &Path) -> Result<Vec<u8>> {
     config.ok_or_else(|| ApiError::bad_request("config not found"))
 }
 
-/// The digest of the rootfs as one uncompressed layer, for `rootfs.diff_ids`.
-fn diff_id(rootfs: &Path) -> Result<String> {
-    struct Hasher(sha2::Sha256);
-    impl std::io::Write for Hasher {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.update(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut b = tar::Builder::new(Hasher(sha2::Sha256::new()));
-    b.follow_symlinks(false);
-    b.mode(tar::HeaderMode::Deterministic);
-    b.append_dir_all(".", rootfs)
-        .map_err(|e| ApiError::internal(format!("reading the plugin's rootfs: {e}")))?;
-    let h = b
-        .into_inner()
-        .map_err(|e| ApiError::internal(format!("reading the plugin's rootfs: {e}")))?;
-    Ok(format!("sha256:{}", hex::encode(h.0.finalize())))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,7 +519,12 @@ mod tests {
             ("rootfs/bin/x", "#!/bin/sh\n"),
             ("./README", "not part of the plugin"),
         ]);
-        let p = s.create("team/t", tar.as_slice(), "1.0").unwrap();
+        let (staging, p, packed) = s.create("team/t", tar.as_slice(), "1.0").unwrap();
+        // The layer a push sends is the rootfs as it was made.
+        assert!(packed.layer.starts_with(&staging) && packed.layer.is_file());
+        assert_eq!(p.config.rootfs.as_ref().unwrap().diff_ids.len(), 1);
+        let p = s.commit(&staging, p).unwrap();
+        assert!(!staging.exists());
         assert_eq!(p.name, "team/t:latest");
         assert_eq!(p.config.docker_version, "1.0");
         assert!(s.rootfs(&p.id).join("bin/x").is_file());
@@ -440,8 +543,17 @@ mod tests {
         assert_eq!(missing.as_deref(), Some("plugin \"team/t:v2\" not found"));
         let again = s
             .create("team/t:latest", tar.as_slice(), "1.0")
+            .map(|_| ())
             .unwrap_err();
         assert_eq!(again.message, "plugin team/t:latest already exists");
+        // Two creates of one name: the second to commit is refused and
+        // leaves nothing.
+        let (a, pa, _) = s.create("team/u", tar.as_slice(), "1.0").unwrap();
+        let (b, pb, _) = s.create("team/u", tar.as_slice(), "1.0").unwrap();
+        s.commit(&a, pa).unwrap();
+        let lost = s.commit(&b, pb).unwrap_err();
+        assert_eq!(lost.message, "plugin team/u:latest already exists");
+        assert!(!b.exists());
         // Read back by a new store as it was written.
         let reopened = Plugins::open(&_dir.path().join("data"), &_dir.path().join("exec")).unwrap();
         assert_eq!(reopened.find(&p.id).unwrap().get(), p);
@@ -463,7 +575,10 @@ mod tests {
             ),
         ];
         for (entries, words) in cases {
-            let err = s.create("t", tar_of(entries).as_slice(), "1").unwrap_err();
+            let err = s
+                .create("t", tar_of(entries).as_slice(), "1")
+                .map(|_| ())
+                .unwrap_err();
             assert!(err.message.contains(words), "{words}: {}", err.message);
         }
         assert!(s.all().is_empty());
@@ -476,7 +591,10 @@ mod tests {
         assert!(!dir.path().join("escape").exists());
         let digest = format!("t@sha256:{}", "0".repeat(64));
         assert_eq!(
-            s.create(&digest, &b""[..], "1").unwrap_err().message,
+            s.create(&digest, &b""[..], "1")
+                .map(|_| ())
+                .unwrap_err()
+                .message,
             "canonical references are not permitted"
         );
     }
@@ -491,5 +609,57 @@ mod tests {
         let s = Plugins::open(&dir.path().join("data"), &dir.path().join("exec")).unwrap();
         assert!(s.all().is_empty());
         assert!(!root.join(".new-abc").exists() && !root.join(".removing-def").exists());
+    }
+
+    #[test]
+    fn an_upgrade_is_whole_or_not_at_all_across_a_restart() {
+        let (dir, s) = store();
+        let tar = tar_of(&[("config.json", CONFIG), ("rootfs/v", "1")]);
+        let (staging, p, _) = s.create("up", tar.as_slice(), "1").unwrap();
+        let p = s.commit(&staging, p).unwrap();
+        let pdir = s.dir(&p.id);
+        let reopen = || Plugins::open(&dir.path().join("data"), &dir.path().join("exec")).unwrap();
+        let new_record = |desc: &str| {
+            let mut n = p.clone();
+            n.config.description = desc.into();
+            serde_json::to_vec(&n).unwrap()
+        };
+
+        // Died after the swap of rootfs, before the record's commit: the
+        // old plugin, whole.
+        std::fs::rename(pdir.join("rootfs"), pdir.join(OLD_ROOTFS)).unwrap();
+        std::fs::create_dir_all(pdir.join("rootfs")).unwrap();
+        std::fs::write(pdir.join("rootfs/v"), "2").unwrap();
+        std::fs::write(pdir.join(UPGRADE_RECORD), new_record("two")).unwrap();
+        let e = reopen().find(&p.id).unwrap();
+        assert_eq!(std::fs::read_to_string(pdir.join("rootfs/v")).unwrap(), "1");
+        assert_eq!(e.get().config.description, p.config.description);
+
+        // Died after the commit: the new plugin, and the old rootfs gone.
+        std::fs::rename(pdir.join("rootfs"), pdir.join(OLD_ROOTFS)).unwrap();
+        std::fs::create_dir_all(pdir.join("rootfs")).unwrap();
+        std::fs::write(pdir.join("rootfs/v"), "2").unwrap();
+        std::fs::write(pdir.join("plugin.json"), new_record("two")).unwrap();
+        let e = reopen().find(&p.id).unwrap();
+        assert_eq!(std::fs::read_to_string(pdir.join("rootfs/v")).unwrap(), "2");
+        assert_eq!(e.get().config.description, "two");
+        assert!(!pdir.join(OLD_ROOTFS).exists());
+
+        // A whole upgrade through the store.
+        let s = reopen();
+        let e = s.find(&p.id).unwrap();
+        let new = s.upgrade_rootfs(&p.id).unwrap();
+        std::fs::write(new.join("v"), "3").unwrap();
+        let mut n = e.get();
+        n.config.description = "three".into();
+        s.upgrade(&e, n).unwrap();
+        assert_eq!(std::fs::read_to_string(pdir.join("rootfs/v")).unwrap(), "3");
+        assert_eq!(
+            reopen().find(&p.id).unwrap().get().config.description,
+            "three"
+        );
+        for left in [UPGRADE_RECORD, UPGRADE_ROOTFS, OLD_ROOTFS] {
+            assert!(!pdir.join(left).exists(), "{left}");
+        }
     }
 }

@@ -89,6 +89,7 @@ impl Daemon {
         // left goes too, before its files do.
         self.plugin_stop(&e.id).await;
         self.plugins.remove(e)?;
+        self.plugin_forget_blobs(&e.id).await;
         self.events.publish("plugin", "remove", &e.id, attrs(given));
         Ok(())
     }
@@ -325,15 +326,16 @@ impl Daemon {
     /// At start: each enabled plugin runs again, or still runs (a
     /// live-restored engine finds its process where it left it).
     pub async fn restore_plugins(self: &Arc<Self>) {
-        if self.plugins.all().iter().all(|e| !e.get().enabled) {
-            return;
-        }
         // lifecycled may come up after the engine: it is waited for.
         for _ in 0..300 {
             if self.lc.version().version(self.lc.req(())).await.is_ok() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        {
+            let _fetching = self.plugins.fetch_lock.lock().await;
+            self.plugin_sweep_blobs().await;
         }
         for e in self.plugins.all() {
             let p = e.get();
