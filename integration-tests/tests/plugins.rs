@@ -2,7 +2,9 @@
 //! `docker plugin create` from a directory, set, enable (the plugin runs and
 //! listens on its socket), volumes it serves (`docker volume create -d`,
 //! containers that mount them), disable and rm; a plugin that ends before
-//! it listens; an enabled plugin across an engine restart.
+//! it listens; an enabled plugin across an engine restart; plugins pushed to
+//! a registry, installed (privileges asked and checked) and upgraded from
+//! it, through the docker CLI and berth's.
 
 use integration_tests::plugin::{call, socket, volume_plugin_dir};
 use integration_tests::registry::Registry;
@@ -635,4 +637,70 @@ fn a_plugin_is_pushed_installed_and_upgraded_through_a_registry() {
     s.docker(&["plugin", "rm", &copy]).ok();
     let left = integration_tests::cri::ctr(s.lc(), &["-n", "plugins.berth", "images", "ls", "-q"]);
     assert_eq!(left, "", "records left in lifecycled");
+}
+
+#[test]
+fn berth_cli_pushes_installs_and_upgrades_a_plugin() {
+    let Some(s) = stack() else { return };
+    let reg = Registry::start();
+    let v1 = format!("{}/team/tvol:1.0", reg.host);
+    let v2 = format!("{}/team/tvol:2.0", reg.host);
+    let dir = volume_plugin_dir(s.dir.path(), "tvol", None);
+    for (remote, dir) in [(&v1, dir), (&v2, second_version(&s))] {
+        s.berth(&["plugin", "create", remote, dir.to_str().unwrap()])
+            .ok();
+        let pushed = s.berth(&["plugin", "push", remote]);
+        assert!(pushed.ok().contains("digest: sha256:"), "{pushed:?}");
+        s.berth(&["plugin", "rm", remote]).ok();
+    }
+
+    // Asked, and refused: nothing is installed.
+    let no = s.berth_stdin(&["plugin", "install", &v1], b"n\n");
+    assert_ne!(no.code, 0, "{no:?}");
+    assert!(no.stdout.contains(" - mount: [/usr]"), "{no:?}");
+    assert!(
+        no.stderr
+            .contains("permission denied while installing plugin"),
+        "{no:?}"
+    );
+    assert_eq!(s.berth(&["plugin", "ls", "-q"]).ok(), "");
+
+    let yes = s.berth_stdin(
+        &["plugin", "install", "--alias", "tv", &v1, "DEBUG=1"],
+        b"y\n",
+    );
+    assert!(
+        yes.ok().contains(&format!("Installed plugin {v1}")),
+        "{yes:?}"
+    );
+    let p = inspect(&s, "tv");
+    assert_eq!(p["Enabled"], true);
+    assert_eq!(p["Settings"]["Env"], json!(["DEBUG=1", "ROOT=/data"]));
+
+    let refused_up = s.berth(&["plugin", "upgrade", "--grant-all-permissions", "tv", &v2]);
+    assert!(
+        refused_up
+            .stderr
+            .contains("must be disabled before upgrading"),
+        "{refused_up:?}"
+    );
+    s.berth(&["plugin", "disable", "tv"]).ok();
+    let up = s.berth(&[
+        "plugin",
+        "upgrade",
+        "--grant-all-permissions",
+        "--skip-remote-check",
+        "tv",
+        &v2,
+    ]);
+    assert!(
+        up.ok()
+            .contains(&format!("Upgraded plugin tv:latest to {v2}")),
+        "{up:?}"
+    );
+    assert_eq!(
+        inspect(&s, "tv")["Config"]["Description"],
+        "the second version"
+    );
+    s.berth(&["plugin", "rm", "tv"]).ok();
 }

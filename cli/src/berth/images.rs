@@ -439,7 +439,7 @@ pub fn normalize(r: &str) -> String {
     full
 }
 
-fn auth_header(ctx: &Ctx, image: &str) -> (&'static str, String) {
+pub(crate) fn auth_header(ctx: &Ctx, image: &str) -> (&'static str, String) {
     use base64::Engine;
     let auth = super::config::registry_auth(&ctx.cfg, &registry_of(image))
         .unwrap_or_else(|| base64::engine::general_purpose::URL_SAFE.encode("{}"));

@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 use hyper::Method;
 use serde_json::{Value, json};
 
-use super::client::q;
-use super::images::body_from_reader;
+use super::client::{JsonLines, empty, json_body, q};
+use super::images::{auth_header, body_from_reader, normalize, show_stream, split_tag};
 use super::system::{InspectArgs, inspect};
 use super::{Ctx, for_each, format};
 
@@ -30,6 +30,58 @@ pub enum PluginCmd {
     /// Remove one or more plugins
     #[command(visible_aliases = ["remove"])]
     Rm(RmArgs),
+    /// Install a plugin
+    Install(InstallArgs),
+    /// Push a plugin to a registry
+    Push(PushArgs),
+    /// Upgrade an existing plugin
+    Upgrade(UpgradeArgs),
+}
+
+#[derive(Args)]
+pub struct InstallArgs {
+    /// Local name for plugin
+    #[arg(long)]
+    alias: Option<String>,
+    /// Do not enable the plugin on install
+    #[arg(long)]
+    disable: bool,
+    /// Grant all permissions necessary to run the plugin
+    #[arg(long)]
+    grant_all_permissions: bool,
+    /// Skip image verification (accepted; berth verifies no signatures)
+    #[arg(long)]
+    disable_content_trust: bool,
+    /// The plugin on its registry (`name[:tag]`)
+    plugin: String,
+    /// KEY=VALUE settings applied before the plugin is enabled
+    settings: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct PushArgs {
+    /// Skip image signing (accepted; berth signs nothing)
+    #[arg(long)]
+    disable_content_trust: bool,
+    /// The plugin (`name[:tag]`); its name says where it goes
+    name: String,
+}
+
+#[derive(Args)]
+pub struct UpgradeArgs {
+    /// Do not check if specified remote plugin matches existing plugin image
+    #[arg(long)]
+    skip_remote_check: bool,
+    /// Grant all permissions necessary to run the plugin
+    #[arg(long)]
+    grant_all_permissions: bool,
+    /// Skip image verification (accepted; berth verifies no signatures)
+    #[arg(long)]
+    disable_content_trust: bool,
+    /// The installed plugin
+    plugin: String,
+    /// Where the new version is (default: where the plugin came from)
+    remote: Option<String>,
 }
 
 #[derive(Args)]
@@ -202,6 +254,21 @@ pub async fn plugin(ctx: &Ctx, cmd: PluginCmd) -> Result<i32> {
             println!("{}", a.name);
             Ok(0)
         }
+        PluginCmd::Install(a) => install(ctx, a).await,
+        PluginCmd::Push(a) => {
+            let resp = ctx
+                .client
+                .request(
+                    Method::POST,
+                    &format!("/plugins/{}/push", q(&a.name)),
+                    empty(),
+                    &[auth_header(ctx, &a.name)],
+                )
+                .await?;
+            show_stream(JsonLines::new(resp.into_body()), false).await?;
+            Ok(0)
+        }
+        PluginCmd::Upgrade(a) => upgrade(ctx, a).await,
         PluginCmd::Rm(a) => {
             for_each(&a.names, false, |n| async move {
                 ctx.client
@@ -216,6 +283,142 @@ pub async fn plugin(ctx: &Ctx, cmd: PluginCmd) -> Result<i32> {
             .await
         }
     }
+}
+
+/// The privileges a plugin asks, granted: shown and asked about unless
+/// `grant_all`, as the docker CLI asks.
+async fn granted(ctx: &Ctx, remote: &str, grant_all: bool) -> Result<Value> {
+    let resp = ctx
+        .client
+        .request(
+            Method::GET,
+            &format!("/plugins/privileges?remote={}", q(remote)),
+            empty(),
+            &[auth_header(ctx, remote)],
+        )
+        .await?;
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await?
+        .to_bytes();
+    let privileges: Value = serde_json::from_slice(&body)?;
+    let list = privileges.as_array().cloned().unwrap_or_default();
+    if grant_all || list.is_empty() {
+        return Ok(privileges);
+    }
+    println!("Plugin {remote:?} is requesting the following privileges:");
+    for p in &list {
+        let values: Vec<&str> = p["Value"]
+            .as_array()
+            .map(|v| v.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        println!(
+            " - {}: [{}]",
+            p["Name"].as_str().unwrap_or_default(),
+            values.join(" ")
+        );
+    }
+    if !super::system::confirm("Do you grant the above permissions? [y/N] ")? {
+        bail!("permission denied while installing plugin {remote}");
+    }
+    Ok(privileges)
+}
+
+/// A name with the tag `latest` when it has none (the docker CLI's
+/// EnsureTagged).
+fn tagged(name: &str) -> String {
+    let (repo, tag) = split_tag(name);
+    if tag.is_empty() && !name.contains('@') {
+        format!("{repo}:latest")
+    } else {
+        name.to_string()
+    }
+}
+
+async fn install(ctx: &Ctx, a: InstallArgs) -> Result<i32> {
+    let local = a.alias.as_deref().map(tagged).unwrap_or_default();
+    if local.contains('@') {
+        bail!("invalid name: {local}");
+    }
+    let privileges = granted(ctx, &a.plugin, a.grant_all_permissions).await?;
+    let resp = ctx
+        .client
+        .request(
+            Method::POST,
+            &format!("/plugins/pull?remote={}&name={}", q(&a.plugin), q(&local)),
+            json_body(&privileges),
+            &[
+                auth_header(ctx, &a.plugin),
+                ("Content-Type", "application/json".to_string()),
+            ],
+        )
+        .await?;
+    let name = resp
+        .headers()
+        .get("Docker-Plugin-Name")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            if local.is_empty() {
+                a.plugin.clone()
+            } else {
+                local.clone()
+            }
+        });
+    show_stream(JsonLines::new(resp.into_body()), false).await?;
+    if !a.settings.is_empty() {
+        ctx.client
+            .post(
+                &format!("/plugins/{}/set", q(&name)),
+                Some(&json!(a.settings)),
+            )
+            .await?;
+    }
+    if !a.disable {
+        ctx.client
+            .post(&format!("/plugins/{}/enable?timeout=0", q(&name)), None)
+            .await?;
+    }
+    println!("Installed plugin {}", a.plugin);
+    Ok(0)
+}
+
+async fn upgrade(ctx: &Ctx, a: UpgradeArgs) -> Result<i32> {
+    let p = ctx
+        .client
+        .get(&format!("/plugins/{}/json", q(&a.plugin)))
+        .await?;
+    if p["Enabled"] == true {
+        bail!("the plugin must be disabled before upgrading");
+    }
+    let old = p["PluginReference"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let remote = a.remote.clone().unwrap_or_else(|| old.clone());
+    let name = p["Name"].as_str().unwrap_or(&a.plugin).to_string();
+    println!("Upgrading plugin {name} from {old} to {remote}");
+    if !a.skip_remote_check
+        && normalize(&old) != normalize(&remote)
+        && !super::system::confirm("Plugin images do not match, are you sure? [y/N] ")?
+    {
+        bail!("canceling upgrade request");
+    }
+    let privileges = granted(ctx, &remote, a.grant_all_permissions).await?;
+    let resp = ctx
+        .client
+        .request(
+            Method::POST,
+            &format!("/plugins/{}/upgrade?remote={}", q(&a.plugin), q(&remote)),
+            json_body(&privileges),
+            &[
+                auth_header(ctx, &remote),
+                ("Content-Type", "application/json".to_string()),
+            ],
+        )
+        .await?;
+    show_stream(JsonLines::new(resp.into_body()), false).await?;
+    println!("Upgraded plugin {name} to {remote}");
+    Ok(0)
 }
 
 /// Go's words for a failed stat.

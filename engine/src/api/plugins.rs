@@ -86,7 +86,9 @@ pub async fn create(s: State, Query(q): Query<Params>, body: Body) -> Result<Res
         .map_err(|e| ApiError::internal(format!("creating the plugin: {e}")))?;
     let (staging, p, packed) = made?;
     // Its layer and config go to lifecycled now, as the plugin was made:
-    // what a push sends later.
+    // what a push sends later. (The sweep of records no plugin names waits
+    // until this one names a plugin.)
+    let _sweep = d.plugins.fetch_lock.lock().await;
     if let Err(e) = d.plugin_store_blobs(&p.id, packed).await {
         d.plugins.discard(&staging);
         d.plugin_forget_blobs(&p.id).await;
