@@ -669,6 +669,13 @@ impl Store {
         fsutil::disk_usage(&dir)
     }
 
+    /// The directories of an unpacked layer chain, the top layer first.
+    pub fn layer_dirs(&self, chain_id: &Digest) -> Result<Vec<PathBuf>> {
+        let snaps = &self.inner.snapshots;
+        let st = snaps.lock();
+        snaps.lower_dirs(&st, chain_id)
+    }
+
     /// Disk use of one unpacked layer.
     pub fn layer_usage(&self, chain_id: &Digest) -> Result<Usage> {
         let dir = {

@@ -705,6 +705,35 @@ api_error(400, 'create lt-vo: missing required option: "device"', api.create_vol
 api_error(400, 'create lt-vo: missing required option: "type"', api.create_volume, "lt-vo", driver_opts={"device": "tmpfs"})
 api_error(400, 'create lt-vo: missing required option: "device"', api.create_volume, "lt-vo", driver_opts={"type": "tmpfs"})
 assert "lt-vo" not in [v.name for v in client.volumes.list()]
+# Labels and driver options are shown as they were sent: none is null, an
+# empty object {}, as dockerd keeps them.
+v = api.create_volume("lt-nolabels")
+assert v["Labels"] is None and v["Options"] is None, v
+v = api.create_volume("lt-emptylabels", labels={}, driver_opts={})
+assert v["Labels"] == {} and v["Options"] == {}, v
+assert api.inspect_volume("lt-emptylabels")["Labels"] == {}
+assert api.inspect_volume("lt-nolabels")["Labels"] is None
+api.remove_volume("lt-nolabels")
+api.remove_volume("lt-emptylabels")
+# GraphDriver.Data says where the container's files are on the host, as
+# overlay2's does: its changes in UpperDir, the whole tree at MergedDir
+# while it runs; an image's top layer in UpperDir.
+gd = client.containers.run("busybox", ["sh", "-c", "echo hi > /made; sleep 30"], detach=True)
+try:
+    data = api.inspect_container(gd.id)["GraphDriver"]["Data"]
+    assert set(data) == {"LowerDir", "UpperDir", "WorkDir", "MergedDir"}, data
+    made = os.path.join(data["UpperDir"], "made")
+    for _ in range(100):
+        if os.path.exists(made):
+            break
+        time.sleep(0.05)
+    assert open(made).read() == "hi\n"
+    assert os.path.isfile(os.path.join(data["MergedDir"], "bin", "busybox")), data
+    assert all(os.path.isdir(d) for d in data["LowerDir"].split(":")), data
+finally:
+    gd.remove(force=True)
+image_data = api.inspect_image("busybox")["GraphDriver"]["Data"]
+assert os.path.isfile(os.path.join(image_data["UpperDir"], "bin", "busybox")), image_data
 api.create_volume("pytmpvol", driver_opts={"type": "tmpfs", "device": "tmpfs", "o": "size=1m"})
 out = client.containers.run("busybox", ["sh", "-c", "echo x > /v/f; df -k /v | tail -1"],
                             volumes={"pytmpvol": {"bind": "/v"}}, remove=True)

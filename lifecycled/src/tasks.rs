@@ -231,6 +231,12 @@ impl Tasks {
         self.map().contains_key(&(ns.to_string(), id.to_string()))
     }
 
+    /// Where the shim of a container's task mounts its rootfs, whether
+    /// it has a task now or not.
+    pub fn rootfs_dir(&self, ns: &str, id: &str) -> PathBuf {
+        self.task_dir(ns, id).join("rootfs")
+    }
+
     /// Where the shim of a container's task mounted its rootfs.
     pub fn rootfs_path(&self, ns: &str, id: &str) -> Option<PathBuf> {
         self.has_task(ns, id)

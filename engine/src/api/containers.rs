@@ -392,6 +392,45 @@ pub fn summary(c: &Container, size: Option<(i64, i64)>) -> Summary<'_> {
     }
 }
 
+/// Docker's `GraphDriver.Data` (overlay2's `LowerDir`, `UpperDir`,
+/// `WorkDir`, `MergedDir`) from where lifecycled keeps a snapshot's files;
+/// null when it cannot say (a container whose rootfs is not a snapshot).
+pub async fn graph_data(d: &Daemon, req: api::SnapshotRequest) -> Value {
+    let Ok(r) = d.lc.snapshots().mounts(d.lc.req(req)).await else {
+        return Value::Null;
+    };
+    let r = r.into_inner();
+    let mut data = serde_json::Map::new();
+    for m in &r.mounts {
+        match m.r#type.as_str() {
+            "overlay" => {
+                for o in &m.options {
+                    for (opt, key) in [
+                        ("lowerdir=", "LowerDir"),
+                        ("upperdir=", "UpperDir"),
+                        ("workdir=", "WorkDir"),
+                    ] {
+                        if let Some(v) = o.strip_prefix(opt) {
+                            data.insert(key.into(), json!(v));
+                        }
+                    }
+                }
+            }
+            "bind" => {
+                data.insert("UpperDir".into(), json!(m.source));
+            }
+            _ => {}
+        }
+    }
+    if data.is_empty() {
+        return Value::Null;
+    }
+    if !r.rootfs.is_empty() {
+        data.insert("MergedDir".into(), json!(r.rootfs));
+    }
+    Value::Object(data)
+}
+
 pub fn inspect_json(d: &Daemon, c: &Container) -> Value {
     let s = &c.state;
     let mut state = json!({
@@ -838,8 +877,18 @@ pub async fn inspect(
     if !execs.is_empty() {
         v["ExecIDs"] = json!(execs);
     }
+    let id = c.id.clone();
+    drop(c);
+    v["GraphDriver"]["Data"] = graph_data(
+        &s.0,
+        api::SnapshotRequest {
+            key: id.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
     if let Some(sizes) = sizes {
-        let (rw, root) = sizes.get(&c.id).copied().unwrap_or_default();
+        let (rw, root) = sizes.get(&id).copied().unwrap_or_default();
         v["SizeRw"] = json!(rw);
         v["SizeRootFs"] = json!(root);
     }
@@ -1564,7 +1613,10 @@ pub async fn changes(s: State, Path(id): Path<String>) -> Result<Json<Value>> {
     let e = d.find(&id)?;
     let list =
         d.lc.snapshots()
-            .changes(d.lc.req(api::SnapshotRequest { key: e.id.clone() }))
+            .changes(d.lc.req(api::SnapshotRequest {
+                key: e.id.clone(),
+                ..Default::default()
+            }))
             .await?
             .into_inner()
             .changes;
@@ -1583,7 +1635,10 @@ pub async fn export(s: State, Path(id): Path<String>) -> Result<Response> {
     let frozen = d.freeze(&e).await?;
     let stream =
         d.lc.snapshots()
-            .export(d.lc.req(api::SnapshotRequest { key: e.id.clone() }))
+            .export(d.lc.req(api::SnapshotRequest {
+                key: e.id.clone(),
+                ..Default::default()
+            }))
             .await?
             .into_inner();
     d.container_event(&*e.c.lock().await, "export", &[]);

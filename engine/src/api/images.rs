@@ -334,6 +334,26 @@ async fn inspect(d: &Daemon, name: &str) -> Result<Value> {
         .find(|g| g.id == found.id)
         .ok_or_else(|| ApiError::not_found(format!("No such image: {name}")))?;
     let c = &g.config;
+    // As overlay2 shows an image: its top layer's directory, and the
+    // layers under it.
+    let mut graph = Value::Null;
+    if let Some(top) = chain_ids(&g.diff_ids).last() {
+        let layers = super::containers::graph_data(
+            d,
+            api::SnapshotRequest {
+                layer: top.clone(),
+                ..Default::default()
+            },
+        )
+        .await;
+        if let Some(lower) = layers["LowerDir"].as_str() {
+            let (upper, rest) = lower.split_once(':').unwrap_or((lower, ""));
+            graph = json!({"UpperDir": upper});
+            if !rest.is_empty() {
+                graph["LowerDir"] = json!(rest);
+            }
+        }
+    }
     Ok(json!({
         "Id": g.id,
         "RepoTags": g.names.iter().map(|n| familiar(n)).collect::<Vec<_>>(),
@@ -350,7 +370,7 @@ async fn inspect(d: &Daemon, name: &str) -> Result<Value> {
         "Os": c["os"],
         "Size": g.size,
         "VirtualSize": g.size,
-        "GraphDriver": {"Data": null, "Name": "overlay2"},
+        "GraphDriver": {"Data": graph, "Name": "overlay2"},
         "RootFS": {"Type": "layers", "Layers": g.diff_ids},
         "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
     }))

@@ -21,9 +21,9 @@ pub fn to_json(d: &Daemon, v: &Volume) -> Value {
         "Driver": v.driver,
         "Mountpoint": d.volumes.path(&v.name),
         "CreatedAt": humantime::format_rfc3339_seconds(v.created).to_string(),
-        "Labels": v.labels,
+        "Labels": v.shown_labels(),
         "Scope": "local",
-        "Options": if v.options.is_empty() { Value::Null } else { json!(v.options) },
+        "Options": v.shown_options(),
     })
 }
 
@@ -89,8 +89,8 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
 struct CreateRequest {
     name: String,
     driver: String,
-    driver_opts: BTreeMap<String, String>,
-    labels: BTreeMap<String, String>,
+    driver_opts: Option<BTreeMap<String, String>>,
+    labels: Option<BTreeMap<String, String>>,
 }
 
 pub async fn create(s: State, body: Bytes) -> Result<Response> {

@@ -36,6 +36,24 @@ pub struct Volume {
     pub options: BTreeMap<String, String>,
     pub created: SystemTime,
     pub anonymous: bool,
+    /// Whether its create sent labels (options) at all: dockerd shows what
+    /// was sent, `{}` for an empty object and null for none.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub labels_sent: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub options_sent: bool,
+}
+
+impl Volume {
+    /// Its labels as dockerd shows them (null when none were sent).
+    pub fn shown_labels(&self) -> Option<&BTreeMap<String, String>> {
+        (self.labels_sent || !self.labels.is_empty()).then_some(&self.labels)
+    }
+
+    /// Its driver options as dockerd shows them (null when none were sent).
+    pub fn shown_options(&self) -> Option<&BTreeMap<String, String>> {
+        (self.options_sent || !self.options.is_empty()).then_some(&self.options)
+    }
 }
 
 pub struct Volumes {
@@ -132,9 +150,11 @@ impl Volumes {
     pub fn create(
         &self,
         name: Option<&str>,
-        labels: BTreeMap<String, String>,
-        options: BTreeMap<String, String>,
+        labels: Option<BTreeMap<String, String>>,
+        options: Option<BTreeMap<String, String>>,
     ) -> Result<(Volume, bool)> {
+        let (labels_sent, options_sent) = (labels.is_some(), options.is_some());
+        let (labels, options) = (labels.unwrap_or_default(), options.unwrap_or_default());
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let (name, anonymous) = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
@@ -192,6 +212,8 @@ impl Volumes {
             options,
             created: SystemTime::now(),
             anonymous,
+            labels_sent,
+            options_sent,
         };
         super::container::write_atomic(
             &dir.join("opts.json"),
@@ -217,8 +239,8 @@ impl Volumes {
         &self,
         name: &str,
         driver: &str,
-        labels: BTreeMap<String, String>,
-        options: BTreeMap<String, String>,
+        labels: Option<BTreeMap<String, String>>,
+        options: Option<BTreeMap<String, String>>,
     ) -> Result<(Volume, bool)> {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         self.check_name(name)?;
@@ -231,8 +253,10 @@ impl Volumes {
         let v = Volume {
             name: name.to_string(),
             driver: driver.to_string(),
-            labels,
-            options,
+            labels_sent: labels.is_some(),
+            options_sent: options.is_some(),
+            labels: labels.unwrap_or_default(),
+            options: options.unwrap_or_default(),
             created: SystemTime::now(),
             anonymous: false,
         };
@@ -619,7 +643,8 @@ pub fn plan(
         // Labels and options (a `--mount`'s volume-label and volume-opt)
         // go to a volume this makes; an existing one keeps its own, as
         // dockerd's.
-        let (v, _created) = vols.create(name, labels, options)?;
+        let given = |m: BTreeMap<String, String>| (!m.is_empty()).then_some(m);
+        let (v, _created) = vols.create(name, given(labels), given(options))?;
         if v.anonymous && own {
             p.anonymous.push(v.name.clone());
         }
@@ -1099,8 +1124,7 @@ mod tests {
         std::fs::create_dir_all(root.join("hand/_data")).unwrap();
         std::fs::write(root.join("hand/_data/keep"), "x").unwrap();
         let vols = Volumes::new(dir.path()).unwrap();
-        vols.create(Some("kept"), BTreeMap::new(), BTreeMap::new())
-            .unwrap();
+        vols.create(Some("kept"), None, None).unwrap();
         let mut left: Vec<String> = std::fs::read_dir(&root)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -318,6 +318,48 @@ impl Snapshots for Service {
         Ok(Response::new(chunks(rx)))
     }
 
+    async fn mounts(
+        &self,
+        req: Request<api::SnapshotRequest>,
+    ) -> Result<Response<api::MountsResponse>, Status> {
+        let ns = namespace::of(&req)?;
+        let r = req.into_inner();
+        let store = self.images.clone();
+        let to_pb = |m: imagestore::Mount| berth_proto::types::v1::Mount {
+            r#type: m.r#type,
+            source: m.source,
+            target: m.target,
+            options: m.options,
+        };
+        if !r.layer.is_empty() {
+            let chain = imagestore::parse_digest(&r.layer)
+                .map_err(|e| Status::invalid_argument(format!("layer {:?}: {e}", r.layer)))?;
+            let dirs = blocking(move || store.layer_dirs(&chain).map_err(status)).await?;
+            let lowerdir = dirs
+                .iter()
+                .map(|d| d.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(":");
+            return Ok(Response::new(api::MountsResponse {
+                mounts: vec![berth_proto::types::v1::Mount {
+                    r#type: "overlay".into(),
+                    source: "overlay".into(),
+                    target: String::new(),
+                    options: vec!["ro".into(), format!("lowerdir={lowerdir}")],
+                }],
+                rootfs: String::new(),
+            }));
+        }
+        let key = self.key(&ns, &r.key);
+        let rootfs = self.tasks.rootfs_dir(&ns, &r.key);
+        let ns2 = ns.clone();
+        let mounts = blocking(move || store.mounts(&ns2, &key).map_err(status)).await?;
+        Ok(Response::new(api::MountsResponse {
+            mounts: mounts.into_iter().map(to_pb).collect(),
+            rootfs: rootfs.to_string_lossy().into_owned(),
+        }))
+    }
+
     async fn stat(
         &self,
         req: Request<api::ArchiveRequest>,

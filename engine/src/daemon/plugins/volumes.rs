@@ -57,8 +57,8 @@ impl Daemon {
         &self,
         name: Option<&str>,
         driver: &str,
-        labels: BTreeMap<String, String>,
-        options: BTreeMap<String, String>,
+        labels: Option<BTreeMap<String, String>>,
+        options: Option<BTreeMap<String, String>>,
     ) -> Result<(Volume, bool)> {
         // An existing volume is the answer, unless the create names another
         // driver for it (dockerd's conflict; a plugin it cannot find first).
@@ -149,7 +149,8 @@ impl Daemon {
         for (name, driver, labels, options) in wanted {
             // Its "create" event is the container's (see volume_events); an
             // existing volume of another driver is refused.
-            self.create_volume(Some(&name), &driver, labels, options)
+            let given = |m: BTreeMap<String, String>| (!m.is_empty()).then_some(m);
+            self.create_volume(Some(&name), &driver, given(labels), given(options))
                 .await?;
         }
         Ok(())
