@@ -878,15 +878,24 @@ pub async fn inspect(
         v["ExecIDs"] = json!(execs);
     }
     let id = c.id.clone();
-    drop(c);
-    v["GraphDriver"]["Data"] = graph_data(
-        &s.0,
-        api::SnapshotRequest {
-            key: id.clone(),
-            ..Default::default()
-        },
-    )
-    .await;
+    match c.graph_data.clone() {
+        Some(data) => v["GraphDriver"]["Data"] = data,
+        None => {
+            drop(c);
+            let data = graph_data(
+                &s.0,
+                api::SnapshotRequest {
+                    key: id.clone(),
+                    ..Default::default()
+                },
+            )
+            .await;
+            if !data.is_null() {
+                e.c.lock().await.graph_data = Some(data.clone());
+            }
+            v["GraphDriver"]["Data"] = data;
+        }
+    }
     if let Some(sizes) = sizes {
         let (rw, root) = sizes.get(&id).copied().unwrap_or_default();
         v["SizeRw"] = json!(rw);

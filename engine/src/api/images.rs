@@ -326,34 +326,54 @@ fn glob(pattern: &str, s: &str) -> bool {
     m(pattern.as_bytes(), s.as_bytes())
 }
 
+/// Docker's `GraphDriver.Data` of an image, as overlay2 shows one: its
+/// top layer's directory, and the layers under it.
+async fn image_graph(d: &Daemon, config: &Value) -> Value {
+    let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(top) = chain_ids(&diff_ids).pop() else {
+        return Value::Null;
+    };
+    let layers = super::containers::graph_data(
+        d,
+        api::SnapshotRequest {
+            layer: top,
+            ..Default::default()
+        },
+    )
+    .await;
+    let Some(lower) = layers["LowerDir"].as_str() else {
+        return Value::Null;
+    };
+    let (upper, rest) = lower.split_once(':').unwrap_or((lower, ""));
+    let mut graph = json!({"UpperDir": upper});
+    if !rest.is_empty() {
+        graph["LowerDir"] = json!(rest);
+    }
+    graph
+}
+
 async fn inspect(d: &Daemon, name: &str) -> Result<Value> {
-    let found = d.find_image(name).await?;
-    let g = grouped(d)
-        .await?
+    // The name's lookup (then where its layers are) and the list of every
+    // image (for its other names) go to lifecycled side by side.
+    let found_and_graph = async {
+        let found = d.find_image(name).await?;
+        let graph = image_graph(d, &found.config).await;
+        Ok::<_, ApiError>((found, graph))
+    };
+    let (found, groups) = tokio::join!(found_and_graph, grouped(d));
+    let (found, graph) = found?;
+    let g = groups?
         .into_iter()
         .find(|g| g.id == found.id)
         .ok_or_else(|| ApiError::not_found(format!("No such image: {name}")))?;
     let c = &g.config;
-    // As overlay2 shows an image: its top layer's directory, and the
-    // layers under it.
-    let mut graph = Value::Null;
-    if let Some(top) = chain_ids(&g.diff_ids).last() {
-        let layers = super::containers::graph_data(
-            d,
-            api::SnapshotRequest {
-                layer: top.clone(),
-                ..Default::default()
-            },
-        )
-        .await;
-        if let Some(lower) = layers["LowerDir"].as_str() {
-            let (upper, rest) = lower.split_once(':').unwrap_or((lower, ""));
-            graph = json!({"UpperDir": upper});
-            if !rest.is_empty() {
-                graph["LowerDir"] = json!(rest);
-            }
-        }
-    }
     Ok(json!({
         "Id": g.id,
         "RepoTags": g.names.iter().map(|n| familiar(n)).collect::<Vec<_>>(),

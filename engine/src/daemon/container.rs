@@ -110,6 +110,10 @@ pub struct Container {
     /// (dockerd copies them then), planned at each start beside its own.
     #[serde(default)]
     pub inherited_mounts: Vec<crate::types::MountPoint>,
+    /// Docker's `GraphDriver.Data`, once lifecycled said it: where its
+    /// snapshot's files are does not change while it exists.
+    #[serde(skip)]
+    pub graph_data: Option<serde_json::Value>,
 }
 
 impl Container {

@@ -226,6 +226,7 @@ impl Daemon {
             mode_detached: false,
             joined: Default::default(),
             inherited_mounts: Vec::new(),
+            graph_data: None,
         };
         // The networks it names are looked up at start, as dockerd does: a
         // project may create its network after its containers.
