@@ -177,6 +177,53 @@ fn docker_cli_makes_sets_enables_and_removes_a_volume_plugin() {
     ])
     .ok();
     assert!(kept.parent().unwrap().with_file_name("v2/g").exists());
+    // Anonymous volumes go to the plugin too, as dockerd's: a bind with no
+    // source under --volume-driver, a --mount with no source, an image's
+    // VOLUME; and `rm -v` has the plugin remove them.
+    s.docker(&["run", "--name", "withvol", "busybox", "true"]).ok();
+    s.docker(&["commit", "--change", "VOLUME /iv", "withvol", "volimage"])
+        .ok();
+    s.docker(&["rm", "withvol"]).ok();
+    s.docker(&[
+        "create",
+        "--name",
+        "anon",
+        "--volume-driver",
+        "tvol",
+        "-v",
+        "/a",
+        "--mount",
+        "type=volume,dst=/m,volume-driver=tvol",
+        "volimage",
+        "sh",
+        "-c",
+        "touch /a/x /m/y /iv/z",
+    ])
+    .ok();
+    let mounts: Value =
+        serde_json::from_str(s.docker(&["inspect", "-f", "{{json .Mounts}}", "anon"]).ok())
+            .unwrap();
+    let mounts = mounts.as_array().unwrap();
+    assert_eq!(mounts.len(), 3, "{mounts:?}");
+    let mut names = Vec::new();
+    for m in mounts {
+        assert_eq!(m["Driver"], "tvol:latest", "{m}");
+        let name = m["Name"].as_str().unwrap().to_string();
+        assert_eq!(name.len(), 64, "{m}");
+        names.push(name);
+    }
+    s.docker(&["start", "-a", "anon"]).ok();
+    let plugin_data = kept.parent().unwrap().parent().unwrap().to_path_buf();
+    let files: Vec<bool> = names
+        .iter()
+        .map(|n| std::fs::read_dir(plugin_data.join(n)).unwrap().count() == 1)
+        .collect();
+    assert_eq!(files, [true, true, true], "each volume holds its file");
+    s.docker(&["rm", "-v", "anon"]).ok();
+    for n in &names {
+        assert!(!plugin_data.join(n).exists(), "{n} was left with the plugin");
+    }
+    s.docker(&["rmi", "volimage"]).ok();
     let calls = call(&sock, "Test.Env", &json!({})).unwrap()["calls"].clone();
     let calls: Vec<&str> = calls
         .as_array()
@@ -188,6 +235,7 @@ fn docker_cli_makes_sets_enables_and_removes_a_volume_plugin() {
         "VolumeDriver.Create",
         "VolumeDriver.Mount",
         "VolumeDriver.Unmount",
+        "VolumeDriver.Remove",
     ] {
         assert!(calls.iter().any(|c| c.starts_with(op)), "{op} in {calls:?}");
     }

@@ -234,16 +234,26 @@ impl Daemon {
         // on a bad -v and inspect shows the mounts before the first start.
         c.inherited_mounts = self.volumes_from(&c.host_config.volumes_from).await?;
         let image_volumes: Vec<String> = c.config.volumes.keys().cloned().collect();
-        self.create_plugin_volumes(&c.host_config).await?;
-        let plan = super::volumes::plan(
+        // A plugin's anonymous volumes are made first (the plugin is asked)
+        // and given to the plan as the container's own.
+        let premade = self
+            .create_plugin_volumes(&c.host_config, &image_volumes, &c.inherited_mounts, true)
+            .await?;
+        let plan = match super::volumes::plan(
             &self.volumes,
             &c.host_config.binds,
             &c.host_config.mounts,
             &c.host_config.tmpfs,
             &image_volumes,
             &c.inherited_mounts,
-            &[],
-        )?;
+            &premade,
+        ) {
+            Ok(plan) => plan,
+            Err(e) => {
+                self.drop_plugin_volumes(&premade).await;
+                return Err(e);
+            }
+        };
         c.mounts = plan.points.clone();
         c.anonymous_volumes = plan.anonymous.clone();
         // A provisional spec; start builds the final one (users resolved in

@@ -585,7 +585,9 @@ impl Daemon {
         let (uid, gid, groups) =
             files::resolve_user(&self.lc, &c.id, &c.config.user, &c.host_config.group_add).await?;
         let image_volumes: Vec<String> = c.config.volumes.keys().cloned().collect();
-        self.create_plugin_volumes(&c.host_config).await?;
+        // Named ones only: its anonymous volumes were made at create.
+        self.create_plugin_volumes(&c.host_config, &[], &[], false)
+            .await?;
         let plan = super::volumes::plan(
             &self.volumes,
             &c.host_config.binds,
@@ -1179,16 +1181,18 @@ impl Daemon {
             names.sort_unstable();
             names.dedup();
             for v in names {
-                let anonymous = self.volumes.get(v).is_some_and(|v| v.anonymous);
-                if anonymous
-                    && !self.volume_mounted_by_other(&c.id, v, false)
-                    && self.volumes.remove(v).is_ok()
+                let Some(vol) = self.volumes.get(v).filter(|v| v.anonymous) else {
+                    continue;
+                };
+                // A plugin's is removed by its plugin (which may refuse).
+                if !self.volume_mounted_by_other(&c.id, v, false)
+                    && self.remove_volume(&vol, false).await.is_ok()
                 {
                     self.events.publish(
                         "volume",
                         "destroy",
                         v,
-                        [("driver".to_string(), "local".to_string())].into(),
+                        [("driver".to_string(), vol.driver.clone())].into(),
                     );
                 }
             }

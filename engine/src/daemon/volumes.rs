@@ -241,6 +241,7 @@ impl Volumes {
         driver: &str,
         labels: Option<BTreeMap<String, String>>,
         options: Option<BTreeMap<String, String>>,
+        anonymous: bool,
     ) -> Result<(Volume, bool)> {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         self.check_name(name)?;
@@ -258,7 +259,7 @@ impl Volumes {
             labels: labels.unwrap_or_default(),
             options: options.unwrap_or_default(),
             created: SystemTime::now(),
-            anonymous: false,
+            anonymous,
         };
         super::container::write_atomic(
             &dir.join("opts.json"),
@@ -865,10 +866,16 @@ pub fn plan(
                 let name = (!m.source.is_empty()).then_some(m.source.as_str());
                 // A plugin's volume is made before the plan (the plugin is
                 // asked); one that is not there had no plugin to make it.
+                // An anonymous one is the container's already (made at its
+                // create, before the plan).
+                let own = existing
+                    .iter()
+                    .find(|e| e.typ == "volume" && e.destination == m.target && !e.name.is_empty())
+                    .map(|e| e.name.as_str());
                 if let Some(drv) = vo
                     .map(|d| d.name.as_str())
                     .filter(|d| !d.is_empty() && *d != LOCAL)
-                    && name.and_then(|n| vols.get(n)).is_none()
+                    && name.or(own).and_then(|n| vols.get(n)).is_none()
                 {
                     return Err(ApiError::not_found(format!("plugin \"{drv}\" not found")));
                 }

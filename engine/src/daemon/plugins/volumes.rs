@@ -5,16 +5,16 @@
 //! plugin's mountpoint is bound onto the volume's own `_data`, which the
 //! container's bind then names like any volume's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
 use super::{Plugin, client};
 use crate::daemon::Daemon;
-use crate::daemon::volumes::{LOCAL, Volume};
+use crate::daemon::volumes::{LOCAL, Volume, clean};
 use crate::error::{ApiError, Result};
-use crate::types::HostConfig;
+use crate::types::{HostConfig, MountPoint};
 
 /// A volume a container names for a plugin: name, driver, labels, options.
 type Wanted = (
@@ -85,7 +85,9 @@ impl Daemon {
         if driver.is_empty() || driver == LOCAL {
             return self.volumes.create(name, labels, options);
         }
-        let name = match name.filter(|n| !n.is_empty()) {
+        let named = name.filter(|n| !n.is_empty());
+        let anonymous = named.is_none();
+        let name = match named {
             Some(n) => n.to_string(),
             None => hex::encode(rand::random::<[u8; 32]>()),
         };
@@ -101,29 +103,58 @@ impl Daemon {
         )
         .await
         .map_err(|e| ApiError::internal(format!("create {name}: VolumeDriver.Create: {e}")))?;
-        self.volumes.record(&name, &p.name, labels, options)
+        self.volumes
+            .record(&name, &p.name, labels, options, anonymous)
     }
 
-    /// Makes the named volumes a container's binds and mounts give to a
-    /// plugin (HostConfig.VolumeDriver, a mount's volume driver), before
-    /// its volumes are planned. Anonymous ones stay the local driver's.
-    pub async fn create_plugin_volumes(&self, hc: &HostConfig) -> Result<()> {
-        let mut wanted: Vec<Wanted> = Vec::new();
-        if !hc.volume_driver.is_empty() && hc.volume_driver != LOCAL {
-            for b in &hc.binds {
-                let name = b.split(':').next().unwrap_or_default();
-                if b.contains(':') && !name.is_empty() && !name.starts_with('/') {
-                    wanted.push((
-                        name.to_string(),
-                        hc.volume_driver.clone(),
-                        Default::default(),
-                        Default::default(),
-                    ));
-                }
+    /// Makes the volumes a container's binds and mounts give to a plugin
+    /// (HostConfig.VolumeDriver, a mount's volume driver) before its volumes
+    /// are planned: named ones under their name; anonymous ones (a bind
+    /// with no source, an image's VOLUME nothing else covers, a volume
+    /// mount with no source) under a fresh name, returned as mount points
+    /// the plan takes as the container's own anonymous volumes (at a
+    /// create only: `with_anonymous`).
+    pub async fn create_plugin_volumes(
+        &self,
+        hc: &HostConfig,
+        image_volumes: &[String],
+        inherited: &[MountPoint],
+        with_anonymous: bool,
+    ) -> Result<Vec<MountPoint>> {
+        let driver = Some(hc.volume_driver.as_str()).filter(|d| !d.is_empty() && *d != LOCAL);
+        let mut named: Vec<Wanted> = Vec::new();
+        // (destination, driver, labels, options)
+        let mut anonymous: Vec<Wanted> = Vec::new();
+        let mut covered: BTreeSet<String> = hc.tmpfs.keys().map(|k| clean(k)).collect();
+        covered.extend(inherited.iter().map(|m| clean(&m.destination)));
+        for b in &hc.binds {
+            let parts: Vec<&str> = b.split(':').collect();
+            let (src, dst) = match parts.as_slice() {
+                [d] => ("", *d),
+                [s, d, ..] => (*s, *d),
+                [] => continue,
+            };
+            covered.insert(clean(dst));
+            let Some(drv) = driver else { continue };
+            if src.is_empty() {
+                anonymous.push((
+                    clean(dst),
+                    drv.into(),
+                    Default::default(),
+                    Default::default(),
+                ));
+            } else if !src.starts_with('/') {
+                named.push((
+                    src.into(),
+                    drv.into(),
+                    Default::default(),
+                    Default::default(),
+                ));
             }
         }
-        for m in hc.mounts.iter().filter(|m| m.typ == "volume") {
-            let Some(vo) = &m.volume_options else {
+        for m in &hc.mounts {
+            covered.insert(clean(&m.target));
+            let Some(vo) = m.volume_options.as_ref().filter(|_| m.typ == "volume") else {
                 continue;
             };
             let Some(dc) = vo
@@ -133,27 +164,73 @@ impl Daemon {
             else {
                 continue;
             };
-            if m.source.is_empty() {
-                return Err(ApiError::bad_request(format!(
-                    "berth makes anonymous volumes with the local driver only: name the volume at {} to have plugin {} serve it",
-                    m.target, dc.name
-                )));
-            }
-            wanted.push((
+            let wanted = (
                 m.source.clone(),
                 dc.name.clone(),
                 vo.labels.clone(),
                 dc.options.clone(),
-            ));
+            );
+            if m.source.is_empty() {
+                anonymous.push((clean(&m.target), wanted.1, wanted.2, wanted.3));
+            } else {
+                named.push(wanted);
+            }
         }
-        for (name, driver, labels, options) in wanted {
+        if let Some(drv) = driver {
+            for dest in image_volumes {
+                // As the plan names it: the image's path as it is.
+                if covered.insert(clean(dest)) {
+                    anonymous.push((
+                        dest.clone(),
+                        drv.into(),
+                        Default::default(),
+                        Default::default(),
+                    ));
+                }
+            }
+        }
+        if !with_anonymous {
+            anonymous.clear();
+        }
+        let given = |m: BTreeMap<String, String>| (!m.is_empty()).then_some(m);
+        for (name, driver, labels, options) in named {
             // Its "create" event is the container's (see volume_events); an
             // existing volume of another driver is refused.
-            let given = |m: BTreeMap<String, String>| (!m.is_empty()).then_some(m);
             self.create_volume(Some(&name), &driver, given(labels), given(options))
                 .await?;
         }
-        Ok(())
+        let mut made = Vec::new();
+        for (dest, driver, labels, options) in anonymous {
+            match self
+                .create_volume(None, &driver, given(labels), given(options))
+                .await
+            {
+                Ok((v, _)) => made.push(MountPoint {
+                    typ: "volume".into(),
+                    name: v.name,
+                    destination: dest,
+                    driver: v.driver,
+                    ..Default::default()
+                }),
+                Err(e) => {
+                    self.drop_plugin_volumes(&made).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(made)
+    }
+
+    /// Removes the anonymous volumes [`Daemon::create_plugin_volumes`] made
+    /// for a create that then failed.
+    pub async fn drop_plugin_volumes(&self, made: &[MountPoint]) {
+        for m in made {
+            if let Some(v) = self.volumes.get(&m.name)
+                && let Err(e) = self.remove_volume(&v, true).await
+            {
+                tracing::warn!("removing volume {}: {}", m.name, e.message);
+            }
+        }
     }
 
     /// Takes in the volumes the enabled volume plugins list that the engine
@@ -189,10 +266,13 @@ impl Daemon {
                 if self.volumes.get(name).is_some() || self.volumes.check_name(name).is_err() {
                     continue;
                 }
-                match self
-                    .volumes
-                    .record(name, &p.name, Default::default(), Default::default())
-                {
+                match self.volumes.record(
+                    name,
+                    &p.name,
+                    Default::default(),
+                    Default::default(),
+                    false,
+                ) {
                     Ok(_) => tracing::info!("volume {name} of plugin {} taken in", p.name),
                     Err(err) => tracing::warn!("volume {name}: {}", err.message),
                 }
