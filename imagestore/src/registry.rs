@@ -231,6 +231,18 @@ pub struct FetchedConfig {
     pub data: Vec<u8>,
 }
 
+/// What a reference names: the top manifest or index as fetched, and the
+/// manifest chosen (the top itself, or an index's entry, whose body is
+/// `child`).
+struct Named {
+    top: Vec<u8>,
+    top_digest: Digest,
+    top_mt: String,
+    manifest: Box<oci_spec::image::ImageManifest>,
+    desc: Descriptor,
+    child: Option<Vec<u8>>,
+}
+
 /// Everything one pull or push needs.
 struct Session {
     /// Set when one layer failed: the others stop at their next step
@@ -640,35 +652,32 @@ impl Session {
         Ok((body.to_vec(), actual))
     }
 
-    async fn pull(&self, lease: Arc<Lease>) -> Result<ImageRecord> {
-        let name = self.reference.to_string();
-        self.report(&name, ProgressAction::Resolving, 0, 0).await;
-        self.authenticate(RegistryOperation::Pull).await?;
-        let want = self
-            .opts
-            .platform
-            .clone()
-            .unwrap_or_else(PlatformSpec::host);
-
+    /// The manifest the reference names for `want`: the one it names, or
+    /// `want`'s entry of the index it names (whose body is then `child`).
+    async fn named_manifest(&self, want: &PlatformSpec) -> Result<Named> {
         let (top, top_digest) = self.fetch_manifest(&self.reference, None).await?;
         let top_mt = own_media_type(&top);
-        let mut to_store: Vec<(Descriptor, Vec<u8>)> = Vec::new();
-        let parsed = resolve::parse_manifest(&top, &top_mt, top_digest.as_ref())?;
-        let from_index = matches!(parsed, Parsed::Index(_));
-        let (manifest, manifest_desc) = match parsed {
-            Parsed::Manifest(m) => {
-                let d = Descriptor::new(
+        match resolve::parse_manifest(&top, &top_mt, top_digest.as_ref())? {
+            Parsed::Manifest(manifest) => {
+                let desc = Descriptor::new(
                     media_type_or(&top_mt, media_types::OCI_MANIFEST),
                     top.len() as u64,
                     top_digest.clone(),
                 );
-                (m, d)
+                Ok(Named {
+                    top,
+                    top_digest,
+                    top_mt,
+                    manifest,
+                    desc,
+                    child: None,
+                })
             }
             Parsed::Index(idx) => {
-                let entry = resolve::select_platform(&idx, &want, &name)?;
+                let entry = resolve::select_platform(&idx, want, &self.reference.to_string())?;
                 let child_ref = self.reference.with_digest(entry.digest().clone());
                 let (body, _) = self.fetch_manifest(&child_ref, Some(&entry)).await?;
-                let m = match resolve::parse_manifest(
+                let manifest = match resolve::parse_manifest(
                     &body,
                     entry.media_type().as_ref(),
                     entry.digest().as_ref(),
@@ -682,15 +691,46 @@ impl Session {
                         });
                     }
                 };
-                let d = Descriptor::new(
+                let desc = Descriptor::new(
                     entry.media_type().clone(),
                     body.len() as u64,
                     entry.digest().clone(),
                 );
-                to_store.push((d.clone(), body));
-                (m, d)
+                Ok(Named {
+                    top,
+                    top_digest,
+                    top_mt,
+                    manifest,
+                    desc,
+                    child: Some(body),
+                })
             }
-        };
+        }
+    }
+
+    async fn pull(&self, lease: Arc<Lease>) -> Result<ImageRecord> {
+        let name = self.reference.to_string();
+        self.report(&name, ProgressAction::Resolving, 0, 0).await;
+        self.authenticate(RegistryOperation::Pull).await?;
+        let want = self
+            .opts
+            .platform
+            .clone()
+            .unwrap_or_else(PlatformSpec::host);
+
+        let Named {
+            top,
+            top_digest,
+            top_mt,
+            manifest,
+            desc: manifest_desc,
+            child,
+        } = self.named_manifest(&want).await?;
+        let from_index = child.is_some();
+        let mut to_store: Vec<(Descriptor, Vec<u8>)> = Vec::new();
+        if let Some(body) = child {
+            to_store.push((manifest_desc.clone(), body));
+        }
         if self.opts.plugin {
             resolve::check_plugin_manifest(&manifest, manifest_desc.digest().as_ref())?;
         } else {
@@ -836,49 +876,12 @@ impl Session {
     /// image's.
     async fn config(&self) -> Result<FetchedConfig> {
         self.authenticate(RegistryOperation::Pull).await?;
-        let (top, digest) = self.fetch_manifest(&self.reference, None).await?;
-        let own = own_media_type(&top);
-        let (manifest, desc) = match resolve::parse_manifest(&top, &own, digest.as_ref())? {
-            Parsed::Manifest(m) => {
-                let d = Descriptor::new(
-                    media_type_or(&own, media_types::OCI_MANIFEST),
-                    top.len() as u64,
-                    digest,
-                );
-                (m, d)
-            }
-            Parsed::Index(idx) => {
-                let want = self
-                    .opts
-                    .platform
-                    .clone()
-                    .unwrap_or_else(PlatformSpec::host);
-                let entry = resolve::select_platform(&idx, &want, &self.reference.to_string())?;
-                let child_ref = self.reference.with_digest(entry.digest().clone());
-                let (body, _) = self.fetch_manifest(&child_ref, Some(&entry)).await?;
-                match resolve::parse_manifest(
-                    &body,
-                    entry.media_type().as_ref(),
-                    entry.digest().as_ref(),
-                )? {
-                    Parsed::Manifest(m) => {
-                        let d = Descriptor::new(
-                            entry.media_type().clone(),
-                            body.len() as u64,
-                            entry.digest().clone(),
-                        );
-                        (m, d)
-                    }
-                    Parsed::Index(_) => {
-                        return Err(Error::InvalidContent {
-                            what: "index",
-                            digest: digest.to_string(),
-                            reason: format!("its entry for {want} is another index"),
-                        });
-                    }
-                }
-            }
-        };
+        let want = self
+            .opts
+            .platform
+            .clone()
+            .unwrap_or_else(PlatformSpec::host);
+        let Named { manifest, desc, .. } = self.named_manifest(&want).await?;
         if self.opts.plugin {
             resolve::check_plugin_manifest(&manifest, desc.digest().as_ref())?;
         } else {

@@ -180,7 +180,8 @@ fn docker_cli_makes_sets_enables_and_removes_a_volume_plugin() {
     // Anonymous volumes go to the plugin too, as dockerd's: a bind with no
     // source under --volume-driver, a --mount with no source, an image's
     // VOLUME; and `rm -v` has the plugin remove them.
-    s.docker(&["run", "--name", "withvol", "busybox", "true"]).ok();
+    s.docker(&["run", "--name", "withvol", "busybox", "true"])
+        .ok();
     s.docker(&["commit", "--change", "VOLUME /iv", "withvol", "volimage"])
         .ok();
     s.docker(&["rm", "withvol"]).ok();
@@ -200,9 +201,11 @@ fn docker_cli_makes_sets_enables_and_removes_a_volume_plugin() {
         "touch /a/x /m/y /iv/z",
     ])
     .ok();
-    let mounts: Value =
-        serde_json::from_str(s.docker(&["inspect", "-f", "{{json .Mounts}}", "anon"]).ok())
-            .unwrap();
+    let mounts: Value = serde_json::from_str(
+        s.docker(&["inspect", "-f", "{{json .Mounts}}", "anon"])
+            .ok(),
+    )
+    .unwrap();
     let mounts = mounts.as_array().unwrap();
     assert_eq!(mounts.len(), 3, "{mounts:?}");
     let mut names = Vec::new();
@@ -221,7 +224,10 @@ fn docker_cli_makes_sets_enables_and_removes_a_volume_plugin() {
     assert_eq!(files, [true, true, true], "each volume holds its file");
     s.docker(&["rm", "-v", "anon"]).ok();
     for n in &names {
-        assert!(!plugin_data.join(n).exists(), "{n} was left with the plugin");
+        assert!(
+            !plugin_data.join(n).exists(),
+            "{n} was left with the plugin"
+        );
     }
     s.docker(&["rmi", "volimage"]).ok();
     let calls = call(&sock, "Test.Env", &json!({})).unwrap()["calls"].clone();
