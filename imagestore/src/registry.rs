@@ -657,55 +657,50 @@ impl Session {
     async fn named_manifest(&self, want: &PlatformSpec) -> Result<Named> {
         let (top, top_digest) = self.fetch_manifest(&self.reference, None).await?;
         let top_mt = own_media_type(&top);
-        match resolve::parse_manifest(&top, &top_mt, top_digest.as_ref())? {
-            Parsed::Manifest(manifest) => {
-                let desc = Descriptor::new(
-                    media_type_or(&top_mt, media_types::OCI_MANIFEST),
-                    top.len() as u64,
-                    top_digest.clone(),
-                );
-                Ok(Named {
-                    top,
-                    top_digest,
-                    top_mt,
-                    manifest,
-                    desc,
-                    child: None,
-                })
-            }
-            Parsed::Index(idx) => {
-                let entry = resolve::select_platform(&idx, want, &self.reference.to_string())?;
-                let child_ref = self.reference.with_digest(entry.digest().clone());
-                let (body, _) = self.fetch_manifest(&child_ref, Some(&entry)).await?;
-                let manifest = match resolve::parse_manifest(
-                    &body,
-                    entry.media_type().as_ref(),
-                    entry.digest().as_ref(),
-                )? {
-                    Parsed::Manifest(m) => m,
-                    Parsed::Index(_) => {
-                        return Err(Error::InvalidContent {
-                            what: "index",
-                            digest: top_digest.to_string(),
-                            reason: format!("its entry for {want} is another index"),
-                        });
-                    }
-                };
-                let desc = Descriptor::new(
-                    entry.media_type().clone(),
-                    body.len() as u64,
-                    entry.digest().clone(),
-                );
-                Ok(Named {
-                    top,
-                    top_digest,
-                    top_mt,
-                    manifest,
-                    desc,
-                    child: Some(body),
-                })
-            }
-        }
+        let (manifest, desc, child) =
+            match resolve::parse_manifest(&top, &top_mt, top_digest.as_ref())? {
+                Parsed::Manifest(manifest) => {
+                    let desc = Descriptor::new(
+                        media_type_or(&top_mt, media_types::OCI_MANIFEST),
+                        top.len() as u64,
+                        top_digest.clone(),
+                    );
+                    (manifest, desc, None)
+                }
+                Parsed::Index(idx) => {
+                    let entry = resolve::select_platform(&idx, want, &self.reference.to_string())?;
+                    let child_ref = self.reference.with_digest(entry.digest().clone());
+                    let (body, _) = self.fetch_manifest(&child_ref, Some(&entry)).await?;
+                    let manifest = match resolve::parse_manifest(
+                        &body,
+                        entry.media_type().as_ref(),
+                        entry.digest().as_ref(),
+                    )? {
+                        Parsed::Manifest(m) => m,
+                        Parsed::Index(_) => {
+                            return Err(Error::InvalidContent {
+                                what: "index",
+                                digest: top_digest.to_string(),
+                                reason: format!("its entry for {want} is another index"),
+                            });
+                        }
+                    };
+                    let desc = Descriptor::new(
+                        entry.media_type().clone(),
+                        body.len() as u64,
+                        entry.digest().clone(),
+                    );
+                    (manifest, desc, Some(body))
+                }
+            };
+        Ok(Named {
+            top,
+            top_digest,
+            top_mt,
+            manifest,
+            desc,
+            child,
+        })
     }
 
     async fn pull(&self, lease: Arc<Lease>) -> Result<ImageRecord> {

@@ -309,6 +309,11 @@ pub(crate) fn check_manifest(m: &ImageManifest, digest: &str) -> Result<()> {
             media_type: cmt,
         });
     }
+    check_layers(m)
+}
+
+/// Checks that each of a manifest's layers is a layer media type.
+fn check_layers(m: &ImageManifest) -> Result<()> {
     for l in m.layers() {
         let mt = l.media_type().to_string();
         if !media_types::is_layer(&mt) {
@@ -337,17 +342,7 @@ pub(crate) fn check_plugin_manifest(m: &ImageManifest, digest: &str) -> Result<(
             ),
         });
     }
-    for l in m.layers() {
-        let mt = l.media_type().to_string();
-        if !media_types::is_layer(&mt) {
-            return Err(Error::UnsupportedMediaType {
-                what: "layer",
-                digest: l.digest().to_string(),
-                media_type: mt,
-            });
-        }
-    }
-    Ok(())
+    check_layers(m)
 }
 
 /// Whether `data` reads as an image config, as [`parse_config`] reads

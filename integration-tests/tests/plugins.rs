@@ -27,6 +27,26 @@ fn inspect(s: &Stack, name: &str) -> Value {
     v[0].clone()
 }
 
+/// The plugin events so far, each as `format` shows it.
+fn plugin_events(s: &Stack, format: &str) -> integration_tests::stack::Out {
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    s.docker(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "type=plugin",
+        "--format",
+        format,
+    ])
+}
+
 fn refused(s: &Stack, args: &[&str], words: &str) {
     let out = s.docker(args);
     assert_ne!(out.code, 0, "{args:?} succeeded: {out:?}");
@@ -307,22 +327,7 @@ fn docker_cli_makes_sets_enables_and_removes_a_volume_plugin() {
     );
     assert!(!s.data_root.join("plugins").join(&id).exists());
 
-    let until = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1;
-    let events = s.docker(&[
-        "events",
-        "--since",
-        "0",
-        "--until",
-        &until.to_string(),
-        "--filter",
-        "type=plugin",
-        "--format",
-        "{{.Action}} {{.Actor.Attributes.name}}",
-    ]);
+    let events = plugin_events(&s, "{{.Action}} {{.Actor.Attributes.name}}");
     assert_eq!(
         events.ok(),
         "create tvol:latest\nenable tvol\ndisable tvol\nremove tvol",
@@ -606,22 +611,7 @@ fn a_plugin_is_pushed_installed_and_upgraded_through_a_registry() {
     let id = p["Id"].as_str().unwrap().to_string();
     let env = call(&socket(&s.exec_root, &id), "Test.Env", &json!({})).expect("it answers");
     assert_eq!(env["env"]["DEBUG"], "1", "{env}");
-    let until = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1;
-    let events = s.docker(&[
-        "events",
-        "--since",
-        "0",
-        "--until",
-        &until.to_string(),
-        "--filter",
-        "type=plugin",
-        "--format",
-        "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
-    ]);
+    let events = plugin_events(&s, "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}");
     assert!(
         events
             .ok()

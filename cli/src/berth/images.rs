@@ -563,6 +563,11 @@ pub async fn show_stream(mut lines: JsonLines, to_stderr: bool) -> Result<()> {
     let mut ids: Vec<String> = Vec::new();
     while let Some(m) = lines.next().await? {
         stream_error(&m)?;
+        // A result for the client (a push's digest, a build's image id),
+        // not a line to show, as the docker CLI takes it.
+        if m.get("aux").is_some() {
+            continue;
+        }
         if let Some(s) = m["stream"].as_str() {
             write!(out, "{s}")?;
             out.flush()?;

@@ -1073,45 +1073,69 @@ fn push_response(
 ) -> Response {
     let d = d.clone();
     json_stream(|lines| async move {
-        let mut s = match stream {
+        let s = match stream {
             Ok(s) => s.into_inner(),
             Err(e) => return lines.error(e.message().to_string()).await,
         };
-        let refers = format!("The push refers to repository [{}]", repository(&full));
-        lines.send(json!({"status": refers})).await;
-        loop {
-            match s.message().await {
-                Ok(Some(api::PullResponse {
-                    kind: Some(api::pull_response::Kind::Progress(p)),
-                })) => {
-                    if let Some(v) = progress_line(&p, false)
-                        && !lines.send(v).await
-                    {
-                        return;
-                    }
-                }
-                Ok(Some(api::PullResponse {
-                    kind: Some(api::pull_response::Kind::Image(i)),
-                })) => {
-                    let digest = i.target.map(|t| t.digest).unwrap_or_default();
-                    let tag = tag_of(&full);
-                    lines
-                        .send(json!({"status": format!("{tag}: digest: {digest} size: 0")}))
-                        .await;
-                    let fam = familiar(&full);
-                    d.events.publish(
-                        "image",
-                        "push",
-                        &fam,
-                        BTreeMap::from([("name".to_string(), fam.clone())]),
-                    );
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => return,
-                Err(e) => return lines.error(e.message().to_string()).await,
-            }
+        if relay_push(&lines, s, &full, repository(&full))
+            .await
+            .is_some()
+        {
+            let fam = familiar(&full);
+            d.events.publish(
+                "image",
+                "push",
+                &fam,
+                BTreeMap::from([("name".to_string(), fam.clone())]),
+            );
         }
     })
+}
+
+/// A push relayed as dockerd shows it: the repository (as `shown`), the
+/// blobs' progress, then the tag's digest and size, and the result the
+/// docker CLI reads (`aux`). What was pushed; None when the push failed
+/// (its error line is sent) or the client left.
+pub(crate) async fn relay_push(
+    lines: &Lines,
+    mut s: tonic::Streaming<api::PullResponse>,
+    full: &str,
+    shown: &str,
+) -> Option<pb::Descriptor> {
+    let refers = format!("The push refers to repository [{shown}]");
+    lines.send(json!({"status": refers})).await;
+    let mut pushed = None;
+    loop {
+        match s.message().await {
+            Ok(Some(api::PullResponse {
+                kind: Some(api::pull_response::Kind::Progress(p)),
+            })) => {
+                if let Some(v) = progress_line(&p, false)
+                    && !lines.send(v).await
+                {
+                    return None;
+                }
+            }
+            Ok(Some(api::PullResponse {
+                kind: Some(api::pull_response::Kind::Image(i)),
+            })) => {
+                let t = i.target.unwrap_or_default();
+                let tag = tag_of(full);
+                let line = format!("{tag}: digest: {} size: {}", t.digest, t.size);
+                lines.send(json!({"status": line})).await;
+                lines
+                    .send(json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": t.digest, "Size": t.size}}))
+                    .await;
+                pushed = Some(t);
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return pushed,
+            Err(e) => {
+                lines.error(e.message().to_string()).await;
+                return None;
+            }
+        }
+    }
 }
 
 /// A pull started on lifecycled: its stream, and its first message that

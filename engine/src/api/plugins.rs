@@ -17,7 +17,9 @@ use futures::TryStreamExt;
 use serde_json::{Value, json};
 
 use super::State;
-use super::images::{Lines, json_stream, progress_line, registry_auth, registry_options, tag_of};
+use super::images::{
+    Lines, json_stream, progress_line, registry_auth, registry_options, relay_push, tag_of,
+};
 use super::json::Json;
 use super::query::{self, Params, flag};
 use crate::daemon::Daemon;
@@ -380,7 +382,7 @@ async fn push(d: Arc<Daemon>, e: Arc<Entry>, auth: Option<pb::Auth>) -> Result<R
             .map_err(|err| ApiError::internal(format!("packing the plugin: {err}")))??;
         d.plugin_store_blobs(&p.id, packed).await?;
     }
-    let mut stream =
+    let stream =
         d.lc.images()
             .push(d.lc.req_in(
                 NAMESPACE,
@@ -394,39 +396,7 @@ async fn push(d: Arc<Daemon>, e: Arc<Entry>, auth: Option<pb::Auth>) -> Result<R
             .await?
             .into_inner();
     Ok(json_stream(|lines| async move {
-        let refers = format!(
-            "The push refers to repository [{}]",
-            familiar(repository(&full))
-        );
-        lines.send(json!({"status": refers})).await;
-        loop {
-            match stream.message().await {
-                Ok(Some(api::PullResponse {
-                    kind: Some(api::pull_response::Kind::Progress(pr)),
-                })) => {
-                    if let Some(v) = progress_line(&pr, false)
-                        && !lines.send(v).await
-                    {
-                        return;
-                    }
-                }
-                Ok(Some(api::PullResponse {
-                    kind: Some(api::pull_response::Kind::Image(i)),
-                })) => {
-                    let t = i.target.unwrap_or_default();
-                    let tag = tag_of(&full);
-                    lines
-                        .send(json!({"status": format!("{tag}: digest: {} size: {}", t.digest, t.size)}))
-                        .await;
-                    lines
-                        .send(json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": t.digest, "Size": t.size}}))
-                        .await;
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => return,
-                Err(err) => return lines.error(err.message().to_string()).await,
-            }
-        }
+        relay_push(&lines, stream, &full, &familiar(repository(&full))).await;
     }))
 }
 
