@@ -652,6 +652,14 @@ impl Session {
         Ok((body.to_vec(), actual))
     }
 
+    /// The platform to pull: the one asked, or this machine's.
+    fn platform(&self) -> PlatformSpec {
+        self.opts
+            .platform
+            .clone()
+            .unwrap_or_else(PlatformSpec::host)
+    }
+
     /// The manifest the reference names for `want`: the one it names, or
     /// `want`'s entry of the index it names (whose body is then `child`).
     async fn named_manifest(&self, want: &PlatformSpec) -> Result<Named> {
@@ -707,11 +715,7 @@ impl Session {
         let name = self.reference.to_string();
         self.report(&name, ProgressAction::Resolving, 0, 0).await;
         self.authenticate(RegistryOperation::Pull).await?;
-        let want = self
-            .opts
-            .platform
-            .clone()
-            .unwrap_or_else(PlatformSpec::host);
+        let want = self.platform();
 
         let Named {
             top,
@@ -871,11 +875,7 @@ impl Session {
     /// image's.
     async fn config(&self) -> Result<FetchedConfig> {
         self.authenticate(RegistryOperation::Pull).await?;
-        let want = self
-            .opts
-            .platform
-            .clone()
-            .unwrap_or_else(PlatformSpec::host);
+        let want = self.platform();
         let Named { manifest, desc, .. } = self.named_manifest(&want).await?;
         if self.opts.plugin {
             resolve::check_plugin_manifest(&manifest, desc.digest().as_ref())?;

@@ -1152,16 +1152,25 @@ async fn start_pull(
     tonic::Streaming<api::PullResponse>,
     Option<api::PullResponse>,
 )> {
-    let mut stream =
-        d.lc.images()
-            .pull(d.lc.req(api::PullRequest {
-                reference: full.to_string(),
-                auth,
-                registry: Some(registry_options(d, full)),
-                ..Default::default()
-            }))
-            .await?
-            .into_inner();
+    let req = d.lc.req(api::PullRequest {
+        reference: full.to_string(),
+        auth,
+        registry: Some(registry_options(d, full)),
+        ..Default::default()
+    });
+    started_pull(d, req).await
+}
+
+/// A pull (an image's or a plugin's) sent to lifecycled, up to its first
+/// message that is not the name's resolution (see [`start_pull`]).
+pub(crate) async fn started_pull(
+    d: &Daemon,
+    req: tonic::Request<api::PullRequest>,
+) -> Result<(
+    tonic::Streaming<api::PullResponse>,
+    Option<api::PullResponse>,
+)> {
+    let mut stream = d.lc.images().pull(req).await?.into_inner();
     let first = loop {
         match stream.message().await {
             Ok(Some(api::PullResponse {

@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 
 use super::State;
 use super::images::{
-    Lines, json_stream, progress_line, registry_auth, registry_options, relay_push, tag_of,
+    Lines, json_stream, progress_line, registry_auth, registry_options, relay_push, started_pull,
+    tag_of,
 };
 use super::json::Json;
 use super::query::{self, Params, flag};
@@ -205,21 +206,7 @@ async fn start_fetch(
     tonic::Streaming<api::PullResponse>,
     Option<api::PullResponse>,
 )> {
-    let mut stream =
-        d.lc.images()
-            .pull(d.lc.req_in(NAMESPACE, plugin_pull(d, full, auth)))
-            .await?
-            .into_inner();
-    let first = loop {
-        match stream.message().await {
-            Ok(Some(api::PullResponse {
-                kind: Some(api::pull_response::Kind::Progress(p)),
-            })) if p.action == "resolving" => continue,
-            Ok(m) => break m,
-            Err(e) => return Err(e.into()),
-        }
-    };
-    Ok((stream, first))
+    started_pull(d, d.lc.req_in(NAMESPACE, plugin_pull(d, full, auth))).await
 }
 
 /// Relays a plugin's pull to the client, checks the privileges granted
