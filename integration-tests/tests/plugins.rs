@@ -158,6 +158,25 @@ fn docker_cli_makes_sets_enables_and_removes_a_volume_plugin() {
     assert_eq!(v[0]["Driver"], "tvol:latest");
     assert_eq!(v[0]["Mountpoint"], "/data/v1");
     assert_eq!(v[0]["Status"]["debug"], "1");
+    // Prune and disk usage are the local driver's, as dockerd's.
+    s.docker(&["volume", "prune", "-af"]).ok();
+    assert!(
+        s.docker(&["volume", "ls", "-q"])
+            .ok()
+            .lines()
+            .any(|l| l == "v1")
+    );
+    let (code, df) = s.api("GET", "/system/df", None);
+    assert_eq!(code, 200, "{df}");
+    let df: Value = serde_json::from_str(&df).unwrap();
+    assert!(
+        df["Volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["Name"] != "v1"),
+        "{df}"
+    );
     // A name is one volume's: another driver's create of it is refused.
     s.docker(&["volume", "create", "loc"]).ok();
     refused(

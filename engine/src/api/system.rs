@@ -540,10 +540,12 @@ pub async fn df(s: State) -> Result<Json<Value>> {
                 .map_err(|e| crate::error::ApiError::internal(e.to_string()))?,
         );
     }
+    // The local driver's volumes, as dockerd counts them.
     let volumes: Vec<Value> = d
         .volumes
         .list()
         .into_iter()
+        .filter(|v| v.driver == crate::daemon::volumes::LOCAL)
         .map(|v| {
             let mut j = super::volumes::to_json(&d, &v);
             let users = volume_users.get(&v.name).copied().unwrap_or(0);

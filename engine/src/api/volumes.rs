@@ -177,7 +177,9 @@ pub async fn prune(
     let mut deleted = Vec::new();
     let mut reclaimed = 0;
     for v in d.volumes.list() {
-        if !all && !v.anonymous {
+        // The local driver's only, as dockerd's: a plugin's volume may hold
+        // what no container here uses.
+        if v.driver != crate::daemon::volumes::LOCAL || (!all && !v.anonymous) {
             continue;
         }
         if !query::prune_labels_match(&v.labels, &f) {
