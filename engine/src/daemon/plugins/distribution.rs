@@ -166,7 +166,7 @@ fn sha256(b: &[u8]) -> String {
 }
 
 /// Packs the `rootfs/` of plugin directory `dir` as one gzipped layer
-/// (`dir/layer.tar.gz`, entries in a stable order with stable headers),
+/// (`dir/layer.tar.gz`; the same files give the same layer),
 /// records its diff id in `config` and returns the layer and config.
 /// Blocking.
 pub fn pack(dir: &Path, config: &mut Config) -> Result<Packed> {
@@ -176,7 +176,9 @@ pub fn pack(dir: &Path, config: &mut Config) -> Result<Packed> {
     let gz = flate2::write::GzEncoder::new(hashing(file), flate2::Compression::default());
     let mut b = tar::Builder::new(hashing(gz));
     b.follow_symlinks(false);
-    b.mode(tar::HeaderMode::Deterministic);
+    // Owners, modes and times as the files have them, as dockerd's create
+    // packs a rootfs: a plugin installed from the push gets them back.
+    b.mode(tar::HeaderMode::Complete);
     b.append_dir_all(".", dir.join("rootfs")).map_err(fail)?;
     let plain = b.into_inner().map_err(fail)?;
     let diff_id = format!("sha256:{}", hex::encode(plain.hash.finalize()));
@@ -556,6 +558,14 @@ mod tests {
         std::fs::create_dir_all(root.join("bin")).unwrap();
         std::fs::write(root.join("bin/tool"), b"#!/bin/sh\n").unwrap();
         std::os::unix::fs::symlink("bin/tool", root.join("link")).unwrap();
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        std::fs::set_permissions(
+            root.join("bin/tool"),
+            std::fs::Permissions::from_mode(0o750),
+        )
+        .unwrap();
+        // Owners come back too (where this test may set one).
+        let owned = std::os::unix::fs::chown(root.join("bin/tool"), Some(1234), Some(5678)).is_ok();
         let mut c = config(r#"{"Interface": {"Socket": "p.sock"}}"#);
         let packed = pack(dir.path(), &mut c).unwrap();
         assert_eq!(packed.config_digest, sha256(&packed.config));
@@ -571,6 +581,13 @@ mod tests {
             std::fs::read(out.path().join("bin/tool")).unwrap(),
             b"#!/bin/sh\n"
         );
+        let meta = std::fs::metadata(out.path().join("bin/tool")).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o750);
+        let before = std::fs::metadata(root.join("bin/tool")).unwrap();
+        assert_eq!(meta.mtime(), before.mtime());
+        if owned {
+            assert_eq!((meta.uid(), meta.gid()), (1234, 5678));
+        }
         assert_eq!(
             std::fs::read_link(out.path().join("link")).unwrap(),
             Path::new("bin/tool")
