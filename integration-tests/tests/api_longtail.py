@@ -1,7 +1,7 @@
 """docker-py (Debian's python3-docker) on the Engine API's long tail, each
 answer as Debian's dockerd 20.10 gives it. DOCKER_HOST points at the test's
 berthd; argv[1] is a busybox rootfs tarball, argv[4] a volume plugin's
-directory. Prints "longtail: all done"."""
+directory, argv[5] a registry's host:port. Prints "longtail: all done"."""
 
 import io
 import json
@@ -2058,6 +2058,31 @@ assert api.disable_plugin("berth-test/pyvol")
 api_error(409, "plugin is already disabled", api.disable_plugin, "berth-test/pyvol")
 assert api.remove_plugin("berth-test/pyvol")
 api_error(404, 'plugin "berth-test/pyvol" not found', api.inspect_plugin, "berth-test/pyvol")
+assert api.plugins() == []
+# Through a registry (argv[5], host:port), as docker-py's plugin calls go:
+# pushed, removed, its privileges read, a wrong grant refused, installed
+# under a name of its own (the remote's tag added) and upgraded.
+remote = sys.argv[5] + "/berth-test/pyvol:1"
+assert api.create_plugin(remote, plugin_dir)
+# docker-py's push_plugin posts to /plugins/{name}/pull, which dockerd has
+# no route for either: the same 404. The push itself, as the CLI sends it.
+api_error(404, "page not found", lambda: list(api.push_plugin(remote)))
+res = api._post(api._url("/plugins/{0}/push", remote), stream=True)
+pushed = list(api._stream_helper(res, decode=True))
+assert any(m.get("aux", {}).get("Digest", "").startswith("sha256:") for m in pushed), pushed
+assert api.remove_plugin(remote)
+privs = api.plugin_privileges(remote)
+assert sorted((p["Name"], p["Value"]) for p in privs) == [("mount", ["/usr"]), ("network", ["none"])], privs
+lines = list(api.pull_plugin(remote, [], name="pywrong"))
+assert any("incorrect privileges" in (m.get("error") or "") for m in lines), lines
+assert api.plugins() == []
+lines = list(api.pull_plugin(remote, privs, name="pyreg"))
+assert not any("error" in m for m in lines), lines
+p = api.inspect_plugin("pyreg:1")
+assert p["PluginReference"] == remote and p["Enabled"] is False, p
+lines = list(api.upgrade_plugin("pyreg:1", remote, privs))
+assert not any("error" in m for m in lines), lines
+assert api.remove_plugin("pyreg:1")
 assert api.plugins() == []
 print("plugins: ok", flush=True)
 

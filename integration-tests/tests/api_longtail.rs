@@ -37,6 +37,7 @@ fn docker_py_long_tail() {
     let tar = s.busybox_tar();
     let (subnet, bridge) = (s.net.subnet(2), s.net.bridge("py"));
     let plugin = integration_tests::plugin::volume_plugin_dir(s.dir.path(), "pyvol", None);
+    let registry = integration_tests::registry::Registry::start();
     let out = s.command(
         "/usr/bin/python3",
         &[
@@ -45,6 +46,7 @@ fn docker_py_long_tail() {
             &subnet,
             &bridge,
             plugin.to_str().unwrap(),
+            &registry.host,
         ],
     );
     assert_eq!(

@@ -1138,20 +1138,20 @@ pub(crate) async fn relay_push(
     }
 }
 
+/// A pull's stream, and its first message that is not the name's
+/// resolution.
+pub(crate) type StartedPull = (
+    tonic::Streaming<api::PullResponse>,
+    Option<api::PullResponse>,
+);
+
 /// A pull started on lifecycled: its stream, and its first message that
 /// is not the name's resolution. As dockerd: what fails before the pull
 /// has anything to show (a registry that cannot be reached, an image it
 /// does not have, a login it refuses) is the answer's status, not an error
 /// line in a 200 stream; docker-py's pull() and `images.pull` only see
 /// the former.
-async fn start_pull(
-    d: &Daemon,
-    full: &str,
-    auth: Option<pb::Auth>,
-) -> Result<(
-    tonic::Streaming<api::PullResponse>,
-    Option<api::PullResponse>,
-)> {
+async fn start_pull(d: &Daemon, full: &str, auth: Option<pb::Auth>) -> Result<StartedPull> {
     let req = d.lc.req(api::PullRequest {
         reference: full.to_string(),
         auth,
@@ -1166,10 +1166,7 @@ async fn start_pull(
 pub(crate) async fn started_pull(
     d: &Daemon,
     req: tonic::Request<api::PullRequest>,
-) -> Result<(
-    tonic::Streaming<api::PullResponse>,
-    Option<api::PullResponse>,
-)> {
+) -> Result<StartedPull> {
     let mut stream = d.lc.images().pull(req).await?.into_inner();
     let first = loop {
         match stream.message().await {

@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 
 use super::State;
 use super::images::{
-    Lines, json_stream, progress_line, registry_auth, registry_options, relay_push, started_pull,
-    tag_of,
+    Lines, StartedPull, json_stream, progress_line, registry_auth, registry_options, relay_push,
+    started_pull, tag_of,
 };
 use super::json::Json;
 use super::query::{self, Params, flag};
@@ -198,14 +198,7 @@ fn install_name(q: &Params, full: &str) -> Result<String> {
 /// Starts a plugin's pull; what fails before it has anything to show (a
 /// registry that refuses, a reference it does not have) is the answer's
 /// status, as dockerd answers before its stream starts.
-async fn start_fetch(
-    d: &Daemon,
-    full: &str,
-    auth: Option<pb::Auth>,
-) -> Result<(
-    tonic::Streaming<api::PullResponse>,
-    Option<api::PullResponse>,
-)> {
+async fn start_fetch(d: &Daemon, full: &str, auth: Option<pb::Auth>) -> Result<StartedPull> {
     started_pull(d, d.lc.req_in(NAMESPACE, plugin_pull(d, full, auth))).await
 }
 

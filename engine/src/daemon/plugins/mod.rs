@@ -183,11 +183,7 @@ impl Plugins {
 
     /// Writes a plugin's record in place of the old one.
     pub fn save(&self, e: &Entry, p: Plugin) -> Result<()> {
-        let raw = serde_json::to_vec_pretty(&p)
-            .map_err(|err| ApiError::internal(format!("plugin record: {err}")))?;
-        let dir = self.dir(&p.id);
-        write_atomic(&dir.join("plugin.json"), &raw)
-            .map_err(|err| ApiError::internal(format!("saving plugin {}: {err}", p.name)))?;
+        write_record(&self.dir(&p.id).join("plugin.json"), &p)?;
         *e.record.lock().unwrap_or_else(|e| e.into_inner()) = p;
         Ok(())
     }
@@ -258,16 +254,9 @@ impl Plugins {
     /// map held: two creates of one name race to here. The staging
     /// directory is gone after, whether it succeeded or not.
     pub fn commit(&self, staging: &Path, p: Plugin) -> Result<Plugin> {
-        let raw = match serde_json::to_vec_pretty(&p) {
-            Ok(raw) => raw,
-            Err(e) => {
-                self.discard(staging);
-                return Err(ApiError::internal(format!("plugin record: {e}")));
-            }
-        };
-        if let Err(e) = write_atomic(&staging.join("plugin.json"), &raw) {
+        if let Err(e) = write_record(&staging.join("plugin.json"), &p) {
             self.discard(staging);
-            return Err(ApiError::internal(format!("saving plugin {}: {e}", p.name)));
+            return Err(e);
         }
         let mut map = self.map();
         if map.values().any(|e| e.name() == p.name) {
@@ -313,9 +302,7 @@ impl Plugins {
         let fail = |what: &str, err: std::io::Error| {
             ApiError::internal(format!("upgrading plugin {}: {what}: {err}", p.name))
         };
-        let raw = serde_json::to_vec_pretty(&p)
-            .map_err(|err| ApiError::internal(format!("plugin record: {err}")))?;
-        write_atomic(&dir.join(UPGRADE_RECORD), &raw).map_err(|err| fail("its record", err))?;
+        write_record(&dir.join(UPGRADE_RECORD), &p)?;
         let swapped = std::fs::rename(dir.join("rootfs"), dir.join(OLD_ROOTFS))
             .map_err(|err| fail("its old rootfs", err))
             .and_then(|()| {
@@ -408,6 +395,15 @@ fn settle_upgrade(dir: &Path) {
             tracing::warn!("removing {}: {e}", p.display());
         }
     }
+}
+
+/// Writes a plugin's record (Docker's `types.Plugin`) at `path`, whole or
+/// not at all.
+fn write_record(path: &Path, p: &Plugin) -> Result<()> {
+    let raw = serde_json::to_vec_pretty(p)
+        .map_err(|e| ApiError::internal(format!("plugin record: {e}")))?;
+    write_atomic(path, &raw)
+        .map_err(|e| ApiError::internal(format!("saving plugin {}: {e}", p.name)))
 }
 
 fn write_atomic(path: &Path, raw: &[u8]) -> std::io::Result<()> {
