@@ -95,6 +95,9 @@ pub struct File {
     /// berth's: open API connections one caller (a uid, a certificate)
     /// may hold; root is not limited.
     pub api_connections_per_caller: Option<u32>,
+    /// berth's: where legacy plugins' sockets and specs are looked for
+    /// (Docker's three directories when not given).
+    pub plugin_dirs: Option<Vec<PathBuf>>,
 }
 
 /// The effective configuration.
@@ -133,6 +136,7 @@ pub struct Config {
     pub authorization: crate::authz::Policy,
     pub api_idle_timeout: std::time::Duration,
     pub api_connections_per_caller: usize,
+    pub plugin_dirs: Vec<PathBuf>,
 }
 
 /// The log drivers berthd has (Docker's names), as daemon.json and

@@ -132,6 +132,11 @@ fn effective(args: &Args) -> anyhow::Result<Config> {
             None => std::time::Duration::from_secs(60),
         },
         api_connections_per_caller: file.api_connections_per_caller.unwrap_or(256) as usize,
+        plugin_dirs: file.plugin_dirs.unwrap_or_else(|| {
+            berth_engine::daemon::plugins::legacy::DEFAULT_DIRS
+                .map(PathBuf::from)
+                .to_vec()
+        }),
     })
 }
 

@@ -48,6 +48,65 @@ pub fn volume_plugin_dir(root: &Path, name: &str, entrypoint: Option<&[&str]>) -
     dir
 }
 
+/// The test plugin run on the host as a legacy plugin (as systemd would
+/// run local-persist): on the unix socket `listen`, or on TCP when it is
+/// None (its port returned); volumes under `root`. Killed by its PID when
+/// dropped.
+pub struct HostPlugin {
+    child: std::process::Child,
+    pub port: Option<u16>,
+}
+
+impl HostPlugin {
+    pub fn start(dir: &Path, listen: Option<&Path>, root: &Path) -> HostPlugin {
+        let script = dir.join("tvol.py");
+        std::fs::write(&script, include_str!("../tests/plugin/tvol.py")).expect("plugin script");
+        let mut cmd = std::process::Command::new("python3");
+        cmd.arg(&script).env("ROOT", root).env("DEBUG", "legacy");
+        let port_file = dir.join(format!("port-{}", testsupport::unique("p")));
+        match listen {
+            Some(sock) => cmd.env("SOCKET", sock),
+            None => cmd.env("PORT_FILE", &port_file),
+        };
+        let child = cmd
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("starting python3");
+        let mut p = HostPlugin { child, port: None };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = match listen {
+                Some(sock) => std::os::unix::net::UnixStream::connect(sock).is_ok(),
+                None => {
+                    p.port = std::fs::read_to_string(&port_file)
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok());
+                    p.port.is_some()
+                }
+            };
+            if ready {
+                return p;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the host plugin did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for HostPlugin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Where berthd puts an enabled plugin's socket (`<exec-root>/plugins/`
 /// and the id's first 12 characters).
 pub fn socket(exec_root: &Path, id: &str) -> PathBuf {

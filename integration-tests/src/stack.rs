@@ -134,6 +134,12 @@ impl Stack {
             ("bridge", serde_json::json!(bridge)),
             ("bip", serde_json::json!(bip)),
             ("default-address-pools", pools),
+            // Legacy plugins only from the test's own directory, never
+            // the host's /run/docker/plugins.
+            (
+                "plugin-dirs",
+                serde_json::json!([dir.path().join("plugins-v1")]),
+            ),
         ] {
             if daemon_json.get(k).is_none() {
                 daemon_json[k] = v;
@@ -167,6 +173,14 @@ impl Stack {
         }
         s.spawn_berthd();
         s
+    }
+
+    /// Where this stack's berthd looks for legacy plugins' sockets and
+    /// specs (made on first use).
+    pub fn legacy_plugin_dir(&self) -> PathBuf {
+        let d = self.dir.path().join("plugins-v1");
+        std::fs::create_dir_all(&d).expect("legacy plugin directory");
+        d
     }
 
     /// (Re)starts berthd and waits until /_ping answers.

@@ -4,9 +4,9 @@
 //! containers that mount them), disable and rm; a plugin that ends before
 //! it listens; an enabled plugin across an engine restart; plugins pushed to
 //! a registry, installed (privileges asked and checked) and upgraded from
-//! it, through the docker CLI and berth's.
+//! it, through the docker CLI and berth's; legacy plugins on the host.
 
-use integration_tests::plugin::{call, socket, volume_plugin_dir};
+use integration_tests::plugin::{HostPlugin, call, socket, volume_plugin_dir};
 use integration_tests::registry::Registry;
 use integration_tests::stack::{Stack, docker_cli};
 use serde_json::{Value, json};
@@ -766,4 +766,160 @@ fn berth_cli_pushes_installs_and_upgrades_a_plugin() {
         "the second version"
     );
     s.berth(&["plugin", "rm", "tv"]).ok();
+}
+
+/// Legacy plugins (local-persist and the like): run on the host, found by
+/// their socket or spec in the plugin directories, used as volume drivers
+/// under the name they are found by, as dockerd uses them.
+#[test]
+fn legacy_plugins_found_by_socket_or_spec_serve_volumes() {
+    let Some(s) = stack() else { return };
+    let dir = s.legacy_plugin_dir();
+    let work = s.dir.path().join("legacy");
+    std::fs::create_dir_all(&work).unwrap();
+    let root = work.join("volumes");
+    let sock = dir.join("lp.sock");
+    let mut lp = HostPlugin::start(&work, Some(&sock), &root);
+    // A volume the plugin had before berth asked it.
+    std::fs::create_dir_all(root.join("pre")).unwrap();
+
+    assert_eq!(s.docker(&["volume", "create", "-d", "lp", "v1"]).ok(), "v1");
+    let run = s.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "v1:/v",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /v/f; cat /v/f",
+    ]);
+    assert_eq!(run.ok(), "hi");
+    // The plugin's path is the host's: no plugin rootfs to scope it to.
+    assert_eq!(std::fs::read_to_string(root.join("v1/f")).unwrap(), "hi\n");
+    let v: Value = serde_json::from_str(s.docker(&["volume", "inspect", "v1"]).ok()).unwrap();
+    assert_eq!(v[0]["Driver"], "lp");
+    assert_eq!(v[0]["Mountpoint"], root.join("v1").to_str().unwrap());
+    assert_eq!(v[0]["Status"]["debug"], "legacy");
+    // The plugin tells no creation time: Go's zero, as dockerd shows it.
+    assert_eq!(v[0]["CreatedAt"], "0001-01-01T00:00:00Z");
+    let calls = call(&sock, "Test.Env", &json!({})).expect("the plugin answers");
+    let calls: Vec<&str> = calls["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(calls[0], "Plugin.Activate", "{calls:?}");
+    assert_eq!(
+        calls.iter().filter(|c| **c == "Plugin.Activate").count(),
+        1,
+        "activated once, then kept: {calls:?}"
+    );
+    assert!(
+        calls.iter().any(|c| c.starts_with("VolumeDriver.Mount ")),
+        "{calls:?}"
+    );
+    assert!(
+        calls.iter().any(|c| c.starts_with("VolumeDriver.Unmount ")),
+        "{calls:?}"
+    );
+
+    // Listed with the plugin's own, and named by info as dockerd names
+    // the legacy drivers it knows.
+    let ls = s.docker(&["volume", "ls", "--format", "{{.Driver}} {{.Name}}"]);
+    let ls: Vec<&str> = ls.ok().lines().collect();
+    assert!(ls.contains(&"lp pre") && ls.contains(&"lp v1"), "{ls:?}");
+    assert_eq!(
+        s.docker(&["info", "--format", "{{json .Plugins.Volume}}"])
+            .ok(),
+        r#"["local","lp"]"#
+    );
+    // --volume-driver for a named volume, through berth's CLI too.
+    s.docker(&[
+        "run",
+        "--rm",
+        "--volume-driver",
+        "lp",
+        "-v",
+        "v2:/d",
+        "busybox",
+        "true",
+    ])
+    .ok();
+    assert!(root.join("v2").is_dir());
+    assert_eq!(s.berth(&["volume", "create", "-d", "lp", "v3"]).ok(), "v3");
+    assert!(root.join("v3").is_dir());
+
+    // A spec naming a TCP address, and a JSON spec naming the socket.
+    let tcp_root = work.join("tcp-volumes");
+    let tcp = HostPlugin::start(&work, None, &tcp_root);
+    std::fs::write(
+        dir.join("tv.spec"),
+        format!("tcp://127.0.0.1:{}\n", tcp.port.unwrap()),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("jv")).unwrap();
+    std::fs::write(
+        dir.join("jv/jv.json"),
+        json!({"Name": "jv", "Addr": format!("unix://{}", sock.display())}).to_string(),
+    )
+    .unwrap();
+    assert_eq!(s.docker(&["volume", "create", "-d", "tv", "t1"]).ok(), "t1");
+    assert!(tcp_root.join("t1").is_dir());
+    let run = s.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "t1:/t",
+        "busybox",
+        "sh",
+        "-c",
+        "echo t > /t/f",
+    ]);
+    run.ok();
+    assert_eq!(
+        std::fs::read_to_string(tcp_root.join("t1/f")).unwrap(),
+        "t\n"
+    );
+    assert_eq!(s.docker(&["volume", "create", "-d", "jv", "j1"]).ok(), "j1");
+    assert!(root.join("j1").is_dir());
+    std::fs::write(dir.join("bad.spec"), "no-scheme.sock").unwrap();
+    refused(
+        &s,
+        &["volume", "create", "-d", "bad", "b1"],
+        "error looking up volume plugin bad: ",
+    );
+    refused(
+        &s,
+        &["volume", "create", "-d", "nope", "n1"],
+        "error looking up volume plugin nope: plugin \"nope\" not found",
+    );
+    assert!(
+        !s.docker(&["volume", "ls", "-q"])
+            .ok()
+            .lines()
+            .any(|l| l == "b1" || l == "n1")
+    );
+
+    // A plugin that went away fails its calls at once (no wait for its
+    // activation: it is kept, as dockerd keeps it), and serves again once
+    // it is back at its address.
+    let pid = lp.pid();
+    drop(lp);
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    refused(&s, &["volume", "rm", "v1"], "VolumeDriver.Remove");
+    assert!(
+        s.docker(&["volume", "ls", "-q"])
+            .ok()
+            .lines()
+            .any(|l| l == "v1")
+    );
+    lp = HostPlugin::start(&work, Some(&sock), &root);
+    assert_eq!(s.docker(&["volume", "rm", "v1"]).ok(), "v1");
+    assert!(!root.join("v1").exists());
+    let calls = call(&sock, "Test.Env", &json!({})).expect("the plugin answers");
+    assert_eq!(calls["calls"][0], "VolumeDriver.Remove", "{calls}");
+    drop(lp);
+    drop(tcp);
 }

@@ -201,7 +201,7 @@ pub async fn info(s: State) -> Result<Json<Value>> {
         "Images": images,
         "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", backing_filesystem(&d.cfg.data_root)], ["Supports d_type", "true"]],
-        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "ipvlan", "macvlan", "null"], "Authorization": null, "Log": ["journald", "json-file"]},
+        "Plugins": {"Volume": volume_drivers(&d), "Network": ["bridge", "host", "ipvlan", "macvlan", "null"], "Authorization": null, "Log": ["journald", "json-file"]},
         "Swarm": super::swarm::info(),
         "ContainerdCommit": {"ID": "", "Expected": ""},
         "RuncCommit": {"ID": "", "Expected": ""},
@@ -352,6 +352,15 @@ impl Limits {
 }
 
 /// The file system under the data root by Docker's names for it.
+/// The volume drivers `info` names, as dockerd's: the local driver and the
+/// legacy plugins used or listed so far (managed plugins are not named).
+fn volume_drivers(d: &crate::daemon::Daemon) -> Vec<String> {
+    let mut names = d.plugins.legacy.activated("VolumeDriver");
+    names.push("local".into());
+    names.sort();
+    names
+}
+
 fn backing_filesystem(path: &std::path::Path) -> String {
     let Ok(st) = nix::sys::statfs::statfs(path) else {
         return "<unknown>".into();

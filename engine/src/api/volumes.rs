@@ -27,16 +27,25 @@ pub fn to_json(d: &Daemon, v: &Volume) -> Value {
     })
 }
 
-/// A volume as inspect shows it: a plugin's with the mountpoint and the
-/// status the plugin tells (`VolumeDriver.Get`).
+/// A volume as inspect shows it: a plugin's with the mountpoint, status
+/// and creation time the plugin tells (`VolumeDriver.Get`), Go's zero time
+/// when it tells none, as dockerd shows them.
 pub async fn describe(d: &Daemon, v: &Volume) -> Value {
     let mut j = to_json(d, v);
     if v.driver != LOCAL {
-        let (at, status) = d.plugin_volume_info(v).await.unwrap_or_default();
-        j["Mountpoint"] = json!(at);
-        if !status.is_null() {
-            j["Status"] = status;
+        let told = d.plugin_volume_info(v).await.unwrap_or_default();
+        j["Mountpoint"] = json!(told["Mountpoint"].as_str().unwrap_or_default());
+        if !told["Status"].is_null() {
+            j["Status"] = told["Status"].clone();
         }
+        // A UTC time to the second as dockerd formats it; one with an
+        // offset as the plugin wrote it.
+        j["CreatedAt"] = json!(match told["CreatedAt"].as_str() {
+            Some(t) if !t.is_empty() => humantime::parse_rfc3339_weak(t)
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                .unwrap_or_else(|_| t.to_string()),
+            _ => "0001-01-01T00:00:00Z".to_string(),
+        });
     }
     j
 }

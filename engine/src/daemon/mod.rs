@@ -190,7 +190,8 @@ impl Daemon {
     pub fn open(cfg: Config) -> anyhow::Result<Arc<Daemon>> {
         let lc = Lifecycle::new(&cfg.lifecycled);
         let volumes = Volumes::new(&cfg.data_root)?;
-        let plugins = plugins::Plugins::open(&cfg.data_root, &cfg.exec_root)?;
+        let plugins = plugins::Plugins::open(&cfg.data_root, &cfg.exec_root)?
+            .with_legacy_dirs(cfg.plugin_dirs.clone());
         let networks = networks::Networks::open(
             &cfg.data_root,
             cfg.bridge.as_deref(),

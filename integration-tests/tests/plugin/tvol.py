@@ -1,7 +1,9 @@
 """A volume plugin for berth's tests, run as a managed plugin: Docker's
 plugin protocol (JSON over HTTP on /run/docker/plugins/<socket>) with the
 VolumeDriver interface, its volumes directories under ROOT (the plugin's
-propagated mount). /Test.Env tells what the process was started with."""
+propagated mount). /Test.Env tells what the process was started with.
+Run on the host as a legacy plugin, SOCKET is an absolute path, or
+PORT_FILE names where the port of its TCP listener on 127.0.0.1 goes."""
 
 import http.server
 import json
@@ -11,7 +13,7 @@ import socketserver
 import sys
 
 ROOT = os.environ.get("ROOT", "/data")
-SOCK = "/run/docker/plugins/" + os.environ.get("SOCKET", "tvol.sock")
+SOCK = os.path.join("/run/docker/plugins", os.environ.get("SOCKET", "tvol.sock"))
 CALLS = []
 
 
@@ -61,6 +63,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         sys.stderr.write("tvol: " + (fmt % args) + "\n")
 
 
+os.makedirs(ROOT, exist_ok=True)
+if os.environ.get("PORT_FILE"):
+    server = socketserver.TCPServer(("127.0.0.1", 0), Handler)
+    with open(os.environ["PORT_FILE"] + ".new", "w") as f:
+        f.write(str(server.server_address[1]))
+    os.rename(os.environ["PORT_FILE"] + ".new", os.environ["PORT_FILE"])
+    print("tvol: listening on port", server.server_address[1], flush=True)
+    server.serve_forever()
 if os.path.exists(SOCK):
     os.unlink(SOCK)
 print("tvol: listening on", SOCK, flush=True)

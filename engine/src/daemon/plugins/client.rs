@@ -2,7 +2,8 @@
 //! POST to `/<Interface>.<Method>` answered with JSON whose `Err` is the
 //! plugin's error.
 
-use std::path::Path;
+use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
@@ -16,10 +17,27 @@ const MIME: &str = "application/vnd.docker.plugins.v1.2+json";
 /// needed it instead of holding it forever.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Where a plugin answers: a managed plugin's socket, or what a legacy
+/// plugin's socket or spec names (`unix://…`, `tcp://host:port`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Addr {
+    Unix(PathBuf),
+    Tcp(String),
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Addr::Unix(p) => write!(f, "unix://{}", p.display()),
+            Addr::Tcp(a) => write!(f, "tcp://{a}"),
+        }
+    }
+}
+
 /// Calls `method` (e.g. `VolumeDriver.Mount`) with `args`; the answer, or
 /// the plugin's `Err`, or why it could not be reached.
-pub async fn call(socket: &Path, method: &str, args: &Value) -> Result<Value, String> {
-    match tokio::time::timeout(CALL_TIMEOUT, call_once(socket, method, args)).await {
+pub async fn call(to: &Addr, method: &str, args: &Value) -> Result<Value, String> {
+    match tokio::time::timeout(CALL_TIMEOUT, call_once(to, method, args)).await {
         Ok(r) => r,
         Err(_) => Err(format!(
             "{method}: the plugin did not answer within {}s",
@@ -28,19 +46,22 @@ pub async fn call(socket: &Path, method: &str, args: &Value) -> Result<Value, St
     }
 }
 
-async fn call_once(socket: &Path, method: &str, args: &Value) -> Result<Value, String> {
+async fn call_once(to: &Addr, method: &str, args: &Value) -> Result<Value, String> {
     let url = format!("http://plugin/{method}");
-    let io = tokio::net::UnixStream::connect(socket)
-        .await
-        .map_err(|e| format!("Post {url:?}: dial unix {}: {e}", socket.display()))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| format!("Post {url:?}: {e}"))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!("plugin connection: {e}");
+    let mut sender = match to {
+        Addr::Unix(socket) => {
+            let io = tokio::net::UnixStream::connect(socket)
+                .await
+                .map_err(|e| format!("Post {url:?}: dial unix {}: {e}", socket.display()))?;
+            handshake(io, &url).await?
         }
-    });
+        Addr::Tcp(addr) => {
+            let io = tokio::net::TcpStream::connect(addr.as_str())
+                .await
+                .map_err(|e| format!("Post {url:?}: dial tcp {addr}: {e}"))?;
+            handshake(io, &url).await?
+        }
+    };
     let req = hyper::Request::post(format!("/{method}"))
         .header(hyper::header::HOST, "plugin")
         .header(hyper::header::ACCEPT, MIME)
@@ -75,4 +96,23 @@ async fn call_once(socket: &Path, method: &str, args: &Value) -> Result<Value, S
         return Err(format!("{method}: the plugin answered {status}"));
     }
     Ok(answer)
+}
+
+/// An HTTP/1 connection over `io`, driven by a task of its own.
+async fn handshake<T>(
+    io: T,
+    url: &str,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("Post {url:?}: {e}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("plugin connection: {e}");
+        }
+    });
+    Ok(sender)
 }

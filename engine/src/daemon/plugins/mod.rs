@@ -14,6 +14,7 @@
 pub mod client;
 pub mod config;
 pub mod distribution;
+pub mod legacy;
 pub mod run;
 pub mod volumes;
 
@@ -67,6 +68,8 @@ pub struct Plugins {
     /// is renamed to the plugin's id, and by the sweep of records no plugin
     /// names: the sweep never takes a pull's record from under it.
     pub fetch_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Plugins that run on the host, found in the plugin directories.
+    pub legacy: legacy::Legacy,
 }
 
 impl Plugins {
@@ -110,7 +113,14 @@ impl Plugins {
             stopping: Default::default(),
             volumes_lock: Default::default(),
             fetch_lock: Default::default(),
+            legacy: legacy::Legacy::new(Vec::new()),
         })
+    }
+
+    /// Where legacy plugins are looked for (none until this is called).
+    pub fn with_legacy_dirs(mut self, dirs: Vec<PathBuf>) -> Plugins {
+        self.legacy = legacy::Legacy::new(dirs);
+        self
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Entry>>> {

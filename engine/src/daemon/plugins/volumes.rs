@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use super::{Plugin, client};
+use super::Plugin;
+use super::client::{self, Addr};
 use crate::daemon::Daemon;
 use crate::daemon::volumes::{LOCAL, Volume, clean};
 use crate::error::{ApiError, Result};
@@ -24,16 +25,41 @@ type Wanted = (
     BTreeMap<String, String>,
 );
 
+/// A plugin serving volumes: a managed one (whose paths are inside it) or
+/// a legacy one on the host (whose paths are the host's).
+pub struct Driver {
+    /// What volumes record as their driver: a managed plugin's full name
+    /// (`tvol:latest`), a legacy plugin's name as found.
+    pub name: String,
+    pub addr: Addr,
+    managed: Option<Plugin>,
+}
+
+impl Driver {
+    pub async fn call(&self, method: &str, args: &Value) -> std::result::Result<Value, String> {
+        client::call(&self.addr, method, args).await
+    }
+}
+
 impl Daemon {
-    /// The enabled plugin that serves volumes as `driver`, or dockerd's
-    /// reason why there is none.
-    pub fn volume_plugin(&self, driver: &str) -> std::result::Result<Plugin, String> {
+    /// The plugin that serves volumes as `driver`, or dockerd's reason why
+    /// there is none: an enabled managed plugin of that name first, else a
+    /// legacy plugin found in the plugin directories (a disabled managed
+    /// one is not passed over for a legacy one, as dockerd's lookup).
+    pub async fn volume_driver(&self, driver: &str) -> std::result::Result<Driver, String> {
         let lookup = |why: String| format!("error looking up volume plugin {driver}: {why}");
-        let p = self
-            .plugins
-            .find(driver)
-            .map_err(|_| lookup(format!("plugin {driver:?} not found")))?
-            .get();
+        let Ok(e) = self.plugins.find(driver) else {
+            return match self.plugins.legacy.get(driver, "VolumeDriver").await {
+                Ok(Some(a)) => Ok(Driver {
+                    name: driver.to_string(),
+                    addr: a.addr,
+                    managed: None,
+                }),
+                Ok(None) => Err(lookup(format!("plugin {driver:?} not found"))),
+                Err(why) => Err(lookup(why)),
+            };
+        };
+        let p = e.get();
         if !p
             .config
             .types()
@@ -48,7 +74,11 @@ impl Daemon {
         if !p.enabled {
             return Err(lookup(format!("plugin {:?} found but disabled", p.name)));
         }
-        Ok(p)
+        Ok(Driver {
+            name: p.name.clone(),
+            addr: Addr::Unix(self.plugins.socket(&p)),
+            managed: Some(p),
+        })
     }
 
     /// A volume of `driver` (the local driver or a plugin's); an existing
@@ -69,7 +99,8 @@ impl Daemon {
                 let wanted = if driver == LOCAL {
                     LOCAL.to_string()
                 } else {
-                    self.volume_plugin(driver)
+                    self.volume_driver(driver)
+                        .await
                         .map_err(|why| ApiError::not_found(format!("create {n}: {why}")))?
                         .name
                 };
@@ -91,20 +122,20 @@ impl Daemon {
             Some(n) => n.to_string(),
             None => hex::encode(rand::random::<[u8; 32]>()),
         };
-        let p = self
-            .volume_plugin(driver)
+        let d = self
+            .volume_driver(driver)
+            .await
             .map_err(|why| ApiError::not_found(format!("create {name}: {why}")))?;
         self.volumes.check_name(&name)?;
         let _making = self.plugins.volumes_lock.lock().await;
-        client::call(
-            &self.plugins.socket(&p),
+        d.call(
             "VolumeDriver.Create",
             &json!({"Name": name, "Opts": options}),
         )
         .await
         .map_err(|e| ApiError::internal(format!("create {name}: VolumeDriver.Create: {e}")))?;
         self.volumes
-            .record(&name, &p.name, labels, options, anonymous)
+            .record(&name, &d.name, labels, options, anonymous)
     }
 
     /// Makes the volumes a container's binds and mounts give to a plugin
@@ -233,32 +264,38 @@ impl Daemon {
         }
     }
 
-    /// Takes in the volumes the enabled volume plugins list that the engine
-    /// has no record of (made through another engine on shared storage,
-    /// or by a create whose record a crash lost), as dockerd's volume store
-    /// asks its drivers.
+    /// Takes in the volumes the enabled volume plugins and the legacy ones
+    /// list that the engine has no record of (made through another engine
+    /// on shared storage, by a create whose record a crash lost, or before
+    /// berth used the plugin), as dockerd's volume store asks its drivers.
     pub async fn adopt_plugin_volumes(&self) {
         let _taking = self.plugins.volumes_lock.lock().await;
+        let mut drivers: Vec<(String, Addr)> = Vec::new();
         for e in self.plugins.all() {
             let p = e.get();
-            if !p.enabled
-                || !p
-                    .config
+            if p.enabled
+                && p.config
                     .types()
                     .iter()
                     .any(|t| t.capability == "volumedriver")
             {
-                continue;
+                drivers.push((p.name.clone(), Addr::Unix(self.plugins.socket(&p))));
             }
-            let listed =
-                match client::call(&self.plugins.socket(&p), "VolumeDriver.List", &json!({})).await
-                {
-                    Ok(r) => r,
-                    Err(err) => {
-                        tracing::warn!("plugin {}: VolumeDriver.List: {err}", p.name);
-                        continue;
-                    }
-                };
+        }
+        for (name, addr) in self.plugins.legacy.all("VolumeDriver").await {
+            // A managed plugin of the name is the one volumes use.
+            if self.plugins.find(&name).is_err() {
+                drivers.push((name, addr));
+            }
+        }
+        for (driver, addr) in drivers {
+            let listed = match client::call(&addr, "VolumeDriver.List", &json!({})).await {
+                Ok(r) => r,
+                Err(err) => {
+                    tracing::warn!("plugin {driver}: VolumeDriver.List: {err}");
+                    continue;
+                }
+            };
             for v in listed["Volumes"].as_array().into_iter().flatten() {
                 let Some(name) = v["Name"].as_str() else {
                     continue;
@@ -268,12 +305,12 @@ impl Daemon {
                 }
                 match self.volumes.record(
                     name,
-                    &p.name,
+                    &driver,
                     Default::default(),
                     Default::default(),
                     false,
                 ) {
-                    Ok(_) => tracing::info!("volume {name} of plugin {} taken in", p.name),
+                    Ok(_) => tracing::info!("volume {name} of plugin {driver} taken in"),
                     Err(err) => tracing::warn!("volume {name}: {}", err.message),
                 }
             }
@@ -281,24 +318,12 @@ impl Daemon {
     }
 
     /// What the plugin tells of a volume (`VolumeDriver.Get`): its
-    /// mountpoint as the plugin sees it and its status; None when the
+    /// `Volume` object (`Mountpoint`, `Status`, `CreatedAt`); None when the
     /// plugin cannot be asked.
-    pub async fn plugin_volume_info(&self, v: &Volume) -> Option<(String, Value)> {
-        let p = self.volume_plugin(&v.driver).ok()?;
-        match client::call(
-            &self.plugins.socket(&p),
-            "VolumeDriver.Get",
-            &json!({"Name": v.name}),
-        )
-        .await
-        {
-            Ok(r) => Some((
-                r["Volume"]["Mountpoint"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                r["Volume"]["Status"].clone(),
-            )),
+    pub async fn plugin_volume_info(&self, v: &Volume) -> Option<Value> {
+        let d = self.volume_driver(&v.driver).await.ok()?;
+        match d.call("VolumeDriver.Get", &json!({"Name": v.name})).await {
+            Ok(mut r) => Some(r["Volume"].take()),
             Err(e) => {
                 tracing::warn!("volume {}: VolumeDriver.Get: {e}", v.name);
                 None
@@ -319,21 +344,18 @@ impl Daemon {
         let failed = |why: String| {
             ApiError::internal(format!("error while mounting volume '{name}': {why}"))
         };
-        let p = self.volume_plugin(&v.driver).map_err(failed)?;
-        let r = client::call(
-            &self.plugins.socket(&p),
-            "VolumeDriver.Mount",
-            &json!({"Name": name, "ID": id}),
-        )
-        .await
-        .map_err(|e| failed(format!("VolumeDriver.Mount: {e}")))?;
+        let d = self.volume_driver(&v.driver).await.map_err(failed)?;
+        let r = d
+            .call("VolumeDriver.Mount", &json!({"Name": name, "ID": id}))
+            .await
+            .map_err(|e| failed(format!("VolumeDriver.Mount: {e}")))?;
         let at = r["Mountpoint"].as_str().unwrap_or_default();
         if !at.starts_with('/') || at.split('/').any(|c| c == "..") {
             return Err(failed(format!(
                 "VolumeDriver.Mount: the plugin answered the mountpoint {at:?}, not an absolute path in it"
             )));
         }
-        let host = self.scoped_path(&p, at);
+        let host = self.scoped_path(&d, at);
         self.volumes
             .bind(name, &host)
             .map_err(|e| failed(format!("binding {}: {e}", host.display())))
@@ -345,15 +367,12 @@ impl Daemon {
         if last && let Err(e) = self.volumes.unbind(name) {
             tracing::warn!("volume {name}: {}", e.message);
         }
-        let Ok(p) = self.volume_plugin(driver) else {
+        let Ok(d) = self.volume_driver(driver).await else {
             return;
         };
-        if let Err(e) = client::call(
-            &self.plugins.socket(&p),
-            "VolumeDriver.Unmount",
-            &json!({"Name": name, "ID": id}),
-        )
-        .await
+        if let Err(e) = d
+            .call("VolumeDriver.Unmount", &json!({"Name": name, "ID": id}))
+            .await
         {
             tracing::warn!("volume {name}: VolumeDriver.Unmount: {e}");
         }
@@ -365,15 +384,12 @@ impl Daemon {
     pub async fn remove_volume(&self, v: &Volume, purge: bool) -> Result<()> {
         if v.driver != LOCAL {
             self.volumes.unbind(&v.name)?;
-            let removed = match self.volume_plugin(&v.driver) {
-                Ok(p) => client::call(
-                    &self.plugins.socket(&p),
-                    "VolumeDriver.Remove",
-                    &json!({"Name": v.name}),
-                )
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("remove {}: VolumeDriver.Remove: {e}", v.name)),
+            let removed = match self.volume_driver(&v.driver).await {
+                Ok(d) => d
+                    .call("VolumeDriver.Remove", &json!({"Name": v.name}))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("remove {}: VolumeDriver.Remove: {e}", v.name)),
                 Err(why) => Err(format!("remove {}: {why}", v.name)),
             };
             match removed {
@@ -391,9 +407,12 @@ impl Daemon {
         self.volumes.list().iter().any(|v| v.driver == p.name)
     }
 
-    /// A path the plugin names, on the host: under its propagated mount,
-    /// or in its rootfs.
-    fn scoped_path(&self, p: &Plugin, at: &str) -> PathBuf {
+    /// A path the plugin names, on the host: a managed plugin's under its
+    /// propagated mount or in its rootfs; a legacy plugin's as it is.
+    fn scoped_path(&self, d: &Driver, at: &str) -> PathBuf {
+        let Some(p) = &d.managed else {
+            return PathBuf::from(at);
+        };
         let prop = &p.config.propagated_mount;
         let rel = |base: PathBuf, rest: &str| base.join(rest.trim_start_matches('/'));
         match at.strip_prefix(prop.as_str()) {
