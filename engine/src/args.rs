@@ -48,6 +48,10 @@ pub struct Args {
     /// Runtime for containers that name none
     #[arg(long)]
     pub default_runtime: Option<String>,
+    /// Authorization plugin that approves every API call (repeatable;
+    /// asked in order, each must allow)
+    #[arg(long = "authorization-plugin")]
+    pub authorization_plugins: Vec<String>,
     /// Use TLS on tcp:// hosts; --tls=false serves them in the clear
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub tls: Option<bool>,

@@ -98,6 +98,8 @@ pub struct File {
     /// berth's: where legacy plugins' sockets and specs are looked for
     /// (Docker's three directories when not given).
     pub plugin_dirs: Option<Vec<PathBuf>>,
+    /// Docker's authorization plugins, asked in order about every call.
+    pub authorization_plugins: Option<Vec<String>>,
 }
 
 /// The effective configuration.
@@ -137,6 +139,7 @@ pub struct Config {
     pub api_idle_timeout: std::time::Duration,
     pub api_connections_per_caller: usize,
     pub plugin_dirs: Vec<PathBuf>,
+    pub authorization_plugins: Vec<String>,
 }
 
 /// The log drivers berthd has (Docker's names), as daemon.json and

@@ -132,6 +132,11 @@ fn effective(args: &Args) -> anyhow::Result<Config> {
             None => std::time::Duration::from_secs(60),
         },
         api_connections_per_caller: file.api_connections_per_caller.unwrap_or(256) as usize,
+        authorization_plugins: if args.authorization_plugins.is_empty() {
+            file.authorization_plugins.unwrap_or_default()
+        } else {
+            args.authorization_plugins.clone()
+        },
         plugin_dirs: file.plugin_dirs.unwrap_or_else(|| {
             berth_engine::daemon::plugins::legacy::DEFAULT_DIRS
                 .map(PathBuf::from)
@@ -214,6 +219,8 @@ fn run(cfg: Config, args: Args) -> anyhow::Result<()> {
         let hosts = wanted;
         let live_restore = cfg.live_restore;
         let d = Daemon::open(cfg)?;
+        d.check_authz_plugins(&d.cfg.authorization_plugins)
+            .map_err(|e| anyhow::anyhow!(e))?;
         d.spawn_monitor();
         let restoring = d.clone();
         tokio::spawn(async move { restoring.restore_plugins().await });
@@ -240,6 +247,10 @@ fn run(cfg: Config, args: Args) -> anyhow::Result<()> {
                         }
                     }
                     Err(e) => tracing::error!("reload: log level: {e:#}"),
+                }
+                if let Err(e) = reloading.check_authz_plugins(&new.authorization_plugins) {
+                    tracing::error!("reload: {e}; the configuration in use stays");
+                    continue;
                 }
                 let fixed = reloading.reload(&new);
                 if fixed.is_empty() {

@@ -1,6 +1,7 @@
-//! A managed plugin for the tests: `tests/plugin/tvol.py`, a volume driver
-//! run by the host's python3 (its /usr bound in by the plugin's config),
-//! made into the directory `docker plugin create` takes.
+//! Plugins for the tests, run by the host's python3: `tests/plugin/tvol.py`,
+//! a volume driver, and `tests/plugin/authz.py`, an authorization plugin,
+//! each made into the directory `docker plugin create` takes (its /usr
+//! bound in by the plugin's config) or run on the host as a legacy plugin.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -12,17 +13,7 @@ use serde_json::{Value, json};
 /// `entrypoint` replaces the python server (a plugin that never listens).
 pub fn volume_plugin_dir(root: &Path, name: &str, entrypoint: Option<&[&str]>) -> PathBuf {
     let dir = root.join(format!("plugin-{name}"));
-    let rootfs = dir.join("rootfs");
-    for d in ["data", "tmp", "etc", "proc", "dev", "sys", "usr", "run"] {
-        std::fs::create_dir_all(rootfs.join(d)).expect("plugin rootfs");
-    }
-    for (link, to) in [
-        ("bin", "usr/bin"),
-        ("lib", "usr/lib"),
-        ("lib64", "usr/lib64"),
-    ] {
-        let _ = std::os::unix::fs::symlink(to, rootfs.join(link));
-    }
+    let rootfs = python_rootfs(&dir);
     std::fs::write(
         rootfs.join("tvol.py"),
         include_str!("../tests/plugin/tvol.py"),
@@ -46,6 +37,47 @@ pub fn volume_plugin_dir(root: &Path, name: &str, entrypoint: Option<&[&str]>) -
     });
     std::fs::write(dir.join("config.json"), config.to_string()).expect("plugin config");
     dir
+}
+
+/// The authorization plugin (`tests/plugin/authz.py`) as a managed
+/// plugin's directory under `root`, listening on `az.sock`.
+pub fn authz_plugin_dir(root: &Path) -> PathBuf {
+    let dir = root.join("plugin-authz");
+    let rootfs = python_rootfs(&dir);
+    std::fs::write(
+        rootfs.join("authz.py"),
+        include_str!("../tests/plugin/authz.py"),
+    )
+    .expect("plugin script");
+    let config = json!({
+        "description": "berth's test authorization plugin",
+        "documentation": "https://example.invalid/authz",
+        "entrypoint": ["/usr/bin/python3", "/authz.py"],
+        "interface": {"types": ["docker.authz/1.0"], "socket": "az.sock"},
+        "network": {"type": "none"},
+        "mounts": [{"name": "usr", "source": "/usr", "destination": "/usr", "type": "bind",
+                    "options": ["rbind", "ro"]}],
+        "env": [{"name": "SOCKET", "value": "/run/docker/plugins/az.sock"}],
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).expect("plugin config");
+    dir
+}
+
+/// A plugin rootfs under `dir` that runs the host's python3 (its /usr
+/// bound in by the plugin's config).
+fn python_rootfs(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    for d in ["data", "tmp", "etc", "proc", "dev", "sys", "usr", "run"] {
+        std::fs::create_dir_all(rootfs.join(d)).expect("plugin rootfs");
+    }
+    for (link, to) in [
+        ("bin", "usr/bin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+    ] {
+        let _ = std::os::unix::fs::symlink(to, rootfs.join(link));
+    }
+    rootfs
 }
 
 /// The test plugin run on the host as a legacy plugin (as systemd would
@@ -97,6 +129,31 @@ impl HostPlugin {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+}
+
+impl HostPlugin {
+    /// The authorization plugin (`tests/plugin/authz.py`) on the socket
+    /// `listen`.
+    pub fn start_authz(dir: &Path, listen: &Path) -> HostPlugin {
+        let script = dir.join("authz.py");
+        std::fs::write(&script, include_str!("../tests/plugin/authz.py")).expect("plugin script");
+        let child = std::process::Command::new("python3")
+            .arg(&script)
+            .env("SOCKET", listen)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("starting python3");
+        let p = HostPlugin { child, port: None };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(listen).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the authorization plugin did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        p
     }
 }
 

@@ -6,7 +6,7 @@
 //! a registry, installed (privileges asked and checked) and upgraded from
 //! it, through the docker CLI and berth's; legacy plugins on the host.
 
-use integration_tests::plugin::{HostPlugin, call, socket, volume_plugin_dir};
+use integration_tests::plugin::{HostPlugin, authz_plugin_dir, call, socket, volume_plugin_dir};
 use integration_tests::registry::Registry;
 use integration_tests::stack::{Stack, docker_cli};
 use serde_json::{Value, json};
@@ -922,4 +922,206 @@ fn legacy_plugins_found_by_socket_or_spec_serve_volumes() {
     assert_eq!(calls["calls"][0], "VolumeDriver.Remove", "{calls}");
     drop(lp);
     drop(tcp);
+}
+
+/// Docker's authorization plugins (`authorization-plugins`): one asked
+/// about every call (the request with its JSON body) and about its answer,
+/// named by info, taken in by a reload; a call it refuses, or an answer,
+/// never reaches the caller; one that cannot be asked refuses everything;
+/// a start that names one the engine cannot find is refused.
+#[test]
+fn an_authorization_plugin_judges_every_call_and_its_answer() {
+    let Some(mut s) = stack() else { return };
+    let dir = s.legacy_plugin_dir();
+    let work = s.dir.path().join("authz");
+    std::fs::create_dir_all(&work).unwrap();
+    let sock = dir.join("az.sock");
+    let az = HostPlugin::start_authz(&work, &sock);
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(&s.daemon_json).unwrap()).unwrap();
+    let hup = |s: &Stack| {
+        let pid = s.berthd_pid().expect("berthd runs") as i32;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap();
+    };
+    let chain = |s: &Stack| {
+        s.docker(&["info", "--format", "{{json .Plugins.Authorization}}"])
+            .stdout
+            .trim()
+            .to_string()
+    };
+    assert_eq!(chain(&s), "null");
+    cfg["authorization-plugins"] = json!(["az"]);
+    std::fs::write(&s.daemon_json, cfg.to_string()).unwrap();
+    hup(&s);
+    assert!(integration_tests::eventually(10, || chain(&s) == r#"["az"]"#));
+
+    s.docker(&["run", "--rm", "--label", "k=v", "busybox", "true"])
+        .ok();
+    let denied = s.docker(&["run", "--rm", "--label", "authz=deny", "busybox", "true"]);
+    assert_eq!(denied.code, 125, "{denied:?}");
+    assert!(
+        denied.stderr.contains(
+            "Error response from daemon: authorization denied by plugin az: containers labelled deny are not allowed"
+        ),
+        "{denied:?}"
+    );
+    // An answer the plugin refuses: the container is made (its create's
+    // answer shows no label), but inspect never shows it.
+    let id = s
+        .docker(&["create", "--label", "authz=secret", "busybox", "true"])
+        .ok()
+        .to_string();
+    refused(
+        &s,
+        &["inspect", &id],
+        "authorization denied by plugin az: secret containers are not shown",
+    );
+    // A stream is judged on its status before it starts, and flows.
+    let logged = s.docker(&["run", "--name", "lg", "busybox", "echo", "streamed"]);
+    assert_eq!(logged.ok(), "streamed");
+    assert_eq!(s.docker(&["logs", "lg"]).ok(), "streamed");
+    s.docker(&["rm", "-f", &id, "lg"]).ok();
+
+    let calls = call(&sock, "Test.Calls", &json!({})).expect("the plugin answers");
+    let calls = calls["calls"].as_array().unwrap().clone();
+    let create = calls
+        .iter()
+        .find(|c| {
+            c["op"] == "req"
+                && c["method"] == "POST"
+                && c["uri"].as_str().unwrap().contains("/containers/create")
+        })
+        .expect("the create was asked about");
+    assert_eq!(create["body"]["Image"], "busybox", "{create}");
+    assert_eq!(create["body"]["Labels"]["k"], "v", "{create}");
+    assert_eq!(
+        create["headers"]["Content-Type"], "application/json",
+        "{create}"
+    );
+    assert!(
+        create["headers"]["User-Agent"]
+            .as_str()
+            .unwrap()
+            .starts_with("Docker-Client/")
+    );
+    assert_eq!(create["user"], "", "no certificate on a unix socket");
+    assert!(
+        calls
+            .iter()
+            .any(|c| c["op"] == "req" && c["uri"] == "/_ping"),
+        "every call, the CLI's ping too"
+    );
+    assert!(
+        calls.iter().any(|c| c["op"] == "res"
+            && c["uri"].as_str().unwrap().contains("/containers/create")
+            && c["status"] == 201
+            && c["has_body"] == true),
+        "the answers too"
+    );
+    assert!(
+        calls.iter().any(|c| c["op"] == "res"
+            && c["uri"].as_str().unwrap().contains("/logs?")
+            && c["status"] == 200),
+        "a stream's status"
+    );
+
+    // A reload naming a plugin that is nowhere keeps the chain in use.
+    cfg["authorization-plugins"] = json!(["az", "nowhere"]);
+    std::fs::write(&s.daemon_json, cfg.to_string()).unwrap();
+    hup(&s);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(chain(&s), r#"["az"]"#);
+    assert!(
+        s.log().contains("authorization plugin nowhere"),
+        "{}",
+        s.log()
+    );
+
+    // A plugin that cannot be asked refuses every call, never waves it on.
+    drop(az);
+    refused(&s, &["ps"], "plugin az failed with error: ");
+
+    // A start naming a plugin the engine cannot find is refused.
+    s.stop_berthd();
+    let out = std::process::Command::new(integration_tests::bin("berthd"))
+        .arg("--config-file")
+        .arg(&s.daemon_json)
+        .arg("-H")
+        .arg(&s.host)
+        .arg("--data-root")
+        .arg(&s.data_root)
+        .arg("--exec-root")
+        .arg(&s.exec_root)
+        .arg("--lifecycled")
+        .arg(&s.lc().address)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("authorization plugin nowhere: plugin \"nowhere\" not found"),
+        "{stderr}"
+    );
+}
+
+/// A managed authorization plugin (`docker.authz/1.0`), enabled, judges
+/// calls once daemon.json names it; `plugin disable` takes it out of the
+/// chain (as dockerd's), and a reload naming it while it is disabled is
+/// refused (it would refuse every call, the one enabling it too).
+#[test]
+fn a_managed_authorization_plugin_judges_calls_until_it_is_disabled() {
+    let Some(s) = stack() else { return };
+    let dir = authz_plugin_dir(s.dir.path());
+    s.docker(&["plugin", "create", "maz", dir.to_str().unwrap()])
+        .ok();
+    s.docker(&["plugin", "enable", "maz"]).ok();
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(&s.daemon_json).unwrap()).unwrap();
+    cfg["authorization-plugins"] = json!(["maz"]);
+    std::fs::write(&s.daemon_json, cfg.to_string()).unwrap();
+    let hup = || {
+        let pid = s.berthd_pid().expect("berthd runs") as i32;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap();
+    };
+    let chain = || {
+        s.docker(&["info", "--format", "{{json .Plugins.Authorization}}"])
+            .stdout
+            .trim()
+            .to_string()
+    };
+    hup();
+    assert!(integration_tests::eventually(10, || chain() == r#"["maz"]"#));
+    refused(
+        &s,
+        &["create", "--label", "authz=deny", "busybox"],
+        "authorization denied by plugin maz: containers labelled deny are not allowed",
+    );
+    s.docker(&["create", "--name", "ok1", "busybox"]).ok();
+
+    // Disabled: out of the chain, calls go through unjudged.
+    s.docker(&["plugin", "disable", "maz"]).ok();
+    assert_eq!(chain(), "null");
+    s.docker(&["create", "--label", "authz=deny", "--name", "d1", "busybox"])
+        .ok();
+    hup();
+    assert!(integration_tests::eventually(10, || {
+        s.log()
+            .contains("authorization plugin maz: plugin \"maz:latest\" found but disabled")
+    }));
+    assert_eq!(chain(), "null");
+    s.docker(&["rm", "-f", "ok1", "d1"]).ok();
+    // Enabled again, the same reload takes it in.
+    s.docker(&["plugin", "enable", "maz"]).ok();
+    hup();
+    assert!(integration_tests::eventually(10, || chain() == r#"["maz"]"#));
+    s.docker(&["plugin", "disable", "maz"]).ok();
+    s.docker(&["plugin", "rm", "maz"]).ok();
 }

@@ -2,6 +2,7 @@
 //! Docker's errors, hijacked streams.
 
 pub mod attach_ws;
+pub mod authz_plugins;
 pub mod body;
 pub mod build;
 pub mod changes;
@@ -247,6 +248,10 @@ pub fn router(d: Arc<Daemon>) -> Router {
                 .delete(plugins::named),
         )
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            d.clone(),
+            authz_plugins::authorize,
+        ))
         .layer(axum::middleware::from_fn_with_state(d.clone(), authorize))
         .layer(axum::middleware::from_fn(check_json))
         .layer(axum::middleware::from_fn(check_version))

@@ -201,7 +201,7 @@ pub async fn info(s: State) -> Result<Json<Value>> {
         "Images": images,
         "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", backing_filesystem(&d.cfg.data_root)], ["Supports d_type", "true"]],
-        "Plugins": {"Volume": volume_drivers(&d), "Network": ["bridge", "host", "ipvlan", "macvlan", "null"], "Authorization": null, "Log": ["journald", "json-file"]},
+        "Plugins": {"Volume": volume_drivers(&d), "Network": ["bridge", "host", "ipvlan", "macvlan", "null"], "Authorization": authorization_plugins(&d), "Log": ["journald", "json-file"]},
         "Swarm": super::swarm::info(),
         "ContainerdCommit": {"ID": "", "Expected": ""},
         "RuncCommit": {"ID": "", "Expected": ""},
@@ -359,6 +359,16 @@ fn volume_drivers(d: &crate::daemon::Daemon) -> Vec<String> {
     names.push("local".into());
     names.sort();
     names
+}
+
+/// The authorization plugins asked about every call, null for none.
+fn authorization_plugins(d: &crate::daemon::Daemon) -> Value {
+    let names = d.live().authorization_plugins.clone();
+    if names.is_empty() {
+        Value::Null
+    } else {
+        json!(names)
+    }
 }
 
 fn backing_filesystem(path: &std::path::Path) -> String {

@@ -68,6 +68,9 @@ pub struct Live {
     pub registry_mirrors: Vec<String>,
     pub labels: Vec<String>,
     pub authorization: crate::authz::Policy,
+    /// Authorization plugins asked about every call, in order (a disabled
+    /// one leaves the chain until the next reload, as dockerd's).
+    pub authorization_plugins: Vec<String>,
 }
 
 impl Live {
@@ -81,6 +84,7 @@ impl Live {
             registry_mirrors: cfg.registry_mirrors.clone(),
             labels: cfg.labels.clone(),
             authorization: cfg.authorization.clone(),
+            authorization_plugins: cfg.authorization_plugins.clone(),
         }
     }
 }
@@ -130,6 +134,11 @@ impl Daemon {
     /// The reloadable keys as they are now.
     pub fn live(&self) -> Arc<Live> {
         self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the reloadable keys as they are now.
+    pub fn set_live(&self, live: Arc<Live>) {
+        *self.live.write().unwrap_or_else(|e| e.into_inner()) = live;
     }
 
     /// Takes the reloadable keys of `new` (a configuration read again on

@@ -37,7 +37,37 @@ impl fmt::Display for Addr {
 /// Calls `method` (e.g. `VolumeDriver.Mount`) with `args`; the answer, or
 /// the plugin's `Err`, or why it could not be reached.
 pub async fn call(to: &Addr, method: &str, args: &Value) -> Result<Value, String> {
-    match tokio::time::timeout(CALL_TIMEOUT, call_once(to, method, args)).await {
+    let (status, answer) = exchange(to, method, args).await?;
+    if let Some(err) = answer["Err"].as_str().filter(|e| !e.is_empty()) {
+        return Err(err.to_string());
+    }
+    if !status.is_success() {
+        return Err(format!("{method}: the plugin answered {status}"));
+    }
+    Ok(answer)
+}
+
+/// Calls `method` and gives the plugin's answer as it is when it answered
+/// 2xx, `Err` included (an authorization plugin's denial may carry one);
+/// otherwise the plugin's `Err`, or why it could not be reached.
+pub async fn call_answer(to: &Addr, method: &str, args: &Value) -> Result<Value, String> {
+    let (status, answer) = exchange(to, method, args).await?;
+    if status.is_success() {
+        return Ok(answer);
+    }
+    match answer["Err"].as_str().filter(|e| !e.is_empty()) {
+        Some(err) => Err(err.to_string()),
+        None => Err(format!("{method}: the plugin answered {status}")),
+    }
+}
+
+/// One call: the HTTP status and the JSON answered (`{}` for none).
+async fn exchange(
+    to: &Addr,
+    method: &str,
+    args: &Value,
+) -> Result<(hyper::StatusCode, Value), String> {
+    match tokio::time::timeout(CALL_TIMEOUT, exchange_once(to, method, args)).await {
         Ok(r) => r,
         Err(_) => Err(format!(
             "{method}: the plugin did not answer within {}s",
@@ -46,7 +76,11 @@ pub async fn call(to: &Addr, method: &str, args: &Value) -> Result<Value, String
     }
 }
 
-async fn call_once(to: &Addr, method: &str, args: &Value) -> Result<Value, String> {
+async fn exchange_once(
+    to: &Addr,
+    method: &str,
+    args: &Value,
+) -> Result<(hyper::StatusCode, Value), String> {
     let url = format!("http://plugin/{method}");
     let mut sender = match to {
         Addr::Unix(socket) => {
@@ -89,13 +123,7 @@ async fn call_once(to: &Addr, method: &str, args: &Value) -> Result<Value, Strin
             )
         })?
     };
-    if let Some(err) = answer["Err"].as_str().filter(|e| !e.is_empty()) {
-        return Err(err.to_string());
-    }
-    if !status.is_success() {
-        return Err(format!("{method}: the plugin answered {status}"));
-    }
-    Ok(answer)
+    Ok((status, answer))
 }
 
 /// An HTTP/1 connection over `io`, driven by a task of its own.

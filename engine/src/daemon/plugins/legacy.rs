@@ -85,6 +85,11 @@ impl Legacy {
         Ok(Some(a))
     }
 
+    /// Where the plugin `name` would be asked, without asking it.
+    pub fn locate(&self, name: &str) -> Result<Option<Addr>, String> {
+        find(&self.dirs, name)
+    }
+
     /// Every plugin in the directories that implements `interface`, each
     /// asked once (a listing must not wait for one that is down).
     pub async fn all(&self, interface: &str) -> Vec<(String, Addr)> {

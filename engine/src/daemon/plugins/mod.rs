@@ -11,6 +11,7 @@
 //! engine that dies half-way leaves a `.new-` or `.removing-` directory,
 //! or one without a record, and [`Plugins::open`] clears them.
 
+pub mod authz;
 pub mod client;
 pub mod config;
 pub mod distribution;

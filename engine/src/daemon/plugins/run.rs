@@ -64,6 +64,7 @@ impl Daemon {
         if !force && self.plugin_serves_volumes(&p) {
             return Err(ApiError::conflict(format!("plugin {} is in use", p.name)));
         }
+        self.drop_authz_plugin(&p.name);
         self.plugin_stop(&e.id).await;
         p.enabled = false;
         self.plugins.save(e, p)?;
