@@ -183,6 +183,16 @@ impl Stack {
         d
     }
 
+    /// SIGHUP to berthd: it reads its configuration again.
+    pub fn reload_berthd(&self) {
+        let pid = self.berthd_pid().expect("berthd runs") as i32;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .expect("SIGHUP to berthd");
+    }
+
     /// (Re)starts berthd and waits until /_ping answers.
     pub fn spawn_berthd(&mut self) {
         let log = std::fs::OpenOptions::new()

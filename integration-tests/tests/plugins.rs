@@ -939,14 +939,6 @@ fn an_authorization_plugin_judges_every_call_and_its_answer() {
     let az = HostPlugin::start_authz(&work, &sock);
     let mut cfg: Value =
         serde_json::from_str(&std::fs::read_to_string(&s.daemon_json).unwrap()).unwrap();
-    let hup = |s: &Stack| {
-        let pid = s.berthd_pid().expect("berthd runs") as i32;
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGHUP,
-        )
-        .unwrap();
-    };
     let chain = |s: &Stack| {
         s.docker(&["info", "--format", "{{json .Plugins.Authorization}}"])
             .stdout
@@ -956,7 +948,7 @@ fn an_authorization_plugin_judges_every_call_and_its_answer() {
     assert_eq!(chain(&s), "null");
     cfg["authorization-plugins"] = json!(["az"]);
     std::fs::write(&s.daemon_json, cfg.to_string()).unwrap();
-    hup(&s);
+    s.reload_berthd();
     assert!(integration_tests::eventually(10, || chain(&s) == r#"["az"]"#));
 
     s.docker(&["run", "--rm", "--label", "k=v", "busybox", "true"])
@@ -1032,7 +1024,7 @@ fn an_authorization_plugin_judges_every_call_and_its_answer() {
     // A reload naming a plugin that is nowhere keeps the chain in use.
     cfg["authorization-plugins"] = json!(["az", "nowhere"]);
     std::fs::write(&s.daemon_json, cfg.to_string()).unwrap();
-    hup(&s);
+    s.reload_berthd();
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(chain(&s), r#"["az"]"#);
     assert!(
@@ -1083,21 +1075,13 @@ fn a_managed_authorization_plugin_judges_calls_until_it_is_disabled() {
         serde_json::from_str(&std::fs::read_to_string(&s.daemon_json).unwrap()).unwrap();
     cfg["authorization-plugins"] = json!(["maz"]);
     std::fs::write(&s.daemon_json, cfg.to_string()).unwrap();
-    let hup = || {
-        let pid = s.berthd_pid().expect("berthd runs") as i32;
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGHUP,
-        )
-        .unwrap();
-    };
     let chain = || {
         s.docker(&["info", "--format", "{{json .Plugins.Authorization}}"])
             .stdout
             .trim()
             .to_string()
     };
-    hup();
+    s.reload_berthd();
     assert!(integration_tests::eventually(10, || chain() == r#"["maz"]"#));
     refused(
         &s,
@@ -1111,7 +1095,7 @@ fn a_managed_authorization_plugin_judges_calls_until_it_is_disabled() {
     assert_eq!(chain(), "null");
     s.docker(&["create", "--label", "authz=deny", "--name", "d1", "busybox"])
         .ok();
-    hup();
+    s.reload_berthd();
     assert!(integration_tests::eventually(10, || {
         s.log()
             .contains("authorization plugin maz: plugin \"maz:latest\" found but disabled")
@@ -1120,7 +1104,7 @@ fn a_managed_authorization_plugin_judges_calls_until_it_is_disabled() {
     s.docker(&["rm", "-f", "ok1", "d1"]).ok();
     // Enabled again, the same reload takes it in.
     s.docker(&["plugin", "enable", "maz"]).ok();
-    hup();
+    s.reload_berthd();
     assert!(integration_tests::eventually(10, || chain() == r#"["maz"]"#));
     s.docker(&["plugin", "disable", "maz"]).ok();
     s.docker(&["plugin", "rm", "maz"]).ok();

@@ -339,15 +339,7 @@ fn sighup_reloads_the_configuration_live() {
     cfg["registry-mirrors"] = serde_json::json!(["http://127.0.0.1:5999"]);
     cfg["shutdown-timeout"] = serde_json::json!(31);
     fs::write(&s.daemon_json, cfg.to_string()).unwrap();
-    let hup = || {
-        let pid = s.berthd_pid().expect("berthd runs") as i32;
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGHUP,
-        )
-        .unwrap();
-    };
-    hup();
+    s.reload_berthd();
     assert!(integration_tests::eventually(10, || info()["Debug"] == true));
     let i = info();
     // Written as dockerd writes a mirror: scheme://host/.
@@ -365,7 +357,7 @@ fn sighup_reloads_the_configuration_live() {
     );
     // A broken file: nothing changes, berthd goes on.
     fs::write(&s.daemon_json, "{").unwrap();
-    hup();
+    s.reload_berthd();
     assert!(
         integration_tests::eventually(10, || s.log().contains("the configuration in use stays")),
         "{}",
