@@ -142,10 +142,6 @@ pub struct Config {
     pub authorization_plugins: Vec<String>,
 }
 
-/// The log drivers berthd has (Docker's names), as daemon.json and
-/// `--log-driver` take them.
-pub const LOG_DRIVERS: &[&str] = &["json-file", "journald", "none"];
-
 pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
     let de = &mut serde_json::Deserializer::from_str(text);
     let mut f: File = serde_path_to_error::deserialize(de).map_err(|e| {
@@ -170,9 +166,10 @@ pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
         }
     }
     let driver = f.log_driver.as_deref().unwrap_or("json-file");
-    if !LOG_DRIVERS.contains(&driver) {
+    // Any other name is a log driver plugin's, looked up at start.
+    if crate::daemon::plugins::logging::DOCKER_ONLY.contains(&driver) {
         return Err(bad(format!(
-            "log-driver {driver:?}: berth has the json-file, journald and none drivers"
+            "log-driver {driver:?}: berth has the json-file, journald and none drivers, and log driver plugins"
         )));
     }
     if driver == "journald" {
@@ -354,6 +351,12 @@ mod tests {
         )
         .unwrap();
         parse_file(p, r#"{"log-driver": "none"}"#).unwrap();
+        // A plugin's name: looked up when berthd starts.
+        parse_file(
+            p,
+            r#"{"log-driver": "loki", "log-opts": {"loki-url": "x"}}"#,
+        )
+        .unwrap();
         let e = parse_file(p, r#"{"log-driver": "syslog"}"#)
             .unwrap_err()
             .to_string();

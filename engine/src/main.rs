@@ -221,6 +221,14 @@ fn run(cfg: Config, args: Args) -> anyhow::Result<()> {
         let d = Daemon::open(cfg)?;
         d.check_authz_plugins(&d.cfg.authorization_plugins)
             .map_err(|e| anyhow::anyhow!(e))?;
+        if !berth_engine::daemon::plugins::logging::BUILTIN.contains(&d.cfg.log_driver.as_str()) {
+            d.log_plugin(&d.cfg.log_driver).map_err(|why| {
+                anyhow::anyhow!(
+                    "log-driver {:?}: error looking up logging plugin: {why}",
+                    d.cfg.log_driver
+                )
+            })?;
+        }
         d.spawn_monitor();
         let restoring = d.clone();
         tokio::spawn(async move { restoring.restore_plugins().await });

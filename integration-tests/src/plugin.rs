@@ -63,6 +63,35 @@ pub fn authz_plugin_dir(root: &Path) -> PathBuf {
     dir
 }
 
+/// The log driver plugin (`tests/plugin/logplug.py`) as a managed
+/// plugin's directory under `root`, listening on `tlog.sock`; what it
+/// receives goes to its rootfs' `/data`.
+pub fn log_plugin_dir(root: &Path) -> PathBuf {
+    let dir = root.join("plugin-tlog");
+    let rootfs = python_rootfs(&dir);
+    std::fs::write(
+        rootfs.join("logplug.py"),
+        include_str!("../tests/plugin/logplug.py"),
+    )
+    .expect("plugin script");
+    let config = json!({
+        "description": "berth's test log driver plugin",
+        "documentation": "https://example.invalid/tlog",
+        "entrypoint": ["/usr/bin/python3", "/logplug.py"],
+        "interface": {"types": ["docker.logdriver/1.0"], "socket": "tlog.sock"},
+        "network": {"type": "none"},
+        "mounts": [{"name": "usr", "source": "/usr", "destination": "/usr", "type": "bind",
+                    "options": ["rbind", "ro"]}],
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).expect("plugin config");
+    dir
+}
+
+/// Where a managed plugin's socket named `socket` is on the host.
+pub fn socket_named(exec_root: &Path, id: &str, socket: &str) -> PathBuf {
+    exec_root.join("plugins").join(&id[..12]).join(socket)
+}
+
 /// A plugin rootfs under `dir` that runs the host's python3 (its /usr
 /// bound in by the plugin's config).
 fn python_rootfs(dir: &Path) -> PathBuf {

@@ -183,6 +183,38 @@ impl Stack {
         d
     }
 
+    /// Runs berthd with this stack's configuration and paths while the
+    /// stack's own is stopped, until it exits (a start it must refuse);
+    /// one still running after 30 s is killed and the test fails.
+    pub fn run_berthd_to_exit(&self) -> std::process::Output {
+        let mut child = Command::new(crate::bin("berthd"))
+            .arg("--config-file")
+            .arg(&self.daemon_json)
+            .arg("-H")
+            .arg(&self.host)
+            .arg("--data-root")
+            .arg(&self.data_root)
+            .arg("--exec-root")
+            .arg(&self.exec_root)
+            .arg("--lifecycled")
+            .arg(&self.lc().address)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running berthd");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("berthd did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.wait_with_output().expect("berthd's output")
+    }
+
     /// SIGHUP to berthd: it reads its configuration again.
     pub fn reload_berthd(&self) {
         let pid = self.berthd_pid().expect("berthd runs") as i32;

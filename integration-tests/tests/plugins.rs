@@ -1039,19 +1039,7 @@ fn an_authorization_plugin_judges_every_call_and_its_answer() {
 
     // A start naming a plugin the engine cannot find is refused.
     s.stop_berthd();
-    let out = std::process::Command::new(integration_tests::bin("berthd"))
-        .arg("--config-file")
-        .arg(&s.daemon_json)
-        .arg("-H")
-        .arg(&s.host)
-        .arg("--data-root")
-        .arg(&s.data_root)
-        .arg("--exec-root")
-        .arg(&s.exec_root)
-        .arg("--lifecycled")
-        .arg(&s.lc().address)
-        .output()
-        .unwrap();
+    let out = s.run_berthd_to_exit();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

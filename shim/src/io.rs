@@ -150,7 +150,13 @@ fn open_log(cfg: &pb::Stdio) -> Result<Option<LogWriter>> {
             &attrs,
         )
         .with_context(|| format!("opening log {}", cfg.log_path))?;
-        Some(Sink::File(file))
+        if cfg.log_fifo.is_empty() {
+            Some(Sink::File(file))
+        } else {
+            let plugin = crate::pluginlog::PluginLog::open(Path::new(&cfg.log_fifo), Some(file))
+                .with_context(|| format!("opening the log plugin's FIFO {}", cfg.log_fifo))?;
+            Some(Sink::Plugin(plugin))
+        }
     };
     let log = match sink {
         Some(sink) => Some(LogWriter::spawn(sink).context("starting the log writer")?),

@@ -13,6 +13,7 @@ pub mod journal;
 pub mod launch;
 pub mod logfile;
 pub mod mount;
+pub mod pluginlog;
 pub mod process;
 pub mod rawattach;
 pub mod reaper;

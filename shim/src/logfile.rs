@@ -135,6 +135,7 @@ pub enum Sink {
     File(LogFile),
     Cri(crate::crilog::CriLog),
     Journal(crate::journal::Journal),
+    Plugin(crate::pluginlog::PluginLog),
 }
 
 impl Sink {
@@ -149,6 +150,7 @@ impl Sink {
             Sink::File(f) => f.write(stream, data, at),
             Sink::Cri(f) => f.write(stream, data, at),
             Sink::Journal(j) => j.write(stream, data, last),
+            Sink::Plugin(p) => p.write(stream, data, at, last),
         }
     }
 
@@ -157,7 +159,7 @@ impl Sink {
     fn reopen(&mut self) -> std::io::Result<()> {
         match self {
             Sink::Cri(f) => f.reopen(),
-            Sink::File(_) | Sink::Journal(_) => Err(std::io::Error::new(
+            Sink::File(_) | Sink::Journal(_) | Sink::Plugin(_) => Err(std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
                 "only a CRI log can be reopened",
             )),

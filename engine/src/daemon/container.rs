@@ -114,6 +114,11 @@ pub struct Container {
     /// snapshot's files are does not change while it exists.
     #[serde(skip)]
     pub graph_data: Option<serde_json::Value>,
+    /// While it runs with a log driver plugin: the FIFO its output goes to
+    /// the plugin through (kept, so that a restarted engine stops the
+    /// plugin's logging when it exits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_fifo: Option<super::plugins::logging::LogFifo>,
 }
 
 impl Container {
@@ -151,6 +156,11 @@ impl Container {
     /// Whether its output is kept in the systemd journal.
     pub fn logs_to_journal(&self) -> bool {
         self.log_driver() == "journald"
+    }
+
+    /// Whether its output goes to a log driver plugin.
+    pub fn logs_to_plugin(&self) -> bool {
+        !super::plugins::logging::BUILTIN.contains(&self.log_driver())
     }
 
     pub fn is_running(&self) -> bool {

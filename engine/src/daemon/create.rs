@@ -106,6 +106,12 @@ impl Daemon {
             hc.log_config.typ = self.cfg.log_driver.clone();
         }
         validate_host_config(&hc, &mut warnings)?;
+        let driver = hc.log_config.typ.as_str();
+        if !super::plugins::logging::BUILTIN.contains(&driver) {
+            self.log_plugin(driver).map_err(|why| {
+                ApiError::bad_request(format!("error looking up logging plugin {driver}: {why}"))
+            })?;
+        }
         host_config_defaults(&mut hc);
         super::resources::default_swap(&mut hc);
         super::resources::discard_unsupported(&mut hc, &mut warnings);
@@ -227,6 +233,7 @@ impl Daemon {
             joined: Default::default(),
             inherited_mounts: Vec::new(),
             graph_data: None,
+            log_fifo: None,
         };
         // The networks it names are looked up at start, as dockerd does: a
         // project may create its network after its containers.
@@ -736,17 +743,14 @@ fn validate_log_config(hc: &crate::types::HostConfig) -> Result<()> {
         "journald" => {
             return super::journal::validate(&hc.log_config.config).map_err(ApiError::bad_request);
         }
-        known @ ("local" | "syslog" | "gelf" | "fluentd" | "awslogs" | "splunk" | "etwlogs"
-        | "gcplogs" | "logentries") => {
+        known if super::plugins::logging::DOCKER_ONLY.contains(&known) => {
             return Err(ApiError::bad_request(format!(
                 "logger: berth keeps logs with the json-file or journald driver (or none), not {known}"
             )));
         }
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "error looking up logging plugin {other}: plugin \"{other}\" not found"
-            )));
-        }
+        // A plugin's, whose options are its own: looked up by the create
+        // (see `Daemon::log_plugin`).
+        _ => return Ok(()),
     }
     for (k, v) in &hc.log_config.config {
         match k.as_str() {

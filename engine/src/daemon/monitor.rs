@@ -179,7 +179,7 @@ impl Daemon {
                         // Its exit was handled but the task's delete was lost.
                         self.delete_task(&id).await;
                         self.net_down(&mut c).await;
-                        self.release_mounts(&c).await;
+                        self.release_mounts(&mut c).await;
                         drop(c);
                         if boot && status == Status::Exited {
                             self.apply_restart_policy_on_boot(e).await;
@@ -194,7 +194,7 @@ impl Daemon {
                             self.handle_exit(&id, 255, SystemTime::now()).await;
                         } else {
                             self.net_down(&mut c).await;
-                            self.release_mounts(&c).await;
+                            self.release_mounts(&mut c).await;
                         }
                     }
                     pb::Status::Running | pb::Status::Paused => {
@@ -268,7 +268,7 @@ impl Daemon {
                 } else {
                     // Ended (or failed to start) before its teardown.
                     self.net_down(&mut c).await;
-                    self.release_mounts(&c).await;
+                    self.release_mounts(&mut c).await;
                     drop(c);
                     if boot && status == Status::Exited {
                         self.apply_restart_policy_on_boot(e).await;
@@ -356,7 +356,7 @@ impl Daemon {
             // deletes what is left of the container.
             let id = c.id.clone();
             tokio::join!(self.net_down(&mut c), self.delete_task(&id));
-            self.release_mounts(&c).await;
+            self.release_mounts(&mut c).await;
             let restart = policy_restarts(&c, code != 0);
             // Docker's back-off: 100 ms doubling per restart, reset once a
             // run lasted 10 s.

@@ -77,7 +77,10 @@ pub fn parse_signal(s: &str) -> Result<u64> {
 /// The container's log options, each it does not set taken from
 /// daemon.json's `log-opts` when it uses the daemon's driver (so a reload
 /// reaches the containers started after it).
-fn effective_log_opts(d: &Daemon, c: &Container) -> std::collections::BTreeMap<String, String> {
+pub(crate) fn effective_log_opts(
+    d: &Daemon,
+    c: &Container,
+) -> std::collections::BTreeMap<String, String> {
     let mut opts = c.host_config.log_config.config.clone();
     if c.log_driver() == d.cfg.log_driver {
         for (k, v) in &d.live().log_opts {
@@ -395,7 +398,7 @@ impl Daemon {
         let mut result = self.start_locked(e, &mut c).await;
         if let Err(err) = &mut result {
             self.net_down(&mut c).await;
-            self.release_mounts(&c).await;
+            self.release_mounts(&mut c).await;
             c.state.error = err.message.clone();
             c.state.exit_code = exit_code_for(&err.message);
             // As dockerd: a command that cannot be run is the caller's
@@ -421,10 +424,14 @@ impl Daemon {
         result
     }
 
-    /// After `c` stopped: its shareable /dev/shm is unmounted, and the
-    /// mounts its volumes' options made go once no other running container
-    /// uses them, as dockerd's local driver.
-    pub(crate) async fn release_mounts(&self, c: &Container) {
+    /// After `c` stopped: its log plugin stops logging from it, its
+    /// shareable /dev/shm is unmounted, and the mounts its volumes' options
+    /// made go once no other running container uses them, as dockerd's
+    /// local driver.
+    pub(crate) async fn release_mounts(&self, c: &mut Container) {
+        if let Some(f) = c.log_fifo.take() {
+            self.stop_plugin_logging(&f).await;
+        }
         self.volume_events(c, "unmount");
         super::ipc::unmount_shm(&c.dir);
         for m in c.mounts.iter().filter(|m| m.typ == "volume") {
@@ -485,6 +492,8 @@ impl Daemon {
             async { (self.make_task(&mut task_side).await, began.elapsed()) }
         );
         let ((attached, net_done), (made, task_done)) = (attached, made);
+        // A log plugin's FIFO is the container's to release, whatever failed.
+        c.log_fifo = task_side.log_fifo.take();
         let links = match (attached, made) {
             (Ok(()), Ok(links)) => links,
             (Err(e), Ok(_)) => {
@@ -667,6 +676,20 @@ impl Daemon {
         } else {
             Default::default()
         };
+        // A plugin's FIFO, released with the mounts whatever fails after.
+        let log_plugin = if c.logs_to_plugin() {
+            let p = self.log_plugin(c.log_driver()).map_err(|why| {
+                ApiError::bad_request(format!(
+                    "failed to initialize logging driver: error looking up logging plugin {}: {why}",
+                    c.log_driver()
+                ))
+            })?;
+            let (fifo, path) = self.make_log_fifo(&p)?;
+            c.log_fifo = Some(fifo.clone());
+            Some((p, fifo, path))
+        } else {
+            None
+        };
         let console = &c.host_config.console_size;
         let stdio = pb::Stdio {
             stdin: c.config.open_stdin,
@@ -685,6 +708,10 @@ impl Daemon {
             journal_fields,
             log_format: String::new(),
             log_attrs,
+            log_fifo: log_plugin
+                .as_ref()
+                .map(|(_, _, path)| path.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         };
         let created = self
             .lc
@@ -701,6 +728,12 @@ impl Daemon {
                 "failed to create task for container: {}",
                 s.message()
             )));
+        }
+        if let Some((p, fifo, _)) = &log_plugin
+            && let Err(e) = self.start_plugin_logging(c, p, fifo, &opts).await
+        {
+            self.delete_task(&c.id).await;
+            return Err(e);
         }
         Ok(links)
     }

@@ -16,6 +16,7 @@ pub mod client;
 pub mod config;
 pub mod distribution;
 pub mod legacy;
+pub mod logging;
 pub mod run;
 pub mod volumes;
 

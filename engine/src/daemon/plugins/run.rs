@@ -64,6 +64,9 @@ impl Daemon {
         if !force && self.plugin_serves_volumes(&p) {
             return Err(ApiError::conflict(format!("plugin {} is in use", p.name)));
         }
+        if !force && self.plugin_logs_in_use(&p).await {
+            return Err(ApiError::conflict(format!("plugin {} is in use", p.name)));
+        }
         self.drop_authz_plugin(&p.name);
         self.plugin_stop(&e.id).await;
         p.enabled = false;
@@ -320,6 +323,7 @@ impl Daemon {
                     tracing::error!("starting plugin {} again: {}", p.name, err.message);
                     return;
                 }
+                d.resume_plugin_logging(&p).await;
             }
         });
     }
@@ -359,6 +363,7 @@ impl Daemon {
                 tracing::error!("starting plugin {}: {}", p.name, err.message);
             } else {
                 tracing::info!("started plugin {}", p.name);
+                self.resume_plugin_logging(&p).await;
                 self.watch_plugin(&p.id);
             }
         }
