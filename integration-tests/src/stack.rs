@@ -215,6 +215,18 @@ impl Stack {
         child.wait_with_output().expect("berthd's output")
     }
 
+    /// The host pid of managed plugin `id`'s process, as lifecycled keeps
+    /// it (None while it has none).
+    pub fn plugin_pid(&self, id: &str) -> Option<i32> {
+        let f = self
+            .lc()
+            .state
+            .join("tasks/plugins.berth")
+            .join(id)
+            .join("init.pid");
+        std::fs::read_to_string(f).ok()?.trim().parse().ok()
+    }
+
     /// SIGHUP to berthd: it reads its configuration again.
     pub fn reload_berthd(&self) {
         let pid = self.berthd_pid().expect("berthd runs") as i32;

@@ -208,20 +208,11 @@ fn a_log_driver_plugin_gets_every_line_and_logs_still_reads_them() {
         .ok()
         .to_string();
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let pid_file = s
-        .lc()
-        .state
-        .join("tasks/plugins.berth")
-        .join(&plugin_id)
-        .join("init.pid");
-    let host_pid = |f: &std::path::Path| -> Option<i32> {
-        std::fs::read_to_string(f).ok()?.trim().parse().ok()
-    };
-    let before = host_pid(&pid_file).expect("the plugin's pid");
+    let before = s.plugin_pid(&plugin_id).expect("the plugin's pid");
     // SAFETY: kill(2) on the plugin process this test's stack started.
     unsafe { libc::kill(before, libc::SIGKILL) };
     every_line_arrives(&s, &plugin_id, &id3, "n", 60);
-    assert!(host_pid(&pid_file).is_some_and(|p| p != before));
+    assert!(s.plugin_pid(&plugin_id).is_some_and(|p| p != before));
 
     // daemon.json's log-driver names the plugin: containers that name no
     // driver log through it; one naming a plugin that is not there stops

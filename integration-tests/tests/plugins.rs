@@ -405,17 +405,7 @@ fn an_enabled_plugin_outlives_an_engine_restart_and_comes_back_when_it_dies() {
 
     // A plugin that died while the engine was down runs again at its start.
     s.stop_berthd();
-    let host_pid: i32 = std::fs::read_to_string(
-        s.lc()
-            .state
-            .join("tasks/plugins.berth")
-            .join(&id)
-            .join("init.pid"),
-    )
-    .expect("the plugin's pid on the host")
-    .trim()
-    .parse()
-    .expect("a pid");
+    let host_pid = s.plugin_pid(&id).expect("the plugin's pid on the host");
     // SAFETY: kill(2) on the plugin process this test's stack started.
     unsafe { libc::kill(host_pid, libc::SIGKILL) };
     assert!(integration_tests::eventually(10, || call(
@@ -434,20 +424,11 @@ fn an_enabled_plugin_outlives_an_engine_restart_and_comes_back_when_it_dies() {
     assert_eq!(inspect(&s, "tvol")["Enabled"], true);
 
     // One that ends while the engine runs is started again.
-    let pid_file = s
-        .lc()
-        .state
-        .join("tasks/plugins.berth")
-        .join(&id)
-        .join("init.pid");
-    let host_pid = |f: &std::path::Path| -> Option<i32> {
-        std::fs::read_to_string(f).ok()?.trim().parse().ok()
-    };
-    let before = host_pid(&pid_file).expect("the plugin's pid");
+    let before = s.plugin_pid(&id).expect("the plugin's pid");
     // SAFETY: kill(2) on the plugin process this test's stack started.
     unsafe { libc::kill(before, libc::SIGKILL) };
     assert!(
-        integration_tests::eventually(15, || host_pid(&pid_file).is_some_and(|p| p != before)
+        integration_tests::eventually(15, || s.plugin_pid(&id).is_some_and(|p| p != before)
             && call(&sock, "Test.Env", &json!({})).is_some()),
         "the plugin was not started again: {}",
         s.log()
