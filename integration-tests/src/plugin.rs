@@ -119,11 +119,19 @@ pub struct HostPlugin {
 }
 
 impl HostPlugin {
-    pub fn start(dir: &Path, listen: Option<&Path>, root: &Path) -> HostPlugin {
+    pub fn start(
+        dir: &Path,
+        listen: Option<&Path>,
+        root: &Path,
+        env: &[(&str, &str)],
+    ) -> HostPlugin {
         let script = dir.join("tvol.py");
         std::fs::write(&script, include_str!("../tests/plugin/tvol.py")).expect("plugin script");
         let mut cmd = std::process::Command::new("python3");
-        cmd.arg(&script).env("ROOT", root).env("DEBUG", "legacy");
+        cmd.arg(&script)
+            .env("ROOT", root)
+            .env("DEBUG", "legacy")
+            .envs(env.iter().copied());
         let port_file = dir.join(format!("port-{}", testsupport::unique("p")));
         match listen {
             Some(sock) => cmd.env("SOCKET", sock),

@@ -760,7 +760,7 @@ fn legacy_plugins_found_by_socket_or_spec_serve_volumes() {
     std::fs::create_dir_all(&work).unwrap();
     let root = work.join("volumes");
     let sock = dir.join("lp.sock");
-    let mut lp = HostPlugin::start(&work, Some(&sock), &root);
+    let mut lp = HostPlugin::start(&work, Some(&sock), &root, &[]);
     // A volume the plugin had before berth asked it.
     std::fs::create_dir_all(root.join("pre")).unwrap();
 
@@ -834,7 +834,7 @@ fn legacy_plugins_found_by_socket_or_spec_serve_volumes() {
 
     // A spec naming a TCP address, and a JSON spec naming the socket.
     let tcp_root = work.join("tcp-volumes");
-    let tcp = HostPlugin::start(&work, None, &tcp_root);
+    let tcp = HostPlugin::start(&work, None, &tcp_root, &[("SCOPE", "global")]);
     std::fs::write(
         dir.join("tv.spec"),
         format!("tcp://127.0.0.1:{}\n", tcp.port.unwrap()),
@@ -848,6 +848,14 @@ fn legacy_plugins_found_by_socket_or_spec_serve_volumes() {
     .unwrap();
     assert_eq!(s.docker(&["volume", "create", "-d", "tv", "t1"]).ok(), "t1");
     assert!(tcp_root.join("t1").is_dir());
+    // The scope each driver's capabilities tell.
+    let scope = |v: &str| {
+        s.docker(&["volume", "inspect", "-f", "{{.Scope}}", v])
+            .ok()
+            .to_string()
+    };
+    assert_eq!(scope("t1"), "global");
+    assert_eq!(scope("v3"), "local");
     let run = s.docker(&[
         "run",
         "--rm",
@@ -896,7 +904,7 @@ fn legacy_plugins_found_by_socket_or_spec_serve_volumes() {
             .lines()
             .any(|l| l == "v1")
     );
-    lp = HostPlugin::start(&work, Some(&sock), &root);
+    lp = HostPlugin::start(&work, Some(&sock), &root, &[]);
     assert_eq!(s.docker(&["volume", "rm", "v1"]).ok(), "v1");
     assert!(!root.join("v1").exists());
     let calls = call(&sock, "Test.Env", &json!({})).expect("the plugin answers");

@@ -34,6 +34,7 @@ pub async fn describe(d: &Daemon, v: &Volume) -> Value {
     let mut j = to_json(d, v);
     if v.driver != LOCAL {
         let told = d.plugin_volume_info(v).await.unwrap_or_default();
+        j["Scope"] = json!(d.volume_scope(&v.driver).await);
         j["Mountpoint"] = json!(told["Mountpoint"].as_str().unwrap_or_default());
         if !told["Status"].is_null() {
             j["Status"] = told["Status"].clone();

@@ -46,7 +46,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             out = {"Volumes": [{"Name": v, "Mountpoint": os.path.join(ROOT, v)}
                                for v in sorted(os.listdir(ROOT))]}
         elif op == "VolumeDriver.Capabilities":
-            out = {"Capabilities": {"Scope": "local"}}
+            out = {"Capabilities": {"Scope": os.environ.get("SCOPE", "local")}}
         elif op == "Test.Env":
             out = {"pid": os.getpid(), "argv": sys.argv[1:], "calls": CALLS,
                    "env": dict(os.environ)}

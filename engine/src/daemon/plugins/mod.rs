@@ -72,6 +72,9 @@ pub struct Plugins {
     pub fetch_lock: Arc<tokio::sync::Mutex<()>>,
     /// Plugins that run on the host, found in the plugin directories.
     pub legacy: legacy::Legacy,
+    /// Each volume driver's scope (`VolumeDriver.Capabilities`), asked once
+    /// while it stays enabled.
+    pub volume_scopes: Mutex<BTreeMap<String, String>>,
 }
 
 impl Plugins {
@@ -116,6 +119,7 @@ impl Plugins {
             volumes_lock: Default::default(),
             fetch_lock: Default::default(),
             legacy: legacy::Legacy::new(Vec::new()),
+            volume_scopes: Default::default(),
         })
     }
 

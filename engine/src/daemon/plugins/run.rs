@@ -68,6 +68,11 @@ impl Daemon {
             return Err(ApiError::conflict(format!("plugin {} is in use", p.name)));
         }
         self.drop_authz_plugin(&p.name);
+        self.plugins
+            .volume_scopes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&p.name);
         self.plugin_stop(&e.id).await;
         p.enabled = false;
         self.plugins.save(e, p)?;

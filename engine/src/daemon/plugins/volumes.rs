@@ -401,6 +401,44 @@ impl Daemon {
         self.volumes.remove(&v.name)
     }
 
+    /// A plugin's volumes' scope as its `VolumeDriver.Capabilities` tells
+    /// it: `global` (the same volume on every host, as a cluster's storage)
+    /// or `local`, which is also the answer of a plugin that cannot tell.
+    pub async fn volume_scope(&self, driver: &str) -> String {
+        let known = self
+            .plugins
+            .volume_scopes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(driver)
+            .cloned();
+        if let Some(s) = known {
+            return s;
+        }
+        let Ok(d) = self.volume_driver(driver).await else {
+            return LOCAL.into();
+        };
+        match d.call("VolumeDriver.Capabilities", &json!({})).await {
+            Ok(r) => {
+                let scope = match r["Capabilities"]["Scope"].as_str() {
+                    Some("global") => "global",
+                    _ => LOCAL,
+                }
+                .to_string();
+                self.plugins
+                    .volume_scopes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(driver.to_string(), scope.clone());
+                scope
+            }
+            Err(e) => {
+                tracing::debug!("plugin {driver}: VolumeDriver.Capabilities: {e}");
+                LOCAL.into()
+            }
+        }
+    }
+
     /// Whether a volume of this plugin exists (it may not be disabled or
     /// removed then, as dockerd counts them).
     pub fn plugin_serves_volumes(&self, p: &Plugin) -> bool {
