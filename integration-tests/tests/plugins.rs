@@ -961,11 +961,19 @@ fn an_authorization_plugin_judges_every_call_and_its_answer() {
         &["inspect", &id],
         "authorization denied by plugin az: secret containers are not shown",
     );
-    // A stream is judged on its status before it starts, and flows.
+    // A stream is judged on its status before it starts, and flows; an
+    // exec's start (a JSON body, then the connection taken over) too.
     let logged = s.docker(&["run", "--name", "lg", "busybox", "echo", "streamed"]);
     assert_eq!(logged.ok(), "streamed");
     assert_eq!(s.docker(&["logs", "lg"]).ok(), "streamed");
-    s.docker(&["rm", "-f", &id, "lg"]).ok();
+    s.docker(&["run", "-d", "--name", "ex", "busybox", "sleep", "60"])
+        .ok();
+    assert_eq!(
+        s.docker_stdin(&["exec", "-i", "ex", "cat"], b"through\n")
+            .ok(),
+        "through"
+    );
+    s.docker(&["rm", "-f", &id, "lg", "ex"]).ok();
 
     let calls = call(&sock, "Test.Calls", &json!({})).expect("the plugin answers");
     let calls = calls["calls"].as_array().unwrap().clone();
