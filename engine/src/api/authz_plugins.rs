@@ -9,10 +9,11 @@
 //! NAME: MSG`, and one that cannot be asked refuses it with 500 (never
 //! waved through).
 //!
-//! An answer of known size is held until the plugins allow it (dockerd
-//! holds up to 64 KiB, then streams on); a stream (logs, events, a pull's
-//! progress) is judged on its status and headers before its first byte,
-//! where dockerd, having streamed it, can no longer refuse it.
+//! An answer of known size under 1 MiB is held until the plugins allow it
+//! (dockerd holds up to 64 KiB, then streams on); a larger one or a stream
+//! (logs, events, a pull's progress) is judged on its status and headers
+//! before its first byte, where dockerd, having streamed it, can no longer
+//! refuse it.
 
 use axum::body::Body;
 use axum::body::HttpBody as _;
@@ -147,10 +148,16 @@ async fn judge(d: &Daemon, name: &str, method: &str, ask: &Value) -> Result<(), 
     )))
 }
 
-/// Whether a body goes to the plugins: JSON, never a login's.
+/// Whether a body goes to the plugins: JSON, never a login's (`/auth`,
+/// with or without a version, as dockerd tells it).
 fn sends_body(uri: &str, headers: &axum::http::HeaderMap) -> bool {
     let path = uri.split('?').next().unwrap_or(uri);
-    if path.ends_with("/auth") {
+    let unversioned = path
+        .strip_prefix("/v")
+        .filter(|p| p.starts_with(|c: char| c.is_ascii_digit()))
+        .and_then(|p| p.find('/').map(|i| &p[i..]))
+        .unwrap_or(path);
+    if unversioned.starts_with("/auth") {
         return false;
     }
     headers
@@ -245,6 +252,8 @@ mod tests {
         );
         assert!(sends_body("/v1.43/containers/create?name=x", &h));
         assert!(!sends_body("/v1.43/auth", &h));
+        assert!(!sends_body("/auth", &h));
+        assert!(sends_body("/containers/auth/update", &h));
         h.insert("content-type", "application/x-tar".parse().unwrap());
         assert!(!sends_body("/v1.43/build", &h));
         assert_eq!(

@@ -288,7 +288,8 @@ async fn check_json(req: Request, next: axum::middleware::Next) -> Response {
             || path == "/auth"
             || path == "/commit"
             || path.starts_with("/exec/") && path.ends_with("/start")
-            || path.starts_with("/containers/") && path.ends_with("/update"));
+            || path.starts_with("/containers/") && path.ends_with("/update")
+            || path.starts_with("/plugins/") && path.ends_with("/set"));
     if json_call {
         let ct = req
             .headers()
