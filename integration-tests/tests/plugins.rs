@@ -985,6 +985,11 @@ fn an_authorization_plugin_judges_every_call_and_its_answer() {
                 && c["uri"].as_str().unwrap().contains("/containers/create")
         })
         .expect("the create was asked about");
+    // The URI as sent, version and all.
+    assert!(
+        create["uri"].as_str().unwrap().starts_with("/v1."),
+        "{create}"
+    );
     assert_eq!(create["body"]["Image"], "busybox", "{create}");
     assert_eq!(create["body"]["Labels"]["k"], "v", "{create}");
     assert_eq!(

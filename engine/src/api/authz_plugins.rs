@@ -43,10 +43,16 @@ pub async fn authorize(
     if plugins.is_empty() {
         return next.run(req).await;
     }
-    let uri = req
+    // The URI as the client sent it: its version prefix, which routing
+    // took off, put back.
+    let sent = req
         .uri()
         .path_and_query()
         .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
+    let uri = match req.extensions().get::<super::ClientVersion>() {
+        Some(super::ClientVersion(Some((_, v)))) => format!("/v{v}{sent}"),
+        _ => sent,
+    };
     let mut ask = Map::new();
     if let Some(axum::extract::ConnectInfo(Identity::Cert(cn))) = req.extensions().get() {
         ask.insert("User".into(), json!(cn));
