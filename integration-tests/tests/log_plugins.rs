@@ -170,7 +170,7 @@ fn a_log_driver_plugin_gets_every_line_and_logs_still_reads_them() {
             "busybox",
             "sh",
             "-c",
-            "for i in $(seq 1 40); do echo line$i; sleep 0.05; done",
+            "for i in $(seq 1 100); do echo line$i; sleep 0.05; done",
         ])
         .ok()
         .to_string();
@@ -179,10 +179,29 @@ fn a_log_driver_plugin_gets_every_line_and_logs_still_reads_them() {
         refused.stderr.contains("plugin tlog:latest is in use"),
         "{refused:?}"
     );
+    // A FIFO no record names (a start the engine died in) goes at the
+    // next start; the running container's stays.
+    let logging = s
+        .data_root
+        .join("plugins")
+        .join(&plugin_id)
+        .join("rootfs/run/docker/logging");
+    let stray = logging.join("stray");
+    nix::unistd::mkfifo(&stray, nix::sys::stat::Mode::from_bits_truncate(0o700)).unwrap();
     s.kill9_berthd();
     std::thread::sleep(std::time::Duration::from_millis(800));
     s.spawn_berthd();
-    every_line_arrives(&s, &plugin_id, &id2, "line", 40);
+    assert!(integration_tests::eventually(10, || !stray.exists()));
+    let fifos = std::fs::read_dir(&logging).unwrap().count();
+    let running = s
+        .docker(&["inspect", "-f", "{{.State.Running}}", &id2])
+        .ok()
+        .to_string();
+    assert!(
+        fifos == 1 || running == "false",
+        "the running container's FIFO stays ({fifos} there)"
+    );
+    every_line_arrives(&s, &plugin_id, &id2, "line", 100);
     // Stopped by the engine that saw it exit, though another started it.
     assert!(integration_tests::eventually(10, || {
         received(&s, &plugin_id, &id2)["stopped"]

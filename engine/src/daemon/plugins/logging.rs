@@ -191,6 +191,45 @@ impl Daemon {
         }
     }
 
+    /// Removes the FIFOs in plugin `p`'s `/run/docker/logging/` that no
+    /// container's record names (a start the engine died in, after making
+    /// one and before writing the record). Only those made before this
+    /// engine started: a start running now may not have recorded its own.
+    pub async fn sweep_log_fifos(&self, p: &Plugin) {
+        let dir = self
+            .plugins
+            .rootfs(&p.id)
+            .join(LOGGING.trim_start_matches('/'));
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        let mut named = std::collections::HashSet::new();
+        for e in self.all() {
+            if let Some(f) = &e.c.lock().await.log_fifo {
+                named.insert(f.id.clone());
+            }
+        }
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stale = e.metadata().is_ok_and(|m| {
+                use std::os::unix::fs::{FileTypeExt, MetadataExt};
+                let since_epoch =
+                    std::time::Duration::new(m.ctime().max(0) as u64, m.ctime_nsec() as u32);
+                let made = std::time::UNIX_EPOCH + since_epoch;
+                m.file_type().is_fifo() && made < self.started
+            });
+            if stale && !named.contains(&name) {
+                tracing::info!(
+                    "removing {name}, a log FIFO of plugin {} no container uses",
+                    p.name
+                );
+                if let Err(err) = std::fs::remove_file(e.path()) {
+                    tracing::warn!("removing {}: {err}", e.path().display());
+                }
+            }
+        }
+    }
+
     /// Whether a running container logs through plugin `p` (it may not be
     /// disabled then, as dockerd counts it in use).
     pub async fn plugin_logs_in_use(&self, p: &Plugin) -> bool {

@@ -353,6 +353,7 @@ impl Daemon {
                 continue;
             }
             let _op = e.op.lock().await;
+            self.sweep_log_fifos(&p).await;
             let alive = matches!(
                 self.lc.tasks().get(self.lc.req_in(NAMESPACE, process(&p.id))).await,
                 Ok(t) if t.get_ref().status == pb::Status::Running as i32
