@@ -233,6 +233,28 @@ fn a_log_driver_plugin_gets_every_line_and_logs_still_reads_them() {
     every_line_arrives(&s, &plugin_id, &id3, "n", 60);
     assert!(s.plugin_pid(&plugin_id).is_some_and(|p| p != before));
 
+    // Disabled by force while a container writes, then enabled: handed
+    // the FIFO again, nothing of it lost.
+    let id5 = s
+        .docker(&[
+            "run",
+            "-d",
+            "--log-driver",
+            "tlog",
+            "busybox",
+            "sh",
+            "-c",
+            "for i in $(seq 1 60); do echo f$i; sleep 0.05; done",
+        ])
+        .ok()
+        .to_string();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    s.docker(&["plugin", "disable", "-f", "tlog"]).ok();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    s.docker(&["plugin", "enable", "tlog"]).ok();
+    every_line_arrives(&s, &plugin_id, &id5, "f", 60);
+    s.docker(&["rm", "-f", &id5]).ok();
+
     // daemon.json's log-driver names the plugin: containers that name no
     // driver log through it; one naming a plugin that is not there stops
     // the start.

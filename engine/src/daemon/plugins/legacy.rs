@@ -36,6 +36,9 @@ pub const DEFAULT_DIRS: [&str; 3] = [
 /// may be starting beside the engine), as dockerd's client retries.
 const ACTIVATE_DEADLINE: Duration = Duration::from_secs(30);
 
+/// How long a listing (`volume ls`) waits for a plugin it activates.
+const LIST_WAIT: Duration = Duration::from_secs(2);
+
 /// A plugin found and activated: where it answers, what it implements.
 #[derive(Clone, Debug)]
 pub struct Active {
@@ -100,7 +103,16 @@ impl Legacy {
                 Some(a) => a,
                 None => {
                     let found = match find(&self.dirs, &name) {
-                        Ok(Some(addr)) => activate(&addr, Instant::now()).await,
+                        // A listing waits on no plugin long: one that does
+                        // not answer (a spec naming a host that is gone) is
+                        // left out of it.
+                        Ok(Some(addr)) => {
+                            tokio::time::timeout(LIST_WAIT, activate(&addr, Instant::now()))
+                                .await
+                                .unwrap_or_else(|_| {
+                                    Err(format!("no answer within {}s", LIST_WAIT.as_secs()))
+                                })
+                        }
                         Ok(None) => continue,
                         Err(e) => Err(e),
                     };

@@ -46,6 +46,9 @@ impl Daemon {
             self.plugin_stop(&e.id).await;
             return Err(err);
         }
+        // Containers still running from before a forced disable log
+        // through it again.
+        self.resume_plugin_logging(&e.get()).await;
         self.watch_plugin(&e.id);
         self.events.publish("plugin", "enable", &e.id, attrs(given));
         Ok(())
