@@ -10,7 +10,10 @@
 //! meanwhile for it to read once it logs from the FIFO again. A plugin
 //! that stops reading holds a line back for [`STALL`] at most; after that
 //! lines are dropped (with a warning) until it reads again, so a stopped
-//! plugin never stops the container.
+//! plugin never stops the container. Every frame fits in `PIPE_BUF`, which
+//! the kernel writes whole or not at all: a longer line goes as several
+//! entries marked partial (dockerd cuts at 16 KiB), so a frame is never
+//! left half written for a plugin that is gone.
 
 use std::fs::File;
 use std::io;
@@ -25,6 +28,10 @@ use crate::logfile::{LogFile, split_lines};
 
 /// How long a line waits for a plugin that does not read.
 const STALL: Duration = Duration::from_secs(2);
+
+/// The most of a line one entry carries: its frame (the length, the
+/// stream's name, the time, the flags) stays within `PIPE_BUF` (4096).
+const MAX_PIECE: usize = 4000;
 
 pub struct PluginLog {
     fifo: File,
@@ -76,20 +83,28 @@ impl PluginLog {
                 Some(l) => (l, false),
                 None => (*piece, !(last && i + 1 == pieces.len())),
             };
-            let entry = LogEntry {
-                source: stream.to_string(),
-                time_nano,
-                line: line.to_vec(),
-                partial,
-                partial_log_metadata: None,
+            let chunks: Vec<&[u8]> = if line.is_empty() {
+                vec![line]
+            } else {
+                line.chunks(MAX_PIECE).collect()
             };
-            self.send(&frame(&entry))?;
+            for (j, chunk) in chunks.iter().enumerate() {
+                let entry = LogEntry {
+                    source: stream.to_string(),
+                    time_nano,
+                    line: chunk.to_vec(),
+                    partial: partial || j + 1 < chunks.len(),
+                    partial_log_metadata: None,
+                };
+                self.send(&frame(&entry))?;
+            }
         }
         local
     }
 
     /// One frame into the FIFO, whole or not at all (a frame begun is
-    /// finished, or the plugin would read the rest as another).
+    /// finished, or the plugin would read the rest as another; one within
+    /// `PIPE_BUF` is never begun and left).
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
         let mut done = 0;
         while done < frame.len() {
@@ -208,6 +223,29 @@ mod tests {
         assert_eq!(got[0].time_nano, 1_700_000_000_123_456_789);
         let local = std::fs::read_to_string(d.path().join("local.log")).unwrap();
         assert_eq!(local.lines().count(), 4, "{local}");
+    }
+
+    #[test]
+    fn a_long_line_goes_as_entries_that_each_fit_in_pipe_buf() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("f");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let mut log = PluginLog::open(&fifo, None).unwrap();
+        let mut reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags_nonblock()
+            .open(&fifo)
+            .unwrap();
+        let mut line = vec![b'y'; 9000];
+        line.push(b'\n');
+        log.write("stdout", &line, SystemTime::now(), false)
+            .unwrap();
+        let mut raw = vec![0; 1 << 16];
+        let n = reader.read(&mut raw).unwrap();
+        let got = entries(&raw[..n]);
+        let shape: Vec<(usize, bool)> = got.iter().map(|e| (e.line.len(), e.partial)).collect();
+        assert_eq!(shape, [(4000, true), (4000, true), (1000, false)]);
+        assert!(got.iter().all(|e| frame(e).len() <= 4096));
     }
 
     #[test]
