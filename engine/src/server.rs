@@ -292,11 +292,7 @@ fn runs_to_completion(method: &hyper::Method, path: &str) -> bool {
         *method,
         hyper::Method::POST | hyper::Method::PUT | hyper::Method::DELETE
     );
-    let path = path
-        .strip_prefix("/v")
-        .filter(|p| p.starts_with(|c: char| c.is_ascii_digit()))
-        .and_then(|p| p.find('/').map(|i| &p[i..]))
-        .unwrap_or(path);
+    let path = crate::api::unversioned(path);
     let streams_only = path.ends_with("/wait")
         || path.ends_with("/attach")
         || path == "/build"

@@ -158,12 +158,7 @@ async fn judge(d: &Daemon, name: &str, method: &str, ask: &Value) -> Result<(), 
 /// with or without a version, as dockerd tells it).
 fn sends_body(uri: &str, headers: &axum::http::HeaderMap) -> bool {
     let path = uri.split('?').next().unwrap_or(uri);
-    let unversioned = path
-        .strip_prefix("/v")
-        .filter(|p| p.starts_with(|c: char| c.is_ascii_digit()))
-        .and_then(|p| p.find('/').map(|i| &p[i..]))
-        .unwrap_or(path);
-    if unversioned.starts_with("/auth") {
+    if super::unversioned(path).starts_with("/auth") {
         return false;
     }
     headers

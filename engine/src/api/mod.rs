@@ -64,6 +64,14 @@ pub fn strip_version(mut req: Request) -> Request {
     req
 }
 
+/// A request path without its `/vX.Y` prefix, if it has one.
+pub fn unversioned(path: &str) -> &str {
+    path.strip_prefix("/v")
+        .filter(|p| p.starts_with(|c: char| c.is_ascii_digit()))
+        .and_then(|p| p.find('/').map(|i| &p[i..]))
+        .unwrap_or(path)
+}
+
 #[derive(Clone, Debug)]
 pub struct ClientVersion(pub Option<((u32, u32), String)>);
 
