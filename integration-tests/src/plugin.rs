@@ -87,6 +87,33 @@ pub fn log_plugin_dir(root: &Path) -> PathBuf {
     dir
 }
 
+/// The network plugin (`tests/plugin/tnet.py`) as a managed plugin's
+/// directory under `root`: on the host's network, with the capability to
+/// make links there, listening on `tnet.sock`.
+pub fn network_plugin_dir(root: &Path) -> PathBuf {
+    let dir = root.join("plugin-tnet");
+    let rootfs = python_rootfs(&dir);
+    std::fs::write(
+        rootfs.join("tnet.py"),
+        include_str!("../tests/plugin/tnet.py"),
+    )
+    .expect("plugin script");
+    let config = json!({
+        "description": "berth's test network plugin",
+        "documentation": "https://example.invalid/tnet",
+        "entrypoint": ["/usr/bin/python3", "/tnet.py"],
+        "interface": {"types": ["docker.networkdriver/1.0"], "socket": "tnet.sock"},
+        "network": {"type": "host"},
+        "linux": {"capabilities": ["CAP_NET_ADMIN", "CAP_NET_RAW"]},
+        "mounts": [{"name": "usr", "source": "/usr", "destination": "/usr", "type": "bind",
+                    "options": ["rbind", "ro"]}],
+        "env": [{"name": "SOCKET", "value": "/run/docker/plugins/tnet.sock"},
+                {"name": "PATH", "value": "/usr/sbin:/usr/bin"}],
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).expect("plugin config");
+    dir
+}
+
 /// Where a managed plugin's socket named `socket` is on the host.
 pub fn socket_named(exec_root: &Path, id: &str, socket: &str) -> PathBuf {
     exec_root.join("plugins").join(&id[..12]).join(socket)
@@ -173,11 +200,41 @@ impl HostPlugin {
     /// The authorization plugin (`tests/plugin/authz.py`) on the socket
     /// `listen`.
     pub fn start_authz(dir: &Path, listen: &Path) -> HostPlugin {
-        let script = dir.join("authz.py");
-        std::fs::write(&script, include_str!("../tests/plugin/authz.py")).expect("plugin script");
+        HostPlugin::start_script(
+            dir,
+            "authz.py",
+            include_str!("../tests/plugin/authz.py"),
+            listen,
+            &[],
+        )
+    }
+
+    /// The network plugin (`tests/plugin/tnet.py`) on the socket `listen`.
+    pub fn start_network(dir: &Path, listen: &Path, env: &[(&str, &str)]) -> HostPlugin {
+        HostPlugin::start_script(
+            dir,
+            "tnet.py",
+            include_str!("../tests/plugin/tnet.py"),
+            listen,
+            env,
+        )
+    }
+
+    /// The Python plugin `text` (written to `dir/file`) on the socket
+    /// `listen`, once it listens.
+    fn start_script(
+        dir: &Path,
+        file: &str,
+        text: &str,
+        listen: &Path,
+        env: &[(&str, &str)],
+    ) -> HostPlugin {
+        let script = dir.join(file);
+        std::fs::write(&script, text).expect("plugin script");
         let child = std::process::Command::new("python3")
             .arg(&script)
             .env("SOCKET", listen)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("starting python3");
@@ -186,7 +243,7 @@ impl HostPlugin {
         while std::os::unix::net::UnixStream::connect(listen).is_err() {
             assert!(
                 std::time::Instant::now() < deadline,
-                "the authorization plugin did not listen"
+                "the plugin {file} did not listen"
             );
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -174,7 +174,7 @@ fn endpoint_json(c: &Container, network: &str, network_id: &str, a: Option<&Atta
         },
         "DriverOpts": ep.and_then(|e| e.other.get("DriverOpts")).cloned().unwrap_or(Value::Null),
         "NetworkID": network_id,
-        "EndpointID": a.map(|a| endpoint_id(&c.id, &a.network_id)).unwrap_or_default(),
+        "EndpointID": a.map(|a| attachment_endpoint(&c.id, a)).unwrap_or_default(),
         "Gateway": a.map(|a| a.gateway.as_str()).unwrap_or(""),
         "IPAddress": a.map(|a| a.ip.as_str()).unwrap_or(""),
         "IPPrefixLen": a.map(|a| a.prefix).unwrap_or(0),
@@ -188,6 +188,18 @@ fn endpoint_json(c: &Container, network: &str, network_id: &str, a: Option<&Atta
 pub(crate) fn endpoint_id(container: &str, network: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(format!("{container}/{network}")))
+}
+
+/// An attachment's endpoint id: the one a network plugin was told, else
+/// one made of the container and network.
+pub(crate) fn attachment_endpoint(
+    container: &str,
+    a: &crate::daemon::netsetup::Attachment,
+) -> String {
+    match a.runtime_config["endpointID"].as_str() {
+        Some(id) => id.to_string(),
+        None => endpoint_id(container, &a.network_id),
+    }
 }
 
 fn network_settings(d: &Daemon, c: &Container) -> Value {
@@ -243,7 +255,7 @@ fn network_settings(d: &Daemon, c: &Container) -> Value {
         "Ports": port_map(c),
         "SandboxKey": c.net.as_ref().map(|n| n.netns.display().to_string()).unwrap_or_default(),
         "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
-        "EndpointID": bridge.map(|a| endpoint_id(&c.id, &a.network_id)).unwrap_or_default(),
+        "EndpointID": bridge.map(|a| attachment_endpoint(&c.id, a)).unwrap_or_default(),
         "Gateway": bridge.map(|a| a.gateway.as_str()).unwrap_or(""),
         "GlobalIPv6Address": bridge.map(|a| a.ip6.as_str()).unwrap_or(""),
         "GlobalIPv6PrefixLen": bridge.map(|a| a.prefix6).unwrap_or(0),

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::State;
 use super::query::{self, Params};
 use crate::daemon::netsetup::uses_networks;
-use crate::daemon::networks::{CreateRequest, Network};
+use crate::daemon::networks::{CreateRequest, Network, is_builtin_driver};
 use crate::daemon::{Daemon, Entry};
 use crate::error::{ApiError, Result};
 use crate::types::EndpointSettings;
@@ -33,7 +33,7 @@ async fn members(d: &Daemon, n: &Network) -> serde_json::Map<String, Value> {
             c.id.clone(),
             json!({
                 "Name": c.name,
-                "EndpointID": super::containers::endpoint_id(&c.id, &a.network_id),
+                "EndpointID": super::containers::attachment_endpoint(&c.id, a),
                 "MacAddress": a.mac,
                 "IPv4Address": format!("{}/{}", a.ip, a.prefix),
                 "IPv6Address": if a.ip6.is_empty() { String::new() } else { format!("{}/{}", a.ip6, a.prefix6) },
@@ -127,7 +127,26 @@ pub async fn create(s: State, body: Bytes) -> Result<Response> {
             req.name
         )));
     }
-    let n = d.networks.create(req)?;
+    // A driver berth does not implement is a network plugin's: found (and
+    // asked its scope) before anything is recorded.
+    let plugin = match req.driver.as_str() {
+        "" | "overlay" => None,
+        driver if is_builtin_driver(driver) => None,
+        driver => {
+            let addr = d.network_driver(driver).await?;
+            let scope = d.network_plugin_scope(&addr).await?;
+            Some((addr, scope))
+        }
+    };
+    let n = d
+        .networks
+        .create(req, plugin.as_ref().map(|(_, scope)| scope.as_str()))?;
+    if let Some((addr, _)) = &plugin
+        && let Err(e) = d.remote_create_network(addr, &n).await
+    {
+        let _ = d.networks.remove(&n.id);
+        return Err(e);
+    }
     // Its rules as dockerd makes them at create, but not waited for: the
     // first start on it waits for them instead (compose creates its
     // networks one after the other before it starts anything).
@@ -162,6 +181,9 @@ async fn remove_network(d: &Arc<Daemon>, n: &Network) -> Result<()> {
             n.name,
             users.join(", ")
         )));
+    }
+    if n.is_remote() {
+        d.remote_delete_network(n).await?;
     }
     delete_bridge(d, &n.bridge).await;
     if n.made_parent {
@@ -290,7 +312,7 @@ pub async fn connect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Re
             "container cannot be connected to multiple networks with one of the networks in private (none) mode",
         ));
     }
-    if n.driver != "bridge" && !n.is_parented() {
+    if n.driver != "bridge" && !n.is_parented() && !n.is_remote() {
         return Err(ApiError::forbidden(
             "container cannot be disconnected from host network or connected to host network",
         ));

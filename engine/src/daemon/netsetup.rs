@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::Daemon;
 use super::container::Container;
 use super::networks::Network;
+use super::plugins::network;
 use crate::error::{ApiError, Result};
 use crate::network::cni::{Target, ipv4_of, ipv6_of};
 use crate::network::relay::Bound;
@@ -281,7 +282,7 @@ impl Daemon {
         self.cfg.exec_root.join("netns").join(&c.id)
     }
 
-    fn ipam_dir(&self) -> PathBuf {
+    pub(crate) fn ipam_dir(&self) -> PathBuf {
         self.cfg.exec_root.join("ipam")
     }
 
@@ -385,7 +386,7 @@ impl Daemon {
         // only a bridge publishes them: dockerd's macvlan and ipvlan
         // ignore them.
         let ports = match networks.first() {
-            Some((n, _)) if n.is_parented() => {
+            Some((n, _)) if n.is_parented() || n.is_remote() => {
                 c.published = Default::default();
                 json!([])
             }
@@ -426,7 +427,7 @@ impl Daemon {
                 netns: &netns,
                 ifname: &p.ifname,
             };
-            async move { self.cni.add(&p.conflist, &target, &p.rt).await }
+            async move { self.plugins_add(&p.conflist, &target, &p.rt).await }
         }))
         .await;
         berth_fault::point("berthd:net.after-cni-add");
@@ -612,7 +613,7 @@ impl Daemon {
             netns: &netns,
             ifname: &p.ifname,
         };
-        let added = self.cni.add(&p.conflist, &target, &p.rt).await;
+        let added = self.plugins_add(&p.conflist, &target, &p.rt).await;
         berth_fault::point("berthd:net.after-cni-add");
         match added {
             Ok(result) => {
@@ -643,7 +644,7 @@ impl Daemon {
         let Some(state) = c.net.as_ref() else {
             return Ok(None);
         };
-        if n.driver != "bridge" && !n.is_parented() {
+        if n.driver != "bridge" && !n.is_parented() && !n.is_remote() {
             return Err(ApiError::bad_request(format!(
                 "container cannot be connected to network {} (driver {})",
                 n.name, n.driver
@@ -712,23 +713,42 @@ impl Daemon {
         // Else, as dockerd, one made of its IPv4 address: an address given
         // again to the next container comes with the same MAC, so its peers'
         // ARP caches stay right.
+        // A plugin's network keeps the MAC its interface has (or the
+        // plugin gives), as dockerd's remote driver does.
         let mac = endpoint_mac(ep)
             .map(String::from)
             .or_else(|| {
                 (!c.config.mac_address.is_empty() && state.attachments.is_empty())
                     .then(|| c.config.mac_address.clone())
             })
-            .or_else(|| ip.as_deref()?.parse().ok().map(mac_of));
-        let publish =
-            ifname == "eth0" && !n.is_parented() && ports.as_array().is_some_and(|p| !p.is_empty());
-        let conflist = n.conflist(
-            &self.ipam_dir(),
-            ip.as_deref(),
-            ip6.as_deref(),
-            mac.as_deref(),
-            publish,
-        );
+            .or_else(|| {
+                (!n.is_remote())
+                    .then(|| ip.as_deref()?.parse().ok().map(mac_of))
+                    .flatten()
+            });
+        let publish = ifname == "eth0"
+            && !n.is_parented()
+            && !n.is_remote()
+            && ports.as_array().is_some_and(|p| !p.is_empty());
+        let conflist = if n.is_remote() {
+            network::remote_conflist(n)
+        } else {
+            n.conflist(
+                &self.ipam_dir(),
+                ip.as_deref(),
+                ip6.as_deref(),
+                mac.as_deref(),
+                publish,
+            )
+        };
         let mut rt = json!({});
+        if n.is_remote() {
+            // The endpoint's id is on the record before the plugin hears
+            // of it: an engine that dies mid-way deletes it when back.
+            rt["endpointID"] = json!(network::new_endpoint_id());
+            rt["gateway"] = json!(ifname == "eth0" && !n.internal);
+            rt["options"] = network::port_options(c);
+        }
         if publish {
             rt["portMappings"] = ports.clone();
         }
@@ -815,8 +835,42 @@ impl Daemon {
             netns: &netns,
             ifname: &p.ifname,
         };
-        let _ = self.cni.del(&p.conflist, &target, &p.rt, result).await;
+        let _ = self.plugins_del(&p.conflist, &target, &p.rt, result).await;
         drop_pending(c, &p.ifname);
+    }
+
+    /// The ADD of an attachment's list: CNI's plugins, or a network
+    /// plugin's endpoint (see [`network`]).
+    async fn plugins_add(
+        &self,
+        list: &Value,
+        target: &Target<'_>,
+        rt: &Value,
+    ) -> std::result::Result<Value, String> {
+        if network::is_remote_list(list) {
+            return self.remote_add(list, target, rt).await;
+        }
+        self.cni
+            .add(list, target, rt)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The DEL of an attachment's list, as [`Daemon::plugins_add`] made it.
+    async fn plugins_del(
+        &self,
+        list: &Value,
+        target: &Target<'_>,
+        rt: &Value,
+        result: Option<&Value>,
+    ) -> std::result::Result<(), String> {
+        if network::is_remote_list(list) {
+            return self.remote_del(list, target, rt, result).await;
+        }
+        self.cni
+            .del(list, target, rt, result)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// The plugins' result kept on the pending attachment (for the DEL of
@@ -842,6 +896,16 @@ impl Daemon {
         result: Value,
     ) -> Result<()> {
         let netns = c.net.as_ref().map(|s| s.netns.clone()).unwrap_or_default();
+        // A network plugin may name the interface with a prefix of its own.
+        let planned = p.ifname.clone();
+        let ifname = if network::is_remote_list(&p.conflist) {
+            result["interfaces"][0]["name"]
+                .as_str()
+                .unwrap_or(&planned)
+                .to_string()
+        } else {
+            planned.clone()
+        };
         for ll in link_local_ips(ep) {
             // As dockerd: the whole link-local range is on the interface.
             let cidr = if ll.contains(':') {
@@ -851,7 +915,7 @@ impl Daemon {
             };
             let out = tokio::process::Command::new("nsenter")
                 .arg(format!("--net={}", netns.display()))
-                .args(["ip", "addr", "add", &cidr, "dev", &p.ifname])
+                .args(["ip", "addr", "add", &cidr, "dev", &ifname])
                 .output()
                 .await;
             if let Err(why) = out.map_err(|e| e.to_string()).and_then(|o| {
@@ -867,13 +931,13 @@ impl Daemon {
                 )));
             }
         }
-        let (addr, prefix, gateway, mac) = ipv4_of(&result, &p.ifname).unwrap_or_default();
-        let (ip6, prefix6, gateway6) = ipv6_of(&result, &p.ifname).unwrap_or_default();
+        let (addr, prefix, gateway, mac) = ipv4_of(&result, &ifname).unwrap_or_default();
+        let (ip6, prefix6, gateway6) = ipv6_of(&result, &ifname).unwrap_or_default();
         let mut aliases = ep.aliases.clone();
         let mut a = Attachment {
             network_id: n.id.clone(),
             network_name: n.name.clone(),
-            ifname: p.ifname,
+            ifname,
             conflist: p.conflist,
             runtime_config: p.rt,
             result,
@@ -891,7 +955,7 @@ impl Daemon {
             a.dns = self.dns_register(c, n, &a.ip, &a.ip6, std::mem::take(&mut aliases));
         }
         if let Some(s) = c.net.as_mut() {
-            match s.attachments.iter_mut().find(|p| p.ifname == a.ifname) {
+            match s.attachments.iter_mut().find(|p| p.ifname == planned) {
                 Some(p) => *p = a,
                 None => s.attachments.push(a),
             }
@@ -996,8 +1060,7 @@ impl Daemon {
             ifname: &a.ifname,
         };
         if let Err(e) = self
-            .cni
-            .del(
+            .plugins_del(
                 &a.conflist,
                 &target,
                 &a.runtime_config,
@@ -1034,6 +1097,14 @@ impl Daemon {
     pub async fn net_down(&self, c: &mut Container) {
         self.relays.stop(&c.id);
         let Some(state) = c.net.clone() else { return };
+        // A plugin's interfaces go back to it before the namespace goes
+        // (the kernel would delete them with it): its DeleteEndpoint
+        // deletes them, as with dockerd.
+        for a in &state.attachments {
+            if network::is_remote_list(&a.conflist) && !a.result.is_null() {
+                self.remote_take_out(&state.netns, &a.result).await;
+            }
+        }
         let path = state.netns.clone();
         let removed = tokio::task::spawn_blocking(move || netns::remove(&path)).await;
         if let Ok(Err(e)) = removed {

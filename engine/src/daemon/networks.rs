@@ -20,8 +20,13 @@ use crate::network::parent;
 pub struct Network {
     pub id: String,
     pub name: String,
-    /// bridge, macvlan, ipvlan, host or null.
+    /// bridge, macvlan, ipvlan, host or null; else a network plugin's
+    /// name as the create gave it (see [`Network::is_remote`]).
     pub driver: String,
+    /// A network plugin's scope, as its `GetCapabilities` told it at
+    /// create (inspect's `Scope`); empty for berth's own drivers (local).
+    #[serde(default)]
+    pub scope: String,
     pub created: SystemTime,
     #[serde(default)]
     pub internal: bool,
@@ -176,14 +181,14 @@ impl Network {
 
     /// The default bridge gives no names (as Docker's); user networks do.
     pub fn resolves_names(&self) -> bool {
-        (self.driver == "bridge" && self.name != "bridge") || self.is_parented()
+        (self.driver == "bridge" && self.name != "bridge") || self.is_parented() || self.is_remote()
     }
 
     /// Where the DNS server answers the network's containers besides
     /// 127.0.0.11: its gateway on the host's bridge; none for a network
     /// whose gateway is not the host's.
     pub fn dns_gateway(&self) -> &str {
-        if self.is_parented() {
+        if self.is_parented() || self.is_remote() {
             ""
         } else {
             &self.gateway
@@ -194,6 +199,12 @@ impl Network {
     /// rather than a bridge of berth's.
     pub fn is_parented(&self) -> bool {
         parent::is_parented(&self.driver)
+    }
+
+    /// Whether a network plugin drives it (libnetwork's remote driver):
+    /// the plugin makes the interfaces, berth gives the addresses.
+    pub fn is_remote(&self) -> bool {
+        !is_builtin_driver(&self.driver)
     }
 
     /// The CNI list a container joins this network through.
@@ -360,7 +371,7 @@ impl Network {
             "Name": self.name,
             "Id": self.id,
             "Created": humantime::format_rfc3339_nanos(self.created).to_string(),
-            "Scope": "local",
+            "Scope": if self.scope.is_empty() { "local" } else { self.scope.as_str() },
             "Driver": self.driver,
             "EnableIPv6": self.ipv6,
             "IPAM": {
@@ -651,6 +662,7 @@ impl Networks {
                     id: new_id(),
                     name: name.into(),
                     driver: driver.into(),
+                    scope: String::new(),
                     created: SystemTime::now(),
                     internal: false,
                     attachable: false,
@@ -722,6 +734,7 @@ impl Networks {
                 id,
                 name: "bridge".into(),
                 driver: "bridge".into(),
+                scope: String::new(),
                 created: SystemTime::now(),
                 internal: false,
                 attachable: false,
@@ -817,7 +830,10 @@ impl Networks {
         ))
     }
 
-    pub fn create(&self, req: CreateRequest) -> Result<Network> {
+    /// A network of berth's own drivers, or with `plugin` (its scope) of
+    /// a network plugin the caller found by the driver's name: the record
+    /// only, the plugin's `CreateNetwork` is the caller's.
+    pub fn create(&self, req: CreateRequest, plugin: Option<&str>) -> Result<Network> {
         let name = super::names::validate_network_name(&req.name).map_err(ApiError::bad_request)?;
         // CheckDuplicate false lets a second network take the name, as
         // dockerd lets it (lookups by that name then find the first).
@@ -842,6 +858,7 @@ impl Networks {
                     "only one instance of \"{driver}\" network is allowed"
                 )));
             }
+            _ if plugin.is_some() => {}
             _ => {
                 return Err(ApiError::not_found(format!(
                     "plugin \"{driver}\" not found"
@@ -980,7 +997,11 @@ impl Networks {
         let id = new_id();
         let options = req.options.clone().unwrap_or_default();
         let mut internal = req.internal;
-        let (bridge, parent, made_parent) = if parent::is_parented(&driver) {
+        let (bridge, parent, made_parent) = if plugin.is_some() {
+            // The plugin makes what its containers hang from, and reads
+            // the options (dockerd hands them on unread).
+            (String::new(), String::new(), false)
+        } else if parent::is_parented(&driver) {
             parent::check_options(&driver, &options).map_err(ApiError::internal)?;
             let given = options.get("parent").filter(|p| !p.is_empty());
             if let Some(p) = given
@@ -1025,6 +1046,7 @@ impl Networks {
             id,
             name,
             driver,
+            scope: plugin.unwrap_or_default().to_string(),
             created: SystemTime::now(),
             internal,
             attachable: req.attachable,
@@ -1176,6 +1198,11 @@ impl Networks {
 }
 
 /// Whether the host has a network interface of that name.
+/// The drivers berth implements itself; any other is a plugin's.
+pub fn is_builtin_driver(driver: &str) -> bool {
+    matches!(driver, "bridge" | "macvlan" | "ipvlan" | "host" | "null")
+}
+
 pub fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
@@ -1444,29 +1471,38 @@ mod tests {
         );
         assert!(n.get("host").is_ok() && n.get("none").is_ok());
         let a = n
-            .create(CreateRequest {
-                name: "a".into(),
-                ..Default::default()
-            })
+            .create(
+                CreateRequest {
+                    name: "a".into(),
+                    ..Default::default()
+                },
+                None,
+            )
             .unwrap();
         assert!(a.subnet.starts_with("10.213."), "{}", a.subnet);
         assert_eq!(a.bridge, format!("br-{}", &a.id[..12]));
-        let dup = n.create(CreateRequest {
-            name: "a".into(),
-            ..Default::default()
-        });
-        assert_eq!(dup.unwrap_err().status, axum::http::StatusCode::CONFLICT);
-        let over = n.create(CreateRequest {
-            name: "b".into(),
-            ipam: Some(IpamRequest {
-                config: Some(vec![IpamConfig {
-                    subnet: a.subnet.clone(),
-                    ..Default::default()
-                }]),
+        let dup = n.create(
+            CreateRequest {
+                name: "a".into(),
                 ..Default::default()
-            }),
-            ..Default::default()
-        });
+            },
+            None,
+        );
+        assert_eq!(dup.unwrap_err().status, axum::http::StatusCode::CONFLICT);
+        let over = n.create(
+            CreateRequest {
+                name: "b".into(),
+                ipam: Some(IpamRequest {
+                    config: Some(vec![IpamConfig {
+                        subnet: a.subnet.clone(),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            None,
+        );
         assert!(over.unwrap_err().message.contains("overlaps"));
         // Reopened from disk: the same networks.
         let again = nets(dir.path());
@@ -1478,18 +1514,21 @@ mod tests {
     fn a_gateway_outside_the_subnet_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let n = nets(dir.path());
-        let r = n.create(CreateRequest {
-            name: "c".into(),
-            ipam: Some(IpamRequest {
-                config: Some(vec![IpamConfig {
-                    subnet: "10.214.0.0/24".into(),
-                    gateway: "10.215.0.1".into(),
+        let r = n.create(
+            CreateRequest {
+                name: "c".into(),
+                ipam: Some(IpamRequest {
+                    config: Some(vec![IpamConfig {
+                        subnet: "10.214.0.0/24".into(),
+                        gateway: "10.215.0.1".into(),
+                        ..Default::default()
+                    }]),
                     ..Default::default()
-                }]),
+                }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        });
+            },
+            None,
+        );
         assert!(r.unwrap_err().message.contains("no matching subnet"));
     }
 }

@@ -8,6 +8,7 @@ pub mod dns;
 pub mod firewall;
 pub mod parent;
 pub mod relay;
+pub mod sandbox;
 
 pub use berth_cni as cni;
 

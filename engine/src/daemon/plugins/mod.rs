@@ -17,6 +17,7 @@ pub mod config;
 pub mod distribution;
 pub mod legacy;
 pub mod logging;
+pub mod network;
 pub mod run;
 pub mod volumes;
 

@@ -64,7 +64,7 @@ impl Daemon {
                 p.name
             )));
         }
-        if !force && self.plugin_serves_volumes(&p) {
+        if !force && (self.plugin_serves_volumes(&p) || self.networks_use_plugin(&p.name)) {
             return Err(ApiError::conflict(format!("plugin {} is in use", p.name)));
         }
         if !force && self.plugin_logs_in_use(&p).await {
@@ -90,7 +90,7 @@ impl Daemon {
         let _op = e.op.lock().await;
         let p = e.get();
         if !force {
-            if self.plugin_serves_volumes(&p) {
+            if self.plugin_serves_volumes(&p) || self.networks_use_plugin(&p.name) {
                 return Err(ApiError::conflict(format!("plugin {} is in use", p.name)));
             }
             if p.enabled {

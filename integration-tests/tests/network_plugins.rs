@@ -1,0 +1,413 @@
+//! Network plugins (libnetwork's remote driver) through the real docker
+//! CLI, as dockerd 20.10 drives them: `network create -d PLUGIN` asks the
+//! plugin with the pools berth's IPAM gave; each container on the network
+//! is an endpoint the plugin makes and joins, whose interface berth moves
+//! into the container with its address, MAC and routes; its names resolve
+//! on berth's DNS; leaving hands the interface back for the plugin to
+//! delete. The plugin is `tests/plugin/tnet.py` (veth pairs on a bridge of
+//! its own), run on the host as a legacy plugin.
+
+use integration_tests::plugin::{HostPlugin, call, network_plugin_dir};
+use integration_tests::stack::{Stack, docker_cli};
+use serde_json::Value;
+
+/// What the plugin was asked since the start, `(method, request)`.
+fn calls(sock: &std::path::Path) -> Vec<(String, Value)> {
+    let v = call(sock, "Test.Calls", &serde_json::json!({})).expect("the plugin answers");
+    v["calls"]
+        .as_array()
+        .expect("calls")
+        .iter()
+        .map(|c| (c["op"].as_str().unwrap_or("").to_string(), c["req"].clone()))
+        .collect()
+}
+
+fn ops_for<'a>(calls: &'a [(String, Value)], endpoint: &str) -> Vec<&'a str> {
+    calls
+        .iter()
+        .filter(|(_, r)| r["EndpointID"] == endpoint)
+        .map(|(op, _)| op.trim_start_matches("NetworkDriver."))
+        .collect()
+}
+
+fn link_exists(name: &str) -> bool {
+    std::path::Path::new("/sys/class/net").join(name).exists()
+}
+
+/// Takes down, even when the test fails, what the plugin made on the host
+/// for this test's networks: their containers and networks through berth
+/// while the plugin still answers (its DeleteEndpoint and DeleteNetwork
+/// remove its links), then any bridge and rule left.
+struct Cleanup {
+    /// The docker CLI's environment for the stack.
+    env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    networks: Vec<String>,
+}
+
+impl Cleanup {
+    fn new(s: &Stack) -> Cleanup {
+        let env = s
+            .docker_cmd()
+            .get_envs()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+            .collect();
+        Cleanup {
+            env,
+            networks: Vec::new(),
+        }
+    }
+
+    fn docker(&self, args: &[&str]) -> String {
+        let Some(cli) = docker_cli() else {
+            return String::new();
+        };
+        std::process::Command::new(cli)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let ids = self.docker(&["ps", "-aq"]);
+        for id in ids.split_whitespace() {
+            self.docker(&["rm", "-f", id]);
+        }
+        for id in &self.networks {
+            self.docker(&["network", "rm", id]);
+            let br = format!("tn-{}", &id[..12]);
+            if link_exists(&br) {
+                let _ = std::process::Command::new("ip")
+                    .args(["link", "del", &br])
+                    .status();
+            }
+            let _ = std::process::Command::new("iptables")
+                .args(["-w", "-D", "FORWARD", "-i", &br, "-o", &br, "-j", "ACCEPT"])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn inspect(s: &Stack, what: &str) -> Value {
+    let out = s.docker(&["inspect", what]);
+    let v: Value = serde_json::from_str(out.ok()).expect("inspect JSON");
+    v[0].clone()
+}
+
+#[test]
+fn a_network_plugin_makes_the_interfaces_berth_addresses() {
+    if docker_cli().is_none() {
+        eprintln!("skipped: no docker CLI on this machine");
+        return;
+    }
+    let mut s = Stack::start();
+    s.load_busybox();
+    let dir = s.legacy_plugin_dir();
+    let work = s.dir.path().join("tnet");
+    std::fs::create_dir_all(&work).unwrap();
+    let sock = dir.join("tnet.sock");
+    let _plugin = HostPlugin::start_network(&work, &sock, &[]);
+    let wsock = dir.join("tnw.sock");
+    let _prefixed = HostPlugin::start_network(&work, &wsock, &[("DSTPREFIX", "ethwe")]);
+    let mut clean = Cleanup::new(&s);
+
+    // A missing plugin and one that refuses: nothing made.
+    let missing = s.docker(&["network", "create", "-d", "nope", "n0"]);
+    assert_ne!(missing.code, 0);
+    assert!(
+        missing.stderr.contains(r#"plugin "nope" not found"#),
+        "{missing:?}"
+    );
+    let refused = s.docker(&["network", "create", "-d", "tnet", "-o", "fail=no", "n0"]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused
+            .stderr
+            .contains("Error response from daemon: remote: tnet refuses this network: no"),
+        "{refused:?}"
+    );
+    assert!(
+        !s.docker(&["network", "ls"]).ok().contains("n0"),
+        "a refused network is not kept"
+    );
+
+    let subnet = s.net.subnet(1);
+    let gateway = subnet.replace(".0/24", ".1");
+    let id = s
+        .docker(&[
+            "network",
+            "create",
+            "-d",
+            "tnet",
+            "--subnet",
+            &subnet,
+            "-o",
+            "color=blue",
+            "tn",
+        ])
+        .ok()
+        .to_string();
+    clean.networks.push(id.clone());
+    let n = inspect(&s, "tn");
+    assert_eq!(n["Driver"], "tnet");
+    assert_eq!(n["Scope"], "local");
+    assert_eq!(n["Options"]["color"], "blue");
+    let bridge = format!("tn-{}", &id[..12]);
+    assert!(link_exists(&bridge), "the plugin made its bridge");
+    let c = calls(&sock);
+    let (_, create) = c
+        .iter()
+        .find(|(op, r)| op == "NetworkDriver.CreateNetwork" && r["NetworkID"] == id.as_str())
+        .expect("CreateNetwork");
+    assert_eq!(create["IPv4Data"][0]["Pool"], subnet.as_str());
+    assert_eq!(
+        create["IPv4Data"][0]["Gateway"],
+        format!("{gateway}/24").as_str()
+    );
+    assert_eq!(create["IPv4Data"][0]["AddressSpace"], "LocalDefault");
+    assert_eq!(
+        create["Options"]["com.docker.network.generic"]["color"],
+        "blue"
+    );
+    assert_eq!(create["Options"]["com.docker.network.enable_ipv6"], false);
+
+    // Two containers on it: addresses from berth, interfaces from the
+    // plugin, names on berth's DNS.
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "ta",
+        "--network",
+        "tn",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    // A MAC of its own: the docker CLI sends one only with API 1.44.
+    let body = r#"{"Image": "busybox", "Cmd": ["sleep", "300"], "MacAddress": "02:42:aa:bb:cc:dd",
+        "ExposedPorts": {"80/tcp": {}},
+        "HostConfig": {"NetworkMode": "tn", "PortBindings": {"80/tcp": [{"HostPort": "8080"}]}},
+        "NetworkingConfig": {"EndpointsConfig": {"tn": {"Aliases": ["web"]}}}}"#;
+    let (code, out) = s.api("POST", "/containers/create?name=tb", Some(body));
+    assert_eq!(code, 201, "{out}");
+    s.docker(&["start", "tb"]).ok();
+    let a_ip = subnet.replace(".0/24", ".2");
+    let b_ip = subnet.replace(".0/24", ".3");
+    let addr = s.docker(&["exec", "ta", "ip", "-o", "-4", "addr", "show", "eth0"]);
+    assert!(
+        addr.ok().contains(&format!("inet {a_ip}/24 brd ")),
+        "{addr:?}"
+    );
+    let routes = s.docker(&["exec", "ta", "ip", "route"]);
+    assert!(
+        routes
+            .ok()
+            .contains(&format!("default via {gateway} dev eth0")),
+        "{routes:?}"
+    );
+    let ping = s.docker(&["exec", "ta", "ping", "-c", "1", "-W", "5", "web"]);
+    assert!(
+        ping.ok().contains(&format!("bytes from {b_ip}")),
+        "{ping:?}"
+    );
+    let mac = s.docker(&["exec", "tb", "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(mac.ok(), "02:42:aa:bb:cc:dd");
+    let b = inspect(&s, "tb");
+    let ep = &b["NetworkSettings"]["Networks"]["tn"];
+    assert_eq!(ep["IPAddress"], b_ip.as_str());
+    assert_eq!(ep["Gateway"], gateway.as_str());
+    assert_eq!(ep["MacAddress"], "02:42:aa:bb:cc:dd");
+    let b_endpoint = ep["EndpointID"].as_str().expect("endpoint id").to_string();
+    let a_endpoint = inspect(&s, "ta")["NetworkSettings"]["Networks"]["tn"]["EndpointID"]
+        .as_str()
+        .expect("endpoint id")
+        .to_string();
+    let c = calls(&sock);
+    assert_eq!(
+        ops_for(&c, &b_endpoint),
+        ["CreateEndpoint", "Join", "ProgramExternalConnectivity"]
+    );
+    let (_, ce) = c
+        .iter()
+        .find(|(op, r)| {
+            op == "NetworkDriver.CreateEndpoint" && r["EndpointID"] == b_endpoint.as_str()
+        })
+        .expect("CreateEndpoint");
+    assert_eq!(ce["Interface"]["Address"], format!("{b_ip}/24").as_str());
+    assert_eq!(ce["Interface"]["MacAddress"], "02:42:aa:bb:cc:dd");
+    assert_eq!(
+        ce["Options"]["com.docker.network.portmap"][0]["HostPort"],
+        8080
+    );
+    assert_eq!(
+        ce["Options"]["com.docker.network.endpoint.exposedports"][0]["Port"],
+        80
+    );
+    let (_, join) = c
+        .iter()
+        .find(|(op, r)| op == "NetworkDriver.Join" && r["EndpointID"] == b_endpoint.as_str())
+        .expect("Join");
+    assert_eq!(join["SandboxKey"], b["NetworkSettings"]["SandboxKey"]);
+
+    // Connected while running: a second interface, not the way out; gone
+    // (and handed back to the plugin, which deleted it) at the disconnect.
+    s.docker(&["run", "-d", "--name", "tc", "busybox", "sleep", "300"])
+        .ok();
+    s.docker(&["network", "connect", "tn", "tc"]).ok();
+    let c_endpoint = inspect(&s, "tc")["NetworkSettings"]["Networks"]["tn"]["EndpointID"]
+        .as_str()
+        .expect("endpoint id")
+        .to_string();
+    let eth1 = s.docker(&["exec", "tc", "ip", "-o", "-4", "addr", "show", "eth1"]);
+    assert!(
+        eth1.ok().contains(&subnet.replace(".0/24", ".")),
+        "{eth1:?}"
+    );
+    let routes = s.docker(&["exec", "tc", "ip", "route"]);
+    assert!(
+        !routes.ok().contains(&format!("default via {gateway}")),
+        "{routes:?}"
+    );
+    assert!(link_exists(&format!("tnh{}", &c_endpoint[..8])));
+    s.docker(&["network", "disconnect", "tn", "tc"]).ok();
+    assert!(
+        !s.docker(&["exec", "tc", "ip", "link"])
+            .ok()
+            .contains("eth1"),
+        "the interface left the container"
+    );
+    assert!(
+        !link_exists(&format!("tnh{}", &c_endpoint[..8])),
+        "the plugin deleted its link"
+    );
+    assert_eq!(
+        ops_for(&calls(&sock), &c_endpoint),
+        ["CreateEndpoint", "Join", "Leave", "DeleteEndpoint"]
+    );
+
+    // The engine killed and started again: the containers keep their
+    // interfaces, and a stop after it still ends their endpoints.
+    s.kill9_berthd();
+    s.spawn_berthd();
+    let ping = s.docker(&["exec", "ta", "ping", "-c", "1", "-W", "5", &b_ip]);
+    assert!(ping.ok().contains("1 packets received"), "{ping:?}");
+    s.docker(&["stop", "-t", "0", "ta"]).ok();
+    assert_eq!(
+        ops_for(&calls(&sock), &a_endpoint),
+        [
+            "CreateEndpoint",
+            "Join",
+            "ProgramExternalConnectivity",
+            "RevokeExternalConnectivity",
+            "Leave",
+            "DeleteEndpoint"
+        ]
+    );
+    assert!(!link_exists(&format!("tnh{}", &a_endpoint[..8])));
+    // Started again: a new endpoint, the same address.
+    s.docker(&["start", "ta"]).ok();
+    let addr = s.docker(&["exec", "ta", "ip", "-o", "-4", "addr", "show", "eth0"]);
+    assert!(addr.ok().contains(&format!("inet {a_ip}/24")), "{addr:?}");
+
+    // A plugin that names the interfaces with its own prefix.
+    let wid = s
+        .docker(&[
+            "network",
+            "create",
+            "-d",
+            "tnw",
+            "--subnet",
+            &s.net.subnet(2),
+            "tw",
+        ])
+        .ok()
+        .to_string();
+    clean.networks.push(wid.clone());
+    s.docker(&["network", "connect", "tw", "tc"]).ok();
+    let links = s.docker(&["exec", "tc", "ip", "-o", "link"]);
+    assert!(links.ok().contains("ethwe0"), "{links:?}");
+
+    // In use, then gone: its bridge goes with it.
+    let busy = s.docker(&["network", "rm", "tn"]);
+    assert_ne!(busy.code, 0);
+    assert!(busy.stderr.contains("has active endpoints"), "{busy:?}");
+    s.docker(&["rm", "-f", "ta", "tb", "tc"]).ok();
+    s.docker(&["network", "rm", "tn", "tw"]).ok();
+    assert!(!link_exists(&bridge), "DeleteNetwork removed the bridge");
+    assert!(
+        calls(&sock)
+            .iter()
+            .any(|(op, r)| op == "NetworkDriver.DeleteNetwork" && r["NetworkID"] == id.as_str())
+    );
+    let leftovers: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| {
+            [&a_endpoint, &b_endpoint, &c_endpoint]
+                .iter()
+                .any(|e| n.ends_with(&e[..8]))
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_managed_network_plugin_serves_until_its_networks_are_gone() {
+    if docker_cli().is_none() {
+        eprintln!("skipped: no docker CLI on this machine");
+        return;
+    }
+    let s = Stack::start();
+    s.load_busybox();
+    let dir = network_plugin_dir(s.dir.path());
+    s.docker(&["plugin", "create", "mnet", dir.to_str().unwrap()])
+        .ok();
+    // Disabled, it drives nothing.
+    let off = s.docker(&["network", "create", "-d", "mnet", "mn"]);
+    assert_ne!(off.code, 0);
+    assert!(off.stderr.contains("found but disabled"), "{off:?}");
+    s.docker(&["plugin", "enable", "mnet"]).ok();
+    let mut clean = Cleanup::new(&s);
+    let subnet = s.net.subnet(1);
+    let id = s
+        .docker(&["network", "create", "-d", "mnet", "--subnet", &subnet, "mn"])
+        .ok()
+        .to_string();
+    clean.networks.push(id.clone());
+    assert_eq!(inspect(&s, "mn")["Driver"], "mnet");
+    assert!(link_exists(&format!("tn-{}", &id[..12])));
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "ma",
+        "--network",
+        "mn",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let addr = s.docker(&["exec", "ma", "ip", "-o", "-4", "addr", "show", "eth0"]);
+    let ip = subnet.replace(".0/24", ".2");
+    assert!(addr.ok().contains(&format!("inet {ip}/24")), "{addr:?}");
+    // Its network holds it, as dockerd counts a network's driver in use.
+    let busy = s.docker(&["plugin", "disable", "mnet"]);
+    assert_ne!(busy.code, 0);
+    assert!(
+        busy.stderr.contains("plugin mnet:latest is in use"),
+        "{busy:?}"
+    );
+    s.docker(&["rm", "-f", "ma"]).ok();
+    s.docker(&["network", "rm", "mn"]).ok();
+    assert!(!link_exists(&format!("tn-{}", &id[..12])));
+    s.docker(&["plugin", "disable", "mnet"]).ok();
+    s.docker(&["plugin", "rm", "mnet"]).ok();
+}
