@@ -315,6 +315,54 @@ fn a_network_plugin_makes_the_interfaces_berth_addresses() {
     let addr = s.docker(&["exec", "ta", "ip", "-o", "-4", "addr", "show", "eth0"]);
     assert!(addr.ok().contains(&format!("inet {a_ip}/24")), "{addr:?}");
 
+    // Listed among the engine's network drivers while its network exists,
+    // as dockerd lists them.
+    let drivers = s.docker(&["info", "--format", "{{json .Plugins.Network}}"]);
+    assert!(drivers.ok().contains(r#""tnet""#), "{drivers:?}");
+
+    // Dual stack: both addresses, the IPv6 one on an interface the
+    // namespace started without IPv6.
+    let subnet6 = s.net.subnet6(3);
+    let v6id = s
+        .docker(&[
+            "network",
+            "create",
+            "-d",
+            "tnet",
+            "--ipv6",
+            "--subnet",
+            &s.net.subnet(3),
+            "--subnet",
+            &subnet6,
+            "t6",
+        ])
+        .ok()
+        .to_string();
+    clean.networks.push(v6id.clone());
+    let (_, create6) = calls(&sock)
+        .into_iter()
+        .find(|(op, r)| op == "NetworkDriver.CreateNetwork" && r["NetworkID"] == v6id.as_str())
+        .expect("CreateNetwork");
+    assert_eq!(create6["IPv6Data"][0]["Pool"], subnet6.as_str());
+    assert_eq!(create6["Options"]["com.docker.network.enable_ipv6"], true);
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "t6",
+        "--network",
+        "t6",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let addrs = s.docker(&["exec", "t6", "ip", "-o", "addr", "show", "eth0"]);
+    let six = subnet6.trim_end_matches("/64").to_string() + "2/64";
+    assert!(addrs.ok().contains(&format!("inet6 {six}")), "{addrs:?}");
+    s.docker(&["rm", "-f", "t6"]).ok();
+    s.docker(&["network", "rm", "t6"]).ok();
+
     // A plugin that names the interfaces with its own prefix.
     let wid = s
         .docker(&[

@@ -201,7 +201,7 @@ pub async fn info(s: State) -> Result<Json<Value>> {
         "Images": images,
         "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", backing_filesystem(&d.cfg.data_root)], ["Supports d_type", "true"]],
-        "Plugins": {"Volume": volume_drivers(&d), "Network": ["bridge", "host", "ipvlan", "macvlan", "null"], "Authorization": authorization_plugins(&d), "Log": ["journald", "json-file"]},
+        "Plugins": {"Volume": volume_drivers(&d), "Network": network_drivers(&d), "Authorization": authorization_plugins(&d), "Log": ["journald", "json-file"]},
         "Swarm": super::swarm::info(),
         "ContainerdCommit": {"ID": "", "Expected": ""},
         "RuncCommit": {"ID": "", "Expected": ""},
@@ -357,6 +357,21 @@ impl Limits {
 fn volume_drivers(d: &crate::daemon::Daemon) -> Vec<String> {
     let mut names = d.plugins.legacy.activated("VolumeDriver");
     names.push("local".into());
+    names.sort();
+    names
+}
+
+/// berth's network drivers and, as dockerd lists them, those of the
+/// networks that exist (a plugin's).
+fn network_drivers(d: &crate::daemon::Daemon) -> Vec<String> {
+    let mut names: Vec<String> = ["bridge", "host", "ipvlan", "macvlan", "null"]
+        .map(String::from)
+        .to_vec();
+    for n in d.networks.all() {
+        if !names.contains(&n.driver) {
+            names.push(n.driver);
+        }
+    }
     names.sort();
     names
 }

@@ -78,6 +78,21 @@ pub async fn put_in(netns: &Path, s: &Setup<'_>) -> Result<(), String> {
     if let Some(mac) = s.mac {
         batch += &format!("link set dev {} address {mac}\n", s.name);
     }
+    // The namespace starts interfaces without IPv6 (Docker's default for
+    // networks without it): one given an IPv6 address has it turned on.
+    if s.addresses.iter().any(|a| a.contains(':')) {
+        run_ip(Some(netns), &batch).await?;
+        batch.clear();
+        let (ns, name) = (netns.to_path_buf(), s.name.to_string());
+        let key = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
+        tokio::task::spawn_blocking(move || {
+            super::netns::run_in(&ns, move || std::fs::write(key, "0"))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("turning IPv6 on for {name}: {e}"))?;
+    }
     for a in &s.addresses {
         // IPv4 with its broadcast address, as libnetwork sets it.
         let brd = if a.contains(':') { "" } else { " broadcast +" };
