@@ -459,3 +459,82 @@ fn a_managed_network_plugin_serves_until_its_networks_are_gone() {
     s.docker(&["plugin", "disable", "mnet"]).ok();
     s.docker(&["plugin", "rm", "mnet"]).ok();
 }
+
+#[test]
+fn a_connect_to_a_plugins_network_cut_midway_is_undone() {
+    if docker_cli().is_none() {
+        eprintln!("skipped: no docker CLI on this machine");
+        return;
+    }
+    let mut s = Stack::start();
+    s.load_busybox();
+    let dir = s.legacy_plugin_dir();
+    let work = s.dir.path().join("tnet");
+    std::fs::create_dir_all(&work).unwrap();
+    let sock = dir.join("tnet.sock");
+    let _plugin = HostPlugin::start_network(&work, &sock, &[]);
+    let mut clean = Cleanup::new(&s);
+    let id = s
+        .docker(&[
+            "network",
+            "create",
+            "-d",
+            "tnet",
+            "--subnet",
+            &s.net.subnet(1),
+            "tn",
+        ])
+        .ok()
+        .to_string();
+    clean.networks.push(id.clone());
+    let c = s
+        .docker(&["run", "-d", "busybox", "sleep", "300"])
+        .ok()
+        .to_string();
+    for point in ["berthd:net.before-cni-add", "berthd:net.after-cni-add"] {
+        s.fault = Some(point.to_string());
+        s.kill9_berthd();
+        s.spawn_berthd();
+        let out = s.docker(&["network", "connect", "tn", &c]);
+        assert_ne!(out.code, 0, "{point}: the client was told it worked");
+        assert!(
+            s.wait_berthd_exit(std::time::Duration::from_secs(20)),
+            "berthd did not die at {point}: {out:?}"
+        );
+        s.fault = None;
+        s.spawn_berthd();
+        // The engine back: the endpoint it had begun is left and deleted,
+        // its link gone, its address free, the container off the network.
+        let begun: Vec<String> = calls(&sock)
+            .iter()
+            .filter(|(op, r)| op == "NetworkDriver.CreateEndpoint" && r["NetworkID"] == id.as_str())
+            .filter_map(|(_, r)| r["EndpointID"].as_str().map(String::from))
+            .collect();
+        let asked = usize::from(point.ends_with("after-cni-add"));
+        assert_eq!(begun.len(), asked, "{point}: {begun:?}");
+        for e in &begun {
+            assert!(
+                integration_tests::eventually(20, || ops_for(&calls(&sock), e)
+                    .ends_with(&["Leave", "DeleteEndpoint"])),
+                "{point}: {:?}",
+                ops_for(&calls(&sock), e)
+            );
+            assert!(!link_exists(&format!("tnh{}", &e[..8])), "{point}");
+        }
+        assert!(
+            !s.docker(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", &c])
+                .ok()
+                .contains("\"tn\""),
+            "{point}"
+        );
+        let leases = std::fs::read_dir(s.exec_root.join("ipam").join(&id))
+            .into_iter()
+            .flatten()
+            .count();
+        assert_eq!(leases, 0, "{point}: no address of the network is leased");
+    }
+    // Connecting again works.
+    s.docker(&["network", "connect", "tn", &c]).ok();
+    let eth1 = s.docker(&["exec", &c, "ip", "-o", "-4", "addr", "show", "eth1"]);
+    assert!(eth1.ok().contains("inet "), "{eth1:?}");
+}
