@@ -92,6 +92,22 @@ impl Drop for Cleanup {
     }
 }
 
+/// A stack and the test plugin on it as the legacy plugin `tnet`, and
+/// its socket; None without a docker CLI.
+fn with_plugin() -> Option<(Stack, std::path::PathBuf, HostPlugin)> {
+    if docker_cli().is_none() {
+        eprintln!("skipped: no docker CLI on this machine");
+        return None;
+    }
+    let s = Stack::start();
+    s.load_busybox();
+    let work = s.dir.path().join("tnet");
+    std::fs::create_dir_all(&work).expect("plugin work directory");
+    let sock = s.legacy_plugin_dir().join("tnet.sock");
+    let plugin = HostPlugin::start_network(&work, &sock, &[]);
+    Some((s, sock, plugin))
+}
+
 fn inspect(s: &Stack, what: &str) -> Value {
     let out = s.docker(&["inspect", what]);
     let v: Value = serde_json::from_str(out.ok()).expect("inspect JSON");
@@ -100,18 +116,11 @@ fn inspect(s: &Stack, what: &str) -> Value {
 
 #[test]
 fn a_network_plugin_makes_the_interfaces_berth_addresses() {
-    if docker_cli().is_none() {
-        eprintln!("skipped: no docker CLI on this machine");
+    let Some((mut s, sock, _plugin)) = with_plugin() else {
         return;
-    }
-    let mut s = Stack::start();
-    s.load_busybox();
-    let dir = s.legacy_plugin_dir();
+    };
+    let wsock = s.legacy_plugin_dir().join("tnw.sock");
     let work = s.dir.path().join("tnet");
-    std::fs::create_dir_all(&work).unwrap();
-    let sock = dir.join("tnet.sock");
-    let _plugin = HostPlugin::start_network(&work, &sock, &[]);
-    let wsock = dir.join("tnw.sock");
     let _prefixed = HostPlugin::start_network(&work, &wsock, &[("DSTPREFIX", "ethwe")]);
     let mut clean = Cleanup::new(&s);
 
@@ -462,17 +471,9 @@ fn a_managed_network_plugin_serves_until_its_networks_are_gone() {
 
 #[test]
 fn a_connect_to_a_plugins_network_cut_midway_is_undone() {
-    if docker_cli().is_none() {
-        eprintln!("skipped: no docker CLI on this machine");
+    let Some((mut s, sock, _plugin)) = with_plugin() else {
         return;
-    }
-    let mut s = Stack::start();
-    s.load_busybox();
-    let dir = s.legacy_plugin_dir();
-    let work = s.dir.path().join("tnet");
-    std::fs::create_dir_all(&work).unwrap();
-    let sock = dir.join("tnet.sock");
-    let _plugin = HostPlugin::start_network(&work, &sock, &[]);
+    };
     let mut clean = Cleanup::new(&s);
     let id = s
         .docker(&[

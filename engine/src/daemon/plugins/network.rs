@@ -96,6 +96,31 @@ fn ports_for_driver(exposed_ports: &Map<Value>, bindings: &Map<Vec<PortBinding>>
     })
 }
 
+/// An attachment's endpoint as its record has it.
+struct Endpoint<'a> {
+    network_id: &'a str,
+    driver: &'a str,
+    endpoint_id: &'a str,
+    /// `address/prefix`, as the engine gave them.
+    ips: Vec<String>,
+}
+
+impl Endpoint<'_> {
+    fn of<'a>(list: &'a Value, rt: &'a Value) -> Endpoint<'a> {
+        Endpoint {
+            network_id: list["plugins"][0]["network"].as_str().unwrap_or_default(),
+            driver: list["plugins"][0]["driver"].as_str().unwrap_or_default(),
+            endpoint_id: rt["endpointID"].as_str().unwrap_or_default(),
+            ips: rt["ips"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+        }
+    }
+}
+
 impl Daemon {
     /// Where the plugin that drives networks as `driver` answers, or
     /// dockerd's reason why there is none: an enabled managed plugin of
@@ -230,16 +255,13 @@ impl Daemon {
         target: &Target<'_>,
         rt: &Value,
     ) -> std::result::Result<Value, String> {
-        let network_id = list["plugins"][0]["network"].as_str().unwrap_or_default();
-        let driver = list["plugins"][0]["driver"].as_str().unwrap_or_default();
-        let endpoint_id = rt["endpointID"].as_str().unwrap_or_default();
+        let Endpoint {
+            network_id,
+            driver,
+            endpoint_id,
+            ips,
+        } = Endpoint::of(list, rt);
         let addr = self.network_driver(driver).await.map_err(|e| e.message)?;
-        let ips: Vec<String> = rt["ips"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(String::from))
-            .collect();
         self.lease(network_id, &ips, target)?;
         let made = self
             .make_endpoint(&addr, network_id, endpoint_id, &ips, target, rt)
@@ -453,15 +475,12 @@ impl Daemon {
         rt: &Value,
         result: Option<&Value>,
     ) -> std::result::Result<(), String> {
-        let network_id = list["plugins"][0]["network"].as_str().unwrap_or_default();
-        let driver = list["plugins"][0]["driver"].as_str().unwrap_or_default();
-        let endpoint_id = rt["endpointID"].as_str().unwrap_or_default();
-        let ips: Vec<String> = rt["ips"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(String::from))
-            .collect();
+        let Endpoint {
+            network_id,
+            driver,
+            endpoint_id,
+            ips,
+        } = Endpoint::of(list, rt);
         let ids = json!({"NetworkID": network_id, "EndpointID": endpoint_id});
         let outcome = match self.network_driver(driver).await {
             Ok(addr) => {
