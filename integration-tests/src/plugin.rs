@@ -220,6 +220,18 @@ impl HostPlugin {
         )
     }
 
+    /// The IPAM plugin (`tests/plugin/tipam.py`) on the socket `listen`,
+    /// picking from `pools` (comma-separated) when asked for none.
+    pub fn start_ipam(dir: &Path, listen: &Path, pools: &str) -> HostPlugin {
+        HostPlugin::start_script(
+            dir,
+            "tipam.py",
+            include_str!("../tests/plugin/tipam.py"),
+            listen,
+            &[("POOLS", pools)],
+        )
+    }
+
     /// The Python plugin `text` (written to `dir/file`) on the socket
     /// `listen`, once it listens.
     fn start_script(

@@ -539,3 +539,153 @@ fn a_connect_to_a_plugins_network_cut_midway_is_undone() {
     let eth1 = s.docker(&["exec", &c, "ip", "-o", "-4", "addr", "show", "eth1"]);
     assert!(eth1.ok().contains("inet "), "{eth1:?}");
 }
+
+/// What the IPAM plugin holds: pool id → addresses.
+fn held(sock: &std::path::Path) -> Value {
+    call(sock, "Test.Held", &serde_json::json!({})).expect("the plugin answers")
+}
+
+#[test]
+fn an_ipam_plugin_gives_a_bridges_pool_and_addresses() {
+    if docker_cli().is_none() {
+        eprintln!("skipped: no docker CLI on this machine");
+        return;
+    }
+    let s = Stack::start();
+    s.load_busybox();
+    let work = s.dir.path().join("tipam");
+    std::fs::create_dir_all(&work).unwrap();
+    let sock = s.legacy_plugin_dir().join("tipam.sock");
+    let (one, two) = (s.net.subnet(1), s.net.subnet(2));
+    let _plugin = HostPlugin::start_ipam(&work, &sock, &one);
+    let at = |subnet: &str, host: u8| subnet.replace(".0/24", &format!(".{host}"));
+
+    // A pool the plugin picks: the subnet is its, the gateway it gave is
+    // shown, the options reach it.
+    s.docker(&[
+        "network",
+        "create",
+        "--ipam-driver",
+        "tipam",
+        "--ipam-opt",
+        "zone=a",
+        "ti",
+    ])
+    .ok();
+    let n = inspect(&s, "ti");
+    assert_eq!(n["Driver"], "bridge");
+    assert_eq!(n["IPAM"]["Driver"], "tipam");
+    assert_eq!(n["IPAM"]["Options"]["zone"], "a");
+    assert_eq!(n["IPAM"]["Config"][0]["Subnet"], one.as_str());
+    assert_eq!(n["IPAM"]["Config"][0]["Gateway"], at(&one, 1).as_str());
+    let pool = format!("tipam-{one}");
+    // A container's address is the plugin's pick (from the top: berth's
+    // own would be the lowest).
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "ia",
+        "--network",
+        "ti",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let addr = s.docker(&["exec", "ia", "ip", "-o", "-4", "addr", "show", "eth0"]);
+    assert!(
+        addr.ok().contains(&format!("inet {}/24", at(&one, 254))),
+        "{addr:?}"
+    );
+    let routes = s.docker(&["exec", "ia", "ip", "route"]);
+    assert!(
+        routes
+            .ok()
+            .contains(&format!("default via {} dev eth0", at(&one, 1))),
+        "{routes:?}"
+    );
+    assert_eq!(
+        held(&sock)[&pool],
+        serde_json::json!([at(&one, 1), at(&one, 254)])
+    );
+    // An address of its own needs a subnet of the user's, as dockerd has it.
+    let own = s.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "ti",
+        "--ip",
+        &at(&one, 9),
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(own.code, 0);
+    assert!(
+        own.stderr
+            .contains("user specified IP address is supported only when connecting to networks with user configured subnets"),
+        "{own:?}"
+    );
+    // Stopped, the address goes back; started, it is asked again.
+    s.docker(&["stop", "-t", "0", "ia"]).ok();
+    assert_eq!(held(&sock)[&pool], serde_json::json!([at(&one, 1)]));
+    s.docker(&["start", "ia"]).ok();
+    assert_eq!(
+        held(&sock)[&pool],
+        serde_json::json!([at(&one, 1), at(&one, 254)])
+    );
+
+    // A subnet, gateway and auxiliary address asked: the plugin holds them,
+    // and a container's own address.
+    s.docker(&[
+        "network",
+        "create",
+        "--ipam-driver",
+        "tipam",
+        "--subnet",
+        &two,
+        "--gateway",
+        &at(&two, 254),
+        "--aux-address",
+        &format!("x={}", at(&two, 7)),
+        "tj",
+    ])
+    .ok();
+    let n = inspect(&s, "tj");
+    assert_eq!(n["IPAM"]["Config"][0]["Gateway"], at(&two, 254).as_str());
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "ib",
+        "--network",
+        "tj",
+        "--ip",
+        &at(&two, 9),
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let pool2 = format!("tipam-{two}");
+    assert_eq!(
+        held(&sock)[&pool2],
+        serde_json::json!([at(&two, 254), at(&two, 7), at(&two, 9)])
+    );
+    // The plugin has no pool left: refused, nothing made.
+    let none = s.docker(&["network", "create", "--ipam-driver", "tipam", "tk"]);
+    assert_ne!(none.code, 0);
+    assert!(none.stderr.contains("tipam has no free pool"), "{none:?}");
+    assert!(!s.docker(&["network", "ls"]).ok().contains("tk"));
+    // A missing IPAM plugin.
+    let missing = s.docker(&["network", "create", "--ipam-driver", "nope", "tk"]);
+    assert!(
+        missing.stderr.contains(r#"plugin "nope" not found"#),
+        "{missing:?}"
+    );
+
+    // Removed: every address and both pools back with the plugin.
+    s.docker(&["rm", "-f", "ia", "ib"]).ok();
+    s.docker(&["network", "rm", "ti", "tj"]).ok();
+    assert_eq!(held(&sock), serde_json::json!({}));
+}

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::State;
 use super::query::{self, Params};
 use crate::daemon::netsetup::uses_networks;
-use crate::daemon::networks::{CreateRequest, Network, is_builtin_driver};
+use crate::daemon::networks::{ByPlugins, CreateRequest, Network, is_builtin_driver};
 use crate::daemon::{Daemon, Entry};
 use crate::error::{ApiError, Result};
 use crate::types::EndpointSettings;
@@ -138,13 +138,26 @@ pub async fn create(s: State, body: Bytes) -> Result<Response> {
             Some((addr, scope))
         }
     };
-    let n = d
-        .networks
-        .create(req, plugin.as_ref().map(|(_, scope)| scope.as_str()))?;
+    let mut req = req;
+    let pools = d.ipam_request_pools(&mut req).await?;
+    let by = ByPlugins {
+        network_scope: plugin.as_ref().map(|(_, scope)| scope.as_str()),
+        ipam: pools.as_ref(),
+    };
+    let n = match d.networks.create(req, by) {
+        Ok(n) => n,
+        Err(e) => {
+            if let Some(p) = &pools {
+                d.ipam_undo_pools(p).await;
+            }
+            return Err(e);
+        }
+    };
     if let Some((addr, _)) = &plugin
         && let Err(e) = d.remote_create_network(addr, &n).await
     {
         let _ = d.networks.remove(&n.id);
+        d.ipam_release_pools(&n).await;
         return Err(e);
     }
     // Its rules as dockerd makes them at create, but not waited for: the
@@ -197,6 +210,7 @@ async fn remove_network(d: &Arc<Daemon>, n: &Network) -> Result<()> {
     // conflist's name): its leases are gone with the containers, its
     // last-used address would stay for good.
     let _ = std::fs::remove_dir_all(d.cfg.exec_root.join("ipam").join(&n.id));
+    d.ipam_release_pools(n).await;
     d.network_event(n, "destroy", "");
     Ok(())
 }

@@ -399,7 +399,7 @@ impl Daemon {
                 Ok(None) => {}
                 Err(e) => {
                     for (_, _, p) in &planned {
-                        drop_pending(c, &p.ifname);
+                        self.abandon(c, p).await;
                     }
                     return Err(e);
                 }
@@ -410,7 +410,7 @@ impl Daemon {
             .find(|(n, _, _)| self.networks.is_leaving(&n.id))
         {
             for (_, _, p) in &planned {
-                drop_pending(c, &p.ifname);
+                self.abandon(c, p).await;
             }
             return Err(ApiError::not_found(format!("network {} not found", n.name)));
         }
@@ -443,7 +443,7 @@ impl Daemon {
                 }
                 Err(e) => {
                     self.undo_add(c, &p, None).await;
-                    Err(network_error(&n, e))
+                    Err(attach_error(c, &n, &p, e))
                 }
             };
             if let Err(e) = finished {
@@ -600,7 +600,7 @@ impl Daemon {
             return Ok(());
         };
         if self.networks.is_leaving(&n.id) {
-            drop_pending(c, &p.ifname);
+            self.abandon(c, &p).await;
             return Err(ApiError::not_found(format!("network {} not found", n.name)));
         }
         self.prepare_network(n).await;
@@ -623,7 +623,7 @@ impl Daemon {
             }
             Err(e) => {
                 self.undo_add(c, &p, None).await;
-                Err(network_error(n, e))
+                Err(attach_error(c, n, &p, e))
             }
         }
     }
@@ -706,8 +706,14 @@ impl Daemon {
         // None asked: the lowest free one, as dockerd's allocator gives
         // them (the plugin's own pick goes round the range), leased by the
         // plugin as an asked one is.
-        let ip = ip.or_else(|| self.pick_address(c, n, false));
-        let ip6 = ip6.or_else(|| self.pick_address(c, n, true));
+        let (ip, ip6) = if n.ipam_driver.is_empty() {
+            (
+                ip.or_else(|| self.pick_address(c, n, false)),
+                ip6.or_else(|| self.pick_address(c, n, true)),
+            )
+        } else {
+            self.plugin_addresses(n, ip, ip6).await?
+        };
         // The endpoint's own address first; the container's `--mac-address`
         // is its first interface's.
         // Else, as dockerd, one made of its IPv4 address: an address given
@@ -780,6 +786,36 @@ impl Daemon {
             conflist,
             rt,
         }))
+    }
+
+    /// A container's addresses on `n` from its IPAM plugin (those asked,
+    /// or the plugin's picks); the first given back if the second fails.
+    async fn plugin_addresses(
+        &self,
+        n: &Network,
+        ip: Option<String>,
+        ip6: Option<String>,
+    ) -> Result<(Option<String>, Option<String>)> {
+        let v4 = self.ipam_request_address(n, ip.as_deref(), false).await?;
+        if !n.ipv6 || n.pool_id6.is_empty() {
+            return Ok((Some(v4), None));
+        }
+        match self.ipam_request_address(n, ip6.as_deref(), true).await {
+            Ok(v6) => Ok((Some(v4), Some(v6))),
+            Err(e) => {
+                self.ipam_release_addresses(&n.id, &[v4]).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// A planned attachment that will not be added: its pending record
+    /// dropped, its addresses given back to an IPAM plugin.
+    async fn abandon(&self, c: &mut Container, p: &PlannedAttach) {
+        drop_pending(c, &p.ifname);
+        let network_id = p.conflist["name"].as_str().unwrap_or_default();
+        self.ipam_release_addresses(network_id, &planned_ips(&p.rt))
+            .await;
     }
 
     /// The lowest address of `n` (IPv6 with `six`) that host-local has
@@ -864,13 +900,18 @@ impl Daemon {
         rt: &Value,
         result: Option<&Value>,
     ) -> std::result::Result<(), String> {
-        if network::is_remote_list(list) {
-            return self.remote_del(list, target, rt, result).await;
-        }
-        self.cni
-            .del(list, target, rt, result)
-            .await
-            .map_err(|e| e.to_string())
+        let deleted = if network::is_remote_list(list) {
+            self.remote_del(list, target, rt, result).await
+        } else {
+            self.cni
+                .del(list, target, rt, result)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let network_id = list["name"].as_str().unwrap_or_default();
+        self.ipam_release_addresses(network_id, &planned_ips(rt))
+            .await;
+        deleted
     }
 
     /// The plugins' result kept on the pending attachment (for the DEL of
@@ -1398,6 +1439,29 @@ fn go_errno(e: &std::io::Error) -> String {
         Some(n) => nix::errno::Errno::from_raw(n).desc().to_lowercase(),
         None => e.to_string(),
     }
+}
+
+/// The addresses (`ip/prefix`) an attachment's runtime config fixes.
+fn planned_ips(rt: &Value) -> Vec<String> {
+    rt["ips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect()
+}
+
+/// Why joining `n` failed: a network plugin's endpoint in dockerd's
+/// words, else the CNI plugins' error.
+fn attach_error(c: &Container, n: &Network, p: &PlannedAttach, e: String) -> ApiError {
+    if network::is_remote_list(&p.conflist) {
+        return ApiError::internal(format!(
+            "failed to create endpoint {} on network {}: {e}",
+            c.name.trim_start_matches('/'),
+            n.name
+        ));
+    }
+    network_error(n, e)
 }
 
 fn network_error(n: &Network, e: impl std::fmt::Display) -> ApiError {

@@ -27,6 +27,14 @@ pub struct Network {
     /// create (inspect's `Scope`); empty for berth's own drivers (local).
     #[serde(default)]
     pub scope: String,
+    /// An IPAM plugin's name (`--ipam-driver`), and the pools it gave;
+    /// empty for Docker's default IPAM, berth's own.
+    #[serde(default)]
+    pub ipam_driver: String,
+    #[serde(default)]
+    pub pool_id: String,
+    #[serde(default)]
+    pub pool_id6: String,
     pub created: SystemTime,
     #[serde(default)]
     pub internal: bool,
@@ -375,7 +383,7 @@ impl Network {
             "Driver": self.driver,
             "EnableIPv6": self.ipv6,
             "IPAM": {
-                "Driver": "default",
+                "Driver": if self.ipam_driver.is_empty() { "default" } else { self.ipam_driver.as_str() },
                 // As given at create: null when the caller sent none.
                 "Options": self.ipam_options,
                 "Config": config,
@@ -390,6 +398,28 @@ impl Network {
             "Labels": self.labels,
         })
     }
+}
+
+/// The plugins a network is created with: a network plugin's scope, an
+/// IPAM plugin's pools.
+#[derive(Default, Clone, Copy)]
+pub struct ByPlugins<'a> {
+    pub network_scope: Option<&'a str>,
+    pub ipam: Option<&'a IpamPools>,
+}
+
+/// What an IPAM plugin gave a network being created (its subnets and
+/// gateways are in the request), and what the caller asked itself.
+#[derive(Debug, Default, Clone)]
+pub struct IpamPools {
+    pub driver: String,
+    pub pool_id: String,
+    pub pool_id6: String,
+    pub subnet_given: bool,
+    pub gateway_given: bool,
+    pub gateway6_given: bool,
+    /// `(pool id, address)` of the gateways and auxiliary addresses.
+    pub reserved: Vec<(String, String)>,
 }
 
 /// What `network create` asks for.
@@ -663,6 +693,9 @@ impl Networks {
                     name: name.into(),
                     driver: driver.into(),
                     scope: String::new(),
+                    ipam_driver: String::new(),
+                    pool_id: String::new(),
+                    pool_id6: String::new(),
                     created: SystemTime::now(),
                     internal: false,
                     attachable: false,
@@ -735,6 +768,9 @@ impl Networks {
                 name: "bridge".into(),
                 driver: "bridge".into(),
                 scope: String::new(),
+                ipam_driver: String::new(),
+                pool_id: String::new(),
+                pool_id6: String::new(),
                 created: SystemTime::now(),
                 internal: false,
                 attachable: false,
@@ -830,10 +866,11 @@ impl Networks {
         ))
     }
 
-    /// A network of berth's own drivers, or with `plugin` (its scope) of
-    /// a network plugin the caller found by the driver's name: the record
-    /// only, the plugin's `CreateNetwork` is the caller's.
-    pub fn create(&self, req: CreateRequest, plugin: Option<&str>) -> Result<Network> {
+    /// A network of berth's own drivers, or of the plugins `by` names
+    /// (found by the caller, and asked for its pools): the record only,
+    /// the network plugin's `CreateNetwork` is the caller's.
+    pub fn create(&self, req: CreateRequest, by: ByPlugins<'_>) -> Result<Network> {
+        let plugin = by.network_scope;
         let name = super::names::validate_network_name(&req.name).map_err(ApiError::bad_request)?;
         // CheckDuplicate false lets a second network take the name, as
         // dockerd lets it (lookups by that name then find the first).
@@ -865,9 +902,10 @@ impl Networks {
                 )));
             }
         }
-        // The one IPAM driver berth has is Docker's default.
+        // Docker's default IPAM is berth's; any other is a plugin's.
         if let Some(ipam) = req.ipam.as_ref()
             && !matches!(ipam.driver.as_str(), "" | "default")
+            && by.ipam.is_none()
         {
             return Err(ApiError::not_found(format!(
                 "plugin \"{}\" not found",
@@ -924,11 +962,18 @@ impl Networks {
             }
             None => Default::default(),
         };
-        let gateway6_shown = v6.as_ref().is_some_and(|c| !c.gateway.is_empty());
+        let gateway6_shown = match by.ipam {
+            Some(p) => p.gateway6_given,
+            None => v6.as_ref().is_some_and(|c| !c.gateway.is_empty()),
+        };
         let aux_addresses6 = v6.map(|c| c.auxiliary_addresses).unwrap_or_default();
         let cfg = v4.into_iter().next().unwrap_or_default();
-        let subnet_given = !cfg.subnet.is_empty();
-        let gateway_shown = !subnet_given || !cfg.gateway.is_empty();
+        // A plugin's pool is in the request, as asked or as it picked.
+        let (subnet_given, gateway_given) = match by.ipam {
+            Some(p) => (p.subnet_given, p.gateway_given),
+            None => (!cfg.subnet.is_empty(), !cfg.gateway.is_empty()),
+        };
+        let gateway_shown = !subnet_given || gateway_given;
         let subnet: Ipv4Net = if cfg.subnet.is_empty() {
             if !cfg.ip_range.is_empty() || !cfg.gateway.is_empty() {
                 return Err(ApiError::bad_request(
@@ -1047,6 +1092,9 @@ impl Networks {
             name,
             driver,
             scope: plugin.unwrap_or_default().to_string(),
+            ipam_driver: by.ipam.map(|p| p.driver.clone()).unwrap_or_default(),
+            pool_id: by.ipam.map(|p| p.pool_id.clone()).unwrap_or_default(),
+            pool_id6: by.ipam.map(|p| p.pool_id6.clone()).unwrap_or_default(),
             created: SystemTime::now(),
             internal,
             attachable: req.attachable,
@@ -1476,7 +1524,7 @@ mod tests {
                     name: "a".into(),
                     ..Default::default()
                 },
-                None,
+                ByPlugins::default(),
             )
             .unwrap();
         assert!(a.subnet.starts_with("10.213."), "{}", a.subnet);
@@ -1486,7 +1534,7 @@ mod tests {
                 name: "a".into(),
                 ..Default::default()
             },
-            None,
+            ByPlugins::default(),
         );
         assert_eq!(dup.unwrap_err().status, axum::http::StatusCode::CONFLICT);
         let over = n.create(
@@ -1501,7 +1549,7 @@ mod tests {
                 }),
                 ..Default::default()
             },
-            None,
+            ByPlugins::default(),
         );
         assert!(over.unwrap_err().message.contains("overlaps"));
         // Reopened from disk: the same networks.
@@ -1527,7 +1575,7 @@ mod tests {
                 }),
                 ..Default::default()
             },
-            None,
+            ByPlugins::default(),
         );
         assert!(r.unwrap_err().message.contains("no matching subnet"));
     }

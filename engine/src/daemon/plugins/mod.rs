@@ -15,6 +15,7 @@ pub mod authz;
 pub mod client;
 pub mod config;
 pub mod distribution;
+pub mod ipam;
 pub mod legacy;
 pub mod logging;
 pub mod network;
