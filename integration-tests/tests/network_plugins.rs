@@ -538,6 +538,58 @@ fn a_connect_to_a_plugins_network_cut_midway_is_undone() {
     s.docker(&["network", "connect", "tn", &c]).ok();
     let eth1 = s.docker(&["exec", &c, "ip", "-o", "-4", "addr", "show", "eth1"]);
     assert!(eth1.ok().contains("inet "), "{eth1:?}");
+
+    // A join whose setup the kernel refuses (the plugin's route has a next
+    // hop on no link): the start fails in dockerd's words, the interface is
+    // handed back and deleted, the endpoint left and deleted.
+    let bad = s
+        .docker(&[
+            "network",
+            "create",
+            "-d",
+            "tnet",
+            "-o",
+            "badroute=1",
+            "--subnet",
+            &s.net.subnet(2),
+            "tbad",
+        ])
+        .ok()
+        .to_string();
+    clean.networks.push(bad.clone());
+    let run = s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "tbr",
+        "--network",
+        "tbad",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains(
+            "failed to create endpoint tbr on network tbad: joining the network's interface"
+        ),
+        "{run:?}"
+    );
+    let begun: Vec<String> = calls(&sock)
+        .iter()
+        .filter(|(op, r)| op == "NetworkDriver.CreateEndpoint" && r["NetworkID"] == bad.as_str())
+        .filter_map(|(_, r)| r["EndpointID"].as_str().map(String::from))
+        .collect();
+    assert_eq!(begun.len(), 1, "{begun:?}");
+    assert_eq!(
+        ops_for(&calls(&sock), &begun[0]),
+        ["CreateEndpoint", "Join", "Leave", "DeleteEndpoint"]
+    );
+    for side in ["tnh", "tnc"] {
+        assert!(!link_exists(&format!("{side}{}", &begun[0][..8])), "{side}");
+    }
+    s.docker(&["rm", "-f", "tbr"]).ok();
+    s.docker(&["network", "rm", "tbad"]).ok();
 }
 
 /// What the IPAM plugin holds: pool id → addresses.

@@ -862,8 +862,14 @@ impl Daemon {
     }
 
     /// An ADD undone with a DEL, as the CNI spec asks, and its pending
-    /// attachment dropped.
+    /// attachment dropped. A network plugin's endpoint that failed was
+    /// undone step by step already (a plugin that refused CreateEndpoint
+    /// hears nothing more, as with libnetwork).
     async fn undo_add(&self, c: &mut Container, p: &PlannedAttach, result: Option<&Value>) {
+        if network::is_remote_list(&p.conflist) && result.is_none() {
+            self.abandon(c, p).await;
+            return;
+        }
         let netns = c.net.as_ref().map(|s| s.netns.clone()).unwrap_or_default();
         let target = Target {
             args: "",

@@ -4,7 +4,8 @@ the way simple veth plugins implement it: a network is a Linux bridge the
 plugin makes (named after the network, holding its gateway address), an
 endpoint a veth pair whose host end hangs from that bridge and whose other
 end the engine moves into the container. A network created with the
-driver option `fail` is refused; DSTPREFIX names the interfaces' prefix in
+driver option `fail` is refused, one with `badroute` joins containers
+with a static route the kernel refuses; DSTPREFIX names the interfaces' prefix in
 the container (default eth). /Test.Calls tells what it was asked."""
 
 import http.server
@@ -18,6 +19,7 @@ SOCK = os.environ["SOCKET"]
 PREFIX = os.environ.get("DSTPREFIX", "eth")
 CALLS = []
 NETWORKS = {}
+BAD_ROUTES = set()
 LOCK = threading.Lock()
 
 
@@ -53,6 +55,8 @@ def create_network(req):
     # policy drops (Docker's, berth's).
     forward("-I", br)
     NETWORKS[req["NetworkID"]] = gateway.split("/")[0]
+    if "badroute" in generic:
+        BAD_ROUTES.add(req["NetworkID"])
     return {}
 
 
@@ -66,6 +70,10 @@ def join(req):
     gateway = NETWORKS.get(req["NetworkID"], "")
     if gateway:
         out["Gateway"] = gateway
+    if req["NetworkID"] in BAD_ROUTES:
+        # A next hop on no link of the container's.
+        out["StaticRoutes"] = [{"Destination": "10.200.0.0/16", "RouteType": 0,
+                                "NextHop": "192.0.2.1"}]
     return out
 
 

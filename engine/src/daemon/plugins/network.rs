@@ -267,7 +267,7 @@ impl Daemon {
             .make_endpoint(&addr, network_id, endpoint_id, &ips, target, rt)
             .await;
         if made.is_err() {
-            self.unlease(network_id, &ips);
+            self.unlease(network_id, &ips, target.container_id);
         }
         made
     }
@@ -459,9 +459,14 @@ impl Daemon {
             gateways,
             routes,
         };
-        sandbox::put_in(target.netns, &setup)
-            .await
-            .map_err(|e| format!("joining the network's interface {src:?}: {e}"))?;
+        if let Err(e) = sandbox::put_in(target.netns, &setup).await {
+            // Handed back for the plugin's DeleteEndpoint, under whichever
+            // name the setup stopped at (one that never moved is not found).
+            for now in [name.as_str(), src] {
+                let _ = sandbox::take_out(target.netns, now, src).await;
+            }
+            return Err(format!("joining the network's interface {src:?}: {e}"));
+        }
         Ok(name)
     }
 
@@ -501,7 +506,7 @@ impl Daemon {
             }
             Err(e) => Err(e.message),
         };
-        self.unlease(network_id, &ips);
+        self.unlease(network_id, &ips, target.container_id);
         outcome
     }
 
@@ -532,6 +537,19 @@ impl Daemon {
     ) -> std::result::Result<(), String> {
         let dir = self.ipam_dir().join(network_id);
         std::fs::create_dir_all(&dir).map_err(|e| format!("leasing an address: {e}"))?;
+        let leased = self.lease_each(&dir, ips, target);
+        if leased.is_err() {
+            self.unlease(network_id, ips, target.container_id);
+        }
+        leased
+    }
+
+    fn lease_each(
+        &self,
+        dir: &std::path::Path,
+        ips: &[String],
+        target: &Target<'_>,
+    ) -> std::result::Result<(), String> {
         for cidr in ips {
             let ip = cidr.split('/').next().unwrap_or_default();
             let path = dir.join(ip);
@@ -559,11 +577,17 @@ impl Daemon {
         Ok(())
     }
 
-    fn unlease(&self, network_id: &str, ips: &[String]) {
+    /// The leases of `ips` that container `owner` holds, removed (one
+    /// another container holds stays).
+    fn unlease(&self, network_id: &str, ips: &[String], owner: &str) {
         let dir = self.ipam_dir().join(network_id);
         for cidr in ips {
             let ip = cidr.split('/').next().unwrap_or_default();
-            let _ = std::fs::remove_file(dir.join(ip));
+            let path = dir.join(ip);
+            let held = std::fs::read_to_string(&path).unwrap_or_default();
+            if held.starts_with(owner) {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
 }
