@@ -372,9 +372,10 @@ fn a_network_plugin_makes_the_interfaces_berth_addresses() {
     s.docker(&["rm", "-f", "t6"]).ok();
     s.docker(&["network", "rm", "t6"]).ok();
 
-    // A plugin that names the interfaces with its own prefix.
+    // A plugin that names the interfaces with its own prefix (its network
+    // made through berth's CLI).
     let wid = s
-        .docker(&[
+        .berth(&[
             "network",
             "create",
             "-d",
@@ -613,8 +614,8 @@ fn an_ipam_plugin_gives_a_bridges_pool_and_addresses() {
     let at = |subnet: &str, host: u8| subnet.replace(".0/24", &format!(".{host}"));
 
     // A pool the plugin picks: the subnet is its, the gateway it gave is
-    // shown, the options reach it.
-    s.docker(&[
+    // shown, the options reach it. Through berth's CLI.
+    s.berth(&[
         "network",
         "create",
         "--ipam-driver",
