@@ -92,15 +92,21 @@ impl Drop for Cleanup {
     }
 }
 
-/// A stack and the test plugin on it as the legacy plugin `tnet`, and
-/// its socket; None without a docker CLI.
-fn with_plugin() -> Option<(Stack, std::path::PathBuf, HostPlugin)> {
+/// A stack with busybox; None without a docker CLI.
+fn stack() -> Option<Stack> {
     if docker_cli().is_none() {
         eprintln!("skipped: no docker CLI on this machine");
         return None;
     }
     let s = Stack::start();
     s.load_busybox();
+    Some(s)
+}
+
+/// A stack and the test plugin on it as the legacy plugin `tnet`, and
+/// its socket; None without a docker CLI.
+fn with_plugin() -> Option<(Stack, std::path::PathBuf, HostPlugin)> {
+    let s = stack()?;
     let work = s.dir.path().join("tnet");
     std::fs::create_dir_all(&work).expect("plugin work directory");
     let sock = s.legacy_plugin_dir().join("tnet.sock");
@@ -418,12 +424,7 @@ fn a_network_plugin_makes_the_interfaces_berth_addresses() {
 
 #[test]
 fn a_managed_network_plugin_serves_until_its_networks_are_gone() {
-    if docker_cli().is_none() {
-        eprintln!("skipped: no docker CLI on this machine");
-        return;
-    }
-    let s = Stack::start();
-    s.load_busybox();
+    let Some(s) = stack() else { return };
     let dir = network_plugin_dir(s.dir.path());
     s.docker(&["plugin", "create", "mnet", dir.to_str().unwrap()])
         .ok();
@@ -600,12 +601,7 @@ fn held(sock: &std::path::Path) -> Value {
 
 #[test]
 fn an_ipam_plugin_gives_a_bridges_pool_and_addresses() {
-    if docker_cli().is_none() {
-        eprintln!("skipped: no docker CLI on this machine");
-        return;
-    }
-    let s = Stack::start();
-    s.load_busybox();
+    let Some(s) = stack() else { return };
     let work = s.dir.path().join("tipam");
     std::fs::create_dir_all(&work).unwrap();
     let sock = s.legacy_plugin_dir().join("tipam.sock");

@@ -28,34 +28,8 @@ impl Daemon {
     /// Where the plugin that gives addresses as `driver` answers: an
     /// enabled managed plugin of that name first, else a legacy one.
     pub async fn ipam_driver(&self, driver: &str) -> std::result::Result<Addr, ApiError> {
-        let Ok(e) = self.plugins.find(driver) else {
-            return match self.plugins.legacy.get(driver, "IpamDriver").await {
-                Ok(Some(a)) => Ok(a.addr),
-                Ok(None) => Err(ApiError::not_found(format!(
-                    "plugin \"{driver}\" not found"
-                ))),
-                Err(why) => Err(ApiError::not_found(why)),
-            };
-        };
-        let p = e.get();
-        if !p
-            .config
-            .types()
-            .iter()
-            .any(|t| t.capability == "ipamdriver")
-        {
-            return Err(ApiError::not_found(format!(
-                "plugin {:?} found, but not implementing \"IpamDriver\"",
-                p.name
-            )));
-        }
-        if !p.enabled {
-            return Err(ApiError::not_found(format!(
-                "plugin {:?} found but disabled",
-                p.name
-            )));
-        }
-        Ok(Addr::Unix(self.plugins.socket(&p)))
+        self.plugin_serving(driver, "ipamdriver", "IpamDriver")
+            .await
     }
 
     /// For a create naming an IPAM plugin: its pools and gateways (and

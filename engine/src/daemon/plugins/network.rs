@@ -126,8 +126,22 @@ impl Daemon {
     /// dockerd's reason why there is none: an enabled managed plugin of
     /// that name first, else a legacy one in the plugin directories.
     pub async fn network_driver(&self, driver: &str) -> std::result::Result<Addr, ApiError> {
+        self.plugin_serving(driver, "networkdriver", "NetworkDriver")
+            .await
+    }
+
+    /// Where the plugin `driver` serves `interface` (e.g. `IpamDriver`,
+    /// a managed plugin's `capability` `ipamdriver`): an enabled managed
+    /// plugin of that name first, else a legacy one in the plugin
+    /// directories; dockerd's words when there is none.
+    pub async fn plugin_serving(
+        &self,
+        driver: &str,
+        capability: &str,
+        interface: &str,
+    ) -> std::result::Result<Addr, ApiError> {
         let Ok(e) = self.plugins.find(driver) else {
-            return match self.plugins.legacy.get(driver, "NetworkDriver").await {
+            return match self.plugins.legacy.get(driver, interface).await {
                 Ok(Some(a)) => Ok(a.addr),
                 Ok(None) => Err(ApiError::not_found(format!(
                     "plugin \"{driver}\" not found"
@@ -136,14 +150,9 @@ impl Daemon {
             };
         };
         let p = e.get();
-        if !p
-            .config
-            .types()
-            .iter()
-            .any(|t| t.capability == "networkdriver")
-        {
+        if !p.config.types().iter().any(|t| t.capability == capability) {
             return Err(ApiError::not_found(format!(
-                "plugin {:?} found, but not implementing \"NetworkDriver\"",
+                "plugin {:?} found, but not implementing \"{interface}\"",
                 p.name
             )));
         }
