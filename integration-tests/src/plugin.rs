@@ -114,6 +114,32 @@ pub fn network_plugin_dir(root: &Path) -> PathBuf {
     dir
 }
 
+/// The IPAM plugin (`tests/plugin/tipam.py`) as a managed plugin's
+/// directory under `root`, listening on `tipam.sock`, picking from
+/// `pools` when asked for none.
+pub fn ipam_plugin_dir(root: &Path, pools: &str) -> PathBuf {
+    let dir = root.join("plugin-tipam");
+    let rootfs = python_rootfs(&dir);
+    std::fs::write(
+        rootfs.join("tipam.py"),
+        include_str!("../tests/plugin/tipam.py"),
+    )
+    .expect("plugin script");
+    let config = json!({
+        "description": "berth's test IPAM plugin",
+        "documentation": "https://example.invalid/tipam",
+        "entrypoint": ["/usr/bin/python3", "/tipam.py"],
+        "interface": {"types": ["docker.ipamdriver/1.0"], "socket": "tipam.sock"},
+        "network": {"type": "none"},
+        "mounts": [{"name": "usr", "source": "/usr", "destination": "/usr", "type": "bind",
+                    "options": ["rbind", "ro"]}],
+        "env": [{"name": "SOCKET", "value": "/run/docker/plugins/tipam.sock"},
+                {"name": "POOLS", "value": pools}],
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).expect("plugin config");
+    dir
+}
+
 /// Where a managed plugin's socket named `socket` is on the host.
 pub fn socket_named(exec_root: &Path, id: &str, socket: &str) -> PathBuf {
     exec_root.join("plugins").join(&id[..12]).join(socket)

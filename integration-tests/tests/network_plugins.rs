@@ -7,7 +7,7 @@
 //! delete. The plugin is `tests/plugin/tnet.py` (veth pairs on a bridge of
 //! its own), run on the host as a legacy plugin.
 
-use integration_tests::plugin::{HostPlugin, call, network_plugin_dir};
+use integration_tests::plugin::{HostPlugin, call, ipam_plugin_dir, network_plugin_dir};
 use integration_tests::stack::{Stack, docker_cli};
 use serde_json::Value;
 
@@ -737,4 +737,45 @@ fn an_ipam_plugin_gives_a_bridges_pool_and_addresses() {
     s.docker(&["rm", "-f", "ia", "ib"]).ok();
     s.docker(&["network", "rm", "ti", "tj"]).ok();
     assert_eq!(held(&sock), serde_json::json!({}));
+}
+
+#[test]
+fn a_managed_ipam_plugin_is_in_use_while_its_network_exists() {
+    let Some(s) = stack() else { return };
+    let subnet = s.net.subnet(1);
+    let dir = ipam_plugin_dir(s.dir.path(), &subnet);
+    s.docker(&["plugin", "create", "mipam", dir.to_str().unwrap()])
+        .ok();
+    s.docker(&["plugin", "enable", "mipam"]).ok();
+    s.docker(&["network", "create", "--ipam-driver", "mipam", "mi"])
+        .ok();
+    assert_eq!(
+        inspect(&s, "mi")["IPAM"]["Config"][0]["Subnet"],
+        subnet.as_str()
+    );
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "mc",
+        "--network",
+        "mi",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let addr = s.docker(&["exec", "mc", "ip", "-o", "-4", "addr", "show", "eth0"]);
+    let top = subnet.replace(".0/24", ".254");
+    assert!(addr.ok().contains(&format!("inet {top}/24")), "{addr:?}");
+    let busy = s.docker(&["plugin", "disable", "mipam"]);
+    assert_ne!(busy.code, 0);
+    assert!(
+        busy.stderr.contains("plugin mipam:latest is in use"),
+        "{busy:?}"
+    );
+    s.docker(&["rm", "-f", "mc"]).ok();
+    s.docker(&["network", "rm", "mi"]).ok();
+    s.docker(&["plugin", "disable", "mipam"]).ok();
+    s.docker(&["plugin", "rm", "mipam"]).ok();
 }

@@ -242,15 +242,18 @@ impl Daemon {
         Ok(())
     }
 
-    /// Whether any network is driven by the managed plugin `name`: it is
-    /// in use, as dockerd's reference count has it.
+    /// Whether any network is driven, or given its addresses, by the
+    /// managed plugin `name`: it is in use, as dockerd's reference count
+    /// has it.
     pub fn networks_use_plugin(&self, name: &str) -> bool {
+        let is_it = |driver: &str| {
+            self.plugins
+                .find(driver)
+                .is_ok_and(|e| e.get().name == name)
+        };
         self.networks.all().iter().any(|n| {
-            n.is_remote()
-                && self
-                    .plugins
-                    .find(&n.driver)
-                    .is_ok_and(|e| e.get().name == name)
+            (n.is_remote() && is_it(&n.driver))
+                || (!n.ipam_driver.is_empty() && is_it(&n.ipam_driver))
         })
     }
 
