@@ -92,6 +92,16 @@ impl Drop for Cleanup {
     }
 }
 
+/// `docker args` fails, and says `words`.
+fn refused(s: &Stack, args: &[&str], words: &str) {
+    let out = s.docker(args);
+    assert_ne!(out.code, 0, "{args:?} succeeded: {out:?}");
+    assert!(
+        out.stderr.contains(words),
+        "{args:?}: wanted {words:?} in {out:?}"
+    );
+}
+
 /// A stack with busybox; None without a docker CLI.
 fn stack() -> Option<Stack> {
     if docker_cli().is_none() {
@@ -131,19 +141,15 @@ fn a_network_plugin_makes_the_interfaces_berth_addresses() {
     let mut clean = Cleanup::new(&s);
 
     // A missing plugin and one that refuses: nothing made.
-    let missing = s.docker(&["network", "create", "-d", "nope", "n0"]);
-    assert_ne!(missing.code, 0);
-    assert!(
-        missing.stderr.contains(r#"plugin "nope" not found"#),
-        "{missing:?}"
+    refused(
+        &s,
+        &["network", "create", "-d", "nope", "n0"],
+        r#"plugin "nope" not found"#,
     );
-    let refused = s.docker(&["network", "create", "-d", "tnet", "-o", "fail=no", "n0"]);
-    assert_ne!(refused.code, 0);
-    assert!(
-        refused
-            .stderr
-            .contains("Error response from daemon: remote: tnet refuses this network: no"),
-        "{refused:?}"
+    refused(
+        &s,
+        &["network", "create", "-d", "tnet", "-o", "fail=no", "n0"],
+        "Error response from daemon: remote: tnet refuses this network: no",
     );
     assert!(
         !s.docker(&["network", "ls"]).ok().contains("n0"),
@@ -398,9 +404,7 @@ fn a_network_plugin_makes_the_interfaces_berth_addresses() {
     assert!(links.ok().contains("ethwe0"), "{links:?}");
 
     // In use, then gone: its bridge goes with it.
-    let busy = s.docker(&["network", "rm", "tn"]);
-    assert_ne!(busy.code, 0);
-    assert!(busy.stderr.contains("has active endpoints"), "{busy:?}");
+    refused(&s, &["network", "rm", "tn"], "has active endpoints");
     s.docker(&["rm", "-f", "ta", "tb", "tc"]).ok();
     s.docker(&["network", "rm", "tn", "tw"]).ok();
     assert!(!link_exists(&bridge), "DeleteNetwork removed the bridge");
@@ -429,9 +433,11 @@ fn a_managed_network_plugin_serves_until_its_networks_are_gone() {
     s.docker(&["plugin", "create", "mnet", dir.to_str().unwrap()])
         .ok();
     // Disabled, it drives nothing.
-    let off = s.docker(&["network", "create", "-d", "mnet", "mn"]);
-    assert_ne!(off.code, 0);
-    assert!(off.stderr.contains("found but disabled"), "{off:?}");
+    refused(
+        &s,
+        &["network", "create", "-d", "mnet", "mn"],
+        "found but disabled",
+    );
     s.docker(&["plugin", "enable", "mnet"]).ok();
     let mut clean = Cleanup::new(&s);
     let subnet = s.net.subnet(1);
@@ -458,11 +464,10 @@ fn a_managed_network_plugin_serves_until_its_networks_are_gone() {
     let ip = subnet.replace(".0/24", ".2");
     assert!(addr.ok().contains(&format!("inet {ip}/24")), "{addr:?}");
     // Its network holds it, as dockerd counts a network's driver in use.
-    let busy = s.docker(&["plugin", "disable", "mnet"]);
-    assert_ne!(busy.code, 0);
-    assert!(
-        busy.stderr.contains("plugin mnet:latest is in use"),
-        "{busy:?}"
+    refused(
+        &s,
+        &["plugin", "disable", "mnet"],
+        "plugin mnet:latest is in use",
     );
     s.docker(&["rm", "-f", "ma"]).ok();
     s.docker(&["network", "rm", "mn"]).ok();
@@ -559,23 +564,20 @@ fn a_connect_to_a_plugins_network_cut_midway_is_undone() {
         .ok()
         .to_string();
     clean.networks.push(bad.clone());
-    let run = s.docker(&[
-        "run",
-        "-d",
-        "--name",
-        "tbr",
-        "--network",
-        "tbad",
-        "busybox",
-        "sleep",
-        "300",
-    ]);
-    assert_ne!(run.code, 0);
-    assert!(
-        run.stderr.contains(
-            "failed to create endpoint tbr on network tbad: joining the network's interface"
-        ),
-        "{run:?}"
+    refused(
+        &s,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "tbr",
+            "--network",
+            "tbad",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+        "failed to create endpoint tbr on network tbad: joining the network's interface",
     );
     let begun: Vec<String> = calls(&sock)
         .iter()
@@ -659,21 +661,19 @@ fn an_ipam_plugin_gives_a_bridges_pool_and_addresses() {
         serde_json::json!([at(&one, 1), at(&one, 254)])
     );
     // An address of its own needs a subnet of the user's, as dockerd has it.
-    let own = s.docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "ti",
-        "--ip",
-        &at(&one, 9),
-        "busybox",
-        "true",
-    ]);
-    assert_ne!(own.code, 0);
-    assert!(
-        own.stderr
-            .contains("user specified IP address is supported only when connecting to networks with user configured subnets"),
-        "{own:?}"
+    refused(
+        &s,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "ti",
+            "--ip",
+            &at(&one, 9),
+            "busybox",
+            "true",
+        ],
+        "user specified IP address is supported only when connecting to networks with user configured subnets",
     );
     // Stopped, the address goes back; started, it is asked again.
     s.docker(&["stop", "-t", "0", "ia"]).ok();
@@ -722,15 +722,17 @@ fn an_ipam_plugin_gives_a_bridges_pool_and_addresses() {
         serde_json::json!([at(&two, 254), at(&two, 7), at(&two, 9)])
     );
     // The plugin has no pool left: refused, nothing made.
-    let none = s.docker(&["network", "create", "--ipam-driver", "tipam", "tk"]);
-    assert_ne!(none.code, 0);
-    assert!(none.stderr.contains("tipam has no free pool"), "{none:?}");
+    refused(
+        &s,
+        &["network", "create", "--ipam-driver", "tipam", "tk"],
+        "tipam has no free pool",
+    );
     assert!(!s.docker(&["network", "ls"]).ok().contains("tk"));
     // A missing IPAM plugin.
-    let missing = s.docker(&["network", "create", "--ipam-driver", "nope", "tk"]);
-    assert!(
-        missing.stderr.contains(r#"plugin "nope" not found"#),
-        "{missing:?}"
+    refused(
+        &s,
+        &["network", "create", "--ipam-driver", "nope", "tk"],
+        r#"plugin "nope" not found"#,
     );
 
     // Removed: every address and both pools back with the plugin.
@@ -768,11 +770,10 @@ fn a_managed_ipam_plugin_is_in_use_while_its_network_exists() {
     let addr = s.docker(&["exec", "mc", "ip", "-o", "-4", "addr", "show", "eth0"]);
     let top = subnet.replace(".0/24", ".254");
     assert!(addr.ok().contains(&format!("inet {top}/24")), "{addr:?}");
-    let busy = s.docker(&["plugin", "disable", "mipam"]);
-    assert_ne!(busy.code, 0);
-    assert!(
-        busy.stderr.contains("plugin mipam:latest is in use"),
-        "{busy:?}"
+    refused(
+        &s,
+        &["plugin", "disable", "mipam"],
+        "plugin mipam:latest is in use",
     );
     s.docker(&["rm", "-f", "mc"]).ok();
     s.docker(&["network", "rm", "mi"]).ok();

@@ -241,12 +241,7 @@ fn link_local_ips(ep: &EndpointSettings) -> Vec<String> {
 
 /// `--mac-address`: six hex pairs, as Docker's net.ParseMAC takes them.
 pub fn validate_mac(mac: &str) -> Result<()> {
-    let parts: Vec<&str> = mac.split([':', '-']).collect();
-    let ok = parts.len() == 6
-        && parts
-            .iter()
-            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
-    if mac.is_empty() || ok {
+    if mac.is_empty() || crate::network::is_mac(mac) {
         Ok(())
     } else {
         Err(ApiError::bad_request(format!("invalid MAC address: {mac}")))

@@ -12,6 +12,16 @@ pub mod sandbox;
 
 pub use berth_cni as cni;
 
+/// A MAC address as Go's `net.ParseMAC` takes a 48-bit one: six hex
+/// pairs separated by `:` or `-`.
+pub fn is_mac(mac: &str) -> bool {
+    let parts: Vec<&str> = mac.split([':', '-']).collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// An interface name as the kernel takes it (up to 15 characters) with
 /// nothing an `ip` argument, a path under /sys or an iptables rule (`+`)
 /// could read otherwise.

@@ -36,7 +36,7 @@ impl Setup<'_> {
             }
         }
         if let Some(mac) = self.mac
-            && !is_mac(mac)
+            && !super::is_mac(mac)
         {
             return Err(format!("invalid MAC address {mac:?}"));
         }
@@ -58,15 +58,6 @@ impl Setup<'_> {
         }
         Ok(())
     }
-}
-
-/// Six colon-separated hex octets.
-fn is_mac(s: &str) -> bool {
-    let parts: Vec<&str> = s.split(':').collect();
-    parts.len() == 6
-        && parts
-            .iter()
-            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// Moves `s.src` into the namespace at `netns` and sets it up there.

@@ -23,24 +23,9 @@ impl Daemon {
     /// Where the authorization plugin `name` answers, or why it cannot be
     /// asked (the call it was to judge is then refused).
     pub async fn authz_plugin(&self, name: &str) -> Result<Addr, String> {
-        if let Ok(e) = self.plugins.find(name) {
-            let p = e.get();
-            if !judges(&p) {
-                return Err(format!(
-                    "plugin {:?} found, but not implementing \"authz\"",
-                    p.name
-                ));
-            }
-            if !p.enabled {
-                return Err(format!("plugin {:?} found but disabled", p.name));
-            }
-            return Ok(Addr::Unix(self.plugins.socket(&p)));
-        }
-        match self.plugins.legacy.get(name, IMPLEMENTS).await {
-            Ok(Some(a)) => Ok(a.addr),
-            Ok(None) => Err(format!("plugin {name:?} not found")),
-            Err(why) => Err(why),
-        }
+        self.plugin_serving(name, IMPLEMENTS, IMPLEMENTS)
+            .await
+            .map(|(addr, _)| addr)
     }
 
     /// Whether each of `names` is an authorization plugin the engine can

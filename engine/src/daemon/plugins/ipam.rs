@@ -30,6 +30,8 @@ impl Daemon {
     pub async fn ipam_driver(&self, driver: &str) -> std::result::Result<Addr, ApiError> {
         self.plugin_serving(driver, "ipamdriver", "IpamDriver")
             .await
+            .map(|(addr, _)| addr)
+            .map_err(ApiError::not_found)
     }
 
     /// For a create naming an IPAM plugin: its pools and gateways (and

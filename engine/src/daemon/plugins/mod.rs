@@ -375,6 +375,40 @@ impl Plugins {
 
 use config::Config;
 
+impl crate::daemon::Daemon {
+    /// Where the plugin `name` serves `interface` (`VolumeDriver`,
+    /// `NetworkDriver`, `IpamDriver`, `authz`; a managed plugin's
+    /// `capability`, e.g. `volumedriver`): an enabled managed plugin of
+    /// that name first (a disabled one is not passed over), else a legacy
+    /// one found in the plugin directories; dockerd's words when there is
+    /// none. The managed plugin's record with it.
+    pub async fn plugin_serving(
+        &self,
+        name: &str,
+        capability: &str,
+        interface: &str,
+    ) -> std::result::Result<(client::Addr, Option<Plugin>), String> {
+        let Ok(e) = self.plugins.find(name) else {
+            return match self.plugins.legacy.get(name, interface).await {
+                Ok(Some(a)) => Ok((a.addr, None)),
+                Ok(None) => Err(format!("plugin {name:?} not found")),
+                Err(why) => Err(why),
+            };
+        };
+        let p = e.get();
+        if !p.config.types().iter().any(|t| t.capability == capability) {
+            return Err(format!(
+                "plugin {:?} found, but not implementing \"{interface}\"",
+                p.name
+            ));
+        }
+        if !p.enabled {
+            return Err(format!("plugin {:?} found but disabled", p.name));
+        }
+        Ok((client::Addr::Unix(self.plugins.socket(&p)), Some(p)))
+    }
+}
+
 pub fn not_found(given: &str) -> ApiError {
     ApiError::not_found(format!("plugin {given:?} not found"))
 }

@@ -96,6 +96,15 @@ fn ports_for_driver(exposed_ports: &Map<Value>, bindings: &Map<Vec<PortBinding>>
     })
 }
 
+/// The lease file's name of an address (`ip/prefix`): the address as it
+/// parses, never a path of its own.
+fn lease_name(cidr: &str) -> std::result::Result<String, String> {
+    let ip = cidr.split('/').next().unwrap_or_default();
+    ip.parse::<std::net::IpAddr>()
+        .map(|a| a.to_string())
+        .map_err(|_| format!("invalid address {cidr:?}"))
+}
+
 /// An attachment's endpoint as its record has it.
 struct Endpoint<'a> {
     network_id: &'a str,
@@ -128,41 +137,8 @@ impl Daemon {
     pub async fn network_driver(&self, driver: &str) -> std::result::Result<Addr, ApiError> {
         self.plugin_serving(driver, "networkdriver", "NetworkDriver")
             .await
-    }
-
-    /// Where the plugin `driver` serves `interface` (e.g. `IpamDriver`,
-    /// a managed plugin's `capability` `ipamdriver`): an enabled managed
-    /// plugin of that name first, else a legacy one in the plugin
-    /// directories; dockerd's words when there is none.
-    pub async fn plugin_serving(
-        &self,
-        driver: &str,
-        capability: &str,
-        interface: &str,
-    ) -> std::result::Result<Addr, ApiError> {
-        let Ok(e) = self.plugins.find(driver) else {
-            return match self.plugins.legacy.get(driver, interface).await {
-                Ok(Some(a)) => Ok(a.addr),
-                Ok(None) => Err(ApiError::not_found(format!(
-                    "plugin \"{driver}\" not found"
-                ))),
-                Err(why) => Err(ApiError::not_found(why)),
-            };
-        };
-        let p = e.get();
-        if !p.config.types().iter().any(|t| t.capability == capability) {
-            return Err(ApiError::not_found(format!(
-                "plugin {:?} found, but not implementing \"{interface}\"",
-                p.name
-            )));
-        }
-        if !p.enabled {
-            return Err(ApiError::not_found(format!(
-                "plugin {:?} found but disabled",
-                p.name
-            )));
-        }
-        Ok(Addr::Unix(self.plugins.socket(&p)))
+            .map(|(addr, _)| addr)
+            .map_err(ApiError::not_found)
     }
 
     /// The scope a network plugin's `GetCapabilities` tells (`local`
@@ -297,6 +273,11 @@ impl Daemon {
         let v6 = ips.iter().find(|a| a.contains(':')).cloned();
         let options = &rt["options"];
         let ids = json!({"NetworkID": network_id, "EndpointID": endpoint_id});
+        // As Go's net.HardwareAddr prints it: lower case, colons.
+        let asked_mac = rt["mac"]
+            .as_str()
+            .filter(|m| !m.is_empty())
+            .map(|m| m.replace('-', ":").to_lowercase());
         let created = client::call(
             addr,
             "NetworkDriver.CreateEndpoint",
@@ -306,7 +287,7 @@ impl Daemon {
                 "Interface": {
                     "Address": v4.clone().unwrap_or_default(),
                     "AddressIPv6": v6.clone().unwrap_or_default(),
-                    "MacAddress": rt["mac"].as_str().unwrap_or_default(),
+                    "MacAddress": asked_mac.clone().unwrap_or_default(),
                 },
                 "Options": options,
             }),
@@ -315,11 +296,12 @@ impl Daemon {
         // The plugin may fill in what the engine left empty (a MAC, an
         // address), never change what it gave.
         let given = &created["Interface"];
-        let mac = rt["mac"]
-            .as_str()
-            .filter(|m| !m.is_empty())
-            .or_else(|| given["MacAddress"].as_str().filter(|m| !m.is_empty()))
-            .map(str::to_lowercase);
+        let mac = asked_mac.or_else(|| {
+            given["MacAddress"]
+                .as_str()
+                .filter(|m| !m.is_empty())
+                .map(str::to_lowercase)
+        });
         let v4 = v4.or_else(|| {
             given["Address"]
                 .as_str()
@@ -563,8 +545,8 @@ impl Daemon {
         target: &Target<'_>,
     ) -> std::result::Result<(), String> {
         for cidr in ips {
-            let ip = cidr.split('/').next().unwrap_or_default();
-            let path = dir.join(ip);
+            let ip = lease_name(cidr)?;
+            let path = dir.join(&ip);
             let lease = format!("{}\r\n{}", target.container_id, target.ifname);
             match std::fs::OpenOptions::new()
                 .write(true)
@@ -594,7 +576,7 @@ impl Daemon {
     fn unlease(&self, network_id: &str, ips: &[String], owner: &str) {
         let dir = self.ipam_dir().join(network_id);
         for cidr in ips {
-            let ip = cidr.split('/').next().unwrap_or_default();
+            let Ok(ip) = lease_name(cidr) else { continue };
             let path = dir.join(ip);
             let held = std::fs::read_to_string(&path).unwrap_or_default();
             if held.starts_with(owner) {
@@ -645,5 +627,13 @@ mod tests {
         assert_eq!(list["plugins"][0]["driver"], "tnet");
         assert!(!is_remote_list(&json!({"plugins": [{"type": "bridge"}]})));
         assert_eq!(new_endpoint_id().len(), 64);
+    }
+
+    #[test]
+    fn a_lease_is_named_by_the_address_alone() {
+        assert_eq!(lease_name("10.0.0.2/24"), Ok("10.0.0.2".to_string()));
+        assert_eq!(lease_name("fd00::2/64"), Ok("fd00::2".to_string()));
+        assert!(lease_name("../../etc/passwd").is_err());
+        assert!(lease_name("").is_err());
     }
 }

@@ -47,37 +47,16 @@ impl Daemon {
     /// legacy plugin found in the plugin directories (a disabled managed
     /// one is not passed over for a legacy one, as dockerd's lookup).
     pub async fn volume_driver(&self, driver: &str) -> std::result::Result<Driver, String> {
-        let lookup = |why: String| format!("error looking up volume plugin {driver}: {why}");
-        let Ok(e) = self.plugins.find(driver) else {
-            return match self.plugins.legacy.get(driver, "VolumeDriver").await {
-                Ok(Some(a)) => Ok(Driver {
-                    name: driver.to_string(),
-                    addr: a.addr,
-                    managed: None,
-                }),
-                Ok(None) => Err(lookup(format!("plugin {driver:?} not found"))),
-                Err(why) => Err(lookup(why)),
-            };
-        };
-        let p = e.get();
-        if !p
-            .config
-            .types()
-            .iter()
-            .any(|t| t.capability == "volumedriver")
-        {
-            return Err(lookup(format!(
-                "plugin {:?} found, but not implementing \"VolumeDriver\"",
-                p.name
-            )));
-        }
-        if !p.enabled {
-            return Err(lookup(format!("plugin {:?} found but disabled", p.name)));
-        }
+        let (addr, managed) = self
+            .plugin_serving(driver, "volumedriver", "VolumeDriver")
+            .await
+            .map_err(|why| format!("error looking up volume plugin {driver}: {why}"))?;
         Ok(Driver {
-            name: p.name.clone(),
-            addr: Addr::Unix(self.plugins.socket(&p)),
-            managed: Some(p),
+            name: managed
+                .as_ref()
+                .map_or_else(|| driver.to_string(), |p| p.name.clone()),
+            addr,
+            managed,
         })
     }
 
