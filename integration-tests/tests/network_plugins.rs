@@ -210,8 +210,10 @@ fn a_network_plugin_makes_the_interfaces_berth_addresses() {
         "300",
     ])
     .ok();
-    // A MAC of its own: the docker CLI sends one only with API 1.44.
-    let body = r#"{"Image": "busybox", "Cmd": ["sleep", "300"], "MacAddress": "02:42:aa:bb:cc:dd",
+    // A MAC of its own (the docker CLI sends one only with API 1.44),
+    // written as Go's ParseMAC also takes it: the plugin and the interface
+    // get it as Go prints it.
+    let body = r#"{"Image": "busybox", "Cmd": ["sleep", "300"], "MacAddress": "02-42-AA-bb-cc-dd",
         "ExposedPorts": {"80/tcp": {}},
         "HostConfig": {"NetworkMode": "tn", "PortBindings": {"80/tcp": [{"HostPort": "8080"}]}},
         "NetworkingConfig": {"EndpointsConfig": {"tn": {"Aliases": ["web"]}}}}"#;
