@@ -61,6 +61,9 @@ pub(crate) struct Content {
     active: Mutex<HashSet<String>>,
     released: Condvar,
     labels_lock: Mutex<()>,
+    /// Blobs removed so far by this process: what was read from the store
+    /// before is still there while the count has not moved.
+    removals: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) const SOURCE_LABEL_PREFIX: &str = "berth.distribution.source.";
@@ -96,7 +99,12 @@ impl Content {
             active: Mutex::new(HashSet::new()),
             released: Condvar::new(),
             labels_lock: Mutex::new(()),
+            removals: Default::default(),
         })
+    }
+
+    pub(crate) fn removals(&self) -> u64 {
+        self.removals.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub(crate) fn blob_path(&self, d: &Digest) -> Result<PathBuf> {
@@ -192,6 +200,10 @@ impl Content {
     pub(crate) fn remove_blob(&self, d: &Digest) -> Result<u64> {
         let p = self.blob_path(d)?;
         let size = fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        // Counted before the file goes: a reader that saw the old count
+        // cannot miss the removal.
+        self.removals
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         fsutil::remove_file(&p)?;
         fsutil::remove_file(&self.labels_path(d)?)?;
         if let Some(parent) = p.parent() {

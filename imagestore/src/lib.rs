@@ -99,7 +99,7 @@ pub use registry::{
     Credentials, Distribution, FetchedConfig, Progress, ProgressAction, RegistryOptions,
 };
 pub use resolve::check_config;
-pub use resolve::{PlatformSpec, ResolvedImage, media_types};
+pub use resolve::{PlatformSpec, Resolved, ResolvedImage, media_types};
 pub use search::{SearchResult, search};
 pub use snapshots::{CommittedLayer, SnapshotInfo, SnapshotKind, Usage};
 
@@ -123,6 +123,7 @@ pub(crate) struct Inner {
     /// for reading by whatever publishes new content or snapshots together
     /// with the lease that protects them.
     pub(crate) gc_lock: RwLock<()>,
+    resolutions: resolve::Resolutions,
 }
 
 impl std::fmt::Debug for Store {
@@ -156,6 +157,7 @@ impl Store {
                 snapshots,
                 leases: Arc::new(lease::Leases::default()),
                 gc_lock: RwLock::new(()),
+                resolutions: resolve::Resolutions::default(),
             }),
         })
     }
@@ -355,12 +357,51 @@ impl Store {
         self.resolve_named(&rec.target, &PlatformSpec::host(), name)
     }
 
+    /// [`Store::resolve`] with the config's bytes, from the resolutions
+    /// made before while every blob they read is still stored (checked
+    /// again only after this process removed blobs).
+    pub fn resolve_with_config(&self, target: &Descriptor) -> Result<Arc<Resolved>> {
+        let key = (target.digest().clone(), target.media_type().to_string());
+        let removals = self.inner.content.removals();
+        if let Some((seen, r)) = self.inner.resolutions.get(&key) {
+            if seen == removals {
+                return Ok(r);
+            }
+            let i = &r.image;
+            if [target.digest(), &i.manifest_digest, &i.config_digest]
+                .into_iter()
+                .all(|d| self.inner.content.exists(d))
+            {
+                self.inner.resolutions.put(key, removals, r.clone());
+                return Ok(r);
+            }
+        }
+        let (image, config_bytes) =
+            self.resolve_raw(target, &PlatformSpec::host(), target.digest().as_ref())?;
+        let r = Arc::new(Resolved {
+            image,
+            config_bytes,
+        });
+        self.inner.resolutions.put(key, removals, r.clone());
+        Ok(r)
+    }
+
     pub(crate) fn resolve_named(
         &self,
         target: &Descriptor,
         platform: &PlatformSpec,
         name: &str,
     ) -> Result<ResolvedImage> {
+        self.resolve_raw(target, platform, name).map(|(r, _)| r)
+    }
+
+    /// A resolution and the config's bytes it parsed.
+    fn resolve_raw(
+        &self,
+        target: &Descriptor,
+        platform: &PlatformSpec,
+        name: &str,
+    ) -> Result<(ResolvedImage, Vec<u8>)> {
         use resolve::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Parsed};
         let data = self.read_blob(target.digest(), MAX_MANIFEST_SIZE)?;
         let mut manifest_desc = target.clone();
@@ -393,7 +434,7 @@ impl Store {
         let (config, diff_ids) =
             resolve::parse_config(&cdata, cdesc.digest().as_ref(), manifest.layers().len())?;
         let platform = resolve::config_platform(&config);
-        Ok(ResolvedImage {
+        let image = ResolvedImage {
             target: target.clone(),
             manifest_digest: manifest_desc.digest().clone(),
             manifest: manifest_desc,
@@ -404,7 +445,8 @@ impl Store {
             chain_ids: chain_ids(&diff_ids),
             diff_ids,
             platform,
-        })
+        };
+        Ok((image, cdata))
     }
 
     /// Undoes what failed work under `lease` created: its new blobs that no

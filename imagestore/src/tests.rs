@@ -838,3 +838,34 @@ fn the_store_and_its_futures_can_cross_threads() {
     let push = s.push(NS, "x", "example.com/a:b", None, &opts, tx);
     send(&push);
 }
+
+#[test]
+fn a_resolution_is_reused_while_its_blobs_are_stored() {
+    let (_d, s) = store();
+    let rec = put_test_image(&s, "example.com/cached:1", &[b"layer".to_vec()]);
+    let first = s.resolve_with_config(&rec.target).unwrap();
+    let again = s.resolve_with_config(&rec.target).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &again));
+    let stored = s.read_blob(&first.image.config_digest, 1 << 20).unwrap();
+    assert_eq!(first.config_bytes, stored);
+    assert_eq!(
+        first.image.diff_ids,
+        s.resolve(&rec.target).unwrap().diff_ids
+    );
+
+    // A removal elsewhere in the store: what this image reads is still
+    // there, so it is kept.
+    let other = put_test_image(&s, "example.com/other:1", &[b"other".to_vec()]);
+    s.delete_image(NS, "example.com/other:1").unwrap();
+    s.delete(other.target.digest()).unwrap();
+    let kept = s.resolve_with_config(&rec.target).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &kept));
+
+    // Its own content gone from under the record (the garbage collector
+    // once the record is deleted): it no longer resolves.
+    let config = first.image.config_digest.clone();
+    s.delete_image(NS, "example.com/cached:1").unwrap();
+    s.delete(rec.target.digest()).unwrap();
+    s.delete(&config).unwrap();
+    assert!(s.resolve_with_config(&rec.target).is_err());
+}

@@ -106,11 +106,11 @@ pub fn descriptor(d: &Descriptor) -> pb::Descriptor {
 /// managed plugin's (the engine keeps them in their own namespace) is given
 /// with its config and layers as they are: it has no platform nor diff ids.
 pub fn to_api(store: &Store, rec: &ImageRecord) -> Result<api::Image, imagestore::Error> {
-    let r = match store.resolve(&rec.target) {
+    let resolved = match store.resolve_with_config(&rec.target) {
         Ok(r) => r,
         Err(e) => return plugin_api(store, rec).ok_or(e),
     };
-    let config = store.read_blob(&r.config_digest, MAX_CONFIG)?;
+    let (r, config) = (&resolved.image, resolved.config_bytes.clone());
     let layer_sizes: Vec<i64> = r
         .layers
         .iter()
