@@ -69,18 +69,33 @@ pub(crate) async fn parents(d: &Daemon) -> Result<BTreeMap<String, String>> {
 }
 
 async fn grouped(d: &Daemon) -> Result<Vec<Grouped>> {
+    grouped_with(d, Vec::new()).await
+}
+
+/// The image of one id, from its names only: lifecycled reads no other
+/// image (the whole list costs every image's manifest and config). One
+/// older than the engine does not know the filter: then from the list.
+async fn grouped_one(d: &Daemon, id: &str) -> Result<Option<Grouped>> {
+    let groups = match grouped_with(d, vec![format!("config=={id}")]).await {
+        Err(e) if e.status == StatusCode::BAD_REQUEST => grouped(d).await?,
+        r => r?,
+    };
+    Ok(groups.into_iter().find(|g| g.id == id))
+}
+
+async fn grouped_with(d: &Daemon, filters: Vec<String>) -> Result<Vec<Grouped>> {
     let list =
         d.lc.images()
-            .list(d.lc.req(api::ListImagesRequest::default()))
+            .list(d.lc.req(api::ListImagesRequest { filters }))
             .await?
             .into_inner()
             .images;
     let mut by_id: BTreeMap<String, Grouped> = BTreeMap::new();
     for i in list {
-        let config: Value = serde_json::from_slice(&i.config).unwrap_or_default();
-        let g = by_id
-            .entry(i.config_digest.clone())
-            .or_insert_with(|| Grouped {
+        // An id's names share its config: it is read once.
+        let g = by_id.entry(i.config_digest.clone()).or_insert_with(|| {
+            let config: Value = serde_json::from_slice(&i.config).unwrap_or_default();
+            Grouped {
                 id: i.config_digest.clone(),
                 parent: i
                     .labels
@@ -89,7 +104,7 @@ async fn grouped(d: &Daemon) -> Result<Vec<Grouped>> {
                     .unwrap_or_default(),
                 names: Vec::new(),
                 created: config["created"].as_str().unwrap_or("").to_string(),
-                config: config.clone(),
+                config,
                 size: i.size,
                 digests: Vec::new(),
                 diff_ids: i.diff_ids.clone(),
@@ -100,7 +115,8 @@ async fn grouped(d: &Daemon) -> Result<Vec<Grouped>> {
                     i.layers.iter().map(|l| l.size).collect()
                 },
                 dangling: Vec::new(),
-            });
+            }
+        });
         if i.name.starts_with(DANGLING) {
             g.dangling.push(i.name.clone());
         }
@@ -360,19 +376,11 @@ async fn image_graph(d: &Daemon, config: &Value) -> Value {
 }
 
 async fn inspect(d: &Daemon, name: &str) -> Result<Value> {
-    // The name's lookup (then where its layers are) and the list of every
-    // image (for its other names) go to lifecycled side by side.
-    let found_and_graph = async {
-        let found = d.find_image(name).await?;
-        let graph = image_graph(d, &found.config).await;
-        Ok::<_, ApiError>((found, graph))
-    };
-    let (found, groups) = tokio::join!(found_and_graph, grouped(d));
-    let (found, graph) = found?;
-    let g = groups?
-        .into_iter()
-        .find(|g| g.id == found.id)
-        .ok_or_else(|| ApiError::not_found(format!("No such image: {name}")))?;
+    // The name's lookup, then where its layers are and its other names
+    // side by side.
+    let found = d.find_image(name).await?;
+    let (graph, group) = tokio::join!(image_graph(d, &found.config), grouped_one(d, &found.id));
+    let g = group?.ok_or_else(|| ApiError::not_found(format!("No such image: {name}")))?;
     let c = &g.config;
     Ok(json!({
         "Id": g.id,
@@ -1536,7 +1544,7 @@ pub async fn remove(
     let force = flag(&q, "force");
     let noprune = flag(&q, "noprune");
     let found = d.find_image(name).await?;
-    let g = grouped(&d).await?.into_iter().find(|g| g.id == found.id);
+    let g = grouped_one(&d, &found.id).await?;
     let tags = g.as_ref().map(|g| g.names.clone()).unwrap_or_default();
     let by_id = found
         .id

@@ -20,19 +20,26 @@ pub struct Service {
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// `name==REF` and `labels.KEY==VALUE` filters.
-fn matches(rec: &imagestore::ImageRecord, filters: &[String]) -> Result<bool, Status> {
+/// `name==REF`, `labels.KEY==VALUE` and `config==DIGEST` (the images of
+/// one id, as Docker names an image by its config) filters; the last is
+/// checked on the image, the others on the record before it is read.
+fn matches(
+    rec: &imagestore::ImageRecord,
+    image: Option<&api::Image>,
+    filters: &[String],
+) -> Result<bool, Status> {
     for f in filters {
         let (k, v) = f.split_once("==").ok_or_else(|| {
             Status::invalid_argument(format!("filter {f:?}: expected KEY==VALUE"))
         })?;
         let ok = match k {
             "name" => rec.name == v,
+            "config" => image.is_none_or(|i| i.config_digest == v),
             _ => match k.strip_prefix("labels.") {
                 Some(l) => rec.labels.get(l).is_some_and(|x| x == v),
                 None => {
                     return Err(Status::invalid_argument(format!(
-                        "filter {f:?}: filter on name or labels.KEY"
+                        "filter {f:?}: filter on name, labels.KEY or config"
                     )));
                 }
             },
@@ -129,11 +136,12 @@ impl Images for Service {
         let images = blocking(move || {
             let mut out = Vec::new();
             for rec in store.list_images(&ns).map_err(status)? {
-                if !matches(&rec, &filters)? {
+                if !matches(&rec, None, &filters)? {
                     continue;
                 }
                 match images::to_api(&store, &rec) {
-                    Ok(i) => out.push(i),
+                    Ok(i) if matches(&rec, Some(&i), &filters)? => out.push(i),
+                    Ok(_) => {}
                     // An image of another platform only, or half-deleted
                     // content: not runnable here, so not listed.
                     Err(e) => tracing::debug!("image {}: {}", rec.name, e.chain()),
@@ -579,4 +587,29 @@ fn rootfs_options(config: &[u8]) -> Result<RootfsOptions, Status> {
         comment,
         ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_filter_is_checked_on_the_image_the_others_on_the_record() {
+        let digest = imagestore::parse_digest(&format!("sha256:{}", "a".repeat(64))).unwrap();
+        let target = imagestore::Descriptor::new(MediaType::ImageManifest, 1, digest);
+        let mut rec = imagestore::ImageRecord::new("docker.io/library/a:1", target);
+        rec.labels.insert("app".into(), "web".into());
+        let image = api::Image {
+            config_digest: "sha256:c1".into(),
+            ..Default::default()
+        };
+        let f = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let one = f(&["config==sha256:c1", "labels.app==web"]);
+        // Before the record is read, the config filter lets it through.
+        assert!(matches(&rec, None, &one).unwrap());
+        assert!(matches(&rec, Some(&image), &one).unwrap());
+        assert!(!matches(&rec, Some(&image), &f(&["config==sha256:c2"])).unwrap());
+        assert!(!matches(&rec, None, &f(&["config==sha256:c1", "name==b"])).unwrap());
+        assert!(matches(&rec, None, &f(&["id==x"])).is_err());
+    }
 }
