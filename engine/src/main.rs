@@ -307,6 +307,7 @@ fn run(cfg: Config, args: Args) -> anyhow::Result<()> {
             futures::future::join_all(jobs).await;
             d.stop_plugins().await;
         }
+        d.bridge_deletions.settle().await;
         // The name server outlives berthd only for containers still running.
         d.dns.stop_if_idle();
         Ok(())

@@ -120,6 +120,8 @@ pub async fn inspect(s: State, Path(id): Path<String>) -> Result<Json<Value>> {
 pub async fn create(s: State, body: Bytes) -> Result<Response> {
     let d = s.0;
     let req: CreateRequest = super::body::json(&body, "JSON body")?;
+    // A subnet given back by a removal is free once its bridge is gone.
+    d.bridge_deletions.settle().await;
     if matches!(req.name.as_str(), "bridge" | "host" | "none" | "default") {
         // dockerd's words, their trailing space included.
         return Err(ApiError::forbidden(format!(
@@ -216,24 +218,15 @@ async fn remove_network(d: &Arc<Daemon>, n: &Network) -> Result<()> {
 }
 
 /// The bridge plugin makes bridges and never removes them; the network's
-/// rules are the network's: its owner removes both.
+/// rules are the network's: its owner removes both. The rules name the
+/// bridge, they do not hang on it: the bridge's deletion is begun first
+/// and ends on its own (network::bridges).
 async fn delete_bridge(d: &Daemon, name: &str) {
     if name.is_empty() {
         return;
     }
-    // The rules name the bridge, they do not hang on it: both go at once.
-    let link = tokio::process::Command::new("ip")
-        .args(["link", "delete", name, "type", "bridge"])
-        .output();
-    let ((), out) = tokio::join!(d.firewall.forget_bridge(name), link);
-    if let Ok(o) = out
-        && !o.status.success()
-    {
-        let err = String::from_utf8_lossy(&o.stderr);
-        if !err.contains("Cannot find device") {
-            tracing::warn!("deleting bridge {name}: {}", err.trim());
-        }
-    }
+    d.bridge_deletions.delete(name).await;
+    d.firewall.forget_bridge(name).await;
 }
 
 pub async fn remove(s: State, Path(id): Path<String>) -> Result<Response> {

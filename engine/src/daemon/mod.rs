@@ -118,6 +118,8 @@ pub struct Daemon {
     pub addresses_in_flight:
         std::sync::Mutex<std::collections::HashMap<(String, std::net::IpAddr), String>>,
     pub firewall: crate::network::firewall::Firewall,
+    /// Bridges of removed networks the kernel is still deleting.
+    pub bridge_deletions: crate::network::bridges::Deletions,
     /// Published ports on the host's IPv6 addresses, relayed.
     pub relays: crate::network::relay::Relays,
     pub execs: exec::Execs,
@@ -227,6 +229,7 @@ impl Daemon {
             last_ports: Default::default(),
             relays: Default::default(),
             firewall: Default::default(),
+            bridge_deletions: Default::default(),
             execs: exec::Execs::default(),
             events: Events::default(),
             entries: RwLock::new(HashMap::new()),

@@ -3,6 +3,7 @@
 //! the plugin chain that wires it to a bridge, and the DNS server that
 //! lets containers on a user-defined network find each other by name.
 
+pub mod bridges;
 pub mod claim;
 pub mod dns;
 pub mod firewall;
