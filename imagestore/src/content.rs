@@ -200,11 +200,11 @@ impl Content {
     pub(crate) fn remove_blob(&self, d: &Digest) -> Result<u64> {
         let p = self.blob_path(d)?;
         let size = fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-        // Counted before the file goes: a reader that saw the old count
-        // cannot miss the removal.
+        fsutil::remove_file(&p)?;
+        // Counted once the file is gone: whoever read the blob took the
+        // count before, and sees it moved.
         self.removals
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        fsutil::remove_file(&p)?;
         fsutil::remove_file(&self.labels_path(d)?)?;
         if let Some(parent) = p.parent() {
             fsutil::sync_dir(parent)?;
