@@ -1,7 +1,8 @@
-//! Plugins for the tests, run by the host's python3: `tests/plugin/tvol.py`,
-//! a volume driver, and `tests/plugin/authz.py`, an authorization plugin,
-//! each made into the directory `docker plugin create` takes (its /usr
-//! bound in by the plugin's config) or run on the host as a legacy plugin.
+//! Plugins for the tests, run by the host's python3 (`tests/plugin/`: a
+//! volume driver, an authorization plugin, a log driver, a network driver
+//! and an IPAM driver), each made into the directory `docker plugin
+//! create` takes (its /usr bound in by the plugin's config) or run on the
+//! host as a legacy plugin.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -12,13 +13,6 @@ use serde_json::{Value, json};
 /// The plugin's directory under `root`: `config.json` and `rootfs/`.
 /// `entrypoint` replaces the python server (a plugin that never listens).
 pub fn volume_plugin_dir(root: &Path, name: &str, entrypoint: Option<&[&str]>) -> PathBuf {
-    let dir = root.join(format!("plugin-{name}"));
-    let rootfs = python_rootfs(&dir);
-    std::fs::write(
-        rootfs.join("tvol.py"),
-        include_str!("../tests/plugin/tvol.py"),
-    )
-    .expect("plugin script");
     let entrypoint: Vec<&str> = entrypoint
         .map(<[&str]>::to_vec)
         .unwrap_or_else(|| vec!["/usr/bin/python3", "/tvol.py"]);
@@ -35,20 +29,16 @@ pub fn volume_plugin_dir(root: &Path, name: &str, entrypoint: Option<&[&str]>) -
                 {"name": "ROOT", "value": "/data"}],
         "args": {"name": "args", "settable": ["value"], "value": ["--flag"]},
     });
-    std::fs::write(dir.join("config.json"), config.to_string()).expect("plugin config");
-    dir
+    python_plugin_dir(
+        &root.join(format!("plugin-{name}")),
+        ("tvol.py", include_str!("../tests/plugin/tvol.py")),
+        &config,
+    )
 }
 
 /// The authorization plugin (`tests/plugin/authz.py`) as a managed
 /// plugin's directory under `root`, listening on `az.sock`.
 pub fn authz_plugin_dir(root: &Path) -> PathBuf {
-    let dir = root.join("plugin-authz");
-    let rootfs = python_rootfs(&dir);
-    std::fs::write(
-        rootfs.join("authz.py"),
-        include_str!("../tests/plugin/authz.py"),
-    )
-    .expect("plugin script");
     let config = json!({
         "description": "berth's test authorization plugin",
         "documentation": "https://example.invalid/authz",
@@ -59,21 +49,17 @@ pub fn authz_plugin_dir(root: &Path) -> PathBuf {
                     "options": ["rbind", "ro"]}],
         "env": [{"name": "SOCKET", "value": "/run/docker/plugins/az.sock"}],
     });
-    std::fs::write(dir.join("config.json"), config.to_string()).expect("plugin config");
-    dir
+    python_plugin_dir(
+        &root.join("plugin-authz"),
+        ("authz.py", include_str!("../tests/plugin/authz.py")),
+        &config,
+    )
 }
 
 /// The log driver plugin (`tests/plugin/logplug.py`) as a managed
 /// plugin's directory under `root`, listening on `tlog.sock`; what it
 /// receives goes to its rootfs' `/data`.
 pub fn log_plugin_dir(root: &Path) -> PathBuf {
-    let dir = root.join("plugin-tlog");
-    let rootfs = python_rootfs(&dir);
-    std::fs::write(
-        rootfs.join("logplug.py"),
-        include_str!("../tests/plugin/logplug.py"),
-    )
-    .expect("plugin script");
     let config = json!({
         "description": "berth's test log driver plugin",
         "documentation": "https://example.invalid/tlog",
@@ -83,21 +69,17 @@ pub fn log_plugin_dir(root: &Path) -> PathBuf {
         "mounts": [{"name": "usr", "source": "/usr", "destination": "/usr", "type": "bind",
                     "options": ["rbind", "ro"]}],
     });
-    std::fs::write(dir.join("config.json"), config.to_string()).expect("plugin config");
-    dir
+    python_plugin_dir(
+        &root.join("plugin-tlog"),
+        ("logplug.py", include_str!("../tests/plugin/logplug.py")),
+        &config,
+    )
 }
 
 /// The network plugin (`tests/plugin/tnet.py`) as a managed plugin's
 /// directory under `root`: on the host's network, with the capability to
 /// make links there, listening on `tnet.sock`.
 pub fn network_plugin_dir(root: &Path) -> PathBuf {
-    let dir = root.join("plugin-tnet");
-    let rootfs = python_rootfs(&dir);
-    std::fs::write(
-        rootfs.join("tnet.py"),
-        include_str!("../tests/plugin/tnet.py"),
-    )
-    .expect("plugin script");
     let config = json!({
         "description": "berth's test network plugin",
         "documentation": "https://example.invalid/tnet",
@@ -110,21 +92,17 @@ pub fn network_plugin_dir(root: &Path) -> PathBuf {
         "env": [{"name": "SOCKET", "value": "/run/docker/plugins/tnet.sock"},
                 {"name": "PATH", "value": "/usr/sbin:/usr/bin"}],
     });
-    std::fs::write(dir.join("config.json"), config.to_string()).expect("plugin config");
-    dir
+    python_plugin_dir(
+        &root.join("plugin-tnet"),
+        ("tnet.py", include_str!("../tests/plugin/tnet.py")),
+        &config,
+    )
 }
 
 /// The IPAM plugin (`tests/plugin/tipam.py`) as a managed plugin's
 /// directory under `root`, listening on `tipam.sock`, picking from
 /// `pools` when asked for none.
 pub fn ipam_plugin_dir(root: &Path, pools: &str) -> PathBuf {
-    let dir = root.join("plugin-tipam");
-    let rootfs = python_rootfs(&dir);
-    std::fs::write(
-        rootfs.join("tipam.py"),
-        include_str!("../tests/plugin/tipam.py"),
-    )
-    .expect("plugin script");
     let config = json!({
         "description": "berth's test IPAM plugin",
         "documentation": "https://example.invalid/tipam",
@@ -136,8 +114,11 @@ pub fn ipam_plugin_dir(root: &Path, pools: &str) -> PathBuf {
         "env": [{"name": "SOCKET", "value": "/run/docker/plugins/tipam.sock"},
                 {"name": "POOLS", "value": pools}],
     });
-    std::fs::write(dir.join("config.json"), config.to_string()).expect("plugin config");
-    dir
+    python_plugin_dir(
+        &root.join("plugin-tipam"),
+        ("tipam.py", include_str!("../tests/plugin/tipam.py")),
+        &config,
+    )
 }
 
 /// Where a managed plugin's socket named `socket` is on the host.
@@ -147,6 +128,15 @@ pub fn socket_named(exec_root: &Path, id: &str, socket: &str) -> PathBuf {
 
 /// A plugin rootfs under `dir` that runs the host's python3 (its /usr
 /// bound in by the plugin's config).
+/// A managed plugin's directory `dir`: a rootfs that runs `script`
+/// (its name and source) by the host's python3, and `config`.
+fn python_plugin_dir(dir: &Path, script: (&str, &str), config: &Value) -> PathBuf {
+    let rootfs = python_rootfs(dir);
+    std::fs::write(rootfs.join(script.0), script.1).expect("plugin script");
+    std::fs::write(dir.join("config.json"), config.to_string()).expect("plugin config");
+    dir.to_path_buf()
+}
+
 fn python_rootfs(dir: &Path) -> PathBuf {
     let rootfs = dir.join("rootfs");
     for d in ["data", "tmp", "etc", "proc", "dev", "sys", "usr", "run"] {

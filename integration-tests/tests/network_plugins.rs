@@ -130,6 +130,42 @@ fn inspect(s: &Stack, what: &str) -> Value {
     v[0].clone()
 }
 
+/// A container `name` sleeping on `network`, started through the docker
+/// CLI.
+fn sleeper(s: &Stack, name: &str, network: &str) {
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        network,
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+}
+
+/// Managed plugin `plugin` cannot be disabled while `network` exists;
+/// then the network and its container `member` are removed.
+fn held_by(s: &Stack, plugin: &str, network: &str, member: &str) {
+    refused(
+        s,
+        &["plugin", "disable", plugin],
+        &format!("plugin {plugin}:latest is in use"),
+    );
+    s.docker(&["rm", "-f", member]).ok();
+    s.docker(&["network", "rm", network]).ok();
+}
+
+/// `ip -o -4 addr show DEV` in container `name`.
+fn ipv4_of(s: &Stack, name: &str, dev: &str) -> String {
+    s.docker(&["exec", name, "ip", "-o", "-4", "addr", "show", dev])
+        .ok()
+        .to_string()
+}
+
 #[test]
 fn a_network_plugin_makes_the_interfaces_berth_addresses() {
     let Some((mut s, sock, _plugin)) = with_plugin() else {
@@ -198,18 +234,7 @@ fn a_network_plugin_makes_the_interfaces_berth_addresses() {
 
     // Two containers on it: addresses from berth, interfaces from the
     // plugin, names on berth's DNS.
-    s.docker(&[
-        "run",
-        "-d",
-        "--name",
-        "ta",
-        "--network",
-        "tn",
-        "busybox",
-        "sleep",
-        "300",
-    ])
-    .ok();
+    sleeper(&s, "ta", "tn");
     // A MAC of its own (the docker CLI sends one only with API 1.44),
     // written as Go's ParseMAC also takes it: the plugin and the interface
     // get it as Go prints it.
@@ -222,11 +247,8 @@ fn a_network_plugin_makes_the_interfaces_berth_addresses() {
     s.docker(&["start", "tb"]).ok();
     let a_ip = subnet.replace(".0/24", ".2");
     let b_ip = subnet.replace(".0/24", ".3");
-    let addr = s.docker(&["exec", "ta", "ip", "-o", "-4", "addr", "show", "eth0"]);
-    assert!(
-        addr.ok().contains(&format!("inet {a_ip}/24 brd ")),
-        "{addr:?}"
-    );
+    let addr = ipv4_of(&s, "ta", "eth0");
+    assert!(addr.contains(&format!("inet {a_ip}/24 brd ")), "{addr:?}");
     let routes = s.docker(&["exec", "ta", "ip", "route"]);
     assert!(
         routes
@@ -287,11 +309,8 @@ fn a_network_plugin_makes_the_interfaces_berth_addresses() {
         .as_str()
         .expect("endpoint id")
         .to_string();
-    let eth1 = s.docker(&["exec", "tc", "ip", "-o", "-4", "addr", "show", "eth1"]);
-    assert!(
-        eth1.ok().contains(&subnet.replace(".0/24", ".")),
-        "{eth1:?}"
-    );
+    let eth1 = ipv4_of(&s, "tc", "eth1");
+    assert!(eth1.contains(&subnet.replace(".0/24", ".")), "{eth1:?}");
     let routes = s.docker(&["exec", "tc", "ip", "route"]);
     assert!(
         !routes.ok().contains(&format!("default via {gateway}")),
@@ -335,8 +354,8 @@ fn a_network_plugin_makes_the_interfaces_berth_addresses() {
     assert!(!link_exists(&format!("tnh{}", &a_endpoint[..8])));
     // Started again: a new endpoint, the same address.
     s.docker(&["start", "ta"]).ok();
-    let addr = s.docker(&["exec", "ta", "ip", "-o", "-4", "addr", "show", "eth0"]);
-    assert!(addr.ok().contains(&format!("inet {a_ip}/24")), "{addr:?}");
+    let addr = ipv4_of(&s, "ta", "eth0");
+    assert!(addr.contains(&format!("inet {a_ip}/24")), "{addr:?}");
 
     // Listed among the engine's network drivers while its network exists,
     // as dockerd lists them.
@@ -450,29 +469,12 @@ fn a_managed_network_plugin_serves_until_its_networks_are_gone() {
     clean.networks.push(id.clone());
     assert_eq!(inspect(&s, "mn")["Driver"], "mnet");
     assert!(link_exists(&format!("tn-{}", &id[..12])));
-    s.docker(&[
-        "run",
-        "-d",
-        "--name",
-        "ma",
-        "--network",
-        "mn",
-        "busybox",
-        "sleep",
-        "300",
-    ])
-    .ok();
-    let addr = s.docker(&["exec", "ma", "ip", "-o", "-4", "addr", "show", "eth0"]);
+    sleeper(&s, "ma", "mn");
+    let addr = ipv4_of(&s, "ma", "eth0");
     let ip = subnet.replace(".0/24", ".2");
-    assert!(addr.ok().contains(&format!("inet {ip}/24")), "{addr:?}");
+    assert!(addr.contains(&format!("inet {ip}/24")), "{addr:?}");
     // Its network holds it, as dockerd counts a network's driver in use.
-    refused(
-        &s,
-        &["plugin", "disable", "mnet"],
-        "plugin mnet:latest is in use",
-    );
-    s.docker(&["rm", "-f", "ma"]).ok();
-    s.docker(&["network", "rm", "mn"]).ok();
+    held_by(&s, "mnet", "mn", "ma");
     assert!(!link_exists(&format!("tn-{}", &id[..12])));
     s.docker(&["plugin", "disable", "mnet"]).ok();
     s.docker(&["plugin", "rm", "mnet"]).ok();
@@ -545,8 +547,8 @@ fn a_connect_to_a_plugins_network_cut_midway_is_undone() {
     }
     // Connecting again works.
     s.docker(&["network", "connect", "tn", &c]).ok();
-    let eth1 = s.docker(&["exec", &c, "ip", "-o", "-4", "addr", "show", "eth1"]);
-    assert!(eth1.ok().contains("inet "), "{eth1:?}");
+    let eth1 = ipv4_of(&s, &c, "eth1");
+    assert!(eth1.contains("inet "), "{eth1:?}");
 
     // A join whose setup the kernel refuses (the plugin's route has a next
     // hop on no link): the start fails in dockerd's words, the interface is
@@ -634,21 +636,10 @@ fn an_ipam_plugin_gives_a_bridges_pool_and_addresses() {
     let pool = format!("tipam-{one}");
     // A container's address is the plugin's pick (from the top: berth's
     // own would be the lowest).
-    s.docker(&[
-        "run",
-        "-d",
-        "--name",
-        "ia",
-        "--network",
-        "ti",
-        "busybox",
-        "sleep",
-        "300",
-    ])
-    .ok();
-    let addr = s.docker(&["exec", "ia", "ip", "-o", "-4", "addr", "show", "eth0"]);
+    sleeper(&s, "ia", "ti");
+    let addr = ipv4_of(&s, "ia", "eth0");
     assert!(
-        addr.ok().contains(&format!("inet {}/24", at(&one, 254))),
+        addr.contains(&format!("inet {}/24", at(&one, 254))),
         "{addr:?}"
     );
     let routes = s.docker(&["exec", "ia", "ip", "route"]);
@@ -757,28 +748,11 @@ fn a_managed_ipam_plugin_is_in_use_while_its_network_exists() {
         inspect(&s, "mi")["IPAM"]["Config"][0]["Subnet"],
         subnet.as_str()
     );
-    s.docker(&[
-        "run",
-        "-d",
-        "--name",
-        "mc",
-        "--network",
-        "mi",
-        "busybox",
-        "sleep",
-        "300",
-    ])
-    .ok();
-    let addr = s.docker(&["exec", "mc", "ip", "-o", "-4", "addr", "show", "eth0"]);
+    sleeper(&s, "mc", "mi");
+    let addr = ipv4_of(&s, "mc", "eth0");
     let top = subnet.replace(".0/24", ".254");
-    assert!(addr.ok().contains(&format!("inet {top}/24")), "{addr:?}");
-    refused(
-        &s,
-        &["plugin", "disable", "mipam"],
-        "plugin mipam:latest is in use",
-    );
-    s.docker(&["rm", "-f", "mc"]).ok();
-    s.docker(&["network", "rm", "mi"]).ok();
+    assert!(addr.contains(&format!("inet {top}/24")), "{addr:?}");
+    held_by(&s, "mipam", "mi", "mc");
     s.docker(&["plugin", "disable", "mipam"]).ok();
     s.docker(&["plugin", "rm", "mipam"]).ok();
 }
