@@ -432,6 +432,13 @@ pub struct HostConfig {
     /// an empty list masks nothing (`--security-opt systempaths=unconfined`).
     pub masked_paths: Option<Vec<String>>,
     pub readonly_paths: Option<Vec<String>>,
+    /// OCI annotations (API 1.43): kept with the container and given to the
+    /// runtime in its bundle's spec; left out of inspect when there are none.
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub annotations: Map<String>,
     #[serde(flatten)]
     pub other: Map<Value>,
 }

@@ -1019,3 +1019,100 @@ fn the_default_bridge_takes_ipv6_from_daemon_json() {
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("fixed-cidr-v6"), "{}", out.stderr);
 }
+
+/// OCI annotations (API 1.43, `docker run --annotation`): shown by inspect,
+/// written into the runtime's bundle, refused with an empty key, and not
+/// read from a client of an older API version, as dockerd 24+ does.
+#[test]
+fn annotations_reach_the_runtime() {
+    let s = stack();
+    let bundle_annotations = |id: &str| -> serde_json::Value {
+        let path = s
+            .lc()
+            .state
+            .join("tasks/berth")
+            .join(id)
+            .join("config.json");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let spec: serde_json::Value = serde_json::from_str(&text).unwrap();
+        spec["annotations"].clone()
+    };
+    let want = serde_json::json!({"com.example.k": "v=w", "flag": ""});
+    for cli in clis() {
+        let run = |args: &[&str]| cli_run(&s, cli, args);
+        let name = format!("ann-{cli}");
+        let id = run(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--annotation",
+            "com.example.k=v=w",
+            "--annotation",
+            "flag",
+            "busybox",
+            "sleep",
+            "60",
+        ])
+        .ok()
+        .to_string();
+        let shown = run(&["inspect", "-f", "{{json .HostConfig.Annotations}}", &name]);
+        let shown: serde_json::Value = serde_json::from_str(shown.ok()).unwrap();
+        assert_eq!(shown, want, "{cli}");
+        assert_eq!(bundle_annotations(&id), want, "{cli}");
+        run(&["rm", "-f", &name]).ok();
+    }
+
+    // None given: no Annotations key (Go's omitempty), none in the bundle.
+    let id = s
+        .berth(&["run", "-d", "busybox", "sleep", "60"])
+        .ok()
+        .to_string();
+    let (_, body) = s.api("GET", &format!("/containers/{id}/json"), None);
+    let inspect: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(inspect["HostConfig"].get("Annotations").is_none(), "{body}");
+    assert!(bundle_annotations(&id).is_null());
+    s.berth(&["rm", "-f", &id]).ok();
+
+    // An empty key: 400 in dockerd's words, and nothing is made.
+    let before = s.berth(&["ps", "-aq"]).ok().to_string();
+    let (code, body) = s.api(
+        "POST",
+        "/v1.43/containers/create?name=badann",
+        Some(r#"{"Image":"busybox","HostConfig":{"Annotations":{"":"a"}}}"#),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains(
+            "invalid Annotations: the empty string is not permitted as an annotation key"
+        ),
+        "{body}"
+    );
+    assert_eq!(s.berth(&["ps", "-aq"]).ok(), before);
+
+    // A client of API 1.42 knows no annotations: they are not read.
+    let (code, body) = s.api(
+        "POST",
+        "/v1.42/containers/create?name=oldann",
+        Some(r#"{"Image":"busybox","HostConfig":{"Annotations":{"a":"b"}}}"#),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (_, body) = s.api("GET", "/containers/oldann/json", None);
+    let inspect: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(inspect["HostConfig"].get("Annotations").is_none(), "{body}");
+
+    // docker-py has no keyword for them; its users set the field.
+    let script = r#"
+import docker
+c = docker.from_env(version="1.43").api
+hc = c.create_host_config()
+hc["Annotations"] = {"org.example.py": "1"}
+ctr = c.create_container("busybox", "true", host_config=hc, name="pyann")
+print(c.inspect_container(ctr["Id"])["HostConfig"]["Annotations"]["org.example.py"])
+c.remove_container(ctr["Id"])
+"#;
+    let out = s.command("/usr/bin/python3", &["-c", script]);
+    assert_eq!(out.ok(), "1");
+    s.berth(&["rm", "oldann"]).ok();
+}

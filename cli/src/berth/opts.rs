@@ -191,6 +191,9 @@ pub struct ContainerOpts {
     /// Add a rule to the cgroup allowed devices list
     #[arg(long = "device-cgroup-rule")]
     pub device_cgroup_rule: Vec<String>,
+    /// Add an annotation to the container (passed through to the OCI runtime)
+    #[arg(long)]
+    pub annotation: Vec<String>,
     /// PID namespace to use
     #[arg(long)]
     pub pid: Option<String>,
@@ -591,6 +594,11 @@ impl ContainerOpts {
             "Ulimits": ulimits,
             "Devices": devices,
             "DeviceCgroupRules": self.device_cgroup_rule,
+            // As the docker CLI: `k` alone is an empty value, and an empty key
+            // is the daemon's to refuse.
+            "Annotations": self.annotation.iter()
+                .map(|a| a.split_once('=').unwrap_or((a, "")))
+                .collect::<BTreeMap<_, _>>(),
             "PidMode": self.pid.clone().unwrap_or_default(),
             "IpcMode": self.ipc.clone().unwrap_or_default(),
             "UTSMode": self.uts.clone().unwrap_or_default(),

@@ -521,8 +521,13 @@ pub async fn create(
     // dockerd's default IPC mode: "private", "shareable" for clients older
     // than API 1.40 (which expect any container's to be joinable).
     if req.host_config.ipc_mode.is_empty() {
-        let old = version.is_some_and(|v| v.before((1, 40)));
+        let old = version.as_ref().is_some_and(|v| v.before((1, 40)));
         req.host_config.ipc_mode = if old { "shareable" } else { "private" }.into();
+    }
+    // Annotations came with API 1.43: an older client's are not read, as
+    // dockerd's router drops them.
+    if version.as_ref().is_some_and(|v| v.before((1, 43))) {
+        req.host_config.annotations.clear();
     }
     // --platform: the local image must be of it, as dockerd's create has
     // it (the CLI pulls on the 404).

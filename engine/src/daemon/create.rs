@@ -625,6 +625,11 @@ pub fn validate_host_config(
     super::resources::validate_sysctls(hc)?;
     super::resources::validate_cgroup_parent(&hc.cgroup_parent)?;
     validate_log_config(hc)?;
+    if hc.annotations.contains_key("") {
+        return Err(ApiError::bad_request(
+            "invalid Annotations: the empty string is not permitted as an annotation key",
+        ));
+    }
     if !matches!(hc.cgroupns_mode.as_str(), "" | "host" | "private") {
         return Err(ApiError::bad_request(format!(
             "invalid cgroup namespace mode: {}",

@@ -367,6 +367,9 @@ pub fn build(i: &Input<'_>) -> Result<Value> {
         }
     }
     spec["root"] = json!({"path": "rootfs", "readonly": hc.readonly_rootfs});
+    if !hc.annotations.is_empty() {
+        spec["annotations"] = json!(hc.annotations);
+    }
 
     // mounts: Docker's defaults, /dev/shm sized, then the container's own.
     let mut mounts: Vec<Value> = spec["mounts"].as_array().cloned().unwrap_or_default();
