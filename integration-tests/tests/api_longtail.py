@@ -2086,4 +2086,35 @@ assert api.remove_plugin("pyreg:1")
 assert api.plugins() == []
 print("plugins: ok", flush=True)
 
+# NetworkDisabled: a loopback only, whatever the mode names; the hostname
+# file alone is the engine's (hosts and resolv.conf are the image's, empty
+# in the init layer), no port is published or listed, and a connect is
+# recorded and gives the container nothing, as dockerd 20.10 answers each
+# (dockerd's inspect then shows an address no interface of the container
+# has; berth's shows none).
+ctr = api.create_container(
+    "busybox", ["sh", "-c", "ip -o link | cut -d: -f2; hostname; wc -c /etc/hosts /etc/resolv.conf"],
+    network_disabled=True, ports=[80], host_config=api.create_host_config(port_bindings={80: None}))
+api.start(ctr)
+assert api.wait(ctr)["StatusCode"] == 0
+out = api.logs(ctr).decode().split()
+assert out[0] == "lo" and out[1] == ctr["Id"][:12], out
+assert out[2] == "0" and out[4] == "0", out
+i = api.inspect_container(ctr)
+assert i["Config"]["NetworkDisabled"] is True, i["Config"]
+assert i["NetworkSettings"]["Networks"] == {} and i["NetworkSettings"]["Ports"] == {}, i["NetworkSettings"]
+assert (i["HostsPath"], i["ResolvConfPath"]) == ("", ""), i
+assert i["HostnamePath"].endswith("/hostname"), i
+listed_ctr = [c for c in api.containers(all=True) if c["Id"] == ctr["Id"]][0]
+assert listed_ctr["Ports"] == [] and listed_ctr["NetworkSettings"]["Networks"] == {}, listed_ctr
+api.remove_container(ctr)
+ctr = api.create_container("busybox", ["sleep", "60"], network_disabled=True)
+api.start(ctr)
+api.connect_container_to_network(ctr, "bridge")
+assert api.exec_start(api.exec_create(ctr, ["sh", "-c", "ip -o link | cut -d: -f2"])).split() == [b"lo"]
+nets = api.inspect_container(ctr)["NetworkSettings"]["Networks"]
+assert list(nets) == ["bridge"], nets
+api.remove_container(ctr, force=True)
+print("network disabled: ok", flush=True)
+
 print("longtail: all done")

@@ -101,6 +101,11 @@ fn ports(c: &Container) -> Vec<Value> {
         let (n, t) = p.split_once('/').unwrap_or((p, "tcp"));
         (n.parse().unwrap_or(0), t.to_string())
     };
+    // dockerd lists the ports its network settings hold, which a container
+    // without networking never gets.
+    if c.config.network_disabled {
+        return out;
+    }
     if c.net.is_some() {
         for (p, bs) in &c.published {
             let (private, typ) = split(p);
@@ -227,6 +232,10 @@ fn network_settings(d: &Daemon, c: &Container) -> Value {
                 .cloned(),
         );
         v
+    } else if c.config.network_disabled {
+        // Networking disabled: no endpoint is ever made, but a connect is
+        // recorded (and shown without an address), as dockerd does.
+        c.networking.endpoints_config.keys().cloned().collect()
     } else if mode.starts_with("container:") {
         // Another container's network: dockerd lists none of its own.
         Vec::new()
@@ -392,6 +401,12 @@ pub fn summary(c: &Container, size: Option<(i64, i64)>) -> Summary<'_> {
                         (a.network_name.clone(), ep)
                     })
                     .collect(),
+                None if c.config.network_disabled => c
+                    .networking
+                    .endpoints_config
+                    .keys()
+                    .map(|k| (k.clone(), endpoint_json(c, k, "", None)))
+                    .collect(),
                 None => {
                     let ep = endpoint_json(c, &mode, "", None);
                     [(mode, ep)].into()
@@ -444,6 +459,11 @@ pub async fn graph_data(d: &Daemon, req: api::SnapshotRequest) -> Value {
 }
 
 pub fn inspect_json(d: &Daemon, c: &Container) -> Value {
+    // Without networking, dockerd writes (and shows) only the hostname.
+    let net_file = |f: &str| match c.config.network_disabled {
+        true => std::path::PathBuf::new(),
+        false => c.dir.join(f),
+    };
     let s = &c.state;
     let mut state = json!({
         "Status": s.status.as_str(),
@@ -489,9 +509,9 @@ pub fn inspect_json(d: &Daemon, c: &Container) -> Value {
         "Args": c.args,
         "State": state,
         "Image": c.image_id,
-        "ResolvConfPath": c.dir.join("resolv.conf"),
+        "ResolvConfPath": net_file("resolv.conf"),
         "HostnamePath": c.dir.join("hostname"),
-        "HostsPath": c.dir.join("hosts"),
+        "HostsPath": net_file("hosts"),
         "LogPath": if c.keeps_logs() && !c.logs_to_journal() { c.log_path() } else { std::path::PathBuf::new() },
         "Name": format!("/{}", c.name),
         "RestartCount": c.restart_count,

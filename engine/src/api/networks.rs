@@ -307,6 +307,16 @@ pub async fn connect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Re
     let d = s.0;
     let (b, n, e) = parties(&d, &id, &body)?;
     let mut c = e.c.lock().await;
+    // Networking disabled: dockerd records the endpoint's settings and
+    // makes nothing in the container; so does berth.
+    if c.config.network_disabled && !c.host_config.network_mode.starts_with("container:") {
+        let ep = b.endpoint_config.unwrap_or_default();
+        crate::daemon::netsetup::validate_endpoint(&n.name, &ep)?;
+        c.networking.endpoints_config.insert(n.name.clone(), ep);
+        c.save()
+            .map_err(|e| ApiError::internal(format!("saving container: {e}")))?;
+        return Ok(StatusCode::OK.into_response());
+    }
     if !uses_networks(&c) {
         return Err(ApiError::forbidden(
             "container sharing network namespace with another container or host cannot be connected to any other network",

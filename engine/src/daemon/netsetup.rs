@@ -134,9 +134,12 @@ fn drop_pending(c: &mut Container, ifname: &str) {
     let _ = c.save();
 }
 
-/// Whether the container's network mode gives it networks of ours.
+/// Whether the container's network mode gives it networks of ours (none
+/// when its config disables networking: dockerd then gives it only a
+/// loopback, whatever the mode names).
 pub fn uses_networks(c: &Container) -> bool {
-    !matches!(c.host_config.network_mode.as_str(), "host" | "none")
+    !c.config.network_disabled
+        && !matches!(c.host_config.network_mode.as_str(), "host" | "none")
         && !c.host_config.network_mode.starts_with("container:")
 }
 

@@ -278,6 +278,7 @@ impl Daemon {
         let hc = &c.host_config;
         let mut ns_paths = Vec::new();
         let netns = match hc.network_mode.as_str() {
+            _ if c.config.network_disabled => NetNs::New,
             "host" => NetNs::Host,
             m if m.starts_with("container:") && start => {
                 let pid = self
@@ -332,7 +333,15 @@ impl Daemon {
                     })?;
                 (files::etc_mounts(&o.dir), Some(o.hostname()))
             }
-            None => (self.write_etc(c, host_net, &links.hosts)?, None),
+            None => {
+                let mut etc = self.write_etc(c, host_net, &links.hosts)?;
+                // Without networking it has its hostname and the image's
+                // hosts and resolv.conf, as dockerd leaves them.
+                if c.config.network_disabled {
+                    etc.retain(|m| m["destination"] == "/etc/hostname");
+                }
+                (etc, None)
+            }
         };
         // A user's own bind over one of them wins.
         for m in etc {
