@@ -970,7 +970,7 @@ fn the_container_is_in_its_cgroup_in_every_hierarchy() {
                 in_user_namespace(&mut b);
             }
             let id = rt.id("cgjoin");
-            assert_eq!(rt.create(&b, &id).code, 0, "{}", rt.name);
+            assert_eq!(rt.create(&b, &id).code, 0);
             assert_eq!(rt.run(&["start", &id]).code, 0, "{}", rt.name);
             let own = format!("/berth-test-{id}");
             let membership = |pid: &str| {
@@ -1958,4 +1958,81 @@ fn missing_program_is_reported_at_create_as_runc_words_it() {
             );
         }
     }
+}
+
+/// The container's process held at the entry of its execve (ptrace, every
+/// thread of it: runc's init is a Go program and execs from any thread);
+/// the threads traced, to let go of, or None if it exited first.
+fn hold_at_exec(pid: nix::unistd::Pid) -> Option<Vec<nix::unistd::Pid>> {
+    use nix::sys::ptrace;
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    use nix::unistd::Pid;
+    let tids: Vec<Pid> = fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .map(Pid::from_raw)
+        .collect();
+    for &t in &tids {
+        ptrace::seize(t, ptrace::Options::PTRACE_O_TRACESYSGOOD).ok()?;
+        ptrace::interrupt(t).ok()?;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        for &t in &tids {
+            let flags = WaitPidFlag::__WALL | WaitPidFlag::WNOHANG;
+            match waitpid(t, Some(flags)) {
+                Ok(WaitStatus::PtraceSyscall(_)) => {
+                    let nr = ptrace::getregs(t).ok()?.orig_rax as i64;
+                    if nr == libc::SYS_execve || nr == libc::SYS_execveat {
+                        return Some(tids);
+                    }
+                    let _ = ptrace::syscall(t, None);
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => {}
+                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) if t == pid => return None,
+                Ok(_) => {
+                    let _ = ptrace::syscall(t, None);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    None
+}
+
+/// `start` returns once the container's process has become its program (its
+/// end of the exec fifo closes on exec), not when it is let go: a caller
+/// that reads the process or its output right after `start` finds the
+/// program. Proven by holding the process at its execve: `start` must wait.
+/// (berth-runtime alone: runc's start reads the fifo to its end too, but
+/// Debian's runc 1.1.5 returned here while its init was held.)
+#[test]
+fn start_returns_once_the_program_is_executed() {
+    let rt = Runtime::berth();
+    let (waited_for_exec, code, comm) = {
+        let b = Bundle::new(&["sleep", "30"]);
+        let id = rt.id("execd");
+        assert_eq!(rt.create(&b, &id).code, 0);
+        let pid = rt.state(&id).expect("state")["pid"].as_i64().expect("pid");
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        let mut start = rt.cmd();
+        start.args(["start", &id]).stdin(Stdio::null());
+        let mut start = start.spawn().unwrap();
+        let held = hold_at_exec(pid).expect("no execve seen");
+        std::thread::sleep(Duration::from_millis(300));
+        let waited_for_exec = start.try_wait().unwrap().is_none();
+        // Let go at its syscall entry, the execve goes on.
+        for t in held {
+            let _ = nix::sys::ptrace::detach(t, None);
+        }
+        let status = start.wait().unwrap();
+        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        (waited_for_exec, status.code(), comm.trim().to_string())
+    };
+    assert!(
+        waited_for_exec,
+        "start returned before the program was executed"
+    );
+    assert_eq!((code, comm.as_str()), (Some(0), "sleep"));
 }

@@ -49,13 +49,20 @@ pub fn start(c: &Container) -> Result<()> {
     // SAFETY: open returned a fresh descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     let begun = Instant::now();
+    // The process writes its byte just before it becomes the user's
+    // program, and its end of the fifo closes on that exec (close-on-exec):
+    // reading to the end returns once the program runs, as runc's start
+    // does. A caller that reads the container's processes or output right
+    // after `start` then finds the program, not the runtime's init.
+    let mut released = false;
     loop {
         let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
         match poll(&mut p, PollTimeout::from(50u16)) {
             Ok(n) if n > 0 => {
                 let mut b = [0u8; 1];
                 match nix::unistd::read(raw, &mut b) {
-                    Ok(1) => break,
+                    Ok(1) => released = true,
+                    Ok(_) if released => break,
                     Ok(_) => {
                         return Err(Error::Init(
                             "the container's process closed the exec fifo without starting".into(),
@@ -68,7 +75,7 @@ pub fn start(c: &Container) -> Result<()> {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("polling exec fifo", e)),
         }
-        if !container::process_alive(c.state.pid, c.state.pid_start) {
+        if !released && !container::process_alive(c.state.pid, c.state.pid_start) {
             return Err(Error::Init(
                 "the container's process exited before it was started".into(),
             ));
