@@ -51,9 +51,9 @@ pub fn start(c: &Container) -> Result<()> {
     let begun = Instant::now();
     // The process writes its byte just before it becomes the user's
     // program, and its end of the fifo closes on that exec (close-on-exec):
-    // reading to the end returns once the program runs, as runc's start
-    // does. A caller that reads the container's processes or output right
-    // after `start` then finds the program, not the runtime's init.
+    // reading to the end (as runc's start reads it) returns once the
+    // program runs. A caller that reads the container's processes or output
+    // right after `start` then finds the program, not the runtime's init.
     let mut released = false;
     loop {
         let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
