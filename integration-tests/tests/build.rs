@@ -604,6 +604,64 @@ fn images_built_push_and_pull_back_byte_identical() {
     assert_eq!(run(&s, &name, &["cat", "/p"]), "pushed");
 }
 
+/// A FROM image pulled by a build is shown as `docker pull` shows it
+/// (dockerd's classic builder writes its pull into the build's output):
+/// docker-compose's `build --pull` looks for the pull's last line.
+#[test]
+fn a_builds_pull_is_shown_as_a_pull() {
+    let s = stack();
+    let reg = integration_tests::registry::Registry::start();
+    let base = format!("{}/team/base:1", reg.host);
+    s.berth(&["tag", "busybox", &base]).ok();
+    s.berth(&["push", &base]).ok();
+    s.berth(&["rmi", &base]).ok();
+    let dir = context(
+        &s,
+        "pulled",
+        &[("Dockerfile", &format!("FROM {base}\nLABEL built=yes\n"))],
+    );
+    // Missing here: pulled whether or not --pull says so.
+    let out = build(&s, &dir, &["-t", "frompull"]).ok().to_string();
+    let step = out.find("Step 1/2").expect("the FROM step");
+    let pulling = out.find("1: Pulling from team/base").expect(&out);
+    let digest = out.find("Digest: sha256:").expect(&out);
+    let status = out
+        .find(&format!("Status: Downloaded newer image for {base}"))
+        .expect(&out);
+    let arrow = out.find(" ---> ").expect(&out);
+    assert!(
+        step < pulling && pulling < digest && digest < status && status < arrow,
+        "{out}"
+    );
+    // Asked again with --pull: nothing new, and said so.
+    if docker_cli().is_some() {
+        let mut c = s.docker_cmd();
+        c.env("DOCKER_BUILDKIT", "0")
+            .args(["build", "--pull", "-t", "frompull"])
+            .arg(&dir);
+        let out = s.run(c, None).ok().to_string();
+        assert!(out.contains("1: Pulling from team/base"), "{out}");
+        assert!(
+            out.contains(&format!("Status: Image is up to date for {base}")),
+            "{out}"
+        );
+    }
+    let out = build(&s, &dir, &["--pull", "-t", "frompull"])
+        .ok()
+        .to_string();
+    assert!(
+        out.contains(&format!("Status: Image is up to date for {base}")),
+        "{out}"
+    );
+    // Quiet: the image id alone.
+    s.berth(&["rmi", "frompull", &base]).ok();
+    let quiet = build(&s, &dir, &["-q"]).ok().to_string();
+    assert!(
+        quiet.trim().starts_with("sha256:") && !quiet.contains("Pulling"),
+        "{quiet}"
+    );
+}
+
 #[test]
 fn the_docker_cli_builds_with_the_classic_builder() {
     let Some(_) = docker_cli() else { return };

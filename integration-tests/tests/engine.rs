@@ -771,6 +771,15 @@ fn images_push_to_and_pull_from_a_registry() {
         !out.contains("exists") && !out.contains("fs layer"),
         "{out}"
     );
+    // By digest: the line is named by the whole reference, as dockerd
+    // names it.
+    let repo = name.rsplit_once(':').expect("a tag").0;
+    let by_digest = format!("{repo}@{}", digests.lines().next().unwrap_or(""));
+    let out = s.berth(&["pull", &by_digest]).ok().to_string();
+    assert!(
+        out.starts_with(&format!("{by_digest}: Pulling from team/bb\n")),
+        "{out}"
+    );
     // `run` of an image not here pulls it first, its progress on stderr.
     s.berth(&["rmi", &name]).ok();
     let out = s.berth(&["run", "--rm", &name, "echo", "again"]);

@@ -379,12 +379,14 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
     let mut out = std::io::stdout();
     // Quiet, the daemon says only the image id, or on a failure what it
     // held back first: shown then, on stderr, as the docker CLI does.
-    let mut held = String::new();
+    let mut held: Vec<u8> = Vec::new();
+    let mut held_view = super::images::StatusView::new(false);
+    let mut view = super::images::StatusView::new(crate::term::is_tty(1));
     while let Some(m) = lines.next().await? {
         if let Some(e) = m["errorDetail"]["message"].as_str().or(m["error"].as_str()) {
             out.flush()?;
             if a.quiet {
-                eprint!("{held}");
+                eprint!("{}", String::from_utf8_lossy(&held));
             }
             let code = m["errorDetail"]["code"]
                 .as_i64()
@@ -397,22 +399,22 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
         }
         if a.quiet {
             if let Some(s) = m["stream"].as_str() {
-                held.push_str(s);
-            } else if let Some(s) = m["status"].as_str() {
-                held.push_str(s);
-                held.push('\n');
+                held.extend_from_slice(s.as_bytes());
+            } else if m.get("status").is_some() {
+                held_view.show(&mut held, &m)?;
             }
             continue;
         }
         if let Some(s) = m["stream"].as_str() {
             write!(out, "{s}")?;
             out.flush()?;
-        } else if let Some(s) = m["status"].as_str() {
-            writeln!(out, "{s}")?;
+        } else if m.get("status").is_some() {
+            // A FROM image's pull, shown as `pull` shows it.
+            view.show(&mut out, &m)?;
         }
     }
     if a.quiet && id.is_empty() {
-        id = held.trim().to_string();
+        id = String::from_utf8_lossy(&held).trim().to_string();
     }
     if id.is_empty() {
         bail!("the daemon's build ended without an image ID");

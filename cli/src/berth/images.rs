@@ -560,7 +560,7 @@ pub async fn show_stream(mut lines: JsonLines, to_stderr: bool) -> Result<()> {
     } else {
         Box::new(std::io::stdout())
     };
-    let mut ids: Vec<String> = Vec::new();
+    let mut view = StatusView::new(tty);
     while let Some(m) = lines.next().await? {
         stream_error(&m)?;
         // A result for the client (a push's digest, a build's image id),
@@ -573,6 +573,30 @@ pub async fn show_stream(mut lines: JsonLines, to_stderr: bool) -> Result<()> {
             out.flush()?;
             continue;
         }
+        view.show(&mut out, &m)?;
+    }
+    Ok(())
+}
+
+/// The status lines of a JSON message stream (a pull's, a push's, a
+/// build's pull) as the docker CLI shows them: `id: status`; on a terminal
+/// a layer's line is updated in place with its progress bar, elsewhere
+/// byte counts are left out (they scroll uselessly in a log).
+pub struct StatusView {
+    tty: bool,
+    /// The layers shown, top to bottom, on a terminal.
+    ids: Vec<String>,
+}
+
+impl StatusView {
+    pub fn new(tty: bool) -> StatusView {
+        StatusView {
+            tty,
+            ids: Vec::new(),
+        }
+    }
+
+    pub fn show(&mut self, out: &mut dyn Write, m: &serde_json::Value) -> std::io::Result<()> {
         let status = m["status"].as_str().unwrap_or("");
         let id = m["id"].as_str().unwrap_or("");
         let detail = &m["progressDetail"];
@@ -583,17 +607,16 @@ pub async fn show_stream(mut lines: JsonLines, to_stderr: bool) -> Result<()> {
                 .filter(|p| !p.is_empty())
                 .map(String::from),
         };
-        if !tty {
-            // Byte counts scroll uselessly in a log; states are what matter.
+        if !self.tty {
             if progress.is_some() {
-                continue;
+                return Ok(());
             }
             if id.is_empty() {
                 writeln!(out, "{status}")?;
             } else {
                 writeln!(out, "{id}: {status}")?;
             }
-            continue;
+            return Ok(());
         }
         let text = match (&progress, id.is_empty()) {
             (_, true) => status.to_string(),
@@ -602,17 +625,16 @@ pub async fn show_stream(mut lines: JsonLines, to_stderr: bool) -> Result<()> {
         };
         if id.is_empty() {
             writeln!(out, "{text}")?;
-            ids.clear();
-        } else if let Some(pos) = ids.iter().position(|x| x == id) {
-            let up = ids.len() - pos;
+            self.ids.clear();
+        } else if let Some(pos) = self.ids.iter().position(|x| x == id) {
+            let up = self.ids.len() - pos;
             write!(out, "\x1b[{up}A\r\x1b[2K{text}\r\x1b[{up}B")?;
         } else {
-            ids.push(id.to_string());
+            self.ids.push(id.to_string());
             writeln!(out, "{text}")?;
         }
-        out.flush()?;
+        out.flush()
     }
-    Ok(())
 }
 
 /// An HTTP request body streamed from a reader (a file, our stdin).

@@ -939,6 +939,20 @@ impl Lines {
     }
 }
 
+/// Where a pull's lines go: an answer's stream, or a build's output
+/// (dockerd's builder shows the pull of a FROM image as `docker pull`
+/// shows it, lines a client such as docker-compose reads).
+pub(crate) trait PullOutput {
+    /// False once the client is gone.
+    async fn line(&self, v: Value) -> bool;
+}
+
+impl PullOutput for Lines {
+    async fn line(&self, v: Value) -> bool {
+        self.send(v).await
+    }
+}
+
 /// A stream of lines written by `write`, as the answer.
 pub(crate) fn json_stream<F, Fut>(write: F) -> Response
 where
@@ -1002,21 +1016,25 @@ pub(crate) fn tag_of(full: &str) -> String {
 
 /// One pull relayed as dockerd shows it: "Pulling from", the layers, the
 /// digest. Whether the name gives another image than `before` now; None
-/// when the pull failed (its error line is sent) or the client left.
+/// when the client left.
 async fn relay_pull(
     d: &Daemon,
-    lines: &Lines,
+    out: &impl PullOutput,
     mut s: tonic::Streaming<api::PullResponse>,
     mut first: Option<api::PullResponse>,
     full: &str,
     before: Option<&str>,
-) -> Option<bool> {
+) -> std::result::Result<Option<bool>, tonic::Status> {
     let pulling = format!("Pulling from {}", registry_path(full));
-    if !lines
-        .send(json!({"status": pulling, "id": tag_of(full)}))
-        .await
-    {
-        return None;
+    // dockerd names the line by the tag asked, or by the whole reference
+    // when a digest was asked.
+    let asked = if full.contains('@') {
+        full.to_string()
+    } else {
+        tag_of(full)
+    };
+    if !out.line(json!({"status": pulling, "id": asked})).await {
+        return Ok(None);
     }
     let mut updated = None;
     loop {
@@ -1029,17 +1047,16 @@ async fn relay_pull(
                 kind: Some(api::pull_response::Kind::Progress(p)),
             })) => {
                 if let Some(v) = progress_line(&p, true)
-                    && !lines.send(v).await
+                    && !out.line(v).await
                 {
-                    return None;
+                    return Ok(None);
                 }
             }
             Ok(Some(api::PullResponse {
                 kind: Some(api::pull_response::Kind::Image(i)),
             })) => {
                 let digest = i.target.map(|t| t.digest).unwrap_or_default();
-                lines
-                    .send(json!({"status": format!("Digest: {digest}")}))
+                out.line(json!({"status": format!("Digest: {digest}")}))
                     .await;
                 let fam = familiar(full);
                 d.events.publish(
@@ -1051,13 +1068,27 @@ async fn relay_pull(
                 updated = Some(before != Some(i.config_digest.as_str()));
             }
             Ok(Some(_)) => {}
-            Ok(None) => return updated,
-            Err(e) => {
-                lines.error(e.message().to_string()).await;
-                return None;
-            }
+            Ok(None) => return Ok(updated),
+            Err(e) => return Err(e),
         }
     }
+}
+
+/// A pull shown in `out` from its first line to its last ("Status: …"),
+/// as a build shows the pull of its FROM image; what fails is the
+/// caller's to tell.
+pub(crate) async fn pull_shown(
+    d: &Daemon,
+    out: &impl PullOutput,
+    full: &str,
+    auth: Option<pb::Auth>,
+) -> std::result::Result<(), tonic::Status> {
+    let before = image_of(d, full).await;
+    let (stream, first) = started_pull(d, pull_request(d, full, auth)).await?;
+    if let Some(updated) = relay_pull(d, out, stream, first, full, before.as_deref()).await? {
+        out.line(pull_status(updated, &familiar(full))).await;
+    }
+    Ok(())
 }
 
 /// The last line of a pull: whether it brought anything new for `name`.
@@ -1160,13 +1191,20 @@ pub(crate) type StartedPull = (
 /// line in a 200 stream; docker-py's pull() and `images.pull` only see
 /// the former.
 async fn start_pull(d: &Daemon, full: &str, auth: Option<pb::Auth>) -> Result<StartedPull> {
-    let req = d.lc.req(api::PullRequest {
+    Ok(started_pull(d, pull_request(d, full, auth)).await?)
+}
+
+fn pull_request(
+    d: &Daemon,
+    full: &str,
+    auth: Option<pb::Auth>,
+) -> tonic::Request<api::PullRequest> {
+    d.lc.req(api::PullRequest {
         reference: full.to_string(),
         auth,
         registry: Some(registry_options(d, full)),
         ..Default::default()
-    });
-    started_pull(d, req).await
+    })
 }
 
 /// A pull (an image's or a plugin's) sent to lifecycled, up to its first
@@ -1174,7 +1212,7 @@ async fn start_pull(d: &Daemon, full: &str, auth: Option<pb::Auth>) -> Result<St
 pub(crate) async fn started_pull(
     d: &Daemon,
     req: tonic::Request<api::PullRequest>,
-) -> Result<StartedPull> {
+) -> std::result::Result<StartedPull, tonic::Status> {
     let mut stream = d.lc.images().pull(req).await?.into_inner();
     let first = loop {
         match stream.message().await {
@@ -1182,7 +1220,7 @@ pub(crate) async fn started_pull(
                 kind: Some(api::pull_response::Kind::Progress(p)),
             })) if p.action == "resolving" => continue,
             Ok(m) => break m,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     };
     Ok((stream, first))
@@ -1205,9 +1243,12 @@ async fn pull_one(d: &Arc<Daemon>, full: String, auth: Option<pb::Auth>) -> Resu
     let (stream, first) = start_pull(d, &full, auth).await?;
     let d = d.clone();
     Ok(json_stream(|lines| async move {
-        if let Some(updated) = relay_pull(&d, &lines, stream, first, &full, before.as_deref()).await
-        {
-            lines.send(pull_status(updated, &familiar(&full))).await;
+        match relay_pull(&d, &lines, stream, first, &full, before.as_deref()).await {
+            Ok(Some(updated)) => {
+                lines.send(pull_status(updated, &familiar(&full))).await;
+            }
+            Ok(None) => {}
+            Err(e) => lines.error(e.message().to_string()).await,
         }
     }))
 }
@@ -1238,8 +1279,9 @@ async fn pull_all_tags(d: &Arc<Daemon>, repo: String, auth: Option<pb::Auth>) ->
                 Err(e) => return lines.error(e.message).await,
             };
             match relay_pull(&d, &lines, stream, first, &full, before.as_deref()).await {
-                Some(u) => updated |= u,
-                None => return,
+                Ok(Some(u)) => updated |= u,
+                Ok(None) => return,
+                Err(e) => return lines.error(e.message().to_string()).await,
             }
         }
         lines.send(pull_status(updated, &familiar(&repo))).await;

@@ -199,7 +199,7 @@ fn install_name(q: &Params, full: &str) -> Result<String> {
 /// registry that refuses, a reference it does not have) is the answer's
 /// status, as dockerd answers before its stream starts.
 async fn start_fetch(d: &Daemon, full: &str, auth: Option<pb::Auth>) -> Result<StartedPull> {
-    started_pull(d, d.lc.req_in(NAMESPACE, plugin_pull(d, full, auth))).await
+    Ok(started_pull(d, d.lc.req_in(NAMESPACE, plugin_pull(d, full, auth))).await?)
 }
 
 /// Relays a plugin's pull to the client, checks the privileges granted

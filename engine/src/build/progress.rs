@@ -65,11 +65,6 @@ impl Progress {
         }
     }
 
-    /// A status line (pulls).
-    pub async fn status(&self, status: &str, id: &str) {
-        self.say(json!({ "status": status, "id": id })).await;
-    }
-
     /// The image built; the CLI's --iidfile takes it from here.
     pub async fn aux(&self, id: &str) {
         self.say(json!({ "aux": { "ID": id } })).await;
@@ -103,6 +98,13 @@ impl Progress {
     /// Resolves when the client goes away.
     pub async fn gone(&self) {
         self.tx.closed().await
+    }
+}
+
+impl crate::api::images::PullOutput for Progress {
+    async fn line(&self, v: Value) -> bool {
+        self.say(v).await;
+        !self.closed()
     }
 }
 

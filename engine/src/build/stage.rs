@@ -272,36 +272,9 @@ impl Builder {
     async fn pull(&mut self, full: &str) -> Result<(), BuildError> {
         let host = crate::api::images::registry_host(full).to_string();
         let auth = self.opts.auths.get(&host).cloned();
-        self.out
-            .status(
-                &format!(
-                    "Pulling from {}",
-                    crate::daemon::images::familiar(crate::daemon::images::repository(full))
-                ),
-                "",
-            )
-            .await;
-        let mut s = self
-            .d
-            .lc
-            .images()
-            .pull(self.d.lc.req(api::PullRequest {
-                reference: full.to_string(),
-                auth,
-                registry: Some(crate::api::images::registry_options(&self.d, full)),
-                ..Default::default()
-            }))
+        crate::api::images::pull_shown(&self.d, &self.out, full, auth)
             .await
-            .map_err(|e| pull_error(full, &e))?
-            .into_inner();
-        loop {
-            match s.message().await {
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(e) => return Err(pull_error(full, &e)),
-            }
-        }
-        Ok(())
+            .map_err(|e| pull_error(full, &e))
     }
 
     /// Runs one stage; its image.
