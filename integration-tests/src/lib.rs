@@ -4,6 +4,7 @@
 //! mounts unmounted, cgroups removed.
 
 pub mod cri;
+pub mod fileserver;
 pub mod invariants;
 pub mod lifecycled;
 pub mod netblock;

@@ -604,6 +604,148 @@ fn images_built_push_and_pull_back_byte_identical() {
     assert_eq!(run(&s, &name, &["cat", "/p"]), "pushed");
 }
 
+/// git in `dir`, as a test's own user.
+fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.email=t@example.invalid", "-c", "user.name=t"])
+        .args([
+            "-c",
+            "protocol.file.allow=always",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running git");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+/// A repository at `src`, then served bare (git's dumb HTTP protocol)
+/// from `served`/`name`.git.
+fn serve_bare(src: &Path, served: &Path, name: &str) {
+    let bare = served.join(format!("{name}.git"));
+    git(
+        served,
+        &[
+            "clone",
+            "--quiet",
+            "--bare",
+            &src.to_string_lossy(),
+            &bare.to_string_lossy(),
+        ],
+    );
+    git(&bare, &["update-server-info"]);
+}
+
+/// `remote=` of POST /build, as docker-py's build(path=URL) and compose's
+/// `context: URL` send it: a git repository fetched by the engine, its
+/// ref and subdirectory as the URL's fragment names them.
+#[test]
+fn a_git_repository_is_a_build_context() {
+    let s = stack();
+    let src = s.dir.path().join("repo");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(
+        src.join("Dockerfile"),
+        "FROM busybox\nCOPY sub/hello /h\nCMD [\"cat\", \"/h\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("sub/Dockerfile"),
+        "FROM busybox\nCOPY hello /h\nCMD [\"cat\", \"/h\"]\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("sub/hello"), "tagged\n").unwrap();
+    git(&src, &["init", "--quiet"]);
+    git(&src, &["add", "-A"]);
+    git(&src, &["commit", "--quiet", "-m", "one"]);
+    git(&src, &["tag", "v1"]);
+    std::fs::write(src.join("sub/hello"), "main\n").unwrap();
+    git(&src, &["commit", "--quiet", "-am", "two"]);
+    git(&src, &["checkout", "--quiet", "-b", "feature"]);
+    std::fs::write(src.join("sub/hello"), "feature\n").unwrap();
+    git(&src, &["commit", "--quiet", "-am", "three"]);
+    git(&src, &["checkout", "--quiet", "main"]);
+    let served = s.dir.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    serve_bare(&src, &served, "repo");
+    let http = integration_tests::fileserver::FileServer::start(&served);
+    let build = |remote: &str, tag: &str| {
+        let q = form_urlencoded::Serializer::new(String::new())
+            .append_pair("remote", remote)
+            .append_pair("t", tag)
+            .finish();
+        s.api("POST", &format!("/build?{q}"), None)
+    };
+    let repo = format!("{}/repo.git", http.url);
+    // The default branch, a tag, a branch with a subdirectory.
+    for (fragment, want) in [
+        ("", "main"),
+        ("#v1", "tagged"),
+        ("#feature:sub", "feature"),
+        ("#:sub", "main"),
+    ] {
+        let (code, body) = build(&format!("{repo}{fragment}"), "fromgit");
+        assert_eq!(code, 200, "{fragment}: {body}");
+        assert!(
+            body.contains("Successfully tagged fromgit:latest"),
+            "{fragment}: {body}"
+        );
+        assert_eq!(run(&s, "fromgit", &[]), want, "{fragment}");
+    }
+    // What cannot be fetched or built from, in dockerd's words, before
+    // anything is built.
+    let images = s.berth(&["images", "-qa"]).ok().to_string();
+    for (remote, want) in [
+        (format!("{repo}#nope"), "error fetching: "),
+        (format!("{}/none.git", http.url), "error fetching: "),
+        (format!("{repo}#main:../.."), "not within git root"),
+        (
+            format!("{repo}#main:nodir"),
+            "stat nodir: no such file or directory",
+        ),
+        (
+            format!("{repo}#main:sub/hello"),
+            "not a directory: sub/hello",
+        ),
+        (format!("{repo}#-x"), "invalid refspec: -x"),
+        (
+            "/etc/passwd".to_string(),
+            "remoteURL (/etc/passwd) could not be recognized as URL",
+        ),
+    ] {
+        let (code, body) = build(&remote, "never");
+        assert_eq!(code, 500, "{remote}: {body}");
+        assert!(body.contains(want), "{remote}: {body}");
+    }
+    assert_eq!(s.berth(&["images", "-qa"]).ok().to_string(), images);
+    // A submodule that names a path on the engine's host is not fetched:
+    // it would copy the host's files into the image.
+    let secret = s.dir.path().join("secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("key"), "host secret\n").unwrap();
+    git(&secret, &["init", "--quiet"]);
+    git(&secret, &["add", "-A"]);
+    git(&secret, &["commit", "--quiet", "-m", "secret"]);
+    git(
+        &src,
+        &[
+            "submodule",
+            "--quiet",
+            "add",
+            &secret.to_string_lossy(),
+            "sec",
+        ],
+    );
+    git(&src, &["commit", "--quiet", "-m", "with a submodule"]);
+    serve_bare(&src, &served, "withsub");
+    let (code, body) = build(&format!("{}/withsub.git", http.url), "never");
+    assert_eq!(code, 500, "{body}");
+    assert!(body.contains("error initializing submodules"), "{body}");
+    assert!(!body.contains("Successfully"), "{body}");
+}
+
 /// A FROM image pulled by a build is shown as `docker pull` shows it
 /// (dockerd's classic builder writes its pull into the build's output):
 /// docker-compose's `build --pull` looks for the pull's last line.

@@ -12,6 +12,7 @@ pub mod context;
 pub mod copy;
 pub mod options;
 mod progress;
+pub mod remote;
 mod run;
 mod stage;
 
@@ -263,7 +264,11 @@ impl Builder {
             .map_err(|e| BuildError::Internal(format!("creating {}: {e}", work.display())))?;
         let _work = WorkDir(work.clone());
         let t = std::time::Instant::now();
-        let (mut tree, size) = context::receive(body, &work).await?;
+        let (mut tree, size) = match &opts.remote {
+            // The body is not read: dockerd builds what the remote names.
+            Some(remote) => remote::context(remote, &work).await?,
+            None => context::receive(body, &work).await?,
+        };
         tracing::debug!("build {id}: context of {size} bytes in {:?}", t.elapsed());
         let dockerfile = read_dockerfile(&mut tree, &opts.dockerfile)?;
         let ctx = Arc::new(tree);

@@ -38,6 +38,8 @@ pub struct Options {
     pub cpuset_cpus: String,
     pub cpuset_mems: String,
     pub ulimits: Vec<Ulimit>,
+    /// `remote`: a context to fetch instead of the body's.
+    pub remote: Option<super::remote::Remote>,
     /// X-Registry-Config: credentials by registry, for FROM of private images.
     pub auths: BTreeMap<String, berth_proto::types::v1::Auth>,
 }
@@ -128,11 +130,7 @@ impl Options {
                 "isolation" if !v.is_empty() && !v.eq_ignore_ascii_case("default") => {
                     return Err(bad(format!("Unsupported isolation: {v:?}")));
                 }
-                "remote" if !v.is_empty() => {
-                    return Err(bad(format!(
-                        "remote build contexts are not supported ({v}): send the context in the request body"
-                    )));
-                }
+                "remote" if !v.is_empty() => o.remote = Some(super::remote::Remote::parse(v)?),
                 "squash" if boolean(v) => {
                     return Err(bad("squash is only supported with experimental mode"));
                 }
@@ -228,7 +226,8 @@ mod tests {
     #[test]
     fn what_cannot_be_built_says_so() {
         assert!(Options::parse("platform=linux/s390x", None).is_err());
-        assert!(Options::parse("remote=https://github.com/x/y.git", None).is_err());
+        assert!(Options::parse("remote=/etc", None).is_err());
+        assert!(Options::parse("remote=https://github.com/x/y.git", None).is_ok());
         assert!(Options::parse("t=UPPER", None).is_err());
         assert!(Options::parse("buildargs=nope", None).is_err());
         assert!(Options::parse("memory=abc", None).is_err());
