@@ -71,3 +71,14 @@ pub fn server_config(
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
+
+/// The HTTP client of remote build contexts (reqwest) is built without a
+/// crypto provider so that the whole tree uses ring: the process's
+/// default is installed once, before its first client.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err: one is installed already, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -694,6 +694,12 @@ fn a_git_repository_is_a_build_context() {
         );
         assert_eq!(run(&s, "fromgit", &[]), want, "{fragment}");
     }
+    // `berth build URL` sends it for the daemon to fetch.
+    let id = s
+        .berth(&["build", "-q", &format!("{repo}#feature:sub")])
+        .ok()
+        .to_string();
+    assert_eq!(run(&s, &id, &[]), "feature");
     // What cannot be fetched or built from, in dockerd's words, before
     // anything is built.
     let images = s.berth(&["images", "-qa"]).ok().to_string();
@@ -744,6 +750,119 @@ fn a_git_repository_is_a_build_context() {
     assert_eq!(code, 500, "{body}");
     assert!(body.contains("error initializing submodules"), "{body}");
     assert!(!body.contains("Successfully"), "{body}");
+}
+
+/// Any other http(s) URL as dockerd takes it: a tar (plain or compressed)
+/// is the context, a text is the Dockerfile alone, anything else is
+/// refused; through the API, `berth build URL` and docker-py.
+#[test]
+fn a_url_is_a_build_context() {
+    let s = stack();
+    let files = s.dir.path().join("files");
+    let ctx = s.dir.path().join("urlctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY hello /h\nCMD [\"cat\", \"/h\"]\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("hello"), "from a tar\n").unwrap();
+    for (name, flag) in [("ctx.tar", "-cf"), ("ctx.tgz", "-czf")] {
+        let st = std::process::Command::new("tar")
+            .args([
+                "-C",
+                &ctx.to_string_lossy(),
+                flag,
+                &files.join(name).to_string_lossy(),
+                ".",
+            ])
+            .status()
+            .expect("tar");
+        assert!(st.success());
+    }
+    // No extension: http.server says application/octet-stream, and the
+    // bytes tell it is text.
+    std::fs::write(
+        files.join("Dockerfile"),
+        "FROM busybox\nRUN echo alone > /a\nCMD [\"cat\", \"/a\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        files.join("page.html"),
+        "<html><body>not a context</body></html>\n",
+    )
+    .unwrap();
+    std::fs::write(files.join("empty"), "").unwrap();
+    let http = integration_tests::fileserver::FileServer::start(&files);
+    let build = |remote: &str| {
+        let q = form_urlencoded::Serializer::new(String::new())
+            .append_pair("remote", remote)
+            .append_pair("t", "fromurl")
+            .finish();
+        s.api("POST", &format!("/build?{q}"), None)
+    };
+    for (file, want) in [
+        ("ctx.tar", "from a tar"),
+        ("ctx.tgz", "from a tar"),
+        ("Dockerfile", "alone"),
+    ] {
+        let url = format!("{}/{file}", http.url);
+        let (code, body) = build(&url);
+        assert_eq!(code, 200, "{file}: {body}");
+        // dockerd's line: the URL as the status, the phrase as the id.
+        assert!(
+            body.contains(r#""id":"Downloading context""#)
+                && body.contains(&format!(r#""status":"{url}""#)),
+            "{file}: {body}"
+        );
+        assert_eq!(run(&s, "fromurl", &[]), want, "{file}");
+    }
+    let images = s.berth(&["images", "-qa"]).ok().to_string();
+    for (file, code, want) in [
+        (
+            "page.html",
+            500,
+            r#"unsupported Content-Type \"text/html\""#,
+        ),
+        ("empty", 500, "empty response"),
+        ("missing", 404, "with status 404 File not found"),
+    ] {
+        let (got, body) = build(&format!("{}/{file}", http.url));
+        assert_eq!(got, code, "{file}: {body}");
+        assert!(body.contains(want), "{file}: {body}");
+    }
+    assert_eq!(s.berth(&["images", "-qa"]).ok().to_string(), images);
+    // The CLI sends the URL for the daemon to fetch.
+    let id = s
+        .berth(&["build", "-q", &format!("{}/ctx.tgz", http.url)])
+        .ok()
+        .to_string();
+    assert_eq!(run(&s, &id, &[]), "from a tar");
+    let out = s.berth(&["build", &format!("{}/missing", http.url)]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .starts_with("Error response from daemon: error downloading remote context"),
+        "{out:?}"
+    );
+    let script = format!(
+        r#"
+import docker
+c = docker.from_env(timeout=120)
+image, _ = c.images.build(path="{url}/ctx.tar", tag="pyurl")
+assert c.containers.run("pyurl", remove=True) == b"from a tar\n"
+try:
+    c.images.build(path="{url}/missing")
+    raise AssertionError("a missing context did not raise")
+except docker.errors.NotFound as e:
+    assert "failed to GET" in str(e), str(e)
+print("ok")
+"#,
+        url = http.url
+    );
+    let out = s.command("python3", &["-c", &script]);
+    assert_eq!(out.stdout.trim(), "ok", "{out:?}");
 }
 
 /// A FROM image pulled by a build is shown as `docker pull` shows it

@@ -82,7 +82,9 @@ pub struct BuildArgs {
     /// Limit the CPU CFS quota
     #[arg(long = "cpu-quota")]
     cpu_quota: Option<i64>,
-    /// PATH, or - to read a tar archive or a Dockerfile from stdin
+    /// PATH, - to read a tar archive or a Dockerfile from stdin, or a URL
+    /// the daemon fetches: a git repository (URL#ref:subdir), a tar
+    /// archive, or a Dockerfile
     context: String,
 }
 
@@ -223,15 +225,33 @@ fn stdin_stream() -> Result<std::os::unix::net::UnixStream> {
     Ok(rd)
 }
 
+/// A context the daemon fetches itself (the API's `remote`): an http(s)
+/// URL, a git URL, or `github.com/…` when no such path is here.
+fn is_remote(context: &str) -> bool {
+    ["http://", "https://", "git://", "git@"]
+        .iter()
+        .any(|p| context.starts_with(p))
+        || (context.starts_with("github.com/") && !Path::new(context).exists())
+}
+
 pub async fn build(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
-    if a.context.contains("://") || a.context.starts_with("git@") {
+    let remote = is_remote(&a.context);
+    if !remote && a.context.contains("://") {
         bail!(
-            "unable to prepare context: remote contexts ({}) are not supported: clone or download it and build from a directory",
+            "unable to prepare context: {}: only http(s) and git URLs are fetched",
             a.context
         );
     }
     let mut query: Vec<(String, String)> = Vec::new();
-    let (stream, dockerfile_param) = if a.context == "-" {
+    let (stream, dockerfile_param) = if remote {
+        if a.file.as_deref() == Some("-") {
+            bail!("invalid argument: can't use stdin for the Dockerfile of a remote context");
+        }
+        query.push(("remote".into(), a.context.clone()));
+        // Nothing to send: the body ends at once.
+        let (rd, _) = std::os::unix::net::UnixStream::pair()?;
+        (rd, a.file.clone())
+    } else if a.context == "-" {
         if a.file.as_deref() == Some("-") {
             bail!("invalid argument: can't use stdin for both build context and dockerfile");
         }

@@ -17,6 +17,11 @@ fn api_error(e: BuildError) -> ApiError {
         BuildError::Options(m) | BuildError::Context(m) | BuildError::Parse(m) => {
             ApiError::bad_request(m)
         }
+        BuildError::Remote(status, m) => ApiError::new(
+            axum::http::StatusCode::from_u16(status)
+                .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
+            m,
+        ),
         other => ApiError::internal(other.to_string()),
     }
 }

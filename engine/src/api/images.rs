@@ -891,7 +891,7 @@ pub(crate) fn registry_options(d: &Daemon, full: &str) -> api::RegistryOptions {
     }
 }
 
-fn progress_bar(current: i64, total: i64) -> String {
+pub(crate) fn progress_bar(current: i64, total: i64) -> String {
     fn size(n: i64) -> String {
         let n = n as f64;
         if n >= 1e9 {

@@ -409,6 +409,19 @@ impl Read for RangeReader<'_> {
 
 /// Receives the context from `body` into a tree kept in `dir`.
 pub async fn receive(body: axum::body::Body, dir: &Path) -> Result<(Tree, u64), BuildError> {
+    receive_chunks(
+        body.into_data_stream()
+            .map(|c| c.map_err(|e| e.to_string())),
+        dir,
+    )
+    .await
+}
+
+/// A context from the chunks of a tar (a request body, a download).
+pub async fn receive_chunks(
+    stream: impl futures::Stream<Item = Result<Bytes, String>>,
+    dir: &Path,
+) -> Result<(Tree, u64), BuildError> {
     let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(16);
     let store = dir.join("context.tar");
     let unpack = tokio::task::spawn_blocking(move || {
@@ -416,9 +429,8 @@ pub async fn receive(body: axum::body::Body, dir: &Path) -> Result<(Tree, u64), 
         let n = t.add_tar(ChunkReader::new(rx), &store, "")?;
         Ok::<_, BuildError>((t, n))
     });
-    let mut stream = body.into_data_stream();
+    let mut stream = std::pin::pin!(stream);
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| e.to_string());
         let failed = chunk.is_err();
         if tx.send(chunk).await.is_err() || failed {
             break;

@@ -47,6 +47,9 @@ pub enum BuildError {
     Cancelled,
     #[error("{0}")]
     Internal(String),
+    /// A remote context's failure, with the status dockerd answers it.
+    #[error("{1}")]
+    Remote(u16, String),
 }
 
 impl From<crate::error::ApiError> for BuildError {
@@ -266,7 +269,7 @@ impl Builder {
         let t = std::time::Instant::now();
         let (mut tree, size) = match &opts.remote {
             // The body is not read: dockerd builds what the remote names.
-            Some(remote) => remote::context(remote, &work).await?,
+            Some(remote) => remote::context(remote, &work, &opts.dockerfile, &out).await?,
             None => context::receive(body, &work).await?,
         };
         tracing::debug!("build {id}: context of {size} bytes in {:?}", t.elapsed());

@@ -1,19 +1,26 @@
 //! Remote build contexts: `remote=` of POST /build, which docker-py's
 //! `build(path=URL)`, docker-compose's `build: context: URL` and API
-//! clients send instead of a tar. As dockerd's classic builder takes it:
-//! a git repository, `URL#ref:subdir`, fetched by the host's git and built
-//! from its checkout (the body is not read).
+//! clients send instead of a tar. As dockerd's classic builder takes it
+//! (the body is not read):
+//! - a git repository, `URL#ref:subdir`, fetched by the host's git and
+//!   built from its checkout;
+//! - any other http(s) URL: a tar (plain or compressed) that is the
+//!   context, or a text file that is the Dockerfile alone.
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use super::BuildError;
+use serde_json::json;
+
 use super::context::Tree;
+use super::{BuildError, Progress};
+use crate::api::images::PullOutput;
 
 /// What a `remote=` names.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Remote {
     Git(GitRepo),
+    Url(String),
 }
 
 /// A git context: where from, what to check out, and the directory of
@@ -46,6 +53,9 @@ impl Remote {
     pub fn parse(remote: &str) -> Result<Remote, BuildError> {
         if is_git_url(remote) {
             return GitRepo::parse(remote).map(Remote::Git);
+        }
+        if is_url(remote) {
+            return Ok(Remote::Url(remote.to_string()));
         }
         Err(BuildError::Step(format!(
             "remoteURL ({remote}) could not be recognized as URL"
@@ -179,9 +189,21 @@ async fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
 }
 
 /// The context `remote` names, fetched under `work` (the build's own
-/// directory); its tree and size, as a received context's.
-pub async fn context(remote: &Remote, work: &Path) -> Result<(Tree, u64), BuildError> {
-    let Remote::Git(repo) = remote;
+/// directory); its tree and size, as a received context's. `dockerfile`
+/// is where a Dockerfile downloaded alone is put.
+pub async fn context(
+    remote: &Remote,
+    work: &Path,
+    dockerfile: &str,
+    out: &Progress,
+) -> Result<(Tree, u64), BuildError> {
+    match remote {
+        Remote::Git(repo) => git_context(repo, work).await,
+        Remote::Url(url) => url_context(url, work, dockerfile, out).await,
+    }
+}
+
+async fn git_context(repo: &GitRepo, work: &Path) -> Result<(Tree, u64), BuildError> {
     let checkout = work.join("git");
     let dir = repo.fetch(&checkout).await?;
     let work = work.to_path_buf();
@@ -199,6 +221,248 @@ pub async fn context(remote: &Remote, work: &Path) -> Result<(Tree, u64), BuildE
     })
     .await
     .map_err(|e| BuildError::Internal(format!("archiving the git context: {e}")))?
+}
+
+/// What dockerd takes from a URL, by the answer's Content-Type (the part
+/// of it that matches).
+static ACCEPTABLE: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(
+        r"(?:application/(?:(?:x\-)?tar|octet\-stream|((?:x\-)?(?:gzip|bzip2?|xz)))|(?:text/plain))",
+    )
+    .expect("a valid pattern")
+});
+
+/// dockerd reads this much of the answer to tell its content.
+const PREAMBLE: usize = 100;
+
+/// The kind of content its first bytes show, as Go's
+/// http.DetectContentType tells the ones that matter here: markup (which
+/// is refused), gzip, text, or other bytes (an archive).
+fn sniff(head: &[u8]) -> &'static str {
+    let start = head
+        .iter()
+        .position(|b| !b" \t\n\x0c\r".contains(b))
+        .unwrap_or(head.len());
+    let text = &head[start..];
+    let markup = [
+        "<!DOCTYPE HTML",
+        "<HTML",
+        "<HEAD",
+        "<SCRIPT",
+        "<IFRAME",
+        "<H1",
+        "<DIV",
+        "<FONT",
+        "<TABLE",
+        "<A",
+        "<STYLE",
+        "<TITLE",
+        "<B",
+        "<BODY",
+        "<BR",
+        "<P",
+        "<!--",
+    ];
+    for tag in markup {
+        if text.len() > tag.len()
+            && text[..tag.len()].eq_ignore_ascii_case(tag.as_bytes())
+            && matches!(text[tag.len()], b' ' | b'>')
+        {
+            return "text/html; charset=utf-8";
+        }
+    }
+    if text.starts_with(b"<?xml") {
+        return "text/xml; charset=utf-8";
+    }
+    if head.starts_with(b"\x1f\x8b\x08") {
+        return "application/x-gzip";
+    }
+    let binary = |b: &u8| matches!(b, 0x00..=0x08 | 0x0b | 0x0e..=0x1a | 0x1c..=0x1f);
+    if head.iter().any(binary) {
+        "application/octet-stream"
+    } else {
+        "text/plain; charset=utf-8"
+    }
+}
+
+/// A URL's answer as dockerd takes it: a tar is the context; a text is
+/// the Dockerfile, alone in it. The download is shown as dockerd shows it
+/// ("Downloading context").
+async fn url_context(
+    url: &str,
+    work: &Path,
+    dockerfile: &str,
+    out: &Progress,
+) -> Result<(Tree, u64), BuildError> {
+    crate::tls::install_crypto_provider();
+    let failed = |status: u16, m: String| {
+        BuildError::Remote(
+            status,
+            format!("error downloading remote context {url}: {m}"),
+        )
+    };
+    let client = reqwest::Client::builder()
+        .build()
+        .map_err(|e| BuildError::Internal(format!("an HTTP client: {e}")))?;
+    let mut resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| failed(500, error_chain(&e)))?;
+    let status = resp.status();
+    if status.as_u16() >= 400 {
+        // The server's own words for its status, as Go keeps them.
+        let reason = resp
+            .extensions()
+            .get::<hyper::ext::ReasonPhrase>()
+            .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
+            .or_else(|| status.canonical_reason().map(String::from))
+            .unwrap_or_default();
+        let body = resp.text().await.unwrap_or_default();
+        let m = format!(
+            "failed to GET {url} with status {} {reason}: {}",
+            status.as_u16(),
+            body.trim()
+        );
+        let code = match status.as_u16() {
+            c @ (400 | 401 | 403 | 404) => c,
+            _ => 500,
+        };
+        return Err(failed(code, m));
+    }
+    let header = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let detecting = |m: String| {
+        BuildError::Step(format!(
+            "error detecting content type for remote {url}: {m}"
+        ))
+    };
+    let first = resp
+        .chunk()
+        .await
+        .map_err(|e| detecting(error_chain(&e)))?
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| detecting("empty response".into()))?;
+    let kind = if header.is_empty() || header == "application/octet-stream" {
+        sniff(&first[..first.len().min(PREAMBLE)])
+    } else {
+        header.as_str()
+    };
+    let Some(kind) = ACCEPTABLE.find(kind).map(|m| m.as_str().to_string()) else {
+        return Err(detecting(format!("unsupported Content-Type {header:?}")));
+    };
+    let mut shown = Shown::new(url, out);
+    shown.add(first.len()).await;
+    if kind == "text/plain" {
+        let mut text = first.to_vec();
+        while let Some(c) = resp
+            .chunk()
+            .await
+            .map_err(|e| failed(500, error_chain(&e)))?
+        {
+            text.extend_from_slice(&c);
+            shown.add(c.len()).await;
+        }
+        shown.done().await;
+        return dockerfile_alone(&text, work, dockerfile);
+    }
+    let chunks = futures::stream::unfold(
+        (Some(first), resp, shown),
+        |(first, mut resp, mut shown)| async move {
+            if let Some(c) = first {
+                return Some((Ok(c), (None, resp, shown)));
+            }
+            match resp.chunk().await {
+                Ok(Some(c)) => {
+                    shown.add(c.len()).await;
+                    Some((Ok(c), (None, resp, shown)))
+                }
+                Ok(None) => {
+                    shown.done().await;
+                    None
+                }
+                Err(e) => Some((Err(error_chain(&e)), (None, resp, shown))),
+            }
+        },
+    );
+    super::context::receive_chunks(chunks, work).await
+}
+
+/// dockerd's "Downloading context" lines (the URL as their status, the
+/// phrase as their id): each half megabyte, and at the end.
+struct Shown<'a> {
+    url: &'a str,
+    out: &'a Progress,
+    bytes: u64,
+    last: u64,
+}
+
+impl<'a> Shown<'a> {
+    const EVERY: u64 = 512 << 10;
+
+    fn new(url: &'a str, out: &'a Progress) -> Shown<'a> {
+        Shown {
+            url,
+            out,
+            bytes: 0,
+            last: 0,
+        }
+    }
+
+    async fn add(&mut self, n: usize) {
+        self.bytes += n as u64;
+        if self.bytes - self.last >= Self::EVERY {
+            self.show().await;
+        }
+    }
+
+    async fn done(&mut self) {
+        self.show().await;
+    }
+
+    async fn show(&mut self) {
+        self.last = self.bytes;
+        let n = i64::try_from(self.bytes).unwrap_or(i64::MAX);
+        self.out
+            .line(json!({
+                "status": self.url,
+                "progressDetail": {"current": n},
+                "progress": format!("{:>8}", crate::api::images::progress_bar(n, 0)),
+                "id": "Downloading context",
+            }))
+            .await;
+    }
+}
+
+/// A context holding the Dockerfile alone, at `name`.
+fn dockerfile_alone(text: &[u8], work: &Path, name: &str) -> Result<(Tree, u64), BuildError> {
+    let bad = |e: std::io::Error| BuildError::Internal(format!("the downloaded Dockerfile: {e}"));
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(text.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, name, text).map_err(bad)?;
+    let tar = b.into_inner().map_err(bad)?;
+    let mut t = Tree::default();
+    let n = t.add_tar(std::io::Cursor::new(tar), &work.join("context.tar"), "")?;
+    Ok((t, n))
+}
+
+/// An error with its causes, as Go's wrapped errors read.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
 }
 
 /// The context directory as a tar in `to` (symlinks kept as links).
@@ -223,6 +487,34 @@ mod tests {
             reference: reference.map(String::from),
             subdir: subdir.map(String::from),
         })
+    }
+
+    #[test]
+    fn downloads_are_told_apart_by_their_first_bytes() {
+        assert_eq!(
+            sniff(b"FROM busybox\nRUN true\n"),
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(sniff(b"  <!doctype html><p>x"), "text/html; charset=utf-8");
+        assert_eq!(sniff(b"<html>"), "text/html; charset=utf-8");
+        // A Dockerfile whose first word looks like a tag is still text.
+        assert_eq!(sniff(b"<Bogus"), "text/plain; charset=utf-8");
+        assert_eq!(sniff(b"\x1f\x8b\x08\x00rest"), "application/x-gzip");
+        assert_eq!(sniff(b"Dockerfile\0\0\0\0"), "application/octet-stream");
+        let ok = |ct: &str| ACCEPTABLE.find(ct).map(|m| m.as_str().to_string());
+        assert_eq!(
+            ok("text/plain; charset=utf-8").as_deref(),
+            Some("text/plain")
+        );
+        assert_eq!(
+            ok("application/x-gzip").as_deref(),
+            Some("application/x-gzip")
+        );
+        assert_eq!(
+            ok("application/x-tar").as_deref(),
+            Some("application/x-tar")
+        );
+        assert_eq!(ok("text/html; charset=utf-8"), None);
     }
 
     #[test]
