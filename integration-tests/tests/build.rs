@@ -865,6 +865,99 @@ print("ok")
     assert_eq!(out.stdout.trim(), "ok", "{out:?}");
 }
 
+/// ADD of a URL as dockerd's classic builder does it: one file, mode 0600,
+/// its time the server's Last-Modified, never unpacked, named by the URL
+/// or by the destination; the download's content in the cache key.
+#[test]
+fn add_fetches_urls_as_dockerd_does() {
+    let s = stack();
+    let files = s.dir.path().join("served");
+    std::fs::create_dir_all(files.join("inner")).unwrap();
+    std::fs::write(files.join("inner/f"), "inside\n").unwrap();
+    let st = std::process::Command::new("tar")
+        .args(["-C", &files.join("inner").to_string_lossy(), "-cf"])
+        .arg(files.join("a.tar"))
+        .arg("f")
+        .status()
+        .expect("tar");
+    assert!(st.success());
+    std::fs::write(files.join("note.txt"), "v1\n").unwrap();
+    // http.server sends the file's time as Last-Modified.
+    for f in ["a.tar", "note.txt"] {
+        let st = std::process::Command::new("touch")
+            .args(["-d", "2021-02-03 04:05:06 UTC"])
+            .arg(files.join(f))
+            .status()
+            .expect("touch");
+        assert!(st.success());
+    }
+    let http = integration_tests::fileserver::FileServer::start(&files);
+    let u = &http.url;
+    let dir = context(
+        &s,
+        "addurl",
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM busybox\nADD {u}/a.tar /x/\nADD {u}/note.txt /renamed\nADD --chown=5:6 {u}/note.txt /o/\nADD {u}/ /listing\n"
+            ),
+        )],
+    );
+    let out = build(&s, &dir, &["-t", "addurl"]).ok().to_string();
+    assert!(!out.contains("Using cache"), "{out}");
+    let ls = run(
+        &s,
+        "addurl",
+        &[
+            "sh",
+            "-c",
+            "ls -ln --full-time /x/a.tar /renamed /o/note.txt /listing; cat /renamed",
+        ],
+    );
+    let lines: Vec<&str> = ls.lines().collect();
+    assert_eq!(lines.len(), 5, "{ls}");
+    for (line, owner, path) in [
+        (lines[0], "0        0", "/listing"),
+        (lines[1], "5        6", "/o/note.txt"),
+        (lines[2], "0        0", "/renamed"),
+        (lines[3], "0        0", "/x/a.tar"),
+    ] {
+        assert!(line.starts_with("-rw-------"), "{ls}");
+        assert!(line.contains(owner) && line.ends_with(path), "{ls}");
+        if path != "/listing" {
+            assert!(line.contains("2021-02-03 04:05:06 +0000"), "{ls}");
+        }
+    }
+    assert_eq!(lines[4], "v1");
+    // The same content again: every step from the cache; changed: only
+    // what it reaches is done again.
+    let out = build(&s, &dir, &["-t", "addurl"]).ok().to_string();
+    assert_eq!(cached(&out), 4, "{out}");
+    std::fs::write(files.join("note.txt"), "v2\n").unwrap();
+    let out = build(&s, &dir, &["-t", "addurl"]).ok().to_string();
+    assert_eq!(cached(&out), 1, "{out}");
+    assert_eq!(run(&s, "addurl", &["cat", "/renamed"]), "v2");
+    // What dockerd refuses, in its words.
+    for (df, want) in [
+        (
+            format!("FROM busybox\nCOPY {u}/note.txt /n\n"),
+            "source can't be a URL for COPY".to_string(),
+        ),
+        (
+            format!("FROM busybox\nADD {u}/ /d/\n"),
+            format!("cannot determine filename for source {u}/"),
+        ),
+        (
+            format!("FROM busybox\nADD {u}/missing /m\n"),
+            format!("failed to GET {u}/missing with status 404"),
+        ),
+    ] {
+        let out = s.berth_stdin(&["build", "-"], df.as_bytes());
+        assert_ne!(out.code, 0, "{df}");
+        assert!(out.stderr.contains(&want), "{df}: {out:?}");
+    }
+}
+
 /// A FROM image pulled by a build is shown as `docker pull` shows it
 /// (dockerd's classic builder writes its pull into the build's output):
 /// docker-compose's `build --pull` looks for the pull's last line.

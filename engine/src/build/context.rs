@@ -286,6 +286,19 @@ impl Tree {
         self.nodes.insert(rel, node);
     }
 
+    /// The same tree over the same files, for a step that adds to it
+    /// (ADD's downloads) without changing the context.
+    pub fn try_clone(&self) -> std::io::Result<Tree> {
+        Ok(Tree {
+            files: self
+                .files
+                .iter()
+                .map(File::try_clone)
+                .collect::<std::io::Result<_>>()?,
+            nodes: self.nodes.clone(),
+        })
+    }
+
     pub fn get(&self, rel: &str) -> Option<&Node> {
         self.nodes.get(rel)
     }

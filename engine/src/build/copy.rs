@@ -1,7 +1,8 @@
 //! COPY and ADD as the classic builder does them: sources found in the
 //! context (or in a stage's files) with Go's glob rules, the destination's
 //! file-or-directory rules, owners set to root or `--chown`, modes kept or
-//! `--chmod`, local tar archives unpacked by ADD; a digest of what is
+//! `--chmod`, local tar archives unpacked by ADD (and its URLs fetched, by
+//! the caller, into the tree); a digest of what is
 //! copied (content and metadata, not times) for the step's cache key, then
 //! one tar written into the container.
 
@@ -178,11 +179,6 @@ pub fn plan(
     };
     let mut found: Vec<String> = Vec::new();
     for s in srcs {
-        if add && (s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")) {
-            return Err(BuildError::Step(format!(
-                "ADD {s}: berth's builder has no network to fetch remote sources from; download the file into the build context and ADD it from there"
-            )));
-        }
         let rel = context::key(s).ok_or_else(|| outside(s))?;
         if has_wildcards(s) {
             found.extend(tree.paths().filter(|p| glob_match(&rel, p)).cloned());
@@ -217,7 +213,8 @@ pub fn plan(
     }
     let clean_dest = crate::daemon::volumes::clean(dest);
     let any_dir = found.iter().any(|p| is_dir(p));
-    let archive = |p: &str| add && is_archive(tree, p);
+    // What ADD downloaded is never unpacked, as dockerd's.
+    let archive = |p: &str| add && !p.starts_with(super::remote::DOWNLOADS) && is_archive(tree, p);
     let into_dir = dest_slash
         || multiple
         || any_dir
@@ -518,17 +515,39 @@ mod tests {
                 .to_string()
                 .contains("outside the build context")
         );
-        assert!(
-            plan(
-                &t,
-                &["https://example.com/f".into()],
-                "/x",
-                None,
-                true,
-                "ADD"
-            )
-            .is_err()
-        );
+    }
+
+    #[test]
+    fn what_add_downloaded_is_never_unpacked() {
+        let archive = {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_size(2);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, "inside", &b"hi"[..]).unwrap();
+            b.into_inner().unwrap()
+        };
+        let (d, mut t) = tree(&[("a.tar", &archive, 0o644)]);
+        let mut outer = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(archive.len() as u64);
+        h.set_mode(0o600);
+        h.set_cksum();
+        outer.append_data(&mut h, "a.tar", &archive[..]).unwrap();
+        let downloads = format!("{}/1", super::super::remote::DOWNLOADS);
+        t.add_tar(
+            std::io::Cursor::new(outer.into_inner().unwrap()),
+            &d.path().join("d.tar"),
+            &downloads,
+        )
+        .unwrap();
+        let local = plan(&t, &["a.tar".into()], "/x/", None, true, "ADD").unwrap();
+        assert_eq!(local.items[0].kind, Kind::Archive);
+        let fetched = format!("{downloads}/a.tar");
+        let got = plan(&t, &[fetched], "/x/", None, true, "ADD").unwrap();
+        assert_eq!(got.items[0].kind, Kind::File);
+        assert_eq!(names(&got), ["a.tar"]);
     }
 
     #[test]

@@ -294,42 +294,13 @@ async fn url_context(
     dockerfile: &str,
     out: &Progress,
 ) -> Result<(Tree, u64), BuildError> {
-    crate::tls::install_crypto_provider();
     let failed = |status: u16, m: String| {
         BuildError::Remote(
             status,
             format!("error downloading remote context {url}: {m}"),
         )
     };
-    let client = reqwest::Client::builder()
-        .build()
-        .map_err(|e| BuildError::Internal(format!("an HTTP client: {e}")))?;
-    let mut resp = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| failed(500, error_chain(&e)))?;
-    let status = resp.status();
-    if status.as_u16() >= 400 {
-        // The server's own words for its status, as Go keeps them.
-        let reason = resp
-            .extensions()
-            .get::<hyper::ext::ReasonPhrase>()
-            .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
-            .or_else(|| status.canonical_reason().map(String::from))
-            .unwrap_or_default();
-        let body = resp.text().await.unwrap_or_default();
-        let m = format!(
-            "failed to GET {url} with status {} {reason}: {}",
-            status.as_u16(),
-            body.trim()
-        );
-        let code = match status.as_u16() {
-            c @ (400 | 401 | 403 | 404) => c,
-            _ => 500,
-        };
-        return Err(failed(code, m));
-    }
+    let mut resp = get(url).await.map_err(|(code, m)| failed(code, m))?;
     let header = resp
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -390,6 +361,181 @@ async fn url_context(
         },
     );
     super::context::receive_chunks(chunks, work).await
+}
+
+/// A GET as dockerd makes it for a build: the answer, or what failed and
+/// the status dockerd answers it with (a server's 400, 401, 403 and 404
+/// are kept; the rest is 500).
+async fn get(url: &str) -> Result<reqwest::Response, (u16, String)> {
+    crate::tls::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .build()
+        .map_err(|e| (500, format!("an HTTP client: {e}")))?;
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| (500, error_chain(&e)))?;
+    let status = resp.status();
+    if status.as_u16() < 400 {
+        return Ok(resp);
+    }
+    // The server's own words for its status, as Go keeps them.
+    let reason = resp
+        .extensions()
+        .get::<hyper::ext::ReasonPhrase>()
+        .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
+        .or_else(|| status.canonical_reason().map(String::from))
+        .unwrap_or_default();
+    let body = resp.text().await.unwrap_or_default();
+    let m = format!(
+        "failed to GET {url} with status {} {reason}: {}",
+        status.as_u16(),
+        body.trim()
+    );
+    let code = match status.as_u16() {
+        c @ (400 | 401 | 403 | 404) => c,
+        _ => 500,
+    };
+    Err((code, m))
+}
+
+/// Where ADD's downloads are kept in a tree: no path of a context can
+/// start with a NUL, so none is shadowed.
+pub const DOWNLOADS: &str = "\0downloads";
+
+/// A source of ADD fetched as dockerd fetches it: one file named by the
+/// URL's path (or else its Content-Disposition), mode 0600, its time the
+/// answer's Last-Modified (else zero), never unpacked; added to `tree`
+/// under [`DOWNLOADS`]/`n`/. A URL that names no file takes `unnamed`
+/// (the destination's name, when it is a file). Its path in the tree. The
+/// download is shown as dockerd shows it ("Downloading", then a blank
+/// line).
+pub async fn add_source(
+    url: &str,
+    unnamed: Option<&str>,
+    n: usize,
+    tree: &mut Tree,
+    work: &Path,
+    out: &Progress,
+) -> Result<String, BuildError> {
+    let mut resp = get(url).await.map_err(|(_, m)| BuildError::Step(m))?;
+    let name = download_name(&resp, url)
+        .or_else(|| unnamed.map(String::from))
+        .ok_or_else(|| BuildError::Step(format!("cannot determine filename for source {url}")))?;
+    let mtime = resp
+        .headers()
+        .get(reqwest::header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let total = resp
+        .content_length()
+        .map_or(0, |n| i64::try_from(n).unwrap_or(0));
+    let body = work.join(format!("download-{n}"));
+    let bad = |e: std::io::Error| BuildError::Internal(format!("downloading {url}: {e}"));
+    let mut f = tokio::fs::File::create(&body).await.map_err(bad)?;
+    let show = |done: i64| {
+        json!({
+            "status": "Downloading",
+            "progressDetail": {"current": done, "total": total},
+            "progress": crate::api::images::progress_bar(done, total),
+            "id": "",
+        })
+    };
+    let (mut done, mut last) = (0i64, 0i64);
+    while let Some(c) = resp
+        .chunk()
+        .await
+        .map_err(|e| BuildError::Step(format!("downloading {url}: {}", error_chain(&e))))?
+    {
+        tokio::io::AsyncWriteExt::write_all(&mut f, &c)
+            .await
+            .map_err(bad)?;
+        done += i64::try_from(c.len()).unwrap_or(0);
+        if done - last >= 512 << 10 {
+            last = done;
+            out.line(show(done)).await;
+        }
+    }
+    tokio::io::AsyncWriteExt::flush(&mut f).await.map_err(bad)?;
+    drop(f);
+    out.line(show(done)).await;
+    out.stream("\n").await;
+    let dir = format!("{DOWNLOADS}/{n}");
+    let path = format!("{dir}/{name}");
+    let mut owned = std::mem::take(tree);
+    let (back, r) = tokio::task::spawn_blocking({
+        let work = work.to_path_buf();
+        let url = url.to_string();
+        move || {
+            let r = add_file(&mut owned, &body, &name, mtime, &work, n, &dir)
+                .map_err(|e| BuildError::Internal(format!("downloading {url}: {e}")));
+            (owned, r)
+        }
+    })
+    .await
+    .map_err(|e| BuildError::Internal(format!("downloading {url}: {e}")))?;
+    *tree = back;
+    r?;
+    Ok(path)
+}
+
+/// The downloaded file `body` into `tree` as `dir`/`name` (mode 0600).
+fn add_file(
+    tree: &mut Tree,
+    body: &Path,
+    name: &str,
+    mtime: u64,
+    work: &Path,
+    n: usize,
+    dir: &str,
+) -> Result<(), BuildError> {
+    let io = |e: std::io::Error| BuildError::Internal(e.to_string());
+    let entry = work.join(format!("download-{n}.entry"));
+    let mut b = tar::Builder::new(std::fs::File::create(&entry).map_err(io)?);
+    let mut src = std::fs::File::open(body).map_err(io)?;
+    let mut h = tar::Header::new_gnu();
+    h.set_size(src.metadata().map_err(io)?.len());
+    h.set_mode(0o600);
+    h.set_mtime(mtime);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, name, &mut src).map_err(io)?;
+    b.into_inner().map_err(io)?;
+    let _ = std::fs::remove_file(body);
+    let r = std::fs::File::open(&entry).map_err(io)?;
+    tree.add_tar(r, &work.join(format!("download-{n}.tar")), dir)?;
+    let _ = std::fs::remove_file(&entry);
+    Ok(())
+}
+
+/// The name a download gets, as dockerd picks it: the URL path's last
+/// part, else the Content-Disposition's filename.
+fn download_name(resp: &reqwest::Response, url: &str) -> Option<String> {
+    let base = |p: &str| {
+        (!p.is_empty() && !p.ends_with('/'))
+            .then(|| p.rsplit('/').next().unwrap_or(p).to_string())
+            .filter(|b| !b.is_empty() && b != "." && b != "..")
+    };
+    let path = reqwest::Url::parse(url)
+        .ok()
+        .map(|u| u.path().to_string())
+        .unwrap_or_default();
+    if let Some(b) = base(&path) {
+        return Some(b);
+    }
+    let disposition = resp
+        .headers()
+        .get(reqwest::header::CONTENT_DISPOSITION)?
+        .to_str()
+        .ok()?;
+    let filename = disposition.split(';').find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        k.eq_ignore_ascii_case("filename")
+            .then(|| v.trim().trim_matches('"').to_string())
+    })?;
+    base(&filename)
 }
 
 /// dockerd's "Downloading context" lines (the URL as their status, the

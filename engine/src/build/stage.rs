@@ -1009,6 +1009,12 @@ impl Builder {
                 dest.trim_start_matches("./")
             )
         };
+        let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
+        if what == "COPY" && srcs.iter().any(is_url) {
+            return Err(BuildError::Step(
+                "COPY failed: source can't be a URL for COPY".into(),
+            ));
+        }
         let tree = match from {
             Some(f) => self.sources_of(df, f, &srcs).await?,
             None => self.ctx.clone(),
@@ -1027,6 +1033,32 @@ impl Builder {
         let dest_is_dir = match stat {
             Ok(s) => Some(s.into_inner().mode & libc::S_IFMT == libc::S_IFDIR),
             Err(_) => None,
+        };
+        let mut srcs = srcs;
+        let tree = if srcs.iter().any(is_url) {
+            // The context, and what ADD downloads beside it: a URL that
+            // names no file is written under the destination's name when
+            // that is a file, as dockerd does.
+            let to_file = srcs.len() == 1 && !abs_dest.ends_with('/') && dest_is_dir != Some(true);
+            let unnamed = to_file.then(|| abs_dest.rsplit('/').next().unwrap_or("").to_string());
+            let mut tree = tree
+                .try_clone()
+                .map_err(|e| BuildError::Internal(format!("the build context: {e}")))?;
+            for s in srcs.iter_mut().filter(|s| is_url(s)) {
+                self.copies_from += 1;
+                *s = super::remote::add_source(
+                    s,
+                    unnamed.as_deref().filter(|n| !n.is_empty()),
+                    self.copies_from,
+                    &mut tree,
+                    &self.work,
+                    &self.out,
+                )
+                .await?;
+            }
+            Arc::new(tree)
+        } else {
+            tree
         };
         let mut plan = copy::plan(&tree, &srcs, &abs_dest, dest_is_dir, what == "ADD", what)?;
         plan.owner = self.owner(&c, chown.as_deref()).await?;
