@@ -438,8 +438,9 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
     );
     case(
         "url",
-        "FROM busybox\nADD https://example.com/x /x\n",
-        "no network",
+        // Nothing listens on port 1 of loopback.
+        "FROM busybox\nADD http://127.0.0.1:1/x /x\n",
+        "Connection refused",
     );
     let out = case(
         "failing",
