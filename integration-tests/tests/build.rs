@@ -1242,6 +1242,49 @@ fn a_client_that_leaves_stops_its_build() {
     assert!(s.berth(&["image", "inspect", "left"]).code != 0);
 }
 
+/// A client that leaves while an ADD source is being fetched stops the
+/// fetch: the server sees its connection closed, not held until it
+/// answers.
+#[test]
+fn a_client_that_leaves_stops_an_add_download() {
+    use std::io::Read;
+    let s = stack();
+    // A server that takes the request and never answers.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = server.local_addr().expect("its address").port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok((mut conn, _)) = server.accept() {
+            let mut buf = [0u8; 4096];
+            // Until the other end closes it.
+            while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+            let _ = tx.send(());
+        }
+    });
+    let dir = context(
+        &s,
+        "leavefetch",
+        &[(
+            "Dockerfile",
+            &format!("FROM busybox\nADD http://127.0.0.1:{port}/big /big\n"),
+        )],
+    );
+    let mut c = s.berth_cmd();
+    c.args(["build", &dir.to_string_lossy()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().expect("berth build");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(rx.try_recv().is_err(), "the download ended by itself");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_secs(20)).is_ok(),
+        "the download outlived its client\n{}",
+        s.log()
+    );
+}
+
 #[test]
 fn run_steps_on_another_containers_network_see_its_names() {
     let s = stack();

@@ -175,7 +175,7 @@ async fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
         .env("HOME", "/dev/null")
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(std::process::Stdio::null())
-        // A client that leaves takes its fetch with it.
+        // git does not outlive the build that started it.
         .kill_on_drop(true)
         .output()
         .await
@@ -197,6 +197,9 @@ pub async fn context(
     dockerfile: &str,
     out: &Progress,
 ) -> Result<(Tree, u64), BuildError> {
+    // Nothing is answered before the context is here (a failure is the
+    // answer's status, as dockerd's), so a client that leaves meanwhile
+    // goes unseen and the fetch runs to its end, as dockerd's does.
     match remote {
         Remote::Git(repo) => git_context(repo, work).await,
         Remote::Url(url) => url_context(url, work, dockerfile, out).await,
@@ -412,6 +415,22 @@ pub const DOWNLOADS: &str = "\0downloads";
 /// download is shown as dockerd shows it ("Downloading", then a blank
 /// line).
 pub async fn add_source(
+    url: &str,
+    unnamed: Option<&str>,
+    n: usize,
+    tree: &mut Tree,
+    work: &Path,
+    out: &Progress,
+) -> Result<String, BuildError> {
+    // A client that leaves stops the download, an answer that never
+    // comes included.
+    tokio::select! {
+        r = download(url, unnamed, n, tree, work, out) => r,
+        _ = out.gone() => Err(BuildError::Cancelled),
+    }
+}
+
+async fn download(
     url: &str,
     unnamed: Option<&str>,
     n: usize,
