@@ -313,8 +313,19 @@ impl Daemon {
                 if d.plugins.stopping.load(std::sync::atomic::Ordering::SeqCst) {
                     return;
                 }
-                let Ok(e) = d.plugins.find(&id) else { return };
+                let Some(e) = d.plugins.find_id(&id) else {
+                    return;
+                };
                 let _op = e.op.lock().await;
+                // Removed (perhaps installed again) while the lock was held:
+                // a force remove ends the process this wait saw end.
+                if !d
+                    .plugins
+                    .find_id(&id)
+                    .is_some_and(|now| Arc::ptr_eq(&now, &e))
+                {
+                    return;
+                }
                 let p = e.get();
                 let running = matches!(
                     d.lc.tasks().get(d.lc.req_in(NAMESPACE, process(&id))).await,
