@@ -639,6 +639,15 @@ fn serve_bare(src: &Path, served: &Path, name: &str) {
     git(&bare, &["update-server-info"]);
 }
 
+/// POST /build?remote=…&t=…, as docker-py's build(path=URL) sends it.
+fn build_remote(s: &Stack, remote: &str, tag: &str) -> (u16, String) {
+    let q = form_urlencoded::Serializer::new(String::new())
+        .append_pair("remote", remote)
+        .append_pair("t", tag)
+        .finish();
+    s.api("POST", &format!("/build?{q}"), None)
+}
+
 /// `remote=` of POST /build, as docker-py's build(path=URL) and compose's
 /// `context: URL` send it: a git repository fetched by the engine, its
 /// ref and subdirectory as the URL's fragment names them.
@@ -672,13 +681,7 @@ fn a_git_repository_is_a_build_context() {
     std::fs::create_dir_all(&served).unwrap();
     serve_bare(&src, &served, "repo");
     let http = integration_tests::fileserver::FileServer::start(&served);
-    let build = |remote: &str, tag: &str| {
-        let q = form_urlencoded::Serializer::new(String::new())
-            .append_pair("remote", remote)
-            .append_pair("t", tag)
-            .finish();
-        s.api("POST", &format!("/build?{q}"), None)
-    };
+    let build = |remote: &str, tag: &str| build_remote(&s, remote, tag);
     let repo = format!("{}/repo.git", http.url);
     // The default branch, a tag, a branch with a subdirectory.
     for (fragment, want) in [
@@ -796,13 +799,7 @@ fn a_url_is_a_build_context() {
     .unwrap();
     std::fs::write(files.join("empty"), "").unwrap();
     let http = integration_tests::fileserver::FileServer::start(&files);
-    let build = |remote: &str| {
-        let q = form_urlencoded::Serializer::new(String::new())
-            .append_pair("remote", remote)
-            .append_pair("t", "fromurl")
-            .finish();
-        s.api("POST", &format!("/build?{q}"), None)
-    };
+    let build = |remote: &str| build_remote(&s, remote, "fromurl");
     for (file, want) in [
         ("ctx.tar", "from a tar"),
         ("ctx.tgz", "from a tar"),
