@@ -1239,47 +1239,54 @@ fn a_client_that_leaves_stops_its_build() {
     assert!(s.berth(&["image", "inspect", "left"]).code != 0);
 }
 
-/// A client that leaves while an ADD source is being fetched stops the
-/// fetch: the server sees its connection closed, not held until it
-/// answers.
+/// A client that leaves while its context (git, a URL) or an ADD source
+/// is being fetched stops the fetch: the server sees its connection
+/// closed (git killed, the download dropped), not held until it answers.
 #[test]
-fn a_client_that_leaves_stops_an_add_download() {
+fn a_client_that_leaves_stops_a_remote_fetch() {
     use std::io::Read;
     let s = stack();
-    // A server that takes the request and never answers.
-    let server = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
-    let port = server.local_addr().expect("its address").port();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        if let Ok((mut conn, _)) = server.accept() {
-            let mut buf = [0u8; 4096];
-            // Until the other end closes it.
-            while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
-            let _ = tx.send(());
-        }
-    });
-    let dir = context(
-        &s,
-        "leavefetch",
-        &[(
-            "Dockerfile",
-            &format!("FROM busybox\nADD http://127.0.0.1:{port}/big /big\n"),
-        )],
-    );
-    let mut c = s.berth_cmd();
-    c.args(["build", &dir.to_string_lossy()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut child = c.spawn().expect("berth build");
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    assert!(rx.try_recv().is_err(), "the download ended by itself");
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(
-        rx.recv_timeout(std::time::Duration::from_secs(20)).is_ok(),
-        "the download outlived its client\n{}",
-        s.log()
-    );
+    for what in ["git", "url", "add"] {
+        // A server that takes the request and never answers.
+        let server = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let port = server.local_addr().expect("its address").port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            if let Ok((mut conn, _)) = server.accept() {
+                let mut buf = [0u8; 4096];
+                // Until the other end closes it.
+                while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+                let _ = tx.send(());
+            }
+        });
+        let dir = context(
+            &s,
+            &format!("leave-{what}"),
+            &[(
+                "Dockerfile",
+                &format!("FROM busybox\nADD http://127.0.0.1:{port}/big /big\n"),
+            )],
+        );
+        let target = match what {
+            "git" => format!("http://127.0.0.1:{port}/r.git"),
+            "url" => format!("http://127.0.0.1:{port}/ctx.tar"),
+            _ => dir.to_string_lossy().into_owned(),
+        };
+        let mut c = s.berth_cmd();
+        c.args(["build", &target])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = c.spawn().expect("berth build");
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        assert!(rx.try_recv().is_err(), "{what}: the fetch ended by itself");
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_secs(20)).is_ok(),
+            "{what}: the fetch outlived its client\n{}",
+            s.log()
+        );
+    }
 }
 
 #[test]

@@ -31,6 +31,7 @@ pub async fn build(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     owner: Option<axum::Extension<super::Owner>>,
+    conn: Option<axum::Extension<super::stream::ConnFd>>,
     body: Body,
 ) -> Result<Response> {
     let d = s.0;
@@ -62,8 +63,19 @@ pub async fn build(
     // A failure before any output is the answer's status, as dockerd's
     // (the client then says "Error response from daemon: …").
     let mut early_rx = early_rx;
+    // Before its first word (a remote context is being fetched) a build
+    // sees its client leave only here: dropping the receiver stops it.
+    let hung_up = async {
+        match conn {
+            Some(axum::Extension(super::stream::ConnFd(fd))) => {
+                super::stream::peer_hung_up(fd).await
+            }
+            None => std::future::pending().await,
+        }
+    };
     let first = tokio::select! {
         biased;
+        _ = hung_up => return Err(ApiError::internal("the client went away: build cancelled")),
         e = &mut early_rx => match e {
             Ok(e) => return Err(api_error(e)),
             Err(_) => rx.recv().await,

@@ -433,6 +433,28 @@ where
 /// buffered reader and then switch to the raw socket: bytes that arrived
 /// with the head (a logs replay is immediate) would sit in that buffer and
 /// be lost. dockerd's own latency hides this; here it is made certain.
+/// Resolves once the peer of the connection `fd` hangs up (or half-closes,
+/// which Go's server also takes for a client gone), looked at every
+/// quarter second. For a handler that has answered nothing yet: hyper
+/// does not read the connection then, so it would not see the client go.
+/// `fd` must stay the connection's while this is polled: the handler's own
+/// future, which hyper drops before it closes the connection, polls it.
+pub async fn peer_hung_up(fd: std::os::fd::RawFd) {
+    loop {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: one pollfd, not kept; a zero timeout does not block.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        if n > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
 async fn headers_read(fd: std::os::fd::RawFd) {
     for _ in 0..200 {
         match unread_bytes(fd) {

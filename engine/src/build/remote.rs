@@ -166,7 +166,7 @@ impl GitRepo {
 /// a user's git configuration applies. Never asks for a password: a
 /// repository that wants one fails.
 async fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
-    let out = tokio::process::Command::new("git")
+    let child = tokio::process::Command::new("git")
         .args(["-c", "protocol.file.allow=never"])
         .args(args)
         .current_dir(dir)
@@ -175,17 +175,40 @@ async fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
         .env("HOME", "/dev/null")
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(std::process::Stdio::null())
-        // git does not outlive the build that started it.
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        // A group of its own: its transport helpers (git-remote-http
+        // holds the connection) end with it.
+        .process_group(0)
         .kill_on_drop(true)
-        .output()
-        .await
+        .spawn()
         .map_err(|e| format!("running git: {e}"))?;
+    let mut group = Group(child.id().and_then(|id| i32::try_from(id).ok()));
+    let out = child.wait_with_output().await;
+    // Ended by itself: nothing of its group is left to end.
+    group.0 = None;
+    let out = out.map_err(|e| format!("running git: {e}"))?;
     if out.status.success() {
         return Ok(());
     }
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     Err(text.trim().to_string())
+}
+
+/// A git process group, killed whole when its build lets go of it
+/// before it ends (a client that left).
+struct Group(Option<i32>);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }
 
 /// The context `remote` names, fetched under `work` (the build's own
@@ -197,12 +220,17 @@ pub async fn context(
     dockerfile: &str,
     out: &Progress,
 ) -> Result<(Tree, u64), BuildError> {
-    // Nothing is answered before the context is here (a failure is the
-    // answer's status, as dockerd's), so a client that leaves meanwhile
-    // goes unseen and the fetch runs to its end, as dockerd's does.
-    match remote {
-        Remote::Git(repo) => git_context(repo, work).await,
-        Remote::Url(url) => url_context(url, work, dockerfile, out).await,
+    let fetch = async {
+        match remote {
+            Remote::Git(repo) => git_context(repo, work).await,
+            Remote::Url(url) => url_context(url, work, dockerfile, out).await,
+        }
+    };
+    // A client that leaves stops the fetch (git killed with it): the
+    // handler watches the connection until the first word.
+    tokio::select! {
+        r = fetch => r,
+        _ = out.gone() => Err(BuildError::Cancelled),
     }
 }
 
@@ -345,8 +373,8 @@ async fn url_context(
         return dockerfile_alone(&text, work, dockerfile);
     }
     let chunks = futures::stream::unfold(
-        (Some(first), resp, shown),
-        |(first, mut resp, mut shown)| async move {
+        (Some(first), resp, &mut shown),
+        |(first, mut resp, shown)| async move {
             if let Some(c) = first {
                 return Some((Ok(c), (None, resp, shown)));
             }
@@ -355,15 +383,16 @@ async fn url_context(
                     shown.add(c.len()).await;
                     Some((Ok(c), (None, resp, shown)))
                 }
-                Ok(None) => {
-                    shown.done().await;
-                    None
-                }
+                Ok(None) => None,
                 Err(e) => Some((Err(error_chain(&e)), (None, resp, shown))),
             }
         },
     );
-    super::context::receive_chunks(chunks, work).await
+    let received = super::context::receive_chunks(chunks, work).await;
+    // The tar may end before the answer does (its reader stops at the
+    // archive's end): the last line is said here, whatever was read.
+    shown.done().await;
+    received
 }
 
 /// A GET as dockerd makes it for a build: the answer, or what failed and
