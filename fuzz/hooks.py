@@ -26,6 +26,7 @@ ALLOWED = [
     ("HEAD", r"^/v1\.43/containers/[^/]+/archive$", r"^$", "the same lstat failure on HEAD, whose answer carries no body to tell it by"),
     ("POST", r"^/v1\.43/containers/[^/]+/(start|restart)$", r"error gathering device information", "dockerd answers 500 at start when a device to add is not on the host"),
     ("POST", r"^/v1\.43/containers/[^/]+/(start|restart)$", r"^\{\"message\":\"stat .*: no such file or directory", "dockerd answers 500 at start when a device a block I/O limit names is not on the host"),
+    ("POST", r"^/v1\.43/build$", r"remoteURL .* could not be recognized as URL|invalid refspec|error fetching|error downloading remote context|error detecting content type|error setting git context|error checking out|error initializing submodules", "dockerd answers 500 when a remote build context cannot be recognized or fetched (checked side by side with dockerd 20.10)"),
 ]
 
 
