@@ -428,11 +428,6 @@ where
         .unwrap_or_default()
 }
 
-/// Waits (a bounded time) until the client has read the 101 off the
-/// socket. Clients such as docker-py read the response head through a
-/// buffered reader and then switch to the raw socket: bytes that arrived
-/// with the head (a logs replay is immediate) would sit in that buffer and
-/// be lost. dockerd's own latency hides this; here it is made certain.
 /// Resolves once the peer of the connection `fd` hangs up (or half-closes,
 /// which Go's server also takes for a client gone), looked at every
 /// quarter second. For a handler that has answered nothing yet: hyper
@@ -455,6 +450,11 @@ pub async fn peer_hung_up(fd: std::os::fd::RawFd) {
     }
 }
 
+/// Waits (a bounded time) until the client has read the 101 off the
+/// socket. Clients such as docker-py read the response head through a
+/// buffered reader and then switch to the raw socket: bytes that arrived
+/// with the head (a logs replay is immediate) would sit in that buffer and
+/// be lost. dockerd's own latency hides this; here it is made certain.
 async fn headers_read(fd: std::os::fd::RawFd) {
     for _ in 0..200 {
         match unread_bytes(fd) {

@@ -38,7 +38,7 @@ pub struct GitRepo {
 static GIT_SUFFIX: LazyLock<regex::Regex> =
     LazyLock::new(|| regex::Regex::new(r".git(?:#.+)?$").expect("a valid pattern"));
 
-fn is_url(s: &str) -> bool {
+pub(crate) fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
 

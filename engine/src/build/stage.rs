@@ -1009,7 +1009,7 @@ impl Builder {
                 dest.trim_start_matches("./")
             )
         };
-        let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
+        let is_url = |s: &String| super::remote::is_url(s);
         if what == "COPY" && srcs.iter().any(is_url) {
             return Err(BuildError::Step(
                 "COPY failed: source can't be a URL for COPY".into(),
@@ -1040,7 +1040,9 @@ impl Builder {
             // names no file is written under the destination's name when
             // that is a file, as dockerd does.
             let to_file = srcs.len() == 1 && !abs_dest.ends_with('/') && dest_is_dir != Some(true);
-            let unnamed = to_file.then(|| abs_dest.rsplit('/').next().unwrap_or("").to_string());
+            let unnamed = to_file
+                .then(|| abs_dest.rsplit('/').next().unwrap_or("").to_string())
+                .filter(|n| !n.is_empty());
             let mut tree = tree
                 .try_clone()
                 .map_err(|e| BuildError::Internal(format!("the build context: {e}")))?;
@@ -1048,7 +1050,7 @@ impl Builder {
                 self.copies_from += 1;
                 *s = super::remote::add_source(
                     s,
-                    unnamed.as_deref().filter(|n| !n.is_empty()),
+                    unnamed.as_deref(),
                     self.copies_from,
                     &mut tree,
                     &self.work,
