@@ -51,7 +51,12 @@ impl Project<'_> {
         c.current_dir(&self.dir)
             .env("DOCKER_HOST", &self.s.host)
             .env_remove("DOCKER_CONTEXT")
-            .env("COMPOSE_INTERACTIVE_NO_CLI", "1")
+            // `run` and `exec` hand over to the docker CLI, compose's
+            // default. Its other path (COMPOSE_INTERACTIVE_NO_CLI) attaches
+            // only after the start (dockerpty opens its sockets lazily), so
+            // what a short process writes is lost to a race on any engine:
+            // CI saw `run --rm worker echo ran` print nothing.
+            .env("DOCKER_CONFIG", self.s.dir.path().join("docker-cli"))
             .args(["-p", self.name])
             .args(args);
         c
@@ -78,10 +83,7 @@ impl Project<'_> {
 }
 
 /// The stdout of a command that attaches stdin (compose `run`), its stdin
-/// held open until it ends, as from a terminal or a pipe. CI once saw
-/// `run --rm worker echo ran` with stdin at EOF print nothing; not seen
-/// since in 60 runs each against berthd and dockerd 20.10, but a user's
-/// stdin is a terminal or a pipe, so that is what the test gives it.
+/// held open until it ends, as from a terminal or a pipe.
 fn held_stdin(mut cmd: std::process::Command) -> String {
     use std::process::Stdio;
     let mut child = cmd
