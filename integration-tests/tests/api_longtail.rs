@@ -675,6 +675,112 @@ impl Drop for SearchIndex {
     }
 }
 
+/// What a sweep of the CLI against dockerd 20.10 found different, each as
+/// dockerd answers it, through berth's CLI and Docker's.
+#[test]
+fn the_cli_as_dockerd_answers_it() {
+    let s = stack();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let host = host.trim();
+    for cli in clis() {
+        let run = |args: &[&str]| cli_run(&s, cli, args);
+        // On the host's network a container is named as the host.
+        let name = format!("hostnet{cli}");
+        let out = run(&[
+            "run",
+            "--name",
+            &name,
+            "--network",
+            "host",
+            "busybox",
+            "hostname",
+        ]);
+        assert_eq!(out.ok(), host, "{cli}");
+        let cfg = run(&["inspect", "-f", "{{.Config.Hostname}}", &name]);
+        assert_eq!(cfg.ok(), host, "{cli}");
+        run(&["rm", &name]).ok();
+
+        // A link from a container without a network still names a
+        // container that must exist.
+        let out = run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--link",
+            "nosuch:a",
+            "busybox",
+            "true",
+        ]);
+        assert_eq!(out.code, 125, "{cli}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("could not get container for nosuch"),
+            "{cli}: {}",
+            out.stderr
+        );
+
+        // An exec's missing working directory, in runc's words.
+        let name = format!("wd{cli}");
+        run(&["run", "-d", "--name", &name, "busybox", "sleep", "100"]).ok();
+        let out = run(&["exec", "-w", "/nonexistent", &name, "pwd"]);
+        assert_eq!(out.code, 126, "{cli}");
+        assert!(
+            out.stdout.contains(
+                r#"chdir to cwd ("/nonexistent") set in config.json failed: no such file or directory"#
+            ),
+            "{cli}: {}",
+            out.stdout
+        );
+        run(&["rm", "-f", &name]).ok();
+
+        // A `dangling` it cannot read is refused, and an image prune that
+        // could take it for "false" removes nothing (the CLIs add their
+        // own value to a prune's: docker-py sends the caller's alone).
+        run(&["tag", "busybox", "kept:1"]).ok();
+        let (status, body) = s.api(
+            "POST",
+            "/images/prune?filters=%7B%22dangling%22%3A%5B%22bogus%22%5D%7D",
+            None,
+        );
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("invalid filter 'dangling=[bogus]'"), "{body}");
+        for args in [
+            &["images", "--filter", "dangling=bogus"][..],
+            &["volume", "ls", "--filter", "dangling=bogus"],
+        ] {
+            let out = run(args);
+            assert_ne!(out.code, 0, "{cli} {args:?}");
+            assert!(
+                out.stderr.contains("invalid filter 'dangling=[bogus]'"),
+                "{cli} {args:?}: {}",
+                out.stderr
+            );
+        }
+        let out = run(&["network", "ls", "--filter", "dangling=bogus"]);
+        assert!(
+            out.stderr.contains(r#"invalid value for filter 'dangling', must be "true" (or "1"), or "false" (or "0")"#),
+            "{cli}: {}",
+            out.stderr
+        );
+        assert_eq!(run(&["images", "-q", "kept:1"]).ok().len(), 12, "{cli}");
+        run(&["rmi", "kept:1"]).ok();
+
+        // Events filter nothing by a key they do not know.
+        let now = format!(
+            "{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("a clock after 1970")
+                .as_secs()
+                + 1
+        );
+        let out = run(&[
+            "events", "--since", "0", "--until", &now, "--filter", "bogus=1",
+        ]);
+        assert!(out.ok().contains("container create"), "{cli}");
+    }
+}
+
 /// A client that does not ask to upgrade gets the stream as a 200's body,
 /// as dockerd gives it (curl, scripts).
 #[test]

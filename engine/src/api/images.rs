@@ -254,6 +254,8 @@ pub async fn list(
         &f,
         &["dangling", "label", "reference", "before", "since", "until"],
     )?;
+    // Image lists take `true` and `false` only (not 1 and 0), as dockerd's.
+    let dangling = query::dangling(&f, &["true"], &["false"])?;
     let mut all = grouped(&d).await?;
     // A build's intermediate images (untagged parents of other images)
     // show with `all` only, as Docker's.
@@ -262,8 +264,7 @@ pub async fn list(
             all.iter().map(|g| g.parent.clone()).collect();
         all.retain(|g| !(g.names.is_empty() && parents.contains(&g.id)));
     }
-    if let Some(dang) = f.get("dangling").and_then(|v| v.first()) {
-        let want = dang == "true" || dang == "1";
+    if let Some(want) = dangling {
         all.retain(|g| g.names.is_empty() == want);
     }
     if let Some(refs) = f.get("reference") {
@@ -1798,10 +1799,9 @@ pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
     let until = query::until(&f)?
         .and_then(|u| u.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|u| u.as_secs() as i64);
-    let only_dangling = f
-        .get("dangling")
-        .and_then(|v| v.first())
-        .is_none_or(|v| v == "true" || v == "1");
+    // A value it cannot read is refused, never taken for `false` (which
+    // removes every unused image).
+    let only_dangling = query::bool_or(&f, "dangling", true)?;
     let mut used = std::collections::BTreeSet::new();
     for e in d.all() {
         used.insert(e.c.lock().await.image_id.clone());

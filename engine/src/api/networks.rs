@@ -89,15 +89,30 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
             )));
         }
     }
+    let dangling = match f.get("dangling").map(Vec::as_slice) {
+        None | Some([]) => None,
+        Some([v]) if v == "true" || v == "1" => Some(true),
+        Some([v]) if v == "false" || v == "0" => Some(false),
+        Some([_]) => {
+            return Err(ApiError::bad_request(
+                r#"invalid value for filter 'dangling', must be "true" (or "1"), or "false" (or "0")"#,
+            ));
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                r#"got more than one value for filter key "dangling""#,
+            ));
+        }
+    };
     let mut out = Vec::new();
     for n in d.networks.all() {
         if !matches(&n, &f) {
             continue;
         }
-        if let Some(dang) = f.get("dangling").and_then(|x| x.first()) {
+        if let Some(want) = dangling {
             let builtin = matches!(n.name.as_str(), "bridge" | "host" | "none");
             let unused = !builtin && members(&d, &n).await.is_empty();
-            if unused != (dang == "true" || dang == "1") {
+            if unused != want {
                 continue;
             }
         }

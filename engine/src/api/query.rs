@@ -89,6 +89,47 @@ pub fn prune_labels_match(labels: &BTreeMap<String, String>, f: &Filters) -> boo
     labels_match(labels, f.get("label")) && !excluded
 }
 
+/// The 400 dockerd gives for a filter value it cannot take.
+fn invalid_value(key: &str, vals: &[String]) -> ApiError {
+    ApiError::bad_request(format!("invalid filter '{key}=[{}]'", vals.join(" ")))
+}
+
+/// A boolean filter as dockerd's `GetBoolOrDefault` reads it (prunes'
+/// `dangling`): `true`/`1` or `false`/`0`, both or neither refused; absent
+/// is `default`.
+pub fn bool_or(f: &Filters, key: &str, default: bool) -> Result<bool> {
+    let Some(vals) = f.get(key) else {
+        return Ok(default);
+    };
+    if vals.is_empty() {
+        return Err(ApiError::bad_request(format!("invalid filter '{key}'")));
+    }
+    let yes = vals.iter().any(|v| v == "true" || v == "1");
+    let no = vals.iter().any(|v| v == "false" || v == "0");
+    match (yes, no) {
+        (true, false) => Ok(true),
+        (false, true) => Ok(false),
+        _ => Err(invalid_value(key, vals)),
+    }
+}
+
+/// `dangling` as dockerd's image and volume lists read it (Go's
+/// `ExactMatch`, which an empty list passes): a `truthy` value wins, then
+/// a `falsy` one; anything else is refused.
+pub fn dangling(f: &Filters, truthy: &[&str], falsy: &[&str]) -> Result<Option<bool>> {
+    let Some(vals) = f.get("dangling") else {
+        return Ok(None);
+    };
+    let any = |set: &[&str]| vals.is_empty() || vals.iter().any(|v| set.contains(&v.as_str()));
+    if any(truthy) {
+        Ok(Some(true))
+    } else if any(falsy) {
+        Ok(Some(false))
+    } else {
+        Err(invalid_value("dangling", vals))
+    }
+}
+
 /// A prune's (or list's) `until` filter: what was created before it. A
 /// value that is no time is refused in dockerd's words.
 pub fn until(f: &Filters) -> Result<Option<SystemTime>> {
@@ -148,6 +189,41 @@ mod tests {
         let q: Params = [("stream".to_string(), "".to_string())].into();
         assert!(flag_or(&q, "stream", true), "empty keeps the default");
         assert!(!flag(&q, "stream"));
+    }
+
+    fn filters_of(pairs: &[(&str, &[&str])]) -> Filters {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn boolean_filters_refuse_what_they_cannot_read() {
+        let f = filters_of(&[("dangling", &["1"])]);
+        assert!(bool_or(&f, "dangling", false).unwrap());
+        assert!(bool_or(&filters_of(&[]), "dangling", true).unwrap());
+        assert!(!bool_or(&filters_of(&[("dangling", &["false"])]), "dangling", true).unwrap());
+        for bad in [&["bogus"][..], &["true", "0"], &[]] {
+            let e = bool_or(&filters_of(&[("dangling", bad)]), "dangling", true).unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST, "{bad:?}");
+        }
+        let e = bool_or(&filters_of(&[("dangling", &["bogus"])]), "dangling", true).unwrap_err();
+        assert_eq!(e.message, "invalid filter 'dangling=[bogus]'");
+
+        // Lists: a true value wins over anything else, an empty list is true.
+        let images = |v: &[&str]| dangling(&filters_of(&[("dangling", v)]), &["true"], &["false"]);
+        assert_eq!(images(&["bogus", "true"]).unwrap(), Some(true));
+        assert_eq!(images(&["bogus", "false"]).unwrap(), Some(false));
+        assert_eq!(images(&[]).unwrap(), Some(true));
+        assert!(
+            images(&["1"]).is_err(),
+            "image lists take true and false only"
+        );
+        assert_eq!(
+            dangling(&filters_of(&[]), &["true"], &["false"]).unwrap(),
+            None
+        );
     }
 
     #[test]

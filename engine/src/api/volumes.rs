@@ -66,6 +66,7 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
     let d = s.0;
     let f = query::filters(&q)?;
     query::only(&f, &["dangling", "driver", "label", "name"])?;
+    let dangling = query::dangling(&f, &["true", "1"], &["false", "0"])?;
     d.adopt_plugin_volumes().await;
     let mut out = Vec::new();
     for v in d.volumes.list() {
@@ -82,11 +83,10 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
         if !query::labels_match(&v.labels, f.get("label")) {
             continue;
         }
-        if let Some(dang) = f.get("dangling").and_then(|x| x.first()) {
-            let want = dang == "true" || dang == "1";
-            if users(&d, &v.name).await.is_empty() != want {
-                continue;
-            }
+        if let Some(want) = dangling
+            && users(&d, &v.name).await.is_empty() != want
+        {
+            continue;
         }
         out.push(describe(&d, &v).await);
     }

@@ -208,6 +208,15 @@ impl Daemon {
             hc.runtime = self.live().default_runtime.clone();
         }
         let runtime = self.lifecycled_runtime(&hc.runtime).await?;
+        let mut config = config;
+        // On the host's network it is named as the host, as dockerd names
+        // it at create (monitoring agents report that name).
+        if hc.network_mode == "host"
+            && config.hostname.is_empty()
+            && let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        {
+            config.hostname = name.trim().to_string();
+        }
         let mut c = Container {
             id: id.to_string(),
             name: name.to_string(),

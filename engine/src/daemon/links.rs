@@ -151,7 +151,9 @@ impl Daemon {
         }
         let links = std::mem::take(&mut hc.links);
         let network = super::netsetup::mode_network(mode);
-        if network != "bridge" {
+        // `none` is no user network: its links name containers that must
+        // exist, as dockerd checks them, though they give it nothing.
+        if network != "bridge" && network != "none" {
             let ep = networking
                 .endpoints_config
                 .entry(mode.to_string())
@@ -182,7 +184,10 @@ impl Daemon {
     /// The environment and /etc/hosts lines of `c`'s links, as it starts.
     pub async fn resolve_links(&self, c: &Container) -> Result<Resolved> {
         let mut out = Resolved::default();
-        for l in &c.host_config.links {
+        // Without the default bridge there is no address to link by: the
+        // links of a `none` container give it nothing, as in dockerd.
+        let on_bridge = super::netsetup::mode_network(&c.host_config.network_mode) == "bridge";
+        for l in c.host_config.links.iter().filter(|_| on_bridge) {
             let link = parse(l)?;
             let Ok(child) = self.find(&link.name) else {
                 // Removed since: its link went with it.

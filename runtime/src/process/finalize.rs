@@ -93,8 +93,14 @@ pub fn verify_cwd() -> Result<()> {
 }
 
 pub fn chdir_checked(cwd: &std::path::Path) -> Result<()> {
-    nix::unistd::chdir(cwd)
-        .ctx(|| format!("chdir to cwd ({}) set in config.json", cwd.display()))?;
+    // runc's words (Go's errno text): clients show them as they are.
+    nix::unistd::chdir(cwd).map_err(|e| {
+        Error::Invalid(format!(
+            "chdir to cwd ({:?}) set in config.json failed: {}",
+            cwd.display().to_string(),
+            e.desc().to_lowercase()
+        ))
+    })?;
     verify_cwd()
 }
 
