@@ -82,6 +82,16 @@ where
 
 pub type Map<V> = BTreeMap<String, V>;
 
+/// An empty map as `null`, as Go writes a map it never made (dockerd's
+/// `Config.Volumes` when neither the request nor the image has any).
+fn null_if_empty<S: serde::Serializer, V: Serialize>(m: &Map<V>, s: S) -> Result<S::Ok, S::Error> {
+    if m.is_empty() {
+        s.serialize_none()
+    } else {
+        m.serialize(s)
+    }
+}
+
 /// A list that remembers whether the client sent one, as Go's slices do:
 /// dockerd echoes a list it was not given as `null` and an empty one as
 /// `[]`, and clients tell them apart. Reads as a slice either way.
@@ -185,7 +195,7 @@ pub struct Config {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub args_escaped: bool,
     pub image: String,
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default", serialize_with = "null_if_empty")]
     pub volumes: Map<Value>,
     pub working_dir: String,
     pub entrypoint: Entrypoint,

@@ -721,7 +721,27 @@ fn the_cli_as_dockerd_answers_it() {
 
         // An exec's missing working directory, in runc's words.
         let name = format!("wd{cli}");
-        run(&["run", "-d", "--name", &name, "busybox", "sleep", "100"]).ok();
+        let vol = format!("{name}:/v");
+        run(&[
+            "run", "-d", "--name", &name, "-v", &vol, "busybox", "sleep", "100",
+        ])
+        .ok();
+        // A named volume is no Config.Volumes entry: null, as neither the
+        // request nor the image has one.
+        let vols = run(&["inspect", "-f", "{{json .Config.Volumes}}", &name]);
+        assert_eq!(vols.ok(), "null", "{cli}");
+        // The scheduler's blkio lists: [] where the blkio controller is
+        // cgroup v1's (dockerd reads them there), null on v2.
+        let (status, body) = s.api("GET", &format!("/containers/{name}/stats?stream=0"), None);
+        assert_eq!(status, 200, "{body}");
+        let stats: serde_json::Value = serde_json::from_str(&body).expect("stats");
+        let want =
+            if std::path::Path::new("/sys/fs/cgroup/blkio/blkio.throttle.io_serviced").exists() {
+                serde_json::json!([])
+            } else {
+                serde_json::Value::Null
+            };
+        assert_eq!(stats["blkio_stats"]["io_merged_recursive"], want, "{body}");
         let out = run(&["exec", "-w", "/nonexistent", &name, "pwd"]);
         assert_eq!(out.code, 126, "{cli}");
         assert!(
@@ -732,6 +752,7 @@ fn the_cli_as_dockerd_answers_it() {
             out.stdout
         );
         run(&["rm", "-f", &name]).ok();
+        run(&["volume", "rm", &name]).ok();
 
         // A `dangling` it cannot read is refused, and an image prune that
         // could take it for "false" removes nothing (the CLIs add their

@@ -233,6 +233,10 @@ pub fn to_docker(id: &str, name: &str, now: Option<&pb::Stats>, pre: Option<&pb:
         }),
         None => json!({}),
     };
+    // The scheduler's lists: cgroup v1 reads them ([] without CFQ or BFQ),
+    // v2 has none (null), as dockerd answers on each.
+    let v1 = now.is_some_and(|s| s.memory_stats.contains_key("hierarchical_memory_limit"));
+    let sched = if v1 { json!([]) } else { Value::Null };
     json!({
         "id": id,
         "name": name,
@@ -243,12 +247,12 @@ pub fn to_docker(id: &str, name: &str, now: Option<&pb::Stats>, pre: Option<&pb:
         "blkio_stats": {
             "io_service_bytes_recursive": now.map(|s| blkio(&s.blkio_io_service_bytes)),
             "io_serviced_recursive": now.map(|s| blkio(&s.blkio_io_serviced)),
-            "io_queue_recursive": null,
-            "io_service_time_recursive": null,
-            "io_wait_time_recursive": null,
-            "io_merged_recursive": null,
-            "io_time_recursive": null,
-            "sectors_recursive": null,
+            "io_queue_recursive": sched,
+            "io_service_time_recursive": sched,
+            "io_wait_time_recursive": sched,
+            "io_merged_recursive": sched,
+            "io_time_recursive": sched,
+            "sectors_recursive": sched,
         },
         "storage_stats": {},
         "cpu_stats": cpu(now),
