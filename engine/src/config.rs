@@ -169,32 +169,15 @@ pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
     // Any other name is a log driver plugin's, looked up at start.
     if crate::daemon::plugins::logging::DOCKER_ONLY.contains(&driver) {
         return Err(bad(format!(
-            "log-driver {driver:?}: berth has the json-file, journald and none drivers, and log driver plugins"
+            "log-driver {driver:?}: berth has the json-file, local, journald and none drivers, and log driver plugins"
         )));
     }
     if driver == "journald" {
         crate::daemon::journal::validate(&f.log_opts.clone().unwrap_or_default())
             .map_err(|e| bad(format!("log-opts: {e}")))?;
     }
-    for (k, v) in f
-        .log_opts
-        .iter()
-        .flatten()
-        .filter(|_| driver == "json-file")
-    {
-        match k.as_str() {
-            "max-size" => {
-                parse_size(v).map_err(|e| bad(format!("log-opts max-size: {e}")))?;
-            }
-            "max-file" => {
-                v.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    bad(format!("log-opts max-file {v:?}: not a positive number"))
-                })?;
-            }
-            "compress" | "labels" | "env" | "tag" | "mode" => {}
-            other => return Err(bad(format!("log-opts: unknown option {other:?}"))),
-        }
-    }
+    crate::daemon::logopts::check(driver, &f.log_opts.clone().unwrap_or_default())
+        .map_err(|e| bad(format!("log-opts: {e}")))?;
     if let Some(l) = &f.log_level
         && !["debug", "info", "warn", "error", "fatal"].contains(&l.as_str())
     {
@@ -306,7 +289,19 @@ mod tests {
         let e = parse_file(p, r#"{"log-opts": {"max-size": "ten"}}"#)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("max-size"), "{e}");
+        assert!(e.contains("log-opts") && e.contains("'ten'"), "{e}");
+        let e = parse_file(p, r#"{"log-driver": "local", "log-opts": {"tag": "x"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown log opt 'tag' for log driver local"),
+            "{e}"
+        );
+        parse_file(
+            p,
+            r#"{"log-driver": "local", "log-opts": {"max-size": "1m", "compress": "false"}}"#,
+        )
+        .unwrap();
         let f = parse_file(p, r#"{"log-opts": {"max-size": "10m", "max-file": "3"}, "insecure-registries": ["127.0.0.1:5000"]}"#).unwrap();
         assert_eq!(f.insecure_registries.unwrap(), vec!["127.0.0.1:5000"]);
         let e = parse_file(p, r#"{"host-gateway-ip": "gateway"}"#)

@@ -1438,6 +1438,157 @@ fn logs_follow_keeps_every_line_across_rotations() {
     s.berth(&["rm", "rot"]).ok();
 }
 
+/// The local log driver as dockerd's: five files of 20 MiB unless told,
+/// the rotated ones gzipped, read back by `logs` (and followed across
+/// rotations), its file never shown; its options refused in dockerd's
+/// words. json-file's `compress` gzips too. Through berth's CLI and
+/// Docker's.
+#[test]
+fn the_local_log_driver_keeps_gzipped_files() {
+    let s = stack();
+    let clis: &[&str] = if integration_tests::stack::docker_cli().is_some() {
+        &["berth", "docker"]
+    } else {
+        &["berth"]
+    };
+    for cli in clis {
+        let run = |args: &[&str]| {
+            if *cli == "berth" {
+                s.berth(args)
+            } else {
+                s.docker(args)
+            }
+        };
+        // ~29 entries a file (~105 bytes each), a file every ~0.5 s: a
+        // follower keeps up with one rotation of slack (all a gzipped log
+        // leaves it).
+        let name = format!("loc{cli}");
+        let id = run(&[
+            "run", "-d", "--name", &name, "--log-driver", "local", "--log-opt", "max-size=3k",
+            "busybox", "sh", "-c",
+            "sleep 0.3; i=0; while [ $i -lt 250 ]; do i=$((i+1)); echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxx; [ $((i % 3)) = 0 ] && sleep 0.05; done",
+        ])
+        .ok()
+        .to_string();
+        let numbers = |out: &str| -> Vec<u32> {
+            out.lines()
+                .filter_map(|l| l.split('-').nth(1)?.parse().ok())
+                .collect()
+        };
+        let followed = numbers(run(&["logs", "-f", &name]).ok());
+        let want: Vec<u32> = (1..=250).collect();
+        assert!(
+            followed == want,
+            "{cli}: {} lines, first gap after {:?}",
+            followed.len(),
+            followed.windows(2).find(|w| w[1] != w[0] + 1)
+        );
+        // Five files kept: the live one and four gzipped (the last gzip
+        // runs beside the container's end).
+        let dir = s.data_root.join("containers").join(&id).join("local-logs");
+        let listing = || {
+            let mut files: Vec<String> = std::fs::read_dir(&dir)
+                .expect("the local driver's directory")
+                .map(|e| {
+                    e.expect("an entry")
+                        .file_name()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            files.sort();
+            files
+        };
+        let want = [
+            "container.log",
+            "container.log.1.gz",
+            "container.log.2.gz",
+            "container.log.3.gz",
+            "container.log.4.gz",
+        ];
+        assert!(
+            eventually(10, || listing() == want),
+            "{cli}: {:?}",
+            listing()
+        );
+        // What is kept reads back whole, in order, to the last line.
+        let kept = numbers(run(&["logs", &name]).ok());
+        assert_eq!(kept.last(), Some(&250), "{cli}");
+        assert!(
+            kept.len() > 4 * 25 && kept[0] > 1,
+            "{cli}: {} lines",
+            kept.len()
+        );
+        assert!(kept.windows(2).all(|w| w[1] == w[0] + 1), "{cli}");
+        assert_eq!(run(&["logs", "--tail", "2", &name]).ok().lines().count(), 2);
+        assert_eq!(
+            run(&[
+                "inspect",
+                "-f",
+                "{{.HostConfig.LogConfig.Type}}|{{.LogPath}}",
+                &name
+            ])
+            .ok(),
+            "local|",
+            "{cli}"
+        );
+        run(&["rm", &name]).ok();
+
+        for (opts, why) in [
+            (
+                &["--log-driver", "local", "--log-opt", "tag=x"][..],
+                "unknown log opt 'tag' for log driver local",
+            ),
+            (
+                &["--log-driver", "local", "--log-opt", "max-file=1"],
+                "compression cannot be enabled when max file count is 1",
+            ),
+            (
+                &["--log-opt", "compress=true"],
+                "compress cannot be true when max-file is less than 2 or max-size is not set",
+            ),
+        ] {
+            let mut args = vec!["run", "--rm"];
+            args.extend_from_slice(opts);
+            args.extend(["busybox", "true"]);
+            let out = run(&args);
+            assert_eq!(out.code, 125, "{cli} {opts:?}");
+            assert!(out.stderr.contains(why), "{cli} {opts:?}: {}", out.stderr);
+        }
+    }
+    // json-file's compress: its rotated files gzipped beside its name.
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "jz",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=3",
+        "--log-opt",
+        "compress=true",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 200 ]; do i=$((i+1)); echo line-$i; done",
+    ])
+    .ok();
+    s.berth(&["wait", "jz"]).ok();
+    let id = s
+        .berth(&["inspect", "-f", "{{.Id}}", "jz"])
+        .ok()
+        .to_string();
+    let dir = s.data_root.join("containers").join(&id);
+    let gz = |n: u32| dir.join(format!("{id}-json.log.{n}.gz"));
+    assert!(eventually(10, || gz(1).exists()
+        && gz(2).exists()
+        && !gz(3).exists()));
+    let kept = s.berth(&["logs", "jz"]).ok().to_string();
+    assert!(kept.ends_with("line-200"), "{kept}");
+    s.berth(&["rm", "jz"]).ok();
+}
+
 /// Through the whole stack, the cgroup2 device filter holds a container's
 /// device rules on its own: with the v1 devices controller of a hybrid
 /// host opened wide for the container (by the test, as root), a device

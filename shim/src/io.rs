@@ -149,6 +149,7 @@ fn open_log(cfg: &pb::Stdio) -> Result<Option<LogWriter>> {
             cfg.log_max_files,
             &attrs,
         )
+        .and_then(|f| f.compressing_rotated(cfg.log_compress))
         .with_context(|| format!("opening log {}", cfg.log_path))?;
         if cfg.log_fifo.is_empty() {
             Some(Sink::File(file))

@@ -18,6 +18,10 @@ pub struct LogFile {
     max_files: u32,
     /// `,"attrs":{…}` when the entries carry attributes, as serialized once.
     attrs: Vec<u8>,
+    /// Rotated files are gzipped, by a thread of their own.
+    compress: bool,
+    /// The gzip of the last file rotated away, while it runs.
+    compressing: Option<std::thread::JoinHandle<()>>,
 }
 
 impl LogFile {
@@ -52,7 +56,26 @@ impl LogFile {
             max_size,
             max_files: max_files.max(1),
             attrs,
+            compress: false,
+            compressing: None,
         })
+    }
+
+    /// Gzips the files it rotates away from now on; a `.1` a shim that
+    /// ended mid-gzip left behind is gzipped first.
+    pub fn compressing_rotated(mut self, compress: bool) -> std::io::Result<LogFile> {
+        self.compress = compress;
+        if compress && self.rotated(1, "").exists() {
+            self.gzip_first()?;
+        }
+        Ok(self)
+    }
+
+    /// The rotated file `i`, plain (`ext` "") or gzipped (".gz").
+    fn rotated(&self, i: u32, ext: &str) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(format!(".{i}{ext}"));
+        PathBuf::from(p)
     }
 
     fn rotate(&mut self) -> std::io::Result<()> {
@@ -61,26 +84,45 @@ impl LogFile {
             self.size = 0;
             return Ok(());
         }
-        let name = |i: u32| {
-            let mut p = self.path.clone().into_os_string();
-            p.push(format!(".{i}"));
-            PathBuf::from(p)
-        };
+        // A gzip still running owns `.1`: it ends before the names move.
+        if let Some(running) = self.compressing.take() {
+            let _ = running.join();
+        }
+        let ext = if self.compress { ".gz" } else { "" };
         // Only the files that exist are walked: a max-file of billions
         // must not cost billions of stats per rotation.
         let mut newest_kept = 0;
-        while newest_kept + 1 < self.max_files - 1 && name(newest_kept + 1).exists() {
+        while newest_kept + 1 < self.max_files - 1 && self.rotated(newest_kept + 1, ext).exists() {
             newest_kept += 1;
         }
         for i in (1..=newest_kept).rev() {
-            fs::rename(name(i), name(i + 1))?;
+            fs::rename(self.rotated(i, ext), self.rotated(i + 1, ext))?;
         }
-        fs::rename(&self.path, name(1))?;
+        fs::rename(&self.path, self.rotated(1, ""))?;
         self.file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)?;
         self.size = 0;
+        if self.compress {
+            self.gzip_first()?;
+        }
+        Ok(())
+    }
+
+    /// `.1` into `.1.gz` beside the writes, as dockerd compresses.
+    fn gzip_first(&mut self) -> std::io::Result<()> {
+        let (from, to) = (self.rotated(1, ""), self.rotated(1, ".gz"));
+        let running = std::thread::Builder::new()
+            .name("log-gzip".into())
+            // The deflate state lives on the stack while it is set up.
+            .stack_size(1 << 20)
+            .spawn(move || {
+                if let Err(e) = gzip(&from, &to) {
+                    tracing::warn!("compressing {}: {e}", from.display());
+                }
+            })?;
+        self.compressing = Some(running);
         Ok(())
     }
 
@@ -113,6 +155,33 @@ impl LogFile {
         }
         self.file.write_all(&buf)
     }
+}
+
+impl Drop for LogFile {
+    /// A rotated file is left whole: its gzip ends before the shim does.
+    fn drop(&mut self) {
+        if let Some(running) = self.compressing.take() {
+            let _ = running.join();
+        }
+    }
+}
+
+/// `from` gzipped into `to`, which appears whole (written beside it, then
+/// renamed) before `from` goes: a reader sees one or the other complete.
+fn gzip(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut tmp = to.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut src = File::open(from)?;
+    let out = std::io::BufWriter::new(File::create(&tmp)?);
+    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+    std::io::copy(&mut src, &mut gz)?;
+    gz.finish()?
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()?;
+    fs::rename(&tmp, to)?;
+    fs::remove_file(from)
 }
 
 pub use berth_logescape::escape_json;
@@ -336,19 +405,29 @@ mod tests {
         );
     }
 
+    fn forty_lines(log: &mut LogFile) {
+        for i in 0..40 {
+            let line = format!("line {i}\n");
+            log.write("stdout", line.as_bytes(), SystemTime::now())
+                .unwrap();
+        }
+    }
+
+    fn gunzip(p: &Path) -> String {
+        use std::io::Read;
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(File::open(p).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        text
+    }
+
     #[test]
     fn rotates_by_size_keeping_max_files() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c-json.log");
         let mut log = LogFile::open(&p, 200, 3).unwrap();
-        for i in 0..40 {
-            log.write(
-                "stdout",
-                format!("line {i}\n").as_bytes(),
-                SystemTime::now(),
-            )
-            .unwrap();
-        }
+        forty_lines(&mut log);
         assert!(p.exists());
         assert!(dir.path().join("c-json.log.1").exists());
         assert!(dir.path().join("c-json.log.2").exists());
@@ -356,6 +435,50 @@ mod tests {
         assert!(fs::metadata(&p).unwrap().len() <= 200);
         let last = entries(&p);
         assert_eq!(last.last().unwrap()["log"], "line 39\n");
+    }
+
+    #[test]
+    fn compresses_what_it_rotates_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("container.log");
+        let mut log = LogFile::open(&p, 200, 3)
+            .unwrap()
+            .compressing_rotated(true)
+            .unwrap();
+        forty_lines(&mut log);
+        drop(log);
+        let names: Vec<String> = {
+            let mut n: Vec<String> = fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            n.sort();
+            n
+        };
+        assert_eq!(
+            names,
+            ["container.log", "container.log.1.gz", "container.log.2.gz"],
+            "the newest rotated file is gzipped once the writer is done"
+        );
+        // Each is a whole gzip of whole entries, the newest just before
+        // the live file's first.
+        let text = gunzip(&dir.path().join("container.log.1.gz"));
+        let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        let first_live = entries(&p)[0]["log"].as_str().unwrap().to_string();
+        let n = |s: &str| s.trim().trim_start_matches("line ").parse::<u32>().unwrap();
+        assert_eq!(n(last["log"].as_str().unwrap()) + 1, n(&first_live));
+
+        // A `.1` left by a shim that ended mid-gzip is gzipped at the next
+        // open.
+        fs::write(dir.path().join("container.log.1"), b"{}\n").unwrap();
+        drop(
+            LogFile::open(&p, 200, 3)
+                .unwrap()
+                .compressing_rotated(true)
+                .unwrap(),
+        );
+        assert!(!dir.path().join("container.log.1").exists());
+        assert_eq!(gunzip(&dir.path().join("container.log.1.gz")), "{}\n");
     }
 
     #[test]

@@ -135,8 +135,14 @@ impl Container {
         }
     }
 
+    /// Where its log file is: the local driver's where dockerd keeps it
+    /// (never shown: its format is the engine's own).
     pub fn log_path(&self) -> PathBuf {
-        self.dir.join(format!("{}-json.log", self.id))
+        if self.log_driver() == "local" {
+            self.dir.join("local-logs").join("container.log")
+        } else {
+            self.dir.join(format!("{}-json.log", self.id))
+        }
     }
 
     /// The log driver its output goes to (a record from before berth

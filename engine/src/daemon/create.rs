@@ -750,50 +750,24 @@ fn validate_healthcheck(h: &HealthConfig) -> Result<()> {
 }
 
 fn validate_log_config(hc: &crate::types::HostConfig) -> Result<()> {
+    let opts = &hc.log_config.config;
     match hc.log_config.typ.as_str() {
-        "" | "json-file" => {}
-        // Nothing kept: `logs` says so, as dockerd's.
-        "none" => return Ok(()),
-        "journald" => {
-            return super::journal::validate(&hc.log_config.config).map_err(ApiError::bad_request);
+        "" => super::logopts::check("json-file", opts).map_err(ApiError::bad_request),
+        driver @ ("json-file" | "local") => {
+            super::logopts::check(driver, opts).map_err(ApiError::bad_request)
         }
+        // Nothing kept: `logs` says so, as dockerd's.
+        "none" => Ok(()),
+        "journald" => super::journal::validate(opts).map_err(ApiError::bad_request),
         known if super::plugins::logging::DOCKER_ONLY.contains(&known) => {
-            return Err(ApiError::bad_request(format!(
-                "logger: berth keeps logs with the json-file or journald driver (or none), not {known}"
-            )));
+            Err(ApiError::bad_request(format!(
+                "logger: berth keeps logs with the json-file, local or journald driver (or none), not {known}"
+            )))
         }
         // A plugin's, whose options are its own: looked up by the create
         // (see `Daemon::log_plugin`).
-        _ => return Ok(()),
+        _ => Ok(()),
     }
-    for (k, v) in &hc.log_config.config {
-        match k.as_str() {
-            "max-size" => {
-                // dockerd's words (its driver says them at start).
-                crate::config::parse_size(v).map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "failed to initialize logging driver: invalid size: '{v}'"
-                    ))
-                })?;
-            }
-            "max-file" => {
-                v.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    ApiError::bad_request(format!("invalid value for max-file: {v}"))
-                })?;
-            }
-            "labels-regex" | "env-regex" => {
-                regex::Regex::new(v)
-                    .map_err(|e| ApiError::bad_request(format!("invalid log opt {k}: {e}")))?;
-            }
-            "compress" | "labels" | "env" | "tag" | "mode" | "max-buffer-size" => {}
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown log opt '{other}' for json-file log driver"
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

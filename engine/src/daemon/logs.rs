@@ -83,9 +83,18 @@ pub fn parse_time(s: &str) -> Result<Option<SystemTime>, String> {
     Ok(Some(SystemTime::UNIX_EPOCH + Duration::new(secs, nanos)))
 }
 
-/// The log files, oldest first.
+/// The log files, oldest first: the rotated ones (`path.N`, or
+/// `path.N.gz` when the log compresses them), then the live one. A file
+/// seen both plain and gzipped (its gzip just done) is read plain.
 fn files(path: &Path) -> Vec<PathBuf> {
-    let mut rotated: Vec<(u32, PathBuf)> = Vec::new();
+    let mut out: Vec<PathBuf> = rotated_names(path).into_iter().map(|(_, p)| p).collect();
+    out.push(path.to_path_buf());
+    out
+}
+
+/// The rotated files by index, oldest first, each once (plain over gzipped).
+fn rotated_names(path: &Path) -> Vec<(u32, PathBuf)> {
+    let mut rotated: std::collections::BTreeMap<u32, PathBuf> = Default::default();
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -93,18 +102,36 @@ fn files(path: &Path) -> Vec<PathBuf> {
     if let Some(dir) = path.parent() {
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let f = e.file_name().to_string_lossy().into_owned();
-            if let Some(n) = f
-                .strip_prefix(&format!("{name}."))
-                .and_then(|n| n.parse().ok())
-            {
-                rotated.push((n, e.path()));
+            let Some(rest) = f.strip_prefix(&format!("{name}.")) else {
+                continue;
+            };
+            let (index, gz) = match rest.strip_suffix(".gz") {
+                Some(i) => (i, true),
+                None => (rest, false),
+            };
+            if let Ok(n) = index.parse::<u32>() {
+                let plain_known = rotated.get(&n).is_some_and(|p| !is_gz(p));
+                if !(gz && plain_known) {
+                    rotated.insert(n, e.path());
+                }
             }
         }
     }
-    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
-    let mut out: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
-    out.push(path.to_path_buf());
-    out
+    rotated.into_iter().rev().collect()
+}
+
+fn is_gz(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "gz")
+}
+
+/// A log file's lines: a gzipped one's as they were before.
+fn open_lines(p: &Path) -> std::io::Result<Box<dyn BufRead + Send>> {
+    let f = std::fs::File::open(p)?;
+    Ok(if is_gz(p) {
+        Box::new(BufReader::new(flate2::read::GzDecoder::new(f)))
+    } else {
+        Box::new(BufReader::new(f))
+    })
 }
 
 fn wanted(l: &Line, o: &Options) -> bool {
@@ -117,10 +144,10 @@ fn wanted(l: &Line, o: &Options) -> bool {
 pub fn read_all(path: &Path, o: &Options) -> Vec<Line> {
     let mut out = Vec::new();
     for f in files(path) {
-        let Ok(file) = std::fs::File::open(&f) else {
+        let Ok(file) = open_lines(&f) else {
             continue;
         };
-        for line in BufReader::new(file).lines().map_while(Result::ok) {
+        for line in file.lines().map_while(Result::ok) {
             if let Some(l) = parse_line(&line)
                 && wanted(&l, o)
             {
@@ -135,11 +162,16 @@ pub fn read_all(path: &Path, o: &Options) -> Vec<Line> {
     out
 }
 
-/// The rotated files (`path.N`) with their index and inode, newest first.
+/// The plain rotated files (`path.N`) with their index and inode, newest
+/// first: what a follower may hold. A gzipped one is a copy of a file
+/// rotated before any the follower holds (see `gzipped_history`): on a
+/// compressed log only the newest rotated file stays plain, and only
+/// while its gzip runs, so a follower more than one rotation behind
+/// loses the file between (a plain log gives it max-file - 1 rotations).
 fn rotated(path: &Path) -> Vec<(u32, u64, PathBuf)> {
     let mut out: Vec<(u32, u64, PathBuf)> = files(path)
         .into_iter()
-        .filter(|p| p != path)
+        .filter(|p| p != path && !is_gz(p))
         .filter_map(|p| {
             let n = p.extension()?.to_str()?.parse::<u32>().ok()?;
             let ino = std::fs::metadata(&p).ok()?.ino();
@@ -236,13 +268,18 @@ fn older_than(path: &Path, ino: u64) -> Vec<std::fs::File> {
     held
 }
 
+/// The gzipped rotated files whose plain file is gone, oldest first, open.
+fn gzipped_history(path: &Path) -> Vec<Box<dyn BufRead + Send>> {
+    rotated_names(path)
+        .into_iter()
+        .filter(|(_, p)| is_gz(p))
+        .filter_map(|(_, p)| open_lines(&p).ok())
+        .collect()
+}
+
 /// Reads the complete lines from `r` to its end; a trailing partial line
 /// stays in `pending` for the next read.
-fn read_lines(
-    r: &mut BufReader<std::fs::File>,
-    pending: &mut String,
-    o: &Options,
-) -> (Vec<Line>, bool) {
+fn read_lines(r: &mut dyn BufRead, pending: &mut String, o: &Options) -> (Vec<Line>, bool) {
     let mut out = Vec::new();
     let mut got = false;
     let mut buf = String::new();
@@ -427,8 +464,13 @@ pub fn follow(
         // Watching before the first open: no rotation slips in between.
         let mut rotations = Rotations::watch(&path);
         let mut chain = Chain::open(&path);
-        // What is older than the live file first.
+        // What is older than the live file first: the gzipped files, then
+        // the plain ones (only the newest rotated file is plain, while
+        // its gzip runs).
         let mut history = Vec::new();
+        for mut f in gzipped_history(&path) {
+            history.extend(read_lines(&mut *f, &mut String::new(), &o).0);
+        }
         if let Some(ino) = chain.files.front().map(|(_, i)| *i) {
             for f in older_than(&path, ino) {
                 history.extend(read_lines(&mut BufReader::new(f), &mut String::new(), &o).0);
@@ -483,6 +525,26 @@ mod tests {
     /// covers that in `follow`); the races are the listings and renames.
     #[test]
     fn a_follower_racing_rotations_reads_each_line_once() {
+        follower_racing_rotations(false);
+    }
+
+    /// The same with each rotated file gzipped as the shim does with
+    /// `compress` (`.1` into `.1.gz`, then `.1` removed): the follower
+    /// holds files by inode, so a gzip never shows it a line twice.
+    #[test]
+    fn a_follower_racing_compressed_rotations_reads_each_line_once() {
+        follower_racing_rotations(true);
+    }
+
+    fn gzip_into(from: &Path, to: &Path) {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&std::fs::read(from).unwrap()).unwrap();
+        std::fs::write(to, gz.finish().unwrap()).unwrap();
+        std::fs::remove_file(from).unwrap();
+    }
+
+    fn follower_racing_rotations(compress: bool) {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c-json.log");
         std::fs::write(&p, "").unwrap();
@@ -496,6 +558,7 @@ mod tests {
             std::thread::spawn(move || {
                 use std::io::Write;
                 let name = |i: u32| PathBuf::from(format!("{}.{i}", p.display()));
+                let gz = |i: u32| PathBuf::from(format!("{}.{i}.gz", p.display()));
                 let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
                 for i in 1..=LINES {
                     writeln!(
@@ -505,20 +568,28 @@ mod tests {
                     .unwrap();
                     if i % 3 == 0 {
                         // The follower has the file before last by now
-                        // (or the test already failed).
+                        // (or the test already failed). A gzipped log
+                        // keeps one plain rotated file, briefly: the
+                        // follower must hold the live one (have read its
+                        // first line) before it rotates.
+                        let slack = if compress { 2 } else { 6 };
                         let end = std::time::Instant::now() + Duration::from_secs(10);
-                        while seen.load(std::sync::atomic::Ordering::Relaxed) + 6 < i
+                        while seen.load(std::sync::atomic::Ordering::Relaxed) + slack < i
                             && std::time::Instant::now() < end
                         {
                             std::thread::sleep(Duration::from_micros(50));
                         }
+                        let rotated = |k: u32| if compress { gz(k) } else { name(k) };
                         for k in (1..=3).rev() {
-                            if name(k).exists() {
-                                std::fs::rename(name(k), name(k + 1)).unwrap();
+                            if rotated(k).exists() {
+                                std::fs::rename(rotated(k), rotated(k + 1)).unwrap();
                             }
                         }
                         std::fs::rename(&p, name(1)).unwrap();
                         f = std::fs::File::create(&p).unwrap();
+                        if compress {
+                            gzip_into(&name(1), &gz(1));
+                        }
                     }
                 }
             })
@@ -559,6 +630,41 @@ mod tests {
             .map(|(i, _)| &got[i.saturating_sub(3)..(i + 3).min(got.len())]);
         assert_eq!(first_wrong, None, "{} lines", got.len());
         assert_eq!(got.len(), LINES as usize);
+    }
+
+    /// Gzipped rotated files are read as they were, oldest first; one seen
+    /// both plain and gzipped (its gzip just done) once.
+    #[test]
+    fn reads_gzipped_rotated_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("container.log");
+        let name = |n: &str| dir.path().join(format!("container.log{n}"));
+        let line = |s: &str| {
+            format!(
+                "{}\n",
+                serde_json::json!({"log": format!("{s}\n"), "stream": "stdout", "time": "2026-01-01T00:00:01Z"})
+            )
+        };
+        std::fs::write(name(".3"), line("one")).unwrap();
+        gzip_into(&name(".3"), &name(".2.gz"));
+        std::fs::write(name(".1"), line("two")).unwrap();
+        std::fs::copy(name(".1"), name(".x")).unwrap();
+        gzip_into(&name(".x"), &name(".1.gz"));
+        std::fs::write(&p, line("three")).unwrap();
+        let o = Options {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let texts = |lines: Vec<Line>| -> Vec<String> {
+            lines
+                .iter()
+                .map(|l| String::from_utf8_lossy(&l.data).trim().to_string())
+                .collect()
+        };
+        assert_eq!(texts(read_all(&p, &o)), ["one", "two", "three"]);
+        std::fs::remove_file(name(".1")).unwrap();
+        assert_eq!(texts(read_all(&p, &o)), ["one", "two", "three"]);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod journal;
 pub mod lifecycle;
 pub mod lines;
 pub mod links;
+pub mod logopts;
 pub mod logs;
 pub mod monitor;
 pub mod names;

@@ -90,16 +90,6 @@ pub(crate) fn effective_log_opts(
     opts
 }
 
-/// The json-file log's rotation (max-size, max-file) from its options.
-fn log_rotation(opts: &std::collections::BTreeMap<String, String>) -> (u64, u32) {
-    let opt = |k: &str| opts.get(k).cloned();
-    let size = opt("max-size")
-        .and_then(|v| crate::config::parse_size(&v).ok())
-        .unwrap_or(0);
-    let files = opt("max-file").and_then(|v| v.parse().ok()).unwrap_or(1);
-    (size, files)
-}
-
 impl Daemon {
     /// The pid whose `kind` namespace a `container:<other>` mode joins. The
     /// caller holds its own container's lock: joining itself (a rename can
@@ -664,7 +654,7 @@ impl Daemon {
             }))
             .await?;
         let opts = effective_log_opts(self, c);
-        let (max_size, max_files) = log_rotation(&opts);
+        let rotation = super::logopts::rotation(c.log_driver(), &opts);
         // What each entry carries: the journal's fields, or the json-file's
         // attrs.
         let logger =
@@ -708,8 +698,9 @@ impl Daemon {
             } else {
                 String::new()
             },
-            log_max_size: max_size,
-            log_max_files: max_files,
+            log_max_size: rotation.max_size,
+            log_max_files: rotation.max_files,
+            log_compress: rotation.compress,
             console_height: console.first().copied().unwrap_or(0),
             console_width: console.get(1).copied().unwrap_or(0),
             stdin_once: c.config.stdin_once,

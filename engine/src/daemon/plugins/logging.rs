@@ -22,11 +22,10 @@ use crate::daemon::container::Container;
 use crate::error::{ApiError, Result};
 
 /// The drivers the engine writes itself; any other name is a plugin's.
-pub const BUILTIN: [&str; 3] = ["json-file", "journald", "none"];
+pub const BUILTIN: [&str; 4] = ["json-file", "local", "journald", "none"];
 
 /// dockerd's own drivers that berth does not have: never a plugin's name.
-pub const DOCKER_ONLY: [&str; 9] = [
-    "local",
+pub const DOCKER_ONLY: [&str; 8] = [
     "syslog",
     "gelf",
     "fluentd",
