@@ -91,10 +91,14 @@ fn pipe2() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Makes the pipes, or the console socket for a terminal (at `console_path`).
-pub fn prepare(cfg: &pb::Stdio, console_path: &Path) -> Result<Prepared> {
+pub fn prepare(
+    cfg: &pb::Stdio,
+    console_path: &Path,
+    reaper: &std::sync::Arc<crate::reaper::Reaper>,
+) -> Result<Prepared> {
     // Before the runtime runs: a log that cannot be written fails the
     // create with nothing to undo.
-    let log = open_log(cfg)?;
+    let log = open_log(cfg, reaper)?;
     if cfg.terminal {
         let _ = std::fs::remove_file(console_path);
         let l = UnixListener::bind(console_path)
@@ -128,7 +132,10 @@ pub fn prepare(cfg: &pb::Stdio, console_path: &Path) -> Result<Prepared> {
 
 /// The writer of the container's log, as `cfg` asks: the journal, a
 /// json-file, or none.
-fn open_log(cfg: &pb::Stdio) -> Result<Option<LogWriter>> {
+fn open_log(
+    cfg: &pb::Stdio,
+    reaper: &std::sync::Arc<crate::reaper::Reaper>,
+) -> Result<Option<LogWriter>> {
     let sink = if cfg.journald {
         let journal = crate::journal::Journal::open(&cfg.journal_fields)
             .context("failed to initialize logging driver")?;
@@ -149,7 +156,12 @@ fn open_log(cfg: &pb::Stdio) -> Result<Option<LogWriter>> {
             cfg.log_max_files,
             &attrs,
         )
-        .and_then(|f| f.compressing_rotated(cfg.log_compress))
+        .and_then(|f| {
+            f.compressing_rotated(
+                cfg.log_compress
+                    .then(|| crate::logfile::reaped_gzip(reaper.clone())),
+            )
+        })
         .with_context(|| format!("opening log {}", cfg.log_path))?;
         if cfg.log_fifo.is_empty() {
             Some(Sink::File(file))

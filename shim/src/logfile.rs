@@ -18,8 +18,8 @@ pub struct LogFile {
     max_files: u32,
     /// `,"attrs":{…}` when the entries carry attributes, as serialized once.
     attrs: Vec<u8>,
-    /// Rotated files are gzipped, by a thread of their own.
-    compress: bool,
+    /// Runs the gzip of each rotated file, when the log compresses them.
+    gzip: Option<Gzip>,
     /// The gzip of the last file rotated away, while it runs.
     compressing: Option<std::thread::JoinHandle<()>>,
 }
@@ -56,16 +56,16 @@ impl LogFile {
             max_size,
             max_files: max_files.max(1),
             attrs,
-            compress: false,
+            gzip: None,
             compressing: None,
         })
     }
 
-    /// Gzips the files it rotates away from now on; a `.1` a shim that
-    /// ended mid-gzip left behind is gzipped first.
-    pub fn compressing_rotated(mut self, compress: bool) -> std::io::Result<LogFile> {
-        self.compress = compress;
-        if compress && self.rotated(1, "").exists() {
+    /// Gzips the files it rotates away from now on (with `gzip`); a `.1`
+    /// a shim that ended mid-gzip left behind is gzipped first.
+    pub fn compressing_rotated(mut self, gzip: Option<Gzip>) -> std::io::Result<LogFile> {
+        self.gzip = gzip;
+        if self.gzip.is_some() && self.rotated(1, "").exists() {
             self.gzip_first()?;
         }
         Ok(self)
@@ -88,7 +88,7 @@ impl LogFile {
         if let Some(running) = self.compressing.take() {
             let _ = running.join();
         }
-        let ext = if self.compress { ".gz" } else { "" };
+        let ext = if self.gzip.is_some() { ".gz" } else { "" };
         // Only the files that exist are walked: a max-file of billions
         // must not cost billions of stats per rotation.
         let mut newest_kept = 0;
@@ -98,27 +98,38 @@ impl LogFile {
         for i in (1..=newest_kept).rev() {
             fs::rename(self.rotated(i, ext), self.rotated(i + 1, ext))?;
         }
+        if self.gzip.is_some() && self.rotated(1, "").exists() {
+            tracing::warn!(
+                "{}: the last rotated file could not be gzipped; it is replaced",
+                self.path.display()
+            );
+        }
         fs::rename(&self.path, self.rotated(1, ""))?;
         self.file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)?;
         self.size = 0;
-        if self.compress {
+        if self.gzip.is_some() {
             self.gzip_first()?;
         }
         Ok(())
     }
 
-    /// `.1` into `.1.gz` beside the writes, as dockerd compresses.
+    /// `.1` into `.1.gz` beside the writes, as dockerd compresses: the
+    /// host's gzip in a process of its own (the shim, one per container,
+    /// stays small and a failing gzip cannot take it down), waited for by
+    /// a thread that puts the result in place.
     fn gzip_first(&mut self) -> std::io::Result<()> {
+        let Some(gzip) = self.gzip.clone() else {
+            return Ok(());
+        };
         let (from, to) = (self.rotated(1, ""), self.rotated(1, ".gz"));
         let running = std::thread::Builder::new()
             .name("log-gzip".into())
-            // The deflate state lives on the stack while it is set up.
-            .stack_size(1 << 20)
+            .stack_size(128 << 10)
             .spawn(move || {
-                if let Err(e) = gzip(&from, &to) {
+                if let Err(e) = gzip_into(&gzip, &from, &to) {
                     tracing::warn!("compressing {}: {e}", from.display());
                 }
             })?;
@@ -157,6 +168,14 @@ impl LogFile {
     }
 }
 
+/// Starts a command and returns what waits for its exit status: the
+/// shim's reaper collects its children, so the log cannot wait itself.
+pub type Gzip = std::sync::Arc<
+    dyn Fn(&mut std::process::Command) -> std::io::Result<Box<dyn FnOnce() -> Option<u32> + Send>>
+        + Send
+        + Sync,
+>;
+
 impl Drop for LogFile {
     /// A rotated file is left whole: its gzip ends before the shim does.
     fn drop(&mut self) {
@@ -168,20 +187,39 @@ impl Drop for LogFile {
 
 /// `from` gzipped into `to`, which appears whole (written beside it, then
 /// renamed) before `from` goes: a reader sees one or the other complete.
-fn gzip(from: &Path, to: &Path) -> std::io::Result<()> {
+fn gzip_into(gzip: &Gzip, from: &Path, to: &Path) -> std::io::Result<()> {
     let mut tmp = to.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let mut src = File::open(from)?;
-    let out = std::io::BufWriter::new(File::create(&tmp)?);
-    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
-    std::io::copy(&mut src, &mut gz)?;
-    gz.finish()?
-        .into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()?;
+    let out = File::create(&tmp)?;
+    let mut cmd = std::process::Command::new("gzip");
+    cmd.args(["-c", "-n", "--"])
+        .arg(from)
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(std::process::Stdio::null());
+    let status = gzip(&mut cmd).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        std::io::Error::new(e.kind(), format!("running gzip (the host's, on PATH): {e}"))
+    })?();
+    if status != Some(0) {
+        let _ = fs::remove_file(&tmp);
+        return Err(std::io::Error::other(format!("gzip ended with {status:?}")));
+    }
+    out.sync_all()?;
     fs::rename(&tmp, to)?;
     fs::remove_file(from)
+}
+
+/// Runs gzip as a child the shim's reaper collects.
+pub fn reaped_gzip(reaper: std::sync::Arc<crate::reaper::Reaper>) -> Gzip {
+    std::sync::Arc::new(move |cmd: &mut std::process::Command| {
+        let exited = reaper.spawn_command(cmd)?;
+        Ok(
+            Box::new(move || exited.blocking_recv().ok().map(|e| e.status))
+                as Box<dyn FnOnce() -> Option<u32> + Send>,
+        )
+    })
 }
 
 pub use berth_logescape::escape_json;
@@ -405,6 +443,17 @@ mod tests {
         );
     }
 
+    /// gzip waited for by the test itself (no reaper here).
+    fn waited_gzip() -> Gzip {
+        std::sync::Arc::new(|cmd: &mut std::process::Command| {
+            let mut child = cmd.spawn()?;
+            Ok(
+                Box::new(move || child.wait().ok()?.code().map(|c| c as u32))
+                    as Box<dyn FnOnce() -> Option<u32> + Send>,
+            )
+        })
+    }
+
     fn forty_lines(log: &mut LogFile) {
         for i in 0..40 {
             let line = format!("line {i}\n");
@@ -443,7 +492,7 @@ mod tests {
         let p = dir.path().join("container.log");
         let mut log = LogFile::open(&p, 200, 3)
             .unwrap()
-            .compressing_rotated(true)
+            .compressing_rotated(Some(waited_gzip()))
             .unwrap();
         forty_lines(&mut log);
         drop(log);
@@ -474,7 +523,7 @@ mod tests {
         drop(
             LogFile::open(&p, 200, 3)
                 .unwrap()
-                .compressing_rotated(true)
+                .compressing_rotated(Some(waited_gzip()))
                 .unwrap(),
         );
         assert!(!dir.path().join("container.log.1").exists());

@@ -96,6 +96,23 @@ impl Reaper {
         rx
     }
 
+    /// Spawns `cmd` from any thread, its exit delivered to the receiver:
+    /// registered under the lock the reaper takes to hand an exit over, so
+    /// a reap on the shim's thread between the spawn and the registration
+    /// waits for it instead of leaving the exit unclaimed (where a process
+    /// given the same pid later could take it).
+    pub fn spawn_command(
+        &self,
+        cmd: &mut std::process::Command,
+    ) -> std::io::Result<tokio::sync::oneshot::Receiver<Exit>> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        // std's Child does not wait on drop: the exit is the reaper's.
+        let pid = cmd.spawn()?.id() as i32;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        inner.commands.insert(pid, tx);
+        Ok(rx)
+    }
+
     /// Starts watching `pid`; `on_exit` runs first when it exits (the shim
     /// records the exit on disk there, before anyone is told).
     pub fn watch(&self, pid: i32, proc: Arc<Proc>, on_exit: impl Fn(Exit) + Send + 'static) {

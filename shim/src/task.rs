@@ -235,7 +235,8 @@ impl Task {
         proc: &Arc<Proc>,
         stdio: &pb::Stdio,
     ) -> Result<i32, Status> {
-        let mut prepared = io::prepare(stdio, &self.console_path()).map_err(internal)?;
+        let mut prepared =
+            io::prepare(stdio, &self.console_path(), &self.host.reaper).map_err(internal)?;
         let pid_file = self.state_dir.join("init.pid");
         let console = prepared.console_socket.clone();
         let child_io = prepared.child_stdio().map_err(internal)?;
@@ -309,7 +310,8 @@ impl Task {
         }
         let spec = crate::runtime::in_memory(&proc.spec).map_err(|e| internal(e.into()))?;
         let pid_file = self.state_dir.join(format!("exec-{}.pid", proc.exec_id));
-        let mut prepared = io::prepare(&proc.stdio, &self.console_path()).map_err(internal)?;
+        let mut prepared =
+            io::prepare(&proc.stdio, &self.console_path(), &self.host.reaper).map_err(internal)?;
         let console = prepared.console_socket.clone();
         let child_io = prepared.child_stdio().map_err(internal)?;
         let result = runtime

@@ -101,6 +101,13 @@ pub fn check(driver: &str, opts: &BTreeMap<String, String>) -> Result<(), String
         }
     }
     let r = rotation(driver, opts);
+    // The shim gzips with the host's gzip.
+    if r.compress && !on_path("gzip") {
+        return Err(
+            "compress needs gzip on the host (none on PATH): install it, or set compress=false"
+                .into(),
+        );
+    }
     let asked = opts.get("compress").and_then(|v| go_parse_bool(v));
     match driver {
         "json-file" if asked == Some(true) && (r.max_files < 2 || r.max_size == 0) => Err(
@@ -111,6 +118,16 @@ pub fn check(driver: &str, opts: &BTreeMap<String, String>) -> Result<(), String
         }
         _ => Ok(()),
     }
+}
+
+/// Whether an executable `name` is in one of PATH's directories.
+fn on_path(name: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    std::env::split_paths(&path).any(|dir| {
+        std::fs::metadata(dir.join(name))
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
 }
 
 #[cfg(test)]
