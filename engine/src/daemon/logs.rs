@@ -268,13 +268,43 @@ fn older_than(path: &Path, ino: u64) -> Vec<std::fs::File> {
     held
 }
 
-/// The gzipped rotated files whose plain file is gone, oldest first, open.
-fn gzipped_history(path: &Path) -> Vec<Box<dyn BufRead + Send>> {
-    rotated_names(path)
-        .into_iter()
-        .filter(|(_, p)| is_gz(p))
-        .filter_map(|(_, p)| open_lines(&p).ok())
-        .collect()
+/// The gzipped rotated files older than every file in `held`, oldest
+/// first, open. A gzipped file is a new inode, so a copy of a held file
+/// (gzipped since it was opened) is told by its first entry, which holds
+/// the time to the nanosecond: from that copy on, the files are held.
+fn gzipped_history(path: &Path, held: &[&std::fs::File]) -> Vec<Box<dyn BufRead + Send>> {
+    let held_first: Vec<String> = held.iter().filter_map(|f| first_line_at(f)).collect();
+    let mut out: Vec<Box<dyn BufRead + Send>> = Vec::new();
+    for (_, p) in rotated_names(path).into_iter().filter(|(_, p)| is_gz(p)) {
+        let Ok(mut r) = open_lines(&p) else {
+            continue;
+        };
+        let mut first = String::new();
+        if r.read_line(&mut first).is_err() {
+            continue;
+        }
+        if held_first.contains(&first) {
+            break;
+        }
+        out.push(Box::new(std::io::Read::chain(
+            std::io::Cursor::new(first.into_bytes()),
+            r,
+        )));
+    }
+    out
+}
+
+/// The first line of `f` (its first 256 KiB at most), read without moving
+/// its offset.
+fn first_line_at(f: &std::fs::File) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 256 << 10];
+    let n = f.read_at(&mut buf, 0).ok()?;
+    let end = buf[..n]
+        .iter()
+        .position(|b| *b == b'\n')
+        .map_or(n, |i| i + 1);
+    (end > 0).then(|| String::from_utf8_lossy(&buf[..end]).into_owned())
 }
 
 /// Reads the complete lines from `r` to its end; a trailing partial line
@@ -449,6 +479,35 @@ async fn send_held(
     }
 }
 
+/// What is logged so far, for a follower whose chain starts at the live
+/// file: the gzipped files, then the plain rotated ones (on a log that
+/// compresses, only `.1`, while its gzip runs), then what the chain holds.
+/// The plain ones are opened first: a gzip that ends in between leaves its
+/// file held, not missed, and its copy is known by its first entry.
+fn history(path: &Path, chain: &mut Chain, pending: &mut String, o: &Options) -> Vec<Line> {
+    let plain = match chain.files.front().map(|(_, i)| *i) {
+        Some(ino) => older_than(path, ino),
+        None => Vec::new(),
+    };
+    let held: Vec<&std::fs::File> = plain
+        .iter()
+        .chain(chain.files.iter().map(|(r, _)| r.get_ref()))
+        .collect();
+    let mut history = Vec::new();
+    for mut f in gzipped_history(path, &held) {
+        history.extend(read_lines(&mut *f, &mut String::new(), o).0);
+    }
+    for f in plain {
+        history.extend(read_lines(&mut BufReader::new(f), &mut String::new(), o).0);
+    }
+    history.extend(chain.read(pending, o).0);
+    if let Some(n) = o.tail {
+        let skip = history.len().saturating_sub(n);
+        history.drain(..skip);
+    }
+    history
+}
+
 /// Sends what is logged so far, then what comes, until `running` says the
 /// container has stopped and the file holds nothing more. Every file is
 /// held open from the moment it is seen and read in the order written
@@ -464,24 +523,8 @@ pub fn follow(
         // Watching before the first open: no rotation slips in between.
         let mut rotations = Rotations::watch(&path);
         let mut chain = Chain::open(&path);
-        // What is older than the live file first: the gzipped files, then
-        // the plain ones (only the newest rotated file is plain, while
-        // its gzip runs).
-        let mut history = Vec::new();
-        for mut f in gzipped_history(&path) {
-            history.extend(read_lines(&mut *f, &mut String::new(), &o).0);
-        }
-        if let Some(ino) = chain.files.front().map(|(_, i)| *i) {
-            for f in older_than(&path, ino) {
-                history.extend(read_lines(&mut BufReader::new(f), &mut String::new(), &o).0);
-            }
-        }
         let mut pending = String::new();
-        history.extend(chain.read(&mut pending, &o).0);
-        if let Some(n) = o.tail {
-            let skip = history.len().saturating_sub(n);
-            history.drain(..skip);
-        }
+        let history = history(&path, &mut chain, &mut pending, &o);
         for l in history {
             if !send_held(&tx, l, &mut chain, &mut rotations).await {
                 return;
@@ -630,6 +673,54 @@ mod tests {
             .map(|(i, _)| &got[i.saturating_sub(3)..(i + 3).min(got.len())]);
         assert_eq!(first_wrong, None, "{} lines", got.len());
         assert_eq!(got.len(), LINES as usize);
+    }
+
+    /// A follower's history on a log that compresses, when the live file
+    /// it opened was rotated and gzipped before the history was read: the
+    /// gzipped copy of the file it holds is told by its first entry, so
+    /// no line comes twice or is missed.
+    #[test]
+    fn a_followers_history_skips_the_gzipped_copy_of_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("container.log");
+        let name = |n: &str| dir.path().join(format!("container.log{n}"));
+        let lines = |from: u32| -> String {
+            (from..from + 3)
+                .map(|i| {
+                    format!(
+                        "{}\n",
+                        serde_json::json!({"log": format!("l{i}\n"), "stream": "stdout", "time": format!("2026-01-01T00:00:{i:02}Z")})
+                    )
+                })
+                .collect()
+        };
+        std::fs::write(name(".1"), lines(1)).unwrap();
+        gzip_into(&name(".1"), &name(".1.gz"));
+        std::fs::write(&p, lines(4)).unwrap();
+        let mut chain = Chain::open(&p);
+        // Rotated since: .1.gz to .2.gz, the held file to .1 then gzipped.
+        std::fs::rename(name(".1.gz"), name(".2.gz")).unwrap();
+        std::fs::rename(&p, name(".1")).unwrap();
+        gzip_into(&name(".1"), &name(".1.gz"));
+        std::fs::write(&p, lines(7)).unwrap();
+        let o = Options {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let mut pending = String::new();
+        let mut got: Vec<String> = history(&p, &mut chain, &mut pending, &o)
+            .iter()
+            .map(|l| String::from_utf8_lossy(&l.data).trim().to_string())
+            .collect();
+        got.extend(
+            chain
+                .read(&mut pending, &o)
+                .0
+                .iter()
+                .map(|l| String::from_utf8_lossy(&l.data).trim().to_string()),
+        );
+        assert_eq!(got, ["l1", "l2", "l3", "l4", "l5", "l6", "l7", "l8", "l9"]);
     }
 
     /// Gzipped rotated files are read as they were, oldest first; one seen
