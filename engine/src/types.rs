@@ -82,13 +82,19 @@ where
 
 pub type Map<V> = BTreeMap<String, V>;
 
-/// An empty map as `null`, as Go writes a map it never made (dockerd's
-/// `Config.Volumes` when neither the request nor the image has any).
-fn null_if_empty<S: serde::Serializer, V: Serialize>(m: &Map<V>, s: S) -> Result<S::Ok, S::Error> {
-    if m.is_empty() {
+/// An empty map or list as `null`, as Go writes one it never made
+/// (dockerd's `Config.Volumes` and `Config.Env` when neither the request
+/// nor the image has any: its merge takes the image's nil for an empty one).
+fn null_if_empty<S, T>(v: &T, s: S) -> Result<S::Ok, S::Error>
+where
+    S: serde::Serializer,
+    T: Serialize,
+    for<'a> &'a T: IntoIterator,
+{
+    if v.into_iter().next().is_none() {
         s.serialize_none()
     } else {
-        m.serialize(s)
+        v.serialize(s)
     }
 }
 
@@ -187,7 +193,7 @@ pub struct Config {
     pub tty: bool,
     pub open_stdin: bool,
     pub stdin_once: bool,
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default", serialize_with = "null_if_empty")]
     pub env: Vec<String>,
     pub cmd: StrSlice,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -727,9 +727,20 @@ fn the_cli_as_dockerd_answers_it() {
         ])
         .ok();
         // A named volume is no Config.Volumes entry: null, as neither the
-        // request nor the image has one.
+        // request nor the image has one; an empty Env (Ansible sends one)
+        // is the image's, which has none: null too.
         let vols = run(&["inspect", "-f", "{{json .Config.Volumes}}", &name]);
         assert_eq!(vols.ok(), "null", "{cli}");
+        let made = format!("noenv{cli}");
+        let (status, body) = s.api(
+            "POST",
+            &format!("/containers/create?name={made}"),
+            Some(r#"{"Image": "busybox", "Env": []}"#),
+        );
+        assert_eq!(status, 201, "{body}");
+        let env = run(&["inspect", "-f", "{{json .Config.Env}}", &made]);
+        assert_eq!(env.ok(), "null", "{cli}");
+        run(&["rm", &made]).ok();
         // The scheduler's blkio lists: [] where the blkio controller is
         // cgroup v1's (dockerd reads them there), null on v2.
         let (status, body) = s.api("GET", &format!("/containers/{name}/stats?stream=0"), None);
