@@ -1589,6 +1589,39 @@ fn the_local_log_driver_keeps_gzipped_files() {
     s.berth(&["rm", "jz"]).ok();
 }
 
+/// A container's log options are checked with daemon.json's filled in, as
+/// dockerd checks them: `compress=true` where daemon.json sets the size
+/// and count is taken, and gzips.
+#[test]
+fn log_options_are_checked_with_daemon_json_s() {
+    let s = Stack::start_with(serde_json::json!({"log-opts": {"max-size": "1k", "max-file": "3"}}));
+    s.load_busybox();
+    s.berth(&[
+        "run",
+        "--name",
+        "dz",
+        "--log-opt",
+        "compress=true",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo line-$i; done",
+    ])
+    .ok();
+    let id = s
+        .berth(&["inspect", "-f", "{{.Id}}", "dz"])
+        .ok()
+        .to_string();
+    let gz = s
+        .data_root
+        .join("containers")
+        .join(&id)
+        .join(format!("{id}-json.log.1.gz"));
+    assert!(eventually(10, || gz.exists()), "{}", gz.display());
+    assert!(s.berth(&["logs", "dz"]).ok().ends_with("line-100"));
+    s.berth(&["rm", "dz"]).ok();
+}
+
 /// Through the whole stack, the cgroup2 device filter holds a container's
 /// device rules on its own: with the v1 devices controller of a hybrid
 /// host opened wide for the container (by the test, as root), a device

@@ -105,7 +105,13 @@ impl Daemon {
         if hc.log_config.typ.is_empty() {
             hc.log_config.typ = self.cfg.log_driver.clone();
         }
-        validate_host_config(&hc, &mut warnings)?;
+        // Checked as they will be used: daemon.json's log-opts fill what a
+        // container of the daemon's driver leaves out (dockerd merges, then
+        // checks; berth merges again at each start, so a reload reaches it).
+        let mut checked = hc.clone();
+        checked.log_config.config =
+            super::ops::with_daemon_log_opts(self, &hc.log_config.typ, &hc.log_config.config);
+        validate_host_config(&checked, &mut warnings)?;
         let driver = hc.log_config.typ.as_str();
         if !super::plugins::logging::BUILTIN.contains(&driver) {
             self.log_plugin(driver).map_err(|why| {

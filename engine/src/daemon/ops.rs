@@ -81,8 +81,18 @@ pub(crate) fn effective_log_opts(
     d: &Daemon,
     c: &Container,
 ) -> std::collections::BTreeMap<String, String> {
-    let mut opts = c.host_config.log_config.config.clone();
-    if c.log_driver() == d.cfg.log_driver {
+    with_daemon_log_opts(d, c.log_driver(), &c.host_config.log_config.config)
+}
+
+/// `opts` of a container of `driver`, daemon.json's `log-opts` filling
+/// what they leave out when it is the daemon's driver.
+pub(crate) fn with_daemon_log_opts(
+    d: &Daemon,
+    driver: &str,
+    opts: &std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
+    let mut opts = opts.clone();
+    if driver == d.cfg.log_driver {
         for (k, v) in &d.live().log_opts {
             opts.entry(k.clone()).or_insert_with(|| v.clone());
         }
