@@ -219,9 +219,9 @@ impl Daemon {
         // it at create (monitoring agents report that name).
         if hc.network_mode == "host"
             && config.hostname.is_empty()
-            && let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            && let Ok(name) = nix::unistd::gethostname()
         {
-            config.hostname = name.trim().to_string();
+            config.hostname = name.to_string_lossy().into_owned();
         }
         let mut c = Container {
             id: id.to_string(),
