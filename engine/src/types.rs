@@ -349,8 +349,9 @@ pub struct HostConfig {
     pub container_i_d_file: String,
     pub log_config: LogConfig,
     pub network_mode: String,
-    #[serde(deserialize_with = "null_default")]
-    pub port_bindings: Map<Vec<PortBinding>>,
+    /// None where the request had none (or null): dockerd's nil map,
+    /// shown as `null`, where a `{}` sent is shown as `{}`.
+    pub port_bindings: Option<Map<Vec<PortBinding>>>,
     pub restart_policy: RestartPolicy,
     pub auto_remove: bool,
     pub volume_driver: String,

@@ -740,6 +740,12 @@ fn the_cli_as_dockerd_answers_it() {
         assert_eq!(status, 201, "{body}");
         let env = run(&["inspect", "-f", "{{json .Config.Env}}", &made]);
         assert_eq!(env.ok(), "null", "{cli}");
+        // PortBindings as sent: none is null (docker-py sends none), the
+        // CLIs' `{}` stays `{}`.
+        let ports = run(&["inspect", "-f", "{{json .HostConfig.PortBindings}}", &made]);
+        assert_eq!(ports.ok(), "null", "{cli}");
+        let ports = run(&["inspect", "-f", "{{json .HostConfig.PortBindings}}", &name]);
+        assert_eq!(ports.ok(), "{}", "{cli}");
         run(&["rm", &made]).ok();
         // The scheduler's blkio lists: [] where the blkio controller is
         // cgroup v1's (dockerd reads them there), null on v2.
@@ -810,6 +816,57 @@ fn the_cli_as_dockerd_answers_it() {
             "events", "--since", "0", "--until", &now, "--filter", "bogus=1",
         ]);
         assert!(out.ok().contains("container create"), "{cli}");
+
+        // A stopped container connected again to a network it is on keeps
+        // its settings and is answered 200 (dockerd's "avoid duplicate
+        // config"); a running one is refused. A connect gives a stopped
+        // container its short id among the aliases at once.
+        let (net, name) = (format!("tw{cli}"), format!("twice{cli}"));
+        let bridge = s.net.bridge(&format!("tw{}", &cli[..1]));
+        let subnet = s.net.subnet(if cli == "berth" { 5 } else { 6 });
+        let opt = format!("com.docker.network.bridge.name={bridge}");
+        run(&["network", "create", "-o", &opt, "--subnet", &subnet, &net]).ok();
+        let id = run(&[
+            "create",
+            "--name",
+            &name,
+            "--network",
+            &net,
+            "busybox",
+            "sleep",
+            "100",
+        ])
+        .ok()
+        .to_string();
+        let aliases = |run: &dyn Fn(&[&str]) -> integration_tests::stack::Out| {
+            let f = format!("{{{{json (index .NetworkSettings.Networks \"{net}\").Aliases}}}}");
+            run(&["inspect", "-f", &f, &name]).ok().to_string()
+        };
+        assert_eq!(aliases(&run), "null", "{cli}");
+        run(&["network", "connect", "--alias", "again", &net, &name]).ok();
+        assert_eq!(aliases(&run), "null", "{cli}: the first settings stay");
+        run(&["network", "disconnect", &net, &name]).ok();
+        run(&["network", "connect", "--alias", "web", &net, &name]).ok();
+        assert_eq!(
+            aliases(&run),
+            format!(r#"["web","{}"]"#, &id[..12]),
+            "{cli}"
+        );
+        run(&["start", &name]).ok();
+        assert_eq!(
+            aliases(&run),
+            format!(r#"["web","{}"]"#, &id[..12]),
+            "{cli}"
+        );
+        let out = run(&["network", "connect", &net, &name]);
+        assert!(
+            out.stderr
+                .contains(&format!("already exists in network {net}")),
+            "{cli}: {}",
+            out.stderr
+        );
+        run(&["rm", "-f", &name]).ok();
+        run(&["network", "rm", &net]).ok();
     }
 }
 

@@ -357,6 +357,12 @@ pub async fn connect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Re
         .container_networks(&c)
         .map(|v| v.iter().any(|(x, _)| x.id == n.id))
         .unwrap_or(false);
+    if on && !c.is_running() {
+        // dockerd keeps a stopped container's settings for a network it
+        // is configured on already ("avoid duplicate config") and answers
+        // 200: a client connecting it twice changes nothing.
+        return Ok(StatusCode::OK.into_response());
+    }
     if on {
         return Err(ApiError::forbidden(format!(
             "endpoint with name {} already exists in network {}",
@@ -383,6 +389,14 @@ pub async fn connect(s: State, Path(id): Path<String>, body: Bytes) -> Result<Re
     } else {
         // Configured anew: the network of that name it joins next.
         c.joined.remove(&n.name);
+        let mut ep = ep;
+        // dockerd adds the short id to the aliases on a network of the
+        // user's when it connects a stopped container, as a start adds
+        // it (inspect shows it before the start).
+        let user_defined = !matches!(n.name.as_str(), "bridge" | "host" | "none");
+        if user_defined && !ep.aliases.iter().any(|a| a == c.short_id()) {
+            ep.aliases.push(c.short_id().to_string());
+        }
         c.networking.endpoints_config.insert(n.name.clone(), ep);
         d.note_links(&c);
         if c.net.is_none() {

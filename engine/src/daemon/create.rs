@@ -651,7 +651,9 @@ pub fn validate_host_config(
             hc.cgroupns_mode
         )));
     }
-    if hc.network_mode == "host" && (!hc.port_bindings.is_empty() || hc.publish_all_ports) {
+    if hc.network_mode == "host"
+        && (hc.port_bindings.as_ref().is_some_and(|m| !m.is_empty()) || hc.publish_all_ports)
+    {
         warnings.push("Published ports are discarded when using host network mode".into());
     }
     if hc.kernel_memory != 0 {
@@ -691,7 +693,9 @@ pub fn validate_net_container_mode(
         "conflicting options: custom host-to-IP mapping and the network mode"
     } else if (container || mode == "host") && !c.mac_address.is_empty() {
         "conflicting options: mac-address and the network mode"
-    } else if container && (!hc.port_bindings.is_empty() || hc.publish_all_ports) {
+    } else if container
+        && (hc.port_bindings.as_ref().is_some_and(|m| !m.is_empty()) || hc.publish_all_ports)
+    {
         "conflicting options: port publishing and the container type network mode"
     } else if container && !c.exposed_ports.is_empty() {
         "conflicting options: port exposing and the container type network mode"

@@ -100,7 +100,7 @@ pub fn validate(config: &Config, hc: &HostConfig) -> Result<()> {
             return Err(bad(format!("invalid DNS option {o:?}")));
         }
     }
-    for (port, bindings) in &hc.port_bindings {
+    for (port, bindings) in hc.port_bindings.iter().flatten() {
         validate_port(port)?;
         for b in bindings {
             if !b.host_ip.is_empty() && !is_ip(&b.host_ip) {
@@ -191,7 +191,7 @@ mod tests {
                 ..hc()
             },
             HostConfig {
-                port_bindings: [("80/icmp".to_string(), vec![])].into(),
+                port_bindings: Some([("80/icmp".to_string(), vec![])].into()),
                 ..hc()
             },
         ] {

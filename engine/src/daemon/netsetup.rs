@@ -1027,7 +1027,11 @@ impl Daemon {
         let mut names = vec![c.name.clone(), c.short_id().to_string()];
         // An alias that is no DNS name (dockerd takes any) is kept in the
         // endpoint's config and not served.
-        names.extend(aliases.into_iter().filter(|a| dns::is_dns_name(a)));
+        for a in aliases {
+            if dns::is_dns_name(&a) && !names.contains(&a) {
+                names.push(a);
+            }
+        }
         // Docker's resolver answers `<name>.<network>` as well (where the
         // network's name can be part of a DNS name).
         let qualified: Vec<String> = names
@@ -1186,7 +1190,7 @@ impl Daemon {
 
     fn map_ports(&self, c: &mut Container) -> Result<Value> {
         let mut out = Vec::new();
-        let mut bindings = c.host_config.port_bindings.clone();
+        let mut bindings = c.host_config.port_bindings.clone().unwrap_or_default();
         if c.host_config.publish_all_ports {
             for p in c.config.exposed_ports.keys() {
                 bindings.entry(p.clone()).or_default();

@@ -61,7 +61,10 @@ fn proto_number(proto: &str) -> u8 {
 /// them to a driver (`com.docker.network.endpoint.exposedports`,
 /// `com.docker.network.portmap`): publishing them is the plugin's.
 pub fn port_options(c: &Container) -> Value {
-    ports_for_driver(&c.config.exposed_ports, &c.host_config.port_bindings)
+    ports_for_driver(
+        &c.config.exposed_ports,
+        c.host_config.port_bindings.as_ref().unwrap_or(&Map::new()),
+    )
 }
 
 fn ports_for_driver(exposed_ports: &Map<Value>, bindings: &Map<Vec<PortBinding>>) -> Value {
