@@ -169,11 +169,15 @@ pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
     // Any other name is a log driver plugin's, looked up at start.
     if crate::daemon::plugins::logging::DOCKER_ONLY.contains(&driver) {
         return Err(bad(format!(
-            "log-driver {driver:?}: berth has the json-file, local, journald and none drivers, and log driver plugins"
+            "log-driver {driver:?}: berth has the json-file, local, journald, syslog and none drivers, and log driver plugins"
         )));
     }
     if driver == "journald" {
         crate::daemon::journal::validate(&f.log_opts.clone().unwrap_or_default())
+            .map_err(|e| bad(format!("log-opts: {e}")))?;
+    }
+    if driver == "syslog" {
+        crate::daemon::syslog::validate(&f.log_opts.clone().unwrap_or_default())
             .map_err(|e| bad(format!("log-opts: {e}")))?;
     }
     crate::daemon::logopts::check(driver, &f.log_opts.clone().unwrap_or_default())
@@ -352,7 +356,19 @@ mod tests {
             r#"{"log-driver": "loki", "log-opts": {"loki-url": "x"}}"#,
         )
         .unwrap();
-        let e = parse_file(p, r#"{"log-driver": "syslog"}"#)
+        parse_file(
+            p,
+            r#"{"log-driver": "syslog", "log-opts": {"syslog-address": "udp://127.0.0.1:5514", "syslog-format": "rfc5424"}}"#,
+        )
+        .unwrap();
+        let e = parse_file(
+            p,
+            r#"{"log-driver": "syslog", "log-opts": {"syslog-facility": "nope"}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("invalid syslog facility"), "{e}");
+        let e = parse_file(p, r#"{"log-driver": "gelf"}"#)
             .unwrap_err()
             .to_string();
         assert!(e.contains("syslog") && e.contains("journald"), "{e}");

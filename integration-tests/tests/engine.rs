@@ -1714,3 +1714,318 @@ fn a_shareable_ipc_mount_is_released_after_an_exit_the_engine_missed() {
     s.berth(&["rm", "-f", &id]).ok();
     assert!(!mounted(), "rm -f left its /dev/shm mounted");
 }
+
+/// A syslog listener's messages: each datagram, or each line of a stream.
+fn syslog_messages(udp: &std::net::UdpSocket, n: usize) -> Vec<String> {
+    let mut buf = [0u8; 2048];
+    (0..n)
+        .map(|_| {
+            let got = udp.recv(&mut buf).expect("a syslog message in time");
+            String::from_utf8_lossy(&buf[..got]).into_owned()
+        })
+        .collect()
+}
+
+/// The syslog driver as dockerd's: a message per line (empty ones left
+/// out) in the format and facility asked, over UDP, a unix datagram socket
+/// and TCP; `logs` reads the cache kept beside unless `cache-disabled`;
+/// an address that cannot be reached fails the start; options refused in
+/// dockerd's words; through berth's CLI and Docker's.
+#[test]
+fn the_syslog_driver_sends_each_line_and_keeps_a_cache() {
+    let s = stack();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let host = host.trim();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    udp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let to_udp = format!("syslog-address=udp://{}", udp.local_addr().expect("addr"));
+    let clis: &[&str] = if integration_tests::stack::docker_cli().is_some() {
+        &["berth", "docker"]
+    } else {
+        &["berth"]
+    };
+    for cli in clis {
+        let run = |args: &[&str]| {
+            if *cli == "berth" {
+                s.berth(args)
+            } else {
+                s.docker(args)
+            }
+        };
+        let name = format!("sl{cli}");
+        run(&[
+            "run",
+            "--name",
+            &name,
+            "--log-driver",
+            "syslog",
+            "--log-opt",
+            &to_udp,
+            "--log-opt",
+            "syslog-format=rfc5424",
+            "--log-opt",
+            "syslog-facility=local3",
+            "--log-opt",
+            "tag={{.Name}}",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo; echo err >&2",
+        ])
+        .ok();
+        // stdout and stderr are read apart: either may come first.
+        let mut got = syslog_messages(&udp, 2);
+        got.sort();
+        for (m, (pri, text)) in got.iter().zip([("<155>1", "err"), ("<158>1", "out")]) {
+            let f: Vec<&str> = m.split(' ').collect();
+            assert_eq!(f.len(), 8, "{cli}: {m:?}");
+            assert_eq!(f[0], pri, "{cli}: {m:?}");
+            // RFC 3339 to the second: 2026-12-07T11:45:03Z (or +hh:mm).
+            assert_eq!(f[1].as_bytes().get(10), Some(&b'T'), "{cli}: {m:?}");
+            assert!(!f[1].contains('.'), "{cli}: {m:?}");
+            assert_eq!([f[2], f[3], f[5], f[6]], [host, &name, &name, "-"], "{cli}");
+            assert!(f[4].parse::<u32>().is_ok(), "{cli}: {m:?}");
+            assert_eq!(f[7], format!("{text}\n"), "{cli}");
+        }
+        let logs = run(&["logs", &name]);
+        assert_eq!(
+            (logs.stdout.trim(), logs.stderr.trim()),
+            ("out", "err"),
+            "{cli}"
+        );
+        let path = run(&["inspect", "-f", "{{.LogPath}}", &name]);
+        assert_eq!(path.ok(), "", "{cli}");
+        run(&["rm", &name]).ok();
+    }
+
+    // Each run of a restarting container sends its own lines, once.
+    let id = s
+        .berth(&[
+            "run",
+            "-d",
+            "--restart",
+            "on-failure:2",
+            "--log-driver",
+            "syslog",
+            "--log-opt",
+            &to_udp,
+            "busybox",
+            "sh",
+            "-c",
+            "echo run-$(cat /proc/uptime); exit 1",
+        ])
+        .ok()
+        .to_string();
+    let runs = syslog_messages(&udp, 3);
+    let mut distinct = runs.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "{runs:?}");
+    assert!(eventually(20, || {
+        s.berth(&["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", &id])
+            .stdout
+            .trim()
+            == "exited 2"
+    }));
+    udp.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let mut buf = [0u8; 512];
+    assert!(udp.recv(&mut buf).is_err(), "a line sent twice");
+    udp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.berth(&["rm", &id]).ok();
+
+    // A unix datagram socket, dockerd's default (Unix) format, the tag
+    // the short id; with the cache off `logs` has nothing to read.
+    let sock = s.dir.path().join("syslog.sock");
+    let unix = std::os::unix::net::UnixDatagram::bind(&sock).expect("unixgram");
+    unix.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let id = s
+        .berth(&[
+            "run",
+            "-d",
+            "--log-driver",
+            "syslog",
+            "--log-opt",
+            &format!("syslog-address=unixgram://{}", sock.display()),
+            "--log-opt",
+            "cache-disabled=true",
+            "busybox",
+            "echo",
+            "hello",
+        ])
+        .ok()
+        .to_string();
+    let mut buf = [0u8; 512];
+    let n = unix.recv(&mut buf).expect("a message");
+    let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(m.starts_with("<30>"), "{m:?}");
+    assert!(m.contains(&format!(" {}[", &id[..12])), "{m:?}");
+    assert!(m.ends_with("]: hello\n"), "{m:?}");
+    s.berth(&["wait", &id]).ok();
+    let out = s.berth(&["logs", &id]);
+    assert!(
+        out.stderr
+            .contains("configured logging driver does not support reading"),
+        "{out:?}"
+    );
+    s.berth(&["rm", &id]).ok();
+
+    // TCP, rfc3164: the host's name before the tag.
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp");
+    let to_tcp = format!("syslog-address=tcp://{}", tcp.local_addr().expect("addr"));
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let (conn, _) = tcp.accept().expect("a connection");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        std::io::BufReader::new(conn)
+            .lines()
+            .take(2)
+            .map(|l| l.expect("a line"))
+            .collect::<Vec<String>>()
+    });
+    s.berth(&[
+        "run",
+        "--rm",
+        "--log-driver",
+        "syslog",
+        "--log-opt",
+        &to_tcp,
+        "--log-opt",
+        "syslog-format=rfc3164",
+        "--log-opt",
+        "tag=t",
+        "busybox",
+        "sh",
+        "-c",
+        "echo a; echo b",
+    ])
+    .ok();
+    let lines = reader.join().expect("the reader");
+    for (l, text) in lines.iter().zip(["a", "b"]) {
+        assert!(l.starts_with("<30>"), "{l:?}");
+        assert!(l.contains(&format!(" {host} t[")), "{l:?}");
+        assert!(l.ends_with(&format!("]: {text}")), "{l:?}");
+    }
+
+    // Where nothing listens the start fails; bad options are refused.
+    let out = s.berth(&[
+        "run",
+        "--rm",
+        "--log-driver",
+        "syslog",
+        "--log-opt",
+        "syslog-address=tcp://127.0.0.1:1",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains(
+            "failed to initialize logging driver: dial tcp 127.0.0.1:1: connect: connection refused"
+        ),
+        "{out:?}"
+    );
+    for (opt, why) in [
+        ("syslog-facility=bogus", "invalid syslog facility"),
+        ("syslog-format=json", "Invalid syslog format"),
+        ("syslog-address=http://x", "unsupported scheme: 'http'"),
+        ("bogus=1", "unknown log opt 'bogus' for syslog log driver"),
+    ] {
+        let out = s.berth(&[
+            "create",
+            "--log-driver",
+            "syslog",
+            "--log-opt",
+            opt,
+            "busybox",
+            "true",
+        ]);
+        assert_ne!(out.code, 0, "{opt}");
+        assert!(out.stderr.contains(why), "{opt}: {out:?}");
+    }
+    assert_eq!(s.berth(&["ps", "-aq"]).ok(), "", "nothing made");
+}
+
+/// A daemon.json naming the syslog driver and its address: berthd starts
+/// and every container's lines go there.
+#[test]
+fn daemon_json_can_name_the_syslog_driver() {
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    udp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let address = format!("udp://{}", udp.local_addr().expect("addr"));
+    let s = Stack::start_with(serde_json::json!({
+        "log-driver": "syslog",
+        "log-opts": {"syslog-address": address, "tag": "{{.Name}}"},
+    }));
+    s.load_busybox();
+    s.berth(&["run", "--name", "dj", "busybox", "echo", "from-daemon-json"])
+        .ok();
+    let m = syslog_messages(&udp, 1).remove(0);
+    assert!(m.contains(" dj["), "{m:?}");
+    assert!(m.ends_with("]: from-daemon-json\n"), "{m:?}");
+    assert_eq!(s.berth(&["logs", "dj"]).ok(), "from-daemon-json");
+    let driver = s.berth(&["inspect", "-f", "{{.HostConfig.LogConfig.Type}}", "dj"]);
+    assert_eq!(driver.ok(), "syslog");
+    s.berth(&["rm", "dj"]).ok();
+}
+
+/// What a syslog container writes while berthd is down is sent when it is
+/// back, from where it was: every line arrives, in order (a line sent in
+/// the last second before a kill may arrive twice, never none).
+#[test]
+fn syslog_lines_written_while_berthd_is_down_are_sent_when_it_is_back() {
+    let mut s = stack();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    udp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let to = format!("syslog-address=udp://{}", udp.local_addr().expect("addr"));
+    s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "--log-driver",
+        "syslog",
+        "--log-opt",
+        &to,
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 60 ]; do echo tick-$i; i=$((i+1)); sleep 0.1; done",
+    ])
+    .ok();
+    // ~25 lines sent before the kill: sent again from the start (not
+    // from the place noted) they would be more than a second's worth.
+    std::thread::sleep(Duration::from_millis(2500));
+    s.kill9_berthd();
+    std::thread::sleep(Duration::from_millis(1500));
+    s.spawn_berthd();
+    s.berth(&["wait", "ticker"]).ok();
+    let mut ticks = Vec::new();
+    let mut buf = [0u8; 512];
+    while ticks.last() != Some(&59) {
+        let n = udp.recv(&mut buf).expect("every tick in time");
+        let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let tick = m
+            .trim_end()
+            .rsplit("tick-")
+            .next()
+            .and_then(|t| t.parse::<u32>().ok());
+        ticks.push(tick.unwrap_or_else(|| panic!("{m:?}")));
+    }
+    // In order, but for one step back where berthd came back (what was
+    // sent after its last note of the place), and nothing missing.
+    let steps_back = ticks.windows(2).filter(|w| w[1] <= w[0]).count();
+    assert!(steps_back <= 1, "{ticks:?}");
+    let mut seen = ticks.clone();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen, (0..60).collect::<Vec<_>>(), "{ticks:?}");
+    assert!(ticks.len() - seen.len() <= 12, "{ticks:?}");
+    s.berth(&["rm", "ticker"]).ok();
+}

@@ -140,6 +140,9 @@ impl Container {
     pub fn log_path(&self) -> PathBuf {
         if self.log_driver() == "local" {
             self.dir.join("local-logs").join("container.log")
+        } else if self.log_driver() == "syslog" {
+            // The dual-logging cache `logs` reads.
+            self.dir.join("container-cached.log")
         } else {
             self.dir.join(format!("{}-json.log", self.id))
         }

@@ -37,7 +37,7 @@ pub fn validate(opts: &BTreeMap<String, String>) -> Result<(), String> {
         }
     }
     if let Some(t) = opts.get("tag") {
-        expand_tag(t, &|_| Some(String::new()))?;
+        check_tag(t)?;
     }
     Ok(())
 }
@@ -50,10 +50,7 @@ pub fn fields(
     c: &Container,
     opts: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, String> {
-    let tag = match opts.get("tag") {
-        Some(t) => expand_tag(t, &|field| template_field(c, field))?,
-        None => c.short_id().to_string(),
-    };
+    let tag = tag(c, opts)?;
     let mut out = BTreeMap::from([
         ("CONTAINER_ID".to_string(), c.short_id().to_string()),
         ("CONTAINER_ID_FULL".to_string(), c.id.clone()),
@@ -142,6 +139,19 @@ fn journal_key(name: &str) -> String {
         }
     }
     out
+}
+
+/// The `tag` option expanded for `c` (Docker's default: the short id).
+pub fn tag(c: &Container, opts: &BTreeMap<String, String>) -> Result<String, String> {
+    match opts.get("tag") {
+        Some(t) => expand_tag(t, &|field| template_field(c, field)),
+        None => Ok(c.short_id().to_string()),
+    }
+}
+
+/// Whether a `tag` option is a template berth can expand.
+pub fn check_tag(t: &str) -> Result<(), String> {
+    expand_tag(t, &|_| Some(String::new())).map(|_| ())
 }
 
 /// The value of a log tag template's `{{.Field}}` for `c`.

@@ -121,7 +121,7 @@ pub fn check(driver: &str, opts: &BTreeMap<String, String>) -> Result<(), String
 }
 
 /// Whether an executable `name` is in one of PATH's directories.
-fn on_path(name: &str) -> bool {
+pub(crate) fn on_path(name: &str) -> bool {
     use std::os::unix::fs::PermissionsExt;
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
     std::env::split_paths(&path).any(|dir| {

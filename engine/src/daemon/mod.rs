@@ -25,6 +25,7 @@ pub mod plugins;
 pub mod recover;
 pub mod resources;
 pub mod spec;
+pub mod syslog;
 pub mod volumes;
 
 use std::collections::HashMap;
@@ -110,6 +111,11 @@ pub struct Daemon {
     /// has it is locked while it starts, and nothing listens on a port
     /// the firewall forwards).
     pub ports_in_flight: std::sync::Mutex<std::collections::HashMap<(String, u16), String>>,
+    /// The sender of each syslog container's lines (see [`syslog`]): a
+    /// run's sender waits for the one before it, which ends once that
+    /// run's lines are sent, so no line is sent twice or out of order.
+    pub syslog_senders:
+        std::sync::Mutex<std::collections::HashMap<String, tokio::task::JoinHandle<()>>>,
     /// The host port last given to a binding that named none, by (host
     /// address, protocol): the next is looked for after it.
     pub last_ports: std::sync::Mutex<std::collections::HashMap<(String, String), u16>>,
@@ -226,6 +232,7 @@ impl Daemon {
                 &cfg.exec_root.join("netns"),
             ),
             ports_in_flight: Default::default(),
+            syslog_senders: Default::default(),
             addresses_in_flight: Default::default(),
             last_ports: Default::default(),
             relays: Default::default(),

@@ -251,6 +251,16 @@ impl Daemon {
                         }
                         let _ = c.save();
                         self.resume_relays(&c);
+                        // Syslog's lines go on from where they were.
+                        if c.log_driver() == "syslog" {
+                            match super::syslog::target(
+                                &c,
+                                &super::ops::effective_log_opts(self, &c),
+                            ) {
+                                Ok(t) => self.send_syslog(e, &c, t, None),
+                                Err(why) => tracing::warn!("syslog of {id}: {why}"),
+                            }
+                        }
                         drop(c);
                         // Checks go on after an engine restart.
                         self.watch_health(e).await;

@@ -478,6 +478,9 @@ impl Daemon {
     }
 
     async fn start_locked(self: &Arc<Self>, e: &Arc<Entry>, c: &mut Container) -> Result<()> {
+        // Syslog's server first: where none answers the start fails, as
+        // dockerd's driver fails it.
+        let syslog = self.syslog_dial(c).await?;
         // The network namespace first, as the task's spec names it; then
         // its plugins run while the task is made (the process waits for
         // its start), each side on its own copy of the record: the
@@ -588,10 +591,56 @@ impl Daemon {
         c.state.health = super::health::at_start(c);
         c.save().map_err(|e| ApiError::internal(e.to_string()))?;
         self.container_event(c, "start", &[]);
+        if let Some((target, conn)) = syslog {
+            self.send_syslog(e, c, target, Some(conn));
+        }
         // Once the caller lets go of the container.
         let (d, e) = (self.clone(), e.clone());
         tokio::spawn(async move { d.watch_health(&e).await });
         Ok(())
+    }
+
+    /// A syslog container's target and a connection to it, in dockerd's
+    /// words when there is none; None for other drivers.
+    async fn syslog_dial(
+        &self,
+        c: &Container,
+    ) -> Result<Option<(super::syslog::Target, super::syslog::Conn)>> {
+        if c.log_driver() != "syslog" {
+            return Ok(None);
+        }
+        let failed =
+            |e: String| ApiError::bad_request(format!("failed to initialize logging driver: {e}"));
+        let target = super::syslog::target(c, &effective_log_opts(self, c)).map_err(failed)?;
+        let conn = super::syslog::dial(&target).await.map_err(failed)?;
+        Ok(Some((target, conn)))
+    }
+
+    /// Sends a syslog container's lines from its log while it runs (see
+    /// [`super::syslog`]). Called with the container's record held, so its
+    /// exit cannot come before the watch for it.
+    pub(crate) fn send_syslog(
+        &self,
+        e: &Arc<Entry>,
+        c: &Container,
+        target: super::syslog::Target,
+        conn: Option<super::syslog::Conn>,
+    ) {
+        let running = super::syslog::run_watch(e);
+        let (log, mark) = (c.log_path(), super::syslog::sent_mark(&c.dir));
+        let mut senders = self
+            .syslog_senders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        senders.retain(|_, h| !h.is_finished());
+        let before = senders.remove(&c.id);
+        let sender = tokio::spawn(async move {
+            if let Some(h) = before {
+                let _ = h.await;
+            }
+            super::syslog::send_from(log, mark, target, conn, running).await
+        });
+        senders.insert(c.id.clone(), sender);
     }
 
     /// The task of a container being started, made from `c`, a copy of
@@ -664,7 +713,16 @@ impl Daemon {
             }))
             .await?;
         let opts = effective_log_opts(self, c);
-        let rotation = super::logopts::rotation(c.log_driver(), &opts);
+        let mut rotation = super::logopts::rotation(c.log_driver(), &opts);
+        let syslog = c.log_driver() == "syslog";
+        if syslog {
+            // The file the engine sends syslog's lines from, and `logs`
+            // reads unless the cache is disabled (the file is kept then
+            // too, the defaults' size: it carries the lines).
+            rotation = super::syslog::cache(&opts)
+                .map_err(ApiError::bad_request)?
+                .unwrap_or_else(super::syslog::default_cache);
+        }
         // What each entry carries: the journal's fields, or the json-file's
         // attrs.
         let logger =
@@ -677,7 +735,7 @@ impl Daemon {
                 logger(super::journal::fields(c, &opts))?,
                 Default::default(),
             )
-        } else if c.keeps_logs() {
+        } else if c.keeps_logs() && !syslog {
             (
                 Default::default(),
                 logger(super::journal::json_file_attrs(c, &opts))?,

@@ -22,11 +22,10 @@ use crate::daemon::container::Container;
 use crate::error::{ApiError, Result};
 
 /// The drivers the engine writes itself; any other name is a plugin's.
-pub const BUILTIN: [&str; 4] = ["json-file", "local", "journald", "none"];
+pub const BUILTIN: [&str; 5] = ["json-file", "local", "journald", "syslog", "none"];
 
 /// dockerd's own drivers that berth does not have: never a plugin's name.
-pub const DOCKER_ONLY: [&str; 8] = [
-    "syslog",
+pub const DOCKER_ONLY: [&str; 7] = [
     "gelf",
     "fluentd",
     "awslogs",
