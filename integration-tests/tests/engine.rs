@@ -2029,3 +2029,155 @@ fn syslog_lines_written_while_berthd_is_down_are_sent_when_it_is_back() {
     assert!(ticks.len() - seen.len() <= 12, "{ticks:?}");
     s.berth(&["rm", "ticker"]).ok();
 }
+
+/// Syslog over TLS (`tcp+tls://`) to a server that `openssl s_server` plays:
+/// RFC 5424 framed by octet counting (RFC 5425) as dockerd frames it, the
+/// server checked against `syslog-tls-ca-cert`, and refused when it is not
+/// the CA's unless `syslog-tls-skip-verify`.
+#[test]
+fn the_syslog_driver_speaks_tls() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let s = stack();
+    let dir = s.dir.path().join("syslog-tls");
+    std::fs::create_dir_all(&dir).expect("dir");
+    // A CA and the server's certificate for 127.0.0.1, and another CA.
+    let ca = |name: &str| {
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        let cert = p.self_signed(&key).expect("CA");
+        (cert.pem(), Issuer::new(p, key))
+    };
+    let (ca_pem, issuer) = ca("syslog CA");
+    let (other_pem, _) = ca("another CA");
+    let key = KeyPair::generate().expect("key");
+    let mut p = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+    p.distinguished_name.push(DnType::CommonName, "syslog");
+    let cert = p.signed_by(&key, &issuer).expect("sign");
+    for (f, text) in [
+        ("ca.pem", ca_pem),
+        ("other.pem", other_pem),
+        ("cert.pem", cert.pem()),
+        ("key.pem", key.serialize_pem()),
+    ] {
+        std::fs::write(dir.join(f), text).expect("pem");
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let out = std::fs::File::create(dir.join("received")).expect("out");
+    let mut server = std::process::Command::new("openssl")
+        .args([
+            "s_server",
+            "-quiet",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("-cert")
+        .arg(dir.join("cert.pem"))
+        .arg("-key")
+        .arg(dir.join("key.pem"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(out)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    struct Kill(u32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0 as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    let _kill = Kill(server.id());
+    assert!(eventually(10, || std::net::TcpStream::connect((
+        "127.0.0.1",
+        port
+    ))
+    .is_ok()));
+    let address = format!("syslog-address=tcp+tls://127.0.0.1:{port}");
+    let trust = |f: &str| format!("syslog-tls-ca-cert={}", dir.join(f).display());
+    // Not the server's CA: the start fails, saying why.
+    let refused = s.berth(&[
+        "run",
+        "--rm",
+        "--log-driver",
+        "syslog",
+        "--log-opt",
+        &address,
+        "--log-opt",
+        &trust("other.pem"),
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused
+            .stderr
+            .contains("failed to initialize logging driver: dial tcp+tls")
+            && refused.stderr.contains("invalid peer certificate"),
+        "{refused:?}"
+    );
+    s.berth(&[
+        "run",
+        "--rm",
+        "--log-driver",
+        "syslog",
+        "--log-opt",
+        &address,
+        "--log-opt",
+        &trust("ca.pem"),
+        "--log-opt",
+        "syslog-format=rfc5424",
+        "--log-opt",
+        "tag=sec",
+        "busybox",
+        "echo",
+        "over-tls",
+    ])
+    .ok();
+    let received = dir.join("received");
+    assert!(
+        eventually(10, || std::fs::read_to_string(&received)
+            .is_ok_and(|t| t.contains("over-tls"))),
+        "{:?}",
+        std::fs::read_to_string(&received)
+    );
+    let text = std::fs::read_to_string(&received).expect("received");
+    // `<len> <message>`, the length the message's with its newline.
+    let (len, message) = text.split_once(' ').expect("framed");
+    assert_eq!(len.parse::<usize>().ok(), Some(message.len()), "{text:?}");
+    assert!(
+        message.starts_with("<30>1 ") && message.ends_with(" sec - over-tls\n"),
+        "{text:?}"
+    );
+    // Told not to check the server, a server no CA vouches for is taken.
+    s.berth(&[
+        "run",
+        "--rm",
+        "--log-driver",
+        "syslog",
+        "--log-opt",
+        &address,
+        "--log-opt",
+        &trust("other.pem"),
+        "--log-opt",
+        "syslog-tls-skip-verify=true",
+        "busybox",
+        "echo",
+        "unchecked",
+    ])
+    .ok();
+    assert!(
+        eventually(10, || std::fs::read_to_string(&received)
+            .is_ok_and(|t| t.contains("]: unchecked\n"))),
+        "{:?}",
+        std::fs::read_to_string(&received)
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -37,6 +37,12 @@ pub struct Target {
     format: String,
     tag: String,
     hostname: String,
+    /// For tcp+tls: the CA to trust (the host's bundle without one), the
+    /// client's certificate and key, whether to check the server at all.
+    tls_ca: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_skip_verify: bool,
 }
 
 /// The options dockerd's syslog driver takes, and every driver's
@@ -100,12 +106,10 @@ pub fn validate(opts: &BTreeMap<String, String>) -> Result<(), String> {
             regex::Regex::new(v).map_err(|e| format!("invalid log opt {k}: {e}"))?;
         }
     }
-    let (network, _) = address(opts.get("syslog-address").map_or("", |a| a.as_str()))?;
-    if network == "tcp+tls" {
-        return Err(
-            "syslog-address: berth's syslog driver sends over unix, unixgram, udp and tcp, not tcp+tls"
-                .into(),
-        );
+    address(opts.get("syslog-address").map_or("", |a| a.as_str()))?;
+    if let Some(v) = opts.get("syslog-tls-skip-verify") {
+        super::logopts::go_parse_bool(v)
+            .ok_or_else(|| format!("strconv.ParseBool: parsing {v:?}: invalid syntax"))?;
     }
     facility(opts.get("syslog-facility").map_or("", |f| f.as_str()))?;
     format(opts.get("syslog-format").map_or("", |f| f.as_str()))?;
@@ -128,6 +132,13 @@ pub fn target(c: &Container, opts: &BTreeMap<String, String>) -> Result<Target, 
         hostname: nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
+        tls_ca: opts.get("syslog-tls-ca-cert").map(PathBuf::from),
+        tls_cert: opts.get("syslog-tls-cert").map(PathBuf::from),
+        tls_key: opts.get("syslog-tls-key").map(PathBuf::from),
+        tls_skip_verify: opts
+            .get("syslog-tls-skip-verify")
+            .and_then(|v| super::logopts::go_parse_bool(v))
+            .unwrap_or(false),
     })
 }
 
@@ -283,6 +294,7 @@ pub enum Conn {
     Stream(UnixStream),
     Udp(UdpSocket),
     Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 impl Conn {
@@ -292,6 +304,10 @@ impl Conn {
             Conn::Udp(s) => s.send(message).await.map(drop),
             Conn::Stream(s) => s.write_all(message).await,
             Conn::Tcp(s) => s.write_all(message).await,
+            Conn::Tls(s) => {
+                s.write_all(message).await?;
+                s.flush().await
+            }
         }
     }
 }
@@ -336,7 +352,111 @@ pub async fn dial(t: &Target) -> Result<Conn, String> {
         "tcp" => Ok(Conn::Tcp(
             TcpStream::connect(&t.address).await.map_err(failed)?,
         )),
+        "tcp+tls" => {
+            let cfg = tls_config(t)?;
+            let host = t.address.rsplit_once(':').map_or("", |(h, _)| h);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let name = rustls_pki_types::ServerName::try_from(host.to_string())
+                .map_err(|e| format!("dial tcp+tls {}: {e}", t.address))?;
+            let tcp = TcpStream::connect(&t.address).await.map_err(failed)?;
+            let tls = tokio_rustls::TlsConnector::from(cfg)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("dial tcp+tls {}: {e}", t.address))?;
+            Ok(Conn::Tls(Box::new(tls)))
+        }
         other => Err(format!("unsupported scheme: '{other}'")),
+    }
+}
+
+/// The host's bundle of trusted CAs (Debian's ca-certificates).
+const HOST_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The client side of tcp+tls, as Docker's tlsconfig.Client makes it.
+fn tls_config(t: &Target) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let certs = |p: &Path| {
+        CertificateDer::pem_file_iter(p)
+            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let builder = if t.tls_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(Unverified(provider)))
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = t.tls_ca.clone().unwrap_or_else(|| PathBuf::from(HOST_CAS));
+        for c in certs(&ca)? {
+            roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
+        }
+        builder.with_root_certificates(roots)
+    };
+    let cfg = match (&t.tls_cert, &t.tls_key) {
+        (Some(cert), Some(key)) => {
+            let key =
+                PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(certs(cert)?, key)
+                .map_err(|e| format!("{}: {e}", cert.display()))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(std::sync::Arc::new(cfg))
+}
+
+/// `syslog-tls-skip-verify`: any server certificate is taken (its
+/// signatures on the handshake are still checked).
+#[derive(Debug)]
+struct Unverified(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -371,6 +491,12 @@ fn message(t: &Target, pid: u32, l: &Line) -> Option<Vec<u8>> {
     );
     out.extend_from_slice(line);
     out.push(b'\n');
+    // RFC 5425's octet counting, where dockerd frames RFC 5424 over TLS.
+    if t.network == "tcp+tls" && t.format.starts_with("rfc5424") {
+        let mut framed = format!("{} ", out.len()).into_bytes();
+        framed.extend_from_slice(&out);
+        return Some(framed);
+    }
     Some(out)
 }
 
@@ -554,6 +680,10 @@ mod tests {
             format: format.into(),
             tag: "web".into(),
             hostname: "host1".into(),
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_skip_verify: false,
         }
     }
 
@@ -739,7 +869,7 @@ mod tests {
             refused(&[("syslog-format", "json")]),
             "Invalid syslog format"
         );
-        assert!(refused(&[("syslog-address", "tcp+tls://h:6514")]).contains("not tcp+tls"));
+        assert!(refused(&[("syslog-tls-skip-verify", "yes")]).contains("ParseBool"));
         assert_eq!(
             refused(&[("cache-disabled", "maybe")]),
             "invalid value for option cache-disabled: maybe"
