@@ -169,7 +169,7 @@ pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
     // Any other name is a log driver plugin's, looked up at start.
     if crate::daemon::plugins::logging::DOCKER_ONLY.contains(&driver) {
         return Err(bad(format!(
-            "log-driver {driver:?}: berth has the json-file, local, journald, syslog and none drivers, and log driver plugins"
+            "log-driver {driver:?}: berth has the json-file, local, journald, syslog, gelf and none drivers, and log driver plugins"
         )));
     }
     if driver == "journald" {
@@ -178,6 +178,10 @@ pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
     }
     if driver == "syslog" {
         crate::daemon::syslog::validate(&f.log_opts.clone().unwrap_or_default())
+            .map_err(|e| bad(format!("log-opts: {e}")))?;
+    }
+    if driver == "gelf" {
+        crate::daemon::gelf::validate(&f.log_opts.clone().unwrap_or_default())
             .map_err(|e| bad(format!("log-opts: {e}")))?;
     }
     crate::daemon::logopts::check(driver, &f.log_opts.clone().unwrap_or_default())
@@ -369,6 +373,10 @@ mod tests {
         .to_string();
         assert!(e.contains("invalid syslog facility"), "{e}");
         let e = parse_file(p, r#"{"log-driver": "gelf"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gelf-address is a required parameter"), "{e}");
+        let e = parse_file(p, r#"{"log-driver": "fluentd"}"#)
             .unwrap_err()
             .to_string();
         assert!(e.contains("syslog") && e.contains("journald"), "{e}");

@@ -2181,3 +2181,204 @@ fn the_syslog_driver_speaks_tls() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// A GELF message as it arrives: a gzip or zlib datagram, or plain JSON.
+fn gelf_json(datagram: &[u8]) -> serde_json::Value {
+    let text = match datagram.get(..2) {
+        Some([0x1f, 0x8b]) => {
+            let out = std::process::Command::new("gzip")
+                .arg("-dc")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut child| {
+                    use std::io::Write;
+                    child.stdin.take().expect("stdin").write_all(datagram)?;
+                    child.wait_with_output()
+                })
+                .expect("gzip -dc");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+        _ => String::from_utf8_lossy(datagram).into_owned(),
+    };
+    serde_json::from_str(text.trim_end_matches('\0')).unwrap_or_else(|e| panic!("{e}: {text:?}"))
+}
+
+/// The gelf driver as dockerd's: a GELF 1.1 message per line (empty ones
+/// left out) with the container's fields and the labels and variables
+/// asked, gzipped over UDP, NUL-ended over TCP; `logs` reads the cache;
+/// nothing listening on TCP fails the start; options refused in
+/// dockerd's words; through berth's CLI and Docker's.
+#[test]
+fn the_gelf_driver_sends_each_line() {
+    let s = stack();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let host = host.trim();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    udp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let to_udp = format!("gelf-address=udp://{}", udp.local_addr().expect("addr"));
+    let clis: &[&str] = if integration_tests::stack::docker_cli().is_some() {
+        &["berth", "docker"]
+    } else {
+        &["berth"]
+    };
+    for cli in clis {
+        let run = |args: &[&str]| {
+            if *cli == "berth" {
+                s.berth(args)
+            } else {
+                s.docker(args)
+            }
+        };
+        let name = format!("gf{cli}");
+        let id = run(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--label",
+            "app=shop",
+            "-e",
+            "STAGE=dev",
+            "--log-driver",
+            "gelf",
+            "--log-opt",
+            &to_udp,
+            "--log-opt",
+            "labels=app",
+            "--log-opt",
+            "env=STAGE",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo; echo '<err>' >&2",
+        ])
+        .ok()
+        .to_string();
+        run(&["wait", &name]).ok();
+        let mut buf = [0u8; 4096];
+        let mut got: Vec<serde_json::Value> = (0..2)
+            .map(|_| {
+                let n = udp.recv(&mut buf).expect("a GELF message in time");
+                assert_eq!(&buf[..2], &[0x1f, 0x8b], "{cli}: gzipped");
+                gelf_json(&buf[..n])
+            })
+            .collect();
+        got.sort_by_key(|m| m["level"].as_i64());
+        for (m, (level, text)) in got.iter().zip([(3, "<err>"), (6, "out")]) {
+            assert_eq!(m["version"], "1.1", "{cli}: {m}");
+            assert_eq!(m["host"], host, "{cli}: {m}");
+            assert_eq!(m["short_message"], text, "{cli}: {m}");
+            assert_eq!(m["level"], level, "{cli}: {m}");
+            assert!(
+                m["timestamp"].as_f64().is_some_and(|t| t > 1.7e9),
+                "{cli}: {m}"
+            );
+            assert_eq!(m["_container_id"], id.as_str(), "{cli}: {m}");
+            assert_eq!(m["_container_name"], name.as_str(), "{cli}: {m}");
+            assert_eq!(m["_tag"], &id[..12], "{cli}: {m}");
+            assert_eq!(m["_image_name"], "busybox", "{cli}: {m}");
+            assert!(
+                m["_image_id"]
+                    .as_str()
+                    .is_some_and(|i| i.starts_with("sha256:"))
+            );
+            assert_eq!(m["_app"], "shop", "{cli}: {m}");
+            assert_eq!(m["_STAGE"], "dev", "{cli}: {m}");
+            assert!(
+                m["_command"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("sh -c echo out"))
+            );
+        }
+        let logs = run(&["logs", &name]);
+        assert_eq!(
+            (logs.stdout.trim(), logs.stderr.trim()),
+            ("out", "<err>"),
+            "{cli}"
+        );
+        run(&["rm", &name]).ok();
+    }
+
+    // TCP: each message ends in a NUL, uncompressed.
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp");
+    let to_tcp = format!("gelf-address=tcp://{}", tcp.local_addr().expect("addr"));
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let (conn, _) = tcp.accept().expect("a connection");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut r = std::io::BufReader::new(conn);
+        (0..2)
+            .map(|_| {
+                let mut m = Vec::new();
+                r.read_until(0, &mut m).expect("a message");
+                m
+            })
+            .collect::<Vec<_>>()
+    });
+    s.berth(&[
+        "run",
+        "--rm",
+        "--log-driver",
+        "gelf",
+        "--log-opt",
+        &to_tcp,
+        "busybox",
+        "sh",
+        "-c",
+        "echo a; echo b",
+    ])
+    .ok();
+    let got = reader.join().expect("the reader");
+    for (m, text) in got.iter().zip(["a", "b"]) {
+        assert_eq!(m.last(), Some(&0), "{m:?}");
+        assert_eq!(gelf_json(m)["short_message"], text);
+    }
+
+    // Nothing listening: the start fails; options as dockerd words them.
+    let out = s.berth(&[
+        "run",
+        "--rm",
+        "--log-driver",
+        "gelf",
+        "--log-opt",
+        "gelf-address=tcp://127.0.0.1:1",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("failed to initialize logging driver: gelf: cannot connect to GELF endpoint: 127.0.0.1:1 dial tcp 127.0.0.1:1: connect: connection refused"),
+        "{out:?}"
+    );
+    for (opts, why) in [
+        (&[][..], "gelf-address is a required parameter"),
+        (
+            &["gelf-address=udp://x"][..],
+            "gelf: please provide gelf-address as proto://host:port",
+        ),
+        (
+            &[
+                "gelf-address=tcp://127.0.0.1:1",
+                "gelf-compression-type=gzip",
+            ][..],
+            "compression is only supported on UDP",
+        ),
+        (
+            &["gelf-address=udp://127.0.0.1:1", "bogus=1"][..],
+            r#"unknown log opt "bogus" for gelf log driver"#,
+        ),
+    ] {
+        let mut args = vec!["create", "--log-driver", "gelf"];
+        for o in opts {
+            args.extend(["--log-opt", o]);
+        }
+        args.extend(["busybox", "true"]);
+        let out = s.berth(&args);
+        assert_ne!(out.code, 0, "{opts:?}");
+        assert!(out.stderr.contains(why), "{opts:?}: {out:?}");
+    }
+    assert_eq!(s.berth(&["ps", "-aq"]).ok(), "", "nothing made");
+}

@@ -140,7 +140,7 @@ impl Container {
     pub fn log_path(&self) -> PathBuf {
         if self.log_driver() == "local" {
             self.dir.join("local-logs").join("container.log")
-        } else if self.log_driver() == "syslog" {
+        } else if self.logs_to_server() {
             // The dual-logging cache `logs` reads.
             self.dir.join("container-cached.log")
         } else {
@@ -165,6 +165,11 @@ impl Container {
     /// Whether its output is kept in the systemd journal.
     pub fn logs_to_journal(&self) -> bool {
         self.log_driver() == "journald"
+    }
+
+    /// Whether its lines are sent to a server (syslog, gelf) from a cache.
+    pub fn logs_to_server(&self) -> bool {
+        matches!(self.log_driver(), "syslog" | "gelf")
     }
 
     /// Whether its output goes to a log driver plugin.

@@ -7,6 +7,7 @@ pub mod events;
 pub mod exec;
 pub mod files;
 pub mod freeze;
+pub mod gelf;
 pub mod health;
 pub mod images;
 pub mod ipc;
@@ -16,6 +17,7 @@ pub mod lines;
 pub mod links;
 pub mod logopts;
 pub mod logs;
+pub mod logship;
 pub mod monitor;
 pub mod names;
 pub mod netsetup;
@@ -111,10 +113,11 @@ pub struct Daemon {
     /// has it is locked while it starts, and nothing listens on a port
     /// the firewall forwards).
     pub ports_in_flight: std::sync::Mutex<std::collections::HashMap<(String, u16), String>>,
-    /// The sender of each syslog container's lines (see [`syslog`]): a
-    /// run's sender waits for the one before it, which ends once that
-    /// run's lines are sent, so no line is sent twice or out of order.
-    pub syslog_senders:
+    /// The sender of each syslog or gelf container's lines (see
+    /// [`logship`]): a run's sender waits for the one before it, which
+    /// ends once that run's lines are sent, so no line is sent twice or
+    /// out of order.
+    pub log_senders:
         std::sync::Mutex<std::collections::HashMap<String, tokio::task::JoinHandle<()>>>,
     /// The host port last given to a binding that named none, by (host
     /// address, protocol): the next is looked for after it.
@@ -232,7 +235,7 @@ impl Daemon {
                 &cfg.exec_root.join("netns"),
             ),
             ports_in_flight: Default::default(),
-            syslog_senders: Default::default(),
+            log_senders: Default::default(),
             addresses_in_flight: Default::default(),
             last_ports: Default::default(),
             relays: Default::default(),

@@ -251,15 +251,14 @@ impl Daemon {
                         }
                         let _ = c.save();
                         self.resume_relays(&c);
-                        // Syslog's lines go on from where they were.
-                        if c.log_driver() == "syslog" {
-                            match super::syslog::target(
-                                &c,
-                                &super::ops::effective_log_opts(self, &c),
-                            ) {
-                                Ok(t) => self.send_syslog(e, &c, t, None),
-                                Err(why) => tracing::warn!("syslog of {id}: {why}"),
-                            }
+                        // Lines sent to a server go on from where they were.
+                        match super::logship::Remote::of(
+                            &c,
+                            &super::ops::effective_log_opts(self, &c),
+                        ) {
+                            Some(Ok(t)) => self.send_remote(e, &c, t, None),
+                            Some(Err(why)) => tracing::warn!("log driver of {id}: {why}"),
+                            None => {}
                         }
                         drop(c);
                         // Checks go on after an engine restart.

@@ -478,9 +478,9 @@ impl Daemon {
     }
 
     async fn start_locked(self: &Arc<Self>, e: &Arc<Entry>, c: &mut Container) -> Result<()> {
-        // Syslog's server first: where none answers the start fails, as
-        // dockerd's driver fails it.
-        let syslog = self.syslog_dial(c).await?;
+        // A syslog or gelf server first: where none answers the start
+        // fails, as dockerd's driver fails it.
+        let remote = self.remote_dial(c).await?;
         // The network namespace first, as the task's spec names it; then
         // its plugins run while the task is made (the process waits for
         // its start), each side on its own copy of the record: the
@@ -591,8 +591,8 @@ impl Daemon {
         c.state.health = super::health::at_start(c);
         c.save().map_err(|e| ApiError::internal(e.to_string()))?;
         self.container_event(c, "start", &[]);
-        if let Some((target, conn)) = syslog {
-            self.send_syslog(e, c, target, Some(conn));
+        if let Some((target, conn)) = remote {
+            self.send_remote(e, c, target, Some(conn));
         }
         // Once the caller lets go of the container.
         let (d, e) = (self.clone(), e.clone());
@@ -600,45 +600,43 @@ impl Daemon {
         Ok(())
     }
 
-    /// A syslog container's target and a connection to it, in dockerd's
-    /// words when there is none; None for other drivers.
-    async fn syslog_dial(
+    /// The target of a container whose lines go to a server (syslog,
+    /// gelf) and a connection to it, in dockerd's words when there is
+    /// none; None for other drivers.
+    async fn remote_dial(
         &self,
         c: &Container,
-    ) -> Result<Option<(super::syslog::Target, super::syslog::Conn)>> {
-        if c.log_driver() != "syslog" {
-            return Ok(None);
-        }
+    ) -> Result<Option<(super::logship::Remote, super::logship::Conn)>> {
         let failed =
             |e: String| ApiError::bad_request(format!("failed to initialize logging driver: {e}"));
-        let target = super::syslog::target(c, &effective_log_opts(self, c)).map_err(failed)?;
-        let conn = super::syslog::dial(&target).await.map_err(failed)?;
+        let Some(target) = super::logship::Remote::of(c, &effective_log_opts(self, c)) else {
+            return Ok(None);
+        };
+        let target = target.map_err(failed)?;
+        let conn = target.dial().await.map_err(failed)?;
         Ok(Some((target, conn)))
     }
 
-    /// Sends a syslog container's lines from its log while it runs (see
-    /// [`super::syslog`]). Called with the container's record held, so its
-    /// exit cannot come before the watch for it.
-    pub(crate) fn send_syslog(
+    /// Sends a container's lines from its log to its server while it runs
+    /// (see [`super::logship`]). Called with the container's record held,
+    /// so its exit cannot come before the watch for it.
+    pub(crate) fn send_remote(
         &self,
         e: &Arc<Entry>,
         c: &Container,
-        target: super::syslog::Target,
-        conn: Option<super::syslog::Conn>,
+        target: super::logship::Remote,
+        conn: Option<super::logship::Conn>,
     ) {
-        let running = super::syslog::run_watch(e);
-        let (log, mark) = (c.log_path(), super::syslog::sent_mark(&c.dir));
-        let mut senders = self
-            .syslog_senders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let running = super::logship::run_watch(e);
+        let (log, mark) = (c.log_path(), super::logship::sent_mark(&c.dir));
+        let mut senders = self.log_senders.lock().unwrap_or_else(|p| p.into_inner());
         senders.retain(|_, h| !h.is_finished());
         let before = senders.remove(&c.id);
         let sender = tokio::spawn(async move {
             if let Some(h) = before {
                 let _ = h.await;
             }
-            super::syslog::send_from(log, mark, target, conn, running).await
+            super::logship::send_from(log, mark, target, conn, running).await
         });
         senders.insert(c.id.clone(), sender);
     }
@@ -714,14 +712,14 @@ impl Daemon {
             .await?;
         let opts = effective_log_opts(self, c);
         let mut rotation = super::logopts::rotation(c.log_driver(), &opts);
-        let syslog = c.log_driver() == "syslog";
-        if syslog {
-            // The file the engine sends syslog's lines from, and `logs`
-            // reads unless the cache is disabled (the file is kept then
-            // too, the defaults' size: it carries the lines).
-            rotation = super::syslog::cache(&opts)
+        let remote = c.logs_to_server();
+        if remote {
+            // The file the engine sends the lines from, and `logs` reads
+            // unless the cache is disabled (the file is kept then too, the
+            // defaults' size: it carries the lines).
+            rotation = super::logship::cache(&opts)
                 .map_err(ApiError::bad_request)?
-                .unwrap_or_else(super::syslog::default_cache);
+                .unwrap_or_else(super::logship::default_cache);
         }
         // What each entry carries: the journal's fields, or the json-file's
         // attrs.
@@ -735,7 +733,7 @@ impl Daemon {
                 logger(super::journal::fields(c, &opts))?,
                 Default::default(),
             )
-        } else if c.keeps_logs() && !syslog {
+        } else if c.keeps_logs() && !remote {
             (
                 Default::default(),
                 logger(super::journal::json_file_attrs(c, &opts))?,

@@ -14,13 +14,13 @@
 use std::collections::BTreeMap;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket, UnixDatagram, UnixStream};
 
 use super::container::Container;
-use super::logs::{Line, Options};
+use super::logs::Line;
+use super::logship::Conn;
 
 /// Where a host's own syslog listens, as srslog looks for it.
 const LOCAL: &[&str] = &["/dev/log", "/var/run/syslog", "/var/run/log"];
@@ -92,10 +92,6 @@ const FACILITIES: &[(&str, u32)] = &[
     ("local7", 23),
 ];
 
-/// The cache's defaults (dockerd's): five files of 20 MiB, gzipped.
-const CACHE_MAX_SIZE: u64 = 20 << 20;
-const CACHE_MAX_FILES: u32 = 5;
-
 /// Checks the options a container or daemon.json gives the driver.
 pub fn validate(opts: &BTreeMap<String, String>) -> Result<(), String> {
     for (k, v) in opts {
@@ -116,8 +112,14 @@ pub fn validate(opts: &BTreeMap<String, String>) -> Result<(), String> {
     if let Some(t) = opts.get("tag") {
         super::journal::check_tag(t)?;
     }
-    cache(opts)?;
+    super::logship::cache(opts)?;
     Ok(())
+}
+
+impl Target {
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.network, self.address)
+    }
 }
 
 /// Where the container's lines go.
@@ -140,78 +142,6 @@ pub fn target(c: &Container, opts: &BTreeMap<String, String>) -> Result<Target, 
             .and_then(|v| super::logopts::go_parse_bool(v))
             .unwrap_or(false),
     })
-}
-
-/// The cache's rotation, or None when `cache-disabled` (nothing kept,
-/// `logs` says the driver cannot be read).
-pub fn cache(opts: &BTreeMap<String, String>) -> Result<Option<super::logopts::Rotation>, String> {
-    let flag = |k: &str| {
-        opts.get(k)
-            .map(|v| {
-                super::logopts::go_parse_bool(v)
-                    .ok_or_else(|| format!("invalid value for option {k}: {v}"))
-            })
-            .transpose()
-    };
-    if flag("cache-disabled")? == Some(true) {
-        return Ok(None);
-    }
-    let max_size = match opts.get("cache-max-size") {
-        Some(v) => crate::config::parse_size(v)
-            .map_err(|_| format!("failed to initialize logging driver: invalid size: '{v}'"))?,
-        None => CACHE_MAX_SIZE,
-    };
-    let max_files = match opts.get("cache-max-file") {
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("invalid value for max-file: {v}"))?,
-        None => CACHE_MAX_FILES,
-    };
-    // Gzipped by the host's gzip: by default where there is one.
-    let compress = match flag("cache-compress")? {
-        Some(true) if !super::logopts::on_path("gzip") => {
-            return Err(
-                "cache-compress needs gzip on the host (none on PATH): install it, or set cache-compress=false"
-                    .into(),
-            );
-        }
-        Some(asked) => asked,
-        None => super::logopts::on_path("gzip"),
-    } && max_files > 1;
-    Ok(Some(super::logopts::Rotation {
-        max_size,
-        max_files,
-        compress,
-    }))
-}
-
-/// The cache's defaults, for the file that carries the lines when the
-/// cache is disabled.
-pub fn default_cache() -> super::logopts::Rotation {
-    super::logopts::Rotation {
-        max_size: CACHE_MAX_SIZE,
-        max_files: CACHE_MAX_FILES,
-        compress: super::logopts::on_path("gzip"),
-    }
-}
-
-/// Whether the container is running, until its next exit (which the
-/// watcher subscribes to now).
-pub fn run_watch(e: &std::sync::Arc<super::Entry>) -> tokio::sync::watch::Receiver<bool> {
-    let (tx, rx) = tokio::sync::watch::channel(true);
-    let mut exits = e.exits.subscribe();
-    let seen = *exits.borrow_and_update();
-    tokio::spawn(async move {
-        while *exits.borrow_and_update() == seen {
-            if exits.changed().await.is_err() {
-                break;
-            }
-        }
-        let _ = tx.send(false);
-    });
-    rx
 }
 
 /// dockerd's parseAddress: "" for the host's syslog, a unix or unixgram
@@ -285,30 +215,6 @@ fn format(f: &str) -> Result<String, String> {
     match f {
         "" | "rfc3164" | "rfc5424" | "rfc5424micro" => Ok(f.to_string()),
         _ => Err("Invalid syslog format".into()),
-    }
-}
-
-/// A connection to a syslog server.
-pub enum Conn {
-    Datagram(UnixDatagram),
-    Stream(UnixStream),
-    Udp(UdpSocket),
-    Tcp(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-impl Conn {
-    async fn send(&mut self, message: &[u8]) -> std::io::Result<()> {
-        match self {
-            Conn::Datagram(s) => s.send(message).await.map(drop),
-            Conn::Udp(s) => s.send(message).await.map(drop),
-            Conn::Stream(s) => s.write_all(message).await,
-            Conn::Tcp(s) => s.write_all(message).await,
-            Conn::Tls(s) => {
-                s.write_all(message).await?;
-                s.flush().await
-            }
-        }
     }
 }
 
@@ -476,7 +382,7 @@ async fn local() -> Result<Conn, String> {
 }
 
 /// A line as the message dockerd sends for it, or None for an empty one.
-fn message(t: &Target, pid: u32, l: &Line) -> Option<Vec<u8>> {
+pub fn message(t: &Target, pid: u32, l: &Line) -> Option<Vec<u8>> {
     let line = l.data.strip_suffix(b"\n").unwrap_or(&l.data);
     if line.is_empty() {
         return None;
@@ -584,93 +490,12 @@ impl Local {
     }
 }
 
-/// Where the last line sent is noted (its time as the log has it), so
-/// that a berthd that comes back goes on from there.
-pub fn sent_mark(dir: &Path) -> PathBuf {
-    dir.join("syslog-sent")
-}
-
-/// Sends the lines of the log at `log` from after the mark until
-/// `running` says the container stopped and the log holds nothing more.
-/// `conn` is the connection the start made (None after a restart of the
-/// engine: made here). A line that cannot be sent, even on a new
-/// connection, is dropped and said in the engine's log (once a streak),
-/// as dockerd's copier drops it.
-pub async fn send_from(
-    log: PathBuf,
-    mark: PathBuf,
-    t: Target,
-    mut conn: Option<Conn>,
-    running: tokio::sync::watch::Receiver<bool>,
-) {
-    let since = std::fs::read_to_string(&mark)
-        .ok()
-        .and_then(|s| humantime::parse_rfc3339(s.trim()).ok())
-        .map(|t| t + Duration::from_nanos(1));
-    let o = Options {
-        stdout: true,
-        stderr: true,
-        since,
-        follow: true,
-        ..Default::default()
-    };
-    let mut lines = super::logs::follow(log, o, running);
-    let pid = std::process::id();
-    let mut failing = false;
-    let mut sent: Option<String> = None;
-    let mut noted = tokio::time::Instant::now();
-    while let Some(l) = lines.recv().await {
-        if let Some(m) = message(&t, pid, &l) {
-            let first = match &mut conn {
-                Some(c) => c.send(&m).await.map_err(|e| e.to_string()),
-                None => Err(String::new()),
-            };
-            let delivered = match first {
-                Ok(()) => Ok(()),
-                Err(_) => match dial(&t).await {
-                    Ok(mut c) => {
-                        let r = c.send(&m).await.map_err(|e| e.to_string());
-                        conn = Some(c);
-                        r
-                    }
-                    Err(e) => Err(e),
-                },
-            };
-            match delivered {
-                Ok(()) => failing = false,
-                Err(e) if !failing => {
-                    failing = true;
-                    tracing::warn!("syslog {} {}: a line dropped: {e}", t.network, t.address);
-                }
-                Err(_) => {}
-            }
-        }
-        sent = Some(l.time);
-        // Noted at most every second: after a crash of the engine, what
-        // the last second sent may be sent again, never lost.
-        if noted.elapsed() >= Duration::from_secs(1) {
-            note(&mark, sent.as_deref());
-            noted = tokio::time::Instant::now();
-        }
-    }
-    note(&mark, sent.as_deref());
-}
-
-fn note(mark: &Path, sent: Option<&str>) {
-    // A container removed as it ended (`--rm`) has no place to note it.
-    let gone = mark.parent().is_some_and(|d| !d.exists());
-    if let Some(s) = sent
-        && !gone
-        && let Err(e) = std::fs::write(mark, s)
-    {
-        tracing::warn!("{}: {e}", mark.display());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::logship::{Remote, send_from, sent_mark};
     use std::io::Write;
+    use std::time::Duration;
 
     fn target(network: &str, address: &str, format: &str) -> Target {
         Target {
@@ -777,7 +602,14 @@ mod tests {
         let t = target("udp", &server.local_addr().unwrap().to_string(), "rfc5424");
         let stopped = || tokio::sync::watch::channel(false).1;
         // No connection given (as after an engine restart): made at once.
-        send_from(log.clone(), mark.clone(), t.clone(), None, stopped()).await;
+        send_from(
+            log.clone(),
+            mark.clone(),
+            Remote::Syslog(t.clone()),
+            None,
+            stopped(),
+        )
+        .await;
         let mut buf = [0u8; 512];
         let mut recv = || {
             let n = server.recv(&mut buf).unwrap();
@@ -797,7 +629,14 @@ mod tests {
             .unwrap()
             .write_all(more.as_bytes())
             .unwrap();
-        send_from(log.clone(), mark.clone(), t, None, stopped()).await;
+        send_from(
+            log.clone(),
+            mark.clone(),
+            Remote::Syslog(t),
+            None,
+            stopped(),
+        )
+        .await;
         assert!(recv().ends_with(" web - three\n"));
         server.set_nonblocking(true).unwrap();
         assert!(server.recv(&mut buf).is_err(), "nothing sent twice");
@@ -819,7 +658,14 @@ mod tests {
         let log = dir.path().join("c-json.log");
         std::fs::write(&log, entry("stdout", "again", 1_800_000_000)).unwrap();
         let stopped = tokio::sync::watch::channel(false).1;
-        send_from(log, sent_mark(dir.path()), t, Some(conn), stopped).await;
+        send_from(
+            log,
+            sent_mark(dir.path()),
+            Remote::Syslog(t),
+            Some(conn),
+            stopped,
+        )
+        .await;
         let (mut second, _) = listener.accept().unwrap();
         second
             .set_read_timeout(Some(Duration::from_secs(5)))
@@ -899,20 +745,5 @@ mod tests {
         assert_eq!(facility("").unwrap(), 3);
         assert_eq!(facility("local7").unwrap(), 23);
         assert_eq!(facility("11").unwrap(), 11);
-    }
-
-    #[test]
-    fn the_cache_keeps_dockerds_defaults_unless_told() {
-        let c = cache(&opts(&[])).unwrap().unwrap();
-        assert_eq!((c.max_size, c.max_files, c.compress), (20 << 20, 5, true));
-        let c = cache(&opts(&[("cache-max-file", "1"), ("cache-max-size", "1k")]))
-            .unwrap()
-            .unwrap();
-        assert_eq!((c.max_size, c.max_files, c.compress), (1024, 1, false));
-        assert!(
-            cache(&opts(&[("cache-disabled", "true")]))
-                .unwrap()
-                .is_none()
-        );
     }
 }

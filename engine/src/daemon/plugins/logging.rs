@@ -22,11 +22,10 @@ use crate::daemon::container::Container;
 use crate::error::{ApiError, Result};
 
 /// The drivers the engine writes itself; any other name is a plugin's.
-pub const BUILTIN: [&str; 5] = ["json-file", "local", "journald", "syslog", "none"];
+pub const BUILTIN: [&str; 6] = ["json-file", "local", "journald", "syslog", "gelf", "none"];
 
 /// dockerd's own drivers that berth does not have: never a plugin's name.
-pub const DOCKER_ONLY: [&str; 7] = [
-    "gelf",
+pub const DOCKER_ONLY: [&str; 6] = [
     "fluentd",
     "awslogs",
     "splunk",
