@@ -169,7 +169,7 @@ pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
     // Any other name is a log driver plugin's, looked up at start.
     if crate::daemon::plugins::logging::DOCKER_ONLY.contains(&driver) {
         return Err(bad(format!(
-            "log-driver {driver:?}: berth has the json-file, local, journald, syslog, gelf and none drivers, and log driver plugins"
+            "log-driver {driver:?}: berth has the json-file, local, journald, syslog, gelf, fluentd and none drivers, and log driver plugins"
         )));
     }
     if driver == "journald" {
@@ -182,6 +182,10 @@ pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
     }
     if driver == "gelf" {
         crate::daemon::gelf::validate(&f.log_opts.clone().unwrap_or_default())
+            .map_err(|e| bad(format!("log-opts: {e}")))?;
+    }
+    if driver == "fluentd" {
+        crate::daemon::fluentd::validate(&f.log_opts.clone().unwrap_or_default())
             .map_err(|e| bad(format!("log-opts: {e}")))?;
     }
     crate::daemon::logopts::check(driver, &f.log_opts.clone().unwrap_or_default())
@@ -376,7 +380,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("gelf-address is a required parameter"), "{e}");
-        let e = parse_file(p, r#"{"log-driver": "fluentd"}"#)
+        let e = parse_file(p, r#"{"log-driver": "awslogs"}"#)
             .unwrap_err()
             .to_string();
         assert!(e.contains("syslog") && e.contains("journald"), "{e}");

@@ -2382,3 +2382,199 @@ fn the_gelf_driver_sends_each_line() {
     }
     assert_eq!(s.berth(&["ps", "-aq"]).ok(), "", "nothing made");
 }
+
+/// Reads what a fluentd listener receives on one connection until `want`
+/// is in it (or the sender closes).
+fn fluent_receive(
+    listener: std::net::TcpListener,
+    want: &'static [u8],
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let (mut conn, _) = listener.accept().expect("a connection");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.windows(want.len()).any(|w| w == want) {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        got
+    })
+}
+
+/// The fluentd driver as dockerd's: Forward-protocol events in
+/// MessagePack (`[tag, time, record, {}]`, the record's container_id,
+/// container_name, source, log and the labels asked; EventTime with
+/// sub-second precision), `logs` from the cache, a start that fails where
+/// nothing listens unless `fluentd-async`, whose lines arrive once a
+/// server does; through berth's CLI and Docker's.
+#[test]
+fn the_fluentd_driver_sends_forward_events() {
+    let s = stack();
+    let clis: &[&str] = if integration_tests::stack::docker_cli().is_some() {
+        &["berth", "docker"]
+    } else {
+        &["berth"]
+    };
+    for cli in clis {
+        let run = |args: &[&str]| {
+            if *cli == "berth" {
+                s.berth(args)
+            } else {
+                s.docker(args)
+            }
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp");
+        let to = format!("fluentd-address={}", listener.local_addr().expect("addr"));
+        let got = fluent_receive(listener, b"\xa3log\xa3err\x80");
+        let name = format!("fl{cli}");
+        run(&[
+            "run",
+            "--name",
+            &name,
+            "--label",
+            "app=x",
+            "--log-driver",
+            "fluentd",
+            "--log-opt",
+            &to,
+            "--log-opt",
+            "labels=app",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; sleep 0.2; echo err >&2",
+        ])
+        .ok();
+        let id = run(&["inspect", "-f", "{{.Id}}", &name]).ok().to_string();
+        let got = got.join().expect("the listener");
+        let has = |b: &[u8]| got.windows(b.len()).any(|w| w == b);
+        // Two events, each `[tag (the short id), time (int32), record, {}]`.
+        let head = [&[0x94u8, 0xac][..], &id.as_bytes()[..12], &[0xd2]].concat();
+        assert_eq!(
+            got.windows(head.len())
+                .filter(|w| *w == head.as_slice())
+                .count(),
+            2,
+            "{cli}: {got:?}"
+        );
+        assert!(
+            has(&[b"\xaccontainer_id\xd9\x40", id.as_bytes()].concat()),
+            "{cli}"
+        );
+        let cname = format!("/{name}");
+        assert!(
+            has(&[
+                &b"\xaecontainer_name"[..],
+                &[0xa0 | cname.len() as u8],
+                cname.as_bytes()
+            ]
+            .concat()),
+            "{cli}"
+        );
+        assert!(has(b"\xa6source\xa6stdout\xa3log\xa3out"), "{cli}: {got:?}");
+        assert!(
+            has(b"\xa6source\xa6stderr\xa3log\xa3err\x80"),
+            "{cli}: {got:?}"
+        );
+        assert!(has(b"\xa3app\xa1x"), "{cli}: {got:?}");
+        let logs = run(&["logs", &name]);
+        assert_eq!(
+            (logs.stdout.trim(), logs.stderr.trim()),
+            ("out", "err"),
+            "{cli}"
+        );
+        run(&["rm", &name]).ok();
+    }
+
+    // Sub-second precision: an EventTime (ext 0) instead of seconds.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp");
+    let to = format!(
+        "fluentd-address=tcp://{}",
+        listener.local_addr().expect("addr")
+    );
+    let got = fluent_receive(listener, b"\xa3log\xa3sub\x80");
+    s.berth(&[
+        "run",
+        "--rm",
+        "--log-driver",
+        "fluentd",
+        "--log-opt",
+        &to,
+        "--log-opt",
+        "fluentd-sub-second-precision=true",
+        "--log-opt",
+        "tag=tg",
+        "busybox",
+        "echo",
+        "sub",
+    ])
+    .ok();
+    let got = got.join().expect("the listener");
+    assert!(got.starts_with(b"\x94\xa2tg\xd7\x00"), "{got:?}");
+
+    // Nothing listening: the start fails, unless asynchronous; then the
+    // lines wait for a server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let to = format!("fluentd-address=127.0.0.1:{port}");
+    let out = s.berth(&[
+        "run",
+        "--rm",
+        "--log-driver",
+        "fluentd",
+        "--log-opt",
+        &to,
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains(&format!("failed to initialize logging driver: dial tcp 127.0.0.1:{port}: connect: connection refused")),
+        "{out:?}"
+    );
+    let id = s
+        .berth(&[
+            "run",
+            "-d",
+            "--log-driver",
+            "fluentd",
+            "--log-opt",
+            &to,
+            "--log-opt",
+            "fluentd-async=true",
+            "--log-opt",
+            "fluentd-retry-wait=300ms",
+            "busybox",
+            "echo",
+            "later",
+        ])
+        .ok()
+        .to_string();
+    std::thread::sleep(Duration::from_millis(500));
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port again");
+    let got = fluent_receive(listener, b"\xa3log\xa5later\x80")
+        .join()
+        .expect("listener");
+    assert!(got.ends_with(b"\xa3log\xa5later\x80"), "{got:?}");
+    s.berth(&["rm", "-f", &id]).ok();
+    let out = s.berth(&[
+        "create",
+        "--log-driver",
+        "fluentd",
+        "--log-opt",
+        "bogus=1",
+        "busybox",
+    ]);
+    assert!(
+        out.stderr
+            .contains("unknown log opt 'bogus' for fluentd log driver"),
+        "{out:?}"
+    );
+}

@@ -512,7 +512,7 @@ pub fn inspect_json(d: &Daemon, c: &Container) -> Value {
         "ResolvConfPath": net_file("resolv.conf"),
         "HostnamePath": c.dir.join("hostname"),
         "HostsPath": net_file("hosts"),
-        "LogPath": if c.keeps_logs() && !c.logs_to_journal() && !matches!(c.log_driver(), "local" | "syslog" | "gelf") { c.log_path() } else { std::path::PathBuf::new() },
+        "LogPath": if c.keeps_logs() && !c.logs_to_journal() && !matches!(c.log_driver(), "local" | "syslog" | "gelf" | "fluentd") { c.log_path() } else { std::path::PathBuf::new() },
         "Name": format!("/{}", c.name),
         "RestartCount": c.restart_count,
         "Driver": "overlay2",
@@ -1230,7 +1230,7 @@ pub async fn logs(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> 
     };
     let (path, tty, running, journal) = {
         let c = e.c.lock().await;
-        // Syslog's and gelf's lines are read from the cache kept beside,
+        // Syslog's, gelf's and fluentd's lines are read from the cache kept beside,
         // unless the options turn it off (dockerd's dual logging).
         let uncached = c.logs_to_server()
             && !matches!(

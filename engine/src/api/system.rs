@@ -201,7 +201,7 @@ pub async fn info(s: State) -> Result<Json<Value>> {
         "Images": images,
         "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", backing_filesystem(&d.cfg.data_root)], ["Supports d_type", "true"]],
-        "Plugins": {"Volume": volume_drivers(&d), "Network": network_drivers(&d), "Authorization": authorization_plugins(&d), "Log": ["gelf", "journald", "json-file", "local", "syslog"]},
+        "Plugins": {"Volume": volume_drivers(&d), "Network": network_drivers(&d), "Authorization": authorization_plugins(&d), "Log": ["fluentd", "gelf", "journald", "json-file", "local", "syslog"]},
         "Swarm": super::swarm::info(),
         "ContainerdCommit": {"ID": "", "Expected": ""},
         "RuncCommit": {"ID": "", "Expected": ""},

@@ -167,9 +167,10 @@ impl Container {
         self.log_driver() == "journald"
     }
 
-    /// Whether its lines are sent to a server (syslog, gelf) from a cache.
+    /// Whether its lines are sent to a server (syslog, gelf, fluentd) from
+    /// a cache.
     pub fn logs_to_server(&self) -> bool {
-        matches!(self.log_driver(), "syslog" | "gelf")
+        matches!(self.log_driver(), "syslog" | "gelf" | "fluentd")
     }
 
     /// Whether its output goes to a log driver plugin.

@@ -771,9 +771,10 @@ fn validate_log_config(hc: &crate::types::HostConfig) -> Result<()> {
         "journald" => super::journal::validate(opts).map_err(ApiError::bad_request),
         "syslog" => super::syslog::validate(opts).map_err(ApiError::bad_request),
         "gelf" => super::gelf::validate(opts).map_err(ApiError::bad_request),
+        "fluentd" => super::fluentd::validate(opts).map_err(ApiError::bad_request),
         known if super::plugins::logging::DOCKER_ONLY.contains(&known) => {
             Err(ApiError::bad_request(format!(
-                "logger: berth keeps logs with the json-file, local, journald, syslog or gelf driver (or none), not {known}"
+                "logger: berth keeps logs with the json-file, local, journald, syslog, gelf or fluentd driver (or none), not {known}"
             )))
         }
         // A plugin's, whose options are its own: looked up by the create

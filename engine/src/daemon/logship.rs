@@ -1,4 +1,4 @@
-//! Log drivers whose lines go to a server (syslog, gelf), as dockerd's
+//! Log drivers whose lines go to a server (syslog, gelf, fluentd), as dockerd's
 //! dual logging keeps them: the container's output kept by its shim in a
 //! json-file log (the cache `logs` reads: five 20 MiB files, gzipped,
 //! unless the `cache-*` options say otherwise), and each line sent from
@@ -21,6 +21,7 @@ use super::logs::{Line, Options};
 pub enum Remote {
     Syslog(super::syslog::Target),
     Gelf(super::gelf::Target),
+    Fluentd(super::fluentd::Target),
 }
 
 impl Remote {
@@ -33,6 +34,7 @@ impl Remote {
         match c.log_driver() {
             "syslog" => Some(super::syslog::target(c, opts).map(Remote::Syslog)),
             "gelf" => Some(super::gelf::target(c, opts).map(Remote::Gelf)),
+            "fluentd" => Some(super::fluentd::target(c, opts).map(Remote::Fluentd)),
             _ => None,
         }
     }
@@ -41,6 +43,16 @@ impl Remote {
         match self {
             Remote::Syslog(t) => super::syslog::dial(t).await,
             Remote::Gelf(t) => super::gelf::dial(t).await,
+            Remote::Fluentd(t) => super::fluentd::dial(t).await,
+        }
+    }
+
+    /// Whether a start fails when no connection can be made (all but an
+    /// asynchronous fluentd's).
+    pub fn must_connect(&self) -> bool {
+        match self {
+            Remote::Fluentd(t) => t.synchronous(),
+            _ => true,
         }
     }
 
@@ -50,6 +62,7 @@ impl Remote {
         match self {
             Remote::Syslog(t) => super::syslog::message(t, pid, l).into_iter().collect(),
             Remote::Gelf(t) => super::gelf::messages(t, l),
+            Remote::Fluentd(t) => vec![super::fluentd::event(t, l)],
         }
     }
 
@@ -58,6 +71,7 @@ impl Remote {
         match self {
             Remote::Syslog(_) => (1, Duration::ZERO),
             Remote::Gelf(t) => t.reconnects(),
+            Remote::Fluentd(t) => t.reconnects(),
         }
     }
 
@@ -65,6 +79,7 @@ impl Remote {
         match self {
             Remote::Syslog(t) => format!("syslog {}", t.describe()),
             Remote::Gelf(t) => format!("gelf {}", t.describe()),
+            Remote::Fluentd(t) => format!("fluentd {}", t.describe()),
         }
     }
 }

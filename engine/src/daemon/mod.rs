@@ -6,6 +6,7 @@ pub mod create;
 pub mod events;
 pub mod exec;
 pub mod files;
+pub mod fluentd;
 pub mod freeze;
 pub mod gelf;
 pub mod health;

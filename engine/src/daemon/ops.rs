@@ -592,7 +592,7 @@ impl Daemon {
         c.save().map_err(|e| ApiError::internal(e.to_string()))?;
         self.container_event(c, "start", &[]);
         if let Some((target, conn)) = remote {
-            self.send_remote(e, c, target, Some(conn));
+            self.send_remote(e, c, target, conn);
         }
         // Once the caller lets go of the container.
         let (d, e) = (self.clone(), e.clone());
@@ -606,14 +606,19 @@ impl Daemon {
     async fn remote_dial(
         &self,
         c: &Container,
-    ) -> Result<Option<(super::logship::Remote, super::logship::Conn)>> {
+    ) -> Result<Option<(super::logship::Remote, Option<super::logship::Conn>)>> {
         let failed =
             |e: String| ApiError::bad_request(format!("failed to initialize logging driver: {e}"));
         let Some(target) = super::logship::Remote::of(c, &effective_log_opts(self, c)) else {
             return Ok(None);
         };
         let target = target.map_err(failed)?;
-        let conn = target.dial().await.map_err(failed)?;
+        let conn = match target.dial().await {
+            Ok(conn) => Some(conn),
+            // fluentd-async: the sender connects when it can.
+            Err(_) if !target.must_connect() => None,
+            Err(e) => return Err(failed(e)),
+        };
         Ok(Some((target, conn)))
     }
 

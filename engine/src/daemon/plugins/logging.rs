@@ -22,17 +22,18 @@ use crate::daemon::container::Container;
 use crate::error::{ApiError, Result};
 
 /// The drivers the engine writes itself; any other name is a plugin's.
-pub const BUILTIN: [&str; 6] = ["json-file", "local", "journald", "syslog", "gelf", "none"];
+pub const BUILTIN: [&str; 7] = [
+    "json-file",
+    "local",
+    "journald",
+    "syslog",
+    "gelf",
+    "fluentd",
+    "none",
+];
 
 /// dockerd's own drivers that berth does not have: never a plugin's name.
-pub const DOCKER_ONLY: [&str; 6] = [
-    "fluentd",
-    "awslogs",
-    "splunk",
-    "etwlogs",
-    "gcplogs",
-    "logentries",
-];
+pub const DOCKER_ONLY: [&str; 5] = ["awslogs", "splunk", "etwlogs", "gcplogs", "logentries"];
 
 /// Where a plugin finds the FIFOs it is told of.
 const LOGGING: &str = "/run/docker/logging";
