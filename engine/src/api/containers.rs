@@ -1253,7 +1253,7 @@ pub async fn logs(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> 
     let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(64);
     if journal {
         let mut lines = if o.follow && running {
-            journal::follow(e.id.clone(), o, exited_watch(&e)).map_err(ApiError::internal)?
+            journal::follow(e.id.clone(), o, e.running_watch()).map_err(ApiError::internal)?
         } else {
             let (ltx, lrx) = tokio::sync::mpsc::channel(64);
             let all = journal::read(&e.id, &o, None)
@@ -1280,7 +1280,7 @@ pub async fn logs(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> 
             }
         });
     } else if o.follow && running {
-        let mut lines = logs::follow(path, o, exited_watch(&e));
+        let mut lines = logs::follow(path, o, e.running_watch());
         tokio::spawn(async move {
             while let Some(l) = lines.recv().await {
                 if tx
@@ -1313,22 +1313,6 @@ pub async fn logs(s: State, Path(id): Path<String>, Query(q): Query<Params>) -> 
         Body::from_stream(ReceiverStream::new(rx)),
     )
         .into_response())
-}
-
-/// Turns false when the container's running process exits.
-fn exited_watch(e: &Arc<Entry>) -> tokio::sync::watch::Receiver<bool> {
-    let (run_tx, run_rx) = tokio::sync::watch::channel(true);
-    let mut exits = e.exits.subscribe();
-    let seen = *exits.borrow_and_update();
-    tokio::spawn(async move {
-        while *exits.borrow_and_update() == seen {
-            if exits.changed().await.is_err() {
-                break;
-            }
-        }
-        let _ = run_tx.send(false);
-    });
-    run_rx
 }
 
 /// What an attach to a container that is not running yet waits for: the

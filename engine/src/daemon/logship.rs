@@ -167,27 +167,10 @@ pub fn default_cache() -> super::logopts::Rotation {
     }
 }
 
-/// Whether the container is running, until its next exit (which the
-/// watcher subscribes to now).
-pub fn run_watch(e: &std::sync::Arc<super::Entry>) -> tokio::sync::watch::Receiver<bool> {
-    let (tx, rx) = tokio::sync::watch::channel(true);
-    let mut exits = e.exits.subscribe();
-    let seen = *exits.borrow_and_update();
-    tokio::spawn(async move {
-        while *exits.borrow_and_update() == seen {
-            if exits.changed().await.is_err() {
-                break;
-            }
-        }
-        let _ = tx.send(false);
-    });
-    rx
-}
-
 /// Where the last line sent is noted (its time as the log has it), so
 /// that a berthd that comes back goes on from there.
 pub fn sent_mark(dir: &Path) -> PathBuf {
-    dir.join("syslog-sent")
+    dir.join("log-sent")
 }
 
 /// Sends the lines of the log at `log` from after the mark until

@@ -61,6 +61,25 @@ pub struct Entry {
     pub owner: Option<String>,
 }
 
+impl Entry {
+    /// Whether the container is running, until its next exit (watched
+    /// from now: called while its record is held, no exit slips by).
+    pub fn running_watch(&self) -> watch::Receiver<bool> {
+        let (tx, rx) = watch::channel(true);
+        let mut exits = self.exits.subscribe();
+        let seen = *exits.borrow_and_update();
+        tokio::spawn(async move {
+            while *exits.borrow_and_update() == seen {
+                if exits.changed().await.is_err() {
+                    break;
+                }
+            }
+            let _ = tx.send(false);
+        });
+        rx
+    }
+}
+
 /// The keys of the configuration that a SIGHUP changes while berthd runs
 /// (as dockerd's reload does); the rest of `Config` is fixed at start.
 #[derive(Debug, Clone)]

@@ -632,7 +632,7 @@ impl Daemon {
         target: super::logship::Remote,
         conn: Option<super::logship::Conn>,
     ) {
-        let running = super::logship::run_watch(e);
+        let running = e.running_watch();
         let (log, mark) = (c.log_path(), super::logship::sent_mark(&c.dir));
         let mut senders = self.log_senders.lock().unwrap_or_else(|p| p.into_inner());
         senders.retain(|_, h| !h.is_finished());
