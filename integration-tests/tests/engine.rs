@@ -12,6 +12,33 @@ fn stack() -> Stack {
     s
 }
 
+/// berth's CLI, and Docker's where it is installed.
+fn clis() -> &'static [&'static str] {
+    if integration_tests::stack::docker_cli().is_some() {
+        &["berth", "docker"]
+    } else {
+        &["berth"]
+    }
+}
+
+/// `args` through the CLI named.
+fn cli_run(s: &Stack, cli: &str, args: &[&str]) -> integration_tests::stack::Out {
+    if cli == "berth" {
+        s.berth(args)
+    } else {
+        s.docker(args)
+    }
+}
+
+/// A UDP socket on loopback (a syslog or GELF server) that waits up to
+/// ten seconds for each datagram.
+fn udp_listener() -> std::net::UdpSocket {
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    udp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    udp
+}
+
 #[test]
 fn run_passes_output_and_exit_status_through() {
     let s = stack();
@@ -1446,19 +1473,8 @@ fn logs_follow_keeps_every_line_across_rotations() {
 #[test]
 fn the_local_log_driver_keeps_gzipped_files() {
     let s = stack();
-    let clis: &[&str] = if integration_tests::stack::docker_cli().is_some() {
-        &["berth", "docker"]
-    } else {
-        &["berth"]
-    };
-    for cli in clis {
-        let run = |args: &[&str]| {
-            if *cli == "berth" {
-                s.berth(args)
-            } else {
-                s.docker(args)
-            }
-        };
+    for cli in clis() {
+        let run = |args: &[&str]| cli_run(&s, cli, args);
         // ~29 entries a file (~105 bytes each), a file every ~0.5 s: a
         // follower keeps up with one rotation of slack (all a gzipped log
         // leaves it).
@@ -1736,23 +1752,10 @@ fn the_syslog_driver_sends_each_line_and_keeps_a_cache() {
     let s = stack();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
     let host = host.trim();
-    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-    udp.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    let udp = udp_listener();
     let to_udp = format!("syslog-address=udp://{}", udp.local_addr().expect("addr"));
-    let clis: &[&str] = if integration_tests::stack::docker_cli().is_some() {
-        &["berth", "docker"]
-    } else {
-        &["berth"]
-    };
-    for cli in clis {
-        let run = |args: &[&str]| {
-            if *cli == "berth" {
-                s.berth(args)
-            } else {
-                s.docker(args)
-            }
-        };
+    for cli in clis() {
+        let run = |args: &[&str]| cli_run(&s, cli, args);
         let name = format!("sl{cli}");
         run(&[
             "run",
@@ -1954,9 +1957,7 @@ fn the_syslog_driver_sends_each_line_and_keeps_a_cache() {
 /// and every container's lines go there.
 #[test]
 fn daemon_json_can_name_the_syslog_driver() {
-    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-    udp.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    let udp = udp_listener();
     let address = format!("udp://{}", udp.local_addr().expect("addr"));
     let s = Stack::start_with(serde_json::json!({
         "log-driver": "syslog",
@@ -1980,9 +1981,7 @@ fn daemon_json_can_name_the_syslog_driver() {
 #[test]
 fn syslog_lines_written_while_berthd_is_down_are_sent_when_it_is_back() {
     let mut s = stack();
-    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-    udp.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    let udp = udp_listener();
     let to = format!("syslog-address=udp://{}", udp.local_addr().expect("addr"));
     s.berth(&[
         "run",
@@ -2214,23 +2213,10 @@ fn the_gelf_driver_sends_each_line() {
     let s = stack();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
     let host = host.trim();
-    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-    udp.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    let udp = udp_listener();
     let to_udp = format!("gelf-address=udp://{}", udp.local_addr().expect("addr"));
-    let clis: &[&str] = if integration_tests::stack::docker_cli().is_some() {
-        &["berth", "docker"]
-    } else {
-        &["berth"]
-    };
-    for cli in clis {
-        let run = |args: &[&str]| {
-            if *cli == "berth" {
-                s.berth(args)
-            } else {
-                s.docker(args)
-            }
-        };
+    for cli in clis() {
+        let run = |args: &[&str]| cli_run(&s, cli, args);
         let name = format!("gf{cli}");
         let id = run(&[
             "run",
@@ -2415,19 +2401,8 @@ fn fluent_receive(
 #[test]
 fn the_fluentd_driver_sends_forward_events() {
     let s = stack();
-    let clis: &[&str] = if integration_tests::stack::docker_cli().is_some() {
-        &["berth", "docker"]
-    } else {
-        &["berth"]
-    };
-    for cli in clis {
-        let run = |args: &[&str]| {
-            if *cli == "berth" {
-                s.berth(args)
-            } else {
-                s.docker(args)
-            }
-        };
+    for cli in clis() {
+        let run = |args: &[&str]| cli_run(&s, cli, args);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp");
         let to = format!("fluentd-address={}", listener.local_addr().expect("addr"));
         let got = fluent_receive(listener, b"\xa3log\xa3err\x80");

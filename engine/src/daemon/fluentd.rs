@@ -198,15 +198,8 @@ pub fn target(c: &Container, opts: &BTreeMap<String, String>) -> Result<Target, 
 }
 
 pub async fn dial(t: &Target) -> Result<Conn, String> {
-    let failed = |e: std::io::Error| {
-        let why = match e.kind() {
-            std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
-            std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
-            _ => e.to_string(),
-        };
-        let proto = if t.unix { "unix" } else { "tcp" };
-        format!("dial {proto} {}: connect: {why}", t.address)
-    };
+    let proto = if t.unix { "unix" } else { "tcp" };
+    let failed = |e| super::logship::dial_error(proto, &t.address, &e);
     if t.unix {
         return Ok(Conn::Stream(
             UnixStream::connect(&t.address).await.map_err(failed)?,

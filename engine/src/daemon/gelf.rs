@@ -226,16 +226,10 @@ fn go_rfc3339_nano(t: SystemTime) -> String {
 /// Connects as go-gelf does (dockerd's start fails in these words when
 /// nothing answers).
 pub async fn dial(t: &Target) -> Result<Conn, String> {
-    let failed = |e: std::io::Error| {
-        let why = match e.kind() {
-            std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
-            _ => e.to_string(),
-        };
-        let proto = if t.tcp { "tcp" } else { "udp" };
-        format!(
-            "gelf: cannot connect to GELF endpoint: {} dial {proto} {}: connect: {why}",
-            t.address, t.address
-        )
+    let proto = if t.tcp { "tcp" } else { "udp" };
+    let failed = |e| {
+        let why = super::logship::dial_error(proto, &t.address, &e);
+        format!("gelf: cannot connect to GELF endpoint: {} {why}", t.address)
     };
     if t.tcp {
         return Ok(Conn::Tcp(

@@ -167,6 +167,18 @@ pub fn default_cache() -> super::logopts::Rotation {
     }
 }
 
+/// A connection that failed, in Go's words (`dial tcp 127.0.0.1:1:
+/// connect: connection refused`), as dockerd's drivers fail a start.
+pub fn dial_error(proto: &str, address: &str, e: &std::io::Error) -> String {
+    let why = match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    };
+    format!("dial {proto} {address}: connect: {why}")
+}
+
 /// Where the last line sent is noted (its time as the log has it), so
 /// that a berthd that comes back goes on from there.
 pub fn sent_mark(dir: &Path) -> PathBuf {

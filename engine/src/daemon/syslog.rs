@@ -221,15 +221,7 @@ fn format(f: &str) -> Result<String, String> {
 /// Connects to `t`, failing in Go's words (`dial tcp 127.0.0.1:1: connect:
 /// connection refused`), as dockerd's start fails with them.
 pub async fn dial(t: &Target) -> Result<Conn, String> {
-    let failed = |e: std::io::Error| {
-        let why = match e.kind() {
-            std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
-            std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
-            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-            _ => e.to_string(),
-        };
-        format!("dial {} {}: connect: {why}", t.network, t.address)
-    };
+    let failed = |e| super::logship::dial_error(&t.network, &t.address, &e);
     match t.network.as_str() {
         "" => local().await,
         "unixgram" => {
