@@ -96,13 +96,15 @@ fn address(a: Option<&String>) -> Result<(bool, String), String> {
         }
     };
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let port = host
+    let Some((name, port)) = host
         .rsplit_once(':')
-        .filter(|(h, p)| !h.is_empty() && !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
-    if port.is_none() {
+        .filter(|(_, p)| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    else {
         return Err("gelf: please provide gelf-address as proto://host:port".into());
-    }
-    Ok((tcp, host.to_string()))
+    };
+    // No host is this one, as Go dials ":port".
+    let name = if name.is_empty() { "127.0.0.1" } else { name };
+    Ok((tcp, format!("{name}:{port}")))
 }
 
 /// Checks the options a container or daemon.json gives the driver, in

@@ -179,8 +179,10 @@ pub fn dial_error(proto: &str, address: &str, e: &std::io::Error) -> String {
     format!("dial {proto} {address}: connect: {why}")
 }
 
-/// Where the last line sent is noted (its time as the log has it), so
-/// that a berthd that comes back goes on from there.
+/// Where the last line sent is noted (its time as the log has it, and how
+/// many lines of that very time were sent: one write of the container's
+/// can be several lines of one time), so that a berthd that comes back
+/// goes on from there.
 pub fn sent_mark(dir: &Path) -> PathBuf {
     dir.join("log-sent")
 }
@@ -198,10 +200,12 @@ pub async fn send_from(
     mut conn: Option<Conn>,
     running: tokio::sync::watch::Receiver<bool>,
 ) {
-    let since = std::fs::read_to_string(&mark)
-        .ok()
-        .and_then(|s| humantime::parse_rfc3339(s.trim()).ok())
-        .map(|t| t + Duration::from_nanos(1));
+    let noted_before = std::fs::read_to_string(&mark).unwrap_or_default();
+    let (mark_time, mut skip) = match noted_before.split_once(' ') {
+        Some((t, n)) => (t.to_string(), n.trim().parse::<u64>().unwrap_or(0)),
+        None => (String::new(), 0),
+    };
+    let since = humantime::parse_rfc3339(&mark_time).ok();
     let o = Options {
         stdout: true,
         stderr: true,
@@ -212,9 +216,17 @@ pub async fn send_from(
     let mut lines = super::logs::follow(log, o, running);
     let pid = std::process::id();
     let mut failing = false;
-    let mut sent: Option<String> = None;
+    // The last line's time, and how many lines of that time went.
+    let mut sent: Option<(String, u64)> = None;
     let mut noted = tokio::time::Instant::now();
     while let Some(l) = lines.recv().await {
+        // Lines of the noted time sent before the engine went away.
+        if skip > 0 && l.time == mark_time {
+            skip -= 1;
+            sent = Some((l.time, sent.map_or(1, |(_, n)| n + 1)));
+            continue;
+        }
+        skip = 0;
         let messages = t.messages(pid, &l);
         if !messages.is_empty() {
             match send(&t, &mut conn, &messages).await {
@@ -226,15 +238,18 @@ pub async fn send_from(
                 Err(_) => {}
             }
         }
-        sent = Some(l.time);
+        sent = Some(match sent {
+            Some((time, n)) if time == l.time => (time, n + 1),
+            _ => (l.time, 1),
+        });
         // Noted at most every second: after a crash of the engine, what
         // the last second sent may be sent again, never lost.
         if noted.elapsed() >= Duration::from_secs(1) {
-            note(&mark, sent.as_deref());
+            note(&mark, sent.as_ref());
             noted = tokio::time::Instant::now();
         }
     }
-    note(&mark, sent.as_deref());
+    note(&mark, sent.as_ref());
 }
 
 /// Sends a line's messages on the connection, or on new ones (as many
@@ -273,12 +288,12 @@ async fn send_all(c: &mut Conn, messages: &[Vec<u8>]) -> std::io::Result<()> {
     Ok(())
 }
 
-fn note(mark: &Path, sent: Option<&str>) {
+fn note(mark: &Path, sent: Option<&(String, u64)>) {
     // A container removed as it ended (`--rm`) has no place to note it.
     let gone = mark.parent().is_some_and(|d| !d.exists());
-    if let Some(s) = sent
+    if let Some((time, n)) = sent
         && !gone
-        && let Err(e) = std::fs::write(mark, s)
+        && let Err(e) = std::fs::write(mark, format!("{time} {n}"))
     {
         tracing::warn!("{}: {e}", mark.display());
     }

@@ -573,6 +573,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn lines_of_one_time_are_counted_in_the_mark() {
+        // One write of the container's, two lines of one time: the mark
+        // says one of them went, the other goes now.
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("c-json.log");
+        let t0 = 1_800_000_000;
+        std::fs::write(
+            &log,
+            [
+                entry("stdout", "a", t0),
+                entry("stdout", "b", t0),
+                entry("stdout", "c", t0 + 1),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let mark = sent_mark(dir.path());
+        let time = humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_secs(t0));
+        std::fs::write(&mark, format!("{time} 1")).unwrap();
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let t = target("udp", &server.local_addr().unwrap().to_string(), "");
+        let stopped = tokio::sync::watch::channel(false).1;
+        send_from(log, mark.clone(), Remote::Syslog(t), None, stopped).await;
+        let mut buf = [0u8; 512];
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let n = server.recv(&mut buf).unwrap();
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        assert!(
+            got[0].ends_with("]: b\n") && got[1].ends_with("]: c\n"),
+            "{got:?}"
+        );
+        server.set_nonblocking(true).unwrap();
+        assert!(server.recv(&mut buf).is_err(), "a sent again");
+        let later = humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_secs(t0 + 1));
+        assert_eq!(
+            std::fs::read_to_string(&mark).unwrap(),
+            format!("{later} 1")
+        );
+    }
+
+    #[tokio::test]
     async fn lines_are_sent_once_across_restarts_of_the_sender() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("c-json.log");
