@@ -173,11 +173,14 @@ fn go_duration(v: &str) -> Option<Duration> {
 /// Where the container's events go, and the fields each record carries.
 pub fn target(c: &Container, opts: &BTreeMap<String, String>) -> Result<Target, String> {
     let (unix, address) = address(opts.get("fluentd-address"))?;
-    let mut fields = vec![
+    // The labels and variables asked win over the container's fields (and
+    // over `source` and `log`), as dockerd fills the record.
+    let mut fields = BTreeMap::from([
         ("container_id".to_string(), c.id.clone()),
         ("container_name".to_string(), format!("/{}", c.name)),
-    ];
+    ]);
     fields.extend(super::journal::extra_attributes(c, opts, str::to_string)?);
+    let fields = fields.into_iter().collect();
     Ok(Target {
         address,
         unix,
@@ -225,15 +228,24 @@ pub fn event(t: &Target, l: &Line) -> Vec<u8> {
     } else {
         int(&mut out, since.as_secs());
     }
-    map_len(&mut out, t.fields.len() + 2);
+    let given = |k: &str| t.fields.iter().any(|(f, _)| f == k);
+    let (source, log) = (!given("source"), !given("log"));
+    map_len(
+        &mut out,
+        t.fields.len() + usize::from(source) + usize::from(log),
+    );
     for (k, v) in &t.fields {
         str(&mut out, k.as_bytes());
         str(&mut out, v.as_bytes());
     }
-    str(&mut out, b"source");
-    str(&mut out, if l.stderr { b"stderr" } else { b"stdout" });
-    str(&mut out, b"log");
-    str(&mut out, line);
+    if source {
+        str(&mut out, b"source");
+        str(&mut out, if l.stderr { b"stderr" } else { b"stdout" });
+    }
+    if log {
+        str(&mut out, b"log");
+        str(&mut out, line);
+    }
     out.push(0x80);
     out
 }
@@ -368,6 +380,11 @@ mod tests {
             ..l
         };
         assert!(event(&target(false), &empty).ends_with(b"\xa3log\xa0\x80"));
+        // A label named `log` wins over the line, as in dockerd's record.
+        let mut labelled = target(false);
+        labelled.fields.push(("log".into(), "x".into()));
+        let e = event(&labelled, &empty);
+        assert!(e.ends_with(b"\x83\xaecontainer_name\xa4/fl1\xa3log\xa1x\xa6source\xa6stderr\x80"));
     }
 
     #[test]

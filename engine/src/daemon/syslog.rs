@@ -1,18 +1,12 @@
-//! The syslog log driver, as Docker's: options checked in dockerd's
-//! words; the container's output kept by its shim in a json-file log (the
-//! dual-logging cache `logs` reads: five 20 MiB files, gzipped, unless the
-//! `cache-*` options say otherwise), and each line sent from there by the
-//! engine, as dockerd's driver sends it (through Go's srslog): a message
-//! per line, empty ones left out, priority the facility's with 6 for stdout
-//! and 3 for stderr, in the format asked, ending in a newline, over a unix
-//! datagram or stream socket, UDP or TCP; a send that fails is tried once
-//! more on a new connection. The engine sends rather than the shim: the
-//! shim, which lives beside every container, stays as small as it is, and
-//! what a container writes while berthd is down (an upgrade, a restart) is
-//! sent when it is back, from the place it had reached.
+//! The syslog log driver, as Docker's (through Go's srslog): options
+//! checked in dockerd's words; a message per line, empty ones left out,
+//! priority the facility's with 6 for stdout and 3 for stderr, in the
+//! format asked, ending in a newline, over a unix datagram or stream
+//! socket, UDP, TCP or TLS. The lines are sent by the engine from the
+//! container's log (see [`super::logship`]); a send that fails is tried
+//! once more on a new connection, as srslog does.
 
 use std::collections::BTreeMap;
-
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
