@@ -176,17 +176,10 @@ pub fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
         crate::daemon::journal::validate(&f.log_opts.clone().unwrap_or_default())
             .map_err(|e| bad(format!("log-opts: {e}")))?;
     }
-    if driver == "syslog" {
-        crate::daemon::syslog::validate(&f.log_opts.clone().unwrap_or_default())
-            .map_err(|e| bad(format!("log-opts: {e}")))?;
-    }
-    if driver == "gelf" {
-        crate::daemon::gelf::validate(&f.log_opts.clone().unwrap_or_default())
-            .map_err(|e| bad(format!("log-opts: {e}")))?;
-    }
-    if driver == "fluentd" {
-        crate::daemon::fluentd::validate(&f.log_opts.clone().unwrap_or_default())
-            .map_err(|e| bad(format!("log-opts: {e}")))?;
+    if let Some(checked) =
+        crate::daemon::logship::validate(driver, &f.log_opts.clone().unwrap_or_default())
+    {
+        checked.map_err(|e| bad(format!("log-opts: {e}")))?;
     }
     crate::daemon::logopts::check(driver, &f.log_opts.clone().unwrap_or_default())
         .map_err(|e| bad(format!("log-opts: {e}")))?;

@@ -512,7 +512,7 @@ pub fn inspect_json(d: &Daemon, c: &Container) -> Value {
         "ResolvConfPath": net_file("resolv.conf"),
         "HostnamePath": c.dir.join("hostname"),
         "HostsPath": net_file("hosts"),
-        "LogPath": if c.keeps_logs() && !c.logs_to_journal() && !matches!(c.log_driver(), "local" | "syslog" | "gelf" | "fluentd") { c.log_path() } else { std::path::PathBuf::new() },
+        "LogPath": if c.keeps_logs() && !c.logs_to_journal() && c.log_driver() != "local" && !c.logs_to_server() { c.log_path() } else { std::path::PathBuf::new() },
         "Name": format!("/{}", c.name),
         "RestartCount": c.restart_count,
         "Driver": "overlay2",

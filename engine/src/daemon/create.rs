@@ -761,6 +761,9 @@ fn validate_healthcheck(h: &HealthConfig) -> Result<()> {
 
 fn validate_log_config(hc: &crate::types::HostConfig) -> Result<()> {
     let opts = &hc.log_config.config;
+    if let Some(checked) = super::logship::validate(&hc.log_config.typ, opts) {
+        return checked.map_err(ApiError::bad_request);
+    }
     match hc.log_config.typ.as_str() {
         "" => super::logopts::check("json-file", opts).map_err(ApiError::bad_request),
         driver @ ("json-file" | "local") => {
@@ -769,9 +772,6 @@ fn validate_log_config(hc: &crate::types::HostConfig) -> Result<()> {
         // Nothing kept: `logs` says so, as dockerd's.
         "none" => Ok(()),
         "journald" => super::journal::validate(opts).map_err(ApiError::bad_request),
-        "syslog" => super::syslog::validate(opts).map_err(ApiError::bad_request),
-        "gelf" => super::gelf::validate(opts).map_err(ApiError::bad_request),
-        "fluentd" => super::fluentd::validate(opts).map_err(ApiError::bad_request),
         known if super::plugins::logging::DOCKER_ONLY.contains(&known) => {
             Err(ApiError::bad_request(format!(
                 "logger: berth keeps logs with the json-file, local, journald, syslog, gelf or fluentd driver (or none), not {known}"

@@ -167,7 +167,9 @@ fn go_duration(v: &str) -> Option<Duration> {
         "h" => 3600.0,
         _ => return None,
     };
-    Some(Duration::from_secs_f64(n * scale))
+    // A number no Duration holds (`1e300h` spelled out) is no duration,
+    // not a panic.
+    Duration::try_from_secs_f64(n * scale).ok()
 }
 
 /// Where the container's events go, and the fields each record carries.
@@ -340,6 +342,11 @@ mod tests {
             .is_ok()
         );
         assert_eq!(go_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(go_duration(&format!("{}h", "9".repeat(40))), None);
+        assert!(
+            refused(&[("fluentd-retry-wait", &format!("{}h", "9".repeat(40)))])
+                .contains("invalid duration")
+        );
     }
 
     fn target(sub_second: bool) -> Target {

@@ -24,6 +24,17 @@ pub enum Remote {
     Fluentd(super::fluentd::Target),
 }
 
+/// Checks the options of a driver that sends its lines (in its own
+/// words); None for the other drivers.
+pub fn validate(driver: &str, opts: &BTreeMap<String, String>) -> Option<Result<(), String>> {
+    match driver {
+        "syslog" => Some(super::syslog::validate(opts)),
+        "gelf" => Some(super::gelf::validate(opts)),
+        "fluentd" => Some(super::fluentd::validate(opts)),
+        _ => None,
+    }
+}
+
 impl Remote {
     /// The target of a container of a driver that sends its lines, None
     /// for the others.

@@ -133,7 +133,7 @@ pub struct Daemon {
     /// has it is locked while it starts, and nothing listens on a port
     /// the firewall forwards).
     pub ports_in_flight: std::sync::Mutex<std::collections::HashMap<(String, u16), String>>,
-    /// The sender of each syslog or gelf container's lines (see
+    /// The sender of each syslog, gelf or fluentd container's lines (see
     /// [`logship`]): a run's sender waits for the one before it, which
     /// ends once that run's lines are sent, so no line is sent twice or
     /// out of order.

@@ -252,13 +252,13 @@ impl Daemon {
                         let _ = c.save();
                         self.resume_relays(&c);
                         // Lines sent to a server go on from where they were.
-                        match super::logship::Remote::of(
-                            &c,
-                            &super::ops::effective_log_opts(self, &c),
-                        ) {
-                            Some(Ok(t)) => self.send_remote(e, &c, t, None),
-                            Some(Err(why)) => tracing::warn!("log driver of {id}: {why}"),
-                            None => {}
+                        if c.logs_to_server() {
+                            let opts = super::ops::effective_log_opts(self, &c);
+                            match super::logship::Remote::of(&c, &opts) {
+                                Some(Ok(t)) => self.send_remote(e, &c, t, None),
+                                Some(Err(why)) => tracing::warn!("log driver of {id}: {why}"),
+                                None => {}
+                            }
                         }
                         drop(c);
                         // Checks go on after an engine restart.

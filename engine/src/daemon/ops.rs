@@ -478,8 +478,8 @@ impl Daemon {
     }
 
     async fn start_locked(self: &Arc<Self>, e: &Arc<Entry>, c: &mut Container) -> Result<()> {
-        // A syslog or gelf server first: where none answers the start
-        // fails, as dockerd's driver fails it.
+        // A syslog, gelf or fluentd server first: where none answers the
+        // start fails, as dockerd's driver fails it.
         let remote = self.remote_dial(c).await?;
         // The network namespace first, as the task's spec names it; then
         // its plugins run while the task is made (the process waits for
@@ -601,12 +601,15 @@ impl Daemon {
     }
 
     /// The target of a container whose lines go to a server (syslog,
-    /// gelf) and a connection to it, in dockerd's words when there is
-    /// none; None for other drivers.
+    /// gelf, fluentd) and a connection to it, in dockerd's words when
+    /// there is none; None for other drivers (nothing read for them).
     async fn remote_dial(
         &self,
         c: &Container,
     ) -> Result<Option<(super::logship::Remote, Option<super::logship::Conn>)>> {
+        if !c.logs_to_server() {
+            return Ok(None);
+        }
         let failed =
             |e: String| ApiError::bad_request(format!("failed to initialize logging driver: {e}"));
         let Some(target) = super::logship::Remote::of(c, &effective_log_opts(self, c)) else {
