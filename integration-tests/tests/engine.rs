@@ -2398,6 +2398,125 @@ fn fluent_receive(
 /// sub-second precision), `logs` from the cache, a start that fails where
 /// nothing listens unless `fluentd-async`, whose lines arrive once a
 /// server does; through berth's CLI and Docker's.
+/// A TCP port on loopback whose accept queue is full (a backlog of 0 and
+/// one connection never accepted): the kernel drops later SYNs, so a
+/// connect to it waits as one to a server that drops packets. The port
+/// stays so while the returned sockets live.
+fn black_hole() -> (u16, Vec<std::os::fd::OwnedFd>) {
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, connect, getsockname, listen,
+        socket,
+    };
+    use std::os::fd::AsRawFd;
+    let l = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    bind(l.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).expect("bind");
+    listen(&l, Backlog::new(0).expect("backlog")).expect("listen");
+    let port = getsockname::<SockaddrIn>(l.as_raw_fd())
+        .expect("its port")
+        .port();
+    let filler = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    connect(filler.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port)).expect("the filler");
+    (port, vec![l, filler])
+}
+
+/// Whether a connection to `port` on loopback is still waiting for its
+/// SYN's answer (SYN_SENT in /proc/net/tcp).
+fn dialing(port: u16) -> bool {
+    let to = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(2) == Some(&to.as_str()) && f.get(3) == Some(&"02")
+        })
+}
+
+#[test]
+fn a_start_waiting_for_its_log_server_holds_up_no_listing() {
+    let s = stack();
+    for cli in clis() {
+        let (port, _hole) = black_hole();
+        let name = format!("slowlog{cli}");
+        let to = format!("fluentd-address=127.0.0.1:{port}");
+        cli_run(
+            &s,
+            cli,
+            &[
+                "create",
+                "--name",
+                &name,
+                "--log-driver",
+                "fluentd",
+                "--log-opt",
+                &to,
+                "busybox",
+                "true",
+            ],
+        )
+        .ok();
+        let mut start = if *cli == "berth" {
+            s.berth_cmd()
+        } else {
+            s.docker_cmd()
+        };
+        start.args(["start", &name]);
+        let start = std::thread::spawn(move || start.output().expect("the start"));
+        // The start holds the container while it dials the server.
+        assert!(eventually(10, || dialing(port)), "{cli}: no dial");
+        // A list, the engine's counts and its disk use answer meanwhile,
+        // from the container as it was (dockerd reads them from its view).
+        let ps = cli_run(
+            &s,
+            cli,
+            &[
+                "ps",
+                "-a",
+                "--filter",
+                &format!("name={name}"),
+                "--format",
+                "{{.Status}}",
+            ],
+        );
+        let info = cli_run(&s, cli, &["info", "--format", "{{.ContainersStopped}}"]);
+        let df = cli_run(
+            &s,
+            cli,
+            &["system", "df", "--format", "{{.Type}} {{.TotalCount}}"],
+        );
+        assert!(
+            dialing(port) && !start.is_finished(),
+            "{cli}: the listings waited for the start"
+        );
+        assert_eq!(ps.ok(), "Created", "{cli}");
+        assert_eq!(info.ok(), "1", "{cli}");
+        assert!(df.ok().contains("Containers 1"), "{cli}: {}", df.stdout);
+        // fluent-logger-golang's 3 s, as dockerd's driver gives up.
+        let out = start.join().expect("the start");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success()
+                && err.contains(&format!(
+                    "failed to initialize logging driver: dial tcp 127.0.0.1:{port}: i/o timeout"
+                )),
+            "{cli}: {err}"
+        );
+        cli_run(&s, cli, &["rm", &name]).ok();
+    }
+}
+
 #[test]
 fn the_fluentd_driver_sends_forward_events() {
     let s = stack();

@@ -344,7 +344,7 @@ pub async fn disk_sizes(d: &Daemon) -> std::collections::HashMap<String, (i64, i
     let images = super::images::sizes(d).await;
     let mut out = std::collections::HashMap::new();
     for e in d.all() {
-        let c = e.c.lock().await;
+        let c = e.c.seen();
         let own = rw
             .get(&c.id)
             .map(|n| {
@@ -812,7 +812,7 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Response> {
             let e = d
                 .find(key)
                 .map_err(|_| ApiError::not_found(format!("no such container {key}")))?;
-            pivots[i] = Some(e.c.lock().await.created);
+            pivots[i] = Some(e.c.seen().created);
         }
     }
     let [before, since] = pivots;
@@ -840,8 +840,10 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Response> {
     };
     let names = f.get("name").map(|v| NamePatterns::new(v));
     let mut rows: Vec<(SystemTime, Vec<u8>)> = Vec::new();
+    // Read from each record's last change: a start in progress (its CNI
+    // plugins, a log server's dial) does not hold up the list.
     for e in d.all() {
-        let c = e.c.lock().await;
+        let c = e.c.seen();
         if !all && !c.is_running() {
             continue;
         }

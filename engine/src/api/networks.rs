@@ -21,7 +21,7 @@ use crate::types::EndpointSettings;
 async fn members(d: &Daemon, n: &Network) -> serde_json::Map<String, Value> {
     let mut out = serde_json::Map::new();
     for e in d.all() {
-        let c = e.c.lock().await;
+        let c = e.c.seen();
         let Some(a) = c
             .net
             .as_ref()

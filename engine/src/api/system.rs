@@ -106,7 +106,7 @@ pub async fn info(s: State) -> Result<Json<Value>> {
     let live = d.live();
     let (mut running, mut paused, mut stopped) = (0, 0, 0);
     for e in d.all() {
-        match e.c.lock().await.state.status {
+        match e.c.seen().state.status {
             Status::Running | Status::Restarting => running += 1,
             Status::Paused => paused += 1,
             _ => stopped += 1,
@@ -546,7 +546,7 @@ pub async fn df(s: State) -> Result<Json<Value>> {
     let mut image_users = std::collections::BTreeMap::<String, i64>::new();
     let mut volume_users = std::collections::BTreeMap::<String, i64>::new();
     for e in d.all() {
-        let c = e.c.lock().await;
+        let c = e.c.seen();
         *image_users.entry(c.image_id.clone()).or_default() += 1;
         for m in c.mounts.iter().filter(|m| m.typ == "volume") {
             *volume_users.entry(m.name.clone()).or_default() += 1;

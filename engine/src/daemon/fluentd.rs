@@ -202,17 +202,23 @@ pub fn target(c: &Container, opts: &BTreeMap<String, String>) -> Result<Target, 
     })
 }
 
+/// How long a connection may take: fluent-logger-golang's default, which
+/// dockerd keeps (a server that drops the packets fails a start in 3 s).
+const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
+
 pub async fn dial(t: &Target) -> Result<Conn, String> {
     let proto = if t.unix { "unix" } else { "tcp" };
     let failed = |e| super::logship::dial_error(proto, &t.address, &e);
-    if t.unix {
-        return Ok(Conn::Stream(
-            UnixStream::connect(&t.address).await.map_err(failed)?,
-        ));
-    }
-    Ok(Conn::Tcp(
-        TcpStream::connect(&t.address).await.map_err(failed)?,
-    ))
+    let connect = async {
+        Ok(if t.unix {
+            Conn::Stream(UnixStream::connect(&t.address).await.map_err(failed)?)
+        } else {
+            Conn::Tcp(TcpStream::connect(&t.address).await.map_err(failed)?)
+        })
+    };
+    tokio::time::timeout(DIAL_TIMEOUT, connect)
+        .await
+        .unwrap_or_else(|_| Err(format!("dial {proto} {}: i/o timeout", t.address)))
 }
 
 /// The event of a line (empty lines too, as dockerd sends them).

@@ -373,7 +373,7 @@ impl Daemon {
 /// while we hold ours, and two containers may link to each other.
 pub(crate) async fn lock_briefly(
     e: &std::sync::Arc<super::Entry>,
-) -> Option<tokio::sync::MutexGuard<'_, Container>> {
+) -> Option<super::record::Guard<'_>> {
     tokio::time::timeout(std::time::Duration::from_secs(2), e.c.lock())
         .await
         .ok()

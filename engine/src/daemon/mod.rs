@@ -25,6 +25,7 @@ pub mod netsetup;
 pub mod networks;
 pub mod ops;
 pub mod plugins;
+pub mod record;
 pub mod recover;
 pub mod resources;
 pub mod spec;
@@ -47,7 +48,7 @@ use volumes::Volumes;
 
 /// A container and what waits on it.
 pub struct Entry {
-    pub c: tokio::sync::Mutex<Container>,
+    pub c: record::Record,
     pub id: String,
     /// Bumped at every exit of the container's process.
     pub exits: watch::Sender<u64>,
@@ -305,7 +306,7 @@ impl Daemon {
         let e = Arc::new(Entry {
             id: c.id.clone(),
             owner: c.owner.clone(),
-            c: tokio::sync::Mutex::new(c),
+            c: record::Record::new(c),
             exits: watch::channel(0).0,
             removed: watch::channel(false).0,
             attach_waiters: Mutex::new(Vec::new()),

@@ -915,6 +915,9 @@ impl Daemon {
             // As dockerd's: a SIGKILL answers once the container is down,
             // so that a client's next look sees it exited.
             Self::wait_exit(e, seen, Some(Duration::from_secs(10))).await;
+            // The exit is counted before its handler lets the record go:
+            // once it has, the listings' copy shows the container exited.
+            drop(e.c.lock().await);
         }
         Ok(())
     }
