@@ -1807,8 +1807,20 @@ pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
         used.insert(e.c.lock().await.image_id.clone());
     }
     let mut deleted = Vec::new();
-    let mut reclaimed = 0;
-    for g in grouped(&d).await? {
+    let images = grouped(&d).await?;
+    // What each layer holds, by chain id: the space reclaimed is that of
+    // the layers that went (a base layer another image keeps is not
+    // freed, nor counted twice for two images on it), as dockerd sums
+    // the removed layers' sizes.
+    let layer_sizes: BTreeMap<String, i64> = images
+        .iter()
+        .flat_map(|g| {
+            chain_ids(&g.diff_ids)
+                .into_iter()
+                .zip(g.layer_sizes.iter().copied())
+        })
+        .collect();
+    for g in images {
         if used.contains(&g.id) || (only_dangling && !g.names.is_empty()) {
             continue;
         }
@@ -1838,12 +1850,13 @@ pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
                     .await;
         }
         deleted.push(json!({"Deleted": g.id}));
-        reclaimed += g.size;
     }
     // The layers that went with them, as dockerd lists them.
+    let mut reclaimed = 0;
     if let Ok(layers) = d.lc.content_gc().await
         && !deleted.is_empty()
     {
+        reclaimed = layers.iter().filter_map(|c| layer_sizes.get(c)).sum();
         deleted.extend(layers.into_iter().map(|c| json!({ "Deleted": c })));
     }
     d.events.pruned("image", reclaimed);
