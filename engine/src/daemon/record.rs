@@ -62,6 +62,26 @@ pub struct Guard<'a> {
     changed: bool,
 }
 
+impl Guard<'_> {
+    /// Writes the record (see [`Container::save`]) and shows it to the
+    /// listings at once, while the holder goes on: a removal's "Removal In
+    /// Progress", a start's steps. dockerd's checkpoint writes its disk,
+    /// then its view, the same way.
+    pub fn save(&self) -> std::io::Result<()> {
+        self.live.save()?;
+        self.publish();
+        Ok(())
+    }
+
+    fn publish(&self) {
+        let copy = Arc::new(self.live.clone());
+        *self
+            .seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = copy;
+    }
+}
+
 impl Deref for Guard<'_> {
     type Target = Container;
     fn deref(&self) -> &Container {
@@ -79,11 +99,7 @@ impl DerefMut for Guard<'_> {
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
         if self.changed {
-            let copy = Arc::new(self.live.clone());
-            *self
-                .seen
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()) = copy;
+            self.publish();
         }
     }
 }
@@ -93,13 +109,17 @@ mod tests {
     use super::*;
 
     fn container(id: &str) -> Container {
+        in_dir(id, std::path::Path::new("/nonexistent"))
+    }
+
+    fn in_dir(id: &str, dir: &std::path::Path) -> Container {
         serde_json::from_value(serde_json::json!({
             "id": id, "name": id, "path": "sh", "args": [], "image_id": "", "image_ref": "",
             "created": {"secs_since_epoch": 0, "nanos_since_epoch": 0},
             "config": {}, "host_config": {}, "networking": {},
             "state": serde_json::to_value(super::super::container::State::default())
                 .expect("a state"),
-            "restart_count": 0, "mounts": [], "runtime": "runc", "dir": "/nonexistent",
+            "restart_count": 0, "mounts": [], "runtime": "runc", "dir": dir,
         }))
         .expect("a container record")
     }
@@ -126,5 +146,16 @@ mod tests {
         }
         // Not copied again: nothing was taken mutably.
         assert!(Arc::ptr_eq(&before, &r.seen()));
+    }
+
+    #[tokio::test]
+    async fn a_save_shows_the_record_before_the_holder_lets_go() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let r = Record::new(in_dir("a", dir.path()));
+        let mut held = r.lock().await;
+        held.name = "removing".into();
+        held.save().expect("saved");
+        assert_eq!(r.seen().name, "removing");
+        assert!(dir.path().join("config.v2.json").exists());
     }
 }
