@@ -861,7 +861,13 @@ pub async fn remove_orphans(d: &Arc<Daemon>) {
         let orphan = e.c.lock().await.config.labels.contains_key(BUILD_LABEL);
         if orphan {
             tracing::info!("removing {}, left by an interrupted build", e.id);
-            let _ = d.remove(&e, true, true).await;
+            // A start the killed engine had under way may still be making
+            // the task in lifecycled, which refuses its removal meanwhile:
+            // tried again until it is done, or the container stays Dead.
+            if let Err(err) = d.remove(&e, true, true).await {
+                tracing::debug!("removing {}: {}", e.id, err.message);
+                d.remove_eventually(e, true);
+            }
         }
     }
     if let Ok(list) =

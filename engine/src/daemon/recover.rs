@@ -85,7 +85,8 @@ impl Daemon {
             if finish {
                 tracing::info!("finishing the removal of {}", e.id);
                 if let Err(err) = self.remove(&e, true, volumes).await {
-                    tracing::warn!("removing {}: {}", e.id, err.message);
+                    tracing::debug!("removing {}: {}", e.id, err.message);
+                    self.remove_eventually(e, volumes);
                 }
             }
         }
