@@ -2128,4 +2128,22 @@ assert api.images(name="pykept"), api.images()
 api.remove_image("pykept:1")
 print("dangling filters: ok", flush=True)
 
+# Found with aiodocker's suite against both engines: a volume prune that
+# removes nothing lists none ([], as dockerd; its other prunes say null);
+# builder prune takes dockerd's filters (`unused-for` is `until`'s old
+# name, each a Go duration, `label` taken) and refuses in dockerd's words;
+# a build platform that does not parse is refused in containerd's words.
+assert api.prune_volumes(filters={"label": ["pynothing"]})["VolumesDeleted"] == [], "volumes"
+def build_prune(**filters):
+    return api._result(api._post(api._url("/build/prune"), params={"filters": json.dumps(filters)}), True)
+assert build_prune(**{"unused-for": ["1h30m"]})["CachesDeleted"] is None
+assert build_prune(label=["pynothing"])["CachesDeleted"] is None
+api_error(400, "\"until\" filter expects a duration (e.g., '24h'): time: missing unit in duration \"1600000000\"",
+          build_prune, until=["1600000000"])
+api_error(400, 'conflicting filters: "until" and "unused-for"', build_prune, until=["1h"], **{"unused-for": ["2h"]})
+api_error(400, "Invalid filter 'dangling'", build_prune, dangling=["true"])
+api_error(400, '"foo": unknown operating system or architecture: invalid argument',
+          lambda: build_lines("FROM busybox\n", platform="foo"))
+print("aiodocker's findings: ok", flush=True)
+
 print("longtail: all done")

@@ -105,24 +105,95 @@ use futures::StreamExt;
 pub async fn prune(s: State, Query(q): Query<Params>) -> Result<Json<Value>> {
     let d = s.0;
     let f = query::filters(&q)?;
-    query::only(
-        &f,
-        &[
-            "until",
-            "id",
-            "parent",
-            "type",
-            "description",
-            "inuse",
-            "shared",
-            "private",
-        ],
-    )?;
-    let until = query::until(&f)?;
+    let until = prune_until(&f)
+        .map_err(|e| ApiError::bad_request(format!("failed to prune build cache: {e}")))?;
     let (deleted, reclaimed) = crate::build::prune(&d, &f, until).await?;
     d.events.pruned("builder", reclaimed);
     Ok(Json(json!({
         "CachesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },
         "SpaceReclaimed": reclaimed,
     })))
+}
+
+/// The filters dockerd's builder prune takes (it accepts `label` and
+/// `label!` too; berth's cache entries carry no labels) and its `until`,
+/// spelled `unused-for` before: a Go duration, one value, in dockerd's words.
+fn prune_until(f: &query::Filters) -> std::result::Result<Option<std::time::SystemTime>, String> {
+    const KEYS: &[&str] = &[
+        "until",
+        "unused-for",
+        "label",
+        "label!",
+        "id",
+        "parent",
+        "type",
+        "description",
+        "inuse",
+        "shared",
+        "private",
+    ];
+    if let Some(k) = f.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(format!("Invalid filter '{k}'"));
+    }
+    let until = f.get("until").map_or(&[][..], Vec::as_slice);
+    let unused_for = f.get("unused-for").map_or(&[][..], Vec::as_slice);
+    if !until.is_empty() && !unused_for.is_empty() {
+        return Err(r#"conflicting filters: "until" and "unused-for""#.into());
+    }
+    let (key, values) = if unused_for.is_empty() {
+        ("until", until)
+    } else {
+        ("unused-for", unused_for)
+    };
+    match values {
+        [] => Ok(None),
+        [v] => {
+            let ns = crate::goduration::parse(v)
+                .map_err(|e| format!("{key:?} filter expects a duration (e.g., '24h'): {e}"))?;
+            let age = std::time::Duration::from_nanos(ns.max(0).unsigned_abs());
+            Ok(std::time::SystemTime::now().checked_sub(age))
+        }
+        _ => Err("filters expect only one value".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn until(pairs: &[(&str, &[&str])]) -> std::result::Result<bool, String> {
+        let f = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+            .collect();
+        prune_until(&f).map(|t| t.is_some())
+    }
+
+    #[test]
+    fn builder_prune_filters_read_as_dockerds() {
+        assert_eq!(until(&[]), Ok(false));
+        assert_eq!(until(&[("until", &["24h"])]), Ok(true));
+        assert_eq!(until(&[("unused-for", &["1h30m"])]), Ok(true));
+        assert_eq!(until(&[("label", &["a=b"]), ("label!", &["c"])]), Ok(false));
+        assert_eq!(
+            until(&[("until", &["1600000000"])]).unwrap_err(),
+            r#""until" filter expects a duration (e.g., '24h'): time: missing unit in duration "1600000000""#
+        );
+        assert_eq!(
+            until(&[("unused-for", &["bogus"])]).unwrap_err(),
+            r#""unused-for" filter expects a duration (e.g., '24h'): time: invalid duration "bogus""#
+        );
+        assert_eq!(
+            until(&[("until", &["1h", "2h"])]).unwrap_err(),
+            "filters expect only one value"
+        );
+        assert_eq!(
+            until(&[("until", &["1h"]), ("unused-for", &["2h"])]).unwrap_err(),
+            r#"conflicting filters: "until" and "unused-for""#
+        );
+        assert_eq!(
+            until(&[("dangling", &["true"])]).unwrap_err(),
+            "Invalid filter 'dangling'"
+        );
+    }
 }

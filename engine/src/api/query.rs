@@ -155,10 +155,18 @@ pub fn time(key: &str, raw: &str) -> Result<Option<SystemTime>> {
     if let Ok(t) = humantime::parse_rfc3339_weak(raw) {
         return Ok(Some(t));
     }
-    if let Ok(d) = humantime::parse_duration(raw)
-        && let Some(t) = SystemTime::now().checked_sub(d)
-    {
-        return Ok(Some(t));
+    // dockerd's GetTimestamp: a Go duration before now ("0" is the epoch,
+    // read above as unix seconds; a negative one is a time to come).
+    if let Ok(ns) = crate::goduration::parse(raw) {
+        let d = std::time::Duration::from_nanos(ns.unsigned_abs());
+        let t = if ns >= 0 {
+            SystemTime::now().checked_sub(d)
+        } else {
+            SystemTime::now().checked_add(d)
+        };
+        if let Some(t) = t {
+            return Ok(Some(t));
+        }
     }
     let why = unix.err().unwrap_or_default();
     Err(ApiError::bad_request(format!(

@@ -207,6 +207,7 @@ pub async fn prune(
     }
     d.events.pruned("volume", reclaimed);
     Ok(Json(
-        json!({"VolumesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}),
+        // A list even when empty, as dockerd answers (its other prunes say null).
+        json!({"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed}),
     ))
 }

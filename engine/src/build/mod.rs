@@ -739,11 +739,9 @@ impl Builder {
     }
 }
 
-/// `builder prune`: the cache's entries, and the step images nothing else
-/// keeps (a container's image, a tag); their space is given back by the
-/// content store's garbage collection.
 /// Whether a cache entry is one a `builder prune` filter picks, with the
-/// fields [`usage`] shows it with (`until`: made before that time).
+/// fields [`usage`] shows it with (`until`: made before that time). No
+/// entry has labels: a `label` filter picks none, a `label!` one all.
 pub fn prune_picks(
     f: &std::collections::BTreeMap<String, Vec<String>>,
     until: Option<std::time::SystemTime>,
@@ -765,8 +763,12 @@ pub fn prune_picks(
         && flag("inuse", false)
         && flag("shared", true)
         && flag("private", false)
+        && f.get("label").is_none_or(Vec::is_empty)
 }
 
+/// `builder prune`: the cache's entries, and the step images nothing else
+/// keeps (a container's image, a tag); their space is given back by the
+/// content store's garbage collection.
 pub async fn prune(
     d: &Arc<Daemon>,
     f: &std::collections::BTreeMap<String, Vec<String>>,

@@ -155,14 +155,12 @@ impl Options {
     }
 }
 
-/// The builder makes images of this machine's platform only.
+/// The builder makes images of this machine's platform only; a platform
+/// that does not parse is refused in containerd's words, as dockerd does.
 fn check_platform(p: &str) -> Result<(), BuildError> {
     let host = crate::daemon::images::host_architecture();
-    let mut parts = p.split('/');
-    let os = parts.next().unwrap_or("");
-    let arch = parts.next().unwrap_or(host);
-    let arch = if arch == "x86_64" { "amd64" } else { arch };
-    if os != "linux" || arch != host {
+    let platform = crate::daemon::images::parse_platform(p).map_err(bad)?;
+    if platform.os != "linux" || platform.arch != host {
         return Err(bad(format!(
             "platform {p:?} is not supported: this engine builds linux/{host} images only"
         )));
@@ -226,6 +224,15 @@ mod tests {
     #[test]
     fn what_cannot_be_built_says_so() {
         assert!(Options::parse("platform=linux/s390x", None).is_err());
+        let host = crate::daemon::images::host_architecture();
+        assert!(Options::parse(&format!("platform=LINUX/{host}"), None).is_ok());
+        let Err(BuildError::Options(m)) = Options::parse("platform=foo", None) else {
+            panic!("a platform that does not parse was taken");
+        };
+        assert_eq!(
+            m,
+            r#""foo": unknown operating system or architecture: invalid argument"#
+        );
         assert!(Options::parse("remote=/etc", None).is_err());
         assert!(Options::parse("remote=https://github.com/x/y.git", None).is_ok());
         assert!(Options::parse("t=UPPER", None).is_err());
