@@ -2144,6 +2144,26 @@ api_error(400, 'conflicting filters: "until" and "unused-for"', build_prune, unt
 api_error(400, "Invalid filter 'dangling'", build_prune, dangling=["true"])
 api_error(400, '"foo": unknown operating system or architecture: invalid argument',
           lambda: build_lines("FROM busybox\n", platform="foo"))
+# aiodocker's anonymous push sends `X-Registry-Auth: placeholder`, which
+# dockerd takes as no credentials (so does a pull), and its tag parameter
+# replaces a tag the name has (a push of `host/app:v1` with tag=v1 is that
+# image, not `host/app:v1:v1`); the tag route's too.
+api.tag("busybox", "pyretag:1", "2")
+assert api.images(name="pyretag:2") and not api.images(name="pyretag:1"), api.images(name="pyretag")
+api.remove_image("pyretag:2")
+anon = sys.argv[5] + "/pyanon"
+api.tag("busybox", anon, "v1")
+res = api._post(api._url("/images/{0}/push", anon + ":v1"), params={"tag": "v1"},
+                headers={"X-Registry-Auth": "placeholder"}, stream=True)
+lines = list(api._stream_helper(res, decode=True))
+assert not any("error" in l for l in lines), lines
+assert any(l.get("aux", {}).get("Tag") == "v1" for l in lines), lines
+api.remove_image(anon + ":v1")
+res = api._post(api._url("/images/create"), params={"fromImage": anon, "tag": "v1"},
+                headers={"X-Registry-Auth": "bm90IGpzb24="}, stream=True)
+lines = list(api._stream_helper(res, decode=True))
+assert not any("error" in l for l in lines), lines
+api.remove_image(anon + ":v1")
 print("aiodocker's findings: ok", flush=True)
 
 print("longtail: all done")

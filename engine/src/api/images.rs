@@ -34,6 +34,16 @@ fn with_tag(repo: &str, tag: &str) -> String {
     }
 }
 
+/// `name` with `tag` in place of any tag or digest it has, as dockerd's tag
+/// and push routes apply their `tag` (reference.WithTag of the name): a
+/// push of `host/app:latest` with `tag=latest` is `host/app:latest`.
+fn retag(name: &str, tag: &str) -> String {
+    let base = name.split_once('@').map_or(name, |(b, _)| b);
+    let last = base.rfind('/').map_or(0, |i| i + 1);
+    let base = base[last..].rfind(':').map_or(base, |i| &base[..last + i]);
+    format!("{base}:{tag}")
+}
+
 fn unix_of(created: &str) -> i64 {
     humantime::parse_rfc3339_weak(created)
         .ok()
@@ -485,7 +495,7 @@ pub async fn distribution(
         d.lc.images()
             .distribution(d.lc.req(api::PullRequest {
                 reference: full.clone(),
-                auth: registry_auth(&headers)?,
+                auth: registry_auth(&headers),
                 registry: Some(registry_options(&d, &full)),
                 ..Default::default()
             }))
@@ -536,7 +546,11 @@ pub async fn by_name_post(
         if !is_tag(&tag) {
             return Err(ApiError::bad_request("invalid tag format"));
         }
-        let target = normalize(&with_tag(repo, &tag)).map_err(ApiError::bad_request)?;
+        let target = match q.get("tag").filter(|t| !t.is_empty()) {
+            Some(t) => retag(repo, t),
+            None => with_tag(repo, &tag),
+        };
+        let target = normalize(&target).map_err(ApiError::bad_request)?;
         if familiar(repository(&target)) == "sha256" {
             return Err(ApiError::bad_request(
                 "refusing to create an ambiguous tag using digest algorithm as name",
@@ -560,11 +574,11 @@ pub async fn by_name_post(
     if let Some(name) = rest.strip_suffix("/push") {
         let tag = q.get("tag").filter(|t| !t.is_empty());
         let full = normalize(&match tag {
-            Some(t) => format!("{name}:{t}"),
+            Some(t) => retag(name, t),
             None => name.to_string(),
         })
         .map_err(ApiError::bad_request)?;
-        let auth = registry_auth(&headers)?;
+        let auth = registry_auth(&headers);
         // What is not here is said in the stream, as dockerd's push says it.
         if let Err(e) = d.find_image(&full).await
             && e.status == StatusCode::NOT_FOUND
@@ -657,27 +671,33 @@ fn is_tag(t: &str) -> bool {
         && chars.all(|c| word(c) || c == '.' || c == '-')
 }
 
-/// X-Registry-Auth: base64url JSON {username, password, identitytoken, registrytoken}.
-pub(crate) fn registry_auth(headers: &HeaderMap) -> Result<Option<pb::Auth>> {
-    use base64::Engine;
-    let Some(h) = headers
+/// X-Registry-Auth: base64url JSON {username, password, identitytoken,
+/// registrytoken}. One that does not decode is no credentials, as dockerd
+/// takes it "to increase compatibility" (aiodocker sends `placeholder` for
+/// an anonymous push): the registry then says what it needs.
+pub(crate) fn registry_auth(headers: &HeaderMap) -> Option<pb::Auth> {
+    let h = headers
         .get("X-Registry-Auth")
         .and_then(|v| v.to_str().ok())
-        .filter(|h| !h.is_empty())
-    else {
-        return Ok(None);
-    };
+        .filter(|h| !h.is_empty())?;
+    let v = decode_auth_json(h)?;
+    v.is_object().then(|| auth_of(&v))
+}
+
+/// A base64 JSON header, or None (and a note in the log) as dockerd's
+/// decoders drop what they cannot read.
+pub(crate) fn decode_auth_json(h: &str) -> Option<Value> {
+    use base64::Engine;
     let raw = base64::engine::general_purpose::URL_SAFE
         .decode(h.trim())
         .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim()))
         .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h.trim()))
-        .map_err(|_| ApiError::bad_request("invalid X-Registry-Auth header: not base64"))?;
-    if raw == b"{}" || raw.is_empty() {
-        return Ok(None);
+        .ok();
+    let v = raw.and_then(|raw| serde_json::from_slice::<Value>(&raw).ok());
+    if v.is_none() {
+        tracing::debug!("a registry credentials header that is no base64 JSON: taken as none");
     }
-    let v: Value = serde_json::from_slice(&raw)
-        .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Auth header: {e}")))?;
-    Ok(Some(auth_of(&v)))
+    v.filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
 }
 
 /// Docker's AuthConfig JSON (X-Registry-Auth, X-Registry-Config entries).
@@ -784,7 +804,7 @@ pub async fn search(s: State, Query(q): Query<Params>, headers: HeaderMap) -> Re
             term.strip_prefix("library/").unwrap_or(&term).to_string(),
         ),
     };
-    let auth = registry_auth(&headers)?;
+    let auth = registry_auth(&headers);
     let found =
         d.lc.images()
             .search(d.lc.req(api::SearchRequest {
@@ -1357,7 +1377,7 @@ pub async fn create(
         None => image.clone(),
     };
     let full = normalize(&reference).map_err(ApiError::bad_request)?;
-    let auth = registry_auth(&headers)?;
+    let auth = registry_auth(&headers);
     // A name without tag or digest, and none given: every tag, as dockerd
     // pulls it (`docker pull --all-tags`; the CLI sends "latest" itself).
     let untagged = tag.is_none()
@@ -2034,6 +2054,17 @@ pub async fn commit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tag_parameter_replaces_the_names_tag() {
+        assert_eq!(
+            retag("10.0.0.1:5000/image:latest", "latest"),
+            "10.0.0.1:5000/image:latest"
+        );
+        assert_eq!(retag("10.0.0.1:5000/image", "v1"), "10.0.0.1:5000/image:v1");
+        assert_eq!(retag("app:1", "2"), "app:2");
+        assert_eq!(retag("app@sha256:abc", "2"), "app:2");
+    }
 
     #[test]
     fn a_pulls_platform_is_read_as_containerd_reads_it() {

@@ -142,7 +142,7 @@ pub async fn privileges(
 ) -> Result<Json<Value>> {
     let d = s.0;
     let full = remote_of(&q)?;
-    let auth = registry_auth(&headers)?;
+    let auth = registry_auth(&headers);
     let fetched =
         d.lc.images()
             .fetch_config(d.lc.req_in(NAMESPACE, plugin_pull(&d, &full, auth)))
@@ -293,7 +293,7 @@ pub async fn pull(
     let granted = distribution::parse_privileges(&body)?;
     let full = remote_of(&q)?;
     let name = d.plugins.new_name(&install_name(&q, &full)?)?;
-    let auth = registry_auth(&headers)?;
+    let auth = registry_auth(&headers);
     let fetching = d.plugins.fetch_lock.clone().lock_owned().await;
     let (stream, first) = start_fetch(&d, &full, auth).await?;
     let (id, staging) = d.plugins.stage()?;
@@ -489,10 +489,10 @@ pub async fn named(
                 Ok(StatusCode::NO_CONTENT.into_response())
             } else if let Some(name) = verb("/push") {
                 let e = d.plugins.find(&name)?;
-                push(d, e, registry_auth(&headers)?).await
+                push(d, e, registry_auth(&headers)).await
             } else if let Some(name) = verb("/upgrade") {
                 let e = d.plugins.find(&name)?;
-                upgrade(d, e, &q, registry_auth(&headers)?, &body).await
+                upgrade(d, e, &q, registry_auth(&headers), &body).await
             } else {
                 Err(not_found_route(&rest))
             }

@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use super::BuildError;
 use crate::daemon::images::normalize;
 use crate::types::Ulimit;
@@ -146,7 +144,7 @@ impl Options {
             }
         }
         if let Some(h) = registry_config.filter(|h| !h.is_empty()) {
-            o.auths = registry_config_auths(h)?;
+            o.auths = registry_config_auths(h);
         }
         if o.shm_size < 0 || o.memory < 0 || o.cpu_shares < 0 {
             return Err(bad("shmsize, memory and cpushares may not be negative"));
@@ -168,18 +166,10 @@ fn check_platform(p: &str) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// X-Registry-Config: base64 JSON of registry → {username, password, …}.
-fn registry_config_auths(
-    h: &str,
-) -> Result<BTreeMap<String, berth_proto::types::v1::Auth>, BuildError> {
-    use base64::Engine;
-    let raw = base64::engine::general_purpose::URL_SAFE
-        .decode(h.trim())
-        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim()))
-        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h.trim()))
-        .map_err(|_| bad("invalid X-Registry-Config header: not base64"))?;
-    let v: Value = serde_json::from_slice(&raw)
-        .map_err(|e| bad(format!("invalid X-Registry-Config header: {e}")))?;
+/// X-Registry-Config: base64 JSON of registry → {username, password, …};
+/// one that does not decode is none, as dockerd ignores it.
+fn registry_config_auths(h: &str) -> BTreeMap<String, berth_proto::types::v1::Auth> {
+    let v = crate::api::images::decode_auth_json(h).unwrap_or_default();
     let mut out = BTreeMap::new();
     for (registry, a) in v.as_object().into_iter().flatten() {
         let host = registry
@@ -195,7 +185,7 @@ fn registry_config_auths(
         };
         out.insert(host.to_string(), crate::api::images::auth_of(a));
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -238,7 +228,8 @@ mod tests {
         assert!(Options::parse("t=UPPER", None).is_err());
         assert!(Options::parse("buildargs=nope", None).is_err());
         assert!(Options::parse("memory=abc", None).is_err());
-        assert!(Options::parse("", Some("!!")).is_err());
+        // Credentials that do not decode are none, as dockerd takes them.
+        assert!(Options::parse("", Some("!!")).is_ok_and(|o| o.auths.is_empty()));
         let e = Options::parse("isolation=hyperv", None).unwrap_err();
         assert_eq!(e.to_string(), r#"Unsupported isolation: "hyperv""#);
         assert!(Options::parse("isolation=default", None).is_ok());
