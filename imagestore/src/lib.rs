@@ -76,6 +76,7 @@ mod registry;
 mod resolve;
 mod search;
 mod snapshots;
+mod transport;
 
 use std::fs::{self, File};
 use std::io::Read;

@@ -15,7 +15,7 @@ pub async fn check_login(
     password: &str,
     opts: &RegistryOptions,
 ) -> Result<()> {
-    let (client, scheme) = http_client(registry, opts)?;
+    let (client, scheme) = http_client(registry, opts).await?;
     let base = format!("{scheme}://{registry}/v2/");
     let unreachable = |e: reqwest::Error| Error::RegistryUnreachable {
         registry: registry.into(),
@@ -86,16 +86,18 @@ pub async fn check_login(
 }
 
 /// An HTTP client for `registry` with the options' timeouts and CA
-/// certificates, and the scheme it is reached over (plain HTTP only when
-/// the options list it as insecure).
-pub(crate) fn http_client(
+/// certificates, and the scheme it is reached over (plain HTTP, or TLS
+/// with any certificate, only when the options list it as insecure).
+pub(crate) async fn http_client(
     registry: &str,
     opts: &RegistryOptions,
 ) -> Result<(reqwest::Client, &'static str)> {
     crate::registry::install_crypto_provider();
+    let transport = crate::transport::transport(registry, opts).await;
     let mut b = reqwest::Client::builder()
         .connect_timeout(opts.connect_timeout)
-        .timeout(opts.read_timeout);
+        .timeout(opts.read_timeout)
+        .danger_accept_invalid_certs(transport == crate::transport::Transport::HttpsUnverified);
     for p in &opts.ca_certs {
         let pem = std::fs::read(p).map_err(|source| Error::CaCertificate {
             path: p.clone(),
@@ -113,12 +115,7 @@ pub(crate) fn http_client(
         what: "building the HTTP client".into(),
         source: Box::new(e),
     })?;
-    let scheme = if opts.insecure.iter().any(|h| h == registry) {
-        "http"
-    } else {
-        "https"
-    };
-    Ok((client, scheme))
+    Ok((client, transport.scheme()))
 }
 
 fn unexpected(registry: &str, status: reqwest::StatusCode) -> Error {

@@ -64,8 +64,9 @@ impl std::fmt::Debug for Credentials {
 /// How to reach registries.
 #[derive(Debug, Clone)]
 pub struct RegistryOptions {
-    /// `host[:port]` of registries reached over plain HTTP. Every other
-    /// registry is HTTPS.
+    /// `host[:port]` of insecure registries: reached over TLS with any
+    /// certificate when they speak TLS, else over plain HTTP (Docker's
+    /// `insecure-registries`). Every other registry is HTTPS, checked.
     pub insecure: Vec<String>,
     /// PEM files of CAs trusted besides the system's, for registries with
     /// certificates of their own.
@@ -156,7 +157,12 @@ pub(crate) fn install_crypto_provider() {
     });
 }
 
-fn build_client(opts: &RegistryOptions) -> Result<Client> {
+fn build_client(
+    opts: &RegistryOptions,
+    registry: &str,
+    transport: crate::transport::Transport,
+) -> Result<Client> {
+    use crate::transport::Transport;
     install_crypto_provider();
     let mut certs = Vec::new();
     for p in &opts.ca_certs {
@@ -170,11 +176,11 @@ fn build_client(opts: &RegistryOptions) -> Result<Client> {
         });
     }
     let config = ClientConfig {
-        protocol: if opts.insecure.is_empty() {
-            ClientProtocol::Https
-        } else {
-            ClientProtocol::HttpsExcept(opts.insecure.clone())
+        protocol: match transport {
+            Transport::Http => ClientProtocol::HttpsExcept(vec![registry.to_string()]),
+            Transport::Https | Transport::HttpsUnverified => ClientProtocol::Https,
         },
+        accept_invalid_certificates: transport == Transport::HttpsUnverified,
         extra_root_certificates: certs,
         // Platform selection is ours (with the error message we want).
         platform_resolver: None,
@@ -286,19 +292,20 @@ fn missing(e: &oci_client::errors::OciError) -> Option<(Missing, String)> {
 }
 
 impl Session {
-    fn new(
+    async fn new(
         store: &Store,
         reference: Reference,
         auth: Option<Credentials>,
         opts: &RegistryOptions,
         progress: mpsc::Sender<Progress>,
     ) -> Result<Session> {
+        let transport = crate::transport::transport(reference.registry(), opts).await;
         Ok(Session {
             failed: std::sync::atomic::AtomicBool::new(false),
             bearer: std::sync::atomic::AtomicBool::new(false),
             pushing: std::sync::atomic::AtomicBool::new(false),
             store: store.clone(),
-            client: build_client(opts)?,
+            client: build_client(opts, reference.registry(), transport)?,
             auth: to_auth(auth),
             reference,
             opts: opts.clone(),
@@ -1533,7 +1540,8 @@ impl Store {
         progress: &mpsc::Sender<Progress>,
         lease: &Arc<Lease>,
     ) -> Result<ImageRecord> {
-        let session = Session::new(self, on_mirror(r, mirror)?, None, opts, progress.clone())?;
+        let session =
+            Session::new(self, on_mirror(r, mirror)?, None, opts, progress.clone()).await?;
         let mut rec = session.pull(lease.clone()).await?;
         rec.name = r.to_string();
         Ok(rec)
@@ -1572,7 +1580,7 @@ impl Store {
         let pulled = match from_mirror {
             Some(rec) => Ok(rec),
             None => {
-                let session = Session::new(self, r, auth, opts, progress)?;
+                let session = Session::new(self, r, auth, opts, progress).await?;
                 session.pull(lease.clone()).await
             }
         };
@@ -1655,7 +1663,8 @@ impl Store {
         // Nobody listens to the progress of a look-up.
         let (progress, _) = mpsc::channel(1);
         for (_, mirror) in opts.mirrors.iter().filter(|(reg, _)| reg == r.registry()) {
-            let session = Session::new(self, on_mirror(&r, mirror)?, None, opts, progress.clone())?;
+            let session =
+                Session::new(self, on_mirror(&r, mirror)?, None, opts, progress.clone()).await?;
             match ask(session).await {
                 Ok(v) => return Ok(v),
                 Err(e) => {
@@ -1663,7 +1672,7 @@ impl Store {
                 }
             }
         }
-        ask(Session::new(self, r, auth, opts, progress)?).await
+        ask(Session::new(self, r, auth, opts, progress).await?).await
     }
 
     /// Pushes the local image `local_name` of `ns` as `remote_reference`
@@ -1695,7 +1704,7 @@ impl Store {
                 reason: format!("its digest is not the image's, {}", rec.target.digest()),
             });
         }
-        let session = Session::new(self, r, auth, opts, progress)?;
+        let session = Session::new(self, r, auth, opts, progress).await?;
         session.push(&rec.target).await
     }
 }

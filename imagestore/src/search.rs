@@ -40,7 +40,7 @@ pub async fn search(
         reference: index.to_string(),
         reason: format!("index {reason}"),
     })?;
-    let (client, scheme) = crate::login::http_client(index, opts)?;
+    let (client, scheme) = crate::login::http_client(index, opts).await?;
     let mut query = vec![("q", term.to_string())];
     if limit > 0 {
         query.push(("n", limit.to_string()));

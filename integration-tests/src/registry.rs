@@ -1,5 +1,6 @@
 //! A Debian `docker-registry` (distribution 2.8) on a free loopback port,
-//! storing into a temporary directory, killed by pid on drop.
+//! storing into a temporary directory, killed by pid on drop; plain HTTP,
+//! or TLS with a self-signed certificate nobody trusts.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,15 +16,21 @@ pub struct Registry {
 
 impl Registry {
     pub fn start() -> Registry {
-        Registry::start_with(None)
+        Registry::start_with(None, false)
     }
 
     /// A registry that takes only this user (htpasswd basic auth).
     pub fn start_with_user(user: &str, password: &str) -> Registry {
-        Registry::start_with(Some((user, password)))
+        Registry::start_with(Some((user, password)), false)
     }
 
-    fn start_with(user: Option<(&str, &str)>) -> Registry {
+    /// A registry over TLS whose certificate (for 127.0.0.1) signs itself:
+    /// what an insecure registry mostly is.
+    pub fn start_tls_with_user(user: &str, password: &str) -> Registry {
+        Registry::start_with(Some((user, password)), true)
+    }
+
+    fn start_with(user: Option<(&str, &str)>, tls: bool) -> Registry {
         assert!(
             std::path::Path::new("/usr/bin/docker-registry").exists(),
             "this test needs Debian's docker-registry (scripts/deps installs it)"
@@ -48,10 +55,25 @@ impl Registry {
                 htpasswd.display()
             );
         }
+        let mut tls_conf = String::new();
+        if tls {
+            let key = rcgen::KeyPair::generate().expect("key");
+            let params =
+                rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+            let cert = params.self_signed(&key).expect("a self-signed certificate");
+            let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            std::fs::write(&cert_path, cert.pem()).expect("writing the certificate");
+            std::fs::write(&key_path, key.serialize_pem()).expect("writing the key");
+            tls_conf = format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert_path.display(),
+                key_path.display()
+            );
+        }
         let config = format!(
             "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n\
-             http:\n  addr: {host}\n  secret: berth-integration-test\n{auth}",
+             http:\n  addr: {host}\n  secret: berth-integration-test\n{tls_conf}{auth}",
             dir.path().join("data").display()
         );
         let path = dir.path().join("config.yml");

@@ -928,6 +928,40 @@ fn login_checks_credentials_and_pull_uses_them() {
     s.docker(&["rmi", &name]).ok();
 }
 
+/// An insecure registry that speaks TLS with a certificate nobody trusts
+/// (self-signed here; loopback registries are insecure) is reached over
+/// TLS without the certificate checked, as dockerd reaches it: login, push
+/// and pull, from both CLIs. berth spoke plain HTTP to it and failed.
+#[test]
+fn an_insecure_registry_speaking_tls_is_reached_without_its_certificate_checked() {
+    let s = stack();
+    let reg = integration_tests::registry::Registry::start_tls_with_user("bob", "pw");
+    let name = format!("{}/tls/bb:1", reg.host);
+    let out = s.berth_stdin(
+        &["login", "-u", "bob", "--password-stdin", &reg.host],
+        b"pw\n",
+    );
+    assert_eq!(out.ok(), "Login Succeeded");
+    s.berth(&["tag", "busybox", &name]).ok();
+    s.berth(&["push", &name]).ok();
+    s.berth(&["rmi", &name]).ok();
+    let out = s.berth(&["pull", &name]).ok().to_string();
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    assert_eq!(
+        s.berth(&["run", "--rm", &name, "echo", "over-tls"]).ok(),
+        "over-tls"
+    );
+    s.berth(&["rmi", &name]).ok();
+
+    let out = s.docker_stdin(
+        &["login", "-u", "bob", "--password-stdin", &reg.host],
+        b"pw\n",
+    );
+    assert!(out.ok().contains("Login Succeeded"));
+    s.docker(&["pull", &name]).ok();
+    s.docker(&["rmi", &name]).ok();
+}
+
 #[test]
 fn lifecycled_stops_on_sigterm_under_berthd_and_comes_back_to_it() {
     let mut s = stack();

@@ -19,7 +19,7 @@
 //! stream_port = 0                     # 0: any free port
 //! address = "/run/berth/cri.sock"     # also serve the CRI, alone, here
 //! [cri.registry]
-//! insecure = ["registry.lan:5000"]    # plain HTTP (loopback always is)
+//! insecure = ["registry.lan:5000"]    # any TLS certificate, or plain HTTP (loopback always is)
 //! ca_certs = ["/etc/berth/registry-ca.pem"]
 //! [cri.registry.mirrors]              # tried in order before the registry
 //! "docker.io" = ["https://mirror.lan", "http://10.0.0.5:5000"]
