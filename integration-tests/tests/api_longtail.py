@@ -2128,7 +2128,7 @@ assert api.images(name="pykept"), api.images()
 api.remove_image("pykept:1")
 print("dangling filters: ok", flush=True)
 
-# Found with aiodocker's suite against both engines: a volume prune that
+# Found with aiodocker's and bollard's suites against both engines: a volume prune that
 # removes nothing lists none ([], as dockerd; its other prunes say null);
 # builder prune takes dockerd's filters (`unused-for` is `until`'s old
 # name, each a Go duration, `label` taken) and refuses in dockerd's words;
@@ -2164,6 +2164,21 @@ res = api._post(api._url("/images/create"), params={"fromImage": anon, "tag": "v
 lines = list(api._stream_helper(res, decode=True))
 assert not any("error" in l for l in lines), lines
 api.remove_image(anon + ":v1")
-print("aiodocker's findings: ok", flush=True)
+# bollard uploads a gzip'd tar, which dockerd's DecompressStream reads
+# (bzip2 and xz too): unpacked, never refused as a broken tar.
+c = api.create_container("busybox", ["true"])
+for mode in ("w:gz", "w:bz2", "w:xz"):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as t:
+        data = mode.encode()
+        ti = tarfile.TarInfo("packed.txt")
+        ti.size = len(data)
+        t.addfile(ti, io.BytesIO(data))
+    assert api.put_archive(c, "/tmp", buf.getvalue()), mode
+    strm, stat = api.get_archive(c, "/tmp/packed.txt")
+    with tarfile.open(fileobj=io.BytesIO(b"".join(strm))) as t:
+        assert t.extractfile("packed.txt").read() == data, mode
+api.remove_container(c)
+print("aiodocker's and bollard's findings: ok", flush=True)
 
 print("longtail: all done")

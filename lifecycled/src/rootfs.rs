@@ -467,7 +467,7 @@ fn unpack_routed<R: Read>(
 pub fn write_archive(
     root: &Path,
     path: &str,
-    input: impl Read,
+    input: impl Read + Send,
     no_overwrite_dir_non_dir: bool,
     routes: &Routes,
 ) -> Result<(), Status> {
@@ -478,13 +478,14 @@ pub fn write_archive(
             "extraction point is not a directory",
         ));
     }
-    let mut ar = tar::Archive::new(input);
+    let bad = |e: std::io::Error| Status::invalid_argument(format!("reading the archive: {e}"));
+    // Compressed as dockerd takes it too (bollard sends gzip).
+    let mut ar = tar::Archive::new(decompress::reader(input).map_err(bad)?);
     ar.set_preserve_permissions(true);
     ar.set_preserve_mtime(true);
     ar.set_preserve_ownerships(true);
     ar.set_overwrite(true);
     ar.set_unpack_xattrs(true);
-    let bad = |e: std::io::Error| Status::invalid_argument(format!("reading the archive: {e}"));
     let mut dirs = Vec::new();
     for entry in ar.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;

@@ -50,57 +50,10 @@ impl Read for ChunkReader {
     }
 }
 
-/// A reader that gives back the bytes it was asked to peek at.
-struct Peeked<R> {
-    head: Vec<u8>,
-    pos: usize,
-    rest: R,
-}
-
-impl<R: Read> Read for Peeked<R> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        if self.pos < self.head.len() {
-            let n = out.len().min(self.head.len() - self.pos);
-            out[..n].copy_from_slice(&self.head[self.pos..self.pos + n]);
-            self.pos += n;
-            return Ok(n);
-        }
-        self.rest.read(out)
-    }
-}
-
 /// The archive's decompressor, chosen by its first bytes as dockerd's
 /// DecompressStream chooses.
-pub fn decompress<R: Read + Send + 'static>(mut r: R) -> std::io::Result<Box<dyn Read + Send>> {
-    let mut head = vec![0u8; 6];
-    let mut got = 0;
-    while got < head.len() {
-        match r.read(&mut head[got..])? {
-            0 => break,
-            n => got += n,
-        }
-    }
-    head.truncate(got);
-    let kind = if head.starts_with(&[0x1f, 0x8b]) {
-        "gzip"
-    } else if head.starts_with(b"BZh") {
-        "bzip2"
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
-        "xz"
-    } else {
-        "tar"
-    };
-    let r = Peeked {
-        head,
-        pos: 0,
-        rest: r,
-    };
-    Ok(match kind {
-        "gzip" => Box::new(flate2::read::MultiGzDecoder::new(r)),
-        "bzip2" => Box::new(bzip2::read::MultiBzDecoder::new(r)),
-        "xz" => Box::new(liblzma::read::XzDecoder::new_multi_decoder(r)),
-        _ => Box::new(r),
-    })
+pub fn decompress<R: Read + Send + 'static>(r: R) -> std::io::Result<Box<dyn Read + Send>> {
+    decompress::reader(r)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
