@@ -3,6 +3,7 @@ answer as Debian's dockerd 20.10 gives it. DOCKER_HOST points at the test's
 berthd; argv[1] is a busybox rootfs tarball, argv[4] a volume plugin's
 directory, argv[5] a registry's host:port. Prints "longtail: all done"."""
 
+import gzip
 import io
 import json
 import os
@@ -2178,6 +2179,21 @@ for mode in ("w:gz", "w:bz2", "w:xz"):
     strm, stat = api.get_archive(c, "/tmp/packed.txt")
     with tarfile.open(fileobj=io.BytesIO(b"".join(strm))) as t:
         assert t.extractfile("packed.txt").read() == data, mode
+# bollard's own header: path, size, mode and checksum set, uid, gid and
+# mtime left empty (all NULs), which Go's archive/tar reads as 0.
+h = bytearray(512)
+h[:9] = b"loose.txt"
+h[100:108] = b"0000644\0"
+h[124:136] = b"%011o\0" % 5
+h[156:157] = b"0"
+h[257:263] = b"ustar "
+h[148:156] = b" " * 8
+h[148:156] = b"%06o\0 " % sum(h)
+assert api.put_archive(c, "/tmp", gzip.compress(bytes(h) + b"loose" + b"\0" * (507 + 1024)))
+strm, stat = api.get_archive(c, "/tmp/loose.txt")
+with tarfile.open(fileobj=io.BytesIO(b"".join(strm))) as t:
+    m = t.getmember("loose.txt")
+    assert (t.extractfile(m).read(), m.uid, m.mode & 0o7777) == (b"loose", 0, 0o644), (m.uid, m.mode)
 api.remove_container(c)
 print("aiodocker's and bollard's findings: ok", flush=True)
 

@@ -479,8 +479,9 @@ pub fn write_archive(
         ));
     }
     let bad = |e: std::io::Error| Status::invalid_argument(format!("reading the archive: {e}"));
-    // Compressed as dockerd takes it too (bollard sends gzip).
-    let mut ar = tar::Archive::new(decompress::reader(input).map_err(bad)?);
+    // Compressed, and with headers made field by field, as dockerd takes
+    // it too (bollard sends gzip with uid, gid and mtime left empty).
+    let mut ar = tar::Archive::new(decompress::client_tar(input).map_err(bad)?);
     ar.set_preserve_permissions(true);
     ar.set_preserve_mtime(true);
     ar.set_preserve_ownerships(true);

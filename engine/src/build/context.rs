@@ -50,10 +50,10 @@ impl Read for ChunkReader {
     }
 }
 
-/// The archive's decompressor, chosen by its first bytes as dockerd's
-/// DecompressStream chooses.
+/// The archive, decompressed as dockerd's DecompressStream decompresses
+/// it and with headers read as Go reads them (empty numeric fields are 0).
 pub fn decompress<R: Read + Send + 'static>(r: R) -> std::io::Result<Box<dyn Read + Send>> {
-    decompress::reader(r)
+    decompress::client_tar(r)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
