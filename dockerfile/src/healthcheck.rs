@@ -111,7 +111,7 @@ fn parse_int32(s: &str) -> Result<i64, String> {
 /// Go's `time.ParseDuration`, in nanoseconds: an optional sign, then one
 /// or more decimal numbers each with a unit (`ns`, `us`/`µs`/`μs`, `ms`,
 /// `s`, `m`, `h`); a lone `0` needs no unit.
-pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
+pub fn parse_duration(s: &str) -> Result<i64, String> {
     let invalid = || format!("time: invalid duration {}", go_quote(s));
     let (negative, mut rest) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
@@ -198,10 +198,21 @@ mod tests {
         assert_eq!(parse_duration("-2s"), Ok(-2_000_000_000));
         assert_eq!(parse_duration(".5s"), Ok(500_000_000));
         assert_eq!(parse_duration("10µs"), Ok(10_000));
+        assert_eq!(parse_duration("1h30m"), Ok(5_400_000_000_000));
+        assert_eq!(parse_duration("-9223372036854775808ns"), Ok(i64::MIN));
     }
 
     #[test]
     fn go_duration_errors() {
+        // What an `until` filter's timestamp is, read as a duration.
+        assert_eq!(
+            parse_duration("2020-01-01").unwrap_err(),
+            "time: unknown unit \"-\" in duration \"2020-01-01\""
+        );
+        assert_eq!(
+            parse_duration("9223372036854775808ns").unwrap_err(),
+            "time: invalid duration \"9223372036854775808ns\""
+        );
         assert_eq!(
             parse_duration("10").unwrap_err(),
             "time: missing unit in duration \"10\""

@@ -13,7 +13,6 @@ pub mod build;
 pub mod config;
 pub mod daemon;
 pub mod error;
-pub mod goduration;
 pub mod hosts;
 pub mod network;
 pub mod server;

@@ -148,7 +148,7 @@ fn prune_until(f: &query::Filters) -> std::result::Result<Option<std::time::Syst
     match values {
         [] => Ok(None),
         [v] => {
-            let ns = crate::goduration::parse(v)
+            let ns = dockerfile::parse_go_duration(v)
                 .map_err(|e| format!("{key:?} filter expects a duration (e.g., '24h'): {e}"))?;
             let age = std::time::Duration::from_nanos(ns.max(0).unsigned_abs());
             Ok(std::time::SystemTime::now().checked_sub(age))

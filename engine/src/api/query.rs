@@ -157,7 +157,7 @@ pub fn time(key: &str, raw: &str) -> Result<Option<SystemTime>> {
     }
     // dockerd's GetTimestamp: a Go duration before now ("0" is the epoch,
     // read above as unix seconds; a negative one is a time to come).
-    if let Ok(ns) = crate::goduration::parse(raw) {
+    if let Ok(ns) = dockerfile::parse_go_duration(raw) {
         let d = std::time::Duration::from_nanos(ns.unsigned_abs());
         let t = if ns >= 0 {
             SystemTime::now().checked_sub(d)

@@ -144,7 +144,7 @@ pub fn validate(opts: &BTreeMap<String, String>) -> Result<(), String> {
             .map_err(|_| format!("strconv.ParseUint: parsing {v:?}: invalid syntax"))?;
     }
     if let Some(v) = opts.get("fluentd-retry-wait") {
-        crate::goduration::parse(v)?;
+        dockerfile::parse_go_duration(v)?;
     }
     if let Some(t) = opts.get("tag") {
         super::journal::check_tag(t)?;
@@ -176,7 +176,9 @@ pub fn target(c: &Container, opts: &BTreeMap<String, String>) -> Result<Target, 
             .map_or(10, |n| n.clamp(1, 10) as u32),
         retry_wait: opts
             .get("fluentd-retry-wait")
-            .and_then(|v| crate::goduration::parse_positive(v).ok())
+            .and_then(|v| dockerfile::parse_go_duration(v).ok())
+            .and_then(|ns| u64::try_from(ns).ok())
+            .map(Duration::from_nanos)
             .unwrap_or(Duration::from_secs(1)),
         tag: super::journal::tag(c, opts)?,
         fields,
