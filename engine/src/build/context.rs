@@ -50,12 +50,6 @@ impl Read for ChunkReader {
     }
 }
 
-/// The archive, decompressed as dockerd's DecompressStream decompresses
-/// it and with headers read as Go reads them (empty numeric fields are 0).
-pub fn decompress<R: Read + Send + 'static>(r: R) -> std::io::Result<Box<dyn Read + Send>> {
-    decompress::client_tar(r)
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     File,
@@ -142,7 +136,7 @@ impl Tree {
             .map_err(bad)?;
         let index = self.files.len();
         let tee = Tee {
-            inner: decompress(r).map_err(bad)?,
+            inner: decompress::client_tar(r).map_err(bad)?,
             out: std::io::BufWriter::with_capacity(1 << 20, out.try_clone().map_err(bad)?),
         };
         let mut ar = tar::Archive::new(tee);

@@ -384,7 +384,7 @@ impl Plan {
                     // tree's reader borrows it, a thread cannot.
                     let mut data = Vec::new();
                     tree.open(n)?.read_to_end(&mut data)?;
-                    let r = context::decompress(std::io::Cursor::new(data))?;
+                    let r = decompress::client_tar(std::io::Cursor::new(data))?;
                     let mut a = tar::Archive::new(r);
                     for e in a.entries()? {
                         let mut e = e?;
