@@ -9,15 +9,26 @@ use crate::error::{ApiError, Result};
 
 /// The body decoded as `T`; `what` names it in the error.
 pub fn json<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T> {
+    let mut v = object(body, what)?;
+    go_nulls(&mut v);
+    typed(&v, what)
+}
+
+/// The body as a JSON object. No body, or one that is not JSON, is refused
+/// in dockerd's words (Go's decoder's).
+pub fn object(body: &[u8], what: &str) -> Result<Value> {
+    if body.trim_ascii().is_empty() {
+        return Err(ApiError::bad_request("got EOF while reading request body"));
+    }
+    if let Some(m) = super::json_syntax::go_message(body) {
+        return Err(ApiError::bad_request(m));
+    }
     if body.trim_ascii_start().first() != Some(&b'{') {
         return Err(ApiError::bad_request(format!(
             "invalid {what}: expected a JSON object"
         )));
     }
-    let mut v: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid {what}: {e}")))?;
-    go_nulls(&mut v);
-    typed(&v, what)
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid {what}: {e}")))
 }
 
 /// `v` decoded as `T`, a wrong type a 400 naming the field.
@@ -125,6 +136,13 @@ mod tests {
     fn objects_only_and_fields_named() {
         assert!(super::json::<B>(br#" {"Memory": 5}"#, "body").is_ok());
         assert!(super::json::<B>(b"[5]", "body").is_err());
+        let e = super::json::<B>(b"{invalid json", "body").unwrap_err();
+        assert_eq!(
+            e.message,
+            "invalid character 'i' looking for beginning of object key string"
+        );
+        let e = super::json::<B>(b" \n", "body").unwrap_err();
+        assert_eq!(e.message, "got EOF while reading request body");
         let e = super::json::<B>(br#"{"Memory": "abc"}"#, "body").unwrap_err();
         assert!(e.message.contains("field Memory"), "{}", e.message);
     }

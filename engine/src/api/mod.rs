@@ -10,6 +10,7 @@ pub mod containers;
 pub mod exec;
 pub mod images;
 pub mod json;
+pub mod json_syntax;
 pub mod networks;
 pub mod plugins;
 pub mod query;
@@ -193,6 +194,8 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/build", post(build::build))
         .route("/build/prune", post(build::prune))
         .route("/networks", get(networks::list))
+        // dockerd lists at "/networks/" too (moby#24595).
+        .route("/networks/", get(networks::list))
         .route("/networks/create", post(networks::create))
         .route("/networks/prune", post(networks::prune))
         .route(

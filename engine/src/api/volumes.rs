@@ -107,9 +107,6 @@ pub async fn create(s: State, body: Bytes) -> Result<Response> {
     let d = s.0;
     // A body that is not the request (a wrong type, no body at all) is
     // refused, as dockerd's decoder refuses it, before anything is made.
-    if body.is_empty() {
-        return Err(ApiError::bad_request("got EOF while reading request body"));
-    }
     let v: CreateRequest = super::body::json(&body, "JSON body")?;
     let name = (!v.name.is_empty()).then_some(v.name.as_str());
     let (vol, created) = d

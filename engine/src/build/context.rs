@@ -95,6 +95,23 @@ pub fn key(p: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
+/// A tar entry's path as dockerd unpacks a context (in a chroot at its
+/// root): cleaned, with `..` at the top staying at the top, so that
+/// `../foo` and `/foo` are `foo`.
+fn entry_key(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    parts.join("/")
+}
+
 /// Writes what it reads to a file and counts it, so that the positions the
 /// tar reader reports are positions in the file.
 struct Tee<R> {
@@ -145,7 +162,7 @@ impl Tree {
         for entry in ar.entries().map_err(bad)? {
             let mut e = entry.map_err(bad)?;
             let raw = e.path().map_err(bad)?.to_string_lossy().into_owned();
-            let Some(rel) = key(&format!("{prefix}/{raw}")) else {
+            let Some(rel) = key(&format!("{prefix}/{}", entry_key(&raw))) else {
                 return Err(BuildError::Context(format!(
                     "the context holds a path outside itself: {raw}"
                 )));
@@ -477,11 +494,13 @@ mod tests {
         b.append(&hdr, &b"x"[..]).unwrap();
         let data = b.into_inner().unwrap();
         let dir = tempfile::tempdir().unwrap();
+        // An entry that climbs out lands at the top, as dockerd unpacks it
+        // at its chroot's root.
         let mut t = Tree::default();
-        assert!(
-            t.add_tar(std::io::Cursor::new(data), &dir.path().join("x.tar"), "")
-                .is_err()
-        );
+        t.add_tar(std::io::Cursor::new(data), &dir.path().join("x.tar"), "")
+            .unwrap();
+        assert_eq!(t.paths().collect::<Vec<_>>(), ["escape"]);
+        assert_eq!(entry_key("/a/../../b/./c"), "b/c");
     }
 
     #[test]

@@ -88,25 +88,20 @@ impl Options {
                     o.tags.push(n);
                 }
                 "buildargs" if !v.is_empty() => {
-                    let m: BTreeMap<String, Option<String>> = serde_json::from_str(v)
-                        .map_err(|e| bad(format!("invalid buildargs: {e}")))?;
-                    o.build_args = m;
+                    o.build_args = json_param(k, v)?;
                 }
                 "labels" if !v.is_empty() => {
-                    o.labels =
-                        serde_json::from_str(v).map_err(|e| bad(format!("invalid labels: {e}")))?;
+                    o.labels = json_param(k, v)?;
                 }
                 "cachefrom" if !v.is_empty() => {
-                    o.cache_from = serde_json::from_str(v)
-                        .map_err(|e| bad(format!("invalid cachefrom: {e}")))?;
+                    o.cache_from = json_param(k, v)?;
                 }
                 "extrahosts" if !v.is_empty() => {
                     o.extra_hosts
                         .extend(v.split(',').map(|h| h.trim().to_string()));
                 }
                 "ulimits" if !v.is_empty() => {
-                    o.ulimits = serde_json::from_str(v)
-                        .map_err(|e| bad(format!("invalid ulimits: {e}")))?;
+                    o.ulimits = json_param(k, v)?;
                 }
                 "target" if !v.is_empty() => o.target = Some(v.to_ascii_lowercase()),
                 "nocache" => o.no_cache = boolean(v),
@@ -151,6 +146,15 @@ impl Options {
         }
         Ok(o)
     }
+}
+
+/// A JSON-valued parameter; `null` is an empty one, as Go's client sends a
+/// map or list it was not given (every build from the Go SDK has
+/// `buildargs=null`).
+fn json_param<T: serde::de::DeserializeOwned + Default>(k: &str, v: &str) -> Result<T, BuildError> {
+    serde_json::from_str::<Option<T>>(v)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| bad(format!("invalid {k}: {e}")))
 }
 
 /// The builder makes images of this machine's platform only; a platform

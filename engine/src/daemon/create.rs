@@ -135,6 +135,7 @@ impl Daemon {
         if let Some(h) = &config.healthcheck {
             validate_healthcheck(h)?;
         }
+        validate_env(&config.env)?;
 
         let (path, args) = command(&config)?;
         let id = hex::encode(rand::random::<[u8; 32]>());
@@ -759,6 +760,20 @@ fn validate_healthcheck(h: &HealthConfig) -> Result<()> {
     Ok(())
 }
 
+/// Every entry names a variable (dockerd's ValidateEnv): "=x" or "" would
+/// reach the process as an environment no shell can read.
+fn validate_env(env: &[String]) -> Result<()> {
+    match env
+        .iter()
+        .find(|e| e.split('=').next().is_none_or(str::is_empty))
+    {
+        Some(e) => Err(ApiError::bad_request(format!(
+            "invalid environment variable: {e}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn validate_log_config(hc: &crate::types::HostConfig) -> Result<()> {
     let opts = &hc.log_config.config;
     if let Some(checked) = super::logship::validate(&hc.log_config.typ, opts) {
@@ -835,6 +850,16 @@ mod tests {
         };
         host_config_defaults(&mut hc);
         assert_eq!((hc.masked_paths, hc.readonly_paths), (None, None));
+    }
+
+    #[test]
+    fn every_env_entry_names_a_variable() {
+        let env = |e: &[&str]| validate_env(&e.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        assert!(env(&["A=1", "B", "C="]).is_ok());
+        for bad in ["=", "=foo", ""] {
+            let e = env(&["A=1", bad]).unwrap_err();
+            assert_eq!(e.message, format!("invalid environment variable: {bad}"));
+        }
     }
 
     #[test]

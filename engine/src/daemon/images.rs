@@ -10,12 +10,6 @@ pub fn normalize(name: &str) -> Result<String, String> {
             "invalid reference format: repository name must have at least one component".into(),
         );
     }
-    if name.chars().any(|c| c.is_ascii_uppercase()) && !name.contains('@') {
-        let repo = name.split(':').next().unwrap_or(name);
-        if repo.chars().any(|c| c.is_ascii_uppercase()) {
-            return Err("invalid reference format: repository name must be lowercase".into());
-        }
-    }
     let (rest, digest) = match name.split_once('@') {
         Some((r, d)) => {
             let ok = d
@@ -48,13 +42,38 @@ pub fn normalize(name: &str) -> Result<String, String> {
     }
     let mut parts: Vec<&str> = repo.split('/').collect();
     let first = parts[0];
-    let has_domain =
-        parts.len() > 1 && (first.contains('.') || first.contains(':') || first == "localhost");
-    let domain = if has_domain {
-        parts.remove(0)
-    } else {
-        DEFAULT_REGISTRY
+    // As Docker splits a name: a first component with a dot, a port or a
+    // capital (registry hosts may have them; repository paths may not) is
+    // a registry; Docker Hub's old name is Docker Hub.
+    let has_domain = parts.len() > 1
+        && (first.contains(['.', ':'])
+            || first == "localhost"
+            || first.chars().any(|c| c.is_ascii_uppercase()));
+    let domain = match has_domain.then(|| parts.remove(0)) {
+        Some("index.docker.io") | None => DEFAULT_REGISTRY,
+        Some(d) => d,
     };
+    let domain_ok = domain.starts_with('[') // an IPv6 address
+        || domain.split_once(':').map_or(domain, |(host, _)| host)
+        .split('.')
+        .all(|l| {
+            !l.is_empty()
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+        && domain
+            .split_once(':')
+            .is_none_or(|(_, port)| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()));
+    if !domain_ok {
+        return Err(format!("invalid reference format: {name:?}"));
+    }
+    if parts
+        .iter()
+        .any(|p| p.chars().any(|c| c.is_ascii_uppercase()))
+    {
+        return Err("invalid reference format: repository name must be lowercase".into());
+    }
     if parts.is_empty()
         || parts.iter().any(|p| {
             p.is_empty()
@@ -160,7 +179,40 @@ mod tests {
             normalize(&format!("busybox@{d}")).unwrap(),
             format!("docker.io/library/busybox@{d}")
         );
-        for bad in ["", "Busybox", "a//b", "x:", "x@sha256:zz", "-a"] {
+        // A registry host may have capitals, Docker Hub's old name is Docker
+        // Hub; a repository path may not have capitals.
+        assert_eq!(
+            normalize("HOSTNAME.DOMAIN.COM:443/foo/bar").unwrap(),
+            "HOSTNAME.DOMAIN.COM:443/foo/bar:latest"
+        );
+        assert_eq!(normalize("Host/foo").unwrap(), "Host/foo:latest");
+        assert_eq!(
+            normalize("index.docker.io/busybox").unwrap(),
+            "docker.io/library/busybox:latest"
+        );
+        assert_eq!(
+            normalize("index.docker.io/library/busybox:1").unwrap(),
+            "docker.io/library/busybox:1"
+        );
+        assert_eq!(
+            normalize("busybox:TAG").unwrap(),
+            "docker.io/library/busybox:TAG"
+        );
+        assert_eq!(
+            normalize("host.com/Foo").unwrap_err(),
+            "invalid reference format: repository name must be lowercase"
+        );
+        for bad in [
+            "",
+            "Busybox",
+            "a//b",
+            "x:",
+            "x@sha256:zz",
+            "-a",
+            "-index:5000/busybox",
+            "host:port/x",
+            "a_b.com/x",
+        ] {
             assert!(normalize(bad).is_err(), "{bad:?}");
         }
     }
@@ -219,34 +271,50 @@ const ARCHES: &[&str] = &[
     "ppc64le", "riscv64", "s390x", "wasm",
 ];
 
-/// Parses `os[/arch[/variant]]` (or an architecture alone, for Linux), as
-/// containerd's platforms do, with their aliases (x86_64, aarch64, …).
+/// Parses `os[/arch[/variant]]` (or an os or architecture alone), as
+/// containerd's platforms do, with their aliases (x86_64, aarch64, …). A
+/// single word must be a known os or architecture; two or three words are
+/// taken as given (lowercased, aliases resolved), so that a platform no
+/// image has is a "does not match" later rather than a refusal here.
 pub fn parse_platform(s: &str) -> Result<Platform, String> {
     let lower = s.to_ascii_lowercase();
-    let arch_of = |a: &str| -> Option<String> {
-        let a = match a {
+    let arch_of = |a: &str| -> String {
+        match a {
             "x86_64" | "x86-64" => "amd64",
             "aarch64" => "arm64",
             "i386" => "386",
             "armhf" | "armel" => "arm",
             a => a,
-        };
-        ARCHES.contains(&a).then(|| a.to_string())
-    };
-    let bad = || format!("{s:?}: unknown operating system or architecture: invalid argument");
-    let parts: Vec<&str> = lower.split('/').collect();
-    let (os, arch, variant) = match parts.as_slice() {
-        [one] if OSES.contains(one) => (
-            one.to_string(),
-            arch_of(std::env::consts::ARCH).ok_or_else(bad)?,
-            "",
-        ),
-        [one] => ("linux".to_string(), arch_of(one).ok_or_else(bad)?, ""),
-        [os, arch] if OSES.contains(os) => (os.to_string(), arch_of(arch).ok_or_else(bad)?, ""),
-        [os, arch, variant] if OSES.contains(os) => {
-            (os.to_string(), arch_of(arch).ok_or_else(bad)?, *variant)
         }
-        _ => return Err(bad()),
+        .to_string()
+    };
+    let parts: Vec<&str> = lower.split('/').collect();
+    let component = |p: &&str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    if let Some(p) = parts.iter().find(|p| !component(p)) {
+        return Err(format!(
+            "{p:?} is an invalid component of {s:?}: platform specifier component must match \"^[A-Za-z0-9_-]+$\": invalid argument"
+        ));
+    }
+    let host_arch = || arch_of(std::env::consts::ARCH);
+    let (os, arch, variant) = match parts.as_slice() {
+        [one] if OSES.contains(one) => (one.to_string(), host_arch(), ""),
+        [one] if ARCHES.contains(&arch_of(one).as_str()) => ("linux".to_string(), arch_of(one), ""),
+        [_] => {
+            return Err(format!(
+                "{s:?}: unknown operating system or architecture: invalid argument"
+            ));
+        }
+        [os, arch] => (os.to_string(), arch_of(arch), ""),
+        [os, arch, variant] => (os.to_string(), arch_of(arch), *variant),
+        _ => {
+            return Err(format!(
+                "{s:?}: cannot parse platform specifier: invalid argument"
+            ));
+        }
     };
     Ok(Platform {
         os,
@@ -273,6 +341,13 @@ mod platform_tests {
             parse_platform("bogus").unwrap_err(),
             "\"bogus\": unknown operating system or architecture: invalid argument"
         );
-        assert!(parse_platform("linux/nosuch").is_err());
+        // Two or three words are taken as given (an image may not match).
+        assert_eq!(p("linuxDifferentOS/amd64").os, "linuxdifferentos");
+        assert_eq!(p("linux/amd64DifferentArch").arch, "amd64differentarch");
+        assert_eq!(
+            parse_platform("lin ux/amd64").unwrap_err(),
+            r#""lin ux" is an invalid component of "lin ux/amd64": platform specifier component must match "^[A-Za-z0-9_-]+$": invalid argument"#
+        );
+        assert!(parse_platform("linux/amd64/v1/x").is_err());
     }
 }

@@ -930,9 +930,9 @@ pub fn plan(
             )));
         }
         if clean(dest) == "/" {
-            return Err(ApiError::bad_request(format!(
-                "invalid tmpfs destination {dest:?}: an absolute path other than '/'"
-            )));
+            return Err(ApiError::bad_request(
+                "invalid specification: destination can't be '/'",
+            ));
         }
         check_tmpfs_options(opts)?;
         let dest = &clean(dest);
