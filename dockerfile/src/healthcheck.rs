@@ -108,6 +108,39 @@ fn parse_int32(s: &str) -> Result<i64, String> {
     })
 }
 
+/// Go's time.Duration.String(): "0s", "1.5ms", "5s", "1m30s", "1h0m0s".
+pub fn format_duration(ns: i64) -> String {
+    if ns == 0 {
+        return "0s".into();
+    }
+    let sign = if ns < 0 { "-" } else { "" };
+    let u = ns.unsigned_abs();
+    let with_fraction = |whole: u64, frac: u64, digits: usize| {
+        if frac == 0 {
+            whole.to_string()
+        } else {
+            let f = format!("{frac:0digits$}");
+            format!("{whole}.{}", f.trim_end_matches('0'))
+        }
+    };
+    if u < 1_000_000_000 {
+        let (unit, div, digits) = match u {
+            0..1_000 => ("ns", 1, 0),
+            1_000..1_000_000 => ("µs", 1_000, 3),
+            _ => ("ms", 1_000_000, 6),
+        };
+        return format!("{sign}{}{unit}", with_fraction(u / div, u % div, digits));
+    }
+    let (h, rest) = (u / 3_600_000_000_000, u % 3_600_000_000_000);
+    let (m, rest) = (rest / 60_000_000_000, rest % 60_000_000_000);
+    let secs = with_fraction(rest / 1_000_000_000, rest % 1_000_000_000, 9);
+    match (h, m) {
+        (0, 0) => format!("{sign}{secs}s"),
+        (0, m) => format!("{sign}{m}m{secs}s"),
+        (h, m) => format!("{sign}{h}h{m}m{secs}s"),
+    }
+}
+
 /// Go's `time.ParseDuration`, in nanoseconds: an optional sign, then one
 /// or more decimal numbers each with a unit (`ns`, `us`/`µs`/`μs`, `ms`,
 /// `s`, `m`, `h`); a lone `0` needs no unit.
@@ -188,6 +221,23 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_gos() {
+        for (ns, text) in [
+            (0, "0s"),
+            (5_000_000_000, "5s"),
+            (1_500_000_000, "1.5s"),
+            (90_000_000_000, "1m30s"),
+            (3_600_000_000_000, "1h0m0s"),
+            (1_500_000, "1.5ms"),
+            (200_000_000, "200ms"),
+            (250, "250ns"),
+            (2_000, "2µs"),
+        ] {
+            assert_eq!(format_duration(ns), text, "{ns}");
+        }
+    }
 
     #[test]
     fn go_durations() {

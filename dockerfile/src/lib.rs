@@ -50,6 +50,7 @@ mod tests;
 pub use error::Error;
 pub use expand::{expand, expand_words};
 /// Go's `time.ParseDuration`, for the engine's other durations too.
+pub use healthcheck::format_duration as format_go_duration;
 pub use healthcheck::parse_duration as parse_go_duration;
 pub use parse::{parse, parse_instruction};
 

@@ -2197,4 +2197,186 @@ with tarfile.open(fileobj=io.BytesIO(b"".join(strm))) as t:
 api.remove_container(c)
 print("aiodocker's and bollard's findings: ok", flush=True)
 
+# Found with moby's own integration suite (20.10's integration/, run against
+# both engines). Go's client sends `buildargs` (labels, cachefrom) as null
+# when it has none; a body that is not JSON is refused in Go's decoder's
+# words; every Env entry names a variable.
+res = api._post(api._url("/build"), data=tar_of([("Dockerfile", b"FROM busybox\nRUN true\n")]),
+                params={"buildargs": "null", "labels": "null", "cachefrom": "null", "t": "pynullargs:1"},
+                headers={"Content-Type": "application/x-tar"}, stream=True)
+lines = list(api._stream_helper(res, decode=True))
+assert not any("error" in l for l in lines), lines
+assert api.inspect_image("pynullargs:1")["Id"] == [l for l in lines if "aux" in l][-1]["aux"]["ID"]
+api.remove_image("pynullargs:1")
+def post_text(path, body):
+    r = api._post(api._url(path), data=body, headers={"Content-Type": "application/json"})
+    return r.status_code, r.json().get("message")
+for path in ("/networks/create", "/volumes/create", "/containers/create", "/networks/bridge/connect"):
+    assert post_text(path, "{invalid json") == (400, "invalid character 'i' looking for beginning of object key string"), path
+    assert post_text(path, '{"Name": "x",') == (400, "unexpected EOF"), path
+    assert post_text(path, "") == (400, "got EOF while reading request body"), path
+assert post_text("/networks/create", '{"Name": tru}') == (400, "invalid character '}' in literal true (expecting 'e')")
+assert sorted(n["Id"] for n in raw("get", "/networks/")) == sorted(n["Id"] for n in raw("get", "/networks"))
+for env in ("=", "=foo", ""):
+    api_error(400, f"invalid environment variable: {env}", api.create_container, "busybox", "true", environment=[env])
+api_error(400, "invalid specification: destination can't be '/'", create_raw, Tmpfs={"//": ""})
+# A platform of two words is taken as given: no image has it (404), as
+# dockerd's; a word that is no word is refused.
+api_error(404, "does not match the specified platform: wanted linuxdifferentos/amd64", create_for, "linuxDifferentOS/amd64")
+api_error(400, '"lin ux" is an invalid component of "lin ux/amd64"', create_for, "lin ux/amd64")
+print("moby suite: bodies: ok", flush=True)
+
+# A health check that runs out of time says so in Go's duration words; the
+# OOM killer's work is State.OOMKilled (and an "oom" event).
+c = api.create_container("busybox", ["sleep", "60"], healthcheck={
+    "test": ["CMD", "sleep", "10"], "interval": 200_000_000, "timeout": 50_000_000, "retries": 3})
+api.start(c)
+for _ in range(100):
+    log = (api.inspect_container(c)["State"].get("Health") or {}).get("Log") or []
+    if log:
+        break
+    time.sleep(0.1)
+assert log and log[0]["Output"] == "Health check exceeded timeout (50ms)", log
+api.remove_container(c, force=True)
+t0 = int(time.time())
+c = api.create_container("busybox", ["sh", "-c", "x=a; while true; do x=$x$x$x$x; done"],
+                         host_config=api.create_host_config(mem_limit="32m", memswap_limit="32m"))
+api.start(c)
+assert api.wait(c, timeout=60)["StatusCode"] == 137
+assert api.inspect_container(c)["State"]["OOMKilled"] is True, api.inspect_container(c)["State"]
+ev = list(api.events(since=t0, until=int(time.time()) + 1, decode=True,
+                     filters={"container": c["Id"], "event": "oom"}))
+assert len(ev) == 1, ev
+api.remove_container(c)
+c = api.create_container("busybox", ["true"], host_config=api.create_host_config(mem_limit="32m"))
+api.start(c)
+api.wait(c)
+assert api.inspect_container(c)["State"]["OOMKilled"] is False
+api.remove_container(c)
+print("moby suite: health timeout and OOM: ok", flush=True)
+
+# A container answers to its hostname on a user network; in a network
+# namespace of its own it has dockerd's sysctls (ping sockets and low ports
+# for every user), and the host's on the host's network.
+api.create_network("pyhostnet")
+c = api.create_container("busybox", ["sleep", "60"], hostname="pyhostalias", user="1000:1000",
+                         host_config=api.create_host_config(network_mode="pyhostnet"))
+api.start(c)
+def sh_in(c, cmd):
+    r = client.containers.get(c["Id"] if isinstance(c, dict) else c).exec_run(["sh", "-c", cmd])
+    return r.exit_code, r.output.decode()
+assert sh_in(c, "nslookup pyhostalias 127.0.0.11 >/dev/null")[0] == 0
+assert sh_in(c, "cat /proc/sys/net/ipv4/ping_group_range /proc/sys/net/ipv4/ip_unprivileged_port_start") == \
+    (0, "0\t2147483647\n0\n")
+api.remove_container(c, force=True)
+api.remove_network("pyhostnet")
+with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+    host_start = f.read()
+out = client.containers.run("busybox", ["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"],
+                            network_mode="host", remove=True)
+assert out.decode() == host_start, (out, host_start)
+print("moby suite: hostname and sysctls: ok", flush=True)
+
+# Stop between two runs of an `always` policy calls the restart off; a kill
+# with a signal that is not the container's stop signal keeps the policy.
+c = api.create_container("busybox", ["false"], host_config=api.create_host_config(
+    restart_policy={"Name": "always"}))
+api.start(c)
+for _ in range(100):
+    if api.inspect_container(c)["State"]["Restarting"]:
+        break
+    time.sleep(0.05)
+api.stop(c)
+st = api.inspect_container(c)
+assert st["State"]["Status"] == "exited", st["State"]
+time.sleep(2)
+assert api.inspect_container(c)["RestartCount"] == st["RestartCount"], "restarted after the stop"
+api.remove_container(c)
+for stop_signal, status in (("SIGCONT", "running"), ("", "exited")):
+    c = api.create_container("busybox", ["sh", "-c", "trap 'exit 0' TERM; sleep 60 & wait"],
+                             stop_signal=stop_signal or None,
+                             host_config=api.create_host_config(restart_policy={"Name": "always"}))
+    api.start(c)
+    time.sleep(0.3)
+    api.kill(c, "SIGTERM")
+    for _ in range(100):
+        st = api.inspect_container(c)["State"]
+        if st["Status"] == status and (status == "exited" or api.inspect_container(c)["RestartCount"] == 1):
+            break
+        time.sleep(0.1)
+    assert st["Status"] == status, (stop_signal, st)
+    api.remove_container(c, force=True)
+print("moby suite: stop and kill with restart policies: ok", flush=True)
+
+# PidsLimit updates: 0 and any negative lift the limit (0 in inspect); a
+# client older than API 1.40 cannot set it, as dockerd's router drops it.
+c = api.create_container("busybox", ["sleep", "60"], host_config=api.create_host_config(pids_limit=32))
+api.start(c)
+def update(body, version=None):
+    url = api._url("/containers/{0}/update", c["Id"])
+    if version:
+        url = f"{api.base_url}/v{version}/containers/{c['Id']}/update"
+    return api._result(api._post_json(url, data=body), True)
+update({"PidsLimit": 16}, version="1.39")
+assert api.inspect_container(c)["HostConfig"]["PidsLimit"] == 32
+for limit in (16, 0, 32, -1, 32, -2):
+    update({"PidsLimit": limit})
+    assert api.inspect_container(c)["HostConfig"]["PidsLimit"] == max(limit, 0), limit
+api.remove_container(c, force=True)
+print("moby suite: pids limit updates: ok", flush=True)
+
+# A commit whose name moves on to another image leaves the first untagged,
+# and removing the second keeps the first while a container uses it.
+c1 = api.create_container("busybox", ["true"])
+first = api.commit(c1, repository="pyorphan", tag="1", changes=['ENTRYPOINT ["true"]'])["Id"]
+c2 = api.create_container("pyorphan:1", [])
+second = api.commit(c2, repository="pyorphan", tag="1", changes=['LABEL m="x"'])["Id"]
+assert api.inspect_image("pyorphan:1")["Id"] == second
+# (an image another was made from is listed with all, as dockerd lists it)
+assert first in [i["Id"] for i in api.images(all=True)]
+api.remove_image("pyorphan:1")
+assert api.inspect_image(first)["Id"] == first
+api_error(404, "No such image", api.inspect_image, second)
+api.remove_container(c1)
+api.remove_container(c2)
+api.remove_image(first)
+# Names as Docker's reference grammar reads them: a registry host may have
+# capitals, Docker Hub's old name is Docker Hub.
+for name in ("HOSTNAME.DOMAIN.COM:443/foo/bar", "index.docker.io/busybox", "index.docker.io/library/busybox"):
+    api.tag("busybox", name, "pyref")
+api.tag("index.docker.io/busybox:pyref", "pyofficial", "1")
+tags = api.inspect_image("busybox")["RepoTags"]
+assert "HOSTNAME.DOMAIN.COM:443/foo/bar:pyref" in tags and "busybox:pyref" in tags, tags
+assert not any(t.startswith("index.docker.io") for t in tags), tags
+for name in ("HOSTNAME.DOMAIN.COM:443/foo/bar:pyref", "busybox:pyref", "pyofficial:1"):
+    api.remove_image(name)
+api_error(400, "repository name must be lowercase", api.tag, "busybox", "host.com/Foo")
+print("moby suite: images: ok", flush=True)
+
+# A legacy link names the linked container in the list, as dockerd's does;
+# a copy of "/" names its entries from "/".
+a = api.create_container("busybox", ["sleep", "60"], name="pylinka")
+api.start(a)
+b = api.create_container("busybox", ["sleep", "60"], name="pylinkb",
+                         host_config=api.create_host_config(links={"pylinka": "pylinka"}))
+api.start(b)
+names = [x["Names"] for x in api.containers(filters={"name": "pylinka"})]
+assert names == [["/pylinka", "/pylinkb/pylinka"]], names
+api.remove_container(b, force=True)
+api.remove_container(a, force=True)
+c = api.create_container("busybox", ["true"])
+strm, stat = api.get_archive(c, "/")
+head = b"".join(strm)[:512]
+assert stat["name"] == "/" and head[:2] == b"/\0", (stat, head[:16])
+api.remove_container(c)
+# A context whose entries climb out of it lands them at its top, as dockerd
+# unpacks a context in a chroot at its root.
+lines = list(api.build(fileobj=io.BytesIO(tar_of([
+    ("Dockerfile", b"FROM busybox\nCOPY foo bar /\n"), ("../foo", b"f"), ("/bar", b"b")])),
+    custom_context=True, tag="pyunclean:1", decode=True))
+assert not any("error" in l for l in lines), lines
+assert client.containers.run("pyunclean:1", ["cat", "/foo", "/bar"], remove=True) == b"fb"
+api.remove_image("pyunclean:1")
+print("moby suite: links, archives and contexts: ok", flush=True)
+
 print("longtail: all done")

@@ -11,6 +11,7 @@ pub mod cri;
 pub mod events;
 pub mod images;
 pub mod namespace;
+pub mod oom;
 pub mod rootfs;
 pub mod server;
 pub mod service;

@@ -197,8 +197,11 @@ pub fn read_archive_as(
     // Entries start with the name stat gives: "./…" for "dir/." (its
     // contents, the directory itself first), as dockerd's; the docker CLI
     // renames them by it when the destination does not exist.
+    // The root itself is "/" ("/", "/bin/", …), as stat names it.
     let name = if shown.ends_with("/.") && m.is_dir() {
         PathBuf::from(".")
+    } else if shown.trim_end_matches('/').is_empty() && shown.starts_with('/') {
+        PathBuf::from("/")
     } else {
         Path::new(shown.trim_end_matches('/'))
             .file_name()
@@ -745,6 +748,10 @@ mod tests {
         read_archive(&root, "/data/.", &mut tar).unwrap();
         assert_eq!(names(&tar), ["./", "./sub/", "./sub/f"]);
         assert_eq!(stat(&root, "/data/.").unwrap().name, ".");
+        // The root is "/" and what it holds "/…", as dockerd names them.
+        let mut tar = Vec::new();
+        read_archive(&root, "/", &mut tar).unwrap();
+        assert_eq!(names(&tar)[..3], ["/", "/data/", "/data/sub/"]);
         assert_eq!(stat(&root, "/data/").unwrap().name, "data");
         fs::create_dir_all(root.join("flat")).unwrap();
         write_archive(&root, "/flat", &tar[..], false, &Routes::default()).unwrap();

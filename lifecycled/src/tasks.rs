@@ -545,6 +545,23 @@ impl Tasks {
         {
             return;
         }
+        // The OOM killer's work is told before the exit it caused, as
+        // containerd's shim tells it, so the engine records the exit of a
+        // container already marked OOMKilled.
+        if exec_id.is_empty()
+            && self
+                .store
+                .get(&task.namespace, &task.id)
+                .is_ok_and(|r| crate::oom::killed(&r.spec))
+        {
+            self.events.publish(
+                &task.namespace,
+                Event::TaskOom(api::TaskEvent {
+                    container_id: task.id.clone(),
+                    pid: exit.pid,
+                }),
+            );
+        }
         self.events.publish(
             &task.namespace,
             Event::TaskExit(api::TaskExit {

@@ -283,7 +283,7 @@ fn network_settings(d: &Daemon, c: &Container) -> Value {
 #[serde(rename_all = "PascalCase")]
 pub struct Summary<'a> {
     id: &'a str,
-    names: [String; 1],
+    names: Vec<String>,
     image: &'a str,
     #[serde(rename = "ImageID")]
     image_id: &'a str,
@@ -379,7 +379,7 @@ pub fn summary(c: &Container, size: Option<(i64, i64)>) -> Summary<'_> {
     let mode = network_mode(c);
     Summary {
         id: &c.id,
-        names: [format!("/{}", c.name)],
+        names: vec![format!("/{}", c.name)],
         image,
         image_id: &c.image_id,
         command,
@@ -579,13 +579,7 @@ fn create_request(body: &[u8]) -> Result<CreateRequest> {
     fn typed<T: serde::de::DeserializeOwned>(v: &Value) -> std::result::Result<T, ApiError> {
         super::body::typed(v, "JSON body")
     }
-    let mut v: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-    if !v.is_object() {
-        return Err(ApiError::bad_request(
-            "invalid JSON body: expected an object",
-        ));
-    }
+    let mut v = super::body::object(body, "JSON body")?;
     super::body::go_nulls(&mut v);
     let mut config_only = v.clone();
     if let Some(o) = config_only.as_object_mut() {
@@ -745,6 +739,28 @@ async fn ancestor_images(
     Ok(out)
 }
 
+/// The names legacy links give containers (`/linker/alias`), by the
+/// linked container's id: dockerd lists them among the container's names.
+fn legacy_link_names(d: &crate::daemon::Daemon) -> std::collections::HashMap<String, Vec<String>> {
+    let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for e in d.all() {
+        let c = e.c.seen();
+        for l in &c.host_config.links {
+            if let Ok(link) = crate::daemon::links::parse(l)
+                && let Ok(target) = d.find(&link.name)
+            {
+                out.entry(target.id.clone())
+                    .or_default()
+                    .push(format!("/{}/{}", c.name, link.alias));
+            }
+        }
+    }
+    for names in out.values_mut() {
+        names.sort();
+    }
+    out
+}
+
 pub async fn list(s: State, Query(q): Query<Params>) -> Result<Response> {
     let d = s.0;
     let f = query::filters(&q)?;
@@ -839,6 +855,7 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Response> {
         None
     };
     let names = f.get("name").map(|v| NamePatterns::new(v));
+    let linked = legacy_link_names(&d);
     let mut rows: Vec<(SystemTime, Vec<u8>)> = Vec::new();
     // Read from each record's last change: a start in progress (its CNI
     // plugins, a log server's dial) does not hold up the list.
@@ -862,6 +879,9 @@ pub async fn list(s: State, Query(q): Query<Params>) -> Result<Response> {
             .as_ref()
             .map(|s| s.get(&c.id).copied().unwrap_or_default());
         let mut row = summary(&c, size);
+        if let Some(l) = linked.get(&c.id) {
+            row.names.extend(l.iter().cloned());
+        }
         if row.image != c.image_id {
             let key = format!("{}\0{}", c.config.image, c.image_id);
             let gone = match renamed.get(&key) {
@@ -1093,10 +1113,20 @@ pub async fn rename(s: State, Path(id): Path<String>, Query(q): Query<Params>) -
     Ok(no_content())
 }
 
-pub async fn update(s: State, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>> {
+pub async fn update(
+    s: State,
+    Path(id): Path<String>,
+    version: Option<axum::Extension<super::ClientVersion>>,
+    body: Bytes,
+) -> Result<Json<Value>> {
     let d = s.0;
+    let mut req = crate::daemon::resources::UpdateRequest::parse(&body)?;
+    // PidsLimit came to update with API 1.40: an older client's is not
+    // read, as dockerd's router drops it.
+    if version.as_ref().is_some_and(|v| v.before((1, 40))) {
+        req.pids_limit = None;
+    }
     let e = d.find(&id)?;
-    let req = crate::daemon::resources::UpdateRequest::parse(&body)?;
     let warnings = d.update(&e, &req).await?;
     // dockerd answers null, not [], when it has nothing to warn about.
     let warnings = if warnings.is_empty() {

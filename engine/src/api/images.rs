@@ -1995,7 +1995,11 @@ pub async fn commit(
         .commit(
             d.lc.req(api::CommitRequest {
                 container_id: id.clone(),
-                name,
+                // Recorded by its digest first, named after: the image keeps
+                // that record when its name moves to another (a commit with
+                // the same name, a build), and stays, untagged, as
+                // dockerd's do.
+                name: String::new(),
                 // The image names the container it came from, as dockerd's.
                 config:
                     json!({"config": cfg, "container": id, "container_config": container_config})
@@ -2019,6 +2023,18 @@ pub async fn commit(
         )
         .await
         .map(|r| r.into_inner());
+    let r = match (r, &name) {
+        (Ok(image), name) if !name.is_empty() => {
+            d.lc.images()
+                .tag(d.lc.req(api::TagImageRequest {
+                    source: image.name.clone(),
+                    target: name.clone(),
+                }))
+                .await
+                .map(|_| image)
+        }
+        (r, _) => r,
+    };
     // dockerd's order: the new name's tag, the commit, then the thaw.
     if let Ok(image) = &r {
         if let Some(name) = &image_ref {

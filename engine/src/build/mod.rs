@@ -384,9 +384,16 @@ impl Builder {
             self.step_line(&ins.original).await?;
         }
         let mut last = ImageRef::scratch();
+        let mut told = String::new();
         for &i in &needed {
             last = self.run_stage(&df, i).await?;
             self.stages.insert(i, last.clone());
+            // Each stage's image as it ends, as dockerd's builder tells
+            // them (clients take the last for the build's).
+            if !last.id.is_empty() {
+                self.out.aux(&last.id).await;
+                told = last.id.clone();
+            }
         }
         if !self.opts.labels.is_empty() {
             self.step += 1;
@@ -434,7 +441,9 @@ impl Builder {
                 ))
                 .await;
         }
-        self.out.aux(&last.id).await;
+        if told != last.id {
+            self.out.aux(&last.id).await;
+        }
         self.out
             .stream(&format!("Successfully built {}\n", last.short()))
             .await;

@@ -153,7 +153,12 @@ fn healthcheck_shown(h: &Value) -> String {
         .flatten()
         .filter_map(|t| t.as_str().map(String::from))
         .collect();
-    let d = |k: &str| format!("{:?}", go_duration(h[k].as_i64().unwrap_or(0)));
+    let d = |k: &str| {
+        format!(
+            "{:?}",
+            dockerfile::format_go_duration(h[k].as_i64().unwrap_or(0))
+        )
+    };
     format!(
         "&{{{} {} {} {} {}}}",
         quoted_list(&test),
@@ -162,39 +167,6 @@ fn healthcheck_shown(h: &Value) -> String {
         d("StartPeriod"),
         go_quoted_rune(h["Retries"].as_i64().unwrap_or(0))
     )
-}
-
-/// Go's time.Duration.String(): "0s", "1.5ms", "5s", "1m30s", "1h0m0s".
-fn go_duration(ns: i64) -> String {
-    if ns == 0 {
-        return "0s".into();
-    }
-    let sign = if ns < 0 { "-" } else { "" };
-    let u = ns.unsigned_abs();
-    let with_fraction = |whole: u64, frac: u64, digits: usize| {
-        if frac == 0 {
-            whole.to_string()
-        } else {
-            let f = format!("{frac:0digits$}");
-            format!("{whole}.{}", f.trim_end_matches('0'))
-        }
-    };
-    if u < 1_000_000_000 {
-        let (unit, div, digits) = match u {
-            0..1_000 => ("ns", 1, 0),
-            1_000..1_000_000 => ("µs", 1_000, 3),
-            _ => ("ms", 1_000_000, 6),
-        };
-        return format!("{sign}{}{unit}", with_fraction(u / div, u % div, digits));
-    }
-    let (h, rest) = (u / 3_600_000_000_000, u % 3_600_000_000_000);
-    let (m, rest) = (rest / 60_000_000_000, rest % 60_000_000_000);
-    let secs = with_fraction(rest / 1_000_000_000, rest % 1_000_000_000, 9);
-    match (h, m) {
-        (0, 0) => format!("{sign}{secs}s"),
-        (0, m) => format!("{sign}{m}m{secs}s"),
-        (h, m) => format!("{sign}{h}h{m}m{secs}s"),
-    }
 }
 
 /// Go's %q of an integer: the rune it is, quoted ('\x00' for 0).
@@ -1176,23 +1148,6 @@ impl Drop for ChunkWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_as_gos() {
-        for (ns, text) in [
-            (0, "0s"),
-            (5_000_000_000, "5s"),
-            (1_500_000_000, "1.5s"),
-            (90_000_000_000, "1m30s"),
-            (3_600_000_000_000, "1h0m0s"),
-            (1_500_000, "1.5ms"),
-            (200_000_000, "200ms"),
-            (250, "250ns"),
-            (2_000, "2µs"),
-        ] {
-            assert_eq!(go_duration(ns), text, "{ns}");
-        }
-    }
 
     #[test]
     fn a_healthcheck_in_history_reads_as_dockerds() {

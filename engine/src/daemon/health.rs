@@ -250,7 +250,12 @@ impl Daemon {
                     .await;
                 (
                     -1,
-                    format!("Health check exceeded timeout ({}s)", timeout.as_secs_f64()),
+                    format!(
+                        "Health check exceeded timeout ({})",
+                        dockerfile::format_go_duration(
+                            i64::try_from(timeout.as_nanos()).unwrap_or(i64::MAX)
+                        )
+                    ),
                 )
             }
         };

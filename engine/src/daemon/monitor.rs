@@ -297,7 +297,7 @@ impl Daemon {
             tokio::time::sleep(delay).await;
             {
                 let mut c = e.c.lock().await;
-                if c.state.status != Status::Restarting {
+                if c.state.status != Status::Restarting || c.state.stopped_by_user {
                     return;
                 }
                 c.state.status = Status::Exited;

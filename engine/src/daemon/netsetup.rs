@@ -1025,6 +1025,12 @@ impl Daemon {
         aliases: Vec<String>,
     ) -> bool {
         let mut names = vec![c.name.clone(), c.short_id().to_string()];
+        // The container answers to its hostname too, as dockerd adds it to
+        // the endpoint's aliases on a user-defined network.
+        let hostname = &c.config.hostname;
+        if !hostname.is_empty() && dns::is_dns_name(hostname) && !names.contains(hostname) {
+            names.push(hostname.clone());
+        }
         // An alias that is no DNS name (dockerd takes any) is kept in the
         // endpoint's config and not served.
         for a in aliases {

@@ -896,9 +896,30 @@ impl Daemon {
                 c.id
             )));
         }
-        if sig == 9 || sig == 15 {
+        let restarting = c.state.status == Status::Restarting;
+        // As dockerd's kill: the restart policy is off for the next exit
+        // unless the container has a stop signal of its own and this is
+        // neither it nor SIGKILL (a signal it handles, say).
+        let own_stop_signal = Some(c.config.stop_signal.as_str())
+            .filter(|s| !s.is_empty())
+            .and_then(|s| signal_number(s).ok());
+        let ends_policy = match own_stop_signal {
+            Some(stop) if sig != 9 => sig == stop,
+            _ => true,
+        };
+        if ends_policy {
             c.state.stopped_by_user = true;
+            // Between two runs of its restart policy: the pending restart
+            // is called off, as the next run's exit would end it in dockerd.
+            if restarting {
+                c.state.status = Status::Exited;
+            }
             let _ = c.save();
+        }
+        if restarting {
+            // No process to signal.
+            self.container_event(&c, "kill", &[("signal", sig.to_string())]);
+            return Ok(());
         }
         if c.state.status == Status::Paused && sig == 9 {
             let _ = self
@@ -956,6 +977,14 @@ impl Daemon {
                 return Err(ApiError::not_modified());
             }
             c.state.stopped_by_user = true;
+            // Between two runs of its restart policy: there is no process
+            // to signal, and the pending restart is called off.
+            if c.state.status == Status::Restarting {
+                c.state.status = Status::Exited;
+                let _ = c.save();
+                self.container_event(&c, "stop", &[]);
+                return Ok(());
+            }
             let _ = c.save();
             let t = timeout
                 .or(c.config.stop_timeout)

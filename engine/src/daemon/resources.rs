@@ -442,8 +442,11 @@ pub fn oci(hc: &HostConfig) -> Result<Value> {
     if cpu.as_object().is_some_and(|o| !o.is_empty()) {
         r["cpu"] = cpu;
     }
-    if let Some(p) = hc.pids_limit.filter(|p| *p > 0) {
-        r["pids"] = json!({"limit": p});
+    match hc.pids_limit {
+        Some(p) if p > 0 => r["pids"] = json!({"limit": p}),
+        // Lifted by an update: a running container's cgroup goes to "max".
+        Some(_) => r["pids"] = json!({"limit": -1}),
+        None => {}
     }
     if hc.blkio_weight > 0 {
         r["blockIO"] = json!({"weight": hc.blkio_weight});
@@ -622,8 +625,10 @@ impl UpdateRequest {
         if let Some(v) = self.cpuset_mems.as_ref().filter(|v| !v.is_empty()) {
             hc.cpuset_mems = v.clone();
         }
-        if let Some(v) = self.pids_limit.filter(|v| *v != 0) {
-            hc.pids_limit = Some(v);
+        // 0 and every negative value lift the limit (dockerd's update: the
+        // record says 0, the cgroup "max").
+        if let Some(v) = self.pids_limit {
+            hc.pids_limit = Some(v.max(0));
         }
         if let Some(v) = self.blkio_weight.filter(|v| *v != 0) {
             hc.blkio_weight = v;

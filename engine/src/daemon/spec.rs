@@ -302,6 +302,30 @@ pub fn replace_or_append_env(mut defaults: Vec<String>, overrides: &[String]) ->
     defaults
 }
 
+/// The container's sysctls: in a network namespace of its own, dockerd's
+/// defaults first (ping sockets for every group, ports below 1024 for
+/// every user: capabilities a container has anyway, without them), where
+/// the kernel has them; the request's over them.
+fn sysctls(
+    hc: &crate::types::HostConfig,
+    exists: impl Fn(&str) -> bool,
+) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let own_netns = !(hc.network_mode == "host" || hc.network_mode.starts_with("container:"));
+    if own_netns {
+        for (k, v) in [
+            ("net.ipv4.ping_group_range", "0 2147483647"),
+            ("net.ipv4.ip_unprivileged_port_start", "0"),
+        ] {
+            if exists(k) {
+                out.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    out.extend(hc.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())));
+    out
+}
+
 pub fn build(i: &Input<'_>) -> Result<Value> {
     let c = i.c;
     let hc = &c.host_config;
@@ -474,8 +498,13 @@ pub fn build(i: &Input<'_>) -> Result<Value> {
         &hc.cgroup_parent
     };
     linux["cgroupsPath"] = json!(format!("/{}/{}", parent.trim_matches('/'), c.id));
-    if !hc.sysctls.is_empty() {
-        linux["sysctl"] = json!(hc.sysctls);
+    let sysctls = sysctls(hc, |k| {
+        std::path::Path::new("/proc/sys")
+            .join(k.replace('.', "/"))
+            .exists()
+    });
+    if !sysctls.is_empty() {
+        linux["sysctl"] = json!(sysctls);
     }
     if hc.privileged {
         linux["maskedPaths"] = json!([]);
@@ -572,6 +601,32 @@ pub fn build(i: &Input<'_>) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_with_its_own_network_gets_dockerds_default_sysctls() {
+        let hc = |mode: &str, own: &[(&str, &str)]| crate::types::HostConfig {
+            network_mode: mode.into(),
+            sysctls: own
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        };
+        let all = |_: &str| true;
+        let s = sysctls(&hc("bridge", &[]), all);
+        assert_eq!(s["net.ipv4.ping_group_range"], "0 2147483647");
+        assert_eq!(s["net.ipv4.ip_unprivileged_port_start"], "0");
+        let s = sysctls(
+            &hc("none", &[("net.ipv4.ip_unprivileged_port_start", "1024")]),
+            all,
+        );
+        assert_eq!(s["net.ipv4.ip_unprivileged_port_start"], "1024");
+        for shared in ["host", "container:abc"] {
+            assert!(sysctls(&hc(shared, &[]), all).is_empty(), "{shared}");
+        }
+        let s = sysctls(&hc("bridge", &[]), |k: &str| k.contains("ping"));
+        assert_eq!(s.len(), 1);
+    }
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

@@ -316,7 +316,7 @@ impl Cri {
         };
         match r.labels.get(KIND).map(String::as_str) {
             Some("container") => {
-                let oom = spec::oom_killed(&r.spec);
+                let oom = crate::oom::killed(&r.spec);
                 let mut sandbox = None;
                 let _ = self.update_meta::<ContainerMeta>(id, |m| {
                     if m.finished_at == 0 {

@@ -551,40 +551,6 @@ pub fn container(i: &ContainerInput<'_>) -> Result<Value, Status> {
     Ok(s)
 }
 
-/// Whether the kernel's OOM killer ended a process of the container's
-/// cgroup (read before the runtime removes the cgroup): `oom_kill` in
-/// memory.events (v2) or memory.oom_control (v1).
-pub fn oom_killed(spec: &str) -> bool {
-    let Ok(v) = serde_json::from_str::<Value>(spec) else {
-        return false;
-    };
-    let Some(path) = v["linux"]["cgroupsPath"].as_str() else {
-        return false;
-    };
-    if path.contains(':') {
-        return false;
-    }
-    let rel = path.trim_start_matches('/');
-    let candidates = [
-        Path::new("/sys/fs/cgroup/memory")
-            .join(rel)
-            .join("memory.oom_control"),
-        Path::new("/sys/fs/cgroup").join(rel).join("memory.events"),
-        Path::new("/sys/fs/cgroup/unified")
-            .join(rel)
-            .join("memory.events"),
-    ];
-    candidates.iter().any(|f| {
-        std::fs::read_to_string(f).is_ok_and(|t| {
-            t.lines().any(|l| {
-                l.strip_prefix("oom_kill ")
-                    .and_then(|n| n.trim().parse::<u64>().ok())
-                    .is_some_and(|n| n > 0)
-            })
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
