@@ -2379,4 +2379,39 @@ assert client.containers.run("pyunclean:1", ["cat", "/foo", "/bar"], remove=True
 api.remove_image("pyunclean:1")
 print("moby suite: links, archives and contexts: ok", flush=True)
 
+# Found with moby's integration-cli API tests: requests refused in dockerd's
+# words, a local volume mount's mode, execs of a paused or stopped container.
+api_error(400, "Config cannot be empty in order to create a container",
+          lambda: api._result(api._post_json(api._url("/containers/create"), data={}), True))
+api_error(400, "No command specified",
+          lambda: api._result(api._post_json(api._url("/containers/create"), data={"Image": ""}), True))
+api_error(400, "Container cannot be connected to network endpoints: pynet1, pynet2", api.create_container,
+          "busybox", "true", networking_config=api.create_networking_config(
+              {"pynet1": api.create_endpoint_config(), "pynet2": api.create_endpoint_config()}))
+api_error(400, "maximum retry count cannot be used with restart policy 'always'", create_raw,
+          RestartPolicy={"Name": "always", "MaximumRetryCount": 2})
+api_error(400, 'invalid mount config for type "bind": field Target must not be empty', create_raw,
+          Mounts=[{"Type": "bind", "Source": "/tmp", "Target": ""}])
+r = api._get(api.base_url + "/nosuchpath")
+assert (r.status_code, r.json()) == (404, {"message": "page not found"}), (r.status_code, r.text)
+assert api.options(api.base_url + "/").status_code == 200
+c = api.create_container("busybox", "true", host_config=api.create_host_config(
+    mounts=[docker.types.Mount("/anon", None, type="volume")]))
+assert [m["Mode"] for m in api.inspect_container(c)["Mounts"]] == ["z"], api.inspect_container(c)["Mounts"]
+api.remove_container(c, v=True)
+c = api.create_container("busybox", ["sleep", "60"])
+api.start(c)
+missing = api.exec_create(c, ["/no/such/program"])
+api_error(400, "no such file or directory", api.exec_start, missing, detach=True)
+x = api.exec_create(c, ["true"])
+api.pause(c)
+api_error(409, f"Container {c['Id']} is paused, unpause the container before exec", api.exec_start, x, detach=True)
+api.unpause(c)
+api.exec_start(x, detach=True)
+x = api.exec_create(c, ["true"])
+api.stop(c, timeout=0)
+api_error(404, "No such exec instance", api.exec_inspect, x)
+api.remove_container(c)
+print("moby suite: integration-cli findings: ok", flush=True)
+
 print("longtail: all done")

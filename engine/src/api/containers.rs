@@ -586,6 +586,12 @@ fn create_request(body: &[u8]) -> Result<CreateRequest> {
         o.remove("HostConfig");
         o.remove("NetworkingConfig");
     }
+    // No container config at all (dockerd's wrapper leaves it nil).
+    if config_only.as_object().is_some_and(|o| o.is_empty()) {
+        return Err(ApiError::bad_request(
+            "Config cannot be empty in order to create a container",
+        ));
+    }
     let config: crate::types::Config = typed(&config_only)?;
     let wrap = |k: &str| -> std::result::Result<Value, ApiError> {
         let part = v.get(k).filter(|x| !x.is_null()).cloned();

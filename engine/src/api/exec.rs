@@ -113,6 +113,16 @@ pub async fn start(s: State, Path(id): Path<String>, req: Request) -> Result<Res
     let tty = sb.tty.unwrap_or(terminal);
     let rules = StdinRules::new(terminal, true, Some(&x.config.detach_keys))
         .map_err(ApiError::bad_request)?;
+    // A paused container's exec waits (409) and can start once it is
+    // unpaused, as dockerd's.
+    if d.find(&x.container_id)
+        .is_ok_and(|e| e.c.seen().state.status == Status::Paused)
+    {
+        return Err(ApiError::conflict(format!(
+            "Container {} is paused, unpause the container before exec",
+            x.container_id
+        )));
+    }
     {
         let mut st = x.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.started {
@@ -248,7 +258,13 @@ fn failed_start(
 ) -> Result<Response> {
     x.finish(start_failure_code(&text));
     if !attached {
-        return Err(ApiError::internal(text));
+        // A command that is missing or cannot be run is the caller's
+        // mistake (400), as dockerd tells it; anything else the engine's.
+        return Err(if crate::daemon::ops::exit_code_for(&text) == 128 {
+            ApiError::internal(text)
+        } else {
+            ApiError::bad_request(text)
+        });
     }
     let req = Request::from_parts(parts, Body::empty());
     Ok(hijack(req, tty, move |io| async move {

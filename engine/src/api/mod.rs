@@ -131,10 +131,11 @@ async fn not_found(
         s.0.remove_link(&link).await?;
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    Err(ApiError::new(
-        StatusCode::NOT_FOUND,
-        format!("page not found: {}", uri.path()),
-    ))
+    // dockerd answers any OPTIONS (a browser's CORS preflight) with 200.
+    if method == axum::http::Method::OPTIONS {
+        return Ok(StatusCode::OK.into_response());
+    }
+    Err(ApiError::new(StatusCode::NOT_FOUND, "page not found"))
 }
 
 pub fn router(d: Arc<Daemon>) -> Router {

@@ -93,8 +93,11 @@ impl Daemon {
             hc.runtime = runtime;
         }
         if config.image.is_empty() {
+            // dockerd's words: without an image, a command is what it
+            // misses first.
+            command(&config)?;
             return Err(ApiError::bad_request(
-                "config cannot be empty in order to create a container",
+                "Config cannot be empty in order to create a container",
             ));
         }
         validate_net_container_mode(&config, &hc)?;
@@ -123,6 +126,19 @@ impl Daemon {
         super::resources::discard_unsupported(&mut hc, &mut warnings);
         for rule in &hc.device_cgroup_rules {
             super::spec::device_rule(rule).map_err(ApiError::bad_request)?;
+        }
+        // One network at create (API 1.44 took more); the others are
+        // connected after, as the CLI and compose do.
+        if networking_config.endpoints_config.len() > 1 {
+            let names: Vec<&str> = networking_config
+                .endpoints_config
+                .keys()
+                .map(String::as_str)
+                .collect();
+            return Err(ApiError::bad_request(format!(
+                "Container cannot be connected to network endpoints: {}",
+                names.join(", ")
+            )));
         }
         for (network, ep) in &networking_config.endpoints_config {
             super::netsetup::validate_endpoint(network, ep)?;
@@ -711,9 +727,13 @@ pub fn validate_net_container_mode(
 pub fn validate_restart_policy(hc: &crate::types::HostConfig) -> Result<()> {
     let rp = &hc.restart_policy;
     match rp.name.as_str() {
-        "" | "no" | "always" | "unless-stopped" => {
+        // No policy: a retry count means nothing, as dockerd lets it be.
+        "" => {}
+        name @ ("no" | "always" | "unless-stopped") => {
             if rp.maximum_retry_count != 0 {
-                return Err(ApiError::bad_request("invalid restart policy: maximum retry count can only be used with 'on-failure'".to_string()));
+                return Err(ApiError::bad_request(format!(
+                    "maximum retry count cannot be used with restart policy '{name}'"
+                )));
             }
         }
         "on-failure" => {

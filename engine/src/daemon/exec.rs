@@ -178,6 +178,26 @@ impl Execs {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|_, e| e.container_id != container_id);
     }
+
+    /// A container's run ended: its execs go, records and all, as dockerd's
+    /// cleanup unregisters them (an exec made before a stop is no more:
+    /// starting or inspecting it is a 404).
+    pub fn end_of_run(&self, container_id: &str) {
+        let gone: Vec<Arc<Exec>> = {
+            let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let ids: Vec<String> = m
+                .iter()
+                .filter(|(_, e)| e.container_id == container_id)
+                .map(|(k, _)| k.clone())
+                .collect();
+            ids.iter().filter_map(|k| m.remove(k)).collect()
+        };
+        for x in gone {
+            if let Some(f) = &x.file {
+                let _ = std::fs::remove_file(f);
+            }
+        }
+    }
 }
 
 impl super::Daemon {
@@ -342,5 +362,23 @@ mod tests {
         assert_eq!(x.of_container("c1"), ["e1", "e3"]);
         x.forget_container("c1");
         assert!(x.get("e1").is_none() && x.get("e2").is_some());
+    }
+
+    #[test]
+    fn a_runs_end_takes_its_execs_and_their_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let x = Execs::default();
+        for (id, c) in [("e1", "c1"), ("e2", "c2")] {
+            let e = Exec::new(id.into(), c.into(), ExecConfig::default(), Some(dir.path()));
+            e.save();
+            x.insert(Arc::new(e));
+        }
+        x.end_of_run("c1");
+        assert!(x.get("e1").is_none() && x.get("e2").is_some());
+        let left: Vec<_> = Exec::load_all(dir.path())
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(left, ["e2"]);
     }
 }

@@ -280,8 +280,15 @@ impl Daemon {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(c.name.clone(), c.id.clone());
-                    for x in exec::Exec::load_all(&c.dir.join("execs")) {
-                        d.execs.insert(Arc::new(x));
+                    // A stopped container's execs ended with its run (one
+                    // reaped after the run's end may have written its record
+                    // again).
+                    if c.is_running() {
+                        for x in exec::Exec::load_all(&c.dir.join("execs")) {
+                            d.execs.insert(Arc::new(x));
+                        }
+                    } else {
+                        let _ = std::fs::remove_dir_all(c.dir.join("execs"));
                     }
                     d.note_links(&c);
                     d.insert(c);

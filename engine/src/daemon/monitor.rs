@@ -366,6 +366,7 @@ impl Daemon {
             let id = c.id.clone();
             tokio::join!(self.net_down(&mut c), self.delete_task(&id));
             self.release_mounts(&mut c).await;
+            self.execs.end_of_run(&id);
             let restart = policy_restarts(&c, code != 0);
             // Docker's back-off: 100 ms doubling per restart, reset once a
             // run lasted 10 s.

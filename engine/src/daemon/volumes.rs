@@ -776,6 +776,12 @@ pub fn plan(
         }
     }
     for m in mounts {
+        if m.target.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "invalid mount config for type {:?}: field Target must not be empty",
+                m.typ
+            )));
+        }
         if !m.target.starts_with('/') {
             return Err(ApiError::bad_request(format!(
                 "invalid mount config for type \"{}\": invalid mount path: '{}' mount path must be absolute",
@@ -880,13 +886,28 @@ pub fn plan(
                     return Err(ApiError::not_found(format!("plugin \"{drv}\" not found")));
                 }
                 let options = vo.map(|d| d.options.clone()).unwrap_or_default();
+                // dockerd labels a local volume of a mount "z" (SELinux's
+                // shared label), named or anonymous; a plugin's, nothing.
+                let local = vo
+                    .map(|d| d.name.as_str())
+                    .filter(|d| !d.is_empty())
+                    .is_none_or(|d| d == LOCAL)
+                    && name
+                        .or(own)
+                        .and_then(|n| vols.get(n))
+                        .is_none_or(|v| v.driver == LOCAL);
+                let mode = if local {
+                    "z".to_string()
+                } else {
+                    String::new()
+                };
                 add_volume(
                     &mut p,
                     name,
                     &m.target,
                     m.read_only,
                     nocopy,
-                    named_mode(name, ""),
+                    mode,
                     labels,
                     options,
                 )?;
