@@ -2412,6 +2412,21 @@ x = api.exec_create(c, ["true"])
 api.stop(c, timeout=0)
 api_error(404, "No such exec instance", api.exec_inspect, x)
 api.remove_container(c)
+# The network filter takes every network a container is on (by name or id
+# prefix), those connected after its start too, as dockerd's.
+net = api.create_network("pyfilternet")["Id"]
+c = api.create_container("busybox", ["sleep", "60"])
+api.start(c)
+api.connect_container_to_network(c, "pyfilternet")
+for v in ("pyfilternet", net[:6]):
+    assert [x["Id"] for x in api.containers(filters={"network": v})] == [c["Id"]], v
+assert c["Id"] in [x["Id"] for x in api.containers(filters={"network": "bridge"})]
+idle = api.create_container("busybox", ["true"], host_config=api.create_host_config(network_mode="none"))
+on_none = [x["Id"] for x in api.containers(all=True, filters={"network": "none"})]
+assert idle["Id"] in on_none and c["Id"] not in on_none, on_none
+api.remove_container(idle)
+api.remove_container(c, force=True)
+api.remove_network("pyfilternet")
 print("moby suite: integration-cli findings: ok", flush=True)
 
 print("longtail: all done")

@@ -650,7 +650,6 @@ fn matches_filters(
     let any = |k: &str, check: &dyn Fn(&str) -> bool| {
         f.get(k).is_none_or(|vals| vals.iter().any(|v| check(v)))
     };
-    let _ = d;
     any("id", &|v| c.id.starts_with(v))
         && names.is_none_or(|n| n.matches(&c.name))
         && any("status", &|v| c.state.status.as_str() == v)
@@ -663,7 +662,11 @@ fn matches_filters(
                 .iter()
                 .any(|m| m.name == v || m.destination == v || m.source == v)
         })
-        && any("network", &|v| network_mode(c) == v)
+        && any("network", &|v| {
+            container_networks(d, c)
+                .iter()
+                .any(|(name, id)| name == v || (!id.is_empty() && id.starts_with(v)))
+        })
         && any("health", &|v| match &c.state.health {
             Some(h) => h.status == v,
             None => v == "none",
@@ -673,6 +676,31 @@ fn matches_filters(
         && before.is_none_or(|b| c.created < b)
         && since.is_none_or(|s| c.created > s)
         && ports_match(c, f)
+}
+
+/// The networks a container is on, by name and id, as the `network`
+/// filter reads them (dockerd's NetworkSettings.Networks): those it is
+/// attached to, or, while it does not run, those its config names.
+fn container_networks(d: &Daemon, c: &Container) -> Vec<(String, String)> {
+    if let Some(n) = c.net.as_ref().filter(|n| !n.attachments.is_empty()) {
+        return n
+            .attachments
+            .iter()
+            .map(|a| (a.network_name.clone(), a.network_id.clone()))
+            .collect();
+    }
+    let mut names: Vec<String> = c.networking.endpoints_config.keys().cloned().collect();
+    let mode = network_mode(c);
+    if !names.contains(&mode) {
+        names.push(mode);
+    }
+    names
+        .into_iter()
+        .map(|n| {
+            let id = d.networks.get(&n).map(|x| x.id.clone()).unwrap_or_default();
+            (n, id)
+        })
+        .collect()
 }
 
 /// A port filter's value: "80", "80/udp", "8000-8080/tcp".
