@@ -2427,6 +2427,41 @@ assert idle["Id"] in on_none and c["Id"] not in on_none, on_none
 api.remove_container(idle)
 api.remove_container(c, force=True)
 api.remove_network("pyfilternet")
+# Image removal's conflicts in dockerd's order: a parent of another image
+# and one a running container uses cannot be removed by id even forced,
+# before "referenced in multiple repositories"; the last name of a parent
+# goes and the image stays, untagged.
+c = api.create_container("busybox", ["true"])
+parent = api.commit(c, repository="pyparent", tag="1")["Id"]
+api.remove_container(c)
+c = api.create_container("pyparent:1", ["true"])
+child = api.commit(c, repository="pychild", tag="1")["Id"]
+api.remove_container(c)
+api.tag("pyparent:1", "pyparent", "2")
+api_error(409, f"conflict: unable to delete {parent[7:19]} (cannot be forced) - image has dependent child images",
+          api.remove_image, parent, force=True)
+api.remove_image("pyparent:1")
+api.remove_image("pyparent:2")
+assert api.inspect_image(parent)["RepoTags"] == []
+api.remove_image("pychild:1")
+api_error(404, "No such image", api.inspect_image, parent)
+api.tag("busybox", "pybusy", "1")
+api.tag("busybox", "pybusy", "2")
+c = api.create_container("pybusy:1", ["sleep", "60"])
+api.start(c)
+busy = api.inspect_image("pybusy:1")["Id"]
+api_error(409, f"conflict: unable to delete {busy[7:19]} (cannot be forced) - image is being used by running container {c['Id'][:12]}",
+          api.remove_image, busy)
+api.remove_container(c, force=True)
+api.remove_image("pybusy:1")
+api.remove_image("pybusy:2")
+api_error(400, "image name cannot be blank", api.remove_image, " ")
+# A create that publishes every port is a few MiB of JSON: read whole, as
+# dockerd reads it.
+c = api.create_container("busybox", ["true"], ports=list(range(1, 65536)),
+                         host_config=api.create_host_config(port_bindings={f"{p}/tcp": p for p in range(1, 65536)}))
+assert len(api.inspect_container(c)["HostConfig"]["PortBindings"]) == 65535
+api.remove_container(c)
 print("moby suite: integration-cli findings: ok", flush=True)
 
 print("longtail: all done")

@@ -1606,6 +1606,9 @@ pub async fn remove(
     let name = rest.as_str();
     let force = flag(&q, "force");
     let noprune = flag(&q, "noprune");
+    if name.trim().is_empty() {
+        return Err(ApiError::bad_request("image name cannot be blank"));
+    }
     let found = d.find_image(name).await?;
     let g = grouped_one(&d, &found.id).await?;
     let tags = g.as_ref().map(|g| g.names.clone()).unwrap_or_default();
@@ -1621,6 +1624,12 @@ pub async fn remove(
             users.push((c.id.clone(), c.is_running()));
         }
     }
+    // Images made from this one (a build's or a commit's parent): it
+    // stays while they do, as dockerd keeps a parent.
+    let has_children = grouped(&d)
+        .await
+        .map(|all| all.iter().any(|g| g.parent == found.id))
+        .unwrap_or(false);
     let mut out = Vec::new();
     let untag = |n: &String| {
         let mut c = d.lc.images();
@@ -1641,10 +1650,11 @@ pub async fn remove(
             )));
         }
         let in_use = users.iter().any(|(_, running)| *running);
-        if last_name && in_use {
-            // Forced off an image a running container uses: the image
-            // stays, untagged (`<none>`), as dockerd keeps it; one that
-            // only stopped containers use goes.
+        let kept = in_use || has_children;
+        if last_name && kept {
+            // Forced off an image a running container uses, or the last
+            // name of a parent: the image stays, untagged (`<none>`), as
+            // dockerd keeps it; one that only stopped containers use goes.
             d.lc.images()
                 .tag(d.lc.req(api::TagImageRequest {
                     source: full.clone(),
@@ -1662,7 +1672,7 @@ pub async fn remove(
             &found.id,
             BTreeMap::from([("name".to_string(), found.id.clone())]),
         );
-        if last_name && !in_use {
+        if last_name && !kept {
             if let Some(g) = &g {
                 delete_records(&d, g).await?;
             }
@@ -1674,26 +1684,37 @@ pub async fn remove(
         }
         return Ok(Json(json!(out)));
     }
-    if tags.len() > 1 && !force {
-        return Err(ApiError::conflict(format!(
-            "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+    // dockerd's conflicts in its order: the hard ones (no force removes
+    // them), then the soft ones.
+    let conflict = |how: &str, why: String| {
+        Err(ApiError::conflict(format!(
+            "conflict: unable to delete {} ({how}) - {why}",
             short(&found.id)
-        )));
+        )))
+    };
+    if has_children {
+        return conflict(
+            "cannot be forced",
+            "image has dependent child images".into(),
+        );
     }
-    if let Some((cid, running)) = users.first()
-        && (*running || !force)
-    {
-        let what = if *running {
-            "cannot be forced"
-        } else {
-            "must be forced"
-        };
-        return Err(ApiError::conflict(format!(
-            "conflict: unable to delete {} ({what}) - image is being used by {} container {}",
-            short(&found.id),
-            if *running { "running" } else { "stopped" },
-            short(cid)
-        )));
+    if let Some((cid, _)) = users.iter().find(|(_, running)| *running) {
+        return conflict(
+            "cannot be forced",
+            format!("image is being used by running container {}", short(cid)),
+        );
+    }
+    if !force && tags.len() > 1 {
+        return conflict(
+            "must be forced",
+            "image is referenced in multiple repositories".into(),
+        );
+    }
+    if let Some((cid, _)) = users.first().filter(|_| !force) {
+        return conflict(
+            "must be forced",
+            format!("image is being used by stopped container {}", short(cid)),
+        );
     }
     for n in &tags {
         untag(n).await?;

@@ -268,8 +268,16 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .layer(axum::middleware::from_fn(check_json))
         .layer(axum::middleware::from_fn(check_version))
         .layer(axum::middleware::from_fn(log_call))
+        // JSON bodies read whole: a create that publishes every port
+        // (`-p 1-65535:1-65535`) is some 6 MiB; dockerd sets no bound,
+        // berth a generous one. Streamed bodies (loads, builds, archives)
+        // are not read whole and not bounded by it.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(d)
 }
+
+/// The largest request body read whole.
+const MAX_JSON_BODY: usize = 64 << 20;
 
 /// Each call at debug level, as dockerd's "Calling GET /…", with its
 /// status and how long the engine took to answer (the headers, not a
