@@ -1822,7 +1822,7 @@ fn archive_request(
     c: &Container,
     path: &str,
 ) -> (api::ArchiveRequest, Option<MountPoint>) {
-    let lexical = clean_path(path);
+    let lexical = crate::daemon::volumes::clean(path);
     // The engine's /etc files of a container that has them (it has
     // started), its own or those of the container whose network it
     // shares, as dockerd mounts them for a copy; a user's bind over one of
@@ -1881,21 +1881,6 @@ fn archive_request(
         r.mount_point = m.destination.trim_end_matches('/').to_string();
     }
     (r, mount.cloned())
-}
-
-/// `path` with `.`, `..` and repeated slashes resolved lexically, from `/`.
-fn clean_path(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for p in path.split('/') {
-        match p {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    format!("/{}", parts.join("/"))
 }
 
 /// The archive header of `path` in the container the caller named `id`

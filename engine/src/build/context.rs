@@ -99,17 +99,9 @@ pub fn key(p: &str) -> Option<String> {
 /// root): cleaned, with `..` at the top staying at the top, so that
 /// `../foo` and `/foo` are `foo`.
 fn entry_key(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    parts.join("/")
+    crate::daemon::volumes::clean(p)
+        .trim_start_matches('/')
+        .to_string()
 }
 
 /// Writes what it reads to a file and counts it, so that the positions the
