@@ -2445,11 +2445,14 @@ api.remove_image("pyparent:2")
 assert api.inspect_image(parent)["RepoTags"] == []
 api.remove_image("pychild:1")
 api_error(404, "No such image", api.inspect_image, parent)
-api.tag("busybox", "pybusy", "1")
-api.tag("busybox", "pybusy", "2")
+# (an image of its own: busybox has children here, and that conflict
+# comes first)
+c = api.create_container("busybox", ["true"])
+busy = api.commit(c, repository="pybusy", tag="1")["Id"]
+api.remove_container(c)
+api.tag(busy, "pybusy", "2")
 c = api.create_container("pybusy:1", ["sleep", "60"])
 api.start(c)
-busy = api.inspect_image("pybusy:1")["Id"]
 api_error(409, f"conflict: unable to delete {busy[7:19]} (cannot be forced) - image is being used by running container {c['Id'][:12]}",
           api.remove_image, busy)
 api.remove_container(c, force=True)
