@@ -17,7 +17,9 @@ pub fn killed(spec: &str) -> bool {
     let Some(path) = v["linux"]["cgroupsPath"].as_str() else {
         return false;
     };
-    if path.contains(':') {
+    // A systemd slice, or a path that would climb out of the cgroup
+    // mounts (a spec is a gRPC client's): nothing to read.
+    if path.contains(':') || path.split('/').any(|c| c == "..") {
         return false;
     }
     let rel = path.trim_start_matches('/');
@@ -52,6 +54,9 @@ mod tests {
         ));
         assert!(!super::killed(
             r#"{"linux": {"cgroupsPath": "/berth-oom-test-no-such-cgroup/x"}}"#
+        ));
+        assert!(!super::killed(
+            r#"{"linux": {"cgroupsPath": "/../../proc/self"}}"#
         ));
     }
 }

@@ -9,9 +9,15 @@
 /// Go's message for the first syntax error in `body`'s first JSON value;
 /// `None` when that value is well-formed (its content may still be wrong).
 pub fn go_message(body: &[u8]) -> Option<String> {
-    let mut s = Scanner { b: body, i: 0 };
+    let mut s = Scanner {
+        b: body,
+        i: 0,
+        depth: 0,
+    };
     match s.value() {
-        Ok(()) => None,
+        // Nesting past serde's limit is left to serde to refuse: walking
+        // it here would take the stack a caller chose.
+        Ok(()) | Err(Stop::TooDeep) => None,
         Err(Stop::Eof) => Some("unexpected EOF".into()),
         Err(Stop::Invalid(c, context)) => {
             Some(format!("invalid character {} {context}", quote_char(c)))
@@ -19,14 +25,19 @@ pub fn go_message(body: &[u8]) -> Option<String> {
     }
 }
 
+/// serde_json's recursion limit: deeper bodies are refused by it.
+const MAX_DEPTH: usize = 128;
+
 enum Stop {
     Eof,
+    TooDeep,
     Invalid(u8, String),
 }
 
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
+    depth: usize,
 }
 
 type Step = Result<(), Stop>;
@@ -56,7 +67,13 @@ impl Scanner<'_> {
     fn value(&mut self) -> Step {
         let c = self.after_space()?;
         self.i += 1;
-        match c {
+        if matches!(c, b'{' | b'[') {
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(Stop::TooDeep);
+            }
+        }
+        let step = match c {
             b'{' => self.object(),
             b'[' => self.array(),
             b'"' => self.string(),
@@ -65,7 +82,11 @@ impl Scanner<'_> {
             b'f' => self.literal("false"),
             b'n' => self.literal("null"),
             _ => Err(invalid(c, "looking for beginning of value")),
+        };
+        if matches!(c, b'{' | b'[') {
+            self.depth -= 1;
         }
+        step
     }
 
     fn object(&mut self) -> Step {
@@ -296,5 +317,15 @@ mod tests {
         ] {
             assert_eq!(msg(body), "ok", "{body:?}");
         }
+        // Nesting a caller chose does not take the stack: past serde's limit
+        // the walk stops (and serde refuses the body).
+        let deep = "[".repeat(1 << 20);
+        assert_eq!(msg(&deep), "ok");
+        let nested = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+        assert_eq!(msg(&nested), "ok");
+        assert_eq!(
+            msg(&format!("{}x", "[".repeat(100))),
+            "invalid character 'x' looking for beginning of value"
+        );
     }
 }

@@ -277,7 +277,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
 }
 
 /// The largest request body read whole.
-const MAX_JSON_BODY: usize = 64 << 20;
+const MAX_JSON_BODY: usize = 16 << 20;
 
 /// Each call at debug level, as dockerd's "Calling GET /…", with its
 /// status and how long the engine took to answer (the headers, not a
@@ -391,7 +391,7 @@ async fn authorize(
     let (req, body) =
         if body_matters(&method, &path) && (role != Role::Admin || policy.audit_log.is_some()) {
             let (parts, b) = req.into_parts();
-            let bytes = match axum::body::to_bytes(b, 16 << 20).await {
+            let bytes = match axum::body::to_bytes(b, MAX_JSON_BODY).await {
                 Ok(b) => b,
                 Err(e) => {
                     return ApiError::bad_request(format!("reading the request body: {e}"))

@@ -783,10 +783,7 @@ fn validate_healthcheck(h: &HealthConfig) -> Result<()> {
 /// Every entry names a variable (dockerd's ValidateEnv): "=x" or "" would
 /// reach the process as an environment no shell can read.
 fn validate_env(env: &[String]) -> Result<()> {
-    match env
-        .iter()
-        .find(|e| e.split('=').next().is_none_or(str::is_empty))
-    {
+    match env.iter().find(|e| e.is_empty() || e.starts_with('=')) {
         Some(e) => Err(ApiError::bad_request(format!(
             "invalid environment variable: {e}"
         ))),

@@ -302,6 +302,22 @@ pub fn replace_or_append_env(mut defaults: Vec<String>, overrides: &[String]) ->
     defaults
 }
 
+/// Which of dockerd's default sysctls this kernel has: read once, not at
+/// every start.
+static HOST_SYSCTLS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    [
+        "net.ipv4.ping_group_range",
+        "net.ipv4.ip_unprivileged_port_start",
+    ]
+    .into_iter()
+    .filter(|k| {
+        std::path::Path::new("/proc/sys")
+            .join(k.replace('.', "/"))
+            .exists()
+    })
+    .collect()
+});
+
 /// The container's sysctls: in a network namespace of its own, dockerd's
 /// defaults first (ping sockets for every group, ports below 1024 for
 /// every user: capabilities a container has anyway, without them), where
@@ -498,11 +514,7 @@ pub fn build(i: &Input<'_>) -> Result<Value> {
         &hc.cgroup_parent
     };
     linux["cgroupsPath"] = json!(format!("/{}/{}", parent.trim_matches('/'), c.id));
-    let sysctls = sysctls(hc, |k| {
-        std::path::Path::new("/proc/sys")
-            .join(k.replace('.', "/"))
-            .exists()
-    });
+    let sysctls = sysctls(hc, |k| HOST_SYSCTLS.contains(&k));
     if !sysctls.is_empty() {
         linux["sysctl"] = json!(sysctls);
     }
